@@ -1,0 +1,70 @@
+/*
+ * cache.h - the data path: buffered slice writers and slice readers.
+ *
+ * Writes are buffered per file in bounded memory and turned into slices
+ * (immutable objects of up to block_size bytes each, named
+ * "<volume>/chunks/<id/1000000>/<id/1000>/<id>_<block index>_<block len>")
+ * that are stored in the object store before their slice records are
+ * committed to metadata: a block is always stored before the metadata
+ * that refers to it.  Reads build a chunk's view from its slice list
+ * (later slices win, holes read as zeros).
+ *
+ * All calls are thread safe and return 0 or a negative errno.
+ */
+#ifndef CACHE_H
+#define CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meta/meta.h"
+#include "objstore/objstore.h"
+
+struct cache;
+
+struct cache_opts {
+	uint64_t buffer_limit;   /* bytes of buffered unstable writes, all
+				    files together; writers block above it */
+	unsigned upload_threads; /* parallel block uploads */
+	bool gc;                 /* run the background deletion job */
+};
+
+/* Borrow m and os for the life of the cache. */
+int cache_open(struct meta *m, struct os_store *os,
+	       const struct cache_opts *o, struct cache **out);
+/* Flush everything buffered, stop background jobs, free. */
+void cache_close(struct cache *c);
+
+/* Buffer a write (UNSTABLE).  With stable, the file's buffered data,
+ * this write included, is stored and committed before returning
+ * (FILE_SYNC / DATA_SYNC).  Blocks while the buffer limit is exceeded.
+ * -EFBIG past META_MAX_FILE_SIZE. */
+int cache_write(struct cache *c, uint64_t ino, uint64_t off, const void *buf,
+		size_t len, bool stable);
+
+/* Make all buffered data of ino durable and committed (COMMIT).  -EIO if
+ * the object store failed (the data stays buffered and a later flush
+ * retries); -ENOSPC at capacity. */
+int cache_flush(struct cache *c, uint64_t ino);
+
+/* Drop buffered data of ino (the file was removed). */
+void cache_forget(struct cache *c, uint64_t ino);
+
+/* Read up to len bytes at off.  size is the file's size as the caller
+ * sees it (after cache_overlay_attr); reads stop there and *eof tells
+ * whether the end of the file was reached. */
+int cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
+	       size_t len, void *buf, size_t *got, bool *eof);
+
+/* Make attributes reflect buffered writes (size, mtime, ctime). */
+void cache_overlay_attr(struct cache *c, struct meta_attr *a);
+
+/* Bytes currently buffered (for metrics and tests). */
+uint64_t cache_buffered(struct cache *c);
+
+/* Object key of block idx of slice id (len = that block's length). */
+void cache_block_key(char *buf, size_t buflen, const char *volume,
+		     uint64_t id, uint32_t idx, uint32_t len);
+
+#endif /* CACHE_H */

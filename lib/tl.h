@@ -1,0 +1,210 @@
+/*
+ * tl.h - small shared pieces of Tessera: logging, allocation, time,
+ * randomness, big-endian codecs, growable buffers, a thread pool and the
+ * configuration-table parser.
+ *
+ * Only what two or more modules need lives here.  Every function either
+ * cannot fail (allocation aborts on out-of-memory, like Redis' zmalloc) or
+ * returns 0 / a negative errno.
+ */
+#ifndef TL_H
+#define TL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <string.h>
+
+#define TL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define TL_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define TL_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* ---- logging ------------------------------------------------------------ */
+
+enum tl_log_level {
+	TL_LOG_ERR = 0,
+	TL_LOG_WARN,
+	TL_LOG_NOTICE,
+	TL_LOG_INFO,
+	TL_LOG_DEBUG,
+};
+
+/* Configure the logger.  Until called: level NOTICE, stderr. */
+void tl_log_init(enum tl_log_level level, bool use_syslog, const char *ident);
+void tl_log_set_level(enum tl_log_level level);
+enum tl_log_level tl_log_get_level(void);
+/* Parse "err", "warn", "notice", "info", "debug"; -EINVAL if unknown. */
+int tl_log_parse_level(const char *s, enum tl_log_level *out);
+
+/* One log line: "<time> <level> <subsys>: <message>".  Thread safe. */
+void tl_log(enum tl_log_level level, const char *subsys, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void tl_vlog(enum tl_log_level level, const char *subsys, const char *fmt,
+	     va_list ap) __attribute__((format(printf, 3, 0)));
+
+/* True when a message at this level would be printed (skip expensive
+ * formatting on the hot path). */
+bool tl_log_enabled(enum tl_log_level level);
+
+#define tl_err(sub, ...) tl_log(TL_LOG_ERR, sub, __VA_ARGS__)
+#define tl_warn(sub, ...) tl_log(TL_LOG_WARN, sub, __VA_ARGS__)
+#define tl_notice(sub, ...) tl_log(TL_LOG_NOTICE, sub, __VA_ARGS__)
+#define tl_info(sub, ...) tl_log(TL_LOG_INFO, sub, __VA_ARGS__)
+#define tl_debug(sub, ...)                                                   \
+	do {                                                                 \
+		if (tl_log_enabled(TL_LOG_DEBUG))                            \
+			tl_log(TL_LOG_DEBUG, sub, __VA_ARGS__);              \
+	} while (0)
+
+/* ---- allocation: never returns NULL, aborts on out-of-memory ------------ */
+
+void *tl_malloc(size_t n);
+void *tl_calloc(size_t nmemb, size_t size);
+void *tl_realloc(void *p, size_t n);
+char *tl_strdup(const char *s);
+char *tl_strndup(const char *s, size_t n);
+void *tl_memdup(const void *p, size_t n);
+/* printf into a freshly allocated string; caller frees. */
+char *tl_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- time --------------------------------------------------------------- */
+
+uint64_t tl_now_ns(void);   /* CLOCK_REALTIME, nanoseconds since the epoch */
+uint64_t tl_mono_ns(void);  /* CLOCK_MONOTONIC, nanoseconds */
+
+/* ---- randomness --------------------------------------------------------- */
+
+/* Fill buf with cryptographically strong random bytes (getrandom(2)). */
+void tl_random_bytes(void *buf, size_t n);
+uint64_t tl_random_u64(void);
+
+/* ---- big-endian codecs (keys sort in numeric order) ---------------------- */
+
+static inline void
+tl_put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v;
+}
+
+static inline void
+tl_put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24;
+	p[1] = v >> 16;
+	p[2] = v >> 8;
+	p[3] = v;
+}
+
+static inline void
+tl_put_be64(uint8_t *p, uint64_t v)
+{
+	tl_put_be32(p, v >> 32);
+	tl_put_be32(p + 4, (uint32_t)v);
+}
+
+static inline uint16_t
+tl_get_be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline uint32_t
+tl_get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t
+tl_get_be64(const uint8_t *p)
+{
+	return (uint64_t)tl_get_be32(p) << 32 | tl_get_be32(p + 4);
+}
+
+/* ---- growable byte buffer ------------------------------------------------ */
+
+struct tl_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+
+#define TL_BUF_INIT {NULL, 0, 0}
+
+void tl_buf_reserve(struct tl_buf *b, size_t extra);
+void tl_buf_append(struct tl_buf *b, const void *p, size_t n);
+void tl_buf_append_be32(struct tl_buf *b, uint32_t v);
+void tl_buf_append_be64(struct tl_buf *b, uint64_t v);
+void tl_buf_reset(struct tl_buf *b); /* len = 0, keeps memory */
+void tl_buf_free(struct tl_buf *b);
+
+/* ---- thread pool --------------------------------------------------------- */
+
+struct tl_pool;
+typedef void (*tl_pool_fn)(void *arg);
+
+/* Start nthreads workers; a submit blocks while queue_max jobs wait
+ * (back-pressure), queue_max 0 means unbounded.  name is used in logs and
+ * thread names. */
+struct tl_pool *tl_pool_create(const char *name, unsigned nthreads,
+			       unsigned queue_max);
+void tl_pool_submit(struct tl_pool *p, tl_pool_fn fn, void *arg);
+/* Wait for queued jobs to finish, stop the threads and free the pool. */
+void tl_pool_destroy(struct tl_pool *p);
+
+/* ---- parsing helpers ----------------------------------------------------- */
+
+/* "4M", "64k", "1G", "123" (powers of 1024; suffix case-insensitive,
+ * optional trailing "iB"/"B").  -EINVAL on garbage, -ERANGE on overflow. */
+int tl_parse_size(const char *s, uint64_t *out);
+/* Decimal unsigned integer within [min, max]. */
+int tl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* "30s", "5m", "2h", "1d", "250ms", plain seconds.  Result in ms. */
+int tl_parse_duration_ms(const char *s, uint64_t *out);
+/* yes/no/true/false/on/off/1/0 */
+int tl_parse_bool(const char *s, bool *out);
+/* Human readable size into buf ("1.5 GiB"). Returns buf. */
+char *tl_fmt_size(uint64_t v, char *buf, size_t len);
+
+/* ---- configuration table -------------------------------------------------
+ *
+ * Configuration is declared once as a table of options (name, type,
+ * default, bounds, reloadable, help).  The same table parses tessera.conf
+ * ("name = value" lines, '#' comments), feeds --help and is checked
+ * against the man page by a test.
+ */
+
+enum tl_conf_type {
+	TL_CONF_BOOL,
+	TL_CONF_U64,      /* plain integer */
+	TL_CONF_SIZE,     /* integer with K/M/G suffixes */
+	TL_CONF_DURATION, /* milliseconds, with s/m/h/d suffixes */
+	TL_CONF_STRING,
+};
+
+struct tl_conf_opt {
+	const char *name;
+	enum tl_conf_type type;
+	const char *def; /* default as text, parsed like a file value */
+	uint64_t min, max;
+	bool reloadable;
+	const char *help;
+	size_t offset; /* offset of the field in the settings struct: bool,
+			  uint64_t or char* (owned, freed by tl_conf_free) */
+};
+
+/* Set every option to its default. */
+void tl_conf_defaults(const struct tl_conf_opt *opts, size_t n, void *dst);
+/* Set one option from text; -ENOENT unknown name, -EINVAL/-ERANGE bad
+ * value.  err (may be NULL) receives a message; caller frees. */
+int tl_conf_set(const struct tl_conf_opt *opts, size_t n, void *dst,
+		const char *name, const char *value, char **err);
+/* Parse a file.  Errors name the file and line. */
+int tl_conf_load(const struct tl_conf_opt *opts, size_t n, void *dst,
+		 const char *path, char **err);
+/* Free strings the table owns. */
+void tl_conf_free(const struct tl_conf_opt *opts, size_t n, void *dst);
+
+#endif /* TL_H */

@@ -1,0 +1,1 @@
+# meta: filled in by the module

@@ -1,0 +1,293 @@
+/*
+ * meta.h - the file-system metadata layer of Tessera.
+ *
+ * A volume's metadata lives in an ordered transactional key-value engine
+ * (meta/kv.h; lmdb:///dir is the embedded default) under the schema of
+ * DESIGN.md: attributes, directory entries with readdir cookies, chunk
+ * slice lists, counters, usage.  Every operation here runs in one engine
+ * transaction, so it is atomic and durable when it returns 0.
+ *
+ * Errors: 0 or a negative errno.  -ENOENT (no such name / inode gone),
+ * -EEXIST, -ENOTDIR, -EISDIR, -ENOTEMPTY, -ENAMETOOLONG, -EINVAL, -EACCES
+ * (permission bits), -EPERM (ownership rules), -ENOSPC (capacity or inode
+ * limit), -EFBIG, -EMLINK, -EIO (engine failure), TL_ENOTSYNC (SETATTR
+ * guard mismatch), -EXDEV is never used.
+ *
+ * Permissions are checked here, inside the transaction, against the
+ * caller's credentials (already squashed by nfsd), like a local POSIX
+ * file system: uid 0 bypasses read/write bits and needs one x bit to
+ * execute/search; the sticky bit restricts removal and rename.
+ */
+#ifndef META_H
+#define META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define META_ROOT_INO 1ULL
+#define META_CHUNK_SIZE (64ULL << 20)      /* 64 MiB chunks */
+#define META_NAME_MAX 255
+#define META_PATH_MAX 4096
+#define META_MAX_FILE_SIZE (1ULL << 50)    /* 1 PiB: larger offsets -EFBIG */
+#define META_NGROUPS_MAX 16
+#define META_VOLNAME_MAX 63
+
+/* Reserved error codes beyond errno (returned negated). */
+#define TL_ENOTSYNC 10001 /* SETATTR guard: ctime does not match */
+
+/* File types: the numbers of NFSv3 ftype3. */
+enum meta_type {
+	META_REG = 1,
+	META_DIR = 2,
+	META_BLK = 3,
+	META_CHR = 4,
+	META_LNK = 5,
+	META_SOCK = 6,
+	META_FIFO = 7,
+};
+
+struct meta_cred {
+	uint32_t uid, gid;
+	uint32_t ngroups;
+	uint32_t groups[META_NGROUPS_MAX];
+};
+
+struct meta_attr {
+	uint64_t ino;
+	uint32_t gen;        /* generation, random at creation */
+	uint8_t type;        /* enum meta_type */
+	uint32_t mode;       /* permission bits and suid/sgid/sticky (07777) */
+	uint32_t nlink;
+	uint32_t uid, gid;
+	uint64_t size;       /* bytes; for symlinks the target length */
+	uint32_t rdev_major, rdev_minor;
+	uint64_t atime_ns, mtime_ns, ctime_ns;
+	uint64_t parent;     /* directory: its parent; others: last linked dir */
+};
+
+/* Pre-operation attributes for NFSv3 wcc data. */
+struct meta_wcc {
+	uint64_t size;
+	uint64_t mtime_ns, ctime_ns;
+};
+
+struct meta_settings {
+	char name[META_VOLNAME_MAX + 1];
+	uint8_t uuid[16];
+	uint8_t secret[32];     /* per-volume MAC key for file handles */
+	uint32_t block_size;    /* bytes, power of two, 64 KiB .. 16 MiB */
+	uint32_t trash_days;
+	uint64_t capacity;      /* bytes, 0 = unlimited */
+	uint64_t max_inodes;    /* 0 = unlimited */
+	uint64_t ctime_ns;      /* when formatted */
+	char storage[1024];     /* object store URL */
+};
+
+struct meta_format_opts {
+	const char *name;
+	const char *storage;
+	uint32_t block_size;
+	uint32_t trash_days;
+	uint64_t capacity;
+	uint64_t max_inodes;
+	bool force;            /* replace an existing volume of that name */
+};
+
+struct meta;
+
+/* Create a volume: settings, counters, the root directory (inode 1, mode
+ * 0755, owned by root).  -EEXIST if a volume exists and !force.
+ * err (may be NULL) receives a message; caller frees. */
+int meta_format(const char *url, const struct meta_format_opts *o,
+		char **err);
+
+/* Open the volume at url.  volname NULL: the engine must hold exactly one
+ * volume.  *err as above. */
+int meta_open(const char *url, const char *volname, struct meta **out,
+	      char **err);
+void meta_close(struct meta *m);
+/* Borrowed until meta_close. */
+const struct meta_settings *meta_settings(struct meta *m);
+
+/* Usage for FSSTAT and `tessera status`. */
+struct meta_usage {
+	uint64_t used_bytes;   /* sum of 4 KiB-rounded sizes of regular files */
+	uint64_t used_inodes;
+	uint64_t capacity;     /* 0 = unlimited */
+	uint64_t max_inodes;   /* 0 = unlimited */
+	uint64_t pending_delete; /* files and slices waiting for gc */
+};
+int meta_usage(struct meta *m, struct meta_usage *u);
+
+/* ---- permission helper (pure) -------------------------------------------- */
+
+#define META_MAY_READ 4
+#define META_MAY_WRITE 2
+#define META_MAY_EXEC 1
+/* Returns the subset of want (META_MAY_*) that cred may do on attr. */
+unsigned meta_access(const struct meta_attr *a, const struct meta_cred *c,
+		     unsigned want);
+
+/* ---- attributes and names ------------------------------------------------ */
+
+int meta_getattr(struct meta *m, uint64_t ino, struct meta_attr *out);
+
+/* Look up name in dir (needs search permission on dir).  "." is dir, ".."
+ * its parent (the root's parent is the root). */
+int meta_lookup(struct meta *m, const struct meta_cred *c, uint64_t dir,
+		const char *name, uint64_t *ino, struct meta_attr *attr);
+
+/* Resolve an absolute path in the volume ("/", "/a/b") as root. */
+int meta_resolve(struct meta *m, const char *path, uint64_t *ino);
+
+int meta_readlink(struct meta *m, uint64_t ino, char **target); /* caller frees */
+
+#define META_SET_MODE (1u << 0)
+#define META_SET_UID (1u << 1)
+#define META_SET_GID (1u << 2)
+#define META_SET_SIZE (1u << 3)
+#define META_SET_ATIME (1u << 4)     /* to atime_ns */
+#define META_SET_ATIME_NOW (1u << 5)
+#define META_SET_MTIME (1u << 6)
+#define META_SET_MTIME_NOW (1u << 7)
+#define META_SET_GUARD (1u << 8)     /* fail TL_ENOTSYNC unless ctime matches */
+
+struct meta_setattr {
+	uint32_t valid;
+	uint32_t mode, uid, gid;
+	uint64_t size;
+	uint64_t atime_ns, mtime_ns;
+	uint64_t guard_ctime_ns;
+};
+
+/* Apply s to ino.  Size changes truncate or extend (a shrink releases the
+ * chunks past the end; data past the new end reads as zeros if the file is
+ * extended again).  pre/post may be NULL. */
+int meta_setattr(struct meta *m, const struct meta_cred *c, uint64_t ino,
+		 const struct meta_setattr *s, struct meta_wcc *pre,
+		 struct meta_attr *post);
+
+/* ---- creating and removing ----------------------------------------------- */
+
+enum meta_create_how {
+	META_GUARDED = 0,   /* -EEXIST if the name exists */
+	META_UNCHECKED = 1, /* an existing regular file is returned as is */
+	META_EXCLUSIVE = 2, /* verifier stored; same verifier -> success */
+};
+
+struct meta_new {
+	uint8_t type;           /* enum meta_type */
+	uint32_t mode;          /* 07777 bits (no umask applied here) */
+	uint32_t uid, gid;      /* owner; gid is replaced by the directory's
+				   when the directory has S_ISGID */
+	uint32_t rdev_major, rdev_minor;
+	const char *target;     /* META_LNK: the symlink target */
+	enum meta_create_how how;
+	uint8_t verf[8];        /* META_EXCLUSIVE */
+};
+
+/* Create name in dir.  On success *ino/*attr describe the new (or, for
+ * UNCHECKED/EXCLUSIVE retransmit, existing) inode and *existed tells
+ * which.  dir_pre/dir_post (may be NULL) receive the directory's wcc. */
+int meta_create(struct meta *m, const struct meta_cred *c, uint64_t dir,
+		const char *name, const struct meta_new *n, uint64_t *ino,
+		struct meta_attr *attr, bool *existed,
+		struct meta_wcc *dir_pre, struct meta_attr *dir_post);
+
+/* Remove a non-directory name (-EISDIR for a directory).  When the last
+ * link goes the inode's data is queued for deletion (see meta_gc_*). */
+int meta_unlink(struct meta *m, const struct meta_cred *c, uint64_t dir,
+		const char *name, struct meta_wcc *dir_pre,
+		struct meta_attr *dir_post);
+
+/* Remove an empty directory: -ENOTDIR, -ENOTEMPTY, -EINVAL for ".",
+ * -ENOTEMPTY for "..". */
+int meta_rmdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
+	       const char *name, struct meta_wcc *dir_pre,
+	       struct meta_attr *dir_post);
+
+/* Rename with POSIX semantics: replaces a file or an empty directory,
+ * -EINVAL when moving a directory into its own subtree, -ENOTDIR /
+ * -EISDIR / -ENOTEMPTY / -EEXIST as rename(2).  Same name = no-op. */
+int meta_rename(struct meta *m, const struct meta_cred *c, uint64_t sdir,
+		const char *sname, uint64_t ddir, const char *dname,
+		struct meta_wcc *spre, struct meta_attr *spost,
+		struct meta_wcc *dpre, struct meta_attr *dpost);
+
+/* Hard link ino as dir/name; -EISDIR... (directories cannot be linked:
+ * -EPERM like Linux), -EMLINK past 65000 links. */
+int meta_link(struct meta *m, const struct meta_cred *c, uint64_t ino,
+	      uint64_t dir, const char *name, struct meta_attr *attr,
+	      struct meta_wcc *dir_pre, struct meta_attr *dir_post);
+
+/* ---- readdir --------------------------------------------------------------
+ *
+ * Every entry gets a cookie when it is linked (a per-directory counter);
+ * cookies 1 and 2 are reserved for "." and "..", which the caller
+ * synthesises, so entries start at 3.  meta_readdir scans entries with
+ * cookie > after in cookie order with one ordered scan and no state kept
+ * between calls.  cb returns non-zero to stop (reply full); *eof is true
+ * when the scan reached the end of the directory.  attr is NULL unless
+ * plus; name and attr are borrowed for the call.
+ */
+typedef int (*meta_readdir_cb)(void *arg, const char *name, size_t namelen,
+			       uint64_t ino, uint64_t cookie,
+			       const struct meta_attr *attr);
+int meta_readdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
+		 uint64_t after, bool plus, meta_readdir_cb cb, void *arg,
+		 bool *eof);
+
+/* ---- file data: chunks and slices ---------------------------------------- */
+
+/* One slice record of a chunk: bytes [off, off+len) of slice id (whose
+ * stored size is size) appear at position pos of the chunk.  id 0 is a
+ * hole (reads as zeros), written by truncate. */
+struct meta_slice {
+	uint64_t id;
+	uint32_t size;
+	uint32_t off;
+	uint32_t len;
+	uint32_t pos;
+};
+
+/* The chunk's slice records in write order (later ones win).  *out is
+ * NULL and *n 0 for a chunk never written.  Caller frees *out. */
+int meta_read_chunk(struct meta *m, uint64_t ino, uint32_t chunk,
+		    struct meta_slice **out, size_t *n);
+
+/* Allocate a fresh slice id (never reused; allocated in batches). */
+int meta_new_slice_id(struct meta *m, uint64_t *id);
+
+struct meta_slice_write {
+	uint32_t chunk;
+	struct meta_slice s;
+};
+
+/* Append n slice records (already stored in the object store) to ino in
+ * one transaction: size = max(size, end of the last byte written), mtime
+ * and ctime = mtime_ns, usage counters updated; -ENOSPC past capacity,
+ * -ENOENT if the inode is gone (the caller then releases the slices with
+ * meta_gc_release).  post may be NULL. */
+int meta_write_slices(struct meta *m, uint64_t ino,
+		      const struct meta_slice_write *w, size_t n,
+		      uint64_t mtime_ns, struct meta_attr *post);
+
+/* ---- deletion of data ------------------------------------------------------
+ *
+ * Removed files (nlink 0) and truncated chunks leave slices whose
+ * reference count dropped to zero.  meta_gc_next purges a bounded amount
+ * of deleted inodes (keys) and returns up to max released slices; the
+ * caller deletes their objects, then calls meta_gc_release to forget them.
+ * Both are safe to call from one background thread while the volume is in
+ * use.
+ */
+struct meta_slice_ref {
+	uint64_t id;
+	uint32_t size;
+};
+int meta_gc_next(struct meta *m, struct meta_slice_ref *out, size_t max,
+		 size_t *n);
+int meta_gc_release(struct meta *m, const struct meta_slice_ref *r, size_t n);
+
+#endif /* META_H */

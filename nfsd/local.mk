@@ -1,0 +1,40 @@
+# nfsd: RPC transport, XDR, NFSv3, MOUNTv3, exports, handles, tesserad.
+#
+# XDR: the protocol types come from .x files (nfsd/nfs3_prot.x, written
+# from RFC 1813, and nfsd/mount3_prot.x) through rpcgen, so the wire format
+# is declared once in the RFC's own language and the encoders are libtirpc's
+# well-tested xdr_* primitives; hot paths that rpcgen serves badly (long
+# READDIR entry lists) get hand-written routines in nfsd/nfs3*.c.
+noinst_LIBRARIES += nfsd/libnfsd.a
+sbin_PROGRAMS += tesserad
+
+RPCGEN_X = nfsd/nfs3_prot.x nfsd/mount3_prot.x
+EXTRA_DIST += $(RPCGEN_X)
+nfsd_gen = nfsd/nfs3_prot.h nfsd/nfs3_prot_xdr.c nfsd/mount3_prot.h \
+	nfsd/mount3_prot_xdr.c
+BUILT_SOURCES += $(nfsd_gen)
+CLEANFILES += $(nfsd_gen)
+
+nfsd/%_prot.h: $(srcdir)/nfsd/%_prot.x
+	$(AM_V_GEN)$(MKDIR_P) nfsd && rm -f $@ && \
+	  (cd $(srcdir) && $(RPCGEN) -h -o - nfsd/$*_prot.x) > $@.tmp && mv $@.tmp $@
+nfsd/%_prot_xdr.c: $(srcdir)/nfsd/%_prot.x
+	$(AM_V_GEN)$(MKDIR_P) nfsd && rm -f $@ && \
+	  (cd $(srcdir) && $(RPCGEN) -c -o - nfsd/$*_prot.x) | \
+	  sed -e 's|#include "nfsd/$*_prot.h"|#include "nfsd/$*_prot.h"|' > $@.tmp && mv $@.tmp $@
+
+# rpcgen output is not -Wextra clean (unused variables); compiled apart.
+noinst_LIBRARIES += nfsd/libxdrgen.a
+nfsd_libxdrgen_a_SOURCES =
+nodist_nfsd_libxdrgen_a_SOURCES = nfsd/nfs3_prot_xdr.c nfsd/mount3_prot_xdr.c
+nfsd_libxdrgen_a_CFLAGS = -std=gnu11 $(SAN_CFLAGS) -pthread -w
+
+nfsd_libnfsd_a_SOURCES = nfsd/nfsd.h nfsd/nfsd-internal.h \
+	nfsd/rpc.c nfsd/dispatch.c nfsd/fh.c nfsd/exports.c nfsd/mount3.c \
+	nfsd/config.c
+nodist_nfsd_libnfsd_a_SOURCES = nfsd/nfs3_prot.h nfsd/mount3_prot.h
+
+include nfsd/nfs3.mk
+
+tesserad_SOURCES = nfsd/main.c
+tesserad_LDADD = $(TESSERA_LIBS)

@@ -1,0 +1,182 @@
+/*
+ * nfsd-internal.h - the contract inside nfsd/ between the RPC transport
+ * and dispatcher (rpc.c, dispatch.c), the security pieces (fh.c,
+ * exports.c, auth) and the protocol handlers (nfs3.c, mount3.c).
+ *
+ * A request's life: the transport (libevent) reads one RPC record,
+ * a worker thread decodes the call header and credentials, finds the
+ * procedure in a table, decodes the arguments with the procedure's XDR
+ * routine, and, for procedures flagged NFSD_PF_FH, verifies the file handle
+ * that every NFSv3 argument struct begins with: MAC, export, client access
+ * (exports rules), squash, read-only exports for NFSD_PF_MODIFIES, and the
+ * inode's generation (fetching its attributes into call->attr).  Only then
+ * is the handler called; it fills the result, whose first member is always
+ * the nfsstat3 status.  The dispatcher encodes the reply, sends it and
+ * releases arguments and results with xdr_free, so handlers allocate
+ * result memory with tl_malloc & co and never free it themselves.
+ *
+ * Nothing outside nfsd/ includes this file.
+ */
+#ifndef NFSD_INTERNAL_H
+#define NFSD_INTERNAL_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <rpc/rpc.h>
+
+#include "cache/cache.h"
+#include "lib/tl.h"
+#include "meta/meta.h"
+#include "nfsd/nfs3_prot.h"
+
+/* ---- exports (exports.c) ---------------------------------------------------
+ *
+ * exports(5) syntax: one export per line, "path client(opts) client(opts)",
+ * '#' comments, '\' line continuation.  Clients: "*", a host name or IP
+ * address, a CIDR (10.0.0.0/8) ; first match wins.  Options: rw, ro,
+ * root_squash (default), no_root_squash, all_squash, anonuid=N, anongid=N,
+ * secure (default: source port < 1024), insecure, fsid=N (export id in file
+ * handles; default: a hash of the path).
+ */
+
+enum nfsd_squash {
+	NFSD_SQUASH_ROOT = 0,
+	NFSD_SQUASH_NONE,
+	NFSD_SQUASH_ALL,
+};
+
+struct nfsd_client_rule {
+	char *pattern;            /* as written, for messages and EXPORT */
+	int family;               /* AF_INET / AF_INET6, 0 for "*" or host */
+	uint8_t addr[16];         /* network address */
+	unsigned prefix;          /* CIDR prefix length */
+	char *host;               /* host name (resolved at match time) */
+	bool rw;
+	enum nfsd_squash squash;
+	uint32_t anonuid, anongid;
+	bool secure;
+};
+
+struct nfsd_export {
+	uint32_t id;              /* export id in file handles */
+	char *path;               /* absolute path inside the volume */
+	uint64_t root_ino;        /* resolved when the server starts */
+	struct nfsd_client_rule *rules;
+	size_t nrules;
+};
+
+struct nfsd_exports {
+	struct nfsd_export *v;
+	size_t n;
+};
+
+/* Parse text (the contents of an exports file); errors name the line.
+ * Caller frees with nfsd_exports_free. */
+int nfsd_exports_parse(const char *text, const char *fname,
+		       struct nfsd_exports *out, char **err);
+/* The default when no exports file is given: "/" rw, no_root_squash,
+ * insecure, to 127.0.0.1 (and ::1) only. */
+void nfsd_exports_default(struct nfsd_exports *out);
+void nfsd_exports_free(struct nfsd_exports *e);
+/* First rule of exp matching the peer address, NULL if none. */
+const struct nfsd_client_rule *
+nfsd_export_match(const struct nfsd_export *exp,
+		  const struct sockaddr_storage *peer);
+struct nfsd_export *nfsd_export_by_id(const struct nfsd_exports *e,
+				      uint32_t id);
+struct nfsd_export *nfsd_export_by_path(const struct nfsd_exports *e,
+					const char *path);
+
+/* ---- file handles (fh.c) ---------------------------------------------------
+ *
+ * Layout (NFSD_FH_SIZE bytes, all big-endian):
+ *   0  version (1)
+ *   1  volume id: the first 8 bytes of the volume uuid
+ *   9  export id (4)
+ *  13  inode (8)
+ *  21  generation (4)
+ *  25  MAC: the first 16 bytes of HMAC-SHA256(volume secret, bytes 0..24)
+ * Stable across restarts and across gateways of one volume; any change to
+ * a byte makes the MAC fail.
+ */
+#define NFSD_FH_VERSION 1
+#define NFSD_FH_SIZE 41
+
+struct nfsd_fh {
+	uint32_t export_id;
+	uint64_t ino;
+	uint32_t gen;
+};
+
+void nfsd_fh_encode(const struct meta_settings *vol, const struct nfsd_fh *fh,
+		    uint8_t out[NFSD_FH_SIZE]);
+/* -EBADMSG for a handle that is too short or long, of another version,
+ * volume, or whose MAC fails (-> NFS3ERR_BADHANDLE). */
+int nfsd_fh_decode(const struct meta_settings *vol, const void *buf,
+		   size_t len, struct nfsd_fh *out);
+
+/* ---- the server and a call -------------------------------------------------- */
+
+struct nfsd_server; /* transport state, rpc.c */
+
+struct nfsd_ctx {
+	struct meta *meta;
+	struct cache *cache;
+	const struct meta_settings *vol;
+	struct nfsd_exports exports;   /* swapped on reload under exports_lock */
+	uint8_t write_verf[8];         /* random per process start */
+	uint64_t start_ns;
+};
+
+struct nfsd_call {
+	struct nfsd_ctx *ctx;
+	uint32_t xid;
+	uint32_t prog, vers, proc;
+	struct sockaddr_storage peer;
+	uint32_t flavor;               /* AUTH_NONE / AUTH_SYS */
+	struct meta_cred cred;         /* after the export's squash rules */
+	const struct nfsd_export *exp; /* set for NFSD_PF_FH procedures */
+	const struct nfsd_client_rule *rule;
+	bool rdonly;                   /* export is read-only for this client */
+	uint64_t ino;                  /* inode of the first file handle */
+	struct meta_attr attr;         /* its attributes, fetched at dispatch */
+};
+
+/* Procedure table entry. */
+#define NFSD_PF_FH (1u << 0)       /* args begin with a file handle */
+#define NFSD_PF_MODIFIES (1u << 1) /* refused with ROFS on ro exports */
+#define NFSD_PF_DRC (1u << 2)      /* non-idempotent: duplicate cache */
+
+struct nfsd_proc {
+	const char *name;
+	xdrproc_t xdr_args;
+	size_t args_size;
+	xdrproc_t xdr_res;
+	size_t res_size;
+	void (*handler)(struct nfsd_call *c, void *args, void *res);
+	unsigned flags;
+};
+
+extern const struct nfsd_proc nfsd_nfs3_procs[];
+extern const size_t nfsd_nfs3_nprocs;
+extern const struct nfsd_proc nfsd_mnt3_procs[];
+extern const size_t nfsd_mnt3_nprocs;
+
+/* The one translation from Tessera's negative errno to nfsstat3. */
+nfsstat3 nfsd_errno_to_nfs3(int err);
+
+/* Fill out with a handle for ino in call's export (memory: tl_malloc,
+ * released by xdr_free of the result). */
+void nfsd_fh_make(struct nfsd_call *c, uint64_t ino, uint32_t gen,
+		  nfs_fh3 *out);
+/* Verify a further handle argument (RENAME/LINK target directory): MAC,
+ * same export as the call, generation.  Returns 0 or a negative errno for
+ * nfsd_errno_to_nfs3 (-EBADMSG -> BADHANDLE, -ESTALE -> STALE, -EXDEV ->
+ * XDEV across exports); attr (may be NULL) receives the attributes. */
+int nfsd_fh_resolve(struct nfsd_call *c, const nfs_fh3 *fh, uint64_t *ino,
+		    struct meta_attr *attr);
+
+#endif /* NFSD_INTERNAL_H */

@@ -1,0 +1,1 @@
+# objstore: filled in by the module

@@ -1,0 +1,8 @@
+# Tests: unit tests per module (t/unit/*.mk), protocol tests through
+# libnfs (t/nfs/local.mk), the Linux kernel client in a VM (t/kernel).
+include t/unit/meta.mk
+include t/unit/cache.mk
+include t/unit/nfsd.mk
+include t/unit/lib.mk
+include t/nfs/local.mk
+include t/kernel/local.mk
