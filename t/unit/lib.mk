@@ -1,1 +1,4 @@
-# filled in by its module
+check_PROGRAMS += t/unit/lib_util_test
+TESTS += t/unit/lib_util_test
+t_unit_lib_util_test_SOURCES = t/unit/lib_util_test.c t/unit/tap.h
+t_unit_lib_util_test_LDADD = lib/libtl.a

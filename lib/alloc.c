@@ -1,0 +1,92 @@
+/*
+ * alloc.c - allocation that never returns NULL.
+ *
+ * A gateway that runs out of memory cannot serve correctly; aborting
+ * loudly beats limping on, and keeps every call site free of checks.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/tl.h"
+
+static void __attribute__((noreturn))
+oom(size_t n)
+{
+	char msg[96];
+	int len = snprintf(msg, sizeof(msg),
+			   "tessera: out of memory allocating %zu bytes\n", n);
+	if (write(STDERR_FILENO, msg, (size_t)len) < 0) {
+		/* aborting anyway */
+	}
+	abort();
+}
+
+void *
+tl_malloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (p == NULL)
+		oom(n);
+	return p;
+}
+
+void *
+tl_calloc(size_t nmemb, size_t size)
+{
+	void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+	if (p == NULL)
+		oom(nmemb * size);
+	return p;
+}
+
+void *
+tl_realloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (q == NULL)
+		oom(n);
+	return q;
+}
+
+char *
+tl_strdup(const char *s)
+{
+	return tl_memdup(s, strlen(s) + 1);
+}
+
+char *
+tl_strndup(const char *s, size_t n)
+{
+	size_t len = strnlen(s, n);
+	char *p = tl_malloc(len + 1);
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+void *
+tl_memdup(const void *p, size_t n)
+{
+	void *q = tl_malloc(n);
+	if (n)
+		memcpy(q, p, n);
+	return q;
+}
+
+char *
+tl_asprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		oom(0);
+	return s;
+}

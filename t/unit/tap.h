@@ -1,0 +1,60 @@
+/*
+ * tap.h - the assertion macros of Tessera's unit tests.
+ *
+ * Each check prints "ok N - what" or "not ok N - what (file:line)" and a
+ * failing check makes the program exit 1 at the end (tap_done), so one run
+ * shows every failure.  CHECK_FATAL stops at once where going on would
+ * crash.
+ */
+#ifndef T_TAP_H
+#define T_TAP_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static int tap_n, tap_failed;
+
+#define CHECK(cond, ...)                                                     \
+	do {                                                                 \
+		tap_n++;                                                     \
+		if (cond) {                                                  \
+			printf("ok %d - ", tap_n);                           \
+		} else {                                                     \
+			tap_failed++;                                        \
+			printf("not ok %d - ", tap_n);                       \
+		}                                                            \
+		printf(__VA_ARGS__);                                         \
+		if (!(cond))                                                 \
+			printf(" (%s:%d: %s)", __FILE__, __LINE__, #cond);   \
+		printf("\n");                                                \
+		fflush(stdout);                                              \
+	} while (0)
+
+#define CHECK_FATAL(cond, ...)                                               \
+	do {                                                                 \
+		CHECK(cond, __VA_ARGS__);                                    \
+		if (!(cond)) {                                               \
+			printf("Bail out!\n");                               \
+			exit(1);                                             \
+		}                                                            \
+	} while (0)
+
+/* Compare two integers and show both on failure. */
+#define CHECK_EQ(a, b, ...)                                                  \
+	do {                                                                 \
+		long long tap_a = (long long)(a), tap_b = (long long)(b);    \
+		CHECK(tap_a == tap_b, __VA_ARGS__);                          \
+		if (tap_a != tap_b)                                          \
+			printf("#   got %lld, expected %lld\n", tap_a, tap_b); \
+	} while (0)
+
+static inline int
+tap_done(void)
+{
+	printf("1..%d\n", tap_n);
+	if (tap_failed)
+		printf("# %d of %d checks failed\n", tap_failed, tap_n);
+	return tap_failed ? 1 : 0;
+}
+
+#endif
