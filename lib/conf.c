@@ -74,11 +74,12 @@ void
 tl_conf_defaults(const struct tl_conf_opt *opts, size_t n, void *dst)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (opts[i].def == NULL) {
-			if (opts[i].type == TL_CONF_STRING)
-				*(char **)((char *)dst + opts[i].offset) = NULL;
+		if (opts[i].type == TL_CONF_STRING)
+			*(char **)((char *)dst + opts[i].offset) = NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (opts[i].def == NULL)
 			continue;
-		}
 		char *err = NULL;
 		if (conf_assign(&opts[i], dst, opts[i].def, &err) != 0) {
 			/* A bad default is a programming error. */

@@ -16,15 +16,13 @@ static int tap_n, tap_failed;
 
 #define CHECK(cond, ...)                                                     \
 	do {                                                                 \
+		int tap_ok = !!(cond);                                       \
 		tap_n++;                                                     \
-		if (cond) {                                                  \
-			printf("ok %d - ", tap_n);                           \
-		} else {                                                     \
+		if (!tap_ok)                                                 \
 			tap_failed++;                                        \
-			printf("not ok %d - ", tap_n);                       \
-		}                                                            \
+		printf("%sok %d - ", tap_ok ? "" : "not ", tap_n);           \
 		printf(__VA_ARGS__);                                         \
-		if (!(cond))                                                 \
+		if (!tap_ok)                                                 \
 			printf(" (%s:%d: %s)", __FILE__, __LINE__, #cond);   \
 		printf("\n");                                                \
 		fflush(stdout);                                              \
@@ -32,8 +30,9 @@ static int tap_n, tap_failed;
 
 #define CHECK_FATAL(cond, ...)                                               \
 	do {                                                                 \
+		int tap_before = tap_failed;                                 \
 		CHECK(cond, __VA_ARGS__);                                    \
-		if (!(cond)) {                                               \
+		if (tap_failed != tap_before) {                              \
 			printf("Bail out!\n");                               \
 			exit(1);                                             \
 		}                                                            \
