@@ -1,0 +1,7 @@
+#include "config.h"
+#include "t/nfs/tharness.h"
+int
+main(void)
+{
+	th_skip_all("not written yet");
+}

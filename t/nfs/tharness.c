@@ -1,0 +1,1273 @@
+/*
+ * tharness.c - see tharness.h.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "t/nfs/tharness.h"
+
+#ifndef TH_BUILDDIR
+#define TH_BUILDDIR "."
+#endif
+
+/* ---- assertions ----------------------------------------------------------- */
+
+int th_failures;
+static int th_count;
+
+void
+th_diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	printf("# ");
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+	fflush(stdout);
+}
+
+void
+th_result(bool ok, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	th_count++;
+	printf("%s %d - ", ok ? "ok" : "not ok", th_count);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	if (!ok) {
+		printf(" (%s:%d)", file, line);
+		th_failures++;
+	}
+	printf("\n");
+	fflush(stdout);
+}
+
+static const struct {
+	int st;
+	const char *name;
+} th_stat_names[] = {
+	{-1, "RPC-FAILURE"},
+	{NFS3_OK, "NFS3_OK"},
+	{NFS3ERR_PERM, "NFS3ERR_PERM"},
+	{NFS3ERR_NOENT, "NFS3ERR_NOENT"},
+	{NFS3ERR_IO, "NFS3ERR_IO"},
+	{NFS3ERR_NXIO, "NFS3ERR_NXIO"},
+	{NFS3ERR_ACCES, "NFS3ERR_ACCES"},
+	{NFS3ERR_EXIST, "NFS3ERR_EXIST"},
+	{NFS3ERR_XDEV, "NFS3ERR_XDEV"},
+	{NFS3ERR_NODEV, "NFS3ERR_NODEV"},
+	{NFS3ERR_NOTDIR, "NFS3ERR_NOTDIR"},
+	{NFS3ERR_ISDIR, "NFS3ERR_ISDIR"},
+	{NFS3ERR_INVAL, "NFS3ERR_INVAL"},
+	{NFS3ERR_FBIG, "NFS3ERR_FBIG"},
+	{NFS3ERR_NOSPC, "NFS3ERR_NOSPC"},
+	{NFS3ERR_ROFS, "NFS3ERR_ROFS"},
+	{NFS3ERR_MLINK, "NFS3ERR_MLINK"},
+	{NFS3ERR_NAMETOOLONG, "NFS3ERR_NAMETOOLONG"},
+	{NFS3ERR_NOTEMPTY, "NFS3ERR_NOTEMPTY"},
+	{NFS3ERR_DQUOT, "NFS3ERR_DQUOT"},
+	{NFS3ERR_STALE, "NFS3ERR_STALE"},
+	{NFS3ERR_REMOTE, "NFS3ERR_REMOTE"},
+	{NFS3ERR_BADHANDLE, "NFS3ERR_BADHANDLE"},
+	{NFS3ERR_NOT_SYNC, "NFS3ERR_NOT_SYNC"},
+	{NFS3ERR_BAD_COOKIE, "NFS3ERR_BAD_COOKIE"},
+	{NFS3ERR_NOTSUPP, "NFS3ERR_NOTSUPP"},
+	{NFS3ERR_TOOSMALL, "NFS3ERR_TOOSMALL"},
+	{NFS3ERR_SERVERFAULT, "NFS3ERR_SERVERFAULT"},
+	{NFS3ERR_BADTYPE, "NFS3ERR_BADTYPE"},
+	{NFS3ERR_JUKEBOX, "NFS3ERR_JUKEBOX"},
+};
+
+const char *
+th_stat_name(int st)
+{
+	static char buf[32];
+
+	for (size_t i = 0; i < sizeof th_stat_names / sizeof *th_stat_names;
+	     i++)
+		if (th_stat_names[i].st == st)
+			return th_stat_names[i].name;
+	snprintf(buf, sizeof buf, "status %d", st);
+	return buf;
+}
+
+void
+th_stat_result(int got, int want, const char *file, int line,
+	       const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	if (got == want)
+		th_result(true, file, line, "%s: %s", what, th_stat_name(got));
+	else {
+		char g[32];
+
+		snprintf(g, sizeof g, "%s", th_stat_name(got));
+		th_result(false, file, line, "%s: expected %s, got %s", what,
+			  th_stat_name(want), g);
+	}
+}
+
+static void th_cleanup_all(void);
+
+_Noreturn void
+th_bail(void)
+{
+	printf("Bail out! stopping after a failed requirement\n");
+	fflush(stdout);
+	th_cleanup_all();
+	exit(1);
+}
+
+_Noreturn void
+th_skip_all(const char *why)
+{
+	printf("1..0 # SKIP %s\n", why);
+	fflush(stdout);
+	th_cleanup_all();
+	exit(77);
+}
+
+int
+th_done(void)
+{
+	printf("1..%d\n", th_count);
+	if (th_failures)
+		printf("# %d of %d checks failed\n", th_failures, th_count);
+	printf("%d passed, %d failed\n", th_count - th_failures, th_failures);
+	fflush(stdout);
+	th_cleanup_all();
+	return th_failures ? 1 : 0;
+}
+
+/* ---- the server ----------------------------------------------------------- */
+
+#define TH_MAX_SERVERS 8
+static struct th_server *th_servers[TH_MAX_SERVERS];
+static bool th_hooks_installed;
+
+static const char *
+th_builddir(void)
+{
+	const char *d = getenv("top_builddir");
+
+	return d && *d ? d : TH_BUILDDIR;
+}
+
+static void
+th_rm_rf(const char *dir)
+{
+	pid_t pid;
+
+	if (!dir[0] || getenv("TH_KEEP"))
+		return;
+	pid = fork();
+	if (pid == 0) {
+		execlp("rm", "rm", "-rf", dir, (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+}
+
+static void
+th_cleanup_all(void)
+{
+	for (int i = 0; i < TH_MAX_SERVERS; i++)
+		if (th_servers[i]) {
+			th_server_destroy(th_servers[i]);
+			th_servers[i] = NULL;
+		}
+}
+
+static void
+th_on_signal(int sig)
+{
+	/* Only async-signal-safe calls: kill, waitpid, fork/exec in rm. */
+	static const char msg[] = "not ok - watchdog or signal: test killed\n";
+
+	if (write(1, msg, sizeof msg - 1) < 0) {
+		/* nothing to do */
+	}
+	for (int i = 0; i < TH_MAX_SERVERS; i++)
+		if (th_servers[i] && th_servers[i]->pid > 0) {
+			kill(th_servers[i]->pid, SIGKILL);
+			waitpid(th_servers[i]->pid, NULL, 0);
+			th_rm_rf(th_servers[i]->dir);
+		}
+	_exit(sig == SIGALRM ? 1 : 128 + sig);
+}
+
+static void
+th_install_hooks(void)
+{
+	const char *t = getenv("TH_TIMEOUT");
+	struct sigaction sa;
+
+	if (th_hooks_installed)
+		return;
+	th_hooks_installed = true;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = th_on_signal;
+	sigaction(SIGALRM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* A hung server must not hang `make check`. */
+	alarm(t ? (unsigned)atoi(t) : 900);
+}
+
+static int
+th_free_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	int fd, port = -1;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+		port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+static void
+th_print_log(const struct th_server *s)
+{
+	char path[400], line[1024];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof path, "%s/tesserad.log", s->dir);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	th_diag("---- %s (last lines) ----", path);
+	/* Print at most the last ~60 lines: count first. */
+	while (fgets(line, sizeof line, f))
+		n++;
+	rewind(f);
+	for (int i = 0; fgets(line, sizeof line, f); i++)
+		if (i >= n - 60)
+			printf("#   %s", line);
+	fclose(f);
+	fflush(stdout);
+}
+
+static int
+th_port_open(int port)
+{
+	struct sockaddr_in sin;
+	int fd, rc;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return 0;
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons(port);
+	rc = connect(fd, (struct sockaddr *)&sin, sizeof sin);
+	close(fd);
+	return rc == 0;
+}
+
+static int
+th_spawn(struct th_server *s)
+{
+	char bin[512], meta[320], listen[64], log[400];
+	const char *argv[12];
+	int argc = 0, fd;
+	pid_t pid;
+	uint64_t t0;
+
+	snprintf(bin, sizeof bin, "%s/tesserad", th_builddir());
+	snprintf(meta, sizeof meta, "%s", s->meta_url);
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", s->port);
+	snprintf(log, sizeof log, "%s/tesserad.log", s->dir);
+	argv[argc++] = bin;
+	argv[argc++] = "--meta";
+	argv[argc++] = meta;
+	argv[argc++] = "--listen";
+	argv[argc++] = listen;
+	argv[argc++] = "--foreground";
+	argv[argc++] = "--no-rpcbind";
+	if (s->exports_path[0]) {
+		argv[argc++] = "--exports";
+		argv[argc++] = s->exports_path;
+	}
+	argv[argc] = NULL;
+
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execv(bin, (char **)argv);
+		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
+		_exit(127);
+	}
+	s->pid = pid;
+	s->started++;
+	t0 = th_now_ms();
+	while (th_now_ms() - t0 < 20000) {
+		int st;
+
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			s->pid = 0;
+			th_diag("tesserad exited early (status 0x%x)", st);
+			th_print_log(s);
+			return -1;
+		}
+		if (th_port_open(s->port))
+			return 0;
+		usleep(20000);
+	}
+	th_diag("tesserad did not listen on port %d within 20 s", s->port);
+	th_print_log(s);
+	th_server_stop(s, true);
+	return -1;
+}
+
+int
+th_server_set_exports(struct th_server *s, const char *exports)
+{
+	FILE *f;
+
+	if (!exports) {
+		s->exports_path[0] = 0;
+		return 0;
+	}
+	snprintf(s->exports_path, sizeof s->exports_path, "%s/exports",
+		 s->dir);
+	f = fopen(s->exports_path, "w");
+	if (!f)
+		return -1;
+	fputs(exports, f);
+	fclose(f);
+	return 0;
+}
+
+int
+th_server_start(struct th_server *s, const char *format_args,
+		const char *exports)
+{
+	const char *tmp = getenv("TMPDIR");
+	char cmd[2048], tmpl[128];
+	int rc, slot = -1;
+
+	th_install_hooks();
+	memset(s, 0, sizeof *s);
+	for (int i = 0; i < TH_MAX_SERVERS; i++)
+		if (!th_servers[i]) {
+			slot = i;
+			break;
+		}
+	if (slot < 0)
+		return -1;
+	if (!tmp || strlen(tmp) > 100)
+		tmp = "/tmp";
+	snprintf(tmpl, sizeof tmpl, "%s/th-nfs-XXXXXX", tmp);
+	if (!mkdtemp(tmpl)) {
+		th_diag("mkdtemp: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(s->dir, sizeof s->dir, "%s", tmpl);
+	th_servers[slot] = s;
+	snprintf(s->meta_url, sizeof s->meta_url, "lmdb://%s/meta", s->dir);
+	snprintf(s->storage_url, sizeof s->storage_url, "file://%s/obj",
+		 s->dir);
+	snprintf(cmd, sizeof cmd,
+		 "'%s/tessera' format '%s' '%s' tvol %s >'%s/format.log' 2>&1",
+		 th_builddir(), s->meta_url, s->storage_url,
+		 format_args ? format_args : "", s->dir);
+	rc = system(cmd);
+	if (rc != 0) {
+		char line[512];
+		FILE *f;
+
+		th_diag("`tessera format` failed (%d): %s", rc, cmd);
+		snprintf(cmd, sizeof cmd, "%s/format.log", s->dir);
+		f = fopen(cmd, "r");
+		while (f && fgets(line, sizeof line, f))
+			printf("#   %s", line);
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	if (th_server_set_exports(s, exports) < 0)
+		return -1;
+	s->port = th_free_port();
+	if (s->port < 0)
+		return -1;
+	return th_spawn(s);
+}
+
+void
+th_server_stop(struct th_server *s, bool kill_hard)
+{
+	uint64_t t0;
+	int st;
+
+	if (s->pid <= 0)
+		return;
+	kill(s->pid, kill_hard ? SIGKILL : SIGTERM);
+	t0 = th_now_ms();
+	while (waitpid(s->pid, &st, WNOHANG) != s->pid) {
+		if (th_now_ms() - t0 > 10000) {
+			th_diag("tesserad %d ignored SIGTERM for 10 s; "
+				"killing it", (int)s->pid);
+			kill(s->pid, SIGKILL);
+			waitpid(s->pid, &st, 0);
+			break;
+		}
+		usleep(10000);
+	}
+	if (!kill_hard && WIFSIGNALED(st) && WTERMSIG(st) != SIGTERM)
+		th_diag("tesserad died of signal %d", WTERMSIG(st));
+	s->pid = 0;
+}
+
+int
+th_server_restart(struct th_server *s)
+{
+	th_server_stop(s, false);
+	return th_spawn(s);
+}
+
+void
+th_server_destroy(struct th_server *s)
+{
+	th_server_stop(s, false);
+	th_rm_rf(s->dir);
+	for (int i = 0; i < TH_MAX_SERVERS; i++)
+		if (th_servers[i] == s)
+			th_servers[i] = NULL;
+	s->dir[0] = 0;
+}
+
+uint64_t
+th_server_rss_anon(const struct th_server *s)
+{
+	char path[64], line[256];
+	unsigned long long kb = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)s->pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "RssAnon: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kb * 1024;
+}
+
+const char *
+th_server_url(const struct th_server *s, const char *path)
+{
+	static char buf[512];
+
+	snprintf(buf, sizeof buf,
+		 "nfs://127.0.0.1%s?version=3&nfsport=%d&mountport=%d",
+		 path, s->port, s->port);
+	return buf;
+}
+
+/* ---- the client: one call at a time ---------------------------------------- */
+
+struct th_call {
+	int done;
+	int rpc_status;
+	int nfs_status;
+	void (*copy)(void *res, void *arg);
+	void *arg;
+};
+
+static void
+th_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+	struct th_call *k = priv;
+
+	k->rpc_status = status;
+	if (status == RPC_STATUS_SUCCESS) {
+		/* Every NFSv3 and MOUNTv3 result begins with its status. */
+		k->nfs_status = *(int *)data;
+		if (k->copy)
+			k->copy(data, k->arg);
+	} else {
+		th_diag("RPC failed: status %d: %s", status,
+			status == RPC_STATUS_ERROR && data ? (char *)data
+							   : "-");
+		k->nfs_status = -1;
+	}
+	k->done = 1;
+}
+
+int
+th_service(struct th_conn *c, int timeout_ms)
+{
+	struct pollfd p;
+	int n;
+
+	p.fd = rpc_get_fd(c->rpc);
+	p.events = rpc_which_events(c->rpc);
+	p.revents = 0;
+	n = poll(&p, 1, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -1;
+	if (rpc_service(c->rpc, n ? p.revents : 0) < 0) {
+		th_diag("rpc_service: %s", rpc_get_error(c->rpc));
+		return -1;
+	}
+	return 0;
+}
+
+int
+th_wait(struct th_conn *c, int *done)
+{
+	uint64_t t0 = th_now_ms();
+
+	while (!*done) {
+		if (th_now_ms() - t0 > 60000) {
+			th_diag("no reply within 60 s");
+			rpc_disconnect(c->rpc, "test timeout");
+			return -1;
+		}
+		if (th_service(c, 100) < 0) {
+			/* Pending callbacks have been failed by libnfs. */
+			return *done ? 0 : -1;
+		}
+	}
+	return 0;
+}
+
+static int
+th_finish(struct th_conn *c, struct th_call *k, int send_rc)
+{
+	if (send_rc != 0) {
+		th_diag("could not send the call: %s", rpc_get_error(c->rpc));
+		return -1;
+	}
+	if (th_wait(c, &k->done) < 0)
+		return -1;
+	return k->rpc_status == RPC_STATUS_SUCCESS ? k->nfs_status : -1;
+}
+
+static void
+th_connect_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+	struct th_call *k = priv;
+
+	k->rpc_status = status;
+	if (status != RPC_STATUS_SUCCESS)
+		th_diag("connect failed: %s", data ? (char *)data : "-");
+	k->done = 1;
+}
+
+static void
+th_copy_mnt(void *res, void *arg)
+{
+	mountres3 *r = res;
+	struct th_fh *fh = arg;
+
+	if (r->fhs_status != MNT3_OK)
+		return;
+	fh->len = r->mountres3_u.mountinfo.fhandle.fhandle3_len;
+	if (fh->len > TH_FH_MAX)
+		fh->len = TH_FH_MAX;
+	memcpy(fh->data, r->mountres3_u.mountinfo.fhandle.fhandle3_val,
+	       fh->len);
+}
+
+int
+th_mnt(struct th_conn *c, const char *path, struct th_fh *fh)
+{
+	struct th_call k = {.copy = th_copy_mnt, .arg = fh};
+
+	memset(fh, 0, sizeof *fh);
+	return th_finish(c, &k,
+			 rpc_mount3_mnt_async(c->rpc, th_cb, (char *)path,
+					      &k));
+}
+
+void
+th_set_cred(struct th_conn *c, uint32_t uid, uint32_t gid, uint32_t ngroups,
+	    const uint32_t *groups)
+{
+	c->uid = uid;
+	c->gid = gid;
+	rpc_set_auth(c->rpc, libnfs_authunix_create("tharness", uid, gid,
+						    ngroups,
+						    (uint32_t *)groups));
+}
+
+int
+th_connect(struct th_conn *c, int port, const char *path, uint32_t uid,
+	   uint32_t gid)
+{
+	struct th_call k = {0};
+	int rc;
+
+	memset(c, 0, sizeof *c);
+	c->port = port;
+	c->rpc = rpc_init_context();
+	if (!c->rpc)
+		return -1;
+	th_set_cred(c, uid, gid, 0, NULL);
+	rc = rpc_connect_port_async(c->rpc, "127.0.0.1", port, NFS_PROGRAM,
+				    NFS_V3, th_connect_cb, &k);
+	if (rc != 0) {
+		th_diag("rpc_connect_port_async: %s", rpc_get_error(c->rpc));
+		return -1;
+	}
+	if (th_wait(c, &k.done) < 0 || k.rpc_status != RPC_STATUS_SUCCESS)
+		return -1;
+	if (!path)
+		return 0;
+	return th_mnt(c, path, &c->root);
+}
+
+void
+th_disconnect(struct th_conn *c)
+{
+	if (c->rpc)
+		rpc_destroy_context(c->rpc);
+	c->rpc = NULL;
+}
+
+/* ---- procedure wrappers ----------------------------------------------------- */
+
+nfs_fh3
+th_fh3(const struct th_fh *fh)
+{
+	nfs_fh3 f;
+
+	f.data.data_len = fh->len;
+	f.data.data_val = (char *)fh->data;
+	return f;
+}
+
+static void
+th_fh_from(struct th_fh *dst, const nfs_fh3 *src)
+{
+	dst->len = src->data.data_len;
+	if (dst->len > TH_FH_MAX)
+		dst->len = TH_FH_MAX;
+	memcpy(dst->data, src->data.data_val, dst->len);
+}
+
+sattr3
+th_sattr_none(void)
+{
+	sattr3 s;
+
+	memset(&s, 0, sizeof s);
+	s.atime.set_it = DONT_CHANGE;
+	s.mtime.set_it = DONT_CHANGE;
+	return s;
+}
+
+sattr3
+th_sattr_mode(uint32_t mode)
+{
+	sattr3 s = th_sattr_none();
+
+	s.mode.set_it = 1;
+	s.mode.set_mode3_u.mode = mode;
+	return s;
+}
+
+/* Flat results (no pointers inside) are copied whole. */
+struct th_flat {
+	void *dst;
+	size_t size;
+};
+
+static void
+th_copy_flat(void *res, void *arg)
+{
+	struct th_flat *f = arg;
+
+	if (f->dst)
+		memcpy(f->dst, res, f->size);
+}
+
+#define TH_FLAT_CALL(c, fn, args, out)                                   \
+	({                                                               \
+		struct th_flat fl_ = {(out), sizeof *(out)};             \
+		struct th_call k_ = {.copy = th_copy_flat, .arg = &fl_}; \
+		th_finish((c), &k_, fn((c)->rpc, th_cb, (args), &k_));   \
+	})
+
+int
+th_null(struct th_conn *c)
+{
+	struct th_call k = {0};
+
+	return th_finish(c, &k, rpc_nfs3_null_async(c->rpc, th_cb, &k));
+}
+
+static void
+th_copy_getattr(void *res, void *arg)
+{
+	GETATTR3res *r = res;
+
+	if (r->status == NFS3_OK && arg)
+		*(fattr3 *)arg = r->GETATTR3res_u.resok.obj_attributes;
+}
+
+int
+th_getattr(struct th_conn *c, const struct th_fh *fh, fattr3 *out)
+{
+	GETATTR3args a = {.object = th_fh3(fh)};
+	struct th_call k = {.copy = th_copy_getattr, .arg = out};
+
+	return th_finish(c, &k, rpc_nfs3_getattr_async(c->rpc, th_cb, &a, &k));
+}
+
+int
+th_setattr(struct th_conn *c, const struct th_fh *fh, const sattr3 *sa,
+	   const nfstime3 *guard, SETATTR3res *out)
+{
+	SETATTR3args a;
+	SETATTR3res tmp;
+
+	memset(&a, 0, sizeof a);
+	a.object = th_fh3(fh);
+	a.new_attributes = *sa;
+	if (guard) {
+		a.guard.check = 1;
+		a.guard.sattrguard3_u.obj_ctime = *guard;
+	}
+	return TH_FLAT_CALL(c, rpc_nfs3_setattr_async, &a, out ? out : &tmp);
+}
+
+static void
+th_copy_obj_post(struct th_obj *o, const post_op_fh3 *fh,
+		 const post_op_attr *attr)
+{
+	o->fh_follows = fh->handle_follows;
+	if (fh->handle_follows)
+		th_fh_from(&o->fh, &fh->post_op_fh3_u.handle);
+	o->attr_follows = attr->attributes_follow;
+	if (attr->attributes_follow)
+		o->attr = attr->post_op_attr_u.attributes;
+}
+
+static void
+th_copy_lookup(void *res, void *arg)
+{
+	LOOKUP3res *r = res;
+	struct th_obj *o = arg;
+
+	if (r->status != NFS3_OK) {
+		o->dir_attributes = r->LOOKUP3res_u.resfail.dir_attributes;
+		return;
+	}
+	o->fh_follows = true;
+	th_fh_from(&o->fh, &r->LOOKUP3res_u.resok.object);
+	o->attr_follows =
+		r->LOOKUP3res_u.resok.obj_attributes.attributes_follow;
+	if (o->attr_follows)
+		o->attr = r->LOOKUP3res_u.resok.obj_attributes.post_op_attr_u
+				  .attributes;
+	o->dir_attributes = r->LOOKUP3res_u.resok.dir_attributes;
+}
+
+int
+th_lookup(struct th_conn *c, const struct th_fh *dir, const char *name,
+	  struct th_obj *out)
+{
+	struct th_obj tmp;
+	LOOKUP3args a;
+	struct th_call k = {.copy = th_copy_lookup, .arg = out ? out : &tmp};
+
+	memset(k.arg, 0, sizeof tmp);
+	a.what.dir = th_fh3(dir);
+	a.what.name = (char *)name;
+	return th_finish(c, &k, rpc_nfs3_lookup_async(c->rpc, th_cb, &a, &k));
+}
+
+static void
+th_copy_access(void *res, void *arg)
+{
+	ACCESS3res *r = res;
+
+	if (r->status == NFS3_OK && arg)
+		*(uint32_t *)arg = r->ACCESS3res_u.resok.access;
+}
+
+int
+th_access(struct th_conn *c, const struct th_fh *fh, uint32_t want,
+	  uint32_t *granted)
+{
+	ACCESS3args a = {.object = th_fh3(fh), .access = want};
+	struct th_call k = {.copy = th_copy_access, .arg = granted};
+
+	return th_finish(c, &k, rpc_nfs3_access_async(c->rpc, th_cb, &a, &k));
+}
+
+struct th_strbuf {
+	char *buf;
+	size_t size;
+};
+
+static void
+th_copy_readlink(void *res, void *arg)
+{
+	READLINK3res *r = res;
+	struct th_strbuf *b = arg;
+
+	if (r->status == NFS3_OK && b->buf)
+		snprintf(b->buf, b->size, "%s", r->READLINK3res_u.resok.data);
+}
+
+int
+th_readlink(struct th_conn *c, const struct th_fh *fh, char *buf,
+	    size_t bufsz)
+{
+	READLINK3args a = {.symlink = th_fh3(fh)};
+	struct th_strbuf b = {buf, bufsz};
+	struct th_call k = {.copy = th_copy_readlink, .arg = &b};
+
+	if (buf && bufsz)
+		buf[0] = 0;
+	return th_finish(c, &k,
+			 rpc_nfs3_readlink_async(c->rpc, th_cb, &a, &k));
+}
+
+struct th_readout {
+	void *buf;
+	uint32_t max;
+	uint32_t got;
+	bool eof;
+};
+
+static void
+th_copy_read(void *res, void *arg)
+{
+	READ3res *r = res;
+	struct th_readout *o = arg;
+	uint32_t n;
+
+	if (r->status != NFS3_OK)
+		return;
+	n = r->READ3res_u.resok.data.data_len;
+	if (n != r->READ3res_u.resok.count)
+		th_diag("READ: count %u but %u data bytes",
+			r->READ3res_u.resok.count, n);
+	if (n > o->max) {
+		th_diag("READ: server returned %u bytes, asked for %u", n,
+			o->max);
+		n = o->max;
+	}
+	memcpy(o->buf, r->READ3res_u.resok.data.data_val, n);
+	o->got = n;
+	o->eof = r->READ3res_u.resok.eof;
+}
+
+int
+th_read(struct th_conn *c, const struct th_fh *fh, uint64_t off,
+	uint32_t count, void *buf, uint32_t *got, bool *eof)
+{
+	READ3args a = {.file = th_fh3(fh), .offset = off, .count = count};
+	struct th_readout o = {buf, count, 0, false};
+	struct th_call k = {.copy = th_copy_read, .arg = &o};
+	int rc;
+
+	rc = th_finish(c, &k, rpc_nfs3_read_async(c->rpc, th_cb, &a, &k));
+	if (got)
+		*got = o.got;
+	if (eof)
+		*eof = o.eof;
+	return rc;
+}
+
+int
+th_write(struct th_conn *c, const struct th_fh *fh, uint64_t off,
+	 const void *buf, uint32_t count, stable_how how, WRITE3res *out)
+{
+	WRITE3args a;
+	WRITE3res tmp;
+
+	memset(&a, 0, sizeof a);
+	a.file = th_fh3(fh);
+	a.offset = off;
+	a.count = count;
+	a.stable = how;
+	a.data.data_len = count;
+	a.data.data_val = (char *)buf;
+	return TH_FLAT_CALL(c, rpc_nfs3_write_async, &a, out ? out : &tmp);
+}
+
+/* CREATE, MKDIR, SYMLINK and MKNOD results share one layout. */
+static void
+th_copy_made(void *res, void *arg)
+{
+	CREATE3res *r = res;
+	struct th_obj *o = arg;
+
+	if (r->status != NFS3_OK) {
+		o->dir_wcc = r->CREATE3res_u.resfail.dir_wcc;
+		return;
+	}
+	th_copy_obj_post(o, &r->CREATE3res_u.resok.obj,
+			 &r->CREATE3res_u.resok.obj_attributes);
+	o->dir_wcc = r->CREATE3res_u.resok.dir_wcc;
+}
+
+_Static_assert(sizeof(CREATE3resok) == sizeof(MKDIR3resok) &&
+		       sizeof(CREATE3resok) == sizeof(SYMLINK3resok) &&
+		       sizeof(CREATE3resok) == sizeof(MKNOD3resok),
+	       "CREATE/MKDIR/SYMLINK/MKNOD results share a layout");
+
+#define TH_MADE_CALL(c, fn, args, out)                                    \
+	({                                                                \
+		struct th_obj tmp_;                                       \
+		struct th_call k_ = {.copy = th_copy_made,                \
+				     .arg = (out) ? (out) : &tmp_};        \
+		memset(k_.arg, 0, sizeof tmp_);                           \
+		th_finish((c), &k_, fn((c)->rpc, th_cb, (args), &k_));    \
+	})
+
+int
+th_create(struct th_conn *c, const struct th_fh *dir, const char *name,
+	  createmode3 how, const sattr3 *sa, const uint8_t verf[8],
+	  struct th_obj *out)
+{
+	CREATE3args a;
+
+	memset(&a, 0, sizeof a);
+	a.where.dir = th_fh3(dir);
+	a.where.name = (char *)name;
+	a.how.mode = how;
+	if (how == EXCLUSIVE)
+		memcpy(a.how.createhow3_u.verf, verf, 8);
+	else
+		a.how.createhow3_u.obj_attributes = sa ? *sa
+						       : th_sattr_mode(0644);
+	return TH_MADE_CALL(c, rpc_nfs3_create_async, &a, out);
+}
+
+int
+th_mkdir(struct th_conn *c, const struct th_fh *dir, const char *name,
+	 const sattr3 *sa, struct th_obj *out)
+{
+	MKDIR3args a;
+
+	memset(&a, 0, sizeof a);
+	a.where.dir = th_fh3(dir);
+	a.where.name = (char *)name;
+	a.attributes = sa ? *sa : th_sattr_mode(0755);
+	return TH_MADE_CALL(c, rpc_nfs3_mkdir_async, &a, out);
+}
+
+int
+th_symlink(struct th_conn *c, const struct th_fh *dir, const char *name,
+	   const char *target, struct th_obj *out)
+{
+	SYMLINK3args a;
+
+	memset(&a, 0, sizeof a);
+	a.where.dir = th_fh3(dir);
+	a.where.name = (char *)name;
+	a.symlink.symlink_attributes = th_sattr_mode(0777);
+	a.symlink.symlink_data = (char *)target;
+	return TH_MADE_CALL(c, rpc_nfs3_symlink_async, &a, out);
+}
+
+int
+th_mknod(struct th_conn *c, const struct th_fh *dir, const char *name,
+	 ftype3 type, uint32_t mode, uint32_t major, uint32_t minor,
+	 struct th_obj *out)
+{
+	MKNOD3args a;
+
+	memset(&a, 0, sizeof a);
+	a.where.dir = th_fh3(dir);
+	a.where.name = (char *)name;
+	a.what.type = type;
+	switch (type) {
+	case NF3CHR:
+	case NF3BLK:
+		a.what.mknoddata3_u.chr_device.dev_attributes =
+			th_sattr_mode(mode);
+		a.what.mknoddata3_u.chr_device.spec.specdata1 = major;
+		a.what.mknoddata3_u.chr_device.spec.specdata2 = minor;
+		break;
+	default:
+		a.what.mknoddata3_u.sock_attributes = th_sattr_mode(mode);
+		break;
+	}
+	return TH_MADE_CALL(c, rpc_nfs3_mknod_async, &a, out);
+}
+
+int
+th_remove(struct th_conn *c, const struct th_fh *dir, const char *name)
+{
+	REMOVE3args a;
+	REMOVE3res r;
+
+	a.object.dir = th_fh3(dir);
+	a.object.name = (char *)name;
+	return TH_FLAT_CALL(c, rpc_nfs3_remove_async, &a, &r);
+}
+
+int
+th_rmdir(struct th_conn *c, const struct th_fh *dir, const char *name)
+{
+	RMDIR3args a;
+	RMDIR3res r;
+
+	a.object.dir = th_fh3(dir);
+	a.object.name = (char *)name;
+	return TH_FLAT_CALL(c, rpc_nfs3_rmdir_async, &a, &r);
+}
+
+int
+th_rename(struct th_conn *c, const struct th_fh *sdir, const char *sname,
+	  const struct th_fh *ddir, const char *dname)
+{
+	RENAME3args a;
+	RENAME3res r;
+
+	a.from.dir = th_fh3(sdir);
+	a.from.name = (char *)sname;
+	a.to.dir = th_fh3(ddir);
+	a.to.name = (char *)dname;
+	return TH_FLAT_CALL(c, rpc_nfs3_rename_async, &a, &r);
+}
+
+int
+th_link(struct th_conn *c, const struct th_fh *fh, const struct th_fh *dir,
+	const char *name, LINK3res *out)
+{
+	LINK3args a;
+	LINK3res tmp;
+
+	a.file = th_fh3(fh);
+	a.link.dir = th_fh3(dir);
+	a.link.name = (char *)name;
+	return TH_FLAT_CALL(c, rpc_nfs3_link_async, &a, out ? out : &tmp);
+}
+
+int
+th_fsstat(struct th_conn *c, const struct th_fh *fh, FSSTAT3res *out)
+{
+	FSSTAT3args a = {.fsroot = th_fh3(fh)};
+
+	return TH_FLAT_CALL(c, rpc_nfs3_fsstat_async, &a, out);
+}
+
+int
+th_fsinfo(struct th_conn *c, const struct th_fh *fh, FSINFO3res *out)
+{
+	FSINFO3args a = {.fsroot = th_fh3(fh)};
+
+	return TH_FLAT_CALL(c, rpc_nfs3_fsinfo_async, &a, out);
+}
+
+int
+th_pathconf(struct th_conn *c, const struct th_fh *fh, PATHCONF3res *out)
+{
+	PATHCONF3args a = {.object = th_fh3(fh)};
+
+	return TH_FLAT_CALL(c, rpc_nfs3_pathconf_async, &a, out);
+}
+
+int
+th_commit(struct th_conn *c, const struct th_fh *fh, uint64_t off,
+	  uint32_t count, COMMIT3res *out)
+{
+	COMMIT3args a = {.file = th_fh3(fh), .offset = off, .count = count};
+	COMMIT3res tmp;
+
+	return TH_FLAT_CALL(c, rpc_nfs3_commit_async, &a, out ? out : &tmp);
+}
+
+/* ---- READDIR / READDIRPLUS ------------------------------------------------- */
+
+void
+th_dirpage_free(struct th_dirpage *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->v[i].name);
+	free(p->v);
+	memset(p, 0, sizeof *p);
+}
+
+static struct th_dirent *
+th_dirpage_add(struct th_dirpage *p, uint64_t fileid, const char *name,
+	       uint64_t cookie)
+{
+	struct th_dirent *e;
+
+	p->v = realloc(p->v, (p->n + 1) * sizeof *p->v);
+	if (!p->v)
+		abort();
+	e = &p->v[p->n++];
+	memset(e, 0, sizeof *e);
+	e->fileid = fileid;
+	e->name = strdup(name);
+	e->cookie = cookie;
+	return e;
+}
+
+static void
+th_copy_readdir(void *res, void *arg)
+{
+	READDIR3res *r = res;
+	struct th_dirpage *p = arg;
+
+	if (r->status != NFS3_OK)
+		return;
+	memcpy(p->verf, r->READDIR3res_u.resok.cookieverf, 8);
+	p->eof = r->READDIR3res_u.resok.reply.eof;
+	for (entry3 *e = r->READDIR3res_u.resok.reply.entries; e;
+	     e = e->nextentry)
+		th_dirpage_add(p, e->fileid, e->name, e->cookie);
+}
+
+static void
+th_copy_readdirplus(void *res, void *arg)
+{
+	READDIRPLUS3res *r = res;
+	struct th_dirpage *p = arg;
+	struct th_dirent *d;
+
+	if (r->status != NFS3_OK)
+		return;
+	memcpy(p->verf, r->READDIRPLUS3res_u.resok.cookieverf, 8);
+	p->eof = r->READDIRPLUS3res_u.resok.reply.eof;
+	for (entryplus3 *e = r->READDIRPLUS3res_u.resok.reply.entries; e;
+	     e = e->nextentry) {
+		d = th_dirpage_add(p, e->fileid, e->name, e->cookie);
+		d->attr_follows = e->name_attributes.attributes_follow;
+		if (d->attr_follows)
+			d->attr = e->name_attributes.post_op_attr_u.attributes;
+		d->fh_follows = e->name_handle.handle_follows;
+		if (d->fh_follows)
+			th_fh_from(&d->fh, &e->name_handle.post_op_fh3_u.handle);
+	}
+}
+
+int
+th_readdir(struct th_conn *c, const struct th_fh *dir, uint64_t cookie,
+	   const uint8_t verf[8], uint32_t count, struct th_dirpage *out)
+{
+	READDIR3args a;
+	struct th_call k = {.copy = th_copy_readdir, .arg = out};
+
+	memset(out, 0, sizeof *out);
+	memset(&a, 0, sizeof a);
+	a.dir = th_fh3(dir);
+	a.cookie = cookie;
+	if (verf)
+		memcpy(a.cookieverf, verf, 8);
+	a.count = count;
+	return th_finish(c, &k,
+			 rpc_nfs3_readdir_async(c->rpc, th_cb, &a, &k));
+}
+
+int
+th_readdirplus(struct th_conn *c, const struct th_fh *dir, uint64_t cookie,
+	       const uint8_t verf[8], uint32_t dircount, uint32_t maxcount,
+	       struct th_dirpage *out)
+{
+	READDIRPLUS3args a;
+	struct th_call k = {.copy = th_copy_readdirplus, .arg = out};
+
+	memset(out, 0, sizeof *out);
+	memset(&a, 0, sizeof a);
+	a.dir = th_fh3(dir);
+	a.cookie = cookie;
+	if (verf)
+		memcpy(a.cookieverf, verf, 8);
+	a.dircount = dircount;
+	a.maxcount = maxcount;
+	return th_finish(c, &k,
+			 rpc_nfs3_readdirplus_async(c->rpc, th_cb, &a, &k));
+}
+
+/* ---- utilities ---------------------------------------------------------- */
+
+uint64_t
+th_rand(uint64_t *state)
+{
+	uint64_t x = *state ? *state : 0x9e3779b97f4a7c15ULL;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+void
+th_fill(uint64_t seed, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	uint64_t st = seed * 0x9e3779b97f4a7c15ULL + 1, v;
+
+	while (len >= 8) {
+		v = th_rand(&st);
+		memcpy(p, &v, 8);
+		p += 8;
+		len -= 8;
+	}
+	v = th_rand(&st);
+	memcpy(p, &v, len);
+}
+
+uint64_t
+th_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool
+th_fattr_is(const fattr3 *a, ftype3 type)
+{
+	return a->type == type;
+}
