@@ -1,0 +1,555 @@
+/*
+ * file.c - the file:///dir object store.
+ *
+ * A key is a relative path under dir; its '/' separated components become
+ * subdirectories, created on demand (and never removed: a concurrent put
+ * could be about to rename into one).
+ *
+ * Crash safety: a put writes the object under a unique temporary name in
+ * dir/.tmp, fsyncs it, renames it over the final name and fsyncs the
+ * final directory (and any directory it had to create, in its parent).
+ * After a crash a key either names a complete object or does not exist;
+ * leftover temporaries are removed by a later open once they are an hour
+ * old (a younger one may belong to another process using the same dir).
+ * The top-level name ".tmp" is therefore not a valid key here.
+ *
+ * Listing walks the tree in key order: entries of one directory are
+ * sorted by name with a '/' appended to subdirectories, which is exactly
+ * the byte order of the keys below them.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/tl.h"
+#include "objstore/objstore-internal.h"
+#include "objstore/objstore.h"
+
+#define TMP_DIR ".tmp"
+#define TMP_MAX_AGE_S 3600
+
+struct file_store {
+	struct os_store base; /* first: the store handle */
+	char *dir;
+	int dirfd;
+	atomic_uint_fast64_t seq; /* temporary names */
+};
+
+static struct file_store *
+fs_of(struct os_store *s)
+{
+	return (struct file_store *)s;
+}
+
+/* Translate a system error; the cause of an -EIO is logged here because
+ * the caller only sees the translated code. */
+static int
+fs_error(struct file_store *fs, const char *what, const char *key, int e)
+{
+	switch (e) {
+	case ENOSPC:
+	case EDQUOT:
+		return -ENOSPC;
+	case ENOENT:
+	case ENOTDIR:
+		return -ENOENT;
+	default:
+		tl_warn("objstore", "%s: %s %s: %s", fs->base.url, what, key,
+			strerror(e));
+		return -EIO;
+	}
+}
+
+static bool
+fs_key_reserved(const char *key)
+{
+	return strncmp(key, TMP_DIR, sizeof(TMP_DIR) - 1) == 0 &&
+	       (key[sizeof(TMP_DIR) - 1] == '/' ||
+		key[sizeof(TMP_DIR) - 1] == '\0');
+}
+
+static int
+fsync_dir_at(int dirfd, const char *path)
+{
+	int fd, r = 0;
+
+	fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/* fsync the directory holding key ("." for a top-level key). */
+static int
+fsync_parent(int dirfd, const char *key)
+{
+	const char *slash = strrchr(key, '/');
+	char *parent;
+	int r;
+
+	if (slash == NULL)
+		return fsync_dir_at(dirfd, ".");
+	parent = tl_strndup(key, (size_t)(slash - key));
+	r = fsync_dir_at(dirfd, parent);
+	free(parent);
+	return r;
+}
+
+/* Create the directories above key; each new one is made durable in its
+ * parent so the object renamed into it survives a crash. */
+static int
+make_parents(int dirfd, const char *key)
+{
+	char *path = tl_strdup(key);
+	char *p;
+	int r = 0;
+
+	for (p = strchr(path, '/'); p != NULL; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		if (mkdirat(dirfd, path, 0755) == 0) {
+			r = fsync_parent(dirfd, path);
+		} else if (errno != EEXIST) {
+			r = -errno;
+		}
+		*p = '/';
+		if (r < 0)
+			break;
+	}
+	free(path);
+	return r;
+}
+
+static int
+write_all(int fd, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+file_put(struct os_store *s, const char *key, const void *data, size_t len)
+{
+	struct file_store *fs = fs_of(s);
+	char tmp[64];
+	int fd, r;
+
+	if (fs_key_reserved(key))
+		return -EINVAL;
+	snprintf(tmp, sizeof(tmp), TMP_DIR "/%ld-%llu-%08x", (long)getpid(),
+		 (unsigned long long)atomic_fetch_add(&fs->seq, 1),
+		 (unsigned)tl_random_u64());
+	fd = openat(fs->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0644);
+	if (fd < 0)
+		return fs_error(fs, "create", tmp, errno);
+	r = write_all(fd, data, len);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r < 0)
+		goto out;
+	/* Most puts land in an existing directory: try the rename first. */
+	if (renameat(fs->dirfd, tmp, fs->dirfd, key) < 0) {
+		r = -errno;
+		if (r != -ENOENT)
+			goto out;
+		r = make_parents(fs->dirfd, key);
+		if (r < 0)
+			goto out;
+		if (renameat(fs->dirfd, tmp, fs->dirfd, key) < 0) {
+			r = -errno;
+			goto out;
+		}
+	}
+	r = fsync_parent(fs->dirfd, key);
+	if (r < 0)
+		return fs_error(fs, "fsync dir of", key, -r);
+	return 0;
+out:
+	unlinkat(fs->dirfd, tmp, 0);
+	return fs_error(fs, "put", key, -r);
+}
+
+static int
+file_get(struct os_store *s, const char *key, uint64_t off, size_t len,
+	 void *buf, size_t *got)
+{
+	struct file_store *fs = fs_of(s);
+	struct stat st;
+	size_t done = 0;
+	ssize_t n;
+	int fd, r = 0;
+
+	*got = 0;
+	if (fs_key_reserved(key))
+		return -ENOENT;
+	fd = openat(fs->dirfd, key, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == EISDIR ? -ENOENT : fs_error(fs, "open", key,
+							     errno);
+	if (fstat(fd, &st) < 0) {
+		r = fs_error(fs, "stat", key, errno);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (off > (uint64_t)st.st_size) {
+		r = -ERANGE;
+		goto out;
+	}
+	while (done < len) {
+		n = pread(fd, (uint8_t *)buf + done, len - done,
+			  (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = fs_error(fs, "read", key, errno);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	*got = done;
+out:
+	close(fd);
+	return r;
+}
+
+static int
+file_head(struct os_store *s, const char *key, uint64_t *size)
+{
+	struct file_store *fs = fs_of(s);
+	struct stat st;
+
+	if (fs_key_reserved(key))
+		return -ENOENT;
+	if (fstatat(fs->dirfd, key, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return fs_error(fs, "stat", key, errno);
+	if (!S_ISREG(st.st_mode))
+		return -ENOENT;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+static int
+file_del(struct os_store *s, const char *key)
+{
+	struct file_store *fs = fs_of(s);
+
+	if (fs_key_reserved(key))
+		return -EINVAL;
+	if (unlinkat(fs->dirfd, key, 0) < 0) {
+		if (errno == ENOENT || errno == ENOTDIR || errno == EISDIR)
+			return 0;
+		return fs_error(fs, "delete", key, errno);
+	}
+	return 0;
+}
+
+/* ---- listing ------------------------------------------------------------ */
+
+struct lister {
+	struct file_store *fs;
+	const char *prefix;
+	size_t plen;
+	const char *start_after;
+	os_list_cb cb;
+	void *arg;
+};
+
+struct lent {
+	char *key; /* full key; directories end with '/' */
+	bool dir;
+};
+
+static int
+lent_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct lent *)a)->key,
+		      ((const struct lent *)b)->key);
+}
+
+/* Could a key at or below this entry match the prefix and come after
+ * start_after? */
+static bool
+lent_wanted(const struct lister *l, const struct lent *e)
+{
+	size_t n = strlen(e->key);
+
+	if (e->dir) {
+		if (strncmp(e->key, l->prefix, TL_MIN(n, l->plen)) != 0)
+			return false;
+		/* The whole subtree sorts before start_after unless
+		 * start_after itself lies inside it. */
+		if (l->start_after != NULL && strcmp(e->key, l->start_after) < 0 &&
+		    strncmp(l->start_after, e->key, n) != 0)
+			return false;
+		return true;
+	}
+	if (strncmp(e->key, l->prefix, l->plen) != 0)
+		return false;
+	return l->start_after == NULL || strcmp(e->key, l->start_after) > 0;
+}
+
+/* Read the entries of directory fd (key prefix path) sorted in key order.
+ * Takes ownership of fd. */
+static int
+read_dir(struct lister *l, int fd, const char *path, struct lent **out,
+	 size_t *nout)
+{
+	struct lent *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	bool dir;
+
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (path[0] == '\0' && strcmp(de->d_name, TMP_DIR) == 0)
+			continue;
+		if (de->d_type == DT_DIR) {
+			dir = true;
+		} else if (de->d_type == DT_REG) {
+			dir = false;
+		} else {
+			if (fstatat(dirfd(d), de->d_name, &st,
+				    AT_SYMLINK_NOFOLLOW) < 0)
+				continue; /* raced with a delete */
+			if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+				continue;
+			dir = S_ISDIR(st.st_mode);
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			v = tl_realloc(v, cap * sizeof(*v));
+		}
+		v[n].key = tl_asprintf("%s%s%s", path, de->d_name,
+				       dir ? "/" : "");
+		v[n].dir = dir;
+		n++;
+	}
+	closedir(d);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), lent_cmp);
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+static int
+walk(struct lister *l, int parent, const char *rel, const char *path)
+{
+	struct lent *v = NULL;
+	size_t n = 0, i;
+	const char *name;
+	struct stat st;
+	int fd, r;
+
+	fd = openat(parent, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+	r = dup(fd);
+	if (r < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	r = read_dir(l, r, path, &v, &n);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	for (i = 0; i < n && r == 0; i++) {
+		if (!lent_wanted(l, &v[i]))
+			continue;
+		name = v[i].key + strlen(path);
+		if (v[i].dir) {
+			char *sub = tl_strndup(name, strlen(name) - 1);
+
+			r = walk(l, fd, sub, v[i].key);
+			free(sub);
+			continue;
+		}
+		if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue; /* deleted meanwhile */
+		r = l->cb(l->arg, v[i].key, (uint64_t)st.st_size);
+	}
+	close(fd);
+	for (i = 0; i < n; i++)
+		free(v[i].key);
+	free(v);
+	return r;
+}
+
+static int
+file_list(struct os_store *s, const char *prefix, const char *start_after,
+	  os_list_cb cb, void *arg)
+{
+	struct file_store *fs = fs_of(s);
+	struct lister l = {fs, prefix, strlen(prefix), start_after, cb, arg};
+	const char *slash = strrchr(prefix, '/');
+	char *dirpart, *rel;
+	int r;
+
+	/* Start in the deepest directory the prefix names completely. */
+	if (slash == NULL)
+		return walk(&l, fs->dirfd, ".", "");
+	dirpart = tl_strndup(prefix, (size_t)(slash - prefix) + 1);
+	rel = tl_strndup(prefix, (size_t)(slash - prefix));
+	r = fs_key_reserved(rel) ? 0 : walk(&l, fs->dirfd, rel, dirpart);
+	free(rel);
+	free(dirpart);
+	return r;
+}
+
+static void
+file_close(struct os_store *s)
+{
+	struct file_store *fs = fs_of(s);
+
+	close(fs->dirfd);
+	free(fs->dir);
+	free(fs->base.url);
+	free(fs);
+}
+
+static const struct os_ops file_ops = {
+	.scheme = "file",
+	.put = file_put,
+	.get = file_get,
+	.head = file_head,
+	.del = file_del,
+	.list = file_list,
+	.close = file_close,
+};
+
+/* Remove temporaries left by a crash, once they are surely abandoned. */
+static void
+clean_tmp(int root)
+{
+	struct dirent *de;
+	struct stat st;
+	time_t now = time(NULL);
+	DIR *d;
+	int fd;
+
+	fd = openat(root, TMP_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
+			    0 &&
+		    st.st_mtime + TMP_MAX_AGE_S < now)
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
+
+static int
+mkdir_p(const char *dir)
+{
+	char *path = tl_strdup(dir);
+	char *p;
+	int r = 0;
+
+	for (p = path + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		*p = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+			r = -errno;
+			break;
+		}
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+	free(path);
+	return r;
+}
+
+int
+os_file_open(const char *dir, struct os_store **out, char **err)
+{
+	struct file_store *fs;
+	int fd, r;
+
+	*out = NULL;
+	if (dir[0] == '\0') {
+		if (err)
+			*err = tl_strdup("file store: empty directory");
+		return -EINVAL;
+	}
+	r = mkdir_p(dir);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		if (err)
+			*err = tl_asprintf("file store %s: %s", dir,
+					   strerror(errno));
+		return r;
+	}
+	if (mkdirat(fd, TMP_DIR, 0755) < 0 && errno != EEXIST) {
+		r = -errno;
+		if (err)
+			*err = tl_asprintf("file store %s: mkdir " TMP_DIR
+					   ": %s",
+					   dir, strerror(-r));
+		close(fd);
+		return r;
+	}
+	clean_tmp(fd);
+	fs = tl_calloc(1, sizeof(*fs));
+	fs->base.ops = &file_ops;
+	fs->base.url = tl_asprintf("file://%s", dir);
+	fs->dir = tl_strdup(dir);
+	fs->dirfd = fd;
+	atomic_init(&fs->seq, 0);
+	*out = &fs->base;
+	return 0;
+}
