@@ -1,2 +1,6 @@
-# NFSv3 procedure handlers (filled in by the nfs3 module).
-nfsd_libnfsd_a_SOURCES += nfsd/nfs3.c
+# NFSv3 (RFC 1813): procedure table, handlers and the iterative XDR of
+# READDIR replies.  The protocol types come from nfsd/nfs3_prot.x via the
+# rpcgen rules in nfsd/local.mk.
+nfsd_libnfsd_a_SOURCES += nfsd/nfs3-internal.h nfsd/nfs3.c \
+	nfsd/nfs3_data.c nfsd/nfs3_dir.c nfsd/nfs3_readdir.c nfsd/nfs3_xdr.c
+

@@ -1,0 +1,535 @@
+/*
+ * nfs3.c - the NFSv3 procedure table, the errno -> nfsstat3 translation,
+ * attribute helpers shared by all handlers, and the procedures about the
+ * object or file system as a whole: NULL, GETATTR, SETATTR, ACCESS,
+ * FSSTAT, FSINFO, PATHCONF (RFC 1813 section 3.3).
+ *
+ * The dispatcher has verified the handle that begins every argument
+ * struct before a handler runs: c->ino and c->attr describe it, c->cred is
+ * the squashed caller, and read-only exports never reach the handlers of
+ * NFSD_PF_MODIFIES procedures.  Handlers fill the result (status first)
+ * and allocate with tl_malloc; the dispatcher xdr_frees it after sending.
+ */
+#include <errno.h>
+
+#include "nfsd/nfs3-internal.h"
+
+/* ---- errno -> nfsstat3 ----------------------------------------------------- */
+
+nfsstat3
+nfsd_errno_to_nfs3(int err)
+{
+	switch (err) {
+	case 0:
+		return NFS3_OK;
+	case -EPERM:
+		return NFS3ERR_PERM;
+	case -ENOENT:
+		return NFS3ERR_NOENT;
+	case -EIO:
+		return NFS3ERR_IO;
+	case -ENXIO:
+		return NFS3ERR_NXIO;
+	case -EACCES:
+		return NFS3ERR_ACCES;
+	case -EEXIST:
+		return NFS3ERR_EXIST;
+	case -EXDEV:
+		return NFS3ERR_XDEV;
+	case -ENODEV:
+		return NFS3ERR_NODEV;
+	case -ENOTDIR:
+		return NFS3ERR_NOTDIR;
+	case -EISDIR:
+		return NFS3ERR_ISDIR;
+	case -EINVAL:
+		return NFS3ERR_INVAL;
+	case -EFBIG:
+		return NFS3ERR_FBIG;
+	case -ENOSPC:
+		return NFS3ERR_NOSPC;
+	case -EROFS:
+		return NFS3ERR_ROFS;
+	case -EMLINK:
+		return NFS3ERR_MLINK;
+	case -ENAMETOOLONG:
+		return NFS3ERR_NAMETOOLONG;
+	case -ENOTEMPTY:
+		return NFS3ERR_NOTEMPTY;
+	case -EDQUOT:
+		return NFS3ERR_DQUOT;
+	case -ESTALE:
+		return NFS3ERR_STALE;
+	case -EBADMSG:
+		return NFS3ERR_BADHANDLE;
+	case -TL_ENOTSYNC:
+		return NFS3ERR_NOT_SYNC;
+	case -ENOTSUP:
+		return NFS3ERR_NOTSUPP;
+	/* A slow or busy backend: the client retries later (JUKEBOX)
+	 * instead of a worker blocking for minutes. */
+	case -EAGAIN:
+	case -EBUSY:
+	case -ETIMEDOUT:
+		return NFS3ERR_JUKEBOX;
+	default:
+		tl_debug(NFS3_SUBSYS, "unexpected error %d, answering IO", err);
+		return NFS3ERR_IO;
+	}
+}
+
+/* ---- attributes -------------------------------------------------------------- */
+
+void
+nfs3_time(uint64_t ns, nfstime3 *out)
+{
+	out->seconds = (uint32_t)(ns / 1000000000ULL);
+	out->nseconds = (uint32_t)(ns % 1000000000ULL);
+}
+
+uint64_t
+nfs3_time_ns(const nfstime3 *t)
+{
+	return (uint64_t)t->seconds * 1000000000ULL + t->nseconds;
+}
+
+void
+nfs3_fattr(const struct nfsd_call *c, const struct meta_attr *a,
+	   fattr3 *out)
+{
+	const uint8_t *uuid = c->ctx->vol->uuid;
+
+	memset(out, 0, sizeof(*out));
+	out->type = (ftype3)a->type;
+	/* fattr3.mode carries no file type bits, only 07777. */
+	out->mode = a->mode & 07777;
+	out->nlink = a->nlink;
+	out->uid = a->uid;
+	out->gid = a->gid;
+	out->size = a->size;
+	/* Space is accounted in 4 KiB units like meta_usage counts it. */
+	out->used = (a->size + 4095) & ~4095ULL;
+	out->rdev.specdata1 = a->rdev_major;
+	out->rdev.specdata2 = a->rdev_minor;
+	/* One volume is one file system to the client, whichever gateway
+	 * or export it came through. */
+	out->fsid = tl_get_be64(uuid) ^ tl_get_be64(uuid + 8);
+	out->fileid = a->ino;
+	nfs3_time(a->atime_ns, &out->atime);
+	nfs3_time(a->mtime_ns, &out->mtime);
+	nfs3_time(a->ctime_ns, &out->ctime);
+}
+
+void
+nfs3_overlay(const struct nfsd_call *c, struct meta_attr *a)
+{
+	if (a->type == META_REG && c->ctx->cache != NULL)
+		cache_overlay_attr(c->ctx->cache, a);
+}
+
+void
+nfs3_post_from(const struct nfsd_call *c, const struct meta_attr *a,
+	       post_op_attr *out)
+{
+	struct meta_attr t = *a;
+
+	nfs3_overlay(c, &t);
+	out->attributes_follow = TRUE;
+	nfs3_fattr(c, &t, &out->post_op_attr_u.attributes);
+}
+
+void
+nfs3_post_ino(const struct nfsd_call *c, uint64_t ino, post_op_attr *out)
+{
+	struct meta_attr a;
+
+	if (meta_getattr(c->ctx->meta, ino, &a) != 0) {
+		out->attributes_follow = FALSE;
+		return;
+	}
+	nfs3_post_from(c, &a, out);
+}
+
+void
+nfs3_wcc_of(const struct meta_attr *a, struct meta_wcc *out)
+{
+	out->size = a->size;
+	out->mtime_ns = a->mtime_ns;
+	out->ctime_ns = a->ctime_ns;
+}
+
+void
+nfs3_wcc(const struct nfsd_call *c, uint64_t ino, const struct meta_wcc *pre,
+	 const struct meta_attr *post, wcc_data *out)
+{
+	if (pre != NULL) {
+		wcc_attr *w = &out->before.pre_op_attr_u.attributes;
+
+		out->before.attributes_follow = TRUE;
+		w->size = pre->size;
+		nfs3_time(pre->mtime_ns, &w->mtime);
+		nfs3_time(pre->ctime_ns, &w->ctime);
+	} else {
+		out->before.attributes_follow = FALSE;
+	}
+	if (post != NULL)
+		nfs3_post_from(c, post, &out->after);
+	else
+		nfs3_post_ino(c, ino, &out->after);
+}
+
+int
+nfs3_sattr(const sattr3 *in, struct meta_setattr *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (in->mode.set_it) {
+		out->valid |= META_SET_MODE;
+		out->mode = in->mode.set_mode3_u.mode & 07777;
+	}
+	if (in->uid.set_it) {
+		out->valid |= META_SET_UID;
+		out->uid = in->uid.set_uid3_u.uid;
+	}
+	if (in->gid.set_it) {
+		out->valid |= META_SET_GID;
+		out->gid = in->gid.set_gid3_u.gid;
+	}
+	if (in->size.set_it) {
+		out->valid |= META_SET_SIZE;
+		out->size = in->size.set_size3_u.size;
+	}
+	switch (in->atime.set_it) {
+	case DONT_CHANGE:
+		break;
+	case SET_TO_SERVER_TIME:
+		out->valid |= META_SET_ATIME_NOW;
+		break;
+	case SET_TO_CLIENT_TIME:
+		if (in->atime.set_atime_u.atime.nseconds >= 1000000000u)
+			return -EINVAL;
+		out->valid |= META_SET_ATIME;
+		out->atime_ns = nfs3_time_ns(&in->atime.set_atime_u.atime);
+		break;
+	default:
+		return -EINVAL;
+	}
+	switch (in->mtime.set_it) {
+	case DONT_CHANGE:
+		break;
+	case SET_TO_SERVER_TIME:
+		out->valid |= META_SET_MTIME_NOW;
+		break;
+	case SET_TO_CLIENT_TIME:
+		if (in->mtime.set_mtime_u.mtime.nseconds >= 1000000000u)
+			return -EINVAL;
+		out->valid |= META_SET_MTIME;
+		out->mtime_ns = nfs3_time_ns(&in->mtime.set_mtime_u.mtime);
+		break;
+	default:
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- names ------------------------------------------------------------------
+ *
+ * Like Linux knfsd (fs/nfsd/vfs.c), checked in this order:
+ *  - too long (> 255 bytes): NAMETOOLONG everywhere;
+ *  - empty: LOOKUP and REMOVE/RMDIR ACCES (lookup_one_len and nfsd_unlink),
+ *    CREATE/MKDIR/MKNOD, LINK and RENAME PERM (nfsd_create, nfsd_link,
+ *    nfsd_rename), SYMLINK NOENT (nfsd_symlink);
+ *  - containing '/': ACCES (lookup_one_len refuses it; knfsd's decoder
+ *    would answer GARBAGE_ARGS, which a handler cannot);
+ *  - "." or "..": meaningful for LOOKUP; EXIST for the creating calls
+ *    (nfsd_create, nfsd_symlink, nfsd_link), ACCES for REMOVE/RMDIR
+ *    (nfsd_unlink), PERM for RENAME (nfsd_rename).
+ */
+nfsstat3
+nfs3_check_name(const char *name, enum nfs3_nameop op)
+{
+	size_t len = name != NULL ? strlen(name) : 0;
+
+	if (len > META_NAME_MAX)
+		return NFS3ERR_NAMETOOLONG;
+	if (len == 0) {
+		switch (op) {
+		case NFS3_NAME_LOOKUP:
+		case NFS3_NAME_REMOVE:
+			return NFS3ERR_ACCES;
+		case NFS3_NAME_SYMLINK:
+			return NFS3ERR_NOENT;
+		default:
+			return NFS3ERR_PERM;
+		}
+	}
+	if (memchr(name, '/', len) != NULL)
+		return NFS3ERR_ACCES;
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+		switch (op) {
+		case NFS3_NAME_LOOKUP:
+			return NFS3_OK;
+		case NFS3_NAME_REMOVE:
+			return NFS3ERR_ACCES;
+		case NFS3_NAME_RENAME:
+			return NFS3ERR_PERM;
+		default:
+			return NFS3ERR_EXIST;
+		}
+	}
+	return NFS3_OK;
+}
+
+/* ---- NULL, GETATTR, SETATTR, ACCESS --------------------------------------- */
+
+void
+nfs3_null(struct nfsd_call *c, void *args, void *res)
+{
+}
+
+void
+nfs3_getattr(struct nfsd_call *c, void *args, void *res)
+{
+	GETATTR3res *r = res;
+	struct meta_attr a = c->attr;
+
+	nfs3_overlay(c, &a);
+	r->status = NFS3_OK;
+	nfs3_fattr(c, &a, &r->GETATTR3res_u.resok.obj_attributes);
+}
+
+void
+nfs3_setattr(struct nfsd_call *c, void *args, void *res)
+{
+	SETATTR3args *a = args;
+	SETATTR3res *r = res;
+	struct meta_setattr s;
+	struct meta_wcc pre, mpre;
+	struct meta_attr post, cur = c->attr;
+	int err;
+
+	nfs3_overlay(c, &cur);
+	nfs3_wcc_of(&cur, &pre);
+	err = nfs3_sattr(&a->new_attributes, &s);
+	if (err != 0)
+		goto out;
+	if (a->guard.check) {
+		s.valid |= META_SET_GUARD;
+		s.guard_ctime_ns = nfs3_time_ns(&a->guard.sattrguard3_u.obj_ctime);
+	}
+	/* Buffered writes must land before a size change (or they would
+	 * resurrect truncated bytes), before explicit times (or the flush
+	 * would overwrite them, as after `cp -p`) and before a ctime guard
+	 * (the client compared against the overlaid ctime). */
+	if (c->attr.type == META_REG &&
+	    (s.valid & (META_SET_SIZE | META_SET_GUARD | META_SET_ATIME |
+			META_SET_ATIME_NOW | META_SET_MTIME |
+			META_SET_MTIME_NOW)) != 0) {
+		err = cache_flush(c->ctx->cache, c->ino);
+		if (err != 0)
+			goto out;
+	}
+	err = meta_setattr(c->ctx->meta, &c->cred, c->ino, &s, &mpre, &post);
+	if (err == 0)
+		pre = mpre;
+out:
+	r->status = nfsd_errno_to_nfs3(err);
+	/* wcc is the same member in resok and resfail. */
+	nfs3_wcc(c, c->ino, &pre, err == 0 ? &post : NULL,
+		 &r->SETATTR3res_u.resok.obj_wcc);
+}
+
+/*
+ * ACCESS as knfsd (nfsd_access) maps it: directories LOOKUP = search (x),
+ * MODIFY/EXTEND/DELETE = write; regular files EXECUTE = x, MODIFY/EXTEND
+ * = write (DELETE depends on the directory, not the file: not granted);
+ * other types READ, MODIFY, EXTEND.  Only asked-for bits are answered and
+ * a read-only export never grants a change.
+ */
+void
+nfs3_access(struct nfsd_call *c, void *args, void *res)
+{
+	ACCESS3args *a = args;
+	ACCESS3res *r = res;
+	unsigned may, want = a->access, got = 0;
+
+	may = meta_access(&c->attr, &c->cred,
+			  META_MAY_READ | META_MAY_WRITE | META_MAY_EXEC);
+	if (may & META_MAY_READ)
+		got |= ACCESS3_READ;
+	if (may & META_MAY_WRITE) {
+		got |= ACCESS3_MODIFY | ACCESS3_EXTEND;
+		if (c->attr.type == META_DIR)
+			got |= ACCESS3_DELETE;
+	}
+	if (may & META_MAY_EXEC) {
+		if (c->attr.type == META_DIR)
+			got |= ACCESS3_LOOKUP;
+		else if (c->attr.type == META_REG)
+			got |= ACCESS3_EXECUTE;
+	}
+	if (c->rdonly)
+		got &= ~(unsigned)(ACCESS3_MODIFY | ACCESS3_EXTEND |
+				   ACCESS3_DELETE);
+	r->status = NFS3_OK;
+	r->ACCESS3res_u.resok.access = got & want;
+	nfs3_post_from(c, &c->attr, &r->ACCESS3res_u.resok.obj_attributes);
+}
+
+/* ---- FSSTAT, FSINFO, PATHCONF ---------------------------------------------- */
+
+/* What an unlimited volume reports as free: the object store has no
+ * meaningful size, and df must show something; 1 PiB and 2^32 files are
+ * large enough never to stop a client from writing. */
+#define NFS3_UNLIMITED_BYTES (1ULL << 50)
+#define NFS3_UNLIMITED_FILES (1ULL << 32)
+
+void
+nfs3_fsstat(struct nfsd_call *c, void *args, void *res)
+{
+	FSSTAT3res *r = res;
+	FSSTAT3resok *ok = &r->FSSTAT3res_u.resok;
+	struct meta_usage u;
+	int err;
+
+	err = meta_usage(c->ctx->meta, &u);
+	r->status = nfsd_errno_to_nfs3(err);
+	/* obj_attributes is the first member in resok and resfail. */
+	nfs3_post_from(c, &c->attr, &ok->obj_attributes);
+	if (err != 0)
+		return;
+	if (u.capacity != 0) {
+		ok->tbytes = u.capacity;
+		ok->fbytes = u.capacity > u.used_bytes ?
+				     u.capacity - u.used_bytes : 0;
+	} else {
+		ok->tbytes = u.used_bytes + NFS3_UNLIMITED_BYTES;
+		ok->fbytes = NFS3_UNLIMITED_BYTES;
+	}
+	ok->abytes = ok->fbytes;
+	if (u.max_inodes != 0) {
+		ok->tfiles = u.max_inodes;
+		ok->ffiles = u.max_inodes > u.used_inodes ?
+				     u.max_inodes - u.used_inodes : 0;
+	} else {
+		ok->tfiles = u.used_inodes + NFS3_UNLIMITED_FILES;
+		ok->ffiles = NFS3_UNLIMITED_FILES;
+	}
+	ok->afiles = ok->ffiles;
+	/* Other gateways change the volume at any time. */
+	ok->invarsec = 0;
+}
+
+void
+nfs3_fsinfo(struct nfsd_call *c, void *args, void *res)
+{
+	FSINFO3res *r = res;
+	FSINFO3resok *ok = &r->FSINFO3res_u.resok;
+
+	r->status = NFS3_OK;
+	nfs3_post_from(c, &c->attr, &ok->obj_attributes);
+	ok->rtmax = NFS3_IOMAX;
+	ok->rtpref = NFS3_IOMAX;
+	ok->rtmult = 4096;
+	ok->wtmax = NFS3_IOMAX;
+	ok->wtpref = NFS3_IOMAX;
+	ok->wtmult = 4096;
+	ok->dtpref = 64 * 1024;
+	ok->maxfilesize = META_MAX_FILE_SIZE;
+	ok->time_delta.seconds = 0;
+	ok->time_delta.nseconds = 1;
+	ok->properties = FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS |
+			 FSF3_CANSETTIME;
+}
+
+void
+nfs3_pathconf(struct nfsd_call *c, void *args, void *res)
+{
+	PATHCONF3res *r = res;
+	PATHCONF3resok *ok = &r->PATHCONF3res_u.resok;
+
+	r->status = NFS3_OK;
+	nfs3_post_from(c, &c->attr, &ok->obj_attributes);
+	ok->linkmax = NFS3_LINK_MAX;
+	ok->name_max = META_NAME_MAX;
+	ok->no_trunc = TRUE;
+	ok->chown_restricted = TRUE;
+	ok->case_insensitive = FALSE;
+	ok->case_preserving = TRUE;
+}
+
+/* ---- the procedure table ------------------------------------------------------ */
+
+/* xdr_void has no parameters; a cast to xdrproc_t would be flagged. */
+static bool_t
+nfs3_xdr_void(XDR *xdrs, void *p)
+{
+	return TRUE;
+}
+
+#define P(num, nm, fn, argt, rest, xres, fl)                                  \
+	[num] = { .name = nm,                                                 \
+		  .xdr_args = (xdrproc_t)xdr_##argt,                          \
+		  .args_size = sizeof(argt),                                  \
+		  .xdr_res = (xdrproc_t)(xres),                               \
+		  .res_size = sizeof(rest),                                   \
+		  .handler = nfs3_##fn,                                       \
+		  .flags = (fl) }
+
+#define FH NFSD_PF_FH
+#define MOD (NFSD_PF_FH | NFSD_PF_MODIFIES)
+#define MODDRC (NFSD_PF_FH | NFSD_PF_MODIFIES | NFSD_PF_DRC)
+
+const struct nfsd_proc nfsd_nfs3_procs[] = {
+	[NFSPROC3_NULL] = { .name = "NULL",
+			    .xdr_args = (xdrproc_t)nfs3_xdr_void,
+			    .args_size = 0,
+			    .xdr_res = (xdrproc_t)nfs3_xdr_void,
+			    .res_size = 0,
+			    .handler = nfs3_null,
+			    .flags = 0 },
+	P(NFSPROC3_GETATTR, "GETATTR", getattr, GETATTR3args, GETATTR3res,
+	  xdr_GETATTR3res, FH),
+	P(NFSPROC3_SETATTR, "SETATTR", setattr, SETATTR3args, SETATTR3res,
+	  xdr_SETATTR3res, MODDRC),
+	P(NFSPROC3_LOOKUP, "LOOKUP", lookup, LOOKUP3args, LOOKUP3res,
+	  xdr_LOOKUP3res, FH),
+	P(NFSPROC3_ACCESS, "ACCESS", access, ACCESS3args, ACCESS3res,
+	  xdr_ACCESS3res, FH),
+	P(NFSPROC3_READLINK, "READLINK", readlink, READLINK3args,
+	  READLINK3res, xdr_READLINK3res, FH),
+	P(NFSPROC3_READ, "READ", read, READ3args, READ3res, xdr_READ3res, FH),
+	P(NFSPROC3_WRITE, "WRITE", write, WRITE3args, WRITE3res,
+	  xdr_WRITE3res, MOD),
+	P(NFSPROC3_CREATE, "CREATE", create, CREATE3args, CREATE3res,
+	  xdr_CREATE3res, MODDRC),
+	P(NFSPROC3_MKDIR, "MKDIR", mkdir, MKDIR3args, MKDIR3res,
+	  xdr_MKDIR3res, MODDRC),
+	P(NFSPROC3_SYMLINK, "SYMLINK", symlink, SYMLINK3args, SYMLINK3res,
+	  xdr_SYMLINK3res, MODDRC),
+	P(NFSPROC3_MKNOD, "MKNOD", mknod, MKNOD3args, MKNOD3res,
+	  xdr_MKNOD3res, MODDRC),
+	P(NFSPROC3_REMOVE, "REMOVE", remove, REMOVE3args, REMOVE3res,
+	  xdr_REMOVE3res, MODDRC),
+	P(NFSPROC3_RMDIR, "RMDIR", rmdir, RMDIR3args, RMDIR3res,
+	  xdr_RMDIR3res, MODDRC),
+	P(NFSPROC3_RENAME, "RENAME", rename, RENAME3args, RENAME3res,
+	  xdr_RENAME3res, MODDRC),
+	P(NFSPROC3_LINK, "LINK", link, LINK3args, LINK3res, xdr_LINK3res,
+	  MODDRC),
+	P(NFSPROC3_READDIR, "READDIR", readdir, READDIR3args, READDIR3res,
+	  nfs3_xdr_readdir_res, FH),
+	P(NFSPROC3_READDIRPLUS, "READDIRPLUS", readdirplus, READDIRPLUS3args,
+	  READDIRPLUS3res, nfs3_xdr_readdirplus_res, FH),
+	P(NFSPROC3_FSSTAT, "FSSTAT", fsstat, FSSTAT3args, FSSTAT3res,
+	  xdr_FSSTAT3res, FH),
+	P(NFSPROC3_FSINFO, "FSINFO", fsinfo, FSINFO3args, FSINFO3res,
+	  xdr_FSINFO3res, FH),
+	P(NFSPROC3_PATHCONF, "PATHCONF", pathconf, PATHCONF3args,
+	  PATHCONF3res, xdr_PATHCONF3res, FH),
+	/* COMMIT changes nothing a read-only export protects: it only makes
+	 * earlier WRITEs durable, so it is not NFSD_PF_MODIFIES. */
+	P(NFSPROC3_COMMIT, "COMMIT", commit, COMMIT3args, COMMIT3res,
+	  xdr_COMMIT3res, FH),
+};
+
+const size_t nfsd_nfs3_nprocs = TL_ARRAY_SIZE(nfsd_nfs3_procs);

@@ -1,0 +1,181 @@
+/*
+ * nfs3_data.c - the NFSv3 procedures that move file contents: READLINK,
+ * READ, WRITE and COMMIT (RFC 1813 sections 3.3.5-3.3.7 and 3.3.21).
+ *
+ * Durability (DESIGN.md, "NFS semantics"): an UNSTABLE WRITE is buffered
+ * by the cache and acknowledged as UNSTABLE; a DATA_SYNC or FILE_SYNC
+ * write, like COMMIT, returns only once the file's buffered data is stored
+ * in the object store and its slices are committed in metadata (which
+ * includes size and mtime), so those writes answer FILE_SYNC.  The write
+ * verifier (ctx->write_verf) is random per process start; a client that
+ * sees it change resends its uncommitted writes.
+ */
+#include <errno.h>
+
+#include "nfsd/nfs3-internal.h"
+
+void
+nfs3_readlink(struct nfsd_call *c, void *args, void *res)
+{
+	READLINK3res *r = res;
+	char *target = NULL;
+	int err;
+
+	if (c->attr.type != META_LNK) {
+		err = -EINVAL;
+		goto out;
+	}
+	err = meta_readlink(c->ctx->meta, c->ino, &target);
+out:
+	r->status = nfsd_errno_to_nfs3(err);
+	nfs3_post_from(c, &c->attr,
+		       &r->READLINK3res_u.resok.symlink_attributes);
+	if (err == 0) {
+		/* The result is xdr_freed with free(); hand it over. */
+		r->READLINK3res_u.resok.data = tl_strdup(target);
+	}
+	free(target);
+}
+
+/* Regular files only: a directory is ISDIR, anything else INVAL
+ * (like knfsd, whose nfsd_open refuses other types). */
+static int
+nfs3_check_reg(const struct meta_attr *a)
+{
+	if (a->type == META_REG)
+		return 0;
+	return a->type == META_DIR ? -EISDIR : -EINVAL;
+}
+
+/* knfsd's NFSD_MAY_OWNER_OVERRIDE: the owner may read and write its file
+ * whatever the mode (a file created 0444 is still written by its
+ * creator), and, for READ, execute permission suffices (the client reads
+ * binaries it may only execute: NFSD_MAY_READ_IF_EXEC). */
+static bool
+nfs3_may_io(const struct nfsd_call *c, bool write)
+{
+	unsigned want = write ? META_MAY_WRITE : META_MAY_READ;
+
+	if (c->cred.uid == c->attr.uid)
+		return true;
+	if (meta_access(&c->attr, &c->cred, want) == want)
+		return true;
+	return !write && meta_access(&c->attr, &c->cred, META_MAY_EXEC) != 0;
+}
+
+void
+nfs3_read(struct nfsd_call *c, void *args, void *res)
+{
+	READ3args *a = args;
+	READ3res *r = res;
+	READ3resok *ok = &r->READ3res_u.resok;
+	struct meta_attr attr = c->attr;
+	size_t count = TL_MIN(a->count, NFS3_IOMAX), got = 0;
+	char *buf = NULL;
+	bool eof = true;
+	int err;
+
+	nfs3_overlay(c, &attr);
+	err = nfs3_check_reg(&attr);
+	if (err != 0)
+		goto out;
+	if (!nfs3_may_io(c, false)) {
+		err = -EACCES;
+		goto out;
+	}
+	if (a->offset < attr.size && count > 0) {
+		buf = tl_malloc(count);
+		err = cache_read(c->ctx->cache, c->ino, attr.size, a->offset,
+				 count, buf, &got, &eof);
+		if (err != 0)
+			goto out;
+	} else {
+		eof = a->offset >= attr.size;
+	}
+out:
+	r->status = nfsd_errno_to_nfs3(err);
+	/* file_attributes is the first member of resok and resfail. */
+	nfs3_post_from(c, &attr, &ok->file_attributes);
+	if (err != 0) {
+		free(buf);
+		return;
+	}
+	ok->count = (count3)got;
+	ok->eof = eof;
+	ok->data.data_len = (u_int)got;
+	ok->data.data_val = buf;
+	if (buf != NULL && got == 0) {
+		free(buf);
+		ok->data.data_val = NULL;
+	}
+}
+
+void
+nfs3_write(struct nfsd_call *c, void *args, void *res)
+{
+	WRITE3args *a = args;
+	WRITE3res *r = res;
+	WRITE3resok *ok = &r->WRITE3res_u.resok;
+	struct meta_attr pre = c->attr;
+	struct meta_wcc w;
+	size_t count;
+	bool stable = a->stable != UNSTABLE;
+	int err;
+
+	nfs3_overlay(c, &pre);
+	nfs3_wcc_of(&pre, &w);
+	/* The client's count, but never more than sent or than wtmax. */
+	count = TL_MIN(a->count, a->data.data_len);
+	count = TL_MIN(count, NFS3_IOMAX);
+	err = nfs3_check_reg(&pre);
+	if (err != 0)
+		goto out;
+	if (!nfs3_may_io(c, true)) {
+		err = -EACCES;
+		goto out;
+	}
+	if (a->offset > META_MAX_FILE_SIZE ||
+	    count > META_MAX_FILE_SIZE - a->offset) {
+		err = -EFBIG;
+		goto out;
+	}
+	if (count > 0 || stable)
+		err = cache_write(c->ctx->cache, c->ino, a->offset,
+				  a->data.data_val, count, stable);
+out:
+	r->status = nfsd_errno_to_nfs3(err);
+	/* file_wcc is the first member of resok and resfail. */
+	nfs3_wcc(c, c->ino, &w, NULL, &ok->file_wcc);
+	if (err != 0)
+		return;
+	ok->count = (count3)count;
+	ok->committed = stable ? FILE_SYNC : UNSTABLE;
+	memcpy(ok->verf, c->ctx->write_verf, NFS3_WRITEVERFSIZE);
+}
+
+/*
+ * COMMIT flushes the whole file whatever offset and count say (allowed by
+ * RFC 1813: the server may commit more).  No permission check: it cannot
+ * change the contents, only make WRITEs that were already checked durable,
+ * and knfsd's write-permission check would fail the owner of a 0444 file
+ * it is still writing.
+ */
+void
+nfs3_commit(struct nfsd_call *c, void *args, void *res)
+{
+	COMMIT3res *r = res;
+	COMMIT3resok *ok = &r->COMMIT3res_u.resok;
+	struct meta_attr pre = c->attr;
+	struct meta_wcc w;
+	int err;
+
+	nfs3_overlay(c, &pre);
+	nfs3_wcc_of(&pre, &w);
+	err = nfs3_check_reg(&pre);
+	if (err == 0)
+		err = cache_flush(c->ctx->cache, c->ino);
+	r->status = nfsd_errno_to_nfs3(err);
+	nfs3_wcc(c, c->ino, &w, NULL, &ok->file_wcc);
+	if (err == 0)
+		memcpy(ok->verf, c->ctx->write_verf, NFS3_WRITEVERFSIZE);
+}

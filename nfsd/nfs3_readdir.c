@@ -1,0 +1,196 @@
+/*
+ * nfs3_readdir.c - READDIR and READDIRPLUS (RFC 1813 sections 3.3.16-17).
+ *
+ * Cookies (DESIGN.md, "Readdir"): every entry gets a cookie from a
+ * per-directory counter when it is linked, "." is cookie 1 and ".." cookie
+ * 2 (synthesised here), and a reply resumes with one ordered scan of the
+ * entries whose cookie is greater than the client's.  Nothing is kept
+ * between calls.  Because a cookie names the same position forever
+ * (entries created later sort after it, removed ones just vanish), the
+ * cookie verifier is constant zero and never checked, as knfsd does for
+ * file systems with stable cookies; a cookie past the end simply yields
+ * an empty list with eof.
+ *
+ * A reply is filled with exactly what fits in the client's count
+ * (READDIR) or maxcount (READDIRPLUS), measured with the XDR sizes of
+ * what is sent; READDIRPLUS also stops when the entry3-equivalent part
+ * exceeds dircount (after at least one entry, since some clients send a
+ * tiny dircount).  TOOSMALL when not a single entry fits.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "nfsd/nfs3-internal.h"
+
+/* resok without entries: status, post_op_attr, cookieverf, the final
+ * value_follows FALSE and eof. */
+#define NFS3_XDR_RD_FIXED (4 + NFS3_XDR_POST_ATTR + 8 + 4 + 4)
+/* post_op_fh3 of one of our handles. */
+#define NFS3_XDR_POST_FH (4 + 4 + NFS3_XDR_PAD(NFSD_FH_SIZE))
+
+struct nfs3_rd {
+	struct nfsd_call *c;
+	bool plus;
+	size_t left;    /* bytes of count / maxcount still free */
+	size_t dleft;   /* READDIRPLUS: bytes of dircount still free */
+	size_t n;       /* entries so far */
+	entry3 *head, **tail;
+	entryplus3 *phead, **ptail;
+};
+
+/* Add one entry; 1 when it does not fit (the reply is full). */
+static int
+nfs3_rd_add(struct nfs3_rd *rd, const char *name, size_t namelen,
+	    uint64_t ino, uint64_t cookie, const struct meta_attr *attr)
+{
+	size_t dsize = NFS3_XDR_ENTRY(namelen), size = dsize;
+	entryplus3 *pe;
+	entry3 *e;
+
+	if (rd->plus) {
+		size += attr != NULL ? NFS3_XDR_POST_ATTR + NFS3_XDR_POST_FH :
+				       4 + 4;
+		if (rd->n > 0 && dsize > rd->dleft)
+			return 1;
+	}
+	if (size > rd->left)
+		return 1;
+	rd->left -= size;
+	rd->dleft = dsize > rd->dleft ? 0 : rd->dleft - dsize;
+	rd->n++;
+	if (!rd->plus) {
+		e = tl_calloc(1, sizeof(*e));
+		e->fileid = ino;
+		e->name = tl_strndup(name, namelen);
+		e->cookie = cookie;
+		*rd->tail = e;
+		rd->tail = &e->nextentry;
+		return 0;
+	}
+	pe = tl_calloc(1, sizeof(*pe));
+	pe->fileid = ino;
+	pe->name = tl_strndup(name, namelen);
+	pe->cookie = cookie;
+	if (attr != NULL) {
+		nfs3_post_from(rd->c, attr, &pe->name_attributes);
+		pe->name_handle.handle_follows = TRUE;
+		nfsd_fh_make(rd->c, ino, attr->gen,
+			     &pe->name_handle.post_op_fh3_u.handle);
+	}
+	*rd->ptail = pe;
+	rd->ptail = &pe->nextentry;
+	return 0;
+}
+
+static int
+nfs3_rd_cb(void *arg, const char *name, size_t namelen, uint64_t ino,
+	   uint64_t cookie, const struct meta_attr *attr)
+{
+	return nfs3_rd_add(arg, name, namelen, ino, cookie, attr);
+}
+
+/* "." (cookie 1) and ".." (cookie 2) when the client starts before them;
+ * ".." of the export root is the root.  1 when the reply is full. */
+static int
+nfs3_rd_dots(struct nfs3_rd *rd, uint64_t cookie)
+{
+	struct nfsd_call *c = rd->c;
+	struct meta_attr pattr, *pa = NULL;
+	uint64_t parent = c->attr.parent;
+
+	if (cookie < 1 && nfs3_rd_add(rd, ".", 1, c->ino, 1, &c->attr))
+		return 1;
+	if (cookie >= 2)
+		return 0;
+	if (nfs3_is_export_root(c, c->ino) || parent == 0) {
+		parent = c->ino;
+		pa = &c->attr;
+	} else if (rd->plus &&
+		   meta_getattr(c->ctx->meta, parent, &pattr) == 0) {
+		pa = &pattr;
+	}
+	return nfs3_rd_add(rd, "..", 2, parent, 2, rd->plus ? pa : NULL);
+}
+
+/* The common part: fill rd from cookie on; 0, or an errno. */
+static int
+nfs3_rd_fill(struct nfs3_rd *rd, uint64_t cookie, size_t count, bool *eof)
+{
+	struct nfsd_call *c = rd->c;
+
+	*eof = false;
+	if (c->attr.type != META_DIR)
+		return -ENOTDIR;
+	count = TL_MIN(count, NFS3_IOMAX);
+	if (count < NFS3_XDR_RD_FIXED)
+		return -NFS3ERR_TOOSMALL;
+	rd->left = count - NFS3_XDR_RD_FIXED;
+	if (nfs3_rd_dots(rd, cookie) == 0) {
+		int err = meta_readdir(c->ctx->meta, &c->cred, c->ino,
+				       TL_MAX(cookie, 2), rd->plus, nfs3_rd_cb,
+				       rd, eof);
+		if (err < 0)
+			return err;
+	}
+	if (rd->n == 0 && !*eof)
+		return -NFS3ERR_TOOSMALL;
+	return 0;
+}
+
+/* nfsd_errno_to_nfs3 plus the one status that has no errno. */
+static nfsstat3
+nfs3_rd_status(int err)
+{
+	return err == -NFS3ERR_TOOSMALL ? NFS3ERR_TOOSMALL :
+					  nfsd_errno_to_nfs3(err);
+}
+
+void
+nfs3_readdir(struct nfsd_call *c, void *args, void *res)
+{
+	READDIR3args *a = args;
+	READDIR3res *r = res;
+	READDIR3resok *ok = &r->READDIR3res_u.resok;
+	struct nfs3_rd rd = { .c = c, .plus = false };
+	bool eof;
+	int err;
+
+	rd.tail = &rd.head;
+	err = nfs3_rd_fill(&rd, a->cookie, a->count, &eof);
+	r->status = nfs3_rd_status(err);
+	/* dir_attributes is the first member of resok and resfail. */
+	nfs3_post_from(c, &c->attr, &ok->dir_attributes);
+	if (err != 0) {
+		nfs3_entry3_free_list(rd.head);
+		return;
+	}
+	memset(ok->cookieverf, 0, NFS3_COOKIEVERFSIZE);
+	ok->reply.entries = rd.head;
+	ok->reply.eof = eof;
+}
+
+void
+nfs3_readdirplus(struct nfsd_call *c, void *args, void *res)
+{
+	READDIRPLUS3args *a = args;
+	READDIRPLUS3res *r = res;
+	READDIRPLUS3resok *ok = &r->READDIRPLUS3res_u.resok;
+	struct nfs3_rd rd = { .c = c, .plus = true, .dleft = a->dircount };
+	bool eof;
+	int err;
+
+	/* 0 is no meaningful limit: read it as "no dircount limit". */
+	if (a->dircount == 0)
+		rd.dleft = SIZE_MAX;
+	rd.ptail = &rd.phead;
+	err = nfs3_rd_fill(&rd, a->cookie, a->maxcount, &eof);
+	r->status = nfs3_rd_status(err);
+	nfs3_post_from(c, &c->attr, &ok->dir_attributes);
+	if (err != 0) {
+		nfs3_entryplus3_free_list(rd.phead);
+		return;
+	}
+	memset(ok->cookieverf, 0, NFS3_COOKIEVERFSIZE);
+	ok->reply.entries = rd.phead;
+	ok->reply.eof = eof;
+}
