@@ -1,1 +1,1 @@
-# man: filled in by the module
+# man

@@ -1,1 +1,5 @@
-# meta: filled in by the module
+# meta: the engine interface (kv.h, LMDB engine) and the file-system layer.
+noinst_LIBRARIES += meta/libmeta.a
+meta_libmeta_a_SOURCES = meta/meta.h meta/kv.h meta/meta-internal.h \
+	meta/kv.c meta/kv_lmdb.c meta/schema.c meta/volume.c meta/fs.c \
+	meta/dir.c meta/data.c

@@ -187,7 +187,7 @@ struct meta_new {
 	uint8_t verf[8];        /* META_EXCLUSIVE */
 };
 
-/* Create name in dir.  On success *ino/*attr describe the new (or, for
+/* Create name in dir.  On success *ino and *attr describe the new (or, for
  * UNCHECKED/EXCLUSIVE retransmit, existing) inode and *existed tells
  * which.  dir_pre/dir_post (may be NULL) receive the directory's wcc. */
 int meta_create(struct meta *m, const struct meta_cred *c, uint64_t dir,

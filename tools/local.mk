@@ -1,1 +1,1 @@
-# tools: filled in by the module
+# tools

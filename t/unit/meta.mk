@@ -1,1 +1,1 @@
-# filled in by its module
+# meta unit tests

@@ -1,0 +1,479 @@
+/*
+ * data.c - chunks and slices: writes, truncation and deletion of data.
+ *
+ * A chunk's value is its slice records appended in write order (later
+ * records win).  A slice is referenced once unless K<id><size> says more;
+ * when its count drops to zero it is moved to the released list R, from
+ * which meta_gc_next hands it out so the caller deletes its objects.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meta/meta-internal.h"
+
+int
+slice_release(struct mtxn *t, uint64_t id, uint32_t size)
+{
+	struct meta_key k;
+	const void *v;
+	size_t vlen;
+	uint64_t cnt = 1;
+	uint8_t b[8];
+	int rc;
+
+	if (id == 0)
+		return 0; /* a hole */
+	key_slice(t->m, &k, 'K', id, size);
+	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
+	if (rc == 0 && vlen == 8)
+		cnt = tl_get_be64(v);
+	else if (rc && rc != -ENOENT)
+		return rc;
+	if (cnt > 2) {
+		tl_put_be64(b, cnt - 1);
+		return meta_kv_put(t->kv, k.b, k.len, b, 8);
+	}
+	if (rc == 0)
+		rc = meta_kv_del(t->kv, k.b, k.len);
+	if (cnt == 2)
+		return rc; /* absent means one reference */
+	key_slice(t->m, &k, 'R', id, size);
+	t->d_pending++;
+	return meta_kv_put(t->kv, k.b, k.len, "", 0);
+}
+
+static int
+cmp_ref(const void *a, const void *b)
+{
+	const struct meta_slice_ref *x = a, *y = b;
+
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->size < y->size ? -1 : x->size > y->size;
+}
+
+/* Release every distinct slice a chunk value references (a slice may be
+ * recorded more than once in its chunk). */
+static int
+chunk_release(struct mtxn *t, const uint8_t *v, size_t vlen)
+{
+	size_t n = vlen / SLICE_REC, u = 0;
+	struct meta_slice_ref *r = tl_calloc(n ? n : 1, sizeof(*r));
+	struct meta_slice s;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		slice_decode(v + i * SLICE_REC, &s);
+		if (s.id == 0)
+			continue;
+		r[u].id = s.id;
+		r[u++].size = s.size;
+	}
+	qsort(r, u, sizeof(*r), cmp_ref);
+	for (size_t i = 0; rc == 0 && i < u; i++)
+		if (i == 0 || cmp_ref(&r[i - 1], &r[i]) != 0)
+			rc = slice_release(t, r[i].id, r[i].size);
+	free(r);
+	return rc;
+}
+
+/* Collected key/value pairs of a bounded scan. */
+struct kvlist {
+	struct tl_buf b; /* be16 klen, key, be32 vlen, value; repeated */
+	size_t n, max;
+};
+
+static int
+kvlist_cb(void *arg, const void *key, size_t klen, const void *val,
+	  size_t vlen)
+{
+	struct kvlist *l = arg;
+	uint8_t h[4];
+
+	tl_put_be16(h, (uint16_t)klen);
+	tl_buf_append(&l->b, h, 2);
+	tl_buf_append(&l->b, key, klen);
+	tl_put_be32(h, (uint32_t)vlen);
+	tl_buf_append(&l->b, h, 4);
+	tl_buf_append(&l->b, val, vlen);
+	return ++l->n >= l->max;
+}
+
+/* Iterate a kvlist: off is the cursor. */
+static bool
+kvlist_next(struct kvlist *l, size_t *off, const uint8_t **k, size_t *klen,
+	    const uint8_t **v, size_t *vlen)
+{
+	const uint8_t *p = l->b.data + *off;
+
+	if (*off >= l->b.len)
+		return false;
+	*klen = tl_get_be16(p);
+	*k = p + 2;
+	*vlen = tl_get_be32(p + 2 + *klen);
+	*v = p + 6 + *klen;
+	*off += 6 + *klen + *vlen;
+	return true;
+}
+
+/* Delete the keys of a kvlist, releasing slices of chunk keys (keys of
+ * the form A<ino>C<chunk>). */
+static int
+kvlist_purge(struct mtxn *t, struct kvlist *l)
+{
+	const uint8_t *k, *v;
+	size_t klen, vlen, off = 0, p = t->m->pfxlen;
+	int rc = 0;
+
+	while (rc == 0 && kvlist_next(l, &off, &k, &klen, &v, &vlen)) {
+		if (klen == p + 14 && k[p] == 'A' && k[p + 9] == 'C')
+			rc = chunk_release(t, v, vlen);
+		if (rc == 0)
+			rc = meta_kv_del(t->kv, k, klen);
+	}
+	return rc;
+}
+
+int
+data_truncate(struct mtxn *t, uint64_t ino, uint64_t oldsize,
+	      uint64_t newsize)
+{
+	uint64_t first = (newsize + META_CHUNK_SIZE - 1) / META_CHUNK_SIZE;
+	struct kvlist l = {TL_BUF_INIT, 0, 64};
+	struct meta_key s, e;
+	int rc;
+
+	/* Chunks wholly past the end go, 64 at a time. */
+	key_chunk(t->m, &s, ino, (uint32_t)first);
+	key_ino(t->m, &e, ino, 'D');
+	do {
+		l.n = 0;
+		tl_buf_reset(&l.b);
+		rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, kvlist_cb,
+				  &l);
+		if (rc == 0)
+			rc = kvlist_purge(t, &l);
+	} while (rc == 0 && l.n == l.max);
+	tl_buf_free(&l.b);
+	if (rc || newsize % META_CHUNK_SIZE == 0)
+		return rc;
+	/* The boundary chunk keeps its data but a hole slice hides what
+	 * lies past the new end, so a later extension reads zeros. */
+	{
+		uint32_t pos = (uint32_t)(newsize % META_CHUNK_SIZE);
+		struct meta_slice_write w = {
+			(uint32_t)(newsize / META_CHUNK_SIZE),
+			{0, 0, 0, (uint32_t)META_CHUNK_SIZE - pos, pos}};
+		const void *v;
+		size_t vlen;
+		uint8_t *buf;
+
+		key_chunk(t->m, &s, ino, w.chunk);
+		rc = meta_kv_get(t->kv, s.b, s.len, &v, &vlen);
+		if (rc == -ENOENT)
+			return 0;
+		if (rc)
+			return rc;
+		buf = tl_malloc(vlen + SLICE_REC);
+		memcpy(buf, v, vlen);
+		slice_encode(&w.s, buf + vlen);
+		rc = meta_kv_put(t->kv, s.b, s.len, buf, vlen + SLICE_REC);
+		free(buf);
+	}
+	return rc;
+}
+
+int
+inode_drop(struct mtxn *t, const struct inode *in)
+{
+	struct meta_key k;
+	uint8_t v[8];
+	int rc;
+
+	key_ino(t->m, &k, in->a.ino, 'I');
+	rc = meta_kv_del(t->kv, k.b, k.len);
+	if (rc)
+		return rc;
+	switch (in->a.type) {
+	case META_DIR:
+		key_usage(t->m, &k, in->a.ino);
+		return meta_kv_del(t->kv, k.b, k.len);
+	case META_LNK:
+		key_ino(t->m, &k, in->a.ino, 'S');
+		return meta_kv_del(t->kv, k.b, k.len);
+	case META_REG:
+		if (in->a.size == 0)
+			return 0; /* no chunk can exist (see data_truncate) */
+		/* gc deletes the chunks later, in bounded steps. */
+		key_deleted(t->m, &k, in->a.ino, in->a.size);
+		tl_put_be64(v, tl_now_ns());
+		t->d_pending++;
+		return meta_kv_put(t->kv, k.b, k.len, v, 8);
+	default:
+		return 0;
+	}
+}
+
+/* ---- reading and writing chunks ---------------------------------------------- */
+
+int
+meta_read_chunk(struct meta *m, uint64_t ino, uint32_t chunk,
+		struct meta_slice **out, size_t *n)
+{
+	struct meta_key k;
+	struct inode in;
+	struct mtxn t;
+	const uint8_t *v;
+	size_t vlen;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	rc = txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	rc = inode_get(&t, ino, &in);
+	if (rc)
+		goto out;
+	key_chunk(m, &k, ino, chunk);
+	rc = meta_kv_get(t.kv, k.b, k.len, (const void **)&v, &vlen);
+	if (rc == -ENOENT) {
+		rc = 0;
+		goto out;
+	}
+	if (rc || vlen < SLICE_REC)
+		goto out;
+	*n = vlen / SLICE_REC;
+	*out = tl_malloc(*n * sizeof(**out));
+	for (size_t i = 0; i < *n; i++)
+		slice_decode(v + i * SLICE_REC, &(*out)[i]);
+out:
+	return txn_end(&t, rc);
+}
+
+static int
+write_check(const struct meta_slice_write *w, size_t n, uint64_t *end)
+{
+	*end = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct meta_slice *s = &w[i].s;
+		uint64_t e = (uint64_t)w[i].chunk * META_CHUNK_SIZE + s->pos +
+			     s->len;
+
+		if ((uint64_t)s->pos + s->len > META_CHUNK_SIZE ||
+		    (s->id && (uint64_t)s->off + s->len > s->size))
+			return -EINVAL;
+		if (e > META_MAX_FILE_SIZE)
+			return -EFBIG;
+		*end = TL_MAX(*end, e);
+	}
+	return 0;
+}
+
+/* Append records w[i..j) (all of one chunk) to its value. */
+static int
+chunk_append(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
+	     size_t cnt)
+{
+	struct meta_key k;
+	const void *v;
+	size_t vlen = 0;
+	uint8_t *buf;
+	int rc;
+
+	key_chunk(t->m, &k, ino, w[0].chunk);
+	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
+	if (rc == -ENOENT)
+		vlen = 0;
+	else if (rc)
+		return rc;
+	buf = tl_malloc(vlen + cnt * SLICE_REC);
+	if (vlen)
+		memcpy(buf, v, vlen);
+	for (size_t i = 0; i < cnt; i++)
+		slice_encode(&w[i].s, buf + vlen + i * SLICE_REC);
+	rc = meta_kv_put(t->kv, k.b, k.len, buf, vlen + cnt * SLICE_REC);
+	free(buf);
+	return rc;
+}
+
+static int
+write_txn(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
+	  size_t n, uint64_t end, uint64_t mtime_ns, struct meta_attr *post)
+{
+	struct inode in;
+	int64_t d = 0;
+	int rc;
+
+	rc = inode_get(t, ino, &in);
+	if (rc)
+		return rc;
+	if (in.a.type != META_REG)
+		return -EINVAL;
+	if (end > in.a.size) {
+		d = (int64_t)round4k(end) - (int64_t)round4k(in.a.size);
+		rc = capacity_check(t, d);
+		if (rc)
+			return rc;
+		in.a.size = end;
+	}
+	for (size_t i = 0, j; rc == 0 && i < n; i = j) {
+		for (j = i + 1; j < n && w[j].chunk == w[i].chunk; j++)
+			;
+		rc = chunk_append(t, ino, w + i, j - i);
+	}
+	if (rc == 0)
+		rc = usage_add(t, in.a.parent, d, 0);
+	t->d_bytes += d;
+	in.a.mtime_ns = in.a.ctime_ns = mtime_ns;
+	if (rc == 0)
+		rc = inode_put(t, &in);
+	if (rc == 0 && post)
+		*post = in.a;
+	return rc;
+}
+
+int
+meta_write_slices(struct meta *m, uint64_t ino,
+		  const struct meta_slice_write *w, size_t n,
+		  uint64_t mtime_ns, struct meta_attr *post)
+{
+	struct mtxn t;
+	uint64_t end;
+	int rc, tries = 0;
+
+	rc = write_check(w, n, &end);
+	if (rc)
+		return rc;
+	do {
+		rc = txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		rc = write_txn(&t, ino, w, n, end, mtime_ns, post);
+		rc = txn_end(&t, rc);
+	} while (txn_retry(rc, &tries));
+	return rc;
+}
+
+/* ---- garbage collection --------------------------------------------------------- */
+
+/* Purge up to *budget keys of deleted inodes. */
+static int
+gc_purge(struct mtxn *t, size_t *budget)
+{
+	struct kvlist dl = {TL_BUF_INIT, 0, 16};
+	struct kvlist l = {TL_BUF_INIT, 0, 0};
+	struct meta_key s, e;
+	const uint8_t *k, *v;
+	size_t klen, vlen, off = 0, p = t->m->pfxlen;
+	int rc;
+
+	key_tag(t->m, &s, 'D');
+	key_tag(t->m, &e, 'E');
+	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, kvlist_cb, &dl);
+	while (rc == 0 && *budget > 0 &&
+	       kvlist_next(&dl, &off, &k, &klen, &v, &vlen)) {
+		uint64_t ino;
+
+		if (klen != p + 17)
+			continue;
+		ino = tl_get_be64(k + p + 1);
+		key_ino(t->m, &s, ino, 0);
+		key_ino(t->m, &e, ino + 1, 0);
+		l.n = 0;
+		l.max = *budget;
+		tl_buf_reset(&l.b);
+		rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, kvlist_cb,
+				  &l);
+		if (rc == 0)
+			rc = kvlist_purge(t, &l);
+		*budget -= l.n;
+		if (rc == 0 && l.n < l.max) {
+			/* Nothing of the inode is left. */
+			rc = meta_kv_del(t->kv, k, klen);
+			t->d_pending--;
+		}
+	}
+	tl_buf_free(&l.b);
+	tl_buf_free(&dl.b);
+	return rc;
+}
+
+struct gc_out {
+	struct meta_slice_ref *out;
+	size_t max, n, pfxlen;
+};
+
+static int
+released_cb(void *arg, const void *key, size_t klen, const void *val,
+	    size_t vlen)
+{
+	struct gc_out *g = arg;
+	const uint8_t *k = key;
+
+	if (klen != g->pfxlen + 13)
+		return 0;
+	g->out[g->n].id = tl_get_be64(k + g->pfxlen + 1);
+	g->out[g->n].size = tl_get_be32(k + g->pfxlen + 9);
+	return ++g->n >= g->max;
+}
+
+int
+meta_gc_next(struct meta *m, struct meta_slice_ref *out, size_t max,
+	     size_t *n)
+{
+	struct gc_out g = {out, max, 0, m->pfxlen};
+	struct meta_key s, e;
+	struct mtxn t;
+	size_t budget;
+	int rc, tries = 0;
+
+	do {
+		budget = META_GC_KEYS;
+		g.n = 0;
+		rc = txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		rc = gc_purge(&t, &budget);
+		key_tag(m, &s, 'R');
+		key_tag(m, &e, 'S');
+		if (rc == 0 && max > 0)
+			rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len,
+					  released_cb, &g);
+		rc = txn_end(&t, rc);
+	} while (txn_retry(rc, &tries));
+	*n = rc == 0 ? g.n : 0;
+	return rc;
+}
+
+int
+meta_gc_release(struct meta *m, const struct meta_slice_ref *r, size_t n)
+{
+	struct meta_key k;
+	struct mtxn t;
+	const void *v;
+	size_t vlen;
+	int rc, tries = 0;
+
+	do {
+		rc = txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			key_slice(m, &k, 'R', r[i].id, r[i].size);
+			rc = meta_kv_get(t.kv, k.b, k.len, &v, &vlen);
+			if (rc == -ENOENT) {
+				rc = 0; /* never queued, or already gone */
+				continue;
+			}
+			if (rc == 0)
+				rc = meta_kv_del(t.kv, k.b, k.len);
+			t.d_pending--;
+		}
+		rc = txn_end(&t, rc);
+	} while (txn_retry(rc, &tries));
+	return rc;
+}

@@ -1,0 +1,750 @@
+/*
+ * dir.c - names: create, link, unlink, rmdir, rename and readdir.
+ *
+ * Each operation is one write transaction.  Directory nlink is 2 plus the
+ * number of subdirectories.  U<dir> counts, for each directory, the
+ * inodes whose `parent` it is and their 4 KiB-rounded bytes.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "meta/meta-internal.h"
+
+static bool
+is_dot(const char *name)
+{
+	return strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+}
+
+/* dir must be a directory the caller may modify (w and x). */
+static int
+dir_writable(const struct inode *d, const struct meta_cred *c)
+{
+	if (d->a.type != META_DIR)
+		return -ENOTDIR;
+	if (meta_access(&d->a, c, META_MAY_WRITE | META_MAY_EXEC) !=
+	    (META_MAY_WRITE | META_MAY_EXEC))
+		return -EACCES;
+	return 0;
+}
+
+/* Sticky directories: only the owner of the entry or of the directory
+ * (or root) may remove or rename it. */
+static int
+sticky_check(const struct inode *d, const struct inode *victim,
+	     const struct meta_cred *c)
+{
+	if (!(d->a.mode & S_ISVTX) || c->uid == 0 || c->uid == d->a.uid ||
+	    c->uid == victim->a.uid)
+		return 0;
+	return -EPERM;
+}
+
+static void
+dir_touch(struct inode *d, uint64_t now)
+{
+	d->a.mtime_ns = d->a.ctime_ns = now;
+}
+
+/* ---- create ---------------------------------------------------------------- */
+
+/* An existing name met by a create: UNCHECKED returns a regular file as
+ * is, EXCLUSIVE succeeds when the stored verifier matches (a retransmit). */
+static int
+create_existing(struct mtxn *t, const struct meta_new *n, uint64_t cino,
+		uint64_t *ino, struct meta_attr *attr, bool *existed)
+{
+	struct inode in;
+	int rc;
+
+	if (n->how == META_GUARDED || n->type != META_REG)
+		return -EEXIST;
+	rc = inode_get(t, cino, &in);
+	if (rc)
+		return rc == -ENOENT ? -EIO : rc;
+	if (in.a.type != META_REG)
+		return -EEXIST;
+	if (n->how == META_EXCLUSIVE &&
+	    (!in.has_verf || memcmp(in.verf, n->verf, 8) != 0))
+		return -EEXIST;
+	*ino = cino;
+	if (attr)
+		*attr = in.a;
+	if (existed)
+		*existed = true;
+	return 0;
+}
+
+static int
+inode_limit_check(struct mtxn *t)
+{
+	uint64_t used;
+	int rc;
+
+	if (t->m->set.max_inodes == 0)
+		return 0;
+	rc = counter_get(t, CNT_USED_INODES, &used);
+	if (rc)
+		return rc;
+	return used + (uint64_t)t->d_inodes + 1 > t->m->set.max_inodes ?
+		       -ENOSPC : 0;
+}
+
+static void
+new_inode(struct inode *in, const struct inode *d, const struct meta_new *n,
+	  uint64_t ino, uint64_t now)
+{
+	struct meta_attr *a = &in->a;
+
+	memset(in, 0, sizeof(*in));
+	a->ino = ino;
+	a->gen = (uint32_t)tl_random_u64() | 1;
+	a->type = n->type;
+	a->mode = n->mode & 07777;
+	a->uid = n->uid;
+	a->gid = n->gid;
+	if (d->a.mode & S_ISGID) {
+		/* BSD group semantics on S_ISGID directories; subdirectories
+		 * inherit the bit. */
+		a->gid = d->a.gid;
+		if (n->type == META_DIR)
+			a->mode |= S_ISGID;
+	}
+	a->nlink = n->type == META_DIR ? 2 : 1;
+	a->rdev_major = n->rdev_major;
+	a->rdev_minor = n->rdev_minor;
+	a->atime_ns = a->mtime_ns = a->ctime_ns = now;
+	a->parent = d->a.ino;
+	if (n->type == META_DIR)
+		in->next_cookie = 3;
+	if (n->type == META_LNK)
+		a->size = strlen(n->target);
+	if (n->how == META_EXCLUSIVE) {
+		in->has_verf = true;
+		memcpy(in->verf, n->verf, 8);
+	}
+}
+
+static int
+create_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
+	   const char *name, size_t len, const struct meta_new *n,
+	   uint64_t newino, uint64_t *ino, struct meta_attr *attr,
+	   bool *existed, struct meta_wcc *dir_pre, struct meta_attr *dir_post)
+{
+	struct inode d, in;
+	struct meta_key k;
+	uint64_t cino, now = tl_now_ns();
+	int rc;
+
+	rc = inode_get(t, dir, &d);
+	if (rc)
+		return rc;
+	wcc_fill(&d, dir_pre);
+	if (dir_post)
+		*dir_post = d.a;
+	rc = dir_writable(&d, c);
+	if (rc)
+		return rc;
+	if (is_dot(name))
+		return -EEXIST;
+	rc = dentry_get(t, dir, name, len, NULL, &cino, NULL);
+	if (rc == 0)
+		return create_existing(t, n, cino, ino, attr, existed);
+	if (rc != -ENOENT)
+		return rc;
+	if (n->type == META_DIR && d.a.nlink >= META_LINK_MAX)
+		return -EMLINK;
+	rc = inode_limit_check(t);
+	if (rc)
+		return rc;
+	new_inode(&in, &d, n, newino, now);
+	if (n->type != META_DIR && c->uid != 0 && (in.a.mode & S_ISGID) &&
+	    (in.a.mode & S_IXGRP) && !cred_in_group(c, in.a.gid))
+		in.a.mode &= ~(uint32_t)S_ISGID;
+	rc = dentry_add(t, &d, name, len, n->type, newino);
+	if (rc == 0 && n->type == META_LNK) {
+		key_ino(t->m, &k, newino, 'S');
+		rc = meta_kv_put(t->kv, k.b, k.len, n->target, in.a.size);
+	}
+	if (rc == 0)
+		rc = inode_put(t, &in);
+	if (n->type == META_DIR)
+		d.a.nlink++;
+	dir_touch(&d, now);
+	if (rc == 0)
+		rc = inode_put(t, &d);
+	if (rc == 0)
+		rc = usage_add(t, dir, 0, 1);
+	t->d_inodes++;
+	if (rc)
+		return rc;
+	*ino = newino;
+	if (attr)
+		*attr = in.a;
+	if (existed)
+		*existed = false;
+	if (dir_post)
+		*dir_post = d.a;
+	return 0;
+}
+
+int
+meta_create(struct meta *m, const struct meta_cred *c, uint64_t dir,
+	    const char *name, const struct meta_new *n, uint64_t *ino,
+	    struct meta_attr *attr, bool *existed, struct meta_wcc *dir_pre,
+	    struct meta_attr *dir_post)
+{
+	struct mtxn t;
+	uint64_t newino;
+	size_t len;
+	int rc, tries = 0;
+
+	rc = name_check(name, &len, true);
+	if (rc)
+		return rc;
+	if (n->type < META_REG || n->type > META_FIFO)
+		return -EINVAL;
+	if (n->type == META_LNK &&
+	    (!n->target || !n->target[0] ||
+	     strlen(n->target) >= META_PATH_MAX))
+		return n->target && n->target[0] ? -ENAMETOOLONG : -EINVAL;
+	rc = alloc_ino(m, &newino);
+	if (rc)
+		return rc;
+	do {
+		rc = txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		rc = create_txn(&t, c, dir, name, len, n, newino, ino, attr,
+				existed, dir_pre, dir_post);
+		rc = txn_end(&t, rc);
+	} while (txn_retry(rc, &tries));
+	return rc;
+}
+
+static int
+any_cb(void *arg, const void *key, size_t klen, const void *v, size_t vlen)
+{
+	*(bool *)arg = true;
+	return 1;
+}
+
+/* 0 if dir has no entries, -ENOTEMPTY if it has. */
+int
+dir_empty(struct mtxn *t, uint64_t dir)
+{
+	struct meta_key s, e;
+	bool any = false;
+	int rc;
+
+	/* Empty means nothing in its readdir index: one cursor step. */
+	key_ino(t->m, &s, dir, 'O');
+	key_ino(t->m, &e, dir, 'P');
+	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, any_cb, &any);
+	if (rc)
+		return rc;
+	return any ? -ENOTEMPTY : 0;
+}
+
+/* ---- remove ---------------------------------------------------------------- */
+
+/* Take one link of victim away (it was named in d); drop the inode when
+ * it was the last.  Directories: d loses a subdirectory link. */
+static int
+unlink_inode(struct mtxn *t, struct inode *d, struct inode *victim,
+	     uint64_t now)
+{
+	int64_t bytes = victim->a.type == META_REG ?
+				(int64_t)round4k(victim->a.size) : 0;
+	int rc = 0;
+
+	if (victim->a.type == META_DIR) {
+		d->a.nlink--;
+		victim->a.nlink = 0;
+	} else if (victim->a.nlink > 0) {
+		victim->a.nlink--;
+	}
+	if (victim->a.nlink == 0) {
+		if (victim->a.parent)
+			rc = usage_add(t, victim->a.parent, -bytes, -1);
+		if (rc == 0)
+			rc = inode_drop(t, victim);
+		t->d_inodes--;
+		t->d_bytes -= bytes;
+		return rc;
+	}
+	if (victim->a.parent == d->a.ino) {
+		/* Another link survives somewhere we cannot name cheaply:
+		 * its parent becomes unknown (0) and d stops counting it. */
+		rc = usage_add(t, d->a.ino, -bytes, -1);
+		victim->a.parent = 0;
+	}
+	victim->a.ctime_ns = now;
+	if (rc == 0)
+		rc = inode_put(t, victim);
+	return rc;
+}
+
+/* Shared by unlink and rmdir: want_dir selects which one. */
+static int
+remove_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
+	   const char *name, size_t len, bool want_dir,
+	   struct meta_wcc *dir_pre, struct meta_attr *dir_post)
+{
+	struct inode d, v;
+	uint64_t cino, cookie, now = tl_now_ns();
+	int rc;
+
+	rc = inode_get(t, dir, &d);
+	if (rc)
+		return rc;
+	wcc_fill(&d, dir_pre);
+	if (dir_post)
+		*dir_post = d.a;
+	rc = dir_writable(&d, c);
+	if (rc)
+		return rc;
+	rc = dentry_get(t, dir, name, len, NULL, &cino, &cookie);
+	if (rc)
+		return rc;
+	rc = inode_get(t, cino, &v);
+	if (rc)
+		return rc == -ENOENT ? -EIO : rc;
+	if (want_dir && v.a.type != META_DIR)
+		return -ENOTDIR;
+	if (!want_dir && v.a.type == META_DIR)
+		return -EISDIR;
+	if (want_dir) {
+		rc = dir_empty(t, cino);
+		if (rc)
+			return rc;
+	}
+	rc = sticky_check(&d, &v, c);
+	if (rc)
+		return rc;
+	rc = dentry_del(t, dir, name, len, cookie);
+	if (rc == 0)
+		rc = unlink_inode(t, &d, &v, now);
+	dir_touch(&d, now);
+	if (rc == 0)
+		rc = inode_put(t, &d);
+	if (rc == 0 && dir_post)
+		*dir_post = d.a;
+	return rc;
+}
+
+int
+meta_unlink(struct meta *m, const struct meta_cred *c, uint64_t dir,
+	    const char *name, struct meta_wcc *dir_pre,
+	    struct meta_attr *dir_post)
+{
+	struct mtxn t;
+	size_t len;
+	int rc, tries = 0;
+
+	rc = name_check(name, &len, false);
+	if (rc)
+		return rc;
+	if (is_dot(name))
+		return -EISDIR;
+	do {
+		rc = txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		rc = remove_txn(&t, c, dir, name, len, false, dir_pre,
+				dir_post);
+		rc = txn_end(&t, rc);
+	} while (txn_retry(rc, &tries));
+	return rc;
+}
+
+int
+meta_rmdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
+	   const char *name, struct meta_wcc *dir_pre,
+	   struct meta_attr *dir_post)
+{
+	struct mtxn t;
+	size_t len;
+	int rc, tries = 0;
+
+	rc = name_check(name, &len, false);
+	if (rc)
+		return rc;
+	if (strcmp(name, ".") == 0)
+		return -EINVAL;
+	if (strcmp(name, "..") == 0)
+		return -ENOTEMPTY;
+	do {
+		rc = txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		rc = remove_txn(&t, c, dir, name, len, true, dir_pre,
+				dir_post);
+		rc = txn_end(&t, rc);
+	} while (txn_retry(rc, &tries));
+	return rc;
+}
+
+/* ---- link ------------------------------------------------------------------ */
+
+/* Make dir the inode's `parent` (its last linked directory), moving its
+ * share of directory usage along. */
+static int
+reparent(struct mtxn *t, struct inode *in, uint64_t dir)
+{
+	int64_t b = in->a.type == META_REG ? (int64_t)round4k(in->a.size) : 0;
+	int rc = 0;
+
+	if (in->a.parent == dir)
+		return 0;
+	if (in->a.parent)
+		rc = usage_add(t, in->a.parent, -b, -1);
+	if (rc == 0)
+		rc = usage_add(t, dir, b, 1);
+	in->a.parent = dir;
+	return rc;
+}
+
+static int
+link_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
+	 uint64_t dir, const char *name, size_t len, struct meta_attr *attr,
+	 struct meta_wcc *dir_pre, struct meta_attr *dir_post)
+{
+	struct inode d, in;
+	uint64_t cino, now = tl_now_ns();
+	int rc;
+
+	rc = inode_get(t, dir, &d);
+	if (rc)
+		return rc;
+	wcc_fill(&d, dir_pre);
+	if (dir_post)
+		*dir_post = d.a;
+	rc = inode_get(t, ino, &in);
+	if (rc)
+		return rc;
+	if (in.a.type == META_DIR)
+		return -EPERM;
+	rc = dir_writable(&d, c);
+	if (rc)
+		return rc;
+	if (is_dot(name))
+		return -EEXIST;
+	rc = dentry_get(t, dir, name, len, NULL, &cino, NULL);
+	if (rc == 0)
+		return -EEXIST;
+	if (rc != -ENOENT)
+		return rc;
+	if (in.a.nlink >= META_LINK_MAX)
+		return -EMLINK;
+	rc = dentry_add(t, &d, name, len, in.a.type, ino);
+	if (rc == 0)
+		rc = reparent(t, &in, dir);
+	in.a.nlink++;
+	in.a.ctime_ns = now;
+	if (rc == 0)
+		rc = inode_put(t, &in);
+	dir_touch(&d, now);
+	if (rc == 0)
+		rc = inode_put(t, &d);
+	if (rc)
+		return rc;
+	if (attr)
+		*attr = in.a;
+	if (dir_post)
+		*dir_post = d.a;
+	return 0;
+}
+
+int
+meta_link(struct meta *m, const struct meta_cred *c, uint64_t ino,
+	  uint64_t dir, const char *name, struct meta_attr *attr,
+	  struct meta_wcc *dir_pre, struct meta_attr *dir_post)
+{
+	struct mtxn t;
+	size_t len;
+	int rc, tries = 0;
+
+	rc = name_check(name, &len, true);
+	if (rc)
+		return rc;
+	do {
+		rc = txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		rc = link_txn(&t, c, ino, dir, name, len, attr, dir_pre,
+			      dir_post);
+		rc = txn_end(&t, rc);
+	} while (txn_retry(rc, &tries));
+	return rc;
+}
+
+/* ---- rename ---------------------------------------------------------------- */
+
+struct rename_args {
+	const struct meta_cred *c;
+	uint64_t sdir, ddir;
+	const char *sname, *dname;
+	size_t slen, dlen;
+	struct meta_wcc *spre, *dpre;
+	struct meta_attr *spost, *dpost;
+};
+
+/* -EINVAL when dir is ino or lies below it (walks dir's parents). */
+static int
+subtree_check(struct mtxn *t, uint64_t ino, uint64_t dir)
+{
+	struct inode p;
+	int rc, depth = 0;
+
+	for (uint64_t cur = dir;; cur = p.a.parent) {
+		if (cur == ino)
+			return -EINVAL;
+		if (cur == META_ROOT_INO || cur == 0)
+			return 0;
+		if (++depth > 100000)
+			return -EIO; /* a cycle: corrupt metadata */
+		rc = inode_get(t, cur, &p);
+		if (rc)
+			return rc == -ENOENT ? -EIO : rc;
+	}
+}
+
+/* May src replace the existing dst? */
+static int
+rename_target_check(struct mtxn *t, const struct inode *src,
+		    const struct inode *dd, const struct inode *dst,
+		    const struct meta_cred *c)
+{
+	int rc;
+
+	if (src->a.type == META_DIR && dst->a.type != META_DIR)
+		return -ENOTDIR;
+	if (src->a.type != META_DIR && dst->a.type == META_DIR)
+		return -EISDIR;
+	if (dst->a.type == META_DIR) {
+		rc = dir_empty(t, dst->a.ino);
+		if (rc)
+			return rc;
+	}
+	return sticky_check(dd, dst, c);
+}
+
+static int
+rename_checks(struct mtxn *t, const struct rename_args *r, struct inode *sd,
+	      struct inode *dd, struct inode *src, struct inode *dst,
+	      bool have_dst)
+{
+	int rc;
+
+	rc = sticky_check(sd, src, r->c);
+	if (rc)
+		return rc;
+	if (have_dst) {
+		rc = rename_target_check(t, src, dd, dst, r->c);
+		if (rc)
+			return rc;
+	}
+	if (src->a.type != META_DIR || r->sdir == r->ddir)
+		return 0;
+	rc = subtree_check(t, src->a.ino, r->ddir);
+	if (rc)
+		return rc;
+	/* Moving a directory rewrites its "..": needs write on it. */
+	if (!meta_access(&src->a, r->c, META_MAY_WRITE))
+		return -EACCES;
+	if (!have_dst && dd->a.nlink >= META_LINK_MAX)
+		return -EMLINK;
+	return 0;
+}
+
+static int
+rename_apply(struct mtxn *t, const struct rename_args *r, struct inode *sd,
+	     struct inode *dd, struct inode *src, struct inode *dst,
+	     bool have_dst, uint64_t scookie, uint64_t dcookie)
+{
+	uint64_t now = tl_now_ns();
+	int rc;
+
+	rc = dentry_del(t, r->sdir, r->sname, r->slen, scookie);
+	if (rc == 0 && have_dst) {
+		rc = dentry_del(t, r->ddir, r->dname, r->dlen, dcookie);
+		if (rc == 0)
+			rc = unlink_inode(t, dd, dst, now);
+	}
+	if (rc == 0)
+		rc = dentry_add(t, dd, r->dname, r->dlen, src->a.type,
+				src->a.ino);
+	if (rc == 0 && src->a.type == META_DIR && r->sdir != r->ddir) {
+		sd->a.nlink--;
+		dd->a.nlink++;
+	}
+	if (rc == 0)
+		rc = reparent(t, src, r->ddir);
+	src->a.ctime_ns = now;
+	if (rc == 0)
+		rc = inode_put(t, src);
+	dir_touch(sd, now);
+	dir_touch(dd, now);
+	if (rc == 0)
+		rc = inode_put(t, sd);
+	if (rc == 0 && dd != sd)
+		rc = inode_put(t, dd);
+	return rc;
+}
+
+static int
+rename_txn(struct mtxn *t, const struct rename_args *r)
+{
+	struct inode sd, ddbuf, *dd = &sd, src, dst;
+	uint64_t sino, scookie, dino, dcookie = 0;
+	bool have_dst;
+	int rc;
+
+	rc = inode_get(t, r->sdir, &sd);
+	if (rc)
+		return rc;
+	wcc_fill(&sd, r->spre);
+	if (r->sdir != r->ddir) {
+		dd = &ddbuf;
+		rc = inode_get(t, r->ddir, dd);
+		if (rc)
+			return rc;
+	}
+	wcc_fill(dd, r->dpre);
+	rc = dir_writable(&sd, r->c);
+	if (rc == 0)
+		rc = dir_writable(dd, r->c);
+	if (rc == 0)
+		rc = dentry_get(t, r->sdir, r->sname, r->slen, NULL, &sino,
+				&scookie);
+	if (rc == 0)
+		rc = inode_get(t, sino, &src);
+	if (rc)
+		goto out;
+	rc = dentry_get(t, r->ddir, r->dname, r->dlen, NULL, &dino, &dcookie);
+	if (rc && rc != -ENOENT)
+		goto out;
+	have_dst = rc == 0;
+	rc = 0;
+	if (have_dst && dino == sino)
+		goto out; /* the same inode: rename(2) does nothing */
+	if (have_dst) {
+		rc = inode_get(t, dino, &dst);
+		if (rc)
+			goto out;
+	}
+	rc = rename_checks(t, r, &sd, dd, &src, &dst, have_dst);
+	if (rc == 0)
+		rc = rename_apply(t, r, &sd, dd, &src, &dst, have_dst, scookie,
+				  dcookie);
+out:
+	if (r->spost)
+		*r->spost = sd.a;
+	if (r->dpost)
+		*r->dpost = dd->a;
+	return rc;
+}
+
+int
+meta_rename(struct meta *m, const struct meta_cred *c, uint64_t sdir,
+	    const char *sname, uint64_t ddir, const char *dname,
+	    struct meta_wcc *spre, struct meta_attr *spost,
+	    struct meta_wcc *dpre, struct meta_attr *dpost)
+{
+	struct rename_args r = {c, sdir, ddir, sname, dname, 0, 0,
+				spre, dpre, spost, dpost};
+	struct mtxn t;
+	int rc, tries = 0;
+
+	rc = name_check(sname, &r.slen, false);
+	if (rc == 0)
+		rc = name_check(dname, &r.dlen, true);
+	if (rc)
+		return rc;
+	if (is_dot(sname) || is_dot(dname))
+		return -EINVAL;
+	do {
+		rc = txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		rc = rename_txn(&t, &r);
+		rc = txn_end(&t, rc);
+	} while (txn_retry(rc, &tries));
+	return rc;
+}
+
+/* ---- readdir ---------------------------------------------------------------- */
+
+struct readdir_ctx {
+	struct mtxn *t;
+	bool plus, stopped;
+	meta_readdir_cb cb;
+	void *arg;
+};
+
+static int
+readdir_cb(void *arg, const void *key, size_t klen, const void *val,
+	   size_t vlen)
+{
+	struct readdir_ctx *r = arg;
+	const uint8_t *v = val;
+	char name[META_NAME_MAX + 1];
+	struct inode in;
+	uint64_t ino, cookie = tl_get_be64((const uint8_t *)key + klen - 8);
+	size_t nlen;
+	int rc;
+
+	if (vlen < 10 || vlen - 9 > META_NAME_MAX)
+		return -EIO;
+	ino = tl_get_be64(v);
+	nlen = vlen - 9;
+	memcpy(name, v + 9, nlen);
+	name[nlen] = 0;
+	if (r->plus) {
+		rc = inode_get(r->t, ino, &in);
+		if (rc)
+			return rc == -ENOENT ? -EIO : rc;
+	}
+	if (r->cb(r->arg, name, nlen, ino, cookie, r->plus ? &in.a : NULL)) {
+		r->stopped = true;
+		return 1;
+	}
+	return 0;
+}
+
+int
+meta_readdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
+	     uint64_t after, bool plus, meta_readdir_cb cb, void *arg,
+	     bool *eof)
+{
+	struct readdir_ctx r = {NULL, plus, false, cb, arg};
+	struct meta_key s, e;
+	struct inode d;
+	struct mtxn t;
+	int rc;
+
+	rc = txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	r.t = &t;
+	rc = inode_get(&t, dir, &d);
+	if (rc == 0 && d.a.type != META_DIR)
+		rc = -ENOTDIR;
+	if (rc == 0 && !meta_access(&d.a, c, META_MAY_READ))
+		rc = -EACCES;
+	if (rc == 0) {
+		/* Cookies are the index order: resume right after. */
+		key_order(m, &s, dir, after < 2 ? 3 : after + 1);
+		key_ino(m, &e, dir, 'P');
+		rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, readdir_cb,
+				  &r);
+	}
+	if (rc == 0 && eof)
+		*eof = !r.stopped;
+	return txn_end(&t, rc);
+}

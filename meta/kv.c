@@ -1,0 +1,137 @@
+/*
+ * kv.c - engine selection by URL and the thin dispatch wrappers.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/tl.h"
+#include "meta/kv.h"
+
+/* Parse "?mapsize=64G" style options of an lmdb URL. */
+static int
+lmdb_url(const char *rest, char **dir, uint64_t *mapsize, char **err)
+{
+	const char *q = strchr(rest, '?');
+	char *d = q ? tl_strndup(rest, (size_t)(q - rest)) : tl_strdup(rest);
+	int rc = 0;
+
+	*mapsize = 0;
+	if (d[0] != '/') {
+		if (err)
+			*err = tl_asprintf("lmdb URL needs an absolute path: "
+					   "lmdb:///dir");
+		rc = -EINVAL;
+		goto out;
+	}
+	while (q && *q) {
+		const char *opt = q + 1;
+		const char *amp = strchr(opt, '&');
+		size_t olen = amp ? (size_t)(amp - opt) : strlen(opt);
+		char *o = tl_strndup(opt, olen);
+
+		if (strncmp(o, "mapsize=", 8) == 0) {
+			rc = tl_parse_size(o + 8, mapsize);
+			if (rc == 0 && *mapsize < (1ULL << 20))
+				rc = -EINVAL;
+		} else {
+			rc = -EINVAL;
+		}
+		if (rc && err)
+			*err = tl_asprintf("bad lmdb URL option '%s'", o);
+		free(o);
+		if (rc)
+			goto out;
+		q = amp;
+	}
+out:
+	if (rc)
+		free(d);
+	else
+		*dir = d;
+	return rc;
+}
+
+int
+meta_kv_open(const char *url, struct meta_kv **out, char **err)
+{
+	char *dir = NULL;
+	uint64_t mapsize;
+	int rc;
+
+	*out = NULL;
+	if (strncmp(url, "lmdb://", 7) == 0) {
+		rc = lmdb_url(url + 7, &dir, &mapsize, err);
+		if (rc)
+			return rc;
+		rc = meta_kv_lmdb_open(dir, mapsize, out, err);
+		free(dir);
+		if (rc == 0)
+			(*out)->url = tl_strdup(url);
+		return rc;
+	}
+	if (err)
+		*err = tl_asprintf("unsupported metadata URL '%s' "
+				   "(expected lmdb:///dir)", url);
+	return -EINVAL;
+}
+
+void
+meta_kv_close(struct meta_kv *kv)
+{
+	char *url;
+
+	if (!kv)
+		return;
+	url = kv->url;
+	kv->ops->close(kv);
+	free(url);
+}
+
+int
+meta_kv_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
+{
+	return kv->ops->begin(kv, rdonly, out);
+}
+
+int
+meta_kv_get(struct meta_kv_txn *t, const void *key, size_t klen,
+	    const void **val, size_t *vlen)
+{
+	return t->kv->ops->get(t, key, klen, val, vlen);
+}
+
+int
+meta_kv_put(struct meta_kv_txn *t, const void *key, size_t klen,
+	    const void *val, size_t vlen)
+{
+	return t->kv->ops->put(t, key, klen, val, vlen);
+}
+
+int
+meta_kv_del(struct meta_kv_txn *t, const void *key, size_t klen)
+{
+	return t->kv->ops->del(t, key, klen);
+}
+
+int
+meta_kv_scan(struct meta_kv_txn *t, const void *start, size_t slen,
+	     const void *end, size_t elen, meta_kv_scan_cb cb, void *arg)
+{
+	return t->kv->ops->scan(t, start, slen, end, elen, cb, arg);
+}
+
+int
+meta_kv_commit(struct meta_kv_txn *t)
+{
+	return t->kv->ops->commit(t);
+}
+
+void
+meta_kv_abort(struct meta_kv_txn *t)
+{
+	if (t)
+		t->kv->ops->abort(t);
+}

@@ -1,0 +1,108 @@
+/*
+ * kv.h - the metadata engine interface: an ordered, transactional
+ * key-value store.
+ *
+ * This is the shape LMDB, a Raft-replicated LMDB, etcd and TiKV all offer,
+ * so the file-system layer (meta.h) is written once against it.  Engines
+ * are chosen by URL:
+ *
+ *   lmdb:///path[?mapsize=64G]   embedded LMDB; the directory is created
+ *                                if missing.  Every commit is durable
+ *                                (fsync), never MDB_NOSYNC.
+ *
+ * Keys and values are byte strings compared with memcmp order (shorter
+ * prefix first).  All calls return 0 or a negative errno:
+ *   -ENOENT  get: no such key
+ *   -EAGAIN  commit: the transaction conflicted with another one and was
+ *            discarded; the caller retries from the start
+ *   -ENOSPC  the engine is full (map size or disk)
+ *   -EIO     engine failure
+ *
+ * A transaction belongs to one thread at a time; a write transaction must
+ * be committed or aborted by the thread that began it (LMDB's rule).
+ * Read-only transactions may be used from any thread (MDB_NOTLS) and many
+ * run concurrently with one writer.  A transaction that failed (any call
+ * returned an error other than -ENOENT from get) must still be ended with
+ * meta_kv_abort.
+ */
+#ifndef META_KV_H
+#define META_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct meta_kv;
+struct meta_kv_txn;
+
+/* Scan callback: key and value are borrowed for the duration of the call
+ * (do not update the transaction from inside it).  Return 0 to go on,
+ * anything else to stop: meta_kv_scan then returns that value if it is
+ * negative, 0 otherwise. */
+typedef int (*meta_kv_scan_cb)(void *arg, const void *key, size_t klen,
+			       const void *val, size_t vlen);
+
+/* Operations table: every engine fills one in. */
+struct meta_kv_ops {
+	const char *scheme;
+	int (*begin)(struct meta_kv *kv, bool rdonly,
+		     struct meta_kv_txn **out);
+	int (*get)(struct meta_kv_txn *t, const void *key, size_t klen,
+		   const void **val, size_t *vlen);
+	int (*put)(struct meta_kv_txn *t, const void *key, size_t klen,
+		   const void *val, size_t vlen);
+	int (*del)(struct meta_kv_txn *t, const void *key, size_t klen);
+	int (*scan)(struct meta_kv_txn *t, const void *start, size_t slen,
+		    const void *end, size_t elen, meta_kv_scan_cb cb,
+		    void *arg);
+	int (*commit)(struct meta_kv_txn *t);
+	void (*abort)(struct meta_kv_txn *t);
+	void (*close)(struct meta_kv *kv);
+};
+
+/* Every engine starts with this header. */
+struct meta_kv {
+	const struct meta_kv_ops *ops;
+	char *url;
+};
+
+/* Every engine's transaction starts with this header. */
+struct meta_kv_txn {
+	struct meta_kv *kv;
+};
+
+/* Open the engine named by url.  *err (may be NULL) receives a message on
+ * failure; caller frees. */
+int meta_kv_open(const char *url, struct meta_kv **out, char **err);
+void meta_kv_close(struct meta_kv *kv);
+
+/* Begin a transaction.  Ended by exactly one of commit or abort, which
+ * free it. */
+int meta_kv_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out);
+
+/* *val is borrowed until the next update in this transaction or its end,
+ * whichever comes first. */
+int meta_kv_get(struct meta_kv_txn *t, const void *key, size_t klen,
+		const void **val, size_t *vlen);
+int meta_kv_put(struct meta_kv_txn *t, const void *key, size_t klen,
+		const void *val, size_t vlen);
+/* Deleting a missing key is not an error. */
+int meta_kv_del(struct meta_kv_txn *t, const void *key, size_t klen);
+
+/* Call cb for every key k with start <= k < end, in order.  end NULL (or
+ * elen 0 with end NULL) means no upper bound.  Stops when cb returns
+ * non-zero, so the work is bounded by what the caller consumes. */
+int meta_kv_scan(struct meta_kv_txn *t, const void *start, size_t slen,
+		 const void *end, size_t elen, meta_kv_scan_cb cb, void *arg);
+
+/* Commit (durable when it returns 0) or discard.  Both free t, also when
+ * commit fails. */
+int meta_kv_commit(struct meta_kv_txn *t);
+void meta_kv_abort(struct meta_kv_txn *t);
+
+/* Engine constructors (used by meta_kv_open; exposed for tests).
+ * lmdb: dir is a directory path, mapsize 0 = default (64 GiB). */
+int meta_kv_lmdb_open(const char *dir, uint64_t mapsize,
+		      struct meta_kv **out, char **err);
+
+#endif /* META_KV_H */

@@ -1,0 +1,159 @@
+/*
+ * meta-internal.h - shared pieces of the file-system layer: the open
+ * volume, key layout, value codecs and transaction helpers.
+ *
+ * Key layout (DESIGN.md "Schema"): every key of a volume starts with the
+ * volume name and a NUL byte, so volumes share an engine and a volume is
+ * one key range.  Integers are big-endian so byte order is numeric order.
+ *
+ *   <vol>\0setting                  settings (encode_settings)
+ *   <vol>\0C<name>                  counter, be64
+ *   <vol>\0A<ino>I                  attributes (INODE_VLEN bytes)
+ *   <vol>\0A<ino>D<name>            dentry: type u8, ino be64, cookie be64
+ *   <vol>\0A<ino>O<cookie>          readdir index: ino be64, type u8, name
+ *   <vol>\0A<ino>C<chunk be32>      slice records, SLICE_REC bytes each
+ *   <vol>\0A<ino>S                  symlink target
+ *   <vol>\0K<id be64><size be32>    slice refcount be64 (absent = 1)
+ *   <vol>\0D<ino be64><size be64>   deleted file awaiting gc: time be64
+ *   <vol>\0R<id be64><size be32>    released slice: objects to delete
+ *   <vol>\0U<ino>                   dir usage: bytes be64, inodes be64
+ *   \0V<vol>                        registry of volumes (empty value)
+ *
+ * The registry key starts with NUL, which no volume name does, so it can
+ * never fall inside a volume's range.
+ */
+#ifndef META_INTERNAL_H
+#define META_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/tl.h"
+#include "meta/kv.h"
+#include "meta/meta.h"
+
+#define META_SUB "meta"
+#define META_KEY_MAX (META_VOLNAME_MAX + 2 + 1 + 8 + 1 + META_NAME_MAX + 16)
+#define META_TXN_RETRIES 16
+#define META_BATCH 1024          /* ids reserved per counter transaction */
+#define META_LINK_MAX 65000
+#define META_GC_KEYS 512         /* keys purged per meta_gc_next call */
+#define SLICE_REC 24             /* id 8, size 4, off 4, len 4, pos 4 */
+#define INODE_VLEN 87
+
+/* Counters. */
+#define CNT_NEXT_INO "nextinode"
+#define CNT_NEXT_SLICE "nextslice"
+#define CNT_USED_BYTES "usedbytes"
+#define CNT_USED_INODES "usedinodes"
+#define CNT_PENDING "pendingdelete"
+
+struct meta {
+	struct meta_kv *kv;
+	struct meta_settings set;
+	uint8_t pfx[META_VOLNAME_MAX + 1];
+	size_t pfxlen;               /* name + NUL */
+	pthread_mutex_t lock;        /* the id batches below */
+	uint64_t ino_next, ino_end;
+	uint64_t slice_next, slice_end;
+};
+
+struct meta_key {
+	uint8_t b[META_KEY_MAX];
+	size_t len;
+};
+
+/* An inode as stored: public attributes plus what only meta needs. */
+struct inode {
+	struct meta_attr a;
+	uint64_t next_cookie;        /* directories: next entry cookie */
+	bool has_verf;               /* EXCLUSIVE create verifier stored */
+	uint8_t verf[8];
+};
+
+/* A transaction of the FS layer.  Counter deltas are gathered and written
+ * once at commit (txn_end). */
+struct mtxn {
+	struct meta *m;
+	struct meta_kv_txn *kv;
+	bool rdonly;
+	int64_t d_bytes, d_inodes, d_pending;
+};
+
+/* ---- keys (schema.c) ---- */
+void key_setting(struct meta *m, struct meta_key *k);
+void key_counter(struct meta *m, struct meta_key *k, const char *name);
+void key_ino(struct meta *m, struct meta_key *k, uint64_t ino, char tag);
+void key_dentry(struct meta *m, struct meta_key *k, uint64_t dir,
+		const char *name, size_t len);
+void key_order(struct meta *m, struct meta_key *k, uint64_t dir,
+	       uint64_t cookie);
+void key_chunk(struct meta *m, struct meta_key *k, uint64_t ino,
+	       uint32_t chunk);
+void key_slice(struct meta *m, struct meta_key *k, char tag, uint64_t id,
+	       uint32_t size);
+void key_deleted(struct meta *m, struct meta_key *k, uint64_t ino,
+		 uint64_t size);
+void key_usage(struct meta *m, struct meta_key *k, uint64_t ino);
+void key_tag(struct meta *m, struct meta_key *k, char tag);
+void key_registry(struct meta_key *k, const char *name);
+
+/* ---- codecs (schema.c) ---- */
+void inode_encode(const struct inode *in, uint8_t out[INODE_VLEN]);
+int inode_decode(const void *v, size_t len, uint64_t ino, struct inode *in);
+size_t settings_encode(const struct meta_settings *s, uint8_t *out,
+		       size_t cap);
+int settings_decode(const void *v, size_t len, struct meta_settings *s);
+void slice_encode(const struct meta_slice *s, uint8_t out[SLICE_REC]);
+void slice_decode(const uint8_t in[SLICE_REC], struct meta_slice *s);
+
+static inline uint64_t
+round4k(uint64_t v)
+{
+	return (v + 4095) & ~4095ULL;
+}
+
+/* ---- transactions (schema.c) ---- */
+int txn_begin(struct meta *m, struct mtxn *t, bool rdonly);
+/* Commit if rc == 0 (applying counter deltas), abort otherwise; returns
+ * the final result. */
+int txn_end(struct mtxn *t, int rc);
+/* True when rc asks for another attempt (*tries counts them). */
+bool txn_retry(int rc, int *tries);
+
+int inode_get(struct mtxn *t, uint64_t ino, struct inode *in);
+int inode_put(struct mtxn *t, const struct inode *in);
+int dentry_get(struct mtxn *t, uint64_t dir, const char *name, size_t len,
+	       uint8_t *type, uint64_t *ino, uint64_t *cookie);
+/* Link name -> ino in dir with a fresh cookie from dir->next_cookie
+ * (caller writes dir afterwards). */
+int dentry_add(struct mtxn *t, struct inode *dir, const char *name,
+	       size_t len, uint8_t type, uint64_t ino);
+int dentry_del(struct mtxn *t, uint64_t dir, const char *name, size_t len,
+	       uint64_t cookie);
+int counter_get(struct mtxn *t, const char *name, uint64_t *v);
+int counter_set(struct mtxn *t, const char *name, uint64_t v);
+int usage_add(struct mtxn *t, uint64_t dir, int64_t bytes, int64_t inodes);
+int usage_get(struct mtxn *t, uint64_t dir, uint64_t *bytes,
+	      uint64_t *inodes);
+
+/* ---- helpers shared by fs.c / dir.c / data.c ---- */
+bool cred_in_group(const struct meta_cred *c, uint32_t gid);
+int name_check(const char *name, size_t *len, bool creating);
+void wcc_fill(const struct inode *in, struct meta_wcc *w);
+/* -ENOSPC if adding bytes (4 KiB rounded) would pass the capacity. */
+int capacity_check(struct mtxn *t, int64_t bytes);
+int alloc_ino(struct meta *m, uint64_t *ino);
+
+/* dir.c */
+int dir_empty(struct mtxn *t, uint64_t dir);
+
+/* data.c */
+int data_truncate(struct mtxn *t, uint64_t ino, uint64_t oldsize,
+		  uint64_t newsize);
+int slice_release(struct mtxn *t, uint64_t id, uint32_t size);
+/* The inode's last link went: queue its data for gc and forget it. */
+int inode_drop(struct mtxn *t, const struct inode *in);
+
+#endif /* META_INTERNAL_H */

@@ -1,0 +1,551 @@
+/*
+ * schema.c - key layout, value codecs and transaction helpers of the
+ * file-system layer (layout in meta-internal.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meta/meta-internal.h"
+
+/* ---- keys ---------------------------------------------------------------- */
+
+static uint8_t *
+key_start(struct meta *m, struct meta_key *k)
+{
+	memcpy(k->b, m->pfx, m->pfxlen);
+	return k->b + m->pfxlen;
+}
+
+void
+key_setting(struct meta *m, struct meta_key *k)
+{
+	uint8_t *p = key_start(m, k);
+
+	memcpy(p, "setting", 7);
+	k->len = m->pfxlen + 7;
+}
+
+void
+key_counter(struct meta *m, struct meta_key *k, const char *name)
+{
+	uint8_t *p = key_start(m, k);
+	size_t n = strlen(name);
+
+	*p++ = 'C';
+	memcpy(p, name, n);
+	k->len = m->pfxlen + 1 + n;
+}
+
+/* A<ino><tag>; tag 0 gives the bare A<ino> prefix. */
+void
+key_ino(struct meta *m, struct meta_key *k, uint64_t ino, char tag)
+{
+	uint8_t *p = key_start(m, k);
+
+	*p++ = 'A';
+	tl_put_be64(p, ino);
+	p += 8;
+	if (tag)
+		*p++ = (uint8_t)tag;
+	k->len = (size_t)(p - k->b);
+}
+
+void
+key_dentry(struct meta *m, struct meta_key *k, uint64_t dir,
+	   const char *name, size_t len)
+{
+	key_ino(m, k, dir, 'D');
+	memcpy(k->b + k->len, name, len);
+	k->len += len;
+}
+
+void
+key_order(struct meta *m, struct meta_key *k, uint64_t dir, uint64_t cookie)
+{
+	key_ino(m, k, dir, 'O');
+	tl_put_be64(k->b + k->len, cookie);
+	k->len += 8;
+}
+
+void
+key_chunk(struct meta *m, struct meta_key *k, uint64_t ino, uint32_t chunk)
+{
+	key_ino(m, k, ino, 'C');
+	tl_put_be32(k->b + k->len, chunk);
+	k->len += 4;
+}
+
+/* K (refcount) or R (released) keys of a slice. */
+void
+key_slice(struct meta *m, struct meta_key *k, char tag, uint64_t id,
+	  uint32_t size)
+{
+	uint8_t *p = key_start(m, k);
+
+	*p++ = (uint8_t)tag;
+	tl_put_be64(p, id);
+	tl_put_be32(p + 8, size);
+	k->len = m->pfxlen + 13;
+}
+
+void
+key_deleted(struct meta *m, struct meta_key *k, uint64_t ino, uint64_t size)
+{
+	uint8_t *p = key_start(m, k);
+
+	*p++ = 'D';
+	tl_put_be64(p, ino);
+	tl_put_be64(p + 8, size);
+	k->len = m->pfxlen + 17;
+}
+
+void
+key_usage(struct meta *m, struct meta_key *k, uint64_t ino)
+{
+	uint8_t *p = key_start(m, k);
+
+	*p++ = 'U';
+	tl_put_be64(p, ino);
+	k->len = m->pfxlen + 9;
+}
+
+/* The first key of a one-letter section (D, R, K...). */
+void
+key_tag(struct meta *m, struct meta_key *k, char tag)
+{
+	uint8_t *p = key_start(m, k);
+
+	*p = (uint8_t)tag;
+	k->len = m->pfxlen + 1;
+}
+
+void
+key_registry(struct meta_key *k, const char *name)
+{
+	size_t n = strlen(name);
+
+	k->b[0] = 0;
+	k->b[1] = 'V';
+	memcpy(k->b + 2, name, n);
+	k->len = 2 + n;
+}
+
+/* ---- codecs -------------------------------------------------------------- */
+
+#define INODE_VERSION 1
+
+void
+inode_encode(const struct inode *in, uint8_t p[INODE_VLEN])
+{
+	const struct meta_attr *a = &in->a;
+
+	p[0] = INODE_VERSION;
+	p[1] = a->type;
+	tl_put_be32(p + 2, a->mode);
+	tl_put_be32(p + 6, a->nlink);
+	tl_put_be32(p + 10, a->uid);
+	tl_put_be32(p + 14, a->gid);
+	tl_put_be64(p + 18, a->size);
+	tl_put_be32(p + 26, a->rdev_major);
+	tl_put_be32(p + 30, a->rdev_minor);
+	tl_put_be64(p + 34, a->atime_ns);
+	tl_put_be64(p + 42, a->mtime_ns);
+	tl_put_be64(p + 50, a->ctime_ns);
+	tl_put_be64(p + 58, a->parent);
+	tl_put_be32(p + 66, a->gen);
+	tl_put_be64(p + 70, in->next_cookie);
+	p[78] = in->has_verf;
+	memcpy(p + 79, in->verf, 8);
+}
+
+int
+inode_decode(const void *v, size_t len, uint64_t ino, struct inode *in)
+{
+	const uint8_t *p = v;
+	struct meta_attr *a = &in->a;
+
+	if (len < INODE_VLEN || p[0] != INODE_VERSION) {
+		tl_err(META_SUB, "inode %llu: bad attribute record",
+		       (unsigned long long)ino);
+		return -EIO;
+	}
+	memset(in, 0, sizeof(*in));
+	a->ino = ino;
+	a->type = p[1];
+	a->mode = tl_get_be32(p + 2);
+	a->nlink = tl_get_be32(p + 6);
+	a->uid = tl_get_be32(p + 10);
+	a->gid = tl_get_be32(p + 14);
+	a->size = tl_get_be64(p + 18);
+	a->rdev_major = tl_get_be32(p + 26);
+	a->rdev_minor = tl_get_be32(p + 30);
+	a->atime_ns = tl_get_be64(p + 34);
+	a->mtime_ns = tl_get_be64(p + 42);
+	a->ctime_ns = tl_get_be64(p + 50);
+	a->parent = tl_get_be64(p + 58);
+	a->gen = tl_get_be32(p + 66);
+	in->next_cookie = tl_get_be64(p + 70);
+	in->has_verf = p[78] != 0;
+	memcpy(in->verf, p + 79, 8);
+	return 0;
+}
+
+#define SETTINGS_VERSION 1
+
+/* version u8, name (u8 len), uuid 16, secret 32, block size be32, trash
+ * days be32, capacity be64, inode limit be64, ctime be64, storage (be16
+ * len). */
+size_t
+settings_encode(const struct meta_settings *s, uint8_t *out, size_t cap)
+{
+	size_t nl = strlen(s->name), sl = strlen(s->storage);
+	uint8_t *p = out;
+
+	if (cap < 1 + 1 + nl + 16 + 32 + 4 + 4 + 8 + 8 + 8 + 2 + sl)
+		return 0;
+	*p++ = SETTINGS_VERSION;
+	*p++ = (uint8_t)nl;
+	memcpy(p, s->name, nl);
+	p += nl;
+	memcpy(p, s->uuid, 16);
+	p += 16;
+	memcpy(p, s->secret, 32);
+	p += 32;
+	tl_put_be32(p, s->block_size);
+	tl_put_be32(p + 4, s->trash_days);
+	tl_put_be64(p + 8, s->capacity);
+	tl_put_be64(p + 16, s->max_inodes);
+	tl_put_be64(p + 24, s->ctime_ns);
+	tl_put_be16(p + 32, (uint16_t)sl);
+	p += 34;
+	memcpy(p, s->storage, sl);
+	p += sl;
+	return (size_t)(p - out);
+}
+
+int
+settings_decode(const void *v, size_t len, struct meta_settings *s)
+{
+	const uint8_t *p = v, *end = p + len;
+	size_t nl, sl;
+
+	memset(s, 0, sizeof(*s));
+	if (len < 2 || p[0] != SETTINGS_VERSION)
+		return -EIO;
+	nl = p[1];
+	p += 2;
+	if (nl > META_VOLNAME_MAX || (size_t)(end - p) < nl + 16 + 32 + 34)
+		return -EIO;
+	memcpy(s->name, p, nl);
+	p += nl;
+	memcpy(s->uuid, p, 16);
+	p += 16;
+	memcpy(s->secret, p, 32);
+	p += 32;
+	s->block_size = tl_get_be32(p);
+	s->trash_days = tl_get_be32(p + 4);
+	s->capacity = tl_get_be64(p + 8);
+	s->max_inodes = tl_get_be64(p + 16);
+	s->ctime_ns = tl_get_be64(p + 24);
+	sl = tl_get_be16(p + 32);
+	p += 34;
+	if (sl >= sizeof(s->storage) || (size_t)(end - p) < sl)
+		return -EIO;
+	memcpy(s->storage, p, sl);
+	return 0;
+}
+
+void
+slice_encode(const struct meta_slice *s, uint8_t p[SLICE_REC])
+{
+	tl_put_be64(p, s->id);
+	tl_put_be32(p + 8, s->size);
+	tl_put_be32(p + 12, s->off);
+	tl_put_be32(p + 16, s->len);
+	tl_put_be32(p + 20, s->pos);
+}
+
+void
+slice_decode(const uint8_t p[SLICE_REC], struct meta_slice *s)
+{
+	s->id = tl_get_be64(p);
+	s->size = tl_get_be32(p + 8);
+	s->off = tl_get_be32(p + 12);
+	s->len = tl_get_be32(p + 16);
+	s->pos = tl_get_be32(p + 20);
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+int
+txn_begin(struct meta *m, struct mtxn *t, bool rdonly)
+{
+	memset(t, 0, sizeof(*t));
+	t->m = m;
+	t->rdonly = rdonly;
+	return meta_kv_begin(m->kv, rdonly, &t->kv);
+}
+
+static int
+counter_add(struct mtxn *t, const char *name, int64_t d)
+{
+	uint64_t v;
+	int rc;
+
+	if (d == 0)
+		return 0;
+	rc = counter_get(t, name, &v);
+	if (rc)
+		return rc;
+	return counter_set(t, name, v + (uint64_t)d);
+}
+
+int
+txn_end(struct mtxn *t, int rc)
+{
+	if (rc == 0 && !t->rdonly) {
+		rc = counter_add(t, CNT_USED_BYTES, t->d_bytes);
+		if (rc == 0)
+			rc = counter_add(t, CNT_USED_INODES, t->d_inodes);
+		if (rc == 0)
+			rc = counter_add(t, CNT_PENDING, t->d_pending);
+	}
+	if (rc == 0)
+		return meta_kv_commit(t->kv);
+	meta_kv_abort(t->kv);
+	return rc;
+}
+
+bool
+txn_retry(int rc, int *tries)
+{
+	return rc == -EAGAIN && ++*tries < META_TXN_RETRIES;
+}
+
+int
+inode_get(struct mtxn *t, uint64_t ino, struct inode *in)
+{
+	struct meta_key k;
+	const void *v;
+	size_t vlen;
+	int rc;
+
+	key_ino(t->m, &k, ino, 'I');
+	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
+	if (rc)
+		return rc;
+	return inode_decode(v, vlen, ino, in);
+}
+
+int
+inode_put(struct mtxn *t, const struct inode *in)
+{
+	struct meta_key k;
+	uint8_t v[INODE_VLEN];
+
+	key_ino(t->m, &k, in->a.ino, 'I');
+	inode_encode(in, v);
+	return meta_kv_put(t->kv, k.b, k.len, v, sizeof(v));
+}
+
+int
+dentry_get(struct mtxn *t, uint64_t dir, const char *name, size_t len,
+	   uint8_t *type, uint64_t *ino, uint64_t *cookie)
+{
+	struct meta_key k;
+	const uint8_t *v;
+	size_t vlen;
+	int rc;
+
+	key_dentry(t->m, &k, dir, name, len);
+	rc = meta_kv_get(t->kv, k.b, k.len, (const void **)&v, &vlen);
+	if (rc)
+		return rc;
+	if (vlen < 17)
+		return -EIO;
+	if (type)
+		*type = v[0];
+	*ino = tl_get_be64(v + 1);
+	if (cookie)
+		*cookie = tl_get_be64(v + 9);
+	return 0;
+}
+
+int
+dentry_add(struct mtxn *t, struct inode *dir, const char *name, size_t len,
+	   uint8_t type, uint64_t ino)
+{
+	uint8_t v[17 + META_NAME_MAX];
+	struct meta_key k;
+	uint64_t cookie;
+	int rc;
+
+	if (dir->next_cookie < 3)
+		dir->next_cookie = 3;
+	cookie = dir->next_cookie++;
+	v[0] = type;
+	tl_put_be64(v + 1, ino);
+	tl_put_be64(v + 9, cookie);
+	key_dentry(t->m, &k, dir->a.ino, name, len);
+	rc = meta_kv_put(t->kv, k.b, k.len, v, 17);
+	if (rc)
+		return rc;
+	/* The readdir index carries ino and type too, so a READDIR page
+	 * is one scan without a get per entry. */
+	tl_put_be64(v, ino);
+	v[8] = type;
+	memcpy(v + 9, name, len);
+	key_order(t->m, &k, dir->a.ino, cookie);
+	return meta_kv_put(t->kv, k.b, k.len, v, 9 + len);
+}
+
+int
+dentry_del(struct mtxn *t, uint64_t dir, const char *name, size_t len,
+	   uint64_t cookie)
+{
+	struct meta_key k;
+	int rc;
+
+	key_dentry(t->m, &k, dir, name, len);
+	rc = meta_kv_del(t->kv, k.b, k.len);
+	if (rc)
+		return rc;
+	key_order(t->m, &k, dir, cookie);
+	return meta_kv_del(t->kv, k.b, k.len);
+}
+
+int
+counter_get(struct mtxn *t, const char *name, uint64_t *v)
+{
+	struct meta_key k;
+	const void *val;
+	size_t vlen;
+	int rc;
+
+	key_counter(t->m, &k, name);
+	rc = meta_kv_get(t->kv, k.b, k.len, &val, &vlen);
+	if (rc == -ENOENT) {
+		*v = 0;
+		return 0;
+	}
+	if (rc)
+		return rc;
+	if (vlen != 8)
+		return -EIO;
+	*v = tl_get_be64(val);
+	return 0;
+}
+
+int
+counter_set(struct mtxn *t, const char *name, uint64_t v)
+{
+	struct meta_key k;
+	uint8_t b[8];
+
+	key_counter(t->m, &k, name);
+	tl_put_be64(b, v);
+	return meta_kv_put(t->kv, k.b, k.len, b, 8);
+}
+
+int
+usage_get(struct mtxn *t, uint64_t dir, uint64_t *bytes, uint64_t *inodes)
+{
+	struct meta_key k;
+	const uint8_t *v;
+	size_t vlen;
+	int rc;
+
+	key_usage(t->m, &k, dir);
+	rc = meta_kv_get(t->kv, k.b, k.len, (const void **)&v, &vlen);
+	*bytes = *inodes = 0;
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	if (vlen != 16)
+		return -EIO;
+	*bytes = tl_get_be64(v);
+	*inodes = tl_get_be64(v + 8);
+	return 0;
+}
+
+int
+usage_add(struct mtxn *t, uint64_t dir, int64_t bytes, int64_t inodes)
+{
+	struct meta_key k;
+	uint64_t b, i;
+	uint8_t v[16];
+	int rc;
+
+	if (dir == 0 || (bytes == 0 && inodes == 0))
+		return 0; /* 0: parent unknown (see unlink_inode) */
+	rc = usage_get(t, dir, &b, &i);
+	if (rc)
+		return rc;
+	b += (uint64_t)bytes;
+	i += (uint64_t)inodes;
+	key_usage(t->m, &k, dir);
+	if (b == 0 && i == 0)
+		return meta_kv_del(t->kv, k.b, k.len);
+	tl_put_be64(v, b);
+	tl_put_be64(v + 8, i);
+	return meta_kv_put(t->kv, k.b, k.len, v, 16);
+}
+
+/* ---- small shared helpers ------------------------------------------------- */
+
+bool
+cred_in_group(const struct meta_cred *c, uint32_t gid)
+{
+	if (c->gid == gid)
+		return true;
+	for (uint32_t i = 0; i < c->ngroups && i < META_NGROUPS_MAX; i++)
+		if (c->groups[i] == gid)
+			return true;
+	return false;
+}
+
+int
+name_check(const char *name, size_t *len, bool creating)
+{
+	size_t n = strnlen(name, META_NAME_MAX + 1);
+
+	if (n == 0)
+		return creating ? -EINVAL : -ENOENT;
+	if (n > META_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (memchr(name, '/', n))
+		return -EINVAL;
+	*len = n;
+	return 0;
+}
+
+void
+wcc_fill(const struct inode *in, struct meta_wcc *w)
+{
+	if (!w)
+		return;
+	w->size = in->a.size;
+	w->mtime_ns = in->a.mtime_ns;
+	w->ctime_ns = in->a.ctime_ns;
+}
+
+int
+capacity_check(struct mtxn *t, int64_t bytes)
+{
+	uint64_t used;
+	int rc;
+
+	if (bytes <= 0 || t->m->set.capacity == 0)
+		return 0;
+	rc = counter_get(t, CNT_USED_BYTES, &used);
+	if (rc)
+		return rc;
+	used += (uint64_t)t->d_bytes;
+	if (used + (uint64_t)bytes > t->m->set.capacity)
+		return -ENOSPC;
+	return 0;
+}

@@ -1,0 +1,406 @@
+/*
+ * volume.c - format, open and close a volume; usage; id allocation.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meta/meta-internal.h"
+
+#define DEFAULT_BLOCK_SIZE (4U << 20)
+#define RANGE_DELETE_BATCH 10000
+
+static void
+set_err(char **err, const char *fmt, const char *a, const char *b)
+{
+	if (err && !*err)
+		*err = tl_asprintf(fmt, a, b);
+}
+
+static bool
+volname_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > META_VOLNAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static void
+meta_init_prefix(struct meta *m, const char *name)
+{
+	size_t n = strlen(name);
+
+	memcpy(m->pfx, name, n);
+	m->pfx[n] = 0;
+	m->pfxlen = n + 1;
+}
+
+struct collect {
+	struct tl_buf keys; /* be16 length + bytes, repeated */
+	size_t n, max;
+};
+
+static int
+collect_cb(void *arg, const void *key, size_t klen, const void *v,
+	   size_t vlen)
+{
+	struct collect *c = arg;
+	uint8_t l[2];
+
+	tl_put_be16(l, (uint16_t)klen);
+	tl_buf_append(&c->keys, l, 2);
+	tl_buf_append(&c->keys, key, klen);
+	return ++c->n >= c->max;
+}
+
+/* Delete every key of [start, end) in transactions of bounded size. */
+static int
+range_delete(struct meta_kv *kv, const void *start, size_t slen,
+	     const void *end, size_t elen)
+{
+	struct collect c = {TL_BUF_INIT, 0, RANGE_DELETE_BATCH};
+	struct meta_kv_txn *t;
+	int rc;
+
+	do {
+		c.n = 0;
+		tl_buf_reset(&c.keys);
+		rc = meta_kv_begin(kv, false, &t);
+		if (rc)
+			break;
+		rc = meta_kv_scan(t, start, slen, end, elen, collect_cb, &c);
+		for (size_t off = 0; rc == 0 && off < c.keys.len;) {
+			size_t l = tl_get_be16(c.keys.data + off);
+
+			rc = meta_kv_del(t, c.keys.data + off + 2, l);
+			off += 2 + l;
+		}
+		if (rc) {
+			meta_kv_abort(t);
+			break;
+		}
+		rc = meta_kv_commit(t);
+	} while (rc == 0 && c.n == c.max);
+	tl_buf_free(&c.keys);
+	return rc;
+}
+
+static int
+format_write(struct meta *m, const struct meta_settings *s)
+{
+	uint8_t buf[2048];
+	struct meta_key k;
+	struct inode root;
+	struct mtxn t;
+	size_t n;
+	int rc;
+
+	rc = txn_begin(m, &t, false);
+	if (rc)
+		return rc;
+	key_registry(&k, s->name);
+	rc = meta_kv_put(t.kv, k.b, k.len, "", 0);
+	n = settings_encode(s, buf, sizeof(buf));
+	key_setting(m, &k);
+	if (rc == 0)
+		rc = n ? meta_kv_put(t.kv, k.b, k.len, buf, n) : -EINVAL;
+	if (rc == 0)
+		rc = counter_set(&t, CNT_NEXT_INO, META_ROOT_INO + 1);
+	if (rc == 0)
+		rc = counter_set(&t, CNT_NEXT_SLICE, 1);
+	if (rc == 0)
+		rc = counter_set(&t, CNT_USED_BYTES, 0);
+	if (rc == 0)
+		rc = counter_set(&t, CNT_USED_INODES, 1);
+	if (rc == 0)
+		rc = counter_set(&t, CNT_PENDING, 0);
+	memset(&root, 0, sizeof(root));
+	root.a.ino = META_ROOT_INO;
+	root.a.gen = (uint32_t)tl_random_u64() | 1;
+	root.a.type = META_DIR;
+	root.a.mode = 0755;
+	root.a.nlink = 2;
+	root.a.atime_ns = root.a.mtime_ns = root.a.ctime_ns = s->ctime_ns;
+	root.a.parent = META_ROOT_INO;
+	root.next_cookie = 3;
+	if (rc == 0)
+		rc = inode_put(&t, &root);
+	return txn_end(&t, rc);
+}
+
+static int
+format_check(const struct meta_format_opts *o, struct meta_settings *s,
+	     char **err)
+{
+	uint32_t bs = o->block_size ? o->block_size : DEFAULT_BLOCK_SIZE;
+
+	if (!o->name || !volname_ok(o->name)) {
+		set_err(err, "bad volume name '%s': use 1 to 63 of "
+			"A-Z a-z 0-9 _ -%s", o->name ? o->name : "", "");
+		return -EINVAL;
+	}
+	if (bs < (64U << 10) || bs > (16U << 20) || (bs & (bs - 1))) {
+		set_err(err, "bad block size: a power of two from 64K "
+			"to 16M%s%s", "", "");
+		return -EINVAL;
+	}
+	if (!o->storage || !o->storage[0] ||
+	    strlen(o->storage) >= sizeof(s->storage)) {
+		set_err(err, "bad storage URL%s%s", "", "");
+		return -EINVAL;
+	}
+	memset(s, 0, sizeof(*s));
+	strcpy(s->name, o->name);
+	strcpy(s->storage, o->storage);
+	tl_random_bytes(s->uuid, sizeof(s->uuid));
+	s->uuid[6] = (s->uuid[6] & 0x0f) | 0x40; /* RFC 4122 version 4 */
+	s->uuid[8] = (s->uuid[8] & 0x3f) | 0x80;
+	tl_random_bytes(s->secret, sizeof(s->secret));
+	s->block_size = bs;
+	s->trash_days = o->trash_days;
+	s->capacity = o->capacity;
+	s->max_inodes = o->max_inodes;
+	s->ctime_ns = tl_now_ns();
+	return 0;
+}
+
+int
+meta_format(const char *url, const struct meta_format_opts *o, char **err)
+{
+	struct meta m;
+	struct meta_kv_txn *t;
+	struct meta_key k;
+	const void *v;
+	size_t vlen;
+	int rc;
+
+	if (err)
+		*err = NULL;
+	memset(&m, 0, sizeof(m));
+	rc = format_check(o, &m.set, err);
+	if (rc)
+		return rc;
+	rc = meta_kv_open(url, &m.kv, err);
+	if (rc)
+		return rc;
+	meta_init_prefix(&m, o->name);
+	rc = meta_kv_begin(m.kv, true, &t);
+	if (rc)
+		goto out;
+	key_registry(&k, o->name);
+	rc = meta_kv_get(t, k.b, k.len, &v, &vlen);
+	meta_kv_abort(t);
+	if (rc == 0 && !o->force) {
+		set_err(err, "volume '%s' already exists in %s "
+			"(use --force to replace it and lose its data)",
+			o->name, url);
+		rc = -EEXIST;
+		goto out;
+	}
+	if (rc == 0) {
+		uint8_t end[META_VOLNAME_MAX + 1];
+
+		memcpy(end, m.pfx, m.pfxlen);
+		end[m.pfxlen - 1] = 1; /* just past "<name>\0..." */
+		rc = range_delete(m.kv, m.pfx, m.pfxlen, end, m.pfxlen);
+	} else if (rc == -ENOENT) {
+		rc = 0;
+	}
+	if (rc == 0)
+		rc = format_write(&m, &m.set);
+	if (rc)
+		set_err(err, "cannot write volume '%s': %s", o->name,
+			strerror(-rc));
+out:
+	meta_kv_close(m.kv);
+	return rc;
+}
+
+struct find_vol {
+	char name[META_VOLNAME_MAX + 1];
+	int n;
+};
+
+static int
+find_vol_cb(void *arg, const void *key, size_t klen, const void *v,
+	    size_t vlen)
+{
+	struct find_vol *f = arg;
+
+	if (++f->n == 1 && klen - 2 <= META_VOLNAME_MAX) {
+		memcpy(f->name, (const uint8_t *)key + 2, klen - 2);
+		f->name[klen - 2] = 0;
+	}
+	return f->n > 1;
+}
+
+static int
+open_settings(struct meta *m, const char *volname, char **err)
+{
+	struct find_vol f = {{0}, 0};
+	struct meta_kv_txn *t;
+	struct meta_key k;
+	const void *v;
+	size_t vlen;
+	int rc;
+
+	rc = meta_kv_begin(m->kv, true, &t);
+	if (rc)
+		return rc;
+	if (!volname) {
+		rc = meta_kv_scan(t, "\0V", 2, "\0W", 2, find_vol_cb, &f);
+		if (rc == 0 && f.n != 1) {
+			set_err(err, f.n ? "%s holds several volumes: name "
+				"one%s" : "no volume in %s (run tessera "
+				"format)%s", m->kv->url, "");
+			rc = f.n ? -EINVAL : -ENOENT;
+		}
+		volname = f.name;
+	}
+	if (rc == 0 && !volname_ok(volname)) {
+		set_err(err, "bad volume name '%s'%s", volname, "");
+		rc = -EINVAL;
+	}
+	if (rc == 0) {
+		meta_init_prefix(m, volname);
+		key_setting(m, &k);
+		rc = meta_kv_get(t, k.b, k.len, &v, &vlen);
+		if (rc == -ENOENT)
+			set_err(err, "no volume '%s' in %s", volname,
+				m->kv->url);
+		else if (rc == 0)
+			rc = settings_decode(v, vlen, &m->set);
+		if (rc == -EIO)
+			set_err(err, "volume '%s': unreadable settings%s",
+				volname, "");
+	}
+	meta_kv_abort(t);
+	return rc;
+}
+
+int
+meta_open(const char *url, const char *volname, struct meta **out,
+	  char **err)
+{
+	struct meta *m = tl_calloc(1, sizeof(*m));
+	int rc;
+
+	if (err)
+		*err = NULL;
+	*out = NULL;
+	rc = meta_kv_open(url, &m->kv, err);
+	if (rc)
+		goto out;
+	rc = open_settings(m, volname, err);
+	if (rc)
+		goto out;
+	pthread_mutex_init(&m->lock, NULL);
+	*out = m;
+out:
+	if (rc) {
+		meta_kv_close(m->kv);
+		free(m);
+	}
+	return rc;
+}
+
+void
+meta_close(struct meta *m)
+{
+	if (!m)
+		return;
+	meta_kv_close(m->kv);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+const struct meta_settings *
+meta_settings(struct meta *m)
+{
+	return &m->set;
+}
+
+int
+meta_usage(struct meta *m, struct meta_usage *u)
+{
+	struct mtxn t;
+	int rc;
+
+	memset(u, 0, sizeof(*u));
+	rc = txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	rc = counter_get(&t, CNT_USED_BYTES, &u->used_bytes);
+	if (rc == 0)
+		rc = counter_get(&t, CNT_USED_INODES, &u->used_inodes);
+	if (rc == 0)
+		rc = counter_get(&t, CNT_PENDING, &u->pending_delete);
+	u->capacity = m->set.capacity;
+	u->max_inodes = m->set.max_inodes;
+	return txn_end(&t, rc);
+}
+
+/* Reserve META_BATCH ids of counter name in a transaction of its own, so
+ * ids handed out are on disk before anything uses them and never come
+ * back after a restart.  Called with m->lock held and no transaction open
+ * in this thread. */
+static int
+alloc_batch(struct meta *m, const char *name, uint64_t *next, uint64_t *end)
+{
+	struct mtxn t;
+	uint64_t v = 0;
+	int rc, tries = 0;
+
+	do {
+		rc = txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		rc = counter_get(&t, name, &v);
+		if (rc == 0)
+			rc = counter_set(&t, name, v + META_BATCH);
+		rc = txn_end(&t, rc);
+	} while (txn_retry(rc, &tries));
+	if (rc == 0) {
+		*next = v;
+		*end = v + META_BATCH;
+	}
+	return rc;
+}
+
+static int
+alloc_id(struct meta *m, const char *name, uint64_t *next, uint64_t *end,
+	 uint64_t *id)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (*next >= *end)
+		rc = alloc_batch(m, name, next, end);
+	if (rc == 0)
+		*id = (*next)++;
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+int
+alloc_ino(struct meta *m, uint64_t *ino)
+{
+	return alloc_id(m, CNT_NEXT_INO, &m->ino_next, &m->ino_end, ino);
+}
+
+int
+meta_new_slice_id(struct meta *m, uint64_t *id)
+{
+	return alloc_id(m, CNT_NEXT_SLICE, &m->slice_next, &m->slice_end, id);
+}
