@@ -465,9 +465,9 @@ th_server_stop(struct th_server *s, bool kill_hard)
 }
 
 int
-th_server_restart(struct th_server *s)
+th_server_restart(struct th_server *s, bool kill_hard)
 {
-	th_server_stop(s, false);
+	th_server_stop(s, kill_hard);
 	return th_spawn(s);
 }
 

@@ -82,9 +82,10 @@ int th_server_start(struct th_server *s, const char *format_args,
 /* Replace the exports file (text, or NULL for the default) used by the
  * next th_server_restart. */
 int th_server_set_exports(struct th_server *s, const char *exports);
-/* Stop with SIGTERM (SIGKILL after 10 s) and start again on the same
- * port and volume. */
-int th_server_restart(struct th_server *s);
+/* Stop (SIGTERM, SIGKILL after 10 s; or SIGKILL at once when kill_hard:
+ * a crash) and start again on the same port and volume.  Connections
+ * die: reconnect with th_connect. */
+int th_server_restart(struct th_server *s, bool kill_hard);
 /* Stop the daemon.  kill_hard: SIGKILL instead of SIGTERM. */
 void th_server_stop(struct th_server *s, bool kill_hard);
 /* Stop and remove the directory. */
