@@ -17,10 +17,10 @@ CLEANFILES += $(nfsd_gen)
 
 nfsd/%_prot.h: $(srcdir)/nfsd/%_prot.x
 	$(AM_V_GEN)$(MKDIR_P) nfsd && rm -f $@ && \
-	  (cd $(srcdir) && $(RPCGEN) -h -o - nfsd/$*_prot.x) > $@.tmp && mv $@.tmp $@
+	  (cd $(srcdir) && $(RPCGEN) -h nfsd/$*_prot.x) > $@.tmp && mv $@.tmp $@
 nfsd/%_prot_xdr.c: $(srcdir)/nfsd/%_prot.x
 	$(AM_V_GEN)$(MKDIR_P) nfsd && rm -f $@ && \
-	  (cd $(srcdir) && $(RPCGEN) -c -o - nfsd/$*_prot.x) | \
+	  (cd $(srcdir) && $(RPCGEN) -c nfsd/$*_prot.x) | \
 	  sed -e 's|#include "nfsd/$*_prot.h"|#include "nfsd/$*_prot.h"|' > $@.tmp && mv $@.tmp $@
 
 # rpcgen output is not -Wextra clean (unused variables); compiled apart.
@@ -29,7 +29,7 @@ nfsd_libxdrgen_a_SOURCES =
 nodist_nfsd_libxdrgen_a_SOURCES = nfsd/nfs3_prot_xdr.c nfsd/mount3_prot_xdr.c
 nfsd_libxdrgen_a_CFLAGS = -std=gnu11 $(SAN_CFLAGS) -pthread -w
 
-nfsd_libnfsd_a_SOURCES = nfsd/nfsd.h nfsd/nfsd-internal.h \
+nfsd_libnfsd_a_SOURCES = nfsd/nfsd.h nfsd/nfsd-internal.h nfsd/rpc-internal.h \
 	nfsd/rpc.c nfsd/dispatch.c nfsd/fh.c nfsd/exports.c nfsd/mount3.c \
 	nfsd/config.c
 nodist_nfsd_libnfsd_a_SOURCES = nfsd/nfs3_prot.h nfsd/mount3_prot.h

@@ -1,0 +1,109 @@
+/*
+ * config.c - tessera.conf options of tesserad, declared once as a table:
+ * the same table parses the file, fills the defaults, prints --help and
+ * is checked against tessera.conf(5) by t/unit/nfsd_conf_test.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "nfsd/nfsd.h"
+
+#define OFF(f) offsetof(struct nfsd_config, f)
+
+const struct tl_conf_opt nfsd_conf_opts[] = {
+	{"listen", TL_CONF_STRING, "0.0.0.0:2049", 0, 0, false,
+	 "address and TCP port for NFS and MOUNT (ADDR:PORT, [V6]:PORT)",
+	 OFF(listen)},
+	{"exports", TL_CONF_STRING, "", 0, 0, true,
+	 "exports file (exports(5) syntax); empty: \"/\" to localhost only",
+	 OFF(exports)},
+	{"workers", TL_CONF_U64, "32", 1, 1024, false,
+	 "worker threads running NFS requests", OFF(workers)},
+	{"buffer_limit", TL_CONF_SIZE, "256M", 1 << 20, 1ULL << 40, false,
+	 "memory for buffered unstable writes, all files together",
+	 OFF(buffer_limit)},
+	{"upload_threads", TL_CONF_U64, "8", 1, 256, false,
+	 "parallel block uploads to the object store", OFF(upload_threads)},
+	{"max_record_size", TL_CONF_SIZE, "4M", (1 << 20) + (64 << 10),
+	 64 << 20, false,
+	 "largest RPC record accepted; a bigger one closes the connection",
+	 OFF(max_record_size)},
+	{"max_connections", TL_CONF_U64, "1024", 1, 1000000, false,
+	 "client connections at once; further ones are refused",
+	 OFF(max_connections)},
+	{"max_inflight_per_conn", TL_CONF_U64, "64", 1, 65536, false,
+	 "requests of one connection in progress before reading pauses",
+	 OFF(max_inflight_per_conn)},
+	{"idle_timeout", TL_CONF_DURATION, "6m", 0, 7ULL * 86400 * 1000, false,
+	 "close a connection idle this long (0: never)", OFF(idle_timeout)},
+	{"rpcbind", TL_CONF_BOOL, "yes", 0, 0, false,
+	 "register NFS and MOUNT with rpcbind (a warning if none runs)",
+	 OFF(rpcbind)},
+	{"log_level", TL_CONF_STRING, "notice", 0, 0, true,
+	 "err, warn, notice, info or debug", OFF(log_level)},
+};
+const size_t nfsd_conf_nopts = TL_ARRAY_SIZE(nfsd_conf_opts);
+
+void
+nfsd_config_defaults(struct nfsd_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	tl_conf_defaults(nfsd_conf_opts, nfsd_conf_nopts, cfg);
+}
+
+void
+nfsd_config_free(struct nfsd_config *cfg)
+{
+	tl_conf_free(nfsd_conf_opts, nfsd_conf_nopts, cfg);
+}
+
+int
+nfsd_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned *len)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon, *h = s;
+	size_t hl;
+	uint64_t port;
+
+	memset(ss, 0, sizeof(*ss));
+	colon = strrchr(s, ':');
+	if (colon == NULL)
+		return -EINVAL;
+	hl = (size_t)(colon - s);
+	if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
+		h = s + 1;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (tl_parse_u64(colon + 1, 0, 65535, &port) != 0)
+		return -EINVAL;
+	if (hl == 0)
+		strcpy(host, "0.0.0.0");
+	if (strchr(host, ':') != NULL) {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+		if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1)
+			return -EINVAL;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a6);
+	} else {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+
+		if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+			return -EINVAL;
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*a4);
+	}
+	return 0;
+}

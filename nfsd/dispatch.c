@@ -1,0 +1,360 @@
+/*
+ * dispatch.c - from one RPC call message to one reply.
+ *
+ * The call header (RFC 5531) is decoded by hand with xdr_* primitives so
+ * every way a call can be refused is visible here: RPC version (only 2:
+ * RPC_MISMATCH), program (PROG_UNAVAIL), version (PROG_MISMATCH with the
+ * range served), procedure (PROC_UNAVAIL), arguments that do not decode
+ * (GARBAGE_ARGS), credentials (AUTH_SYS and AUTH_NONE are accepted,
+ * anything else or a malformed AUTH_SYS body is AUTH_BADCRED).  Replies
+ * carry an AUTH_NONE verifier.
+ *
+ * For NFS procedures flagged NFSD_PF_FH the first file handle is checked
+ * before the handler runs, in this order, each failure answered with a
+ * zeroed result carrying only the status:
+ *   handle MAC/volume/length       -> NFS3ERR_BADHANDLE
+ *   export id unknown              -> NFS3ERR_STALE
+ *   no client rule matches peer    -> NFS3ERR_ACCES
+ *   "secure" rule, port >= 1024    -> NFS3ERR_PERM (what knfsd answers)
+ *   read-only and NFSD_PF_MODIFIES -> NFS3ERR_ROFS
+ *   inode gone / generation differs-> NFS3ERR_STALE
+ * then credentials are squashed by the rule (root_squash: uid 0 and gid
+ * 0, also in the groups, become anonuid/anongid; all_squash and AUTH_NONE:
+ * everyone is anonymous).
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nfsd/mount3_prot.h"
+#include "nfsd/rpc-internal.h"
+
+#define RPC_CALL 0
+#define RPC_REPLY 1
+#define MAX_AUTH_BYTES 400
+#define MAX_MACHINE_NAME 255
+#define ANON_ID 65534
+
+pthread_rwlock_t nfsd_exports_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+unsigned
+nfsd_peer_port(const struct sockaddr_storage *peer)
+{
+	if (peer->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)peer)->sin_port);
+	if (peer->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)peer)->sin6_port);
+	return 0;
+}
+
+void
+nfsd_peer_str(const struct sockaddr_storage *peer, char *buf, size_t len)
+{
+	const void *a = NULL;
+
+	if (peer->ss_family == AF_INET)
+		a = &((const struct sockaddr_in *)peer)->sin_addr;
+	else if (peer->ss_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)peer)->sin6_addr;
+	if (a == NULL || inet_ntop(peer->ss_family, a, buf, len) == NULL)
+		snprintf(buf, len, "?");
+}
+
+/* ---- reply framing ------------------------------------------------------- */
+
+/* Record mark placeholder, xid, REPLY. */
+static void
+reply_begin(struct tl_buf *b, uint32_t xid)
+{
+	tl_buf_reset(b);
+	tl_buf_append_be32(b, 0);
+	tl_buf_append_be32(b, xid);
+	tl_buf_append_be32(b, RPC_REPLY);
+}
+
+/* MSG_ACCEPTED, AUTH_NONE verifier, accept status. */
+static void
+reply_accepted(struct tl_buf *b, uint32_t xid, uint32_t stat)
+{
+	reply_begin(b, xid);
+	tl_buf_append_be32(b, MSG_ACCEPTED);
+	tl_buf_append_be32(b, AUTH_NONE);
+	tl_buf_append_be32(b, 0);
+	tl_buf_append_be32(b, stat);
+}
+
+static void
+reply_mismatch(struct tl_buf *b, uint32_t xid, uint32_t lo, uint32_t hi)
+{
+	reply_accepted(b, xid, PROG_MISMATCH);
+	tl_buf_append_be32(b, lo);
+	tl_buf_append_be32(b, hi);
+}
+
+static void
+reply_denied(struct tl_buf *b, uint32_t xid, uint32_t why, uint32_t auth)
+{
+	reply_begin(b, xid);
+	tl_buf_append_be32(b, MSG_DENIED);
+	tl_buf_append_be32(b, why);
+	if (why == RPC_MISMATCH) {
+		tl_buf_append_be32(b, NFSD_RPC_VERS);
+		tl_buf_append_be32(b, NFSD_RPC_VERS);
+	} else {
+		tl_buf_append_be32(b, auth);
+	}
+}
+
+static void
+reply_finish(struct tl_buf *b)
+{
+	tl_put_be32(b->data, 0x80000000u | (uint32_t)(b->len - 4));
+}
+
+/* ---- credentials --------------------------------------------------------- */
+
+static bool
+decode_authsys(const char *body, u_int len, struct meta_cred *cred)
+{
+	char name[MAX_MACHINE_NAME + 1], *np = name;
+	uint32_t stamp, n;
+	XDR x;
+	bool ok = false;
+
+	xdrmem_create(&x, (char *)body, len, XDR_DECODE);
+	if (!xdr_uint32_t(&x, &stamp) ||
+	    !xdr_string(&x, &np, MAX_MACHINE_NAME) ||
+	    !xdr_uint32_t(&x, &cred->uid) || !xdr_uint32_t(&x, &cred->gid) ||
+	    !xdr_uint32_t(&x, &n) || n > META_NGROUPS_MAX)
+		goto out;
+	for (uint32_t i = 0; i < n; i++)
+		if (!xdr_uint32_t(&x, &cred->groups[i]))
+			goto out;
+	cred->ngroups = n;
+	ok = true;
+out:
+	xdr_destroy(&x);
+	return ok;
+}
+
+static void
+squash(struct nfsd_call *c, const struct nfsd_client_rule *r)
+{
+	struct meta_cred *cr = &c->cred;
+	uint32_t auid = r != NULL ? r->anonuid : ANON_ID;
+	uint32_t agid = r != NULL ? r->anongid : ANON_ID;
+
+	if (c->flavor == AUTH_NONE || (r != NULL &&
+				       r->squash == NFSD_SQUASH_ALL)) {
+		cr->uid = auid;
+		cr->gid = agid;
+		cr->ngroups = 0;
+		return;
+	}
+	if (r == NULL || r->squash != NFSD_SQUASH_ROOT)
+		return;
+	if (cr->uid == 0)
+		cr->uid = auid;
+	if (cr->gid == 0)
+		cr->gid = agid;
+	for (uint32_t i = 0; i < cr->ngroups; i++)
+		if (cr->groups[i] == 0)
+			cr->groups[i] = agid;
+}
+
+/* ---- the file handle check ------------------------------------------------ */
+
+/* 0 or the nfsstat3 to answer instead of running the handler. */
+static nfsstat3
+check_fh(struct nfsd_call *c, const struct nfsd_proc *p, void *args)
+{
+	struct nfsd_ctx *ctx = c->ctx;
+	const nfs_fh3 *fh = args;
+	const struct nfsd_client_rule *r;
+	struct nfsd_fh h;
+	char who[INET6_ADDRSTRLEN];
+	int rc;
+
+	if (ctx->meta == NULL || ctx->vol == NULL)
+		return NFS3ERR_SERVERFAULT;
+	if (nfsd_fh_decode(ctx->vol, fh->data.data_val, fh->data.data_len,
+			   &h) != 0)
+		return NFS3ERR_BADHANDLE;
+	c->exp = nfsd_export_by_id(&ctx->exports, h.export_id);
+	if (c->exp == NULL)
+		return NFS3ERR_STALE;
+	r = nfsd_export_match(c->exp, &c->peer);
+	if (r == NULL)
+		return NFS3ERR_ACCES;
+	if (r->secure && nfsd_peer_port(&c->peer) >= 1024) {
+		if (tl_log_enabled(TL_LOG_INFO)) {
+			nfsd_peer_str(&c->peer, who, sizeof(who));
+			tl_info("nfsd", "%s: %s from insecure port %u",
+				c->exp->path, who, nfsd_peer_port(&c->peer));
+		}
+		return NFS3ERR_PERM;
+	}
+	c->rule = r;
+	squash(c, r);
+	c->rdonly = !r->rw;
+	if (c->rdonly && (p->flags & NFSD_PF_MODIFIES))
+		return NFS3ERR_ROFS;
+	rc = nfsd_fh_getattr(ctx, h.ino, h.gen, &c->attr);
+	if (rc != 0)
+		return nfsd_errno_to_nfs3(rc);
+	c->ino = h.ino;
+	return NFS3_OK;
+}
+
+/* xdr_void takes no parameters; a cast of it to xdrproc_t is flagged. */
+static bool_t
+xdr_nothing(XDR *x, void *p)
+{
+	return TRUE;
+}
+
+/* ---- the call -------------------------------------------------------------- */
+
+static const struct nfsd_proc *
+find_proc(struct tl_buf *b, struct nfsd_call *c)
+{
+	const struct nfsd_proc *tab;
+	size_t n;
+
+	if (c->prog == NFSD_PROG_NFS) {
+		if (c->vers != 3) {
+			reply_mismatch(b, c->xid, 3, 3);
+			return NULL;
+		}
+		tab = nfsd_nfs3_procs;
+		n = nfsd_nfs3_nprocs;
+	} else if (c->prog == NFSD_PROG_MOUNT) {
+		/* v1 and v2 share NULL, DUMP, UMNT, UMNTALL and EXPORT with
+		 * v3 (showmount speaks v1); their MNT returns a 32-byte
+		 * handle that ours do not fit in. */
+		if (c->vers < 1 || c->vers > 3) {
+			reply_mismatch(b, c->xid, 1, 3);
+			return NULL;
+		}
+		tab = nfsd_mnt3_procs;
+		n = nfsd_mnt3_nprocs;
+		if (c->vers < 3 && c->proc == MOUNTPROC3_MNT)
+			n = 0;
+	} else {
+		reply_accepted(b, c->xid, PROG_UNAVAIL);
+		return NULL;
+	}
+	if (c->proc >= n || tab[c->proc].handler == NULL) {
+		reply_accepted(b, c->xid, PROC_UNAVAIL);
+		return NULL;
+	}
+	return &tab[c->proc];
+}
+
+/* Encode the accepted reply with its result; SYSTEM_ERR if that fails. */
+static void
+encode_result(struct tl_buf *b, struct nfsd_call *c,
+	      const struct nfsd_proc *p, void *res)
+{
+	xdrproc_t xres = p->xdr_res != NULL ? p->xdr_res : (xdrproc_t)xdr_nothing;
+	size_t size = xdr_sizeof(xres, res);
+	XDR x;
+
+	reply_accepted(b, c->xid, SUCCESS);
+	tl_buf_reserve(b, size);
+	xdrmem_create(&x, (char *)b->data + b->len, size, XDR_ENCODE);
+	if (!xres(&x, res)) {
+		tl_err("nfsd", "cannot encode %s reply", p->name);
+		reply_accepted(b, c->xid, SYSTEM_ERR);
+	} else {
+		b->len += xdr_getpos(&x);
+	}
+	xdr_destroy(&x);
+}
+
+static void
+run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
+	 XDR *x)
+{
+	xdrproc_t xargs = p->xdr_args != NULL ? p->xdr_args
+					      : (xdrproc_t)xdr_nothing;
+	xdrproc_t xres = p->xdr_res != NULL ? p->xdr_res : (xdrproc_t)xdr_nothing;
+	void *args = tl_calloc(1, p->args_size + 1);
+	void *res = tl_calloc(1, p->res_size + sizeof(nfsstat3));
+	nfsstat3 st = NFS3_OK;
+
+	if (!xargs(x, args)) {
+		reply_accepted(b, c->xid, GARBAGE_ARGS);
+		goto out;
+	}
+	pthread_rwlock_rdlock(&nfsd_exports_lock);
+	if (p->flags & NFSD_PF_FH)
+		st = check_fh(c, p, args);
+	else
+		squash(c, NULL);
+	if (st == NFS3_OK)
+		p->handler(c, args, res);
+	else
+		*(nfsstat3 *)res = st; /* every NFSv3 result starts so */
+	pthread_rwlock_unlock(&nfsd_exports_lock);
+	if (tl_log_enabled(TL_LOG_DEBUG))
+		tl_debug("nfsd", "xid %08x %s status %d", c->xid, p->name,
+			 (p->flags & NFSD_PF_FH) ? (int)*(nfsstat3 *)res : 0);
+	encode_result(b, c, p, res);
+	xdr_free(xres, res);
+out:
+	xdr_free(xargs, args);
+	free(res);
+	free(args);
+}
+
+void
+nfsd_dispatch(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
+	      const uint8_t *msg, size_t len, struct tl_buf *reply)
+{
+	struct nfsd_call c;
+	const struct nfsd_proc *p;
+	char cred[MAX_AUTH_BYTES], verf[MAX_AUTH_BYTES];
+	char *cp = cred, *vp = verf;
+	uint32_t mtype, rpcvers, vflavor;
+	u_int clen, vlen;
+	XDR x;
+
+	tl_buf_reset(reply);
+	memset(&c, 0, sizeof(c));
+	c.ctx = ctx;
+	c.peer = *peer;
+	xdrmem_create(&x, (char *)msg, len, XDR_DECODE);
+	if (!xdr_uint32_t(&x, &c.xid) || !xdr_uint32_t(&x, &mtype) ||
+	    mtype != RPC_CALL || !xdr_uint32_t(&x, &rpcvers))
+		goto out; /* nothing sensible to answer */
+	if (rpcvers != NFSD_RPC_VERS) {
+		reply_denied(reply, c.xid, RPC_MISMATCH, 0);
+		goto done;
+	}
+	if (!xdr_uint32_t(&x, &c.prog) || !xdr_uint32_t(&x, &c.vers) ||
+	    !xdr_uint32_t(&x, &c.proc) || !xdr_uint32_t(&x, &c.flavor) ||
+	    !xdr_bytes(&x, &cp, &clen, MAX_AUTH_BYTES) ||
+	    !xdr_uint32_t(&x, &vflavor) ||
+	    !xdr_bytes(&x, &vp, &vlen, MAX_AUTH_BYTES)) {
+		reply_denied(reply, c.xid, AUTH_ERROR, AUTH_BADCRED);
+		goto done;
+	}
+	if (c.flavor == AUTH_NONE) {
+		c.cred.uid = c.cred.gid = ANON_ID;
+	} else if (c.flavor != AUTH_SYS || !decode_authsys(cred, clen,
+							   &c.cred)) {
+		reply_denied(reply, c.xid, AUTH_ERROR, AUTH_BADCRED);
+		goto done;
+	}
+	p = find_proc(reply, &c);
+	if (p != NULL)
+		run_proc(reply, &c, p, &x);
+done:
+	reply_finish(reply);
+out:
+	xdr_destroy(&x);
+}

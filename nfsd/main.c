@@ -1,0 +1,354 @@
+/*
+ * main.c - tesserad, the Tessera NFS gateway.
+ *
+ * Settings come from, in increasing priority: the built-in defaults of
+ * the table in config.c, tessera.conf (-c, default /etc/tessera/
+ * tessera.conf when present), then the command line.  Without
+ * --foreground the process daemonizes the Unix way (fork, setsid, chdir
+ * /, stdio to /dev/null, syslog); the parent waits until the child
+ * listens, so `tesserad ... && mount ...` works and a startup error is
+ * printed by the command that failed.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "meta/meta.h"
+#include "nfsd/nfsd.h"
+#include "objstore/objstore.h"
+
+#define DEFAULT_CONF "/etc/tessera/tessera.conf"
+
+struct args {
+	const char *meta_url;
+	const char *conf;
+	const char *pidfile;
+	bool foreground;
+	char **sets;          /* "name=value" overrides, in order */
+	size_t nsets;
+};
+
+static void
+usage(FILE *f)
+{
+	char def[64];
+
+	fprintf(f,
+		"Usage: tesserad --meta META_URL [options]\n"
+		"Serve a Tessera volume over NFS v3 (and MOUNT v3) on one "
+		"TCP port.\n\n"
+		"  -m, --meta URL        metadata engine (lmdb:///dir)\n"
+		"  -l, --listen A:P      listen address (option listen)\n"
+		"  -e, --exports FILE    exports file (option exports)\n"
+		"  -c, --config FILE     tessera.conf (default %s)\n"
+		"  -o, --set NAME=VALUE  set any tessera.conf option\n"
+		"  -f, --foreground      do not daemonize; log to stderr\n"
+		"      --no-rpcbind      do not register with rpcbind\n"
+		"  -p, --pidfile FILE    write the process id to FILE\n"
+		"  -L, --log-level L     err, warn, notice, info, debug\n"
+		"  -h, --help            this text\n"
+		"  -V, --version         print the version\n\n"
+		"tessera.conf options (tessera.conf(5)):\n",
+		DEFAULT_CONF);
+	for (size_t i = 0; i < nfsd_conf_nopts; i++) {
+		const struct tl_conf_opt *o = &nfsd_conf_opts[i];
+
+		snprintf(def, sizeof(def), "%s", o->def[0] ? o->def : "\"\"");
+		fprintf(f, "  %-22s %s (default %s)\n", o->name, o->help,
+			def);
+	}
+}
+
+static void
+add_set(struct args *a, const char *name, const char *value)
+{
+	a->sets = tl_realloc(a->sets, (a->nsets + 1) * sizeof(char *));
+	a->sets[a->nsets++] = tl_asprintf("%s=%s", name, value);
+}
+
+/* 0, or 1 (exit now, status in *status). */
+static int
+parse_args(int argc, char **argv, struct args *a, int *status)
+{
+	static const struct option lo[] = {
+		{"meta", required_argument, NULL, 'm'},
+		{"listen", required_argument, NULL, 'l'},
+		{"exports", required_argument, NULL, 'e'},
+		{"config", required_argument, NULL, 'c'},
+		{"set", required_argument, NULL, 'o'},
+		{"foreground", no_argument, NULL, 'f'},
+		{"no-rpcbind", no_argument, NULL, 'R'},
+		{"pidfile", required_argument, NULL, 'p'},
+		{"log-level", required_argument, NULL, 'L'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "m:l:e:c:o:fp:L:hV", lo,
+				 NULL)) != -1) {
+		switch (ch) {
+		case 'm': a->meta_url = optarg; break;
+		case 'l': add_set(a, "listen", optarg); break;
+		case 'e': add_set(a, "exports", optarg); break;
+		case 'c': a->conf = optarg; break;
+		case 'o':
+			a->sets = tl_realloc(a->sets,
+					     (a->nsets + 1) * sizeof(char *));
+			a->sets[a->nsets++] = tl_strdup(optarg);
+			break;
+		case 'f': a->foreground = true; break;
+		case 'R': add_set(a, "rpcbind", "no"); break;
+		case 'p': a->pidfile = optarg; break;
+		case 'L': add_set(a, "log_level", optarg); break;
+		case 'h': usage(stdout); *status = 0; return 1;
+		case 'V': printf("tesserad %s\n", PACKAGE_VERSION);
+			*status = 0; return 1;
+		default: usage(stderr); *status = 2; return 1;
+		}
+	}
+	if (optind < argc || a->meta_url == NULL) {
+		fprintf(stderr, "tesserad: %s\n", optind < argc
+			? "unexpected argument" : "--meta URL is required");
+		usage(stderr);
+		*status = 2;
+		return 1;
+	}
+	return 0;
+}
+
+static int
+load_config(const struct args *a, struct nfsd_config *cfg)
+{
+	const char *conf = a->conf;
+	char *err = NULL;
+	int rc = 0;
+
+	nfsd_config_defaults(cfg);
+	if (conf == NULL && access(DEFAULT_CONF, R_OK) == 0)
+		conf = DEFAULT_CONF;
+	if (conf != NULL)
+		rc = tl_conf_load(nfsd_conf_opts, nfsd_conf_nopts, cfg, conf,
+				  &err);
+	for (size_t i = 0; rc == 0 && i < a->nsets; i++) {
+		char *eq = strchr(a->sets[i], '=');
+
+		if (eq == NULL) {
+			err = tl_asprintf("--set %s: want NAME=VALUE",
+					  a->sets[i]);
+			rc = -EINVAL;
+			break;
+		}
+		*eq = '\0';
+		rc = tl_conf_set(nfsd_conf_opts, nfsd_conf_nopts, cfg,
+				 a->sets[i], eq + 1, &err);
+		*eq = '=';
+	}
+	if (rc != 0) {
+		fprintf(stderr, "tesserad: %s\n",
+			err != NULL ? err : strerror(-rc));
+		free(err);
+	}
+	return rc;
+}
+
+/* Fork; the parent waits for one byte on the pipe ("listening") and
+ * exits 0, or exits 1 when the child dies first.  Returns the write end
+ * in the child. */
+static int
+daemonize(void)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(p) != 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		if (read(p[0], &c, 1) == 1)
+			_exit(0);
+		waitpid(pid, NULL, 0);
+		_exit(1);
+	}
+	close(p[0]);
+	setsid();
+	if (chdir("/") != 0)
+		return -errno;
+	umask(022);
+	return p[1];
+}
+
+static void
+detach_stdio(int ready_fd)
+{
+	int fd = open("/dev/null", O_RDWR);
+
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	if (ready_fd >= 0) {
+		(void)!write(ready_fd, "", 1);
+		close(ready_fd);
+	}
+}
+
+static int
+write_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL)
+		return -errno;
+	fprintf(f, "%ld\n", (long)getpid());
+	return fclose(f) == 0 ? 0 : -errno;
+}
+
+struct backend {
+	struct meta *meta;
+	struct os_store *os;
+	struct cache *cache;
+};
+
+static int
+open_backend(const char *url, const struct nfsd_config *cfg,
+	     struct backend *b)
+{
+	struct cache_opts co = {cfg->buffer_limit,
+				(unsigned)cfg->upload_threads, true};
+	char *err = NULL;
+	int rc;
+
+	rc = meta_open(url, NULL, &b->meta, &err);
+	if (rc != 0) {
+		tl_err("tesserad", "%s: %s", url, err ? err : strerror(-rc));
+		goto out;
+	}
+	rc = os_open(meta_settings(b->meta)->storage, &b->os, &err);
+	if (rc != 0) {
+		tl_err("tesserad", "object store %s: %s",
+		       meta_settings(b->meta)->storage,
+		       err ? err : strerror(-rc));
+		goto out;
+	}
+	rc = cache_open(b->meta, b->os, &co, &b->cache);
+	if (rc != 0)
+		tl_err("tesserad", "cache: %s", strerror(-rc));
+out:
+	free(err);
+	return rc;
+}
+
+static void
+close_backend(struct backend *b)
+{
+	if (b->cache != NULL)
+		cache_close(b->cache); /* flushes buffered writes */
+	if (b->os != NULL)
+		os_close(b->os);
+	if (b->meta != NULL)
+		meta_close(b->meta);
+}
+
+static int
+serve(const struct args *a, const struct nfsd_config *cfg,
+      enum tl_log_level level)
+{
+	struct backend b = {NULL, NULL, NULL};
+	struct nfsd_server *srv = NULL;
+	char *err = NULL, *at;
+	int ready = -1, rc;
+
+	if (!a->foreground && (ready = daemonize()) < 0) {
+		tl_err("tesserad", "daemonize: %s", strerror(-ready));
+		return ready;
+	}
+	rc = open_backend(a->meta_url, cfg, &b);
+	if (rc != 0)
+		goto out;
+	rc = nfsd_server_create(cfg, b.meta, b.cache, &srv, &err);
+	if (rc != 0) {
+		tl_err("tesserad", "%s", err);
+		goto out;
+	}
+	if (cfg->rpcbind)
+		nfsd_server_register(srv);
+	if (a->pidfile != NULL && (rc = write_pidfile(a->pidfile)) != 0) {
+		tl_err("tesserad", "%s: %s", a->pidfile, strerror(-rc));
+		goto out;
+	}
+	at = tl_strndup(cfg->listen, strrchr(cfg->listen, ':') - cfg->listen);
+	tl_notice("tesserad", "tesserad %s: volume \"%s\" on %s port %u "
+		  "(NFS v3, MOUNT v3)%s", PACKAGE_VERSION,
+		  meta_settings(b.meta)->name, at[0] ? at : "0.0.0.0",
+		  nfsd_server_port(srv),
+		  a->foreground ? "" : ", daemonized");
+	free(at);
+	if (!a->foreground) {
+		tl_log_init(level, true, "tesserad");
+		detach_stdio(ready);
+		ready = -1;
+	}
+	rc = nfsd_server_run(srv, true);
+	tl_notice("tesserad", "stopping: flushing buffered writes");
+out:
+	nfsd_server_free(srv);
+	close_backend(&b);
+	if (a->pidfile != NULL && srv != NULL)
+		unlink(a->pidfile);
+	free(err);
+	if (ready >= 0)
+		close(ready);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct args a;
+	struct nfsd_config cfg;
+	enum tl_log_level level = TL_LOG_NOTICE;
+	int status = 0, rc;
+
+	memset(&a, 0, sizeof(a));
+	tl_log_init(level, false, "tesserad");
+	if (parse_args(argc, argv, &a, &status) != 0)
+		goto out;
+	if (load_config(&a, &cfg) != 0) {
+		status = 2;
+		goto out_cfg;
+	}
+	if (tl_log_parse_level(cfg.log_level, &level) != 0) {
+		fprintf(stderr, "tesserad: bad log level \"%s\"\n",
+			cfg.log_level);
+		status = 2;
+		goto out_cfg;
+	}
+	tl_log_init(level, false, "tesserad");
+	rc = serve(&a, &cfg, level);
+	status = rc == 0 ? 0 : 1;
+out_cfg:
+	nfsd_config_free(&cfg);
+out:
+	for (size_t i = 0; i < a.nsets; i++)
+		free(a.sets[i]);
+	free(a.sets);
+	return status;
+}

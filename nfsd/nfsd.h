@@ -1,0 +1,78 @@
+/*
+ * nfsd.h - the NFS server of Tessera: configuration and the server's life
+ * cycle (used by tesserad's main and by tests that run a server in a
+ * thread).
+ *
+ * One TCP port serves NFS v3 (100003) and MOUNT v3 (100005).  A libevent
+ * loop owns the listener and every connection; requests run on a pool of
+ * worker threads and their replies go back in any order.
+ */
+#ifndef NFSD_H
+#define NFSD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/cache.h"
+#include "lib/tl.h"
+#include "meta/meta.h"
+
+/* tessera.conf settings of the server; see nfsd_conf_opts (config.c) for
+ * the defaults, bounds and help text, and tessera.conf(5). */
+struct nfsd_config {
+	char *listen;                 /* "ADDR:PORT", "[v6]:PORT" */
+	char *exports;                /* exports file, NULL/"" = default */
+	uint64_t workers;             /* worker threads */
+	uint64_t buffer_limit;        /* cache_opts.buffer_limit */
+	uint64_t upload_threads;      /* cache_opts.upload_threads */
+	uint64_t max_record_size;     /* bytes of one RPC record */
+	uint64_t max_connections;
+	uint64_t max_inflight_per_conn;
+	uint64_t idle_timeout;        /* ms, 0 = never */
+	bool rpcbind;                 /* register with rpcbind */
+	char *log_level;
+};
+
+extern const struct tl_conf_opt nfsd_conf_opts[];
+extern const size_t nfsd_conf_nopts;
+
+/* Defaults into cfg; free with nfsd_config_free. */
+void nfsd_config_defaults(struct nfsd_config *cfg);
+void nfsd_config_free(struct nfsd_config *cfg);
+
+/* Split "ADDR:PORT" / "[ADDR]:PORT" / ":PORT" into a socket address. */
+struct sockaddr_storage;
+int nfsd_parse_listen(const char *s, struct sockaddr_storage *ss,
+		      unsigned *len);
+
+struct nfsd_server;
+
+/*
+ * Create a server that borrows m and c (either may be NULL in tests that
+ * only exercise the transport: calls then fail with SERVERFAULT) and
+ * listens on cfg->listen (port 0 picks a free port: see
+ * nfsd_server_port).  The exports are read from cfg->exports (or the
+ * default) and their roots resolved.  *err receives a message the caller
+ * frees.
+ */
+int nfsd_server_create(const struct nfsd_config *cfg, struct meta *m,
+		       struct cache *c, struct nfsd_server **out, char **err);
+/* The port actually listened on. */
+unsigned nfsd_server_port(const struct nfsd_server *s);
+/* Register NFS and MOUNT with rpcbind; a warning, not an error, when no
+ * rpcbind runs.  Unregistered by nfsd_server_free. */
+void nfsd_server_register(struct nfsd_server *s);
+/* Serve until nfsd_server_stop; SIGTERM/SIGINT stop, SIGHUP reloads the
+ * exports when handle_signals.  Returns 0 or a negative errno. */
+int nfsd_server_run(struct nfsd_server *s, bool handle_signals);
+/* Ask the loop to return (any thread). */
+void nfsd_server_stop(struct nfsd_server *s);
+/* Re-read the exports file and resolve the roots; the old exports stay
+ * in force if that fails.  Any thread. */
+int nfsd_server_reload(struct nfsd_server *s, char **err);
+/* Close connections, wait for workers, unregister, free.  Does not close
+ * the meta or cache it borrowed. */
+void nfsd_server_free(struct nfsd_server *s);
+
+#endif /* NFSD_H */

@@ -1,0 +1,49 @@
+/*
+ * rpc-internal.h - what the transport pieces of nfsd/ share (rpc.c,
+ * dispatch.c, fh.c, mount3.c, main.c) beyond the nfsd-internal.h
+ * contract with the NFS handlers.
+ */
+#ifndef NFSD_RPC_INTERNAL_H
+#define NFSD_RPC_INTERNAL_H
+
+#include <pthread.h>
+
+#include "nfsd/nfsd-internal.h"
+
+#define NFSD_PROG_NFS 100003u
+#define NFSD_PROG_MOUNT 100005u
+#define NFSD_RPC_VERS 2u
+
+/* ctx->exports is replaced on reload under the write lock; the
+ * dispatcher holds the read lock for the whole call, handler included,
+ * so call->exp and call->rule stay valid while a handler runs. */
+extern pthread_rwlock_t nfsd_exports_lock;
+
+/*
+ * Run one RPC record (the call message, record mark removed) from peer.
+ * reply receives a complete record-marked reply, or stays empty when the
+ * message deserves no answer (not a call, truncated header).
+ */
+void nfsd_dispatch(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
+		   const uint8_t *msg, size_t len, struct tl_buf *reply);
+
+/* Attributes of ino when its generation is gen, cache overlay applied;
+ * -ESTALE if the inode is gone or was reused.  (fh.c) */
+int nfsd_fh_getattr(struct nfsd_ctx *ctx, uint64_t ino, uint32_t gen,
+		    struct meta_attr *attr);
+
+/* Source port of peer (host order), 0 for unknown families. */
+unsigned nfsd_peer_port(const struct sockaddr_storage *peer);
+/* Numeric address of peer into buf ("10.0.0.1", "::1"). */
+void nfsd_peer_str(const struct sockaddr_storage *peer, char *buf,
+		   size_t len);
+
+/* Resolve every export's root with meta_resolve; exports whose path
+ * does not exist (or is not a directory) are logged and dropped.
+ * m NULL (transport tests): roots stay 0. */
+void nfsd_exports_resolve(struct meta *m, struct nfsd_exports *e);
+
+/* Forget the MOUNT list (mount3.c; at shutdown). */
+void nfsd_mnt3_reset(void);
+
+#endif /* NFSD_RPC_INTERNAL_H */

@@ -1,0 +1,595 @@
+/*
+ * rpc.c - the RPC-over-TCP transport of tesserad.
+ *
+ * One libevent loop thread owns the listener and the connections: it
+ * reads RPC records (RFC 5531 record marking: a 4-byte mark per fragment
+ * whose top bit flags the last fragment, the rest its length), and hands
+ * every complete record to the worker pool.  A worker decodes and runs
+ * the call (dispatch.c) and appends the record-marked reply to the
+ * connection's output itself, so replies go out in completion order and a
+ * slow request never holds up the others on its connection.
+ *
+ * Limits: a record longer than max_record_size closes the connection (a
+ * client that sends one is broken or hostile); at max_inflight_per_conn
+ * requests in progress the connection stops being read until one
+ * finishes, which bounds the memory one client can pin; beyond
+ * max_connections new connections are closed at once; a connection with
+ * nothing in flight and nothing read for idle_timeout is closed.
+ *
+ * Threads and lifetimes: bufferevents are BEV_OPT_THREADSAFE and their
+ * callbacks deferred and unlocked, so the only lock order is conn->lock
+ * then the bufferevent's lock.  A connection is reference counted (one
+ * reference for the loop while open, one per request in flight); closing
+ * it (loop thread, under conn->lock) frees the socket at once, and a
+ * worker that finishes later sees `closed` and drops its reply.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <rpc/pmap_clnt.h>
+
+#include "nfsd/nfsd.h"
+#include "nfsd/rpc-internal.h"
+
+struct conn {
+	struct nfsd_server *srv;
+	struct bufferevent *bev;   /* NULL once closed */
+	struct event *resume;      /* wakes the loop when below the cap */
+	pthread_mutex_t lock;
+	unsigned refs;             /* under lock */
+	unsigned inflight;         /* under lock */
+	bool paused;               /* under lock: reading stopped at cap */
+	bool closed;               /* under lock; set by the loop only */
+	struct sockaddr_storage peer;
+	char name[INET6_ADDRSTRLEN + 8];
+	struct tl_buf rec;         /* record being assembled (loop) */
+	struct conn *prev, *next;  /* open connections (loop) */
+};
+
+struct job {
+	struct conn *conn;
+	uint8_t *msg;
+	size_t len;
+};
+
+struct nfsd_server {
+	struct nfsd_ctx ctx;
+	struct event_base *base;
+	struct evconnlistener *lis;
+	struct tl_pool *pool;
+	struct event *sig[3];
+	struct conn *conns;
+	size_t nconns;
+	unsigned port;
+	bool registered;
+	char *exports_file;        /* NULL: built-in default */
+	uint64_t max_record, max_inflight, max_conns, idle_ms;
+};
+
+/* ---- connections ------------------------------------------------------------ */
+
+static void
+conn_unref(struct conn *c)
+{
+	unsigned left;
+
+	pthread_mutex_lock(&c->lock);
+	left = --c->refs;
+	pthread_mutex_unlock(&c->lock);
+	if (left > 0)
+		return;
+	pthread_mutex_destroy(&c->lock);
+	tl_buf_free(&c->rec);
+	free(c);
+}
+
+/* Loop thread (or after the loop stopped). */
+static void
+conn_close(struct conn *c, const char *why)
+{
+	struct nfsd_server *s = c->srv;
+	struct bufferevent *bev;
+	struct event *resume;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->closed) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	c->closed = true;
+	bev = c->bev;
+	resume = c->resume;
+	c->bev = NULL;
+	c->resume = NULL;
+	pthread_mutex_unlock(&c->lock);
+
+	tl_debug("rpc", "%s: closed (%s)", c->name, why);
+	bufferevent_free(bev);
+	event_free(resume);
+	tl_buf_free(&c->rec);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	s->nconns--;
+	conn_unref(c);
+}
+
+static void
+free_reply(const void *data, size_t len, void *arg)
+{
+	free((void *)data);
+}
+
+static void
+worker(void *arg)
+{
+	struct job *j = arg;
+	struct conn *c = j->conn;
+	struct tl_buf reply = TL_BUF_INIT;
+
+	nfsd_dispatch(&c->srv->ctx, &c->peer, j->msg, j->len, &reply);
+	free(j->msg);
+	pthread_mutex_lock(&c->lock);
+	if (reply.len > 0 && !c->closed &&
+	    evbuffer_add_reference(bufferevent_get_output(c->bev), reply.data,
+				   reply.len, free_reply, NULL) == 0)
+		reply.data = NULL; /* the evbuffer frees it once sent */
+	c->inflight--;
+	if (c->paused && !c->closed && c->inflight < c->srv->max_inflight) {
+		c->paused = false;
+		event_active(c->resume, EV_READ, 0);
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(reply.data);
+	conn_unref(c);
+	free(j);
+}
+
+/* Hand one complete record to the pool; false once the connection hit
+ * its in-flight cap (reading stops until a worker resumes it). */
+static bool
+submit(struct conn *c)
+{
+	struct job *j = tl_malloc(sizeof(*j));
+	bool more;
+
+	j->conn = c;
+	j->msg = c->rec.data;
+	j->len = c->rec.len;
+	c->rec = (struct tl_buf)TL_BUF_INIT;
+	pthread_mutex_lock(&c->lock);
+	c->refs++;
+	c->inflight++;
+	more = c->inflight < c->srv->max_inflight;
+	if (!more) {
+		c->paused = true;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+	pthread_mutex_unlock(&c->lock);
+	tl_pool_submit(c->srv->pool, worker, j);
+	return more;
+}
+
+/* Cut complete records out of the input buffer (loop thread). */
+static void
+conn_input(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	uint8_t hdr[4];
+
+	for (;;) {
+		uint32_t mark, frag;
+		size_t have = evbuffer_get_length(in);
+
+		if (have < 4)
+			return;
+		evbuffer_copyout(in, hdr, 4);
+		mark = tl_get_be32(hdr);
+		frag = mark & 0x7fffffffu;
+		if (c->rec.len + frag > c->srv->max_record) {
+			tl_warn("rpc", "%s: RPC record over %llu bytes, "
+				"closing the connection", c->name,
+				(unsigned long long)c->srv->max_record);
+			conn_close(c, "record too large");
+			return;
+		}
+		if (have - 4 < frag)
+			return;
+		evbuffer_drain(in, 4);
+		tl_buf_reserve(&c->rec, frag);
+		evbuffer_remove(in, c->rec.data + c->rec.len, frag);
+		c->rec.len += frag;
+		if ((mark & 0x80000000u) && !submit(c))
+			return;
+	}
+}
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	conn_input(arg);
+}
+
+static void
+conn_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->closed)
+		return;
+	bufferevent_enable(c->bev, EV_READ);
+	conn_input(c);
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	bool busy;
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		pthread_mutex_lock(&c->lock);
+		busy = c->inflight > 0;
+		pthread_mutex_unlock(&c->lock);
+		if (busy || evbuffer_get_length(bufferevent_get_output(bev))) {
+			/* waiting for us, not idle: keep reading */
+			bufferevent_enable(bev, EV_READ);
+			return;
+		}
+		tl_info("rpc", "%s: idle, closing", c->name);
+		conn_close(c, "idle");
+		return;
+	}
+	if (what & BEV_EVENT_ERROR)
+		tl_debug("rpc", "%s: %s", c->name, strerror(errno));
+	conn_close(c, (what & BEV_EVENT_EOF) ? "eof" : "error");
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+	  int salen, void *arg)
+{
+	struct nfsd_server *s = arg;
+	struct conn *c;
+	char addr[INET6_ADDRSTRLEN];
+	int one = 1;
+
+	if (s->nconns >= s->max_conns) {
+		tl_warn("rpc", "max_connections (%llu) reached, refusing a "
+			"connection", (unsigned long long)s->max_conns);
+		evutil_closesocket(fd);
+		return;
+	}
+	c = tl_calloc(1, sizeof(*c));
+	c->srv = s;
+	c->refs = 1;
+	pthread_mutex_init(&c->lock, NULL);
+	memcpy(&c->peer, sa, TL_MIN((size_t)salen, sizeof(c->peer)));
+	nfsd_peer_str(&c->peer, addr, sizeof(addr));
+	snprintf(c->name, sizeof(c->name), "%s:%u", addr,
+		 nfsd_peer_port(&c->peer));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->bev = bufferevent_socket_new(s->base, fd,
+					BEV_OPT_CLOSE_ON_FREE |
+						BEV_OPT_THREADSAFE |
+						BEV_OPT_DEFER_CALLBACKS |
+						BEV_OPT_UNLOCK_CALLBACKS);
+	c->resume = event_new(s->base, -1, 0, conn_resume_cb, c);
+	if (c->bev == NULL || c->resume == NULL) {
+		tl_err("rpc", "%s: cannot set up the connection", c->name);
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		else
+			evutil_closesocket(fd);
+		if (c->resume != NULL)
+			event_free(c->resume);
+		pthread_mutex_destroy(&c->lock);
+		free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+	if (s->idle_ms > 0) {
+		struct timeval tv = {(time_t)(s->idle_ms / 1000),
+				     (suseconds_t)(s->idle_ms % 1000) * 1000};
+
+		bufferevent_set_timeouts(c->bev, &tv, NULL);
+	}
+	bufferevent_enable(c->bev, EV_READ);
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	tl_debug("rpc", "%s: connected", c->name);
+}
+
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+
+	tl_warn("rpc", "accept: %s", evutil_socket_error_to_string(err));
+}
+
+/* ---- exports ------------------------------------------------------------------ */
+
+static int
+read_text(const char *path, char **out, char **err)
+{
+	FILE *f = fopen(path, "r");
+	struct tl_buf b = TL_BUF_INIT;
+	char chunk[4096];
+	size_t n;
+	int rc = 0;
+
+	if (f == NULL) {
+		rc = -errno;
+		*err = tl_asprintf("%s: %s", path, strerror(errno));
+		return rc;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		tl_buf_append(&b, chunk, n);
+	if (ferror(f)) {
+		rc = -EIO;
+		*err = tl_asprintf("%s: read error", path);
+	}
+	fclose(f);
+	tl_buf_append(&b, "", 1);
+	*out = (char *)b.data;
+	return rc;
+}
+
+/* Read, parse and resolve the exports into out. */
+static int
+load_exports(struct nfsd_server *s, struct nfsd_exports *out, char **err)
+{
+	char *text = NULL;
+	int rc;
+
+	if (s->exports_file == NULL) {
+		nfsd_exports_default(out);
+	} else {
+		rc = read_text(s->exports_file, &text, err);
+		if (rc == 0)
+			rc = nfsd_exports_parse(text, s->exports_file, out,
+						err);
+		free(text);
+		if (rc != 0)
+			return rc;
+	}
+	nfsd_exports_resolve(s->ctx.meta, out);
+	return 0;
+}
+
+static void
+log_exports(const struct nfsd_exports *e, const char *from)
+{
+	if (e->n == 0)
+		tl_warn("nfsd", "no usable export in %s", from);
+	for (size_t i = 0; i < e->n; i++) {
+		struct tl_buf b = TL_BUF_INIT;
+
+		for (size_t j = 0; j < e->v[i].nrules; j++) {
+			const struct nfsd_client_rule *r = &e->v[i].rules[j];
+			char *one = tl_asprintf(" %s(%s%s)", r->pattern,
+						r->rw ? "rw" : "ro",
+						r->secure ? "" : ",insecure");
+
+			tl_buf_append(&b, one, strlen(one));
+			free(one);
+		}
+		tl_buf_append(&b, "", 1);
+		tl_notice("nfsd", "export %s (id %08x)%s", e->v[i].path,
+			  e->v[i].id, (char *)b.data);
+		tl_buf_free(&b);
+	}
+}
+
+int
+nfsd_server_reload(struct nfsd_server *s, char **err)
+{
+	struct nfsd_exports fresh, old;
+	int rc = load_exports(s, &fresh, err);
+
+	if (rc != 0)
+		return rc;
+	pthread_rwlock_wrlock(&nfsd_exports_lock);
+	old = s->ctx.exports;
+	s->ctx.exports = fresh;
+	pthread_rwlock_unlock(&nfsd_exports_lock);
+	nfsd_exports_free(&old);
+	log_exports(&s->ctx.exports, s->exports_file);
+	return 0;
+}
+
+/* ---- the server ------------------------------------------------------------------ */
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct nfsd_server *s = arg;
+	char *err = NULL;
+
+	if (sig != SIGHUP) {
+		tl_notice("nfsd", "signal %d: shutting down", (int)sig);
+		event_base_loopbreak(s->base);
+		return;
+	}
+	if (nfsd_server_reload(s, &err) != 0) {
+		tl_err("nfsd", "reload: %s; keeping the old exports", err);
+		free(err);
+		return;
+	}
+	tl_notice("nfsd", "exports reloaded");
+}
+
+static int
+start_listener(struct nfsd_server *s, const char *listen, char **err)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	unsigned len;
+
+	if (nfsd_parse_listen(listen, &ss, &len) != 0) {
+		*err = tl_asprintf("bad listen address \"%s\" (want "
+				   "ADDR:PORT)", listen);
+		return -EINVAL;
+	}
+	s->lis = evconnlistener_new_bind(s->base, accept_cb, s,
+					 LEV_OPT_CLOSE_ON_FREE |
+						 LEV_OPT_REUSEABLE,
+					 256, (struct sockaddr *)&ss, len);
+	if (s->lis == NULL) {
+		int e = errno;
+
+		*err = tl_asprintf("cannot listen on %s: %s", listen,
+				   strerror(e));
+		return e != 0 ? -e : -EADDRINUSE;
+	}
+	evconnlistener_set_error_cb(s->lis, accept_error_cb);
+	sl = sizeof(ss);
+	getsockname(evconnlistener_get_fd(s->lis), (struct sockaddr *)&ss, &sl);
+	s->port = nfsd_peer_port(&ss);
+	return 0;
+}
+
+int
+nfsd_server_create(const struct nfsd_config *cfg, struct meta *m,
+		   struct cache *c, struct nfsd_server **out, char **err)
+{
+	struct nfsd_server *s = tl_calloc(1, sizeof(*s));
+	int rc;
+
+	*err = NULL;
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads();
+	s->ctx.meta = m;
+	s->ctx.cache = c;
+	s->ctx.vol = m != NULL ? meta_settings(m) : NULL;
+	tl_random_bytes(s->ctx.write_verf, sizeof(s->ctx.write_verf));
+	s->ctx.start_ns = tl_now_ns();
+	s->max_record = cfg->max_record_size;
+	s->max_inflight = cfg->max_inflight_per_conn;
+	s->max_conns = cfg->max_connections;
+	s->idle_ms = cfg->idle_timeout;
+	if (cfg->exports != NULL && cfg->exports[0] != '\0')
+		s->exports_file = tl_strdup(cfg->exports);
+	rc = load_exports(s, &s->ctx.exports, err);
+	if (rc != 0)
+		goto fail;
+	log_exports(&s->ctx.exports, s->exports_file != NULL
+					     ? s->exports_file
+					     : "the default exports");
+	s->base = event_base_new();
+	if (s->base == NULL) {
+		*err = tl_strdup("cannot create the event loop");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = start_listener(s, cfg->listen, err);
+	if (rc != 0)
+		goto fail;
+	s->pool = tl_pool_create("nfsd", (unsigned)cfg->workers, 0);
+	*out = s;
+	return 0;
+fail:
+	nfsd_server_free(s);
+	*out = NULL;
+	return rc;
+}
+
+unsigned
+nfsd_server_port(const struct nfsd_server *s)
+{
+	return s->port;
+}
+
+static const struct {
+	unsigned long prog, vers;
+} rpc_progs[] = {
+	{NFSD_PROG_NFS, 3},
+	{NFSD_PROG_MOUNT, 1},
+	{NFSD_PROG_MOUNT, 2},
+	{NFSD_PROG_MOUNT, 3},
+};
+
+void
+nfsd_server_register(struct nfsd_server *s)
+{
+	for (size_t i = 0; i < TL_ARRAY_SIZE(rpc_progs); i++) {
+		pmap_unset(rpc_progs[i].prog, rpc_progs[i].vers);
+		if (!pmap_set(rpc_progs[i].prog, rpc_progs[i].vers,
+			      IPPROTO_TCP, (int)s->port)) {
+			tl_warn("nfsd", "cannot register with rpcbind (is it "
+				"running?); clients must be given port=%u,"
+				"mountport=%u", s->port, s->port);
+			return;
+		}
+		s->registered = true;
+	}
+	tl_info("nfsd", "registered NFS v3 and MOUNT v1-3 with rpcbind");
+}
+
+int
+nfsd_server_run(struct nfsd_server *s, bool handle_signals)
+{
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+	int rc;
+
+	if (handle_signals) {
+		for (size_t i = 0; i < TL_ARRAY_SIZE(sigs); i++) {
+			s->sig[i] = evsignal_new(s->base, sigs[i], signal_cb,
+						 s);
+			evsignal_add(s->sig[i], NULL);
+		}
+	}
+	rc = event_base_dispatch(s->base);
+	return rc < 0 ? -EIO : 0;
+}
+
+void
+nfsd_server_stop(struct nfsd_server *s)
+{
+	event_base_loopbreak(s->base);
+}
+
+void
+nfsd_server_free(struct nfsd_server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->lis != NULL)
+		evconnlistener_free(s->lis);
+	while (s->conns != NULL)
+		conn_close(s->conns, "shutdown");
+	if (s->pool != NULL)
+		tl_pool_destroy(s->pool); /* waits for requests in flight */
+	for (size_t i = 0; i < TL_ARRAY_SIZE(s->sig); i++)
+		if (s->sig[i] != NULL)
+			event_free(s->sig[i]);
+	if (s->registered)
+		for (size_t i = 0; i < TL_ARRAY_SIZE(rpc_progs); i++)
+			pmap_unset(rpc_progs[i].prog, rpc_progs[i].vers);
+	if (s->base != NULL)
+		event_base_free(s->base);
+	nfsd_exports_free(&s->ctx.exports);
+	nfsd_mnt3_reset();
+	free(s->exports_file);
+	free(s);
+}
