@@ -4,3 +4,7 @@
 nfsd_libnfsd_a_SOURCES += nfsd/nfs3-internal.h nfsd/nfs3.c \
 	nfsd/nfs3_data.c nfsd/nfs3_dir.c nfsd/nfs3_readdir.c nfsd/nfs3_xdr.c
 
+check_PROGRAMS += t/unit/nfs3_xdr_test
+TESTS += t/unit/nfs3_xdr_test
+t_unit_nfs3_xdr_test_SOURCES = t/unit/nfs3_xdr_test.c
+t_unit_nfs3_xdr_test_LDADD = $(TESSERA_LIBS)
