@@ -17,7 +17,7 @@
 /* Per DESIGN.md meta allows up to 65000 links (-EMLINK past that). */
 #define NFS3_LINK_MAX 65000
 
-/* ---- attributes (nfs3.c) ------------------------------------------------ */
+/* ---- attributes (nfs3.c) ------------------------------------------------- */
 
 void nfs3_time(uint64_t ns, nfstime3 *out);
 uint64_t nfs3_time_ns(const nfstime3 *t);
@@ -31,8 +31,7 @@ void nfs3_overlay(const struct nfsd_call *c, struct meta_attr *a);
 void nfs3_post_from(const struct nfsd_call *c, const struct meta_attr *a,
 		    post_op_attr *out);
 /* post_op_attr of ino, fetched now; no attributes if that fails. */
-void nfs3_post_ino(const struct nfsd_call *c, uint64_t ino,
-		   post_op_attr *out);
+void nfs3_post_ino(const struct nfsd_call *c, uint64_t ino, post_op_attr *out);
 /* wcc_data: pre (may be NULL: no pre-op attributes), post (may be NULL:
  * fetched from ino). */
 void nfs3_wcc(const struct nfsd_call *c, uint64_t ino,
@@ -44,7 +43,7 @@ void nfs3_wcc_of(const struct meta_attr *a, struct meta_wcc *out);
 /* sattr3 -> struct meta_setattr (valid flags); -EINVAL for a bad time. */
 int nfs3_sattr(const sattr3 *in, struct meta_setattr *out);
 
-/* ---- names from the wire (nfs3.c) --------------------------------------- */
+/* ---- names from the wire (nfs3.c) ---------------------------------------- */
 
 enum nfs3_nameop {
 	NFS3_NAME_LOOKUP,
@@ -65,9 +64,9 @@ nfs3_is_export_root(const struct nfsd_call *c, uint64_t ino)
 	return c->exp != NULL && ino == c->exp->root_ino;
 }
 
-/* ---- handlers (nfs3_data.c, nfs3_dir.c, nfs3_readdir.c) ------------------- */
+/* ---- handlers (nfs3_data.c, nfs3_dir.c, nfs3_readdir.c) ------------------ */
 
-#define NFS3_HANDLER(name)                                                   \
+#define NFS3_HANDLER(name)                                                     \
 	void nfs3_##name(struct nfsd_call *c, void *args, void *res)
 
 NFS3_HANDLER(null);
@@ -107,8 +106,8 @@ void nfs3_entry3_free_list(entry3 *e);
 void nfs3_entryplus3_free_list(entryplus3 *e);
 
 /* XDR sizes used to fill a reply exactly up to the client's count. */
-#define NFS3_XDR_PAD(n) (((size_t)(n) + 3) & ~(size_t)3)
-#define NFS3_XDR_FATTR 84                       /* fattr3 */
+#define NFS3_XDR_PAD(n)	   (((size_t)(n) + 3) & ~(size_t)3)
+#define NFS3_XDR_FATTR	   84			/* fattr3 */
 #define NFS3_XDR_POST_ATTR (4 + NFS3_XDR_FATTR) /* post_op_attr, present */
 /* entry3 with its value_follows word. */
 #define NFS3_XDR_ENTRY(namelen) (4 + 8 + 4 + NFS3_XDR_PAD(namelen) + 8)

@@ -14,7 +14,7 @@
 
 #include "nfsd/nfs3-internal.h"
 
-/* ---- errno -> nfsstat3 ----------------------------------------------------- */
+/* ---- errno -> nfsstat3 --------------------------------------------------- */
 
 nfsstat3
 nfsd_errno_to_nfs3(int err)
@@ -78,7 +78,7 @@ nfsd_errno_to_nfs3(int err)
 	}
 }
 
-/* ---- attributes -------------------------------------------------------------- */
+/* ---- attributes ---------------------------------------------------------- */
 
 void
 nfs3_time(uint64_t ns, nfstime3 *out)
@@ -94,8 +94,7 @@ nfs3_time_ns(const nfstime3 *t)
 }
 
 void
-nfs3_fattr(const struct nfsd_call *c, const struct meta_attr *a,
-	   fattr3 *out)
+nfs3_fattr(const struct nfsd_call *c, const struct meta_attr *a, fattr3 *out)
 {
 	const uint8_t *uuid = c->ctx->vol->uuid;
 
@@ -279,7 +278,7 @@ nfs3_check_name(const char *name, enum nfs3_nameop op)
 	return NFS3_OK;
 }
 
-/* ---- NULL, GETATTR, SETATTR, ACCESS --------------------------------------- */
+/* ---- NULL, GETATTR, SETATTR, ACCESS -------------------------------------- */
 
 void
 nfs3_null(struct nfsd_call *c, void *args, void *res)
@@ -314,16 +313,17 @@ nfs3_setattr(struct nfsd_call *c, void *args, void *res)
 		goto out;
 	if (a->guard.check) {
 		s.valid |= META_SET_GUARD;
-		s.guard_ctime_ns = nfs3_time_ns(&a->guard.sattrguard3_u.obj_ctime);
+		s.guard_ctime_ns =
+		    nfs3_time_ns(&a->guard.sattrguard3_u.obj_ctime);
 	}
 	/* Buffered writes must land before a size change (or they would
 	 * resurrect truncated bytes), before explicit times (or the flush
 	 * would overwrite them, as after `cp -p`) and before a ctime guard
 	 * (the client compared against the overlaid ctime). */
 	if (c->attr.type == META_REG &&
-	    (s.valid & (META_SET_SIZE | META_SET_GUARD | META_SET_ATIME |
-			META_SET_ATIME_NOW | META_SET_MTIME |
-			META_SET_MTIME_NOW)) != 0) {
+	    (s.valid &
+	     (META_SET_SIZE | META_SET_GUARD | META_SET_ATIME |
+	      META_SET_ATIME_NOW | META_SET_MTIME | META_SET_MTIME_NOW)) != 0) {
 		err = cache_flush(c->ctx->cache, c->ino);
 		if (err != 0)
 			goto out;
@@ -375,7 +375,7 @@ nfs3_access(struct nfsd_call *c, void *args, void *res)
 	nfs3_post_from(c, &c->attr, &r->ACCESS3res_u.resok.obj_attributes);
 }
 
-/* ---- FSSTAT, FSINFO, PATHCONF ---------------------------------------------- */
+/* ---- FSSTAT, FSINFO, PATHCONF -------------------------------------------- */
 
 /* What an unlimited volume reports as free: the object store has no
  * meaningful size, and df must show something; 1 PiB and 2^32 files are
@@ -399,8 +399,8 @@ nfs3_fsstat(struct nfsd_call *c, void *args, void *res)
 		return;
 	if (u.capacity != 0) {
 		ok->tbytes = u.capacity;
-		ok->fbytes = u.capacity > u.used_bytes ?
-				     u.capacity - u.used_bytes : 0;
+		ok->fbytes =
+		    u.capacity > u.used_bytes ? u.capacity - u.used_bytes : 0;
 	} else {
 		ok->tbytes = u.used_bytes + NFS3_UNLIMITED_BYTES;
 		ok->fbytes = NFS3_UNLIMITED_BYTES;
@@ -408,8 +408,9 @@ nfs3_fsstat(struct nfsd_call *c, void *args, void *res)
 	ok->abytes = ok->fbytes;
 	if (u.max_inodes != 0) {
 		ok->tfiles = u.max_inodes;
-		ok->ffiles = u.max_inodes > u.used_inodes ?
-				     u.max_inodes - u.used_inodes : 0;
+		ok->ffiles = u.max_inodes > u.used_inodes
+				 ? u.max_inodes - u.used_inodes
+				 : 0;
 	} else {
 		ok->tfiles = u.used_inodes + NFS3_UNLIMITED_FILES;
 		ok->ffiles = NFS3_UNLIMITED_FILES;
@@ -437,8 +438,8 @@ nfs3_fsinfo(struct nfsd_call *c, void *args, void *res)
 	ok->maxfilesize = META_MAX_FILE_SIZE;
 	ok->time_delta.seconds = 0;
 	ok->time_delta.nseconds = 1;
-	ok->properties = FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS |
-			 FSF3_CANSETTIME;
+	ok->properties =
+	    FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS | FSF3_CANSETTIME;
 }
 
 void
@@ -457,7 +458,7 @@ nfs3_pathconf(struct nfsd_call *c, void *args, void *res)
 	ok->case_preserving = TRUE;
 }
 
-/* ---- the procedure table ------------------------------------------------------ */
+/* ---- the procedure table ------------------------------------------------- */
 
 /* xdr_void has no parameters; a cast to xdrproc_t would be flagged. */
 static bool_t
@@ -466,70 +467,69 @@ nfs3_xdr_void(XDR *xdrs, void *p)
 	return TRUE;
 }
 
-#define P(num, nm, fn, argt, rest, xres, fl)                                  \
-	[num] = { .name = nm,                                                 \
-		  .xdr_args = (xdrproc_t)xdr_##argt,                          \
-		  .args_size = sizeof(argt),                                  \
-		  .xdr_res = (xdrproc_t)(xres),                               \
-		  .res_size = sizeof(rest),                                   \
-		  .handler = nfs3_##fn,                                       \
-		  .flags = (fl) }
+#define P(num, nm, fn, argt, rest, xres, fl)                                   \
+	[num] = {.name = nm,                                                   \
+		 .xdr_args = (xdrproc_t)xdr_##argt,                            \
+		 .args_size = sizeof(argt),                                    \
+		 .xdr_res = (xdrproc_t)(xres),                                 \
+		 .res_size = sizeof(rest),                                     \
+		 .handler = nfs3_##fn,                                         \
+		 .flags = (fl)}
 
-#define FH NFSD_PF_FH
-#define MOD (NFSD_PF_FH | NFSD_PF_MODIFIES)
+#define FH     NFSD_PF_FH
+#define MOD    (NFSD_PF_FH | NFSD_PF_MODIFIES)
 #define MODDRC (NFSD_PF_FH | NFSD_PF_MODIFIES | NFSD_PF_DRC)
 
 const struct nfsd_proc nfsd_nfs3_procs[] = {
-	[NFSPROC3_NULL] = { .name = "NULL",
-			    .xdr_args = (xdrproc_t)nfs3_xdr_void,
-			    .args_size = 0,
-			    .xdr_res = (xdrproc_t)nfs3_xdr_void,
-			    .res_size = 0,
-			    .handler = nfs3_null,
-			    .flags = 0 },
-	P(NFSPROC3_GETATTR, "GETATTR", getattr, GETATTR3args, GETATTR3res,
-	  xdr_GETATTR3res, FH),
-	P(NFSPROC3_SETATTR, "SETATTR", setattr, SETATTR3args, SETATTR3res,
-	  xdr_SETATTR3res, MODDRC),
-	P(NFSPROC3_LOOKUP, "LOOKUP", lookup, LOOKUP3args, LOOKUP3res,
-	  xdr_LOOKUP3res, FH),
-	P(NFSPROC3_ACCESS, "ACCESS", access, ACCESS3args, ACCESS3res,
-	  xdr_ACCESS3res, FH),
-	P(NFSPROC3_READLINK, "READLINK", readlink, READLINK3args,
-	  READLINK3res, xdr_READLINK3res, FH),
-	P(NFSPROC3_READ, "READ", read, READ3args, READ3res, xdr_READ3res, FH),
-	P(NFSPROC3_WRITE, "WRITE", write, WRITE3args, WRITE3res,
-	  xdr_WRITE3res, MOD),
-	P(NFSPROC3_CREATE, "CREATE", create, CREATE3args, CREATE3res,
-	  xdr_CREATE3res, MODDRC),
-	P(NFSPROC3_MKDIR, "MKDIR", mkdir, MKDIR3args, MKDIR3res,
-	  xdr_MKDIR3res, MODDRC),
-	P(NFSPROC3_SYMLINK, "SYMLINK", symlink, SYMLINK3args, SYMLINK3res,
-	  xdr_SYMLINK3res, MODDRC),
-	P(NFSPROC3_MKNOD, "MKNOD", mknod, MKNOD3args, MKNOD3res,
-	  xdr_MKNOD3res, MODDRC),
-	P(NFSPROC3_REMOVE, "REMOVE", remove, REMOVE3args, REMOVE3res,
-	  xdr_REMOVE3res, MODDRC),
-	P(NFSPROC3_RMDIR, "RMDIR", rmdir, RMDIR3args, RMDIR3res,
-	  xdr_RMDIR3res, MODDRC),
-	P(NFSPROC3_RENAME, "RENAME", rename, RENAME3args, RENAME3res,
-	  xdr_RENAME3res, MODDRC),
-	P(NFSPROC3_LINK, "LINK", link, LINK3args, LINK3res, xdr_LINK3res,
-	  MODDRC),
-	P(NFSPROC3_READDIR, "READDIR", readdir, READDIR3args, READDIR3res,
-	  nfs3_xdr_readdir_res, FH),
-	P(NFSPROC3_READDIRPLUS, "READDIRPLUS", readdirplus, READDIRPLUS3args,
-	  READDIRPLUS3res, nfs3_xdr_readdirplus_res, FH),
-	P(NFSPROC3_FSSTAT, "FSSTAT", fsstat, FSSTAT3args, FSSTAT3res,
-	  xdr_FSSTAT3res, FH),
-	P(NFSPROC3_FSINFO, "FSINFO", fsinfo, FSINFO3args, FSINFO3res,
-	  xdr_FSINFO3res, FH),
-	P(NFSPROC3_PATHCONF, "PATHCONF", pathconf, PATHCONF3args,
-	  PATHCONF3res, xdr_PATHCONF3res, FH),
-	/* COMMIT changes nothing a read-only export protects: it only makes
-	 * earlier WRITEs durable, so it is not NFSD_PF_MODIFIES. */
-	P(NFSPROC3_COMMIT, "COMMIT", commit, COMMIT3args, COMMIT3res,
-	  xdr_COMMIT3res, FH),
+    [NFSPROC3_NULL] = {.name = "NULL",
+		       .xdr_args = (xdrproc_t)nfs3_xdr_void,
+		       .args_size = 0,
+		       .xdr_res = (xdrproc_t)nfs3_xdr_void,
+		       .res_size = 0,
+		       .handler = nfs3_null,
+		       .flags = 0},
+    P(NFSPROC3_GETATTR, "GETATTR", getattr, GETATTR3args, GETATTR3res,
+      xdr_GETATTR3res, FH),
+    P(NFSPROC3_SETATTR, "SETATTR", setattr, SETATTR3args, SETATTR3res,
+      xdr_SETATTR3res, MODDRC),
+    P(NFSPROC3_LOOKUP, "LOOKUP", lookup, LOOKUP3args, LOOKUP3res,
+      xdr_LOOKUP3res, FH),
+    P(NFSPROC3_ACCESS, "ACCESS", access, ACCESS3args, ACCESS3res,
+      xdr_ACCESS3res, FH),
+    P(NFSPROC3_READLINK, "READLINK", readlink, READLINK3args, READLINK3res,
+      xdr_READLINK3res, FH),
+    P(NFSPROC3_READ, "READ", read, READ3args, READ3res, xdr_READ3res, FH),
+    P(NFSPROC3_WRITE, "WRITE", write, WRITE3args, WRITE3res, xdr_WRITE3res,
+      MOD),
+    P(NFSPROC3_CREATE, "CREATE", create, CREATE3args, CREATE3res,
+      xdr_CREATE3res, MODDRC),
+    P(NFSPROC3_MKDIR, "MKDIR", mkdir, MKDIR3args, MKDIR3res, xdr_MKDIR3res,
+      MODDRC),
+    P(NFSPROC3_SYMLINK, "SYMLINK", symlink, SYMLINK3args, SYMLINK3res,
+      xdr_SYMLINK3res, MODDRC),
+    P(NFSPROC3_MKNOD, "MKNOD", mknod, MKNOD3args, MKNOD3res, xdr_MKNOD3res,
+      MODDRC),
+    P(NFSPROC3_REMOVE, "REMOVE", remove, REMOVE3args, REMOVE3res,
+      xdr_REMOVE3res, MODDRC),
+    P(NFSPROC3_RMDIR, "RMDIR", rmdir, RMDIR3args, RMDIR3res, xdr_RMDIR3res,
+      MODDRC),
+    P(NFSPROC3_RENAME, "RENAME", rename, RENAME3args, RENAME3res,
+      xdr_RENAME3res, MODDRC),
+    P(NFSPROC3_LINK, "LINK", link, LINK3args, LINK3res, xdr_LINK3res, MODDRC),
+    P(NFSPROC3_READDIR, "READDIR", readdir, READDIR3args, READDIR3res,
+      nfs3_xdr_readdir_res, FH),
+    P(NFSPROC3_READDIRPLUS, "READDIRPLUS", readdirplus, READDIRPLUS3args,
+      READDIRPLUS3res, nfs3_xdr_readdirplus_res, FH),
+    P(NFSPROC3_FSSTAT, "FSSTAT", fsstat, FSSTAT3args, FSSTAT3res,
+      xdr_FSSTAT3res, FH),
+    P(NFSPROC3_FSINFO, "FSINFO", fsinfo, FSINFO3args, FSINFO3res,
+      xdr_FSINFO3res, FH),
+    P(NFSPROC3_PATHCONF, "PATHCONF", pathconf, PATHCONF3args, PATHCONF3res,
+      xdr_PATHCONF3res, FH),
+    /* COMMIT changes nothing a read-only export protects: it only makes
+     * earlier WRITEs durable, so it is not NFSD_PF_MODIFIES. */
+    P(NFSPROC3_COMMIT, "COMMIT", commit, COMMIT3args, COMMIT3res,
+      xdr_COMMIT3res, FH),
 };
 
 const size_t nfsd_nfs3_nprocs = TL_ARRAY_SIZE(nfsd_nfs3_procs);

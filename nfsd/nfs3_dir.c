@@ -51,7 +51,7 @@ nfs3_peek(struct nfsd_call *c, uint64_t dir, const char *name)
 	return a.type == META_REG ? ino : 0;
 }
 
-/* ---- LOOKUP ------------------------------------------------------------------ */
+/* ---- LOOKUP -------------------------------------------------------------- */
 
 void
 nfs3_lookup(struct nfsd_call *c, void *args, void *res)
@@ -83,7 +83,7 @@ fail:
 	nfs3_post_from(c, &c->attr, &r->LOOKUP3res_u.resfail.dir_attributes);
 }
 
-/* ---- creating: CREATE, MKDIR, SYMLINK, MKNOD ------------------------------- */
+/* ---- creating: CREATE, MKDIR, SYMLINK, MKNOD ----------------------------- */
 
 /* Where the result of a creating procedure goes: the four resok structs
  * share this layout, resfail has only the directory's wcc. */
@@ -112,8 +112,7 @@ nfs3_after_create(struct nfsd_call *c, uint64_t ino, bool existed,
 		rest.valid &= ~META_SET_UID;
 	if ((rest.valid & META_SET_GID) && rest.gid == attr->gid)
 		rest.valid &= ~META_SET_GID;
-	if ((rest.valid & META_SET_SIZE) && rest.size == attr->size &&
-	    !existed)
+	if ((rest.valid & META_SET_SIZE) && rest.size == attr->size && !existed)
 		rest.valid &= ~META_SET_SIZE;
 	if (rest.valid == 0)
 		return 0;
@@ -133,7 +132,7 @@ nfs3_make(struct nfsd_call *c, const char *name, enum nfs3_nameop op,
 	  struct meta_new *n, const struct meta_setattr *s,
 	  const struct nfs3_made *out)
 {
-	struct meta_setattr none = { 0 };
+	struct meta_setattr none = {0};
 	struct meta_attr attr, dpost;
 	struct meta_wcc dpre;
 	uint64_t ino;
@@ -163,12 +162,13 @@ fail:
 	nfs3_dir_wcc_fail(c, out->fail_wcc);
 }
 
-#define NFS3_MADE(r, U)                                                       \
-	{ .status = &(r)->status,                                             \
-	  .obj = &(r)->U.resok.obj,                                   \
-	  .obj_attributes = &(r)->U.resok.obj_attributes,             \
-	  .dir_wcc = &(r)->U.resok.dir_wcc,                           \
-	  .fail_wcc = &(r)->U.resfail.dir_wcc }
+#define NFS3_MADE(r, U)                                                        \
+	{                                                                      \
+		.status = &(r)->status, .obj = &(r)->U.resok.obj,              \
+		.obj_attributes = &(r)->U.resok.obj_attributes,                \
+		.dir_wcc = &(r)->U.resok.dir_wcc,                              \
+		.fail_wcc = &(r)->U.resfail.dir_wcc                            \
+	}
 
 /*
  * Modes when the client sends none: RFC 1813 leaves them to the server.
@@ -193,17 +193,17 @@ nfs3_create(struct nfsd_call *c, void *args, void *res)
 	CREATE3args *a = args;
 	CREATE3res *r = res;
 	struct nfs3_made out = NFS3_MADE(r, CREATE3res_u);
-	struct meta_new n = { .type = META_REG };
-	struct meta_setattr s = { 0 };
+	struct meta_new n = {.type = META_REG};
+	struct meta_setattr s = {0};
 	int err = 0;
 
 	switch (a->how.mode) {
 	case UNCHECKED:
 	case GUARDED:
-		n.how = a->how.mode == UNCHECKED ? META_UNCHECKED :
-						   META_GUARDED;
-		err = nfs3_sattr_mode(&a->how.createhow3_u.obj_attributes,
-				      0644, &s, &n);
+		n.how =
+		    a->how.mode == UNCHECKED ? META_UNCHECKED : META_GUARDED;
+		err = nfs3_sattr_mode(&a->how.createhow3_u.obj_attributes, 0644,
+				      &s, &n);
 		break;
 	case EXCLUSIVE:
 		/* meta stores the verifier with the inode: a retransmit
@@ -229,7 +229,7 @@ nfs3_mkdir(struct nfsd_call *c, void *args, void *res)
 	MKDIR3args *a = args;
 	MKDIR3res *r = res;
 	struct nfs3_made out = NFS3_MADE(r, MKDIR3res_u);
-	struct meta_new n = { .type = META_DIR, .how = META_GUARDED };
+	struct meta_new n = {.type = META_DIR, .how = META_GUARDED};
 	struct meta_setattr s;
 	int err;
 
@@ -248,7 +248,7 @@ nfs3_symlink(struct nfsd_call *c, void *args, void *res)
 	SYMLINK3args *a = args;
 	SYMLINK3res *r = res;
 	struct nfs3_made out = NFS3_MADE(r, SYMLINK3res_u);
-	struct meta_new n = { .type = META_LNK, .how = META_GUARDED };
+	struct meta_new n = {.type = META_LNK, .how = META_GUARDED};
 	const char *target = a->symlink.symlink_data;
 	struct meta_setattr s;
 	int err;
@@ -276,7 +276,7 @@ nfs3_mknod(struct nfsd_call *c, void *args, void *res)
 	MKNOD3res *r = res;
 	struct nfs3_made out = NFS3_MADE(r, MKNOD3res_u);
 	mknoddata3 *w = &a->what;
-	struct meta_new n = { .type = (uint8_t)w->type, .how = META_GUARDED };
+	struct meta_new n = {.type = (uint8_t)w->type, .how = META_GUARDED};
 	struct meta_setattr s;
 	int err;
 
@@ -312,7 +312,7 @@ nfs3_mknod(struct nfsd_call *c, void *args, void *res)
 	nfs3_make(c, a->where.name, NFS3_NAME_CREATE, &n, &s, &out);
 }
 
-/* ---- removing: REMOVE, RMDIR ------------------------------------------------ */
+/* ---- removing: REMOVE, RMDIR --------------------------------------------- */
 
 void
 nfs3_remove(struct nfsd_call *c, void *args, void *res)
@@ -363,7 +363,7 @@ fail:
 	nfs3_dir_wcc_fail(c, &r->RMDIR3res_u.resfail.dir_wcc);
 }
 
-/* ---- RENAME, LINK ---------------------------------------------------------- */
+/* ---- RENAME, LINK -------------------------------------------------------- */
 
 void
 nfs3_rename(struct nfsd_call *c, void *args, void *res)

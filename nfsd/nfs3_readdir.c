@@ -31,25 +31,25 @@
 struct nfs3_rd {
 	struct nfsd_call *c;
 	bool plus;
-	size_t left;    /* bytes of count / maxcount still free */
-	size_t dleft;   /* READDIRPLUS: bytes of dircount still free */
-	size_t n;       /* entries so far */
+	size_t left;  /* bytes of count / maxcount still free */
+	size_t dleft; /* READDIRPLUS: bytes of dircount still free */
+	size_t n;     /* entries so far */
 	entry3 *head, **tail;
 	entryplus3 *phead, **ptail;
 };
 
 /* Add one entry; 1 when it does not fit (the reply is full). */
 static int
-nfs3_rd_add(struct nfs3_rd *rd, const char *name, size_t namelen,
-	    uint64_t ino, uint64_t cookie, const struct meta_attr *attr)
+nfs3_rd_add(struct nfs3_rd *rd, const char *name, size_t namelen, uint64_t ino,
+	    uint64_t cookie, const struct meta_attr *attr)
 {
 	size_t dsize = NFS3_XDR_ENTRY(namelen), size = dsize;
 	entryplus3 *pe;
 	entry3 *e;
 
 	if (rd->plus) {
-		size += attr != NULL ? NFS3_XDR_POST_ATTR + NFS3_XDR_POST_FH :
-				       4 + 4;
+		size += attr != NULL ? NFS3_XDR_POST_ATTR + NFS3_XDR_POST_FH
+				     : 4 + 4;
 		if (rd->n > 0 && dsize > rd->dleft)
 			return 1;
 	}
@@ -141,8 +141,8 @@ nfs3_rd_fill(struct nfs3_rd *rd, uint64_t cookie, size_t count, bool *eof)
 static nfsstat3
 nfs3_rd_status(int err)
 {
-	return err == -NFS3ERR_TOOSMALL ? NFS3ERR_TOOSMALL :
-					  nfsd_errno_to_nfs3(err);
+	return err == -NFS3ERR_TOOSMALL ? NFS3ERR_TOOSMALL
+					: nfsd_errno_to_nfs3(err);
 }
 
 void
@@ -151,7 +151,7 @@ nfs3_readdir(struct nfsd_call *c, void *args, void *res)
 	READDIR3args *a = args;
 	READDIR3res *r = res;
 	READDIR3resok *ok = &r->READDIR3res_u.resok;
-	struct nfs3_rd rd = { .c = c, .plus = false };
+	struct nfs3_rd rd = {.c = c, .plus = false};
 	bool eof;
 	int err;
 
@@ -175,7 +175,7 @@ nfs3_readdirplus(struct nfsd_call *c, void *args, void *res)
 	READDIRPLUS3args *a = args;
 	READDIRPLUS3res *r = res;
 	READDIRPLUS3resok *ok = &r->READDIRPLUS3res_u.resok;
-	struct nfs3_rd rd = { .c = c, .plus = true, .dleft = a->dircount };
+	struct nfs3_rd rd = {.c = c, .plus = true, .dleft = a->dircount};
 	bool eof;
 	int err;
 

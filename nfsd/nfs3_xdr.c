@@ -42,15 +42,14 @@ nfs3_entryplus3_free_list(entryplus3 *e)
 static bool_t
 nfs3_xdr_entry3_fields(XDR *xdrs, entry3 *e)
 {
-	return xdr_fileid3(xdrs, &e->fileid) &&
-	       xdr_filename3(xdrs, &e->name) && xdr_cookie3(xdrs, &e->cookie);
+	return xdr_fileid3(xdrs, &e->fileid) && xdr_filename3(xdrs, &e->name) &&
+	       xdr_cookie3(xdrs, &e->cookie);
 }
 
 static bool_t
 nfs3_xdr_entryplus3_fields(XDR *xdrs, entryplus3 *e)
 {
-	return xdr_fileid3(xdrs, &e->fileid) &&
-	       xdr_filename3(xdrs, &e->name) &&
+	return xdr_fileid3(xdrs, &e->fileid) && xdr_filename3(xdrs, &e->name) &&
 	       xdr_cookie3(xdrs, &e->cookie) &&
 	       xdr_post_op_attr(xdrs, &e->name_attributes) &&
 	       xdr_post_op_fh3(xdrs, &e->name_handle);
@@ -59,44 +58,44 @@ nfs3_xdr_entryplus3_fields(XDR *xdrs, entryplus3 *e)
 /* The list walk is the same for both entry types but for the field
  * routine, the struct size and where nextentry lives: a macro keeps the
  * two copies from drifting apart. */
-#define NFS3_XDR_LIST(xdrs, headp, type, fields, freelist)                    \
-	do {                                                                  \
-		type *e_, **tail_;                                            \
-		bool_t more_;                                                 \
-                                                                              \
-		switch ((xdrs)->x_op) {                                       \
-		case XDR_FREE:                                                \
-			freelist(*(headp));                                   \
-			*(headp) = NULL;                                      \
-			return TRUE;                                          \
-		case XDR_ENCODE:                                              \
-			for (e_ = *(headp); e_ != NULL; e_ = e_->nextentry) { \
-				more_ = TRUE;                                 \
-				if (!xdr_bool(xdrs, &more_) ||                \
-				    !fields(xdrs, e_))                        \
-					return FALSE;                         \
-			}                                                     \
-			more_ = FALSE;                                        \
-			return xdr_bool(xdrs, &more_);                        \
-		case XDR_DECODE:                                              \
-			tail_ = (headp);                                      \
-			while (*tail_ != NULL)                                \
-				tail_ = &(*tail_)->nextentry;                 \
-			for (;;) {                                            \
-				if (!xdr_bool(xdrs, &more_))                  \
-					return FALSE;                         \
-				if (!more_)                                   \
-					return TRUE;                          \
-				e_ = calloc(1, sizeof(*e_));                  \
-				if (e_ == NULL)                               \
-					return FALSE;                         \
-				*tail_ = e_;                                  \
-				tail_ = &e_->nextentry;                       \
-				if (!fields(xdrs, e_))                        \
-					return FALSE;                         \
-			}                                                     \
-		}                                                             \
-		return FALSE;                                                 \
+#define NFS3_XDR_LIST(xdrs, headp, type, fields, freelist)                     \
+	do {                                                                   \
+		type *e_, **tail_;                                             \
+		bool_t more_;                                                  \
+                                                                               \
+		switch ((xdrs)->x_op) {                                        \
+		case XDR_FREE:                                                 \
+			freelist(*(headp));                                    \
+			*(headp) = NULL;                                       \
+			return TRUE;                                           \
+		case XDR_ENCODE:                                               \
+			for (e_ = *(headp); e_ != NULL; e_ = e_->nextentry) {  \
+				more_ = TRUE;                                  \
+				if (!xdr_bool(xdrs, &more_) ||                 \
+				    !fields(xdrs, e_))                         \
+					return FALSE;                          \
+			}                                                      \
+			more_ = FALSE;                                         \
+			return xdr_bool(xdrs, &more_);                         \
+		case XDR_DECODE:                                               \
+			tail_ = (headp);                                       \
+			while (*tail_ != NULL)                                 \
+				tail_ = &(*tail_)->nextentry;                  \
+			for (;;) {                                             \
+				if (!xdr_bool(xdrs, &more_))                   \
+					return FALSE;                          \
+				if (!more_)                                    \
+					return TRUE;                           \
+				e_ = calloc(1, sizeof(*e_));                   \
+				if (e_ == NULL)                                \
+					return FALSE;                          \
+				*tail_ = e_;                                   \
+				tail_ = &e_->nextentry;                        \
+				if (!fields(xdrs, e_))                         \
+					return FALSE;                          \
+			}                                                      \
+		}                                                              \
+		return FALSE;                                                  \
 	} while (0)
 
 static bool_t
@@ -121,8 +120,7 @@ nfs3_xdr_readdir_res(XDR *xdrs, READDIR3res *objp)
 	if (!xdr_nfsstat3(xdrs, &objp->status))
 		return FALSE;
 	if (objp->status != NFS3_OK)
-		return xdr_READDIR3resfail(xdrs,
-					   &objp->READDIR3res_u.resfail);
+		return xdr_READDIR3resfail(xdrs, &objp->READDIR3res_u.resfail);
 	return xdr_post_op_attr(xdrs, &ok->dir_attributes) &&
 	       xdr_cookieverf3(xdrs, ok->cookieverf) &&
 	       nfs3_xdr_entry3_list(xdrs, &ok->reply.entries) &&
@@ -138,7 +136,7 @@ nfs3_xdr_readdirplus_res(XDR *xdrs, READDIRPLUS3res *objp)
 		return FALSE;
 	if (objp->status != NFS3_OK)
 		return xdr_READDIRPLUS3resfail(
-			xdrs, &objp->READDIRPLUS3res_u.resfail);
+		    xdrs, &objp->READDIRPLUS3res_u.resfail);
 	return xdr_post_op_attr(xdrs, &ok->dir_attributes) &&
 	       xdr_cookieverf3(xdrs, ok->cookieverf) &&
 	       nfs3_xdr_entryplus3_list(xdrs, &ok->reply.entries) &&

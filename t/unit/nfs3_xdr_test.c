@@ -12,13 +12,13 @@
 
 #include "nfsd/nfs3-internal.h"
 
-#define CHECK(cond)                                                           \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n",          \
-				__FILE__, __LINE__, #cond);                   \
-			exit(1);                                              \
-		}                                                             \
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
+				__LINE__, #cond);                              \
+			exit(1);                                               \
+		}                                                              \
 	} while (0)
 
 /* Encode obj with proc into buf, return the length. */
@@ -170,7 +170,7 @@ test_read_res(void)
 	CHECK(encode((xdrproc_t)xdr_READ3res, &a, buf, sizeof(buf)) == 8);
 }
 
-/* ---- READDIR lists --------------------------------------------------------- */
+/* ---- READDIR lists ------------------------------------------------------- */
 
 static entry3 *
 make_entries(size_t n)
@@ -268,13 +268,13 @@ big_readdirplus(void *arg)
 		e->name_handle.handle_follows = TRUE;
 		e->name_handle.post_op_fh3_u.handle.data.data_len = sizeof(fh);
 		e->name_handle.post_op_fh3_u.handle.data.data_val =
-			tl_memdup(fh, sizeof(fh));
+		    tl_memdup(fh, sizeof(fh));
 		*tail = e;
 		tail = &e->nextentry;
 	}
 	r.READDIRPLUS3res_u.resok.reply.eof = TRUE;
-	b->len = encode((xdrproc_t)nfs3_xdr_readdirplus_res, &r, b->buf,
-			b->size);
+	b->len =
+	    encode((xdrproc_t)nfs3_xdr_readdirplus_res, &r, b->buf, b->size);
 	decode((xdrproc_t)nfs3_xdr_readdirplus_res, &d, b->buf, b->len);
 	for (entryplus3 *e = d.READDIRPLUS3res_u.resok.reply.entries; e;
 	     e = e->nextentry) {
@@ -294,7 +294,7 @@ big_readdirplus(void *arg)
 static void
 test_readdirplus_big(void)
 {
-	struct big b = { .size = (size_t)BIG_N * 200 };
+	struct big b = {.size = (size_t)BIG_N * 200};
 	pthread_attr_t attr;
 	pthread_t t;
 	size_t per;
@@ -318,7 +318,7 @@ test_readdirplus_big(void)
 	free(b.buf);
 }
 
-/* ---- errno and names ---------------------------------------------------------- */
+/* ---- errno and names ----------------------------------------------------- */
 
 static void
 test_errno(void)
@@ -327,31 +327,31 @@ test_errno(void)
 		int err;
 		nfsstat3 st;
 	} t[] = {
-		{ 0, NFS3_OK },
-		{ -EPERM, NFS3ERR_PERM },
-		{ -ENOENT, NFS3ERR_NOENT },
-		{ -EIO, NFS3ERR_IO },
-		{ -EACCES, NFS3ERR_ACCES },
-		{ -EEXIST, NFS3ERR_EXIST },
-		{ -EXDEV, NFS3ERR_XDEV },
-		{ -ENOTDIR, NFS3ERR_NOTDIR },
-		{ -EISDIR, NFS3ERR_ISDIR },
-		{ -EINVAL, NFS3ERR_INVAL },
-		{ -EFBIG, NFS3ERR_FBIG },
-		{ -ENOSPC, NFS3ERR_NOSPC },
-		{ -EROFS, NFS3ERR_ROFS },
-		{ -EMLINK, NFS3ERR_MLINK },
-		{ -ENAMETOOLONG, NFS3ERR_NAMETOOLONG },
-		{ -ENOTEMPTY, NFS3ERR_NOTEMPTY },
-		{ -EDQUOT, NFS3ERR_DQUOT },
-		{ -ESTALE, NFS3ERR_STALE },
-		{ -EBADMSG, NFS3ERR_BADHANDLE },
-		{ -TL_ENOTSYNC, NFS3ERR_NOT_SYNC },
-		{ -ENOTSUP, NFS3ERR_NOTSUPP },
-		{ -EAGAIN, NFS3ERR_JUKEBOX },
-		{ -EBUSY, NFS3ERR_JUKEBOX },
-		{ -ENOMEM, NFS3ERR_IO },
-		{ -12345, NFS3ERR_IO },
+	    {0, NFS3_OK},
+	    {-EPERM, NFS3ERR_PERM},
+	    {-ENOENT, NFS3ERR_NOENT},
+	    {-EIO, NFS3ERR_IO},
+	    {-EACCES, NFS3ERR_ACCES},
+	    {-EEXIST, NFS3ERR_EXIST},
+	    {-EXDEV, NFS3ERR_XDEV},
+	    {-ENOTDIR, NFS3ERR_NOTDIR},
+	    {-EISDIR, NFS3ERR_ISDIR},
+	    {-EINVAL, NFS3ERR_INVAL},
+	    {-EFBIG, NFS3ERR_FBIG},
+	    {-ENOSPC, NFS3ERR_NOSPC},
+	    {-EROFS, NFS3ERR_ROFS},
+	    {-EMLINK, NFS3ERR_MLINK},
+	    {-ENAMETOOLONG, NFS3ERR_NAMETOOLONG},
+	    {-ENOTEMPTY, NFS3ERR_NOTEMPTY},
+	    {-EDQUOT, NFS3ERR_DQUOT},
+	    {-ESTALE, NFS3ERR_STALE},
+	    {-EBADMSG, NFS3ERR_BADHANDLE},
+	    {-TL_ENOTSYNC, NFS3ERR_NOT_SYNC},
+	    {-ENOTSUP, NFS3ERR_NOTSUPP},
+	    {-EAGAIN, NFS3ERR_JUKEBOX},
+	    {-EBUSY, NFS3ERR_JUKEBOX},
+	    {-ENOMEM, NFS3ERR_IO},
+	    {-12345, NFS3ERR_IO},
 	};
 
 	for (size_t i = 0; i < TL_ARRAY_SIZE(t); i++)
@@ -388,13 +388,20 @@ test_names(void)
 static void
 test_fattr(void)
 {
-	struct meta_settings vol = { .uuid = { 1, 2, 3, 4, 5, 6, 7, 8, 9 } };
-	struct nfsd_ctx ctx = { .vol = &vol };
-	struct nfsd_call c = { .ctx = &ctx };
+	struct meta_settings vol = {.uuid = {1, 2, 3, 4, 5, 6, 7, 8, 9}};
+	struct nfsd_ctx ctx = {.vol = &vol};
+	struct nfsd_call c = {.ctx = &ctx};
 	struct meta_attr a = {
-		.ino = 42, .type = META_CHR, .mode = 04755, .nlink = 1,
-		.uid = 10, .gid = 20, .size = 4097, .rdev_major = 8,
-		.rdev_minor = 1, .atime_ns = 1500000000123456789ULL,
+	    .ino = 42,
+	    .type = META_CHR,
+	    .mode = 04755,
+	    .nlink = 1,
+	    .uid = 10,
+	    .gid = 20,
+	    .size = 4097,
+	    .rdev_major = 8,
+	    .rdev_minor = 1,
+	    .atime_ns = 1500000000123456789ULL,
 	};
 	fattr3 f;
 
@@ -402,8 +409,7 @@ test_fattr(void)
 	CHECK(f.type == NF3CHR && f.mode == 04755 && f.fileid == 42);
 	CHECK(f.used == 8192 && f.size == 4097);
 	CHECK(f.rdev.specdata1 == 8 && f.rdev.specdata2 == 1);
-	CHECK(f.atime.seconds == 1500000000u &&
-	      f.atime.nseconds == 123456789u);
+	CHECK(f.atime.seconds == 1500000000u && f.atime.nseconds == 123456789u);
 	CHECK(f.fsid != 0);
 }
 
