@@ -1227,6 +1227,68 @@ th_readdirplus(struct th_conn *c, const struct th_fh *dir, uint64_t cookie,
 			 rpc_nfs3_readdirplus_async(c->rpc, th_cb, &a, &k));
 }
 
+/* ---- many calls in flight --------------------------------------------------- */
+
+struct th_bulk {
+	int inflight;
+	uint64_t failed;
+	int first_err;
+};
+
+static void
+th_bulk_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+	struct th_bulk *b = priv;
+	int st = status == RPC_STATUS_SUCCESS ? *(int *)data : -1;
+
+	b->inflight--;
+	if (st != NFS3_OK) {
+		if (!b->failed)
+			b->first_err = st;
+		b->failed++;
+	}
+}
+
+int
+th_bulk_create(struct th_conn *c, const struct th_fh *dir, const char *fmt,
+	       uint64_t first, uint64_t n, int depth, uint64_t *failed)
+{
+	struct th_bulk b = {0};
+	uint64_t i = 0, t0 = th_now_ms();
+	char name[256];
+	CREATE3args a;
+
+	while (i < n || b.inflight > 0) {
+		while (i < n && b.inflight < depth) {
+			memset(&a, 0, sizeof a);
+			a.where.dir = th_fh3(dir);
+			snprintf(name, sizeof name, fmt,
+				 (unsigned long long)(first + i));
+			a.where.name = name;
+			a.how.mode = GUARDED;
+			a.how.createhow3_u.obj_attributes =
+				th_sattr_mode(0644);
+			/* libnfs encodes the arguments right here. */
+			if (rpc_nfs3_create_async(c->rpc, th_bulk_cb, &a,
+						  &b) != 0) {
+				th_diag("bulk CREATE: %s",
+					rpc_get_error(c->rpc));
+				return -1;
+			}
+			b.inflight++;
+			i++;
+		}
+		if (th_service(c, 1000) < 0 ||
+		    th_now_ms() - t0 > 600000) {
+			th_diag("bulk CREATE: connection lost or 10 min");
+			return -1;
+		}
+	}
+	if (failed)
+		*failed = b.failed;
+	return b.failed ? b.first_err : 0;
+}
+
 /* ---- utilities ---------------------------------------------------------- */
 
 uint64_t
