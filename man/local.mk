@@ -1,1 +1,2 @@
-# man
+# man pages of the module owners.
+dist_man_MANS += man/tessera.1

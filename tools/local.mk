@@ -1,1 +1,4 @@
-# tools
+# tools: the tessera admin command.
+bin_PROGRAMS += tessera
+tessera_SOURCES = tools/tessera.c
+tessera_LDADD = $(TESSERA_LIBS)

@@ -1,0 +1,291 @@
+/*
+ * tessera.c - the admin command: format a volume, show its status.
+ *
+ * Exit status: 0 success, 1 error, 2 usage error.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/tl.h"
+#include "meta/meta.h"
+#include "objstore/objstore.h"
+
+#define EXIT_USAGE 2
+
+static const char main_usage[] =
+	"Usage: tessera [--help] [--version] COMMAND [ARGS]\n"
+	"\n"
+	"Commands:\n"
+	"  format META_URL STORAGE_URL NAME [OPTIONS]  create a volume\n"
+	"  status META_URL                             show settings and usage\n"
+	"\n"
+	"Run 'tessera COMMAND --help' for the options of a command.\n";
+
+static const char format_usage[] =
+	"Usage: tessera format META_URL STORAGE_URL NAME [OPTIONS]\n"
+	"\n"
+	"Create volume NAME with its metadata at META_URL (lmdb:///dir) and\n"
+	"its data in STORAGE_URL (file:///dir).\n"
+	"\n"
+	"Options:\n"
+	"  --block-size SIZE  object block size, a power of two from 64K to\n"
+	"                     16M (default 4M)\n"
+	"  --trash-days N     days removed files stay in the trash (default 1)\n"
+	"  --capacity BYTES   volume capacity, K/M/G/T suffixes (default\n"
+	"                     unlimited)\n"
+	"  --inodes N         maximum number of inodes (default unlimited)\n"
+	"  --force            replace an existing volume of that name\n"
+	"  -h, --help         show this help\n";
+
+static const char status_usage[] =
+	"Usage: tessera status META_URL\n"
+	"\n"
+	"Show the settings and usage of the volume at META_URL.\n"
+	"\n"
+	"Options:\n"
+	"  -h, --help  show this help\n";
+
+static int
+usage_error(const char *usage, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "tessera: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n%s", usage);
+	return EXIT_USAGE;
+}
+
+static bool
+name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > META_VOLNAME_MAX)
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789_-") == n;
+}
+
+/* Open the object store and check it takes a write and a delete. */
+static int
+storage_check(const char *url, const char *name)
+{
+	struct os_store *s = NULL;
+	char *err = NULL, *key;
+	int rc;
+
+	rc = os_open(url, &s, &err);
+	if (rc) {
+		fprintf(stderr, "tessera: cannot open storage %s: %s\n", url,
+			err ? err : strerror(-rc));
+		free(err);
+		return rc;
+	}
+	key = tl_asprintf("%s/.probe-%016" PRIx64, name, tl_random_u64());
+	rc = os_put(s, key, "tessera", 7);
+	if (rc == 0)
+		rc = os_delete(s, key);
+	if (rc)
+		fprintf(stderr, "tessera: storage %s is not writable: %s\n",
+			url, strerror(-rc));
+	free(key);
+	os_close(s);
+	return rc;
+}
+
+static int
+cmd_format(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"block-size", required_argument, NULL, 'b'},
+		{"trash-days", required_argument, NULL, 't'},
+		{"capacity", required_argument, NULL, 'c'},
+		{"inodes", required_argument, NULL, 'i'},
+		{"force", no_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct meta_format_opts o = {NULL, NULL, 4U << 20, 1, 0, 0, false};
+	uint64_t v;
+	char *err = NULL;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			if (tl_parse_size(optarg, &v) || v < (64 << 10) ||
+			    v > (16 << 20) || (v & (v - 1)))
+				return usage_error(format_usage,
+						   "bad --block-size '%s': a "
+						   "power of two from 64K to "
+						   "16M", optarg);
+			o.block_size = (uint32_t)v;
+			break;
+		case 't':
+			if (tl_parse_u64(optarg, 0, 36500, &v))
+				return usage_error(format_usage,
+						   "bad --trash-days '%s'",
+						   optarg);
+			o.trash_days = (uint32_t)v;
+			break;
+		case 'c':
+			if (tl_parse_size(optarg, &o.capacity))
+				return usage_error(format_usage,
+						   "bad --capacity '%s'",
+						   optarg);
+			break;
+		case 'i':
+			if (tl_parse_u64(optarg, 0, UINT64_MAX, &o.max_inodes))
+				return usage_error(format_usage,
+						   "bad --inodes '%s'", optarg);
+			break;
+		case 'f':
+			o.force = true;
+			break;
+		case 'h':
+			fputs(format_usage, stdout);
+			return 0;
+		default:
+			fputs(format_usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 3)
+		return usage_error(format_usage, "format needs META_URL, "
+				   "STORAGE_URL and NAME%s", "");
+	o.storage = argv[optind + 1];
+	o.name = argv[optind + 2];
+	if (!name_ok(o.name))
+		return usage_error(format_usage, "bad volume name '%s': 1 to "
+				   "63 of A-Z a-z 0-9 _ -", o.name);
+	if (storage_check(o.storage, o.name))
+		return 1;
+	rc = meta_format(argv[optind], &o, &err);
+	if (rc) {
+		fprintf(stderr, "tessera: format: %s\n",
+			err ? err : strerror(-rc));
+		free(err);
+		return 1;
+	}
+	printf("formatted volume %s (metadata %s, storage %s)\n", o.name,
+	       argv[optind], o.storage);
+	return 0;
+}
+
+static void
+print_uuid(const uint8_t u[16])
+{
+	for (int i = 0; i < 16; i++)
+		printf("%02x%s", u[i],
+		       i == 3 || i == 5 || i == 7 || i == 9 ? "-" : "");
+}
+
+static void
+print_limit(const char *what, uint64_t v, bool bytes)
+{
+	char h[32];
+
+	if (v == 0)
+		printf("%-14s unlimited\n", what);
+	else if (bytes)
+		printf("%-14s %" PRIu64 " (%s)\n", what, v,
+		       tl_fmt_size(v, h, sizeof(h)));
+	else
+		printf("%-14s %" PRIu64 "\n", what, v);
+}
+
+static void
+print_status(const struct meta_settings *s, const struct meta_usage *u)
+{
+	time_t t = (time_t)(s->ctime_ns / 1000000000ULL);
+	char h[32], when[64];
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	printf("%-14s %s\n", "name:", s->name);
+	printf("%-14s ", "uuid:");
+	print_uuid(s->uuid);
+	printf("\n%-14s %s\n", "storage:", s->storage);
+	printf("%-14s %" PRIu32 " (%s)\n", "block size:", s->block_size,
+	       tl_fmt_size(s->block_size, h, sizeof(h)));
+	printf("%-14s %" PRIu32 "\n", "trash days:", s->trash_days);
+	print_limit("capacity:", s->capacity, true);
+	print_limit("inode limit:", s->max_inodes, false);
+	printf("%-14s %s\n", "created:", when);
+	printf("%-14s %" PRIu64 " (%s)\n", "used bytes:", u->used_bytes,
+	       tl_fmt_size(u->used_bytes, h, sizeof(h)));
+	printf("%-14s %" PRIu64 "\n", "used inodes:", u->used_inodes);
+	printf("%-14s %" PRIu64 "\n", "pending gc:", u->pending_delete);
+}
+
+static int
+cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct meta_usage u;
+	struct meta *m = NULL;
+	char *err = NULL;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(status_usage, stdout);
+			return 0;
+		}
+		fputs(status_usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (argc - optind != 1)
+		return usage_error(status_usage, "status needs META_URL%s", "");
+	rc = meta_open(argv[optind], NULL, &m, &err);
+	if (rc) {
+		fprintf(stderr, "tessera: status: %s\n",
+			err ? err : strerror(-rc));
+		free(err);
+		return 1;
+	}
+	rc = meta_usage(m, &u);
+	if (rc == 0)
+		print_status(meta_settings(m), &u);
+	else
+		fprintf(stderr, "tessera: status: %s\n", strerror(-rc));
+	meta_close(m);
+	return rc ? 1 : 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *cmd;
+
+	if (argc < 2)
+		return usage_error(main_usage, "no command%s", "");
+	cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+	    strcmp(cmd, "help") == 0) {
+		fputs(main_usage, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+		printf("tessera %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	/* Warnings from the library go to stderr; the command prints the
+	 * error itself. */
+	tl_log_init(TL_LOG_WARN, false, "tessera");
+	if (strcmp(cmd, "format") == 0)
+		return cmd_format(argc - 1, argv + 1);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(argc - 1, argv + 1);
+	return usage_error(main_usage, "unknown command '%s'", cmd);
+}
