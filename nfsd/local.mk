@@ -38,3 +38,5 @@ include nfsd/nfs3.mk
 
 tesserad_SOURCES = nfsd/main.c
 tesserad_LDADD = $(TESSERA_LIBS)
+
+dist_man_MANS += man/tesserad.8 man/tessera.conf.5
