@@ -1,0 +1,241 @@
+/*
+ * meta_data_test.c - slices, truncation holes, gc of removed data,
+ * capacity and inode limits, exact usage counters.
+ */
+#include "config.h"
+
+#include "t/unit/meta_test.h"
+
+#define MiB (1ULL << 20)
+
+static struct meta_slice_write
+sw(uint32_t chunk, uint64_t id, uint32_t size, uint32_t pos)
+{
+	struct meta_slice_write w = {chunk, {id, size, 0, size, pos}};
+
+	return w;
+}
+
+static uint64_t
+used_bytes(struct meta *m)
+{
+	struct meta_usage u;
+
+	CHECK_EQ(meta_usage(m, &u), 0, "usage");
+	return u.used_bytes;
+}
+
+static void
+test_write_read(struct meta *m)
+{
+	uint64_t f = mk(m, &root_cred, 1, "w", META_REG, 0644, NULL), id1, id2;
+	struct meta_slice_write w[3];
+	struct meta_slice *s;
+	struct meta_attr a;
+	size_t n;
+
+	CHECK_EQ(meta_new_slice_id(m, &id1), 0, "slice id");
+	CHECK_EQ(meta_new_slice_id(m, &id2), 0, "slice id");
+	CHECK(id1 > 0 && id2 > id1, "slice ids grow");
+	CHECK_EQ(meta_read_chunk(m, f, 0, &s, &n), 0, "read unwritten chunk");
+	CHECK(s == NULL && n == 0, "unwritten chunk is empty");
+	w[0] = sw(0, id1, 1000, 0);
+	w[1] = sw(0, id2, 100, 500);
+	w[2] = sw(1, id2 + 1000, 10, 0);
+	CHECK_EQ(meta_write_slices(m, f, w, 3, 12345, &a), 0, "write slices");
+	CHECK_EQ(a.size, META_CHUNK_SIZE + 10, "size is the end of the write");
+	CHECK_EQ(a.mtime_ns, 12345, "mtime from the caller");
+	CHECK_EQ(a.ctime_ns, 12345, "ctime too");
+	CHECK_EQ(meta_read_chunk(m, f, 0, &s, &n), 0, "read chunk 0");
+	CHECK(n == 2 && s[0].id == id1 && s[1].id == id2 && s[1].pos == 500 &&
+		      s[1].len == 100,
+	      "records in write order");
+	free(s);
+	CHECK_EQ(used_bytes(m), META_CHUNK_SIZE + 4096,
+		 "used bytes rounded to 4 KiB");
+	w[0] = sw(0, id1, 10, META_CHUNK_SIZE - 5);
+	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, NULL), -EINVAL,
+		 "slice past the chunk end -> EINVAL");
+	w[0] = sw((uint32_t)(META_MAX_FILE_SIZE / META_CHUNK_SIZE), id1, 10,
+		  0);
+	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, NULL), -EFBIG,
+		 "past the largest file -> EFBIG");
+	w[0] = sw(0, id1, 10, 0);
+	CHECK_EQ(meta_write_slices(m, 999999, w, 1, 1, NULL), -ENOENT,
+		 "write to a missing inode -> ENOENT");
+}
+
+static void
+test_truncate(struct meta *m)
+{
+	uint64_t f = mk(m, &root_cred, 1, "t", META_REG, 0644, NULL), id;
+	struct meta_slice_write w[2];
+	struct meta_setattr s = {META_SET_SIZE, 0, 0, 0, 0, 0, 0, 0};
+	struct meta_slice_ref r[16];
+	struct meta_slice *sl;
+	struct meta_attr a;
+	size_t n;
+
+	meta_new_slice_id(m, &id);
+	w[0] = sw(0, id, 8 * MiB, 0);
+	w[1] = sw(2, id + 1, 4 * MiB, 0);
+	CHECK_EQ(meta_write_slices(m, f, w, 2, 1, NULL), 0, "write 2 chunks");
+	s.size = 1000;
+	CHECK_EQ(meta_setattr(m, &root_cred, f, &s, NULL, &a), 0, "truncate");
+	CHECK_EQ(a.size, 1000, "size after shrink");
+	CHECK_EQ(meta_read_chunk(m, f, 2, &sl, &n), 0, "read dropped chunk");
+	CHECK(n == 0, "chunk past the end dropped");
+	free(sl);
+	CHECK_EQ(meta_read_chunk(m, f, 0, &sl, &n), 0, "read boundary chunk");
+	CHECK(n == 2 && sl[1].id == 0 && sl[1].pos == 1000 &&
+		      sl[1].len == META_CHUNK_SIZE - 1000,
+	      "hole slice hides the rest of the boundary chunk");
+	free(sl);
+	s.size = 3 * META_CHUNK_SIZE;
+	CHECK_EQ(meta_setattr(m, &root_cred, f, &s, NULL, &a), 0, "extend");
+	CHECK_EQ(a.size, 3 * META_CHUNK_SIZE, "size after extend");
+	CHECK_EQ(meta_gc_next(m, r, 16, &n), 0, "gc next");
+	CHECK(n == 1 && r[0].id == id + 1 && r[0].size == 4 * MiB,
+	      "dropped chunk's slice is released");
+	CHECK_EQ(meta_gc_release(m, r, n), 0, "gc release");
+	CHECK_EQ(meta_gc_next(m, r, 16, &n), 0, "gc next again");
+	CHECK_EQ(n, 0, "nothing left to release");
+	s.size = 0;
+	CHECK_EQ(meta_setattr(m, &root_cred, f, &s, NULL, &a), 0, "to zero");
+	CHECK_EQ(meta_gc_next(m, r, 16, &n), 0, "gc");
+	CHECK(n == 1 && r[0].id == id, "slice of chunk 0 released");
+	meta_gc_release(m, r, n);
+	s.size = 10;
+	s.valid = META_SET_SIZE;
+	{
+		uint64_t d = mk(m, &root_cred, 1, "tdir", META_DIR, 0755, NULL);
+
+		CHECK_EQ(meta_setattr(m, &root_cred, d, &s, NULL, NULL),
+			 -EISDIR, "truncate a directory -> EISDIR");
+	}
+}
+
+static void
+test_unlink_gc(struct meta *m)
+{
+	uint64_t f = mk(m, &root_cred, 1, "g", META_REG, 0644, NULL), id;
+	struct meta_slice_write w[3];
+	struct meta_slice_ref r[2];
+	struct meta_usage u0, u;
+	size_t n, total = 0;
+
+	meta_usage(m, &u0);
+	meta_new_slice_id(m, &id);
+	w[0] = sw(0, id, 4096, 0);
+	w[1] = sw(0, id, 4096, 4096); /* the same slice twice in a chunk */
+	w[2] = sw(5, id + 7, 4096, 0);
+	CHECK_EQ(meta_write_slices(m, f, w, 3, 1, NULL), 0, "write");
+	CHECK_EQ(meta_unlink(m, &root_cred, 1, "g", NULL, NULL), 0, "unlink");
+	meta_usage(m, &u);
+	CHECK_EQ(u.used_bytes, u0.used_bytes, "used bytes back");
+	CHECK_EQ(u.used_inodes, u0.used_inodes - 1, "one inode less");
+	CHECK_EQ(u.pending_delete, u0.pending_delete + 1,
+		 "the file waits for gc");
+	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, NULL), -ENOENT,
+		 "write to an unlinked file -> ENOENT");
+	for (int i = 0; i < 4; i++) {
+		CHECK_EQ(meta_gc_next(m, r, 2, &n), 0, "gc next");
+		total += n;
+		meta_gc_release(m, r, n);
+	}
+	CHECK_EQ(total, 2, "both distinct slices released once");
+	meta_usage(m, &u);
+	CHECK_EQ(u.pending_delete, 0, "nothing pending");
+}
+
+static void
+test_limits(void)
+{
+	struct fixture f;
+	struct meta *m;
+	struct meta_slice_write w;
+	struct meta_setattr s = {META_SET_SIZE, 0, 0, 0, 0, 0, 0, 0};
+	struct meta_usage u;
+	uint64_t a, id;
+	int rc;
+
+	fixture_init(&f);
+	m = fixture_volume(&f, 1 * MiB, 4);
+	a = mk(m, &root_cred, 1, "a", META_REG, 0644, NULL);
+	mk(m, &root_cred, 1, "b", META_DIR, 0755, NULL);
+	mk(m, &root_cred, 1, "c", META_REG, 0644, &rc);
+	CHECK_EQ(rc, 0, "fourth inode (root counts)");
+	mk(m, &root_cred, 1, "d", META_REG, 0644, &rc);
+	CHECK_EQ(rc, -ENOSPC, "inode limit -> ENOSPC");
+	meta_new_slice_id(m, &id);
+	w = sw(0, id, 512 * 1024, 0);
+	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL), 0, "half capacity");
+	w = sw(0, id + 1, 512 * 1024, 512 * 1024);
+	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL), 0, "full capacity");
+	w = sw(0, id + 2, 1, 1024 * 1024);
+	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL), -ENOSPC,
+		 "write past capacity -> ENOSPC");
+	w = sw(0, id + 3, 100, 0);
+	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL), 0,
+		 "overwrite inside the size still works");
+	s.size = 2 * MiB;
+	CHECK_EQ(meta_setattr(m, &root_cred, a, &s, NULL, NULL), -ENOSPC,
+		 "extend past capacity -> ENOSPC");
+	meta_usage(m, &u);
+	CHECK(u.used_bytes == MiB && u.used_inodes == 4 && u.capacity == MiB &&
+		      u.max_inodes == 4,
+	      "usage exact");
+	CHECK_EQ(meta_unlink(m, &root_cred, 1, "c", NULL, NULL), 0, "unlink");
+	mk(m, &root_cred, 1, "d", META_REG, 0644, &rc);
+	CHECK_EQ(rc, 0, "room for an inode again");
+	meta_close(m);
+	fixture_done(&f);
+}
+
+static void
+test_counters_exact(struct meta *m)
+{
+	struct meta_usage u0, u;
+	uint64_t d, f, id;
+	struct meta_slice_write w;
+	struct meta_setattr s = {META_SET_SIZE, 0, 0, 0, 0, 0, 0, 0};
+
+	meta_usage(m, &u0);
+	d = mk(m, &root_cred, 1, "cnt", META_DIR, 0755, NULL);
+	f = mk(m, &root_cred, d, "f", META_REG, 0644, NULL);
+	meta_new_slice_id(m, &id);
+	w = sw(0, id, 5000, 0);
+	meta_write_slices(m, f, &w, 1, 1, NULL);
+	meta_usage(m, &u);
+	CHECK_EQ(u.used_bytes - u0.used_bytes, 8192, "5000 bytes use 8 KiB");
+	CHECK_EQ(u.used_inodes - u0.used_inodes, 2, "two inodes");
+	s.size = 4096;
+	meta_setattr(m, &root_cred, f, &s, NULL, NULL);
+	meta_usage(m, &u);
+	CHECK_EQ(u.used_bytes - u0.used_bytes, 4096, "shrunk to 4 KiB");
+	CHECK_EQ(meta_rename(m, &root_cred, d, "f", 1, "cntf", NULL, NULL,
+			     NULL, NULL), 0, "move file out");
+	meta_unlink(m, &root_cred, 1, "cntf", NULL, NULL);
+	meta_rmdir(m, &root_cred, 1, "cnt", NULL, NULL);
+	meta_usage(m, &u);
+	CHECK_EQ(u.used_bytes, u0.used_bytes, "bytes back to start");
+	CHECK_EQ(u.used_inodes, u0.used_inodes, "inodes back to start");
+}
+
+int
+main(void)
+{
+	struct fixture f;
+	struct meta *m;
+
+	fixture_init(&f);
+	m = fixture_volume(&f, 0, 0);
+	test_write_read(m);
+	test_truncate(m);
+	test_unlink_gc(m);
+	test_counters_exact(m);
+	meta_close(m);
+	fixture_done(&f);
+	test_limits();
+	return tap_done();
+}
