@@ -67,4 +67,22 @@ uint64_t cache_buffered(struct cache *c);
 void cache_block_key(char *buf, size_t buflen, const char *volume,
 		     uint64_t id, uint32_t idx, uint32_t len);
 
+/* One piece of a chunk's visible view: chunk bytes [pos, pos+len) are
+ * bytes [off, off+len) of slice id (stored size size); id 0 reads as
+ * zeros. */
+struct cache_seg {
+	uint64_t id;
+	uint32_t size;
+	uint32_t off;
+	uint32_t pos;
+	uint32_t len;
+};
+
+/* Build the view of chunk bytes [from, to) from the chunk's slice records
+ * s[0..n) in write order (later records win; what no record covers is a
+ * hole, id 0).  *out covers [from, to) without gaps, in position order;
+ * caller frees.  Pure: exposed for the reader and its unit test. */
+int cache_view_build(const struct meta_slice *s, size_t n, uint32_t from,
+		     uint32_t to, struct cache_seg **out, size_t *nout);
+
 #endif /* CACHE_H */

@@ -1,1 +1,4 @@
-# cache: filled in by the module
+# cache: the data path (slice writers and readers, the deletion job).
+noinst_LIBRARIES += cache/libcache.a
+cache_libcache_a_SOURCES = cache/cache.h cache/cache-internal.h \
+	cache/cache.c cache/write.c cache/view.c

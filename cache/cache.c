@@ -1,0 +1,525 @@
+/*
+ * cache.c - the data path's public calls: the table of files with
+ * buffered writes, the buffer limit, reads and the deletion job.
+ *
+ * Buffer limit: cache_write reserves its length before copying (under
+ * space_mu, so concurrent writers cannot overshoot together) and gives
+ * back what it did not need; bytes leave the total when their block is
+ * stored.  A writer that does not fit flushes its own file (or, having
+ * nothing buffered, the file holding the most) until it fits, so the
+ * total stays within the limit plus one write.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache/cache-internal.h"
+
+#define CACHE_NBUCKETS 1024
+#define CACHE_DEFAULT_LIMIT (256ULL << 20)
+#define CACHE_DEFAULT_THREADS 8
+#define CACHE_GC_BATCH 256
+
+void
+cache_block_key(char *buf, size_t buflen, const char *volume, uint64_t id,
+		uint32_t idx, uint32_t len)
+{
+	snprintf(buf, buflen, "%s/chunks/%llu/%llu/%llu_%u_%u", volume,
+		 (unsigned long long)(id / 1000000),
+		 (unsigned long long)(id / 1000), (unsigned long long)id, idx,
+		 len);
+}
+
+/* ---- the file table ----------------------------------------------------- */
+
+static size_t
+bucket(struct cache *c, uint64_t ino)
+{
+	return (size_t)((ino * 0x9E3779B97F4A7C15ULL) >> 40) % c->nbuckets;
+}
+
+/* A counted reference to ino's entry; NULL when absent and !create. */
+struct cfile *
+cache_file_get(struct cache *c, uint64_t ino, bool create)
+{
+	struct cfile *f;
+	size_t h = bucket(c, ino);
+
+	pthread_mutex_lock(&c->lock);
+	for (f = c->tab[h]; f != NULL && f->ino != ino; f = f->hnext)
+		;
+	if (f == NULL && create) {
+		f = tl_calloc(1, sizeof(*f));
+		f->ino = ino;
+		pthread_mutex_init(&f->mu, NULL);
+		pthread_cond_init(&f->cv, NULL);
+		atomic_init(&f->bytes, 0);
+		f->hnext = c->tab[h];
+		c->tab[h] = f;
+	}
+	if (f != NULL)
+		f->refs++;
+	pthread_mutex_unlock(&c->lock);
+	return f;
+}
+
+/* Drop a reference; an unreferenced entry without buffered data goes. */
+void
+cache_file_put(struct cache *c, struct cfile *f)
+{
+	struct cfile **pp;
+	bool empty;
+
+	pthread_mutex_lock(&c->lock);
+	if (--f->refs > 0)
+		goto out;
+	pthread_mutex_lock(&f->mu);
+	empty = f->head == NULL && !f->flushing;
+	pthread_mutex_unlock(&f->mu);
+	if (!empty)
+		goto out;
+	for (pp = &c->tab[bucket(c, f->ino)]; *pp != f; pp = &(*pp)->hnext)
+		;
+	*pp = f->hnext;
+	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->cv);
+	free(f);
+out:
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* The file with the most buffered bytes (referenced), or NULL. */
+struct cfile *
+cache_file_largest(struct cache *c)
+{
+	struct cfile *f, *best = NULL;
+	uint64_t most = 0, v;
+	size_t i;
+
+	pthread_mutex_lock(&c->lock);
+	for (i = 0; i < c->nbuckets; i++)
+		for (f = c->tab[i]; f != NULL; f = f->hnext) {
+			v = atomic_load(&f->bytes);
+			if (v > most) {
+				most = v;
+				best = f;
+			}
+		}
+	if (best)
+		best->refs++;
+	pthread_mutex_unlock(&c->lock);
+	return best;
+}
+
+void
+cache_space_release(struct cache *c, uint64_t n)
+{
+	if (n == 0)
+		return;
+	atomic_fetch_sub(&c->buffered, n);
+	pthread_mutex_lock(&c->space_mu);
+	pthread_cond_broadcast(&c->space_cv);
+	pthread_mutex_unlock(&c->space_mu);
+}
+
+static void
+timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(cv, mu, &ts);
+}
+
+/* Reserve len bytes of buffer, flushing to make room. */
+static int
+space_reserve(struct cache *c, struct cfile *f, uint64_t len)
+{
+	struct cfile *v;
+	uint64_t cur;
+	int r;
+
+	pthread_mutex_lock(&c->space_mu);
+	for (;;) {
+		cur = atomic_load(&c->buffered);
+		if (cur == 0 || cur + len <= c->limit)
+			break;
+		pthread_mutex_unlock(&c->space_mu);
+		if (atomic_load(&f->bytes) > 0) {
+			r = cache_file_flush(c, f);
+			if (r < 0)
+				return r;
+		} else if ((v = cache_file_largest(c)) != NULL) {
+			r = cache_file_flush(c, v);
+			cache_file_put(c, v);
+			if (r < 0) {
+				/* Not this writer's failure: wait for room
+				 * that uploads in flight may free. */
+				pthread_mutex_lock(&c->space_mu);
+				timed_wait(&c->space_cv, &c->space_mu, 100);
+				pthread_mutex_unlock(&c->space_mu);
+			}
+		}
+		pthread_mutex_lock(&c->space_mu);
+		cur = atomic_load(&c->buffered);
+		if (cur != 0 && cur + len > c->limit)
+			timed_wait(&c->space_cv, &c->space_mu, 10);
+	}
+	atomic_fetch_add(&c->buffered, len);
+	pthread_mutex_unlock(&c->space_mu);
+	return 0;
+}
+
+/* ---- public calls ------------------------------------------------------- */
+
+int
+cache_write(struct cache *c, uint64_t ino, uint64_t off, const void *buf,
+	    size_t len, bool stable)
+{
+	struct cfile *f;
+	uint64_t fresh;
+	bool full = false;
+	int r = 0;
+
+	if (off >= META_MAX_FILE_SIZE || len > META_MAX_FILE_SIZE - off)
+		return -EFBIG;
+	f = cache_file_get(c, ino, true);
+	if (len > 0) {
+		r = space_reserve(c, f, len);
+		if (r < 0)
+			goto out;
+		cache_file_write(c, f, off, buf, len, &fresh, &full);
+		cache_space_release(c, len - fresh);
+	}
+	if (stable || full)
+		r = cache_file_flush(c, f);
+out:
+	cache_file_put(c, f);
+	return r;
+}
+
+int
+cache_flush(struct cache *c, uint64_t ino)
+{
+	struct cfile *f = cache_file_get(c, ino, false);
+	int r;
+
+	if (f == NULL)
+		return 0;
+	r = cache_file_flush(c, f);
+	cache_file_put(c, f);
+	return r;
+}
+
+void
+cache_forget(struct cache *c, uint64_t ino)
+{
+	struct cfile *f = cache_file_get(c, ino, false);
+
+	if (f == NULL)
+		return;
+	cache_file_drop(c, f);
+	cache_file_put(c, f);
+}
+
+void
+cache_overlay_attr(struct cache *c, struct meta_attr *a)
+{
+	struct cfile *f = cache_file_get(c, a->ino, false);
+	uint64_t end, mtime;
+
+	if (f == NULL)
+		return;
+	end = cache_file_end(f, &mtime);
+	if (end > 0) {
+		a->size = TL_MAX(a->size, end);
+		if (mtime > a->mtime_ns)
+			a->mtime_ns = mtime;
+		if (mtime > a->ctime_ns)
+			a->ctime_ns = mtime;
+	}
+	cache_file_put(c, f);
+}
+
+uint64_t
+cache_buffered(struct cache *c)
+{
+	return atomic_load(&c->buffered);
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+/* Copy bytes [off, off+len) of slice id (stored size size) into dst,
+ * fetching only those bytes of the blocks that hold them. */
+static int
+read_slice(struct cache *c, uint64_t id, uint32_t size, uint32_t off,
+	   uint32_t len, uint8_t *dst)
+{
+	uint32_t k, from, n, blen;
+	char key[256];
+	size_t got;
+	int r;
+
+	if ((uint64_t)off + len > size)
+		return -EIO; /* a record pointing past its slice */
+	while (len > 0) {
+		k = off / c->bs;
+		from = off % c->bs;
+		blen = TL_MIN(c->bs, size - k * c->bs);
+		n = TL_MIN(len, blen - from);
+		cache_block_key(key, sizeof(key), c->volume, id, k, blen);
+		r = os_get(c->os, key, from, n, dst, &got);
+		if (r == 0 && got != n)
+			r = -EIO;
+		if (r < 0) {
+			/* A missing or short block is damage the client
+			 * can only see as an I/O error; say which. */
+			if (r != -EIO)
+				tl_warn("cache", "read %s: %s", key,
+					strerror(-r));
+			return -EIO;
+		}
+		off += n;
+		dst += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int
+read_chunk(struct cache *c, uint64_t ino, uint32_t chunk, uint32_t from,
+	   uint32_t to, uint8_t *dst)
+{
+	struct meta_slice *s = NULL;
+	struct cache_seg *seg = NULL;
+	size_t n = 0, nseg = 0, i;
+	int r;
+
+	r = meta_read_chunk(c->m, ino, chunk, &s, &n);
+	if (r < 0)
+		return r;
+	r = cache_view_build(s, n, from, to, &seg, &nseg);
+	for (i = 0; r == 0 && i < nseg; i++) {
+		uint8_t *p = dst + (seg[i].pos - from);
+
+		if (seg[i].id == 0)
+			memset(p, 0, seg[i].len);
+		else
+			r = read_slice(c, seg[i].id, seg[i].size, seg[i].off,
+				       seg[i].len, p);
+	}
+	free(seg);
+	free(s);
+	return r;
+}
+
+int
+cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
+	   size_t len, void *buf, size_t *got, bool *eof)
+{
+	struct cfile *f;
+	uint64_t end, pos, cend;
+	uint32_t chunk;
+	int r = 0;
+
+	*got = 0;
+	*eof = off >= size;
+	if (off >= size || len == 0)
+		return 0;
+	end = off + TL_MIN(len, size - off);
+	/* Buffered bytes in the range are made visible through metadata
+	 * first: one read path, and it always sees the newest data. */
+	f = cache_file_get(c, ino, false);
+	if (f != NULL) {
+		if (cache_file_overlaps(f, off, end))
+			r = cache_file_flush(c, f);
+		cache_file_put(c, f);
+		if (r < 0)
+			return r;
+	}
+	for (pos = off; pos < end; pos = cend) {
+		chunk = (uint32_t)(pos / META_CHUNK_SIZE);
+		cend = TL_MIN(end, (uint64_t)(chunk + 1) * META_CHUNK_SIZE);
+		r = read_chunk(c, ino, chunk,
+			       (uint32_t)(pos % META_CHUNK_SIZE),
+			       (uint32_t)(cend - (uint64_t)chunk *
+							 META_CHUNK_SIZE),
+			       (uint8_t *)buf + (pos - off));
+		if (r < 0)
+			return r;
+	}
+	*got = (size_t)(end - off);
+	*eof = end == size;
+	return 0;
+}
+
+/* ---- deletion job ------------------------------------------------------- */
+
+/* Delete the objects of one released slice; 0 when all are gone. */
+static int
+gc_slice(struct cache *c, const struct meta_slice_ref *ref)
+{
+	uint32_t k, nb = (uint32_t)(((uint64_t)ref->size + c->bs - 1) / c->bs);
+	char key[256];
+	int r;
+
+	for (k = 0; k < nb; k++) {
+		cache_block_key(key, sizeof(key), c->volume, ref->id, k,
+				TL_MIN(c->bs, ref->size - k * c->bs));
+		r = os_delete(c->os, key);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* One round: delete what meta released.  Returns the number of slices
+ * forgotten, or a negative errno. */
+static int
+gc_round(struct cache *c, struct meta_slice_ref *refs)
+{
+	size_t n = 0, i, done = 0;
+	int r;
+
+	r = meta_gc_next(c->m, refs, CACHE_GC_BATCH, &n);
+	if (r < 0 || n == 0)
+		return r;
+	/* Only slices whose objects are all gone are released; the others
+	 * come back in a later round. */
+	for (i = 0; i < n; i++)
+		if (gc_slice(c, &refs[i]) == 0)
+			refs[done++] = refs[i];
+	if (done > 0) {
+		r = meta_gc_release(c->m, refs, done);
+		if (r < 0)
+			return r;
+	}
+	return done < n ? -EIO : (int)done;
+}
+
+static void *
+gc_main(void *arg)
+{
+	struct cache *c = arg;
+	struct meta_slice_ref *refs = tl_malloc(CACHE_GC_BATCH * sizeof(*refs));
+	int r;
+
+	pthread_mutex_lock(&c->gc_mu);
+	while (!c->stop) {
+		pthread_mutex_unlock(&c->gc_mu);
+		r = gc_round(c, refs);
+		if (r < 0)
+			tl_debug("cache", "gc round: %s", strerror(-r));
+		pthread_mutex_lock(&c->gc_mu);
+		if (r <= 0 && !c->stop)
+			timed_wait(&c->gc_cv, &c->gc_mu, 1000);
+	}
+	pthread_mutex_unlock(&c->gc_mu);
+	free(refs);
+	return NULL;
+}
+
+/* ---- open and close ----------------------------------------------------- */
+
+int
+cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
+	   struct cache **out)
+{
+	const struct meta_settings *st = meta_settings(m);
+	struct cache *c;
+
+	*out = NULL;
+	if (st->block_size == 0 || (st->block_size & (st->block_size - 1)) ||
+	    META_CHUNK_SIZE % st->block_size != 0)
+		return -EINVAL;
+	c = tl_calloc(1, sizeof(*c));
+	c->m = m;
+	c->os = os;
+	c->bs = st->block_size;
+	snprintf(c->volume, sizeof(c->volume), "%s", st->name);
+	c->limit = o && o->buffer_limit ? o->buffer_limit : CACHE_DEFAULT_LIMIT;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->space_mu, NULL);
+	pthread_cond_init(&c->space_cv, NULL);
+	pthread_mutex_init(&c->gc_mu, NULL);
+	pthread_cond_init(&c->gc_cv, NULL);
+	atomic_init(&c->buffered, 0);
+	c->nbuckets = CACHE_NBUCKETS;
+	c->tab = tl_calloc(c->nbuckets, sizeof(*c->tab));
+	c->up = tl_pool_create("upload",
+			       o && o->upload_threads ? o->upload_threads
+						      : CACHE_DEFAULT_THREADS,
+			       0);
+	if (o && o->gc) {
+		if (pthread_create(&c->gc, NULL, gc_main, c) != 0) {
+			cache_close(c);
+			return -EAGAIN;
+		}
+		c->gc_on = true;
+	}
+	*out = c;
+	return 0;
+}
+
+/* Flush every file; what cannot be stored now is lost, so say so. */
+static void
+flush_all(struct cache *c)
+{
+	struct cfile *f;
+	size_t i;
+	int r;
+
+	for (i = 0; i < c->nbuckets; i++) {
+		for (;;) {
+			pthread_mutex_lock(&c->lock);
+			f = c->tab[i];
+			if (f != NULL)
+				f->refs++;
+			pthread_mutex_unlock(&c->lock);
+			if (f == NULL)
+				break;
+			r = cache_file_flush(c, f);
+			if (r < 0 && r != -ENOENT)
+				tl_err("cache", "inode %llu: buffered data "
+						"lost at close: %s",
+				       (unsigned long long)f->ino,
+				       strerror(-r));
+			if (r < 0)
+				cache_file_drop(c, f);
+			cache_file_put(c, f);
+		}
+	}
+}
+
+void
+cache_close(struct cache *c)
+{
+	if (c == NULL)
+		return;
+	if (c->gc_on) {
+		pthread_mutex_lock(&c->gc_mu);
+		c->stop = true;
+		pthread_cond_broadcast(&c->gc_cv);
+		pthread_mutex_unlock(&c->gc_mu);
+		pthread_join(c->gc, NULL);
+	}
+	flush_all(c);
+	tl_pool_destroy(c->up);
+	free(c->tab);
+	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->space_mu);
+	pthread_cond_destroy(&c->space_cv);
+	pthread_mutex_destroy(&c->gc_mu);
+	pthread_cond_destroy(&c->gc_cv);
+	free(c);
+}
