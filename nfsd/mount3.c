@@ -97,9 +97,11 @@ mnt_check(struct nfsd_call *c, const char *path, struct nfsd_export **exp)
 	nfsd_peer_str(&c->peer, who, sizeof(who));
 	if (strlen(path) > MNTPATHLEN)
 		return MNT3ERR_NAMETOOLONG;
+	if (path[0] == '\0')
+		path = "/"; /* libnfs asks for "" with nfs://host/file URLs */
 	*exp = nfsd_export_by_path(&c->ctx->exports, path);
 	if (*exp == NULL || (*exp)->root_ino == 0) {
-		tl_info("mount", "%s: no export %s", who, path);
+		tl_info("mount", "%s: no export \"%s\"", who, path);
 		return MNT3ERR_NOENT;
 	}
 	r = nfsd_export_match(*exp, &c->peer);
