@@ -212,13 +212,14 @@ test_mkdir_symlink(void)
 	TH_STAT(st, NFS3ERR_INVAL, "READLINK of a directory");
 	st = th_symlink(&cn, &d, "sl", "x", &o2);
 	TH_STAT(st, NFS3ERR_EXIST, "SYMLINK over an existing name");
-	memset(target, 'a', 4000);
-	target[4000] = 0;
+	/* libnfs 4.0 encodes paths of at most 1024 bytes. */
+	memset(target, 'a', 1000);
+	target[1000] = 0;
 	st = th_symlink(&cn, &d, "long", target, &o);
-	TH_STAT(st, NFS3_OK, "SYMLINK with a 4000-byte target");
+	TH_STAT(st, NFS3_OK, "SYMLINK with a 1000-byte target");
 	st = th_readlink(&cn, &o.fh, buf, sizeof buf);
 	TH_CHECK(st == NFS3_OK && strcmp(buf, target) == 0,
-		 "READLINK of the 4000-byte target");
+		 "READLINK of the 1000-byte target");
 }
 
 static void

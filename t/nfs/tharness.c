@@ -529,7 +529,7 @@ th_cb(struct rpc_context *rpc, int status, void *data, void *priv)
 	k->rpc_status = status;
 	if (status == RPC_STATUS_SUCCESS) {
 		/* Every NFSv3 and MOUNTv3 result begins with its status. */
-		k->nfs_status = *(int *)data;
+		k->nfs_status = data ? *(int *)data : 0; /* NULL: no data */
 		if (k->copy)
 			k->copy(data, k->arg);
 	} else {
