@@ -1,1 +1,7 @@
-# filled in by its module
+# The Linux kernel NFSv3 client in a QEMU VM against tesserad. Slow (minutes
+# under TCG) and it installs packages, so it is not in TESTS: the top-level
+# test runner calls t/kernel/kernel-test.sh explicitly. setup.sh caches the
+# kernel and initramfs in t/kernel/work/ (gitignored).
+dist_check_SCRIPTS += t/kernel/kernel-test.sh
+EXTRA_DIST += t/kernel/setup.sh t/kernel/run.sh t/kernel/guest-tests.sh \
+	t/kernel/init

@@ -1,0 +1,355 @@
+#!/bin/sh
+# Kernel-client checks, run by busybox sh inside the test VM as root
+# against the NFS mount at $MNT (see init). Prints TAP: one "ok N - name" or
+# "not ok N - name" per check, the failing command's output as "#" lines,
+# then the plan and a summary. Exits 1 if any check failed.
+#
+# Debian's tools (fio, GNU coreutils' mv -T and chroot --userspec) come from
+# the host's / (9p, read-only, at /host) through chroot; inside the chroot the
+# mount is /tmp/nfs.
+M=${MNT:-/mnt/nfs}
+D=$M/ktest              # the test tree, as the guest sees it
+C=/tmp/nfs/ktest        # the same tree, as the chroot sees it
+U=1000                  # the unprivileged user
+n=0
+nfail=0
+up() { cut -d' ' -f1 /proc/uptime; }
+
+# check NAME FUNCTION: run FUNCTION in a subshell with set -e (not in an
+# `if`, where set -e would be ignored) and print its TAP line.
+check() {
+	name=$1
+	shift
+	n=$((n + 1))
+	echo "# starting $n - $name"
+	t0=$(up)
+	# set -x: the trace's tail shows which command failed.
+	( set -ex; "$@" ) > /tmp/check.out 2>&1
+	rc=$?
+	if [ $rc = 0 ]; then
+		echo "ok $n - $name"
+	else
+		nfail=$((nfail + 1))
+		echo "not ok $n - $name"
+		echo "#   exit status $rc; the trace's last lines:"
+		tail -n 15 /tmp/check.out | cut -c1-160 | sed 's/^/#   /'
+	fi
+	echo "#   ($name: $(echo "$t0 $(up)" | awk '{printf "%.1f", $2-$1}')s)"
+}
+
+# eq GOT WANT WHAT: an assertion that says what differed.
+eq() {
+	[ "$1" = "$2" ] && return 0
+	echo "$3: expected '$2', got '$1'"
+	return 1
+}
+# fails CMD...: the command must fail.
+fails() {
+	if "$@"; then echo "unexpectedly succeeded: $*"; return 1; fi
+	return 0
+}
+# Drop the client's caches so the next read asks the server.
+cold() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+zeros() { tr -d '\000' | wc -c | tr -d ' '; }   # non-zero bytes on stdin
+# Run a command line in the host's userland as root or as user $U.
+inhost() { chroot /host /bin/sh -c "$1"; }
+asuser() { chroot /host /usr/sbin/chroot --userspec=$U:$U / /bin/sh -c "$1"; }
+
+chroot_up() {
+	for d in proc sys dev; do mount --bind /$d /host/$d || return 1; done
+	mount -t tmpfs tmp /host/tmp && mkdir -p /host/tmp/nfs &&
+		mount --bind "$M" /host/tmp/nfs
+}
+remount() {
+	cd /
+	umount /host/tmp/nfs 2>/dev/null || true
+	umount "$M" || return 1
+	echo 3 > /proc/sys/vm/drop_caches
+	mount -t nfs -o "$NFS_MNT_OPTS" "$NFS_SRC" "$M" || return 1
+	grep -q ' /host/tmp ' /proc/mounts && mount --bind "$M" /host/tmp/nfs
+	return 0
+}
+
+# ---- metadata ---------------------------------------------------------
+
+t_metadata() {
+	mkdir -p $D/meta/a/b/c
+	touch $D/meta/a/b/c/f1 $D/meta/a/b/f2 $D/meta/a/f3
+	eq "$(find $D/meta | wc -l)" 7 "entries found"
+	mv $D/meta/a/b/f2 $D/meta/a/b/c/f2
+	mv $D/meta/a/b $D/meta/b
+	cold
+	eq "$(cd $D/meta && find . | sort | tr '\n' ' ')" \
+	   ". ./a ./a/f3 ./b ./b/c ./b/c/f1 ./b/c/f2 " "tree after mv"
+	rm -r $D/meta/b
+	[ ! -e $D/meta/b ]
+	eq "$(find $D/meta | wc -l)" 3 "entries left"
+	rm -r $D/meta
+	[ ! -e $D/meta ]
+}
+
+# ---- data through a cold cache -----------------------------------------
+
+t_md5_64m() {
+	dd if=/dev/urandom of=/tmp/src bs=1M count=64 2>/dev/null
+	want=$(md5sum < /tmp/src)
+	dd if=/tmp/src of=$D/big bs=1M conv=fsync 2>/dev/null
+	eq "$(md5sum < $D/big)" "$want" "md5 while cached"
+	remount
+	eq "$(stat -c %s $D/big)" 67108864 "size after remount"
+	eq "$(md5sum < $D/big)" "$want" "md5 after remount"
+	rm -f /tmp/src $D/big
+}
+
+# ---- fio with verification, Debian's binary through the chroot --------
+
+fio_run() {
+	rc=0
+	chroot /host /usr/bin/fio --directory=$C --ioengine=psync \
+		--verify_fatal=1 --group_reporting "$@" > /tmp/fio.out 2>&1 ||
+		rc=$?
+	grep -E 'err=|verify|IOPS' /tmp/fio.out | head -n 20
+	[ $rc = 0 ] || { tail -n 20 /tmp/fio.out; return 1; }
+	grep -q 'err= 0' /tmp/fio.out
+}
+t_fio_randwrite() {
+	# O_DIRECT so the verify phase reads from the server, not the cache.
+	fio_run --name=randv --rw=randwrite --bs=4k --size=32m --direct=1 \
+		--verify=crc32c --do_verify=1
+	rm -f $D/randv.*
+}
+t_fio_seqwrite() {
+	fio_run --name=seqv --rw=write --bs=1m --size=32m --end_fsync=1 \
+		--verify=md5 --do_verify=0
+	remount
+	# verify_only re-reads what the first job wrote, through a new mount.
+	fio_run --name=seqv --rw=write --bs=1m --size=32m --verify=md5 \
+		--verify_only=1
+	rm -f $D/seqv.*
+}
+
+# ---- POSIX semantics ---------------------------------------------------
+
+t_rename_file_over() {
+	cd $D; mkdir rf; cd rf
+	echo old > dst; echo new > src
+	ln dst dst.link                 # the replaced inode must survive here
+	mv src dst
+	cold
+	[ ! -e src ]
+	eq "$(cat dst)" new "dst content"
+	eq "$(cat dst.link)" old "old inode via its other link"
+	eq "$(stat -c %h dst.link)" 1 "nlink of the replaced inode"
+	eq "$(ls | tr '\n' ' ')" "dst dst.link " "directory listing"
+}
+t_rename_dir_over() {
+	cd $D; mkdir rd; cd rd
+	mkdir d1 d2 full; echo x > d1/f; echo y > full/g
+	inhost "mv -T $C/rd/d1 $C/rd/d2"
+	cold
+	[ ! -e d1 ]
+	eq "$(cat d2/f)" x "file in the renamed dir"
+	eq "$(cd d2/.. && pwd)" "$D/rd" "parent of the renamed dir"
+	# Over a non-empty directory rename(2) must fail and change nothing.
+	fails inhost "mv -T $C/rd/d2 $C/rd/full"
+	eq "$(cat full/g)" y "non-empty target untouched"
+	eq "$(cat d2/f)" x "source untouched"
+	# A directory over a file, a file over a directory: both refused.
+	fails inhost "mv -T $C/rd/d2 $C/rd/full/g"
+	fails inhost "mv -T $C/rd/full/g $C/rd/d2"
+}
+t_hardlinks() {
+	cd $D; mkdir hl; cd hl
+	echo data > h1
+	ln h1 h2
+	mkdir sub; ln h1 sub/h3
+	cold
+	eq "$(stat -c %h h1)" 3 "nlink after two links"
+	eq "$(stat -c %i h1)" "$(stat -c %i sub/h3)" "same inode"
+	echo more >> h2
+	cold
+	eq "$(cat sub/h3)" "data
+more" "content shared"
+	rm h1
+	cold
+	eq "$(stat -c %h h2)" 2 "nlink after unlink"
+	rm sub/h3
+	eq "$(stat -c %h h2)" 1 "nlink after second unlink"
+	fails ln sub sub2                    # no hard links to directories
+}
+t_symlinks() {
+	cd $D; mkdir sl; cd sl
+	ln -s target s1
+	long=$(printf '%0200d' 0 | tr 0 x)
+	ln -s "/nonexistent/$long/path" s2
+	cold
+	eq "$(readlink s1)" target "readlink"
+	eq "$(readlink s2)" "/nonexistent/$long/path" "long readlink"
+	[ -L s1 ] && [ ! -e s1 ]              # dangling
+	echo hello > target
+	eq "$(cat s1)" hello "read through the link"
+	eq "$(stat -c %F s1)" "symbolic link" "lstat type"
+	mkdir realdir; echo in > realdir/f; ln -s realdir dl
+	eq "$(cat dl/f)" in "path through a dir symlink"
+	rm s1
+	[ -e target ]                        # unlinking a link keeps the target
+}
+t_chmod_chown() {
+	cd $D; mkdir cc; cd cc
+	touch f; mkdir d
+	chmod 0751 f; chmod 2775 d
+	chown 1234:5678 f
+	chown 4321 d
+	cold
+	eq "$(stat -c %a f)" 751 "mode of f"
+	eq "$(stat -c %a d)" 2775 "mode of d"
+	eq "$(stat -c %u:%g f)" 1234:5678 "owner of f"
+	eq "$(stat -c %u d)" 4321 "owner of d"
+	touch -d '2001-02-03 04:05:06' f
+	cold
+	eq "$(stat -c %Y f)" "$(date -d '2001-02-03 04:05:06' +%s)" "mtime"
+}
+t_other_user() {
+	cd $D; mkdir ou; cd ou
+	echo secret > secret; chmod 0600 secret
+	mkdir pub; chmod 0777 pub
+	mkdir priv; chmod 0755 priv
+	mkdir sticky; chmod 1777 sticky
+	echo r > sticky/rootfile; chmod 0666 sticky/rootfile
+	cold
+	fails asuser "cat $C/ou/secret"
+	fails asuser "echo x >> $C/ou/secret"
+	fails asuser "touch $C/ou/priv/nope"
+	asuser "echo mine > $C/ou/pub/u1"
+	eq "$(cat pub/u1)" mine "user's file"
+	eq "$(stat -c %u:%g pub/u1)" $U:$U "owner of the user's file"
+	# Sticky: the user may write others' 0666 file but not remove it.
+	asuser "echo w >> $C/ou/sticky/rootfile"
+	fails asuser "rm -f $C/ou/sticky/rootfile"
+	fails asuser "mv $C/ou/sticky/rootfile $C/ou/sticky/moved"
+	[ -e sticky/rootfile ]
+	asuser "echo u > $C/ou/sticky/userfile && rm $C/ou/sticky/userfile"
+	[ ! -e sticky/userfile ]
+	# Only the owner (or root) changes modes.
+	fails asuser "chmod 0777 $C/ou/secret"
+	asuser "chmod 0600 $C/ou/pub/u1"
+	eq "$(stat -c %a pub/u1)" 600 "mode set by its owner"
+}
+t_truncate() {
+	cd $D; mkdir tr; cd tr
+	printf '0123456789abcdefghij' > f
+	truncate -s 10 f
+	cold
+	eq "$(stat -c %s f)" 10 "size after shrink"
+	eq "$(cat f)" 0123456789 "content after shrink"
+	truncate -s 100000 f
+	cold
+	eq "$(stat -c %s f)" 100000 "size after extend"
+	eq "$(head -c 10 f)" 0123456789 "head after extend"
+	eq "$(tail -c +11 f | zeros)" 0 "non-zero bytes in the extension"
+	# Shrink then extend must not resurrect the old bytes.
+	truncate -s 5 f; truncate -s 20 f
+	cold
+	eq "$(tail -c +6 f | zeros)" 0 "stale bytes after shrink+extend"
+	: > f
+	eq "$(stat -c %s f)" 0 "O_TRUNC"
+}
+t_special_files() {
+	cd $D; mkdir sp; cd sp
+	mkfifo p
+	mknod cdev c 1 3
+	mknod bdev b 7 0
+	cold
+	[ -p p ] && [ -c cdev ] && [ -b bdev ]
+	eq "$(stat -c '%t %T' cdev)" "1 3" "char device numbers"
+	eq "$(stat -c '%t %T' bdev)" "7 0" "block device numbers"
+	(echo through > p &)
+	eq "$(cat p)" through "data through the fifo"
+	echo discarded > cdev                 # it is /dev/null
+	eq "$(wc -c < cdev | tr -d ' ')" 0 "read from the null device"
+	rm p cdev bdev
+}
+t_sparse() {
+	cd $D; mkdir sa; cd sa
+	printf X | dd of=s bs=1 seek=10485760 conv=notrunc 2>/dev/null
+	cold
+	eq "$(stat -c %s s)" 10485761 "size"
+	eq "$(head -c 10485760 s | zeros)" 0 "non-zero bytes in the hole"
+	eq "$(tail -c 1 s)" X "last byte"
+	used=$(du -k s | cut -f1)
+	echo "du -k: $used"
+	[ "$used" -lt 5120 ] || { echo "hole is allocated: du $used KiB"; false; }
+}
+t_bigdir() {
+	cd $D; mkdir bd; cd bd
+	seq 1 10000 | sed 's/^/entry-with-a-longish-name-/' | xargs touch
+	cold
+	eq "$(ls -l | grep -c '^-')" 10000 "ls -l files"
+	eq "$(ls | wc -l)" 10000 "ls names"
+	eq "$(ls | sort -u | wc -l)" 10000 "distinct names"
+	eq "$(ls -a | grep -c '^\.\.\?$')" 2 ". and .."
+	cd ..
+	rm -r bd
+	[ ! -e bd ]
+}
+t_append_two_writers() {
+	cd $D; mkdir ap; cd ap
+	: > log; chmod 0666 log
+	for round in 1 2 3; do
+		for i in 1 2 3 4 5; do echo "root $round $i" >> log; done
+		asuser "for i in 1 2 3 4 5; do echo \"user $round \$i\" >> $C/ap/log; done"
+	done
+	cold
+	eq "$(wc -l < log | tr -d ' ')" 30 "lines"
+	eq "$(sed -n '6p;11p;30p' log | tr '\n' '|')" \
+	   "user 1 1|root 2 1|user 3 5|" "order of appends"
+}
+t_large_sparse() {
+	cd $D; mkdir lg; cd lg
+	printf abc | dd of=huge bs=1 seek=5368709120 conv=notrunc 2>/dev/null
+	# Two bytes across the 4 GiB boundary catch 32-bit offsets.
+	printf XY | dd of=huge bs=1 seek=4294967295 conv=notrunc 2>/dev/null
+	cold
+	eq "$(stat -c %s huge)" 5368709123 "size"
+	eq "$(dd if=huge bs=1 skip=5368709120 count=3 2>/dev/null)" abc \
+		"bytes at 5 GiB"
+	eq "$(dd if=huge bs=1 skip=4294967295 count=2 2>/dev/null)" XY \
+		"bytes across 4 GiB"
+	eq "$(dd if=huge bs=1 skip=4294967294 count=1 2>/dev/null | zeros)" 0 \
+		"hole before 4 GiB"
+	eq "$(head -c 65536 huge | zeros)" 0 "hole at the start"
+	rm huge
+}
+
+echo "# kernel $(uname -r), mount: $(grep " $M " /proc/mounts)"
+rm -rf $D
+mkdir $D || { echo "Bail out! cannot mkdir $D"; exit 1; }
+
+check "metadata: mkdir -p, touch, mv, find, rm -r" t_metadata
+check "data: 64 MiB md5 across umount and drop_caches" t_md5_64m
+if chroot_up && chroot /host /usr/bin/fio --version >/dev/null; then
+	check "fio randwrite 4k O_DIRECT verify=crc32c 32m" t_fio_randwrite
+	check "fio sequential write, remount, verify_only md5" t_fio_seqwrite
+else
+	echo "Bail out! cannot chroot into the host root for fio"
+	exit 1
+fi
+check "rename a file over an existing file" t_rename_file_over
+check "rename a dir over an empty dir (non-empty refused)" t_rename_dir_over
+check "hard links: nlink and shared content" t_hardlinks
+check "symlinks: readlink, dangling, traversal" t_symlinks
+check "chmod, chown as root, mtime" t_chmod_chown
+check "another user: 0600, 0777 dir, sticky dir" t_other_user
+check "truncate: shrink, extend reads zeros" t_truncate
+check "mkfifo and mknod" t_special_files
+check "sparse file: size, zeros, du" t_sparse
+check "ls -l of a 10,000-entry directory" t_bigdir
+check "append from two writers in turn" t_append_two_writers
+check "sparse file beyond 4 GiB" t_large_sparse
+
+t_cleanup() { cd /; rm -rf $D; [ ! -e $D ]; }
+check "rm -rf of the test tree" t_cleanup
+
+echo "1..$n"
+echo "# $((n - nfail)) passed, $nfail failed of $n"
+[ $nfail = 0 ]

@@ -1,0 +1,131 @@
+#!/bin/bash
+# The Linux kernel NFSv3 client against tesserad: format a volume in a
+# temporary dir, start tesserad on a free loopback port, boot Debian's
+# kernel in QEMU (setup.sh, run.sh) and run guest-tests.sh against the
+# mount. Slow (a few minutes under TCG), so not part of `make check`'s
+# TESTS; the top-level test runner calls it.
+#
+# Env: top_builddir  where tesserad and tessera are (default: the source
+#                    tree holding this script)
+#      SERVER        tessera (default) | ganesha (NFS-Ganesha over a local
+#                    dir: for developing the harness itself)
+#      KERNEL_WORK, TIMEOUT, ACCEL, TEST_SCRIPT: passed on to run.sh
+# Exit: 0 all guest checks passed, 1 something failed, 77 QEMU and the
+# guest tools cannot be installed.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+top_builddir=${top_builddir:-$(cd "$HERE/../.." && pwd)}
+SERVER=${SERVER:-tessera}
+
+echo "# kernel-test: setup"
+bash "$HERE/setup.sh" >/dev/null
+rc=$?
+[ $rc = 77 ] && { echo "# SKIP: cannot install QEMU and guest tools"; exit 77; }
+[ $rc = 0 ] || { echo "# setup.sh failed ($rc)"; exit 1; }
+
+TMP=$(mktemp -d /tmp/tessera-kernel.XXXXXX)
+SRV=
+RPCB=
+cleanup() {
+	for p in $SRV $RPCB; do
+		kill "$p" 2>/dev/null
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+listening() { ss -ltnH "sport = :$1" 2>/dev/null | grep -q .; }
+free_port() {
+	local p
+	for _ in $(seq 100); do
+		p=$((20000 + RANDOM % 40000))
+		listening "$p" || { echo "$p"; return 0; }
+	done
+	return 1
+}
+wait_listen() {   # PORT PID
+	for _ in $(seq 100); do
+		listening "$1" && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.2
+	done
+	return 1
+}
+
+PORT=$(free_port) || { echo "# no free port"; exit 1; }
+case $SERVER in
+tessera)
+	for b in tessera tesserad; do
+		[ -x "$top_builddir/$b" ] ||
+			{ echo "# $top_builddir/$b not built"; exit 1; }
+	done
+	"$top_builddir/tessera" format "lmdb://$TMP/meta" "file://$TMP/obj" \
+		kvol > "$TMP/format.log" 2>&1 ||
+		{ echo "# tessera format failed:"; sed 's/^/#   /' "$TMP/format.log"
+		  exit 1; }
+	# The default export is / rw for 127.0.0.1, no_root_squash, insecure:
+	# the guest's traffic arrives from 127.0.0.1 through slirp.
+	"$top_builddir/tesserad" --meta "lmdb://$TMP/meta" \
+		--listen "127.0.0.1:$PORT" --foreground --no-rpcbind \
+		> "$TMP/server.log" 2>&1 &
+	SRV=$!
+	MNT_PORT=$PORT
+	EXPORT=/
+	;;
+ganesha)
+	command -v ganesha.nfsd >/dev/null ||
+		{ echo "# apt-get install nfs-ganesha nfs-ganesha-vfs"; exit 1; }
+	# Ganesha refuses to start unless it can register with rpcbind.
+	if ! listening 111; then
+		rpcbind -f & RPCB=$!
+		sleep 0.5
+	fi
+	MNT_PORT=$(free_port) || exit 1
+	mkdir -p "$TMP/export" "$TMP/recov"
+	cat > "$TMP/ganesha.conf" <<-EOF
+	NFS_CORE_PARAM {
+	    Protocols = 3; NFS_Port = $PORT; MNT_Port = $MNT_PORT;
+	    Bind_addr = 127.0.0.1; Enable_NLM = false; Enable_RQUOTA = false;
+	    Enable_UDP = false; Mount_Path_Pseudo = true;
+	}
+	NFSV4 { Graceless = true; RecoveryRoot = $TMP/recov; }
+	EXPORT {
+	    Export_Id = 1; Path = $TMP/export; Pseudo = /export;
+	    Access_Type = RW; Squash = No_Root_Squash; Protocols = 3;
+	    Transports = TCP; SecType = sys; FSAL { Name = VFS; }
+	}
+	LOG { Default_Log_Level = EVENT; }
+	EOF
+	ganesha.nfsd -F -L "$TMP/server.log" -f "$TMP/ganesha.conf" \
+		-p "$TMP/ganesha.pid" &
+	SRV=$!
+	EXPORT=/export
+	;;
+*)	echo "# unknown SERVER=$SERVER"; exit 1 ;;
+esac
+
+if ! wait_listen "$PORT" "$SRV" || ! wait_listen "$MNT_PORT" "$SRV"; then
+	echo "# $SERVER did not start listening on $PORT:"
+	tail -n 30 "$TMP/server.log" | sed 's/^/#   /'
+	exit 1
+fi
+echo "# kernel-test: $SERVER (pid $SRV) on 127.0.0.1:$PORT"
+
+LOG=${LOG:-$TMP/console.log}
+LOG=$LOG bash "$HERE/run.sh" "$PORT" "$MNT_PORT" "$EXPORT"
+rc=$?
+if ! kill -0 "$SRV" 2>/dev/null; then
+	echo "# $SERVER died during the test"
+	rc=1
+fi
+if [ $rc != 0 ]; then
+	echo "# server log (last 40 lines):"
+	tail -n 40 "$TMP/server.log" | sed 's/^/#   /'
+	[ -n "${KEEP_LOG:-}" ] && cp "$TMP/console.log" "$KEEP_LOG"
+	exit 1
+fi
+exit 0
