@@ -102,13 +102,25 @@ test_squash(void)
 	/* A squashed root has no root powers. */
 	st = th_connect(&c, srv.port, "/sq", 0, 0);
 	TH_REQUIRE(st == 0, "MOUNT /sq as root");
+	{
+		struct th_obj o;
+
+		/* The handle from the "/" export went stale with it. */
+		st = th_getattr(&c, &sq_private, &(fattr3){0});
+		TH_STAT(st, NFS3ERR_STALE, "a handle of an export that is no "
+			"longer exported");
+		st = th_lookup(&c, &c.root, "rootonly", &o);
+		TH_STAT(st, NFS3_OK, "LOOKUP /sq/rootonly as squashed root");
+		sq_private = o.fh;
+	}
 	st = th_read(&c, &sq_private, 0, sizeof buf, buf, NULL, NULL);
 	TH_STAT(st, NFS3ERR_ACCES, "squashed root READs a 0600 root file");
 	sa = th_sattr_none();
 	sa.uid.set_it = 1;
-	sa.uid.set_uid3_u.uid = 0;
+	sa.uid.set_uid3_u.uid = 65534;
 	st = th_setattr(&c, &c.root, &sa, NULL, NULL);
-	TH_STAT(st, NFS3ERR_PERM, "squashed root chowns the export root");
+	TH_STAT(st, NFS3ERR_PERM, "squashed root chowns the root-owned "
+		"export root to 65534");
 	{
 		struct th_obj o;
 
