@@ -47,7 +47,7 @@ fixture_volume(struct fixture *f, uint64_t capacity, uint64_t max_inodes)
 	rc = meta_format(f->url, &o, &err);
 	CHECK_FATAL(rc == 0, "format volume (%s)", err ? err : "");
 	free(err);
-	rc = meta_open(f->url, NULL, &m, &err);
+	rc = meta_open(f->url, "test", &m, &err);
 	CHECK_FATAL(rc == 0, "open volume (%s)", err ? err : "");
 	free(err);
 	return m;
