@@ -8,3 +8,10 @@ check_PROGRAMS += t/unit/cache_view_test
 TESTS += t/unit/cache_view_test
 t_unit_cache_view_test_SOURCES = t/unit/cache_view_test.c t/unit/tap.h
 t_unit_cache_view_test_LDADD = cache/libcache.a lib/libtl.a
+
+# End to end on a real LMDB volume and a file:// store.
+check_PROGRAMS += t/unit/cache_data_test
+TESTS += t/unit/cache_data_test
+t_unit_cache_data_test_SOURCES = t/unit/cache_data_test.c t/unit/tap.h
+t_unit_cache_data_test_LDADD = cache/libcache.a meta/libmeta.a \
+	objstore/libobjstore.a lib/libtl.a $(LMDB_LIBS)

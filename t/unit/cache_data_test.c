@@ -1,0 +1,512 @@
+/* cache: the data path end to end on a real LMDB volume and a file://
+ * store - out-of-order sequential writes make few slices, overwrites,
+ * sparse files, offsets past 4 GiB, truncation, the buffer limit, store
+ * failures retried by a later flush, removed files, the deletion job and
+ * a randomized comparison with an in-memory model. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "lib/tl.h"
+#include "t/unit/tap.h"
+
+static const struct meta_cred root_cred = {0, 0, 0, {0}};
+
+#define BS (64u << 10)
+
+/* ---- a fault-injecting store around the file store ---------------------- */
+
+struct fault_store {
+	struct os_store base;
+	struct os_store *inner;
+	atomic_int fail_puts;
+	atomic_int puts;
+};
+
+static int
+f_put(struct os_store *s, const char *key, const void *d, size_t len)
+{
+	struct fault_store *f = (struct fault_store *)s;
+
+	atomic_fetch_add(&f->puts, 1);
+	if (atomic_load(&f->fail_puts))
+		return -EIO;
+	return os_put(f->inner, key, d, len);
+}
+
+static int
+f_get(struct os_store *s, const char *key, uint64_t off, size_t len,
+      void *buf, size_t *got)
+{
+	return os_get(((struct fault_store *)s)->inner, key, off, len, buf,
+		      got);
+}
+
+static int
+f_head(struct os_store *s, const char *key, uint64_t *size)
+{
+	return os_head(((struct fault_store *)s)->inner, key, size);
+}
+
+static int
+f_del(struct os_store *s, const char *key)
+{
+	return os_delete(((struct fault_store *)s)->inner, key);
+}
+
+static int
+f_list(struct os_store *s, const char *prefix, const char *after,
+       os_list_cb cb, void *arg)
+{
+	return os_list(((struct fault_store *)s)->inner, prefix, after, cb,
+		       arg);
+}
+
+static void
+f_close(struct os_store *s)
+{
+	(void)s;
+}
+
+static const struct os_ops fault_ops = {"fault", f_put,  f_get,  f_head,
+					f_del,   f_list, f_close};
+
+/* ---- fixture ------------------------------------------------------------ */
+
+static char dir[64];
+static struct meta *m;
+static struct os_store *fs;
+static struct fault_store fault;
+
+static int
+count_cb(void *arg, const char *key, uint64_t size)
+{
+	(void)key;
+	(void)size;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+nobjects(void)
+{
+	int n = 0;
+
+	os_list(fs, "", NULL, count_cb, &n);
+	return n;
+}
+
+static struct cache *
+open_cache(uint64_t limit, bool gc)
+{
+	struct cache_opts o = {limit, 4, gc};
+	struct cache *c = NULL;
+
+	CHECK_FATAL(cache_open(m, &fault.base, &o, &c) == 0, "cache_open");
+	return c;
+}
+
+static uint64_t
+new_file(const char *name)
+{
+	struct meta_new n = {.type = META_REG, .mode = 0644};
+	struct meta_attr a;
+	uint64_t ino = 0;
+	bool existed;
+
+	CHECK_FATAL(meta_create(m, &root_cred, META_ROOT_INO, name, &n, &ino,
+				&a, &existed, NULL, NULL) == 0,
+		    "create %s", name);
+	return ino;
+}
+
+static uint64_t
+file_size(struct cache *c, uint64_t ino)
+{
+	struct meta_attr a;
+
+	CHECK_FATAL(meta_getattr(m, ino, &a) == 0, "getattr");
+	cache_overlay_attr(c, &a);
+	return a.size;
+}
+
+static void
+fill(uint8_t *p, size_t n, uint64_t off, unsigned salt)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		p[i] = (uint8_t)((off + i) * 31 + salt + ((off + i) >> 13));
+}
+
+/* Read [off, off+len) and compare with want (NULL: zeros). */
+static bool
+read_eq(struct cache *c, uint64_t ino, uint64_t off, size_t len,
+	const uint8_t *want)
+{
+	uint8_t *buf = tl_malloc(len);
+	size_t got = 0;
+	bool eof, ok;
+	int r;
+
+	r = cache_read(c, ino, file_size(c, ino), off, len, buf, &got, &eof);
+	ok = r == 0 && got == len;
+	if (ok && want)
+		ok = memcmp(buf, want, len) == 0;
+	for (size_t i = 0; ok && !want && i < len; i++)
+		ok = buf[i] == 0;
+	if (!ok)
+		printf("#   read %llu+%zu: r=%d got=%zu\n",
+		       (unsigned long long)off, len, r, got);
+	free(buf);
+	return ok;
+}
+
+static size_t
+nslices(uint64_t ino, uint32_t chunk)
+{
+	struct meta_slice *s = NULL;
+	size_t n = 0;
+
+	meta_read_chunk(m, ino, chunk, &s, &n);
+	free(s);
+	return n;
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+/* 1 MiB written in 16 KiB pieces, pairs swapped and every 8th piece
+ * delayed by three, across a chunk boundary: one slice per chunk. */
+static void
+test_out_of_order(void)
+{
+	struct cache *c = open_cache(64u << 20, false);
+	uint64_t ino = new_file("seq");
+	const size_t piece = 16u << 10, total = 1u << 20;
+	const uint64_t base = META_CHUNK_SIZE - 256 * 1024;
+	uint8_t *data = tl_malloc(total);
+	size_t order[64], i, np = total / piece;
+
+	fill(data, total, base, 1);
+	for (i = 0; i < np; i++)
+		order[i] = i;
+	for (i = 0; i + 1 < np; i += 2) {
+		size_t t = order[i];
+		order[i] = order[i + 1];
+		order[i + 1] = t;
+	}
+	for (i = 8; i + 3 < np; i += 8) {
+		size_t t = order[i];
+		memmove(order + i, order + i + 1, 3 * sizeof(order[0]));
+		order[i + 3] = t;
+	}
+	for (i = 0; i < np; i++)
+		CHECK_FATAL(cache_write(c, ino, base + order[i] * piece,
+					data + order[i] * piece, piece,
+					false) == 0,
+			    "write piece %zu", order[i]);
+	CHECK_EQ(file_size(c, ino), base + total,
+		 "getattr sees the buffered size");
+	CHECK(cache_buffered(c) > 0, "data is buffered before COMMIT");
+	CHECK_EQ(cache_flush(c, ino), 0, "flush");
+	CHECK_EQ(cache_buffered(c), 0, "nothing buffered after flush");
+	CHECK_EQ(nslices(ino, 0), 1, "one slice in the first chunk");
+	CHECK_EQ(nslices(ino, 1), 1, "one slice in the second chunk");
+	CHECK(read_eq(c, ino, base, total, data), "read back");
+	CHECK(read_eq(c, ino, base + 1000, 70000, data + 1000),
+	      "read back an unaligned range");
+	CHECK(read_eq(c, ino, 0, 4096, NULL), "the start is a hole");
+	free(data);
+	cache_close(c);
+}
+
+static void
+test_overwrite(void)
+{
+	struct cache *c = open_cache(64u << 20, false);
+	uint64_t ino = new_file("over");
+	const size_t n = 300000;
+	uint8_t *data = tl_malloc(n), *patch = tl_malloc(5000);
+
+	fill(data, n, 0, 2);
+	CHECK_EQ(cache_write(c, ino, 0, data, n, true), 0, "stable write");
+	CHECK_EQ(cache_buffered(c), 0, "stable write leaves nothing buffered");
+	fill(patch, 5000, 0, 3);
+	CHECK_EQ(cache_write(c, ino, 100000, patch, 1000, false), 0,
+		 "overwrite the middle");
+	memcpy(data + 100000, patch, 1000);
+	CHECK(read_eq(c, ino, 0, n, data), "read sees the overwrite");
+	/* Overwrite buffered data before any flush: later wins. */
+	CHECK_EQ(cache_write(c, ino, 200000, patch, 5000, false), 0, "w1");
+	CHECK_EQ(cache_write(c, ino, 201000, patch + 10, 1000, false), 0, "w2");
+	CHECK_EQ(cache_write(c, ino, 199000, patch + 20, 1500, false), 0, "w3");
+	memcpy(data + 200000, patch, 5000);
+	memcpy(data + 201000, patch + 10, 1000);
+	memcpy(data + 199000, patch + 20, 1500);
+	CHECK(read_eq(c, ino, 0, n, data), "later buffered writes win");
+	free(data);
+	free(patch);
+	cache_close(c);
+}
+
+static void
+test_sparse_and_big(void)
+{
+	struct cache *c = open_cache(64u << 20, false);
+	uint64_t ino = new_file("sparse");
+	const uint64_t far = (5ULL << 30) + 123; /* past 4 GiB */
+	uint8_t a[5000], b[70000];
+
+	fill(a, sizeof(a), 0, 4);
+	fill(b, sizeof(b), far, 5);
+	CHECK_EQ(cache_write(c, ino, 0, a, sizeof(a), false), 0, "write at 0");
+	CHECK_EQ(cache_write(c, ino, 10u << 20, a, sizeof(a), false), 0,
+		 "write at 10 MiB");
+	CHECK_EQ(cache_write(c, ino, far, b, sizeof(b), false), 0,
+		 "write past 4 GiB");
+	CHECK_EQ(file_size(c, ino), far + sizeof(b), "size past 4 GiB");
+	CHECK_EQ(cache_flush(c, ino), 0, "flush");
+	CHECK_EQ(file_size(c, ino), far + sizeof(b), "committed size");
+	CHECK(read_eq(c, ino, 0, sizeof(a), a), "first piece");
+	CHECK(read_eq(c, ino, sizeof(a), (10u << 20) - sizeof(a), NULL),
+	      "hole between reads as zeros");
+	CHECK(read_eq(c, ino, 10u << 20, sizeof(a), a), "second piece");
+	CHECK(read_eq(c, ino, far, sizeof(b), b), "piece past 4 GiB");
+	CHECK(read_eq(c, ino, far - 4096, 4096, NULL), "zeros before it");
+	{
+		uint8_t buf[100];
+		size_t got;
+		bool eof;
+
+		CHECK(cache_read(c, ino, far + sizeof(b), far + sizeof(b) - 10,
+				 100, buf, &got, &eof) == 0 &&
+			      got == 10 && eof,
+		      "read across the end is short with eof");
+	}
+	CHECK_EQ(cache_write(c, ino, META_MAX_FILE_SIZE - 1, a, 2, false),
+		 -EFBIG, "past the largest file");
+	cache_close(c);
+}
+
+static void
+test_truncate(void)
+{
+	struct cache *c = open_cache(64u << 20, false);
+	uint64_t ino = new_file("trunc");
+	const size_t n = 300000;
+	uint8_t *data = tl_malloc(n);
+	struct meta_setattr sa = {.valid = META_SET_SIZE, .size = 1000};
+
+	fill(data, n, 0, 6);
+	CHECK_EQ(cache_write(c, ino, 0, data, n, false), 0, "write");
+	CHECK_EQ(cache_flush(c, ino), 0, "flush");
+	CHECK_EQ(meta_setattr(m, &root_cred, ino, &sa, NULL, NULL), 0,
+		 "truncate to 1000");
+	sa.size = n;
+	CHECK_EQ(meta_setattr(m, &root_cred, ino, &sa, NULL, NULL), 0,
+		 "extend again");
+	CHECK(read_eq(c, ino, 0, 1000, data), "kept bytes");
+	CHECK(read_eq(c, ino, 1000, n - 1000, NULL),
+	      "truncated bytes read as zeros");
+	free(data);
+	cache_close(c);
+}
+
+struct lim_arg {
+	struct cache *c;
+	uint64_t ino;
+	uint64_t limit;
+	size_t piece;
+	atomic_int over;
+};
+
+static void *
+lim_writer(void *p)
+{
+	struct lim_arg *a = p;
+	uint8_t buf[16384];
+	uint64_t off;
+
+	for (off = 0; off < (4u << 20); off += a->piece) {
+		fill(buf, a->piece, off, (unsigned)a->ino);
+		if (cache_write(a->c, a->ino, off, buf, a->piece, false) != 0)
+			atomic_fetch_add(&a->over, 1000);
+		if (cache_buffered(a->c) > a->limit + a->piece)
+			atomic_fetch_add(&a->over, 1);
+	}
+	return NULL;
+}
+
+static void
+test_buffer_limit(void)
+{
+	const uint64_t limit = 256u << 10;
+	struct cache *c = open_cache(limit, false);
+	struct lim_arg a1 = {c, new_file("lim1"), limit, 16384, 0};
+	struct lim_arg a2 = {c, new_file("lim2"), limit, 16384, 0};
+	uint8_t *want = tl_malloc(4u << 20);
+	pthread_t t1, t2;
+	uint64_t off;
+
+	pthread_create(&t1, NULL, lim_writer, &a1);
+	pthread_create(&t2, NULL, lim_writer, &a2);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	CHECK_EQ(atomic_load(&a1.over) + atomic_load(&a2.over), 0,
+		 "buffered bytes never above limit + one write");
+	CHECK(cache_buffered(c) <= limit, "within the limit at the end");
+	for (off = 0; off < (4u << 20); off += 16384)
+		fill(want + off, 16384, off, (unsigned)a1.ino);
+	CHECK(read_eq(c, a1.ino, 0, 4u << 20, want), "file 1 intact");
+	for (off = 0; off < (4u << 20); off += 16384)
+		fill(want + off, 16384, off, (unsigned)a2.ino);
+	CHECK(read_eq(c, a2.ino, 0, 4u << 20, want), "file 2 intact");
+	free(want);
+	cache_close(c);
+}
+
+static void
+test_store_failure(void)
+{
+	struct cache *c = open_cache(64u << 20, false);
+	uint64_t ino = new_file("fail");
+	const size_t n = 5 * BS + 777;
+	uint8_t *data = tl_malloc(n);
+
+	fill(data, n, 0, 7);
+	atomic_store(&fault.fail_puts, 1);
+	CHECK_EQ(cache_write(c, ino, 0, data, n / 2, false), 0,
+		 "unstable write is accepted");
+	CHECK_EQ(cache_write(c, ino, n / 2, data + n / 2, n - n / 2, true),
+		 -EIO, "stable write fails while the store fails");
+	CHECK_EQ(cache_flush(c, ino), -EIO, "flush fails too");
+	CHECK(cache_buffered(c) >= n, "the data stays buffered");
+	CHECK_EQ(nslices(ino, 0), 0, "nothing committed");
+	atomic_store(&fault.fail_puts, 0);
+	CHECK_EQ(cache_flush(c, ino), 0, "a later flush succeeds");
+	CHECK_EQ(cache_buffered(c), 0, "and empties the buffer");
+	CHECK(read_eq(c, ino, 0, n, data), "no data lost");
+	free(data);
+	cache_close(c);
+}
+
+static void
+test_removed_and_gc(void)
+{
+	struct cache *c = open_cache(64u << 20, true);
+	uint64_t ino = new_file("gone");
+	uint8_t *data = tl_malloc(3 * BS);
+	int before, i, left;
+
+	fill(data, 3 * BS, 0, 8);
+	before = nobjects();
+	CHECK_EQ(cache_write(c, ino, 0, data, 3 * BS, false), 0, "write");
+	CHECK_EQ(meta_unlink(m, &root_cred, META_ROOT_INO, "gone", NULL,
+			     NULL),
+		 0, "unlink while buffered");
+	CHECK_EQ(cache_flush(c, ino), -ENOENT, "flush of a removed file");
+	CHECK_EQ(cache_buffered(c), 0, "its data is dropped");
+	CHECK_EQ(nobjects(), before, "its uploaded blocks are deleted");
+
+	ino = new_file("gc");
+	CHECK_EQ(cache_write(c, ino, 0, data, 3 * BS, true), 0,
+		 "write and commit");
+	CHECK(nobjects() >= before + 3, "blocks stored");
+	CHECK_EQ(meta_unlink(m, &root_cred, META_ROOT_INO, "gc", NULL, NULL),
+		 0, "unlink");
+	/* The job runs every second; give it plenty of rounds. */
+	for (i = 0, left = nobjects(); i < 300 && left > before; i++) {
+		usleep(100000);
+		left = nobjects();
+	}
+	CHECK_EQ(left, before, "gc deleted the removed file's blocks");
+	free(data);
+	cache_close(c);
+}
+
+/* Random writes, overwrites and flushes against an in-memory copy. */
+static void
+test_random(void)
+{
+	struct cache *c = open_cache(1u << 20, false);
+	uint64_t ino = new_file("rand");
+	const size_t span = 3 * BS + 12345;
+	uint8_t *model = tl_calloc(1, span), *buf = tl_malloc(span);
+	unsigned seed = 777;
+	uint64_t size = 0;
+	int i, bad = 0;
+
+	for (i = 0; i < 600; i++) {
+		size_t off = (size_t)rand_r(&seed) % span;
+		size_t len = 1 + (size_t)rand_r(&seed) %
+				     (rand_r(&seed) % 4 ? 4096 : BS + 100);
+		int what = rand_r(&seed) % 20;
+
+		if (len > span - off)
+			len = span - off;
+		fill(buf, len, off, (unsigned)i);
+		if (cache_write(c, ino, off, buf, len, what == 0) != 0)
+			bad++;
+		memcpy(model + off, buf, len);
+		size = TL_MAX(size, off + len);
+		if (what == 1 && cache_flush(c, ino) != 0)
+			bad++;
+		if (what == 2 && !read_eq(c, ino, 0, size, model))
+			bad++;
+	}
+	CHECK_EQ(bad, 0, "600 random writes, flushes and reads agree");
+	CHECK_EQ(file_size(c, ino), size, "size");
+	CHECK(read_eq(c, ino, 0, size, model), "final content");
+	free(model);
+	free(buf);
+	cache_close(c);
+}
+
+int
+main(void)
+{
+	struct meta_format_opts o = {"vol", NULL, BS, 0, 0, 0, true};
+	char *err = NULL, *url, *murl, *cmd;
+
+	strcpy(dir, "/tmp/cache-test-XXXXXX");
+	CHECK_FATAL(mkdtemp(dir) != NULL, "mkdtemp");
+	/* A small map: valgrind cannot reserve a huge one. */
+	murl = tl_asprintf("lmdb://%s/db?mapsize=256M", dir);
+	url = tl_asprintf("file://%s/objects", dir);
+	o.storage = url;
+	CHECK_FATAL(meta_format(murl, &o, &err) == 0, "format (%s)",
+		    err ? err : "");
+	CHECK_FATAL(meta_open(murl, NULL, &m, &err) == 0, "open (%s)",
+		    err ? err : "");
+	CHECK_FATAL(os_open(url, &fs, &err) == 0, "object store");
+	fault.base.ops = &fault_ops;
+	fault.base.url = url;
+	fault.inner = fs;
+	CHECK_EQ(meta_settings(m)->block_size, BS, "block size");
+
+	test_out_of_order();
+	test_overwrite();
+	test_sparse_and_big();
+	test_truncate();
+	test_buffer_limit();
+	test_store_failure();
+	test_removed_and_gc();
+	test_random();
+
+	os_close(fs);
+	meta_close(m);
+	free(url);
+	free(murl);
+	cmd = tl_asprintf("rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("# cannot remove %s\n", dir);
+	free(cmd);
+	return tap_done();
+}
