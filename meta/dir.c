@@ -737,7 +737,11 @@ meta_readdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
 		rc = -ENOTDIR;
 	if (rc == 0 && !meta_access(&d.a, c, META_MAY_READ))
 		rc = -EACCES;
-	if (rc == 0) {
+	if (rc == 0 && after >= d.next_cookie - 1 && after > 2) {
+		/* Past the last cookie ever given: nothing to list (also
+		 * keeps after + 1 from wrapping). */
+		r.stopped = false;
+	} else if (rc == 0) {
 		/* Cookies are the index order: resume right after. */
 		key_order(m, &s, dir, after < 2 ? 3 : after + 1);
 		key_ino(m, &e, dir, 'P');

@@ -12,7 +12,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,8 +25,23 @@
 #define LMDB_DEFAULT_MAPSIZE (64ULL << 30)
 #define LMDB_MAX_READERS 1024
 
+/* LMDB forbids opening one environment twice in a process (closing one
+ * handle would drop the other's locks), so opens of the same directory
+ * share one environment, reference counted. */
+struct lmdb_env {
+	struct lmdb_env *next;
+	char *path;          /* realpath of the directory */
+	MDB_env *env;
+	MDB_dbi dbi;
+	unsigned refs;
+};
+
+static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct lmdb_env *envs;
+
 struct lmdb_kv {
 	struct meta_kv base;
+	struct lmdb_env *e;
 	MDB_env *env;
 	MDB_dbi dbi;
 };
@@ -228,8 +245,18 @@ static void
 lmdb_close(struct meta_kv *kv)
 {
 	struct lmdb_kv *l = (struct lmdb_kv *)kv;
+	struct lmdb_env *e = l->e, **pp;
 
-	mdb_env_close(l->env);
+	pthread_mutex_lock(&envs_lock);
+	if (--e->refs == 0) {
+		for (pp = &envs; *pp != e; pp = &(*pp)->next)
+			;
+		*pp = e->next;
+		mdb_env_close(e->env);
+		free(e->path);
+		free(e);
+	}
+	pthread_mutex_unlock(&envs_lock);
 	free(l);
 }
 
@@ -245,57 +272,88 @@ static const struct meta_kv_ops lmdb_ops = {
 	.close = lmdb_close,
 };
 
+static int
+env_create(const char *dir, uint64_t mapsize, struct lmdb_env *e,
+	   char **err)
+{
+	MDB_txn *txn = NULL;
+	int rc, dead;
+
+	rc = mdb_env_create(&e->env);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(e->env, (size_t)mapsize);
+	if (rc == 0)
+		rc = mdb_env_set_maxreaders(e->env, LMDB_MAX_READERS);
+	if (rc == 0)
+		rc = mdb_env_open(e->env, dir, MDB_NOTLS, 0600);
+	if (rc == 0)
+		rc = mdb_reader_check(e->env, &dead);
+	if (rc == 0)
+		rc = mdb_txn_begin(e->env, NULL, 0, &txn);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, NULL, 0, &e->dbi);
+	if (rc == 0) {
+		rc = mdb_txn_commit(txn);
+		txn = NULL;
+	}
+	if (rc == 0)
+		return 0;
+	if (err)
+		*err = tl_asprintf("cannot open LMDB at %s: %s", dir,
+				   mdb_strerror(rc));
+	if (txn)
+		mdb_txn_abort(txn);
+	if (e->env)
+		mdb_env_close(e->env);
+	return lmdb_errno(rc);
+}
+
 int
 meta_kv_lmdb_open(const char *dir, uint64_t mapsize, struct meta_kv **out,
 		  char **err)
 {
 	struct lmdb_kv *l = tl_calloc(1, sizeof(*l));
-	MDB_txn *txn = NULL;
-	int rc, dead;
+	char path[PATH_MAX];
+	struct lmdb_env *e;
+	int rc;
 
 	*out = NULL;
 	if (mapsize == 0)
 		mapsize = LMDB_DEFAULT_MAPSIZE;
 	rc = mkdir_p(dir);
+	if (rc == 0 && !realpath(dir, path))
+		rc = -errno;
 	if (rc) {
 		if (err)
 			*err = tl_asprintf("cannot create %s: %s", dir,
 					   strerror(-rc));
-		goto out;
+		free(l);
+		return rc;
 	}
-	rc = mdb_env_create(&l->env);
-	if (rc == 0)
-		rc = mdb_env_set_mapsize(l->env, (size_t)mapsize);
-	if (rc == 0)
-		rc = mdb_env_set_maxreaders(l->env, LMDB_MAX_READERS);
-	if (rc == 0)
-		rc = mdb_env_open(l->env, dir, MDB_NOTLS, 0600);
-	if (rc == 0)
-		rc = mdb_reader_check(l->env, &dead);
-	if (rc == 0)
-		rc = mdb_txn_begin(l->env, NULL, 0, &txn);
-	if (rc == 0)
-		rc = mdb_dbi_open(txn, NULL, 0, &l->dbi);
+	pthread_mutex_lock(&envs_lock);
+	for (e = envs; e && strcmp(e->path, path) != 0; e = e->next)
+		;
+	if (!e) {
+		e = tl_calloc(1, sizeof(*e));
+		rc = env_create(path, mapsize, e, err);
+		if (rc == 0) {
+			e->path = tl_strdup(path);
+			e->next = envs;
+			envs = e;
+		} else {
+			free(e);
+		}
+	}
 	if (rc == 0) {
-		rc = mdb_txn_commit(txn);
-		txn = NULL;
-	}
-	if (rc) {
-		if (err)
-			*err = tl_asprintf("cannot open LMDB at %s: %s", dir,
-					   mdb_strerror(rc));
-		if (txn)
-			mdb_txn_abort(txn);
-		rc = lmdb_errno(rc);
-		goto out;
-	}
-	l->base.ops = &lmdb_ops;
-	*out = &l->base;
-out:
-	if (rc) {
-		if (l->env)
-			mdb_env_close(l->env);
+		e->refs++;
+		l->e = e;
+		l->env = e->env;
+		l->dbi = e->dbi;
+		l->base.ops = &lmdb_ops;
+		*out = &l->base;
+	} else {
 		free(l);
 	}
+	pthread_mutex_unlock(&envs_lock);
 	return rc;
 }

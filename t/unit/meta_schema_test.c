@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <pthread.h>
+
 #include "meta/kv.h"
 #include "meta/meta-internal.h"
 #include "t/unit/meta_test.h"
@@ -253,6 +255,61 @@ test_persistence(struct fixture *f)
 	meta_close(m);
 }
 
+struct worker {
+	struct meta *m;
+	uint64_t dir;
+	int failed;
+};
+
+static void *
+worker_run(void *arg)
+{
+	struct worker *w = arg;
+	char name[32];
+	int rc;
+
+	for (int i = 0; i < 200; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		mk(w->m, &root_cred, w->dir, name, META_REG, 0644, &rc);
+		w->failed += rc != 0;
+	}
+	return NULL;
+}
+
+/* Two handles on one engine in one process share the environment, and
+ * creates from several threads all land with exact counters. */
+static void
+test_threads(struct fixture *f)
+{
+	struct meta *m, *m2;
+	struct worker w[4];
+	pthread_t th[4];
+	struct meta_usage u0, u;
+	char name[8];
+	int failed = 0;
+
+	CHECK_FATAL(meta_open(f->url, "test", &m, NULL) == 0, "open");
+	CHECK_EQ(meta_open(f->url, "test", &m2, NULL), 0, "open it twice");
+	meta_usage(m, &u0);
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "t%d", i);
+		w[i].m = i % 2 ? m2 : m;
+		w[i].dir = mk(m, &root_cred, 1, name, META_DIR, 0755, NULL);
+		w[i].failed = 0;
+		pthread_create(&th[i], NULL, worker_run, &w[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		failed += w[i].failed;
+	}
+	CHECK_EQ(failed, 0, "800 creates from 4 threads");
+	meta_close(m2);
+	CHECK_EQ(meta_usage(m, &u), 0, "first handle works after the second "
+		 "closed");
+	CHECK_EQ(u.used_inodes - u0.used_inodes, 804, "inode count exact");
+	meta_close(m);
+}
+
 int
 main(void)
 {
@@ -264,6 +321,7 @@ main(void)
 	test_keys();
 	test_volumes(&f);
 	test_persistence(&f);
+	test_threads(&f);
 	fixture_done(&f);
 	return tap_done();
 }
