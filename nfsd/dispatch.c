@@ -321,6 +321,7 @@ nfsd_dispatch(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	char *cp = cred, *vp = verf;
 	uint32_t mtype, rpcvers, vflavor;
 	u_int clen, vlen;
+	uint64_t key = 0;
 	XDR x;
 
 	tl_buf_reset(reply);
@@ -351,8 +352,24 @@ nfsd_dispatch(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 		goto done;
 	}
 	p = find_proc(reply, &c);
-	if (p != NULL)
-		run_proc(reply, &c, p, &x);
+	if (p == NULL)
+		goto done;
+	if (p->flags & NFSD_PF_DRC) {
+		switch (nfsd_drc_begin(peer, msg, len, reply, &key)) {
+		case NFSD_DRC_RUNNING:
+			tl_buf_reset(reply);
+			goto out;
+		case NFSD_DRC_REPLAY:
+			tl_debug("nfsd", "xid %08x %s: replayed", c.xid,
+				 p->name);
+			goto out;
+		}
+	}
+	run_proc(reply, &c, p, &x);
+	reply_finish(reply);
+	if (p->flags & NFSD_PF_DRC)
+		nfsd_drc_end(key, reply);
+	goto out;
 done:
 	reply_finish(reply);
 out:

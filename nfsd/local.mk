@@ -30,7 +30,7 @@ nodist_nfsd_libxdrgen_a_SOURCES = nfsd/nfs3_prot_xdr.c nfsd/mount3_prot_xdr.c
 nfsd_libxdrgen_a_CFLAGS = -std=gnu11 $(SAN_CFLAGS) -pthread -w
 
 nfsd_libnfsd_a_SOURCES = nfsd/nfsd.h nfsd/nfsd-internal.h nfsd/rpc-internal.h \
-	nfsd/rpc.c nfsd/dispatch.c nfsd/fh.c nfsd/exports.c nfsd/mount3.c \
+	nfsd/rpc.c nfsd/dispatch.c nfsd/drc.c nfsd/fh.c nfsd/exports.c nfsd/mount3.c \
 	nfsd/config.c
 nodist_nfsd_libnfsd_a_SOURCES = nfsd/nfs3_prot.h nfsd/mount3_prot.h
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -153,6 +154,16 @@ load_config(const struct args *a, struct nfsd_config *cfg)
 		rc = tl_conf_set(nfsd_conf_opts, nfsd_conf_nopts, cfg,
 				 a->sets[i], eq + 1, &err);
 		*eq = '=';
+	}
+	if (rc == 0) {
+		struct sockaddr_storage ss;
+		unsigned sl;
+
+		if (nfsd_parse_listen(cfg->listen, &ss, &sl) != 0) {
+			err = tl_asprintf("bad listen address \"%s\" (want "
+					  "ADDR:PORT)", cfg->listen);
+			rc = -EINVAL;
+		}
 	}
 	if (rc != 0) {
 		fprintf(stderr, "tesserad: %s\n",

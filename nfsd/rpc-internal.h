@@ -43,6 +43,16 @@ void nfsd_peer_str(const struct sockaddr_storage *peer, char *buf,
  * m NULL (transport tests): roots stay 0. */
 void nfsd_exports_resolve(struct meta *m, struct nfsd_exports *e);
 
+/* Duplicate request cache (drc.c) for NFSD_PF_DRC procedures. */
+enum { NFSD_DRC_NEW, NFSD_DRC_RUNNING, NFSD_DRC_REPLAY };
+/* NEW: run the call, then nfsd_drc_end(*key, reply).  RUNNING: the same
+ * call is in progress; send nothing.  REPLAY: reply holds the first
+ * run's record-marked reply; send it. */
+int nfsd_drc_begin(const struct sockaddr_storage *peer, const uint8_t *msg,
+		   size_t len, struct tl_buf *reply, uint64_t *key);
+void nfsd_drc_end(uint64_t key, const struct tl_buf *reply);
+void nfsd_drc_reset(void);
+
 /* Forget the MOUNT list (mount3.c; at shutdown). */
 void nfsd_mnt3_reset(void);
 

@@ -590,6 +590,7 @@ nfsd_server_free(struct nfsd_server *s)
 		event_base_free(s->base);
 	nfsd_exports_free(&s->ctx.exports);
 	nfsd_mnt3_reset();
+	nfsd_drc_reset();
 	free(s->exports_file);
 	free(s);
 }

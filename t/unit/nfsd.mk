@@ -1,7 +1,8 @@
 # nfsd unit tests: exports, file handles, MOUNT XDR, the RPC transport,
 # the configuration table against tessera.conf(5).
 nfsd_unit_tests = t/unit/nfsd_exports_test t/unit/nfsd_fh_test \
-	t/unit/nfsd_mount_xdr_test t/unit/nfsd_rpc_test t/unit/nfsd_conf_test
+	t/unit/nfsd_mount_xdr_test t/unit/nfsd_rpc_test t/unit/nfsd_serve_test \
+	t/unit/nfsd_conf_test
 check_PROGRAMS += $(nfsd_unit_tests)
 TESTS += $(nfsd_unit_tests)
 t_unit_nfsd_exports_test_SOURCES = t/unit/nfsd_exports_test.c
@@ -14,3 +15,5 @@ t_unit_nfsd_rpc_test_SOURCES = t/unit/nfsd_rpc_test.c
 t_unit_nfsd_rpc_test_LDADD = $(TESSERA_LIBS)
 t_unit_nfsd_conf_test_SOURCES = t/unit/nfsd_conf_test.c
 t_unit_nfsd_conf_test_LDADD = $(TESSERA_LIBS)
+t_unit_nfsd_serve_test_SOURCES = t/unit/nfsd_serve_test.c
+t_unit_nfsd_serve_test_LDADD = $(TESSERA_LIBS)
