@@ -217,7 +217,7 @@ inode_drop(struct mtxn *t, const struct inode *in)
 	}
 }
 
-/* ---- reading and writing chunks ---------------------------------------------- */
+/* ---- reading and writing chunks ------------------------------------------ */
 
 int
 meta_read_chunk(struct meta *m, uint64_t ino, uint32_t chunk,
@@ -358,7 +358,7 @@ meta_write_slices(struct meta *m, uint64_t ino,
 	return rc;
 }
 
-/* ---- garbage collection --------------------------------------------------------- */
+/* ---- garbage collection -------------------------------------------------- */
 
 /* Purge up to *budget keys of deleted inodes. */
 static int

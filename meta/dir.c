@@ -50,7 +50,7 @@ dir_touch(struct inode *d, uint64_t now)
 	d->a.mtime_ns = d->a.ctime_ns = now;
 }
 
-/* ---- create ---------------------------------------------------------------- */
+/* ---- create -------------------------------------------------------------- */
 
 /* An existing name met by a create: UNCHECKED returns a regular file as
  * is, EXCLUSIVE succeeds when the stored verifier matches (a retransmit). */
@@ -250,7 +250,7 @@ dir_empty(struct mtxn *t, uint64_t dir)
 	return any ? -ENOTEMPTY : 0;
 }
 
-/* ---- remove ---------------------------------------------------------------- */
+/* ---- remove -------------------------------------------------------------- */
 
 /* Take one link of victim away (it was named in d); drop the inode when
  * it was the last.  Directories: d loses a subdirectory link. */
@@ -389,7 +389,7 @@ meta_rmdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	return rc;
 }
 
-/* ---- link ------------------------------------------------------------------ */
+/* ---- link ---------------------------------------------------------------- */
 
 /* Make dir the inode's `parent` (its last linked directory), moving its
  * share of directory usage along. */
@@ -483,7 +483,7 @@ meta_link(struct meta *m, const struct meta_cred *c, uint64_t ino,
 	return rc;
 }
 
-/* ---- rename ---------------------------------------------------------------- */
+/* ---- rename -------------------------------------------------------------- */
 
 struct rename_args {
 	const struct meta_cred *c;
@@ -678,7 +678,7 @@ meta_rename(struct meta *m, const struct meta_cred *c, uint64_t sdir,
 	return rc;
 }
 
-/* ---- readdir ---------------------------------------------------------------- */
+/* ---- readdir ------------------------------------------------------------- */
 
 struct readdir_ctx {
 	struct mtxn *t;

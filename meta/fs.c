@@ -163,7 +163,7 @@ meta_readlink(struct meta *m, uint64_t ino, char **target)
 	return txn_end(&t, rc);
 }
 
-/* ---- setattr -------------------------------------------------------------- */
+/* ---- setattr ------------------------------------------------------------- */
 
 /* Ownership and permission rules of chmod, chown, truncate and utimes
  * (Linux setattr_prepare / knfsd). */

@@ -495,7 +495,7 @@ usage_add(struct mtxn *t, uint64_t dir, int64_t bytes, int64_t inodes)
 	return meta_kv_put(t->kv, k.b, k.len, v, 16);
 }
 
-/* ---- small shared helpers ------------------------------------------------- */
+/* ---- small shared helpers ------------------------------------------------ */
 
 bool
 cred_in_group(const struct meta_cred *c, uint32_t gid)

@@ -24,7 +24,8 @@ static const char main_usage[] =
 	"\n"
 	"Commands:\n"
 	"  format META_URL STORAGE_URL NAME [OPTIONS]  create a volume\n"
-	"  status META_URL                             show settings and usage\n"
+	"  status META_URL                             show settings and\n"
+	"                                              usage\n"
 	"\n"
 	"Run 'tessera COMMAND --help' for the options of a command.\n";
 
@@ -37,7 +38,8 @@ static const char format_usage[] =
 	"Options:\n"
 	"  --block-size SIZE  object block size, a power of two from 64K to\n"
 	"                     16M (default 4M)\n"
-	"  --trash-days N     days removed files stay in the trash (default 1)\n"
+	"  --trash-days N     days removed files stay in the trash\n"
+	"                     (default 1)\n"
 	"  --capacity BYTES   volume capacity, K/M/G/T suffixes (default\n"
 	"                     unlimited)\n"
 	"  --inodes N         maximum number of inodes (default unlimited)\n"

@@ -226,7 +226,8 @@ test_rename(struct meta *m)
 	CHECK_EQ(meta_rename(m, &root_cred, a, "nope", b, "x", NULL, NULL,
 			     NULL, NULL), -ENOENT, "missing source -> ENOENT");
 	CHECK_EQ(meta_rename(m, &root_cred, a, "sub", deep, "x", NULL, NULL,
-			     NULL, NULL), -EINVAL, "into own subtree -> EINVAL");
+			     NULL, NULL), -EINVAL,
+		 "into own subtree -> EINVAL");
 	CHECK_EQ(meta_rename(m, &root_cred, a, "sub", sub, "x", NULL, NULL,
 			     NULL, NULL), -EINVAL, "into itself -> EINVAL");
 	CHECK_EQ(meta_rename(m, &root_cred, a, "sub", a, "f", NULL, NULL,
