@@ -166,8 +166,7 @@ load_config(const struct args *a, struct nfsd_config *cfg)
 		}
 	}
 	if (rc != 0) {
-		fprintf(stderr, "tesserad: %s\n",
-			err != NULL ? err : strerror(-rc));
+		tl_err("tesserad", "%s", err != NULL ? err : strerror(-rc));
 		free(err);
 	}
 	return rc;
@@ -278,6 +277,52 @@ close_backend(struct backend *b)
 		meta_close(b->meta);
 }
 
+struct hup {
+	const struct args *args;
+	const struct nfsd_config *cfg; /* as started */
+};
+
+/* SIGHUP: read the configuration again; apply the reloadable options
+ * (exports, log_level), say which others need a restart. */
+static void
+on_hup(struct nfsd_server *srv, void *arg)
+{
+	struct hup *h = arg;
+	struct nfsd_config cfg;
+	enum tl_log_level level;
+	char *err = NULL;
+
+	if (load_config(h->args, &cfg) != 0) {
+		tl_err("tesserad", "reload: configuration has errors; "
+		       "nothing changed");
+		goto out;
+	}
+	if (tl_log_parse_level(cfg.log_level, &level) == 0)
+		tl_log_set_level(level);
+	else
+		tl_err("tesserad", "reload: bad log_level \"%s\"",
+		       cfg.log_level);
+	if (strcmp(cfg.listen, h->cfg->listen) != 0 ||
+	    cfg.workers != h->cfg->workers ||
+	    cfg.buffer_limit != h->cfg->buffer_limit ||
+	    cfg.upload_threads != h->cfg->upload_threads ||
+	    cfg.max_record_size != h->cfg->max_record_size ||
+	    cfg.max_connections != h->cfg->max_connections ||
+	    cfg.max_inflight_per_conn != h->cfg->max_inflight_per_conn ||
+	    cfg.idle_timeout != h->cfg->idle_timeout ||
+	    cfg.rpcbind != h->cfg->rpcbind)
+		tl_notice("tesserad", "reload: only exports and log_level "
+			  "change on SIGHUP; restart for the others");
+	if (nfsd_server_set_exports(srv, cfg.exports, &err) != 0)
+		tl_err("tesserad", "reload: %s; keeping the old exports",
+		       err);
+	else
+		tl_notice("tesserad", "reloaded");
+out:
+	nfsd_config_free(&cfg);
+	free(err);
+}
+
 static int
 serve(const struct args *a, const struct nfsd_config *cfg,
       enum tl_log_level level)
@@ -317,6 +362,7 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 		detach_stdio(ready);
 		ready = -1;
 	}
+	nfsd_server_on_hup(srv, on_hup, &(struct hup){a, cfg});
 	rc = nfsd_server_run(srv, true);
 	tl_notice("tesserad", "stopping: flushing buffered writes");
 out:

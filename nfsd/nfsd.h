@@ -71,6 +71,14 @@ void nfsd_server_stop(struct nfsd_server *s);
 /* Re-read the exports file and resolve the roots; the old exports stay
  * in force if that fails.  Any thread. */
 int nfsd_server_reload(struct nfsd_server *s, char **err);
+/* Switch to another exports file (NULL or "": the default) and reload;
+ * on error nothing changes. */
+int nfsd_server_set_exports(struct nfsd_server *s, const char *file,
+			    char **err);
+/* Call fn(s, arg) in the loop thread on SIGHUP instead of the default
+ * (nfsd_server_reload). */
+void nfsd_server_on_hup(struct nfsd_server *s,
+			void (*fn)(struct nfsd_server *, void *), void *arg);
 /* Close connections, wait for workers, unregister, free.  Does not close
  * the meta or cache it borrowed. */
 void nfsd_server_free(struct nfsd_server *s);

@@ -76,6 +76,8 @@ struct nfsd_server {
 	unsigned port;
 	bool registered;
 	char *exports_file;        /* NULL: built-in default */
+	void (*on_hup)(struct nfsd_server *, void *);
+	void *on_hup_arg;
 	uint64_t max_record, max_inflight, max_conns, idle_ms;
 };
 
@@ -418,6 +420,32 @@ nfsd_server_reload(struct nfsd_server *s, char **err)
 	return 0;
 }
 
+int
+nfsd_server_set_exports(struct nfsd_server *s, const char *file, char **err)
+{
+	char *old = s->exports_file;
+	int rc;
+
+	s->exports_file = file != NULL && file[0] != '\0' ? tl_strdup(file)
+							 : NULL;
+	rc = nfsd_server_reload(s, err);
+	if (rc != 0) {
+		free(s->exports_file);
+		s->exports_file = old;
+	} else {
+		free(old);
+	}
+	return rc;
+}
+
+void
+nfsd_server_on_hup(struct nfsd_server *s,
+		   void (*fn)(struct nfsd_server *, void *), void *arg)
+{
+	s->on_hup = fn;
+	s->on_hup_arg = arg;
+}
+
 /* ---- the server ------------------------------------------------------------------ */
 
 static void
@@ -429,6 +457,10 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	if (sig != SIGHUP) {
 		tl_notice("nfsd", "signal %d: shutting down", (int)sig);
 		event_base_loopbreak(s->base);
+		return;
+	}
+	if (s->on_hup != NULL) {
+		s->on_hup(s, s->on_hup_arg);
 		return;
 	}
 	if (nfsd_server_reload(s, &err) != 0) {
