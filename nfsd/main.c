@@ -64,8 +64,8 @@ usage(FILE *f)
 		const struct tl_conf_opt *o = &nfsd_conf_opts[i];
 
 		snprintf(def, sizeof(def), "%s", o->def[0] ? o->def : "\"\"");
-		fprintf(f, "  %-22s %s (default %s)\n", o->name, o->help,
-			def);
+		fprintf(f, "  %-22s %s\n  %-22s (default %s)\n", o->name,
+			o->help, "", def);
 	}
 }
 
@@ -241,8 +241,11 @@ static int
 open_backend(const char *url, const struct nfsd_config *cfg,
 	     struct backend *b)
 {
-	struct cache_opts co = {cfg->buffer_limit,
-				(unsigned)cfg->upload_threads, true};
+	struct cache_opts co = {
+		.buffer_limit = cfg->buffer_limit,
+		.upload_threads = (unsigned)cfg->upload_threads,
+		.gc = true,
+	};
 	char *err = NULL;
 	int rc;
 

@@ -12,7 +12,8 @@
  * Limits: a record longer than max_record_size closes the connection (a
  * client that sends one is broken or hostile); at max_inflight_per_conn
  * requests in progress the connection stops being read until one
- * finishes, which bounds the memory one client can pin; beyond
+ * finishes, and while more than OUT_HIGH bytes of replies wait for the
+ * client to read them, which bounds the memory one client can pin; beyond
  * max_connections new connections are closed at once; a connection with
  * nothing in flight and nothing read for idle_timeout is closed.
  *
@@ -44,6 +45,8 @@
 #include "nfsd/nfsd.h"
 #include "nfsd/rpc-internal.h"
 
+#define OUT_HIGH (32u << 20)
+
 struct conn {
 	struct nfsd_server *srv;
 	struct bufferevent *bev;   /* NULL once closed */
@@ -55,6 +58,7 @@ struct conn {
 	bool closed;               /* under lock; set by the loop only */
 	struct sockaddr_storage peer;
 	char name[INET6_ADDRSTRLEN + 8];
+	bool out_full;             /* reading stopped: replies unread (loop) */
 	struct tl_buf rec;         /* record being assembled (loop) */
 	struct conn *prev, *next;  /* open connections (loop) */
 };
@@ -199,6 +203,15 @@ conn_input(struct conn *c)
 		uint32_t mark, frag;
 		size_t have = evbuffer_get_length(in);
 
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
+		    OUT_HIGH) {
+			/* the client does not read its replies: wait for
+			 * the output to drain (conn_write_cb) */
+			c->out_full = true;
+			bufferevent_disable(c->bev, EV_READ);
+			return;
+		}
+
 		if (have < 4)
 			return;
 		evbuffer_copyout(in, hdr, 4);
@@ -228,12 +241,31 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 	conn_input(arg);
 }
 
+/* Output drained completely. */
+static void
+conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	bool paused;
+
+	if (!c->out_full)
+		return;
+	c->out_full = false;
+	pthread_mutex_lock(&c->lock);
+	paused = c->paused;
+	pthread_mutex_unlock(&c->lock);
+	if (!paused) {
+		bufferevent_enable(bev, EV_READ);
+		conn_input(c);
+	}
+}
+
 static void
 conn_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	if (c->closed)
+	if (c->closed || c->out_full)
 		return;
 	bufferevent_enable(c->bev, EV_READ);
 	conn_input(c);
@@ -305,7 +337,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		free(c);
 		return;
 	}
-	bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
+			  c);
 	if (s->idle_ms > 0) {
 		struct timeval tv = {(time_t)(s->idle_ms / 1000),
 				     (suseconds_t)(s->idle_ms % 1000) * 1000};

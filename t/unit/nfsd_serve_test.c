@@ -277,7 +277,7 @@ setup(const char *dir, struct meta **m, struct os_store **os,
       struct cache **c, char **expath)
 {
 	struct meta_format_opts fo;
-	struct cache_opts co = {64 << 20, 2, false};
+	struct cache_opts co = {.buffer_limit = 64 << 20, .upload_threads = 2};
 	struct meta_cred root = {0, 0, 0, {0}};
 	char *url = tl_asprintf("lmdb://%s/meta", dir);
 	char *store = tl_asprintf("file://%s/obj", dir);
