@@ -21,6 +21,13 @@
  * (TAP-ish) and counts failures; th_done() prints the plan and returns the
  * exit status (0 all passed, 1 some failed).  TH_REQUIRE stops the test at
  * the first failure where going on would only cascade.
+ *
+ * Running one test by hand: `make t/nfs/nfs_io_test tesserad tessera &&
+ * ./t/nfs/nfs_io_test` in the build directory.  Environment:
+ * top_builddir (where tesserad and tessera are; default the configured
+ * build dir), TH_KEEP=1 keeps the temporary directories (meta, objects,
+ * tesserad.log), TH_TIMEOUT=seconds (watchdog, default 900), TH_SEED
+ * (nfs_bigfile_test's data).
  */
 #ifndef T_NFS_THARNESS_H
 #define T_NFS_THARNESS_H
