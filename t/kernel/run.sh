@@ -7,7 +7,7 @@
 #                     here); the guest reaches it through the 9p host root
 #        KERNEL_WORK  cache dir made by setup.sh (default t/kernel/work)
 #        ACCEL        kvm|tcg (default tcg unless KVM can run a stock kernel)
-#        TIMEOUT      seconds for the whole VM run (default 480)
+#        TIMEOUT      seconds for the whole VM run (default 540)
 #        LOG          console log (default $KERNEL_WORK/console.log)
 #        NFS_OPTS     extra mount options; GUEST_ENV more KEY=VALUE words
 # Exit: 0 the guest script passed, 1 it failed, 2 the VM did not finish.
@@ -18,7 +18,7 @@ MNT_PORT=${2:-${MNT_PORT:-$NFS_PORT}}
 EXPORT=${3:-${EXPORT:-/}}
 W=${KERNEL_WORK:-$HERE/work}
 TEST_SCRIPT=${TEST_SCRIPT:-$HERE/guest-tests.sh}
-TIMEOUT=${TIMEOUT:-480}
+TIMEOUT=${TIMEOUT:-540}
 LOG=${LOG:-$W/console.log}
 
 for f in "$W/vmlinux" "$W/initrd.cpio.gz"; do
