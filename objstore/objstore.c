@@ -5,7 +5,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/tl.h"
 #include "objstore/objstore-internal.h"
@@ -61,23 +63,313 @@ prefix_valid(const char *prefix)
 	return true;
 }
 
-int
-os_open(const char *url, struct os_store **out, char **err)
+/* Wrappers in URL form: NAME[(PARAMS)]:INNER. */
+struct wrapper {
+	const char *name;
+	int (*open)(struct os_store *inner, const char *params,
+		    struct os_store **out, char **err);
+};
+
+static const struct wrapper wrappers[] = {
+	{"fault", os_fault_open},	  {"retry", os_retry_open},
+	{"ratelimit", os_ratelimit_open}, {"zstd", os_zstd_open},
+	{"crypt", os_crypt_open},
+};
+
+static int
+open_url(const char *url, unsigned depth, struct os_store **out,
+	 char **err)
 {
-	*out = NULL;
+	const struct wrapper *w;
+	const char *p, *close;
+	struct os_store *inner;
+	char *params = NULL;
+	size_t i, n;
+	int rc;
+
+	if (depth > 8) {
+		*err = tl_strdup("object store URL: too many wrappers");
+		return -EINVAL;
+	}
 	if (strncmp(url, "file://", 7) == 0) {
 		if (url[7] == '\0') {
-			if (err)
-				*err = tl_strdup("file:// URL without a path");
+			*err = tl_strdup("file:// URL without a path");
 			return -EINVAL;
 		}
 		return os_file_open(url + 7, out, err);
 	}
-	if (err)
+	if (strncmp(url, "s3://", 5) == 0)
+		return os_s3_open(url, out, err);
+	for (i = 0; i < TL_ARRAY_SIZE(wrappers); i++) {
+		w = &wrappers[i];
+		n = strlen(w->name);
+		if (strncmp(url, w->name, n) == 0 &&
+		    (url[n] == ':' || url[n] == '('))
+			break;
+	}
+	if (i == TL_ARRAY_SIZE(wrappers)) {
 		*err = tl_asprintf("unsupported object store URL '%s' "
-				   "(expected file:///path)",
+				   "(expected file:///path, s3://bucket or "
+				   "a wrapper such as zstd:URL)",
 				   url);
-	return -EINVAL;
+		return -EINVAL;
+	}
+	p = url + n;
+	if (*p == '(') {
+		close = strchr(p, ')');
+		if (close == NULL) {
+			*err = tl_asprintf("%s: missing ')'", w->name);
+			return -EINVAL;
+		}
+		params = tl_strndup(p + 1, (size_t)(close - p - 1));
+		p = close + 1;
+	}
+	if (*p != ':') {
+		*err = tl_asprintf("%s: expected ':' and the inner store URL",
+				   w->name);
+		free(params);
+		return -EINVAL;
+	}
+	rc = open_url(p + 1, depth + 1, &inner, err);
+	if (rc == 0) {
+		rc = w->open(inner, params ? params : "", out, err);
+		if (rc < 0)
+			os_close(inner);
+	}
+	free(params);
+	return rc;
+}
+
+int
+os_open(const char *url, struct os_store **out, char **err)
+{
+	char *e = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = open_url(url, 0, out, &e);
+	if (rc < 0 && e == NULL)
+		e = tl_asprintf("%s: %s", url, strerror(-rc));
+	if (err != NULL)
+		*err = e;
+	else
+		free(e);
+	return rc;
+}
+
+struct os_store *
+os_unwrap(struct os_store *s, const char *scheme)
+{
+	while (s != NULL) {
+		if (strcmp(s->ops->scheme, scheme) == 0)
+			return s;
+		if (!os_is_wrapper(s))
+			return NULL;
+		s = ((struct os_wrap *)s)->inner;
+	}
+	return NULL;
+}
+
+bool
+os_is_wrapper(const struct os_store *s)
+{
+	size_t i;
+
+	for (i = 0; i < TL_ARRAY_SIZE(wrappers); i++)
+		if (strcmp(s->ops->scheme, wrappers[i].name) == 0)
+			return true;
+	return false;
+}
+
+void
+os_backoff_sleep(unsigned attempt, uint64_t base_ms, uint64_t cap_ms)
+{
+	uint64_t max = base_ms, ms;
+	struct timespec ts;
+
+	while (attempt-- > 0 && max < cap_ms)
+		max *= 2;
+	max = TL_MIN(max, cap_ms);
+	if (max == 0)
+		return;
+	ms = tl_random_u64() % (max + 1);
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* ---- URL options ------------------------------------------------------ */
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static char *
+pct_decode(const char *s, size_t n)
+{
+	char *out = tl_malloc(n + 1), *o = out;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
+		    hexval(s[i + 2]) >= 0) {
+			*o++ = (char)(hexval(s[i + 1]) * 16 +
+				      hexval(s[i + 2]));
+			i += 2;
+		} else {
+			*o++ = s[i];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+int
+os_params_parse(const char *s, char sep, bool pct, struct os_params *out,
+		char **err)
+{
+	const char *p = s, *end, *eq;
+	struct os_param *v;
+	size_t n;
+
+	out->v = NULL;
+	out->n = 0;
+	while (*p != '\0') {
+		end = strchr(p, sep);
+		if (end == NULL)
+			end = p + strlen(p);
+		if (end == p) {
+			p = *end ? end + 1 : end;
+			continue;
+		}
+		eq = memchr(p, '=', (size_t)(end - p));
+		n = eq ? (size_t)(eq - p) : (size_t)(end - p);
+		if (n == 0) {
+			*err = tl_asprintf("empty option name in '%s'", s);
+			os_params_free(out);
+			return -EINVAL;
+		}
+		out->v = tl_realloc(out->v, (out->n + 1) * sizeof(*out->v));
+		v = &out->v[out->n++];
+		v->name = pct ? pct_decode(p, n) : tl_strndup(p, n);
+		if (eq == NULL)
+			v->value = tl_strdup("");
+		else if (pct)
+			v->value = pct_decode(eq + 1, (size_t)(end - eq - 1));
+		else
+			v->value = tl_strndup(eq + 1, (size_t)(end - eq - 1));
+		v->used = false;
+		p = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
+const char *
+os_params_get(struct os_params *p, const char *name)
+{
+	const char *val = NULL;
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		if (strcmp(p->v[i].name, name) == 0) {
+			p->v[i].used = true;
+			val = p->v[i].value; /* the last one wins */
+		}
+	return val;
+}
+
+int
+os_params_u64(struct os_params *p, const char *name, uint64_t min,
+	      uint64_t max, uint64_t *out, char **err)
+{
+	const char *v = os_params_get(p, name);
+
+	if (v == NULL)
+		return 0;
+	if (tl_parse_u64(v, min, max, out) < 0) {
+		*err = tl_asprintf("option %s=%s: expected a number from "
+				   "%llu to %llu",
+				   name, v, (unsigned long long)min,
+				   (unsigned long long)max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+os_params_bool(struct os_params *p, const char *name, bool *out,
+	       char **err)
+{
+	const char *v = os_params_get(p, name);
+
+	if (v == NULL)
+		return 0;
+	if (v[0] == '\0') {
+		*out = true;
+		return 0;
+	}
+	if (tl_parse_bool(v, out) < 0) {
+		*err = tl_asprintf("option %s=%s: expected 0 or 1", name, v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+os_params_ms(struct os_params *p, const char *name, uint64_t *out,
+	     char **err)
+{
+	const char *v = os_params_get(p, name);
+
+	if (v == NULL)
+		return 0;
+	if (tl_parse_duration_ms(v, out) < 0) {
+		*err = tl_asprintf("option %s=%s: expected a duration "
+				   "(250ms, 10s)",
+				   name, v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+os_params_check_used(const struct os_params *p, const char *what,
+		     char **err)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		if (!p->v[i].used) {
+			*err = tl_asprintf("%s: unknown option '%s'", what,
+					   p->v[i].name);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+void
+os_params_free(struct os_params *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		free(p->v[i].name);
+		if (p->v[i].value != NULL)
+			explicit_bzero(p->v[i].value, strlen(p->v[i].value));
+		free(p->v[i].value);
+	}
+	free(p->v);
+	p->v = NULL;
+	p->n = 0;
 }
 
 void
@@ -128,4 +420,45 @@ os_list(struct os_store *s, const char *prefix, const char *start_after,
 	if (!prefix_valid(prefix))
 		return -EINVAL;
 	return s->ops->list(s, prefix ? prefix : "", start_after, cb, arg);
+}
+/* ---- whole-object reads for the transforming wrappers ------------------ */
+
+int
+os_get_whole(struct os_store *s, const char *key, size_t hint,
+	     uint8_t **data, size_t *len)
+{
+	size_t cap = hint + 1, got = 0;
+	uint8_t *buf = NULL;
+	uint64_t size;
+	int rc, tries;
+
+	*data = NULL;
+	*len = 0;
+	for (tries = 0; tries < 3; tries++) {
+		buf = tl_realloc(buf, cap);
+		rc = s->ops->get(s, key, 0, cap, buf, &got);
+		if (rc < 0)
+			goto fail;
+		if (got < cap) {
+			*data = buf;
+			*len = got;
+			return 0;
+		}
+		/* bigger than the guess: ask its size, read it exactly */
+		rc = s->ops->head(s, key, &size);
+		if (rc < 0)
+			goto fail;
+		if (size >= OS_OBJECT_MAX) {
+			tl_err("objstore", "%s: object %s is too large "
+			       "(%llu bytes)", s->url, key,
+			       (unsigned long long)size);
+			rc = -EIO;
+			goto fail;
+		}
+		cap = (size_t)size + 1;
+	}
+	rc = -EIO; /* the object keeps changing size: not one of ours */
+fail:
+	free(buf);
+	return rc;
 }

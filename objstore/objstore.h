@@ -9,7 +9,26 @@
  *
  * All calls are thread safe and blocking; they return 0 or a negative
  * errno: -ENOENT (no such object), -EIO (backend failure), -ENOSPC (store
- * full), -EINVAL (bad key or URL), -ERANGE (range past the end).
+ * full), -EINVAL (bad key or URL), -ERANGE (range past the end), -EACCES
+ * (the store refused the credentials; the cause is logged).
+ *
+ * URLs (see tessera(1), STORAGE URLS):
+ *   file:///dir
+ *   s3://BUCKET[/PREFIX][?endpoint=http://HOST:PORT&region=R&style=path]
+ *     (all options in objstore/s3.c; credentials never in the URL)
+ *   WRAPPER[(K=V,...)]:INNER-URL   a wrapper around any store, stackable:
+ *     zstd[(level=N)]         compress each object (zstd)
+ *     crypt(key_file=F)       AES-256-GCM, a random data key per object
+ *                             wrapped by the 32-byte volume key in F
+ *     ratelimit(up=B,down=B)  bytes/s limits (sizes like 10M; 0 = none)
+ *     retry(attempts=N,base=D,cap=D)   retry -EIO with backoff + jitter
+ *     fault(err=P,latency=D,fail_after=N,ops=put|get|head|del|list,
+ *           enospc=1,seed=N)  inject failures, for tests
+ *   e.g. "zstd:crypt(key_file=/etc/tessera/vol.key):s3://b?endpoint=..."
+ *   (compress before encrypting: zstd must be outside crypt).
+ *
+ * Wrappers that transform the data (zstd, crypt) read the whole object for
+ * any range GET and slice it: a stored object is only meaningful whole.
  */
 #ifndef OBJSTORE_H
 #define OBJSTORE_H
@@ -64,5 +83,62 @@ int os_list(struct os_store *s, const char *prefix, const char *start_after,
 
 /* Backend constructors (used by os_open; exposed for tests). */
 int os_file_open(const char *dir, struct os_store **out, char **err);
+
+/* ---- wrappers --------------------------------------------------------------
+ * Each takes ownership of inner on success (closing the wrapper closes
+ * it); on failure inner is left to the caller. */
+
+/* The store of this scheme ("fault", "s3", ...) in the stack s, s itself
+ * included; NULL if none.  Borrowed. */
+struct os_store *os_unwrap(struct os_store *s, const char *scheme);
+
+enum os_op { OS_OP_PUT, OS_OP_GET, OS_OP_HEAD, OS_OP_DEL, OS_OP_LIST,
+	     OS_OP_COUNT };
+
+/* Fault injection; spec as in the URL form ("err=0.1,latency=5ms"). */
+int os_fault_wrap(struct os_store *inner, const char *spec,
+		  struct os_store **out, char **err);
+/* Replace the fault settings of a fault store at run time; counters are
+ * kept, fail_after counts from now. */
+int os_fault_configure(struct os_store *fault, const char *spec, char **err);
+struct os_fault_stats {
+	uint64_t calls[OS_OP_COUNT];    /* operations seen */
+	uint64_t injected[OS_OP_COUNT]; /* of which failed on purpose */
+};
+int os_fault_stats(struct os_store *fault, struct os_fault_stats *out);
+
+/* Retry -EIO (only: -ENOENT, -EACCES, -ENOSPC... are answers, not
+ * accidents) up to attempts tries in all, sleeping a random time up to
+ * min(cap, base * 2^n) before retry n.  0 values take the defaults
+ * (8 tries, 100 ms, 10 s). */
+int os_retry_wrap(struct os_store *inner, unsigned attempts, uint64_t base_ms,
+		  uint64_t cap_ms, struct os_store **out);
+struct os_retry_stats {
+	uint64_t retries;  /* extra attempts made */
+	uint64_t failures; /* calls that failed after the last attempt */
+};
+int os_retry_stats(struct os_store *retry, struct os_retry_stats *out);
+
+/* Token-bucket limits in bytes/s on data uploaded (put) and downloaded
+ * (get); 0 = unlimited.  Bursts up to 100 ms worth of the rate. */
+int os_ratelimit_wrap(struct os_store *inner, uint64_t up_bps,
+		      uint64_t down_bps, struct os_store **out);
+int os_ratelimit_set(struct os_store *rl, uint64_t up_bps, uint64_t down_bps);
+struct os_ratelimit_stats {
+	uint64_t up_bytes, down_bytes; /* moved through the wrapper */
+	uint64_t throttled_ns;         /* time callers slept for the limit */
+};
+int os_ratelimit_stats(struct os_store *rl, struct os_ratelimit_stats *out);
+
+/* zstd per object; level 0 = the zstd default (3). */
+int os_zstd_wrap(struct os_store *inner, int level, struct os_store **out);
+
+/* AES-256-GCM per object with a random data key wrapped by key. */
+#define OS_CRYPT_KEY_LEN 32
+int os_crypt_wrap(struct os_store *inner, const uint8_t *key,
+		  struct os_store **out);
+/* Read a volume key file: 32 raw bytes, or 64 hex digits and an optional
+ * newline.  *err says what is wrong. */
+int os_crypt_load_key(const char *path, uint8_t *key, char **err);
 
 #endif /* OBJSTORE_H */

@@ -1,0 +1,64 @@
+/*
+ * s3-internal.h - the AWS Signature Version 4 signer and the ListObjectsV2
+ * parser of the S3 backend, exposed for unit tests.
+ */
+#ifndef OBJSTORE_S3_INTERNAL_H
+#define OBJSTORE_S3_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/tl.h"
+
+#define S3_EMPTY_SHA256                                                      \
+	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+/* A header or query parameter. */
+struct s3_kv {
+	const char *name;
+	const char *value;
+};
+
+struct s3_sign_in {
+	const char *method;       /* "GET" */
+	const char *path;         /* canonical URI: already URI-encoded */
+	const char *query;        /* canonical query (s3_query) or "" */
+	const struct s3_kv *hdrs; /* every header to sign, host included */
+	size_t nhdrs;
+	const char *payload_hash; /* lower-case hex, or "UNSIGNED-PAYLOAD" */
+	const char *amz_date;     /* "20130524T000000Z" */
+	const char *region;
+	const char *service;      /* "s3" */
+	const char *access_key;
+	const char *secret_key;
+};
+
+/* The Authorization header value ("AWS4-HMAC-SHA256 Credential=...,
+ * SignedHeaders=..., Signature=<64 hex>"); caller frees. */
+char *s3_sign(const struct s3_sign_in *in);
+
+/* Append s URI-encoded the SigV4 way: every byte but A-Z a-z 0-9 - . _ ~
+ * becomes %XX (upper-case hex); '/' is kept when keep_slash. */
+void s3_uri_encode(struct tl_buf *b, const char *s, bool keep_slash);
+
+/* The canonical query string of n parameters: names and values encoded,
+ * sorted by name then value, "a=1&b=" (a bare name gets '=').  Also what
+ * is sent, so the two cannot differ.  Caller frees. */
+char *s3_query(const struct s3_kv *kv, size_t n);
+
+/* Lower-case hex SHA-256 of data into out[65]. */
+void s3_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* One page of a ListObjectsV2 reply.  cb gets each key (entities decoded)
+ * and size; *truncated and *next (caller frees; NULL when absent) tell
+ * whether and how to continue.  -EIO on a reply that does not parse. */
+int s3_parse_list(const char *xml, size_t len,
+		  int (*cb)(void *arg, const char *key, uint64_t size),
+		  void *arg, bool *truncated, char **next);
+
+/* Text of the first <tag>...</tag> in xml, entities decoded; NULL if
+ * absent.  Caller frees. */
+char *s3_xml_text(const char *xml, size_t len, const char *tag);
+
+#endif /* OBJSTORE_S3_INTERNAL_H */
