@@ -21,11 +21,3 @@ check_PROGRAMS += t/unit/objstore_sigv4_test
 TESTS += t/unit/objstore_sigv4_test
 t_unit_objstore_sigv4_test_SOURCES = t/unit/objstore_sigv4_test.c t/unit/tap.h
 t_unit_objstore_sigv4_test_LDADD = objstore/libobjstore.a lib/libtl.a
-
-# Block cache on disk: restart, damage, eviction, floor, single-flight.
-check_PROGRAMS += t/unit/cache_disk_test
-TESTS += t/unit/cache_disk_test
-t_unit_cache_disk_test_SOURCES = t/unit/cache_disk_test.c \
-	t/unit/cache_test.h t/unit/tap.h
-t_unit_cache_disk_test_LDADD = cache/libcache.a meta/libmeta.a \
-	objstore/libobjstore.a lib/libtl.a $(LMDB_LIBS)
