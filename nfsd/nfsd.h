@@ -29,6 +29,7 @@ struct nfsd_config {
 	uint64_t max_record_size;     /* bytes of one RPC record */
 	uint64_t max_connections;
 	uint64_t max_inflight_per_conn;
+	uint64_t request_memory;      /* bytes of unanswered requests */
 	uint64_t idle_timeout;        /* ms, 0 = never */
 	bool rpcbind;                 /* register with rpcbind */
 	char *log_level;

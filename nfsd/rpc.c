@@ -13,14 +13,17 @@
  * client that sends one is broken or hostile); at max_inflight_per_conn
  * requests in progress the connection stops being read until one
  * finishes, and while more than OUT_HIGH bytes of replies wait for the
- * client to read them, which bounds the memory one client can pin; beyond
+ * client to read them, which bounds the memory one client can pin; while
+ * requests read but not yet answered hold more than request_memory bytes
+ * (all connections), connections that add to them stop being read; beyond
  * max_connections new connections are closed at once; a connection with
  * nothing in flight and nothing read for idle_timeout is closed.
  *
  * Threads and lifetimes: bufferevents are BEV_OPT_THREADSAFE and their
- * callbacks deferred and unlocked, so the only lock order is conn->lock
- * then the bufferevent's lock.  A connection is reference counted (one
- * reference for the loop while open, one per request in flight); closing
+ * callbacks deferred and unlocked, so the lock order is srv->mem_lock,
+ * conn->lock, the bufferevent's lock.  A connection is reference counted
+ * (one reference for the loop while open, one per request in flight, one
+ * while on the request-memory wait list); closing
  * it (loop thread, under conn->lock) frees the socket at once, and a
  * worker that finishes later sees `closed` and drops its reply.
  */
@@ -59,6 +62,8 @@ struct conn {
 	struct sockaddr_storage peer;
 	char name[INET6_ADDRSTRLEN + 8];
 	bool out_full;             /* reading stopped: replies unread (loop) */
+	bool mem_wait;             /* under srv->mem_lock: on mem_waiters */
+	struct conn *mem_next;     /* under srv->mem_lock */
 	struct tl_buf rec;         /* record being assembled (loop) */
 	struct conn *prev, *next;  /* open connections (loop) */
 };
@@ -83,6 +88,9 @@ struct nfsd_server {
 	void (*on_hup)(struct nfsd_server *, void *);
 	void *on_hup_arg;
 	uint64_t max_record, max_inflight, max_conns, idle_ms;
+	pthread_mutex_t mem_lock;
+	uint64_t mem_used, mem_limit;  /* request bytes not yet answered */
+	struct conn *mem_waiters;      /* paused over mem_limit; a ref each */
 };
 
 /* ---- connections ------------------------------------------------------------ */
@@ -142,6 +150,48 @@ free_reply(const void *data, size_t len, void *arg)
 	free((void *)data);
 }
 
+/* True while the connection must not be read (in-flight cap or the
+ * request memory limit). */
+static bool
+conn_blocked(struct conn *c)
+{
+	bool b;
+
+	pthread_mutex_lock(&c->lock);
+	b = c->paused;
+	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_lock(&c->srv->mem_lock);
+	b |= c->mem_wait;
+	pthread_mutex_unlock(&c->srv->mem_lock);
+	return b;
+}
+
+/* A request of len bytes was answered: wake the connections that wait
+ * for request memory once usage is below the limit again. */
+static void
+mem_release(struct nfsd_server *s, size_t len)
+{
+	struct conn *w = NULL, *next;
+
+	pthread_mutex_lock(&s->mem_lock);
+	s->mem_used -= len;
+	if (s->mem_used < s->mem_limit) {
+		w = s->mem_waiters;
+		s->mem_waiters = NULL;
+		for (struct conn *c = w; c != NULL; c = c->mem_next)
+			c->mem_wait = false;
+	}
+	pthread_mutex_unlock(&s->mem_lock);
+	for (; w != NULL; w = next) {
+		next = w->mem_next;
+		pthread_mutex_lock(&w->lock);
+		if (!w->closed)
+			event_active(w->resume, EV_READ, 0);
+		pthread_mutex_unlock(&w->lock);
+		conn_unref(w);
+	}
+}
+
 static void
 worker(void *arg)
 {
@@ -163,6 +213,7 @@ worker(void *arg)
 	}
 	pthread_mutex_unlock(&c->lock);
 	free(reply.data);
+	mem_release(c->srv, j->len);
 	conn_unref(c);
 	free(j);
 }
@@ -172,21 +223,36 @@ worker(void *arg)
 static bool
 submit(struct conn *c)
 {
+	struct nfsd_server *s = c->srv;
 	struct job *j = tl_malloc(sizeof(*j));
-	bool more;
+	bool more, over;
 
 	j->conn = c;
 	j->msg = c->rec.data;
 	j->len = c->rec.len;
 	c->rec = (struct tl_buf)TL_BUF_INIT;
+	pthread_mutex_lock(&s->mem_lock);
+	s->mem_used += j->len;
+	over = s->mem_used >= s->mem_limit;
+	if (over && !c->mem_wait) {
+		/* the list's reference is taken before a worker can see c
+		 * there (mem_release drops it) */
+		pthread_mutex_lock(&c->lock);
+		c->refs++;
+		pthread_mutex_unlock(&c->lock);
+		c->mem_wait = true;
+		c->mem_next = s->mem_waiters;
+		s->mem_waiters = c;
+	}
+	pthread_mutex_unlock(&s->mem_lock);
 	pthread_mutex_lock(&c->lock);
 	c->refs++;
 	c->inflight++;
-	more = c->inflight < c->srv->max_inflight;
-	if (!more) {
+	if (c->inflight >= s->max_inflight)
 		c->paused = true;
+	more = !c->paused && !over;
+	if (!more)
 		bufferevent_disable(c->bev, EV_READ);
-	}
 	pthread_mutex_unlock(&c->lock);
 	tl_pool_submit(c->srv->pool, worker, j);
 	return more;
@@ -246,15 +312,11 @@ static void
 conn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
-	bool paused;
 
 	if (!c->out_full)
 		return;
 	c->out_full = false;
-	pthread_mutex_lock(&c->lock);
-	paused = c->paused;
-	pthread_mutex_unlock(&c->lock);
-	if (!paused) {
+	if (!conn_blocked(c)) {
 		bufferevent_enable(bev, EV_READ);
 		conn_input(c);
 	}
@@ -265,7 +327,7 @@ conn_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	if (c->closed || c->out_full)
+	if (c->closed || c->out_full || conn_blocked(c))
 		return;
 	bufferevent_enable(c->bev, EV_READ);
 	conn_input(c);
@@ -553,6 +615,8 @@ nfsd_server_create(const struct nfsd_config *cfg, struct meta *m,
 	s->max_inflight = cfg->max_inflight_per_conn;
 	s->max_conns = cfg->max_connections;
 	s->idle_ms = cfg->idle_timeout;
+	s->mem_limit = cfg->request_memory;
+	pthread_mutex_init(&s->mem_lock, NULL);
 	if (cfg->exports != NULL && cfg->exports[0] != '\0')
 		s->exports_file = tl_strdup(cfg->exports);
 	rc = load_exports(s, &s->ctx.exports, err);
@@ -645,9 +709,20 @@ nfsd_server_free(struct nfsd_server *s)
 		conn_close(s->conns, "shutdown");
 	if (s->pool != NULL)
 		tl_pool_destroy(s->pool); /* waits for requests in flight */
+	while (s->mem_waiters != NULL) {
+		struct conn *w = s->mem_waiters;
+
+		s->mem_waiters = w->mem_next;
+		conn_unref(w);
+	}
+	pthread_mutex_destroy(&s->mem_lock);
 	for (size_t i = 0; i < TL_ARRAY_SIZE(s->sig); i++)
 		if (s->sig[i] != NULL)
 			event_free(s->sig[i]);
+	/* bufferevents freed above finish (deferred callbacks, finalizers)
+	 * in the loop: give it one pass so none is left behind */
+	if (s->base != NULL)
+		event_base_loop(s->base, EVLOOP_NONBLOCK);
 	if (s->registered)
 		for (size_t i = 0; i < TL_ARRAY_SIZE(rpc_progs); i++)
 			pmap_unset(rpc_progs[i].prog, rpc_progs[i].vers);

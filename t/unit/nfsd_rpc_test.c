@@ -2,7 +2,8 @@
  * nfsd_rpc_test - the RPC transport and call dispatch through a real
  * server on 127.0.0.1 (no volume: meta NULL) and raw TCP: record
  * marking (fragments, pipelining beyond the in-flight cap, oversized
- * records close the connection), RPC_MISMATCH, PROG_UNAVAIL,
+ * records close the connection, request_memory, max_connections,
+ * idle_timeout), RPC_MISMATCH, PROG_UNAVAIL,
  * PROG_MISMATCH ranges, PROC_UNAVAIL, GARBAGE_ARGS, AUTH_ERROR, and
  * MOUNT EXPORT/DUMP replies decoded with the rpcgen routines.
  */
@@ -21,13 +22,47 @@
 #include "nfsd/rpc-internal.h"
 #include "t/unit/tap.h"
 
-static struct nfsd_server *srv;
-
 static void *
 serve(void *arg)
 {
-	nfsd_server_run(srv, false);
+	nfsd_server_run(arg, false);
 	return NULL;
+}
+
+/* A server on 127.0.0.1 with the given limits, run by thread *t. */
+static struct nfsd_server *
+start(pthread_t *t, uint64_t inflight, uint64_t mem, uint64_t conns,
+      uint64_t idle_ms)
+{
+	struct nfsd_config cfg;
+	struct nfsd_server *s = NULL;
+	char *err = NULL;
+	int rc;
+
+	nfsd_config_defaults(&cfg);
+	free(cfg.listen);
+	cfg.listen = tl_strdup("127.0.0.1:0");
+	cfg.workers = 4;
+	cfg.max_inflight_per_conn = inflight;
+	cfg.max_record_size = 3u << 19; /* 1.5 MiB */
+	cfg.request_memory = mem;
+	cfg.max_connections = conns;
+	cfg.idle_timeout = idle_ms;
+	rc = nfsd_server_create(&cfg, NULL, NULL, &s, &err);
+	CHECK_FATAL(rc == 0, "server starts (%s)", err ? err : "");
+	CHECK(nfsd_server_port(s) != 0, "port 0 picks a port");
+	pthread_create(t, NULL, serve, s);
+	nfsd_config_free(&cfg);
+	free(err);
+	return s;
+}
+
+static void
+stop(struct nfsd_server *s, pthread_t t)
+{
+	nfsd_server_stop(s);
+	pthread_join(t, NULL);
+	nfsd_server_free(s);
 }
 
 static int
@@ -355,24 +390,71 @@ test_oversized(unsigned port)
 	close(fd);
 }
 
+/* Requests of 600 KB each, more than request_memory (1 MiB) together:
+ * connections pause and resume, and every call is answered. */
+static void
+test_request_memory(unsigned port)
+{
+	enum { N = 8, ARGS = 600 << 10 };
+	struct tl_buf m = TL_BUF_INIT, r = TL_BUF_INIT, all = TL_BUF_INIT;
+	int fd = dial(port), got = 0;
+
+	for (uint32_t i = 0; i < N; i++) {
+		uint8_t hdr[4];
+
+		call_msg(&m, 2000 + i, 2, NFSD_PROG_NFS, 3, 0, AUTH_NONE,
+			 NULL);
+		tl_buf_reserve(&m, ARGS);
+		memset(m.data + m.len, 0, ARGS); /* NULL ignores its args */
+		m.len += ARGS;
+		tl_put_be32(hdr, 0x80000000u | (uint32_t)m.len);
+		tl_buf_append(&all, hdr, 4);
+		tl_buf_append(&all, m.data, m.len);
+	}
+	send_all(fd, all.data, all.len);
+	for (int i = 0; i < N; i++) {
+		recv_record(fd, &r);
+		if (word(&r, 5) == SUCCESS && word(&r, 0) - 2000 < N)
+			got++;
+	}
+	CHECK_EQ(got, N, "calls beyond request_memory are all answered");
+	close(fd);
+	tl_buf_free(&m);
+	tl_buf_free(&r);
+	tl_buf_free(&all);
+}
+
+/* max_connections 1: a second connection is closed at once; the first
+ * is closed once idle for idle_timeout. */
+static void
+test_conn_limits(void)
+{
+	pthread_t t;
+	struct nfsd_server *s = start(&t, 4, 1 << 20, 1, 300);
+	struct tl_buf r = TL_BUF_INIT;
+	int fd1 = dial(nfsd_server_port(s)), fd2;
+	uint8_t c;
+
+	rpc(fd1, &r, 77, 2, NFSD_PROG_NFS, 3, 0, NULL, 0);
+	CHECK(word(&r, 0) == 77, "first connection served");
+	fd2 = dial(nfsd_server_port(s));
+	CHECK(fd2 >= 0 && read(fd2, &c, 1) == 0,
+	      "over max_connections: closed at once");
+	CHECK(read(fd1, &c, 1) == 0, "an idle connection is closed");
+	close(fd2);
+	close(fd1);
+	tl_buf_free(&r);
+	stop(s, t);
+}
+
 int
 main(void)
 {
-	struct nfsd_config cfg;
 	pthread_t t;
-	char *err = NULL;
-	int fd, rc;
+	struct nfsd_server *srv;
+	int fd;
 
-	nfsd_config_defaults(&cfg);
-	free(cfg.listen);
-	cfg.listen = tl_strdup("127.0.0.1:0");
-	cfg.workers = 4;
-	cfg.max_inflight_per_conn = 2;
-	cfg.max_record_size = 3u << 19; /* 1.5 MiB */
-	rc = nfsd_server_create(&cfg, NULL, NULL, &srv, &err);
-	CHECK_FATAL(rc == 0, "server starts (%s)", err ? err : "");
-	CHECK(nfsd_server_port(srv) != 0, "port 0 picks a port");
-	pthread_create(&t, NULL, serve, NULL);
+	srv = start(&t, 2, 1 << 20, 100, 0);
 	fd = dial(nfsd_server_port(srv));
 	CHECK_FATAL(fd >= 0, "connect");
 	test_errors(fd);
@@ -380,11 +462,10 @@ main(void)
 	test_fragments(fd);
 	test_pipeline(fd);
 	test_oversized(nfsd_server_port(srv));
+	test_request_memory(nfsd_server_port(srv));
 	/* stop with a client still connected */
-	nfsd_server_stop(srv);
-	pthread_join(t, NULL);
-	nfsd_server_free(srv);
+	stop(srv, t);
 	close(fd);
-	nfsd_config_free(&cfg);
+	test_conn_limits();
 	return tap_done();
 }
