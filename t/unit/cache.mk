@@ -21,3 +21,8 @@ check_PROGRAMS += t/unit/objstore_sigv4_test
 TESTS += t/unit/objstore_sigv4_test
 t_unit_objstore_sigv4_test_SOURCES = t/unit/objstore_sigv4_test.c t/unit/tap.h
 t_unit_objstore_sigv4_test_LDADD = objstore/libobjstore.a lib/libtl.a
+
+check_PROGRAMS += t/unit/objstore_wrap_test
+TESTS += t/unit/objstore_wrap_test
+t_unit_objstore_wrap_test_SOURCES = t/unit/objstore_wrap_test.c t/unit/tap.h
+t_unit_objstore_wrap_test_LDADD = objstore/libobjstore.a lib/libtl.a
