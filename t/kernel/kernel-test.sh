@@ -9,6 +9,7 @@
 #                    tree holding this script)
 #      SERVER        tessera (default) | ganesha (NFS-Ganesha over a local
 #                    dir: for developing the harness itself)
+#      KEEP_LOG      copy the VM's console log there
 #      KERNEL_WORK, TIMEOUT, ACCEL, TEST_SCRIPT: passed on to run.sh
 # Exit: 0 all guest checks passed, 1 something failed, 77 QEMU and the
 # guest tools cannot be installed.
@@ -16,6 +17,11 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 top_builddir=${top_builddir:-$(cd "$HERE/../.." && pwd)}
 SERVER=${SERVER:-tessera}
+# The kernel cache lives next to this script unless that is read-only (a
+# distcheck tree): then in /tmp, still shared between runs.
+if [ -z "${KERNEL_WORK:-}" ] && ! [ -w "$HERE" ]; then
+	export KERNEL_WORK=${TMPDIR:-/tmp}/tessera-kernel-work
+fi
 
 echo "# kernel-test: setup"
 bash "$HERE/setup.sh" >/dev/null
@@ -26,7 +32,10 @@ rc=$?
 TMP=$(mktemp -d /tmp/tessera-kernel.XXXXXX)
 SRV=
 RPCB=
+RUN=
 cleanup() {
+	# run.sh has its own process group (setsid): this ends QEMU too.
+	[ -n "$RUN" ] && kill -- -"$RUN" 2>/dev/null
 	for p in $SRV $RPCB; do
 		kill "$p" 2>/dev/null
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
@@ -115,9 +124,14 @@ if ! wait_listen "$PORT" "$SRV" || ! wait_listen "$MNT_PORT" "$SRV"; then
 fi
 echo "# kernel-test: $SERVER (pid $SRV) on 127.0.0.1:$PORT"
 
-LOG=${LOG:-$TMP/console.log}
-LOG=$LOG bash "$HERE/run.sh" "$PORT" "$MNT_PORT" "$EXPORT"
+# In the background and waited for, so a signal reaches the trap at once.
+LOG=$TMP/console.log setsid -w bash "$HERE/run.sh" "$PORT" "$MNT_PORT" \
+	"$EXPORT" &
+RUN=$!
+wait $RUN
 rc=$?
+RUN=
+[ -n "${KEEP_LOG:-}" ] && cp "$TMP/console.log" "$KEEP_LOG"
 if ! kill -0 "$SRV" 2>/dev/null; then
 	echo "# $SERVER died during the test"
 	rc=1
@@ -125,7 +139,6 @@ fi
 if [ $rc != 0 ]; then
 	echo "# server log (last 40 lines):"
 	tail -n 40 "$TMP/server.log" | sed 's/^/#   /'
-	[ -n "${KEEP_LOG:-}" ] && cp "$TMP/console.log" "$KEEP_LOG"
 	exit 1
 fi
 exit 0
