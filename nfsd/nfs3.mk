@@ -8,3 +8,8 @@ check_PROGRAMS += t/unit/nfs3_xdr_test
 TESTS += t/unit/nfs3_xdr_test
 t_unit_nfs3_xdr_test_SOURCES = t/unit/nfs3_xdr_test.c
 t_unit_nfs3_xdr_test_LDADD = $(TESSERA_LIBS)
+
+check_PROGRAMS += t/unit/nfs3_handlers_test
+TESTS += t/unit/nfs3_handlers_test
+t_unit_nfs3_handlers_test_SOURCES = t/unit/nfs3_handlers_test.c
+t_unit_nfs3_handlers_test_LDADD = $(TESSERA_LIBS)

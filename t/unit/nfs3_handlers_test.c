@@ -1,0 +1,383 @@
+/*
+ * nfs3_handlers_test.c - the NFSv3 handlers called directly on a real
+ * volume (LMDB in a temporary directory, file:// object store, the real
+ * cache): READDIR and READDIRPLUS replies fit the client's count exactly
+ * (no more, and the next entry would not have fitted), every entry is
+ * listed once across pages, TOOSMALL and cookies past the end; WRITE,
+ * READ, COMMIT and a truncating SETATTR through the handlers; name rules
+ * and REMOVE.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nfsd/nfs3-internal.h"
+
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
+				__LINE__, #cond);                              \
+			exit(1);                                               \
+		}                                                              \
+	} while (0)
+
+#define NFILES 300
+
+static unsigned pages_done; /* listings that went to the end */
+
+static struct nfsd_ctx ctx;
+static struct nfsd_export exp_root = {.id = 7, .path = "/", .root_ino = 1};
+
+static void
+call_init(struct nfsd_call *c, uint64_t ino)
+{
+	memset(c, 0, sizeof(*c));
+	c->ctx = &ctx;
+	c->exp = &exp_root;
+	c->ino = ino;
+	CHECK(meta_getattr(ctx.meta, ino, &c->attr) == 0);
+	cache_overlay_attr(ctx.cache, &c->attr);
+}
+
+/* Run handler proc on args; res must be xdr_freed by the caller. */
+static void
+run(uint32_t proc, uint64_t ino, void *args, void *res)
+{
+	const struct nfsd_proc *p = &nfsd_nfs3_procs[proc];
+	struct nfsd_call c;
+
+	call_init(&c, ino);
+	memset(res, 0, p->res_size);
+	p->handler(&c, args, res);
+}
+
+static void
+release(uint32_t proc, void *res)
+{
+	xdr_free(nfsd_nfs3_procs[proc].xdr_res, res);
+}
+
+static size_t
+xsize(uint32_t proc, void *res)
+{
+	return xdr_sizeof(nfsd_nfs3_procs[proc].xdr_res, res);
+}
+
+static void
+names(void)
+{
+	CREATE3args a = {0};
+	CREATE3res r;
+
+	a.where.name = "a/b";
+	a.how.mode = GUARDED;
+	run(NFSPROC3_CREATE, 1, &a, &r);
+	CHECK(r.status == NFS3ERR_ACCES);
+	CHECK(r.CREATE3res_u.resfail.dir_wcc.after.attributes_follow);
+	release(NFSPROC3_CREATE, &r);
+	a.where.name = "..";
+	run(NFSPROC3_CREATE, 1, &a, &r);
+	CHECK(r.status == NFS3ERR_EXIST);
+	release(NFSPROC3_CREATE, &r);
+}
+
+static void
+make_files(void)
+{
+	char name[200];
+
+	for (int i = 0; i < NFILES; i++) {
+		CREATE3args a = {0};
+		CREATE3res r;
+
+		/* Names of every length modulo 4 and some long ones. */
+		snprintf(
+		    name, sizeof(name), "f%d-%.*s", i, i % 97,
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		a.where.name = name;
+		a.how.mode = GUARDED;
+		a.how.createhow3_u.obj_attributes.mode.set_it = TRUE;
+		a.how.createhow3_u.obj_attributes.mode.set_mode3_u.mode = 0640;
+		run(NFSPROC3_CREATE, 1, &a, &r);
+		CHECK(r.status == NFS3_OK);
+		CHECK(r.CREATE3res_u.resok.obj.handle_follows);
+		CHECK(r.CREATE3res_u.resok.obj_attributes.post_op_attr_u
+			  .attributes.mode == 0640);
+		release(NFSPROC3_CREATE, &r);
+	}
+}
+
+/* XDR size of the entry after `after` in a full listing. */
+struct full {
+	size_t n;
+	uint64_t cookie[NFILES + 2];
+	size_t namelen[NFILES + 2];
+};
+
+static void
+full_listing(struct full *f)
+{
+	READDIR3args a = {.cookie = 0, .count = NFS3_IOMAX};
+	READDIR3res r;
+
+	run(NFSPROC3_READDIR, 1, &a, &r);
+	CHECK(r.status == NFS3_OK && r.READDIR3res_u.resok.reply.eof);
+	f->n = 0;
+	for (entry3 *e = r.READDIR3res_u.resok.reply.entries; e;
+	     e = e->nextentry) {
+		CHECK(f->n < NFILES + 2);
+		f->cookie[f->n] = e->cookie;
+		f->namelen[f->n] = strlen(e->name);
+		f->n++;
+	}
+	CHECK(f->n == NFILES + 2);
+	CHECK(f->cookie[0] == 1 && f->cookie[1] == 2);
+	release(NFSPROC3_READDIR, &r);
+}
+
+static size_t
+next_size(const struct full *f, uint64_t cookie, bool plus)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->cookie[i] <= cookie)
+			continue;
+		return NFS3_XDR_ENTRY(f->namelen[i]) +
+		       (plus ? NFS3_XDR_POST_ATTR + 8 +
+				   NFS3_XDR_PAD(NFSD_FH_SIZE)
+			     : 0);
+	}
+	return 0;
+}
+
+static void
+readdir_pages(const struct full *f, bool plus, uint32_t count)
+{
+	uint32_t proc = plus ? NFSPROC3_READDIRPLUS : NFSPROC3_READDIR;
+	uint64_t cookie = 0;
+	size_t seen = 0;
+	bool eof = false;
+
+	while (!eof) {
+		READDIR3args a = {.cookie = cookie, .count = count};
+		READDIRPLUS3args pa = {.cookie = cookie, .maxcount = count};
+		union {
+			READDIR3res r;
+			READDIRPLUS3res p;
+		} u;
+		size_t size, n = 0;
+
+		run(proc, 1, plus ? (void *)&pa : (void *)&a, &u);
+		if (u.r.status == NFS3ERR_TOOSMALL) {
+			/* Only when the next entry alone does not fit
+			 * (status, dir attributes, verifier, list end, eof
+			 * take 108 bytes). */
+			CHECK(108 + next_size(f, cookie, plus) > count);
+			release(proc, &u);
+			return;
+		}
+		CHECK(u.r.status == NFS3_OK);
+		size = xsize(proc, &u);
+		CHECK(size <= count);
+		if (plus) {
+			eof = u.p.READDIRPLUS3res_u.resok.reply.eof;
+			for (entryplus3 *e =
+				 u.p.READDIRPLUS3res_u.resok.reply.entries;
+			     e; e = e->nextentry, n++) {
+				CHECK(e->cookie == f->cookie[seen + n]);
+				CHECK(e->name_attributes.attributes_follow);
+				CHECK(e->name_handle.handle_follows);
+				cookie = e->cookie;
+			}
+		} else {
+			eof = u.r.READDIR3res_u.resok.reply.eof;
+			for (entry3 *e = u.r.READDIR3res_u.resok.reply.entries;
+			     e; e = e->nextentry, n++) {
+				CHECK(e->cookie == f->cookie[seen + n]);
+				cookie = e->cookie;
+			}
+		}
+		CHECK(n > 0 || eof);
+		seen += n;
+		/* Exactly what fits: the next entry would not have. */
+		if (!eof)
+			CHECK(size + next_size(f, cookie, plus) > count);
+		release(proc, &u);
+	}
+	CHECK(seen == f->n);
+	pages_done++;
+}
+
+static void
+readdir_edges(void)
+{
+	READDIR3args a = {.cookie = 0, .count = 100};
+	READDIR3res r;
+
+	run(NFSPROC3_READDIR, 1, &a, &r);
+	CHECK(r.status == NFS3ERR_TOOSMALL);
+	release(NFSPROC3_READDIR, &r);
+	a.cookie = 1ULL << 40;
+	a.count = 4096;
+	run(NFSPROC3_READDIR, 1, &a, &r);
+	CHECK(r.status == NFS3_OK && r.READDIR3res_u.resok.reply.eof);
+	CHECK(r.READDIR3res_u.resok.reply.entries == NULL);
+	release(NFSPROC3_READDIR, &r);
+}
+
+static uint64_t
+lookup(const char *name)
+{
+	LOOKUP3args a = {.what.name = (char *)name};
+	LOOKUP3res r;
+	uint64_t ino;
+
+	run(NFSPROC3_LOOKUP, 1, &a, &r);
+	if (r.status != NFS3_OK) {
+		release(NFSPROC3_LOOKUP, &r);
+		return 0;
+	}
+	ino = r.LOOKUP3res_u.resok.obj_attributes.post_op_attr_u.attributes
+		  .fileid;
+	release(NFSPROC3_LOOKUP, &r);
+	return ino;
+}
+
+static void
+io(void)
+{
+	static char data[100000], back[100000];
+	uint64_t ino = lookup("f1-x");
+	WRITE3args w = {0};
+	WRITE3res wr;
+	READ3args ra = {0};
+	READ3res rr;
+	COMMIT3args ca = {0};
+	COMMIT3res cr;
+	SETATTR3args sa = {0};
+	SETATTR3res sr;
+
+	CHECK(ino != 0);
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (char)(i * 7);
+	w.offset = 10;
+	w.count = sizeof(data);
+	w.stable = UNSTABLE;
+	w.data.data_len = sizeof(data);
+	w.data.data_val = data;
+	run(NFSPROC3_WRITE, ino, &w, &wr);
+	CHECK(wr.status == NFS3_OK);
+	CHECK(wr.WRITE3res_u.resok.count == sizeof(data));
+	CHECK(wr.WRITE3res_u.resok.committed == UNSTABLE);
+	CHECK(wr.WRITE3res_u.resok.file_wcc.after.post_op_attr_u.attributes
+		  .size == 10 + sizeof(data));
+	release(NFSPROC3_WRITE, &wr);
+
+	ra.offset = 10;
+	ra.count = sizeof(back) + 50;
+	run(NFSPROC3_READ, ino, &ra, &rr);
+	CHECK(rr.status == NFS3_OK && rr.READ3res_u.resok.eof);
+	CHECK(rr.READ3res_u.resok.count == sizeof(data));
+	CHECK(memcmp(rr.READ3res_u.resok.data.data_val, data, sizeof(data)) ==
+	      0);
+	release(NFSPROC3_READ, &rr);
+
+	run(NFSPROC3_COMMIT, ino, &ca, &cr);
+	CHECK(cr.status == NFS3_OK);
+	CHECK(memcmp(cr.COMMIT3res_u.resok.verf, ctx.write_verf, 8) == 0);
+	release(NFSPROC3_COMMIT, &cr);
+	CHECK(cache_buffered(ctx.cache) == 0);
+
+	/* Truncate to 20 bytes, then read past the end: 0 bytes, eof. */
+	sa.new_attributes.size.set_it = TRUE;
+	sa.new_attributes.size.set_size3_u.size = 20;
+	run(NFSPROC3_SETATTR, ino, &sa, &sr);
+	CHECK(sr.status == NFS3_OK);
+	CHECK(sr.SETATTR3res_u.resok.obj_wcc.after.post_op_attr_u.attributes
+		  .size == 20);
+	release(NFSPROC3_SETATTR, &sr);
+	ra.offset = 20;
+	ra.count = 10;
+	run(NFSPROC3_READ, ino, &ra, &rr);
+	CHECK(rr.status == NFS3_OK && rr.READ3res_u.resok.eof &&
+	      rr.READ3res_u.resok.count == 0);
+	release(NFSPROC3_READ, &rr);
+
+	/* Writing past the maximum file size is FBIG. */
+	w.offset = META_MAX_FILE_SIZE - 10;
+	run(NFSPROC3_WRITE, ino, &w, &wr);
+	CHECK(wr.status == NFS3ERR_FBIG);
+	release(NFSPROC3_WRITE, &wr);
+
+	/* READ of a directory is ISDIR. */
+	run(NFSPROC3_READ, 1, &ra, &rr);
+	CHECK(rr.status == NFS3ERR_ISDIR);
+	release(NFSPROC3_READ, &rr);
+}
+
+static void
+remove_one(void)
+{
+	REMOVE3args a = {.object.name = "f2-xx"};
+	REMOVE3res r;
+
+	run(NFSPROC3_REMOVE, 1, &a, &r);
+	CHECK(r.status == NFS3_OK);
+	CHECK(r.REMOVE3res_u.resok.dir_wcc.before.attributes_follow);
+	release(NFSPROC3_REMOVE, &r);
+	CHECK(lookup("f2-xx") == 0);
+	run(NFSPROC3_REMOVE, 1, &a, &r);
+	CHECK(r.status == NFS3ERR_NOENT);
+	release(NFSPROC3_REMOVE, &r);
+	a.object.name = ".";
+	run(NFSPROC3_REMOVE, 1, &a, &r);
+	CHECK(r.status == NFS3ERR_ACCES);
+	release(NFSPROC3_REMOVE, &r);
+}
+
+int
+main(void)
+{
+	char tmpl[] = "/tmp/nfs3-handlers-XXXXXX", *dir, *err = NULL;
+	char murl[256], surl[256], cmd[300];
+	struct meta_format_opts fo = {.name = "vol", .block_size = 1 << 20};
+	struct cache_opts co = {.buffer_limit = 64 << 20, .upload_threads = 2};
+	struct os_store *os;
+	struct full f;
+
+	dir = mkdtemp(tmpl);
+	CHECK(dir != NULL);
+	snprintf(murl, sizeof(murl), "lmdb://%s/meta", dir);
+	snprintf(surl, sizeof(surl), "file://%s/obj", dir);
+	fo.storage = surl;
+	CHECK(meta_format(murl, &fo, &err) == 0);
+	CHECK(meta_open(murl, NULL, &ctx.meta, &err) == 0);
+	CHECK(os_open(surl, &os, &err) == 0);
+	CHECK(cache_open(ctx.meta, os, &co, &ctx.cache) == 0);
+	ctx.vol = meta_settings(ctx.meta);
+	memcpy(ctx.write_verf, "verifier", 8);
+
+	names();
+	make_files();
+	full_listing(&f);
+	for (uint32_t count = 150; count < 3000; count += 97) {
+		readdir_pages(&f, false, count);
+		readdir_pages(&f, true, count);
+	}
+	CHECK(pages_done > 20);
+	readdir_pages(&f, true, 64 * 1024);
+	readdir_edges();
+	io();
+	remove_one();
+
+	cache_close(ctx.cache);
+	os_close(os);
+	meta_close(ctx.meta);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK(system(cmd) == 0);
+	printf("nfs3_handlers_test: ok\n");
+	return 0;
+}
