@@ -32,11 +32,11 @@
 #include "nfsd/mount3_prot.h"
 #include "nfsd/rpc-internal.h"
 
-#define RPC_CALL 0
-#define RPC_REPLY 1
-#define MAX_AUTH_BYTES 400
+#define RPC_CALL	 0
+#define RPC_REPLY	 1
+#define MAX_AUTH_BYTES	 400
 #define MAX_MACHINE_NAME 255
-#define ANON_ID 65534
+#define ANON_ID		 65534
 
 pthread_rwlock_t nfsd_exports_lock = PTHREAD_RWLOCK_INITIALIZER;
 
@@ -147,8 +147,8 @@ squash(struct nfsd_call *c, const struct nfsd_client_rule *r)
 	uint32_t auid = r != NULL ? r->anonuid : ANON_ID;
 	uint32_t agid = r != NULL ? r->anongid : ANON_ID;
 
-	if (c->flavor == AUTH_NONE || (r != NULL &&
-				       r->squash == NFSD_SQUASH_ALL)) {
+	if (c->flavor == AUTH_NONE ||
+	    (r != NULL && r->squash == NFSD_SQUASH_ALL)) {
 		cr->uid = auid;
 		cr->gid = agid;
 		cr->ngroups = 0;
@@ -165,7 +165,8 @@ squash(struct nfsd_call *c, const struct nfsd_client_rule *r)
 			cr->groups[i] = agid;
 }
 
-/* ---- the file handle check ------------------------------------------------ */
+/* ---- the file handle check ------------------------------------------------
+ */
 
 /* 0 or the nfsstat3 to answer instead of running the handler. */
 static nfsstat3
@@ -216,7 +217,8 @@ xdr_nothing(XDR *x, void *p)
 	return TRUE;
 }
 
-/* ---- the call -------------------------------------------------------------- */
+/* ---- the call --------------------------------------------------------------
+ */
 
 static const struct nfsd_proc *
 find_proc(struct tl_buf *b, struct nfsd_call *c)
@@ -256,10 +258,11 @@ find_proc(struct tl_buf *b, struct nfsd_call *c)
 
 /* Encode the accepted reply with its result; SYSTEM_ERR if that fails. */
 static void
-encode_result(struct tl_buf *b, struct nfsd_call *c,
-	      const struct nfsd_proc *p, void *res)
+encode_result(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
+	      void *res)
 {
-	xdrproc_t xres = p->xdr_res != NULL ? p->xdr_res : (xdrproc_t)xdr_nothing;
+	xdrproc_t xres =
+	    p->xdr_res != NULL ? p->xdr_res : (xdrproc_t)xdr_nothing;
 	size_t size = xdr_sizeof(xres, res);
 	XDR x;
 
@@ -279,9 +282,10 @@ static void
 run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 	 XDR *x)
 {
-	xdrproc_t xargs = p->xdr_args != NULL ? p->xdr_args
-					      : (xdrproc_t)xdr_nothing;
-	xdrproc_t xres = p->xdr_res != NULL ? p->xdr_res : (xdrproc_t)xdr_nothing;
+	xdrproc_t xargs =
+	    p->xdr_args != NULL ? p->xdr_args : (xdrproc_t)xdr_nothing;
+	xdrproc_t xres =
+	    p->xdr_res != NULL ? p->xdr_res : (xdrproc_t)xdr_nothing;
 	void *args = tl_calloc(1, p->args_size + 1);
 	void *res = tl_calloc(1, p->res_size + sizeof(nfsstat3));
 	nfsstat3 st = NFS3_OK;
@@ -346,8 +350,8 @@ nfsd_dispatch(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	}
 	if (c.flavor == AUTH_NONE) {
 		c.cred.uid = c.cred.gid = ANON_ID;
-	} else if (c.flavor != AUTH_SYS || !decode_authsys(cred, clen,
-							   &c.cred)) {
+	} else if (c.flavor != AUTH_SYS ||
+		   !decode_authsys(cred, clen, &c.cred)) {
 		reply_denied(reply, c.xid, AUTH_ERROR, AUTH_BADCRED);
 		goto done;
 	}

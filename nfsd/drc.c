@@ -20,9 +20,9 @@
 
 #include "nfsd/rpc-internal.h"
 
-#define DRC_SLOTS 4096
+#define DRC_SLOTS     4096
 #define DRC_MAX_REPLY 4096
-#define DRC_TTL_NS (120ULL * 1000000000)
+#define DRC_TTL_NS    (120ULL * 1000000000)
 
 enum { SLOT_FREE, SLOT_RUNNING, SLOT_DONE };
 

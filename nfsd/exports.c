@@ -119,8 +119,9 @@ static int
 parse_opts(struct parse *p, const char *opts, struct nfsd_client_rule *r,
 	   int64_t *fsid)
 {
-	static const char *const ignored[] = {"sync", "async",
-		"subtree_check", "no_subtree_check", "wdelay", "no_wdelay"};
+	static const char *const ignored[] = {
+	    "sync",   "async",	  "subtree_check", "no_subtree_check",
+	    "wdelay", "no_wdelay"};
 	char *copy = tl_strdup(opts), *save = NULL, *o;
 	int rc = 0;
 
@@ -138,14 +139,13 @@ parse_opts(struct parse *p, const char *opts, struct nfsd_client_rule *r,
 			/* all_squash covers root too, in either order */
 			if (r->squash != NFSD_SQUASH_ALL)
 				r->squash = o[0] == 'n' ? NFSD_SQUASH_NONE
-							 : NFSD_SQUASH_ROOT;
+							: NFSD_SQUASH_ROOT;
 		} else if (strcmp(o, "all_squash") == 0)
 			r->squash = NFSD_SQUASH_ALL;
 		else if (strcmp(o, "no_all_squash") == 0) {
 			if (r->squash == NFSD_SQUASH_ALL)
 				r->squash = NFSD_SQUASH_ROOT;
-		}
-		else if (strcmp(o, "secure") == 0)
+		} else if (strcmp(o, "secure") == 0)
 			r->secure = true;
 		else if (strcmp(o, "insecure") == 0)
 			r->secure = false;
@@ -423,7 +423,7 @@ peer_addr(const struct sockaddr_storage *ss, uint8_t addr[16])
 	}
 	if (ss->ss_family == AF_INET6) {
 		const struct in6_addr *a =
-			&((const struct sockaddr_in6 *)ss)->sin6_addr;
+		    &((const struct sockaddr_in6 *)ss)->sin6_addr;
 
 		if (IN6_IS_ADDR_V4MAPPED(a)) {
 			memcpy(addr, a->s6_addr + 12, 4);

@@ -22,7 +22,7 @@
 #include "nfsd/nfsd-internal.h"
 
 #define FH_BODY 25 /* bytes covered by the MAC */
-#define FH_MAC (NFSD_FH_SIZE - FH_BODY)
+#define FH_MAC	(NFSD_FH_SIZE - FH_BODY)
 
 static void
 fh_mac(const struct meta_settings *vol, const uint8_t *body,

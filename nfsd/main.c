@@ -34,7 +34,7 @@ struct args {
 	const char *conf;
 	const char *pidfile;
 	bool foreground;
-	char **sets;          /* "name=value" overrides, in order */
+	char **sets; /* "name=value" overrides, in order */
 	size_t nsets;
 };
 
@@ -81,46 +81,71 @@ static int
 parse_args(int argc, char **argv, struct args *a, int *status)
 {
 	static const struct option lo[] = {
-		{"meta", required_argument, NULL, 'm'},
-		{"listen", required_argument, NULL, 'l'},
-		{"exports", required_argument, NULL, 'e'},
-		{"config", required_argument, NULL, 'c'},
-		{"set", required_argument, NULL, 'o'},
-		{"foreground", no_argument, NULL, 'f'},
-		{"no-rpcbind", no_argument, NULL, 'R'},
-		{"pidfile", required_argument, NULL, 'p'},
-		{"log-level", required_argument, NULL, 'L'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"meta", required_argument, NULL, 'm'},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"exports", required_argument, NULL, 'e'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"set", required_argument, NULL, 'o'},
+	    {"foreground", no_argument, NULL, 'f'},
+	    {"no-rpcbind", no_argument, NULL, 'R'},
+	    {"pidfile", required_argument, NULL, 'p'},
+	    {"log-level", required_argument, NULL, 'L'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "m:l:e:c:o:fp:L:hV", lo,
-				 NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "m:l:e:c:o:fp:L:hV", lo, NULL)) !=
+	       -1) {
 		switch (ch) {
-		case 'm': a->meta_url = optarg; break;
-		case 'l': add_set(a, "listen", optarg); break;
-		case 'e': add_set(a, "exports", optarg); break;
-		case 'c': a->conf = optarg; break;
+		case 'm':
+			a->meta_url = optarg;
+			break;
+		case 'l':
+			add_set(a, "listen", optarg);
+			break;
+		case 'e':
+			add_set(a, "exports", optarg);
+			break;
+		case 'c':
+			a->conf = optarg;
+			break;
 		case 'o':
 			a->sets = tl_realloc(a->sets,
 					     (a->nsets + 1) * sizeof(char *));
 			a->sets[a->nsets++] = tl_strdup(optarg);
 			break;
-		case 'f': a->foreground = true; break;
-		case 'R': add_set(a, "rpcbind", "no"); break;
-		case 'p': a->pidfile = optarg; break;
-		case 'L': add_set(a, "log_level", optarg); break;
-		case 'h': usage(stdout); *status = 0; return 1;
-		case 'V': printf("tesserad %s\n", PACKAGE_VERSION);
-			*status = 0; return 1;
-		default: usage(stderr); *status = 2; return 1;
+		case 'f':
+			a->foreground = true;
+			break;
+		case 'R':
+			add_set(a, "rpcbind", "no");
+			break;
+		case 'p':
+			a->pidfile = optarg;
+			break;
+		case 'L':
+			add_set(a, "log_level", optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			*status = 0;
+			return 1;
+		case 'V':
+			printf("tesserad %s\n", PACKAGE_VERSION);
+			*status = 0;
+			return 1;
+		default:
+			usage(stderr);
+			*status = 2;
+			return 1;
 		}
 	}
 	if (optind < argc || a->meta_url == NULL) {
-		fprintf(stderr, "tesserad: %s\n", optind < argc
-			? "unexpected argument" : "--meta URL is required");
+		fprintf(stderr, "tesserad: %s\n",
+			optind < argc ? "unexpected argument"
+				      : "--meta URL is required");
 		usage(stderr);
 		*status = 2;
 		return 1;
@@ -161,7 +186,8 @@ load_config(const struct args *a, struct nfsd_config *cfg)
 
 		if (nfsd_parse_listen(cfg->listen, &ss, &sl) != 0) {
 			err = tl_asprintf("bad listen address \"%s\" (want "
-					  "ADDR:PORT)", cfg->listen);
+					  "ADDR:PORT)",
+					  cfg->listen);
 			rc = -EINVAL;
 		}
 	}
@@ -238,13 +264,12 @@ struct backend {
 };
 
 static int
-open_backend(const char *url, const struct nfsd_config *cfg,
-	     struct backend *b)
+open_backend(const char *url, const struct nfsd_config *cfg, struct backend *b)
 {
 	struct cache_opts co = {
-		.buffer_limit = cfg->buffer_limit,
-		.upload_threads = (unsigned)cfg->upload_threads,
-		.gc = true,
+	    .buffer_limit = cfg->buffer_limit,
+	    .upload_threads = (unsigned)cfg->upload_threads,
+	    .gc = true,
 	};
 	char *err = NULL;
 	int rc;
@@ -297,7 +322,7 @@ on_hup(struct nfsd_server *srv, void *arg)
 
 	if (load_config(h->args, &cfg) != 0) {
 		tl_err("tesserad", "reload: configuration has errors; "
-		       "nothing changed");
+				   "nothing changed");
 		goto out;
 	}
 	if (tl_log_parse_level(cfg.log_level, &level) == 0)
@@ -314,11 +339,11 @@ on_hup(struct nfsd_server *srv, void *arg)
 	    cfg.max_inflight_per_conn != h->cfg->max_inflight_per_conn ||
 	    cfg.idle_timeout != h->cfg->idle_timeout ||
 	    cfg.rpcbind != h->cfg->rpcbind)
-		tl_notice("tesserad", "reload: only exports and log_level "
+		tl_notice("tesserad",
+			  "reload: only exports and log_level "
 			  "change on SIGHUP; restart for the others");
 	if (nfsd_server_set_exports(srv, cfg.exports, &err) != 0)
-		tl_err("tesserad", "reload: %s; keeping the old exports",
-		       err);
+		tl_err("tesserad", "reload: %s; keeping the old exports", err);
 	else
 		tl_notice("tesserad", "reloaded");
 out:
@@ -354,10 +379,11 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 		goto out;
 	}
 	at = tl_strndup(cfg->listen, strrchr(cfg->listen, ':') - cfg->listen);
-	tl_notice("tesserad", "tesserad %s: volume \"%s\" on %s port %u "
-		  "(NFS v3, MOUNT v3)%s", PACKAGE_VERSION,
-		  meta_settings(b.meta)->name, at[0] ? at : "0.0.0.0",
-		  nfsd_server_port(srv),
+	tl_notice("tesserad",
+		  "tesserad %s: volume \"%s\" on %s port %u "
+		  "(NFS v3, MOUNT v3)%s",
+		  PACKAGE_VERSION, meta_settings(b.meta)->name,
+		  at[0] ? at : "0.0.0.0", nfsd_server_port(srv),
 		  a->foreground ? "" : ", daemonized");
 	free(at);
 	if (!a->foreground) {

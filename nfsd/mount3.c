@@ -111,7 +111,8 @@ mnt_check(struct nfsd_call *c, const char *path, struct nfsd_export **exp)
 		return MNT3ERR_ACCES;
 	}
 	if (r->secure && nfsd_peer_port(&c->peer) >= 1024) {
-		tl_notice("mount", "refused mount of %s by %s: port %u is "
+		tl_notice("mount",
+			  "refused mount of %s by %s: port %u is "
 			  "not privileged (export option insecure allows it)",
 			  (*exp)->path, who, nfsd_peer_port(&c->peer));
 		return MNT3ERR_ACCES;
@@ -221,19 +222,22 @@ mnt_xdr_void(XDR *x, void *p)
 	return TRUE;
 }
 
-#define PROC(name, xa, ta, xr, tr, fn)                                        \
-	{name, (xdrproc_t)(xa), sizeof(ta), (xdrproc_t)(xr), sizeof(tr), fn, 0}
+#define PROC(name, xa, ta, xr, tr, fn)                                         \
+	{                                                                      \
+		name, (xdrproc_t)(xa), sizeof(ta), (xdrproc_t)(xr),            \
+		    sizeof(tr), fn, 0                                          \
+	}
 
 const struct nfsd_proc nfsd_mnt3_procs[] = {
-	PROC("MNT_NULL", mnt_xdr_void, char, mnt_xdr_void, char, mnt_null),
-	PROC("MNT", xdr_mnt3_dirpath_args, struct mnt3_dirpath_args,
-	     xdr_mountres3, mountres3, mnt_mnt),
-	PROC("DUMP", mnt_xdr_void, char, xdr_mnt3_dump_res, struct mnt3_dump_res,
-	     mnt_dump),
-	PROC("UMNT", xdr_mnt3_dirpath_args, struct mnt3_dirpath_args,
-	     mnt_xdr_void, char, mnt_umnt),
-	PROC("UMNTALL", mnt_xdr_void, char, mnt_xdr_void, char, mnt_umntall),
-	PROC("EXPORT", mnt_xdr_void, char, xdr_mnt3_export_res,
-	     struct mnt3_export_res, mnt_export),
+    PROC("MNT_NULL", mnt_xdr_void, char, mnt_xdr_void, char, mnt_null),
+    PROC("MNT", xdr_mnt3_dirpath_args, struct mnt3_dirpath_args, xdr_mountres3,
+	 mountres3, mnt_mnt),
+    PROC("DUMP", mnt_xdr_void, char, xdr_mnt3_dump_res, struct mnt3_dump_res,
+	 mnt_dump),
+    PROC("UMNT", xdr_mnt3_dirpath_args, struct mnt3_dirpath_args, mnt_xdr_void,
+	 char, mnt_umnt),
+    PROC("UMNTALL", mnt_xdr_void, char, mnt_xdr_void, char, mnt_umntall),
+    PROC("EXPORT", mnt_xdr_void, char, xdr_mnt3_export_res,
+	 struct mnt3_export_res, mnt_export),
 };
 const size_t nfsd_mnt3_nprocs = TL_ARRAY_SIZE(nfsd_mnt3_procs);

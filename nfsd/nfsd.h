@@ -21,17 +21,17 @@
 /* tessera.conf settings of the server; see nfsd_conf_opts (config.c) for
  * the defaults, bounds and help text, and tessera.conf(5). */
 struct nfsd_config {
-	char *listen;                 /* "ADDR:PORT", "[v6]:PORT" */
-	char *exports;                /* exports file, NULL/"" = default */
-	uint64_t workers;             /* worker threads */
-	uint64_t buffer_limit;        /* cache_opts.buffer_limit */
-	uint64_t upload_threads;      /* cache_opts.upload_threads */
-	uint64_t max_record_size;     /* bytes of one RPC record */
+	char *listen;		  /* "ADDR:PORT", "[v6]:PORT" */
+	char *exports;		  /* exports file, NULL/"" = default */
+	uint64_t workers;	  /* worker threads */
+	uint64_t buffer_limit;	  /* cache_opts.buffer_limit */
+	uint64_t upload_threads;  /* cache_opts.upload_threads */
+	uint64_t max_record_size; /* bytes of one RPC record */
 	uint64_t max_connections;
 	uint64_t max_inflight_per_conn;
-	uint64_t request_memory;      /* bytes of unanswered requests */
-	uint64_t idle_timeout;        /* ms, 0 = never */
-	bool rpcbind;                 /* register with rpcbind */
+	uint64_t request_memory; /* bytes of unanswered requests */
+	uint64_t idle_timeout;	 /* ms, 0 = never */
+	bool rpcbind;		 /* register with rpcbind */
 	char *log_level;
 };
 

@@ -10,9 +10,9 @@
 
 #include "nfsd/nfsd-internal.h"
 
-#define NFSD_PROG_NFS 100003u
+#define NFSD_PROG_NFS	100003u
 #define NFSD_PROG_MOUNT 100005u
-#define NFSD_RPC_VERS 2u
+#define NFSD_RPC_VERS	2u
 
 /* ctx->exports is replaced on reload under the write lock; the
  * dispatcher holds the read lock for the whole call, handler included,
@@ -35,8 +35,7 @@ int nfsd_fh_getattr(struct nfsd_ctx *ctx, uint64_t ino, uint32_t gen,
 /* Source port of peer (host order), 0 for unknown families. */
 unsigned nfsd_peer_port(const struct sockaddr_storage *peer);
 /* Numeric address of peer into buf ("10.0.0.1", "::1"). */
-void nfsd_peer_str(const struct sockaddr_storage *peer, char *buf,
-		   size_t len);
+void nfsd_peer_str(const struct sockaddr_storage *peer, char *buf, size_t len);
 
 /* Resolve every export's root with meta_resolve; exports whose path
  * does not exist (or is not a directory) are logged and dropped.

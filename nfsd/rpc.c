@@ -52,20 +52,20 @@
 
 struct conn {
 	struct nfsd_server *srv;
-	struct bufferevent *bev;   /* NULL once closed */
-	struct event *resume;      /* wakes the loop when below the cap */
+	struct bufferevent *bev; /* NULL once closed */
+	struct event *resume;	 /* wakes the loop when below the cap */
 	pthread_mutex_t lock;
-	unsigned refs;             /* under lock */
-	unsigned inflight;         /* under lock */
-	bool paused;               /* under lock: reading stopped at cap */
-	bool closed;               /* under lock; set by the loop only */
+	unsigned refs;	   /* under lock */
+	unsigned inflight; /* under lock */
+	bool paused;	   /* under lock: reading stopped at cap */
+	bool closed;	   /* under lock; set by the loop only */
 	struct sockaddr_storage peer;
 	char name[INET6_ADDRSTRLEN + 8];
-	bool out_full;             /* reading stopped: replies unread (loop) */
-	bool mem_wait;             /* under srv->mem_lock: on mem_waiters */
-	struct conn *mem_next;     /* under srv->mem_lock */
-	struct tl_buf rec;         /* record being assembled (loop) */
-	struct conn *prev, *next;  /* open connections (loop) */
+	bool out_full;		  /* reading stopped: replies unread (loop) */
+	bool mem_wait;		  /* under srv->mem_lock: on mem_waiters */
+	struct conn *mem_next;	  /* under srv->mem_lock */
+	struct tl_buf rec;	  /* record being assembled (loop) */
+	struct conn *prev, *next; /* open connections (loop) */
 };
 
 struct job {
@@ -84,16 +84,17 @@ struct nfsd_server {
 	size_t nconns;
 	unsigned port;
 	bool registered;
-	char *exports_file;        /* NULL: built-in default */
+	char *exports_file; /* NULL: built-in default */
 	void (*on_hup)(struct nfsd_server *, void *);
 	void *on_hup_arg;
 	uint64_t max_record, max_inflight, max_conns, idle_ms;
 	pthread_mutex_t mem_lock;
-	uint64_t mem_used, mem_limit;  /* request bytes not yet answered */
-	struct conn *mem_waiters;      /* paused over mem_limit; a ref each */
+	uint64_t mem_used, mem_limit; /* request bytes not yet answered */
+	struct conn *mem_waiters;     /* paused over mem_limit; a ref each */
 };
 
-/* ---- connections ------------------------------------------------------------ */
+/* ---- connections ------------------------------------------------------------
+ */
 
 static void
 conn_unref(struct conn *c)
@@ -284,8 +285,10 @@ conn_input(struct conn *c)
 		mark = tl_get_be32(hdr);
 		frag = mark & 0x7fffffffu;
 		if (c->rec.len + frag > c->srv->max_record) {
-			tl_warn("rpc", "%s: RPC record over %llu bytes, "
-				"closing the connection", c->name,
+			tl_warn("rpc",
+				"%s: RPC record over %llu bytes, "
+				"closing the connection",
+				c->name,
 				(unsigned long long)c->srv->max_record);
 			conn_close(c, "record too large");
 			return;
@@ -367,8 +370,10 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	int one = 1;
 
 	if (s->nconns >= s->max_conns) {
-		tl_warn("rpc", "max_connections (%llu) reached, refusing a "
-			"connection", (unsigned long long)s->max_conns);
+		tl_warn("rpc",
+			"max_connections (%llu) reached, refusing a "
+			"connection",
+			(unsigned long long)s->max_conns);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -381,11 +386,10 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	snprintf(c->name, sizeof(c->name), "%s:%u", addr,
 		 nfsd_peer_port(&c->peer));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->bev = bufferevent_socket_new(s->base, fd,
-					BEV_OPT_CLOSE_ON_FREE |
-						BEV_OPT_THREADSAFE |
-						BEV_OPT_DEFER_CALLBACKS |
-						BEV_OPT_UNLOCK_CALLBACKS);
+	c->bev = bufferevent_socket_new(
+	    s->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE |
+		BEV_OPT_DEFER_CALLBACKS | BEV_OPT_UNLOCK_CALLBACKS);
 	c->resume = event_new(s->base, -1, 0, conn_resume_cb, c);
 	if (c->bev == NULL || c->resume == NULL) {
 		tl_err("rpc", "%s: cannot set up the connection", c->name);
@@ -424,7 +428,8 @@ accept_error_cb(struct evconnlistener *l, void *arg)
 	tl_warn("rpc", "accept: %s", evutil_socket_error_to_string(err));
 }
 
-/* ---- exports ------------------------------------------------------------------ */
+/* ---- exports
+ * ------------------------------------------------------------------ */
 
 static int
 read_text(const char *path, char **out, char **err)
@@ -464,8 +469,8 @@ load_exports(struct nfsd_server *s, struct nfsd_exports *out, char **err)
 	} else {
 		rc = read_text(s->exports_file, &text, err);
 		if (rc == 0)
-			rc = nfsd_exports_parse(text, s->exports_file, out,
-						err);
+			rc =
+			    nfsd_exports_parse(text, s->exports_file, out, err);
 		free(text);
 		if (rc != 0)
 			return rc;
@@ -521,8 +526,8 @@ nfsd_server_set_exports(struct nfsd_server *s, const char *file, char **err)
 	char *old = s->exports_file;
 	int rc;
 
-	s->exports_file = file != NULL && file[0] != '\0' ? tl_strdup(file)
-							 : NULL;
+	s->exports_file =
+	    file != NULL && file[0] != '\0' ? tl_strdup(file) : NULL;
 	rc = nfsd_server_reload(s, err);
 	if (rc != 0) {
 		free(s->exports_file);
@@ -541,7 +546,8 @@ nfsd_server_on_hup(struct nfsd_server *s,
 	s->on_hup_arg = arg;
 }
 
-/* ---- the server ------------------------------------------------------------------ */
+/* ---- the server
+ * ------------------------------------------------------------------ */
 
 static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -575,18 +581,18 @@ start_listener(struct nfsd_server *s, const char *listen, char **err)
 
 	if (nfsd_parse_listen(listen, &ss, &len) != 0) {
 		*err = tl_asprintf("bad listen address \"%s\" (want "
-				   "ADDR:PORT)", listen);
+				   "ADDR:PORT)",
+				   listen);
 		return -EINVAL;
 	}
-	s->lis = evconnlistener_new_bind(s->base, accept_cb, s,
-					 LEV_OPT_CLOSE_ON_FREE |
-						 LEV_OPT_REUSEABLE,
-					 256, (struct sockaddr *)&ss, len);
+	s->lis = evconnlistener_new_bind(
+	    s->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+	    256, (struct sockaddr *)&ss, len);
 	if (s->lis == NULL) {
 		int e = errno;
 
-		*err = tl_asprintf("cannot listen on %s: %s", listen,
-				   strerror(e));
+		*err =
+		    tl_asprintf("cannot listen on %s: %s", listen, strerror(e));
 		return e != 0 ? -e : -EADDRINUSE;
 	}
 	evconnlistener_set_error_cb(s->lis, accept_error_cb);
@@ -623,8 +629,8 @@ nfsd_server_create(const struct nfsd_config *cfg, struct meta *m,
 	if (rc != 0)
 		goto fail;
 	log_exports(&s->ctx.exports, s->exports_file != NULL
-					     ? s->exports_file
-					     : "the default exports");
+					 ? s->exports_file
+					 : "the default exports");
 	s->base = event_base_new();
 	if (s->base == NULL) {
 		*err = tl_strdup("cannot create the event loop");
@@ -652,10 +658,10 @@ nfsd_server_port(const struct nfsd_server *s)
 static const struct {
 	unsigned long prog, vers;
 } rpc_progs[] = {
-	{NFSD_PROG_NFS, 3},
-	{NFSD_PROG_MOUNT, 1},
-	{NFSD_PROG_MOUNT, 2},
-	{NFSD_PROG_MOUNT, 3},
+    {NFSD_PROG_NFS, 3},
+    {NFSD_PROG_MOUNT, 1},
+    {NFSD_PROG_MOUNT, 2},
+    {NFSD_PROG_MOUNT, 3},
 };
 
 void
@@ -663,11 +669,13 @@ nfsd_server_register(struct nfsd_server *s)
 {
 	for (size_t i = 0; i < TL_ARRAY_SIZE(rpc_progs); i++) {
 		pmap_unset(rpc_progs[i].prog, rpc_progs[i].vers);
-		if (!pmap_set(rpc_progs[i].prog, rpc_progs[i].vers,
-			      IPPROTO_TCP, (int)s->port)) {
-			tl_warn("nfsd", "cannot register with rpcbind (is it "
+		if (!pmap_set(rpc_progs[i].prog, rpc_progs[i].vers, IPPROTO_TCP,
+			      (int)s->port)) {
+			tl_warn("nfsd",
+				"cannot register with rpcbind (is it "
 				"running?); clients must be given port=%u,"
-				"mountport=%u", s->port, s->port);
+				"mountport=%u",
+				s->port, s->port);
 			return;
 		}
 		s->registered = true;
@@ -683,8 +691,8 @@ nfsd_server_run(struct nfsd_server *s, bool handle_signals)
 
 	if (handle_signals) {
 		for (size_t i = 0; i < TL_ARRAY_SIZE(sigs); i++) {
-			s->sig[i] = evsignal_new(s->base, sigs[i], signal_cb,
-						 s);
+			s->sig[i] =
+			    evsignal_new(s->base, sigs[i], signal_cb, s);
 			evsignal_add(s->sig[i], NULL);
 		}
 	}

@@ -29,11 +29,11 @@ static struct nfsd_server *srv;
 static int fd;
 
 static const char exports_text[] =
-	"/     127.0.0.1(rw,insecure,no_root_squash)\n"
-	"/ro   127.0.0.1(ro,insecure)\n"
-	"/sec  127.0.0.1(rw)\n"
-	"/deny 10.0.0.0/8(rw,insecure)\n"
-	"/gone *(rw,insecure)\n";
+    "/     127.0.0.1(rw,insecure,no_root_squash)\n"
+    "/ro   127.0.0.1(ro,insecure)\n"
+    "/sec  127.0.0.1(rw)\n"
+    "/deny 10.0.0.0/8(rw,insecure)\n"
+    "/gone *(rw,insecure)\n";
 
 static void *
 serve(void *arg)
@@ -80,8 +80,8 @@ io_all(bool rd, void *p, size_t n)
 /* Send a call (AUTH_SYS root, or AUTH_NONE) and decode the result with
  * xres into res; returns the accept status (or ~0 on transport error). */
 static uint32_t
-call(uint32_t xid, uint32_t prog, uint32_t proc, bool authsys,
-     xdrproc_t xargs, void *args, xdrproc_t xres, void *res)
+call(uint32_t xid, uint32_t prog, uint32_t proc, bool authsys, xdrproc_t xargs,
+     void *args, xdrproc_t xres, void *res)
 {
 	char buf[8192];
 	uint8_t hdr[4];
@@ -142,8 +142,8 @@ mnt(const char *path, nfs_fh3 *fh)
 
 	memset(&r, 0, sizeof(r));
 	if (call(1, NFSD_PROG_MOUNT, MOUNTPROC3_MNT, true,
-		 (xdrproc_t)xdr_mnt3_dirpath_args, &a,
-		 (xdrproc_t)xdr_mountres3, &r) != SUCCESS)
+		 (xdrproc_t)xdr_mnt3_dirpath_args, &a, (xdrproc_t)xdr_mountres3,
+		 &r) != SUCCESS)
 		return -1;
 	st = r.fhs_status;
 	if (st == MNT3_OK && fh != NULL) {
@@ -153,7 +153,7 @@ mnt(const char *path, nfs_fh3 *fh)
 		fh->data.data_val = tl_memdup(ok->fhandle.mnt3_fhandle_val,
 					      ok->fhandle.mnt3_fhandle_len);
 		CHECK(ok->auth_flavors.auth_flavors_len == 1 &&
-			      ok->auth_flavors.auth_flavors_val[0] == AUTH_SYS,
+			  ok->auth_flavors.auth_flavors_val[0] == AUTH_SYS,
 		      "MNT %s offers AUTH_SYS", path);
 	}
 	xdr_free((xdrproc_t)xdr_mountres3, (char *)&r);
@@ -245,7 +245,7 @@ test_handles(struct meta *m, const nfs_fh3 *root)
 				   root->data.data_len, &h) == 0,
 		    "the MNT handle decodes");
 	CHECK(meta_getattr(m, h.ino, &a) == 0 && h.ino == META_ROOT_INO &&
-		      h.gen == a.gen,
+		  h.gen == a.gen,
 	      "MNT / gives the root inode and its generation");
 	h.export_id = 12345;
 	nfsd_fh_encode(vol, &h, t);
@@ -273,8 +273,8 @@ test_handles(struct meta *m, const nfs_fh3 *root)
 }
 
 static int
-setup(const char *dir, struct meta **m, struct os_store **os,
-      struct cache **c, char **expath)
+setup(const char *dir, struct meta **m, struct os_store **os, struct cache **c,
+      char **expath)
 {
 	struct meta_format_opts fo;
 	struct cache_opts co = {.buffer_limit = 64 << 20, .upload_threads = 2};
@@ -349,7 +349,8 @@ main(void)
 
 	CHECK_EQ(mnt("/", &root), MNT3_OK, "MNT / allowed");
 	CHECK_EQ(root.data.data_len, NFSD_FH_SIZE, "41-byte handle");
-	CHECK_EQ(mnt("/sec", NULL), MNT3ERR_ACCES, "MNT secure export from "
+	CHECK_EQ(mnt("/sec", NULL), MNT3ERR_ACCES,
+		 "MNT secure export from "
 		 "an unprivileged port: ACCES");
 	CHECK_EQ(mnt("/deny", NULL), MNT3ERR_ACCES, "MNT without a rule");
 	CHECK_EQ(mnt("/gone", NULL), MNT3ERR_NOENT,
