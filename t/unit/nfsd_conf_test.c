@@ -2,7 +2,7 @@
  * nfsd_conf_test - the configuration table is the single source: every
  * option, with its default, is documented in tessera.conf(5) and listed
  * by `tesserad --help`; the man page documents no option the table lacks;
- * the defaults parse.
+ * every command-line option is in tesserad(8); the defaults parse.
  */
 #include "config.h"
 
@@ -81,6 +81,31 @@ main(void)
 		for (size_t i = 0; i < nfsd_conf_nopts; i++)
 			known |= strcmp(nfsd_conf_opts[i].name, name) == 0;
 		CHECK(known, "man page option %s is in the table", name);
+	}
+	/* every long command-line option of --help is in tesserad(8) */
+	free(path);
+	path = tl_asprintf("%s/man/tesserad.8", src);
+	f = fopen(path, "r");
+	CHECK_FATAL(f != NULL, "%s readable", path);
+	free(man);
+	man = slurp(f);
+	fclose(f);
+	for (char *p = strstr(help, "--"); p; p = strstr(p + 2, "--")) {
+		char name[64], *want;
+
+		if (sscanf(p + 2, "%63[a-z-]", name) != 1)
+			continue;
+		/* roff spells each '-' of an option as "\\-" */
+		want = tl_malloc(2 * strlen(name) + 5);
+		strcpy(want, "\\-\\-");
+		for (size_t k = 0, o = 4; name[k] != '\0'; k++) {
+			if (name[k] == '-')
+				want[o++] = '\\';
+			want[o++] = name[k];
+			want[o] = '\0';
+		}
+		CHECK(strstr(man, want) != NULL, "--%s in tesserad(8)", name);
+		free(want);
 	}
 	free(man);
 	free(help);
