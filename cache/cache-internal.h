@@ -80,6 +80,30 @@ struct cfile {
 	bool flushing;    /* a flush or forget owns the frozen builders */
 };
 
+/* A block in memory (block.c): loading (!ready; readers of the same
+ * block wait for the one fetch) or ready.  Unreferenced ready blocks sit
+ * on an LRU list within the memory budget. */
+struct mblk {
+	struct mblk *hnext, *lprev, *lnext;
+	uint64_t id;
+	uint32_t idx, len;
+	uint8_t *data;
+	unsigned refs;
+	bool ready, failed, on_lru;
+};
+
+/* One piece of a read: bytes [from, from+n) of block idx of slice id
+ * (blen bytes long) into dst (NULL: only bring the block in). */
+struct piece {
+	uint64_t id;
+	uint32_t idx, blen, from, n;
+	uint8_t *dst;
+};
+
+struct wb;
+struct dcache;
+struct ra;
+
 struct cache {
 	struct meta *m;
 	struct os_store *os;
@@ -96,6 +120,21 @@ struct cache {
 	_Atomic uint64_t buffered;
 
 	struct tl_pool *up;
+
+	/* blocks in memory and fetches in flight (block.c) */
+	pthread_mutex_t bmu;
+	pthread_cond_t bcv;
+	struct mblk **btab;
+	size_t nbtab;
+	struct mblk *lru_head, *lru_tail;
+	uint64_t mem_bytes, mem_cap;
+	uint64_t mem_blocks;
+	_Atomic uint64_t mem_hits, fetches, fetch_bytes, prefetches;
+
+	struct dcache *dc; /* NULL: no disk cache */
+	struct wb *wb;     /* NULL: no writeback */
+	struct ra *ra;     /* readahead state */
+	struct tl_pool *rd; /* parallel pieces of one read */
 
 	bool gc_on, stop;
 	pthread_t gc;
@@ -117,5 +156,71 @@ void cache_file_write(struct cache *c, struct cfile *f, uint64_t off,
 		      bool *chunk_full);
 bool cache_file_overlaps(struct cfile *f, uint64_t off, uint64_t end);
 uint64_t cache_file_end(struct cfile *f, uint64_t *mtime_ns);
+
+/* block.c */
+void cache_blk_init(struct cache *c, uint64_t mem_cap);
+void cache_blk_fini(struct cache *c);
+/* Copy piece p, fetching its whole block (into memory and the disk
+ * cache) when whole, or only its bytes otherwise (not cached). */
+int cache_piece_read(struct cache *c, const struct piece *p, bool whole);
+/* Store a block: staged with writeback, else put to the object store. */
+int cache_store_block(struct cache *c, const char *key, const void *data,
+		      uint32_t len);
+/* Delete a block wherever it is (staging, object store). */
+int cache_delete_block(struct cache *c, const char *key);
+
+/* diskcache.c */
+uint32_t cache_crc32c(uint32_t crc, const void *buf, size_t n);
+uint64_t cache_key_hash(const char *key);
+uint64_t cache_blockfile_size(size_t keylen, uint32_t len);
+int cache_blockfile_write(const char *path, const char *key,
+			  const uint8_t *data, uint32_t len, bool sync);
+int cache_blockfile_read(const char *path, const char *key, uint32_t want,
+			 uint32_t off, uint32_t n, uint8_t *buf,
+			 uint32_t *blen);
+int dcache_open(const char *dirs, uint64_t size, unsigned floor_pct,
+		struct dcache **out);
+void dcache_close(struct dcache *d);
+unsigned dcache_ndirs(struct dcache *d);
+const char *dcache_dir(struct dcache *d, unsigned i);
+unsigned dcache_dir_of(struct dcache *d, const char *key);
+/* 0 with bytes [off, off+n) of the cached block key (blen bytes), or
+ * -ENOENT (a damaged file is deleted and counted). */
+int dcache_get(struct dcache *d, const char *key, uint32_t blen,
+	       uint32_t off, uint32_t n, uint8_t *buf);
+void dcache_put(struct dcache *d, const char *key, const uint8_t *data,
+		uint32_t len);
+/* Move a block file (a staged block after upload) into the cache. */
+int dcache_adopt(struct dcache *d, const char *from, const char *key);
+void dcache_stats(struct dcache *d, struct cache_stats *s);
+
+/* writeback.c */
+int cache_wb_open(struct cache *c, uint64_t max_age_ms, unsigned threads);
+void cache_wb_close(struct cache *c);
+int cache_wb_stage(struct cache *c, const char *key, const void *data,
+		   uint32_t len);
+/* Make staged files durable (fsync the staging dirs) before a commit. */
+int cache_wb_sync(struct cache *c);
+/* Bytes of a staged block; -ENOENT when key is not staged. */
+int cache_wb_read(struct cache *c, const char *key, uint32_t blen,
+		  uint32_t off, uint32_t n, uint8_t *buf);
+/* The block is released: never upload it (or delete it after). */
+void cache_wb_cancel(struct cache *c, const char *key);
+void cache_wb_stats(struct cache *c, struct cache_stats *s);
+
+/* readahead.c */
+void cache_ra_init(struct cache *c, uint64_t max, uint64_t budget,
+		   unsigned threads);
+void cache_ra_fini(struct cache *c);
+/* Note a read of [off, end) of ino (size bytes); returns whether it is
+ * part of a sequential stream, and queues prefetches when it is. */
+bool cache_ra_note(struct cache *c, uint64_t ino, uint64_t size,
+		   uint64_t off, uint64_t end);
+
+/* cache.c */
+/* The pieces of [off, end) of ino in *out (caller frees); holes are
+ * zeroed in buf (when buf is not NULL). */
+int cache_plan(struct cache *c, uint64_t ino, uint64_t off, uint64_t end,
+	       uint8_t *buf, struct piece **out, size_t *nout);
 
 #endif /* CACHE_INTERNAL_H */

@@ -22,6 +22,7 @@
 #define CACHE_NBUCKETS 1024
 #define CACHE_DEFAULT_LIMIT (256ULL << 20)
 #define CACHE_DEFAULT_THREADS 8
+#define CACHE_DEFAULT_DOWNLOADS 16
 #define CACHE_GC_BATCH 256
 
 void
@@ -259,16 +260,14 @@ cache_buffered(struct cache *c)
 
 /* ---- reads -------------------------------------------------------------- */
 
-/* Copy bytes [off, off+len) of slice id (stored size size) into dst,
- * fetching only those bytes of the blocks that hold them. */
+/* Add the pieces of bytes [off, off+len) of slice id (stored size size)
+ * that land at dst (NULL: prefetch). */
 static int
-read_slice(struct cache *c, uint64_t id, uint32_t size, uint32_t off,
-	   uint32_t len, uint8_t *dst)
+plan_slice(struct cache *c, uint64_t id, uint32_t size, uint32_t off,
+	   uint32_t len, uint8_t *dst, struct piece **v, size_t *n,
+	   size_t *cap)
 {
-	uint32_t k, from, n, blen;
-	char key[256];
-	size_t got;
-	int r;
+	uint32_t k, from, blen, k_n;
 
 	if ((uint64_t)off + len > size)
 		return -EIO; /* a record pointing past its slice */
@@ -276,50 +275,134 @@ read_slice(struct cache *c, uint64_t id, uint32_t size, uint32_t off,
 		k = off / c->bs;
 		from = off % c->bs;
 		blen = TL_MIN(c->bs, size - k * c->bs);
-		n = TL_MIN(len, blen - from);
-		cache_block_key(key, sizeof(key), c->volume, id, k, blen);
-		r = os_get(c->os, key, from, n, dst, &got);
-		if (r == 0 && got != n)
-			r = -EIO;
-		if (r < 0) {
-			/* A missing or short block is damage the client
-			 * can only see as an I/O error; say which. */
-			if (r != -EIO)
-				tl_warn("cache", "read %s: %s", key,
-					strerror(-r));
-			return -EIO;
+		k_n = TL_MIN(len, blen - from);
+		if (*n == *cap) {
+			*cap = *cap ? *cap * 2 : 8;
+			*v = tl_realloc(*v, *cap * sizeof(**v));
 		}
-		off += n;
-		dst += n;
-		len -= n;
+		(*v)[(*n)++] = (struct piece){id, k, blen, from, k_n, dst};
+		off += k_n;
+		if (dst != NULL)
+			dst += k_n;
+		len -= k_n;
 	}
 	return 0;
 }
 
-static int
-read_chunk(struct cache *c, uint64_t ino, uint32_t chunk, uint32_t from,
-	   uint32_t to, uint8_t *dst)
+int
+cache_plan(struct cache *c, uint64_t ino, uint64_t off, uint64_t end,
+	   uint8_t *buf, struct piece **out, size_t *nout)
 {
 	struct meta_slice *s = NULL;
 	struct cache_seg *seg = NULL;
-	size_t n = 0, nseg = 0, i;
+	struct piece *v = NULL;
+	size_t n = 0, cap = 0, ns = 0, nseg = 0, i;
+	uint64_t pos, cend, base;
+	uint32_t chunk;
+	int r = 0;
+
+	for (pos = off; r == 0 && pos < end; pos = cend) {
+		chunk = (uint32_t)(pos / META_CHUNK_SIZE);
+		base = (uint64_t)chunk * META_CHUNK_SIZE;
+		cend = TL_MIN(end, base + META_CHUNK_SIZE);
+		r = meta_read_chunk(c->m, ino, chunk, &s, &ns);
+		if (r == 0)
+			r = cache_view_build(s, ns, (uint32_t)(pos - base),
+					     (uint32_t)(cend - base), &seg,
+					     &nseg);
+		for (i = 0; r == 0 && i < nseg; i++) {
+			uint8_t *p = buf ? buf + (base + seg[i].pos - off)
+					 : NULL;
+
+			if (seg[i].id == 0) {
+				if (p != NULL)
+					memset(p, 0, seg[i].len);
+				continue;
+			}
+			r = plan_slice(c, seg[i].id, seg[i].size, seg[i].off,
+				       seg[i].len, p, &v, &n, &cap);
+		}
+		free(seg);
+		free(s);
+		seg = NULL;
+		s = NULL;
+	}
+	if (r < 0) {
+		free(v);
+		v = NULL;
+		n = 0;
+	}
+	*out = v;
+	*nout = n;
+	return r;
+}
+
+/* Pieces of one read fetched in parallel: all but the first on the
+ * read pool, the first by the caller. */
+struct rdwait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	size_t left;
+	int r;
+};
+
+struct rdjob {
+	struct cache *c;
+	const struct piece *p;
+	bool whole;
+	struct rdwait *w;
+};
+
+static void
+rd_fn(void *arg)
+{
+	struct rdjob *j = arg;
+	int r = cache_piece_read(j->c, j->p, j->whole);
+
+	pthread_mutex_lock(&j->w->mu);
+	if (r < 0 && j->w->r == 0)
+		j->w->r = r;
+	if (--j->w->left == 0)
+		pthread_cond_signal(&j->w->cv);
+	pthread_mutex_unlock(&j->w->mu);
+	free(j);
+}
+
+/* A piece is fetched whole when the stream is sequential or the piece
+ * covers at least half its block (a range GET would save little);
+ * otherwise only its bytes (see block.c). */
+static bool
+want_whole(const struct piece *p, bool seq)
+{
+	return seq || (uint64_t)p->n * 2 >= p->blen;
+}
+
+static int
+read_pieces(struct cache *c, const struct piece *p, size_t n, bool seq)
+{
+	struct rdwait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+			   0, 0};
+	struct rdjob *j;
+	size_t i;
 	int r;
 
-	r = meta_read_chunk(c->m, ino, chunk, &s, &n);
-	if (r < 0)
-		return r;
-	r = cache_view_build(s, n, from, to, &seg, &nseg);
-	for (i = 0; r == 0 && i < nseg; i++) {
-		uint8_t *p = dst + (seg[i].pos - from);
-
-		if (seg[i].id == 0)
-			memset(p, 0, seg[i].len);
-		else
-			r = read_slice(c, seg[i].id, seg[i].size, seg[i].off,
-				       seg[i].len, p);
+	if (n == 0)
+		return 0;
+	w.left = n - 1;
+	for (i = 1; i < n; i++) {
+		j = tl_malloc(sizeof(*j));
+		*j = (struct rdjob){c, &p[i], want_whole(&p[i], seq), &w};
+		tl_pool_submit(c->rd, rd_fn, j);
 	}
-	free(seg);
-	free(s);
+	r = cache_piece_read(c, &p[0], want_whole(&p[0], seq));
+	pthread_mutex_lock(&w.mu);
+	while (w.left > 0)
+		pthread_cond_wait(&w.cv, &w.mu);
+	if (r == 0)
+		r = w.r;
+	pthread_mutex_unlock(&w.mu);
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cv);
 	return r;
 }
 
@@ -328,8 +411,10 @@ cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	   size_t len, void *buf, size_t *got, bool *eof)
 {
 	struct cfile *f;
-	uint64_t end, pos, cend;
-	uint32_t chunk;
+	struct piece *p = NULL;
+	size_t np = 0;
+	uint64_t end;
+	bool seq;
 	int r = 0;
 
 	*got = 0;
@@ -347,17 +432,13 @@ cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 		if (r < 0)
 			return r;
 	}
-	for (pos = off; pos < end; pos = cend) {
-		chunk = (uint32_t)(pos / META_CHUNK_SIZE);
-		cend = TL_MIN(end, (uint64_t)(chunk + 1) * META_CHUNK_SIZE);
-		r = read_chunk(c, ino, chunk,
-			       (uint32_t)(pos % META_CHUNK_SIZE),
-			       (uint32_t)(cend - (uint64_t)chunk *
-							 META_CHUNK_SIZE),
-			       (uint8_t *)buf + (pos - off));
-		if (r < 0)
-			return r;
-	}
+	seq = cache_ra_note(c, ino, size, off, end);
+	r = cache_plan(c, ino, off, end, buf, &p, &np);
+	if (r == 0)
+		r = read_pieces(c, p, np, seq);
+	free(p);
+	if (r < 0)
+		return r;
 	*got = (size_t)(end - off);
 	*eof = end == size;
 	return 0;
@@ -376,7 +457,7 @@ gc_slice(struct cache *c, const struct meta_slice_ref *ref)
 	for (k = 0; k < nb; k++) {
 		cache_block_key(key, sizeof(key), c->volume, ref->id, k,
 				TL_MIN(c->bs, ref->size - k * c->bs));
-		r = os_delete(c->os, key);
+		r = cache_delete_block(c, key);
 		if (r < 0)
 			return r;
 	}
@@ -431,12 +512,58 @@ gc_main(void *arg)
 
 /* ---- open and close ----------------------------------------------------- */
 
+/* The read side: memory blocks, disk cache, writeback, readahead. */
+static int
+open_blocks(struct cache *c, const struct cache_opts *o)
+{
+	struct cache_opts z = {0};
+	unsigned dl;
+	int r;
+
+	if (o == NULL)
+		o = &z;
+	dl = o->download_threads ? o->download_threads
+				 : CACHE_DEFAULT_DOWNLOADS;
+	cache_blk_init(c, o->readahead_budget);
+	c->rd = tl_pool_create("read", dl, 0);
+	cache_ra_init(c, o->readahead_max, o->readahead_budget, dl);
+	r = dcache_open(o->cache_dirs, o->cache_size, o->cache_free_floor,
+			&c->dc);
+	if (r < 0)
+		return r;
+	if (o->writeback)
+		r = cache_wb_open(c, o->writeback_max_age_ms,
+				  o->upload_threads ? o->upload_threads
+						    : CACHE_DEFAULT_THREADS);
+	return r;
+}
+
+int
+cache_stats(struct cache *c, struct cache_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (c->wb != NULL)
+		cache_wb_stats(c, out);
+	if (c->dc != NULL)
+		dcache_stats(c->dc, out);
+	pthread_mutex_lock(&c->bmu);
+	out->mem_blocks = c->mem_blocks;
+	out->mem_bytes = c->mem_bytes;
+	pthread_mutex_unlock(&c->bmu);
+	out->mem_hits = atomic_load(&c->mem_hits);
+	out->fetches = atomic_load(&c->fetches);
+	out->fetch_bytes = atomic_load(&c->fetch_bytes);
+	out->prefetches = atomic_load(&c->prefetches);
+	return 0;
+}
+
 int
 cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
 	   struct cache **out)
 {
 	const struct meta_settings *st = meta_settings(m);
 	struct cache *c;
+	int r;
 
 	*out = NULL;
 	if (st->block_size == 0 || (st->block_size & (st->block_size - 1)) ||
@@ -460,6 +587,11 @@ cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
 			       o && o->upload_threads ? o->upload_threads
 						      : CACHE_DEFAULT_THREADS,
 			       0);
+	r = open_blocks(c, o);
+	if (r < 0) {
+		cache_close(c);
+		return r;
+	}
 	if (o && o->gc) {
 		if (pthread_create(&c->gc, NULL, gc_main, c) != 0) {
 			cache_close(c);
@@ -515,6 +647,14 @@ cache_close(struct cache *c)
 	}
 	flush_all(c);
 	tl_pool_destroy(c->up);
+	if (c->ra != NULL)
+		cache_ra_fini(c);
+	if (c->rd != NULL)
+		tl_pool_destroy(c->rd);
+	cache_wb_close(c);
+	if (c->btab != NULL)
+		cache_blk_fini(c);
+	dcache_close(c->dc);
 	free(c->tab);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->space_mu);

@@ -28,6 +28,27 @@ struct cache_opts {
 				    files together; writers block above it */
 	unsigned upload_threads; /* parallel block uploads */
 	bool gc;                 /* run the background deletion job */
+	/* Disk block cache (diskcache.c).  cache_dirs: directories joined
+	 * by ':'; NULL or "" runs without a disk cache (and without
+	 * writeback).  cache_size: bytes of cached blocks, all dirs
+	 * together (0: 10 GiB).  cache_free_floor: percent of each dir's
+	 * file system kept free (0: none). */
+	const char *cache_dirs;
+	uint64_t cache_size;
+	unsigned cache_free_floor;
+	/* Writeback (writeback.c): flushes return once blocks are fsynced
+	 * in <first cache dir for the key>/staging; uploads follow in the
+	 * background.  Staged blocks older than writeback_max_age_ms (0: 1
+	 * hour) raise an alarm (log line and cache_stats). */
+	bool writeback;
+	uint64_t writeback_max_age_ms;
+	/* Readahead (readahead.c): a sequential stream's window doubles from
+	 * one block up to readahead_max bytes (0: no prefetch).  Prefetched
+	 * and recently read blocks are kept in memory within
+	 * readahead_budget bytes (0: only blocks being read). */
+	uint64_t readahead_max;
+	uint64_t readahead_budget;
+	unsigned download_threads; /* parallel block fetches (0: 16) */
 };
 
 /* Borrow m and os for the life of the cache. */
@@ -62,6 +83,36 @@ void cache_overlay_attr(struct cache *c, struct meta_attr *a);
 
 /* Bytes currently buffered (for metrics and tests). */
 uint64_t cache_buffered(struct cache *c);
+
+/* Figures for `tessera status` and metrics. */
+struct cache_stats {
+	/* writeback staging */
+	uint64_t staged_blocks;
+	uint64_t staged_bytes;
+	uint64_t staged_oldest_s; /* age of the oldest staged block */
+	uint64_t staged_overdue;  /* staged longer than writeback_max_age */
+	uint64_t uploaded;        /* staged blocks uploaded since open */
+	uint64_t upload_errors;   /* failed background uploads (retried) */
+	/* disk cache */
+	uint64_t disk_blocks, disk_bytes;
+	uint64_t disk_hits, disk_misses;
+	uint64_t disk_damaged;    /* checksum or length errors: refetched */
+	uint64_t disk_evicted;
+	/* memory and object store */
+	uint64_t mem_blocks, mem_bytes, mem_hits;
+	uint64_t fetches, fetch_bytes; /* GETs issued (whole or range) */
+	uint64_t prefetches;           /* blocks fetched by readahead */
+};
+
+/* Fill *out (never fails; returns 0). */
+int cache_stats(struct cache *c, struct cache_stats *out);
+
+/* Staging figures of cache_dirs ("/a:/b") read from the directories
+ * directly (`tessera status --cache-dir`, no daemon needed): fills the
+ * staged_* fields of *out and zeroes the others.  max_age_ms as in
+ * cache_opts (0: 1 hour). */
+int cache_staging_scan(const char *cache_dirs, uint64_t max_age_ms,
+		       struct cache_stats *out);
 
 /* Object key of block idx of slice id (len = that block's length). */
 void cache_block_key(char *buf, size_t buflen, const char *volume,

@@ -253,7 +253,7 @@ upload_fn(void *arg)
 	int r;
 
 	job_target(u, key, sizeof(key), &data, &len);
-	r = os_put(c->os, key, data, len);
+	r = cache_store_block(c, key, data, len);
 	pthread_mutex_lock(&f->mu);
 	if (u->run != NULL) {
 		u->run->st[u->idx] = r == 0 ? 2 : 0;
@@ -423,7 +423,7 @@ delete_objects(struct cache *c, struct builder *b)
 				continue;
 			cache_block_key(key, sizeof(key), c->volume, b->id, k,
 					c->bs);
-			os_delete(c->os, key);
+			cache_delete_block(c, key);
 		}
 		return;
 	}
@@ -436,7 +436,7 @@ delete_objects(struct cache *c, struct builder *b)
 			cache_block_key(key, sizeof(key), c->volume, u->id, k,
 					TL_MIN(c->bs, u->e - u->base -
 							      k * c->bs));
-			os_delete(c->os, key);
+			cache_delete_block(c, key);
 		}
 	}
 }
@@ -559,7 +559,10 @@ cache_file_flush(struct cache *c, struct cfile *f)
 		goto out;
 	mtime = f->mtime_ns;
 	pthread_mutex_unlock(&f->mu);
-	r = meta_write_slices(c->m, f->ino, w, n, mtime, NULL);
+	/* Staged blocks are durable by name before metadata names them. */
+	r = cache_wb_sync(c);
+	if (r == 0)
+		r = meta_write_slices(c->m, f->ino, w, n, mtime, NULL);
 	pthread_mutex_lock(&f->mu);
 	if (r == 0 || r == -ENOENT) {
 		b = detach(f, last);

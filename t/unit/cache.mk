@@ -22,7 +22,23 @@ TESTS += t/unit/objstore_sigv4_test
 t_unit_objstore_sigv4_test_SOURCES = t/unit/objstore_sigv4_test.c t/unit/tap.h
 t_unit_objstore_sigv4_test_LDADD = objstore/libobjstore.a lib/libtl.a
 
+# Block cache on disk: restart, damage, eviction, floor, single-flight.
+check_PROGRAMS += t/unit/cache_disk_test
+TESTS += t/unit/cache_disk_test
+t_unit_cache_disk_test_SOURCES = t/unit/cache_disk_test.c \
+	t/unit/cache_test.h t/unit/tap.h
+t_unit_cache_disk_test_LDADD = cache/libcache.a meta/libmeta.a \
+	objstore/libobjstore.a lib/libtl.a $(LMDB_LIBS)
+
 check_PROGRAMS += t/unit/objstore_wrap_test
 TESTS += t/unit/objstore_wrap_test
 t_unit_objstore_wrap_test_SOURCES = t/unit/objstore_wrap_test.c t/unit/tap.h
 t_unit_objstore_wrap_test_LDADD = objstore/libobjstore.a lib/libtl.a
+
+# Writeback: crash with staged blocks, restart uploads them; gc races.
+check_PROGRAMS += t/unit/cache_writeback_test
+TESTS += t/unit/cache_writeback_test
+t_unit_cache_writeback_test_SOURCES = t/unit/cache_writeback_test.c \
+	t/unit/cache_test.h t/unit/tap.h
+t_unit_cache_writeback_test_LDADD = cache/libcache.a meta/libmeta.a \
+	objstore/libobjstore.a lib/libtl.a $(LMDB_LIBS)

@@ -106,7 +106,8 @@ nobjects(void)
 static struct cache *
 open_cache(uint64_t limit, bool gc)
 {
-	struct cache_opts o = {limit, 4, gc};
+	struct cache_opts o = {
+		.buffer_limit = limit, .upload_threads = 4, .gc = gc};
 	struct cache *c = NULL;
 
 	CHECK_FATAL(cache_open(m, &fault.base, &o, &c) == 0, "cache_open");

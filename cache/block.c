@@ -1,0 +1,330 @@
+/*
+ * block.c - blocks on their way to a reader: memory, staging, disk cache,
+ * object store, with one fetch per missing block (single-flight).
+ *
+ * Read policy (the reader in cache.c chooses "whole"):
+ *   - whole: the block is brought into memory as a whole, looking in this
+ *     order: memory, writeback staging, disk cache, object store (a GET
+ *     of the whole object, then written to the disk cache).  Concurrent
+ *     readers of a block that is loading wait for that one load: the
+ *     table of memory blocks doubles as the table of fetches in flight.
+ *     Sequential reads, reads covering most of a block and prefetches
+ *     are whole.
+ *   - otherwise (a small read at a random offset): the bytes are served
+ *     from memory, staging or the disk cache when the block is there, else
+ *     by a range GET of exactly those bytes, which is not cached: a 4 KiB
+ *     random read costs a 4 KiB GET, not 4 MiB.
+ * Unreferenced blocks stay in memory on an LRU list within mem_cap bytes.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/cache-internal.h"
+
+#define BTAB_SIZE 4096
+
+void
+cache_blk_init(struct cache *c, uint64_t mem_cap)
+{
+	pthread_mutex_init(&c->bmu, NULL);
+	pthread_cond_init(&c->bcv, NULL);
+	c->nbtab = BTAB_SIZE;
+	c->btab = tl_calloc(c->nbtab, sizeof(*c->btab));
+	c->mem_cap = mem_cap;
+}
+
+static void
+mblk_free(struct mblk *b)
+{
+	free(b->data);
+	free(b);
+}
+
+void
+cache_blk_fini(struct cache *c)
+{
+	struct mblk *b, *n;
+	size_t i;
+
+	for (i = 0; i < c->nbtab; i++)
+		for (b = c->btab[i]; b != NULL; b = n) {
+			n = b->hnext;
+			mblk_free(b);
+		}
+	free(c->btab);
+	pthread_mutex_destroy(&c->bmu);
+	pthread_cond_destroy(&c->bcv);
+}
+
+static size_t
+bslot(struct cache *c, uint64_t id, uint32_t idx)
+{
+	return (size_t)(((id * 0x9E3779B97F4A7C15ULL) ^ idx) >> 20) % c->nbtab;
+}
+
+static struct mblk *
+bfind(struct cache *c, uint64_t id, uint32_t idx)
+{
+	struct mblk *b;
+
+	for (b = c->btab[bslot(c, id, idx)]; b != NULL; b = b->hnext)
+		if (b->id == id && b->idx == idx)
+			return b;
+	return NULL;
+}
+
+static void
+bunhash(struct cache *c, struct mblk *b)
+{
+	struct mblk **pp = &c->btab[bslot(c, b->id, b->idx)];
+
+	while (*pp != b)
+		pp = &(*pp)->hnext;
+	*pp = b->hnext;
+}
+
+static void
+lru_del(struct cache *c, struct mblk *b)
+{
+	if (!b->on_lru)
+		return;
+	if (b->lprev)
+		b->lprev->lnext = b->lnext;
+	else
+		c->lru_head = b->lnext;
+	if (b->lnext)
+		b->lnext->lprev = b->lprev;
+	else
+		c->lru_tail = b->lprev;
+	b->lprev = b->lnext = NULL;
+	b->on_lru = false;
+}
+
+static void
+lru_add(struct cache *c, struct mblk *b)
+{
+	b->lprev = c->lru_tail;
+	b->lnext = NULL;
+	if (c->lru_tail)
+		c->lru_tail->lnext = b;
+	else
+		c->lru_head = b;
+	c->lru_tail = b;
+	b->on_lru = true;
+}
+
+/* Drop unreferenced blocks, oldest first, down to the budget.  Called
+ * with bmu held; the freeing happens outside it. */
+static struct mblk *
+trim(struct cache *c)
+{
+	struct mblk *b, *gone = NULL;
+
+	while (c->mem_bytes > c->mem_cap && (b = c->lru_head) != NULL) {
+		lru_del(c, b);
+		bunhash(c, b);
+		c->mem_bytes -= b->len;
+		c->mem_blocks--;
+		b->hnext = gone;
+		gone = b;
+	}
+	return gone;
+}
+
+static void
+free_list(struct mblk *b)
+{
+	struct mblk *n;
+
+	for (; b != NULL; b = n) {
+		n = b->hnext;
+		mblk_free(b);
+	}
+}
+
+static void
+blk_put(struct cache *c, struct mblk *b)
+{
+	struct mblk *gone;
+
+	pthread_mutex_lock(&c->bmu);
+	if (--b->refs == 0)
+		lru_add(c, b);
+	gone = trim(c);
+	pthread_mutex_unlock(&c->bmu);
+	free_list(gone);
+}
+
+/* Bytes [off, off+n) of the block from staging or the disk cache; a miss
+ * there is -ENOENT. */
+static int
+local_read(struct cache *c, const char *key, uint32_t blen, uint32_t off,
+	   uint32_t n, uint8_t *buf)
+{
+	int r = -ENOENT;
+
+	if (c->wb != NULL)
+		r = cache_wb_read(c, key, blen, off, n, buf);
+	if (r == -ENOENT && c->dc != NULL)
+		r = dcache_get(c->dc, key, blen, off, n, buf);
+	return r;
+}
+
+static int
+remote_read(struct cache *c, const char *key, uint32_t off, uint32_t n,
+	    uint8_t *buf)
+{
+	size_t got;
+	int r;
+
+	r = os_get(c->os, key, off, n, buf, &got);
+	atomic_fetch_add(&c->fetches, 1);
+	atomic_fetch_add(&c->fetch_bytes, got);
+	if (r == 0 && got != n)
+		r = -EIO;
+	if (r < 0) {
+		/* A missing or short block is damage the client can only
+		 * see as an I/O error; say which. */
+		tl_warn("cache", "read %s: %s", key,
+			r == -EIO ? "short or failed" : strerror(-r));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Bring the whole block into memory; *out is referenced. */
+static int
+blk_get(struct cache *c, const struct piece *p, struct mblk **out)
+{
+	struct mblk *b;
+	char key[256];
+	int r;
+
+	pthread_mutex_lock(&c->bmu);
+	while ((b = bfind(c, p->id, p->idx)) != NULL) {
+		/* A waiter holds a reference, so the block cannot be
+		 * trimmed between its load and the waiter's wake-up. */
+		b->refs++;
+		lru_del(c, b);
+		while (!b->ready && !b->failed)
+			pthread_cond_wait(&c->bcv, &c->bmu);
+		if (b->ready) {
+			pthread_mutex_unlock(&c->bmu);
+			atomic_fetch_add(&c->mem_hits, 1);
+			*out = b;
+			return 0;
+		}
+		/* The load failed: try for ourselves. */
+		if (--b->refs == 0)
+			mblk_free(b);
+	}
+	b = tl_calloc(1, sizeof(*b));
+	b->id = p->id;
+	b->idx = p->idx;
+	b->len = p->blen;
+	b->refs = 1;
+	b->hnext = c->btab[bslot(c, p->id, p->idx)];
+	c->btab[bslot(c, p->id, p->idx)] = b;
+	pthread_mutex_unlock(&c->bmu);
+
+	b->data = tl_malloc(p->blen);
+	cache_block_key(key, sizeof(key), c->volume, p->id, p->idx, p->blen);
+	r = local_read(c, key, p->blen, 0, p->blen, b->data);
+	if (r == -ENOENT) {
+		r = remote_read(c, key, 0, p->blen, b->data);
+		if (r == 0 && c->dc != NULL)
+			dcache_put(c->dc, key, b->data, p->blen);
+	}
+
+	pthread_mutex_lock(&c->bmu);
+	if (r < 0) {
+		bunhash(c, b);
+		b->failed = true;
+		if (--b->refs > 0)
+			b = NULL; /* the last waiter frees it */
+	} else {
+		b->ready = true;
+		c->mem_bytes += b->len;
+		c->mem_blocks++;
+	}
+	pthread_cond_broadcast(&c->bcv);
+	pthread_mutex_unlock(&c->bmu);
+	if (r < 0) {
+		if (b != NULL)
+			mblk_free(b);
+		return r;
+	}
+	*out = b;
+	return 0;
+}
+
+/* Bytes of a block in memory, if it is there and ready. */
+static bool
+mem_peek(struct cache *c, const struct piece *p)
+{
+	struct mblk *b;
+
+	pthread_mutex_lock(&c->bmu);
+	b = bfind(c, p->id, p->idx);
+	if (b != NULL && b->ready) {
+		b->refs++;
+		lru_del(c, b);
+	} else {
+		b = NULL;
+	}
+	pthread_mutex_unlock(&c->bmu);
+	if (b == NULL)
+		return false;
+	memcpy(p->dst, b->data + p->from, p->n);
+	atomic_fetch_add(&c->mem_hits, 1);
+	blk_put(c, b);
+	return true;
+}
+
+int
+cache_piece_read(struct cache *c, const struct piece *p, bool whole)
+{
+	struct mblk *b;
+	char key[256];
+	int r;
+
+	if (whole || p->dst == NULL) {
+		r = blk_get(c, p, &b);
+		if (r < 0)
+			return r;
+		if (p->dst != NULL)
+			memcpy(p->dst, b->data + p->from, p->n);
+		blk_put(c, b);
+		return 0;
+	}
+	if (mem_peek(c, p))
+		return 0;
+	cache_block_key(key, sizeof(key), c->volume, p->id, p->idx, p->blen);
+	r = local_read(c, key, p->blen, p->from, p->n, p->dst);
+	if (r == -ENOENT)
+		r = remote_read(c, key, p->from, p->n, p->dst);
+	return r;
+}
+
+int
+cache_store_block(struct cache *c, const char *key, const void *data,
+		  uint32_t len)
+{
+	if (c->wb != NULL && cache_wb_stage(c, key, data, len) == 0)
+		return 0;
+	/* Without writeback, or when staging fails (disk full): store it
+	 * directly, which is as durable. */
+	return os_put(c->os, key, data, len);
+}
+
+int
+cache_delete_block(struct cache *c, const char *key)
+{
+	if (c->wb != NULL)
+		cache_wb_cancel(c, key);
+	return os_delete(c->os, key);
+}

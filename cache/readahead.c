@@ -1,0 +1,146 @@
+/*
+ * readahead.c - sequential detection per file and prefetch.
+ *
+ * NFS has no open or close, so streams are tracked in a small table of
+ * slots keyed by inode (direct mapped: a busy gateway forgets the
+ * coldest stream first, which costs one window).  A read is sequential
+ * when it starts near where the file's last reads ended (within the
+ * window or four blocks, since clients keep several READs in flight and
+ * they arrive out of order), or at offset 0.  Each sequential read
+ * doubles the window, from one block up to `max` bytes, and queues whole
+ * block prefetches for what lies between the prefetched end and the read
+ * end plus the window.  Prefetches run on their own pool and land in the
+ * memory (and disk) cache, where the reader finds them or waits for the
+ * fetch in flight (block.c's single-flight).  Bytes of prefetches in
+ * flight stay within `budget`, which is also the size of the memory
+ * cache, so prefetched blocks are not pushed out before they are read.
+ * A non-sequential read resets the stream: random reads fetch only what
+ * they touch.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/cache-internal.h"
+
+#define RA_SLOTS 256
+
+struct raslot {
+	uint64_t ino;
+	uint64_t next;   /* end of the stream's reads so far */
+	uint64_t win;    /* current window, bytes */
+	uint64_t ra_end; /* prefetched (or queued) up to here */
+};
+
+struct ra {
+	pthread_mutex_t mu;
+	struct raslot slot[RA_SLOTS];
+	uint64_t max, budget;
+	_Atomic uint64_t inflight;
+	struct tl_pool *pool;
+};
+
+struct rajob {
+	struct cache *c;
+	uint64_t ino, off, end;
+};
+
+void
+cache_ra_init(struct cache *c, uint64_t max, uint64_t budget,
+	      unsigned threads)
+{
+	struct ra *ra = tl_calloc(1, sizeof(*ra));
+
+	pthread_mutex_init(&ra->mu, NULL);
+	ra->max = TL_MIN(max, budget);
+	ra->budget = budget;
+	atomic_init(&ra->inflight, 0);
+	if (ra->max > 0)
+		ra->pool = tl_pool_create("prefetch", threads, 0);
+	c->ra = ra;
+}
+
+void
+cache_ra_fini(struct cache *c)
+{
+	struct ra *ra = c->ra;
+
+	if (ra == NULL)
+		return;
+	if (ra->pool)
+		tl_pool_destroy(ra->pool);
+	pthread_mutex_destroy(&ra->mu);
+	free(ra);
+	c->ra = NULL;
+}
+
+static void
+prefetch_fn(void *arg)
+{
+	struct rajob *j = arg;
+	struct cache *c = j->c;
+	struct piece *p = NULL;
+	size_t n = 0, i;
+
+	/* The view may be older than buffered writes: harmless, blocks are
+	 * immutable and a read builds its own view. */
+	if (cache_plan(c, j->ino, j->off, j->end, NULL, &p, &n) == 0)
+		for (i = 0; i < n; i++)
+			if (cache_piece_read(c, &p[i], true) == 0)
+				atomic_fetch_add(&c->prefetches, 1);
+	free(p);
+	atomic_fetch_sub(&c->ra->inflight, j->end - j->off);
+	free(j);
+}
+
+static uint64_t
+align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) / a * a;
+}
+
+bool
+cache_ra_note(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
+	      uint64_t end)
+{
+	struct ra *ra = c->ra;
+	struct raslot *s = &ra->slot[(ino * 0x9E3779B97F4A7C15ULL) >> 56];
+	struct rajob *jobs[64];
+	uint64_t near, target, p, bs = c->bs;
+	size_t nj = 0, i;
+	bool seq;
+
+	pthread_mutex_lock(&ra->mu);
+	near = TL_MAX(s->win, 4 * bs);
+	seq = (s->ino == ino && off <= s->next + near &&
+	       end + near >= s->next) ||
+	      off == 0;
+	if (!seq || s->ino != ino) {
+		*s = (struct raslot){ino, end, 0, 0};
+		if (!seq)
+			goto out;
+	}
+	s->next = TL_MAX(s->next, end);
+	if (ra->max == 0)
+		goto out;
+	s->win = s->win ? TL_MIN(s->win * 2, ra->max) : TL_MIN(bs, ra->max);
+	target = TL_MIN(size, align_up(end + s->win, bs));
+	p = TL_MAX(s->ra_end, align_up(end, bs));
+	for (; p < target && nj < TL_ARRAY_SIZE(jobs); p += bs) {
+		uint64_t e = TL_MIN(p + bs, size);
+
+		if (atomic_load(&ra->inflight) + (e - p) > ra->budget)
+			break;
+		atomic_fetch_add(&ra->inflight, e - p);
+		jobs[nj] = tl_malloc(sizeof(*jobs[nj]));
+		*jobs[nj++] = (struct rajob){c, ino, p, e};
+		s->ra_end = e;
+	}
+out:
+	pthread_mutex_unlock(&ra->mu);
+	for (i = 0; i < nj; i++)
+		tl_pool_submit(ra->pool, prefetch_fn, jobs[i]);
+	return seq;
+}
