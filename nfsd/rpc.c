@@ -44,6 +44,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <rpc/pmap_clnt.h>
+#include <rpc/rpcb_clnt.h>
 
 #include "nfsd/nfsd.h"
 #include "nfsd/rpc-internal.h"
@@ -83,6 +84,7 @@ struct nfsd_server {
 	struct conn *conns;
 	size_t nconns;
 	unsigned port;
+	int family; /* of the listening socket */
 	bool registered;
 	char *exports_file; /* NULL: built-in default */
 	void (*on_hup)(struct nfsd_server *, void *);
@@ -599,6 +601,7 @@ start_listener(struct nfsd_server *s, const char *listen, char **err)
 	sl = sizeof(ss);
 	getsockname(evconnlistener_get_fd(s->lis), (struct sockaddr *)&ss, &sl);
 	s->port = nfsd_peer_port(&ss);
+	s->family = ss.ss_family;
 	return 0;
 }
 
@@ -664,13 +667,50 @@ static const struct {
     {NFSD_PROG_MOUNT, 3},
 };
 
-void
-nfsd_server_register(struct nfsd_server *s)
+/* IPv6 clients ask rpcbind for netid tcp6; pmap_set only knows tcp.
+ * set false: unset. */
+static bool
+rpcb_tcp6(unsigned long prog, unsigned long vers, unsigned port, bool set)
+{
+	struct netconfig *nc = getnetconfigent("tcp6");
+	struct sockaddr_in6 sa;
+	struct netbuf nb = {sizeof(sa), sizeof(sa), &sa};
+	bool ok;
+
+	if (nc == NULL)
+		return false;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin6_family = AF_INET6;
+	sa.sin6_port = htons((uint16_t)port);
+	sa.sin6_addr = in6addr_any;
+	rpcb_unset(prog, vers, nc);
+	ok = !set || rpcb_set(prog, vers, nc, &nb);
+	freenetconfigent(nc);
+	return ok;
+}
+
+static void
+unregister(struct nfsd_server *s)
 {
 	for (size_t i = 0; i < TL_ARRAY_SIZE(rpc_progs); i++) {
 		pmap_unset(rpc_progs[i].prog, rpc_progs[i].vers);
-		if (!pmap_set(rpc_progs[i].prog, rpc_progs[i].vers, IPPROTO_TCP,
-			      (int)s->port)) {
+		if (s->family == AF_INET6)
+			rpcb_tcp6(rpc_progs[i].prog, rpc_progs[i].vers, 0,
+				  false);
+	}
+}
+
+void
+nfsd_server_register(struct nfsd_server *s)
+{
+	unregister(s); /* a previous instance's entries */
+	for (size_t i = 0; i < TL_ARRAY_SIZE(rpc_progs); i++) {
+		unsigned long prog = rpc_progs[i].prog;
+		unsigned long vers = rpc_progs[i].vers;
+
+		if (!pmap_set(prog, vers, IPPROTO_TCP, (int)s->port) ||
+		    (s->family == AF_INET6 &&
+		     !rpcb_tcp6(prog, vers, s->port, true))) {
 			tl_warn("nfsd",
 				"cannot register with rpcbind (is it "
 				"running?); clients must be given port=%u,"
@@ -732,8 +772,7 @@ nfsd_server_free(struct nfsd_server *s)
 	if (s->base != NULL)
 		event_base_loop(s->base, EVLOOP_NONBLOCK);
 	if (s->registered)
-		for (size_t i = 0; i < TL_ARRAY_SIZE(rpc_progs); i++)
-			pmap_unset(rpc_progs[i].prog, rpc_progs[i].vers);
+		unregister(s);
 	if (s->base != NULL)
 		event_base_free(s->base);
 	nfsd_exports_free(&s->ctx.exports);
