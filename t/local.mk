@@ -6,3 +6,4 @@ include t/unit/nfsd.mk
 include t/unit/lib.mk
 include t/nfs/local.mk
 include t/kernel/local.mk
+include t/s3/local.mk

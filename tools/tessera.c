@@ -33,7 +33,8 @@ static const char format_usage[] =
 	"Usage: tessera format META_URL STORAGE_URL NAME [OPTIONS]\n"
 	"\n"
 	"Create volume NAME with its metadata at META_URL (lmdb:///dir) and\n"
-	"its data in STORAGE_URL (file:///dir).\n"
+	"its data in STORAGE_URL (file:///dir, s3://BUCKET?endpoint=...;\n"
+	"see STORAGE URLS in tessera(1)).\n"
 	"\n"
 	"Options:\n"
 	"  --block-size SIZE  object block size, a power of two from 64K to\n"
@@ -44,6 +45,11 @@ static const char format_usage[] =
 	"                     unlimited)\n"
 	"  --inodes N         maximum number of inodes (default unlimited)\n"
 	"  --force            replace an existing volume of that name\n"
+	"  --compress zstd    compress each block with zstd\n"
+	"  --encrypt-key-file FILE\n"
+	"                     encrypt each block (AES-256-GCM) under the\n"
+	"                     32-byte volume key in FILE; the daemon reads\n"
+	"                     FILE at start, so keep it (and a backup)\n"
 	"  -h, --help         show this help\n";
 
 static const char status_usage[] =
@@ -94,11 +100,45 @@ storage_check(const char *url, const char *name)
 	if (rc == 0)
 		rc = os_delete(s, key);
 	if (rc)
-		fprintf(stderr, "tessera: storage %s is not writable: %s\n",
-			url, strerror(-rc));
+		fprintf(stderr, "tessera: storage %s is not writable: %s%s\n",
+			url, strerror(-rc),
+			rc == -EACCES ? " (the store refused the credentials; "
+					"see the message above)" : "");
 	free(key);
 	os_close(s);
 	return rc;
+}
+
+/* The stored storage URL: the wrappers chosen by the options around the
+ * given URL, compression outside encryption (encrypted data does not
+ * compress).  The key file is checked now and recorded by absolute path,
+ * so tesserad finds it whatever its working directory. */
+static int
+storage_url(const char *url, bool zstd, const char *keyfile, char **out)
+{
+	uint8_t key[OS_CRYPT_KEY_LEN];
+	char *err = NULL, *abs = NULL;
+	int rc;
+
+	*out = NULL;
+	if (keyfile != NULL) {
+		rc = os_crypt_load_key(keyfile, key, &err);
+		memset(key, 0, sizeof(key));
+		abs = realpath(keyfile, NULL);
+		if (rc || abs == NULL || strpbrk(abs, "(),") != NULL) {
+			fprintf(stderr, "tessera: %s\n",
+				err ? err : "the key file path may not "
+					    "contain '(', ')' or ','");
+			free(err);
+			free(abs);
+			return -EINVAL;
+		}
+	}
+	*out = tl_asprintf("%s%s%s%s%s", zstd ? "zstd:" : "",
+			   abs ? "crypt(key_file=" : "", abs ? abs : "",
+			   abs ? "):" : "", url);
+	free(abs);
+	return 0;
 }
 
 static int
@@ -110,12 +150,16 @@ cmd_format(int argc, char **argv)
 		{"capacity", required_argument, NULL, 'c'},
 		{"inodes", required_argument, NULL, 'i'},
 		{"force", no_argument, NULL, 'f'},
+		{"compress", required_argument, NULL, 'z'},
+		{"encrypt-key-file", required_argument, NULL, 'k'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct meta_format_opts o = {NULL, NULL, 4U << 20, 1, 0, 0, false};
+	const char *keyfile = NULL;
+	bool zstd = false;
+	char *err = NULL, *storage = NULL;
 	uint64_t v;
-	char *err = NULL;
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -150,6 +194,16 @@ cmd_format(int argc, char **argv)
 		case 'f':
 			o.force = true;
 			break;
+		case 'z':
+			if (strcmp(optarg, "zstd") != 0)
+				return usage_error(format_usage,
+						   "bad --compress '%s': only "
+						   "zstd", optarg);
+			zstd = true;
+			break;
+		case 'k':
+			keyfile = optarg;
+			break;
 		case 'h':
 			fputs(format_usage, stdout);
 			return 0;
@@ -161,14 +215,20 @@ cmd_format(int argc, char **argv)
 	if (argc - optind != 3)
 		return usage_error(format_usage, "format needs META_URL, "
 				   "STORAGE_URL and NAME%s", "");
-	o.storage = argv[optind + 1];
 	o.name = argv[optind + 2];
 	if (!name_ok(o.name))
 		return usage_error(format_usage, "bad volume name '%s': 1 to "
 				   "63 of A-Z a-z 0-9 _ -", o.name);
-	if (storage_check(o.storage, o.name))
+	rc = storage_url(argv[optind + 1], zstd, keyfile, &storage);
+	if (rc)
 		return 1;
+	o.storage = storage;
+	if (storage_check(o.storage, o.name)) {
+		free(storage);
+		return 1;
+	}
 	rc = meta_format(argv[optind], &o, &err);
+	free(storage);
 	if (rc) {
 		fprintf(stderr, "tessera: format: %s\n",
 			err ? err : strerror(-rc));
