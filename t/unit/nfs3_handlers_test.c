@@ -338,6 +338,72 @@ remove_one(void)
 	release(NFSPROC3_REMOVE, &r);
 }
 
+static void
+create_modes(void)
+{
+	static char data[5000];
+	CREATE3args a = {0};
+	CREATE3res r;
+	WRITE3args w = {0};
+	WRITE3res wr;
+	COMMIT3args ca = {0};
+	COMMIT3res cr;
+	uint64_t ino, ino2;
+	struct meta_attr attr;
+
+	/* EXCLUSIVE: the same verifier again finds the same file. */
+	a.where.name = "excl";
+	a.how.mode = EXCLUSIVE;
+	memcpy(a.how.createhow3_u.verf, "12345678", 8);
+	run(NFSPROC3_CREATE, 1, &a, &r);
+	CHECK(r.status == NFS3_OK);
+	release(NFSPROC3_CREATE, &r);
+	ino = lookup("excl");
+	run(NFSPROC3_CREATE, 1, &a, &r);
+	CHECK(r.status == NFS3_OK);
+	CHECK(r.CREATE3res_u.resok.obj_attributes.post_op_attr_u.attributes
+		  .fileid == ino);
+	release(NFSPROC3_CREATE, &r);
+	memcpy(a.how.createhow3_u.verf, "other!!!", 8);
+	run(NFSPROC3_CREATE, 1, &a, &r);
+	CHECK(r.status == NFS3ERR_EXIST);
+	release(NFSPROC3_CREATE, &r);
+
+	/* UNCHECKED with size 0 over a file with buffered writes truncates
+	 * it, and the buffered bytes do not come back after a COMMIT. */
+	memset(data, 'd', sizeof(data));
+	w.count = sizeof(data);
+	w.stable = UNSTABLE;
+	w.data.data_len = sizeof(data);
+	w.data.data_val = data;
+	run(NFSPROC3_WRITE, ino, &w, &wr);
+	CHECK(wr.status == NFS3_OK);
+	release(NFSPROC3_WRITE, &wr);
+	memset(&a, 0, sizeof(a));
+	a.where.name = "excl";
+	a.how.mode = UNCHECKED;
+	a.how.createhow3_u.obj_attributes.size.set_it = TRUE;
+	a.how.createhow3_u.obj_attributes.size.set_size3_u.size = 0;
+	run(NFSPROC3_CREATE, 1, &a, &r);
+	CHECK(r.status == NFS3_OK);
+	CHECK(r.CREATE3res_u.resok.obj_attributes.post_op_attr_u.attributes
+		  .size == 0);
+	ino2 = r.CREATE3res_u.resok.obj_attributes.post_op_attr_u.attributes
+		   .fileid;
+	CHECK(ino2 == ino);
+	release(NFSPROC3_CREATE, &r);
+	run(NFSPROC3_COMMIT, ino, &ca, &cr);
+	CHECK(cr.status == NFS3_OK);
+	release(NFSPROC3_COMMIT, &cr);
+	CHECK(meta_getattr(ctx.meta, ino, &attr) == 0 && attr.size == 0);
+
+	/* GUARDED over it is EXIST. */
+	a.how.mode = GUARDED;
+	run(NFSPROC3_CREATE, 1, &a, &r);
+	CHECK(r.status == NFS3ERR_EXIST);
+	release(NFSPROC3_CREATE, &r);
+}
+
 int
 main(void)
 {
@@ -372,6 +438,7 @@ main(void)
 	readdir_edges();
 	io();
 	remove_one();
+	create_modes();
 
 	cache_close(ctx.cache);
 	os_close(os);
