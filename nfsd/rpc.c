@@ -17,7 +17,9 @@
  * requests read but not yet answered hold more than request_memory bytes
  * (all connections), connections that add to them stop being read; beyond
  * max_connections new connections are closed at once; a connection with
- * nothing in flight and nothing read for idle_timeout is closed.
+ * nothing in flight that completed no request for idle_timeout is closed
+ * (bytes alone do not count: a peer that trickles one byte a minute, or
+ * never finishes its fragment, is idle too).
  *
  * Threads and lifetimes: bufferevents are BEV_OPT_THREADSAFE and their
  * callbacks deferred and unlocked, so the lock order is srv->mem_lock,
@@ -63,6 +65,7 @@ struct conn {
 	struct sockaddr_storage peer;
 	char name[INET6_ADDRSTRLEN + 8];
 	bool out_full;		  /* reading stopped: replies unread (loop) */
+	uint64_t last_ns;	  /* under lock: last request read or done */
 	bool mem_wait;		  /* under srv->mem_lock: on mem_waiters */
 	struct conn *mem_next;	  /* under srv->mem_lock */
 	struct tl_buf rec;	  /* record being assembled (loop) */
@@ -90,6 +93,7 @@ struct nfsd_server {
 	void (*on_hup)(struct nfsd_server *, void *);
 	void *on_hup_arg;
 	uint64_t max_record, max_inflight, max_conns, idle_ms;
+	struct event *sweep; /* closes idle connections */
 	pthread_mutex_t mem_lock;
 	uint64_t mem_used, mem_limit; /* request bytes not yet answered */
 	struct conn *mem_waiters;     /* paused over mem_limit; a ref each */
@@ -210,6 +214,7 @@ worker(void *arg)
 				   reply.len, free_reply, NULL) == 0)
 		reply.data = NULL; /* the evbuffer frees it once sent */
 	c->inflight--;
+	c->last_ns = tl_mono_ns();
 	if (c->paused && !c->closed && c->inflight < c->srv->max_inflight) {
 		c->paused = false;
 		event_active(c->resume, EV_READ, 0);
@@ -251,6 +256,7 @@ submit(struct conn *c)
 	pthread_mutex_lock(&c->lock);
 	c->refs++;
 	c->inflight++;
+	c->last_ns = tl_mono_ns();
 	if (c->inflight >= s->max_inflight)
 		c->paused = true;
 	more = !c->paused && !over;
@@ -342,24 +348,32 @@ static void
 conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
-	bool busy;
 
-	if (what & BEV_EVENT_TIMEOUT) {
-		pthread_mutex_lock(&c->lock);
-		busy = c->inflight > 0;
-		pthread_mutex_unlock(&c->lock);
-		if (busy || evbuffer_get_length(bufferevent_get_output(bev))) {
-			/* waiting for us, not idle: keep reading */
-			bufferevent_enable(bev, EV_READ);
-			return;
-		}
-		tl_info("rpc", "%s: idle, closing", c->name);
-		conn_close(c, "idle");
-		return;
-	}
 	if (what & BEV_EVENT_ERROR)
 		tl_debug("rpc", "%s: %s", c->name, strerror(errno));
 	conn_close(c, (what & BEV_EVENT_EOF) ? "eof" : "error");
+}
+
+/* Timer (loop thread): close connections idle for idle_timeout. */
+static void
+sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct nfsd_server *s = arg;
+	uint64_t now = tl_mono_ns(), idle_ns = s->idle_ms * 1000000;
+	struct conn *c, *next;
+
+	for (c = s->conns; c != NULL; c = next) {
+		bool idle;
+
+		next = c->next;
+		pthread_mutex_lock(&c->lock);
+		idle = c->inflight == 0 && now - c->last_ns >= idle_ns;
+		pthread_mutex_unlock(&c->lock);
+		if (idle) {
+			tl_info("rpc", "%s: idle, closing", c->name);
+			conn_close(c, "idle");
+		}
+	}
 }
 
 static void
@@ -407,12 +421,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
 			  c);
-	if (s->idle_ms > 0) {
-		struct timeval tv = {(time_t)(s->idle_ms / 1000),
-				     (suseconds_t)(s->idle_ms % 1000) * 1000};
-
-		bufferevent_set_timeouts(c->bev, &tv, NULL);
-	}
+	c->last_ns = tl_mono_ns();
 	bufferevent_enable(c->bev, EV_READ);
 	c->next = s->conns;
 	if (s->conns != NULL)
@@ -644,6 +653,15 @@ nfsd_server_create(const struct nfsd_config *cfg, struct meta *m,
 	if (rc != 0)
 		goto fail;
 	s->pool = tl_pool_create("nfsd", (unsigned)cfg->workers, 0);
+	if (s->idle_ms > 0) {
+		/* a quarter of the timeout, at most 10 s, is precise enough */
+		uint64_t ms = TL_MIN(TL_MAX(s->idle_ms / 4, 50), 10000);
+		struct timeval tv = {(time_t)(ms / 1000),
+				     (suseconds_t)(ms % 1000) * 1000};
+
+		s->sweep = event_new(s->base, -1, EV_PERSIST, sweep_cb, s);
+		event_add(s->sweep, &tv);
+	}
 	*out = s;
 	return 0;
 fail:
@@ -767,6 +785,8 @@ nfsd_server_free(struct nfsd_server *s)
 	for (size_t i = 0; i < TL_ARRAY_SIZE(s->sig); i++)
 		if (s->sig[i] != NULL)
 			event_free(s->sig[i]);
+	if (s->sweep != NULL)
+		event_free(s->sweep);
 	/* bufferevents freed above finish (deferred callbacks, finalizers)
 	 * in the loop: give it one pass so none is left behind */
 	if (s->base != NULL)

@@ -431,7 +431,8 @@ test_conn_limits(void)
 	struct nfsd_server *s = start(&t, 4, 1 << 20, 1, 300);
 	struct tl_buf r = TL_BUF_INIT;
 	int fd1 = dial(nfsd_server_port(s)), fd2;
-	uint8_t c;
+	uint8_t c, hdr[4];
+	bool closed = false;
 
 	rpc(fd1, &r, 77, 2, NFSD_PROG_NFS, 3, 0, NULL, 0);
 	CHECK(word(&r, 0) == 77, "first connection served");
@@ -439,6 +440,17 @@ test_conn_limits(void)
 	CHECK(fd2 >= 0 && read(fd2, &c, 1) == 0,
 	      "over max_connections: closed at once");
 	CHECK(read(fd1, &c, 1) == 0, "an idle connection is closed");
+	close(fd1);
+	/* a peer that never finishes its record is idle although it sends */
+	fd1 = dial(nfsd_server_port(s));
+	tl_put_be32(hdr, 0x80000000u | 100);
+	send_all(fd1, hdr, 4);
+	for (int i = 0; i < 100 && !closed; i++) {
+		usleep(100000);
+		closed = write(fd1, "x", 1) < 0;
+	}
+	CHECK(closed || read(fd1, &c, 1) == 0,
+	      "a trickling, unfinished record is closed as idle");
 	close(fd2);
 	close(fd1);
 	tl_buf_free(&r);
