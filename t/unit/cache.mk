@@ -42,3 +42,11 @@ t_unit_cache_writeback_test_SOURCES = t/unit/cache_writeback_test.c \
 	t/unit/cache_test.h t/unit/tap.h
 t_unit_cache_writeback_test_LDADD = cache/libcache.a meta/libmeta.a \
 	objstore/libobjstore.a lib/libtl.a $(LMDB_LIBS)
+
+# Readahead and the read policy, counted at the object store.
+check_PROGRAMS += t/unit/cache_readahead_test
+TESTS += t/unit/cache_readahead_test
+t_unit_cache_readahead_test_SOURCES = t/unit/cache_readahead_test.c \
+	t/unit/cache_test.h t/unit/tap.h
+t_unit_cache_readahead_test_LDADD = cache/libcache.a meta/libmeta.a \
+	objstore/libobjstore.a lib/libtl.a $(LMDB_LIBS)

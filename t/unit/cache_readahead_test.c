@@ -1,0 +1,146 @@
+/* cache: readahead and the read policy, counted at the object store -
+ * a sequential stream of small reads costs one whole-block GET per block
+ * (prefetch and reader share each fetch), readahead runs ahead of the
+ * reader, while small reads at random offsets cost range GETs of exactly
+ * their bytes and prefetch nothing. */
+#include "config.h"
+
+#include "t/unit/cache_test.h"
+
+#define BS (64u << 10)
+#define NB 32
+#define RS (16u << 10) /* read size */
+
+static struct cache *
+open_ra(uint64_t ra_max, uint64_t budget)
+{
+	struct cache_opts o = {.buffer_limit = 64u << 20,
+			       .upload_threads = 4,
+			       .readahead_max = ra_max,
+			       .readahead_budget = budget,
+			       .download_threads = 4};
+	struct cache *c = NULL;
+
+	CHECK_FATAL(cache_open(t_m, &t_cs.base, &o, &c) == 0, "cache_open");
+	return c;
+}
+
+static struct cache_stats
+stats(struct cache *c)
+{
+	struct cache_stats s;
+
+	cache_stats(c, &s);
+	return s;
+}
+
+/* Wait (up to 10 s) until the GET count reaches want. */
+static int
+gets_reach(int want)
+{
+	int i;
+
+	for (i = 0; i < 1000 && atomic_load(&t_cs.gets) < want; i++)
+		usleep(10000);
+	return atomic_load(&t_cs.gets);
+}
+
+static void
+test_sequential(uint64_t ino, const uint8_t *data)
+{
+	struct cache *c = open_ra(8 * BS, 4u << 20);
+	bool ok = true;
+	uint64_t off;
+
+	cs_reset();
+	for (off = 0; off < NB * BS; off += RS)
+		ok = ok && t_read_eq(c, ino, off, RS, data + off);
+	CHECK(ok, "sequential 16 KiB reads return the data");
+	cache_close(c); /* waits for prefetches */
+	CHECK_EQ(atomic_load(&t_cs.gets), NB,
+		 "%d reads cost one GET per block (%d)", NB * BS / RS, NB);
+	CHECK_EQ(atomic_load(&t_cs.get_bytes), (uint64_t)NB * BS,
+		 "every GET is a whole block");
+}
+
+static void
+test_ahead(uint64_t ino, const uint8_t *data)
+{
+	struct cache *c = open_ra(8 * BS, 4u << 20);
+	uint64_t off;
+
+	cs_reset();
+	CHECK(t_read_eq(c, ino, 0, RS, data), "first read");
+	CHECK_EQ(gets_reach(2), 2, "the first read prefetches one block");
+	for (off = RS; off < 4 * BS; off += RS)
+		t_read_eq(c, ino, off, RS, data + off);
+	/* Window doubles per sequential read up to 8 blocks: by now the
+	 * prefetch reaches 8 blocks past the read end. */
+	CHECK_EQ(gets_reach(4 + 8), 4 + 8, "the window grew to 8 blocks");
+	CHECK(stats(c).prefetches >= 8, "counted as prefetches");
+	usleep(100000);
+	CHECK_EQ(atomic_load(&t_cs.gets), 4 + 8, "and no further");
+	cache_close(c);
+}
+
+static void
+test_random(uint64_t ino, const uint8_t *data)
+{
+	struct cache *c = open_ra(8 * BS, 4u << 20);
+	static const uint64_t blk[] = {17, 3, 29, 9, 22, 5, 13, 26};
+	bool ok = true;
+	size_t i;
+
+	cs_reset();
+	for (i = 0; i < TL_ARRAY_SIZE(blk); i++) {
+		uint64_t off = blk[i] * BS + 1000 + i * 777;
+
+		ok = ok && t_read_eq(c, ino, off, RS, data + off);
+	}
+	CHECK(ok, "random 16 KiB reads return the data");
+	cache_close(c);
+	CHECK_EQ(atomic_load(&t_cs.gets), TL_ARRAY_SIZE(blk),
+		 "one GET per random read");
+	CHECK_EQ(atomic_load(&t_cs.get_bytes),
+		 (uint64_t)TL_ARRAY_SIZE(blk) * RS,
+		 "range GETs of exactly the bytes read, no prefetch");
+}
+
+/* A read across blocks fetches each once, in parallel pieces. */
+static void
+test_big_read(uint64_t ino, const uint8_t *data)
+{
+	struct cache *c = open_ra(0, 0);
+
+	cs_reset();
+	CHECK(t_read_eq(c, ino, BS / 2, 6 * BS, data + BS / 2),
+	      "a read over 7 blocks");
+	CHECK_EQ(atomic_load(&t_cs.gets), 7, "one GET per block touched");
+	cache_close(c);
+}
+
+int
+main(void)
+{
+	uint8_t *data = tl_malloc(NB * BS);
+	struct cache *c;
+	uint64_t ino;
+
+	t_setup(BS);
+	t_open();
+	c = open_ra(0, 0);
+	ino = t_new_file("f");
+	t_fill(data, NB * BS, 0, 5);
+	CHECK_EQ(cache_write(c, ino, 0, data, NB * BS, true), 0, "write");
+	cache_close(c);
+
+	test_sequential(ino, data);
+	test_ahead(ino, data);
+	test_random(ino, data);
+	test_big_read(ino, data);
+
+	free(data);
+	t_close();
+	t_teardown();
+	return tap_done();
+}
