@@ -6,7 +6,8 @@ export DEBIAN_FRONTEND=noninteractive
 BUILD="build-essential autoconf automake libtool pkg-config rpcsvc-proto
  libtirpc-dev libevent-dev liblmdb-dev lmdb-utils libssl-dev
  libcurl4-openssl-dev libzstd-dev rpcbind"
-TEST="libnfs-dev libnfs-utils valgrind nfs-common procps iproute2 psmisc"
+TEST="libnfs-dev libnfs-utils valgrind nfs-common procps iproute2 psmisc
+ curl"
 PKGS=$BUILD
 [ "${1:-}" = --test ] && PKGS="$BUILD $TEST"
 SUDO=
