@@ -190,6 +190,11 @@ load_config(const struct args *a, struct nfsd_config *cfg)
 					  cfg->listen);
 			rc = -EINVAL;
 		}
+		if (rc == 0 && cfg->writeback && cfg->cache_dirs[0] == '\0') {
+			err = tl_strdup("writeback needs cache_dirs (blocks "
+					"are staged there)");
+			rc = -EINVAL;
+		}
 	}
 	if (rc != 0) {
 		tl_err("tesserad", "%s", err != NULL ? err : strerror(-rc));
@@ -270,6 +275,14 @@ open_backend(const char *url, const struct nfsd_config *cfg, struct backend *b)
 	    .buffer_limit = cfg->buffer_limit,
 	    .upload_threads = (unsigned)cfg->upload_threads,
 	    .gc = true,
+	    .cache_dirs = cfg->cache_dirs,
+	    .cache_size = cfg->cache_size,
+	    .cache_free_floor = (unsigned)cfg->cache_free_floor,
+	    .writeback = cfg->writeback,
+	    .writeback_max_age_ms = cfg->writeback_max_age,
+	    .readahead_max = cfg->readahead_max,
+	    .readahead_budget = cfg->readahead_budget,
+	    .download_threads = (unsigned)cfg->download_threads,
 	};
 	char *err = NULL;
 	int rc;

@@ -32,6 +32,14 @@ struct nfsd_config {
 	uint64_t request_memory; /* bytes of unanswered requests */
 	uint64_t idle_timeout;	 /* ms, 0 = never */
 	bool rpcbind;		 /* register with rpcbind */
+	char *cache_dirs;	 /* cache_opts: disk block cache */
+	uint64_t cache_size;
+	uint64_t cache_free_floor; /* percent */
+	bool writeback;
+	uint64_t writeback_max_age; /* ms */
+	uint64_t readahead_max;
+	uint64_t readahead_budget;
+	uint64_t download_threads;
 	char *log_level;
 };
 
