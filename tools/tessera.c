@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cache/cache.h"
 #include "lib/tl.h"
 #include "meta/meta.h"
 #include "objstore/objstore.h"
@@ -53,12 +54,15 @@ static const char format_usage[] =
 	"  -h, --help         show this help\n";
 
 static const char status_usage[] =
-	"Usage: tessera status META_URL\n"
+	"Usage: tessera status [--cache-dir DIRS] META_URL\n"
 	"\n"
 	"Show the settings and usage of the volume at META_URL.\n"
 	"\n"
 	"Options:\n"
-	"  -h, --help  show this help\n";
+	"  --cache-dir DIRS  also show the writeback staging of these\n"
+	"                    cache directories (cache_dirs, ':' separated):\n"
+	"                    staged blocks, bytes, oldest age\n"
+	"  -h, --help        show this help\n";
 
 static int
 usage_error(const char *usage, const char *fmt, const char *arg)
@@ -287,15 +291,36 @@ print_status(const struct meta_settings *s, const struct meta_usage *u)
 	printf("%-14s %" PRIu64 "\n", "pending gc:", u->pending_delete);
 }
 
+/* Read from the staging directories themselves: works whether or not
+ * tesserad runs (and however it died). */
+static void
+print_staging(const char *dirs)
+{
+	struct cache_stats s;
+	char b[32];
+
+	cache_staging_scan(dirs, 0, &s);
+	printf("staged:        %llu blocks, %s, oldest %llu s",
+	       (unsigned long long)s.staged_blocks,
+	       tl_fmt_size(s.staged_bytes, b, sizeof(b)),
+	       (unsigned long long)s.staged_oldest_s);
+	if (s.staged_overdue > 0)
+		printf(" (%llu older than 1h: uploads are failing?)",
+		       (unsigned long long)s.staged_overdue);
+	printf("\n");
+}
+
 static int
 cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"help", no_argument, NULL, 'h'},
+		{"cache-dir", required_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0},
 	};
 	struct meta_usage u;
 	struct meta *m = NULL;
+	const char *cdirs = NULL;
 	char *err = NULL;
 	int c, rc;
 
@@ -303,6 +328,10 @@ cmd_status(int argc, char **argv)
 		if (c == 'h') {
 			fputs(status_usage, stdout);
 			return 0;
+		}
+		if (c == 'C') {
+			cdirs = optarg;
+			continue;
 		}
 		fputs(status_usage, stderr);
 		return EXIT_USAGE;
@@ -319,7 +348,9 @@ cmd_status(int argc, char **argv)
 	rc = meta_usage(m, &u);
 	if (rc == 0)
 		print_status(meta_settings(m), &u);
-	else
+	if (rc == 0 && cdirs != NULL)
+		print_staging(cdirs);
+	if (rc != 0)
 		fprintf(stderr, "tessera: status: %s\n", strerror(-rc));
 	meta_close(m);
 	return rc ? 1 : 0;
