@@ -528,7 +528,7 @@ s3_get(struct os_store *st, const char *key, uint64_t off, size_t len,
 	}
 	rc = req_do(s3_of(st), &r);
 	if (rc == -ERANGE) {
-		/* 416: off is at or past the end; at the end is an empty read */
+		/* 416: off is at or past the end; at the end reads nothing */
 		rc = s3_head(st, key, &size);
 		if (rc == 0 && off != size)
 			rc = -ERANGE;
