@@ -232,15 +232,16 @@ cmd_format(int argc, char **argv)
 		return 1;
 	}
 	rc = meta_format(argv[optind], &o, &err);
-	free(storage);
 	if (rc) {
 		fprintf(stderr, "tessera: format: %s\n",
 			err ? err : strerror(-rc));
 		free(err);
+		free(storage);
 		return 1;
 	}
 	printf("formatted volume %s (metadata %s, storage %s)\n", o.name,
 	       argv[optind], o.storage);
+	free(storage);
 	return 0;
 }
 
