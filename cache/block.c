@@ -15,6 +15,10 @@
  *     by a range GET of exactly those bytes, which is not cached: a 4 KiB
  *     random read costs a 4 KiB GET, not 4 MiB.
  * Unreferenced blocks stay in memory on an LRU list within mem_cap bytes.
+ * Blocks written through this gateway reach the disk cache only by way of
+ * writeback (a staged block moves into the cache once uploaded); without
+ * writeback the first read of a written block fetches it.  A deleted
+ * block's cache file is left for eviction (object keys are never reused).
  */
 #include "config.h"
 
@@ -201,6 +205,7 @@ static int
 blk_get(struct cache *c, const struct piece *p, struct mblk **out)
 {
 	struct mblk *b;
+	bool fetched = false;
 	char key[256];
 	int r;
 
@@ -236,8 +241,7 @@ blk_get(struct cache *c, const struct piece *p, struct mblk **out)
 	r = local_read(c, key, p->blen, 0, p->blen, b->data);
 	if (r == -ENOENT) {
 		r = remote_read(c, key, 0, p->blen, b->data);
-		if (r == 0 && c->dc != NULL)
-			dcache_put(c->dc, key, b->data, p->blen);
+		fetched = r == 0;
 	}
 
 	pthread_mutex_lock(&c->bmu);
@@ -258,6 +262,10 @@ blk_get(struct cache *c, const struct piece *p, struct mblk **out)
 			mblk_free(b);
 		return r;
 	}
+	/* Waiters already have the block; the disk copy is written after,
+	 * from our reference. */
+	if (fetched && c->dc != NULL)
+		dcache_put(c->dc, key, b->data, p->blen);
 	*out = b;
 	return 0;
 }
