@@ -22,6 +22,7 @@ check() {
 	shift
 	n=$((n + 1))
 	echo "# starting $n - $name"
+	echo "$n - $name" > /tmp/current
 	t0=$(up)
 	# set -x: the trace's tail shows which command failed.
 	( set -ex; "$@" ) > /tmp/check.out 2>&1
@@ -34,6 +35,7 @@ check() {
 		echo "#   exit status $rc; the trace's last lines:"
 		tail -n 25 /tmp/check.out | cut -c1-160 | sed 's/^/#   /'
 	fi
+	grep '^note: ' /tmp/check.out | sed 's/^/#   /'
 	echo "#   ($name: $(echo "$t0 $(up)" | awk '{printf "%.1f", $2-$1}')s)"
 }
 
@@ -114,8 +116,8 @@ fio_run() {
 }
 t_fio_randwrite() {
 	# O_DIRECT so the verify phase reads from the server, not the cache.
-	# 2048 random 4 KiB writes spread over 32 MiB: TCG is slow.
-	fio_run --name=randv --rw=randwrite --bs=4k --size=32m --io_size=8m \
+	# 1024 random 4 KiB writes spread over 32 MiB: TCG is slow.
+	fio_run --name=randv --rw=randwrite --bs=4k --size=32m --io_size=4m \
 		--direct=1 --verify=crc32c --do_verify=1
 	rm -f $D/randv.*
 }
@@ -294,17 +296,19 @@ t_sparse_du() {
 	# st_blocks (NFS "used") should count written data, not the hole.
 	cd $D/sa
 	used=$(du -k s | cut -f1)
-	echo "du -k: $used"
+	echo "note: du -k: $used"
 	[ "$used" -lt 5120 ] || { echo "hole is allocated: du $used KiB"; false; }
 }
 t_bigdir() {
 	cd $D; mkdir bd; cd bd
 	seq 1 10000 | sed 's/^/entry-with-a-longish-name-/' | xargs touch
+	echo "note: created at $(up)s"
 	cold
 	eq "$(ls -l | grep -c '^-')" 10000 "ls -l files"
 	eq "$(ls | wc -l)" 10000 "ls names"
 	eq "$(ls | sort -u | wc -l)" 10000 "distinct names"
 	eq "$(ls -a | grep -c '^\.\.\?$')" 2 ". and .."
+	echo "note: listed at $(up)s"
 	cd ..
 	rm -r bd
 	[ ! -e bd ]
@@ -338,6 +342,25 @@ t_large_sparse() {
 	rm huge
 }
 
+# The watchdog: when the time budget (from run.sh: the VM's timeout less a
+# margin) runs out, say which check was running and end the VM as failed,
+# rather than let the host kill it and lose the verdict. A hung NFS call
+# in a hard mount would otherwise leave the log silent.
+watchdog() {
+	sleep "$1"
+	echo "not ok $(cat /tmp/current) # timed out"
+	echo "Bail out! time budget of ${KTEST_BUDGET}s exhausted"
+	dmesg | tail -n 10 | sed 's/^/# dmesg: /'
+	printf '\001' | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
+}
+if [ -n "${KTEST_BUDGET:-}" ]; then
+	left=$(awk -v b="$KTEST_BUDGET" '{printf "%d", b - $1}' /proc/uptime)
+	echo "# time budget: ${left}s left"
+	echo "0 - setup" > /tmp/current
+	watchdog "$left" &
+	wd=$!
+fi
+
 echo "# kernel $(uname -r), mount: $(grep " $M " /proc/mounts)"
 rm -rf $D
 mkdir $D || { echo "Bail out! cannot mkdir $D"; exit 1; }
@@ -369,6 +392,7 @@ check "ls -l of a 10,000-entry directory, rm -r" t_bigdir
 t_cleanup() { cd /; rm -rf $D; [ ! -e $D ]; }
 check "rm -rf of the test tree" t_cleanup
 
+[ -n "${wd:-}" ] && kill "$wd" 2>/dev/null
 echo "1..$n"
 echo "# $((n - nfail)) passed, $nfail failed of $n"
 [ $nfail = 0 ]

@@ -47,7 +47,8 @@ fi
 APPEND="console=ttyS0 loglevel=4 panic=-1 NFS_SERVER=10.0.2.2"
 APPEND+=" NFS_PORT=$NFS_PORT MNT_PORT=$MNT_PORT NFS_EXPORT=$EXPORT"
 APPEND+=" TEST_SCRIPT=$TEST_SCRIPT ${NFS_OPTS:+NFS_OPTS=$NFS_OPTS}"
-APPEND+=" ${GUEST_ENV:-}"
+# The guest stops itself a little before the host would kill it.
+APPEND+=" KTEST_BUDGET=$((TIMEOUT > 60 ? TIMEOUT - 20 : TIMEOUT)) ${GUEST_ENV:-}"
 
 echo "[host] booting (accel=$ACCEL, nfs port $NFS_PORT, mount port" \
 	"$MNT_PORT, export $EXPORT, timeout ${TIMEOUT}s, log $LOG)"
@@ -67,7 +68,7 @@ qrc=$?
 echo "[host] qemu exit=$qrc after $((SECONDS - start))s"
 
 # Lines of interest: our own, the TAP lines, and kernel complaints.
-grep -aE '^(\[guest|ok |not ok |#|KTEST_RESULT|1\.\.)|nfs|NFS|Oops|BUG|Call Trace|panic' \
+grep -aE '^(\[guest|ok |not ok |#|KTEST_RESULT|1\.\.|Bail out)|nfs|NFS|Oops|BUG|Call Trace|panic' \
 	"$LOG" | tr -d '\r' | cut -c1-200
 
 # isa-debug-exit: qemu exits with (byte << 1) | 1; the guest sends 0 for
