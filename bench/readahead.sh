@@ -15,9 +15,15 @@
 #                  read also fills it, as in production; "no" for none
 #   STORE [file]   object store: "file" (a directory under the run's
 #                  temporary dir) or a full storage URL (s3://...)
+#   WRAP []        wrappers put before the store URL (tessera(1)), e.g.
+#                  "fault(latency=20ms,ops=get):ratelimit(down=300M):" to
+#                  model a remote store's first-byte latency and bandwidth
 #
-# The object files are in the page cache for both sides (written just
-# before), so this compares the data paths, not the disk.
+# With a bare file:// store the object files are in the page cache for
+# both sides (written just before): raw GETs are then memory copies
+# (GB/s), and on a small machine the gateway is bound by the CPU cost of
+# serving NFS over loopback rather than by fetching; WRAP gives the
+# comparison the issue means, against a store that has latency.
 # Needs libnfs-dev (apt-get install libnfs-dev).
 set -euo pipefail
 
@@ -30,6 +36,7 @@ RSIZE=${RSIZE:-1M}
 BS=${BS:-4M}
 CACHE=${CACHE:-yes}
 STORE=${STORE:-file}
+WRAP=${WRAP:-}
 
 for f in tesserad tessera cache/libcache.a; do
 	[ -e "$build/$f" ] || { echo "no $build/$f: build first" >&2; exit 1; }
@@ -45,23 +52,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The reader links the project's libraries the way the build does.
-libs=$(make -s -C "$build" -f Makefile -f - printlibs <<'EOF'
-printlibs: ; @echo $(TESSERA_LIBS) $(LIBS)
-EOF
-)
-objs=
-for l in $libs; do
-	case $l in
-	-*) objs="$objs $l" ;;
-	*) objs="$objs $build/$l" ;;
-	esac
-done
+# The reader needs the object-store library and what it links with, as
+# configure found them (read from the Makefile, not by running make).
+ext=$(sed -n 's/^\(LIBS\|CRYPTO_LIBS\|CURL_LIBS\|ZSTD_LIBS\) = //p' \
+	"$build/Makefile" | tr '\n' ' ')
+objs="$build/objstore/libobjstore.a $build/lib/libtl.a $ext"
 cc -O2 -std=gnu11 -I"$src" -I"$build" -o "$tmp/reader" \
 	"$src/bench/readahead_reader.c" $objs -lnfs -pthread
 
 meta="lmdb://$tmp/meta"
 [ "$STORE" = file ] && storage="file://$tmp/obj" || storage=$STORE
+storage="${WRAP:-}$storage"
 "$build/tessera" format --block-size "$BS" --trash-days 0 "$meta" \
 	"$storage" bvol >/dev/null
 port=$((20000 + $$ % 20000))
@@ -84,7 +85,8 @@ start() { # $1: cache dir or ""
 stop() { kill "$pid"; wait "$pid" || true; pid=; }
 
 echo "# $SIZE file, block size $BS, $THREADS fetch threads," \
-	"$DEPTH x $RSIZE NFS READs in flight, disk cache: $CACHE"
+	"$DEPTH x $RSIZE NFS READs in flight, disk cache: $CACHE," \
+	"store: ${WRAP:-}$STORE"
 start ""
 "$tmp/reader" write "$url" "$SIZE"
 stop
