@@ -3,11 +3,27 @@
  *
  * One environment, one unnamed database.  MDB_NOTLS so that read-only
  * transactions are not tied to a thread's slot (workers of a pool may
- * share them); writers are serialised by LMDB itself, so a commit never
- * conflicts.  Durability: MDB_NOSYNC and MDB_NOMETASYNC are deliberately
- * not used, so a commit returns only once it is on disk.  The map is
- * large and sparse (64 GiB unless ?mapsize= says otherwise); when it is
- * full, or the disk is, calls return -ENOSPC.
+ * share them); writers are serialised, so a commit never conflicts.
+ * Durability: MDB_NOSYNC and MDB_NOMETASYNC are deliberately not used, so
+ * a commit returns only once it is on disk.  The map is large and sparse
+ * (64 GiB unless ?mapsize= says otherwise); when it is full, or the disk
+ * is, calls return -ENOSPC.
+ *
+ * Group commit.  A durable LMDB commit costs two fsyncs, which would cap
+ * the gateway at a few hundred metadata operations per second however
+ * many clients wait.  So write transactions are LMDB *nested*
+ * transactions inside one parent transaction per batch: a caller's
+ * meta_kv_begin starts a child of the open batch (children run one at a
+ * time, as LMDB writers always do), its meta_kv_commit merges the child
+ * into the parent and then waits until a committer thread has committed
+ * the parent, durably, for everyone in the batch.  Every operation is
+ * still atomic (an aborted child leaves the parent as it was) and is
+ * acknowledged only once it is on disk; a batch whose commit fails
+ * reports the error to each of its members.  The committer closes a batch
+ * as soon as nobody is queued to join it (or it holds GROUP_MAX members),
+ * so a lone client waits for one fsync pair, as before, and many clients
+ * share one.  The parent is begun and committed by the committer thread
+ * alone, which is what LMDB's write lock requires.
  */
 #include "config.h"
 
@@ -24,6 +40,27 @@
 
 #define LMDB_DEFAULT_MAPSIZE (64ULL << 30)
 #define LMDB_MAX_READERS 1024
+#define GROUP_MAX 256 /* children per batch */
+
+/* One batch of write transactions committed together. */
+struct lmdb_batch {
+	unsigned refs;  /* members waiting + the committer */
+	bool done;
+	int rc;         /* result of the parent's commit */
+};
+
+struct lmdb_group {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;     /* any change of the fields below */
+	pthread_t thread;
+	bool stop;
+	MDB_txn *parent;         /* the open batch, NULL if none */
+	struct lmdb_batch *batch;
+	bool busy;               /* a child transaction is running */
+	unsigned members;        /* children merged into the open batch */
+	unsigned queued;         /* callers waiting to begin a child */
+	int begin_rc;            /* the last batch could not be opened */
+};
 
 /* LMDB forbids opening one environment twice in a process (closing one
  * handle would drop the other's locks), so opens of the same directory
@@ -34,6 +71,7 @@ struct lmdb_env {
 	MDB_env *env;
 	MDB_dbi dbi;
 	unsigned refs;
+	struct lmdb_group g;
 };
 
 static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -50,6 +88,7 @@ struct lmdb_txn {
 	struct meta_kv_txn base;
 	MDB_txn *txn;
 	bool rdonly;
+	struct lmdb_batch *batch; /* write: the batch this child joins */
 };
 
 /* Map an LMDB return code onto a negative errno. */
@@ -99,6 +138,198 @@ mkdir_p(const char *dir)
 	return rc;
 }
 
+/* ---- group commit -------------------------------------------------------- */
+
+static void
+batch_unref(struct lmdb_batch *b)
+{
+	if (--b->refs == 0)
+		free(b);
+}
+
+/* Commit the open batch (called with g->lock held, no child running). */
+static void
+group_commit_batch(struct lmdb_env *e)
+{
+	struct lmdb_group *g = &e->g;
+	MDB_txn *p = g->parent;
+	struct lmdb_batch *b = g->batch;
+	int rc;
+
+	g->parent = NULL;
+	g->batch = NULL;
+	g->members = 0;
+	pthread_mutex_unlock(&g->lock);
+	rc = mdb_txn_commit(p);
+	if (rc)
+		tl_err("meta", "lmdb: commit: %s", mdb_strerror(rc));
+	pthread_mutex_lock(&g->lock);
+	b->rc = lmdb_errno(rc);
+	b->done = true;
+	batch_unref(b);
+	pthread_cond_broadcast(&g->cond);
+}
+
+/* The committer: opens a batch when callers queue for one, commits it
+ * when nobody else is queued to join (or it is full), aborts it when all
+ * its children aborted. */
+static void *
+group_main(void *arg)
+{
+	struct lmdb_env *e = arg;
+	struct lmdb_group *g = &e->g;
+
+	pthread_mutex_lock(&g->lock);
+	for (;;) {
+		if (g->parent == NULL && g->queued > 0 && g->begin_rc == 0 &&
+		    !g->stop) {
+			MDB_txn *p = NULL;
+			pthread_mutex_unlock(&g->lock);
+			int rc = mdb_txn_begin(e->env, NULL, 0, &p);
+			pthread_mutex_lock(&g->lock);
+			if (rc) {
+				/* The callers queued now see the failure; the
+				 * next caller to queue makes us try again. */
+				tl_err("meta", "lmdb: begin: %s",
+				       mdb_strerror(rc));
+				g->begin_rc = lmdb_errno(rc);
+				pthread_cond_broadcast(&g->cond);
+				continue;
+			}
+			g->parent = p;
+			g->batch = tl_calloc(1, sizeof(*g->batch));
+			g->batch->refs = 1;
+			pthread_cond_broadcast(&g->cond);
+			continue;
+		}
+		if (g->parent && !g->busy &&
+		    (g->queued == 0 || g->members >= GROUP_MAX || g->stop)) {
+			if (g->members > 0) {
+				group_commit_batch(e);
+			} else {
+				mdb_txn_abort(g->parent);
+				g->parent = NULL;
+				batch_unref(g->batch);
+				g->batch = NULL;
+				pthread_cond_broadcast(&g->cond);
+			}
+			continue;
+		}
+		if (g->stop && g->parent == NULL)
+			break;
+		pthread_cond_wait(&g->cond, &g->lock);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return NULL;
+}
+
+static void
+group_start(struct lmdb_env *e)
+{
+	struct lmdb_group *g = &e->g;
+
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	if (pthread_create(&g->thread, NULL, group_main, e) != 0) {
+		tl_err("meta", "lmdb: cannot start the committer thread");
+		abort();
+	}
+	pthread_setname_np(g->thread, "lmdb-commit");
+}
+
+static void
+group_stop(struct lmdb_env *e)
+{
+	struct lmdb_group *g = &e->g;
+
+	pthread_mutex_lock(&g->lock);
+	g->stop = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+	pthread_join(g->thread, NULL);
+	pthread_mutex_destroy(&g->lock);
+	pthread_cond_destroy(&g->cond);
+}
+
+/* Start a child of the open batch, waiting for the batch and for the
+ * running child, if any. */
+static int
+group_begin(struct lmdb_env *e, struct lmdb_txn *t)
+{
+	struct lmdb_group *g = &e->g;
+	int rc;
+
+	pthread_mutex_lock(&g->lock);
+	g->queued++;
+	g->begin_rc = 0;
+	pthread_cond_broadcast(&g->cond);
+	while (!g->stop && (g->busy || g->parent == NULL ||
+			    g->members >= GROUP_MAX)) {
+		if (g->parent == NULL && g->begin_rc) {
+			rc = g->begin_rc;
+			g->queued--;
+			pthread_mutex_unlock(&g->lock);
+			return rc;
+		}
+		pthread_cond_wait(&g->cond, &g->lock);
+	}
+	g->queued--;
+	if (g->stop) {
+		pthread_mutex_unlock(&g->lock);
+		return -EIO;
+	}
+	g->busy = true;
+	t->batch = g->batch;
+	t->batch->refs++;
+	rc = mdb_txn_begin(e->env, g->parent, 0, &t->txn);
+	if (rc) {
+		g->busy = false;
+		batch_unref(t->batch);
+		pthread_cond_broadcast(&g->cond);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return lmdb_errno(rc);
+}
+
+/* Merge the child into its batch and wait until the batch is durable. */
+static int
+group_commit(struct lmdb_env *e, struct lmdb_txn *t)
+{
+	struct lmdb_group *g = &e->g;
+	struct lmdb_batch *b = t->batch;
+	int rc = mdb_txn_commit(t->txn);
+
+	pthread_mutex_lock(&g->lock);
+	g->busy = false;
+	if (rc == 0)
+		g->members++;
+	pthread_cond_broadcast(&g->cond);
+	if (rc == 0) {
+		while (!b->done)
+			pthread_cond_wait(&g->cond, &g->lock);
+		rc = b->rc;
+	} else {
+		tl_err("meta", "lmdb: commit: %s", mdb_strerror(rc));
+		rc = lmdb_errno(rc);
+	}
+	batch_unref(b);
+	pthread_mutex_unlock(&g->lock);
+	return rc;
+}
+
+static void
+group_abort(struct lmdb_env *e, struct lmdb_txn *t)
+{
+	struct lmdb_group *g = &e->g;
+
+	mdb_txn_abort(t->txn);
+	pthread_mutex_lock(&g->lock);
+	g->busy = false;
+	batch_unref(t->batch);
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
 static int
 lmdb_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
 {
@@ -106,7 +337,17 @@ lmdb_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
 	struct lmdb_txn *t = tl_calloc(1, sizeof(*t));
 	int rc;
 
-	rc = mdb_txn_begin(l->env, NULL, rdonly ? MDB_RDONLY : 0, &t->txn);
+	if (!rdonly) {
+		rc = group_begin(l->e, t);
+		if (rc) {
+			free(t);
+			return rc;
+		}
+		t->base.kv = kv;
+		*out = &t->base;
+		return 0;
+	}
+	rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, &t->txn);
 	if (rc) {
 		tl_err("meta", "lmdb: begin: %s", mdb_strerror(rc));
 		free(t);
@@ -225,11 +466,9 @@ lmdb_commit(struct meta_kv_txn *bt)
 		free(t);
 		return 0;
 	}
-	rc = mdb_txn_commit(t->txn);
-	if (rc)
-		tl_err("meta", "lmdb: commit: %s", mdb_strerror(rc));
+	rc = group_commit(((struct lmdb_kv *)bt->kv)->e, t);
 	free(t);
-	return lmdb_errno(rc);
+	return rc;
 }
 
 static void
@@ -237,7 +476,10 @@ lmdb_abort(struct meta_kv_txn *bt)
 {
 	struct lmdb_txn *t = (struct lmdb_txn *)bt;
 
-	mdb_txn_abort(t->txn);
+	if (t->rdonly)
+		mdb_txn_abort(t->txn);
+	else
+		group_abort(((struct lmdb_kv *)bt->kv)->e, t);
 	free(t);
 }
 
@@ -252,6 +494,7 @@ lmdb_close(struct meta_kv *kv)
 		for (pp = &envs; *pp != e; pp = &(*pp)->next)
 			;
 		*pp = e->next;
+		group_stop(e);
 		mdb_env_close(e->env);
 		free(e->path);
 		free(e);
@@ -337,6 +580,7 @@ meta_kv_lmdb_open(const char *dir, uint64_t mapsize, struct meta_kv **out,
 		e = tl_calloc(1, sizeof(*e));
 		rc = env_create(path, mapsize, e, err);
 		if (rc == 0) {
+			group_start(e);
 			e->path = tl_strdup(path);
 			e->next = envs;
 			envs = e;
