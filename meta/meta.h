@@ -290,4 +290,70 @@ int meta_gc_next(struct meta *m, struct meta_slice_ref *out, size_t max,
 		 size_t *n);
 int meta_gc_release(struct meta *m, const struct meta_slice_ref *r, size_t n);
 
+/* ---- consistency check (fsck.c) -------------------------------------------
+ *
+ * meta_fsck reads the whole volume in one read transaction and checks the
+ * invariants the operations above keep: every dentry names a live inode of
+ * its type, link counts (directories: 2 + subdirectories), the readdir
+ * index, directory usage and volume counters, slice reference counts, the
+ * pending-deletion records, and (through opts->slice_check, so meta never
+ * knows the object store) that every referenced slice's blocks exist.
+ * Memory grows with the number of inodes and slices.
+ *
+ * With opts->repair it then fixes, in one write transaction, what follows
+ * from the metadata itself without guessing: counters (nlink, parent,
+ * usage, volume, refcounts), dentries naming missing inodes, dentry types,
+ * the readdir index, and pending-deletion records of live data.  It never
+ * invents data: orphan inodes, leaked slices and missing blocks are only
+ * reported.  Repair with no gateway running on the volume.
+ */
+enum meta_fsck_cat {
+	META_FSCK_BAD_RECORD,   /* undecodable key or value */
+	META_FSCK_DANGLING,     /* dentry naming a missing inode */
+	META_FSCK_TYPE,         /* dentry type differs from the inode's */
+	META_FSCK_NLINK,        /* nlink differs from the dentries counted */
+	META_FSCK_ORPHAN,       /* inode no dentry names (not the root) */
+	META_FSCK_PARENT,       /* parent pointer names no directory of it */
+	META_FSCK_INDEX,        /* readdir index O<cookie> vs dentries */
+	META_FSCK_USAGE,        /* directory usage U<dir> */
+	META_FSCK_COUNTERS,     /* volume used bytes / inodes / pending */
+	META_FSCK_REFCOUNT,     /* K<slice> vs references in chunks */
+	META_FSCK_PENDING,      /* deletion records of live data */
+	META_FSCK_LEAK,         /* data of no inode, slices of nothing */
+	META_FSCK_BLOCKS,       /* blocks missing or of the wrong size */
+	META_FSCK_NCAT
+};
+
+struct meta_fsck_opts {
+	bool repair;
+	/* Check the blocks of slice id (stored size bytes); return the
+	 * number of blocks missing or of the wrong size (>= 0), or a
+	 * negative errno to stop the check.  NULL: objects not checked. */
+	int (*slice_check)(void *arg, uint64_t id, uint32_t size);
+	/* One problem in plain language (borrowed for the call); at most
+	 * 20 per category, the counts say how many in all.  May be NULL. */
+	void (*problem)(void *arg, enum meta_fsck_cat cat, const char *msg);
+	/* Called every few thousand items: phase name and items done. */
+	void (*progress)(void *arg, const char *phase, uint64_t done);
+	void *arg;
+};
+
+struct meta_fsck_report {
+	uint64_t found[META_FSCK_NCAT];
+	uint64_t repaired[META_FSCK_NCAT];
+	uint64_t inodes, dirs, dentries, slices, chunks;
+	uint64_t problems; /* sum of found[] */
+};
+
+/* Returns 0 when the check ran (problems or not: see r), or a negative
+ * errno when it could not (engine error, slice_check error). */
+int meta_fsck(struct meta *m, const struct meta_fsck_opts *o,
+	      struct meta_fsck_report *r);
+/* "dangling dentries" ... (static string). */
+const char *meta_fsck_cat_name(enum meta_fsck_cat c);
+
+/* Replace the object store URL of the volume's settings (`tessera config
+ * --storage`); takes effect when a gateway next opens the volume. */
+int meta_set_storage(struct meta *m, const char *url);
+
 #endif /* META_H */

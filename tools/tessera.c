@@ -20,6 +20,10 @@
 
 #define EXIT_USAGE 2
 
+/* tools/fsck.c */
+int tessera_cmd_fsck(int argc, char **argv);
+int tessera_cmd_config(int argc, char **argv);
+
 static const char main_usage[] =
 	"Usage: tessera [--help] [--version] COMMAND [ARGS]\n"
 	"\n"
@@ -27,6 +31,9 @@ static const char main_usage[] =
 	"  format META_URL STORAGE_URL NAME [OPTIONS]  create a volume\n"
 	"  status META_URL                             show settings and\n"
 	"                                              usage\n"
+	"  fsck [--repair] [--no-objects] META_URL     check the volume\n"
+	"  config META_URL --storage STORAGE_URL       change the storage\n"
+	"                                              URL\n"
 	"\n"
 	"Run 'tessera COMMAND --help' for the options of a command.\n";
 
@@ -381,5 +388,9 @@ main(int argc, char **argv)
 		return cmd_format(argc - 1, argv + 1);
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(argc - 1, argv + 1);
+	if (strcmp(cmd, "fsck") == 0)
+		return tessera_cmd_fsck(argc - 1, argv + 1);
+	if (strcmp(cmd, "config") == 0)
+		return tessera_cmd_config(argc - 1, argv + 1);
 	return usage_error(main_usage, "unknown command '%s'", cmd);
 }
