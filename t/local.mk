@@ -7,3 +7,4 @@ include t/unit/lib.mk
 include t/nfs/local.mk
 include t/kernel/local.mk
 include t/s3/local.mk
+include t/fault/local.mk

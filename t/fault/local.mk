@@ -1,0 +1,31 @@
+# Fault tests (t/fault): crashes, full disks, a failing object store,
+# concurrent clients.  Each starts its own tesserad on a free loopback port
+# through t/nfs/tharness.c and checks the volume with `tessera fsck`.
+#
+#   crash-test.sh     SIGKILL at random moments, 30 cycles (CRASH_CYCLES)
+#   stress_test       several libnfs clients on one tree (STRESS_SECONDS)
+#   nospc_test        metadata and object directories on a small tmpfs
+#   objfail_test      an object store that fails: IO/JUKEBOX, no wrong data
+#
+# `make soak` runs the crash test for 300 cycles (SOAK_CYCLES=N to change).
+if HAVE_LIBNFS
+FAULT_CPPFLAGS = $(AM_CPPFLAGS) $(NFS_CFLAGS) \
+	-DTH_BUILDDIR='"$(abs_top_builddir)"'
+FAULT_LDADD = t/nfs/libtharness.a $(NFS_LIBS) -lpthread
+
+check_PROGRAMS += t/fault/crash_client
+t_fault_crash_client_SOURCES = t/fault/crash_client.c
+t_fault_crash_client_CPPFLAGS = $(FAULT_CPPFLAGS)
+t_fault_crash_client_LDADD = $(FAULT_LDADD)
+
+FAULT_TESTS = t/fault/crash-test.sh
+dist_check_SCRIPTS += t/fault/crash-test.sh
+TESTS += $(FAULT_TESTS)
+FAULT_LOGS = t/fault/crash-test.log
+$(FAULT_LOGS): tesserad$(EXEEXT) tessera$(EXEEXT) t/fault/crash_client$(EXEEXT)
+
+SOAK_CYCLES = 300
+soak: tesserad$(EXEEXT) tessera$(EXEEXT) t/fault/crash_client$(EXEEXT)
+	$(srcdir)/t/fault/crash-test.sh --cycles $(SOAK_CYCLES)
+.PHONY: soak
+endif
