@@ -617,7 +617,7 @@ main(int argc, char **argv)
 	}
 	connect_all();
 	for (int c = 1; c <= cycles; c++) {
-		unsigned ms = 30 + rnd(400);
+		unsigned ms = 30 + rnd(1000);
 		pthread_t t;
 		uint64_t t0 = th_now_ms();
 

@@ -18,10 +18,15 @@ t_fault_crash_client_SOURCES = t/fault/crash_client.c
 t_fault_crash_client_CPPFLAGS = $(FAULT_CPPFLAGS)
 t_fault_crash_client_LDADD = $(FAULT_LDADD)
 
-FAULT_TESTS = t/fault/crash-test.sh
+check_PROGRAMS += t/fault/stress_test
+t_fault_stress_test_SOURCES = t/fault/stress_test.c
+t_fault_stress_test_CPPFLAGS = $(FAULT_CPPFLAGS)
+t_fault_stress_test_LDADD = $(FAULT_LDADD)
+
+FAULT_TESTS = t/fault/crash-test.sh t/fault/stress_test
 dist_check_SCRIPTS += t/fault/crash-test.sh
 TESTS += $(FAULT_TESTS)
-FAULT_LOGS = t/fault/crash-test.log
+FAULT_LOGS = t/fault/crash-test.log t/fault/stress_test.log
 $(FAULT_LOGS): tesserad$(EXEEXT) tessera$(EXEEXT) t/fault/crash_client$(EXEEXT)
 
 SOAK_CYCLES = 300
