@@ -23,10 +23,17 @@ t_fault_stress_test_SOURCES = t/fault/stress_test.c
 t_fault_stress_test_CPPFLAGS = $(FAULT_CPPFLAGS)
 t_fault_stress_test_LDADD = $(FAULT_LDADD)
 
-FAULT_TESTS = t/fault/crash-test.sh t/fault/stress_test
+check_PROGRAMS += t/fault/objfail_test
+t_fault_objfail_test_SOURCES = t/fault/objfail_test.c
+t_fault_objfail_test_CPPFLAGS = $(FAULT_CPPFLAGS)
+t_fault_objfail_test_LDADD = $(FAULT_LDADD)
+
+FAULT_TESTS = t/fault/crash-test.sh t/fault/stress_test \
+	t/fault/objfail_test
 dist_check_SCRIPTS += t/fault/crash-test.sh
 TESTS += $(FAULT_TESTS)
-FAULT_LOGS = t/fault/crash-test.log t/fault/stress_test.log
+FAULT_LOGS = t/fault/crash-test.log t/fault/stress_test.log \
+	t/fault/objfail_test.log
 $(FAULT_LOGS): tesserad$(EXEEXT) tessera$(EXEEXT) t/fault/crash_client$(EXEEXT)
 
 SOAK_CYCLES = 300
