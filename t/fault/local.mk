@@ -28,12 +28,17 @@ t_fault_objfail_test_SOURCES = t/fault/objfail_test.c
 t_fault_objfail_test_CPPFLAGS = $(FAULT_CPPFLAGS)
 t_fault_objfail_test_LDADD = $(FAULT_LDADD)
 
+check_PROGRAMS += t/fault/nospc_test
+t_fault_nospc_test_SOURCES = t/fault/nospc_test.c
+t_fault_nospc_test_CPPFLAGS = $(FAULT_CPPFLAGS)
+t_fault_nospc_test_LDADD = $(FAULT_LDADD)
+
 FAULT_TESTS = t/fault/crash-test.sh t/fault/stress_test \
-	t/fault/objfail_test
+	t/fault/objfail_test t/fault/nospc_test
 dist_check_SCRIPTS += t/fault/crash-test.sh
 TESTS += $(FAULT_TESTS)
 FAULT_LOGS = t/fault/crash-test.log t/fault/stress_test.log \
-	t/fault/objfail_test.log
+	t/fault/objfail_test.log t/fault/nospc_test.log
 $(FAULT_LOGS): tesserad$(EXEEXT) tessera$(EXEEXT) t/fault/crash_client$(EXEEXT)
 
 SOAK_CYCLES = 300
