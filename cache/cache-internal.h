@@ -63,6 +63,7 @@ struct builder {
 	uint64_t id;      /* slice id of the first run, 0 until needed */
 	uint64_t bytes;   /* counted in the buffer total */
 	unsigned inflight;
+	int upload_err;   /* first failed upload's error since the last try */
 	bool frozen;      /* taken by a flush: no more writes */
 	struct run *runs; /* set when frozen */
 	size_t nruns;

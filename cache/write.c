@@ -269,8 +269,12 @@ upload_fn(void *arg)
 	} else {
 		b->blk[u->idx].state = BLK_FAILED;
 	}
-	if (r < 0)
+	if (r < 0) {
+		/* Kept so that a full store answers NOSPC, not IO. */
+		if (b->upload_err == 0)
+			b->upload_err = r;
 		tl_debug("cache", "upload of %s failed: %d", key, r);
+	}
 	b->inflight--;
 	pthread_cond_broadcast(&f->cv);
 	pthread_mutex_unlock(&f->mu);
@@ -466,6 +470,7 @@ collect_uploads(struct cache *c, struct cfile *f, struct builder *last,
 	uint32_t k;
 
 	for (b = f->head; b != NULL; b = b->next) {
+		b->upload_err = 0;
 		for (i = 0; i < b->nruns; i++)
 			for (k = 0; k < b->runs[i].nblocks; k++)
 				if (b->runs[i].st[k] == 0) {
@@ -493,7 +498,8 @@ stored_records(struct cache *c, struct cfile *f, struct builder *last,
 		for (i = 0; i < b->nruns; i++)
 			for (k = 0; k < b->runs[i].nblocks; k++)
 				if (b->runs[i].st[k] != 2)
-					return -EIO;
+					return b->upload_err ? b->upload_err
+							     : -EIO;
 		if (b == last)
 			break;
 	}

@@ -114,14 +114,7 @@ main(void)
 		acked[i] = true;
 		nacked++;
 	}
-	/* NOSPC is the answer; cache/write.c (stored_records) still turns
-	 * any failed block upload into -EIO, so IO is tolerated, loudly,
-	 * until that is fixed: then make this TH_STAT(st, NFS3ERR_NOSPC). */
-	if (st == NFS3ERR_IO)
-		th_diag("KNOWN BUG: a full object store answers NFS3ERR_IO, "
-			"not NFS3ERR_NOSPC (cache/write.c drops the put's "
-			"error)");
-	TH_CHECK(st == NFS3ERR_NOSPC || st == NFS3ERR_IO, "the full store "
+	TH_CHECK(st == NFS3ERR_NOSPC, "the full store "
 		 "refuses the write after %d files of %d KiB: %s", nacked,
 		 FSIZE / 1024, th_stat_name(st));
 	TH_CHECK(th_null(&cn) == NFS3_OK, "the daemon still answers");
