@@ -31,6 +31,7 @@
 
 #include "nfsd/mount3_prot.h"
 #include "nfsd/rpc-internal.h"
+#include "nfsd/xdr-bound.h"
 
 #define RPC_CALL	 0
 #define RPC_REPLY	 1
@@ -280,7 +281,7 @@ encode_result(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 
 static void
 run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
-	 XDR *x)
+	 XDR *x, u_int msglen)
 {
 	xdrproc_t xargs =
 	    p->xdr_args != NULL ? p->xdr_args : (xdrproc_t)xdr_nothing;
@@ -289,8 +290,14 @@ run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 	void *args = tl_calloc(1, p->args_size + 1);
 	void *res = tl_calloc(1, p->res_size + sizeof(nfsstat3));
 	nfsstat3 st = NFS3_OK;
+	bool_t ok;
 
-	if (!xargs(x, args)) {
+	/* no string or opaque in the arguments is longer than the whole
+	 * message: bounds what a lying length can make us allocate */
+	nfsd_xdr_limit = msglen;
+	ok = xargs(x, args);
+	nfsd_xdr_limit = 0;
+	if (!ok) {
 		reply_accepted(b, c->xid, GARBAGE_ARGS);
 		goto out;
 	}
@@ -325,7 +332,8 @@ nfsd_dispatch(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	char *cp = cred, *vp = verf;
 	uint32_t mtype, rpcvers, vflavor;
 	u_int clen, vlen;
-	uint64_t key = 0;
+	struct nfsd_drc *drc = NULL;
+	struct nfsd_drc_key key;
 	XDR x;
 
 	tl_buf_reset(reply);
@@ -358,8 +366,11 @@ nfsd_dispatch(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	p = find_proc(reply, &c);
 	if (p == NULL)
 		goto done;
-	if (p->flags & NFSD_PF_DRC) {
-		switch (nfsd_drc_begin(peer, msg, len, reply, &key)) {
+	if ((p->flags & NFSD_PF_DRC) && ctx->drc != NULL) {
+		drc = ctx->drc;
+		nfsd_drc_make_key(peer, c.xid, c.prog, c.vers, c.proc,
+				  msg + 24, len - 24, &key);
+		switch (nfsd_drc_begin(drc, &key, reply)) {
 		case NFSD_DRC_RUNNING:
 			tl_buf_reset(reply);
 			goto out;
@@ -369,10 +380,10 @@ nfsd_dispatch(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 			goto out;
 		}
 	}
-	run_proc(reply, &c, p, &x);
+	run_proc(reply, &c, p, &x, (u_int)len);
 	reply_finish(reply);
-	if (p->flags & NFSD_PF_DRC)
-		nfsd_drc_end(key, reply);
+	if (drc != NULL)
+		nfsd_drc_end(drc, &key, reply);
 	goto out;
 done:
 	reply_finish(reply);

@@ -21,13 +21,19 @@ nfsd/%_prot.h: $(srcdir)/nfsd/%_prot.x
 nfsd/%_prot_xdr.c: $(srcdir)/nfsd/%_prot.x
 	$(AM_V_GEN)$(MKDIR_P) nfsd && rm -f $@ && \
 	  (cd $(srcdir) && $(RPCGEN) -c nfsd/$*_prot.x) | \
-	  sed -e 's|#include "nfsd/$*_prot.h"|#include "nfsd/$*_prot.h"|' > $@.tmp && mv $@.tmp $@
+	  sed -e 's|#include "nfsd/$*_prot.h"|#include "nfsd/$*_prot.h"|' \
+	    -e 's|xdr_string (xdrs, objp, ~0)|nfsd_xdr_name (xdrs, objp)|' \
+	    -e 's|xdr_bytes (\(.*\), ~0)|nfsd_xdr_bytes (\1, ~0)|' \
+	  > $@.tmp && mv $@.tmp $@
 
 # rpcgen output is not -Wextra clean (unused variables); compiled apart.
+# Its unbounded strings and opaques go through nfsd/xdr_bound.c (the sed
+# above), which is part of the same library.
 noinst_LIBRARIES += nfsd/libxdrgen.a
-nfsd_libxdrgen_a_SOURCES =
+nfsd_libxdrgen_a_SOURCES = nfsd/xdr-bound.h nfsd/xdr_bound.c
 nodist_nfsd_libxdrgen_a_SOURCES = nfsd/nfs3_prot_xdr.c nfsd/mount3_prot_xdr.c
-nfsd_libxdrgen_a_CFLAGS = -std=gnu11 $(SAN_CFLAGS) -pthread -w
+nfsd_libxdrgen_a_CFLAGS = -std=gnu11 $(SAN_CFLAGS) -pthread -w \
+	-include $(srcdir)/nfsd/xdr-bound.h
 
 nfsd_libnfsd_a_SOURCES = nfsd/nfsd.h nfsd/nfsd-internal.h nfsd/rpc-internal.h \
 	nfsd/rpc.c nfsd/dispatch.c nfsd/drc.c nfsd/fh.c nfsd/exports.c nfsd/mount3.c \
