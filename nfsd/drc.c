@@ -2,15 +2,23 @@
  * drc.c - the duplicate request cache.
  *
  * A client that lost a connection resends its outstanding calls with the
- * same xid.  For non-idempotent procedures (NFSD_PF_DRC: CREATE, REMOVE,
- * RENAME, ...) running the call twice turns a success into an error (the
- * second REMOVE finds nothing), so the reply of the first run is kept
- * and replayed.  Like knfsd's cache it is small, in memory and best
- * effort: a direct-mapped table keyed by a hash of the peer's address and
- * the whole call message (xid, credentials and arguments), entries older
- * than DRC_TTL_NS ignored, replies above DRC_MAX_REPLY not kept.  A copy
- * that arrives while the first is still running is dropped unanswered:
- * the client gets the first one's reply.
+ * same xid, often on a new connection (another source port).  For
+ * non-idempotent procedures (NFSD_PF_DRC: CREATE, MKDIR, SYMLINK, MKNOD,
+ * REMOVE, RMDIR, RENAME, LINK, SETATTR) running the call twice turns a
+ * success into an error (the second REMOVE finds nothing), so the reply
+ * of the first run is kept and replayed.
+ *
+ * Like knfsd's cache it is in memory and best effort.  An entry is keyed
+ * by the client's address (not its port), xid, program, version,
+ * procedure and a 64-bit checksum of the credentials and arguments, so a
+ * different call that happens to reuse an xid is not answered with
+ * another call's reply.  Entries live in a hash table and on an LRU list;
+ * the cache holds at most max_entries entries and max_bytes bytes
+ * (entries and replies); the least recently used entry goes first.
+ * Entries older than DRC_TTL_NS are ignored, replies above DRC_MAX_REPLY
+ * (no reply of a DRC procedure is that big) are not kept.  A copy that
+ * arrives while the first is still running is dropped unanswered: the
+ * client gets the first one's reply.
  */
 #include "config.h"
 
@@ -20,22 +28,29 @@
 
 #include "nfsd/rpc-internal.h"
 
-#define DRC_SLOTS     4096
 #define DRC_MAX_REPLY 4096
 #define DRC_TTL_NS    (120ULL * 1000000000)
 
-enum { SLOT_FREE, SLOT_RUNNING, SLOT_DONE };
+enum { ENT_RUNNING, ENT_DONE };
 
-struct drc_slot {
-	uint64_t key;
+struct drc_ent {
+	struct nfsd_drc_key key;
 	uint64_t when_ns;
 	int state;
 	uint8_t *reply;
 	size_t len;
+	struct drc_ent *hnext;	     /* hash chain */
+	struct drc_ent *prev, *next; /* LRU list, most recent first */
 };
 
-static pthread_mutex_t drc_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct drc_slot drc[DRC_SLOTS];
+struct nfsd_drc {
+	pthread_mutex_t lock;
+	size_t max_entries, max_bytes;
+	size_t nbuckets;
+	struct drc_ent **buckets;
+	struct drc_ent *head, *tail;
+	struct nfsd_drc_stats st; /* entries and bytes kept current */
+};
 
 static uint64_t
 fnv64(uint64_t h, const void *p, size_t n)
@@ -49,79 +64,223 @@ fnv64(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
-static uint64_t
-drc_key(const struct sockaddr_storage *peer, const uint8_t *msg, size_t len)
+void
+nfsd_drc_make_key(const struct sockaddr_storage *peer, uint32_t xid,
+		  uint32_t prog, uint32_t vers, uint32_t proc,
+		  const void *body, size_t len, struct nfsd_drc_key *k)
 {
-	uint64_t h = 14695981039346656037ULL;
-
+	memset(k, 0, sizeof(*k));
+	k->family = peer->ss_family;
 	/* the address, not the port: a retransmit may use a new connection */
 	if (peer->ss_family == AF_INET)
-		h = fnv64(h, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+		memcpy(k->addr, &((const struct sockaddr_in *)peer)->sin_addr,
+		       4);
 	else if (peer->ss_family == AF_INET6)
-		h = fnv64(h, &((const struct sockaddr_in6 *)peer)->sin6_addr,
-			  16);
-	h = fnv64(h, msg, len);
-	return h != 0 ? h : 1;
+		memcpy(k->addr,
+		       &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
+	k->xid = xid;
+	k->prog = prog;
+	k->vers = vers;
+	k->proc = proc;
+	k->csum = fnv64(14695981039346656037ULL, body, len);
+}
+
+static size_t
+bucket_of(const struct nfsd_drc *d, const struct nfsd_drc_key *k)
+{
+	uint64_t h = fnv64(k->csum, k, offsetof(struct nfsd_drc_key, csum));
+
+	return (size_t)(h % d->nbuckets);
+}
+
+static bool
+key_eq(const struct nfsd_drc_key *a, const struct nfsd_drc_key *b)
+{
+	return memcmp(a, b, sizeof(*a)) == 0;
+}
+
+static size_t
+ent_bytes(const struct drc_ent *e)
+{
+	return sizeof(*e) + e->len;
+}
+
+struct nfsd_drc *
+nfsd_drc_create(size_t max_entries, size_t max_bytes)
+{
+	struct nfsd_drc *d = tl_calloc(1, sizeof(*d));
+
+	pthread_mutex_init(&d->lock, NULL);
+	d->max_entries = max_entries > 0 ? max_entries : 1;
+	d->max_bytes = max_bytes;
+	/* a load factor of about one; the table itself is bounded too */
+	d->nbuckets = TL_MIN(TL_MAX(d->max_entries, 16), (size_t)1 << 20);
+	d->buckets = tl_calloc(d->nbuckets, sizeof(*d->buckets));
+	return d;
+}
+
+static void
+lru_unlink(struct nfsd_drc *d, struct drc_ent *e)
+{
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		d->head = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	else
+		d->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void
+lru_push(struct nfsd_drc *d, struct drc_ent *e)
+{
+	e->prev = NULL;
+	e->next = d->head;
+	if (d->head != NULL)
+		d->head->prev = e;
+	d->head = e;
+	if (d->tail == NULL)
+		d->tail = e;
+}
+
+/* Unlink e from its chain and the LRU and free it (under lock). */
+static void
+ent_drop(struct nfsd_drc *d, struct drc_ent *e)
+{
+	struct drc_ent **pp = &d->buckets[bucket_of(d, &e->key)];
+
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	lru_unlink(d, e);
+	d->st.entries--;
+	d->st.bytes -= ent_bytes(e);
+	free(e->reply);
+	free(e);
+}
+
+static struct drc_ent *
+ent_find(struct nfsd_drc *d, const struct nfsd_drc_key *k)
+{
+	struct drc_ent *e = d->buckets[bucket_of(d, k)];
+
+	while (e != NULL && !key_eq(&e->key, k))
+		e = e->hnext;
+	return e;
+}
+
+/* Evict least recently used entries until extra more bytes and one more
+ * entry fit (under lock). */
+static void
+make_room(struct nfsd_drc *d, size_t extra)
+{
+	while (d->tail != NULL && (d->st.entries + 1 > d->max_entries ||
+				   d->st.bytes + extra > d->max_bytes)) {
+		ent_drop(d, d->tail);
+		d->st.evictions++;
+	}
 }
 
 int
-nfsd_drc_begin(const struct sockaddr_storage *peer, const uint8_t *msg,
-	       size_t len, struct tl_buf *reply, uint64_t *key)
+nfsd_drc_begin(struct nfsd_drc *d, const struct nfsd_drc_key *k,
+	       struct tl_buf *reply)
 {
 	uint64_t now = tl_mono_ns();
-	struct drc_slot *s;
+	struct drc_ent *e;
 	int rc = NFSD_DRC_NEW;
 
-	*key = drc_key(peer, msg, len);
-	s = &drc[*key % DRC_SLOTS];
-	pthread_mutex_lock(&drc_lock);
-	if (s->key == *key && now - s->when_ns < DRC_TTL_NS &&
-	    s->state != SLOT_FREE) {
-		if (s->state == SLOT_RUNNING) {
+	pthread_mutex_lock(&d->lock);
+	e = ent_find(d, k);
+	if (e != NULL && now - e->when_ns < DRC_TTL_NS) {
+		lru_unlink(d, e);
+		lru_push(d, e);
+		if (e->state == ENT_RUNNING) {
+			d->st.inprogress++;
 			rc = NFSD_DRC_RUNNING;
 		} else {
 			tl_buf_reset(reply);
-			tl_buf_append(reply, s->reply, s->len);
+			tl_buf_append(reply, e->reply, e->len);
+			d->st.hits++;
 			rc = NFSD_DRC_REPLAY;
 		}
 		goto out;
 	}
-	free(s->reply);
-	s->reply = NULL;
-	s->len = 0;
-	s->key = *key;
-	s->when_ns = now;
-	s->state = SLOT_RUNNING;
+	if (e != NULL) {
+		ent_drop(d, e); /* too old to trust */
+		d->st.expired++;
+	}
+	d->st.misses++;
+	make_room(d, sizeof(*e));
+	if (sizeof(*e) > d->max_bytes)
+		goto out; /* a cache too small for anything: never kept */
+	e = tl_calloc(1, sizeof(*e));
+	e->key = *k;
+	e->when_ns = now;
+	e->state = ENT_RUNNING;
+	{
+		size_t b = bucket_of(d, k);
+
+		e->hnext = d->buckets[b];
+		d->buckets[b] = e;
+	}
+	lru_push(d, e);
+	d->st.entries++;
+	d->st.bytes += ent_bytes(e);
 out:
-	pthread_mutex_unlock(&drc_lock);
+	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
 
 void
-nfsd_drc_end(uint64_t key, const struct tl_buf *reply)
+nfsd_drc_end(struct nfsd_drc *d, const struct nfsd_drc_key *k,
+	     const struct tl_buf *reply)
 {
-	struct drc_slot *s = &drc[key % DRC_SLOTS];
+	struct drc_ent *e;
 
-	pthread_mutex_lock(&drc_lock);
-	if (s->key == key && s->state == SLOT_RUNNING) {
-		if (reply->len > 0 && reply->len <= DRC_MAX_REPLY) {
-			s->reply = tl_memdup(reply->data, reply->len);
-			s->len = reply->len;
-			s->state = SLOT_DONE;
-		} else {
-			s->state = SLOT_FREE;
-		}
+	pthread_mutex_lock(&d->lock);
+	e = ent_find(d, k);
+	if (e == NULL || e->state != ENT_RUNNING)
+		goto out; /* evicted while the call ran */
+	if (reply->len == 0 || reply->len > DRC_MAX_REPLY ||
+	    sizeof(*e) + reply->len > d->max_bytes) {
+		ent_drop(d, e);
+		d->st.uncached++;
+		goto out;
 	}
-	pthread_mutex_unlock(&drc_lock);
+	/* take e out of the accounting while making room, so it cannot
+	 * evict itself */
+	lru_unlink(d, e);
+	d->st.bytes -= ent_bytes(e);
+	d->st.entries--;
+	make_room(d, sizeof(*e) + reply->len);
+	e->reply = tl_memdup(reply->data, reply->len);
+	e->len = reply->len;
+	e->state = ENT_DONE;
+	lru_push(d, e);
+	d->st.entries++;
+	d->st.bytes += ent_bytes(e);
+out:
+	pthread_mutex_unlock(&d->lock);
 }
 
 void
-nfsd_drc_reset(void)
+nfsd_drc_stats(struct nfsd_drc *d, struct nfsd_drc_stats *out)
 {
-	pthread_mutex_lock(&drc_lock);
-	for (size_t i = 0; i < DRC_SLOTS; i++) {
-		free(drc[i].reply);
-		memset(&drc[i], 0, sizeof(drc[i]));
-	}
-	pthread_mutex_unlock(&drc_lock);
+	pthread_mutex_lock(&d->lock);
+	*out = d->st;
+	pthread_mutex_unlock(&d->lock);
+}
+
+void
+nfsd_drc_free(struct nfsd_drc *d)
+{
+	if (d == NULL)
+		return;
+	while (d->head != NULL)
+		ent_drop(d, d->head);
+	free(d->buckets);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
 }

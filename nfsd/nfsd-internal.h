@@ -121,6 +121,7 @@ int nfsd_fh_decode(const struct meta_settings *vol, const void *buf,
 /* ---- the server and a call -------------------------------------------------- */
 
 struct nfsd_server; /* transport state, rpc.c */
+struct nfsd_drc;    /* duplicate request cache, drc.c */
 
 struct nfsd_ctx {
 	struct meta *meta;
@@ -129,6 +130,7 @@ struct nfsd_ctx {
 	struct nfsd_exports exports;   /* swapped on reload under exports_lock */
 	uint8_t write_verf[8];         /* random per process start */
 	uint64_t start_ns;
+	struct nfsd_drc *drc;          /* NULL: no duplicate request cache */
 };
 
 struct nfsd_call {

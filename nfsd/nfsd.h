@@ -31,6 +31,8 @@ struct nfsd_config {
 	uint64_t max_inflight_per_conn;
 	uint64_t request_memory; /* bytes of unanswered requests */
 	uint64_t idle_timeout;	 /* ms, 0 = never */
+	uint64_t drc_entries;	 /* duplicate request cache: entries */
+	uint64_t drc_size;	 /* and bytes */
 	bool rpcbind;		 /* register with rpcbind */
 	char *cache_dirs;	 /* cache_opts: disk block cache */
 	uint64_t cache_size;
@@ -88,7 +90,21 @@ int nfsd_server_set_exports(struct nfsd_server *s, const char *file,
  * (nfsd_server_reload). */
 void nfsd_server_on_hup(struct nfsd_server *s,
 			void (*fn)(struct nfsd_server *, void *), void *arg);
-/* Close connections, wait for workers, unregister, free.  Does not close
+/* Counters of the duplicate request cache (retransmitted
+ * non-idempotent calls answered from it, and its occupancy). */
+struct nfsd_drc_stats {
+	uint64_t hits;	     /* retransmits answered with the saved reply */
+	uint64_t inprogress; /* retransmits dropped: first still running */
+	uint64_t misses;     /* calls run (not in the cache) */
+	uint64_t evictions;  /* entries dropped to stay within the limits */
+	uint64_t expired;    /* entries found too old to replay */
+	uint64_t uncached;   /* replies not kept (too big, none) */
+	uint64_t entries, bytes; /* now */
+};
+void nfsd_server_drc_stats(struct nfsd_server *s, struct nfsd_drc_stats *out);
+
+/* Close connections, wait for workers, log the DRC counters,
+ * unregister, free.  Does not close
  * the meta or cache it borrowed. */
 void nfsd_server_free(struct nfsd_server *s);
 

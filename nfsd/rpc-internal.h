@@ -9,6 +9,7 @@
 #include <pthread.h>
 
 #include "nfsd/nfsd-internal.h"
+#include "nfsd/nfsd.h"
 
 #define NFSD_PROG_NFS	100003u
 #define NFSD_PROG_MOUNT 100005u
@@ -42,15 +43,36 @@ void nfsd_peer_str(const struct sockaddr_storage *peer, char *buf, size_t len);
  * m NULL (transport tests): roots stay 0. */
 void nfsd_exports_resolve(struct meta *m, struct nfsd_exports *e);
 
-/* Duplicate request cache (drc.c) for NFSD_PF_DRC procedures. */
+/* ---- duplicate request cache (drc.c) for NFSD_PF_DRC procedures ---- */
+
+struct nfsd_drc_key {
+	uint32_t family;
+	uint8_t addr[16]; /* client address; the port is left out */
+	uint32_t xid, prog, vers, proc;
+	uint32_t pad; /* zero: keys are compared with memcmp */
+	uint64_t csum; /* of credentials and arguments; last member */
+};
+
+struct nfsd_drc;
+
+/* A cache of at most max_entries entries and max_bytes bytes. */
+struct nfsd_drc *nfsd_drc_create(size_t max_entries, size_t max_bytes);
+void nfsd_drc_free(struct nfsd_drc *d);
+/* body: the call message after the procedure number (credentials,
+ * verifier, arguments). */
+void nfsd_drc_make_key(const struct sockaddr_storage *peer, uint32_t xid,
+		       uint32_t prog, uint32_t vers, uint32_t proc,
+		       const void *body, size_t len, struct nfsd_drc_key *k);
+
 enum { NFSD_DRC_NEW, NFSD_DRC_RUNNING, NFSD_DRC_REPLAY };
-/* NEW: run the call, then nfsd_drc_end(*key, reply).  RUNNING: the same
+/* NEW: run the call, then nfsd_drc_end(k, reply).  RUNNING: the same
  * call is in progress; send nothing.  REPLAY: reply holds the first
  * run's record-marked reply; send it. */
-int nfsd_drc_begin(const struct sockaddr_storage *peer, const uint8_t *msg,
-		   size_t len, struct tl_buf *reply, uint64_t *key);
-void nfsd_drc_end(uint64_t key, const struct tl_buf *reply);
-void nfsd_drc_reset(void);
+int nfsd_drc_begin(struct nfsd_drc *d, const struct nfsd_drc_key *k,
+		   struct tl_buf *reply);
+void nfsd_drc_end(struct nfsd_drc *d, const struct nfsd_drc_key *k,
+		  const struct tl_buf *reply);
+void nfsd_drc_stats(struct nfsd_drc *d, struct nfsd_drc_stats *out);
 
 /* Forget the MOUNT list (mount3.c; at shutdown). */
 void nfsd_mnt3_reset(void);

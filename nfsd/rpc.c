@@ -634,6 +634,8 @@ nfsd_server_create(const struct nfsd_config *cfg, struct meta *m,
 	s->max_conns = cfg->max_connections;
 	s->idle_ms = cfg->idle_timeout;
 	s->mem_limit = cfg->request_memory;
+	if (cfg->drc_entries > 0 && cfg->drc_size > 0)
+		s->ctx.drc = nfsd_drc_create(cfg->drc_entries, cfg->drc_size);
 	pthread_mutex_init(&s->mem_lock, NULL);
 	if (cfg->exports != NULL && cfg->exports[0] != '\0')
 		s->exports_file = tl_strdup(cfg->exports);
@@ -668,6 +670,15 @@ fail:
 	nfsd_server_free(s);
 	*out = NULL;
 	return rc;
+}
+
+void
+nfsd_server_drc_stats(struct nfsd_server *s, struct nfsd_drc_stats *out)
+{
+	if (s->ctx.drc != NULL)
+		nfsd_drc_stats(s->ctx.drc, out);
+	else
+		memset(out, 0, sizeof(*out));
 }
 
 unsigned
@@ -797,7 +808,19 @@ nfsd_server_free(struct nfsd_server *s)
 		event_base_free(s->base);
 	nfsd_exports_free(&s->ctx.exports);
 	nfsd_mnt3_reset();
-	nfsd_drc_reset();
+	if (s->ctx.drc != NULL) {
+		struct nfsd_drc_stats st;
+
+		nfsd_drc_stats(s->ctx.drc, &st);
+		tl_notice("nfsd",
+			  "duplicate request cache: %llu replayed, %llu "
+			  "dropped in progress, %llu run, %llu evicted",
+			  (unsigned long long)st.hits,
+			  (unsigned long long)st.inprogress,
+			  (unsigned long long)st.misses,
+			  (unsigned long long)st.evictions);
+		nfsd_drc_free(s->ctx.drc);
+	}
 	free(s->exports_file);
 	free(s);
 }

@@ -1,0 +1,7 @@
+#include "config.h"
+#include "t/unit/nfsd_test.h"
+int
+main(void)
+{
+	return 77;
+}
