@@ -8,3 +8,4 @@ include t/nfs/local.mk
 include t/kernel/local.mk
 include t/s3/local.mk
 include t/fault/local.mk
+include t/fuzz/local.mk
