@@ -71,6 +71,7 @@ struct cfg {
 	int per_proc_file;	/* data ops: each process its own file */
 	int readpct;
 	pid_t rss_pid;
+	double secs;		/* stop issuing after this long (0: never) */
 };
 
 static struct cfg cfg = {
@@ -107,6 +108,7 @@ struct proc {
 	uint64_t bytes, errors, nlat;
 	uint64_t *lat;
 	int inflight;
+	uint64_t deadline;	/* now_ns() past which nothing new starts */
 	unsigned seed;
 	char file[512];		/* data ops: the file */
 	uint64_t blocks;	/* data ops: blocks in the file */
@@ -219,7 +221,7 @@ start_next(struct slot *s)
 	struct nfs_context *nfs = s->c->nfs;
 	int rc = 0;
 
-	if (p->next >= p->hi)
+	if (p->next >= p->hi || (p->deadline && now_ns() > p->deadline))
 		return;
 	s->idx = p->next++;
 	s->stage = 0;
@@ -267,9 +269,12 @@ start_next(struct slot *s)
 		file_path(s->path, sizeof(s->path), s->idx);
 		rc = nfs_unlink_async(nfs, s->path, slot_cb, s);
 		break;
-	case OP_MKDIR:
-		snprintf(s->path, sizeof(s->path), "%s/d%" PRIu64, cfg.path,
-			 s->idx);
+	case OP_MKDIR:	/* -d 0: the directory itself */
+		if (cfg.nfiles == 0)
+			snprintf(s->path, sizeof(s->path), "%s", cfg.path);
+		else
+			snprintf(s->path, sizeof(s->path), "%s/d%" PRIu64,
+				 cfg.path, s->idx);
 		rc = nfs_mkdir_async(nfs, s->path, slot_cb, s);
 		break;
 	case OP_READDIR:
@@ -464,6 +469,8 @@ child(int id, int ready_fd, int go_fd, int res_fd)
 	if (write(ready_fd, &c, 1) != 1 || read(go_fd, &c, 1) != 1)
 		die("barrier: %s", strerror(errno));
 	h.t0 = now_ns();
+	if (cfg.secs > 0)
+		p.deadline = h.t0 + (uint64_t)(cfg.secs * 1e9);
 	for (i = 0; i < nslots; i++)
 		start_next(&slots[i]);
 	event_loop(cs, cfg.conns, &p);
@@ -566,6 +573,7 @@ usage(void)
 	fprintf(stderr,
 "usage: nfsload [options] OP URL\n"
 "  OP: write read randrw create stat readf remove mkdir statrand readdir\n"
+"      (mkdir: -f DIR itself, or with -d N its subdirectories d0..)\n"
 "  URL: nfs://127.0.0.1/EXPORT?version=3&nfsport=P&mountport=P\n"
 "  -f PATH    file or directory from the export root [/nfsload]\n"
 "  -s SIZE    file size for write [0]      -b SIZE  request size [1M]\n"
@@ -576,7 +584,8 @@ usage(void)
 "  -d N       spread files over N subdirectories d0..d<N-1> [0]\n"
 "  -r PCT     reads in randrw [50]         -P       file per process\n"
 "  -l NAME    workload label               -S NAME  server label\n"
-"  -m PID     sample this process's VmRSS/RssAnon (the server)\n");
+"  -m PID     sample this process's VmRSS/RssAnon (the server)\n"
+"  -t SECS    issue nothing new after SECS (randrw, statrand)\n");
 	exit(2);
 }
 
@@ -585,7 +594,7 @@ parse_args(int argc, char **argv)
 {
 	int o, i;
 
-	while ((o = getopt(argc, argv, "f:s:b:q:c:p:n:N:d:r:Pl:S:m:")) != -1) {
+	while ((o = getopt(argc, argv, "f:s:b:q:c:p:n:N:d:r:Pl:S:m:t:")) != -1) {
 		switch (o) {
 		case 'f': cfg.path = optarg; break;
 		case 's': cfg.size = parse_size(optarg); break;
@@ -601,6 +610,7 @@ parse_args(int argc, char **argv)
 		case 'l': cfg.label = optarg; break;
 		case 'S': cfg.server = optarg; break;
 		case 'm': cfg.rss_pid = (pid_t)atoi(optarg); break;
+		case 't': cfg.secs = atof(optarg); break;
 		default: usage();
 		}
 	}
@@ -615,8 +625,11 @@ parse_args(int argc, char **argv)
 	cfg.url = argv[optind + 1];
 	if (cfg.depth < 1 || cfg.conns < 1 || cfg.conns > 64 || cfg.procs < 1)
 		die("bad -q/-c/-p");
-	if (cfg.op == OP_MKDIR)
-		cfg.nops = cfg.ndirs, cfg.ndirs = 0;
+	if (cfg.op == OP_MKDIR) {	/* nfiles: 0 = make cfg.path */
+		cfg.nfiles = cfg.ndirs;
+		cfg.nops = cfg.ndirs ? cfg.ndirs : 1;
+		cfg.ndirs = 0;
+	}
 	if (cfg.op == OP_READDIR)
 		cfg.nops = 1, cfg.procs = 1, cfg.conns = 1, cfg.depth = 1;
 	if (cfg.op == OP_STATRAND && cfg.nfiles == 0)

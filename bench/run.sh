@@ -1,0 +1,395 @@
+#!/bin/bash
+# bench/run.sh - Tessera against NFS-Ganesha, side by side, in one run.
+#
+# Usage: bench/run.sh [--quick] [--only WORKLOAD[,WORKLOAD...]] [--reps N]
+#                     [--servers tessera,tessera-wb,ganesha] [--keep]
+# Workloads: seqwrite seqread randrw smallfiles meta readdir jfsbench
+#
+# Installs what it needs (Debian packages), builds Tessera if needed (in
+# $BUILD, default <repo>/build-bench), measures the ceilings (loopback TCP
+# with iperf3, the disk with O_DIRECT dd), then runs every workload against
+# every server with the same client (bench/nfsload), the same data and the
+# same parameters, REPS times, and prints the medians as tables.  Results go
+# to <repo>/results/<timestamp>/ (results.md, raw.txt, chart.png, logs).
+# Benchmarks print figures; they never fail on speed.  See bench/README.
+set -uo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+QUICK=0
+ONLY=
+REPS=
+SERVERS=tessera,tessera-wb,ganesha
+KEEP=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) QUICK=1 ;;
+	--only) ONLY="${ONLY:+$ONLY,}$2"; shift ;;
+	--only=*) ONLY="${ONLY:+$ONLY,}${1#--only=}" ;;
+	--reps) REPS=$2; shift ;;
+	--servers) SERVERS=$2; shift ;;
+	--keep) KEEP=1 ;;
+	-h|--help) sed -n 2,16p "$0"; exit 0 ;;
+	*) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+# Sizes: the issue's figures, or smaller ones with --quick.
+if [ $QUICK = 1 ]; then
+	REPS=${REPS:-1}
+	SEQ_SIZE=256M RAND_SIZE=256M RAND_SECS=10 SMALL_FILES=2000
+	META_FILES=5000 META_SECS=8 READDIR_SIZES="10000 100000"
+	JFS_BIG=256M JFS_SMALL=100 DD_MB=512
+else
+	REPS=${REPS:-3}
+	SEQ_SIZE=1G RAND_SIZE=1G RAND_SECS=30 SMALL_FILES=10000
+	META_FILES=20000 META_SECS=20 READDIR_SIZES="10000 100000 1000000"
+	JFS_BIG=1G JFS_SMALL=100 DD_MB=2048
+fi
+PHASE_TIMEOUT=${PHASE_TIMEOUT:-1800}
+ALL="seqwrite seqread randrw smallfiles meta readdir jfsbench"
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+for w in ${ONLY//,/ }; do
+	[[ " $ALL " == *" $w "* ]] || { echo "unknown workload $w" >&2; exit 2; }
+done
+
+stamp=$(date +%Y%m%d-%H%M%S)
+out=$src/results/$stamp
+mkdir -p "$out"
+raw=$out/raw.txt
+: >"$raw"
+work=$(mktemp -d /var/tmp/tessera-bench-XXXXXX)
+say() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$out/progress.log"; }
+
+# --- processes we start, stopped by PID whatever happens -----------------
+srv_pid=
+rpcbind_pid=
+iperf_pid=
+cleanup() {
+	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null &&
+		wait "$srv_pid" 2>/dev/null
+	[ -n "$iperf_pid" ] && kill "$iperf_pid" 2>/dev/null
+	[ -n "$rpcbind_pid" ] && kill "$rpcbind_pid" 2>/dev/null
+	if [ $KEEP = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- packages and build --------------------------------------------------
+need=
+for p in nfs-ganesha nfs-ganesha-vfs rpcbind iperf3 gnuplot-nox libnfs-dev \
+	 liblmdb-dev; do
+	dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+done
+if [ -n "$need" ]; then
+	say "installing:$need"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q $need >"$out/apt.log" 2>&1 ||
+		{ apt-get update -q >>"$out/apt.log" 2>&1 &&
+		  apt-get install -y -q $need >>"$out/apt.log" 2>&1; } ||
+		{ echo "apt-get failed, see $out/apt.log" >&2; exit 1; }
+fi
+BUILD=${BUILD:-$src/build-bench}
+if [ ! -x "$BUILD/tesserad" ] || [ ! -x "$BUILD/tessera" ]; then
+	say "building Tessera in $BUILD"
+	[ -x "$src/scripts/install-deps.sh" ] &&
+		"$src/scripts/install-deps.sh" >"$out/deps.log" 2>&1
+	( cd "$src" && { [ -x configure ] || autoreconf -fi; } &&
+	  mkdir -p "$BUILD" && cd "$BUILD" &&
+	  { [ -f Makefile ] || "$src/configure"; } && make -j2 ) \
+		>"$out/build.log" 2>&1 ||
+		{ echo "build failed, see $out/build.log" >&2; exit 1; }
+fi
+# The load generator: built here so it is always the current source.
+LOAD=$work/nfsload
+cc -O2 -std=gnu11 -Wall -o "$LOAD" "$src/bench/nfsload.c" -lnfs ||
+	{ echo "cannot build bench/nfsload.c" >&2; exit 1; }
+
+port_base=$((30000 + $$ % 20000))
+free_port() { # sets $port to a TCP port nobody listens on (no subshell:
+	# the next call must not hand out the same one)
+	port=$port_base
+	while (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do
+		port=$((port + 1))
+	done
+	port_base=$((port + 1))
+}
+wait_port() { # $1 port, $2 pid
+	for _ in $(seq 300); do
+		(exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+record() { # stdin: nfsload output; keeps R lines, shows the human ones
+	while IFS= read -r line; do
+		case $line in
+		R\ *) echo "$line" >>"$raw" ;;
+		*) echo "    $line" | tee -a "$out/progress.log" ;;
+		esac
+	done
+}
+
+# --- ceilings --------------------------------------------------------------
+DROP=yes
+sync
+if ! (echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then
+	DROP=no
+	say "cannot drop the page cache here: cold reads are not cold"
+fi
+ceilings() {
+	local p bps t0 t1
+	free_port; p=$port
+	iperf3 -s -1 -B 127.0.0.1 -p "$p" >"$out/iperf3-server.log" 2>&1 &
+	iperf_pid=$!
+	sleep 0.5
+	bps=$(iperf3 -c 127.0.0.1 -p "$p" -t 3 -J 2>>"$out/iperf3.log" |
+	      tee -a "$out/iperf3.log" | python3 -c \
+	      'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])' \
+	      2>/dev/null)
+	wait "$iperf_pid" 2>/dev/null; iperf_pid=
+	[ -n "$bps" ] && echo "R ceiling - loopback_MBps $(awk -v b="$bps" \
+		'BEGIN{print b/8/1e6}')" >>"$raw"
+	t0=$(date +%s.%N)
+	dd if=/dev/zero of="$work/dd.test" bs=1M count="$DD_MB" oflag=direct \
+		conv=fsync 2>>"$out/dd.log"
+	t1=$(date +%s.%N)
+	echo "R ceiling - disk_write_MBps $(awk -v n="$DD_MB" -v a="$t0" \
+		-v b="$t1" 'BEGIN{print n*1048576/(b-a)/1e6}')" >>"$raw"
+	t0=$(date +%s.%N)
+	dd if="$work/dd.test" of=/dev/null bs=1M iflag=direct 2>>"$out/dd.log"
+	t1=$(date +%s.%N)
+	echo "R ceiling - disk_read_MBps $(awk -v n="$DD_MB" -v a="$t0" \
+		-v b="$t1" 'BEGIN{print n*1048576/(b-a)/1e6}')" >>"$raw"
+	rm -f "$work/dd.test"
+	grep '^R ceiling' "$raw" | sed 's/^R ceiling - /    ceiling /' |
+		tee -a "$out/progress.log"
+}
+
+# --- servers ---------------------------------------------------------------
+WB_OK=no
+"$BUILD/tesserad" --help 2>&1 | grep -q '^ *writeback ' && WB_OK=yes
+srv=		# name of the running server
+url=
+srv_start() { # $1 server name; starts it on its existing data
+	local p m log=$out/$1.log
+	free_port; p=$port
+	case $1 in
+	tessera|tessera-wb)
+		local o=()
+		[ "$1" = tessera-wb ] &&
+			o=(-o cache_dirs="$work/$1/cache" -o writeback=yes)
+		"$BUILD/tesserad" --meta "lmdb://$work/$1/meta" \
+			--listen "127.0.0.1:$p" --foreground --no-rpcbind \
+			-L warn "${o[@]}" 2>>"$log" &
+		srv_pid=$!
+		url="nfs://127.0.0.1/?version=3&nfsport=$p&mountport=$p"
+		;;
+	ganesha)
+		free_port; m=$port
+		sed -e "s|@NFS_PORT@|$p|" -e "s|@MNT_PORT@|$m|" \
+		    -e "s|@EXPORT_DIR@|$work/ganesha/export|" \
+		    -e "s|@RECOVERY_DIR@|$work/ganesha/recovery|" \
+		    "$src/bench/ganesha.conf.in" >"$work/ganesha/ganesha.conf"
+		ganesha.nfsd -F -f "$work/ganesha/ganesha.conf" -L "$log" \
+			-p "$work/ganesha/pid" >>"$log" 2>&1 &
+		srv_pid=$!
+		url="nfs://127.0.0.1/export?version=3&nfsport=$p&mountport=$m"
+		;;
+	esac
+	srv=$1
+	wait_port "$p" "$srv_pid" ||
+		{ echo "$1 did not start, see $log" >&2; tail "$log" >&2; exit 1; }
+	# Ganesha answers MOUNT a little after it listens.
+	for _ in $(seq 50); do
+		timeout 10 "$LOAD" -f / readdir "$url" >/dev/null 2>&1 &&
+			break
+		sleep 0.2
+	done
+}
+srv_stop() {
+	[ -n "$srv_pid" ] || return 0
+	kill "$srv_pid" 2>/dev/null
+	wait "$srv_pid" 2>/dev/null
+	srv_pid=
+}
+srv_restart() { # cold: server restarted and the page cache dropped
+	srv_stop
+	sync
+	[ $DROP = yes ] && echo 3 >/proc/sys/vm/drop_caches
+	srv_start "$srv"
+}
+srv_fresh() { # $1 server: empty volume/export, started
+	rm -rf "${work:?}/$1"
+	mkdir -p "$work/$1"
+	case $1 in
+	tessera|tessera-wb)
+		"$BUILD/tessera" format --trash-days 0 "lmdb://$work/$1/meta" \
+			"file://$work/$1/obj" bench >>"$out/$1.log" 2>&1 ||
+			{ echo "tessera format failed" >&2; exit 1; }
+		;;
+	ganesha)
+		mkdir -p "$work/ganesha/export" "$work/ganesha/recovery"
+		if ! rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
+			rpcbind -f -w >/dev/null 2>&1 &
+			rpcbind_pid=$!
+			sleep 0.5
+		fi
+		;;
+	esac
+	srv_start "$1"
+}
+srv_buffer_limit() { # the configured buffer limit, as tesserad reports it
+	"$BUILD/tesserad" --help 2>&1 |
+		awk '/^ *buffer_limit/ {getline; gsub(/[()]/, ""); print $2}'
+}
+
+# --- workloads -------------------------------------------------------------
+L() { # label, then nfsload arguments: runs one phase against $srv
+	local label=$1; shift
+	# Bounded: a wedged server costs this phase, not the whole run.
+	timeout "$PHASE_TIMEOUT" "$LOAD" -l "$label" -S "$srv" "$@" "$url" \
+		2>>"$out/nfsload.err" | record
+	[ "${PIPESTATUS[0]}" = 0 ] ||
+		say "  $label on $srv failed (see $out/nfsload.err)"
+
+}
+
+w_seqwrite() {
+	local r
+	for r in $(seq "$REPS"); do
+		say "$srv seqwrite $SEQ_SIZE, 1 MiB x 8 in flight, rep $r"
+		L seqwrite -f "/seq.$r" -s "$SEQ_SIZE" -b 1M -q 8 \
+			-m "$srv_pid" write
+	done
+}
+w_seqread() {
+	local r
+	for r in $(seq "$REPS"); do
+		[ -n "$(grep "^R seqwrite $srv " "$raw")" ] ||
+			L setup -f /seq.1 -s "$SEQ_SIZE" -b 1M -q 8 write
+		say "$srv seqread cold (restart, drop caches: $DROP), rep $r"
+		srv_restart
+		L seqread-cold -f /seq.1 -b 1M -q 8 read
+		say "$srv seqread warm, rep $r"
+		L seqread-warm -f /seq.1 -b 1M -q 8 read
+	done
+}
+w_randrw() {
+	local r
+	say "$srv randrw: writing the $RAND_SIZE file"
+	L setup -f /rand -s "$RAND_SIZE" -b 1M -q 8 write
+	for r in $(seq "$REPS"); do
+		say "$srv randrw 4 KiB 50% reads, 16 in flight," \
+			"${RAND_SECS}s, rep $r"
+		L randrw -f /rand -b 4k -q 16 -n 10000000 -t "$RAND_SECS" \
+			-m "$srv_pid" randrw
+	done
+}
+w_smallfiles() {
+	local r c d n=$SMALL_FILES
+	for r in $(seq "$REPS"); do
+		for c in 1 4; do
+			d=/small.$c.$r
+			L setup -f "$d" mkdir
+			say "$srv smallfiles $n x 4 KiB, $c client(s), rep $r"
+			L "small-create-${c}c" -f "$d" -n "$n" -b 4k -q 8 \
+				-p "$c" create
+			L "small-getattr-${c}c" -f "$d" -n "$n" -q 8 \
+				-p "$c" stat
+			L "small-read-${c}c" -f "$d" -n "$n" -b 4k -q 8 \
+				-p "$c" readf
+			L "small-remove-${c}c" -f "$d" -n "$n" -q 8 \
+				-p "$c" remove
+		done
+	done
+}
+w_meta() {
+	local r
+	say "$srv meta: tree of $META_FILES files in 10 directories"
+	L setup -f /meta0 mkdir
+	L setup -d 10 -f /meta0 mkdir
+	L setup -f /meta0 -d 10 -n "$META_FILES" -b 0 -q 16 -p 2 create
+	L setup -f /meta0 -d 10 -n "$META_FILES" -q 16 stat  # warm it
+	for r in $(seq "$REPS"); do
+		say "$srv meta LOOKUP+GETATTR storm, 2 clients x 16," \
+			"${META_SECS}s, rep $r"
+		L meta-stat -f /meta0 -d 10 -N "$META_FILES" -n 100000000 \
+			-t "$META_SECS" -q 16 -p 2 statrand
+	done
+}
+w_readdir() {
+	local n r
+	for n in $READDIR_SIZES; do
+		say "$srv readdir: creating $n empty files"
+		L setup -f "/rd$n" mkdir
+		L "readdir-create-$n" -f "/rd$n" -n "$n" -b 0 -q 32 -c 2 \
+			-p 2 create
+		for r in $(seq "$REPS"); do
+			say "$srv readdir $n entries (server restarted), rep $r"
+			srv_restart
+			L "readdir-$n" -f "/rd$n" -m "$srv_pid" readdir
+		done
+	done
+}
+w_jfsbench() {
+	local r t d
+	for r in $(seq "$REPS"); do
+		for t in 1 4; do
+			d=/jfs.$t.$r
+			L setup -f "$d" mkdir
+			L setup -f "$d/small" mkdir
+			say "$srv jfsbench $t thread(s): big $JFS_BIG," \
+				"$JFS_SMALL x 128 KiB each, rep $r"
+			L "jfs-bigwrite-${t}t" -f "$d/big" -P -p "$t" \
+				-s "$JFS_BIG" -b 1M -q 1 write
+			L "jfs-bigread-${t}t" -f "$d/big" -P -p "$t" -b 1M \
+				-q 1 read
+			L "jfs-smallwrite-${t}t" -f "$d/small" \
+				-n $((JFS_SMALL * t)) -b 128k -q 1 -p "$t" create
+			L "jfs-smallread-${t}t" -f "$d/small" \
+				-n $((JFS_SMALL * t)) -b 128k -q 1 -p "$t" readf
+			L "jfs-stat-${t}t" -f "$d/small" -n $((JFS_SMALL * t)) \
+				-q 1 -p "$t" stat
+		done
+	done
+}
+
+# --- the run ---------------------------------------------------------------
+say "Tessera vs NFS-Ganesha: reps $REPS, quick $QUICK," \
+	"workloads ${ONLY:-all}, results in $out"
+say "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)," \
+	"data in $work ($(df -h "$work" | awk 'NR==2 {print $1}'))"
+say "ceilings: loopback TCP (iperf3) and disk O_DIRECT ($DD_MB MiB)"
+ceilings
+for s in ${SERVERS//,/ }; do
+	if [ "$s" = tessera-wb ] && [ $WB_OK = no ]; then
+		say "tesserad has no writeback option yet: skipping tessera-wb"
+		continue
+	fi
+	say "=== $s ==="
+	srv_fresh "$s"
+	for w in $ALL; do
+		want "$w" && "w_$w"
+	done
+	if [ "${s#tessera}" != "$s" ]; then
+		echo "R buffer_limit $s configured_MiB $(srv_buffer_limit |
+			awk '{v=$1+0; if ($1 ~ /G$/) v*=1024;
+			      if ($1 ~ /k$/) v/=1024; print v}')" >>"$raw"
+	fi
+	srv_stop
+	rm -rf "${work:?}/$s"
+done
+
+say "summary"
+python3 "$src/bench/report.py" "$raw" "$out" "quick=$QUICK reps=$REPS \
+drop_caches=$DROP load=$(cut -d' ' -f1-3 /proc/loadavg)" |
+	tee "$out/summary.txt"
+if [ -f "$out/chart.gp" ]; then
+	gnuplot "$out/chart.gp" >"$out/gnuplot.log" 2>&1 &&
+		say "chart: $out/chart.png" ||
+		say "gnuplot failed, see $out/gnuplot.log"
+fi
+say "results: $out/results.md"
+exit 0
