@@ -7,7 +7,7 @@ BUILD="build-essential autoconf automake libtool pkg-config rpcsvc-proto
  libtirpc-dev libevent-dev liblmdb-dev lmdb-utils libssl-dev
  libcurl4-openssl-dev libzstd-dev rpcbind"
 TEST="libnfs-dev libnfs-utils valgrind nfs-common procps iproute2 psmisc
- curl"
+ curl clang libfuzzer-14-dev"
 PKGS=$BUILD
 [ "${1:-}" = --test ] && PKGS="$BUILD $TEST"
 SUDO=

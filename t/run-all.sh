@@ -7,7 +7,9 @@
 # when nothing failed.
 #
 # Environment: TESSERA_SKIP_KERNEL=1 skips step 3, TESSERA_SKIP_ASAN=1
-# step 2 (for quick local runs; CI runs everything).
+# step 2, TESSERA_SKIP_FUZZ=1 the libFuzzer run after step 2
+# (TESSERA_FUZZ_SECONDS, default 120) (for quick local runs; CI runs
+# everything).
 set -u
 cd "$(dirname "$0")/.."
 TOP=$(pwd)
@@ -80,6 +82,24 @@ if [ "${TESSERA_SKIP_ASAN:-0}" != 1 ]; then
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	build_and_check "$TOP/build-asan" asan --enable-sanitizers
+fi
+
+if [ "${TESSERA_SKIP_FUZZ:-0}" != 1 ]; then
+	# libFuzzer + ASan/UBSan on the RPC dispatcher for a bounded time,
+	# then the corpus and regressions replayed: one pass or fail.
+	step "fuzz the RPC dispatcher (${TESSERA_FUZZ_SECONDS:-120} s)"
+	FUZZ_BUILD=$TOP/build-fuzz bash t/fuzz/run-fuzz.sh \
+		"${TESSERA_FUZZ_SECONDS:-120}" >"$LOGDIR/fuzz.log" 2>&1
+	frc=$?
+	tail -5 "$LOGDIR/fuzz.log"
+	if [ "$frc" = 0 ]; then
+		PASS=$((PASS + 1))
+	elif [ "$frc" = 77 ]; then
+		SKIP=$((SKIP + 1))
+	else
+		tail -40 "$LOGDIR/fuzz.log"
+		FAIL=$((FAIL + 1))
+	fi
 fi
 
 if [ "${TESSERA_SKIP_KERNEL:-0}" != 1 ] && [ "$plain_ok" = 1 ]; then
