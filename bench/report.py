@@ -137,8 +137,8 @@ def main():
         lim = med.get(("buffer_limit", t, "configured_MiB"))
         if peak is not None:
             md.append("- %s: peak RSS %s MiB during seqwrite (RssAnon %s"
-                      " MiB); configured buffer_limit %s MiB; overhead"
-                      " beyond the limit: %s MiB" %
+                      " MiB); configured buffer_limit %s MiB; peak RSS"
+                      " minus buffer_limit: %s MiB" %
                       (t, fmt(peak),
                        fmt(med.get(("seqwrite", t, "rssanon_peak_MiB"))),
                        fmt(lim),
