@@ -107,10 +107,11 @@ static bool
 kvlist_next(struct kvlist *l, size_t *off, const uint8_t **k, size_t *klen,
 	    const uint8_t **v, size_t *vlen)
 {
-	const uint8_t *p = l->b.data + *off;
+	const uint8_t *p;
 
 	if (*off >= l->b.len)
-		return false;
+		return false; /* also an empty list, whose data is NULL */
+	p = l->b.data + *off;
 	*klen = tl_get_be16(p);
 	*k = p + 2;
 	*vlen = tl_get_be32(p + 2 + *klen);
