@@ -65,6 +65,12 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
      "memory for prefetched and recently read blocks", OFF(readahead_budget)},
     {"download_threads", TL_CONF_U64, "16", 1, 256, false,
      "parallel block fetches from the object store", OFF(download_threads)},
+    {"upload_limit", TL_CONF_SIZE, "0", 0, 1ULL << 40, true,
+     "bytes/s uploaded to the object store (0: no limit)",
+     OFF(upload_limit)},
+    {"download_limit", TL_CONF_SIZE, "0", 0, 1ULL << 40, true,
+     "bytes/s downloaded from the object store (0: no limit)",
+     OFF(download_limit)},
     {"log_level", TL_CONF_STRING, "notice", 0, 0, true,
      "err, warn, notice, info or debug", OFF(log_level)},
 };

@@ -299,6 +299,13 @@ open_backend(const char *url, const struct nfsd_config *cfg, struct backend *b)
 		       err ? err : strerror(-rc));
 		goto out;
 	}
+	/* Always wrapped, so that SIGHUP can set or lift the limits. */
+	rc = os_ratelimit_wrap(b->os, cfg->upload_limit, cfg->download_limit,
+			       &b->os);
+	if (rc != 0) {
+		tl_err("tesserad", "bandwidth limits: %s", strerror(-rc));
+		goto out;
+	}
 	rc = cache_open(b->meta, b->os, &co, &b->cache);
 	if (rc != 0)
 		tl_err("tesserad", "cache: %s", strerror(-rc));
@@ -321,10 +328,12 @@ close_backend(struct backend *b)
 struct hup {
 	const struct args *args;
 	const struct nfsd_config *cfg; /* as started */
+	struct os_store *ratelimit;    /* the store's bandwidth limits */
 };
 
 /* SIGHUP: read the configuration again; apply the reloadable options
- * (exports, log_level), say which others need a restart. */
+ * (exports, log_level, bandwidth limits), say which others need a
+ * restart. */
 static void
 on_hup(struct nfsd_server *srv, void *arg)
 {
@@ -338,6 +347,7 @@ on_hup(struct nfsd_server *srv, void *arg)
 				   "nothing changed");
 		goto out;
 	}
+	os_ratelimit_set(h->ratelimit, cfg.upload_limit, cfg.download_limit);
 	if (tl_log_parse_level(cfg.log_level, &level) == 0)
 		tl_log_set_level(level);
 	else
@@ -353,7 +363,8 @@ on_hup(struct nfsd_server *srv, void *arg)
 	    cfg.idle_timeout != h->cfg->idle_timeout ||
 	    cfg.rpcbind != h->cfg->rpcbind)
 		tl_notice("tesserad",
-			  "reload: only exports and log_level "
+			  "reload: only exports, log_level and the "
+			  "bandwidth limits "
 			  "change on SIGHUP; restart for the others");
 	if (nfsd_server_set_exports(srv, cfg.exports, &err) != 0)
 		tl_err("tesserad", "reload: %s; keeping the old exports", err);
@@ -404,7 +415,7 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 		detach_stdio(ready);
 		ready = -1;
 	}
-	nfsd_server_on_hup(srv, on_hup, &(struct hup){a, cfg});
+	nfsd_server_on_hup(srv, on_hup, &(struct hup){a, cfg, b.os});
 	rc = nfsd_server_run(srv, true);
 	tl_notice("tesserad", "stopping: flushing buffered writes");
 out:

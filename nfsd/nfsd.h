@@ -42,6 +42,8 @@ struct nfsd_config {
 	uint64_t readahead_max;
 	uint64_t readahead_budget;
 	uint64_t download_threads;
+	uint64_t upload_limit;   /* bytes/s to the object store, 0: none */
+	uint64_t download_limit; /* bytes/s from it */
 	char *log_level;
 };
 

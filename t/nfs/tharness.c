@@ -302,11 +302,20 @@ th_port_open(int port)
 	return rc == 0;
 }
 
+#define TL_ARRAY_SIZE_TH(a) (sizeof(a) / sizeof((a)[0]))
+
+void
+th_server_set_args(struct th_server *s, const char *args)
+{
+	snprintf(s->daemon_args, sizeof s->daemon_args, "%s",
+		 args ? args : "");
+}
+
 static int
 th_spawn(struct th_server *s)
 {
-	char bin[512], meta[320], listen[64], log[400];
-	const char *argv[12];
+	char bin[512], meta[320], listen[64], log[400], extra[256];
+	const char *argv[40];
 	int argc = 0, fd;
 	pid_t pid;
 	uint64_t t0;
@@ -326,6 +335,11 @@ th_spawn(struct th_server *s)
 		argv[argc++] = "--exports";
 		argv[argc++] = s->exports_path;
 	}
+	snprintf(extra, sizeof extra, "%s", s->daemon_args);
+	for (char *save = NULL, *w = strtok_r(extra, " ", &save);
+	     w != NULL && argc < (int)TL_ARRAY_SIZE_TH(argv) - 1;
+	     w = strtok_r(NULL, " ", &save))
+		argv[argc++] = w;
 	argv[argc] = NULL;
 
 	pid = fork();

@@ -78,6 +78,9 @@ struct th_server {
 	int port;
 	pid_t pid;
 	int started;         /* restarts count too */
+	char daemon_args[256]; /* extra tesserad options, space-separated
+				  ("-o upload_limit=2M"); set with
+				  th_server_set_args */
 };
 
 /* Format a volume (format_args: extra `tessera format` options, may be
@@ -89,6 +92,9 @@ int th_server_start(struct th_server *s, const char *format_args,
 /* Replace the exports file (text, or NULL for the default) used by the
  * next th_server_restart. */
 int th_server_set_exports(struct th_server *s, const char *exports);
+/* Extra tesserad options (space-separated, NULL for none) used by the
+ * next th_server_restart. */
+void th_server_set_args(struct th_server *s, const char *args);
 /* Stop (SIGTERM, SIGKILL after 10 s; or SIGKILL at once when kill_hard:
  * a crash) and start again on the same port and volume.  Connections
  * die: reconnect with th_connect. */
