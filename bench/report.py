@@ -164,14 +164,14 @@ def main():
             (i + 2, t) for i, t in enumerate(tess))
         with open(os.path.join(outdir, "chart.gp"), "w") as f:
             f.write("""cd '%s'
-set terminal png size 1400,800
+set terminal png size 1400,800 noenhanced
 set output 'chart.png'
 set title 'Tessera vs NFS-Ganesha: speed ratio (above 1 = Tessera faster)'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set logscale y 2
-set yrange [0.01:100]
+set yrange [0.001:100]
 set grid ytics
 set xtics rotate by -50 font ',9'
 set bmargin 14
