@@ -7,7 +7,8 @@
 # when nothing failed.
 #
 # Environment: TESSERA_SKIP_KERNEL=1 skips step 3, TESSERA_SKIP_ASAN=1
-# step 2, TESSERA_SKIP_FUZZ=1 the libFuzzer run after step 2
+# step 2, TESSERA_SKIP_FUZZ=1 the libFuzzer run after step 2,
+# TESSERA_SKIP_DISTCHECK=1 the release-tarball check
 # (TESSERA_FUZZ_SECONDS, default 120) (for quick local runs; CI runs
 # everything).
 set -u
@@ -74,6 +75,23 @@ autoreconf -fi >"$LOGDIR/autoreconf.log" 2>&1 ||
 	{ cat "$LOGDIR/autoreconf.log"; echo "0 passed, 1 failed"; exit 1; }
 
 build_and_check "$TOP/build-plain" plain && plain_ok=1 || plain_ok=0
+
+# The release tarball: builds out of a read-only source tree, installs,
+# uninstalls and passes the unit tests (the protocol tests ran above).
+if [ "$plain_ok" = 1 ] && [ "${TESSERA_SKIP_DISTCHECK:-0}" != 1 ]; then
+	step "make distcheck"
+	units=$(cd "$TOP/build-plain" && ls t/unit/*_test 2>/dev/null |
+		tr '\n' ' ')
+	if (cd "$TOP/build-plain" && make -j"$JOBS" distcheck \
+		TESTS="$units") >"$LOGDIR/distcheck.log" 2>&1; then
+		echo "PASS: make distcheck"
+		PASS=$((PASS + 1))
+	else
+		tail -40 "$LOGDIR/distcheck.log"
+		echo "FAIL: make distcheck"
+		FAIL=$((FAIL + 1))
+	fi
+fi
 
 if [ "${TESSERA_SKIP_ASAN:-0}" != 1 ]; then
 	# Leak checking of the long-running daemon is valgrind's job in the
