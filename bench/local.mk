@@ -7,4 +7,4 @@ bench_nfsload_CPPFLAGS = $(AM_CPPFLAGS) $(NFS_CFLAGS)
 bench_nfsload_LDADD = $(NFS_LIBS)
 endif
 EXTRA_DIST += bench/README bench/run.sh bench/report.py \
-	bench/ganesha.conf.in bench/readahead.sh bench/readahead_reader.c
+	bench/ganesha.conf.in bench/profile.sh bench/readahead.sh bench/readahead_reader.c
