@@ -39,45 +39,51 @@
 #include <nfsc/libnfs.h>
 
 enum op {
-	OP_WRITE,	/* sequential WRITEs of --bs, COMMIT at the end */
-	OP_READ,	/* sequential READs of --bs */
-	OP_RANDRW,	/* random --bs READs/WRITEs, --readpct reads */
-	OP_CREATE,	/* create, write --bs (if > 0), COMMIT, close */
-	OP_STAT,	/* stat each file (LOOKUP + GETATTR) */
-	OP_READF,	/* open, read --bs, close each file */
-	OP_REMOVE,	/* remove each file */
-	OP_MKDIR,	/* make --ndirs directories d<i> */
-	OP_STATRAND,	/* --ops stats of random files of --files */
-	OP_READDIR,	/* list the directory (READDIRPLUS), count */
+	OP_WRITE,    /* sequential WRITEs of --bs, COMMIT at the end */
+	OP_READ,     /* sequential READs of --bs */
+	OP_RANDRW,   /* random --bs READs/WRITEs, --readpct reads */
+	OP_CREATE,   /* create, write --bs (if > 0), COMMIT, close */
+	OP_STAT,     /* stat each file (LOOKUP + GETATTR) */
+	OP_READF,    /* open, read --bs, close each file */
+	OP_REMOVE,   /* remove each file */
+	OP_MKDIR,    /* make --ndirs directories d<i> */
+	OP_STATRAND, /* --ops stats of random files of --files */
+	OP_READDIR,  /* list the directory (READDIRPLUS), count */
 };
 
 static const char *op_names[] = {
-	"write", "read", "randrw", "create", "stat", "readf", "remove",
-	"mkdir", "statrand", "readdir",
+    "write", "read",   "randrw", "create",   "stat",
+    "readf", "remove", "mkdir",	 "statrand", "readdir",
 };
 
 struct cfg {
 	const char *url;
-	const char *path;	/* file or directory, from the export root */
+	const char *path; /* file or directory, from the export root */
 	const char *label;
 	const char *server;
 	enum op op;
-	uint64_t size;		/* file size for data ops */
+	uint64_t size; /* file size for data ops */
 	uint32_t bs;
 	int depth, conns, procs;
-	uint64_t nops;		/* ops in total (data ops: from size/bs) */
-	uint64_t nfiles;	/* file population for statrand */
-	uint32_t ndirs;		/* files spread over d0..d<ndirs-1> */
-	int per_proc_file;	/* data ops: each process its own file */
+	uint64_t nops;	   /* ops in total (data ops: from size/bs) */
+	uint64_t nfiles;   /* file population for statrand */
+	uint32_t ndirs;	   /* files spread over d0..d<ndirs-1> */
+	int per_proc_file; /* data ops: each process its own file */
 	int readpct;
 	pid_t rss_pid;
-	double secs;		/* stop issuing after this long (0: never) */
+	double secs; /* stop issuing after this long (0: never) */
 };
 
 static struct cfg cfg = {
-	.path = "/nfsload", .label = "test", .server = "server",
-	.bs = 1 << 20, .depth = 8, .conns = 1, .procs = 1,
-	.readpct = 50, .rss_pid = 0,
+    .path = "/nfsload",
+    .label = "test",
+    .server = "server",
+    .bs = 1 << 20,
+    .depth = 8,
+    .conns = 1,
+    .procs = 1,
+    .readpct = 50,
+    .rss_pid = 0,
 };
 
 struct res_hdr {
@@ -104,14 +110,14 @@ struct slot {
 
 struct proc {
 	int id;
-	uint64_t lo, hi, next;	/* index range of this process */
+	uint64_t lo, hi, next; /* index range of this process */
 	uint64_t bytes, errors, nlat;
 	uint64_t *lat;
 	int inflight;
-	uint64_t deadline;	/* now_ns() past which nothing new starts */
+	uint64_t deadline; /* now_ns() past which nothing new starts */
 	unsigned seed;
-	char file[512];		/* data ops: the file */
-	uint64_t blocks;	/* data ops: blocks in the file */
+	char file[512];	 /* data ops: the file */
+	uint64_t blocks; /* data ops: blocks in the file */
 };
 
 static void
@@ -143,11 +149,22 @@ parse_size(const char *s)
 	uint64_t v = strtoull(s, &end, 10);
 
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; break;
-	case 'm': case 'M': v <<= 20; break;
-	case 'g': case 'G': v <<= 30; break;
-	case '\0': break;
-	default: die("bad size '%s'", s);
+	case 'k':
+	case 'K':
+		v <<= 10;
+		break;
+	case 'm':
+	case 'M':
+		v <<= 20;
+		break;
+	case 'g':
+	case 'G':
+		v <<= 30;
+		break;
+	case '\0':
+		break;
+	default:
+		die("bad size '%s'", s);
 	}
 	return v;
 }
@@ -240,7 +257,7 @@ start_next(struct slot *s)
 			s->off = (s->idx % p->blocks) * cfg.bs;
 			s->is_write = cfg.op == OP_WRITE;
 		}
-		s->path[0] = '\0';	/* errors name the file instead */
+		s->path[0] = '\0'; /* errors name the file instead */
 		if (s->is_write)
 			rc = nfs_pwrite_async(nfs, s->c->fh, s->off, cfg.bs,
 					      s->buf, slot_cb, s);
@@ -269,7 +286,7 @@ start_next(struct slot *s)
 		file_path(s->path, sizeof(s->path), s->idx);
 		rc = nfs_unlink_async(nfs, s->path, slot_cb, s);
 		break;
-	case OP_MKDIR:	/* -d 0: the directory itself */
+	case OP_MKDIR: /* -d 0: the directory itself */
 		if (cfg.nfiles == 0)
 			snprintf(s->path, sizeof(s->path), "%s", cfg.path);
 		else
@@ -297,7 +314,7 @@ readdir_done(struct slot *s, struct nfs_context *nfs, struct nfsdir *dir)
 		if (strcmp(e->name, ".") != 0 && strcmp(e->name, "..") != 0)
 			n++;
 	nfs_closedir(nfs, dir);
-	finish(s, 1, n);	/* "bytes" carries the entry count */
+	finish(s, 1, n); /* "bytes" carries the entry count */
 }
 
 /* Continues a file chain (create/readf) after its stage-th reply. */
@@ -307,7 +324,7 @@ chain_cb(struct slot *s, int err, struct nfs_context *nfs, void *data)
 	int rc = 0;
 
 	switch (s->stage++) {
-	case 0:	/* created or opened */
+	case 0: /* created or opened */
 		s->fh = data;
 		if (cfg.op == OP_READF)
 			rc = nfs_pread_async(nfs, s->fh, 0, cfg.bs, slot_cb, s);
@@ -315,11 +332,11 @@ chain_cb(struct slot *s, int err, struct nfs_context *nfs, void *data)
 			rc = nfs_pwrite_async(nfs, s->fh, 0, cfg.bs, s->buf,
 					      slot_cb, s);
 		else {
-			s->stage = 3;	/* nothing written: close next */
+			s->stage = 3; /* nothing written: close next */
 			rc = nfs_close_async(nfs, s->fh, slot_cb, s);
 		}
 		break;
-	case 1:	/* written or read */
+	case 1: /* written or read */
 		if (cfg.op == OP_READF) {
 			s->off = (uint64_t)err;
 			s->stage = 3;
@@ -328,7 +345,7 @@ chain_cb(struct slot *s, int err, struct nfs_context *nfs, void *data)
 			rc = nfs_fsync_async(nfs, s->fh, slot_cb, s);
 		}
 		break;
-	case 2:	/* committed */
+	case 2: /* committed */
 		rc = nfs_close_async(nfs, s->fh, slot_cb, s);
 		break;
 	default: /* closed */
@@ -401,8 +418,7 @@ open_data_file(struct conn *cs, struct proc *p)
 		snprintf(p->file, sizeof(p->file), "%s", cfg.path);
 	if (cfg.op == OP_WRITE && cfg.per_proc_file) {
 		if (nfs_creat(cs[0].nfs, p->file, 0644, &cs[0].fh) != 0)
-			die("create %s: %s", p->file,
-			    nfs_get_error(cs[0].nfs));
+			die("create %s: %s", p->file, nfs_get_error(cs[0].nfs));
 	}
 	for (i = 0; i < cfg.conns; i++) {
 		if (cs[i].fh != NULL)
@@ -540,12 +556,13 @@ report(uint64_t *lat, uint64_t nlat, uint64_t bytes, uint64_t errors,
 		qsort(lat, nlat, sizeof(*lat), cmp_u64);
 		p50 = (double)lat[nlat / 2] / 1e6;
 		p99 = (double)lat[(nlat * 99) / 100 < nlat ? (nlat * 99) / 100
-							    : nlat - 1] / 1e6;
+							   : nlat - 1] /
+		      1e6;
 	}
 	printf("# %s on %s: %s, %d proc x %d conn x %d deep: %" PRIu64
-	       " ops in %.3f s (%.0f ops/s)", cfg.label, cfg.server,
-	       op_names[cfg.op], cfg.procs, cfg.conns, cfg.depth, nlat, secs,
-	       nlat / secs);
+	       " ops in %.3f s (%.0f ops/s)",
+	       cfg.label, cfg.server, op_names[cfg.op], cfg.procs, cfg.conns,
+	       cfg.depth, nlat, secs, nlat / secs);
 	if (is_data_op(cfg.op))
 		printf(", %.1f MB/s", bytes / secs / 1e6);
 	printf(", p50 %.3f ms, p99 %.3f ms, %" PRIu64 " errors\n", p50, p99,
@@ -570,22 +587,28 @@ report(uint64_t *lat, uint64_t nlat, uint64_t bytes, uint64_t errors,
 static void
 usage(void)
 {
-	fprintf(stderr,
-"usage: nfsload [options] OP URL\n"
-"  OP: write read randrw create stat readf remove mkdir statrand readdir\n"
-"      (mkdir: -f DIR itself, or with -d N its subdirectories d0..)\n"
-"  URL: nfs://127.0.0.1/EXPORT?version=3&nfsport=P&mountport=P\n"
-"  -f PATH    file or directory from the export root [/nfsload]\n"
-"  -s SIZE    file size for write [0]      -b SIZE  request size [1M]\n"
-"  -q N       requests in flight per connection [8]\n"
-"  -c N       connections per process [1]  -p N    processes [1]\n"
-"  -n N       operations (files for file ops, requests for randrw)\n"
-"  -N N       file population for statrand\n"
-"  -d N       spread files over N subdirectories d0..d<N-1> [0]\n"
-"  -r PCT     reads in randrw [50]         -P       file per process\n"
-"  -l NAME    workload label               -S NAME  server label\n"
-"  -m PID     sample this process's VmRSS/RssAnon (the server)\n"
-"  -t SECS    issue nothing new after SECS (randrw, statrand)\n");
+	fprintf(
+	    stderr,
+	    "usage: nfsload [options] OP URL\n"
+	    "  OP: write read randrw create stat readf remove mkdir statrand "
+	    "readdir\n"
+	    "      (mkdir: -f DIR itself, or with -d N its subdirectories "
+	    "d0..)\n"
+	    "  URL: nfs://127.0.0.1/EXPORT?version=3&nfsport=P&mountport=P\n"
+	    "  -f PATH    file or directory from the export root [/nfsload]\n"
+	    "  -s SIZE    file size for write [0]      -b SIZE  request size "
+	    "[1M]\n"
+	    "  -q N       requests in flight per connection [8]\n"
+	    "  -c N       connections per process [1]  -p N    processes [1]\n"
+	    "  -n N       operations (files for file ops, requests for "
+	    "randrw)\n"
+	    "  -N N       file population for statrand\n"
+	    "  -d N       spread files over N subdirectories d0..d<N-1> [0]\n"
+	    "  -r PCT     reads in randrw [50]         -P       file per "
+	    "process\n"
+	    "  -l NAME    workload label               -S NAME  server label\n"
+	    "  -m PID     sample this process's VmRSS/RssAnon (the server)\n"
+	    "  -t SECS    issue nothing new after SECS (randrw, statrand)\n");
 	exit(2);
 }
 
@@ -594,24 +617,56 @@ parse_args(int argc, char **argv)
 {
 	int o, i;
 
-	while ((o = getopt(argc, argv, "f:s:b:q:c:p:n:N:d:r:Pl:S:m:t:")) != -1) {
+	while ((o = getopt(argc, argv, "f:s:b:q:c:p:n:N:d:r:Pl:S:m:t:")) !=
+	       -1) {
 		switch (o) {
-		case 'f': cfg.path = optarg; break;
-		case 's': cfg.size = parse_size(optarg); break;
-		case 'b': cfg.bs = (uint32_t)parse_size(optarg); break;
-		case 'q': cfg.depth = atoi(optarg); break;
-		case 'c': cfg.conns = atoi(optarg); break;
-		case 'p': cfg.procs = atoi(optarg); break;
-		case 'n': cfg.nops = parse_size(optarg); break;
-		case 'N': cfg.nfiles = parse_size(optarg); break;
-		case 'd': cfg.ndirs = (uint32_t)atoi(optarg); break;
-		case 'r': cfg.readpct = atoi(optarg); break;
-		case 'P': cfg.per_proc_file = 1; break;
-		case 'l': cfg.label = optarg; break;
-		case 'S': cfg.server = optarg; break;
-		case 'm': cfg.rss_pid = (pid_t)atoi(optarg); break;
-		case 't': cfg.secs = atof(optarg); break;
-		default: usage();
+		case 'f':
+			cfg.path = optarg;
+			break;
+		case 's':
+			cfg.size = parse_size(optarg);
+			break;
+		case 'b':
+			cfg.bs = (uint32_t)parse_size(optarg);
+			break;
+		case 'q':
+			cfg.depth = atoi(optarg);
+			break;
+		case 'c':
+			cfg.conns = atoi(optarg);
+			break;
+		case 'p':
+			cfg.procs = atoi(optarg);
+			break;
+		case 'n':
+			cfg.nops = parse_size(optarg);
+			break;
+		case 'N':
+			cfg.nfiles = parse_size(optarg);
+			break;
+		case 'd':
+			cfg.ndirs = (uint32_t)atoi(optarg);
+			break;
+		case 'r':
+			cfg.readpct = atoi(optarg);
+			break;
+		case 'P':
+			cfg.per_proc_file = 1;
+			break;
+		case 'l':
+			cfg.label = optarg;
+			break;
+		case 'S':
+			cfg.server = optarg;
+			break;
+		case 'm':
+			cfg.rss_pid = (pid_t)atoi(optarg);
+			break;
+		case 't':
+			cfg.secs = atof(optarg);
+			break;
+		default:
+			usage();
 		}
 	}
 	if (argc - optind != 2)
@@ -625,7 +680,7 @@ parse_args(int argc, char **argv)
 	cfg.url = argv[optind + 1];
 	if (cfg.depth < 1 || cfg.conns < 1 || cfg.conns > 64 || cfg.procs < 1)
 		die("bad -q/-c/-p");
-	if (cfg.op == OP_MKDIR) {	/* nfiles: 0 = make cfg.path */
+	if (cfg.op == OP_MKDIR) { /* nfiles: 0 = make cfg.path */
 		cfg.nfiles = cfg.ndirs;
 		cfg.nops = cfg.ndirs ? cfg.ndirs : 1;
 		cfg.ndirs = 0;
@@ -665,7 +720,8 @@ main(int argc, char **argv)
 	FILE *res[256];
 	pid_t pids[256];
 	uint64_t rss0 = 0, anon0 = 0, rss, anon, rpeak = 0, apeak = 0;
-	uint64_t t0 = UINT64_MAX, t1 = 0, ops = 0, bytes = 0, errors = 0, nlat = 0, *lat;
+	uint64_t t0 = UINT64_MAX, t1 = 0, ops = 0, bytes = 0, errors = 0,
+		 nlat = 0, *lat;
 	struct res_hdr h;
 	char c = 1;
 
@@ -722,9 +778,8 @@ main(int argc, char **argv)
 			continue;
 		}
 		lat = realloc(lat, (nlat + h.nlat + 1) * sizeof(uint64_t));
-		if (lat == NULL ||
-		    fread(lat + nlat, sizeof(uint64_t), h.nlat, res[i]) !=
-			h.nlat)
+		if (lat == NULL || fread(lat + nlat, sizeof(uint64_t), h.nlat,
+					 res[i]) != h.nlat)
 			die("reading results");
 		nlat += h.nlat;
 		/* CLOCK_MONOTONIC is one clock for all processes */
@@ -740,9 +795,9 @@ main(int argc, char **argv)
 	report(lat, nlat, bytes, errors, (double)(t1 - t0) / 1e9);
 	if (cfg.rss_pid) {
 		printf("# server pid %d: VmRSS %.1f -> peak %.1f MiB, "
-		       "RssAnon %.1f -> peak %.1f MiB\n", (int)cfg.rss_pid,
-		       rss0 / 1024.0, rpeak / 1024.0, anon0 / 1024.0,
-		       apeak / 1024.0);
+		       "RssAnon %.1f -> peak %.1f MiB\n",
+		       (int)cfg.rss_pid, rss0 / 1024.0, rpeak / 1024.0,
+		       anon0 / 1024.0, apeak / 1024.0);
 		result("rss_peak_MiB", rpeak / 1024.0);
 		result("rss_growth_MiB", (double)(rpeak - rss0) / 1024.0);
 		result("rssanon_peak_MiB", apeak / 1024.0);

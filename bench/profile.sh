@@ -58,7 +58,8 @@ start() {
 		ganesha.nfsd -F -f "$work/g.conf" -L "$work/server.log" \
 			-p "$work/g.pid" &
 		pid=$!
-		url="nfs://127.0.0.1/export?version=3&nfsport=$port&mountport=$((port + 1))"
+		url="nfs://127.0.0.1/export?version=3&nfsport=$port"
+		url="$url&mountport=$((port + 1))"
 		;;
 	*) echo "unknown server $SRV" >&2; exit 2 ;;
 	esac

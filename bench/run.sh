@@ -50,7 +50,8 @@ PHASE_TIMEOUT=${PHASE_TIMEOUT:-1800}
 ALL="seqwrite seqread randrw smallfiles meta readdir jfsbench"
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 for w in ${ONLY//,/ }; do
-	[[ " $ALL " == *" $w "* ]] || { echo "unknown workload $w" >&2; exit 2; }
+	[[ " $ALL " == *" $w "* ]] ||
+		{ echo "unknown workload $w" >&2; exit 2; }
 done
 
 stamp=$(date +%Y%m%d-%H%M%S)
@@ -145,8 +146,8 @@ ceilings() {
 	iperf_pid=$!
 	sleep 0.5
 	bps=$(iperf3 -c 127.0.0.1 -p "$p" -t 3 -J 2>>"$out/iperf3.log" |
-	      tee -a "$out/iperf3.log" | python3 -c \
-	      'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])' \
+	      tee -a "$out/iperf3.log" | python3 -c 'import json, sys
+print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])' \
 	      2>/dev/null)
 	wait "$iperf_pid" 2>/dev/null; iperf_pid=
 	[ -n "$bps" ] && echo "R ceiling - loopback_MBps $(awk -v b="$bps" \
@@ -200,7 +201,8 @@ srv_start() { # $1 server name; starts it on its existing data
 	esac
 	srv=$1
 	wait_port "$p" "$srv_pid" ||
-		{ echo "$1 did not start, see $log" >&2; tail "$log" >&2; exit 1; }
+		{ echo "$1 did not start, see $log" >&2; tail "$log" >&2
+		  exit 1; }
 	# Ganesha answers MOUNT a little after it listens.
 	for _ in $(seq 50); do
 		timeout 10 "$LOAD" -f / readdir "$url" >/dev/null 2>&1 &&
@@ -347,7 +349,8 @@ w_jfsbench() {
 			L "jfs-bigread-${t}t" -f "$d/big" -P -p "$t" -b 1M \
 				-q 1 read
 			L "jfs-smallwrite-${t}t" -f "$d/small" \
-				-n $((JFS_SMALL * t)) -b 128k -q 1 -p "$t" create
+				-n $((JFS_SMALL * t)) -b 128k -q 1 -p "$t" \
+				create
 			L "jfs-smallread-${t}t" -f "$d/small" \
 				-n $((JFS_SMALL * t)) -b 128k -q 1 -p "$t" readf
 			L "jfs-stat-${t}t" -f "$d/small" -n $((JFS_SMALL * t)) \
