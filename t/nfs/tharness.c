@@ -489,6 +489,10 @@ void
 th_server_destroy(struct th_server *s)
 {
 	th_server_stop(s, false);
+	/* A failed test shows what the daemon said before its directory
+	 * goes: a crash or a closed connection is explained there. */
+	if (th_failures)
+		th_print_log(s);
 	th_rm_rf(s->dir);
 	for (int i = 0; i < TH_MAX_SERVERS; i++)
 		if (th_servers[i] == s)
