@@ -326,6 +326,13 @@ write_txn(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
 			;
 		rc = chunk_append(t, ino, w + i, j - i);
 	}
+	/* Overwrites count again, so the figure is capped by the size: exact
+	 * for files written once (sparse ones included), never above what a
+	 * dense file would use. */
+	for (size_t i = 0; i < n; i++)
+		if (w[i].s.id != 0)
+			in.a.written += round4k(w[i].s.len);
+	in.a.written = TL_MIN(in.a.written, round4k(in.a.size));
 	if (rc == 0)
 		rc = usage_add(t, in.a.parent, d, 0);
 	t->d_bytes += d;

@@ -216,6 +216,7 @@ setattr_size(struct mtxn *t, struct inode *in, uint64_t size)
 		rc = usage_add(t, in->a.parent, d, 0);
 	t->d_bytes += d;
 	in->a.size = size;
+	in->a.written = TL_MIN(in->a.written, round4k(size));
 	return rc;
 }
 

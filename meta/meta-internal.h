@@ -40,7 +40,8 @@
 #define META_LINK_MAX 65000
 #define META_GC_KEYS 512         /* keys purged per meta_gc_next call */
 #define SLICE_REC 24             /* id 8, size 4, off 4, len 4, pos 4 */
-#define INODE_VLEN 87
+#define INODE_VLEN 95
+#define INODE_VLEN_V1 87 /* before the written-bytes field */
 
 /* Counters. */
 #define CNT_NEXT_INO "nextinode"

@@ -61,6 +61,9 @@ struct meta_attr {
 	uint32_t nlink;
 	uint32_t uid, gid;
 	uint64_t size;       /* bytes; for symlinks the target length */
+	uint64_t written;    /* regular files: bytes of data stored, at most
+				size rounded up to 4 KiB (holes are not
+				stored): the figure behind st_blocks / du */
 	uint32_t rdev_major, rdev_minor;
 	uint64_t atime_ns, mtime_ns, ctime_ns;
 	uint64_t parent;     /* directory: its parent; others: last linked dir */

@@ -159,6 +159,7 @@ inode_encode(const struct inode *in, uint8_t p[INODE_VLEN])
 	tl_put_be64(p + 70, in->next_cookie);
 	p[78] = in->has_verf;
 	memcpy(p + 79, in->verf, 8);
+	tl_put_be64(p + 87, a->written);
 }
 
 int
@@ -167,7 +168,7 @@ inode_decode(const void *v, size_t len, uint64_t ino, struct inode *in)
 	const uint8_t *p = v;
 	struct meta_attr *a = &in->a;
 
-	if (len < INODE_VLEN || p[0] != INODE_VERSION) {
+	if (len < INODE_VLEN_V1 || p[0] != INODE_VERSION) {
 		tl_err(META_SUB, "inode %llu: bad attribute record",
 		       (unsigned long long)ino);
 		return -EIO;
@@ -190,6 +191,9 @@ inode_decode(const void *v, size_t len, uint64_t ino, struct inode *in)
 	in->next_cookie = tl_get_be64(p + 70);
 	in->has_verf = p[78] != 0;
 	memcpy(in->verf, p + 79, 8);
+	/* Records written before the field existed count as fully stored. */
+	a->written = len >= INODE_VLEN ? tl_get_be64(p + 87)
+				       : (a->size + 4095) & ~4095ULL;
 	return 0;
 }
 

@@ -106,8 +106,10 @@ nfs3_fattr(const struct nfsd_call *c, const struct meta_attr *a, fattr3 *out)
 	out->uid = a->uid;
 	out->gid = a->gid;
 	out->size = a->size;
-	/* Space is accounted in 4 KiB units like meta_usage counts it. */
-	out->used = (a->size + 4095) & ~4095ULL;
+	/* Regular files: the data actually stored, so holes of sparse files
+	 * cost nothing (du); others: their size in 4 KiB units. */
+	out->used = a->type == META_REG ? a->written
+					: (a->size + 4095) & ~4095ULL;
 	out->rdev.specdata1 = a->rdev_major;
 	out->rdev.specdata2 = a->rdev_minor;
 	/* One volume is one file system to the client, whichever gateway

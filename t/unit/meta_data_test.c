@@ -222,6 +222,34 @@ test_counters_exact(struct meta *m)
 	CHECK_EQ(u.used_inodes, u0.used_inodes, "inodes back to start");
 }
 
+/* st_blocks / du: a sparse file counts only what was stored; a truncate
+ * caps the figure; overwrites never push it past the size. */
+static void
+test_written(struct meta *m)
+{
+	uint64_t f = mk(m, &root_cred, 1, "sparse", META_REG, 0644, NULL), id;
+	struct meta_slice_write w[1];
+	struct meta_setattr sa = {.valid = META_SET_SIZE};
+	struct meta_attr a;
+
+	CHECK_EQ(meta_new_slice_id(m, &id), 0, "slice id");
+	w[0] = sw(0, id, 1, 10u << 20);
+	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, &a), 0, "1 byte at 10 MiB");
+	CHECK_EQ(a.size, (10u << 20) + 1, "size covers the hole");
+	CHECK_EQ(a.written, 4096, "the hole is not counted as stored");
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(meta_new_slice_id(m, &id), 0, "slice id");
+		w[0] = sw(0, id, 8192, 0);
+		CHECK_EQ(meta_write_slices(m, f, w, 1, 1, &a), 0, "overwrite");
+	}
+	CHECK_EQ(a.written, 4096 + 8192 * 3, "overwrites add up");
+	sa.size = 6000;
+	CHECK_EQ(meta_setattr(m, &root_cred, f, &sa, NULL, &a), 0, "shrink");
+	CHECK_EQ(a.written, 8192, "a truncate caps it at the rounded size");
+	CHECK_EQ(meta_getattr(m, f, &a), 0, "getattr");
+	CHECK_EQ(a.written, 8192, "and it is stored");
+}
+
 int
 main(void)
 {
@@ -231,6 +259,7 @@ main(void)
 	fixture_init(&f);
 	m = fixture_volume(&f, 0, 0);
 	test_write_read(m);
+	test_written(m);
 	test_truncate(m);
 	test_unlink_gc(m);
 	test_counters_exact(m);
