@@ -122,6 +122,7 @@ fi
 
 if [ "${TESSERA_SKIP_KERNEL:-0}" != 1 ] && [ "$plain_ok" = 1 ]; then
 	step "kernel client in a VM"
+	TIMEOUT=${TESSERA_KERNEL_TIMEOUT:-1200} \
 	top_builddir=$TOP/build-plain top_srcdir=$TOP \
 		bash t/kernel/kernel-test.sh >"$LOGDIR/kernel.log" 2>&1
 	krc=$?
