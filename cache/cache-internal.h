@@ -20,48 +20,67 @@
 #define CACHE_GAP_WINDOW (8u << 20)
 
 enum blk_state {
-	BLK_FILL = 0,  /* accepting writes */
+	BLK_FILL = 0,  /* not sealed */
 	BLK_UPLOADING, /* sealed, early upload in flight */
-	BLK_STORED,    /* stored early; data freed */
+	BLK_STORED,    /* stored early */
 	BLK_FAILED,    /* early upload failed; flush retries */
 };
 
+/* Written bytes [lo, hi) of a builder block, in a buffer holding block
+ * bytes [lo, lo + cap): it grows (geometrically, up to the block's end)
+ * as writes extend it, so memory follows what was written. */
+struct bext {
+	uint32_t lo, hi, cap;
+	uint8_t *d;
+};
+
 struct bblock {
-	uint8_t *data; /* block_size bytes, zeroed at allocation */
-	uint8_t state; /* enum blk_state */
+	struct bext *x; /* sorted, disjoint, not touching */
+	uint32_t nx, cx;
 };
 
 struct ival {
 	uint32_t s, e; /* chunk positions, [s, e) */
 };
 
-/* One slice a frozen builder commits: a run of contiguous written bytes. */
+/* One slice a frozen builder commits: a run of contiguous written bytes,
+ * stored from its first byte (block k of the slice holds run bytes
+ * [k * block_size, (k + 1) * block_size)). */
 struct run {
 	uint64_t id;
-	uint32_t base;    /* chunk position of the slice's byte 0 */
+	uint32_t base;    /* chunk position of the slice's byte 0 (= s) */
 	uint32_t s, e;    /* chunk positions recorded: [s, e) */
 	uint32_t nblocks;
 	uint8_t *st;      /* per block: 0 to upload, 1 in flight, 2 stored */
 };
 
 /*
- * A slice builder: buffered writes in one chunk, laid out in blocks from
- * a block-aligned start so a write a little before the first one (out of
- * order) still fits.  The first run of written bytes is uploaded block by
- * block as blocks fill (under id); at flush each run of written bytes
- * becomes one slice, the first one keeping id and its stored blocks.
+ * A slice builder: buffered writes in one chunk, held in per-block
+ * extents of a block-aligned layout from start, so a write a little
+ * before the first one (out of order) still fits.  Slices are laid out
+ * from their own first byte, not from start.  Once the first run covers
+ * a whole slice block from its first byte, that byte becomes fixed
+ * (base) and the run's slice blocks are sealed and uploaded in the
+ * background as they fill (under id); builder blocks whose bytes are all
+ * stored are freed.  At flush each run of written bytes becomes one
+ * slice, the first one keeping id and its stored blocks.  bytes counts
+ * what the builder allocated (buffers and bookkeeping).
  */
 struct builder {
 	struct builder *prev, *next; /* the file's list, oldest first */
 	uint32_t chunk;
 	uint32_t start;   /* block-aligned chunk position of block 0 */
 	uint32_t nblk;
-	uint32_t nsealed; /* blocks 0..nsealed-1 left BLK_FILL */
 	struct bblock *blk;
 	struct ival *iv;  /* written ranges, sorted, merged */
 	size_t niv, civ;
-	uint64_t id;      /* slice id of the first run, 0 until needed */
-	uint64_t bytes;   /* counted in the buffer total */
+	uint64_t id;      /* slice id of the first run, 0 until sealing */
+	uint32_t base;    /* with id: chunk position of that slice's byte 0 */
+	uint32_t nsealed; /* slice blocks 0..nsealed-1 of id are sealed */
+	uint32_t sealed_end; /* base + nsealed * block size; no writes below */
+	uint32_t nst0;
+	uint8_t *st0;     /* per slice block of id: enum blk_state */
+	int64_t bytes;    /* counted in the buffer total */
 	unsigned inflight;
 	int upload_err;   /* first failed upload's error since the last try */
 	bool frozen;      /* taken by a flush: no more writes */
@@ -79,6 +98,7 @@ struct cfile {
 	uint64_t mtime_ns; /* time of the last buffered write */
 	_Atomic uint64_t bytes;
 	bool flushing;    /* a flush or forget owns the frozen builders */
+	uint64_t gen;     /* bumped when builders leave (committed, dropped) */
 };
 
 /* A block in memory (block.c): loading (!ready; readers of the same
@@ -152,10 +172,18 @@ void cache_space_release(struct cache *c, uint64_t n);
 /* write.c */
 int cache_file_flush(struct cache *c, struct cfile *f);
 void cache_file_drop(struct cache *c, struct cfile *f);
+/* Bytes of buffer one write may allocate beyond its length (partial
+ * blocks growing, new builders): reserved with it. */
+uint64_t cache_write_slack(struct cache *c);
 void cache_file_write(struct cache *c, struct cfile *f, uint64_t off,
-		      const uint8_t *buf, size_t len, uint64_t *fresh,
+		      const uint8_t *buf, size_t len, int64_t *grown,
 		      bool *chunk_full);
-bool cache_file_overlaps(struct cfile *f, uint64_t off, uint64_t end);
+/* Copy the buffered bytes of [off, end) over buf (which holds the
+ * committed view of that range), newest last.  With f->mu held.
+ * -EAGAIN when some of them are only in the object store (stored early
+ * by a builder not committed yet): flush, then read. */
+int cache_file_overlay(struct cache *c, struct cfile *f, uint64_t off,
+		       uint64_t end, uint8_t *buf);
 uint64_t cache_file_end(struct cfile *f, uint64_t *mtime_ns);
 
 /* block.c */

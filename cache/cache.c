@@ -2,12 +2,16 @@
  * cache.c - the data path's public calls: the table of files with
  * buffered writes, the buffer limit, reads and the deletion job.
  *
- * Buffer limit: cache_write reserves its length before copying (under
+ * Buffer limit: the total counts the memory builders allocated
+ * (extent buffers, which grow with what was written, and bookkeeping),
+ * not bytes written.  cache_write reserves its length plus the most it
+ * may allocate beyond it (cache_write_slack) before copying (under
  * space_mu, so concurrent writers cannot overshoot together) and gives
- * back what it did not need; bytes leave the total when their block is
- * stored.  A writer that does not fit flushes its own file (or, having
- * nothing buffered, the file holding the most) until it fits, so the
- * total stays within the limit plus one write.
+ * back what it did not need; bytes leave the total when their buffers
+ * are freed (stored early, or committed).  A writer that does not fit
+ * flushes its own file (or, having nothing buffered, the file holding
+ * the most) until it fits, so the total stays within the limit plus one
+ * write and its slack.
  */
 #include "config.h"
 
@@ -188,7 +192,8 @@ cache_write(struct cache *c, uint64_t ino, uint64_t off, const void *buf,
 	    size_t len, bool stable)
 {
 	struct cfile *f;
-	uint64_t fresh;
+	uint64_t want;
+	int64_t grown;
 	bool full = false;
 	int r = 0;
 
@@ -196,11 +201,18 @@ cache_write(struct cache *c, uint64_t ino, uint64_t off, const void *buf,
 		return -EFBIG;
 	f = cache_file_get(c, ino, true);
 	if (len > 0) {
-		r = space_reserve(c, f, len);
+		/* What the write may allocate: its bytes, partial blocks
+		 * growing, new builders. */
+		want = len + cache_write_slack(c);
+		r = space_reserve(c, f, want);
 		if (r < 0)
 			goto out;
-		cache_file_write(c, f, off, buf, len, &fresh, &full);
-		cache_space_release(c, len - fresh);
+		cache_file_write(c, f, off, buf, len, &grown, &full);
+		if (grown <= (int64_t)want)
+			cache_space_release(c, want - (uint64_t)grown);
+		else /* cannot happen: the slack bounds the growth */
+			atomic_fetch_add(&c->buffered,
+					 (uint64_t)grown - want);
 	}
 	if (stable || full)
 		r = cache_file_flush(c, f);
@@ -406,6 +418,12 @@ read_pieces(struct cache *c, const struct piece *p, size_t n, bool seq)
 	return r;
 }
 
+/* Read [off, end) into buf from committed slices, then lay the file's
+ * buffered bytes over it (they are newer than anything committed).  A
+ * commit between the two would hide the bytes it took from both, so the
+ * file's generation is checked and the read retried; buffered bytes that
+ * are only in the object store (stored early, not committed) are made
+ * visible by a flush first. */
 int
 cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	   size_t len, void *buf, size_t *got, bool *eof)
@@ -413,30 +431,47 @@ cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	struct cfile *f;
 	struct piece *p = NULL;
 	size_t np = 0;
-	uint64_t end;
-	bool seq;
-	int r = 0;
+	uint64_t end, gen = 0;
+	bool seq, flush = false;
+	int r = 0, tries;
 
 	*got = 0;
 	*eof = off >= size;
 	if (off >= size || len == 0)
 		return 0;
 	end = off + TL_MIN(len, size - off);
-	/* Buffered bytes in the range are made visible through metadata
-	 * first: one read path, and it always sees the newest data. */
 	f = cache_file_get(c, ino, false);
-	if (f != NULL) {
-		if (cache_file_overlaps(f, off, end))
-			r = cache_file_flush(c, f);
-		cache_file_put(c, f);
-		if (r < 0)
-			return r;
-	}
 	seq = cache_ra_note(c, ino, size, off, end);
-	r = cache_plan(c, ino, off, end, buf, &p, &np);
-	if (r == 0)
-		r = read_pieces(c, p, np, seq);
-	free(p);
+	for (tries = 0;; tries++) {
+		if (f != NULL && (flush || tries >= 3)) {
+			r = cache_file_flush(c, f);
+			if (r < 0)
+				break;
+		}
+		if (f != NULL) {
+			pthread_mutex_lock(&f->mu);
+			gen = f->gen;
+			pthread_mutex_unlock(&f->mu);
+		}
+		r = cache_plan(c, ino, off, end, buf, &p, &np);
+		if (r == 0)
+			r = read_pieces(c, p, np, seq);
+		free(p);
+		p = NULL;
+		if (r < 0 || f == NULL)
+			break;
+		pthread_mutex_lock(&f->mu);
+		if (f->gen != gen)
+			r = -EAGAIN;
+		else
+			r = cache_file_overlay(c, f, off, end, buf);
+		flush = r == -EAGAIN && f->gen == gen;
+		pthread_mutex_unlock(&f->mu);
+		if (r != -EAGAIN)
+			break;
+	}
+	if (f != NULL)
+		cache_file_put(c, f);
 	if (r < 0)
 		return r;
 	*got = (size_t)(end - off);

@@ -10,8 +10,12 @@
  *     starts (it is newer, so it wins over all older data at commit);
  *   - failing that, the newest builder ending at most CACHE_GAP_WINDOW
  *     before the write takes it (the gap is filled by writes in flight).
- * A block of the first run is sealed and uploaded in the background as
- * soon as the run covers it, so a COMMIT finds little left to store.
+ * Memory follows what was written: a block's bytes live in extents that
+ * grow as writes extend them, so a 4 KiB write holds about 4 KiB.  Each
+ * slice stores only its written bytes, laid out from its first byte.  A
+ * slice block of the first run is sealed and uploaded in the background
+ * as soon as the run covers it, so a COMMIT finds little left to store.
+ * Reads see buffered bytes through cache_file_overlay, without a flush.
  *
  * Flush freezes the file's builders, stores every block not yet stored
  * (in parallel on the upload pool), then commits all their slices with
@@ -58,16 +62,50 @@ align_down(struct cache *c, uint32_t pos)
 	return pos & ~(c->bs - 1);
 }
 
+/* Bookkeeping a builder allocates besides its buffers. */
+static int64_t
+builder_overhead(uint32_t nblk)
+{
+	return (int64_t)(sizeof(struct builder) + nblk * sizeof(struct bblock));
+}
+
+uint64_t
+cache_write_slack(struct cache *c)
+{
+	/* Two partial blocks may grow by a block each; a write crossing a
+	 * chunk boundary may start two builders. */
+	return 2 * (uint64_t)c->bs +
+	       2 * (uint64_t)builder_overhead(META_CHUNK_SIZE / c->bs) +
+	       4096;
+}
+
 static struct builder *
 builder_new(struct cache *c, uint32_t chunk, uint32_t start)
 {
 	struct builder *b = tl_calloc(1, sizeof(*b));
 
+	(void)c;
 	b->chunk = chunk;
 	b->start = start;
-	b->nblk = (uint32_t)((META_CHUNK_SIZE - start + c->bs - 1) / c->bs);
-	b->blk = tl_calloc(b->nblk, sizeof(*b->blk));
+	b->bytes = builder_overhead(0);
 	return b;
+}
+
+/* Make room for block i in the block table (it grows as writes reach
+ * further); returns the bytes added. */
+static int64_t
+blk_reach(struct cache *c, struct builder *b, uint32_t i)
+{
+	uint32_t max = (uint32_t)((META_CHUNK_SIZE - b->start) / c->bs), n;
+
+	if (i < b->nblk)
+		return 0;
+	n = TL_MIN(max, TL_MAX(i + 1, 2 * b->nblk));
+	b->blk = tl_realloc(b->blk, n * sizeof(*b->blk));
+	memset(b->blk + b->nblk, 0, (n - b->nblk) * sizeof(*b->blk));
+	n -= b->nblk;
+	b->nblk += n;
+	return (int64_t)(n * sizeof(*b->blk));
 }
 
 static void
@@ -82,21 +120,44 @@ list_append(struct cfile *f, struct builder *b)
 	f->tail = b;
 }
 
+/* Free block k's buffers; returns the bytes it held. */
+static int64_t
+block_free(struct bblock *k)
+{
+	int64_t n = (int64_t)(k->cx * sizeof(*k->x));
+	uint32_t i;
+
+	for (i = 0; i < k->nx; i++) {
+		n += k->x[i].cap;
+		free(k->x[i].d);
+	}
+	free(k->x);
+	k->x = NULL;
+	k->nx = k->cx = 0;
+	return n;
+}
+
+/* Give n bytes of the builder's count back to the file and the total. */
+static void
+builder_release(struct cache *c, struct cfile *f, struct builder *b,
+		int64_t n)
+{
+	if (n <= 0)
+		return;
+	b->bytes -= n;
+	atomic_fetch_sub(&f->bytes, (uint64_t)n);
+	cache_space_release(c, (uint64_t)n);
+}
+
 /* Release the builder's buffers and its share of the buffer total. */
 static void
 builder_drop_data(struct cache *c, struct cfile *f, struct builder *b)
 {
 	uint32_t i;
 
-	for (i = 0; i < b->nblk; i++) {
-		free(b->blk[i].data);
-		b->blk[i].data = NULL;
-	}
-	if (b->bytes) {
-		atomic_fetch_sub(&f->bytes, b->bytes);
-		cache_space_release(c, b->bytes);
-		b->bytes = 0;
-	}
+	for (i = 0; i < b->nblk; i++)
+		block_free(&b->blk[i]);
+	builder_release(c, f, b, b->bytes);
 }
 
 static void
@@ -108,24 +169,22 @@ builder_free(struct cache *c, struct cfile *f, struct builder *b)
 	for (i = 0; i < b->nruns; i++)
 		free(b->runs[i].st);
 	free(b->runs);
+	free(b->st0);
 	free(b->blk);
 	free(b->iv);
 	free(b);
 }
 
-/* Add [s, e) to the written ranges; returns how many bytes are new. */
-static uint32_t
+/* Add [s, e) to the written ranges; returns the growth of the list. */
+static int64_t
 ival_add(struct builder *b, uint32_t s, uint32_t e)
 {
-	size_t i = 0, j;
-	uint32_t covered = 0, ns = s, ne = e;
+	size_t i = 0, j, old = b->civ;
+	uint32_t ns = s, ne = e;
 
 	while (i < b->niv && b->iv[i].e < s)
 		i++;
 	for (j = i; j < b->niv && b->iv[j].s <= e; j++) {
-		if (b->iv[j].e > s && b->iv[j].s < e)
-			covered += TL_MIN(e, b->iv[j].e) -
-				   TL_MAX(s, b->iv[j].s);
 		ns = TL_MIN(ns, b->iv[j].s);
 		ne = TL_MAX(ne, b->iv[j].e);
 	}
@@ -143,19 +202,134 @@ ival_add(struct builder *b, uint32_t s, uint32_t e)
 		b->niv -= j - i - 1;
 	}
 	b->iv[i] = (struct ival){ns, ne};
-	return (e - s) - covered;
+	return (int64_t)((b->civ - old) * sizeof(*b->iv));
 }
 
-/* Are all blocks that [p, q) touches still open for writes? */
-static bool
-blocks_open(struct cache *c, struct builder *b, uint32_t p, uint32_t q)
+/* Write block bytes [a, z) of block k (blen bytes long) from src: the
+ * extents it overlaps or touches merge into the first of them, which
+ * grows to at least twice its size (so a stream of small writes costs
+ * few reallocations) but never past the block's end.  Returns the change
+ * in allocated bytes. */
+static int64_t
+ext_write(struct bblock *k, uint32_t blen, uint32_t a, uint32_t z,
+	  const uint8_t *src)
 {
-	uint32_t i = (p - b->start) / c->bs, last = (q - 1 - b->start) / c->bs;
+	int64_t delta = 0;
+	uint32_t i = 0, j, t, lo, hi, ncap;
+	struct bext *e;
+	uint8_t *nd;
 
-	for (; i <= last; i++)
-		if (b->blk[i].state != BLK_FILL)
-			return false;
-	return true;
+	while (i < k->nx && k->x[i].hi < a)
+		i++;
+	for (j = i; j < k->nx && k->x[j].lo <= z; j++)
+		;
+	if (i == j) {
+		if (k->nx == k->cx) {
+			k->cx = k->cx ? k->cx * 2 : 1;
+			k->x = tl_realloc(k->x, k->cx * sizeof(*k->x));
+			delta += (int64_t)((k->cx - k->nx) * sizeof(*k->x));
+		}
+		memmove(k->x + i + 1, k->x + i, (k->nx - i) * sizeof(*k->x));
+		k->nx++;
+		k->x[i] = (struct bext){a, z, z - a, tl_malloc(z - a)};
+		memcpy(k->x[i].d, src, z - a);
+		return delta + (z - a);
+	}
+	e = &k->x[i];
+	lo = TL_MIN(a, e->lo);
+	hi = TL_MAX(z, k->x[j - 1].hi);
+	for (t = i; t < j; t++)
+		delta -= k->x[t].cap;
+	if (lo != e->lo || hi - lo > e->cap) {
+		ncap = TL_MAX(hi - lo, TL_MIN(2 * e->cap, blen - lo));
+		if (lo == e->lo) {
+			e->d = tl_realloc(e->d, ncap);
+		} else {
+			nd = tl_malloc(ncap);
+			memcpy(nd + (e->lo - lo), e->d, e->hi - e->lo);
+			free(e->d);
+			e->d = nd;
+		}
+		e->cap = ncap;
+		e->lo = lo;
+	}
+	for (t = i + 1; t < j; t++) {
+		memcpy(e->d + (k->x[t].lo - lo), k->x[t].d,
+		       k->x[t].hi - k->x[t].lo);
+		free(k->x[t].d);
+	}
+	e->hi = hi;
+	memcpy(e->d + (a - lo), src, z - a);
+	memmove(k->x + i + 1, k->x + j, (k->nx - j) * sizeof(*k->x));
+	k->nx -= j - i - 1;
+	return delta + e->cap;
+}
+
+/* Length of builder block i (the last one may end at the chunk's end). */
+static uint32_t
+blk_len(struct cache *c, struct builder *b, uint32_t i)
+{
+	uint32_t s = b->start + i * c->bs;
+
+	return (uint32_t)TL_MIN((uint64_t)c->bs, META_CHUNK_SIZE - s);
+}
+
+/* Copy the builder's bytes of chunk range [p, q) that it holds into dst
+ * (dst[0] is position p); what it does not hold is left alone. */
+static void
+builder_copy(struct cache *c, struct builder *b, uint32_t p, uint32_t q,
+	     uint8_t *dst)
+{
+	uint32_t i, last, j, bs0, lo, hi;
+	const struct bext *e;
+
+	if (q <= b->start || p >= q)
+		return;
+	p = TL_MAX(p, b->start);
+	i = (p - b->start) / c->bs;
+	last = (q - 1 - b->start) / c->bs;
+	for (; i <= last && i < b->nblk; i++) {
+		bs0 = b->start + i * c->bs;
+		for (j = 0; j < b->blk[i].nx; j++) {
+			e = &b->blk[i].x[j];
+			lo = TL_MAX(p, bs0 + e->lo);
+			hi = TL_MIN(q, bs0 + e->hi);
+			if (lo < hi)
+				memcpy(dst + (lo - p), e->d + (lo - bs0 - e->lo),
+				       hi - lo);
+		}
+	}
+}
+
+/* The bytes of chunk range [p, p + n), all written: a pointer into the
+ * extent holding them all when there is one and it cannot move (the
+ * builder is frozen or the block is sealed), else a copy in *tmp. */
+static const uint8_t *
+builder_bytes(struct cache *c, struct builder *b, uint32_t p, uint32_t n,
+	      uint8_t **tmp)
+{
+	uint32_t i = (p - b->start) / c->bs, bs0 = b->start + i * c->bs, j;
+	const struct bext *e;
+
+	*tmp = NULL;
+	if ((b->frozen || bs0 + blk_len(c, b, i) <= b->sealed_end) &&
+	    p - bs0 + n <= blk_len(c, b, i)) {
+		for (j = 0; j < b->blk[i].nx; j++) {
+			e = &b->blk[i].x[j];
+			if (bs0 + e->lo <= p && p + n <= bs0 + e->hi)
+				return e->d + (p - bs0 - e->lo);
+		}
+	}
+	*tmp = tl_malloc(n);
+	builder_copy(c, b, p, p + n, *tmp);
+	return *tmp;
+}
+
+/* May [p, q) go into b?  Not below its start, nor into sealed bytes. */
+static bool
+fits(struct builder *b, uint32_t p)
+{
+	return !b->frozen && p >= b->start && p >= b->sealed_end;
 }
 
 static struct builder *
@@ -165,6 +339,7 @@ pick_builder(struct cache *c, struct cfile *f, uint32_t chunk, uint32_t p,
 	struct builder *b;
 	uint32_t lo, hi;
 
+	(void)c;
 	for (b = f->tail; b != NULL; b = b->prev) {
 		if (b->chunk != chunk)
 			continue;
@@ -172,16 +347,13 @@ pick_builder(struct cache *c, struct cfile *f, uint32_t chunk, uint32_t p,
 		hi = b->iv[b->niv - 1].e;
 		if (q < lo || p > hi)
 			continue;
-		if (b->frozen || p < b->start || !blocks_open(c, b, p, q))
-			return NULL;
-		return b;
+		return fits(b, p) ? b : NULL;
 	}
 	for (b = f->tail; b != NULL; b = b->prev) {
 		if (b->chunk != chunk || b->frozen)
 			continue;
 		hi = b->iv[b->niv - 1].e;
-		if (p > hi && p - hi <= CACHE_GAP_WINDOW &&
-		    blocks_open(c, b, p, q))
+		if (p > hi && p - hi <= CACHE_GAP_WINDOW && fits(b, p))
 			return b;
 	}
 	return NULL;
@@ -198,48 +370,82 @@ upjob_new(struct cache *c, struct cfile *f, struct builder *b,
 	return u;
 }
 
-/* Seal and queue the blocks the first run now covers completely. */
+/* Seal and queue the slice blocks the first run now covers completely.
+ * The first seal fixes the slice's first byte (base). */
 static void
 seal_ready(struct cache *c, struct cfile *f, struct builder *b,
 	   struct jobv *jobs)
 {
-	uint32_t end = b->iv[0].e;
+	uint32_t end = b->iv[0].e, base = b->id ? b->base : b->iv[0].s;
 
-	while (b->nsealed < b->nblk &&
-	       b->start + (uint64_t)(b->nsealed + 1) * c->bs <= end) {
-		if (b->id == 0 && meta_new_slice_id(c->m, &b->id) < 0) {
-			b->id = 0;
-			return; /* the flush will allocate and upload */
+	while (base + (uint64_t)(b->nsealed + 1) * c->bs <= end) {
+		if (b->id == 0) {
+			if (meta_new_slice_id(c->m, &b->id) < 0) {
+				b->id = 0;
+				return; /* the flush will allocate and upload */
+			}
+			b->base = base;
+			b->nst0 = (META_CHUNK_SIZE - base) / c->bs;
+			b->st0 = tl_calloc(b->nst0, 1);
 		}
-		b->blk[b->nsealed].state = BLK_UPLOADING;
+		b->st0[b->nsealed] = BLK_UPLOADING;
 		jobv_add(jobs, upjob_new(c, f, b, NULL, b->nsealed));
 		b->nsealed++;
+		b->sealed_end = base + b->nsealed * c->bs;
 	}
 }
 
+/* Free the builder blocks whose written bytes are all in stored slice
+ * blocks of the first run, after slice block k was stored. */
+static void
+free_stored(struct cache *c, struct cfile *f, struct builder *b, uint32_t k)
+{
+	uint32_t from = b->base + k * c->bs, i, last, s, e, q;
+	int64_t n = 0;
+
+	i = (from - b->start) / c->bs;
+	last = (from + c->bs - 1 - b->start) / c->bs;
+	for (; i <= last && i < b->nblk; i++) {
+		s = TL_MAX(b->start + i * c->bs, b->base);
+		e = b->start + i * c->bs + blk_len(c, b, i);
+		if (e > b->sealed_end || b->blk[i].x == NULL)
+			continue;
+		for (q = (s - b->base) / c->bs; q <= (e - 1 - b->base) / c->bs;
+		     q++)
+			if (b->st0[q] != BLK_STORED)
+				break;
+		if (q > (e - 1 - b->base) / c->bs)
+			n += block_free(&b->blk[i]);
+	}
+	builder_release(c, f, b, n);
+}
+
+/* Key and bytes of an upload; *tmp is a copy to free after. */
 static void
 job_target(struct upjob *u, char *key, size_t keylen, const uint8_t **data,
-	   uint32_t *len)
+	   uint32_t *len, uint8_t **tmp)
 {
 	struct cache *c = u->c;
 	struct builder *b = u->b;
-	uint32_t bi, from;
+	uint32_t from;
 
 	if (u->run == NULL) {
 		cache_block_key(key, keylen, c->volume, b->id, u->idx, c->bs);
-		*data = b->blk[u->idx].data;
 		*len = c->bs;
+		*data = builder_bytes(c, b, b->base + u->idx * c->bs, c->bs,
+				      tmp);
 		return;
 	}
 	from = u->run->base + u->idx * c->bs;
-	bi = (from - b->start) / c->bs;
 	*len = TL_MIN(c->bs, u->run->e - from);
-	*data = b->blk[bi].data;
+	*data = builder_bytes(c, b, from, *len, tmp);
 	cache_block_key(key, keylen, c->volume, u->run->id, u->idx, *len);
 }
 
-/* Runs on the upload pool.  The block's bytes no longer change (sealed or
- * frozen), so they are read without the file lock. */
+/* Runs on the upload pool.  The bytes are found under the file lock;
+ * they no longer change (sealed or frozen), and a pointer into a buffer
+ * stays valid until this upload reports (a block is freed only once
+ * stored, and sealed extents are never reallocated). */
 static void
 upload_fn(void *arg)
 {
@@ -248,26 +454,24 @@ upload_fn(void *arg)
 	struct cfile *f = u->f;
 	struct builder *b = u->b;
 	const uint8_t *data;
-	uint32_t len, n;
+	uint8_t *tmp;
+	uint32_t len;
 	char key[256];
 	int r;
 
-	job_target(u, key, sizeof(key), &data, &len);
+	pthread_mutex_lock(&f->mu);
+	job_target(u, key, sizeof(key), &data, &len, &tmp);
+	pthread_mutex_unlock(&f->mu);
 	r = cache_store_block(c, key, data, len);
+	free(tmp);
 	pthread_mutex_lock(&f->mu);
 	if (u->run != NULL) {
 		u->run->st[u->idx] = r == 0 ? 2 : 0;
 	} else if (r == 0) {
-		b->blk[u->idx].state = BLK_STORED;
-		free(b->blk[u->idx].data);
-		b->blk[u->idx].data = NULL;
-		/* Block 0 may start after the builder's start. */
-		n = c->bs - (u->idx == 0 ? b->iv[0].s - b->start : 0);
-		b->bytes -= n;
-		atomic_fetch_sub(&f->bytes, n);
-		cache_space_release(c, n);
+		b->st0[u->idx] = BLK_STORED;
+		free_stored(c, f, b, u->idx);
 	} else {
-		b->blk[u->idx].state = BLK_FAILED;
+		b->st0[u->idx] = BLK_FAILED;
 	}
 	if (r < 0) {
 		/* Kept so that a full store answers NOSPC, not IO. */
@@ -297,38 +501,41 @@ submit_jobs(struct cache *c, struct cfile *f, struct jobv *jobs)
 	*jobs = (struct jobv){NULL, 0, 0};
 }
 
-static void
+/* Copy [p, p + n) into b's blocks; returns the change in allocation. */
+static int64_t
 copy_in(struct cache *c, struct builder *b, uint32_t p, const uint8_t *buf,
 	uint32_t n)
 {
-	uint32_t rel, bi, boff, k;
+	uint32_t rel, bi, boff, k, blen;
+	int64_t delta = 0;
 
 	while (n > 0) {
 		rel = p - b->start;
 		bi = rel / c->bs;
 		boff = rel % c->bs;
-		k = TL_MIN(n, c->bs - boff);
-		if (b->blk[bi].data == NULL)
-			b->blk[bi].data = tl_calloc(1, c->bs);
-		memcpy(b->blk[bi].data + boff, buf, k);
+		blen = blk_len(c, b, bi);
+		k = TL_MIN(n, blen - boff);
+		delta += blk_reach(c, b, bi);
+		delta += ext_write(&b->blk[bi], blen, boff, boff + k, buf);
 		p += k;
 		buf += k;
 		n -= k;
 	}
+	return delta;
 }
 
-/* Buffer [off, off+len).  *fresh receives how many bytes were not
- * buffered before (the caller reserved len and gives the rest back);
+/* Buffer [off, off+len).  *grown receives the change in bytes allocated
+ * (the caller reserved len plus the slack and gives the rest back);
  * *chunk_full tells that a builder reached the end of its chunk. */
 void
 cache_file_write(struct cache *c, struct cfile *f, uint64_t off,
-		 const uint8_t *buf, size_t len, uint64_t *fresh,
+		 const uint8_t *buf, size_t len, int64_t *grown,
 		 bool *chunk_full)
 {
 	struct jobv jobs = {NULL, 0, 0};
 	struct builder *b;
-	uint64_t added = 0;
-	uint32_t chunk, p, n, nb;
+	int64_t added = 0, nb;
+	uint32_t chunk, p, n;
 
 	*chunk_full = false;
 	pthread_mutex_lock(&f->mu);
@@ -337,12 +544,15 @@ cache_file_write(struct cache *c, struct cfile *f, uint64_t off,
 		p = (uint32_t)(off % META_CHUNK_SIZE);
 		n = (uint32_t)TL_MIN(len, META_CHUNK_SIZE - p);
 		b = pick_builder(c, f, chunk, p, p + n);
+		nb = 0;
 		if (b == NULL) {
 			b = builder_new(c, chunk, align_down(c, p));
 			list_append(f, b);
+			nb = b->bytes;
+			b->bytes = 0;
 		}
-		copy_in(c, b, p, buf, n);
-		nb = ival_add(b, p, p + n);
+		nb += copy_in(c, b, p, buf, n);
+		nb += ival_add(b, p, p + n);
 		b->bytes += nb;
 		added += nb;
 		seal_ready(c, f, b, &jobs);
@@ -352,11 +562,36 @@ cache_file_write(struct cache *c, struct cfile *f, uint64_t off,
 		buf += n;
 		len -= n;
 	}
-	atomic_fetch_add(&f->bytes, added);
+	atomic_fetch_add(&f->bytes, (uint64_t)added);
 	f->mtime_ns = tl_now_ns();
 	pthread_mutex_unlock(&f->mu);
 	submit_jobs(c, f, &jobs);
-	*fresh = added;
+	*grown = added;
+}
+
+int
+cache_file_overlay(struct cache *c, struct cfile *f, uint64_t off,
+		   uint64_t end, uint8_t *buf)
+{
+	struct builder *b;
+	uint64_t base, p, q;
+	uint32_t k;
+
+	for (b = f->head; b != NULL; b = b->next) {
+		base = (uint64_t)b->chunk * META_CHUNK_SIZE;
+		p = TL_MAX(off, base + b->iv[0].s);
+		q = TL_MIN(end, base + b->iv[b->niv - 1].e);
+		if (p >= q)
+			continue;
+		for (k = 0; k < b->nsealed; k++)
+			if (b->st0[k] == BLK_STORED &&
+			    base + b->base + (uint64_t)k * c->bs < q &&
+			    base + b->base + (uint64_t)(k + 1) * c->bs > p)
+				return -EAGAIN;
+		builder_copy(c, b, (uint32_t)(p - base), (uint32_t)(q - base),
+			     buf + (p - off));
+	}
+	return 0;
 }
 
 /* ---- flush ---------------------------------------------------------------- */
@@ -375,10 +610,10 @@ any_inflight(struct cfile *f, struct builder *last)
 	return false;
 }
 
-/* Cut a frozen builder into its slices: one per run of written bytes.
- * Each slice is laid out from the block boundary at or before its first
- * byte, so its blocks are the builder's blocks and need no copy (bytes
- * before the run are stored but never referenced). */
+/* Cut a frozen builder into its slices: one per run of written bytes,
+ * each laid out from its first byte (so a slice holds only written
+ * bytes).  The first run keeps the id its early uploads used: its first
+ * byte was fixed when they began. */
 static int
 make_runs(struct cache *c, struct builder *b)
 {
@@ -391,13 +626,13 @@ make_runs(struct cache *c, struct builder *b)
 
 		u->s = b->iv[i].s;
 		u->e = b->iv[i].e;
-		u->base = align_down(c, u->s);
+		u->base = u->s;
 		u->nblocks = (u->e - u->base + c->bs - 1) / c->bs;
 		u->st = tl_calloc(u->nblocks, 1);
 		if (i == 0 && b->id != 0) {
 			u->id = b->id;
-			for (k = 0; k < u->nblocks; k++)
-				if (b->blk[k].state == BLK_STORED)
+			for (k = 0; k < b->nsealed; k++)
+				if (b->st0[k] == BLK_STORED)
 					u->st[k] = 2;
 		} else if ((r = meta_new_slice_id(c->m, &u->id)) < 0) {
 			goto fail;
@@ -422,8 +657,8 @@ delete_objects(struct cache *c, struct builder *b)
 	uint32_t k;
 
 	if (b->runs == NULL) {
-		for (k = 0; k < b->nblk; k++) {
-			if (b->blk[k].state != BLK_STORED)
+		for (k = 0; k < b->nsealed; k++) {
+			if (b->st0[k] != BLK_STORED)
 				continue;
 			cache_block_key(key, sizeof(key), c->volume, b->id, k,
 					c->bs);
@@ -572,6 +807,7 @@ cache_file_flush(struct cache *c, struct cfile *f)
 	pthread_mutex_lock(&f->mu);
 	if (r == 0 || r == -ENOENT) {
 		b = detach(f, last);
+		f->gen++;
 		pthread_mutex_unlock(&f->mu);
 		for (; b != NULL; b = next) {
 			next = b->next;
@@ -607,6 +843,7 @@ cache_file_drop(struct cache *c, struct cfile *f)
 	while (any_inflight(f, last))
 		pthread_cond_wait(&f->cv, &f->mu);
 	b = detach(f, last);
+	f->gen++;
 	pthread_mutex_unlock(&f->mu);
 	for (; b != NULL; b = next) {
 		next = b->next;
@@ -618,23 +855,6 @@ cache_file_drop(struct cache *c, struct cfile *f)
 	pthread_cond_broadcast(&f->cv);
 unlock:
 	pthread_mutex_unlock(&f->mu);
-}
-
-bool
-cache_file_overlaps(struct cfile *f, uint64_t off, uint64_t end)
-{
-	struct builder *b;
-	uint64_t base;
-	bool hit = false;
-
-	pthread_mutex_lock(&f->mu);
-	for (b = f->head; b != NULL && !hit; b = b->next) {
-		base = (uint64_t)b->chunk * META_CHUNK_SIZE;
-		hit = base + b->iv[0].s < end &&
-		      base + b->iv[b->niv - 1].e > off;
-	}
-	pthread_mutex_unlock(&f->mu);
-	return hit;
 }
 
 /* End of the buffered data (0 if none) and the last write's time. */

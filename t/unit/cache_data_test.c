@@ -28,6 +28,7 @@ struct fault_store {
 	struct os_store *inner;
 	atomic_int fail_puts;
 	atomic_int puts;
+	_Atomic uint64_t put_bytes;
 };
 
 static int
@@ -36,6 +37,7 @@ f_put(struct os_store *s, const char *key, const void *d, size_t len)
 	struct fault_store *f = (struct fault_store *)s;
 
 	atomic_fetch_add(&f->puts, 1);
+	atomic_fetch_add(&f->put_bytes, len);
 	if (atomic_load(&f->fail_puts))
 		return -EIO;
 	return os_put(f->inner, key, d, len);
@@ -432,19 +434,69 @@ test_removed_and_gc(void)
 	cache_close(c);
 }
 
-/* Random writes, overwrites and flushes against an in-memory copy. */
+/* Small scattered writes hold about what they wrote, and each is stored
+ * as a slice of exactly its bytes, not a whole block. */
 static void
-test_random(void)
+test_small_writes(void)
+{
+	struct cache *c = open_cache(64u << 20, false);
+	uint64_t ino = new_file("small");
+	uint8_t buf[4096], want[4096];
+	uint64_t puts, bytes;
+	int i;
+
+	for (i = 0; i < 32; i++) {
+		fill(buf, sizeof(buf), (uint64_t)i * (16u << 20) + BS / 2 + 100,
+		     5);
+		CHECK_FATAL(cache_write(c, ino, (uint64_t)i * (16u << 20) +
+						       BS / 2 + 100,
+					buf, sizeof(buf), false) == 0,
+			    "write %d", i);
+	}
+	CHECK(cache_buffered(c) <= 32 * (4096 + 1024),
+	      "32 scattered 4 KiB writes hold %llu bytes",
+	      (unsigned long long)cache_buffered(c));
+	puts = atomic_load(&fault.puts);
+	bytes = atomic_load(&fault.put_bytes);
+	CHECK_EQ(cache_flush(c, ino), 0, "flush");
+	CHECK_EQ(atomic_load(&fault.puts) - puts, 32, "one put per write");
+	CHECK_EQ(atomic_load(&fault.put_bytes) - bytes, 32 * 4096,
+		 "each put holds only the bytes written");
+	for (i = 0; i < 32; i++) {
+		fill(want, sizeof(want),
+		     (uint64_t)i * (16u << 20) + BS / 2 + 100, 5);
+		CHECK(read_eq(c, ino, (uint64_t)i * (16u << 20) + BS / 2 + 100,
+			      sizeof(want), want),
+		      "read back %d", i);
+	}
+	CHECK(read_eq(c, ino, 0, BS / 2 + 100, NULL), "hole before");
+	cache_close(c);
+}
+
+/* Truncate to size as nfsd does: flush first, then SETATTR. */
+static bool
+truncate_to(struct cache *c, uint64_t ino, uint64_t size)
+{
+	struct meta_setattr sa = {.valid = META_SET_SIZE, .size = size};
+
+	return cache_flush(c, ino) == 0 &&
+	       meta_setattr(m, &root_cred, ino, &sa, NULL, NULL) == 0;
+}
+
+/* Random writes, overwrites, flushes, truncates and reads (of buffered,
+ * committed and mixed data, some while blocks are stored early) against
+ * an in-memory copy. */
+static void
+random_model(unsigned seed, int rounds, const char *name, uint64_t at)
 {
 	struct cache *c = open_cache(1u << 20, false);
-	uint64_t ino = new_file("rand");
+	uint64_t ino = new_file(name);
 	const size_t span = 3 * BS + 12345;
 	uint8_t *model = tl_calloc(1, span), *buf = tl_malloc(span);
-	unsigned seed = 777;
 	uint64_t size = 0;
 	int i, bad = 0;
 
-	for (i = 0; i < 600; i++) {
+	for (i = 0; i < rounds; i++) {
 		size_t off = (size_t)rand_r(&seed) % span;
 		size_t len = 1 + (size_t)rand_r(&seed) %
 				     (rand_r(&seed) % 4 ? 4096 : BS + 100);
@@ -452,22 +504,62 @@ test_random(void)
 
 		if (len > span - off)
 			len = span - off;
-		fill(buf, len, off, (unsigned)i);
-		if (cache_write(c, ino, off, buf, len, what == 0) != 0)
-			bad++;
-		memcpy(model + off, buf, len);
-		size = TL_MAX(size, off + len);
+		if (what == 3) { /* a stream of pieces: early uploads */
+			size_t p, k = 1 + (size_t)rand_r(&seed) % 8192;
+
+			len = TL_MIN(span - off, 2 * BS + 5);
+			for (p = off; p < off + len; p += k) {
+				size_t n = TL_MIN(k, off + len - p);
+
+				fill(buf, n, p, (unsigned)i);
+				if (cache_write(c, ino, at + p, buf, n,
+						false) != 0)
+					bad++;
+				memcpy(model + p, buf, n);
+			}
+			size = TL_MAX(size, off + len);
+		} else if (what == 4) {
+			size = off;
+			memset(model + size, 0, span - size);
+			if (!truncate_to(c, ino, at + size))
+				bad++;
+			continue;
+		} else {
+			fill(buf, len, off, (unsigned)i);
+			if (cache_write(c, ino, at + off, buf, len,
+					what == 0) != 0)
+				bad++;
+			memcpy(model + off, buf, len);
+			size = TL_MAX(size, off + len);
+		}
 		if (what == 1 && cache_flush(c, ino) != 0)
 			bad++;
-		if (what == 2 && !read_eq(c, ino, 0, size, model))
+		if ((what == 2 || what == 3) &&
+		    !read_eq(c, ino, at, size, model))
 			bad++;
+		if (what >= 5 && what < 12 && size > 0) {
+			off = (size_t)rand_r(&seed) % size;
+			len = 1 + (size_t)rand_r(&seed) % (size - off);
+			if (!read_eq(c, ino, at + off, len, model + off))
+				bad++;
+		}
 	}
-	CHECK_EQ(bad, 0, "600 random writes, flushes and reads agree");
-	CHECK_EQ(file_size(c, ino), size, "size");
-	CHECK(read_eq(c, ino, 0, size, model), "final content");
+	CHECK_EQ(bad, 0, "%s: %d random writes, flushes, truncates and reads "
+			 "agree", name, rounds);
+	CHECK_EQ(file_size(c, ino), at + size, "%s: size", name);
+	CHECK(read_eq(c, ino, at, size, model), "%s: final content", name);
+	CHECK(cache_buffered(c) <= (1u << 20), "%s: within the limit", name);
 	free(model);
 	free(buf);
 	cache_close(c);
+}
+
+static void
+test_random(void)
+{
+	random_model(777, 600, "rand", 0);
+	/* Across a chunk boundary. */
+	random_model(4242, 600, "rand2", META_CHUNK_SIZE - 2 * BS);
 }
 
 int
@@ -499,6 +591,7 @@ main(void)
 	test_buffer_limit();
 	test_store_failure();
 	test_removed_and_gc();
+	test_small_writes();
 	test_random();
 
 	os_close(fs);
