@@ -115,9 +115,17 @@ main(void)
 		(unsigned long long)(peak >> 10),
 		(unsigned long long)(rss >> 10));
 	TH_CHECK(rss0 > 0, "RssAnon could be read");
+#ifdef TESSERA_SANITIZERS
+	/* ASan keeps freed memory in its quarantine (256 MiB by default),
+	 * so the daemon's RssAnon says nothing about its own use: the bound
+	 * is asserted by the plain build. */
+	th_diag("sanitizer build: memory bound not asserted (grew %lld KiB)",
+		(long long)(peak - rss0) / 1024);
+#else
 	TH_CHECK(peak <= rss0 + LIMIT,
 		 "server anonymous memory grew by at most 64 MiB during the "
 		 "listing (grew %lld KiB)", (long long)(peak - rss0) / 1024);
+#endif
 	th_disconnect(&cn);
 	free(seen);
 	return th_done();
