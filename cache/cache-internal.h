@@ -128,6 +128,7 @@ struct ra;
 struct cache {
 	struct meta *m;
 	struct os_store *os;
+	bool os_defer;    /* puts durable only after os_sync */
 	uint64_t limit;
 	uint32_t bs;
 	char volume[META_VOLNAME_MAX + 1];

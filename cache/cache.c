@@ -607,6 +607,9 @@ cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
 	c = tl_calloc(1, sizeof(*c));
 	c->m = m;
 	c->os = os;
+	/* A flush stores many blocks, then commits once: their directory
+	 * syncs can wait for one os_sync before the commit. */
+	c->os_defer = os_defer_sync(os) == 0;
 	c->bs = st->block_size;
 	snprintf(c->volume, sizeof(c->volume), "%s", st->name);
 	c->limit = o && o->buffer_limit ? o->buffer_limit : CACHE_DEFAULT_LIMIT;

@@ -51,7 +51,9 @@ struct cache_opts {
 	unsigned download_threads; /* parallel block fetches (0: 16) */
 };
 
-/* Borrow m and os for the life of the cache. */
+/* Borrow m and os for the life of the cache.  Puts to os may become
+ * durable only at os_sync from now on (os_defer_sync): the cache calls
+ * os_sync before committing metadata that names them. */
 int cache_open(struct meta *m, struct os_store *os,
 	       const struct cache_opts *o, struct cache **out);
 /* Flush everything buffered, stop background jobs, free. */

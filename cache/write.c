@@ -800,8 +800,11 @@ cache_file_flush(struct cache *c, struct cfile *f)
 		goto out;
 	mtime = f->mtime_ns;
 	pthread_mutex_unlock(&f->mu);
-	/* Staged blocks are durable by name before metadata names them. */
+	/* Staged or stored blocks are durable by name before metadata
+	 * names them. */
 	r = cache_wb_sync(c);
+	if (r == 0 && c->os_defer)
+		r = os_sync(c->os);
 	if (r == 0)
 		r = meta_write_slices(c->m, f->ino, w, n, mtime, NULL);
 	pthread_mutex_lock(&f->mu);

@@ -301,6 +301,9 @@ upload_fn(void *arg)
 		goto out;
 	}
 	r = os_put(w->c->os, e->key, buf, len);
+	/* The staged copy goes next: the stored one must be durable. */
+	if (r == 0 && w->c->os_defer)
+		r = os_sync(w->c->os);
 	if (r == 0) {
 		upload_done(w, e, path);
 		goto out;

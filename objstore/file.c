@@ -8,6 +8,12 @@
  * Crash safety: a put writes the object under a unique temporary name in
  * dir/.tmp, fsyncs it, renames it over the final name and fsyncs the
  * final directory (and any directory it had to create, in its parent).
+ * With os_defer_sync the directory fsync is left to os_sync, which
+ * fsyncs every directory a put renamed into since the last sync (once
+ * each, however many puts): a flush storing many blocks pays one
+ * directory sync per directory, not one per block.  Syncs are serialized,
+ * so a sync that returns has seen every directory dirtied before it
+ * began, including those a concurrent sync took and finished.
  * After a crash a key either names a complete object or does not exist;
  * leftover temporaries are removed by a later open once they are an hour
  * old (a younger one may belong to another process using the same dir).
@@ -23,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +50,11 @@ struct file_store {
 	char *dir;
 	int dirfd;
 	atomic_uint_fast64_t seq; /* temporary names */
+	atomic_bool defer;        /* directory fsyncs wait for os_sync */
+	pthread_mutex_t dmu;      /* guards dirty */
+	pthread_mutex_t smu;      /* one sync at a time */
+	char **dirty;             /* directories renamed into, not synced */
+	size_t ndirty, cdirty;
 };
 
 static struct file_store *
@@ -151,6 +163,78 @@ write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+/* Note that directory dir[0..n) needs an fsync before os_sync returns. */
+static void
+add_dirty(struct file_store *fs, const char *dir, size_t n)
+{
+	size_t i;
+
+	pthread_mutex_lock(&fs->dmu);
+	for (i = 0; i < fs->ndirty; i++)
+		if (strlen(fs->dirty[i]) == n &&
+		    memcmp(fs->dirty[i], dir, n) == 0)
+			goto out;
+	if (fs->ndirty == fs->cdirty) {
+		fs->cdirty = fs->cdirty ? fs->cdirty * 2 : 8;
+		fs->dirty = tl_realloc(fs->dirty,
+				       fs->cdirty * sizeof(*fs->dirty));
+	}
+	fs->dirty[fs->ndirty++] = tl_strndup(dir, n);
+out:
+	pthread_mutex_unlock(&fs->dmu);
+}
+
+static void
+mark_dirty(struct file_store *fs, const char *key)
+{
+	const char *slash = strrchr(key, '/');
+
+	if (slash == NULL)
+		add_dirty(fs, ".", 1);
+	else
+		add_dirty(fs, key, (size_t)(slash - key));
+}
+
+static int
+file_defer_sync(struct os_store *s)
+{
+	atomic_store(&fs_of(s)->defer, true);
+	return 0;
+}
+
+static int
+file_sync(struct os_store *s)
+{
+	struct file_store *fs = fs_of(s);
+	char **v;
+	size_t n, i, k;
+	int r = 0, e;
+
+	pthread_mutex_lock(&fs->smu);
+	pthread_mutex_lock(&fs->dmu);
+	v = fs->dirty;
+	n = fs->ndirty;
+	fs->dirty = NULL;
+	fs->ndirty = fs->cdirty = 0;
+	pthread_mutex_unlock(&fs->dmu);
+	for (i = 0; i < n; i++) {
+		e = fsync_dir_at(fs->dirfd, v[i]);
+		if (e < 0) {
+			r = fs_error(fs, "fsync dir", v[i], -e);
+			break;
+		}
+		free(v[i]);
+	}
+	/* What could not be synced stays dirty for the next try. */
+	for (k = i; k < n; k++) {
+		add_dirty(fs, v[k], strlen(v[k]));
+		free(v[k]);
+	}
+	free(v);
+	pthread_mutex_unlock(&fs->smu);
+	return r;
+}
+
 static int
 file_put(struct os_store *s, const char *key, const void *data, size_t len)
 {
@@ -168,7 +252,8 @@ file_put(struct os_store *s, const char *key, const void *data, size_t len)
 	if (fd < 0)
 		return fs_error(fs, "create", tmp, errno);
 	r = write_all(fd, data, len);
-	if (r == 0 && fsync(fd) < 0)
+	/* A new file: fdatasync also writes the size needed to read it. */
+	if (r == 0 && fdatasync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
@@ -186,6 +271,10 @@ file_put(struct os_store *s, const char *key, const void *data, size_t len)
 			r = -errno;
 			goto out;
 		}
+	}
+	if (atomic_load(&fs->defer)) {
+		mark_dirty(fs, key);
+		return 0;
 	}
 	r = fsync_parent(fs->dirfd, key);
 	if (r < 0)
@@ -444,6 +533,13 @@ file_close(struct os_store *s)
 {
 	struct file_store *fs = fs_of(s);
 
+	size_t i;
+
+	for (i = 0; i < fs->ndirty; i++)
+		free(fs->dirty[i]);
+	free(fs->dirty);
+	pthread_mutex_destroy(&fs->dmu);
+	pthread_mutex_destroy(&fs->smu);
 	close(fs->dirfd);
 	free(fs->dir);
 	free(fs->base.url);
@@ -458,6 +554,8 @@ static const struct os_ops file_ops = {
 	.del = file_del,
 	.list = file_list,
 	.close = file_close,
+	.defer_sync = file_defer_sync,
+	.sync = file_sync,
 };
 
 /* Remove temporaries left by a crash, once they are surely abandoned. */
@@ -545,6 +643,8 @@ os_file_open(const char *dir, struct os_store **out, char **err)
 	}
 	clean_tmp(fd);
 	fs = tl_calloc(1, sizeof(*fs));
+	pthread_mutex_init(&fs->dmu, NULL);
+	pthread_mutex_init(&fs->smu, NULL);
 	fs->base.ops = &file_ops;
 	fs->base.url = tl_asprintf("file://%s", dir);
 	fs->dir = tl_strdup(dir);

@@ -387,6 +387,31 @@ os_put(struct os_store *s, const char *key, const void *data, size_t len)
 	return s->ops->put(s, key, data, len);
 }
 
+/* The innermost store below wrappers, where durability is decided. */
+static struct os_store *
+os_bottom(struct os_store *s)
+{
+	while (os_is_wrapper(s))
+		s = ((struct os_wrap *)s)->inner;
+	return s;
+}
+
+int
+os_defer_sync(struct os_store *s)
+{
+	s = os_bottom(s);
+	if (s->ops->defer_sync == NULL || s->ops->sync == NULL)
+		return -ENOTSUP;
+	return s->ops->defer_sync(s);
+}
+
+int
+os_sync(struct os_store *s)
+{
+	s = os_bottom(s);
+	return s->ops->sync ? s->ops->sync(s) : 0;
+}
+
 int
 os_get(struct os_store *s, const char *key, uint64_t off, size_t len,
        void *buf, size_t *got)

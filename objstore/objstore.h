@@ -60,6 +60,11 @@ struct os_ops {
 	int (*list)(struct os_store *s, const char *prefix,
 		    const char *start_after, os_list_cb cb, void *arg);
 	void (*close)(struct os_store *s);
+	/* Optional (NULL: a put is durable when it returns).  defer_sync:
+	 * from now on a put may return before its name is durable, and
+	 * sync makes every put that returned before the call durable. */
+	int (*defer_sync)(struct os_store *s);
+	int (*sync)(struct os_store *s);
 };
 
 /* Every store starts with this header; backends embed it first. */
@@ -80,6 +85,14 @@ int os_head(struct os_store *s, const char *key, uint64_t *size);
 int os_delete(struct os_store *s, const char *key);
 int os_list(struct os_store *s, const char *prefix, const char *start_after,
 	    os_list_cb cb, void *arg);
+/* Let the store behind s (through wrappers) return from puts before
+ * they are durable: 0 when it will, and the caller then calls os_sync
+ * before anything depends on a put's durability; -ENOTSUP when puts
+ * stay durable on return (nothing to do). */
+int os_defer_sync(struct os_store *s);
+/* Make every put that returned before this call durable (0 when puts
+ * were never deferred). */
+int os_sync(struct os_store *s);
 
 /* Backend constructors (used by os_open; exposed for tests). */
 int os_file_open(const char *dir, struct os_store **out, char **err);

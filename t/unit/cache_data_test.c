@@ -77,8 +77,15 @@ f_close(struct os_store *s)
 	(void)s;
 }
 
-static const struct os_ops fault_ops = {"fault", f_put,  f_get,  f_head,
-					f_del,   f_list, f_close};
+static const struct os_ops fault_ops = {
+	.scheme = "fault",
+	.put = f_put,
+	.get = f_get,
+	.head = f_head,
+	.del = f_del,
+	.list = f_list,
+	.close = f_close,
+};
 
 /* ---- fixture ------------------------------------------------------------ */
 

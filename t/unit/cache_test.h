@@ -79,8 +79,15 @@ cs_close(struct os_store *s)
 	(void)s;
 }
 
-static const struct os_ops count_ops = {"count", cs_put,  cs_get, cs_head,
-					cs_del,  cs_list, cs_close};
+static const struct os_ops count_ops = {
+	.scheme = "count",
+	.put = cs_put,
+	.get = cs_get,
+	.head = cs_head,
+	.del = cs_del,
+	.list = cs_list,
+	.close = cs_close,
+};
 
 static char t_dir[64];
 static char *t_murl, *t_url;

@@ -364,6 +364,47 @@ test_open_errors(void)
 	free(err);
 }
 
+/* Deferred directory syncs: puts stay readable at once; os_sync syncs
+ * every directory written since the last one, and one it could not sync
+ * stays due.  Through a wrapper the file store is the one deferring. */
+static void
+test_deferred_sync(void)
+{
+	struct os_store *s = open_store("defer"), *w = NULL;
+	char key[64], buf[8], *url, *path;
+	size_t got = 0;
+	int i;
+
+	CHECK_EQ(os_sync(s), 0, "sync with nothing deferred");
+	CHECK_EQ(os_defer_sync(s), 0, "the file store defers");
+	for (i = 0; i < 20; i++) {
+		snprintf(key, sizeof(key), "v/chunks/0/%d/%d_0_4", i % 3, i);
+		CHECK_FATAL(os_put(s, key, "abcd", 4) == 0, "put %s", key);
+	}
+	CHECK(os_get(s, "v/chunks/0/2/5_0_4", 0, 4, buf, &got) == 0 &&
+		      got == 4 && memcmp(buf, "abcd", 4) == 0,
+	      "a deferred put is readable");
+	CHECK_EQ(os_sync(s), 0, "sync");
+	CHECK_EQ(os_sync(s), 0, "sync again (nothing due)");
+	CHECK_EQ(os_put(s, "v/chunks/0/7/99_0_4", "abcd", 4), 0, "put");
+	path = tl_asprintf("%s/defer/v/chunks/0/7", root);
+	rm_rf(path);
+	CHECK(os_sync(s) < 0, "a directory that cannot be synced fails");
+	CHECK(os_sync(s) < 0, "and stays due");
+	CHECK_EQ(mkdir(path, 0755), 0, "recreate it");
+	CHECK_EQ(os_sync(s), 0, "then the sync succeeds");
+	free(path);
+	os_close(s);
+
+	url = tl_asprintf("retry:file://%s/defer2", root);
+	CHECK_FATAL(os_open(url, &w, NULL) == 0, "open %s", url);
+	CHECK_EQ(os_defer_sync(w), 0, "defer through a wrapper");
+	CHECK_EQ(os_put(w, "a/b", "x", 1), 0, "put through it");
+	CHECK_EQ(os_sync(w), 0, "sync through it");
+	os_close(w);
+	free(url);
+}
+
 int
 main(void)
 {
@@ -377,6 +418,7 @@ main(void)
 	test_crash_mid_put();
 	test_enospc();
 	test_open_errors();
+	test_deferred_sync();
 	rm_rf(root);
 	return tap_done();
 }
