@@ -204,7 +204,7 @@ remote_read(struct cache *c, const char *key, uint32_t off, uint32_t n,
 static int
 blk_get(struct cache *c, const struct piece *p, struct mblk **out)
 {
-	struct mblk *b;
+	struct mblk *b, *gone;
 	bool fetched = false;
 	char key[256];
 	int r;
@@ -234,7 +234,13 @@ blk_get(struct cache *c, const struct piece *p, struct mblk **out)
 	b->refs = 1;
 	b->hnext = c->btab[bslot(c, p->id, p->idx)];
 	c->btab[bslot(c, p->id, p->idx)] = b;
+	/* Counted from now, so blocks loading push older ones out and
+	 * memory stays within the budget plus what readers hold. */
+	c->mem_bytes += b->len;
+	c->mem_blocks++;
+	gone = trim(c);
 	pthread_mutex_unlock(&c->bmu);
+	free_list(gone);
 
 	b->data = tl_malloc(p->blen);
 	cache_block_key(key, sizeof(key), c->volume, p->id, p->idx, p->blen);
@@ -247,13 +253,13 @@ blk_get(struct cache *c, const struct piece *p, struct mblk **out)
 	pthread_mutex_lock(&c->bmu);
 	if (r < 0) {
 		bunhash(c, b);
+		c->mem_bytes -= b->len;
+		c->mem_blocks--;
 		b->failed = true;
 		if (--b->refs > 0)
 			b = NULL; /* the last waiter frees it */
 	} else {
 		b->ready = true;
-		c->mem_bytes += b->len;
-		c->mem_blocks++;
 	}
 	pthread_cond_broadcast(&c->bcv);
 	pthread_mutex_unlock(&c->bmu);

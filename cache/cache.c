@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -604,6 +605,14 @@ cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
 	if (st->block_size == 0 || (st->block_size & (st->block_size - 1)) ||
 	    META_CHUNK_SIZE % st->block_size != 0)
 		return -EINVAL;
+#ifdef M_MMAP_THRESHOLD
+	/* Whole blocks (read blocks, full write buffers) are mapped and
+	 * unmapped: with glibc's adaptive threshold they would come from
+	 * per-thread arenas, which keep freed blocks resident, and the
+	 * process would hold far more than its budgets. */
+	if (st->block_size >= (1u << 20) && st->block_size <= (32u << 20))
+		mallopt(M_MMAP_THRESHOLD, (int)st->block_size);
+#endif
 	c = tl_calloc(1, sizeof(*c));
 	c->m = m;
 	c->os = os;
