@@ -26,6 +26,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -257,41 +258,86 @@ find_proc(struct tl_buf *b, struct nfsd_call *c)
 	return &tab[c->proc];
 }
 
-/* Encode the accepted reply with its result; SYSTEM_ERR if that fails. */
+/* Encode res into b at its end with room for size bytes; false (b->len
+ * unchanged) when it does not fit. */
+static bool
+encode_into(struct tl_buf *b, xdrproc_t xres, void *res, size_t size)
+{
+	XDR x;
+	bool ok;
+
+	tl_buf_reserve(b, size);
+	xdrmem_create(&x, (char *)b->data + b->len, (u_int)size, XDR_ENCODE);
+	ok = xres(&x, res);
+	if (ok)
+		b->len += xdr_getpos(&x);
+	xdr_destroy(&x);
+	return ok;
+}
+
+/* Encode the accepted reply with its result; SYSTEM_ERR if that fails.
+ * Most results fit in REPLY_GUESS bytes: encoding straight into that
+ * room saves the xdr_sizeof walk, which is only done when it fails. */
+#define REPLY_GUESS 4096
 static void
 encode_result(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 	      void *res)
 {
 	xdrproc_t xres =
 	    p->xdr_res != NULL ? p->xdr_res : (xdrproc_t)xdr_nothing;
-	size_t size = xdr_sizeof(xres, res);
-	XDR x;
 
 	reply_accepted(b, c->xid, SUCCESS);
-	tl_buf_reserve(b, size);
-	xdrmem_create(&x, (char *)b->data + b->len, size, XDR_ENCODE);
-	if (!xres(&x, res)) {
-		tl_err("nfsd", "cannot encode %s reply", p->name);
-		reply_accepted(b, c->xid, SYSTEM_ERR);
-	} else {
-		b->len += xdr_getpos(&x);
-	}
-	xdr_destroy(&x);
+	if (encode_into(b, xres, res, REPLY_GUESS) ||
+	    encode_into(b, xres, res, xdr_sizeof(xres, res)))
+		return;
+	tl_err("nfsd", "cannot encode %s reply", p->name);
+	reply_accepted(b, c->xid, SYSTEM_ERR);
 }
+
+/*
+ * READ data is not copied into the reply: the handler's buffer becomes
+ * the reply's tail (sent after b, then zero padding to 4 bytes).  data<>
+ * is the last item of READ3resok, so the result is encoded with an empty
+ * data and the length word, the last 4 bytes, patched.
+ */
+static void *
+take_read_tail(struct nfsd_call *c, void *res, size_t *len)
+{
+	READ3res *r = res;
+	void *data;
+
+	if (c->prog != NFSD_PROG_NFS || c->proc != NFSPROC3_READ ||
+	    r->status != NFS3_OK || r->READ3res_u.resok.data.data_len == 0)
+		return NULL;
+	data = r->READ3res_u.resok.data.data_val;
+	*len = r->READ3res_u.resok.data.data_len;
+	r->READ3res_u.resok.data.data_val = NULL;
+	r->READ3res_u.resok.data.data_len = 0;
+	return data;
+}
+
+/* Room for the decoded arguments and results of every procedure; larger
+ * ones (none today) are allocated. */
+#define CALL_BUF 1024
 
 static void
 run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
-	 XDR *x, u_int msglen)
+	 XDR *x, u_int msglen, struct nfsd_tail *tail)
 {
 	xdrproc_t xargs =
 	    p->xdr_args != NULL ? p->xdr_args : (xdrproc_t)xdr_nothing;
 	xdrproc_t xres =
 	    p->xdr_res != NULL ? p->xdr_res : (xdrproc_t)xdr_nothing;
-	void *args = tl_calloc(1, p->args_size + 1);
-	void *res = tl_calloc(1, p->res_size + sizeof(nfsstat3));
+	_Alignas(max_align_t) char abuf[CALL_BUF], rbuf[CALL_BUF];
+	size_t asize = p->args_size + 1;
+	size_t rsize = p->res_size + sizeof(nfsstat3);
+	void *args = asize <= CALL_BUF ? abuf : tl_malloc(asize);
+	void *res = rsize <= CALL_BUF ? rbuf : tl_malloc(rsize);
 	nfsstat3 st = NFS3_OK;
 	bool_t ok;
 
+	memset(args, 0, asize);
+	memset(res, 0, rsize);
 	/* no string or opaque in the arguments is longer than the whole
 	 * message: bounds what a lying length can make us allocate */
 	nfsd_xdr_limit = msglen;
@@ -314,17 +360,52 @@ run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 	if (tl_log_enabled(TL_LOG_DEBUG))
 		tl_debug("nfsd", "xid %08x %s status %d", c->xid, p->name,
 			 (p->flags & NFSD_PF_FH) ? (int)*(nfsstat3 *)res : 0);
+	tail->data = take_read_tail(c, res, &tail->len);
 	encode_result(b, c, p, res);
+	if (tail->data != NULL) {
+		/* SYSTEM_ERR instead ends with the accept status */
+		if (b->len >= 4 && tl_get_be32(b->data + b->len - 4) == 0 &&
+		    *(nfsstat3 *)res == NFS3_OK)
+			tl_put_be32(b->data + b->len - 4, (uint32_t)tail->len);
+		else
+			nfsd_tail_free(tail);
+	}
 	xdr_free(xres, res);
 out:
 	xdr_free(xargs, args);
-	free(res);
-	free(args);
+	if (res != rbuf)
+		free(res);
+	if (args != abuf)
+		free(args);
+}
+
+void
+nfsd_tail_free(struct nfsd_tail *t)
+{
+	free(t->data);
+	t->data = NULL;
+	t->len = 0;
 }
 
 void
 nfsd_dispatch(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	      const uint8_t *msg, size_t len, struct tl_buf *reply)
+{
+	static const uint8_t zero[3];
+	struct nfsd_tail t;
+
+	nfsd_dispatch_tail(ctx, peer, msg, len, reply, &t);
+	if (t.data == NULL)
+		return;
+	tl_buf_append(reply, t.data, t.len);
+	tl_buf_append(reply, zero, (4 - t.len % 4) % 4);
+	nfsd_tail_free(&t);
+}
+
+void
+nfsd_dispatch_tail(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
+		   const uint8_t *msg, size_t len, struct tl_buf *reply,
+		   struct nfsd_tail *tail)
 {
 	struct nfsd_call c;
 	const struct nfsd_proc *p;
@@ -337,6 +418,8 @@ nfsd_dispatch(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	XDR x;
 
 	tl_buf_reset(reply);
+	tail->data = NULL;
+	tail->len = 0;
 	memset(&c, 0, sizeof(c));
 	c.ctx = ctx;
 	c.peer = *peer;
@@ -380,8 +463,12 @@ nfsd_dispatch(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 			goto out;
 		}
 	}
-	run_proc(reply, &c, p, &x, (u_int)len);
+	run_proc(reply, &c, p, &x, (u_int)len, tail);
 	reply_finish(reply);
+	if (tail->data != NULL)
+		tl_put_be32(reply->data,
+			    0x80000000u | (uint32_t)(reply->len - 4 + tail->len +
+						     (4 - tail->len % 4) % 4));
 	if (drc != NULL)
 		nfsd_drc_end(drc, &key, reply);
 	goto out;

@@ -100,6 +100,8 @@ NFS3_HANDLER(commit);
  * stack.  The procedure table uses these.
  */
 bool_t nfs3_xdr_readdir_res(XDR *xdrs, READDIR3res *objp);
+/* WRITE3args decoded without copying the data (nfs3_xdr.c). */
+bool_t nfs3_xdr_write_args_inplace(XDR *xdrs, WRITE3args *objp);
 bool_t nfs3_xdr_readdirplus_res(XDR *xdrs, READDIRPLUS3res *objp);
 /* Free a whole entry list (names, handles, entries), iteratively. */
 void nfs3_entry3_free_list(entry3 *e);

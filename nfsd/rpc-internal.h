@@ -28,6 +28,23 @@ extern pthread_rwlock_t nfsd_exports_lock;
 void nfsd_dispatch(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 		   const uint8_t *msg, size_t len, struct tl_buf *reply);
 
+/* Bytes sent after a reply's head: READ data, not copied into the reply.
+ * data (malloc'd, owned by the receiver) is followed on the wire by
+ * (4 - len % 4) % 4 zero bytes; the head's record mark counts both. */
+struct nfsd_tail {
+	void *data; /* NULL: none */
+	size_t len;
+};
+
+/* nfsd_dispatch, but READ data is handed over as *tail instead of being
+ * appended to reply.  msg must stay valid and unchanged until it returns
+ * (WRITE data is used in place). */
+void nfsd_dispatch_tail(struct nfsd_ctx *ctx,
+			const struct sockaddr_storage *peer, const uint8_t *msg,
+			size_t len, struct tl_buf *reply,
+			struct nfsd_tail *tail);
+void nfsd_tail_free(struct nfsd_tail *t);
+
 /* Attributes of ino when its generation is gen, cache overlay applied;
  * -ESTALE if the inode is gone or was reused.  (fh.c) */
 int nfsd_fh_getattr(struct nfsd_ctx *ctx, uint64_t ino, uint32_t gen,

@@ -5,9 +5,20 @@
  * reads RPC records (RFC 5531 record marking: a 4-byte mark per fragment
  * whose top bit flags the last fragment, the rest its length), and hands
  * every complete record to the worker pool.  A worker decodes and runs
- * the call (dispatch.c) and appends the record-marked reply to the
- * connection's output itself, so replies go out in completion order and a
- * slow request never holds up the others on its connection.
+ * the call (dispatch.c) and sends the record-marked reply itself, so
+ * replies go out in completion order and a slow request never holds up
+ * the others on its connection.
+ *
+ * Syscalls per byte: libevent 2.1's bufferevents read at most 4 KiB per
+ * readiness (EVBUFFER_MAX_READ) and write 16 KiB per call, i.e. 256 reads
+ * and epoll_waits per 1 MiB WRITE.  So the socket is read by our own
+ * event: small records through a 64 KiB staging buffer (many calls per
+ * recv), the body of a large fragment straight into the record buffer
+ * with one recv of all that remains.  A worker whose connection has
+ * nothing queued sends its reply with one non-blocking sendmsg (READ
+ * data by reference, see nfsd_dispatch_tail), without waking the loop;
+ * what the socket does not take goes to the bufferevent's output, which
+ * the loop writes when the socket is writable.
  *
  * Limits: a record longer than max_record_size closes the connection (a
  * client that sends one is broken or hostile); at max_inflight_per_conn
@@ -37,7 +48,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -52,10 +65,15 @@
 #include "nfsd/rpc-internal.h"
 
 #define OUT_HIGH (32u << 20)
+#define STAGE_SIZE (64u << 10)
+/* fragment bodies at least this long are read straight into the record */
+#define DIRECT_MIN (16u << 10)
 
 struct conn {
 	struct nfsd_server *srv;
-	struct bufferevent *bev; /* NULL once closed */
+	struct bufferevent *bev; /* output only; NULL once closed */
+	struct event *rd;	 /* readable socket (loop) */
+	evutil_socket_t fd;
 	struct event *resume;	 /* wakes the loop when below the cap */
 	pthread_mutex_t lock;
 	unsigned refs;	   /* under lock */
@@ -69,6 +87,13 @@ struct conn {
 	bool mem_wait;		  /* under srv->mem_lock: on mem_waiters */
 	struct conn *mem_next;	  /* under srv->mem_lock */
 	struct tl_buf rec;	  /* record being assembled (loop) */
+	uint8_t *stage;		  /* bytes read, not yet parsed (loop) */
+	size_t st_pos, st_len;
+	uint8_t hdr[4];		  /* fragment mark being read (loop) */
+	unsigned hdr_have;
+	bool in_frag;		  /* hdr complete, frag_left body bytes due */
+	bool frag_last;
+	uint32_t frag_left;
 	struct conn *prev, *next; /* open connections (loop) */
 };
 
@@ -114,6 +139,7 @@ conn_unref(struct conn *c)
 		return;
 	pthread_mutex_destroy(&c->lock);
 	tl_buf_free(&c->rec);
+	free(c->stage);
 	free(c);
 }
 
@@ -123,7 +149,7 @@ conn_close(struct conn *c, const char *why)
 {
 	struct nfsd_server *s = c->srv;
 	struct bufferevent *bev;
-	struct event *resume;
+	struct event *resume, *rd;
 
 	pthread_mutex_lock(&c->lock);
 	if (c->closed) {
@@ -133,11 +159,14 @@ conn_close(struct conn *c, const char *why)
 	c->closed = true;
 	bev = c->bev;
 	resume = c->resume;
+	rd = c->rd;
 	c->bev = NULL;
 	c->resume = NULL;
+	c->rd = NULL;
 	pthread_mutex_unlock(&c->lock);
 
 	tl_debug("rpc", "%s: closed (%s)", c->name, why);
+	event_free(rd);
 	bufferevent_free(bev);
 	event_free(resume);
 	tl_buf_free(&c->rec);
@@ -151,10 +180,60 @@ conn_close(struct conn *c, const char *why)
 	conn_unref(c);
 }
 
+/* arg: the start of the malloc'd block (data may point into it). */
 static void
 free_reply(const void *data, size_t len, void *arg)
 {
-	free((void *)data);
+	free(arg);
+}
+
+/*
+ * Send one reply: head (record mark included), then tail and its zero
+ * padding.  Under c->lock, connection open.  When nothing is queued the
+ * worker writes to the socket itself; the rest, if any, is queued by
+ * reference for the loop.  Takes ownership of head->data and tail->data.
+ */
+static void
+conn_send(struct conn *c, struct tl_buf *head, struct nfsd_tail *tail)
+{
+	static const uint8_t zero[3];
+	size_t pad = (4 - tail->len % 4) % 4, sent = 0, off;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct iovec iov[3] = {{head->data, head->len},
+			       {tail->data, tail->len},
+			       {(void *)zero, pad}};
+	struct msghdr mh = {.msg_iov = iov,
+			    .msg_iovlen = tail->data != NULL ? 3 : 1};
+
+	bufferevent_lock(c->bev);
+	if (evbuffer_get_length(out) == 0) {
+		ssize_t n = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		/* an error is the loop's to see (read or write fails) */
+		sent = n > 0 ? (size_t)n : 0;
+	}
+	if (sent < head->len) {
+		if (evbuffer_add_reference(out, head->data + sent,
+					   head->len - sent, free_reply,
+					   head->data) == 0)
+			head->data = NULL;
+		sent = 0;
+	} else {
+		sent -= head->len;
+	}
+	if (tail->data != NULL && sent < tail->len) {
+		if (evbuffer_add_reference(out, (char *)tail->data + sent,
+					   tail->len - sent, free_reply,
+					   tail->data) == 0)
+			tail->data = NULL;
+		sent = 0;
+	} else {
+		sent -= tail->len;
+	}
+	off = sent;
+	if (off < pad)
+		evbuffer_add(out, zero, pad - off);
+	bufferevent_unlock(c->bev);
 }
 
 /* True while the connection must not be read (in-flight cap or the
@@ -205,14 +284,14 @@ worker(void *arg)
 	struct job *j = arg;
 	struct conn *c = j->conn;
 	struct tl_buf reply = TL_BUF_INIT;
+	struct nfsd_tail tail;
 
-	nfsd_dispatch(&c->srv->ctx, &c->peer, j->msg, j->len, &reply);
+	nfsd_dispatch_tail(&c->srv->ctx, &c->peer, j->msg, j->len, &reply,
+			   &tail);
 	free(j->msg);
 	pthread_mutex_lock(&c->lock);
-	if (reply.len > 0 && !c->closed &&
-	    evbuffer_add_reference(bufferevent_get_output(c->bev), reply.data,
-				   reply.len, free_reply, NULL) == 0)
-		reply.data = NULL; /* the evbuffer frees it once sent */
+	if (reply.len > 0 && !c->closed)
+		conn_send(c, &reply, &tail);
 	c->inflight--;
 	c->last_ns = tl_mono_ns();
 	if (c->paused && !c->closed && c->inflight < c->srv->max_inflight) {
@@ -221,6 +300,7 @@ worker(void *arg)
 	}
 	pthread_mutex_unlock(&c->lock);
 	free(reply.data);
+	nfsd_tail_free(&tail);
 	mem_release(c->srv, j->len);
 	conn_unref(c);
 	free(j);
@@ -261,59 +341,158 @@ submit(struct conn *c)
 		c->paused = true;
 	more = !c->paused && !over;
 	if (!more)
-		bufferevent_disable(c->bev, EV_READ);
+		event_del(c->rd);
 	pthread_mutex_unlock(&c->lock);
 	tl_pool_submit(c->srv->pool, worker, j);
 	return more;
 }
 
-/* Cut complete records out of the input buffer (loop thread). */
+/* A fragment mark is complete: check the length; false once closed. */
+static bool
+frag_begin(struct conn *c)
+{
+	uint32_t mark = tl_get_be32(c->hdr);
+	uint32_t frag = mark & 0x7fffffffu;
+
+	if (c->rec.len + frag > c->srv->max_record) {
+		tl_warn("rpc",
+			"%s: RPC record over %llu bytes, closing the "
+			"connection",
+			c->name, (unsigned long long)c->srv->max_record);
+		conn_close(c, "record too large");
+		return false;
+	}
+	c->hdr_have = 0;
+	c->in_frag = true;
+	c->frag_last = (mark & 0x80000000u) != 0;
+	c->frag_left = frag;
+	return true;
+}
+
+/* The fragment's body is complete: submit the record if it was the last
+ * fragment; false when reading must stop (cap reached). */
+static bool
+frag_end(struct conn *c)
+{
+	c->in_frag = false;
+	return !c->frag_last || submit(c);
+}
+
+/* Parse the staged bytes; false when the connection was closed (c may
+ * be gone) or must not be read for now. */
+static bool
+feed(struct conn *c)
+{
+	while (c->st_pos < c->st_len) {
+		const uint8_t *p = c->stage + c->st_pos;
+		size_t n = c->st_len - c->st_pos, k;
+
+		if (!c->in_frag) {
+			k = TL_MIN(4 - c->hdr_have, n);
+			memcpy(c->hdr + c->hdr_have, p, k);
+			c->hdr_have += (unsigned)k;
+			c->st_pos += k;
+			if (c->hdr_have < 4)
+				break;
+			if (!frag_begin(c))
+				return false;
+		} else {
+			k = TL_MIN((size_t)c->frag_left, n);
+			/* the whole body at once: the peer is sending it */
+			tl_buf_reserve(&c->rec, c->frag_left);
+			tl_buf_append(&c->rec, p, k);
+			c->frag_left -= (uint32_t)k;
+			c->st_pos += k;
+		}
+		if (c->frag_left == 0 && !frag_end(c))
+			return false;
+	}
+	return true;
+}
+
+/* Output the client does not read: stop reading until it drains
+ * (conn_write_cb). */
+static bool
+conn_out_full(struct conn *c)
+{
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) <= OUT_HIGH)
+		return false;
+	c->out_full = true;
+	event_del(c->rd);
+	return true;
+}
+
+/* One recv into the record (large fragment body) or the staging buffer;
+ * the byte count, 0 at EOF, -1 with errno. */
+static ssize_t
+conn_recv(struct conn *c, size_t *want)
+{
+	ssize_t n;
+
+	if (c->in_frag && c->frag_left >= DIRECT_MIN) {
+		*want = c->frag_left;
+		tl_buf_reserve(&c->rec, *want);
+		n = recv(c->fd, c->rec.data + c->rec.len, *want, 0);
+		if (n > 0) {
+			c->rec.len += (size_t)n;
+			c->frag_left -= (uint32_t)n;
+		}
+		return n;
+	}
+	*want = STAGE_SIZE;
+	n = recv(c->fd, c->stage, STAGE_SIZE, 0);
+	if (n > 0) {
+		c->st_pos = 0;
+		c->st_len = (size_t)n;
+	}
+	return n;
+}
+
+/* Read and cut records until the socket is drained or reading must stop
+ * (loop thread). */
 static void
 conn_input(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	uint8_t hdr[4];
+	bool drained = false;
 
 	for (;;) {
-		uint32_t mark, frag;
-		size_t have = evbuffer_get_length(in);
+		size_t want;
+		ssize_t n;
 
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
-		    OUT_HIGH) {
-			/* the client does not read its replies: wait for
-			 * the output to drain (conn_write_cb) */
-			c->out_full = true;
-			bufferevent_disable(c->bev, EV_READ);
+		if (conn_out_full(c))
+			return;
+		if (c->st_pos < c->st_len) {
+			if (!feed(c))
+				return;
+			continue;
+		}
+		if (drained)
+			return;
+		n = conn_recv(c, &want);
+		if (n == 0) {
+			conn_close(c, "eof");
 			return;
 		}
-
-		if (have < 4)
-			return;
-		evbuffer_copyout(in, hdr, 4);
-		mark = tl_get_be32(hdr);
-		frag = mark & 0x7fffffffu;
-		if (c->rec.len + frag > c->srv->max_record) {
-			tl_warn("rpc",
-				"%s: RPC record over %llu bytes, "
-				"closing the connection",
-				c->name,
-				(unsigned long long)c->srv->max_record);
-			conn_close(c, "record too large");
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				tl_debug("rpc", "%s: %s", c->name,
+					 strerror(errno));
+				conn_close(c, "error");
+			}
 			return;
 		}
-		if (have - 4 < frag)
-			return;
-		evbuffer_drain(in, 4);
-		tl_buf_reserve(&c->rec, frag);
-		evbuffer_remove(in, c->rec.data + c->rec.len, frag);
-		c->rec.len += frag;
-		if ((mark & 0x80000000u) && !submit(c))
+		/* a short read emptied the socket: no need to ask again
+		 * (the event is level-triggered) */
+		drained = (size_t)n < want;
+		if (c->in_frag && c->frag_left == 0 && !frag_end(c))
 			return;
 	}
 }
 
 static void
-conn_read_cb(struct bufferevent *bev, void *arg)
+conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	conn_input(arg);
 }
@@ -328,7 +507,7 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	c->out_full = false;
 	if (!conn_blocked(c)) {
-		bufferevent_enable(bev, EV_READ);
+		event_add(c->rd, NULL);
 		conn_input(c);
 	}
 }
@@ -340,7 +519,7 @@ conn_resume_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (c->closed || c->out_full || conn_blocked(c))
 		return;
-	bufferevent_enable(c->bev, EV_READ);
+	event_add(c->rd, NULL);
 	conn_input(c);
 }
 
@@ -407,7 +586,10 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE |
 		BEV_OPT_DEFER_CALLBACKS | BEV_OPT_UNLOCK_CALLBACKS);
 	c->resume = event_new(s->base, -1, 0, conn_resume_cb, c);
-	if (c->bev == NULL || c->resume == NULL) {
+	c->rd = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
+	c->fd = fd;
+	c->stage = tl_malloc(STAGE_SIZE);
+	if (c->bev == NULL || c->resume == NULL || c->rd == NULL) {
 		tl_err("rpc", "%s: cannot set up the connection", c->name);
 		if (c->bev != NULL)
 			bufferevent_free(c->bev);
@@ -415,14 +597,18 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 			evutil_closesocket(fd);
 		if (c->resume != NULL)
 			event_free(c->resume);
+		if (c->rd != NULL)
+			event_free(c->rd);
 		pthread_mutex_destroy(&c->lock);
+		free(c->stage);
 		free(c);
 		return;
 	}
-	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
-			  c);
+	bufferevent_setcb(c->bev, NULL, conn_write_cb, conn_event_cb, c);
+	/* the loop writes what workers could not send at once in one go */
+	bufferevent_set_max_single_write(c->bev, 4u << 20);
 	c->last_ns = tl_mono_ns();
-	bufferevent_enable(c->bev, EV_READ);
+	event_add(c->rd, NULL);
 	c->next = s->conns;
 	if (s->conns != NULL)
 		s->conns->prev = c;
