@@ -25,6 +25,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -447,8 +448,71 @@ prefix_eq(const uint8_t *a, const uint8_t *b, unsigned bits)
 	return ((a[whole] ^ b[whole]) & (0xff << (8 - rest))) == 0;
 }
 
+/*
+ * Host-name rules would otherwise cost a getaddrinfo (often a DNS query)
+ * per request: the answer for (host, client address) is remembered for
+ * HOST_TTL_NS in a small direct-mapped table.  A changed DNS record is
+ * seen within that time, like knfsd's export cache.
+ */
+#define HOST_SLOTS  64
+#define HOST_TTL_NS (60ull * 1000000000ull)
+
+struct host_slot {
+	char host[256];
+	int fam;
+	uint8_t addr[16];
+	bool ok;
+	uint64_t expires; /* 0: empty */
+};
+
+static struct host_slot host_cache[HOST_SLOTS];
+static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct host_slot *
+host_slot(const char *host, int fam, const uint8_t *addr)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (const char *p = host; *p != '\0'; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	for (int i = 0; i < 16; i++)
+		h = (h ^ addr[i]) * 1099511628211ull;
+	return &host_cache[(h ^ (uint64_t)fam) % HOST_SLOTS];
+}
+
+static bool host_resolve_match(const char *host, int fam,
+			       const uint8_t *addr);
+
 static bool
 host_match(const char *host, int fam, const uint8_t *addr)
+{
+	struct host_slot *sl = host_slot(host, fam, addr);
+	uint64_t now = tl_mono_ns();
+	bool ok;
+
+	if (strlen(host) >= sizeof(sl->host))
+		return host_resolve_match(host, fam, addr);
+	pthread_mutex_lock(&host_lock);
+	if (sl->expires > now && sl->fam == fam &&
+	    memcmp(sl->addr, addr, 16) == 0 && strcmp(sl->host, host) == 0) {
+		ok = sl->ok;
+		pthread_mutex_unlock(&host_lock);
+		return ok;
+	}
+	pthread_mutex_unlock(&host_lock);
+	ok = host_resolve_match(host, fam, addr);
+	pthread_mutex_lock(&host_lock);
+	strcpy(sl->host, host);
+	sl->fam = fam;
+	memcpy(sl->addr, addr, 16);
+	sl->ok = ok;
+	sl->expires = now + HOST_TTL_NS;
+	pthread_mutex_unlock(&host_lock);
+	return ok;
+}
+
+static bool
+host_resolve_match(const char *host, int fam, const uint8_t *addr)
 {
 	struct addrinfo hints, *res = NULL, *ai;
 	bool ok = false;
@@ -474,7 +538,7 @@ const struct nfsd_client_rule *
 nfsd_export_match(const struct nfsd_export *exp,
 		  const struct sockaddr_storage *peer)
 {
-	uint8_t addr[16];
+	uint8_t addr[16] = {0}; /* all 16 bytes key the host cache */
 	int fam = peer_addr(peer, addr);
 
 	for (size_t i = 0; i < exp->nrules; i++) {

@@ -378,6 +378,17 @@ frag_end(struct conn *c)
 	return !c->frag_last || submit(c);
 }
 
+/* Room for extra more bytes in the record, exactly: tl_buf_reserve
+ * would double a 1 MiB WRITE's buffer to 2 MiB. */
+static void
+rec_reserve(struct conn *c, size_t extra)
+{
+	if (c->rec.len + extra <= c->rec.cap)
+		return;
+	c->rec.cap = c->rec.len + extra;
+	c->rec.data = tl_realloc(c->rec.data, c->rec.cap);
+}
+
 /* Parse the staged bytes; false when the connection was closed (c may
  * be gone) or must not be read for now. */
 static bool
@@ -399,8 +410,9 @@ feed(struct conn *c)
 		} else {
 			k = TL_MIN((size_t)c->frag_left, n);
 			/* the whole body at once: the peer is sending it */
-			tl_buf_reserve(&c->rec, c->frag_left);
-			tl_buf_append(&c->rec, p, k);
+			rec_reserve(c, c->frag_left);
+			memcpy(c->rec.data + c->rec.len, p, k);
+			c->rec.len += k;
 			c->frag_left -= (uint32_t)k;
 			c->st_pos += k;
 		}
@@ -431,7 +443,7 @@ conn_recv(struct conn *c, size_t *want)
 
 	if (c->in_frag && c->frag_left >= DIRECT_MIN) {
 		*want = c->frag_left;
-		tl_buf_reserve(&c->rec, *want);
+		rec_reserve(c, *want);
 		n = recv(c->fd, c->rec.data + c->rec.len, *want, 0);
 		if (n > 0) {
 			c->rec.len += (size_t)n;
