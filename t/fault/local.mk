@@ -4,7 +4,8 @@
 #
 #   crash-test.sh     SIGKILL at random moments, 30 cycles (CRASH_CYCLES)
 #   stress_test       several libnfs clients on one tree (STRESS_SECONDS)
-#   nospc_test        metadata and object directories on a small tmpfs
+#   nospc_test        the object directory on a small tmpfs
+#   metafull_test     the metadata directory on a small tmpfs
 #   objfail_test      an object store that fails: IO/JUKEBOX, no wrong data
 #
 # `make soak` runs the crash test for 300 cycles (SOAK_CYCLES=N to change).
@@ -28,17 +29,22 @@ t_fault_objfail_test_SOURCES = t/fault/objfail_test.c
 t_fault_objfail_test_CPPFLAGS = $(FAULT_CPPFLAGS)
 t_fault_objfail_test_LDADD = $(FAULT_LDADD)
 
+check_PROGRAMS += t/fault/metafull_test
+t_fault_metafull_test_SOURCES = t/fault/metafull_test.c
+t_fault_metafull_test_CPPFLAGS = $(FAULT_CPPFLAGS)
+t_fault_metafull_test_LDADD = $(FAULT_LDADD)
+
 check_PROGRAMS += t/fault/nospc_test
 t_fault_nospc_test_SOURCES = t/fault/nospc_test.c
 t_fault_nospc_test_CPPFLAGS = $(FAULT_CPPFLAGS)
 t_fault_nospc_test_LDADD = $(FAULT_LDADD)
 
 FAULT_TESTS = t/fault/crash-test.sh t/fault/stress_test \
-	t/fault/objfail_test t/fault/nospc_test
+	t/fault/objfail_test t/fault/nospc_test t/fault/metafull_test
 dist_check_SCRIPTS += t/fault/crash-test.sh
 TESTS += $(FAULT_TESTS)
 FAULT_LOGS = t/fault/crash-test.log t/fault/stress_test.log \
-	t/fault/objfail_test.log t/fault/nospc_test.log
+	t/fault/objfail_test.log t/fault/nospc_test.log t/fault/metafull_test.log
 $(FAULT_LOGS): tesserad$(EXEEXT) tessera$(EXEEXT) t/fault/crash_client$(EXEEXT)
 
 SOAK_CYCLES = 300
