@@ -13,6 +13,10 @@ EXTRA_DIST += $(RPCGEN_X)
 nfsd_gen = nfsd/nfs3_prot.h nfsd/nfs3_prot_xdr.c nfsd/mount3_prot.h \
 	nfsd/mount3_prot_xdr.c
 BUILT_SOURCES += $(nfsd_gen)
+# BUILT_SOURCES only works for `make all/check/install`; `make tesserad`
+# alone needs the generated headers named as prerequisites.
+$(nfsd_libnfsd_a_OBJECTS) $(tesserad_OBJECTS): nfsd/nfs3_prot.h \
+	nfsd/mount3_prot.h
 CLEANFILES += $(nfsd_gen)
 
 nfsd/%_prot.h: $(srcdir)/nfsd/%_prot.x

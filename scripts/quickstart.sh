@@ -14,7 +14,7 @@ sh scripts/install-deps.sh
 [ -x configure ] || autoreconf -fi >/dev/null
 mkdir -p build && cd build
 [ -f Makefile ] || ../configure -q
-make -j"$(nproc)" -s tesserad tessera
+make -j"$(nproc)" -s
 cd "$TOP"
 
 mkdir -p "$HOME_DIR"
