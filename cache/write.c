@@ -208,11 +208,12 @@ ival_add(struct builder *b, uint32_t s, uint32_t e)
 /* Write block bytes [a, z) of block k (blen bytes long) from src: the
  * extents it overlaps or touches merge into the first of them, which
  * grows to at least twice its size (so a stream of small writes costs
- * few reallocations) but never past the block's end.  Returns the change
- * in allocated bytes. */
+ * few reallocations) but never past the block's end; stream: the write
+ * continues a block just filled.  Returns the change in allocated
+ * bytes. */
 static int64_t
 ext_write(struct bblock *k, uint32_t blen, uint32_t a, uint32_t z,
-	  const uint8_t *src)
+	  const uint8_t *src, bool stream)
 {
 	int64_t delta = 0;
 	uint32_t i = 0, j, t, lo, hi, ncap;
@@ -231,9 +232,12 @@ ext_write(struct bblock *k, uint32_t blen, uint32_t a, uint32_t z,
 		}
 		memmove(k->x + i + 1, k->x + i, (k->nx - i) * sizeof(*k->x));
 		k->nx++;
-		k->x[i] = (struct bext){a, z, z - a, tl_malloc(z - a)};
+		/* A stream filling blocks in order gets the whole block at
+		 * once rather than growing it by copies. */
+		ncap = stream ? blen - a : z - a;
+		k->x[i] = (struct bext){a, z, ncap, tl_malloc(ncap)};
 		memcpy(k->x[i].d, src, z - a);
-		return delta + (z - a);
+		return delta + ncap;
 	}
 	e = &k->x[i];
 	lo = TL_MIN(a, e->lo);
@@ -508,6 +512,7 @@ copy_in(struct cache *c, struct builder *b, uint32_t p, const uint8_t *buf,
 {
 	uint32_t rel, bi, boff, k, blen;
 	int64_t delta = 0;
+	bool stream;
 
 	while (n > 0) {
 		rel = p - b->start;
@@ -516,7 +521,13 @@ copy_in(struct cache *c, struct builder *b, uint32_t p, const uint8_t *buf,
 		blen = blk_len(c, b, bi);
 		k = TL_MIN(n, blen - boff);
 		delta += blk_reach(c, b, bi);
-		delta += ext_write(&b->blk[bi], blen, boff, boff + k, buf);
+		stream = boff == 0 && bi > 0 &&
+			 (b->start + bi * c->bs <= b->sealed_end ||
+			  (b->blk[bi - 1].nx > 0 &&
+			   b->blk[bi - 1].x[b->blk[bi - 1].nx - 1].hi ==
+				   c->bs));
+		delta += ext_write(&b->blk[bi], blen, boff, boff + k, buf,
+				   stream);
 		p += k;
 		buf += k;
 		n -= k;

@@ -11,9 +11,9 @@
  * With os_defer_sync the directory fsync is left to os_sync, which
  * fsyncs every directory a put renamed into since the last sync (once
  * each, however many puts): a flush storing many blocks pays one
- * directory sync per directory, not one per block.  Syncs are serialized,
- * so a sync that returns has seen every directory dirtied before it
- * began, including those a concurrent sync took and finished.
+ * directory sync per directory, not one per block.  Concurrent syncs
+ * share passes (group commit); a sync returns only after a pass that
+ * began after its call, so every directory dirtied before it is synced.
  * After a crash a key either names a complete object or does not exist;
  * leftover temporaries are removed by a later open once they are an hour
  * old (a younger one may belong to another process using the same dir).
@@ -51,10 +51,13 @@ struct file_store {
 	int dirfd;
 	atomic_uint_fast64_t seq; /* temporary names */
 	atomic_bool defer;        /* directory fsyncs wait for os_sync */
-	pthread_mutex_t dmu;      /* guards dirty */
-	pthread_mutex_t smu;      /* one sync at a time */
+	pthread_mutex_t dmu;      /* guards the fields below */
+	pthread_cond_t scv;       /* a sync pass finished */
 	char **dirty;             /* directories renamed into, not synced */
 	size_t ndirty, cdirty;
+	uint64_t started, done;   /* sync passes begun, finished */
+	bool busy;                /* a pass is running */
+	int last_err;             /* of the last finished pass */
 };
 
 static struct file_store *
@@ -202,18 +205,18 @@ file_defer_sync(struct os_store *s)
 	return 0;
 }
 
-static int
-file_sync(struct os_store *s)
+/* One pass: fsync the directories taken from the dirty list, with dmu
+ * held on entry and exit (released while syncing).  What could not be
+ * synced goes back on the list for the next pass. */
+static void
+sync_pass(struct file_store *fs)
 {
-	struct file_store *fs = fs_of(s);
-	char **v;
-	size_t n, i, k;
+	char **v = fs->dirty;
+	size_t n = fs->ndirty, i, k;
 	int r = 0, e;
 
-	pthread_mutex_lock(&fs->smu);
-	pthread_mutex_lock(&fs->dmu);
-	v = fs->dirty;
-	n = fs->ndirty;
+	fs->busy = true;
+	fs->started++;
 	fs->dirty = NULL;
 	fs->ndirty = fs->cdirty = 0;
 	pthread_mutex_unlock(&fs->dmu);
@@ -225,13 +228,43 @@ file_sync(struct os_store *s)
 		}
 		free(v[i]);
 	}
-	/* What could not be synced stays dirty for the next try. */
 	for (k = i; k < n; k++) {
 		add_dirty(fs, v[k], strlen(v[k]));
 		free(v[k]);
 	}
 	free(v);
-	pthread_mutex_unlock(&fs->smu);
+	pthread_mutex_lock(&fs->dmu);
+	fs->busy = false;
+	fs->done = fs->started;
+	fs->last_err = r;
+	pthread_cond_broadcast(&fs->scv);
+}
+
+/* Group commit: the caller needs a pass that begins after its call; all
+ * callers waiting meanwhile share the next one.  A failed directory is
+ * retried by every later pass, so the last pass's result answers for
+ * the earlier ones too. */
+static int
+file_sync(struct os_store *s)
+{
+	struct file_store *fs = fs_of(s);
+	uint64_t need;
+	int r;
+
+	pthread_mutex_lock(&fs->dmu);
+	if (!fs->busy && fs->ndirty == 0) {
+		pthread_mutex_unlock(&fs->dmu);
+		return 0;
+	}
+	need = fs->started + 1;
+	while (fs->done < need) {
+		if (fs->busy)
+			pthread_cond_wait(&fs->scv, &fs->dmu);
+		else
+			sync_pass(fs);
+	}
+	r = fs->last_err;
+	pthread_mutex_unlock(&fs->dmu);
 	return r;
 }
 
@@ -539,7 +572,7 @@ file_close(struct os_store *s)
 		free(fs->dirty[i]);
 	free(fs->dirty);
 	pthread_mutex_destroy(&fs->dmu);
-	pthread_mutex_destroy(&fs->smu);
+	pthread_cond_destroy(&fs->scv);
 	close(fs->dirfd);
 	free(fs->dir);
 	free(fs->base.url);
@@ -644,7 +677,7 @@ os_file_open(const char *dir, struct os_store **out, char **err)
 	clean_tmp(fd);
 	fs = tl_calloc(1, sizeof(*fs));
 	pthread_mutex_init(&fs->dmu, NULL);
-	pthread_mutex_init(&fs->smu, NULL);
+	pthread_cond_init(&fs->scv, NULL);
 	fs->base.ops = &file_ops;
 	fs->base.url = tl_asprintf("file://%s", dir);
 	fs->dir = tl_strdup(dir);

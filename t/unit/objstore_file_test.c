@@ -364,6 +364,26 @@ test_open_errors(void)
 	free(err);
 }
 
+struct syncer {
+	struct os_store *s;
+	int id, bad;
+};
+
+static void *
+put_and_sync(void *arg)
+{
+	struct syncer *t = arg;
+	char key[64];
+	int i;
+
+	for (i = 0; i < 50; i++) {
+		snprintf(key, sizeof(key), "c/%d/%d", (t->id + i) % 5, i);
+		if (os_put(t->s, key, "abcd", 4) != 0 || os_sync(t->s) != 0)
+			t->bad++;
+	}
+	return NULL;
+}
+
 /* Deferred directory syncs: puts stay readable at once; os_sync syncs
  * every directory written since the last one, and one it could not sync
  * stays due.  Through a wrapper the file store is the one deferring. */
@@ -394,6 +414,22 @@ test_deferred_sync(void)
 	CHECK_EQ(mkdir(path, 0755), 0, "recreate it");
 	CHECK_EQ(os_sync(s), 0, "then the sync succeeds");
 	free(path);
+
+	{
+		struct syncer t[4];
+		pthread_t th[4];
+		int k, bad = 0;
+
+		for (k = 0; k < 4; k++) {
+			t[k] = (struct syncer){s, k, 0};
+			pthread_create(&th[k], NULL, put_and_sync, &t[k]);
+		}
+		for (k = 0; k < 4; k++) {
+			pthread_join(th[k], NULL);
+			bad += t[k].bad;
+		}
+		CHECK_EQ(bad, 0, "concurrent puts and syncs share passes");
+	}
 	os_close(s);
 
 	url = tl_asprintf("retry:file://%s/defer2", root);
