@@ -24,8 +24,14 @@
 struct cache;
 
 struct cache_opts {
-	uint64_t buffer_limit;   /* bytes of buffered unstable writes, all
-				    files together; writers block above it */
+	uint64_t buffer_limit;   /* memory held by buffered unstable
+				    writes (buffers that grow with what
+				    was written, and their bookkeeping),
+				    all files together; writers flush or
+				    block above it.  Beyond it: each write
+				    in progress reserves 2 blocks + ~1 KiB
+				    of slack, each upload in flight may
+				    copy one block (unaligned slices) */
 	unsigned upload_threads; /* parallel block uploads */
 	bool gc;                 /* run the background deletion job */
 	/* Disk block cache (diskcache.c).  cache_dirs: directories joined
