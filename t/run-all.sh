@@ -2,7 +2,8 @@
 # Install, build and run Tessera's whole test suite:
 #   1. unit and protocol tests (make check) on the plain build,
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer,
-#   3. the Linux kernel NFS client in a QEMU VM against a real tesserad.
+#   3. the Linux kernel NFS client in a QEMU VM against a real tesserad,
+#      on a file:// volume and again on radosgw (S3) with writeback on.
 # Ends with one line "N passed, N failed[, N skipped]"; exit status 0 only
 # when nothing failed.
 #
@@ -120,26 +121,36 @@ if [ "${TESSERA_SKIP_FUZZ:-0}" != 1 ]; then
 	fi
 fi
 
-if [ "${TESSERA_SKIP_KERNEL:-0}" != 1 ] && [ "$plain_ok" = 1 ]; then
-	step "kernel client in a VM"
+# Run one kernel-client script and add its guest checks (TAP) to the
+# totals; a run that fails without a failed check counts as one failure.
+kernel_run() {
+	local script=$1 name=$2 krc kp kf
 	TIMEOUT=${TESSERA_KERNEL_TIMEOUT:-1200} \
 	top_builddir=$TOP/build-plain top_srcdir=$TOP \
-		bash t/kernel/kernel-test.sh >"$LOGDIR/kernel.log" 2>&1
+		bash "$script" >"$LOGDIR/$name.log" 2>&1
 	krc=$?
-	grep -E '^(ok|not ok) ' "$LOGDIR/kernel.log"
-	kp=$(grep -cE '^ok ' "$LOGDIR/kernel.log")
-	kf=$(grep -cE '^not ok ' "$LOGDIR/kernel.log")
+	grep -E '^(ok|not ok) ' "$LOGDIR/$name.log"
+	kp=$(grep -cE '^ok ' "$LOGDIR/$name.log")
+	kf=$(grep -cE '^not ok ' "$LOGDIR/$name.log")
 	if [ "$krc" = 77 ]; then
+		grep '^# SKIP' "$LOGDIR/$name.log"
 		SKIP=$((SKIP + 1))
 	elif [ "$krc" != 0 ] && [ "$kf" = 0 ]; then
-		tail -60 "$LOGDIR/kernel.log"
+		tail -60 "$LOGDIR/$name.log"
 		FAIL=$((FAIL + 1))
 		PASS=$((PASS + kp))
 	else
-		[ "$krc" != 0 ] && tail -40 "$LOGDIR/kernel.log"
+		[ "$krc" != 0 ] && tail -40 "$LOGDIR/$name.log"
 		PASS=$((PASS + kp))
 		FAIL=$((FAIL + kf))
 	fi
+}
+
+if [ "${TESSERA_SKIP_KERNEL:-0}" != 1 ] && [ "$plain_ok" = 1 ]; then
+	step "kernel client in a VM"
+	kernel_run t/kernel/kernel-test.sh kernel
+	step "kernel client in a VM, volume on radosgw (S3), writeback on"
+	kernel_run t/kernel/kernel-s3-test.sh kernel-s3
 fi
 
 if [ "$SKIP" -gt 0 ]; then

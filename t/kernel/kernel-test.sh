@@ -10,6 +10,10 @@
 #      SERVER        tessera (default) | ganesha (NFS-Ganesha over a local
 #                    dir: for developing the harness itself)
 #      KEEP_LOG      copy the VM's console log there
+#      KTEST_STORAGE the volume's storage URL (default: file:// in the
+#                    temporary dir; e.g. s3://bucket?endpoint=... with the
+#                    AWS_* credentials in the environment)
+#      KTEST_WRITEBACK=1  serve with a disk cache and writeback on
 #      KERNEL_WORK, TIMEOUT, ACCEL, TEST_SCRIPT: passed on to run.sh
 # Exit: 0 all guest checks passed, 1 something failed, 77 QEMU and the
 # guest tools cannot be installed.
@@ -72,15 +76,19 @@ tessera)
 		[ -x "$top_builddir/$b" ] ||
 			{ echo "# $top_builddir/$b not built"; exit 1; }
 	done
-	"$top_builddir/tessera" format "lmdb://$TMP/meta" "file://$TMP/obj" \
+	"$top_builddir/tessera" format "lmdb://$TMP/meta" \
+		"${KTEST_STORAGE:-file://$TMP/obj}" \
 		kvol > "$TMP/format.log" 2>&1 ||
 		{ echo "# tessera format failed:"; sed 's/^/#   /' "$TMP/format.log"
 		  exit 1; }
 	# The default export is / rw for 127.0.0.1, no_root_squash, insecure:
 	# the guest's traffic arrives from 127.0.0.1 through slirp.
+	WB=()
+	[ "${KTEST_WRITEBACK:-0}" = 1 ] &&
+		WB=(-o "cache_dirs=$TMP/cache" -o writeback=yes)
 	"$top_builddir/tesserad" --meta "lmdb://$TMP/meta" \
 		--listen "127.0.0.1:$PORT" --foreground --no-rpcbind \
-		> "$TMP/server.log" 2>&1 &
+		"${WB[@]}" > "$TMP/server.log" 2>&1 &
 	SRV=$!
 	MNT_PORT=$PORT
 	EXPORT=/

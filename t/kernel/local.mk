@@ -2,6 +2,6 @@
 # under TCG) and it installs packages, so it is not in TESTS: the top-level
 # test runner calls t/kernel/kernel-test.sh explicitly. setup.sh caches the
 # kernel and initramfs in t/kernel/work/ (gitignored).
-dist_check_SCRIPTS += t/kernel/kernel-test.sh
+dist_check_SCRIPTS += t/kernel/kernel-test.sh t/kernel/kernel-s3-test.sh
 EXTRA_DIST += t/kernel/setup.sh t/kernel/run.sh t/kernel/guest-tests.sh \
 	t/kernel/init
