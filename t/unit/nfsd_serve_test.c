@@ -23,7 +23,7 @@
 #include "nfsd/nfsd.h"
 #include "nfsd/rpc-internal.h"
 #include "objstore/objstore.h"
-#include "t/unit/tap.h"
+#include "t/unit/nfsd_test.h"
 
 static struct nfsd_server *srv;
 static int fd;
@@ -40,41 +40,6 @@ serve(void *arg)
 {
 	nfsd_server_run(srv, false);
 	return NULL;
-}
-
-static int
-dial(unsigned port)
-{
-	struct sockaddr_in sa;
-	struct timeval tv = {20, 0};
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons(port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		close(s);
-		return -1;
-	}
-	return s;
-}
-
-static bool
-io_all(bool rd, void *p, size_t n)
-{
-	uint8_t *b = p;
-
-	while (n > 0) {
-		ssize_t r = rd ? read(fd, b, n) : write(fd, b, n);
-
-		if (r <= 0)
-			return false;
-		b += r;
-		n -= (size_t)r;
-	}
-	return true;
 }
 
 /* Send a call (AUTH_SYS root, or AUTH_NONE) and decode the result with
@@ -118,10 +83,10 @@ call(uint32_t xid, uint32_t prog, uint32_t proc, bool authsys, xdrproc_t xargs,
 	n = xdr_getpos(&x);
 	xdr_destroy(&x);
 	tl_put_be32((uint8_t *)buf, 0x80000000u | n);
-	if (!io_all(false, buf, n + 4) || !io_all(true, hdr, 4))
+	if (!tio(fd, false, buf, n + 4) || !tio(fd, true, hdr, 4))
 		return ~0u;
 	mark = tl_get_be32(hdr) & 0x7fffffff;
-	if (mark > sizeof(buf) || !io_all(true, buf, mark) || mark < 24)
+	if (mark > sizeof(buf) || !tio(fd, true, buf, mark) || mark < 24)
 		return ~0u;
 	stat = tl_get_be32((uint8_t *)buf + 20);
 	if (stat == SUCCESS && xres != NULL) {
@@ -344,7 +309,7 @@ main(void)
 	rc = nfsd_server_create(&cfg, m, c, &srv, &err);
 	CHECK_FATAL(rc == 0, "server starts (%s)", err ? err : "");
 	pthread_create(&t, NULL, serve, NULL);
-	fd = dial(nfsd_server_port(srv));
+	fd = tdial(nfsd_server_port(srv));
 	CHECK_FATAL(fd >= 0, "connect");
 
 	CHECK_EQ(mnt("/", &root), MNT3_OK, "MNT / allowed");
