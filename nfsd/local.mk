@@ -22,11 +22,12 @@ CLEANFILES += $(nfsd_gen)
 nfsd/%_prot.h: $(srcdir)/nfsd/%_prot.x
 	$(AM_V_GEN)$(MKDIR_P) nfsd && rm -f $@ && \
 	  (cd $(srcdir) && $(RPCGEN) -h nfsd/$*_prot.x) > $@.tmp && mv $@.tmp $@
-nfsd/%_prot_xdr.c: $(srcdir)/nfsd/%_prot.x
+# The sed below is part of the recipe: a change to it (this file) must
+# regenerate, or an incremental build keeps unbounded decoders.
+nfsd/%_prot_xdr.c: $(srcdir)/nfsd/%_prot.x $(srcdir)/nfsd/local.mk
 	$(AM_V_GEN)$(MKDIR_P) nfsd && rm -f $@ && \
 	  (cd $(srcdir) && $(RPCGEN) -c nfsd/$*_prot.x) | \
-	  sed -e 's|#include "nfsd/$*_prot.h"|#include "nfsd/$*_prot.h"|' \
-	    -e 's|xdr_string (xdrs, objp, ~0)|nfsd_xdr_name (xdrs, objp)|' \
+	  sed -e 's|xdr_string (xdrs, objp, ~0)|nfsd_xdr_name (xdrs, objp)|' \
 	    -e 's|xdr_bytes (\(.*\), ~0)|nfsd_xdr_bytes (\1, ~0)|' \
 	  > $@.tmp && mv $@.tmp $@
 
