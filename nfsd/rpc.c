@@ -165,7 +165,12 @@ conn_close(struct conn *c, const char *why)
 	c->rd = NULL;
 	pthread_mutex_unlock(&c->lock);
 
-	tl_debug("rpc", "%s: closed (%s)", c->name, why);
+	/* A client hanging up is routine; anything else an operator wants
+	 * to see. */
+	if (strcmp(why, "eof") == 0 || strcmp(why, "shutdown") == 0)
+		tl_debug("rpc", "%s: closed (%s)", c->name, why);
+	else
+		tl_notice("rpc", "%s: connection closed (%s)", c->name, why);
 	event_free(rd);
 	bufferevent_free(bev);
 	event_free(resume);
@@ -489,8 +494,8 @@ conn_input(struct conn *c)
 			if (errno == EINTR)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK) {
-				tl_debug("rpc", "%s: %s", c->name,
-					 strerror(errno));
+				tl_notice("rpc", "%s: recv: %s", c->name,
+					  strerror(errno));
 				conn_close(c, "error");
 			}
 			return;
@@ -541,7 +546,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct conn *c = arg;
 
 	if (what & BEV_EVENT_ERROR)
-		tl_debug("rpc", "%s: %s", c->name, strerror(errno));
+		tl_notice("rpc", "%s: send: %s", c->name, strerror(errno));
 	conn_close(c, (what & BEV_EVENT_EOF) ? "eof" : "error");
 }
 
