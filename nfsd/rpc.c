@@ -555,7 +555,7 @@ static void
 sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct nfsd_server *s = arg;
-	uint64_t now = tl_mono_ns(), idle_ns = s->idle_ms * 1000000;
+	uint64_t idle_ns = s->idle_ms * 1000000;
 	struct conn *c, *next;
 
 	for (c = s->conns; c != NULL; c = next) {
@@ -563,7 +563,15 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 
 		next = c->next;
 		pthread_mutex_lock(&c->lock);
-		idle = c->inflight == 0 && now - c->last_ns >= idle_ns;
+		/*
+		 * Read the clock under the lock: a worker finishing a request
+		 * sets last_ns under it, and a clock read before that would be
+		 * older than last_ns; the unsigned difference would wrap and a
+		 * busy connection would look idle for centuries.
+		 */
+		uint64_t now = tl_mono_ns();
+		idle = c->inflight == 0 && now > c->last_ns &&
+		       now - c->last_ns >= idle_ns;
 		pthread_mutex_unlock(&c->lock);
 		if (idle) {
 			tl_info("rpc", "%s: idle, closing", c->name);

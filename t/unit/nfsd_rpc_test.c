@@ -10,6 +10,8 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -70,13 +72,15 @@ dial(unsigned port)
 {
 	struct sockaddr_in sa;
 	struct timeval tv = {20, 0};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons(port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* header and body go in two writes: no Nagle wait between them */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		close(fd);
 		return -1;
@@ -457,6 +461,65 @@ test_conn_limits(void)
 	stop(s, t);
 }
 
+struct busy {
+	unsigned port;
+	uint64_t until_ns;
+	unsigned calls, lost;
+};
+
+static void *
+busy_client(void *arg)
+{
+	struct busy *b = arg;
+	struct tl_buf r = TL_BUF_INIT;
+	int fd = dial(b->port);
+
+	for (uint32_t x = 1; fd >= 0 && tl_mono_ns() < b->until_ns; x++) {
+		rpc(fd, &r, x, 2, NFSD_PROG_NFS, 3, 0, NULL, 0);
+		b->calls++;
+		if (word(&r, 0) != x) {
+			b->lost++;
+			break;
+		}
+	}
+	if (fd < 0)
+		b->lost++;
+	else
+		close(fd);
+	tl_buf_free(&r);
+	return NULL;
+}
+
+/*
+ * Connections that call without pause are never idle, however often the
+ * idle sweep runs (every 50 ms here) and however it interleaves with the
+ * workers finishing their requests.
+ */
+static void
+test_busy_not_idle(void)
+{
+	enum { N = 8 };
+	pthread_t t, ct[N];
+	struct nfsd_server *s = start(&t, 4, 1 << 20, 100, 200);
+	struct busy b[N];
+	unsigned calls = 0, lost = 0;
+
+	for (int i = 0; i < N; i++) {
+		b[i] = (struct busy){nfsd_server_port(s),
+				     tl_mono_ns() + 3000000000ull, 0, 0};
+		pthread_create(&ct[i], NULL, busy_client, &b[i]);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(ct[i], NULL);
+		calls += b[i].calls;
+		lost += b[i].lost;
+	}
+	CHECK(lost == 0 && calls > N,
+	      "busy connections are not closed as idle (%u calls, %u "
+	      "connections lost)", calls, lost);
+	stop(s, t);
+}
+
 int
 main(void)
 {
@@ -477,5 +540,6 @@ main(void)
 	stop(srv, t);
 	close(fd);
 	test_conn_limits();
+	test_busy_not_idle();
 	return tap_done();
 }
