@@ -73,6 +73,9 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
      OFF(download_limit)},
     {"log_level", TL_CONF_STRING, "notice", 0, 0, true,
      "err, warn, notice, info or debug", OFF(log_level)},
+    {"metrics_listen", TL_CONF_STRING, "127.0.0.1:9049", 0, 0, false,
+     "Prometheus /metrics and /healthz over HTTP: ADDR:PORT, or off",
+     OFF(metrics_listen)},
 };
 const size_t nfsd_conf_nopts = TL_ARRAY_SIZE(nfsd_conf_opts);
 

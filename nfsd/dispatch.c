@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nfsd/metrics-internal.h"
 #include "nfsd/mount3_prot.h"
 #include "nfsd/rpc-internal.h"
 #include "nfsd/xdr-bound.h"
@@ -230,6 +231,7 @@ find_proc(struct tl_buf *b, struct nfsd_call *c)
 
 	if (c->prog == NFSD_PROG_NFS) {
 		if (c->vers != 3) {
+			nfsd_m_rpc_error(NFSD_M_ERR_PROG_MISMATCH);
 			reply_mismatch(b, c->xid, 3, 3);
 			return NULL;
 		}
@@ -240,6 +242,7 @@ find_proc(struct tl_buf *b, struct nfsd_call *c)
 		 * v3 (showmount speaks v1); their MNT returns a 32-byte
 		 * handle that ours do not fit in. */
 		if (c->vers < 1 || c->vers > 3) {
+			nfsd_m_rpc_error(NFSD_M_ERR_PROG_MISMATCH);
 			reply_mismatch(b, c->xid, 1, 3);
 			return NULL;
 		}
@@ -248,13 +251,16 @@ find_proc(struct tl_buf *b, struct nfsd_call *c)
 		if (c->vers < 3 && c->proc == MOUNTPROC3_MNT)
 			n = 0;
 	} else {
+		nfsd_m_rpc_error(NFSD_M_ERR_PROG_UNAVAIL);
 		reply_accepted(b, c->xid, PROG_UNAVAIL);
 		return NULL;
 	}
 	if (c->proc >= n || tab[c->proc].handler == NULL) {
+		nfsd_m_rpc_error(NFSD_M_ERR_PROC_UNAVAIL);
 		reply_accepted(b, c->xid, PROC_UNAVAIL);
 		return NULL;
 	}
+	nfsd_m_call(c->prog, c->proc);
 	return &tab[c->proc];
 }
 
@@ -291,6 +297,7 @@ encode_result(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 	    encode_into(b, xres, res, xdr_sizeof(xres, res)))
 		return;
 	tl_err("nfsd", "cannot encode %s reply", p->name);
+	nfsd_m_rpc_error(NFSD_M_ERR_SYSTEM);
 	reply_accepted(b, c->xid, SYSTEM_ERR);
 }
 
@@ -344,6 +351,7 @@ run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 	ok = xargs(x, args);
 	nfsd_xdr_limit = 0;
 	if (!ok) {
+		nfsd_m_rpc_error(NFSD_M_ERR_GARBAGE_ARGS);
 		reply_accepted(b, c->xid, GARBAGE_ARGS);
 		goto out;
 	}
@@ -357,6 +365,8 @@ run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 	else
 		*(nfsstat3 *)res = st; /* every NFSv3 result starts so */
 	pthread_rwlock_unlock(&nfsd_exports_lock);
+	if (c->prog == NFSD_PROG_NFS && c->proc != NFSPROC3_NULL)
+		nfsd_m_nfs_status(c->proc, *(nfsstat3 *)res);
 	if (tl_log_enabled(TL_LOG_DEBUG))
 		tl_debug("nfsd", "xid %08x %s status %d", c->xid, p->name,
 			 (p->flags & NFSD_PF_FH) ? (int)*(nfsstat3 *)res : 0);
@@ -415,6 +425,7 @@ nfsd_dispatch_tail(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	u_int clen, vlen;
 	struct nfsd_drc *drc = NULL;
 	struct nfsd_drc_key key;
+	uint64_t t0;
 	XDR x;
 
 	tl_buf_reset(reply);
@@ -425,9 +436,12 @@ nfsd_dispatch_tail(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	c.peer = *peer;
 	xdrmem_create(&x, (char *)msg, len, XDR_DECODE);
 	if (!xdr_uint32_t(&x, &c.xid) || !xdr_uint32_t(&x, &mtype) ||
-	    mtype != RPC_CALL || !xdr_uint32_t(&x, &rpcvers))
+	    mtype != RPC_CALL || !xdr_uint32_t(&x, &rpcvers)) {
+		nfsd_m_rpc_error(NFSD_M_ERR_MALFORMED);
 		goto out; /* nothing sensible to answer */
+	}
 	if (rpcvers != NFSD_RPC_VERS) {
+		nfsd_m_rpc_error(NFSD_M_ERR_RPC_MISMATCH);
 		reply_denied(reply, c.xid, RPC_MISMATCH, 0);
 		goto done;
 	}
@@ -436,6 +450,7 @@ nfsd_dispatch_tail(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	    !xdr_bytes(&x, &cp, &clen, MAX_AUTH_BYTES) ||
 	    !xdr_uint32_t(&x, &vflavor) ||
 	    !xdr_bytes(&x, &vp, &vlen, MAX_AUTH_BYTES)) {
+		nfsd_m_rpc_error(NFSD_M_ERR_AUTH);
 		reply_denied(reply, c.xid, AUTH_ERROR, AUTH_BADCRED);
 		goto done;
 	}
@@ -443,6 +458,7 @@ nfsd_dispatch_tail(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 		c.cred.uid = c.cred.gid = ANON_ID;
 	} else if (c.flavor != AUTH_SYS ||
 		   !decode_authsys(cred, clen, &c.cred)) {
+		nfsd_m_rpc_error(NFSD_M_ERR_AUTH);
 		reply_denied(reply, c.xid, AUTH_ERROR, AUTH_BADCRED);
 		goto done;
 	}
@@ -463,7 +479,9 @@ nfsd_dispatch_tail(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 			goto out;
 		}
 	}
+	t0 = tl_mono_ns();
 	run_proc(reply, &c, p, &x, (u_int)len, tail);
+	nfsd_m_call_done(c.prog, c.proc, tl_mono_ns() - t0);
 	reply_finish(reply);
 	if (tail->data != NULL)
 		tl_put_be32(reply->data,

@@ -24,6 +24,7 @@
 
 #include "cache/cache.h"
 #include "meta/meta.h"
+#include "nfsd/metrics-internal.h"
 #include "nfsd/nfsd.h"
 #include "objstore/objstore.h"
 
@@ -54,6 +55,9 @@ usage(FILE *f)
 		"  -o, --set NAME=VALUE  set any tessera.conf option\n"
 		"  -f, --foreground      do not daemonize; log to stderr\n"
 		"      --no-rpcbind      do not register with rpcbind\n"
+		"      --metrics-listen A:P  HTTP /metrics and /healthz, "
+		"or off\n"
+		"                        (option metrics_listen)\n"
 		"  -p, --pidfile FILE    write the process id to FILE\n"
 		"  -L, --log-level L     err, warn, notice, info, debug\n"
 		"  -h, --help            this text\n"
@@ -88,6 +92,7 @@ parse_args(int argc, char **argv, struct args *a, int *status)
 	    {"set", required_argument, NULL, 'o'},
 	    {"foreground", no_argument, NULL, 'f'},
 	    {"no-rpcbind", no_argument, NULL, 'R'},
+	    {"metrics-listen", required_argument, NULL, 'M'},
 	    {"pidfile", required_argument, NULL, 'p'},
 	    {"log-level", required_argument, NULL, 'L'},
 	    {"help", no_argument, NULL, 'h'},
@@ -121,6 +126,9 @@ parse_args(int argc, char **argv, struct args *a, int *status)
 			break;
 		case 'R':
 			add_set(a, "rpcbind", "no");
+			break;
+		case 'M':
+			add_set(a, "metrics_listen", optarg);
 			break;
 		case 'p':
 			a->pidfile = optarg;
@@ -188,6 +196,13 @@ load_config(const struct args *a, struct nfsd_config *cfg)
 			err = tl_asprintf("bad listen address \"%s\" (want "
 					  "ADDR:PORT)",
 					  cfg->listen);
+			rc = -EINVAL;
+		}
+		if (rc == 0 && !nfsd_metrics_off(cfg->metrics_listen) &&
+		    nfsd_parse_listen(cfg->metrics_listen, &ss, &sl) != 0) {
+			err = tl_asprintf("bad metrics_listen address \"%s\" "
+					  "(want ADDR:PORT, or off)",
+					  cfg->metrics_listen);
 			rc = -EINVAL;
 		}
 		if (rc == 0 && cfg->writeback && cfg->cache_dirs[0] == '\0') {
@@ -361,7 +376,8 @@ on_hup(struct nfsd_server *srv, void *arg)
 	    cfg.max_connections != h->cfg->max_connections ||
 	    cfg.max_inflight_per_conn != h->cfg->max_inflight_per_conn ||
 	    cfg.idle_timeout != h->cfg->idle_timeout ||
-	    cfg.rpcbind != h->cfg->rpcbind)
+	    cfg.rpcbind != h->cfg->rpcbind ||
+	    strcmp(cfg.metrics_listen, h->cfg->metrics_listen) != 0)
 		tl_notice("tesserad",
 			  "reload: only exports, log_level and the "
 			  "bandwidth limits "
@@ -375,12 +391,46 @@ out:
 	free(err);
 }
 
+/* The HTTP endpoint, or NULL when off or when it cannot listen: a busy
+ * metrics port is logged but does not keep the volume from being
+ * served (the address itself was checked by load_config). */
+static struct nfsd_metrics *
+start_metrics(const struct nfsd_config *cfg, const struct backend *b,
+	      struct nfsd_server *srv)
+{
+	struct nfsd_metrics_src src = {
+	    .srv = srv,
+	    .meta = b->meta,
+	    .cache = b->cache,
+	    .os = b->os,
+	    .cache_size = cfg->cache_dirs[0] != '\0' ? cfg->cache_size : 0,
+	    .writeback_max_age_ms = cfg->writeback_max_age,
+	};
+	struct nfsd_metrics *m = NULL;
+	const char *l = cfg->metrics_listen;
+	char *err = NULL, *host;
+
+	if (nfsd_metrics_off(l))
+		return NULL;
+	if (nfsd_metrics_start(l, &src, &m, &err) != 0) {
+		tl_err("tesserad", "%s; serving without metrics", err);
+		free(err);
+		return NULL;
+	}
+	host = tl_strndup(l, strrchr(l, ':') - l);
+	tl_notice("tesserad", "metrics on http://%s:%u/metrics",
+		  host[0] ? host : "0.0.0.0", nfsd_metrics_port(m));
+	free(host);
+	return m;
+}
+
 static int
 serve(const struct args *a, const struct nfsd_config *cfg,
       enum tl_log_level level)
 {
 	struct backend b = {NULL, NULL, NULL};
 	struct nfsd_server *srv = NULL;
+	struct nfsd_metrics *metrics = NULL;
 	char *err = NULL, *at;
 	int ready = -1, rc;
 
@@ -398,6 +448,7 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 	}
 	if (cfg->rpcbind)
 		nfsd_server_register(srv);
+	metrics = start_metrics(cfg, &b, srv);
 	if (a->pidfile != NULL && (rc = write_pidfile(a->pidfile)) != 0) {
 		tl_err("tesserad", "%s: %s", a->pidfile, strerror(-rc));
 		goto out;
@@ -419,6 +470,7 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 	rc = nfsd_server_run(srv, true);
 	tl_notice("tesserad", "stopping: flushing buffered writes");
 out:
+	nfsd_metrics_stop(metrics); /* it reads srv and the backend */
 	nfsd_server_free(srv);
 	close_backend(&b);
 	if (a->pidfile != NULL && srv != NULL)

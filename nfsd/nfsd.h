@@ -45,6 +45,7 @@ struct nfsd_config {
 	uint64_t upload_limit;   /* bytes/s to the object store, 0: none */
 	uint64_t download_limit; /* bytes/s from it */
 	char *log_level;
+	char *metrics_listen; /* HTTP "ADDR:PORT"; "" or "off": none */
 };
 
 extern const struct tl_conf_opt nfsd_conf_opts[];

@@ -61,6 +61,7 @@
 #include <rpc/pmap_clnt.h>
 #include <rpc/rpcb_clnt.h>
 
+#include "nfsd/metrics-internal.h"
 #include "nfsd/nfsd.h"
 #include "nfsd/rpc-internal.h"
 
@@ -171,6 +172,7 @@ conn_close(struct conn *c, const char *why)
 		tl_debug("rpc", "%s: closed (%s)", c->name, why);
 	else
 		tl_notice("rpc", "%s: connection closed (%s)", c->name, why);
+	nfsd_m_conn_closed(why);
 	event_free(rd);
 	bufferevent_free(bev);
 	event_free(resume);
@@ -594,6 +596,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 			"max_connections (%llu) reached, refusing a "
 			"connection",
 			(unsigned long long)s->max_conns);
+		nfsd_m_inc(&nfsd_m.conn_refused);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -639,6 +642,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		s->conns->prev = c;
 	s->conns = c;
 	s->nconns++;
+	nfsd_m_conn_opened();
 	tl_debug("rpc", "%s: connected", c->name);
 }
 

@@ -1,0 +1,140 @@
+/*
+ * metrics-internal.h - tesserad's Prometheus metrics and admin endpoint
+ * (metrics.c), and the counters the transport and the dispatcher bump
+ * (rpc.c, dispatch.c).
+ *
+ * Counters are process-wide relaxed atomics: the request path adds to
+ * them without a lock and without ordering (a scrape may see one counter
+ * a call ahead of another; Prometheus rates do not care).  Figures that
+ * other modules already keep (the duplicate request cache, cache_stats,
+ * the object-store wrappers, meta_usage) are read when /metrics is
+ * fetched, never copied on the request path.
+ *
+ * Nothing outside nfsd/ includes this file.
+ */
+#ifndef NFSD_METRICS_INTERNAL_H
+#define NFSD_METRICS_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cache/cache.h"
+#include "lib/tl.h"
+#include "meta/meta.h"
+#include "objstore/objstore.h"
+
+struct nfsd_server;
+
+/* Room per program (NFS v3 has 22 procedures, MOUNT 6). */
+#define NFSD_M_PROCS 24
+/* Finite latency buckets; the last slot counts what is above them. */
+#define NFSD_M_BUCKETS 16
+/* nfsstat3 values with a name (plus one slot for any other). */
+#define NFSD_M_NSTATUS 30
+
+enum nfsd_m_prog { NFSD_M_NFS, NFSD_M_MOUNT, NFSD_M_NPROG };
+
+/* Calls refused at the RPC level (no procedure ran). */
+enum nfsd_m_rpc_err {
+	NFSD_M_ERR_MALFORMED,	  /* not a call / truncated: no reply */
+	NFSD_M_ERR_RPC_MISMATCH,  /* RPC version */
+	NFSD_M_ERR_AUTH,	  /* AUTH_BADCRED */
+	NFSD_M_ERR_PROG_UNAVAIL,
+	NFSD_M_ERR_PROG_MISMATCH,
+	NFSD_M_ERR_PROC_UNAVAIL,
+	NFSD_M_ERR_GARBAGE_ARGS,
+	NFSD_M_ERR_SYSTEM,	  /* reply could not be encoded */
+	NFSD_M_ERR_COUNT
+};
+
+/* Why connections closed (rpc.c conn_close's reasons). */
+enum nfsd_m_close {
+	NFSD_M_CLOSE_EOF,
+	NFSD_M_CLOSE_ERROR,
+	NFSD_M_CLOSE_IDLE,
+	NFSD_M_CLOSE_TOO_LARGE,
+	NFSD_M_CLOSE_SHUTDOWN,
+	NFSD_M_CLOSE_OTHER,
+	NFSD_M_CLOSE_COUNT
+};
+
+typedef atomic_uint_fast64_t nfsd_m_counter;
+
+struct nfsd_m_proc {
+	nfsd_m_counter calls;		       /* received, replays too */
+	nfsd_m_counter lat[NFSD_M_BUCKETS + 1]; /* runs, not cumulative */
+	nfsd_m_counter lat_sum_ns;
+	nfsd_m_counter status[NFSD_M_NSTATUS]; /* NFS replies by nfsstat3 */
+};
+
+struct nfsd_m_counters {
+	struct nfsd_m_proc proc[NFSD_M_NPROG][NFSD_M_PROCS];
+	nfsd_m_counter rpc_err[NFSD_M_ERR_COUNT];
+	nfsd_m_counter conn_accepted, conn_refused;
+	nfsd_m_counter conn_closed[NFSD_M_CLOSE_COUNT];
+	atomic_int_fast64_t conn_open;
+};
+
+extern struct nfsd_m_counters nfsd_m;
+
+static inline void
+nfsd_m_inc(nfsd_m_counter *c)
+{
+	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+static inline void
+nfsd_m_rpc_error(enum nfsd_m_rpc_err e)
+{
+	nfsd_m_inc(&nfsd_m.rpc_err[e]);
+}
+
+/* A call of prog/proc (NFSD_PROG_*) was received; one that ran took ns
+ * nanoseconds (dispatch.c).  Unknown programs and procedures are
+ * ignored: they are counted as RPC errors. */
+void nfsd_m_call(uint32_t prog, uint32_t proc);
+void nfsd_m_call_done(uint32_t prog, uint32_t proc, uint64_t ns);
+/* An NFS procedure answered status (an nfsstat3). */
+void nfsd_m_nfs_status(uint32_t proc, uint32_t status);
+/* Connections (rpc.c, loop thread). */
+void nfsd_m_conn_opened(void);
+void nfsd_m_conn_closed(const char *why);
+
+/* ---- the HTTP endpoint ------------------------------------------------ */
+
+/* What /metrics and /healthz read, borrowed for the endpoint's life;
+ * any pointer may be NULL (the figures are then left out). */
+struct nfsd_metrics_src {
+	struct nfsd_server *srv;       /* connections, DRC */
+	struct meta *meta;	       /* volume usage, /healthz */
+	struct cache *cache;	       /* cache and writeback */
+	struct os_store *os;	       /* the store stack (wrappers) */
+	uint64_t cache_size;	       /* configured limit, 0: no cache */
+	uint64_t writeback_max_age_ms; /* alarm threshold */
+};
+
+struct nfsd_metrics;
+
+/* True for the values of metrics_listen that disable the endpoint ("",
+ * "off", "no", "none"). */
+bool nfsd_metrics_off(const char *listen);
+
+/*
+ * Serve GET /metrics (Prometheus text format 0.0.4) and GET /healthz on
+ * listen ("ADDR:PORT" as nfsd_parse_listen; port 0 picks one, see
+ * nfsd_metrics_port), on a thread and event loop of its own.  *err
+ * receives a message the caller frees.  Stop with nfsd_metrics_stop
+ * before src's objects go away.
+ */
+int nfsd_metrics_start(const char *listen, const struct nfsd_metrics_src *src,
+		       struct nfsd_metrics **out, char **err);
+unsigned nfsd_metrics_port(const struct nfsd_metrics *m);
+/* Stop the thread, close the socket, free (NULL is fine). */
+void nfsd_metrics_stop(struct nfsd_metrics *m);
+
+/* The exposition text of src appended to out (tests, the endpoint). */
+void nfsd_metrics_render(const struct nfsd_metrics_src *src,
+			 struct tl_buf *out);
+
+#endif /* NFSD_METRICS_INTERNAL_H */

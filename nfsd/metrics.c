@@ -1,0 +1,743 @@
+/*
+ * metrics.c - Prometheus metrics and the admin endpoint of tesserad.
+ *
+ * GET /metrics answers the text exposition format 0.0.4: every family has
+ * its # HELP and # TYPE lines, names start with tessera_, carry their
+ * unit (_bytes, _seconds) and counters end in _total.  GET /healthz
+ * answers 200 "ok" while the metadata engine answers a read transaction,
+ * 503 otherwise.  Other paths are 404, other methods 405.
+ *
+ * The endpoint runs on a thread and event loop of its own, not on the
+ * RPC loop: a scrape reads cache_stats (which walks the staging index
+ * under the cache's locks) and opens an LMDB read transaction, and
+ * neither should delay the reading of NFS records for every client.  It
+ * also keeps rpc.c's loop private to rpc.c.
+ *
+ * The request path only adds to the relaxed atomics of nfsd_m
+ * (metrics-internal.h); everything else is read at scrape time.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+
+#include "nfsd/metrics-internal.h"
+#include "nfsd/nfs3_prot.h"
+#include "nfsd/nfsd.h"
+#include "nfsd/rpc-internal.h"
+
+struct nfsd_m_counters nfsd_m;
+
+/* ---- names ------------------------------------------------------------- */
+
+static const char *const prog_names[NFSD_M_NPROG] = {"nfs", "mount"};
+
+/* Label values, indexed by procedure number (RFC 1813). */
+static const char *const nfs_procs[] = {
+    "null",	"getattr", "setattr",	  "lookup", "access",	   "readlink",
+    "read",	"write",   "create",	  "mkdir",  "symlink",	   "mknod",
+    "remove",	"rmdir",   "rename",	  "link",   "readdir",	   "readdirplus",
+    "fsstat",	"fsinfo",  "pathconf",	  "commit",
+};
+static const char *const mnt_procs[] = {
+    "null", "mnt", "dump", "umnt", "umntall", "export",
+};
+
+static const struct {
+	uint32_t st;
+	const char *name;
+} nfs_status[NFSD_M_NSTATUS - 1] = {
+    {NFS3_OK, "NFS3_OK"},
+    {NFS3ERR_PERM, "NFS3ERR_PERM"},
+    {NFS3ERR_NOENT, "NFS3ERR_NOENT"},
+    {NFS3ERR_IO, "NFS3ERR_IO"},
+    {NFS3ERR_NXIO, "NFS3ERR_NXIO"},
+    {NFS3ERR_ACCES, "NFS3ERR_ACCES"},
+    {NFS3ERR_EXIST, "NFS3ERR_EXIST"},
+    {NFS3ERR_XDEV, "NFS3ERR_XDEV"},
+    {NFS3ERR_NODEV, "NFS3ERR_NODEV"},
+    {NFS3ERR_NOTDIR, "NFS3ERR_NOTDIR"},
+    {NFS3ERR_ISDIR, "NFS3ERR_ISDIR"},
+    {NFS3ERR_INVAL, "NFS3ERR_INVAL"},
+    {NFS3ERR_FBIG, "NFS3ERR_FBIG"},
+    {NFS3ERR_NOSPC, "NFS3ERR_NOSPC"},
+    {NFS3ERR_ROFS, "NFS3ERR_ROFS"},
+    {NFS3ERR_MLINK, "NFS3ERR_MLINK"},
+    {NFS3ERR_NAMETOOLONG, "NFS3ERR_NAMETOOLONG"},
+    {NFS3ERR_NOTEMPTY, "NFS3ERR_NOTEMPTY"},
+    {NFS3ERR_DQUOT, "NFS3ERR_DQUOT"},
+    {NFS3ERR_STALE, "NFS3ERR_STALE"},
+    {NFS3ERR_REMOTE, "NFS3ERR_REMOTE"},
+    {NFS3ERR_BADHANDLE, "NFS3ERR_BADHANDLE"},
+    {NFS3ERR_NOT_SYNC, "NFS3ERR_NOT_SYNC"},
+    {NFS3ERR_BAD_COOKIE, "NFS3ERR_BAD_COOKIE"},
+    {NFS3ERR_NOTSUPP, "NFS3ERR_NOTSUPP"},
+    {NFS3ERR_TOOSMALL, "NFS3ERR_TOOSMALL"},
+    {NFS3ERR_SERVERFAULT, "NFS3ERR_SERVERFAULT"},
+    {NFS3ERR_BADTYPE, "NFS3ERR_BADTYPE"},
+    {NFS3ERR_JUKEBOX, "NFS3ERR_JUKEBOX"},
+};
+
+static const char *const rpc_err_names[NFSD_M_ERR_COUNT] = {
+    [NFSD_M_ERR_MALFORMED] = "malformed",
+    [NFSD_M_ERR_RPC_MISMATCH] = "rpc_mismatch",
+    [NFSD_M_ERR_AUTH] = "auth_badcred",
+    [NFSD_M_ERR_PROG_UNAVAIL] = "prog_unavail",
+    [NFSD_M_ERR_PROG_MISMATCH] = "prog_mismatch",
+    [NFSD_M_ERR_PROC_UNAVAIL] = "proc_unavail",
+    [NFSD_M_ERR_GARBAGE_ARGS] = "garbage_args",
+    [NFSD_M_ERR_SYSTEM] = "system_err",
+};
+
+/* rpc.c's conn_close reasons, and the label of each. */
+static const char *const close_names[NFSD_M_CLOSE_COUNT] = {
+    [NFSD_M_CLOSE_EOF] = "eof",
+    [NFSD_M_CLOSE_ERROR] = "error",
+    [NFSD_M_CLOSE_IDLE] = "idle",
+    [NFSD_M_CLOSE_TOO_LARGE] = "record too large",
+    [NFSD_M_CLOSE_SHUTDOWN] = "shutdown",
+    [NFSD_M_CLOSE_OTHER] = "other",
+};
+
+/* Upper bounds of the latency buckets: 100 us to 10 s. */
+static const uint64_t bucket_ns[NFSD_M_BUCKETS] = {
+    100000,	250000,	    500000,	1000000,    2500000,	 5000000,
+    10000000,	25000000,   50000000,	100000000,  250000000,	 500000000,
+    1000000000, 2500000000, 5000000000, 10000000000,
+};
+static const char *const bucket_le[NFSD_M_BUCKETS] = {
+    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
+    "0.01",   "0.025",   "0.05",   "0.1",   "0.25",   "0.5",
+    "1",      "2.5",     "5",      "10",
+};
+
+/* ---- counting (any thread) --------------------------------------------- */
+
+static struct nfsd_m_proc *
+proc_slot(uint32_t prog, uint32_t proc)
+{
+	if (prog == NFSD_PROG_NFS && proc < TL_ARRAY_SIZE(nfs_procs))
+		return &nfsd_m.proc[NFSD_M_NFS][proc];
+	if (prog == NFSD_PROG_MOUNT && proc < TL_ARRAY_SIZE(mnt_procs))
+		return &nfsd_m.proc[NFSD_M_MOUNT][proc];
+	return NULL;
+}
+
+void
+nfsd_m_call(uint32_t prog, uint32_t proc)
+{
+	struct nfsd_m_proc *p = proc_slot(prog, proc);
+
+	if (p != NULL)
+		nfsd_m_inc(&p->calls);
+}
+
+void
+nfsd_m_call_done(uint32_t prog, uint32_t proc, uint64_t ns)
+{
+	struct nfsd_m_proc *p = proc_slot(prog, proc);
+	unsigned i = 0;
+
+	if (p == NULL)
+		return;
+	while (i < NFSD_M_BUCKETS && ns > bucket_ns[i])
+		i++;
+	nfsd_m_inc(&p->lat[i]);
+	atomic_fetch_add_explicit(&p->lat_sum_ns, ns, memory_order_relaxed);
+}
+
+void
+nfsd_m_nfs_status(uint32_t proc, uint32_t status)
+{
+	struct nfsd_m_proc *p = proc_slot(NFSD_PROG_NFS, proc);
+	unsigned i = 0;
+
+	if (p == NULL)
+		return;
+	while (i < TL_ARRAY_SIZE(nfs_status) && nfs_status[i].st != status)
+		i++;
+	nfsd_m_inc(&p->status[i]); /* i == the "other" slot if unknown */
+}
+
+void
+nfsd_m_conn_opened(void)
+{
+	nfsd_m_inc(&nfsd_m.conn_accepted);
+	atomic_fetch_add_explicit(&nfsd_m.conn_open, 1, memory_order_relaxed);
+}
+
+void
+nfsd_m_conn_closed(const char *why)
+{
+	unsigned i = 0;
+
+	while (i < NFSD_M_CLOSE_OTHER && strcmp(close_names[i], why) != 0)
+		i++;
+	nfsd_m_inc(&nfsd_m.conn_closed[i]);
+	atomic_fetch_sub_explicit(&nfsd_m.conn_open, 1, memory_order_relaxed);
+}
+
+/* ---- rendering --------------------------------------------------------- */
+
+static void __attribute__((format(printf, 2, 3)))
+bprintf(struct tl_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n <= 0)
+		return;
+	tl_buf_reserve(b, (size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+static void
+family(struct tl_buf *b, const char *name, const char *type,
+       const char *help)
+{
+	bprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A family of one sample without labels. */
+static void
+one(struct tl_buf *b, const char *name, const char *type, const char *help,
+    uint64_t v)
+{
+	family(b, name, type, help);
+	bprintf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static uint64_t
+get(nfsd_m_counter *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static const char *
+proc_name(unsigned prog, unsigned proc)
+{
+	if (prog == NFSD_M_NFS)
+		return proc < TL_ARRAY_SIZE(nfs_procs) ? nfs_procs[proc]
+						       : NULL;
+	return proc < TL_ARRAY_SIZE(mnt_procs) ? mnt_procs[proc] : NULL;
+}
+
+static void
+render_histogram(struct tl_buf *b)
+{
+	const char *n = "tessera_rpc_call_duration_seconds";
+
+	family(b, n, "histogram",
+	       "Time from decoding a call to its encoded reply, per "
+	       "procedure (calls that ran).");
+	for (unsigned g = 0; g < NFSD_M_NPROG; g++) {
+		for (unsigned i = 0; proc_name(g, i) != NULL; i++) {
+			struct nfsd_m_proc *p = &nfsd_m.proc[g][i];
+			uint64_t cum = 0, v[NFSD_M_BUCKETS + 1];
+			const char *pn = proc_name(g, i);
+
+			for (unsigned k = 0; k <= NFSD_M_BUCKETS; k++)
+				cum += v[k] = get(&p->lat[k]);
+			if (cum == 0)
+				continue; /* never ran: no series */
+			cum = 0;
+			for (unsigned k = 0; k < NFSD_M_BUCKETS; k++) {
+				cum += v[k];
+				bprintf(b,
+					"%s_bucket{program=\"%s\",procedure="
+					"\"%s\",le=\"%s\"} %llu\n",
+					n, prog_names[g], pn, bucket_le[k],
+					(unsigned long long)cum);
+			}
+			cum += v[NFSD_M_BUCKETS];
+			bprintf(b,
+				"%s_bucket{program=\"%s\",procedure=\"%s\","
+				"le=\"+Inf\"} %llu\n",
+				n, prog_names[g], pn, (unsigned long long)cum);
+			bprintf(b,
+				"%s_sum{program=\"%s\",procedure=\"%s\"} "
+				"%.9f\n",
+				n, prog_names[g], pn,
+				(double)get(&p->lat_sum_ns) / 1e9);
+			bprintf(b,
+				"%s_count{program=\"%s\",procedure=\"%s\"} "
+				"%llu\n",
+				n, prog_names[g], pn, (unsigned long long)cum);
+		}
+	}
+}
+
+static void
+render_rpc(struct tl_buf *b)
+{
+	family(b, "tessera_rpc_calls_total", "counter",
+	       "RPC calls received per program and procedure "
+	       "(retransmissions too).");
+	for (unsigned g = 0; g < NFSD_M_NPROG; g++)
+		for (unsigned i = 0; proc_name(g, i) != NULL; i++)
+			bprintf(b,
+				"tessera_rpc_calls_total{program=\"%s\","
+				"procedure=\"%s\"} %llu\n",
+				prog_names[g], proc_name(g, i),
+				(unsigned long long)get(
+				    &nfsd_m.proc[g][i].calls));
+	render_histogram(b);
+	family(b, "tessera_nfs_replies_total", "counter",
+	       "NFS v3 replies per procedure and nfsstat3 (statuses "
+	       "never sent are left out).");
+	for (unsigned i = 1; i < TL_ARRAY_SIZE(nfs_procs); i++)
+		for (unsigned k = 0; k < NFSD_M_NSTATUS; k++) {
+			uint64_t v = get(&nfsd_m.proc[NFSD_M_NFS][i].status[k]);
+
+			if (v == 0)
+				continue;
+			bprintf(b,
+				"tessera_nfs_replies_total{procedure=\"%s\","
+				"status=\"%s\"} %llu\n",
+				nfs_procs[i],
+				k < TL_ARRAY_SIZE(nfs_status)
+				    ? nfs_status[k].name
+				    : "other",
+				(unsigned long long)v);
+		}
+	family(b, "tessera_rpc_errors_total", "counter",
+	       "Calls refused at the RPC level, by reason (no procedure "
+	       "ran).");
+	for (unsigned i = 0; i < NFSD_M_ERR_COUNT; i++)
+		bprintf(b, "tessera_rpc_errors_total{reason=\"%s\"} %llu\n",
+			rpc_err_names[i],
+			(unsigned long long)get(&nfsd_m.rpc_err[i]));
+}
+
+static void
+render_conns(struct tl_buf *b)
+{
+	int64_t open =
+	    atomic_load_explicit(&nfsd_m.conn_open, memory_order_relaxed);
+
+	one(b, "tessera_connections_open", "gauge",
+	    "Client TCP connections open now.", open > 0 ? (uint64_t)open : 0);
+	one(b, "tessera_connections_accepted_total", "counter",
+	    "Client TCP connections accepted.", get(&nfsd_m.conn_accepted));
+	one(b, "tessera_connections_refused_total", "counter",
+	    "Connections closed at once: max_connections reached.",
+	    get(&nfsd_m.conn_refused));
+	family(b, "tessera_connections_closed_total", "counter",
+	       "Client TCP connections closed, by reason.");
+	for (unsigned i = 0; i < NFSD_M_CLOSE_COUNT; i++) {
+		char label[32];
+
+		/* "record too large" -> record_too_large */
+		snprintf(label, sizeof(label), "%s", close_names[i]);
+		for (char *p = label; *p; p++)
+			if (*p == ' ')
+				*p = '_';
+		bprintf(b,
+			"tessera_connections_closed_total{reason=\"%s\"} "
+			"%llu\n",
+			label, (unsigned long long)get(&nfsd_m.conn_closed[i]));
+	}
+}
+
+static void
+render_drc(struct tl_buf *b, struct nfsd_server *srv)
+{
+	struct nfsd_drc_stats d;
+
+	nfsd_server_drc_stats(srv, &d);
+	one(b, "tessera_drc_hits_total", "counter",
+	    "Retransmitted non-idempotent calls answered with the saved "
+	    "reply (duplicate request cache replays).",
+	    d.hits);
+	one(b, "tessera_drc_inprogress_drops_total", "counter",
+	    "Retransmits dropped because the first call was still running.",
+	    d.inprogress);
+	one(b, "tessera_drc_misses_total", "counter",
+	    "Non-idempotent calls run (not found in the cache).", d.misses);
+	one(b, "tessera_drc_evictions_total", "counter",
+	    "Entries dropped to stay within drc_entries and drc_size.",
+	    d.evictions);
+	one(b, "tessera_drc_expired_total", "counter",
+	    "Entries found too old to replay.", d.expired);
+	one(b, "tessera_drc_uncached_total", "counter",
+	    "Replies not kept (too big).", d.uncached);
+	one(b, "tessera_drc_entries", "gauge",
+	    "Entries in the duplicate request cache.", d.entries);
+	one(b, "tessera_drc_bytes", "gauge",
+	    "Memory held by the duplicate request cache.", d.bytes);
+}
+
+static void
+render_cache(struct tl_buf *b, const struct nfsd_metrics_src *src)
+{
+	struct cache_stats s;
+	uint64_t age_ms;
+
+	cache_stats(src->cache, &s);
+	family(b, "tessera_cache_hits_total", "counter",
+	       "Block reads served from the cache, by tier.");
+	bprintf(b, "tessera_cache_hits_total{tier=\"disk\"} %llu\n",
+		(unsigned long long)s.disk_hits);
+	bprintf(b, "tessera_cache_hits_total{tier=\"memory\"} %llu\n",
+		(unsigned long long)s.mem_hits);
+	one(b, "tessera_cache_misses_total", "counter",
+	    "Block reads the disk cache could not serve.", s.disk_misses);
+	one(b, "tessera_cache_evictions_total", "counter",
+	    "Blocks evicted from the disk cache.", s.disk_evicted);
+	one(b, "tessera_cache_damaged_total", "counter",
+	    "Cached blocks found corrupt and fetched again.", s.disk_damaged);
+	one(b, "tessera_cache_used_bytes", "gauge",
+	    "Bytes of blocks in the disk cache.", s.disk_bytes);
+	one(b, "tessera_cache_blocks", "gauge", "Blocks in the disk cache.",
+	    s.disk_blocks);
+	one(b, "tessera_cache_limit_bytes", "gauge",
+	    "Configured disk cache size (cache_size; 0: no disk cache).",
+	    src->cache_size);
+	one(b, "tessera_cache_memory_bytes", "gauge",
+	    "Bytes of prefetched and recently read blocks in memory.",
+	    s.mem_bytes);
+	one(b, "tessera_buffered_write_bytes", "gauge",
+	    "Bytes of unstable writes buffered in memory, not yet stored.",
+	    cache_buffered(src->cache));
+	one(b, "tessera_objstore_fetches_total", "counter",
+	    "Block GETs issued to the object store.", s.fetches);
+	one(b, "tessera_objstore_fetch_bytes_total", "counter",
+	    "Bytes fetched by block GETs.", s.fetch_bytes);
+	one(b, "tessera_readahead_blocks_total", "counter",
+	    "Blocks fetched by readahead.", s.prefetches);
+
+	one(b, "tessera_writeback_staged_blocks", "gauge",
+	    "Blocks staged on local disk, waiting for upload.",
+	    s.staged_blocks);
+	one(b, "tessera_writeback_staged_bytes", "gauge",
+	    "Bytes staged on local disk, waiting for upload.", s.staged_bytes);
+	one(b, "tessera_writeback_oldest_age_seconds", "gauge",
+	    "Age of the oldest staged block (0: none).", s.staged_oldest_s);
+	one(b, "tessera_writeback_overdue_blocks", "gauge",
+	    "Staged blocks older than writeback_max_age.", s.staged_overdue);
+	one(b, "tessera_writeback_max_age_seconds", "gauge",
+	    "writeback_max_age: the alarm threshold.",
+	    src->writeback_max_age_ms / 1000);
+	age_ms = s.staged_oldest_s * 1000;
+	one(b, "tessera_writeback_alarm", "gauge",
+	    "1 while a staged block is older than writeback_max_age.",
+	    s.staged_overdue > 0 ||
+		(s.staged_blocks > 0 && age_ms > src->writeback_max_age_ms));
+	one(b, "tessera_writeback_uploaded_blocks_total", "counter",
+	    "Staged blocks uploaded since start.", s.uploaded);
+	one(b, "tessera_writeback_upload_errors_total", "counter",
+	    "Failed background uploads (retried).", s.upload_errors);
+}
+
+static void
+render_objstore(struct tl_buf *b, struct os_store *os)
+{
+	struct os_store *w;
+	struct os_ratelimit_stats rl;
+	struct os_retry_stats rt;
+
+	w = os_unwrap(os, "ratelimit");
+	if (w != NULL && os_ratelimit_stats(w, &rl) == 0) {
+		one(b, "tessera_objstore_uploaded_bytes_total", "counter",
+		    "Bytes put to the object store.", rl.up_bytes);
+		one(b, "tessera_objstore_downloaded_bytes_total", "counter",
+		    "Bytes got from the object store.", rl.down_bytes);
+		family(b, "tessera_objstore_throttled_seconds_total",
+		       "counter",
+		       "Time callers waited for upload_limit and "
+		       "download_limit.");
+		bprintf(b, "tessera_objstore_throttled_seconds_total %.6f\n",
+			(double)rl.throttled_ns / 1e9);
+	}
+	w = os_unwrap(os, "retry");
+	if (w != NULL && os_retry_stats(w, &rt) == 0) {
+		one(b, "tessera_objstore_retries_total", "counter",
+		    "Object-store calls retried after an I/O error.",
+		    rt.retries);
+		one(b, "tessera_objstore_failures_total", "counter",
+		    "Object-store calls that failed after the last retry.",
+		    rt.failures);
+	}
+}
+
+/* Volume figures; false when the metadata engine does not answer. */
+static bool
+render_volume(struct tl_buf *b, struct meta *m)
+{
+	struct meta_usage u;
+	bool up = meta_usage(m, &u) == 0;
+
+	one(b, "tessera_metadata_up", "gauge",
+	    "1 when the metadata engine answered a read transaction.", up);
+	if (!up)
+		return false;
+	one(b, "tessera_volume_used_bytes", "gauge",
+	    "Bytes used by regular files (4 KiB-rounded sizes).",
+	    u.used_bytes);
+	one(b, "tessera_volume_used_inodes", "gauge", "Inodes in use.",
+	    u.used_inodes);
+	one(b, "tessera_volume_capacity_bytes", "gauge",
+	    "Volume capacity (0: unlimited).", u.capacity);
+	one(b, "tessera_volume_max_inodes", "gauge",
+	    "Inode limit (0: unlimited).", u.max_inodes);
+	one(b, "tessera_volume_pending_delete", "gauge",
+	    "Files and slices waiting for background deletion.",
+	    u.pending_delete);
+	return true;
+}
+
+void
+nfsd_metrics_render(const struct nfsd_metrics_src *src, struct tl_buf *out)
+{
+	family(out, "tessera_build_info", "gauge",
+	       "Always 1; the version is a label.");
+	bprintf(out, "tessera_build_info{version=\"%s\"} 1\n",
+		PACKAGE_VERSION);
+	render_rpc(out);
+	render_conns(out);
+	if (src->srv != NULL)
+		render_drc(out, src->srv);
+	if (src->cache != NULL)
+		render_cache(out, src);
+	if (src->os != NULL)
+		render_objstore(out, src->os);
+	if (src->meta != NULL)
+		render_volume(out, src->meta);
+}
+
+/* ---- the HTTP endpoint ------------------------------------------------- */
+
+struct nfsd_metrics {
+	struct nfsd_metrics_src src;
+	struct event_base *base;
+	struct evhttp *http;
+	pthread_t thread;
+	bool running;
+	unsigned port;
+};
+
+bool
+nfsd_metrics_off(const char *listen)
+{
+	return listen == NULL || listen[0] == '\0' ||
+	       strcmp(listen, "off") == 0 || strcmp(listen, "no") == 0 ||
+	       strcmp(listen, "none") == 0;
+}
+
+static void
+reply_text(struct evhttp_request *req, int code, const char *reason,
+	   const char *ctype, const void *body, size_t len)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(h, "Content-Type", ctype);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (code == HTTP_BADMETHOD)
+		evhttp_add_header(h, "Allow", "GET, HEAD");
+	evbuffer_add(out, body, len);
+	evhttp_send_reply(req, code, reason, NULL);
+}
+
+static void
+reply_plain(struct evhttp_request *req, int code, const char *reason,
+	    const char *body)
+{
+	reply_text(req, code, reason, "text/plain; charset=utf-8", body,
+		   strlen(body));
+}
+
+static void
+serve_metrics(struct evhttp_request *req, struct nfsd_metrics *m)
+{
+	struct tl_buf b = TL_BUF_INIT;
+
+	nfsd_metrics_render(&m->src, &b);
+	reply_text(req, HTTP_OK, "OK", "text/plain; version=0.0.4; charset=utf-8",
+		   b.data, b.len);
+	tl_buf_free(&b);
+}
+
+static void
+serve_healthz(struct evhttp_request *req, struct nfsd_metrics *m)
+{
+	struct meta_usage u;
+	int rc = m->src.meta != NULL ? meta_usage(m->src.meta, &u) : 0;
+	char msg[160];
+
+	if (rc == 0) {
+		reply_plain(req, HTTP_OK, "OK", "ok\n");
+		return;
+	}
+	snprintf(msg, sizeof(msg), "metadata engine: %s\n", strerror(-rc));
+	reply_plain(req, 503, "Service Unavailable", msg);
+}
+
+static void
+http_cb(struct evhttp_request *req, void *arg)
+{
+	struct nfsd_metrics *m = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	if (path == NULL || path[0] == '\0')
+		path = "/";
+	if (strcmp(path, "/metrics") != 0 && strcmp(path, "/healthz") != 0) {
+		reply_plain(req, HTTP_NOTFOUND, "Not Found",
+			    "not found: try /metrics or /healthz\n");
+		return;
+	}
+	/* evhttp drops the body of a HEAD reply itself */
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		reply_plain(req, HTTP_BADMETHOD, "Method Not Allowed",
+			    "only GET\n");
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0)
+		serve_metrics(req, m);
+	else
+		serve_healthz(req, m);
+}
+
+static void *
+http_thread(void *arg)
+{
+	struct nfsd_metrics *m = arg;
+
+	pthread_setname_np(pthread_self(), "metrics");
+	event_base_dispatch(m->base);
+	return NULL;
+}
+
+/* A listening socket on listen; -errno with *err set. */
+static int
+bind_socket(const char *listen_s, evutil_socket_t *fd, unsigned *port,
+	    char **err)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	unsigned len;
+	int one = 1, s, rc;
+
+	if (nfsd_parse_listen(listen_s, &ss, &len) != 0) {
+		*err = tl_asprintf("bad metrics_listen address \"%s\" (want "
+				   "ADDR:PORT, or off)",
+				   listen_s);
+		return -EINVAL;
+	}
+	s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		   0);
+	if (s < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(s, (struct sockaddr *)&ss, len) != 0 ||
+	    listen(s, 64) != 0) {
+		rc = -errno;
+		close(s);
+		goto fail;
+	}
+	sl = sizeof(ss);
+	getsockname(s, (struct sockaddr *)&ss, &sl);
+	*port = nfsd_peer_port(&ss);
+	*fd = s;
+	return 0;
+fail:
+	*err = tl_asprintf("metrics: cannot listen on %s: %s", listen_s,
+			   strerror(-rc));
+	return rc;
+}
+
+int
+nfsd_metrics_start(const char *listen_s, const struct nfsd_metrics_src *src,
+		   struct nfsd_metrics **out, char **err)
+{
+	struct nfsd_metrics *m = tl_calloc(1, sizeof(*m));
+	evutil_socket_t fd = -1;
+	int rc;
+
+	*err = NULL;
+	*out = NULL;
+	m->src = *src;
+	rc = bind_socket(listen_s, &fd, &m->port, err);
+	if (rc != 0)
+		goto fail;
+	evthread_use_pthreads();
+	m->base = event_base_new();
+	m->http = m->base != NULL ? evhttp_new(m->base) : NULL;
+	if (m->http == NULL) {
+		*err = tl_strdup("metrics: cannot create the HTTP server");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+						EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+						EVHTTP_REQ_DELETE);
+	evhttp_set_timeout(m->http, 30);
+	evhttp_set_max_headers_size(m->http, 16384);
+	evhttp_set_max_body_size(m->http, 65536);
+	evhttp_set_gencb(m->http, http_cb, m);
+	if (evhttp_accept_socket_with_handle(m->http, fd) == NULL) {
+		*err = tl_strdup("metrics: cannot accept on the socket");
+		rc = -EIO;
+		goto fail;
+	}
+	fd = -1; /* the evhttp's now */
+	rc = -pthread_create(&m->thread, NULL, http_thread, m);
+	if (rc != 0) {
+		*err = tl_asprintf("metrics: thread: %s", strerror(-rc));
+		goto fail;
+	}
+	m->running = true;
+	*out = m;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	nfsd_metrics_stop(m);
+	return rc;
+}
+
+unsigned
+nfsd_metrics_port(const struct nfsd_metrics *m)
+{
+	return m->port;
+}
+
+void
+nfsd_metrics_stop(struct nfsd_metrics *m)
+{
+	if (m == NULL)
+		return;
+	if (m->running) {
+		event_base_loopbreak(m->base);
+		pthread_join(m->thread, NULL);
+	}
+	if (m->http != NULL)
+		evhttp_free(m->http);
+	if (m->base != NULL)
+		event_base_free(m->base);
+	free(m);
+}
