@@ -1,0 +1,618 @@
+/*
+ * nfs_metrics_test.c - tesserad's HTTP endpoint (metrics_listen): GET
+ * /metrics is well-formed Prometheus text (format 0.0.4) whose counters
+ * move with real NFS traffic, the duplicate request cache counts a
+ * retransmitted CREATE it replays, the writeback alarm rises once a
+ * staged block is older than writeback_max_age, /healthz answers "ok",
+ * and unknown paths and other methods are refused.
+ *
+ * The daemon listens for HTTP on port 0 and logs the port it got ("metrics
+ * on http://127.0.0.1:PORT/metrics"), which the test reads back: no race
+ * for a port chosen in advance.  Uploads are throttled to 1 KiB/s so a
+ * staged 64 KiB block stays staged for a minute; the test polls for the
+ * alarm and kills the daemon hard at the end (a clean stop would wait
+ * for the upload).
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "t/nfs/tharness.h"
+
+static struct th_server srv;
+static struct th_conn cn;
+static int http_port;
+
+/* ---- HTTP ------------------------------------------------------------- */
+
+/* The port of the last "metrics on" line written after offset from of
+ * tesserad.log; 0 if none (yet). */
+static int
+log_port(long from)
+{
+	static const char tag[] = "metrics on http://127.0.0.1:";
+	char path[400], line[1024];
+	int port = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/tesserad.log", srv.dir);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	fseek(f, from, SEEK_SET);
+	while (fgets(line, sizeof line, f) != NULL) {
+		char *p = strstr(line, tag);
+
+		if (p != NULL)
+			port = atoi(p + sizeof(tag) - 1);
+	}
+	fclose(f);
+	return port;
+}
+
+static long
+log_size(void)
+{
+	char path[400];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/tesserad.log", srv.dir);
+	return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* One HTTP/1.0 request; the status code (-1: no answer) and the body
+ * (malloc'd, NUL-terminated) in *body (may be NULL). */
+static int
+http(const char *method, const char *path, char **body)
+{
+	struct sockaddr_in sin;
+	char req[256], *buf = NULL, *p;
+	size_t len = 0, cap = 0;
+	int fd, code = -1;
+	ssize_t n;
+
+	if (body != NULL)
+		*body = NULL;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons((uint16_t)http_port);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0)
+		goto out;
+	snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: localhost\r\n\r\n",
+		 method, path);
+	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
+		goto out;
+	for (;;) {
+		if (len + 4097 > cap) {
+			cap = cap ? 2 * cap : 65536;
+			buf = realloc(buf, cap);
+			if (buf == NULL)
+				goto out;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (buf == NULL)
+		goto out;
+	buf[len] = '\0';
+	if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1)
+		code = -1;
+	p = strstr(buf, "\r\n\r\n");
+	if (body != NULL && p != NULL)
+		*body = strdup(p + 4);
+out:
+	free(buf);
+	close(fd);
+	return code;
+}
+
+/* ---- the exposition format -------------------------------------------- */
+
+static bool
+name_ok(const char *s, size_t n)
+{
+	if (n == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_' ||
+			s[0] == ':'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!(isalnum((unsigned char)s[i]) || s[i] == '_' ||
+		      s[i] == ':'))
+			return false;
+	return true;
+}
+
+/* {a="b",c="d"} at *p; advances past it.  false if malformed. */
+static bool
+labels_ok(const char **pp)
+{
+	const char *p = *pp + 1;
+
+	while (*p != '}') {
+		const char *k = p;
+
+		while (isalnum((unsigned char)*p) || *p == '_')
+			p++;
+		if (!name_ok(k, (size_t)(p - k)) || *p++ != '=' || *p++ != '"')
+			return false;
+		while (*p != '"') {
+			if (*p == '\0' || *p == '\n')
+				return false;
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			p++;
+		}
+		p++;
+		if (*p == ',')
+			p++;
+		else if (*p != '}')
+			return false;
+	}
+	*pp = p + 1;
+	return true;
+}
+
+struct family {
+	char name[128];
+	char type[32];
+};
+
+/* Check every line of text; the number of problems (each printed). */
+static int
+check_format(const char *text, int *nsamples)
+{
+	static struct family fam[256];
+	size_t nfam = 0;
+	int bad = 0;
+	char line[1024];
+
+	*nsamples = 0;
+	for (const char *s = text; *s != '\0';) {
+		const char *e = strchr(s, '\n');
+		size_t n = e != NULL ? (size_t)(e - s) : strlen(s);
+		char name[128], type[32];
+
+		if (e == NULL) {
+			th_diag("last line lacks its newline");
+			bad++;
+		}
+		snprintf(line, sizeof line, "%.*s", (int)n, s);
+		s += n + (e != NULL);
+		if (strncmp(line, "# HELP ", 7) == 0)
+			continue;
+		if (sscanf(line, "# TYPE %127s %31s", name, type) == 2) {
+			bool known = strcmp(type, "counter") == 0 ||
+				     strcmp(type, "gauge") == 0 ||
+				     strcmp(type, "histogram") == 0;
+			size_t nl = strlen(name);
+
+			for (size_t i = 0; i < nfam; i++)
+				if (strcmp(fam[i].name, name) == 0) {
+					th_diag("TYPE twice: %s", line);
+					bad++;
+				}
+			if (!known || strncmp(name, "tessera_", 8) != 0 ||
+			    !name_ok(name, nl) ||
+			    (strcmp(type, "counter") == 0) !=
+				(nl > 6 && strcmp(name + nl - 6, "_total") == 0)) {
+				th_diag("bad TYPE line: %s", line);
+				bad++;
+			}
+			if (nfam < sizeof fam / sizeof fam[0]) {
+				snprintf(fam[nfam].name, sizeof fam[0].name,
+					 "%s", name);
+				snprintf(fam[nfam].type, sizeof fam[0].type,
+					 "%s", type);
+				nfam++;
+			}
+			continue;
+		}
+		if (line[0] == '#' || line[0] == '\0') {
+			th_diag("unexpected line: \"%s\"", line);
+			bad++;
+			continue;
+		}
+		/* a sample: name{labels} value */
+		const char *p = line, *v;
+		char *end = NULL;
+		bool typed = false;
+		size_t k = 0;
+
+		while (isalnum((unsigned char)p[k]) || p[k] == '_' ||
+		       p[k] == ':')
+			k++;
+		snprintf(name, sizeof name, "%.*s", (int)k, p);
+		p += k;
+		if (*p == '{' && !labels_ok(&p)) {
+			th_diag("bad labels: %s", line);
+			bad++;
+			continue;
+		}
+		v = p + 1;
+		if (*p == ' ')
+			strtod(v, &end);
+		if (*p != ' ' || end == v || *end != '\0') {
+			th_diag("bad value: %s", line);
+			bad++;
+			continue;
+		}
+		/* the family of the sample was declared before it */
+		for (size_t i = 0; i < nfam && !typed; i++) {
+			size_t fl = strlen(fam[i].name);
+			const char *suf = name + fl;
+
+			if (strncmp(name, fam[i].name, fl) != 0)
+				continue;
+			typed = *suf == '\0' ||
+				(strcmp(fam[i].type, "histogram") == 0 &&
+				 (strcmp(suf, "_bucket") == 0 ||
+				  strcmp(suf, "_sum") == 0 ||
+				  strcmp(suf, "_count") == 0));
+		}
+		if (!typed || !name_ok(name, strlen(name))) {
+			th_diag("sample without a TYPE before it: %s", line);
+			bad++;
+		}
+		(*nsamples)++;
+	}
+	return bad;
+}
+
+/* The value of the sample whose name and labels are exactly series
+ * ("tessera_drc_hits_total", "x{a=\"b\"}"); -1 if absent. */
+static double
+sample(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+
+	for (const char *s = text; s != NULL && *s != '\0';) {
+		if (strncmp(s, series, n) == 0 && s[n] == ' ')
+			return strtod(s + n + 1, NULL);
+		s = strchr(s, '\n');
+		if (s != NULL)
+			s++;
+	}
+	return -1;
+}
+
+static char *
+scrape(void)
+{
+	char *body = NULL;
+	int code = http("GET", "/metrics", &body);
+
+	TH_REQUIRE(code == 200 && body != NULL, "GET /metrics: %d", code);
+	return body;
+}
+
+/* ---- a retransmitted CREATE, by hand ---------------------------------- */
+
+static void
+put32(uint8_t **p, uint32_t v)
+{
+	uint32_t be = htonl(v);
+
+	memcpy(*p, &be, 4);
+	*p += 4;
+}
+
+static void
+put_opaque(uint8_t **p, const void *d, uint32_t len)
+{
+	put32(p, len);
+	memcpy(*p, d, len);
+	memset(*p + len, 0, (4 - len % 4) % 4);
+	*p += (len + 3) / 4 * 4;
+}
+
+/* A record-marked RPC call of prog/proc with AUTH_SYS root credentials;
+ * args (already XDR) appended.  Returns its length. */
+static size_t
+rpc_call(uint8_t *buf, uint32_t xid, uint32_t prog, uint32_t vers,
+	 uint32_t proc, const uint8_t *args, size_t alen)
+{
+	uint8_t *p = buf + 4;
+
+	put32(&p, xid);
+	put32(&p, 0); /* CALL */
+	put32(&p, 2);
+	put32(&p, prog);
+	put32(&p, vers);
+	put32(&p, proc);
+	put32(&p, 1);  /* AUTH_SYS */
+	put32(&p, 20); /* stamp, "", uid 0, gid 0, no groups */
+	put32(&p, 1);
+	put32(&p, 0);
+	put32(&p, 0);
+	put32(&p, 0);
+	put32(&p, 0);
+	put32(&p, 0); /* AUTH_NONE verifier */
+	put32(&p, 0);
+	memcpy(p, args, alen);
+	p += alen;
+	p = buf;
+	put32(&p, 0x80000000u | (uint32_t)(alen + 60));
+	return alen + 64;
+}
+
+/* Send a record, read one reply record; the reply's words in w (at most
+ * nw), or -1. */
+static int
+rpc_roundtrip(int fd, const uint8_t *msg, size_t len, uint32_t *w, int nw)
+{
+	uint8_t mark[4], body[512];
+	uint32_t rl;
+	size_t got = 0;
+
+	if (write(fd, msg, len) != (ssize_t)len)
+		return -1;
+	if (recv(fd, mark, 4, MSG_WAITALL) != 4)
+		return -1;
+	rl = (uint32_t)mark[0] << 24 | mark[1] << 16 | mark[2] << 8 | mark[3];
+	rl &= 0x7fffffffu;
+	if (rl > sizeof body)
+		return -1;
+	while (got < rl) {
+		ssize_t n = recv(fd, body + got, rl - got, 0);
+
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	for (int i = 0; i < nw && (size_t)(i + 1) * 4 <= rl; i++)
+		w[i] = ntohl(*(uint32_t *)(body + 4 * i));
+	return 0;
+}
+
+static int
+nfs_connect(void)
+{
+	struct sockaddr_in sin;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons((uint16_t)srv.port);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* GUARDED CREATE of name in the root sent twice with one xid: the
+ * second run would fail with EXIST, the cache replays the first reply. */
+static void
+retransmitted_create(const char *name)
+{
+	uint8_t args[256], msg[512], *p = args;
+	uint32_t w1[8] = {0}, w2[8] = {0};
+	size_t len;
+	int rc, fd = nfs_connect();
+
+	TH_REQUIRE(fd >= 0, "raw connection to the NFS port");
+	put_opaque(&p, cn.root.data, cn.root.len);
+	put_opaque(&p, name, (uint32_t)strlen(name));
+	put32(&p, 1); /* GUARDED */
+	for (int i = 0; i < 6; i++)
+		put32(&p, 0); /* sattr3: nothing set */
+	len = rpc_call(msg, 0x7e55e7a1, 100003, 3, 8, args,
+		       (size_t)(p - args));
+	TH_REQUIRE(rpc_roundtrip(fd, msg, len, w1, 8) == 0, "CREATE sent");
+	TH_CHECK(w1[0] == 0x7e55e7a1 && w1[5] == 0 && w1[6] == NFS3_OK,
+		 "first CREATE: accepted %u, %s", w1[5],
+		 th_stat_name((int)w1[6]));
+	TH_REQUIRE(rpc_roundtrip(fd, msg, len, w2, 8) == 0,
+		   "CREATE retransmitted");
+	TH_CHECK(w2[5] == 0 && w2[6] == NFS3_OK,
+		 "retransmitted CREATE answered from the cache: %s",
+		 th_stat_name((int)w2[6]));
+
+	/* two refusals at the RPC level: no such program, and GETATTR
+	 * without its handle */
+	len = rpc_call(msg, 1, 100099, 1, 0, NULL, 0);
+	w1[5] = ~0u;
+	rc = rpc_roundtrip(fd, msg, len, w1, 8);
+	TH_CHECK(rc == 0 && w1[5] == 1, "unknown program: PROG_UNAVAIL (%u)",
+		 w1[5]);
+	len = rpc_call(msg, 2, 100003, 3, 1, NULL, 0);
+	w1[5] = ~0u;
+	rc = rpc_roundtrip(fd, msg, len, w1, 8);
+	TH_CHECK(rc == 0 && w1[5] == 4,
+		 "GETATTR without arguments: GARBAGE_ARGS (%u)", w1[5]);
+	close(fd);
+}
+
+/* ---- the test ---------------------------------------------------------- */
+
+static void
+nfs_traffic(void)
+{
+	static uint8_t data[65536];
+	struct th_obj o;
+	fattr3 a;
+	int st;
+
+	TH_REQUIRE(th_connect(&cn, srv.port, "/", 0, 0) == 0, "mounted /");
+	TH_CHECK(th_getattr(&cn, &cn.root, &a) == NFS3_OK, "GETATTR /");
+	st = th_lookup(&cn, &cn.root, "missing", &o);
+	TH_STAT(st, NFS3ERR_NOENT, "LOOKUP missing");
+	st = th_create(&cn, &cn.root, "f", GUARDED, NULL, NULL, &o);
+	TH_REQUIRE(st == NFS3_OK && o.fh_follows, "CREATE f (%s)",
+		   th_stat_name(st));
+	th_fill(3, data, sizeof data);
+	/* writeback: stable once staged; the upload then waits for the
+	 * 1 KiB/s limit */
+	st = th_write(&cn, &o.fh, 0, data, sizeof data, FILE_SYNC, NULL);
+	TH_STAT(st, NFS3_OK, "FILE_SYNC WRITE of 64 KiB");
+	retransmitted_create("again");
+}
+
+static void
+check_counters(const char *m)
+{
+	TH_CHECK(sample(m, "tessera_rpc_calls_total{program=\"nfs\","
+			   "procedure=\"getattr\"}") >= 1,
+		 "GETATTR calls counted");
+	TH_CHECK(sample(m, "tessera_rpc_calls_total{program=\"mount\","
+			   "procedure=\"mnt\"}") >= 1,
+		 "MNT calls counted");
+	TH_CHECK(sample(m, "tessera_rpc_calls_total{program=\"nfs\","
+			   "procedure=\"create\"}") >= 3,
+		 "CREATE calls counted, the retransmission too");
+	TH_CHECK(sample(m, "tessera_nfs_replies_total{procedure=\"lookup\","
+			   "status=\"NFS3ERR_NOENT\"}") >= 1,
+		 "LOOKUP's NOENT counted by status");
+	TH_CHECK(sample(m, "tessera_rpc_call_duration_seconds_count{program="
+			   "\"nfs\",procedure=\"write\"}") >= 1,
+		 "WRITE latency histogram");
+	TH_CHECK(sample(m, "tessera_rpc_call_duration_seconds_bucket{program="
+			   "\"nfs\",procedure=\"write\",le=\"+Inf\"}") ==
+		     sample(m, "tessera_rpc_call_duration_seconds_count{"
+			       "program=\"nfs\",procedure=\"write\"}"),
+		 "+Inf bucket equals the count");
+	TH_CHECK(sample(m, "tessera_drc_hits_total") >= 1,
+		 "duplicate request cache hit counted (%g)",
+		 sample(m, "tessera_drc_hits_total"));
+	TH_CHECK(sample(m, "tessera_drc_entries") >= 1, "DRC entries");
+	TH_CHECK(sample(m, "tessera_drc_bytes") > 0, "DRC bytes");
+	TH_CHECK(sample(m, "tessera_rpc_errors_total{reason=\"prog_unavail\"}")
+		     >= 1,
+		 "PROG_UNAVAIL counted");
+	TH_CHECK(sample(m, "tessera_rpc_errors_total{reason=\"garbage_args\"}")
+		     >= 1,
+		 "GARBAGE_ARGS counted");
+	TH_CHECK(sample(m, "tessera_connections_open") >= 1,
+		 "open connections (%g)", sample(m, "tessera_connections_open"));
+	TH_CHECK(sample(m, "tessera_connections_closed_total{reason=\"eof\"}")
+		     >= 1,
+		 "a closed connection counted by reason");
+	TH_CHECK(sample(m, "tessera_volume_used_inodes") >= 3,
+		 "volume inodes (%g)", sample(m, "tessera_volume_used_inodes"));
+	TH_CHECK(sample(m, "tessera_metadata_up") == 1, "metadata up");
+	TH_CHECK(sample(m, "tessera_cache_limit_bytes") == 64 << 20,
+		 "cache limit is cache_size");
+	TH_CHECK(sample(m, "tessera_buffered_write_bytes") >= 0,
+		 "buffered write bytes");
+	TH_CHECK(sample(m, "tessera_build_info{version=\"" PACKAGE_VERSION
+			   "\"}") == 1,
+		 "build info");
+}
+
+/* The staged block outlives writeback_max_age (1 s): poll until the
+ * alarm is raised (the uploader sleeps for the 1 KiB/s limit). */
+static void
+check_writeback_alarm(void)
+{
+	uint64_t t0 = th_now_ms();
+	char *m = NULL;
+
+	for (;;) {
+		free(m);
+		if (http("GET", "/metrics", &m) != 200 || m == NULL ||
+		    sample(m, "tessera_writeback_alarm") == 1 ||
+		    th_now_ms() - t0 > 30000)
+			break;
+		usleep(200000);
+	}
+	TH_REQUIRE(m != NULL, "GET /metrics while polling");
+	TH_CHECK(sample(m, "tessera_writeback_alarm") == 1,
+		 "writeback alarm raised past writeback_max_age");
+	TH_CHECK(sample(m, "tessera_writeback_staged_blocks") >= 1,
+		 "staged blocks (%g)",
+		 sample(m, "tessera_writeback_staged_blocks"));
+	TH_CHECK(sample(m, "tessera_writeback_staged_bytes") >= 65536,
+		 "staged bytes (%g)", sample(m, "tessera_writeback_staged_bytes"));
+	TH_CHECK(sample(m, "tessera_writeback_oldest_age_seconds") >= 1,
+		 "oldest staged age (%g s)",
+		 sample(m, "tessera_writeback_oldest_age_seconds"));
+	TH_CHECK(sample(m, "tessera_writeback_max_age_seconds") == 1,
+		 "max age exported");
+	TH_CHECK(sample(m, "tessera_objstore_throttled_seconds_total") > 0,
+		 "upload throttling counted");
+	free(m);
+}
+
+int
+main(void)
+{
+	char args[400], *m, *body = NULL;
+	int nsamples = 0, bad, code, fd;
+	long at;
+
+	TH_REQUIRE(th_server_start(&srv, NULL, NULL) == 0, "tesserad started");
+	snprintf(args, sizeof args,
+		 "--metrics-listen 127.0.0.1:0 -o cache_dirs=%s/cache "
+		 "-o cache_size=64M -o writeback=yes -o writeback_max_age=1s "
+		 "-o upload_limit=1K",
+		 srv.dir);
+	th_server_set_args(&srv, args);
+	at = log_size();
+	TH_REQUIRE(th_server_restart(&srv, false) == 0,
+		   "tesserad restarted with metrics on port 0");
+	for (uint64_t t0 = th_now_ms(); th_now_ms() - t0 < 20000;
+	     usleep(50000))
+		if ((http_port = log_port(at)) > 0)
+			break;
+	TH_REQUIRE(http_port > 0, "the metrics port is logged");
+
+	/* the checker itself finds what it must */
+	th_diag("three format errors follow on purpose:");
+	bad = check_format("# TYPE tessera_x_total counter\n"
+			   "tessera_x_total{a=\"1\" 2\n"
+			   "tessera_y 1\n# TYPE tessera_z counter\n",
+			   &nsamples);
+	TH_CHECK(bad == 3, "the format check rejects bad lines (%d)", bad);
+
+	m = scrape();
+	bad = check_format(m, &nsamples);
+	TH_CHECK(bad == 0 && nsamples > 50,
+		 "exposition format well-formed (%d samples)", nsamples);
+	TH_CHECK(sample(m, "tessera_drc_hits_total") == 0, "no DRC hit yet");
+	free(m);
+
+	/* a connection that comes and goes: closed with reason eof */
+	fd = nfs_connect();
+	TH_REQUIRE(fd >= 0, "connect and hang up");
+	close(fd);
+	nfs_traffic();
+
+	m = scrape();
+	bad = check_format(m, &nsamples);
+	TH_CHECK(bad == 0, "still well-formed after traffic (%d samples)",
+		 nsamples);
+	check_counters(m);
+	free(m);
+	check_writeback_alarm();
+
+	code = http("GET", "/healthz", &body);
+	TH_CHECK(code == 200 && body != NULL && strcmp(body, "ok\n") == 0,
+		 "GET /healthz: %d \"%s\"", code, body ? body : "");
+	free(body);
+	TH_CHECK(http("GET", "/nope", NULL) == 404, "unknown path: 404");
+	TH_CHECK(http("POST", "/metrics", NULL) == 405, "POST: 405");
+	TH_CHECK(http("HEAD", "/metrics", NULL) == 200, "HEAD: 200");
+
+	th_disconnect(&cn);
+	/* the throttled upload would hold a clean stop for a minute */
+	th_server_stop(&srv, true);
+	th_server_destroy(&srv);
+	return th_done();
+}
