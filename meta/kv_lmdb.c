@@ -9,21 +9,28 @@
  * (64 GiB unless ?mapsize= says otherwise); when it is full, or the disk
  * is, calls return -ENOSPC.
  *
- * Group commit.  A durable LMDB commit costs two fsyncs, which would cap
- * the gateway at a few hundred metadata operations per second however
- * many clients wait.  So write transactions are LMDB *nested*
- * transactions inside one parent transaction per batch: a caller's
- * meta_kv_begin starts a child of the open batch (children run one at a
- * time, as LMDB writers always do), its meta_kv_commit merges the child
- * into the parent and then waits until a committer thread has committed
- * the parent, durably, for everyone in the batch.  Every operation is
- * still atomic (an aborted child leaves the parent as it was) and is
- * acknowledged only once it is on disk; a batch whose commit fails
- * reports the error to each of its members.  The committer closes a batch
- * as soon as nobody is queued to join it (or it holds GROUP_MAX members),
- * so a lone client waits for one fsync pair, as before, and many clients
- * share one.  The parent is begun and committed by the committer thread
- * alone, which is what LMDB's write lock requires.
+ * Group commit.  A durable LMDB commit costs two syncs (data pages, then
+ * the meta page), which would cap the gateway at a few hundred metadata
+ * operations per second however many clients wait.  So write
+ * transactions share one LMDB write transaction per batch.  The first
+ * caller to find no batch open is its leader: it begins the batch's
+ * transaction on its own thread and works in it directly (so a lone
+ * client pays no thread hand-off and no nested transaction).  Callers
+ * that arrive while a batch is open join it as LMDB *nested*
+ * transactions, one at a time as LMDB writers always run, so an aborted
+ * member leaves the batch as it was.  When the leader's own work is done
+ * it waits until the members queued so far have joined and finished (at
+ * most GROUP_MAX), closes the batch and commits it, durably, on its own
+ * thread, which is what LMDB's write lock requires; every member waits
+ * for that commit and gets its result.  Every operation is still atomic
+ * and acknowledged only once it is on disk; a lone client waits for one
+ * sync pair, as before, and many clients share one.  The leader's own
+ * work cannot be undone without the batch, so its abort ends a batch
+ * nobody has joined yet (members join only once it is done).
+ *
+ * Wakeups are targeted: callers waiting for their turn are woken one at a
+ * time (a single member can run at once), the leader alone waits for its
+ * members, and a batch's members wait on the batch.
  */
 #include "config.h"
 
@@ -44,22 +51,22 @@
 
 /* One batch of write transactions committed together. */
 struct lmdb_batch {
-	unsigned refs;  /* members waiting + the committer */
+	unsigned refs;          /* members waiting + the leader */
 	bool done;
-	int rc;         /* result of the parent's commit */
+	int rc;                 /* result of the batch's commit */
+	pthread_cond_t cond;    /* done became true */
 };
 
 struct lmdb_group {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;     /* any change of the fields below */
-	pthread_t thread;
-	bool stop;
+	pthread_cond_t turn;     /* a caller may join or lead: one woken */
+	pthread_cond_t lead_cv;  /* the leader: a member finished / left */
 	MDB_txn *parent;         /* the open batch, NULL if none */
 	struct lmdb_batch *batch;
-	bool busy;               /* a child transaction is running */
-	unsigned members;        /* children merged into the open batch */
-	unsigned queued;         /* callers waiting to begin a child */
-	int begin_rc;            /* the last batch could not be opened */
+	bool opening;            /* a leader is beginning a batch */
+	bool busy;               /* the leader or a member is running */
+	unsigned members;        /* transactions merged into the batch */
+	unsigned queued;         /* callers waiting to join or lead */
 };
 
 /* LMDB forbids opening one environment twice in a process (closing one
@@ -88,7 +95,8 @@ struct lmdb_txn {
 	struct meta_kv_txn base;
 	MDB_txn *txn;
 	bool rdonly;
-	struct lmdb_batch *batch; /* write: the batch this child joins */
+	bool leader;              /* write: txn is the batch itself */
+	struct lmdb_batch *batch; /* write: the batch this one belongs to */
 };
 
 /* Map an LMDB return code onto a negative errno. */
@@ -140,87 +148,23 @@ mkdir_p(const char *dir)
 
 /* ---- group commit -------------------------------------------------------- */
 
+static struct lmdb_batch *
+batch_new(void)
+{
+	struct lmdb_batch *b = tl_calloc(1, sizeof(*b));
+
+	b->refs = 1;
+	pthread_cond_init(&b->cond, NULL);
+	return b;
+}
+
 static void
 batch_unref(struct lmdb_batch *b)
 {
-	if (--b->refs == 0)
-		free(b);
-}
-
-/* Commit the open batch (called with g->lock held, no child running). */
-static void
-group_commit_batch(struct lmdb_env *e)
-{
-	struct lmdb_group *g = &e->g;
-	MDB_txn *p = g->parent;
-	struct lmdb_batch *b = g->batch;
-	int rc;
-
-	g->parent = NULL;
-	g->batch = NULL;
-	g->members = 0;
-	pthread_mutex_unlock(&g->lock);
-	rc = mdb_txn_commit(p);
-	if (rc)
-		tl_err("meta", "lmdb: commit: %s", mdb_strerror(rc));
-	pthread_mutex_lock(&g->lock);
-	b->rc = lmdb_errno(rc);
-	b->done = true;
-	batch_unref(b);
-	pthread_cond_broadcast(&g->cond);
-}
-
-/* The committer: opens a batch when callers queue for one, commits it
- * when nobody else is queued to join (or it is full), aborts it when all
- * its children aborted. */
-static void *
-group_main(void *arg)
-{
-	struct lmdb_env *e = arg;
-	struct lmdb_group *g = &e->g;
-
-	pthread_mutex_lock(&g->lock);
-	for (;;) {
-		if (g->parent == NULL && g->queued > 0 && g->begin_rc == 0 &&
-		    !g->stop) {
-			MDB_txn *p = NULL;
-			pthread_mutex_unlock(&g->lock);
-			int rc = mdb_txn_begin(e->env, NULL, 0, &p);
-			pthread_mutex_lock(&g->lock);
-			if (rc) {
-				/* The callers queued now see the failure; the
-				 * next caller to queue makes us try again. */
-				tl_err("meta", "lmdb: begin: %s",
-				       mdb_strerror(rc));
-				g->begin_rc = lmdb_errno(rc);
-				pthread_cond_broadcast(&g->cond);
-				continue;
-			}
-			g->parent = p;
-			g->batch = tl_calloc(1, sizeof(*g->batch));
-			g->batch->refs = 1;
-			pthread_cond_broadcast(&g->cond);
-			continue;
-		}
-		if (g->parent && !g->busy &&
-		    (g->queued == 0 || g->members >= GROUP_MAX || g->stop)) {
-			if (g->members > 0) {
-				group_commit_batch(e);
-			} else {
-				mdb_txn_abort(g->parent);
-				g->parent = NULL;
-				batch_unref(g->batch);
-				g->batch = NULL;
-				pthread_cond_broadcast(&g->cond);
-			}
-			continue;
-		}
-		if (g->stop && g->parent == NULL)
-			break;
-		pthread_cond_wait(&g->cond, &g->lock);
-	}
-	pthread_mutex_unlock(&g->lock);
-	return NULL;
+	if (--b->refs > 0)
+		return;
+	pthread_cond_destroy(&b->cond);
+	free(b);
 }
 
 static void
@@ -229,12 +173,8 @@ group_start(struct lmdb_env *e)
 	struct lmdb_group *g = &e->g;
 
 	pthread_mutex_init(&g->lock, NULL);
-	pthread_cond_init(&g->cond, NULL);
-	if (pthread_create(&g->thread, NULL, group_main, e) != 0) {
-		tl_err("meta", "lmdb: cannot start the committer thread");
-		abort();
-	}
-	pthread_setname_np(g->thread, "lmdb-commit");
+	pthread_cond_init(&g->turn, NULL);
+	pthread_cond_init(&g->lead_cv, NULL);
 }
 
 static void
@@ -242,17 +182,52 @@ group_stop(struct lmdb_env *e)
 {
 	struct lmdb_group *g = &e->g;
 
-	pthread_mutex_lock(&g->lock);
-	g->stop = true;
-	pthread_cond_broadcast(&g->cond);
-	pthread_mutex_unlock(&g->lock);
-	pthread_join(g->thread, NULL);
 	pthread_mutex_destroy(&g->lock);
-	pthread_cond_destroy(&g->cond);
+	pthread_cond_destroy(&g->turn);
+	pthread_cond_destroy(&g->lead_cv);
 }
 
-/* Start a child of the open batch, waiting for the batch and for the
- * running child, if any. */
+/* The running transaction ended (g->lock held): the next caller may go,
+ * and the leader may be waiting for exactly this. */
+static void
+group_release(struct lmdb_group *g)
+{
+	g->busy = false;
+	if (g->queued > 0)
+		pthread_cond_signal(&g->turn);
+	pthread_cond_signal(&g->lead_cv);
+}
+
+/* Become the leader of a new batch (g->lock held on entry and exit). */
+static int
+group_lead(struct lmdb_env *e, struct lmdb_txn *t)
+{
+	struct lmdb_group *g = &e->g;
+	MDB_txn *p = NULL;
+	int rc;
+
+	g->opening = true;
+	pthread_mutex_unlock(&g->lock);
+	/* Waits on LMDB's write lock while the previous batch commits. */
+	rc = mdb_txn_begin(e->env, NULL, 0, &p);
+	pthread_mutex_lock(&g->lock);
+	g->opening = false;
+	if (rc) {
+		tl_err("meta", "lmdb: begin: %s", mdb_strerror(rc));
+		if (g->queued > 0)
+			pthread_cond_signal(&g->turn); /* let one try again */
+		return lmdb_errno(rc);
+	}
+	g->parent = p;
+	g->batch = batch_new();
+	g->busy = true;
+	t->leader = true;
+	t->txn = p;
+	t->batch = g->batch;
+	return 0;
+}
+
+/* Begin a write transaction: lead a new batch or join the open one. */
 static int
 group_begin(struct lmdb_env *e, struct lmdb_txn *t)
 {
@@ -261,52 +236,84 @@ group_begin(struct lmdb_env *e, struct lmdb_txn *t)
 
 	pthread_mutex_lock(&g->lock);
 	g->queued++;
-	g->begin_rc = 0;
-	pthread_cond_broadcast(&g->cond);
-	while (!g->stop && (g->busy || g->parent == NULL ||
-			    g->members >= GROUP_MAX)) {
-		if (g->parent == NULL && g->begin_rc) {
-			rc = g->begin_rc;
+	for (;;) {
+		if (g->parent && !g->busy && g->members < GROUP_MAX)
+			break;
+		if (!g->parent && !g->opening) {
 			g->queued--;
+			rc = group_lead(e, t);
 			pthread_mutex_unlock(&g->lock);
 			return rc;
 		}
-		pthread_cond_wait(&g->cond, &g->lock);
+		pthread_cond_wait(&g->turn, &g->lock);
 	}
 	g->queued--;
-	if (g->stop) {
-		pthread_mutex_unlock(&g->lock);
-		return -EIO;
-	}
 	g->busy = true;
 	t->batch = g->batch;
 	t->batch->refs++;
 	rc = mdb_txn_begin(e->env, g->parent, 0, &t->txn);
 	if (rc) {
-		g->busy = false;
+		tl_err("meta", "lmdb: begin nested: %s", mdb_strerror(rc));
 		batch_unref(t->batch);
-		pthread_cond_broadcast(&g->cond);
+		group_release(g);
 	}
 	pthread_mutex_unlock(&g->lock);
 	return lmdb_errno(rc);
 }
 
-/* Merge the child into its batch and wait until the batch is durable. */
+/* The leader: wait for the members queued now, close the batch, commit
+ * it and tell the members.  Returns the commit's result. */
+static int
+group_close(struct lmdb_env *e, struct lmdb_txn *t)
+{
+	struct lmdb_group *g = &e->g;
+	struct lmdb_batch *b = t->batch;
+	MDB_txn *p = t->txn;
+	int rc;
+
+	pthread_mutex_lock(&g->lock);
+	g->members++;
+	group_release(g);
+	while ((g->busy || g->queued > 0) && g->members < GROUP_MAX)
+		pthread_cond_wait(&g->lead_cv, &g->lock);
+	while (g->busy) /* a full batch: its last member is still running */
+		pthread_cond_wait(&g->lead_cv, &g->lock);
+	g->parent = NULL;
+	g->batch = NULL;
+	g->members = 0;
+	if (g->queued > 0)
+		pthread_cond_signal(&g->turn); /* the next batch's leader */
+	pthread_mutex_unlock(&g->lock);
+	rc = mdb_txn_commit(p);
+	if (rc)
+		tl_err("meta", "lmdb: commit: %s", mdb_strerror(rc));
+	pthread_mutex_lock(&g->lock);
+	b->rc = lmdb_errno(rc);
+	b->done = true;
+	pthread_cond_broadcast(&b->cond);
+	batch_unref(b);
+	pthread_mutex_unlock(&g->lock);
+	return lmdb_errno(rc);
+}
+
+/* Merge the member into its batch and wait until the batch is durable. */
 static int
 group_commit(struct lmdb_env *e, struct lmdb_txn *t)
 {
 	struct lmdb_group *g = &e->g;
 	struct lmdb_batch *b = t->batch;
-	int rc = mdb_txn_commit(t->txn);
+	int rc;
 
+	if (t->leader)
+		return group_close(e, t);
+	rc = mdb_txn_commit(t->txn);
 	pthread_mutex_lock(&g->lock);
-	g->busy = false;
 	if (rc == 0)
 		g->members++;
-	pthread_cond_broadcast(&g->cond);
+	group_release(g);
 	if (rc == 0) {
 		while (!b->done)
-			pthread_cond_wait(&g->cond, &g->lock);
+			pthread_cond_wait(&b->cond, &g->lock);
 		rc = b->rc;
 	} else {
 		tl_err("meta", "lmdb: commit: %s", mdb_strerror(rc));
@@ -324,9 +331,14 @@ group_abort(struct lmdb_env *e, struct lmdb_txn *t)
 
 	mdb_txn_abort(t->txn);
 	pthread_mutex_lock(&g->lock);
-	g->busy = false;
+	if (t->leader) {
+		/* Nobody joined yet: the batch ends here. */
+		g->parent = NULL;
+		g->batch = NULL;
+		g->members = 0;
+	}
 	batch_unref(t->batch);
-	pthread_cond_broadcast(&g->cond);
+	group_release(g);
 	pthread_mutex_unlock(&g->lock);
 }
 

@@ -1,6 +1,7 @@
 # meta unit tests: real LMDB in a mkdtemp directory.
 META_TESTS = t/unit/meta_dir_test t/unit/meta_data_test \
-	t/unit/meta_perm_test t/unit/meta_schema_test t/unit/meta_fsck_test
+	t/unit/meta_perm_test t/unit/meta_schema_test t/unit/meta_fsck_test \
+	t/unit/meta_kv_group_test
 check_PROGRAMS += $(META_TESTS)
 TESTS += $(META_TESTS)
 META_TEST_LIBS = meta/libmeta.a lib/libtl.a $(LMDB_LIBS)
@@ -10,3 +11,4 @@ t_unit_meta_data_test_LDADD = $(META_TEST_LIBS)
 t_unit_meta_perm_test_LDADD = $(META_TEST_LIBS)
 t_unit_meta_schema_test_LDADD = $(META_TEST_LIBS)
 t_unit_meta_fsck_test_LDADD = $(META_TEST_LIBS)
+t_unit_meta_kv_group_test_LDADD = $(META_TEST_LIBS) -lpthread
