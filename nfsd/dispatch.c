@@ -389,6 +389,28 @@ out:
 		free(args);
 }
 
+/* A hand-off to a worker costs two context switches, more than these
+ * calls cost themselves: they read LMDB (MVCC: never blocked by a writer)
+ * and the cache's buffered sizes. */
+bool
+nfsd_call_is_quick(const uint8_t *msg, size_t len)
+{
+	if (len < 24 || tl_get_be32(msg + 4) != RPC_CALL ||
+	    tl_get_be32(msg + 8) != NFSD_RPC_VERS ||
+	    tl_get_be32(msg + 12) != NFSD_PROG_NFS ||
+	    tl_get_be32(msg + 16) != 3)
+		return false;
+	switch (tl_get_be32(msg + 20)) {
+	case NFSPROC3_NULL:
+	case NFSPROC3_GETATTR:
+	case NFSPROC3_LOOKUP:
+	case NFSPROC3_ACCESS:
+		return true;
+	default:
+		return false;
+	}
+}
+
 void
 nfsd_tail_free(struct nfsd_tail *t)
 {

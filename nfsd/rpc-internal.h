@@ -45,6 +45,11 @@ void nfsd_dispatch_tail(struct nfsd_ctx *ctx,
 			struct nfsd_tail *tail);
 void nfsd_tail_free(struct nfsd_tail *t);
 
+/* True for a call cheap enough to run on the event loop's thread rather
+ * than be handed to a worker (NFSv3 NULL, GETATTR, LOOKUP, ACCESS): it
+ * reads metadata and never waits for a commit or the object store. */
+bool nfsd_call_is_quick(const uint8_t *msg, size_t len);
+
 /* Attributes of ino when its generation is gen, cache overlay applied;
  * -ESTALE if the inode is gone or was reused.  (fh.c) */
 int nfsd_fh_getattr(struct nfsd_ctx *ctx, uint64_t ino, uint32_t gen,

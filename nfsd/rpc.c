@@ -350,7 +350,10 @@ submit(struct conn *c)
 	if (!more)
 		event_del(c->rd);
 	pthread_mutex_unlock(&c->lock);
-	tl_pool_submit(c->srv->pool, worker, j);
+	if (nfsd_call_is_quick(j->msg, j->len))
+		worker(j); /* cheaper here than a hand-off (dispatch.c) */
+	else
+		tl_pool_submit(c->srv->pool, worker, j);
 	return more;
 }
 
