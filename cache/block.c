@@ -200,6 +200,20 @@ remote_read(struct cache *c, const char *key, uint32_t off, uint32_t n,
 	return 0;
 }
 
+struct bfill {
+	struct cache *c;
+	struct mblk *b;
+};
+
+static void
+fill_done(void *arg)
+{
+	struct bfill *bf = arg;
+
+	blk_put(bf->c, bf->b);
+	free(bf);
+}
+
 /* Bring the whole block into memory; *out is referenced. */
 static int
 blk_get(struct cache *c, const struct piece *p, struct mblk **out)
@@ -260,6 +274,8 @@ blk_get(struct cache *c, const struct piece *p, struct mblk **out)
 			b = NULL; /* the last waiter frees it */
 	} else {
 		b->ready = true;
+		if (fetched && c->dc != NULL)
+			b->refs++; /* the disk-cache fill's, see below */
 	}
 	pthread_cond_broadcast(&c->bcv);
 	pthread_mutex_unlock(&c->bmu);
@@ -268,10 +284,16 @@ blk_get(struct cache *c, const struct piece *p, struct mblk **out)
 			mblk_free(b);
 		return r;
 	}
-	/* Waiters already have the block; the disk copy is written after,
-	 * from our reference. */
-	if (fetched && c->dc != NULL)
-		dcache_put(c->dc, key, b->data, p->blen);
+	/* Waiters already have the block; the disk copy is written by the
+	 * disk cache's fill thread, from a reference of its own, so neither
+	 * this reader nor a prefetch slot waits for it. */
+	if (fetched && c->dc != NULL) {
+		struct bfill *bf = tl_malloc(sizeof(*bf));
+
+		*bf = (struct bfill){c, b};
+		if (!dcache_fill(c->dc, key, b->data, p->blen, fill_done, bf))
+			fill_done(bf);
+	}
 	*out = b;
 	return 0;
 }

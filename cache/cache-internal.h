@@ -129,6 +129,7 @@ struct cache {
 	struct meta *m;
 	struct os_store *os;
 	bool os_defer;    /* puts durable only after os_sync */
+	bool os_local;    /* a bare file:// store: reads go to it directly */
 	uint64_t limit;
 	uint32_t bs;
 	char volume[META_VOLNAME_MAX + 1];
@@ -220,6 +221,11 @@ int dcache_get(struct dcache *d, const char *key, uint32_t blen,
 	       uint32_t off, uint32_t n, uint8_t *buf);
 void dcache_put(struct dcache *d, const char *key, const uint8_t *data,
 		uint32_t len);
+/* dcache_put on the fill thread: data stays valid until done(arg) is
+ * called there.  False (done not called) when too much waits already:
+ * the block is not cached. */
+bool dcache_fill(struct dcache *d, const char *key, const uint8_t *data,
+		 uint32_t len, void (*done)(void *arg), void *arg);
 /* Move a block file (a staged block after upload) into the cache. */
 int dcache_adopt(struct dcache *d, const char *from, const char *key);
 void dcache_stats(struct dcache *d, struct cache_stats *s);

@@ -383,10 +383,16 @@ rd_fn(void *arg)
 
 /* A piece is fetched whole when the stream is sequential or the piece
  * covers at least half its block (a range GET would save little);
- * otherwise only its bytes (see block.c). */
+ * otherwise only its bytes (see block.c).  A bare file:// store is read
+ * directly, a piece's bytes straight into the reply: its objects sit in
+ * the kernel's page cache, which already caches and reads ahead, so a
+ * whole block in memory would only add a 4 MiB copy, fresh pages to
+ * fault in and a second copy into the reply (most of a READ's CPU). */
 static bool
-want_whole(const struct piece *p, bool seq)
+want_whole(const struct cache *c, const struct piece *p, bool seq)
 {
+	if (c->os_local)
+		return false;
 	return seq || (uint64_t)p->n * 2 >= p->blen;
 }
 
@@ -404,10 +410,10 @@ read_pieces(struct cache *c, const struct piece *p, size_t n, bool seq)
 	w.left = n - 1;
 	for (i = 1; i < n; i++) {
 		j = tl_malloc(sizeof(*j));
-		*j = (struct rdjob){c, &p[i], want_whole(&p[i], seq), &w};
+		*j = (struct rdjob){c, &p[i], want_whole(c, &p[i], seq), &w};
 		tl_pool_submit(c->rd, rd_fn, j);
 	}
-	r = cache_piece_read(c, &p[0], want_whole(&p[0], seq));
+	r = cache_piece_read(c, &p[0], want_whole(c, &p[0], seq));
 	pthread_mutex_lock(&w.mu);
 	while (w.left > 0)
 		pthread_cond_wait(&w.cv, &w.mu);
@@ -548,6 +554,24 @@ gc_main(void *arg)
 
 /* ---- open and close ----------------------------------------------------- */
 
+/* A file:// store under nothing but pass-through wrappers (ratelimit,
+ * retry: a range GET costs what it reads).  Injected latency makes it
+ * remote-like, and zstd or crypt read whole objects for any range: then
+ * blocks are worth holding in memory again. */
+static bool
+store_is_local(struct os_store *os)
+{
+	static const char *const remote[] = {"s3", "fault", "zstd", "crypt"};
+	size_t i;
+
+	if (os_unwrap(os, "file") == NULL)
+		return false;
+	for (i = 0; i < TL_ARRAY_SIZE(remote); i++)
+		if (os_unwrap(os, remote[i]) != NULL)
+			return false;
+	return true;
+}
+
 /* The read side: memory blocks, disk cache, writeback, readahead. */
 static int
 open_blocks(struct cache *c, const struct cache_opts *o)
@@ -562,7 +586,12 @@ open_blocks(struct cache *c, const struct cache_opts *o)
 				 : CACHE_DEFAULT_DOWNLOADS;
 	cache_blk_init(c, o->readahead_budget);
 	c->rd = tl_pool_create("read", dl, 0);
-	cache_ra_init(c, o->readahead_max, o->readahead_budget, dl);
+	/* With a disk cache the operator asked for copies: keep them. */
+	c->os_local = store_is_local(c->os) &&
+		      (o->cache_dirs == NULL || o->cache_dirs[0] == '\0');
+	/* No prefetch into memory from a local store (see want_whole). */
+	cache_ra_init(c, c->os_local ? 0 : o->readahead_max,
+		      o->readahead_budget, dl);
 	r = dcache_open(o->cache_dirs, o->cache_size, o->cache_free_floor,
 			&c->dc);
 	if (r < 0)
@@ -610,8 +639,16 @@ cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
 	 * unmapped: with glibc's adaptive threshold they would come from
 	 * per-thread arenas, which keep freed blocks resident, and the
 	 * process would hold far more than its budgets. */
-	if (st->block_size >= (1u << 20) && st->block_size <= (32u << 20))
+	if (st->block_size >= (1u << 20) && st->block_size <= (32u << 20)) {
 		mallopt(M_MMAP_THRESHOLD, (int)st->block_size);
+		/* Fixing the threshold also fixes the trim threshold at
+		 * 128 KiB: every freed 1 MiB READ reply would then be
+		 * handed back to the kernel (madvise) and faulted in again
+		 * by the next one, a quarter of a READ's CPU.  Keep what
+		 * glibc's adaptive default would keep for this threshold,
+		 * bounded by a block per arena. */
+		mallopt(M_TRIM_THRESHOLD, (int)st->block_size);
+	}
 #endif
 	c = tl_calloc(1, sizeof(*c));
 	c->m = m;
@@ -699,9 +736,11 @@ cache_close(struct cache *c)
 	if (c->rd != NULL)
 		tl_pool_destroy(c->rd);
 	cache_wb_close(c);
+	/* Before the blocks go: fills in flight hold some of them. */
+	dcache_close(c->dc);
+	c->dc = NULL;
 	if (c->btab != NULL)
 		cache_blk_fini(c);
-	dcache_close(c->dc);
 	free(c->tab);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->space_mu);

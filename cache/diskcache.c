@@ -30,6 +30,12 @@
  * would pass the size limit, and when a directory's file system has less
  * free space than the floor (then only that directory's blocks go, and
  * the put is skipped if room cannot be made).
+ *
+ * Fills are written by one thread of their own (dcache_fill): a reader
+ * that fetched a block hands it over and goes on serving, instead of
+ * checksumming and writing 4 MiB on the request or prefetch path.  At
+ * most DC_FILL_MAX bytes wait; past that a block is not cached (the
+ * cache is best effort, and a reader must never wait for it).
  */
 #include "config.h"
 
@@ -53,6 +59,7 @@
 #define DC_SUBDIRS 256
 #define DC_SAMPLE 5
 #define DC_DEFAULT_SIZE (10ULL << 30)
+#define DC_FILL_MAX (64ULL << 20)
 
 /* ---- CRC32C (Castagnoli) -------------------------------------------------- */
 
@@ -129,6 +136,53 @@ cache_crc32c(uint32_t crc, const void *buf, size_t n)
 	return ~crc_soft(crc, buf, n);
 }
 
+/* The CRC32C of each BF_PIECE piece of data into crc[].  The hardware
+ * instruction has a latency of three cycles and a throughput of one, so
+ * three independent pieces are summed together: three times the speed
+ * of one piece after another, which matters when every fetched block is
+ * checksummed on its way into the cache. */
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static void
+crc3_sse42(const uint8_t *a, const uint8_t *b, const uint8_t *c, size_t n,
+	   uint32_t *out)
+{
+	uint64_t x = 0xffffffffu, y = 0xffffffffu, z = 0xffffffffu, u, v, w;
+	size_t i;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		memcpy(&u, a + i, 8);
+		memcpy(&v, b + i, 8);
+		memcpy(&w, c + i, 8);
+		x = __builtin_ia32_crc32di(x, u);
+		y = __builtin_ia32_crc32di(y, v);
+		z = __builtin_ia32_crc32di(z, w);
+	}
+	out[0] = ~crc_sse42((uint32_t)x, a + i, n - i);
+	out[1] = ~crc_sse42((uint32_t)y, b + i, n - i);
+	out[2] = ~crc_sse42((uint32_t)z, c + i, n - i);
+}
+#endif
+
+static void
+piece_crcs(const uint8_t *data, uint32_t len, uint32_t *crc)
+{
+	uint32_t np = (len + BF_PIECE - 1) / BF_PIECE, full = len / BF_PIECE;
+	uint32_t i = 0;
+
+	pthread_once(&crc_once, crc_init);
+#if defined(__x86_64__)
+	if (crc_hw)
+		for (; i + 3 <= full; i += 3)
+			crc3_sse42(data + (size_t)i * BF_PIECE,
+				   data + (size_t)(i + 1) * BF_PIECE,
+				   data + (size_t)(i + 2) * BF_PIECE, BF_PIECE,
+				   crc + i);
+#endif
+	for (; i < np; i++)
+		crc[i] = cache_crc32c(0, data + (size_t)i * BF_PIECE,
+				      TL_MIN(BF_PIECE, len - i * BF_PIECE));
+}
+
 /* ---- block files ---------------------------------------------------------- */
 
 uint64_t
@@ -164,6 +218,7 @@ cache_blockfile_write(const char *path, const char *key, const uint8_t *data,
 	uint8_t *h = tl_malloc(hl);
 	char *tmp = tl_asprintf("%s.tmp", path);
 	struct iovec iov[2] = {{h, hl}, {(void *)data, len}};
+	uint32_t *crc = tl_malloc((np + 1) * sizeof(*crc));
 	size_t i;
 	ssize_t w;
 	int fd = -1, r = 0;
@@ -173,10 +228,10 @@ cache_blockfile_write(const char *path, const char *key, const uint8_t *data,
 	tl_put_be16(h + 8, (uint16_t)kl);
 	tl_put_be16(h + 10, 0);
 	memcpy(h + BF_HDR, key, kl);
+	piece_crcs(data, len, crc);
 	for (i = 0; i < np; i++)
-		tl_put_be32(h + BF_HDR + kl + 4 * i,
-			    cache_crc32c(0, data + i * BF_PIECE,
-					 TL_MIN(BF_PIECE, len - i * BF_PIECE)));
+		tl_put_be32(h + BF_HDR + kl + 4 * i, crc[i]);
+	free(crc);
 	tl_put_be32(h + 12, cache_crc32c(cache_crc32c(0, h, 12), h + BF_HDR,
 					 hl - BF_HDR));
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -202,6 +257,33 @@ out:
 		unlink(tmp);
 	free(tmp);
 	free(h);
+	return r;
+}
+
+/* Bytes [off, off+n) of the block data at file offset hl, whole pieces,
+ * into buf, checked against the big-endian piece CRCs at want. */
+static int
+read_checked(int fd, size_t hl, const uint8_t *want, uint32_t off, uint32_t n,
+	     uint8_t *buf)
+{
+	uint32_t np = (n + BF_PIECE - 1) / BF_PIECE, i;
+	uint32_t *crc;
+	size_t done = 0;
+	ssize_t got;
+	int r = 0;
+
+	while (done < n) {
+		got = pread(fd, buf + done, n - done, (off_t)(hl + off + done));
+		if (got <= 0)
+			return -EBADMSG; /* shorter than its header says */
+		done += (size_t)got;
+	}
+	crc = tl_malloc(np * sizeof(*crc));
+	piece_crcs(buf, n, crc);
+	for (i = 0; i < np && r == 0; i++)
+		if (crc[i] != tl_get_be32(want + 4 * i))
+			r = -EBADMSG;
+	free(crc);
 	return r;
 }
 
@@ -248,10 +330,16 @@ cache_blockfile_read(const char *path, const char *key, uint32_t want,
 		r = 0;
 		goto out;
 	}
-	/* Read whole pieces so each can be checked; the caller's buffer
-	 * takes them directly when the range is piece aligned. */
 	p0 = off / BF_PIECE;
 	p1 = (off + n - 1) / BF_PIECE;
+	if (off % BF_PIECE == 0 &&
+	    ((off + n) % BF_PIECE == 0 || off + n == len)) {
+		/* Whole pieces (a whole block): one read, then the checks. */
+		r = read_checked(fd, hl, h + BF_HDR + kl + 4 * p0, off, n, buf);
+		goto out;
+	}
+	/* Read whole pieces so each can be checked; the caller's buffer
+	 * takes them directly when the range is piece aligned. */
 	for (i = p0; i <= p1; i++) {
 		uint8_t *dst;
 
@@ -314,6 +402,25 @@ struct dcache {
 	uint64_t bytes, tick, rng;
 
 	_Atomic uint64_t hits, misses, damaged, evicted;
+
+	/* fills waiting for the fill thread (fill_mu) */
+	pthread_mutex_t fill_mu;
+	pthread_cond_t fill_cv;
+	struct dfill *fill_head, *fill_tail;
+	uint64_t fill_bytes;
+	uint64_t fill_queued, fill_done; /* fills handed over, finished */
+	bool fill_on, fill_stop;
+	pthread_t fill;
+};
+
+struct dfill {
+	struct dfill *next;
+	char *key;
+	const uint8_t *data;
+	uint32_t len;
+	uint64_t tick; /* when it was read: its place in LRU order */
+	void (*done)(void *arg);
+	void *arg;
 };
 
 #define NIL UINT32_MAX
@@ -538,6 +645,8 @@ dcache_open(const char *dirs, uint64_t size, unsigned floor_pct,
 		return 0;
 	d = tl_calloc(1, sizeof(*d));
 	pthread_mutex_init(&d->mu, NULL);
+	pthread_mutex_init(&d->fill_mu, NULL);
+	pthread_cond_init(&d->fill_cv, NULL);
 	d->limit = size ? size : DC_DEFAULT_SIZE;
 	d->floor_pct = TL_MIN(floor_pct, 99u);
 	d->rng = tl_random_u64() | 1;
@@ -582,6 +691,8 @@ out:
 	return 0;
 }
 
+static void fill_stop(struct dcache *d);
+
 void
 dcache_close(struct dcache *d)
 {
@@ -589,12 +700,15 @@ dcache_close(struct dcache *d)
 
 	if (d == NULL)
 		return;
+	fill_stop(d);
 	for (i = 0; i < d->ndirs; i++)
 		free(d->dirs[i].path);
 	free(d->dirs);
 	free(d->e);
 	free(d->bucket);
 	pthread_mutex_destroy(&d->mu);
+	pthread_mutex_destroy(&d->fill_mu);
+	pthread_cond_destroy(&d->fill_cv);
 	free(d);
 }
 
@@ -702,19 +816,24 @@ make_room(struct dcache *d, uint32_t dir, uint64_t size)
 	return true;
 }
 
-void
-dcache_put(struct dcache *d, const char *key, const uint8_t *data,
-	   uint32_t len)
+/* Cache a block read at tick (0: now). */
+static void
+put_at(struct dcache *d, const char *key, const uint8_t *data, uint32_t len,
+       uint64_t tick)
 {
 	uint64_t h = cache_key_hash(key), size;
-	uint32_t dir = (uint32_t)(h % d->ndirs);
+	uint32_t dir = (uint32_t)(h % d->ndirs), i;
 	char path[4096];
 
 	size = cache_blockfile_size(strlen(key), len);
+
 	pthread_mutex_lock(&d->mu);
-	if (ix_find(d, h) != NIL) {
+	if ((i = ix_find(d, h)) != NIL) {
+		/* Cached already (by an earlier fill of a reader that missed
+		 * before it was written): this one was read too. */
+		d->e[i].tick = TL_MAX(d->e[i].tick, tick ? tick : ++d->tick);
 		pthread_mutex_unlock(&d->mu);
-		return; /* cached already (by a concurrent reader) */
+		return;
 	}
 	pthread_mutex_unlock(&d->mu);
 	if (!make_room(d, dir, size))
@@ -723,8 +842,94 @@ dcache_put(struct dcache *d, const char *key, const uint8_t *data,
 	if (cache_blockfile_write(path, key, data, len, false) < 0)
 		return; /* the cache is best effort */
 	pthread_mutex_lock(&d->mu);
-	ix_add(d, h, (uint32_t)size, dir, ++d->tick);
+	ix_add(d, h, (uint32_t)size, dir, tick ? tick : ++d->tick);
 	pthread_mutex_unlock(&d->mu);
+}
+
+void
+dcache_put(struct dcache *d, const char *key, const uint8_t *data,
+	   uint32_t len)
+{
+	put_at(d, key, data, len, 0);
+}
+
+/* ---- fills off the read path --------------------------------------------- */
+
+static void *
+fill_main(void *arg)
+{
+	struct dcache *d = arg;
+	struct dfill *f;
+
+	pthread_mutex_lock(&d->fill_mu);
+	for (;;) {
+		while (d->fill_head == NULL && !d->fill_stop)
+			pthread_cond_wait(&d->fill_cv, &d->fill_mu);
+		f = d->fill_head;
+		if (f == NULL)
+			break; /* stopping, and everything is written */
+		d->fill_head = f->next;
+		if (d->fill_head == NULL)
+			d->fill_tail = NULL;
+		pthread_mutex_unlock(&d->fill_mu);
+		put_at(d, f->key, f->data, f->len, f->tick);
+		f->done(f->arg);
+		pthread_mutex_lock(&d->fill_mu);
+		d->fill_bytes -= f->len;
+		d->fill_done++;
+		pthread_cond_broadcast(&d->fill_cv);
+		free(f->key);
+		free(f);
+	}
+	pthread_mutex_unlock(&d->fill_mu);
+	return NULL;
+}
+
+/* Write what waits, then stop the thread (at close). */
+static void
+fill_stop(struct dcache *d)
+{
+	pthread_mutex_lock(&d->fill_mu);
+	d->fill_stop = true;
+	pthread_cond_broadcast(&d->fill_cv);
+	pthread_mutex_unlock(&d->fill_mu);
+	if (d->fill_on)
+		pthread_join(d->fill, NULL);
+	d->fill_on = false;
+}
+
+bool
+dcache_fill(struct dcache *d, const char *key, const uint8_t *data,
+	    uint32_t len, void (*done)(void *arg), void *arg)
+{
+	struct dfill *f;
+	bool ok = false;
+
+	pthread_mutex_lock(&d->fill_mu);
+	if (d->fill_stop || d->fill_bytes + len > DC_FILL_MAX)
+		goto out;
+	if (!d->fill_on) {
+		if (pthread_create(&d->fill, NULL, fill_main, d) != 0)
+			goto out;
+		d->fill_on = true;
+	}
+	f = tl_malloc(sizeof(*f));
+	*f = (struct dfill){NULL, tl_strdup(key), data, len, 0, done, arg};
+	pthread_mutex_lock(&d->mu); /* a leaf under fill_mu */
+	f->tick = ++d->tick;
+	pthread_mutex_unlock(&d->mu);
+	if (d->fill_tail)
+		d->fill_tail->next = f;
+	else
+		d->fill_head = f;
+	d->fill_tail = f;
+	d->fill_bytes += len;
+	d->fill_queued++;
+	pthread_cond_broadcast(&d->fill_cv);
+	ok = true;
+out:
+	pthread_mutex_unlock(&d->fill_mu);
+	return ok;
 }
 
 int
@@ -751,6 +956,17 @@ dcache_adopt(struct dcache *d, const char *from, const char *key)
 void
 dcache_stats(struct dcache *d, struct cache_stats *s)
 {
+	uint64_t upto;
+
+	/* Count the fills handed over before this call as done: callers
+	 * (status, tests) see what the reads they made have cached.  Later
+	 * fills are not waited for, so a busy cache cannot hold this up
+	 * for longer than DC_FILL_MAX bytes take to write. */
+	pthread_mutex_lock(&d->fill_mu);
+	upto = d->fill_queued;
+	while (d->fill_done < upto)
+		pthread_cond_wait(&d->fill_cv, &d->fill_mu);
+	pthread_mutex_unlock(&d->fill_mu);
 	pthread_mutex_lock(&d->mu);
 	s->disk_blocks = d->n;
 	s->disk_bytes = d->bytes;
