@@ -692,9 +692,13 @@ nfsd_metrics_start(const char *listen_s, const struct nfsd_metrics_src *src,
 		rc = -ENOMEM;
 		goto fail;
 	}
-	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
-						EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-						EVHTTP_REQ_DELETE);
+	/* every method reaches http_cb, which answers 405 (evhttp would
+	 * answer 501 to the ones outside its default set) */
+	evhttp_set_allowed_methods(
+	    m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+			 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+			 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+			 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_timeout(m->http, 30);
 	evhttp_set_max_headers_size(m->http, 16384);
 	evhttp_set_max_body_size(m->http, 65536);

@@ -344,8 +344,8 @@ rpc_call(uint8_t *buf, uint32_t xid, uint32_t prog, uint32_t vers,
 	put32(&p, 0);
 	put32(&p, 0); /* AUTH_NONE verifier */
 	put32(&p, 0);
-	memcpy(p, args, alen);
-	p += alen;
+	if (alen > 0)
+		memcpy(p, args, alen);
 	p = buf;
 	put32(&p, 0x80000000u | (uint32_t)(alen + 60));
 	return alen + 64;
