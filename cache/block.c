@@ -39,12 +39,45 @@ cache_blk_init(struct cache *c, uint64_t mem_cap)
 	c->nbtab = BTAB_SIZE;
 	c->btab = tl_calloc(c->nbtab, sizeof(*c->btab));
 	c->mem_cap = mem_cap;
+	pthread_mutex_init(&c->fmu, NULL);
+}
+
+/*
+ * Whole-block buffers are recycled through a short free list: a block
+ * buffer is mapped (M_MMAP_THRESHOLD, see cache_open), so a fresh one
+ * costs a page fault per 4 KiB as the fetch fills it, and once memory
+ * is at its budget every fetch frees one block and allocates the next.
+ * At most CACHE_BFREE_MAX buffers wait, outside the memory budget.
+ */
+
+static uint8_t *
+bbuf_get(struct cache *c, uint32_t len)
+{
+	uint8_t *d = NULL;
+
+	if (len == c->bs) {
+		pthread_mutex_lock(&c->fmu);
+		if (c->nfree > 0)
+			d = c->freebuf[--c->nfree];
+		pthread_mutex_unlock(&c->fmu);
+	}
+	return d != NULL ? d : tl_malloc(len);
 }
 
 static void
-mblk_free(struct mblk *b)
+mblk_free(struct cache *c, struct mblk *b)
 {
-	free(b->data);
+	uint8_t *d = b->data;
+
+	if (d != NULL && b->len == c->bs) {
+		pthread_mutex_lock(&c->fmu);
+		if (c->nfree < CACHE_BFREE_MAX) {
+			c->freebuf[c->nfree++] = d;
+			d = NULL;
+		}
+		pthread_mutex_unlock(&c->fmu);
+	}
+	free(d);
 	free(b);
 }
 
@@ -57,8 +90,11 @@ cache_blk_fini(struct cache *c)
 	for (i = 0; i < c->nbtab; i++)
 		for (b = c->btab[i]; b != NULL; b = n) {
 			n = b->hnext;
-			mblk_free(b);
+			mblk_free(c, b);
 		}
+	while (c->nfree > 0)
+		free(c->freebuf[--c->nfree]);
+	pthread_mutex_destroy(&c->fmu);
 	free(c->btab);
 	pthread_mutex_destroy(&c->bmu);
 	pthread_cond_destroy(&c->bcv);
@@ -140,13 +176,13 @@ trim(struct cache *c)
 }
 
 static void
-free_list(struct mblk *b)
+free_list(struct cache *c, struct mblk *b)
 {
 	struct mblk *n;
 
 	for (; b != NULL; b = n) {
 		n = b->hnext;
-		mblk_free(b);
+		mblk_free(c, b);
 	}
 }
 
@@ -160,7 +196,7 @@ blk_put(struct cache *c, struct mblk *b)
 		lru_add(c, b);
 	gone = trim(c);
 	pthread_mutex_unlock(&c->bmu);
-	free_list(gone);
+	free_list(c, gone);
 }
 
 /* Bytes [off, off+n) of the block from staging or the disk cache; a miss
@@ -239,7 +275,7 @@ blk_get(struct cache *c, const struct piece *p, struct mblk **out)
 		}
 		/* The load failed: try for ourselves. */
 		if (--b->refs == 0)
-			mblk_free(b);
+			mblk_free(c, b);
 	}
 	b = tl_calloc(1, sizeof(*b));
 	b->id = p->id;
@@ -254,9 +290,9 @@ blk_get(struct cache *c, const struct piece *p, struct mblk **out)
 	c->mem_blocks++;
 	gone = trim(c);
 	pthread_mutex_unlock(&c->bmu);
-	free_list(gone);
+	free_list(c, gone);
 
-	b->data = tl_malloc(p->blen);
+	b->data = bbuf_get(c, p->blen);
 	cache_block_key(key, sizeof(key), c->volume, p->id, p->idx, p->blen);
 	r = local_read(c, key, p->blen, 0, p->blen, b->data);
 	if (r == -ENOENT) {
@@ -281,7 +317,7 @@ blk_get(struct cache *c, const struct piece *p, struct mblk **out)
 	pthread_mutex_unlock(&c->bmu);
 	if (r < 0) {
 		if (b != NULL)
-			mblk_free(b);
+			mblk_free(c, b);
 		return r;
 	}
 	/* Waiters already have the block; the disk copy is written by the

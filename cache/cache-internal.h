@@ -19,6 +19,9 @@
  * so NFS writes that arrive slightly out of order still make one slice. */
 #define CACHE_GAP_WINDOW (8u << 20)
 
+/* Whole-block buffers kept for reuse (block.c). */
+#define CACHE_BFREE_MAX 4
+
 enum blk_state {
 	BLK_FILL = 0,  /* not sealed */
 	BLK_UPLOADING, /* sealed, early upload in flight */
@@ -153,6 +156,9 @@ struct cache {
 	uint64_t mem_bytes, mem_cap;
 	uint64_t mem_blocks;
 	_Atomic uint64_t mem_hits, fetches, fetch_bytes, prefetches;
+	pthread_mutex_t fmu; /* whole-block buffers to reuse (leaf lock) */
+	uint8_t *freebuf[CACHE_BFREE_MAX];
+	unsigned nfree;
 
 	struct dcache *dc; /* NULL: no disk cache */
 	struct wb *wb;     /* NULL: no writeback */
