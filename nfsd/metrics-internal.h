@@ -37,14 +37,14 @@ enum nfsd_m_prog { NFSD_M_NFS, NFSD_M_MOUNT, NFSD_M_NPROG };
 
 /* Calls refused at the RPC level (no procedure ran). */
 enum nfsd_m_rpc_err {
-	NFSD_M_ERR_MALFORMED,	  /* not a call / truncated: no reply */
-	NFSD_M_ERR_RPC_MISMATCH,  /* RPC version */
-	NFSD_M_ERR_AUTH,	  /* AUTH_BADCRED */
+	NFSD_M_ERR_MALFORMED,	 /* not a call / truncated: no reply */
+	NFSD_M_ERR_RPC_MISMATCH, /* RPC version */
+	NFSD_M_ERR_AUTH,	 /* AUTH_BADCRED */
 	NFSD_M_ERR_PROG_UNAVAIL,
 	NFSD_M_ERR_PROG_MISMATCH,
 	NFSD_M_ERR_PROC_UNAVAIL,
 	NFSD_M_ERR_GARBAGE_ARGS,
-	NFSD_M_ERR_SYSTEM,	  /* reply could not be encoded */
+	NFSD_M_ERR_SYSTEM, /* reply could not be encoded */
 	NFSD_M_ERR_COUNT
 };
 
@@ -62,7 +62,7 @@ enum nfsd_m_close {
 typedef atomic_uint_fast64_t nfsd_m_counter;
 
 struct nfsd_m_proc {
-	nfsd_m_counter calls;		       /* received, replays too */
+	nfsd_m_counter calls;			/* received, replays too */
 	nfsd_m_counter lat[NFSD_M_BUCKETS + 1]; /* runs, not cumulative */
 	nfsd_m_counter lat_sum_ns;
 	nfsd_m_counter status[NFSD_M_NSTATUS]; /* NFS replies by nfsstat3 */

@@ -48,10 +48,10 @@ static const char *const prog_names[NFSD_M_NPROG] = {"nfs", "mount"};
 
 /* Label values, indexed by procedure number (RFC 1813). */
 static const char *const nfs_procs[] = {
-    "null",	"getattr", "setattr",	  "lookup", "access",	   "readlink",
-    "read",	"write",   "create",	  "mkdir",  "symlink",	   "mknod",
-    "remove",	"rmdir",   "rename",	  "link",   "readdir",	   "readdirplus",
-    "fsstat",	"fsinfo",  "pathconf",	  "commit",
+    "null",   "getattr", "setattr",  "lookup", "access",  "readlink",
+    "read",   "write",	 "create",   "mkdir",  "symlink", "mknod",
+    "remove", "rmdir",	 "rename",   "link",   "readdir", "readdirplus",
+    "fsstat", "fsinfo",	 "pathconf", "commit",
 };
 static const char *const mnt_procs[] = {
     "null", "mnt", "dump", "umnt", "umntall", "export",
@@ -115,14 +115,13 @@ static const char *const close_names[NFSD_M_CLOSE_COUNT] = {
 
 /* Upper bounds of the latency buckets: 100 us to 10 s. */
 static const uint64_t bucket_ns[NFSD_M_BUCKETS] = {
-    100000,	250000,	    500000,	1000000,    2500000,	 5000000,
-    10000000,	25000000,   50000000,	100000000,  250000000,	 500000000,
+    100000,	250000,	    500000,	1000000,     2500000,	5000000,
+    10000000,	25000000,   50000000,	100000000,   250000000, 500000000,
     1000000000, 2500000000, 5000000000, 10000000000,
 };
 static const char *const bucket_le[NFSD_M_BUCKETS] = {
-    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
-    "0.01",   "0.025",   "0.05",   "0.1",   "0.25",   "0.5",
-    "1",      "2.5",     "5",      "10",
+    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
+    "0.05",   "0.1",	 "0.25",   "0.5",   "1",      "2.5",   "5",    "10",
 };
 
 /* ---- counting (any thread) --------------------------------------------- */
@@ -212,8 +211,7 @@ bprintf(struct tl_buf *b, const char *fmt, ...)
 }
 
 static void
-family(struct tl_buf *b, const char *name, const char *type,
-       const char *help)
+family(struct tl_buf *b, const char *name, const char *type, const char *help)
 {
 	bprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
@@ -237,8 +235,7 @@ static const char *
 proc_name(unsigned prog, unsigned proc)
 {
 	if (prog == NFSD_M_NFS)
-		return proc < TL_ARRAY_SIZE(nfs_procs) ? nfs_procs[proc]
-						       : NULL;
+		return proc < TL_ARRAY_SIZE(nfs_procs) ? nfs_procs[proc] : NULL;
 	return proc < TL_ARRAY_SIZE(mnt_procs) ? mnt_procs[proc] : NULL;
 }
 
@@ -295,12 +292,12 @@ render_rpc(struct tl_buf *b)
 	       "(retransmissions too).");
 	for (unsigned g = 0; g < NFSD_M_NPROG; g++)
 		for (unsigned i = 0; proc_name(g, i) != NULL; i++)
-			bprintf(b,
-				"tessera_rpc_calls_total{program=\"%s\","
-				"procedure=\"%s\"} %llu\n",
-				prog_names[g], proc_name(g, i),
-				(unsigned long long)get(
-				    &nfsd_m.proc[g][i].calls));
+			bprintf(
+			    b,
+			    "tessera_rpc_calls_total{program=\"%s\","
+			    "procedure=\"%s\"} %llu\n",
+			    prog_names[g], proc_name(g, i),
+			    (unsigned long long)get(&nfsd_m.proc[g][i].calls));
 	render_histogram(b);
 	family(b, "tessera_nfs_replies_total", "counter",
 	       "NFS v3 replies per procedure and nfsstat3 (statuses "
@@ -462,8 +459,7 @@ render_objstore(struct tl_buf *b, struct os_store *os)
 		    "Bytes put to the object store.", rl.up_bytes);
 		one(b, "tessera_objstore_downloaded_bytes_total", "counter",
 		    "Bytes got from the object store.", rl.down_bytes);
-		family(b, "tessera_objstore_throttled_seconds_total",
-		       "counter",
+		family(b, "tessera_objstore_throttled_seconds_total", "counter",
 		       "Time callers waited for upload_limit and "
 		       "download_limit.");
 		bprintf(b, "tessera_objstore_throttled_seconds_total %.6f\n",
@@ -492,8 +488,7 @@ render_volume(struct tl_buf *b, struct meta *m)
 	if (!up)
 		return false;
 	one(b, "tessera_volume_used_bytes", "gauge",
-	    "Bytes used by regular files (4 KiB-rounded sizes).",
-	    u.used_bytes);
+	    "Bytes used by regular files (4 KiB-rounded sizes).", u.used_bytes);
 	one(b, "tessera_volume_used_inodes", "gauge", "Inodes in use.",
 	    u.used_inodes);
 	one(b, "tessera_volume_capacity_bytes", "gauge",
@@ -511,8 +506,7 @@ nfsd_metrics_render(const struct nfsd_metrics_src *src, struct tl_buf *out)
 {
 	family(out, "tessera_build_info", "gauge",
 	       "Always 1; the version is a label.");
-	bprintf(out, "tessera_build_info{version=\"%s\"} 1\n",
-		PACKAGE_VERSION);
+	bprintf(out, "tessera_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
 	render_rpc(out);
 	render_conns(out);
 	if (src->srv != NULL)
@@ -573,8 +567,8 @@ serve_metrics(struct evhttp_request *req, struct nfsd_metrics *m)
 	struct tl_buf b = TL_BUF_INIT;
 
 	nfsd_metrics_render(&m->src, &b);
-	reply_text(req, HTTP_OK, "OK", "text/plain; version=0.0.4; charset=utf-8",
-		   b.data, b.len);
+	reply_text(req, HTTP_OK, "OK",
+		   "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
 	tl_buf_free(&b);
 }
 
@@ -646,15 +640,13 @@ bind_socket(const char *listen_s, evutil_socket_t *fd, unsigned *port,
 				   listen_s);
 		return -EINVAL;
 	}
-	s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-		   0);
+	s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s < 0) {
 		rc = -errno;
 		goto fail;
 	}
 	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(s, (struct sockaddr *)&ss, len) != 0 ||
-	    listen(s, 64) != 0) {
+	if (bind(s, (struct sockaddr *)&ss, len) != 0 || listen(s, 64) != 0) {
 		rc = -errno;
 		close(s);
 		goto fail;

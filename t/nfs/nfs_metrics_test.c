@@ -128,8 +128,8 @@ out:
 static bool
 name_ok(const char *s, size_t n)
 {
-	if (n == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_' ||
-			s[0] == ':'))
+	if (n == 0 ||
+	    !(isalpha((unsigned char)s[0]) || s[0] == '_' || s[0] == ':'))
 		return false;
 	for (size_t i = 1; i < n; i++)
 		if (!(isalnum((unsigned char)s[i]) || s[i] == '_' ||
@@ -210,7 +210,8 @@ check_format(const char *text, int *nsamples)
 			if (!known || strncmp(name, "tessera_", 8) != 0 ||
 			    !name_ok(name, nl) ||
 			    (strcmp(type, "counter") == 0) !=
-				(nl > 6 && strcmp(name + nl - 6, "_total") == 0)) {
+				(nl > 6 &&
+				 strcmp(name + nl - 6, "_total") == 0)) {
 				th_diag("bad TYPE line: %s", line);
 				bad++;
 			}
@@ -413,8 +414,7 @@ retransmitted_create(const char *name)
 	put32(&p, 1); /* GUARDED */
 	for (int i = 0; i < 6; i++)
 		put32(&p, 0); /* sattr3: nothing set */
-	len = rpc_call(msg, 0x7e55e7a1, 100003, 3, 8, args,
-		       (size_t)(p - args));
+	len = rpc_call(msg, 0x7e55e7a1, 100003, 3, 8, args, (size_t)(p - args));
 	TH_REQUIRE(rpc_roundtrip(fd, msg, len, w1, 8) == 0, "CREATE sent");
 	TH_CHECK(w1[0] == 0x7e55e7a1 && w1[5] == 0 && w1[6] == NFS3_OK,
 		 "first CREATE: accepted %u, %s", w1[5],
@@ -493,17 +493,18 @@ check_counters(const char *m)
 		 sample(m, "tessera_drc_hits_total"));
 	TH_CHECK(sample(m, "tessera_drc_entries") >= 1, "DRC entries");
 	TH_CHECK(sample(m, "tessera_drc_bytes") > 0, "DRC bytes");
-	TH_CHECK(sample(m, "tessera_rpc_errors_total{reason=\"prog_unavail\"}")
-		     >= 1,
-		 "PROG_UNAVAIL counted");
-	TH_CHECK(sample(m, "tessera_rpc_errors_total{reason=\"garbage_args\"}")
-		     >= 1,
-		 "GARBAGE_ARGS counted");
+	TH_CHECK(
+	    sample(m, "tessera_rpc_errors_total{reason=\"prog_unavail\"}") >= 1,
+	    "PROG_UNAVAIL counted");
+	TH_CHECK(
+	    sample(m, "tessera_rpc_errors_total{reason=\"garbage_args\"}") >= 1,
+	    "GARBAGE_ARGS counted");
 	TH_CHECK(sample(m, "tessera_connections_open") >= 1,
-		 "open connections (%g)", sample(m, "tessera_connections_open"));
-	TH_CHECK(sample(m, "tessera_connections_closed_total{reason=\"eof\"}")
-		     >= 1,
-		 "a closed connection counted by reason");
+		 "open connections (%g)",
+		 sample(m, "tessera_connections_open"));
+	TH_CHECK(
+	    sample(m, "tessera_connections_closed_total{reason=\"eof\"}") >= 1,
+	    "a closed connection counted by reason");
 	TH_CHECK(sample(m, "tessera_volume_used_inodes") >= 3,
 		 "volume inodes (%g)", sample(m, "tessera_volume_used_inodes"));
 	TH_CHECK(sample(m, "tessera_metadata_up") == 1, "metadata up");
@@ -539,7 +540,8 @@ check_writeback_alarm(void)
 		 "staged blocks (%g)",
 		 sample(m, "tessera_writeback_staged_blocks"));
 	TH_CHECK(sample(m, "tessera_writeback_staged_bytes") >= 65536,
-		 "staged bytes (%g)", sample(m, "tessera_writeback_staged_bytes"));
+		 "staged bytes (%g)",
+		 sample(m, "tessera_writeback_staged_bytes"));
 	TH_CHECK(sample(m, "tessera_writeback_oldest_age_seconds") >= 1,
 		 "oldest staged age (%g s)",
 		 sample(m, "tessera_writeback_oldest_age_seconds"));
@@ -567,8 +569,7 @@ main(void)
 	at = log_size();
 	TH_REQUIRE(th_server_restart(&srv, false) == 0,
 		   "tesserad restarted with metrics on port 0");
-	for (uint64_t t0 = th_now_ms(); th_now_ms() - t0 < 20000;
-	     usleep(50000))
+	for (uint64_t t0 = th_now_ms(); th_now_ms() - t0 < 20000; usleep(50000))
 		if ((http_port = log_port(at)) > 0)
 			break;
 	TH_REQUIRE(http_port > 0, "the metrics port is logged");
