@@ -404,6 +404,8 @@ start_metrics(const struct nfsd_config *cfg, const struct backend *b,
 	    .cache = b->cache,
 	    .os = b->os,
 	    .cache_size = cfg->cache_dirs[0] != '\0' ? cfg->cache_size : 0,
+	    .buffer_limit = cfg->buffer_limit,
+	    .start_ns = tl_now_ns(),
 	    .writeback_max_age_ms = cfg->writeback_max_age,
 	};
 	struct nfsd_metrics *m = NULL;

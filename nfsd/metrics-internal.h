@@ -74,6 +74,8 @@ struct nfsd_m_counters {
 	nfsd_m_counter conn_accepted, conn_refused;
 	nfsd_m_counter conn_closed[NFSD_M_CLOSE_COUNT];
 	atomic_int_fast64_t conn_open;
+	nfsd_m_counter rx_bytes, tx_bytes; /* RPC records in, replies out */
+	atomic_int_fast64_t req_open, req_bytes; /* read, not answered */
 };
 
 extern struct nfsd_m_counters nfsd_m;
@@ -82,6 +84,31 @@ static inline void
 nfsd_m_inc(nfsd_m_counter *c)
 {
 	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+static inline void
+nfsd_m_add(nfsd_m_counter *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* A record of len bytes was read and handed to a worker (rpc.c)... */
+static inline void
+nfsd_m_request_in(size_t len)
+{
+	nfsd_m_add(&nfsd_m.rx_bytes, len);
+	atomic_fetch_add_explicit(&nfsd_m.req_open, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&nfsd_m.req_bytes, (int_fast64_t)len,
+				  memory_order_relaxed);
+}
+
+/* ...and is done with. */
+static inline void
+nfsd_m_request_done(size_t len)
+{
+	atomic_fetch_sub_explicit(&nfsd_m.req_open, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&nfsd_m.req_bytes, (int_fast64_t)len,
+				  memory_order_relaxed);
 }
 
 static inline void
@@ -111,6 +138,8 @@ struct nfsd_metrics_src {
 	struct cache *cache;	       /* cache and writeback */
 	struct os_store *os;	       /* the store stack (wrappers) */
 	uint64_t cache_size;	       /* configured limit, 0: no cache */
+	uint64_t buffer_limit;	       /* configured buffer_limit */
+	uint64_t start_ns;	       /* wall clock at startup */
 	uint64_t writeback_max_age_ms; /* alarm threshold */
 };
 

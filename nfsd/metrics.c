@@ -231,6 +231,15 @@ get(nfsd_m_counter *c)
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
+/* A gauge kept as +/- pairs may be read between the two halves. */
+static uint64_t
+nonneg(atomic_int_fast64_t *g)
+{
+	int_fast64_t v = atomic_load_explicit(g, memory_order_relaxed);
+
+	return v > 0 ? (uint64_t)v : 0;
+}
+
 static const char *
 proc_name(unsigned prog, unsigned proc)
 {
@@ -329,16 +338,24 @@ render_rpc(struct tl_buf *b)
 static void
 render_conns(struct tl_buf *b)
 {
-	int64_t open =
-	    atomic_load_explicit(&nfsd_m.conn_open, memory_order_relaxed);
-
 	one(b, "tessera_connections_open", "gauge",
-	    "Client TCP connections open now.", open > 0 ? (uint64_t)open : 0);
+	    "Client TCP connections open now.", nonneg(&nfsd_m.conn_open));
 	one(b, "tessera_connections_accepted_total", "counter",
 	    "Client TCP connections accepted.", get(&nfsd_m.conn_accepted));
 	one(b, "tessera_connections_refused_total", "counter",
 	    "Connections closed at once: max_connections reached.",
 	    get(&nfsd_m.conn_refused));
+	one(b, "tessera_rpc_received_bytes_total", "counter",
+	    "Bytes of RPC records read from clients.", get(&nfsd_m.rx_bytes));
+	one(b, "tessera_rpc_sent_bytes_total", "counter",
+	    "Bytes of RPC replies sent (READ data included).",
+	    get(&nfsd_m.tx_bytes));
+	one(b, "tessera_rpc_requests_in_progress", "gauge",
+	    "Requests read and not yet answered.", nonneg(&nfsd_m.req_open));
+	one(b, "tessera_rpc_request_memory_bytes", "gauge",
+	    "Bytes of requests read and not yet answered (request_memory "
+	    "bounds them).",
+	    nonneg(&nfsd_m.req_bytes));
 	family(b, "tessera_connections_closed_total", "counter",
 	       "Client TCP connections closed, by reason.");
 	for (unsigned i = 0; i < NFSD_M_CLOSE_COUNT; i++) {
@@ -416,6 +433,8 @@ render_cache(struct tl_buf *b, const struct nfsd_metrics_src *src)
 	one(b, "tessera_buffered_write_bytes", "gauge",
 	    "Bytes of unstable writes buffered in memory, not yet stored.",
 	    cache_buffered(src->cache));
+	one(b, "tessera_buffered_write_limit_bytes", "gauge",
+	    "buffer_limit: writers flush or wait above it.", src->buffer_limit);
 	one(b, "tessera_objstore_fetches_total", "counter",
 	    "Block GETs issued to the object store.", s.fetches);
 	one(b, "tessera_objstore_fetch_bytes_total", "counter",
@@ -507,6 +526,10 @@ nfsd_metrics_render(const struct nfsd_metrics_src *src, struct tl_buf *out)
 	family(out, "tessera_build_info", "gauge",
 	       "Always 1; the version is a label.");
 	bprintf(out, "tessera_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
+	if (src->start_ns != 0)
+		one(out, "tessera_start_time_seconds", "gauge",
+		    "When tesserad started, seconds since the epoch.",
+		    src->start_ns / 1000000000);
 	render_rpc(out);
 	render_conns(out);
 	if (src->srv != NULL)

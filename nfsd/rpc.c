@@ -297,8 +297,10 @@ worker(void *arg)
 			   &tail);
 	free(j->msg);
 	pthread_mutex_lock(&c->lock);
-	if (reply.len > 0 && !c->closed)
+	if (reply.len > 0 && !c->closed) {
+		nfsd_m_add(&nfsd_m.tx_bytes, reply.len + tail.len);
 		conn_send(c, &reply, &tail);
+	}
 	c->inflight--;
 	c->last_ns = tl_mono_ns();
 	if (c->paused && !c->closed && c->inflight < c->srv->max_inflight) {
@@ -308,6 +310,7 @@ worker(void *arg)
 	pthread_mutex_unlock(&c->lock);
 	free(reply.data);
 	nfsd_tail_free(&tail);
+	nfsd_m_request_done(j->len);
 	mem_release(c->srv, j->len);
 	conn_unref(c);
 	free(j);
@@ -326,6 +329,7 @@ submit(struct conn *c)
 	j->msg = c->rec.data;
 	j->len = c->rec.len;
 	c->rec = (struct tl_buf)TL_BUF_INIT;
+	nfsd_m_request_in(j->len);
 	pthread_mutex_lock(&s->mem_lock);
 	s->mem_used += j->len;
 	over = s->mem_used >= s->mem_limit;

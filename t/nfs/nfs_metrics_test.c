@@ -508,6 +508,12 @@ check_counters(const char *m)
 	TH_CHECK(sample(m, "tessera_volume_used_inodes") >= 3,
 		 "volume inodes (%g)", sample(m, "tessera_volume_used_inodes"));
 	TH_CHECK(sample(m, "tessera_metadata_up") == 1, "metadata up");
+	TH_CHECK(sample(m, "tessera_rpc_received_bytes_total") > 65536 &&
+		     sample(m, "tessera_rpc_sent_bytes_total") > 0,
+		 "RPC bytes in and out");
+	TH_CHECK(sample(m, "tessera_rpc_requests_in_progress") >= 0,
+		 "requests in progress");
+	TH_CHECK(sample(m, "tessera_start_time_seconds") > 1.5e9, "start time");
 	TH_CHECK(sample(m, "tessera_cache_limit_bytes") == 64 << 20,
 		 "cache limit is cache_size");
 	TH_CHECK(sample(m, "tessera_buffered_write_bytes") >= 0,
