@@ -61,7 +61,10 @@ bbuf_get(struct cache *c, uint32_t len)
 			d = c->freebuf[--c->nfree];
 		pthread_mutex_unlock(&c->fmu);
 	}
-	return d != NULL ? d : tl_malloc(len);
+	/* Page aligned, so the disk cache can write it with O_DIRECT. */
+	if (d == NULL && posix_memalign((void **)&d, 4096, len) != 0)
+		abort(); /* out of memory, as tl_malloc does */
+	return d;
 }
 
 static void

@@ -209,7 +209,9 @@ int cache_delete_block(struct cache *c, const char *key);
 /* diskcache.c */
 uint32_t cache_crc32c(uint32_t crc, const void *buf, size_t n);
 uint64_t cache_key_hash(const char *key);
-uint64_t cache_blockfile_size(size_t keylen, uint32_t len);
+/* Bytes of the file cache_blockfile_write makes of this block. */
+uint64_t cache_blockfile_size(const char *key, const uint8_t *data,
+			      uint32_t len);
 int cache_blockfile_write(const char *path, const char *key,
 			  const uint8_t *data, uint32_t len, bool sync);
 int cache_blockfile_read(const char *path, const char *key, uint32_t want,
