@@ -51,7 +51,12 @@ struct cache_opts {
 	/* Readahead (readahead.c): a sequential stream's window doubles from
 	 * one block up to readahead_max bytes (0: no prefetch).  Prefetched
 	 * and recently read blocks are kept in memory within
-	 * readahead_budget bytes (0: only blocks being read). */
+	 * readahead_budget bytes (0: only blocks being read).  A bare
+	 * file:// store (no wrapper but ratelimit or retry) without
+	 * cache_dirs is read directly into each reply instead: no
+	 * prefetch, no blocks in memory (the page cache holds them).
+	 * Disk-cache fills are written in the background (at most 64 MiB
+	 * waiting; beyond that a block is not cached). */
 	uint64_t readahead_max;
 	uint64_t readahead_budget;
 	unsigned download_threads; /* parallel block fetches (0: 16) */
