@@ -4,8 +4,9 @@
  * One environment, one unnamed database.  MDB_NOTLS so that read-only
  * transactions are not tied to a thread's slot (workers of a pool may
  * share them); writers are serialised, so a commit never conflicts.
- * Durability: MDB_NOSYNC and MDB_NOMETASYNC are deliberately not used, so
- * a commit returns only once it is on disk.  The map is large and sparse
+ * Durability: never MDB_NOSYNC; MDB_NOMETASYNC moves the second sync of a
+ * commit out of LMDB's write lock (group_sync), and a commit still
+ * returns only once it is on disk.  The map is large and sparse
  * (64 GiB unless ?mapsize= says otherwise); when it is full, or the disk
  * is, calls return -ENOSPC.
  *
@@ -67,6 +68,11 @@ struct lmdb_group {
 	bool busy;               /* the leader or a member is running */
 	unsigned members;        /* transactions merged into the batch */
 	unsigned queued;         /* callers waiting to join or lead */
+	/* Durability of committed batches (see group_sync). */
+	pthread_cond_t sync_cv;  /* a sync pass ended */
+	uint64_t written;        /* batches committed (meta page written) */
+	uint64_t synced;         /* of those, known to be on disk */
+	bool syncing;            /* a sync pass runs */
 };
 
 /* LMDB forbids opening one environment twice in a process (closing one
@@ -175,6 +181,7 @@ group_start(struct lmdb_env *e)
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->turn, NULL);
 	pthread_cond_init(&g->lead_cv, NULL);
+	pthread_cond_init(&g->sync_cv, NULL);
 }
 
 static void
@@ -185,6 +192,7 @@ group_stop(struct lmdb_env *e)
 	pthread_mutex_destroy(&g->lock);
 	pthread_cond_destroy(&g->turn);
 	pthread_cond_destroy(&g->lead_cv);
+	pthread_cond_destroy(&g->sync_cv);
 }
 
 /* The running transaction ended (g->lock held): the next caller may go,
@@ -261,6 +269,44 @@ group_begin(struct lmdb_env *e, struct lmdb_txn *t)
 	return lmdb_errno(rc);
 }
 
+/* Wait until batch seq is on disk (g->lock held).  The environment runs
+ * with MDB_NOMETASYNC: a commit writes its data pages, syncs them, then
+ * writes the meta page that makes them current without syncing it, and
+ * releases LMDB's write lock.  A sync pass (fdatasync) started after that
+ * write makes the batch durable; it runs outside the write lock, so the
+ * next batch builds and writes meanwhile, and one pass serves every batch
+ * written before it started.  Integrity never depends on it: the data
+ * pages are synced before any meta page names them (LMDB's contract for
+ * MDB_NOMETASYNC); only acknowledgement waits for it. */
+static int
+group_sync(struct lmdb_env *e, uint64_t seq)
+{
+	struct lmdb_group *g = &e->g;
+	uint64_t upto;
+	int rc;
+
+	while (g->synced < seq) {
+		if (g->syncing) {
+			pthread_cond_wait(&g->sync_cv, &g->lock);
+			continue;
+		}
+		g->syncing = true;
+		upto = g->written;
+		pthread_mutex_unlock(&g->lock);
+		rc = mdb_env_sync(e->env, 1);
+		pthread_mutex_lock(&g->lock);
+		g->syncing = false;
+		pthread_cond_broadcast(&g->sync_cv);
+		if (rc) {
+			tl_err("meta", "lmdb: sync: %s", mdb_strerror(rc));
+			return lmdb_errno(rc);
+		}
+		if (upto > g->synced)
+			g->synced = upto;
+	}
+	return 0;
+}
+
 /* The leader: wait for the members queued now, close the batch, commit
  * it and tell the members.  Returns the commit's result. */
 static int
@@ -269,6 +315,8 @@ group_close(struct lmdb_env *e, struct lmdb_txn *t)
 	struct lmdb_group *g = &e->g;
 	struct lmdb_batch *b = t->batch;
 	MDB_txn *p = t->txn;
+	MDB_envinfo info;
+	size_t id;
 	int rc;
 
 	pthread_mutex_lock(&g->lock);
@@ -284,16 +332,26 @@ group_close(struct lmdb_env *e, struct lmdb_txn *t)
 	if (g->queued > 0)
 		pthread_cond_signal(&g->turn); /* the next batch's leader */
 	pthread_mutex_unlock(&g->lock);
+	id = mdb_txn_id(p);
 	rc = mdb_txn_commit(p);
 	if (rc)
 		tl_err("meta", "lmdb: commit: %s", mdb_strerror(rc));
+	if (rc == 0)
+		mdb_env_info(e->env, &info);
 	pthread_mutex_lock(&g->lock);
-	b->rc = lmdb_errno(rc);
+	rc = lmdb_errno(rc);
+	/* A batch that changed nothing wrote no meta page (LMDB skips the
+	 * commit): it only waits for the batches before it. */
+	if (rc == 0 && info.me_last_txnid >= id)
+		g->written++;
+	if (rc == 0)
+		rc = group_sync(e, g->written);
+	b->rc = rc;
 	b->done = true;
 	pthread_cond_broadcast(&b->cond);
 	batch_unref(b);
 	pthread_mutex_unlock(&g->lock);
-	return lmdb_errno(rc);
+	return rc;
 }
 
 /* Merge the member into its batch and wait until the batch is durable. */
@@ -540,7 +598,8 @@ env_create(const char *dir, uint64_t mapsize, struct lmdb_env *e,
 	if (rc == 0)
 		rc = mdb_env_set_maxreaders(e->env, LMDB_MAX_READERS);
 	if (rc == 0)
-		rc = mdb_env_open(e->env, dir, MDB_NOTLS, 0600);
+		rc = mdb_env_open(e->env, dir, MDB_NOTLS | MDB_NOMETASYNC,
+				  0600);
 	if (rc == 0)
 		rc = mdb_reader_check(e->env, &dead);
 	if (rc == 0)
