@@ -187,6 +187,30 @@ data_truncate(struct mtxn *t, uint64_t ino, uint64_t oldsize,
 	return rc;
 }
 
+/* A file of few keys (its attribute key already deleted) loses them now,
+ * its slices released in this transaction: gc then only deletes objects
+ * (one commit a round instead of two), and a remove storm does not double
+ * the metadata commits.  -EFBIG (nothing changed) when it has more keys
+ * than one bounded step takes: gc purges those. */
+#define PURGE_INLINE_KEYS 16
+static int
+purge_small(struct mtxn *t, uint64_t ino)
+{
+	struct kvlist l = {TL_BUF_INIT, 0, PURGE_INLINE_KEYS + 1};
+	struct meta_key s, e;
+	int rc;
+
+	key_ino(t->m, &s, ino, 0);
+	key_ino(t->m, &e, ino + 1, 0);
+	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, kvlist_cb, &l);
+	if (rc == 0 && l.n > PURGE_INLINE_KEYS)
+		rc = -EFBIG;
+	if (rc == 0)
+		rc = kvlist_purge(t, &l);
+	tl_buf_free(&l.b);
+	return rc;
+}
+
 int
 inode_drop(struct mtxn *t, const struct inode *in)
 {
@@ -208,6 +232,9 @@ inode_drop(struct mtxn *t, const struct inode *in)
 	case META_REG:
 		if (in->a.size == 0)
 			return 0; /* no chunk can exist (see data_truncate) */
+		rc = purge_small(t, in->a.ino);
+		if (rc != -EFBIG)
+			return rc;
 		/* gc deletes the chunks later, in bounded steps. */
 		key_deleted(t->m, &k, in->a.ino, in->a.size);
 		tl_put_be64(v, tl_now_ns());

@@ -134,8 +134,8 @@ test_unlink_gc(struct meta *m)
 	meta_usage(m, &u);
 	CHECK_EQ(u.used_bytes, u0.used_bytes, "used bytes back");
 	CHECK_EQ(u.used_inodes, u0.used_inodes - 1, "one inode less");
-	CHECK_EQ(u.pending_delete, u0.pending_delete + 1,
-		 "the file waits for gc");
+	CHECK_EQ(u.pending_delete, u0.pending_delete + 2,
+		 "a small file's two slices are released at once");
 	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, NULL), -ENOENT,
 		 "write to an unlinked file -> ENOENT");
 	for (int i = 0; i < 4; i++) {
@@ -146,6 +146,38 @@ test_unlink_gc(struct meta *m)
 	CHECK_EQ(total, 2, "both distinct slices released once");
 	meta_usage(m, &u);
 	CHECK_EQ(u.pending_delete, 0, "nothing pending");
+}
+
+/* A file of more chunks than an unlink purges itself waits for gc, which
+ * releases every slice of it in bounded steps. */
+static void
+test_unlink_big_gc(struct meta *m)
+{
+	uint64_t f = mk(m, &root_cred, 1, "big", META_REG, 0644, NULL), id;
+	struct meta_slice_write w[20];
+	struct meta_slice_ref r[8];
+	struct meta_usage u0, u;
+	size_t n, total = 0;
+
+	meta_usage(m, &u0);
+	for (uint32_t i = 0; i < 20; i++) {
+		meta_new_slice_id(m, &id);
+		w[i] = sw(i, id, 4096, 0);
+	}
+	CHECK_EQ(meta_write_slices(m, f, w, 20, 1, NULL), 0, "write 20 chunks");
+	CHECK_EQ(meta_unlink(m, &root_cred, 1, "big", NULL, NULL), 0,
+		 "unlink");
+	meta_usage(m, &u);
+	CHECK_EQ(u.pending_delete, u0.pending_delete + 1,
+		 "the big file waits for gc");
+	for (int i = 0; i < 10; i++) {
+		CHECK_EQ(meta_gc_next(m, r, 8, &n), 0, "gc next");
+		total += n;
+		meta_gc_release(m, r, n);
+	}
+	CHECK_EQ(total, 20, "all 20 slices released once");
+	meta_usage(m, &u);
+	CHECK_EQ(u.pending_delete, u0.pending_delete, "nothing pending");
 }
 
 static void
@@ -262,6 +294,7 @@ main(void)
 	test_written(m);
 	test_truncate(m);
 	test_unlink_gc(m);
+	test_unlink_big_gc(m);
 	test_counters_exact(m);
 	meta_close(m);
 	fixture_done(&f);
