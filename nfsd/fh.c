@@ -12,9 +12,11 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -24,13 +26,84 @@
 #define FH_BODY 25 /* bytes covered by the MAC */
 #define FH_MAC	(NFSD_FH_SIZE - FH_BODY)
 
+/*
+ * Every call checks or makes handles, so the MAC is on the hot path: the
+ * one-shot HMAC() fetched the digest, allocated a context and hashed the
+ * key for every handle, half of the gateway's user-space instructions
+ * under a metadata load.  Each thread keeps one HMAC context keyed with
+ * the volume's secret instead (rekeyed when the secret differs); a
+ * reinit then only copies the keyed state.
+ */
+struct fh_mac_ctx {
+	EVP_MAC_CTX *ctx;
+	uint8_t key[sizeof(((struct meta_settings *)0)->secret)];
+	bool keyed;
+};
+
+static pthread_once_t fh_once = PTHREAD_ONCE_INIT;
+static pthread_key_t fh_tls;
+static EVP_MAC *fh_hmac; /* fetched once, for the process */
+
+static void
+fh_mac_ctx_free(void *p)
+{
+	struct fh_mac_ctx *m = p;
+
+	EVP_MAC_CTX_free(m->ctx);
+	free(m);
+}
+
+static void
+fh_mac_init(void)
+{
+	if (pthread_key_create(&fh_tls, fh_mac_ctx_free) == 0)
+		fh_hmac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+}
+
+/* This thread's context keyed with vol's secret, NULL if OpenSSL fails. */
+static EVP_MAC_CTX *
+fh_mac_ctx(const struct meta_settings *vol)
+{
+	struct fh_mac_ctx *m;
+	OSSL_PARAM params[2];
+
+	pthread_once(&fh_once, fh_mac_init);
+	if (fh_hmac == NULL)
+		return NULL;
+	m = pthread_getspecific(fh_tls);
+	if (m == NULL) {
+		m = tl_calloc(1, sizeof(*m));
+		m->ctx = EVP_MAC_CTX_new(fh_hmac);
+		if (m->ctx == NULL || pthread_setspecific(fh_tls, m) != 0) {
+			fh_mac_ctx_free(m);
+			return NULL;
+		}
+	}
+	if (m->keyed && memcmp(m->key, vol->secret, sizeof(m->key)) == 0)
+		return EVP_MAC_init(m->ctx, NULL, 0, NULL) ? m->ctx : NULL;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+						     (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	m->keyed = EVP_MAC_init(m->ctx, vol->secret, sizeof(vol->secret),
+				params) != 0;
+	memcpy(m->key, vol->secret, sizeof(m->key));
+	return m->keyed ? m->ctx : NULL;
+}
+
 static void
 fh_mac(const struct meta_settings *vol, const uint8_t *body,
        uint8_t mac[FH_MAC])
 {
+	EVP_MAC_CTX *ctx = fh_mac_ctx(vol);
 	uint8_t md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
+	size_t len = 0;
 
+	if (ctx != NULL && EVP_MAC_update(ctx, body, FH_BODY) &&
+	    EVP_MAC_final(ctx, md, &len, sizeof(md)) && len >= FH_MAC) {
+		memcpy(mac, md, FH_MAC);
+		return;
+	}
 	HMAC(EVP_sha256(), vol->secret, sizeof(vol->secret), body, FH_BODY, md,
 	     &mdlen);
 	memcpy(mac, md, FH_MAC);
