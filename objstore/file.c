@@ -6,16 +6,29 @@
  * could be about to rename into one).
  *
  * Crash safety: a put writes the object under a unique temporary name in
- * dir/.tmp, fsyncs it, renames it over the final name and fsyncs the
+ * dir/.tmp, fdatasyncs it, renames it over the final name and fsyncs the
  * final directory (and any directory it had to create, in its parent).
- * With os_defer_sync the directory fsync is left to os_sync, which
- * fsyncs every directory a put renamed into since the last sync (once
- * each, however many puts): a flush storing many blocks pays one
- * directory sync per directory, not one per block.  Concurrent syncs
- * share passes (group commit); a sync returns only after a pass that
- * began after its call, so every directory dirtied before it is synced.
- * After a crash a key either names a complete object or does not exist;
- * leftover temporaries are removed by a later open once they are an hour
+ * After a crash a key either names a complete object or does not exist.
+ *
+ * With os_defer_sync both syncs move to os_sync, the barrier a caller
+ * passes before anything refers to the objects: a put writes, starts the
+ * kernel's writeback of the temporary (sync_file_range WRITE, which does
+ * not wait), renames it and keeps its descriptor; os_sync then
+ * fdatasyncs every object put since the last sync (by then mostly on
+ * disk already), and only after them fsyncs every directory renamed
+ * into, once each.  So a 64 MiB flush pays no disk wait per 4 MiB block
+ * and the disk writes while the client still sends, as a local file
+ * system does before COMMIT.  The price: until os_sync returns, a power
+ * loss may leave a key naming an incomplete object; nothing refers to it
+ * yet (its slice is committed after the barrier) and gc removes it.  An
+ * object whose fdatasync fails is unlinked and the sync answers -EIO, so
+ * a key never stays behind naming data the disk could not keep.  At most
+ * PEND_MAX objects wait at once; a put beyond that syncs itself as
+ * before.  Concurrent syncs share passes (group commit); a sync returns
+ * only after a pass that began after its call, so every object put and
+ * every directory dirtied before it is synced.
+ *
+ * Leftover temporaries are removed by a later open once they are an hour
  * old (a younger one may belong to another process using the same dir).
  * The top-level name ".tmp" is therefore not a valid key here.
  *
@@ -44,6 +57,14 @@
 
 #define TMP_DIR ".tmp"
 #define TMP_MAX_AGE_S 3600
+/* Objects waiting for os_sync's fdatasync, each holding a descriptor:
+ * a few flushes' worth of 4 MiB blocks. */
+#define PEND_MAX 256
+
+struct pend {
+	int fd;    /* the object, written, renamed, not yet synced */
+	char *key; /* to unlink it if its data cannot be synced */
+};
 
 struct file_store {
 	struct os_store base; /* first: the store handle */
@@ -55,6 +76,9 @@ struct file_store {
 	pthread_cond_t scv;       /* a sync pass finished */
 	char **dirty;             /* directories renamed into, not synced */
 	size_t ndirty, cdirty;
+	struct pend *pend;        /* objects put, data not synced */
+	size_t npend, cpend;
+	size_t nreserved;         /* puts that will add to pend */
 	uint64_t started, done;   /* sync passes begun, finished */
 	bool busy;                /* a pass is running */
 	int last_err;             /* of the last finished pass */
@@ -198,6 +222,62 @@ mark_dirty(struct file_store *fs, const char *key)
 		add_dirty(fs, key, (size_t)(slash - key));
 }
 
+/* Take a slot for an object whose data os_sync will sync; false when
+ * PEND_MAX are waiting already (the put then syncs it itself). */
+static bool
+pend_reserve(struct file_store *fs)
+{
+	bool ok;
+
+	pthread_mutex_lock(&fs->dmu);
+	ok = fs->npend + fs->nreserved < PEND_MAX;
+	if (ok)
+		fs->nreserved++;
+	pthread_mutex_unlock(&fs->dmu);
+	return ok;
+}
+
+/* Fill a reserved slot (fd < 0: give it back unused). */
+static void
+pend_add(struct file_store *fs, int fd, const char *key)
+{
+	pthread_mutex_lock(&fs->dmu);
+	fs->nreserved--;
+	if (fd >= 0) {
+		if (fs->npend == fs->cpend) {
+			fs->cpend = fs->cpend ? fs->cpend * 2 : 16;
+			fs->pend = tl_realloc(fs->pend,
+					      fs->cpend * sizeof(*fs->pend));
+		}
+		fs->pend[fs->npend++] = (struct pend){fd, tl_strdup(key)};
+	}
+	pthread_mutex_unlock(&fs->dmu);
+}
+
+/* fdatasync the objects of v (and close them); an object that cannot be
+ * synced is unlinked, so its key does not name lost data. */
+static int
+sync_objects(struct file_store *fs, struct pend *v, size_t n)
+{
+	size_t i;
+	int r = 0, e;
+
+	for (i = 0; i < n; i++) {
+		if (fdatasync(v[i].fd) < 0) {
+			e = errno;
+			unlinkat(fs->dirfd, v[i].key, 0);
+			if (r == 0)
+				r = fs_error(fs, "fdatasync", v[i].key, e);
+			if (r != -EIO && r != -ENOSPC)
+				r = -EIO;
+		}
+		close(v[i].fd);
+		free(v[i].key);
+	}
+	free(v);
+	return r;
+}
+
 static int
 file_defer_sync(struct os_store *s)
 {
@@ -205,25 +285,34 @@ file_defer_sync(struct os_store *s)
 	return 0;
 }
 
-/* One pass: fsync the directories taken from the dirty list, with dmu
- * held on entry and exit (released while syncing).  What could not be
- * synced goes back on the list for the next pass. */
+/* One pass: fdatasync the objects and then fsync the directories taken
+ * from the lists, with dmu held on entry and exit (released while
+ * syncing).  A directory that could not be synced goes back on the list
+ * for the next pass; an object cannot (after a failed fdatasync the
+ * kernel forgets the error), so it is unlinked instead. */
 static void
 sync_pass(struct file_store *fs)
 {
 	char **v = fs->dirty;
 	size_t n = fs->ndirty, i, k;
-	int r = 0, e;
+	struct pend *pv = fs->pend;
+	size_t np = fs->npend;
+	int r, e;
 
 	fs->busy = true;
 	fs->started++;
 	fs->dirty = NULL;
 	fs->ndirty = fs->cdirty = 0;
+	fs->pend = NULL;
+	fs->npend = fs->cpend = 0;
 	pthread_mutex_unlock(&fs->dmu);
+	/* Data first: a name made durable must name durable bytes. */
+	r = sync_objects(fs, pv, np);
 	for (i = 0; i < n; i++) {
 		e = fsync_dir_at(fs->dirfd, v[i]);
 		if (e < 0) {
-			r = fs_error(fs, "fsync dir", v[i], -e);
+			if (r == 0)
+				r = fs_error(fs, "fsync dir", v[i], -e);
 			break;
 		}
 		free(v[i]);
@@ -252,7 +341,7 @@ file_sync(struct os_store *s)
 	int r;
 
 	pthread_mutex_lock(&fs->dmu);
-	if (!fs->busy && fs->ndirty == 0) {
+	if (!fs->busy && fs->ndirty == 0 && fs->npend == 0) {
 		pthread_mutex_unlock(&fs->dmu);
 		return 0;
 	}
@@ -268,10 +357,32 @@ file_sync(struct os_store *s)
 	return r;
 }
 
+/* Rename the temporary tmp to key, creating the directories above key
+ * when missing (most puts land in an existing directory: the rename is
+ * tried first). */
+static int
+rename_in(struct file_store *fs, const char *tmp, const char *key)
+{
+	int r;
+
+	if (renameat(fs->dirfd, tmp, fs->dirfd, key) == 0)
+		return 0;
+	r = -errno;
+	if (r != -ENOENT)
+		return r;
+	r = make_parents(fs->dirfd, key);
+	if (r < 0)
+		return r;
+	if (renameat(fs->dirfd, tmp, fs->dirfd, key) < 0)
+		return -errno;
+	return 0;
+}
+
 static int
 file_put(struct os_store *s, const char *key, const void *data, size_t len)
 {
 	struct file_store *fs = fs_of(s);
+	bool defer = false;
 	char tmp[64];
 	int fd, r;
 
@@ -285,26 +396,35 @@ file_put(struct os_store *s, const char *key, const void *data, size_t len)
 	if (fd < 0)
 		return fs_error(fs, "create", tmp, errno);
 	r = write_all(fd, data, len);
-	/* A new file: fdatasync also writes the size needed to read it. */
-	if (r == 0 && fdatasync(fd) < 0)
+	if (r == 0 && atomic_load(&fs->defer))
+		defer = pend_reserve(fs);
+	if (r < 0) {
+		/* nothing */
+	} else if (defer) {
+		/* Start the writeback now, so that os_sync finds it done
+		 * or under way; failures show at the fdatasync. */
+		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	} else if (fdatasync(fd) < 0) {
+		/* A new file: fdatasync also writes the size needed to
+		 * read it. */
 		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r < 0)
-		goto out;
-	/* Most puts land in an existing directory: try the rename first. */
-	if (renameat(fs->dirfd, tmp, fs->dirfd, key) < 0) {
-		r = -errno;
-		if (r != -ENOENT)
-			goto out;
-		r = make_parents(fs->dirfd, key);
-		if (r < 0)
-			goto out;
-		if (renameat(fs->dirfd, tmp, fs->dirfd, key) < 0) {
-			r = -errno;
-			goto out;
-		}
 	}
+	if (r == 0)
+		r = rename_in(fs, tmp, key);
+	if (r < 0) {
+		if (defer)
+			pend_add(fs, -1, NULL);
+		close(fd);
+		unlinkat(fs->dirfd, tmp, 0);
+		return fs_error(fs, "put", key, -r);
+	}
+	if (defer) {
+		pend_add(fs, fd, key);
+		mark_dirty(fs, key);
+		return 0;
+	}
+	if (close(fd) < 0) /* after fdatasync: not a data loss */
+		tl_debug("objstore", "close %s: %s", key, strerror(errno));
 	if (atomic_load(&fs->defer)) {
 		mark_dirty(fs, key);
 		return 0;
@@ -313,9 +433,6 @@ file_put(struct os_store *s, const char *key, const void *data, size_t len)
 	if (r < 0)
 		return fs_error(fs, "fsync dir of", key, -r);
 	return 0;
-out:
-	unlinkat(fs->dirfd, tmp, 0);
-	return fs_error(fs, "put", key, -r);
 }
 
 static int
@@ -565,9 +682,14 @@ static void
 file_close(struct os_store *s)
 {
 	struct file_store *fs = fs_of(s);
-
 	size_t i;
 
+	/* Puts never synced were never promised durable. */
+	for (i = 0; i < fs->npend; i++) {
+		close(fs->pend[i].fd);
+		free(fs->pend[i].key);
+	}
+	free(fs->pend);
 	for (i = 0; i < fs->ndirty; i++)
 		free(fs->dirty[i]);
 	free(fs->dirty);
