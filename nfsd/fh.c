@@ -34,10 +34,22 @@
  * the volume's secret instead (rekeyed when the secret differs); a
  * reinit then only copies the keyed state.
  */
+#define FH_MEMO 256 /* MACs remembered per thread (a power of two) */
+
+struct fh_memo {
+	uint8_t body[FH_BODY];
+	uint8_t mac[FH_MAC];
+	bool used;
+};
+
 struct fh_mac_ctx {
 	EVP_MAC_CTX *ctx;
 	uint8_t key[sizeof(((struct meta_settings *)0)->secret)];
 	bool keyed;
+	/* The MACs of the last handles made or checked on this thread (a
+	 * LOOKUP's answer is the next call's argument): a MAC is a pure
+	 * function of body and key, so a remembered one is as good. */
+	struct fh_memo memo[FH_MEMO];
 };
 
 static pthread_once_t fh_once = PTHREAD_ONCE_INIT;
@@ -61,7 +73,7 @@ fh_mac_init(void)
 }
 
 /* This thread's context keyed with vol's secret, NULL if OpenSSL fails. */
-static EVP_MAC_CTX *
+static struct fh_mac_ctx *
 fh_mac_ctx(const struct meta_settings *vol)
 {
 	struct fh_mac_ctx *m;
@@ -80,28 +92,43 @@ fh_mac_ctx(const struct meta_settings *vol)
 		}
 	}
 	if (m->keyed && memcmp(m->key, vol->secret, sizeof(m->key)) == 0)
-		return EVP_MAC_init(m->ctx, NULL, 0, NULL) ? m->ctx : NULL;
+		return m;
+	memset(m->memo, 0, sizeof(m->memo));
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 						     (char *)"SHA256", 0);
 	params[1] = OSSL_PARAM_construct_end();
 	m->keyed = EVP_MAC_init(m->ctx, vol->secret, sizeof(vol->secret),
 				params) != 0;
 	memcpy(m->key, vol->secret, sizeof(m->key));
-	return m->keyed ? m->ctx : NULL;
+	return m->keyed ? m : NULL;
 }
 
 static void
 fh_mac(const struct meta_settings *vol, const uint8_t *body,
        uint8_t mac[FH_MAC])
 {
-	EVP_MAC_CTX *ctx = fh_mac_ctx(vol);
+	struct fh_mac_ctx *m = fh_mac_ctx(vol);
+	struct fh_memo *e = NULL;
 	uint8_t md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
 	size_t len = 0;
 
-	if (ctx != NULL && EVP_MAC_update(ctx, body, FH_BODY) &&
-	    EVP_MAC_final(ctx, md, &len, sizeof(md)) && len >= FH_MAC) {
+	if (m != NULL) {
+		/* inode and generation vary most: they pick the slot */
+		e = &m->memo[(tl_get_be64(body + 13) ^ tl_get_be32(body + 21)) &
+			     (FH_MEMO - 1)];
+		if (e->used && memcmp(e->body, body, FH_BODY) == 0) {
+			memcpy(mac, e->mac, FH_MAC);
+			return;
+		}
+	}
+	if (m != NULL && EVP_MAC_init(m->ctx, NULL, 0, NULL) &&
+	    EVP_MAC_update(m->ctx, body, FH_BODY) &&
+	    EVP_MAC_final(m->ctx, md, &len, sizeof(md)) && len >= FH_MAC) {
 		memcpy(mac, md, FH_MAC);
+		memcpy(e->body, body, FH_BODY);
+		memcpy(e->mac, md, FH_MAC);
+		e->used = true;
 		return;
 	}
 	HMAC(EVP_sha256(), vol->secret, sizeof(vol->secret), body, FH_BODY, md,
