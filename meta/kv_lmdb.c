@@ -195,15 +195,18 @@ group_stop(struct lmdb_env *e)
 	pthread_cond_destroy(&g->sync_cv);
 }
 
-/* The running transaction ended (g->lock held): the next caller may go,
- * and the leader may be waiting for exactly this. */
+/* The running transaction ended (g->lock held): the next queued caller
+ * goes, or, when none can join any more, the leader closes the batch
+ * (waking it while a member still follows would only put it back to
+ * sleep: two context switches per member). */
 static void
 group_release(struct lmdb_group *g)
 {
 	g->busy = false;
-	if (g->queued > 0)
+	if (g->queued > 0 && (g->parent == NULL || g->members < GROUP_MAX))
 		pthread_cond_signal(&g->turn);
-	pthread_cond_signal(&g->lead_cv);
+	else
+		pthread_cond_signal(&g->lead_cv);
 }
 
 /* Become the leader of a new batch (g->lock held on entry and exit). */
