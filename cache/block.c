@@ -239,9 +239,17 @@ blk_put(struct cache *c, struct mblk *b)
 	struct mblk *gone;
 
 	pthread_mutex_lock(&c->bmu);
-	if (--b->refs == 0)
-		lru_add(c, b);
-	gone = trim(c);
+	if (--b->refs == 0 && b->drop) {
+		bunhash(c, b);
+		c->mem_bytes -= b->len;
+		c->mem_blocks--;
+		b->hnext = NULL;
+		gone = b;
+	} else {
+		if (b->refs == 0)
+			lru_add(c, b);
+		gone = trim(c);
+	}
 	pthread_mutex_unlock(&c->bmu);
 	free_list(c, gone);
 }
@@ -405,7 +413,8 @@ mem_peek(struct cache *c, const struct piece *p)
 }
 
 int
-cache_piece_read(struct cache *c, const struct piece *p, bool whole)
+cache_piece_read(struct cache *c, const struct piece *p, bool whole,
+		 bool seq)
 {
 	struct mblk *b;
 	char key[256];
@@ -417,6 +426,16 @@ cache_piece_read(struct cache *c, const struct piece *p, bool whole)
 			return r;
 		if (p->dst != NULL)
 			memcpy(p->dst, b->data + p->from, p->n);
+		if (seq && p->dst != NULL) {
+			/* Its buffer then goes to the next fetch (bbuf_get):
+			 * a stream reuses a window's worth of memory instead
+			 * of filling the whole budget with blocks it is done
+			 * with, and new memory is what costs here. */
+			pthread_mutex_lock(&c->bmu);
+			b->used += p->n;
+			b->drop = b->used >= b->len;
+			pthread_mutex_unlock(&c->bmu);
+		}
 		blk_put(c, b);
 		return 0;
 	}

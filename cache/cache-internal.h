@@ -113,7 +113,9 @@ struct mblk {
 	uint32_t idx, len;
 	uint8_t *data;
 	unsigned refs;
+	uint32_t used;   /* bytes sequential readers copied out */
 	bool ready, failed, on_lru;
+	bool drop;       /* read through by a stream: free when unused */
 };
 
 /* One piece of a read: bytes [from, from+n) of block idx of slice id
@@ -198,8 +200,12 @@ uint64_t cache_file_end(struct cfile *f, uint64_t *mtime_ns);
 void cache_blk_init(struct cache *c, uint64_t mem_cap);
 void cache_blk_fini(struct cache *c);
 /* Copy piece p, fetching its whole block (into memory and the disk
- * cache) when whole, or only its bytes otherwise (not cached). */
-int cache_piece_read(struct cache *c, const struct piece *p, bool whole);
+ * cache) when whole, or only its bytes otherwise (not cached).  seq: the
+ * reader is a sequential stream, which will not come back: a block it
+ * has read every byte of is freed as soon as nobody holds it, instead
+ * of waiting on the LRU list (drop-behind). */
+int cache_piece_read(struct cache *c, const struct piece *p, bool whole,
+		     bool seq);
 /* Store a block: staged with writeback, else put to the object store. */
 int cache_store_block(struct cache *c, const char *key, const void *data,
 		      uint32_t len);

@@ -362,7 +362,7 @@ struct rdwait {
 struct rdjob {
 	struct cache *c;
 	const struct piece *p;
-	bool whole;
+	bool whole, seq;
 	struct rdwait *w;
 };
 
@@ -370,7 +370,7 @@ static void
 rd_fn(void *arg)
 {
 	struct rdjob *j = arg;
-	int r = cache_piece_read(j->c, j->p, j->whole);
+	int r = cache_piece_read(j->c, j->p, j->whole, j->seq);
 
 	pthread_mutex_lock(&j->w->mu);
 	if (r < 0 && j->w->r == 0)
@@ -410,10 +410,11 @@ read_pieces(struct cache *c, const struct piece *p, size_t n, bool seq)
 	w.left = n - 1;
 	for (i = 1; i < n; i++) {
 		j = tl_malloc(sizeof(*j));
-		*j = (struct rdjob){c, &p[i], want_whole(c, &p[i], seq), &w};
+		*j = (struct rdjob){c, &p[i], want_whole(c, &p[i], seq), seq,
+				    &w};
 		tl_pool_submit(c->rd, rd_fn, j);
 	}
-	r = cache_piece_read(c, &p[0], want_whole(c, &p[0], seq));
+	r = cache_piece_read(c, &p[0], want_whole(c, &p[0], seq), seq);
 	pthread_mutex_lock(&w.mu);
 	while (w.left > 0)
 		pthread_cond_wait(&w.cv, &w.mu);

@@ -76,6 +76,27 @@ cache_ra_fini(struct cache *c)
 	c->ra = NULL;
 }
 
+static struct raslot *
+slot_of(struct ra *ra, uint64_t ino)
+{
+	return &ra->slot[(ino * 0x9E3779B97F4A7C15ULL) >> 56];
+}
+
+/* Whether the stream of ino has read up to end already: its readers
+ * fetched those blocks themselves, and may have let them go (drop-behind,
+ * block.c), so a prefetch now would fetch them a second time. */
+static bool
+passed(struct ra *ra, uint64_t ino, uint64_t end)
+{
+	struct raslot *s = slot_of(ra, ino);
+	bool r;
+
+	pthread_mutex_lock(&ra->mu);
+	r = s->ino == ino && s->next >= end;
+	pthread_mutex_unlock(&ra->mu);
+	return r;
+}
+
 static void
 prefetch_fn(void *arg)
 {
@@ -86,9 +107,10 @@ prefetch_fn(void *arg)
 
 	/* The view may be older than buffered writes: harmless, blocks are
 	 * immutable and a read builds its own view. */
-	if (cache_plan(c, j->ino, j->off, j->end, NULL, &p, &n) == 0)
+	if (!passed(c->ra, j->ino, j->end) &&
+	    cache_plan(c, j->ino, j->off, j->end, NULL, &p, &n) == 0)
 		for (i = 0; i < n; i++)
-			if (cache_piece_read(c, &p[i], true) == 0)
+			if (cache_piece_read(c, &p[i], true, false) == 0)
 				atomic_fetch_add(&c->prefetches, 1);
 	free(p);
 	atomic_fetch_sub(&c->ra->inflight, j->end - j->off);
@@ -106,7 +128,7 @@ cache_ra_note(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	      uint64_t end)
 {
 	struct ra *ra = c->ra;
-	struct raslot *s = &ra->slot[(ino * 0x9E3779B97F4A7C15ULL) >> 56];
+	struct raslot *s = slot_of(ra, ino);
 	struct rajob *jobs[64];
 	uint64_t near, target, p, bs = c->bs;
 	size_t nj = 0, i;
