@@ -96,6 +96,10 @@ cdir=
 [ "$CACHE" = yes ] && cdir="$tmp/cache"
 start "$cdir"
 gw=$("$tmp/reader" nfs "$url" "$DEPTH" "$RSIZE")
+# The gateway's CPU seconds (user + system) for the cold read: on a
+# shared machine a steadier figure than the throughput.
+gw_cpu=$(awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' \
+	"/proc/$pid/stat")
 stop
 
 set -- $raw
@@ -103,6 +107,6 @@ raw_mbs=$3
 echo "raw GET:        $1 bytes in $2 s = $3 MB/s"
 set -- $gw
 gw_mbs=$3
-echo "gateway (cold): $1 bytes in $2 s = $3 MB/s"
+echo "gateway (cold): $1 bytes in $2 s = $3 MB/s, gateway CPU $gw_cpu s"
 awk -v g="$gw_mbs" -v r="$raw_mbs" \
 	'BEGIN { printf "ratio:          %.0f%% of raw GET throughput\n", 100 * g / r }'
