@@ -497,6 +497,9 @@ meta_gc_release(struct meta *m, const struct meta_slice_ref *r, size_t n)
 		rc = txn_begin(m, &t, false);
 		if (rc)
 			return rc;
+		/* Losing this in a crash only makes gc delete the (already
+		 * deleted, so missing: not an error) objects again. */
+		t.lazy = true;
 		for (size_t i = 0; rc == 0 && i < n; i++) {
 			key_slice(m, &k, 'R', r[i].id, r[i].size);
 			rc = meta_kv_get(t.kv, k.b, k.len, &v, &vlen);

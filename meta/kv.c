@@ -129,6 +129,14 @@ meta_kv_commit(struct meta_kv_txn *t)
 	return t->kv->ops->commit(t);
 }
 
+int
+meta_kv_commit_lazy(struct meta_kv_txn *t)
+{
+	if (t->kv->ops->commit_lazy == NULL)
+		return t->kv->ops->commit(t);
+	return t->kv->ops->commit_lazy(t);
+}
+
 void
 meta_kv_abort(struct meta_kv_txn *t)
 {

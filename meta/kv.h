@@ -56,6 +56,7 @@ struct meta_kv_ops {
 		    const void *end, size_t elen, meta_kv_scan_cb cb,
 		    void *arg);
 	int (*commit)(struct meta_kv_txn *t);
+	int (*commit_lazy)(struct meta_kv_txn *t); /* NULL: commit */
 	void (*abort)(struct meta_kv_txn *t);
 	void (*close)(struct meta_kv *kv);
 };
@@ -99,6 +100,14 @@ int meta_kv_scan(struct meta_kv_txn *t, const void *start, size_t slen,
  * commit fails. */
 int meta_kv_commit(struct meta_kv_txn *t);
 void meta_kv_abort(struct meta_kv_txn *t);
+
+/* Commit atomically but possibly return before it is durable: a crash may
+ * lose the whole transaction (never part of it), and the next durable
+ * commit carries it to disk.  For bookkeeping that is simply redone when
+ * lost (gc forgetting objects it already deleted), so that it costs no
+ * sync of its own.  Engines without a cheaper way commit durably.  Frees
+ * t, also when it fails. */
+int meta_kv_commit_lazy(struct meta_kv_txn *t);
 
 /* Engine constructors (used by meta_kv_open; exposed for tests).
  * lmdb: dir is a directory path, mapsize 0 = default (64 GiB). */

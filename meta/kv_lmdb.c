@@ -29,6 +29,10 @@
  * work cannot be undone without the batch, so its abort ends a batch
  * nobody has joined yet (members join only once it is done).
  *
+ * A lazy commit (meta_kv_commit_lazy) returns once its batch is
+ * committed in LMDB, without waiting for the sync; a batch of lazy
+ * commits only is not synced at all (the next sync carries it).
+ *
  * Wakeups are targeted: callers waiting for their turn are woken one at a
  * time (a single member can run at once), the leader alone waits for its
  * members, and a batch's members wait on the batch.
@@ -53,9 +57,13 @@
 /* One batch of write transactions committed together. */
 struct lmdb_batch {
 	unsigned refs;          /* members waiting + the leader */
-	bool done;
-	int rc;                 /* result of the batch's commit */
+	bool committed;         /* committed in LMDB (visible) */
+	bool done;              /* and durable, or failed */
+	bool durable;           /* a member waits for the sync, not only lazy */
+	int crc;                /* result of the LMDB commit */
+	int rc;                 /* result of commit and sync */
 	pthread_cond_t cond;    /* done became true */
+	pthread_cond_t ccond;   /* committed became true (lazy members) */
 };
 
 struct lmdb_group {
@@ -102,6 +110,7 @@ struct lmdb_txn {
 	MDB_txn *txn;
 	bool rdonly;
 	bool leader;              /* write: txn is the batch itself */
+	bool lazy;                /* commit: do not wait for the sync */
 	struct lmdb_batch *batch; /* write: the batch this one belongs to */
 };
 
@@ -161,6 +170,7 @@ batch_new(void)
 
 	b->refs = 1;
 	pthread_cond_init(&b->cond, NULL);
+	pthread_cond_init(&b->ccond, NULL);
 	return b;
 }
 
@@ -170,6 +180,7 @@ batch_unref(struct lmdb_batch *b)
 	if (--b->refs > 0)
 		return;
 	pthread_cond_destroy(&b->cond);
+	pthread_cond_destroy(&b->ccond);
 	free(b);
 }
 
@@ -324,6 +335,7 @@ group_close(struct lmdb_env *e, struct lmdb_txn *t)
 
 	pthread_mutex_lock(&g->lock);
 	g->members++;
+	b->durable |= !t->lazy;
 	group_release(g);
 	while ((g->busy || g->queued > 0) && g->members < GROUP_MAX)
 		pthread_cond_wait(&g->lead_cv, &g->lock);
@@ -347,7 +359,10 @@ group_close(struct lmdb_env *e, struct lmdb_txn *t)
 	 * commit): it only waits for the batches before it. */
 	if (rc == 0 && info.me_last_txnid >= id)
 		g->written++;
-	if (rc == 0)
+	b->crc = rc;
+	b->committed = true;
+	pthread_cond_broadcast(&b->ccond);
+	if (rc == 0 && b->durable)
 		rc = group_sync(e, g->written);
 	b->rc = rc;
 	b->done = true;
@@ -371,8 +386,14 @@ group_commit(struct lmdb_env *e, struct lmdb_txn *t)
 	pthread_mutex_lock(&g->lock);
 	if (rc == 0)
 		g->members++;
+	b->durable |= rc == 0 && !t->lazy;
 	group_release(g);
-	if (rc == 0) {
+	if (rc == 0 && t->lazy) {
+		/* visible once the batch is committed; durable later */
+		while (!b->committed)
+			pthread_cond_wait(&b->ccond, &g->lock);
+		rc = b->crc;
+	} else if (rc == 0) {
 		while (!b->done)
 			pthread_cond_wait(&b->cond, &g->lock);
 		rc = b->rc;
@@ -544,6 +565,13 @@ lmdb_commit(struct meta_kv_txn *bt)
 	return rc;
 }
 
+static int
+lmdb_commit_lazy(struct meta_kv_txn *bt)
+{
+	((struct lmdb_txn *)bt)->lazy = true;
+	return lmdb_commit(bt);
+}
+
 static void
 lmdb_abort(struct meta_kv_txn *bt)
 {
@@ -584,6 +612,7 @@ static const struct meta_kv_ops lmdb_ops = {
 	.del = lmdb_del,
 	.scan = lmdb_scan,
 	.commit = lmdb_commit,
+	.commit_lazy = lmdb_commit_lazy,
 	.abort = lmdb_abort,
 	.close = lmdb_close,
 };

@@ -79,6 +79,7 @@ struct mtxn {
 	struct meta *m;
 	struct meta_kv_txn *kv;
 	bool rdonly;
+	bool lazy;                   /* commit with meta_kv_commit_lazy */
 	int64_t d_bytes, d_inodes, d_pending;
 };
 

@@ -318,7 +318,8 @@ txn_end(struct mtxn *t, int rc)
 			rc = counter_add(t, CNT_PENDING, t->d_pending);
 	}
 	if (rc == 0)
-		return meta_kv_commit(t->kv);
+		return t->lazy ? meta_kv_commit_lazy(t->kv) :
+				 meta_kv_commit(t->kv);
 	meta_kv_abort(t->kv);
 	return rc;
 }
