@@ -645,9 +645,8 @@ cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
 		/* Fixing the threshold also fixes the trim threshold at
 		 * 128 KiB: every freed 1 MiB READ reply would then be
 		 * handed back to the kernel (madvise) and faulted in again
-		 * by the next one, a quarter of a READ's CPU.  Keep what
-		 * glibc's adaptive default would keep for this threshold,
-		 * bounded by a block per arena. */
+		 * by the next one, a quarter of a READ's CPU.  Keep up to
+		 * a block per arena (glibc's adaptive default keeps two). */
 		mallopt(M_TRIM_THRESHOLD, (int)st->block_size);
 	}
 #endif
