@@ -2,9 +2,10 @@
  * fh.c - NFSv3 file handles.
  *
  * A handle names (volume, export, inode, generation) and carries a MAC
- * keyed by the volume's secret (layout in nfsd-internal.h).  Nothing is
- * kept in memory about handles: any gateway of the volume, before or
- * after a restart, verifies and decodes them the same way.  Because the
+ * keyed by the volume's secret (layout in nfsd-internal.h).  No state is
+ * needed to check a handle (MACs computed are remembered only to save
+ * recomputing them): any gateway of the volume, before or after a
+ * restart, verifies and decodes them the same way.  Because the
  * MAC covers the export id, a client cannot move a handle to another
  * export, and because inode numbers are never reused a handle of a
  * deleted file is simply stale (its inode, or its generation, is gone).
@@ -34,23 +35,29 @@
  * the volume's secret instead (rekeyed when the secret differs); a
  * reinit then only copies the keyed state.
  */
-#define FH_MEMO 256 /* MACs remembered per thread (a power of two) */
+#define FH_KEY	     sizeof(((struct meta_settings *)0)->secret)
+#define FH_MEMO	     1024 /* MACs remembered (a power of two) */
+#define FH_MEMO_LOCK 32	  /* locks over the slots */
 
+struct fh_mac_ctx {
+	EVP_MAC_CTX *ctx;
+	uint8_t key[FH_KEY];
+	bool keyed;
+};
+
+/* The MACs of the last handles made or checked, by any thread (a CREATE's
+ * or LOOKUP's answer is the next calls' argument, often run elsewhere): a
+ * MAC is a pure function of key and body, so a remembered one is as
+ * good. */
 struct fh_memo {
+	uint8_t key[FH_KEY];
 	uint8_t body[FH_BODY];
 	uint8_t mac[FH_MAC];
 	bool used;
 };
 
-struct fh_mac_ctx {
-	EVP_MAC_CTX *ctx;
-	uint8_t key[sizeof(((struct meta_settings *)0)->secret)];
-	bool keyed;
-	/* The MACs of the last handles made or checked on this thread (a
-	 * LOOKUP's answer is the next call's argument): a MAC is a pure
-	 * function of body and key, so a remembered one is as good. */
-	struct fh_memo memo[FH_MEMO];
-};
+static struct fh_memo fh_memo[FH_MEMO];
+static pthread_mutex_t fh_memo_lock[FH_MEMO_LOCK];
 
 static pthread_once_t fh_once = PTHREAD_ONCE_INIT;
 static pthread_key_t fh_tls;
@@ -68,6 +75,8 @@ fh_mac_ctx_free(void *p)
 static void
 fh_mac_init(void)
 {
+	for (size_t i = 0; i < FH_MEMO_LOCK; i++)
+		pthread_mutex_init(&fh_memo_lock[i], NULL);
 	if (pthread_key_create(&fh_tls, fh_mac_ctx_free) == 0)
 		fh_hmac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
 }
@@ -79,7 +88,6 @@ fh_mac_ctx(const struct meta_settings *vol)
 	struct fh_mac_ctx *m;
 	OSSL_PARAM params[2];
 
-	pthread_once(&fh_once, fh_mac_init);
 	if (fh_hmac == NULL)
 		return NULL;
 	m = pthread_getspecific(fh_tls);
@@ -93,7 +101,6 @@ fh_mac_ctx(const struct meta_settings *vol)
 	}
 	if (m->keyed && memcmp(m->key, vol->secret, sizeof(m->key)) == 0)
 		return m;
-	memset(m->memo, 0, sizeof(m->memo));
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 						     (char *)"SHA256", 0);
 	params[1] = OSSL_PARAM_construct_end();
@@ -103,32 +110,61 @@ fh_mac_ctx(const struct meta_settings *vol)
 	return m->keyed ? m : NULL;
 }
 
+/* Copy the remembered MAC of body under vol's key into mac: true if
+ * found. */
+static bool
+fh_memo_get(const struct meta_settings *vol, const uint8_t *body,
+	    uint8_t mac[FH_MAC], size_t slot)
+{
+	struct fh_memo *e = &fh_memo[slot];
+	pthread_mutex_t *l = &fh_memo_lock[slot % FH_MEMO_LOCK];
+	bool hit;
+
+	pthread_mutex_lock(l);
+	hit = e->used && memcmp(e->body, body, FH_BODY) == 0 &&
+	      memcmp(e->key, vol->secret, FH_KEY) == 0;
+	if (hit)
+		memcpy(mac, e->mac, FH_MAC);
+	pthread_mutex_unlock(l);
+	return hit;
+}
+
+static void
+fh_memo_put(const struct meta_settings *vol, const uint8_t *body,
+	    const uint8_t mac[FH_MAC], size_t slot)
+{
+	struct fh_memo *e = &fh_memo[slot];
+	pthread_mutex_t *l = &fh_memo_lock[slot % FH_MEMO_LOCK];
+
+	pthread_mutex_lock(l);
+	memcpy(e->key, vol->secret, FH_KEY);
+	memcpy(e->body, body, FH_BODY);
+	memcpy(e->mac, mac, FH_MAC);
+	e->used = true;
+	pthread_mutex_unlock(l);
+}
+
 static void
 fh_mac(const struct meta_settings *vol, const uint8_t *body,
        uint8_t mac[FH_MAC])
 {
-	struct fh_mac_ctx *m = fh_mac_ctx(vol);
-	struct fh_memo *e = NULL;
+	/* inode and generation vary most: they pick the slot */
+	size_t slot = (tl_get_be64(body + 13) ^ tl_get_be32(body + 21)) &
+		      (FH_MEMO - 1);
+	struct fh_mac_ctx *m;
 	uint8_t md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
 	size_t len = 0;
 
-	if (m != NULL) {
-		/* inode and generation vary most: they pick the slot */
-		e = &m->memo[(tl_get_be64(body + 13) ^ tl_get_be32(body + 21)) &
-			     (FH_MEMO - 1)];
-		if (e->used && memcmp(e->body, body, FH_BODY) == 0) {
-			memcpy(mac, e->mac, FH_MAC);
-			return;
-		}
-	}
+	pthread_once(&fh_once, fh_mac_init);
+	if (fh_memo_get(vol, body, mac, slot))
+		return;
+	m = fh_mac_ctx(vol);
 	if (m != NULL && EVP_MAC_init(m->ctx, NULL, 0, NULL) &&
 	    EVP_MAC_update(m->ctx, body, FH_BODY) &&
 	    EVP_MAC_final(m->ctx, md, &len, sizeof(md)) && len >= FH_MAC) {
 		memcpy(mac, md, FH_MAC);
-		memcpy(e->body, body, FH_BODY);
-		memcpy(e->mac, md, FH_MAC);
-		e->used = true;
+		fh_memo_put(vol, body, mac, slot);
 		return;
 	}
 	HMAC(EVP_sha256(), vol->secret, sizeof(vol->secret), body, FH_BODY, md,
