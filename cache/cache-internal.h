@@ -35,6 +35,10 @@ enum blk_state {
 struct bext {
 	uint32_t lo, hi, cap;
 	uint8_t *d;
+	/* A whole-block buffer (cap is then the block's length) that holds
+	 * byte lo at d = base + lo, so the extent grows either way in
+	 * place; NULL when d is the allocation. */
+	uint8_t *base;
 };
 
 struct bblock {
