@@ -20,9 +20,14 @@
  * Flush freezes the file's builders, stores every block not yet stored
  * (in parallel on the upload pool), then commits all their slices with
  * one meta_write_slices call: a block is always stored before the
- * metadata that refers to it.  A failed upload leaves the builders
- * frozen and buffered so the next flush retries; -ENOENT from meta (the
- * file is gone) deletes what was uploaded and drops the data.
+ * metadata that refers to it.  With a deferring store (file://) "stored"
+ * means written and renamed; the flush's os_sync, just before the
+ * commit, is what makes the blocks durable (one barrier per flush, not
+ * a disk wait per block).  A failed upload leaves the builders frozen
+ * and buffered so the next flush retries; -ENOENT from meta (the file
+ * is gone) deletes what was uploaded and drops the data, and so does a
+ * failed os_sync (blocks may be lost, their buffers already freed): the
+ * flush then answers the error rather than commit lost blocks.
  */
 #include "config.h"
 
@@ -890,6 +895,7 @@ cache_file_flush(struct cache *c, struct cfile *f)
 	struct builder *b, *last, *next;
 	uint64_t mtime;
 	size_t n = 0;
+	bool lost = false;
 	int r = 0;
 
 	pthread_mutex_lock(&f->mu);
@@ -920,18 +926,21 @@ cache_file_flush(struct cache *c, struct cfile *f)
 	/* Staged or stored blocks are durable by name before metadata
 	 * names them. */
 	r = cache_wb_sync(c);
-	if (r == 0 && c->os_defer)
-		r = os_sync(c->os);
+	if (r == 0 && c->os_defer && (r = os_sync(c->os)) < 0)
+		/* Stored blocks may be gone (objstore.h) and their buffers
+		 * are freed: committing would name lost objects, so the
+		 * data is dropped and the error answered. */
+		lost = true;
 	if (r == 0)
 		r = meta_write_slices(c->m, f->ino, w, n, mtime, NULL);
 	pthread_mutex_lock(&f->mu);
-	if (r == 0 || r == -ENOENT) {
+	if (r == 0 || r == -ENOENT || lost) {
 		b = detach(f, last);
 		f->gen++;
 		pthread_mutex_unlock(&f->mu);
 		for (; b != NULL; b = next) {
 			next = b->next;
-			if (r == -ENOENT)
+			if (r < 0)
 				delete_objects(c, b);
 			builder_free(c, f, b);
 		}

@@ -3,7 +3,8 @@
  *
  * Objects are immutable byte strings named by keys ("vol/chunks/0/0/17_0_4096").
  * Backends: file:///dir (crash safe: write to a temporary name, fsync,
- * rename, fsync the directory).  Later: s3://, and stacked wrappers
+ * rename, fsync the directory; with os_defer_sync both syncs wait for
+ * os_sync, see objstore/file.c).  Later: s3://, and stacked wrappers
  * (compression, encryption, rate limit, fault injection) which implement
  * the same operations table around an inner store.
  *
@@ -90,8 +91,12 @@ int os_list(struct os_store *s, const char *prefix, const char *start_after,
  * before anything depends on a put's durability; -ENOTSUP when puts
  * stay durable on return (nothing to do). */
 int os_defer_sync(struct os_store *s);
-/* Make every put that returned before this call durable (0 when puts
- * were never deferred). */
+/* Make every put that returned before this call durable, data and name
+ * (0 when puts were never deferred).  Until then a crash may leave a
+ * deferred put's key missing or, on power loss, naming an incomplete
+ * object: nothing may refer to it before os_sync returns 0.  On error
+ * some of those puts may be lost (the file store deletes an object
+ * whose data it could not sync); the caller must not rely on them. */
 int os_sync(struct os_store *s);
 
 /* Backend constructors (used by os_open; exposed for tests). */

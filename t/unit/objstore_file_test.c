@@ -2,6 +2,7 @@
  * key order, bad keys, crash safety of put, ENOSPC passed through. */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -441,6 +442,70 @@ test_deferred_sync(void)
 	free(url);
 }
 
+static int
+count_fds(void)
+{
+	struct dirent *de;
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Deferred data: puts of a whole aligned buffer (written with O_DIRECT)
+ * and of an unaligned one, and more puts than may wait for os_sync, all
+ * read back whole, before and after the sync; the sync lets go of the
+ * objects it kept open. */
+static void
+test_deferred_data(void)
+{
+	struct os_store *s = open_store("ddata");
+	size_t len = 1 << 20, got = 0, i;
+	uint8_t *al = aligned_alloc(4096, len + 4096), *back = malloc(len);
+	char key[64];
+	int fds, k, bad = 0;
+
+	for (i = 0; i < len + 4096; i++)
+		al[i] = (uint8_t)(i * 7 + i / 4096);
+	fds = count_fds();
+	CHECK_EQ(os_defer_sync(s), 0, "defer");
+	CHECK_EQ(os_put(s, "d/aligned", al, len), 0, "put aligned 1 MiB");
+	CHECK_EQ(os_put(s, "d/unaligned", al + 1, len - 1), 0,
+		 "put unaligned");
+	for (k = 0; k < 300; k++) {
+		snprintf(key, sizeof(key), "d/small/%d", k);
+		bad += os_put(s, key, key, strlen(key)) != 0;
+	}
+	CHECK_EQ(bad, 0, "300 small puts (more than may wait)");
+	CHECK(os_get(s, "d/aligned", 0, len, back, &got) == 0 && got == len &&
+		      memcmp(back, al, len) == 0,
+	      "aligned object readable before the sync");
+	CHECK_EQ(os_sync(s), 0, "sync");
+	CHECK_EQ(count_fds(), fds, "the sync closed the objects it kept");
+	CHECK(os_get(s, "d/aligned", 0, len, back, &got) == 0 && got == len &&
+		      memcmp(back, al, len) == 0,
+	      "aligned object after the sync");
+	CHECK(os_get(s, "d/unaligned", 0, len, back, &got) == 0 &&
+		      got == len - 1 && memcmp(back, al + 1, len - 1) == 0,
+	      "unaligned object after the sync");
+	for (k = 0, bad = 0; k < 300; k++) {
+		char buf[64];
+
+		snprintf(key, sizeof(key), "d/small/%d", k);
+		bad += os_get(s, key, 0, sizeof(buf), buf, &got) != 0 ||
+		       got != strlen(key) || memcmp(buf, key, got) != 0;
+	}
+	CHECK_EQ(bad, 0, "every small object after the sync");
+	os_close(s);
+	free(al);
+	free(back);
+}
+
 int
 main(void)
 {
@@ -455,6 +520,7 @@ main(void)
 	test_enospc();
 	test_open_errors();
 	test_deferred_sync();
+	test_deferred_data();
 	rm_rf(root);
 	return tap_done();
 }
