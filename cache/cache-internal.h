@@ -76,7 +76,8 @@ struct run {
 struct builder {
 	struct builder *prev, *next; /* the file's list, oldest first */
 	uint32_t chunk;
-	uint32_t start;   /* block-aligned chunk position of block 0 */
+	uint32_t start;   /* chunk position of block 0: block aligned, until
+			   * regrid (write.c) moves it to base */
 	uint32_t nblk;
 	struct bblock *blk;
 	struct ival *iv;  /* written ranges, sorted, merged */

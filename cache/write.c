@@ -63,12 +63,6 @@ jobv_add(struct jobv *j, struct upjob *u)
 	j->v[j->n++] = u;
 }
 
-static uint32_t
-align_down(struct cache *c, uint32_t pos)
-{
-	return pos & ~(c->bs - 1);
-}
-
 /* Whole-block write buffers (see struct bext's base) are mapped on a
  * 2 MiB boundary with transparent huge pages asked for, and a few are
  * kept for reuse: a fresh 4 MiB mapping faulted in page by page costs
@@ -162,6 +156,12 @@ wbuf_drain(void)
 	}
 }
 
+static uint32_t
+align_down(struct cache *c, uint32_t pos)
+{
+	return pos & ~(c->bs - 1);
+}
+
 /* Bookkeeping a builder allocates besides its buffers. */
 static int64_t
 builder_overhead(uint32_t nblk)
@@ -175,7 +175,7 @@ cache_write_slack(struct cache *c)
 	/* Two partial blocks may grow by a block each; a write crossing a
 	 * chunk boundary may start two builders. */
 	return 2 * (uint64_t)c->bs +
-	       2 * (uint64_t)builder_overhead(META_CHUNK_SIZE / c->bs) +
+	       2 * (uint64_t)builder_overhead(META_CHUNK_SIZE / c->bs + 1) +
 	       4096;
 }
 
@@ -196,7 +196,8 @@ builder_new(struct cache *c, uint32_t chunk, uint32_t start)
 static int64_t
 blk_reach(struct cache *c, struct builder *b, uint32_t i)
 {
-	uint32_t max = (uint32_t)((META_CHUNK_SIZE - b->start) / c->bs), n;
+	uint32_t max = (uint32_t)((META_CHUNK_SIZE - b->start + c->bs - 1) /
+				  c->bs), n;
 
 	if (i < b->nblk)
 		return 0;
@@ -619,7 +620,7 @@ submit_jobs(struct cache *c, struct cfile *f, struct jobv *jobs)
 /* Copy [p, p + n) into b's blocks; returns the change in allocation. */
 static int64_t
 copy_in(struct cache *c, struct builder *b, uint32_t p, const uint8_t *buf,
-	uint32_t n)
+	uint32_t n, bool whole)
 {
 	uint32_t rel, bi, boff, k, blen;
 	int64_t delta = 0;
@@ -632,17 +633,54 @@ copy_in(struct cache *c, struct builder *b, uint32_t p, const uint8_t *buf,
 		blen = blk_len(c, b, bi);
 		k = TL_MIN(n, blen - boff);
 		delta += blk_reach(c, b, bi);
-		stream = boff == 0 && bi > 0 &&
+		stream = whole ||
+			 (boff == 0 && bi > 0 &&
 			 (b->start + bi * c->bs <= b->sealed_end ||
 			  (b->blk[bi - 1].nx > 0 &&
 			   b->blk[bi - 1].x[b->blk[bi - 1].nx - 1].hi ==
-				   c->bs));
+				   c->bs)));
 		delta += ext_write(&b->blk[bi], blen, boff, boff + k, buf,
 				   stream);
 		p += k;
 		buf += k;
 		n -= k;
 	}
+	return delta;
+}
+
+/* Before the first seal fixes the slice's first byte (base), lay the
+ * builder's blocks out again from that byte if they do not start there
+ * (a builder begun mid-block, as after a flush): the slice's blocks are
+ * then whole builder blocks, each one aligned buffer stored with no
+ * copy (and O_DIRECT), instead of every upload copying bytes from two
+ * builder blocks into an unaligned buffer.  One copy of what the
+ * builder holds, once.  Returns the change in allocation. */
+static int64_t
+regrid(struct cache *c, struct builder *b)
+{
+	uint32_t s = b->iv[0].s, ostart = b->start, nold = b->nblk, i, j;
+	struct bblock *old = b->blk;
+	int64_t delta;
+
+	if (b->id != 0 || s == ostart || b->iv[0].e - s < c->bs)
+		return 0;
+	delta = -(int64_t)(nold * sizeof(*old));
+	b->blk = NULL;
+	b->nblk = 0;
+	b->start = s;
+	for (i = 0; i < nold; i++) {
+		for (j = 0; j < old[i].nx; j++) {
+			const struct bext *e = &old[i].x[j];
+
+			uint32_t p = ostart + i * c->bs + e->lo;
+
+			/* Whole buffers for the run being sealed. */
+			delta += copy_in(c, b, p, e->d, e->hi - e->lo,
+					 p < b->iv[0].e);
+		}
+		delta -= block_free(&old[i]);
+	}
+	free(old);
 	return delta;
 }
 
@@ -673,8 +711,9 @@ cache_file_write(struct cache *c, struct cfile *f, uint64_t off,
 			nb = b->bytes;
 			b->bytes = 0;
 		}
-		nb += copy_in(c, b, p, buf, n);
+		nb += copy_in(c, b, p, buf, n, false);
 		nb += ival_add(b, p, p + n);
+		nb += regrid(c, b);
 		b->bytes += nb;
 		added += nb;
 		seal_ready(c, f, b, &jobs);

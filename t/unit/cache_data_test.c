@@ -237,6 +237,39 @@ test_out_of_order(void)
 	cache_close(c);
 }
 
+/* A stream that begins mid-block, its first pieces out of order: the
+ * builder's blocks are laid out again from the stream's first byte
+ * before its first block is sealed, and everything reads back, before
+ * and after the flush, as one slice. */
+static void
+test_mid_block_stream(void)
+{
+	struct cache *c = open_cache(64u << 20, false);
+	uint64_t ino = new_file("midblock");
+	const size_t piece = BS / 4, np = 24;
+	const uint64_t base = 3 * BS + BS / 3;
+	uint8_t *data = tl_malloc(np * piece);
+	size_t order[24], i;
+
+	fill(data, np * piece, base, 7);
+	for (i = 0; i < np; i++)
+		order[i] = i;
+	order[0] = 1, order[1] = 0; /* the second piece first */
+	for (i = 0; i < np; i++)
+		CHECK_FATAL(cache_write(c, ino, base + order[i] * piece,
+					data + order[i] * piece, piece,
+					false) == 0,
+			    "write piece %zu", order[i]);
+	CHECK(read_eq(c, ino, base, np * piece, data),
+	      "buffered and early-stored bytes read back");
+	CHECK_EQ(cache_flush(c, ino), 0, "flush");
+	CHECK_EQ(nslices(ino, 0), 1, "one slice");
+	CHECK(read_eq(c, ino, base, np * piece, data), "read back");
+	CHECK(read_eq(c, ino, base - 100, 100, NULL), "before it: a hole");
+	free(data);
+	cache_close(c);
+}
+
 static void
 test_overwrite(void)
 {
@@ -592,6 +625,7 @@ main(void)
 	CHECK_EQ(meta_settings(m)->block_size, BS, "block size");
 
 	test_out_of_order();
+	test_mid_block_stream();
 	test_overwrite();
 	test_sparse_and_big();
 	test_truncate();
