@@ -13,7 +13,8 @@
  * With os_defer_sync both syncs move to os_sync, the barrier a caller
  * passes before anything refers to the objects: a put writes, starts the
  * kernel's writeback of the temporary (sync_file_range WRITE, which does
- * not wait), renames it and keeps its descriptor; os_sync then
+ * not wait; whole aligned blocks are written with O_DIRECT instead, see
+ * DIO_MIN), renames it and keeps its descriptor; os_sync then
  * fdatasyncs every object put since the last sync (by then mostly on
  * disk already), and only after them fsyncs every directory renamed
  * into, once each.  So a 64 MiB flush pays no disk wait per 4 MiB block
