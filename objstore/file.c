@@ -59,8 +59,9 @@
 #define TMP_DIR ".tmp"
 #define TMP_MAX_AGE_S 3600
 /* Objects waiting for os_sync's fdatasync, each holding a descriptor:
- * a few flushes' worth of 4 MiB blocks. */
-#define PEND_MAX 256
+ * four 64 MiB flushes' worth of 4 MiB blocks, few enough beside the
+ * connections under the usual 1024 descriptors. */
+#define PEND_MAX 64
 
 /* Objects at least this big, with address and length multiples of
  * DIO_ALIGN (whole write-buffer blocks are), are written with O_DIRECT:
