@@ -436,7 +436,14 @@ builder_bytes(struct cache *c, struct builder *b, uint32_t p, uint32_t n,
 				return e->d + (p - bs0 - e->lo);
 		}
 	}
-	*tmp = tl_malloc(n);
+	/* Page aligned when the store could write it with O_DIRECT. */
+	if (n >= (256u << 10) && n % 4096 == 0) {
+		*tmp = aligned_alloc(4096, n);
+		if (*tmp == NULL)
+			abort(); /* out of memory, as tl_malloc does */
+	} else {
+		*tmp = tl_malloc(n);
+	}
 	builder_copy(c, b, p, p + n, *tmp);
 	return *tmp;
 }
