@@ -528,6 +528,26 @@ out:
 	return r;
 }
 
+/* A stream read one object at a time on fresh descriptors gets no kernel
+ * readahead across objects (nor much within one): ask for the coming
+ * range now, without waiting (the kernel queues the disk reads). */
+int
+os_file_advise(struct os_store *s, const char *key, uint64_t off,
+	       uint64_t len)
+{
+	struct file_store *fs = fs_of(s);
+	int fd, r;
+
+	if (!os_key_valid(key) || fs_key_reserved(key))
+		return -EINVAL;
+	fd = openat(fs->dirfd, key, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = -posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+	close(fd);
+	return r;
+}
+
 static int
 file_head(struct os_store *s, const char *key, uint64_t *size)
 {
@@ -568,6 +588,7 @@ struct lister {
 	const char *start_after;
 	os_list_cb cb;
 	void *arg;
+	os_list_info_cb icb; /* set by file_list_info instead of cb */
 };
 
 struct lent {
@@ -693,7 +714,16 @@ walk(struct lister *l, int parent, const char *rel, const char *path)
 		}
 		if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue; /* deleted meanwhile */
-		r = l->cb(l->arg, v[i].key, (uint64_t)st.st_size);
+		if (l->icb != NULL) {
+			struct os_obj_info oi = {
+				(uint64_t)st.st_size,
+				(uint64_t)st.st_mtim.tv_sec * 1000000000ULL +
+					(uint64_t)st.st_mtim.tv_nsec};
+
+			r = l->icb(l->arg, v[i].key, &oi);
+		} else {
+			r = l->cb(l->arg, v[i].key, (uint64_t)st.st_size);
+		}
 	}
 	close(fd);
 	for (i = 0; i < n; i++)
@@ -703,24 +733,43 @@ walk(struct lister *l, int parent, const char *rel, const char *path)
 }
 
 static int
-file_list(struct os_store *s, const char *prefix, const char *start_after,
-	  os_list_cb cb, void *arg)
+list_start(struct lister *l)
 {
-	struct file_store *fs = fs_of(s);
-	struct lister l = {fs, prefix, strlen(prefix), start_after, cb, arg};
-	const char *slash = strrchr(prefix, '/');
+	const char *slash = strrchr(l->prefix, '/');
 	char *dirpart, *rel;
 	int r;
 
 	/* Start in the deepest directory the prefix names completely. */
 	if (slash == NULL)
-		return walk(&l, fs->dirfd, ".", "");
-	dirpart = tl_strndup(prefix, (size_t)(slash - prefix) + 1);
-	rel = tl_strndup(prefix, (size_t)(slash - prefix));
-	r = fs_key_reserved(rel) ? 0 : walk(&l, fs->dirfd, rel, dirpart);
+		return walk(l, l->fs->dirfd, ".", "");
+	dirpart = tl_strndup(l->prefix, (size_t)(slash - l->prefix) + 1);
+	rel = tl_strndup(l->prefix, (size_t)(slash - l->prefix));
+	r = fs_key_reserved(rel) ? 0 : walk(l, l->fs->dirfd, rel, dirpart);
 	free(rel);
 	free(dirpart);
 	return r;
+}
+
+static int
+file_list(struct os_store *s, const char *prefix, const char *start_after,
+	  os_list_cb cb, void *arg)
+{
+	struct lister l = {fs_of(s), prefix, strlen(prefix), start_after,
+			   cb, arg, NULL};
+
+	return list_start(&l);
+}
+
+/* The mtime is the last write of the temporary file a put renames into
+ * place: about when the object was stored. */
+static int
+file_list_info(struct os_store *s, const char *prefix,
+	       const char *start_after, os_list_info_cb cb, void *arg)
+{
+	struct lister l = {fs_of(s), prefix, strlen(prefix), start_after,
+			   NULL, arg, cb};
+
+	return list_start(&l);
 }
 
 static void
@@ -756,6 +805,7 @@ static const struct os_ops file_ops = {
 	.close = file_close,
 	.defer_sync = file_defer_sync,
 	.sync = file_sync,
+	.list_info = file_list_info,
 };
 
 /* Remove temporaries left by a crash, once they are surely abandoned. */

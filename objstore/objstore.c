@@ -446,6 +446,18 @@ os_list(struct os_store *s, const char *prefix, const char *start_after,
 		return -EINVAL;
 	return s->ops->list(s, prefix ? prefix : "", start_after, cb, arg);
 }
+
+int
+os_list_info(struct os_store *s, const char *prefix, const char *start_after,
+	     os_list_info_cb cb, void *arg)
+{
+	if (!prefix_valid(prefix))
+		return -EINVAL;
+	if (s->ops->list_info == NULL)
+		return -ENOTSUP;
+	return s->ops->list_info(s, prefix ? prefix : "", start_after, cb,
+				 arg);
+}
 /* ---- whole-object reads for the transforming wrappers ------------------ */
 
 int

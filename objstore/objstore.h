@@ -44,6 +44,16 @@ struct os_store;
  * duration of the call. */
 typedef int (*os_list_cb)(void *arg, const char *key, uint64_t size);
 
+/* What os_list_info reports of an object. */
+struct os_obj_info {
+	uint64_t size;     /* bytes, as os_head reports them */
+	uint64_t mtime_ns; /* when the object was stored (objects are
+			      immutable), ns since the epoch; 0: unknown */
+};
+/* As os_list_cb, with the object's details (borrowed for the call). */
+typedef int (*os_list_info_cb)(void *arg, const char *key,
+			       const struct os_obj_info *info);
+
 /* Operations table: a backend or a wrapper fills one in. */
 struct os_ops {
 	const char *scheme; /* "file", "s3", ... */
@@ -66,6 +76,11 @@ struct os_ops {
 	 * sync makes every put that returned before the call durable. */
 	int (*defer_sync)(struct os_store *s);
 	int (*sync)(struct os_store *s);
+	/* Optional (NULL: os_list_info is -ENOTSUP): list as above, with
+	 * each object's details. */
+	int (*list_info)(struct os_store *s, const char *prefix,
+			 const char *start_after, os_list_info_cb cb,
+			 void *arg);
 };
 
 /* Every store starts with this header; backends embed it first. */
@@ -86,6 +101,11 @@ int os_head(struct os_store *s, const char *key, uint64_t *size);
 int os_delete(struct os_store *s, const char *key);
 int os_list(struct os_store *s, const char *prefix, const char *start_after,
 	    os_list_cb cb, void *arg);
+/* os_list with each object's size and modification time (`tessera gc`
+ * keeps objects younger than its grace period).  -ENOTSUP when the store
+ * (or a wrapper of the stack) cannot report them. */
+int os_list_info(struct os_store *s, const char *prefix,
+		 const char *start_after, os_list_info_cb cb, void *arg);
 /* Let the store behind s (through wrappers) return from puts before
  * they are durable: 0 when it will, and the caller then calls os_sync
  * before anything depends on a put's durability; -ENOTSUP when puts
@@ -101,6 +121,10 @@ int os_sync(struct os_store *s);
 
 /* Backend constructors (used by os_open; exposed for tests). */
 int os_file_open(const char *dir, struct os_store **out, char **err);
+/* Start reading [off, off+len) of key into the page cache without
+ * waiting: a hint (s must be the file store itself, see os_unwrap). */
+int os_file_advise(struct os_store *s, const char *key, uint64_t off,
+		   uint64_t len);
 
 /* ---- wrappers --------------------------------------------------------------
  * Each takes ownership of inner on success (closing the wrapper closes
