@@ -205,6 +205,7 @@ c_del(struct os_store *s, const char *key)
 struct list_ctx {
 	os_list_cb cb;
 	void *arg;
+	os_list_info_cb icb;
 };
 
 static int
@@ -220,10 +221,30 @@ c_list(struct os_store *s, const char *prefix, const char *start_after,
        os_list_cb cb, void *arg)
 {
 	struct crypt_store *c = c_of(s);
-	struct list_ctx l = {cb, arg};
+	struct list_ctx l = {cb, arg, NULL};
 
 	return c->w.inner->ops->list(c->w.inner, prefix, start_after,
 				     list_one, &l);
+}
+
+static int
+list_info_one(void *arg, const char *key, const struct os_obj_info *info)
+{
+	struct list_ctx *l = arg;
+	struct os_obj_info oi = *info;
+
+	oi.size = oi.size >= CHDR ? oi.size - CHDR : 0;
+	return l->icb(l->arg, key, &oi);
+}
+
+static int
+c_list_info(struct os_store *s, const char *prefix, const char *start_after,
+	    os_list_info_cb cb, void *arg)
+{
+	struct list_ctx l = {NULL, arg, cb};
+
+	return os_list_info(c_of(s)->w.inner, prefix, start_after,
+			    list_info_one, &l);
 }
 
 static void
@@ -245,6 +266,7 @@ static const struct os_ops crypt_ops = {
 	.del = c_del,
 	.list = c_list,
 	.close = c_close,
+	.list_info = c_list_info,
 };
 
 static int

@@ -220,6 +220,17 @@ fault_list(struct os_store *s, const char *prefix, const char *start_after,
 					      cb, arg);
 }
 
+static int
+fault_list_info(struct os_store *s, const char *prefix,
+		const char *start_after, os_list_info_cb cb, void *arg)
+{
+	struct fault_store *f = fault_of(s);
+	int rc = fault_check(f, OS_OP_LIST);
+
+	return rc < 0 ? rc
+		      : os_list_info(f->w.inner, prefix, start_after, cb, arg);
+}
+
 static void
 fault_close(struct os_store *s)
 {
@@ -239,6 +250,7 @@ static const struct os_ops fault_ops = {
 	.del = fault_del,
 	.list = fault_list,
 	.close = fault_close,
+	.list_info = fault_list_info,
 };
 
 int

@@ -117,6 +117,13 @@ rl_list(struct os_store *s, const char *prefix, const char *start_after,
 	return r->w.inner->ops->list(r->w.inner, prefix, start_after, cb, arg);
 }
 
+static int
+rl_list_info(struct os_store *s, const char *prefix, const char *start_after,
+	     os_list_info_cb cb, void *arg)
+{
+	return os_list_info(rl_of(s)->w.inner, prefix, start_after, cb, arg);
+}
+
 static void
 rl_close(struct os_store *s)
 {
@@ -136,6 +143,7 @@ static const struct os_ops rl_ops = {
 	.del = rl_del,
 	.list = rl_list,
 	.close = rl_close,
+	.list_info = rl_list_info,
 };
 
 int

@@ -108,6 +108,7 @@ struct list_ctx {
 	os_list_cb cb;
 	void *arg;
 	bool any;
+	os_list_info_cb icb; /* retry_list_info's, instead of cb */
 };
 
 static int
@@ -120,18 +121,32 @@ list_one(void *arg, const char *key, uint64_t size)
 }
 
 static int
-retry_list(struct os_store *s, const char *prefix, const char *start_after,
-	   os_list_cb cb, void *arg)
+list_info_one(void *arg, const char *key, const struct os_obj_info *info)
+{
+	struct list_ctx *l = arg;
+
+	l->any = true;
+	return l->icb(l->arg, key, info);
+}
+
+/* The listing of l (os_list or os_list_info), retried as said above. */
+static int
+retry_list_ctx(struct os_store *s, const char *prefix,
+	       const char *start_after, struct list_ctx *l)
 {
 	struct retry_store *r = retry_of(s);
 	struct os_store *in = r->w.inner;
-	struct list_ctx l = {cb, arg, false};
 	unsigned n;
 	int rc;
 
 	for (n = 0;; n++) {
-		rc = in->ops->list(in, prefix, start_after, list_one, &l);
-		if (rc != -EIO || l.any)
+		if (l->icb != NULL)
+			rc = os_list_info(in, prefix, start_after,
+					  list_info_one, l);
+		else
+			rc = in->ops->list(in, prefix, start_after, list_one,
+					   l);
+		if (rc != -EIO || l->any)
 			break;
 		if (n + 1 >= r->attempts) {
 			atomic_fetch_add(&r->failures, 1);
@@ -143,6 +158,24 @@ retry_list(struct os_store *s, const char *prefix, const char *start_after,
 		os_backoff_sleep(n, r->base_ms, r->cap_ms);
 	}
 	return rc;
+}
+
+static int
+retry_list(struct os_store *s, const char *prefix, const char *start_after,
+	   os_list_cb cb, void *arg)
+{
+	struct list_ctx l = {cb, arg, false, NULL};
+
+	return retry_list_ctx(s, prefix, start_after, &l);
+}
+
+static int
+retry_list_info(struct os_store *s, const char *prefix,
+		const char *start_after, os_list_info_cb cb, void *arg)
+{
+	struct list_ctx l = {NULL, arg, false, cb};
+
+	return retry_list_ctx(s, prefix, start_after, &l);
 }
 
 static void
@@ -163,6 +196,7 @@ static const struct os_ops retry_ops = {
 	.del = retry_del,
 	.list = retry_list,
 	.close = retry_close,
+	.list_info = retry_list_info,
 };
 
 int

@@ -168,6 +168,14 @@ z_list(struct os_store *s, const char *prefix, const char *start_after,
 	return z->w.inner->ops->list(z->w.inner, prefix, start_after, cb, arg);
 }
 
+/* Sizes are the stored (compressed) ones, as z_list reports them. */
+static int
+z_list_info(struct os_store *s, const char *prefix, const char *start_after,
+	    os_list_info_cb cb, void *arg)
+{
+	return os_list_info(z_of(s)->w.inner, prefix, start_after, cb, arg);
+}
+
 static void
 z_close(struct os_store *s)
 {
@@ -186,6 +194,7 @@ static const struct os_ops zstd_ops = {
 	.del = z_del,
 	.list = z_list,
 	.close = z_close,
+	.list_info = z_list_info,
 };
 
 int
