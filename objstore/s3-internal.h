@@ -57,6 +57,18 @@ int s3_parse_list(const char *xml, size_t len,
 		  int (*cb)(void *arg, const char *key, uint64_t size),
 		  void *arg, bool *truncated, char **next);
 
+/* s3_parse_list with each object's LastModified in ns since the epoch
+ * (0 when absent or unreadable). */
+int s3_parse_list_info(const char *xml, size_t len,
+		       int (*cb)(void *arg, const char *key, uint64_t size,
+				 uint64_t mtime_ns),
+		       void *arg, bool *truncated, char **next);
+
+/* An ISO 8601 time as S3 writes it ("2009-10-12T17:50:30.000Z"; an
+ * offset "+02:00" instead of Z is accepted) in ns since the epoch.
+ * -EINVAL if it does not parse or is before 1970. */
+int s3_parse_time(const char *s, uint64_t *ns);
+
 /* Text of the first <tag>...</tag> in xml, entities decoded; NULL if
  * absent.  Caller frees. */
 char *s3_xml_text(const char *xml, size_t len, const char *tag);

@@ -554,27 +554,30 @@ struct list_ctx {
 	os_list_cb cb;
 	void *arg;
 	char *last; /* full key of the last entry, for the next page */
+	os_list_info_cb icb; /* s3_list_info's, instead of cb */
 };
 
 static int
-list_one(void *arg, const char *key, uint64_t size)
+list_one(void *arg, const char *key, uint64_t size, uint64_t mtime_ns)
 {
 	struct list_ctx *l = arg;
 	size_t plen = strlen(l->s->prefix);
+	struct os_obj_info oi = {size, mtime_ns};
 
 	if (strncmp(key, l->s->prefix, plen) != 0)
 		return 0; /* not ours: cannot happen with the prefix filter */
 	free(l->last);
 	l->last = tl_strdup(key);
+	if (l->icb != NULL)
+		return l->icb(l->arg, key + plen, &oi);
 	return l->cb(l->arg, key + plen, size);
 }
 
+/* ListObjectsV2 page by page into l's callback. */
 static int
-s3_list(struct os_store *st, const char *prefix, const char *start_after,
-	os_list_cb cb, void *arg)
+list_pages(struct s3_store *s, const char *prefix, const char *start_after,
+	   struct list_ctx *l)
 {
-	struct s3_store *s = s3_of(st);
-	struct list_ctx l = {s, cb, arg, NULL};
 	char *full = tl_asprintf("%s%s", s->prefix, prefix), *after = NULL;
 	char *token = NULL, *next, *q, page[24];
 	struct s3_kv kv[5];
@@ -603,8 +606,9 @@ s3_list(struct os_store *st, const char *prefix, const char *start_after,
 		free(token);
 		token = NULL;
 		if (rc == 0) {
-			rc = s3_parse_list((char *)r.resp.data, r.resp.len,
-					   list_one, &l, &truncated, &next);
+			rc = s3_parse_list_info((char *)r.resp.data,
+						r.resp.len, list_one, l,
+						&truncated, &next);
 			token = next;
 			if (rc == -EIO)
 				tl_err("objstore", "%s: unreadable "
@@ -614,10 +618,29 @@ s3_list(struct os_store *st, const char *prefix, const char *start_after,
 		tl_buf_free(&r.resp);
 	} while (rc == 0 && truncated);
 	free(token);
-	free(l.last);
+	free(l->last);
+	l->last = NULL;
 	free(full);
 	free(after);
 	return rc;
+}
+
+static int
+s3_list(struct os_store *st, const char *prefix, const char *start_after,
+	os_list_cb cb, void *arg)
+{
+	struct list_ctx l = {s3_of(st), cb, arg, NULL, NULL};
+
+	return list_pages(l.s, prefix, start_after, &l);
+}
+
+static int
+s3_list_info(struct os_store *st, const char *prefix,
+	     const char *start_after, os_list_info_cb cb, void *arg)
+{
+	struct list_ctx l = {s3_of(st), NULL, arg, NULL, cb};
+
+	return list_pages(l.s, prefix, start_after, &l);
 }
 
 static void
@@ -655,6 +678,7 @@ static const struct os_ops s3_ops = {
 	.del = s3_del,
 	.list = s3_list,
 	.close = s3_close,
+	.list_info = s3_list_info,
 };
 
 /* ---- opening ------------------------------------------------------------- */

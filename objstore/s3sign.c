@@ -348,14 +348,85 @@ s3_xml_text(const char *xml, size_t len, const char *tag)
 	return xml_unescape(t, n);
 }
 
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's
+ * days_from_civil), so no time-zone state is involved. */
+static int64_t
+days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool
+digits(const char *s, int n, unsigned *out)
+{
+	unsigned v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
 int
-s3_parse_list(const char *xml, size_t len,
-	      int (*cb)(void *arg, const char *key, uint64_t size), void *arg,
-	      bool *truncated, char **next)
+s3_parse_time(const char *s, uint64_t *ns)
+{
+	unsigned y, mo, d, h, mi, sec, oh = 0, om = 0;
+	uint64_t frac = 0, scale = 100000000;
+	int64_t t;
+	int sign = 0;
+
+	if (strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' ||
+	    !digits(s + 5, 2, &mo) || s[7] != '-' || !digits(s + 8, 2, &d) ||
+	    s[10] != 'T' || !digits(s + 11, 2, &h) || s[13] != ':' ||
+	    !digits(s + 14, 2, &mi) || s[16] != ':' ||
+	    !digits(s + 17, 2, &sec))
+		return -EINVAL;
+	s += 19;
+	if (*s == '.') {
+		for (s++; *s >= '0' && *s <= '9'; s++) {
+			frac += (uint64_t)(*s - '0') * scale;
+			scale /= 10;
+		}
+	}
+	if (*s == '+' || *s == '-') {
+		sign = *s == '+' ? 1 : -1;
+		if (!digits(s + 1, 2, &oh) || s[3] != ':' ||
+		    !digits(s + 4, 2, &om) || s[6] != '\0')
+			return -EINVAL;
+	} else if (strcmp(s, "Z") != 0) {
+		return -EINVAL;
+	}
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+	    mi > 59 || sec > 60 || oh > 23 || om > 59)
+		return -EINVAL;
+	t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+	t -= sign * (int64_t)(oh * 3600 + om * 60);
+	if (t < 0)
+		return -EINVAL;
+	*ns = (uint64_t)t * 1000000000ULL + frac;
+	return 0;
+}
+
+int
+s3_parse_list_info(const char *xml, size_t len,
+		   int (*cb)(void *arg, const char *key, uint64_t size,
+			     uint64_t mtime_ns),
+		   void *arg, bool *truncated, char **next)
 {
 	const char *p = xml, *end = xml + len, *c, *t, *after;
 	size_t clen, tlen;
-	uint64_t size;
+	uint64_t size, mtime;
 	char *key, *v, num[32];
 	int r;
 
@@ -379,13 +450,42 @@ s3_parse_list(const char *xml, size_t len,
 		num[tlen] = '\0';
 		if (tl_parse_u64(num, 0, UINT64_MAX, &size) < 0)
 			return -EIO;
+		/* Absent or odd: unknown (0), which gc treats as too young. */
+		v = s3_xml_text(c, clen, "LastModified");
+		if (v == NULL || s3_parse_time(v, &mtime) < 0)
+			mtime = 0;
+		free(v);
 		key = s3_xml_text(c, clen, "Key");
 		if (key == NULL)
 			return -EIO;
-		r = cb(arg, key, size);
+		r = cb(arg, key, size, mtime);
 		free(key);
 		if (r != 0)
 			return r;
 	}
 	return 0;
+}
+
+struct plain_list {
+	int (*cb)(void *arg, const char *key, uint64_t size);
+	void *arg;
+};
+
+static int
+plain_one(void *arg, const char *key, uint64_t size, uint64_t mtime_ns)
+{
+	struct plain_list *pl = arg;
+
+	(void)mtime_ns;
+	return pl->cb(pl->arg, key, size);
+}
+
+int
+s3_parse_list(const char *xml, size_t len,
+	      int (*cb)(void *arg, const char *key, uint64_t size), void *arg,
+	      bool *truncated, char **next)
+{
+	struct plain_list pl = {cb, arg};
+
+	return s3_parse_list_info(xml, len, plain_one, &pl, truncated, next);
 }
