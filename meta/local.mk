@@ -2,4 +2,4 @@
 noinst_LIBRARIES += meta/libmeta.a
 meta_libmeta_a_SOURCES = meta/meta.h meta/kv.h meta/meta-internal.h \
 	meta/kv.c meta/kv_lmdb.c meta/schema.c meta/volume.c meta/fs.c \
-	meta/dir.c meta/data.c meta/fsck.c
+	meta/dir.c meta/data.c meta/fsck.c meta/scan.c

@@ -355,6 +355,30 @@ int meta_fsck(struct meta *m, const struct meta_fsck_opts *o,
 /* "dangling dentries" ... (static string). */
 const char *meta_fsck_cat_name(enum meta_fsck_cat c);
 
+/* ---- whole-volume slice scans (scan.c), for `tessera gc` ---------------- */
+
+/* Distinct slice ids in ascending order; 8 bytes per id. */
+struct meta_slice_set {
+	uint64_t *ids; /* owned: meta_slice_set_free */
+	size_t n;
+};
+
+/* In one read transaction: into *ref every slice id a chunk record
+ * references (live files, files in the trash, removed files whose data
+ * is not purged yet), into *queued every slice released and waiting for
+ * its objects to be deleted (meta_gc_next hands those out).  progress
+ * (may be NULL) is called every few thousand chunks.  Memory: 8 bytes
+ * per distinct slice.  On error both sets are empty. */
+int meta_scan_slices(struct meta *m, struct meta_slice_set *ref,
+		     struct meta_slice_set *queued,
+		     void (*progress)(void *arg, uint64_t chunks), void *arg);
+bool meta_slice_set_has(const struct meta_slice_set *s, uint64_t id);
+void meta_slice_set_free(struct meta_slice_set *s);
+
+/* The slice-id counter: every id handed out so far (by any gateway,
+ * batches included) is below *next. */
+int meta_slice_counter(struct meta *m, uint64_t *next);
+
 /* Replace the object store URL of the volume's settings (`tessera config
  * --storage`); takes effect when a gateway next opens the volume. */
 int meta_set_storage(struct meta *m, const char *url);

@@ -1,0 +1,176 @@
+/*
+ * scan.c - whole-volume scans of slice ids, for `tessera gc`: which slices
+ * the metadata references, which wait in the deletion queue, and the
+ * slice-id counter.
+ *
+ * The referenced set is a sorted array of distinct ids (8 bytes per
+ * slice), built by appending every id of every chunk record and, when the
+ * array is full, sorting and compacting it before growing it: a slice
+ * recorded many times (hard links share records only by refcount, but a
+ * chunk may record a slice several times) costs little more than once.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meta/meta-internal.h"
+
+#define SCAN_PROGRESS_EVERY 4096
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Sort and drop duplicates. */
+static void
+set_compact(struct meta_slice_set *s)
+{
+	size_t i, n = 0;
+
+	if (s->n < 2)
+		return;
+	qsort(s->ids, s->n, sizeof(*s->ids), cmp_u64);
+	for (i = 0; i < s->n; i++)
+		if (n == 0 || s->ids[n - 1] != s->ids[i])
+			s->ids[n++] = s->ids[i];
+	s->n = n;
+}
+
+static void
+set_add(struct meta_slice_set *s, size_t *cap, uint64_t id)
+{
+	if (s->n == *cap) {
+		set_compact(s);
+		/* Grow only if compacting freed less than a quarter. */
+		if (s->n > *cap - *cap / 4) {
+			*cap = *cap ? *cap * 2 : 4096;
+			s->ids = tl_realloc(s->ids, *cap * sizeof(*s->ids));
+		}
+	}
+	s->ids[s->n++] = id;
+}
+
+struct scan_ctx {
+	struct meta *m;
+	struct meta_slice_set *ref, *queued;
+	size_t refcap, qcap;
+	uint64_t chunks;
+	void (*progress)(void *arg, uint64_t chunks);
+	void *arg;
+};
+
+/* A<ino>C<chunk>: every non-hole slice id of its records. */
+static int
+chunk_cb(void *arg, const void *key, size_t klen, const void *val,
+	 size_t vlen)
+{
+	struct scan_ctx *c = arg;
+	const uint8_t *k = key, *v = val;
+	size_t p = c->m->pfxlen, i;
+
+	if (klen != p + 14 || k[p + 9] != 'C')
+		return 0; /* attributes, entries, ... */
+	for (i = 0; i + SLICE_REC <= vlen; i += SLICE_REC) {
+		uint64_t id = tl_get_be64(v + i);
+
+		if (id != 0)
+			set_add(c->ref, &c->refcap, id);
+	}
+	if (++c->chunks % SCAN_PROGRESS_EVERY == 0 && c->progress != NULL)
+		c->progress(c->arg, c->chunks);
+	return 0;
+}
+
+/* R<id><size>: released, its objects are the deletion queue's. */
+static int
+released_cb(void *arg, const void *key, size_t klen, const void *val,
+	    size_t vlen)
+{
+	struct scan_ctx *c = arg;
+	const uint8_t *k = key;
+
+	(void)val;
+	(void)vlen;
+	if (klen == c->m->pfxlen + 13)
+		set_add(c->queued, &c->qcap, tl_get_be64(k + c->m->pfxlen + 1));
+	return 0;
+}
+
+int
+meta_scan_slices(struct meta *m, struct meta_slice_set *ref,
+		 struct meta_slice_set *queued,
+		 void (*progress)(void *arg, uint64_t chunks), void *arg)
+{
+	struct scan_ctx c = {m, ref, queued, 0, 0, 0, progress, arg};
+	struct meta_key s, e;
+	struct mtxn t;
+	int rc;
+
+	memset(ref, 0, sizeof(*ref));
+	memset(queued, 0, sizeof(*queued));
+	rc = txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	key_tag(m, &s, 'A');
+	key_tag(m, &e, 'B');
+	rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, chunk_cb, &c);
+	key_tag(m, &s, 'R');
+	key_tag(m, &e, 'S');
+	if (rc == 0)
+		rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, released_cb,
+				  &c);
+	rc = txn_end(&t, rc);
+	if (rc) {
+		meta_slice_set_free(ref);
+		meta_slice_set_free(queued);
+		return rc;
+	}
+	set_compact(ref);
+	set_compact(queued);
+	return 0;
+}
+
+bool
+meta_slice_set_has(const struct meta_slice_set *s, uint64_t id)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->ids[mid] == id)
+			return true;
+		if (s->ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+void
+meta_slice_set_free(struct meta_slice_set *s)
+{
+	free(s->ids);
+	s->ids = NULL;
+	s->n = 0;
+}
+
+int
+meta_slice_counter(struct meta *m, uint64_t *next)
+{
+	struct mtxn t;
+	int rc;
+
+	rc = txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	rc = counter_get(&t, CNT_NEXT_SLICE, next);
+	return txn_end(&t, rc);
+}
