@@ -23,6 +23,8 @@
 /* tools/fsck.c */
 int tessera_cmd_fsck(int argc, char **argv);
 int tessera_cmd_config(int argc, char **argv);
+/* tools/gc.c */
+int tessera_cmd_gc(int argc, char **argv);
 
 static const char main_usage[] =
 	"Usage: tessera [--help] [--version] COMMAND [ARGS]\n"
@@ -34,6 +36,8 @@ static const char main_usage[] =
 	"  fsck [--repair] [--no-objects] META_URL     check the volume\n"
 	"  config META_URL --storage STORAGE_URL       change the storage\n"
 	"                                              URL\n"
+	"  gc [--dry-run] [--grace DURATION] META_URL  delete leaked objects\n"
+	"                                              and the deletion queue\n"
 	"\n"
 	"Run 'tessera COMMAND --help' for the options of a command.\n";
 
@@ -390,6 +394,8 @@ main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (strcmp(cmd, "fsck") == 0)
 		return tessera_cmd_fsck(argc - 1, argv + 1);
+	if (strcmp(cmd, "gc") == 0)
+		return tessera_cmd_gc(argc - 1, argv + 1);
 	if (strcmp(cmd, "config") == 0)
 		return tessera_cmd_config(argc - 1, argv + 1);
 	return usage_error(main_usage, "unknown command '%s'", cmd);
