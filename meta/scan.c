@@ -48,7 +48,7 @@ set_add(struct meta_slice_set *s, size_t *cap, uint64_t id)
 	if (s->n == *cap) {
 		set_compact(s);
 		/* Grow only if compacting freed less than a quarter. */
-		if (s->n > *cap - *cap / 4) {
+		if (*cap == 0 || s->n > *cap - *cap / 4) {
 			*cap = *cap ? *cap * 2 : 4096;
 			s->ids = tl_realloc(s->ids, *cap * sizeof(*s->ids));
 		}

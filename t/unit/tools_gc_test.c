@@ -1,0 +1,290 @@
+/* tessera gc on a real LMDB volume and a file:// store, through the real
+ * `tessera` binary: leaked objects older than the grace are deleted,
+ * referenced ones are untouched (every object is aged, so only the
+ * reference protects them) and files read back byte for byte, young
+ * leaks and ids above the slice counter are kept, --dry-run deletes
+ * nothing, the deletion queue is drained, fsck is clean afterwards. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "lib/tl.h"
+#include "t/unit/tap.h"
+
+#define BS (64u << 10)
+#define OLD_S (2 * 3600) /* older than the default grace of 1 h */
+
+static const struct meta_cred root_cred = {0, 0, 0, {0}};
+static char dir[64];
+static char *murl;
+static struct meta *m;
+static struct os_store *fs;
+
+static void
+fill(uint8_t *p, size_t n, unsigned salt)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(i * 31 + salt + (i >> 11));
+}
+
+static struct cache *
+open_cache(void)
+{
+	struct cache_opts o = {.buffer_limit = 64u << 20,
+			       .upload_threads = 2, .gc = false};
+	struct cache *c = NULL;
+
+	CHECK_FATAL(cache_open(m, fs, &o, &c) == 0, "cache_open");
+	return c;
+}
+
+static uint64_t
+write_file(struct cache *c, const char *name, size_t len, unsigned salt)
+{
+	struct meta_new n = {.type = META_REG, .mode = 0644};
+	uint8_t *buf = tl_malloc(len);
+	struct meta_attr a;
+	uint64_t ino = 0;
+	bool existed;
+
+	CHECK_FATAL(meta_create(m, &root_cred, META_ROOT_INO, name, &n, &ino,
+				&a, &existed, NULL, NULL) == 0,
+		    "create %s", name);
+	fill(buf, len, salt);
+	CHECK_FATAL(cache_write(c, ino, 0, buf, len, false) == 0, "write %s",
+		    name);
+	CHECK_FATAL(cache_flush(c, ino) == 0, "flush %s", name);
+	free(buf);
+	return ino;
+}
+
+static bool
+read_back(struct cache *c, uint64_t ino, size_t len, unsigned salt)
+{
+	uint8_t *want = tl_malloc(len), *got = tl_malloc(len);
+	size_t n = 0;
+	bool eof, ok;
+
+	fill(want, len, salt);
+	ok = cache_read(c, ino, len, 0, len, got, &n, &eof) == 0 && n == len &&
+	     memcmp(want, got, len) == 0;
+	free(want);
+	free(got);
+	return ok;
+}
+
+/* Set the mtime of object key to age_s seconds ago. */
+static void
+age(const char *key, uint64_t age_s)
+{
+	struct timespec ts[2];
+	char *path = tl_asprintf("%s/objects/%s", dir, key);
+
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= (time_t)age_s;
+	ts[1] = ts[0];
+	CHECK(utimensat(AT_FDCWD, path, ts, 0) == 0, "age %s", key);
+	free(path);
+}
+
+static int
+age_cb(void *arg, const char *key, uint64_t size)
+{
+	(void)arg;
+	(void)size;
+	age(key, OLD_S);
+	return 0;
+}
+
+static int
+count_cb(void *arg, const char *key, uint64_t size)
+{
+	(void)key;
+	(void)size;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+nobjects(void)
+{
+	int n = 0;
+
+	os_list(fs, "", NULL, count_cb, &n);
+	return n;
+}
+
+static bool
+exists(const char *key)
+{
+	uint64_t size;
+
+	return os_head(fs, key, &size) == 0;
+}
+
+/* Plant block idx of slice id (len bytes), aged age_s; key into out. */
+static void
+plant(uint64_t id, uint32_t idx, uint32_t len, uint64_t age_s, char *out)
+{
+	uint8_t *buf = tl_calloc(1, len);
+
+	cache_block_key(out, 256, "vol", id, idx, len);
+	CHECK_FATAL(os_put(fs, out, buf, len) == 0, "plant %s", out);
+	age(out, age_s);
+	free(buf);
+}
+
+/* Run `tessera ARGS`; stdout into out (caller frees); exit status. */
+static int
+run(const char *args, char **out)
+{
+	char *cmd = tl_asprintf("%s %s 2>&1", TESSERA_BIN, args);
+	struct tl_buf b = TL_BUF_INIT;
+	char chunk[4096];
+	size_t n;
+	FILE *p;
+	int st;
+
+	p = popen(cmd, "r");
+	CHECK_FATAL(p != NULL, "popen %s", cmd);
+	while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0)
+		tl_buf_append(&b, chunk, n);
+	tl_buf_append(&b, "", 1);
+	st = pclose(p);
+	printf("# $ tessera %s\n", args);
+	for (char *l = (char *)b.data, *e; *l; l = e + 1) {
+		e = strchr(l, '\n');
+		if (e == NULL)
+			e = l + strlen(l) - 1;
+		printf("#   %.*s\n", (int)(e - l), l);
+	}
+	free(cmd);
+	*out = (char *)b.data;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The number after "label" in the summary, or -1. */
+static long long
+figure(const char *out, const char *label)
+{
+	const char *p = strstr(out, label);
+
+	return p ? strtoll(p + strlen(label), NULL, 10) : -1;
+}
+
+int
+main(void)
+{
+	struct meta_format_opts o = {"vol", NULL, BS, 0, 0, 0, true};
+	char old1[256], old2a[256], old2b[256], young[256], above[256];
+	char *err = NULL, *url, *args, *out, *cmd;
+	uint64_t f1, f2, f3, id1, id2, id3, counter = 0;
+	struct cache *c;
+	int before;
+
+	strcpy(dir, "/tmp/gc-test-XXXXXX");
+	CHECK_FATAL(mkdtemp(dir) != NULL, "mkdtemp");
+	murl = tl_asprintf("lmdb://%s/db?mapsize=256M", dir);
+	url = tl_asprintf("file://%s/objects", dir);
+	o.storage = url;
+	CHECK_FATAL(meta_format(murl, &o, &err) == 0, "format");
+	CHECK_FATAL(meta_open(murl, NULL, &m, &err) == 0, "open");
+	CHECK_FATAL(os_open(url, &fs, &err) == 0, "object store");
+
+	/* Files, one removed (trash 0: its slices go to the queue). */
+	c = open_cache();
+	f1 = write_file(c, "multi", 5 * BS + 1234, 1);
+	f2 = write_file(c, "small", 5000, 2);
+	f3 = write_file(c, "doomed", 3 * BS, 3);
+	(void)f3;
+	CHECK(meta_unlink(m, &root_cred, META_ROOT_INO, "doomed", NULL,
+			  NULL) == 0, "unlink doomed");
+	cache_close(c);
+
+	/* Leaks: ids handed out (below the counter) but never committed. */
+	CHECK_FATAL(meta_new_slice_id(m, &id1) == 0 &&
+		    meta_new_slice_id(m, &id2) == 0 &&
+		    meta_new_slice_id(m, &id3) == 0, "slice ids");
+	CHECK(meta_slice_counter(m, &counter) == 0 && id3 < counter,
+	      "slice counter %llu above the ids handed out",
+	      (unsigned long long)counter);
+	os_list(fs, "", NULL, age_cb, NULL); /* referenced ones are old too */
+	plant(id1, 0, 4096, OLD_S, old1);
+	plant(id2, 0, BS, OLD_S, old2a);
+	plant(id2, 1, 100, OLD_S, old2b);
+	plant(id3, 0, 777, 10, young);
+	plant(counter + 10, 0, 512, OLD_S, above);
+	CHECK(os_put(fs, "vol/chunks/notes.txt", "x", 1) == 0, "foreign");
+	age("vol/chunks/notes.txt", OLD_S);
+	before = nobjects();
+
+	/* Dry run: reports, deletes nothing. */
+	args = tl_asprintf("gc --dry-run -v '%s'", murl);
+	CHECK_EQ(run(args, &out), 0, "dry run exits 0");
+	CHECK_EQ(figure(out, "leaked:"), 3, "dry run: 3 leaked objects");
+	CHECK_EQ(figure(out, "deleted:"), 0, "dry run: none deleted");
+	CHECK_EQ(figure(out, "skipped, too young:"), 2,
+		 "young leak and id above the counter skipped");
+	CHECK_EQ(figure(out, "queued for delete:"), 3,
+		 "the removed file's blocks are the queue's");
+	CHECK(strstr(out, old2b) != NULL, "-v names the leaked objects");
+	CHECK_EQ(nobjects(), before, "dry run deleted nothing");
+	free(out);
+	free(args);
+
+	/* Default grace: the old leaks and the queue go. */
+	args = tl_asprintf("gc '%s'", murl);
+	CHECK_EQ(run(args, &out), 0, "gc exits 0");
+	CHECK_EQ(figure(out, "deleted:"), 3, "3 leaked objects deleted");
+	CHECK_EQ(figure(out, "deletion queue:"), 1, "queue: 1 slice");
+	CHECK_EQ(figure(out, "errors:"), 0, "no errors");
+	CHECK(!exists(old1) && !exists(old2a) && !exists(old2b),
+	      "old leaks deleted");
+	CHECK(exists(young), "young leak kept");
+	CHECK(exists(above), "object above the slice counter kept");
+	CHECK(exists("vol/chunks/notes.txt"), "foreign name kept");
+	CHECK_EQ(nobjects(), before - 3 - 3, "only leaks and queue deleted");
+	free(out);
+	free(args);
+
+	c = open_cache();
+	CHECK(read_back(c, f1, 5 * BS + 1234, 1), "multi reads back");
+	CHECK(read_back(c, f2, 5000, 2), "small reads back");
+	cache_close(c);
+
+	/* --grace 0: the young leak too; above the counter never. */
+	args = tl_asprintf("gc --grace 0 '%s'", murl);
+	CHECK_EQ(run(args, &out), 0, "gc --grace 0 exits 0");
+	CHECK_EQ(figure(out, "deleted:"), 1, "young leak deleted");
+	CHECK(!exists(young) && exists(above), "young gone, above kept");
+	free(out);
+	free(args);
+
+	args = tl_asprintf("fsck '%s'", murl);
+	CHECK_EQ(run(args, &out), 0, "fsck clean after gc");
+	free(out);
+	free(args);
+	CHECK_EQ(run("gc", &out), 2, "no META_URL: usage error");
+	free(out);
+	CHECK_EQ(run("gc --grace soon x", &out), 2, "bad grace: usage error");
+	free(out);
+
+	os_close(fs);
+	meta_close(m);
+	free(url);
+	free(murl);
+	cmd = tl_asprintf("rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("# cannot remove %s\n", dir);
+	free(cmd);
+	return tap_done();
+}
