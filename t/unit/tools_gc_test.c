@@ -143,11 +143,15 @@ plant(uint64_t id, uint32_t idx, uint32_t len, uint64_t age_s, char *out)
 	free(buf);
 }
 
-/* Run `tessera ARGS`; stdout into out (caller frees); exit status. */
+/* Run `tessera ARGS`; stdout into out (caller frees); exit status.
+ * $TESSERA_WRAP (e.g. "valgrind -q --leak-check=full --error-exitcode=9")
+ * runs the command under a checker. */
 static int
 run(const char *args, char **out)
 {
-	char *cmd = tl_asprintf("%s %s 2>&1", TESSERA_BIN, args);
+	const char *wrap = getenv("TESSERA_WRAP");
+	char *cmd = tl_asprintf("%s %s %s 2>&1", wrap ? wrap : "",
+				TESSERA_BIN, args);
 	struct tl_buf b = TL_BUF_INIT;
 	char chunk[4096];
 	size_t n;
