@@ -7,6 +7,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +187,74 @@ figure(const char *out, const char *label)
 	return p ? strtoll(p + strlen(label), NULL, 10) : -1;
 }
 
+/* ---- gc while the volume is written ------------------------------------ */
+
+#define LIVE_FILES 24
+
+static atomic_bool live_stop;
+
+/* Create, write, flush; remove every third file again (the deletion
+ * queue, drained by both this cache's job and tessera gc). */
+static void *
+live_writer(void *arg)
+{
+	struct cache *c = arg;
+	char name[32];
+	uint64_t ino;
+
+	for (int i = 0; i < LIVE_FILES; i++) {
+		snprintf(name, sizeof(name), "live%d", i);
+		ino = write_file(c, name, (size_t)(i % 5 + 1) * BS + 100u * i,
+			   100 + i);
+		if (i % 3 == 2) {
+			CHECK(meta_unlink(m, &root_cred, META_ROOT_INO, name,
+					  NULL, NULL) == 0, "unlink %s", name);
+			cache_forget(c, ino);
+		}
+	}
+	atomic_store(&live_stop, true);
+	return NULL;
+}
+
+static void
+test_live(void)
+{
+	struct cache_opts o = {.buffer_limit = 64u << 20,
+			       .upload_threads = 2, .gc = true};
+	char leak[256], name[32], *args, *out;
+	struct cache *c = NULL;
+	pthread_t th;
+	uint64_t id;
+	int runs = 0, bad = 0;
+
+	CHECK_FATAL(meta_new_slice_id(m, &id) == 0, "slice id");
+	plant(id, 0, 8192, OLD_S, leak);
+	CHECK_FATAL(cache_open(m, fs, &o, &c) == 0, "cache_open with gc");
+	CHECK_FATAL(pthread_create(&th, NULL, live_writer, c) == 0,
+		    "writer thread");
+	args = tl_asprintf("gc '%s'", murl);
+	while (!atomic_load(&live_stop) || runs == 0) {
+		bad += run(args, &out) != 0;
+		free(out);
+		runs++;
+	}
+	pthread_join(th, NULL);
+	CHECK_EQ(bad, 0, "%d gc runs during writes exit 0", runs);
+	CHECK(!exists(leak), "the old leak went while files were written");
+	for (int i = 0; i < LIVE_FILES; i++) {
+		uint64_t ino;
+
+		snprintf(name, sizeof(name), "/live%d", i);
+		if (i % 3 == 2)
+			continue;
+		CHECK(meta_resolve(m, name, &ino) == 0 &&
+		      read_back(c, ino, (size_t)(i % 5 + 1) * BS + 100u * i,
+				100 + i), "%s reads back after gc", name);
+	}
+	cache_close(c);
+	free(args);
+}
+
 int
 main(void)
 {
@@ -281,6 +351,12 @@ main(void)
 	free(out);
 	CHECK_EQ(run("gc --grace soon x", &out), 2, "bad grace: usage error");
 	free(out);
+
+	test_live();
+	args = tl_asprintf("fsck '%s'", murl);
+	CHECK_EQ(run(args, &out), 0, "fsck clean after gc during writes");
+	free(out);
+	free(args);
 
 	os_close(fs);
 	meta_close(m);
