@@ -27,6 +27,9 @@
  * background job does (cache/cache.c), so running both is harmless: a
  * slice may have its objects deleted twice.
  *
+ * Leaked objects are deleted by --jobs threads (stores are thread safe);
+ * the queue is drained one slice at a time, as the gateway does.
+ *
  * Memory: 8 bytes per referenced slice (two sorted id arrays), plus the
  * keys of the leaked objects found.
  */
@@ -34,6 +37,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,10 +52,12 @@
 #define EXIT_USAGE 2
 #define GC_QUEUE_BATCH 256
 #define GC_DEFAULT_GRACE_MS (3600ULL * 1000)
+#define GC_DEFAULT_JOBS 8
+#define GC_MAX_JOBS 64
 
 static const char gc_usage[] =
-	"Usage: tessera gc [--dry-run] [--grace DURATION] [--no-queue]\n"
-	"                  [--verbose] META_URL\n"
+	"Usage: tessera gc [--dry-run] [--grace DURATION] [--jobs N]\n"
+	"                  [--no-queue] [--verbose] META_URL\n"
 	"\n"
 	"Delete the objects of the volume at META_URL that no metadata\n"
 	"references (leaked blocks of writes that crashed before their\n"
@@ -65,6 +71,7 @@ static const char gc_usage[] =
 	"  --grace DURATION    keep unreferenced objects younger than this:\n"
 	"                      they may belong to a write in progress\n"
 	"                      (30s, 10m, 2h, 1d; default 1h)\n"
+	"  --jobs N            parallel deletes (1 to 64, default 8)\n"
 	"  --no-queue          do not drain the pending-deletion queue\n"
 	"  -v, --verbose       print the key of each leaked object\n"
 	"  -h, --help          show this help\n";
@@ -73,6 +80,7 @@ struct leak {
 	char *key;
 	uint64_t size;
 	uint64_t id;
+	struct gc *g;  /* for the delete job */
 };
 
 struct gc {
@@ -83,6 +91,8 @@ struct gc {
 	uint64_t counter;  /* slice-id counter at the start */
 	uint64_t cutoff;   /* objects stored after this are too young */
 	bool dry_run, verbose, tty;
+	unsigned jobs;     /* parallel deletes */
+	pthread_mutex_t mu; /* counters and stderr, while deletes run */
 	uint64_t last_ms;
 	/* what was found */
 	struct leak *leaks;
@@ -213,35 +223,56 @@ recheck(struct gc *g)
 	return 0;
 }
 
+/* One leaked object, on a pool thread. */
 static void
-delete_leaks(struct gc *g)
+delete_job(void *arg)
 {
-	for (size_t i = 0; i < g->nleaks; i++) {
-		struct leak *l = &g->leaks[i];
-		int rc;
+	struct leak *l = arg;
+	struct gc *g = l->g;
+	int rc = os_delete(g->os, l->key);
 
-		if (g->verbose) {
-			progress_clear(g);
-			printf("%s %s (%" PRIu64 " bytes)\n",
-			       g->dry_run ? "leaked" : "deleting", l->key,
-			       l->size);
-		}
-		if (g->dry_run)
-			continue;
-		rc = os_delete(g->os, l->key);
-		if (rc) {
-			progress_clear(g);
-			fprintf(stderr, "tessera: gc: delete %s: %s\n", l->key,
-				strerror(-rc));
-			g->errors++;
-			continue;
-		}
+	pthread_mutex_lock(&g->mu);
+	if (rc) {
+		progress_clear(g);
+		fprintf(stderr, "tessera: gc: delete %s: %s\n", l->key,
+			strerror(-rc));
+		g->errors++;
+	} else {
 		g->deleted++;
 		g->deleted_bytes += l->size;
 		if (progress_due(g))
 			fprintf(stderr, "deleted %" PRIu64 " of %zu leaked "
 				"objects ", g->deleted, g->nleaks);
 	}
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* Stores are thread safe (objstore.h); a bounded queue keeps at most
+ * 2 * jobs deletes waiting. */
+static void
+delete_leaks(struct gc *g)
+{
+	struct tl_pool *pool = NULL;
+
+	if (!g->dry_run && g->nleaks > 0)
+		pool = tl_pool_create("gc-del", g->jobs, g->jobs * 2);
+	for (size_t i = 0; i < g->nleaks; i++) {
+		struct leak *l = &g->leaks[i];
+
+		if (g->verbose) {
+			pthread_mutex_lock(&g->mu);
+			progress_clear(g);
+			printf("%s %s (%" PRIu64 " bytes)\n",
+			       g->dry_run ? "leaked" : "deleting", l->key,
+			       l->size);
+			pthread_mutex_unlock(&g->mu);
+		}
+		l->g = g;
+		if (pool != NULL)
+			tl_pool_submit(pool, delete_job, l);
+	}
+	if (pool != NULL)
+		tl_pool_destroy(pool);
 }
 
 /* The objects of one released slice; 0 when all are gone. */
@@ -346,9 +377,11 @@ parse_args(int argc, char **argv, struct gc *g, uint64_t *grace_ms,
 		{"dry-run", no_argument, NULL, 'n'},
 		{"grace", required_argument, NULL, 'g'},
 		{"no-queue", no_argument, NULL, 'q'},
+		{"jobs", required_argument, NULL, 'j'},
 		{"verbose", no_argument, NULL, 'v'},
 		{NULL, 0, NULL, 0},
 	};
+	uint64_t v;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "hnv", opts, NULL)) != -1) {
@@ -368,6 +401,14 @@ parse_args(int argc, char **argv, struct gc *g, uint64_t *grace_ms,
 		case 'q':
 			*queue = false;
 			break;
+		case 'j':
+			if (tl_parse_u64(optarg, 1, GC_MAX_JOBS, &v) == 0) {
+				g->jobs = (unsigned)v;
+				break;
+			}
+			fprintf(stderr, "tessera: bad --jobs '%s'\n%s", optarg,
+				gc_usage);
+			return EXIT_USAGE;
 		case 'v':
 			g->verbose = true;
 			break;
@@ -458,10 +499,12 @@ tessera_cmd_gc(int argc, char **argv)
 	int rc;
 
 	memset(&g, 0, sizeof(g));
+	g.jobs = GC_DEFAULT_JOBS;
 	rc = parse_args(argc, argv, &g, &grace_ms, &queue);
 	if (rc >= 0)
 		return rc;
 	g.tty = isatty(STDERR_FILENO);
+	pthread_mutex_init(&g.mu, NULL);
 	rc = gc_open(&g, argv[optind]);
 	if (rc == 0)
 		rc = gc_run(&g, grace_ms, queue);
@@ -474,5 +517,6 @@ tessera_cmd_gc(int argc, char **argv)
 		os_close(g.os);
 	if (g.m)
 		meta_close(g.m);
+	pthread_mutex_destroy(&g.mu);
 	return rc || g.errors ? 1 : 0;
 }

@@ -316,7 +316,7 @@ main(void)
 	free(args);
 
 	/* Default grace: the old leaks and the queue go. */
-	args = tl_asprintf("gc '%s'", murl);
+	args = tl_asprintf("gc --jobs 3 '%s'", murl);
 	CHECK_EQ(run(args, &out), 0, "gc exits 0");
 	CHECK_EQ(figure(out, "deleted:"), 3, "3 leaked objects deleted");
 	CHECK_EQ(figure(out, "deletion queue:"), 1, "queue: 1 slice");
@@ -350,6 +350,8 @@ main(void)
 	CHECK_EQ(run("gc", &out), 2, "no META_URL: usage error");
 	free(out);
 	CHECK_EQ(run("gc --grace soon x", &out), 2, "bad grace: usage error");
+	free(out);
+	CHECK_EQ(run("gc --jobs 0 x", &out), 2, "bad jobs: usage error");
 	free(out);
 
 	test_live();
