@@ -385,7 +385,7 @@ rd_fn(void *arg)
  * covers at least half its block (a range GET would save little);
  * otherwise only its bytes (see block.c).  A bare file:// store is read
  * directly, a piece's bytes straight into the reply: its objects sit in
- * the kernel's page cache, which already caches and reads ahead, so a
+ * the kernel's page cache (readahead.c hints what comes), so a
  * whole block in memory would only add a 4 MiB copy, fresh pages to
  * fault in and a second copy into the reply (most of a READ's CPU). */
 static bool
@@ -590,9 +590,8 @@ open_blocks(struct cache *c, const struct cache_opts *o)
 	/* With a disk cache the operator asked for copies: keep them. */
 	c->os_local = store_is_local(c->os) &&
 		      (o->cache_dirs == NULL || o->cache_dirs[0] == '\0');
-	/* No prefetch into memory from a local store (see want_whole). */
-	cache_ra_init(c, c->os_local ? 0 : o->readahead_max,
-		      o->readahead_budget, dl);
+	/* From a local store, prefetch only hints (readahead.c). */
+	cache_ra_init(c, o->readahead_max, o->readahead_budget, dl);
 	r = dcache_open(o->cache_dirs, o->cache_size, o->cache_free_floor,
 			&c->dc);
 	if (r < 0)

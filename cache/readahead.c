@@ -16,6 +16,16 @@
  * cache, so prefetched blocks are not pushed out before they are read.
  * A non-sequential read resets the stream: random reads fetch only what
  * they touch.
+ *
+ * From a bare file:// store (c->os_local) nothing is fetched into memory
+ * (see want_whole in cache.c): a prefetch only asks the kernel to read
+ * the coming range of each object into the page cache (os_file_advise).
+ * Readers open an object afresh for each READ, so the kernel's own
+ * readahead never sees the stream: without the hint each READ is one
+ * synchronous disk read.  The hints start only once a stream has read
+ * RA_LOCAL_MIN bytes (random 4 KiB reads that happen to land near each
+ * other must not pull whole blocks off the disk), reach RA_LOCAL_BLOCKS
+ * blocks ahead, and cover the rest of the block being read too.
  */
 #include "config.h"
 
@@ -26,12 +36,15 @@
 #include "cache/cache-internal.h"
 
 #define RA_SLOTS 256
+#define RA_LOCAL_MIN (256u << 10)
+#define RA_LOCAL_BLOCKS 4
 
 struct raslot {
 	uint64_t ino;
 	uint64_t next;   /* end of the stream's reads so far */
 	uint64_t win;    /* current window, bytes */
 	uint64_t ra_end; /* prefetched (or queued) up to here */
+	uint64_t bytes;  /* read by the stream so far */
 };
 
 struct ra {
@@ -97,6 +110,18 @@ passed(struct ra *ra, uint64_t ino, uint64_t end)
 	return r;
 }
 
+static int
+hint(struct cache *c, const struct piece *p)
+{
+	struct os_store *fs = os_unwrap(c->os, "file");
+	char key[256];
+
+	if (fs == NULL)
+		return -ENOTSUP;
+	cache_block_key(key, sizeof(key), c->volume, p->id, p->idx, p->blen);
+	return os_file_advise(fs, key, p->from, p->n);
+}
+
 static void
 prefetch_fn(void *arg)
 {
@@ -110,7 +135,9 @@ prefetch_fn(void *arg)
 	if (!passed(c->ra, j->ino, j->end) &&
 	    cache_plan(c, j->ino, j->off, j->end, NULL, &p, &n) == 0)
 		for (i = 0; i < n; i++)
-			if (cache_piece_read(c, &p[i], true, false) == 0)
+			if ((c->os_local ? hint(c, &p[i])
+					 : cache_piece_read(c, &p[i], true,
+							    false)) == 0)
 				atomic_fetch_add(&c->prefetches, 1);
 	free(p);
 	atomic_fetch_sub(&c->ra->inflight, j->end - j->off);
@@ -130,7 +157,7 @@ cache_ra_note(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	struct ra *ra = c->ra;
 	struct raslot *s = slot_of(ra, ino);
 	struct rajob *jobs[64];
-	uint64_t near, target, p, bs = c->bs;
+	uint64_t near, target, p, e, max, bs = c->bs;
 	size_t nj = 0, i;
 	bool seq;
 
@@ -140,19 +167,22 @@ cache_ra_note(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	       end + near >= s->next) ||
 	      off == 0;
 	if (!seq || s->ino != ino) {
-		*s = (struct raslot){ino, end, 0, 0};
+		*s = (struct raslot){ino, end, 0, 0, 0};
 		if (!seq)
 			goto out;
 	}
 	s->next = TL_MAX(s->next, end);
-	if (ra->max == 0)
+	s->bytes += end - off;
+	if (ra->max == 0 || (c->os_local && s->bytes < RA_LOCAL_MIN))
 		goto out;
-	s->win = s->win ? TL_MIN(s->win * 2, ra->max) : TL_MIN(bs, ra->max);
+	max = c->os_local ? TL_MIN(ra->max, RA_LOCAL_BLOCKS * bs) : ra->max;
+	s->win = s->win ? TL_MIN(s->win * 2, max) : TL_MIN(bs, max);
 	target = TL_MIN(size, align_up(end + s->win, bs));
-	p = TL_MAX(s->ra_end, align_up(end, bs));
-	for (; p < target && nj < TL_ARRAY_SIZE(jobs); p += bs) {
-		uint64_t e = TL_MIN(p + bs, size);
-
+	/* A hint covers the rest of the current block too; a fetch into
+	 * memory is of whole blocks, from the next one. */
+	p = TL_MAX(s->ra_end, c->os_local ? end : align_up(end, bs));
+	for (; p < target && nj < TL_ARRAY_SIZE(jobs); p = e) {
+		e = TL_MIN((p / bs + 1) * bs, size);
 		if (atomic_load(&ra->inflight) + (e - p) > ra->budget)
 			break;
 		atomic_fetch_add(&ra->inflight, e - p);

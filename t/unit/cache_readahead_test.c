@@ -119,6 +119,39 @@ test_big_read(uint64_t ino, const uint8_t *data)
 	cache_close(c);
 }
 
+/* From a bare file:// store a stream's prefetches only hint the kernel
+ * (readahead.c): reads return the same bytes, a sequential stream hints,
+ * random small reads do not. */
+static void
+test_local(uint64_t ino, const uint8_t *data)
+{
+	struct cache_opts o = {.buffer_limit = 64u << 20,
+			       .readahead_max = 8 * BS,
+			       .readahead_budget = 4u << 20,
+			       .download_threads = 4};
+	static const uint64_t blk[] = {17, 3, 29, 9, 22, 5, 13, 26, 18, 4};
+	struct cache *c = NULL;
+	bool ok = true;
+	uint64_t off;
+	size_t i;
+
+	CHECK_FATAL(cache_open(t_m, t_fs, &o, &c) == 0, "cache_open");
+	for (i = 0; i < TL_ARRAY_SIZE(blk); i++) {
+		off = blk[i] * BS + 1000 + i * 777;
+		ok = ok && t_read_eq(c, ino, off, 4096, data + off);
+	}
+	CHECK(ok, "local: random 4 KiB reads return the data");
+	usleep(50000);
+	CHECK_EQ(stats(c).prefetches, 0, "and hint nothing");
+	for (off = 0; off < NB * BS; off += RS)
+		ok = ok && t_read_eq(c, ino, off, RS, data + off);
+	CHECK(ok, "local: sequential 16 KiB reads return the data");
+	for (i = 0; i < 1000 && stats(c).prefetches == 0; i++)
+		usleep(10000);
+	CHECK(stats(c).prefetches > 0, "a local stream hints what comes");
+	cache_close(c);
+}
+
 int
 main(void)
 {
@@ -138,6 +171,7 @@ main(void)
 	test_ahead(ino, data);
 	test_random(ino, data);
 	test_big_read(ino, data);
+	test_local(ino, data);
 
 	free(data);
 	t_close();
