@@ -413,6 +413,31 @@ mem_peek(struct cache *c, const struct piece *p)
 }
 
 int
+cache_piece_ref(struct cache *c, const struct piece *p, bool seq,
+		struct mblk **out)
+{
+	int r = blk_get(c, p, out);
+
+	if (r == 0 && seq) {
+		/* Its buffer then goes to the next fetch (bbuf_get) once
+		 * the last reference goes: a stream reuses a window's worth
+		 * of memory instead of filling the whole budget with blocks
+		 * it is done with, and new memory is what costs here. */
+		pthread_mutex_lock(&c->bmu);
+		(*out)->used += p->n;
+		(*out)->drop = (*out)->used >= (*out)->len;
+		pthread_mutex_unlock(&c->bmu);
+	}
+	return r;
+}
+
+void
+cache_blk_unref(struct cache *c, struct mblk *b)
+{
+	blk_put(c, b);
+}
+
+int
 cache_piece_read(struct cache *c, const struct piece *p, bool whole,
 		 bool seq)
 {
@@ -420,24 +445,19 @@ cache_piece_read(struct cache *c, const struct piece *p, bool whole,
 	char key[256];
 	int r;
 
-	if (whole || p->dst == NULL) {
-		r = blk_get(c, p, &b);
+	if (p->dst != NULL && whole) {
+		r = cache_piece_ref(c, p, seq, &b);
 		if (r < 0)
 			return r;
-		if (p->dst != NULL)
-			memcpy(p->dst, b->data + p->from, p->n);
-		if (seq && p->dst != NULL) {
-			/* Its buffer then goes to the next fetch (bbuf_get):
-			 * a stream reuses a window's worth of memory instead
-			 * of filling the whole budget with blocks it is done
-			 * with, and new memory is what costs here. */
-			pthread_mutex_lock(&c->bmu);
-			b->used += p->n;
-			b->drop = b->used >= b->len;
-			pthread_mutex_unlock(&c->bmu);
-		}
+		memcpy(p->dst, b->data + p->from, p->n);
 		blk_put(c, b);
 		return 0;
+	}
+	if (p->dst == NULL) {
+		r = blk_get(c, p, &b);
+		if (r == 0)
+			blk_put(c, b);
+		return r;
 	}
 	if (mem_peek(c, p))
 		return 0;

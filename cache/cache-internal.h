@@ -211,6 +211,11 @@ void cache_blk_fini(struct cache *c);
  * of waiting on the LRU list (drop-behind). */
 int cache_piece_read(struct cache *c, const struct piece *p, bool whole,
 		     bool seq);
+/* Bring p's whole block into memory and reference it (cache_piece_read
+ * with whole, without the copy); cache_blk_unref lets it go. */
+int cache_piece_ref(struct cache *c, const struct piece *p, bool seq,
+		    struct mblk **out);
+void cache_blk_unref(struct cache *c, struct mblk *b);
 /* Store a block: staged with writeback, else put to the object store. */
 int cache_store_block(struct cache *c, const char *key, const void *data,
 		      uint32_t len);

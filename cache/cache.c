@@ -431,25 +431,17 @@ read_pieces(struct cache *c, const struct piece *p, size_t n, bool seq)
  * commit between the two would hide the bytes it took from both, so the
  * file's generation is checked and the read retried; buffered bytes that
  * are only in the object store (stored early, not committed) are made
- * visible by a flush first. */
-int
-cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
-	   size_t len, void *buf, size_t *got, bool *eof)
+ * visible by a flush first.  f: ino's entry (NULL: nothing buffered). */
+static int
+read_copy(struct cache *c, struct cfile *f, uint64_t ino, uint64_t off,
+	  uint64_t end, void *buf, bool seq)
 {
-	struct cfile *f;
 	struct piece *p = NULL;
 	size_t np = 0;
-	uint64_t end, gen = 0;
-	bool seq, flush = false;
+	uint64_t gen = 0;
+	bool flush = false;
 	int r = 0, tries;
 
-	*got = 0;
-	*eof = off >= size;
-	if (off >= size || len == 0)
-		return 0;
-	end = off + TL_MIN(len, size - off);
-	f = cache_file_get(c, ino, false);
-	seq = cache_ra_note(c, ino, size, off, end);
 	for (tries = 0;; tries++) {
 		if (f != NULL && (flush || tries >= 3)) {
 			r = cache_file_flush(c, f);
@@ -478,6 +470,26 @@ cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 		if (r != -EAGAIN)
 			break;
 	}
+	return r;
+}
+
+int
+cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
+	   size_t len, void *buf, size_t *got, bool *eof)
+{
+	struct cfile *f;
+	uint64_t end;
+	bool seq;
+	int r;
+
+	*got = 0;
+	*eof = off >= size;
+	if (off >= size || len == 0)
+		return 0;
+	end = off + TL_MIN(len, size - off);
+	f = cache_file_get(c, ino, false);
+	seq = cache_ra_note(c, ino, size, off, end);
+	r = read_copy(c, f, ino, off, end, buf, seq);
 	if (f != NULL)
 		cache_file_put(c, f);
 	if (r < 0)
@@ -485,6 +497,93 @@ cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	*got = (size_t)(end - off);
 	*eof = end == size;
 	return 0;
+}
+
+/* A block lent to a reply (cache_read_ref). */
+struct cache_ref {
+	struct cache *c;
+	struct mblk *b;
+};
+
+/* [off, end) without a copy: when nothing of the file is buffered and
+ * the range is the bytes of one block that is fetched whole anyway, the
+ * reply can point into that block.  1 when lent, 0 when not possible. */
+static int
+read_lend(struct cache *c, uint64_t ino, uint64_t off, uint64_t end,
+	  bool seq, void **data, void **ref)
+{
+	struct piece *p = NULL;
+	struct cache_ref *cr;
+	struct mblk *b;
+	size_t np = 0;
+	int r;
+
+	r = cache_plan(c, ino, off, end, NULL, &p, &np);
+	/* A hole is no piece: the one piece must cover the whole range. */
+	if (r < 0 || np != 1 || p[0].n != end - off ||
+	    !want_whole(c, &p[0], seq)) {
+		free(p);
+		return r < 0 ? r : 0;
+	}
+	r = cache_piece_ref(c, &p[0], seq, &b);
+	if (r == 0) {
+		cr = tl_malloc(sizeof(*cr));
+		*cr = (struct cache_ref){c, b};
+		*data = b->data + p[0].from;
+		*ref = cr;
+		r = 1;
+	}
+	free(p);
+	return r;
+}
+
+int
+cache_read_ref(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
+	       size_t len, void **data, void **ref, size_t *got, bool *eof)
+{
+	struct cfile *f;
+	uint64_t end;
+	bool seq;
+	int r = 0;
+
+	*data = NULL;
+	*ref = NULL;
+	*got = 0;
+	*eof = off >= size;
+	if (off >= size || len == 0)
+		return 0;
+	end = off + TL_MIN(len, size - off);
+	f = cache_file_get(c, ino, false);
+	seq = cache_ra_note(c, ino, size, off, end);
+	/* Buffered bytes would have to be laid over the block: copy. */
+	if (f == NULL && !c->os_local)
+		r = read_lend(c, ino, off, end, seq, data, ref);
+	if (r == 0) {
+		*data = tl_malloc(end - off);
+		r = read_copy(c, f, ino, off, end, *data, seq);
+		if (r < 0) {
+			free(*data);
+			*data = NULL;
+		}
+	}
+	if (f != NULL)
+		cache_file_put(c, f);
+	if (r < 0)
+		return r;
+	*got = (size_t)(end - off);
+	*eof = end == size;
+	return 0;
+}
+
+void
+cache_read_done(void *ref)
+{
+	struct cache_ref *cr = ref;
+
+	if (cr == NULL)
+		return;
+	cache_blk_unref(cr->c, cr->b);
+	free(cr);
 }
 
 /* ---- deletion job ------------------------------------------------------- */

@@ -90,6 +90,15 @@ void cache_forget(struct cache *c, uint64_t ino);
  * whether the end of the file was reached. */
 int cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	       size_t len, void *buf, size_t *got, bool *eof);
+/* cache_read into memory the call provides: *data is a malloc'd buffer
+ * the caller frees when *ref comes back NULL; otherwise it points into
+ * a block held in memory (no copy), valid until cache_read_done(*ref).
+ * *data is NULL when *got is 0. */
+int cache_read_ref(struct cache *c, uint64_t ino, uint64_t size,
+		   uint64_t off, size_t len, void **data, void **ref,
+		   size_t *got, bool *eof);
+/* Release what cache_read_ref lent (NULL: nothing); any thread. */
+void cache_read_done(void *ref);
 
 /* Make attributes reflect buffered writes (size, mtime, ctime). */
 void cache_overlay_attr(struct cache *c, struct meta_attr *a);

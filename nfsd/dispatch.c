@@ -307,20 +307,26 @@ encode_result(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
  * is the last item of READ3resok, so the result is encoded with an empty
  * data and the length word, the last 4 bytes, patched.
  */
-static void *
-take_read_tail(struct nfsd_call *c, void *res, size_t *len)
+static void
+take_read_tail(struct nfsd_call *c, void *res, struct nfsd_tail *t)
 {
 	READ3res *r = res;
-	void *data;
+	void *ref = c->read_ref;
 
-	if (c->prog != NFSD_PROG_NFS || c->proc != NFSPROC3_READ ||
-	    r->status != NFS3_OK || r->READ3res_u.resok.data.data_len == 0)
-		return NULL;
-	data = r->READ3res_u.resok.data.data_val;
-	*len = r->READ3res_u.resok.data.data_len;
-	r->READ3res_u.resok.data.data_val = NULL;
-	r->READ3res_u.resok.data.data_len = 0;
-	return data;
+	c->read_ref = NULL;
+	if (c->prog != NFSD_PROG_NFS || c->proc != NFSPROC3_READ)
+		return;
+	if (r->status == NFS3_OK && r->READ3res_u.resok.data.data_len > 0) {
+		t->data = r->READ3res_u.resok.data.data_val;
+		t->len = r->READ3res_u.resok.data.data_len;
+		t->ref = ref;
+	} else if (ref != NULL) {
+		cache_read_done(ref); /* lent bytes are never xdr_freed */
+	}
+	if (r->status == NFS3_OK) {
+		r->READ3res_u.resok.data.data_val = NULL;
+		r->READ3res_u.resok.data.data_len = 0;
+	}
 }
 
 /* Room for the decoded arguments and results of every procedure; larger
@@ -345,6 +351,7 @@ run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 
 	memset(args, 0, asize);
 	memset(res, 0, rsize);
+	c->read_lend = true; /* take_read_tail below takes what READ lends */
 	/* no string or opaque in the arguments is longer than the whole
 	 * message: bounds what a lying length can make us allocate */
 	nfsd_xdr_limit = msglen;
@@ -370,7 +377,7 @@ run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 	if (tl_log_enabled(TL_LOG_DEBUG))
 		tl_debug("nfsd", "xid %08x %s status %d", c->xid, p->name,
 			 (p->flags & NFSD_PF_FH) ? (int)*(nfsstat3 *)res : 0);
-	tail->data = take_read_tail(c, res, &tail->len);
+	take_read_tail(c, res, tail);
 	encode_result(b, c, p, res);
 	if (tail->data != NULL) {
 		/* SYSTEM_ERR instead ends with the accept status */
@@ -414,9 +421,13 @@ nfsd_call_is_quick(const uint8_t *msg, size_t len)
 void
 nfsd_tail_free(struct nfsd_tail *t)
 {
-	free(t->data);
+	if (t->ref != NULL)
+		cache_read_done(t->ref);
+	else
+		free(t->data);
 	t->data = NULL;
 	t->len = 0;
+	t->ref = NULL;
 }
 
 void
@@ -453,6 +464,7 @@ nfsd_dispatch_tail(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	tl_buf_reset(reply);
 	tail->data = NULL;
 	tail->len = 0;
+	tail->ref = NULL;
 	memset(&c, 0, sizeof(c));
 	c.ctx = ctx;
 	c.peer = *peer;

@@ -72,6 +72,7 @@ nfs3_read(struct nfsd_call *c, void *args, void *res)
 	struct meta_attr attr = c->attr;
 	size_t count = TL_MIN(a->count, NFS3_IOMAX), got = 0;
 	char *buf = NULL;
+	void *ref = NULL;
 	bool eof = true;
 	int err;
 
@@ -83,7 +84,14 @@ nfs3_read(struct nfsd_call *c, void *args, void *res)
 		err = -EACCES;
 		goto out;
 	}
-	if (a->offset < attr.size && count > 0) {
+	if (a->offset < attr.size && count > 0 && c->read_lend) {
+		/* No copy when the bytes are one block in memory. */
+		err = cache_read_ref(c->ctx->cache, c->ino, attr.size,
+				     a->offset, count, (void **)&buf, &ref,
+				     &got, &eof);
+		if (err != 0)
+			goto out;
+	} else if (a->offset < attr.size && count > 0) {
 		buf = tl_malloc(count);
 		err = cache_read(c->ctx->cache, c->ino, attr.size, a->offset,
 				 count, buf, &got, &eof);
@@ -104,7 +112,8 @@ out:
 	ok->eof = eof;
 	ok->data.data_len = (u_int)got;
 	ok->data.data_val = buf;
-	if (buf != NULL && got == 0) {
+	c->read_ref = ref;
+	if (buf != NULL && got == 0 && ref == NULL) {
 		free(buf);
 		ok->data.data_val = NULL;
 	}

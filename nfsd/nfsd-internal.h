@@ -145,6 +145,11 @@ struct nfsd_call {
 	bool rdonly;                   /* export is read-only for this client */
 	uint64_t ino;                  /* inode of the first file handle */
 	struct meta_attr attr;         /* its attributes, fetched at dispatch */
+	/* READ may answer with bytes of a cache block (cache_read_ref):
+	 * set by the dispatcher, which hands them on as the reply's tail;
+	 * read_ref is what the handler borrowed. */
+	bool read_lend;
+	void *read_ref;
 };
 
 /* Procedure table entry. */

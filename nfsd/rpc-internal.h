@@ -34,6 +34,7 @@ void nfsd_dispatch(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 struct nfsd_tail {
 	void *data; /* NULL: none */
 	size_t len;
+	void *ref; /* non-NULL: data is lent, cache_read_done(ref) ends it */
 };
 
 /* nfsd_dispatch, but READ data is handed over as *tail instead of being

@@ -194,11 +194,20 @@ free_reply(const void *data, size_t len, void *arg)
 	free(arg);
 }
 
+/* A tail lent by the cache (nfsd_tail's ref), once sent. */
+static void
+release_lent(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	cache_read_done(arg);
+}
+
 /*
  * Send one reply: head (record mark included), then tail and its zero
  * padding.  Under c->lock, connection open.  When nothing is queued the
  * worker writes to the socket itself; the rest, if any, is queued by
- * reference for the loop.  Takes ownership of head->data and tail->data.
+ * reference for the loop.  Takes ownership of head->data and of the tail.
  */
 static void
 conn_send(struct conn *c, struct tl_buf *head, struct nfsd_tail *tail)
@@ -229,10 +238,13 @@ conn_send(struct conn *c, struct tl_buf *head, struct nfsd_tail *tail)
 		sent -= head->len;
 	}
 	if (tail->data != NULL && sent < tail->len) {
-		if (evbuffer_add_reference(out, (char *)tail->data + sent,
-					   tail->len - sent, free_reply,
-					   tail->data) == 0)
+		if (evbuffer_add_reference(
+			out, (char *)tail->data + sent, tail->len - sent,
+			tail->ref != NULL ? release_lent : free_reply,
+			tail->ref != NULL ? tail->ref : tail->data) == 0) {
 			tail->data = NULL;
+			tail->ref = NULL;
+		}
 		sent = 0;
 	} else {
 		sent -= tail->len;

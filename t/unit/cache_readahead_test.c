@@ -152,6 +152,61 @@ test_local(uint64_t ino, const uint8_t *data)
 	cache_close(c);
 }
 
+/* cache_read_ref lends a block held in memory when the range is bytes
+ * of that one block, and copies when more must be laid over: another
+ * block, or buffered writes.  Lent bytes stay valid until released. */
+static void
+test_lend(uint64_t ino, uint8_t *data)
+{
+	struct cache *c = open_ra(8 * BS, 4u << 20);
+	uint64_t size = (uint64_t)NB * BS, off;
+	uint8_t w[100];
+	void *d, *ref;
+	size_t got;
+	bool eof;
+
+	off = 3 * BS + 100;
+	CHECK_EQ(cache_read_ref(c, ino, size, off, BS, &d, &ref, &got, &eof),
+		 0, "read over two blocks");
+	CHECK(ref == NULL && got == BS && memcmp(d, data + off, BS) == 0,
+	      "is copied, and right");
+	free(d);
+	CHECK_EQ(cache_read_ref(c, ino, size, off, BS - 100, &d, &ref, &got,
+				&eof),
+		 0, "read of most of one block");
+	CHECK(ref != NULL && got == BS - 100 &&
+		      memcmp(d, data + off, BS - 100) == 0,
+	      "is lent, and right");
+	cache_read_done(ref);
+	memset(w, 0xA5, sizeof(w));
+	CHECK_EQ(cache_write(c, ino, 5 * BS + 10, w, sizeof(w), false), 0,
+		 "a buffered write");
+	memcpy(data + 5 * BS + 10, w, sizeof(w));
+	CHECK_EQ(cache_read_ref(c, ino, size, 5 * BS, BS, &d, &ref, &got,
+				&eof),
+		 0, "read of a block with buffered bytes");
+	CHECK(ref == NULL && memcmp(d, data + 5 * BS, BS) == 0,
+	      "is copied, with the buffered bytes");
+	free(d);
+	CHECK_EQ(cache_flush(c, ino), 0, "commit");
+	CHECK_EQ(cache_read_ref(c, ino, size, 5 * BS, BS, &d, &ref, &got,
+				&eof),
+		 0, "read after the commit");
+	CHECK(ref == NULL && memcmp(d, data + 5 * BS, BS) == 0,
+	      "is copied (two slices), with the new bytes");
+	free(d);
+	CHECK_EQ(cache_read_ref(c, ino, size, size - 10, 100, &d, &ref, &got,
+				&eof),
+		 0, "read at the end");
+	CHECK(got == 10 && eof && memcmp(d, data + size - 10, 10) == 0,
+	      "stops at the size");
+	if (ref != NULL)
+		cache_read_done(ref);
+	else
+		free(d);
+	cache_close(c);
+}
+
 int
 main(void)
 {
@@ -172,6 +227,7 @@ main(void)
 	test_random(ino, data);
 	test_big_read(ino, data);
 	test_local(ino, data);
+	test_lend(ino, data); /* last: it writes */
 
 	free(data);
 	t_close();
