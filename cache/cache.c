@@ -505,6 +505,8 @@ struct cache_ref {
 	struct mblk *b;
 };
 
+static uint8_t lend_mark;
+
 /* [off, end) without a copy: when nothing of the file is buffered and
  * the range is the bytes of one block that is fetched whole anyway, the
  * reply can point into that block.  1 when lent, 0 when not possible. */
@@ -525,6 +527,9 @@ read_lend(struct cache *c, uint64_t ino, uint64_t off, uint64_t end,
 		free(p);
 		return r < 0 ? r : 0;
 	}
+	/* A reader's piece, not a prefetch's (dst NULL, see block.c);
+	 * nothing is copied to it. */
+	p[0].dst = &lend_mark;
 	r = cache_piece_ref(c, &p[0], seq, &b);
 	if (r == 0) {
 		cr = tl_malloc(sizeof(*cr));

@@ -72,7 +72,7 @@ nfs3_read(struct nfsd_call *c, void *args, void *res)
 	struct meta_attr attr = c->attr;
 	size_t count = TL_MIN(a->count, NFS3_IOMAX), got = 0;
 	char *buf = NULL;
-	void *ref = NULL;
+	void *ref = NULL, *data = NULL;
 	bool eof = true;
 	int err;
 
@@ -87,8 +87,9 @@ nfs3_read(struct nfsd_call *c, void *args, void *res)
 	if (a->offset < attr.size && count > 0 && c->read_lend) {
 		/* No copy when the bytes are one block in memory. */
 		err = cache_read_ref(c->ctx->cache, c->ino, attr.size,
-				     a->offset, count, (void **)&buf, &ref,
-				     &got, &eof);
+				     a->offset, count, &data, &ref, &got,
+				     &eof);
+		buf = data;
 		if (err != 0)
 			goto out;
 	} else if (a->offset < attr.size && count > 0) {
