@@ -240,6 +240,10 @@ blk_put(struct cache *c, struct mblk *b)
 
 	pthread_mutex_lock(&c->bmu);
 	if (--b->refs == 0 && b->drop) {
+		unsigned i = c->ndropped++ % CACHE_DROPPED_MAX;
+
+		c->dropped[i].id = b->id;
+		c->dropped[i].idx = b->idx;
 		bunhash(c, b);
 		c->mem_bytes -= b->len;
 		c->mem_blocks--;
@@ -305,9 +309,23 @@ fill_done(void *arg)
 	free(bf);
 }
 
-/* Bring the whole block into memory; *out is referenced. */
+/* Whether a stream read block p through and let it go lately (bmu). */
+static bool
+was_dropped(const struct cache *c, const struct piece *p)
+{
+	unsigned i, n = TL_MIN(c->ndropped, CACHE_DROPPED_MAX);
+
+	for (i = 0; i < n; i++)
+		if (c->dropped[i].id == p->id && c->dropped[i].idx == p->idx)
+			return true;
+	return false;
+}
+
+/* Bring the whole block into memory; *out is referenced.  A prefetch of
+ * a block a stream has already read and dropped gets -EALREADY. */
 static int
-blk_get(struct cache *c, const struct piece *p, struct mblk **out)
+blk_get(struct cache *c, const struct piece *p, bool prefetch,
+	struct mblk **out)
 {
 	struct mblk *b, *gone;
 	bool fetched = false;
@@ -331,6 +349,14 @@ blk_get(struct cache *c, const struct piece *p, struct mblk **out)
 		/* The load failed: try for ourselves. */
 		if (--b->refs == 0)
 			mblk_free(c, b);
+	}
+	if (prefetch && was_dropped(c, p)) {
+		/* A prefetch the stream overtook: checked under bmu, where
+		 * the stream's reader let the block go, so either that
+		 * reader found this load in the table or this finds its
+		 * drop here; the block is never fetched twice. */
+		pthread_mutex_unlock(&c->bmu);
+		return -EALREADY;
 	}
 	b = tl_calloc(1, sizeof(*b));
 	b->id = p->id;
@@ -416,7 +442,7 @@ int
 cache_piece_ref(struct cache *c, const struct piece *p, bool seq,
 		struct mblk **out)
 {
-	int r = blk_get(c, p, out);
+	int r = blk_get(c, p, false, out);
 
 	if (r == 0 && seq) {
 		/* Its buffer then goes to the next fetch (bbuf_get) once
@@ -454,7 +480,7 @@ cache_piece_read(struct cache *c, const struct piece *p, bool whole,
 		return 0;
 	}
 	if (p->dst == NULL) {
-		r = blk_get(c, p, &b);
+		r = blk_get(c, p, true, &b);
 		if (r == 0)
 			blk_put(c, b);
 		return r;

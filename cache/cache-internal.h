@@ -21,6 +21,9 @@
 
 /* Whole-block buffers kept for reuse (block.c). */
 #define CACHE_BFREE_MAX 4
+/* Blocks a stream read through and let go, remembered so that a
+ * prefetch that lost the race with the stream does not fetch them again. */
+#define CACHE_DROPPED_MAX 32
 
 enum blk_state {
 	BLK_FILL = 0,  /* not sealed */
@@ -166,6 +169,11 @@ struct cache {
 	pthread_mutex_t fmu; /* whole-block buffers to reuse (leaf lock) */
 	uint8_t *freebuf[CACHE_BFREE_MAX];
 	unsigned nfree;
+	struct {
+		uint64_t id;
+		uint32_t idx;
+	} dropped[CACHE_DROPPED_MAX]; /* under bmu; a ring */
+	unsigned ndropped;
 
 	struct dcache *dc; /* NULL: no disk cache */
 	struct wb *wb;     /* NULL: no writeback */
