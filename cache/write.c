@@ -610,15 +610,23 @@ upload_fn(void *arg)
 }
 
 /* Submit collected jobs; called without f->mu (taking a file reference
- * needs c->lock, which comes before f->mu). */
+ * needs c->lock, which comes before f->mu).  With here, the caller is
+ * about to wait for them all (a flush): it runs the last job itself, so
+ * a small file's single block costs no hand-off (two context switches
+ * and a wakeup, more than writing 4 KiB to a local store). */
 static void
-submit_jobs(struct cache *c, struct cfile *f, struct jobv *jobs)
+submit_jobs(struct cache *c, struct cfile *f, struct jobv *jobs, bool here)
 {
-	size_t i;
+	size_t i, n = jobs->n;
 
+	if (here && n > 0)
+		n--;
 	for (i = 0; i < jobs->n; i++) {
 		cache_file_get(c, f->ino, false); /* held by the job */
-		tl_pool_submit(c->up, upload_fn, jobs->v[i]);
+		if (i < n)
+			tl_pool_submit(c->up, upload_fn, jobs->v[i]);
+		else
+			upload_fn(jobs->v[i]);
 	}
 	free(jobs->v);
 	*jobs = (struct jobv){NULL, 0, 0};
@@ -733,7 +741,7 @@ cache_file_write(struct cache *c, struct cfile *f, uint64_t off,
 	atomic_fetch_add(&f->bytes, (uint64_t)added);
 	f->mtime_ns = tl_now_ns();
 	pthread_mutex_unlock(&f->mu);
-	submit_jobs(c, f, &jobs);
+	submit_jobs(c, f, &jobs, false);
 	*grown = added;
 }
 
@@ -960,7 +968,7 @@ cache_file_flush(struct cache *c, struct cfile *f)
 			goto out;
 	collect_uploads(c, f, last, &jobs);
 	pthread_mutex_unlock(&f->mu);
-	submit_jobs(c, f, &jobs);
+	submit_jobs(c, f, &jobs, true);
 	pthread_mutex_lock(&f->mu);
 	while (any_inflight(f, last))
 		pthread_cond_wait(&f->cv, &f->mu);
