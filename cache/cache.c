@@ -29,6 +29,7 @@
 #define CACHE_DEFAULT_THREADS 8
 #define CACHE_DEFAULT_DOWNLOADS 16
 #define CACHE_GC_BATCH 256
+#define CACHE_GC_PAUSE_MS 50 /* after a round that was not full */
 
 void
 cache_block_key(char *buf, size_t buflen, const char *volume, uint64_t id,
@@ -649,8 +650,14 @@ gc_main(void *arg)
 		if (r < 0)
 			tl_debug("cache", "gc round: %s", strerror(-r));
 		pthread_mutex_lock(&c->gc_mu);
+		/* A round that was not full leaves a short pause, so that a
+		 * remove storm is deleted in batches: one commit per round,
+		 * and rounds back to back contend with the removes for
+		 * LMDB's write lock and the disk. */
 		if (r <= 0 && !c->stop)
 			timed_wait(&c->gc_cv, &c->gc_mu, 1000);
+		else if (r < CACHE_GC_BATCH && !c->stop)
+			timed_wait(&c->gc_cv, &c->gc_mu, CACHE_GC_PAUSE_MS);
 	}
 	pthread_mutex_unlock(&c->gc_mu);
 	free(refs);
