@@ -24,8 +24,10 @@
  * readahead never sees the stream: without the hint each READ is one
  * synchronous disk read.  The hints start only once a stream has read
  * RA_LOCAL_MIN bytes (random 4 KiB reads that happen to land near each
- * other must not pull whole blocks off the disk), reach RA_LOCAL_BLOCKS
- * blocks ahead, and cover the rest of the block being read too.
+ * other must not pull whole blocks off the disk) and reach
+ * RA_LOCAL_BLOCKS blocks ahead, from the block after the one being read
+ * (the client's READs in flight are already reading that one; hinting
+ * it too only queued more disk reads before theirs: a worse p99).
  */
 #include "config.h"
 
@@ -178,11 +180,9 @@ cache_ra_note(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	max = c->os_local ? TL_MIN(ra->max, RA_LOCAL_BLOCKS * bs) : ra->max;
 	s->win = s->win ? TL_MIN(s->win * 2, max) : TL_MIN(bs, max);
 	target = TL_MIN(size, align_up(end + s->win, bs));
-	/* A hint covers the rest of the current block too; a fetch into
-	 * memory is of whole blocks, from the next one. */
-	p = TL_MAX(s->ra_end, c->os_local ? end : align_up(end, bs));
-	for (; p < target && nj < TL_ARRAY_SIZE(jobs); p = e) {
-		e = TL_MIN((p / bs + 1) * bs, size);
+	p = TL_MAX(s->ra_end, align_up(end, bs));
+	for (; p < target && nj < TL_ARRAY_SIZE(jobs); p += bs) {
+		e = TL_MIN(p + bs, size);
 		if (atomic_load(&ra->inflight) + (e - p) > ra->budget)
 			break;
 		atomic_fetch_add(&ra->inflight, e - p);
