@@ -311,6 +311,7 @@ group_sync(struct lmdb_env *e, uint64_t seq)
 		pthread_mutex_lock(&g->lock);
 		g->syncing = false;
 		pthread_cond_broadcast(&g->sync_cv);
+		pthread_cond_signal(&g->lead_cv); /* an open batch may close */
 		if (rc) {
 			tl_err("meta", "lmdb: sync: %s", mdb_strerror(rc));
 			return lmdb_errno(rc);
@@ -337,7 +338,13 @@ group_close(struct lmdb_env *e, struct lmdb_txn *t)
 	g->members++;
 	b->durable |= !t->lazy;
 	group_release(g);
-	while ((g->busy || g->queued > 0) && g->members < GROUP_MAX)
+	/* While a sync pass runs, the batch stays open: committing now
+	 * would need a pass of its own after that one anyway, and callers
+	 * arriving meanwhile (other clients' creates and commits) join it
+	 * and share its two syncs instead of paying their own.  A lone
+	 * client never finds a pass running (it waited for its own). */
+	while ((g->busy || g->queued > 0 || g->syncing) &&
+	       g->members < GROUP_MAX)
 		pthread_cond_wait(&g->lead_cv, &g->lock);
 	while (g->busy) /* a full batch: its last member is still running */
 		pthread_cond_wait(&g->lead_cv, &g->lock);
