@@ -143,12 +143,17 @@ test_local(uint64_t ino, const uint8_t *data)
 	CHECK(ok, "local: random 4 KiB reads return the data");
 	usleep(50000);
 	CHECK_EQ(stats(c).prefetches, 0, "and hint nothing");
-	for (off = 0; off < NB * BS; off += RS)
+	/* Half the file, then a pause: a hint the stream has already
+	 * passed is skipped, so the stream must not outrun the hint
+	 * threads on a loaded machine before they are counted. */
+	for (off = 0; off < NB * BS / 2; off += RS)
 		ok = ok && t_read_eq(c, ino, off, RS, data + off);
-	CHECK(ok, "local: sequential 16 KiB reads return the data");
 	for (i = 0; i < 1000 && stats(c).prefetches == 0; i++)
 		usleep(10000);
 	CHECK(stats(c).prefetches > 0, "a local stream hints what comes");
+	for (; off < NB * BS; off += RS)
+		ok = ok && t_read_eq(c, ino, off, RS, data + off);
+	CHECK(ok, "local: sequential 16 KiB reads return the data");
 	cache_close(c);
 }
 
