@@ -25,7 +25,9 @@
  * object whose fdatasync fails is unlinked and the sync answers -EIO, so
  * a key never stays behind naming data the disk could not keep.  At most
  * PEND_MAX objects wait at once; a put beyond that syncs itself as
- * before.  Concurrent syncs share passes (group commit); a sync returns
+ * before.  A pass with SYNCFS_MIN or more objects and directories makes
+ * one syncfs(2) of the store's file system instead (falling back to the
+ * per-object syncs if it reports an error).  Concurrent syncs share passes (group commit); a sync returns
  * only after a pass that began after its call, so every object put and
  * every directory dirtied before it is synced.
  *
@@ -62,6 +64,11 @@
  * four 64 MiB flushes' worth of 4 MiB blocks, few enough beside the
  * connections under the usual 1024 descriptors. */
 #define PEND_MAX 64
+/* A pass with at least this many objects and directories to sync makes
+ * one syncfs of the store's file system instead: fewer journal commits
+ * than an fdatasync per object and an fsync per directory, at the price
+ * of also writing whatever else is dirty on that file system. */
+#define SYNCFS_MIN 4
 
 /* Objects at least this big, with address and length multiples of
  * DIO_ALIGN (whole write-buffer blocks are), are written with O_DIRECT:
@@ -317,6 +324,27 @@ sync_pass(struct file_store *fs)
 	fs->pend = NULL;
 	fs->npend = fs->cpend = 0;
 	pthread_mutex_unlock(&fs->dmu);
+	if (np + n >= SYNCFS_MIN && syncfs(fs->dirfd) == 0) {
+		/* Every object and every directory on disk in one journal
+		 * commit: a flush of many small slices (random writes) made
+		 * one fdatasync each.  Writeback errors since the last
+		 * syncfs fail it, and the per-object path below then finds
+		 * the objects concerned. */
+		for (i = 0; i < np; i++) {
+			close(pv[i].fd);
+			free(pv[i].key);
+		}
+		free(pv);
+		for (i = 0; i < n; i++)
+			free(v[i]);
+		free(v);
+		pthread_mutex_lock(&fs->dmu);
+		fs->busy = false;
+		fs->done = fs->started;
+		fs->last_err = 0;
+		pthread_cond_broadcast(&fs->scv);
+		return;
+	}
 	/* Data first: a name made durable must name durable bytes. */
 	r = sync_objects(fs, pv, np);
 	for (i = 0; i < n; i++) {
