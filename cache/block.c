@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "cache/cache-internal.h"
 
@@ -57,30 +56,6 @@ cache_blk_init(struct cache *c, uint64_t mem_cap)
 #define HUGE_SZ (2u << 20)
 
 static uint8_t *
-bbuf_map(uint32_t len)
-{
-	size_t n = ((size_t)len + 4095) & ~(size_t)4095, head, tail;
-	uint8_t *raw, *d;
-
-	raw = mmap(NULL, n + HUGE_SZ, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (raw == MAP_FAILED)
-		abort(); /* out of memory, as tl_malloc does */
-	d = (uint8_t *)(((uintptr_t)raw + HUGE_SZ - 1) &
-			~(uintptr_t)(HUGE_SZ - 1));
-	head = (size_t)(d - raw);
-	tail = HUGE_SZ - head;
-	if (head > 0)
-		munmap(raw, head);
-	if (tail > 0)
-		munmap(d + n, tail);
-#ifdef MADV_HUGEPAGE
-	madvise(d, n, MADV_HUGEPAGE); /* a hint: fine if refused */
-#endif
-	return d;
-}
-
-static uint8_t *
 bbuf_get(struct cache *c, uint32_t len)
 {
 	uint8_t *d = NULL;
@@ -94,7 +69,7 @@ bbuf_get(struct cache *c, uint32_t len)
 	if (d != NULL)
 		return d;
 	if (len >= HUGE_SZ)
-		return bbuf_map(len);
+		return tl_map_huge(len);
 	if (posix_memalign((void **)&d, 4096, len ? len : 1) != 0)
 		abort(); /* out of memory, as tl_malloc does */
 	return d;
@@ -106,7 +81,7 @@ bbuf_put(uint8_t *d, uint32_t len)
 	if (d == NULL)
 		return;
 	if (len >= HUGE_SZ)
-		munmap(d, ((size_t)len + 4095) & ~(size_t)4095);
+		tl_unmap_huge(d, len);
 	else
 		free(d);
 }

@@ -36,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "cache/cache-internal.h"
 
@@ -72,7 +71,6 @@ jobv_add(struct jobv *j, struct upjob *u)
  * They are page aligned, so the file store writes them with O_DIRECT. */
 #define WBUF_KEEP 4
 #define WBUF_MIN (1u << 20) /* smaller blocks: plain mallocs */
-#define WBUF_HUGE (2u << 20)
 
 static pthread_mutex_t wbuf_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t *wbuf_v[WBUF_KEEP];
@@ -87,30 +85,6 @@ wbuf_kind(uint32_t size)
 }
 
 static uint8_t *
-wbuf_map(uint32_t size)
-{
-	size_t head, tail;
-	uint8_t *raw, *d;
-
-	raw = mmap(NULL, (size_t)size + WBUF_HUGE, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (raw == MAP_FAILED)
-		abort(); /* out of memory, as tl_malloc does */
-	d = (uint8_t *)(((uintptr_t)raw + WBUF_HUGE - 1) &
-			~(uintptr_t)(WBUF_HUGE - 1));
-	head = (size_t)(d - raw);
-	tail = WBUF_HUGE - head;
-	if (head > 0)
-		munmap(raw, head);
-	if (tail > 0)
-		munmap(d + size, tail);
-#ifdef MADV_HUGEPAGE
-	madvise(d, size, MADV_HUGEPAGE); /* a hint: fine if refused */
-#endif
-	return d;
-}
-
-static uint8_t *
 wbuf_alloc(uint32_t size)
 {
 	uint8_t *d = NULL;
@@ -119,7 +93,7 @@ wbuf_alloc(uint32_t size)
 	if (wbuf_n > 0 && wbuf_size == size)
 		d = wbuf_v[--wbuf_n];
 	pthread_mutex_unlock(&wbuf_mu);
-	return d != NULL ? d : wbuf_map(size);
+	return d != NULL ? d : tl_map_huge(size);
 }
 
 static void
@@ -134,7 +108,7 @@ wbuf_free(uint8_t *d, uint32_t size)
 	}
 	pthread_mutex_unlock(&wbuf_mu);
 	if (d != NULL)
-		munmap(d, size);
+		tl_unmap_huge(d, size);
 }
 
 static void
@@ -152,7 +126,7 @@ wbuf_drain(void)
 {
 	while (wbuf_n > 0) {
 		wbuf_n--;
-		munmap(wbuf_v[wbuf_n], wbuf_size);
+		tl_unmap_huge(wbuf_v[wbuf_n], wbuf_size);
 	}
 }
 

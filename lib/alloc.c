@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/mman.h>
+
 #include "lib/tl.h"
 
 static void __attribute__((noreturn))
@@ -89,4 +91,43 @@ tl_asprintf(const char *fmt, ...)
 	if (n < 0)
 		oom(0);
 	return s;
+}
+
+#define TL_HUGE_SZ (2u << 20)
+
+static size_t
+page_round(size_t len)
+{
+	return (len + 4095) & ~(size_t)4095;
+}
+
+void *
+tl_map_huge(size_t len)
+{
+	size_t n = page_round(len), head, tail;
+	uint8_t *raw, *d;
+
+	raw = mmap(NULL, n + TL_HUGE_SZ, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (raw == MAP_FAILED)
+		abort(); /* out of memory, as tl_malloc does */
+	d = (uint8_t *)(((uintptr_t)raw + TL_HUGE_SZ - 1) &
+			~(uintptr_t)(TL_HUGE_SZ - 1));
+	head = (size_t)(d - raw);
+	tail = TL_HUGE_SZ - head;
+	if (head > 0)
+		munmap(raw, head);
+	if (tail > 0)
+		munmap(d + n, tail);
+#ifdef MADV_HUGEPAGE
+	madvise(d, n, MADV_HUGEPAGE); /* a hint: fine if refused */
+#endif
+	return d;
+}
+
+void
+tl_unmap_huge(void *p, size_t len)
+{
+	if (p != NULL)
+		munmap(p, page_round(len));
 }

@@ -62,6 +62,12 @@ bool tl_log_enabled(enum tl_log_level level);
 void *tl_malloc(size_t n);
 void *tl_calloc(size_t nmemb, size_t size);
 void *tl_realloc(void *p, size_t n);
+/* len bytes (rounded up to whole pages) of zeroed anonymous memory on a
+ * 2 MiB boundary, transparent huge pages asked for: a big buffer that
+ * is faulted in two pages at a time instead of one per 4 KiB.  Aborts
+ * when out of memory.  Free with tl_unmap_huge(p, len). */
+void *tl_map_huge(size_t len);
+void tl_unmap_huge(void *p, size_t len);
 char *tl_strdup(const char *s);
 char *tl_strndup(const char *s, size_t n);
 void *tl_memdup(const void *p, size_t n);
