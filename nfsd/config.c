@@ -65,6 +65,9 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
      "memory for prefetched and recently read blocks", OFF(readahead_budget)},
     {"download_threads", TL_CONF_U64, "16", 1, 256, false,
      "parallel block fetches from the object store", OFF(download_threads)},
+    {"file_direct_io", TL_CONF_BOOL, "no", 0, 0, false,
+     "file:// store: write whole blocks with O_DIRECT, not through the "
+     "page cache", OFF(file_direct_io)},
     {"upload_limit", TL_CONF_SIZE, "0", 0, 1ULL << 40, true,
      "bytes/s uploaded to the object store (0: no limit)",
      OFF(upload_limit)},

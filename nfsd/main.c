@@ -314,6 +314,10 @@ open_backend(const char *url, const struct nfsd_config *cfg, struct backend *b)
 		       err ? err : strerror(-rc));
 		goto out;
 	}
+	if (cfg->file_direct_io &&
+	    os_file_direct(os_unwrap(b->os, "file"), true) < 0)
+		tl_warn("tesserad", "file_direct_io: %s is not a file:// "
+			"store; ignored", meta_settings(b->meta)->storage);
 	/* Always wrapped, so that SIGHUP can set or lift the limits. */
 	rc = os_ratelimit_wrap(b->os, cfg->upload_limit, cfg->download_limit,
 			       &b->os);

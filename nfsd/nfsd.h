@@ -42,6 +42,7 @@ struct nfsd_config {
 	uint64_t readahead_max;
 	uint64_t readahead_budget;
 	uint64_t download_threads;
+	bool file_direct_io;
 	uint64_t upload_limit;   /* bytes/s to the object store, 0: none */
 	uint64_t download_limit; /* bytes/s from it */
 	char *log_level;

@@ -13,8 +13,8 @@
  * With os_defer_sync both syncs move to os_sync, the barrier a caller
  * passes before anything refers to the objects: a put writes, starts the
  * kernel's writeback of the temporary (sync_file_range WRITE, which does
- * not wait; whole aligned blocks are written with O_DIRECT instead, see
- * DIO_MIN), renames it and keeps its descriptor; os_sync then
+ * not wait; with os_file_direct whole aligned blocks are written with
+ * O_DIRECT instead, see DIO_MIN), renames it and keeps its descriptor; os_sync then
  * fdatasyncs every object put since the last sync (by then mostly on
  * disk already), and only after them fsyncs every directory renamed
  * into, once each.  So a 64 MiB flush pays no disk wait per 4 MiB block
@@ -70,11 +70,14 @@
  * of also writing whatever else is dirty on that file system. */
 #define SYNCFS_MIN 4
 
-/* Objects at least this big, with address and length multiples of
- * DIO_ALIGN (whole write-buffer blocks are), are written with O_DIRECT:
- * the disk reads them from the caller's buffer, with no copy into the
- * page cache (half the CPU of a sequential write through a buffered
- * write) and no dirty pages left for a later sync to write out. */
+/* With os_file_direct on, objects at least this big, with address and
+ * length multiples of DIO_ALIGN (whole write-buffer blocks are), are
+ * written with O_DIRECT: the disk reads them from the caller's buffer,
+ * with no copy into the page cache (half the CPU of a sequential write
+ * through a buffered write) and no dirty pages left for a later sync to
+ * write out.  The price: the page cache does not keep what was just
+ * written, so reading it back goes to the disk (a buffered write leaves
+ * it cached, as a local file system does).  Off by default. */
 #define DIO_ALIGN 4096
 #define DIO_MIN (256u << 10)
 
@@ -83,12 +86,15 @@ struct pend {
 	char *key; /* to unlink it if its data cannot be synced */
 };
 
+static const struct os_ops file_ops;
+
 struct file_store {
 	struct os_store base; /* first: the store handle */
 	char *dir;
 	int dirfd;
 	atomic_uint_fast64_t seq; /* temporary names */
 	atomic_bool defer;        /* directory fsyncs wait for os_sync */
+	atomic_bool direct;       /* os_file_direct: O_DIRECT wanted */
 	atomic_bool no_direct;    /* O_DIRECT refused here: write buffered */
 	pthread_mutex_t dmu;      /* guards the fields below */
 	pthread_cond_t scv;       /* a sync pass finished */
@@ -426,7 +432,8 @@ write_tmp(struct file_store *fs, const char *tmp, const void *data,
 {
 	int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, r;
 
-	*direct = !atomic_load(&fs->no_direct) && len >= DIO_MIN &&
+	*direct = atomic_load(&fs->direct) &&
+		  !atomic_load(&fs->no_direct) && len >= DIO_MIN &&
 		  len % DIO_ALIGN == 0 && (uintptr_t)data % DIO_ALIGN == 0;
 	*fd = openat(fs->dirfd, tmp, flags | (*direct ? O_DIRECT : 0), 0644);
 	if (*fd < 0 && *direct && errno == EINVAL) {
@@ -574,6 +581,15 @@ os_file_advise(struct os_store *s, const char *key, uint64_t off,
 	r = -posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
 	close(fd);
 	return r;
+}
+
+int
+os_file_direct(struct os_store *s, bool on)
+{
+	if (s == NULL || s->ops != &file_ops)
+		return -EINVAL;
+	atomic_store(&fs_of(s)->direct, on);
+	return 0;
 }
 
 static int

@@ -34,6 +34,7 @@
 #ifndef OBJSTORE_H
 #define OBJSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -125,6 +126,10 @@ int os_file_open(const char *dir, struct os_store **out, char **err);
  * waiting: a hint (s must be the file store itself, see os_unwrap). */
 int os_file_advise(struct os_store *s, const char *key, uint64_t off,
 		   uint64_t len);
+/* Write whole aligned blocks of at least 256 KiB with O_DIRECT (on) or
+ * through the page cache (off, the default): see file.c.  -EINVAL when s
+ * is not the file store itself (see os_unwrap). */
+int os_file_direct(struct os_store *s, bool on);
 
 /* ---- wrappers --------------------------------------------------------------
  * Each takes ownership of inner on success (closing the wrapper closes

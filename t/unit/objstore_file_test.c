@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -506,6 +508,80 @@ test_deferred_data(void)
 	free(back);
 }
 
+/* Pages of the stored object key held in the page cache. */
+static size_t
+resident_pages(const char *sub, const char *key, size_t len)
+{
+	char *path = tl_asprintf("%s/%s/%s", root, sub, key);
+	size_t n = (len + 4095) / 4096, i, res = 0;
+	unsigned char *vec = calloc(n, 1);
+	int fd = open(path, O_RDONLY);
+	void *p = MAP_FAILED;
+
+	if (fd >= 0)
+		p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	CHECK_FATAL(p != MAP_FAILED && mincore(p, len, vec) == 0,
+		    "mincore %s", path);
+	for (i = 0; i < n; i++)
+		res += vec[i] & 1;
+	munmap(p, len);
+	close(fd);
+	free(vec);
+	free(path);
+	return res;
+}
+
+/* Buffered puts leave the object in the page cache (read back from
+ * memory); with os_file_direct a whole aligned block bypasses it. */
+static void
+test_direct(void)
+{
+	struct os_store *s = open_store("direct"), *w = NULL;
+	size_t len = 1 << 20, got = 0, i;
+	uint8_t *al = aligned_alloc(4096, len), *back = malloc(len);
+	struct statfs sf;
+	char *err = NULL, *url;
+
+	for (i = 0; i < len; i++)
+		al[i] = (uint8_t)(i * 13 + i / 4096);
+	CHECK_EQ(os_put(s, "buffered", al, len), 0, "buffered put");
+	CHECK_EQ(resident_pages("direct", "buffered", len), len / 4096,
+		 "a buffered put leaves the object in the page cache");
+	CHECK_EQ(os_file_direct(s, true), 0, "direct on");
+	CHECK_EQ(os_put(s, "direct", al, len), 0, "direct put");
+	CHECK(os_get(s, "direct", 0, len, back, &got) == 0 && got == len &&
+		      memcmp(back, al, len) == 0,
+	      "direct object reads back");
+	CHECK_EQ(os_put(s, "direct-odd", al, len - 1), 0,
+		 "direct on, unaligned length: buffered");
+	CHECK_EQ(os_file_direct(s, false), 0, "direct off");
+	CHECK_EQ(os_put(s, "after", al, len), 0, "buffered again");
+	CHECK_EQ(resident_pages("direct", "after", len), len / 4096,
+		 "direct off again: cached");
+	os_close(s);
+	/* tmpfs keeps everything in memory (and may refuse O_DIRECT). */
+	if (statfs(root, &sf) == 0 && sf.f_type != 0x01021994) {
+		s = open_store("direct");
+		CHECK_EQ(os_file_direct(s, true), 0, "direct on");
+		CHECK_EQ(os_put(s, "d2", al, len), 0, "direct put");
+		/* (valgrind reads the head of every file mapped) */
+		CHECK(resident_pages("direct", "d2", len) < 16,
+		      "a direct put leaves nothing in the page cache");
+		os_close(s);
+	}
+	url = tl_asprintf("zstd:file://%s/direct", root);
+	CHECK_EQ(os_open(url, &w, &err), 0, "wrapped store");
+	CHECK_EQ(os_file_direct(w, true), -EINVAL,
+		 "os_file_direct wants the file store itself");
+	CHECK_EQ(os_file_direct(os_unwrap(w, "file"), true), 0,
+		 "found through os_unwrap");
+	os_close(w);
+	free(url);
+	free(err);
+	free(al);
+	free(back);
+}
+
 int
 main(void)
 {
@@ -521,6 +597,7 @@ main(void)
 	test_open_errors();
 	test_deferred_sync();
 	test_deferred_data();
+	test_direct();
 	rm_rf(root);
 	return tap_done();
 }
