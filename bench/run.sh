@@ -134,6 +134,7 @@ record() { # stdin: nfsload output; keeps R lines, shows the human ones
 
 # --- ceilings --------------------------------------------------------------
 DROP=yes
+SETTLE=${SETTLE:-5}
 sync
 if ! (echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then
 	DROP=no
@@ -222,7 +223,19 @@ srv_restart() { # cold: server restarted and the page cache dropped
 	[ $DROP = yes ] && echo 3 >/proc/sys/vm/drop_caches
 	srv_start "$srv"
 }
+settle() { # every server starts from the same memory state
+	# On a VM whose free memory goes back to the hypervisor (free page
+	# reporting), the first touch of a page the host took back costs
+	# ~10x: 256 MiB written into the page cache at ~350 MB/s instead of
+	# ~4.5 GB/s into pages freed less than ~2 s before.  Without this,
+	# a server started right after another one's data was deleted
+	# writes into warm memory and the first one into cold.
+	sync
+	[ $DROP = yes ] && echo 3 >/proc/sys/vm/drop_caches
+	sleep "$SETTLE"
+}
 srv_fresh() { # $1 server: empty volume/export, started
+	settle
 	rm -rf "${work:?}/$1"
 	mkdir -p "$work/$1"
 	case $1 in
