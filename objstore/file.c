@@ -24,10 +24,14 @@
  * yet (its slice is committed after the barrier) and gc removes it.  An
  * object whose fdatasync fails is unlinked and the sync answers -EIO, so
  * a key never stays behind naming data the disk could not keep.  At most
- * PEND_MAX objects wait at once; a put beyond that syncs itself as
- * before.  A pass with SYNCFS_MIN or more objects and directories makes
- * one syncfs(2) of the store's file system instead (falling back to the
- * per-object syncs if it reports an error).  Concurrent syncs share passes (group commit); a sync returns
+ * PEND_MAX waiting objects keep their descriptor; further ones are
+ * closed and remembered by key, and the pass that syncs them is
+ * necessarily a syncfs (below).  A pass with SYNCFS_MIN or more objects
+ * and directories makes one syncfs(2) of the store's file system
+ * instead (falling back to the per-object syncs if it reports an error;
+ * an object remembered by key then cannot be checked on its own, since
+ * a descriptor opened after a writeback error does not report it, and
+ * is unlinked: the sync answers -EIO).  Concurrent syncs share passes (group commit); a sync returns
  * only after a pass that began after its call, so every object put and
  * every directory dirtied before it is synced.
  *
@@ -60,15 +64,20 @@
 
 #define TMP_DIR ".tmp"
 #define TMP_MAX_AGE_S 3600
-/* Objects waiting for os_sync's fdatasync, each holding a descriptor:
- * four 64 MiB flushes' worth of 4 MiB blocks, few enough beside the
- * connections under the usual 1024 descriptors. */
+/* Objects waiting for os_sync that keep their descriptor: four 64 MiB
+ * flushes' worth of 4 MiB blocks, few enough beside the connections
+ * under the usual 1024 descriptors.  (A put beyond them used to
+ * fdatasync itself: a flush of random 4 KiB writes made one journal
+ * commit per object.) */
 #define PEND_MAX 64
 /* A pass with at least this many objects and directories to sync makes
  * one syncfs of the store's file system instead: fewer journal commits
  * than an fdatasync per object and an fsync per directory, at the price
  * of also writing whatever else is dirty on that file system. */
 #define SYNCFS_MIN 4
+/* A deferred put of at least this much starts its writeback at once
+ * (sync_file_range); smaller ones wait for the barrier. */
+#define SFR_MIN (64u << 10)
 
 /* With os_file_direct on, objects at least this big, with address and
  * length multiples of DIO_ALIGN (whole write-buffer blocks are), are
@@ -82,7 +91,8 @@
 #define DIO_MIN (256u << 10)
 
 struct pend {
-	int fd;    /* the object, written, renamed, not yet synced */
+	int fd;    /* the object, written, renamed, not yet synced; -1:
+		      closed (beyond PEND_MAX), synced by syncfs only */
 	char *key; /* to unlink it if its data cannot be synced */
 };
 
@@ -92,7 +102,8 @@ struct file_store {
 	struct os_store base; /* first: the store handle */
 	char *dir;
 	int dirfd;
-	atomic_uint_fast64_t seq; /* temporary names */
+	atomic_uint_fast64_t seq; /* temporary names: prefix-seq */
+	char tmp_prefix[32];      /* pid and a random number */
 	atomic_bool defer;        /* directory fsyncs wait for os_sync */
 	atomic_bool direct;       /* os_file_direct: O_DIRECT wanted */
 	atomic_bool no_direct;    /* O_DIRECT refused here: write buffered */
@@ -255,8 +266,8 @@ mark_dirty(struct file_store *fs, const char *key)
 		add_dirty(fs, key, (size_t)(slash - key));
 }
 
-/* Take a slot for an object whose data os_sync will sync; false when
- * PEND_MAX are waiting already (the put then syncs it itself). */
+/* Take a slot for an object that keeps its descriptor until os_sync;
+ * false when PEND_MAX have one already (the put then closes it). */
 static bool
 pend_reserve(struct file_store *fs)
 {
@@ -270,13 +281,16 @@ pend_reserve(struct file_store *fs)
 	return ok;
 }
 
-/* Fill a reserved slot (fd < 0: give it back unused). */
+/* Note an object os_sync must sync: with its descriptor fd in the slot
+ * reserved, or by key alone (fd -1, not reserved).  key NULL: give the
+ * reserved slot back unused. */
 static void
-pend_add(struct file_store *fs, int fd, const char *key)
+pend_add(struct file_store *fs, bool reserved, int fd, const char *key)
 {
 	pthread_mutex_lock(&fs->dmu);
-	fs->nreserved--;
-	if (fd >= 0) {
+	if (reserved)
+		fs->nreserved--;
+	if (key != NULL) {
 		if (fs->npend == fs->cpend) {
 			fs->cpend = fs->cpend ? fs->cpend * 2 : 16;
 			fs->pend = tl_realloc(fs->pend,
@@ -296,15 +310,16 @@ sync_objects(struct file_store *fs, struct pend *v, size_t n)
 	int r = 0, e;
 
 	for (i = 0; i < n; i++) {
-		if (fdatasync(v[i].fd) < 0) {
-			e = errno;
+		if (v[i].fd < 0 || fdatasync(v[i].fd) < 0) {
+			e = v[i].fd < 0 ? EIO : errno;
 			unlinkat(fs->dirfd, v[i].key, 0);
 			if (r == 0)
 				r = fs_error(fs, "fdatasync", v[i].key, e);
 			if (r != -EIO && r != -ENOSPC)
 				r = -EIO;
 		}
-		close(v[i].fd);
+		if (v[i].fd >= 0)
+			close(v[i].fd);
 		free(v[i].key);
 	}
 	free(v);
@@ -346,7 +361,8 @@ sync_pass(struct file_store *fs)
 		 * syncfs fail it, and the per-object path below then finds
 		 * the objects concerned. */
 		for (i = 0; i < np; i++) {
-			close(pv[i].fd);
+			if (pv[i].fd >= 0)
+				close(pv[i].fd);
 			free(pv[i].key);
 		}
 		free(pv);
@@ -469,28 +485,27 @@ static int
 file_put(struct os_store *s, const char *key, const void *data, size_t len)
 {
 	struct file_store *fs = fs_of(s);
-	bool defer = false, direct;
+	bool defer = atomic_load(&fs->defer), keep = false, direct;
 	char tmp[64];
 	int fd, r;
 
 	if (fs_key_reserved(key))
 		return -EINVAL;
-	snprintf(tmp, sizeof(tmp), TMP_DIR "/%ld-%llu-%08x", (long)getpid(),
-		 (unsigned long long)atomic_fetch_add(&fs->seq, 1),
-		 (unsigned)tl_random_u64());
+	snprintf(tmp, sizeof(tmp), TMP_DIR "/%s-%llu", fs->tmp_prefix,
+		 (unsigned long long)atomic_fetch_add(&fs->seq, 1));
 	r = write_tmp(fs, tmp, data, len, &fd, &direct);
 	if (fd < 0)
 		return fs_error(fs, "create", tmp, -r);
-	if (r == 0 && atomic_load(&fs->defer))
-		defer = pend_reserve(fs);
 	if (r < 0) {
 		/* nothing */
 	} else if (defer) {
-		/* Start the writeback now, so that os_sync finds it done
-		 * or under way; failures show at the fdatasync.  (Direct
-		 * data is on the disk already: the size and the block
-		 * map wait for the fdatasync.) */
-		if (!direct)
+		keep = pend_reserve(fs);
+		/* Start the writeback of a big object now, so that os_sync
+		 * finds it done or under way; failures show at the sync.
+		 * (Direct data is on the disk already: the size and the
+		 * block map wait for the sync.)  Small ones are left to the
+		 * barrier, which writes them in one batch. */
+		if (!direct && len >= SFR_MIN)
 			(void)sync_file_range(fd, 0, 0,
 					      SYNC_FILE_RANGE_WRITE);
 	} else if (fdatasync(fd) < 0) {
@@ -501,23 +516,21 @@ file_put(struct os_store *s, const char *key, const void *data, size_t len)
 	if (r == 0)
 		r = rename_in(fs, tmp, key);
 	if (r < 0) {
-		if (defer)
-			pend_add(fs, -1, NULL);
+		if (keep)
+			pend_add(fs, true, -1, NULL);
 		close(fd);
 		unlinkat(fs->dirfd, tmp, 0);
 		return fs_error(fs, "put", key, -r);
 	}
 	if (defer) {
-		pend_add(fs, fd, key);
+		if (!keep)
+			close(fd); /* its data waits for the syncfs */
+		pend_add(fs, keep, keep ? fd : -1, key);
 		mark_dirty(fs, key);
 		return 0;
 	}
 	if (close(fd) < 0) /* after fdatasync: not a data loss */
 		tl_debug("objstore", "close %s: %s", key, strerror(errno));
-	if (atomic_load(&fs->defer)) {
-		mark_dirty(fs, key);
-		return 0;
-	}
 	r = fsync_parent(fs->dirfd, key);
 	if (r < 0)
 		return fs_error(fs, "fsync dir of", key, -r);
@@ -953,6 +966,8 @@ os_file_open(const char *dir, struct os_store **out, char **err)
 	fs->dir = tl_strdup(dir);
 	fs->dirfd = fd;
 	atomic_init(&fs->seq, 0);
+	snprintf(fs->tmp_prefix, sizeof(fs->tmp_prefix), "%ld-%08x",
+		 (long)getpid(), (unsigned)tl_random_u64());
 	*out = &fs->base;
 	return 0;
 }
