@@ -58,6 +58,8 @@ struct ival {
  * [k * block_size, (k + 1) * block_size)). */
 struct run {
 	uint64_t id;
+	struct pack *pack; /* stored in this pack instead (write.c) */
+	uint32_t pack_off; /* where its bytes start in the pack */
 	uint32_t base;    /* chunk position of the slice's byte 0 (= s) */
 	uint32_t s, e;    /* chunk positions recorded: [s, e) */
 	uint32_t nblocks;
@@ -99,6 +101,23 @@ struct builder {
 	size_t nruns;
 };
 
+/* Small runs of one chunk stored back to back as one slice of one block
+ * (write.c): their records name the pack's id at their offsets, so a
+ * flush of random small writes stores a few objects, not one per run. */
+struct pmember {
+	struct builder *b;
+	struct run *r;
+};
+
+struct pack {
+	struct pack *next; /* the file's packs (cfile.packs) */
+	uint64_t id;
+	uint32_t size;     /* the members' bytes, back to back */
+	uint8_t st;        /* 0 to upload, 1 in flight, 2 stored */
+	struct pmember *m;
+	size_t n, cap;
+};
+
 struct cfile {
 	struct cfile *hnext;
 	uint64_t ino;
@@ -106,6 +125,7 @@ struct cfile {
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* uploads done, flush done */
 	struct builder *head, *tail;
+	struct pack *packs; /* of frozen builders, freed with them */
 	uint64_t mtime_ns; /* time of the last buffered write */
 	_Atomic uint64_t bytes;
 	bool flushing;    /* a flush or forget owns the frozen builders */

@@ -45,7 +45,17 @@ struct upjob {
 	struct builder *b;
 	struct run *run; /* NULL: early upload of builder block idx */
 	uint32_t idx;
+	struct pack *pk; /* set: upload of this pack (b, run unused) */
 };
+
+/* Runs of at most PACK_RUN bytes, not stored yet, are packed with the
+ * other small runs of their chunk in the same flush, up to PACK_MAX
+ * bytes (and one block) per pack: random 4 KiB writes made one object
+ * per write, and a local file system pays an inode, a rename and a
+ * journal entry for each.  The cap keeps what a read of one small run
+ * fetches (a whole block, from S3 or into the disk cache) modest. */
+#define PACK_RUN (64u << 10)
+#define PACK_MAX (1u << 20)
 
 struct jobv {
 	struct upjob **v;
@@ -462,7 +472,7 @@ upjob_new(struct cache *c, struct cfile *f, struct builder *b,
 {
 	struct upjob *u = tl_malloc(sizeof(*u));
 
-	*u = (struct upjob){c, f, b, run, idx};
+	*u = (struct upjob){c, f, b, run, idx, NULL};
 	b->inflight++;
 	return u;
 }
@@ -524,8 +534,23 @@ job_target(struct upjob *u, char *key, size_t keylen, const uint8_t **data,
 {
 	struct cache *c = u->c;
 	struct builder *b = u->b;
-	uint32_t from;
+	struct pack *pk = u->pk;
+	uint32_t from, off = 0;
+	size_t i;
 
+	if (pk != NULL) {
+		*tmp = tl_malloc(pk->size);
+		for (i = 0; i < pk->n; i++) {
+			struct run *r = pk->m[i].r;
+
+			builder_copy(c, pk->m[i].b, r->s, r->e, *tmp + off);
+			off += r->e - r->s;
+		}
+		*data = *tmp;
+		*len = pk->size;
+		cache_block_key(key, keylen, c->volume, pk->id, 0, pk->size);
+		return;
+	}
 	if (u->run == NULL) {
 		cache_block_key(key, keylen, c->volume, b->id, u->idx, c->bs);
 		*len = c->bs;
@@ -537,6 +562,26 @@ job_target(struct upjob *u, char *key, size_t keylen, const uint8_t **data,
 	*len = TL_MIN(c->bs, u->run->e - from);
 	*data = builder_bytes(c, b, from, *len, tmp);
 	cache_block_key(key, keylen, c->volume, u->run->id, u->idx, *len);
+}
+
+/* A pack's upload finished with r (f->mu held): its members' state and
+ * their builders' in-flight counts follow. */
+static void
+pack_done(struct pack *pk, int r, const char *key)
+{
+	size_t i;
+
+	pk->st = r == 0 ? 2 : 0;
+	for (i = 0; i < pk->n; i++) {
+		struct builder *b = pk->m[i].b;
+
+		pk->m[i].r->st[0] = pk->st;
+		if (r < 0 && b->upload_err == 0)
+			b->upload_err = r;
+		b->inflight--;
+	}
+	if (r < 0)
+		tl_debug("cache", "upload of %s failed: %d", key, r);
 }
 
 /* Runs on the upload pool.  The bytes are found under the file lock;
@@ -562,6 +607,14 @@ upload_fn(void *arg)
 	r = cache_store_block(c, key, data, len);
 	free(tmp);
 	pthread_mutex_lock(&f->mu);
+	if (u->pk != NULL) {
+		pack_done(u->pk, r, key);
+		pthread_cond_broadcast(&f->cv);
+		pthread_mutex_unlock(&f->mu);
+		cache_file_put(c, f);
+		free(u);
+		return;
+	}
 	if (u->run != NULL) {
 		u->run->st[u->idx] = r == 0 ? 2 : 0;
 	} else if (r == 0) {
@@ -819,7 +872,7 @@ delete_objects(struct cache *c, struct builder *b)
 	for (i = 0; i < b->nruns; i++) {
 		struct run *u = &b->runs[i];
 
-		for (k = 0; k < u->nblocks; k++) {
+		for (k = 0; k < u->nblocks && u->pack == NULL; k++) {
 			if (u->st[k] != 2)
 				continue;
 			cache_block_key(key, sizeof(key), c->volume, u->id, k,
@@ -828,6 +881,131 @@ delete_objects(struct cache *c, struct builder *b)
 			cache_delete_block(c, key);
 		}
 	}
+}
+
+struct pcand {
+	struct builder *b;
+	struct run *r;
+	size_t seq; /* list order: packs keep the members' write order */
+};
+
+static int
+pcand_cmp(const void *a, const void *b)
+{
+	const struct pcand *x = a, *y = b;
+
+	if (x->b->chunk != y->b->chunk)
+		return x->b->chunk < y->b->chunk ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Pack cand[0..n) (one chunk, in write order) greedily into packs of at
+ * most PACK_MAX bytes; a pack of a single run is left a plain run. */
+static int
+pack_chunk(struct cache *c, struct cfile *f, struct pcand *cand, size_t n)
+{
+	uint32_t max = TL_MIN(PACK_MAX, c->bs), len;
+	size_t i = 0, j, k;
+	struct pack *pk;
+	int r;
+
+	while (i < n) {
+		uint32_t size = 0;
+
+		for (j = i; j < n; j++) {
+			len = cand[j].r->e - cand[j].r->s;
+			if (size + len > max)
+				break;
+			size += len;
+		}
+		if (j - i < 2) {
+			i = j > i ? j : i + 1;
+			continue;
+		}
+		pk = tl_calloc(1, sizeof(*pk));
+		r = meta_new_slice_id(c->m, &pk->id);
+		if (r < 0) {
+			free(pk);
+			return r;
+		}
+		pk->size = size;
+		pk->m = tl_calloc(j - i, sizeof(*pk->m));
+		for (k = i, size = 0; k < j; k++) {
+			struct run *u = cand[k].r;
+
+			pk->m[pk->n++] = (struct pmember){cand[k].b, u};
+			u->pack = pk;
+			u->pack_off = size;
+			size += u->e - u->s;
+		}
+		pk->next = f->packs;
+		f->packs = pk;
+		i = j;
+	}
+	return 0;
+}
+
+/* Pack the small runs of the frozen builders head..last that are not
+ * stored nor packed yet (f->mu held). */
+static int
+pack_runs(struct cache *c, struct cfile *f, struct builder *last)
+{
+	struct pcand *cand = NULL;
+	size_t n = 0, cap = 0, i, j;
+	struct builder *b;
+	int r = 0;
+
+	for (b = f->head; b != NULL; b = b->next) {
+		for (i = 0; i < b->nruns; i++) {
+			struct run *u = &b->runs[i];
+
+			if (u->pack != NULL || u->nblocks != 1 ||
+			    u->st[0] != 0 || u->e - u->s > PACK_RUN ||
+			    (i == 0 && b->id != 0))
+				continue;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				cand = tl_realloc(cand, cap * sizeof(*cand));
+			}
+			cand[n] = (struct pcand){b, u, n};
+			n++;
+		}
+		if (b == last)
+			break;
+	}
+	if (n < 2)
+		goto out;
+	qsort(cand, n, sizeof(*cand), pcand_cmp);
+	for (i = 0; r == 0 && i < n; i = j) {
+		for (j = i + 1; j < n && cand[j].b->chunk == cand[i].b->chunk;
+		     j++)
+			;
+		r = pack_chunk(c, f, cand + i, j - i);
+	}
+out:
+	free(cand);
+	return r;
+}
+
+/* Forget the file's packs, deleting the stored ones with del (f->mu
+ * held; their builders are leaving). */
+static void
+packs_free(struct cache *c, struct cfile *f, bool del)
+{
+	struct pack *pk, *next;
+	char key[256];
+
+	for (pk = f->packs; pk != NULL; pk = next) {
+		next = pk->next;
+		if (del && pk->st == 2) {
+			cache_block_key(key, sizeof(key), c->volume, pk->id, 0,
+					pk->size);
+			cache_delete_block(c, key);
+		}
+		free(pk->m);
+		free(pk);
+	}
+	f->packs = NULL;
 }
 
 /* Unlink head..last from f (with f->mu held) and return the first. */
@@ -845,20 +1023,37 @@ detach(struct cfile *f, struct builder *last)
 	return first;
 }
 
-/* Queue every block of the frozen builders not stored yet. */
+/* Queue every pack and every block of the frozen builders not stored
+ * yet. */
 static void
 collect_uploads(struct cache *c, struct cfile *f, struct builder *last,
 		struct jobv *jobs)
 {
 	struct builder *b;
+	struct upjob *u;
 	size_t i;
 	uint32_t k;
 
+	struct pack *pk;
+
+	for (pk = f->packs; pk != NULL; pk = pk->next) {
+		if (pk->st != 0)
+			continue;
+		pk->st = 1;
+		u = tl_malloc(sizeof(*u));
+		*u = (struct upjob){.c = c, .f = f, .pk = pk};
+		for (i = 0; i < pk->n; i++) {
+			pk->m[i].r->st[0] = 1;
+			pk->m[i].b->inflight++;
+		}
+		jobv_add(jobs, u);
+	}
 	for (b = f->head; b != NULL; b = b->next) {
 		b->upload_err = 0;
 		for (i = 0; i < b->nruns; i++)
 			for (k = 0; k < b->runs[i].nblocks; k++)
-				if (b->runs[i].st[k] == 0) {
+				if (b->runs[i].st[k] == 0 &&
+				    b->runs[i].pack == NULL) {
 					b->runs[i].st[k] = 1;
 					jobv_add(jobs, upjob_new(c, f, b,
 								 &b->runs[i],
@@ -905,6 +1100,11 @@ stored_records(struct cache *c, struct cfile *f, struct builder *last,
 				.len = u->e - u->s,
 				.pos = u->s,
 			};
+			if (u->pack != NULL) {
+				w[n].s.id = u->pack->id;
+				w[n].s.size = u->pack->size;
+				w[n].s.off = u->pack_off;
+			}
 			n++;
 		}
 		if (b == last)
@@ -940,6 +1140,8 @@ cache_file_flush(struct cache *c, struct cfile *f)
 	for (b = f->head; b != last->next; b = b->next)
 		if (b->runs == NULL && (r = make_runs(c, b)) < 0)
 			goto out;
+	if ((r = pack_runs(c, f, last)) < 0)
+		goto out;
 	collect_uploads(c, f, last, &jobs);
 	pthread_mutex_unlock(&f->mu);
 	submit_jobs(c, f, &jobs, true);
@@ -965,6 +1167,7 @@ cache_file_flush(struct cache *c, struct cfile *f)
 	if (r == 0 || r == -ENOENT || lost) {
 		b = detach(f, last);
 		f->gen++;
+		packs_free(c, f, r < 0);
 		pthread_mutex_unlock(&f->mu);
 		for (; b != NULL; b = next) {
 			next = b->next;
@@ -1001,6 +1204,7 @@ cache_file_drop(struct cache *c, struct cfile *f)
 		pthread_cond_wait(&f->cv, &f->mu);
 	b = detach(f, last);
 	f->gen++;
+	packs_free(c, f, true);
 	pthread_mutex_unlock(&f->mu);
 	for (; b != NULL; b = next) {
 		next = b->next;

@@ -474,8 +474,9 @@ test_removed_and_gc(void)
 	cache_close(c);
 }
 
-/* Small scattered writes hold about what they wrote, and each is stored
- * as a slice of exactly its bytes, not a whole block. */
+/* Small scattered writes hold about what they wrote, and are stored as
+ * exactly their bytes, not whole blocks: the four of each chunk packed
+ * into one object. */
 static void
 test_small_writes(void)
 {
@@ -499,9 +500,10 @@ test_small_writes(void)
 	puts = atomic_load(&fault.puts);
 	bytes = atomic_load(&fault.put_bytes);
 	CHECK_EQ(cache_flush(c, ino), 0, "flush");
-	CHECK_EQ(atomic_load(&fault.puts) - puts, 32, "one put per write");
+	CHECK_EQ(atomic_load(&fault.puts) - puts, 8, "one put per chunk");
 	CHECK_EQ(atomic_load(&fault.put_bytes) - bytes, 32 * 4096,
-		 "each put holds only the bytes written");
+		 "the puts hold only the bytes written");
+	CHECK_EQ(nslices(ino, 0), 4, "a record per write");
 	for (i = 0; i < 32; i++) {
 		fill(want, sizeof(want),
 		     (uint64_t)i * (16u << 20) + BS / 2 + 100, 5);
@@ -510,6 +512,84 @@ test_small_writes(void)
 		      "read back %d", i);
 	}
 	CHECK(read_eq(c, ino, 0, BS / 2 + 100, NULL), "hole before");
+	cache_close(c);
+}
+
+/* Distinct slice ids of a chunk's records. */
+static size_t
+nids(uint64_t ino, uint32_t chunk)
+{
+	struct meta_slice *s = NULL;
+	size_t n = 0, i, j, d = 0;
+
+	meta_read_chunk(m, ino, chunk, &s, &n);
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < i && s[j].id != s[i].id; j++)
+			;
+		d += j == i;
+	}
+	free(s);
+	return d;
+}
+
+/* Random small writes, overlapping, over two chunks: a flush packs them
+ * (a few objects, one record each), reads match a model before and
+ * after, a failed pack upload is retried by the next flush without loss,
+ * and removing the file lets gc delete the packs. */
+static void
+test_packed(void)
+{
+	struct cache *c = open_cache(64u << 20, true);
+	uint64_t ino = new_file("packed"), seed = 7;
+	const size_t n = 2 * (64u << 20) + 8192;
+	uint8_t *model = tl_calloc(1, n), buf[6000];
+	int before = nobjects(), puts, i, round, left;
+
+	for (round = 0; round < 3; round++) {
+		if (round == 1)
+			atomic_store(&fault.fail_puts, 1);
+		for (i = 0; i < 400; i++) {
+			uint64_t off, len;
+
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			len = 1 + (seed >> 33) % sizeof(buf);
+			/* Half of them in a 1 MiB window, so they overlap. */
+			off = (seed >> 20) % (i % 2 ? n - len : (1u << 20));
+			fill(buf, len, off, (unsigned)(round * 1000 + i));
+			CHECK_FATAL(cache_write(c, ino, off, buf, len, false) ==
+					    0,
+				    "write %d.%d", round, i);
+			memcpy(model + off, buf, len);
+		}
+		CHECK(read_eq(c, ino, 0, file_size(c, ino), model), "round %d: buffered reads",
+		      round);
+		puts = atomic_load(&fault.puts);
+		if (round == 1) {
+			CHECK(cache_flush(c, ino) < 0, "flush fails");
+			atomic_store(&fault.fail_puts, 0);
+			CHECK(read_eq(c, ino, 0, file_size(c, ino), model),
+			      "the data stays buffered");
+			puts = atomic_load(&fault.puts);
+		}
+		CHECK_EQ(cache_flush(c, ino), 0, "round %d: flush", round);
+		CHECK(atomic_load(&fault.puts) - puts < 100,
+		      "round %d: %d puts for 400 writes", round,
+		      atomic_load(&fault.puts) - puts);
+		CHECK(read_eq(c, ino, 0, file_size(c, ino), model), "round %d: stored reads",
+		      round);
+	}
+	CHECK(nslices(ino, 0) > 10 * nids(ino, 0),
+	      "chunk 0: %zu records name %zu slices", nslices(ino, 0),
+	      nids(ino, 0));
+	CHECK_EQ(meta_unlink(m, &root_cred, META_ROOT_INO, "packed", NULL,
+			     NULL),
+		 0, "unlink");
+	for (i = 0, left = nobjects(); i < 300 && left > before; i++) {
+		usleep(100000);
+		left = nobjects();
+	}
+	CHECK_EQ(left, before, "gc deleted every pack");
+	free(model);
 	cache_close(c);
 }
 
@@ -633,6 +713,7 @@ main(void)
 	test_store_failure();
 	test_removed_and_gc();
 	test_small_writes();
+	test_packed();
 	test_random();
 
 	os_close(fs);
