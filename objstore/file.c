@@ -14,10 +14,10 @@
  * passes before anything refers to the objects: a put writes, starts the
  * kernel's writeback of the temporary (sync_file_range WRITE, which does
  * not wait; with os_file_direct whole aligned blocks are written with
- * O_DIRECT instead, see DIO_MIN), renames it and keeps its descriptor; os_sync then
- * fdatasyncs every object put since the last sync (by then mostly on
- * disk already), and only after them fsyncs every directory renamed
- * into, once each.  So a 64 MiB flush pays no disk wait per 4 MiB block
+ * O_DIRECT instead, see DIO_MIN), renames it and keeps its descriptor;
+ * os_sync then fdatasyncs every object put since the last sync (by then
+ * mostly on disk already), and only after them fsyncs every directory
+ * renamed into, once each.  So a 64 MiB flush pays no disk wait per 4 MiB block
  * and the disk writes while the client still sends, as a local file
  * system does before COMMIT.  The price: until os_sync returns, a power
  * loss may leave a key naming an incomplete object; nothing refers to it
@@ -31,9 +31,10 @@
  * instead (falling back to the per-object syncs if it reports an error;
  * an object remembered by key then cannot be checked on its own, since
  * a descriptor opened after a writeback error does not report it, and
- * is unlinked: the sync answers -EIO).  Concurrent syncs share passes (group commit); a sync returns
- * only after a pass that began after its call, so every object put and
- * every directory dirtied before it is synced.
+ * is unlinked: the sync answers -EIO).  Concurrent syncs share passes
+ * (group commit); a sync returns only after a pass that began after its
+ * call, so every object put and every directory dirtied before it is
+ * synced.
  *
  * Leftover temporaries are removed by a later open once they are an hour
  * old (a younger one may belong to another process using the same dir).

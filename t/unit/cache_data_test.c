@@ -561,8 +561,8 @@ test_packed(void)
 				    "write %d.%d", round, i);
 			memcpy(model + off, buf, len);
 		}
-		CHECK(read_eq(c, ino, 0, file_size(c, ino), model), "round %d: buffered reads",
-		      round);
+		CHECK(read_eq(c, ino, 0, file_size(c, ino), model),
+		      "round %d: buffered reads", round);
 		puts = atomic_load(&fault.puts);
 		if (round == 1) {
 			CHECK(cache_flush(c, ino) < 0, "flush fails");
