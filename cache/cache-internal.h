@@ -114,8 +114,8 @@ struct pack {
 	uint64_t id;
 	uint32_t size;     /* the members' bytes, back to back */
 	uint8_t st;        /* 0 to upload, 1 in flight, 2 stored */
-	struct pmember *m;
-	size_t n, cap;
+	struct pmember *m; /* n of them, in write order */
+	size_t n;
 };
 
 struct cfile {

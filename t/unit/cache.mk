@@ -12,7 +12,8 @@ t_unit_cache_view_test_LDADD = cache/libcache.a lib/libtl.a
 # End to end on a real LMDB volume and a file:// store.
 check_PROGRAMS += t/unit/cache_data_test
 TESTS += t/unit/cache_data_test
-t_unit_cache_data_test_SOURCES = t/unit/cache_data_test.c t/unit/tap.h
+t_unit_cache_data_test_SOURCES = t/unit/cache_data_test.c t/unit/tap.h \
+	t/unit/os_count.h
 t_unit_cache_data_test_LDADD = cache/libcache.a meta/libmeta.a \
 	objstore/libobjstore.a lib/libtl.a $(LMDB_LIBS)
 
@@ -39,7 +40,7 @@ t_unit_objstore_wrap_test_LDADD = objstore/libobjstore.a lib/libtl.a
 check_PROGRAMS += t/unit/cache_writeback_test
 TESTS += t/unit/cache_writeback_test
 t_unit_cache_writeback_test_SOURCES = t/unit/cache_writeback_test.c \
-	t/unit/cache_test.h t/unit/tap.h
+	t/unit/cache_test.h t/unit/tap.h t/unit/os_count.h
 t_unit_cache_writeback_test_LDADD = cache/libcache.a meta/libmeta.a \
 	objstore/libobjstore.a lib/libtl.a $(LMDB_LIBS)
 

@@ -15,6 +15,7 @@
 
 #include "cache/cache.h"
 #include "lib/tl.h"
+#include "t/unit/os_count.h"
 #include "t/unit/tap.h"
 
 static const struct meta_cred root_cred = {0, 0, 0, {0}};
@@ -95,21 +96,9 @@ static struct os_store *fs;
 static struct fault_store fault;
 
 static int
-count_cb(void *arg, const char *key, uint64_t size)
-{
-	(void)key;
-	(void)size;
-	(*(int *)arg)++;
-	return 0;
-}
-
-static int
 nobjects(void)
 {
-	int n = 0;
-
-	os_list(fs, "", NULL, count_cb, &n);
-	return n;
+	return t_nobjects(fs, "");
 }
 
 static struct cache *

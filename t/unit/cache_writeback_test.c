@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "t/unit/cache_test.h"
+#include "t/unit/os_count.h"
 
 #define BS (64u << 10)
 #define LEN (5 * BS + 1000) /* 6 blocks, the last one short */
@@ -34,21 +35,9 @@ open_wb(const char *dirs, bool writeback, bool gc, uint64_t max_age_ms)
 }
 
 static int
-count_cb(void *arg, const char *key, uint64_t size)
-{
-	(void)key;
-	(void)size;
-	(*(int *)arg)++;
-	return 0;
-}
-
-static int
 nobjects(void)
 {
-	int n = 0;
-
-	os_list(t_fs, "vol/chunks/", NULL, count_cb, &n);
-	return n;
+	return t_nobjects(t_fs, "vol/chunks/");
 }
 
 static uint64_t

@@ -15,6 +15,7 @@
 #include "lib/tl.h"
 #include "objstore/objstore.h"
 #include "objstore/s3-internal.h"
+#include "t/unit/os_count.h"
 #include "t/unit/tap.h"
 
 static char dir[64];
@@ -35,15 +36,6 @@ seen_cb(void *arg, const char *key, const struct os_obj_info *oi)
 		s->info[s->n] = *oi;
 	}
 	s->n++;
-	return 0;
-}
-
-static int
-count_cb(void *arg, const char *key, uint64_t size)
-{
-	(void)key;
-	(void)size;
-	(*(int *)arg)++;
 	return 0;
 }
 
@@ -91,7 +83,7 @@ test_stack(const char *wrappers, bool plaintext_sizes)
 			      &sn), 0, "list_info after a key");
 	CHECK(sn.n == 1 && strcmp(sn.keys[0], "v/chunks/0/0/2_0_3") == 0,
 	      "%s: start_after honoured", wrappers);
-	CHECK_EQ(os_list(s, "v/", NULL, count_cb, &n), 0, "os_list");
+	CHECK_EQ(t_os_count(s, "v/", &n), 0, "os_list");
 	CHECK_EQ(n, 2, "%s: os_list still lists", wrappers);
 	os_delete(s, "v/chunks/0/0/1_0_5");
 	os_delete(s, "v/chunks/0/0/2_0_3");

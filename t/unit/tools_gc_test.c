@@ -20,6 +20,7 @@
 
 #include "cache/cache.h"
 #include "lib/tl.h"
+#include "t/unit/os_count.h"
 #include "t/unit/tap.h"
 
 #define BS (64u << 10)
@@ -108,21 +109,9 @@ age_cb(void *arg, const char *key, uint64_t size)
 }
 
 static int
-count_cb(void *arg, const char *key, uint64_t size)
-{
-	(void)key;
-	(void)size;
-	(*(int *)arg)++;
-	return 0;
-}
-
-static int
 nobjects(void)
 {
-	int n = 0;
-
-	os_list(fs, "", NULL, count_cb, &n);
-	return n;
+	return t_nobjects(fs, "");
 }
 
 static bool
