@@ -319,7 +319,8 @@ cache_plan(struct cache *c, uint64_t ino, uint64_t off, uint64_t end,
 		chunk = (uint32_t)(pos / META_CHUNK_SIZE);
 		base = (uint64_t)chunk * META_CHUNK_SIZE;
 		cend = TL_MIN(end, base + META_CHUNK_SIZE);
-		r = meta_read_chunk(c->m, ino, chunk, &s, &ns);
+		r = meta_read_chunk(c->m, ino, chunk, (uint32_t)(pos - base),
+				    (uint32_t)(cend - base), &s, &ns);
 		if (r == 0)
 			r = cache_view_build(s, ns, (uint32_t)(pos - base),
 					     (uint32_t)(cend - base), &seg,

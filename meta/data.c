@@ -245,17 +245,213 @@ inode_drop(struct mtxn *t, const struct inode *in)
 	}
 }
 
+/* ---- compaction of a chunk's record list ---------------------------------
+ *
+ * Every write appends records, so a chunk written over and over keeps
+ * records nothing shows any more, and their slices' objects, and every
+ * read and write of it gets slower.  Once the records appended since the
+ * list was last in order are as many as those in order (and at least
+ * COMPACT_TAIL), the writing transaction rewrites the list as what a
+ * reader sees: records in position order, none overlapping, no holes,
+ * neighbours of one slice merged.  Amortised that is O(log n) per record
+ * appended, and the list never holds more than twice what is visible
+ * (plus COMPACT_TAIL).  The data is not copied: records only shrink.
+ *
+ * A slice no record names any more is not released at once, because a
+ * read that planned with the old list may still fetch it: it gets an
+ * L<time> record, and meta_gc_next releases it once the grace period has
+ * passed.  Until then it counts as referenced (fsck, gc's scan).
+ */
+
+/* Records at the start of a chunk value in position order, not
+ * overlapping and not holes: a compacted list, and sequential writes. */
+static size_t
+chunk_sorted(const uint8_t *v, size_t n)
+{
+	uint64_t end = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const uint8_t *p = v + i * SLICE_REC;
+		uint32_t pos = tl_get_be32(p + 20);
+
+		if (tl_get_be64(p) == 0 || pos < end)
+			break;
+		end = (uint64_t)pos + tl_get_be32(p + 16);
+	}
+	return i;
+}
+
+/* A max-heap of record indices: the newest record covering a position
+ * wins. */
+static void
+heap_push(size_t *h, size_t *n, size_t x)
+{
+	size_t i = (*n)++;
+
+	while (i > 0 && h[(i - 1) / 2] < x) {
+		h[i] = h[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h[i] = x;
+}
+
+static void
+heap_pop(size_t *h, size_t *n)
+{
+	size_t x = h[--(*n)], i = 0, c;
+
+	while ((c = 2 * i + 1) < *n) {
+		if (c + 1 < *n && h[c + 1] > h[c])
+			c++;
+		if (h[c] <= x)
+			break;
+		h[i] = h[c];
+		i = c;
+	}
+	if (*n > 0)
+		h[i] = x;
+}
+
+struct byposition {
+	uint32_t pos;
+	size_t i;
+};
+
+static int
+cmp_pos(const void *a, const void *b)
+{
+	const struct byposition *x = a, *y = b;
+
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The visible extents of records r[0..n) (later ones win) into out (room
+ * for 2n + 1), in position order; returns how many. */
+static size_t
+chunk_visible(const struct meta_slice *r, size_t n, struct meta_slice *out)
+{
+	struct byposition *ord = tl_malloc((n ? n : 1) * sizeof(*ord));
+	size_t *heap = tl_malloc((n ? n : 1) * sizeof(*heap));
+	uint32_t *at = tl_malloc((2 * n + 1) * sizeof(*at));
+	size_t nat = 0, nh = 0, next = 0, nout = 0, i;
+
+	for (i = 0; i < n; i++) {
+		ord[i] = (struct byposition){r[i].pos, i};
+		at[nat++] = r[i].pos;
+		at[nat++] = r[i].pos + r[i].len;
+	}
+	qsort(ord, n, sizeof(*ord), cmp_pos);
+	qsort(at, nat, sizeof(*at), cmp_u32);
+	for (i = 0; i + 1 < nat; i++) {
+		uint32_t x = at[i], y = at[i + 1];
+		const struct meta_slice *w;
+
+		if (x == y)
+			continue;
+		while (next < n && ord[next].pos <= x)
+			heap_push(heap, &nh, ord[next++].i);
+		while (nh > 0 && r[heap[0]].pos + r[heap[0]].len <= x)
+			heap_pop(heap, &nh);
+		if (nh == 0 || r[heap[0]].id == 0)
+			continue; /* never written, or a hole */
+		w = &r[heap[0]];
+		if (nout > 0) {
+			struct meta_slice *l = &out[nout - 1];
+
+			if (l->id == w->id && l->size == w->size &&
+			    l->pos + l->len == x &&
+			    l->off + l->len == w->off + (x - w->pos)) {
+				l->len += y - x;
+				continue;
+			}
+		}
+		out[nout++] = (struct meta_slice){w->id, w->size,
+						  w->off + (x - w->pos), y - x,
+						  x};
+	}
+	free(ord);
+	free(heap);
+	free(at);
+	return nout;
+}
+
+/* Distinct (id, size) of non-hole records, sorted, into a new array. */
+static struct meta_slice_ref *
+slice_set(const struct meta_slice *r, size_t n, size_t *nout)
+{
+	struct meta_slice_ref *v = tl_malloc((n ? n : 1) * sizeof(*v));
+	size_t u = 0, k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (r[i].id != 0)
+			v[u++] = (struct meta_slice_ref){r[i].id, r[i].size};
+	qsort(v, u, sizeof(*v), cmp_ref);
+	for (size_t i = 0; i < u; i++)
+		if (k == 0 || cmp_ref(&v[k - 1], &v[i]) != 0)
+			v[k++] = v[i];
+	*nout = k;
+	return v;
+}
+
+/* Rewrite the n records in *buf as their visible extents; slices that
+ * disappear get L records.  *buf is replaced, *n updated. */
+static int
+chunk_compact(struct mtxn *t, uint8_t **buf, size_t *n)
+{
+	struct meta_slice *r = tl_malloc((*n ? *n : 1) * sizeof(*r));
+	struct meta_slice *vis = tl_malloc((2 * *n + 1) * sizeof(*vis));
+	struct meta_slice_ref *before, *after;
+	size_t nvis, nb, na, j = 0;
+	uint64_t now = tl_now_ns();
+	struct meta_key k;
+	int rc = 0;
+
+	for (size_t i = 0; i < *n; i++)
+		slice_decode(*buf + i * SLICE_REC, &r[i]);
+	nvis = chunk_visible(r, *n, vis);
+	before = slice_set(r, *n, &nb);
+	after = slice_set(vis, nvis, &na);
+	for (size_t i = 0; rc == 0 && i < nb; i++) {
+		while (j < na && cmp_ref(&after[j], &before[i]) < 0)
+			j++;
+		if (j < na && cmp_ref(&after[j], &before[i]) == 0)
+			continue;
+		key_compacted(t->m, &k, now, before[i].id, before[i].size);
+		rc = meta_kv_put(t->kv, k.b, k.len, "", 0);
+		t->d_pending++;
+	}
+	if (rc == 0) {
+		for (size_t i = 0; i < nvis; i++)
+			slice_encode(&vis[i], *buf + i * SLICE_REC);
+		*n = nvis;
+	}
+	free(r);
+	free(vis);
+	free(before);
+	free(after);
+	return rc;
+}
+
 /* ---- reading and writing chunks ------------------------------------------ */
 
 int
-meta_read_chunk(struct meta *m, uint64_t ino, uint32_t chunk,
-		struct meta_slice **out, size_t *n)
+meta_read_chunk(struct meta *m, uint64_t ino, uint32_t chunk, uint32_t from,
+		uint32_t to, struct meta_slice **out, size_t *n)
 {
 	struct meta_key k;
 	struct inode in;
 	struct mtxn t;
 	const uint8_t *v;
-	size_t vlen;
+	size_t vlen, cnt, u = 0;
 	int rc;
 
 	*out = NULL;
@@ -272,12 +468,22 @@ meta_read_chunk(struct meta *m, uint64_t ino, uint32_t chunk,
 		rc = 0;
 		goto out;
 	}
-	if (rc || vlen < SLICE_REC)
+	if (rc || vlen < SLICE_REC || from >= to)
 		goto out;
-	*n = vlen / SLICE_REC;
-	*out = tl_malloc(*n * sizeof(**out));
-	for (size_t i = 0; i < *n; i++)
-		slice_decode(v + i * SLICE_REC, &(*out)[i]);
+	/* Only records over [from, to) matter to the reader: a long list
+	 * costs one pass over two fields, not a copy. */
+	cnt = vlen / SLICE_REC;
+	for (size_t i = 0; i < cnt; i++) {
+		const uint8_t *p = v + i * SLICE_REC;
+		uint32_t pos = tl_get_be32(p + 20);
+
+		if (pos >= to || (uint64_t)pos + tl_get_be32(p + 16) <= from)
+			continue;
+		if (*out == NULL)
+			*out = tl_malloc((cnt - i) * sizeof(**out));
+		slice_decode(p, &(*out)[u++]);
+	}
+	*n = u;
 out:
 	return txn_end(&t, rc);
 }
@@ -308,7 +514,7 @@ chunk_append(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
 {
 	struct meta_key k;
 	const void *v;
-	size_t vlen = 0;
+	size_t vlen = 0, n, sorted;
 	uint8_t *buf;
 	int rc;
 
@@ -318,12 +524,22 @@ chunk_append(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
 		vlen = 0;
 	else if (rc)
 		return rc;
+	rc = 0;
+	vlen -= vlen % SLICE_REC;
 	buf = tl_malloc(vlen + cnt * SLICE_REC);
 	if (vlen)
 		memcpy(buf, v, vlen);
 	for (size_t i = 0; i < cnt; i++)
 		slice_encode(&w[i].s, buf + vlen + i * SLICE_REC);
-	rc = meta_kv_put(t->kv, k.b, k.len, buf, vlen + cnt * SLICE_REC);
+	n = vlen / SLICE_REC + cnt;
+	sorted = chunk_sorted(buf, vlen / SLICE_REC);
+	if (n - sorted >= COMPACT_TAIL && n - sorted >= sorted) {
+		/* Room for the extents (at most 2n + 1 records). */
+		buf = tl_realloc(buf, (2 * n + 1) * SLICE_REC);
+		rc = chunk_compact(t, &buf, &n);
+	}
+	if (rc == 0)
+		rc = meta_kv_put(t->kv, k.b, k.len, buf, n * SLICE_REC);
 	free(buf);
 	return rc;
 }
@@ -437,6 +653,37 @@ gc_purge(struct mtxn *t, size_t *budget)
 	return rc;
 }
 
+/* Release up to *budget slices compaction dropped more than the grace
+ * period ago. */
+static int
+gc_compacted(struct mtxn *t, size_t *budget)
+{
+	struct kvlist l = {TL_BUF_INIT, 0, *budget};
+	uint64_t now = tl_now_ns(), grace = t->m->compact_grace_ns;
+	const uint8_t *k, *v;
+	size_t klen, vlen, off = 0, p = t->m->pfxlen;
+	struct meta_key s, e;
+	int rc;
+
+	if (*budget == 0)
+		return 0;
+	key_tag(t->m, &s, 'L');
+	key_compacted(t->m, &e, now > grace ? now - grace : 0, 0, 0);
+	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, kvlist_cb, &l);
+	while (rc == 0 && kvlist_next(&l, &off, &k, &klen, &v, &vlen)) {
+		if (klen != p + 21)
+			continue;
+		rc = slice_release(t, tl_get_be64(k + p + 9),
+				   tl_get_be32(k + p + 17));
+		if (rc == 0)
+			rc = meta_kv_del(t->kv, k, klen);
+		t->d_pending--;
+	}
+	*budget -= l.n;
+	tl_buf_free(&l.b);
+	return rc;
+}
+
 struct gc_out {
 	struct meta_slice_ref *out;
 	size_t max, n, pfxlen;
@@ -473,6 +720,8 @@ meta_gc_next(struct meta *m, struct meta_slice_ref *out, size_t max,
 		if (rc)
 			return rc;
 		rc = gc_purge(&t, &budget);
+		if (rc == 0)
+			rc = gc_compacted(&t, &budget);
 		key_tag(m, &s, 'R');
 		key_tag(m, &e, 'S');
 		if (rc == 0 && max > 0)

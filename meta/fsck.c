@@ -3,8 +3,8 @@
  *
  * Two ordered scans in one read transaction:
  *   pass 1 reads every record but the directory entries: inodes, chunks
- *          (slice references), K refcounts, R released slices, D deleted
- *          files, U usage, C counters;
+ *          (slice references), K refcounts, R released slices, L slices
+ *          dropped by compaction, D deleted files, U usage, C counters;
  *   pass 2 walks the dentries and the readdir index of one directory at
  *          a time (A<dir>D... sorts before A<dir>O...), counting links.
  * Then the counts are compared with what is stored.  Repairs are
@@ -144,7 +144,7 @@ struct fsck {
 	struct itab inodes;
 	struct stab slices;
 	uint64_t c_bytes, c_inodes, c_pending;  /* stored counters */
-	uint64_t n_deleted, n_released;
+	uint64_t n_deleted, n_released, n_compacted;
 	uint64_t items;
 	struct action *act;
 	size_t nact, capact;
@@ -233,12 +233,21 @@ act_add(struct fsck *f, bool del, const void *k, size_t klen,
 
 /* ---- pass 1 -------------------------------------------------------------- */
 
+static int
+cmp_idsize(const void *a, const void *b)
+{
+	const uint8_t *x = a, *y = b;
+
+	return memcmp(x, y, 12); /* id be64, size be32: numeric order */
+}
+
 static void
 p1_chunk(struct fsck *f, uint64_t ino, const uint8_t *v, size_t vlen)
 {
 	size_t n = vlen / SLICE_REC;
 	struct fino *in = itab_get(&f->inodes, ino, true);
-	struct meta_slice s, o;
+	uint8_t *ids = tl_malloc((n ? n : 1) * 12);
+	size_t u = 0;
 
 	in->chunks = true;
 	f->r->chunks++;
@@ -246,25 +255,23 @@ p1_chunk(struct fsck *f, uint64_t ino, const uint8_t *v, size_t vlen)
 		problem(f, META_FSCK_BAD_RECORD, "inode %" PRIu64 ": chunk "
 			"record of %zu bytes (not a multiple of %d)", ino,
 			vlen, SLICE_REC);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
+		if (tl_get_be64(v + i * SLICE_REC) != 0)
+			memcpy(ids + 12 * u++, v + i * SLICE_REC, 12);
+	/* A slice recorded twice in one chunk is one reference (see
+	 * chunk_release). */
+	qsort(ids, u, 12, cmp_idsize);
+	for (size_t i = 0; i < u; i++) {
 		struct fslice *sl;
-		bool dup = false;
 
-		slice_decode(v + i * SLICE_REC, &s);
-		if (s.id == 0)
+		if (i > 0 && memcmp(ids + 12 * (i - 1), ids + 12 * i, 12) == 0)
 			continue;
-		/* A slice recorded twice in one chunk is one reference
-		 * (see chunk_release). */
-		for (size_t j = 0; j < i && !dup; j++) {
-			slice_decode(v + j * SLICE_REC, &o);
-			dup = o.id == s.id && o.size == s.size;
-		}
-		if (dup)
-			continue;
-		sl = stab_get(&f->slices, s.id, s.size, true);
+		sl = stab_get(&f->slices, tl_get_be64(ids + 12 * i),
+			      tl_get_be32(ids + 12 * i + 8), true);
 		if (sl->refs++ == 0)
 			sl->owner = ino;
 	}
+	free(ids);
 }
 
 static int
@@ -321,6 +328,16 @@ p1_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 			problem(f, META_FSCK_BAD_RECORD, "slice %" PRIu64
 				": refcount of %zu bytes", sl->id, vlen);
 		}
+		break;
+	case 'L':
+		/* Dropped by compaction, released after the grace period:
+		 * a reference until then. */
+		if (klen != p + 21)
+			break;
+		sl = stab_get(&f->slices, tl_get_be64(k + p + 9),
+			      tl_get_be32(k + p + 17), true);
+		sl->refs++;
+		f->n_compacted++;
 		break;
 	case 'D':
 		if (klen != p + 17)
@@ -623,6 +640,7 @@ static void
 check_usage(struct fsck *f)
 {
 	uint64_t bytes = 0, inodes = 0;
+	uint64_t pending = f->n_deleted + f->n_released + f->n_compacted;
 	struct itab *t = &f->inodes;
 
 	for (size_t i = 0; i < t->cap; i++) {
@@ -657,12 +675,12 @@ check_usage(struct fsck *f)
 		in->s_inodes = UINT64_MAX;
 	}
 	if (f->c_bytes != bytes || f->c_inodes != inodes ||
-	    f->c_pending != f->n_deleted + f->n_released) {
+	    f->c_pending != pending) {
 		problem(f, META_FSCK_COUNTERS, "volume counters say %" PRIu64
 			" bytes, %" PRIu64 " inodes, %" PRIu64 " pending; "
 			"counted %" PRIu64 ", %" PRIu64 ", %" PRIu64,
 			f->c_bytes, f->c_inodes, f->c_pending, bytes, inodes,
-			f->n_deleted + f->n_released);
+			pending);
 		f->c_bytes = bytes;
 		f->c_inodes = inodes;
 		f->c_pending = UINT64_MAX; /* marks "rewrite" */
@@ -856,7 +874,8 @@ repair(struct fsck *f)
 			rc = counter_set(&t, CNT_USED_INODES, f->c_inodes);
 		if (rc == 0)
 			rc = counter_set(&t, CNT_PENDING,
-					 f->n_deleted + f->n_released);
+					 f->n_deleted + f->n_released +
+						 f->n_compacted);
 	}
 	return txn_end(&t, rc);
 }

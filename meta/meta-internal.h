@@ -16,6 +16,9 @@
  *   <vol>\0K<id be64><size be32>    slice refcount be64 (absent = 1)
  *   <vol>\0D<ino be64><size be64>   deleted file awaiting gc: time be64
  *   <vol>\0R<id be64><size be32>    released slice: objects to delete
+ *   <vol>\0L<time be64><id be64><size be32>
+ *                                   slice compaction dropped from its chunk
+ *                                   at time (ns): released after the grace
  *   <vol>\0U<ino>                   dir usage: bytes be64, inodes be64
  *   \0V<vol>                        registry of volumes (empty value)
  *
@@ -40,6 +43,8 @@
 #define META_LINK_MAX 65000
 #define META_GC_KEYS 512         /* keys purged per meta_gc_next call */
 #define SLICE_REC 24             /* id 8, size 4, off 4, len 4, pos 4 */
+#define COMPACT_TAIL 64          /* records out of order before compaction */
+#define COMPACT_GRACE_S 3600     /* L records wait this long (no trash) */
 #define INODE_VLEN 95
 #define INODE_VLEN_V1 87 /* before the written-bytes field */
 
@@ -58,6 +63,7 @@ struct meta {
 	pthread_mutex_t lock;        /* the id batches below */
 	uint64_t ino_next, ino_end;
 	uint64_t slice_next, slice_end;
+	uint64_t compact_grace_ns;   /* how long L records wait */
 };
 
 struct meta_key {
@@ -98,6 +104,8 @@ void key_slice(struct meta *m, struct meta_key *k, char tag, uint64_t id,
 void key_deleted(struct meta *m, struct meta_key *k, uint64_t ino,
 		 uint64_t size);
 void key_usage(struct meta *m, struct meta_key *k, uint64_t ino);
+void key_compacted(struct meta *m, struct meta_key *k, uint64_t time_ns,
+		   uint64_t id, uint32_t size);
 void key_tag(struct meta *m, struct meta_key *k, char tag);
 void key_registry(struct meta_key *k, const char *name);
 

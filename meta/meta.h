@@ -254,10 +254,19 @@ struct meta_slice {
 	uint32_t pos;
 };
 
-/* The chunk's slice records in write order (later ones win).  *out is
- * NULL and *n 0 for a chunk never written.  Caller frees *out. */
+/* The chunk's slice records that overlap [from, to) (offsets in the
+ * chunk), in write order (later ones win): what a read of that range
+ * needs.  *out is NULL and *n 0 when there are none.  Caller frees *out.
+ *
+ * Compaction: a write whose chunk has as many records out of position
+ * order as in order (and at least COMPACT_TAIL) rewrites the list as
+ * what a reader sees, in position order, so a chunk written over and over
+ * keeps a bounded list.  Slices no record names any more are released
+ * after a grace period (meta_set_compact_grace), so reads that planned
+ * with the old list still find their objects. */
 int meta_read_chunk(struct meta *m, uint64_t ino, uint32_t chunk,
-		    struct meta_slice **out, size_t *n);
+		    uint32_t from, uint32_t to, struct meta_slice **out,
+		    size_t *n);
 
 /* Allocate a fresh slice id (never reused; allocated in batches). */
 int meta_new_slice_id(struct meta *m, uint64_t *id);
@@ -280,7 +289,8 @@ int meta_write_slices(struct meta *m, uint64_t ino,
  *
  * Removed files (nlink 0) and truncated chunks leave slices whose
  * reference count dropped to zero.  meta_gc_next purges a bounded amount
- * of deleted inodes (keys) and returns up to max released slices; the
+ * of deleted inodes (keys), releases slices compaction dropped longer
+ * than the grace period ago, and returns up to max released slices; the
  * caller deletes their objects, then calls meta_gc_release to forget them.
  * Both are safe to call from one background thread while the volume is in
  * use.
@@ -292,6 +302,9 @@ struct meta_slice_ref {
 int meta_gc_next(struct meta *m, struct meta_slice_ref *out, size_t max,
 		 size_t *n);
 int meta_gc_release(struct meta *m, const struct meta_slice_ref *r, size_t n);
+/* How long slices dropped by compaction wait before meta_gc_next releases
+ * them: the volume's trash days, or an hour without trash.  Tests set 0. */
+void meta_set_compact_grace(struct meta *m, uint64_t ns);
 
 /* ---- consistency check (fsck.c) -------------------------------------------
  *
@@ -365,7 +378,8 @@ struct meta_slice_set {
 
 /* In one read transaction: into *ref every slice id a chunk record
  * references (live files, files in the trash, removed files whose data
- * is not purged yet), into *queued every slice released and waiting for
+ * is not purged yet) or compaction dropped less than the grace period
+ * ago (an L record), into *queued every slice released and waiting for
  * its objects to be deleted (meta_gc_next hands those out).  progress
  * (may be NULL) is called every few thousand chunks.  Memory: 8 bytes
  * per distinct slice.  On error both sets are empty. */

@@ -87,6 +87,22 @@ chunk_cb(void *arg, const void *key, size_t klen, const void *val,
 	return 0;
 }
 
+/* L<time><id><size>: dropped by compaction, still referenced until gc
+ * releases it after the grace period. */
+static int
+compacted_cb(void *arg, const void *key, size_t klen, const void *val,
+	     size_t vlen)
+{
+	struct scan_ctx *c = arg;
+	const uint8_t *k = key;
+
+	(void)val;
+	(void)vlen;
+	if (klen == c->m->pfxlen + 21)
+		set_add(c->ref, &c->refcap, tl_get_be64(k + c->m->pfxlen + 9));
+	return 0;
+}
+
 /* R<id><size>: released, its objects are the deletion queue's. */
 static int
 released_cb(void *arg, const void *key, size_t klen, const void *val,
@@ -120,6 +136,11 @@ meta_scan_slices(struct meta *m, struct meta_slice_set *ref,
 	key_tag(m, &s, 'A');
 	key_tag(m, &e, 'B');
 	rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, chunk_cb, &c);
+	key_tag(m, &s, 'L');
+	key_tag(m, &e, 'M');
+	if (rc == 0)
+		rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, compacted_cb,
+				  &c);
 	key_tag(m, &s, 'R');
 	key_tag(m, &e, 'S');
 	if (rc == 0)

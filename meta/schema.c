@@ -103,6 +103,19 @@ key_deleted(struct meta *m, struct meta_key *k, uint64_t ino, uint64_t size)
 }
 
 void
+key_compacted(struct meta *m, struct meta_key *k, uint64_t time_ns,
+	      uint64_t id, uint32_t size)
+{
+	uint8_t *p = key_start(m, k);
+
+	*p++ = 'L';
+	tl_put_be64(p, time_ns);
+	tl_put_be64(p + 8, id);
+	tl_put_be32(p + 16, size);
+	k->len = m->pfxlen + 21;
+}
+
+void
 key_usage(struct meta *m, struct meta_key *k, uint64_t ino)
 {
 	uint8_t *p = key_start(m, k);

@@ -305,6 +305,9 @@ meta_open(const char *url, const char *volname, struct meta **out,
 	rc = open_settings(m, volname, err);
 	if (rc)
 		goto out;
+	m->compact_grace_ns = (m->set.trash_days ?
+				       (uint64_t)m->set.trash_days * 86400 :
+				       COMPACT_GRACE_S) * 1000000000ULL;
 	pthread_mutex_init(&m->lock, NULL);
 	*out = m;
 out:
@@ -323,6 +326,12 @@ meta_close(struct meta *m)
 	meta_kv_close(m->kv);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
+}
+
+void
+meta_set_compact_grace(struct meta *m, uint64_t ns)
+{
+	m->compact_grace_ns = ns;
 }
 
 const struct meta_settings *

@@ -174,7 +174,7 @@ nslices(uint64_t ino, uint32_t chunk)
 	struct meta_slice *s = NULL;
 	size_t n = 0;
 
-	meta_read_chunk(m, ino, chunk, &s, &n);
+	meta_read_chunk(m, ino, chunk, 0, META_CHUNK_SIZE, &s, &n);
 	free(s);
 	return n;
 }
@@ -511,7 +511,7 @@ nids(uint64_t ino, uint32_t chunk)
 	struct meta_slice *s = NULL;
 	size_t n = 0, i, j, d = 0;
 
-	meta_read_chunk(m, ino, chunk, &s, &n);
+	meta_read_chunk(m, ino, chunk, 0, META_CHUNK_SIZE, &s, &n);
 	for (i = 0; i < n; i++) {
 		for (j = 0; j < i && s[j].id != s[i].id; j++)
 			;

@@ -4,9 +4,12 @@
  */
 #include "config.h"
 
+#include <inttypes.h>
+
 #include "t/unit/meta_test.h"
 
 #define MiB (1ULL << 20)
+#define COMPACT_TAIL_T 64 /* COMPACT_TAIL of meta/data.c */
 
 static struct meta_slice_write
 sw(uint32_t chunk, uint64_t id, uint32_t size, uint32_t pos)
@@ -37,7 +40,8 @@ test_write_read(struct meta *m)
 	CHECK_EQ(meta_new_slice_id(m, &id1), 0, "slice id");
 	CHECK_EQ(meta_new_slice_id(m, &id2), 0, "slice id");
 	CHECK(id1 > 0 && id2 > id1, "slice ids grow");
-	CHECK_EQ(meta_read_chunk(m, f, 0, &s, &n), 0, "read unwritten chunk");
+	CHECK_EQ(meta_read_chunk(m, f, 0, 0, META_CHUNK_SIZE, &s, &n), 0,
+		 "read unwritten chunk");
 	CHECK(s == NULL && n == 0, "unwritten chunk is empty");
 	w[0] = sw(0, id1, 1000, 0);
 	w[1] = sw(0, id2, 100, 500);
@@ -46,7 +50,8 @@ test_write_read(struct meta *m)
 	CHECK_EQ(a.size, META_CHUNK_SIZE + 10, "size is the end of the write");
 	CHECK_EQ(a.mtime_ns, 12345, "mtime from the caller");
 	CHECK_EQ(a.ctime_ns, 12345, "ctime too");
-	CHECK_EQ(meta_read_chunk(m, f, 0, &s, &n), 0, "read chunk 0");
+	CHECK_EQ(meta_read_chunk(m, f, 0, 0, META_CHUNK_SIZE, &s, &n), 0,
+		 "read chunk 0");
 	CHECK(n == 2 && s[0].id == id1 && s[1].id == id2 && s[1].pos == 500 &&
 		      s[1].len == 100,
 	      "records in write order");
@@ -83,10 +88,12 @@ test_truncate(struct meta *m)
 	s.size = 1000;
 	CHECK_EQ(meta_setattr(m, &root_cred, f, &s, NULL, &a), 0, "truncate");
 	CHECK_EQ(a.size, 1000, "size after shrink");
-	CHECK_EQ(meta_read_chunk(m, f, 2, &sl, &n), 0, "read dropped chunk");
+	CHECK_EQ(meta_read_chunk(m, f, 2, 0, META_CHUNK_SIZE, &sl, &n), 0,
+		 "read dropped chunk");
 	CHECK(n == 0, "chunk past the end dropped");
 	free(sl);
-	CHECK_EQ(meta_read_chunk(m, f, 0, &sl, &n), 0, "read boundary chunk");
+	CHECK_EQ(meta_read_chunk(m, f, 0, 0, META_CHUNK_SIZE, &sl, &n), 0,
+		 "read boundary chunk");
 	CHECK(n == 2 && sl[1].id == 0 && sl[1].pos == 1000 &&
 		      sl[1].len == META_CHUNK_SIZE - 1000,
 	      "hole slice hides the rest of the boundary chunk");
@@ -282,6 +289,229 @@ test_written(struct meta *m)
 	CHECK_EQ(a.written, 8192, "and it is stored");
 }
 
+/* ---- compaction ---------------------------------------------------------- */
+
+#define CB 256 /* 4 KiB blocks of the range written */
+
+struct model {
+	uint64_t id[CB]; /* slice shown at each block, 0 = zeros */
+	uint32_t off[CB];
+};
+
+static uint64_t
+lcg(uint64_t *x)
+{
+	*x = *x * 6364136223846793005ULL + 1442695040888963407ULL;
+	return *x >> 33;
+}
+
+/* Every block of the chunk as the records show it (the newest record
+ * covering it wins) equals the model. */
+static bool
+view_matches(const struct meta_slice *s, size_t n, const struct model *md,
+	     uint32_t b0, uint32_t b1)
+{
+	for (uint32_t b = b0; b < b1; b++) {
+		uint64_t id = 0;
+		uint32_t off = 0, pos = b * 4096;
+
+		for (size_t i = n; i-- > 0;)
+			if (s[i].pos <= pos && pos < s[i].pos + s[i].len) {
+				id = s[i].id;
+				off = s[i].off + (pos - s[i].pos);
+				break;
+			}
+		if (id != md->id[b] || (id && off != md->off[b]))
+			return false;
+	}
+	return true;
+}
+
+static void
+fsck_clean(struct meta *m, const char *what)
+{
+	struct meta_fsck_opts o = {0};
+	struct meta_fsck_report r;
+
+	CHECK_EQ(meta_fsck(m, &o, &r), 0, "fsck runs (%s)", what);
+	CHECK_EQ(r.problems, 0, "fsck finds nothing (%s)", what);
+}
+
+/* Drain gc: mark each released slice in seen (indexed from id0); a slice
+ * released twice fails. */
+static size_t
+drain(struct meta *m, uint64_t id0, uint8_t *seen, size_t nseen)
+{
+	struct meta_slice_ref r[64];
+	size_t n, total = 0;
+	bool twice = false;
+
+	do {
+		CHECK_EQ(meta_gc_next(m, r, 64, &n), 0, "gc next");
+		for (size_t i = 0; i < n; i++) {
+			uint64_t x = r[i].id - id0;
+
+			if (r[i].id < id0 || x >= nseen || seen[x]++)
+				twice = true;
+		}
+		total += n;
+		CHECK_EQ(meta_gc_release(m, r, n), 0, "gc release");
+	} while (n > 0);
+	CHECK(!twice, "no slice released twice or unknown");
+	return total;
+}
+
+/* Random overlapping writes (several runs of one shared slice per
+ * commit, as packing makes them) and truncations: the list stays
+ * bounded, reads see what a never-compacted list would show, dropped
+ * slices wait for the grace period and are then released exactly once. */
+static void
+test_compaction(struct meta *m)
+{
+	uint64_t f = mk(m, &root_cred, 1, "cp", META_REG, 0644, NULL), x = 42;
+	uint64_t id0 = 0, id, nids = 0;
+	static struct model md;
+	struct meta_slice_write w[8];
+	struct meta_setattr sa = {META_SET_SIZE, 0, 0, 0, 0, 0, 0, 0};
+	struct meta_usage u0, u;
+	struct meta_slice *s;
+	size_t n, maxn = 0, total;
+	uint8_t *seen;
+	bool ok = true;
+
+	memset(&md, 0, sizeof(md));
+	{
+		/* What earlier tests left for gc. */
+		struct meta_slice_ref r[64];
+
+		do {
+			meta_gc_next(m, r, 64, &n);
+			meta_gc_release(m, r, n);
+		} while (n > 0);
+	}
+	meta_usage(m, &u0);
+	for (int it = 0; it < 3000; it++) {
+		uint32_t nr = 1 + (uint32_t)(lcg(&x) % 8), size = 0;
+
+		if (it % 700 == 350) {
+			uint32_t keep = 1 + (uint32_t)(lcg(&x) % (CB - 1));
+
+			sa.size = (uint64_t)keep * 4096;
+			CHECK_EQ(meta_setattr(m, &root_cred, f, &sa, NULL,
+					      NULL), 0, "truncate");
+			for (uint32_t b = keep; b < CB; b++)
+				md.id[b] = 0;
+		}
+		CHECK_EQ(meta_new_slice_id(m, &id), 0, "slice id");
+		id0 = id0 ? id0 : id;
+		nids = id - id0 + 1;
+		for (uint32_t i = 0; i < nr; i++) {
+			uint32_t len = 1 + (uint32_t)(lcg(&x) % 4);
+			uint32_t b = (uint32_t)(lcg(&x) % (CB - len + 1));
+
+			w[i] = (struct meta_slice_write){
+				0, {id, 0, size, len * 4096, b * 4096}};
+			for (uint32_t k = 0; k < len; k++) {
+				md.id[b + k] = id;
+				md.off[b + k] = size + k * 4096;
+			}
+			size += len * 4096;
+		}
+		for (uint32_t i = 0; i < nr; i++)
+			w[i].s.size = size;
+		if (meta_write_slices(m, f, w, nr, 1, NULL) != 0 ||
+		    meta_read_chunk(m, f, 0, 0, META_CHUNK_SIZE, &s, &n) != 0) {
+			ok = false;
+			break;
+		}
+		maxn = TL_MAX(maxn, n);
+		if (it % 97 == 0 || it == 2999)
+			ok = ok && view_matches(s, n, &md, 0, CB);
+		free(s);
+	}
+	CHECK(ok, "3000 random writes: every read matched the model");
+	/* 256 blocks: at most 256 visible extents, twice that plus the tail
+	 * and one commit before compaction. */
+	CHECK(maxn <= 2 * CB + COMPACT_TAIL_T + 8,
+	      "record list bounded (%zu records at most)", maxn);
+	/* A ranged read returns only the records over its range, enough to
+	 * build the view there. */
+	CHECK_EQ(meta_read_chunk(m, f, 0, 40 * 4096, 48 * 4096, &s, &n), 0,
+		 "read a range");
+	CHECK(view_matches(s, n, &md, 40, 48), "ranged read shows the range");
+	for (size_t i = 0; i < n; i++)
+		ok = ok && s[i].pos < 48 * 4096 &&
+		     s[i].pos + s[i].len > 40 * 4096;
+	CHECK(ok, "ranged read: only records over the range (%zu)", n);
+	free(s);
+
+	/* Dropped slices wait for the grace period: referenced, not
+	 * released. */
+	meta_usage(m, &u);
+	CHECK(u.pending_delete > u0.pending_delete,
+	      "compaction dropped slices (%" PRIu64 " pending)",
+	      u.pending_delete - u0.pending_delete);
+	seen = tl_calloc(nids, 1);
+	CHECK_EQ(drain(m, id0, seen, nids), 0, "none released within grace");
+	fsck_clean(m, "slices in the grace period");
+
+	meta_set_compact_grace(m, 0);
+	total = drain(m, id0, seen, nids);
+	CHECK_FATAL(meta_read_chunk(m, f, 0, 0, META_CHUNK_SIZE, &s, &n) == 0,
+		    "read chunk");
+	ok = true;
+	for (uint64_t i = 0; i < nids; i++) {
+		bool shown = false;
+
+		for (size_t j = 0; j < n && !shown; j++)
+			shown = s[j].id == id0 + i;
+		ok = ok && (bool)seen[i] != shown;
+	}
+	free(s);
+	CHECK(ok, "after the grace every slice not shown was released "
+	      "(%zu), no shown one", total);
+	meta_usage(m, &u);
+	CHECK_EQ(u.pending_delete, u0.pending_delete, "nothing pending");
+	fsck_clean(m, "after the grace");
+
+	CHECK_EQ(meta_unlink(m, &root_cred, 1, "cp", NULL, NULL), 0, "unlink");
+	drain(m, id0, seen, nids);
+	ok = true;
+	for (uint64_t i = 0; i < nids; i++)
+		ok = ok && seen[i] == 1;
+	CHECK(ok, "after unlink every slice was released exactly once");
+	free(seen);
+	meta_set_compact_grace(m, 3600ULL * 1000000000ULL);
+	fsck_clean(m, "after unlink");
+}
+
+/* Writes in position order are a compacted list already: nothing is
+ * rewritten, nothing dropped. */
+static void
+test_sequential_not_compacted(struct meta *m)
+{
+	uint64_t f = mk(m, &root_cred, 1, "sq", META_REG, 0644, NULL), id;
+	struct meta_slice_write w;
+	struct meta_usage u0, u;
+	struct meta_slice *s;
+	size_t n;
+	int rc = 0;
+
+	meta_usage(m, &u0);
+	for (uint32_t i = 0; i < 300 && rc == 0; i++) {
+		meta_new_slice_id(m, &id);
+		w = sw(0, id, 4096, i * 4096);
+		rc = meta_write_slices(m, f, &w, 1, 1, NULL);
+	}
+	CHECK_EQ(rc, 0, "300 appends");
+	CHECK_EQ(meta_read_chunk(m, f, 0, 0, META_CHUNK_SIZE, &s, &n), 0,
+		 "read");
+	CHECK_EQ(n, 300, "300 appends keep their 300 records");
+	free(s);
+	meta_usage(m, &u);
+	CHECK_EQ(u.pending_delete, u0.pending_delete, "nothing dropped");
+}
+
 int
 main(void)
 {
@@ -296,6 +526,8 @@ main(void)
 	test_unlink_gc(m);
 	test_unlink_big_gc(m);
 	test_counters_exact(m);
+	test_compaction(m);
+	test_sequential_not_compacted(m);
 	meta_close(m);
 	fixture_done(&f);
 	test_limits();

@@ -204,7 +204,8 @@ main(void)
 
 	/* slices: wrong refcount, a live slice queued for deletion, a
 	 * missing block */
-	CHECK_FATAL(meta_read_chunk(m, c, 0, &sl, &n) == 0 && n == 1,
+	CHECK_FATAL(meta_read_chunk(m, c, 0, 0, META_CHUNK_SIZE, &sl, &n) ==
+				    0 && n == 1,
 		    "chunk of c");
 	key_slice(m, &k, 'K', sl[0].id, sl[0].size);
 	kv_put(m, &k, "\0\0\0\0\0\0\0\5", 8);
