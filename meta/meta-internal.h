@@ -44,7 +44,7 @@
 #define META_GC_KEYS 512         /* keys purged per meta_gc_next call */
 #define SLICE_REC 24             /* id 8, size 4, off 4, len 4, pos 4 */
 #define COMPACT_TAIL 64          /* records out of order before compaction */
-#define COMPACT_GRACE_S 3600     /* L records wait this long (no trash) */
+#define COMPACT_GRACE_S 300      /* L records wait this long (no trash) */
 #define INODE_VLEN 95
 #define INODE_VLEN_V1 87 /* before the written-bytes field */
 

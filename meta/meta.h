@@ -303,7 +303,8 @@ int meta_gc_next(struct meta *m, struct meta_slice_ref *out, size_t max,
 		 size_t *n);
 int meta_gc_release(struct meta *m, const struct meta_slice_ref *r, size_t n);
 /* How long slices dropped by compaction wait before meta_gc_next releases
- * them: the volume's trash days, or an hour without trash.  Tests set 0. */
+ * them: the volume's trash days, or five minutes without trash.  Tests set
+ * 0. */
 void meta_set_compact_grace(struct meta *m, uint64_t ns);
 
 /* ---- consistency check (fsck.c) -------------------------------------------

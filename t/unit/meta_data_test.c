@@ -481,7 +481,7 @@ test_compaction(struct meta *m)
 		ok = ok && seen[i] == 1;
 	CHECK(ok, "after unlink every slice was released exactly once");
 	free(seen);
-	meta_set_compact_grace(m, 3600ULL * 1000000000ULL);
+	meta_set_compact_grace(m, 300ULL * 1000000000ULL);
 	fsck_clean(m, "after unlink");
 }
 
