@@ -178,22 +178,6 @@ out:
 	return NULL;
 }
 
-static int
-run_fsck(void)
-{
-	char cmd[1200];
-	const char *b = getenv("top_builddir");
-	int st;
-
-	snprintf(cmd, sizeof cmd, "%s/tessera fsck %s > %s/fsck.out 2>&1",
-		 b && *b ? b : TH_BUILDDIR, srv.meta_url, srv.dir);
-	st = system(cmd);
-	snprintf(cmd, sizeof cmd, "sed 's/^/#   /' %s/fsck.out", srv.dir);
-	if (system(cmd) != 0)
-		th_diag("cannot show the fsck output");
-	return st;
-}
-
 int
 main(void)
 {
@@ -239,7 +223,7 @@ main(void)
 	/* Stop the daemon (cleanly) so buffered data is flushed and the
 	 * check sees a quiet volume. */
 	th_server_stop(&srv, false);
-	TH_CHECK(run_fsck() == 0, "tessera fsck clean after the storm");
+	TH_CHECK(th_server_fsck(&srv) == 0, "tessera fsck clean after the storm");
 	free(ks);
 	return th_done();
 }

@@ -170,12 +170,27 @@ th_done(void)
 static struct th_server *th_servers[TH_MAX_SERVERS];
 static bool th_hooks_installed;
 
-static const char *
+const char *
 th_builddir(void)
 {
 	const char *d = getenv("top_builddir");
 
 	return d && *d ? d : TH_BUILDDIR;
+}
+
+int
+th_server_fsck(const struct th_server *s)
+{
+	char cmd[1200];
+	int st;
+
+	snprintf(cmd, sizeof cmd, "%s/tessera fsck %s > %s/fsck.out 2>&1",
+		 th_builddir(), s->meta_url, s->dir);
+	st = system(cmd);
+	snprintf(cmd, sizeof cmd, "sed 's/^/#   /' %s/fsck.out", s->dir);
+	if (system(cmd) != 0)
+		th_diag("cannot show the fsck output");
+	return st;
 }
 
 static void

@@ -108,6 +108,11 @@ void th_server_destroy(struct th_server *s);
 uint64_t th_server_rss_anon(const struct th_server *s);
 /* libnfs URL for the server, path e.g. "/" (static buffer). */
 const char *th_server_url(const struct th_server *s, const char *path);
+/* Where tesserad and tessera are (top_builddir, or the configured one). */
+const char *th_builddir(void);
+/* Run `tessera fsck` on the server's volume, its output shown as
+ * diagnostics; returns system()'s status (0: clean). */
+int th_server_fsck(const struct th_server *s);
 
 /* ---- the client ------------------------------------------------------------ */
 
