@@ -19,6 +19,11 @@
  * so NFS writes that arrive slightly out of order still make one slice. */
 #define CACHE_GAP_WINDOW (8u << 20)
 
+/* A read that finds this many data extents in one chunk queues the chunk
+ * for data compaction (compact.c); at most CACHE_COMPACT_QUEUE wait. */
+#define CACHE_COMPACT_SEGS 32
+#define CACHE_COMPACT_QUEUE 16
+
 /* Whole-block buffers kept for reuse (block.c). */
 #define CACHE_BFREE_MAX 4
 /* Blocks a stream read through and let go, remembered so that a
@@ -186,6 +191,7 @@ struct cache {
 	uint64_t mem_bytes, mem_cap;
 	uint64_t mem_blocks;
 	_Atomic uint64_t mem_hits, fetches, fetch_bytes, prefetches;
+	_Atomic uint64_t compacted; /* chunks rewritten (compact.c) */
 	pthread_mutex_t fmu; /* whole-block buffers to reuse (leaf lock) */
 	uint8_t *freebuf[CACHE_BFREE_MAX];
 	unsigned nfree;
@@ -204,6 +210,12 @@ struct cache {
 	pthread_t gc;
 	pthread_mutex_t gc_mu;
 	pthread_cond_t gc_cv;
+	/* chunks waiting for data compaction, under gc_mu */
+	struct {
+		uint64_t ino;
+		uint32_t chunk;
+	} cq[CACHE_COMPACT_QUEUE];
+	unsigned ncq;
 };
 
 /* cache.c */
@@ -211,6 +223,20 @@ struct cfile *cache_file_get(struct cache *c, uint64_t ino, bool create);
 void cache_file_put(struct cache *c, struct cfile *f);
 struct cfile *cache_file_largest(struct cache *c);
 void cache_space_release(struct cache *c, uint64_t n);
+/* The pieces of bytes [off, off+len) of slice id (stored size size) that
+ * land at dst (NULL: prefetch), appended to *v. */
+int cache_plan_slice(struct cache *c, uint64_t id, uint32_t size,
+		     uint32_t off, uint32_t len, uint8_t *dst, struct piece **v,
+		     size_t *n, size_t *cap);
+/* Read pieces p[0..n) into their dst, in parallel. */
+int cache_read_pieces(struct cache *c, const struct piece *p, size_t n,
+		      bool seq);
+
+/* compact.c */
+/* Queue a chunk for data compaction (no-op without the gc job). */
+void cache_compact_want(struct cache *c, uint64_t ino, uint32_t chunk);
+/* Compact the first queued chunk, if any (the gc job). */
+void cache_compact_round(struct cache *c);
 
 /* write.c */
 int cache_file_flush(struct cache *c, struct cfile *f);

@@ -276,10 +276,10 @@ cache_buffered(struct cache *c)
 
 /* Add the pieces of bytes [off, off+len) of slice id (stored size size)
  * that land at dst (NULL: prefetch). */
-static int
-plan_slice(struct cache *c, uint64_t id, uint32_t size, uint32_t off,
-	   uint32_t len, uint8_t *dst, struct piece **v, size_t *n,
-	   size_t *cap)
+int
+cache_plan_slice(struct cache *c, uint64_t id, uint32_t size, uint32_t off,
+		 uint32_t len, uint8_t *dst, struct piece **v, size_t *n,
+		 size_t *cap)
 {
 	uint32_t k, from, blen, k_n;
 
@@ -325,6 +325,14 @@ cache_plan(struct cache *c, uint64_t ino, uint64_t off, uint64_t end,
 			r = cache_view_build(s, ns, (uint32_t)(pos - base),
 					     (uint32_t)(cend - base), &seg,
 					     &nseg);
+		if (r == 0 && nseg >= CACHE_COMPACT_SEGS) {
+			size_t data = 0;
+
+			for (i = 0; i < nseg; i++)
+				data += seg[i].id != 0;
+			if (data >= CACHE_COMPACT_SEGS)
+				cache_compact_want(c, ino, chunk);
+		}
 		for (i = 0; r == 0 && i < nseg; i++) {
 			uint8_t *p = buf ? buf + (base + seg[i].pos - off)
 					 : NULL;
@@ -334,8 +342,9 @@ cache_plan(struct cache *c, uint64_t ino, uint64_t off, uint64_t end,
 					memset(p, 0, seg[i].len);
 				continue;
 			}
-			r = plan_slice(c, seg[i].id, seg[i].size, seg[i].off,
-				       seg[i].len, p, &v, &n, &cap);
+			r = cache_plan_slice(c, seg[i].id, seg[i].size,
+					     seg[i].off, seg[i].len, p, &v, &n,
+					     &cap);
 		}
 		free(seg);
 		free(s);
@@ -398,8 +407,8 @@ want_whole(const struct cache *c, const struct piece *p, bool seq)
 	return seq || (uint64_t)p->n * 2 >= p->blen;
 }
 
-static int
-read_pieces(struct cache *c, const struct piece *p, size_t n, bool seq)
+int
+cache_read_pieces(struct cache *c, const struct piece *p, size_t n, bool seq)
 {
 	struct rdwait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
 			   0, 0};
@@ -457,7 +466,7 @@ read_copy(struct cache *c, struct cfile *f, uint64_t ino, uint64_t off,
 		}
 		r = cache_plan(c, ino, off, end, buf, &p, &np);
 		if (r == 0)
-			r = read_pieces(c, p, np, seq);
+			r = cache_read_pieces(c, p, np, seq);
 		free(p);
 		p = NULL;
 		if (r < 0 || f == NULL)
@@ -650,6 +659,7 @@ gc_main(void *arg)
 		r = gc_round(c, refs);
 		if (r < 0)
 			tl_debug("cache", "gc round: %s", strerror(-r));
+		cache_compact_round(c);
 		pthread_mutex_lock(&c->gc_mu);
 		/* A round that was not full leaves a short pause, so that a
 		 * remove storm is deleted in batches: one commit per round,
@@ -731,6 +741,7 @@ cache_stats(struct cache *c, struct cache_stats *out)
 	out->fetches = atomic_load(&c->fetches);
 	out->fetch_bytes = atomic_load(&c->fetch_bytes);
 	out->prefetches = atomic_load(&c->prefetches);
+	out->compacted = atomic_load(&c->compacted);
 	return 0;
 }
 

@@ -103,6 +103,14 @@ void cache_read_done(void *ref);
 /* Make attributes reflect buffered writes (size, mtime, ctime). */
 void cache_overlay_attr(struct cache *c, struct meta_attr *a);
 
+/* Data compaction of one chunk (compact.c; reads of fragmented chunks
+ * queue it for the gc job, which calls this): its visible bytes, if they
+ * lie in at least CACHE_COMPACT_SEGS extents, are stored as one fresh
+ * slice that replaces its records.  -EBUSY when the file has buffered
+ * writes here, -EAGAIN when the chunk changed meanwhile (nothing changed
+ * either way), -ENOENT when the file is gone. */
+int cache_compact(struct cache *c, uint64_t ino, uint32_t chunk);
+
 /* Bytes currently buffered (for metrics and tests). */
 uint64_t cache_buffered(struct cache *c);
 
@@ -124,6 +132,7 @@ struct cache_stats {
 	uint64_t mem_blocks, mem_bytes, mem_hits;
 	uint64_t fetches, fetch_bytes; /* GETs issued (whole or range) */
 	uint64_t prefetches;           /* blocks fetched by readahead */
+	uint64_t compacted;            /* chunks rewritten by compaction */
 };
 
 /* Fill *out (never fails; returns 0). */

@@ -441,6 +441,81 @@ chunk_compact(struct mtxn *t, uint8_t **buf, size_t *n)
 	return rc;
 }
 
+/* Replace a chunk's records, unchanged since they were read as old[0..n),
+ * by nw[0..nn) (a rewrite of the same bytes into fresh slices); every
+ * slice of the old list gets an L record. */
+static int
+rewrite_txn(struct mtxn *t, uint64_t ino, uint32_t chunk,
+	    const struct meta_slice *old, size_t n,
+	    const struct meta_slice *nw, size_t nn)
+{
+	struct meta_slice_ref *ids;
+	uint64_t now = tl_now_ns();
+	uint8_t rec[SLICE_REC], *buf;
+	struct meta_key k;
+	struct inode in;
+	const uint8_t *v;
+	size_t vlen, nids;
+	int rc;
+
+	rc = inode_get(t, ino, &in);
+	if (rc)
+		return rc;
+	if (in.a.type != META_REG)
+		return -EINVAL;
+	key_chunk(t->m, &k, ino, chunk);
+	rc = meta_kv_get(t->kv, k.b, k.len, (const void **)&v, &vlen);
+	if (rc == -ENOENT || (rc == 0 && vlen != n * SLICE_REC))
+		return -EAGAIN;
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		slice_encode(&old[i], rec);
+		if (memcmp(rec, v + i * SLICE_REC, SLICE_REC) != 0)
+			return -EAGAIN; /* written or compacted meanwhile */
+	}
+	ids = slice_set(old, n, &nids);
+	for (size_t i = 0; rc == 0 && i < nids; i++) {
+		key_compacted(t->m, &k, now, ids[i].id, ids[i].size);
+		rc = meta_kv_put(t->kv, k.b, k.len, "", 0);
+		t->d_pending++;
+	}
+	free(ids);
+	if (rc)
+		return rc;
+	buf = tl_malloc((nn ? nn : 1) * SLICE_REC);
+	for (size_t i = 0; i < nn; i++)
+		slice_encode(&nw[i], buf + i * SLICE_REC);
+	key_chunk(t->m, &k, ino, chunk);
+	rc = nn ? meta_kv_put(t->kv, k.b, k.len, buf, nn * SLICE_REC) :
+		  meta_kv_del(t->kv, k.b, k.len);
+	free(buf);
+	return rc;
+}
+
+int
+meta_rewrite_chunk(struct meta *m, uint64_t ino, uint32_t chunk,
+		   const struct meta_slice *old, size_t n,
+		   const struct meta_slice *nw, size_t nn)
+{
+	struct mtxn t;
+	int rc, tries = 0;
+
+	for (size_t i = 0; i < nn; i++)
+		if (nw[i].id == 0 ||
+		    (uint64_t)nw[i].pos + nw[i].len > META_CHUNK_SIZE ||
+		    (uint64_t)nw[i].off + nw[i].len > nw[i].size)
+			return -EINVAL;
+	do {
+		rc = txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		rc = rewrite_txn(&t, ino, chunk, old, n, nw, nn);
+		rc = txn_end(&t, rc);
+	} while (txn_retry(rc, &tries));
+	return rc;
+}
+
 /* ---- reading and writing chunks ------------------------------------------ */
 
 int

@@ -268,6 +268,17 @@ int meta_read_chunk(struct meta *m, uint64_t ino, uint32_t chunk,
 		    uint32_t from, uint32_t to, struct meta_slice **out,
 		    size_t *n);
 
+/* Data compaction: replace the records of a chunk, read (whole, with
+ * meta_read_chunk) as old[0..n), by nw[0..nn), records of fresh slices
+ * holding the same visible bytes, already stored.  -EAGAIN (nothing
+ * changed) when the chunk was written, truncated or compacted since;
+ * -ENOENT when the file is gone.  The old slices are released after the
+ * grace period, like those compaction of the list drops.  mtime and
+ * ctime do not change: the file's contents did not. */
+int meta_rewrite_chunk(struct meta *m, uint64_t ino, uint32_t chunk,
+		       const struct meta_slice *old, size_t n,
+		       const struct meta_slice *nw, size_t nn);
+
 /* Allocate a fresh slice id (never reused; allocated in batches). */
 int meta_new_slice_id(struct meta *m, uint64_t *id);
 

@@ -441,6 +441,8 @@ render_cache(struct tl_buf *b, const struct nfsd_metrics_src *src)
 	    "Bytes fetched by block GETs.", s.fetch_bytes);
 	one(b, "tessera_readahead_blocks_total", "counter",
 	    "Blocks fetched by readahead.", s.prefetches);
+	one(b, "tessera_compacted_chunks_total", "counter",
+	    "Fragmented chunks rewritten as one slice.", s.compacted);
 
 	one(b, "tessera_writeback_staged_blocks", "gauge",
 	    "Blocks staged on local disk, waiting for upload.",

@@ -582,6 +582,124 @@ test_packed(void)
 	cache_close(c);
 }
 
+/* Whether block 0 of slice (id, size) is stored. */
+static bool
+stored(uint64_t id, uint32_t size)
+{
+	char key[256];
+	uint64_t sz;
+
+	cache_block_key(key, sizeof(key), "vol", id, 0,
+			size < BS ? size : BS);
+	return os_head(fs, key, &sz) == 0;
+}
+
+/* Data compaction: a dense 2 MiB file overwritten by 4 KiB writes at
+ * random places in 8 flushes (so packs, out of order).  A buffered write
+ * makes cache_compact back off (-EBUSY); a rewrite against a stale list
+ * is refused (-EAGAIN) and changes nothing; a sequential read queues the
+ * chunk and the gc job rewrites it as one slice with one record; reads
+ * still match; the old slices stay stored through the grace period and
+ * are deleted after it. */
+static void
+test_compact(void)
+{
+	struct cache *c = open_cache(64u << 20, true);
+	uint64_t ino = new_file("compact"), seed = 99;
+	const size_t n = 2u << 20;
+	uint8_t *model = tl_malloc(n), buf[4096];
+	struct meta_slice *old = NULL, *now = NULL;
+	struct meta_slice_ref ids[600];
+	struct cache_stats st;
+	size_t nold = 0, nnow = 0, nid = 0, i, k, recs;
+	bool ok = true;
+	int round;
+
+	fill(model, n, 0, 5);
+	CHECK_EQ(cache_write(c, ino, 0, model, n, false), 0, "dense write");
+	CHECK_EQ(cache_flush(c, ino), 0, "flush");
+	for (round = 0; round < 8; round++) {
+		for (i = 0; i < 64; i++) {
+			uint64_t off;
+
+			seed = seed * 6364136223846793005ull +
+			       1442695040888963407ull;
+			off = 4096 * ((seed >> 33) % (n / 4096));
+			fill(buf, sizeof(buf), off, (unsigned)(round * 100 + i));
+			ok = ok && cache_write(c, ino, off, buf, sizeof(buf),
+					       false) == 0;
+			memcpy(model + off, buf, sizeof(buf));
+		}
+		ok = ok && cache_flush(c, ino) == 0;
+	}
+	CHECK(ok, "512 random 4 KiB overwrites in 8 flushes");
+	recs = nslices(ino, 0);
+	CHECK(recs > 100 && nids(ino, 0) >= 9,
+	      "fragmented: %zu records, %zu slices", recs, nids(ino, 0));
+
+	CHECK_EQ(cache_write(c, ino, 4096, "x", 1, false), 0, "buffer a byte");
+	model[4096] = 'x';
+	CHECK_EQ(cache_compact(c, ino, 0), -EBUSY,
+		 "compaction backs off while writes are buffered");
+	CHECK_EQ(cache_flush(c, ino), 0, "flush it");
+
+	meta_read_chunk(m, ino, 0, 0, META_CHUNK_SIZE, &old, &nold);
+	CHECK_EQ(cache_write(c, ino, 8192, "y", 1, false), 0, "one more");
+	model[8192] = 'y';
+	CHECK_EQ(cache_flush(c, ino), 0, "flush it");
+	recs = nslices(ino, 0);
+	{
+		struct meta_slice w = {old[0].id, old[0].size, 0, 4096, 0};
+
+		CHECK_EQ(meta_rewrite_chunk(m, ino, 0, old, nold, &w, 1),
+			 -EAGAIN, "a rewrite of a stale list is refused");
+	}
+	CHECK_EQ(nslices(ino, 0), recs, "and changes nothing");
+	free(old);
+
+	/* The slices before compaction. */
+	meta_read_chunk(m, ino, 0, 0, META_CHUNK_SIZE, &old, &nold);
+	for (i = 0; i < nold; i++) {
+		for (k = 0; k < nid && ids[k].id != old[i].id; k++)
+			;
+		if (k == nid && nid < 600)
+			ids[nid++] = (struct meta_slice_ref){old[i].id,
+							     old[i].size};
+	}
+	free(old);
+
+	CHECK(read_eq(c, ino, 0, n, model), "sequential read of it");
+	for (i = 0; i < 100 && nslices(ino, 0) != 1; i++)
+		usleep(100000);
+	meta_read_chunk(m, ino, 0, 0, META_CHUNK_SIZE, &now, &nnow);
+	CHECK(nnow == 1 && now[0].pos == 0 && now[0].len == n &&
+		      now[0].size == n,
+	      "the read queued the chunk; the gc job rewrote it as one "
+	      "slice, one record (%zu)", nnow);
+	cache_stats(c, &st);
+	CHECK(st.compacted >= 1, "counted (%llu)",
+	      (unsigned long long)st.compacted);
+	CHECK(read_eq(c, ino, 0, n, model), "reads match after compaction");
+
+	for (ok = true, k = 0; k < nid; k++)
+		ok = ok && stored(ids[k].id, ids[k].size);
+	CHECK(ok, "the %zu old slices stay stored through the grace", nid);
+	meta_set_compact_grace(m, 0);
+	for (i = 0, ok = false; i < 300 && !ok; i++) {
+		usleep(100000);
+		for (ok = true, k = 0; ok && k < nid; k++)
+			ok = !stored(ids[k].id, ids[k].size);
+	}
+	CHECK(ok, "after it gc deleted them");
+	CHECK(nnow == 1 && stored(now[0].id, now[0].size),
+	      "the new slice is stored");
+	CHECK(read_eq(c, ino, 0, n, model), "reads still match");
+	meta_set_compact_grace(m, 300ULL * 1000000000ULL);
+	free(now);
+	free(model);
+	cache_close(c);
+}
+
 /* Truncate to size as nfsd does: flush first, then SETATTR. */
 static bool
 truncate_to(struct cache *c, uint64_t ino, uint64_t size)
@@ -703,6 +821,7 @@ main(void)
 	test_removed_and_gc();
 	test_small_writes();
 	test_packed();
+	test_compact();
 	test_random();
 
 	os_close(fs);
