@@ -106,7 +106,12 @@ LOAD=$work/nfsload
 cc -O2 -std=gnu11 -Wall -o "$LOAD" "$src/bench/nfsload.c" -lnfs ||
 	{ echo "cannot build bench/nfsload.c" >&2; exit 1; }
 
-port_base=$((30000 + $$ % 20000))
+# Below the ephemeral range: a port the kernel may hand to an outgoing
+# connection (a client's, or the probe below) can be taken between the
+# probe and the server's bind ("Address already in use").
+eph_lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+eph_lo=${eph_lo:-32768}
+port_base=$((eph_lo > 12000 ? eph_lo - 10000 + $$ % 8000 : 2000 + $$ % 8000))
 free_port() { # sets $port to a TCP port nobody listens on (no subshell:
 	# the next call must not hand out the same one)
 	port=$port_base
