@@ -55,7 +55,9 @@ listening() { ss -ltnH "sport = :$1" 2>/dev/null | grep -q .; }
 free_port() {
 	local p
 	for _ in $(seq 100); do
-		p=$((20000 + RANDOM % 40000))
+		# below the ephemeral range (32768-60999 by default), where an
+		# outgoing connection can take a port between probe and bind
+		p=$((20000 + RANDOM % 12000))
 		listening "$p" || { echo "$p"; return 0; }
 	done
 	return 1
