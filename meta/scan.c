@@ -87,34 +87,26 @@ chunk_cb(void *arg, const void *key, size_t klen, const void *val,
 	return 0;
 }
 
-/* L<time><id><size>: dropped by compaction, still referenced until gc
- * releases it after the grace period. */
+/* Keys of one tag that name a slice: the id at idoff of every key of
+ * klen bytes goes into set.  L<time><id><size> (dropped by compaction,
+ * still referenced until gc releases it after the grace period) and
+ * R<id><size> (released, its objects are the deletion queue's). */
+struct idkeys {
+	struct meta_slice_set *set;
+	size_t *cap, klen, idoff;
+};
+
 static int
-compacted_cb(void *arg, const void *key, size_t klen, const void *val,
-	     size_t vlen)
+idkey_cb(void *arg, const void *key, size_t klen, const void *val,
+	 size_t vlen)
 {
-	struct scan_ctx *c = arg;
-	const uint8_t *k = key;
+	struct idkeys *s = arg;
 
 	(void)val;
 	(void)vlen;
-	if (klen == c->m->pfxlen + 21)
-		set_add(c->ref, &c->refcap, tl_get_be64(k + c->m->pfxlen + 9));
-	return 0;
-}
-
-/* R<id><size>: released, its objects are the deletion queue's. */
-static int
-released_cb(void *arg, const void *key, size_t klen, const void *val,
-	    size_t vlen)
-{
-	struct scan_ctx *c = arg;
-	const uint8_t *k = key;
-
-	(void)val;
-	(void)vlen;
-	if (klen == c->m->pfxlen + 13)
-		set_add(c->queued, &c->qcap, tl_get_be64(k + c->m->pfxlen + 1));
+	if (klen == s->klen)
+		set_add(s->set, s->cap,
+			tl_get_be64((const uint8_t *)key + s->idoff));
 	return 0;
 }
 
@@ -124,6 +116,8 @@ meta_scan_slices(struct meta *m, struct meta_slice_set *ref,
 		 void (*progress)(void *arg, uint64_t chunks), void *arg)
 {
 	struct scan_ctx c = {m, ref, queued, 0, 0, 0, progress, arg};
+	struct idkeys lkeys = {ref, &c.refcap, m->pfxlen + 21, m->pfxlen + 9};
+	struct idkeys rkeys = {queued, &c.qcap, m->pfxlen + 13, m->pfxlen + 1};
 	struct meta_key s, e;
 	struct mtxn t;
 	int rc;
@@ -139,13 +133,13 @@ meta_scan_slices(struct meta *m, struct meta_slice_set *ref,
 	key_tag(m, &s, 'L');
 	key_tag(m, &e, 'M');
 	if (rc == 0)
-		rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, compacted_cb,
-				  &c);
+		rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, idkey_cb,
+				  &lkeys);
 	key_tag(m, &s, 'R');
 	key_tag(m, &e, 'S');
 	if (rc == 0)
-		rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, released_cb,
-				  &c);
+		rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, idkey_cb,
+				  &rkeys);
 	rc = txn_end(&t, rc);
 	if (rc) {
 		meta_slice_set_free(ref);

@@ -6,10 +6,10 @@
 
 #include <inttypes.h>
 
+#include "meta/meta-internal.h"
 #include "t/unit/meta_test.h"
 
 #define MiB (1ULL << 20)
-#define COMPACT_TAIL_T 64 /* COMPACT_TAIL of meta/data.c */
 
 static struct meta_slice_write
 sw(uint32_t chunk, uint64_t id, uint32_t size, uint32_t pos)
@@ -432,7 +432,7 @@ test_compaction(struct meta *m)
 	CHECK(ok, "3000 random writes: every read matched the model");
 	/* 256 blocks: at most 256 visible extents, twice that plus the tail
 	 * and one commit before compaction. */
-	CHECK(maxn <= 2 * CB + COMPACT_TAIL_T + 8,
+	CHECK(maxn <= 2 * CB + COMPACT_TAIL + 8,
 	      "record list bounded (%zu records at most)", maxn);
 	/* A ranged read returns only the records over its range, enough to
 	 * build the view there. */
@@ -486,7 +486,8 @@ test_compaction(struct meta *m)
 }
 
 /* Writes in position order are a compacted list already: nothing is
- * rewritten, nothing dropped. */
+ * rewritten, nothing dropped.  The 300 records name consecutive bytes of
+ * one slice, so a rewrite would merge them into one. */
 static void
 test_sequential_not_compacted(struct meta *m)
 {
@@ -498,9 +499,10 @@ test_sequential_not_compacted(struct meta *m)
 	int rc = 0;
 
 	meta_usage(m, &u0);
+	meta_new_slice_id(m, &id);
 	for (uint32_t i = 0; i < 300 && rc == 0; i++) {
-		meta_new_slice_id(m, &id);
-		w = sw(0, id, 4096, i * 4096);
+		w = (struct meta_slice_write){
+			0, {id, 300 * 4096, i * 4096, 4096, i * 4096}};
 		rc = meta_write_slices(m, f, &w, 1, 1, NULL);
 	}
 	CHECK_EQ(rc, 0, "300 appends");
