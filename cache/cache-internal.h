@@ -20,8 +20,11 @@
 #define CACHE_GAP_WINDOW (8u << 20)
 
 /* A read that finds this many data extents in one chunk queues the chunk
- * for data compaction (compact.c); at most CACHE_COMPACT_QUEUE wait. */
+ * for data compaction (compact.c), as does a flush that leaves its list
+ * with CACHE_COMPACT_RECORDS records (cache_opts.compact_records); at
+ * most CACHE_COMPACT_QUEUE wait. */
 #define CACHE_COMPACT_SEGS 32
+#define CACHE_COMPACT_RECORDS 128
 #define CACHE_COMPACT_QUEUE 16
 
 /* Whole-block buffers kept for reuse (block.c). */
@@ -207,6 +210,7 @@ struct cache {
 	struct tl_pool *rd; /* parallel pieces of one read */
 
 	bool gc_on, stop;
+	uint32_t compact_records; /* a flush's trigger (cache_opts) */
 	pthread_t gc;
 	pthread_mutex_t gc_mu;
 	pthread_cond_t gc_cv;

@@ -798,6 +798,8 @@ cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
 		cache_close(c);
 		return r;
 	}
+	c->compact_records = o && o->compact_records ? o->compact_records :
+						       CACHE_COMPACT_RECORDS;
 	if (o && o->gc) {
 		if (pthread_create(&c->gc, NULL, gc_main, c) != 0) {
 			cache_close(c);

@@ -60,6 +60,10 @@ struct cache_opts {
 	uint64_t readahead_max;
 	uint64_t readahead_budget;
 	unsigned download_threads; /* parallel block fetches (0: 16) */
+	/* Data compaction (compact.c): a flush that leaves a chunk's record
+	 * list at least this long queues the chunk (0: 128; UINT32_MAX:
+	 * only reads queue chunks). */
+	uint32_t compact_records;
 };
 
 /* Borrow m and os for the life of the cache.  Puts to os may become
@@ -103,10 +107,11 @@ void cache_read_done(void *ref);
 /* Make attributes reflect buffered writes (size, mtime, ctime). */
 void cache_overlay_attr(struct cache *c, struct meta_attr *a);
 
-/* Data compaction of one chunk (compact.c; reads of fragmented chunks
- * queue it for the gc job, which calls this): its visible bytes, if they
+/* Data compaction of one chunk (compact.c; reads and flushes of
+ * fragmented chunks queue it for the gc job, which calls this): its
+ * visible bytes, but for big extents of mostly visible slices, if they
  * lie in at least CACHE_COMPACT_SEGS extents, are stored as one fresh
- * slice that replaces its records.  -EBUSY when the file has buffered
+ * slice that replaces their records.  -EBUSY when the file has buffered
  * writes here, -EAGAIN when the chunk changed meanwhile (nothing changed
  * either way), -ENOENT when the file is gone. */
 int cache_compact(struct cache *c, uint64_t ino, uint32_t chunk);

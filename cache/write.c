@@ -1161,8 +1161,16 @@ cache_file_flush(struct cache *c, struct cfile *f)
 		 * are freed: committing would name lost objects, so the
 		 * data is dropped and the error answered. */
 		lost = true;
-	if (r == 0)
-		r = meta_write_slices(c->m, f->ino, w, n, mtime, NULL);
+	if (r == 0) {
+		uint32_t *recs = tl_malloc((n ? n : 1) * sizeof(*recs));
+
+		r = meta_write_slices(c->m, f->ino, w, n, mtime, NULL, recs);
+		for (size_t i = 0; r == 0 && i < n; i++)
+			if (recs[i] >= c->compact_records &&
+			    (i == 0 || w[i].chunk != w[i - 1].chunk))
+				cache_compact_want(c, f->ino, w[i].chunk);
+		free(recs);
+	}
 	pthread_mutex_lock(&f->mu);
 	if (r == 0 || r == -ENOENT || lost) {
 		b = detach(f, last);

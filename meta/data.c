@@ -402,6 +402,34 @@ slice_set(const struct meta_slice *r, size_t n, size_t *nout)
 	return v;
 }
 
+/* Slices of before[0..nb) that after[0..na) no longer names get an L
+ * record: released once the grace period has passed. */
+static int
+release_dropped(struct mtxn *t, const struct meta_slice *before, size_t nb,
+		const struct meta_slice *after, size_t na)
+{
+	struct meta_slice_ref *b, *a;
+	uint64_t now = tl_now_ns();
+	size_t nsb, nsa, j = 0;
+	struct meta_key k;
+	int rc = 0;
+
+	b = slice_set(before, nb, &nsb);
+	a = slice_set(after, na, &nsa);
+	for (size_t i = 0; rc == 0 && i < nsb; i++) {
+		while (j < nsa && cmp_ref(&a[j], &b[i]) < 0)
+			j++;
+		if (j < nsa && cmp_ref(&a[j], &b[i]) == 0)
+			continue;
+		key_compacted(t->m, &k, now, b[i].id, b[i].size);
+		rc = meta_kv_put(t->kv, k.b, k.len, "", 0);
+		t->d_pending++;
+	}
+	free(b);
+	free(a);
+	return rc;
+}
+
 /* Rewrite the n records in *buf as their visible extents; slices that
  * disappear get L records.  *buf is replaced, *n updated. */
 static int
@@ -409,26 +437,13 @@ chunk_compact(struct mtxn *t, uint8_t **buf, size_t *n)
 {
 	struct meta_slice *r = tl_malloc((*n ? *n : 1) * sizeof(*r));
 	struct meta_slice *vis = tl_malloc((2 * *n + 1) * sizeof(*vis));
-	struct meta_slice_ref *before, *after;
-	size_t nvis, nb, na, j = 0;
-	uint64_t now = tl_now_ns();
-	struct meta_key k;
-	int rc = 0;
+	size_t nvis;
+	int rc;
 
 	for (size_t i = 0; i < *n; i++)
 		slice_decode(*buf + i * SLICE_REC, &r[i]);
 	nvis = chunk_visible(r, *n, vis);
-	before = slice_set(r, *n, &nb);
-	after = slice_set(vis, nvis, &na);
-	for (size_t i = 0; rc == 0 && i < nb; i++) {
-		while (j < na && cmp_ref(&after[j], &before[i]) < 0)
-			j++;
-		if (j < na && cmp_ref(&after[j], &before[i]) == 0)
-			continue;
-		key_compacted(t->m, &k, now, before[i].id, before[i].size);
-		rc = meta_kv_put(t->kv, k.b, k.len, "", 0);
-		t->d_pending++;
-	}
+	rc = release_dropped(t, r, *n, vis, nvis);
 	if (rc == 0) {
 		for (size_t i = 0; i < nvis; i++)
 			slice_encode(&vis[i], *buf + i * SLICE_REC);
@@ -436,26 +451,22 @@ chunk_compact(struct mtxn *t, uint8_t **buf, size_t *n)
 	}
 	free(r);
 	free(vis);
-	free(before);
-	free(after);
 	return rc;
 }
 
 /* Replace a chunk's records, unchanged since they were read as old[0..n),
- * by nw[0..nn) (a rewrite of the same bytes into fresh slices); every
- * slice of the old list gets an L record. */
+ * by nw[0..nn) (the same bytes, partly in a fresh slice, partly still in
+ * old slices); every old slice nw does not name gets an L record. */
 static int
 rewrite_txn(struct mtxn *t, uint64_t ino, uint32_t chunk,
 	    const struct meta_slice *old, size_t n,
 	    const struct meta_slice *nw, size_t nn)
 {
-	struct meta_slice_ref *ids;
-	uint64_t now = tl_now_ns();
 	uint8_t rec[SLICE_REC], *buf;
 	struct meta_key k;
 	struct inode in;
 	const uint8_t *v;
-	size_t vlen, nids;
+	size_t vlen;
 	int rc;
 
 	rc = inode_get(t, ino, &in);
@@ -474,13 +485,7 @@ rewrite_txn(struct mtxn *t, uint64_t ino, uint32_t chunk,
 		if (memcmp(rec, v + i * SLICE_REC, SLICE_REC) != 0)
 			return -EAGAIN; /* written or compacted meanwhile */
 	}
-	ids = slice_set(old, n, &nids);
-	for (size_t i = 0; rc == 0 && i < nids; i++) {
-		key_compacted(t->m, &k, now, ids[i].id, ids[i].size);
-		rc = meta_kv_put(t->kv, k.b, k.len, "", 0);
-		t->d_pending++;
-	}
-	free(ids);
+	rc = release_dropped(t, old, n, nw, nn);
 	if (rc)
 		return rc;
 	buf = tl_malloc((nn ? nn : 1) * SLICE_REC);
@@ -582,10 +587,11 @@ write_check(const struct meta_slice_write *w, size_t n, uint64_t *end)
 	return 0;
 }
 
-/* Append records w[i..j) (all of one chunk) to its value. */
+/* Append records w[i..j) (all of one chunk) to its value; *nrec
+ * receives how many records the value holds then. */
 static int
 chunk_append(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
-	     size_t cnt)
+	     size_t cnt, uint32_t *nrec)
 {
 	struct meta_key k;
 	const void *v;
@@ -615,13 +621,15 @@ chunk_append(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
 	}
 	if (rc == 0)
 		rc = meta_kv_put(t->kv, k.b, k.len, buf, n * SLICE_REC);
+	*nrec = (uint32_t)TL_MIN(n, UINT32_MAX);
 	free(buf);
 	return rc;
 }
 
 static int
 write_txn(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
-	  size_t n, uint64_t end, uint64_t mtime_ns, struct meta_attr *post)
+	  size_t n, uint64_t end, uint64_t mtime_ns, struct meta_attr *post,
+	  uint32_t *records)
 {
 	struct inode in;
 	int64_t d = 0;
@@ -640,9 +648,13 @@ write_txn(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
 		in.a.size = end;
 	}
 	for (size_t i = 0, j; rc == 0 && i < n; i = j) {
+		uint32_t nrec = 0;
+
 		for (j = i + 1; j < n && w[j].chunk == w[i].chunk; j++)
 			;
-		rc = chunk_append(t, ino, w + i, j - i);
+		rc = chunk_append(t, ino, w + i, j - i, &nrec);
+		for (size_t x = i; records && x < j; x++)
+			records[x] = nrec;
 	}
 	/* Overwrites count again, so the figure is capped by the size: exact
 	 * for files written once (sparse ones included), never above what a
@@ -665,7 +677,7 @@ write_txn(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
 int
 meta_write_slices(struct meta *m, uint64_t ino,
 		  const struct meta_slice_write *w, size_t n,
-		  uint64_t mtime_ns, struct meta_attr *post)
+		  uint64_t mtime_ns, struct meta_attr *post, uint32_t *records)
 {
 	struct mtxn t;
 	uint64_t end;
@@ -678,7 +690,7 @@ meta_write_slices(struct meta *m, uint64_t ino,
 		rc = txn_begin(m, &t, false);
 		if (rc)
 			return rc;
-		rc = write_txn(&t, ino, w, n, end, mtime_ns, post);
+		rc = write_txn(&t, ino, w, n, end, mtime_ns, post, records);
 		rc = txn_end(&t, rc);
 	} while (txn_retry(rc, &tries));
 	return rc;

@@ -269,11 +269,12 @@ int meta_read_chunk(struct meta *m, uint64_t ino, uint32_t chunk,
 		    size_t *n);
 
 /* Data compaction: replace the records of a chunk, read (whole, with
- * meta_read_chunk) as old[0..n), by nw[0..nn), records of fresh slices
- * holding the same visible bytes, already stored.  -EAGAIN (nothing
- * changed) when the chunk was written, truncated or compacted since;
- * -ENOENT when the file is gone.  The old slices are released after the
- * grace period, like those compaction of the list drops.  mtime and
+ * meta_read_chunk) as old[0..n), by nw[0..nn), records showing the same
+ * visible bytes: of fresh slices, already stored, or of old slices kept.
+ * -EAGAIN (nothing changed) when the chunk was written, truncated or
+ * compacted since; -ENOENT when the file is gone.  The old slices nw no
+ * longer names are released after the grace period, like those
+ * compaction of the list drops.  mtime and
  * ctime do not change: the file's contents did not. */
 int meta_rewrite_chunk(struct meta *m, uint64_t ino, uint32_t chunk,
 		       const struct meta_slice *old, size_t n,
@@ -291,10 +292,14 @@ struct meta_slice_write {
  * one transaction: size = max(size, end of the last byte written), mtime
  * and ctime = mtime_ns, usage counters updated; -ENOSPC past capacity,
  * -ENOENT if the inode is gone (the caller then releases the slices with
- * meta_gc_release).  post may be NULL. */
+ * meta_gc_release).  post may be NULL.  records, when not NULL, has room
+ * for n: records[i] receives how many records w[i].chunk holds after the
+ * write (after compaction of its list, if it ran): what triggers data
+ * compaction (cache/compact.c). */
 int meta_write_slices(struct meta *m, uint64_t ino,
 		      const struct meta_slice_write *w, size_t n,
-		      uint64_t mtime_ns, struct meta_attr *post);
+		      uint64_t mtime_ns, struct meta_attr *post,
+		      uint32_t *records);
 
 /* ---- deletion of data ------------------------------------------------------
  *

@@ -102,6 +102,19 @@ nobjects(void)
 }
 
 static struct cache *
+open_cache_compact(uint64_t limit, bool gc, uint32_t compact_records)
+{
+	struct cache_opts o = {.buffer_limit = limit,
+			       .upload_threads = 4,
+			       .gc = gc,
+			       .compact_records = compact_records};
+	struct cache *c = NULL;
+
+	CHECK_FATAL(cache_open(m, &fault.base, &o, &c) == 0, "cache_open");
+	return c;
+}
+
+static struct cache *
 open_cache(uint64_t limit, bool gc)
 {
 	struct cache_opts o = {
@@ -608,7 +621,8 @@ stored(uint64_t id, uint32_t size)
 static void
 test_compact(void)
 {
-	struct cache *c = open_cache(64u << 20, true);
+	/* Only the read queues the chunk here (flushes would too). */
+	struct cache *c = open_cache_compact(64u << 20, true, UINT32_MAX);
 	uint64_t ino = new_file("compact"), seed = 99;
 	const size_t n = 2u << 20;
 	uint8_t *model = tl_malloc(n), buf[4096];
@@ -673,7 +687,7 @@ test_compact(void)
 	free(old);
 
 	CHECK(read_eq(c, ino, 0, n, model), "sequential read of it");
-	for (i = 0; i < 100 && nslices(ino, 0) != 1; i++)
+	for (i = 0; i < 300 && nslices(ino, 0) != 1; i++)
 		usleep(100000);
 	meta_read_chunk(m, ino, 0, 0, META_CHUNK_SIZE, &now, &nnow);
 	CHECK(nnow == 1 && now[0].pos == 0 && now[0].len == n &&
@@ -700,6 +714,102 @@ test_compact(void)
 	CHECK(read_eq(c, ino, 0, n, model), "reads still match");
 	meta_set_compact_grace(m, 300ULL * 1000000000ULL);
 	free(now);
+	free(model);
+	cache_close(c);
+}
+
+/* A log appended 4 KiB at a time, each append flushed (fsync), never
+ * read: the flushes that leave 128 records queue the chunk and the gc
+ * job merges the appends, so the list stays short; the data reads back
+ * the same. */
+static void
+test_compact_appends(void)
+{
+	struct cache *c = open_cache(64u << 20, true);
+	const size_t n = 400, sz = 4096;
+	uint8_t *model = tl_malloc(n * sz);
+	uint64_t ino = new_file("log");
+	struct cache_stats st;
+	bool ok = true;
+	size_t i, recs;
+
+	for (i = 0; i < n; i++) {
+		fill(model + i * sz, sz, i * sz, 7);
+		ok = ok &&
+		     cache_write(c, ino, i * sz, model + i * sz, sz, false) ==
+			     0 &&
+		     cache_flush(c, ino) == 0;
+	}
+	CHECK(ok, "%zu appends of 4 KiB, each flushed", n);
+	for (i = 0; i < 300 && nslices(ino, 0) >= 128; i++)
+		usleep(100000);
+	recs = nslices(ino, 0);
+	cache_stats(c, &st);
+	CHECK(recs < 128 && st.compacted >= 1,
+	      "no read needed: the flushes queued the chunk, the gc job "
+	      "compacted it (%zu records, %llu compactions)",
+	      recs, (unsigned long long)st.compacted);
+	CHECK(read_eq(c, ino, 0, n * sz, model), "the log reads back");
+	free(model);
+	cache_close(c);
+}
+
+/* A chunk whose first 3 MiB are one slice, written once, and whose next
+ * 40 blocks were overwritten one 4 KiB flush at a time: compaction keeps
+ * the big slice's record as it is (nothing of it copied, the slice not
+ * released) and merges the 40 small ones into one new slice, which
+ * replaces them. */
+static void
+test_compact_keeps_big(void)
+{
+	struct cache *c = open_cache_compact(64u << 20, true, UINT32_MAX);
+	const size_t big = 3u << 20, n = big + (2u << 20);
+	uint8_t *model = tl_malloc(n), buf[4096];
+	struct meta_slice *s = NULL;
+	size_t ns = 0, i, small = 0;
+	uint64_t big_id = 0, ino = new_file("keepbig");
+	uint32_t big_size = 0;
+	bool ok = true, kept = false;
+
+	fill(model, n, 0, 11);
+	CHECK_EQ(cache_write(c, ino, 0, model, n, false), 0, "dense write");
+	CHECK_EQ(cache_flush(c, ino), 0, "flush");
+	meta_read_chunk(m, ino, 0, 0, META_CHUNK_SIZE, &s, &ns);
+	CHECK_FATAL(ns >= 1, "records");
+	big_id = s[0].id;
+	big_size = s[0].size;
+	free(s);
+	for (i = 0; i < 40; i++) {
+		uint64_t off = big + i * 2 * 4096; /* every other block */
+
+		fill(buf, sizeof(buf), off, 100 + (unsigned)i);
+		memcpy(model + off, buf, sizeof(buf));
+		ok = ok && cache_write(c, ino, off, buf, sizeof(buf), false) ==
+				   0 &&
+		     cache_flush(c, ino) == 0;
+	}
+	CHECK(ok, "40 small overwrites after the first 3 MiB");
+	CHECK_EQ(cache_compact(c, ino, 0), 0, "compaction");
+	meta_read_chunk(m, ino, 0, 0, META_CHUNK_SIZE, &s, &ns);
+	for (i = 0; i < ns; i++) {
+		if (s[i].id != big_id)
+			small++;
+		else if (s[i].pos == 0 && s[i].off == 0 && s[i].len == big)
+			kept = true;
+	}
+	free(s);
+	CHECK(kept, "the first 3 MiB still name the big slice, uncopied");
+	CHECK(ns == 3 && small == 1,
+	      "the 80 small extents after them became one record of a new "
+	      "slice; the last 1.7 MiB name the big slice (%zu records)",
+	      ns);
+	CHECK(read_eq(c, ino, 0, n, model), "reads match");
+	meta_set_compact_grace(m, 0);
+	for (i = 0; i < 50; i++)
+		usleep(100000);
+	CHECK(stored(big_id, big_size), "the big slice is not released");
+	CHECK(read_eq(c, ino, 0, n, model), "reads still match");
+	meta_set_compact_grace(m, 300ULL * 1000000000ULL);
 	free(model);
 	cache_close(c);
 }
@@ -826,6 +936,8 @@ main(void)
 	test_small_writes();
 	test_packed();
 	test_compact();
+	test_compact_appends();
+	test_compact_keeps_big();
 	test_random();
 
 	os_close(fs);

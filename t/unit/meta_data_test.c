@@ -46,7 +46,8 @@ test_write_read(struct meta *m)
 	w[0] = sw(0, id1, 1000, 0);
 	w[1] = sw(0, id2, 100, 500);
 	w[2] = sw(1, id2 + 1000, 10, 0);
-	CHECK_EQ(meta_write_slices(m, f, w, 3, 12345, &a), 0, "write slices");
+	CHECK_EQ(meta_write_slices(m, f, w, 3, 12345, &a, NULL), 0,
+		 "write slices");
 	CHECK_EQ(a.size, META_CHUNK_SIZE + 10, "size is the end of the write");
 	CHECK_EQ(a.mtime_ns, 12345, "mtime from the caller");
 	CHECK_EQ(a.ctime_ns, 12345, "ctime too");
@@ -59,14 +60,14 @@ test_write_read(struct meta *m)
 	CHECK_EQ(used_bytes(m), META_CHUNK_SIZE + 4096,
 		 "used bytes rounded to 4 KiB");
 	w[0] = sw(0, id1, 10, META_CHUNK_SIZE - 5);
-	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, NULL), -EINVAL,
+	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, NULL, NULL), -EINVAL,
 		 "slice past the chunk end -> EINVAL");
 	w[0] = sw((uint32_t)(META_MAX_FILE_SIZE / META_CHUNK_SIZE), id1, 10,
 		  0);
-	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, NULL), -EFBIG,
+	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, NULL, NULL), -EFBIG,
 		 "past the largest file -> EFBIG");
 	w[0] = sw(0, id1, 10, 0);
-	CHECK_EQ(meta_write_slices(m, 999999, w, 1, 1, NULL), -ENOENT,
+	CHECK_EQ(meta_write_slices(m, 999999, w, 1, 1, NULL, NULL), -ENOENT,
 		 "write to a missing inode -> ENOENT");
 }
 
@@ -84,7 +85,17 @@ test_truncate(struct meta *m)
 	meta_new_slice_id(m, &id);
 	w[0] = sw(0, id, 8 * MiB, 0);
 	w[1] = sw(2, id + 1, 4 * MiB, 0);
-	CHECK_EQ(meta_write_slices(m, f, w, 2, 1, NULL), 0, "write 2 chunks");
+	CHECK_EQ(meta_write_slices(m, f, w, 2, 1, NULL, NULL), 0,
+		 "write 2 chunks");
+	{
+		uint32_t recs[2] = {0, 0};
+
+		w[1].s.pos = 4096;
+		w[1].s.len = 4096;
+		CHECK_EQ(meta_write_slices(m, f, w + 1, 1, 1, NULL, recs), 0,
+			 "one more record in chunk 2");
+		CHECK_EQ(recs[0], 2, "the write says chunk 2 holds 2 records");
+	}
 	s.size = 1000;
 	CHECK_EQ(meta_setattr(m, &root_cred, f, &s, NULL, &a), 0, "truncate");
 	CHECK_EQ(a.size, 1000, "size after shrink");
@@ -136,14 +147,14 @@ test_unlink_gc(struct meta *m)
 	w[0] = sw(0, id, 4096, 0);
 	w[1] = sw(0, id, 4096, 4096); /* the same slice twice in a chunk */
 	w[2] = sw(5, id + 7, 4096, 0);
-	CHECK_EQ(meta_write_slices(m, f, w, 3, 1, NULL), 0, "write");
+	CHECK_EQ(meta_write_slices(m, f, w, 3, 1, NULL, NULL), 0, "write");
 	CHECK_EQ(meta_unlink(m, &root_cred, 1, "g", NULL, NULL), 0, "unlink");
 	meta_usage(m, &u);
 	CHECK_EQ(u.used_bytes, u0.used_bytes, "used bytes back");
 	CHECK_EQ(u.used_inodes, u0.used_inodes - 1, "one inode less");
 	CHECK_EQ(u.pending_delete, u0.pending_delete + 2,
 		 "a small file's two slices are released at once");
-	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, NULL), -ENOENT,
+	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, NULL, NULL), -ENOENT,
 		 "write to an unlinked file -> ENOENT");
 	for (int i = 0; i < 4; i++) {
 		CHECK_EQ(meta_gc_next(m, r, 2, &n), 0, "gc next");
@@ -171,7 +182,8 @@ test_unlink_big_gc(struct meta *m)
 		meta_new_slice_id(m, &id);
 		w[i] = sw(i, id, 4096, 0);
 	}
-	CHECK_EQ(meta_write_slices(m, f, w, 20, 1, NULL), 0, "write 20 chunks");
+	CHECK_EQ(meta_write_slices(m, f, w, 20, 1, NULL, NULL), 0,
+		 "write 20 chunks");
 	CHECK_EQ(meta_unlink(m, &root_cred, 1, "big", NULL, NULL), 0,
 		 "unlink");
 	meta_usage(m, &u);
@@ -208,14 +220,14 @@ test_limits(void)
 	CHECK_EQ(rc, -ENOSPC, "inode limit -> ENOSPC");
 	meta_new_slice_id(m, &id);
 	w = sw(0, id, 512 * 1024, 0);
-	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL), 0, "half capacity");
+	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL, NULL), 0, "half capacity");
 	w = sw(0, id + 1, 512 * 1024, 512 * 1024);
-	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL), 0, "full capacity");
+	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL, NULL), 0, "full capacity");
 	w = sw(0, id + 2, 1, 1024 * 1024);
-	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL), -ENOSPC,
+	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL, NULL), -ENOSPC,
 		 "write past capacity -> ENOSPC");
 	w = sw(0, id + 3, 100, 0);
-	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL), 0,
+	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL, NULL), 0,
 		 "overwrite inside the size still works");
 	s.size = 2 * MiB;
 	CHECK_EQ(meta_setattr(m, &root_cred, a, &s, NULL, NULL), -ENOSPC,
@@ -244,7 +256,7 @@ test_counters_exact(struct meta *m)
 	f = mk(m, &root_cred, d, "f", META_REG, 0644, NULL);
 	meta_new_slice_id(m, &id);
 	w = sw(0, id, 5000, 0);
-	meta_write_slices(m, f, &w, 1, 1, NULL);
+	meta_write_slices(m, f, &w, 1, 1, NULL, NULL);
 	meta_usage(m, &u);
 	CHECK_EQ(u.used_bytes - u0.used_bytes, 8192, "5000 bytes use 8 KiB");
 	CHECK_EQ(u.used_inodes - u0.used_inodes, 2, "two inodes");
@@ -273,13 +285,13 @@ test_written(struct meta *m)
 
 	CHECK_EQ(meta_new_slice_id(m, &id), 0, "slice id");
 	w[0] = sw(0, id, 1, 10u << 20);
-	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, &a), 0, "1 byte at 10 MiB");
+	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, &a, NULL), 0, "1 byte at 10 MiB");
 	CHECK_EQ(a.size, (10u << 20) + 1, "size covers the hole");
 	CHECK_EQ(a.written, 4096, "the hole is not counted as stored");
 	for (int i = 0; i < 3; i++) {
 		CHECK_EQ(meta_new_slice_id(m, &id), 0, "slice id");
 		w[0] = sw(0, id, 8192, 0);
-		CHECK_EQ(meta_write_slices(m, f, w, 1, 1, &a), 0, "overwrite");
+		CHECK_EQ(meta_write_slices(m, f, w, 1, 1, &a, NULL), 0, "overwrite");
 	}
 	CHECK_EQ(a.written, 4096 + 8192 * 3, "overwrites add up");
 	sa.size = 6000;
@@ -419,7 +431,7 @@ test_compaction(struct meta *m)
 		}
 		for (uint32_t i = 0; i < nr; i++)
 			w[i].s.size = size;
-		if (meta_write_slices(m, f, w, nr, 1, NULL) != 0 ||
+		if (meta_write_slices(m, f, w, nr, 1, NULL, NULL) != 0 ||
 		    meta_read_chunk(m, f, 0, 0, META_CHUNK_SIZE, &s, &n) != 0) {
 			ok = false;
 			break;
@@ -503,7 +515,7 @@ test_sequential_not_compacted(struct meta *m)
 	for (uint32_t i = 0; i < 300 && rc == 0; i++) {
 		w = (struct meta_slice_write){
 			0, {id, 300 * 4096, i * 4096, 4096, i * 4096}};
-		rc = meta_write_slices(m, f, &w, 1, 1, NULL);
+		rc = meta_write_slices(m, f, &w, 1, 1, NULL, NULL);
 	}
 	CHECK_EQ(rc, 0, "300 appends");
 	CHECK_EQ(meta_read_chunk(m, f, 0, 0, META_CHUNK_SIZE, &s, &n), 0,

@@ -106,7 +106,7 @@ mkfile(struct meta *m, uint64_t dir, const char *name, uint32_t bytes)
 	CHECK_FATAL(meta_create(m, &root_cred, dir, name, &n, &ino, NULL,
 				NULL, NULL, NULL) == 0, "create %s", name);
 	CHECK_FATAL(meta_new_slice_id(m, &w.s.id) == 0, "slice id");
-	CHECK_FATAL(meta_write_slices(m, ino, &w, 1, 1, NULL) == 0,
+	CHECK_FATAL(meta_write_slices(m, ino, &w, 1, 1, NULL, NULL) == 0,
 		    "write %s", name);
 	return ino;
 }

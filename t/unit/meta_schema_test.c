@@ -238,7 +238,7 @@ test_persistence(struct fixture *f)
 	fi = mk(m, &root_cred, d, "f", META_REG, 0600, NULL);
 	meta_new_slice_id(m, &id1);
 	w.s.id = id1;
-	CHECK_EQ(meta_write_slices(m, fi, &w, 1, 5, NULL), 0, "write");
+	CHECK_EQ(meta_write_slices(m, fi, &w, 1, 5, NULL, NULL), 0, "write");
 	meta_close(m);
 	CHECK_EQ(meta_open(f->url, "test", &m, NULL), 0, "reopen");
 	CHECK_EQ(meta_resolve(m, "/keep/f", &ino), 0, "path survives");
