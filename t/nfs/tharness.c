@@ -256,24 +256,68 @@ th_install_hooks(void)
 	alarm(t ? (unsigned)atoi(t) : 900);
 }
 
+/* The lowest port the kernel hands out to outgoing connections. */
+static int
+ephemeral_low(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	int lo = 32768, hi;
+
+	if (f != NULL) {
+		if (fscanf(f, "%d %d", &lo, &hi) != 2)
+			lo = 32768;
+		fclose(f);
+	}
+	return lo;
+}
+
+/* A port to serve on: random, below the ephemeral range (an outgoing
+ * connection may take a port of that range whenever the server is down,
+ * as it is between a kill and a restart), and free now. */
 static int
 th_free_port(void)
 {
-	struct sockaddr_in sin;
-	socklen_t len = sizeof sin;
-	int fd, port = -1;
+	static unsigned seed;
+	int lo = 10000, span = ephemeral_low() - lo;
 
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return -1;
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
-		port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
+	if (seed == 0)
+		seed = (unsigned)getpid() ^ (unsigned)th_now_ms();
+	if (span < 1000)
+		span = 1000;
+	for (int i = 0; i < 200; i++) {
+		struct sockaddr_in sin;
+		int fd, port = lo + (int)(rand_r(&seed) % (unsigned)span), ok;
+
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0)
+			return -1;
+		memset(&sin, 0, sizeof sin);
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sin.sin_port = htons((uint16_t)port);
+		ok = bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0;
+		close(fd);
+		if (ok)
+			return port;
+	}
+	return -1;
+}
+
+/* Whether the server's log has a line containing what. */
+static bool
+th_log_says(const struct th_server *s, const char *what)
+{
+	char path[400], line[1024];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/tesserad.log", s->dir);
+	f = fopen(path, "r");
+	while (f != NULL && !found && fgets(line, sizeof line, f))
+		found = strstr(line, what) != NULL;
+	if (f != NULL)
+		fclose(f);
+	return found;
 }
 
 static void
@@ -462,10 +506,17 @@ th_server_start(struct th_server *s, const char *format_args,
 	}
 	if (th_server_set_exports(s, exports) < 0)
 		return -1;
-	s->port = th_free_port();
-	if (s->port < 0)
-		return -1;
-	return th_spawn(s);
+	/* Another test may take the port between the check and the bind:
+	 * then another port. */
+	for (int tries = 0;; tries++) {
+		s->port = th_free_port();
+		if (s->port < 0)
+			return -1;
+		rc = th_spawn(s);
+		if (rc == 0 || tries == 2 || !th_log_says(s, "in use"))
+			return rc;
+		th_diag("port %d was taken; trying another", s->port);
+	}
 }
 
 void
