@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cache/cache-internal.h"
 
@@ -511,9 +512,13 @@ cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 }
 
 /* A block lent to a reply (cache_read_ref). */
+/* What cache_read_ref lends: a block in memory (b), or a range of a
+ * local object file (fd >= 0, the bytes at foff). */
 struct cache_ref {
 	struct cache *c;
 	struct mblk *b;
+	int fd;
+	uint64_t foff;
 };
 
 static uint8_t lend_mark;
@@ -544,7 +549,7 @@ read_lend(struct cache *c, uint64_t ino, uint64_t off, uint64_t end,
 	r = cache_piece_ref(c, &p[0], seq, &b);
 	if (r == 0) {
 		cr = tl_malloc(sizeof(*cr));
-		*cr = (struct cache_ref){c, b};
+		*cr = (struct cache_ref){c, b, -1, 0};
 		*data = b->data + p[0].from;
 		*ref = cr;
 		r = 1;
@@ -553,9 +558,43 @@ read_lend(struct cache *c, uint64_t ino, uint64_t off, uint64_t end,
 	return r;
 }
 
+/* A bare file:// store: when [off, end) is one piece, lend the object
+ * file it lies in, for the reply to be sent from the page cache
+ * (sendfile) with no copy at all; 1 when lent, 0 to read it instead. */
+static int
+read_file(struct cache *c, uint64_t ino, uint64_t off, uint64_t end,
+	  void **ref)
+{
+	struct piece *p = NULL;
+	struct cache_ref *cr;
+	char key[256];
+	size_t np = 0;
+	int r, fd;
+
+	r = cache_plan(c, ino, off, end, NULL, &p, &np);
+	if (r < 0 || np != 1 || p[0].n != end - off) {
+		free(p);
+		return r < 0 ? r : 0;
+	}
+	cache_block_key(key, sizeof(key), c->volume, p[0].id, p[0].idx,
+			p[0].blen);
+	/* Any failure: the copying read, which retries and reports. */
+	r = os_open_range(c->os, key, p[0].from, p[0].n, &fd);
+	if (r == 0) {
+		atomic_fetch_add(&c->fetches, 1);
+		atomic_fetch_add(&c->fetch_bytes, p[0].n);
+		cr = tl_malloc(sizeof(*cr));
+		*cr = (struct cache_ref){c, NULL, fd, p[0].from};
+		*ref = cr;
+	}
+	free(p);
+	return r == 0;
+}
+
 int
 cache_read_ref(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
-	       size_t len, void **data, void **ref, size_t *got, bool *eof)
+	       size_t len, bool files, void **data, void **ref, size_t *got,
+	       bool *eof)
 {
 	struct cfile *f;
 	uint64_t end;
@@ -574,6 +613,8 @@ cache_read_ref(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	/* Buffered bytes would have to be laid over the block: copy. */
 	if (f == NULL && !c->os_local)
 		r = read_lend(c, ino, off, end, seq, data, ref);
+	else if (f == NULL && files && c->os_local)
+		r = read_file(c, ino, off, end, ref);
 	if (r == 0) {
 		*data = tl_malloc(end - off);
 		r = read_copy(c, f, ino, off, end, *data, seq);
@@ -598,8 +639,23 @@ cache_read_done(void *ref)
 
 	if (cr == NULL)
 		return;
-	cache_blk_unref(cr->c, cr->b);
+	if (cr->b != NULL)
+		cache_blk_unref(cr->c, cr->b);
+	if (cr->fd >= 0)
+		close(cr->fd);
 	free(cr);
+}
+
+bool
+cache_ref_file(const void *ref, int *fd, uint64_t *off)
+{
+	const struct cache_ref *cr = ref;
+
+	if (cr == NULL || cr->fd < 0)
+		return false;
+	*fd = cr->fd;
+	*off = cr->foff;
+	return true;
 }
 
 /* ---- deletion job ------------------------------------------------------- */

@@ -96,13 +96,19 @@ int cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	       size_t len, void *buf, size_t *got, bool *eof);
 /* cache_read into memory the call provides: *data is a malloc'd buffer
  * the caller frees when *ref comes back NULL; otherwise it points into
- * a block held in memory (no copy), valid until cache_read_done(*ref).
- * *data is NULL when *got is 0. */
+ * a block held in memory (no copy), valid until cache_read_done(*ref),
+ * or, when the caller can send from a file (files) and the store is a
+ * bare file:// store, it is NULL and *ref lends the range of the object
+ * file holding the bytes (cache_ref_file).  *data is NULL when *got is
+ * 0. */
 int cache_read_ref(struct cache *c, uint64_t ino, uint64_t size,
-		   uint64_t off, size_t len, void **data, void **ref,
-		   size_t *got, bool *eof);
+		   uint64_t off, size_t len, bool files, void **data,
+		   void **ref, size_t *got, bool *eof);
 /* Release what cache_read_ref lent (NULL: nothing); any thread. */
 void cache_read_done(void *ref);
+/* Whether ref lends a file: the *got bytes are at *off in *fd (borrowed:
+ * open until cache_read_done). */
+bool cache_ref_file(const void *ref, int *fd, uint64_t *off);
 
 /* Make attributes reflect buffered writes (size, mtime, ctime). */
 void cache_overlay_attr(struct cache *c, struct meta_attr *a);

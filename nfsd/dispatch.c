@@ -316,6 +316,7 @@ take_read_tail(struct nfsd_call *c, void *res, struct nfsd_tail *t)
 	c->read_ref = NULL;
 	if (c->prog != NFSD_PROG_NFS || c->proc != NFSPROC3_READ)
 		return;
+	/* data_val is NULL when a file is lent (cache_ref_file). */
 	if (r->status == NFS3_OK && r->READ3res_u.resok.data.data_len > 0) {
 		t->data = r->READ3res_u.resok.data.data_val;
 		t->len = r->READ3res_u.resok.data.data_len;
@@ -352,6 +353,7 @@ run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 	memset(args, 0, asize);
 	memset(res, 0, rsize);
 	c->read_lend = true; /* take_read_tail below takes what READ lends */
+	c->read_files = tail->files;
 	/* no string or opaque in the arguments is longer than the whole
 	 * message: bounds what a lying length can make us allocate */
 	nfsd_xdr_limit = msglen;
@@ -379,7 +381,7 @@ run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 			 (p->flags & NFSD_PF_FH) ? (int)*(nfsstat3 *)res : 0);
 	take_read_tail(c, res, tail);
 	encode_result(b, c, p, res);
-	if (tail->data != NULL) {
+	if (tail->data != NULL || tail->ref != NULL) {
 		/* SYSTEM_ERR instead ends with the accept status */
 		if (b->len >= 4 && tl_get_be32(b->data + b->len - 4) == 0 &&
 		    *(nfsstat3 *)res == NFS3_OK)
@@ -437,6 +439,7 @@ nfsd_dispatch(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	static const uint8_t zero[3];
 	struct nfsd_tail t;
 
+	t.files = false; /* t.data is all there is */
 	nfsd_dispatch_tail(ctx, peer, msg, len, reply, &t);
 	if (t.data == NULL)
 		return;
@@ -462,7 +465,7 @@ nfsd_dispatch_tail(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	XDR x;
 
 	tl_buf_reset(reply);
-	tail->data = NULL;
+	tail->data = NULL; /* tail->files is the caller's */
 	tail->len = 0;
 	tail->ref = NULL;
 	memset(&c, 0, sizeof(c));
@@ -517,7 +520,7 @@ nfsd_dispatch_tail(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	run_proc(reply, &c, p, &x, (u_int)len, tail);
 	nfsd_m_call_done(c.prog, c.proc, tl_mono_ns() - t0);
 	reply_finish(reply);
-	if (tail->data != NULL)
+	if (tail->data != NULL || tail->ref != NULL)
 		tl_put_be32(reply->data,
 			    0x80000000u | (uint32_t)(reply->len - 4 + tail->len +
 						     (4 - tail->len % 4) % 4));

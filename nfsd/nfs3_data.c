@@ -87,8 +87,8 @@ nfs3_read(struct nfsd_call *c, void *args, void *res)
 	if (a->offset < attr.size && count > 0 && c->read_lend) {
 		/* No copy when the bytes are one block in memory. */
 		err = cache_read_ref(c->ctx->cache, c->ino, attr.size,
-				     a->offset, count, &data, &ref, &got,
-				     &eof);
+				     a->offset, count, c->read_files, &data,
+				     &ref, &got, &eof);
 		buf = data;
 		if (err != 0)
 			goto out;

@@ -147,8 +147,10 @@ struct nfsd_call {
 	struct meta_attr attr;         /* its attributes, fetched at dispatch */
 	/* READ may answer with bytes of a cache block (cache_read_ref):
 	 * set by the dispatcher, which hands them on as the reply's tail;
-	 * read_ref is what the handler borrowed. */
+	 * read_ref is what the handler borrowed.  read_files: or with a
+	 * range of an object file (the sender can sendfile it). */
 	bool read_lend;
+	bool read_files;
 	void *read_ref;
 };
 

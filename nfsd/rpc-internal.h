@@ -32,7 +32,8 @@ void nfsd_dispatch(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
  * data (malloc'd, owned by the receiver) is followed on the wire by
  * (4 - len % 4) % 4 zero bytes; the head's record mark counts both. */
 struct nfsd_tail {
-	void *data; /* NULL: none */
+	bool files; /* in: READ may lend a file range (sent with sendfile) */
+	void *data; /* NULL: none, unless ref lends a file (cache_ref_file) */
 	size_t len;
 	void *ref; /* non-NULL: data is lent, cache_read_done(ref) ends it */
 };

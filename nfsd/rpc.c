@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -203,11 +204,90 @@ release_lent(const void *data, size_t len, void *arg)
 	cache_read_done(arg);
 }
 
+/* A file segment the output holds, once sent (or dropped). */
+static void
+release_segment(struct evbuffer_file_segment const *seg, int flags,
+		void *arg)
+{
+	(void)seg;
+	(void)flags;
+	cache_read_done(arg);
+}
+
+/* Queue bytes [off, off+len) of the tail's file for the loop to send:
+ * by reference to the file (sendfile when the socket is writable; the
+ * output releases the lend), else read now.  False if neither worked:
+ * the reply cannot be completed. */
+static bool
+queue_file(struct evbuffer *out, struct nfsd_tail *tail, int fd,
+	   uint64_t off, size_t len)
+{
+	struct evbuffer_file_segment *seg;
+	uint8_t *buf;
+	size_t got = 0;
+
+	seg = evbuffer_file_segment_new(fd, (ev_off_t)off, (ev_off_t)len, 0);
+	if (seg != NULL) {
+		bool ok = evbuffer_add_file_segment(out, seg, 0,
+						    (ev_off_t)len) == 0;
+
+		if (ok) {
+			evbuffer_file_segment_add_cleanup_cb(
+			    seg, release_segment, tail->ref);
+			tail->ref = NULL; /* the output releases it */
+		}
+		evbuffer_file_segment_free(seg);
+		if (ok)
+			return true;
+	}
+	buf = tl_malloc(len);
+	while (got < len) {
+		ssize_t n = pread(fd, buf + got, len - got,
+				  (off_t)(off + got));
+
+		if (n <= 0 && !(n < 0 && errno == EINTR))
+			break;
+		got += n > 0 ? (size_t)n : 0;
+	}
+	if (got < len || evbuffer_add_reference(out, buf, len, free_reply,
+						 buf) != 0) {
+		free(buf);
+		return false;
+	}
+	return true;
+}
+
+/* Send as much of bytes [off, off+len) of fd as the socket takes now;
+ * returns how many, or -1 on an error other than a full socket. */
+static ssize_t
+send_file_now(int sock, int fd, uint64_t off, size_t len)
+{
+	off_t o = (off_t)off;
+	size_t sent = 0;
+
+	while (sent < len) {
+		ssize_t n = sendfile(sock, fd, &o, len - sent);
+
+		if (n > 0) {
+			sent += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		return -1; /* 0: the file is shorter than it was */
+	}
+	return (ssize_t)sent;
+}
+
 /*
  * Send one reply: head (record mark included), then tail and its zero
  * padding.  Under c->lock, connection open.  When nothing is queued the
  * worker writes to the socket itself; the rest, if any, is queued by
  * reference for the loop.  Takes ownership of head->data and of the tail.
+ * A tail that lends a file (a READ from a bare file:// store) goes from
+ * the page cache to the socket with sendfile(2), never copied.
  */
 static void
 conn_send(struct conn *c, struct tl_buf *head, struct nfsd_tail *tail)
@@ -215,6 +295,10 @@ conn_send(struct conn *c, struct tl_buf *head, struct nfsd_tail *tail)
 	static const uint8_t zero[3];
 	size_t pad = (4 - tail->len % 4) % 4, sent = 0, off;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
+	uint64_t foff = 0;
+	int ffd = -1;
+	bool file = tail->data == NULL && tail->ref != NULL &&
+		    cache_ref_file(tail->ref, &ffd, &foff);
 	struct iovec iov[3] = {{head->data, head->len},
 			       {tail->data, tail->len},
 			       {(void *)zero, pad}};
@@ -223,10 +307,25 @@ conn_send(struct conn *c, struct tl_buf *head, struct nfsd_tail *tail)
 
 	bufferevent_lock(c->bev);
 	if (evbuffer_get_length(out) == 0) {
-		ssize_t n = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n = sendmsg(c->fd, &mh,
+				    MSG_DONTWAIT | MSG_NOSIGNAL |
+					(file ? MSG_MORE : 0));
 
 		/* an error is the loop's to see (read or write fails) */
 		sent = n > 0 ? (size_t)n : 0;
+		if (file && sent == head->len) {
+			n = send_file_now(c->fd, ffd, foff, tail->len);
+			if (n < 0) {
+				tl_warn("nfsd", "sending READ data from a "
+						"file: %s; closing the "
+						"connection",
+					strerror(errno));
+				shutdown(c->fd, SHUT_RDWR);
+				bufferevent_unlock(c->bev);
+				return;
+			}
+			sent += (size_t)n;
+		}
 	}
 	if (sent < head->len) {
 		if (evbuffer_add_reference(out, head->data + sent,
@@ -237,7 +336,19 @@ conn_send(struct conn *c, struct tl_buf *head, struct nfsd_tail *tail)
 	} else {
 		sent -= head->len;
 	}
-	if (tail->data != NULL && sent < tail->len) {
+	if (file && sent < tail->len) {
+		if (!queue_file(out, tail, ffd, foff + sent,
+				tail->len - sent)) {
+			tl_warn("nfsd", "cannot queue READ data from a file; "
+					"closing the connection");
+			shutdown(c->fd, SHUT_RDWR);
+			bufferevent_unlock(c->bev);
+			return;
+		}
+		sent = 0;
+	} else if (file) {
+		sent -= tail->len;
+	} else if (tail->data != NULL && sent < tail->len) {
 		if (evbuffer_add_reference(
 			out, (char *)tail->data + sent, tail->len - sent,
 			tail->ref != NULL ? release_lent : free_reply,
@@ -250,6 +361,12 @@ conn_send(struct conn *c, struct tl_buf *head, struct nfsd_tail *tail)
 		sent -= tail->len;
 	}
 	off = sent;
+	if (file && off == 0 && pad > 0 && evbuffer_get_length(out) == 0) {
+		ssize_t n = send(c->fd, zero, pad,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		off = n > 0 ? (size_t)n : 0;
+	}
 	if (off < pad)
 		evbuffer_add(out, zero, pad - off);
 	bufferevent_unlock(c->bev);
@@ -303,7 +420,7 @@ worker(void *arg)
 	struct job *j = arg;
 	struct conn *c = j->conn;
 	struct tl_buf reply = TL_BUF_INIT;
-	struct nfsd_tail tail;
+	struct nfsd_tail tail = {.files = true};
 
 	nfsd_dispatch_tail(&c->srv->ctx, &c->peer, j->msg, j->len, &reply,
 			   &tail);

@@ -539,6 +539,29 @@ file_put(struct os_store *s, const char *key, const void *data, size_t len)
 }
 
 static int
+file_open_range(struct os_store *s, const char *key, uint64_t off, size_t len,
+		int *out)
+{
+	struct file_store *fs = fs_of(s);
+	struct stat st;
+	int fd;
+
+	if (fs_key_reserved(key))
+		return -ENOENT;
+	fd = openat(fs->dirfd, key, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == EISDIR ? -ENOENT : fs_error(fs, "open", key,
+							     errno);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size < off + len) {
+		close(fd);
+		return -EIO;
+	}
+	*out = fd;
+	return 0;
+}
+
+static int
 file_get(struct os_store *s, const char *key, uint64_t off, size_t len,
 	 void *buf, size_t *got)
 {
@@ -873,6 +896,7 @@ static const struct os_ops file_ops = {
 	.defer_sync = file_defer_sync,
 	.sync = file_sync,
 	.list_info = file_list_info,
+	.open_range = file_open_range,
 };
 
 /* Remove temporaries left by a crash, once they are surely abandoned. */

@@ -423,6 +423,18 @@ os_get(struct os_store *s, const char *key, uint64_t off, size_t len,
 }
 
 int
+os_open_range(struct os_store *s, const char *key, uint64_t off, size_t len,
+	      int *fd)
+{
+	*fd = -1;
+	if (!os_key_valid(key))
+		return -EINVAL;
+	if (s->ops->open_range == NULL)
+		return -ENOTSUP;
+	return s->ops->open_range(s, key, off, len, fd);
+}
+
+int
 os_head(struct os_store *s, const char *key, uint64_t *size)
 {
 	if (!os_key_valid(key))

@@ -82,6 +82,9 @@ struct os_ops {
 	int (*list_info)(struct os_store *s, const char *prefix,
 			 const char *start_after, os_list_info_cb cb,
 			 void *arg);
+	/* Optional (NULL: os_open_range is -ENOTSUP): see os_open_range. */
+	int (*open_range)(struct os_store *s, const char *key, uint64_t off,
+			  size_t len, int *fd);
 };
 
 /* Every store starts with this header; backends embed it first. */
@@ -99,6 +102,14 @@ int os_put(struct os_store *s, const char *key, const void *data, size_t len);
 int os_get(struct os_store *s, const char *key, uint64_t off, size_t len,
 	   void *buf, size_t *got);
 int os_head(struct os_store *s, const char *key, uint64_t *size);
+/* A descriptor open for reading on the file holding object key, which
+ * has [off, off+len): the bytes can go to a socket with sendfile(2)
+ * instead of being read (a GET of len bytes, as wrappers count it).  The
+ * caller closes it.  -ENOTSUP where objects are not local files (only
+ * the file store and the pass-through wrappers have it), -ENOENT, -EIO
+ * when the object is shorter. */
+int os_open_range(struct os_store *s, const char *key, uint64_t off,
+		  size_t len, int *fd);
 int os_delete(struct os_store *s, const char *key);
 int os_list(struct os_store *s, const char *prefix, const char *start_after,
 	    os_list_cb cb, void *arg);

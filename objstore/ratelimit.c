@@ -93,6 +93,18 @@ rl_get(struct os_store *s, const char *key, uint64_t off, size_t len,
 }
 
 static int
+rl_open_range(struct os_store *s, const char *key, uint64_t off, size_t len,
+	      int *fd)
+{
+	struct rl_store *r = rl_of(s);
+	int rc = os_open_range(r->w.inner, key, off, len, fd);
+
+	if (rc == 0)
+		take(r, &r->down, len); /* what sendfile will move */
+	return rc;
+}
+
+static int
 rl_head(struct os_store *s, const char *key, uint64_t *size)
 {
 	struct rl_store *r = rl_of(s);
@@ -144,6 +156,7 @@ static const struct os_ops rl_ops = {
 	.list = rl_list,
 	.close = rl_close,
 	.list_info = rl_list_info,
+	.open_range = rl_open_range,
 };
 
 int

@@ -178,6 +178,14 @@ retry_list_info(struct os_store *s, const char *prefix,
 	return retry_list_ctx(s, prefix, start_after, &l);
 }
 
+/* Not retried: a failure sends the caller to os_get, which is. */
+static int
+retry_open_range(struct os_store *s, const char *key, uint64_t off,
+		 size_t len, int *fd)
+{
+	return os_open_range(retry_of(s)->w.inner, key, off, len, fd);
+}
+
 static void
 retry_close(struct os_store *s)
 {
@@ -197,6 +205,7 @@ static const struct os_ops retry_ops = {
 	.list = retry_list,
 	.close = retry_close,
 	.list_info = retry_list_info,
+	.open_range = retry_open_range,
 };
 
 int

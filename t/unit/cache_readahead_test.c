@@ -5,6 +5,8 @@
  * their bytes and prefetch nothing. */
 #include "config.h"
 
+#include <fcntl.h>
+
 #include "t/unit/cache_test.h"
 
 #define BS (64u << 10)
@@ -171,12 +173,12 @@ test_lend(uint64_t ino, uint8_t *data)
 	bool eof;
 
 	off = 3 * BS + 100;
-	CHECK_EQ(cache_read_ref(c, ino, size, off, BS, &d, &ref, &got, &eof),
+	CHECK_EQ(cache_read_ref(c, ino, size, off, BS, false, &d, &ref, &got, &eof),
 		 0, "read over two blocks");
 	CHECK(ref == NULL && got == BS && memcmp(d, data + off, BS) == 0,
 	      "is copied, and right");
 	free(d);
-	CHECK_EQ(cache_read_ref(c, ino, size, off, BS - 100, &d, &ref, &got,
+	CHECK_EQ(cache_read_ref(c, ino, size, off, BS - 100, false, &d, &ref, &got,
 				&eof),
 		 0, "read of most of one block");
 	CHECK(ref != NULL && got == BS - 100 &&
@@ -187,20 +189,20 @@ test_lend(uint64_t ino, uint8_t *data)
 	CHECK_EQ(cache_write(c, ino, 5 * BS + 10, w, sizeof(w), false), 0,
 		 "a buffered write");
 	memcpy(data + 5 * BS + 10, w, sizeof(w));
-	CHECK_EQ(cache_read_ref(c, ino, size, 5 * BS, BS, &d, &ref, &got,
+	CHECK_EQ(cache_read_ref(c, ino, size, 5 * BS, BS, false, &d, &ref, &got,
 				&eof),
 		 0, "read of a block with buffered bytes");
 	CHECK(ref == NULL && memcmp(d, data + 5 * BS, BS) == 0,
 	      "is copied, with the buffered bytes");
 	free(d);
 	CHECK_EQ(cache_flush(c, ino), 0, "commit");
-	CHECK_EQ(cache_read_ref(c, ino, size, 5 * BS, BS, &d, &ref, &got,
+	CHECK_EQ(cache_read_ref(c, ino, size, 5 * BS, BS, false, &d, &ref, &got,
 				&eof),
 		 0, "read after the commit");
 	CHECK(ref == NULL && memcmp(d, data + 5 * BS, BS) == 0,
 	      "is copied (two slices), with the new bytes");
 	free(d);
-	CHECK_EQ(cache_read_ref(c, ino, size, size - 10, 100, &d, &ref, &got,
+	CHECK_EQ(cache_read_ref(c, ino, size, size - 10, 100, false, &d, &ref, &got,
 				&eof),
 		 0, "read at the end");
 	CHECK(got == 10 && eof && memcmp(d, data + size - 10, 10) == 0,
@@ -209,6 +211,65 @@ test_lend(uint64_t ino, uint8_t *data)
 		cache_read_done(ref);
 	else
 		free(d);
+	cache_close(c);
+}
+
+/* From a bare file:// store, a caller that can send from a file
+ * (files) is lent the object file when the range is bytes of one block:
+ * no data pointer, the descriptor and offset of the bytes.  A range over
+ * two blocks, a caller that cannot take a file, and a file with buffered
+ * writes get a copy. */
+static void
+test_lend_file(uint64_t ino, uint8_t *data)
+{
+	struct cache_opts o = {.buffer_limit = 64u << 20,
+			       .download_threads = 4};
+	uint64_t size = (uint64_t)NB * BS, foff = 0;
+	struct cache *c = NULL;
+	uint8_t *buf = tl_malloc(BS), w[100];
+	void *d, *ref;
+	size_t got;
+	bool eof;
+	int fd = -1;
+
+	CHECK_FATAL(cache_open(t_m, t_fs, &o, &c) == 0, "cache_open");
+	CHECK_EQ(cache_read_ref(c, ino, size, 7 * BS + 10, BS - 10, true, &d,
+				&ref, &got, &eof),
+		 0, "read of most of one block");
+	CHECK(d == NULL && ref != NULL && got == BS - 10 &&
+		      cache_ref_file(ref, &fd, &foff) && foff == 10,
+	      "lends the object file: no bytes, the offset in the object");
+	CHECK(fd >= 0 &&
+		      pread(fd, buf, got, (off_t)foff) == (ssize_t)got &&
+		      memcmp(buf, data + 7 * BS + 10, got) == 0,
+	      "whose bytes there are the file's");
+	cache_read_done(ref);
+	CHECK(fcntl(fd, F_GETFD) < 0, "cache_read_done closes it");
+
+	CHECK_EQ(cache_read_ref(c, ino, size, 7 * BS + 10, BS, true, &d, &ref,
+				&got, &eof),
+		 0, "read over two blocks");
+	CHECK(ref == NULL && d != NULL && memcmp(d, data + 7 * BS + 10, BS) == 0,
+	      "is copied, and right");
+	free(d);
+	CHECK_EQ(cache_read_ref(c, ino, size, 7 * BS, BS, false, &d, &ref,
+				&got, &eof),
+		 0, "read by a caller that cannot send a file");
+	CHECK(ref == NULL && d != NULL && memcmp(d, data + 7 * BS, BS) == 0,
+	      "is copied");
+	free(d);
+	memset(w, 0x5A, sizeof(w));
+	CHECK_EQ(cache_write(c, ino, 7 * BS + 10, w, sizeof(w), false), 0,
+		 "a buffered write");
+	memcpy(data + 7 * BS + 10, w, sizeof(w));
+	CHECK_EQ(cache_read_ref(c, ino, size, 7 * BS, BS, true, &d, &ref,
+				&got, &eof),
+		 0, "read of a block with buffered bytes");
+	CHECK(ref == NULL && d != NULL && memcmp(d, data + 7 * BS, BS) == 0,
+	      "is copied, with the buffered bytes");
+	free(d);
+	CHECK_EQ(cache_flush(c, ino), 0, "commit");
+	free(buf);
 	cache_close(c);
 }
 
@@ -232,7 +293,8 @@ main(void)
 	test_random(ino, data);
 	test_big_read(ino, data);
 	test_local(ino, data);
-	test_lend(ino, data); /* last: it writes */
+	test_lend(ino, data); /* last ones: they write */
+	test_lend_file(ino, data);
 
 	free(data);
 	t_close();
