@@ -276,7 +276,9 @@ send_file_now(int sock, int fd, uint64_t off, size_t len)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		return -1; /* 0: the file is shorter than it was */
+		if (n == 0)
+			errno = EIO; /* the file is shorter than it was */
+		return -1;
 	}
 	return (ssize_t)sent;
 }
@@ -287,7 +289,9 @@ send_file_now(int sock, int fd, uint64_t off, size_t len)
  * worker writes to the socket itself; the rest, if any, is queued by
  * reference for the loop.  Takes ownership of head->data and of the tail.
  * A tail that lends a file (a READ from a bare file:// store) goes from
- * the page cache to the socket with sendfile(2), never copied.
+ * the page cache to the socket with sendfile(2), never copied; the store
+ * lends only bytes in the page cache (os_open_range), so sendfile does
+ * not wait for the disk while the locks the loop needs are held.
  */
 static void
 conn_send(struct conn *c, struct tl_buf *head, struct nfsd_tail *tail)

@@ -55,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -538,6 +539,31 @@ file_put(struct os_store *s, const char *key, const void *data, size_t len)
 	return 0;
 }
 
+/* Whether bytes [off, off+len) of fd are all in the page cache. */
+static bool
+resident(int fd, uint64_t off, size_t len)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uint64_t a = off - off % (uint64_t)pg;
+	size_t maplen = (size_t)(off + len - a), npg;
+	unsigned char *vec;
+	bool all = true;
+	void *p;
+
+	p = mmap(NULL, maplen, PROT_READ, MAP_SHARED, fd, (off_t)a);
+	if (p == MAP_FAILED)
+		return false;
+	npg = (maplen + (size_t)pg - 1) / (size_t)pg;
+	vec = tl_malloc(npg);
+	if (mincore(p, maplen, vec) < 0)
+		all = false;
+	for (size_t i = 0; all && i < npg; i++)
+		all = (vec[i] & 1) != 0;
+	free(vec);
+	munmap(p, maplen);
+	return all;
+}
+
 static int
 file_open_range(struct os_store *s, const char *key, uint64_t off, size_t len,
 		int *out)
@@ -556,6 +582,10 @@ file_open_range(struct os_store *s, const char *key, uint64_t off, size_t len,
 	    (uint64_t)st.st_size < off + len) {
 		close(fd);
 		return -EIO;
+	}
+	if (len > 0 && !resident(fd, off, len)) {
+		close(fd);
+		return -EAGAIN;
 	}
 	*out = fd;
 	return 0;

@@ -103,11 +103,13 @@ int os_get(struct os_store *s, const char *key, uint64_t off, size_t len,
 	   void *buf, size_t *got);
 int os_head(struct os_store *s, const char *key, uint64_t *size);
 /* A descriptor open for reading on the file holding object key, which
- * has [off, off+len): the bytes can go to a socket with sendfile(2)
- * instead of being read (a GET of len bytes, as wrappers count it).  The
- * caller closes it.  -ENOTSUP where objects are not local files (only
- * the file store and the pass-through wrappers have it), -ENOENT, -EIO
- * when the object is shorter. */
+ * has [off, off+len) in the kernel's page cache: the bytes can go to a
+ * socket with sendfile(2) instead of being read, without waiting for
+ * the disk (a GET of len bytes, as wrappers count it).  The caller
+ * closes it.  -ENOTSUP where objects are not local files (only the file
+ * store and the pass-through wrappers have it), -EAGAIN when some of
+ * the bytes are not cached (read them with os_get instead), -ENOENT,
+ * -EIO when the object is shorter. */
 int os_open_range(struct os_store *s, const char *key, uint64_t off,
 		  size_t len, int *fd);
 int os_delete(struct os_store *s, const char *key);

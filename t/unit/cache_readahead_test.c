@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 
 #include "t/unit/cache_test.h"
 
@@ -214,11 +215,30 @@ test_lend(uint64_t ino, uint8_t *data)
 	cache_close(c);
 }
 
+static bool
+in_page_cache(int fd, uint64_t off, size_t len)
+{
+	uint64_t a = off - off % 4096;
+	size_t n = (size_t)(off + len - a), np = (n + 4095) / 4096;
+	unsigned char *v = tl_malloc(np);
+	bool all = true;
+	void *p = mmap(NULL, n, PROT_READ, MAP_SHARED, fd, (off_t)a);
+
+	if (p == MAP_FAILED || mincore(p, n, v) < 0)
+		all = false;
+	for (size_t i = 0; all && i < np; i++)
+		all = (v[i] & 1) != 0;
+	if (p != MAP_FAILED)
+		munmap(p, n);
+	free(v);
+	return all;
+}
+
 /* From a bare file:// store, a caller that can send from a file
- * (files) is lent the object file when the range is bytes of one block:
- * no data pointer, the descriptor and offset of the bytes.  A range over
- * two blocks, a caller that cannot take a file, and a file with buffered
- * writes get a copy. */
+ * (files) is lent the object file when the range is bytes of one block
+ * in the page cache: no data pointer, the descriptor and offset of the
+ * bytes.  Bytes not cached, a range over two blocks, a caller that cannot
+ * take a file, and a file with buffered writes get a copy. */
 static void
 test_lend_file(uint64_t ino, uint8_t *data)
 {
@@ -229,7 +249,7 @@ test_lend_file(uint64_t ino, uint8_t *data)
 	uint8_t *buf = tl_malloc(BS), w[100];
 	void *d, *ref;
 	size_t got;
-	bool eof;
+	bool eof, evicted;
 	int fd = -1;
 
 	CHECK_FATAL(cache_open(t_m, t_fs, &o, &c) == 0, "cache_open");
@@ -243,8 +263,23 @@ test_lend_file(uint64_t ino, uint8_t *data)
 		      pread(fd, buf, got, (off_t)foff) == (ssize_t)got &&
 		      memcmp(buf, data + 7 * BS + 10, got) == 0,
 	      "whose bytes there are the file's");
+	/* Out of the page cache (the blocks were synced: clean pages go). */
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	evicted = !in_page_cache(fd, foff, got);
 	cache_read_done(ref);
 	CHECK(fcntl(fd, F_GETFD) < 0, "cache_read_done closes it");
+	if (evicted) {
+		CHECK_EQ(cache_read_ref(c, ino, size, 7 * BS + 10, BS - 10,
+					true, &d, &ref, &got, &eof),
+			 0, "read of bytes no longer cached");
+		CHECK(ref == NULL && d != NULL &&
+			      memcmp(d, data + 7 * BS + 10, BS - 10) == 0,
+		      "is copied: sending them would wait for the disk");
+		free(d);
+	} else {
+		printf("# the kernel kept the pages: uncached case not "
+		       "checked\n");
+	}
 
 	CHECK_EQ(cache_read_ref(c, ino, size, 7 * BS + 10, BS, true, &d, &ref,
 				&got, &eof),
