@@ -511,7 +511,6 @@ cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	return 0;
 }
 
-/* A block lent to a reply (cache_read_ref). */
 /* What cache_read_ref lends: a block in memory (b), or a range of a
  * local object file (fd >= 0, the bytes at foff). */
 struct cache_ref {

@@ -55,8 +55,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -539,29 +539,18 @@ file_put(struct os_store *s, const char *key, const void *data, size_t len)
 	return 0;
 }
 
-/* Whether bytes [off, off+len) of fd are all in the page cache. */
+/* Whether bytes [off, off+len) of fd can be read without waiting for
+ * the disk: the first and the last byte are (RWF_NOWAIT fails on a page
+ * not cached or still being read).  Pages between are taken to be: a
+ * sequential reader's readahead brings them in order. */
 static bool
-resident(int fd, uint64_t off, size_t len)
+cached(int fd, uint64_t off, size_t len)
 {
-	long pg = sysconf(_SC_PAGESIZE);
-	uint64_t a = off - off % (uint64_t)pg;
-	size_t maplen = (size_t)(off + len - a), npg;
-	unsigned char *vec;
-	bool all = true;
-	void *p;
+	char b;
+	struct iovec v = {&b, 1};
 
-	p = mmap(NULL, maplen, PROT_READ, MAP_SHARED, fd, (off_t)a);
-	if (p == MAP_FAILED)
-		return false;
-	npg = (maplen + (size_t)pg - 1) / (size_t)pg;
-	vec = tl_malloc(npg);
-	if (mincore(p, maplen, vec) < 0)
-		all = false;
-	for (size_t i = 0; all && i < npg; i++)
-		all = (vec[i] & 1) != 0;
-	free(vec);
-	munmap(p, maplen);
-	return all;
+	return preadv2(fd, &v, 1, (off_t)off, RWF_NOWAIT) == 1 &&
+	       preadv2(fd, &v, 1, (off_t)(off + len - 1), RWF_NOWAIT) == 1;
 }
 
 static int
@@ -583,7 +572,7 @@ file_open_range(struct os_store *s, const char *key, uint64_t off, size_t len,
 		close(fd);
 		return -EIO;
 	}
-	if (len > 0 && !resident(fd, off, len)) {
+	if (len > 0 && !cached(fd, off, len)) {
 		close(fd);
 		return -EAGAIN;
 	}

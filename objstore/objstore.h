@@ -103,7 +103,8 @@ int os_get(struct os_store *s, const char *key, uint64_t off, size_t len,
 	   void *buf, size_t *got);
 int os_head(struct os_store *s, const char *key, uint64_t *size);
 /* A descriptor open for reading on the file holding object key, which
- * has [off, off+len) in the kernel's page cache: the bytes can go to a
+ * has [off, off+len) in the kernel's page cache (its first and last byte
+ * readable without waiting, see file.c): the bytes can go to a
  * socket with sendfile(2) instead of being read, without waiting for
  * the disk (a GET of len bytes, as wrappers count it).  The caller
  * closes it.  -ENOTSUP where objects are not local files (only the file
