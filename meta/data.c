@@ -457,6 +457,17 @@ chunk_compact(struct mtxn *t, uint8_t **buf, size_t *n)
 /* Replace a chunk's records, unchanged since they were read as old[0..n),
  * by nw[0..nn) (the same bytes, partly in a fresh slice, partly still in
  * old slices); every old slice nw does not name gets an L record. */
+/* The inode of a regular file: -EINVAL for any other type. */
+static int
+reg_get(struct mtxn *t, uint64_t ino, struct inode *in)
+{
+	int rc = inode_get(t, ino, in);
+
+	if (rc == 0 && in->a.type != META_REG)
+		rc = -EINVAL;
+	return rc;
+}
+
 static int
 rewrite_txn(struct mtxn *t, uint64_t ino, uint32_t chunk,
 	    const struct meta_slice *old, size_t n,
@@ -469,11 +480,9 @@ rewrite_txn(struct mtxn *t, uint64_t ino, uint32_t chunk,
 	size_t vlen;
 	int rc;
 
-	rc = inode_get(t, ino, &in);
+	rc = reg_get(t, ino, &in);
 	if (rc)
 		return rc;
-	if (in.a.type != META_REG)
-		return -EINVAL;
 	key_chunk(t->m, &k, ino, chunk);
 	rc = meta_kv_get(t->kv, k.b, k.len, (const void **)&v, &vlen);
 	if (rc == -ENOENT || (rc == 0 && vlen != n * SLICE_REC))
@@ -635,11 +644,9 @@ write_txn(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
 	int64_t d = 0;
 	int rc;
 
-	rc = inode_get(t, ino, &in);
+	rc = reg_get(t, ino, &in);
 	if (rc)
 		return rc;
-	if (in.a.type != META_REG)
-		return -EINVAL;
 	if (end > in.a.size) {
 		d = (int64_t)round4k(end) - (int64_t)round4k(in.a.size);
 		rc = capacity_check(t, d);

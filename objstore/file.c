@@ -553,22 +553,46 @@ cached(int fd, uint64_t off, size_t len)
 	       preadv2(fd, &v, 1, (off_t)(off + len - 1), RWF_NOWAIT) == 1;
 }
 
+/* Open object key for reading: *fd and its size; -ENOENT when no
+ * object has that key (a directory is none). */
+static int
+open_object(struct file_store *fs, const char *key, int *fd, uint64_t *size)
+{
+	struct stat st;
+	int r;
+
+	if (fs_key_reserved(key))
+		return -ENOENT;
+	*fd = openat(fs->dirfd, key, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return errno == EISDIR ? -ENOENT
+				       : fs_error(fs, "open", key, errno);
+	if (fstat(*fd, &st) < 0)
+		r = fs_error(fs, "stat", key, errno);
+	else if (!S_ISREG(st.st_mode))
+		r = -ENOENT;
+	else
+		r = 0;
+	if (r < 0) {
+		close(*fd);
+		*fd = -1;
+		return r;
+	}
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
 static int
 file_open_range(struct os_store *s, const char *key, uint64_t off, size_t len,
 		int *out)
 {
-	struct file_store *fs = fs_of(s);
-	struct stat st;
-	int fd;
+	uint64_t size;
+	int fd, r;
 
-	if (fs_key_reserved(key))
-		return -ENOENT;
-	fd = openat(fs->dirfd, key, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == EISDIR ? -ENOENT : fs_error(fs, "open", key,
-							     errno);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size < off + len) {
+	r = open_object(fs_of(s), key, &fd, &size);
+	if (r < 0)
+		return r;
+	if (size < off + len) {
 		close(fd);
 		return -EIO;
 	}
@@ -585,27 +609,16 @@ file_get(struct os_store *s, const char *key, uint64_t off, size_t len,
 	 void *buf, size_t *got)
 {
 	struct file_store *fs = fs_of(s);
-	struct stat st;
+	uint64_t size;
 	size_t done = 0;
 	ssize_t n;
-	int fd, r = 0;
+	int fd, r;
 
 	*got = 0;
-	if (fs_key_reserved(key))
-		return -ENOENT;
-	fd = openat(fs->dirfd, key, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == EISDIR ? -ENOENT : fs_error(fs, "open", key,
-							     errno);
-	if (fstat(fd, &st) < 0) {
-		r = fs_error(fs, "stat", key, errno);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = -ENOENT;
-		goto out;
-	}
-	if (off > (uint64_t)st.st_size) {
+	r = open_object(fs, key, &fd, &size);
+	if (r < 0)
+		return r;
+	if (off > size) {
 		r = -ERANGE;
 		goto out;
 	}

@@ -85,10 +85,7 @@ http(const char *method, const char *path, char **body)
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0)
 		return -1;
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons((uint16_t)http_port);
+	th_loopback(&sin, http_port);
 	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0)
 		goto out;
 	snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: localhost\r\n\r\n",
@@ -387,10 +384,7 @@ nfs_connect(void)
 	struct sockaddr_in sin;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons((uint16_t)srv.port);
+	th_loopback(&sin, srv.port);
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0) {
 		close(fd);
 		fd = -1;

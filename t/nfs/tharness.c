@@ -256,6 +256,15 @@ th_install_hooks(void)
 	alarm(t ? (unsigned)atoi(t) : 900);
 }
 
+void
+th_loopback(struct sockaddr_in *sin, int port)
+{
+	memset(sin, 0, sizeof *sin);
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin->sin_port = htons((uint16_t)port);
+}
+
 /* The lowest port the kernel hands out to outgoing connections. */
 static int
 ephemeral_low(void)
@@ -291,10 +300,7 @@ th_free_port(void)
 		fd = socket(AF_INET, SOCK_STREAM, 0);
 		if (fd < 0)
 			return -1;
-		memset(&sin, 0, sizeof sin);
-		sin.sin_family = AF_INET;
-		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		sin.sin_port = htons((uint16_t)port);
+		th_loopback(&sin, port);
 		ok = bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0;
 		close(fd);
 		if (ok)
@@ -352,10 +358,7 @@ th_port_open(int port)
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0)
 		return 0;
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons(port);
+	th_loopback(&sin, port);
 	rc = connect(fd, (struct sockaddr *)&sin, sizeof sin);
 	close(fd);
 	return rc == 0;

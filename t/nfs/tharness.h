@@ -108,6 +108,9 @@ void th_server_destroy(struct th_server *s);
 uint64_t th_server_rss_anon(const struct th_server *s);
 /* libnfs URL for the server, path e.g. "/" (static buffer). */
 const char *th_server_url(const struct th_server *s, const char *path);
+/* 127.0.0.1:port into *sin (a struct sockaddr_in). */
+struct sockaddr_in;
+void th_loopback(struct sockaddr_in *sin, int port);
 /* Where tesserad and tessera are (top_builddir, or the configured one). */
 const char *th_builddir(void);
 /* Run `tessera fsck` on the server's volume, its output shown as

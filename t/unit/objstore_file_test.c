@@ -116,16 +116,20 @@ test_open_range(void)
 	close(fd);
 	fd = -1;
 	/* The kernel may keep the pages; it usually drops clean ones. */
-	if (os_open_range(s, "a/obj", 3, 4, &fd) == -EAGAIN)
+	if (os_open_range(s, "a/obj", 3, 4, &fd) == -EAGAIN) {
 		CHECK(fd == -1, "bytes not in the page cache: -EAGAIN");
-	else
+	} else {
+		printf("# the kernel kept the pages: -EAGAIN not checked\n");
 		close(fd);
+	}
 	CHECK_EQ(os_get(s, "a/obj", 0, 10, buf, &(size_t){0}), 0,
 		 "a get brings them back");
 	CHECK_EQ(os_open_range(s, "a/obj", 8, 3, &fd), -EIO,
 		 "a range past the end: -EIO");
 	CHECK_EQ(os_open_range(s, "a/none", 0, 1, &fd), -ENOENT, "missing");
 	CHECK_EQ(os_open_range(s, "../x", 0, 1, &fd), -EINVAL, "bad key");
+	CHECK_EQ(os_open_range(s, "a", 0, 1, &fd), -ENOENT,
+		 "a directory is no object");
 	CHECK_EQ(os_ratelimit_wrap(s, 0, 0, &rl), 0, "rate limiter");
 	CHECK_EQ(os_open_range(rl, "a/obj", 0, 10, &fd), 0,
 		 "through the rate limiter");
