@@ -278,29 +278,32 @@ L() { # label, then nfsload arguments: runs one phase against $srv
 
 w_seqwrite() {
 	local r
-	for r in $(seq "$REPS"); do
+	for r in $RUN_REPS; do
 		say "$srv seqwrite $SEQ_SIZE, 1 MiB x 8 in flight, rep $r"
 		L seqwrite -f "/seq.$r" -s "$SEQ_SIZE" -b 1M -q 8 \
 			-m "$srv_pid" write
+		seq_file=/seq.$r
 	done
 }
 w_seqread() {
 	local r
-	for r in $(seq "$REPS"); do
-		[ -n "$(grep "^R seqwrite $srv " "$raw")" ] ||
-			L setup -f /seq.1 -s "$SEQ_SIZE" -b 1M -q 8 write
+	for r in $RUN_REPS; do
+		if [ -z "$seq_file" ]; then # seqwrite not run on this volume
+			seq_file=/seq.0
+			L setup -f $seq_file -s "$SEQ_SIZE" -b 1M -q 8 write
+		fi
 		say "$srv seqread cold (restart, drop caches: $DROP), rep $r"
 		srv_restart
-		L seqread-cold -f /seq.1 -b 1M -q 8 read
+		L seqread-cold -f $seq_file -b 1M -q 8 read
 		say "$srv seqread warm, rep $r"
-		L seqread-warm -f /seq.1 -b 1M -q 8 read
+		L seqread-warm -f $seq_file -b 1M -q 8 read
 	done
 }
 w_randrw() {
 	local r
 	say "$srv randrw: writing the $RAND_SIZE file"
 	L setup -f /rand -s "$RAND_SIZE" -b 1M -q 8 write
-	for r in $(seq "$REPS"); do
+	for r in $RUN_REPS; do
 		say "$srv randrw 4 KiB 50% reads, 16 in flight," \
 			"${RAND_SECS}s, rep $r"
 		L randrw -f /rand -b 4k -q 16 -n 10000000 -t "$RAND_SECS" \
@@ -309,7 +312,7 @@ w_randrw() {
 }
 w_smallfiles() {
 	local r c d n=$SMALL_FILES
-	for r in $(seq "$REPS"); do
+	for r in $RUN_REPS; do
 		for c in 1 4; do
 			d=/small.$c.$r
 			L setup -f "$d" mkdir
@@ -332,7 +335,7 @@ w_meta() {
 	L setup -d 10 -f /meta0 mkdir
 	L setup -f /meta0 -d 10 -n "$META_FILES" -b 0 -q 16 -p 2 create
 	L setup -f /meta0 -d 10 -n "$META_FILES" -q 16 stat  # warm it
-	for r in $(seq "$REPS"); do
+	for r in $RUN_REPS; do
 		say "$srv meta LOOKUP+GETATTR storm, 2 clients x 16," \
 			"${META_SECS}s, rep $r"
 		L meta-stat -f /meta0 -d 10 -N "$META_FILES" -n 100000000 \
@@ -355,7 +358,7 @@ w_readdir() {
 }
 w_jfsbench() {
 	local r t d
-	for r in $(seq "$REPS"); do
+	for r in $RUN_REPS; do
 		for t in 1 4; do
 			d=/jfs.$t.$r
 			L setup -f "$d" mkdir
@@ -384,24 +387,55 @@ say "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)," \
 	"data in $work ($(df -h "$work" | awk 'NR==2 {print $1}'))"
 say "ceilings: loopback TCP (iperf3) and disk O_DIRECT ($DD_MB MiB)"
 ceilings
+servers=()
 for s in ${SERVERS//,/ }; do
 	if [ "$s" = tessera-wb ] && [ $WB_OK = no ]; then
 		say "tesserad has no writeback option yet: skipping tessera-wb"
 		continue
 	fi
-	say "=== $s ==="
-	srv_fresh "$s"
-	for w in $ALL; do
-		want "$w" && "w_$w"
-	done
+	servers+=("$s")
 	if [ "${s#tessera}" != "$s" ]; then
 		echo "R buffer_limit $s configured_MiB $(srv_buffer_limit |
 			awk '{v=$1+0; if ($1 ~ /G$/) v*=1024;
 			      if ($1 ~ /k$/) v/=1024; print v}')" >>"$raw"
 	fi
-	srv_stop
-	rm -rf "${work:?}/$s"
 done
+# The servers take turns: each repetition is a round in which every server,
+# on a fresh volume, runs one repetition of every workload; the order
+# rotates from round to round.  So each server meets the machine (the VM's
+# page cache and free memory, the disk's backlog) in the same states, not
+# one server early in the run and another late.  readdir, whose
+# directories are created once and listed REPS times, runs per server
+# after the rounds.
+seq_file=
+rounds=0
+for w in $ALL; do
+	[ "$w" != readdir ] && want "$w" && rounds=$REPS
+done
+for r in $(seq "$rounds"); do
+	RUN_REPS=$r
+	n=${#servers[@]}
+	for i in $(seq 0 $((n - 1))); do
+		s=${servers[$(((i + r - 1) % n))]}
+		say "=== round $r of $REPS: $s ==="
+		srv_fresh "$s"
+		seq_file=
+		for w in $ALL; do
+			[ "$w" != readdir ] && want "$w" && "w_$w"
+		done
+		srv_stop
+		rm -rf "${work:?}/$s"
+	done
+done
+if want readdir; then
+	for s in "${servers[@]}"; do
+		say "=== readdir: $s ==="
+		srv_fresh "$s"
+		w_readdir
+		srv_stop
+		rm -rf "${work:?}/$s"
+	done
+fi
 
 say "summary"
 python3 "$src/bench/report.py" "$raw" "$out" "quick=$QUICK reps=$REPS \
