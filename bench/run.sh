@@ -9,8 +9,9 @@
 # $BUILD, default <repo>/build-bench), measures the ceilings (loopback TCP
 # with iperf3, the disk with O_DIRECT dd), then runs every workload against
 # every server with the same client (bench/nfsload), the same data and the
-# same parameters, REPS times, and prints the medians as tables.  Results go
-# to <repo>/results/<timestamp>/ (results.md, raw.txt, chart.png, logs).
+# same parameters, REPS times (in rounds: the servers take turns), and prints
+# the medians as tables.  Results go to <repo>/results/<timestamp>/ (results.md,
+# raw.txt, chart.png, logs).
 # Benchmarks print figures; they never fail on speed.  See bench/README.
 set -uo pipefail
 
