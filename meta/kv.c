@@ -10,15 +10,17 @@
 #include "lib/tl.h"
 #include "meta/kv.h"
 
-/* Parse "?mapsize=64G" style options of an lmdb URL. */
+/* Parse "?mapsize=64G&resident=48M" style options of an lmdb URL. */
 static int
-lmdb_url(const char *rest, char **dir, uint64_t *mapsize, char **err)
+lmdb_url(const char *rest, char **dir, uint64_t *mapsize, uint64_t *resident,
+	 char **err)
 {
 	const char *q = strchr(rest, '?');
 	char *d = q ? tl_strndup(rest, (size_t)(q - rest)) : tl_strdup(rest);
 	int rc = 0;
 
 	*mapsize = 0;
+	*resident = META_KV_LMDB_RESIDENT;
 	if (d[0] != '/') {
 		if (err)
 			*err = tl_asprintf("lmdb URL needs an absolute path: "
@@ -35,6 +37,12 @@ lmdb_url(const char *rest, char **dir, uint64_t *mapsize, char **err)
 		if (strncmp(o, "mapsize=", 8) == 0) {
 			rc = tl_parse_size(o + 8, mapsize);
 			if (rc == 0 && *mapsize < (1ULL << 20))
+				rc = -EINVAL;
+		} else if (strncmp(o, "resident=", 9) == 0) {
+			/* 0: no limit; else at least 1 MiB */
+			rc = tl_parse_size(o + 9, resident);
+			if (rc == 0 && *resident != 0 &&
+			    *resident < (1ULL << 20))
 				rc = -EINVAL;
 		} else {
 			rc = -EINVAL;
@@ -58,15 +66,15 @@ int
 meta_kv_open(const char *url, struct meta_kv **out, char **err)
 {
 	char *dir = NULL;
-	uint64_t mapsize;
+	uint64_t mapsize, resident;
 	int rc;
 
 	*out = NULL;
 	if (strncmp(url, "lmdb://", 7) == 0) {
-		rc = lmdb_url(url + 7, &dir, &mapsize, err);
+		rc = lmdb_url(url + 7, &dir, &mapsize, &resident, err);
 		if (rc)
 			return rc;
-		rc = meta_kv_lmdb_open(dir, mapsize, out, err);
+		rc = meta_kv_lmdb_open(dir, mapsize, resident, out, err);
 		free(dir);
 		if (rc == 0)
 			(*out)->url = tl_strdup(url);

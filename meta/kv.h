@@ -110,8 +110,13 @@ void meta_kv_abort(struct meta_kv_txn *t);
 int meta_kv_commit_lazy(struct meta_kv_txn *t);
 
 /* Engine constructors (used by meta_kv_open; exposed for tests).
- * lmdb: dir is a directory path, mapsize 0 = default (64 GiB). */
-int meta_kv_lmdb_open(const char *dir, uint64_t mapsize,
+ * lmdb: dir is a directory path, mapsize 0 = default (64 GiB); resident:
+ * file-backed RSS above which the map is unmapped (kv_lmdb.c), 0 = no
+ * limit.  The first open of a directory sets both. */
+#define META_KV_LMDB_RESIDENT (48ULL << 20)
+int meta_kv_lmdb_open(const char *dir, uint64_t mapsize, uint64_t resident,
 		      struct meta_kv **out, char **err);
+/* How many times the map was unmapped to keep under resident. */
+uint64_t meta_kv_lmdb_map_drops(struct meta_kv *kv);
 
 #endif /* META_KV_H */

@@ -36,16 +36,37 @@
  * Wakeups are targeted: callers waiting for their turn are woken one at a
  * time (a single member can run at once), the leader alone waits for its
  * members, and a batch's members wait on the batch.
+ *
+ * Resident map.  Reads return pointers into LMDB's read-only shared map,
+ * so every page a lookup or a scan touches stays mapped in the process:
+ * listing a directory of a million entries leaves ~400 MiB of the map in
+ * the gateway's RSS (page cache the kernel can drop, but counted by
+ * anything that reads RSS, the OOM killer's score included).  With
+ * ?resident=SIZE (META_KV_LMDB_RESIDENT by default, 0 = no limit) a
+ * reader that has moved on to MAP_CHECK_PAGES new pages since its last
+ * look reads the process's file-backed RSS (/proc/self/statm) and, above
+ * SIZE, unmaps the whole used map with MADV_DONTNEED.  That is safe under
+ * readers: the map is never written through (no MDB_WRITEMAP), so the
+ * pages stay in the page cache and the next touch maps them again (a
+ * minor fault) with the same bytes.  One reader walking a directory stays
+ * within a few MiB of SIZE; many threads faulting at random at once can
+ * outrun the one unmapping, so for them SIZE is a target, not a bound.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "lib/tl.h"
 #include "meta/kv.h"
@@ -53,6 +74,10 @@
 #define LMDB_DEFAULT_MAPSIZE (64ULL << 30)
 #define LMDB_MAX_READERS 1024
 #define GROUP_MAX 256 /* children per batch */
+/* Distinct pages a thread reads between two looks at the RSS (a fault
+ * maps more than the page: the kernel's fault-around, 64 KiB, or a large
+ * folio of the page cache). */
+#define MAP_CHECK_PAGES 16
 
 /* One batch of write transactions committed together. */
 struct lmdb_batch {
@@ -93,7 +118,19 @@ struct lmdb_env {
 	MDB_dbi dbi;
 	unsigned refs;
 	struct lmdb_group g;
+	/* Resident map (see the top of this file). */
+	uint64_t resident;   /* bytes of file-backed RSS; 0: no limit */
+	int statm;           /* /proc/self/statm, -1 if unreadable */
+	char *map;           /* the map's address */
+	size_t mapsize, psize;
+	uint64_t pagesize;   /* the system's, for statm */
+	atomic_bool dropping;
+	atomic_uint_fast64_t drops;
 };
+
+/* What this thread read from the map lately. */
+static __thread uintptr_t map_last_page;
+static __thread unsigned map_pages;
 
 static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct lmdb_env *envs;
@@ -159,6 +196,99 @@ mkdir_p(const char *dir)
 	}
 	free(p);
 	return rc;
+}
+
+/* ---- resident map --------------------------------------------------------- */
+
+/* The process's file-backed resident bytes (statm's third field: file
+ * and shared memory pages), 0 if unreadable. */
+static uint64_t
+file_rss(const struct lmdb_env *e)
+{
+	char buf[128];
+	unsigned long long size, res, shared;
+	ssize_t n = pread(e->statm, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu %llu", &size, &res, &shared) != 3)
+		return 0;
+	return (uint64_t)shared * e->pagesize;
+}
+
+/* Where LMDB mapped dir/data.mdb (mdb_env_info tells the address only
+ * for MDB_FIXEDMAP): the mapping of that file's inode in
+ * /proc/self/maps.  0 with *map set, or -ENOENT. */
+static int
+map_find(const char *dir, char **map, size_t *len)
+{
+	char *path = tl_asprintf("%s/data.mdb", dir), line[512];
+	unsigned long long lo, hi, off, ino;
+	unsigned maj, mnr;
+	struct stat st;
+	FILE *f;
+	int rc = -ENOENT;
+
+	if (stat(path, &st) < 0 || !(f = fopen("/proc/self/maps", "re"))) {
+		free(path);
+		return -ENOENT;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi,
+			   &off, &maj, &mnr, &ino) != 6 ||
+		    ino != (unsigned long long)st.st_ino ||
+		    makedev(maj, mnr) != st.st_dev || off != 0)
+			continue;
+		*map = (char *)(uintptr_t)lo;
+		*len = (size_t)(hi - lo);
+		rc = 0;
+		break;
+	}
+	fclose(f);
+	free(path);
+	return rc;
+}
+
+/* Above the limit: unmap the used part of the map (one thread at a time;
+ * the others go on reading, faulting pages back as they need them). */
+static void
+map_check(struct lmdb_env *e)
+{
+	MDB_envinfo info;
+
+	if (file_rss(e) <= e->resident || atomic_exchange(&e->dropping, true))
+		return;
+	if (mdb_env_info(e->env, &info) == 0) {
+		size_t used = ((size_t)info.me_last_pgno + 1) * e->psize;
+
+		if (madvise(e->map, TL_MIN(used, e->mapsize),
+			    MADV_DONTNEED) == 0)
+			atomic_fetch_add(&e->drops, 1);
+	}
+	atomic_store(&e->dropping, false);
+}
+
+/* A read returned p: count the pages of the map this thread moves to. */
+static inline void
+map_touch(struct lmdb_env *e, const void *p)
+{
+	uintptr_t a = (uintptr_t)p, pg = a / 4096;
+
+	if (e->resident == 0 || pg == map_last_page ||
+	    a - (uintptr_t)e->map >= e->mapsize)
+		return;
+	map_last_page = pg;
+	if (++map_pages < MAP_CHECK_PAGES)
+		return;
+	map_pages = 0;
+	map_check(e);
+}
+
+uint64_t
+meta_kv_lmdb_map_drops(struct meta_kv *kv)
+{
+	return atomic_load(&((struct lmdb_kv *)kv)->e->drops);
 }
 
 /* ---- group commit -------------------------------------------------------- */
@@ -472,6 +602,7 @@ lmdb_get(struct meta_kv_txn *bt, const void *key, size_t klen,
 	rc = mdb_get(t->txn, l->dbi, &k, &v);
 	if (rc)
 		return lmdb_errno(rc);
+	map_touch(l->e, v.mv_data);
 	*val = v.mv_data;
 	*vlen = v.mv_size;
 	return 0;
@@ -544,6 +675,8 @@ lmdb_scan(struct meta_kv_txn *bt, const void *start, size_t slen,
 			break;
 		}
 		op = MDB_NEXT;
+		map_touch(l->e, k.mv_data);
+		map_touch(l->e, v.mv_data);
 		if (end && key_cmp(k.mv_data, k.mv_size, end, elen) >= 0)
 			break;
 		rc = cb(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
@@ -604,6 +737,8 @@ lmdb_close(struct meta_kv *kv)
 		*pp = e->next;
 		group_stop(e);
 		mdb_env_close(e->env);
+		if (e->statm >= 0)
+			close(e->statm);
 		free(e->path);
 		free(e);
 	}
@@ -625,9 +760,10 @@ static const struct meta_kv_ops lmdb_ops = {
 };
 
 static int
-env_create(const char *dir, uint64_t mapsize, struct lmdb_env *e,
-	   char **err)
+env_create(const char *dir, uint64_t mapsize, uint64_t resident,
+	   struct lmdb_env *e, char **err)
 {
+	MDB_stat st;
 	MDB_txn *txn = NULL;
 	int rc, dead;
 
@@ -650,7 +786,20 @@ env_create(const char *dir, uint64_t mapsize, struct lmdb_env *e,
 		txn = NULL;
 	}
 	if (rc == 0)
+		rc = mdb_env_stat(e->env, &st);
+	if (rc == 0) {
+		e->psize = st.ms_psize;
+		e->pagesize = (uint64_t)sysconf(_SC_PAGESIZE);
+		e->statm = -1;
+		if (resident && map_find(dir, &e->map, &e->mapsize) == 0)
+			e->statm = open("/proc/self/statm",
+					O_RDONLY | O_CLOEXEC);
+		else if (resident)
+			tl_warn("meta", "lmdb: %s/data.mdb not found in "
+				"/proc/self/maps: resident= not applied", dir);
+		e->resident = e->statm >= 0 ? resident : 0;
 		return 0;
+	}
 	if (err)
 		*err = tl_asprintf("cannot open LMDB at %s: %s", dir,
 				   mdb_strerror(rc));
@@ -662,8 +811,8 @@ env_create(const char *dir, uint64_t mapsize, struct lmdb_env *e,
 }
 
 int
-meta_kv_lmdb_open(const char *dir, uint64_t mapsize, struct meta_kv **out,
-		  char **err)
+meta_kv_lmdb_open(const char *dir, uint64_t mapsize, uint64_t resident,
+		  struct meta_kv **out, char **err)
 {
 	struct lmdb_kv *l = tl_calloc(1, sizeof(*l));
 	char path[PATH_MAX];
@@ -688,7 +837,7 @@ meta_kv_lmdb_open(const char *dir, uint64_t mapsize, struct meta_kv **out,
 		;
 	if (!e) {
 		e = tl_calloc(1, sizeof(*e));
-		rc = env_create(path, mapsize, e, err);
+		rc = env_create(path, mapsize, resident, e, err);
 		if (rc == 0) {
 			group_start(e);
 			e->path = tl_strdup(path);

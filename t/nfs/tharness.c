@@ -570,9 +570,10 @@ th_server_destroy(struct th_server *s)
 }
 
 uint64_t
-th_server_rss_anon(const struct th_server *s)
+th_server_mem(const struct th_server *s, const char *field)
 {
 	char path[64], line[256];
+	size_t n = strlen(field);
 	unsigned long long kb = 0;
 	FILE *f;
 
@@ -581,7 +582,8 @@ th_server_rss_anon(const struct th_server *s)
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof line, f))
-		if (sscanf(line, "RssAnon: %llu kB", &kb) == 1)
+		if (strncmp(line, field, n) == 0 && line[n] == ':' &&
+		    sscanf(line + n + 1, "%llu kB", &kb) == 1)
 			break;
 	fclose(f);
 	return (uint64_t)kb * 1024;

@@ -103,9 +103,9 @@ int th_server_restart(struct th_server *s, bool kill_hard);
 void th_server_stop(struct th_server *s, bool kill_hard);
 /* Stop and remove the directory. */
 void th_server_destroy(struct th_server *s);
-/* The daemon's anonymous resident memory (RssAnon of /proc/PID/status)
- * in bytes, or 0 if unknown. */
-uint64_t th_server_rss_anon(const struct th_server *s);
+/* A memory figure of the daemon's /proc/PID/status in bytes ("RssAnon":
+ * anonymous resident memory; "VmRSS": all of it), or 0 if unknown. */
+uint64_t th_server_mem(const struct th_server *s, const char *field);
 /* libnfs URL for the server, path e.g. "/" (static buffer). */
 const char *th_server_url(const struct th_server *s, const char *path);
 /* 127.0.0.1:port into *sin (a struct sockaddr_in). */
