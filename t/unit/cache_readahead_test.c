@@ -74,15 +74,21 @@ test_ahead(uint64_t ino, const uint8_t *data)
 
 	cs_reset();
 	CHECK(t_read_eq(c, ino, 0, RS, data), "first read");
-	CHECK_EQ(gets_reach(2), 2, "the first read prefetches one block");
+	usleep(100000);
+	CHECK_EQ(atomic_load(&t_cs.gets), 1, "a stream that has read less "
+		 "than 256 KiB prefetches nothing");
 	for (off = RS; off < 4 * BS; off += RS)
+		t_read_eq(c, ino, off, RS, data + off);
+	CHECK_EQ(gets_reach(4 + 1), 4 + 1, "at 256 KiB (4 blocks read) it "
+		 "prefetches one block");
+	for (off = 4 * BS; off < 8 * BS; off += RS)
 		t_read_eq(c, ino, off, RS, data + off);
 	/* Window doubles per sequential read up to 8 blocks: by now the
 	 * prefetch reaches 8 blocks past the read end. */
-	CHECK_EQ(gets_reach(4 + 8), 4 + 8, "the window grew to 8 blocks");
+	CHECK_EQ(gets_reach(8 + 8), 8 + 8, "the window grew to 8 blocks");
 	CHECK(stats(c).prefetches >= 8, "counted as prefetches");
 	usleep(100000);
-	CHECK_EQ(atomic_load(&t_cs.gets), 4 + 8, "and no further");
+	CHECK_EQ(atomic_load(&t_cs.gets), 8 + 8, "and no further");
 	cache_close(c);
 }
 
@@ -107,6 +113,29 @@ test_random(uint64_t ino, const uint8_t *data)
 	CHECK_EQ(atomic_load(&t_cs.get_bytes),
 		 (uint64_t)TL_ARRAY_SIZE(blk) * RS,
 		 "range GETs of exactly the bytes read, no prefetch");
+}
+
+/* Random small reads that land within a few blocks of each other look
+ * like a stream read out of order; they must not start prefetching
+ * (after random writes, a block's range is hundreds of small blocks). */
+static void
+test_random_near(uint64_t ino, const uint8_t *data)
+{
+	struct cache *c = open_ra(8 * BS, 4u << 20);
+	static const uint64_t blk[] = {5, 7, 6, 8, 5, 9, 7, 6, 10, 8};
+	bool ok = true;
+	size_t i;
+
+	cs_reset();
+	for (i = 0; i < TL_ARRAY_SIZE(blk); i++) {
+		uint64_t off = blk[i] * BS + 4096 + i * 1024;
+
+		ok = ok && t_read_eq(c, ino, off, RS, data + off);
+	}
+	CHECK(ok, "random reads near each other return the data");
+	usleep(100000); /* a prefetch queued would have run */
+	CHECK_EQ(stats(c).prefetches, 0, "they prefetch nothing");
+	cache_close(c);
 }
 
 /* A read across blocks fetches each once, in parallel pieces. */
@@ -326,6 +355,7 @@ main(void)
 	test_sequential(ino, data);
 	test_ahead(ino, data);
 	test_random(ino, data);
+	test_random_near(ino, data);
 	test_big_read(ino, data);
 	test_local(ino, data);
 	test_lend(ino, data); /* last ones: they write */
