@@ -219,26 +219,30 @@ file_rss(const struct lmdb_env *e)
 
 /* Where LMDB mapped dir/data.mdb (mdb_env_info tells the address only
  * for MDB_FIXEDMAP): the mapping of that file's inode in
- * /proc/self/maps.  0 with *map set, or -ENOENT. */
+ * /proc/self/maps, named by its device or, where stat's device is not
+ * the one maps shows (btrfs subvolumes, overlayfs), by its path.  dir
+ * is a real path.  0 with *map set, or -ENOENT. */
 static int
 map_find(const char *dir, char **map, size_t *len)
 {
-	char *path = tl_asprintf("%s/data.mdb", dir), line[512];
+	char *path = tl_asprintf("%s/data.mdb", dir), line[PATH_MAX + 128];
 	unsigned long long lo, hi, off, ino;
 	unsigned maj, mnr;
 	struct stat st;
 	FILE *f;
-	int rc = -ENOENT;
+	int rc = -ENOENT, at;
 
 	if (stat(path, &st) < 0 || !(f = fopen("/proc/self/maps", "re"))) {
 		free(path);
 		return -ENOENT;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi,
-			   &off, &maj, &mnr, &ino) != 6 ||
-		    ino != (unsigned long long)st.st_ino ||
-		    makedev(maj, mnr) != st.st_dev || off != 0)
+		line[strcspn(line, "\n")] = '\0';
+		if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu %n", &lo, &hi,
+			   &off, &maj, &mnr, &ino, &at) != 6 ||
+		    ino != (unsigned long long)st.st_ino || off != 0 ||
+		    (makedev(maj, mnr) != st.st_dev &&
+		     strcmp(line + at, path) != 0))
 			continue;
 		*map = (char *)(uintptr_t)lo;
 		*len = (size_t)(hi - lo);
