@@ -92,21 +92,31 @@ test_ahead(uint64_t ino, const uint8_t *data)
 	cache_close(c);
 }
 
+/* RS bytes at block blk[i], byte skew + i * step of it, for each i;
+ * whether every read returned the file's bytes. */
+static bool
+read_blocks(struct cache *c, uint64_t ino, const uint8_t *data,
+	    const uint64_t *blk, size_t n, uint64_t skew, uint64_t step)
+{
+	bool ok = true;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t off = blk[i] * BS + skew + i * step;
+
+		ok = ok && t_read_eq(c, ino, off, RS, data + off);
+	}
+	return ok;
+}
+
 static void
 test_random(uint64_t ino, const uint8_t *data)
 {
 	struct cache *c = open_ra(8 * BS, 4u << 20);
 	static const uint64_t blk[] = {17, 3, 29, 9, 22, 5, 13, 26};
-	bool ok = true;
-	size_t i;
 
 	cs_reset();
-	for (i = 0; i < TL_ARRAY_SIZE(blk); i++) {
-		uint64_t off = blk[i] * BS + 1000 + i * 777;
-
-		ok = ok && t_read_eq(c, ino, off, RS, data + off);
-	}
-	CHECK(ok, "random 16 KiB reads return the data");
+	CHECK(read_blocks(c, ino, data, blk, TL_ARRAY_SIZE(blk), 1000, 777),
+	      "random 16 KiB reads return the data");
 	cache_close(c);
 	CHECK_EQ(atomic_load(&t_cs.gets), TL_ARRAY_SIZE(blk),
 		 "one GET per random read");
@@ -123,16 +133,10 @@ test_random_near(uint64_t ino, const uint8_t *data)
 {
 	struct cache *c = open_ra(8 * BS, 4u << 20);
 	static const uint64_t blk[] = {5, 7, 6, 8, 5, 9, 7, 6, 10, 8};
-	bool ok = true;
-	size_t i;
 
 	cs_reset();
-	for (i = 0; i < TL_ARRAY_SIZE(blk); i++) {
-		uint64_t off = blk[i] * BS + 4096 + i * 1024;
-
-		ok = ok && t_read_eq(c, ino, off, RS, data + off);
-	}
-	CHECK(ok, "random reads near each other return the data");
+	CHECK(read_blocks(c, ino, data, blk, TL_ARRAY_SIZE(blk), 4096, 1024),
+	      "random reads near each other return the data");
 	usleep(100000); /* a prefetch queued would have run */
 	CHECK_EQ(stats(c).prefetches, 0, "they prefetch nothing");
 	cache_close(c);
