@@ -35,6 +35,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 
+#include "lib/nfs3_status.h"
 #include "nfsd/metrics-internal.h"
 #include "nfsd/nfs3_prot.h"
 #include "nfsd/nfsd.h"
@@ -57,40 +58,15 @@ static const char *const mnt_procs[] = {
     "null", "mnt", "dump", "umnt", "umntall", "export",
 };
 
+#define NFS_STATUS(s) {s, #s},
 static const struct {
 	uint32_t st;
 	const char *name;
-} nfs_status[NFSD_M_NSTATUS - 1] = {
-    {NFS3_OK, "NFS3_OK"},
-    {NFS3ERR_PERM, "NFS3ERR_PERM"},
-    {NFS3ERR_NOENT, "NFS3ERR_NOENT"},
-    {NFS3ERR_IO, "NFS3ERR_IO"},
-    {NFS3ERR_NXIO, "NFS3ERR_NXIO"},
-    {NFS3ERR_ACCES, "NFS3ERR_ACCES"},
-    {NFS3ERR_EXIST, "NFS3ERR_EXIST"},
-    {NFS3ERR_XDEV, "NFS3ERR_XDEV"},
-    {NFS3ERR_NODEV, "NFS3ERR_NODEV"},
-    {NFS3ERR_NOTDIR, "NFS3ERR_NOTDIR"},
-    {NFS3ERR_ISDIR, "NFS3ERR_ISDIR"},
-    {NFS3ERR_INVAL, "NFS3ERR_INVAL"},
-    {NFS3ERR_FBIG, "NFS3ERR_FBIG"},
-    {NFS3ERR_NOSPC, "NFS3ERR_NOSPC"},
-    {NFS3ERR_ROFS, "NFS3ERR_ROFS"},
-    {NFS3ERR_MLINK, "NFS3ERR_MLINK"},
-    {NFS3ERR_NAMETOOLONG, "NFS3ERR_NAMETOOLONG"},
-    {NFS3ERR_NOTEMPTY, "NFS3ERR_NOTEMPTY"},
-    {NFS3ERR_DQUOT, "NFS3ERR_DQUOT"},
-    {NFS3ERR_STALE, "NFS3ERR_STALE"},
-    {NFS3ERR_REMOTE, "NFS3ERR_REMOTE"},
-    {NFS3ERR_BADHANDLE, "NFS3ERR_BADHANDLE"},
-    {NFS3ERR_NOT_SYNC, "NFS3ERR_NOT_SYNC"},
-    {NFS3ERR_BAD_COOKIE, "NFS3ERR_BAD_COOKIE"},
-    {NFS3ERR_NOTSUPP, "NFS3ERR_NOTSUPP"},
-    {NFS3ERR_TOOSMALL, "NFS3ERR_TOOSMALL"},
-    {NFS3ERR_SERVERFAULT, "NFS3ERR_SERVERFAULT"},
-    {NFS3ERR_BADTYPE, "NFS3ERR_BADTYPE"},
-    {NFS3ERR_JUKEBOX, "NFS3ERR_JUKEBOX"},
-};
+} nfs_status[] = {TL_NFS3_STATUSES(NFS_STATUS)};
+#undef NFS_STATUS
+/* The last status slot counts statuses not in the list ("other"). */
+_Static_assert(TL_ARRAY_SIZE(nfs_status) == NFSD_M_NSTATUS - 1,
+	       "NFSD_M_NSTATUS is the nfsstat3 list plus one");
 
 static const char *const rpc_err_names[NFSD_M_ERR_COUNT] = {
     [NFSD_M_ERR_MALFORMED] = "malformed",
