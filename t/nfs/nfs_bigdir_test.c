@@ -27,6 +27,21 @@ static uint64_t NENTRIES = 200000;
 static struct th_server srv;
 static struct th_conn cn;
 
+/* One memory figure of the daemon (a /proc/PID/status field): its
+ * latest value and the highest seen. */
+struct mem {
+	const char *field;
+	uint64_t now, peak;
+};
+
+static void
+mem_sample(struct mem *m)
+{
+	m->now = th_server_mem(&srv, m->field);
+	if (m->now > m->peak)
+		m->peak = m->now;
+}
+
 int
 main(void)
 {
@@ -36,7 +51,8 @@ main(void)
 	uint8_t verf[8] = {0};
 	uint8_t *seen;
 	uint64_t failed, t0, cookie = 0, pages = 0, total = 0, dups = 0;
-	uint64_t missing = 0, other = 0, rss0, rss, peak, vm0, vm, vpeak;
+	uint64_t missing = 0, other = 0, rss0, vm0;
+	struct mem anon = {"RssAnon", 0, 0}, all = {"VmRSS", 0, 0};
 	bool eof = false;
 	int st;
 
@@ -58,10 +74,10 @@ main(void)
 		   (unsigned long long)failed, th_stat_name(st),
 		   (unsigned long long)(th_now_ms() - t0));
 
-	rss0 = th_server_mem(&srv, "RssAnon");
-	peak = rss0;
-	vm0 = th_server_mem(&srv, "VmRSS");
-	vpeak = vm0;
+	mem_sample(&anon);
+	mem_sample(&all);
+	rss0 = anon.now;
+	vm0 = all.now;
 	th_diag("before the listing: RssAnon %llu KiB, VmRSS %llu KiB",
 		(unsigned long long)(rss0 >> 10),
 		(unsigned long long)(vm0 >> 10));
@@ -96,20 +112,12 @@ main(void)
 		}
 		th_dirpage_free(&p);
 		if (++pages % 25 == 0) {
-			rss = th_server_mem(&srv, "RssAnon");
-			if (rss > peak)
-				peak = rss;
-			vm = th_server_mem(&srv, "VmRSS");
-			if (vm > vpeak)
-				vpeak = vm;
+			mem_sample(&anon);
+			mem_sample(&all);
 		}
 	}
-	rss = th_server_mem(&srv, "RssAnon");
-	if (rss > peak)
-		peak = rss;
-	vm = th_server_mem(&srv, "VmRSS");
-	if (vm > vpeak)
-		vpeak = vm;
+	mem_sample(&anon);
+	mem_sample(&all);
 	TH_STAT(st, NFS3_OK, "READDIRPLUS of %llu entries (%llu pages, "
 		"%llu ms)", (unsigned long long)NENTRIES,
 		(unsigned long long)pages,
@@ -123,27 +131,28 @@ main(void)
 		 (unsigned long long)other, (unsigned long long)total);
 	th_diag("RssAnon: before %llu KiB, peak %llu KiB, after %llu KiB",
 		(unsigned long long)(rss0 >> 10),
-		(unsigned long long)(peak >> 10),
-		(unsigned long long)(rss >> 10));
+		(unsigned long long)(anon.peak >> 10),
+		(unsigned long long)(anon.now >> 10));
 	th_diag("VmRSS: before %llu KiB, peak %llu KiB, after %llu KiB",
 		(unsigned long long)(vm0 >> 10),
-		(unsigned long long)(vpeak >> 10),
-		(unsigned long long)(vm >> 10));
+		(unsigned long long)(all.peak >> 10),
+		(unsigned long long)(all.now >> 10));
 	TH_CHECK(rss0 > 0 && vm0 > 0, "RssAnon and VmRSS could be read");
 #ifdef TESSERA_SANITIZERS
 	/* ASan keeps freed memory in its quarantine (256 MiB by default),
 	 * so the daemon's RssAnon says nothing about its own use: the bound
 	 * is asserted by the plain build. */
 	th_diag("sanitizer build: memory bounds not asserted (grew %lld "
-		"KiB)", (long long)(peak - rss0) / 1024);
+		"KiB)", (long long)(anon.peak - rss0) / 1024);
 #else
-	TH_CHECK(peak <= rss0 + LIMIT,
+	TH_CHECK(anon.peak <= rss0 + LIMIT,
 		 "server anonymous memory grew by at most 64 MiB during the "
-		 "listing (grew %lld KiB)", (long long)(peak - rss0) / 1024);
-	TH_CHECK(vpeak <= vm0 + LIMIT,
+		 "listing (grew %lld KiB)",
+		 (long long)(anon.peak - rss0) / 1024);
+	TH_CHECK(all.peak <= vm0 + LIMIT,
 		 "server resident memory (VmRSS, the metadata map included) "
 		 "grew by at most 64 MiB during the listing (grew %lld KiB)",
-		 (long long)(vpeak - vm0) / 1024);
+		 (long long)(all.peak - vm0) / 1024);
 #endif
 	th_disconnect(&cn);
 	free(seen);
