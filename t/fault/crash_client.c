@@ -624,8 +624,9 @@ main(int argc, char **argv)
 		journal("cycle %d kill after %u ms", c, ms);
 		pthread_create(&t, NULL, killer, &ms);
 		while (one_op())
-			if (th_now_ms() - t0 > 30000) {
-				th_diag("daemon not killed in 30 s");
+			if (th_now_ms() - t0 > TH_STALL_MS) {
+				th_diag("daemon not killed in %d s",
+					TH_STALL_MS / 1000);
 				th_bail();
 			}
 		pthread_join(t, NULL);

@@ -529,7 +529,7 @@ check_writeback_alarm(void)
 		free(m);
 		if (http("GET", "/metrics", &m) != 200 || m == NULL ||
 		    sample(m, "tessera_writeback_alarm") == 1 ||
-		    th_now_ms() - t0 > 30000)
+		    th_now_ms() - t0 > TH_STALL_MS)
 			break;
 		usleep(200000);
 	}
@@ -569,7 +569,8 @@ main(void)
 	at = log_size();
 	TH_REQUIRE(th_server_restart(&srv, false) == 0,
 		   "tesserad restarted with metrics on port 0");
-	for (uint64_t t0 = th_now_ms(); th_now_ms() - t0 < 20000; usleep(50000))
+	for (uint64_t t0 = th_now_ms(); th_now_ms() - t0 < TH_STALL_MS;
+	     usleep(50000))
 		if ((http_port = log_port(at)) > 0)
 			break;
 	TH_REQUIRE(http_port > 0, "the metrics port is logged");

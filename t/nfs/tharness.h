@@ -26,8 +26,13 @@
  * ./t/nfs/nfs_io_test` in the build directory.  Environment:
  * top_builddir (where tesserad and tessera are; default the configured
  * build dir), TH_KEEP=1 keeps the temporary directories (meta, objects,
- * tesserad.log), TH_TIMEOUT=seconds (watchdog, default 900), TH_SEED
+ * tesserad.log), TH_TIMEOUT=seconds (watchdog: the test stops after
+ * that long without a reply from the server; default 900), TH_SEED
  * (nfs_bigfile_test's data).
+ *
+ * Time: tests never assert how long something took (shared machines are
+ * noisy, sanitizer builds several times slower).  The only clocks are
+ * stall detectors: no reply for TH_STALL_MS, or the watchdog.
  */
 #ifndef T_NFS_THARNESS_H
 #define T_NFS_THARNESS_H
@@ -41,6 +46,9 @@
 #include <nfsc/libnfs-raw.h>
 #include <nfsc/libnfs-raw-mount.h>
 #include <nfsc/libnfs-raw-nfs.h>
+
+/* A call (or a bulk run) that gets no reply for this long has stalled. */
+#define TH_STALL_MS 300000
 
 /* ---- assertions ----------------------------------------------------------- */
 

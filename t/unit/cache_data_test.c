@@ -476,7 +476,7 @@ test_removed_and_gc(void)
 	CHECK_EQ(meta_unlink(m, &root_cred, META_ROOT_INO, "gc", NULL, NULL),
 		 0, "unlink");
 	/* The job runs every second; give it plenty of rounds. */
-	for (i = 0, left = nobjects(); i < 300 && left > before; i++) {
+	for (i = 0, left = nobjects(); i < 3000 && left > before; i++) {
 		usleep(100000);
 		left = nobjects();
 	}
@@ -598,7 +598,7 @@ test_packed(void)
 	CHECK_EQ(meta_unlink(m, &root_cred, META_ROOT_INO, "packed", NULL,
 			     NULL),
 		 0, "unlink");
-	for (i = 0, left = nobjects(); i < 300 && left > before; i++) {
+	for (i = 0, left = nobjects(); i < 3000 && left > before; i++) {
 		usleep(100000);
 		left = nobjects();
 	}
@@ -696,7 +696,7 @@ test_compact(void)
 	free(old);
 
 	CHECK(read_eq(c, ino, 0, n, model), "sequential read of it");
-	for (i = 0; i < 300 && (nslices(ino, 0) != 1 || compactions(c) == 0);
+	for (i = 0; i < 3000 && (nslices(ino, 0) != 1 || compactions(c) == 0);
 	     i++)
 		usleep(100000);
 	meta_read_chunk(m, ino, 0, 0, META_CHUNK_SIZE, &now, &nnow);
@@ -713,7 +713,7 @@ test_compact(void)
 		ok = ok && stored(ids[k].id, ids[k].size);
 	CHECK(ok, "the %zu old slices stay stored through the grace", nid);
 	meta_set_compact_grace(m, 0);
-	for (i = 0, ok = false; i < 300 && !ok; i++) {
+	for (i = 0, ok = false; i < 3000 && !ok; i++) {
 		usleep(100000);
 		for (ok = true, k = 0; ok && k < nid; k++)
 			ok = !stored(ids[k].id, ids[k].size);
@@ -752,7 +752,7 @@ test_compact_appends(void)
 	}
 	CHECK(ok, "%zu appends of 4 KiB, each flushed", n);
 	/* The job counts a compaction just after committing it. */
-	for (i = 0; i < 300 && (nslices(ino, 0) >= 128 || compactions(c) == 0);
+	for (i = 0; i < 3000 && (nslices(ino, 0) >= 128 || compactions(c) == 0);
 	     i++)
 		usleep(100000);
 	recs = nslices(ino, 0);

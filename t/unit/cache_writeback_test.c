@@ -49,13 +49,14 @@ staged(struct cache *c)
 	return s.staged_blocks;
 }
 
-/* Wait (up to a minute) until nothing is staged. */
+/* Wait until nothing is staged (up to 5 minutes: a stall detector, not
+ * a speed limit). */
 static bool
 drained(struct cache *c)
 {
 	int i;
 
-	for (i = 0; i < 600 && staged(c) > 0; i++)
+	for (i = 0; i < 3000 && staged(c) > 0; i++)
 		usleep(100000);
 	return staged(c) == 0;
 }
@@ -166,7 +167,7 @@ test_removed(const uint8_t *data)
 	CHECK_EQ(staged(c), NBLK, "staged");
 	CHECK_EQ(meta_unlink(t_m, &t_root, META_ROOT_INO, "gone", NULL, NULL),
 		 0, "unlink");
-	for (i = 0; i < 300 && staged(c) > 0; i++)
+	for (i = 0; i < 3000 && staged(c) > 0; i++)
 		usleep(100000);
 	CHECK_EQ(staged(c), 0, "gc cancelled the staged blocks");
 	atomic_store(&t_cs.hold_puts, false);
