@@ -7,12 +7,29 @@
 # Ends with one line "N passed, N failed[, N skipped]"; exit status 0 only
 # when nothing failed.
 #
+# Each stage's time is printed as it ends, and all of them together at
+# the end, so a slow stage shows (CI must stay well under 60 minutes).
+#
+#   bash t/run-all.sh --quick   the developers' fast lane: step 1 only
+#                               (unit and protocol tests, plain build)
+#
 # Environment: TESSERA_SKIP_KERNEL=1 skips step 3, TESSERA_SKIP_ASAN=1
 # step 2, TESSERA_SKIP_FUZZ=1 the libFuzzer run after step 2,
 # TESSERA_SKIP_DISTCHECK=1 the release-tarball check
 # (TESSERA_FUZZ_SECONDS, default 120) (for quick local runs; CI runs
 # everything).
 set -u
+case "${1:-}" in
+--quick)
+	TESSERA_SKIP_KERNEL=1 TESSERA_SKIP_ASAN=1 TESSERA_SKIP_FUZZ=1
+	TESSERA_SKIP_DISTCHECK=1
+	;;
+"") ;;
+*)
+	echo "usage: bash t/run-all.sh [--quick]" >&2
+	exit 2
+	;;
+esac
 cd "$(dirname "$0")/.."
 TOP=$(pwd)
 JOBS=$(nproc)
@@ -20,7 +37,30 @@ PASS=0 FAIL=0 SKIP=0
 LOGDIR=$TOP/t/logs
 mkdir -p "$LOGDIR"
 
-step() { echo "=== [$(date +%H:%M:%S)] $*"; }
+# Stages and their times: step NAME starts a stage (ending the one
+# before); stage_times prints them all.
+STAGE= STAGE_T0=0 STAGE_TIMES= RUN_T0=$(date +%s)
+stage_end() {
+	local now
+	[ -n "$STAGE" ] || return 0
+	now=$(date +%s)
+	echo "=== [$(date +%H:%M:%S)] ($STAGE: $((now - STAGE_T0)) s)"
+	STAGE_TIMES="$STAGE_TIMES$(printf '%6d s  %s' $((now - STAGE_T0)) "$STAGE")
+"
+	STAGE=
+}
+step() {
+	stage_end
+	STAGE=$*
+	STAGE_T0=$(date +%s)
+	echo "=== [$(date +%H:%M:%S)] $*"
+}
+stage_times() {
+	stage_end
+	echo "=== stage times"
+	printf '%s' "$STAGE_TIMES"
+	printf '%6d s  all\n' $(($(date +%s) - RUN_T0))
+}
 
 # Add the automake summary of one `make check` run to the totals.
 count_automake() {
@@ -153,6 +193,7 @@ if [ "${TESSERA_SKIP_KERNEL:-0}" != 1 ] && [ "$plain_ok" = 1 ]; then
 	kernel_run t/kernel/kernel-s3-test.sh kernel-s3
 fi
 
+stage_times
 if [ "$SKIP" -gt 0 ]; then
 	echo "$PASS passed, $FAIL failed, $SKIP skipped"
 else
