@@ -87,7 +87,7 @@ inode_limit_check(struct mtxn *t)
 
 	if (t->m->set.max_inodes == 0)
 		return 0;
-	rc = counter_get(t, CNT_USED_INODES, &used);
+	rc = counter_peek(t, CNT_USED_INODES, &used);
 	if (rc)
 		return rc;
 	return used + (uint64_t)t->d_inodes + 1 > t->m->set.max_inodes ?

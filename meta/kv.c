@@ -125,6 +125,42 @@ meta_kv_del(struct meta_kv_txn *t, const void *key, size_t klen)
 }
 
 int
+meta_kv_add(struct meta_kv_txn *t, const void *key, size_t klen,
+	    const int64_t *delta, unsigned n)
+{
+	if (n == 0 || n > META_KV_ADD_MAX)
+		return -EINVAL;
+	return t->kv->ops->add(t, key, klen, delta, n);
+}
+
+int
+meta_kv_add_sum(const void *old, size_t oldlen, const int64_t *delta,
+		unsigned n, uint8_t *out)
+{
+	bool zero = true;
+
+	if (old && oldlen != 8 * (size_t)n)
+		return -EIO;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t v = old ? tl_get_be64((const uint8_t *)old + 8 * i) : 0;
+
+		v += (uint64_t)delta[i];
+		tl_put_be64(out + 8 * i, v);
+		zero &= v == 0;
+	}
+	return zero;
+}
+
+int
+meta_kv_peek(struct meta_kv_txn *t, const void *key, size_t klen,
+	     const void **val, size_t *vlen)
+{
+	if (t->kv->ops->peek == NULL)
+		return t->kv->ops->get(t, key, klen, val, vlen);
+	return t->kv->ops->peek(t, key, klen, val, vlen);
+}
+
+int
 meta_kv_scan(struct meta_kv_txn *t, const void *start, size_t slen,
 	     const void *end, size_t elen, meta_kv_scan_cb cb, void *arg)
 {

@@ -52,6 +52,11 @@ struct meta_kv_ops {
 	int (*put)(struct meta_kv_txn *t, const void *key, size_t klen,
 		   const void *val, size_t vlen);
 	int (*del)(struct meta_kv_txn *t, const void *key, size_t klen);
+	int (*add)(struct meta_kv_txn *t, const void *key, size_t klen,
+		   const int64_t *delta, unsigned n);
+	/* NULL: get */
+	int (*peek)(struct meta_kv_txn *t, const void *key, size_t klen,
+		    const void **val, size_t *vlen);
 	int (*scan)(struct meta_kv_txn *t, const void *start, size_t slen,
 		    const void *end, size_t elen, meta_kv_scan_cb cb,
 		    void *arg);
@@ -90,6 +95,27 @@ int meta_kv_put(struct meta_kv_txn *t, const void *key, size_t klen,
 /* Deleting a missing key is not an error. */
 int meta_kv_del(struct meta_kv_txn *t, const void *key, size_t klen);
 
+/* Add delta[i] to the i-th big-endian 64-bit field of the value at key
+ * (n fields, 1 <= n <= META_KV_ADD_MAX; a missing key counts as n zero
+ * fields), modulo 2^64; a sum of all zeros deletes the key.  For counters
+ * that many transactions bump (a volume's used bytes, a directory's
+ * usage): an add does not read the value, so two transactions adding to
+ * one key do not conflict; the engine applies it at commit (the raft
+ * engine on every node, in log order).  A get of the key in the same
+ * transaction sees the sum, and counts as a read.  -EIO if the stored
+ * value is not 8n bytes long. */
+#define META_KV_ADD_MAX 4
+int meta_kv_add(struct meta_kv_txn *t, const void *key, size_t klen,
+		const int64_t *delta, unsigned n);
+
+/* Read like meta_kv_get, but the read takes no part in conflict
+ * detection: the transaction commits even if another one changed the key
+ * after it was read.  For soft limits checked against a hot counter (the
+ * volume's capacity and inode limit), where a value a few operations old
+ * is acceptable and a conflict with every concurrent create is not. */
+int meta_kv_peek(struct meta_kv_txn *t, const void *key, size_t klen,
+		 const void **val, size_t *vlen);
+
 /* Call cb for every key k with start <= k < end, in order.  end NULL (or
  * elen 0 with end NULL) means no upper bound.  Stops when cb returns
  * non-zero, so the work is bounded by what the caller consumes. */
@@ -108,6 +134,12 @@ void meta_kv_abort(struct meta_kv_txn *t);
  * sync of its own.  Engines without a cheaper way commit durably.  Frees
  * t, also when it fails. */
 int meta_kv_commit_lazy(struct meta_kv_txn *t);
+
+/* For engines: the value an add leaves, from the stored value (old NULL:
+ * missing).  Writes 8n bytes to out; returns 1 when all fields are zero
+ * (the key is to be deleted), 0 otherwise, -EIO when oldlen != 8n. */
+int meta_kv_add_sum(const void *old, size_t oldlen, const int64_t *delta,
+		    unsigned n, uint8_t *out);
 
 /* Engine constructors (used by meta_kv_open; exposed for tests).
  * lmdb: dir is a directory path, mapsize 0 = default (64 GiB); resident:

@@ -641,6 +641,28 @@ lmdb_del(struct meta_kv_txn *bt, const void *key, size_t klen)
 	return lmdb_errno(rc);
 }
 
+static int
+lmdb_add(struct meta_kv_txn *bt, const void *key, size_t klen,
+	 const int64_t *delta, unsigned n)
+{
+	struct lmdb_txn *t = (struct lmdb_txn *)bt;
+	struct lmdb_kv *l = (struct lmdb_kv *)bt->kv;
+	MDB_val k = {klen, (void *)key}, v;
+	uint8_t sum[8 * META_KV_ADD_MAX];
+	int rc;
+
+	rc = mdb_get(t->txn, l->dbi, &k, &v);
+	if (rc && rc != MDB_NOTFOUND)
+		return lmdb_errno(rc);
+	rc = meta_kv_add_sum(rc ? NULL : v.mv_data, rc ? 0 : v.mv_size, delta,
+			     n, sum);
+	if (rc < 0)
+		return rc;
+	if (rc == 1)
+		return lmdb_del(bt, key, klen);
+	return lmdb_put(bt, key, klen, sum, 8 * (size_t)n);
+}
+
 /* memcmp order with a shorter prefix first: LMDB's default order. */
 static int
 key_cmp(const void *a, size_t alen, const void *b, size_t blen)
@@ -756,6 +778,7 @@ static const struct meta_kv_ops lmdb_ops = {
 	.get = lmdb_get,
 	.put = lmdb_put,
 	.del = lmdb_del,
+	.add = lmdb_add,
 	.scan = lmdb_scan,
 	.commit = lmdb_commit,
 	.commit_lazy = lmdb_commit_lazy,

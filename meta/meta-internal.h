@@ -143,7 +143,11 @@ int dentry_add(struct mtxn *t, struct inode *dir, const char *name,
 int dentry_del(struct mtxn *t, uint64_t dir, const char *name, size_t len,
 	       uint64_t cookie);
 int counter_get(struct mtxn *t, const char *name, uint64_t *v);
+/* Read without taking part in conflict detection (meta_kv_peek): for the
+ * soft limits on hot counters. */
+int counter_peek(struct mtxn *t, const char *name, uint64_t *v);
 int counter_set(struct mtxn *t, const char *name, uint64_t v);
+/* Commutative (meta_kv_add): no read, no conflict between transactions. */
 int usage_add(struct mtxn *t, uint64_t dir, int64_t bytes, int64_t inodes);
 int usage_get(struct mtxn *t, uint64_t dir, uint64_t *bytes,
 	      uint64_t *inodes);

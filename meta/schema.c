@@ -306,18 +306,17 @@ txn_begin(struct meta *m, struct mtxn *t, bool rdonly)
 	return meta_kv_begin(m->kv, rdonly, &t->kv);
 }
 
+/* Counters many transactions bump are commutative adds, so concurrent
+ * transactions do not conflict on them (kv.h, meta_kv_add). */
 static int
 counter_add(struct mtxn *t, const char *name, int64_t d)
 {
-	uint64_t v;
-	int rc;
+	struct meta_key k;
 
 	if (d == 0)
 		return 0;
-	rc = counter_get(t, name, &v);
-	if (rc)
-		return rc;
-	return counter_set(t, name, v + (uint64_t)d);
+	key_counter(t->m, &k, name);
+	return meta_kv_add(t->kv, k.b, k.len, &d, 1);
 }
 
 int
@@ -435,8 +434,8 @@ dentry_del(struct mtxn *t, uint64_t dir, const char *name, size_t len,
 	return meta_kv_del(t->kv, k.b, k.len);
 }
 
-int
-counter_get(struct mtxn *t, const char *name, uint64_t *v)
+static int
+counter_read(struct mtxn *t, const char *name, uint64_t *v, bool peek)
 {
 	struct meta_key k;
 	const void *val;
@@ -444,7 +443,8 @@ counter_get(struct mtxn *t, const char *name, uint64_t *v)
 	int rc;
 
 	key_counter(t->m, &k, name);
-	rc = meta_kv_get(t->kv, k.b, k.len, &val, &vlen);
+	rc = peek ? meta_kv_peek(t->kv, k.b, k.len, &val, &vlen) :
+		    meta_kv_get(t->kv, k.b, k.len, &val, &vlen);
 	if (rc == -ENOENT) {
 		*v = 0;
 		return 0;
@@ -455,6 +455,18 @@ counter_get(struct mtxn *t, const char *name, uint64_t *v)
 		return -EIO;
 	*v = tl_get_be64(val);
 	return 0;
+}
+
+int
+counter_get(struct mtxn *t, const char *name, uint64_t *v)
+{
+	return counter_read(t, name, v, false);
+}
+
+int
+counter_peek(struct mtxn *t, const char *name, uint64_t *v)
+{
+	return counter_read(t, name, v, true);
 }
 
 int
@@ -493,24 +505,13 @@ usage_get(struct mtxn *t, uint64_t dir, uint64_t *bytes, uint64_t *inodes)
 int
 usage_add(struct mtxn *t, uint64_t dir, int64_t bytes, int64_t inodes)
 {
+	int64_t d[2] = {bytes, inodes};
 	struct meta_key k;
-	uint64_t b, i;
-	uint8_t v[16];
-	int rc;
 
 	if (dir == 0 || (bytes == 0 && inodes == 0))
 		return 0; /* 0: parent unknown (see unlink_inode) */
-	rc = usage_get(t, dir, &b, &i);
-	if (rc)
-		return rc;
-	b += (uint64_t)bytes;
-	i += (uint64_t)inodes;
 	key_usage(t->m, &k, dir);
-	if (b == 0 && i == 0)
-		return meta_kv_del(t->kv, k.b, k.len);
-	tl_put_be64(v, b);
-	tl_put_be64(v + 8, i);
-	return meta_kv_put(t->kv, k.b, k.len, v, 16);
+	return meta_kv_add(t->kv, k.b, k.len, d, 2);
 }
 
 /* ---- small shared helpers ------------------------------------------------ */
@@ -559,7 +560,7 @@ capacity_check(struct mtxn *t, int64_t bytes)
 
 	if (bytes <= 0 || t->m->set.capacity == 0)
 		return 0;
-	rc = counter_get(t, CNT_USED_BYTES, &used);
+	rc = counter_peek(t, CNT_USED_BYTES, &used);
 	if (rc)
 		return rc;
 	used += (uint64_t)t->d_bytes;

@@ -5,9 +5,11 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 BUILD="build-essential autoconf automake libtool pkg-config rpcsvc-proto
  libtirpc-dev libevent-dev liblmdb-dev lmdb-utils libssl-dev
- libcurl4-openssl-dev libzstd-dev rpcbind"
+ libcurl4-openssl-dev libzstd-dev rpcbind libuv1-dev"
+# From bookworm-backports (0.22, the maintained line; see below).
+BACKPORTS="libraft-dev"
 TEST="libnfs-dev libnfs-utils valgrind nfs-common procps iproute2 psmisc
- curl clang libfuzzer-14-dev"
+ curl clang libfuzzer-14-dev haproxy"
 PKGS=$BUILD
 [ "${1:-}" = --test ] && PKGS="$BUILD $TEST"
 SUDO=
@@ -17,9 +19,29 @@ for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
 		missing="$missing $p"
 done
-if [ -n "$missing" ]; then
-	echo "installing:$missing"
+bpmissing=
+for p in $BACKPORTS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+		bpmissing="$bpmissing $p"
+done
+# libraft: bookworm has 0.15, bookworm-backports 0.22 (Canonical's raft
+# continued by the cowsql project; the 0.15 line is no longer fixed).
+BPLIST=/etc/apt/sources.list.d/bookworm-backports.list
+if [ -n "$bpmissing" ] && ! grep -rqs bookworm-backports \
+	/etc/apt/sources.list /etc/apt/sources.list.d/; then
+	echo "deb http://deb.debian.org/debian bookworm-backports main" |
+		$SUDO tee "$BPLIST" >/dev/null
+fi
+if [ -n "$missing$bpmissing" ]; then
+	echo "installing:$missing$bpmissing"
 	$SUDO apt-get update -qq
+fi
+if [ -n "$missing" ]; then
 	# shellcheck disable=SC2086
 	$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+if [ -n "$bpmissing" ]; then
+	# shellcheck disable=SC2086
+	$SUDO apt-get install -y -qq --no-install-recommends \
+		-t bookworm-backports $bpmissing >/dev/null
 fi
