@@ -50,8 +50,9 @@ enum nfsd_m_rpc_err {
 
 /* Why connections closed (rpc.c conn_close's reasons). */
 enum nfsd_m_close {
-	NFSD_M_CLOSE_EOF,
-	NFSD_M_CLOSE_ERROR,
+	NFSD_M_CLOSE_EOF,   /* the client hung up */
+	NFSD_M_CLOSE_RESET, /* or reset the connection: routine too */
+	NFSD_M_CLOSE_ERROR, /* any other recv or send error */
 	NFSD_M_CLOSE_IDLE,
 	NFSD_M_CLOSE_TOO_LARGE,
 	NFSD_M_CLOSE_SHUTDOWN,

@@ -82,6 +82,7 @@ static const char *const rpc_err_names[NFSD_M_ERR_COUNT] = {
 /* rpc.c's conn_close reasons, and the label of each. */
 static const char *const close_names[NFSD_M_CLOSE_COUNT] = {
     [NFSD_M_CLOSE_EOF] = "eof",
+    [NFSD_M_CLOSE_RESET] = "reset",
     [NFSD_M_CLOSE_ERROR] = "error",
     [NFSD_M_CLOSE_IDLE] = "idle",
     [NFSD_M_CLOSE_TOO_LARGE] = "record too large",

@@ -167,10 +167,13 @@ conn_close(struct conn *c, const char *why)
 	c->rd = NULL;
 	pthread_mutex_unlock(&c->lock);
 
-	/* A client hanging up is routine; anything else an operator wants
-	 * to see. */
-	if (strcmp(why, "eof") == 0 || strcmp(why, "shutdown") == 0)
+	/* A client hanging up or resetting, or an idle connection timed
+	 * out, is routine (info); anything else an operator wants to see. */
+	if (strcmp(why, "shutdown") == 0)
 		tl_debug("rpc", "%s: closed (%s)", c->name, why);
+	else if (strcmp(why, "eof") == 0 || strcmp(why, "reset") == 0 ||
+		 strcmp(why, "idle") == 0)
+		tl_info("rpc", "%s: closed (%s)", c->name, why);
 	else
 		tl_notice("rpc", "%s: connection closed (%s)", c->name, why);
 	nfsd_m_conn_closed(why);
@@ -186,6 +189,21 @@ conn_close(struct conn *c, const char *why)
 		c->next->prev = c->prev;
 	s->nconns--;
 	conn_unref(c);
+}
+
+/* A recv or send failed with err: a client that reset the connection
+ * or went away is routine ("reset", info); any other error is not. */
+static void
+conn_lost(struct conn *c, const char *op, int err)
+{
+	if (err == ECONNRESET || err == EPIPE || err == ECONNABORTED ||
+	    err == ETIMEDOUT) {
+		tl_info("rpc", "%s: %s: %s", c->name, op, strerror(err));
+		conn_close(c, "reset");
+		return;
+	}
+	tl_notice("rpc", "%s: %s: %s", c->name, op, strerror(err));
+	conn_close(c, "error");
 }
 
 /* arg: the start of the malloc'd block (data may point into it). */
@@ -635,11 +653,8 @@ conn_input(struct conn *c)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK) {
-				tl_notice("rpc", "%s: recv: %s", c->name,
-					  strerror(errno));
-				conn_close(c, "error");
-			}
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				conn_lost(c, "recv", errno);
 			return;
 		}
 		/* a short read emptied the socket: no need to ask again
@@ -688,8 +703,9 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct conn *c = arg;
 
 	if (what & BEV_EVENT_ERROR)
-		tl_notice("rpc", "%s: send: %s", c->name, strerror(errno));
-	conn_close(c, (what & BEV_EVENT_EOF) ? "eof" : "error");
+		conn_lost(c, "send", errno); /* libevent kept the errno */
+	else
+		conn_close(c, "eof");
 }
 
 /* Timer (loop thread): close connections idle for idle_timeout. */
@@ -715,10 +731,8 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 		idle = c->inflight == 0 && now > c->last_ns &&
 		       now - c->last_ns >= idle_ns;
 		pthread_mutex_unlock(&c->lock);
-		if (idle) {
-			tl_info("rpc", "%s: idle, closing", c->name);
+		if (idle)
 			conn_close(c, "idle");
-		}
 	}
 }
 

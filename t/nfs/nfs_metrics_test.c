@@ -3,7 +3,8 @@
  * /metrics is well-formed Prometheus text (format 0.0.4) whose counters
  * move with real NFS traffic, the duplicate request cache counts a
  * retransmitted CREATE it replays, the writeback alarm rises once a
- * staged block is older than writeback_max_age, /healthz answers "ok",
+ * staged block is older than writeback_max_age, a client's reset is
+ * counted as such and not as an error, /healthz answers "ok",
  * and unknown paths and other methods are refused.
  *
  * The daemon listens for HTTP on port 0 and logs the port it got ("metrics
@@ -434,6 +435,63 @@ retransmitted_create(const char *name)
 	close(fd);
 }
 
+/* Whether tesserad.log has a line containing both a and b. */
+static bool
+log_has(const char *a, const char *b)
+{
+	char path[400], line[1024];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/tesserad.log", srv.dir);
+	f = fopen(path, "r");
+	while (f != NULL && !found && fgets(line, sizeof line, f) != NULL)
+		found = strstr(line, a) != NULL && strstr(line, b) != NULL;
+	if (f != NULL)
+		fclose(f);
+	return found;
+}
+
+/*
+ * A client that resets its connection (close with SO_LINGER 0 sends an
+ * RST) is routine: counted as "reset", not as an error, and logged at
+ * info, below the default level.
+ */
+static void
+check_reset(void)
+{
+	struct linger lg = {1, 0};
+	uint8_t msg[128];
+	uint32_t w[8];
+	double reset = 0;
+	char *m = NULL;
+	int fd = nfs_connect();
+
+	TH_REQUIRE(fd >= 0, "connect for a reset");
+	TH_CHECK(rpc_roundtrip(fd, msg, rpc_call(msg, 9, 100003, 3, 0, NULL, 0),
+			       w, 8) == 0 &&
+		     w[5] == 0,
+		 "NULL before the reset");
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	close(fd);
+	for (uint64_t t0 = th_now_ms(); reset < 1 && th_now_ms() - t0 < 30000;
+	     usleep(20000)) {
+		free(m);
+		m = NULL;
+		if (http("GET", "/metrics", &m) == 200 && m != NULL)
+			reset = sample(m, "tessera_connections_closed_total{"
+					  "reason=\"reset\"}");
+	}
+	TH_CHECK(reset >= 1, "a reset connection counted as reset (%g)", reset);
+	TH_CHECK(m != NULL && sample(m, "tessera_connections_closed_total{"
+					"reason=\"error\"}") == 0,
+		 "and not as an error");
+	TH_CHECK(!log_has(" notice ", "reset by peer") &&
+		     !log_has(" warn ", "reset by peer"),
+		 "a client's reset is not logged at notice or above");
+	free(m);
+}
+
 /* ---- the test ---------------------------------------------------------- */
 
 static void
@@ -602,6 +660,7 @@ main(void)
 		 nsamples);
 	check_counters(m);
 	free(m);
+	check_reset();
 	check_writeback_alarm();
 
 	code = http("GET", "/healthz", &body);
