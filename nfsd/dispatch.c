@@ -20,7 +20,8 @@
  *   inode gone / generation differs-> NFS3ERR_STALE
  * then credentials are squashed by the rule (root_squash: uid 0 and gid
  * 0, also in the groups, become anonuid/anongid; all_squash and AUTH_NONE:
- * everyone is anonymous).
+ * everyone is anonymous).  Only a call that passed these checks may be
+ * answered from the duplicate request cache (NFSD_PF_DRC, drc.c).
  */
 #include "config.h"
 
@@ -334,9 +335,47 @@ take_read_tail(struct nfsd_call *c, void *res, struct nfsd_tail *t)
  * ones (none today) are allocated. */
 #define CALL_BUF 1024
 
-static void
+/*
+ * The duplicate request cache is consulted only once the call passed the
+ * checks a first run would face (export, client rule, secure port, read
+ * only): a replay from another port or host must not get a reply that
+ * its own checks would have refused.  body is the call after the
+ * procedure number (credentials, verifier, arguments), checksummed into
+ * the key.  false: no reply (the first run is in progress) or b holds
+ * the saved reply; true: run the call (d->drc set: nfsd_drc_end after).
+ */
+struct drc_use {
+	struct nfsd_drc *drc; /* non-NULL once an entry was begun */
+	struct nfsd_drc_key key;
+	const uint8_t *body;
+	size_t len;
+};
+
+enum { RUN_DONE, RUN_REPLAYED, RUN_DROPPED };
+
+static int
+drc_consult(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
+	    struct drc_use *d)
+{
+	if (!(p->flags & NFSD_PF_DRC) || c->ctx->drc == NULL)
+		return RUN_DONE;
+	nfsd_drc_make_key(&c->peer, c->xid, c->prog, c->vers, c->proc,
+			  d->body, d->len, &d->key);
+	switch (nfsd_drc_begin(c->ctx->drc, &d->key, b)) {
+	case NFSD_DRC_RUNNING:
+		tl_buf_reset(b);
+		return RUN_DROPPED;
+	case NFSD_DRC_REPLAY:
+		tl_debug("nfsd", "xid %08x %s: replayed", c->xid, p->name);
+		return RUN_REPLAYED;
+	}
+	d->drc = c->ctx->drc;
+	return RUN_DONE;
+}
+
+static int
 run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
-	 XDR *x, u_int msglen, struct nfsd_tail *tail)
+	 XDR *x, u_int msglen, struct nfsd_tail *tail, struct drc_use *d)
 {
 	xdrproc_t xargs =
 	    p->xdr_args != NULL ? p->xdr_args : (xdrproc_t)xdr_nothing;
@@ -348,6 +387,7 @@ run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 	void *args = asize <= CALL_BUF ? abuf : tl_malloc(asize);
 	void *res = rsize <= CALL_BUF ? rbuf : tl_malloc(rsize);
 	nfsstat3 st = NFS3_OK;
+	int run = RUN_DONE;
 	bool_t ok;
 
 	memset(args, 0, asize);
@@ -369,6 +409,10 @@ run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 		st = check_fh(c, p, args);
 	else
 		squash(c, NULL);
+	if (st == NFS3_OK && (run = drc_consult(b, c, p, d)) != RUN_DONE) {
+		pthread_rwlock_unlock(&nfsd_exports_lock);
+		goto out;
+	}
 	if (st == NFS3_OK)
 		p->handler(c, args, res);
 	else
@@ -396,6 +440,7 @@ out:
 		free(res);
 	if (args != abuf)
 		free(args);
+	return run;
 }
 
 /* A hand-off to a worker costs two context switches, more than these
@@ -459,9 +504,9 @@ nfsd_dispatch_tail(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	char *cp = cred, *vp = verf;
 	uint32_t mtype, rpcvers, vflavor;
 	u_int clen, vlen;
-	struct nfsd_drc *drc = NULL;
-	struct nfsd_drc_key key;
+	struct drc_use d = {NULL};
 	uint64_t t0;
+	int run;
 	XDR x;
 
 	tl_buf_reset(reply);
@@ -502,30 +547,20 @@ nfsd_dispatch_tail(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	p = find_proc(reply, &c);
 	if (p == NULL)
 		goto done;
-	if ((p->flags & NFSD_PF_DRC) && ctx->drc != NULL) {
-		drc = ctx->drc;
-		nfsd_drc_make_key(peer, c.xid, c.prog, c.vers, c.proc,
-				  msg + 24, len - 24, &key);
-		switch (nfsd_drc_begin(drc, &key, reply)) {
-		case NFSD_DRC_RUNNING:
-			tl_buf_reset(reply);
-			goto out;
-		case NFSD_DRC_REPLAY:
-			tl_debug("nfsd", "xid %08x %s: replayed", c.xid,
-				 p->name);
-			goto out;
-		}
-	}
+	d.body = msg + 24; /* the header up to the procedure decoded */
+	d.len = len - 24;
 	t0 = tl_mono_ns();
-	run_proc(reply, &c, p, &x, (u_int)len, tail);
+	run = run_proc(reply, &c, p, &x, (u_int)len, tail, &d);
+	if (run != RUN_DONE)
+		goto out; /* the saved reply (record mark included), or none */
 	nfsd_m_call_done(c.prog, c.proc, tl_mono_ns() - t0);
 	reply_finish(reply);
 	if (tail->data != NULL || tail->ref != NULL)
 		tl_put_be32(reply->data,
 			    0x80000000u | (uint32_t)(reply->len - 4 + tail->len +
 						     (4 - tail->len % 4) % 4));
-	if (drc != NULL)
-		nfsd_drc_end(drc, &key, reply);
+	if (d.drc != NULL)
+		nfsd_drc_end(d.drc, &d.key, reply);
 	goto out;
 done:
 	reply_finish(reply);

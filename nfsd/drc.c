@@ -2,17 +2,21 @@
  * drc.c - the duplicate request cache.
  *
  * A client that lost a connection resends its outstanding calls with the
- * same xid, often on a new connection (another source port).  For
+ * same xid, on a new connection from the same source port (the Linux
+ * client binds its old port again, as knfsd's cache expects).  For
  * non-idempotent procedures (NFSD_PF_DRC: CREATE, MKDIR, SYMLINK, MKNOD,
  * REMOVE, RMDIR, RENAME, LINK, SETATTR) running the call twice turns a
  * success into an error (the second REMOVE finds nothing), so the reply
  * of the first run is kept and replayed.
  *
  * Like knfsd's cache it is in memory and best effort.  An entry is keyed
- * by the client's address (not its port), xid, program, version,
- * procedure and a 64-bit checksum of the credentials and arguments, so a
- * different call that happens to reuse an xid is not answered with
- * another call's reply.  Entries live in a hash table and on an LRU list;
+ * by the client's address and port, xid, program, version, procedure and
+ * a 64-bit checksum of the credentials and arguments, so a different
+ * call that happens to reuse an xid is not answered with another call's
+ * reply, nor is a call from another port (another client behind the
+ * same address, or an unprivileged process on the client's host).  The
+ * dispatcher consults the cache only after the call passed its export,
+ * client and secure-port checks.  Entries live in a hash table and on an LRU list;
  * the cache holds at most max_entries entries and max_bytes bytes
  * (entries and replies); the least recently used entry goes first.
  * Entries older than DRC_TTL_NS are ignored, replies above DRC_MAX_REPLY
@@ -71,7 +75,11 @@ nfsd_drc_make_key(const struct sockaddr_storage *peer, uint32_t xid,
 {
 	memset(k, 0, sizeof(*k));
 	k->family = peer->ss_family;
-	/* the address, not the port: a retransmit may use a new connection */
+	/* the address and the port, as knfsd keys its cache: a client that
+	 * reconnects to retransmit binds its old port again (the Linux
+	 * client does), and a call from another port never gets a reply
+	 * meant for this one */
+	k->port = nfsd_peer_port(peer);
 	if (peer->ss_family == AF_INET)
 		memcpy(k->addr, &((const struct sockaddr_in *)peer)->sin_addr,
 		       4);

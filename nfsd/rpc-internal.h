@@ -71,9 +71,9 @@ void nfsd_exports_resolve(struct meta *m, struct nfsd_exports *e);
 
 struct nfsd_drc_key {
 	uint32_t family;
-	uint8_t addr[16]; /* client address; the port is left out */
+	uint8_t addr[16]; /* client address */
 	uint32_t xid, prog, vers, proc;
-	uint32_t pad; /* zero: keys are compared with memcmp */
+	uint32_t port; /* and port: a call from another port is another's */
 	uint64_t csum; /* of credentials and arguments; last member */
 };
 

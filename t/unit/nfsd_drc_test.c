@@ -2,9 +2,13 @@
  * nfsd_drc_test - the duplicate request cache through a real server: a
  * CREATE, MKDIR, SYMLINK, LINK, RENAME, SETATTR (guarded by ctime) and
  * REMOVE whose reply was lost are resent with the same xid on a NEW
- * connection and get the original reply, byte for byte, where running
- * them again would fail (EXIST, NOENT, NOT_SYNC); the hit counter counts
- * them.  A new xid, or the same xid with other arguments, runs the call.
+ * connection from the same source port (as the Linux client reconnects)
+ * and get the original reply, byte for byte, where running them again
+ * would fail (EXIST, NOENT, NOT_SYNC); the hit counter counts them.  A
+ * new xid, or the same xid with other arguments, runs the call.  On a
+ * "secure" export the same bytes replayed from an unprivileged port get
+ * PERM, and from another privileged port run again (EXIST): the cache
+ * is keyed by address and port and consulted after the access checks.
  * A small cache stays within drc_entries and drc_size, evicting the
  * least recently used entry, and an evicted call runs again.
  */
@@ -26,14 +30,16 @@ lost_reply(const char *what, uint32_t xid, uint32_t proc, xdrproc_t xargs,
 	int fd = tdial(T.port), st;
 	uint32_t a;
 
+	unsigned local = tlocal_port(fd);
+
 	tcall_encode(&call, xid, NFSD_PROG_NFS, 3, proc, xargs, args);
 	a = tcall(fd, &call, &r1, NULL, NULL);
-	close(fd); /* the client never saw the reply */
+	tclose_reset(fd); /* the client never saw the reply */
 	CHECK(a == SUCCESS && r1.len >= 28 && tl_get_be32(r1.data + 24) == 0,
 	      "%s: first call succeeds", what);
-	fd = tdial(T.port);
+	fd = tdial_from(T.port, local);
 	a = tcall(fd, &call, &r2, xres, res);
-	close(fd);
+	tclose_reset(fd);
 	CHECK(a == SUCCESS && r1.len == r2.len &&
 		  memcmp(r1.data, r2.data, r1.len) == 0,
 	      "%s: resent on a new connection, the same reply comes back",
@@ -194,6 +200,95 @@ test_replays(void)
 	free(dir.data.data_val);
 }
 
+/* A privileged local port that can be bound and connected from, or
+ * -1 (not root). */
+static int
+dial_privileged(unsigned *local)
+{
+	for (unsigned p = 1023; p > 600; p--) {
+		int fd = tdial_from(T.port, p);
+
+		if (fd >= 0) {
+			*local = p;
+			return fd;
+		}
+		if (errno == EACCES || errno == EPERM)
+			break;
+	}
+	return -1;
+}
+
+/*
+ * A CREATE on a secure export from a privileged port, its reply lost;
+ * the very same bytes then come from an unprivileged port (another
+ * user's process on the client), from another privileged port, and from
+ * the first port again.  Only the last is the client retransmitting.
+ */
+static void
+test_replay_source(void)
+{
+	struct tl_buf call = TL_BUF_INIT, r1 = TL_BUF_INIT, r2 = TL_BUF_INIT;
+	CREATE3args ca;
+	CREATE3res cr;
+	nfs_fh3 sec = {{0, NULL}};
+	unsigned p1 = 0, p2 = 0;
+	int fd = dial_privileged(&p1), fd2;
+
+	if (fd < 0) {
+		SKIP(4, "cannot bind a privileged port (not root)");
+		return;
+	}
+	CHECK_FATAL(tmnt(fd, "/sec", &sec) == MNT3_OK,
+		    "MNT /sec from port %u", p1);
+	memset(&ca, 0, sizeof(ca));
+	ca.how.mode = GUARDED;
+	dirop(&ca.where, &sec, "only-once");
+	tcall_encode(&call, 700, NFSD_PROG_NFS, 3, NFSPROC3_CREATE,
+		     (xdrproc_t)xdr_CREATE3args, &ca);
+	CHECK(tcall(fd, &call, &r1, NULL, NULL) == SUCCESS && r1.len >= 28 &&
+		  tl_get_be32(r1.data + 24) == NFS3_OK,
+	      "CREATE on the secure export from port %u", p1);
+	tclose_reset(fd);
+
+	fd = tdial(T.port);
+	memset(&cr, 0, sizeof(cr));
+	CHECK(tcall(fd, &call, &r2, (xdrproc_t)xdr_CREATE3res, &cr) ==
+		      SUCCESS &&
+		  cr.status == NFS3ERR_PERM,
+	      "the same call from unprivileged port %u: PERM, not the saved "
+	      "reply (%d)",
+	      tlocal_port(fd), (int)cr.status);
+	xdr_free((xdrproc_t)xdr_CREATE3res, (char *)&cr);
+	close(fd);
+
+	fd2 = dial_privileged(&p2);
+	while (fd2 >= 0 && p2 == p1) {
+		tclose_reset(fd2);
+		fd2 = tdial_from(T.port, --p2);
+	}
+	memset(&cr, 0, sizeof(cr));
+	CHECK(fd2 >= 0 &&
+		  tcall(fd2, &call, &r2, (xdrproc_t)xdr_CREATE3res, &cr) ==
+		      SUCCESS &&
+		  cr.status == NFS3ERR_EXIST,
+	      "from another privileged port (%u) it runs again: EXIST (%d)",
+	      p2, (int)cr.status);
+	xdr_free((xdrproc_t)xdr_CREATE3res, (char *)&cr);
+	if (fd2 >= 0)
+		tclose_reset(fd2);
+
+	fd = tdial_from(T.port, p1);
+	CHECK(fd >= 0 && tcall(fd, &call, &r2, NULL, NULL) == SUCCESS &&
+		  r1.len == r2.len && memcmp(r1.data, r2.data, r1.len) == 0,
+	      "from port %u again: the saved reply", p1);
+	if (fd >= 0)
+		tclose_reset(fd);
+	free(sec.data.data_val);
+	tl_buf_free(&call);
+	tl_buf_free(&r1);
+	tl_buf_free(&r2);
+}
+
 /* drc_entries 4, drc_size 4K: twenty CREATEs leave at most four entries
  * and 4K; the first one was evicted, so resending it runs it: EXIST. */
 static void
@@ -254,19 +349,42 @@ test_bounds(void)
 int
 main(void)
 {
+	char exp[] = "/tmp/nfsd_drc_exports.XXXXXX";
+	struct meta_cred rootc = {0, 0, 0, {0}};
 	struct nfsd_config cfg;
-	int fd;
+	struct meta_new n;
+	struct meta_attr a;
+	uint64_t ino;
+	bool existed;
+	char *err = NULL;
+	int fd = mkstemp(exp);
 
+	CHECK_FATAL(fd >= 0, "exports file");
+	dprintf(fd, "/ 127.0.0.1(rw,insecure,no_root_squash)\n"
+		    "/sec 127.0.0.1(rw,no_root_squash)\n");
+	close(fd);
 	nfsd_config_defaults(&cfg);
 	cfg.workers = 4;
+	free(cfg.exports);
+	cfg.exports = tl_strdup(exp);
 	tsrv_start(&T, &cfg);
 	nfsd_config_free(&cfg);
+	memset(&n, 0, sizeof(n));
+	n.type = META_DIR;
+	n.mode = 0777;
+	CHECK_FATAL(meta_create(T.m, &rootc, META_ROOT_INO, "sec", &n, &ino,
+				&a, &existed, NULL, NULL) == 0,
+		    "mkdir /sec");
+	CHECK_FATAL(nfsd_server_reload(T.srv, &err) == 0, "reload exports");
 	fd = tdial(T.port);
 	CHECK_FATAL(fd >= 0 && tmnt(fd, "/", &root) == MNT3_OK, "MNT /");
 	close(fd);
 	test_replays();
+	test_replay_source();
+	unlink(exp);
 	test_bounds();
 	tsrv_stop(&T);
 	free(root.data.data_val);
+	free(err);
 	return tap_done();
 }

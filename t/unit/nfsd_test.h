@@ -8,6 +8,7 @@
 #define T_NFSD_TEST_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +113,55 @@ tdial(unsigned port)
 		return -1;
 	}
 	return s;
+}
+
+/* Connect from 127.0.0.1:local (a privileged port needs root); -1 with
+ * errno if that port cannot be bound or the connection fails. */
+static inline int
+tdial_from(unsigned port, unsigned local)
+{
+	struct sockaddr_in sa;
+	struct timeval tv = {20, 0};
+	int one = 1, s = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(local);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		goto fail;
+	sa.sin_port = htons(port);
+	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		goto fail;
+	return s;
+fail:
+	close(s);
+	return -1;
+}
+
+/* The local port of a connected socket. */
+static inline unsigned
+tlocal_port(int fd)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+		return 0;
+	return ntohs(sa.sin_port);
+}
+
+/* Close with a reset (SO_LINGER 0): no TIME_WAIT, so the local port can
+ * be bound again at once, as a client that reconnects does. */
+static inline void
+tclose_reset(int fd)
+{
+	struct linger lg = {1, 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
 }
 
 static inline bool

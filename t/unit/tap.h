@@ -47,6 +47,14 @@ static int tap_n, tap_failed;
 			printf("#   got %lld, expected %lld\n", tap_a, tap_b); \
 	} while (0)
 
+/* Count n checks as skipped (TAP "# SKIP"), e.g. when not root. */
+#define SKIP(n, why)                                                         \
+	do {                                                                 \
+		for (int tap_i = 0; tap_i < (n); tap_i++)                    \
+			printf("ok %d # SKIP %s\n", ++tap_n, (why));          \
+		fflush(stdout);                                              \
+	} while (0)
+
 static inline int
 tap_done(void)
 {
