@@ -262,6 +262,14 @@ parse_line(struct parse *p, char **tok, size_t ntok, struct nfsd_exports *out)
 		e.rules = tl_realloc(e.rules, (e.nrules + 1) * sizeof(*r));
 		r = &e.rules[e.nrules++];
 		*r = def;
+		if (paren == tok[i])
+			/* "/ 10.0.0.0/8 (rw)": exportfs warns too */
+			tl_warn("exports",
+				"%s:%u: no client before \"%s\" (a space "
+				"before the options?): %s is exported to "
+				"every host with these options; write "
+				"\"*%s\" if that is meant",
+				p->fname, p->line, tok[i], e.path, tok[i]);
 		pat = paren != NULL ? tl_strndup(tok[i], paren - tok[i])
 				    : tl_strdup(tok[i]);
 		rc = parse_client(p, pat[0] != '\0' ? pat : "*", r);
@@ -554,6 +562,23 @@ nfsd_export_match(const struct nfsd_export *exp,
 			return r;
 	}
 	return NULL;
+}
+
+void
+nfsd_rule_format(const struct nfsd_client_rule *r, struct tl_buf *out)
+{
+	static const char *const squash[] = {
+	    [NFSD_SQUASH_ROOT] = "root_squash",
+	    [NFSD_SQUASH_NONE] = "no_root_squash",
+	    [NFSD_SQUASH_ALL] = "all_squash",
+	};
+	char *s = tl_asprintf("%s(%s,%s,anonuid=%u,anongid=%u,%s)", r->pattern,
+			      r->rw ? "rw" : "ro", squash[r->squash],
+			      r->anonuid, r->anongid,
+			      r->secure ? "secure" : "insecure");
+
+	tl_buf_append(out, s, strlen(s));
+	free(s);
 }
 
 struct nfsd_export *

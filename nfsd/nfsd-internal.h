@@ -85,6 +85,10 @@ void nfsd_exports_free(struct nfsd_exports *e);
 const struct nfsd_client_rule *
 nfsd_export_match(const struct nfsd_export *exp,
 		  const struct sockaddr_storage *peer);
+/* Append "pattern(rw|ro,squash,anonuid=N,anongid=N,secure|insecure)":
+ * every option in effect, defaults included (for the log). */
+struct tl_buf;
+void nfsd_rule_format(const struct nfsd_client_rule *r, struct tl_buf *out);
 struct nfsd_export *nfsd_export_by_id(const struct nfsd_exports *e,
 				      uint32_t id);
 struct nfsd_export *nfsd_export_by_path(const struct nfsd_exports *e,

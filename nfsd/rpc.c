@@ -864,20 +864,17 @@ log_exports(const struct nfsd_exports *e, const char *from)
 {
 	if (e->n == 0)
 		tl_warn("nfsd", "no usable export in %s", from);
+	/* every option in effect, squash and defaults included: what an
+	 * operator meant and what the file says can differ */
 	for (size_t i = 0; i < e->n; i++) {
 		struct tl_buf b = TL_BUF_INIT;
 
 		for (size_t j = 0; j < e->v[i].nrules; j++) {
-			const struct nfsd_client_rule *r = &e->v[i].rules[j];
-			char *one = tl_asprintf(" %s(%s%s)", r->pattern,
-						r->rw ? "rw" : "ro",
-						r->secure ? "" : ",insecure");
-
-			tl_buf_append(&b, one, strlen(one));
-			free(one);
+			tl_buf_append(&b, " ", 1);
+			nfsd_rule_format(&e->v[i].rules[j], &b);
 		}
 		tl_buf_append(&b, "", 1);
-		tl_notice("nfsd", "export %s (id %08x)%s", e->v[i].path,
+		tl_notice("nfsd", "export %s (fsid=%u):%s", e->v[i].path,
 			  e->v[i].id, (char *)b.data);
 		tl_buf_free(&b);
 	}

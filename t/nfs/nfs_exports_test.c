@@ -2,13 +2,17 @@
  * nfs_exports_test.c - exports files: root_squash (uid 0 becomes 65534),
  * all_squash, anonuid/anongid, a read-only export (every modifying
  * procedure answers ROFS, reads work), MOUNT of unexported paths and of
- * exports that do not list the client, XDEV between exports.
+ * exports that do not list the client, XDEV between exports; a space
+ * before an option list is warned about and every rule's effective
+ * options are logged.
  */
 #include "config.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "t/nfs/tharness.h"
 
@@ -235,6 +239,56 @@ test_rofs(void)
 	th_disconnect(&c);
 }
 
+/*
+ * "/sq 127.0.0.1 (rw,...)": the space makes "(rw,...)" a rule of its
+ * own for every host, as exportfs reads it too.  The daemon warns, and
+ * logs every rule's effective options (squash and defaults included) at
+ * start and again on SIGHUP.
+ */
+static void
+test_space_before_options(void)
+{
+	static const char rules[] =
+	    " 127.0.0.1(ro,root_squash,anonuid=65534,anongid=65534,secure) "
+	    "*(rw,no_root_squash,anonuid=65534,anongid=65534,insecure)";
+	struct th_conn c;
+	int before = th_server_log_count(&srv, rules), st;
+
+	TH_REQUIRE(th_server_set_exports(
+		       &srv, "/sq 127.0.0.1 (rw,insecure,no_root_squash)\n") ==
+			   0 &&
+		       th_server_restart(&srv, false) == 0,
+		   "restart with '/sq 127.0.0.1 (rw,insecure,no_root_squash)'");
+	TH_CHECK(th_server_log_count(&srv, "warn exports: ") > 0 &&
+		     th_server_log_count(&srv, "no client before "
+					       "\"(rw,insecure,no_root_squash)"
+					       "\"") > 0,
+		 "a warning names the option list without a client");
+	TH_CHECK(th_server_log_count(&srv, "export /sq (fsid=") > 0 &&
+		     th_server_log_count(&srv, rules) == before + 1,
+		 "the effective options of both rules are logged");
+	/* 127.0.0.1 matches first, with the defaults: ro and secure
+	 * (libnfs binds a privileged port when run as root) */
+	st = th_connect(&c, srv.port, "/sq", 0, 0);
+	if (st == 0) {
+		struct th_obj o;
+
+		TH_STAT(th_create(&c, &c.root, "x", GUARDED, NULL, NULL, &o),
+			NFS3ERR_ROFS, "127.0.0.1 got the defaults: read-only");
+	} else {
+		TH_STAT(st, MNT3ERR_ACCES,
+			"127.0.0.1 got the defaults: secure, MNT refused");
+	}
+	th_disconnect(&c);
+	kill(srv.pid, SIGHUP);
+	for (uint64_t t0 = th_now_ms();
+	     th_server_log_count(&srv, rules) < before + 2 &&
+	     th_now_ms() - t0 < 30000;)
+		usleep(20000);
+	TH_CHECK(th_server_log_count(&srv, rules) == before + 2,
+		 "and logged again on SIGHUP");
+}
+
 int
 main(void)
 {
@@ -246,5 +300,6 @@ main(void)
 	test_squash();
 	test_mount_rules();
 	test_rofs();
+	test_space_before_options();
 	return th_done();
 }

@@ -315,6 +315,22 @@ th_log_says(const struct th_server *s, const char *what)
 	return found;
 }
 
+int
+th_server_log_count(const struct th_server *s, const char *what)
+{
+	char path[400], line[2048];
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/tesserad.log", s->dir);
+	f = fopen(path, "r");
+	while (f != NULL && fgets(line, sizeof line, f))
+		n += strstr(line, what) != NULL;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
 static void
 th_print_log(const struct th_server *s)
 {

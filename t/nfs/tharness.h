@@ -114,6 +114,9 @@ void th_server_destroy(struct th_server *s);
 /* A memory figure of the daemon's /proc/PID/status in bytes ("RssAnon":
  * anonymous resident memory; "VmRSS": all of it), or 0 if unknown. */
 uint64_t th_server_mem(const struct th_server *s, const char *field);
+/* How many lines of the daemon's log (tesserad.log, all its runs)
+ * contain what. */
+int th_server_log_count(const struct th_server *s, const char *what);
 /* libnfs URL for the server, path e.g. "/" (static buffer). */
 const char *th_server_url(const struct th_server *s, const char *path);
 /* 127.0.0.1:port into *sin (a struct sockaddr_in). */
