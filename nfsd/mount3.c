@@ -4,15 +4,24 @@
  *
  * MNT answers the root handle of the export whose path is exactly the
  * one asked for, after the same client check as NFS (rule match, secure
- * port), with AUTH_UNIX as the only flavour.  The mount list for DUMP is
- * kept in memory only: like knfsd's rmtab it is advisory, and clients
- * never depend on it.  EXPORT lists every export with its client
- * patterns so `showmount -e` works.
+ * port), with AUTH_UNIX as the only flavour.  EXPORT lists every export
+ * with its client patterns so `showmount -e` works.
+ *
+ * The mount list for DUMP (`showmount -a`) is kept in memory only: like
+ * knfsd's rmtab it is advisory, and clients never depend on it.  Any
+ * client may MNT, from as many addresses as it has, so the list is
+ * bounded: one entry per client address and export, renewed by each MNT,
+ * forgotten NFSD_MOUNTS_TTL_NS after the last one (a client that died
+ * without UMNT), at most NFSD_MOUNTS_MAX entries (the least recently
+ * mounted goes first).  The rpcgen XDR of the mount and export lists
+ * recurses once per entry, which a long list turns into a stack overflow
+ * on a worker; DUMP and EXPORT results are encoded by the loops below.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,67 +29,205 @@
 #include "nfsd/rpc-internal.h"
 
 struct mount_ent {
-	char *host;
+	char host[INET6_ADDRSTRLEN];
 	char *dir;
-	struct mount_ent *next;
+	uint64_t when_ns;	     /* last MNT */
+	struct mount_ent *prev, *next; /* most recently mounted first */
 };
 
 static pthread_mutex_t mounts_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct mount_ent *mounts;
+static struct mount_ent *mounts, *mounts_tail; /* under mounts_lock */
+static size_t nmounts;
 
 static void
-mounts_add(const char *host, const char *dir)
+ent_unlink(struct mount_ent *m)
+{
+	if (m->prev != NULL)
+		m->prev->next = m->next;
+	else
+		mounts = m->next;
+	if (m->next != NULL)
+		m->next->prev = m->prev;
+	else
+		mounts_tail = m->prev;
+	nmounts--;
+}
+
+static void
+ent_push(struct mount_ent *m)
+{
+	m->prev = NULL;
+	m->next = mounts;
+	if (mounts != NULL)
+		mounts->prev = m;
+	else
+		mounts_tail = m;
+	mounts = m;
+	nmounts++;
+}
+
+static void
+ent_drop(struct mount_ent *m)
+{
+	ent_unlink(m);
+	free(m->dir);
+	free(m);
+}
+
+/* Forget entries not renewed for the TTL (under mounts_lock): they are
+ * the oldest, at the tail. */
+static void
+mounts_expire(uint64_t now_ns)
+{
+	while (mounts_tail != NULL &&
+	       now_ns - mounts_tail->when_ns >= NFSD_MOUNTS_TTL_NS)
+		ent_drop(mounts_tail);
+}
+
+void
+nfsd_mounts_add(const char *host, const char *dir, uint64_t now_ns)
 {
 	struct mount_ent *m;
 
 	pthread_mutex_lock(&mounts_lock);
+	mounts_expire(now_ns);
 	for (m = mounts; m != NULL; m = m->next)
 		if (strcmp(m->host, host) == 0 && strcmp(m->dir, dir) == 0)
 			break;
-	if (m == NULL) {
-		m = tl_malloc(sizeof(*m));
-		m->host = tl_strdup(host);
+	if (m != NULL) {
+		ent_unlink(m);
+	} else {
+		if (nmounts >= NFSD_MOUNTS_MAX)
+			ent_drop(mounts_tail);
+		m = tl_calloc(1, sizeof(*m));
+		snprintf(m->host, sizeof(m->host), "%s", host);
 		m->dir = tl_strdup(dir);
-		m->next = mounts;
-		mounts = m;
+	}
+	m->when_ns = now_ns;
+	ent_push(m);
+	pthread_mutex_unlock(&mounts_lock);
+}
+
+void
+nfsd_mounts_del(const char *host, const char *dir)
+{
+	struct mount_ent *m, *next;
+
+	pthread_mutex_lock(&mounts_lock);
+	for (m = mounts; m != NULL; m = next) {
+		next = m->next;
+		if (strcmp(m->host, host) == 0 &&
+		    (dir == NULL || strcmp(m->dir, dir) == 0))
+			ent_drop(m);
 	}
 	pthread_mutex_unlock(&mounts_lock);
 }
 
-/* Remove host's entries for dir (every entry of host when dir is NULL). */
-static void
-mounts_del(const char *host, const char *dir)
+size_t
+nfsd_mounts_count(uint64_t now_ns)
 {
-	struct mount_ent **pp, *m;
+	size_t n;
 
 	pthread_mutex_lock(&mounts_lock);
-	for (pp = &mounts; (m = *pp) != NULL;) {
-		if (strcmp(m->host, host) == 0 &&
-		    (dir == NULL || strcmp(m->dir, dir) == 0)) {
-			*pp = m->next;
-			free(m->host);
-			free(m->dir);
-			free(m);
-		} else {
-			pp = &m->next;
-		}
-	}
+	mounts_expire(now_ns);
+	n = nmounts;
 	pthread_mutex_unlock(&mounts_lock);
+	return n;
 }
 
 void
 nfsd_mnt3_reset(void)
 {
 	pthread_mutex_lock(&mounts_lock);
-	while (mounts != NULL) {
-		struct mount_ent *m = mounts;
-
-		mounts = m->next;
-		free(m->host);
-		free(m->dir);
-		free(m);
-	}
+	while (mounts != NULL)
+		ent_drop(mounts);
 	pthread_mutex_unlock(&mounts_lock);
+}
+
+/* ---- iterative XDR of the DUMP and EXPORT results ---------------------- */
+
+/* DUMP: the mount list copied out of the lock, most recent first. */
+struct mnt_dump_res {
+	size_t n;
+	struct {
+		char *host, *dir;
+	} *v;
+};
+
+/* EXPORT: every export with its client patterns. */
+struct mnt_export_res {
+	size_t n;
+	struct {
+		char *dir;
+		size_t ngroups;
+		char **groups;
+	} *v;
+};
+
+/* A list item: TRUE and the item follow, or FALSE ends the list. */
+static bool_t
+more(XDR *x, bool_t follows)
+{
+	return xdr_bool(x, &follows);
+}
+
+/* mountlist (RFC 1813: a linked list of mountbody) of r; only
+ * XDR_ENCODE and XDR_FREE: the server never decodes a result, clients
+ * decode with the rpcgen xdr_mnt3_dump_res. */
+static bool_t
+nfsd_xdr_mount_dump(XDR *x, struct mnt_dump_res *r)
+{
+	if (x->x_op == XDR_FREE) {
+		for (size_t i = 0; i < r->n; i++) {
+			free(r->v[i].host);
+			free(r->v[i].dir);
+		}
+		free(r->v);
+		r->v = NULL;
+		r->n = 0;
+		return TRUE;
+	}
+	if (x->x_op != XDR_ENCODE)
+		return FALSE;
+	for (size_t i = 0; i < r->n; i++)
+		if (!more(x, TRUE) ||
+		    !xdr_string(x, &r->v[i].host, MNTNAMLEN) ||
+		    !xdr_string(x, &r->v[i].dir, MNTPATHLEN))
+			return FALSE;
+	return more(x, FALSE);
+}
+
+/* exports (a linked list of exportnode, each with a linked list of
+ * groupnode) of r; XDR_ENCODE and XDR_FREE as above. */
+static bool_t
+nfsd_xdr_mount_exports(XDR *x, struct mnt_export_res *r)
+{
+	if (x->x_op == XDR_FREE) {
+		for (size_t i = 0; i < r->n; i++) {
+			for (size_t j = 0; j < r->v[i].ngroups; j++)
+				free(r->v[i].groups[j]);
+			free(r->v[i].groups);
+			free(r->v[i].dir);
+		}
+		free(r->v);
+		r->v = NULL;
+		r->n = 0;
+		return TRUE;
+	}
+	if (x->x_op != XDR_ENCODE)
+		return FALSE;
+	for (size_t i = 0; i < r->n; i++) {
+		if (!more(x, TRUE) ||
+		    !xdr_string(x, &r->v[i].dir, MNTPATHLEN))
+			return FALSE;
+		for (size_t j = 0; j < r->v[i].ngroups; j++)
+			if (!more(x, TRUE) ||
+			    !xdr_string(x, &r->v[i].groups[j], MNTNAMLEN))
+				return FALSE;
+		if (!more(x, FALSE))
+			return FALSE;
+	}
+	return more(x, FALSE);
 }
 
 static void
@@ -150,25 +297,25 @@ mnt_mnt(struct nfsd_call *c, void *args, void *res)
 	ok->auth_flavors.auth_flavors_val = tl_malloc(sizeof(int));
 	ok->auth_flavors.auth_flavors_val[0] = AUTH_SYS;
 	nfsd_peer_str(&c->peer, who, sizeof(who));
-	mounts_add(who, exp->path);
+	nfsd_mounts_add(who, exp->path, tl_mono_ns());
 	tl_info("mount", "%s mounted %s", who, exp->path);
 }
 
 static void
 mnt_dump(struct nfsd_call *c, void *args, void *res)
 {
-	struct mnt3_dump_res *r = res;
-	mnt3_mountlist *tail = &r->list;
+	struct mnt_dump_res *r = res;
+	struct mount_ent *m;
+	size_t i = 0;
 
 	pthread_mutex_lock(&mounts_lock);
-	for (struct mount_ent *m = mounts; m != NULL; m = m->next) {
-		struct mountbody *b = tl_calloc(1, sizeof(*b));
-
-		b->ml_hostname = tl_strdup(m->host);
-		b->ml_directory = tl_strdup(m->dir);
-		*tail = b;
-		tail = &b->ml_next;
+	mounts_expire(tl_mono_ns());
+	r->v = tl_calloc(nmounts > 0 ? nmounts : 1, sizeof(*r->v));
+	for (m = mounts; m != NULL; m = m->next, i++) {
+		r->v[i].host = tl_strdup(m->host);
+		r->v[i].dir = tl_strdup(m->dir);
 	}
+	r->n = i;
 	pthread_mutex_unlock(&mounts_lock);
 }
 
@@ -179,7 +326,7 @@ mnt_umnt(struct nfsd_call *c, void *args, void *res)
 	char who[INET6_ADDRSTRLEN];
 
 	nfsd_peer_str(&c->peer, who, sizeof(who));
-	mounts_del(who, a->dirpath);
+	nfsd_mounts_del(who, a->dirpath);
 }
 
 static void
@@ -188,30 +335,26 @@ mnt_umntall(struct nfsd_call *c, void *args, void *res)
 	char who[INET6_ADDRSTRLEN];
 
 	nfsd_peer_str(&c->peer, who, sizeof(who));
-	mounts_del(who, NULL);
+	nfsd_mounts_del(who, NULL);
 }
 
 static void
 mnt_export(struct nfsd_call *c, void *args, void *res)
 {
-	struct mnt3_export_res *r = res;
+	struct mnt_export_res *r = res;
 	const struct nfsd_exports *ex = &c->ctx->exports;
-	mnt3_exports *tail = &r->list;
 
+	r->n = ex->n;
+	r->v = tl_calloc(ex->n > 0 ? ex->n : 1, sizeof(*r->v));
 	for (size_t i = 0; i < ex->n; i++) {
-		struct exportnode *n = tl_calloc(1, sizeof(*n));
-		mnt3_groups *gt = &n->ex_groups;
+		const struct nfsd_export *e = &ex->v[i];
 
-		n->ex_dir = tl_strdup(ex->v[i].path);
-		for (size_t j = 0; j < ex->v[i].nrules; j++) {
-			struct groupnode *g = tl_calloc(1, sizeof(*g));
-
-			g->gr_name = tl_strdup(ex->v[i].rules[j].pattern);
-			*gt = g;
-			gt = &g->gr_next;
-		}
-		*tail = n;
-		tail = &n->ex_next;
+		r->v[i].dir = tl_strdup(e->path);
+		r->v[i].ngroups = e->nrules;
+		r->v[i].groups = tl_calloc(e->nrules > 0 ? e->nrules : 1,
+					   sizeof(char *));
+		for (size_t j = 0; j < e->nrules; j++)
+			r->v[i].groups[j] = tl_strdup(e->rules[j].pattern);
 	}
 }
 
@@ -232,12 +375,12 @@ const struct nfsd_proc nfsd_mnt3_procs[] = {
     PROC("MNT_NULL", mnt_xdr_void, char, mnt_xdr_void, char, mnt_null),
     PROC("MNT", xdr_mnt3_dirpath_args, struct mnt3_dirpath_args, xdr_mountres3,
 	 mountres3, mnt_mnt),
-    PROC("DUMP", mnt_xdr_void, char, xdr_mnt3_dump_res, struct mnt3_dump_res,
-	 mnt_dump),
+    PROC("DUMP", mnt_xdr_void, char, nfsd_xdr_mount_dump,
+	 struct mnt_dump_res, mnt_dump),
     PROC("UMNT", xdr_mnt3_dirpath_args, struct mnt3_dirpath_args, mnt_xdr_void,
 	 char, mnt_umnt),
     PROC("UMNTALL", mnt_xdr_void, char, mnt_xdr_void, char, mnt_umntall),
-    PROC("EXPORT", mnt_xdr_void, char, xdr_mnt3_export_res,
-	 struct mnt3_export_res, mnt_export),
+    PROC("EXPORT", mnt_xdr_void, char, nfsd_xdr_mount_exports,
+	 struct mnt_export_res, mnt_export),
 };
 const size_t nfsd_mnt3_nprocs = TL_ARRAY_SIZE(nfsd_mnt3_procs);

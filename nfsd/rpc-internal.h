@@ -98,7 +98,20 @@ void nfsd_drc_end(struct nfsd_drc *d, const struct nfsd_drc_key *k,
 		  const struct tl_buf *reply);
 void nfsd_drc_stats(struct nfsd_drc *d, struct nfsd_drc_stats *out);
 
-/* Forget the MOUNT list (mount3.c; at shutdown). */
+/* ---- the MOUNT list for DUMP (mount3.c) ----
+ *
+ * One entry per client address and export path, renewed by each MNT,
+ * dropped by UMNT/UMNTALL, forgotten NFSD_MOUNTS_TTL_NS after the last
+ * MNT; beyond NFSD_MOUNTS_MAX entries the least recently mounted goes.
+ * now_ns: tl_mono_ns() (tests pass other times). */
+#define NFSD_MOUNTS_MAX	   4096
+#define NFSD_MOUNTS_TTL_NS (7ULL * 86400 * 1000000000)
+void nfsd_mounts_add(const char *host, const char *dir, uint64_t now_ns);
+/* Remove host's entry for dir (all of host's when dir is NULL). */
+void nfsd_mounts_del(const char *host, const char *dir);
+/* Entries left once those expired at now_ns are dropped. */
+size_t nfsd_mounts_count(uint64_t now_ns);
+/* Forget the whole list (at shutdown). */
 void nfsd_mnt3_reset(void);
 
 #endif /* NFSD_RPC_INTERNAL_H */

@@ -14,7 +14,9 @@
  *   WRITE and SETATTR past the largest file size -> FBIG;
  *   WRITE on a read-only export -> ROFS;
  *   200 connections each holding a partial 3 MiB record: memory stays
- *   bounded and the server keeps answering.
+ *   bounded and the server keeps answering;
+ *   MNT from 5,000 client addresses: DUMP lists the bounded mount list
+ *   and the server keeps answering.
  */
 #include "config.h"
 
@@ -296,6 +298,116 @@ test_partial_records(void)
 	tl_buf_free(&b);
 }
 
+/* Connect to the server from 127.a.b.c (all of 127/8 is loopback). */
+static int
+dial_as(unsigned a, unsigned b, unsigned c)
+{
+	struct sockaddr_in sa;
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(127u << 24 | a << 16 | b << 8 | c);
+	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		goto fail;
+	sa.sin_port = htons(T.port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		goto fail;
+	return s;
+fail:
+	close(s);
+	return -1;
+}
+
+/* DUMP on fd, decoded item by item (no recursion): the number of
+ * entries, the first one's host and path, and whether a (host, path)
+ * pair came twice; -1 if the call failed. */
+static long
+dump(char *first, size_t len, bool *dup)
+{
+	struct tl_buf b = TL_BUF_INIT, r = TL_BUF_INIT;
+	char (*seen)[64] = calloc(NFSD_MOUNTS_MAX + 1, 64);
+	bool_t follows = FALSE;
+	long n = -1;
+	XDR x;
+
+	*dup = false;
+	first[0] = '\0';
+	tcall_encode(&b, 77, NFSD_PROG_MOUNT, 3, MOUNTPROC3_DUMP, NULL, NULL);
+	if (tcall(fd, &b, &r, NULL, NULL) != SUCCESS)
+		goto out;
+	xdrmem_create(&x, (char *)r.data + 24, (u_int)r.len - 24, XDR_DECODE);
+	for (n = 0; xdr_bool(&x, &follows) && follows; n++) {
+		char host[256], dir[1025], *h = host, *d = dir;
+
+		if (!xdr_string(&x, &h, 255) || !xdr_string(&x, &d, 1024)) {
+			n = -1;
+			break;
+		}
+		if (n == 0)
+			snprintf(first, len, "%.60s:%.60s", host, dir);
+		if (n <= NFSD_MOUNTS_MAX) {
+			snprintf(seen[n], 64, "%.30s:%.30s", host, dir);
+			for (long i = 0; i < n && !*dup; i++)
+				*dup = strcmp(seen[i], seen[n]) == 0;
+		}
+	}
+	xdr_destroy(&x);
+out:
+	free(seen);
+	tl_buf_free(&b);
+	tl_buf_free(&r);
+	return n;
+}
+
+/*
+ * MNT from more client addresses than the mount list keeps: each MNT is
+ * answered, DUMP lists at most NFSD_MOUNTS_MAX entries, most recent
+ * first, one per client and path, and the server keeps answering.  (The
+ * old list grew without bound and DUMP encoded it recursively on a
+ * worker's stack: 20,000 entries overflowed it.)
+ */
+static void
+test_mount_list(void)
+{
+	enum { N = NFSD_MOUNTS_MAX + 904 };
+	char first[128], want[128];
+	nfs_fh3 h = {{0, NULL}};
+	int ok = 0, s;
+	long n;
+	bool dup;
+
+	for (unsigned i = 0; i < N; i++) {
+		s = dial_as(1 + i / 65536, i / 256 % 256, i % 256);
+		if (s >= 0 && tmnt(s, "/", &h) == MNT3_OK)
+			ok++;
+		free(h.data.data_val);
+		h.data.data_val = NULL;
+		if (s >= 0)
+			close(s);
+	}
+	CHECK_EQ(ok, N, "MNT from %d client addresses", N);
+	/* the last address mounts again, and another path too */
+	s = dial_as(1 + (N - 1) / 65536, (N - 1) / 256 % 256, (N - 1) % 256);
+	CHECK(s >= 0 && tmnt(s, "/", &h) == MNT3_OK, "the same MNT again");
+	free(h.data.data_val);
+	h.data.data_val = NULL;
+	CHECK(s >= 0 && tmnt(s, "/ro", &h) == MNT3_OK, "and MNT /ro");
+	free(h.data.data_val);
+	if (s >= 0)
+		close(s);
+	n = dump(first, sizeof(first), &dup);
+	snprintf(want, sizeof(want), "127.%u.%u.%u:/ro", 1 + (N - 1) / 65536,
+		 (N - 1) / 256 % 256, (N - 1) % 256);
+	CHECK(n == NFSD_MOUNTS_MAX,
+	      "DUMP lists %ld entries: the list keeps %d", n, NFSD_MOUNTS_MAX);
+	CHECK(strcmp(first, want) == 0, "most recent first (%s)", first);
+	CHECK(!dup, "one entry per client and path");
+	CHECK(getattr(root.data.data_val, root.data.data_len) == NFS3_OK,
+	      "the server still answers");
+}
+
 int
 main(void)
 {
@@ -311,8 +423,9 @@ main(void)
 	int efd = mkstemp(exp);
 
 	CHECK_FATAL(efd >= 0, "exports file");
-	dprintf(efd, "/ 127.0.0.1(rw,insecure,no_root_squash)\n"
-		     "/ro 127.0.0.1(ro,insecure)\n");
+	dprintf(efd, "/ 127.0.0.1(rw,insecure,no_root_squash) "
+		     "127.0.0.0/8(ro,insecure)\n"
+		     "/ro 127.0.0.0/8(ro,insecure)\n");
 	close(efd);
 	nfsd_config_defaults(&cfg);
 	cfg.workers = 4;
@@ -359,6 +472,7 @@ main(void)
 	      (unsigned long long)u1.used_inodes);
 	test_io();
 	test_partial_records();
+	test_mount_list();
 	meta_usage(T.m, &u1);
 	CHECK_EQ(u1.used_inodes, u0.used_inodes,
 		 "no inode was created by hostile input");

@@ -1,14 +1,50 @@
 /*
  * nfsd_mount_xdr_test - MOUNT v3 types from mount3_prot.x encode to the
- * bytes RFC 1813 appendix I prescribes and decode back.
+ * bytes RFC 1813 appendix I prescribes and decode back; the server's
+ * mount list keeps one entry per client and path, renews it on MNT,
+ * forgets it after NFSD_MOUNTS_TTL_NS and holds at most NFSD_MOUNTS_MAX
+ * (DUMP over TCP is in nfsd_hostile_test).
  */
 #include "config.h"
 
 #include <string.h>
 
 #include "nfsd/mount3_prot.h"
+#include "nfsd/rpc-internal.h"
 #include "lib/tl.h"
 #include "t/unit/tap.h"
+
+static void
+test_mount_list(void)
+{
+	const uint64_t t0 = 1000, ttl = NFSD_MOUNTS_TTL_NS;
+	char host[32];
+
+	nfsd_mnt3_reset();
+	nfsd_mounts_add("10.0.0.1", "/a", t0);
+	nfsd_mounts_add("10.0.0.1", "/b", t0);
+	nfsd_mounts_add("10.0.0.2", "/a", t0);
+	nfsd_mounts_add("10.0.0.1", "/a", t0 + 1);
+	CHECK_EQ(nfsd_mounts_count(t0 + 1), 3, "one entry per client and path");
+	nfsd_mounts_add("10.0.0.2", "/a", t0 + ttl / 2);
+	CHECK_EQ(nfsd_mounts_count(t0 + ttl + 1), 1,
+		 "entries not renewed within the TTL are forgotten");
+	CHECK_EQ(nfsd_mounts_count(t0 + ttl / 2 + ttl), 0,
+		 "the renewed one a TTL after its last MNT");
+	for (unsigned i = 0; i < NFSD_MOUNTS_MAX + 10; i++) {
+		snprintf(host, sizeof(host), "10.1.%u.%u", i / 256, i % 256);
+		nfsd_mounts_add(host, "/", t0 + i);
+	}
+	CHECK_EQ(nfsd_mounts_count(t0 + NFSD_MOUNTS_MAX + 10),
+		 NFSD_MOUNTS_MAX, "at most NFSD_MOUNTS_MAX entries");
+	nfsd_mounts_del("10.1.0.9", "/");
+	CHECK_EQ(nfsd_mounts_count(t0 + NFSD_MOUNTS_MAX + 10),
+		 NFSD_MOUNTS_MAX, "the oldest were the ones dropped");
+	nfsd_mounts_del("10.1.0.10", NULL);
+	CHECK_EQ(nfsd_mounts_count(t0 + NFSD_MOUNTS_MAX + 10),
+		 NFSD_MOUNTS_MAX - 1, "UMNTALL removes a client's entries");
+	nfsd_mnt3_reset();
+}
 
 int
 main(void)
@@ -86,5 +122,6 @@ main(void)
 	      "mount list round trip");
 	xdr_free((xdrproc_t)xdr_mnt3_dump_res, (char *)&du2);
 	xdr_destroy(&x);
+	test_mount_list();
 	return tap_done();
 }
