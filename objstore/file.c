@@ -34,7 +34,9 @@
  * is unlinked: the sync answers -EIO).  Concurrent syncs share passes
  * (group commit); a sync returns only after a pass that began after its
  * call, so every object put and every directory dirtied before it is
- * synced.
+ * synced.  An object unlinked by a failed pass may have been put by
+ * another caller, whose own later pass succeeds: failed passes are
+ * counted (os_sync_mark) so that caller learns it (os_sync_since).
  *
  * Leftover temporaries are removed by a later open once they are an hour
  * old (a younger one may belong to another process using the same dir).
@@ -119,6 +121,9 @@ struct file_store {
 	uint64_t started, done;   /* sync passes begun, finished */
 	bool busy;                /* a pass is running */
 	int last_err;             /* of the last finished pass */
+	/* Passes that failed (os_sync_mark): counted before the pass is
+	 * marked done, so a sync that returns after it sees the count. */
+	atomic_uint_fast64_t failures;
 };
 
 static struct file_store *
@@ -395,10 +400,18 @@ sync_pass(struct file_store *fs)
 	}
 	free(v);
 	pthread_mutex_lock(&fs->dmu);
+	if (r < 0)
+		atomic_fetch_add(&fs->failures, 1);
 	fs->busy = false;
 	fs->done = fs->started;
 	fs->last_err = r;
 	pthread_cond_broadcast(&fs->scv);
+}
+
+static uint64_t
+file_sync_failures(struct os_store *s)
+{
+	return atomic_load(&fs_of(s)->failures);
 }
 
 /* Group commit: the caller needs a pass that begins after its call; all
@@ -927,6 +940,7 @@ static const struct os_ops file_ops = {
 	.close = file_close,
 	.defer_sync = file_defer_sync,
 	.sync = file_sync,
+	.sync_failures = file_sync_failures,
 	.list_info = file_list_info,
 	.open_range = file_open_range,
 };
@@ -1023,6 +1037,7 @@ os_file_open(const char *dir, struct os_store **out, char **err)
 	fs->dir = tl_strdup(dir);
 	fs->dirfd = fd;
 	atomic_init(&fs->seq, 0);
+	atomic_init(&fs->failures, 0);
 	snprintf(fs->tmp_prefix, sizeof(fs->tmp_prefix), "%ld-%08x",
 		 (long)getpid(), (unsigned)tl_random_u64());
 	*out = &fs->base;

@@ -387,20 +387,26 @@ os_put(struct os_store *s, const char *key, const void *data, size_t len)
 	return s->ops->put(s, key, data, len);
 }
 
-/* The innermost store below wrappers, where durability is decided. */
+/* The store of the stack s that answers for durability: the first one
+ * with a sync operation (the bottom store, or a wrapper such as fault
+ * that passes it on itself); NULL when none has one. */
 static struct os_store *
-os_bottom(struct os_store *s)
+os_syncer(struct os_store *s)
 {
-	while (os_is_wrapper(s))
+	for (;;) {
+		if (s->ops->sync != NULL)
+			return s;
+		if (!os_is_wrapper(s))
+			return NULL;
 		s = ((struct os_wrap *)s)->inner;
-	return s;
+	}
 }
 
 int
 os_defer_sync(struct os_store *s)
 {
-	s = os_bottom(s);
-	if (s->ops->defer_sync == NULL || s->ops->sync == NULL)
+	s = os_syncer(s);
+	if (s == NULL || s->ops->defer_sync == NULL)
 		return -ENOTSUP;
 	return s->ops->defer_sync(s);
 }
@@ -408,8 +414,27 @@ os_defer_sync(struct os_store *s)
 int
 os_sync(struct os_store *s)
 {
-	s = os_bottom(s);
-	return s->ops->sync ? s->ops->sync(s) : 0;
+	s = os_syncer(s);
+	return s != NULL ? s->ops->sync(s) : 0;
+}
+
+uint64_t
+os_sync_mark(struct os_store *s)
+{
+	s = os_syncer(s);
+	return s != NULL && s->ops->sync_failures != NULL
+		       ? s->ops->sync_failures(s)
+		       : 0;
+}
+
+int
+os_sync_since(struct os_store *s, uint64_t mark)
+{
+	int r = os_sync(s);
+
+	if (r == 0 && os_sync_mark(s) != mark)
+		r = -EIO;
+	return r;
 }
 
 int

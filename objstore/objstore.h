@@ -23,8 +23,9 @@
  *                             wrapped by the 32-byte volume key in F
  *     ratelimit(up=B,down=B)  bytes/s limits (sizes like 10M; 0 = none)
  *     retry(attempts=N,base=D,cap=D)   retry -EIO with backoff + jitter
- *     fault(err=P,latency=D,fail_after=N,ops=put|get|head|del|list,
- *           enospc=1,seed=N)  inject failures, for tests
+ *     fault(err=P,latency=D,fail_after=N,failures=N,
+ *           ops=put|get|head|del|list|sync,enospc=1,seed=N,ctl=FILE)
+ *                             inject failures, for tests (fault.c)
  *   e.g. "zstd:crypt(key_file=/etc/tessera/vol.key):s3://b?endpoint=..."
  *   (compress before encrypting: zstd must be outside crypt).
  *
@@ -74,9 +75,14 @@ struct os_ops {
 	void (*close)(struct os_store *s);
 	/* Optional (NULL: a put is durable when it returns).  defer_sync:
 	 * from now on a put may return before its name is durable, and
-	 * sync makes every put that returned before the call durable. */
+	 * sync makes every put that returned before the call durable.
+	 * sync_failures: how many syncs failed so far (os_sync_mark).
+	 * The first store of a stack with a sync operation answers all
+	 * three for the stack (a wrapper with one passes them on itself,
+	 * as fault does). */
 	int (*defer_sync)(struct os_store *s);
 	int (*sync)(struct os_store *s);
+	uint64_t (*sync_failures)(struct os_store *s);
 	/* Optional (NULL: os_list_info is -ENOTSUP): list as above, with
 	 * each object's details. */
 	int (*list_info)(struct os_store *s, const char *prefix,
@@ -133,6 +139,16 @@ int os_defer_sync(struct os_store *s);
  * some of those puts may be lost (the file store deletes an object
  * whose data it could not sync); the caller must not rely on them. */
 int os_sync(struct os_store *s);
+/* A failed os_sync may lose any deferred put that returned before it,
+ * whoever made the put, and a later os_sync that succeeds does not bring
+ * it back: a caller whose puts were in another caller's failed sync
+ * would otherwise refer to lost objects.  So a caller takes a mark
+ * before its puts and syncs with os_sync_since, which fails (-EIO) also
+ * when any sync of the store failed after the mark was taken; the
+ * caller then stores its objects again (under a fresh mark).  A store
+ * that never defers counts no failures: os_sync_since is os_sync. */
+uint64_t os_sync_mark(struct os_store *s);
+int os_sync_since(struct os_store *s, uint64_t mark);
 
 /* Backend constructors (used by os_open; exposed for tests). */
 int os_file_open(const char *dir, struct os_store **out, char **err);
@@ -154,9 +170,10 @@ int os_file_direct(struct os_store *s, bool on);
 struct os_store *os_unwrap(struct os_store *s, const char *scheme);
 
 enum os_op { OS_OP_PUT, OS_OP_GET, OS_OP_HEAD, OS_OP_DEL, OS_OP_LIST,
-	     OS_OP_COUNT };
+	     OS_OP_SYNC, OS_OP_COUNT };
 
-/* Fault injection; spec as in the URL form ("err=0.1,latency=5ms"). */
+/* Fault injection; spec as in the URL form ("err=0.1,latency=5ms"),
+ * see objstore/fault.c. */
 int os_fault_wrap(struct os_store *inner, const char *spec,
 		  struct os_store **out, char **err);
 /* Replace the fault settings of a fault store at run time; counters are

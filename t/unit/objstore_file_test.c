@@ -437,6 +437,7 @@ test_deferred_sync(void)
 {
 	struct os_store *s = open_store("defer"), *w = NULL;
 	char key[64], buf[8], *url, *path;
+	uint64_t mark;
 	size_t got = 0;
 	int i;
 
@@ -451,13 +452,20 @@ test_deferred_sync(void)
 	      "a deferred put is readable");
 	CHECK_EQ(os_sync(s), 0, "sync");
 	CHECK_EQ(os_sync(s), 0, "sync again (nothing due)");
+	mark = os_sync_mark(s);
 	CHECK_EQ(os_put(s, "v/chunks/0/7/99_0_4", "abcd", 4), 0, "put");
 	path = tl_asprintf("%s/defer/v/chunks/0/7", root);
 	rm_rf(path);
 	CHECK(os_sync(s) < 0, "a directory that cannot be synced fails");
+	CHECK(os_sync_mark(s) != mark, "the failure is counted");
 	CHECK(os_sync(s) < 0, "and stays due");
 	CHECK_EQ(mkdir(path, 0755), 0, "recreate it");
 	CHECK_EQ(os_sync(s), 0, "then the sync succeeds");
+	CHECK_EQ(os_sync_since(s, mark), -EIO,
+		 "but not since a mark taken before the failures");
+	mark = os_sync_mark(s);
+	CHECK_EQ(os_put(s, "v/chunks/0/7/100_0_4", "abcd", 4), 0, "put");
+	CHECK_EQ(os_sync_since(s, mark), 0, "since a fresh mark it does");
 	free(path);
 
 	{

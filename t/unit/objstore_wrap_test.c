@@ -1,8 +1,9 @@
 /*
  * objstore_wrap_test.c - the stacked wrappers on a real file:// store:
  * zstd and crypt round trips, ranges, tamper and wrong-key detection, the
- * fault wrapper's knobs and counters, retry over injected faults and the
- * rate limiter's accounting.
+ * fault wrapper's knobs, counters, control file and sync failures
+ * (os_sync_mark), retry over injected faults and the rate limiter's
+ * accounting.
  */
 #include "config.h"
 
@@ -331,6 +332,75 @@ test_ratelimit(void)
 	free(url);
 }
 
+/* Write the fault wrapper's control file as a test would: to a
+ * temporary name, then renamed over it. */
+static void
+write_ctl(const char *path, const char *text)
+{
+	char *tmp = tl_asprintf("%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+
+	CHECK_FATAL(f != NULL && fputs(text, f) >= 0 && fclose(f) == 0 &&
+			    rename(tmp, path) == 0,
+		    "write %s", path);
+	free(tmp);
+}
+
+/* failures=N caps the failures; ctl=FILE changes the settings of a
+ * store in use; an injected sync failure loses the puts since the last
+ * sync and is counted by os_sync_mark, for every caller. */
+static void
+test_fault_ctl_sync(void)
+{
+	char *ctl = tl_asprintf("%s/fault.ctl", dir), buf[4];
+	char *url = tl_asprintf("fault(ctl=%s):file://%s/fsync", ctl, dir);
+	struct os_store *s;
+	uint64_t mark, size;
+	size_t got;
+	char *err = NULL;
+	int i;
+
+	CHECK_FATAL(os_open(url, &s, &err) == 0, "fault with ctl: open");
+	CHECK_EQ(os_put(s, "c/a", "a", 1), 0, "no ctl file: URL settings");
+	write_ctl(ctl, "ops=put\nerr=1 failures=2\n");
+	for (i = 0; i < 4; i++)
+		CHECK_EQ(os_put(s, "c/b", "b", 1), i < 2 ? -EIO : 0,
+			 "put %d after the ctl file says failures=2", i);
+	write_ctl(ctl, "ops=get,fail_after=1");
+	CHECK_EQ(os_get(s, "c/a", 0, 1, buf, &got), 0, "ctl changed: get 1");
+	CHECK_EQ(os_get(s, "c/a", 0, 1, buf, &got), -EIO, "get 2 fails");
+	write_ctl(ctl, "ops=nope");
+	CHECK_EQ(os_get(s, "c/a", 0, 1, buf, &got), -EIO,
+		 "a ctl file that does not parse changes nothing");
+	CHECK_EQ(unlink(ctl), 0, "remove the ctl file");
+	CHECK_EQ(os_get(s, "c/a", 0, 1, buf, &got), 0,
+		 "without it, the URL's settings again");
+
+	CHECK_EQ(os_defer_sync(s), 0, "the file store defers, through it");
+	CHECK_EQ(os_sync(s), 0, "sync");
+	mark = os_sync_mark(s);
+	CHECK_EQ(os_put(s, "c/lost1", "x", 1), 0, "put");
+	CHECK_EQ(os_put(s, "c/lost2", "y", 1), 0, "put");
+	write_ctl(ctl, "ops=sync,err=1,failures=1");
+	CHECK_EQ(os_sync(s), -EIO, "injected sync failure");
+	CHECK(os_head(s, "c/lost1", &size) == -ENOENT &&
+		      os_head(s, "c/lost2", &size) == -ENOENT &&
+		      os_head(s, "c/a", &size) == 0,
+	      "it lost the puts since the last sync, and only those");
+	CHECK(os_sync_mark(s) != mark, "os_sync_mark counts it");
+	CHECK_EQ(os_sync(s), 0, "the next sync succeeds (failures=1)");
+	CHECK_EQ(os_sync_since(s, mark), -EIO,
+		 "os_sync_since a mark from before the failure fails");
+	mark = os_sync_mark(s);
+	CHECK_EQ(os_put(s, "c/kept", "z", 1), 0, "put after it");
+	CHECK_EQ(os_sync_since(s, mark), 0, "os_sync_since a fresh mark");
+	CHECK_EQ(os_head(s, "c/kept", &size), 0, "and the put is there");
+	os_close(s);
+	unlink(ctl);
+	free(url);
+	free(ctl);
+}
+
 static int
 rm_cb(void *arg, const char *key, uint64_t size)
 {
@@ -350,6 +420,7 @@ main(void)
 	test_crypt();
 	test_zstd();
 	test_fault();
+	test_fault_ctl_sync();
 	test_ratelimit();
 	if (os_file_open(dir, &s, &err) == 0) {
 		os_list(s, "", NULL, rm_cb, s);
