@@ -480,6 +480,25 @@ cache_store_block(struct cache *c, const char *key, const void *data,
 	return os_put(c->os, key, data, len);
 }
 
+uint64_t
+cache_sync_mark(struct cache *c)
+{
+	/* Both counts only grow, so their sum changed iff one did. */
+	return os_sync_mark(c->os) + (c->wb != NULL ? cache_wb_failures(c) : 0);
+}
+
+int
+cache_sync(struct cache *c, uint64_t mark)
+{
+	int r = cache_wb_sync(c);
+
+	if (r == 0 && c->os_defer)
+		r = os_sync(c->os);
+	if (r == 0 && cache_sync_mark(c) != mark)
+		r = -EIO;
+	return r;
+}
+
 int
 cache_delete_block(struct cache *c, const char *key)
 {

@@ -27,6 +27,12 @@
 #define CACHE_COMPACT_RECORDS 128
 #define CACHE_COMPACT_QUEUE 16
 
+/* Stored blocks older than this are stored again before a flush
+ * commits them (cache_opts.restore_age_ms): `tessera gc` takes an
+ * unreferenced object older than its grace period (1 hour by default,
+ * tessera(1)) for a leak. */
+#define CACHE_RESTORE_NS (600ULL * 1000000000ULL)
+
 /* Whole-block buffers kept for reuse (block.c). */
 #define CACHE_BFREE_MAX 4
 /* Blocks a stream read through and let go, remembered so that a
@@ -105,6 +111,11 @@ struct builder {
 	unsigned inflight;
 	int upload_err;   /* first failed upload's error since the last try */
 	bool frozen;      /* taken by a flush: no more writes */
+	/* Before the first store since the blocks were last (re)made:
+	 * cache_sync_mark and the time (write.c, builder_mark). */
+	bool marked;
+	uint64_t mark, mark_ns;
+	bool restore;     /* a sync failed: store every block again */
 	struct run *runs; /* set when frozen */
 	size_t nruns;
 };
@@ -172,6 +183,7 @@ struct cache {
 	bool os_defer;    /* puts durable only after os_sync */
 	bool os_local;    /* a bare file:// store: reads go to it directly */
 	uint64_t limit;
+	uint64_t restore_ns; /* CACHE_RESTORE_NS or cache_opts' */
 	uint32_t bs;
 	char volume[META_VOLNAME_MAX + 1];
 
@@ -252,11 +264,10 @@ void cache_file_write(struct cache *c, struct cfile *f, uint64_t off,
 		      const uint8_t *buf, size_t len, int64_t *grown,
 		      bool *chunk_full);
 /* Copy the buffered bytes of [off, end) over buf (which holds the
- * committed view of that range), newest last.  With f->mu held.
- * -EAGAIN when some of them are only in the object store (stored early
- * by a builder not committed yet): flush, then read. */
-int cache_file_overlay(struct cache *c, struct cfile *f, uint64_t off,
-		       uint64_t end, uint8_t *buf);
+ * committed view of that range), newest last.  With f->mu held.  (A
+ * builder keeps every byte until its slices are committed.) */
+void cache_file_overlay(struct cache *c, struct cfile *f, uint64_t off,
+			uint64_t end, uint8_t *buf);
 uint64_t cache_file_end(struct cfile *f, uint64_t *mtime_ns);
 
 /* block.c */
@@ -279,6 +290,13 @@ int cache_store_block(struct cache *c, const char *key, const void *data,
 		      uint32_t len);
 /* Delete a block wherever it is (staging, object store). */
 int cache_delete_block(struct cache *c, const char *key);
+/* The sync failures so far (os_sync_mark of the store, and failed
+ * cache_wb_sync): taken before blocks are stored, for cache_sync. */
+uint64_t cache_sync_mark(struct cache *c);
+/* Make every block stored so far durable (cache_wb_sync, os_sync):
+ * -EIO also when a sync failed since mark was taken, which may have
+ * lost blocks stored since (store them again, under a fresh mark). */
+int cache_sync(struct cache *c, uint64_t mark);
 
 /* diskcache.c */
 uint32_t cache_crc32c(uint32_t crc, const void *buf, size_t n);
@@ -317,8 +335,12 @@ int cache_wb_open(struct cache *c, uint64_t max_age_ms, unsigned threads);
 void cache_wb_close(struct cache *c);
 int cache_wb_stage(struct cache *c, const char *key, const void *data,
 		   uint32_t len);
-/* Make staged files durable (fsync the staging dirs) before a commit. */
+/* Make staged files durable (fsync the staging dirs) before a commit.
+ * Syncs take turns, and a failed one is counted (cache_wb_failures)
+ * before the next begins: after a failed fsync the kernel may report
+ * success to the next caller although the name was not written. */
 int cache_wb_sync(struct cache *c);
+uint64_t cache_wb_failures(struct cache *c);
 /* Bytes of a staged block; -ENOENT when key is not staged. */
 int cache_wb_read(struct cache *c, const char *key, uint32_t blen,
 		  uint32_t off, uint32_t n, uint8_t *buf);

@@ -8,10 +8,12 @@
  * may allocate beyond it (cache_write_slack) before copying (under
  * space_mu, so concurrent writers cannot overshoot together) and gives
  * back what it did not need; bytes leave the total when their buffers
- * are freed (stored early, or committed).  A writer that does not fit
- * flushes its own file (or, having nothing buffered, the file holding
- * the most) until it fits, so the total stays within the limit plus one
- * write and its slack.
+ * are freed (committed, or the file removed: write.c).  A writer that
+ * does not fit flushes its own file (or, having nothing buffered, the
+ * file holding the most) until it fits, so the total stays within the
+ * limit plus one write and its slack.  When the store fails, its own
+ * flush's error is the write's (NFS3ERR_IO); another file's is not, and
+ * the write gets -EAGAIN (NFS3ERR_JUKEBOX) after a short wait.
  */
 #include "config.h"
 
@@ -172,11 +174,18 @@ space_reserve(struct cache *c, struct cfile *f, uint64_t len)
 			r = cache_file_flush(c, v);
 			cache_file_put(c, v);
 			if (r < 0) {
-				/* Not this writer's failure: wait for room
-				 * that uploads in flight may free. */
+				/* Not this writer's failure: wait a little for
+				 * room that flushes in flight may free, then
+				 * ask the client to retry later (JUKEBOX)
+				 * rather than hold a worker while the store
+				 * fails (the other file's data stays
+				 * buffered until it can be stored). */
 				pthread_mutex_lock(&c->space_mu);
 				timed_wait(&c->space_cv, &c->space_mu, 100);
+				cur = atomic_load(&c->buffered);
 				pthread_mutex_unlock(&c->space_mu);
+				if (cur != 0 && cur + len > c->limit)
+					return -EAGAIN;
 			}
 		}
 		pthread_mutex_lock(&c->space_mu);
@@ -442,9 +451,8 @@ cache_read_pieces(struct cache *c, const struct piece *p, size_t n, bool seq)
 /* Read [off, end) into buf from committed slices, then lay the file's
  * buffered bytes over it (they are newer than anything committed).  A
  * commit between the two would hide the bytes it took from both, so the
- * file's generation is checked and the read retried; buffered bytes that
- * are only in the object store (stored early, not committed) are made
- * visible by a flush first.  f: ino's entry (NULL: nothing buffered). */
+ * file's generation is checked and the read retried (after a flush, if
+ * commits keep coming).  f: ino's entry (NULL: nothing buffered). */
 static int
 read_copy(struct cache *c, struct cfile *f, uint64_t ino, uint64_t off,
 	  uint64_t end, void *buf, bool seq)
@@ -452,11 +460,10 @@ read_copy(struct cache *c, struct cfile *f, uint64_t ino, uint64_t off,
 	struct piece *p = NULL;
 	size_t np = 0;
 	uint64_t gen = 0;
-	bool flush = false;
 	int r = 0, tries;
 
 	for (tries = 0;; tries++) {
-		if (f != NULL && (flush || tries >= 3)) {
+		if (f != NULL && tries >= 3) {
 			r = cache_file_flush(c, f);
 			if (r < 0)
 				break;
@@ -474,11 +481,10 @@ read_copy(struct cache *c, struct cfile *f, uint64_t ino, uint64_t off,
 		if (r < 0 || f == NULL)
 			break;
 		pthread_mutex_lock(&f->mu);
-		if (f->gen != gen)
-			r = -EAGAIN;
+		if (f->gen == gen)
+			cache_file_overlay(c, f, off, end, buf);
 		else
-			r = cache_file_overlay(c, f, off, end, buf);
-		flush = r == -EAGAIN && f->gen == gen;
+			r = -EAGAIN;
 		pthread_mutex_unlock(&f->mu);
 		if (r != -EAGAIN)
 			break;
@@ -863,6 +869,8 @@ cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
 	c->bs = st->block_size;
 	snprintf(c->volume, sizeof(c->volume), "%s", st->name);
 	c->limit = o && o->buffer_limit ? o->buffer_limit : CACHE_DEFAULT_LIMIT;
+	c->restore_ns = o && o->restore_age_ms ? o->restore_age_ms * 1000000ULL
+					       : CACHE_RESTORE_NS;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->space_mu, NULL);
 	pthread_cond_init(&c->space_cv, NULL);
@@ -893,7 +901,14 @@ cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
 	return 0;
 }
 
-/* Flush every file; what cannot be stored now is lost, so say so. */
+/* Flush every file; what cannot be stored now is lost, so say so.
+ * This is the one place where data acknowledged UNSTABLE is dropped
+ * while its file exists (write.c keeps it otherwise): the process is
+ * stopping, and the next one answers with another write verifier
+ * (random per start, nfsd/nfs3_data.c), so clients resend what they
+ * had not seen committed (RFC 1813).  The server answers no request
+ * any more by now (nfsd_server_free ran first), so no COMMIT can answer
+ * OK for what is dropped here. */
 static void
 flush_all(struct cache *c)
 {

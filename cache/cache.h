@@ -27,8 +27,9 @@ struct cache_opts {
 	uint64_t buffer_limit;   /* memory held by buffered unstable
 				    writes (buffers that grow with what
 				    was written, and their bookkeeping),
-				    all files together; writers flush or
-				    block above it.  Beyond it: each write
+				    all files together, until committed;
+				    writers flush or wait above it.
+				    Beyond it: each write
 				    in progress reserves 2 blocks + ~1 KiB
 				    of slack, each upload in flight may
 				    copy one block (unaligned slices) */
@@ -64,6 +65,11 @@ struct cache_opts {
 	 * list at least this long queues the chunk (0: 128; UINT32_MAX:
 	 * only reads queue chunks). */
 	uint32_t compact_records;
+	/* Blocks a flush stored but could not commit (the metadata
+	 * failed) are stored again by the next flush when they are older
+	 * than this (0: 10 minutes), since `tessera gc` may take them
+	 * for leaks (write.c).  Tests set 1. */
+	uint64_t restore_age_ms;
 };
 
 /* Borrow m and os for the life of the cache.  Puts to os may become
@@ -71,19 +77,26 @@ struct cache_opts {
  * os_sync before committing metadata that names them. */
 int cache_open(struct meta *m, struct os_store *os,
 	       const struct cache_opts *o, struct cache **out);
-/* Flush everything buffered, stop background jobs, free. */
+/* Flush everything buffered, stop background jobs, free.  What cannot
+ * be stored is logged and dropped: the only data dropped while its file
+ * exists (the next process answers with another write verifier). */
 void cache_close(struct cache *c);
 
-/* Buffer a write (UNSTABLE).  With stable, the file's buffered data,
- * this write included, is stored and committed before returning
- * (FILE_SYNC / DATA_SYNC).  Blocks while the buffer limit is exceeded.
- * -EFBIG past META_MAX_FILE_SIZE. */
+/* Buffer a write (UNSTABLE): it stays buffered until a flush commits it
+ * or the file is removed (cache_forget), whatever fails meanwhile.
+ * With stable, the file's buffered data, this write included, is stored
+ * and committed before returning (FILE_SYNC / DATA_SYNC).  Flushes and
+ * waits while the buffer limit is exceeded; -EAGAIN when the room could
+ * not be made because another file's flush failed (the store fails:
+ * retry later).  -EFBIG past META_MAX_FILE_SIZE. */
 int cache_write(struct cache *c, uint64_t ino, uint64_t off, const void *buf,
 		size_t len, bool stable);
 
 /* Make all buffered data of ino durable and committed (COMMIT).  -EIO if
- * the object store failed (the data stays buffered and a later flush
- * retries); -ENOSPC at capacity. */
+ * the object store failed (a put, or a sync, this flush's or another's:
+ * the data stays buffered and a later flush stores it again as needed);
+ * -ENOSPC at capacity.  0 only once every byte buffered when it was
+ * called is committed. */
 int cache_flush(struct cache *c, uint64_t ino);
 
 /* Drop buffered data of ino (the file was removed). */

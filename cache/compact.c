@@ -152,7 +152,7 @@ cache_compact(struct cache *c, uint64_t ino, uint32_t chunk)
 	struct cache_seg *seg = NULL, *mseg = NULL;
 	struct vis *vis = NULL;
 	size_t nold = 0, nseg = 0, nn = 0, nm = 0, nvis = 0, i;
-	uint64_t total = 0, id = 0, k, nblocks = 0, stored = 0;
+	uint64_t total = 0, id = 0, k, nblocks = 0, stored = 0, mark;
 	uint8_t *buf = NULL;
 	struct cfile *f;
 	char key[256];
@@ -207,6 +207,7 @@ cache_compact(struct cache *c, uint64_t ino, uint32_t chunk)
 	if (r < 0)
 		goto out;
 	nblocks = (total + c->bs - 1) / c->bs;
+	mark = cache_sync_mark(c);
 	if (posix_memalign((void **)&buf, 4096, c->bs) != 0)
 		abort(); /* out of memory, as tl_malloc does */
 	for (k = 0; r == 0 && k < nblocks; k++) {
@@ -223,9 +224,7 @@ cache_compact(struct cache *c, uint64_t ino, uint32_t chunk)
 	}
 	/* Durable by name before the records name them (as a flush). */
 	if (r == 0)
-		r = cache_wb_sync(c);
-	if (r == 0 && c->os_defer)
-		r = os_sync(c->os);
+		r = cache_sync(c, mark);
 	for (i = 0; r == 0 && i < nn; i++)
 		if (nw[i].id == 0) {
 			nw[i].id = id;

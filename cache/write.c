@@ -23,11 +23,37 @@
  * metadata that refers to it.  With a deferring store (file://) "stored"
  * means written and renamed; the flush's os_sync, just before the
  * commit, is what makes the blocks durable (one barrier per flush, not
- * a disk wait per block).  A failed upload leaves the builders frozen
- * and buffered so the next flush retries; -ENOENT from meta (the file
- * is gone) deletes what was uploaded and drops the data, and so does a
- * failed os_sync (blocks may be lost, their buffers already freed): the
- * flush then answers the error rather than commit lost blocks.
+ * a disk wait per block); with writeback, cache_wb_sync does the same
+ * for the staging directories.
+ *
+ * Data acknowledged UNSTABLE is kept until it is committed (RFC 1813:
+ * COMMIT must never answer OK with the write verifier of the WRITEs for
+ * bytes that are not stored, and this gateway keeps its verifier for
+ * its whole run).  So a builder's buffers are freed only once its
+ * slices are committed or its file is gone, never when a block is
+ * stored: a stored block is not yet durable (a failed sync may lose it,
+ * objstore.h), and nothing but the buffers could store it again.  Every
+ * failure before the commit leaves the builders frozen and buffered,
+ * and the flush answers the error (COMMIT: NFS3ERR_IO); the next flush
+ * retries:
+ *   - a failed upload: that flush stores what is not stored yet;
+ *   - a failed sync, or a sync of anyone that failed since the
+ *     builder's first block was stored (cache_sync_mark: a failed sync
+ *     may lose any put made before it, not only its caller's): every
+ *     block of the frozen builders is stored again, under fresh ids,
+ *     and the old objects are deleted (restore_runs);
+ *   - a failed commit: the stored blocks stay as they are, unless they
+ *     were stored more than CACHE_RESTORE_NS ago (`tessera gc` may take
+ *     an object that old and unreferenced for a leak): then they are
+ *     stored again too.
+ * -ENOENT from meta (the file is gone, once meta_getattr confirms it:
+ * file_gone) deletes what was stored and drops the data: nobody can read
+ * it.  The
+ * other path that drops data is cache_close's (cache.c).  So the write
+ * verifier never has to change while the gateway runs.  The price is
+ * memory: an early upload does not free its block's buffers, which stay
+ * counted against buffer_limit until the commit (a writer over the limit
+ * flushes, which is quick then: the blocks are stored).
  */
 #include "config.h"
 
@@ -466,6 +492,18 @@ pick_builder(struct cache *c, struct cfile *f, uint32_t chunk, uint32_t p,
 	return NULL;
 }
 
+/* Before b's first store (since the last restore_runs): which sync
+ * failures its blocks may have been lost to, and how old they are. */
+static void
+builder_mark(struct cache *c, struct builder *b)
+{
+	if (b->marked)
+		return;
+	b->marked = true;
+	b->mark = cache_sync_mark(c);
+	b->mark_ns = tl_mono_ns();
+}
+
 static struct upjob *
 upjob_new(struct cache *c, struct cfile *f, struct builder *b,
 	  struct run *run, uint32_t idx)
@@ -496,35 +534,11 @@ seal_ready(struct cache *c, struct cfile *f, struct builder *b,
 			b->st0 = tl_calloc(b->nst0, 1);
 		}
 		b->st0[b->nsealed] = BLK_UPLOADING;
+		builder_mark(c, b);
 		jobv_add(jobs, upjob_new(c, f, b, NULL, b->nsealed));
 		b->nsealed++;
 		b->sealed_end = base + b->nsealed * c->bs;
 	}
-}
-
-/* Free the builder blocks whose written bytes are all in stored slice
- * blocks of the first run, after slice block k was stored. */
-static void
-free_stored(struct cache *c, struct cfile *f, struct builder *b, uint32_t k)
-{
-	uint32_t from = b->base + k * c->bs, i, last, s, e, q;
-	int64_t n = 0;
-
-	i = (from - b->start) / c->bs;
-	last = (from + c->bs - 1 - b->start) / c->bs;
-	for (; i <= last && i < b->nblk; i++) {
-		s = TL_MAX(b->start + i * c->bs, b->base);
-		e = b->start + i * c->bs + blk_len(c, b, i);
-		if (e > b->sealed_end || b->blk[i].x == NULL)
-			continue;
-		for (q = (s - b->base) / c->bs; q <= (e - 1 - b->base) / c->bs;
-		     q++)
-			if (b->st0[q] != BLK_STORED)
-				break;
-		if (q > (e - 1 - b->base) / c->bs)
-			n += block_free(&b->blk[i]);
-	}
-	builder_release(c, f, b, n);
 }
 
 /* Key and bytes of an upload; *tmp is a copy to free after. */
@@ -615,14 +629,10 @@ upload_fn(void *arg)
 		free(u);
 		return;
 	}
-	if (u->run != NULL) {
+	if (u->run != NULL)
 		u->run->st[u->idx] = r == 0 ? 2 : 0;
-	} else if (r == 0) {
-		b->st0[u->idx] = BLK_STORED;
-		free_stored(c, f, b, u->idx);
-	} else {
-		b->st0[u->idx] = BLK_FAILED;
-	}
+	else
+		b->st0[u->idx] = r == 0 ? BLK_STORED : BLK_FAILED;
 	if (r < 0) {
 		/* Kept so that a full store answers NOSPC, not IO. */
 		if (b->upload_err == 0)
@@ -772,29 +782,21 @@ cache_file_write(struct cache *c, struct cfile *f, uint64_t off,
 	*grown = added;
 }
 
-int
-cache_file_overlay(struct cache *c, struct cfile *f, uint64_t off,
-		   uint64_t end, uint8_t *buf)
+void
+cache_file_overlay(struct cache *c, struct cfile *f, uint64_t off, uint64_t end,
+		   uint8_t *buf)
 {
 	struct builder *b;
 	uint64_t base, p, q;
-	uint32_t k;
 
 	for (b = f->head; b != NULL; b = b->next) {
 		base = (uint64_t)b->chunk * META_CHUNK_SIZE;
 		p = TL_MAX(off, base + b->iv[0].s);
 		q = TL_MIN(end, base + b->iv[b->niv - 1].e);
-		if (p >= q)
-			continue;
-		for (k = 0; k < b->nsealed; k++)
-			if (b->st0[k] == BLK_STORED &&
-			    base + b->base + (uint64_t)k * c->bs < q &&
-			    base + b->base + (uint64_t)(k + 1) * c->bs > p)
-				return -EAGAIN;
-		builder_copy(c, b, (uint32_t)(p - base), (uint32_t)(q - base),
-			     buf + (p - off));
+		if (p < q)
+			builder_copy(c, b, (uint32_t)(p - base),
+				     (uint32_t)(q - base), buf + (p - off));
 	}
-	return 0;
 }
 
 /* ---- flush ---------------------------------------------------------------- */
@@ -1050,6 +1052,7 @@ collect_uploads(struct cache *c, struct cfile *f, struct builder *last,
 	}
 	for (b = f->head; b != NULL; b = b->next) {
 		b->upload_err = 0;
+		builder_mark(c, b);
 		for (i = 0; i < b->nruns; i++)
 			for (k = 0; k < b->runs[i].nblocks; k++)
 				if (b->runs[i].st[k] == 0 &&
@@ -1064,7 +1067,129 @@ collect_uploads(struct cache *c, struct cfile *f, struct builder *last,
 	}
 }
 
-/* All blocks stored: free the buffers and list the slice records. */
+/* Keys of objects to delete once f->mu is released. */
+struct keyv {
+	char **v;
+	size_t n, cap;
+};
+
+static void
+keyv_add(struct keyv *k, struct cache *c, uint64_t id, uint32_t idx,
+	 uint32_t len)
+{
+	char key[256];
+
+	cache_block_key(key, sizeof(key), c->volume, id, idx, len);
+	if (k->n == k->cap) {
+		k->cap = k->cap ? 2 * k->cap : 16;
+		k->v = tl_realloc(k->v, k->cap * sizeof(*k->v));
+	}
+	k->v[k->n++] = tl_strdup(key);
+}
+
+/* Delete them (without f->mu) and free the list. */
+static void
+keyv_delete(struct cache *c, struct keyv *k)
+{
+	for (size_t i = 0; i < k->n; i++) {
+		cache_delete_block(c, k->v[i]);
+		free(k->v[i]);
+	}
+	free(k->v);
+	*k = (struct keyv){NULL, 0, 0};
+}
+
+/* Whether what the frozen builders head..last stored must be stored
+ * again before it is committed: a sync failed since (restore, set by
+ * the flush that saw it fail, or a sync failure counted since the
+ * builder's mark: anyone's), or it was stored too long ago. */
+static bool
+must_restore(struct cache *c, struct cfile *f, struct builder *last)
+{
+	uint64_t now = tl_mono_ns(), mark = cache_sync_mark(c);
+	struct builder *b;
+
+	for (b = f->head; b != NULL; b = b->next) {
+		if (b->restore ||
+		    (b->marked &&
+		     (b->mark != mark || now - b->mark_ns > c->restore_ns)))
+			return true;
+		if (b == last)
+			break;
+	}
+	return false;
+}
+
+/* Forget what the frozen builders head..last stored (f->mu held): every
+ * run gets a fresh slice id and all its blocks are to be stored again,
+ * packs are made again; the keys of what was stored go to *del.  Fresh
+ * ids, not the old keys again: `tessera gc` may be deleting an old one
+ * as a leak right now.  On failure (no id) nothing is stored and
+ * restore stays set: the next flush does it again. */
+static int
+restore_runs(struct cache *c, struct cfile *f, struct builder *last,
+	     struct keyv *del)
+{
+	struct builder *b;
+	struct pack *pk;
+	size_t i;
+	uint32_t k;
+	int r;
+
+	for (pk = f->packs; pk != NULL; pk = pk->next)
+		if (pk->st == 2)
+			keyv_add(del, c, pk->id, 0, pk->size);
+	for (b = f->head; b != NULL; b = b->next) {
+		for (i = 0; i < b->nruns; i++) {
+			struct run *u = &b->runs[i];
+
+			for (k = 0; k < u->nblocks; k++) {
+				if (u->st[k] == 2 && u->pack == NULL)
+					keyv_add(del, c, u->id, k,
+						 TL_MIN(c->bs, u->e - u->base -
+								   k * c->bs));
+				u->st[k] = 0;
+			}
+			u->pack = NULL;
+		}
+		b->marked = false;
+		b->upload_err = 0;
+		b->restore = true; /* until every run has its fresh id */
+		if (b == last)
+			break;
+	}
+	packs_free(c, f, false); /* no run points to them any more */
+	for (b = f->head; b != NULL; b = b->next) {
+		for (i = 0; i < b->nruns; i++)
+			if ((r = meta_new_slice_id(c->m, &b->runs[i].id)) < 0)
+				return r;
+		if (b == last)
+			break;
+	}
+	for (b = f->head; b != NULL; b = b->next) {
+		b->restore = false;
+		if (b == last)
+			break;
+	}
+	return 0;
+}
+
+/* Whether ino is gone, as -ENOENT from meta_write_slices said.  A
+ * write transaction may see a removal that is not committed yet (one
+ * group commit, meta/kv_lmdb.c) and may still fail; a read sees only
+ * what is committed, so it confirms the removal before the data goes.
+ * Until it does, the data stays (the REMOVE's own cache_forget, or a
+ * later flush, lets it go). */
+static bool
+file_gone(struct cache *c, uint64_t ino)
+{
+	struct meta_attr a;
+
+	return meta_getattr(c->m, ino, &a) == -ENOENT;
+}
+
+/* All blocks stored: list the slice records (the buffers stay until
+ * the commit). */
 static int
 stored_records(struct cache *c, struct cfile *f, struct builder *last,
 	       struct meta_slice_write **out, size_t *nout)
@@ -1084,7 +1209,6 @@ stored_records(struct cache *c, struct cfile *f, struct builder *last,
 			break;
 	}
 	for (b = f->head; b != NULL; b = b->next) {
-		builder_drop_data(c, f, b);
 		for (i = 0; i < b->nruns; i++) {
 			struct run *u = &b->runs[i];
 
@@ -1119,11 +1243,12 @@ int
 cache_file_flush(struct cache *c, struct cfile *f)
 {
 	struct jobv jobs = {NULL, 0, 0};
+	struct keyv del = {NULL, 0, 0};
 	struct meta_slice_write *w = NULL;
 	struct builder *b, *last, *next;
-	uint64_t mtime;
+	uint64_t mtime, mark = UINT64_MAX;
 	size_t n = 0;
-	bool lost = false;
+	bool unsynced = false, gone = false;
 	int r = 0;
 
 	pthread_mutex_lock(&f->mu);
@@ -1140,6 +1265,9 @@ cache_file_flush(struct cache *c, struct cfile *f)
 	for (b = f->head; b != last->next; b = b->next)
 		if (b->runs == NULL && (r = make_runs(c, b)) < 0)
 			goto out;
+	if (must_restore(c, f, last) &&
+	    (r = restore_runs(c, f, last, &del)) < 0)
+		goto out;
 	if ((r = pack_runs(c, f, last)) < 0)
 		goto out;
 	collect_uploads(c, f, last, &jobs);
@@ -1151,16 +1279,14 @@ cache_file_flush(struct cache *c, struct cfile *f)
 	r = stored_records(c, f, last, &w, &n);
 	if (r < 0)
 		goto out;
+	for (b = f->head; b != last->next; b = b->next)
+		mark = TL_MIN(mark, b->mark); /* all marked: collect_uploads */
 	mtime = f->mtime_ns;
 	pthread_mutex_unlock(&f->mu);
 	/* Staged or stored blocks are durable by name before metadata
-	 * names them. */
-	r = cache_wb_sync(c);
-	if (r == 0 && c->os_defer && (r = os_sync(c->os)) < 0)
-		/* Stored blocks may be gone (objstore.h) and their buffers
-		 * are freed: committing would name lost objects, so the
-		 * data is dropped and the error answered. */
-		lost = true;
+	 * names them, and none was lost to a failed sync meanwhile. */
+	r = cache_sync(c, mark);
+	unsynced = r < 0;
 	if (r == 0) {
 		uint32_t *recs = tl_malloc((n ? n : 1) * sizeof(*recs));
 
@@ -1170,9 +1296,18 @@ cache_file_flush(struct cache *c, struct cfile *f)
 			    (i == 0 || w[i].chunk != w[i - 1].chunk))
 				cache_compact_want(c, f->ino, w[i].chunk);
 		free(recs);
+		gone = r == -ENOENT && file_gone(c, f->ino);
 	}
 	pthread_mutex_lock(&f->mu);
-	if (r == 0 || r == -ENOENT || lost) {
+	if (unsynced) {
+		/* Some of the blocks may be gone and nothing tells which:
+		 * all are stored again by the next flush. */
+		tl_debug("cache", "inode %llu: sync failed (%s); its blocks "
+			 "will be stored again", (unsigned long long)f->ino,
+			 strerror(-r));
+		for (b = f->head; b != last->next; b = b->next)
+			b->restore = true;
+	} else if (r == 0 || gone) {
 		b = detach(f, last);
 		f->gen++;
 		packs_free(c, f, r < 0);
@@ -1190,6 +1325,7 @@ out:
 	pthread_cond_broadcast(&f->cv);
 unlock:
 	pthread_mutex_unlock(&f->mu);
+	keyv_delete(c, &del);
 	free(w);
 	return r;
 }

@@ -78,6 +78,8 @@ struct wb {
 	char **sdir; /* <cache dir>/staging */
 	int *dfd;
 	uint64_t gen_staged, gen_synced;
+	pthread_mutex_t smu;         /* cache_wb_sync: one at a time */
+	_Atomic uint64_t sync_fails; /* failed cache_wb_sync calls */
 	struct tl_pool *pool;
 	pthread_t mon;
 	bool stop;
@@ -268,6 +270,7 @@ upload_fn(void *arg)
 	struct wbent *e;
 	uint8_t *buf = NULL;
 	char *path = NULL;
+	uint64_t mark;
 	uint32_t len;
 	int r;
 
@@ -300,10 +303,12 @@ upload_fn(void *arg)
 		atomic_fetch_add(&w->errors, 1);
 		goto out;
 	}
+	/* The staged copy goes next: the stored one must be durable, and
+	 * not lost to anyone's failed sync meanwhile (os_sync_since). */
+	mark = os_sync_mark(w->c->os);
 	r = os_put(w->c->os, e->key, buf, len);
-	/* The staged copy goes next: the stored one must be durable. */
 	if (r == 0 && w->c->os_defer)
-		r = os_sync(w->c->os);
+		r = os_sync_since(w->c->os, mark);
 	if (r == 0) {
 		upload_done(w, e, path);
 		goto out;
@@ -457,6 +462,8 @@ cache_wb_open(struct cache *c, uint64_t max_age_ms, unsigned threads)
 	w->c = c;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
+	pthread_mutex_init(&w->smu, NULL);
+	atomic_init(&w->sync_fails, 0);
 	w->tab = tl_calloc(WB_NBUCKETS, sizeof(*w->tab));
 	w->max_age_ns = (max_age_ms ? max_age_ms : WB_DEFAULT_MAX_AGE_MS) *
 			1000000ULL;
@@ -528,6 +535,7 @@ cache_wb_close(struct cache *c)
 	free(w->tab);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->smu);
 	free(w);
 }
 
@@ -572,11 +580,12 @@ cache_wb_sync(struct cache *c)
 
 	if (w == NULL)
 		return 0;
+	pthread_mutex_lock(&w->smu);
 	pthread_mutex_lock(&w->mu);
 	g = w->gen_staged;
 	pthread_mutex_unlock(&w->mu);
 	if (g <= w->gen_synced)
-		return 0;
+		goto out;
 	for (i = 0; i < w->ndirs; i++)
 		if (w->dfd[i] >= 0 && fsync(w->dfd[i]) < 0)
 			r = -EIO;
@@ -584,8 +593,18 @@ cache_wb_sync(struct cache *c)
 		pthread_mutex_lock(&w->mu);
 		w->gen_synced = TL_MAX(w->gen_synced, g);
 		pthread_mutex_unlock(&w->mu);
+	} else {
+		atomic_fetch_add(&w->sync_fails, 1);
 	}
+out:
+	pthread_mutex_unlock(&w->smu);
 	return r;
+}
+
+uint64_t
+cache_wb_failures(struct cache *c)
+{
+	return atomic_load(&c->wb->sync_fails);
 }
 
 int

@@ -24,7 +24,7 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
     {"workers", TL_CONF_U64, "32", 1, 1024, false,
      "worker threads running NFS requests", OFF(workers)},
     {"buffer_limit", TL_CONF_SIZE, "256M", 1 << 20, 1ULL << 40, false,
-     "memory for buffered unstable writes, all files together",
+     "memory for unstable writes until committed, all files together",
      OFF(buffer_limit)},
     {"upload_threads", TL_CONF_U64, "8", 1, 256, false,
      "parallel block uploads to the object store", OFF(upload_threads)},

@@ -8,7 +8,13 @@
  * in the object store and its slices are committed in metadata (which
  * includes size and mtime), so those writes answer FILE_SYNC.  The write
  * verifier (ctx->write_verf) is random per process start; a client that
- * sees it change resends its uncommitted writes.
+ * sees it change resends its uncommitted writes.  RFC 1813 wants it to
+ * change whenever uncommitted data may have been lost; it need not while
+ * the process runs, because the cache never drops uncommitted data of an
+ * existing file (cache/write.c: a failed store, sync or commit keeps it
+ * and the flush answers the error, so COMMIT never answers OK for bytes
+ * not stored).  The one drop is at shutdown (cache.c, flush_all), after
+ * the last reply; the next process answers with another verifier.
  */
 #include <errno.h>
 

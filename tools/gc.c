@@ -19,8 +19,10 @@
  *  4. if there are candidates, the metadata is read again and a candidate
  *     referenced now (committed while we listed) is kept.
  * What stays unsafe: a flush whose commit comes more than the grace
- * period after its upload.  Keep the grace well above any stall of a
- * gateway (default 1 hour).
+ * period after its upload.  A gateway stores blocks again, under fresh
+ * ids, before committing them when it stored them more than
+ * CACHE_RESTORE_NS (10 minutes) earlier (cache/write.c), so that takes a
+ * grace above that plus a stall of a gateway (default 1 hour).
  *
  * The deletion queue (R records: slices released by unlink and truncate)
  * is drained with meta_gc_next / meta_gc_release, exactly as the gateway's

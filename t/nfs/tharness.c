@@ -168,6 +168,29 @@ th_server_fsck(const struct th_server *s)
 	return st;
 }
 
+int
+th_tessera(const struct th_server *s, const char *fmt, ...)
+{
+	char args[1500], cmd[2400];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof args, fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof cmd, "%s/tessera %s > %s/tool.out 2>&1",
+		 th_builddir(), args, s->dir);
+	st = system(cmd);
+	if (st != 0) {
+		th_diag("`tessera %s` failed (%d):", args, st);
+		snprintf(cmd, sizeof cmd, "sed 's/^/#   /' %s/tool.out",
+			 s->dir);
+		if (system(cmd) != 0)
+			th_diag("cannot show its output");
+	}
+	return st;
+}
+
 static void
 th_rm_rf(const char *dir)
 {

@@ -127,6 +127,10 @@ const char *th_builddir(void);
 /* Run `tessera fsck` on the server's volume, its output shown as
  * diagnostics; returns system()'s status (0: clean). */
 int th_server_fsck(const struct th_server *s);
+/* Run `tessera ARGS` (printf-formatted; quote as for sh); its output is
+ * shown as diagnostics when it fails.  Returns system()'s status. */
+int th_tessera(const struct th_server *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* ---- the client ------------------------------------------------------------ */
 

@@ -44,6 +44,15 @@ t_unit_cache_writeback_test_SOURCES = t/unit/cache_writeback_test.c \
 t_unit_cache_writeback_test_LDADD = cache/libcache.a meta/libmeta.a \
 	objstore/libobjstore.a lib/libtl.a $(LMDB_LIBS)
 
+# UNSTABLE data kept until committed: failed syncs (its own and another
+# file's), puts and commits, through the fault wrapper.
+check_PROGRAMS += t/unit/cache_sync_test
+TESTS += t/unit/cache_sync_test
+t_unit_cache_sync_test_SOURCES = t/unit/cache_sync_test.c t/unit/tap.h \
+	t/unit/os_count.h
+t_unit_cache_sync_test_LDADD = cache/libcache.a meta/libmeta.a \
+	objstore/libobjstore.a lib/libtl.a $(LMDB_LIBS)
+
 # Readahead and the read policy, counted at the object store.
 check_PROGRAMS += t/unit/cache_readahead_test
 TESTS += t/unit/cache_readahead_test
