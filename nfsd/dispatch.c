@@ -27,6 +27,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,63 @@
 #define MAX_MACHINE_NAME 255
 #define ANON_ID		 65534
 
-pthread_rwlock_t nfsd_exports_lock = PTHREAD_RWLOCK_INITIALIZER;
+/* ---- the exports generation ----------------------------------------------- */
+
+struct nfsd_exports_gen {
+	atomic_uint refs; /* the ctx's own, and one per call holding it */
+	struct nfsd_exports ex;
+};
+
+/* Guards ctx->exports (the pointer) while a reference is taken. */
+static pthread_mutex_t gen_lock = PTHREAD_MUTEX_INITIALIZER;
+static const struct nfsd_exports no_exports;
+
+const struct nfsd_exports *
+nfsd_exports_get(struct nfsd_ctx *ctx)
+{
+	struct nfsd_exports_gen *g;
+
+	pthread_mutex_lock(&gen_lock);
+	g = ctx->exports;
+	if (g != NULL)
+		atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&gen_lock);
+	return g != NULL ? &g->ex : &no_exports;
+}
+
+void
+nfsd_exports_put(const struct nfsd_exports *e)
+{
+	struct nfsd_exports_gen *g;
+
+	if (e == NULL || e == &no_exports)
+		return;
+	g = (struct nfsd_exports_gen *)((char *)e -
+					offsetof(struct nfsd_exports_gen, ex));
+	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	nfsd_exports_free(&g->ex);
+	free(g);
+}
+
+void
+nfsd_exports_publish(struct nfsd_ctx *ctx, struct nfsd_exports *fresh)
+{
+	struct nfsd_exports_gen *g = NULL, *old;
+
+	if (fresh != NULL) {
+		g = tl_calloc(1, sizeof(*g));
+		atomic_init(&g->refs, 1);
+		g->ex = *fresh;
+		memset(fresh, 0, sizeof(*fresh));
+	}
+	pthread_mutex_lock(&gen_lock);
+	old = ctx->exports;
+	ctx->exports = g;
+	pthread_mutex_unlock(&gen_lock);
+	if (old != NULL)
+		nfsd_exports_put(&old->ex);
+}
 
 unsigned
 nfsd_peer_port(const struct sockaddr_storage *peer)
@@ -188,7 +245,7 @@ check_fh(struct nfsd_call *c, const struct nfsd_proc *p, void *args)
 	if (nfsd_fh_decode(ctx->vol, fh->data.data_val, fh->data.data_len,
 			   &h) != 0)
 		return NFS3ERR_BADHANDLE;
-	c->exp = nfsd_export_by_id(&ctx->exports, h.export_id);
+	c->exp = nfsd_export_by_id(c->exports, h.export_id);
 	if (c->exp == NULL)
 		return NFS3ERR_STALE;
 	r = nfsd_export_match(c->exp, &c->peer);
@@ -373,6 +430,16 @@ drc_consult(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 	return RUN_DONE;
 }
 
+/* The handler is done with the exports generation (and exp, rule). */
+static void
+call_put_exports(struct nfsd_call *c)
+{
+	nfsd_exports_put(c->exports);
+	c->exports = NULL;
+	c->exp = NULL;
+	c->rule = NULL;
+}
+
 static int
 run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 	 XDR *x, u_int msglen, struct nfsd_tail *tail, struct drc_use *d)
@@ -404,20 +471,20 @@ run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 		reply_accepted(b, c->xid, GARBAGE_ARGS);
 		goto out;
 	}
-	pthread_rwlock_rdlock(&nfsd_exports_lock);
+	c->exports = nfsd_exports_get(c->ctx);
 	if (p->flags & NFSD_PF_FH)
 		st = check_fh(c, p, args);
 	else
 		squash(c, NULL);
 	if (st == NFS3_OK && (run = drc_consult(b, c, p, d)) != RUN_DONE) {
-		pthread_rwlock_unlock(&nfsd_exports_lock);
+		call_put_exports(c);
 		goto out;
 	}
 	if (st == NFS3_OK)
 		p->handler(c, args, res);
 	else
 		*(nfsstat3 *)res = st; /* every NFSv3 result starts so */
-	pthread_rwlock_unlock(&nfsd_exports_lock);
+	call_put_exports(c);
 	if (c->prog == NFSD_PROG_NFS && c->proc != NFSPROC3_NULL)
 		nfsd_m_nfs_status(c->proc, *(nfsstat3 *)res);
 	if (tl_log_enabled(TL_LOG_DEBUG))

@@ -10,7 +10,10 @@
  *	       client(opts)
  *
  * Clients: "*", an IP address, a CIDR (10.0.0.0/8, fd00::/8) or a host
- * name (resolved each time a request is matched, so prefer addresses).
+ * name.  Host names are resolved when the exports are loaded and again
+ * by the server's control thread every NFSD_HOST_REFRESH_MS
+ * (nfsd_exports_resolve_hosts), never while a request is matched: a
+ * slow resolver would otherwise stall every client of the event loop.
  * The first rule that matches the peer wins.  Options: rw, ro (default),
  * root_squash (default), no_root_squash, all_squash, no_all_squash,
  * anonuid=N, anongid=N (default 65534), secure (default: source port
@@ -226,6 +229,7 @@ export_free(struct nfsd_export *e)
 	for (size_t i = 0; i < e->nrules; i++) {
 		free(e->rules[i].pattern);
 		free(e->rules[i].host);
+		free(e->rules[i].addrs);
 	}
 	free(e->rules);
 	free(e->path);
@@ -456,97 +460,23 @@ prefix_eq(const uint8_t *a, const uint8_t *b, unsigned bits)
 	return ((a[whole] ^ b[whole]) & (0xff << (8 - rest))) == 0;
 }
 
-/*
- * Host-name rules would otherwise cost a getaddrinfo (often a DNS query)
- * per request: the answer for (host, client address) is remembered for
- * HOST_TTL_NS in a small direct-mapped table.  A changed DNS record is
- * seen within that time, like knfsd's export cache.
- */
-#define HOST_SLOTS  64
-#define HOST_TTL_NS (60ull * 1000000000ull)
-
-struct host_slot {
-	char host[256];
-	int fam;
-	uint8_t addr[16];
-	bool ok;
-	uint64_t expires; /* 0: empty */
-};
-
-static struct host_slot host_cache[HOST_SLOTS];
-static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static struct host_slot *
-host_slot(const char *host, int fam, const uint8_t *addr)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (const char *p = host; *p != '\0'; p++)
-		h = (h ^ (uint8_t)*p) * 1099511628211ull;
-	for (int i = 0; i < 16; i++)
-		h = (h ^ addr[i]) * 1099511628211ull;
-	return &host_cache[(h ^ (uint64_t)fam) % HOST_SLOTS];
-}
-
-static bool host_resolve_match(const char *host, int fam,
-			       const uint8_t *addr);
-
+/* Whether a host rule's addresses (at its last resolution) hold addr. */
 static bool
-host_match(const char *host, int fam, const uint8_t *addr)
+host_has(const struct nfsd_client_rule *r, int fam, const uint8_t *addr)
 {
-	struct host_slot *sl = host_slot(host, fam, addr);
-	uint64_t now = tl_mono_ns();
-	bool ok;
-
-	if (strlen(host) >= sizeof(sl->host))
-		return host_resolve_match(host, fam, addr);
-	pthread_mutex_lock(&host_lock);
-	if (sl->expires > now && sl->fam == fam &&
-	    memcmp(sl->addr, addr, 16) == 0 && strcmp(sl->host, host) == 0) {
-		ok = sl->ok;
-		pthread_mutex_unlock(&host_lock);
-		return ok;
-	}
-	pthread_mutex_unlock(&host_lock);
-	ok = host_resolve_match(host, fam, addr);
-	pthread_mutex_lock(&host_lock);
-	strcpy(sl->host, host);
-	sl->fam = fam;
-	memcpy(sl->addr, addr, 16);
-	sl->ok = ok;
-	sl->expires = now + HOST_TTL_NS;
-	pthread_mutex_unlock(&host_lock);
-	return ok;
-}
-
-static bool
-host_resolve_match(const char *host, int fam, const uint8_t *addr)
-{
-	struct addrinfo hints, *res = NULL, *ai;
-	bool ok = false;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	if (getaddrinfo(host, NULL, &hints, &res) != 0)
-		return false;
-	for (ai = res; ai != NULL && !ok; ai = ai->ai_next) {
-		struct sockaddr_storage ss;
-		uint8_t a[16];
-
-		memset(&ss, 0, sizeof(ss));
-		memcpy(&ss, ai->ai_addr, TL_MIN(ai->ai_addrlen, sizeof(ss)));
-		if (peer_addr(&ss, a) == fam)
-			ok = memcmp(a, addr, fam == AF_INET ? 4 : 16) == 0;
-	}
-	freeaddrinfo(res);
-	return ok;
+	for (size_t i = 0; i < r->naddrs; i++)
+		if (r->addrs[i].family == fam &&
+		    memcmp(r->addrs[i].addr, addr, fam == AF_INET ? 4 : 16) ==
+			0)
+			return true;
+	return false;
 }
 
 const struct nfsd_client_rule *
 nfsd_export_match(const struct nfsd_export *exp,
 		  const struct sockaddr_storage *peer)
 {
-	uint8_t addr[16] = {0}; /* all 16 bytes key the host cache */
+	uint8_t addr[16] = {0};
 	int fam = peer_addr(peer, addr);
 
 	for (size_t i = 0; i < exp->nrules; i++) {
@@ -558,7 +488,7 @@ nfsd_export_match(const struct nfsd_export *exp,
 			continue;
 		if (r->family == fam && prefix_eq(r->addr, addr, r->prefix))
 			return r;
-		if (r->host != NULL && host_match(r->host, fam, addr))
+		if (r->host != NULL && host_has(r, fam, addr))
 			return r;
 	}
 	return NULL;
@@ -603,6 +533,189 @@ nfsd_export_by_path(const struct nfsd_exports *e, const char *path)
 			found = &e->v[i];
 	free(norm);
 	return found;
+}
+
+/* ---- host names ---------------------------------------------------------- */
+
+static int
+addr_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct nfsd_addr));
+}
+
+/* The addresses of host (IPv4-mapped ones as IPv4, duplicates dropped)
+ * into *out; 0, or the getaddrinfo error (*out NULL). */
+static int
+host_lookup(const char *host, struct nfsd_addr **out, size_t *n)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(host, NULL, &hints, &res);
+	if (rc != 0)
+		return rc;
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		struct sockaddr_storage ss;
+		struct nfsd_addr a;
+		size_t i;
+
+		memset(&ss, 0, sizeof(ss));
+		memset(&a, 0, sizeof(a));
+		memcpy(&ss, ai->ai_addr, TL_MIN(ai->ai_addrlen, sizeof(ss)));
+		a.family = peer_addr(&ss, a.addr);
+		if (a.family == 0)
+			continue;
+		for (i = 0; i < *n; i++)
+			if (memcmp(&(*out)[i], &a, sizeof(a)) == 0)
+				break;
+		if (i < *n)
+			continue;
+		*out = tl_realloc(*out, (*n + 1) * sizeof(a));
+		(*out)[(*n)++] = a;
+	}
+	freeaddrinfo(res);
+	/* in a stable order: a resolver that rotates its answers changes
+	 * nothing */
+	if (*n > 1)
+		qsort(*out, *n, sizeof(**out), addr_cmp);
+	return 0;
+}
+
+/* The rule of prev for the same export path and host, or NULL. */
+static const struct nfsd_client_rule *
+prev_rule(const struct nfsd_exports *prev, const char *path, const char *host)
+{
+	const struct nfsd_export *x =
+	    prev != NULL ? nfsd_export_by_path(prev, path) : NULL;
+
+	for (size_t i = 0; x != NULL && i < x->nrules; i++)
+		if (x->rules[i].host != NULL &&
+		    strcmp(x->rules[i].host, host) == 0)
+			return &x->rules[i];
+	return NULL;
+}
+
+static bool
+addrs_eq(const struct nfsd_client_rule *a, const struct nfsd_client_rule *b)
+{
+	return a->naddrs == b->naddrs &&
+	       (a->naddrs == 0 ||
+		memcmp(a->addrs, b->addrs, a->naddrs * sizeof(*a->addrs)) == 0);
+}
+
+/* "10.0.0.1 fd00::1" (caller frees). */
+static char *
+addrs_str(const struct nfsd_client_rule *r)
+{
+	struct tl_buf b = TL_BUF_INIT;
+	char one[INET6_ADDRSTRLEN];
+
+	for (size_t i = 0; i < r->naddrs; i++) {
+		if (inet_ntop(r->addrs[i].family, r->addrs[i].addr, one,
+			      sizeof(one)) == NULL)
+			continue;
+		if (b.len > 0)
+			tl_buf_append(&b, " ", 1);
+		tl_buf_append(&b, one, strlen(one));
+	}
+	if (b.len == 0)
+		tl_buf_append(&b, "(none)", 6);
+	tl_buf_append(&b, "", 1);
+	return (char *)b.data;
+}
+
+size_t
+nfsd_exports_resolve_hosts(struct nfsd_exports *e,
+			   const struct nfsd_exports *prev)
+{
+	size_t changed = 0;
+
+	for (size_t i = 0; i < e->n; i++) {
+		for (size_t j = 0; j < e->v[i].nrules; j++) {
+			struct nfsd_client_rule *r = &e->v[i].rules[j];
+			const struct nfsd_client_rule *old;
+			struct nfsd_addr *a;
+			size_t n;
+			char *str;
+			int rc;
+
+			if (r->host == NULL)
+				continue;
+			old = prev_rule(prev, e->v[i].path, r->host);
+			rc = host_lookup(r->host, &a, &n);
+			if (rc != 0 && old != NULL && old->naddrs > 0) {
+				tl_notice("exports",
+					  "%s: host %s does not resolve now "
+					  "(%s); keeping its addresses",
+					  e->v[i].path, r->host,
+					  gai_strerror(rc));
+				a = tl_memdup(old->addrs,
+					      old->naddrs * sizeof(*a));
+				n = old->naddrs;
+			} else if (rc != 0) {
+				tl_warn("exports",
+					"%s: host %s does not resolve (%s): "
+					"its rule matches no client until it "
+					"does",
+					e->v[i].path, r->host,
+					gai_strerror(rc));
+			}
+			free(r->addrs);
+			r->addrs = a;
+			r->naddrs = n;
+			if (old != NULL && addrs_eq(r, old))
+				continue;
+			changed++;
+			str = addrs_str(r);
+			tl_info("exports", "%s: host %s is %s", e->v[i].path,
+				r->host, str);
+			free(str);
+		}
+	}
+	return changed;
+}
+
+bool
+nfsd_exports_have_hosts(const struct nfsd_exports *e)
+{
+	for (size_t i = 0; i < e->n; i++)
+		for (size_t j = 0; j < e->v[i].nrules; j++)
+			if (e->v[i].rules[j].host != NULL)
+				return true;
+	return false;
+}
+
+void
+nfsd_exports_copy(const struct nfsd_exports *src, struct nfsd_exports *dst)
+{
+	dst->n = src->n;
+	dst->v = tl_calloc(src->n > 0 ? src->n : 1, sizeof(*dst->v));
+	for (size_t i = 0; i < src->n; i++) {
+		const struct nfsd_export *s = &src->v[i];
+		struct nfsd_export *d = &dst->v[i];
+
+		*d = *s;
+		d->path = tl_strdup(s->path);
+		d->rules = tl_calloc(s->nrules > 0 ? s->nrules : 1,
+				     sizeof(*d->rules));
+		for (size_t j = 0; j < s->nrules; j++) {
+			const struct nfsd_client_rule *sr = &s->rules[j];
+			struct nfsd_client_rule *dr = &d->rules[j];
+
+			*dr = *sr;
+			dr->pattern = tl_strdup(sr->pattern);
+			dr->host = sr->host != NULL ? tl_strdup(sr->host) : NULL;
+			dr->addrs = sr->naddrs > 0
+					? tl_memdup(sr->addrs,
+						    sr->naddrs *
+							sizeof(*sr->addrs))
+					: NULL;
+		}
+	}
 }
 
 void

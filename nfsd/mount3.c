@@ -246,7 +246,7 @@ mnt_check(struct nfsd_call *c, const char *path, struct nfsd_export **exp)
 		return MNT3ERR_NAMETOOLONG;
 	if (path[0] == '\0')
 		path = "/"; /* libnfs asks for "" with nfs://host/file URLs */
-	*exp = nfsd_export_by_path(&c->ctx->exports, path);
+	*exp = nfsd_export_by_path(c->exports, path);
 	if (*exp == NULL || (*exp)->root_ino == 0) {
 		tl_info("mount", "%s: no export \"%s\"", who, path);
 		return MNT3ERR_NOENT;
@@ -342,7 +342,7 @@ static void
 mnt_export(struct nfsd_call *c, void *args, void *res)
 {
 	struct mnt_export_res *r = res;
-	const struct nfsd_exports *ex = &c->ctx->exports;
+	const struct nfsd_exports *ex = c->exports;
 
 	r->n = ex->n;
 	r->v = tl_calloc(ex->n > 0 ? ex->n : 1, sizeof(*r->v));

@@ -35,7 +35,8 @@
 /* ---- exports (exports.c) ---------------------------------------------------
  *
  * exports(5) syntax: one export per line, "path client(opts) client(opts)",
- * '#' comments, '\' line continuation.  Clients: "*", a host name or IP
+ * '#' comments, '\' line continuation.  Clients: "*", a host name
+ * (resolved when loaded and refreshed, never while matching) or IP
  * address, a CIDR (10.0.0.0/8) ; first match wins.  Options: rw, ro,
  * root_squash (default), no_root_squash, all_squash, anonuid=N, anongid=N,
  * secure (default: source port < 1024), insecure, fsid=N (export id in file
@@ -48,12 +49,20 @@ enum nfsd_squash {
 	NFSD_SQUASH_ALL,
 };
 
+/* An address of a host-name rule (IPv4-mapped IPv6 stored as IPv4). */
+struct nfsd_addr {
+	int family;               /* AF_INET or AF_INET6 */
+	uint8_t addr[16];         /* 4 or 16 bytes, the rest zero */
+};
+
 struct nfsd_client_rule {
 	char *pattern;            /* as written, for messages and EXPORT */
 	int family;               /* AF_INET / AF_INET6, 0 for "*" or host */
 	uint8_t addr[16];         /* network address */
 	unsigned prefix;          /* CIDR prefix length */
-	char *host;               /* host name (resolved at match time) */
+	char *host;               /* host name, or NULL */
+	struct nfsd_addr *addrs;  /* its addresses at the last resolution */
+	size_t naddrs;            /* (nfsd_exports_resolve_hosts) */
 	bool rw;
 	enum nfsd_squash squash;
 	uint32_t anonuid, anongid;
@@ -81,7 +90,19 @@ int nfsd_exports_parse(const char *text, const char *fname,
  * insecure, to 127.0.0.1 (and ::1) only. */
 void nfsd_exports_default(struct nfsd_exports *out);
 void nfsd_exports_free(struct nfsd_exports *e);
-/* First rule of exp matching the peer address, NULL if none. */
+/* Resolve the host names of e's rules (getaddrinfo: may wait for the
+ * resolver's timeout, so never on the event loop or a request's path).
+ * A name that does not resolve now keeps the addresses the same rule
+ * had in prev (may be NULL); one never resolved matches no client.
+ * Returns how many rules' addresses differ from prev's. */
+size_t nfsd_exports_resolve_hosts(struct nfsd_exports *e,
+				  const struct nfsd_exports *prev);
+bool nfsd_exports_have_hosts(const struct nfsd_exports *e);
+/* A deep copy of src into dst (free with nfsd_exports_free). */
+void nfsd_exports_copy(const struct nfsd_exports *src,
+		       struct nfsd_exports *dst);
+/* First rule of exp matching the peer address, NULL if none; host-name
+ * rules match the addresses of their last resolution (no lookup). */
 const struct nfsd_client_rule *
 nfsd_export_match(const struct nfsd_export *exp,
 		  const struct sockaddr_storage *peer);
@@ -125,13 +146,14 @@ int nfsd_fh_decode(const struct meta_settings *vol, const void *buf,
 /* ---- the server and a call -------------------------------------------------- */
 
 struct nfsd_server; /* transport state, rpc.c */
+struct nfsd_exports_gen; /* a reference-counted nfsd_exports, dispatch.c */
 struct nfsd_drc;    /* duplicate request cache, drc.c */
 
 struct nfsd_ctx {
 	struct meta *meta;
 	struct cache *cache;
 	const struct meta_settings *vol;
-	struct nfsd_exports exports;   /* swapped on reload under exports_lock */
+	struct nfsd_exports_gen *exports; /* in force: nfsd_exports_get */
 	uint8_t write_verf[8];         /* random per process start */
 	uint64_t start_ns;
 	struct nfsd_drc *drc;          /* NULL: no duplicate request cache */
@@ -142,9 +164,11 @@ struct nfsd_call {
 	uint32_t xid;
 	uint32_t prog, vers, proc;
 	struct sockaddr_storage peer;
+	const struct nfsd_exports *exports; /* held for the whole call */
 	uint32_t flavor;               /* AUTH_NONE / AUTH_SYS */
 	struct meta_cred cred;         /* after the export's squash rules */
-	const struct nfsd_export *exp; /* set for NFSD_PF_FH procedures */
+	const struct nfsd_export *exp; /* set for NFSD_PF_FH procedures;
+					  points into exports */
 	const struct nfsd_client_rule *rule;
 	bool rdonly;                   /* export is read-only for this client */
 	uint64_t ino;                  /* inode of the first file handle */

@@ -79,19 +79,23 @@ unsigned nfsd_server_port(const struct nfsd_server *s);
  * rpcbind runs.  Unregistered by nfsd_server_free. */
 void nfsd_server_register(struct nfsd_server *s);
 /* Serve until nfsd_server_stop; SIGTERM/SIGINT stop, SIGHUP reloads the
- * exports when handle_signals.  Returns 0 or a negative errno. */
+ * exports (in the server's control thread, never on the event loop) when
+ * handle_signals.  Returns 0 or a negative errno. */
 int nfsd_server_run(struct nfsd_server *s, bool handle_signals);
 /* Ask the loop to return (any thread). */
 void nfsd_server_stop(struct nfsd_server *s);
-/* Re-read the exports file and resolve the roots; the old exports stay
- * in force if that fails.  Any thread. */
+/* Re-read the exports file and resolve the roots and host names; the old
+ * exports stay in force if that fails.  Requests in progress keep the
+ * exports they started with; the reload never waits for them.  May wait
+ * for the resolver: any thread but the event loop's. */
 int nfsd_server_reload(struct nfsd_server *s, char **err);
 /* Switch to another exports file (NULL or "": the default) and reload;
  * on error nothing changes. */
 int nfsd_server_set_exports(struct nfsd_server *s, const char *file,
 			    char **err);
-/* Call fn(s, arg) in the loop thread on SIGHUP instead of the default
- * (nfsd_server_reload). */
+/* Call fn(s, arg) on SIGHUP instead of the default (nfsd_server_reload),
+ * in the server's control thread (which also resolves the exports' host
+ * names every minute), never on the event loop. */
 void nfsd_server_on_hup(struct nfsd_server *s,
 			void (*fn)(struct nfsd_server *, void *), void *arg);
 /* Counters of the duplicate request cache (retransmitted

@@ -15,10 +15,30 @@
 #define NFSD_PROG_MOUNT 100005u
 #define NFSD_RPC_VERS	2u
 
-/* ctx->exports is replaced on reload under the write lock; the
- * dispatcher holds the read lock for the whole call, handler included,
- * so call->exp and call->rule stay valid while a handler runs. */
-extern pthread_rwlock_t nfsd_exports_lock;
+/*
+ * The exports in force are a generation, replaced whole on reload: a
+ * call takes a reference to the current one when it starts and drops it
+ * when its handler is done, so call->exp and call->rule stay valid while
+ * the handler waits for the object store, and a reload never waits for
+ * a call (nor a call for a reload: the only lock guards the pointer and
+ * is held for a few instructions).
+ */
+/* The exports in force (never NULL; empty before the first publish),
+ * valid until nfsd_exports_put. */
+const struct nfsd_exports *nfsd_exports_get(struct nfsd_ctx *ctx);
+void nfsd_exports_put(const struct nfsd_exports *e);
+/* Make *fresh the exports in force (taken over; *fresh is emptied); the
+ * previous generation is freed when its last call puts it.  fresh NULL:
+ * none (at shutdown). */
+void nfsd_exports_publish(struct nfsd_ctx *ctx, struct nfsd_exports *fresh);
+
+/* How often the control thread resolves the exports' host names again. */
+#define NFSD_HOST_REFRESH_MS 60000
+/* Resolve the host names of the exports in force again and publish them
+ * if an address changed (what the control thread does every
+ * NFSD_HOST_REFRESH_MS; may wait for the resolver).  Any thread but the
+ * event loop. */
+void nfsd_server_refresh_hosts(struct nfsd_server *s);
 
 /*
  * Run one RPC record (the call message, record mark removed) from peer.

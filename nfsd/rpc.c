@@ -52,6 +52,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -116,9 +117,17 @@ struct nfsd_server {
 	unsigned port;
 	int family; /* of the listening socket */
 	bool registered;
-	char *exports_file; /* NULL: built-in default */
+	char *exports_file; /* NULL: built-in default; under reload_lock */
 	void (*on_hup)(struct nfsd_server *, void *);
 	void *on_hup_arg;
+	pthread_mutex_t reload_lock; /* one reload or host refresh at once */
+	/* The control thread runs what may block for long, off the loop:
+	 * SIGHUP's reload and the periodic resolution of host names. */
+	pthread_t ctl;
+	bool ctl_started;
+	pthread_mutex_t ctl_lock;
+	pthread_cond_t ctl_cond; /* CLOCK_MONOTONIC */
+	bool ctl_stop, ctl_hup;	 /* under ctl_lock */
 	uint64_t max_record, max_inflight, max_conns, idle_ms;
 	struct event *sweep; /* closes idle connections */
 	pthread_mutex_t mem_lock;
@@ -837,10 +846,14 @@ read_text(const char *path, char **out, char **err)
 	return rc;
 }
 
-/* Read, parse and resolve the exports into out. */
+/* Read, parse and resolve the exports into out: the roots in the
+ * metadata, the host names with the resolver (names that do not resolve
+ * now keep the addresses they have in the exports in force).  Under
+ * reload_lock, or before the server runs. */
 static int
 load_exports(struct nfsd_server *s, struct nfsd_exports *out, char **err)
 {
+	const struct nfsd_exports *cur;
 	char *text = NULL;
 	int rc;
 
@@ -856,6 +869,9 @@ load_exports(struct nfsd_server *s, struct nfsd_exports *out, char **err)
 			return rc;
 	}
 	nfsd_exports_resolve(s->ctx.meta, out);
+	cur = nfsd_exports_get(&s->ctx);
+	nfsd_exports_resolve_hosts(out, cur);
+	nfsd_exports_put(cur);
 	return 0;
 }
 
@@ -880,39 +896,70 @@ log_exports(const struct nfsd_exports *e, const char *from)
 	}
 }
 
-int
-nfsd_server_reload(struct nfsd_server *s, char **err)
+/* Load, log and publish the exports (under reload_lock). */
+static int
+reload_locked(struct nfsd_server *s, char **err)
 {
-	struct nfsd_exports fresh, old;
+	struct nfsd_exports fresh;
 	int rc = load_exports(s, &fresh, err);
 
 	if (rc != 0)
 		return rc;
-	pthread_rwlock_wrlock(&nfsd_exports_lock);
-	old = s->ctx.exports;
-	s->ctx.exports = fresh;
-	pthread_rwlock_unlock(&nfsd_exports_lock);
-	nfsd_exports_free(&old);
-	log_exports(&s->ctx.exports, s->exports_file);
+	log_exports(&fresh, s->exports_file != NULL ? s->exports_file
+						    : "the default exports");
+	nfsd_exports_publish(&s->ctx, &fresh);
 	return 0;
+}
+
+int
+nfsd_server_reload(struct nfsd_server *s, char **err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->reload_lock);
+	rc = reload_locked(s, err);
+	pthread_mutex_unlock(&s->reload_lock);
+	return rc;
 }
 
 int
 nfsd_server_set_exports(struct nfsd_server *s, const char *file, char **err)
 {
-	char *old = s->exports_file;
+	char *old;
 	int rc;
 
+	pthread_mutex_lock(&s->reload_lock);
+	old = s->exports_file;
 	s->exports_file =
 	    file != NULL && file[0] != '\0' ? tl_strdup(file) : NULL;
-	rc = nfsd_server_reload(s, err);
+	rc = reload_locked(s, err);
 	if (rc != 0) {
 		free(s->exports_file);
 		s->exports_file = old;
 	} else {
 		free(old);
 	}
+	pthread_mutex_unlock(&s->reload_lock);
 	return rc;
+}
+
+void
+nfsd_server_refresh_hosts(struct nfsd_server *s)
+{
+	const struct nfsd_exports *cur;
+	struct nfsd_exports copy;
+
+	pthread_mutex_lock(&s->reload_lock);
+	cur = nfsd_exports_get(&s->ctx);
+	if (nfsd_exports_have_hosts(cur)) {
+		nfsd_exports_copy(cur, &copy);
+		if (nfsd_exports_resolve_hosts(&copy, cur) > 0)
+			nfsd_exports_publish(&s->ctx, &copy);
+		else
+			nfsd_exports_free(&copy);
+	}
+	nfsd_exports_put(cur);
+	pthread_mutex_unlock(&s->reload_lock);
 }
 
 void
@@ -926,17 +973,12 @@ nfsd_server_on_hup(struct nfsd_server *s,
 /* ---- the server
  * ------------------------------------------------------------------ */
 
+/* SIGHUP, in the control thread. */
 static void
-signal_cb(evutil_socket_t sig, short what, void *arg)
+hup(struct nfsd_server *s)
 {
-	struct nfsd_server *s = arg;
 	char *err = NULL;
 
-	if (sig != SIGHUP) {
-		tl_notice("nfsd", "signal %d: shutting down", (int)sig);
-		event_base_loopbreak(s->base);
-		return;
-	}
 	if (s->on_hup != NULL) {
 		s->on_hup(s, s->on_hup_arg);
 		return;
@@ -947,6 +989,106 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	tl_notice("nfsd", "exports reloaded");
+}
+
+static void
+ts_add_ms(struct timespec *ts, uint64_t ms)
+{
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* The control thread: SIGHUP's reload (which reads files, the metadata
+ * and the resolver) and the periodic re-resolution of host names, so
+ * neither ever runs on the event loop. */
+static void *
+ctl_main(void *arg)
+{
+	struct nfsd_server *s = arg;
+	struct timespec next;
+
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	ts_add_ms(&next, NFSD_HOST_REFRESH_MS);
+	pthread_mutex_lock(&s->ctl_lock);
+	for (;;) {
+		bool do_hup;
+		int rc = 0;
+
+		while (!s->ctl_stop && !s->ctl_hup && rc != ETIMEDOUT)
+			rc = pthread_cond_timedwait(&s->ctl_cond, &s->ctl_lock,
+						    &next);
+		if (s->ctl_stop)
+			break;
+		do_hup = s->ctl_hup;
+		s->ctl_hup = false;
+		pthread_mutex_unlock(&s->ctl_lock);
+		if (do_hup) {
+			hup(s);
+		} else {
+			nfsd_server_refresh_hosts(s);
+			clock_gettime(CLOCK_MONOTONIC, &next);
+			ts_add_ms(&next, NFSD_HOST_REFRESH_MS);
+		}
+		pthread_mutex_lock(&s->ctl_lock);
+	}
+	pthread_mutex_unlock(&s->ctl_lock);
+	return NULL;
+}
+
+static int
+ctl_start(struct nfsd_server *s, char **err)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->ctl_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = pthread_create(&s->ctl, NULL, ctl_main, s);
+	if (rc != 0) {
+		*err = tl_asprintf("control thread: %s", strerror(rc));
+		pthread_cond_destroy(&s->ctl_cond);
+		return -rc;
+	}
+	s->ctl_started = true;
+	return 0;
+}
+
+static void
+ctl_stop(struct nfsd_server *s)
+{
+	if (!s->ctl_started)
+		return;
+	pthread_mutex_lock(&s->ctl_lock);
+	s->ctl_stop = true;
+	pthread_cond_signal(&s->ctl_cond);
+	pthread_mutex_unlock(&s->ctl_lock);
+	/* waits for a reload or a resolution in progress */
+	pthread_join(s->ctl, NULL);
+	pthread_cond_destroy(&s->ctl_cond);
+	s->ctl_started = false;
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct nfsd_server *s = arg;
+
+	if (sig != SIGHUP) {
+		tl_notice("nfsd", "signal %d: shutting down", (int)sig);
+		event_base_loopbreak(s->base);
+		return;
+	}
+	/* the loop only passes it on: a reload never holds up a client */
+	pthread_mutex_lock(&s->ctl_lock);
+	s->ctl_hup = true;
+	pthread_cond_signal(&s->ctl_cond);
+	pthread_mutex_unlock(&s->ctl_lock);
 }
 
 static int
@@ -1003,14 +1145,15 @@ nfsd_server_create(const struct nfsd_config *cfg, struct meta *m,
 	if (cfg->drc_entries > 0 && cfg->drc_size > 0)
 		s->ctx.drc = nfsd_drc_create(cfg->drc_entries, cfg->drc_size);
 	pthread_mutex_init(&s->mem_lock, NULL);
+	pthread_mutex_init(&s->reload_lock, NULL);
+	pthread_mutex_init(&s->ctl_lock, NULL);
 	if (cfg->exports != NULL && cfg->exports[0] != '\0')
 		s->exports_file = tl_strdup(cfg->exports);
-	rc = load_exports(s, &s->ctx.exports, err);
+	/* before any client can connect: a slow resolver delays the start,
+	 * it stalls nobody */
+	rc = reload_locked(s, err);
 	if (rc != 0)
 		goto fail;
-	log_exports(&s->ctx.exports, s->exports_file != NULL
-					 ? s->exports_file
-					 : "the default exports");
 	s->base = event_base_new();
 	if (s->base == NULL) {
 		*err = tl_strdup("cannot create the event loop");
@@ -1030,6 +1173,9 @@ nfsd_server_create(const struct nfsd_config *cfg, struct meta *m,
 		s->sweep = event_new(s->base, -1, EV_PERSIST, sweep_cb, s);
 		event_add(s->sweep, &tv);
 	}
+	rc = ctl_start(s, err);
+	if (rc != 0)
+		goto fail;
 	*out = s;
 	return 0;
 fail:
@@ -1146,6 +1292,7 @@ nfsd_server_free(struct nfsd_server *s)
 {
 	if (s == NULL)
 		return;
+	ctl_stop(s);
 	if (s->lis != NULL)
 		evconnlistener_free(s->lis);
 	while (s->conns != NULL)
@@ -1172,7 +1319,7 @@ nfsd_server_free(struct nfsd_server *s)
 		unregister(s);
 	if (s->base != NULL)
 		event_base_free(s->base);
-	nfsd_exports_free(&s->ctx.exports);
+	nfsd_exports_publish(&s->ctx, NULL);
 	nfsd_mnt3_reset();
 	if (s->ctx.drc != NULL) {
 		struct nfsd_drc_stats st;
@@ -1187,6 +1334,8 @@ nfsd_server_free(struct nfsd_server *s)
 			  (unsigned long long)st.evictions);
 		nfsd_drc_free(s->ctx.drc);
 	}
+	pthread_mutex_destroy(&s->reload_lock);
+	pthread_mutex_destroy(&s->ctl_lock);
 	free(s->exports_file);
 	free(s);
 }

@@ -40,7 +40,7 @@
 static struct nfsd_ctx ctx;
 static struct sockaddr_storage peer;
 static uint64_t obj_ino[NOBJ];
-static uint32_t ro_export;
+static uint32_t root_export, ro_export;
 
 static char *voldir;
 
@@ -94,6 +94,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct meta *m = NULL;
 	struct os_store *os = NULL;
 	struct cache *c = NULL;
+	struct nfsd_exports ex;
 	char *url, *store, *err = NULL, *path;
 	int rc;
 
@@ -128,11 +129,13 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	ctx.cache = c;
 	ctx.vol = meta_settings(m);
 	ctx.drc = nfsd_drc_create(256, 256 << 10);
-	rc = nfsd_exports_parse(exports, "fuzz", &ctx.exports, &err);
+	rc = nfsd_exports_parse(exports, "fuzz", &ex, &err);
 	if (rc != 0)
 		die("exports", rc, err);
-	nfsd_exports_resolve(m, &ctx.exports);
-	ro_export = nfsd_export_by_path(&ctx.exports, "/ro")->id;
+	nfsd_exports_resolve(m, &ex);
+	root_export = nfsd_export_by_path(&ex, "/")->id;
+	ro_export = nfsd_export_by_path(&ex, "/ro")->id;
+	nfsd_exports_publish(&ctx, &ex);
 	{
 		struct sockaddr_in *sin = (struct sockaddr_in *)&peer;
 
@@ -159,8 +162,7 @@ fill_handles(uint8_t *buf, size_t len)
 		if (memcmp(buf + i, FH_MAGIC, 4) != 0)
 			continue;
 		h.ino = buf[i + 4] < NOBJ ? obj_ino[buf[i + 4]] : buf[i + 4];
-		h.export_id = (buf[i + 5] & 1) ? ro_export
-					       : ctx.exports.v[0].id;
+		h.export_id = (buf[i + 5] & 1) ? ro_export : root_export;
 		h.gen = meta_getattr(ctx.meta, h.ino, &a) == 0 ? a.gen : 1;
 		nfsd_fh_encode(ctx.vol, &h, buf + i);
 		i += NFSD_FH_SIZE - 1;

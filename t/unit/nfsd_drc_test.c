@@ -27,10 +27,9 @@ lost_reply(const char *what, uint32_t xid, uint32_t proc, xdrproc_t xargs,
 	   void *args, xdrproc_t xres, void *res)
 {
 	struct tl_buf call = TL_BUF_INIT, r1 = TL_BUF_INIT, r2 = TL_BUF_INIT;
-	int fd = tdial(T.port), st;
+	unsigned local = 0;
+	int fd = tdial_own_port(T.port, &local), st;
 	uint32_t a;
-
-	unsigned local = tlocal_port(fd);
 
 	tcall_encode(&call, xid, NFSD_PROG_NFS, 3, proc, xargs, args);
 	a = tcall(fd, &call, &r1, NULL, NULL);

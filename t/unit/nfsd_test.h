@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache/cache.h"
@@ -25,8 +26,13 @@
 
 struct tsrv {
 	char dir[64];
+	/* set before tsrv_start: a fault: wrapper spec around the store
+	 * (then fault is that wrapper, for os_fault_configure), and whether
+	 * the server handles SIGHUP/SIGTERM/SIGINT itself */
+	const char *fault_spec;
+	bool signals;
 	struct meta *m;
-	struct os_store *os;
+	struct os_store *os, *fault;
 	struct cache *c;
 	struct nfsd_server *srv;
 	pthread_t thr;
@@ -36,7 +42,9 @@ struct tsrv {
 static inline void *
 tsrv_run(void *arg)
 {
-	nfsd_server_run(arg, false);
+	struct tsrv *t = arg;
+
+	nfsd_server_run(t->srv, t->signals);
 	return NULL;
 }
 
@@ -63,6 +71,11 @@ tsrv_start(struct tsrv *t, struct nfsd_config *cfg)
 		rc = meta_open(url, NULL, &t->m, &err);
 	if (rc == 0)
 		rc = os_open(store, &t->os, &err);
+	if (rc == 0 && t->fault_spec != NULL) {
+		rc = os_fault_wrap(t->os, t->fault_spec, &t->fault, &err);
+		if (rc == 0)
+			t->os = t->fault;
+	}
 	if (rc == 0)
 		rc = cache_open(t->m, t->os, &co, &t->c);
 	CHECK_FATAL(rc == 0, "volume set up (%s)", err ? err : "");
@@ -73,7 +86,7 @@ tsrv_start(struct tsrv *t, struct nfsd_config *cfg)
 	rc = nfsd_server_create(cfg, t->m, t->c, &t->srv, &err);
 	CHECK_FATAL(rc == 0, "server starts (%s)", err ? err : "");
 	t->port = nfsd_server_port(t->srv);
-	pthread_create(&t->thr, NULL, tsrv_run, t->srv);
+	pthread_create(&t->thr, NULL, tsrv_run, t);
 	free(err);
 	free(url);
 	free(store);
@@ -138,6 +151,28 @@ tdial_from(unsigned port, unsigned local)
 	return s;
 fail:
 	close(s);
+	return -1;
+}
+
+/* Connect from a port of our choosing below the ephemeral range (so no
+ * other connection is given it meanwhile and a test can connect from it
+ * again); *local receives it.  -1 if none could be bound. */
+static inline int
+tdial_own_port(unsigned port, unsigned *local)
+{
+	static unsigned seed;
+
+	if (seed == 0)
+		seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+	for (int i = 0; i < 200; i++) {
+		unsigned p = 10000 + (unsigned)(rand_r(&seed) % 20000);
+		int fd = tdial_from(port, p);
+
+		if (fd >= 0) {
+			*local = p;
+			return fd;
+		}
+	}
 	return -1;
 }
 
