@@ -175,6 +175,10 @@ setattr_check(const struct inode *in, const struct meta_cred *c,
 	bool root = c->uid == 0, owner = root || c->uid == a->uid;
 	bool writable = meta_access(a, c, META_MAY_WRITE) != 0;
 
+	/* A write by a non-owner who may write clears set-id bits: what
+	 * it may do to the mode is exactly that. */
+	if ((s->valid & META_SET_KILLPRIV) && !owner && !writable)
+		return -EACCES;
 	if (s->valid & META_SET_SIZE) {
 		if (a->type == META_DIR)
 			return -EISDIR;
@@ -188,10 +192,15 @@ setattr_check(const struct inode *in, const struct meta_cred *c,
 		if (!owner && !writable)
 			return -EACCES;
 	}
-	if ((s->valid & META_SET_UID) && s->uid != a->uid && !root)
+	/* chown_ok and chgrp_ok: naming the current owner or group is no
+	 * exception for a caller who does not own the file (it would still
+	 * drop the file's set-id bits and change its ctime). */
+	if ((s->valid & META_SET_UID) && !root &&
+	    !(c->uid == a->uid && s->uid == a->uid))
 		return -EPERM;
-	if ((s->valid & META_SET_GID) && s->gid != a->gid && !root &&
-	    !(c->uid == a->uid && cred_in_group(c, s->gid)))
+	if ((s->valid & META_SET_GID) && !root &&
+	    !(c->uid == a->uid &&
+	      (s->gid == a->gid || cred_in_group(c, s->gid))))
 		return -EPERM;
 	if ((s->valid & META_SET_MODE) && !owner)
 		return -EPERM;
@@ -228,6 +237,8 @@ setattr_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 	struct inode in;
 	struct meta_attr *a = &in.a;
 	uint64_t now = tl_now_ns();
+	uint32_t kill;
+	bool changed = (s->valid & ~(META_SET_GUARD | META_SET_KILLPRIV)) != 0;
 	int rc;
 
 	rc = inode_get(t, ino, &in);
@@ -239,6 +250,13 @@ setattr_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 	rc = setattr_check(&in, c, s);
 	if (rc)
 		return rc;
+	/* A truncation, like a write, by anyone but root (do_truncate). */
+	kill = (s->valid & (META_SET_SIZE | META_SET_KILLPRIV)) ?
+		       meta_kills_privs(a, c) : 0;
+	if (kill) {
+		a->mode &= ~kill;
+		changed = true;
+	}
 	if (s->valid & META_SET_SIZE) {
 		rc = setattr_size(t, &in, s->size);
 		if (rc)
@@ -269,7 +287,7 @@ setattr_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 		a->mtime_ns = s->mtime_ns;
 	if (s->valid & META_SET_MTIME_NOW)
 		a->mtime_ns = now;
-	if (s->valid & ~(uint32_t)META_SET_GUARD) {
+	if (changed) {
 		a->ctime_ns = now;
 		rc = inode_put(t, &in);
 	}

@@ -155,6 +155,31 @@ int meta_readlink(struct meta *m, uint64_t ino, char **target); /* caller frees 
 #define META_SET_MTIME (1u << 6)
 #define META_SET_MTIME_NOW (1u << 7)
 #define META_SET_GUARD (1u << 8)     /* fail TL_ENOTSYNC unless ctime matches */
+/* What a WRITE by the caller does to the mode (Linux file_remove_privs):
+ * see meta_kills_privs.  Needs what a write needs, ownership or write
+ * permission; changes nothing (not even ctime) when there is nothing to
+ * clear. */
+#define META_SET_KILLPRIV (1u << 9)
+
+/* The set-id bits a write or truncation by c clears from a regular file:
+ * set-user-ID, and set-group-ID when group-execute is set (without it
+ * the bit marks mandatory locking, not privilege).  Root (CAP_FSETID)
+ * clears nothing.  0 when there is nothing to clear, which is what every
+ * ordinary write sees: callers test this before paying for a
+ * transaction. */
+static inline uint32_t
+meta_kills_privs(const struct meta_attr *a, const struct meta_cred *c)
+{
+	uint32_t kill = 0;
+
+	if (c->uid == 0 || a->type != META_REG)
+		return 0;
+	if (a->mode & 04000)
+		kill |= 04000;
+	if ((a->mode & 02010) == 02010)
+		kill |= 02000;
+	return kill;
+}
 
 struct meta_setattr {
 	uint32_t valid;
@@ -166,7 +191,16 @@ struct meta_setattr {
 
 /* Apply s to ino.  Size changes truncate or extend (a shrink releases the
  * chunks past the end; data past the new end reads as zeros if the file is
- * extended again).  pre/post may be NULL. */
+ * extended again).  pre/post may be NULL.
+ *
+ * The rules are Linux's (setattr_prepare, chown_ok, chgrp_ok): only root
+ * sets uid, even to its current value, but the owner may "set" its own
+ * uid; the group is set by root, or by the owner to its current group or
+ * one of the caller's groups (-EPERM otherwise); mode and explicit times
+ * by the owner; size and times "now" by the owner or a writer.  A size
+ * change by anyone but root drops set-id bits as a write does
+ * (meta_kills_privs); a change of owner or group drops them for every
+ * caller, root included (chown(2)). */
 int meta_setattr(struct meta *m, const struct meta_cred *c, uint64_t ino,
 		 const struct meta_setattr *s, struct meta_wcc *pre,
 		 struct meta_attr *post);

@@ -155,6 +155,18 @@ nfs3_write(struct nfsd_call *c, void *args, void *res)
 		err = -EFBIG;
 		goto out;
 	}
+	/* Linux's file_remove_privs: a write by anyone but root clears
+	 * the set-id bits first, so no byte lands in a file that still
+	 * runs with its owner's privileges.  The mode is the one fetched
+	 * at dispatch: an ordinary write pays nothing. */
+	if (count > 0 && meta_kills_privs(&c->attr, &c->cred)) {
+		struct meta_setattr kp = {.valid = META_SET_KILLPRIV};
+
+		err = meta_setattr(c->ctx->meta, &c->cred, c->ino, &kp, NULL,
+				   NULL);
+		if (err != 0)
+			goto out;
+	}
 	if (count > 0 || stable)
 		err = cache_write(c->ctx->cache, c->ino, a->offset,
 				  a->data.data_val, count, stable);

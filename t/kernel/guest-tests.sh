@@ -250,6 +250,40 @@ w" "root's file in the sticky dir"
 	eq "$(cat secret)" secret "secret untouched"
 	[ ! -e priv/nope ]
 }
+t_setid() {
+	# Linux's file_remove_privs, done by the server (the NFS client
+	# leaves it to the server and sends no mode): a write or truncation
+	# by anyone but root clears set-user-ID, and set-group-ID with g+x.
+	cd $D; mkdir si; cd si
+	for f in w t r; do echo x > $f; done
+	chmod 04777 w; chmod 06777 t; chmod 06777 r
+	echo x > lock; chmod 02767 lock          # sgid without g+x: a lock mark
+	echo x > own; chown $U:$U own; chmod 06775 own
+	echo x > rootfile; chmod 04755 rootfile
+	cold
+	asuser "
+	cd $C/si
+	echo more >> w
+	echo more >> lock
+	truncate -s 0 t
+	chgrp $U own
+	chown 0 rootfile 2>/dev/null && echo 'BAD: uid $U chowned a root file'
+	chgrp 0 rootfile 2>/dev/null && echo 'BAD: uid $U chgrped a root file'
+	true
+	" > /tmp/asuser.out 2>&1
+	cat /tmp/asuser.out
+	eq "$(grep -c '^BAD' /tmp/asuser.out)" 0 "refused chown/chgrp by uid $U"
+	echo more >> r                          # root keeps them
+	cold
+	eq "$(stat -c %a w)" 777 "mode after a write by uid $U"
+	eq "$(stat -c %a t)" 777 "mode after a truncation by uid $U"
+	eq "$(stat -c %a lock)" 2767 "sgid without g+x after a write"
+	eq "$(stat -c %a own)" 775 "mode after chgrp by its non-root owner"
+	eq "$(stat -c %a r)" 6777 "mode after a write by root"
+	eq "$(stat -c %u:%g:%a rootfile)" 0:0:4755 "root file after uid $U's chown"
+	eq "$(cat w)" "x
+more" "content of w"
+}
 t_truncate() {
 	cd $D; mkdir tr; cd tr
 	printf '0123456789abcdefghij' > f
@@ -395,6 +429,7 @@ check "hard links: nlink and shared content" t_hardlinks
 check "symlinks: readlink, dangling, traversal" t_symlinks
 check "chmod, chown as root, mtime" t_chmod_chown
 check "another user: 0600, 0777 dir, sticky dir" t_other_user
+check "set-id bits: cleared by a user's write, truncate, chgrp" t_setid
 check "truncate: shrink, extend reads zeros" t_truncate
 check "mkfifo and mknod" t_special_files
 check "sparse file: size, reads zeros" t_sparse

@@ -16,6 +16,7 @@ t_nfs_libtharness_a_CPPFLAGS = $(AM_CPPFLAGS) $(NFS_CFLAGS) \
 
 TH_NFS_TESTS = \
 	t/nfs/nfs_attr_test \
+	t/nfs/nfs_posix_test \
 	t/nfs/nfs_names_test \
 	t/nfs/nfs_io_test \
 	t/nfs/nfs_readdir_test \
@@ -37,6 +38,9 @@ TH_NFS_LDADD = t/nfs/libtharness.a $(NFS_LIBS)
 t_nfs_nfs_attr_test_SOURCES = t/nfs/nfs_attr_test.c
 t_nfs_nfs_attr_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_attr_test_LDADD = $(TH_NFS_LDADD)
+t_nfs_nfs_posix_test_SOURCES = t/nfs/nfs_posix_test.c
+t_nfs_nfs_posix_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
+t_nfs_nfs_posix_test_LDADD = $(TH_NFS_LDADD)
 t_nfs_nfs_names_test_SOURCES = t/nfs/nfs_names_test.c
 t_nfs_nfs_names_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_names_test_LDADD = $(TH_NFS_LDADD)
