@@ -18,6 +18,13 @@
  * dircount = maxcount / 8 "to make it big enough", which by the RFC's
  * measure (the entry3 part of each entry) would cut its replies by about
  * 40% and cost that many more round trips on every `ls -l`.
+ *
+ * READDIRPLUS hands out what a LOOKUP of each name would: entries'
+ * handles and attributes only to a caller who may search the directory
+ * (x), as knfsd's lookup of each entry requires.  Reading it (r) without
+ * search gives names and cookies only, "." and ".." included, as
+ * READDIR does; a handle would otherwise open every file in a directory
+ * whose mode says its contents are not reachable.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -33,6 +40,7 @@
 struct nfs3_rd {
 	struct nfsd_call *c;
 	bool plus;
+	bool attrs; /* READDIRPLUS entries carry handles and attributes */
 	size_t left; /* bytes of count / maxcount still free */
 	size_t n;    /* entries so far */
 	entry3 *head, **tail;
@@ -96,18 +104,19 @@ nfs3_rd_dots(struct nfs3_rd *rd, uint64_t cookie)
 	struct meta_attr pattr, *pa = NULL;
 	uint64_t parent = c->attr.parent;
 
-	if (cookie < 1 && nfs3_rd_add(rd, ".", 1, c->ino, 1, &c->attr))
+	if (cookie < 1 &&
+	    nfs3_rd_add(rd, ".", 1, c->ino, 1, rd->attrs ? &c->attr : NULL))
 		return 1;
 	if (cookie >= 2)
 		return 0;
 	if (nfs3_is_export_root(c, c->ino) || parent == 0) {
 		parent = c->ino;
 		pa = &c->attr;
-	} else if (rd->plus &&
+	} else if (rd->attrs &&
 		   meta_getattr(c->ctx->meta, parent, &pattr) == 0) {
 		pa = &pattr;
 	}
-	return nfs3_rd_add(rd, "..", 2, parent, 2, rd->plus ? pa : NULL);
+	return nfs3_rd_add(rd, "..", 2, parent, 2, rd->attrs ? pa : NULL);
 }
 
 /* The common part: fill rd from cookie on; 0, or an errno. */
@@ -123,9 +132,11 @@ nfs3_rd_fill(struct nfs3_rd *rd, uint64_t cookie, size_t count, bool *eof)
 	if (count < NFS3_XDR_RD_FIXED)
 		return -NFS3ERR_TOOSMALL;
 	rd->left = count - NFS3_XDR_RD_FIXED;
+	rd->attrs = rd->plus &&
+		    meta_access(&c->attr, &c->cred, META_MAY_EXEC) != 0;
 	if (nfs3_rd_dots(rd, cookie) == 0) {
 		int err = meta_readdir(c->ctx->meta, &c->cred, c->ino,
-				       TL_MAX(cookie, 2), rd->plus, nfs3_rd_cb,
+				       TL_MAX(cookie, 2), rd->attrs, nfs3_rd_cb,
 				       rd, eof);
 		if (err < 0)
 			return err;

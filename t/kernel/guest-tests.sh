@@ -284,6 +284,25 @@ t_setid() {
 	eq "$(cat w)" "x
 more" "content of w"
 }
+t_noexec_dir() {
+	# A directory readable but not searchable: names only (READDIRPLUS
+	# gives no handles), every lookup refused.
+	cd $D; mkdir nx; chmod 0744 nx
+	echo private > nx/f
+	cold
+	asuser "
+	cd $C
+	t() { if sh -c \"\$2\" >/dev/null 2>&1; then r=0; else r=1; fi
+	      [ \$r = \$1 ] && echo \"good: \$3\" || echo \"BAD: \$3\"; }
+	t 0 '[ \"\$(ls nx)\" = f ]' 'ls lists the name'
+	t 1 'cat nx/f' 'cannot read the file'
+	t 1 'stat nx/f' 'cannot stat it'
+	t 1 'ls -l nx' 'ls -l cannot stat it either'
+	t 1 'cd nx' 'cannot enter'
+	" > /tmp/asuser.out 2>&1 || true
+	grep -v '^good' /tmp/asuser.out || true
+	eq "$(grep -c '^good' /tmp/asuser.out)" 5 "steps as uid $U that behaved"
+}
 t_truncate() {
 	cd $D; mkdir tr; cd tr
 	printf '0123456789abcdefghij' > f
@@ -430,6 +449,7 @@ check "symlinks: readlink, dangling, traversal" t_symlinks
 check "chmod, chown as root, mtime" t_chmod_chown
 check "another user: 0600, 0777 dir, sticky dir" t_other_user
 check "set-id bits: cleared by a user's write, truncate, chgrp" t_setid
+check "a 0744 directory: names listed, nothing reachable" t_noexec_dir
 check "truncate: shrink, extend reads zeros" t_truncate
 check "mkfifo and mknod" t_special_files
 check "sparse file: size, reads zeros" t_sparse

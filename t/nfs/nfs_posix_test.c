@@ -5,7 +5,9 @@
  *     but root clears set-user-ID, and set-group-ID when group-execute is
  *     set; root's keep them; a change of owner or group clears them;
  *   - only root sets uid and the owner sets gid (to its current group or
- *     one of its groups), even when the new value equals the current one.
+ *     one of its groups), even when the new value equals the current one;
+ *   - READDIRPLUS gives entries' handles and attributes only to a caller
+ *     that may search the directory (as LOOKUP requires).
  */
 #include "config.h"
 
@@ -266,6 +268,89 @@ test_ownership_rules(void)
 	TH_STAT(st, NFS3_OK, "root gives the file away");
 }
 
+/* Entries of a READDIRPLUS of dir as uid:uid, "." and ".." included:
+ * how many there are, and how many carry a handle or attributes. */
+static int
+plus_as(const struct th_fh *dir, uint32_t uid, size_t *n, size_t *with_fh,
+	size_t *with_attr, bool *named_f)
+{
+	struct th_dirpage p;
+	uint8_t verf[8] = {0};
+	int st;
+
+	as_user(uid, uid);
+	st = th_readdirplus(&cn, dir, 0, verf, 4096, 32768, &p);
+	*n = *with_fh = *with_attr = 0;
+	*named_f = false;
+	if (st == NFS3_OK) {
+		for (size_t i = 0; i < p.n; i++) {
+			*with_fh += p.v[i].fh_follows;
+			*with_attr += p.v[i].attr_follows;
+			*named_f |= strcmp(p.v[i].name, "f") == 0;
+		}
+		*n = p.n;
+		TH_CHECK(p.eof, "one page holds the directory");
+	}
+	th_dirpage_free(&p);
+	as_root();
+	return st;
+}
+
+static void
+test_readdirplus_search(void)
+{
+	struct th_obj d, f, o;
+	struct th_dirpage p;
+	size_t n, fh, at;
+	bool named;
+	sattr3 sa;
+	int st;
+
+	as_root();
+	sa = th_sattr_mode(0744);
+	st = th_mkdir(&cn, &cn.root, "noexec", &sa, &d);
+	TH_REQUIRE(st == NFS3_OK, "MKDIR noexec 0744");
+	th_setattr(&cn, &d.fh, &sa, NULL, NULL);
+	sa = th_sattr_mode(0644);
+	st = th_create(&cn, &d.fh, "f", GUARDED, &sa, NULL, &f);
+	TH_REQUIRE(st == NFS3_OK, "CREATE noexec/f");
+	th_write(&cn, &f.fh, 0, "private", 7, FILE_SYNC, NULL);
+
+	as_user(USER, USER);
+	st = th_lookup(&cn, &d.fh, "f", &o);
+	TH_STAT(st, NFS3ERR_ACCES, "LOOKUP in a 0744 root directory by uid "
+		"1000");
+	st = plus_as(&d.fh, USER, &n, &fh, &at, &named);
+	TH_STAT(st, NFS3_OK, "READDIRPLUS of it by uid 1000 (may read)");
+	TH_CHECK(n == 3 && named, "names and cookies: ., .., f (%zu entries)",
+		 n);
+	TH_CHECK(fh == 0, "no handle without search permission (%zu given)",
+		 fh);
+	TH_CHECK(at == 0, "no attributes without search permission (%zu "
+		 "given)", at);
+	as_user(USER, USER);
+	st = th_readdir(&cn, &d.fh, 0, NULL, 4096, &p);
+	TH_CHECK(st == NFS3_OK && p.n == 3, "READDIR of it by uid 1000 lists "
+		 "3 names (%s, %zu)", th_stat_name(st), p.n);
+	th_dirpage_free(&p);
+
+	st = plus_as(&d.fh, 0, &n, &fh, &at, &named);
+	TH_CHECK(st == NFS3_OK && n == 3 && fh == 3 && at == 3,
+		 "root (who may search) gets every handle and attribute "
+		 "(%s: %zu/%zu/%zu)", th_stat_name(st), n, fh, at);
+	sa = th_sattr_mode(0755);
+	th_setattr(&cn, &d.fh, &sa, NULL, NULL);
+	st = plus_as(&d.fh, USER, &n, &fh, &at, &named);
+	TH_CHECK(st == NFS3_OK && n == 3 && fh == 3 && at == 3,
+		 "uid 1000 gets them once the directory is 0755 (%s: "
+		 "%zu/%zu/%zu)", th_stat_name(st), n, fh, at);
+	sa = th_sattr_mode(0711);
+	th_setattr(&cn, &d.fh, &sa, NULL, NULL);
+	st = plus_as(&d.fh, USER, &n, &fh, &at, &named);
+	TH_STAT(st, NFS3ERR_ACCES, "READDIRPLUS of a 0711 directory by uid "
+		"1000 (may not read)");
+}
+
 int
 main(void)
 {
@@ -276,6 +361,7 @@ main(void)
 	test_write_clears_setid();
 	test_chown_clears_setid();
 	test_ownership_rules();
+	test_readdirplus_search();
 	th_disconnect(&cn);
 	TH_CHECK(th_server_fsck(&srv) == 0, "fsck finds the volume clean");
 	return th_done();
