@@ -146,15 +146,13 @@ puts_seen(void)
 	return st.calls[OS_OP_PUT];
 }
 
-/* Early uploads run in the background: wait until n more puts than
- * before returned (not a timed assertion: the test's watchdog is
- * make's). */
-static void
-wait_puts(uint64_t before, uint64_t n)
-{
-	while (puts_seen() < before + n)
-		usleep(1000);
-}
+/* Until cond holds, or a minute of 1 ms naps: a stall bound, not a
+ * speed limit (background uploads are waited for). */
+#define WAIT_UNTIL(cond)                                                     \
+	do {                                                                 \
+		for (int w_ = 0; !(cond) && w_ < 60000; w_++)                \
+			usleep(1000);                                        \
+	} while (0)
 
 static void
 test_sync_failure(void)
@@ -197,7 +195,7 @@ test_other_files_sync(void)
 	before = t_nobjects(os, "");
 	p = puts_seen();
 	CHECK_EQ(cache_write(c, x, 0, dx, nx, false), 0, "x: unstable write");
-	wait_puts(p, 3);
+	WAIT_UNTIL(puts_seen() >= p + 3);
 	CHECK_EQ(t_nobjects(os, ""), before + 3,
 		 "x: its 3 whole blocks are stored early");
 	CHECK_EQ(cache_write(c, y, 0, dy, ny, false), 0, "y: unstable write");
@@ -309,12 +307,9 @@ test_writeback(void)
 	}
 	CHECK_EQ(r, 0, "flush (again if its sync failed)");
 	CHECK(reads_back(c, ino, data, n), "no byte lost");
-	/* Uploads that failed are retried after a second: wait for them
-	 * (the test's watchdog is make's). */
-	do {
-		usleep(10000);
-		cache_stats(c, &st);
-	} while (st.staged_blocks > 0);
+	/* Uploads that failed are retried after a second: wait for them. */
+	WAIT_UNTIL(cache_stats(c, &st) == 0 && st.staged_blocks == 0);
+	CHECK_EQ(st.staged_blocks, 0, "every staged block was uploaded");
 	os_fault_stats(os, &fs);
 	CHECK_EQ(fs.injected[OS_OP_SYNC] - injected, 1,
 		 "the sync failure was injected");
