@@ -1,0 +1,63 @@
+/*
+ * server-internal.h - the server object shared by the transport (rpc.c:
+ * connections, records, replies, the limits on what clients hold) and
+ * the server's life cycle (server.c: create, run, signals, exports
+ * reloads and the control thread, rpcbind, shutdown).
+ *
+ * Nothing outside rpc.c and server.c includes this file.
+ */
+#ifndef NFSD_SERVER_INTERNAL_H
+#define NFSD_SERVER_INTERNAL_H
+
+#include <pthread.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "nfsd/nfsd.h"
+#include "nfsd/rpc-internal.h"
+
+struct conn;
+
+struct nfsd_server {
+	struct nfsd_ctx ctx;
+	struct event_base *base;
+	struct evconnlistener *lis;
+	struct tl_pool *pool;
+	struct event *sig[3];
+	struct conn *conns;
+	size_t nconns;
+	unsigned port;
+	int family; /* of the listening socket */
+	bool registered;
+	char *exports_file; /* NULL: built-in default; under reload_lock */
+	void (*on_hup)(struct nfsd_server *, void *);
+	void *on_hup_arg;
+	pthread_mutex_t reload_lock; /* one reload or host refresh at once */
+	/* The control thread runs what may block for long, off the loop:
+	 * SIGHUP's reload and the periodic resolution of host names. */
+	pthread_t ctl;
+	bool ctl_started;
+	pthread_mutex_t ctl_lock;
+	pthread_cond_t ctl_cond; /* CLOCK_MONOTONIC */
+	bool ctl_stop, ctl_hup;	 /* under ctl_lock */
+	uint64_t max_record, max_inflight, max_conns, idle_ms;
+	struct event *sweep; /* closes idle connections */
+	pthread_mutex_t mem_lock;
+	uint64_t mem_used, mem_limit; /* request bytes not yet answered */
+	struct conn *mem_waiters;     /* paused over mem_limit; a ref each */
+};
+
+/* ---- rpc.c ---- */
+
+/* The transport's settings and state from cfg. */
+void nfsd_rpc_init(struct nfsd_server *s, const struct nfsd_config *cfg);
+/* Listen on listen (s->base exists) and arm the idle sweep; sets
+ * s->port and s->family. */
+int nfsd_rpc_listen(struct nfsd_server *s, const char *listen, char **err);
+/* Stop listening and close every connection (the loop is not running). */
+void nfsd_rpc_close(struct nfsd_server *s);
+/* Free the rest, once no request is in flight (the pool is gone). */
+void nfsd_rpc_free(struct nfsd_server *s);
+
+#endif /* NFSD_SERVER_INTERNAL_H */

@@ -1,0 +1,491 @@
+/*
+ * server.c - the life of tesserad's NFS server: create it from the
+ * configuration, run the event loop with its signals, reload the exports
+ * (in a control thread that also re-resolves their host names, so
+ * neither ever runs on the loop), register with rpcbind, and shut down.
+ * The transport itself (connections, records, limits) is rpc.c.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <rpc/pmap_clnt.h>
+#include <rpc/rpcb_clnt.h>
+
+#include "nfsd/server-internal.h"
+
+/* ---- exports
+ * ------------------------------------------------------------------ */
+
+static int
+read_text(const char *path, char **out, char **err)
+{
+	FILE *f = fopen(path, "r");
+	struct tl_buf b = TL_BUF_INIT;
+	char chunk[4096];
+	size_t n;
+	int rc = 0;
+
+	if (f == NULL) {
+		rc = -errno;
+		*err = tl_asprintf("%s: %s", path, strerror(errno));
+		return rc;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		tl_buf_append(&b, chunk, n);
+	if (ferror(f)) {
+		rc = -EIO;
+		*err = tl_asprintf("%s: read error", path);
+	}
+	fclose(f);
+	tl_buf_append(&b, "", 1);
+	*out = (char *)b.data;
+	return rc;
+}
+
+/* Read, parse and resolve the exports into out: the roots in the
+ * metadata, the host names with the resolver (names that do not resolve
+ * now keep the addresses they have in the exports in force).  Under
+ * reload_lock, or before the server runs. */
+static int
+load_exports(struct nfsd_server *s, struct nfsd_exports *out, char **err)
+{
+	const struct nfsd_exports *cur;
+	char *text = NULL;
+	int rc;
+
+	if (s->exports_file == NULL) {
+		nfsd_exports_default(out);
+	} else {
+		rc = read_text(s->exports_file, &text, err);
+		if (rc == 0)
+			rc =
+			    nfsd_exports_parse(text, s->exports_file, out, err);
+		free(text);
+		if (rc != 0)
+			return rc;
+	}
+	nfsd_exports_resolve(s->ctx.meta, out);
+	cur = nfsd_exports_get(&s->ctx);
+	nfsd_exports_resolve_hosts(out, cur);
+	nfsd_exports_put(cur);
+	return 0;
+}
+
+static void
+log_exports(const struct nfsd_exports *e, const char *from)
+{
+	if (e->n == 0)
+		tl_warn("nfsd", "no usable export in %s", from);
+	/* every option in effect, squash and defaults included: what an
+	 * operator meant and what the file says can differ */
+	for (size_t i = 0; i < e->n; i++) {
+		struct tl_buf b = TL_BUF_INIT;
+
+		for (size_t j = 0; j < e->v[i].nrules; j++) {
+			tl_buf_append(&b, " ", 1);
+			nfsd_rule_format(&e->v[i].rules[j], &b);
+		}
+		tl_buf_append(&b, "", 1);
+		tl_notice("nfsd", "export %s (fsid=%u):%s", e->v[i].path,
+			  e->v[i].id, (char *)b.data);
+		tl_buf_free(&b);
+	}
+}
+
+/* Load, log and publish the exports (under reload_lock). */
+static int
+reload_locked(struct nfsd_server *s, char **err)
+{
+	struct nfsd_exports fresh;
+	int rc = load_exports(s, &fresh, err);
+
+	if (rc != 0)
+		return rc;
+	log_exports(&fresh, s->exports_file != NULL ? s->exports_file
+						    : "the default exports");
+	nfsd_exports_publish(&s->ctx, &fresh);
+	return 0;
+}
+
+int
+nfsd_server_reload(struct nfsd_server *s, char **err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->reload_lock);
+	rc = reload_locked(s, err);
+	pthread_mutex_unlock(&s->reload_lock);
+	return rc;
+}
+
+int
+nfsd_server_set_exports(struct nfsd_server *s, const char *file, char **err)
+{
+	char *old;
+	int rc;
+
+	pthread_mutex_lock(&s->reload_lock);
+	old = s->exports_file;
+	s->exports_file =
+	    file != NULL && file[0] != '\0' ? tl_strdup(file) : NULL;
+	rc = reload_locked(s, err);
+	if (rc != 0) {
+		free(s->exports_file);
+		s->exports_file = old;
+	} else {
+		free(old);
+	}
+	pthread_mutex_unlock(&s->reload_lock);
+	return rc;
+}
+
+void
+nfsd_server_refresh_hosts(struct nfsd_server *s)
+{
+	const struct nfsd_exports *cur;
+	struct nfsd_exports copy;
+
+	pthread_mutex_lock(&s->reload_lock);
+	cur = nfsd_exports_get(&s->ctx);
+	if (nfsd_exports_have_hosts(cur)) {
+		nfsd_exports_copy(cur, &copy);
+		if (nfsd_exports_resolve_hosts(&copy, cur) > 0)
+			nfsd_exports_publish(&s->ctx, &copy);
+		else
+			nfsd_exports_free(&copy);
+	}
+	nfsd_exports_put(cur);
+	pthread_mutex_unlock(&s->reload_lock);
+}
+
+void
+nfsd_server_on_hup(struct nfsd_server *s,
+		   void (*fn)(struct nfsd_server *, void *), void *arg)
+{
+	s->on_hup = fn;
+	s->on_hup_arg = arg;
+}
+
+/* ---- the server
+ * ------------------------------------------------------------------ */
+
+/* SIGHUP, in the control thread. */
+static void
+hup(struct nfsd_server *s)
+{
+	char *err = NULL;
+
+	if (s->on_hup != NULL) {
+		s->on_hup(s, s->on_hup_arg);
+		return;
+	}
+	if (nfsd_server_reload(s, &err) != 0) {
+		tl_err("nfsd", "reload: %s; keeping the old exports", err);
+		free(err);
+		return;
+	}
+	tl_notice("nfsd", "exports reloaded");
+}
+
+static void
+ts_add_ms(struct timespec *ts, uint64_t ms)
+{
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* The control thread: SIGHUP's reload (which reads files, the metadata
+ * and the resolver) and the periodic re-resolution of host names, so
+ * neither ever runs on the event loop. */
+static void *
+ctl_main(void *arg)
+{
+	struct nfsd_server *s = arg;
+	struct timespec next;
+
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	ts_add_ms(&next, NFSD_HOST_REFRESH_MS);
+	pthread_mutex_lock(&s->ctl_lock);
+	for (;;) {
+		bool do_hup;
+		int rc = 0;
+
+		while (!s->ctl_stop && !s->ctl_hup && rc != ETIMEDOUT)
+			rc = pthread_cond_timedwait(&s->ctl_cond, &s->ctl_lock,
+						    &next);
+		if (s->ctl_stop)
+			break;
+		do_hup = s->ctl_hup;
+		s->ctl_hup = false;
+		pthread_mutex_unlock(&s->ctl_lock);
+		if (do_hup) {
+			hup(s);
+		} else {
+			nfsd_server_refresh_hosts(s);
+			clock_gettime(CLOCK_MONOTONIC, &next);
+			ts_add_ms(&next, NFSD_HOST_REFRESH_MS);
+		}
+		pthread_mutex_lock(&s->ctl_lock);
+	}
+	pthread_mutex_unlock(&s->ctl_lock);
+	return NULL;
+}
+
+static int
+ctl_start(struct nfsd_server *s, char **err)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->ctl_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = pthread_create(&s->ctl, NULL, ctl_main, s);
+	if (rc != 0) {
+		*err = tl_asprintf("control thread: %s", strerror(rc));
+		pthread_cond_destroy(&s->ctl_cond);
+		return -rc;
+	}
+	s->ctl_started = true;
+	return 0;
+}
+
+static void
+ctl_stop(struct nfsd_server *s)
+{
+	if (!s->ctl_started)
+		return;
+	pthread_mutex_lock(&s->ctl_lock);
+	s->ctl_stop = true;
+	pthread_cond_signal(&s->ctl_cond);
+	pthread_mutex_unlock(&s->ctl_lock);
+	/* waits for a reload or a resolution in progress */
+	pthread_join(s->ctl, NULL);
+	pthread_cond_destroy(&s->ctl_cond);
+	s->ctl_started = false;
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct nfsd_server *s = arg;
+
+	if (sig != SIGHUP) {
+		tl_notice("nfsd", "signal %d: shutting down", (int)sig);
+		event_base_loopbreak(s->base);
+		return;
+	}
+	/* the loop only passes it on: a reload never holds up a client */
+	pthread_mutex_lock(&s->ctl_lock);
+	s->ctl_hup = true;
+	pthread_cond_signal(&s->ctl_cond);
+	pthread_mutex_unlock(&s->ctl_lock);
+}
+
+int
+nfsd_server_create(const struct nfsd_config *cfg, struct meta *m,
+		   struct cache *c, struct nfsd_server **out, char **err)
+{
+	struct nfsd_server *s = tl_calloc(1, sizeof(*s));
+	int rc;
+
+	*err = NULL;
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads();
+	s->ctx.meta = m;
+	s->ctx.cache = c;
+	s->ctx.vol = m != NULL ? meta_settings(m) : NULL;
+	tl_random_bytes(s->ctx.write_verf, sizeof(s->ctx.write_verf));
+	s->ctx.start_ns = tl_now_ns();
+	nfsd_rpc_init(s, cfg);
+	if (cfg->drc_entries > 0 && cfg->drc_size > 0)
+		s->ctx.drc = nfsd_drc_create(cfg->drc_entries, cfg->drc_size);
+	pthread_mutex_init(&s->reload_lock, NULL);
+	pthread_mutex_init(&s->ctl_lock, NULL);
+	if (cfg->exports != NULL && cfg->exports[0] != '\0')
+		s->exports_file = tl_strdup(cfg->exports);
+	/* before any client can connect: a slow resolver delays the start,
+	 * it stalls nobody */
+	rc = reload_locked(s, err);
+	if (rc != 0)
+		goto fail;
+	s->base = event_base_new();
+	if (s->base == NULL) {
+		*err = tl_strdup("cannot create the event loop");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = nfsd_rpc_listen(s, cfg->listen, err);
+	if (rc != 0)
+		goto fail;
+	s->pool = tl_pool_create("nfsd", (unsigned)cfg->workers, 0);
+	rc = ctl_start(s, err);
+	if (rc != 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	nfsd_server_free(s);
+	*out = NULL;
+	return rc;
+}
+
+void
+nfsd_server_drc_stats(struct nfsd_server *s, struct nfsd_drc_stats *out)
+{
+	if (s->ctx.drc != NULL)
+		nfsd_drc_stats(s->ctx.drc, out);
+	else
+		memset(out, 0, sizeof(*out));
+}
+
+unsigned
+nfsd_server_port(const struct nfsd_server *s)
+{
+	return s->port;
+}
+
+static const struct {
+	unsigned long prog, vers;
+} rpc_progs[] = {
+    {NFSD_PROG_NFS, 3},
+    {NFSD_PROG_MOUNT, 1},
+    {NFSD_PROG_MOUNT, 2},
+    {NFSD_PROG_MOUNT, 3},
+};
+
+/* IPv6 clients ask rpcbind for netid tcp6; pmap_set only knows tcp.
+ * set false: unset. */
+static bool
+rpcb_tcp6(unsigned long prog, unsigned long vers, unsigned port, bool set)
+{
+	struct netconfig *nc = getnetconfigent("tcp6");
+	struct sockaddr_in6 sa;
+	struct netbuf nb = {sizeof(sa), sizeof(sa), &sa};
+	bool ok;
+
+	if (nc == NULL)
+		return false;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin6_family = AF_INET6;
+	sa.sin6_port = htons((uint16_t)port);
+	sa.sin6_addr = in6addr_any;
+	rpcb_unset(prog, vers, nc);
+	ok = !set || rpcb_set(prog, vers, nc, &nb);
+	freenetconfigent(nc);
+	return ok;
+}
+
+static void
+unregister(struct nfsd_server *s)
+{
+	for (size_t i = 0; i < TL_ARRAY_SIZE(rpc_progs); i++) {
+		pmap_unset(rpc_progs[i].prog, rpc_progs[i].vers);
+		if (s->family == AF_INET6)
+			rpcb_tcp6(rpc_progs[i].prog, rpc_progs[i].vers, 0,
+				  false);
+	}
+}
+
+void
+nfsd_server_register(struct nfsd_server *s)
+{
+	unregister(s); /* a previous instance's entries */
+	for (size_t i = 0; i < TL_ARRAY_SIZE(rpc_progs); i++) {
+		unsigned long prog = rpc_progs[i].prog;
+		unsigned long vers = rpc_progs[i].vers;
+
+		if (!pmap_set(prog, vers, IPPROTO_TCP, (int)s->port) ||
+		    (s->family == AF_INET6 &&
+		     !rpcb_tcp6(prog, vers, s->port, true))) {
+			tl_warn("nfsd",
+				"cannot register with rpcbind (is it "
+				"running?); clients must be given port=%u,"
+				"mountport=%u",
+				s->port, s->port);
+			return;
+		}
+		s->registered = true;
+	}
+	tl_info("nfsd", "registered NFS v3 and MOUNT v1-3 with rpcbind");
+}
+
+int
+nfsd_server_run(struct nfsd_server *s, bool handle_signals)
+{
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+	int rc;
+
+	if (handle_signals) {
+		for (size_t i = 0; i < TL_ARRAY_SIZE(sigs); i++) {
+			s->sig[i] =
+			    evsignal_new(s->base, sigs[i], signal_cb, s);
+			evsignal_add(s->sig[i], NULL);
+		}
+	}
+	rc = event_base_dispatch(s->base);
+	return rc < 0 ? -EIO : 0;
+}
+
+void
+nfsd_server_stop(struct nfsd_server *s)
+{
+	event_base_loopbreak(s->base);
+}
+
+void
+nfsd_server_free(struct nfsd_server *s)
+{
+	if (s == NULL)
+		return;
+	ctl_stop(s);
+	nfsd_rpc_close(s);
+	if (s->pool != NULL)
+		tl_pool_destroy(s->pool); /* waits for requests in flight */
+	nfsd_rpc_free(s);
+	for (size_t i = 0; i < TL_ARRAY_SIZE(s->sig); i++)
+		if (s->sig[i] != NULL)
+			event_free(s->sig[i]);
+	/* bufferevents freed above finish (deferred callbacks, finalizers)
+	 * in the loop: give it one pass so none is left behind */
+	if (s->base != NULL)
+		event_base_loop(s->base, EVLOOP_NONBLOCK);
+	if (s->registered)
+		unregister(s);
+	if (s->base != NULL)
+		event_base_free(s->base);
+	nfsd_exports_publish(&s->ctx, NULL);
+	nfsd_mnt3_reset();
+	if (s->ctx.drc != NULL) {
+		struct nfsd_drc_stats st;
+
+		nfsd_drc_stats(s->ctx.drc, &st);
+		tl_notice("nfsd",
+			  "duplicate request cache: %llu replayed, %llu "
+			  "dropped in progress, %llu run, %llu evicted",
+			  (unsigned long long)st.hits,
+			  (unsigned long long)st.inprogress,
+			  (unsigned long long)st.misses,
+			  (unsigned long long)st.evictions);
+		nfsd_drc_free(s->ctx.drc);
+	}
+	pthread_mutex_destroy(&s->reload_lock);
+	pthread_mutex_destroy(&s->ctl_lock);
+	free(s->exports_file);
+	free(s);
+}
