@@ -532,6 +532,44 @@ nfsd_call_is_quick(const uint8_t *msg, size_t len)
 	}
 }
 
+/* READ, READDIR and READDIRPLUS replies are clipped to rtmax (nfs3.c's
+ * NFS3_IOMAX, 1 MiB) plus their fixed part; other replies are small. */
+#define REPLY_SMALL    4096
+#define REPLY_DATA_MAX (1u << 20)
+
+size_t
+nfsd_call_reply_max(const uint8_t *msg, size_t len)
+{
+	uint64_t off = 24, count;
+	uint32_t proc;
+
+	if (len < 24 || tl_get_be32(msg + 4) != RPC_CALL ||
+	    tl_get_be32(msg + 12) != NFSD_PROG_NFS ||
+	    tl_get_be32(msg + 16) != 3)
+		return REPLY_SMALL;
+	proc = tl_get_be32(msg + 20);
+	if (proc != NFSPROC3_READ && proc != NFSPROC3_READDIR &&
+	    proc != NFSPROC3_READDIRPLUS)
+		return REPLY_SMALL;
+	/* credentials and verifier (flavor, length, body), the handle */
+	for (int i = 0; i < 3; i++) {
+		uint64_t n;
+
+		off += i < 2 ? 4 : 0;
+		if (off + 4 > len)
+			return REPLY_SMALL;
+		n = tl_get_be32(msg + off);
+		off += 4 + (n + 3) / 4 * 4;
+	}
+	/* READ: offset, count; READDIR: cookie, verifier, count;
+	 * READDIRPLUS: cookie, verifier, dircount, maxcount */
+	off += proc == NFSPROC3_READ ? 8 : proc == NFSPROC3_READDIR ? 16 : 20;
+	if (off + 4 > len)
+		return REPLY_SMALL;
+	count = tl_get_be32(msg + off);
+	return REPLY_SMALL + (size_t)TL_MIN(count, REPLY_DATA_MAX);
+}
+
 void
 nfsd_tail_free(struct nfsd_tail *t)
 {

@@ -54,6 +54,8 @@ enum nfsd_m_close {
 	NFSD_M_CLOSE_RESET, /* or reset the connection: routine too */
 	NFSD_M_CLOSE_ERROR, /* any other recv or send error */
 	NFSD_M_CLOSE_IDLE,
+	NFSD_M_CLOSE_STALLED, /* held request memory without progress */
+	NFSD_M_CLOSE_MAXCONN, /* made room for a new connection */
 	NFSD_M_CLOSE_TOO_LARGE,
 	NFSD_M_CLOSE_SHUTDOWN,
 	NFSD_M_CLOSE_OTHER,
@@ -72,11 +74,12 @@ struct nfsd_m_proc {
 struct nfsd_m_counters {
 	struct nfsd_m_proc proc[NFSD_M_NPROG][NFSD_M_PROCS];
 	nfsd_m_counter rpc_err[NFSD_M_ERR_COUNT];
-	nfsd_m_counter conn_accepted, conn_refused;
+	nfsd_m_counter conn_accepted;
 	nfsd_m_counter conn_closed[NFSD_M_CLOSE_COUNT];
 	atomic_int_fast64_t conn_open;
 	nfsd_m_counter rx_bytes, tx_bytes; /* RPC records in, replies out */
-	atomic_int_fast64_t req_open, req_bytes; /* read, not answered */
+	atomic_int_fast64_t req_open; /* requests read, not answered */
+	atomic_int_fast64_t mem_bytes; /* request memory held (rpc.c) */
 };
 
 extern struct nfsd_m_counters nfsd_m;
@@ -99,16 +102,21 @@ nfsd_m_request_in(size_t len)
 {
 	nfsd_m_add(&nfsd_m.rx_bytes, len);
 	atomic_fetch_add_explicit(&nfsd_m.req_open, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&nfsd_m.req_bytes, (int_fast64_t)len,
-				  memory_order_relaxed);
 }
 
 /* ...and is done with. */
 static inline void
 nfsd_m_request_done(size_t len)
 {
+	(void)len;
 	atomic_fetch_sub_explicit(&nfsd_m.req_open, 1, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&nfsd_m.req_bytes, (int_fast64_t)len,
+}
+
+/* The request memory the transport holds changed by delta bytes. */
+static inline void
+nfsd_m_memory(int64_t delta)
+{
+	atomic_fetch_add_explicit(&nfsd_m.mem_bytes, delta,
 				  memory_order_relaxed);
 }
 

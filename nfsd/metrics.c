@@ -85,6 +85,8 @@ static const char *const close_names[NFSD_M_CLOSE_COUNT] = {
     [NFSD_M_CLOSE_RESET] = "reset",
     [NFSD_M_CLOSE_ERROR] = "error",
     [NFSD_M_CLOSE_IDLE] = "idle",
+    [NFSD_M_CLOSE_STALLED] = "stalled",
+    [NFSD_M_CLOSE_MAXCONN] = "max_connections",
     [NFSD_M_CLOSE_TOO_LARGE] = "record too large",
     [NFSD_M_CLOSE_SHUTDOWN] = "shutdown",
     [NFSD_M_CLOSE_OTHER] = "other",
@@ -319,9 +321,6 @@ render_conns(struct tl_buf *b)
 	    "Client TCP connections open now.", nonneg(&nfsd_m.conn_open));
 	one(b, "tessera_connections_accepted_total", "counter",
 	    "Client TCP connections accepted.", get(&nfsd_m.conn_accepted));
-	one(b, "tessera_connections_refused_total", "counter",
-	    "Connections closed at once: max_connections reached.",
-	    get(&nfsd_m.conn_refused));
 	one(b, "tessera_rpc_received_bytes_total", "counter",
 	    "Bytes of RPC records read from clients.", get(&nfsd_m.rx_bytes));
 	one(b, "tessera_rpc_sent_bytes_total", "counter",
@@ -330,9 +329,10 @@ render_conns(struct tl_buf *b)
 	one(b, "tessera_rpc_requests_in_progress", "gauge",
 	    "Requests read and not yet answered.", nonneg(&nfsd_m.req_open));
 	one(b, "tessera_rpc_request_memory_bytes", "gauge",
-	    "Bytes of requests read and not yet answered (request_memory "
-	    "bounds them).",
-	    nonneg(&nfsd_m.req_bytes));
+	    "Bytes held for clients: records being read, requests in "
+	    "progress with room for their replies, replies not yet sent "
+	    "(request_memory bounds them).",
+	    nonneg(&nfsd_m.mem_bytes));
 	family(b, "tessera_connections_closed_total", "counter",
 	       "Client TCP connections closed, by reason.");
 	for (unsigned i = 0; i < NFSD_M_CLOSE_COUNT; i++) {

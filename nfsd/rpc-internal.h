@@ -72,6 +72,13 @@ void nfsd_tail_free(struct nfsd_tail *t);
  * reads metadata and never waits for a commit or the object store. */
 bool nfsd_call_is_quick(const uint8_t *msg, size_t len);
 
+/* An upper bound of the size of the reply to the call msg (a complete
+ * record), for the transport's request memory: READ, READDIR and
+ * READDIRPLUS by the count they ask for, as clipped by the handlers;
+ * any other call a few KiB (a longer reply, a MOUNT EXPORT of many
+ * exports, is counted once it is queued). */
+size_t nfsd_call_reply_max(const uint8_t *msg, size_t len);
+
 /* Attributes of ino when its generation is gen, cache overlay applied;
  * -ESTALE if the inode is gone or was reused.  (fh.c) */
 int nfsd_fh_getattr(struct nfsd_ctx *ctx, uint64_t ino, uint32_t gen,

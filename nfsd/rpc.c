@@ -13,32 +13,58 @@
  * readiness (EVBUFFER_MAX_READ) and write 16 KiB per call, i.e. 256 reads
  * and epoll_waits per 1 MiB WRITE.  So the socket is read by our own
  * event: small records through a 64 KiB staging buffer (many calls per
- * recv), the body of a large fragment straight into the record buffer
- * with one recv of all that remains.  A worker whose connection has
- * nothing queued sends its reply with one non-blocking sendmsg (READ
- * data by reference, see nfsd_dispatch_tail), without waking the loop;
- * what the socket does not take goes to the bufferevent's output, which
- * the loop writes when the socket is writable.
+ * recv; one buffer for all connections, the loop being the only reader),
+ * the body of a large fragment straight into the record buffer with one
+ * recv of all that remains.  A worker whose connection has nothing
+ * queued sends its reply with one non-blocking sendmsg (READ data by
+ * reference, see nfsd_dispatch_tail), without waking the loop; what the
+ * socket does not take goes to the bufferevent's output, which the loop
+ * writes when the socket is writable.
  *
- * Limits: a record longer than max_record_size closes the connection (a
- * client that sends one is broken or hostile); at max_inflight_per_conn
- * requests in progress the connection stops being read until one
- * finishes, and while more than OUT_HIGH bytes of replies wait for the
- * client to read them, which bounds the memory one client can pin; while
- * requests read but not yet answered hold more than request_memory bytes
- * (all connections), connections that add to them stop being read; beyond
- * max_connections new connections are closed at once; a connection with
- * nothing in flight that completed no request for idle_timeout is closed
- * (bytes alone do not count: a peer that trickles one byte a minute, or
- * never finishes its fragment, is idle too).
+ * Request memory.  request_memory bounds, over all connections, the
+ * bytes the transport holds for clients: fragments being received
+ * (counted in full when their mark is read: a fragment is admitted, or
+ * not yet, before any of its body is read), requests in progress with
+ * room for their replies (nfsd_call_reply_max: READ and READDIR by the
+ * count they ask for), replies queued and not yet sent (counted as they
+ * are queued and sent, by a callback on each output buffer), and bytes
+ * read but left unparsed when reading stopped.  A fragment of up to
+ * SMALL_FRAG bytes is admitted while the total is below request_memory,
+ * a longer one only below BIG_SHARE of it, so the calls every client
+ * makes all the time (GETATTR, LOOKUP...) find room while large WRITEs
+ * wait; beyond BIG_SHARE the loop reads a fragment mark alone before
+ * deciding.  A connection whose next fragment does not fit waits in a
+ * queue (not read, holding nothing but the mark) and is resumed, in
+ * order, as memory is released.  Memory held by a client that does not
+ * do its part cannot block the others for long: while connections wait,
+ * one that has held a record it does not finish, or replies it does not
+ * read, for STALL_NS is closed ("stalled"), the oldest first.
+ *
+ * Other limits: a record longer than max_record_size closes the
+ * connection (a client that sends one is broken or hostile); at
+ * max_inflight_per_conn requests in progress the connection stops being
+ * read until one finishes, and while more than out_conn bytes of its
+ * replies wait to be read by the client (request_memory / 16, 256 KiB to
+ * 32 MiB), until half of them are; at max_connections a new connection
+ * closes the longest-idle one (least recently sent a request, nothing in
+ * flight preferred), as knfsd does, so that one host holding every slot
+ * cannot lock the others out; a connection with nothing in flight that
+ * completed no request for idle_timeout is closed (bytes alone do not
+ * count: a peer that trickles one byte a minute, or never finishes its
+ * fragment, is idle too).  What the worker threads hold while they run a
+ * request (decoded arguments and results) is bounded by their number.
  *
  * Threads and lifetimes: bufferevents are BEV_OPT_THREADSAFE and their
- * callbacks deferred and unlocked, so the lock order is srv->mem_lock,
- * conn->lock, the bufferevent's lock.  A connection is reference counted
- * (one reference for the loop while open, one per request in flight, one
- * while on the request-memory wait list); closing
- * it (loop thread, under conn->lock) frees the socket at once, and a
- * worker that finishes later sees `closed` and drops its reply.
+ * callbacks deferred and unlocked; the lock order is conn->lock, the
+ * bufferevent's lock, libevent's base lock.  The request memory total is
+ * an atomic counter (the output callbacks run under the bufferevent's
+ * lock, in workers and in the loop); the wait queue, the connection list
+ * and everything about reading belong to the loop thread, which a
+ * release wakes through one event (mem_wake).  A connection is reference
+ * counted (one reference for the loop while open, one per request in
+ * flight); closing it (loop thread, under conn->lock) frees the socket
+ * at once and gives back what it held, and a worker that finishes later
+ * sees `closed` and drops its reply.
  */
 #include "config.h"
 
@@ -61,10 +87,23 @@
 #include "nfsd/metrics-internal.h"
 #include "nfsd/server-internal.h"
 
-#define OUT_HIGH (32u << 20)
 #define STAGE_SIZE (64u << 10)
 /* fragment bodies at least this long are read straight into the record */
 #define DIRECT_MIN (16u << 10)
+/* fragments up to this long may use all of request_memory; longer ones
+ * only BIG_SHARE of it (in quarters) */
+#define SMALL_FRAG (64u << 10)
+#define BIG_SHARE  3
+/* memory held this long by a client that moved less than PROGRESS
+ * bytes of its record or of its replies meanwhile is stalled */
+#define STALL_NS	 (2ull * 1000000000)
+#define PROGRESS	 (64u << 10)
+#define STALL_CHECK_MS	 500
+/* at most one line per kind of limit reached this often */
+#define LIMIT_LOG_NS (10ull * 1000000000)
+
+/* What reading a connection does next. */
+enum { GO, STOP, CLOSED };
 
 struct conn {
 	struct nfsd_server *srv;
@@ -79,30 +118,204 @@ struct conn {
 	bool closed;	   /* under lock; set by the loop only */
 	struct sockaddr_storage peer;
 	char name[INET6_ADDRSTRLEN + 8];
-	bool out_full;		  /* reading stopped: replies unread (loop) */
-	uint64_t last_ns;	  /* under lock: last request read or done */
-	bool mem_wait;		  /* under srv->mem_lock: on mem_waiters */
-	struct conn *mem_next;	  /* under srv->mem_lock */
-	struct tl_buf rec;	  /* record being assembled (loop) */
-	uint8_t *stage;		  /* bytes read, not yet parsed (loop) */
-	size_t st_pos, st_len;
-	uint8_t hdr[4];		  /* fragment mark being read (loop) */
-	unsigned hdr_have;
-	bool in_frag;		  /* hdr complete, frag_left body bytes due */
+	bool out_full;	   /* reading stopped: replies unread (loop) */
+	uint64_t last_ns;  /* under lock: last request read or done */
+	struct tl_buf rec; /* record being assembled (loop) */
+	uint8_t hdr[4];	   /* fragment mark being read (loop) */
+	unsigned hdr_have; /* 4 and !in_frag: waits for admission */
+	bool in_frag;	   /* admitted, frag_left body bytes due */
 	bool frag_last;
 	uint32_t frag_left;
-	struct conn *prev, *next; /* open connections (loop) */
+	/* request memory (loop, but the out_ fields) */
+	uint64_t rec_charge; /* admitted bytes of the record */
+	uint64_t rec_since;  /* record started, or last PROGRESS bytes */
+	uint64_t rec_moved;  /* bytes received since rec_since */
+	uint8_t *spill;	     /* read, not parsed when reading stopped */
+	size_t spill_pos, spill_len;
+	struct evbuffer_cb_entry *out_cb; /* counts the queued replies */
+	_Atomic uint64_t out_since; /* output not empty since, or since it
+				       last sent PROGRESS bytes; 0 */
+	uint64_t out_moved;	    /* under the bufferevent's lock */
+	bool mem_wait;			  /* on srv->waiters */
+	uint64_t need;			  /* waits for mem_used below it */
+	struct conn *wprev, *wnext;	  /* srv->waiters, oldest first */
+	struct conn *prev, *next; /* open connections, most recently
+				     active first (loop) */
 };
 
 struct job {
 	struct conn *conn;
 	uint8_t *msg;
 	size_t len;
+	uint64_t charge; /* request memory held until the worker is done */
 };
 
+/* ---- request memory ------------------------------------------------------- */
 
-/* ---- connections ------------------------------------------------------------
- */
+static uint64_t
+mem_now(struct nfsd_server *s)
+{
+	return atomic_load(&s->mem_used);
+}
+
+static void
+mem_charge(struct nfsd_server *s, uint64_t n)
+{
+	if (n == 0)
+		return;
+	atomic_fetch_add(&s->mem_used, n);
+	nfsd_m_memory((int64_t)n);
+}
+
+/* Any thread: n bytes given back; wake the loop if a connection waits
+ * and there may be room.  (Sequentially consistent with mem_wait's
+ * order, so one of the two always sees the other.) */
+static void
+mem_release(struct nfsd_server *s, uint64_t n)
+{
+	uint64_t left;
+
+	if (n == 0)
+		return;
+	left = atomic_fetch_sub(&s->mem_used, n) - n;
+	nfsd_m_memory(-(int64_t)n);
+	if (left < s->mem_limit && atomic_load(&s->nwaiters) > 0)
+		event_active(s->mem_wake, EV_READ, 0);
+}
+
+/* Loop thread, or a worker under the connection's bufferevent lock: the
+ * output buffer of c changed (replies queued, or sent). */
+static void
+out_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+	    void *arg)
+{
+	struct conn *c = arg;
+
+	if (info->n_added > 0) {
+		if (info->orig_size == 0) {
+			atomic_store(&c->out_since, tl_mono_ns());
+			c->out_moved = 0;
+		}
+		mem_charge(c->srv, info->n_added);
+	}
+	if (info->n_deleted > 0) {
+		c->out_moved += info->n_deleted;
+		if (evbuffer_get_length(buf) == 0) {
+			atomic_store(&c->out_since, 0);
+		} else if (c->out_moved >= PROGRESS) {
+			atomic_store(&c->out_since, tl_mono_ns());
+			c->out_moved = 0;
+		}
+		mem_release(c->srv, info->n_deleted);
+	}
+}
+
+/* Keep bytes [p, p+n) that were read but not parsed (loop). */
+static void
+spill_keep(struct conn *c, const uint8_t *p, size_t n)
+{
+	if (n == 0)
+		return;
+	c->spill = tl_memdup(p, n);
+	c->spill_pos = 0;
+	c->spill_len = n;
+	atomic_fetch_add(&c->srv->spill_used, n);
+	mem_charge(c->srv, n);
+}
+
+static void
+spill_drop(struct conn *c)
+{
+	if (c->spill == NULL)
+		return;
+	atomic_fetch_sub(&c->srv->spill_used, c->spill_len);
+	mem_release(c->srv, c->spill_len);
+	free(c->spill);
+	c->spill = NULL;
+	c->spill_pos = c->spill_len = 0;
+}
+
+static void
+waiters_unlink(struct conn *c)
+{
+	struct nfsd_server *s = c->srv;
+
+	if (c->wprev != NULL)
+		c->wprev->wnext = c->wnext;
+	else
+		s->waiters = c->wnext;
+	if (c->wnext != NULL)
+		c->wnext->wprev = c->wprev;
+	else
+		s->waiters_tail = c->wprev;
+	c->wprev = c->wnext = NULL;
+}
+
+static void
+waiters_append(struct conn *c)
+{
+	struct nfsd_server *s = c->srv;
+
+	c->wnext = NULL;
+	c->wprev = s->waiters_tail;
+	if (s->waiters_tail != NULL)
+		s->waiters_tail->wnext = c;
+	else
+		s->waiters = c;
+	s->waiters_tail = c;
+}
+
+/* Stop reading c until the total is below need (loop). */
+static void
+mem_wait(struct conn *c, uint64_t need)
+{
+	struct nfsd_server *s = c->srv;
+	struct timeval tv = {STALL_CHECK_MS / 1000,
+			     (STALL_CHECK_MS % 1000) * 1000};
+
+	event_del(c->rd);
+	c->need = need;
+	if (c->mem_wait)
+		return;
+	c->mem_wait = true;
+	waiters_append(c);
+	atomic_fetch_add(&s->nwaiters, 1);
+	if (!event_pending(s->stall, EV_TIMEOUT, NULL))
+		event_add(s->stall, &tv);
+	/* a release may have come between the check and the queueing */
+	if (mem_now(s) < need)
+		event_active(s->mem_wake, EV_READ, 0);
+}
+
+/* Take c off the wait queue (loop). */
+static void
+mem_unwait(struct conn *c)
+{
+	if (!c->mem_wait)
+		return;
+	waiters_unlink(c);
+	c->mem_wait = false;
+	atomic_fetch_sub(&c->srv->nwaiters, 1);
+}
+
+/* Whether to log one more time that a limit was reached; *skipped gets
+ * how many times it was not since the last line. */
+static bool
+limit_log(struct nfsd_limit_log *l, unsigned *skipped)
+{
+	uint64_t now = tl_mono_ns();
+
+	if (now < l->next_ns) {
+		l->skipped++;
+		return false;
+	}
+	*skipped = l->skipped;
+	l->skipped = 0;
+	l->next_ns = now + LIMIT_LOG_NS;
+	return true;
+}
+
+/* ---- connections ---------------------------------------------------------- */
 
 static void
 conn_unref(struct conn *c)
@@ -116,8 +329,58 @@ conn_unref(struct conn *c)
 		return;
 	pthread_mutex_destroy(&c->lock);
 	tl_buf_free(&c->rec);
-	free(c->stage);
 	free(c);
+}
+
+/* Unlink c from the list of open connections (loop). */
+static void
+conns_unlink(struct conn *c)
+{
+	struct nfsd_server *s = c->srv;
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	else
+		s->conns_tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+/* Put c first in the list: it just sent a request (loop). */
+static void
+conns_push(struct conn *c)
+{
+	struct nfsd_server *s = c->srv;
+
+	c->prev = NULL;
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	else
+		s->conns_tail = c;
+	s->conns = c;
+}
+
+/* Give back the request memory c holds, its queued replies included. */
+static void
+conn_release(struct conn *c, struct bufferevent *bev)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+	size_t queued;
+
+	bufferevent_lock(bev);
+	evbuffer_remove_cb_entry(out, c->out_cb);
+	queued = evbuffer_get_length(out);
+	bufferevent_unlock(bev);
+	atomic_store(&c->out_since, 0);
+	mem_release(c->srv, queued + c->rec_charge);
+	c->rec_charge = 0;
+	c->rec_since = 0;
+	spill_drop(c);
+	mem_unwait(c);
 }
 
 /* Loop thread (or after the loop stopped). */
@@ -143,25 +406,23 @@ conn_close(struct conn *c, const char *why)
 	pthread_mutex_unlock(&c->lock);
 
 	/* A client hanging up or resetting, or an idle connection timed
-	 * out, is routine (info); anything else an operator wants to see. */
+	 * out, is routine (info); anything else an operator wants to see
+	 * (the limits log their own lines). */
 	if (strcmp(why, "shutdown") == 0)
 		tl_debug("rpc", "%s: closed (%s)", c->name, why);
 	else if (strcmp(why, "eof") == 0 || strcmp(why, "reset") == 0 ||
-		 strcmp(why, "idle") == 0)
+		 strcmp(why, "idle") == 0 || strcmp(why, "stalled") == 0 ||
+		 strcmp(why, "max_connections") == 0)
 		tl_info("rpc", "%s: closed (%s)", c->name, why);
 	else
 		tl_notice("rpc", "%s: connection closed (%s)", c->name, why);
 	nfsd_m_conn_closed(why);
+	conn_release(c, bev);
 	event_free(rd);
 	bufferevent_free(bev);
 	event_free(resume);
 	tl_buf_free(&c->rec);
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
+	conns_unlink(c);
 	s->nconns--;
 	conn_unref(c);
 }
@@ -369,47 +630,7 @@ conn_send(struct conn *c, struct tl_buf *head, struct nfsd_tail *tail)
 	bufferevent_unlock(c->bev);
 }
 
-/* True while the connection must not be read (in-flight cap or the
- * request memory limit). */
-static bool
-conn_blocked(struct conn *c)
-{
-	bool b;
-
-	pthread_mutex_lock(&c->lock);
-	b = c->paused;
-	pthread_mutex_unlock(&c->lock);
-	pthread_mutex_lock(&c->srv->mem_lock);
-	b |= c->mem_wait;
-	pthread_mutex_unlock(&c->srv->mem_lock);
-	return b;
-}
-
-/* A request of len bytes was answered: wake the connections that wait
- * for request memory once usage is below the limit again. */
-static void
-mem_release(struct nfsd_server *s, size_t len)
-{
-	struct conn *w = NULL, *next;
-
-	pthread_mutex_lock(&s->mem_lock);
-	s->mem_used -= len;
-	if (s->mem_used < s->mem_limit) {
-		w = s->mem_waiters;
-		s->mem_waiters = NULL;
-		for (struct conn *c = w; c != NULL; c = c->mem_next)
-			c->mem_wait = false;
-	}
-	pthread_mutex_unlock(&s->mem_lock);
-	for (; w != NULL; w = next) {
-		next = w->mem_next;
-		pthread_mutex_lock(&w->lock);
-		if (!w->closed)
-			event_active(w->resume, EV_READ, 0);
-		pthread_mutex_unlock(&w->lock);
-		conn_unref(w);
-	}
-}
+/* ---- requests ---------------------------------------------------------- */
 
 static void
 worker(void *arg)
@@ -425,7 +646,7 @@ worker(void *arg)
 	pthread_mutex_lock(&c->lock);
 	if (reply.len > 0 && !c->closed) {
 		nfsd_m_add(&nfsd_m.tx_bytes, reply.len + tail.len);
-		conn_send(c, &reply, &tail);
+		conn_send(c, &reply, &tail); /* what is queued is counted */
 	}
 	c->inflight--;
 	c->last_ns = tl_mono_ns();
@@ -437,85 +658,55 @@ worker(void *arg)
 	free(reply.data);
 	nfsd_tail_free(&tail);
 	nfsd_m_request_done(j->len);
-	mem_release(c->srv, j->len);
+	mem_release(c->srv, j->charge);
 	conn_unref(c);
 	free(j);
 }
 
-/* Hand one complete record to the pool; false once the connection hit
- * its in-flight cap (reading stops until a worker resumes it). */
-static bool
+/* Hand the complete record to the pool, with room for its reply; STOP
+ * once the connection hit its in-flight cap (a worker resumes it) or
+ * the memory is used up (mem_wait). */
+static int
 submit(struct conn *c)
 {
 	struct nfsd_server *s = c->srv;
 	struct job *j = tl_malloc(sizeof(*j));
-	bool more, over;
+	uint64_t room;
+	bool paused;
 
 	j->conn = c;
 	j->msg = c->rec.data;
 	j->len = c->rec.len;
+	room = nfsd_call_reply_max(j->msg, j->len);
+	mem_charge(s, room);
+	j->charge = c->rec_charge + room;
 	c->rec = (struct tl_buf)TL_BUF_INIT;
+	c->rec_charge = 0;
+	c->rec_since = 0;
 	nfsd_m_request_in(j->len);
-	pthread_mutex_lock(&s->mem_lock);
-	s->mem_used += j->len;
-	over = s->mem_used >= s->mem_limit;
-	if (over && !c->mem_wait) {
-		/* the list's reference is taken before a worker can see c
-		 * there (mem_release drops it) */
-		pthread_mutex_lock(&c->lock);
-		c->refs++;
-		pthread_mutex_unlock(&c->lock);
-		c->mem_wait = true;
-		c->mem_next = s->mem_waiters;
-		s->mem_waiters = c;
-	}
-	pthread_mutex_unlock(&s->mem_lock);
+	conns_unlink(c); /* the most recently active first */
+	conns_push(c);
 	pthread_mutex_lock(&c->lock);
 	c->refs++;
 	c->inflight++;
 	c->last_ns = tl_mono_ns();
 	if (c->inflight >= s->max_inflight)
 		c->paused = true;
-	more = !c->paused && !over;
-	if (!more)
+	paused = c->paused;
+	if (paused)
 		event_del(c->rd);
 	pthread_mutex_unlock(&c->lock);
 	if (nfsd_call_is_quick(j->msg, j->len))
 		worker(j); /* cheaper here than a hand-off (dispatch.c) */
 	else
-		tl_pool_submit(c->srv->pool, worker, j);
-	return more;
-}
-
-/* A fragment mark is complete: check the length; false once closed. */
-static bool
-frag_begin(struct conn *c)
-{
-	uint32_t mark = tl_get_be32(c->hdr);
-	uint32_t frag = mark & 0x7fffffffu;
-
-	if (c->rec.len + frag > c->srv->max_record) {
-		tl_warn("rpc",
-			"%s: RPC record over %llu bytes, closing the "
-			"connection",
-			c->name, (unsigned long long)c->srv->max_record);
-		conn_close(c, "record too large");
-		return false;
+		tl_pool_submit(s->pool, worker, j);
+	if (paused)
+		return STOP;
+	if (mem_now(s) >= s->mem_limit) {
+		mem_wait(c, s->mem_limit);
+		return STOP;
 	}
-	c->hdr_have = 0;
-	c->in_frag = true;
-	c->frag_last = (mark & 0x80000000u) != 0;
-	c->frag_left = frag;
-	return true;
-}
-
-/* The fragment's body is complete: submit the record if it was the last
- * fragment; false when reading must stop (cap reached). */
-static bool
-frag_end(struct conn *c)
-{
-	c->in_frag = false;
-	return !c->frag_last || submit(c);
+	return GO;
 }
 
 /* Room for extra more bytes in the record, exactly: tl_buf_reserve
@@ -529,75 +720,160 @@ rec_reserve(struct conn *c, size_t extra)
 	c->rec.data = tl_realloc(c->rec.data, c->rec.cap);
 }
 
-/* Parse the staged bytes; false when the connection was closed (c may
- * be gone) or must not be read for now. */
-static bool
-feed(struct conn *c)
+/* A fragment mark is complete: check the length and admit the fragment
+ * (its whole length counted), or make the connection wait for memory. */
+static int
+frag_begin(struct conn *c)
 {
-	while (c->st_pos < c->st_len) {
-		const uint8_t *p = c->stage + c->st_pos;
-		size_t n = c->st_len - c->st_pos, k;
+	struct nfsd_server *s = c->srv;
+	uint32_t mark = tl_get_be32(c->hdr);
+	uint32_t frag = mark & 0x7fffffffu;
+	uint64_t need = frag > SMALL_FRAG ? s->big_limit : s->mem_limit;
 
-		if (!c->in_frag) {
-			k = TL_MIN(4 - c->hdr_have, n);
-			memcpy(c->hdr + c->hdr_have, p, k);
-			c->hdr_have += (unsigned)k;
-			c->st_pos += k;
-			if (c->hdr_have < 4)
-				break;
-			if (!frag_begin(c))
-				return false;
-		} else {
-			k = TL_MIN((size_t)c->frag_left, n);
-			/* the whole body at once: the peer is sending it */
-			rec_reserve(c, c->frag_left);
-			memcpy(c->rec.data + c->rec.len, p, k);
-			c->rec.len += k;
-			c->frag_left -= (uint32_t)k;
-			c->st_pos += k;
-		}
-		if (c->frag_left == 0 && !frag_end(c))
-			return false;
+	if (c->rec.len + frag > s->max_record) {
+		tl_warn("rpc",
+			"%s: RPC record over %llu bytes, closing the "
+			"connection",
+			c->name, (unsigned long long)s->max_record);
+		conn_close(c, "record too large");
+		return CLOSED;
 	}
-	return true;
+	if (frag > 0 && mem_now(s) >= need) {
+		mem_wait(c, need);
+		return STOP;
+	}
+	mem_charge(s, frag);
+	c->rec_charge += frag;
+	if (c->rec_since == 0) {
+		c->rec_since = tl_mono_ns();
+		c->rec_moved = 0;
+	}
+	rec_reserve(c, frag);
+	c->hdr_have = 0;
+	c->in_frag = true;
+	c->frag_last = (mark & 0x80000000u) != 0;
+	c->frag_left = frag;
+	return GO;
 }
 
-/* Output the client does not read: stop reading until it drains
- * (conn_write_cb). */
+/* n more bytes of the fragment's body are in the record. */
+static void
+rec_append(struct conn *c, size_t n)
+{
+	c->rec.len += n;
+	c->frag_left -= (uint32_t)n;
+	c->rec_moved += n;
+	if (c->rec_moved >= PROGRESS) {
+		c->rec_since = tl_mono_ns();
+		c->rec_moved = 0;
+	}
+}
+
+/* The fragment's body is complete: submit the record if it was the last
+ * fragment. */
+static int
+frag_end(struct conn *c)
+{
+	c->in_frag = false;
+	return c->frag_last ? submit(c) : GO;
+}
+
+/* Parse n read bytes at p: marks, bodies, records; *used gets how many
+ * were consumed (all of them unless reading must stop). */
+static int
+feed(struct conn *c, const uint8_t *p, size_t n, size_t *used)
+{
+	size_t i = 0, k;
+	int st = GO;
+
+	while (i < n && st == GO) {
+		if (!c->in_frag) {
+			k = TL_MIN(4 - c->hdr_have, n - i);
+			memcpy(c->hdr + c->hdr_have, p + i, k);
+			c->hdr_have += (unsigned)k;
+			i += k;
+			if (c->hdr_have < 4)
+				break;
+			st = frag_begin(c);
+			if (st != GO)
+				break;
+		} else {
+			k = TL_MIN((size_t)c->frag_left, n - i);
+			memcpy(c->rec.data + c->rec.len, p + i, k);
+			rec_append(c, k);
+			i += k;
+		}
+		if (c->in_frag && c->frag_left == 0)
+			st = frag_end(c);
+	}
+	*used = i;
+	return st;
+}
+
+/* Replies the client does not read: stop reading until half of them
+ * are sent (conn_write_cb). */
 static bool
 conn_out_full(struct conn *c)
 {
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) <= OUT_HIGH)
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) <=
+	    c->srv->out_conn)
 		return false;
 	c->out_full = true;
 	event_del(c->rd);
 	return true;
 }
 
-/* One recv into the record (large fragment body) or the staging buffer;
- * the byte count, 0 at EOF, -1 with errno. */
-static ssize_t
-conn_recv(struct conn *c, size_t *want)
+/* One recv: a large (or, memory being short, any) fragment body
+ * straight into the record; a mark alone when memory is short, so the
+ * fragment is admitted before its body is read; else into the shared
+ * staging buffer, parsed at once (what is left unparsed is kept). */
+static int
+conn_read(struct conn *c, bool *drained)
 {
+	struct nfsd_server *s = c->srv;
+	bool short_mem = mem_now(s) >= s->big_limit ||
+			 atomic_load(&s->spill_used) >= s->spill_limit;
+	uint8_t *dst = s->stage;
+	size_t want = STAGE_SIZE, used;
 	ssize_t n;
+	int st;
 
-	if (c->in_frag && c->frag_left >= DIRECT_MIN) {
-		*want = c->frag_left;
-		rec_reserve(c, *want);
-		n = recv(c->fd, c->rec.data + c->rec.len, *want, 0);
-		if (n > 0) {
-			c->rec.len += (size_t)n;
-			c->frag_left -= (uint32_t)n;
-		}
-		return n;
+	if (c->in_frag && (c->frag_left >= DIRECT_MIN || short_mem)) {
+		dst = c->rec.data + c->rec.len;
+		want = c->frag_left;
+	} else if (!c->in_frag && short_mem) {
+		dst = c->hdr + c->hdr_have;
+		want = 4 - c->hdr_have;
 	}
-	*want = STAGE_SIZE;
-	n = recv(c->fd, c->stage, STAGE_SIZE, 0);
-	if (n > 0) {
-		c->st_pos = 0;
-		c->st_len = (size_t)n;
+	n = recv(c->fd, dst, want, 0);
+	if (n == 0) {
+		conn_close(c, "eof");
+		return CLOSED;
 	}
-	return n;
+	if (n < 0) {
+		if (errno == EINTR)
+			return GO;
+		*drained = true;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return STOP;
+		conn_lost(c, "recv", errno);
+		return CLOSED;
+	}
+	/* a short read emptied the socket: no need to ask again (the event
+	 * is level-triggered) */
+	*drained = (size_t)n < want;
+	if (dst == s->stage) {
+		st = feed(c, s->stage, (size_t)n, &used);
+		if (st == STOP)
+			spill_keep(c, s->stage + used, (size_t)n - used);
+		return st;
+	}
+	if (dst == c->hdr + c->hdr_have) {
+		c->hdr_have += (unsigned)n; /* conn_input admits it */
+		return GO;
+	}
+	rec_append(c, (size_t)n);
+	return c->frag_left == 0 ? frag_end(c) : GO;
 }
 
 /* Read and cut records until the socket is drained or reading must stop
@@ -608,36 +884,50 @@ conn_input(struct conn *c)
 	bool drained = false;
 
 	for (;;) {
-		size_t want;
-		ssize_t n;
+		int st;
 
 		if (conn_out_full(c))
 			return;
-		if (c->st_pos < c->st_len) {
-			if (!feed(c))
-				return;
-			continue;
-		}
-		if (drained)
+		if (!c->in_frag && c->hdr_have == 4) {
+			/* a mark that waited for memory, or just read */
+			st = frag_begin(c);
+			if (st == GO && c->frag_left == 0)
+				st = frag_end(c);
+		} else if (c->spill != NULL) {
+			size_t used;
+
+			st = feed(c, c->spill + c->spill_pos,
+				  c->spill_len - c->spill_pos, &used);
+			if (st != CLOSED) {
+				c->spill_pos += used;
+				if (c->spill_pos == c->spill_len)
+					spill_drop(c);
+			}
+		} else if (drained) {
 			return;
-		n = conn_recv(c, &want);
-		if (n == 0) {
-			conn_close(c, "eof");
-			return;
+		} else {
+			st = conn_read(c, &drained);
 		}
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				conn_lost(c, "recv", errno);
-			return;
-		}
-		/* a short read emptied the socket: no need to ask again
-		 * (the event is level-triggered) */
-		drained = (size_t)n < want;
-		if (c->in_frag && c->frag_left == 0 && !frag_end(c))
+		if (st != GO)
 			return;
 	}
+}
+
+/* Resume reading c if nothing else holds it (loop). */
+static void
+conn_resume(struct conn *c)
+{
+	bool paused;
+
+	if (c->closed || c->out_full || c->mem_wait)
+		return;
+	pthread_mutex_lock(&c->lock);
+	paused = c->paused;
+	pthread_mutex_unlock(&c->lock);
+	if (paused)
+		return;
+	event_add(c->rd, NULL);
+	conn_input(c);
 }
 
 static void
@@ -646,7 +936,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	conn_input(arg);
 }
 
-/* Output drained completely. */
+/* Output drained to its low watermark (half of out_conn). */
 static void
 conn_write_cb(struct bufferevent *bev, void *arg)
 {
@@ -655,21 +945,13 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	if (!c->out_full)
 		return;
 	c->out_full = false;
-	if (!conn_blocked(c)) {
-		event_add(c->rd, NULL);
-		conn_input(c);
-	}
+	conn_resume(c);
 }
 
 static void
 conn_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct conn *c = arg;
-
-	if (c->closed || c->out_full || conn_blocked(c))
-		return;
-	event_add(c->rd, NULL);
-	conn_input(c);
+	conn_resume(arg);
 }
 
 static void
@@ -681,6 +963,97 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_lost(c, "send", errno); /* libevent kept the errno */
 	else
 		conn_close(c, "eof");
+}
+
+/* Memory was released (loop): resume the waiting connections whose
+ * next fragment now fits, oldest first; each is tried once, and one
+ * that must wait again goes to the back of the queue. */
+static void
+mem_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct nfsd_server *s = arg;
+	unsigned n = atomic_load(&s->nwaiters);
+
+	while (n-- > 0 && s->waiters != NULL && mem_now(s) < s->mem_limit) {
+		struct conn *c = s->waiters;
+
+		waiters_unlink(c);
+		if (mem_now(s) >= c->need) {
+			waiters_append(c);
+			continue;
+		}
+		c->mem_wait = false;
+		atomic_fetch_sub(&s->nwaiters, 1);
+		conn_resume(c);
+	}
+}
+
+/* Since when c has held request memory without its client doing its
+ * part (sending the record it started, reading its replies: PROGRESS
+ * bytes at least): 0 if it does not, or not for STALL_NS yet.  A record
+ * the loop stopped reading (replies unread, in-flight cap) is the
+ * output's or nobody's fault. */
+static uint64_t
+conn_stalled_since(struct conn *c, uint64_t now)
+{
+	uint64_t since = 0, out = atomic_load(&c->out_since);
+	bool paused;
+
+	pthread_mutex_lock(&c->lock);
+	paused = c->paused;
+	pthread_mutex_unlock(&c->lock);
+	if (c->rec_since != 0 && !c->out_full && !paused)
+		since = c->rec_since;
+	if (out != 0 && (since == 0 || out < since))
+		since = out;
+	return since != 0 && now > since && now - since >= STALL_NS ? since
+								   : 0;
+}
+
+/* Timer (loop) while connections wait for memory: close those that
+ * have held it without progress for STALL_NS, the oldest first, until
+ * there is room again. */
+static void
+stall_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct nfsd_server *s = arg;
+	uint64_t now = tl_mono_ns();
+
+	if (s->waiters == NULL) {
+		event_del(s->stall);
+		return;
+	}
+	while (s->waiters != NULL && mem_now(s) >= s->big_limit) {
+		struct conn *v = NULL;
+		uint64_t vsince = 0, held;
+		unsigned skipped;
+
+		for (struct conn *c = s->conns; c != NULL; c = c->next) {
+			uint64_t since = conn_stalled_since(c, now);
+
+			if (since != 0 && (v == NULL || since < vsince)) {
+				v = c;
+				vsince = since;
+			}
+		}
+		if (v == NULL)
+			break;
+		held = v->rec_charge +
+		       evbuffer_get_length(bufferevent_get_output(v->bev));
+		if (limit_log(&s->stall_log, &skipped))
+			tl_notice("rpc",
+				  "request_memory (%llu bytes) used up: "
+				  "closing %s, which held %llu bytes for %llu "
+				  "ms without finishing its record or reading "
+				  "its replies (%u such closes not logged "
+				  "before)",
+				  (unsigned long long)s->mem_limit, v->name,
+				  (unsigned long long)held,
+				  (unsigned long long)((now - vsince) /
+						       1000000),
+				  skipped);
+		conn_close(v, "stalled");
+	}
 }
 
 /* Timer (loop thread): close connections idle for idle_timeout. */
@@ -711,6 +1084,48 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The connection to close for a new one at max_connections: the one
+ * that sent a request least recently (knfsd closes its oldest too),
+ * preferably with nothing in flight and nothing to send (loop). */
+static struct conn *
+conn_longest_idle(struct nfsd_server *s)
+{
+	for (struct conn *c = s->conns_tail; c != NULL; c = c->prev) {
+		bool busy;
+
+		pthread_mutex_lock(&c->lock);
+		busy = c->inflight > 0;
+		pthread_mutex_unlock(&c->lock);
+		if (!busy &&
+		    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			return c;
+	}
+	return s->conns_tail;
+}
+
+/* max_connections reached: make room for a new connection. */
+static void
+conn_make_room(struct nfsd_server *s, const char *newcomer)
+{
+	struct conn *v = conn_longest_idle(s);
+	unsigned skipped;
+	uint64_t idle_ms;
+
+	if (v == NULL)
+		return;
+	pthread_mutex_lock(&v->lock);
+	idle_ms = (tl_mono_ns() - TL_MIN(v->last_ns, tl_mono_ns())) / 1000000;
+	pthread_mutex_unlock(&v->lock);
+	if (limit_log(&s->conn_log, &skipped))
+		tl_notice("rpc",
+			  "max_connections (%llu) reached: closing %s, idle "
+			  "for %llu ms, for a connection from %s (%u such "
+			  "closes not logged before)",
+			  (unsigned long long)s->max_conns, v->name,
+			  (unsigned long long)idle_ms, newcomer, skipped);
+	conn_close(v, "max_connections");
+}
+
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	  int salen, void *arg)
@@ -720,15 +1135,6 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	char addr[INET6_ADDRSTRLEN];
 	int one = 1;
 
-	if (s->nconns >= s->max_conns) {
-		tl_warn("rpc",
-			"max_connections (%llu) reached, refusing a "
-			"connection",
-			(unsigned long long)s->max_conns);
-		nfsd_m_inc(&nfsd_m.conn_refused);
-		evutil_closesocket(fd);
-		return;
-	}
 	c = tl_calloc(1, sizeof(*c));
 	c->srv = s;
 	c->refs = 1;
@@ -737,6 +1143,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	nfsd_peer_str(&c->peer, addr, sizeof(addr));
 	snprintf(c->name, sizeof(c->name), "%s:%u", addr,
 		 nfsd_peer_port(&c->peer));
+	while (s->nconns >= s->max_conns && s->conns != NULL)
+		conn_make_room(s, c->name);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->bev = bufferevent_socket_new(
 	    s->base, fd,
@@ -745,8 +1153,11 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c->resume = event_new(s->base, -1, 0, conn_resume_cb, c);
 	c->rd = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
 	c->fd = fd;
-	c->stage = tl_malloc(STAGE_SIZE);
-	if (c->bev == NULL || c->resume == NULL || c->rd == NULL) {
+	if (c->bev != NULL)
+		c->out_cb = evbuffer_add_cb(bufferevent_get_output(c->bev),
+					    out_changed, c);
+	if (c->bev == NULL || c->resume == NULL || c->rd == NULL ||
+	    c->out_cb == NULL) {
 		tl_err("rpc", "%s: cannot set up the connection", c->name);
 		if (c->bev != NULL)
 			bufferevent_free(c->bev);
@@ -757,19 +1168,16 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		if (c->rd != NULL)
 			event_free(c->rd);
 		pthread_mutex_destroy(&c->lock);
-		free(c->stage);
 		free(c);
 		return;
 	}
 	bufferevent_setcb(c->bev, NULL, conn_write_cb, conn_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, s->out_conn / 2, 0);
 	/* the loop writes what workers could not send at once in one go */
 	bufferevent_set_max_single_write(c->bev, 4u << 20);
 	c->last_ns = tl_mono_ns();
 	event_add(c->rd, NULL);
-	c->next = s->conns;
-	if (s->conns != NULL)
-		s->conns->prev = c;
-	s->conns = c;
+	conns_push(c);
 	s->nconns++;
 	nfsd_m_conn_opened();
 	tl_debug("rpc", "%s: connected", c->name);
@@ -793,7 +1201,9 @@ nfsd_rpc_init(struct nfsd_server *s, const struct nfsd_config *cfg)
 	s->max_conns = cfg->max_connections;
 	s->idle_ms = cfg->idle_timeout;
 	s->mem_limit = cfg->request_memory;
-	pthread_mutex_init(&s->mem_lock, NULL);
+	s->big_limit = s->mem_limit / 4 * BIG_SHARE;
+	s->spill_limit = s->mem_limit / 8;
+	s->out_conn = TL_MIN(TL_MAX(s->mem_limit / 16, 256u << 10), 32u << 20);
 }
 
 int
@@ -808,6 +1218,13 @@ nfsd_rpc_listen(struct nfsd_server *s, const char *listen, char **err)
 				   "ADDR:PORT)",
 				   listen);
 		return -EINVAL;
+	}
+	s->stage = tl_malloc(STAGE_SIZE);
+	s->mem_wake = event_new(s->base, -1, 0, mem_wake_cb, s);
+	s->stall = event_new(s->base, -1, EV_PERSIST, stall_cb, s);
+	if (s->mem_wake == NULL || s->stall == NULL) {
+		*err = tl_strdup("cannot create the transport's events");
+		return -ENOMEM;
 	}
 	s->lis = evconnlistener_new_bind(
 	    s->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
@@ -849,14 +1266,17 @@ nfsd_rpc_close(struct nfsd_server *s)
 void
 nfsd_rpc_free(struct nfsd_server *s)
 {
-	while (s->mem_waiters != NULL) {
-		struct conn *w = s->mem_waiters;
-
-		s->mem_waiters = w->mem_next;
-		conn_unref(w);
-	}
-	pthread_mutex_destroy(&s->mem_lock);
+	if (mem_now(s) != 0)
+		tl_err("rpc", "request memory: %llu bytes still counted at "
+			      "shutdown",
+		       (unsigned long long)mem_now(s));
 	if (s->sweep != NULL)
 		event_free(s->sweep);
-	s->sweep = NULL;
+	if (s->stall != NULL)
+		event_free(s->stall);
+	if (s->mem_wake != NULL)
+		event_free(s->mem_wake);
+	s->sweep = s->stall = s->mem_wake = NULL;
+	free(s->stage);
+	s->stage = NULL;
 }

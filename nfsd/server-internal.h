@@ -10,6 +10,8 @@
 #define NFSD_SERVER_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -18,6 +20,12 @@
 #include "nfsd/rpc-internal.h"
 
 struct conn;
+
+/* Rate of the lines saying a limit was reached (rpc.c). */
+struct nfsd_limit_log {
+	uint64_t next_ns;
+	unsigned skipped;
+};
 
 struct nfsd_server {
 	struct nfsd_ctx ctx;
@@ -43,9 +51,20 @@ struct nfsd_server {
 	bool ctl_stop, ctl_hup;	 /* under ctl_lock */
 	uint64_t max_record, max_inflight, max_conns, idle_ms;
 	struct event *sweep; /* closes idle connections */
-	pthread_mutex_t mem_lock;
-	uint64_t mem_used, mem_limit; /* request bytes not yet answered */
-	struct conn *mem_waiters;     /* paused over mem_limit; a ref each */
+	struct conn *conns_tail; /* least recently active (loop) */
+	uint8_t *stage;		 /* read, being parsed (loop) */
+	/* request memory (rpc.c): what clients make the transport hold */
+	_Atomic uint64_t mem_used;
+	uint64_t mem_limit; /* request_memory */
+	uint64_t big_limit; /* fragments over SMALL_FRAG wait beyond it */
+	uint64_t spill_limit; /* read but unparsed, all connections */
+	_Atomic uint64_t spill_used;
+	uint64_t out_conn; /* replies queued on one connection */
+	struct conn *waiters, *waiters_tail; /* wait for memory (loop) */
+	_Atomic unsigned nwaiters;
+	struct event *mem_wake; /* memory released (any thread) */
+	struct event *stall;	/* closes stalled holders while some wait */
+	struct nfsd_limit_log stall_log, conn_log; /* (loop) */
 };
 
 /* ---- rpc.c ---- */
