@@ -80,9 +80,16 @@ meta_kv_open(const char *url, struct meta_kv **out, char **err)
 			(*out)->url = tl_strdup(url);
 		return rc;
 	}
+	if (strncmp(url, "raft://", 7) == 0) {
+		rc = meta_kv_raft_open(url, out, err);
+		if (rc == 0)
+			(*out)->url = tl_strdup(url);
+		return rc;
+	}
 	if (err)
 		*err = tl_asprintf("unsupported metadata URL '%s' "
-				   "(expected lmdb:///dir)", url);
+				   "(expected lmdb:///dir or raft:///dir)",
+				   url);
 	return -EINVAL;
 }
 

@@ -9,6 +9,9 @@
  *   lmdb:///path[?mapsize=64G]   embedded LMDB; the directory is created
  *                                if missing.  Every commit is durable
  *                                (fsync), never MDB_NOSYNC.
+ *   raft:///dir[?options]        LMDB replicated by Raft over the nodes of
+ *                                a group (kv_raft.c); a commit returns
+ *                                once a majority has it in its log.
  *
  * Keys and values are byte strings compared with memcmp order (shorter
  * prefix first).  All calls return 0 or a negative errno:
@@ -135,6 +138,35 @@ void meta_kv_abort(struct meta_kv_txn *t);
  * t, also when it fails. */
 int meta_kv_commit_lazy(struct meta_kv_txn *t);
 
+/* ---- raft:// groups (the raft engine only: -ENOTSUP on the others) ---- */
+
+/* One node as it describes itself. */
+struct meta_kv_raft_node {
+	uint64_t id;
+	char state[16];        /* leader, follower, candidate, unavailable */
+	char role[16];         /* voter, standby, spare, none */
+	char address[256];
+	uint64_t term, leader;
+	uint64_t commit, last_index; /* its log: committed, last entry */
+	uint64_t applied;      /* applied to its replica */
+	uint64_t snapshot;     /* index of its last snapshot */
+	uint64_t log_bytes;    /* size of its log files */
+};
+
+/* Every node of the group that answered within a second (this one
+ * first); *nodes is the caller's to free. */
+int meta_kv_raft_status(struct meta_kv *kv, struct meta_kv_raft_node **nodes,
+			size_t *count);
+
+/* Membership and leadership, one node at a time, on the leader: add a
+ * running node (a standby until it caught up, then a voter), remove one,
+ * or transfer leadership (id 0: to the most up-to-date voter).  *msg (may
+ * be NULL) receives what the leader said; caller frees. */
+enum { META_KV_RAFT_ADD = 1, META_KV_RAFT_REMOVE = 2,
+       META_KV_RAFT_TRANSFER = 3 };
+int meta_kv_raft_change(struct meta_kv *kv, int op, uint64_t id,
+			const char *address, char **msg);
+
 /* For engines: the value an add leaves, from the stored value (old NULL:
  * missing).  Writes 8n bytes to out; returns 1 when all fields are zero
  * (the key is to be deleted), 0 otherwise, -EIO when oldlen != 8n. */
@@ -142,6 +174,9 @@ int meta_kv_add_sum(const void *old, size_t oldlen, const int64_t *delta,
 		    unsigned n, uint8_t *out);
 
 /* Engine constructors (used by meta_kv_open; exposed for tests).
+ * raft: see kv_raft.c for the URL. */
+int meta_kv_raft_open(const char *url, struct meta_kv **out, char **err);
+/*
  * lmdb: dir is a directory path, mapsize 0 = default (64 GiB); resident:
  * file-backed RSS above which the map is unmapped (kv_lmdb.c), 0 = no
  * limit.  The first open of a directory sets both. */
@@ -150,5 +185,10 @@ int meta_kv_lmdb_open(const char *dir, uint64_t mapsize, uint64_t resident,
 		      struct meta_kv **out, char **err);
 /* How many times the map was unmapped to keep under resident. */
 uint64_t meta_kv_lmdb_map_drops(struct meta_kv *kv);
+/* Flush what lazy commits left in the page cache to disk. */
+int meta_kv_lmdb_sync(struct meta_kv *kv);
+/* Write a consistent, compacted copy of the whole environment (a
+ * data.mdb file) to fd (a pipe or a file), from one read transaction. */
+int meta_kv_lmdb_copyfd(struct meta_kv *kv, int fd);
 
 #endif /* META_KV_H */

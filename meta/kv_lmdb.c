@@ -295,6 +295,19 @@ meta_kv_lmdb_map_drops(struct meta_kv *kv)
 	return atomic_load(&((struct lmdb_kv *)kv)->e->drops);
 }
 
+int
+meta_kv_lmdb_sync(struct meta_kv *kv)
+{
+	return lmdb_errno(mdb_env_sync(((struct lmdb_kv *)kv)->env, 1));
+}
+
+int
+meta_kv_lmdb_copyfd(struct meta_kv *kv, int fd)
+{
+	return lmdb_errno(mdb_env_copyfd2(((struct lmdb_kv *)kv)->env, fd,
+					  MDB_CP_COMPACT));
+}
+
 /* ---- group commit -------------------------------------------------------- */
 
 static struct lmdb_batch *

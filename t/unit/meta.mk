@@ -2,11 +2,13 @@
 META_TESTS = t/unit/meta_dir_test t/unit/meta_data_test \
 	t/unit/meta_perm_test t/unit/meta_schema_test t/unit/meta_fsck_test \
 	t/unit/meta_kv_group_test t/unit/meta_kv_resident_test \
-	t/unit/meta_kv_ops_test
+	t/unit/meta_kv_ops_test t/unit/meta_kv_raft_one_test \
+	t/unit/meta_kv_raft_group_test
 check_PROGRAMS += $(META_TESTS)
 TESTS += $(META_TESTS)
-META_TEST_LIBS = meta/libmeta.a lib/libtl.a $(LMDB_LIBS)
-EXTRA_DIST += t/unit/meta_test.h
+META_TEST_LIBS = meta/libmeta.a lib/libtl.a $(RAFT_LIBS) $(CRYPTO_LIBS) \
+	$(LMDB_LIBS)
+EXTRA_DIST += t/unit/meta_test.h t/unit/raft_test.h t/unit/libraft.supp
 t_unit_meta_dir_test_LDADD = $(META_TEST_LIBS)
 t_unit_meta_data_test_LDADD = $(META_TEST_LIBS)
 t_unit_meta_perm_test_LDADD = $(META_TEST_LIBS)
@@ -15,3 +17,9 @@ t_unit_meta_fsck_test_LDADD = $(META_TEST_LIBS)
 t_unit_meta_kv_group_test_LDADD = $(META_TEST_LIBS) -lpthread
 t_unit_meta_kv_resident_test_LDADD = $(META_TEST_LIBS) -lpthread
 t_unit_meta_kv_ops_test_LDADD = $(META_TEST_LIBS)
+t_unit_meta_kv_raft_one_test_LDADD = $(META_TEST_LIBS)
+t_unit_meta_kv_raft_group_test_LDADD = $(META_TEST_LIBS)
+# The same tests on a one-node raft:// group.
+TESTS += t/unit/meta_on_raft.sh
+dist_check_SCRIPTS += t/unit/meta_on_raft.sh
+t/unit/meta_on_raft.log: $(META_TESTS)

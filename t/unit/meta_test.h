@@ -7,9 +7,12 @@
 #define T_META_TEST_H
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/tl.h"
@@ -25,11 +28,45 @@ static const struct meta_cred root_cred = {0, 0, 0, {0}};
 static const struct meta_cred user_cred = {1000, 1000, 1, {1000}};
 static const struct meta_cred other_cred = {2000, 2000, 1, {2000}};
 
+/* TESSERA_TEST_META=raft runs the test on a one-node raft:// group (a
+ * node in the test's process, on a free loopback port) instead of LMDB:
+ * the file-system layer must behave the same on both engines. */
 static void
 fixture_init(struct fixture *f)
 {
+	const char *engine = getenv("TESSERA_TEST_META");
+
 	strcpy(f->dir, "/tmp/meta-test-XXXXXX");
 	CHECK_FATAL(mkdtemp(f->dir) != NULL, "mkdtemp");
+	if (engine && strcmp(engine, "raft") == 0) {
+		char *secret = tl_asprintf("%s/secret", f->dir);
+		FILE *s = fopen(secret, "w");
+		int port = 0;
+
+		CHECK_FATAL(s != NULL, "secret file");
+		fputs("the secret of a one-node test group, 32+ bytes\n", s);
+		fclose(s);
+		chmod(secret, 0600);
+		for (int i = 0; i < 200 && port == 0; i++) {
+			struct sockaddr_in a;
+			int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+			memset(&a, 0, sizeof(a));
+			a.sin_family = AF_INET;
+			a.sin_port = htons((uint16_t)(20000 +
+						      tl_random_u64() % 12000));
+			a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+				port = ntohs(a.sin_port);
+			close(fd);
+		}
+		f->url = tl_asprintf("raft://%s/node?id=1&address=127.0.0.1:%d&"
+				     "peers=1@127.0.0.1:%d&secret=%s&"
+				     "bootstrap=1&mapsize=256M", f->dir, port,
+				     port, secret);
+		free(secret);
+		return;
+	}
 	/* A small map: valgrind cannot reserve the default 64 GiB. */
 	f->url = tl_asprintf("lmdb://%s/db?mapsize=256M", f->dir);
 }

@@ -1,0 +1,1068 @@
+/*
+ * kv_raft.c - the raft:// engine: transactions over a local LMDB replica
+ * that Raft keeps identical on every node of a group.
+ *
+ * A transaction first waits until this node has applied everything the
+ * group had committed when it began (read-index, kvr_node_read_barrier:
+ * one round trip to the leader, shared by every transaction that begins
+ * meanwhile), then reads an LMDB snapshot of the replica at its applied
+ * index i.  It records what it read (each get as a point, each scan as
+ * the range it actually consumed) and buffers its writes: puts, deletes
+ * and commutative adds, which later gets and scans of the same
+ * transaction see (read-your-writes).  Commit sends {i, reads, writes} to
+ * the leader, which checks the reads against every write committed or
+ * queued after i; a transaction that read something another one changed
+ * gets -EAGAIN, as kv.h promises, and the file-system layer retries.
+ * Otherwise its writes join the batch the leader forms into one Raft
+ * entry, and commit returns once this node has applied that entry.  A
+ * read-only transaction needs no commit.
+ *
+ * URLs:
+ *   raft:///DIR?id=N&address=HOST:PORT&peers=ID@HOST:PORT,...&secret=FILE
+ *        [&listen=ADDR:PORT][&bootstrap=1][&mapsize=SIZE][&election=MS]
+ *        [&heartbeat=MS][&snapshot=N][&trailing=N][&timeout=MS]
+ *     a node of the group: tesserad builds this URL from tessera.conf
+ *     (raft_* options); DIR holds the replica, the Raft log and the
+ *     control socket.
+ *   raft:///DIR
+ *     a client of the node running on this machine (tessera's
+ *     commands): reads from the node's replica, commits through the
+ *     node's control socket.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "meta/kv_raft-internal.h"
+#include "meta/kv_raft_node.h"
+
+/* ---- the write buffer ------------------------------------------------------
+ * One entry per key (the last write wins; adds fold into what is there),
+ * found by a hash of the key, sorted on demand for scans and commit. */
+
+struct wb_ent {
+	uint8_t op;
+	uint16_t klen;
+	uint32_t vlen;
+	uint8_t *k; /* key, then value: one allocation */
+};
+
+struct wbuf {
+	struct wb_ent *e;
+	size_t n, cap;
+	uint32_t *slot; /* entry index + 1; 0: empty */
+	size_t nslot;
+	uint32_t *order; /* entries by key, valid when sorted */
+	bool sorted;
+};
+
+static uint64_t
+key_hash(const void *k, size_t len)
+{
+	const uint8_t *p = k;
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static struct wb_ent *
+wb_find(struct wbuf *w, const void *k, size_t klen, size_t *slotp)
+{
+	size_t i;
+
+	if (w->nslot == 0) {
+		*slotp = 0;
+		return NULL;
+	}
+	for (i = key_hash(k, klen) & (w->nslot - 1);; i = (i + 1) & (w->nslot - 1)) {
+		struct wb_ent *e;
+
+		if (w->slot[i] == 0) {
+			*slotp = i;
+			return NULL;
+		}
+		e = &w->e[w->slot[i] - 1];
+		if (e->klen == klen && memcmp(e->k, k, klen) == 0) {
+			*slotp = i;
+			return e;
+		}
+	}
+}
+
+static void
+wb_grow(struct wbuf *w)
+{
+	size_t ns = w->nslot ? 2 * w->nslot : 16, s;
+
+	free(w->slot);
+	w->slot = tl_calloc(ns, sizeof(*w->slot));
+	w->nslot = ns;
+	for (size_t i = 0; i < w->n; i++) {
+		wb_find(w, w->e[i].k, w->e[i].klen, &s);
+		w->slot[s] = (uint32_t)i + 1;
+	}
+}
+
+/* The entry of key k, created (op 0) if missing. */
+static struct wb_ent *
+wb_get(struct wbuf *w, const void *k, size_t klen)
+{
+	struct wb_ent *e;
+	size_t s;
+
+	if (2 * (w->n + 1) > w->nslot)
+		wb_grow(w);
+	e = wb_find(w, k, klen, &s);
+	if (e)
+		return e;
+	if (w->n == w->cap) {
+		w->cap = w->cap ? 2 * w->cap : 8;
+		w->e = tl_realloc(w->e, w->cap * sizeof(*w->e));
+	}
+	e = &w->e[w->n++];
+	memset(e, 0, sizeof(*e));
+	e->klen = (uint16_t)klen;
+	e->k = tl_memdup(k, klen);
+	w->slot[s] = (uint32_t)w->n;
+	w->sorted = false;
+	return e;
+}
+
+static void
+wb_set(struct wb_ent *e, uint8_t op, const void *v, size_t vlen)
+{
+	e->k = tl_realloc(e->k, e->klen + vlen);
+	if (vlen)
+		memcpy(e->k + e->klen, v, vlen);
+	e->op = op;
+	e->vlen = (uint32_t)vlen;
+}
+
+static const struct wbuf *sort_w;
+
+static int
+wb_cmp(const void *a, const void *b)
+{
+	const struct wb_ent *x = &sort_w->e[*(const uint32_t *)a];
+	const struct wb_ent *y = &sort_w->e[*(const uint32_t *)b];
+
+	return kvr_keycmp(x->k, x->klen, y->k, y->klen);
+}
+
+static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+wb_sort(struct wbuf *w)
+{
+	if (w->sorted)
+		return;
+	w->order = tl_realloc(w->order, (w->n + 1) * sizeof(*w->order));
+	for (size_t i = 0; i < w->n; i++)
+		w->order[i] = (uint32_t)i;
+	/* qsort has no context argument; sorts are short and rare. */
+	pthread_mutex_lock(&sort_lock);
+	sort_w = w;
+	qsort(w->order, w->n, sizeof(*w->order), wb_cmp);
+	pthread_mutex_unlock(&sort_lock);
+	w->sorted = true;
+}
+
+/* First position in order whose key is >= k. */
+static size_t
+wb_lower(const struct wbuf *w, const void *k, size_t klen)
+{
+	size_t lo = 0, hi = w->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const struct wb_ent *e = &w->e[w->order[mid]];
+
+		if (kvr_keycmp(e->k, e->klen, k, klen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void
+wb_free(struct wbuf *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		free(w->e[i].k);
+	free(w->e);
+	free(w->slot);
+	free(w->order);
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+struct kvr_txn {
+	struct meta_kv_txn base;
+	bool rdonly;
+	bool held;                 /* node mode: holds the replica */
+	struct meta_kv_txn *snap;  /* LMDB read transaction */
+	uint64_t index;            /* applied index of the snapshot */
+	struct wbuf w;
+	struct tl_buf reads;
+	uint32_t nreads;
+	uint8_t sum[8 * META_KV_ADD_MAX]; /* a get's sum of an add */
+};
+
+static void
+record_read(struct kvr_txn *t, const void *s, size_t slen, const void *e,
+	    size_t elen, uint8_t flags)
+{
+	uint8_t h[3];
+
+	if (t->rdonly)
+		return;
+	h[0] = flags;
+	tl_put_be16(h + 1, (uint16_t)slen);
+	tl_buf_append(&t->reads, h, 3);
+	tl_buf_append(&t->reads, s, slen);
+	tl_put_be16(h, (uint16_t)elen);
+	tl_buf_append(&t->reads, h, 2);
+	tl_buf_append(&t->reads, e, elen);
+	t->nreads++;
+}
+
+static void
+txn_free(struct kvr_txn *t)
+{
+	struct kvr_kv *k = (struct kvr_kv *)t->base.kv;
+
+	if (t->snap)
+		meta_kv_abort(t->snap);
+	if (t->held)
+		kvr_node_release(k->node);
+	wb_free(&t->w);
+	tl_buf_free(&t->reads);
+	free(t);
+}
+
+static uint64_t
+snapshot_index(struct meta_kv_txn *snap)
+{
+	const void *v;
+	size_t vlen;
+
+	if (meta_kv_get(snap, KVR_KEY_APPLIED, KVR_KEYLEN(KVR_KEY_APPLIED),
+			&v, &vlen) != 0 ||
+	    vlen != 8)
+		return 0;
+	return tl_get_be64(v);
+}
+
+/* Client mode: one request to the node's control socket, one reply. */
+static int
+ctl_call(struct kvr_kv *k, uint8_t type, const void *p, size_t len,
+	 struct tl_buf *reply);
+
+static int
+rft_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
+{
+	struct kvr_kv *k = (struct kvr_kv *)kv;
+	struct kvr_txn *t;
+	int rc;
+
+	*out = NULL;
+	if (k->node)
+		rc = kvr_node_read_barrier(k->node);
+	else
+		rc = ctl_call(k, 'R', NULL, 0, NULL);
+	if (rc)
+		return rc;
+	t = tl_calloc(1, sizeof(*t));
+	t->base.kv = kv;
+	t->rdonly = rdonly;
+	if (k->node) {
+		kvr_node_hold(k->node);
+		t->held = true;
+	}
+	rc = meta_kv_begin(k->node ? kvr_node_replica(k->node) : k->replica,
+			   true, &t->snap);
+	if (rc) {
+		txn_free(t);
+		return rc;
+	}
+	t->index = snapshot_index(t->snap);
+	*out = &t->base;
+	return 0;
+}
+
+/* The value of an add entry over the snapshot's value. */
+static int
+add_value(struct kvr_txn *t, const struct wb_ent *e, const void *base,
+	  size_t blen, bool found, const void **val, size_t *vlen)
+{
+	int64_t d[META_KV_ADD_MAX];
+	unsigned n = e->vlen / 8;
+	int rc;
+
+	for (unsigned i = 0; i < n; i++)
+		d[i] = (int64_t)tl_get_be64(e->k + e->klen + 8 * i);
+	rc = meta_kv_add_sum(found ? base : NULL, blen, d, n, t->sum);
+	if (rc < 0)
+		return rc;
+	if (rc == 1)
+		return -ENOENT;
+	*val = t->sum;
+	*vlen = 8 * (size_t)n;
+	return 0;
+}
+
+static int
+txn_read(struct kvr_txn *t, const void *key, size_t klen, const void **val,
+	 size_t *vlen, bool peek)
+{
+	struct wb_ent *e;
+	const void *b = NULL;
+	size_t blen = 0, s;
+	int rc;
+
+	e = wb_find(&t->w, key, klen, &s);
+	if (e && e->op == KVR_PUT) {
+		*val = e->k + e->klen;
+		*vlen = e->vlen;
+		return 0;
+	}
+	if (e && e->op == KVR_DEL)
+		return -ENOENT;
+	if (!peek)
+		record_read(t, key, klen, key, klen, KVR_R_INCL);
+	rc = meta_kv_get(t->snap, key, klen, &b, &blen);
+	if (rc && rc != -ENOENT)
+		return rc;
+	if (e && e->op == KVR_ADD)
+		return add_value(t, e, b, blen, rc == 0, val, vlen);
+	*val = b;
+	*vlen = blen;
+	return rc;
+}
+
+static int
+rft_get(struct meta_kv_txn *bt, const void *key, size_t klen,
+	const void **val, size_t *vlen)
+{
+	return txn_read((struct kvr_txn *)bt, key, klen, val, vlen, false);
+}
+
+static int
+rft_peek(struct meta_kv_txn *bt, const void *key, size_t klen,
+	 const void **val, size_t *vlen)
+{
+	return txn_read((struct kvr_txn *)bt, key, klen, val, vlen, true);
+}
+
+static int
+write_check(struct kvr_txn *t, size_t klen, size_t vlen)
+{
+	if (t->rdonly)
+		return -EROFS;
+	if (klen == 0 || klen > KVR_KEY_MAX || vlen > KVR_VAL_MAX)
+		return -EINVAL;
+	return 0;
+}
+
+static int
+rft_put(struct meta_kv_txn *bt, const void *key, size_t klen,
+	const void *val, size_t vlen)
+{
+	struct kvr_txn *t = (struct kvr_txn *)bt;
+	int rc = write_check(t, klen, vlen);
+
+	if (rc == 0)
+		wb_set(wb_get(&t->w, key, klen), KVR_PUT, val, vlen);
+	return rc;
+}
+
+static int
+rft_del(struct meta_kv_txn *bt, const void *key, size_t klen)
+{
+	struct kvr_txn *t = (struct kvr_txn *)bt;
+	int rc = write_check(t, klen, 0);
+
+	if (rc == 0)
+		wb_set(wb_get(&t->w, key, klen), KVR_DEL, NULL, 0);
+	return rc;
+}
+
+static int
+rft_add(struct meta_kv_txn *bt, const void *key, size_t klen,
+	const int64_t *delta, unsigned n)
+{
+	struct kvr_txn *t = (struct kvr_txn *)bt;
+	uint8_t v[8 * META_KV_ADD_MAX];
+	int64_t d[META_KV_ADD_MAX];
+	struct wb_ent *e;
+	int rc = write_check(t, klen, 8 * n);
+
+	if (rc)
+		return rc;
+	e = wb_get(&t->w, key, klen);
+	switch (e->op) {
+	case KVR_PUT: /* fold into the value written */
+		rc = meta_kv_add_sum(e->k + e->klen, e->vlen, delta, n, v);
+		if (rc < 0)
+			return rc;
+		if (rc == 1)
+			wb_set(e, KVR_DEL, NULL, 0);
+		else
+			wb_set(e, KVR_PUT, v, 8 * (size_t)n);
+		return 0;
+	case KVR_DEL: /* deleted: the add starts from zeros */
+		rc = meta_kv_add_sum(NULL, 0, delta, n, v);
+		if (rc == 1)
+			wb_set(e, KVR_DEL, NULL, 0);
+		else
+			wb_set(e, KVR_PUT, v, 8 * (size_t)n);
+		return 0;
+	case KVR_ADD:
+		if (e->vlen != 8 * n)
+			return -EIO;
+		for (unsigned i = 0; i < n; i++)
+			d[i] = (int64_t)tl_get_be64(e->k + e->klen + 8 * i) +
+			       delta[i];
+		break;
+	default:
+		memcpy(d, delta, n * sizeof(*d));
+		break;
+	}
+	for (unsigned i = 0; i < n; i++)
+		tl_put_be64(v + 8 * i, (uint64_t)d[i]);
+	wb_set(e, KVR_ADD, v, 8 * (size_t)n);
+	return 0;
+}
+
+/* A scan merges the snapshot with the buffered writes in its range. */
+struct merge {
+	struct kvr_txn *t;
+	meta_kv_scan_cb cb;
+	void *arg;
+	const void *end;
+	size_t elen;
+	size_t pos;          /* next buffered entry (in order) */
+	int urc;             /* what the caller's callback returned */
+	int err;
+	struct tl_buf last;  /* the last key delivered */
+};
+
+static int
+deliver(struct merge *m, const void *k, size_t klen, const void *v,
+	size_t vlen)
+{
+	tl_buf_reset(&m->last);
+	tl_buf_append(&m->last, k, klen);
+	m->urc = m->cb(m->arg, k, klen, v, vlen);
+	return m->urc != 0;
+}
+
+static bool
+before_end(const struct merge *m, const void *k, size_t klen)
+{
+	return m->end == NULL || kvr_keycmp(k, klen, m->end, m->elen) < 0;
+}
+
+/* Deliver a buffered entry standing alone (no snapshot value). */
+static int
+deliver_buffered(struct merge *m, const struct wb_ent *e)
+{
+	const void *v;
+	size_t vlen;
+	int rc;
+
+	if (e->op == KVR_DEL)
+		return 0;
+	if (e->op == KVR_PUT)
+		return deliver(m, e->k, e->klen, e->k + e->klen, e->vlen);
+	rc = add_value(m->t, e, NULL, 0, false, &v, &vlen);
+	if (rc == -ENOENT)
+		return 0;
+	return deliver(m, e->k, e->klen, v, vlen);
+}
+
+static int
+merge_cb(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	struct merge *m = arg;
+	const struct wbuf *w = &m->t->w;
+	const struct wb_ent *e;
+	const void *sv;
+	size_t slen;
+	int c, rc;
+
+	while (m->pos < w->n) {
+		e = &w->e[w->order[m->pos]];
+		c = kvr_keycmp(e->k, e->klen, k, klen);
+		if (c > 0)
+			break;
+		m->pos++;
+		if (c < 0) {
+			if (deliver_buffered(m, e))
+				return 1;
+			continue;
+		}
+		if (e->op == KVR_DEL)
+			return 0;
+		if (e->op == KVR_PUT)
+			return deliver(m, k, klen, e->k + e->klen, e->vlen);
+		rc = add_value(m->t, e, v, vlen, true, &sv, &slen);
+		if (rc == -ENOENT)
+			return 0;
+		if (rc) {
+			m->err = rc;
+			return 1;
+		}
+		return deliver(m, k, klen, sv, slen);
+	}
+	return deliver(m, k, klen, v, vlen);
+}
+
+static int
+rft_scan(struct meta_kv_txn *bt, const void *start, size_t slen,
+	 const void *end, size_t elen, meta_kv_scan_cb cb, void *arg)
+{
+	struct kvr_txn *t = (struct kvr_txn *)bt;
+	struct merge m = {t, cb, arg, end, elen, 0, 0, 0, TL_BUF_INIT};
+	const struct wb_ent *e;
+	int rc;
+
+	wb_sort(&t->w);
+	m.pos = wb_lower(&t->w, start, slen);
+	rc = meta_kv_scan(t->snap, start, slen, end, elen, merge_cb, &m);
+	while (rc == 0 && m.err == 0 && m.urc == 0 && m.pos < t->w.n) {
+		e = &t->w.e[t->w.order[m.pos++]];
+		if (!before_end(&m, e->k, e->klen))
+			break;
+		if (deliver_buffered(&m, e))
+			break;
+	}
+	if (rc == 0)
+		rc = m.err;
+	if (rc == 0 && m.urc)
+		/* stopped: what was read is [start, last delivered] */
+		record_read(t, start, slen, m.last.data, m.last.len,
+			    KVR_R_INCL);
+	else if (rc == 0)
+		record_read(t, start, slen, end, end ? elen : 0,
+			    end ? 0 : KVR_R_OPEN);
+	tl_buf_free(&m.last);
+	if (rc)
+		return rc;
+	return m.urc < 0 ? m.urc : 0;
+}
+
+/* The record of kv_raft-internal.h. */
+static void
+txn_record(struct kvr_txn *t, uint64_t origin, uint64_t seq,
+	   struct tl_buf *b)
+{
+	tl_buf_append_be64(b, origin);
+	tl_buf_append_be64(b, seq);
+	tl_buf_append_be64(b, t->index);
+	tl_buf_append_be32(b, 0); /* deps */
+	tl_buf_append_be32(b, t->nreads);
+	tl_buf_append(b, t->reads.data, t->reads.len);
+	tl_buf_append_be32(b, (uint32_t)t->w.n);
+	wb_sort(&t->w);
+	for (size_t i = 0; i < t->w.n; i++) {
+		const struct wb_ent *e = &t->w.e[t->w.order[i]];
+
+		kvr_put_write(b, e->op, e->k, e->klen, e->k + e->klen,
+			      e->vlen);
+	}
+}
+
+static int
+rft_commit(struct meta_kv_txn *bt)
+{
+	struct kvr_txn *t = (struct kvr_txn *)bt;
+	struct kvr_kv *k = (struct kvr_kv *)bt->kv;
+	struct tl_buf rec = TL_BUF_INIT;
+	struct kvr_result res;
+	int rc;
+
+	if (t->rdonly || (t->w.n == 0 && t->nreads == 0)) {
+		txn_free(t);
+		return 0;
+	}
+	/* The reads are done: let a restore swap the replica meanwhile. */
+	meta_kv_abort(t->snap);
+	t->snap = NULL;
+	if (t->held) {
+		kvr_node_release(k->node);
+		t->held = false;
+	}
+	if (k->node) {
+		txn_record(t, kvr_node_incarnation(k->node),
+			   kvr_node_next_seq(k->node), &rec);
+		rc = kvr_node_commit(k->node, rec.data, rec.len, &res);
+	} else {
+		/* the node assigns origin and sequence */
+		txn_record(t, 0, 0, &rec);
+		rc = ctl_call(k, 'C', rec.data, rec.len, NULL);
+	}
+	tl_buf_free(&rec);
+	txn_free(t);
+	return rc;
+}
+
+static void
+rft_abort(struct meta_kv_txn *bt)
+{
+	txn_free((struct kvr_txn *)bt);
+}
+
+/* ---- client mode: the control socket ------------------------------------- */
+
+/* Messages: type u8, length u32, payload; the reply: status i32 (a
+ * negative errno or 0), length u32, payload. */
+static int
+ctl_io(int fd, void *p, size_t n, bool wr)
+{
+	uint8_t *b = p;
+
+	while (n > 0) {
+		ssize_t r = wr ? send(fd, b, n, MSG_NOSIGNAL) : read(fd, b, n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r == 0 ? -ECONNRESET : -errno;
+		b += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int
+kvr_ctl_request(int fd, uint8_t type, const void *p, size_t len,
+		struct tl_buf *reply)
+{
+	uint8_t h[8];
+	int32_t status;
+	uint32_t n;
+	int rc;
+
+	h[0] = type;
+	tl_put_be32(h + 1, (uint32_t)len);
+	rc = ctl_io(fd, h, 5, true);
+	if (rc == 0 && len)
+		rc = ctl_io(fd, (void *)p, len, true);
+	if (rc == 0)
+		rc = ctl_io(fd, h, 8, false);
+	if (rc)
+		return rc == -ECONNRESET ? -EIO : rc;
+	status = (int32_t)tl_get_be32(h);
+	n = tl_get_be32(h + 4);
+	if (n > KVR_FRAME_MAX)
+		return -EIO;
+	if (reply) {
+		tl_buf_reset(reply);
+		tl_buf_reserve(reply, n);
+		rc = ctl_io(fd, reply->data, n, false);
+		reply->len = rc ? 0 : n;
+	} else {
+		uint8_t sink[256];
+
+		for (uint32_t left = n; rc == 0 && left > 0;) {
+			uint32_t c = TL_MIN(left, (uint32_t)sizeof(sink));
+
+			rc = ctl_io(fd, sink, c, false);
+			left -= c;
+		}
+	}
+	if (rc)
+		return -EIO;
+	return status;
+}
+
+static int
+ctl_call(struct kvr_kv *k, uint8_t type, const void *p, size_t len,
+	 struct tl_buf *reply)
+{
+	int rc;
+
+	pthread_mutex_lock(&k->ctl_lock);
+	rc = kvr_ctl_request(k->ctl, type, p, len, reply);
+	pthread_mutex_unlock(&k->ctl_lock);
+	return rc;
+}
+
+int
+kvr_ctl_connect(const char *dir, char **err)
+{
+	struct sockaddr_un a;
+	int fd;
+
+	memset(&a, 0, sizeof(a));
+	a.sun_family = AF_UNIX;
+	if ((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s", dir,
+			     KVR_CONTROL) >= sizeof(a.sun_path)) {
+		*err = tl_asprintf("%s: path too long for a socket", dir);
+		return -ENAMETOOLONG;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int rc = -errno;
+
+		*err = tl_asprintf("cannot reach the tesserad of %s (%s): is "
+				   "it running?", dir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* ---- opening ------------------------------------------------------------- */
+
+static void node_put(struct kvr_node *n);
+
+static void
+rft_close(struct meta_kv *kv)
+{
+	struct kvr_kv *k = (struct kvr_kv *)kv;
+
+	if (k->node)
+		node_put(k->node);
+	if (k->replica)
+		meta_kv_close(k->replica);
+	if (k->ctl >= 0)
+		close(k->ctl);
+	pthread_mutex_destroy(&k->ctl_lock);
+	free(k);
+}
+
+static const struct meta_kv_ops raft_ops = {
+	.scheme = "raft",
+	.begin = rft_begin,
+	.get = rft_get,
+	.put = rft_put,
+	.del = rft_del,
+	.add = rft_add,
+	.peek = rft_peek,
+	.scan = rft_scan,
+	.commit = rft_commit,
+	.commit_lazy = NULL,
+	.abort = rft_abort,
+	.close = rft_close,
+};
+
+void
+kvr_opts_free(struct kvr_opts *o)
+{
+	free(o->dir);
+	free(o->address);
+	free(o->listen);
+	free(o->peers);
+	free(o->secret);
+	memset(o, 0, sizeof(*o));
+}
+
+static int
+opt_u(const char *v, uint64_t min, uint64_t max, unsigned *out)
+{
+	uint64_t x;
+	int rc = tl_parse_u64(v, min, max, &x);
+
+	if (rc == 0)
+		*out = (unsigned)x;
+	return rc;
+}
+
+int
+kvr_url_parse(const char *url, struct kvr_opts *o, char **err)
+{
+	const char *rest = url + strlen("raft://"), *q = strchr(rest, '?');
+	int rc = 0;
+
+	memset(o, 0, sizeof(*o));
+	o->election_ms = 1000;
+	o->heartbeat_ms = 100;
+	o->snapshot_threshold = 4096;
+	o->snapshot_trailing = 4096;
+	o->timeout_ms = 10000;
+	o->dir = q ? tl_strndup(rest, (size_t)(q - rest)) : tl_strdup(rest);
+	if (o->dir[0] != '/') {
+		*err = tl_asprintf("raft URL needs the node directory: "
+				   "raft:///DIR");
+		rc = -EINVAL;
+	}
+	while (rc == 0 && q && *q) {
+		const char *opt = q + 1, *amp = strchr(opt, '&');
+		size_t olen = amp ? (size_t)(amp - opt) : strlen(opt);
+		char *s = tl_strndup(opt, olen), *v = strchr(s, '=');
+
+		if (v)
+			*v++ = '\0';
+		if (!v)
+			rc = -EINVAL;
+		else if (!strcmp(s, "id"))
+			rc = tl_parse_u64(v, 1, UINT64_MAX >> 1, &o->id);
+		else if (!strcmp(s, "address"))
+			o->address = tl_strdup(v);
+		else if (!strcmp(s, "listen"))
+			o->listen = tl_strdup(v);
+		else if (!strcmp(s, "peers"))
+			o->peers = tl_strdup(v);
+		else if (!strcmp(s, "secret"))
+			o->secret = tl_strdup(v);
+		else if (!strcmp(s, "bootstrap"))
+			rc = tl_parse_bool(v, &o->bootstrap);
+		else if (!strcmp(s, "mapsize"))
+			rc = tl_parse_size(v, &o->mapsize);
+		else if (!strcmp(s, "election"))
+			rc = opt_u(v, 50, 600000, &o->election_ms);
+		else if (!strcmp(s, "heartbeat"))
+			rc = opt_u(v, 5, 60000, &o->heartbeat_ms);
+		else if (!strcmp(s, "snapshot"))
+			rc = opt_u(v, 16, 1u << 30, &o->snapshot_threshold);
+		else if (!strcmp(s, "trailing"))
+			rc = opt_u(v, 0, 1u << 30, &o->snapshot_trailing);
+		else if (!strcmp(s, "timeout"))
+			rc = opt_u(v, 100, 3600000, &o->timeout_ms);
+		else
+			rc = -EINVAL;
+		if (rc)
+			*err = tl_asprintf("bad raft URL option '%.*s'",
+					   (int)olen, opt);
+		free(s);
+		q = amp;
+	}
+	if (rc == 0 && o->id &&
+	    (!o->address || !o->secret || !o->peers)) {
+		*err = tl_asprintf("a raft node needs id=, address=, peers= "
+				   "and secret= (tessera.conf raft_* "
+				   "options)");
+		rc = -EINVAL;
+	}
+	if (rc == 0 && o->heartbeat_ms * 2 > o->election_ms) {
+		*err = tl_asprintf("raft heartbeat (%u ms) must be at most "
+				   "half the election timeout (%u ms)",
+				   o->heartbeat_ms, o->election_ms);
+		rc = -EINVAL;
+	}
+	if (rc)
+		kvr_opts_free(o);
+	return rc;
+}
+
+/* One node per directory in a process, shared by every handle that opens
+ * it (the file-system layer may open a volume more than once), like
+ * LMDB's environments. */
+struct shared_node {
+	struct shared_node *next;
+	char *dir;
+	uint64_t id;
+	struct kvr_node *node;
+	unsigned refs;
+};
+
+static pthread_mutex_t nodes_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shared_node *nodes;
+
+static int
+node_get(const struct kvr_opts *o, struct kvr_node **out, char **err)
+{
+	struct shared_node *s;
+	int rc = 0;
+
+	pthread_mutex_lock(&nodes_lock);
+	for (s = nodes; s && strcmp(s->dir, o->dir) != 0; s = s->next)
+		;
+	if (s && s->id != o->id) {
+		*err = tl_asprintf("%s runs as node %llu in this process", o->dir,
+				   (unsigned long long)s->id);
+		rc = -EBUSY;
+	} else if (s == NULL) {
+		struct kvr_node *n;
+
+		rc = kvr_node_start(o, &n, err);
+		if (rc == 0) {
+			s = tl_calloc(1, sizeof(*s));
+			s->dir = tl_strdup(o->dir);
+			s->id = o->id;
+			s->node = n;
+			s->next = nodes;
+			nodes = s;
+		}
+	}
+	if (rc == 0) {
+		s->refs++;
+		*out = s->node;
+	}
+	pthread_mutex_unlock(&nodes_lock);
+	return rc;
+}
+
+static void
+node_put(struct kvr_node *n)
+{
+	struct shared_node **pp, *s;
+
+	pthread_mutex_lock(&nodes_lock);
+	for (pp = &nodes; *pp && (*pp)->node != n; pp = &(*pp)->next)
+		;
+	s = *pp;
+	if (s && --s->refs == 0) {
+		*pp = s->next;
+		kvr_node_stop(n);
+		free(s->dir);
+		free(s);
+	}
+	pthread_mutex_unlock(&nodes_lock);
+}
+
+int
+meta_kv_raft_open(const char *url, struct meta_kv **out, char **errp)
+{
+	struct kvr_kv *k = tl_calloc(1, sizeof(*k));
+	struct kvr_opts o;
+	char *dir, *err = NULL;
+	int rc;
+
+	*out = NULL;
+	k->ctl = -1;
+	pthread_mutex_init(&k->ctl_lock, NULL);
+	k->base.ops = &raft_ops;
+	rc = kvr_url_parse(url, &o, &err);
+	if (rc == 0 && o.id) {
+		rc = node_get(&o, &k->node, &err);
+	} else if (rc == 0) {
+		k->ctl = kvr_ctl_connect(o.dir, &err);
+		rc = k->ctl < 0 ? k->ctl : 0;
+		if (rc == 0) {
+			dir = tl_asprintf("%s/%s", o.dir, KVR_REPLICA);
+			rc = meta_kv_lmdb_open(dir, o.mapsize, 0, &k->replica,
+					       &err);
+			free(dir);
+		}
+	}
+	if (rc == 0 || o.dir)
+		kvr_opts_free(&o);
+	if (rc) {
+		rft_close(&k->base);
+		if (errp)
+			*errp = err;
+		else
+			free(err);
+		return rc;
+	}
+	free(err);
+	*out = &k->base;
+	return 0;
+}
+
+/* ---- operating the group ------------------------------------------------- */
+
+static struct kvr_kv *
+raft_of(struct meta_kv *kv)
+{
+	return kv && kv->ops == &raft_ops ? (struct kvr_kv *)kv : NULL;
+}
+
+static void
+get_str8(struct kvr_rdr *r, char *out, size_t cap)
+{
+	uint8_t l = kvr_get8(r);
+	const uint8_t *p = kvr_getn(r, l);
+
+	l = p ? (uint8_t)TL_MIN((size_t)l, cap - 1) : 0;
+	if (p)
+		memcpy(out, p, l);
+	out[l] = '\0';
+}
+
+int
+meta_kv_raft_status(struct meta_kv *kv, struct meta_kv_raft_node **nodes,
+		    size_t *count)
+{
+	struct kvr_kv *k = raft_of(kv);
+	struct tl_buf out = TL_BUF_INIT;
+	struct kvr_rdr r;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	*nodes = NULL;
+	*count = 0;
+	if (k == NULL)
+		return -ENOTSUP;
+	rc = k->node ? kvr_admin_status(k->node, &out) :
+		       ctl_call(k, 'S', NULL, 0, &out);
+	kvr_rdr_init(&r, out.data, out.len);
+	while (rc == 0 && r.p < r.end) {
+		struct meta_kv_raft_node *x;
+
+		if (n == cap) {
+			cap = cap ? 2 * cap : 8;
+			*nodes = tl_realloc(*nodes, cap * sizeof(**nodes));
+		}
+		x = &(*nodes)[n];
+		memset(x, 0, sizeof(*x));
+		x->id = kvr_get64(&r);
+		x->term = kvr_get64(&r);
+		x->leader = kvr_get64(&r);
+		x->commit = kvr_get64(&r);
+		x->last_index = kvr_get64(&r);
+		x->applied = kvr_get64(&r);
+		x->snapshot = kvr_get64(&r);
+		x->log_bytes = kvr_get64(&r);
+		get_str8(&r, x->state, sizeof(x->state));
+		get_str8(&r, x->role, sizeof(x->role));
+		get_str8(&r, x->address, sizeof(x->address));
+		if (r.bad)
+			rc = -EIO;
+		else
+			n++;
+	}
+	tl_buf_free(&out);
+	if (rc) {
+		free(*nodes);
+		*nodes = NULL;
+		return rc;
+	}
+	*count = n;
+	return 0;
+}
+
+int
+meta_kv_raft_change(struct meta_kv *kv, int op, uint64_t id,
+		    const char *address, char **msg)
+{
+	struct kvr_kv *k = raft_of(kv);
+	struct tl_buf out = TL_BUF_INIT, req = TL_BUF_INIT;
+	size_t alen = address ? strlen(address) : 0;
+	int rc;
+
+	if (msg)
+		*msg = NULL;
+	if (k == NULL)
+		return -ENOTSUP;
+	if (op < META_KV_RAFT_ADD || op > META_KV_RAFT_TRANSFER || alen > 255 ||
+	    (op == META_KV_RAFT_ADD && alen == 0))
+		return -EINVAL;
+	if (k->node) {
+		rc = kvr_admin_change(k->node, (uint8_t)op, id, address, &out);
+	} else {
+		tl_buf_append(&req, (uint8_t[]){(uint8_t)op}, 1);
+		tl_buf_append_be64(&req, id);
+		tl_buf_append(&req, (uint8_t[]){(uint8_t)alen}, 1);
+		tl_buf_append(&req, address ? address : "", alen);
+		rc = ctl_call(k, 'A', req.data, req.len, &out);
+	}
+	if (msg && out.len)
+		*msg = tl_strndup((const char *)out.data, out.len);
+	tl_buf_free(&out);
+	tl_buf_free(&req);
+	return rc;
+}

@@ -1,0 +1,846 @@
+/*
+ * kv_raft_admin.c - operating a raft:// group: the status of every node,
+ * membership changes (add, remove, transfer), and the control socket
+ * through which the tessera command on this machine uses the local node.
+ *
+ * Calls.  A caller thread (a control-socket client, or a test) queues a
+ * call and waits; the raft thread carries it out: a status asks every
+ * node of the configuration (M_STATUS) and gathers what answers within a
+ * second; a membership change runs on the leader (forwarded to it,
+ * M_ADMIN, when this node is not it).  Adding a node makes it a standby
+ * first (it receives the log or a replica copy but does not vote), waits
+ * until it has caught up, then makes it a voter, so that a slow copy
+ * never weakens the quorum.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "meta/kv_raft_node.h"
+
+#define STATUS_WAIT_MS 1000
+#define CHANGE_WAIT_MS (30 * 60 * 1000) /* a standby may copy for long */
+#define CATCHUP_LAG 64                   /* entries behind: caught up */
+
+enum call_op { CALL_STATUS = 1, CALL_CHANGE = 2 };
+enum change_op { CH_ADD = 1, CH_REMOVE = 2, CH_TRANSFER = 3 };
+
+struct kvr_call {
+	struct kvr_call *next;
+	uint64_t id;
+	enum call_op op;
+	bool started, done;
+	int rc;
+	uint64_t deadline_ns;
+	/* change */
+	uint8_t chop;
+	uint64_t target;
+	char addr[256];
+	int stage;                /* add: 0 add, 1 standby, 2 catching up */
+	uint64_t leader;          /* forwarded to */
+	/* result: status records, or a message */
+	struct tl_buf out;
+	unsigned expect;          /* status answers still expected */
+	uint64_t asked[64];
+	unsigned nasked;
+	pthread_cond_t cv;
+};
+
+/* ---- the node's own status record ---------------------------------------- */
+
+static uint64_t
+dir_bytes(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	uint64_t sum = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+		char *p = tl_asprintf("%s/%s", dir, e->d_name);
+
+		if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
+			sum += (uint64_t)st.st_size;
+		free(p);
+	}
+	closedir(d);
+	return sum;
+}
+
+static const char *
+role_name(struct kvr_node *n)
+{
+	const struct raft_configuration *c = &n->raft.configuration;
+
+	for (unsigned i = 0; i < c->n; i++)
+		if (c->servers[i].id == n->o.id)
+			return c->servers[i].role == RAFT_VOTER ? "voter" :
+			       c->servers[i].role == RAFT_STANDBY ? "standby" :
+								    "spare";
+	return "none";
+}
+
+/* id u64, term u64, leader u64, commit u64, last u64, applied u64,
+ * snapshot u64, log bytes u64, state str8, role str8, address str8 */
+static void
+put_str8(struct tl_buf *b, const char *s)
+{
+	size_t l = TL_MIN(strlen(s), 255);
+
+	tl_buf_append(b, (uint8_t[]){(uint8_t)l}, 1);
+	tl_buf_append(b, s, l);
+}
+
+void
+kvr_admin_self(struct kvr_node *n, struct tl_buf *b)
+{
+	raft_id lid = 0;
+	const char *laddr;
+
+	raft_leader(&n->raft, &lid, &laddr);
+	tl_buf_append_be64(b, n->o.id);
+	tl_buf_append_be64(b, raft_current_term(&n->raft));
+	tl_buf_append_be64(b, lid);
+	tl_buf_append_be64(b, raft_commit_index(&n->raft));
+	tl_buf_append_be64(b, raft_last_index(&n->raft));
+	tl_buf_append_be64(b, kvr_node_applied(n));
+	tl_buf_append_be64(b, n->snap_index);
+	tl_buf_append_be64(b, dir_bytes(n->logdir));
+	put_str8(b, raft_state_name(raft_state(&n->raft)));
+	put_str8(b, role_name(n));
+	put_str8(b, n->o.address);
+}
+
+/* ---- calls (the list under adm->lock; the raft thread runs them) --------- */
+
+struct change_req;
+
+struct kvr_admin {
+	pthread_mutex_t lock;
+	struct kvr_call *calls;
+	uint64_t next;
+	struct change_req *waiting[16]; /* [raft] standbys catching up */
+};
+
+void
+kvr_admin_init(struct kvr_node *n)
+{
+	n->adm = tl_calloc(1, sizeof(*n->adm));
+	pthread_mutex_init(&n->adm->lock, NULL);
+}
+
+void
+kvr_admin_free(struct kvr_node *n)
+{
+	if (n->adm == NULL)
+		return;
+	for (size_t i = 0; i < TL_ARRAY_SIZE(n->adm->waiting); i++)
+		free(n->adm->waiting[i]);
+	pthread_mutex_destroy(&n->adm->lock);
+	free(n->adm);
+	n->adm = NULL;
+}
+
+static struct kvr_call *
+call_find(struct kvr_admin *adm, uint64_t id)
+{
+	for (struct kvr_call *c = adm->calls; c; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static void
+call_done(struct kvr_call *c, int rc, const char *msg)
+{
+	if (c->done)
+		return;
+	c->done = true;
+	c->rc = rc;
+	if (msg && c->op == CALL_CHANGE) {
+		tl_buf_reset(&c->out);
+		tl_buf_append(&c->out, msg, strlen(msg));
+	}
+	pthread_cond_broadcast(&c->cv);
+}
+
+/* Run a call: queue it for the raft thread and wait. */
+static int
+call_run(struct kvr_node *n, struct kvr_call *c, uint64_t wait_ms,
+	 struct tl_buf *out)
+{
+	struct kvr_admin *adm = n->adm;
+	struct kvr_call **pp;
+	struct timespec ts;
+	int rc;
+
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &a);
+	pthread_condattr_destroy(&a);
+	c->deadline_ns = tl_mono_ns() + wait_ms * 1000000ULL;
+	pthread_mutex_lock(&adm->lock);
+	c->id = ++adm->next;
+	c->next = adm->calls;
+	adm->calls = c;
+	pthread_mutex_unlock(&adm->lock);
+	kvr_node_kick(n);
+	pthread_mutex_lock(&adm->lock);
+	while (!c->done) {
+		/* a little past the deadline: the raft thread ends it */
+		uint64_t dl = c->deadline_ns + 2000000000ULL;
+
+		ts.tv_sec = (time_t)(dl / 1000000000ULL);
+		ts.tv_nsec = (long)(dl % 1000000000ULL);
+		if (pthread_cond_timedwait(&c->cv, &adm->lock, &ts) != 0 &&
+		    !c->done) {
+			c->done = true;
+			c->rc = -ETIMEDOUT;
+		}
+	}
+	for (pp = &adm->calls; *pp != c; pp = &(*pp)->next)
+		;
+	*pp = c->next;
+	pthread_mutex_unlock(&adm->lock);
+	rc = c->rc;
+	if (out)
+		tl_buf_append(out, c->out.data, c->out.len);
+	tl_buf_free(&c->out);
+	pthread_cond_destroy(&c->cv);
+	return rc;
+}
+
+int
+kvr_admin_status(struct kvr_node *n, struct tl_buf *out)
+{
+	struct kvr_call c;
+
+	memset(&c, 0, sizeof(c));
+	c.op = CALL_STATUS;
+	return call_run(n, &c, STATUS_WAIT_MS, out);
+}
+
+int
+kvr_admin_change(struct kvr_node *n, uint8_t op, uint64_t id,
+		 const char *addr, struct tl_buf *msg)
+{
+	struct kvr_call c;
+
+	memset(&c, 0, sizeof(c));
+	c.op = CALL_CHANGE;
+	c.chop = op;
+	c.target = id;
+	snprintf(c.addr, sizeof(c.addr), "%s", addr ? addr : "");
+	return call_run(n, &c, CHANGE_WAIT_MS, msg);
+}
+
+/* ---- membership changes on the leader ------------------------------------ */
+
+struct change_req {
+	union {
+		struct raft_change change;
+		struct raft_transfer transfer;
+	} u;
+	struct kvr_node *n;
+	uint64_t call;  /* local call, or 0 */
+	uint64_t conn;  /* forwarded: the connection to answer */
+	uint64_t rcall; /* forwarded: the caller's call id */
+	uint8_t op;
+	uint64_t target;
+	int stage;
+};
+
+static void change_step(struct change_req *q, int status);
+
+static void
+change_reply(struct change_req *q, int rc, const char *msg)
+{
+	struct kvr_node *n = q->n;
+
+	if (q->conn) {
+		struct tl_buf m = TL_BUF_INIT;
+
+		tl_buf_append(&m, (uint8_t[]){M_ADMIN_R}, 1);
+		tl_buf_append_be64(&m, q->rcall);
+		tl_buf_append_be32(&m, (uint32_t)rc);
+		tl_buf_append(&m, msg, strlen(msg));
+		kvr_net_reply(n, q->conn, m.data, m.len);
+		tl_buf_free(&m);
+	} else {
+		struct kvr_call *c;
+
+		pthread_mutex_lock(&n->adm->lock);
+		c = call_find(n->adm, q->call);
+		if (c)
+			call_done(c, rc, msg);
+		pthread_mutex_unlock(&n->adm->lock);
+	}
+	free(q);
+}
+
+static void
+change_cb(struct raft_change *req, int status)
+{
+	change_step((struct change_req *)req, status);
+}
+
+static void
+transfer_cb(struct raft_transfer *req)
+{
+	struct change_req *q = (struct change_req *)req;
+	raft_id lid = 0;
+	const char *laddr;
+	char msg[128];
+
+	raft_leader(&q->n->raft, &lid, &laddr);
+	snprintf(msg, sizeof(msg), "leader: node %llu",
+		 (unsigned long long)lid);
+	change_reply(q, lid && lid != q->n->o.id ? 0 : -EAGAIN, msg);
+}
+
+static bool
+caught_up(struct kvr_node *n, uint64_t id)
+{
+	raft_index m = 0;
+
+	return raft_match_index(&n->raft, id, &m) == 0 &&
+	       m + CATCHUP_LAG >= raft_last_index(&n->raft);
+}
+
+static void
+change_step(struct change_req *q, int status)
+{
+	struct kvr_node *n = q->n;
+	char msg[160];
+	int rc = 0;
+
+	if (status != 0) {
+		snprintf(msg, sizeof(msg), "%s",
+			 raft_strerror(status));
+		change_reply(q, -EIO, msg);
+		return;
+	}
+	switch (q->op * 10 + q->stage) {
+	case CH_ADD * 10 + 0: /* added as a spare: now a standby */
+		q->stage = 1;
+		rc = raft_assign(&n->raft, &q->u.change, q->target,
+				 RAFT_STANDBY, change_cb);
+		break;
+	case CH_ADD * 10 + 1: /* a standby: wait until it caught up */
+		q->stage = 2;
+		for (size_t i = 0; i < TL_ARRAY_SIZE(n->adm->waiting); i++)
+			if (n->adm->waiting[i] == NULL) {
+				n->adm->waiting[i] = q;
+				return;
+			}
+		rc = RAFT_BUSY;
+		break;
+	case CH_ADD * 10 + 2: /* caught up: a voter */
+		q->stage = 3;
+		rc = raft_assign(&n->raft, &q->u.change, q->target, RAFT_VOTER,
+				 change_cb);
+		break;
+	default:
+		snprintf(msg, sizeof(msg), "done");
+		change_reply(q, 0, msg);
+		return;
+	}
+	if (rc) {
+		snprintf(msg, sizeof(msg), "%s", raft_errmsg(&n->raft));
+		change_reply(q, -EIO, msg);
+	}
+}
+
+static void
+change_start(struct kvr_node *n, struct change_req *q, const char *addr)
+{
+	char msg[160];
+	int rc;
+
+	if (n->state != RAFT_LEADER) {
+		change_reply(q, -EAGAIN, "not the leader");
+		return;
+	}
+	switch (q->op) {
+	case CH_ADD:
+		rc = raft_add(&n->raft, &q->u.change, q->target, addr,
+			      change_cb);
+		break;
+	case CH_REMOVE:
+		q->stage = 9;
+		rc = raft_remove(&n->raft, &q->u.change, q->target, change_cb);
+		break;
+	case CH_TRANSFER:
+		rc = raft_transfer(&n->raft, &q->u.transfer, q->target,
+				   transfer_cb);
+		break;
+	default:
+		rc = RAFT_INVALID;
+		break;
+	}
+	if (rc) {
+		snprintf(msg, sizeof(msg), "%s", raft_errmsg(&n->raft));
+		change_reply(q, rc == RAFT_NOTLEADER ? -EAGAIN : -EINVAL,
+			     msg);
+	}
+}
+
+/* ---- the raft thread: running calls -------------------------------------- */
+
+static void
+status_send(struct kvr_node *n, struct kvr_call *c)
+{
+	const struct raft_configuration *cf = &n->raft.configuration;
+	struct tl_buf m = TL_BUF_INIT;
+
+	kvr_admin_self(n, &c->out);
+	tl_buf_append(&m, (uint8_t[]){M_STATUS}, 1);
+	tl_buf_append_be64(&m, c->id);
+	for (unsigned i = 0; i < cf->n; i++) {
+		if (cf->servers[i].id == n->o.id)
+			continue;
+		if (kvr_net_send(n, cf->servers[i].id, cf->servers[i].address,
+				 m.data, m.len) == 0 &&
+		    c->nasked < TL_ARRAY_SIZE(c->asked)) {
+			c->asked[c->nasked++] = cf->servers[i].id;
+			c->expect++;
+		}
+	}
+	tl_buf_free(&m);
+	if (c->expect == 0)
+		call_done(c, 0, NULL);
+}
+
+static void
+change_forward(struct kvr_node *n, struct kvr_call *c)
+{
+	struct tl_buf m = TL_BUF_INIT;
+
+	if (n->leader == 0)
+		return; /* the next tick tries again */
+	tl_buf_append(&m, (uint8_t[]){M_ADMIN}, 1);
+	tl_buf_append_be64(&m, c->id);
+	tl_buf_append(&m, (uint8_t[]){c->chop}, 1);
+	tl_buf_append_be64(&m, c->target);
+	put_str8(&m, c->addr);
+	if (kvr_net_send(n, n->leader, n->leader_addr, m.data, m.len) == 0) {
+		c->started = true;
+		c->leader = n->leader;
+	}
+	tl_buf_free(&m);
+}
+
+/* Called by the raft thread on each kick and tick. */
+void
+kvr_admin_pump(struct kvr_node *n)
+{
+	struct kvr_admin *adm = n->adm;
+	uint64_t now = tl_mono_ns();
+
+	pthread_mutex_lock(&adm->lock);
+	for (struct kvr_call *c = adm->calls; c; c = c->next) {
+		if (c->done)
+			continue;
+		if (now > c->deadline_ns) {
+			if (c->op == CALL_STATUS)
+				call_done(c, 0, NULL); /* who answered */
+			else
+				call_done(c, -ETIMEDOUT, "no answer");
+			continue;
+		}
+		if (c->started)
+			continue;
+		if (c->op == CALL_STATUS) {
+			c->started = true;
+			status_send(n, c);
+		} else if (n->state == RAFT_LEADER) {
+			struct change_req *q = tl_calloc(1, sizeof(*q));
+
+			c->started = true;
+			q->n = n;
+			q->call = c->id;
+			q->op = c->chop;
+			q->target = c->target;
+			{
+				char addr[256];
+
+				memcpy(addr, c->addr, sizeof(addr));
+				pthread_mutex_unlock(&adm->lock);
+				change_start(n, q, addr);
+				pthread_mutex_lock(&adm->lock);
+			}
+			/* the list may have changed: start over next time */
+			break;
+		} else {
+			change_forward(n, c);
+		}
+	}
+	pthread_mutex_unlock(&adm->lock);
+	/* standbys catching up */
+	for (size_t i = 0; i < TL_ARRAY_SIZE(adm->waiting); i++) {
+		struct change_req *q = adm->waiting[i];
+
+		if (q == NULL)
+			continue;
+		if (n->state != RAFT_LEADER) {
+			adm->waiting[i] = NULL;
+			change_reply(q, -EAGAIN, "leadership lost while the "
+				     "new node caught up: run it again");
+		} else if (caught_up(n, q->target)) {
+			adm->waiting[i] = NULL;
+			change_step(q, 0);
+		}
+	}
+}
+
+/* A forwarded call's peer went away: it may be asked again. */
+void
+kvr_admin_peer_down(struct kvr_node *n, uint64_t peer)
+{
+	pthread_mutex_lock(&n->adm->lock);
+	for (struct kvr_call *c = n->adm->calls; c; c = c->next)
+		if (!c->done && c->op == CALL_CHANGE && c->started &&
+		    c->leader == peer)
+			c->started = false;
+	pthread_mutex_unlock(&n->adm->lock);
+}
+
+/* Messages of this file (kvr_node_recv passes them on): 0 if handled. */
+int
+kvr_admin_recv(struct kvr_node *n, uint64_t conn, uint8_t type,
+	       struct kvr_rdr *r)
+{
+	struct tl_buf m = TL_BUF_INIT;
+	struct kvr_call *c;
+	uint64_t id = kvr_get64(r);
+
+	if (r->bad)
+		return -EPROTO;
+	switch (type) {
+	case M_STATUS:
+		tl_buf_append(&m, (uint8_t[]){M_STATUS_R}, 1);
+		tl_buf_append_be64(&m, id);
+		kvr_admin_self(n, &m);
+		kvr_net_reply(n, conn, m.data, m.len);
+		break;
+	case M_STATUS_R:
+		pthread_mutex_lock(&n->adm->lock);
+		c = call_find(n->adm, id);
+		if (c && !c->done && c->expect > 0) {
+			tl_buf_append(&c->out, r->p, (size_t)(r->end - r->p));
+			if (--c->expect == 0)
+				call_done(c, 0, NULL);
+		}
+		pthread_mutex_unlock(&n->adm->lock);
+		break;
+	case M_ADMIN: {
+		struct change_req *q = tl_calloc(1, sizeof(*q));
+		char addr[256];
+		const uint8_t *a;
+		uint8_t alen;
+
+		q->n = n;
+		q->conn = conn;
+		q->rcall = id;
+		q->op = kvr_get8(r);
+		q->target = kvr_get64(r);
+		alen = kvr_get8(r);
+		a = kvr_getn(r, alen);
+		if (a)
+			memcpy(addr, a, alen);
+		addr[a ? alen : 0] = '\0';
+		if (r->bad) {
+			free(q);
+			return -EPROTO;
+		}
+		change_start(n, q, addr);
+		break;
+	}
+	case M_ADMIN_R: {
+		int32_t rc = (int32_t)kvr_get32(r);
+
+		pthread_mutex_lock(&n->adm->lock);
+		c = call_find(n->adm, id);
+		if (c && !r->bad) {
+			char msg[256];
+			size_t l = TL_MIN((size_t)(r->end - r->p),
+					  sizeof(msg) - 1);
+
+			memcpy(msg, r->p, l);
+			msg[l] = '\0';
+			if (rc == -EAGAIN && !c->done) {
+				c->started = false; /* not the leader: again */
+			} else {
+				call_done(c, rc, msg);
+			}
+		}
+		pthread_mutex_unlock(&n->adm->lock);
+		break;
+	}
+	default:
+		tl_buf_free(&m);
+		return -ENOTSUP;
+	}
+	tl_buf_free(&m);
+	return 0;
+}
+
+/* ---- the control socket -------------------------------------------------- */
+
+struct ctl_client {
+	struct ctl_client *next;
+	struct kvr_node *n;
+	int fd;
+	pthread_t thread;
+	bool done;
+};
+
+struct kvr_ctl {
+	bool running;
+	int fd, stop[2];
+	pthread_t thread;
+	pthread_mutex_t lock;
+	struct ctl_client *clients;
+};
+
+static int
+io_full(int fd, void *p, size_t n, bool wr)
+{
+	uint8_t *b = p;
+
+	while (n > 0) {
+		ssize_t r = wr ? send(fd, b, n, MSG_NOSIGNAL) : read(fd, b, n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		b += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int
+ctl_reply(int fd, int status, const void *p, size_t len)
+{
+	uint8_t h[8];
+
+	tl_put_be32(h, (uint32_t)status);
+	tl_put_be32(h + 4, (uint32_t)len);
+	if (io_full(fd, h, 8, true))
+		return -1;
+	return len ? io_full(fd, (void *)p, len, true) : 0;
+}
+
+/* One request of a local client. */
+static int
+ctl_handle(struct kvr_node *n, int fd, uint8_t type, uint8_t *p, size_t len)
+{
+	struct tl_buf out = TL_BUF_INIT;
+	struct kvr_rdr r;
+	int rc;
+
+	switch (type) {
+	case 'R':
+		rc = kvr_node_read_barrier(n);
+		break;
+	case 'C':
+		if (len < 24) {
+			rc = -EINVAL;
+			break;
+		}
+		tl_put_be64(p, n->inc);
+		tl_put_be64(p + 8, atomic_fetch_add(&n->seq, 1) + 1);
+		rc = kvr_node_commit(n, p, len, NULL);
+		break;
+	case 'S':
+		rc = kvr_admin_status(n, &out);
+		break;
+	case 'A': {
+		uint8_t op, alen;
+		uint64_t id;
+		char addr[256];
+
+		kvr_rdr_init(&r, p, len);
+		op = kvr_get8(&r);
+		id = kvr_get64(&r);
+		alen = kvr_get8(&r);
+		if (kvr_getn(&r, alen) == NULL) {
+			rc = -EINVAL;
+			break;
+		}
+		memcpy(addr, r.p - alen, alen);
+		addr[alen] = '\0';
+		rc = kvr_admin_change(n, op, id, addr, &out);
+		break;
+	}
+	default:
+		rc = -EINVAL;
+		break;
+	}
+	rc = ctl_reply(fd, rc, out.data, out.len);
+	tl_buf_free(&out);
+	return rc;
+}
+
+static void *
+ctl_client_main(void *arg)
+{
+	struct ctl_client *cl = arg;
+	uint8_t h[5], *p = NULL;
+
+	for (;;) {
+		uint32_t len;
+
+		if (io_full(cl->fd, h, 5, false))
+			break;
+		len = tl_get_be32(h + 1);
+		if (len > KVR_FRAME_MAX)
+			break;
+		p = tl_realloc(p, len + 1);
+		if (len && io_full(cl->fd, p, len, false))
+			break;
+		if (ctl_handle(cl->n, cl->fd, h[0], p, len))
+			break;
+	}
+	free(p);
+	shutdown(cl->fd, SHUT_RDWR);
+	cl->done = true;
+	return NULL;
+}
+
+static void *
+ctl_accept_main(void *arg)
+{
+	struct kvr_node *n = arg;
+	struct kvr_ctl *ctl = n->ctl;
+
+	for (;;) {
+		struct pollfd pf[2] = {{ctl->fd, POLLIN, 0},
+				       {ctl->stop[0], POLLIN, 0}};
+		struct ctl_client *cl;
+		int fd;
+
+		if (poll(pf, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pf[1].revents)
+			break;
+		if (!(pf[0].revents & POLLIN))
+			continue;
+		fd = accept4(ctl->fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		cl = tl_calloc(1, sizeof(*cl));
+		cl->n = n;
+		cl->fd = fd;
+		pthread_mutex_lock(&ctl->lock);
+		/* reap the clients that left */
+		for (struct ctl_client **pp = &ctl->clients; *pp;) {
+			struct ctl_client *o = *pp;
+
+			if (o->done) {
+				*pp = o->next;
+				pthread_join(o->thread, NULL);
+				close(o->fd);
+				free(o);
+			} else {
+				pp = &o->next;
+			}
+		}
+		if (pthread_create(&cl->thread, NULL, ctl_client_main, cl)) {
+			close(fd);
+			free(cl);
+		} else {
+			cl->next = ctl->clients;
+			ctl->clients = cl;
+		}
+		pthread_mutex_unlock(&ctl->lock);
+	}
+	return NULL;
+}
+
+int
+kvr_ctl_start(struct kvr_node *n, char **err)
+{
+	struct kvr_ctl *ctl = tl_calloc(1, sizeof(*ctl));
+	struct sockaddr_un a;
+	int rc = 0;
+
+	ctl->fd = ctl->stop[0] = ctl->stop[1] = -1;
+	pthread_mutex_init(&ctl->lock, NULL);
+	n->ctl = ctl;
+	memset(&a, 0, sizeof(a));
+	a.sun_family = AF_UNIX;
+	if ((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s",
+			     n->o.dir, KVR_CONTROL) >= sizeof(a.sun_path)) {
+		*err = tl_asprintf("%s: path too long for a socket", n->o.dir);
+		return -ENAMETOOLONG;
+	}
+	unlink(a.sun_path);
+	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ctl->fd < 0 ||
+	    bind(ctl->fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    chmod(a.sun_path, 0600) < 0 || listen(ctl->fd, 16) < 0 ||
+	    pipe2(ctl->stop, O_CLOEXEC) < 0) {
+		rc = -errno;
+		*err = tl_asprintf("control socket %s: %s", a.sun_path,
+				   strerror(errno));
+		return rc;
+	}
+	if (pthread_create(&ctl->thread, NULL, ctl_accept_main, n) != 0) {
+		*err = tl_asprintf("cannot start the control socket thread");
+		return -EAGAIN;
+	}
+	ctl->running = true;
+	return 0;
+}
+
+void
+kvr_ctl_stop(struct kvr_node *n)
+{
+	struct kvr_ctl *ctl = n->ctl;
+	char *path;
+
+	if (ctl == NULL)
+		return;
+	if (ctl->running) {
+		if (write(ctl->stop[1], "x", 1) < 0)
+			tl_warn(KVR_SUB, "control socket: cannot stop");
+		pthread_join(ctl->thread, NULL);
+	}
+	while (ctl->clients) {
+		struct ctl_client *cl = ctl->clients;
+
+		ctl->clients = cl->next;
+		shutdown(cl->fd, SHUT_RDWR);
+		pthread_join(cl->thread, NULL);
+		close(cl->fd);
+		free(cl);
+	}
+	if (ctl->fd >= 0)
+		close(ctl->fd);
+	if (ctl->stop[0] >= 0) {
+		close(ctl->stop[0]);
+		close(ctl->stop[1]);
+	}
+	path = tl_asprintf("%s/%s", n->o.dir, KVR_CONTROL);
+	unlink(path);
+	free(path);
+	pthread_mutex_destroy(&ctl->lock);
+	free(ctl);
+	n->ctl = NULL;
+}

@@ -1,0 +1,1423 @@
+/*
+ * kv_raft_node.c - a node of a raft:// group: libraft on its own thread,
+ * the state machine that applies committed entries to the LMDB replica,
+ * and what a transaction waits for (a read index, its commit).
+ *
+ * Applying.  libraft calls the state machine's apply for each committed
+ * command entry, in log order, on the raft thread; it only checks the
+ * entry's checksum and queues a copy for the applier thread, which
+ * writes every queued entry and the index of the last one (key
+ * KVR_KEY_APPLIED) in one LMDB transaction.  So an entry is applied
+ * exactly once: after a restart libraft replays its log and the applier
+ * skips what the replica already holds.  LMDB commits without waiting
+ * for the sync (libraft's log is the durable copy); before libraft
+ * truncates its log behind a snapshot the replica is synced
+ * (kv_raft_snap.c).  A corrupt entry is never applied: the node stops
+ * applying, fails every call and says why.
+ *
+ * Commits.  A transaction record goes to the leader: straight into the
+ * resolver when this node leads, else over the peer connection.  The
+ * answer says accepted (in the entry at index x), conflict, or not the
+ * leader (then it is sent again to the next one).  An accepted
+ * transaction is done when this node applies entry x: with it (0) or,
+ * if a new leader replaced that entry, without it (-EAGAIN).  When a
+ * connection to the leader breaks with records sent and unanswered, the
+ * next leader is first sent a fence: records of this process up to a
+ * sequence number that it has not accepted can never be accepted
+ * afterwards, and the answer lists those it has; the others are decided
+ * (-EAGAIN) once the node has applied what that leader had proposed.
+ * So a transaction is never both reported failed and committed, and
+ * -EAGAIN always means "discarded, retry".
+ *
+ * Reads.  A transaction begins once the node has applied the leader's
+ * read index: the last command the leader knew committed when the
+ * request reached it, confirmed by a majority of voters that it still
+ * leads (kv_raft_leader.c).  Transactions that begin while a request is
+ * on its way share the next one.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "meta/kv_raft_node.h"
+
+#define TICK_MS 50
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static uint64_t
+deadline(const struct kvr_node *n)
+{
+	return tl_mono_ns() + (uint64_t)n->o.timeout_ms * 1000000ULL;
+}
+
+static void
+abs_time(uint64_t mono_ns, struct timespec *ts)
+{
+	/* condition variables below use CLOCK_MONOTONIC */
+	ts->tv_sec = (time_t)(mono_ns / 1000000000ULL);
+	ts->tv_nsec = (long)(mono_ns % 1000000000ULL);
+}
+
+static void
+cond_init(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+}
+
+/* Wait on c until deadline: false once it passed. */
+static bool
+cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, uint64_t dl)
+{
+	struct timespec ts;
+
+	if (tl_mono_ns() >= dl)
+		return false;
+	abs_time(dl, &ts);
+	pthread_cond_timedwait(c, m, &ts);
+	return true;
+}
+
+void
+kvr_node_kick(struct kvr_node *n)
+{
+	uv_async_send(&n->kick);
+}
+
+uint64_t
+kvr_node_next_seq(struct kvr_node *n)
+{
+	return atomic_fetch_add(&n->seq, 1) + 1;
+}
+
+uint64_t
+kvr_node_incarnation(struct kvr_node *n)
+{
+	return n->inc;
+}
+
+struct meta_kv *
+kvr_node_replica(struct kvr_node *n)
+{
+	return n->replica;
+}
+
+void
+kvr_node_hold(struct kvr_node *n)
+{
+	pthread_rwlock_rdlock(&n->swap);
+}
+
+void
+kvr_node_release(struct kvr_node *n)
+{
+	pthread_rwlock_unlock(&n->swap);
+}
+
+uint64_t
+kvr_node_applied(struct kvr_node *n)
+{
+	uint64_t a;
+
+	pthread_mutex_lock(&n->lock);
+	a = n->applied;
+	pthread_mutex_unlock(&n->lock);
+	return a;
+}
+
+/* With n->lock held. */
+static int
+wait_applied_locked(struct kvr_node *n, uint64_t index, uint64_t dl)
+{
+	while (n->applied < index && !n->failed && !n->stopping)
+		if (!cond_wait_until(&n->applied_cv, &n->lock, dl))
+			return -ETIMEDOUT;
+	return n->failed ? n->failed : n->stopping ? -ESHUTDOWN : 0;
+}
+
+int
+kvr_node_wait_applied(struct kvr_node *n, uint64_t index, uint64_t dl)
+{
+	int rc;
+
+	pthread_mutex_lock(&n->lock);
+	rc = wait_applied_locked(n, index, dl);
+	pthread_mutex_unlock(&n->lock);
+	return rc;
+}
+
+/* ---- pending commits ([lock]) -------------------------------------------- */
+
+static struct pend *
+pend_find(struct kvr_node *n, uint64_t seq)
+{
+	for (struct pend *p = n->pends; p; p = p->next)
+		if (p->seq == seq)
+			return p;
+	return NULL;
+}
+
+static void
+pend_done(struct pend *p, int rc, uint64_t index)
+{
+	p->state = P_DONE;
+	p->rc = rc;
+	p->result_index = index;
+	free(p->rec);
+	p->rec = NULL;
+	pthread_cond_signal(&p->cv);
+}
+
+/* After the applier moved applied (or on failure): decide what waits. */
+static void
+pend_resolve(struct kvr_node *n)
+{
+	for (struct pend *p = n->pends; p; p = p->next) {
+		if (p->state == P_DONE)
+			continue;
+		if (n->failed) {
+			pend_done(p, n->failed, 0);
+			continue;
+		}
+		if ((p->state == P_ACCEPTED || p->state == P_UNCERTAIN ||
+		     p->state == P_WAIT) &&
+		    p->index <= n->applied) {
+			if (p->state == P_WAIT)
+				atomic_fetch_add(&n->st.conflicts, 1);
+			pend_done(p, -EAGAIN, 0);
+		}
+	}
+}
+
+void
+kvr_node_fail(struct kvr_node *n, int rc)
+{
+	pthread_mutex_lock(&n->lock);
+	if (!n->failed)
+		n->failed = rc;
+	pend_resolve(n);
+	pthread_cond_broadcast(&n->applied_cv);
+	pthread_mutex_unlock(&n->lock);
+}
+
+int
+kvr_node_commit(struct kvr_node *n, const void *rec, size_t len,
+		struct kvr_result *res)
+{
+	struct pend *p = tl_calloc(1, sizeof(*p)), **pp;
+	int rc;
+
+	p->seq = tl_get_be64((const uint8_t *)rec + 8);
+	p->rec = tl_memdup(rec, len);
+	p->len = len;
+	p->deadline_ns = deadline(n);
+	p->waiting = true;
+	cond_init(&p->cv);
+	pthread_mutex_lock(&n->lock);
+	if (n->failed || n->stopping) {
+		rc = n->failed ? n->failed : -ESHUTDOWN;
+		pthread_mutex_unlock(&n->lock);
+		free(p->rec);
+		pthread_cond_destroy(&p->cv);
+		free(p);
+		return rc;
+	}
+	p->next = n->pends;
+	n->pends = p;
+	pthread_mutex_unlock(&n->lock);
+	kvr_node_kick(n);
+	pthread_mutex_lock(&n->lock);
+	while (p->state != P_DONE)
+		if (!cond_wait_until(&p->cv, &n->lock, p->deadline_ns))
+			break;
+	if (p->state == P_DONE) {
+		rc = p->rc;
+	} else if (p->state == P_WAIT) {
+		rc = -EAGAIN; /* a conflict: never accepted */
+		atomic_fetch_add(&n->st.conflicts, 1);
+	} else {
+		tl_warn(KVR_SUB, "commit of transaction %llu: no answer in "
+			"%u ms (no leader?)", (unsigned long long)p->seq,
+			n->o.timeout_ms);
+		rc = -ETIMEDOUT;
+	}
+	if (res)
+		res->index = p->result_index;
+	for (pp = &n->pends; *pp != p; pp = &(*pp)->next)
+		;
+	*pp = p->next;
+	pthread_mutex_unlock(&n->lock);
+	free(p->rec);
+	pthread_cond_destroy(&p->cv);
+	free(p);
+	if (rc == 0)
+		atomic_fetch_add(&n->st.commits, 1);
+	return rc;
+}
+
+/* An answer to one of this node's commits (raft thread). */
+void
+kvr_node_commit_answer(struct kvr_node *n, uint64_t seq, int status,
+		       uint64_t index, uint64_t peer)
+{
+	struct pend *p;
+
+	pthread_mutex_lock(&n->lock);
+	p = pend_find(n, seq);
+	if (p == NULL || p->state != P_SENT || p->peer != peer) {
+		pthread_mutex_unlock(&n->lock);
+		return;
+	}
+	switch (status) {
+	case KVR_ACCEPTED:
+		p->state = P_ACCEPTED;
+		p->index = index;
+		free(p->rec);
+		p->rec = NULL;
+		break;
+	case KVR_CONFLICT:
+		p->state = P_WAIT;
+		p->index = index;
+		break;
+	case KVR_NOTLEADER:
+		p->state = P_QUEUED; /* never accepted: send it again */
+		break;
+	case KVR_FAILED:
+		pend_done(p, -EIO, 0);
+		break;
+	default: /* fenced: the fence answer decides it */
+		break;
+	}
+	pend_resolve(n);
+	pthread_mutex_unlock(&n->lock);
+	if (status == KVR_NOTLEADER)
+		kvr_node_kick(n);
+}
+
+/* The answer to this node's fence: the sent records up to the fence that
+ * the leader accepted (seq, index pairs), and upto, the last command it
+ * had proposed. */
+void
+kvr_node_fence_answer(struct kvr_node *n, int status, uint64_t upto,
+		      const uint8_t *list, uint32_t count)
+{
+	struct kvr_rdr r;
+
+	if (status != KVR_ACCEPTED) {
+		n->fence_needed = true; /* try the next leader */
+		return;
+	}
+	pthread_mutex_lock(&n->lock);
+	for (struct pend *p = n->pends; p; p = p->next) {
+		if (p->state != P_SENT || p->seq > n->fence_upto)
+			continue;
+		p->state = P_UNCERTAIN;
+		p->index = upto;
+		kvr_rdr_init(&r, list, 16 * (size_t)count);
+		for (uint32_t i = 0; i < count; i++) {
+			uint64_t s = kvr_get64(&r), x = kvr_get64(&r);
+
+			if (s == p->seq) {
+				p->state = P_ACCEPTED;
+				p->index = x;
+			}
+		}
+		free(p->rec);
+		p->rec = NULL;
+	}
+	pend_resolve(n);
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* ---- read index ---------------------------------------------------------- */
+
+static void
+tick_unref(struct kvr_node *n, struct rtick *t)
+{
+	if (--t->refs > 0)
+		return;
+	if (n->rt_open == t)
+		n->rt_open = NULL;
+	if (n->rt_sent == t)
+		n->rt_sent = NULL;
+	free(t);
+}
+
+int
+kvr_node_read_barrier(struct kvr_node *n)
+{
+	struct rtick *t;
+	bool kick = false;
+	uint64_t dl = deadline(n);
+	int rc;
+
+	pthread_mutex_lock(&n->lock);
+	if (n->failed || n->stopping) {
+		rc = n->failed ? n->failed : -ESHUTDOWN;
+		pthread_mutex_unlock(&n->lock);
+		return rc;
+	}
+	t = n->rt_open;
+	if (t == NULL) {
+		t = n->rt_open = tl_calloc(1, sizeof(*t));
+		t->id = ++n->rt_next;
+		t->deadline_ns = dl;
+		kick = true;
+	}
+	t->refs++;
+	pthread_mutex_unlock(&n->lock);
+	if (kick)
+		kvr_node_kick(n);
+	pthread_mutex_lock(&n->lock);
+	rc = 0;
+	while (!t->got && !n->failed && !n->stopping)
+		if (!cond_wait_until(&n->applied_cv, &n->lock, dl)) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+	if (rc == 0 && t->got)
+		rc = t->rc;
+	if (rc == 0 && t->got)
+		rc = wait_applied_locked(n, t->ri, dl);
+	else if (rc == 0)
+		rc = n->failed ? n->failed : -ESHUTDOWN;
+	if (rc == -ETIMEDOUT)
+		tl_warn(KVR_SUB, "read index: no answer in %u ms (no "
+			"leader?)", n->o.timeout_ms);
+	tick_unref(n, t);
+	pthread_mutex_unlock(&n->lock);
+	atomic_fetch_add(&n->st.reads, 1);
+	return rc;
+}
+
+/* The answer to ticket id (raft thread). */
+void
+kvr_node_read_answer(struct kvr_node *n, uint64_t id, int rc, uint64_t ri)
+{
+	struct rtick *t;
+
+	pthread_mutex_lock(&n->lock);
+	t = n->rt_sent;
+	if (t && t->id == id) {
+		if (rc == -EAGAIN) {
+			t->sent = false; /* not the leader: ask the next */
+		} else {
+			t->got = true;
+			t->rc = rc;
+			t->ri = ri;
+			n->rt_sent = NULL;
+			tick_unref(n, t);
+			pthread_cond_broadcast(&n->applied_cv);
+		}
+	}
+	pthread_mutex_unlock(&n->lock);
+	kvr_node_kick(n);
+}
+
+/* ---- the raft thread: sending what callers queued ------------------------ */
+
+/* Where requests go: 0 if nowhere yet; n->raft.id when this node leads
+ * and can take them. */
+static uint64_t
+leader_target(struct kvr_node *n)
+{
+	if (n->state == RAFT_LEADER)
+		return kvr_leader_ready(n) ? n->raft.id : 0;
+	return n->leader;
+}
+
+static int
+send_msg(struct kvr_node *n, uint64_t peer, struct tl_buf *m)
+{
+	return kvr_net_send(n, peer, n->leader_addr, m->data, m->len);
+}
+
+static void
+pump_reads(struct kvr_node *n, uint64_t target)
+{
+	struct tl_buf m = TL_BUF_INIT;
+	struct rtick *t;
+	uint64_t id;
+
+	pthread_mutex_lock(&n->lock);
+	if (n->rt_sent == NULL && n->rt_open) {
+		n->rt_sent = n->rt_open;
+		n->rt_open = NULL;
+		n->rt_sent->refs++;
+	}
+	t = n->rt_sent;
+	if (t == NULL || t->sent || target == 0) {
+		pthread_mutex_unlock(&n->lock);
+		return;
+	}
+	t->sent = true;
+	t->peer = target;
+	id = t->id;
+	pthread_mutex_unlock(&n->lock);
+	if (target == n->raft.id) {
+		kvr_leader_read(n, 0, n->raft.id, id, n->term);
+		return;
+	}
+	tl_buf_append(&m, (uint8_t[]){M_READ}, 1);
+	tl_buf_append_be64(&m, id);
+	tl_buf_append_be64(&m, n->term);
+	if (send_msg(n, target, &m) != 0) {
+		pthread_mutex_lock(&n->lock);
+		if (n->rt_sent == t)
+			t->sent = false; /* the timer tries again */
+		pthread_mutex_unlock(&n->lock);
+	}
+	tl_buf_free(&m);
+}
+
+static void
+pump_commits(struct kvr_node *n, uint64_t target)
+{
+	struct tl_buf m = TL_BUF_INIT;
+
+	if (target == 0)
+		return;
+	if (n->fence_needed && target == n->raft.id) {
+		n->fence_needed = false;
+		kvr_leader_fence(n, 0, n->inc, n->fence_upto);
+	} else if (n->fence_needed) {
+		tl_buf_append(&m, (uint8_t[]){M_FENCE}, 1);
+		tl_buf_append_be64(&m, n->inc);
+		tl_buf_append_be64(&m, n->fence_upto);
+		if (send_msg(n, target, &m) != 0) {
+			tl_buf_free(&m);
+			return;
+		}
+		n->fence_needed = false;
+	}
+	for (;;) {
+		struct pend *p;
+
+		pthread_mutex_lock(&n->lock);
+		for (p = n->pends; p && p->state != P_QUEUED; p = p->next)
+			;
+		if (p == NULL) {
+			pthread_mutex_unlock(&n->lock);
+			break;
+		}
+		if (target == n->raft.id) {
+			/* a copy: a NOTLEADER answer sends it again */
+			uint8_t *rec = tl_memdup(p->rec, p->len);
+			size_t len = p->len;
+
+			p->state = P_SENT;
+			p->peer = target;
+			if (p->seq > n->fence_upto)
+				n->fence_upto = p->seq;
+			pthread_mutex_unlock(&n->lock);
+			kvr_leader_commit(n, 0, rec, len);
+			free(rec);
+			continue;
+		}
+		tl_buf_reset(&m);
+		tl_buf_append(&m, (uint8_t[]){M_COMMIT}, 1);
+		tl_buf_append(&m, p->rec, p->len);
+		if (send_msg(n, target, &m) != 0) {
+			pthread_mutex_unlock(&n->lock);
+			break; /* unreachable now: the timer tries again */
+		}
+		/* the record stays until answered: a NOTLEADER answer sends
+		 * it again */
+		p->state = P_SENT;
+		p->peer = target;
+		if (p->seq > n->fence_upto)
+			n->fence_upto = p->seq;
+		pthread_mutex_unlock(&n->lock);
+	}
+	tl_buf_free(&m);
+}
+
+/* A connection to peer broke: what went its way may be lost. */
+void
+kvr_node_peer_down(struct kvr_node *n, uint64_t peer)
+{
+	bool lost = false;
+
+	pthread_mutex_lock(&n->lock);
+	for (struct pend *p = n->pends; p; p = p->next)
+		if (p->state == P_SENT && p->peer == peer)
+			lost = true;
+	if (n->rt_sent && n->rt_sent->sent && n->rt_sent->peer == peer)
+		n->rt_sent->sent = false;
+	pthread_mutex_unlock(&n->lock);
+	if (lost)
+		n->fence_needed = true;
+	kvr_admin_peer_down(n, peer);
+	kvr_node_kick(n);
+}
+
+/* Leadership moved (or was lost): requests to the old leader may be
+ * lost, like on a broken connection. */
+static void
+leader_changed(struct kvr_node *n, uint64_t old)
+{
+	if (old)
+		kvr_node_peer_down(n, old);
+}
+
+static void
+observe(struct kvr_node *n)
+{
+	unsigned short st = (unsigned short)raft_state(&n->raft);
+	uint64_t term = raft_current_term(&n->raft), old = leader_target(n);
+	raft_id lid = 0;
+	const char *laddr = NULL;
+
+	raft_leader(&n->raft, &lid, &laddr);
+	if (st == RAFT_LEADER && n->state != RAFT_LEADER) {
+		n->state = st;
+		atomic_fetch_add(&n->st.elections, 1);
+		tl_notice(KVR_SUB, "node %llu leads the group (term %llu)",
+			  (unsigned long long)n->raft.id,
+			  (unsigned long long)term);
+		kvr_leader_begin(n);
+	} else if (st != RAFT_LEADER && n->state == RAFT_LEADER) {
+		n->state = st;
+		tl_notice(KVR_SUB, "node %llu no longer leads (term %llu)",
+			  (unsigned long long)n->raft.id,
+			  (unsigned long long)term);
+		kvr_leader_end(n);
+	}
+	n->state = st;
+	n->term = term;
+	if (lid != n->leader) {
+		n->leader = lid;
+		snprintf(n->leader_addr, sizeof(n->leader_addr), "%s",
+			 laddr ? laddr : "");
+		if (lid && lid != n->raft.id)
+			tl_info(KVR_SUB, "leader: node %llu at %s",
+				(unsigned long long)lid, n->leader_addr);
+	}
+	if (leader_target(n) != old)
+		leader_changed(n, old);
+}
+
+static void
+expire(struct kvr_node *n)
+{
+	uint64_t now = tl_mono_ns();
+	bool wake = false;
+
+	pthread_mutex_lock(&n->lock);
+	if (n->rt_sent && n->rt_sent->deadline_ns < now && !n->rt_sent->got) {
+		n->rt_sent->got = true;
+		n->rt_sent->rc = -ETIMEDOUT;
+		tick_unref(n, n->rt_sent);
+		n->rt_sent = NULL;
+		wake = true;
+	}
+	if (wake)
+		pthread_cond_broadcast(&n->applied_cv);
+	pthread_mutex_unlock(&n->lock);
+}
+
+static void
+pump(struct kvr_node *n)
+{
+	uint64_t target;
+
+	if (n->closing)
+		return;
+	observe(n);
+	target = leader_target(n);
+	pump_commits(n, target);
+	pump_reads(n, target);
+	kvr_admin_pump(n);
+}
+
+static void
+kick_cb(uv_async_t *a)
+{
+	pump(a->data);
+}
+
+static void
+check_cb(uv_check_t *c)
+{
+	struct kvr_node *n = c->data;
+
+	if (!n->closing && n->state == RAFT_LEADER)
+		kvr_leader_flush(n);
+}
+
+static void
+timer_cb(uv_timer_t *t)
+{
+	struct kvr_node *n = t->data;
+
+	expire(n);
+	pump(n);
+	if (!n->closing && n->state == RAFT_LEADER)
+		kvr_leader_tick(n);
+}
+
+/* libraft calls this after each step: state, term or leader may have
+ * changed.  Act outside libraft (a kick), not inside its step. */
+static void
+step_cb(struct raft *r)
+{
+	struct kvr_node *n = r->data;
+	raft_id lid = 0;
+	const char *laddr;
+
+	raft_leader(r, &lid, &laddr);
+	if (raft_state(r) != n->state || lid != n->leader ||
+	    raft_current_term(r) != n->term)
+		kvr_node_kick(n);
+}
+
+/* ---- the state machine --------------------------------------------------- */
+
+static int
+fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+	struct kvr_node *n = fsm->data;
+	uint64_t index = n->raft.last_applied + 1;
+	const uint8_t *b = buf->base;
+	struct aitem *it;
+
+	*result = NULL;
+	n->cmd_seen = index;
+	pthread_mutex_lock(&n->lock);
+	if (n->failed) {
+		pthread_mutex_unlock(&n->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&n->lock);
+	if (kvr_entry_check(b, buf->len) != 0 ||
+	    tl_get_be64(b + 10) != index) {
+		tl_err(KVR_SUB, "log entry %llu is corrupt (checksum or index "
+			"mismatch): not applied; this node stops serving "
+			"(remove %s and let it rejoin the group)",
+			(unsigned long long)index, n->o.dir);
+		kvr_node_fail(n, -EIO);
+		return 0;
+	}
+	it = tl_malloc(sizeof(*it) + buf->len);
+	it->next = NULL;
+	it->index = index;
+	it->len = buf->len;
+	memcpy(it->data, b, buf->len);
+	pthread_mutex_lock(&n->lock);
+	*n->aq_tail = it;
+	n->aq_tail = &it->next;
+	n->aq_last = index;
+	pthread_cond_signal(&n->aq_cv);
+	pthread_mutex_unlock(&n->lock);
+	return 0;
+}
+
+/* ---- the applier --------------------------------------------------------- */
+
+struct done_seq {
+	uint64_t seq, index;
+};
+
+/* Write one entry's transactions into the open LMDB transaction. */
+static int
+apply_entry(struct kvr_node *n, struct meta_kv_txn *t,
+	    const struct aitem *it, struct done_seq **ds, size_t *nds,
+	    size_t *cap)
+{
+	struct kvr_rdr r;
+	struct kvr_wr w;
+	uint32_t ntx;
+	int rc = 0;
+
+	kvr_rdr_init(&r, it->data + KVR_ENTRY_HDR,
+		     it->len - KVR_ENTRY_HDR);
+	if (it->data[5] != KVR_E_TXNS)
+		return 0;
+	ntx = kvr_get32(&r);
+	for (uint32_t i = 0; i < ntx && rc == 0; i++) {
+		uint64_t origin = kvr_get64(&r), seq = kvr_get64(&r);
+		uint32_t nw = kvr_get32(&r);
+
+		for (uint32_t j = 0; j < nw && rc == 0; j++) {
+			if (kvr_get_write(&r, &w)) {
+				rc = -EIO;
+				break;
+			}
+			if (w.op == KVR_PUT) {
+				rc = meta_kv_put(t, w.k, w.klen, w.v, w.vlen);
+			} else if (w.op == KVR_DEL) {
+				rc = meta_kv_del(t, w.k, w.klen);
+			} else {
+				int64_t d[META_KV_ADD_MAX];
+
+				for (uint32_t f = 0; f < w.vlen / 8; f++)
+					d[f] = (int64_t)tl_get_be64(w.v + 8 * f);
+				rc = meta_kv_add(t, w.k, w.klen, d, w.vlen / 8);
+				if (rc == -EIO) {
+					/* every replica holds the same value:
+					 * every one skips the add alike */
+					tl_warn(KVR_SUB, "entry %llu: add to a "
+						"value of another size: "
+						"skipped",
+						(unsigned long long)it->index);
+					rc = 0;
+				}
+			}
+		}
+		if (r.bad)
+			rc = -EIO;
+		if (rc == 0 && origin == n->inc) {
+			if (*nds == *cap) {
+				*cap = *cap ? 2 * *cap : 64;
+				*ds = tl_realloc(*ds, *cap * sizeof(**ds));
+			}
+			(*ds)[(*nds)++] = (struct done_seq){seq, it->index};
+		}
+	}
+	return rc;
+}
+
+static void
+lat_record(struct kvr_node *n, uint64_t us)
+{
+	unsigned b = 0;
+
+	/* buckets: <= 100us * 2^b, last one unbounded */
+	while (b < 11 && us > (100ULL << b))
+		b++;
+	atomic_fetch_add(&n->st.lat_bucket[b], 1);
+	atomic_fetch_add(&n->st.lat_sum_us, us);
+	atomic_fetch_add(&n->st.lat_count, 1);
+}
+
+static int
+apply_batch(struct kvr_node *n, struct aitem *list, uint64_t from,
+	    uint64_t *last, struct done_seq **ds, size_t *nds)
+{
+	struct meta_kv_txn *t;
+	size_t cap = 0;
+	uint64_t t0 = tl_mono_ns(), entries = 0;
+	uint8_t v[8];
+	int rc;
+
+	*last = from;
+	rc = meta_kv_begin(n->replica, false, &t);
+	if (rc)
+		return rc;
+	for (struct aitem *it = list; it && rc == 0; it = it->next) {
+		if (it->index <= from)
+			continue; /* replayed after a restart: already here */
+		rc = apply_entry(n, t, it, ds, nds, &cap);
+		*last = it->index;
+		entries++;
+	}
+	if (rc == 0 && *last == from) {
+		meta_kv_abort(t);
+		return 0;
+	}
+	tl_put_be64(v, *last);
+	if (rc == 0)
+		rc = meta_kv_put(t, KVR_KEY_APPLIED,
+				 KVR_KEYLEN(KVR_KEY_APPLIED), v, 8);
+	if (rc) {
+		meta_kv_abort(t);
+		return rc;
+	}
+	/* The log is the durable copy: no sync here (kv_raft_snap.c syncs
+	 * before a snapshot lets libraft drop the log). */
+	rc = meta_kv_commit_lazy(t);
+	if (rc == 0) {
+		lat_record(n, (tl_mono_ns() - t0) / 1000);
+		atomic_fetch_add(&n->st.applied_entries, entries);
+	}
+	return rc;
+}
+
+static void *
+applier_main(void *arg)
+{
+	struct kvr_node *n = arg;
+	struct done_seq *ds = NULL;
+
+	for (;;) {
+		struct aitem *list;
+		uint64_t from, last = 0;
+		size_t nds = 0;
+		int rc;
+
+		pthread_mutex_lock(&n->lock);
+		while (n->aq_head == NULL && !n->stopping)
+			pthread_cond_wait(&n->aq_cv, &n->lock);
+		if (n->aq_head == NULL) {
+			pthread_mutex_unlock(&n->lock);
+			break;
+		}
+		list = n->aq_head;
+		n->aq_head = NULL;
+		n->aq_tail = &n->aq_head;
+		n->aq_busy = true;
+		from = n->applied;
+		pthread_mutex_unlock(&n->lock);
+
+		pthread_rwlock_rdlock(&n->swap);
+		rc = n->failed ? 0 : apply_batch(n, list, from, &last, &ds,
+						 &nds);
+		pthread_rwlock_unlock(&n->swap);
+		if (rc)
+			tl_err(KVR_SUB, "cannot apply committed entries to %s: "
+			       "%s; this node stops serving", n->repdir,
+			       strerror(-rc));
+
+		pthread_mutex_lock(&n->lock);
+		if (rc) {
+			if (!n->failed)
+				n->failed = rc;
+		} else if (!n->failed && last > n->applied) {
+			n->applied = last;
+			for (size_t i = 0; i < nds; i++) {
+				struct pend *p = pend_find(n, ds[i].seq);
+
+				if (p && p->state != P_DONE)
+					pend_done(p, 0, ds[i].index);
+			}
+		}
+		pend_resolve(n);
+		n->aq_busy = false;
+		if (n->aq_head == NULL)
+			pthread_cond_broadcast(&n->aq_idle);
+		pthread_cond_broadcast(&n->applied_cv);
+		pthread_mutex_unlock(&n->lock);
+		while (list) {
+			struct aitem *next = list->next;
+
+			free(list);
+			list = next;
+		}
+	}
+	free(ds);
+	pthread_mutex_lock(&n->lock);
+	n->applier_gone = true;
+	pthread_cond_broadcast(&n->aq_idle);
+	pthread_mutex_unlock(&n->lock);
+	return NULL;
+}
+
+/* Wait until the applier has applied everything queued (raft thread,
+ * before a snapshot or a restore). */
+int
+kvr_node_drain(struct kvr_node *n)
+{
+	int rc;
+
+	pthread_mutex_lock(&n->lock);
+	while ((n->aq_head || n->aq_busy) && !n->failed && !n->applier_gone)
+		pthread_cond_wait(&n->aq_idle, &n->lock);
+	rc = n->failed ? n->failed : n->applier_gone ? -ESHUTDOWN : 0;
+	pthread_mutex_unlock(&n->lock);
+	return rc;
+}
+
+/* ---- messages from peers ------------------------------------------------- */
+
+static void
+recv_commit_r(struct kvr_node *n, uint64_t peer, struct kvr_rdr *r)
+{
+	uint64_t origin = kvr_get64(r), seq = kvr_get64(r);
+	uint8_t status = kvr_get8(r);
+	uint64_t index = kvr_get64(r);
+
+	if (!r->bad && origin == n->inc)
+		kvr_node_commit_answer(n, seq, status, index, peer);
+}
+
+static void
+recv_fence_r(struct kvr_node *n, struct kvr_rdr *r)
+{
+	uint8_t status = kvr_get8(r);
+	uint64_t upto = kvr_get64(r);
+	uint32_t count = kvr_get32(r);
+	const uint8_t *list = kvr_getn(r, 16 * (size_t)count);
+
+	if (!r->bad)
+		kvr_node_fence_answer(n, status, upto, list, count);
+}
+
+static void
+recv_read_r(struct kvr_node *n, struct kvr_rdr *r)
+{
+	uint64_t id = kvr_get64(r);
+	uint8_t status = kvr_get8(r);
+	uint64_t ri = kvr_get64(r);
+
+	if (!r->bad)
+		kvr_node_read_answer(n, id, status == KVR_ACCEPTED ? 0 :
+					    -EAGAIN, ri);
+}
+
+/* A follower's answer to a confirmation round: yes if it is in the
+ * leader's term and follows it. */
+static void
+recv_confirm(struct kvr_node *n, uint64_t conn, uint64_t peer,
+	     struct kvr_rdr *r)
+{
+	uint64_t term = kvr_get64(r), round = kvr_get64(r);
+	struct tl_buf m = TL_BUF_INIT;
+	raft_id lid = 0;
+	const char *laddr;
+	bool ok;
+
+	if (r->bad)
+		return;
+	raft_leader(&n->raft, &lid, &laddr);
+	ok = raft_state(&n->raft) == RAFT_FOLLOWER &&
+	     raft_current_term(&n->raft) == term && lid == peer && peer;
+	tl_buf_append(&m, (uint8_t[]){M_CONFIRM_R}, 1);
+	tl_buf_append_be64(&m, term);
+	tl_buf_append_be64(&m, round);
+	tl_buf_append(&m, (uint8_t[]){ok}, 1);
+	kvr_net_reply(n, conn, m.data, m.len);
+	tl_buf_free(&m);
+}
+
+void
+kvr_node_recv(struct kvr_node *n, uint64_t conn, uint64_t peer,
+	      const uint8_t *m, size_t len)
+{
+	struct kvr_rdr r;
+	uint8_t type;
+
+	if (n->closing || len == 0)
+		return;
+	kvr_rdr_init(&r, m + 1, len - 1);
+	type = m[0];
+	switch (type) {
+	case M_COMMIT:
+		kvr_leader_commit(n, conn, m + 1, len - 1);
+		break;
+	case M_COMMIT_R:
+		recv_commit_r(n, peer, &r);
+		break;
+	case M_FENCE: {
+		uint64_t origin = kvr_get64(&r), maxseq = kvr_get64(&r);
+
+		if (!r.bad)
+			kvr_leader_fence(n, conn, origin, maxseq);
+		break;
+	}
+	case M_FENCE_R:
+		recv_fence_r(n, &r);
+		break;
+	case M_READ: {
+		uint64_t id = kvr_get64(&r), term = kvr_get64(&r);
+
+		if (!r.bad)
+			kvr_leader_read(n, conn, peer, id, term);
+		break;
+	}
+	case M_READ_R:
+		recv_read_r(n, &r);
+		break;
+	case M_CONFIRM:
+		recv_confirm(n, conn, peer, &r);
+		break;
+	case M_CONFIRM_R: {
+		uint64_t term = kvr_get64(&r), round = kvr_get64(&r);
+		uint8_t ok = kvr_get8(&r);
+
+		if (!r.bad)
+			kvr_leader_confirm_ack(n, peer, term, round, ok);
+		break;
+	}
+	default:
+		if (kvr_admin_recv(n, conn, type, &r) != 0)
+			tl_warn(KVR_SUB, "node %llu sent an unknown message "
+				"(type %u): ignored",
+				(unsigned long long)peer, type);
+		break;
+	}
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+static void *
+raft_main(void *arg)
+{
+	struct kvr_node *n = arg;
+
+	uv_run(&n->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+static void
+handle_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void
+raft_closed(struct raft *r)
+{
+	struct kvr_node *n = r->data;
+
+	raft_uv_close(&n->io);
+	kvr_net_close(n);
+	uv_close((uv_handle_t *)&n->kick, handle_closed);
+	uv_close((uv_handle_t *)&n->check, handle_closed);
+	uv_close((uv_handle_t *)&n->timer, handle_closed);
+	uv_close((uv_handle_t *)&n->stop_async, handle_closed);
+}
+
+static void
+stop_cb(uv_async_t *a)
+{
+	struct kvr_node *n = a->data;
+
+	if (n->closing)
+		return;
+	n->closing = true;
+	if (n->state == RAFT_LEADER)
+		kvr_leader_end(n);
+	raft_close(&n->raft, raft_closed);
+}
+
+void kvr_node_free(struct kvr_node *n);
+
+void
+kvr_node_free(struct kvr_node *n)
+{
+	while (n->aq_head) {
+		struct aitem *it = n->aq_head;
+
+		n->aq_head = it->next;
+		free(it);
+	}
+	kvr_admin_free(n);
+	if (n->replica)
+		meta_kv_close(n->replica);
+	pthread_rwlock_destroy(&n->swap);
+	pthread_mutex_destroy(&n->lock);
+	pthread_cond_destroy(&n->applied_cv);
+	pthread_cond_destroy(&n->aq_cv);
+	pthread_cond_destroy(&n->aq_idle);
+	kvr_net_free(n);
+	free(n->repdir);
+	free(n->logdir);
+	kvr_opts_free(&n->o);
+	free(n);
+}
+
+static char *
+xstrdup(const char *s)
+{
+	return s ? tl_strdup(s) : NULL;
+}
+
+static int
+rm_rf(const char *path)
+{
+	char *cmd = tl_asprintf("rm -rf -- '%s'", path);
+	int rc = system(cmd);
+
+	free(cmd);
+	return rc == 0 ? 0 : -EIO;
+}
+
+/* Read the replica's group and applied index. */
+static int
+replica_read(struct kvr_node *n, uint8_t group[16], uint64_t *applied)
+{
+	struct meta_kv_txn *t;
+	const void *v;
+	size_t vlen;
+	int rc;
+
+	rc = meta_kv_begin(n->replica, true, &t);
+	if (rc)
+		return rc;
+	rc = meta_kv_get(t, KVR_KEY_GROUP, KVR_KEYLEN(KVR_KEY_GROUP), &v,
+			 &vlen);
+	if (rc == 0 && vlen == 16)
+		memcpy(group, v, 16);
+	else if (rc == 0)
+		rc = -EIO;
+	*applied = 0;
+	if (rc == 0 && meta_kv_get(t, KVR_KEY_APPLIED,
+				   KVR_KEYLEN(KVR_KEY_APPLIED), &v,
+				   &vlen) == 0 && vlen == 8)
+		*applied = tl_get_be64(v);
+	meta_kv_abort(t);
+	return rc;
+}
+
+/* The node's identity: made now (bootstrap: a new group of this one node;
+ * else a copy of a peer's replica), or read and checked. */
+static int
+node_identity(struct kvr_node *n, bool *bootstrap, bool *fresh, char **err)
+{
+	uint64_t id;
+	int rc;
+
+	*bootstrap = *fresh = false;
+	rc = kvr_identity_load(n->o.dir, n->group, &id);
+	if (rc == 0 && id != n->o.id) {
+		*err = tl_asprintf("%s is the directory of node %llu, not of "
+				   "node %llu", n->o.dir,
+				   (unsigned long long)id,
+				   (unsigned long long)n->o.id);
+		return -EINVAL;
+	}
+	if (rc != -ENOENT) {
+		if (rc)
+			*err = tl_asprintf("%s/%s: unreadable (%s)", n->o.dir,
+					   KVR_IDENTITY, strerror(-rc));
+		return rc;
+	}
+	/* No identity: whatever is there is an unfinished start. */
+	*fresh = true;
+	if (rm_rf(n->repdir) || rm_rf(n->logdir) ||
+	    mkdir(n->logdir, 0700) < 0) {
+		*err = tl_asprintf("cannot prepare %s", n->o.dir);
+		return -EIO;
+	}
+	if (n->o.bootstrap) {
+		tl_random_bytes(n->group, 16);
+		rc = kvr_replica_create(n->repdir, n->group, n->o.mapsize,
+					err);
+		*bootstrap = rc == 0;
+	} else {
+		rc = kvr_replica_fetch(n, 0, n->group, err);
+	}
+	return rc;
+}
+
+static void
+raft_tracer_emit(struct raft_tracer *t, int type, const void *info)
+{
+	const struct raft_tracer_info *i = info;
+
+	if (type != RAFT_TRACER_DIAGNOSTIC)
+		return;
+	if (i->diagnostic.level <= 2)
+		tl_log(i->diagnostic.level == 1 ? TL_LOG_ERR : TL_LOG_WARN,
+		       KVR_SUB, "libraft: %s", i->diagnostic.message);
+	else
+		tl_debug(KVR_SUB, "libraft: %s", i->diagnostic.message);
+}
+
+static struct raft_tracer tracer = {NULL, 2, raft_tracer_emit};
+
+static int
+raft_setup(struct kvr_node *n, bool bootstrap, char **err)
+{
+	struct raft_uv_transport *tr;
+	struct raft_configuration conf;
+	int rc;
+
+	rc = kvr_net_init(n, &tr, err);
+	if (rc)
+		return rc;
+	rc = raft_uv_init(&n->io, &n->loop, n->logdir, tr);
+	if (rc) {
+		*err = tl_asprintf("raft log %s: %s", n->logdir,
+				   n->io.errmsg);
+		return -EIO;
+	}
+	n->fsm.version = 1;
+	n->fsm.data = n;
+	n->fsm.apply = fsm_apply;
+	n->fsm.snapshot = kvr_fsm_snapshot;
+	n->fsm.restore = kvr_fsm_restore;
+	rc = raft_init(&n->raft, &n->io, &n->fsm, n->o.id, n->o.address);
+	if (rc) {
+		*err = tl_asprintf("raft: %s", raft_errmsg(&n->raft));
+		raft_uv_close(&n->io);
+		return -EIO;
+	}
+	n->raft_inited = true;
+	n->raft.data = n;
+	n->raft.tracer = &tracer;
+	n->raft.legacy.step_cb = step_cb;
+	raft_set_election_timeout(&n->raft, n->o.election_ms);
+	raft_set_heartbeat_timeout(&n->raft, n->o.heartbeat_ms);
+	raft_set_pre_vote(&n->raft, true);
+	raft_set_snapshot_threshold(&n->raft, n->o.snapshot_threshold);
+	raft_set_snapshot_trailing(&n->raft, n->o.snapshot_trailing);
+	raft_uv_set_connect_retry_delay(&n->io, n->o.heartbeat_ms);
+	if (bootstrap) {
+		raft_configuration_init(&conf);
+		rc = raft_configuration_add(&conf, n->o.id, n->o.address,
+					    RAFT_VOTER);
+		if (rc == 0)
+			rc = raft_bootstrap(&n->raft, &conf);
+		raft_configuration_close(&conf);
+		if (rc) {
+			*err = tl_asprintf("raft bootstrap: %s",
+					   raft_strerror(rc));
+			return -EIO;
+		}
+	}
+	rc = raft_start(&n->raft);
+	if (rc) {
+		*err = tl_asprintf("raft start: %s", raft_errmsg(&n->raft));
+		return -EIO;
+	}
+	return 0;
+}
+
+static int
+node_open(struct kvr_node *n, char **err)
+{
+	uint8_t g[16];
+	bool bootstrap, fresh;
+	char *e2 = NULL;
+	int rc;
+
+	rc = kvr_secret_load(n->o.secret, &n->secret, err);
+	if (rc)
+		return rc;
+	if (mkdir(n->o.dir, 0700) < 0 && errno != EEXIST) {
+		*err = tl_asprintf("cannot create %s: %s", n->o.dir,
+				   strerror(errno));
+		return -errno;
+	}
+	rc = node_identity(n, &bootstrap, &fresh, err);
+	if (rc)
+		return rc;
+	rc = meta_kv_lmdb_open(n->repdir, n->o.mapsize, META_KV_LMDB_RESIDENT,
+			       &n->replica, &e2);
+	if (rc) {
+		*err = e2;
+		return rc;
+	}
+	rc = replica_read(n, g, &n->applied);
+	if (rc || memcmp(g, n->group, 16) != 0) {
+		*err = tl_asprintf("%s holds the replica of another group "
+				   "than %s/%s says: refusing to start",
+				   n->repdir, n->o.dir, KVR_IDENTITY);
+		return -EXDEV;
+	}
+	rc = raft_setup(n, bootstrap, err);
+	if (rc == 0 && fresh) {
+		/* the identity is written last: it marks a finished start */
+		rc = kvr_identity_save(n->o.dir, n->group, n->o.id);
+		if (rc)
+			*err = tl_asprintf("cannot write %s/%s: %s", n->o.dir,
+					   KVR_IDENTITY, strerror(-rc));
+	}
+	return rc;
+}
+
+int
+kvr_node_start(const struct kvr_opts *o, struct kvr_node **out, char **err)
+{
+	struct kvr_node *n = tl_calloc(1, sizeof(*n));
+	pthread_rwlockattr_t ra;
+	int rc;
+
+	*out = NULL;
+	/* libuv writes to sockets and pipes with write(2): a peer that went
+	 * away must be an error (EPIPE), not the end of the process. */
+	{
+		struct sigaction sa;
+
+		if (sigaction(SIGPIPE, NULL, &sa) == 0 &&
+		    sa.sa_handler == SIG_DFL)
+			signal(SIGPIPE, SIG_IGN);
+	}
+	n->o = *o;
+	n->o.dir = xstrdup(o->dir);
+	n->o.address = xstrdup(o->address);
+	n->o.listen = xstrdup(o->listen);
+	n->o.peers = xstrdup(o->peers);
+	n->o.secret = xstrdup(o->secret);
+	n->repdir = tl_asprintf("%s/%s", o->dir, KVR_REPLICA);
+	n->logdir = tl_asprintf("%s/%s", o->dir, KVR_LOG);
+	do
+		n->inc = tl_random_u64();
+	while (n->inc == 0);
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra,
+				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&n->swap, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	pthread_mutex_init(&n->lock, NULL);
+	cond_init(&n->applied_cv);
+	pthread_cond_init(&n->aq_cv, NULL);
+	pthread_cond_init(&n->aq_idle, NULL);
+	n->aq_tail = &n->aq_head;
+	kvr_admin_init(n);
+	uv_loop_init(&n->loop);
+	uv_async_init(&n->loop, &n->kick, kick_cb);
+	uv_async_init(&n->loop, &n->stop_async, stop_cb);
+	uv_check_init(&n->loop, &n->check);
+	uv_timer_init(&n->loop, &n->timer);
+	n->kick.data = n->stop_async.data = n->check.data = n->timer.data = n;
+	uv_check_start(&n->check, check_cb);
+	uv_timer_start(&n->timer, timer_cb, TICK_MS, TICK_MS);
+
+	rc = node_open(n, err);
+	if (rc == 0 && pthread_create(&n->applier, NULL, applier_main, n))
+		rc = -EAGAIN;
+	if (rc) {
+		/* nothing runs yet: close the loop's handles by hand */
+		n->closing = true;
+		if (n->raft_inited)
+			raft_close(&n->raft, raft_closed);
+		else {
+			kvr_net_close(n);
+			uv_close((uv_handle_t *)&n->kick, handle_closed);
+			uv_close((uv_handle_t *)&n->check, handle_closed);
+			uv_close((uv_handle_t *)&n->timer, handle_closed);
+			uv_close((uv_handle_t *)&n->stop_async, handle_closed);
+		}
+		uv_run(&n->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&n->loop);
+		kvr_node_free(n);
+		return rc;
+	}
+	pthread_create(&n->thread, NULL, raft_main, n);
+	rc = kvr_ctl_start(n, err);
+	if (rc) {
+		kvr_node_stop(n);
+		return rc;
+	}
+	tl_notice(KVR_SUB, "node %llu of group %02x%02x%02x%02x at %s "
+		  "(applied %llu)", (unsigned long long)n->o.id, n->group[0],
+		  n->group[1], n->group[2], n->group[3], n->o.address,
+		  (unsigned long long)n->applied);
+	*out = n;
+	return 0;
+}
+
+void
+kvr_node_stop(struct kvr_node *n)
+{
+	/* Callers waiting give up first, then the threads stop. */
+	pthread_mutex_lock(&n->lock);
+	n->stopping = true;
+	for (struct pend *p = n->pends; p; p = p->next)
+		if (p->state != P_DONE)
+			pend_done(p, -ESHUTDOWN, 0);
+	pthread_cond_broadcast(&n->applied_cv);
+	pthread_cond_broadcast(&n->aq_cv);
+	pthread_mutex_unlock(&n->lock);
+	kvr_ctl_stop(n);
+	uv_async_send(&n->stop_async);
+	pthread_join(n->thread, NULL);
+	uv_loop_close(&n->loop);
+	pthread_join(n->applier, NULL);
+	kvr_node_free(n);
+}

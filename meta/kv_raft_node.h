@@ -1,0 +1,252 @@
+/*
+ * kv_raft_node.h - the state of a raft:// node, shared by the files that
+ * make it (kv_raft_node.c, kv_raft_leader.c, kv_raft_net.c,
+ * kv_raft_snap.c).  Private to meta/.
+ *
+ * Threads of a node:
+ *   the raft thread runs a libuv loop: libraft (raft_uv: its log on disk,
+ *     its messages through our transport), the peer connections, the
+ *     leader's resolver and read-index rounds.  Only it touches the
+ *     fields marked [raft].
+ *   the applier writes committed entries into the LMDB replica, many
+ *     entries per LMDB transaction, and wakes the transactions waiting
+ *     for them.
+ *   callers (NFS workers, control-socket threads) begin, read and commit
+ *     transactions; they wait on n->lock's condition variables.
+ * Fields marked [lock] are guarded by n->lock.
+ */
+#ifndef META_KV_RAFT_NODE_H
+#define META_KV_RAFT_NODE_H
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <uv.h>
+
+#include "meta/kv_raft-internal.h"
+
+struct kvr_net;
+struct kvr_leader;
+struct kvr_admin;
+struct kvr_ctl;
+
+/* A local transaction waiting for its commit. */
+enum pend_state {
+	P_QUEUED = 0,   /* not sent yet (no leader known) */
+	P_SENT,         /* sent to the leader, no answer yet */
+	P_ACCEPTED,     /* in the entry at index: applied there or lost */
+	P_UNCERTAIN,    /* sent, answer lost: decided once applied reaches
+			   index (a fence made sure it cannot join later) */
+	P_WAIT,         /* conflict: -EAGAIN once applied reaches index */
+	P_DONE,
+};
+
+struct pend {
+	struct pend *next;
+	uint64_t seq;
+	uint8_t *rec;           /* the transaction record (owned) */
+	size_t len;
+	enum pend_state state;
+	uint64_t peer;          /* the leader it went to */
+	uint64_t index;
+	uint64_t deadline_ns;
+	int rc;                 /* result once P_DONE */
+	uint64_t result_index;
+	pthread_cond_t cv;
+	bool waiting;           /* a caller waits for it */
+};
+
+/* A read-index request shared by the transactions that began together. */
+struct rtick {
+	uint64_t id;
+	bool sent;              /* [lock] on its way */
+	bool got;               /* [lock] ri known */
+	int rc;
+	uint64_t ri;
+	unsigned refs;
+	uint64_t peer;          /* [raft] the leader asked */
+	uint64_t deadline_ns;
+};
+
+/* One committed command, queued for the applier. */
+struct aitem {
+	struct aitem *next;
+	uint64_t index;
+	size_t len;
+	uint8_t data[];
+};
+
+struct kvr_stats {
+	atomic_uint_fast64_t elections, snap_sent, snap_recv, applied_entries;
+	atomic_uint_fast64_t conflicts, commits, reads;
+	/* apply latency: commit of the entry to LMDB, per batch */
+	atomic_uint_fast64_t lat_bucket[12], lat_sum_us, lat_count;
+};
+
+struct kvr_node {
+	struct kvr_opts o;
+	struct kvr_secret secret;
+	uint8_t group[16];
+	uint64_t inc;                /* origin id of this process */
+	atomic_uint_fast64_t seq;
+	char *repdir, *logdir;
+
+	/* the replica: every transaction holds swap shared while it reads */
+	struct meta_kv *replica;
+	pthread_rwlock_t swap;
+
+	pthread_mutex_t lock;
+	pthread_cond_t applied_cv;   /* applied moved, or a tick answered */
+	uint64_t applied;            /* [lock] replica's applied index */
+	int failed;                  /* [lock] fatal: every call fails */
+	bool stopping;               /* [lock] */
+	struct pend *pends;          /* [lock] */
+	struct rtick *rt_open;       /* [lock] gathering transactions */
+	struct rtick *rt_sent;       /* [lock] being answered */
+	uint64_t rt_next;            /* [lock] */
+
+	/* the applier */
+	pthread_t applier;
+	pthread_cond_t aq_cv;        /* work queued, or stopping */
+	pthread_cond_t aq_idle;      /* the queue drained */
+	struct aitem *aq_head, **aq_tail;
+	bool aq_busy;                /* [lock] a batch is being applied */
+	uint64_t aq_last;            /* [lock] last index queued */
+
+	/* the raft thread */
+	pthread_t thread;
+	uv_loop_t loop;
+	uv_async_t kick;             /* something for the raft thread */
+	uv_async_t stop_async;
+	uv_check_t check;            /* end of a loop turn: flush the batch */
+	uv_timer_t timer;            /* deadlines, retries */
+	struct raft raft;
+	struct raft_io io;
+	struct raft_fsm fsm;
+	struct kvr_net *net;
+	bool closing;                /* [raft] */
+	bool raft_inited;
+	unsigned short state;        /* [raft] last seen raft state */
+	uint64_t term, leader;       /* [raft] last seen */
+	char leader_addr[256];       /* [raft] */
+	uint64_t cmd_seen;           /* [raft] last command index applied
+					 by libraft (queued to the applier) */
+	uint64_t snap_index;         /* [raft] last snapshot taken/restored */
+	struct kvr_leader *ld;       /* [raft] resolver when leader */
+	bool fence_needed;           /* [raft] sent txns lost their leader */
+	uint64_t fence_upto;         /* [raft] highest seq sent */
+
+	struct kvr_admin *adm;
+	struct kvr_ctl *ctl;
+	bool applier_gone;           /* [lock] */
+
+	struct kvr_stats st;
+};
+
+/* kv_raft_node.c */
+void kvr_node_kick(struct kvr_node *n);
+uint64_t kvr_node_next_seq(struct kvr_node *n);
+/* Messages from peers (raft thread): conn identifies the connection to
+ * answer on, peer the sending node (0: unknown). */
+void kvr_node_recv(struct kvr_node *n, uint64_t conn, uint64_t peer,
+		   const uint8_t *m, size_t len);
+void kvr_node_peer_down(struct kvr_node *n, uint64_t peer);
+/* A read-index or commit answer for this node's own requests. */
+void kvr_node_read_answer(struct kvr_node *n, uint64_t id, int rc,
+			  uint64_t ri);
+void kvr_node_commit_answer(struct kvr_node *n, uint64_t seq, int status,
+			    uint64_t index, uint64_t peer);
+uint64_t kvr_node_applied(struct kvr_node *n);
+/* Stop serving for good: every call fails with rc. */
+void kvr_node_fail(struct kvr_node *n, int rc);
+/* Wait until the applier applied all it was given (raft thread). */
+int kvr_node_drain(struct kvr_node *n);
+int kvr_node_wait_applied(struct kvr_node *n, uint64_t index,
+			  uint64_t deadline_ns);
+
+/* Commit answers. */
+enum { KVR_ACCEPTED = 0, KVR_CONFLICT = 1, KVR_NOTLEADER = 2,
+       KVR_FENCED = 3, KVR_FAILED = 4 };
+
+/* kv_raft_leader.c: the resolver, read-index rounds, carrier entries.
+ * All on the raft thread. */
+void kvr_leader_begin(struct kvr_node *n);
+void kvr_leader_end(struct kvr_node *n);
+bool kvr_leader_ready(struct kvr_node *n);
+/* A commit from origin (conn 0: this node). */
+void kvr_leader_commit(struct kvr_node *n, uint64_t conn, const uint8_t *rec,
+		       size_t len);
+void kvr_leader_fence(struct kvr_node *n, uint64_t conn, uint64_t origin,
+		      uint64_t maxseq);
+/* A read-index request (conn 0: this node's ticket id). */
+void kvr_leader_read(struct kvr_node *n, uint64_t conn, uint64_t peer,
+		     uint64_t id, uint64_t term);
+void kvr_leader_confirm_ack(struct kvr_node *n, uint64_t peer, uint64_t term,
+			    uint64_t round, bool ok);
+void kvr_leader_flush(struct kvr_node *n);
+void kvr_leader_tick(struct kvr_node *n);
+/* Fence answers to this node's own (conn 0) fence. */
+void kvr_node_fence_answer(struct kvr_node *n, int status, uint64_t upto,
+			   const uint8_t *list, uint32_t count);
+
+/* Message types between nodes (first byte of a frame). */
+enum {
+	M_COMMIT = 'C', M_COMMIT_R = 'c',
+	M_FENCE = 'F', M_FENCE_R = 'f',
+	M_READ = 'R', M_READ_R = 'r',
+	M_CONFIRM = 'K', M_CONFIRM_R = 'k',
+	M_STATUS = 'S', M_STATUS_R = 's',
+	M_ADMIN = 'A', M_ADMIN_R = 'a',
+};
+
+/* kv_raft_net.c (raft thread unless said otherwise) */
+int kvr_net_init(struct kvr_node *n, struct raft_uv_transport **t,
+		 char **err);
+/* Send to peer id at addr, connecting if needed (messages queue while it
+ * connects; dropped, with kvr_node_peer_down, if it fails).  -ENOTCONN
+ * if the peer was unreachable a moment ago (nothing sent). */
+int kvr_net_send(struct kvr_node *n, uint64_t id, const char *addr,
+		  const void *m, size_t len);
+void kvr_net_reply(struct kvr_node *n, uint64_t conn, const void *m,
+		   size_t len);
+/* Close every connection and the listener; cb when done. */
+void kvr_net_close(struct kvr_node *n);
+void kvr_net_free(struct kvr_node *n);
+/* Any thread: start/stop the control socket's threads. */
+int kvr_ctl_start(struct kvr_node *n, char **err);
+void kvr_ctl_stop(struct kvr_node *n);
+
+/* kv_raft_admin.c */
+void kvr_admin_init(struct kvr_node *n);
+void kvr_admin_free(struct kvr_node *n);
+void kvr_admin_pump(struct kvr_node *n);        /* raft thread */
+void kvr_admin_peer_down(struct kvr_node *n, uint64_t peer);
+int kvr_admin_recv(struct kvr_node *n, uint64_t conn, uint8_t type,
+		   struct kvr_rdr *r);
+/* Any thread but the raft thread: status records of every node that
+ * answered (kvr_admin_self's layout), or a membership change. */
+int kvr_admin_status(struct kvr_node *n, struct tl_buf *out);
+int kvr_admin_change(struct kvr_node *n, uint8_t op, uint64_t id,
+		     const char *addr, struct tl_buf *msg);
+void kvr_admin_self(struct kvr_node *n, struct tl_buf *b);
+
+/* kv_raft_snap.c */
+int kvr_identity_load(const char *dir, uint8_t group[16], uint64_t *id);
+int kvr_identity_save(const char *dir, const uint8_t group[16],
+		      uint64_t id);
+/* Create a fresh replica with the group's keys at index 0. */
+int kvr_replica_create(const char *dir, const uint8_t group[16],
+		       uint64_t mapsize, char **err);
+/* Fetch a copy of the replica from a peer that has applied at least
+ * min_index into dir/replica.new, check it, and swap it in (the replica
+ * must be closed). */
+int kvr_replica_fetch(struct kvr_node *n, uint64_t min_index,
+		      uint8_t group_out[16], char **err);
+/* Serve a copy to a peer (runs on its own thread; closes the socket). */
+void kvr_snap_serve(struct kvr_node *n, int fd, struct kvr_session *ss,
+		    const uint8_t *req, size_t len);
+/* libraft's snapshot callbacks (raft thread). */
+int kvr_fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+		     unsigned *n_bufs);
+int kvr_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf);
+
+#endif /* META_KV_RAFT_NODE_H */

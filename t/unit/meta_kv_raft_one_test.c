@@ -1,0 +1,205 @@
+/*
+ * meta_kv_raft_one_test.c - the raft:// engine on a group of one node:
+ * the operations of kv.h through the replicated path (read-your-writes,
+ * merged scans, adds), a conflict between two transactions reported as
+ * -EAGAIN with nothing of the loser applied, commits that survive a
+ * restart (the log replayed onto the replica exactly once), and the
+ * refusal to start with another node's directory.
+ */
+#include "config.h"
+
+#include <pthread.h>
+
+#include "t/unit/raft_test.h"
+
+struct collect {
+	char keys[16][16];
+	char vals[16][32];
+	unsigned n;
+};
+
+static int
+collect_cb(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	struct collect *c = arg;
+
+	if (c->n < 16 && klen < 16 && vlen < 32) {
+		memcpy(c->keys[c->n], k, klen);
+		c->keys[c->n][klen] = 0;
+		memcpy(c->vals[c->n], v, vlen);
+		c->vals[c->n][vlen] = 0;
+	}
+	c->n++;
+	return 0;
+}
+
+static void
+test_ops(struct meta_kv *kv)
+{
+	struct meta_kv_txn *t;
+	struct collect c;
+	const void *v;
+	size_t vlen;
+	int64_t d[2] = {7, 1};
+	char buf[64];
+
+	CHECK(rt_put(kv, "a", "1") == 0, "put a");
+	CHECK(rt_put(kv, "c", "3") == 0, "put c");
+	CHECK(rt_get(kv, "a", buf, sizeof(buf)) == 0 && !strcmp(buf, "1"),
+	      "a committed transaction is read back");
+
+	CHECK_FATAL(meta_kv_begin(kv, false, &t) == 0, "begin");
+	CHECK(meta_kv_put(t, "b", 1, "2", 1) == 0, "put b");
+	CHECK(meta_kv_del(t, "c", 1) == 0, "delete c");
+	CHECK(meta_kv_add(t, "u", 1, d, 2) == 0, "add to u");
+	CHECK(meta_kv_get(t, "b", 1, &v, &vlen) == 0 && vlen == 1 &&
+		      !memcmp(v, "2", 1),
+	      "the transaction reads its own put");
+	CHECK(meta_kv_get(t, "c", 1, &v, &vlen) == -ENOENT,
+	      "and its own delete");
+	CHECK(meta_kv_get(t, "u", 1, &v, &vlen) == 0 && vlen == 16 &&
+		      tl_get_be64(v) == 7,
+	      "and its own add");
+	memset(&c, 0, sizeof(c));
+	CHECK(meta_kv_scan(t, "", 0, NULL, 0, collect_cb, &c) == 0, "scan");
+	/* the engine's own \0R keys come first */
+	{
+		unsigned i = 0;
+
+		while (i < c.n && c.keys[i][0] == 0)
+			i++;
+		CHECK(c.n - i == 3 && !strcmp(c.keys[i], "a") &&
+			      !strcmp(c.keys[i + 1], "b") &&
+			      !strcmp(c.keys[i + 2], "u"),
+		      "a scan merges the replica with the buffered writes");
+	}
+	CHECK(meta_kv_commit(t) == 0, "commit");
+
+	CHECK_FATAL(meta_kv_begin(kv, false, &t) == 0, "begin");
+	CHECK(meta_kv_add(t, "u", 1, d, 2) == 0, "add again");
+	CHECK(meta_kv_commit(t) == 0, "commit");
+	CHECK_FATAL(meta_kv_begin(kv, true, &t) == 0, "begin read-only");
+	CHECK(meta_kv_get(t, "u", 1, &v, &vlen) == 0 && vlen == 16 &&
+		      tl_get_be64(v) == 14 && tl_get_be64((uint8_t *)v + 8) == 2,
+	      "adds of two transactions sum up");
+	CHECK(meta_kv_get(t, "c", 1, &v, &vlen) == -ENOENT, "c deleted");
+	CHECK(meta_kv_put(t, "x", 1, "x", 1) == -EROFS,
+	      "a read-only transaction cannot write");
+	meta_kv_abort(t);
+}
+
+/* T1 reads k; T2 writes k and commits; T1 writes and commits: -EAGAIN,
+ * and T1's other write is nowhere. */
+static void
+test_conflict(struct meta_kv *kv)
+{
+	struct meta_kv_txn *t1, *t2;
+	const void *v;
+	size_t vlen;
+	int64_t one = 1;
+	char buf[64];
+
+	CHECK(rt_put(kv, "k", "0") == 0, "put k");
+	CHECK_FATAL(meta_kv_begin(kv, false, &t1) == 0, "begin t1");
+	CHECK(meta_kv_get(t1, "k", 1, &v, &vlen) == 0, "t1 reads k");
+	CHECK_FATAL(meta_kv_begin(kv, false, &t2) == 0, "begin t2");
+	CHECK(meta_kv_put(t2, "k", 1, "2", 1) == 0, "t2 writes k");
+	CHECK(meta_kv_commit(t2) == 0, "t2 commits");
+	CHECK(meta_kv_put(t1, "k", 1, "1", 1) == 0, "t1 writes k");
+	CHECK(meta_kv_put(t1, "t1only", 6, "1", 1) == 0, "t1 writes another");
+	CHECK_EQ(meta_kv_commit(t1), -EAGAIN,
+		 "t1, which read what t2 changed, conflicts");
+	CHECK(rt_get(kv, "k", buf, sizeof(buf)) == 0 && !strcmp(buf, "2"),
+	      "k holds t2's value");
+	CHECK(rt_get(kv, "t1only", buf, sizeof(buf)) == -ENOENT,
+	      "nothing of t1 was applied");
+
+	/* adds do not conflict with each other, peeks do not conflict */
+	CHECK_FATAL(meta_kv_begin(kv, false, &t1) == 0, "begin t1");
+	CHECK(meta_kv_peek(t1, "u", 1, &v, &vlen) == 0, "t1 peeks at u");
+	CHECK(meta_kv_add(t1, "u", 1, (int64_t[]){1, 0}, 2) == 0,
+	      "t1 adds to u");
+	CHECK_FATAL(meta_kv_begin(kv, false, &t2) == 0, "begin t2");
+	CHECK(meta_kv_add(t2, "u", 1, (int64_t[]){1, 0}, 2) == 0,
+	      "t2 adds to u");
+	CHECK(meta_kv_commit(t2) == 0, "t2 commits");
+	CHECK(meta_kv_commit(t1) == 0,
+	      "t1 commits: adds and peeks do not conflict");
+	(void)one;
+
+	/* a scan that stopped early read only up to where it stopped */
+	CHECK(rt_put(kv, "s1", "1") == 0 && rt_put(kv, "s2", "1") == 0,
+	      "put s1, s2");
+	CHECK_FATAL(meta_kv_begin(kv, false, &t1) == 0, "begin t1");
+	{
+		struct collect c;
+
+		memset(&c, 0, sizeof(c));
+		CHECK(meta_kv_scan(t1, "s1", 2, "s9", 2, collect_cb, &c) == 0 &&
+			      c.n == 2,
+		      "t1 scans [s1, s9)");
+	}
+	CHECK(rt_put(kv, "s5", "1") == 0, "another transaction puts s5");
+	CHECK(meta_kv_put(t1, "z", 1, "1", 1) == 0, "t1 writes z");
+	CHECK_EQ(meta_kv_commit(t1), -EAGAIN,
+		 "t1's scan covered s5: conflict");
+}
+
+int
+main(void)
+{
+	struct meta_kv *kv;
+	struct rt t;
+	char *url, *err = NULL, buf[64];
+	int rc;
+
+	tl_log_set_level(getenv("RT_DEBUG") ? TL_LOG_DEBUG : TL_LOG_WARN);
+	rt_init(&t, 1);
+	url = rt_url(&t, 1, 1, "bootstrap=1");
+	rc = meta_kv_open(url, &kv, &err);
+	CHECK_FATAL(rc == 0, "a one-node group starts (%s)", err ? err : "");
+	test_ops(kv);
+	test_conflict(kv);
+	meta_kv_close(kv);
+
+	/* restart: the replica and the log agree, nothing applied twice */
+	free(err);
+	err = NULL;
+	rc = meta_kv_open(url, &kv, &err);
+	CHECK_FATAL(rc == 0, "the node restarts (%s)", err ? err : "");
+	CHECK(rt_get(kv, "a", buf, sizeof(buf)) == 0 && !strcmp(buf, "1"),
+	      "a commit survives a restart");
+	{
+		struct meta_kv_txn *tx;
+		const void *v;
+		size_t vlen;
+
+		CHECK_FATAL(meta_kv_begin(kv, true, &tx) == 0, "begin");
+		CHECK(meta_kv_get(tx, "u", 1, &v, &vlen) == 0 &&
+			      tl_get_be64(v) == 16,
+		      "adds were applied exactly once across the restart");
+		meta_kv_abort(tx);
+	}
+	CHECK(rt_put(kv, "after", "1") == 0, "commits go on after it");
+	meta_kv_close(kv);
+	free(url);
+
+	/* the directory of node 1 is not node 2's */
+	url = rt_url(&t, 1, 1, NULL);
+	{
+		char *u2 = tl_asprintf("%s", url), *p = strstr(u2, "id=1");
+
+		p[3] = '2';
+		free(err);
+		err = NULL;
+		rc = meta_kv_open(u2, &kv, &err);
+		CHECK(rc != 0 && err && strstr(err, "node 1"),
+		      "a node refuses another node's directory (%s)",
+		      err ? err : "");
+		free(u2);
+	}
+	free(url);
+	free(err);
+	rt_done(&t);
+	return tap_done();
+}
