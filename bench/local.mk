@@ -6,5 +6,9 @@ bench_nfsload_SOURCES = bench/nfsload.c
 bench_nfsload_CPPFLAGS = $(AM_CPPFLAGS) $(NFS_CFLAGS)
 bench_nfsload_LDADD = $(NFS_LIBS)
 endif
+# The metadata layer on raft:// beside LMDB, in one process.
+noinst_PROGRAMS += bench/raft_meta
+bench_raft_meta_SOURCES = bench/raft_meta.c
+bench_raft_meta_LDADD = meta/libmeta.a lib/libtl.a $(LMDB_LIBS)
 EXTRA_DIST += bench/README bench/run.sh bench/report.py \
 	bench/ganesha.conf.in bench/profile.sh bench/readahead.sh bench/readahead_reader.c

@@ -151,6 +151,7 @@ struct meta_kv_raft_node {
 	uint64_t applied;      /* applied to its replica */
 	uint64_t snapshot;     /* index of its last snapshot */
 	uint64_t log_bytes;    /* size of its log files */
+	uint64_t snapshots_sent, snapshots_received; /* replica copies */
 };
 
 /* Every node of the group that answered within a second (this one

@@ -26,6 +26,7 @@
  * keys start with a name, the registry with "\0V"). */
 #define KVR_KEY_APPLIED "\0Rapplied" /* be64: last log index applied */
 #define KVR_KEY_GROUP "\0Rgroup"     /* 16 bytes: the group's id */
+#define KVR_KEY_SESSION "\0Rs"       /* + origin u64: kv_raft_apply.c */
 #define KVR_KEYLEN(k) (sizeof(k) - 1)
 
 /* Files of a node directory. */

@@ -82,7 +82,8 @@ wb_find(struct wbuf *w, const void *k, size_t klen, size_t *slotp)
 		*slotp = 0;
 		return NULL;
 	}
-	for (i = key_hash(k, klen) & (w->nslot - 1);; i = (i + 1) & (w->nslot - 1)) {
+	for (i = key_hash(k, klen) & (w->nslot - 1);;
+	     i = (i + 1) & (w->nslot - 1)) {
 		struct wb_ent *e;
 
 		if (w->slot[i] == 0) {
@@ -208,9 +209,9 @@ wb_free(struct wbuf *w)
 struct kvr_txn {
 	struct meta_kv_txn base;
 	bool rdonly;
-	bool held;                 /* node mode: holds the replica */
-	struct meta_kv_txn *snap;  /* LMDB read transaction */
-	uint64_t index;            /* applied index of the snapshot */
+	bool held;		  /* node mode: holds the replica */
+	struct meta_kv_txn *snap; /* LMDB read transaction */
+	uint64_t index;		  /* applied index of the snapshot */
 	struct wbuf w;
 	struct tl_buf reads;
 	uint32_t nreads;
@@ -255,17 +256,16 @@ snapshot_index(struct meta_kv_txn *snap)
 	const void *v;
 	size_t vlen;
 
-	if (meta_kv_get(snap, KVR_KEY_APPLIED, KVR_KEYLEN(KVR_KEY_APPLIED),
-			&v, &vlen) != 0 ||
+	if (meta_kv_get(snap, KVR_KEY_APPLIED, KVR_KEYLEN(KVR_KEY_APPLIED), &v,
+			&vlen) != 0 ||
 	    vlen != 8)
 		return 0;
 	return tl_get_be64(v);
 }
 
 /* Client mode: one request to the node's control socket, one reply. */
-static int
-ctl_call(struct kvr_kv *k, uint8_t type, const void *p, size_t len,
-	 struct tl_buf *reply);
+static int ctl_call(struct kvr_kv *k, uint8_t type, const void *p, size_t len,
+		    struct tl_buf *reply);
 
 static int
 rft_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
@@ -350,15 +350,15 @@ txn_read(struct kvr_txn *t, const void *key, size_t klen, const void **val,
 }
 
 static int
-rft_get(struct meta_kv_txn *bt, const void *key, size_t klen,
-	const void **val, size_t *vlen)
+rft_get(struct meta_kv_txn *bt, const void *key, size_t klen, const void **val,
+	size_t *vlen)
 {
 	return txn_read((struct kvr_txn *)bt, key, klen, val, vlen, false);
 }
 
 static int
-rft_peek(struct meta_kv_txn *bt, const void *key, size_t klen,
-	 const void **val, size_t *vlen)
+rft_peek(struct meta_kv_txn *bt, const void *key, size_t klen, const void **val,
+	 size_t *vlen)
 {
 	return txn_read((struct kvr_txn *)bt, key, klen, val, vlen, true);
 }
@@ -374,8 +374,8 @@ write_check(struct kvr_txn *t, size_t klen, size_t vlen)
 }
 
 static int
-rft_put(struct meta_kv_txn *bt, const void *key, size_t klen,
-	const void *val, size_t vlen)
+rft_put(struct meta_kv_txn *bt, const void *key, size_t klen, const void *val,
+	size_t vlen)
 {
 	struct kvr_txn *t = (struct kvr_txn *)bt;
 	int rc = write_check(t, klen, vlen);
@@ -450,15 +450,14 @@ struct merge {
 	void *arg;
 	const void *end;
 	size_t elen;
-	size_t pos;          /* next buffered entry (in order) */
-	int urc;             /* what the caller's callback returned */
+	size_t pos; /* next buffered entry (in order) */
+	int urc;    /* what the caller's callback returned */
 	int err;
-	struct tl_buf last;  /* the last key delivered */
+	struct tl_buf last; /* the last key delivered */
 };
 
 static int
-deliver(struct merge *m, const void *k, size_t klen, const void *v,
-	size_t vlen)
+deliver(struct merge *m, const void *k, size_t klen, const void *v, size_t vlen)
 {
 	tl_buf_reset(&m->last);
 	tl_buf_append(&m->last, k, klen);
@@ -563,8 +562,7 @@ rft_scan(struct meta_kv_txn *bt, const void *start, size_t slen,
 
 /* The record of kv_raft-internal.h. */
 static void
-txn_record(struct kvr_txn *t, uint64_t origin, uint64_t seq,
-	   struct tl_buf *b)
+txn_record(struct kvr_txn *t, uint64_t origin, uint64_t seq, struct tl_buf *b)
 {
 	tl_buf_append_be64(b, origin);
 	tl_buf_append_be64(b, seq);
@@ -577,8 +575,7 @@ txn_record(struct kvr_txn *t, uint64_t origin, uint64_t seq,
 	for (size_t i = 0; i < t->w.n; i++) {
 		const struct wb_ent *e = &t->w.e[t->w.order[i]];
 
-		kvr_put_write(b, e->op, e->k, e->klen, e->k + e->klen,
-			      e->vlen);
+		kvr_put_write(b, e->op, e->k, e->klen, e->k + e->klen, e->vlen);
 	}
 }
 
@@ -716,7 +713,8 @@ kvr_ctl_connect(const char *dir, char **err)
 		int rc = -errno;
 
 		*err = tl_asprintf("cannot reach the tesserad of %s (%s): is "
-				   "it running?", dir, strerror(errno));
+				   "it running?",
+				   dir, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return rc;
@@ -744,18 +742,18 @@ rft_close(struct meta_kv *kv)
 }
 
 static const struct meta_kv_ops raft_ops = {
-	.scheme = "raft",
-	.begin = rft_begin,
-	.get = rft_get,
-	.put = rft_put,
-	.del = rft_del,
-	.add = rft_add,
-	.peek = rft_peek,
-	.scan = rft_scan,
-	.commit = rft_commit,
-	.commit_lazy = NULL,
-	.abort = rft_abort,
-	.close = rft_close,
+    .scheme = "raft",
+    .begin = rft_begin,
+    .get = rft_get,
+    .put = rft_put,
+    .del = rft_del,
+    .add = rft_add,
+    .peek = rft_peek,
+    .scan = rft_scan,
+    .commit = rft_commit,
+    .commit_lazy = NULL,
+    .abort = rft_abort,
+    .close = rft_close,
 };
 
 void
@@ -839,8 +837,7 @@ kvr_url_parse(const char *url, struct kvr_opts *o, char **err)
 		free(s);
 		q = amp;
 	}
-	if (rc == 0 && o->id &&
-	    (!o->address || !o->secret || !o->peers)) {
+	if (rc == 0 && o->id && (!o->address || !o->secret || !o->peers)) {
 		*err = tl_asprintf("a raft node needs id=, address=, peers= "
 				   "and secret= (tessera.conf raft_* "
 				   "options)");
@@ -881,8 +878,8 @@ node_get(const struct kvr_opts *o, struct kvr_node **out, char **err)
 	for (s = nodes; s && strcmp(s->dir, o->dir) != 0; s = s->next)
 		;
 	if (s && s->id != o->id) {
-		*err = tl_asprintf("%s runs as node %llu in this process", o->dir,
-				   (unsigned long long)s->id);
+		*err = tl_asprintf("%s runs as node %llu in this process",
+				   o->dir, (unsigned long long)s->id);
 		rc = -EBUSY;
 	} else if (s == NULL) {
 		struct kvr_node *n;
@@ -997,8 +994,8 @@ meta_kv_raft_status(struct meta_kv *kv, struct meta_kv_raft_node **nodes,
 	*count = 0;
 	if (k == NULL)
 		return -ENOTSUP;
-	rc = k->node ? kvr_admin_status(k->node, &out) :
-		       ctl_call(k, 'S', NULL, 0, &out);
+	rc = k->node ? kvr_admin_status(k->node, &out)
+		     : ctl_call(k, 'S', NULL, 0, &out);
 	kvr_rdr_init(&r, out.data, out.len);
 	while (rc == 0 && r.p < r.end) {
 		struct meta_kv_raft_node *x;
@@ -1017,6 +1014,8 @@ meta_kv_raft_status(struct meta_kv *kv, struct meta_kv_raft_node **nodes,
 		x->applied = kvr_get64(&r);
 		x->snapshot = kvr_get64(&r);
 		x->log_bytes = kvr_get64(&r);
+		x->snapshots_sent = kvr_get64(&r);
+		x->snapshots_received = kvr_get64(&r);
 		get_str8(&r, x->state, sizeof(x->state));
 		get_str8(&r, x->role, sizeof(x->role));
 		get_str8(&r, x->address, sizeof(x->address));

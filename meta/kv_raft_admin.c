@@ -29,7 +29,7 @@
 
 #define STATUS_WAIT_MS 1000
 #define CHANGE_WAIT_MS (30 * 60 * 1000) /* a standby may copy for long */
-#define CATCHUP_LAG 64                   /* entries behind: caught up */
+#define CATCHUP_LAG    64		/* entries behind: caught up */
 
 enum call_op { CALL_STATUS = 1, CALL_CHANGE = 2 };
 enum change_op { CH_ADD = 1, CH_REMOVE = 2, CH_TRANSFER = 3 };
@@ -45,11 +45,11 @@ struct kvr_call {
 	uint8_t chop;
 	uint64_t target;
 	char addr[256];
-	int stage;                /* add: 0 add, 1 standby, 2 catching up */
-	uint64_t leader;          /* forwarded to */
+	int stage;	 /* add: 0 add, 1 standby, 2 catching up */
+	uint64_t leader; /* forwarded to */
 	/* result: status records, or a message */
 	struct tl_buf out;
-	unsigned expect;          /* status answers still expected */
+	unsigned expect; /* status answers still expected */
 	uint64_t asked[64];
 	unsigned nasked;
 	pthread_cond_t cv;
@@ -85,14 +85,15 @@ role_name(struct kvr_node *n)
 
 	for (unsigned i = 0; i < c->n; i++)
 		if (c->servers[i].id == n->o.id)
-			return c->servers[i].role == RAFT_VOTER ? "voter" :
-			       c->servers[i].role == RAFT_STANDBY ? "standby" :
-								    "spare";
+			return c->servers[i].role == RAFT_VOTER	    ? "voter"
+			       : c->servers[i].role == RAFT_STANDBY ? "standby"
+								    : "spare";
 	return "none";
 }
 
 /* id u64, term u64, leader u64, commit u64, last u64, applied u64,
- * snapshot u64, log bytes u64, state str8, role str8, address str8 */
+ * snapshot u64, log bytes u64, copies sent u64, received u64, state str8,
+ * role str8, address str8 */
 static void
 put_str8(struct tl_buf *b, const char *s)
 {
@@ -117,6 +118,8 @@ kvr_admin_self(struct kvr_node *n, struct tl_buf *b)
 	tl_buf_append_be64(b, kvr_node_applied(n));
 	tl_buf_append_be64(b, n->snap_index);
 	tl_buf_append_be64(b, dir_bytes(n->logdir));
+	tl_buf_append_be64(b, atomic_load(&n->st.snap_sent));
+	tl_buf_append_be64(b, atomic_load(&n->st.snap_recv));
 	put_str8(b, raft_state_name(raft_state(&n->raft)));
 	put_str8(b, role_name(n));
 	put_str8(b, n->o.address);
@@ -234,8 +237,8 @@ kvr_admin_status(struct kvr_node *n, struct tl_buf *out)
 }
 
 int
-kvr_admin_change(struct kvr_node *n, uint8_t op, uint64_t id,
-		 const char *addr, struct tl_buf *msg)
+kvr_admin_change(struct kvr_node *n, uint8_t op, uint64_t id, const char *addr,
+		 struct tl_buf *msg)
 {
 	struct kvr_call c;
 
@@ -255,8 +258,8 @@ struct change_req {
 		struct raft_transfer transfer;
 	} u;
 	struct kvr_node *n;
-	uint64_t call;  /* local call, or 0 */
-	uint64_t conn;  /* forwarded: the connection to answer */
+	uint64_t call;	/* local call, or 0 */
+	uint64_t conn;	/* forwarded: the connection to answer */
 	uint64_t rcall; /* forwarded: the caller's call id */
 	uint8_t op;
 	uint64_t target;
@@ -328,8 +331,7 @@ change_step(struct change_req *q, int status)
 	int rc = 0;
 
 	if (status != 0) {
-		snprintf(msg, sizeof(msg), "%s",
-			 raft_strerror(status));
+		snprintf(msg, sizeof(msg), "%s", raft_strerror(status));
 		change_reply(q, -EIO, msg);
 		return;
 	}
@@ -393,8 +395,7 @@ change_start(struct kvr_node *n, struct change_req *q, const char *addr)
 	}
 	if (rc) {
 		snprintf(msg, sizeof(msg), "%s", raft_errmsg(&n->raft));
-		change_reply(q, rc == RAFT_NOTLEADER ? -EAGAIN : -EINVAL,
-			     msg);
+		change_reply(q, rc == RAFT_NOTLEADER ? -EAGAIN : -EINVAL, msg);
 	}
 }
 
@@ -497,7 +498,8 @@ kvr_admin_pump(struct kvr_node *n)
 			continue;
 		if (n->state != RAFT_LEADER) {
 			adm->waiting[i] = NULL;
-			change_reply(q, -EAGAIN, "leadership lost while the "
+			change_reply(q, -EAGAIN,
+				     "leadership lost while the "
 				     "new node caught up: run it again");
 		} else if (caught_up(n, q->target)) {
 			adm->waiting[i] = NULL;
@@ -576,8 +578,8 @@ kvr_admin_recv(struct kvr_node *n, uint64_t conn, uint8_t type,
 		c = call_find(n->adm, id);
 		if (c && !r->bad) {
 			char msg[256];
-			size_t l = TL_MIN((size_t)(r->end - r->p),
-					  sizeof(msg) - 1);
+			size_t l =
+			    TL_MIN((size_t)(r->end - r->p), sizeof(msg) - 1);
 
 			memcpy(msg, r->p, l);
 			msg[l] = '\0';
@@ -785,8 +787,8 @@ kvr_ctl_start(struct kvr_node *n, char **err)
 	n->ctl = ctl;
 	memset(&a, 0, sizeof(a));
 	a.sun_family = AF_UNIX;
-	if ((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s",
-			     n->o.dir, KVR_CONTROL) >= sizeof(a.sun_path)) {
+	if ((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s", n->o.dir,
+			     KVR_CONTROL) >= sizeof(a.sun_path)) {
 		*err = tl_asprintf("%s: path too long for a socket", n->o.dir);
 		return -ENAMETOOLONG;
 	}

@@ -46,7 +46,7 @@
 #define MAX_INFLIGHT 4
 #define WINDOW_ITEMS 65536
 #define WINDOW_BYTES (64u << 20)
-#define BATCH_BYTES (8u << 20)
+#define BATCH_BYTES  (8u << 20)
 
 struct witem {
 	uint64_t index; /* 0: in the batch being formed */
@@ -56,7 +56,7 @@ struct witem {
 	struct {
 		uint32_t off;
 		uint16_t len;
-	} *k;
+	} * k;
 	uint8_t *keys;
 };
 
@@ -79,8 +79,8 @@ struct rwait {
 struct kvr_leader {
 	uint64_t gen;
 	bool ready;
-	uint64_t min_ok;        /* oldest read index the window can check */
-	uint64_t last_cmd;      /* last command index proposed or applied */
+	uint64_t min_ok;   /* oldest read index the window can check */
+	uint64_t last_cmd; /* last command index proposed or applied */
 	/* window: a ring of accepted transactions, oldest first */
 	struct witem **w;
 	size_t wcap, whead, wn;
@@ -91,11 +91,11 @@ struct kvr_leader {
 	struct reply_to *br;
 	size_t nbr, capbr;
 	unsigned inflight;
-	bool carrier;           /* a carrier barrier is in flight */
+	bool carrier; /* a carrier barrier is in flight */
 	struct queued *q, **qtail;
 	struct {
 		uint64_t origin, seq;
-	} *fence;
+	} * fence;
 	size_t nfence;
 	/* read index rounds */
 	uint64_t round;
@@ -125,8 +125,8 @@ struct req_barrier {
 /* ---- replies ------------------------------------------------------------- */
 
 static void
-reply_commit(struct kvr_node *n, uint64_t conn, uint64_t origin,
-	     uint64_t seq, int status, uint64_t index)
+reply_commit(struct kvr_node *n, uint64_t conn, uint64_t origin, uint64_t seq,
+	     int status, uint64_t index)
 {
 	struct tl_buf m = TL_BUF_INIT;
 
@@ -150,8 +150,8 @@ reply_read(struct kvr_node *n, uint64_t conn, uint64_t id, int status,
 	struct tl_buf m = TL_BUF_INIT;
 
 	if (conn == 0) {
-		kvr_node_read_answer(n, id, status == KVR_ACCEPTED ? 0 :
-					    -EAGAIN, ri);
+		kvr_node_read_answer(n, id,
+				     status == KVR_ACCEPTED ? 0 : -EAGAIN, ri);
 		return;
 	}
 	tl_buf_append(&m, (uint8_t[]){M_READ_R}, 1);
@@ -266,8 +266,8 @@ witem_hits(const struct witem *it, const struct kvr_rd *rd)
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 
-		if (kvr_keycmp(it->keys + it->k[mid].off, it->k[mid].len,
-			       rd->s, rd->slen) < 0)
+		if (kvr_keycmp(it->keys + it->k[mid].off, it->k[mid].len, rd->s,
+			       rd->slen) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -317,7 +317,8 @@ resolve(struct kvr_leader *ld, const struct kvr_txnhdr *h, uint64_t *wait)
 		}
 		for (uint32_t j = 0; j < h->nreads; j++)
 			if (witem_hits(it, &rds[j])) {
-				*wait = it->index ? it->index : ld->last_cmd + 1;
+				*wait =
+				    it->index ? it->index : ld->last_cmd + 1;
 				rc = KVR_CONFLICT;
 				break;
 			}
@@ -415,8 +416,7 @@ kvr_leader_commit(struct kvr_node *n, uint64_t conn, const uint8_t *rec,
 		kvr_leader_flush(n);
 }
 
-static void
-barrier_cb(struct raft_barrier *req, int status);
+static void barrier_cb(struct raft_barrier *req, int status);
 
 static void
 apply_cb(struct raft_apply *req, int status, void *result)
@@ -501,9 +501,8 @@ propose(struct kvr_node *n, bool force)
 		it->index = rc ? UINT64_MAX : index;
 	}
 	for (size_t i = 0; i < ld->nbr; i++)
-		reply_commit(n, ld->br[i].conn, ld->br[i].origin,
-			     ld->br[i].seq, rc ? KVR_NOTLEADER : KVR_ACCEPTED,
-			     rc ? 0 : index);
+		reply_commit(n, ld->br[i].conn, ld->br[i].origin, ld->br[i].seq,
+			     rc ? KVR_NOTLEADER : KVR_ACCEPTED, rc ? 0 : index);
 	if (rc) /* drop the items: nothing of them was appended */
 		while (ld->wn > 0 &&
 		       w_at(ld, ld->wn - 1)->index == UINT64_MAX) {
@@ -666,14 +665,14 @@ round_start(struct kvr_node *n)
 	for (unsigned i = 0; i < c->n; i++)
 		if (c->servers[i].role == RAFT_VOTER &&
 		    c->servers[i].id != n->raft.id)
-			kvr_net_send(n, c->servers[i].id,
-				     c->servers[i].address, m.data, m.len);
+			kvr_net_send(n, c->servers[i].id, c->servers[i].address,
+				     m.data, m.len);
 	tl_buf_free(&m);
 }
 
 void
-kvr_leader_read(struct kvr_node *n, uint64_t conn, uint64_t peer,
-		uint64_t id, uint64_t term)
+kvr_leader_read(struct kvr_node *n, uint64_t conn, uint64_t peer, uint64_t id,
+		uint64_t term)
 {
 	struct kvr_leader *ld = n->ld;
 	uint8_t b[16];
@@ -710,8 +709,8 @@ kvr_leader_confirm_ack(struct kvr_node *n, uint64_t peer, uint64_t term,
 	bool self;
 	unsigned v;
 
-	if (!ld || !ld->round_busy || round != ld->round ||
-	    term != n->term || !ok || !is_voter(n, peer))
+	if (!ld || !ld->round_busy || round != ld->round || term != n->term ||
+	    !ok || !is_voter(n, peer))
 		return;
 	for (unsigned i = 0; i < ld->nacked; i++)
 		if (ld->acked[i] == peer)
@@ -734,7 +733,7 @@ kvr_leader_tick(struct kvr_node *n)
 
 	if (!ld || !ld->round_busy ||
 	    tl_mono_ns() - ld->round_start_ns <
-		    (uint64_t)n->o.heartbeat_ms * 2000000ULL)
+		(uint64_t)n->o.heartbeat_ms * 2000000ULL)
 		return;
 	/* put the round's requests back in front and start again */
 	for (size_t i = 0; i < ld->ncur; i++)
@@ -836,8 +835,8 @@ kvr_leader_end(struct kvr_node *n)
 	n->ld = NULL;
 	/* Nothing of the batch was appended: its members go elsewhere. */
 	for (size_t i = 0; i < ld->nbr; i++)
-		reply_commit(n, ld->br[i].conn, ld->br[i].origin,
-			     ld->br[i].seq, KVR_NOTLEADER, 0);
+		reply_commit(n, ld->br[i].conn, ld->br[i].origin, ld->br[i].seq,
+			     KVR_NOTLEADER, 0);
 	for (size_t i = 0; i < ld->ncur; i++)
 		reply_read(n, ld->rw_cur[i].conn, ld->rw_cur[i].id,
 			   KVR_NOTLEADER, 0);
@@ -856,8 +855,7 @@ kvr_leader_end(struct kvr_node *n)
 		else if (q->type == M_FENCE)
 			reply_fence_notleader(n, q->conn);
 		else if (q->type == M_READ)
-			reply_read(n, q->conn, kvr_get64(&r), KVR_NOTLEADER,
-				   0);
+			reply_read(n, q->conn, kvr_get64(&r), KVR_NOTLEADER, 0);
 		free(q);
 	}
 	for (size_t i = 0; i < ld->wn; i++)

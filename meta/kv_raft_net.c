@@ -34,10 +34,17 @@
 #include "meta/kv_raft_node.h"
 
 #define RELAY_CHUNK (256u << 10)
-#define QUEUE_HIGH (8u << 20) /* pause the source above this */
+#define QUEUE_HIGH  (8u << 20) /* pause the source above this */
 
-enum cstate { C_RESOLVE, C_CONNECT, C_HELLO, C_WELCOME, C_PROOF, C_OPEN,
-	      C_CLOSED };
+enum cstate {
+	C_RESOLVE,
+	C_CONNECT,
+	C_HELLO,
+	C_WELCOME,
+	C_PROOF,
+	C_OPEN,
+	C_CLOSED
+};
 
 struct conn {
 	struct conn *next, **pprev;
@@ -47,23 +54,23 @@ struct conn {
 	bool client;
 	uint8_t kind;
 	uint64_t peer;
-	char addr[256];            /* peer's raft address (as it says) */
+	char addr[256]; /* peer's raft address (as it says) */
 	uv_tcp_t tcp;
 	uv_getaddrinfo_t gai;
 	uv_connect_t creq;
-	unsigned handles;          /* open uv handles */
-	bool gai_active;           /* a name lookup runs (it frees then) */
-	struct tl_buf in;          /* read, not consumed */
-	struct tl_buf hello;       /* the handshake transcript */
+	unsigned handles;    /* open uv handles */
+	bool gai_active;     /* a name lookup runs (it frees then) */
+	struct tl_buf in;    /* read, not consumed */
+	struct tl_buf hello; /* the handshake transcript */
 	uint8_t welcome[KVR_WELCOME_LEN];
-	uint8_t nonce[32];         /* the client's */
+	uint8_t nonce[32]; /* the client's */
 	struct kvr_session ss;
 	bool ss_ok;
-	struct tl_buf pend;        /* rpc messages before the session */
-	size_t wq;                 /* bytes queued on tcp */
+	struct tl_buf pend; /* rpc messages before the session */
+	size_t wq;	    /* bytes queued on tcp */
 	/* raft relay */
-	uv_pipe_t *pipe;           /* our end */
-	size_t pq;                 /* bytes queued on the pipe */
+	uv_pipe_t *pipe; /* our end */
+	size_t pq;	 /* bytes queued on the pipe */
 	struct raft_uv_connect *rreq;
 	raft_uv_connect_cb rcb;
 };
@@ -205,8 +212,8 @@ handle_closed(uv_handle_t *h)
 static void
 backoff_set(struct kvr_net *net, uint64_t peer)
 {
-	uint64_t until = tl_mono_ns() + (uint64_t)net->n->o.heartbeat_ms *
-						1000000ULL;
+	uint64_t until =
+	    tl_mono_ns() + (uint64_t)net->n->o.heartbeat_ms * 1000000ULL;
 	size_t i;
 
 	for (i = 0; i < net->nbackoff && net->backoff[i].peer != peer; i++)
@@ -247,16 +254,16 @@ conn_close(struct conn *c, const char *why)
 	}
 	if (why && was == C_OPEN && !net->closing)
 		tl_info(KVR_SUB, "connection %s node %llu (%s) closed: %s",
-			c->client ? "to" : "from",
-			(unsigned long long)c->peer, c->addr, why);
+			c->client ? "to" : "from", (unsigned long long)c->peer,
+			c->addr, why);
 	if (c->client && was != C_OPEN && !net->closing)
 		backoff_set(net, c->peer);
 	if (c->rcb) {
 		raft_uv_connect_cb cb = c->rcb;
 
 		c->rcb = NULL;
-		cb(c->rreq, NULL, net->closing ? RAFT_CANCELED :
-						  RAFT_NOCONNECTION);
+		cb(c->rreq, NULL,
+		   net->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
 	}
 	if (c->kind == KVR_CH_RPC && c->client && !net->closing)
 		kvr_node_peer_down(net->n, c->peer);
@@ -283,8 +290,8 @@ pipe_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		if (c->wq > QUEUE_HIGH)
 			uv_read_stop(s);
 	} else if (nread < 0) {
-		conn_close(c, nread == UV_EOF ? "closed by libraft" :
-						uv_strerror((int)nread));
+		conn_close(c, nread == UV_EOF ? "closed by libraft"
+					      : uv_strerror((int)nread));
 	}
 	free(b->base);
 }
@@ -352,10 +359,12 @@ read_frames(struct conn *c)
 		if (rc == -EAGAIN)
 			break;
 		if (rc) {
-			tl_warn(KVR_SUB, "node %llu (%s): %s: connection "
-				"closed", (unsigned long long)c->peer, c->addr,
-				rc == -EBADMSG ? "a forged or corrupt frame" :
-						 "a frame too long");
+			tl_warn(KVR_SUB,
+				"node %llu (%s): %s: connection "
+				"closed",
+				(unsigned long long)c->peer, c->addr,
+				rc == -EBADMSG ? "a forged or corrupt frame"
+					       : "a frame too long");
 			conn_close(c, NULL);
 			break;
 		}
@@ -438,7 +447,7 @@ server_handshake(struct conn *c)
 			return;
 		if (rc) {
 			tl_warn(KVR_SUB, "a connection to the raft port that "
-				"is not a Tessera node: closed");
+					 "is not a Tessera node: closed");
 			conn_close(c, NULL);
 			return;
 		}
@@ -449,8 +458,8 @@ server_handshake(struct conn *c)
 		snprintf(c->addr, sizeof(c->addr), "%s", h.addr);
 		memcpy(c->nonce, h.nonce, 32);
 		/* a new node (no group yet) may only ask for a copy */
-		if (group_zero(h.group) ? h.kind != KVR_CH_SNAP :
-					  memcmp(h.group, n->group, 16) != 0)
+		if (group_zero(h.group) ? h.kind != KVR_CH_SNAP
+					: memcmp(h.group, n->group, 16) != 0)
 			status = KVR_HS_GROUP;
 		tl_random_bytes(sn, 32);
 		kvr_welcome_encode(&n->secret, c->hello.data, c->hello.len,
@@ -458,9 +467,10 @@ server_handshake(struct conn *c)
 		raw_write(c, (uv_stream_t *)&c->tcp, c->welcome,
 			  KVR_WELCOME_LEN, false);
 		if (status != KVR_HS_OK) {
-			tl_warn(KVR_SUB, "node %llu (%s) belongs to another "
-				"group: refused", (unsigned long long)h.id,
-				h.addr);
+			tl_warn(KVR_SUB,
+				"node %llu (%s) belongs to another "
+				"group: refused",
+				(unsigned long long)h.id, h.addr);
 			conn_close(c, NULL);
 			return;
 		}
@@ -468,17 +478,17 @@ server_handshake(struct conn *c)
 	}
 	if (c->in.len < KVR_PROOF_LEN)
 		return;
-	if (kvr_proof_check(&n->secret, c->hello.data, c->hello.len,
-			    c->welcome, c->in.data) != 0) {
-		tl_warn(KVR_SUB, "a peer claiming to be node %llu (%s) failed "
+	if (kvr_proof_check(&n->secret, c->hello.data, c->hello.len, c->welcome,
+			    c->in.data) != 0) {
+		tl_warn(KVR_SUB,
+			"a peer claiming to be node %llu (%s) failed "
 			"authentication (not the cluster secret): refused",
 			(unsigned long long)c->peer, c->addr);
 		conn_close(c, NULL);
 		return;
 	}
 	consume(&c->in, KVR_PROOF_LEN);
-	kvr_session_init(&c->ss, &n->secret, c->nonce, c->welcome + 30,
-			 false);
+	kvr_session_init(&c->ss, &n->secret, c->nonce, c->welcome + 30, false);
 	c->ss_ok = true;
 	opened(c);
 	if (c->state == C_OPEN)
@@ -498,7 +508,8 @@ client_handshake(struct conn *c)
 	consume(&c->in, KVR_WELCOME_LEN);
 	if (kvr_welcome_check(&n->secret, c->hello.data, c->hello.len,
 			      c->welcome) != 0) {
-		tl_warn(KVR_SUB, "node %llu at %s failed authentication (not "
+		tl_warn(KVR_SUB,
+			"node %llu at %s failed authentication (not "
 			"the cluster secret): disconnected",
 			(unsigned long long)c->peer, c->addr);
 		conn_close(c, NULL);
@@ -506,8 +517,10 @@ client_handshake(struct conn *c)
 	}
 	if (c->welcome[5] != KVR_HS_OK ||
 	    memcmp(c->welcome + 6, n->group, 16) != 0) {
-		tl_warn(KVR_SUB, "node at %s belongs to another group: "
-			"disconnected", c->addr);
+		tl_warn(KVR_SUB,
+			"node at %s belongs to another group: "
+			"disconnected",
+			c->addr);
 		conn_close(c, NULL);
 		return;
 	}
@@ -515,8 +528,7 @@ client_handshake(struct conn *c)
 	kvr_proof_make(&n->secret, c->hello.data, c->hello.len, c->welcome,
 		       proof);
 	raw_write(c, (uv_stream_t *)&c->tcp, proof, sizeof(proof), false);
-	kvr_session_init(&c->ss, &n->secret, c->nonce, c->welcome + 30,
-			 true);
+	kvr_session_init(&c->ss, &n->secret, c->nonce, c->welcome + 30, true);
 	c->ss_ok = true;
 	opened(c);
 	if (c->state == C_OPEN)
@@ -539,8 +551,8 @@ tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		else if (c->state == C_OPEN)
 			read_frames(c);
 	} else if (nread < 0) {
-		conn_close(c, nread == UV_EOF ? "closed by the peer" :
-						uv_strerror((int)nread));
+		conn_close(c, nread == UV_EOF ? "closed by the peer"
+					      : uv_strerror((int)nread));
 	}
 	free(b->base);
 }
@@ -649,8 +661,7 @@ gai_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
 
 /* Split "host:port" or "[v6]:port". */
 static int
-split_hostport(const char *a, char *host, size_t hcap, char *port,
-	       size_t pcap)
+split_hostport(const char *a, char *host, size_t hcap, char *port, size_t pcap)
 {
 	const char *colon = strrchr(a, ':');
 	size_t hl = colon ? (size_t)(colon - a) : 0;
@@ -689,8 +700,8 @@ dial(struct kvr_net *net, uint8_t kind, uint64_t id, const char *address)
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	c->gai_active = true;
-	if (uv_getaddrinfo(&net->n->loop, &c->gai, gai_cb, host, port,
-			   &hints) < 0) {
+	if (uv_getaddrinfo(&net->n->loop, &c->gai, gai_cb, host, port, &hints) <
+	    0) {
 		c->gai_active = false;
 		conn_close(c, NULL);
 		return NULL;
@@ -719,8 +730,8 @@ tr_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
 }
 
 static int
-tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
-	   raft_id id, const char *address, raft_uv_connect_cb cb)
+tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
+	   const char *address, raft_uv_connect_cb cb)
 {
 	struct kvr_net *net = t->impl;
 	struct conn *c;
@@ -764,10 +775,10 @@ bind_listener(struct kvr_net *net, char **err)
 		*err = tl_asprintf("bad raft listen address '%s'", a);
 		return -EINVAL;
 	}
-	rc = strchr(host, ':') ?
-		     uv_ip6_addr(host, atoi(port), (struct sockaddr_in6 *)&ss) :
-		     uv_ip4_addr(host[0] ? host : "0.0.0.0", atoi(port),
-				 (struct sockaddr_in *)&ss);
+	rc = strchr(host, ':')
+		 ? uv_ip6_addr(host, atoi(port), (struct sockaddr_in6 *)&ss)
+		 : uv_ip4_addr(host[0] ? host : "0.0.0.0", atoi(port),
+			       (struct sockaddr_in *)&ss);
 	if (rc == 0) {
 		uv_tcp_init(&n->loop, &net->listener);
 		net->listener.data = net;
@@ -804,8 +815,8 @@ kvr_net_init(struct kvr_node *n, struct raft_uv_transport **t, char **err)
 /* ---- peer messages ------------------------------------------------------- */
 
 int
-kvr_net_send(struct kvr_node *n, uint64_t id, const char *addr,
-	     const void *m, size_t len)
+kvr_net_send(struct kvr_node *n, uint64_t id, const char *addr, const void *m,
+	     size_t len)
 {
 	struct kvr_net *net = n->net;
 	struct conn *c;
@@ -865,10 +876,15 @@ snap_thread(void *arg)
 {
 	struct snap_job *j = arg;
 
-	kvr_snap_serve(j->n, j->fd, &j->ss, j->req.data, j->req.len);
+	int fd = j->fd;
+	struct kvr_node *n = j->n;
+
+	kvr_snap_serve(n, fd, &j->ss, j->req.data, j->req.len);
 	kvr_session_free(&j->ss);
 	tl_buf_free(&j->req);
 	free(j);
+	kvr_snap_end(n, fd); /* after this the node may be freed */
+	close(fd);
 	return NULL;
 }
 
@@ -887,6 +903,11 @@ snap_handover(struct conn *c, const uint8_t *p, size_t len)
 		return;
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	if (!kvr_snap_begin(c->net->n, fd)) {
+		close(fd);
+		conn_close(c, NULL);
+		return;
+	}
 	j = tl_calloc(1, sizeof(*j));
 	j->n = c->net->n;
 	j->fd = fd;
@@ -896,6 +917,7 @@ snap_handover(struct conn *c, const uint8_t *p, size_t len)
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &a, snap_thread, j) != 0) {
+		kvr_snap_end(j->n, fd);
 		close(fd);
 		kvr_session_free(&j->ss);
 		tl_buf_free(&j->req);

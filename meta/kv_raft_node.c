@@ -195,6 +195,12 @@ pend_resolve(struct kvr_node *n)
 		if ((p->state == P_ACCEPTED || p->state == P_UNCERTAIN ||
 		     p->state == P_WAIT) &&
 		    p->index <= n->applied) {
+			tl_debug(KVR_SUB,
+				 "txn %llu: -EAGAIN in state %d "
+				 "index %llu applied %llu",
+				 (unsigned long long)p->seq, p->state,
+				 (unsigned long long)p->index,
+				 (unsigned long long)n->applied);
 			if (p->state == P_WAIT)
 				atomic_fetch_add(&n->st.conflicts, 1);
 			pend_done(p, -EAGAIN, 0);
@@ -249,9 +255,10 @@ kvr_node_commit(struct kvr_node *n, const void *rec, size_t len,
 		rc = -EAGAIN; /* a conflict: never accepted */
 		atomic_fetch_add(&n->st.conflicts, 1);
 	} else {
-		tl_warn(KVR_SUB, "commit of transaction %llu: no answer in "
-			"%u ms (no leader?)", (unsigned long long)p->seq,
-			n->o.timeout_ms);
+		tl_warn(KVR_SUB,
+			"commit of transaction %llu: no answer in "
+			"%u ms (no leader?)",
+			(unsigned long long)p->seq, n->o.timeout_ms);
 		rc = -ETIMEDOUT;
 	}
 	if (res)
@@ -275,6 +282,9 @@ kvr_node_commit_answer(struct kvr_node *n, uint64_t seq, int status,
 {
 	struct pend *p;
 
+	tl_debug(KVR_SUB, "txn %llu: answer %d index %llu from %llu",
+		 (unsigned long long)seq, status, (unsigned long long)index,
+		 (unsigned long long)peer);
 	pthread_mutex_lock(&n->lock);
 	p = pend_find(n, seq);
 	if (p == NULL || p->state != P_SENT || p->peer != peer) {
@@ -395,8 +405,10 @@ kvr_node_read_barrier(struct kvr_node *n)
 	else if (rc == 0)
 		rc = n->failed ? n->failed : -ESHUTDOWN;
 	if (rc == -ETIMEDOUT)
-		tl_warn(KVR_SUB, "read index: no answer in %u ms (no "
-			"leader?)", n->o.timeout_ms);
+		tl_warn(KVR_SUB,
+			"read index: no answer in %u ms (no "
+			"leader?)",
+			n->o.timeout_ms);
 	tick_unref(n, t);
 	pthread_mutex_unlock(&n->lock);
 	atomic_fetch_add(&n->st.reads, 1);
@@ -702,12 +714,12 @@ fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 		return 0;
 	}
 	pthread_mutex_unlock(&n->lock);
-	if (kvr_entry_check(b, buf->len) != 0 ||
-	    tl_get_be64(b + 10) != index) {
-		tl_err(KVR_SUB, "log entry %llu is corrupt (checksum or index "
-			"mismatch): not applied; this node stops serving "
-			"(remove %s and let it rejoin the group)",
-			(unsigned long long)index, n->o.dir);
+	if (kvr_entry_check(b, buf->len) != 0 || tl_get_be64(b + 10) != index) {
+		tl_err(KVR_SUB,
+		       "log entry %llu is corrupt (checksum or index "
+		       "mismatch): not applied; this node stops serving "
+		       "(remove %s and let it rejoin the group)",
+		       (unsigned long long)index, n->o.dir);
 		kvr_node_fail(n, -EIO);
 		return 0;
 	}
@@ -725,209 +737,63 @@ fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 	return 0;
 }
 
-/* ---- the applier --------------------------------------------------------- */
-
-struct done_seq {
-	uint64_t seq, index;
-};
-
-/* Write one entry's transactions into the open LMDB transaction. */
-static int
-apply_entry(struct kvr_node *n, struct meta_kv_txn *t,
-	    const struct aitem *it, struct done_seq **ds, size_t *nds,
-	    size_t *cap)
+/* The applier applied a batch up to last (or failed): publish it and
+ * decide the transactions waiting ([lock] not held). */
+void
+kvr_node_batch_done(struct kvr_node *n, int rc, uint64_t last,
+		    const struct kvr_done *ds, size_t nds)
 {
-	struct kvr_rdr r;
-	struct kvr_wr w;
-	uint32_t ntx;
-	int rc = 0;
-
-	kvr_rdr_init(&r, it->data + KVR_ENTRY_HDR,
-		     it->len - KVR_ENTRY_HDR);
-	if (it->data[5] != KVR_E_TXNS)
-		return 0;
-	ntx = kvr_get32(&r);
-	for (uint32_t i = 0; i < ntx && rc == 0; i++) {
-		uint64_t origin = kvr_get64(&r), seq = kvr_get64(&r);
-		uint32_t nw = kvr_get32(&r);
-
-		for (uint32_t j = 0; j < nw && rc == 0; j++) {
-			if (kvr_get_write(&r, &w)) {
-				rc = -EIO;
-				break;
-			}
-			if (w.op == KVR_PUT) {
-				rc = meta_kv_put(t, w.k, w.klen, w.v, w.vlen);
-			} else if (w.op == KVR_DEL) {
-				rc = meta_kv_del(t, w.k, w.klen);
-			} else {
-				int64_t d[META_KV_ADD_MAX];
-
-				for (uint32_t f = 0; f < w.vlen / 8; f++)
-					d[f] = (int64_t)tl_get_be64(w.v + 8 * f);
-				rc = meta_kv_add(t, w.k, w.klen, d, w.vlen / 8);
-				if (rc == -EIO) {
-					/* every replica holds the same value:
-					 * every one skips the add alike */
-					tl_warn(KVR_SUB, "entry %llu: add to a "
-						"value of another size: "
-						"skipped",
-						(unsigned long long)it->index);
-					rc = 0;
-				}
-			}
-		}
-		if (r.bad)
-			rc = -EIO;
-		if (rc == 0 && origin == n->inc) {
-			if (*nds == *cap) {
-				*cap = *cap ? 2 * *cap : 64;
-				*ds = tl_realloc(*ds, *cap * sizeof(**ds));
-			}
-			(*ds)[(*nds)++] = (struct done_seq){seq, it->index};
-		}
-	}
-	return rc;
-}
-
-static void
-lat_record(struct kvr_node *n, uint64_t us)
-{
-	unsigned b = 0;
-
-	/* buckets: <= 100us * 2^b, last one unbounded */
-	while (b < 11 && us > (100ULL << b))
-		b++;
-	atomic_fetch_add(&n->st.lat_bucket[b], 1);
-	atomic_fetch_add(&n->st.lat_sum_us, us);
-	atomic_fetch_add(&n->st.lat_count, 1);
-}
-
-static int
-apply_batch(struct kvr_node *n, struct aitem *list, uint64_t from,
-	    uint64_t *last, struct done_seq **ds, size_t *nds)
-{
-	struct meta_kv_txn *t;
-	size_t cap = 0;
-	uint64_t t0 = tl_mono_ns(), entries = 0;
-	uint8_t v[8];
-	int rc;
-
-	*last = from;
-	rc = meta_kv_begin(n->replica, false, &t);
-	if (rc)
-		return rc;
-	for (struct aitem *it = list; it && rc == 0; it = it->next) {
-		if (it->index <= from)
-			continue; /* replayed after a restart: already here */
-		rc = apply_entry(n, t, it, ds, nds, &cap);
-		*last = it->index;
-		entries++;
-	}
-	if (rc == 0 && *last == from) {
-		meta_kv_abort(t);
-		return 0;
-	}
-	tl_put_be64(v, *last);
-	if (rc == 0)
-		rc = meta_kv_put(t, KVR_KEY_APPLIED,
-				 KVR_KEYLEN(KVR_KEY_APPLIED), v, 8);
+	pthread_mutex_lock(&n->lock);
 	if (rc) {
-		meta_kv_abort(t);
-		return rc;
+		if (!n->failed)
+			n->failed = rc;
+	} else if (!n->failed && last > n->applied) {
+		n->applied = last;
+		for (size_t i = 0; i < nds; i++) {
+			struct pend *p = pend_find(n, ds[i].seq);
+
+			tl_debug(KVR_SUB, "txn %llu: applied at %llu",
+				 (unsigned long long)ds[i].seq,
+				 (unsigned long long)ds[i].index);
+
+			if (p && p->state != P_DONE)
+				pend_done(p, 0, ds[i].index);
+		}
 	}
-	/* The log is the durable copy: no sync here (kv_raft_snap.c syncs
-	 * before a snapshot lets libraft drop the log). */
-	rc = meta_kv_commit_lazy(t);
-	if (rc == 0) {
-		lat_record(n, (tl_mono_ns() - t0) / 1000);
-		atomic_fetch_add(&n->st.applied_entries, entries);
-	}
-	return rc;
+	pend_resolve(n);
+	n->aq_busy = false;
+	if (n->aq_head == NULL)
+		pthread_cond_broadcast(&n->aq_idle);
+	pthread_cond_broadcast(&n->applied_cv);
+	pthread_mutex_unlock(&n->lock);
 }
 
-static void *
-applier_main(void *arg)
+/* The replica was replaced by a copy at index applied: what the copy holds
+ * of this process' transactions was never seen by the applier, so the
+ * copy's session table decides those waiting (lookup says whether seq
+ * was applied: 1, 0, or -1 unknown). */
+void
+kvr_node_replaced(struct kvr_node *n, int (*lookup)(void *, uint64_t),
+		  void *arg)
 {
-	struct kvr_node *n = arg;
-	struct done_seq *ds = NULL;
+	pthread_mutex_lock(&n->lock);
+	for (struct pend *p = n->pends; p; p = p->next) {
+		int in;
 
-	for (;;) {
-		struct aitem *list;
-		uint64_t from, last = 0;
-		size_t nds = 0;
-		int rc;
-
-		pthread_mutex_lock(&n->lock);
-		while (n->aq_head == NULL && !n->stopping)
-			pthread_cond_wait(&n->aq_cv, &n->lock);
-		if (n->aq_head == NULL) {
-			pthread_mutex_unlock(&n->lock);
-			break;
-		}
-		list = n->aq_head;
-		n->aq_head = NULL;
-		n->aq_tail = &n->aq_head;
-		n->aq_busy = true;
-		from = n->applied;
-		pthread_mutex_unlock(&n->lock);
-
-		pthread_rwlock_rdlock(&n->swap);
-		rc = n->failed ? 0 : apply_batch(n, list, from, &last, &ds,
-						 &nds);
-		pthread_rwlock_unlock(&n->swap);
-		if (rc)
-			tl_err(KVR_SUB, "cannot apply committed entries to %s: "
-			       "%s; this node stops serving", n->repdir,
-			       strerror(-rc));
-
-		pthread_mutex_lock(&n->lock);
-		if (rc) {
-			if (!n->failed)
-				n->failed = rc;
-		} else if (!n->failed && last > n->applied) {
-			n->applied = last;
-			for (size_t i = 0; i < nds; i++) {
-				struct pend *p = pend_find(n, ds[i].seq);
-
-				if (p && p->state != P_DONE)
-					pend_done(p, 0, ds[i].index);
-			}
-		}
-		pend_resolve(n);
-		n->aq_busy = false;
-		if (n->aq_head == NULL)
-			pthread_cond_broadcast(&n->aq_idle);
-		pthread_cond_broadcast(&n->applied_cv);
-		pthread_mutex_unlock(&n->lock);
-		while (list) {
-			struct aitem *next = list->next;
-
-			free(list);
-			list = next;
-		}
+		if (p->state == P_DONE || p->state == P_QUEUED ||
+		    p->state == P_WAIT)
+			continue;
+		in = lookup(arg, p->seq);
+		if (in == 1)
+			pend_done(p, 0, n->applied);
+		else if (in < 0 && p->index && p->index <= n->applied &&
+			 p->state != P_SENT)
+			/* too old for the table: the outcome is unknown */
+			pend_done(p, -ETIMEDOUT, 0);
 	}
-	free(ds);
-	pthread_mutex_lock(&n->lock);
-	n->applier_gone = true;
-	pthread_cond_broadcast(&n->aq_idle);
+	pend_resolve(n);
+	pthread_cond_broadcast(&n->applied_cv);
 	pthread_mutex_unlock(&n->lock);
-	return NULL;
-}
-
-/* Wait until the applier has applied everything queued (raft thread,
- * before a snapshot or a restore). */
-int
-kvr_node_drain(struct kvr_node *n)
-{
-	int rc;
-
-	pthread_mutex_lock(&n->lock);
-	while ((n->aq_head || n->aq_busy) && !n->failed && !n->applier_gone)
-		pthread_cond_wait(&n->aq_idle, &n->lock);
-	rc = n->failed ? n->failed : n->applier_gone ? -ESHUTDOWN : 0;
-	pthread_mutex_unlock(&n->lock);
-	return rc;
 }
 
 /* ---- messages from peers ------------------------------------------------- */
@@ -963,8 +829,8 @@ recv_read_r(struct kvr_node *n, struct kvr_rdr *r)
 	uint64_t ri = kvr_get64(r);
 
 	if (!r->bad)
-		kvr_node_read_answer(n, id, status == KVR_ACCEPTED ? 0 :
-					    -EAGAIN, ri);
+		kvr_node_read_answer(n, id,
+				     status == KVR_ACCEPTED ? 0 : -EAGAIN, ri);
 }
 
 /* A follower's answer to a confirmation round: yes if it is in the
@@ -1043,7 +909,8 @@ kvr_node_recv(struct kvr_node *n, uint64_t conn, uint64_t peer,
 	}
 	default:
 		if (kvr_admin_recv(n, conn, type, &r) != 0)
-			tl_warn(KVR_SUB, "node %llu sent an unknown message "
+			tl_warn(KVR_SUB,
+				"node %llu sent an unknown message "
 				"(type %u): ignored",
 				(unsigned long long)peer, type);
 		break;
@@ -1112,6 +979,7 @@ kvr_node_free(struct kvr_node *n)
 	pthread_cond_destroy(&n->applied_cv);
 	pthread_cond_destroy(&n->aq_cv);
 	pthread_cond_destroy(&n->aq_idle);
+	pthread_cond_destroy(&n->snap_cv);
 	kvr_net_free(n);
 	free(n->repdir);
 	free(n->logdir);
@@ -1147,16 +1015,17 @@ replica_read(struct kvr_node *n, uint8_t group[16], uint64_t *applied)
 	rc = meta_kv_begin(n->replica, true, &t);
 	if (rc)
 		return rc;
-	rc = meta_kv_get(t, KVR_KEY_GROUP, KVR_KEYLEN(KVR_KEY_GROUP), &v,
-			 &vlen);
+	rc =
+	    meta_kv_get(t, KVR_KEY_GROUP, KVR_KEYLEN(KVR_KEY_GROUP), &v, &vlen);
 	if (rc == 0 && vlen == 16)
 		memcpy(group, v, 16);
 	else if (rc == 0)
 		rc = -EIO;
 	*applied = 0;
-	if (rc == 0 && meta_kv_get(t, KVR_KEY_APPLIED,
-				   KVR_KEYLEN(KVR_KEY_APPLIED), &v,
-				   &vlen) == 0 && vlen == 8)
+	if (rc == 0 &&
+	    meta_kv_get(t, KVR_KEY_APPLIED, KVR_KEYLEN(KVR_KEY_APPLIED), &v,
+			&vlen) == 0 &&
+	    vlen == 8)
 		*applied = tl_get_be64(v);
 	meta_kv_abort(t);
 	return rc;
@@ -1174,8 +1043,8 @@ node_identity(struct kvr_node *n, bool *bootstrap, bool *fresh, char **err)
 	rc = kvr_identity_load(n->o.dir, n->group, &id);
 	if (rc == 0 && id != n->o.id) {
 		*err = tl_asprintf("%s is the directory of node %llu, not of "
-				   "node %llu", n->o.dir,
-				   (unsigned long long)id,
+				   "node %llu",
+				   n->o.dir, (unsigned long long)id,
 				   (unsigned long long)n->o.id);
 		return -EINVAL;
 	}
@@ -1194,8 +1063,7 @@ node_identity(struct kvr_node *n, bool *bootstrap, bool *fresh, char **err)
 	}
 	if (n->o.bootstrap) {
 		tl_random_bytes(n->group, 16);
-		rc = kvr_replica_create(n->repdir, n->group, n->o.mapsize,
-					err);
+		rc = kvr_replica_create(n->repdir, n->group, n->o.mapsize, err);
 		*bootstrap = rc == 0;
 	} else {
 		rc = kvr_replica_fetch(n, 0, n->group, err);
@@ -1231,8 +1099,7 @@ raft_setup(struct kvr_node *n, bool bootstrap, char **err)
 		return rc;
 	rc = raft_uv_init(&n->io, &n->loop, n->logdir, tr);
 	if (rc) {
-		*err = tl_asprintf("raft log %s: %s", n->logdir,
-				   n->io.errmsg);
+		*err = tl_asprintf("raft log %s: %s", n->logdir, n->io.errmsg);
 		return -EIO;
 	}
 	n->fsm.version = 1;
@@ -1288,10 +1155,22 @@ node_open(struct kvr_node *n, char **err)
 	rc = kvr_secret_load(n->o.secret, &n->secret, err);
 	if (rc)
 		return rc;
-	if (mkdir(n->o.dir, 0700) < 0 && errno != EEXIST) {
+	/* the directory and its parents (0700: the replica is in it) */
+	for (char *p = n->o.dir + 1;; p++) {
+		char c = *p;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*p = '\0';
+		rc = mkdir(n->o.dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
+		*p = c;
+		if (rc || c == '\0')
+			break;
+	}
+	if (rc) {
 		*err = tl_asprintf("cannot create %s: %s", n->o.dir,
-				   strerror(errno));
-		return -errno;
+				   strerror(-rc));
+		return rc;
 	}
 	rc = node_identity(n, &bootstrap, &fresh, err);
 	if (rc)
@@ -1349,14 +1228,15 @@ kvr_node_start(const struct kvr_opts *o, struct kvr_node **out, char **err)
 		n->inc = tl_random_u64();
 	while (n->inc == 0);
 	pthread_rwlockattr_init(&ra);
-	pthread_rwlockattr_setkind_np(&ra,
-				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlockattr_setkind_np(
+	    &ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&n->swap, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&n->lock, NULL);
 	cond_init(&n->applied_cv);
 	pthread_cond_init(&n->aq_cv, NULL);
 	pthread_cond_init(&n->aq_idle, NULL);
+	pthread_cond_init(&n->snap_cv, NULL);
 	n->aq_tail = &n->aq_head;
 	kvr_admin_init(n);
 	uv_loop_init(&n->loop);
@@ -1369,7 +1249,7 @@ kvr_node_start(const struct kvr_opts *o, struct kvr_node **out, char **err)
 	uv_timer_start(&n->timer, timer_cb, TICK_MS, TICK_MS);
 
 	rc = node_open(n, err);
-	if (rc == 0 && pthread_create(&n->applier, NULL, applier_main, n))
+	if (rc == 0 && pthread_create(&n->applier, NULL, kvr_applier_main, n))
 		rc = -EAGAIN;
 	if (rc) {
 		/* nothing runs yet: close the loop's handles by hand */
@@ -1394,9 +1274,11 @@ kvr_node_start(const struct kvr_opts *o, struct kvr_node **out, char **err)
 		kvr_node_stop(n);
 		return rc;
 	}
-	tl_notice(KVR_SUB, "node %llu of group %02x%02x%02x%02x at %s "
-		  "(applied %llu)", (unsigned long long)n->o.id, n->group[0],
-		  n->group[1], n->group[2], n->group[3], n->o.address,
+	tl_notice(KVR_SUB,
+		  "node %llu of group %02x%02x%02x%02x at %s "
+		  "(applied %llu)",
+		  (unsigned long long)n->o.id, n->group[0], n->group[1],
+		  n->group[2], n->group[3], n->o.address,
 		  (unsigned long long)n->applied);
 	*out = n;
 	return 0;
@@ -1418,6 +1300,7 @@ kvr_node_stop(struct kvr_node *n)
 	uv_async_send(&n->stop_async);
 	pthread_join(n->thread, NULL);
 	uv_loop_close(&n->loop);
+	kvr_snap_stop(n);
 	pthread_join(n->applier, NULL);
 	kvr_node_free(n);
 }

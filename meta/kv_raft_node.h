@@ -138,6 +138,9 @@ struct kvr_node {
 	struct kvr_admin *adm;
 	struct kvr_ctl *ctl;
 	bool applier_gone;           /* [lock] */
+	int snap_fds[8];             /* [lock] sockets of copies being sent */
+	unsigned snap_busy;          /* [lock] */
+	pthread_cond_t snap_cv;      /* snap_busy fell */
 
 	struct kvr_stats st;
 };
@@ -162,6 +165,18 @@ void kvr_node_fail(struct kvr_node *n, int rc);
 int kvr_node_drain(struct kvr_node *n);
 int kvr_node_wait_applied(struct kvr_node *n, uint64_t index,
 			  uint64_t deadline_ns);
+
+/* The applier (kv_raft_apply.c). */
+struct kvr_done {
+	uint64_t seq, index;
+};
+void *kvr_applier_main(void *arg);
+void kvr_node_batch_done(struct kvr_node *n, int rc, uint64_t last,
+			 const struct kvr_done *ds, size_t nds);
+void kvr_node_replaced(struct kvr_node *n, int (*lookup)(void *, uint64_t),
+		       void *arg);
+/* Was seq of this process applied in the replica kv?  1, 0, -1 unknown. */
+int kvr_session_lookup(struct meta_kv *kv, uint64_t origin, uint64_t seq);
 
 /* Commit answers. */
 enum { KVR_ACCEPTED = 0, KVR_CONFLICT = 1, KVR_NOTLEADER = 2,
@@ -230,6 +245,10 @@ int kvr_admin_change(struct kvr_node *n, uint8_t op, uint64_t id,
 void kvr_admin_self(struct kvr_node *n, struct tl_buf *b);
 
 /* kv_raft_snap.c */
+/* A copy to serve on fd: false if too many run (or the node stops). */
+bool kvr_snap_begin(struct kvr_node *n, int fd);
+void kvr_snap_end(struct kvr_node *n, int fd);
+void kvr_snap_stop(struct kvr_node *n);
 int kvr_identity_load(const char *dir, uint8_t group[16], uint64_t *id);
 int kvr_identity_save(const char *dir, const uint8_t group[16],
 		      uint64_t id);
@@ -241,7 +260,7 @@ int kvr_replica_create(const char *dir, const uint8_t group[16],
  * must be closed). */
 int kvr_replica_fetch(struct kvr_node *n, uint64_t min_index,
 		      uint8_t group_out[16], char **err);
-/* Serve a copy to a peer (runs on its own thread; closes the socket). */
+/* Serve a copy to a peer (on a thread of its own; the caller closes fd). */
 void kvr_snap_serve(struct kvr_node *n, int fd, struct kvr_session *ss,
 		    const uint8_t *req, size_t len);
 /* libraft's snapshot callbacks (raft thread). */

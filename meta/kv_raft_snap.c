@@ -29,15 +29,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "meta/kv_raft_node.h"
 
-#define SNAP_MAGIC 0x54535253u /* "TSRS" */
-#define SNAP_VERSION 1
-#define SNAP_DESC_LEN (4 + 1 + 16 + 8)
-#define SNAP_CHUNK (1u << 20)
+#define SNAP_MAGIC     0x54535253u /* "TSRS" */
+#define SNAP_VERSION   1
+#define SNAP_DESC_LEN  (4 + 1 + 16 + 8)
+#define SNAP_CHUNK     (1u << 20)
 #define FETCH_PATIENCE 6 /* times the node's timeout */
 
 /* ---- identity ------------------------------------------------------------ */
@@ -114,8 +115,8 @@ out:
 }
 
 int
-kvr_replica_create(const char *dir, const uint8_t group[16],
-		   uint64_t mapsize, char **err)
+kvr_replica_create(const char *dir, const uint8_t group[16], uint64_t mapsize,
+		   char **err)
 {
 	struct meta_kv *kv;
 	struct meta_kv_txn *t;
@@ -203,6 +204,14 @@ replica_reopen(struct kvr_node *n, char **err)
 	return 0;
 }
 
+static int
+lookup_own(void *arg, uint64_t seq)
+{
+	struct kvr_node *n = arg;
+
+	return kvr_session_lookup(n->replica, n->inc, seq);
+}
+
 int
 kvr_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
@@ -228,7 +237,8 @@ kvr_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	n->snap_index = index;
 	if (kvr_node_applied(n) >= index)
 		return 0; /* the replica already holds it */
-	tl_notice(KVR_SUB, "the replica (applied %llu) is behind the "
+	tl_notice(KVR_SUB,
+		  "the replica (applied %llu) is behind the "
 		  "snapshot at %llu: fetching a copy",
 		  (unsigned long long)kvr_node_applied(n),
 		  (unsigned long long)index);
@@ -254,12 +264,14 @@ kvr_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	}
 	pthread_rwlock_unlock(&n->swap);
 	if (rc) {
-		tl_err(KVR_SUB, "cannot restore the snapshot at %llu: %s; "
+		tl_err(KVR_SUB,
+		       "cannot restore the snapshot at %llu: %s; "
 		       "this node stops serving (restart it to try again)",
 		       (unsigned long long)index, err ? err : strerror(-rc));
 		kvr_node_fail(n, -EIO);
 	} else {
 		atomic_fetch_add(&n->st.snap_recv, 1);
+		kvr_node_replaced(n, lookup_own, n);
 	}
 	free(err);
 	return 0;
@@ -285,7 +297,7 @@ candidates(struct kvr_node *n, struct cand *c, size_t max)
 		for (unsigned i = 0; i < n->raft.configuration.n && k < max;
 		     i++) {
 			const struct raft_server *s =
-				&n->raft.configuration.servers[i];
+			    &n->raft.configuration.servers[i];
 
 			if (s->id != n->o.id)
 				snprintf(c[k++].addr, sizeof(c->addr), "%s",
@@ -357,8 +369,7 @@ fetch_one(struct kvr_node *n, const char *addr, const char *dir,
 		rc = -EAGAIN;
 	}
 	if (rc == 0) {
-		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-			  0600);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0)
 			rc = -errno;
 	}
@@ -379,14 +390,15 @@ fetch_one(struct kvr_node *n, const char *addr, const char *dir,
 			if (tl_get_be64(f.data + 1) != *bytes ||
 			    memcmp(md, f.data + 9, 32) != 0) {
 				*err = tl_asprintf("the copy from %s is "
-						   "corrupt (checksum)", addr);
+						   "corrupt (checksum)",
+						   addr);
 				rc = -EIO;
 			}
 			break;
 		}
 		if (f.len >= 1 && f.data[0] == 'X') {
-			*err = tl_asprintf("%s could not copy its replica",
-					   addr);
+			*err =
+			    tl_asprintf("%s could not copy its replica", addr);
 			rc = -EIO;
 			break;
 		}
@@ -425,13 +437,14 @@ check_copy(struct kvr_node *n, const char *dir, uint64_t min_index,
 	rc = meta_kv_begin(kv, true, &t);
 	if (rc == 0) {
 		if (meta_kv_get(t, KVR_KEY_GROUP, KVR_KEYLEN(KVR_KEY_GROUP), &v,
-				&vlen) == 0 && vlen == 16)
+				&vlen) == 0 &&
+		    vlen == 16)
 			memcpy(group, v, 16);
 		else
 			rc = -EIO;
-		if (meta_kv_get(t, KVR_KEY_APPLIED,
-				KVR_KEYLEN(KVR_KEY_APPLIED), &v,
-				&vlen) == 0 && vlen == 8)
+		if (meta_kv_get(t, KVR_KEY_APPLIED, KVR_KEYLEN(KVR_KEY_APPLIED),
+				&v, &vlen) == 0 &&
+		    vlen == 8)
 			applied = tl_get_be64(v);
 		else
 			rc = -EIO;
@@ -464,8 +477,8 @@ rm_tree(const char *path)
 }
 
 int
-kvr_replica_fetch(struct kvr_node *n, uint64_t min_index,
-		  uint8_t group_out[16], char **err)
+kvr_replica_fetch(struct kvr_node *n, uint64_t min_index, uint8_t group_out[16],
+		  char **err)
 {
 	char *tmp = tl_asprintf("%s.new", n->repdir);
 	char *old = tl_asprintf("%s.old", n->repdir);
@@ -489,22 +502,22 @@ kvr_replica_fetch(struct kvr_node *n, uint64_t min_index,
 				e = tl_asprintf("cannot create %s", tmp);
 				break;
 			}
-			rc = fetch_one(n, c[i].addr, tmp, min_index, &bytes,
-				       &e);
+			rc =
+			    fetch_one(n, c[i].addr, tmp, min_index, &bytes, &e);
 			if (rc == 0)
 				rc = check_copy(n, tmp, min_index, group_out,
 						&e);
 			if (rc == 0) {
-				tl_notice(KVR_SUB, "copied the replica from %s: "
-					  "%llu bytes in %.1f s", c[i].addr,
-					  (unsigned long long)bytes,
+				tl_notice(KVR_SUB,
+					  "copied the replica from %s: "
+					  "%llu bytes in %.1f s",
+					  c[i].addr, (unsigned long long)bytes,
 					  (tl_mono_ns() - t0) / 1e9);
 				break;
 			}
 			tl_warn(KVR_SUB, "no replica copy: %s", e);
 		}
-		if (rc == 0 || rc == -EXDEV || k == 0 ||
-		    tl_mono_ns() > dl)
+		if (rc == 0 || rc == -EXDEV || k == 0 || tl_mono_ns() > dl)
 			break;
 		usleep(500 * 1000);
 	}
@@ -524,8 +537,9 @@ kvr_replica_fetch(struct kvr_node *n, uint64_t min_index,
 	}
 	rm_tree(tmp);
 	if (rc)
-		*err = e ? e : tl_asprintf("no peer to copy the replica from "
-					   "(raft_peers)");
+		*err = e ? e
+			 : tl_asprintf("no peer to copy the replica from "
+				       "(raft_peers)");
 	else
 		free(e);
 	free(tmp);
@@ -534,6 +548,44 @@ kvr_replica_fetch(struct kvr_node *n, uint64_t min_index,
 }
 
 /* ---- serving a copy ------------------------------------------------------ */
+
+bool
+kvr_snap_begin(struct kvr_node *n, int fd)
+{
+	bool ok;
+
+	pthread_mutex_lock(&n->lock);
+	ok = !n->stopping && n->snap_busy < TL_ARRAY_SIZE(n->snap_fds);
+	if (ok)
+		n->snap_fds[n->snap_busy++] = fd;
+	pthread_mutex_unlock(&n->lock);
+	return ok;
+}
+
+void
+kvr_snap_end(struct kvr_node *n, int fd)
+{
+	pthread_mutex_lock(&n->lock);
+	for (unsigned i = 0; i < n->snap_busy; i++)
+		if (n->snap_fds[i] == fd) {
+			n->snap_fds[i] = n->snap_fds[--n->snap_busy];
+			break;
+		}
+	pthread_cond_broadcast(&n->snap_cv);
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* The node stops: cut the copies being sent and wait for their threads. */
+void
+kvr_snap_stop(struct kvr_node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	for (unsigned i = 0; i < n->snap_busy; i++)
+		shutdown(n->snap_fds[i], SHUT_RDWR);
+	while (n->snap_busy > 0)
+		pthread_cond_wait(&n->snap_cv, &n->lock);
+	pthread_mutex_unlock(&n->lock);
+}
 
 struct copier {
 	struct meta_kv *kv;
@@ -633,5 +685,4 @@ out:
 		pthread_rwlock_unlock(&n->swap);
 	EVP_MD_CTX_free(md);
 	free(buf);
-	close(fd);
 }

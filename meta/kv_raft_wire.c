@@ -211,8 +211,7 @@ kvr_crc32c(uint32_t crc, const void *p, size_t n)
 void
 kvr_entry_seal(struct tl_buf *b)
 {
-	tl_put_be32(b->data + 6,
-		    kvr_crc32c(0, b->data + 10, b->len - 10));
+	tl_put_be32(b->data + 6, kvr_crc32c(0, b->data + 10, b->len - 10));
 }
 
 int
@@ -245,15 +244,17 @@ kvr_secret_load(const char *path, struct kvr_secret *s, char **err)
 		return rc;
 	}
 	if (fstat(fd, &st) == 0 && (st.st_mode & 077))
-		tl_warn(KVR_SUB, "cluster secret %s is readable by others "
-			"(chmod 600 it)", path);
+		tl_warn(KVR_SUB,
+			"cluster secret %s is readable by others "
+			"(chmod 600 it)",
+			path);
 	n = read(fd, buf, sizeof(buf));
 	close(fd);
 	if (n < KVR_SECRET_MIN) {
 		*err = tl_asprintf("cluster secret %s: %s (at least %d bytes "
 				   "needed: tessera raft secret FILE makes "
-				   "one)", path,
-				   n < 0 ? strerror(errno) : "too short",
+				   "one)",
+				   path, n < 0 ? strerror(errno) : "too short",
 				   KVR_SECRET_MIN);
 		return n < 0 ? -errno : -EINVAL;
 	}
@@ -292,8 +293,7 @@ kvr_hello_decode(const uint8_t *p, size_t len, struct kvr_hello *h,
 		return -EPROTO;
 	if (len < KVR_HELLO_MIN)
 		return -EAGAIN;
-	if (p[4] != KVR_HS_VERSION || p[5] < KVR_CH_RAFT ||
-	    p[5] > KVR_CH_SNAP)
+	if (p[4] != KVR_HS_VERSION || p[5] < KVR_CH_RAFT || p[5] > KVR_CH_SNAP)
 		return -EPROTO;
 	alen = tl_get_be16(p + KVR_HELLO_MIN - 2);
 	if (alen >= sizeof(h->addr))
@@ -315,9 +315,9 @@ hs_mac(const struct kvr_secret *s, const char *label, const uint8_t *a,
        size_t alen, const uint8_t *b, size_t blen, uint8_t out[32])
 {
 	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-						 (char *)"SHA256", 0),
-		OSSL_PARAM_construct_end(),
+	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+					     (char *)"SHA256", 0),
+	    OSSL_PARAM_construct_end(),
 	};
 	EVP_MAC *mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
 	EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;
@@ -349,8 +349,8 @@ kvr_welcome_encode(const struct kvr_secret *s, const uint8_t *hello,
 }
 
 int
-kvr_welcome_check(const struct kvr_secret *s, const uint8_t *hello,
-		  size_t hlen, const uint8_t w[KVR_WELCOME_LEN])
+kvr_welcome_check(const struct kvr_secret *s, const uint8_t *hello, size_t hlen,
+		  const uint8_t w[KVR_WELCOME_LEN])
 {
 	uint8_t mac[32];
 
@@ -361,16 +361,15 @@ kvr_welcome_check(const struct kvr_secret *s, const uint8_t *hello,
 }
 
 void
-kvr_proof_make(const struct kvr_secret *s, const uint8_t *hello,
-	       size_t hlen, const uint8_t w[KVR_WELCOME_LEN],
-	       uint8_t out[KVR_PROOF_LEN])
+kvr_proof_make(const struct kvr_secret *s, const uint8_t *hello, size_t hlen,
+	       const uint8_t w[KVR_WELCOME_LEN], uint8_t out[KVR_PROOF_LEN])
 {
 	hs_mac(s, "client", hello, hlen, w, KVR_WELCOME_LEN, out);
 }
 
 int
-kvr_proof_check(const struct kvr_secret *s, const uint8_t *hello,
-		size_t hlen, const uint8_t w[KVR_WELCOME_LEN],
+kvr_proof_check(const struct kvr_secret *s, const uint8_t *hello, size_t hlen,
+		const uint8_t w[KVR_WELCOME_LEN],
 		const uint8_t proof[KVR_PROOF_LEN])
 {
 	uint8_t mac[32];
@@ -436,8 +435,8 @@ kvr_seal(struct kvr_aead *a, const void *p, size_t len, struct tl_buf *out)
 }
 
 int
-kvr_open(struct kvr_aead *a, const uint8_t *in, size_t len,
-	 struct tl_buf *out, size_t *used)
+kvr_open(struct kvr_aead *a, const uint8_t *in, size_t len, struct tl_buf *out,
+	 size_t *used)
 {
 	EVP_CIPHER_CTX *c = a->ctx;
 	uint8_t iv[12], *dst;
@@ -589,28 +588,28 @@ kvr_dial(const char *address, const struct kvr_secret *s, uint8_t kind,
 	if (rc == 0)
 		rc = read_full(fd, w, sizeof(w));
 	if (rc) {
-		*err = tl_asprintf("%s: handshake: %s", address,
-				   strerror(-rc));
+		*err = tl_asprintf("%s: handshake: %s", address, strerror(-rc));
 		goto fail;
 	}
 	rc = kvr_welcome_check(s, hello.data, hello.len, w);
 	if (rc) {
 		*err = tl_asprintf("%s: authentication failed (not the "
-				   "same cluster secret?)", address);
+				   "same cluster secret?)",
+				   address);
 		goto fail;
 	}
 	if (w[5] != KVR_HS_OK) {
 		*err = tl_asprintf("%s refused the connection: %s", address,
 				   w[5] == KVR_HS_GROUP ? "it belongs to "
-				   "another group" : "busy");
+							  "another group"
+							: "busy");
 		rc = w[5] == KVR_HS_GROUP ? -EXDEV : -EBUSY;
 		goto fail;
 	}
 	kvr_proof_make(s, hello.data, hello.len, w, proof);
 	rc = write_full(fd, proof, sizeof(proof));
 	if (rc) {
-		*err = tl_asprintf("%s: handshake: %s", address,
-				   strerror(-rc));
+		*err = tl_asprintf("%s: handshake: %s", address, strerror(-rc));
 		goto fail;
 	}
 	if (peer_group)

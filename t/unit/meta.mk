@@ -3,7 +3,7 @@ META_TESTS = t/unit/meta_dir_test t/unit/meta_data_test \
 	t/unit/meta_perm_test t/unit/meta_schema_test t/unit/meta_fsck_test \
 	t/unit/meta_kv_group_test t/unit/meta_kv_resident_test \
 	t/unit/meta_kv_ops_test t/unit/meta_kv_raft_one_test \
-	t/unit/meta_kv_raft_group_test
+	t/unit/meta_kv_raft_group_test t/unit/meta_kv_raft_proc_test
 check_PROGRAMS += $(META_TESTS)
 TESTS += $(META_TESTS)
 META_TEST_LIBS = meta/libmeta.a lib/libtl.a $(RAFT_LIBS) $(CRYPTO_LIBS) \
@@ -23,3 +23,4 @@ t_unit_meta_kv_raft_group_test_LDADD = $(META_TEST_LIBS)
 TESTS += t/unit/meta_on_raft.sh
 dist_check_SCRIPTS += t/unit/meta_on_raft.sh
 t/unit/meta_on_raft.log: $(META_TESTS)
+t_unit_meta_kv_raft_proc_test_LDADD = $(META_TEST_LIBS)

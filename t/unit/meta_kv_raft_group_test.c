@@ -15,7 +15,7 @@
 
 #include "t/unit/raft_test.h"
 
-#define MAXN 5
+#define MAXN	     5
 #define WRITERS_TXNS 60
 
 struct group {
@@ -224,13 +224,14 @@ concurrent_writers(struct group *g, const char *what)
 		for (int j = 0; j < w[k].acked; j++)
 			hot_acked += w[k].acked_keys[j] % 4 == 0;
 	}
-	printf("# %s: %d acknowledged, %d conflicts retried, %d errors\n",
-	       what, acked, conflicts, errors);
+	printf("# %s: %d acknowledged, %d conflicts retried, %d errors\n", what,
+	       acked, conflicts, errors);
 	CHECK_EQ(errors, 0, "%s: every transaction eventually commits", what);
 	for (int k = 0; k < nw; k++)
 		for (int j = 0; j < w[k].acked; j++) {
 			char key[32], buf[8];
-			int other = (k + 1) % nw; /* read through another node */
+			int other =
+			    (k + 1) % nw; /* read through another node */
 
 			snprintf(key, sizeof(key), "w%d-%03d", w[k].id,
 				 w[k].acked_keys[j]);
@@ -241,7 +242,8 @@ concurrent_writers(struct group *g, const char *what)
 	      what);
 	CHECK_EQ(get_u64(g->kv[reader], "ctr") - ctr0, (uint64_t)acked,
 		 "%s: the counter got exactly one add per acknowledged "
-		 "transaction", what);
+		 "transaction",
+		 what);
 	CHECK_EQ(get_u64(g->kv[reader], "hot") - hot0, (uint64_t)hot_acked,
 		 "%s: the contended key lost no update (serializable)", what);
 	CHECK(replicas_identical(g), "%s: replicas identical", what);
@@ -257,8 +259,10 @@ run_group(int n)
 	memset(&g, 0, sizeof(g));
 	g.n = n;
 	rt_init(&g.t, n);
-	CHECK_FATAL(start_node(&g, 1, true) == 0, "%d nodes: node 1 founds "
-		    "the group", n);
+	CHECK_FATAL(start_node(&g, 1, true) == 0,
+		    "%d nodes: node 1 founds "
+		    "the group",
+		    n);
 	CHECK(rt_put(g.kv[1], "before", "1") == 0,
 	      "a write before the others join");
 	for (int i = 2; i <= n; i++) {
@@ -294,7 +298,7 @@ run_group(int n)
 				ok = false;
 		}
 		CHECK(ok, "a write through each node is read at once through "
-		      "the next");
+			  "the next");
 	}
 	snprintf(what, sizeof(what), "%d nodes", n);
 	concurrent_writers(&g, what);
@@ -316,8 +320,7 @@ run_group(int n)
 	CHECK(start_node(&g, l, false) == 0, "node %d restarts", l);
 	CHECK(rt_get(g.kv[l], "after-leader", buf, sizeof(buf)) == 0,
 	      "node %d caught up with what it missed", l);
-	CHECK(replicas_identical(&g), "%s and back: replicas identical",
-	      what);
+	CHECK(replicas_identical(&g), "%s and back: replicas identical", what);
 
 	if (n == 5) {
 		/* two of five stop: the three left go on */
@@ -329,10 +332,12 @@ run_group(int n)
 			 b);
 		concurrent_writers(&g, what);
 		CHECK(start_node(&g, a, false) == 0 &&
-			      start_node(&g, b, false) == 0,
+			  start_node(&g, b, false) == 0,
 		      "both restart");
-		CHECK(replicas_identical(&g), "%s and back: replicas "
-		      "identical", what);
+		CHECK(replicas_identical(&g),
+		      "%s and back: replicas "
+		      "identical",
+		      what);
 	}
 
 	/* a node with another secret gets no replica */
@@ -349,8 +354,8 @@ run_group(int n)
 		/* node 9 of the peers list, with the bad secret */
 		p = tl_asprintf("raft://%s/n9?id=9&address=127.0.0.1:%d&"
 				"peers=1@127.0.0.1:%d&secret=%s&mapsize=64M&"
-				"timeout=500", g.t.dir, port, g.t.port[0],
-				bad);
+				"timeout=500",
+				g.t.dir, port, g.t.port[0], bad);
 		rc = meta_kv_open(p, &kv, &err);
 		CHECK(rc != 0, "a node with the wrong secret cannot join (%s)",
 		      err ? err : "");

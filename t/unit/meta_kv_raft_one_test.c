@@ -53,12 +53,12 @@ test_ops(struct meta_kv *kv)
 	CHECK(meta_kv_del(t, "c", 1) == 0, "delete c");
 	CHECK(meta_kv_add(t, "u", 1, d, 2) == 0, "add to u");
 	CHECK(meta_kv_get(t, "b", 1, &v, &vlen) == 0 && vlen == 1 &&
-		      !memcmp(v, "2", 1),
+		  !memcmp(v, "2", 1),
 	      "the transaction reads its own put");
 	CHECK(meta_kv_get(t, "c", 1, &v, &vlen) == -ENOENT,
 	      "and its own delete");
 	CHECK(meta_kv_get(t, "u", 1, &v, &vlen) == 0 && vlen == 16 &&
-		      tl_get_be64(v) == 7,
+		  tl_get_be64(v) == 7,
 	      "and its own add");
 	memset(&c, 0, sizeof(c));
 	CHECK(meta_kv_scan(t, "", 0, NULL, 0, collect_cb, &c) == 0, "scan");
@@ -69,8 +69,8 @@ test_ops(struct meta_kv *kv)
 		while (i < c.n && c.keys[i][0] == 0)
 			i++;
 		CHECK(c.n - i == 3 && !strcmp(c.keys[i], "a") &&
-			      !strcmp(c.keys[i + 1], "b") &&
-			      !strcmp(c.keys[i + 2], "u"),
+			  !strcmp(c.keys[i + 1], "b") &&
+			  !strcmp(c.keys[i + 2], "u"),
 		      "a scan merges the replica with the buffered writes");
 	}
 	CHECK(meta_kv_commit(t) == 0, "commit");
@@ -80,7 +80,7 @@ test_ops(struct meta_kv *kv)
 	CHECK(meta_kv_commit(t) == 0, "commit");
 	CHECK_FATAL(meta_kv_begin(kv, true, &t) == 0, "begin read-only");
 	CHECK(meta_kv_get(t, "u", 1, &v, &vlen) == 0 && vlen == 16 &&
-		      tl_get_be64(v) == 14 && tl_get_be64((uint8_t *)v + 8) == 2,
+		  tl_get_be64(v) == 14 && tl_get_be64((uint8_t *)v + 8) == 2,
 	      "adds of two transactions sum up");
 	CHECK(meta_kv_get(t, "c", 1, &v, &vlen) == -ENOENT, "c deleted");
 	CHECK(meta_kv_put(t, "x", 1, "x", 1) == -EROFS,
@@ -136,13 +136,12 @@ test_conflict(struct meta_kv *kv)
 
 		memset(&c, 0, sizeof(c));
 		CHECK(meta_kv_scan(t1, "s1", 2, "s9", 2, collect_cb, &c) == 0 &&
-			      c.n == 2,
+			  c.n == 2,
 		      "t1 scans [s1, s9)");
 	}
 	CHECK(rt_put(kv, "s5", "1") == 0, "another transaction puts s5");
 	CHECK(meta_kv_put(t1, "z", 1, "1", 1) == 0, "t1 writes z");
-	CHECK_EQ(meta_kv_commit(t1), -EAGAIN,
-		 "t1's scan covered s5: conflict");
+	CHECK_EQ(meta_kv_commit(t1), -EAGAIN, "t1's scan covered s5: conflict");
 }
 
 int
@@ -176,7 +175,7 @@ main(void)
 
 		CHECK_FATAL(meta_kv_begin(kv, true, &tx) == 0, "begin");
 		CHECK(meta_kv_get(tx, "u", 1, &v, &vlen) == 0 &&
-			      tl_get_be64(v) == 16,
+			  tl_get_be64(v) == 16,
 		      "adds were applied exactly once across the restart");
 		meta_kv_abort(tx);
 	}
