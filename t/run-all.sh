@@ -144,9 +144,11 @@ if [ "${TESSERA_SKIP_ASAN:-0}" != 1 ]; then
 fi
 
 if [ "${TESSERA_SKIP_FUZZ:-0}" != 1 ]; then
-	# libFuzzer + ASan/UBSan on the RPC dispatcher for a bounded time,
-	# then the corpus and regressions replayed: one pass or fail.
-	step "fuzz the RPC dispatcher (${TESSERA_FUZZ_SECONDS:-120} s)"
+	# libFuzzer + ASan/UBSan on the five targets (the RPC dispatcher,
+	# the transport, MOUNT, the exports parser, the S3 XML parser)
+	# sharing a bounded time, then every corpus and the regressions
+	# replayed: one pass or fail.
+	step "fuzz five targets (${TESSERA_FUZZ_SECONDS:-120} s in all)"
 	FUZZ_BUILD=$TOP/build-fuzz bash t/fuzz/run-fuzz.sh \
 		"${TESSERA_FUZZ_SECONDS:-120}" >"$LOGDIR/fuzz.log" 2>&1
 	frc=$?

@@ -1,8 +1,10 @@
 /*
- * fuzz_main - replay fuzz_rpc inputs without libFuzzer: the regression
- * test of the normal (gcc) build.  Every file in the directories named
- * on the command line, or by default in $top_srcdir/t/fuzz/corpus and
- * $top_srcdir/t/fuzz/regressions, goes through LLVMFuzzerTestOneInput
+ * fuzz_main - replay a fuzz target's inputs without libFuzzer: the
+ * regression test of the normal (gcc) build, one program per target
+ * (t/fuzz/replay_TARGET, FUZZ_TARGET set at compile time).  Every file
+ * in the directories named on the command line, or by default in
+ * $top_srcdir/t/fuzz/corpus/TARGET and $top_srcdir/t/fuzz/regressions/
+ * TARGET (which may not exist), goes through LLVMFuzzerTestOneInput
  * once; the test passes when none crashes (under the sanitizer build:
  * none trips ASan or UBSan).
  */
@@ -13,10 +15,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/tl.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
+#ifndef FUZZ_TARGET
+#error "FUZZ_TARGET names the target: rpc, transport, mount, ..."
+#endif
+
+/* Targets without set-up leave it out (a weak symbol, NULL then). */
+int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int
@@ -62,7 +70,8 @@ main(int argc, char **argv)
 	const char *top = getenv("top_srcdir");
 	int total = 0;
 
-	LLVMFuzzerInitialize(&argc, &argv);
+	if (LLVMFuzzerInitialize != NULL)
+		LLVMFuzzerInitialize(&argc, &argv);
 	if (argc > 1) {
 		for (int i = 1; i < argc; i++)
 			total += replay_dir(argv[i]) > 0;
@@ -73,10 +82,11 @@ main(int argc, char **argv)
 			printf("# top_srcdir unset: skipped\n");
 			return 77;
 		}
-		c = tl_asprintf("%s/t/fuzz/corpus", top);
-		r = tl_asprintf("%s/t/fuzz/regressions", top);
+		c = tl_asprintf("%s/t/fuzz/corpus/%s", top, FUZZ_TARGET);
+		r = tl_asprintf("%s/t/fuzz/regressions/%s", top, FUZZ_TARGET);
 		total += replay_dir(c) > 0;
-		replay_dir(r);
+		if (access(r, F_OK) == 0)
+			replay_dir(r);
 		free(c);
 		free(r);
 	}

@@ -1,11 +1,22 @@
 /*
- * gen_corpus - write fuzz_rpc's seed corpus: one valid call message for
- * every NFSv3 and MOUNT procedure (and a few variants: UNSTABLE and
- * FILE_SYNC writes, a write to the read-only export, MOUNT v1 EXPORT, a
- * record-marking stream), encoded with the rpcgen XDR routines.
+ * gen_corpus - write the seed corpora of the NFS fuzz targets, calls
+ * encoded with the rpcgen XDR routines, file handles as placeholders
+ * (t/fuzz/fuzz_vol.h: "\xfeTFH", object index, export parity):
  *
- * Usage: gen_corpus DIR.  File handles are fuzz_rpc's placeholders
- * (see t/fuzz/fuzz_rpc.c): "\xfeTFH", object index, export parity.
+ *   gen_corpus rpc DIR        one call message for every NFSv3 and MOUNT
+ *                             procedure (and variants: UNSTABLE and
+ *                             FILE_SYNC writes, a write to the read-only
+ *                             export, MOUNT v1 EXPORT), and an "RM:"
+ *                             record-marking stream (fuzz_rpc);
+ *   gen_corpus transport DIR  the same calls record-marked, and streams:
+ *                             fragments, a pipeline, a 64 KiB WRITE, a
+ *                             mark over the record limit, a record left
+ *                             unfinished (fuzz_transport);
+ *   gen_corpus mount DIR      MOUNT calls from several clients in
+ *                             fuzz_mount's framing (client, length,
+ *                             call).
+ *
+ * t/fuzz/corpus/exports and t/fuzz/corpus/s3xml are written by hand.
  */
 #include "config.h"
 
@@ -19,7 +30,10 @@
 
 enum { ROOT, F, D, S, RO, G };
 
+enum { RPC, TRANSPORT, MOUNT };
+
 static const char *outdir;
+static int mode;
 static char fhbuf[8][NFSD_FH_SIZE];
 static int nfh;
 
@@ -40,7 +54,7 @@ fh(int obj, bool ro)
 }
 
 static void
-put(const char *name, const struct tl_buf *b)
+write_file(const char *name, const struct tl_buf *b)
 {
 	char *path = tl_asprintf("%s/%s", outdir, name);
 	FILE *f = fopen(path, "wb");
@@ -51,6 +65,36 @@ put(const char *name, const struct tl_buf *b)
 		exit(1);
 	}
 	free(path);
+}
+
+/* Append one call: for the transport a record (mark, then msg); for
+ * fuzz_mount from client sel (2 bytes), its length (2), then msg. */
+static void
+frame(struct tl_buf *out, uint16_t sel, const struct tl_buf *msg)
+{
+	uint8_t h[4] = {(uint8_t)(sel >> 8), (uint8_t)sel,
+			(uint8_t)(msg->len >> 8), (uint8_t)msg->len};
+
+	if (mode == MOUNT)
+		tl_buf_append(out, h, 4);
+	else
+		tl_buf_append_be32(out, 0x80000000u | (uint32_t)msg->len);
+	tl_buf_append(out, msg->data, msg->len);
+}
+
+/* One call message as a seed, in the mode's form. */
+static void
+put(const char *name, const struct tl_buf *msg)
+{
+	struct tl_buf b = TL_BUF_INIT;
+
+	if (mode == RPC) {
+		write_file(name, msg);
+		return;
+	}
+	frame(&b, 1, msg);
+	write_file(name, &b);
+	tl_buf_free(&b);
 }
 
 /* Call header with AUTH_SYS uid 0, then the arguments. */
@@ -214,7 +258,107 @@ gen_stream(void)
 	encode(&m, NFSD_PROG_NFS, 3, NFSPROC3_NULL, NULL, NULL);
 	tl_buf_append_be32(&b, 0x80000000u | (uint32_t)m.len);
 	tl_buf_append(&b, m.data, m.len);
-	put("stream-getattr-null", &b);
+	write_file("stream-getattr-null", &b);
+	tl_buf_free(&b);
+	tl_buf_free(&m);
+}
+
+/* Streams for the transport: what clients, good and bad, send. */
+static void
+gen_transport(void)
+{
+	static char data[65536];
+	struct tl_buf b = TL_BUF_INIT, m = TL_BUF_INIT;
+	GETATTR3args ga = {fh(ROOT, 0)};
+	WRITE3args wa = {fh(F, 0), 0, sizeof(data), UNSTABLE,
+			 {sizeof(data), data}};
+	READDIRPLUS3args ra = {fh(ROOT, 0), 0, {0}, 1024, 65536};
+	size_t half;
+
+	/* GETATTR in two fragments, then NULL */
+	encode(&m, NFSD_PROG_NFS, 3, NFSPROC3_GETATTR,
+	       (xdrproc_t)xdr_GETATTR3args, &ga);
+	half = m.len / 2;
+	tl_buf_append_be32(&b, (uint32_t)half);
+	tl_buf_append(&b, m.data, half);
+	tl_buf_append_be32(&b, 0x80000000u | (uint32_t)(m.len - half));
+	tl_buf_append(&b, m.data + half, m.len - half);
+	encode(&m, NFSD_PROG_NFS, 3, NFSPROC3_NULL, NULL, NULL);
+	frame(&b, 0, &m);
+	write_file("stream-fragments", &b);
+
+	/* ten READDIRPLUS calls pipelined */
+	tl_buf_reset(&b);
+	encode(&m, NFSD_PROG_NFS, 3, NFSPROC3_READDIRPLUS,
+	       (xdrproc_t)xdr_READDIRPLUS3args, &ra);
+	for (int i = 0; i < 10; i++)
+		frame(&b, 0, &m);
+	write_file("stream-pipeline", &b);
+
+	/* a 64 KiB WRITE, then COMMIT */
+	tl_buf_reset(&b);
+	memset(data, 'x', sizeof(data));
+	encode(&m, NFSD_PROG_NFS, 3, NFSPROC3_WRITE,
+	       (xdrproc_t)xdr_WRITE3args, &wa);
+	frame(&b, 0, &m);
+	{
+		COMMIT3args ca = {fh(F, 0), 0, 0};
+
+		encode(&m, NFSD_PROG_NFS, 3, NFSPROC3_COMMIT,
+		       (xdrproc_t)xdr_COMMIT3args, &ca);
+		frame(&b, 0, &m);
+	}
+	write_file("stream-write-commit", &b);
+
+	/* a mark over max_record_size: the connection is closed */
+	tl_buf_reset(&b);
+	tl_buf_append_be32(&b, 0x80000000u | (2u << 20));
+	tl_buf_append(&b, data, 1024);
+	write_file("stream-oversized", &b);
+
+	/* a NULL, then a record of 512 KiB announced and left unfinished */
+	tl_buf_reset(&b);
+	encode(&m, NFSD_PROG_NFS, 3, NFSPROC3_NULL, NULL, NULL);
+	frame(&b, 0, &m);
+	tl_buf_append_be32(&b, 0x80000000u | (512u << 10));
+	tl_buf_append(&b, data, 4096);
+	write_file("stream-unfinished", &b);
+
+	/* an empty record, a non-last empty fragment, then NULL */
+	tl_buf_reset(&b);
+	tl_buf_append_be32(&b, 0x80000000u);
+	tl_buf_append_be32(&b, 0);
+	frame(&b, 0, &m);
+	write_file("stream-empty-records", &b);
+	tl_buf_free(&b);
+	tl_buf_free(&m);
+}
+
+/* fuzz_mount: calls from several clients in a row. */
+static void
+gen_mount_sequences(void)
+{
+	struct tl_buf b = TL_BUF_INIT, m = TL_BUF_INIT;
+	mnt3_dirpath_args root = {"/"}, ro = {"/ro"};
+
+	for (uint16_t sel = 1; sel <= 40; sel++) {
+		encode(&m, NFSD_PROG_MOUNT, 3, MOUNTPROC3_MNT,
+		       (xdrproc_t)xdr_mnt3_dirpath_args,
+		       sel % 2 ? &root : &ro);
+		frame(&b, sel % 8 == 0 ? (uint16_t)(0x8000 | sel) : sel, &m);
+	}
+	encode(&m, NFSD_PROG_MOUNT, 3, MOUNTPROC3_DUMP, NULL, NULL);
+	frame(&b, 1, &m);
+	write_file("seq-mnt-40-clients-dump", &b);
+	tl_buf_reset(&b);
+	encode(&m, NFSD_PROG_MOUNT, 3, MOUNTPROC3_UMNT,
+	       (xdrproc_t)xdr_mnt3_dirpath_args, &root);
+	frame(&b, 1, &m);
+	encode(&m, NFSD_PROG_MOUNT, 3, MOUNTPROC3_UMNTALL, NULL, NULL);
+	frame(&b, 0x8008, &m);
+	encode(&m, NFSD_PROG_MOUNT, 1, MOUNTPROC3_DUMP, NULL, NULL);
+	frame(&b, 2, &m);
+	write_file("seq-umnt-umntall-dump-v1", &b);
 	tl_buf_free(&b);
 	tl_buf_free(&m);
 }
@@ -222,13 +366,24 @@ gen_stream(void)
 int
 main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: gen_corpus DIR\n");
+	if (argc != 3 || (strcmp(argv[1], "rpc") != 0 &&
+			  strcmp(argv[1], "transport") != 0 &&
+			  strcmp(argv[1], "mount") != 0)) {
+		fprintf(stderr, "usage: gen_corpus rpc|transport|mount DIR\n");
 		return 2;
 	}
-	outdir = argv[1];
-	gen_nfs();
+	mode = strcmp(argv[1], "rpc") == 0	   ? RPC
+	       : strcmp(argv[1], "transport") == 0 ? TRANSPORT
+						   : MOUNT;
+	outdir = argv[2];
+	if (mode != MOUNT)
+		gen_nfs();
 	gen_mount();
-	gen_stream();
+	if (mode == RPC)
+		gen_stream();
+	else if (mode == TRANSPORT)
+		gen_transport();
+	else
+		gen_mount_sequences();
 	return 0;
 }

@@ -1,23 +1,41 @@
 #!/bin/bash
-# Fuzz tesserad's RPC decode-and-dispatch path with libFuzzer under
-# ASan+UBSan for a bounded time, then replay the seed corpus and the
-# regression inputs.  Exit status 0 when nothing was found.
+# Fuzz tesserad with libFuzzer under ASan+UBSan for a bounded time, then
+# replay every target's seed corpus and regression inputs.  Exit status
+# 0 when nothing was found.
 #
-#   t/fuzz/run-fuzz.sh [SECONDS]        (default 120; 0: replay only)
+#   t/fuzz/run-fuzz.sh [SECONDS] [TARGET...]
 #
-# Builds with clang in its own directory ($FUZZ_BUILD, default
-# build-fuzz under the source tree), never touching the gcc build.  New
-# inputs go to a scratch corpus copy; a crash leaves crash-* files in
-# $FUZZ_BUILD/artifacts: fix the bug, then add the input to
-# t/fuzz/regressions/.  The volume lives on /dev/shm when it exists and
-# is removed at the end.
+# SECONDS (default 120; 0: replay only) is shared among the targets by
+# weight: rpc 35%, transport 25%, mount 15%, s3xml 15%, exports 10%
+# (see t/fuzz/local.mk for what each covers).  Builds with clang in its
+# own directory ($FUZZ_BUILD, default build-fuzz under the source tree),
+# never touching the gcc build.  New inputs go to a scratch corpus copy;
+# a crash leaves TARGET-crash-* files in $FUZZ_BUILD/artifacts: fix the
+# bug, then add the input to t/fuzz/regressions/TARGET/.  The volumes
+# live on /dev/shm when it exists and are removed at the end.
 set -u
 cd "$(dirname "$0")/../.."
 TOP=$(pwd)
 SECS=${1:-120}
+shift $(($# > 0 ? 1 : 0))
+TARGETS=${*:-rpc transport mount s3xml exports}
 B=${FUZZ_BUILD:-$TOP/build-fuzz}
 JOBS=$(nproc)
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+
+# share of SECONDS (percent) and longest input of each target
+weight() {
+	case $1 in
+	rpc) echo 35 ;; transport) echo 25 ;; mount | s3xml) echo 15 ;;
+	*) echo 10 ;;
+	esac
+}
+max_len() {
+	case $1 in
+	transport) echo 81920 ;; s3xml | exports) echo 16384 ;;
+	*) echo 8192 ;;
+	esac
+}
 
 command -v clang >/dev/null || { echo "clang not installed: skipped"; exit 77; }
 echo 'int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}' |
@@ -33,37 +51,54 @@ if [ ! -f "$B/Makefile" ]; then
 		CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $SAN -Wno-error") ||
 		exit 1
 fi
+bins=
+for t in $TARGETS; do
+	bins="$bins t/fuzz/fuzz_$t"
+done
 # the rpcgen headers first: BUILT_SOURCES only apply to all and check
 (cd "$B" && make -s nfsd/nfs3_prot.h nfsd/mount3_prot.h &&
-	make -j"$JOBS" -s t/fuzz/fuzz_rpc \
-	FUZZ_LDFLAGS="-fsanitize=fuzzer $SAN") >"$B/build.log" 2>&1 ||
+	make -j"$JOBS" -s $bins FUZZ_LDFLAGS="-fsanitize=fuzzer $SAN") \
+	>"$B/build.log" 2>&1 ||
 	{ tail -30 "$B/build.log"; echo "fuzz build FAILED"; exit 1; }
 
 SHM=/dev/shm
 [ -d "$SHM" ] && [ -w "$SHM" ] || SHM=${TMPDIR:-/tmp}
 WORK=$(mktemp -d "$SHM/tessera-fuzz.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-mkdir -p "$WORK/corpus" "$B/artifacts"
-cp "$TOP"/t/fuzz/corpus/* "$WORK/corpus/"
+mkdir -p "$B/artifacts"
 export FUZZ_RPC_DIR=$WORK
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 rc=0
-if [ "$SECS" -gt 0 ]; then
-	echo "fuzzing for $SECS s"
-	"$B/t/fuzz/fuzz_rpc" -max_total_time="$SECS" -max_len=8192 \
-		-rss_limit_mb=2048 -malloc_limit_mb=256 -timeout=20 \
-		-print_final_stats=1 -artifact_prefix="$B/artifacts/" \
-		"$WORK/corpus" >"$B/fuzz.log" 2>&1 || rc=1
-	tail -25 "$B/fuzz.log"
-	[ "$rc" = 0 ] || echo "fuzzing found a problem: see $B/fuzz.log and $B/artifacts"
-fi
-echo "replaying the corpus and the regressions"
-"$B/t/fuzz/fuzz_rpc" -runs=0 -rss_limit_mb=2048 -malloc_limit_mb=256 \
-	"$TOP/t/fuzz/corpus" "$TOP/t/fuzz/regressions" >"$B/replay.log" 2>&1 || {
-	tail -30 "$B/replay.log"
-	echo "replay FAILED"
-	rc=1
-}
+for t in $TARGETS; do
+	secs=$((SECS * $(weight "$t") / 100))
+	[ "$SECS" -gt 0 ] && [ "$secs" -lt 1 ] && secs=1
+	mkdir -p "$WORK/corpus-$t"
+	cp "$TOP/t/fuzz/corpus/$t"/* "$WORK/corpus-$t/"
+	if [ "$secs" -gt 0 ]; then
+		echo "fuzzing $t for $secs s"
+		"$B/t/fuzz/fuzz_$t" -max_total_time="$secs" \
+			-max_len="$(max_len "$t")" -rss_limit_mb=2048 \
+			-malloc_limit_mb=256 -timeout=20 -print_final_stats=1 \
+			-artifact_prefix="$B/artifacts/$t-" \
+			"$WORK/corpus-$t" >"$B/fuzz-$t.log" 2>&1 || {
+			rc=1
+			tail -25 "$B/fuzz-$t.log"
+			echo "fuzzing $t found a problem: see" \
+				"$B/fuzz-$t.log and $B/artifacts"
+		}
+		grep -E '^stat::(number_of_executed_runs|average_exec_per_sec|new_units_added)' \
+			"$B/fuzz-$t.log" | sed "s/^/  $t: /"
+	fi
+	regs=
+	[ -d "$TOP/t/fuzz/regressions/$t" ] && regs=$TOP/t/fuzz/regressions/$t
+	echo "replaying the $t corpus and regressions"
+	"$B/t/fuzz/fuzz_$t" -runs=0 -rss_limit_mb=2048 -malloc_limit_mb=256 \
+		"$TOP/t/fuzz/corpus/$t" $regs >"$B/replay-$t.log" 2>&1 || {
+		tail -30 "$B/replay-$t.log"
+		echo "replay of $t FAILED"
+		rc=1
+	}
+done
 [ "$rc" = 0 ] && echo "fuzz: ok"
 exit $rc

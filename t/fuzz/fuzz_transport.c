@@ -1,0 +1,137 @@
+/*
+ * fuzz_transport - libFuzzer target: bytes on a real TCP connection to
+ * a real nfsd_server (rpc.c: record marking, fragments admitted into
+ * request memory, pipelining, the in-flight cap, replies queued and
+ * sent, closing) over the shared volume, with small limits so that
+ * inputs reach them: max_record_size 1 MiB + 64 KiB, request_memory
+ * 1 MiB, 4 requests in flight per connection.
+ *
+ * An input is written (file-handle placeholders filled first, see
+ * fuzz_vol.h) on a new connection from 127.0.0.1 while replies are read
+ * and dropped; then the write side is shut and replies are read until
+ * the server closes the connection.  A connection that neither takes
+ * bytes nor answers for 10 s is a hang: the target aborts.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "t/fuzz/fuzz_vol.h"
+
+static struct nfsd_server *srv;
+static unsigned port;
+
+static void *
+serve(void *arg)
+{
+	nfsd_server_run(arg, false);
+	return NULL;
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct nfsd_config cfg;
+	pthread_t thr;
+	char *err = NULL;
+	int rc;
+
+	(void)argc;
+	(void)argv;
+	fuzz_vol_init("transport");
+	nfsd_config_defaults(&cfg);
+	free(cfg.listen);
+	cfg.listen = tl_strdup("127.0.0.1:0");
+	free(cfg.exports);
+	cfg.exports = fuzz_vol_file("exports",
+				    "/ 127.0.0.1(rw,insecure,no_root_squash)\n"
+				    "/ro 127.0.0.1(ro,insecure)\n");
+	cfg.workers = 2;
+	cfg.max_record_size = (1u << 20) + (64u << 10);
+	cfg.request_memory = 1u << 20;
+	cfg.max_inflight_per_conn = 4;
+	cfg.max_connections = 8;
+	cfg.idle_timeout = 0;
+	cfg.drc_entries = 256;
+	cfg.drc_size = 256u << 10;
+	rc = nfsd_server_create(&cfg, fuzz_vol.meta, fuzz_vol.cache, &srv,
+				&err);
+	if (rc != 0)
+		fuzz_die("server", rc, err);
+	port = nfsd_server_port(srv);
+	pthread_create(&thr, NULL, serve, srv);
+	pthread_detach(thr);
+	nfsd_config_free(&cfg);
+	return 0;
+}
+
+static int
+dial(void)
+{
+	struct sockaddr_in sin;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
+		fuzz_die("connect", errno, strerror(errno));
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	return fd;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static uint8_t junk[65536];
+	uint8_t *buf = tl_malloc(size > 0 ? size : 1);
+	size_t off = 0;
+	bool shut = false;
+	int fd = dial();
+
+	memcpy(buf, data, size);
+	fuzz_fill_handles(buf, size);
+	for (;;) {
+		struct pollfd p = {fd, POLLIN, 0};
+		ssize_t n;
+
+		if (off == size && !shut) {
+			shutdown(fd, SHUT_WR);
+			shut = true;
+		}
+		if (off < size)
+			p.events |= POLLOUT;
+		if (poll(&p, 1, 10000) == 0) {
+			fprintf(stderr, "fuzz_transport: no progress for "
+					"10 s: the server hangs\n");
+			abort();
+		}
+		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+			n = recv(fd, junk, sizeof(junk), 0);
+			if (n == 0 || (n < 0 && errno != EAGAIN &&
+				       errno != EINTR))
+				break; /* closed: after EOF, or refused */
+		}
+		if (off < size && (p.revents & POLLOUT)) {
+			n = send(fd, buf + off, size - off, MSG_NOSIGNAL);
+			if (n > 0)
+				off += (size_t)n;
+			else if (n < 0 && errno != EAGAIN && errno != EINTR)
+				break;
+		}
+	}
+	close(fd);
+	free(buf);
+	return 0;
+}
