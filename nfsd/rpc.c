@@ -574,10 +574,14 @@ conn_send(struct conn *c, struct tl_buf *head, struct nfsd_tail *tail)
 		if (file && sent == head->len) {
 			n = send_file_now(c->fd, ffd, foff, tail->len);
 			if (n < 0) {
-				tl_warn("nfsd", "sending READ data from a "
-						"file: %s; closing the "
-						"connection",
-					strerror(errno));
+				/* a client gone away is routine */
+				tl_log(errno == EPIPE || errno == ECONNRESET
+					   ? TL_LOG_INFO
+					   : TL_LOG_WARN,
+				       "nfsd",
+				       "%s: sending READ data from a file: "
+				       "%s; closing the connection",
+				       c->name, strerror(errno));
 				shutdown(c->fd, SHUT_RDWR);
 				bufferevent_unlock(c->bev);
 				return;
