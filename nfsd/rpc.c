@@ -1060,6 +1060,28 @@ stall_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Whether c has had nothing in flight and completed no request for
+ * idle_ns. */
+static bool
+conn_idle(struct conn *c, uint64_t idle_ns)
+{
+	uint64_t now;
+	bool idle;
+
+	pthread_mutex_lock(&c->lock);
+	/*
+	 * Read the clock under the lock: a worker finishing a request sets
+	 * last_ns under it, and a clock read before that would be older
+	 * than last_ns; the unsigned difference would wrap and a busy
+	 * connection would look idle for centuries.
+	 */
+	now = tl_mono_ns();
+	idle = c->inflight == 0 && now > c->last_ns &&
+	       now - c->last_ns >= idle_ns;
+	pthread_mutex_unlock(&c->lock);
+	return idle;
+}
+
 /* Timer (loop thread): close connections idle for idle_timeout. */
 static void
 sweep_cb(evutil_socket_t fd, short what, void *arg)
@@ -1072,17 +1094,17 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 		bool idle;
 
 		next = c->next;
+		if (!conn_idle(c, idle_ns))
+			continue;
+		/* A call the client sent and the loop has not read yet (a
+		 * busy loop) is not idleness: read what is there first.
+		 * A reference keeps c while it may close. */
 		pthread_mutex_lock(&c->lock);
-		/*
-		 * Read the clock under the lock: a worker finishing a request
-		 * sets last_ns under it, and a clock read before that would be
-		 * older than last_ns; the unsigned difference would wrap and a
-		 * busy connection would look idle for centuries.
-		 */
-		uint64_t now = tl_mono_ns();
-		idle = c->inflight == 0 && now > c->last_ns &&
-		       now - c->last_ns >= idle_ns;
+		c->refs++;
 		pthread_mutex_unlock(&c->lock);
+		conn_resume(c);
+		idle = !c->closed && conn_idle(c, idle_ns);
+		conn_unref(c);
 		if (idle)
 			conn_close(c, "idle");
 	}
