@@ -252,6 +252,35 @@ dir_empty(struct mtxn *t, uint64_t dir)
 
 /* ---- remove -------------------------------------------------------------- */
 
+/* v, not a directory, lost its link in d and keeps v->a.nlink links:
+ * count it in the link records, and when its parent holds no other link
+ * (or was never known) make a directory that holds one its parent, its
+ * usage moving along. */
+static int
+unlink_keep(struct mtxn *t, struct inode *d, struct inode *v, int64_t bytes)
+{
+	uint64_t other = 0;
+	uint32_t left;
+	size_t n;
+	int rc;
+
+	rc = links_add(t, v->a.ino, d->a.ino, -1, &left);
+	if (rc == 0 && ((v->a.parent == d->a.ino && left == 0) ||
+			v->a.parent == 0)) {
+		rc = links_list(t, v->a.ino, &other, 1, &n);
+		if (n == 0)
+			other = 0; /* an older volume's file: unknown */
+		if (rc == 0)
+			rc = usage_add(t, v->a.parent, -bytes, -1);
+		if (rc == 0)
+			rc = usage_add(t, other, bytes, 1);
+		v->a.parent = other;
+	}
+	if (rc == 0 && v->a.nlink == 1)
+		rc = links_clear(t, v->a.ino);
+	return rc;
+}
+
 /* Take one link of victim away (it was named in d); drop the inode when
  * it was the last.  Directories: d loses a subdirectory link. */
 static int
@@ -277,12 +306,7 @@ unlink_inode(struct mtxn *t, struct inode *d, struct inode *victim,
 		t->d_bytes -= bytes;
 		return rc;
 	}
-	if (victim->a.parent == d->a.ino) {
-		/* Another link survives somewhere we cannot name cheaply:
-		 * its parent becomes unknown (0) and d stops counting it. */
-		rc = usage_add(t, d->a.ino, -bytes, -1);
-		victim->a.parent = 0;
-	}
+	rc = unlink_keep(t, d, victim, bytes);
 	victim->a.ctime_ns = now;
 	if (rc == 0)
 		rc = inode_put(t, victim);
@@ -442,6 +466,11 @@ link_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 	if (in.a.nlink >= META_LINK_MAX)
 		return -EMLINK;
 	rc = dentry_add(t, &d, name, len, in.a.type, ino);
+	/* From two links on, every directory holding some is recorded. */
+	if (rc == 0 && in.a.nlink == 1)
+		rc = links_add(t, ino, in.a.parent, 1, NULL);
+	if (rc == 0)
+		rc = links_add(t, ino, dir, 1, NULL);
 	if (rc == 0)
 		rc = reparent(t, &in, dir);
 	in.a.nlink++;
@@ -582,6 +611,13 @@ rename_apply(struct mtxn *t, const struct rename_args *r, struct inode *sd,
 	if (rc == 0 && src->a.type == META_DIR && r->sdir != r->ddir) {
 		sd->a.nlink--;
 		dd->a.nlink++;
+		/* Its ancestry changed: what meta_getattr_under cached
+		 * about every directory is to be checked again. */
+		rc = counter_add(t, CNT_DIR_MOVES, 1);
+	} else if (rc == 0 && src->a.nlink > 1 && r->sdir != r->ddir) {
+		rc = links_add(t, src->a.ino, r->sdir, -1, NULL);
+		if (rc == 0)
+			rc = links_add(t, src->a.ino, r->ddir, 1, NULL);
 	}
 	if (rc == 0)
 		rc = reparent(t, src, r->ddir);

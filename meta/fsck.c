@@ -3,10 +3,12 @@
  *
  * Two ordered scans in one read transaction:
  *   pass 1 reads every record but the directory entries: inodes, chunks
- *          (slice references), K refcounts, R released slices, L slices
- *          dropped by compaction, D deleted files, U usage, C counters;
+ *          (slice references), link records, K refcounts, R released
+ *          slices, L slices dropped by compaction, D deleted files, U
+ *          usage, C counters;
  *   pass 2 walks the dentries and the readdir index of one directory at
- *          a time (A<dir>D... sorts before A<dir>O...), counting links.
+ *          a time (A<dir>D... sorts before A<dir>O...), counting links,
+ *          per directory for files that have several.
  * Then the counts are compared with what is stored.  Repairs are
  * gathered in memory and applied in one write transaction at the end, so
  * an interrupted repair changes nothing.
@@ -33,9 +35,18 @@ struct fino {
 	uint64_t u_bytes, u_inodes;        /* computed usage (directories) */
 	uint64_t s_bytes, s_inodes;        /* stored usage */
 	uint64_t named_in;         /* a directory naming it */
+	uint64_t first_in;         /* the first directory naming it */
 	uint32_t nlink, links, subdirs;
 	uint8_t type;
 	bool have, deleted, chunks, has_u, parent_ok, dirty;
+};
+
+/* A link record A<ino>L<dir> as stored, and the links counted. */
+struct flink {
+	uint64_t ino;              /* 0: empty slot */
+	uint64_t dir;
+	uint32_t stored, counted;
+	bool have, bad, fix;
 };
 
 struct fslice {
@@ -53,6 +64,11 @@ struct itab {
 
 struct stab {
 	struct fslice *v;
+	size_t cap, n;
+};
+
+struct ltab {
+	struct flink *v;
 	size_t cap, n;
 };
 
@@ -128,6 +144,35 @@ stab_get(struct stab *t, uint64_t id, uint32_t size, bool add)
 	}
 }
 
+static struct flink *
+ltab_get(struct ltab *t, uint64_t ino, uint64_t dir)
+{
+	if ((t->n + 1) * 2 > t->cap) {
+		struct ltab nt = {NULL, t->cap ? t->cap * 2 : 256, 0};
+
+		nt.v = tl_calloc(nt.cap, sizeof(*nt.v));
+		for (size_t i = 0; i < t->cap; i++)
+			if (t->v[i].ino)
+				*ltab_get(&nt, t->v[i].ino, t->v[i].dir) =
+				    t->v[i];
+		free(t->v);
+		*t = nt;
+	}
+	for (size_t i = hash64(ino ^ hash64(dir)) & (t->cap - 1);;
+	     i = (i + 1) & (t->cap - 1)) {
+		struct flink *l = &t->v[i];
+
+		if (l->ino == ino && l->dir == dir)
+			return l;
+		if (l->ino == 0) {
+			l->ino = ino;
+			l->dir = dir;
+			t->n++;
+			return l;
+		}
+	}
+}
+
 /* ---- the run ------------------------------------------------------------- */
 
 /* A repair action: put (vlen may be 0) or delete of one key. */
@@ -143,6 +188,8 @@ struct fsck {
 	struct meta_fsck_report *r;
 	struct itab inodes;
 	struct stab slices;
+	struct ltab links;
+	bool dir_moved;            /* a directory's parent is repaired */
 	uint64_t c_bytes, c_inodes, c_pending;  /* stored counters */
 	uint64_t n_deleted, n_released, n_compacted;
 	uint64_t items;
@@ -310,6 +357,14 @@ p1_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 			f->r->dirs += node.a.type == META_DIR;
 		} else if (k[p + 9] == 'C' && klen == p + 14) {
 			p1_chunk(f, tl_get_be64(k + p + 1), v, vlen);
+		} else if (k[p + 9] == 'L' && klen == p + 18) {
+			struct flink *l = ltab_get(&f->links,
+						   tl_get_be64(k + p + 1),
+						   tl_get_be64(k + p + 10));
+
+			l->have = true;
+			l->bad = vlen != 4;
+			l->stored = vlen == 4 ? tl_get_be32(v) : 0;
 		}
 		break;
 	case 'K':
@@ -520,6 +575,15 @@ p2_dentry(struct fsck *f, const uint8_t *k, size_t klen, const uint8_t *v,
 	}
 	c->links++;
 	c->named_in = f->dir_ino;
+	if (c->type != META_DIR) {
+		/* Per directory, from the second link on. */
+		if (c->links == 1)
+			c->first_in = f->dir_ino;
+		else if (c->links == 2)
+			ltab_get(&f->links, c->ino, c->first_in)->counted++;
+		if (c->links >= 2)
+			ltab_get(&f->links, c->ino, f->dir_ino)->counted++;
+	}
 	if (c->parent == f->dir_ino)
 		c->parent_ok = true;
 	if (c->type == META_DIR && f->dir)
@@ -624,14 +688,50 @@ check_links(struct fsck *f, struct fino *in)
 		}
 		return;
 	}
-	/* Files may have parent 0 (unknown, after an unlink of one of
-	 * several links); anything else must name them. */
-	if (!in->parent_ok && (in->type == META_DIR || in->parent != 0)) {
-		problem(f, META_FSCK_PARENT, "inode %" PRIu64 " has parent %"
-			PRIu64 ", which does not name it", in->ino,
-			in->parent);
+	/* The parent names it; for a file of several links, one of the
+	 * directories holding them (older volumes left 0, "unknown", when
+	 * the link in the parent went: exports then refuse the file). */
+	if (!in->parent_ok) {
+		if (in->parent == 0)
+			problem(f, META_FSCK_PARENT, "inode %" PRIu64 " has "
+				"no parent directory recorded", in->ino);
+		else
+			problem(f, META_FSCK_PARENT, "inode %" PRIu64 " has "
+				"parent %" PRIu64 ", which does not name it",
+				in->ino, in->parent);
 		in->parent = in->named_in;
 		in->dirty = true;
+		if (in->type == META_DIR)
+			f->dir_moved = true;
+	}
+}
+
+/* Link records: for a file of two links or more, one per directory
+ * holding some, with their number; none for anything else. */
+static void
+check_link_records(struct fsck *f)
+{
+	struct ltab *t = &f->links;
+
+	for (size_t i = 0; i < t->cap; i++) {
+		struct flink *l = &t->v[i];
+		struct fino *in;
+		uint32_t want;
+
+		if (!l->ino)
+			continue;
+		in = itab_get(&f->inodes, l->ino, false);
+		want = in && in->have && in->type != META_DIR &&
+			       in->links >= 2 ?
+			       l->counted :
+			       0;
+		if (l->have ? !l->bad && l->stored == want : want == 0)
+			continue;
+		problem(f, META_FSCK_NLINK, "inode %" PRIu64 ": the link "
+			"record of directory %" PRIu64 " says %u, counted %u",
+			l->ino, l->dir, l->have ? l->stored : 0, want);
+		l->fix = true;
+		l->counted = want;
 	}
 }
 
@@ -753,6 +853,7 @@ check_inodes(struct fsck *f)
 			problem(f, META_FSCK_LEAK, "inode %" PRIu64 " does not "
 				"exist but its data is still recorded", in->ino);
 	}
+	check_link_records(f);
 	check_usage(f);
 }
 
@@ -788,6 +889,26 @@ repair_inodes(struct fsck *f, struct mtxn *t)
 				     meta_kv_put(t->kv, k.b, k.len, v, 16) :
 				     meta_kv_del(t->kv, k.b, k.len);
 		}
+	}
+	return rc;
+}
+
+static int
+repair_links(struct fsck *f, struct mtxn *t)
+{
+	struct meta_key k;
+	uint8_t v[4];
+	int rc = 0;
+
+	for (size_t i = 0; i < f->links.cap && rc == 0; i++) {
+		struct flink *l = &f->links.v[i];
+
+		if (!l->ino || !l->fix)
+			continue;
+		key_link(f->m, &k, l->ino, l->dir);
+		tl_put_be32(v, l->counted);
+		rc = l->counted ? meta_kv_put(t->kv, k.b, k.len, v, 4) :
+				  meta_kv_del(t->kv, k.b, k.len);
 	}
 	return rc;
 }
@@ -867,7 +988,12 @@ repair(struct fsck *f)
 	if (rc == 0)
 		rc = repair_inodes(f, &t);
 	if (rc == 0)
+		rc = repair_links(f, &t);
+	if (rc == 0)
 		rc = repair_slices(f, &t);
+	/* meta_getattr_under's caches hold directories by ancestry */
+	if (rc == 0 && f->dir_moved)
+		rc = counter_add(&t, CNT_DIR_MOVES, 1);
 	if (rc == 0 && f->c_pending == UINT64_MAX) {
 		rc = counter_set(&t, CNT_USED_BYTES, f->c_bytes);
 		if (rc == 0)
@@ -941,6 +1067,7 @@ meta_fsck(struct meta *m, const struct meta_fsck_opts *o,
 	free(f.ocookies);
 	free(f.inodes.v);
 	free(f.slices.v);
+	free(f.links.v);
 	return rc;
 }
 

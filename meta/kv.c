@@ -167,6 +167,12 @@ meta_kv_peek(struct meta_kv_txn *t, const void *key, size_t klen,
 	return t->kv->ops->peek(t, key, klen, val, vlen);
 }
 
+uint64_t
+meta_kv_version(struct meta_kv_txn *t)
+{
+	return t->kv->ops->version != NULL ? t->kv->ops->version(t) : 0;
+}
+
 int
 meta_kv_scan(struct meta_kv_txn *t, const void *start, size_t slen,
 	     const void *end, size_t elen, meta_kv_scan_cb cb, void *arg)

@@ -67,6 +67,7 @@ struct meta_kv_ops {
 	int (*commit_lazy)(struct meta_kv_txn *t); /* NULL: commit */
 	void (*abort)(struct meta_kv_txn *t);
 	void (*close)(struct meta_kv *kv);
+	uint64_t (*version)(struct meta_kv_txn *t); /* NULL: always 0 */
 };
 
 /* Every engine starts with this header. */
@@ -118,6 +119,14 @@ int meta_kv_add(struct meta_kv_txn *t, const void *key, size_t klen,
  * is acceptable and a conflict with every concurrent create is not. */
 int meta_kv_peek(struct meta_kv_txn *t, const void *key, size_t klen,
 		 const void **val, size_t *vlen);
+
+/* Which state of the store a read-only transaction reads: two read-only
+ * transactions of one engine with the same non-zero version see the same
+ * contents (LMDB: the id of the last write transaction committed when it
+ * began).  0 when the engine cannot tell, and for write transactions.
+ * Lets a caller reuse what it derived from an earlier snapshot without
+ * reading it again (meta_getattr_under's directory-move counter). */
+uint64_t meta_kv_version(struct meta_kv_txn *t);
 
 /* Call cb for every key k with start <= k < end, in order.  end NULL (or
  * elen 0 with end NULL) means no upper bound.  Stops when cb returns

@@ -785,6 +785,16 @@ lmdb_close(struct meta_kv *kv)
 	free(l);
 }
 
+/* A read-only transaction reads the snapshot of the last write
+ * transaction committed when it began: its id. */
+static uint64_t
+lmdb_version(struct meta_kv_txn *bt)
+{
+	struct lmdb_txn *t = (struct lmdb_txn *)bt;
+
+	return t->rdonly ? (uint64_t)mdb_txn_id(t->txn) : 0;
+}
+
 static const struct meta_kv_ops lmdb_ops = {
 	.scheme = "lmdb",
 	.begin = lmdb_begin,
@@ -797,6 +807,7 @@ static const struct meta_kv_ops lmdb_ops = {
 	.commit_lazy = lmdb_commit_lazy,
 	.abort = lmdb_abort,
 	.close = lmdb_close,
+	.version = lmdb_version,
 };
 
 static int

@@ -13,6 +13,9 @@
  *   <vol>\0A<ino>O<cookie>          readdir index: ino be64, type u8, name
  *   <vol>\0A<ino>C<chunk be32>      slice records, SLICE_REC bytes each
  *   <vol>\0A<ino>S                  symlink target
+ *   <vol>\0A<ino>L<dir be64>        link record: how many of the links of
+ *                                   a non-directory with nlink >= 2 lie in
+ *                                   dir (be32); none at nlink 1
  *   <vol>\0K<id be64><size be32>    slice refcount be64 (absent = 1)
  *   <vol>\0D<ino be64><size be64>   deleted file awaiting gc: time be64
  *   <vol>\0R<id be64><size be32>    released slice: objects to delete
@@ -54,6 +57,11 @@
 #define CNT_USED_BYTES "usedbytes"
 #define CNT_USED_INODES "usedinodes"
 #define CNT_PENDING "pendingdelete"
+/* Bumped by every change of a directory's parent (a rename to another
+ * directory, fsck's repair): what meta_getattr_under's cache keys on. */
+#define CNT_DIR_MOVES "dirmoves"
+
+struct meta_under; /* under.c */
 
 struct meta {
 	struct meta_kv *kv;
@@ -64,6 +72,7 @@ struct meta {
 	uint64_t ino_next, ino_end;
 	uint64_t slice_next, slice_end;
 	uint64_t compact_grace_ns;   /* how long L records wait */
+	struct meta_under *under;    /* meta_getattr_under's cache */
 };
 
 struct meta_key {
@@ -106,6 +115,8 @@ void key_deleted(struct meta *m, struct meta_key *k, uint64_t ino,
 void key_usage(struct meta *m, struct meta_key *k, uint64_t ino);
 void key_compacted(struct meta *m, struct meta_key *k, uint64_t time_ns,
 		   uint64_t id, uint32_t size);
+void key_link(struct meta *m, struct meta_key *k, uint64_t ino,
+	      uint64_t dir);
 void key_tag(struct meta *m, struct meta_key *k, char tag);
 void key_registry(struct meta_key *k, const char *name);
 
@@ -148,9 +159,26 @@ int counter_get(struct mtxn *t, const char *name, uint64_t *v);
 int counter_peek(struct mtxn *t, const char *name, uint64_t *v);
 int counter_set(struct mtxn *t, const char *name, uint64_t v);
 /* Commutative (meta_kv_add): no read, no conflict between transactions. */
+int counter_add(struct mtxn *t, const char *name, int64_t d);
 int usage_add(struct mtxn *t, uint64_t dir, int64_t bytes, int64_t inodes);
 int usage_get(struct mtxn *t, uint64_t dir, uint64_t *bytes,
 	      uint64_t *inodes);
+
+/* ---- link records (schema.c) ----
+ * A non-directory with several links records, for each directory that
+ * holds some, how many (A<ino>L<dir>), so that when the link in its
+ * `parent` goes another directory holding one becomes the parent, and so
+ * that meta_getattr_under can tell whether any of its links lies inside
+ * a subtree.  Files with one link have no records: their parent says it
+ * all. */
+/* Add delta to the count of dir (0: nothing); a record reaching 0 goes.
+ * *count (may be NULL) receives the new count. */
+int links_add(struct mtxn *t, uint64_t ino, uint64_t dir, int delta,
+	      uint32_t *count);
+/* Up to max directories holding links of ino, in inode order. */
+int links_list(struct mtxn *t, uint64_t ino, uint64_t *dirs, size_t max,
+	       size_t *n);
+int links_clear(struct mtxn *t, uint64_t ino);
 
 /* ---- helpers shared by fs.c / dir.c / data.c ---- */
 bool cred_in_group(const struct meta_cred *c, uint32_t gid);
@@ -159,6 +187,10 @@ void wcc_fill(const struct inode *in, struct meta_wcc *w);
 /* -ENOSPC if adding bytes (4 KiB rounded) would pass the capacity. */
 int capacity_check(struct mtxn *t, int64_t bytes);
 int alloc_ino(struct meta *m, uint64_t *ino);
+
+/* under.c */
+struct meta_under *under_new(void);
+void under_free(struct meta_under *u);
 
 /* dir.c */
 int dir_empty(struct mtxn *t, uint64_t dir);

@@ -136,6 +136,19 @@ unsigned meta_access(const struct meta_attr *a, const struct meta_cred *c,
 
 int meta_getattr(struct meta *m, uint64_t ino, struct meta_attr *out);
 
+/* meta_getattr, but only for an inode that lies under directory root
+ * (root itself included): -EXDEV (and *out untouched) for one outside.
+ * A directory lies under root when root is one of its ancestors; a file
+ * when the directory it was last linked into does, or, with several
+ * links, any directory holding one of them (the first 256 are tried).
+ * Answered from a cache of directories found under a root (in memory,
+ * shared by all callers), which every change of a directory's parent
+ * empties through a counter in the volume's metadata, also when the
+ * change came from another gateway: a check costs one more get and a
+ * cache lookup.  root META_ROOT_INO is meta_getattr. */
+int meta_getattr_under(struct meta *m, uint64_t root, uint64_t ino,
+		       struct meta_attr *out);
+
 /* Look up name in dir (needs search permission on dir).  "." is dir, ".."
  * its parent (the root's parent is the root). */
 int meta_lookup(struct meta *m, const struct meta_cred *c, uint64_t dir,

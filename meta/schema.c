@@ -125,6 +125,14 @@ key_usage(struct meta *m, struct meta_key *k, uint64_t ino)
 	k->len = m->pfxlen + 9;
 }
 
+void
+key_link(struct meta *m, struct meta_key *k, uint64_t ino, uint64_t dir)
+{
+	key_ino(m, k, ino, 'L');
+	tl_put_be64(k->b + k->len, dir);
+	k->len += 8;
+}
+
 /* The first key of a one-letter section (D, R, K...). */
 void
 key_tag(struct meta *m, struct meta_key *k, char tag)
@@ -308,7 +316,7 @@ txn_begin(struct meta *m, struct mtxn *t, bool rdonly)
 
 /* Counters many transactions bump are commutative adds, so concurrent
  * transactions do not conflict on them (kv.h, meta_kv_add). */
-static int
+int
 counter_add(struct mtxn *t, const char *name, int64_t d)
 {
 	struct meta_key k;
@@ -512,6 +520,91 @@ usage_add(struct mtxn *t, uint64_t dir, int64_t bytes, int64_t inodes)
 		return 0; /* 0: parent unknown (see unlink_inode) */
 	key_usage(t->m, &k, dir);
 	return meta_kv_add(t->kv, k.b, k.len, d, 2);
+}
+
+/* ---- link records ---------------------------------------------------------- */
+
+int
+links_add(struct mtxn *t, uint64_t ino, uint64_t dir, int delta,
+	  uint32_t *count)
+{
+	struct meta_key k;
+	const void *v;
+	size_t vlen;
+	int64_t n = 0;
+	uint8_t b[4];
+	int rc;
+
+	if (count)
+		*count = 0;
+	if (dir == 0)
+		return 0;
+	key_link(t->m, &k, ino, dir);
+	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
+	if (rc == 0 && vlen == 4)
+		n = tl_get_be32(v);
+	else if (rc != 0 && rc != -ENOENT)
+		return rc;
+	n += delta;
+	if (n <= 0) /* a link no record counted: an older volume's */
+		return rc == 0 ? meta_kv_del(t->kv, k.b, k.len) : 0;
+	if (count)
+		*count = (uint32_t)n;
+	tl_put_be32(b, (uint32_t)n);
+	return meta_kv_put(t->kv, k.b, k.len, b, 4);
+}
+
+struct links_scan {
+	uint64_t *dirs;
+	size_t max, n;
+};
+
+static int
+links_cb(void *arg, const void *key, size_t klen, const void *val,
+	 size_t vlen)
+{
+	struct links_scan *l = arg;
+
+	if (klen < 8)
+		return -EIO;
+	l->dirs[l->n++] = tl_get_be64((const uint8_t *)key + klen - 8);
+	return l->n == l->max;
+}
+
+int
+links_list(struct mtxn *t, uint64_t ino, uint64_t *dirs, size_t max,
+	   size_t *n)
+{
+	struct links_scan l = {dirs, max, 0};
+	struct meta_key s, e;
+	int rc = 0;
+
+	*n = 0;
+	if (max == 0)
+		return 0;
+	key_ino(t->m, &s, ino, 'L');
+	key_ino(t->m, &e, ino, 'M');
+	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, links_cb, &l);
+	*n = l.n;
+	return rc;
+}
+
+int
+links_clear(struct mtxn *t, uint64_t ino)
+{
+	uint64_t dirs[16];
+	struct meta_key k;
+	size_t n;
+	int rc;
+
+	do {
+		rc = links_list(t, ino, dirs, TL_ARRAY_SIZE(dirs), &n);
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			key_link(t->m, &k, ino, dirs[i]);
+			rc = meta_kv_del(t->kv, k.b, k.len);
+		}
+	} while (rc == 0 && n == TL_ARRAY_SIZE(dirs));
+	return rc;
 }
 
 /* ---- small shared helpers ------------------------------------------------ */

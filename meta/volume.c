@@ -309,6 +309,7 @@ meta_open(const char *url, const char *volname, struct meta **out,
 				       (uint64_t)m->set.trash_days * 86400 :
 				       COMPACT_GRACE_S) * 1000000000ULL;
 	pthread_mutex_init(&m->lock, NULL);
+	m->under = under_new();
 	*out = m;
 out:
 	if (rc) {
@@ -325,6 +326,7 @@ meta_close(struct meta *m)
 		return;
 	meta_kv_close(m->kv);
 	pthread_mutex_destroy(&m->lock);
+	under_free(m->under);
 	free(m);
 }
 

@@ -18,6 +18,7 @@
  *   "secure" rule, port >= 1024    -> NFS3ERR_PERM (what knfsd answers)
  *   read-only and NFSD_PF_MODIFIES -> NFS3ERR_ROFS
  *   inode gone / generation differs-> NFS3ERR_STALE
+ *   inode outside the export's root -> NFS3ERR_STALE
  * then credentials are squashed by the rule (root_squash: uid 0 and gid
  * 0, also in the groups, become anonuid/anongid; all_squash and AUTH_NONE:
  * everyone is anonymous).  Only a call that passed these checks may be
@@ -264,7 +265,7 @@ check_fh(struct nfsd_call *c, const struct nfsd_proc *p, void *args)
 	c->rdonly = !r->rw;
 	if (c->rdonly && (p->flags & NFSD_PF_MODIFIES))
 		return NFS3ERR_ROFS;
-	rc = nfsd_fh_getattr(ctx, h.ino, h.gen, &c->attr);
+	rc = nfsd_fh_getattr(ctx, c->exp, h.ino, h.gen, &c->attr);
 	if (rc != 0)
 		return nfsd_errno_to_nfs3(rc);
 	c->ino = h.ino;

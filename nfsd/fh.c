@@ -213,22 +213,42 @@ nfsd_fh_make(struct nfsd_call *c, uint64_t ino, uint32_t gen, nfs_fh3 *out)
 	nfsd_fh_encode(c->ctx->vol, &fh, (uint8_t *)out->data.data_val);
 }
 
-/* Attributes of ino if its generation is gen: -ESTALE when the inode is
- * gone or was replaced.  Buffered writes are folded in, so handlers see
+/* Attributes of ino if it lies inside exp: -ESTALE when the inode is
+ * gone or lies outside the export (moved out of it, or the export now
+ * names another directory).  The volume's root exported as "/" holds
+ * everything: no check.  Buffered writes are folded in, so handlers see
  * the size a client expects. */
-int
-nfsd_fh_getattr(struct nfsd_ctx *ctx, uint64_t ino, uint32_t gen,
-		struct meta_attr *attr)
+static int
+fh_attr_inside(struct nfsd_ctx *ctx, const struct nfsd_export *exp,
+	       uint64_t ino, struct meta_attr *attr)
 {
-	int rc = meta_getattr(ctx->meta, ino, attr);
+	int rc;
 
-	if (rc == -ENOENT || (rc == 0 && attr->gen != gen))
+	if (exp->root_ino == META_ROOT_INO)
+		rc = meta_getattr(ctx->meta, ino, attr);
+	else
+		rc = meta_getattr_under(ctx->meta, exp->root_ino, ino, attr);
+	if (rc == -EXDEV && tl_log_enabled(TL_LOG_INFO))
+		tl_info("nfsd", "%s: inode %llu lies outside the export: stale",
+			exp->path, (unsigned long long)ino);
+	if (rc == -ENOENT || rc == -EXDEV)
 		return -ESTALE;
 	if (rc != 0)
 		return rc;
 	if (ctx->cache != NULL)
 		cache_overlay_attr(ctx->cache, attr);
 	return 0;
+}
+
+int
+nfsd_fh_getattr(struct nfsd_ctx *ctx, const struct nfsd_export *exp,
+		uint64_t ino, uint32_t gen, struct meta_attr *attr)
+{
+	int rc = fh_attr_inside(ctx, exp, ino, attr);
+
+	if (rc == 0 && attr->gen != gen)
+		return -ESTALE; /* the inode was replaced */
+	return rc;
 }
 
 int
@@ -245,9 +265,18 @@ nfsd_fh_resolve(struct nfsd_call *c, const nfs_fh3 *fh, uint64_t *ino,
 		return rc;
 	if (c->exp == NULL || h.export_id != c->exp->id)
 		return -EXDEV;
-	rc = nfsd_fh_getattr(c->ctx, h.ino, h.gen, attr != NULL ? attr : &tmp);
+	rc = nfsd_fh_getattr(c->ctx, c->exp, h.ino, h.gen,
+			     attr != NULL ? attr : &tmp);
 	if (rc != 0)
 		return rc;
 	*ino = h.ino;
 	return 0;
+}
+
+int
+nfsd_fh_inside(struct nfsd_call *c, uint64_t ino, struct meta_attr *attr)
+{
+	if (c->exp == NULL)
+		return -ESTALE;
+	return fh_attr_inside(c->ctx, c->exp, ino, attr);
 }

@@ -72,6 +72,10 @@ nfs3_lookup(struct nfsd_call *c, void *args, void *res)
 	if (strcmp(name, "..") == 0 && nfs3_is_export_root(c, c->ino))
 		name = ".";
 	err = meta_lookup(c->ctx->meta, &c->cred, c->ino, name, &ino, &attr);
+	/* The directory lay inside the export when the call came; if it
+	 * was moved out since, its parent is not ours to show. */
+	if (err == 0 && strcmp(name, "..") == 0 && ino != c->ino)
+		err = nfsd_fh_inside(c, ino, &attr);
 	r->status = nfsd_errno_to_nfs3(err);
 	if (err != 0)
 		goto fail;

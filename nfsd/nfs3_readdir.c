@@ -112,9 +112,8 @@ nfs3_rd_dots(struct nfs3_rd *rd, uint64_t cookie)
 	if (nfs3_is_export_root(c, c->ino) || parent == 0) {
 		parent = c->ino;
 		pa = &c->attr;
-	} else if (rd->attrs &&
-		   meta_getattr(c->ctx->meta, parent, &pattr) == 0) {
-		pa = &pattr;
+	} else if (rd->attrs && nfsd_fh_inside(c, parent, &pattr) == 0) {
+		pa = &pattr; /* moved out of the export since: no handle */
 	}
 	return nfs3_rd_add(rd, "..", 2, parent, 2, rd->attrs ? pa : NULL);
 }

@@ -215,5 +215,10 @@ void nfsd_fh_make(struct nfsd_call *c, uint64_t ino, uint32_t gen,
  * XDEV across exports); attr (may be NULL) receives the attributes. */
 int nfsd_fh_resolve(struct nfsd_call *c, const nfs_fh3 *fh, uint64_t *ino,
 		    struct meta_attr *attr);
+/* The attributes of ino as a handle of it in the call's export would
+ * get them: 0, or -ESTALE when it is gone or lies outside the export
+ * (what ".." answers are checked with). */
+int nfsd_fh_inside(struct nfsd_call *c, uint64_t ino,
+		   struct meta_attr *attr);
 
 #endif /* NFSD_INTERNAL_H */

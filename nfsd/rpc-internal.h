@@ -79,10 +79,11 @@ bool nfsd_call_is_quick(const uint8_t *msg, size_t len);
  * exports, is counted once it is queued). */
 size_t nfsd_call_reply_max(const uint8_t *msg, size_t len);
 
-/* Attributes of ino when its generation is gen, cache overlay applied;
- * -ESTALE if the inode is gone or was reused.  (fh.c) */
-int nfsd_fh_getattr(struct nfsd_ctx *ctx, uint64_t ino, uint32_t gen,
-		    struct meta_attr *attr);
+/* Attributes of ino when its generation is gen and it lies inside exp,
+ * cache overlay applied; -ESTALE if the inode is gone, was reused or
+ * lies outside the export.  (fh.c) */
+int nfsd_fh_getattr(struct nfsd_ctx *ctx, const struct nfsd_export *exp,
+		    uint64_t ino, uint32_t gen, struct meta_attr *attr);
 
 /* Source port of peer (host order), 0 for unknown families. */
 unsigned nfsd_peer_port(const struct sockaddr_storage *peer);

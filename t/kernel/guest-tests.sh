@@ -72,6 +72,21 @@ remount() {
 	return 0
 }
 
+# host_exports NAME TEXT: have kernel-test.sh install TEXT as tesserad's
+# exports file and reload it (SIGHUP); returns once it is done. Only with
+# KTEST_HOST=1 (tesserad, and libnfs-utils on the host).
+host_exports() {
+	printf '%s\n' "$2" > "$M/ktest-exports.$1.tmp" &&
+		mv "$M/ktest-exports.$1.tmp" "$M/ktest-exports.$1" || return 1
+	i=0
+	until [ -e "$M/ktest-reloaded.$1" ]; do
+		i=$((i + 1))
+		[ $i -le 120 ] || { echo "the host did not reload ($1)"; return 1; }
+		sleep 0.5
+		echo 2 > /proc/sys/vm/drop_caches   # forget "not there"
+	done
+}
+
 # ---- metadata ---------------------------------------------------------
 
 t_metadata() {
@@ -303,6 +318,44 @@ t_noexec_dir() {
 	grep -v '^good' /tmp/asuser.out || true
 	eq "$(grep -c '^good' /tmp/asuser.out)" 5 "steps as uid $U that behaved"
 }
+t_export_confine() {
+	# A client stays inside its export: an operator moves a tenant's
+	# directory out (through the / mount), then re-points the export
+	# (same fsid=) to another directory; the tenant's mount gets ESTALE
+	# for what is no longer inside it.
+	if [ -z "${KTEST_HOST:-}" ]; then
+		echo "note: no host helper (KTEST_HOST): skipped"
+		return 0
+	fi
+	S=${NFS_SRC%%:*}
+	mkdir -p $M/kt-tenant/proj/sub $M/kt-archive $M/kt-other
+	echo doc > $M/kt-tenant/proj/sub/doc
+	echo other > $M/kt-other/secret
+	host_exports confine1 "/ 127.0.0.1(rw,insecure,no_root_squash)
+/kt-tenant 127.0.0.1(rw,insecure,no_root_squash,fsid=4242)"
+	mkdir -p /mnt/tenant /mnt/t2
+	mount -t nfs -o "$NFS_MNT_OPTS,nosharecache" "$S:/kt-tenant" /mnt/tenant
+	cd /mnt/tenant/proj/sub                 # the tenant holds its handles
+	eq "$(cat doc)" doc "doc through the tenant's mount"
+	mv $M/kt-tenant/proj $M/kt-archive/proj # the operator archives proj
+	cold
+	fails cat doc                           # ESTALE, not the archive's
+	fails cat /mnt/tenant/proj/sub/doc      # ENOENT: no longer inside
+	cd /
+	mv $M/kt-archive/proj $M/kt-tenant/proj
+	cold
+	eq "$(cat /mnt/tenant/proj/sub/doc)" doc "moved back"
+	host_exports confine2 "/ 127.0.0.1(rw,insecure,no_root_squash)
+/kt-other 127.0.0.1(rw,insecure,no_root_squash,fsid=4242)"
+	cold
+	fails cat /mnt/tenant/proj/sub/doc      # re-pointed: ESTALE
+	mount -t nfs -o "$NFS_MNT_OPTS,nosharecache" "$S:/kt-other" /mnt/t2
+	eq "$(cat /mnt/t2/secret)" other "the re-pointed export's directory"
+	umount /mnt/t2
+	umount -l /mnt/tenant
+	host_exports confine3 "/ 127.0.0.1(rw,insecure,no_root_squash)"
+	rm -rf $M/kt-tenant $M/kt-archive $M/kt-other $M/ktest-*
+}
 t_truncate() {
 	cd $D; mkdir tr; cd tr
 	printf '0123456789abcdefghij' > f
@@ -450,6 +503,7 @@ check "chmod, chown as root, mtime" t_chmod_chown
 check "another user: 0600, 0777 dir, sticky dir" t_other_user
 check "set-id bits: cleared by a user's write, truncate, chgrp" t_setid
 check "a 0744 directory: names listed, nothing reachable" t_noexec_dir
+check "export confinement: moved out, re-pointed fsid: ESTALE" t_export_confine
 check "truncate: shrink, extend reads zeros" t_truncate
 check "mkfifo and mknod" t_special_files
 check "sparse file: size, reads zeros" t_sparse

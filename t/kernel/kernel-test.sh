@@ -15,6 +15,8 @@
 #                    AWS_* credentials in the environment)
 #      KTEST_WRITEBACK=1  serve with a disk cache and writeback on
 #      KERNEL_WORK, TIMEOUT, ACCEL, TEST_SCRIPT: passed on to run.sh
+# With tesserad and libnfs-utils, a helper loop lets the guest change the
+# exports and reload them (host_helper below; guest-tests.sh host_exports).
 # Exit: 0 all guest checks passed, 1 something failed, 77 QEMU and the
 # guest tools cannot be installed.
 set -uo pipefail
@@ -37,10 +39,11 @@ TMP=$(mktemp -d /tmp/tessera-kernel.XXXXXX)
 SRV=
 RPCB=
 RUN=
+HELPER=
 cleanup() {
 	# run.sh has its own process group (setsid): this ends QEMU too.
 	[ -n "$RUN" ] && kill -- -"$RUN" 2>/dev/null
-	for p in $SRV $RPCB; do
+	for p in $HELPER $SRV $RPCB; do
 		kill "$p" 2>/dev/null
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -9 "$p" 2>/dev/null
@@ -83,15 +86,21 @@ tessera)
 		kvol > "$TMP/format.log" 2>&1 ||
 		{ echo "# tessera format failed:"; sed 's/^/#   /' "$TMP/format.log"
 		  exit 1; }
-	# The default export is / rw for 127.0.0.1, no_root_squash, insecure:
+	# / rw for 127.0.0.1, no_root_squash, insecure (the default
+	# exports, written out so that the guest can change them, below):
 	# the guest's traffic arrives from 127.0.0.1 through slirp.
+	echo "/ 127.0.0.1(rw,insecure,no_root_squash)" > "$TMP/exports"
 	WB=()
 	[ "${KTEST_WRITEBACK:-0}" = 1 ] &&
 		WB=(-o "cache_dirs=$TMP/cache" -o writeback=yes)
 	"$top_builddir/tesserad" --meta "lmdb://$TMP/meta" \
 		--listen "127.0.0.1:$PORT" --foreground --no-rpcbind \
+		--exports "$TMP/exports" \
 		"${WB[@]}" > "$TMP/server.log" 2>&1 &
 	SRV=$!
+	# libnfs-utils talk to the volume for host_helper below
+	command -v nfs-cp >/dev/null &&
+		export GUEST_ENV="${GUEST_ENV:+$GUEST_ENV }KTEST_HOST=1"
 	MNT_PORT=$PORT
 	EXPORT=/
 	;;
@@ -133,6 +142,41 @@ if ! wait_listen "$PORT" "$SRV" || ! wait_listen "$MNT_PORT" "$SRV"; then
 	exit 1
 fi
 echo "# kernel-test: $SERVER (pid $SRV) on 127.0.0.1:$PORT"
+
+# What the guest asks of the host (guest-tests.sh, host_exports): it
+# writes an exports file as ktest-exports.NAME at the volume's root; this
+# loop installs it, reloads tesserad (SIGHUP) and answers with an empty
+# ktest-reloaded.NAME once the reload is logged.
+host_helper() {
+	local q="?version=3&nfsport=$PORT&mountport=$PORT" seen=" " f n before
+	: > "$TMP/empty"
+	while kill -0 "$SRV" 2>/dev/null; do
+		sleep 0.5
+		for f in $(nfs-ls "nfs://127.0.0.1/$q" 2>/dev/null |
+			   awk '{print $NF}' |
+			   grep -E '^ktest-exports\.[a-z0-9-]+$'); do
+			n=${f#ktest-exports.}
+			[[ $seen == *" $n "* ]] && continue
+			nfs-cat "nfs://127.0.0.1//$f$q" > "$TMP/exports.new" \
+				2>/dev/null || continue
+			mv "$TMP/exports.new" "$TMP/exports"
+			before=$(grep -c reload "$TMP/server.log")
+			kill -HUP "$SRV"
+			for _ in $(seq 100); do
+				[ "$(grep -c reload "$TMP/server.log")" -gt \
+				  "$before" ] && break
+				sleep 0.1
+			done
+			nfs-cp "$TMP/empty" "nfs://127.0.0.1//ktest-reloaded.$n$q" \
+				>/dev/null 2>&1
+			seen="$seen$n "
+		done
+	done
+}
+if [[ "${GUEST_ENV:-}" == *KTEST_HOST=1* ]]; then
+	host_helper &
+	HELPER=$!
+fi
 
 # In the background and waited for, so a signal reaches the trap at once.
 LOG=$TMP/console.log setsid -w bash "$HERE/run.sh" "$PORT" "$MNT_PORT" \

@@ -22,6 +22,7 @@ TH_NFS_TESTS = \
 	t/nfs/nfs_readdir_test \
 	t/nfs/nfs_errors_test \
 	t/nfs/nfs_exports_test \
+	t/nfs/nfs_confine_test \
 	t/nfs/nfs_client_test \
 	t/nfs/nfs_ratelimit_test \
 	t/nfs/nfs_metrics_test \
@@ -57,6 +58,9 @@ t_nfs_nfs_errors_test_LDADD = $(TH_NFS_LDADD)
 t_nfs_nfs_exports_test_SOURCES = t/nfs/nfs_exports_test.c
 t_nfs_nfs_exports_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_exports_test_LDADD = $(TH_NFS_LDADD)
+t_nfs_nfs_confine_test_SOURCES = t/nfs/nfs_confine_test.c
+t_nfs_nfs_confine_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
+t_nfs_nfs_confine_test_LDADD = $(TH_NFS_LDADD)
 t_nfs_nfs_ratelimit_test_SOURCES = t/nfs/nfs_ratelimit_test.c
 t_nfs_nfs_ratelimit_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_ratelimit_test_LDADD = $(TH_NFS_LDADD)
