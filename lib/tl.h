@@ -213,4 +213,14 @@ int tl_conf_load(const struct tl_conf_opt *opts, size_t n, void *dst,
 /* Free strings the table owns. */
 void tl_conf_free(const struct tl_conf_opt *opts, size_t n, void *dst);
 
+/* ---- service manager notification (sd_notify(3) protocol) --------------- */
+
+/* True when a service manager waits for notifications ($NOTIFY_SOCKET). */
+bool tl_sd_managed(void);
+/* Send STATE ("READY=1", "STATUS=...\nREADY=1", ...) to $NOTIFY_SOCKET.
+ * 1 when sent, 0 when there is no service manager, or a negative errno. */
+int tl_sd_notify(const char *state);
+/* "RELOADING=1" with the MONOTONIC_USEC newer systemd versions want. */
+int tl_sd_notify_reloading(void);
+
 #endif /* TL_H */

@@ -8,6 +8,11 @@
  * /, stdio to /dev/null, syslog); the parent waits until the child
  * listens, so `tesserad ... && mount ...` works and a startup error is
  * printed by the command that failed.
+ *
+ * Under a service manager ($NOTIFY_SOCKET set, systemd's Type=notify)
+ * it never forks, logs to stderr (the journal) and says READY=1 once it
+ * serves, RELOADING=1 ... READY=1 around a SIGHUP reload and STOPPING=1
+ * when it begins to shut down (lib/sdnotify.c).
  */
 #include "config.h"
 
@@ -31,7 +36,6 @@
 #define DEFAULT_CONF "/etc/tessera/tessera.conf"
 
 struct args {
-	const char *meta_url;
 	const char *conf;
 	const char *pidfile;
 	bool foreground;
@@ -48,7 +52,8 @@ usage(FILE *f)
 		"Usage: tesserad --meta META_URL [options]\n"
 		"Serve a Tessera volume over NFS v3 (and MOUNT v3) on one "
 		"TCP port.\n\n"
-		"  -m, --meta URL        metadata engine (lmdb:///dir)\n"
+		"  -m, --meta URL        metadata engine (lmdb:///dir; "
+		"option meta)\n"
 		"  -l, --listen A:P      listen address (option listen)\n"
 		"  -e, --exports FILE    exports file (option exports)\n"
 		"  -c, --config FILE     tessera.conf (default %s)\n"
@@ -105,7 +110,7 @@ parse_args(int argc, char **argv, struct args *a, int *status)
 	       -1) {
 		switch (ch) {
 		case 'm':
-			a->meta_url = optarg;
+			add_set(a, "meta", optarg);
 			break;
 		case 'l':
 			add_set(a, "listen", optarg);
@@ -150,10 +155,9 @@ parse_args(int argc, char **argv, struct args *a, int *status)
 			return 1;
 		}
 	}
-	if (optind < argc || a->meta_url == NULL) {
-		fprintf(stderr, "tesserad: %s\n",
-			optind < argc ? "unexpected argument"
-				      : "--meta URL is required");
+	if (optind < argc) {
+		fprintf(stderr, "tesserad: unexpected argument \"%s\"\n",
+			argv[optind]);
 		usage(stderr);
 		*status = 2;
 		return 1;
@@ -203,6 +207,12 @@ load_config(const struct args *a, struct nfsd_config *cfg)
 			err = tl_asprintf("bad metrics_listen address \"%s\" "
 					  "(want ADDR:PORT, or off)",
 					  cfg->metrics_listen);
+			rc = -EINVAL;
+		}
+		if (rc == 0 && cfg->meta[0] == '\0') {
+			err = tl_asprintf("no metadata URL: give --meta URL "
+					  "or set meta in %s",
+					  conf != NULL ? conf : DEFAULT_CONF);
 			rc = -EINVAL;
 		}
 		if (rc == 0 && cfg->writeback && cfg->cache_dirs[0] == '\0') {
@@ -277,6 +287,19 @@ write_pidfile(const char *path)
 	return fclose(f) == 0 ? 0 : -errno;
 }
 
+/* Tell the service manager, if one waits; a failure is logged, since it
+ * will soon think the daemon hung. */
+static void
+notify(const char *state)
+{
+	int rc = tl_sd_notify(state);
+
+	if (rc < 0)
+		tl_warn("tesserad",
+			"cannot notify the service manager at %s: %s",
+			getenv("NOTIFY_SOCKET"), strerror(-rc));
+}
+
 struct backend {
 	struct meta *meta;
 	struct os_store *os;
@@ -348,6 +371,7 @@ struct hup {
 	const struct args *args;
 	const struct nfsd_config *cfg; /* as started */
 	struct os_store *ratelimit;    /* the store's bandwidth limits */
+	const char *status;	       /* STATUS=...READY=1 after a reload */
 };
 
 /* SIGHUP: read the configuration again; apply the reloadable options
@@ -361,6 +385,14 @@ on_hup(struct nfsd_server *srv, void *arg)
 	enum tl_log_level level;
 	char *err = NULL;
 
+	if (tl_sd_managed()) {
+		int rc = tl_sd_notify_reloading();
+
+		if (rc < 0)
+			tl_warn("tesserad",
+				"cannot notify the service manager: %s",
+				strerror(-rc));
+	}
 	if (load_config(h->args, &cfg) != 0) {
 		tl_err("tesserad", "reload: configuration has errors; "
 				   "nothing changed");
@@ -372,7 +404,8 @@ on_hup(struct nfsd_server *srv, void *arg)
 	else
 		tl_err("tesserad", "reload: bad log_level \"%s\"",
 		       cfg.log_level);
-	if (strcmp(cfg.listen, h->cfg->listen) != 0 ||
+	if (strcmp(cfg.meta, h->cfg->meta) != 0 ||
+	    strcmp(cfg.listen, h->cfg->listen) != 0 ||
 	    cfg.workers != h->cfg->workers ||
 	    cfg.buffer_limit != h->cfg->buffer_limit ||
 	    cfg.upload_threads != h->cfg->upload_threads ||
@@ -391,6 +424,8 @@ on_hup(struct nfsd_server *srv, void *arg)
 	else
 		tl_notice("tesserad", "reloaded");
 out:
+	/* the reload is over, applied or not: serving goes on */
+	notify(h->status);
 	nfsd_config_free(&cfg);
 	free(err);
 }
@@ -437,14 +472,15 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 	struct backend b = {NULL, NULL, NULL};
 	struct nfsd_server *srv = NULL;
 	struct nfsd_metrics *metrics = NULL;
-	char *err = NULL, *at;
+	char *err = NULL, *at, *ready_msg = NULL;
+	struct hup hup = {a, cfg, NULL, NULL};
 	int ready = -1, rc;
 
 	if (!a->foreground && (ready = daemonize()) < 0) {
 		tl_err("tesserad", "daemonize: %s", strerror(-ready));
 		return ready;
 	}
-	rc = open_backend(a->meta_url, cfg, &b);
+	rc = open_backend(cfg->meta, cfg, &b);
 	if (rc != 0)
 		goto out;
 	rc = nfsd_server_create(cfg, b.meta, b.cache, &srv, &err);
@@ -466,14 +502,24 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 		  PACKAGE_VERSION, meta_settings(b.meta)->name,
 		  at[0] ? at : "0.0.0.0", nfsd_server_port(srv),
 		  a->foreground ? "" : ", daemonized");
+	ready_msg = tl_asprintf("READY=1\nSTATUS=serving volume \"%s\" on "
+				"%s port %u",
+				meta_settings(b.meta)->name,
+				at[0] ? at : "0.0.0.0", nfsd_server_port(srv));
 	free(at);
 	if (!a->foreground) {
 		tl_log_init(level, true, "tesserad");
 		detach_stdio(ready);
 		ready = -1;
 	}
-	nfsd_server_on_hup(srv, on_hup, &(struct hup){a, cfg, b.os});
+	hup.ratelimit = b.os;
+	hup.status = ready_msg;
+	nfsd_server_on_hup(srv, on_hup, &hup);
+	/* before READY=1: a reload sent right after it must not kill us */
+	nfsd_server_catch_signals(srv);
+	notify(ready_msg);
 	rc = nfsd_server_run(srv, true);
+	notify("STOPPING=1\nSTATUS=stopping: flushing buffered writes");
 	tl_notice("tesserad", "stopping: flushing buffered writes");
 out:
 	nfsd_metrics_stop(metrics); /* it reads srv and the backend */
@@ -482,6 +528,7 @@ out:
 	if (a->pidfile != NULL && srv != NULL)
 		unlink(a->pidfile);
 	free(err);
+	free(ready_msg);
 	if (ready >= 0)
 		close(ready);
 	return rc;
@@ -510,6 +557,10 @@ main(int argc, char **argv)
 		goto out_cfg;
 	}
 	tl_log_init(level, false, "tesserad");
+	/* a service manager watches the process it started: forking would
+	 * lose it (and its notifications) */
+	if (tl_sd_managed())
+		a.foreground = true;
 	rc = serve(&a, &cfg, level);
 	status = rc == 0 ? 0 : 1;
 out_cfg:

@@ -21,6 +21,7 @@
 /* tessera.conf settings of the server; see nfsd_conf_opts (config.c) for
  * the defaults, bounds and help text, and tessera.conf(5). */
 struct nfsd_config {
+	char *meta;		  /* metadata URL, "" = from --meta only */
 	char *listen;		  /* "ADDR:PORT", "[v6]:PORT" */
 	char *exports;		  /* exports file, NULL/"" = default */
 	uint64_t workers;	  /* worker threads */
@@ -82,6 +83,10 @@ void nfsd_server_register(struct nfsd_server *s);
  * exports (in the server's control thread, never on the event loop) when
  * handle_signals.  Returns 0 or a negative errno. */
 int nfsd_server_run(struct nfsd_server *s, bool handle_signals);
+/* Catch SIGTERM, SIGINT and SIGHUP from now on (their actions run once
+ * nfsd_server_run runs), so that a signal sent as soon as the daemon
+ * says it serves is not fatal. */
+void nfsd_server_catch_signals(struct nfsd_server *s);
 /* Ask the loop to return (any thread). */
 void nfsd_server_stop(struct nfsd_server *s);
 /* Re-read the exports file and resolve the roots and host names; the old

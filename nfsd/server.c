@@ -425,19 +425,26 @@ nfsd_server_register(struct nfsd_server *s)
 	tl_info("nfsd", "registered NFS v3 and MOUNT v1-3 with rpcbind");
 }
 
+void
+nfsd_server_catch_signals(struct nfsd_server *s)
+{
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+
+	for (size_t i = 0; i < TL_ARRAY_SIZE(sigs); i++) {
+		if (s->sig[i] != NULL)
+			continue;
+		s->sig[i] = evsignal_new(s->base, sigs[i], signal_cb, s);
+		evsignal_add(s->sig[i], NULL);
+	}
+}
+
 int
 nfsd_server_run(struct nfsd_server *s, bool handle_signals)
 {
-	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
 	int rc;
 
-	if (handle_signals) {
-		for (size_t i = 0; i < TL_ARRAY_SIZE(sigs); i++) {
-			s->sig[i] =
-			    evsignal_new(s->base, sigs[i], signal_cb, s);
-			evsignal_add(s->sig[i], NULL);
-		}
-	}
+	if (handle_signals)
+		nfsd_server_catch_signals(s);
 	rc = event_base_dispatch(s->base);
 	return rc < 0 ? -EIO : 0;
 }
