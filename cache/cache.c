@@ -765,24 +765,6 @@ gc_main(void *arg)
 
 /* ---- open and close ----------------------------------------------------- */
 
-/* A file:// store under nothing but pass-through wrappers (ratelimit,
- * retry: a range GET costs what it reads).  Injected latency makes it
- * remote-like, and zstd or crypt read whole objects for any range: then
- * blocks are worth holding in memory again. */
-static bool
-store_is_local(struct os_store *os)
-{
-	static const char *const remote[] = {"s3", "fault", "zstd", "crypt"};
-	size_t i;
-
-	if (os_unwrap(os, "file") == NULL)
-		return false;
-	for (i = 0; i < TL_ARRAY_SIZE(remote); i++)
-		if (os_unwrap(os, remote[i]) != NULL)
-			return false;
-	return true;
-}
-
 /* The read side: memory blocks, disk cache, writeback, readahead. */
 static int
 open_blocks(struct cache *c, const struct cache_opts *o)
@@ -798,7 +780,11 @@ open_blocks(struct cache *c, const struct cache_opts *o)
 	cache_blk_init(c, o->readahead_budget);
 	c->rd = tl_pool_create("read", dl, 0);
 	/* With a disk cache the operator asked for copies: keep them. */
-	c->os_local = store_is_local(c->os) &&
+	/* A local store (os_local: a file:// store under nothing but
+	 * pass-through wrappers).  Injected latency makes it remote-like,
+	 * and zstd or crypt read whole objects for any range: then blocks
+	 * are worth holding in memory again. */
+	c->os_local = os_local(c->os) &&
 		      (o->cache_dirs == NULL || o->cache_dirs[0] == '\0');
 	/* From a local store, prefetch only hints (readahead.c). */
 	cache_ra_init(c, o->readahead_max, o->readahead_budget, dl);

@@ -444,33 +444,32 @@ render_cache(struct tl_buf *b, const struct nfsd_metrics_src *src)
 	    "Failed background uploads (retried).", s.upload_errors);
 }
 
+/* Figures the store's wrapper stack keeps (objstore.h, os_stats): a
+ * family appears only when some layer keeps it. */
 static void
 render_objstore(struct tl_buf *b, struct os_store *os)
 {
-	struct os_store *w;
-	struct os_ratelimit_stats rl;
-	struct os_retry_stats rt;
+	struct os_stats st;
 
-	w = os_unwrap(os, "ratelimit");
-	if (w != NULL && os_ratelimit_stats(w, &rl) == 0) {
+	os_stats(os, &st);
+	if (st.have & OS_STATS_TRAFFIC) {
 		one(b, "tessera_objstore_uploaded_bytes_total", "counter",
-		    "Bytes put to the object store.", rl.up_bytes);
+		    "Bytes put to the object store.", st.up_bytes);
 		one(b, "tessera_objstore_downloaded_bytes_total", "counter",
-		    "Bytes got from the object store.", rl.down_bytes);
+		    "Bytes got from the object store.", st.down_bytes);
 		family(b, "tessera_objstore_throttled_seconds_total", "counter",
 		       "Time callers waited for upload_limit and "
 		       "download_limit.");
 		bprintf(b, "tessera_objstore_throttled_seconds_total %.6f\n",
-			(double)rl.throttled_ns / 1e9);
+			(double)st.throttled_ns / 1e9);
 	}
-	w = os_unwrap(os, "retry");
-	if (w != NULL && os_retry_stats(w, &rt) == 0) {
+	if (st.have & OS_STATS_RETRY) {
 		one(b, "tessera_objstore_retries_total", "counter",
 		    "Object-store calls retried after an I/O error.",
-		    rt.retries);
+		    st.retries);
 		one(b, "tessera_objstore_failures_total", "counter",
 		    "Object-store calls that failed after the last retry.",
-		    rt.failures);
+		    st.failures);
 	}
 }
 

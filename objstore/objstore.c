@@ -170,6 +170,33 @@ os_unwrap(struct os_store *s, const char *scheme)
 	return NULL;
 }
 
+int
+os_stats(struct os_store *s, struct os_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (; s != NULL; s = ((struct os_wrap *)s)->inner) {
+		if (s->ops->stats != NULL)
+			s->ops->stats(s, out);
+		if (!os_is_wrapper(s))
+			break;
+	}
+	return 0;
+}
+
+/* Every layer lends ranges (the wrappers that have open_range pass it
+ * on and cost what they read), down to the file store. */
+bool
+os_local(struct os_store *s)
+{
+	for (; s != NULL; s = ((struct os_wrap *)s)->inner) {
+		if (s->ops->open_range == NULL)
+			return false;
+		if (!os_is_wrapper(s))
+			return strcmp(s->ops->scheme, "file") == 0;
+	}
+	return false;
+}
+
 bool
 os_is_wrapper(const struct os_store *s)
 {

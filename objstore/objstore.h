@@ -4,9 +4,9 @@
  * Objects are immutable byte strings named by keys ("vol/chunks/0/0/17_0_4096").
  * Backends: file:///dir (crash safe: write to a temporary name, fsync,
  * rename, fsync the directory; with os_defer_sync both syncs wait for
- * os_sync, see objstore/file.c).  Later: s3://, and stacked wrappers
- * (compression, encryption, rate limit, fault injection) which implement
- * the same operations table around an inner store.
+ * os_sync, see objstore/file.c), s3:// (objstore/s3.c), and stacked
+ * wrappers (compression, encryption, rate limit, retry, fault injection)
+ * which implement the same operations table around an inner store.
  *
  * All calls are thread safe and blocking; they return 0 or a negative
  * errno: -ENOENT (no such object), -EIO (backend failure), -ENOSPC (store
@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 struct os_store;
+struct os_stats;
 
 /* Called once per listed key, in key order; return non-zero to stop the
  * listing early (os_list then returns that value). key is borrowed for the
@@ -91,6 +92,10 @@ struct os_ops {
 	/* Optional (NULL: os_open_range is -ENOTSUP): see os_open_range. */
 	int (*open_range)(struct os_store *s, const char *key, uint64_t off,
 			  size_t len, int *fd);
+	/* Optional (NULL: the layer keeps no figures): fill in the figures
+	 * this layer keeps whose bit is not set in out->have yet, and set
+	 * the bits (os_stats). */
+	void (*stats)(struct os_store *s, struct os_stats *out);
 };
 
 /* Every store starts with this header; backends embed it first. */
@@ -149,6 +154,25 @@ int os_sync(struct os_store *s);
  * that never defers counts no failures: os_sync_since is os_sync. */
 uint64_t os_sync_mark(struct os_store *s);
 int os_sync_since(struct os_store *s, uint64_t mark);
+
+/* What the store's layers count, gathered through the whole stack (for
+ * metrics): each figure from the outermost layer that keeps it, and
+ * have says which figures some layer keeps (the others are 0). */
+#define OS_STATS_TRAFFIC 1u /* up_bytes, down_bytes, throttled_ns */
+#define OS_STATS_RETRY 2u   /* retries, failures */
+struct os_stats {
+	unsigned have;
+	uint64_t up_bytes, down_bytes; /* moved through a ratelimit layer */
+	uint64_t throttled_ns; /* time callers slept for its limits */
+	uint64_t retries;      /* extra attempts a retry layer made */
+	uint64_t failures;     /* calls failed after its last attempt */
+};
+/* Fill *out (never fails; returns 0). */
+int os_stats(struct os_store *s, struct os_stats *out);
+/* Whether the stack's objects are files on this machine that
+ * os_open_range can lend: a file store under nothing but pass-through
+ * wrappers (ratelimit, retry), so a range GET costs what it reads. */
+bool os_local(struct os_store *s);
 
 /* Backend constructors (used by os_open; exposed for tests). */
 int os_file_open(const char *dir, struct os_store **out, char **err);

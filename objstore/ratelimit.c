@@ -147,6 +147,21 @@ rl_close(struct os_store *s)
 	free(r);
 }
 
+static void
+rl_stats(struct os_store *s, struct os_stats *out)
+{
+	struct rl_store *r = rl_of(s);
+
+	if (out->have & OS_STATS_TRAFFIC)
+		return;
+	out->have |= OS_STATS_TRAFFIC;
+	pthread_mutex_lock(&r->lock);
+	out->up_bytes = r->up.bytes;
+	out->down_bytes = r->down.bytes;
+	out->throttled_ns = r->throttled_ns;
+	pthread_mutex_unlock(&r->lock);
+}
+
 static const struct os_ops rl_ops = {
 	.scheme = "ratelimit",
 	.put = rl_put,
@@ -157,6 +172,7 @@ static const struct os_ops rl_ops = {
 	.close = rl_close,
 	.list_info = rl_list_info,
 	.open_range = rl_open_range,
+	.stats = rl_stats,
 };
 
 int
@@ -222,16 +238,14 @@ os_ratelimit_set(struct os_store *s, uint64_t up_bps, uint64_t down_bps)
 int
 os_ratelimit_stats(struct os_store *s, struct os_ratelimit_stats *out)
 {
-	struct rl_store *r;
+	struct os_stats st = {0};
 
 	s = os_unwrap(s, "ratelimit");
 	if (s == NULL)
 		return -EINVAL;
-	r = rl_of(s);
-	pthread_mutex_lock(&r->lock);
-	out->up_bytes = r->up.bytes;
-	out->down_bytes = r->down.bytes;
-	out->throttled_ns = r->throttled_ns;
-	pthread_mutex_unlock(&r->lock);
+	rl_stats(s, &st);
+	out->up_bytes = st.up_bytes;
+	out->down_bytes = st.down_bytes;
+	out->throttled_ns = st.throttled_ns;
 	return 0;
 }

@@ -196,6 +196,18 @@ retry_close(struct os_store *s)
 	free(r);
 }
 
+static void
+retry_stats(struct os_store *s, struct os_stats *out)
+{
+	struct retry_store *r = retry_of(s);
+
+	if (out->have & OS_STATS_RETRY)
+		return;
+	out->have |= OS_STATS_RETRY;
+	out->retries = atomic_load(&r->retries);
+	out->failures = atomic_load(&r->failures);
+}
+
 static const struct os_ops retry_ops = {
 	.scheme = "retry",
 	.put = retry_put,
@@ -206,6 +218,7 @@ static const struct os_ops retry_ops = {
 	.close = retry_close,
 	.list_info = retry_list_info,
 	.open_range = retry_open_range,
+	.stats = retry_stats,
 };
 
 int
@@ -253,13 +266,13 @@ out:
 int
 os_retry_stats(struct os_store *s, struct os_retry_stats *out)
 {
-	struct retry_store *r;
+	struct os_stats st = {0};
 
 	s = os_unwrap(s, "retry");
 	if (s == NULL)
 		return -EINVAL;
-	r = retry_of(s);
-	out->retries = atomic_load(&r->retries);
-	out->failures = atomic_load(&r->failures);
+	retry_stats(s, &st);
+	out->retries = st.retries;
+	out->failures = st.failures;
 	return 0;
 }
