@@ -35,16 +35,6 @@
 #define CACHE_GC_PAUSE_MS 50 /* after a round that was not full */
 #define CACHE_TRIM_NS (1000ULL * 1000000) /* malloc_trim at most this often */
 
-void
-cache_block_key(char *buf, size_t buflen, const char *volume, uint64_t id,
-		uint32_t idx, uint32_t len)
-{
-	snprintf(buf, buflen, "%s/chunks/%llu/%llu/%llu_%u_%u", volume,
-		 (unsigned long long)(id / 1000000),
-		 (unsigned long long)(id / 1000), (unsigned long long)id, idx,
-		 len);
-}
-
 /* ---- the file table ----------------------------------------------------- */
 
 static size_t

@@ -169,9 +169,15 @@ int cache_stats(struct cache *c, struct cache_stats *out);
 int cache_staging_scan(const char *cache_dirs, uint64_t max_age_ms,
 		       struct cache_stats *out);
 
-/* Object key of block idx of slice id (len = that block's length). */
+/* Object key of block idx of slice id (len = that block's length), as
+ * in the comment at the top (blockkey.c); buf of at least 256 bytes. */
 void cache_block_key(char *buf, size_t buflen, const char *volume,
 		     uint64_t id, uint32_t idx, uint32_t len);
+/* The slice id, block index and block length of key: 0 when key is
+ * exactly what cache_block_key makes for volume (NULL: for any volume),
+ * -EINVAL when it is not a block key (of that volume). */
+int cache_block_key_parse(const char *key, const char *volume, uint64_t *id,
+			  uint32_t *idx, uint32_t *len);
 
 /* One piece of a chunk's visible view: chunk bytes [pos, pos+len) are
  * bytes [off, off+len) of slice id (stored size size); id 0 reads as

@@ -130,16 +130,16 @@ unescape_name(const char *name)
 	return k;
 }
 
-/* Block length from the key's "_<len>" suffix. */
+/* Block length from the key (blockkey.c); 0 when name is no block key. */
 static uint32_t
 key_len(const char *key)
 {
-	const char *u = strrchr(key, '_');
-	uint64_t v;
+	uint32_t idx, len;
+	uint64_t id;
 
-	if (u == NULL || tl_parse_u64(u + 1, 1, UINT32_MAX, &v) < 0)
+	if (cache_block_key_parse(key, NULL, &id, &idx, &len) < 0)
 		return 0;
-	return (uint32_t)v;
+	return len;
 }
 
 static char *
@@ -407,6 +407,7 @@ scan_staging(const char *sdir, unsigned dir, bool remove_tmp, scan_cb cb,
 {
 	struct dirent *de;
 	struct stat st;
+	uint32_t len;
 	size_t nl;
 	char *key;
 	DIR *dp = opendir(sdir);
@@ -423,9 +424,9 @@ scan_staging(const char *sdir, unsigned dir, bool remove_tmp, scan_cb cb,
 			continue;
 		}
 		key = unescape_name(de->d_name);
-		if (key != NULL && key_len(key) > 0 &&
-		    fstatat(dirfd(dp), de->d_name, &st, 0) == 0)
-			cb(arg, dir, key, key_len(key),
+		len = key != NULL ? key_len(key) : 0;
+		if (len > 0 && fstatat(dirfd(dp), de->d_name, &st, 0) == 0)
+			cb(arg, dir, key, len,
 			   (uint64_t)st.st_mtim.tv_sec * 1000000000ULL +
 				   (uint64_t)st.st_mtim.tv_nsec);
 		free(key);

@@ -134,31 +134,12 @@ scan_progress(void *arg, uint64_t chunks)
 		fprintf(stderr, "reading metadata: %" PRIu64 " chunks ", chunks);
 }
 
-/* The slice id of a block key of this volume, or -EINVAL if key is not
- * exactly what cache_block_key makes. */
-static int
-parse_block_key(const struct gc *g, const char *key, uint64_t *id)
-{
-	unsigned long long a, b, i;
-	unsigned idx, len;
-	char again[512];
-	int n = 0;
-
-	if (sscanf(key, "%*[^/]/chunks/%llu/%llu/%llu_%u_%u%n", &a, &b, &i,
-		   &idx, &len, &n) != 5 || key[n] != '\0')
-		return -EINVAL;
-	cache_block_key(again, sizeof(again), g->set->name, i, idx, len);
-	if (strcmp(again, key) != 0)
-		return -EINVAL;
-	*id = i;
-	return 0;
-}
-
 static int
 list_cb(void *arg, const char *key, const struct os_obj_info *oi)
 {
 	struct gc *g = arg;
 	struct leak *l;
+	uint32_t idx, len;
 	uint64_t id;
 	char h[32];
 
@@ -168,7 +149,7 @@ list_cb(void *arg, const char *key, const struct os_obj_info *oi)
 		fprintf(stderr, "listed %" PRIu64 " objects, %zu leaked (%s) ",
 			g->listed, g->nleaks,
 			tl_fmt_size(g->leaked_bytes, h, sizeof(h)));
-	if (parse_block_key(g, key, &id) < 0) {
+	if (cache_block_key_parse(key, g->set->name, &id, &idx, &len) < 0) {
 		g->foreign++;
 		return 0;
 	}
