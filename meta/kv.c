@@ -65,6 +65,13 @@ out:
 int
 meta_kv_open(const char *url, struct meta_kv **out, char **err)
 {
+	return meta_kv_open_flags(url, 0, out, err);
+}
+
+int
+meta_kv_open_flags(const char *url, unsigned flags, struct meta_kv **out,
+		   char **err)
+{
 	char *dir = NULL;
 	uint64_t mapsize, resident;
 	int rc;
@@ -74,7 +81,8 @@ meta_kv_open(const char *url, struct meta_kv **out, char **err)
 		rc = lmdb_url(url + 7, &dir, &mapsize, &resident, err);
 		if (rc)
 			return rc;
-		rc = meta_kv_lmdb_open(dir, mapsize, resident, out, err);
+		rc = meta_kv_lmdb_open(dir, mapsize, resident, flags, out,
+				       err);
 		free(dir);
 		if (rc == 0)
 			(*out)->url = tl_strdup(url);

@@ -7,8 +7,9 @@
  * are chosen by URL:
  *
  *   lmdb:///path[?mapsize=64G]   embedded LMDB; the directory is created
- *                                if missing.  Every commit is durable
- *                                (fsync), never MDB_NOSYNC.
+ *                                if missing (unless META_KV_RDONLY).
+ *                                Every commit is durable (fsync), never
+ *                                MDB_NOSYNC.
  *   raft:///dir[?options]        LMDB replicated by Raft over the nodes of
  *                                a group (kv_raft.c); a commit returns
  *                                once a majority has it in its log.
@@ -84,6 +85,14 @@ struct meta_kv_txn {
 /* Open the engine named by url.  *err (may be NULL) receives a message on
  * failure; caller frees. */
 int meta_kv_open(const char *url, struct meta_kv **out, char **err);
+
+/* Flags of meta_kv_open_flags. */
+#define META_KV_RDONLY 0x1u /* create nothing, write nothing: a missing
+			       environment is -ENOENT, a write transaction
+			       -EROFS (LMDB: MDB_RDONLY) */
+/* meta_kv_open with flags (meta_kv_open is flags 0). */
+int meta_kv_open_flags(const char *url, unsigned flags, struct meta_kv **out,
+		       char **err);
 void meta_kv_close(struct meta_kv *kv);
 
 /* Begin a transaction.  Ended by exactly one of commit or abort, which
@@ -189,10 +198,12 @@ int meta_kv_raft_open(const char *url, struct meta_kv **out, char **err);
 /*
  * lmdb: dir is a directory path, mapsize 0 = default (64 GiB); resident:
  * file-backed RSS above which the map is unmapped (kv_lmdb.c), 0 = no
- * limit.  The first open of a directory sets both. */
+ * limit.  The first open of a directory sets both.  flags: META_KV_*.
+ * A process opens an environment once and shares it: a read-write open
+ * of one already open read-only is -EBUSY. */
 #define META_KV_LMDB_RESIDENT (48ULL << 20)
 int meta_kv_lmdb_open(const char *dir, uint64_t mapsize, uint64_t resident,
-		      struct meta_kv **out, char **err);
+		      unsigned flags, struct meta_kv **out, char **err);
 /* How many times the map was unmapped to keep under resident. */
 uint64_t meta_kv_lmdb_map_drops(struct meta_kv *kv);
 /* Flush what lazy commits left in the page cache to disk. */

@@ -117,6 +117,7 @@ struct lmdb_env {
 	MDB_env *env;
 	MDB_dbi dbi;
 	unsigned refs;
+	bool rdonly;         /* opened MDB_RDONLY: no write transactions */
 	struct lmdb_group g;
 	/* Resident map (see the top of this file). */
 	uint64_t resident;   /* bytes of file-backed RSS; 0: no limit */
@@ -140,6 +141,7 @@ struct lmdb_kv {
 	struct lmdb_env *e;
 	MDB_env *env;
 	MDB_dbi dbi;
+	bool rdonly;         /* this handle was opened META_KV_RDONLY */
 };
 
 struct lmdb_txn {
@@ -585,6 +587,10 @@ lmdb_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
 	struct lmdb_txn *t = tl_calloc(1, sizeof(*t));
 	int rc;
 
+	if (!rdonly && l->rdonly) {
+		free(t);
+		return -EROFS;
+	}
 	if (!rdonly) {
 		rc = group_begin(l->e, t);
 		if (rc) {
@@ -811,7 +817,7 @@ static const struct meta_kv_ops lmdb_ops = {
 };
 
 static int
-env_create(const char *dir, uint64_t mapsize, uint64_t resident,
+env_create(const char *dir, uint64_t mapsize, uint64_t resident, bool rdonly,
 	   struct lmdb_env *e, char **err)
 {
 	MDB_stat st;
@@ -824,12 +830,14 @@ env_create(const char *dir, uint64_t mapsize, uint64_t resident,
 	if (rc == 0)
 		rc = mdb_env_set_maxreaders(e->env, LMDB_MAX_READERS);
 	if (rc == 0)
-		rc = mdb_env_open(e->env, dir, MDB_NOTLS | MDB_NOMETASYNC,
+		rc = mdb_env_open(e->env, dir,
+				  MDB_NOTLS | MDB_NOMETASYNC |
+					  (rdonly ? MDB_RDONLY : 0),
 				  0600);
 	if (rc == 0)
 		rc = mdb_reader_check(e->env, &dead);
 	if (rc == 0)
-		rc = mdb_txn_begin(e->env, NULL, 0, &txn);
+		rc = mdb_txn_begin(e->env, NULL, rdonly ? MDB_RDONLY : 0, &txn);
 	if (rc == 0)
 		rc = mdb_dbi_open(txn, NULL, 0, &e->dbi);
 	if (rc == 0) {
@@ -839,6 +847,7 @@ env_create(const char *dir, uint64_t mapsize, uint64_t resident,
 	if (rc == 0)
 		rc = mdb_env_stat(e->env, &st);
 	if (rc == 0) {
+		e->rdonly = rdonly;
 		e->psize = st.ms_psize;
 		e->pagesize = (uint64_t)sysconf(_SC_PAGESIZE);
 		e->statm = -1;
@@ -863,32 +872,56 @@ env_create(const char *dir, uint64_t mapsize, uint64_t resident,
 
 int
 meta_kv_lmdb_open(const char *dir, uint64_t mapsize, uint64_t resident,
-		  struct meta_kv **out, char **err)
+		  unsigned flags, struct meta_kv **out, char **err)
 {
 	struct lmdb_kv *l = tl_calloc(1, sizeof(*l));
-	char path[PATH_MAX];
+	bool rdonly = (flags & META_KV_RDONLY) != 0;
+	char path[PATH_MAX], *data;
 	struct lmdb_env *e;
+	struct stat st;
 	int rc;
 
 	*out = NULL;
 	if (mapsize == 0)
 		mapsize = LMDB_DEFAULT_MAPSIZE;
-	rc = mkdir_p(dir);
+	/* Read-only: nothing is created, not even the directory, so that a
+	 * mistyped URL is an error rather than a new environment. */
+	rc = rdonly ? 0 : mkdir_p(dir);
 	if (rc == 0 && !realpath(dir, path))
 		rc = -errno;
 	if (rc) {
 		if (err)
-			*err = tl_asprintf("cannot create %s: %s", dir,
-					   strerror(-rc));
+			*err = rdonly ? tl_asprintf("no LMDB environment at "
+						    "%s: %s", dir,
+						    strerror(-rc))
+				      : tl_asprintf("cannot create %s: %s",
+						    dir, strerror(-rc));
 		free(l);
 		return rc;
 	}
+	data = tl_asprintf("%s/data.mdb", path);
+	if (rdonly && stat(data, &st) < 0) {
+		rc = -errno;
+		if (err)
+			*err = tl_asprintf("no LMDB environment at %s (%s: "
+					   "%s)", dir, data, strerror(errno));
+		free(data);
+		free(l);
+		return rc;
+	}
+	free(data);
 	pthread_mutex_lock(&envs_lock);
 	for (e = envs; e && strcmp(e->path, path) != 0; e = e->next)
 		;
-	if (!e) {
+	if (e && e->rdonly && !rdonly) {
+		/* LMDB allows one environment per file in a process. */
+		if (err)
+			*err = tl_asprintf("LMDB at %s is already open "
+					   "read-only in this process", dir);
+		rc = -EBUSY;
+	} else if (!e) {
 		e = tl_calloc(1, sizeof(*e));
-		rc = env_create(path, mapsize, resident, e, err);
+		rc = env_create(path, mapsize, resident, rdonly, e, err);
 		if (rc == 0) {
 			group_start(e);
 			e->path = tl_strdup(path);
@@ -903,6 +936,7 @@ meta_kv_lmdb_open(const char *dir, uint64_t mapsize, uint64_t resident,
 		l->e = e;
 		l->env = e->env;
 		l->dbi = e->dbi;
+		l->rdonly = rdonly;
 		l->base.ops = &lmdb_ops;
 		*out = &l->base;
 	} else {

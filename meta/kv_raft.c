@@ -940,8 +940,8 @@ meta_kv_raft_open(const char *url, struct meta_kv **out, char **errp)
 		rc = k->ctl < 0 ? k->ctl : 0;
 		if (rc == 0) {
 			dir = tl_asprintf("%s/%s", o.dir, KVR_REPLICA);
-			rc = meta_kv_lmdb_open(dir, o.mapsize, 0, &k->replica,
-					       &err);
+			rc = meta_kv_lmdb_open(dir, o.mapsize, 0, 0,
+					       &k->replica, &err);
 			free(dir);
 		}
 	}

@@ -1176,7 +1176,7 @@ node_open(struct kvr_node *n, char **err)
 	if (rc)
 		return rc;
 	rc = meta_kv_lmdb_open(n->repdir, n->o.mapsize, META_KV_LMDB_RESIDENT,
-			       &n->replica, &e2);
+			       0, &n->replica, &e2);
 	if (rc) {
 		*err = e2;
 		return rc;

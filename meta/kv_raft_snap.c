@@ -123,7 +123,7 @@ kvr_replica_create(const char *dir, const uint8_t group[16], uint64_t mapsize,
 	uint8_t zero[8] = {0};
 	int rc;
 
-	rc = meta_kv_lmdb_open(dir, mapsize, 0, &kv, err);
+	rc = meta_kv_lmdb_open(dir, mapsize, 0, 0, &kv, err);
 	if (rc)
 		return rc;
 	rc = meta_kv_begin(kv, false, &t);
@@ -186,7 +186,7 @@ replica_reopen(struct kvr_node *n, char **err)
 	int rc;
 
 	rc = meta_kv_lmdb_open(n->repdir, n->o.mapsize, META_KV_LMDB_RESIDENT,
-			       &n->replica, err);
+			       0, &n->replica, err);
 	if (rc)
 		return rc;
 	rc = meta_kv_begin(n->replica, true, &t);
@@ -431,7 +431,7 @@ check_copy(struct kvr_node *n, const char *dir, uint64_t min_index,
 	static const uint8_t zero[16];
 	int rc;
 
-	rc = meta_kv_lmdb_open(dir, n->o.mapsize, 0, &kv, err);
+	rc = meta_kv_lmdb_open(dir, n->o.mapsize, 0, 0, &kv, err);
 	if (rc)
 		return rc;
 	rc = meta_kv_begin(kv, true, &t);

@@ -100,15 +100,28 @@ struct meta_format_opts {
 struct meta;
 
 /* Create a volume: settings, counters, the root directory (inode 1, mode
- * 0755, owned by root).  -EEXIST if a volume exists and !force.
- * err (may be NULL) receives a message; caller frees. */
+ * 0755, owned by root).  -EEXIST if a volume exists and !force (force
+ * deletes its metadata first; its objects are the caller's business).
+ * err (may be NULL) receives a message; caller frees.  A "volume=NAME"
+ * option in url (below) must name o->name. */
 int meta_format(const char *url, const struct meta_format_opts *o,
 		char **err);
 
-/* Open the volume at url.  volname NULL: the engine must hold exactly one
- * volume.  *err as above. */
+/* Open the volume at url.  The volume is named by volname or by a
+ * "volume=NAME" option of the URL ("lmdb:///d?volume=v", combined with
+ * the engine's own options as "?mapsize=1G&volume=v"), which must agree
+ * when both are given; neither: the engine must hold exactly one volume
+ * (-EINVAL with the names found when it holds several, -ENOENT when
+ * none).  *err as above. */
 int meta_open(const char *url, const char *volname, struct meta **out,
 	      char **err);
+
+/* Flags of meta_open_flags. */
+#define META_OPEN_RDONLY 0x1u /* create and write nothing (read-only
+				 commands): a missing engine is -ENOENT,
+				 any write -EROFS */
+int meta_open_flags(const char *url, const char *volname, unsigned flags,
+		    struct meta **out, char **err);
 void meta_close(struct meta *m);
 /* Borrowed until meta_close. */
 const struct meta_settings *meta_settings(struct meta *m);

@@ -36,6 +36,75 @@ volname_ok(const char *s)
 	return true;
 }
 
+/* Split "?volume=NAME" off a metadata URL: *base is the URL without it
+ * (what the engine parses), *vol the name or NULL.  Both caller-freed. */
+static int
+url_split_volume(const char *url, char **base, char **vol, char **err)
+{
+	const char *q = strchr(url, '?');
+	struct tl_buf b = TL_BUF_INIT;
+	char sep = '?';
+	int rc = 0;
+
+	*vol = NULL;
+	tl_buf_append(&b, url, q ? (size_t)(q - url) : strlen(url));
+	while (q && *q) {
+		const char *opt = q + 1, *amp = strchr(opt, '&');
+		size_t n = amp ? (size_t)(amp - opt) : strlen(opt);
+
+		if (n >= 7 && strncmp(opt, "volume=", 7) == 0) {
+			if (*vol != NULL || n == 7) {
+				set_err(err, "%s: %s", url,
+					*vol ? "volume= given twice"
+					     : "volume= needs a name");
+				rc = -EINVAL;
+				break;
+			}
+			*vol = tl_strndup(opt + 7, n - 7);
+		} else if (n > 0) {
+			tl_buf_append(&b, &sep, 1);
+			tl_buf_append(&b, opt, n);
+			sep = '&';
+		}
+		q = amp;
+	}
+	tl_buf_append(&b, "", 1);
+	if (rc == 0 && *vol != NULL && !volname_ok(*vol)) {
+		set_err(err, "bad volume name '%s' in %s: use 1 to 63 of "
+			"A-Z a-z 0-9 _ -", *vol, url);
+		rc = -EINVAL;
+	}
+	if (rc) {
+		free(*vol);
+		*vol = NULL;
+		tl_buf_free(&b);
+		return rc;
+	}
+	*base = (char *)b.data;
+	return 0;
+}
+
+/* The volume named by the URL and by the caller, which must agree. */
+static int
+url_volume(const char *url, const char *volname, char **base, char **vol,
+	   char **err)
+{
+	int rc = url_split_volume(url, base, vol, err);
+
+	if (rc)
+		return rc;
+	if (volname != NULL && *vol != NULL && strcmp(volname, *vol) != 0) {
+		set_err(err, "volume '%s' named in the URL and '%s' given: "
+			"name one", *vol, volname);
+		free(*vol);
+		free(*base);
+		return -EINVAL;
+	}
+	if (volname != NULL && *vol == NULL)
+		*vol = tl_strdup(volname);
+	return 0;
+}
+
 static void
 meta_init_prefix(struct meta *m, const char *name)
 {
@@ -94,6 +163,33 @@ range_delete(struct meta_kv *kv, const void *start, size_t slen,
 	} while (rc == 0 && c.n == c.max);
 	tl_buf_free(&c.keys);
 	return rc;
+}
+
+/* Delete every key of the volume m names: "<name>\0..." up to
+ * "<name>\1", then its registry entry. */
+static int
+volume_range_delete(struct meta *m)
+{
+	uint8_t end[META_VOLNAME_MAX + 1];
+	struct meta_kv_txn *t;
+	struct meta_key k;
+	int rc;
+
+	memcpy(end, m->pfx, m->pfxlen);
+	end[m->pfxlen - 1] = 1; /* just past "<name>\0..." */
+	rc = range_delete(m->kv, m->pfx, m->pfxlen, end, m->pfxlen);
+	if (rc)
+		return rc;
+	rc = meta_kv_begin(m->kv, false, &t);
+	if (rc)
+		return rc;
+	key_registry(&k, (const char *)m->pfx);
+	rc = meta_kv_del(t, k.b, k.len);
+	if (rc) {
+		meta_kv_abort(t);
+		return rc;
+	}
+	return meta_kv_commit(t);
 }
 
 static int
@@ -181,6 +277,7 @@ meta_format(const char *url, const struct meta_format_opts *o, char **err)
 	struct meta m;
 	struct meta_kv_txn *t;
 	struct meta_key k;
+	char *base = NULL, *vol = NULL;
 	const void *v;
 	size_t vlen;
 	int rc;
@@ -191,9 +288,12 @@ meta_format(const char *url, const struct meta_format_opts *o, char **err)
 	rc = format_check(o, &m.set, err);
 	if (rc)
 		return rc;
-	rc = meta_kv_open(url, &m.kv, err);
+	rc = url_volume(url, o->name, &base, &vol, err);
 	if (rc)
 		return rc;
+	rc = meta_kv_open(base, &m.kv, err);
+	if (rc)
+		goto out;
 	meta_init_prefix(&m, o->name);
 	rc = meta_kv_begin(m.kv, true, &t);
 	if (rc)
@@ -204,19 +304,14 @@ meta_format(const char *url, const struct meta_format_opts *o, char **err)
 	if (rc == 0 && !o->force) {
 		set_err(err, "volume '%s' already exists in %s "
 			"(use --force to replace it and lose its data)",
-			o->name, url);
+			o->name, base);
 		rc = -EEXIST;
 		goto out;
 	}
-	if (rc == 0) {
-		uint8_t end[META_VOLNAME_MAX + 1];
-
-		memcpy(end, m.pfx, m.pfxlen);
-		end[m.pfxlen - 1] = 1; /* just past "<name>\0..." */
-		rc = range_delete(m.kv, m.pfx, m.pfxlen, end, m.pfxlen);
-	} else if (rc == -ENOENT) {
+	if (rc == 0)
+		rc = volume_range_delete(&m);
+	else if (rc == -ENOENT)
 		rc = 0;
-	}
 	if (rc == 0)
 		rc = format_write(&m, &m.set);
 	if (rc)
@@ -224,11 +319,16 @@ meta_format(const char *url, const struct meta_format_opts *o, char **err)
 			strerror(-rc));
 out:
 	meta_kv_close(m.kv);
+	free(base);
+	free(vol);
 	return rc;
 }
 
+#define FIND_VOL_NAMES 8
+
+/* The volumes of an engine, from the registry: the first few names. */
 struct find_vol {
-	char name[META_VOLNAME_MAX + 1];
+	char names[FIND_VOL_NAMES][META_VOLNAME_MAX + 1];
 	int n;
 };
 
@@ -238,17 +338,41 @@ find_vol_cb(void *arg, const void *key, size_t klen, const void *v,
 {
 	struct find_vol *f = arg;
 
-	if (++f->n == 1 && klen - 2 <= META_VOLNAME_MAX) {
-		memcpy(f->name, (const uint8_t *)key + 2, klen - 2);
-		f->name[klen - 2] = 0;
+	(void)v;
+	(void)vlen;
+	if (f->n < FIND_VOL_NAMES && klen - 2 <= META_VOLNAME_MAX) {
+		memcpy(f->names[f->n], (const uint8_t *)key + 2, klen - 2);
+		f->names[f->n][klen - 2] = 0;
 	}
-	return f->n > 1;
+	f->n++;
+	return 0;
+}
+
+/* "several volumes" message: the names, and how to pick one. */
+static void
+several_err(char **err, const char *url, const struct find_vol *f)
+{
+	struct tl_buf b = TL_BUF_INIT;
+
+	if (!err || *err)
+		return;
+	for (int i = 0; i < f->n && i < FIND_VOL_NAMES; i++) {
+		tl_buf_append(&b, i ? ", " : "", i ? 2 : 0);
+		tl_buf_append(&b, f->names[i], strlen(f->names[i]));
+	}
+	if (f->n > FIND_VOL_NAMES)
+		tl_buf_append(&b, ", ...", 5);
+	tl_buf_append(&b, "", 1);
+	*err = tl_asprintf("%s holds %d volumes (%s): name one with "
+			   "--volume NAME or %s?volume=NAME", url, f->n,
+			   (char *)b.data, url);
+	tl_buf_free(&b);
 }
 
 static int
 open_settings(struct meta *m, const char *volname, char **err)
 {
-	struct find_vol f = {{0}, 0};
+	struct find_vol f;
 	struct meta_kv_txn *t;
 	struct meta_key k;
 	const void *v;
@@ -259,14 +383,17 @@ open_settings(struct meta *m, const char *volname, char **err)
 	if (rc)
 		return rc;
 	if (!volname) {
+		f.n = 0;
 		rc = meta_kv_scan(t, "\0V", 2, "\0W", 2, find_vol_cb, &f);
-		if (rc == 0 && f.n != 1) {
-			set_err(err, f.n ? "%s holds several volumes: name "
-				"one%s" : "no volume in %s (run tessera "
-				"format)%s", m->kv->url, "");
-			rc = f.n ? -EINVAL : -ENOENT;
+		if (rc == 0 && f.n > 1) {
+			several_err(err, m->kv->url, &f);
+			rc = -EINVAL;
+		} else if (rc == 0 && f.n == 0) {
+			set_err(err, "no volume in %s (run tessera format)%s",
+				m->kv->url, "");
+			rc = -ENOENT;
 		}
-		volname = f.name;
+		volname = f.names[0];
 	}
 	if (rc == 0 && !volname_ok(volname)) {
 		set_err(err, "bad volume name '%s'%s", volname, "");
@@ -293,16 +420,31 @@ int
 meta_open(const char *url, const char *volname, struct meta **out,
 	  char **err)
 {
+	return meta_open_flags(url, volname, 0, out, err);
+}
+
+int
+meta_open_flags(const char *url, const char *volname, unsigned flags,
+		struct meta **out, char **err)
+{
 	struct meta *m = tl_calloc(1, sizeof(*m));
+	char *base = NULL, *vol = NULL;
 	int rc;
 
 	if (err)
 		*err = NULL;
 	*out = NULL;
-	rc = meta_kv_open(url, &m->kv, err);
+	rc = url_volume(url, volname, &base, &vol, err);
+	if (rc) {
+		free(m);
+		return rc;
+	}
+	rc = meta_kv_open_flags(base, flags & META_OPEN_RDONLY ?
+					      META_KV_RDONLY : 0,
+				&m->kv, err);
 	if (rc)
 		goto out;
-	rc = open_settings(m, volname, err);
+	rc = open_settings(m, vol, err);
 	if (rc)
 		goto out;
 	m->compact_grace_ns = (m->set.trash_days ?
@@ -316,6 +458,8 @@ out:
 		meta_kv_close(m->kv);
 		free(m);
 	}
+	free(base);
+	free(vol);
 	return rc;
 }
 

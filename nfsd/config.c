@@ -19,6 +19,8 @@
 const struct tl_conf_opt nfsd_conf_opts[] = {
     {"meta", TL_CONF_STRING, "", 0, 0, false,
      "metadata URL of the volume served (--meta overrides it)", OFF(meta)},
+    {"volume", TL_CONF_STRING, "", 0, 0, false,
+     "volume to serve when the metadata URL holds several", OFF(volume)},
     {"listen", TL_CONF_STRING, "0.0.0.0:2049", 0, 0, false,
      "NFS and MOUNT address: ADDR:PORT or [V6]:PORT", OFF(listen)},
     {"exports", TL_CONF_STRING, "", 0, 0, true,

@@ -54,6 +54,8 @@ usage(FILE *f)
 		"TCP port.\n\n"
 		"  -m, --meta URL        metadata engine (lmdb:///dir; "
 		"option meta)\n"
+		"      --volume NAME     the volume to serve when the metadata\n"
+		"                        holds several (option volume)\n"
 		"  -l, --listen A:P      listen address (option listen)\n"
 		"  -e, --exports FILE    exports file (option exports)\n"
 		"  -c, --config FILE     tessera.conf (default %s)\n"
@@ -91,6 +93,7 @@ parse_args(int argc, char **argv, struct args *a, int *status)
 {
 	static const struct option lo[] = {
 	    {"meta", required_argument, NULL, 'm'},
+	    {"volume", required_argument, NULL, 'N'},
 	    {"listen", required_argument, NULL, 'l'},
 	    {"exports", required_argument, NULL, 'e'},
 	    {"config", required_argument, NULL, 'c'},
@@ -111,6 +114,9 @@ parse_args(int argc, char **argv, struct args *a, int *status)
 		switch (ch) {
 		case 'm':
 			add_set(a, "meta", optarg);
+			break;
+		case 'N':
+			add_set(a, "volume", optarg);
 			break;
 		case 'l':
 			add_set(a, "listen", optarg);
@@ -325,7 +331,8 @@ open_backend(const char *url, const struct nfsd_config *cfg, struct backend *b)
 	char *err = NULL;
 	int rc;
 
-	rc = meta_open(url, NULL, &b->meta, &err);
+	rc = meta_open(url, cfg->volume[0] ? cfg->volume : NULL, &b->meta,
+		       &err);
 	if (rc != 0) {
 		tl_err("tesserad", "%s: %s", url, err ? err : strerror(-rc));
 		goto out;
@@ -406,6 +413,7 @@ on_hup(struct nfsd_server *srv, void *arg)
 		       cfg.log_level);
 	if (strcmp(cfg.meta, h->cfg->meta) != 0 ||
 	    strcmp(cfg.listen, h->cfg->listen) != 0 ||
+	    strcmp(cfg.volume, h->cfg->volume) != 0 ||
 	    cfg.workers != h->cfg->workers ||
 	    cfg.buffer_limit != h->cfg->buffer_limit ||
 	    cfg.upload_threads != h->cfg->upload_threads ||

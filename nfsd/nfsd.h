@@ -22,6 +22,8 @@
  * the defaults, bounds and help text, and tessera.conf(5). */
 struct nfsd_config {
 	char *meta;		  /* metadata URL, "" = from --meta only */
+	char *volume;		  /* the volume of the metadata URL, "" = its
+				     only one */
 	char *listen;		  /* "ADDR:PORT", "[v6]:PORT" */
 	char *exports;		  /* exports file, NULL/"" = default */
 	uint64_t workers;	  /* worker threads */

@@ -1001,6 +1001,14 @@ mkdir_p(const char *dir)
 int
 os_file_open(const char *dir, struct os_store **out, char **err)
 {
+	return os_file_open_flags(dir, 0, out, err);
+}
+
+int
+os_file_open_flags(const char *dir, unsigned flags, struct os_store **out,
+		   char **err)
+{
+	bool rdonly = (flags & OS_OPEN_RDONLY) != 0;
 	struct file_store *fs;
 	int fd, r;
 
@@ -1010,7 +1018,9 @@ os_file_open(const char *dir, struct os_store **out, char **err)
 			*err = tl_strdup("file store: empty directory");
 		return -EINVAL;
 	}
-	r = mkdir_p(dir);
+	/* Read-only: create nothing, remove nothing (not even old
+	 * temporaries, which may be another process's). */
+	r = rdonly ? 0 : mkdir_p(dir);
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
@@ -1019,7 +1029,7 @@ os_file_open(const char *dir, struct os_store **out, char **err)
 					   strerror(errno));
 		return r;
 	}
-	if (mkdirat(fd, TMP_DIR, 0755) < 0 && errno != EEXIST) {
+	if (!rdonly && mkdirat(fd, TMP_DIR, 0755) < 0 && errno != EEXIST) {
 		r = -errno;
 		if (err)
 			*err = tl_asprintf("file store %s: mkdir " TMP_DIR
@@ -1028,7 +1038,8 @@ os_file_open(const char *dir, struct os_store **out, char **err)
 		close(fd);
 		return r;
 	}
-	clean_tmp(fd);
+	if (!rdonly)
+		clean_tmp(fd);
 	fs = tl_calloc(1, sizeof(*fs));
 	pthread_mutex_init(&fs->dmu, NULL);
 	pthread_cond_init(&fs->scv, NULL);

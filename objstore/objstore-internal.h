@@ -68,7 +68,11 @@ int os_get_whole(struct os_store *s, const char *key, size_t hint,
 
 /* Backend and wrapper constructors behind os_open; err is never NULL.
  * A wrapper takes inner only on success. */
-int os_s3_open(const char *url, struct os_store **out, char **err);
+int os_s3_open(const char *url, unsigned flags, struct os_store **out,
+	       char **err);
+/* os_file_open with OS_OPEN_* flags. */
+int os_file_open_flags(const char *dir, unsigned flags, struct os_store **out,
+		       char **err);
 int os_fault_open(struct os_store *inner, const char *params,
 		  struct os_store **out, char **err);
 int os_retry_open(struct os_store *inner, const char *params,

@@ -77,8 +77,8 @@ static const struct wrapper wrappers[] = {
 };
 
 static int
-open_url(const char *url, unsigned depth, struct os_store **out,
-	 char **err)
+open_url(const char *url, unsigned flags, unsigned depth,
+	 struct os_store **out, char **err)
 {
 	const struct wrapper *w;
 	const char *p, *close;
@@ -96,10 +96,10 @@ open_url(const char *url, unsigned depth, struct os_store **out,
 			*err = tl_strdup("file:// URL without a path");
 			return -EINVAL;
 		}
-		return os_file_open(url + 7, out, err);
+		return os_file_open_flags(url + 7, flags, out, err);
 	}
 	if (strncmp(url, "s3://", 5) == 0)
-		return os_s3_open(url, out, err);
+		return os_s3_open(url, flags, out, err);
 	for (i = 0; i < TL_ARRAY_SIZE(wrappers); i++) {
 		w = &wrappers[i];
 		n = strlen(w->name);
@@ -130,7 +130,7 @@ open_url(const char *url, unsigned depth, struct os_store **out,
 		free(params);
 		return -EINVAL;
 	}
-	rc = open_url(p + 1, depth + 1, &inner, err);
+	rc = open_url(p + 1, flags, depth + 1, &inner, err);
 	if (rc == 0) {
 		rc = w->open(inner, params ? params : "", out, err);
 		if (rc < 0)
@@ -143,11 +143,20 @@ open_url(const char *url, unsigned depth, struct os_store **out,
 int
 os_open(const char *url, struct os_store **out, char **err)
 {
+	return os_open_flags(url, 0, out, err);
+}
+
+int
+os_open_flags(const char *url, unsigned flags, struct os_store **out,
+	      char **err)
+{
 	char *e = NULL;
 	int rc;
 
 	*out = NULL;
-	rc = open_url(url, 0, out, &e);
+	rc = open_url(url, flags, 0, out, &e);
+	if (rc == 0)
+		(*out)->rdonly = (flags & OS_OPEN_RDONLY) != 0;
 	if (rc < 0 && e == NULL)
 		e = tl_asprintf("%s: %s", url, strerror(-rc));
 	if (err != NULL)
@@ -411,7 +420,17 @@ os_put(struct os_store *s, const char *key, const void *data, size_t len)
 {
 	if (!os_key_valid(key))
 		return -EINVAL;
+	if (s->rdonly)
+		return -EROFS;
 	return s->ops->put(s, key, data, len);
+}
+
+struct os_store *
+os_bottom(struct os_store *s)
+{
+	while (os_is_wrapper(s))
+		s = ((struct os_wrap *)s)->inner;
+	return s;
 }
 
 /* The store of the stack s that answers for durability: the first one
@@ -499,6 +518,8 @@ os_delete(struct os_store *s, const char *key)
 {
 	if (!os_key_valid(key))
 		return -EINVAL;
+	if (s->rdonly)
+		return -EROFS;
 	return s->ops->del(s, key);
 }
 

@@ -101,12 +101,23 @@ struct os_ops {
 /* Every store starts with this header; backends embed it first. */
 struct os_store {
 	const struct os_ops *ops;
-	char *url; /* for messages; never contains credentials */
+	char *url;   /* for messages; never contains credentials */
+	bool rdonly; /* opened OS_OPEN_RDONLY: os_put and os_delete -EROFS */
 };
 
 /* Open a store from a URL ("file:///var/lib/tessera/objects").  On error
  * *err (if non-NULL) receives a message the caller frees. */
 int os_open(const char *url, struct os_store **out, char **err);
+/* Flags of os_open_flags. */
+#define OS_OPEN_RDONLY 0x1u /* for commands that only read: nothing is
+			       created (a missing file:// directory is
+			       -ENOENT, create_bucket is ignored) and
+			       os_put and os_delete answer -EROFS */
+int os_open_flags(const char *url, unsigned flags, struct os_store **out,
+		  char **err);
+/* The backend at the bottom of a stack of wrappers (s itself when it is
+ * not a wrapper).  Borrowed. */
+struct os_store *os_bottom(struct os_store *s);
 void os_close(struct os_store *s);
 
 int os_put(struct os_store *s, const char *key, const void *data, size_t len);

@@ -938,7 +938,8 @@ create_bucket(struct s3_store *s)
 }
 
 int
-os_s3_open(const char *url, struct os_store **out, char **err)
+os_s3_open(const char *url, unsigned flags, struct os_store **out,
+	   char **err)
 {
 	struct s3_store *s = tl_calloc(1, sizeof(*s));
 	struct os_params p = {NULL, 0};
@@ -981,7 +982,7 @@ os_s3_open(const char *url, struct os_store **out, char **err)
 	if (s->insecure)
 		tl_warn("objstore", "%s: HTTPS certificate verification is "
 			"off (insecure=1)", url);
-	if (mk && (rc = create_bucket(s)) < 0) {
+	if (mk && !(flags & OS_OPEN_RDONLY) && (rc = create_bucket(s)) < 0) {
 		*err = tl_asprintf("s3: cannot create bucket %s (%s; see the "
 				   "log)", s->bucket, strerror(-rc));
 		goto fail;

@@ -1,7 +1,6 @@
 /*
- * fsck.c - `tessera fsck` and `tessera config`: check a volume's
- * metadata (meta_fsck) and that every block it refers to is in the object
- * store; change the stored storage URL.
+ * fsck.c - `tessera fsck`: check a volume's metadata (meta_fsck) and
+ * that every block it refers to is in the object store.
  *
  * meta never includes objstore (DESIGN.md), so the object check is a
  * callback here: for each slice, os_head of each of its blocks.
@@ -20,16 +19,18 @@
 #include "lib/tl.h"
 #include "meta/meta.h"
 #include "objstore/objstore.h"
+#include "tools/tools-internal.h"
 
-#define EXIT_USAGE 2
 
 static const char fsck_usage[] =
-	"Usage: tessera fsck [--repair] [--no-objects] META_URL\n"
+	"Usage: tessera fsck [--repair] [--no-objects] [--volume NAME]\n"
+	"                    META_URL\n"
 	"\n"
 	"Check the volume at META_URL: every entry names a live inode,\n"
 	"link counts, the readdir index, directory usage and volume\n"
 	"counters, slice reference counts, deletion records, and that every\n"
 	"block the metadata refers to is in the object store with its size.\n"
+	"Without --repair it only reads: it creates and changes nothing.\n"
 	"Exit status 0: clean; 1: problems found (or the check failed).\n"
 	"\n"
 	"Options:\n"
@@ -37,19 +38,8 @@ static const char fsck_usage[] =
 	"                entries naming missing inodes, the readdir index);\n"
 	"                run it with no tesserad serving the volume\n"
 	"  --no-objects  do not check the object store\n"
+	"  --volume NAME the volume, when META_URL holds several\n"
 	"  -h, --help    show this help\n";
-
-static const char config_usage[] =
-	"Usage: tessera config META_URL --storage STORAGE_URL\n"
-	"\n"
-	"Change the object store URL recorded in the volume's settings, for\n"
-	"example to add or remove a wrapper (retry, fault, ratelimit) around\n"
-	"the same data.  tesserad reads it at start.\n"
-	"\n"
-	"Options:\n"
-	"  --storage URL  the new storage URL (see STORAGE URLS in\n"
-	"                 tessera(1)); the data must be the same\n"
-	"  -h, --help     show this help\n";
 
 struct fsck_ui {
 	struct os_store *os;
@@ -148,21 +138,6 @@ print_summary(const struct meta_fsck_report *r, bool repair, bool objects,
 		       repair ? "; run fsck again to confirm the repair" : "");
 }
 
-static int
-open_volume(const char *url, const char *cmd, struct meta **m)
-{
-	char *err = NULL;
-	int rc;
-
-	rc = meta_open(url, NULL, m, &err);
-	if (rc) {
-		fprintf(stderr, "tessera: %s: %s\n", cmd,
-			err ? err : strerror(-rc));
-		free(err);
-	}
-	return rc;
-}
-
 int
 tessera_cmd_fsck(int argc, char **argv)
 {
@@ -170,6 +145,7 @@ tessera_cmd_fsck(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{"repair", no_argument, NULL, 'r'},
 		{"no-objects", no_argument, NULL, 'n'},
+		TESSERA_VOLUME_OPTION,
 		{NULL, 0, NULL, 0},
 	};
 	struct fsck_ui u = {NULL, NULL, 0, false, 0, 0};
@@ -177,6 +153,7 @@ tessera_cmd_fsck(int argc, char **argv)
 	struct meta_fsck_report r;
 	const struct meta_settings *s;
 	struct meta *m = NULL;
+	const char *volume = NULL;
 	bool objects = true;
 	char *err = NULL;
 	int c, rc;
@@ -186,6 +163,10 @@ tessera_cmd_fsck(int argc, char **argv)
 			fputs(fsck_usage, stdout);
 			return 0;
 		}
+		if (c == TESSERA_OPT_VOLUME) {
+			volume = optarg;
+			continue;
+		}
 		if (c == 'r' || c == 'n') {
 			if (c == 'r')
 				o.repair = true;
@@ -194,21 +175,21 @@ tessera_cmd_fsck(int argc, char **argv)
 			continue;
 		}
 		fputs(fsck_usage, stderr);
-		return EXIT_USAGE;
+		return TESSERA_EXIT_USAGE;
 	}
 	if (argc - optind != 1) {
 		fprintf(stderr, "tessera: fsck needs META_URL\n%s",
 			fsck_usage);
-		return EXIT_USAGE;
+		return TESSERA_EXIT_USAGE;
 	}
-	if (open_volume(argv[optind], "fsck", &m))
+	if (tessera_open("fsck", argv[optind], volume, !o.repair, &m))
 		return 1;
 	s = meta_settings(m);
 	u.volume = s->name;
 	u.block_size = s->block_size;
 	u.tty = isatty(STDOUT_FILENO);
 	if (objects) {
-		rc = os_open(s->storage, &u.os, &err);
+		rc = os_open_flags(s->storage, OS_OPEN_RDONLY, &u.os, &err);
 		if (rc) {
 			fprintf(stderr, "tessera: fsck: cannot open storage "
 				"%s: %s\n", s->storage,
@@ -231,55 +212,4 @@ tessera_cmd_fsck(int argc, char **argv)
 		os_close(u.os);
 	meta_close(m);
 	return rc || r.problems ? 1 : 0;
-}
-
-int
-tessera_cmd_config(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"storage", required_argument, NULL, 's'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *storage = NULL;
-	struct os_store *os = NULL;
-	struct meta *m = NULL;
-	char *err = NULL;
-	int c, rc;
-
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(config_usage, stdout);
-			return 0;
-		}
-		if (c == 's') {
-			storage = optarg;
-			continue;
-		}
-		fputs(config_usage, stderr);
-		return EXIT_USAGE;
-	}
-	if (argc - optind != 1 || !storage) {
-		fprintf(stderr, "tessera: config needs META_URL and "
-			"--storage\n%s", config_usage);
-		return EXIT_USAGE;
-	}
-	/* Refuse a URL that does not open: the daemon could not start. */
-	rc = os_open(storage, &os, &err);
-	if (rc) {
-		fprintf(stderr, "tessera: config: cannot open storage %s: "
-			"%s\n", storage, err ? err : strerror(-rc));
-		free(err);
-		return 1;
-	}
-	os_close(os);
-	if (open_volume(argv[optind], "config", &m))
-		return 1;
-	rc = meta_set_storage(m, storage);
-	if (rc)
-		fprintf(stderr, "tessera: config: %s\n", strerror(-rc));
-	else
-		printf("storage: %s\n", storage);
-	meta_close(m);
-	return rc ? 1 : 0;
 }

@@ -50,8 +50,8 @@
 #include "lib/tl.h"
 #include "meta/meta.h"
 #include "objstore/objstore.h"
+#include "tools/tools-internal.h"
 
-#define EXIT_USAGE 2
 #define GC_QUEUE_BATCH 256
 #define GC_DEFAULT_GRACE_MS (3600ULL * 1000)
 #define GC_DEFAULT_JOBS 8
@@ -59,7 +59,7 @@
 
 static const char gc_usage[] =
 	"Usage: tessera gc [--dry-run] [--grace DURATION] [--jobs N]\n"
-	"                  [--no-queue] [--verbose] META_URL\n"
+	"                  [--no-queue] [--verbose] [--volume NAME] META_URL\n"
 	"\n"
 	"Delete the objects of the volume at META_URL that no metadata\n"
 	"references (leaked blocks of writes that crashed before their\n"
@@ -69,13 +69,15 @@ static const char gc_usage[] =
 	"Exit status 0: done; 1: errors (some objects were not deleted).\n"
 	"\n"
 	"Options:\n"
-	"  -n, --dry-run       only report what would be deleted\n"
+	"  -n, --dry-run       only report what would be deleted (reads\n"
+	"                      only: creates and changes nothing)\n"
 	"  --grace DURATION    keep unreferenced objects younger than this:\n"
 	"                      they may belong to a write in progress\n"
 	"                      (30s, 10m, 2h, 1d; default 1h)\n"
 	"  --jobs N            parallel deletes (1 to 64, default 8)\n"
 	"  --no-queue          do not drain the pending-deletion queue\n"
 	"  -v, --verbose       print the key of each leaked object\n"
+	"  --volume NAME       the volume, when META_URL holds several\n"
 	"  -h, --help          show this help\n";
 
 struct leak {
@@ -93,6 +95,7 @@ struct gc {
 	uint64_t counter;  /* slice-id counter at the start */
 	uint64_t cutoff;   /* objects stored after this are too young */
 	bool dry_run, verbose, tty;
+	const char *volume; /* --volume, or NULL */
 	unsigned jobs;     /* parallel deletes */
 	pthread_mutex_t mu; /* counters and stderr, while deletes run */
 	uint64_t last_ms;
@@ -362,6 +365,7 @@ parse_args(int argc, char **argv, struct gc *g, uint64_t *grace_ms,
 		{"no-queue", no_argument, NULL, 'q'},
 		{"jobs", required_argument, NULL, 'j'},
 		{"verbose", no_argument, NULL, 'v'},
+		TESSERA_VOLUME_OPTION,
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t v;
@@ -380,7 +384,7 @@ parse_args(int argc, char **argv, struct gc *g, uint64_t *grace_ms,
 				break;
 			fprintf(stderr, "tessera: bad --grace '%s'\n%s",
 				optarg, gc_usage);
-			return EXIT_USAGE;
+			return TESSERA_EXIT_USAGE;
 		case 'q':
 			*queue = false;
 			break;
@@ -391,18 +395,21 @@ parse_args(int argc, char **argv, struct gc *g, uint64_t *grace_ms,
 			}
 			fprintf(stderr, "tessera: bad --jobs '%s'\n%s", optarg,
 				gc_usage);
-			return EXIT_USAGE;
+			return TESSERA_EXIT_USAGE;
 		case 'v':
 			g->verbose = true;
 			break;
+		case TESSERA_OPT_VOLUME:
+			g->volume = optarg;
+			break;
 		default:
 			fputs(gc_usage, stderr);
-			return EXIT_USAGE;
+			return TESSERA_EXIT_USAGE;
 		}
 	}
 	if (argc - optind != 1) {
 		fprintf(stderr, "tessera: gc needs META_URL\n%s", gc_usage);
-		return EXIT_USAGE;
+		return TESSERA_EXIT_USAGE;
 	}
 	return -1; /* go on */
 }
@@ -413,14 +420,12 @@ gc_open(struct gc *g, const char *url)
 	char *err = NULL;
 	int rc;
 
-	rc = meta_open(url, NULL, &g->m, &err);
-	if (rc) {
-		fprintf(stderr, "tessera: gc: %s\n", err ? err : strerror(-rc));
-		free(err);
+	rc = tessera_open("gc", url, g->volume, g->dry_run, &g->m);
+	if (rc)
 		return rc;
-	}
 	g->set = meta_settings(g->m);
-	rc = os_open(g->set->storage, &g->os, &err);
+	rc = os_open_flags(g->set->storage, g->dry_run ? OS_OPEN_RDONLY : 0,
+			   &g->os, &err);
 	if (rc) {
 		fprintf(stderr, "tessera: gc: cannot open storage %s: %s\n",
 			g->set->storage, err ? err : strerror(-rc));

@@ -1,6 +1,7 @@
 # tools: the tessera admin command.
 bin_PROGRAMS += tessera
-tessera_SOURCES = tools/tessera.c tools/fsck.c tools/gc.c
+tessera_SOURCES = tools/tessera.c tools/tools-internal.h tools/volume.c \
+	tools/fsck.c tools/gc.c
 tessera_LDADD = $(TESSERA_LIBS)
 
 # tessera gc end to end (runs the built tessera) and os_list_info.
@@ -15,3 +16,23 @@ EXTRA_t_unit_tools_gc_test_DEPENDENCIES = tessera$(EXEEXT)
 t_unit_objstore_listinfo_test_SOURCES = t/unit/objstore_listinfo_test.c \
 	t/unit/tap.h t/unit/os_count.h
 t_unit_objstore_listinfo_test_LDADD = objstore/libobjstore.a lib/libtl.a
+
+# The real tessera and tesserad binaries on real LMDB and file:// stores
+# (t/unit/tools_test.h runs them): read-only commands create nothing,
+# volumes named in a metadata engine that holds several.
+TOOLS_BIN_TESTS = t/unit/tools_readonly_test t/unit/tools_volnames_test
+check_PROGRAMS += $(TOOLS_BIN_TESTS)
+TESTS += $(TOOLS_BIN_TESTS)
+TOOLS_BIN_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DTESSERA_BIN='"$(abs_top_builddir)/tessera$(EXEEXT)"' \
+	-DTESSERAD_BIN='"$(abs_top_builddir)/tesserad$(EXEEXT)"'
+t_unit_tools_readonly_test_SOURCES = t/unit/tools_readonly_test.c \
+	t/unit/tools_test.h t/unit/tap.h
+t_unit_tools_readonly_test_CPPFLAGS = $(TOOLS_BIN_CPPFLAGS)
+t_unit_tools_readonly_test_LDADD = $(TESSERA_LIBS)
+t_unit_tools_volnames_test_SOURCES = t/unit/tools_volnames_test.c \
+	t/unit/tools_test.h t/unit/tap.h
+t_unit_tools_volnames_test_CPPFLAGS = $(TOOLS_BIN_CPPFLAGS)
+t_unit_tools_volnames_test_LDADD = $(TESSERA_LIBS)
+t/unit/tools_readonly_test.log t/unit/tools_volnames_test.log: \
+	tessera$(EXEEXT) tesserad$(EXEEXT)

@@ -1,371 +1,114 @@
 /*
- * tessera.c - the admin command: format a volume, show its status.
+ * tessera.c - the admin command: dispatch from the command table, and
+ * what the commands share (opening a volume, --volume, progress lines).
  *
  * Exit status: 0 success, 1 error, 2 usage error.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <getopt.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
-#include "cache/cache.h"
 #include "lib/tl.h"
 #include "meta/meta.h"
-#include "objstore/objstore.h"
+#include "tools/tools-internal.h"
 
-#define EXIT_USAGE 2
+/* One row per command: the usage line and the summary printed by
+ * `tessera --help` come from here. */
+struct tessera_cmd {
+	const char *name;
+	const char *args;    /* what follows the name in the synopsis */
+	const char *summary; /* one line */
+	int (*run)(int argc, char **argv);
+};
 
-/* tools/fsck.c */
-int tessera_cmd_fsck(int argc, char **argv);
-int tessera_cmd_config(int argc, char **argv);
-/* tools/gc.c */
-int tessera_cmd_gc(int argc, char **argv);
+static const struct tessera_cmd commands[] = {
+	{"format", "META_URL STORAGE_URL NAME [OPTIONS]", "create a volume",
+	 tessera_cmd_format},
+	{"status", "[OPTIONS] META_URL", "show settings and usage",
+	 tessera_cmd_status},
+	{"fsck", "[--repair] [--no-objects] META_URL", "check the volume",
+	 tessera_cmd_fsck},
+	{"gc", "[--dry-run] [--grace DURATION] META_URL",
+	 "delete leaked objects and the deletion queue", tessera_cmd_gc},
+	{"config", "META_URL --storage STORAGE_URL",
+	 "change the storage URL", tessera_cmd_config},
+};
 
-static const char main_usage[] =
-	"Usage: tessera [--help] [--version] COMMAND [ARGS]\n"
-	"\n"
-	"Commands:\n"
-	"  format META_URL STORAGE_URL NAME [OPTIONS]  create a volume\n"
-	"  status META_URL                             show settings and\n"
-	"                                              usage\n"
-	"  fsck [--repair] [--no-objects] META_URL     check the volume\n"
-	"  config META_URL --storage STORAGE_URL       change the storage\n"
-	"                                              URL\n"
-	"  gc [--dry-run] [--grace DURATION] META_URL  delete leaked objects\n"
-	"                                              and the deletion queue\n"
-	"\n"
-	"Run 'tessera COMMAND --help' for the options of a command.\n";
+static void
+main_usage(FILE *f)
+{
+	fputs("Usage: tessera [--help] [--version] COMMAND [ARGS]\n\n"
+	      "Commands:\n", f);
+	for (size_t i = 0; i < TL_ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %s %s\n      %s\n", commands[i].name,
+			commands[i].args, commands[i].summary);
+	fputs("\nEvery command that opens a volume takes --volume NAME (or\n"
+	      "META_URL?volume=NAME) to pick one of several volumes of one\n"
+	      "metadata engine.\n"
+	      "Run 'tessera COMMAND --help' for the options of a command.\n",
+	      f);
+}
 
-static const char format_usage[] =
-	"Usage: tessera format META_URL STORAGE_URL NAME [OPTIONS]\n"
-	"\n"
-	"Create volume NAME with its metadata at META_URL (lmdb:///dir) and\n"
-	"its data in STORAGE_URL (file:///dir, s3://BUCKET?endpoint=...;\n"
-	"see STORAGE URLS in tessera(1)).\n"
-	"\n"
-	"Options:\n"
-	"  --block-size SIZE  object block size, a power of two from 64K to\n"
-	"                     16M (default 4M)\n"
-	"  --trash-days N     days removed files stay in the trash\n"
-	"                     (default 1)\n"
-	"  --capacity BYTES   volume capacity, K/M/G/T suffixes (default\n"
-	"                     unlimited)\n"
-	"  --inodes N         maximum number of inodes (default unlimited)\n"
-	"  --force            replace an existing volume of that name\n"
-	"  --compress zstd    compress each block with zstd\n"
-	"  --encrypt-key-file FILE\n"
-	"                     encrypt each block (AES-256-GCM) under the\n"
-	"                     32-byte volume key in FILE; the daemon reads\n"
-	"                     FILE at start, so keep it (and a backup)\n"
-	"  -h, --help         show this help\n";
-
-static const char status_usage[] =
-	"Usage: tessera status [--cache-dir DIRS] META_URL\n"
-	"\n"
-	"Show the settings and usage of the volume at META_URL.\n"
-	"\n"
-	"Options:\n"
-	"  --cache-dir DIRS  also show the writeback staging of these\n"
-	"                    cache directories (cache_dirs, ':' separated):\n"
-	"                    staged blocks, bytes, oldest age\n"
-	"  -h, --help        show this help\n";
-
-static int
-usage_error(const char *usage, const char *fmt, const char *arg)
+int
+tessera_usage_error(const char *usage, const char *fmt, const char *arg)
 {
 	fprintf(stderr, "tessera: ");
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\n%s", usage);
-	return EXIT_USAGE;
+	return TESSERA_EXIT_USAGE;
 }
 
-static bool
-name_ok(const char *s)
+int
+tessera_open(const char *cmd, const char *url, const char *volume,
+	     bool rdonly, struct meta **m)
 {
-	size_t n = strlen(s);
-
-	if (n == 0 || n > META_VOLNAME_MAX)
-		return false;
-	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			 "0123456789_-") == n;
-}
-
-/* Open the object store and check it takes a write and a delete. */
-static int
-storage_check(const char *url, const char *name)
-{
-	struct os_store *s = NULL;
-	char *err = NULL, *key;
+	char *err = NULL;
 	int rc;
 
-	rc = os_open(url, &s, &err);
+	rc = meta_open_flags(url, volume, rdonly ? META_OPEN_RDONLY : 0, m,
+			     &err);
 	if (rc) {
-		fprintf(stderr, "tessera: cannot open storage %s: %s\n", url,
+		fprintf(stderr, "tessera: %s: %s\n", cmd,
 			err ? err : strerror(-rc));
 		free(err);
-		return rc;
 	}
-	key = tl_asprintf("%s/.probe-%016" PRIx64, name, tl_random_u64());
-	rc = os_put(s, key, "tessera", 7);
-	if (rc == 0)
-		rc = os_delete(s, key);
-	if (rc)
-		fprintf(stderr, "tessera: storage %s is not writable: %s%s\n",
-			url, strerror(-rc),
-			rc == -EACCES ? " (the store refused the credentials; "
-					"see the message above)" : "");
-	free(key);
-	os_close(s);
 	return rc;
 }
 
-/* The stored storage URL: the wrappers chosen by the options around the
- * given URL, compression outside encryption (encrypted data does not
- * compress).  The key file is checked now and recorded by absolute path,
- * so tesserad finds it whatever its working directory. */
-static int
-storage_url(const char *url, bool zstd, const char *keyfile, char **out)
+void
+tessera_progress_init(struct tessera_progress *p, int fd)
 {
-	uint8_t key[OS_CRYPT_KEY_LEN];
-	char *err = NULL, *abs = NULL;
-	int rc;
-
-	*out = NULL;
-	if (keyfile != NULL) {
-		rc = os_crypt_load_key(keyfile, key, &err);
-		memset(key, 0, sizeof(key));
-		abs = realpath(keyfile, NULL);
-		if (rc || abs == NULL || strpbrk(abs, "(),") != NULL) {
-			fprintf(stderr, "tessera: %s\n",
-				err ? err : "the key file path may not "
-					    "contain '(', ')' or ','");
-			free(err);
-			free(abs);
-			return -EINVAL;
-		}
-	}
-	*out = tl_asprintf("%s%s%s%s%s", zstd ? "zstd:" : "",
-			   abs ? "crypt(key_file=" : "", abs ? abs : "",
-			   abs ? "):" : "", url);
-	free(abs);
-	return 0;
+	p->fd = fd;
+	p->tty = isatty(fd);
+	p->last_ms = 0;
 }
 
-static int
-cmd_format(int argc, char **argv)
+bool
+tessera_progress_due(struct tessera_progress *p)
 {
-	static const struct option opts[] = {
-		{"block-size", required_argument, NULL, 'b'},
-		{"trash-days", required_argument, NULL, 't'},
-		{"capacity", required_argument, NULL, 'c'},
-		{"inodes", required_argument, NULL, 'i'},
-		{"force", no_argument, NULL, 'f'},
-		{"compress", required_argument, NULL, 'z'},
-		{"encrypt-key-file", required_argument, NULL, 'k'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	struct meta_format_opts o = {NULL, NULL, 4U << 20, 1, 0, 0, false};
-	const char *keyfile = NULL;
-	bool zstd = false;
-	char *err = NULL, *storage = NULL;
-	uint64_t v;
-	int c, rc;
+	uint64_t now = tl_now_ns() / 1000000;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'b':
-			if (tl_parse_size(optarg, &v) || v < (64 << 10) ||
-			    v > (16 << 20) || (v & (v - 1)))
-				return usage_error(format_usage,
-						   "bad --block-size '%s': a "
-						   "power of two from 64K to "
-						   "16M", optarg);
-			o.block_size = (uint32_t)v;
-			break;
-		case 't':
-			if (tl_parse_u64(optarg, 0, 36500, &v))
-				return usage_error(format_usage,
-						   "bad --trash-days '%s'",
-						   optarg);
-			o.trash_days = (uint32_t)v;
-			break;
-		case 'c':
-			if (tl_parse_size(optarg, &o.capacity))
-				return usage_error(format_usage,
-						   "bad --capacity '%s'",
-						   optarg);
-			break;
-		case 'i':
-			if (tl_parse_u64(optarg, 0, UINT64_MAX, &o.max_inodes))
-				return usage_error(format_usage,
-						   "bad --inodes '%s'", optarg);
-			break;
-		case 'f':
-			o.force = true;
-			break;
-		case 'z':
-			if (strcmp(optarg, "zstd") != 0)
-				return usage_error(format_usage,
-						   "bad --compress '%s': only "
-						   "zstd", optarg);
-			zstd = true;
-			break;
-		case 'k':
-			keyfile = optarg;
-			break;
-		case 'h':
-			fputs(format_usage, stdout);
-			return 0;
-		default:
-			fputs(format_usage, stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind != 3)
-		return usage_error(format_usage, "format needs META_URL, "
-				   "STORAGE_URL and NAME%s", "");
-	o.name = argv[optind + 2];
-	if (!name_ok(o.name))
-		return usage_error(format_usage, "bad volume name '%s': 1 to "
-				   "63 of A-Z a-z 0-9 _ -", o.name);
-	rc = storage_url(argv[optind + 1], zstd, keyfile, &storage);
-	if (rc)
-		return 1;
-	o.storage = storage;
-	if (storage_check(o.storage, o.name)) {
-		free(storage);
-		return 1;
-	}
-	rc = meta_format(argv[optind], &o, &err);
-	if (rc) {
-		fprintf(stderr, "tessera: format: %s\n",
-			err ? err : strerror(-rc));
-		free(err);
-		free(storage);
-		return 1;
-	}
-	printf("formatted volume %s (metadata %s, storage %s)\n", o.name,
-	       argv[optind], o.storage);
-	free(storage);
-	return 0;
+	if (!p->tty || now - p->last_ms < 1000)
+		return false;
+	p->last_ms = now;
+	fputc('\r', p->fd == 1 ? stdout : stderr);
+	return true;
 }
 
-static void
-print_uuid(const uint8_t u[16])
+void
+tessera_progress_clear(struct tessera_progress *p)
 {
-	for (int i = 0; i < 16; i++)
-		printf("%02x%s", u[i],
-		       i == 3 || i == 5 || i == 7 || i == 9 ? "-" : "");
-}
+	FILE *f = p->fd == 1 ? stdout : stderr;
 
-static void
-print_limit(const char *what, uint64_t v, bool bytes)
-{
-	char h[32];
-
-	if (v == 0)
-		printf("%-14s unlimited\n", what);
-	else if (bytes)
-		printf("%-14s %" PRIu64 " (%s)\n", what, v,
-		       tl_fmt_size(v, h, sizeof(h)));
-	else
-		printf("%-14s %" PRIu64 "\n", what, v);
-}
-
-static void
-print_status(const struct meta_settings *s, const struct meta_usage *u)
-{
-	time_t t = (time_t)(s->ctime_ns / 1000000000ULL);
-	char h[32], when[64];
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-	printf("%-14s %s\n", "name:", s->name);
-	printf("%-14s ", "uuid:");
-	print_uuid(s->uuid);
-	printf("\n%-14s %s\n", "storage:", s->storage);
-	printf("%-14s %" PRIu32 " (%s)\n", "block size:", s->block_size,
-	       tl_fmt_size(s->block_size, h, sizeof(h)));
-	printf("%-14s %" PRIu32 "\n", "trash days:", s->trash_days);
-	print_limit("capacity:", s->capacity, true);
-	print_limit("inode limit:", s->max_inodes, false);
-	printf("%-14s %s\n", "created:", when);
-	printf("%-14s %" PRIu64 " (%s)\n", "used bytes:", u->used_bytes,
-	       tl_fmt_size(u->used_bytes, h, sizeof(h)));
-	printf("%-14s %" PRIu64 "\n", "used inodes:", u->used_inodes);
-	printf("%-14s %" PRIu64 "\n", "pending gc:", u->pending_delete);
-}
-
-/* Read from the staging directories themselves: works whether or not
- * tesserad runs (and however it died). */
-static void
-print_staging(const char *dirs)
-{
-	struct cache_stats s;
-	char b[32];
-
-	cache_staging_scan(dirs, 0, &s);
-	printf("staged:        %llu blocks, %s, oldest %llu s",
-	       (unsigned long long)s.staged_blocks,
-	       tl_fmt_size(s.staged_bytes, b, sizeof(b)),
-	       (unsigned long long)s.staged_oldest_s);
-	if (s.staged_overdue > 0)
-		printf(" (%llu older than 1h: uploads are failing?)",
-		       (unsigned long long)s.staged_overdue);
-	printf("\n");
-}
-
-static int
-cmd_status(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"cache-dir", required_argument, NULL, 'C'},
-		{NULL, 0, NULL, 0},
-	};
-	struct meta_usage u;
-	struct meta *m = NULL;
-	const char *cdirs = NULL;
-	char *err = NULL;
-	int c, rc;
-
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(status_usage, stdout);
-			return 0;
-		}
-		if (c == 'C') {
-			cdirs = optarg;
-			continue;
-		}
-		fputs(status_usage, stderr);
-		return EXIT_USAGE;
+	if (p->tty && p->last_ms) {
+		fprintf(f, "\r%-75s\r", "");
+		fflush(f);
+		p->last_ms = 0;
 	}
-	if (argc - optind != 1)
-		return usage_error(status_usage, "status needs META_URL%s", "");
-	rc = meta_open(argv[optind], NULL, &m, &err);
-	if (rc) {
-		fprintf(stderr, "tessera: status: %s\n",
-			err ? err : strerror(-rc));
-		free(err);
-		return 1;
-	}
-	rc = meta_usage(m, &u);
-	if (rc == 0)
-		print_status(meta_settings(m), &u);
-	if (rc == 0 && cdirs != NULL)
-		print_staging(cdirs);
-	if (rc != 0)
-		fprintf(stderr, "tessera: status: %s\n", strerror(-rc));
-	meta_close(m);
-	return rc ? 1 : 0;
 }
 
 int
@@ -373,12 +116,15 @@ main(int argc, char **argv)
 {
 	const char *cmd;
 
-	if (argc < 2)
-		return usage_error(main_usage, "no command%s", "");
+	if (argc < 2) {
+		fprintf(stderr, "tessera: no command\n");
+		main_usage(stderr);
+		return TESSERA_EXIT_USAGE;
+	}
 	cmd = argv[1];
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
 	    strcmp(cmd, "help") == 0) {
-		fputs(main_usage, stdout);
+		main_usage(stdout);
 		return 0;
 	}
 	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
@@ -388,15 +134,10 @@ main(int argc, char **argv)
 	/* Warnings from the library go to stderr; the command prints the
 	 * error itself. */
 	tl_log_init(TL_LOG_WARN, false, "tessera");
-	if (strcmp(cmd, "format") == 0)
-		return cmd_format(argc - 1, argv + 1);
-	if (strcmp(cmd, "status") == 0)
-		return cmd_status(argc - 1, argv + 1);
-	if (strcmp(cmd, "fsck") == 0)
-		return tessera_cmd_fsck(argc - 1, argv + 1);
-	if (strcmp(cmd, "gc") == 0)
-		return tessera_cmd_gc(argc - 1, argv + 1);
-	if (strcmp(cmd, "config") == 0)
-		return tessera_cmd_config(argc - 1, argv + 1);
-	return usage_error(main_usage, "unknown command '%s'", cmd);
+	for (size_t i = 0; i < TL_ARRAY_SIZE(commands); i++)
+		if (strcmp(cmd, commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "tessera: unknown command '%s'\n", cmd);
+	main_usage(stderr);
+	return TESSERA_EXIT_USAGE;
 }

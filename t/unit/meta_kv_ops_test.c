@@ -62,7 +62,7 @@ main(void)
 	int rc;
 
 	CHECK_FATAL(mkdtemp(dir) != NULL, "mkdtemp");
-	rc = meta_kv_lmdb_open(dir, 64 << 20, 0, &kv, &err);
+	rc = meta_kv_lmdb_open(dir, 64 << 20, 0, 0, &kv, &err);
 	CHECK_FATAL(rc == 0, "open lmdb (%s)", err ? err : "");
 
 	CHECK_FATAL(meta_kv_begin(kv, false, &t) == 0, "begin");

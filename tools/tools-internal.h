@@ -1,0 +1,62 @@
+/*
+ * tools-internal.h - what the commands of `tessera` share: the command
+ * table's entry points, the --volume option, opening a volume, progress
+ * lines on a terminal.
+ *
+ * Every command is a function int cmd(argc, argv) (argv[0] is the
+ * command's name, getopt style) returning the exit status: 0 success,
+ * 1 error (printed on stderr as "tessera: CMD: ..."), 2 bad usage
+ * (TESSERA_EXIT_USAGE).  The table in tessera.c lists them.
+ */
+#ifndef TOOLS_INTERNAL_H
+#define TOOLS_INTERNAL_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct meta;
+
+#define TESSERA_EXIT_USAGE 2
+
+/* getopt_long entry of --volume NAME, accepted by every command that
+ * opens a volume; the value comes back as TESSERA_OPT_VOLUME. */
+#define TESSERA_OPT_VOLUME 0x100
+#define TESSERA_VOLUME_OPTION \
+	{"volume", required_argument, NULL, TESSERA_OPT_VOLUME}
+/* --force of the commands that take it. */
+#define TESSERA_OPT_FORCE 0x101
+
+/* The commands (tools/volume.c, fsck.c, gc.c, destroy.c). */
+int tessera_cmd_format(int argc, char **argv);
+int tessera_cmd_status(int argc, char **argv);
+int tessera_cmd_config(int argc, char **argv);
+int tessera_cmd_fsck(int argc, char **argv);
+int tessera_cmd_gc(int argc, char **argv);
+
+/* Print "tessera: <fmt with arg>" and the usage on stderr; returns
+ * TESSERA_EXIT_USAGE. */
+int tessera_usage_error(const char *usage, const char *fmt, const char *arg);
+
+/* Open the volume of url, named by volume (--volume, may be NULL) or by
+ * the URL's ?volume=.  rdonly: the command only reads, so nothing may be
+ * created or written (a mistyped URL is an error, not a new
+ * environment).  On failure prints "tessera CMD: why" and returns
+ * non-zero. */
+int tessera_open(const char *cmd, const char *url, const char *volume,
+		 bool rdonly, struct meta **m);
+
+/* A progress line on a terminal: at most one a second, overwritten in
+ * place, cleared before anything else is printed. */
+struct tessera_progress {
+	bool tty;         /* the stream is a terminal */
+	int fd;           /* 1 or 2 */
+	uint64_t last_ms; /* when the line was last drawn; 0: not shown */
+};
+void tessera_progress_init(struct tessera_progress *p, int fd);
+/* True when a new line is due (the caller prints it, no newline, to
+ * the stream after this returns; "\r" is already written). */
+bool tessera_progress_due(struct tessera_progress *p);
+void tessera_progress_clear(struct tessera_progress *p);
+
+#endif /* TOOLS_INTERNAL_H */
