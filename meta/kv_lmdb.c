@@ -65,6 +65,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -78,6 +79,8 @@
  * maps more than the page: the kernel's fault-around, 64 KiB, or a large
  * folio of the page cache). */
 #define MAP_CHECK_PAGES 16
+/* Free bytes under which a file system counts as full (commit_errno). */
+#define COMMIT_FULL_BYTES (256ULL << 10)
 
 /* One batch of write transactions committed together. */
 struct lmdb_batch {
@@ -312,6 +315,20 @@ meta_kv_lmdb_copyfd(struct meta_kv *kv, int fd)
 
 /* ---- group commit -------------------------------------------------------- */
 
+/* A commit's error as an errno.  LMDB reports a write the disk cut
+ * short as EIO; when the file system is full that is "no space": the
+ * caller's NFS3ERR_NOSPC, which frees itself once space is freed. */
+static int
+commit_errno(struct lmdb_env *e, int rc)
+{
+	struct statvfs sv;
+
+	if (rc == EIO && statvfs(e->path, &sv) == 0 &&
+	    (uint64_t)sv.f_bavail * sv.f_frsize < COMMIT_FULL_BYTES)
+		return -ENOSPC;
+	return lmdb_errno(rc);
+}
+
 static struct lmdb_batch *
 batch_new(void)
 {
@@ -510,7 +527,7 @@ group_close(struct lmdb_env *e, struct lmdb_txn *t)
 	if (rc == 0)
 		mdb_env_info(e->env, &info);
 	pthread_mutex_lock(&g->lock);
-	rc = lmdb_errno(rc);
+	rc = commit_errno(e, rc);
 	/* A batch that changed nothing wrote no meta page (LMDB skips the
 	 * commit): it only waits for the batches before it. */
 	if (rc == 0 && info.me_last_txnid >= id)
@@ -555,7 +572,7 @@ group_commit(struct lmdb_env *e, struct lmdb_txn *t)
 		rc = b->rc;
 	} else {
 		tl_err("meta", "lmdb: commit: %s", mdb_strerror(rc));
-		rc = lmdb_errno(rc);
+		rc = commit_errno(e, rc);
 	}
 	batch_unref(b);
 	pthread_mutex_unlock(&g->lock);
