@@ -191,6 +191,7 @@ struct fsck {
 	struct ltab links;
 	bool dir_moved;            /* a directory's parent is repaired */
 	uint64_t c_bytes, c_inodes, c_pending;  /* stored counters */
+	uint64_t epoch;                         /* CNT_SESSIONS at the check */
 	uint64_t n_deleted, n_released, n_compacted;
 	uint64_t items;
 	struct action *act;
@@ -975,6 +976,11 @@ repair(struct fsck *f)
 	rc = txn_begin(f->m, &t, false);
 	if (rc)
 		return rc;
+	if (!f->o->gateways_ok) {
+		rc = session_quiet(&t, f->epoch);
+		if (rc)
+			return txn_end(&t, rc);
+	}
 	key_tag(f->m, &s, 'D');
 	key_tag(f->m, &e, 'E');
 	rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, repair_deleted_cb, f);
@@ -1035,7 +1041,9 @@ meta_fsck(struct meta *m, const struct meta_fsck_opts *o,
 	rc = txn_begin(m, &t, true);
 	if (rc)
 		return rc;
-	rc = scan_volume(&f, &t, p1_cb);
+	rc = counter_get(&t, CNT_SESSIONS, &f.epoch);
+	if (rc == 0)
+		rc = scan_volume(&f, &t, p1_cb);
 	if (rc == 0)
 		rc = scan_volume(&f, &t, p2_cb);
 	dir_finish(&f);

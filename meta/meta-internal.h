@@ -23,6 +23,7 @@
  *                                   slice compaction dropped from its chunk
  *                                   at time (ns): released after the grace
  *   <vol>\0U<ino>                   dir usage: bytes be64, inodes be64
+ *   <vol>\0G<id be64>               gateway session (session.c)
  *   \0V<vol>                        registry of volumes (empty value)
  *
  * The registry key starts with NUL, which no volume name does, so it can
@@ -57,6 +58,7 @@
 #define CNT_USED_BYTES "usedbytes"
 #define CNT_USED_INODES "usedinodes"
 #define CNT_PENDING "pendingdelete"
+#define CNT_SESSIONS "sessions"   /* gateway sessions ever started */
 /* Bumped by every change of a directory's parent (a rename to another
  * directory, fsck's repair): what meta_getattr_under's cache keys on. */
 #define CNT_DIR_MOVES "dirmoves"
@@ -119,6 +121,7 @@ void key_link(struct meta *m, struct meta_key *k, uint64_t ino,
 	      uint64_t dir);
 void key_tag(struct meta *m, struct meta_key *k, char tag);
 void key_registry(struct meta_key *k, const char *name);
+void key_session(struct meta *m, struct meta_key *k, uint64_t id);
 
 /* ---- codecs (schema.c) ---- */
 void inode_encode(const struct inode *in, uint8_t out[INODE_VLEN]);
@@ -191,6 +194,9 @@ int alloc_ino(struct meta *m, uint64_t *ino);
 /* under.c */
 struct meta_under *under_new(void);
 void under_free(struct meta_under *u);
+/* session.c: -EBUSY when a gateway session is live or one started
+ * since the session counter read epoch (meta_session_epoch). */
+int session_quiet(struct mtxn *t, uint64_t epoch);
 
 /* dir.c */
 int dir_empty(struct mtxn *t, uint64_t dir);

@@ -398,7 +398,8 @@ void meta_set_compact_grace(struct meta *m, uint64_t ns);
  * usage, volume, refcounts), dentries naming missing inodes, dentry types,
  * the readdir index, and pending-deletion records of live data.  It never
  * invents data: orphan inodes, leaked slices and missing blocks are only
- * reported.  Repair with no gateway running on the volume.
+ * reported.  Repair with no gateway running on the volume (see
+ * gateways_ok).
  */
 enum meta_fsck_cat {
 	META_FSCK_BAD_RECORD,   /* undecodable key or value */
@@ -429,6 +430,11 @@ struct meta_fsck_opts {
 	/* Called every few thousand items: phase name and items done. */
 	void (*progress)(void *arg, const char *phase, uint64_t done);
 	void *arg;
+	/* Repair even if a gateway serves the volume (--force).  Otherwise
+	 * the repair is refused (-EBUSY, nothing written) when a gateway
+	 * session is live when it would write, or one started since the
+	 * check began. */
+	bool gateways_ok;
 };
 
 struct meta_fsck_report {
@@ -473,5 +479,66 @@ int meta_slice_counter(struct meta *m, uint64_t *next);
 /* Replace the object store URL of the volume's settings (`tessera config
  * --storage`); takes effect when a gateway next opens the volume. */
 int meta_set_storage(struct meta *m, const char *url);
+
+/* ---- gateway sessions (session.c) -----------------------------------------
+ *
+ * A gateway serving a volume records a session under G<id> (DESIGN.md's
+ * schema): a random 64-bit id chosen at start, its host, listen address,
+ * pid, version, start time and last heartbeat (wall clock, ns since the
+ * epoch), a heartbeat count and the ttl it promises.  A thread renews
+ * the heartbeat every ttl/6 with one small transaction (committed
+ * lazily: a heartbeat lost to a crash costs nothing), and
+ * meta_session_stop removes the record on a clean shutdown.  A session
+ * whose heartbeat is older than its ttl is stale (its gateway was killed,
+ * or has stalled that long); a gateway that starts removes stale
+ * sessions.  Commands that must not run beside a gateway (fsck --repair,
+ * destroy) refuse while a live session exists.  Staleness compares the
+ * writer's wall clock with the reader's: the clocks of the machines
+ * involved must agree within a small part of the ttl (NTP).  A reader
+ * that cannot trust clocks can watch seq instead: unchanged for ttl
+ * seconds of its own means the gateway stopped renewing.
+ *
+ * Issue 15's background-job lease and gateway list build on these
+ * records: the lease names a session id, and a lease whose holder's
+ * session is stale may be taken over.
+ */
+#define META_SESSION_STR 64
+#define META_SESSION_TTL_MIN 3     /* seconds */
+#define META_SESSION_TTL_DEFAULT 60
+
+struct meta_session {
+	uint64_t id;
+	uint64_t start_ns;       /* when the gateway started serving */
+	uint64_t heartbeat_ns;   /* last renewal */
+	uint64_t seq;            /* renewals so far */
+	uint32_t ttl_s;          /* stale when the heartbeat is older */
+	uint32_t pid;
+	char host[META_SESSION_STR];    /* gethostname() */
+	char addr[META_SESSION_STR];    /* NFS listen address, ADDR:PORT */
+	char version[META_SESSION_STR]; /* tesserad's PACKAGE_VERSION */
+};
+
+/* Whether s renewed its heartbeat within its ttl, at now_ns. */
+bool meta_session_live(const struct meta_session *s, uint64_t now_ns);
+
+/* Called for each session in id order; s is borrowed for the call.
+ * Non-zero stops the listing (returned if negative). */
+typedef int (*meta_session_cb)(void *arg, const struct meta_session *s);
+/* Every session record of the volume, live or stale.  Read-only. */
+int meta_session_list(struct meta *m, meta_session_cb cb, void *arg);
+
+/* The session counter: bumped by every session start, so that a
+ * command can tell whether a gateway started since it read it. */
+int meta_session_epoch(struct meta *m, uint64_t *epoch);
+
+struct meta_session_keeper;
+/* Record this process's session (addr: the NFS listen address; ttl_s at
+ * least META_SESSION_TTL_MIN), removing stale sessions of the volume,
+ * and start the heartbeat thread.  meta_session_stop stops it and
+ * removes the record; m must outlive the keeper. */
+int meta_session_start(struct meta *m, const char *addr, const char *version,
+		       uint32_t ttl_s, struct meta_session_keeper **out);
+void meta_session_stop(struct meta_session_keeper *k);
+uint64_t meta_session_id(const struct meta_session_keeper *k);
 
 #endif /* META_H */

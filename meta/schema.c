@@ -144,6 +144,16 @@ key_tag(struct meta *m, struct meta_key *k, char tag)
 }
 
 void
+key_session(struct meta *m, struct meta_key *k, uint64_t id)
+{
+	uint8_t *p = key_start(m, k);
+
+	*p++ = 'G';
+	tl_put_be64(p, id);
+	k->len = m->pfxlen + 9;
+}
+
+void
 key_registry(struct meta_key *k, const char *name)
 {
 	size_t n = strlen(name);

@@ -84,6 +84,9 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
     {"metrics_listen", TL_CONF_STRING, "127.0.0.1:9049", 0, 0, false,
      "Prometheus /metrics and /healthz over HTTP: ADDR:PORT, or off",
      OFF(metrics_listen)},
+    {"session_timeout", TL_CONF_DURATION, "60s", 3000, 86400 * 1000, false,
+     "a killed gateway's session expires after this (heartbeat: 1/6 of it)",
+     OFF(session_timeout)},
 };
 const size_t nfsd_conf_nopts = TL_ARRAY_SIZE(nfsd_conf_opts);
 

@@ -310,6 +310,7 @@ struct backend {
 	struct meta *meta;
 	struct os_store *os;
 	struct cache *cache;
+	struct meta_session_keeper *session;
 };
 
 static int
@@ -370,6 +371,8 @@ close_backend(struct backend *b)
 		cache_close(b->cache); /* flushes buffered writes */
 	if (b->os != NULL)
 		os_close(b->os);
+	/* Only now is nothing of this gateway left to write. */
+	meta_session_stop(b->session);
 	if (b->meta != NULL)
 		meta_close(b->meta);
 }
@@ -473,11 +476,35 @@ start_metrics(const struct nfsd_config *cfg, const struct backend *b,
 	return m;
 }
 
+/* Record this gateway in the volume (meta.h, gateway sessions), so that
+ * `tessera status` lists it and fsck --repair and destroy refuse to run
+ * beside it. */
+static int
+start_session(const struct nfsd_config *cfg, struct backend *b,
+	      const struct nfsd_server *srv)
+{
+	char *host, *addr;
+	int rc;
+
+	host = tl_strndup(cfg->listen, strrchr(cfg->listen, ':') - cfg->listen);
+	addr = tl_asprintf("%s:%u", host[0] ? host : "0.0.0.0",
+			   nfsd_server_port(srv));
+	rc = meta_session_start(b->meta, addr, PACKAGE_VERSION,
+				(uint32_t)(cfg->session_timeout / 1000),
+				&b->session);
+	if (rc != 0)
+		tl_err("tesserad", "cannot record the gateway session in the "
+		       "metadata: %s", strerror(-rc));
+	free(addr);
+	free(host);
+	return rc;
+}
+
 static int
 serve(const struct args *a, const struct nfsd_config *cfg,
       enum tl_log_level level)
 {
-	struct backend b = {NULL, NULL, NULL};
+	struct backend b = {NULL, NULL, NULL, NULL};
 	struct nfsd_server *srv = NULL;
 	struct nfsd_metrics *metrics = NULL;
 	char *err = NULL, *at, *ready_msg = NULL;
@@ -496,6 +523,9 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 		tl_err("tesserad", "%s", err);
 		goto out;
 	}
+	rc = start_session(cfg, &b, srv);
+	if (rc != 0)
+		goto out;
 	if (cfg->rpcbind)
 		nfsd_server_register(srv);
 	metrics = start_metrics(cfg, &b, srv);

@@ -50,6 +50,7 @@ struct nfsd_config {
 	uint64_t download_limit; /* bytes/s from it */
 	char *log_level;
 	char *metrics_listen; /* HTTP "ADDR:PORT"; "" or "off": none */
+	uint64_t session_timeout; /* ms: the gateway session's ttl */
 };
 
 extern const struct tl_conf_opt nfsd_conf_opts[];

@@ -23,8 +23,8 @@
 
 
 static const char fsck_usage[] =
-	"Usage: tessera fsck [--repair] [--no-objects] [--volume NAME]\n"
-	"                    META_URL\n"
+	"Usage: tessera fsck [--repair [--force]] [--no-objects]\n"
+	"                    [--volume NAME] META_URL\n"
 	"\n"
 	"Check the volume at META_URL: every entry names a live inode,\n"
 	"link counts, the readdir index, directory usage and volume\n"
@@ -36,7 +36,8 @@ static const char fsck_usage[] =
 	"Options:\n"
 	"  --repair      fix what follows from the metadata alone (counters,\n"
 	"                entries naming missing inodes, the readdir index);\n"
-	"                run it with no tesserad serving the volume\n"
+	"                refused while a gateway serves the volume\n"
+	"  --force       repair even while a gateway serves it (a warning)\n"
 	"  --no-objects  do not check the object store\n"
 	"  --volume NAME the volume, when META_URL holds several\n"
 	"  -h, --help    show this help\n";
@@ -145,11 +146,13 @@ tessera_cmd_fsck(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{"repair", no_argument, NULL, 'r'},
 		{"no-objects", no_argument, NULL, 'n'},
+		{"force", no_argument, NULL, TESSERA_OPT_FORCE},
 		TESSERA_VOLUME_OPTION,
 		{NULL, 0, NULL, 0},
 	};
 	struct fsck_ui u = {NULL, NULL, 0, false, 0, 0};
-	struct meta_fsck_opts o = {false, NULL, on_problem, on_progress, &u};
+	struct meta_fsck_opts o = {false, NULL, on_problem, on_progress, &u,
+				   false};
 	struct meta_fsck_report r;
 	const struct meta_settings *s;
 	struct meta *m = NULL;
@@ -165,6 +168,10 @@ tessera_cmd_fsck(int argc, char **argv)
 		}
 		if (c == TESSERA_OPT_VOLUME) {
 			volume = optarg;
+			continue;
+		}
+		if (c == TESSERA_OPT_FORCE) {
+			o.gateways_ok = true;
 			continue;
 		}
 		if (c == 'r' || c == 'n') {
@@ -184,6 +191,10 @@ tessera_cmd_fsck(int argc, char **argv)
 	}
 	if (tessera_open("fsck", argv[optind], volume, !o.repair, &m))
 		return 1;
+	if (o.repair && tessera_no_gateway("fsck", m, o.gateways_ok)) {
+		meta_close(m);
+		return 1;
+	}
 	s = meta_settings(m);
 	u.volume = s->name;
 	u.block_size = s->block_size;
@@ -204,7 +215,10 @@ tessera_cmd_fsck(int argc, char **argv)
 	       objects ? "" : " (objects not checked)");
 	rc = meta_fsck(m, &o, &r);
 	clear_progress(&u);
-	if (rc)
+	if (rc == -EBUSY)
+		fprintf(stderr, "tessera: fsck: a gateway started serving the "
+			"volume during the check: nothing was repaired\n");
+	else if (rc)
 		fprintf(stderr, "tessera: fsck: %s\n", strerror(-rc));
 	else
 		print_summary(&r, o.repair, objects, u.blocks);

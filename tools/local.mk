@@ -19,8 +19,9 @@ t_unit_objstore_listinfo_test_LDADD = objstore/libobjstore.a lib/libtl.a
 
 # The real tessera and tesserad binaries on real LMDB and file:// stores
 # (t/unit/tools_test.h runs them): read-only commands create nothing,
-# volumes named in a metadata engine that holds several.
-TOOLS_BIN_TESTS = t/unit/tools_readonly_test t/unit/tools_volnames_test
+# volumes named in a metadata engine that holds several, gateway sessions.
+TOOLS_BIN_TESTS = t/unit/tools_readonly_test t/unit/tools_volnames_test \
+	t/unit/tools_session_test
 check_PROGRAMS += $(TOOLS_BIN_TESTS)
 TESTS += $(TOOLS_BIN_TESTS)
 TOOLS_BIN_CPPFLAGS = $(AM_CPPFLAGS) \
@@ -34,5 +35,10 @@ t_unit_tools_volnames_test_SOURCES = t/unit/tools_volnames_test.c \
 	t/unit/tools_test.h t/unit/tap.h
 t_unit_tools_volnames_test_CPPFLAGS = $(TOOLS_BIN_CPPFLAGS)
 t_unit_tools_volnames_test_LDADD = $(TESSERA_LIBS)
-t/unit/tools_readonly_test.log t/unit/tools_volnames_test.log: \
+t_unit_tools_session_test_SOURCES = t/unit/tools_session_test.c \
+	t/unit/tools_test.h t/unit/tap.h
+t_unit_tools_session_test_CPPFLAGS = $(TOOLS_BIN_CPPFLAGS)
+t_unit_tools_session_test_LDADD = $(TESSERA_LIBS) -lpthread
+t/unit/tools_readonly_test.log t/unit/tools_volnames_test.log \
+	t/unit/tools_session_test.log: \
 	tessera$(EXEEXT) tesserad$(EXEEXT)

@@ -7,9 +7,11 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/tl.h"
@@ -77,6 +79,81 @@ tessera_open(const char *cmd, const char *url, const char *volume,
 		free(err);
 	}
 	return rc;
+}
+
+void
+tessera_session_describe(const struct meta_session *s, uint64_t now_ns,
+			 char *buf, size_t len)
+{
+	time_t t = (time_t)(s->start_ns / 1000000000ULL);
+	uint64_t ago = now_ns > s->heartbeat_ns ?
+			       (now_ns - s->heartbeat_ns) / 1000000000ULL : 0;
+	char when[32];
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	if (meta_session_live(s, now_ns))
+		snprintf(buf, len, "%s %s, pid %u, version %s, started %s, "
+			 "heartbeat %" PRIu64 " s ago", s->host, s->addr,
+			 s->pid, s->version, when, ago);
+	else
+		snprintf(buf, len, "%s %s, pid %u, version %s, started %s: "
+			 "stale, no heartbeat for %" PRIu64 " s (its ttl: %u "
+			 "s); the gateway was killed or is stuck", s->host,
+			 s->addr, s->pid, s->version, when, ago, s->ttl_s);
+}
+
+struct gw_check {
+	const char *cmd;
+	bool force;
+	uint64_t now;
+	unsigned live;
+};
+
+static int
+gw_check_cb(void *arg, const struct meta_session *s)
+{
+	struct gw_check *g = arg;
+	char d[512];
+
+	tessera_session_describe(s, g->now, d, sizeof(d));
+	if (!meta_session_live(s, g->now)) {
+		fprintf(stderr, "tessera: %s: ignoring a stale gateway "
+			"session: %s\n", g->cmd, d);
+		return 0;
+	}
+	g->live++;
+	fprintf(stderr, "tessera: %s: %s: a gateway serves the volume: %s\n",
+		g->cmd, g->force ? "warning" : "refused", d);
+	return 0;
+}
+
+int
+tessera_no_gateway(const char *cmd, struct meta *m, bool force)
+{
+	struct gw_check g = {cmd, force, tl_now_ns(), 0};
+	int rc;
+
+	rc = meta_session_list(m, gw_check_cb, &g);
+	if (rc) {
+		fprintf(stderr, "tessera: %s: cannot read the gateway "
+			"sessions: %s\n", cmd, strerror(-rc));
+		return rc;
+	}
+	if (g.live == 0)
+		return 0;
+	if (force) {
+		fprintf(stderr, "tessera: %s: --force: going on although %u "
+			"gateway(s) serve the volume; what they write "
+			"meanwhile may be lost or undone\n", cmd, g.live);
+		return 0;
+	}
+	fprintf(stderr, "tessera: %s: stop the gateway(s) first.  The "
+		"session of a gateway that was killed expires once its "
+		"heartbeat is older than its ttl (session_timeout, 60 s by "
+		"default); --force runs anyway\n", cmd);
+	return -EBUSY;
 }
 
 void

@@ -13,9 +13,11 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct meta;
+struct meta_session;
 
 #define TESSERA_EXIT_USAGE 2
 
@@ -45,6 +47,17 @@ int tessera_usage_error(const char *usage, const char *fmt, const char *arg);
  * non-zero. */
 int tessera_open(const char *cmd, const char *url, const char *volume,
 		 bool rdonly, struct meta **m);
+
+/* One line about a gateway session: host, address, pid, version, start
+ * time and heartbeat age, or why it is stale. */
+void tessera_session_describe(const struct meta_session *s, uint64_t now_ns,
+			      char *buf, size_t len);
+
+/* Commands that must not run beside a gateway (fsck --repair, destroy):
+ * 0 when no live gateway session is recorded in m's volume (stale ones
+ * are mentioned on stderr), or with force (a warning then); otherwise
+ * prints the gateways and how to proceed, and returns -EBUSY. */
+int tessera_no_gateway(const char *cmd, struct meta *m, bool force);
 
 /* A progress line on a terminal: at most one a second, overwritten in
  * place, cleared before anything else is printed. */

@@ -44,8 +44,9 @@ static const char format_usage[] =
 static const char status_usage[] =
 	"Usage: tessera status [--cache-dir DIRS] [--volume NAME] META_URL\n"
 	"\n"
-	"Show the settings and usage of the volume at META_URL.  Reads\n"
-	"only: creates and changes nothing.\n"
+	"Show the settings and usage of the volume at META_URL, and the\n"
+	"gateways serving it (live or stale sessions).  Reads only:\n"
+	"creates and changes nothing.\n"
 	"\n"
 	"Options:\n"
 	"  --volume NAME     the volume, when META_URL holds several\n"
@@ -273,6 +274,40 @@ print_status(const struct meta_settings *s, const struct meta_usage *u)
 	printf("%-14s %" PRIu64 "\n", "pending gc:", u->pending_delete);
 }
 
+struct gw_list {
+	uint64_t now;
+	unsigned live, stale;
+};
+
+static int
+gw_list_cb(void *arg, const struct meta_session *s)
+{
+	struct gw_list *g = arg;
+	char d[512];
+
+	tessera_session_describe(s, g->now, d, sizeof(d));
+	printf("  %s\n", d);
+	if (meta_session_live(s, g->now))
+		g->live++;
+	else
+		g->stale++;
+	return 0;
+}
+
+/* The gateway sessions recorded in the volume (meta.h). */
+static int
+print_gateways(struct meta *m)
+{
+	struct gw_list g = {tl_now_ns(), 0, 0};
+	int rc;
+
+	printf("gateways:\n");
+	rc = meta_session_list(m, gw_list_cb, &g);
+	if (rc == 0 && g.live + g.stale == 0)
+		printf("  none\n");
+	return rc;
+}
+
 /* Read from the staging directories themselves: works whether or not
  * tesserad runs (and however it died). */
 static void
@@ -329,6 +364,8 @@ tessera_cmd_status(int argc, char **argv)
 	rc = meta_usage(m, &u);
 	if (rc == 0)
 		print_status(meta_settings(m), &u);
+	if (rc == 0)
+		rc = print_gateways(m);
 	if (rc == 0 && cdirs != NULL)
 		print_staging(cdirs);
 	if (rc != 0)

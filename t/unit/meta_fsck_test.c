@@ -32,7 +32,7 @@ fsck(struct meta *m, bool repair)
 {
 	uint64_t checked = 0;
 	struct meta_fsck_opts o = {repair, slice_check, on_problem, NULL,
-				   &checked};
+				   &checked, false};
 	struct meta_fsck_report r;
 
 	CHECK_EQ(meta_fsck(m, &o, &r), 0, "fsck%s runs",

@@ -35,7 +35,8 @@ on_problem(void *arg, enum meta_fsck_cat c, const char *msg)
 static struct meta_fsck_report
 fsck(bool repair)
 {
-	struct meta_fsck_opts o = {repair, NULL, on_problem, NULL, NULL};
+	struct meta_fsck_opts o = {repair, NULL, on_problem, NULL, NULL,
+				   false};
 	struct meta_fsck_report r;
 
 	CHECK_EQ(meta_fsck(m, &o, &r), 0, "fsck%s runs",

@@ -27,6 +27,18 @@
 #include "lib/tl.h"
 #include "t/unit/tap.h"
 
+/* A step the test needs but does not check: stop if it fails, say
+ * nothing if it works. */
+#define TT_MUST(cond, ...)                                                   \
+	do {                                                                 \
+		if (!(cond)) {                                               \
+			printf("Bail out! ");                                \
+			printf(__VA_ARGS__);                                 \
+			printf(" (%s:%d)\n", __FILE__, __LINE__);            \
+			exit(1);                                             \
+		}                                                            \
+	} while (0)
+
 /* Output of the last tt_run (stdout and stderr together). */
 static char *tt_out;
 
@@ -114,8 +126,8 @@ struct tt_daemon {
 
 /* Start `tesserad --foreground --no-rpcbind --listen 127.0.0.1:0
  * --metrics-listen off ARGS` (ARGS split on spaces) with stdout and
- * stderr appended to log.  Returns once the log says it serves (0) or
- * the daemon exited (-1, its wait status in d->status); gives up after
+ * stderr written to log (emptied first).  Returns once the log says it
+ * serves (0) or the daemon exited (-1, its wait status in d->status); gives up after
  * 60 s (-1). */
 static int __attribute__((unused))
 tt_daemon_start(struct tt_daemon *d, const char *log, const char *args)
@@ -137,6 +149,9 @@ tt_daemon_start(struct tt_daemon *d, const char *log, const char *args)
 	     w = strtok_r(NULL, " ", &save))
 		argv[argc++] = w;
 	argv[argc] = NULL;
+	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd >= 0)
+		close(fd);
 	fflush(stdout);
 	d->pid = fork();
 	if (d->pid < 0) {

@@ -1,0 +1,433 @@
+/*
+ * session.c - gateway sessions: the G<id> records through which the
+ * gateways serving a volume make themselves known (meta.h, "gateway
+ * sessions").
+ *
+ * Record: key <vol>\0G<id be64>, value (version 1)
+ *   u8 version, be64 start_ns, be64 heartbeat_ns, be64 seq, be32 ttl_s,
+ *   be32 pid, then three strings of u8 length + bytes: host, addr,
+ *   version.
+ * Fields are only ever appended: a reader ignores bytes past those it
+ * knows, so a newer gateway's record still lists.
+ *
+ * Every session start also bumps the counter CNT_SESSIONS, in the same
+ * transaction, so that a command which read the volume and then writes
+ * (fsck --repair) can tell whether a gateway started in between, even
+ * one that stopped again.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "meta/meta-internal.h"
+
+#define SESSION_VERSION 1
+#define SESSION_FIXED (1 + 8 + 8 + 8 + 4 + 4)
+#define SESSION_VMAX (SESSION_FIXED + 3 * (1 + META_SESSION_STR))
+
+struct meta_session_keeper {
+	struct meta *m;
+	struct meta_session s; /* as last written */
+	pthread_t thread;
+	bool running;          /* thread started */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+	bool failing;          /* the last renewal failed (logged once) */
+};
+
+static void
+copy_str(char *dst, const char *src)
+{
+	snprintf(dst, META_SESSION_STR, "%s", src ? src : "");
+}
+
+static size_t
+session_encode(const struct meta_session *s, uint8_t *v)
+{
+	uint8_t *p = v;
+	const char *strs[3] = {s->host, s->addr, s->version};
+
+	*p++ = SESSION_VERSION;
+	tl_put_be64(p, s->start_ns);
+	tl_put_be64(p + 8, s->heartbeat_ns);
+	tl_put_be64(p + 16, s->seq);
+	tl_put_be32(p + 24, s->ttl_s);
+	tl_put_be32(p + 28, s->pid);
+	p += 32;
+	for (int i = 0; i < 3; i++) {
+		size_t n = strnlen(strs[i], META_SESSION_STR - 1);
+
+		*p++ = (uint8_t)n;
+		memcpy(p, strs[i], n);
+		p += n;
+	}
+	return (size_t)(p - v);
+}
+
+static int
+session_decode(uint64_t id, const void *val, size_t len,
+	       struct meta_session *s)
+{
+	const uint8_t *p = val, *end = p + len;
+	char *strs[3];
+
+	memset(s, 0, sizeof(*s));
+	strs[0] = s->host;
+	strs[1] = s->addr;
+	strs[2] = s->version;
+	if (len < SESSION_FIXED || p[0] != SESSION_VERSION)
+		return -EIO;
+	s->id = id;
+	s->start_ns = tl_get_be64(p + 1);
+	s->heartbeat_ns = tl_get_be64(p + 9);
+	s->seq = tl_get_be64(p + 17);
+	s->ttl_s = tl_get_be32(p + 25);
+	s->pid = tl_get_be32(p + 29);
+	p += SESSION_FIXED;
+	for (int i = 0; i < 3; i++) {
+		size_t n;
+
+		if (p >= end)
+			return -EIO;
+		n = *p++;
+		if (n >= META_SESSION_STR || (size_t)(end - p) < n)
+			return -EIO;
+		memcpy(strs[i], p, n);
+		strs[i][n] = '\0';
+		p += n;
+	}
+	return 0;
+}
+
+bool
+meta_session_live(const struct meta_session *s, uint64_t now_ns)
+{
+	return now_ns < s->heartbeat_ns ||
+	       now_ns - s->heartbeat_ns <= (uint64_t)s->ttl_s * 1000000000ULL;
+}
+
+static int
+session_put(struct mtxn *t, const struct meta_session *s)
+{
+	uint8_t v[SESSION_VMAX];
+	struct meta_key k;
+
+	key_session(t->m, &k, s->id);
+	return meta_kv_put(t->kv, k.b, k.len, v, session_encode(s, v));
+}
+
+struct session_scan {
+	meta_session_cb cb;
+	void *arg;
+	int rc;
+};
+
+static int
+session_scan_cb(void *arg, const void *key, size_t klen, const void *val,
+		size_t vlen)
+{
+	struct session_scan *sc = arg;
+	struct meta_session s;
+	const uint8_t *k = key;
+
+	/* <vol>\0G<id>: the id is the last 8 bytes. */
+	if (klen < 9 || session_decode(tl_get_be64(k + klen - 8), val, vlen,
+				       &s) < 0) {
+		tl_warn(META_SUB, "an unreadable gateway session record; "
+			"skipped");
+		return 0;
+	}
+	sc->rc = sc->cb(sc->arg, &s);
+	return sc->rc != 0;
+}
+
+static int
+session_scan(struct mtxn *t, meta_session_cb cb, void *arg)
+{
+	struct session_scan sc = {cb, arg, 0};
+	struct meta_key s, e;
+	int rc;
+
+	key_tag(t->m, &s, 'G');
+	key_tag(t->m, &e, 'H');
+	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, session_scan_cb,
+			  &sc);
+	return rc ? rc : (sc.rc < 0 ? sc.rc : 0);
+}
+
+int
+meta_session_list(struct meta *m, meta_session_cb cb, void *arg)
+{
+	struct mtxn t;
+	int rc;
+
+	rc = txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	rc = session_scan(&t, cb, arg);
+	return txn_end(&t, rc);
+}
+
+/* At most this many stale sessions are removed at a start. */
+#define PURGE_MAX 64
+
+struct purge {
+	uint64_t now, ids[PURGE_MAX];
+	size_t n;
+};
+
+static int
+purge_cb(void *arg, const struct meta_session *s)
+{
+	struct purge *p = arg;
+
+	if (meta_session_live(s, p->now) || p->n == PURGE_MAX)
+		return 0;
+	tl_notice(META_SUB, "removing the stale session of gateway %s (%s, "
+		  "pid %u, version %s): no heartbeat for %llu s, it was "
+		  "stopped without a clean shutdown", s->host, s->addr,
+		  s->pid, s->version,
+		  (unsigned long long)((p->now - s->heartbeat_ns) /
+				       1000000000ULL));
+	p->ids[p->n++] = s->id;
+	return 0;
+}
+
+/* Record s (a fresh id), bump CNT_SESSIONS and remove the sessions of
+ * gateways that died without removing theirs. */
+static int
+session_create(struct meta *m, struct meta_session *s)
+{
+	struct purge p;
+	struct meta_key k;
+	struct mtxn t;
+	uint64_t n;
+	int rc, tries = 0;
+
+	do {
+		s->id = tl_random_u64();
+		s->start_ns = s->heartbeat_ns = tl_now_ns();
+		p.now = s->start_ns;
+		p.n = 0;
+		rc = txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		rc = session_scan(&t, purge_cb, &p);
+		for (size_t i = 0; rc == 0 && i < p.n; i++) {
+			key_session(m, &k, p.ids[i]);
+			rc = meta_kv_del(t.kv, k.b, k.len);
+		}
+		if (rc == 0)
+			rc = counter_get(&t, CNT_SESSIONS, &n);
+		if (rc == 0)
+			rc = counter_set(&t, CNT_SESSIONS, n + 1);
+		if (rc == 0)
+			rc = session_put(&t, s);
+		rc = txn_end(&t, rc);
+	} while (txn_retry(rc, &tries));
+	return rc;
+}
+
+/* One heartbeat: a small transaction committed lazily (a heartbeat lost
+ * to a crash costs nothing).  A record someone removed (an operator's
+ * --force) is written again. */
+static int
+session_renew(struct meta_session_keeper *kp)
+{
+	struct meta_session *s = &kp->s;
+	struct meta_key k;
+	const void *v;
+	size_t vlen;
+	struct mtxn t;
+	int rc, tries = 0;
+
+	do {
+		rc = txn_begin(kp->m, &t, false);
+		if (rc)
+			return rc;
+		t.lazy = true;
+		key_session(kp->m, &k, s->id);
+		rc = meta_kv_get(t.kv, k.b, k.len, &v, &vlen);
+		if (rc == -ENOENT)
+			tl_warn(META_SUB, "this gateway's session record was "
+				"removed; writing it again");
+		if (rc == 0 || rc == -ENOENT) {
+			s->heartbeat_ns = tl_now_ns();
+			s->seq++;
+			rc = session_put(&t, s);
+		}
+		rc = txn_end(&t, rc);
+	} while (txn_retry(rc, &tries));
+	return rc;
+}
+
+static void *
+keeper_main(void *arg)
+{
+	struct meta_session_keeper *kp = arg;
+	/* Six heartbeats per ttl: a stall of a few is no expiry. */
+	uint64_t period_ns = (uint64_t)kp->s.ttl_s * 1000000000ULL / 6;
+	struct timespec ts;
+	int rc;
+
+	pthread_mutex_lock(&kp->mu);
+	while (!kp->stop) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += (time_t)(period_ns / 1000000000ULL);
+		ts.tv_nsec += (long)(period_ns % 1000000000ULL);
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (!kp->stop &&
+		       pthread_cond_timedwait(&kp->cv, &kp->mu, &ts) == 0)
+			;
+		if (kp->stop)
+			break;
+		pthread_mutex_unlock(&kp->mu);
+		rc = session_renew(kp);
+		if (rc && !kp->failing)
+			tl_warn(META_SUB, "gateway session heartbeat: %s; "
+				"retrying (past %u s without one, fsck "
+				"--repair and destroy stop seeing this "
+				"gateway)", strerror(-rc), kp->s.ttl_s);
+		else if (rc == 0 && kp->failing)
+			tl_notice(META_SUB, "gateway session heartbeat "
+				  "works again");
+		kp->failing = rc != 0;
+		pthread_mutex_lock(&kp->mu);
+	}
+	pthread_mutex_unlock(&kp->mu);
+	return NULL;
+}
+
+int
+meta_session_start(struct meta *m, const char *addr, const char *version,
+		   uint32_t ttl_s, struct meta_session_keeper **out)
+{
+	struct meta_session_keeper *kp = tl_calloc(1, sizeof(*kp));
+	pthread_condattr_t ca;
+	char host[256];
+	int rc;
+
+	*out = NULL;
+	if (ttl_s < META_SESSION_TTL_MIN)
+		ttl_s = META_SESSION_TTL_MIN;
+	if (gethostname(host, sizeof(host)) < 0)
+		strcpy(host, "?");
+	host[sizeof(host) - 1] = '\0';
+	kp->m = m;
+	copy_str(kp->s.host, host);
+	copy_str(kp->s.addr, addr);
+	copy_str(kp->s.version, version);
+	kp->s.pid = (uint32_t)getpid();
+	kp->s.ttl_s = ttl_s;
+	rc = session_create(m, &kp->s);
+	if (rc) {
+		free(kp);
+		return rc;
+	}
+	pthread_mutex_init(&kp->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&kp->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = -pthread_create(&kp->thread, NULL, keeper_main, kp);
+	if (rc) {
+		meta_session_stop(kp);
+		return rc;
+	}
+	kp->running = true;
+	tl_info(META_SUB, "gateway session %016llx recorded (heartbeat "
+		"every %u ms, expires after %u s)",
+		(unsigned long long)kp->s.id, ttl_s * 1000 / 6, ttl_s);
+	*out = kp;
+	return 0;
+}
+
+void
+meta_session_stop(struct meta_session_keeper *kp)
+{
+	struct meta_key k;
+	struct mtxn t;
+	int rc, tries = 0;
+
+	if (kp == NULL)
+		return;
+	if (kp->running) {
+		pthread_mutex_lock(&kp->mu);
+		kp->stop = true;
+		pthread_cond_signal(&kp->cv);
+		pthread_mutex_unlock(&kp->mu);
+		pthread_join(kp->thread, NULL);
+	}
+	do {
+		rc = txn_begin(kp->m, &t, false);
+		if (rc)
+			break;
+		key_session(kp->m, &k, kp->s.id);
+		rc = txn_end(&t, meta_kv_del(t.kv, k.b, k.len));
+	} while (txn_retry(rc, &tries));
+	if (rc)
+		tl_warn(META_SUB, "cannot remove the gateway session record "
+			"(%s): it expires in %u s", strerror(-rc),
+			kp->s.ttl_s);
+	pthread_cond_destroy(&kp->cv);
+	pthread_mutex_destroy(&kp->mu);
+	free(kp);
+}
+
+uint64_t
+meta_session_id(const struct meta_session_keeper *kp)
+{
+	return kp->s.id;
+}
+
+struct quiet {
+	uint64_t now;
+	bool live;
+};
+
+static int
+quiet_cb(void *arg, const struct meta_session *s)
+{
+	struct quiet *q = arg;
+
+	q->live |= meta_session_live(s, q->now);
+	return 0;
+}
+
+int
+session_quiet(struct mtxn *t, uint64_t epoch)
+{
+	struct quiet q = {tl_now_ns(), false};
+	uint64_t now_epoch;
+	int rc;
+
+	rc = counter_get(t, CNT_SESSIONS, &now_epoch);
+	if (rc == 0)
+		rc = session_scan(t, quiet_cb, &q);
+	if (rc == 0 && (q.live || now_epoch != epoch))
+		rc = -EBUSY;
+	return rc;
+}
+
+int
+meta_session_epoch(struct meta *m, uint64_t *epoch)
+{
+	struct mtxn t;
+	int rc;
+
+	rc = txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	rc = counter_get(&t, CNT_SESSIONS, epoch);
+	return txn_end(&t, rc);
+}
