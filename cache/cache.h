@@ -197,4 +197,49 @@ struct cache_seg {
 int cache_view_build(const struct meta_slice *s, size_t n, uint32_t from,
 		     uint32_t to, struct cache_seg **out, size_t *nout);
 
+/* ---- a volume's claim on its object store (volume.c) ----------------------
+ *
+ * NAME/ of a store belongs to the volume its marker names (objstore.h,
+ * "the volume marker").  A store without a marker (a volume formatted
+ * before markers existed, or the wrong store) is proved to be this
+ * volume's by reading back a block the metadata references. */
+enum cache_store_state {
+	CACHE_STORE_OWNED,    /* the marker names this volume (its uuid) */
+	CACHE_STORE_EMPTY,    /* no marker, no object under NAME/ */
+	CACHE_STORE_UNMARKED, /* no marker, objects under NAME/ */
+	CACHE_STORE_FOREIGN,  /* the marker names another volume */
+};
+struct cache_store_check {
+	enum cache_store_state state;
+	struct os_marker marker; /* OWNED, FOREIGN: the marker read */
+	char *first;             /* UNMARKED: an object found */
+};
+/* Read the marker of m's volume in s and, without one, whether NAME/
+ * holds objects.  0, or the store's error (-EBADMSG: NAME/tessera.volume
+ * is not a marker).  Free c with cache_store_check_free. */
+int cache_store_check(struct meta *m, struct os_store *s,
+		      struct cache_store_check *c);
+void cache_store_check_free(struct cache_store_check *c);
+/* Read back through s, whole, the first block of up to 8 slices the
+ * metadata references (meta_sample_slices), until one reads back with
+ * its length: 0 then; 1 when the volume references no block (nothing to
+ * prove); -ENOENT when none is in the store; or the error of the read
+ * (-EIO: unreadable, such as another encryption key).  *key (caller
+ * frees, may be NULL) names the block that read back or failed. */
+int cache_store_probe(struct meta *m, struct os_store *s, char **key);
+/* Write m's volume's marker in s (meta_url: recorded for people). */
+int cache_store_mark(struct meta *m, struct os_store *s,
+		     const char *meta_url);
+/* Why a store whose marker mk names another volume is refused (caller
+ * frees). */
+char *cache_store_foreign_msg(struct meta *m, const struct os_store *s,
+			      const struct os_marker *mk);
+/* What a gateway does at start: OWNED is served; FOREIGN is refused
+ * (-EEXIST); without a marker, the store is marked as this volume's if
+ * a referenced block reads back, or if it is empty and the volume
+ * references none, and refused otherwise.  *err says why (caller
+ * frees). */
+int cache_store_claim(struct meta *m, struct os_store *s,
+		      const char *meta_url, char **err);
+
 #endif /* CACHE_H */

@@ -116,6 +116,13 @@ int meta_format(const char *url, const struct meta_format_opts *o,
 int meta_open(const char *url, const char *volname, struct meta **out,
 	      char **err);
 
+/* Delete every key of m's volume, in transactions of 10,000 keys
+ * (progress, may be NULL, after each with the keys deleted so far), its
+ * registry entry last: an interrupted delete can be run again with the
+ * volume still named.  m may only be closed afterwards. */
+int meta_destroy(struct meta *m, void (*progress)(void *arg, uint64_t keys),
+		 void *arg);
+
 /* Flags of meta_open_flags. */
 #define META_OPEN_RDONLY 0x1u /* create and write nothing (read-only
 				 commands): a missing engine is -ENOENT,
@@ -471,6 +478,14 @@ int meta_scan_slices(struct meta *m, struct meta_slice_set *ref,
 		     void (*progress)(void *arg, uint64_t chunks), void *arg);
 bool meta_slice_set_has(const struct meta_slice_set *s, uint64_t id);
 void meta_slice_set_free(struct meta_slice_set *s);
+
+/* Up to max slices that chunk records reference (not holes), from the
+ * first inodes that have any, in one read transaction: what `tessera`
+ * and tesserad read back to tell that an object store holds this
+ * volume's data.  *n 0: the first million inodes reference no slice.
+ * Cost: two seeks per inode looked at. */
+int meta_sample_slices(struct meta *m, struct meta_slice_ref *out,
+		       size_t max, size_t *n);
 
 /* The slice-id counter: every id handed out so far (by any gateway,
  * batches included) is below *next. */

@@ -189,3 +189,92 @@ meta_slice_counter(struct meta *m, uint64_t *next)
 	rc = counter_get(&t, CNT_NEXT_SLICE, next);
 	return txn_end(&t, rc);
 }
+
+/* ---- a sample of referenced slices ------------------------------------- */
+
+/* Inodes looked at before meta_sample_slices gives up. */
+#define SAMPLE_MAX_INODES 1000000
+
+struct first_key {
+	size_t pfxlen;
+	uint64_t ino;
+	bool found;
+};
+
+/* The inode of the first A<ino>... key at or after the start. */
+static int
+first_ino_cb(void *arg, const void *key, size_t klen, const void *val,
+	     size_t vlen)
+{
+	struct first_key *f = arg;
+
+	(void)val;
+	(void)vlen;
+	if (klen >= f->pfxlen + 9) {
+		f->ino = tl_get_be64((const uint8_t *)key + f->pfxlen + 1);
+		f->found = true;
+	}
+	return 1;
+}
+
+struct sample {
+	struct meta_slice_ref *out;
+	size_t max, n;
+};
+
+static int
+sample_cb(void *arg, const void *key, size_t klen, const void *val,
+	  size_t vlen)
+{
+	struct sample *s = arg;
+	const uint8_t *v = val;
+
+	(void)key;
+	(void)klen;
+	for (size_t i = 0; i + SLICE_REC <= vlen && s->n < s->max;
+	     i += SLICE_REC) {
+		struct meta_slice sl;
+
+		slice_decode(v + i, &sl);
+		if (sl.id != 0)
+			s->out[s->n++] = (struct meta_slice_ref){sl.id,
+								 sl.size};
+	}
+	return s->n == s->max;
+}
+
+/* Jump from inode to inode (two seeks each), reading only chunk keys,
+ * so a huge directory's entries are never walked. */
+int
+meta_sample_slices(struct meta *m, struct meta_slice_ref *out, size_t max,
+		   size_t *n)
+{
+	struct first_key f = {m->pfxlen, 0, false};
+	struct sample s = {out, max, 0};
+	struct meta_key k, e, end;
+	uint64_t ino = 0;
+	struct mtxn t;
+	int rc, i;
+
+	*n = 0;
+	rc = txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	key_tag(m, &end, 'B');
+	for (i = 0; rc == 0 && s.n < max && i < SAMPLE_MAX_INODES; i++) {
+		key_ino(m, &k, ino, 0);
+		f.found = false;
+		rc = meta_kv_scan(t.kv, k.b, k.len, end.b, end.len,
+				  first_ino_cb, &f);
+		if (rc || !f.found)
+			break;
+		key_ino(m, &k, f.ino, 'C');
+		key_ino(m, &e, f.ino, 'D');
+		rc = meta_kv_scan(t.kv, k.b, k.len, e.b, e.len, sample_cb, &s);
+		if (f.ino == UINT64_MAX)
+			break;
+		ino = f.ino + 1;
+	}
+	*n = s.n;
+	return txn_end(&t, rc);
+}

@@ -133,13 +133,16 @@ collect_cb(void *arg, const void *key, size_t klen, const void *v,
 	return ++c->n >= c->max;
 }
 
-/* Delete every key of [start, end) in transactions of bounded size. */
+/* Delete every key of [start, end) in transactions of bounded size;
+ * progress (may be NULL) after each with the keys deleted so far. */
 static int
 range_delete(struct meta_kv *kv, const void *start, size_t slen,
-	     const void *end, size_t elen)
+	     const void *end, size_t elen,
+	     void (*progress)(void *arg, uint64_t keys), void *arg)
 {
 	struct collect c = {TL_BUF_INIT, 0, RANGE_DELETE_BATCH};
 	struct meta_kv_txn *t;
+	uint64_t done = 0;
 	int rc;
 
 	do {
@@ -160,15 +163,21 @@ range_delete(struct meta_kv *kv, const void *start, size_t slen,
 			break;
 		}
 		rc = meta_kv_commit(t);
+		done += c.n;
+		if (rc == 0 && progress != NULL)
+			progress(arg, done);
 	} while (rc == 0 && c.n == c.max);
 	tl_buf_free(&c.keys);
 	return rc;
 }
 
 /* Delete every key of the volume m names: "<name>\0..." up to
- * "<name>\1", then its registry entry. */
+ * "<name>\1", then its registry entry (last, so that an interrupted
+ * delete can be run again). */
 static int
-volume_range_delete(struct meta *m)
+volume_range_delete(struct meta *m, void (*progress)(void *arg,
+						     uint64_t keys),
+		    void *arg)
 {
 	uint8_t end[META_VOLNAME_MAX + 1];
 	struct meta_kv_txn *t;
@@ -177,7 +186,8 @@ volume_range_delete(struct meta *m)
 
 	memcpy(end, m->pfx, m->pfxlen);
 	end[m->pfxlen - 1] = 1; /* just past "<name>\0..." */
-	rc = range_delete(m->kv, m->pfx, m->pfxlen, end, m->pfxlen);
+	rc = range_delete(m->kv, m->pfx, m->pfxlen, end, m->pfxlen,
+			  progress, arg);
 	if (rc)
 		return rc;
 	rc = meta_kv_begin(m->kv, false, &t);
@@ -190,6 +200,13 @@ volume_range_delete(struct meta *m)
 		return rc;
 	}
 	return meta_kv_commit(t);
+}
+
+int
+meta_destroy(struct meta *m, void (*progress)(void *arg, uint64_t keys),
+	     void *arg)
+{
+	return volume_range_delete(m, progress, arg);
 }
 
 static int
@@ -309,7 +326,7 @@ meta_format(const char *url, const struct meta_format_opts *o, char **err)
 		goto out;
 	}
 	if (rc == 0)
-		rc = volume_range_delete(&m);
+		rc = volume_range_delete(&m, NULL, NULL);
 	else if (rc == -ENOENT)
 		rc = 0;
 	if (rc == 0)

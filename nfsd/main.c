@@ -345,6 +345,11 @@ open_backend(const char *url, const struct nfsd_config *cfg, struct backend *b)
 		       err ? err : strerror(-rc));
 		goto out;
 	}
+	rc = cache_store_claim(b->meta, b->os, url, &err);
+	if (rc != 0) {
+		tl_err("tesserad", "%s", err);
+		goto out;
+	}
 	if (cfg->file_direct_io &&
 	    os_file_direct(os_unwrap(b->os, "file"), true) < 0)
 		tl_warn("tesserad", "file_direct_io: %s is not a file:// "

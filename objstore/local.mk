@@ -5,6 +5,6 @@ objstore_libobjstore_a_SOURCES = objstore/objstore.h \
 	objstore/objstore-internal.h objstore/objstore.c objstore/file.c \
 	objstore/s3-internal.h objstore/s3sign.c objstore/s3.c \
 	objstore/fault.c objstore/retry.c objstore/ratelimit.c \
-	objstore/zstd.c objstore/crypt.c
+	objstore/zstd.c objstore/crypt.c objstore/marker.c
 objstore_libobjstore_a_CPPFLAGS = $(AM_CPPFLAGS) $(CURL_CFLAGS) \
 	$(ZSTD_CFLAGS)

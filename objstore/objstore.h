@@ -185,6 +185,39 @@ int os_stats(struct os_store *s, struct os_stats *out);
  * wrappers (ratelimit, retry), so a range GET costs what it reads. */
 bool os_local(struct os_store *s);
 
+/* ---- the volume marker (marker.c) -------------------------------------------
+ *
+ * A volume's objects are named NAME/...; `tessera format` writes the
+ * marker NAME/tessera.volume naming the volume's uuid, so that a second
+ * volume of the same name (another metadata engine, or a reformat) is
+ * refused instead of overwriting the first one's blocks.  The marker
+ * lives in the backend at the bottom of the stack (os_bottom), in plain
+ * text, so it is read without the volume's wrappers or key; see
+ * marker.c for the format. */
+#define OS_MARKER_FILE "tessera.volume"
+struct os_marker {
+	char name[64];
+	uint8_t uuid[16];
+	char created[32];   /* "2026-12-07T13:36:41Z" */
+	char meta[1024];    /* the metadata URL given at format: for people */
+};
+void os_marker_init(struct os_marker *mk, const char *name,
+		    const uint8_t uuid[16], uint64_t ctime_ns,
+		    const char *meta);
+/* -ENOENT: no marker for name; -EBADMSG: an object there that is not a
+ * marker; other errors of the store. */
+int os_marker_read(struct os_store *s, const char *name,
+		   struct os_marker *mk);
+int os_marker_write(struct os_store *s, const struct os_marker *mk);
+int os_marker_delete(struct os_store *s, const char *name);
+/* Whether the store holds objects of volume name besides its marker
+ * (and probe objects of `tessera format`): 1 and the first key found in
+ * *first (caller frees), 0 none, or a negative errno.  Lists at most
+ * until the first one. */
+int os_volume_objects(struct os_store *s, const char *name, char **first);
+/* 8-4-4-4-12 hex. */
+void os_uuid_format(const uint8_t u[16], char out[37]);
+
 /* Backend constructors (used by os_open; exposed for tests). */
 int os_file_open(const char *dir, struct os_store **out, char **err);
 /* Start reading [off, off+len) of key into the page cache without

@@ -139,6 +139,30 @@ print_summary(const struct meta_fsck_report *r, bool repair, bool objects,
 		       repair ? "; run fsck again to confirm the repair" : "");
 }
 
+/* Say whose the store is, when it is not plainly this volume's; true
+ * when it belongs to another volume (the blocks found may be its). */
+static bool
+store_note(struct meta *m, struct os_store *s)
+{
+	struct cache_store_check c;
+	bool foreign = false;
+	char *msg;
+
+	if (cache_store_check(m, s, &c) != 0)
+		return false;
+	if (c.state == CACHE_STORE_FOREIGN) {
+		msg = cache_store_foreign_msg(m, s, &c.marker);
+		printf("  %s\n", msg);
+		free(msg);
+		foreign = true;
+	} else if (c.state != CACHE_STORE_OWNED) {
+		printf("  storage %s has no volume marker (tesserad or "
+		       "'tessera config --storage' writes it)\n", s->url);
+	}
+	cache_store_check_free(&c);
+	return foreign;
+}
+
 int
 tessera_cmd_fsck(int argc, char **argv)
 {
@@ -157,7 +181,7 @@ tessera_cmd_fsck(int argc, char **argv)
 	const struct meta_settings *s;
 	struct meta *m = NULL;
 	const char *volume = NULL;
-	bool objects = true;
+	bool objects = true, foreign = false;
 	char *err = NULL;
 	int c, rc;
 
@@ -213,6 +237,8 @@ tessera_cmd_fsck(int argc, char **argv)
 	}
 	printf("checking volume %s%s\n", s->name,
 	       objects ? "" : " (objects not checked)");
+	if (u.os != NULL)
+		foreign = store_note(m, u.os);
 	rc = meta_fsck(m, &o, &r);
 	clear_progress(&u);
 	if (rc == -EBUSY)
@@ -225,5 +251,5 @@ tessera_cmd_fsck(int argc, char **argv)
 	if (u.os)
 		os_close(u.os);
 	meta_close(m);
-	return rc || r.problems ? 1 : 0;
+	return rc || r.problems || foreign ? 1 : 0;
 }

@@ -414,6 +414,47 @@ parse_args(int argc, char **argv, struct gc *g, uint64_t *grace_ms,
 	return -1; /* go on */
 }
 
+/* Objects of the store that this volume does not reference would be
+ * deleted as leaks: never in a store that is not provably this
+ * volume's.  gc marks a store without a marker as tesserad does (when a
+ * referenced block reads back); a dry run only warns. */
+static int
+gc_store_check(struct gc *g, const char *url)
+{
+	struct cache_store_check c;
+	char *msg = NULL;
+	int rc;
+
+	if (!g->dry_run) {
+		rc = cache_store_claim(g->m, g->os, url, &msg);
+		if (rc)
+			fprintf(stderr, "tessera: gc: refused: %s\n", msg);
+		free(msg);
+		return rc;
+	}
+	rc = cache_store_check(g->m, g->os, &c);
+	if (rc) {
+		fprintf(stderr, "tessera: gc: storage %s: cannot read the "
+			"volume marker: %s\n", g->os->url,
+			rc == -EBADMSG ? "not a volume marker" :
+					 strerror(-rc));
+		return rc;
+	}
+	if (c.state == CACHE_STORE_FOREIGN) {
+		msg = cache_store_foreign_msg(g->m, g->os, &c.marker);
+		fprintf(stderr, "tessera: gc: refused: %s\n", msg);
+		free(msg);
+		rc = -EEXIST;
+	} else if (c.state == CACHE_STORE_UNMARKED) {
+		fprintf(stderr, "tessera: gc: warning: storage %s has no "
+			"volume marker; gc without --dry-run marks it if a "
+			"block of this volume reads back, and refuses "
+			"otherwise\n", g->os->url);
+	}
+	cache_store_check_free(&c);
+	return rc;
+}
+
 static int
 gc_open(struct gc *g, const char *url)
 {
@@ -430,8 +471,9 @@ gc_open(struct gc *g, const char *url)
 		fprintf(stderr, "tessera: gc: cannot open storage %s: %s\n",
 			g->set->storage, err ? err : strerror(-rc));
 		free(err);
+		return rc;
 	}
-	return rc;
+	return gc_store_check(g, url);
 }
 
 static int

@@ -1,7 +1,7 @@
 # tools: the tessera admin command.
 bin_PROGRAMS += tessera
 tessera_SOURCES = tools/tessera.c tools/tools-internal.h tools/volume.c \
-	tools/fsck.c tools/gc.c
+	tools/destroy.c tools/fsck.c tools/gc.c
 tessera_LDADD = $(TESSERA_LIBS)
 
 # tessera gc end to end (runs the built tessera) and os_list_info.
@@ -19,9 +19,11 @@ t_unit_objstore_listinfo_test_LDADD = objstore/libobjstore.a lib/libtl.a
 
 # The real tessera and tesserad binaries on real LMDB and file:// stores
 # (t/unit/tools_test.h runs them): read-only commands create nothing,
-# volumes named in a metadata engine that holds several, gateway sessions.
+# volumes named in a metadata engine that holds several, gateway sessions,
+# volume markers, destroy.
 TOOLS_BIN_TESTS = t/unit/tools_readonly_test t/unit/tools_volnames_test \
-	t/unit/tools_session_test
+	t/unit/tools_session_test t/unit/tools_marker_test \
+	t/unit/tools_destroy_test
 check_PROGRAMS += $(TOOLS_BIN_TESTS)
 TESTS += $(TOOLS_BIN_TESTS)
 TOOLS_BIN_CPPFLAGS = $(AM_CPPFLAGS) \
@@ -39,6 +41,15 @@ t_unit_tools_session_test_SOURCES = t/unit/tools_session_test.c \
 	t/unit/tools_test.h t/unit/tap.h
 t_unit_tools_session_test_CPPFLAGS = $(TOOLS_BIN_CPPFLAGS)
 t_unit_tools_session_test_LDADD = $(TESSERA_LIBS) -lpthread
+t_unit_tools_marker_test_SOURCES = t/unit/tools_marker_test.c \
+	t/unit/tools_test.h t/unit/tap.h
+t_unit_tools_marker_test_CPPFLAGS = $(TOOLS_BIN_CPPFLAGS)
+t_unit_tools_marker_test_LDADD = $(TESSERA_LIBS) -lpthread
+t_unit_tools_destroy_test_SOURCES = t/unit/tools_destroy_test.c \
+	t/unit/tools_test.h t/unit/tap.h
+t_unit_tools_destroy_test_CPPFLAGS = $(TOOLS_BIN_CPPFLAGS)
+t_unit_tools_destroy_test_LDADD = $(TESSERA_LIBS) -lpthread
 t/unit/tools_readonly_test.log t/unit/tools_volnames_test.log \
-	t/unit/tools_session_test.log: \
+	t/unit/tools_session_test.log t/unit/tools_marker_test.log \
+	t/unit/tools_destroy_test.log: \
 	tessera$(EXEEXT) tesserad$(EXEEXT)

@@ -38,6 +38,9 @@ static const struct tessera_cmd commands[] = {
 	 "delete leaked objects and the deletion queue", tessera_cmd_gc},
 	{"config", "META_URL --storage STORAGE_URL",
 	 "change the storage URL", tessera_cmd_config},
+	{"destroy", "[--yes] [--force] META_URL",
+	 "remove a volume: its objects and its metadata",
+	 tessera_cmd_destroy},
 };
 
 static void
@@ -161,7 +164,8 @@ tessera_progress_init(struct tessera_progress *p, int fd)
 {
 	p->fd = fd;
 	p->tty = isatty(fd);
-	p->last_ms = 0;
+	p->last_ms = tl_now_ns() / 1000000;
+	p->shown = false;
 }
 
 bool
@@ -172,6 +176,7 @@ tessera_progress_due(struct tessera_progress *p)
 	if (!p->tty || now - p->last_ms < 1000)
 		return false;
 	p->last_ms = now;
+	p->shown = true;
 	fputc('\r', p->fd == 1 ? stdout : stderr);
 	return true;
 }
@@ -181,10 +186,10 @@ tessera_progress_clear(struct tessera_progress *p)
 {
 	FILE *f = p->fd == 1 ? stdout : stderr;
 
-	if (p->tty && p->last_ms) {
+	if (p->shown) {
 		fprintf(f, "\r%-75s\r", "");
 		fflush(f);
-		p->last_ms = 0;
+		p->shown = false;
 	}
 }
 

@@ -35,6 +35,14 @@ int tessera_cmd_status(int argc, char **argv);
 int tessera_cmd_config(int argc, char **argv);
 int tessera_cmd_fsck(int argc, char **argv);
 int tessera_cmd_gc(int argc, char **argv);
+int tessera_cmd_destroy(int argc, char **argv);
+
+/* Remove m's volume: its objects, when its store is provably its own
+ * (marker, or a referenced block read back), then its metadata; with
+ * force the metadata goes even when the store cannot be touched.  The
+ * caller checked the gateways.  Prints progress, errors and a summary;
+ * 0 or a negative errno.  m may only be closed afterwards. */
+int tessera_destroy_volume(struct meta *m, bool force, unsigned jobs);
 
 /* Print "tessera: <fmt with arg>" and the usage on stderr; returns
  * TESSERA_EXIT_USAGE. */
@@ -59,12 +67,14 @@ void tessera_session_describe(const struct meta_session *s, uint64_t now_ns,
  * prints the gateways and how to proceed, and returns -EBUSY. */
 int tessera_no_gateway(const char *cmd, struct meta *m, bool force);
 
-/* A progress line on a terminal: at most one a second, overwritten in
- * place, cleared before anything else is printed. */
+/* A progress line on a terminal: the first after a second, then at
+ * most one a second, overwritten in place, cleared before anything else
+ * is printed. */
 struct tessera_progress {
 	bool tty;         /* the stream is a terminal */
+	bool shown;       /* a line is drawn */
 	int fd;           /* 1 or 2 */
-	uint64_t last_ms; /* when the line was last drawn; 0: not shown */
+	uint64_t last_ms; /* when the line was last drawn (or started) */
 };
 void tessera_progress_init(struct tessera_progress *p, int fd);
 /* True when a new line is due (the caller prints it, no newline, to

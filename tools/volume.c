@@ -23,7 +23,9 @@ static const char format_usage[] =
 	"\n"
 	"Create volume NAME with its metadata at META_URL (lmdb:///dir) and\n"
 	"its data in STORAGE_URL (file:///dir, s3://BUCKET?endpoint=...;\n"
-	"see STORAGE URLS in tessera(1)).\n"
+	"see STORAGE URLS in tessera(1)).  The store must hold nothing of a\n"
+	"volume named NAME (its objects are NAME/...); format writes the\n"
+	"marker NAME/tessera.volume there, naming the new volume.\n"
 	"\n"
 	"Options:\n"
 	"  --block-size SIZE  object block size, a power of two from 64K to\n"
@@ -33,7 +35,9 @@ static const char format_usage[] =
 	"  --capacity BYTES   volume capacity, K/M/G/T suffixes (default\n"
 	"                     unlimited)\n"
 	"  --inodes N         maximum number of inodes (default unlimited)\n"
-	"  --force            replace an existing volume of that name\n"
+	"  --force            replace a volume of that name in META_URL:\n"
+	"                     destroy it first (objects and metadata, as\n"
+	"                     'tessera destroy'; never beside a gateway)\n"
 	"  --compress zstd    compress each block with zstd\n"
 	"  --encrypt-key-file FILE\n"
 	"                     encrypt each block (AES-256-GCM) under the\n"
@@ -68,12 +72,13 @@ name_ok(const char *s)
 
 /* Open the object store and check it takes a write and a delete. */
 static int
-storage_check(const char *url, const char *name)
+storage_check(const char *url, const char *name, struct os_store **out)
 {
 	struct os_store *s = NULL;
 	char *err = NULL, *key;
 	int rc;
 
+	*out = NULL;
 	rc = os_open(url, &s, &err);
 	if (rc) {
 		fprintf(stderr, "tessera: cannot open storage %s: %s\n", url,
@@ -91,7 +96,99 @@ storage_check(const char *url, const char *name)
 			rc == -EACCES ? " (the store refused the credentials; "
 					"see the message above)" : "");
 	free(key);
-	os_close(s);
+	if (rc)
+		os_close(s);
+	else
+		*out = s;
+	return rc;
+}
+
+/* The store must hold nothing of a volume of this name: no marker (of
+ * another volume, or of one this metadata lost), no object. */
+static int
+storage_free(struct os_store *s, const char *url, const char *name)
+{
+	struct os_marker mk;
+	char uuid[37], *first = NULL;
+	int rc;
+
+	rc = os_marker_read(s, name, &mk);
+	if (rc == 0) {
+		os_uuid_format(mk.uuid, uuid);
+		fprintf(stderr, "tessera: format: storage %s already holds "
+			"volume \"%s\" (uuid %s, formatted %s with metadata "
+			"%s).  Two volumes of one name in one store overwrite "
+			"each other's data: use another store or prefix, or "
+			"another name, or remove that volume first (tessera "
+			"destroy with its metadata URL)\n", url, mk.name, uuid,
+			mk.created, mk.meta[0] ? mk.meta : "?");
+		return -EEXIST;
+	}
+	if (rc == -EBADMSG) {
+		fprintf(stderr, "tessera: format: storage %s: %s/"
+			OS_MARKER_FILE " exists but is not a volume marker\n",
+			url, name);
+		return rc;
+	}
+	if (rc == -ENOENT)
+		rc = os_volume_objects(s, name, &first);
+	if (rc == 1) {
+		fprintf(stderr, "tessera: format: storage %s already holds "
+			"objects of a volume named \"%s\" (%s, no volume "
+			"marker: formatted before markers existed?).  Use "
+			"another store or prefix, or another name, or remove "
+			"that volume first (tessera destroy with its metadata "
+			"URL)\n", url, name, first);
+		free(first);
+		return -EEXIST;
+	}
+	if (rc < 0)
+		fprintf(stderr, "tessera: format: storage %s: %s\n", url,
+			strerror(-rc));
+	return rc;
+}
+
+/* --force: a volume of this name in the metadata is destroyed first,
+ * as `tessera destroy --yes` would (never beside a gateway). */
+static int
+replace_volume(const char *meta_url, const char *name)
+{
+	struct meta *m = NULL;
+	char *err = NULL;
+	int rc;
+
+	rc = meta_open(meta_url, name, &m, &err);
+	if (rc && rc != -ENOENT)
+		fprintf(stderr, "tessera: format: %s\n",
+			err ? err : strerror(-rc));
+	free(err);
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
+	rc = tessera_no_gateway("format", m, false);
+	if (rc == 0) {
+		printf("replacing volume %s: destroying it first\n", name);
+		rc = tessera_destroy_volume(m, false, 8);
+	}
+	meta_close(m);
+	return rc;
+}
+
+/* The new volume's marker in its store. */
+static int
+mark_store(const char *meta_url, const char *name, struct os_store *s)
+{
+	struct meta *m = NULL;
+	int rc;
+
+	rc = tessera_open("format", meta_url, name, false, &m);
+	if (rc)
+		return rc;
+	rc = cache_store_mark(m, s, meta_url);
+	if (rc)
+		fprintf(stderr, "tessera: format: cannot write the volume "
+			"marker in %s: %s (tesserad writes it when it "
+			"starts)\n", s->url, strerror(-rc));
+	meta_close(m);
 	return rc;
 }
 
@@ -143,6 +240,7 @@ tessera_cmd_format(int argc, char **argv)
 	};
 	struct meta_format_opts o = {NULL, NULL, 4U << 20, 1, 0, 0, false};
 	const char *keyfile = NULL;
+	struct os_store *s = NULL;
 	bool zstd = false;
 	char *err = NULL, *storage = NULL;
 	uint64_t v;
@@ -209,22 +307,27 @@ tessera_cmd_format(int argc, char **argv)
 	if (rc)
 		return 1;
 	o.storage = storage;
-	if (storage_check(o.storage, o.name)) {
-		free(storage);
-		return 1;
-	}
-	rc = meta_format(argv[optind], &o, &err);
-	if (rc) {
-		fprintf(stderr, "tessera: format: %s\n",
-			err ? err : strerror(-rc));
+	rc = storage_check(o.storage, o.name, &s);
+	if (rc == 0 && o.force)
+		rc = replace_volume(argv[optind], o.name);
+	if (rc == 0)
+		rc = storage_free(s, o.storage, o.name);
+	if (rc == 0) {
+		rc = meta_format(argv[optind], &o, &err);
+		if (rc)
+			fprintf(stderr, "tessera: format: %s\n",
+				err ? err : strerror(-rc));
 		free(err);
-		free(storage);
-		return 1;
 	}
-	printf("formatted volume %s (metadata %s, storage %s)\n", o.name,
-	       argv[optind], o.storage);
+	if (rc == 0)
+		rc = mark_store(argv[optind], o.name, s);
+	if (rc == 0)
+		printf("formatted volume %s (metadata %s, storage %s)\n",
+		       o.name, argv[optind], o.storage);
+	if (s)
+		os_close(s);
 	free(storage);
-	return 0;
+	return rc ? 1 : 0;
 }
 
 static void
@@ -375,17 +478,84 @@ tessera_cmd_status(int argc, char **argv)
 }
 
 static const char config_usage[] =
-	"Usage: tessera config [--volume NAME] META_URL --storage STORAGE_URL\n"
+	"Usage: tessera config [--force] [--volume NAME] META_URL\n"
+	"                      --storage STORAGE_URL\n"
 	"\n"
 	"Change the object store URL recorded in the volume's settings, for\n"
 	"example to add or remove a wrapper (retry, fault, ratelimit) around\n"
-	"the same data.  tesserad reads it at start.\n"
+	"the same data, or after moving the data.  tesserad reads it at\n"
+	"start.  The new store must be this volume's: a store whose volume\n"
+	"marker names another volume is refused, and a block the metadata\n"
+	"references must read back from it (through its wrappers: the key\n"
+	"and compression must be right).  A store without a marker gets\n"
+	"this volume's.\n"
 	"\n"
 	"Options:\n"
 	"  --storage URL  the new storage URL (see STORAGE URLS in\n"
 	"                 tessera(1)); the data must be the same\n"
+	"  --force        switch (and mark the store) even when no\n"
+	"                 referenced block reads back from it\n"
 	"  --volume NAME  the volume, when META_URL holds several\n"
 	"  -h, --help     show this help\n";
+
+/* Whether the volume may use store s: 0 yes (the store marked as its
+ * own if it was not), or non-zero with the reason printed. */
+static int
+config_check(struct meta *m, struct os_store *s, const char *meta_url,
+	     bool force)
+{
+	struct cache_store_check c;
+	char *key = NULL, *msg;
+	int rc, probe;
+
+	rc = cache_store_check(m, s, &c);
+	if (rc) {
+		fprintf(stderr, "tessera: config: storage %s: cannot read "
+			"the volume marker: %s\n", s->url,
+			rc == -EBADMSG ? "not a volume marker" :
+					 strerror(-rc));
+		return rc;
+	}
+	if (c.state == CACHE_STORE_FOREIGN) {
+		msg = cache_store_foreign_msg(m, s, &c.marker);
+		fprintf(stderr, "tessera: config: refused: %s\n", msg);
+		free(msg);
+		cache_store_check_free(&c);
+		return -EEXIST;
+	}
+	probe = cache_store_probe(m, s, &key);
+	if (probe == 0) {
+		printf("block %s read back from %s\n", key, s->url);
+	} else if (probe == 1 && c.state == CACHE_STORE_UNMARKED) {
+		fprintf(stderr, "tessera: config: %s: storage %s has no "
+			"volume marker and holds objects of a volume named "
+			"\"%s\" (%s), while this volume references none\n",
+			force ? "warning" : "refused", s->url,
+			meta_settings(m)->name, c.first);
+		rc = force ? 0 : -EEXIST;
+	} else if (probe < 0) {
+		fprintf(stderr, "tessera: config: %s: block %s does not read "
+			"back from %s: %s (the wrong store, or wrong "
+			"wrappers: key file, compression)\n",
+			force ? "warning" : "refused", key ? key : "?",
+			s->url, probe == -ENOENT ? "missing" :
+						   strerror(-probe));
+		rc = force ? 0 : probe;
+	}
+	if (rc) /* refused, without --force */
+		fprintf(stderr, "tessera: config: nothing changed; --force "
+			"switches anyway\n");
+	else if (c.state != CACHE_STORE_OWNED) {
+		rc = cache_store_mark(m, s, meta_url);
+		if (rc)
+			fprintf(stderr, "tessera: config: cannot write the "
+				"volume marker in %s: %s\n", s->url,
+				strerror(-rc));
+	}
+	free(key);
+	cache_store_check_free(&c);
+	return rc;
+}
 
 int
 tessera_cmd_config(int argc, char **argv)
@@ -393,12 +563,14 @@ tessera_cmd_config(int argc, char **argv)
 	static const struct option opts[] = {
 		{"help", no_argument, NULL, 'h'},
 		{"storage", required_argument, NULL, 's'},
+		{"force", no_argument, NULL, TESSERA_OPT_FORCE},
 		TESSERA_VOLUME_OPTION,
 		{NULL, 0, NULL, 0},
 	};
 	const char *storage = NULL, *volume = NULL;
 	struct os_store *os = NULL;
 	struct meta *m = NULL;
+	bool force = false;
 	char *err = NULL;
 	int c, rc;
 
@@ -409,6 +581,10 @@ tessera_cmd_config(int argc, char **argv)
 		}
 		if (c == 's') {
 			storage = optarg;
+			continue;
+		}
+		if (c == TESSERA_OPT_FORCE) {
+			force = true;
 			continue;
 		}
 		if (c == TESSERA_OPT_VOLUME) {
@@ -431,14 +607,20 @@ tessera_cmd_config(int argc, char **argv)
 		free(err);
 		return 1;
 	}
-	os_close(os);
-	if (tessera_open("config", argv[optind], volume, false, &m))
+	if (tessera_open("config", argv[optind], volume, false, &m)) {
+		os_close(os);
 		return 1;
-	rc = meta_set_storage(m, storage);
-	if (rc)
-		fprintf(stderr, "tessera: config: %s\n", strerror(-rc));
-	else
-		printf("storage: %s\n", storage);
+	}
+	rc = config_check(m, os, argv[optind], force);
+	if (rc == 0) {
+		rc = meta_set_storage(m, storage);
+		if (rc)
+			fprintf(stderr, "tessera: config: %s\n",
+				strerror(-rc));
+		else
+			printf("storage: %s\n", storage);
+	}
+	os_close(os);
 	meta_close(m);
 	return rc ? 1 : 0;
 }

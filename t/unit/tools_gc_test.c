@@ -262,6 +262,9 @@ main(void)
 	CHECK_FATAL(meta_format(murl, &o, &err) == 0, "format");
 	CHECK_FATAL(meta_open(murl, NULL, &m, &err) == 0, "open");
 	CHECK_FATAL(os_open(url, &fs, &err) == 0, "object store");
+	/* What `tessera format` writes; gc refuses a store it cannot
+	 * tell is this volume's. */
+	CHECK_FATAL(cache_store_mark(m, fs, murl) == 0, "volume marker");
 
 	/* Files, one removed (trash 0: its slices go to the queue). */
 	c = open_cache();
