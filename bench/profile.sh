@@ -35,7 +35,7 @@ start() {
 	case $SRV in
 	tessera|tessera-wb)
 		local o=()
-		[ "$SRV" = tessera-wb ] &&
+		[ "$SRV" = tessera-wb ] && mkdir -p "$work/cache" &&
 			o=(-o cache_dirs="$work/cache" -o writeback=yes)
 		"$BUILD/tessera" format --trash-days 0 "lmdb://$work/meta" \
 			"file://$work/obj" prof >/dev/null || exit 1

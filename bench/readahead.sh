@@ -93,7 +93,7 @@ stop
 
 raw=$("$tmp/reader" raw "$storage" "bvol/chunks/" "$THREADS")
 cdir=
-[ "$CACHE" = yes ] && cdir="$tmp/cache"
+[ "$CACHE" = yes ] && cdir="$tmp/cache" && mkdir -p "$cdir"
 start "$cdir"
 gw=$("$tmp/reader" nfs "$url" "$DEPTH" "$RSIZE")
 # The gateway's CPU seconds (user + system) for the cold read: on a

@@ -186,7 +186,7 @@ srv_start() { # $1 server name; starts it on its existing data
 	case $1 in
 	tessera|tessera-wb)
 		local o=()
-		[ "$1" = tessera-wb ] &&
+		[ "$1" = tessera-wb ] && mkdir -p "$work/$1/cache" &&
 			o=(-o cache_dirs="$work/$1/cache" -o writeback=yes)
 		"$BUILD/tesserad" --meta "lmdb://$work/$1/meta" \
 			--listen "127.0.0.1:$p" --foreground --no-rpcbind \

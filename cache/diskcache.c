@@ -636,28 +636,33 @@ below_floor(struct dcache *d, uint32_t dir, uint64_t need)
 
 /* ---- open, scan, close ---------------------------------------------------- */
 
+/* A directory of the cache's own, inside a cache directory that
+ * exists: 0700, as the blocks it holds are file data. */
 static int
-mkdir_p(const char *path)
+mkdir_own(const char *path)
 {
-	char *p = tl_strdup(path), *s;
-	int r = 0;
+	return mkdir(path, 0700) < 0 && errno != EEXIST ? -errno : 0;
+}
 
-	for (s = p + 1;; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		char c = *s;
+/* The operator makes the cache directory itself: a missing one is a
+ * mistyped setting (or an unmounted disk), never something to create,
+ * least of all relative to / where a daemon runs. */
+static int
+cache_dir_check(const char *dir)
+{
+	struct stat st;
 
-		*s = '\0';
-		if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-			r = -errno;
-			break;
-		}
-		*s = c;
-		if (c == '\0')
-			break;
+	if (stat(dir, &st) < 0) {
+		tl_err("cache", "cache directory %s: %s (create it, mode "
+		       "0700, owned by the user tesserad runs as)", dir,
+		       strerror(errno));
+		return -ENOENT;
 	}
-	free(p);
-	return r;
+	if (!S_ISDIR(st.st_mode)) {
+		tl_err("cache", "cache directory %s is not a directory", dir);
+		return -ENOTDIR;
+	}
+	return 0;
 }
 
 /* Index one subdirectory's files: readdir and fstatat only. */
@@ -722,17 +727,22 @@ dcache_open(const char *dirs, uint64_t size, unsigned floor_pct,
 	if (d->ndirs == 0)
 		goto out;
 	for (i = 0; i < d->ndirs && r == 0; i++) {
+		r = cache_dir_check(d->dirs[i].path);
+		if (r < 0)
+			break;
+		snprintf(path, sizeof(path), "%s/blocks", d->dirs[i].path);
+		r = mkdir_own(path);
 		for (k = 0; k < DC_SUBDIRS && r == 0; k++) {
 			snprintf(path, sizeof(path), "%s/blocks/%02x",
 				 d->dirs[i].path, k);
-			r = mkdir_p(path);
+			r = mkdir_own(path);
 			if (r == 0)
 				scan_sub(d, i, path);
 		}
 		if (r == 0) {
 			snprintf(path, sizeof(path), "%s/staging",
 				 d->dirs[i].path);
-			r = mkdir_p(path);
+			r = mkdir_own(path);
 		}
 		if (r < 0)
 			tl_err("cache", "cache directory %s: %s",

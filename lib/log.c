@@ -1,16 +1,22 @@
 /*
  * log.c - one logging function with level and subsystem.
  *
- * Lines go to stderr ("2026-11-22T10:00:00.123Z notice nfsd: ...") or to
- * syslog.  A single write(2) per line keeps lines from different threads
- * whole without a lock.
+ * Lines go to stderr ("2026-11-22T10:00:00.123Z notice nfsd: ..."), to a
+ * file in the same format, or to syslog.  A single write(2) per line keeps
+ * lines from different threads whole without a lock.  The file is
+ * reopened by dup2 over the same descriptor, so a writer never sees it
+ * closed.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +25,9 @@
 
 static enum tl_log_level log_level = TL_LOG_NOTICE;
 static bool log_syslog;
+static int log_fd = STDERR_FILENO; /* stderr, or the log file */
+static char *log_path;              /* the log file, or NULL */
+static bool log_tee;                /* a file's lines to stderr too */
 
 static const char *const level_names[] = {
 	[TL_LOG_ERR] = "err",	    [TL_LOG_WARN] = "warn",
@@ -37,8 +46,93 @@ tl_log_init(enum tl_log_level level, bool use_syslog, const char *ident)
 {
 	log_level = level;
 	log_syslog = use_syslog;
+	if (use_syslog && log_path != NULL) {
+		close(log_fd);
+		log_fd = STDERR_FILENO;
+		free(log_path);
+		log_path = NULL;
+	}
 	if (use_syslog)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+static int
+open_log(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int
+tl_log_open_file(const char *path, char **err)
+{
+	int fd = open_log(path);
+
+	if (fd < 0) {
+		if (err)
+			*err = tl_asprintf("log file %s: %s", path,
+					   strerror(-fd));
+		return fd;
+	}
+	if (log_path != NULL) {
+		dup2(fd, log_fd);
+		close(fd);
+	} else {
+		log_fd = fd;
+	}
+	free(log_path);
+	log_path = tl_strdup(path);
+	log_syslog = false;
+	return 0;
+}
+
+int
+tl_log_reopen(void)
+{
+	int fd, rc;
+
+	if (log_path == NULL)
+		return 0;
+	fd = open_log(log_path);
+	if (fd < 0)
+		return fd;
+	rc = dup2(fd, log_fd) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+bool
+tl_log_syslog_available(void)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	static const int types[] = {SOCK_DGRAM, SOCK_STREAM};
+	bool ok = false;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", "/dev/log");
+	for (size_t i = 0; i < TL_ARRAY_SIZE(types) && !ok; i++) {
+		int fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC, 0);
+
+		if (fd < 0)
+			continue;
+		ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		close(fd);
+	}
+	return ok;
+}
+
+void
+tl_log_tee_stderr(bool on)
+{
+	log_tee = on;
+}
+
+const char *
+tl_log_where(void)
+{
+	if (log_syslog)
+		return "syslog";
+	return log_path ? log_path : "standard error";
 }
 
 void
@@ -111,7 +205,11 @@ tl_vlog(enum tl_log_level level, const char *subsys, const char *fmt,
 	if (n > sizeof(line) - 2)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
-	if (write(STDERR_FILENO, line, n) < 0) {
+	if (log_tee && log_fd != STDERR_FILENO &&
+	    write(STDERR_FILENO, line, n) < 0) {
+		/* The terminal is gone: the file still has it. */
+	}
+	if (write(log_fd, line, n) < 0) {
 		/* Nowhere left to report a failing stderr. */
 	}
 	errno = saved;

@@ -30,8 +30,25 @@ enum tl_log_level {
 	TL_LOG_DEBUG,
 };
 
-/* Configure the logger.  Until called: level NOTICE, stderr. */
+/* Configure the logger.  Until called: level NOTICE, stderr.  With
+ * use_syslog lines go to syslog (facility daemon) from now on; without,
+ * to stderr, or to the file of tl_log_open_file if one is open. */
 void tl_log_init(enum tl_log_level level, bool use_syslog, const char *ident);
+/* Send lines to the file path (appended, created 0640) instead of stderr
+ * or syslog; 0 or a negative errno (*err says why, caller frees). */
+int tl_log_open_file(const char *path, char **err);
+/* Open the log file again by its path (after logrotate moved it): lines
+ * written meanwhile go to the old file or the new one, none is lost.
+ * 0 when no file is in use. */
+int tl_log_reopen(void);
+/* Whether a syslog daemon listens on /dev/log: without one, syslog(3)
+ * drops every line. */
+bool tl_log_syslog_available(void);
+/* Where lines go: "standard error", "syslog" or the file's path. */
+const char *tl_log_where(void);
+/* While on and lines go to a file, also write them to stderr (a daemon
+ * starting: its errors must reach the terminal). */
+void tl_log_tee_stderr(bool on);
 void tl_log_set_level(enum tl_log_level level);
 enum tl_log_level tl_log_get_level(void);
 /* Parse "err", "warn", "notice", "info", "debug"; -EINVAL if unknown. */

@@ -81,6 +81,9 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
      OFF(download_limit)},
     {"log_level", TL_CONF_STRING, "notice", 0, 0, true,
      "err, warn, notice, info or debug", OFF(log_level)},
+    {"log_file", TL_CONF_STRING, "", 0, 0, false,
+     "append log lines to this file (reopened on SIGHUP); empty: stderr, "
+     "or syslog when daemonized", OFF(log_file)},
     {"metrics_listen", TL_CONF_STRING, "127.0.0.1:9049", 0, 0, false,
      "Prometheus /metrics and /healthz over HTTP: ADDR:PORT, or off",
      OFF(metrics_listen)},

@@ -67,6 +67,7 @@ usage(FILE *f)
 		"                        (option metrics_listen)\n"
 		"  -p, --pidfile FILE    write the process id to FILE\n"
 		"  -L, --log-level L     err, warn, notice, info, debug\n"
+		"      --log-file FILE   log to FILE (option log_file)\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         print the version\n\n"
 		"tessera.conf options (tessera.conf(5)):\n",
@@ -103,6 +104,7 @@ parse_args(int argc, char **argv, struct args *a, int *status)
 	    {"metrics-listen", required_argument, NULL, 'M'},
 	    {"pidfile", required_argument, NULL, 'p'},
 	    {"log-level", required_argument, NULL, 'L'},
+	    {"log-file", required_argument, NULL, 'F'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -147,6 +149,9 @@ parse_args(int argc, char **argv, struct args *a, int *status)
 		case 'L':
 			add_set(a, "log_level", optarg);
 			break;
+		case 'F':
+			add_set(a, "log_file", optarg);
+			break;
 		case 'h':
 			usage(stdout);
 			*status = 0;
@@ -169,6 +174,37 @@ parse_args(int argc, char **argv, struct args *a, int *status)
 		return 1;
 	}
 	return 0;
+}
+
+/* Every cache directory must be an absolute path (the daemon runs in /)
+ * to a directory that exists: it is never created. */
+static int
+check_cache_dirs(const char *dirs, char **err)
+{
+	char *list = tl_strdup(dirs), *save = NULL, *d;
+	struct stat st;
+	int rc = 0;
+
+	for (d = strtok_r(list, ":", &save); d != NULL && rc == 0;
+	     d = strtok_r(NULL, ":", &save)) {
+		if (d[0] != '/') {
+			*err = tl_asprintf("cache_dirs: \"%s\" is not an "
+					   "absolute path", d);
+			rc = -EINVAL;
+		} else if (stat(d, &st) < 0) {
+			*err = tl_asprintf("cache_dirs: %s: %s (create it, "
+					   "mode 0700, owned by the user "
+					   "tesserad runs as)", d,
+					   strerror(errno));
+			rc = -ENOENT;
+		} else if (!S_ISDIR(st.st_mode)) {
+			*err = tl_asprintf("cache_dirs: %s is not a "
+					   "directory", d);
+			rc = -ENOTDIR;
+		}
+	}
+	free(list);
+	return rc;
 }
 
 static int
@@ -221,6 +257,8 @@ load_config(const struct args *a, struct nfsd_config *cfg)
 					  conf != NULL ? conf : DEFAULT_CONF);
 			rc = -EINVAL;
 		}
+		if (rc == 0)
+			rc = check_cache_dirs(cfg->cache_dirs, &err);
 		if (rc == 0 && cfg->writeback && cfg->cache_dirs[0] == '\0') {
 			err = tl_strdup("writeback needs cache_dirs (blocks "
 					"are staged there)");
@@ -264,15 +302,18 @@ daemonize(void)
 	return p[1];
 }
 
+/* stdin and stdout to /dev/null, and stderr unless the log goes there
+ * (a daemon without syslog and without log_file). */
 static void
-detach_stdio(int ready_fd)
+detach_stdio(int ready_fd, bool keep_stderr)
 {
 	int fd = open("/dev/null", O_RDWR);
 
 	if (fd >= 0) {
 		dup2(fd, 0);
 		dup2(fd, 1);
-		dup2(fd, 2);
+		if (!keep_stderr)
+			dup2(fd, 2);
 		if (fd > 2)
 			close(fd);
 	}
@@ -399,15 +440,21 @@ on_hup(struct nfsd_server *srv, void *arg)
 	struct nfsd_config cfg;
 	enum tl_log_level level;
 	char *err = NULL;
+	int rc;
 
 	if (tl_sd_managed()) {
-		int rc = tl_sd_notify_reloading();
-
+		rc = tl_sd_notify_reloading();
 		if (rc < 0)
 			tl_warn("tesserad",
 				"cannot notify the service manager: %s",
 				strerror(-rc));
 	}
+	/* logrotate moved the file: write to a new one of that name,
+	 * whatever the configuration says. */
+	rc = tl_log_reopen();
+	if (rc != 0)
+		tl_err("tesserad", "reload: cannot reopen the log file %s: %s",
+		       tl_log_where(), strerror(-rc));
 	if (load_config(h->args, &cfg) != 0) {
 		tl_err("tesserad", "reload: configuration has errors; "
 				   "nothing changed");
@@ -422,6 +469,7 @@ on_hup(struct nfsd_server *srv, void *arg)
 	if (strcmp(cfg.meta, h->cfg->meta) != 0 ||
 	    strcmp(cfg.listen, h->cfg->listen) != 0 ||
 	    strcmp(cfg.volume, h->cfg->volume) != 0 ||
+	    strcmp(cfg.log_file, h->cfg->log_file) != 0 ||
 	    cfg.workers != h->cfg->workers ||
 	    cfg.buffer_limit != h->cfg->buffer_limit ||
 	    cfg.upload_threads != h->cfg->upload_threads ||
@@ -505,6 +553,38 @@ start_session(const struct nfsd_config *cfg, struct backend *b,
 	return rc;
 }
 
+/* The server listens: say so, and where the logs go, on the terminal and
+ * where the logs go from now on; a daemon then moves to syslog (when a
+ * syslog daemon listens and no log_file is set) and detaches, keeping
+ * stderr when the logs stay there. */
+static void
+log_started(const struct args *a, const struct nfsd_config *cfg,
+	    enum tl_log_level level, const char *started, int ready)
+{
+	bool file = cfg->log_file[0] != '\0';
+	bool to_syslog = !a->foreground && !file && tl_log_syslog_available();
+	const char *where;
+
+	if (file)
+		where = cfg->log_file;
+	else if (to_syslog)
+		where = "syslog (facility daemon)";
+	else if (a->foreground)
+		where = "standard error";
+	else
+		where = "standard error (no syslog socket at /dev/log; "
+			"set log_file to keep them)";
+	tl_notice("tesserad", "%s", started);
+	tl_notice("tesserad", "logs go to %s", where);
+	if (to_syslog) {
+		tl_log_init(level, true, "tesserad");
+		tl_notice("tesserad", "%s", started);
+	}
+	tl_log_tee_stderr(false);
+	if (!a->foreground)
+		detach_stdio(ready, !file && !to_syslog);
+}
+
 static int
 serve(const struct args *a, const struct nfsd_config *cfg,
       enum tl_log_level level)
@@ -512,7 +592,7 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 	struct backend b = {NULL, NULL, NULL, NULL};
 	struct nfsd_server *srv = NULL;
 	struct nfsd_metrics *metrics = NULL;
-	char *err = NULL, *at, *ready_msg = NULL;
+	char *err = NULL, *at, *ready_msg = NULL, *started;
 	struct hup hup = {a, cfg, NULL, NULL};
 	int ready = -1, rc;
 
@@ -523,6 +603,7 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 	rc = open_backend(cfg->meta, cfg, &b);
 	if (rc != 0)
 		goto out;
+	hup.ratelimit = b.os;
 	rc = nfsd_server_create(cfg, b.meta, b.cache, &srv, &err);
 	if (rc != 0) {
 		tl_err("tesserad", "%s", err);
@@ -539,27 +620,24 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 		goto out;
 	}
 	at = tl_strndup(cfg->listen, strrchr(cfg->listen, ':') - cfg->listen);
-	tl_notice("tesserad",
-		  "tesserad %s: volume \"%s\" on %s port %u "
-		  "(NFS v3, MOUNT v3)%s",
-		  PACKAGE_VERSION, meta_settings(b.meta)->name,
-		  at[0] ? at : "0.0.0.0", nfsd_server_port(srv),
-		  a->foreground ? "" : ", daemonized");
+	started = tl_asprintf("tesserad %s: volume \"%s\" on %s port %u "
+			      "(NFS v3, MOUNT v3)%s",
+			      PACKAGE_VERSION, meta_settings(b.meta)->name,
+			      at[0] ? at : "0.0.0.0", nfsd_server_port(srv),
+			      a->foreground ? "" : ", daemonized");
 	ready_msg = tl_asprintf("READY=1\nSTATUS=serving volume \"%s\" on "
 				"%s port %u",
 				meta_settings(b.meta)->name,
 				at[0] ? at : "0.0.0.0", nfsd_server_port(srv));
 	free(at);
-	if (!a->foreground) {
-		tl_log_init(level, true, "tesserad");
-		detach_stdio(ready);
-		ready = -1;
-	}
-	hup.ratelimit = b.os;
 	hup.status = ready_msg;
 	nfsd_server_on_hup(srv, on_hup, &hup);
-	/* before READY=1: a reload sent right after it must not kill us */
+	/* before READY=1 and before the starting command returns: a
+	 * reload sent right after either must not kill us */
 	nfsd_server_catch_signals(srv);
+	log_started(a, cfg, level, started, ready);
+	ready = -1;
+	free(started);
 	notify(ready_msg);
 	rc = nfsd_server_run(srv, true);
 	notify("STOPPING=1\nSTATUS=stopping: flushing buffered writes");
@@ -604,6 +682,18 @@ main(int argc, char **argv)
 	 * lose it (and its notifications) */
 	if (tl_sd_managed())
 		a.foreground = true;
+	if (cfg.log_file[0] != '\0') {
+		char *err = NULL;
+
+		if (tl_log_open_file(cfg.log_file, &err) != 0) {
+			fprintf(stderr, "tesserad: %s\n", err);
+			free(err);
+			status = 2;
+			goto out_cfg;
+		}
+		/* Until it serves, errors reach the terminal too. */
+		tl_log_tee_stderr(true);
+	}
 	rc = serve(&a, &cfg, level);
 	status = rc == 0 ? 0 : 1;
 out_cfg:

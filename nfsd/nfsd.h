@@ -49,6 +49,7 @@ struct nfsd_config {
 	uint64_t upload_limit;   /* bytes/s to the object store, 0: none */
 	uint64_t download_limit; /* bytes/s from it */
 	char *log_level;
+	char *log_file;       /* "" = stderr or syslog */
 	char *metrics_listen; /* HTTP "ADDR:PORT"; "" or "off": none */
 	uint64_t session_timeout; /* ms: the gateway session's ttl */
 };

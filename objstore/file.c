@@ -5,6 +5,11 @@
  * subdirectories, created on demand (and never removed: a concurrent put
  * could be about to rename into one).
  *
+ * Objects hold the bytes of files of any mode, so they are created 0600
+ * in directories created 0700 (whatever the umask), and an open for
+ * writing takes group and other access off the root itself (a store of
+ * an older version, made 0755, is closed that way as a whole).
+ *
  * Crash safety: a put writes the object under a unique temporary name in
  * dir/.tmp, fdatasyncs it, renames it over the final name and fsyncs the
  * final directory (and any directory it had to create, in its parent).
@@ -67,6 +72,10 @@
 #include "objstore/objstore.h"
 
 #define TMP_DIR ".tmp"
+/* Objects are file data of any mode (a 0600 NFS file's bytes among
+ * them): only the gateway's user may read them. */
+#define STORE_FILE_MODE 0600
+#define STORE_DIR_MODE 0700
 #define TMP_MAX_AGE_S 3600
 /* Objects waiting for os_sync that keep their descriptor: four 64 MiB
  * flushes' worth of 4 MiB blocks, few enough beside the connections
@@ -200,7 +209,7 @@ make_parents(int dirfd, const char *key)
 
 	for (p = strchr(path, '/'); p != NULL; p = strchr(p + 1, '/')) {
 		*p = '\0';
-		if (mkdirat(dirfd, path, 0755) == 0) {
+		if (mkdirat(dirfd, path, STORE_DIR_MODE) == 0) {
 			r = fsync_parent(dirfd, path);
 		} else if (errno != EEXIST) {
 			r = -errno;
@@ -475,11 +484,12 @@ write_tmp(struct file_store *fs, const char *tmp, const void *data,
 	*direct = atomic_load(&fs->direct) &&
 		  !atomic_load(&fs->no_direct) && len >= DIO_MIN &&
 		  len % DIO_ALIGN == 0 && (uintptr_t)data % DIO_ALIGN == 0;
-	*fd = openat(fs->dirfd, tmp, flags | (*direct ? O_DIRECT : 0), 0644);
+	*fd = openat(fs->dirfd, tmp, flags | (*direct ? O_DIRECT : 0),
+		     STORE_FILE_MODE);
 	if (*fd < 0 && *direct && errno == EINVAL) {
 		atomic_store(&fs->no_direct, true);
 		*direct = false;
-		*fd = openat(fs->dirfd, tmp, flags, 0644);
+		*fd = openat(fs->dirfd, tmp, flags, STORE_FILE_MODE);
 	}
 	if (*fd < 0)
 		return -errno;
@@ -974,6 +984,26 @@ clean_tmp(int root)
 	closedir(d);
 }
 
+/* The root of a store made by an older version (0755) or by hand: no
+ * access for others, which also closes every directory below it. */
+static void
+private_root(int fd, const char *dir)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || (st.st_mode & 077) == 0)
+		return;
+	if (fchmod(fd, st.st_mode & 0700) == 0)
+		tl_notice("objstore", "file store %s: mode %03o -> %03o (its "
+			  "objects are file data of any mode)", dir,
+			  (unsigned)(st.st_mode & 0777),
+			  (unsigned)(st.st_mode & 0700));
+	else
+		tl_warn("objstore", "file store %s is readable by other users "
+			"(mode %03o) and cannot be changed: %s", dir,
+			(unsigned)(st.st_mode & 0777), strerror(errno));
+}
+
 static int
 mkdir_p(const char *dir)
 {
@@ -986,7 +1016,7 @@ mkdir_p(const char *dir)
 			continue;
 		char c = *p;
 		*p = '\0';
-		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+		if (mkdir(path, STORE_DIR_MODE) < 0 && errno != EEXIST) {
 			r = -errno;
 			break;
 		}
@@ -1029,7 +1059,10 @@ os_file_open_flags(const char *dir, unsigned flags, struct os_store **out,
 					   strerror(errno));
 		return r;
 	}
-	if (!rdonly && mkdirat(fd, TMP_DIR, 0755) < 0 && errno != EEXIST) {
+	if (!rdonly)
+		private_root(fd, dir);
+	if (!rdonly && mkdirat(fd, TMP_DIR, STORE_DIR_MODE) < 0 &&
+	    errno != EEXIST) {
 		r = -errno;
 		if (err)
 			*err = tl_asprintf("file store %s: mkdir " TMP_DIR

@@ -20,10 +20,11 @@ t_unit_objstore_listinfo_test_LDADD = objstore/libobjstore.a lib/libtl.a
 # The real tessera and tesserad binaries on real LMDB and file:// stores
 # (t/unit/tools_test.h runs them): read-only commands create nothing,
 # volumes named in a metadata engine that holds several, gateway sessions,
-# volume markers, destroy.
+# volume markers, destroy; how tesserad starts (cache_dirs, log_file,
+# file modes).
 TOOLS_BIN_TESTS = t/unit/tools_readonly_test t/unit/tools_volnames_test \
 	t/unit/tools_session_test t/unit/tools_marker_test \
-	t/unit/tools_destroy_test
+	t/unit/tools_destroy_test t/unit/tesserad_start_test
 check_PROGRAMS += $(TOOLS_BIN_TESTS)
 TESTS += $(TOOLS_BIN_TESTS)
 TOOLS_BIN_CPPFLAGS = $(AM_CPPFLAGS) \
@@ -49,7 +50,11 @@ t_unit_tools_destroy_test_SOURCES = t/unit/tools_destroy_test.c \
 	t/unit/tools_test.h t/unit/tap.h
 t_unit_tools_destroy_test_CPPFLAGS = $(TOOLS_BIN_CPPFLAGS)
 t_unit_tools_destroy_test_LDADD = $(TESSERA_LIBS) -lpthread
+t_unit_tesserad_start_test_SOURCES = t/unit/tesserad_start_test.c \
+	t/unit/tools_test.h t/unit/tap.h
+t_unit_tesserad_start_test_CPPFLAGS = $(TOOLS_BIN_CPPFLAGS)
+t_unit_tesserad_start_test_LDADD = $(TESSERA_LIBS) -lpthread
 t/unit/tools_readonly_test.log t/unit/tools_volnames_test.log \
 	t/unit/tools_session_test.log t/unit/tools_marker_test.log \
-	t/unit/tools_destroy_test.log: \
+	t/unit/tools_destroy_test.log t/unit/tesserad_start_test.log: \
 	tessera$(EXEEXT) tesserad$(EXEEXT)

@@ -91,7 +91,7 @@ tessera)
 	# the guest's traffic arrives from 127.0.0.1 through slirp.
 	echo "/ 127.0.0.1(rw,insecure,no_root_squash)" > "$TMP/exports"
 	WB=()
-	[ "${KTEST_WRITEBACK:-0}" = 1 ] &&
+	[ "${KTEST_WRITEBACK:-0}" = 1 ] && mkdir -p "$TMP/cache" &&
 		WB=(-o "cache_dirs=$TMP/cache" -o writeback=yes)
 	"$top_builddir/tesserad" --meta "lmdb://$TMP/meta" \
 		--listen "127.0.0.1:$PORT" --foreground --no-rpcbind \

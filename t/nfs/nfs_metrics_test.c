@@ -618,6 +618,8 @@ main(void)
 	long at;
 
 	TH_REQUIRE(th_server_start(&srv, NULL, NULL) == 0, "tesserad started");
+	snprintf(args, sizeof args, "%s/cache", srv.dir);
+	TH_REQUIRE(mkdir(args, 0700) == 0, "mkdir %s", args);
 	snprintf(args, sizeof args,
 		 "--metrics-listen 127.0.0.1:0 -o cache_dirs=%s/cache "
 		 "-o cache_size=64M -o writeback=yes -o writeback_max_age=1s "

@@ -191,6 +191,7 @@ test_both_layouts(void)
 	char dir[160];
 
 	snprintf(dir, sizeof(dir), "%s/layouts", t_dir);
+	CHECK_FATAL(mkdir(dir, 0700) == 0, "mkdir %s", dir);
 	ino = t_new_file("layouts");
 	t_fill(data, n, 0, 11);
 	CHECK_EQ(cache_write(c, ino, 0, data, n, true), 0, "write odd size");
@@ -245,6 +246,7 @@ test_floor(uint64_t ino, const uint8_t *data)
 	struct cache *c;
 
 	snprintf(other, sizeof(other), "%s/floor", t_dir);
+	CHECK_FATAL(mkdir(other, 0700) == 0, "mkdir %s", other);
 	c = open_cache(other, 0, 100); /* clamped to 99 % */
 	CHECK(t_read_eq(c, ino, 0, NB * BS, data), "read under the floor");
 	CHECK_EQ(stats(c).disk_blocks, 0, "nothing cached under the floor");
@@ -325,6 +327,7 @@ main(void)
 	t_setup(BS);
 	t_open();
 	snprintf(cdir, sizeof(cdir), "%s/cache", t_dir);
+	CHECK_FATAL(mkdir(cdir, 0700) == 0, "mkdir %s", cdir);
 
 	c = open_cache(NULL, 0, 0);
 	ino = t_new_file("f");

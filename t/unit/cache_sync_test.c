@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cache/cache.h"
@@ -285,7 +286,7 @@ static void
 test_writeback(void)
 {
 	char *cdir = tl_asprintf("%s/cache", dir);
-	struct cache *c = open_cache_wb(0, cdir);
+	struct cache *c;
 	uint64_t ino = new_file("staged");
 	const size_t n = 3 * BS + 10;
 	uint8_t *data = tl_malloc(n);
@@ -294,6 +295,8 @@ test_writeback(void)
 	uint64_t injected;
 	int r;
 
+	CHECK_FATAL(mkdir(cdir, 0700) == 0, "mkdir %s", cdir);
+	c = open_cache_wb(0, cdir);
 	fill(data, n, 7);
 	os_fault_stats(os, &fs);
 	injected = fs.injected[OS_OP_SYNC];

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "t/unit/cache_test.h"
@@ -209,6 +210,7 @@ main(void)
 	t_fill(data, LEN, 0, 11);
 	t_setup(BS);
 	snprintf(cdir, sizeof(cdir), "%s/cache", t_dir);
+	CHECK_FATAL(mkdir(cdir, 0700) == 0, "mkdir %s", cdir);
 
 	test_crash(data);
 	test_removed(data);
