@@ -185,7 +185,7 @@ test_log_file(void)
 	TT_MUST(f != NULL, "tessera.conf");
 	fprintf(f, "log_file = %s\n", lf);
 	fclose(f);
-	args = tl_asprintf("--meta %s?volume=nosuch -c %s", murl, conf);
+	args = tl_asprintf("--meta %s --volume nosuch -c %s", murl, conf);
 	CHECK(daemon_run(args, errf) != 0, "a daemon that cannot open its "
 	      "volume fails");
 	CHECK(tt_file_says(errf, "no volume 'nosuch'"), "saying why on the "
@@ -224,6 +224,7 @@ test_no_syslog(void)
 			_exit(77);
 		args = tl_asprintf("--meta %s", murl);
 		st = daemon_run(args, errf);
+		free(args);
 		if (st == 0) {
 			kill(daemon_pid, SIGHUP);
 			eventually_says(errf, "reloaded");
@@ -287,7 +288,7 @@ test_modes(void)
 	umask(0);
 	TT_MUST(mkdir(store, 0755) == 0, "an older store's 0755 root");
 	TT_MUST(mkdir(cdir, 0755) == 0, "the cache dir");
-	m2 = tl_asprintf("lmdb://%s/meta2", dir);
+	m2 = tl_asprintf("lmdb://%s/meta2?mapsize=256M", dir);
 	surl = tl_asprintf("file://%s", store);
 	CHECK_EQ(tt_run("format '%s' '%s' v --block-size 64K", m2, surl), 0,
 		 "format with umask 0");
@@ -343,7 +344,7 @@ main(void)
 
 	strcpy(dir, "/tmp/start-test-XXXXXX");
 	CHECK_FATAL(mkdtemp(dir) != NULL, "mkdtemp");
-	murl = tl_asprintf("lmdb://%s/meta", dir);
+	murl = tl_asprintf("lmdb://%s/meta?mapsize=256M", dir);
 	log_path = path_of("foreground.log");
 	atexit(daemon_kill);
 	CHECK_FATAL(tt_run("format '%s' 'file://%s/obj' v", murl, dir) == 0,

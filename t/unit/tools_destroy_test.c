@@ -112,7 +112,7 @@ nfiles(const char *sub)
 static void
 test_foreign_and_unmarked(void)
 {
-	char *m2 = tl_asprintf("lmdb://%s/meta2", dir), *mk;
+	char *m2 = tl_asprintf("lmdb://%s/meta2?mapsize=256M", dir), *mk;
 	struct meta *m;
 	char *err = NULL;
 	int before;
@@ -153,7 +153,7 @@ main(void)
 
 	strcpy(dir, "/tmp/destroy-test-XXXXXX");
 	CHECK_FATAL(mkdtemp(dir) != NULL, "mkdtemp");
-	murl = tl_asprintf("lmdb://%s/meta", dir);
+	murl = tl_asprintf("lmdb://%s/meta?mapsize=256M", dir);
 	surl = tl_asprintf("file://%s/obj", dir);
 	log_path = tl_asprintf("%s/tesserad.log", dir);
 	CHECK_FATAL(tt_run("format '%s' '%s' v --block-size 64K", murl,

@@ -146,8 +146,8 @@ main(void)
 
 	strcpy(dir, "/tmp/marker-test-XXXXXX");
 	CHECK_FATAL(mkdtemp(dir) != NULL, "mkdtemp");
-	m1 = tl_asprintf("lmdb://%s/meta1", dir);
-	m2 = tl_asprintf("lmdb://%s/meta2", dir);
+	m1 = tl_asprintf("lmdb://%s/meta1?mapsize=256M", dir);
+	m2 = tl_asprintf("lmdb://%s/meta2?mapsize=256M", dir);
 	s1 = tl_asprintf("file://%s/obj1", dir);
 	s2 = tl_asprintf("file://%s/obj2", dir);
 	log_path = tl_asprintf("%s/tesserad.log", dir);

@@ -89,7 +89,7 @@ main(void)
 
 	strcpy(dir, "/tmp/ro-test-XXXXXX");
 	CHECK_FATAL(mkdtemp(dir) != NULL, "mkdtemp");
-	murl = tl_asprintf("lmdb://%s/meta", dir);
+	murl = tl_asprintf("lmdb://%s/meta?mapsize=256M", dir);
 	surl = tl_asprintf("file://%s/obj", dir);
 	CHECK_FATAL(tt_run("format '%s' '%s' vol --block-size 64K", murl,
 			   surl) == 0, "format");

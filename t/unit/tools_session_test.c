@@ -23,7 +23,7 @@ break_counter(void)
 	static const char key[] = "vol\0Cusedinodes";
 	struct meta_kv_txn *t;
 	struct meta_kv *kv;
-	char *url = tl_asprintf("lmdb://%s/meta", dir), *err = NULL;
+	char *url = tl_asprintf("lmdb://%s/meta?mapsize=256M", dir), *err = NULL;
 	uint8_t v[8];
 
 	TT_MUST(meta_kv_open(url, &kv, &err) == 0, "kv open");
@@ -168,7 +168,7 @@ main(void)
 
 	strcpy(dir, "/tmp/session-test-XXXXXX");
 	CHECK_FATAL(mkdtemp(dir) != NULL, "mkdtemp");
-	murl = tl_asprintf("lmdb://%s/meta", dir);
+	murl = tl_asprintf("lmdb://%s/meta?mapsize=256M", dir);
 	log_path = tl_asprintf("%s/tesserad.log", dir);
 	CHECK_FATAL(tt_run("format '%s' 'file://%s/obj' vol", murl, dir) ==
 		    0, "format");
