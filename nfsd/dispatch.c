@@ -33,7 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nfsd/metrics-internal.h"
+#include "nfsd/addr-internal.h"
+#include "nfsd/counters-internal.h"
 #include "nfsd/mount3_prot.h"
 #include "nfsd/rpc-internal.h"
 #include "nfsd/xdr-bound.h"
@@ -100,29 +101,6 @@ nfsd_exports_publish(struct nfsd_ctx *ctx, struct nfsd_exports *fresh)
 	pthread_mutex_unlock(&gen_lock);
 	if (old != NULL)
 		nfsd_exports_put(&old->ex);
-}
-
-unsigned
-nfsd_peer_port(const struct sockaddr_storage *peer)
-{
-	if (peer->ss_family == AF_INET)
-		return ntohs(((const struct sockaddr_in *)peer)->sin_port);
-	if (peer->ss_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)peer)->sin6_port);
-	return 0;
-}
-
-void
-nfsd_peer_str(const struct sockaddr_storage *peer, char *buf, size_t len)
-{
-	const void *a = NULL;
-
-	if (peer->ss_family == AF_INET)
-		a = &((const struct sockaddr_in *)peer)->sin_addr;
-	else if (peer->ss_family == AF_INET6)
-		a = &((const struct sockaddr_in6 *)peer)->sin6_addr;
-	if (a == NULL || inet_ntop(peer->ss_family, a, buf, len) == NULL)
-		snprintf(buf, len, "?");
 }
 
 /* ---- reply framing ------------------------------------------------------- */

@@ -30,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nfsd/addr-internal.h"
+#include "nfsd/nfsd.h"
 #include "nfsd/rpc-internal.h"
 
 #define DRC_MAX_REPLY 4096
@@ -80,12 +82,7 @@ nfsd_drc_make_key(const struct sockaddr_storage *peer, uint32_t xid,
 	 * client does), and a call from another port never gets a reply
 	 * meant for this one */
 	k->port = nfsd_peer_port(peer);
-	if (peer->ss_family == AF_INET)
-		memcpy(k->addr, &((const struct sockaddr_in *)peer)->sin_addr,
-		       4);
-	else if (peer->ss_family == AF_INET6)
-		memcpy(k->addr,
-		       &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
+	(void)nfsd_peer_addr(peer, false, k->addr);
 	k->xid = xid;
 	k->prog = prog;
 	k->vers = vers;

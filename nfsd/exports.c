@@ -33,7 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nfsd/rpc-internal.h"
+#include "nfsd/addr-internal.h"
+#include "nfsd/nfsd-internal.h"
 
 #define ANON_ID 65534
 
@@ -426,28 +427,6 @@ nfsd_exports_free(struct nfsd_exports *e)
 	e->n = 0;
 }
 
-/* The peer's address as (family, bytes), IPv4-mapped IPv6 as IPv4. */
-static int
-peer_addr(const struct sockaddr_storage *ss, uint8_t addr[16])
-{
-	if (ss->ss_family == AF_INET) {
-		memcpy(addr, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-		return AF_INET;
-	}
-	if (ss->ss_family == AF_INET6) {
-		const struct in6_addr *a =
-		    &((const struct sockaddr_in6 *)ss)->sin6_addr;
-
-		if (IN6_IS_ADDR_V4MAPPED(a)) {
-			memcpy(addr, a->s6_addr + 12, 4);
-			return AF_INET;
-		}
-		memcpy(addr, a->s6_addr, 16);
-		return AF_INET6;
-	}
-	return 0;
-}
-
 static bool
 prefix_eq(const uint8_t *a, const uint8_t *b, unsigned bits)
 {
@@ -477,7 +456,7 @@ nfsd_export_match(const struct nfsd_export *exp,
 		  const struct sockaddr_storage *peer)
 {
 	uint8_t addr[16] = {0};
-	int fam = peer_addr(peer, addr);
+	int fam = nfsd_peer_addr(peer, true, addr);
 
 	for (size_t i = 0; i < exp->nrules; i++) {
 		const struct nfsd_client_rule *r = &exp->rules[i];
@@ -566,7 +545,7 @@ host_lookup(const char *host, struct nfsd_addr **out, size_t *n)
 		memset(&ss, 0, sizeof(ss));
 		memset(&a, 0, sizeof(a));
 		memcpy(&ss, ai->ai_addr, TL_MIN(ai->ai_addrlen, sizeof(ss)));
-		a.family = peer_addr(&ss, a.addr);
+		a.family = nfsd_peer_addr(&ss, true, a.addr);
 		if (a.family == 0)
 			continue;
 		for (i = 0; i < *n; i++)

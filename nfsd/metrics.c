@@ -14,7 +14,9 @@
  * also keeps rpc.c's loop private to rpc.c.
  *
  * The request path only adds to the relaxed atomics of nfsd_m
- * (metrics-internal.h); everything else is read at scrape time.
+ * (counters-internal.h); everything else is read at scrape time, through
+ * the public calls of the server (nfsd.h), the cache, the object store
+ * and meta.
  */
 #include "config.h"
 
@@ -36,12 +38,11 @@
 #include <event2/thread.h>
 
 #include "lib/nfs3_status.h"
+#include "nfsd/addr-internal.h"
+#include "nfsd/counters-internal.h"
 #include "nfsd/metrics-internal.h"
 #include "nfsd/nfs3_prot.h"
 #include "nfsd/nfsd.h"
-#include "nfsd/rpc-internal.h"
-
-struct nfsd_m_counters nfsd_m;
 
 /* ---- names ------------------------------------------------------------- */
 
@@ -57,12 +58,13 @@ static const char *const nfs_procs[] = {
 static const char *const mnt_procs[] = {
     "null", "mnt", "dump", "umnt", "umntall", "export",
 };
+_Static_assert(TL_ARRAY_SIZE(nfs_procs) == NFSD_M_NFS_PROCS &&
+		   TL_ARRAY_SIZE(mnt_procs) == NFSD_M_MNT_PROCS,
+	       "a name for every procedure counters.c counts");
 
-#define NFS_STATUS(s) {s, #s},
-static const struct {
-	uint32_t st;
-	const char *name;
-} nfs_status[] = {TL_NFS3_STATUSES(NFS_STATUS)};
+/* Status labels, in the order of counters.c's status slots. */
+#define NFS_STATUS(s) #s,
+static const char *const nfs_status[] = {TL_NFS3_STATUSES(NFS_STATUS)};
 #undef NFS_STATUS
 /* The last status slot counts statuses not in the list ("other"). */
 _Static_assert(TL_ARRAY_SIZE(nfs_status) == NFSD_M_NSTATUS - 1,
@@ -79,95 +81,6 @@ static const char *const rpc_err_names[NFSD_M_ERR_COUNT] = {
     [NFSD_M_ERR_SYSTEM] = "system_err",
 };
 
-/* rpc.c's conn_close reasons, and the label of each. */
-static const char *const close_names[NFSD_M_CLOSE_COUNT] = {
-    [NFSD_M_CLOSE_EOF] = "eof",
-    [NFSD_M_CLOSE_RESET] = "reset",
-    [NFSD_M_CLOSE_ERROR] = "error",
-    [NFSD_M_CLOSE_IDLE] = "idle",
-    [NFSD_M_CLOSE_STALLED] = "stalled",
-    [NFSD_M_CLOSE_MAXCONN] = "max_connections",
-    [NFSD_M_CLOSE_TOO_LARGE] = "record too large",
-    [NFSD_M_CLOSE_SHUTDOWN] = "shutdown",
-    [NFSD_M_CLOSE_OTHER] = "other",
-};
-
-/* Upper bounds of the latency buckets: 100 us to 10 s. */
-static const uint64_t bucket_ns[NFSD_M_BUCKETS] = {
-    100000,	250000,	    500000,	1000000,     2500000,	5000000,
-    10000000,	25000000,   50000000,	100000000,   250000000, 500000000,
-    1000000000, 2500000000, 5000000000, 10000000000,
-};
-static const char *const bucket_le[NFSD_M_BUCKETS] = {
-    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
-    "0.05",   "0.1",	 "0.25",   "0.5",   "1",      "2.5",   "5",    "10",
-};
-
-/* ---- counting (any thread) --------------------------------------------- */
-
-static struct nfsd_m_proc *
-proc_slot(uint32_t prog, uint32_t proc)
-{
-	if (prog == NFSD_PROG_NFS && proc < TL_ARRAY_SIZE(nfs_procs))
-		return &nfsd_m.proc[NFSD_M_NFS][proc];
-	if (prog == NFSD_PROG_MOUNT && proc < TL_ARRAY_SIZE(mnt_procs))
-		return &nfsd_m.proc[NFSD_M_MOUNT][proc];
-	return NULL;
-}
-
-void
-nfsd_m_call(uint32_t prog, uint32_t proc)
-{
-	struct nfsd_m_proc *p = proc_slot(prog, proc);
-
-	if (p != NULL)
-		nfsd_m_inc(&p->calls);
-}
-
-void
-nfsd_m_call_done(uint32_t prog, uint32_t proc, uint64_t ns)
-{
-	struct nfsd_m_proc *p = proc_slot(prog, proc);
-	unsigned i = 0;
-
-	if (p == NULL)
-		return;
-	while (i < NFSD_M_BUCKETS && ns > bucket_ns[i])
-		i++;
-	nfsd_m_inc(&p->lat[i]);
-	atomic_fetch_add_explicit(&p->lat_sum_ns, ns, memory_order_relaxed);
-}
-
-void
-nfsd_m_nfs_status(uint32_t proc, uint32_t status)
-{
-	struct nfsd_m_proc *p = proc_slot(NFSD_PROG_NFS, proc);
-	unsigned i = 0;
-
-	if (p == NULL)
-		return;
-	while (i < TL_ARRAY_SIZE(nfs_status) && nfs_status[i].st != status)
-		i++;
-	nfsd_m_inc(&p->status[i]); /* i == the "other" slot if unknown */
-}
-
-void
-nfsd_m_conn_opened(void)
-{
-	nfsd_m_inc(&nfsd_m.conn_accepted);
-	atomic_fetch_add_explicit(&nfsd_m.conn_open, 1, memory_order_relaxed);
-}
-
-void
-nfsd_m_conn_closed(const char *why)
-{
-	unsigned i = 0;
-
-	while (i < NFSD_M_CLOSE_OTHER && strcmp(close_names[i], why) != 0)
-		i++;
-	nfsd_m_inc(&nfsd_m.conn_closed[i]);
-	atomic_fetch_sub_explicit(&nfsd_m.conn_open, 1, memory_order_relaxed);
-}
 
 /* ---- rendering --------------------------------------------------------- */
 
@@ -248,10 +161,12 @@ render_histogram(struct tl_buf *b)
 			cum = 0;
 			for (unsigned k = 0; k < NFSD_M_BUCKETS; k++) {
 				cum += v[k];
+				/* %g: "0.0001" ... "0.25", "1", "2.5" */
 				bprintf(b,
 					"%s_bucket{program=\"%s\",procedure="
-					"\"%s\",le=\"%s\"} %llu\n",
-					n, prog_names[g], pn, bucket_le[k],
+					"\"%s\",le=\"%g\"} %llu\n",
+					n, prog_names[g], pn,
+					(double)nfsd_m_bucket_ns[k] / 1e9,
 					(unsigned long long)cum);
 			}
 			cum += v[NFSD_M_BUCKETS];
@@ -301,7 +216,7 @@ render_rpc(struct tl_buf *b)
 				"status=\"%s\"} %llu\n",
 				nfs_procs[i],
 				k < TL_ARRAY_SIZE(nfs_status)
-				    ? nfs_status[k].name
+				    ? nfs_status[k]
 				    : "other",
 				(unsigned long long)v);
 		}
@@ -339,7 +254,7 @@ render_conns(struct tl_buf *b)
 		char label[32];
 
 		/* "record too large" -> record_too_large */
-		snprintf(label, sizeof(label), "%s", close_names[i]);
+		snprintf(label, sizeof(label), "%s", nfsd_m_close_names[i]);
 		for (char *p = label; *p; p++)
 			if (*p == ' ')
 				*p = '_';

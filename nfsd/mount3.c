@@ -26,7 +26,8 @@
 #include <string.h>
 
 #include "nfsd/mount3_prot.h"
-#include "nfsd/rpc-internal.h"
+#include "nfsd/addr-internal.h"
+#include "nfsd/nfsd-internal.h"
 
 struct mount_ent {
 	char host[INET6_ADDRSTRLEN];

@@ -1,7 +1,7 @@
 /*
- * nfsd-internal.h - the contract inside nfsd/ between the RPC transport
- * and dispatcher (rpc.c, dispatch.c), the security pieces (fh.c,
- * exports.c, auth) and the protocol handlers (nfs3.c, mount3.c).
+ * nfsd-internal.h - the contract inside nfsd/ between the dispatcher
+ * (dispatch.c, rpc-internal.h), the security pieces (exports.c, fh.c)
+ * and the protocol handlers (nfs3*.c, mount3.c).
  *
  * A request's life: the transport (libevent) reads one RPC record,
  * a worker thread decodes the call header and credentials, finds the
@@ -15,7 +15,22 @@
  * releases arguments and results with xdr_free, so handlers allocate
  * result memory with tl_malloc & co and never free it themselves.
  *
- * Nothing outside nfsd/ includes this file.
+ * The files of nfsd/ form layers, top to bottom; a file includes the
+ * headers of its own layer and of layers below, never one above, so no
+ * include or call goes back up:
+ *
+ *   main.c metrics.c        metrics-internal.h   the admin endpoint
+ *   server.c rpc.c          server-internal.h    life cycle, transport
+ *   dispatch.c drc.c        rpc-internal.h       dispatcher, DRC
+ *   counters.c              counters-internal.h  request-path counters
+ *   nfs3*.c                 nfs3-internal.h      NFSv3 handlers
+ *   exports.c fh.c mount3.c nfsd-internal.h      this contract
+ *   addr.c                  addr-internal.h      socket addresses
+ *   xdr_bound.c             xdr-bound.h          bounded XDR decoding
+ *
+ * The public nfsd.h includes none of them; below the top only its types
+ * and its configuration calls (config.c, a leaf) are used.  Nothing
+ * outside nfsd/ and its tests includes this file.
  */
 #ifndef NFSD_INTERNAL_H
 #define NFSD_INTERNAL_H
@@ -90,6 +105,10 @@ int nfsd_exports_parse(const char *text, const char *fname,
  * insecure, to 127.0.0.1 (and ::1) only. */
 void nfsd_exports_default(struct nfsd_exports *out);
 void nfsd_exports_free(struct nfsd_exports *e);
+/* Resolve every export's root with meta_resolve; exports whose path
+ * does not exist (or is not a directory) are logged and dropped.
+ * m NULL (transport tests): roots stay 0. */
+void nfsd_exports_resolve(struct meta *m, struct nfsd_exports *e);
 /* Resolve the host names of e's rules (getaddrinfo: may wait for the
  * resolver's timeout, so never on the event loop or a request's path).
  * A name that does not resolve now keeps the addresses the same rule
@@ -145,9 +164,8 @@ int nfsd_fh_decode(const struct meta_settings *vol, const void *buf,
 
 /* ---- the server and a call -------------------------------------------------- */
 
-struct nfsd_server; /* transport state, rpc.c */
 struct nfsd_exports_gen; /* a reference-counted nfsd_exports, dispatch.c */
-struct nfsd_drc;    /* duplicate request cache, drc.c */
+struct nfsd_drc;         /* duplicate request cache, drc.c */
 
 struct nfsd_ctx {
 	struct meta *meta;
@@ -181,6 +199,10 @@ struct nfsd_call {
 	bool read_files;
 	void *read_ref;
 };
+
+/* The RPC programs served (version 3 of each). */
+#define NFSD_PROG_NFS	100003u
+#define NFSD_PROG_MOUNT 100005u
 
 /* Procedure table entry. */
 #define NFSD_PF_FH (1u << 0)       /* args begin with a file handle */
@@ -220,5 +242,27 @@ int nfsd_fh_resolve(struct nfsd_call *c, const nfs_fh3 *fh, uint64_t *ino,
  * (what ".." answers are checked with). */
 int nfsd_fh_inside(struct nfsd_call *c, uint64_t ino,
 		   struct meta_attr *attr);
+/* Attributes of ino when its generation is gen and it lies inside exp,
+ * cache overlay applied; -ESTALE if the inode is gone, was reused or
+ * lies outside the export (the dispatcher's check of the first
+ * handle). */
+int nfsd_fh_getattr(struct nfsd_ctx *ctx, const struct nfsd_export *exp,
+		    uint64_t ino, uint32_t gen, struct meta_attr *attr);
+
+/* ---- the MOUNT list for DUMP (mount3.c) ----
+ *
+ * One entry per client address and export path, renewed by each MNT,
+ * dropped by UMNT/UMNTALL, forgotten NFSD_MOUNTS_TTL_NS after the last
+ * MNT; beyond NFSD_MOUNTS_MAX entries the least recently mounted goes.
+ * now_ns: tl_mono_ns() (tests pass other times). */
+#define NFSD_MOUNTS_MAX	   4096
+#define NFSD_MOUNTS_TTL_NS (7ULL * 86400 * 1000000000)
+void nfsd_mounts_add(const char *host, const char *dir, uint64_t now_ns);
+/* Remove host's entry for dir (all of host's when dir is NULL). */
+void nfsd_mounts_del(const char *host, const char *dir);
+/* Entries left once those expired at now_ns are dropped. */
+size_t nfsd_mounts_count(uint64_t now_ns);
+/* Forget the whole list (at shutdown). */
+void nfsd_mnt3_reset(void);
 
 #endif /* NFSD_INTERNAL_H */

@@ -98,6 +98,10 @@ void nfsd_server_stop(struct nfsd_server *s);
  * exports they started with; the reload never waits for them.  May wait
  * for the resolver: any thread but the event loop's. */
 int nfsd_server_reload(struct nfsd_server *s, char **err);
+/* Resolve the host names of the exports in force again and publish them
+ * if an address changed (what the control thread does every minute; may
+ * wait for the resolver).  Any thread but the event loop's. */
+void nfsd_server_refresh_hosts(struct nfsd_server *s);
 /* Switch to another exports file (NULL or "": the default) and reload;
  * on error nothing changes. */
 int nfsd_server_set_exports(struct nfsd_server *s, const char *file,

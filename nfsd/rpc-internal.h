@@ -1,7 +1,12 @@
 /*
- * rpc-internal.h - what the transport pieces of nfsd/ share (rpc.c,
- * dispatch.c, fh.c, mount3.c, main.c) beyond the nfsd-internal.h
- * contract with the NFS handlers.
+ * rpc-internal.h - the dispatcher (dispatch.c: one RPC record in, one
+ * reply out; the exports generation in force) and the duplicate request
+ * cache (drc.c), for the transport and the server's life cycle
+ * (server-internal.h) above them.
+ *
+ * Includes nfsd-internal.h (the contract with the handlers) and nothing
+ * else of nfsd/ (see the layers there).  Nothing outside nfsd/ and its
+ * tests includes this file.
  */
 #ifndef NFSD_RPC_INTERNAL_H
 #define NFSD_RPC_INTERNAL_H
@@ -9,11 +14,8 @@
 #include <pthread.h>
 
 #include "nfsd/nfsd-internal.h"
-#include "nfsd/nfsd.h"
 
-#define NFSD_PROG_NFS	100003u
-#define NFSD_PROG_MOUNT 100005u
-#define NFSD_RPC_VERS	2u
+#define NFSD_RPC_VERS 2u
 
 /*
  * The exports in force are a generation, replaced whole on reload: a
@@ -31,14 +33,6 @@ void nfsd_exports_put(const struct nfsd_exports *e);
  * previous generation is freed when its last call puts it.  fresh NULL:
  * none (at shutdown). */
 void nfsd_exports_publish(struct nfsd_ctx *ctx, struct nfsd_exports *fresh);
-
-/* How often the control thread resolves the exports' host names again. */
-#define NFSD_HOST_REFRESH_MS 60000
-/* Resolve the host names of the exports in force again and publish them
- * if an address changed (what the control thread does every
- * NFSD_HOST_REFRESH_MS; may wait for the resolver).  Any thread but the
- * event loop. */
-void nfsd_server_refresh_hosts(struct nfsd_server *s);
 
 /*
  * Run one RPC record (the call message, record mark removed) from peer.
@@ -79,22 +73,6 @@ bool nfsd_call_is_quick(const uint8_t *msg, size_t len);
  * exports, is counted once it is queued). */
 size_t nfsd_call_reply_max(const uint8_t *msg, size_t len);
 
-/* Attributes of ino when its generation is gen and it lies inside exp,
- * cache overlay applied; -ESTALE if the inode is gone, was reused or
- * lies outside the export.  (fh.c) */
-int nfsd_fh_getattr(struct nfsd_ctx *ctx, const struct nfsd_export *exp,
-		    uint64_t ino, uint32_t gen, struct meta_attr *attr);
-
-/* Source port of peer (host order), 0 for unknown families. */
-unsigned nfsd_peer_port(const struct sockaddr_storage *peer);
-/* Numeric address of peer into buf ("10.0.0.1", "::1"). */
-void nfsd_peer_str(const struct sockaddr_storage *peer, char *buf, size_t len);
-
-/* Resolve every export's root with meta_resolve; exports whose path
- * does not exist (or is not a directory) are logged and dropped.
- * m NULL (transport tests): roots stay 0. */
-void nfsd_exports_resolve(struct meta *m, struct nfsd_exports *e);
-
 /* ---- duplicate request cache (drc.c) for NFSD_PF_DRC procedures ---- */
 
 struct nfsd_drc_key {
@@ -106,6 +84,7 @@ struct nfsd_drc_key {
 };
 
 struct nfsd_drc;
+struct nfsd_drc_stats; /* nfsd.h */
 
 /* A cache of at most max_entries entries and max_bytes bytes. */
 struct nfsd_drc *nfsd_drc_create(size_t max_entries, size_t max_bytes);
@@ -125,21 +104,5 @@ int nfsd_drc_begin(struct nfsd_drc *d, const struct nfsd_drc_key *k,
 void nfsd_drc_end(struct nfsd_drc *d, const struct nfsd_drc_key *k,
 		  const struct tl_buf *reply);
 void nfsd_drc_stats(struct nfsd_drc *d, struct nfsd_drc_stats *out);
-
-/* ---- the MOUNT list for DUMP (mount3.c) ----
- *
- * One entry per client address and export path, renewed by each MNT,
- * dropped by UMNT/UMNTALL, forgotten NFSD_MOUNTS_TTL_NS after the last
- * MNT; beyond NFSD_MOUNTS_MAX entries the least recently mounted goes.
- * now_ns: tl_mono_ns() (tests pass other times). */
-#define NFSD_MOUNTS_MAX	   4096
-#define NFSD_MOUNTS_TTL_NS (7ULL * 86400 * 1000000000)
-void nfsd_mounts_add(const char *host, const char *dir, uint64_t now_ns);
-/* Remove host's entry for dir (all of host's when dir is NULL). */
-void nfsd_mounts_del(const char *host, const char *dir);
-/* Entries left once those expired at now_ns are dropped. */
-size_t nfsd_mounts_count(uint64_t now_ns);
-/* Forget the whole list (at shutdown). */
-void nfsd_mnt3_reset(void);
 
 #endif /* NFSD_RPC_INTERNAL_H */

@@ -84,7 +84,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "nfsd/metrics-internal.h"
+#include "nfsd/addr-internal.h"
+#include "nfsd/counters-internal.h"
 #include "nfsd/server-internal.h"
 
 #define STAGE_SIZE (64u << 10)

@@ -21,6 +21,10 @@
 
 struct conn;
 
+/* How often the control thread resolves the exports' host names again
+ * (nfsd_server_refresh_hosts). */
+#define NFSD_HOST_REFRESH_MS 60000
+
 /* Rate of the lines saying a limit was reached (rpc.c). */
 struct nfsd_limit_log {
 	uint64_t next_ns;

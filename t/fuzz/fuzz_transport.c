@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "nfsd/nfsd.h"
 #include "t/fuzz/fuzz_vol.h"
 
 static struct nfsd_server *srv;

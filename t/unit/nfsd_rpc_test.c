@@ -20,7 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "nfsd/metrics-internal.h"
+#include "nfsd/counters-internal.h"
 #include "nfsd/mount3_prot.h"
 #include "nfsd/nfsd.h"
 #include "nfsd/rpc-internal.h"

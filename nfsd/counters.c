@@ -1,0 +1,107 @@
+/*
+ * counters.c - the counters of the request path (counters-internal.h):
+ * calls, their latency and NFS statuses per procedure, connections.
+ * Any thread adds to them; metrics.c reads them when /metrics is
+ * fetched.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "lib/nfs3_status.h"
+#include "nfsd/counters-internal.h"
+#include "nfsd/nfsd-internal.h"
+
+struct nfsd_m_counters nfsd_m;
+
+/* 100 us to 10 s. */
+const uint64_t nfsd_m_bucket_ns[NFSD_M_BUCKETS] = {
+    100000,	250000,	    500000,	1000000,     2500000,	5000000,
+    10000000,	25000000,   50000000,	100000000,   250000000, 500000000,
+    1000000000, 2500000000, 5000000000, 10000000000,
+};
+
+const char *const nfsd_m_close_names[NFSD_M_CLOSE_COUNT] = {
+    [NFSD_M_CLOSE_EOF] = "eof",
+    [NFSD_M_CLOSE_RESET] = "reset",
+    [NFSD_M_CLOSE_ERROR] = "error",
+    [NFSD_M_CLOSE_IDLE] = "idle",
+    [NFSD_M_CLOSE_STALLED] = "stalled",
+    [NFSD_M_CLOSE_MAXCONN] = "max_connections",
+    [NFSD_M_CLOSE_TOO_LARGE] = "record too large",
+    [NFSD_M_CLOSE_SHUTDOWN] = "shutdown",
+    [NFSD_M_CLOSE_OTHER] = "other",
+};
+
+/* The status slots, in the order of the list metrics.c names them by. */
+#define NFS_STATUS(s) s,
+static const uint32_t nfs_status[] = {TL_NFS3_STATUSES(NFS_STATUS)};
+#undef NFS_STATUS
+/* The last status slot counts statuses not in the list ("other"). */
+_Static_assert(TL_ARRAY_SIZE(nfs_status) == NFSD_M_NSTATUS - 1,
+	       "NFSD_M_NSTATUS is the nfsstat3 list plus one");
+
+static struct nfsd_m_proc *
+proc_slot(uint32_t prog, uint32_t proc)
+{
+	if (prog == NFSD_PROG_NFS && proc < NFSD_M_NFS_PROCS)
+		return &nfsd_m.proc[NFSD_M_NFS][proc];
+	if (prog == NFSD_PROG_MOUNT && proc < NFSD_M_MNT_PROCS)
+		return &nfsd_m.proc[NFSD_M_MOUNT][proc];
+	return NULL;
+}
+
+void
+nfsd_m_call(uint32_t prog, uint32_t proc)
+{
+	struct nfsd_m_proc *p = proc_slot(prog, proc);
+
+	if (p != NULL)
+		nfsd_m_inc(&p->calls);
+}
+
+void
+nfsd_m_call_done(uint32_t prog, uint32_t proc, uint64_t ns)
+{
+	struct nfsd_m_proc *p = proc_slot(prog, proc);
+	unsigned i = 0;
+
+	if (p == NULL)
+		return;
+	while (i < NFSD_M_BUCKETS && ns > nfsd_m_bucket_ns[i])
+		i++;
+	nfsd_m_inc(&p->lat[i]);
+	atomic_fetch_add_explicit(&p->lat_sum_ns, ns, memory_order_relaxed);
+}
+
+void
+nfsd_m_nfs_status(uint32_t proc, uint32_t status)
+{
+	struct nfsd_m_proc *p = proc_slot(NFSD_PROG_NFS, proc);
+	unsigned i = 0;
+
+	if (p == NULL)
+		return;
+	while (i < TL_ARRAY_SIZE(nfs_status) && nfs_status[i] != status)
+		i++;
+	nfsd_m_inc(&p->status[i]); /* i == the "other" slot if unknown */
+}
+
+void
+nfsd_m_conn_opened(void)
+{
+	nfsd_m_inc(&nfsd_m.conn_accepted);
+	atomic_fetch_add_explicit(&nfsd_m.conn_open, 1, memory_order_relaxed);
+}
+
+void
+nfsd_m_conn_closed(const char *why)
+{
+	unsigned i = 0;
+
+	while (i < NFSD_M_CLOSE_OTHER &&
+	       strcmp(nfsd_m_close_names[i], why) != 0)
+		i++;
+	nfsd_m_inc(&nfsd_m.conn_closed[i]);
+	atomic_fetch_sub_explicit(&nfsd_m.conn_open, 1, memory_order_relaxed);
+}
