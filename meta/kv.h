@@ -186,6 +186,25 @@ enum { META_KV_RAFT_ADD = 1, META_KV_RAFT_REMOVE = 2,
 int meta_kv_raft_change(struct meta_kv *kv, int op, uint64_t id,
 			const char *address, char **msg);
 
+/* Verify: the leader appends a marker to the log; every node, when it
+ * applies the marker, hashes its whole replica (SHA-256 of every key and
+ * value in order) as it stands at that index.  One result per node of the
+ * configuration (this one first); *v is the caller's to free. */
+struct meta_kv_raft_verify {
+	uint64_t id, index;    /* node, and the marker's log index */
+	uint8_t sha256[32];
+	uint64_t keys;
+	int rc;                /* 0, or why the node did not answer */
+};
+int meta_kv_raft_verify(struct meta_kv *kv, struct meta_kv_raft_verify **v,
+			size_t *count);
+
+/* Make the LMDB volume at lmdb_url (left as it is) the replica of a new
+ * group whose only node is node_url (a node URL with bootstrap=1 whose
+ * directory is not a node yet); tesserad then serves it. */
+int meta_kv_raft_convert(const char *lmdb_url, const char *node_url,
+			 char **err);
+
 /* For engines: the value an add leaves, from the stored value (old NULL:
  * missing).  Writes 8n bytes to out; returns 1 when all fields are zero
  * (the key is to be deleted), 0 otherwise, -EIO when oldlen != 8n. */

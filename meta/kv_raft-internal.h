@@ -107,6 +107,27 @@ struct kvr_txnhdr {
 };
 int kvr_txn_parse(const void *p, size_t len, struct kvr_txnhdr *h);
 
+/* A transaction record shared by its pending commit and the transactions
+ * of the same node that read its writes before it is applied (the
+ * overlay, kv_raft.c).  Reference counted; writes found by key. */
+struct kvr_wset {
+	atomic_uint refs;
+	uint64_t seq;
+	uint32_t nw;
+	uint32_t *woff;   /* offset of each write in rec, in key order */
+	size_t len;
+	uint8_t rec[];
+};
+struct kvr_wset *kvr_wset_new(const void *rec, size_t len);
+struct kvr_wset *kvr_wset_ref(struct kvr_wset *w);
+void kvr_wset_unref(struct kvr_wset *w);
+/* The write of key in w: 0 and *out, or -ENOENT. */
+int kvr_wset_find(const struct kvr_wset *w, const void *k, size_t klen,
+		  struct kvr_wr *out);
+/* Does w write a key in [s, e) (e NULL: no bound)? */
+bool kvr_wset_hits(const struct kvr_wset *w, const void *s, size_t slen,
+		   const void *e, size_t elen);
+
 /* Key order of kv.h: memcmp, a shorter prefix first. */
 int kvr_keycmp(const void *a, size_t alen, const void *b, size_t blen);
 /* True if key lies in the range. */
@@ -241,6 +262,7 @@ struct kvr_opts {
 	char *peers;           /* "ID@HOST:PORT,..." initial members */
 	char *secret;          /* cluster secret file */
 	bool bootstrap;        /* create the group (format, convert) */
+	char *convert;         /* bootstrap from this LMDB directory */
 	uint64_t mapsize;
 	unsigned election_ms, heartbeat_ms;
 	unsigned snapshot_threshold, snapshot_trailing;

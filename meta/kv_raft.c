@@ -215,8 +215,28 @@ struct kvr_txn {
 	struct wbuf w;
 	struct tl_buf reads;
 	uint32_t nreads;
-	uint8_t sum[8 * META_KV_ADD_MAX]; /* a get's sum of an add */
+	uint8_t sum[8 * META_KV_ADD_MAX];  /* a get's sum of an add */
+	uint8_t osum[8 * META_KV_ADD_MAX]; /* the same over the overlay */
+	/* the overlay: this node's commits not applied in snap, oldest
+	 * first; the ones this transaction read from are its deps */
+	struct kvr_wset **ov;
+	size_t nov;
+	uint64_t *deps;
+	size_t ndeps, capdeps;
 };
+
+static void
+dep_add(struct kvr_txn *t, uint64_t seq)
+{
+	for (size_t i = 0; i < t->ndeps; i++)
+		if (t->deps[i] == seq)
+			return;
+	if (t->ndeps == t->capdeps) {
+		t->capdeps = t->capdeps ? 2 * t->capdeps : 8;
+		t->deps = tl_realloc(t->deps, t->capdeps * sizeof(*t->deps));
+	}
+	t->deps[t->ndeps++] = seq;
+}
 
 static void
 record_read(struct kvr_txn *t, const void *s, size_t slen, const void *e,
@@ -247,6 +267,10 @@ txn_free(struct kvr_txn *t)
 		kvr_node_release(k->node);
 	wb_free(&t->w);
 	tl_buf_free(&t->reads);
+	for (size_t i = 0; i < t->nov; i++)
+		kvr_wset_unref(t->ov[i]);
+	free(t->ov);
+	free(t->deps);
 	free(t);
 }
 
@@ -288,13 +312,31 @@ rft_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
 		kvr_node_hold(k->node);
 		t->held = true;
 	}
-	rc = meta_kv_begin(k->node ? kvr_node_replica(k->node) : k->replica,
-			   true, &t->snap);
+	if (k->node && !rdonly)
+		rc = kvr_node_overlay(k->node, &t->snap, &t->ov, &t->nov);
+	else
+		rc = meta_kv_begin(k->node ? kvr_node_replica(k->node)
+					   : k->replica,
+				   true, &t->snap);
 	if (rc) {
 		txn_free(t);
 		return rc;
 	}
 	t->index = snapshot_index(t->snap);
+	/* what the snapshot already holds is no overlay */
+	{
+		size_t j = 0;
+
+		for (size_t i = 0; i < t->nov; i++) {
+			if (kvr_session_applied(t->snap,
+						kvr_node_incarnation(k->node),
+						t->ov[i]->seq) != 0)
+				kvr_wset_unref(t->ov[i]);
+			else
+				t->ov[j++] = t->ov[i];
+		}
+		t->nov = j;
+	}
 	*out = &t->base;
 	return 0;
 }
@@ -320,6 +362,72 @@ add_value(struct kvr_txn *t, const struct wb_ent *e, const void *base,
 	return 0;
 }
 
+/* The value of key before this transaction's own writes: the newest
+ * write of the overlay (adds summed on top of what is below them), else
+ * the snapshot.  A write transaction that uses an overlay write depends
+ * on that commit (unless it only peeks). */
+static int
+base_read(struct kvr_txn *t, const void *key, size_t klen, const void **val,
+	  size_t *vlen, bool peek)
+{
+	int64_t acc[META_KV_ADD_MAX];
+	unsigned nacc = 0;
+	const void *b = NULL;
+	size_t blen = 0;
+	int rc = -ENOENT;
+	size_t i;
+
+	/* every overlay commit that writes key goes before this one: the
+	 * leader finds them all after the snapshot, the shadowed ones too */
+	for (i = 0; i < t->nov && !peek; i++) {
+		struct kvr_wr w;
+
+		if (kvr_wset_find(t->ov[i], key, klen, &w) == 0)
+			dep_add(t, t->ov[i]->seq);
+	}
+	for (i = t->nov; i-- > 0;) {
+		struct kvr_wr w;
+
+		if (kvr_wset_find(t->ov[i], key, klen, &w) != 0)
+			continue;
+		if (w.op == KVR_ADD) {
+			if (nacc && nacc != w.vlen / 8)
+				return -EIO;
+			if (!nacc)
+				memset(acc, 0, sizeof(acc));
+			nacc = w.vlen / 8;
+			for (unsigned f = 0; f < nacc; f++)
+				acc[f] += (int64_t)tl_get_be64(w.v + 8 * f);
+			continue;
+		}
+		if (w.op == KVR_PUT) {
+			b = w.v;
+			blen = w.vlen;
+			rc = 0;
+		}
+		break;
+	}
+	if (i == (size_t)-1) {
+		rc = meta_kv_get(t->snap, key, klen, &b, &blen);
+		if (rc && rc != -ENOENT)
+			return rc;
+	}
+	if (nacc) {
+		rc = meta_kv_add_sum(rc == 0 ? b : NULL, blen, acc, nacc,
+				     t->osum);
+		if (rc < 0)
+			return rc;
+		if (rc == 1)
+			return -ENOENT;
+		b = t->osum;
+		blen = 8 * (size_t)nacc;
+		rc = 0;
+	}
+	*val = b;
+	*vlen = blen;
+	return rc;
+}
+
 static int
 txn_read(struct kvr_txn *t, const void *key, size_t klen, const void **val,
 	 size_t *vlen, bool peek)
@@ -339,7 +447,7 @@ txn_read(struct kvr_txn *t, const void *key, size_t klen, const void **val,
 		return -ENOENT;
 	if (!peek)
 		record_read(t, key, klen, key, klen, KVR_R_INCL);
-	rc = meta_kv_get(t->snap, key, klen, &b, &blen);
+	rc = base_read(t, key, klen, &b, &blen, peek);
 	if (rc && rc != -ENOENT)
 		return rc;
 	if (e && e->op == KVR_ADD)
@@ -396,19 +504,17 @@ rft_del(struct meta_kv_txn *bt, const void *key, size_t klen)
 	return rc;
 }
 
+/* Fold an add into the buffer's entry of key. */
 static int
-rft_add(struct meta_kv_txn *bt, const void *key, size_t klen,
-	const int64_t *delta, unsigned n)
+wb_add(struct wbuf *w, const void *key, size_t klen, const int64_t *delta,
+       unsigned n)
 {
-	struct kvr_txn *t = (struct kvr_txn *)bt;
 	uint8_t v[8 * META_KV_ADD_MAX];
 	int64_t d[META_KV_ADD_MAX];
 	struct wb_ent *e;
-	int rc = write_check(t, klen, 8 * n);
+	int rc;
 
-	if (rc)
-		return rc;
-	e = wb_get(&t->w, key, klen);
+	e = wb_get(w, key, klen);
 	switch (e->op) {
 	case KVR_PUT: /* fold into the value written */
 		rc = meta_kv_add_sum(e->k + e->klen, e->vlen, delta, n, v);
@@ -443,9 +549,36 @@ rft_add(struct meta_kv_txn *bt, const void *key, size_t klen,
 	return 0;
 }
 
+static int
+rft_add(struct meta_kv_txn *bt, const void *key, size_t klen,
+	const int64_t *delta, unsigned n)
+{
+	struct kvr_txn *t = (struct kvr_txn *)bt;
+	int rc = write_check(t, klen, 8 * n);
+
+	return rc ? rc : wb_add(&t->w, key, klen, delta, n);
+}
+
+/* Apply one write of a record or buffer entry to buffer w. */
+static int
+wb_apply(struct wbuf *w, uint8_t op, const void *k, size_t klen, const void *v,
+	 size_t vlen)
+{
+	int64_t d[META_KV_ADD_MAX];
+
+	if (op == KVR_PUT || op == KVR_DEL) {
+		wb_set(wb_get(w, k, klen), op, v, vlen);
+		return 0;
+	}
+	for (size_t f = 0; f < vlen / 8; f++)
+		d[f] = (int64_t)tl_get_be64((const uint8_t *)v + 8 * f);
+	return wb_add(w, k, klen, d, (unsigned)(vlen / 8));
+}
+
 /* A scan merges the snapshot with the buffered writes in its range. */
 struct merge {
 	struct kvr_txn *t;
+	const struct wbuf *w; /* the writes merged with the snapshot */
 	meta_kv_scan_cb cb;
 	void *arg;
 	const void *end;
@@ -493,7 +626,7 @@ static int
 merge_cb(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 {
 	struct merge *m = arg;
-	const struct wbuf *w = &m->t->w;
+	const struct wbuf *w = m->w;
 	const struct wb_ent *e;
 	const void *sv;
 	size_t slen;
@@ -531,20 +664,55 @@ rft_scan(struct meta_kv_txn *bt, const void *start, size_t slen,
 	 const void *end, size_t elen, meta_kv_scan_cb cb, void *arg)
 {
 	struct kvr_txn *t = (struct kvr_txn *)bt;
-	struct merge m = {t, cb, arg, end, elen, 0, 0, 0, TL_BUF_INIT};
+	struct merge m = {t, &t->w, cb, arg, end, elen, 0, 0, 0, TL_BUF_INIT};
+	struct wbuf view;
 	const struct wb_ent *e;
-	int rc;
+	bool use_view = false;
+	int rc = 0;
 
-	wb_sort(&t->w);
-	m.pos = wb_lower(&t->w, start, slen);
+	/* Commits of this node not applied yet, in the range: the scan sees
+	 * them under its own writes (a view built for it). */
+	memset(&view, 0, sizeof(view));
+	for (size_t i = 0; i < t->nov && rc == 0; i++) {
+		const struct kvr_wset *o = t->ov[i];
+
+		if (!kvr_wset_hits(o, start, slen, end, elen))
+			continue;
+		use_view = true;
+		dep_add(t, o->seq);
+		for (uint32_t j = 0; j < o->nw && rc == 0; j++) {
+			struct kvr_rdr r;
+			struct kvr_wr w;
+
+			kvr_rdr_init(&r, o->rec + o->woff[j],
+				     o->len - o->woff[j]);
+			kvr_get_write(&r, &w);
+			rc = wb_apply(&view, w.op, w.k, w.klen, w.v, w.vlen);
+		}
+	}
+	for (size_t i = 0; use_view && rc == 0 && i < t->w.n; i++) {
+		const struct wb_ent *o = &t->w.e[i];
+
+		rc = wb_apply(&view, o->op, o->k, o->klen, o->k + o->klen,
+			      o->vlen);
+	}
+	if (rc) {
+		wb_free(&view);
+		return rc;
+	}
+	if (use_view)
+		m.w = &view;
+	wb_sort((struct wbuf *)m.w);
+	m.pos = wb_lower(m.w, start, slen);
 	rc = meta_kv_scan(t->snap, start, slen, end, elen, merge_cb, &m);
-	while (rc == 0 && m.err == 0 && m.urc == 0 && m.pos < t->w.n) {
-		e = &t->w.e[t->w.order[m.pos++]];
+	while (rc == 0 && m.err == 0 && m.urc == 0 && m.pos < m.w->n) {
+		e = &m.w->e[m.w->order[m.pos++]];
 		if (!before_end(&m, e->k, e->klen))
 			break;
 		if (deliver_buffered(&m, e))
 			break;
 	}
+	wb_free(&view);
 	if (rc == 0)
 		rc = m.err;
 	if (rc == 0 && m.urc)
@@ -567,7 +735,9 @@ txn_record(struct kvr_txn *t, uint64_t origin, uint64_t seq, struct tl_buf *b)
 	tl_buf_append_be64(b, origin);
 	tl_buf_append_be64(b, seq);
 	tl_buf_append_be64(b, t->index);
-	tl_buf_append_be32(b, 0); /* deps */
+	tl_buf_append_be32(b, (uint32_t)t->ndeps);
+	for (size_t i = 0; i < t->ndeps; i++)
+		tl_buf_append_be64(b, t->deps[i]);
 	tl_buf_append_be32(b, t->nreads);
 	tl_buf_append(b, t->reads.data, t->reads.len);
 	tl_buf_append_be32(b, (uint32_t)t->w.n);
@@ -764,6 +934,7 @@ kvr_opts_free(struct kvr_opts *o)
 	free(o->listen);
 	free(o->peers);
 	free(o->secret);
+	free(o->convert);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -817,6 +988,8 @@ kvr_url_parse(const char *url, struct kvr_opts *o, char **err)
 			o->secret = tl_strdup(v);
 		else if (!strcmp(s, "bootstrap"))
 			rc = tl_parse_bool(v, &o->bootstrap);
+		else if (!strcmp(s, "convert"))
+			o->convert = tl_strdup(v);
 		else if (!strcmp(s, "mapsize"))
 			rc = tl_parse_size(v, &o->mapsize);
 		else if (!strcmp(s, "election"))
@@ -1035,6 +1208,44 @@ meta_kv_raft_status(struct meta_kv *kv, struct meta_kv_raft_node **nodes,
 }
 
 int
+meta_kv_raft_verify(struct meta_kv *kv, struct meta_kv_raft_verify **v,
+		    size_t *count)
+{
+	struct kvr_kv *k = raft_of(kv);
+	struct tl_buf out = TL_BUF_INIT;
+	struct kvr_rdr r;
+	size_t n = 0;
+	int rc;
+
+	*v = NULL;
+	*count = 0;
+	if (k == NULL)
+		return -ENOTSUP;
+	rc = k->node ? kvr_admin_verify(k->node, &out)
+		     : ctl_call(k, 'V', NULL, 0, &out);
+	if (rc == 0 && out.len % 60) /* 8+8+8+4+32 per node */
+		rc = -EIO;
+	if (rc == 0 && out.len) {
+		*v = tl_calloc(out.len / 60, sizeof(**v));
+		kvr_rdr_init(&r, out.data, out.len);
+		while (r.p < r.end) {
+			struct meta_kv_raft_verify *x = &(*v)[n++];
+
+			x->id = kvr_get64(&r);
+			x->index = kvr_get64(&r);
+			x->keys = kvr_get64(&r);
+			x->rc = (int32_t)kvr_get32(&r);
+			memcpy(x->sha256, kvr_getn(&r, 32), 32);
+		}
+	}
+	tl_buf_free(&out);
+	if (rc == 0 && n == 0)
+		rc = -ETIMEDOUT;
+	*count = n;
+	return rc;
+}
+
+int
 meta_kv_raft_change(struct meta_kv *kv, int op, uint64_t id,
 		    const char *address, char **msg)
 {
@@ -1063,5 +1274,56 @@ meta_kv_raft_change(struct meta_kv *kv, int op, uint64_t id,
 		*msg = tl_strndup((const char *)out.data, out.len);
 	tl_buf_free(&out);
 	tl_buf_free(&req);
+	return rc;
+}
+
+int
+meta_kv_raft_convert(const char *lmdb_url, const char *node_url, char **err)
+{
+	const char *dir = lmdb_url + strlen("lmdb://"), *q;
+	char *src, *url, *id;
+	struct meta_kv *kv;
+	struct kvr_opts o;
+	int rc;
+
+	*err = NULL;
+	if (strncmp(lmdb_url, "lmdb:///", 8) != 0) {
+		*err = tl_asprintf("convert needs an lmdb:///DIR volume");
+		return -EINVAL;
+	}
+	q = strchr(dir, '?');
+	src = q ? tl_strndup(dir, (size_t)(q - dir)) : tl_strdup(dir);
+	rc = kvr_url_parse(node_url, &o, err);
+	if (rc == 0 && (!o.id || !o.bootstrap)) {
+		*err = tl_asprintf("convert needs a node URL with bootstrap");
+		rc = -EINVAL;
+	}
+	if (rc == 0) {
+		id = tl_asprintf("%s/%s", o.dir, KVR_IDENTITY);
+		if (access(id, F_OK) == 0) {
+			*err = tl_asprintf("%s is already a raft node", o.dir);
+			rc = -EEXIST;
+		}
+		free(id);
+	}
+	kvr_opts_free(&o);
+	if (rc) {
+		free(src);
+		return rc;
+	}
+	/* the node starts once: it copies, founds the group, elects itself */
+	url = tl_asprintf("%s&convert=%s", node_url, src);
+	rc = meta_kv_raft_open(url, &kv, err);
+	if (rc == 0) {
+		struct meta_kv_txn *t;
+
+		/* a commit through the group: it works */
+		rc = meta_kv_begin(kv, true, &t);
+		if (rc == 0)
+			meta_kv_abort(t);
+		meta_kv_close(kv);
+	}
+	free(url);
+	free(src);
 	return rc;
 }

@@ -31,7 +31,18 @@
 #define CHANGE_WAIT_MS (30 * 60 * 1000) /* a standby may copy for long */
 #define CATCHUP_LAG    64		/* entries behind: caught up */
 
-enum call_op { CALL_STATUS = 1, CALL_CHANGE = 2 };
+enum call_op { CALL_STATUS = 1, CALL_CHANGE = 2, CALL_VERIFY = 3 };
+
+#define VERIFY_WAIT_MS (10 * 60 * 1000) /* hashing a big replica */
+
+/* A node's answer to a verify. */
+struct vres {
+	uint64_t id, index, keys;
+	uint8_t sha256[32];
+	int rc;
+	bool done;
+	uint64_t asked_ns;
+};
 enum change_op { CH_ADD = 1, CH_REMOVE = 2, CH_TRANSFER = 3 };
 
 struct kvr_call {
@@ -52,6 +63,10 @@ struct kvr_call {
 	unsigned expect; /* status answers still expected */
 	uint64_t asked[64];
 	unsigned nasked;
+	/* verify */
+	uint64_t marker, mindex;
+	struct vres vr[16];
+	unsigned nvr;
 	pthread_cond_t cv;
 };
 
@@ -115,7 +130,13 @@ kvr_admin_self(struct kvr_node *n, struct tl_buf *b)
 	tl_buf_append_be64(b, lid);
 	tl_buf_append_be64(b, raft_commit_index(&n->raft));
 	tl_buf_append_be64(b, raft_last_index(&n->raft));
-	tl_buf_append_be64(b, kvr_node_applied(n));
+	/* applied: what libraft applied once the replica has it all (the
+	 * barriers between commands change nothing) */
+	pthread_mutex_lock(&n->lock);
+	tl_buf_append_be64(b, n->aq_head || n->aq_busy
+				  ? n->applied
+				  : raft_last_applied(&n->raft));
+	pthread_mutex_unlock(&n->lock);
 	tl_buf_append_be64(b, n->snap_index);
 	tl_buf_append_be64(b, dir_bytes(n->logdir));
 	tl_buf_append_be64(b, atomic_load(&n->st.snap_sent));
@@ -250,6 +271,102 @@ kvr_admin_change(struct kvr_node *n, uint8_t op, uint64_t id, const char *addr,
 	return call_run(n, &c, CHANGE_WAIT_MS, msg);
 }
 
+int
+kvr_admin_verify(struct kvr_node *n, struct tl_buf *out)
+{
+	struct kvr_call c;
+
+	memset(&c, 0, sizeof(c));
+	c.op = CALL_VERIFY;
+	do
+		c.marker = tl_random_u64();
+	while (c.marker == 0);
+	return call_run(n, &c, VERIFY_WAIT_MS, out);
+}
+
+/* Results: id u64, index u64, keys u64, rc i32, sha256[32] per node. */
+static void
+verify_out(struct kvr_call *c)
+{
+	tl_buf_reset(&c->out);
+	for (unsigned i = 0; i < c->nvr; i++) {
+		struct vres *v = &c->vr[i];
+
+		tl_buf_append_be64(&c->out, v->id);
+		tl_buf_append_be64(&c->out, v->index);
+		tl_buf_append_be64(&c->out, v->keys);
+		tl_buf_append_be32(&c->out,
+				   (uint32_t)(v->done ? v->rc : -ETIMEDOUT));
+		tl_buf_append(&c->out, v->sha256, 32);
+	}
+}
+
+/* This node's hash of marker: state 0 unknown, 1 hashing, 2 done. */
+static int
+verify_local(struct kvr_node *n, uint64_t marker, struct vres *v)
+{
+	int st = 0;
+
+	pthread_mutex_lock(&n->lock);
+	for (size_t i = 0; i < TL_ARRAY_SIZE(n->verify); i++) {
+		struct kvr_verify *s = &n->verify[i];
+
+		if (s->state == 0 || s->id != marker)
+			continue;
+		st = s->state;
+		v->index = s->index;
+		v->keys = s->keys;
+		v->rc = s->rc;
+		memcpy(v->sha256, s->sha256, 32);
+	}
+	pthread_mutex_unlock(&n->lock);
+	v->done = st == 2;
+	return st;
+}
+
+/* Ask every node of the configuration for its hash (again, for those
+ * still hashing or that did not answer, every 100 ms). */
+static void
+verify_ask(struct kvr_node *n, struct kvr_call *c)
+{
+	const struct raft_configuration *cf = &n->raft.configuration;
+	struct tl_buf m = TL_BUF_INIT;
+	uint64_t now = tl_mono_ns();
+	bool all = true;
+
+	if (c->nvr == 0) {
+		for (unsigned i = 0; i < cf->n && c->nvr < 16; i++)
+			c->vr[c->nvr++].id = cf->servers[i].id;
+	}
+	tl_buf_append(&m, (uint8_t[]){M_HASH}, 1);
+	tl_buf_append_be64(&m, c->id);
+	tl_buf_append_be64(&m, c->marker);
+	for (unsigned i = 0; i < c->nvr; i++) {
+		struct vres *v = &c->vr[i];
+
+		if (v->done)
+			continue;
+		all = false;
+		if (v->id == n->o.id) {
+			verify_local(n, c->marker, v);
+			all &= false;
+			continue;
+		}
+		if (now - v->asked_ns < 100000000ULL)
+			continue;
+		v->asked_ns = now;
+		kvr_net_send(n, v->id, NULL, m.data, m.len);
+	}
+	tl_buf_free(&m);
+	all = true;
+	for (unsigned i = 0; i < c->nvr; i++)
+		all &= c->vr[i].done;
+	if (all) {
+		verify_out(c);
+		call_done(c, 0, NULL);
+	}
+}
+
 /* ---- membership changes on the leader ------------------------------------ */
 
 struct change_req {
@@ -366,26 +483,64 @@ change_step(struct change_req *q, int status)
 	}
 }
 
+/* The role of id in the configuration, -1 if it is not in it. */
+static int
+role_of(struct kvr_node *n, uint64_t id)
+{
+	const struct raft_configuration *c = &n->raft.configuration;
+
+	for (unsigned i = 0; i < c->n; i++)
+		if (c->servers[i].id == id)
+			return c->servers[i].role;
+	return -1;
+}
+
 static void
 change_start(struct kvr_node *n, struct change_req *q, const char *addr)
 {
 	char msg[160];
-	int rc;
+	int rc, role = role_of(n, q->target);
 
 	if (n->state != RAFT_LEADER) {
 		change_reply(q, -EAGAIN, "not the leader");
 		return;
 	}
+	/* A change asked again (its answer was lost with a connection, or
+	 * leadership moved) picks up where the configuration stands. */
 	switch (q->op) {
 	case CH_ADD:
+		if (role == RAFT_VOTER) {
+			change_reply(q, 0, "done");
+			return;
+		}
+		if (role == RAFT_STANDBY) {
+			q->stage = 1;
+			change_step(q, 0);
+			return;
+		}
+		if (role == RAFT_SPARE) {
+			q->stage = 0;
+			change_step(q, 0);
+			return;
+		}
 		rc = raft_add(&n->raft, &q->u.change, q->target, addr,
 			      change_cb);
 		break;
 	case CH_REMOVE:
+		if (role < 0) {
+			change_reply(q, 0, "done");
+			return;
+		}
 		q->stage = 9;
 		rc = raft_remove(&n->raft, &q->u.change, q->target, change_cb);
 		break;
 	case CH_TRANSFER:
+		if (q->target == n->o.id) {
+			change_reply(q, 0, "leader: this node already");
+			return;
+		}
+		/* no lease reads from here on: another node may lead soon */
+		atomic_store(&n->lease_until, 0);
 		rc = raft_transfer(&n->raft, &q->u.transfer, q->target,
 				   transfer_cb);
 		break;
@@ -456,14 +611,40 @@ kvr_admin_pump(struct kvr_node *n)
 		if (c->done)
 			continue;
 		if (now > c->deadline_ns) {
-			if (c->op == CALL_STATUS)
+			if (c->op == CALL_STATUS) {
 				call_done(c, 0, NULL); /* who answered */
-			else
+			} else if (c->op == CALL_VERIFY && c->mindex) {
+				verify_out(c);
+				call_done(c, 0, NULL);
+			} else {
 				call_done(c, -ETIMEDOUT, "no answer");
+			}
+			continue;
+		}
+		if (c->op == CALL_VERIFY && c->mindex) {
+			verify_ask(n, c);
 			continue;
 		}
 		if (c->started)
 			continue;
+		if (c->op == CALL_VERIFY) {
+			if (n->state == RAFT_LEADER) {
+				c->mindex = kvr_leader_marker(n, c->marker);
+				if (c->mindex)
+					verify_ask(n, c);
+			} else if (n->leader) {
+				struct tl_buf m = TL_BUF_INIT;
+
+				tl_buf_append(&m, (uint8_t[]){M_VERIFY}, 1);
+				tl_buf_append_be64(&m, c->id);
+				tl_buf_append_be64(&m, c->marker);
+				if (kvr_net_send(n, n->leader, n->leader_addr,
+						 m.data, m.len) == 0)
+					c->started = true;
+				tl_buf_free(&m);
+			}
+			continue;
+		}
 		if (c->op == CALL_STATUS) {
 			c->started = true;
 			status_send(n, c);
@@ -571,6 +752,78 @@ kvr_admin_recv(struct kvr_node *n, uint64_t conn, uint8_t type,
 		change_start(n, q, addr);
 		break;
 	}
+	case M_VERIFY: {
+		uint64_t marker = kvr_get64(r), index = 0;
+
+		if (r->bad)
+			return -EPROTO;
+		if (n->state == RAFT_LEADER)
+			index = kvr_leader_marker(n, marker);
+		tl_buf_append(&m, (uint8_t[]){M_VERIFY_R}, 1);
+		tl_buf_append_be64(&m, id);
+		tl_buf_append_be64(&m, index);
+		kvr_net_reply(n, conn, m.data, m.len);
+		break;
+	}
+	case M_VERIFY_R: {
+		uint64_t index = kvr_get64(r);
+
+		pthread_mutex_lock(&n->adm->lock);
+		c = call_find(n->adm, id);
+		if (c && !c->done && !r->bad) {
+			if (index)
+				c->mindex = index;
+			else
+				c->started = false; /* not the leader: again */
+		}
+		pthread_mutex_unlock(&n->adm->lock);
+		kvr_node_kick(n);
+		break;
+	}
+	case M_HASH: {
+		uint64_t marker = kvr_get64(r);
+		struct vres v;
+		int st;
+
+		if (r->bad)
+			return -EPROTO;
+		memset(&v, 0, sizeof(v));
+		st = verify_local(n, marker, &v);
+		tl_buf_append(&m, (uint8_t[]){M_HASH_R}, 1);
+		tl_buf_append_be64(&m, id);
+		tl_buf_append_be64(&m, n->o.id);
+		tl_buf_append(&m, (uint8_t[]){(uint8_t)st}, 1);
+		tl_buf_append_be64(&m, v.index);
+		tl_buf_append_be64(&m, v.keys);
+		tl_buf_append_be32(&m, (uint32_t)v.rc);
+		tl_buf_append(&m, v.sha256, 32);
+		kvr_net_reply(n, conn, m.data, m.len);
+		break;
+	}
+	case M_HASH_R: {
+		uint64_t node = kvr_get64(r);
+		uint8_t st = kvr_get8(r);
+		uint64_t index = kvr_get64(r), keys = kvr_get64(r);
+		int32_t vrc = (int32_t)kvr_get32(r);
+		const uint8_t *sha = kvr_getn(r, 32);
+
+		if (r->bad)
+			return -EPROTO;
+		pthread_mutex_lock(&n->adm->lock);
+		c = call_find(n->adm, id);
+		for (unsigned i = 0; c && !c->done && st == 2 && i < c->nvr;
+		     i++)
+			if (c->vr[i].id == node) {
+				c->vr[i].done = true;
+				c->vr[i].index = index;
+				c->vr[i].keys = keys;
+				c->vr[i].rc = vrc;
+				memcpy(c->vr[i].sha256, sha, 32);
+			}
+		pthread_mutex_unlock(&n->adm->lock);
+		kvr_node_kick(n);
+		break;
+	}
 	case M_ADMIN_R: {
 		int32_t rc = (int32_t)kvr_get32(r);
 
@@ -671,6 +924,9 @@ ctl_handle(struct kvr_node *n, int fd, uint8_t type, uint8_t *p, size_t len)
 		break;
 	case 'S':
 		rc = kvr_admin_status(n, &out);
+		break;
+	case 'V':
+		rc = kvr_admin_verify(n, &out);
 		break;
 	case 'A': {
 		uint8_t op, alen;

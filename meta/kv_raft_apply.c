@@ -23,6 +23,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,29 +88,34 @@ session_mark(struct meta_kv_txn *t, uint64_t origin, uint64_t seq,
 }
 
 int
-kvr_session_lookup(struct meta_kv *kv, uint64_t origin, uint64_t seq)
+kvr_session_applied(struct meta_kv_txn *t, uint64_t origin, uint64_t seq)
 {
 	uint8_t k[KVR_KEYLEN(KVR_KEY_SESSION) + 8];
-	struct meta_kv_txn *t;
 	const uint8_t *v;
 	size_t vlen;
 	uint64_t base;
-	int in = -1;
 
 	session_key(k, origin);
+	if (meta_kv_get(t, k, sizeof(k), (const void **)&v, &vlen) != 0 ||
+	    vlen != SESSION_VLEN)
+		return 0; /* nothing of this origin was ever applied */
+	base = tl_get_be64(v + 8);
+	if (seq >= base + SESSION_BITS)
+		return 0;
+	if (seq < base)
+		return -1;
+	return (v[16 + (seq - base) / 8] >> ((seq - base) % 8)) & 1;
+}
+
+int
+kvr_session_lookup(struct meta_kv *kv, uint64_t origin, uint64_t seq)
+{
+	struct meta_kv_txn *t;
+	int in;
+
 	if (meta_kv_begin(kv, true, &t) != 0)
 		return -1;
-	if (meta_kv_get(t, k, sizeof(k), (const void **)&v, &vlen) == 0 &&
-	    vlen == SESSION_VLEN) {
-		base = tl_get_be64(v + 8);
-		if (seq >= base + SESSION_BITS)
-			in = 0;
-		else if (seq >= base)
-			in = (v[16 + (seq - base) / 8] >> ((seq - base) % 8)) &
-			     1;
-	} else {
-		in = 0; /* nothing of this origin was ever applied */
-	}
+	in = kvr_session_applied(t, origin, seq);
 	meta_kv_abort(t);
 	return in;
 }
@@ -239,20 +245,26 @@ lat_record(struct kvr_node *n, uint64_t us)
 	atomic_fetch_add(&n->st.lat_count, 1);
 }
 
+/* Apply the entries of list in one LMDB transaction, up to and including
+ * a verify marker if there is one (*marker then says which): the marker
+ * is hashed on the state it leaves.  *rest: what is left of list. */
 static int
 apply_batch(struct kvr_node *n, struct aitem *list, uint64_t from,
-	    uint64_t *last, struct done_list *dl)
+	    uint64_t *last, struct done_list *dl, struct aitem **rest,
+	    uint64_t *marker)
 {
 	struct meta_kv_txn *t;
 	uint64_t t0 = tl_mono_ns(), entries = 0;
+	struct aitem *it = list;
 	uint8_t v[8];
 	int rc;
 
 	*last = from;
+	*marker = 0;
 	rc = meta_kv_begin(n->replica, false, &t);
 	if (rc)
 		return rc;
-	for (struct aitem *it = list; it && rc == 0; it = it->next) {
+	for (; it && rc == 0; it = it->next) {
 		uint64_t b = it->index / SESSION_GC * SESSION_GC;
 
 		if (it->index <= from)
@@ -264,7 +276,14 @@ apply_batch(struct kvr_node *n, struct aitem *list, uint64_t from,
 			rc = apply_entry(n, t, it, dl);
 		*last = it->index;
 		entries++;
+		if (it->data[5] == KVR_E_VERIFY &&
+		    it->len >= KVR_ENTRY_HDR + 8) {
+			*marker = tl_get_be64(it->data + KVR_ENTRY_HDR);
+			it = it->next;
+			break;
+		}
 	}
+	*rest = it;
 	if (rc == 0 && *last == from) {
 		meta_kv_abort(t);
 		return 0;
@@ -285,6 +304,135 @@ apply_batch(struct kvr_node *n, struct aitem *list, uint64_t from,
 	return rc;
 }
 
+/* ---- verify -------------------------------------------------------------- */
+
+struct hasher {
+	struct kvr_node *n;
+	struct kvr_verify *slot;
+	struct meta_kv_txn *t;
+};
+
+static int
+hash_cb(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	EVP_MD_CTX *h = arg;
+	uint8_t l[8];
+
+	tl_put_be32(l, (uint32_t)klen);
+	tl_put_be32(l + 4, (uint32_t)vlen);
+	EVP_DigestUpdate(h, l, 8);
+	EVP_DigestUpdate(h, k, klen);
+	EVP_DigestUpdate(h, v, vlen);
+	return 0;
+}
+
+struct counter {
+	EVP_MD_CTX *h;
+	uint64_t keys;
+};
+
+static int
+count_cb(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	struct counter *c = arg;
+
+	c->keys++;
+	return hash_cb(c->h, k, klen, v, vlen);
+}
+
+static void *
+hasher_main(void *arg)
+{
+	struct hasher *hs = arg;
+	struct kvr_node *n = hs->n;
+	struct counter c = {EVP_MD_CTX_new(), 0};
+	uint8_t md[32];
+	unsigned mdlen = 0;
+	int rc;
+
+	EVP_DigestInit_ex(c.h, EVP_sha256(), NULL);
+	rc = meta_kv_scan(hs->t, "", 0, NULL, 0, count_cb, &c);
+	EVP_DigestFinal_ex(c.h, md, &mdlen);
+	EVP_MD_CTX_free(c.h);
+	meta_kv_abort(hs->t);
+	pthread_rwlock_unlock(&n->swap);
+	pthread_mutex_lock(&n->lock);
+	hs->slot->rc = rc;
+	hs->slot->keys = c.keys;
+	memcpy(hs->slot->sha256, md, 32);
+	hs->slot->state = 2;
+	pthread_mutex_unlock(&n->lock);
+	tl_info(KVR_SUB, "verify %llx: the replica at %llu hashed (%llu keys)",
+		(unsigned long long)hs->slot->id,
+		(unsigned long long)hs->slot->index,
+		(unsigned long long)c.keys);
+	free(hs);
+	return NULL;
+}
+
+/* The applier stopped on marker id at index: hash the replica as it
+ * stands now, on a thread of its own (the applier goes on; LMDB keeps
+ * the snapshot). */
+static void
+verify_start(struct kvr_node *n, uint64_t id, uint64_t index)
+{
+	struct hasher *hs = tl_calloc(1, sizeof(*hs));
+	struct kvr_verify *slot;
+	int rc;
+
+	pthread_mutex_lock(&n->lock);
+	slot = &n->verify[n->verify_next++ % TL_ARRAY_SIZE(n->verify)];
+	if (slot->joinable) {
+		/* the oldest slot: its thread done (or nearly) */
+		pthread_t th = slot->thread;
+
+		pthread_mutex_unlock(&n->lock);
+		pthread_join(th, NULL);
+		pthread_mutex_lock(&n->lock);
+	}
+	memset(slot, 0, sizeof(*slot));
+	slot->id = id;
+	slot->index = index;
+	slot->state = 1;
+	pthread_mutex_unlock(&n->lock);
+	hs->n = n;
+	hs->slot = slot;
+	pthread_rwlock_rdlock(&n->swap);
+	rc = meta_kv_begin(n->replica, true, &hs->t);
+	if (rc == 0)
+		rc = pthread_create(&slot->thread, NULL, hasher_main, hs);
+	if (rc == 0) {
+		pthread_mutex_lock(&n->lock);
+		slot->joinable = true;
+		pthread_mutex_unlock(&n->lock);
+	} else {
+		if (hs->t)
+			meta_kv_abort(hs->t);
+		pthread_rwlock_unlock(&n->swap);
+		pthread_mutex_lock(&n->lock);
+		slot->state = 2;
+		slot->rc = rc < 0 ? rc : -EAGAIN;
+		pthread_mutex_unlock(&n->lock);
+		free(hs);
+	}
+}
+
+/* The node stops: wait for the hashes still running. */
+void
+kvr_verify_stop(struct kvr_node *n)
+{
+	for (size_t i = 0; i < TL_ARRAY_SIZE(n->verify); i++) {
+		bool joinable;
+
+		pthread_mutex_lock(&n->lock);
+		joinable = n->verify[i].joinable;
+		n->verify[i].joinable = false;
+		pthread_mutex_unlock(&n->lock);
+		if (joinable)
+			pthread_join(n->verify[i].thread, NULL);
+	}
+}
+
 void *
 kvr_applier_main(void *arg)
 {
@@ -292,8 +440,8 @@ kvr_applier_main(void *arg)
 	struct done_list dl = {NULL, 0, 0};
 
 	for (;;) {
-		struct aitem *list;
-		uint64_t from, last = 0;
+		struct aitem *list, *rest;
+		uint64_t from, last = 0, marker = 0;
 		int rc;
 
 		pthread_mutex_lock(&n->lock);
@@ -307,19 +455,35 @@ kvr_applier_main(void *arg)
 		n->aq_head = NULL;
 		n->aq_tail = &n->aq_head;
 		n->aq_busy = true;
-		from = n->applied;
 		pthread_mutex_unlock(&n->lock);
 
-		dl.n = 0;
-		pthread_rwlock_rdlock(&n->swap);
-		rc = n->failed ? 0 : apply_batch(n, list, from, &last, &dl);
-		pthread_rwlock_unlock(&n->swap);
-		if (rc)
-			tl_err(KVR_SUB,
-			       "cannot apply committed entries to %s: "
-			       "%s; this node stops serving",
-			       n->repdir, strerror(-rc));
-		kvr_node_batch_done(n, rc, last, dl.d, dl.n);
+		for (rest = list; rest;) {
+			struct aitem *batch = rest;
+
+			pthread_mutex_lock(&n->lock);
+			from = n->applied;
+			pthread_mutex_unlock(&n->lock);
+			dl.n = 0;
+			pthread_rwlock_rdlock(&n->swap);
+			rc = n->failed ? 0
+				       : apply_batch(n, batch, from, &last, &dl,
+						     &rest, &marker);
+			pthread_rwlock_unlock(&n->swap);
+			if (n->failed)
+				rest = NULL;
+			if (rc)
+				tl_err(KVR_SUB,
+				       "cannot apply committed "
+				       "entries to %s: %s; this node stops "
+				       "serving",
+				       n->repdir, strerror(-rc));
+			kvr_node_batch_done(n, rc, last, dl.d, dl.n,
+					    rest == NULL);
+			if (rc == 0 && marker)
+				verify_start(n, marker, last);
+			if (rc)
+				break;
+		}
 		while (list) {
 			struct aitem *next = list->next;
 

@@ -29,6 +29,19 @@
  * voter, one round at a time, and requests that arrive meanwhile share
  * the next round.
  *
+ * Lease.  A round confirmed by a majority also gives the leader a lease
+ * of LEASE = 0.9 election timeout - 2 heartbeats from the round's start:
+ * until then no other leader can have been elected, so the leader
+ * answers reads at once (its own transactions need no message at all,
+ * kv_raft_node.c).  Why: each voter that confirmed had heard from this
+ * leader at most a heartbeat (plus a delay) before, and libraft's
+ * followers refuse to vote while they have a leader, until their own
+ * election timeout (at least one election timeout) passes.  A node that
+ * restarts has no leader and would vote at once, so a node waits one
+ * election timeout before it starts libraft again (kv_raft_node.c).  The
+ * lease ends when leadership ends and before a transfer.  Clocks are
+ * monotonic; their rates differ by far less than the margin.
+ *
  * Carrier.  libraft tells followers the commit index only in its next
  * append; when the last entry in flight commits and nothing else is
  * queued, a barrier is appended so that followers learn at once that
@@ -516,6 +529,46 @@ propose(struct kvr_node *n, bool force)
 	w_evict(ld);
 }
 
+static void
+marker_cb(struct raft_apply *req, int status, void *result)
+{
+	(void)status;
+	(void)result;
+	free(req);
+}
+
+uint64_t
+kvr_leader_marker(struct kvr_node *n, uint64_t id)
+{
+	struct raft_apply *req;
+	struct raft_buffer buf;
+	uint64_t index;
+	uint8_t *b;
+
+	if (!kvr_leader_ready(n))
+		return 0;
+	propose(n, true); /* what was accepted goes before it */
+	index = raft_last_index(&n->raft) + 1;
+	b = raft_calloc(1, 32);
+	if (b == NULL)
+		abort();
+	tl_put_be32(b, KVR_ENTRY_MAGIC);
+	b[4] = KVR_ENTRY_VERSION;
+	b[5] = KVR_E_VERIFY;
+	tl_put_be64(b + 10, index);
+	tl_put_be64(b + KVR_ENTRY_HDR, id);
+	tl_put_be32(b + 6, kvr_crc32c(0, b + 10, 32 - 10));
+	buf.base = b;
+	buf.len = 32;
+	req = tl_calloc(1, sizeof(*req));
+	if (raft_apply(&n->raft, req, &buf, 1, marker_cb) != 0) {
+		free(req);
+		return 0;
+	}
+	n->ld->last_cmd = index;
+	return index;
+}
+
 void
 kvr_leader_flush(struct kvr_node *n)
 {
@@ -616,11 +669,33 @@ rw_add(struct rwait **a, size_t *na, size_t *cap, struct rwait w)
 	(*a)[(*na)++] = w;
 }
 
+/* The lease a confirmed round gives, in ns (0: none). */
+static uint64_t
+lease_len(const struct kvr_node *n)
+{
+	int64_t ms =
+	    (int64_t)n->o.election_ms * 9 / 10 - 2 * (int64_t)n->o.heartbeat_ms;
+
+	return ms > 0 ? (uint64_t)ms * 1000000ULL : 0;
+}
+
+static bool
+lease_ok(struct kvr_node *n)
+{
+	uint64_t until = atomic_load(&n->lease_until);
+
+	return until && tl_mono_ns() < until;
+}
+
 static void
 round_done(struct kvr_node *n)
 {
 	struct kvr_leader *ld = n->ld;
 
+	if (lease_len(n) && raft_transferee(&n->raft) == 0 &&
+	    n->state == RAFT_LEADER)
+		atomic_store(&n->lease_until,
+			     ld->round_start_ns + lease_len(n));
 	for (size_t i = 0; i < ld->ncur; i++)
 		reply_read(n, ld->rw_cur[i].conn, ld->rw_cur[i].id,
 			   KVR_ACCEPTED, ld->round_ri);
@@ -629,7 +704,7 @@ round_done(struct kvr_node *n)
 }
 
 static void
-round_start(struct kvr_node *n)
+round_start(struct kvr_node *n, bool renew)
 {
 	struct kvr_leader *ld = n->ld;
 	const struct raft_configuration *c = &n->raft.configuration;
@@ -639,7 +714,7 @@ round_start(struct kvr_node *n)
 	bool self;
 	unsigned v = voters(n, &self);
 
-	if (ld->round_busy || ld->nnext == 0)
+	if (ld->round_busy || (ld->nnext == 0 && !renew))
 		return;
 	/* swap the waiting lists */
 	t = ld->rw_cur;
@@ -696,9 +771,13 @@ kvr_leader_read(struct kvr_node *n, uint64_t conn, uint64_t peer, uint64_t id,
 		reply_read(n, conn, id, KVR_ACCEPTED, n->cmd_seen);
 		return;
 	}
+	if (lease_ok(n)) {
+		reply_read(n, conn, id, KVR_ACCEPTED, n->cmd_seen);
+		return;
+	}
 	rw_add(&ld->rw_next, &ld->nnext, &ld->capnext,
 	       (struct rwait){conn, peer, id});
-	round_start(n);
+	round_start(n, false);
 }
 
 void
@@ -720,7 +799,7 @@ kvr_leader_confirm_ack(struct kvr_node *n, uint64_t peer, uint64_t term,
 	v = voters(n, &self);
 	if (ld->nacked + (self ? 1u : 0u) > v / 2) {
 		round_done(n);
-		round_start(n);
+		round_start(n, false);
 	}
 }
 
@@ -730,7 +809,15 @@ void
 kvr_leader_tick(struct kvr_node *n)
 {
 	struct kvr_leader *ld = n->ld;
+	uint64_t until = atomic_load(&n->lease_until), now = tl_mono_ns();
 
+	if (ld && raft_transferee(&n->raft) != 0)
+		atomic_store(&n->lease_until, 0);
+	/* renew the lease while it has half its time left */
+	if (ld && ld->ready && lease_len(n) && !ld->round_busy &&
+	    raft_transferee(&n->raft) == 0 &&
+	    (until < now || until - now < lease_len(n) / 2))
+		round_start(n, true);
 	if (!ld || !ld->round_busy ||
 	    tl_mono_ns() - ld->round_start_ns <
 		(uint64_t)n->o.heartbeat_ms * 2000000ULL)
@@ -740,7 +827,7 @@ kvr_leader_tick(struct kvr_node *n)
 		rw_add(&ld->rw_next, &ld->nnext, &ld->capnext, ld->rw_cur[i]);
 	ld->ncur = 0;
 	ld->round_busy = false;
-	round_start(n);
+	round_start(n, false);
 }
 
 /* ---- leadership ---------------------------------------------------------- */
@@ -793,6 +880,7 @@ barrier_cb(struct raft_barrier *req, int status)
 			ld->last_cmd = n->cmd_seen;
 			tl_info(KVR_SUB, "leader ready at index %llu",
 				(unsigned long long)req->index);
+			round_start(n, true); /* the first lease */
 			run_queued(n);
 			kvr_node_kick(n);
 		}
@@ -830,6 +918,7 @@ kvr_leader_end(struct kvr_node *n)
 	struct kvr_leader *ld = n->ld;
 	struct queued *q;
 
+	atomic_store(&n->lease_until, 0);
 	if (ld == NULL)
 		return;
 	n->ld = NULL;

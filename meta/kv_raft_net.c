@@ -84,6 +84,11 @@ struct kvr_net {
 	struct conn *conns;
 	uint64_t next_id;
 	bool closing;
+	/* libraft's transport close callback, called on a later loop turn
+	 * (never from inside libraft's own close) */
+	uv_timer_t close_timer;
+	bool close_timer_open;
+	raft_uv_transport_close_cb close_cb;
 	struct {
 		uint64_t peer, until;
 	} backoff[64];
@@ -747,19 +752,33 @@ tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
 }
 
 static void
+tr_closed(uv_timer_t *timer)
+{
+	struct kvr_net *net = timer->data;
+	raft_uv_transport_close_cb cb = net->close_cb;
+
+	net->close_cb = NULL;
+	if (cb)
+		cb(&net->tr);
+}
+
+static void
 tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 {
 	struct kvr_net *net = t->impl;
+	struct conn *c;
 
 	net->closing = true;
 	/* pending raft connects are cancelled (their callbacks fire) */
-	for (struct conn *c = net->conns, *next; c; c = next) {
-		next = c->next;
-		if (c->kind == KVR_CH_RAFT && c->rcb)
+	do {
+		for (c = net->conns; c; c = c->next)
+			if (c->kind == KVR_CH_RAFT && c->rcb)
+				break;
+		if (c)
 			conn_close(c, NULL);
-	}
-	if (cb)
-		cb(t);
+	} while (c);
+	net->close_cb = cb;
+	uv_timer_start(&net->close_timer, tr_closed, 0, 0);
 }
 
 static int
@@ -808,6 +827,9 @@ kvr_net_init(struct kvr_node *n, struct raft_uv_transport **t, char **err)
 	net->tr.listen = tr_listen;
 	net->tr.connect = tr_connect;
 	net->tr.close = tr_close;
+	uv_timer_init(&n->loop, &net->close_timer);
+	net->close_timer.data = net;
+	net->close_timer_open = true;
 	*t = &net->tr;
 	return bind_listener(net, err);
 }
@@ -945,6 +967,10 @@ kvr_net_close(struct kvr_node *n)
 	net->closing = true;
 	while (net->conns)
 		conn_close(net->conns, NULL);
+	if (net->close_timer_open) {
+		uv_close((uv_handle_t *)&net->close_timer, listener_closed);
+		net->close_timer_open = false;
+	}
 	if (net->listener_open) {
 		uv_close((uv_handle_t *)&net->listener, listener_closed);
 		net->listener_open = false;

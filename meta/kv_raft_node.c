@@ -159,6 +159,30 @@ kvr_node_wait_applied(struct kvr_node *n, uint64_t index, uint64_t dl)
 	return rc;
 }
 
+/* A node that is not (yet) in the group's configuration serves nothing:
+ * it waits to be added (tessera raft add), without a time limit, and
+ * says so ([lock] held). */
+static int
+wait_member_locked(struct kvr_node *n)
+{
+	uint64_t next = tl_mono_ns() + 2000000000ULL;
+
+	while (!n->member && !n->failed && !n->stopping) {
+		if (tl_mono_ns() >= next) {
+			tl_notice(KVR_SUB,
+				  "node %llu is not a member of the "
+				  "group yet: run tessera raft add %llu %s on "
+				  "a member",
+				  (unsigned long long)n->o.id,
+				  (unsigned long long)n->o.id, n->o.address);
+			next = tl_mono_ns() + 10000000000ULL;
+		}
+		cond_wait_until(&n->applied_cv, &n->lock,
+				tl_mono_ns() + 1000000000ULL);
+	}
+	return n->failed ? n->failed : n->stopping ? -ESHUTDOWN : 0;
+}
+
 /* ---- pending commits ([lock]) -------------------------------------------- */
 
 static struct pend *
@@ -176,8 +200,6 @@ pend_done(struct pend *p, int rc, uint64_t index)
 	p->state = P_DONE;
 	p->rc = rc;
 	p->result_index = index;
-	free(p->rec);
-	p->rec = NULL;
 	pthread_cond_signal(&p->cv);
 }
 
@@ -226,23 +248,24 @@ kvr_node_commit(struct kvr_node *n, const void *rec, size_t len,
 	struct pend *p = tl_calloc(1, sizeof(*p)), **pp;
 	int rc;
 
-	p->seq = tl_get_be64((const uint8_t *)rec + 8);
-	p->rec = tl_memdup(rec, len);
-	p->len = len;
+	p->ws = kvr_wset_new(rec, len);
+	p->seq = p->ws->seq;
 	p->deadline_ns = deadline(n);
 	p->waiting = true;
 	cond_init(&p->cv);
 	pthread_mutex_lock(&n->lock);
-	if (n->failed || n->stopping) {
-		rc = n->failed ? n->failed : -ESHUTDOWN;
+	rc = wait_member_locked(n);
+	p->deadline_ns = deadline(n);
+	if (rc) {
 		pthread_mutex_unlock(&n->lock);
-		free(p->rec);
+		kvr_wset_unref(p->ws);
 		pthread_cond_destroy(&p->cv);
 		free(p);
 		return rc;
 	}
-	p->next = n->pends;
-	n->pends = p;
+	/* in order: a transaction goes after those whose writes it read */
+	*n->pend_tail = p;
+	n->pend_tail = &p->next;
 	pthread_mutex_unlock(&n->lock);
 	kvr_node_kick(n);
 	pthread_mutex_lock(&n->lock);
@@ -266,13 +289,48 @@ kvr_node_commit(struct kvr_node *n, const void *rec, size_t len,
 	for (pp = &n->pends; *pp != p; pp = &(*pp)->next)
 		;
 	*pp = p->next;
+	if (n->pend_tail == &p->next)
+		n->pend_tail = pp;
 	pthread_mutex_unlock(&n->lock);
-	free(p->rec);
+	kvr_wset_unref(p->ws);
 	pthread_cond_destroy(&p->cv);
 	free(p);
 	if (rc == 0)
 		atomic_fetch_add(&n->st.commits, 1);
 	return rc;
+}
+
+int
+kvr_node_overlay(struct kvr_node *n, struct meta_kv_txn **snap,
+		 struct kvr_wset ***ws, size_t *count)
+{
+	size_t k = 0, cap = 0;
+	int rc;
+
+	*ws = NULL;
+	*count = 0;
+	pthread_mutex_lock(&n->lock);
+	for (struct pend *p = n->pends; p; p = p->next) {
+		/* a conflict is doomed: reading it would doom the reader */
+		if (p->state == P_DONE || p->state == P_WAIT)
+			continue;
+		if (k == cap) {
+			cap = cap ? 2 * cap : 8;
+			*ws = tl_realloc(*ws, cap * sizeof(**ws));
+		}
+		(*ws)[k++] = kvr_wset_ref(p->ws);
+	}
+	rc = meta_kv_begin(n->replica, true, snap);
+	pthread_mutex_unlock(&n->lock);
+	if (rc) {
+		for (size_t i = 0; i < k; i++)
+			kvr_wset_unref((*ws)[i]);
+		free(*ws);
+		*ws = NULL;
+		return rc;
+	}
+	*count = k;
+	return 0;
 }
 
 /* An answer to one of this node's commits (raft thread). */
@@ -295,8 +353,6 @@ kvr_node_commit_answer(struct kvr_node *n, uint64_t seq, int status,
 	case KVR_ACCEPTED:
 		p->state = P_ACCEPTED;
 		p->index = index;
-		free(p->rec);
-		p->rec = NULL;
 		break;
 	case KVR_CONFLICT:
 		p->state = P_WAIT;
@@ -345,25 +401,47 @@ kvr_node_fence_answer(struct kvr_node *n, int status, uint64_t upto,
 				p->index = x;
 			}
 		}
-		free(p->rec);
-		p->rec = NULL;
 	}
 	pend_resolve(n);
 	pthread_mutex_unlock(&n->lock);
 }
 
-/* ---- read index ---------------------------------------------------------- */
+/* ---- read index ----------------------------------------------------------
+ * Transactions that begin together share a ticket; up to RT_INFLIGHT
+ * tickets are on their way at once (a follower's request is answered in
+ * one round trip), the next one gathers meanwhile.  The leader holding a
+ * lease (kv_raft_leader.c) needs no ticket: its read index is the last
+ * command it applied. */
 
 static void
-tick_unref(struct kvr_node *n, struct rtick *t)
+tick_unref(struct rtick *t)
 {
-	if (--t->refs > 0)
-		return;
-	if (n->rt_open == t)
-		n->rt_open = NULL;
-	if (n->rt_sent == t)
-		n->rt_sent = NULL;
-	free(t);
+	if (--t->refs == 0)
+		free(t);
+}
+
+/* Remove ticket t from the ones in flight ([lock]). */
+static void
+tick_drop(struct kvr_node *n, struct rtick *t)
+{
+	for (unsigned i = 0; i < RT_INFLIGHT; i++)
+		if (n->rt_sent[i] == t) {
+			n->rt_sent[i] = NULL;
+			tick_unref(t);
+		}
+}
+
+/* The leader's lease: valid until lease_until (monotonic ns). */
+static bool
+lease_read(struct kvr_node *n, uint64_t *ri)
+{
+	uint64_t until = atomic_load(&n->lease_until);
+
+	if (until == 0 || tl_mono_ns() >= until)
+		return false;
+	*ri = atomic_load(&n->cmd_applied);
+	/* still valid after reading the index: it was when it was read */
+	return atomic_load(&n->lease_until) == until;
 }
 
 int
@@ -371,12 +449,18 @@ kvr_node_read_barrier(struct kvr_node *n)
 {
 	struct rtick *t;
 	bool kick = false;
-	uint64_t dl = deadline(n);
+	uint64_t dl = deadline(n), ri;
 	int rc;
 
+	atomic_fetch_add(&n->st.reads, 1);
+	if (lease_read(n, &ri)) {
+		atomic_fetch_add(&n->st.lease_reads, 1);
+		return kvr_node_wait_applied(n, ri, dl);
+	}
 	pthread_mutex_lock(&n->lock);
-	if (n->failed || n->stopping) {
-		rc = n->failed ? n->failed : -ESHUTDOWN;
+	rc = wait_member_locked(n);
+	dl = deadline(n);
+	if (rc) {
 		pthread_mutex_unlock(&n->lock);
 		return rc;
 	}
@@ -385,6 +469,7 @@ kvr_node_read_barrier(struct kvr_node *n)
 		t = n->rt_open = tl_calloc(1, sizeof(*t));
 		t->id = ++n->rt_next;
 		t->deadline_ns = dl;
+		t->refs = 1; /* rt_open's */
 		kick = true;
 	}
 	t->refs++;
@@ -405,13 +490,10 @@ kvr_node_read_barrier(struct kvr_node *n)
 	else if (rc == 0)
 		rc = n->failed ? n->failed : -ESHUTDOWN;
 	if (rc == -ETIMEDOUT)
-		tl_warn(KVR_SUB,
-			"read index: no answer in %u ms (no "
-			"leader?)",
+		tl_warn(KVR_SUB, "read index: no answer in %u ms (no leader?)",
 			n->o.timeout_ms);
-	tick_unref(n, t);
+	tick_unref(t);
 	pthread_mutex_unlock(&n->lock);
-	atomic_fetch_add(&n->st.reads, 1);
 	return rc;
 }
 
@@ -419,21 +501,22 @@ kvr_node_read_barrier(struct kvr_node *n)
 void
 kvr_node_read_answer(struct kvr_node *n, uint64_t id, int rc, uint64_t ri)
 {
-	struct rtick *t;
-
 	pthread_mutex_lock(&n->lock);
-	t = n->rt_sent;
-	if (t && t->id == id) {
+	for (unsigned i = 0; i < RT_INFLIGHT; i++) {
+		struct rtick *t = n->rt_sent[i];
+
+		if (t == NULL || t->id != id)
+			continue;
 		if (rc == -EAGAIN) {
 			t->sent = false; /* not the leader: ask the next */
 		} else {
 			t->got = true;
 			t->rc = rc;
 			t->ri = ri;
-			n->rt_sent = NULL;
-			tick_unref(n, t);
+			tick_drop(n, t);
 			pthread_cond_broadcast(&n->applied_cv);
 		}
+		break;
 	}
 	pthread_mutex_unlock(&n->lock);
 	kvr_node_kick(n);
@@ -461,36 +544,40 @@ static void
 pump_reads(struct kvr_node *n, uint64_t target)
 {
 	struct tl_buf m = TL_BUF_INIT;
-	struct rtick *t;
-	uint64_t id;
 
-	pthread_mutex_lock(&n->lock);
-	if (n->rt_sent == NULL && n->rt_open) {
-		n->rt_sent = n->rt_open;
-		n->rt_open = NULL;
-		n->rt_sent->refs++;
-	}
-	t = n->rt_sent;
-	if (t == NULL || t->sent || target == 0) {
-		pthread_mutex_unlock(&n->lock);
-		return;
-	}
-	t->sent = true;
-	t->peer = target;
-	id = t->id;
-	pthread_mutex_unlock(&n->lock);
-	if (target == n->raft.id) {
-		kvr_leader_read(n, 0, n->raft.id, id, n->term);
-		return;
-	}
-	tl_buf_append(&m, (uint8_t[]){M_READ}, 1);
-	tl_buf_append_be64(&m, id);
-	tl_buf_append_be64(&m, n->term);
-	if (send_msg(n, target, &m) != 0) {
+	for (unsigned i = 0; i < RT_INFLIGHT; i++) {
+		struct rtick *t;
+		uint64_t id;
+
 		pthread_mutex_lock(&n->lock);
-		if (n->rt_sent == t)
-			t->sent = false; /* the timer tries again */
+		if (n->rt_sent[i] == NULL && n->rt_open) {
+			/* the gathering ticket goes: rt_open's ref moves */
+			n->rt_sent[i] = n->rt_open;
+			n->rt_open = NULL;
+		}
+		t = n->rt_sent[i];
+		if (t == NULL || t->sent || target == 0) {
+			pthread_mutex_unlock(&n->lock);
+			continue;
+		}
+		t->sent = true;
+		t->peer = target;
+		id = t->id;
 		pthread_mutex_unlock(&n->lock);
+		if (target == n->raft.id) {
+			kvr_leader_read(n, 0, n->raft.id, id, n->term);
+			continue;
+		}
+		tl_buf_reset(&m);
+		tl_buf_append(&m, (uint8_t[]){M_READ}, 1);
+		tl_buf_append_be64(&m, id);
+		tl_buf_append_be64(&m, n->term);
+		if (send_msg(n, target, &m) != 0) {
+			pthread_mutex_lock(&n->lock);
+			if (n->rt_sent[i] == t)
+				t->sent = false; /* the timer tries again */
+			pthread_mutex_unlock(&n->lock);
+		}
 	}
 	tl_buf_free(&m);
 }
@@ -527,8 +614,8 @@ pump_commits(struct kvr_node *n, uint64_t target)
 		}
 		if (target == n->raft.id) {
 			/* a copy: a NOTLEADER answer sends it again */
-			uint8_t *rec = tl_memdup(p->rec, p->len);
-			size_t len = p->len;
+			uint8_t *rec = tl_memdup(p->ws->rec, p->ws->len);
+			size_t len = p->ws->len;
 
 			p->state = P_SENT;
 			p->peer = target;
@@ -541,7 +628,7 @@ pump_commits(struct kvr_node *n, uint64_t target)
 		}
 		tl_buf_reset(&m);
 		tl_buf_append(&m, (uint8_t[]){M_COMMIT}, 1);
-		tl_buf_append(&m, p->rec, p->len);
+		tl_buf_append(&m, p->ws->rec, p->ws->len);
 		if (send_msg(n, target, &m) != 0) {
 			pthread_mutex_unlock(&n->lock);
 			break; /* unreachable now: the timer tries again */
@@ -567,8 +654,10 @@ kvr_node_peer_down(struct kvr_node *n, uint64_t peer)
 	for (struct pend *p = n->pends; p; p = p->next)
 		if (p->state == P_SENT && p->peer == peer)
 			lost = true;
-	if (n->rt_sent && n->rt_sent->sent && n->rt_sent->peer == peer)
-		n->rt_sent->sent = false;
+	for (unsigned i = 0; i < RT_INFLIGHT; i++)
+		if (n->rt_sent[i] && n->rt_sent[i]->sent &&
+		    n->rt_sent[i]->peer == peer)
+			n->rt_sent[i]->sent = false;
 	pthread_mutex_unlock(&n->lock);
 	if (lost)
 		n->fence_needed = true;
@@ -610,6 +699,19 @@ observe(struct kvr_node *n)
 	}
 	n->state = st;
 	n->term = term;
+	{
+		const struct raft_configuration *c = &n->raft.configuration;
+		bool in = false;
+
+		for (unsigned i = 0; i < c->n; i++)
+			in |= c->servers[i].id == n->raft.id;
+		pthread_mutex_lock(&n->lock);
+		if (in != n->member) {
+			n->member = in;
+			pthread_cond_broadcast(&n->applied_cv);
+		}
+		pthread_mutex_unlock(&n->lock);
+	}
 	if (lid != n->leader) {
 		n->leader = lid;
 		snprintf(n->leader_addr, sizeof(n->leader_addr), "%s",
@@ -629,12 +731,15 @@ expire(struct kvr_node *n)
 	bool wake = false;
 
 	pthread_mutex_lock(&n->lock);
-	if (n->rt_sent && n->rt_sent->deadline_ns < now && !n->rt_sent->got) {
-		n->rt_sent->got = true;
-		n->rt_sent->rc = -ETIMEDOUT;
-		tick_unref(n, n->rt_sent);
-		n->rt_sent = NULL;
-		wake = true;
+	for (unsigned i = 0; i < RT_INFLIGHT; i++) {
+		struct rtick *t = n->rt_sent[i];
+
+		if (t && t->deadline_ns < now && !t->got) {
+			t->got = true;
+			t->rc = -ETIMEDOUT;
+			tick_drop(n, t);
+			wake = true;
+		}
 	}
 	if (wake)
 		pthread_cond_broadcast(&n->applied_cv);
@@ -708,6 +813,7 @@ fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 
 	*result = NULL;
 	n->cmd_seen = index;
+	atomic_store(&n->cmd_applied, index);
 	pthread_mutex_lock(&n->lock);
 	if (n->failed) {
 		pthread_mutex_unlock(&n->lock);
@@ -741,7 +847,7 @@ fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
  * decide the transactions waiting ([lock] not held). */
 void
 kvr_node_batch_done(struct kvr_node *n, int rc, uint64_t last,
-		    const struct kvr_done *ds, size_t nds)
+		    const struct kvr_done *ds, size_t nds, bool idle)
 {
 	pthread_mutex_lock(&n->lock);
 	if (rc) {
@@ -761,9 +867,11 @@ kvr_node_batch_done(struct kvr_node *n, int rc, uint64_t last,
 		}
 	}
 	pend_resolve(n);
-	n->aq_busy = false;
-	if (n->aq_head == NULL)
-		pthread_cond_broadcast(&n->aq_idle);
+	if (idle || rc) {
+		n->aq_busy = false;
+		if (n->aq_head == NULL)
+			pthread_cond_broadcast(&n->aq_idle);
+	}
 	pthread_cond_broadcast(&n->applied_cv);
 	pthread_mutex_unlock(&n->lock);
 }
@@ -934,10 +1042,13 @@ handle_closed(uv_handle_t *h)
 	(void)h;
 }
 
+/* After raft_close: free libraft's uv backend and close our handles.
+ * Not inside raft_closed, which libraft may call from deep inside its
+ * own close (freeing the backend there would pull it from under it). */
 static void
-raft_closed(struct raft *r)
+final_close(uv_timer_t *t)
 {
-	struct kvr_node *n = r->data;
+	struct kvr_node *n = t->data;
 
 	raft_uv_close(&n->io);
 	kvr_net_close(n);
@@ -945,6 +1056,15 @@ raft_closed(struct raft *r)
 	uv_close((uv_handle_t *)&n->check, handle_closed);
 	uv_close((uv_handle_t *)&n->timer, handle_closed);
 	uv_close((uv_handle_t *)&n->stop_async, handle_closed);
+}
+
+static void
+raft_closed(struct raft *r)
+{
+	struct kvr_node *n = r->data;
+
+	uv_timer_stop(&n->timer);
+	uv_timer_start(&n->timer, final_close, 0, 0);
 }
 
 static void
@@ -965,6 +1085,11 @@ void kvr_node_free(struct kvr_node *n);
 void
 kvr_node_free(struct kvr_node *n)
 {
+	if (n->rt_open)
+		tick_unref(n->rt_open);
+	for (unsigned i = 0; i < RT_INFLIGHT; i++)
+		if (n->rt_sent[i])
+			tick_unref(n->rt_sent[i]);
 	while (n->aq_head) {
 		struct aitem *it = n->aq_head;
 
@@ -1063,7 +1188,11 @@ node_identity(struct kvr_node *n, bool *bootstrap, bool *fresh, char **err)
 	}
 	if (n->o.bootstrap) {
 		tl_random_bytes(n->group, 16);
-		rc = kvr_replica_create(n->repdir, n->group, n->o.mapsize, err);
+		rc = n->o.convert
+			 ? kvr_replica_convert(n->repdir, n->group,
+					       n->o.mapsize, n->o.convert, err)
+			 : kvr_replica_create(n->repdir, n->group, n->o.mapsize,
+					      err);
 		*bootstrap = rc == 0;
 	} else {
 		rc = kvr_replica_fetch(n, 0, n->group, err);
@@ -1141,6 +1270,9 @@ raft_setup(struct kvr_node *n, bool bootstrap, char **err)
 		*err = tl_asprintf("raft start: %s", raft_errmsg(&n->raft));
 		return -EIO;
 	}
+	/* the loop does not run yet: the configuration is ours to read */
+	for (unsigned i = 0; i < n->raft.configuration.n; i++)
+		n->member |= n->raft.configuration.servers[i].id == n->o.id;
 	return 0;
 }
 
@@ -1188,6 +1320,12 @@ node_open(struct kvr_node *n, char **err)
 				   n->repdir, n->o.dir, KVR_IDENTITY);
 		return -EXDEV;
 	}
+	if (!fresh) {
+		/* A node that ran before may have confirmed a leader's lease
+		 * just before it stopped: it must not vote for another
+		 * leader before that lease ends (kv_raft_leader.c). */
+		usleep((n->o.election_ms + n->o.heartbeat_ms) * 1000u);
+	}
 	rc = raft_setup(n, bootstrap, err);
 	if (rc == 0 && fresh) {
 		/* the identity is written last: it marks a finished start */
@@ -1222,6 +1360,7 @@ kvr_node_start(const struct kvr_opts *o, struct kvr_node **out, char **err)
 	n->o.listen = xstrdup(o->listen);
 	n->o.peers = xstrdup(o->peers);
 	n->o.secret = xstrdup(o->secret);
+	n->o.convert = xstrdup(o->convert);
 	n->repdir = tl_asprintf("%s/%s", o->dir, KVR_REPLICA);
 	n->logdir = tl_asprintf("%s/%s", o->dir, KVR_LOG);
 	do
@@ -1238,6 +1377,7 @@ kvr_node_start(const struct kvr_opts *o, struct kvr_node **out, char **err)
 	pthread_cond_init(&n->aq_idle, NULL);
 	pthread_cond_init(&n->snap_cv, NULL);
 	n->aq_tail = &n->aq_head;
+	n->pend_tail = &n->pends;
 	kvr_admin_init(n);
 	uv_loop_init(&n->loop);
 	uv_async_init(&n->loop, &n->kick, kick_cb);
@@ -1302,5 +1442,6 @@ kvr_node_stop(struct kvr_node *n)
 	uv_loop_close(&n->loop);
 	kvr_snap_stop(n);
 	pthread_join(n->applier, NULL);
+	kvr_verify_stop(n);
 	kvr_node_free(n);
 }

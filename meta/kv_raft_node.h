@@ -43,8 +43,7 @@ enum pend_state {
 struct pend {
 	struct pend *next;
 	uint64_t seq;
-	uint8_t *rec;           /* the transaction record (owned) */
-	size_t len;
+	struct kvr_wset *ws;    /* the transaction record (a reference) */
 	enum pend_state state;
 	uint64_t peer;          /* the leader it went to */
 	uint64_t index;
@@ -75,9 +74,19 @@ struct aitem {
 	uint8_t data[];
 };
 
+/* A verify marker's hash on this node. */
+struct kvr_verify {
+	uint64_t id, index, keys;
+	uint8_t sha256[32];
+	int state;              /* 0 none, 1 hashing, 2 done */
+	int rc;
+	pthread_t thread;
+	bool joinable;
+};
+
 struct kvr_stats {
 	atomic_uint_fast64_t elections, snap_sent, snap_recv, applied_entries;
-	atomic_uint_fast64_t conflicts, commits, reads;
+	atomic_uint_fast64_t conflicts, commits, reads, lease_reads;
 	/* apply latency: commit of the entry to LMDB, per batch */
 	atomic_uint_fast64_t lat_bucket[12], lat_sum_us, lat_count;
 };
@@ -99,9 +108,11 @@ struct kvr_node {
 	uint64_t applied;            /* [lock] replica's applied index */
 	int failed;                  /* [lock] fatal: every call fails */
 	bool stopping;               /* [lock] */
-	struct pend *pends;          /* [lock] */
+	struct pend *pends;          /* [lock] oldest first */
+	struct pend **pend_tail;     /* [lock] */
 	struct rtick *rt_open;       /* [lock] gathering transactions */
-	struct rtick *rt_sent;       /* [lock] being answered */
+#define RT_INFLIGHT 4
+	struct rtick *rt_sent[RT_INFLIGHT]; /* [lock] being answered */
 	uint64_t rt_next;            /* [lock] */
 
 	/* the applier */
@@ -130,6 +141,11 @@ struct kvr_node {
 	char leader_addr[256];       /* [raft] */
 	uint64_t cmd_seen;           /* [raft] last command index applied
 					 by libraft (queued to the applier) */
+	atomic_uint_fast64_t cmd_applied; /* the same, for other threads */
+	/* the leader's lease: reads need no round trip until then
+	 * (monotonic ns; 0: none).  Written by the raft thread. */
+	atomic_uint_fast64_t lease_until;
+	bool member;                 /* [lock] in the configuration */
 	uint64_t snap_index;         /* [raft] last snapshot taken/restored */
 	struct kvr_leader *ld;       /* [raft] resolver when leader */
 	bool fence_needed;           /* [raft] sent txns lost their leader */
@@ -138,6 +154,8 @@ struct kvr_node {
 	struct kvr_admin *adm;
 	struct kvr_ctl *ctl;
 	bool applier_gone;           /* [lock] */
+	struct kvr_verify verify[4]; /* [lock] the last markers */
+	unsigned verify_next;        /* [lock] */
 	int snap_fds[8];             /* [lock] sockets of copies being sent */
 	unsigned snap_busy;          /* [lock] */
 	pthread_cond_t snap_cv;      /* snap_busy fell */
@@ -171,12 +189,22 @@ struct kvr_done {
 	uint64_t seq, index;
 };
 void *kvr_applier_main(void *arg);
+/* idle: the applier has nothing more queued from this turn. */
 void kvr_node_batch_done(struct kvr_node *n, int rc, uint64_t last,
-			 const struct kvr_done *ds, size_t nds);
+			 const struct kvr_done *ds, size_t nds, bool idle);
+void kvr_verify_stop(struct kvr_node *n);
 void kvr_node_replaced(struct kvr_node *n, int (*lookup)(void *, uint64_t),
 		       void *arg);
 /* Was seq of this process applied in the replica kv?  1, 0, -1 unknown. */
 int kvr_session_lookup(struct meta_kv *kv, uint64_t origin, uint64_t seq);
+/* The same in the read transaction t. */
+int kvr_session_applied(struct meta_kv_txn *t, uint64_t origin,
+			uint64_t seq);
+/* For a write transaction: the records of this node's commits not yet
+ * applied (oldest first; references the caller drops) and a snapshot of
+ * the replica taken with them. */
+int kvr_node_overlay(struct kvr_node *n, struct meta_kv_txn **snap,
+		     struct kvr_wset ***ws, size_t *count);
 
 /* Commit answers. */
 enum { KVR_ACCEPTED = 0, KVR_CONFLICT = 1, KVR_NOTLEADER = 2,
@@ -198,6 +226,8 @@ void kvr_leader_read(struct kvr_node *n, uint64_t conn, uint64_t peer,
 void kvr_leader_confirm_ack(struct kvr_node *n, uint64_t peer, uint64_t term,
 			    uint64_t round, bool ok);
 void kvr_leader_flush(struct kvr_node *n);
+/* Append a verify marker: its log index, 0 if not the leader (ready). */
+uint64_t kvr_leader_marker(struct kvr_node *n, uint64_t id);
 void kvr_leader_tick(struct kvr_node *n);
 /* Fence answers to this node's own (conn 0) fence. */
 void kvr_node_fence_answer(struct kvr_node *n, int status, uint64_t upto,
@@ -211,7 +241,10 @@ enum {
 	M_CONFIRM = 'K', M_CONFIRM_R = 'k',
 	M_STATUS = 'S', M_STATUS_R = 's',
 	M_ADMIN = 'A', M_ADMIN_R = 'a',
+	M_VERIFY = 'V', M_VERIFY_R = 'v',
+	M_HASH = 'H', M_HASH_R = 'h',
 };
+int kvr_admin_verify(struct kvr_node *n, struct tl_buf *out);
 
 /* kv_raft_net.c (raft thread unless said otherwise) */
 int kvr_net_init(struct kvr_node *n, struct raft_uv_transport **t,
@@ -255,6 +288,9 @@ int kvr_identity_save(const char *dir, const uint8_t group[16],
 /* Create a fresh replica with the group's keys at index 0. */
 int kvr_replica_create(const char *dir, const uint8_t group[16],
 		       uint64_t mapsize, char **err);
+/* A replica copied from an LMDB volume at src (convert). */
+int kvr_replica_convert(const char *dir, const uint8_t group[16],
+			uint64_t mapsize, const char *src, char **err);
 /* Fetch a copy of the replica from a peer that has applied at least
  * min_index into dir/replica.new, check it, and swap it in (the replica
  * must be closed). */

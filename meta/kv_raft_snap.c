@@ -142,6 +142,41 @@ kvr_replica_create(const char *dir, const uint8_t group[16], uint64_t mapsize,
 	return rc;
 }
 
+int
+kvr_replica_convert(const char *dir, const uint8_t group[16], uint64_t mapsize,
+		    const char *src, char **err)
+{
+	struct meta_kv *from = NULL;
+	char *path = tl_asprintf("%s/data.mdb", dir);
+	int fd = -1, rc;
+
+	rc = meta_kv_lmdb_open(src, 0, 0, &from, err);
+	if (rc == 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
+		rc = -errno;
+	if (rc == 0) {
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0)
+			rc = -errno;
+	}
+	if (rc == 0)
+		rc = meta_kv_lmdb_copyfd(from, fd);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (from)
+		meta_kv_close(from);
+	free(path);
+	if (rc) {
+		if (*err == NULL)
+			*err = tl_asprintf("cannot copy %s into %s: %s", src,
+					   dir, strerror(-rc));
+		return rc;
+	}
+	/* the group's keys, at index 0, beside the volume's */
+	return kvr_replica_create(dir, group, mapsize, err);
+}
+
 /* ---- libraft's snapshot callbacks ---------------------------------------- */
 
 int

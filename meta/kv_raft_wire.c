@@ -179,6 +179,105 @@ kvr_rd_has(const struct kvr_rd *rd, const void *k, size_t klen)
 	return (rd->flags & KVR_R_INCL) ? c <= 0 : c < 0;
 }
 
+/* ---- write sets ---------------------------------------------------------- */
+
+struct kvr_wset *
+kvr_wset_new(const void *rec, size_t len)
+{
+	struct kvr_wset *w = tl_malloc(sizeof(*w) + len);
+	struct kvr_txnhdr h;
+	struct kvr_rdr r;
+	struct kvr_wr wr;
+
+	atomic_init(&w->refs, 1);
+	memcpy(w->rec, rec, len);
+	w->len = len;
+	w->nw = 0;
+	w->woff = NULL;
+	w->seq = len >= 16 ? tl_get_be64(w->rec + 8) : 0;
+	if (kvr_txn_parse(w->rec, len, &h) != 0)
+		return w; /* refused by the leader anyway */
+	w->woff = tl_malloc((h.nwrites + 1) * sizeof(*w->woff));
+	kvr_rdr_init(&r, h.writes, h.writes_len);
+	for (uint32_t i = 0; i < h.nwrites; i++) {
+		w->woff[i] = (uint32_t)(r.p - w->rec);
+		kvr_get_write(&r, &wr);
+	}
+	w->nw = h.nwrites;
+	return w;
+}
+
+struct kvr_wset *
+kvr_wset_ref(struct kvr_wset *w)
+{
+	atomic_fetch_add(&w->refs, 1);
+	return w;
+}
+
+void
+kvr_wset_unref(struct kvr_wset *w)
+{
+	if (w && atomic_fetch_sub(&w->refs, 1) == 1) {
+		free(w->woff);
+		free(w);
+	}
+}
+
+static void
+wset_at(const struct kvr_wset *w, uint32_t i, struct kvr_wr *out)
+{
+	struct kvr_rdr r;
+
+	kvr_rdr_init(&r, w->rec + w->woff[i], w->len - w->woff[i]);
+	kvr_get_write(&r, out);
+}
+
+/* First write whose key is >= k. */
+static uint32_t
+wset_lower(const struct kvr_wset *w, const void *k, size_t klen)
+{
+	uint32_t lo = 0, hi = w->nw;
+	struct kvr_wr wr;
+
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+
+		wset_at(w, mid, &wr);
+		if (kvr_keycmp(wr.k, wr.klen, k, klen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int
+kvr_wset_find(const struct kvr_wset *w, const void *k, size_t klen,
+	      struct kvr_wr *out)
+{
+	uint32_t i = wset_lower(w, k, klen);
+
+	if (i >= w->nw)
+		return -ENOENT;
+	wset_at(w, i, out);
+	return kvr_keycmp(out->k, out->klen, k, klen) == 0 ? 0 : -ENOENT;
+}
+
+bool
+kvr_wset_hits(const struct kvr_wset *w, const void *s, size_t slen,
+	      const void *e, size_t elen)
+{
+	uint32_t i = wset_lower(w, s, slen);
+	struct kvr_wr wr;
+
+	if (i >= w->nw)
+		return false;
+	if (e == NULL)
+		return true;
+	wset_at(w, i, &wr);
+	return kvr_keycmp(wr.k, wr.klen, e, elen) < 0;
+}
+
 /* ---- checksums ----------------------------------------------------------- */
 
 static uint32_t crc_table[256];

@@ -16,6 +16,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include "t/unit/raft_test.h"
@@ -30,6 +31,17 @@ on_term(int sig)
 {
 	(void)sig;
 	stop = 1;
+}
+
+static void
+on_alarm(int sig)
+{
+	static const char msg[] = "Bail out! no progress in 600 s\n";
+
+	(void)sig;
+	if (write(1, msg, sizeof(msg) - 1) < 0)
+		_exit(1);
+	_exit(1);
 }
 
 /* A node process: open the node, then (unless idle) write p<id>-<i> and
@@ -47,7 +59,7 @@ node_main(const char *url, const char *ackfile, bool idle)
 
 	signal(SIGTERM, on_term);
 	id = p ? atoi(p + 3) : 0;
-	tl_log_set_level(getenv("RT_DEBUG") ? TL_LOG_DEBUG : TL_LOG_WARN);
+	tl_log_set_level(getenv("RT_DEBUG") ? TL_LOG_DEBUG : TL_LOG_INFO);
 	rc = meta_kv_open(url, &kv, &err);
 	if (rc) {
 		fprintf(stderr, "node %d: %s\n", id, err ? err : "");
@@ -111,6 +123,16 @@ spawn(int i, bool bootstrap, bool idle)
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
+		/* a node never outlives the test */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* the node's log next to its directory */
+		char *log = tl_asprintf("%s/node%d.log", t.dir, i);
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, 2);
+			close(fd);
+		}
 		execl(self, self, "node", pr[i].url, ack, idle ? "idle" : NULL,
 		      (char *)NULL);
 		_exit(127);
@@ -276,6 +298,10 @@ main(int argc, char **argv)
 		return node_main(argv[2], argv[3],
 				 argc > 4 && !strcmp(argv[4], "idle"));
 	self = argv[0];
+	/* a hang is a failure (the nodes die with the test), not a stuck
+	 * test run: the bound is on progress, far above any normal run */
+	signal(SIGALRM, on_alarm);
+	alarm(600);
 	tl_log_set_level(TL_LOG_ERR);
 	rt_init(&t, N);
 
