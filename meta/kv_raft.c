@@ -1112,8 +1112,9 @@ meta_kv_raft_open(const char *url, struct meta_kv **out, char **errp)
 		k->ctl = kvr_ctl_connect(o.dir, &err);
 		rc = k->ctl < 0 ? k->ctl : 0;
 		if (rc == 0) {
+			/* the node writes its replica; a client only reads */
 			dir = tl_asprintf("%s/%s", o.dir, KVR_REPLICA);
-			rc = meta_kv_lmdb_open(dir, o.mapsize, 0, 0,
+			rc = meta_kv_lmdb_open(dir, o.mapsize, 0, META_KV_RDONLY,
 					       &k->replica, &err);
 			free(dir);
 		}

@@ -150,7 +150,7 @@ kvr_replica_convert(const char *dir, const uint8_t group[16], uint64_t mapsize,
 	char *path = tl_asprintf("%s/data.mdb", dir);
 	int fd = -1, rc;
 
-	rc = meta_kv_lmdb_open(src, 0, 0, &from, err);
+	rc = meta_kv_lmdb_open(src, 0, 0, META_KV_RDONLY, &from, err);
 	if (rc == 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
 		rc = -errno;
 	if (rc == 0) {

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -90,6 +91,37 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
     {"session_timeout", TL_CONF_DURATION, "60s", 3000, 86400 * 1000, false,
      "a killed gateway's session expires after this (heartbeat: 1/6 of it)",
      OFF(session_timeout)},
+    {"raft_id", TL_CONF_U64, "0", 0, 1ULL << 62, false,
+     "this gateway's node id in its raft group (raft://); 0: none",
+     OFF(raft_id)},
+    {"raft_dir", TL_CONF_STRING, "/var/lib/tessera/raft", 0, 0, false,
+     "the node's directory: replica, raft log, control socket",
+     OFF(raft_dir)},
+    {"raft_address", TL_CONF_STRING, "", 0, 0, false,
+     "HOST:PORT at which the other nodes reach this one", OFF(raft_address)},
+    {"raft_listen", TL_CONF_STRING, "", 0, 0, false,
+     "ADDR:PORT to bind for the other nodes; empty: raft_address",
+     OFF(raft_listen)},
+    {"raft_peers", TL_CONF_STRING, "", 0, 0, false,
+     "ID@HOST:PORT,... nodes a new node copies its replica from",
+     OFF(raft_peers)},
+    {"raft_secret_file", TL_CONF_STRING, "/etc/tessera/raft.key", 0, 0,
+     false, "the cluster secret every node of the group holds",
+     OFF(raft_secret_file)},
+    {"raft_election_timeout", TL_CONF_DURATION, "600ms", 50, 60000, false,
+     "a follower that hears no leader this long (to twice it) stands",
+     OFF(raft_election_timeout)},
+    {"raft_heartbeat", TL_CONF_DURATION, "60ms", 5, 30000, false,
+     "the leader's heartbeat, at most half the election timeout",
+     OFF(raft_heartbeat)},
+    {"raft_snapshot_entries", TL_CONF_U64, "4096", 16, 1ULL << 30, false,
+     "log entries between two snapshots", OFF(raft_snapshot_entries)},
+    {"raft_snapshot_trailing", TL_CONF_U64, "4096", 0, 1ULL << 30, false,
+     "entries kept behind a snapshot for nodes a little behind",
+     OFF(raft_snapshot_trailing)},
+    {"raft_timeout", TL_CONF_DURATION, "10s", 100, 3600000, false,
+     "longest wait for a commit or a read (then NFS3ERR_JUKEBOX)",
+     OFF(raft_timeout)},
 };
 const size_t nfsd_conf_nopts = TL_ARRAY_SIZE(nfsd_conf_opts);
 
@@ -149,4 +181,62 @@ nfsd_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned *len)
 		*len = sizeof(*a4);
 	}
 	return 0;
+}
+
+char *
+nfsd_raft_url(const struct nfsd_config *cfg, const char *url, bool node,
+	      bool bootstrap, char **err)
+{
+	const char *rest = url + strlen("raft://"), *q = strchr(rest, '?');
+	char *dir, *out = NULL, vol[128] = "";
+
+	if (strncmp(url, "raft://", 7) != 0) {
+		*err = tl_asprintf("'%s' is not a raft:// URL", url);
+		return NULL;
+	}
+	/* only ?volume=NAME may follow: the raft_* options say the rest */
+	if (q && (strncmp(q, "?volume=", 8) != 0 || strchr(q + 1, '&') ||
+		  strlen(q) + 1 >= sizeof(vol))) {
+		*err = tl_asprintf("'%s': the raft URL of tessera.conf is "
+				   "raft:// or raft:///DIR, with at most "
+				   "?volume=NAME (the raft_* options say the "
+				   "rest)", url);
+		return NULL;
+	}
+	if (q)
+		snprintf(vol, sizeof(vol), "%s%s", node ? "&" : "?", q + 1);
+	dir = q ? tl_strndup(rest, (size_t)(q - rest)) : tl_strdup(rest);
+	if (dir[0] == '\0') {
+		free(dir);
+		dir = tl_strdup(cfg->raft_dir ? cfg->raft_dir : "");
+	}
+	if (dir[0] != '/') {
+		*err = tl_asprintf("raft_dir must be an absolute path");
+	} else if (!node) {
+		out = tl_asprintf("raft://%s%s", dir, vol);
+	} else if (cfg->raft_id == 0 || cfg->raft_address == NULL ||
+		   cfg->raft_address[0] == '\0') {
+		*err = tl_asprintf("a raft node needs raft_id and raft_address "
+				   "in tessera.conf");
+	} else {
+		out = tl_asprintf(
+			"raft://%s?id=%llu&address=%s%s%s&peers=%s&secret=%s&"
+			"election=%llu&heartbeat=%llu&snapshot=%llu&"
+			"trailing=%llu&timeout=%llu%s%s",
+			dir, (unsigned long long)cfg->raft_id,
+			cfg->raft_address,
+			cfg->raft_listen && cfg->raft_listen[0] ? "&listen=" :
+								  "",
+			cfg->raft_listen ? cfg->raft_listen : "",
+			cfg->raft_peers ? cfg->raft_peers : "",
+			cfg->raft_secret_file,
+			(unsigned long long)cfg->raft_election_timeout,
+			(unsigned long long)cfg->raft_heartbeat,
+			(unsigned long long)cfg->raft_snapshot_entries,
+			(unsigned long long)cfg->raft_snapshot_trailing,
+			(unsigned long long)cfg->raft_timeout,
+			bootstrap ? "&bootstrap=1" : "", vol);
+	}
+	free(dir);
+	return out;
 }

@@ -52,8 +52,10 @@ usage(FILE *f)
 		"Usage: tesserad --meta META_URL [options]\n"
 		"Serve a Tessera volume over NFS v3 (and MOUNT v3) on one "
 		"TCP port.\n\n"
-		"  -m, --meta URL        metadata engine (lmdb:///dir; "
-		"option meta)\n"
+		"  -m, --meta URL        metadata engine (lmdb:///dir, or "
+		"raft://\n"
+		"                        with the raft_* options; option "
+		"meta)\n"
 		"      --volume NAME     the volume to serve when the metadata\n"
 		"                        holds several (option volume)\n"
 		"  -l, --listen A:P      listen address (option listen)\n"
@@ -592,15 +594,25 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 	struct backend b = {NULL, NULL, NULL, NULL};
 	struct nfsd_server *srv = NULL;
 	struct nfsd_metrics *metrics = NULL;
-	char *err = NULL, *at, *ready_msg = NULL, *started;
+	char *err = NULL, *at, *ready_msg = NULL, *started, *url = NULL;
 	struct hup hup = {a, cfg, NULL, NULL};
 	int ready = -1, rc;
 
+	if (strncmp(cfg->meta, "raft://", 7) == 0) {
+		/* the gateway is a node of its raft group (raft_* options) */
+		url = nfsd_raft_url(cfg, cfg->meta, true, false, &err);
+		if (url == NULL) {
+			tl_err("tesserad", "%s", err);
+			free(err);
+			return -EINVAL;
+		}
+	}
 	if (!a->foreground && (ready = daemonize()) < 0) {
 		tl_err("tesserad", "daemonize: %s", strerror(-ready));
+		free(url);
 		return ready;
 	}
-	rc = open_backend(cfg->meta, cfg, &b);
+	rc = open_backend(url ? url : cfg->meta, cfg, &b);
 	if (rc != 0)
 		goto out;
 	hup.ratelimit = b.os;
@@ -650,6 +662,7 @@ out:
 		unlink(a->pidfile);
 	free(err);
 	free(ready_msg);
+	free(url);
 	if (ready >= 0)
 		close(ready);
 	return rc;

@@ -52,6 +52,13 @@ struct nfsd_config {
 	char *log_file;       /* "" = stderr or syslog */
 	char *metrics_listen; /* HTTP "ADDR:PORT"; "" or "off": none */
 	uint64_t session_timeout; /* ms: the gateway session's ttl */
+	/* raft:// (meta/kv_raft.c) */
+	uint64_t raft_id;
+	char *raft_dir, *raft_address, *raft_listen, *raft_peers;
+	char *raft_secret_file;
+	uint64_t raft_election_timeout, raft_heartbeat; /* ms */
+	uint64_t raft_snapshot_entries, raft_snapshot_trailing;
+	uint64_t raft_timeout; /* ms */
 };
 
 extern const struct tl_conf_opt nfsd_conf_opts[];
@@ -60,6 +67,14 @@ extern const size_t nfsd_conf_nopts;
 /* Defaults into cfg; free with nfsd_config_free. */
 void nfsd_config_defaults(struct nfsd_config *cfg);
 void nfsd_config_free(struct nfsd_config *cfg);
+
+/* The metadata URL of this gateway's raft node, from url ("raft://": the
+ * node of raft_dir, or "raft:///DIR") and the raft_* options: node says
+ * the node itself (tesserad), else a client of the node running here (the
+ * tessera command); bootstrap founds a new group of this one node.
+ * Caller frees; NULL and *err (caller frees) if the options are lacking. */
+char *nfsd_raft_url(const struct nfsd_config *cfg, const char *url,
+		    bool node, bool bootstrap, char **err);
 
 /* Split "ADDR:PORT" / "[ADDR]:PORT" / ":PORT" into a socket address. */
 struct sockaddr_storage;

@@ -41,12 +41,19 @@ static const struct tessera_cmd commands[] = {
 	{"destroy", "[--yes] [--force] META_URL",
 	 "remove a volume: its objects and its metadata",
 	 tessera_cmd_destroy},
+	{"raft", "COMMAND [ARGS]",
+	 "the raft group of this gateway: secret, status, add, remove, "
+	 "transfer, verify, convert", tessera_cmd_raft},
 };
 
 static void
 main_usage(FILE *f)
 {
-	fputs("Usage: tessera [--help] [--version] COMMAND [ARGS]\n\n"
+	fputs("Usage: tessera [--help] [--version] [-c FILE] COMMAND [ARGS]\n"
+	      "\n"
+	      "  -c, --config FILE  tessera.conf, for the META_URL raft://\n"
+	      "                     (default /etc/tessera/tessera.conf when\n"
+	      "                     present)\n\n"
 	      "Commands:\n", f);
 	for (size_t i = 0; i < TL_ARRAY_SIZE(commands); i++)
 		fprintf(f, "  %s %s\n      %s\n", commands[i].name,
@@ -196,8 +203,17 @@ tessera_progress_clear(struct tessera_progress *p)
 int
 main(int argc, char **argv)
 {
-	const char *cmd;
+	const char *cmd, *conf = NULL;
+	char *mapped = NULL;
+	int rc = -1;
 
+	if (argc >= 3 && (strcmp(argv[1], "-c") == 0 ||
+			  strcmp(argv[1], "--config") == 0)) {
+		conf = argv[2];
+		argv[2] = argv[0];
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc < 2) {
 		fprintf(stderr, "tessera: no command\n");
 		main_usage(stderr);
@@ -216,10 +232,24 @@ main(int argc, char **argv)
 	/* Warnings from the library go to stderr; the command prints the
 	 * error itself. */
 	tl_log_init(TL_LOG_WARN, false, "tessera");
-	for (size_t i = 0; i < TL_ARRAY_SIZE(commands); i++)
+	if (tessera_conf_load(conf) != 0)
+		return 1;
+	/* "raft://" alone: this gateway's node (tessera.conf raft_dir);
+	 * format and raft read tessera.conf themselves */
+	if (strcmp(cmd, "format") != 0 && strcmp(cmd, "raft") != 0)
+		for (int i = 2; i < argc && mapped == NULL; i++)
+			if (strncmp(argv[i], "raft://", 7) == 0 &&
+			    (argv[i][7] == '\0' || argv[i][7] == '?'))
+				argv[i] = mapped = tessera_meta_url(argv[i]);
+	for (size_t i = 0; i < TL_ARRAY_SIZE(commands) && rc < 0; i++)
 		if (strcmp(cmd, commands[i].name) == 0)
-			return commands[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "tessera: unknown command '%s'\n", cmd);
-	main_usage(stderr);
-	return TESSERA_EXIT_USAGE;
+			rc = commands[i].run(argc - 1, argv + 1);
+	if (rc < 0) {
+		fprintf(stderr, "tessera: unknown command '%s'\n", cmd);
+		main_usage(stderr);
+		rc = TESSERA_EXIT_USAGE;
+	}
+	free(mapped);
+	tessera_conf_free();
+	return rc;
 }

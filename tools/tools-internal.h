@@ -36,6 +36,19 @@ int tessera_cmd_config(int argc, char **argv);
 int tessera_cmd_fsck(int argc, char **argv);
 int tessera_cmd_gc(int argc, char **argv);
 int tessera_cmd_destroy(int argc, char **argv);
+/* tools/raft.c: tessera raft, and the META_URL raft:// */
+int tessera_cmd_raft(int argc, char **argv);
+/* tessera.conf (path NULL: the default one if present): the raft_*
+ * options say which node "raft://" is. */
+int tessera_conf_load(const char *path);
+void tessera_conf_free(void);
+/* "raft://" alone names this machine's node: a client URL of it
+ * (caller frees); other URLs are copied. */
+char *tessera_meta_url(const char *url);
+/* The URL format writes through: a node URL founding a group when the
+ * node directory is empty (*founding), else a client URL.  NULL (and a
+ * message printed) when tessera.conf lacks what founding needs. */
+char *tessera_format_url(const char *url, bool *founding);
 
 /* Remove m's volume: its objects, when its store is provably its own
  * (marker, or a referenced block read back), then its metadata; with

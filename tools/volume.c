@@ -241,8 +241,8 @@ tessera_cmd_format(int argc, char **argv)
 	struct meta_format_opts o = {NULL, NULL, 4U << 20, 1, 0, 0, false};
 	const char *keyfile = NULL;
 	struct os_store *s = NULL;
-	bool zstd = false;
-	char *err = NULL, *storage = NULL;
+	bool zstd = false, founding = false;
+	char *err = NULL, *storage = NULL, *url = NULL;
 	uint64_t v;
 	int c, rc;
 
@@ -303,30 +303,41 @@ tessera_cmd_format(int argc, char **argv)
 	if (!name_ok(o.name))
 		return tessera_usage_error(format_usage, "bad volume name '%s': 1 to "
 				   "63 of A-Z a-z 0-9 _ -", o.name);
-	rc = storage_url(argv[optind + 1], zstd, keyfile, &storage);
-	if (rc)
+	/* raft://: the node of tessera.conf; an empty raft_dir founds a
+	 * group of this one node (the node runs in this command) */
+	url = tessera_format_url(argv[optind], &founding);
+	if (url == NULL)
 		return 1;
+	rc = storage_url(argv[optind + 1], zstd, keyfile, &storage);
+	if (rc) {
+		free(url);
+		return 1;
+	}
 	o.storage = storage;
 	rc = storage_check(o.storage, o.name, &s);
-	if (rc == 0 && o.force)
-		rc = replace_volume(argv[optind], o.name);
+	if (rc == 0 && o.force && !founding)
+		rc = replace_volume(url, o.name);
 	if (rc == 0)
 		rc = storage_free(s, o.storage, o.name);
+	if (rc == 0 && founding)
+		printf("founding a raft group of this one node (grow it with "
+		       "tessera raft add)\n");
 	if (rc == 0) {
-		rc = meta_format(argv[optind], &o, &err);
+		rc = meta_format(url, &o, &err);
 		if (rc)
 			fprintf(stderr, "tessera: format: %s\n",
 				err ? err : strerror(-rc));
 		free(err);
 	}
 	if (rc == 0)
-		rc = mark_store(argv[optind], o.name, s);
+		rc = mark_store(url, o.name, s);
 	if (rc == 0)
 		printf("formatted volume %s (metadata %s, storage %s)\n",
 		       o.name, argv[optind], o.storage);
 	if (s)
 		os_close(s);
 	free(storage);
+	free(url);
 	return rc ? 1 : 0;
 }
 
