@@ -8,8 +8,10 @@ BUILD="build-essential autoconf automake libtool pkg-config rpcsvc-proto
  libcurl4-openssl-dev libzstd-dev rpcbind libuv1-dev"
 # From bookworm-backports (0.22, the maintained line; see below).
 BACKPORTS="libraft-dev"
+# debhelper, lintian, logrotate: t/pkg/package-test.sh builds, checks
+# and runs the Debian package.
 TEST="libnfs-dev libnfs-utils valgrind nfs-common procps iproute2 psmisc
- curl clang libfuzzer-14-dev haproxy"
+ curl clang libfuzzer-14-dev haproxy debhelper lintian logrotate"
 PKGS=$BUILD
 [ "${1:-}" = --test ] && PKGS="$BUILD $TEST"
 SUDO=

@@ -9,3 +9,4 @@ include t/kernel/local.mk
 include t/s3/local.mk
 include t/fault/local.mk
 include t/fuzz/local.mk
+include t/pkg/local.mk

@@ -2,7 +2,11 @@
 # Install, build and run Tessera's whole test suite:
 #   1. unit and protocol tests (make check) on the plain build,
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer,
-#   3. the Linux kernel NFS client in a QEMU VM against a real tesserad,
+#   3. the Debian package: built with dpkg-buildpackage, lintian, installed,
+#      a volume served by its tesserad@ unit as the user tessera (the
+#      unit's command line where systemd is not PID 1), used through
+#      libnfs, purged (t/pkg/package-test.sh);
+#   4. the Linux kernel NFS client in a QEMU VM against a real tesserad,
 #      on a file:// volume and again on radosgw (S3) with writeback on.
 # Ends with one line "N passed, N failed[, N skipped]"; exit status 0 only
 # when nothing failed.
@@ -13,8 +17,9 @@
 #   bash t/run-all.sh --quick   the developers' fast lane: step 1 only
 #                               (unit and protocol tests, plain build)
 #
-# Environment: TESSERA_SKIP_KERNEL=1 skips step 3, TESSERA_SKIP_ASAN=1
-# step 2, TESSERA_SKIP_FUZZ=1 the libFuzzer run after step 2,
+# Environment: TESSERA_SKIP_KERNEL=1 skips step 4, TESSERA_SKIP_PACKAGE=1
+# step 3, TESSERA_SKIP_ASAN=1 step 2, TESSERA_SKIP_FUZZ=1 the libFuzzer
+# run after step 2,
 # TESSERA_SKIP_DISTCHECK=1 the release-tarball check
 # (TESSERA_FUZZ_SECONDS, default 120) (for quick local runs; CI runs
 # everything).
@@ -22,7 +27,7 @@ set -u
 case "${1:-}" in
 --quick)
 	TESSERA_SKIP_KERNEL=1 TESSERA_SKIP_ASAN=1 TESSERA_SKIP_FUZZ=1
-	TESSERA_SKIP_DISTCHECK=1
+	TESSERA_SKIP_DISTCHECK=1 TESSERA_SKIP_PACKAGE=1
 	;;
 "") ;;
 *)
@@ -163,9 +168,10 @@ if [ "${TESSERA_SKIP_FUZZ:-0}" != 1 ]; then
 	fi
 fi
 
-# Run one kernel-client script and add its guest checks (TAP) to the
-# totals; a run that fails without a failed check counts as one failure.
-kernel_run() {
+# Run one script of TAP checks (kernel client, package) and add them to
+# the totals; a run that fails without a failed check counts as one
+# failure.
+tap_run() {
 	local script=$1 name=$2 krc kp kf
 	TIMEOUT=${TESSERA_KERNEL_TIMEOUT:-1200} \
 	top_builddir=$TOP/build-plain top_srcdir=$TOP \
@@ -188,11 +194,18 @@ kernel_run() {
 	fi
 }
 
+# Installs the package and purges it, whatever happens, before the
+# kernel stages run the build tree's binaries.
+if [ "${TESSERA_SKIP_PACKAGE:-0}" != 1 ] && [ "$plain_ok" = 1 ]; then
+	step "Debian package: build, lintian, install, serve as the unit, purge"
+	tap_run t/pkg/package-test.sh package
+fi
+
 if [ "${TESSERA_SKIP_KERNEL:-0}" != 1 ] && [ "$plain_ok" = 1 ]; then
 	step "kernel client in a VM"
-	kernel_run t/kernel/kernel-test.sh kernel
+	tap_run t/kernel/kernel-test.sh kernel
 	step "kernel client in a VM, volume on radosgw (S3), writeback on"
-	kernel_run t/kernel/kernel-s3-test.sh kernel-s3
+	tap_run t/kernel/kernel-s3-test.sh kernel-s3
 fi
 
 stage_times
