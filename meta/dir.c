@@ -133,7 +133,7 @@ static int
 create_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 	   const char *name, size_t len, const struct meta_new *n,
 	   uint64_t newino, uint64_t *ino, struct meta_attr *attr,
-	   bool *existed, struct meta_wcc *dir_pre, struct meta_attr *dir_post)
+	   bool *existed, struct meta_pre_attr *dir_pre, struct meta_attr *dir_post)
 {
 	struct inode d, in;
 	struct meta_key k;
@@ -143,7 +143,7 @@ create_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 	rc = inode_get(t, dir, &d);
 	if (rc)
 		return rc;
-	wcc_fill(&d, dir_pre);
+	meta_pre_attr_of(&d, dir_pre);
 	if (dir_post)
 		*dir_post = d.a;
 	rc = dir_writable(&d, c);
@@ -195,7 +195,7 @@ create_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 int
 meta_create(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	    const char *name, const struct meta_new *n, uint64_t *ino,
-	    struct meta_attr *attr, bool *existed, struct meta_wcc *dir_pre,
+	    struct meta_attr *attr, bool *existed, struct meta_pre_attr *dir_pre,
 	    struct meta_attr *dir_post)
 {
 	struct mtxn t;
@@ -317,7 +317,7 @@ unlink_inode(struct mtxn *t, struct inode *d, struct inode *victim,
 static int
 remove_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 	   const char *name, size_t len, bool want_dir,
-	   struct meta_wcc *dir_pre, struct meta_attr *dir_post)
+	   struct meta_pre_attr *dir_pre, struct meta_attr *dir_post)
 {
 	struct inode d, v;
 	uint64_t cino, cookie, now = tl_now_ns();
@@ -326,7 +326,7 @@ remove_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 	rc = inode_get(t, dir, &d);
 	if (rc)
 		return rc;
-	wcc_fill(&d, dir_pre);
+	meta_pre_attr_of(&d, dir_pre);
 	if (dir_post)
 		*dir_post = d.a;
 	rc = dir_writable(&d, c);
@@ -363,7 +363,7 @@ remove_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 
 int
 meta_unlink(struct meta *m, const struct meta_cred *c, uint64_t dir,
-	    const char *name, struct meta_wcc *dir_pre,
+	    const char *name, struct meta_pre_attr *dir_pre,
 	    struct meta_attr *dir_post)
 {
 	struct mtxn t;
@@ -388,7 +388,7 @@ meta_unlink(struct meta *m, const struct meta_cred *c, uint64_t dir,
 
 int
 meta_rmdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
-	   const char *name, struct meta_wcc *dir_pre,
+	   const char *name, struct meta_pre_attr *dir_pre,
 	   struct meta_attr *dir_post)
 {
 	struct mtxn t;
@@ -436,7 +436,7 @@ reparent(struct mtxn *t, struct inode *in, uint64_t dir)
 static int
 link_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 	 uint64_t dir, const char *name, size_t len, struct meta_attr *attr,
-	 struct meta_wcc *dir_pre, struct meta_attr *dir_post)
+	 struct meta_pre_attr *dir_pre, struct meta_attr *dir_post)
 {
 	struct inode d, in;
 	uint64_t cino, now = tl_now_ns();
@@ -445,7 +445,7 @@ link_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 	rc = inode_get(t, dir, &d);
 	if (rc)
 		return rc;
-	wcc_fill(&d, dir_pre);
+	meta_pre_attr_of(&d, dir_pre);
 	if (dir_post)
 		*dir_post = d.a;
 	rc = inode_get(t, ino, &in);
@@ -492,7 +492,7 @@ link_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 int
 meta_link(struct meta *m, const struct meta_cred *c, uint64_t ino,
 	  uint64_t dir, const char *name, struct meta_attr *attr,
-	  struct meta_wcc *dir_pre, struct meta_attr *dir_post)
+	  struct meta_pre_attr *dir_pre, struct meta_attr *dir_post)
 {
 	struct mtxn t;
 	size_t len;
@@ -519,7 +519,7 @@ struct rename_args {
 	uint64_t sdir, ddir;
 	const char *sname, *dname;
 	size_t slen, dlen;
-	struct meta_wcc *spre, *dpre;
+	struct meta_pre_attr *spre, *dpre;
 	struct meta_attr *spost, *dpost;
 };
 
@@ -644,14 +644,14 @@ rename_txn(struct mtxn *t, const struct rename_args *r)
 	rc = inode_get(t, r->sdir, &sd);
 	if (rc)
 		return rc;
-	wcc_fill(&sd, r->spre);
+	meta_pre_attr_of(&sd, r->spre);
 	if (r->sdir != r->ddir) {
 		dd = &ddbuf;
 		rc = inode_get(t, r->ddir, dd);
 		if (rc)
 			return rc;
 	}
-	wcc_fill(dd, r->dpre);
+	meta_pre_attr_of(dd, r->dpre);
 	rc = dir_writable(&sd, r->c);
 	if (rc == 0)
 		rc = dir_writable(dd, r->c);
@@ -689,8 +689,8 @@ out:
 int
 meta_rename(struct meta *m, const struct meta_cred *c, uint64_t sdir,
 	    const char *sname, uint64_t ddir, const char *dname,
-	    struct meta_wcc *spre, struct meta_attr *spost,
-	    struct meta_wcc *dpre, struct meta_attr *dpost)
+	    struct meta_pre_attr *spre, struct meta_attr *spost,
+	    struct meta_pre_attr *dpre, struct meta_attr *dpost)
 {
 	struct rename_args r = {c, sdir, ddir, sname, dname, 0, 0,
 				spre, dpre, spost, dpost};

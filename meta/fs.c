@@ -231,7 +231,7 @@ setattr_size(struct mtxn *t, struct inode *in, uint64_t size)
 
 static int
 setattr_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
-	    const struct meta_setattr *s, struct meta_wcc *pre,
+	    const struct meta_setattr *s, struct meta_pre_attr *pre,
 	    struct meta_attr *post)
 {
 	struct inode in;
@@ -244,7 +244,7 @@ setattr_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 	rc = inode_get(t, ino, &in);
 	if (rc)
 		return rc;
-	wcc_fill(&in, pre);
+	meta_pre_attr_of(&in, pre);
 	if ((s->valid & META_SET_GUARD) && s->guard_ctime_ns != a->ctime_ns)
 		return -TL_ENOTSYNC;
 	rc = setattr_check(&in, c, s);
@@ -298,7 +298,7 @@ setattr_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 
 int
 meta_setattr(struct meta *m, const struct meta_cred *c, uint64_t ino,
-	     const struct meta_setattr *s, struct meta_wcc *pre,
+	     const struct meta_setattr *s, struct meta_pre_attr *pre,
 	     struct meta_attr *post)
 {
 	struct mtxn t;

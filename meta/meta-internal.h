@@ -186,7 +186,7 @@ int links_clear(struct mtxn *t, uint64_t ino);
 /* ---- helpers shared by fs.c / dir.c / data.c ---- */
 bool cred_in_group(const struct meta_cred *c, uint32_t gid);
 int name_check(const char *name, size_t *len, bool creating);
-void wcc_fill(const struct inode *in, struct meta_wcc *w);
+void meta_pre_attr_of(const struct inode *in, struct meta_pre_attr *w);
 /* -ENOSPC if adding bytes (4 KiB rounded) would pass the capacity. */
 int capacity_check(struct mtxn *t, int64_t bytes);
 int alloc_ino(struct meta *m, uint64_t *ino);

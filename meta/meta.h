@@ -36,7 +36,8 @@
 /* Reserved error codes beyond errno (returned negated). */
 #define TL_ENOTSYNC 10001 /* SETATTR guard: ctime does not match */
 
-/* File types: the numbers of NFSv3 ftype3. */
+/* File types.  The numbers are stored in inode records, directory
+ * entries and the readdir index: part of the schema, never renumbered. */
 enum meta_type {
 	META_REG = 1,
 	META_DIR = 2,
@@ -69,8 +70,9 @@ struct meta_attr {
 	uint64_t parent;     /* directory: its parent; others: last linked dir */
 };
 
-/* Pre-operation attributes for NFSv3 wcc data. */
-struct meta_wcc {
+/* What an operation found before it changed an inode: its size and
+ * times (clients compare them with what they cached). */
+struct meta_pre_attr {
 	uint64_t size;
 	uint64_t mtime_ns, ctime_ns;
 };
@@ -235,7 +237,7 @@ struct meta_setattr {
  * (meta_kills_privs); a change of owner or group drops them for every
  * caller, root included (chown(2)). */
 int meta_setattr(struct meta *m, const struct meta_cred *c, uint64_t ino,
-		 const struct meta_setattr *s, struct meta_wcc *pre,
+		 const struct meta_setattr *s, struct meta_pre_attr *pre,
 		 struct meta_attr *post);
 
 /* ---- creating and removing ----------------------------------------------- */
@@ -259,22 +261,23 @@ struct meta_new {
 
 /* Create name in dir.  On success *ino and *attr describe the new (or, for
  * UNCHECKED/EXCLUSIVE retransmit, existing) inode and *existed tells
- * which.  dir_pre/dir_post (may be NULL) receive the directory's wcc. */
+ * which.  dir_pre/dir_post (may be NULL) receive the directory's attributes
+ * before and after. */
 int meta_create(struct meta *m, const struct meta_cred *c, uint64_t dir,
 		const char *name, const struct meta_new *n, uint64_t *ino,
 		struct meta_attr *attr, bool *existed,
-		struct meta_wcc *dir_pre, struct meta_attr *dir_post);
+		struct meta_pre_attr *dir_pre, struct meta_attr *dir_post);
 
 /* Remove a non-directory name (-EISDIR for a directory).  When the last
  * link goes the inode's data is queued for deletion (see meta_gc_*). */
 int meta_unlink(struct meta *m, const struct meta_cred *c, uint64_t dir,
-		const char *name, struct meta_wcc *dir_pre,
+		const char *name, struct meta_pre_attr *dir_pre,
 		struct meta_attr *dir_post);
 
 /* Remove an empty directory: -ENOTDIR, -ENOTEMPTY, -EINVAL for ".",
  * -ENOTEMPTY for "..". */
 int meta_rmdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
-	       const char *name, struct meta_wcc *dir_pre,
+	       const char *name, struct meta_pre_attr *dir_pre,
 	       struct meta_attr *dir_post);
 
 /* Rename with POSIX semantics: replaces a file or an empty directory,
@@ -282,14 +285,14 @@ int meta_rmdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
  * -EISDIR / -ENOTEMPTY / -EEXIST as rename(2).  Same name = no-op. */
 int meta_rename(struct meta *m, const struct meta_cred *c, uint64_t sdir,
 		const char *sname, uint64_t ddir, const char *dname,
-		struct meta_wcc *spre, struct meta_attr *spost,
-		struct meta_wcc *dpre, struct meta_attr *dpost);
+		struct meta_pre_attr *spre, struct meta_attr *spost,
+		struct meta_pre_attr *dpre, struct meta_attr *dpost);
 
 /* Hard link ino as dir/name; -EISDIR... (directories cannot be linked:
  * -EPERM like Linux), -EMLINK past 65000 links. */
 int meta_link(struct meta *m, const struct meta_cred *c, uint64_t ino,
 	      uint64_t dir, const char *name, struct meta_attr *attr,
-	      struct meta_wcc *dir_pre, struct meta_attr *dir_post);
+	      struct meta_pre_attr *dir_pre, struct meta_attr *dir_post);
 
 /* ---- readdir --------------------------------------------------------------
  *

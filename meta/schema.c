@@ -646,7 +646,7 @@ name_check(const char *name, size_t *len, bool creating)
 }
 
 void
-wcc_fill(const struct inode *in, struct meta_wcc *w)
+meta_pre_attr_of(const struct inode *in, struct meta_pre_attr *w)
 {
 	if (!w)
 		return;

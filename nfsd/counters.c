@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "lib/nfs3_status.h"
+#include "nfsd/nfs3_status.h"
 #include "nfsd/counters-internal.h"
 #include "nfsd/nfsd-internal.h"
 
@@ -35,7 +35,7 @@ const char *const nfsd_m_close_names[NFSD_M_CLOSE_COUNT] = {
 
 /* The status slots, in the order of the list metrics.c names them by. */
 #define NFS_STATUS(s) s,
-static const uint32_t nfs_status[] = {TL_NFS3_STATUSES(NFS_STATUS)};
+static const uint32_t nfs_status[] = {NFSD_NFS3_STATUSES(NFS_STATUS)};
 #undef NFS_STATUS
 /* The last status slot counts statuses not in the list ("other"). */
 _Static_assert(TL_ARRAY_SIZE(nfs_status) == NFSD_M_NSTATUS - 1,

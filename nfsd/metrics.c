@@ -37,7 +37,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 
-#include "lib/nfs3_status.h"
+#include "nfsd/nfs3_status.h"
 #include "nfsd/addr-internal.h"
 #include "nfsd/counters-internal.h"
 #include "nfsd/metrics-internal.h"
@@ -64,7 +64,7 @@ _Static_assert(TL_ARRAY_SIZE(nfs_procs) == NFSD_M_NFS_PROCS &&
 
 /* Status labels, in the order of counters.c's status slots. */
 #define NFS_STATUS(s) #s,
-static const char *const nfs_status[] = {TL_NFS3_STATUSES(NFS_STATUS)};
+static const char *const nfs_status[] = {NFSD_NFS3_STATUSES(NFS_STATUS)};
 #undef NFS_STATUS
 /* The last status slot counts statuses not in the list ("other"). */
 _Static_assert(TL_ARRAY_SIZE(nfs_status) == NFSD_M_NSTATUS - 1,

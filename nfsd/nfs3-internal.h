@@ -19,6 +19,10 @@
 
 /* ---- attributes (nfs3.c) ------------------------------------------------- */
 
+/* meta's file type (enum meta_type) as ftype3, and back (0: none). */
+ftype3 nfs3_ftype(uint8_t type);
+uint8_t nfs3_meta_type(ftype3 type);
+
 void nfs3_time(uint64_t ns, nfstime3 *out);
 uint64_t nfs3_time_ns(const nfstime3 *t);
 
@@ -35,10 +39,10 @@ void nfs3_post_ino(const struct nfsd_call *c, uint64_t ino, post_op_attr *out);
 /* wcc_data: pre (may be NULL: no pre-op attributes), post (may be NULL:
  * fetched from ino). */
 void nfs3_wcc(const struct nfsd_call *c, uint64_t ino,
-	      const struct meta_wcc *pre, const struct meta_attr *post,
+	      const struct meta_pre_attr *pre, const struct meta_attr *post,
 	      wcc_data *out);
 /* The pre-op wcc of an inode's current attributes a. */
-void nfs3_wcc_of(const struct meta_attr *a, struct meta_wcc *out);
+void nfs3_wcc_of(const struct meta_attr *a, struct meta_pre_attr *out);
 
 /* sattr3 -> struct meta_setattr (valid flags); -EINVAL for a bad time. */
 int nfs3_sattr(const sattr3 *in, struct meta_setattr *out);

@@ -80,6 +80,34 @@ nfsd_errno_to_nfs3(int err)
 
 /* ---- attributes ---------------------------------------------------------- */
 
+/* The one mapping between meta's file types and NFS's ftype3. */
+static const struct {
+	uint8_t meta;
+	ftype3 nfs;
+} nfs3_types[] = {
+    {META_REG, NF3REG},	  {META_DIR, NF3DIR},	{META_BLK, NF3BLK},
+    {META_CHR, NF3CHR},	  {META_LNK, NF3LNK},	{META_SOCK, NF3SOCK},
+    {META_FIFO, NF3FIFO},
+};
+
+ftype3
+nfs3_ftype(uint8_t type)
+{
+	for (size_t i = 0; i < TL_ARRAY_SIZE(nfs3_types); i++)
+		if (nfs3_types[i].meta == type)
+			return nfs3_types[i].nfs;
+	return (ftype3)0; /* no such type: no inode has it */
+}
+
+uint8_t
+nfs3_meta_type(ftype3 type)
+{
+	for (size_t i = 0; i < TL_ARRAY_SIZE(nfs3_types); i++)
+		if (nfs3_types[i].nfs == type)
+			return nfs3_types[i].meta;
+	return 0;
+}
+
 void
 nfs3_time(uint64_t ns, nfstime3 *out)
 {
@@ -99,7 +127,7 @@ nfs3_fattr(const struct nfsd_call *c, const struct meta_attr *a, fattr3 *out)
 	const uint8_t *uuid = c->ctx->vol->uuid;
 
 	memset(out, 0, sizeof(*out));
-	out->type = (ftype3)a->type;
+	out->type = nfs3_ftype(a->type);
 	/* fattr3.mode carries no file type bits, only 07777. */
 	out->mode = a->mode & 07777;
 	out->nlink = a->nlink;
@@ -152,7 +180,7 @@ nfs3_post_ino(const struct nfsd_call *c, uint64_t ino, post_op_attr *out)
 }
 
 void
-nfs3_wcc_of(const struct meta_attr *a, struct meta_wcc *out)
+nfs3_wcc_of(const struct meta_attr *a, struct meta_pre_attr *out)
 {
 	out->size = a->size;
 	out->mtime_ns = a->mtime_ns;
@@ -160,7 +188,7 @@ nfs3_wcc_of(const struct meta_attr *a, struct meta_wcc *out)
 }
 
 void
-nfs3_wcc(const struct nfsd_call *c, uint64_t ino, const struct meta_wcc *pre,
+nfs3_wcc(const struct nfsd_call *c, uint64_t ino, const struct meta_pre_attr *pre,
 	 const struct meta_attr *post, wcc_data *out)
 {
 	if (pre != NULL) {
@@ -304,7 +332,7 @@ nfs3_setattr(struct nfsd_call *c, void *args, void *res)
 	SETATTR3args *a = args;
 	SETATTR3res *r = res;
 	struct meta_setattr s;
-	struct meta_wcc pre, mpre;
+	struct meta_pre_attr pre, mpre;
 	struct meta_attr post, cur = c->attr;
 	int err;
 

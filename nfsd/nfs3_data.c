@@ -133,7 +133,7 @@ nfs3_write(struct nfsd_call *c, void *args, void *res)
 	WRITE3res *r = res;
 	WRITE3resok *ok = &r->WRITE3res_u.resok;
 	struct meta_attr pre = c->attr;
-	struct meta_wcc w;
+	struct meta_pre_attr w;
 	size_t count;
 	bool stable = a->stable != UNSTABLE;
 	int err;
@@ -194,7 +194,7 @@ nfs3_commit(struct nfsd_call *c, void *args, void *res)
 	COMMIT3res *r = res;
 	COMMIT3resok *ok = &r->COMMIT3res_u.resok;
 	struct meta_attr pre = c->attr;
-	struct meta_wcc w;
+	struct meta_pre_attr w;
 	int err;
 
 	nfs3_overlay(c, &pre);

@@ -18,7 +18,7 @@
 static void
 nfs3_dir_wcc_fail(struct nfsd_call *c, wcc_data *out)
 {
-	struct meta_wcc pre;
+	struct meta_pre_attr pre;
 
 	nfs3_wcc_of(&c->attr, &pre);
 	nfs3_wcc(c, c->ino, &pre, NULL, out);
@@ -138,7 +138,7 @@ nfs3_make(struct nfsd_call *c, const char *name, enum nfs3_nameop op,
 {
 	struct meta_setattr none = {0};
 	struct meta_attr attr, dpost;
-	struct meta_wcc dpre;
+	struct meta_pre_attr dpre;
 	uint64_t ino;
 	bool existed = false;
 	int err;
@@ -280,7 +280,8 @@ nfs3_mknod(struct nfsd_call *c, void *args, void *res)
 	MKNOD3res *r = res;
 	struct nfs3_made out = NFS3_MADE(r, MKNOD3res_u);
 	mknoddata3 *w = &a->what;
-	struct meta_new n = {.type = (uint8_t)w->type, .how = META_GUARDED};
+	struct meta_new n = {.type = nfs3_meta_type(w->type),
+			     .how = META_GUARDED};
 	struct meta_setattr s;
 	int err;
 
@@ -325,7 +326,7 @@ nfs3_remove(struct nfsd_call *c, void *args, void *res)
 	REMOVE3res *r = res;
 	const char *name = a->object.name;
 	struct meta_attr dpost;
-	struct meta_wcc dpre;
+	struct meta_pre_attr dpre;
 	uint64_t victim;
 	int err;
 
@@ -351,7 +352,7 @@ nfs3_rmdir(struct nfsd_call *c, void *args, void *res)
 	RMDIR3res *r = res;
 	const char *name = a->object.name;
 	struct meta_attr dpost;
-	struct meta_wcc dpre;
+	struct meta_pre_attr dpre;
 	int err;
 
 	r->status = nfs3_check_name(name, NFS3_NAME_REMOVE);
@@ -377,7 +378,7 @@ nfs3_rename(struct nfsd_call *c, void *args, void *res)
 	/* resok and resfail have the same members. */
 	RENAME3resok *ok = &r->RENAME3res_u.resok;
 	struct meta_attr tattr, spost, dpost;
-	struct meta_wcc spre, dpre;
+	struct meta_pre_attr spre, dpre;
 	uint64_t tdir = 0, victim;
 	bool have_t = false;
 	int err;
@@ -425,7 +426,7 @@ nfs3_link(struct nfsd_call *c, void *args, void *res)
 	/* resok and resfail have the same members. */
 	LINK3resok *ok = &r->LINK3res_u.resok;
 	struct meta_attr dattr, attr, dpost;
-	struct meta_wcc dpre;
+	struct meta_pre_attr dpre;
 	uint64_t dir = 0;
 	bool have_d = false;
 	int err;

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/nfs3_status.h"
+#include "nfsd/nfs3_status.h"
 #include "t/nfs/tharness.h"
 
 #ifndef TH_BUILDDIR
@@ -69,7 +69,7 @@ static const struct {
 	const char *name;
 } th_stat_names[] = {
 	{-1, "RPC-FAILURE"},
-	TL_NFS3_STATUSES(TH_STAT_NAME)
+	NFSD_NFS3_STATUSES(TH_STAT_NAME)
 };
 #undef TH_STAT_NAME
 

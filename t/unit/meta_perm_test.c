@@ -109,7 +109,7 @@ test_setattr(struct meta *m)
 	struct meta_setattr s;
 	struct meta_attr a, b;
 	struct meta_cred multi = {1000, 1000, 2, {1000, 77}};
-	struct meta_wcc pre;
+	struct meta_pre_attr pre;
 
 	meta_getattr(m, f, &a);
 	memset(&s, 0, sizeof(s));

@@ -1,19 +1,21 @@
 /*
  * nfs3_status.h - the nfsstat3 values of RFC 1813 (section 2.6), in
- * protocol order, as one X-macro list.  The daemon's metrics
- * (nfsd/metrics.c) and the test harness (t/nfs/tharness.c) both name
- * statuses from it, each with the constants of its own header (the
- * daemon's XDR, libnfs's), which spell them alike.
+ * protocol order, as one X-macro list.  The daemon's counters and
+ * metrics (nfsd/counters.c, nfsd/metrics.c) and the protocol tests'
+ * harness (t/nfs/tharness.c) all name statuses from it, each with the
+ * constants of its own header (the daemon's XDR, libnfs's), which spell
+ * them alike; so this file declares nothing and includes nothing, and
+ * the tests may include it.
  *
  *   #define ENTRY(s) {s, #s},
  *   static const struct { uint32_t st; const char *name; } v[] = {
- *           TL_NFS3_STATUSES(ENTRY)
+ *           NFSD_NFS3_STATUSES(ENTRY)
  *   };
  */
-#ifndef TL_NFS3_STATUS_H
-#define TL_NFS3_STATUS_H
+#ifndef NFSD_NFS3_STATUS_H
+#define NFSD_NFS3_STATUS_H
 
-#define TL_NFS3_STATUSES(X)                                                    \
+#define NFSD_NFS3_STATUSES(X)                                                    \
 	X(NFS3_OK)                                                             \
 	X(NFS3ERR_PERM)                                                        \
 	X(NFS3ERR_NOENT)                                                       \
@@ -44,4 +46,4 @@
 	X(NFS3ERR_BADTYPE)                                                     \
 	X(NFS3ERR_JUKEBOX)
 
-#endif
+#endif /* NFSD_NFS3_STATUS_H */
