@@ -6,6 +6,12 @@
  * lines from different threads whole without a lock.  The file is
  * reopened by dup2 over the same descriptor, so a writer never sees it
  * closed.
+ *
+ * When stderr is systemd's journal (JOURNAL_STREAM names its device and
+ * inode, as systemd sets it for a service's stdout/stderr), lines written
+ * there are "<N>subsystem: ..." with N the syslog priority instead of a
+ * timestamp and a level name: the journal stamps each line itself, and
+ * the prefix gives it its priority, so `journalctl -p warning` works.
  */
 #include "config.h"
 
@@ -16,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
@@ -28,6 +35,7 @@ static bool log_syslog;
 static int log_fd = STDERR_FILENO; /* stderr, or the log file */
 static char *log_path;              /* the log file, or NULL */
 static bool log_tee;                /* a file's lines to stderr too */
+static bool log_journal;            /* stderr is the journal */
 
 static const char *const level_names[] = {
 	[TL_LOG_ERR] = "err",	    [TL_LOG_WARN] = "warn",
@@ -41,9 +49,25 @@ static const int level_prio[] = {
 	[TL_LOG_DEBUG] = LOG_DEBUG,
 };
 
+/* Is stderr the stream JOURNAL_STREAM ("DEV:INODE") names? */
+static bool
+stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2 ||
+	    fstat(STDERR_FILENO, &st) != 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
+
 void
 tl_log_init(enum tl_log_level level, bool use_syslog, const char *ident)
 {
+	log_journal = stderr_is_journal();
 	log_level = level;
 	log_syslog = use_syslog;
 	if (use_syslog && log_path != NULL) {
@@ -177,16 +201,16 @@ void
 tl_vlog(enum tl_log_level level, const char *subsys, const char *fmt,
 	va_list ap)
 {
-	char line[2048];
+	char msg[2048], line[2048 + 64];
 	int saved = errno;
-	size_t n = 0;
+	size_t n = 0, jn = 0;
 
 	if (!tl_log_enabled(level))
 		return;
+	n = (size_t)snprintf(msg, sizeof(msg), "%s: ", subsys);
+	vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);
 	if (log_syslog) {
-		n = (size_t)snprintf(line, sizeof(line), "%s: ", subsys);
-		vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-		syslog(level_prio[level], "%s", line);
+		syslog(level_prio[level], "%s", msg);
 		errno = saved;
 		return;
 	}
@@ -196,20 +220,28 @@ tl_vlog(enum tl_log_level level, const char *subsys, const char *fmt,
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %s %s: ",
-			      ts.tv_nsec / 1000000, level_names[level], subsys);
-	int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-	if (m < 0)
-		m = 0;
-	n += (size_t)m;
-	if (n > sizeof(line) - 2)
-		n = sizeof(line) - 2;
-	line[n++] = '\n';
-	if (log_tee && log_fd != STDERR_FILENO &&
-	    write(STDERR_FILENO, line, n) < 0) {
+	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %s %s\n",
+			      ts.tv_nsec / 1000000, level_names[level], msg);
+	if (n > sizeof(line) - 1)
+		n = sizeof(line) - 1;
+	line[n - 1] = '\n';
+	if (log_journal && (log_fd == STDERR_FILENO || log_tee)) {
+		char jline[sizeof(msg) + 8];
+
+		jn = (size_t)snprintf(jline, sizeof(jline), "<%d>%s\n",
+				      level_prio[level], msg);
+		if (jn > sizeof(jline) - 1)
+			jn = sizeof(jline) - 1;
+		jline[jn - 1] = '\n';
+		if (write(STDERR_FILENO, jline, jn) < 0) {
+			/* Nowhere left to report it. */
+		}
+	} else if (log_tee && log_fd != STDERR_FILENO &&
+		   write(STDERR_FILENO, line, n) < 0) {
 		/* The terminal is gone: the file still has it. */
 	}
-	if (write(log_fd, line, n) < 0) {
+	if ((log_fd != STDERR_FILENO || !log_journal) &&
+	    write(log_fd, line, n) < 0) {
 		/* Nowhere left to report a failing stderr. */
 	}
 	errno = saved;

@@ -10,6 +10,9 @@
  *    the new configuration has errors (serving goes on);
  *  - SIGTERM: STOPPING=1, then a clean exit;
  *  - an abstract socket ("@name") works too;
+ *  - with stderr the journal's stream (JOURNAL_STREAM), log lines carry
+ *    their syslog priority ("<5>tesserad: ...") and no timestamp of
+ *    their own;
  *  - with no metadata URL at all it stops at once, saying why. */
 #include "config.h"
 
@@ -120,6 +123,8 @@ mgr_recv(struct mgr *m, pid_t daemon, char *buf, size_t size, pid_t *pid)
 
 /* Start tesserad with NOTIFY_SOCKET=addr and these arguments (no
  * --foreground), stderr to dir/log. */
+static bool journal; /* give start's daemon JOURNAL_STREAM */
+
 static pid_t
 start(const char *addr, const char *const *args)
 {
@@ -135,8 +140,19 @@ start(const char *addr, const char *const *args)
 		char *log = tl_asprintf("%s/log", dir);
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
+		struct stat st;
+
 		if (fd >= 0)
 			dup2(fd, 2);
+		if (journal && fstat(2, &st) == 0) {
+			char *js = tl_asprintf("%llu:%llu",
+					       (unsigned long long)st.st_dev,
+					       (unsigned long long)st.st_ino);
+
+			setenv("JOURNAL_STREAM", js, 1);
+		} else {
+			unsetenv("JOURNAL_STREAM");
+		}
 		setenv("NOTIFY_SOCKET", addr, 1);
 		execv(TESSERAD_BIN, (char **)argv);
 		_exit(127);
@@ -225,13 +241,16 @@ test_abstract(const char *meta)
 			      "--listen",     "127.0.0.1:0",
 			      "--no-rpcbind", "--metrics-listen",
 			      "off",	      NULL};
-	char msg[4096];
+	char msg[4096], *log = tl_asprintf("%s/log", dir), buf[8192] = "";
 	struct mgr m;
 	pid_t pid, from;
+	FILE *f;
 	int st;
 
 	mgr_open(&m, true);
+	journal = true;
 	pid = start(m.addr, args);
+	journal = false;
 	CHECK(mgr_recv(&m, pid, msg, sizeof(msg), &from) &&
 		  has(msg, "READY=1") && from == pid,
 	      "abstract socket %s: READY=1 from the started process", m.addr);
@@ -243,6 +262,18 @@ test_abstract(const char *meta)
 		  WEXITSTATUS(st) == 0,
 	      "exit 0");
 	close(m.fd);
+	f = fopen(log, "r");
+	if (f != NULL) {
+		buf[fread(buf, 1, sizeof(buf) - 1, f)] = '\0';
+		fclose(f);
+	}
+	CHECK(strncmp(buf, "<5>", 3) == 0 &&
+		  strstr(buf, "\n<5>tesserad: tesserad " PACKAGE_VERSION
+			      ": volume \"notifyvol\"") != NULL,
+	      "stderr is the journal: lines begin <5>, the notice priority");
+	CHECK(strstr(buf, "Z notice ") == NULL,
+	      "and carry no timestamp or level name of their own");
+	free(log);
 }
 
 static void
