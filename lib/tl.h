@@ -1,7 +1,7 @@
 /*
- * tl.h - small shared pieces of Tessera: logging, allocation, time,
- * randomness, big-endian codecs, growable buffers, a thread pool and the
- * configuration-table parser.
+ * tl.h - small shared pieces of Tessera: error codes, logging,
+ * allocation, time, randomness, big-endian codecs, growable buffers, a
+ * thread pool and the configuration-table parser.
  *
  * Only what two or more modules need lives here.  Every function either
  * cannot fail (allocation aborts on out-of-memory, like Redis' zmalloc) or
@@ -19,6 +19,18 @@
 #define TL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define TL_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define TL_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* ---- error codes -----------------------------------------------------------
+ *
+ * Calls return 0 or a negative error: an errno value (-ENOENT, -EIO), or,
+ * where no errno says it, one of Tessera's own codes below, returned
+ * negated the same way.  They lie in one reserved range, far above every
+ * errno value, so no errno is ever mistaken for one.  nfsd's
+ * nfsd_errno_to_nfs3 is the one place that translates them all.
+ */
+#define TL_ERR_BASE  10000
+#define TL_ENOTSYNC  (TL_ERR_BASE + 1) /* a guard's ctime does not match */
+#define TL_ETOOSMALL (TL_ERR_BASE + 2) /* room for not one entry */
 
 /* ---- logging ------------------------------------------------------------ */
 

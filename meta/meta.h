@@ -10,8 +10,8 @@
  * Errors: 0 or a negative errno.  -ENOENT (no such name / inode gone),
  * -EEXIST, -ENOTDIR, -EISDIR, -ENOTEMPTY, -ENAMETOOLONG, -EINVAL, -EACCES
  * (permission bits), -EPERM (ownership rules), -ENOSPC (capacity or inode
- * limit), -EFBIG, -EMLINK, -EIO (engine failure), TL_ENOTSYNC (SETATTR
- * guard mismatch), -EXDEV is never used.
+ * limit), -EFBIG, -EMLINK, -EIO (engine failure), -TL_ENOTSYNC (SETATTR
+ * guard mismatch; lib/tl.h), -EXDEV is never used.
  *
  * Permissions are checked here, inside the transaction, against the
  * caller's credentials (already squashed by nfsd), like a local POSIX
@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/tl.h"
+
 #define META_ROOT_INO 1ULL
 #define META_CHUNK_SIZE (64ULL << 20)      /* 64 MiB chunks */
 #define META_NAME_MAX 255
@@ -32,9 +34,6 @@
 #define META_MAX_FILE_SIZE (1ULL << 50)    /* 1 PiB: larger offsets -EFBIG */
 #define META_NGROUPS_MAX 16
 #define META_VOLNAME_MAX 63
-
-/* Reserved error codes beyond errno (returned negated). */
-#define TL_ENOTSYNC 10001 /* SETATTR guard: ctime does not match */
 
 /* File types.  The numbers are stored in inode records, directory
  * entries and the readdir index: part of the schema, never renumbered. */
@@ -189,7 +188,7 @@ int meta_readlink(struct meta *m, uint64_t ino, char **target); /* caller frees 
 #define META_SET_ATIME_NOW (1u << 5)
 #define META_SET_MTIME (1u << 6)
 #define META_SET_MTIME_NOW (1u << 7)
-#define META_SET_GUARD (1u << 8)     /* fail TL_ENOTSYNC unless ctime matches */
+#define META_SET_GUARD (1u << 8)     /* fail -TL_ENOTSYNC unless ctime matches */
 /* What a WRITE by the caller does to the mode (Linux file_remove_privs):
  * see meta_kills_privs.  Needs what a write needs, ownership or write
  * permission; changes nothing (not even ctime) when there is nothing to

@@ -64,6 +64,8 @@ nfsd_errno_to_nfs3(int err)
 		return NFS3ERR_BADHANDLE;
 	case -TL_ENOTSYNC:
 		return NFS3ERR_NOT_SYNC;
+	case -TL_ETOOSMALL:
+		return NFS3ERR_TOOSMALL;
 	case -ENOTSUP:
 		return NFS3ERR_NOTSUPP;
 	/* A slow or busy backend: the client retries later (JUKEBOX)

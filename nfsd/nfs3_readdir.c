@@ -118,7 +118,8 @@ nfs3_rd_dots(struct nfs3_rd *rd, uint64_t cookie)
 	return nfs3_rd_add(rd, "..", 2, parent, 2, rd->attrs ? pa : NULL);
 }
 
-/* The common part: fill rd from cookie on; 0, or an errno. */
+/* The common part: fill rd from cookie on; 0, or a negative errno
+ * (-TL_ETOOSMALL when not one entry fits in count). */
 static int
 nfs3_rd_fill(struct nfs3_rd *rd, uint64_t cookie, size_t count, bool *eof)
 {
@@ -129,7 +130,7 @@ nfs3_rd_fill(struct nfs3_rd *rd, uint64_t cookie, size_t count, bool *eof)
 		return -ENOTDIR;
 	count = TL_MIN(count, NFS3_IOMAX);
 	if (count < NFS3_XDR_RD_FIXED)
-		return -NFS3ERR_TOOSMALL;
+		return -TL_ETOOSMALL;
 	rd->left = count - NFS3_XDR_RD_FIXED;
 	rd->attrs = rd->plus &&
 		    meta_access(&c->attr, &c->cred, META_MAY_EXEC) != 0;
@@ -141,16 +142,8 @@ nfs3_rd_fill(struct nfs3_rd *rd, uint64_t cookie, size_t count, bool *eof)
 			return err;
 	}
 	if (rd->n == 0 && !*eof)
-		return -NFS3ERR_TOOSMALL;
+		return -TL_ETOOSMALL;
 	return 0;
-}
-
-/* nfsd_errno_to_nfs3 plus the one status that has no errno. */
-static nfsstat3
-nfs3_rd_status(int err)
-{
-	return err == -NFS3ERR_TOOSMALL ? NFS3ERR_TOOSMALL
-					: nfsd_errno_to_nfs3(err);
 }
 
 void
@@ -165,7 +158,7 @@ nfs3_readdir(struct nfsd_call *c, void *args, void *res)
 
 	rd.tail = &rd.head;
 	err = nfs3_rd_fill(&rd, a->cookie, a->count, &eof);
-	r->status = nfs3_rd_status(err);
+	r->status = nfsd_errno_to_nfs3(err);
 	/* dir_attributes is the first member of resok and resfail. */
 	nfs3_post_from(c, &c->attr, &ok->dir_attributes);
 	if (err != 0) {
@@ -189,7 +182,7 @@ nfs3_readdirplus(struct nfsd_call *c, void *args, void *res)
 
 	rd.ptail = &rd.phead;
 	err = nfs3_rd_fill(&rd, a->cookie, a->maxcount, &eof);
-	r->status = nfs3_rd_status(err);
+	r->status = nfsd_errno_to_nfs3(err);
 	nfs3_post_from(c, &c->attr, &ok->dir_attributes);
 	if (err != 0) {
 		nfs3_entryplus3_free_list(rd.phead);

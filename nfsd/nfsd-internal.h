@@ -224,7 +224,8 @@ extern const size_t nfsd_nfs3_nprocs;
 extern const struct nfsd_proc nfsd_mnt3_procs[];
 extern const size_t nfsd_mnt3_nprocs;
 
-/* The one translation from Tessera's negative errno to nfsstat3. */
+/* The one translation from Tessera's errors (a negative errno, or one
+ * of lib/tl.h's own codes, negated) to nfsstat3. */
 nfsstat3 nfsd_errno_to_nfs3(int err);
 
 /* Fill out with a handle for ino in call's export (memory: tl_malloc,
