@@ -39,7 +39,7 @@ MAIN = {"MBps", "ops_s", "files_s", "us_per_entry"}
 # blocks, upload_threads 8) and the benchmark's one client with 8 x 1 MiB
 # WRITEs in flight.  Keep the two in step.
 BLOCK_MIB = 4
-WBUF_KEEP = 4          # cache/write.c: whole-block buffers kept for reuse
+WBUF_KEEP = 4          # cache/bufpool.c: whole-block buffers kept for reuse
 UPLOAD_THREADS = 8     # each may copy one block (unaligned slices)
 REQUESTS_MIB = 8       # NFS requests read but not answered
 BASE_MIB = 10          # code, libraries, LMDB map pages, idle heap

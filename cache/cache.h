@@ -10,6 +10,32 @@
  * (later slices win, holes read as zeros).
  *
  * All calls are thread safe and return 0 or a negative errno.
+ *
+ * cache.c implements every call of this header on an open cache (and
+ * cache_staging_scan).  The calls that need none live in the files that
+ * own what they make or read: block names, cache_block_key and
+ * cache_block_key_parse (blockkey.c); the chunk view, cache_view_build
+ * (view.c); a volume's claim on its store, cache_store_* (volume.c).
+ * Inside, every call goes down these layers (cache.c explains them;
+ * t/unit/cache_layers_test.sh checks the drawing against the built
+ * objects):
+ *
+ *   cache.c      -> * (the public calls: any file below)
+ *   volume.c     -> blockkey.c
+ *   gc.c         -> compact.c files.c blocks.c
+ *   readahead.c  -> compact.c plan.c blocks.c
+ *   flush.c      -> compact.c write.c files.c blocks.c
+ *   compact.c    -> files.c plan.c blocks.c bufpool.c view.c
+ *   write.c      -> files.c blocks.c bufpool.c
+ *   files.c      -> (none)
+ *   plan.c       -> blocks.c view.c
+ *   blocks.c     -> writeback.c diskcache.c bufpool.c blockkey.c
+ *   writeback.c  -> diskcache.c blockfile.c blockkey.c
+ *   diskcache.c  -> blockfile.c
+ *   blockfile.c  -> (none)
+ *   bufpool.c    -> (none)
+ *   blockkey.c   -> (none)
+ *   view.c       -> (none)
  */
 #ifndef CACHE_H
 #define CACHE_H

@@ -11,7 +11,7 @@
  * block prefetches for what lies between the prefetched end and the read
  * end plus the window.  Prefetches run on their own pool and land in the
  * memory (and disk) cache, where the reader finds them or waits for the
- * fetch in flight (block.c's single-flight).  Bytes of prefetches in
+ * fetch in flight (blocks.c's single-flight).  Bytes of prefetches in
  * flight stay within `budget`, which is also the size of the memory
  * cache, so prefetched blocks are not pushed out before they are read.
  * A non-sequential read resets the stream: random reads fetch only what
@@ -22,9 +22,9 @@
  * small packed blocks -- which churned the memory cache and the heap
  * (1.6 million prefetches in a 10 s random read/write run).
  *
- * From a bare file:// store (c->os_local) nothing is fetched into memory
- * (see want_whole in cache.c): a prefetch only asks the kernel to read
- * the coming range of each object into the page cache (os_file_advise).
+ * From a local store (cache_blocks_local) nothing is fetched into memory
+ * (see plan.c): a prefetch only asks the kernel to read the coming range
+ * of each object into the page cache (cache_blocks_advise).
  * Readers open an object afresh for each READ, so the kernel's own
  * readahead never sees the stream: without the hint each READ is one
  * synchronous disk read.  The hints, too, start at RA_MIN bytes (random
@@ -37,10 +37,16 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cache/cache-internal.h"
+#include "cache/compact-internal.h"
+#include "cache/plan-internal.h"
+#include "cache/readahead-internal.h"
+#include "cache/blocks-internal.h"
+#include "lib/tl.h"
 
 #define RA_SLOTS 256
 #define RA_MIN (256u << 10)
@@ -54,59 +60,75 @@ struct raslot {
 	uint64_t bytes;  /* read by the stream so far */
 };
 
-struct ra {
+struct cache_ra {
+	struct cache_planner *pl;
+	struct cache_blocks *st;
+	struct cache_compactor *cp;
+	uint32_t bs;
+	bool local;     /* hints only (cache_blocks_local) */
 	pthread_mutex_t mu;
 	struct raslot slot[RA_SLOTS];
 	uint64_t max, budget;
 	_Atomic uint64_t inflight;
+	_Atomic uint64_t prefetches; /* blocks fetched or hinted */
 	struct tl_pool *pool;
 };
 
 struct rajob {
-	struct cache *c;
+	struct cache_ra *ra;
 	uint64_t ino, off, end;
 };
 
-void
-cache_ra_init(struct cache *c, uint64_t max, uint64_t budget,
-	      unsigned threads)
+struct cache_ra *
+cache_ra_open(struct cache_planner *pl, struct cache_blocks *st,
+	      struct cache_compactor *cp, uint32_t block_size, uint64_t max,
+	      uint64_t budget, unsigned threads)
 {
-	struct ra *ra = tl_calloc(1, sizeof(*ra));
+	struct cache_ra *ra = tl_calloc(1, sizeof(*ra));
 
+	ra->pl = pl;
+	ra->st = st;
+	ra->cp = cp;
+	ra->bs = block_size;
+	ra->local = cache_blocks_local(st);
 	pthread_mutex_init(&ra->mu, NULL);
 	ra->max = TL_MIN(max, budget);
 	ra->budget = budget;
 	atomic_init(&ra->inflight, 0);
+	atomic_init(&ra->prefetches, 0);
 	if (ra->max > 0)
 		ra->pool = tl_pool_create("prefetch", threads, 0);
-	c->ra = ra;
+	return ra;
 }
 
 void
-cache_ra_fini(struct cache *c)
+cache_ra_close(struct cache_ra *ra)
 {
-	struct ra *ra = c->ra;
-
 	if (ra == NULL)
 		return;
 	if (ra->pool)
 		tl_pool_destroy(ra->pool);
 	pthread_mutex_destroy(&ra->mu);
 	free(ra);
-	c->ra = NULL;
+}
+
+uint64_t
+cache_ra_prefetches(struct cache_ra *ra)
+{
+	return atomic_load(&ra->prefetches);
 }
 
 static struct raslot *
-slot_of(struct ra *ra, uint64_t ino)
+slot_of(struct cache_ra *ra, uint64_t ino)
 {
 	return &ra->slot[(ino * 0x9E3779B97F4A7C15ULL) >> 56];
 }
 
 /* Whether the stream of ino has read up to end already: its readers
  * fetched those blocks themselves, and may have let them go (drop-behind,
- * block.c), so a prefetch now would fetch them a second time. */
+ * blocks.c), so a prefetch now would fetch them a second time. */
 static bool
-passed(struct ra *ra, uint64_t ino, uint64_t end)
+passed(struct cache_ra *ra, uint64_t ino, uint64_t end)
 {
 	struct raslot *s = slot_of(ra, ino);
 	bool r;
@@ -117,37 +139,32 @@ passed(struct ra *ra, uint64_t ino, uint64_t end)
 	return r;
 }
 
-static int
-hint(struct cache *c, const struct piece *p)
-{
-	struct os_store *fs = os_unwrap(c->os, "file");
-	char key[256];
-
-	if (fs == NULL)
-		return -ENOTSUP;
-	cache_block_key(key, sizeof(key), c->volume, p->id, p->idx, p->blen);
-	return os_file_advise(fs, key, p->from, p->n);
-}
-
 static void
 prefetch_fn(void *arg)
 {
 	struct rajob *j = arg;
-	struct cache *c = j->c;
-	struct piece *p = NULL;
-	size_t n = 0, i;
+	struct cache_ra *ra = j->ra;
+	struct cache_plan plan = {0};
+	const struct cache_piece *p;
+	size_t i;
 
 	/* The view may be older than buffered writes: harmless, blocks are
 	 * immutable and a read builds its own view. */
-	if (!passed(c->ra, j->ino, j->end) &&
-	    cache_plan(c, j->ino, j->off, j->end, NULL, &p, &n) == 0)
-		for (i = 0; i < n; i++)
-			if ((c->os_local ? hint(c, &p[i])
-					 : cache_piece_read(c, &p[i], true,
-							    false)) == 0)
-				atomic_fetch_add(&c->prefetches, 1);
-	free(p);
-	atomic_fetch_sub(&c->ra->inflight, j->end - j->off);
+	if (!passed(ra, j->ino, j->end) &&
+	    cache_plan_range(ra->pl, j->ino, j->off, j->end, &plan) == 0) {
+		for (i = 0; i < plan.nfrag; i++)
+			cache_compact_want(ra->cp, j->ino, plan.frag[i]);
+		for (i = 0; i < plan.n; i++) {
+			p = &plan.p[i];
+			if (p->id != 0 &&
+			    (ra->local ? cache_blocks_advise(ra->st, p)
+				       : cache_blocks_read(ra->st, p, NULL,
+							   true, false)) == 0)
+				atomic_fetch_add(&ra->prefetches, 1);
+		}
+	}
+	cache_plan_free(&plan);
+	atomic_fetch_sub(&ra->inflight, j->end - j->off);
 	free(j);
 }
 
@@ -158,13 +175,12 @@ align_up(uint64_t v, uint64_t a)
 }
 
 bool
-cache_ra_note(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
+cache_ra_note(struct cache_ra *ra, uint64_t ino, uint64_t size, uint64_t off,
 	      uint64_t end)
 {
-	struct ra *ra = c->ra;
 	struct raslot *s = slot_of(ra, ino);
 	struct rajob *jobs[64];
-	uint64_t near, target, p, e, max, bs = c->bs;
+	uint64_t near, target, p, e, max, bs = ra->bs;
 	size_t nj = 0, i;
 	bool seq;
 
@@ -182,7 +198,7 @@ cache_ra_note(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	s->bytes += end - off;
 	if (ra->max == 0 || s->bytes < RA_MIN)
 		goto out;
-	max = c->os_local ? TL_MIN(ra->max, RA_LOCAL_BLOCKS * bs) : ra->max;
+	max = ra->local ? TL_MIN(ra->max, RA_LOCAL_BLOCKS * bs) : ra->max;
 	s->win = s->win ? TL_MIN(s->win * 2, max) : TL_MIN(bs, max);
 	target = TL_MIN(size, align_up(end + s->win, bs));
 	p = TL_MAX(s->ra_end, align_up(end, bs));
@@ -192,7 +208,7 @@ cache_ra_note(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 			break;
 		atomic_fetch_add(&ra->inflight, e - p);
 		jobs[nj] = tl_malloc(sizeof(*jobs[nj]));
-		*jobs[nj++] = (struct rajob){c, ino, p, e};
+		*jobs[nj++] = (struct rajob){ra, ino, p, e};
 		s->ra_end = e;
 	}
 out:

@@ -2,8 +2,8 @@
  * writeback.c - blocks staged durably on local disk, uploaded in the
  * background.
  *
- * With writeback on, storing a block (cache_store_block) writes it as a
- * block file (diskcache.c's format, checksummed) to
+ * With writeback on, storing a block (cache_blocks_put) writes it as a
+ * block file (blockfile.c's format, checksummed) to
  * <cache dir>/staging/<object key with '%' and '/' escaped as %25, %2F>
  * and fsyncs it; before the flush commits the slices that refer to it,
  * cache_wb_sync fsyncs the staging directories.  So COMMIT returns once
@@ -39,6 +39,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +48,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cache/cache-internal.h"
+#include "cache/blockfile-internal.h"
+#include "cache/cache.h"
+#include "cache/diskcache-internal.h"
+#include "cache/writeback-internal.h"
+#include "lib/tl.h"
 
 #define WB_DEFAULT_MAX_AGE_MS (3600ULL * 1000)
 #define WB_NBUCKETS 4096
@@ -68,8 +74,10 @@ struct wbent {
 	bool cancel;
 };
 
-struct wb {
-	struct cache *c;
+struct cache_wb {
+	struct os_store *os;
+	bool os_defer;         /* puts durable only after os_sync */
+	struct cache_disk *dc; /* staged blocks move into it */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct wbent **tab;
@@ -143,7 +151,7 @@ key_len(const char *key)
 }
 
 static char *
-staged_path(struct wb *w, unsigned dir, const char *key)
+staged_path(struct cache_wb *w, unsigned dir, const char *key)
 {
 	char *e = escape_key(key), *p;
 
@@ -161,7 +169,7 @@ wslot(const char *key)
 }
 
 static struct wbent *
-wfind(struct wb *w, const char *key)
+wfind(struct cache_wb *w, const char *key)
 {
 	struct wbent *e;
 
@@ -172,7 +180,7 @@ wfind(struct wb *w, const char *key)
 }
 
 static struct wbent *
-wadd(struct wb *w, const char *key, uint32_t len, unsigned dir,
+wadd(struct cache_wb *w, const char *key, uint32_t len, unsigned dir,
      uint64_t staged_ns)
 {
 	struct wbent *e = tl_calloc(1, sizeof(*e));
@@ -191,7 +199,7 @@ wadd(struct wb *w, const char *key, uint32_t len, unsigned dir,
 }
 
 static void
-wremove(struct wb *w, struct wbent *e)
+wremove(struct cache_wb *w, struct wbent *e)
 {
 	struct wbent **pp = &w->tab[wslot(e->key)];
 
@@ -212,14 +220,14 @@ wfree(struct wbent *e)
 /* ---- uploads ----------------------------------------------------------- */
 
 struct wbjob {
-	struct wb *w;
+	struct cache_wb *w;
 	char key[];
 };
 
 static void upload_fn(void *arg);
 
 static void
-submit(struct wb *w, const char *key)
+submit(struct cache_wb *w, const char *key)
 {
 	size_t n = strlen(key) + 1;
 	struct wbjob *j = tl_malloc(sizeof(*j) + n);
@@ -230,7 +238,7 @@ submit(struct wb *w, const char *key)
 }
 
 static void
-upload_failed(struct wb *w, struct wbent *e)
+upload_failed(struct cache_wb *w, struct wbent *e)
 {
 	uint64_t d = WB_RETRY_MIN_NS << TL_MIN(e->fails, 16u);
 
@@ -242,7 +250,7 @@ upload_failed(struct wb *w, struct wbent *e)
 
 /* Finish an upload: the file moves into the cache, or goes. */
 static void
-upload_done(struct wb *w, struct wbent *e, const char *path)
+upload_done(struct cache_wb *w, struct wbent *e, const char *path)
 {
 	bool cancel;
 
@@ -253,9 +261,8 @@ upload_done(struct wb *w, struct wbent *e, const char *path)
 	pthread_mutex_unlock(&w->mu);
 	if (cancel) {
 		/* Released while the PUT was in flight: take it back. */
-		os_delete(w->c->os, e->key);
-	} else if (w->c->dc == NULL ||
-		   dcache_adopt(w->c->dc, path, e->key) < 0) {
+		os_delete(w->os, e->key);
+	} else if (cache_disk_adopt(w->dc, path, e->key) < 0) {
 		unlink(path);
 	}
 	atomic_fetch_add(&w->uploaded, 1);
@@ -266,7 +273,7 @@ static void
 upload_fn(void *arg)
 {
 	struct wbjob *j = arg;
-	struct wb *w = j->w;
+	struct cache_wb *w = j->w;
 	struct wbent *e;
 	uint8_t *buf = NULL;
 	char *path = NULL;
@@ -305,10 +312,10 @@ upload_fn(void *arg)
 	}
 	/* The staged copy goes next: the stored one must be durable, and
 	 * not lost to anyone's failed sync meanwhile (os_sync_since). */
-	mark = os_sync_mark(w->c->os);
-	r = os_put(w->c->os, e->key, buf, len);
-	if (r == 0 && w->c->os_defer)
-		r = os_sync_since(w->c->os, mark);
+	mark = os_sync_mark(w->os);
+	r = os_put(w->os, e->key, buf, len);
+	if (r == 0 && w->os_defer)
+		r = os_sync_since(w->os, mark);
 	if (r == 0) {
 		upload_done(w, e, path);
 		goto out;
@@ -332,7 +339,7 @@ out:
 /* ---- monitor: retries and the age alarm ---------------------------------- */
 
 static void
-monitor_round(struct wb *w)
+monitor_round(struct cache_wb *w)
 {
 	uint64_t now = tl_mono_ns(), wall = tl_now_ns(), overdue = 0;
 	uint64_t oldest = UINT64_MAX;
@@ -377,7 +384,7 @@ monitor_round(struct wb *w)
 static void *
 monitor_main(void *arg)
 {
-	struct wb *w = arg;
+	struct cache_wb *w = arg;
 	struct timespec ts;
 
 	pthread_mutex_lock(&w->mu);
@@ -438,7 +445,7 @@ static void
 found_cb(void *arg, unsigned dir, const char *key, uint32_t len,
 	 uint64_t mtime_ns)
 {
-	struct wb *w = arg;
+	struct cache_wb *w = arg;
 
 	if (wfind(w, key) == NULL)
 		wadd(w, key, len, dir, mtime_ns);
@@ -447,20 +454,24 @@ found_cb(void *arg, unsigned dir, const char *key, uint32_t len,
 /* ---- open and close ------------------------------------------------------- */
 
 int
-cache_wb_open(struct cache *c, uint64_t max_age_ms, unsigned threads)
+cache_wb_open(struct os_store *os, bool os_defer, struct cache_disk *dc,
+	      uint64_t max_age_ms, unsigned threads, struct cache_wb **out)
 {
-	struct wb *w;
+	struct cache_wb *w;
 	struct wbent *e;
 	char **keys;
 	unsigned i;
 	size_t b, nk = 0;
 
-	if (c->dc == NULL) {
+	*out = NULL;
+	if (dc == NULL) {
 		tl_err("cache", "writeback needs a cache directory");
 		return -EINVAL;
 	}
 	w = tl_calloc(1, sizeof(*w));
-	w->c = c;
+	w->os = os;
+	w->os_defer = os_defer;
+	w->dc = dc;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	pthread_mutex_init(&w->smu, NULL);
@@ -468,11 +479,11 @@ cache_wb_open(struct cache *c, uint64_t max_age_ms, unsigned threads)
 	w->tab = tl_calloc(WB_NBUCKETS, sizeof(*w->tab));
 	w->max_age_ns = (max_age_ms ? max_age_ms : WB_DEFAULT_MAX_AGE_MS) *
 			1000000ULL;
-	w->ndirs = dcache_ndirs(c->dc);
+	w->ndirs = cache_disk_ndirs(dc);
 	w->sdir = tl_calloc(w->ndirs, sizeof(*w->sdir));
 	w->dfd = tl_calloc(w->ndirs, sizeof(*w->dfd));
 	for (i = 0; i < w->ndirs; i++) {
-		w->sdir[i] = tl_asprintf("%s/staging", dcache_dir(c->dc, i));
+		w->sdir[i] = tl_asprintf("%s/staging", cache_disk_dir(dc, i));
 		w->dfd[i] = open(w->sdir[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (w->dfd[i] < 0)
 			tl_warn("cache", "%s: %s", w->sdir[i], strerror(errno));
@@ -484,7 +495,6 @@ cache_wb_open(struct cache *c, uint64_t max_age_ms, unsigned threads)
 			  (unsigned long long)w->n,
 			  (unsigned long long)w->bytes);
 	w->pool = tl_pool_create("wb-upload", threads ? threads : 8, 0);
-	c->wb = w;
 	/* Uploads start while keys are still submitted: collect first. */
 	keys = tl_calloc(w->n + 1, sizeof(*keys));
 	for (b = 0; b < WB_NBUCKETS; b++)
@@ -496,17 +506,17 @@ cache_wb_open(struct cache *c, uint64_t max_age_ms, unsigned threads)
 	}
 	free(keys);
 	if (pthread_create(&w->mon, NULL, monitor_main, w) != 0) {
-		cache_wb_close(c);
+		cache_wb_close(w);
 		return -EAGAIN;
 	}
+	*out = w;
 	return 0;
 }
 
 /* Staged files stay on disk for the next start; only memory goes. */
 void
-cache_wb_close(struct cache *c)
+cache_wb_close(struct cache_wb *w)
 {
-	struct wb *w = c->wb;
 	struct wbent *e, *n;
 	unsigned i;
 	size_t b;
@@ -520,7 +530,6 @@ cache_wb_close(struct cache *c)
 	if (w->mon)
 		pthread_join(w->mon, NULL);
 	tl_pool_destroy(w->pool);
-	c->wb = NULL;
 	for (b = 0; b < WB_NBUCKETS; b++)
 		for (e = w->tab[b]; e != NULL; e = n) {
 			n = e->hnext;
@@ -543,11 +552,10 @@ cache_wb_close(struct cache *c)
 /* ---- the calls of the data path ------------------------------------------ */
 
 int
-cache_wb_stage(struct cache *c, const char *key, const void *data,
+cache_wb_stage(struct cache_wb *w, const char *key, const void *data,
 	       uint32_t len)
 {
-	struct wb *w = c->wb;
-	unsigned dir = dcache_dir_of(c->dc, key);
+	unsigned dir = cache_disk_dir_of(w->dc, key);
 	char *path = staged_path(w, dir, key);
 	bool fresh = false;
 	int r;
@@ -572,9 +580,8 @@ cache_wb_stage(struct cache *c, const char *key, const void *data,
 }
 
 int
-cache_wb_sync(struct cache *c)
+cache_wb_sync(struct cache_wb *w)
 {
-	struct wb *w = c->wb;
 	uint64_t g;
 	unsigned i;
 	int r = 0;
@@ -603,16 +610,15 @@ out:
 }
 
 uint64_t
-cache_wb_failures(struct cache *c)
+cache_wb_failures(struct cache_wb *w)
 {
-	return atomic_load(&c->wb->sync_fails);
+	return w != NULL ? atomic_load(&w->sync_fails) : 0;
 }
 
 int
-cache_wb_read(struct cache *c, const char *key, uint32_t blen, uint32_t off,
-	      uint32_t n, uint8_t *buf)
+cache_wb_read(struct cache_wb *w, const char *key, uint32_t blen,
+	      uint32_t off, uint32_t n, uint8_t *buf)
 {
-	struct wb *w = c->wb;
 	struct wbent *e;
 	char *path;
 	int r;
@@ -631,9 +637,8 @@ cache_wb_read(struct cache *c, const char *key, uint32_t blen, uint32_t off,
 }
 
 void
-cache_wb_cancel(struct cache *c, const char *key)
+cache_wb_cancel(struct cache_wb *w, const char *key)
 {
-	struct wb *w = c->wb;
 	struct wbent *e;
 	char *path;
 
@@ -660,9 +665,8 @@ cache_wb_cancel(struct cache *c, const char *key)
 }
 
 void
-cache_wb_stats(struct cache *c, struct cache_stats *s)
+cache_wb_stats(struct cache_wb *w, struct cache_stats *s)
 {
-	struct wb *w = c->wb;
 	uint64_t wall = tl_now_ns(), oldest = UINT64_MAX;
 	struct wbent *e;
 	size_t b;
@@ -707,8 +711,8 @@ acc_cb(void *arg, unsigned dir, const char *key, uint32_t len,
 }
 
 int
-cache_staging_scan(const char *cache_dirs, uint64_t max_age_ms,
-		   struct cache_stats *out)
+cache_wb_scan(const char *cache_dirs, uint64_t max_age_ms,
+	      struct cache_stats *out)
 {
 	struct scan_acc a = {out, tl_now_ns(), UINT64_MAX, 0};
 	char *list, *tok, *save = NULL, *sdir;

@@ -11,7 +11,7 @@
  * sees it change resends its uncommitted writes.  RFC 1813 wants it to
  * change whenever uncommitted data may have been lost; it need not while
  * the process runs, because the cache never drops uncommitted data of an
- * existing file (cache/write.c: a failed store, sync or commit keeps it
+ * existing file (cache/flush.c: a failed store, sync or commit keeps it
  * and the flush answers the error, so COMMIT never answers OK for bytes
  * not stored).  The one drop is at shutdown (cache.c, flush_all), after
  * the last reply; the next process answers with another verifier.

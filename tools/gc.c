@@ -21,12 +21,12 @@
  * What stays unsafe: a flush whose commit comes more than the grace
  * period after its upload.  A gateway stores blocks again, under fresh
  * ids, before committing them when it stored them more than
- * CACHE_RESTORE_NS (10 minutes) earlier (cache/write.c), so that takes a
+ * CACHE_RESTORE_NS (10 minutes) earlier (cache/flush.c), so that takes a
  * grace above that plus a stall of a gateway (default 1 hour).
  *
  * The deletion queue (R records: slices released by unlink and truncate)
  * is drained with meta_gc_next / meta_gc_release, exactly as the gateway's
- * background job does (cache/cache.c), so running both is harmless: a
+ * background job does (cache/gc.c), so running both is harmless: a
  * slice may have its objects deleted twice.
  *
  * Leaked objects are deleted by --jobs threads (stores are thread safe);

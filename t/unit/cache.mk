@@ -4,6 +4,13 @@ TESTS += t/unit/objstore_file_test
 t_unit_objstore_file_test_SOURCES = t/unit/objstore_file_test.c t/unit/tap.h
 t_unit_objstore_file_test_LDADD = objstore/libobjstore.a lib/libtl.a
 
+# Block object names: made and parsed back, nothing else parsed.
+check_PROGRAMS += t/unit/cache_blockkey_test
+TESTS += t/unit/cache_blockkey_test
+t_unit_cache_blockkey_test_SOURCES = t/unit/cache_blockkey_test.c \
+	t/unit/tap.h
+t_unit_cache_blockkey_test_LDADD = cache/libcache.a lib/libtl.a
+
 check_PROGRAMS += t/unit/cache_view_test
 TESTS += t/unit/cache_view_test
 t_unit_cache_view_test_SOURCES = t/unit/cache_view_test.c t/unit/tap.h
@@ -60,3 +67,8 @@ t_unit_cache_readahead_test_SOURCES = t/unit/cache_readahead_test.c \
 	t/unit/cache_test.h t/unit/tap.h
 t_unit_cache_readahead_test_LDADD = cache/libcache.a meta/libmeta.a \
 	objstore/libobjstore.a lib/libtl.a $(LMDB_LIBS)
+
+# cache/ has a top and a bottom: the calls between its files (nm on
+# the library) go down the layers drawn at the top of cache/cache.c.
+TESTS += t/unit/cache_layers_test.sh
+dist_check_SCRIPTS += t/unit/cache_layers_test.sh

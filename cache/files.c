@@ -1,0 +1,220 @@
+/*
+ * files.c - the table of files with buffered writes, and the buffer
+ * total.
+ *
+ * The total counts the memory builders allocated (extent buffers, which
+ * grow with what was written, and bookkeeping), not bytes written.  A
+ * writer takes its length plus the most it may allocate beyond it before
+ * copying (cache_space_take: the check and the addition under one lock,
+ * so concurrent writers cannot overshoot together) and gives back what
+ * it did not need; bytes leave the total when their buffers are freed
+ * (write.c).  What a writer does when the total is full is cache.c's
+ * policy: it flushes, and waits here for room.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#include "cache/files-internal.h"
+#include "lib/tl.h"
+
+#define NBUCKETS 1024
+
+struct cache_files {
+	pthread_mutex_t lock;
+	struct cfile *tab[NBUCKETS];
+	uint64_t limit;
+	pthread_mutex_t space_mu;
+	pthread_cond_t space_cv;
+	_Atomic uint64_t buffered;
+};
+
+struct cache_files *
+cache_files_open(uint64_t limit)
+{
+	struct cache_files *ft = tl_calloc(1, sizeof(*ft));
+
+	pthread_mutex_init(&ft->lock, NULL);
+	pthread_mutex_init(&ft->space_mu, NULL);
+	pthread_cond_init(&ft->space_cv, NULL);
+	atomic_init(&ft->buffered, 0);
+	ft->limit = limit;
+	return ft;
+}
+
+void
+cache_files_close(struct cache_files *ft)
+{
+	if (ft == NULL)
+		return;
+	pthread_mutex_destroy(&ft->lock);
+	pthread_mutex_destroy(&ft->space_mu);
+	pthread_cond_destroy(&ft->space_cv);
+	free(ft);
+}
+
+static size_t
+bucket(uint64_t ino)
+{
+	return (size_t)((ino * 0x9E3779B97F4A7C15ULL) >> 40) % NBUCKETS;
+}
+
+struct cfile *
+cache_file_get(struct cache_files *ft, uint64_t ino, bool create)
+{
+	struct cfile *f;
+	size_t h = bucket(ino);
+
+	pthread_mutex_lock(&ft->lock);
+	for (f = ft->tab[h]; f != NULL && f->ino != ino; f = f->hnext)
+		;
+	if (f == NULL && create) {
+		f = tl_calloc(1, sizeof(*f));
+		f->ino = ino;
+		pthread_mutex_init(&f->mu, NULL);
+		pthread_cond_init(&f->cv, NULL);
+		atomic_init(&f->bytes, 0);
+		f->hnext = ft->tab[h];
+		ft->tab[h] = f;
+	}
+	if (f != NULL)
+		f->refs++;
+	pthread_mutex_unlock(&ft->lock);
+	return f;
+}
+
+void
+cache_file_put(struct cache_files *ft, struct cfile *f)
+{
+	struct cfile **pp;
+	bool empty;
+
+	pthread_mutex_lock(&ft->lock);
+	if (--f->refs > 0)
+		goto out;
+	pthread_mutex_lock(&f->mu);
+	empty = f->head == NULL && !f->flushing;
+	pthread_mutex_unlock(&f->mu);
+	if (!empty)
+		goto out;
+	for (pp = &ft->tab[bucket(f->ino)]; *pp != f; pp = &(*pp)->hnext)
+		;
+	*pp = f->hnext;
+	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->cv);
+	free(f);
+out:
+	pthread_mutex_unlock(&ft->lock);
+}
+
+struct cfile *
+cache_file_largest(struct cache_files *ft)
+{
+	struct cfile *f, *best = NULL;
+	uint64_t most = 0, v;
+	size_t i;
+
+	pthread_mutex_lock(&ft->lock);
+	for (i = 0; i < NBUCKETS; i++)
+		for (f = ft->tab[i]; f != NULL; f = f->hnext) {
+			v = atomic_load(&f->bytes);
+			if (v > most) {
+				most = v;
+				best = f;
+			}
+		}
+	if (best)
+		best->refs++;
+	pthread_mutex_unlock(&ft->lock);
+	return best;
+}
+
+struct cfile *
+cache_file_any(struct cache_files *ft)
+{
+	struct cfile *f = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&ft->lock);
+	for (i = 0; i < NBUCKETS && f == NULL; i++)
+		f = ft->tab[i];
+	if (f != NULL)
+		f->refs++;
+	pthread_mutex_unlock(&ft->lock);
+	return f;
+}
+
+/* ---- the buffer total -------------------------------------------------- */
+
+void
+cache_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(cv, mu, &ts);
+}
+
+static bool
+fits(struct cache_files *ft, uint64_t len)
+{
+	uint64_t cur = atomic_load(&ft->buffered);
+
+	return cur == 0 || cur + len <= ft->limit;
+}
+
+bool
+cache_space_take(struct cache_files *ft, uint64_t len)
+{
+	bool ok;
+
+	pthread_mutex_lock(&ft->space_mu);
+	ok = fits(ft, len);
+	if (ok)
+		atomic_fetch_add(&ft->buffered, len);
+	pthread_mutex_unlock(&ft->space_mu);
+	return ok;
+}
+
+bool
+cache_space_wait(struct cache_files *ft, uint64_t len, uint64_t ms)
+{
+	bool ok;
+
+	pthread_mutex_lock(&ft->space_mu);
+	if (!fits(ft, len))
+		cache_cond_wait_ms(&ft->space_cv, &ft->space_mu, ms);
+	ok = fits(ft, len);
+	pthread_mutex_unlock(&ft->space_mu);
+	return ok;
+}
+
+void
+cache_space_add(struct cache_files *ft, uint64_t n)
+{
+	atomic_fetch_add(&ft->buffered, n);
+}
+
+void
+cache_space_release(struct cache_files *ft, uint64_t n)
+{
+	if (n == 0)
+		return;
+	atomic_fetch_sub(&ft->buffered, n);
+	pthread_mutex_lock(&ft->space_mu);
+	pthread_cond_broadcast(&ft->space_cv);
+	pthread_mutex_unlock(&ft->space_mu);
+}
+
+uint64_t
+cache_space_used(struct cache_files *ft)
+{
+	return atomic_load(&ft->buffered);
+}

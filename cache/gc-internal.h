@@ -1,0 +1,24 @@
+/*
+ * gc-internal.h - the background job (gc.c): deletes the objects of
+ * released slices, runs compaction rounds, trims malloc's arenas.
+ *
+ * Below: compact.c (its rounds), blocks.c (the deletions), files.c (a
+ * timed wait), the metadata (the deletion queue).  Above: cache.c.
+ */
+#ifndef CACHE_GC_INTERNAL_H
+#define CACHE_GC_INTERNAL_H
+
+#include "meta/meta.h"
+
+struct cache_compactor;
+struct cache_gc;
+struct cache_blocks;
+
+/* Start the job's thread; m, st and cp are borrowed until
+ * cache_gc_stop.  -EAGAIN when the thread cannot start. */
+int cache_gc_start(struct meta *m, struct cache_blocks *st,
+		   struct cache_compactor *cp, struct cache_gc **out);
+/* Stop the job (after its current round) and free it (NULL: nothing). */
+void cache_gc_stop(struct cache_gc *gc);
+
+#endif /* CACHE_GC_INTERNAL_H */
