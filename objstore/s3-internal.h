@@ -15,16 +15,16 @@
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 /* A header or query parameter. */
-struct s3_kv {
+struct os_s3_kv {
 	const char *name;
 	const char *value;
 };
 
-struct s3_sign_in {
+struct os_s3_sign_in {
 	const char *method;       /* "GET" */
 	const char *path;         /* canonical URI: already URI-encoded */
-	const char *query;        /* canonical query (s3_query) or "" */
-	const struct s3_kv *hdrs; /* every header to sign, host included */
+	const char *query;        /* canonical query (os_s3_query) or "" */
+	const struct os_s3_kv *hdrs; /* every header to sign, host included */
 	size_t nhdrs;
 	const char *payload_hash; /* lower-case hex, or "UNSIGNED-PAYLOAD" */
 	const char *amz_date;     /* "20130524T000000Z" */
@@ -36,41 +36,41 @@ struct s3_sign_in {
 
 /* The Authorization header value ("AWS4-HMAC-SHA256 Credential=...,
  * SignedHeaders=..., Signature=<64 hex>"); caller frees. */
-char *s3_sign(const struct s3_sign_in *in);
+char *os_s3_sign(const struct os_s3_sign_in *in);
 
 /* Append s URI-encoded the SigV4 way: every byte but A-Z a-z 0-9 - . _ ~
  * becomes %XX (upper-case hex); '/' is kept when keep_slash. */
-void s3_uri_encode(struct tl_buf *b, const char *s, bool keep_slash);
+void os_s3_uri_encode(struct tl_buf *b, const char *s, bool keep_slash);
 
 /* The canonical query string of n parameters: names and values encoded,
  * sorted by name then value, "a=1&b=" (a bare name gets '=').  Also what
  * is sent, so the two cannot differ.  Caller frees. */
-char *s3_query(const struct s3_kv *kv, size_t n);
+char *os_s3_query(const struct os_s3_kv *kv, size_t n);
 
 /* Lower-case hex SHA-256 of data into out[65]. */
-void s3_sha256_hex(const void *data, size_t len, char out[65]);
+void os_s3_sha256_hex(const void *data, size_t len, char out[65]);
 
 /* One page of a ListObjectsV2 reply.  cb gets each key (entities decoded)
  * and size; *truncated and *next (caller frees; NULL when absent) tell
  * whether and how to continue.  -EIO on a reply that does not parse. */
-int s3_parse_list(const char *xml, size_t len,
-		  int (*cb)(void *arg, const char *key, uint64_t size),
-		  void *arg, bool *truncated, char **next);
+int os_s3_parse_list(const char *xml, size_t len,
+		     int (*cb)(void *arg, const char *key, uint64_t size),
+		     void *arg, bool *truncated, char **next);
 
-/* s3_parse_list with each object's LastModified in ns since the epoch
+/* os_s3_parse_list with each object's LastModified in ns since the epoch
  * (0 when absent or unreadable). */
-int s3_parse_list_info(const char *xml, size_t len,
-		       int (*cb)(void *arg, const char *key, uint64_t size,
-				 uint64_t mtime_ns),
-		       void *arg, bool *truncated, char **next);
+int os_s3_parse_list_info(const char *xml, size_t len,
+			  int (*cb)(void *arg, const char *key, uint64_t size,
+				    uint64_t mtime_ns),
+			  void *arg, bool *truncated, char **next);
 
 /* An ISO 8601 time as S3 writes it ("2009-10-12T17:50:30.000Z"; an
  * offset "+02:00" instead of Z is accepted) in ns since the epoch.
  * -EINVAL if it does not parse or is before 1970. */
-int s3_parse_time(const char *s, uint64_t *ns);
+int os_s3_parse_time(const char *s, uint64_t *ns);
 
 /* Text of the first <tag>...</tag> in xml, entities decoded; NULL if
  * absent.  Caller frees. */
-char *s3_xml_text(const char *xml, size_t len, const char *tag);
+char *os_s3_xml_text(const char *xml, size_t len, const char *tag);
 
 #endif /* OBJSTORE_S3_INTERNAL_H */

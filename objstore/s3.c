@@ -252,13 +252,13 @@ req_path(struct s3_store *s, const char *key)
 
 	tl_buf_append(&b, "/", 1);
 	if (s->path_style) {
-		s3_uri_encode(&b, s->bucket, false);
+		os_s3_uri_encode(&b, s->bucket, false);
 		if (key != NULL)
 			tl_buf_append(&b, "/", 1);
 	}
 	if (key != NULL) {
-		s3_uri_encode(&b, s->prefix, true);
-		s3_uri_encode(&b, key, true);
+		os_s3_uri_encode(&b, s->prefix, true);
+		os_s3_uri_encode(&b, key, true);
 	}
 	tl_buf_append(&b, "", 1);
 	return (char *)b.data;
@@ -268,9 +268,9 @@ static struct curl_slist *
 req_sign(struct s3_store *s, struct s3_req *r, const char *path)
 {
 	char date[17], hash[65], range[64], *auth, *line;
-	struct s3_kv h[5];
+	struct os_s3_kv h[5];
 	struct curl_slist *l = NULL;
-	struct s3_sign_in in;
+	struct os_s3_sign_in in;
 	size_t n = 0, i;
 
 	amz_now(date);
@@ -279,23 +279,23 @@ req_sign(struct s3_store *s, struct s3_req *r, const char *path)
 	else if (s->unsigned_payload)
 		strcpy(hash, "UNSIGNED-PAYLOAD");
 	else
-		s3_sha256_hex(r->body, r->body_len, hash);
-	h[n++] = (struct s3_kv){"host", s->host};
+		os_s3_sha256_hex(r->body, r->body_len, hash);
+	h[n++] = (struct os_s3_kv){"host", s->host};
 	if (r->range_len > 0) {
 		snprintf(range, sizeof(range), "bytes=%llu-%llu",
 			 (unsigned long long)r->range_off,
 			 (unsigned long long)(r->range_off + r->range_len - 1));
-		h[n++] = (struct s3_kv){"range", range};
+		h[n++] = (struct os_s3_kv){"range", range};
 	}
-	h[n++] = (struct s3_kv){"x-amz-content-sha256", hash};
-	h[n++] = (struct s3_kv){"x-amz-date", date};
+	h[n++] = (struct os_s3_kv){"x-amz-content-sha256", hash};
+	h[n++] = (struct os_s3_kv){"x-amz-date", date};
 	if (s->session_token != NULL)
-		h[n++] = (struct s3_kv){"x-amz-security-token",
-					s->session_token};
-	in = (struct s3_sign_in){r->method, path, r->query, h, n, hash, date,
-				 s->region, "s3", s->access_key,
-				 s->secret_key};
-	auth = s3_sign(&in);
+		h[n++] = (struct os_s3_kv){"x-amz-security-token",
+					   s->session_token};
+	in = (struct os_s3_sign_in){r->method, path, r->query, h, n, hash, date,
+				    s->region, "s3", s->access_key,
+				    s->secret_key};
+	auth = os_s3_sign(&in);
 	for (i = 0; i < n; i++) {
 		line = tl_asprintf("%s: %s", h[i].name, h[i].value);
 		l = curl_slist_append(l, line);
@@ -372,8 +372,9 @@ curl_transient(CURLcode c)
 static int
 http_error(struct s3_store *s, struct s3_req *r, bool *retry, bool last)
 {
-	char *code = s3_xml_text((char *)r->resp.data, r->resp.len, "Code");
-	char *msg = s3_xml_text((char *)r->resp.data, r->resp.len, "Message");
+	const char *body = (const char *)r->resp.data;
+	char *code = os_s3_xml_text(body, r->resp.len, "Code");
+	char *msg = os_s3_xml_text(body, r->resp.len, "Message");
 	const char *c = code ? code : "", *hint = "";
 	const char *what = r->key ? r->key : "(bucket)";
 	int rc = -EIO;
@@ -580,7 +581,7 @@ list_pages(struct s3_store *s, const char *prefix, const char *start_after,
 {
 	char *full = tl_asprintf("%s%s", s->prefix, prefix), *after = NULL;
 	char *token = NULL, *next, *q, page[24];
-	struct s3_kv kv[5];
+	struct os_s3_kv kv[5];
 	bool truncated;
 	size_t n;
 	int rc;
@@ -593,22 +594,23 @@ list_pages(struct s3_store *s, const char *prefix, const char *start_after,
 		struct s3_req r = {.method = "GET"};
 
 		n = 0;
-		kv[n++] = (struct s3_kv){"list-type", "2"};
-		kv[n++] = (struct s3_kv){"max-keys", page};
-		kv[n++] = (struct s3_kv){"prefix", full};
+		kv[n++] = (struct os_s3_kv){"list-type", "2"};
+		kv[n++] = (struct os_s3_kv){"max-keys", page};
+		kv[n++] = (struct os_s3_kv){"prefix", full};
 		if (token != NULL)
-			kv[n++] = (struct s3_kv){"continuation-token", token};
+			kv[n++] =
+			    (struct os_s3_kv){"continuation-token", token};
 		else if (after != NULL)
-			kv[n++] = (struct s3_kv){"start-after", after};
-		q = s3_query(kv, n);
+			kv[n++] = (struct os_s3_kv){"start-after", after};
+		q = os_s3_query(kv, n);
 		r.query = q;
 		rc = req_do(s, &r);
 		free(token);
 		token = NULL;
 		if (rc == 0) {
-			rc = s3_parse_list_info((char *)r.resp.data,
-						r.resp.len, list_one, l,
-						&truncated, &next);
+			rc = os_s3_parse_list_info((char *)r.resp.data,
+						   r.resp.len, list_one, l,
+						   &truncated, &next);
 			token = next;
 			if (rc == -EIO)
 				tl_err("objstore", "%s: unreadable "
@@ -927,7 +929,7 @@ create_bucket(struct s3_store *s)
 	r.body_len = body ? strlen(body) : 0;
 	/* 409 BucketAlreadyOwnedByYou is success; req_do logs other errors */
 	rc = req_do(s, &r);
-	code = s3_xml_text((char *)r.resp.data, r.resp.len, "Code");
+	code = os_s3_xml_text((char *)r.resp.data, r.resp.len, "Code");
 	if (rc < 0 && code != NULL &&
 	    strcmp(code, "BucketAlreadyOwnedByYou") == 0)
 		rc = 0;

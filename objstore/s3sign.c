@@ -40,7 +40,7 @@ hex(const uint8_t *in, size_t n, char *out)
 }
 
 void
-s3_sha256_hex(const void *data, size_t len, char out[65])
+os_s3_sha256_hex(const void *data, size_t len, char out[65])
 {
 	uint8_t md[SHA256_DIGEST_LENGTH];
 
@@ -62,7 +62,7 @@ hmac(const void *key, size_t klen, const void *msg, size_t mlen,
 }
 
 void
-s3_uri_encode(struct tl_buf *b, const char *s, bool keep_slash)
+os_s3_uri_encode(struct tl_buf *b, const char *s, bool keep_slash)
 {
 	const unsigned char *p;
 	char esc[3];
@@ -102,7 +102,7 @@ enc_kv_cmp(const void *a, const void *b)
 }
 
 char *
-s3_query(const struct s3_kv *kv, size_t n)
+os_s3_query(const struct os_s3_kv *kv, size_t n)
 {
 	struct enc_kv *e = tl_calloc(n ? n : 1, sizeof(*e));
 	struct tl_buf b = TL_BUF_INIT, t = TL_BUF_INIT;
@@ -110,10 +110,10 @@ s3_query(const struct s3_kv *kv, size_t n)
 
 	for (i = 0; i < n; i++) {
 		tl_buf_reset(&t);
-		s3_uri_encode(&t, kv[i].name, false);
+		os_s3_uri_encode(&t, kv[i].name, false);
 		e[i].name = tl_strndup((char *)t.data, t.len);
 		tl_buf_reset(&t);
-		s3_uri_encode(&t, kv[i].value ? kv[i].value : "", false);
+		os_s3_uri_encode(&t, kv[i].value ? kv[i].value : "", false);
 		e[i].value = tl_strndup((char *)t.data, t.len);
 	}
 	qsort(e, n, sizeof(*e), enc_kv_cmp);
@@ -133,7 +133,7 @@ s3_query(const struct s3_kv *kv, size_t n)
 
 /* Lower-cased name and trimmed value with inner runs of spaces folded. */
 static void
-canon_header(const struct s3_kv *h, struct enc_kv *out)
+canon_header(const struct os_s3_kv *h, struct enc_kv *out)
 {
 	struct tl_buf b = TL_BUF_INIT;
 	const char *v = h->value;
@@ -159,7 +159,7 @@ canon_header(const struct s3_kv *h, struct enc_kv *out)
 }
 
 char *
-s3_sign(const struct s3_sign_in *in)
+os_s3_sign(const struct os_s3_sign_in *in)
 {
 	struct enc_kv *h = tl_calloc(in->nhdrs ? in->nhdrs : 1, sizeof(*h));
 	struct tl_buf creq = TL_BUF_INIT, names = TL_BUF_INIT;
@@ -196,7 +196,7 @@ s3_sign(const struct s3_sign_in *in)
 	tl_buf_append(&creq, names.data, names.len - 1);
 	tl_buf_append(&creq, "\n", 1);
 	tl_buf_append(&creq, in->payload_hash, strlen(in->payload_hash));
-	s3_sha256_hex(creq.data, creq.len, creq_hash);
+	os_s3_sha256_hex(creq.data, creq.len, creq_hash);
 	tl_buf_free(&creq);
 
 	memcpy(date, in->amz_date, 8);
@@ -338,7 +338,7 @@ xml_find(const char *xml, size_t len, const char *tag, const char **text,
 }
 
 char *
-s3_xml_text(const char *xml, size_t len, const char *tag)
+os_s3_xml_text(const char *xml, size_t len, const char *tag)
 {
 	const char *t;
 	size_t n;
@@ -379,7 +379,7 @@ digits(const char *s, int n, unsigned *out)
 }
 
 int
-s3_parse_time(const char *s, uint64_t *ns)
+os_s3_parse_time(const char *s, uint64_t *ns)
 {
 	unsigned y, mo, d, h, mi, sec, oh = 0, om = 0;
 	uint64_t frac = 0, scale = 100000000;
@@ -419,10 +419,10 @@ s3_parse_time(const char *s, uint64_t *ns)
 }
 
 int
-s3_parse_list_info(const char *xml, size_t len,
-		   int (*cb)(void *arg, const char *key, uint64_t size,
-			     uint64_t mtime_ns),
-		   void *arg, bool *truncated, char **next)
+os_s3_parse_list_info(const char *xml, size_t len,
+		      int (*cb)(void *arg, const char *key, uint64_t size,
+				uint64_t mtime_ns),
+		      void *arg, bool *truncated, char **next)
 {
 	const char *p = xml, *end = xml + len, *c, *t, *after;
 	size_t clen, tlen;
@@ -434,10 +434,10 @@ s3_parse_list_info(const char *xml, size_t len,
 	*next = NULL;
 	if (memfind(xml, len, "<ListBucketResult") == NULL)
 		return -EIO;
-	v = s3_xml_text(xml, len, "IsTruncated");
+	v = os_s3_xml_text(xml, len, "IsTruncated");
 	*truncated = v != NULL && strcmp(v, "true") == 0;
 	free(v);
-	*next = s3_xml_text(xml, len, "NextContinuationToken");
+	*next = os_s3_xml_text(xml, len, "NextContinuationToken");
 	if (*truncated && *next == NULL)
 		return -EIO;
 	while ((after = xml_find(p, (size_t)(end - p), "Contents", &c,
@@ -451,11 +451,11 @@ s3_parse_list_info(const char *xml, size_t len,
 		if (tl_parse_u64(num, 0, UINT64_MAX, &size) < 0)
 			return -EIO;
 		/* Absent or odd: unknown (0), which gc treats as too young. */
-		v = s3_xml_text(c, clen, "LastModified");
-		if (v == NULL || s3_parse_time(v, &mtime) < 0)
+		v = os_s3_xml_text(c, clen, "LastModified");
+		if (v == NULL || os_s3_parse_time(v, &mtime) < 0)
 			mtime = 0;
 		free(v);
-		key = s3_xml_text(c, clen, "Key");
+		key = os_s3_xml_text(c, clen, "Key");
 		if (key == NULL)
 			return -EIO;
 		r = cb(arg, key, size, mtime);
@@ -481,11 +481,11 @@ plain_one(void *arg, const char *key, uint64_t size, uint64_t mtime_ns)
 }
 
 int
-s3_parse_list(const char *xml, size_t len,
-	      int (*cb)(void *arg, const char *key, uint64_t size), void *arg,
-	      bool *truncated, char **next)
+os_s3_parse_list(const char *xml, size_t len,
+		 int (*cb)(void *arg, const char *key, uint64_t size),
+		 void *arg, bool *truncated, char **next)
 {
 	struct plain_list pl = {cb, arg};
 
-	return s3_parse_list_info(xml, len, plain_one, &pl, truncated, next);
+	return os_s3_parse_list_info(xml, len, plain_one, &pl, truncated, next);
 }

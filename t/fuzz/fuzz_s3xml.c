@@ -1,9 +1,9 @@
 /*
  * fuzz_s3xml - libFuzzer target: the S3 backend's XML parsing
  * (objstore/s3-internal.h) on any bytes, as a store's reply would bring
- * them: a ListObjectsV2 page (s3_parse_list_info and s3_parse_list), an
+ * them: a ListObjectsV2 page (os_s3_parse_list_info and os_s3_parse_list), an
  * error's Code and Message and a multipart upload's UploadId
- * (s3_xml_text, entities decoded), a LastModified time (s3_parse_time).
+ * (os_s3_xml_text, entities decoded), a LastModified time (os_s3_parse_time).
  * The reply is handed over as exactly its bytes, not NUL-terminated, as
  * the backend does, so ASan sees any read past it.
  */
@@ -41,17 +41,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t ns;
 
 	memcpy(xml, data, size);
-	s3_parse_list_info(xml, size, one, &n, &truncated, &next);
+	os_s3_parse_list_info(xml, size, one, &n, &truncated, &next);
 	free(next);
 	next = NULL;
-	s3_parse_list(xml, size, plain, &n, &truncated, &next);
+	os_s3_parse_list(xml, size, plain, &n, &truncated, &next);
 	free(next);
 	for (size_t i = 0; i < sizeof(tags) / sizeof(*tags); i++)
-		free(s3_xml_text(xml, size, tags[i]));
+		free(os_s3_xml_text(xml, size, tags[i]));
 	z = tl_malloc(size + 1);
 	memcpy(z, data, size);
 	z[size] = '\0';
-	s3_parse_time(z, &ns);
+	os_s3_parse_time(z, &ns);
 	free(z);
 	free(xml);
 	return 0;

@@ -123,23 +123,23 @@ test_s3_time(void)
 {
 	uint64_t ns = 0;
 
-	CHECK(s3_parse_time("2009-10-12T17:50:30.000Z", &ns) == 0 &&
+	CHECK(os_s3_parse_time("2009-10-12T17:50:30.000Z", &ns) == 0 &&
 	      ns == 1255369830ULL * 1000000000ULL,
 	      "S3 LastModified with milliseconds");
-	CHECK(s3_parse_time("1970-01-01T00:00:00Z", &ns) == 0 && ns == 0,
+	CHECK(os_s3_parse_time("1970-01-01T00:00:00Z", &ns) == 0 && ns == 0,
 	      "the epoch");
-	CHECK(s3_parse_time("2024-02-29T23:59:59.123456789Z", &ns) == 0 &&
+	CHECK(os_s3_parse_time("2024-02-29T23:59:59.123456789Z", &ns) == 0 &&
 	      ns == 1709251199ULL * 1000000000ULL + 123456789,
 	      "leap day, nanoseconds");
-	CHECK(s3_parse_time("2024-03-01T02:00:00+02:00", &ns) == 0 &&
+	CHECK(os_s3_parse_time("2024-03-01T02:00:00+02:00", &ns) == 0 &&
 	      ns == 1709251200ULL * 1000000000ULL, "offset");
-	CHECK(s3_parse_time("2024-03-01 00:00:00Z", &ns) == -EINVAL,
+	CHECK(os_s3_parse_time("2024-03-01 00:00:00Z", &ns) == -EINVAL,
 	      "no T: refused");
-	CHECK(s3_parse_time("2024-13-01T00:00:00Z", &ns) == -EINVAL,
+	CHECK(os_s3_parse_time("2024-13-01T00:00:00Z", &ns) == -EINVAL,
 	      "month 13: refused");
-	CHECK(s3_parse_time("2024-03-01T00:00:00", &ns) == -EINVAL,
+	CHECK(os_s3_parse_time("2024-03-01T00:00:00", &ns) == -EINVAL,
 	      "no zone: refused");
-	CHECK(s3_parse_time("", &ns) == -EINVAL, "empty: refused");
+	CHECK(os_s3_parse_time("", &ns) == -EINVAL, "empty: refused");
 }
 
 struct page {
@@ -182,8 +182,9 @@ test_s3_page(void)
 	bool trunc = false;
 	char *next = NULL;
 
-	CHECK_EQ(s3_parse_list_info(xml, sizeof(xml) - 1, page_cb, &p, &trunc,
-				    &next), 0, "page parses");
+	CHECK_EQ(os_s3_parse_list_info(xml, sizeof(xml) - 1, page_cb, &p,
+				       &trunc, &next),
+		 0, "page parses");
 	CHECK(p.n == 2 && strcmp(p.key[1], "v/a&b") == 0, "two keys");
 	CHECK(p.size[0] == 5 && p.mtime[0] == 1255369830ULL * 1000000000ULL,
 	      "size and LastModified");

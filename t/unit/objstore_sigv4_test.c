@@ -33,17 +33,17 @@ sig_of(const char *auth)
 }
 
 static void
-suite_case(const char *what, const char *path, const struct s3_kv *q,
+suite_case(const char *what, const char *path, const struct os_s3_kv *q,
 	   size_t nq, const char *want)
 {
-	struct s3_kv h[] = {{"Host", "example.amazonaws.com"},
-			    {"X-Amz-Date", SUITE_DATE}};
-	char *query = s3_query(q, nq), *auth, *sig;
-	struct s3_sign_in in = {"GET", path, query, h, 2, S3_EMPTY_SHA256,
-				SUITE_DATE, "us-east-1", "service",
-				SUITE_AK, SUITE_SK};
+	struct os_s3_kv h[] = {{"Host", "example.amazonaws.com"},
+			       {"X-Amz-Date", SUITE_DATE}};
+	char *query = os_s3_query(q, nq), *auth, *sig;
+	struct os_s3_sign_in in = {"GET", path, query, h, 2, S3_EMPTY_SHA256,
+				   SUITE_DATE, "us-east-1", "service",
+				   SUITE_AK, SUITE_SK};
 
-	auth = s3_sign(&in);
+	auth = os_s3_sign(&in);
 	sig = sig_of(auth);
 	CHECK(strcmp(sig, want) == 0, "%s: signature", what);
 	if (strcmp(sig, want) != 0)
@@ -56,12 +56,12 @@ suite_case(const char *what, const char *path, const struct s3_kv *q,
 static void
 test_suite(void)
 {
-	struct s3_kv order[] = {{"Param2", "value2"}, {"Param1", "value1"}};
-	struct s3_kv h[] = {{"Host", "example.amazonaws.com"},
-			    {"X-Amz-Date", SUITE_DATE}};
-	struct s3_sign_in in = {"GET", "/", "", h, 2, S3_EMPTY_SHA256,
-				SUITE_DATE, "us-east-1", "service",
-				SUITE_AK, SUITE_SK};
+	struct os_s3_kv order[] = {{"Param2", "value2"}, {"Param1", "value1"}};
+	struct os_s3_kv h[] = {{"Host", "example.amazonaws.com"},
+			       {"X-Amz-Date", SUITE_DATE}};
+	struct os_s3_sign_in in = {"GET", "/", "", h, 2, S3_EMPTY_SHA256,
+				   SUITE_DATE, "us-east-1", "service",
+				   SUITE_AK, SUITE_SK};
 	struct tl_buf b = TL_BUF_INIT;
 	char *auth;
 
@@ -72,7 +72,7 @@ test_suite(void)
 		   "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec9"
 		   "4cdf2500");
 	/* get-utf8: the path is U+1234, encoded by the signer's encoder */
-	s3_uri_encode(&b, "/\xe1\x88\xb4", true);
+	os_s3_uri_encode(&b, "/\xe1\x88\xb4", true);
 	tl_buf_append(&b, "", 1);
 	CHECK(strcmp((char *)b.data, "/%E1%88%B4") == 0, "UTF-8 path encoded");
 	suite_case("get-utf8", (char *)b.data, NULL, 0,
@@ -81,7 +81,7 @@ test_suite(void)
 	tl_buf_free(&b);
 
 	/* the whole header of get-vanilla */
-	auth = s3_sign(&in);
+	auth = os_s3_sign(&in);
 	CHECK(strcmp(auth, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/"
 			   "us-east-1/service/aws4_request, SignedHeaders="
 			   "host;x-amz-date, Signature=5fa00fa31553b73ebf194"
@@ -92,22 +92,22 @@ test_suite(void)
 
 static void
 s3_case(const char *what, const char *method, const char *path,
-	const struct s3_kv *q, size_t nq, const struct s3_kv *extra,
+	const struct os_s3_kv *q, size_t nq, const struct os_s3_kv *extra,
 	size_t nextra, const char *payload_hash, const char *want)
 {
-	struct s3_kv h[8];
-	char *query = s3_query(q, nq), *auth, *sig;
+	struct os_s3_kv h[8];
+	char *query = os_s3_query(q, nq), *auth, *sig;
 	size_t n = 0, i;
-	struct s3_sign_in in;
+	struct os_s3_sign_in in;
 
-	h[n++] = (struct s3_kv){"Host", S3_HOST};
-	h[n++] = (struct s3_kv){"x-amz-date", S3_DATE};
-	h[n++] = (struct s3_kv){"x-amz-content-sha256", payload_hash};
+	h[n++] = (struct os_s3_kv){"Host", S3_HOST};
+	h[n++] = (struct os_s3_kv){"x-amz-date", S3_DATE};
+	h[n++] = (struct os_s3_kv){"x-amz-content-sha256", payload_hash};
 	for (i = 0; i < nextra; i++)
 		h[n++] = extra[i];
-	in = (struct s3_sign_in){method, path, query, h, n, payload_hash,
-				 S3_DATE, "us-east-1", "s3", S3_AK, S3_SK};
-	auth = s3_sign(&in);
+	in = (struct os_s3_sign_in){method, path, query, h, n, payload_hash,
+				    S3_DATE, "us-east-1", "s3", S3_AK, S3_SK};
+	auth = os_s3_sign(&in);
 	sig = sig_of(auth);
 	CHECK(strcmp(sig, want) == 0, "S3 example %s: signature", what);
 	if (strcmp(sig, want) != 0)
@@ -120,11 +120,11 @@ s3_case(const char *what, const char *method, const char *path,
 static void
 test_s3_examples(void)
 {
-	struct s3_kv range[] = {{"Range", "bytes=0-9"}};
-	struct s3_kv put[] = {{"Date", "Fri, 24 May 2013 00:00:00 GMT"},
-			      {"x-amz-storage-class", "REDUCED_REDUNDANCY"}};
-	struct s3_kv lifecycle[] = {{"lifecycle", ""}};
-	struct s3_kv list[] = {{"prefix", "J"}, {"max-keys", "2"}};
+	struct os_s3_kv range[] = {{"Range", "bytes=0-9"}};
+	struct os_s3_kv put[] = {{"Date", "Fri, 24 May 2013 00:00:00 GMT"},
+				 {"x-amz-storage-class", "REDUCED_REDUNDANCY"}};
+	struct os_s3_kv lifecycle[] = {{"lifecycle", ""}};
+	struct os_s3_kv list[] = {{"prefix", "J"}, {"max-keys", "2"}};
 	struct tl_buf b = TL_BUF_INIT;
 	char body_hash[65], *q;
 
@@ -133,11 +133,11 @@ test_s3_examples(void)
 		"f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c603"
 		"6bdb41");
 
-	s3_sha256_hex("Welcome to Amazon S3.", 21, body_hash);
+	os_s3_sha256_hex("Welcome to Amazon S3.", 21, body_hash);
 	CHECK(strcmp(body_hash, "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b"
 				"4e99e42034a8b803f8b072") == 0,
 	      "payload SHA-256 of the PUT example");
-	s3_uri_encode(&b, "/test$file.text", true);
+	os_s3_uri_encode(&b, "/test$file.text", true);
 	tl_buf_append(&b, "", 1);
 	CHECK(strcmp((char *)b.data, "/test%24file.text") == 0,
 	      "'$' in a key is encoded");
@@ -156,16 +156,16 @@ test_s3_examples(void)
 		"34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef6"
 		"9dc6f7");
 
-	q = s3_query(list, 2);
+	q = os_s3_query(list, 2);
 	CHECK(strcmp(q, "max-keys=2&prefix=J") == 0, "query sorted: %s", q);
 	free(q);
 	{
-		struct s3_kv odd[] = {{"continuation-token", "a+b/c="},
-				      {"a", "x y"}};
+		struct os_s3_kv odd[] = {{"continuation-token", "a+b/c="},
+					 {"a", "x y"}};
 
-		q = s3_query(odd, 2);
+		q = os_s3_query(odd, 2);
 		CHECK(strcmp(q, "a=x%20y&continuation-token=a%2Bb%2Fc%3D") ==
-			      0,
+				 0,
 		      "query values encoded: %s", q);
 		free(q);
 	}
@@ -225,8 +225,8 @@ test_list_xml(void)
 	char *next, *code;
 	int rc;
 
-	rc = s3_parse_list(page1, sizeof(page1) - 1, collect, &l, &trunc,
-			   &next);
+	rc = os_s3_parse_list(page1, sizeof(page1) - 1, collect, &l, &trunc,
+			      &next);
 	CHECK_EQ(rc, 0, "page parses");
 	CHECK(trunc, "IsTruncated");
 	CHECK(next && strcmp(next, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/"
@@ -241,18 +241,19 @@ test_list_xml(void)
 	      "character references decoded to UTF-8");
 
 	l.n = 0;
-	rc = s3_parse_list(last, sizeof(last) - 1, collect, &l, &trunc, &next);
+	rc = os_s3_parse_list(last, sizeof(last) - 1, collect, &l, &trunc,
+			      &next);
 	CHECK(rc == 0 && !trunc && next == NULL && l.n == 1 &&
 		      l.sizes[0] == UINT64_MAX,
 	      "last page, 64-bit size");
 
-	rc = s3_parse_list(bad, sizeof(bad) - 1, collect, &l, &trunc, &next);
+	rc = os_s3_parse_list(bad, sizeof(bad) - 1, collect, &l, &trunc, &next);
 	CHECK_EQ(rc, -EIO, "unknown entity refused");
 	free(next);
-	rc = s3_parse_list(err, sizeof(err) - 1, collect, &l, &trunc, &next);
+	rc = os_s3_parse_list(err, sizeof(err) - 1, collect, &l, &trunc, &next);
 	CHECK_EQ(rc, -EIO, "an error document is not a listing");
 	free(next);
-	code = s3_xml_text(err, sizeof(err) - 1, "Code");
+	code = os_s3_xml_text(err, sizeof(err) - 1, "Code");
 	CHECK(code && strcmp(code, "SignatureDoesNotMatch") == 0,
 	      "error Code read");
 	free(code);
