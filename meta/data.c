@@ -15,7 +15,7 @@
 #include "meta/meta-internal.h"
 
 int
-slice_release(struct mtxn *t, uint64_t id, uint32_t size)
+meta_slice_release(struct mtxn *t, uint64_t id, uint32_t size)
 {
 	struct meta_key k;
 	const void *v;
@@ -26,7 +26,7 @@ slice_release(struct mtxn *t, uint64_t id, uint32_t size)
 
 	if (id == 0)
 		return 0; /* a hole */
-	key_slice(t->m, &k, 'K', id, size);
+	meta_key_slice(t->m, &k, 'K', id, size);
 	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
 	if (rc == 0 && vlen == 8)
 		cnt = tl_get_be64(v);
@@ -40,7 +40,7 @@ slice_release(struct mtxn *t, uint64_t id, uint32_t size)
 		rc = meta_kv_del(t->kv, k.b, k.len);
 	if (cnt == 2)
 		return rc; /* absent means one reference */
-	key_slice(t->m, &k, 'R', id, size);
+	meta_key_slice(t->m, &k, 'R', id, size);
 	t->d_pending++;
 	return meta_kv_put(t->kv, k.b, k.len, "", 0);
 }
@@ -66,7 +66,7 @@ chunk_release(struct mtxn *t, const uint8_t *v, size_t vlen)
 	int rc = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		slice_decode(v + i * SLICE_REC, &s);
+		meta_slice_decode(v + i * SLICE_REC, &s);
 		if (s.id == 0)
 			continue;
 		r[u].id = s.id;
@@ -75,7 +75,7 @@ chunk_release(struct mtxn *t, const uint8_t *v, size_t vlen)
 	qsort(r, u, sizeof(*r), cmp_ref);
 	for (size_t i = 0; rc == 0 && i < u; i++)
 		if (i == 0 || cmp_ref(&r[i - 1], &r[i]) != 0)
-			rc = slice_release(t, r[i].id, r[i].size);
+			rc = meta_slice_release(t, r[i].id, r[i].size);
 	free(r);
 	return rc;
 }
@@ -139,8 +139,8 @@ kvlist_purge(struct mtxn *t, struct kvlist *l)
 }
 
 int
-data_truncate(struct mtxn *t, uint64_t ino, uint64_t oldsize,
-	      uint64_t newsize)
+meta_data_truncate(struct mtxn *t, uint64_t ino, uint64_t oldsize,
+		   uint64_t newsize)
 {
 	uint64_t first = (newsize + META_CHUNK_SIZE - 1) / META_CHUNK_SIZE;
 	struct kvlist l = {TL_BUF_INIT, 0, 64};
@@ -148,8 +148,8 @@ data_truncate(struct mtxn *t, uint64_t ino, uint64_t oldsize,
 	int rc;
 
 	/* Chunks wholly past the end go, 64 at a time. */
-	key_chunk(t->m, &s, ino, (uint32_t)first);
-	key_ino(t->m, &e, ino, 'D');
+	meta_key_chunk(t->m, &s, ino, (uint32_t)first);
+	meta_key_ino(t->m, &e, ino, 'D');
 	do {
 		l.n = 0;
 		tl_buf_reset(&l.b);
@@ -172,7 +172,7 @@ data_truncate(struct mtxn *t, uint64_t ino, uint64_t oldsize,
 		size_t vlen;
 		uint8_t *buf;
 
-		key_chunk(t->m, &s, ino, w.chunk);
+		meta_key_chunk(t->m, &s, ino, w.chunk);
 		rc = meta_kv_get(t->kv, s.b, s.len, &v, &vlen);
 		if (rc == -ENOENT)
 			return 0;
@@ -180,7 +180,7 @@ data_truncate(struct mtxn *t, uint64_t ino, uint64_t oldsize,
 			return rc;
 		buf = tl_malloc(vlen + SLICE_REC);
 		memcpy(buf, v, vlen);
-		slice_encode(&w.s, buf + vlen);
+		meta_slice_encode(&w.s, buf + vlen);
 		rc = meta_kv_put(t->kv, s.b, s.len, buf, vlen + SLICE_REC);
 		free(buf);
 	}
@@ -200,8 +200,8 @@ purge_small(struct mtxn *t, uint64_t ino)
 	struct meta_key s, e;
 	int rc;
 
-	key_ino(t->m, &s, ino, 0);
-	key_ino(t->m, &e, ino + 1, 0);
+	meta_key_ino(t->m, &s, ino, 0);
+	meta_key_ino(t->m, &e, ino + 1, 0);
 	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, kvlist_cb, &l);
 	if (rc == 0 && l.n > PURGE_INLINE_KEYS)
 		rc = -EFBIG;
@@ -212,31 +212,31 @@ purge_small(struct mtxn *t, uint64_t ino)
 }
 
 int
-inode_drop(struct mtxn *t, const struct inode *in)
+meta_inode_drop(struct mtxn *t, const struct inode *in)
 {
 	struct meta_key k;
 	uint8_t v[8];
 	int rc;
 
-	key_ino(t->m, &k, in->a.ino, 'I');
+	meta_key_ino(t->m, &k, in->a.ino, 'I');
 	rc = meta_kv_del(t->kv, k.b, k.len);
 	if (rc)
 		return rc;
 	switch (in->a.type) {
 	case META_DIR:
-		key_usage(t->m, &k, in->a.ino);
+		meta_key_usage(t->m, &k, in->a.ino);
 		return meta_kv_del(t->kv, k.b, k.len);
 	case META_LNK:
-		key_ino(t->m, &k, in->a.ino, 'S');
+		meta_key_ino(t->m, &k, in->a.ino, 'S');
 		return meta_kv_del(t->kv, k.b, k.len);
 	case META_REG:
 		if (in->a.size == 0)
-			return 0; /* no chunk can exist (see data_truncate) */
+			return 0; /* no chunk can exist: meta_data_truncate */
 		rc = purge_small(t, in->a.ino);
 		if (rc != -EFBIG)
 			return rc;
 		/* gc deletes the chunks later, in bounded steps. */
-		key_deleted(t->m, &k, in->a.ino, in->a.size);
+		meta_key_deleted(t->m, &k, in->a.ino, in->a.size);
 		tl_put_be64(v, tl_now_ns());
 		t->d_pending++;
 		return meta_kv_put(t->kv, k.b, k.len, v, 8);
@@ -421,7 +421,7 @@ release_dropped(struct mtxn *t, const struct meta_slice *before, size_t nb,
 			j++;
 		if (j < nsa && cmp_ref(&a[j], &b[i]) == 0)
 			continue;
-		key_compacted(t->m, &k, now, b[i].id, b[i].size);
+		meta_key_compacted(t->m, &k, now, b[i].id, b[i].size);
 		rc = meta_kv_put(t->kv, k.b, k.len, "", 0);
 		t->d_pending++;
 	}
@@ -441,12 +441,12 @@ chunk_compact(struct mtxn *t, uint8_t **buf, size_t *n)
 	int rc;
 
 	for (size_t i = 0; i < *n; i++)
-		slice_decode(*buf + i * SLICE_REC, &r[i]);
+		meta_slice_decode(*buf + i * SLICE_REC, &r[i]);
 	nvis = chunk_visible(r, *n, vis);
 	rc = release_dropped(t, r, *n, vis, nvis);
 	if (rc == 0) {
 		for (size_t i = 0; i < nvis; i++)
-			slice_encode(&vis[i], *buf + i * SLICE_REC);
+			meta_slice_encode(&vis[i], *buf + i * SLICE_REC);
 		*n = nvis;
 	}
 	free(r);
@@ -461,7 +461,7 @@ chunk_compact(struct mtxn *t, uint8_t **buf, size_t *n)
 static int
 reg_get(struct mtxn *t, uint64_t ino, struct inode *in)
 {
-	int rc = inode_get(t, ino, in);
+	int rc = meta_inode_get(t, ino, in);
 
 	if (rc == 0 && in->a.type != META_REG)
 		rc = -EINVAL;
@@ -483,14 +483,14 @@ rewrite_txn(struct mtxn *t, uint64_t ino, uint32_t chunk,
 	rc = reg_get(t, ino, &in);
 	if (rc)
 		return rc;
-	key_chunk(t->m, &k, ino, chunk);
+	meta_key_chunk(t->m, &k, ino, chunk);
 	rc = meta_kv_get(t->kv, k.b, k.len, (const void **)&v, &vlen);
 	if (rc == -ENOENT || (rc == 0 && vlen != n * SLICE_REC))
 		return -EAGAIN;
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < n; i++) {
-		slice_encode(&old[i], rec);
+		meta_slice_encode(&old[i], rec);
 		if (memcmp(rec, v + i * SLICE_REC, SLICE_REC) != 0)
 			return -EAGAIN; /* written or compacted meanwhile */
 	}
@@ -499,8 +499,8 @@ rewrite_txn(struct mtxn *t, uint64_t ino, uint32_t chunk,
 		return rc;
 	buf = tl_malloc((nn ? nn : 1) * SLICE_REC);
 	for (size_t i = 0; i < nn; i++)
-		slice_encode(&nw[i], buf + i * SLICE_REC);
-	key_chunk(t->m, &k, ino, chunk);
+		meta_slice_encode(&nw[i], buf + i * SLICE_REC);
+	meta_key_chunk(t->m, &k, ino, chunk);
 	rc = nn ? meta_kv_put(t->kv, k.b, k.len, buf, nn * SLICE_REC) :
 		  meta_kv_del(t->kv, k.b, k.len);
 	free(buf);
@@ -521,12 +521,12 @@ meta_rewrite_chunk(struct meta *m, uint64_t ino, uint32_t chunk,
 		    (uint64_t)nw[i].off + nw[i].len > nw[i].size)
 			return -EINVAL;
 	do {
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
 		rc = rewrite_txn(&t, ino, chunk, old, n, nw, nn);
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
 
@@ -545,13 +545,13 @@ meta_read_chunk(struct meta *m, uint64_t ino, uint32_t chunk, uint32_t from,
 
 	*out = NULL;
 	*n = 0;
-	rc = txn_begin(m, &t, true);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
-	rc = inode_get(&t, ino, &in);
+	rc = meta_inode_get(&t, ino, &in);
 	if (rc)
 		goto out;
-	key_chunk(m, &k, ino, chunk);
+	meta_key_chunk(m, &k, ino, chunk);
 	rc = meta_kv_get(t.kv, k.b, k.len, (const void **)&v, &vlen);
 	if (rc == -ENOENT) {
 		rc = 0;
@@ -570,11 +570,11 @@ meta_read_chunk(struct meta *m, uint64_t ino, uint32_t chunk, uint32_t from,
 			continue;
 		if (*out == NULL)
 			*out = tl_malloc((cnt - i) * sizeof(**out));
-		slice_decode(p, &(*out)[u++]);
+		meta_slice_decode(p, &(*out)[u++]);
 	}
 	*n = u;
 out:
-	return txn_end(&t, rc);
+	return meta_txn_end(&t, rc);
 }
 
 static int
@@ -608,7 +608,7 @@ chunk_append(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
 	uint8_t *buf;
 	int rc;
 
-	key_chunk(t->m, &k, ino, w[0].chunk);
+	meta_key_chunk(t->m, &k, ino, w[0].chunk);
 	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
 	if (rc == -ENOENT)
 		vlen = 0;
@@ -620,7 +620,7 @@ chunk_append(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
 	if (vlen)
 		memcpy(buf, v, vlen);
 	for (size_t i = 0; i < cnt; i++)
-		slice_encode(&w[i].s, buf + vlen + i * SLICE_REC);
+		meta_slice_encode(&w[i].s, buf + vlen + i * SLICE_REC);
 	n = vlen / SLICE_REC + cnt;
 	sorted = chunk_sorted(buf, vlen / SLICE_REC);
 	if (n - sorted >= COMPACT_TAIL && n - sorted >= sorted) {
@@ -649,7 +649,7 @@ write_txn(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
 		return rc;
 	if (end > in.a.size) {
 		d = (int64_t)round4k(end) - (int64_t)round4k(in.a.size);
-		rc = capacity_check(t, d);
+		rc = meta_capacity_check(t, d);
 		if (rc)
 			return rc;
 		in.a.size = end;
@@ -671,11 +671,11 @@ write_txn(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
 			in.a.written += round4k(w[i].s.len);
 	in.a.written = TL_MIN(in.a.written, round4k(in.a.size));
 	if (rc == 0)
-		rc = usage_add(t, in.a.parent, d, 0);
+		rc = meta_usage_add(t, in.a.parent, d, 0);
 	t->d_bytes += d;
 	in.a.mtime_ns = in.a.ctime_ns = mtime_ns;
 	if (rc == 0)
-		rc = inode_put(t, &in);
+		rc = meta_inode_put(t, &in);
 	if (rc == 0 && post)
 		*post = in.a;
 	return rc;
@@ -694,12 +694,12 @@ meta_write_slices(struct meta *m, uint64_t ino,
 	if (rc)
 		return rc;
 	do {
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
 		rc = write_txn(&t, ino, w, n, end, mtime_ns, post, records);
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
 
@@ -716,8 +716,8 @@ gc_purge(struct mtxn *t, size_t *budget)
 	size_t klen, vlen, off = 0, p = t->m->pfxlen;
 	int rc;
 
-	key_tag(t->m, &s, 'D');
-	key_tag(t->m, &e, 'E');
+	meta_key_tag(t->m, &s, 'D');
+	meta_key_tag(t->m, &e, 'E');
 	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, kvlist_cb, &dl);
 	while (rc == 0 && *budget > 0 &&
 	       kvlist_next(&dl, &off, &k, &klen, &v, &vlen)) {
@@ -726,8 +726,8 @@ gc_purge(struct mtxn *t, size_t *budget)
 		if (klen != p + 17)
 			continue;
 		ino = tl_get_be64(k + p + 1);
-		key_ino(t->m, &s, ino, 0);
-		key_ino(t->m, &e, ino + 1, 0);
+		meta_key_ino(t->m, &s, ino, 0);
+		meta_key_ino(t->m, &e, ino + 1, 0);
 		l.n = 0;
 		l.max = *budget;
 		tl_buf_reset(&l.b);
@@ -761,14 +761,14 @@ gc_compacted(struct mtxn *t, size_t *budget)
 
 	if (*budget == 0)
 		return 0;
-	key_tag(t->m, &s, 'L');
-	key_compacted(t->m, &e, now > grace ? now - grace : 0, 0, 0);
+	meta_key_tag(t->m, &s, 'L');
+	meta_key_compacted(t->m, &e, now > grace ? now - grace : 0, 0, 0);
 	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, kvlist_cb, &l);
 	while (rc == 0 && kvlist_next(&l, &off, &k, &klen, &v, &vlen)) {
 		if (klen != p + 21)
 			continue;
-		rc = slice_release(t, tl_get_be64(k + p + 9),
-				   tl_get_be32(k + p + 17));
+		rc = meta_slice_release(t, tl_get_be64(k + p + 9),
+					tl_get_be32(k + p + 17));
 		if (rc == 0)
 			rc = meta_kv_del(t->kv, k, klen);
 		t->d_pending--;
@@ -810,19 +810,19 @@ meta_gc_next(struct meta *m, struct meta_slice_ref *out, size_t max,
 	do {
 		budget = META_GC_KEYS;
 		g.n = 0;
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
 		rc = gc_purge(&t, &budget);
 		if (rc == 0)
 			rc = gc_compacted(&t, &budget);
-		key_tag(m, &s, 'R');
-		key_tag(m, &e, 'S');
+		meta_key_tag(m, &s, 'R');
+		meta_key_tag(m, &e, 'S');
 		if (rc == 0 && max > 0)
 			rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len,
 					  released_cb, &g);
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	*n = rc == 0 ? g.n : 0;
 	return rc;
 }
@@ -837,14 +837,14 @@ meta_gc_release(struct meta *m, const struct meta_slice_ref *r, size_t n)
 	int rc, tries = 0;
 
 	do {
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
 		/* Losing this in a crash only makes gc delete the (already
 		 * deleted, so missing: not an error) objects again. */
 		t.lazy = true;
 		for (size_t i = 0; rc == 0 && i < n; i++) {
-			key_slice(m, &k, 'R', r[i].id, r[i].size);
+			meta_key_slice(m, &k, 'R', r[i].id, r[i].size);
 			rc = meta_kv_get(t.kv, k.b, k.len, &v, &vlen);
 			if (rc == -ENOENT) {
 				rc = 0; /* never queued, or already gone */
@@ -854,7 +854,7 @@ meta_gc_release(struct meta *m, const struct meta_slice_ref *r, size_t n)
 				rc = meta_kv_del(t.kv, k.b, k.len);
 			t.d_pending--;
 		}
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }

@@ -63,7 +63,7 @@ create_existing(struct mtxn *t, const struct meta_new *n, uint64_t cino,
 
 	if (n->how == META_GUARDED || n->type != META_REG)
 		return -EEXIST;
-	rc = inode_get(t, cino, &in);
+	rc = meta_inode_get(t, cino, &in);
 	if (rc)
 		return rc == -ENOENT ? -EIO : rc;
 	if (in.a.type != META_REG)
@@ -87,7 +87,7 @@ inode_limit_check(struct mtxn *t)
 
 	if (t->m->set.max_inodes == 0)
 		return 0;
-	rc = counter_peek(t, CNT_USED_INODES, &used);
+	rc = meta_counter_peek(t, CNT_USED_INODES, &used);
 	if (rc)
 		return rc;
 	return used + (uint64_t)t->d_inodes + 1 > t->m->set.max_inodes ?
@@ -133,14 +133,15 @@ static int
 create_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 	   const char *name, size_t len, const struct meta_new *n,
 	   uint64_t newino, uint64_t *ino, struct meta_attr *attr,
-	   bool *existed, struct meta_pre_attr *dir_pre, struct meta_attr *dir_post)
+	   bool *existed, struct meta_pre_attr *dir_pre,
+	   struct meta_attr *dir_post)
 {
 	struct inode d, in;
 	struct meta_key k;
 	uint64_t cino, now = tl_now_ns();
 	int rc;
 
-	rc = inode_get(t, dir, &d);
+	rc = meta_inode_get(t, dir, &d);
 	if (rc)
 		return rc;
 	meta_pre_attr_of(&d, dir_pre);
@@ -151,7 +152,7 @@ create_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 		return rc;
 	if (is_dot(name))
 		return -EEXIST;
-	rc = dentry_get(t, dir, name, len, NULL, &cino, NULL);
+	rc = meta_dentry_get(t, dir, name, len, NULL, &cino, NULL);
 	if (rc == 0)
 		return create_existing(t, n, cino, ino, attr, existed);
 	if (rc != -ENOENT)
@@ -163,22 +164,22 @@ create_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 		return rc;
 	new_inode(&in, &d, n, newino, now);
 	if (n->type != META_DIR && c->uid != 0 && (in.a.mode & S_ISGID) &&
-	    (in.a.mode & S_IXGRP) && !cred_in_group(c, in.a.gid))
+	    (in.a.mode & S_IXGRP) && !meta_cred_in_group(c, in.a.gid))
 		in.a.mode &= ~(uint32_t)S_ISGID;
-	rc = dentry_add(t, &d, name, len, n->type, newino);
+	rc = meta_dentry_add(t, &d, name, len, n->type, newino);
 	if (rc == 0 && n->type == META_LNK) {
-		key_ino(t->m, &k, newino, 'S');
+		meta_key_ino(t->m, &k, newino, 'S');
 		rc = meta_kv_put(t->kv, k.b, k.len, n->target, in.a.size);
 	}
 	if (rc == 0)
-		rc = inode_put(t, &in);
+		rc = meta_inode_put(t, &in);
 	if (n->type == META_DIR)
 		d.a.nlink++;
 	dir_touch(&d, now);
 	if (rc == 0)
-		rc = inode_put(t, &d);
+		rc = meta_inode_put(t, &d);
 	if (rc == 0)
-		rc = usage_add(t, dir, 0, 1);
+		rc = meta_usage_add(t, dir, 0, 1);
 	t->d_inodes++;
 	if (rc)
 		return rc;
@@ -195,15 +196,15 @@ create_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 int
 meta_create(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	    const char *name, const struct meta_new *n, uint64_t *ino,
-	    struct meta_attr *attr, bool *existed, struct meta_pre_attr *dir_pre,
-	    struct meta_attr *dir_post)
+	    struct meta_attr *attr, bool *existed,
+	    struct meta_pre_attr *dir_pre, struct meta_attr *dir_post)
 {
 	struct mtxn t;
 	uint64_t newino;
 	size_t len;
 	int rc, tries = 0;
 
-	rc = name_check(name, &len, true);
+	rc = meta_name_check(name, &len, true);
 	if (rc)
 		return rc;
 	if (n->type < META_REG || n->type > META_FIFO)
@@ -212,17 +213,17 @@ meta_create(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	    (!n->target || !n->target[0] ||
 	     strlen(n->target) >= META_PATH_MAX))
 		return n->target && n->target[0] ? -ENAMETOOLONG : -EINVAL;
-	rc = alloc_ino(m, &newino);
+	rc = meta_alloc_ino(m, &newino);
 	if (rc)
 		return rc;
 	do {
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
 		rc = create_txn(&t, c, dir, name, len, n, newino, ino, attr,
 				existed, dir_pre, dir_post);
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
 
@@ -235,15 +236,15 @@ any_cb(void *arg, const void *key, size_t klen, const void *v, size_t vlen)
 
 /* 0 if dir has no entries, -ENOTEMPTY if it has. */
 int
-dir_empty(struct mtxn *t, uint64_t dir)
+meta_dir_empty(struct mtxn *t, uint64_t dir)
 {
 	struct meta_key s, e;
 	bool any = false;
 	int rc;
 
 	/* Empty means nothing in its readdir index: one cursor step. */
-	key_ino(t->m, &s, dir, 'O');
-	key_ino(t->m, &e, dir, 'P');
+	meta_key_ino(t->m, &s, dir, 'O');
+	meta_key_ino(t->m, &e, dir, 'P');
 	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, any_cb, &any);
 	if (rc)
 		return rc;
@@ -264,20 +265,20 @@ unlink_keep(struct mtxn *t, struct inode *d, struct inode *v, int64_t bytes)
 	size_t n;
 	int rc;
 
-	rc = links_add(t, v->a.ino, d->a.ino, -1, &left);
+	rc = meta_links_add(t, v->a.ino, d->a.ino, -1, &left);
 	if (rc == 0 && ((v->a.parent == d->a.ino && left == 0) ||
 			v->a.parent == 0)) {
-		rc = links_list(t, v->a.ino, &other, 1, &n);
+		rc = meta_links_list(t, v->a.ino, &other, 1, &n);
 		if (n == 0)
 			other = 0; /* an older volume's file: unknown */
 		if (rc == 0)
-			rc = usage_add(t, v->a.parent, -bytes, -1);
+			rc = meta_usage_add(t, v->a.parent, -bytes, -1);
 		if (rc == 0)
-			rc = usage_add(t, other, bytes, 1);
+			rc = meta_usage_add(t, other, bytes, 1);
 		v->a.parent = other;
 	}
 	if (rc == 0 && v->a.nlink == 1)
-		rc = links_clear(t, v->a.ino);
+		rc = meta_links_clear(t, v->a.ino);
 	return rc;
 }
 
@@ -299,9 +300,9 @@ unlink_inode(struct mtxn *t, struct inode *d, struct inode *victim,
 	}
 	if (victim->a.nlink == 0) {
 		if (victim->a.parent)
-			rc = usage_add(t, victim->a.parent, -bytes, -1);
+			rc = meta_usage_add(t, victim->a.parent, -bytes, -1);
 		if (rc == 0)
-			rc = inode_drop(t, victim);
+			rc = meta_inode_drop(t, victim);
 		t->d_inodes--;
 		t->d_bytes -= bytes;
 		return rc;
@@ -309,7 +310,7 @@ unlink_inode(struct mtxn *t, struct inode *d, struct inode *victim,
 	rc = unlink_keep(t, d, victim, bytes);
 	victim->a.ctime_ns = now;
 	if (rc == 0)
-		rc = inode_put(t, victim);
+		rc = meta_inode_put(t, victim);
 	return rc;
 }
 
@@ -323,7 +324,7 @@ remove_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 	uint64_t cino, cookie, now = tl_now_ns();
 	int rc;
 
-	rc = inode_get(t, dir, &d);
+	rc = meta_inode_get(t, dir, &d);
 	if (rc)
 		return rc;
 	meta_pre_attr_of(&d, dir_pre);
@@ -332,10 +333,10 @@ remove_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 	rc = dir_writable(&d, c);
 	if (rc)
 		return rc;
-	rc = dentry_get(t, dir, name, len, NULL, &cino, &cookie);
+	rc = meta_dentry_get(t, dir, name, len, NULL, &cino, &cookie);
 	if (rc)
 		return rc;
-	rc = inode_get(t, cino, &v);
+	rc = meta_inode_get(t, cino, &v);
 	if (rc)
 		return rc == -ENOENT ? -EIO : rc;
 	if (want_dir && v.a.type != META_DIR)
@@ -343,19 +344,19 @@ remove_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 	if (!want_dir && v.a.type == META_DIR)
 		return -EISDIR;
 	if (want_dir) {
-		rc = dir_empty(t, cino);
+		rc = meta_dir_empty(t, cino);
 		if (rc)
 			return rc;
 	}
 	rc = sticky_check(&d, &v, c);
 	if (rc)
 		return rc;
-	rc = dentry_del(t, dir, name, len, cookie);
+	rc = meta_dentry_del(t, dir, name, len, cookie);
 	if (rc == 0)
 		rc = unlink_inode(t, &d, &v, now);
 	dir_touch(&d, now);
 	if (rc == 0)
-		rc = inode_put(t, &d);
+		rc = meta_inode_put(t, &d);
 	if (rc == 0 && dir_post)
 		*dir_post = d.a;
 	return rc;
@@ -370,19 +371,19 @@ meta_unlink(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	size_t len;
 	int rc, tries = 0;
 
-	rc = name_check(name, &len, false);
+	rc = meta_name_check(name, &len, false);
 	if (rc)
 		return rc;
 	if (is_dot(name))
 		return -EISDIR;
 	do {
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
 		rc = remove_txn(&t, c, dir, name, len, false, dir_pre,
 				dir_post);
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
 
@@ -395,7 +396,7 @@ meta_rmdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	size_t len;
 	int rc, tries = 0;
 
-	rc = name_check(name, &len, false);
+	rc = meta_name_check(name, &len, false);
 	if (rc)
 		return rc;
 	if (strcmp(name, ".") == 0)
@@ -403,13 +404,13 @@ meta_rmdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	if (strcmp(name, "..") == 0)
 		return -ENOTEMPTY;
 	do {
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
 		rc = remove_txn(&t, c, dir, name, len, true, dir_pre,
 				dir_post);
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
 
@@ -426,9 +427,9 @@ reparent(struct mtxn *t, struct inode *in, uint64_t dir)
 	if (in->a.parent == dir)
 		return 0;
 	if (in->a.parent)
-		rc = usage_add(t, in->a.parent, -b, -1);
+		rc = meta_usage_add(t, in->a.parent, -b, -1);
 	if (rc == 0)
-		rc = usage_add(t, dir, b, 1);
+		rc = meta_usage_add(t, dir, b, 1);
 	in->a.parent = dir;
 	return rc;
 }
@@ -442,13 +443,13 @@ link_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 	uint64_t cino, now = tl_now_ns();
 	int rc;
 
-	rc = inode_get(t, dir, &d);
+	rc = meta_inode_get(t, dir, &d);
 	if (rc)
 		return rc;
 	meta_pre_attr_of(&d, dir_pre);
 	if (dir_post)
 		*dir_post = d.a;
-	rc = inode_get(t, ino, &in);
+	rc = meta_inode_get(t, ino, &in);
 	if (rc)
 		return rc;
 	if (in.a.type == META_DIR)
@@ -458,28 +459,28 @@ link_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 		return rc;
 	if (is_dot(name))
 		return -EEXIST;
-	rc = dentry_get(t, dir, name, len, NULL, &cino, NULL);
+	rc = meta_dentry_get(t, dir, name, len, NULL, &cino, NULL);
 	if (rc == 0)
 		return -EEXIST;
 	if (rc != -ENOENT)
 		return rc;
 	if (in.a.nlink >= META_LINK_MAX)
 		return -EMLINK;
-	rc = dentry_add(t, &d, name, len, in.a.type, ino);
+	rc = meta_dentry_add(t, &d, name, len, in.a.type, ino);
 	/* From two links on, every directory holding some is recorded. */
 	if (rc == 0 && in.a.nlink == 1)
-		rc = links_add(t, ino, in.a.parent, 1, NULL);
+		rc = meta_links_add(t, ino, in.a.parent, 1, NULL);
 	if (rc == 0)
-		rc = links_add(t, ino, dir, 1, NULL);
+		rc = meta_links_add(t, ino, dir, 1, NULL);
 	if (rc == 0)
 		rc = reparent(t, &in, dir);
 	in.a.nlink++;
 	in.a.ctime_ns = now;
 	if (rc == 0)
-		rc = inode_put(t, &in);
+		rc = meta_inode_put(t, &in);
 	dir_touch(&d, now);
 	if (rc == 0)
-		rc = inode_put(t, &d);
+		rc = meta_inode_put(t, &d);
 	if (rc)
 		return rc;
 	if (attr)
@@ -498,17 +499,17 @@ meta_link(struct meta *m, const struct meta_cred *c, uint64_t ino,
 	size_t len;
 	int rc, tries = 0;
 
-	rc = name_check(name, &len, true);
+	rc = meta_name_check(name, &len, true);
 	if (rc)
 		return rc;
 	do {
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
 		rc = link_txn(&t, c, ino, dir, name, len, attr, dir_pre,
 			      dir_post);
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
 
@@ -537,7 +538,7 @@ subtree_check(struct mtxn *t, uint64_t ino, uint64_t dir)
 			return 0;
 		if (++depth > 100000)
 			return -EIO; /* a cycle: corrupt metadata */
-		rc = inode_get(t, cur, &p);
+		rc = meta_inode_get(t, cur, &p);
 		if (rc)
 			return rc == -ENOENT ? -EIO : rc;
 	}
@@ -556,7 +557,7 @@ rename_target_check(struct mtxn *t, const struct inode *src,
 	if (src->a.type != META_DIR && dst->a.type == META_DIR)
 		return -EISDIR;
 	if (dst->a.type == META_DIR) {
-		rc = dir_empty(t, dst->a.ino);
+		rc = meta_dir_empty(t, dst->a.ino);
 		if (rc)
 			return rc;
 	}
@@ -599,37 +600,37 @@ rename_apply(struct mtxn *t, const struct rename_args *r, struct inode *sd,
 	uint64_t now = tl_now_ns();
 	int rc;
 
-	rc = dentry_del(t, r->sdir, r->sname, r->slen, scookie);
+	rc = meta_dentry_del(t, r->sdir, r->sname, r->slen, scookie);
 	if (rc == 0 && have_dst) {
-		rc = dentry_del(t, r->ddir, r->dname, r->dlen, dcookie);
+		rc = meta_dentry_del(t, r->ddir, r->dname, r->dlen, dcookie);
 		if (rc == 0)
 			rc = unlink_inode(t, dd, dst, now);
 	}
 	if (rc == 0)
-		rc = dentry_add(t, dd, r->dname, r->dlen, src->a.type,
-				src->a.ino);
+		rc = meta_dentry_add(t, dd, r->dname, r->dlen, src->a.type,
+				     src->a.ino);
 	if (rc == 0 && src->a.type == META_DIR && r->sdir != r->ddir) {
 		sd->a.nlink--;
 		dd->a.nlink++;
 		/* Its ancestry changed: what meta_getattr_under cached
 		 * about every directory is to be checked again. */
-		rc = counter_add(t, CNT_DIR_MOVES, 1);
+		rc = meta_counter_add(t, CNT_DIR_MOVES, 1);
 	} else if (rc == 0 && src->a.nlink > 1 && r->sdir != r->ddir) {
-		rc = links_add(t, src->a.ino, r->sdir, -1, NULL);
+		rc = meta_links_add(t, src->a.ino, r->sdir, -1, NULL);
 		if (rc == 0)
-			rc = links_add(t, src->a.ino, r->ddir, 1, NULL);
+			rc = meta_links_add(t, src->a.ino, r->ddir, 1, NULL);
 	}
 	if (rc == 0)
 		rc = reparent(t, src, r->ddir);
 	src->a.ctime_ns = now;
 	if (rc == 0)
-		rc = inode_put(t, src);
+		rc = meta_inode_put(t, src);
 	dir_touch(sd, now);
 	dir_touch(dd, now);
 	if (rc == 0)
-		rc = inode_put(t, sd);
+		rc = meta_inode_put(t, sd);
 	if (rc == 0 && dd != sd)
-		rc = inode_put(t, dd);
+		rc = meta_inode_put(t, dd);
 	return rc;
 }
 
@@ -641,13 +642,13 @@ rename_txn(struct mtxn *t, const struct rename_args *r)
 	bool have_dst;
 	int rc;
 
-	rc = inode_get(t, r->sdir, &sd);
+	rc = meta_inode_get(t, r->sdir, &sd);
 	if (rc)
 		return rc;
 	meta_pre_attr_of(&sd, r->spre);
 	if (r->sdir != r->ddir) {
 		dd = &ddbuf;
-		rc = inode_get(t, r->ddir, dd);
+		rc = meta_inode_get(t, r->ddir, dd);
 		if (rc)
 			return rc;
 	}
@@ -656,13 +657,14 @@ rename_txn(struct mtxn *t, const struct rename_args *r)
 	if (rc == 0)
 		rc = dir_writable(dd, r->c);
 	if (rc == 0)
-		rc = dentry_get(t, r->sdir, r->sname, r->slen, NULL, &sino,
-				&scookie);
+		rc = meta_dentry_get(t, r->sdir, r->sname, r->slen, NULL, &sino,
+				     &scookie);
 	if (rc == 0)
-		rc = inode_get(t, sino, &src);
+		rc = meta_inode_get(t, sino, &src);
 	if (rc)
 		goto out;
-	rc = dentry_get(t, r->ddir, r->dname, r->dlen, NULL, &dino, &dcookie);
+	rc = meta_dentry_get(t, r->ddir, r->dname, r->dlen, NULL, &dino,
+			     &dcookie);
 	if (rc && rc != -ENOENT)
 		goto out;
 	have_dst = rc == 0;
@@ -670,7 +672,7 @@ rename_txn(struct mtxn *t, const struct rename_args *r)
 	if (have_dst && dino == sino)
 		goto out; /* the same inode: rename(2) does nothing */
 	if (have_dst) {
-		rc = inode_get(t, dino, &dst);
+		rc = meta_inode_get(t, dino, &dst);
 		if (rc)
 			goto out;
 	}
@@ -697,20 +699,20 @@ meta_rename(struct meta *m, const struct meta_cred *c, uint64_t sdir,
 	struct mtxn t;
 	int rc, tries = 0;
 
-	rc = name_check(sname, &r.slen, false);
+	rc = meta_name_check(sname, &r.slen, false);
 	if (rc == 0)
-		rc = name_check(dname, &r.dlen, true);
+		rc = meta_name_check(dname, &r.dlen, true);
 	if (rc)
 		return rc;
 	if (is_dot(sname) || is_dot(dname))
 		return -EINVAL;
 	do {
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
 		rc = rename_txn(&t, &r);
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
 
@@ -742,7 +744,7 @@ readdir_cb(void *arg, const void *key, size_t klen, const void *val,
 	memcpy(name, v + 9, nlen);
 	name[nlen] = 0;
 	if (r->plus) {
-		rc = inode_get(r->t, ino, &in);
+		rc = meta_inode_get(r->t, ino, &in);
 		if (rc)
 			return rc == -ENOENT ? -EIO : rc;
 	}
@@ -764,11 +766,11 @@ meta_readdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	struct mtxn t;
 	int rc;
 
-	rc = txn_begin(m, &t, true);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
 	r.t = &t;
-	rc = inode_get(&t, dir, &d);
+	rc = meta_inode_get(&t, dir, &d);
 	if (rc == 0 && d.a.type != META_DIR)
 		rc = -ENOTDIR;
 	if (rc == 0 && !meta_access(&d.a, c, META_MAY_READ))
@@ -779,12 +781,12 @@ meta_readdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
 		r.stopped = false;
 	} else if (rc == 0) {
 		/* Cookies are the index order: resume right after. */
-		key_order(m, &s, dir, after < 2 ? 3 : after + 1);
-		key_ino(m, &e, dir, 'P');
+		meta_key_order(m, &s, dir, after < 2 ? 3 : after + 1);
+		meta_key_ino(m, &e, dir, 'P');
 		rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, readdir_cb,
 				  &r);
 	}
 	if (rc == 0 && eof)
 		*eof = !r.stopped;
-	return txn_end(&t, rc);
+	return meta_txn_end(&t, rc);
 }

@@ -26,7 +26,7 @@ meta_access(const struct meta_attr *a, const struct meta_cred *c,
 	}
 	if (c->uid == a->uid)
 		bits = (a->mode >> 6) & 7;
-	else if (cred_in_group(c, a->gid))
+	else if (meta_cred_in_group(c, a->gid))
 		bits = (a->mode >> 3) & 7;
 	else
 		bits = a->mode & 7;
@@ -40,13 +40,13 @@ meta_getattr(struct meta *m, uint64_t ino, struct meta_attr *out)
 	struct mtxn t;
 	int rc;
 
-	rc = txn_begin(m, &t, true);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
-	rc = inode_get(&t, ino, &in);
+	rc = meta_inode_get(&t, ino, &in);
 	if (rc == 0)
 		*out = in.a;
-	return txn_end(&t, rc);
+	return meta_txn_end(&t, rc);
 }
 
 static int
@@ -58,14 +58,14 @@ lookup_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 	size_t len;
 	int rc;
 
-	rc = inode_get(t, dir, &d);
+	rc = meta_inode_get(t, dir, &d);
 	if (rc)
 		return rc;
 	if (d.a.type != META_DIR)
 		return -ENOTDIR;
 	if (c && !meta_access(&d.a, c, META_MAY_EXEC))
 		return -EACCES;
-	rc = name_check(name, &len, false);
+	rc = meta_name_check(name, &len, false);
 	if (rc)
 		return rc;
 	if (strcmp(name, ".") == 0)
@@ -73,12 +73,12 @@ lookup_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 	else if (strcmp(name, "..") == 0)
 		cino = d.a.parent ? d.a.parent : META_ROOT_INO;
 	else {
-		rc = dentry_get(t, dir, name, len, NULL, &cino, NULL);
+		rc = meta_dentry_get(t, dir, name, len, NULL, &cino, NULL);
 		if (rc)
 			return rc;
 	}
 	if (attr) {
-		rc = inode_get(t, cino, &child);
+		rc = meta_inode_get(t, cino, &child);
 		if (rc)
 			return rc == -ENOENT ? -EIO : rc;
 		*attr = child.a;
@@ -94,11 +94,11 @@ meta_lookup(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	struct mtxn t;
 	int rc;
 
-	rc = txn_begin(m, &t, true);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
 	rc = lookup_txn(&t, c, dir, name, ino, attr);
-	return txn_end(&t, rc);
+	return meta_txn_end(&t, rc);
 }
 
 int
@@ -111,7 +111,7 @@ meta_resolve(struct meta *m, const char *path, uint64_t *ino)
 
 	if (path[0] != '/')
 		return -EINVAL;
-	rc = txn_begin(m, &t, true);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
 	for (const char *p = path; rc == 0 && *p;) {
@@ -133,7 +133,7 @@ meta_resolve(struct meta *m, const char *path, uint64_t *ino)
 	}
 	if (rc == 0)
 		*ino = cur;
-	return txn_end(&t, rc);
+	return meta_txn_end(&t, rc);
 }
 
 int
@@ -146,21 +146,21 @@ meta_readlink(struct meta *m, uint64_t ino, char **target)
 	size_t vlen;
 	int rc;
 
-	rc = txn_begin(m, &t, true);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
-	rc = inode_get(&t, ino, &in);
+	rc = meta_inode_get(&t, ino, &in);
 	if (rc == 0 && in.a.type != META_LNK)
 		rc = -EINVAL;
 	if (rc == 0) {
-		key_ino(m, &k, ino, 'S');
+		meta_key_ino(m, &k, ino, 'S');
 		rc = meta_kv_get(t.kv, k.b, k.len, &v, &vlen);
 		if (rc == -ENOENT)
 			rc = -EIO;
 		if (rc == 0)
 			*target = tl_strndup(v, vlen);
 	}
-	return txn_end(&t, rc);
+	return meta_txn_end(&t, rc);
 }
 
 /* ---- setattr ------------------------------------------------------------- */
@@ -200,7 +200,7 @@ setattr_check(const struct inode *in, const struct meta_cred *c,
 		return -EPERM;
 	if ((s->valid & META_SET_GID) && !root &&
 	    !(c->uid == a->uid &&
-	      (s->gid == a->gid || cred_in_group(c, s->gid))))
+	      (s->gid == a->gid || meta_cred_in_group(c, s->gid))))
 		return -EPERM;
 	if ((s->valid & META_SET_MODE) && !owner)
 		return -EPERM;
@@ -218,11 +218,11 @@ setattr_size(struct mtxn *t, struct inode *in, uint64_t size)
 	int64_t d = (int64_t)round4k(size) - (int64_t)round4k(in->a.size);
 	int rc;
 
-	rc = capacity_check(t, d);
+	rc = meta_capacity_check(t, d);
 	if (rc == 0 && size < in->a.size)
-		rc = data_truncate(t, in->a.ino, in->a.size, size);
+		rc = meta_data_truncate(t, in->a.ino, in->a.size, size);
 	if (rc == 0)
-		rc = usage_add(t, in->a.parent, d, 0);
+		rc = meta_usage_add(t, in->a.parent, d, 0);
 	t->d_bytes += d;
 	in->a.size = size;
 	in->a.written = TL_MIN(in->a.written, round4k(size));
@@ -241,7 +241,7 @@ setattr_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 	bool changed = (s->valid & ~(META_SET_GUARD | META_SET_KILLPRIV)) != 0;
 	int rc;
 
-	rc = inode_get(t, ino, &in);
+	rc = meta_inode_get(t, ino, &in);
 	if (rc)
 		return rc;
 	meta_pre_attr_of(&in, pre);
@@ -276,7 +276,7 @@ setattr_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 		a->gid = s->gid;
 	if (s->valid & META_SET_MODE) {
 		a->mode = s->mode & 07777;
-		if (c->uid != 0 && !cred_in_group(c, a->gid))
+		if (c->uid != 0 && !meta_cred_in_group(c, a->gid))
 			a->mode &= ~(uint32_t)S_ISGID;
 	}
 	if (s->valid & META_SET_ATIME)
@@ -289,7 +289,7 @@ setattr_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 		a->mtime_ns = now;
 	if (changed) {
 		a->ctime_ns = now;
-		rc = inode_put(t, &in);
+		rc = meta_inode_put(t, &in);
 	}
 	if (rc == 0 && post)
 		*post = in.a;
@@ -305,11 +305,11 @@ meta_setattr(struct meta *m, const struct meta_cred *c, uint64_t ino,
 	int rc, tries = 0;
 
 	do {
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
 		rc = setattr_txn(&t, c, ino, s, pre, post);
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }

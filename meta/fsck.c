@@ -342,7 +342,7 @@ p1_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 		if (k[p + 9] == 'I' && klen == p + 10) {
 			uint64_t ino = tl_get_be64(k + p + 1);
 
-			if (inode_decode(v, vlen, ino, &node)) {
+			if (meta_inode_decode(v, vlen, ino, &node)) {
 				problem(f, META_FSCK_BAD_RECORD, "inode %"
 					PRIu64 ": undecodable attributes", ino);
 				break;
@@ -460,7 +460,7 @@ dir_reindex(struct fsck *f)
 	size_t vlen;
 
 	for (size_t i = 0; i < f->nocook; i++) {
-		key_order(f->m, &k, f->dir_ino, f->ocookies[i]);
+		meta_key_order(f->m, &k, f->dir_ino, f->ocookies[i]);
 		act_add(f, true, k.b, k.len, NULL, 0);
 	}
 	for (size_t i = 0; i < f->ndents; i++) {
@@ -479,12 +479,12 @@ dir_reindex(struct fsck *f)
 			v[0] = d->type;
 			tl_put_be64(v + 1, d->ino);
 			tl_put_be64(v + 9, d->cookie);
-			key_dentry(f->m, &k, f->dir_ino, d->name,
-				   strlen(d->name));
+			meta_key_dentry(f->m, &k, f->dir_ino, d->name,
+					strlen(d->name));
 			act_add(f, false, k.b, k.len, v, 17);
 		}
 		o_value(d, v, &vlen);
-		key_order(f->m, &k, f->dir_ino, d->cookie);
+		meta_key_order(f->m, &k, f->dir_ino, d->cookie);
 		act_add(f, false, k.b, k.len, v, vlen);
 	}
 }
@@ -874,16 +874,16 @@ repair_inodes(struct fsck *f, struct mtxn *t)
 		if (!in->ino)
 			continue;
 		if (in->have && in->dirty) {
-			rc = inode_get(t, in->ino, &node);
+			rc = meta_inode_get(t, in->ino, &node);
 			node.a.nlink = in->nlink;
 			node.a.parent = in->parent;
 			node.next_cookie = TL_MAX(node.next_cookie,
 						  in->next_cookie);
 			if (rc == 0)
-				rc = inode_put(t, &node);
+				rc = meta_inode_put(t, &node);
 		}
 		if (rc == 0 && in->has_u && in->s_inodes == UINT64_MAX) {
-			key_usage(f->m, &k, in->ino);
+			meta_key_usage(f->m, &k, in->ino);
 			tl_put_be64(v, in->u_bytes);
 			tl_put_be64(v + 8, in->u_inodes);
 			rc = in->u_inodes || in->u_bytes ?
@@ -906,7 +906,7 @@ repair_links(struct fsck *f, struct mtxn *t)
 
 		if (!l->ino || !l->fix)
 			continue;
-		key_link(f->m, &k, l->ino, l->dir);
+		meta_key_link(f->m, &k, l->ino, l->dir);
 		tl_put_be32(v, l->counted);
 		rc = l->counted ? meta_kv_put(t->kv, k.b, k.len, v, 4) :
 				  meta_kv_del(t->kv, k.b, k.len);
@@ -950,13 +950,13 @@ repair_slices(struct fsck *f, struct mtxn *t)
 		if (!s->id || !s->refs)
 			continue;
 		if (s->released) {
-			key_slice(f->m, &k, 'R', s->id, s->size);
+			meta_key_slice(f->m, &k, 'R', s->id, s->size);
 			rc = meta_kv_del(t->kv, k.b, k.len);
 			f->n_released--;
 			f->c_pending = UINT64_MAX;
 		}
 		if (rc == 0 && s->k == UINT64_MAX) {
-			key_slice(f->m, &k, 'K', s->id, s->size);
+			meta_key_slice(f->m, &k, 'K', s->id, s->size);
 			tl_put_be64(v, s->refs);
 			rc = s->refs > 1 ?
 				     meta_kv_put(t->kv, k.b, k.len, v, 8) :
@@ -973,16 +973,16 @@ repair(struct fsck *f)
 	struct mtxn t;
 	int rc;
 
-	rc = txn_begin(f->m, &t, false);
+	rc = meta_txn_begin(f->m, &t, false);
 	if (rc)
 		return rc;
 	if (!f->o->gateways_ok) {
-		rc = session_quiet(&t, f->epoch);
+		rc = meta_session_quiet(&t, f->epoch);
 		if (rc)
-			return txn_end(&t, rc);
+			return meta_txn_end(&t, rc);
 	}
-	key_tag(f->m, &s, 'D');
-	key_tag(f->m, &e, 'E');
+	meta_key_tag(f->m, &s, 'D');
+	meta_key_tag(f->m, &e, 'E');
 	rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, repair_deleted_cb, f);
 	for (size_t i = 0; rc == 0 && i < f->nact; i++) {
 		struct action *a = &f->act[i];
@@ -999,17 +999,17 @@ repair(struct fsck *f)
 		rc = repair_slices(f, &t);
 	/* meta_getattr_under's caches hold directories by ancestry */
 	if (rc == 0 && f->dir_moved)
-		rc = counter_add(&t, CNT_DIR_MOVES, 1);
+		rc = meta_counter_add(&t, CNT_DIR_MOVES, 1);
 	if (rc == 0 && f->c_pending == UINT64_MAX) {
-		rc = counter_set(&t, CNT_USED_BYTES, f->c_bytes);
+		rc = meta_counter_set(&t, CNT_USED_BYTES, f->c_bytes);
 		if (rc == 0)
-			rc = counter_set(&t, CNT_USED_INODES, f->c_inodes);
+			rc = meta_counter_set(&t, CNT_USED_INODES, f->c_inodes);
 		if (rc == 0)
-			rc = counter_set(&t, CNT_PENDING,
-					 f->n_deleted + f->n_released +
+			rc = meta_counter_set(&t, CNT_PENDING,
+					      f->n_deleted + f->n_released +
 						 f->n_compacted);
 	}
-	return txn_end(&t, rc);
+	return meta_txn_end(&t, rc);
 }
 
 /* ---- entry point --------------------------------------------------------- */
@@ -1038,16 +1038,16 @@ meta_fsck(struct meta *m, const struct meta_fsck_opts *o,
 	f.m = m;
 	f.o = o;
 	f.r = r;
-	rc = txn_begin(m, &t, true);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
-	rc = counter_get(&t, CNT_SESSIONS, &f.epoch);
+	rc = meta_counter_get(&t, CNT_SESSIONS, &f.epoch);
 	if (rc == 0)
 		rc = scan_volume(&f, &t, p1_cb);
 	if (rc == 0)
 		rc = scan_volume(&f, &t, p2_cb);
 	dir_finish(&f);
-	rc = txn_end(&t, rc);
+	rc = meta_txn_end(&t, rc);
 	if (rc == 0) {
 		struct fino *root = itab_get(&f.inodes, META_ROOT_INO, false);
 
@@ -1090,12 +1090,12 @@ meta_set_storage(struct meta *m, const char *url)
 
 	if (!url[0] || strlen(url) >= sizeof(m->set.storage))
 		return -EINVAL;
-	rc = txn_begin(m, &t, false);
+	rc = meta_txn_begin(m, &t, false);
 	if (rc)
 		return rc;
 	strcpy(m->set.storage, url);
-	n = settings_encode(&m->set, buf, sizeof(buf));
-	key_setting(m, &k);
+	n = meta_settings_encode(&m->set, buf, sizeof(buf));
+	meta_key_setting(m, &k);
 	rc = n ? meta_kv_put(t.kv, k.b, k.len, buf, n) : -EINVAL;
-	return txn_end(&t, rc);
+	return meta_txn_end(&t, rc);
 }

@@ -91,7 +91,7 @@ struct inode {
 };
 
 /* A transaction of the FS layer.  Counter deltas are gathered and written
- * once at commit (txn_end). */
+ * once at commit (meta_txn_end). */
 struct mtxn {
 	struct meta *m;
 	struct meta_kv_txn *kv;
@@ -101,36 +101,37 @@ struct mtxn {
 };
 
 /* ---- keys (schema.c) ---- */
-void key_setting(struct meta *m, struct meta_key *k);
-void key_counter(struct meta *m, struct meta_key *k, const char *name);
-void key_ino(struct meta *m, struct meta_key *k, uint64_t ino, char tag);
-void key_dentry(struct meta *m, struct meta_key *k, uint64_t dir,
-		const char *name, size_t len);
-void key_order(struct meta *m, struct meta_key *k, uint64_t dir,
-	       uint64_t cookie);
-void key_chunk(struct meta *m, struct meta_key *k, uint64_t ino,
-	       uint32_t chunk);
-void key_slice(struct meta *m, struct meta_key *k, char tag, uint64_t id,
-	       uint32_t size);
-void key_deleted(struct meta *m, struct meta_key *k, uint64_t ino,
-		 uint64_t size);
-void key_usage(struct meta *m, struct meta_key *k, uint64_t ino);
-void key_compacted(struct meta *m, struct meta_key *k, uint64_t time_ns,
-		   uint64_t id, uint32_t size);
-void key_link(struct meta *m, struct meta_key *k, uint64_t ino,
-	      uint64_t dir);
-void key_tag(struct meta *m, struct meta_key *k, char tag);
-void key_registry(struct meta_key *k, const char *name);
-void key_session(struct meta *m, struct meta_key *k, uint64_t id);
+void meta_key_setting(struct meta *m, struct meta_key *k);
+void meta_key_counter(struct meta *m, struct meta_key *k, const char *name);
+void meta_key_ino(struct meta *m, struct meta_key *k, uint64_t ino, char tag);
+void meta_key_dentry(struct meta *m, struct meta_key *k, uint64_t dir,
+		     const char *name, size_t len);
+void meta_key_order(struct meta *m, struct meta_key *k, uint64_t dir,
+		    uint64_t cookie);
+void meta_key_chunk(struct meta *m, struct meta_key *k, uint64_t ino,
+		    uint32_t chunk);
+void meta_key_slice(struct meta *m, struct meta_key *k, char tag, uint64_t id,
+		    uint32_t size);
+void meta_key_deleted(struct meta *m, struct meta_key *k, uint64_t ino,
+		      uint64_t size);
+void meta_key_usage(struct meta *m, struct meta_key *k, uint64_t ino);
+void meta_key_compacted(struct meta *m, struct meta_key *k, uint64_t time_ns,
+			uint64_t id, uint32_t size);
+void meta_key_link(struct meta *m, struct meta_key *k, uint64_t ino,
+		   uint64_t dir);
+void meta_key_tag(struct meta *m, struct meta_key *k, char tag);
+void meta_key_registry(struct meta_key *k, const char *name);
+void meta_key_session(struct meta *m, struct meta_key *k, uint64_t id);
 
 /* ---- codecs (schema.c) ---- */
-void inode_encode(const struct inode *in, uint8_t out[INODE_VLEN]);
-int inode_decode(const void *v, size_t len, uint64_t ino, struct inode *in);
-size_t settings_encode(const struct meta_settings *s, uint8_t *out,
-		       size_t cap);
-int settings_decode(const void *v, size_t len, struct meta_settings *s);
-void slice_encode(const struct meta_slice *s, uint8_t out[SLICE_REC]);
-void slice_decode(const uint8_t in[SLICE_REC], struct meta_slice *s);
+void meta_inode_encode(const struct inode *in, uint8_t out[INODE_VLEN]);
+int meta_inode_decode(const void *v, size_t len, uint64_t ino,
+		      struct inode *in);
+size_t meta_settings_encode(const struct meta_settings *s, uint8_t *out,
+			    size_t cap);
+int meta_settings_decode(const void *v, size_t len, struct meta_settings *s);
+void meta_slice_encode(const struct meta_slice *s, uint8_t out[SLICE_REC]);
+void meta_slice_decode(const uint8_t in[SLICE_REC], struct meta_slice *s);
 
 static inline uint64_t
 round4k(uint64_t v)
@@ -139,33 +140,33 @@ round4k(uint64_t v)
 }
 
 /* ---- transactions (schema.c) ---- */
-int txn_begin(struct meta *m, struct mtxn *t, bool rdonly);
+int meta_txn_begin(struct meta *m, struct mtxn *t, bool rdonly);
 /* Commit if rc == 0 (applying counter deltas), abort otherwise; returns
  * the final result. */
-int txn_end(struct mtxn *t, int rc);
+int meta_txn_end(struct mtxn *t, int rc);
 /* True when rc asks for another attempt (*tries counts them). */
-bool txn_retry(int rc, int *tries);
+bool meta_txn_retry(int rc, int *tries);
 
-int inode_get(struct mtxn *t, uint64_t ino, struct inode *in);
-int inode_put(struct mtxn *t, const struct inode *in);
-int dentry_get(struct mtxn *t, uint64_t dir, const char *name, size_t len,
-	       uint8_t *type, uint64_t *ino, uint64_t *cookie);
+int meta_inode_get(struct mtxn *t, uint64_t ino, struct inode *in);
+int meta_inode_put(struct mtxn *t, const struct inode *in);
+int meta_dentry_get(struct mtxn *t, uint64_t dir, const char *name, size_t len,
+		    uint8_t *type, uint64_t *ino, uint64_t *cookie);
 /* Link name -> ino in dir with a fresh cookie from dir->next_cookie
  * (caller writes dir afterwards). */
-int dentry_add(struct mtxn *t, struct inode *dir, const char *name,
-	       size_t len, uint8_t type, uint64_t ino);
-int dentry_del(struct mtxn *t, uint64_t dir, const char *name, size_t len,
-	       uint64_t cookie);
-int counter_get(struct mtxn *t, const char *name, uint64_t *v);
+int meta_dentry_add(struct mtxn *t, struct inode *dir, const char *name,
+		    size_t len, uint8_t type, uint64_t ino);
+int meta_dentry_del(struct mtxn *t, uint64_t dir, const char *name, size_t len,
+		    uint64_t cookie);
+int meta_counter_get(struct mtxn *t, const char *name, uint64_t *v);
 /* Read without taking part in conflict detection (meta_kv_peek): for the
  * soft limits on hot counters. */
-int counter_peek(struct mtxn *t, const char *name, uint64_t *v);
-int counter_set(struct mtxn *t, const char *name, uint64_t v);
+int meta_counter_peek(struct mtxn *t, const char *name, uint64_t *v);
+int meta_counter_set(struct mtxn *t, const char *name, uint64_t v);
 /* Commutative (meta_kv_add): no read, no conflict between transactions. */
-int counter_add(struct mtxn *t, const char *name, int64_t d);
-int usage_add(struct mtxn *t, uint64_t dir, int64_t bytes, int64_t inodes);
-int usage_get(struct mtxn *t, uint64_t dir, uint64_t *bytes,
-	      uint64_t *inodes);
+int meta_counter_add(struct mtxn *t, const char *name, int64_t d);
+int meta_usage_add(struct mtxn *t, uint64_t dir, int64_t bytes, int64_t inodes);
+int meta_usage_get(struct mtxn *t, uint64_t dir, uint64_t *bytes,
+		   uint64_t *inodes);
 
 /* ---- link records (schema.c) ----
  * A non-directory with several links records, for each directory that
@@ -176,36 +177,36 @@ int usage_get(struct mtxn *t, uint64_t dir, uint64_t *bytes,
  * all. */
 /* Add delta to the count of dir (0: nothing); a record reaching 0 goes.
  * *count (may be NULL) receives the new count. */
-int links_add(struct mtxn *t, uint64_t ino, uint64_t dir, int delta,
-	      uint32_t *count);
+int meta_links_add(struct mtxn *t, uint64_t ino, uint64_t dir, int delta,
+		   uint32_t *count);
 /* Up to max directories holding links of ino, in inode order. */
-int links_list(struct mtxn *t, uint64_t ino, uint64_t *dirs, size_t max,
-	       size_t *n);
-int links_clear(struct mtxn *t, uint64_t ino);
+int meta_links_list(struct mtxn *t, uint64_t ino, uint64_t *dirs, size_t max,
+		    size_t *n);
+int meta_links_clear(struct mtxn *t, uint64_t ino);
 
 /* ---- helpers shared by fs.c / dir.c / data.c ---- */
-bool cred_in_group(const struct meta_cred *c, uint32_t gid);
-int name_check(const char *name, size_t *len, bool creating);
+bool meta_cred_in_group(const struct meta_cred *c, uint32_t gid);
+int meta_name_check(const char *name, size_t *len, bool creating);
 void meta_pre_attr_of(const struct inode *in, struct meta_pre_attr *w);
 /* -ENOSPC if adding bytes (4 KiB rounded) would pass the capacity. */
-int capacity_check(struct mtxn *t, int64_t bytes);
-int alloc_ino(struct meta *m, uint64_t *ino);
+int meta_capacity_check(struct mtxn *t, int64_t bytes);
+int meta_alloc_ino(struct meta *m, uint64_t *ino);
 
 /* under.c */
-struct meta_under *under_new(void);
-void under_free(struct meta_under *u);
+struct meta_under *meta_under_new(void);
+void meta_under_free(struct meta_under *u);
 /* session.c: -EBUSY when a gateway session is live or one started
  * since the session counter read epoch (meta_session_epoch). */
-int session_quiet(struct mtxn *t, uint64_t epoch);
+int meta_session_quiet(struct mtxn *t, uint64_t epoch);
 
 /* dir.c */
-int dir_empty(struct mtxn *t, uint64_t dir);
+int meta_dir_empty(struct mtxn *t, uint64_t dir);
 
 /* data.c */
-int data_truncate(struct mtxn *t, uint64_t ino, uint64_t oldsize,
-		  uint64_t newsize);
-int slice_release(struct mtxn *t, uint64_t id, uint32_t size);
+int meta_data_truncate(struct mtxn *t, uint64_t ino, uint64_t oldsize,
+		       uint64_t newsize);
+int meta_slice_release(struct mtxn *t, uint64_t id, uint32_t size);
 /* The inode's last link went: queue its data for gc and forget it. */
-int inode_drop(struct mtxn *t, const struct inode *in);
+int meta_inode_drop(struct mtxn *t, const struct inode *in);
 
 #endif /* META_INTERNAL_H */

@@ -124,23 +124,23 @@ meta_scan_slices(struct meta *m, struct meta_slice_set *ref,
 
 	memset(ref, 0, sizeof(*ref));
 	memset(queued, 0, sizeof(*queued));
-	rc = txn_begin(m, &t, true);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
-	key_tag(m, &s, 'A');
-	key_tag(m, &e, 'B');
+	meta_key_tag(m, &s, 'A');
+	meta_key_tag(m, &e, 'B');
 	rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, chunk_cb, &c);
-	key_tag(m, &s, 'L');
-	key_tag(m, &e, 'M');
+	meta_key_tag(m, &s, 'L');
+	meta_key_tag(m, &e, 'M');
 	if (rc == 0)
 		rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, idkey_cb,
 				  &lkeys);
-	key_tag(m, &s, 'R');
-	key_tag(m, &e, 'S');
+	meta_key_tag(m, &s, 'R');
+	meta_key_tag(m, &e, 'S');
 	if (rc == 0)
 		rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, idkey_cb,
 				  &rkeys);
-	rc = txn_end(&t, rc);
+	rc = meta_txn_end(&t, rc);
 	if (rc) {
 		meta_slice_set_free(ref);
 		meta_slice_set_free(queued);
@@ -183,11 +183,11 @@ meta_slice_counter(struct meta *m, uint64_t *next)
 	struct mtxn t;
 	int rc;
 
-	rc = txn_begin(m, &t, true);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
-	rc = counter_get(&t, CNT_NEXT_SLICE, next);
-	return txn_end(&t, rc);
+	rc = meta_counter_get(&t, CNT_NEXT_SLICE, next);
+	return meta_txn_end(&t, rc);
 }
 
 /* ---- a sample of referenced slices ------------------------------------- */
@@ -235,7 +235,7 @@ sample_cb(void *arg, const void *key, size_t klen, const void *val,
 	     i += SLICE_REC) {
 		struct meta_slice sl;
 
-		slice_decode(v + i, &sl);
+		meta_slice_decode(v + i, &sl);
 		if (sl.id != 0)
 			s->out[s->n++] = (struct meta_slice_ref){sl.id,
 								 sl.size};
@@ -257,24 +257,24 @@ meta_sample_slices(struct meta *m, struct meta_slice_ref *out, size_t max,
 	int rc, i;
 
 	*n = 0;
-	rc = txn_begin(m, &t, true);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
-	key_tag(m, &end, 'B');
+	meta_key_tag(m, &end, 'B');
 	for (i = 0; rc == 0 && s.n < max && i < SAMPLE_MAX_INODES; i++) {
-		key_ino(m, &k, ino, 0);
+		meta_key_ino(m, &k, ino, 0);
 		f.found = false;
 		rc = meta_kv_scan(t.kv, k.b, k.len, end.b, end.len,
 				  first_ino_cb, &f);
 		if (rc || !f.found)
 			break;
-		key_ino(m, &k, f.ino, 'C');
-		key_ino(m, &e, f.ino, 'D');
+		meta_key_ino(m, &k, f.ino, 'C');
+		meta_key_ino(m, &e, f.ino, 'D');
 		rc = meta_kv_scan(t.kv, k.b, k.len, e.b, e.len, sample_cb, &s);
 		if (f.ino == UINT64_MAX)
 			break;
 		ino = f.ino + 1;
 	}
 	*n = s.n;
-	return txn_end(&t, rc);
+	return meta_txn_end(&t, rc);
 }

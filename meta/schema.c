@@ -20,7 +20,7 @@ key_start(struct meta *m, struct meta_key *k)
 }
 
 void
-key_setting(struct meta *m, struct meta_key *k)
+meta_key_setting(struct meta *m, struct meta_key *k)
 {
 	uint8_t *p = key_start(m, k);
 
@@ -29,7 +29,7 @@ key_setting(struct meta *m, struct meta_key *k)
 }
 
 void
-key_counter(struct meta *m, struct meta_key *k, const char *name)
+meta_key_counter(struct meta *m, struct meta_key *k, const char *name)
 {
 	uint8_t *p = key_start(m, k);
 	size_t n = strlen(name);
@@ -41,7 +41,7 @@ key_counter(struct meta *m, struct meta_key *k, const char *name)
 
 /* A<ino><tag>; tag 0 gives the bare A<ino> prefix. */
 void
-key_ino(struct meta *m, struct meta_key *k, uint64_t ino, char tag)
+meta_key_ino(struct meta *m, struct meta_key *k, uint64_t ino, char tag)
 {
 	uint8_t *p = key_start(m, k);
 
@@ -54,34 +54,35 @@ key_ino(struct meta *m, struct meta_key *k, uint64_t ino, char tag)
 }
 
 void
-key_dentry(struct meta *m, struct meta_key *k, uint64_t dir,
-	   const char *name, size_t len)
+meta_key_dentry(struct meta *m, struct meta_key *k, uint64_t dir,
+		const char *name, size_t len)
 {
-	key_ino(m, k, dir, 'D');
+	meta_key_ino(m, k, dir, 'D');
 	memcpy(k->b + k->len, name, len);
 	k->len += len;
 }
 
 void
-key_order(struct meta *m, struct meta_key *k, uint64_t dir, uint64_t cookie)
+meta_key_order(struct meta *m, struct meta_key *k, uint64_t dir,
+	       uint64_t cookie)
 {
-	key_ino(m, k, dir, 'O');
+	meta_key_ino(m, k, dir, 'O');
 	tl_put_be64(k->b + k->len, cookie);
 	k->len += 8;
 }
 
 void
-key_chunk(struct meta *m, struct meta_key *k, uint64_t ino, uint32_t chunk)
+meta_key_chunk(struct meta *m, struct meta_key *k, uint64_t ino, uint32_t chunk)
 {
-	key_ino(m, k, ino, 'C');
+	meta_key_ino(m, k, ino, 'C');
 	tl_put_be32(k->b + k->len, chunk);
 	k->len += 4;
 }
 
 /* K (refcount) or R (released) keys of a slice. */
 void
-key_slice(struct meta *m, struct meta_key *k, char tag, uint64_t id,
-	  uint32_t size)
+meta_key_slice(struct meta *m, struct meta_key *k, char tag, uint64_t id,
+	       uint32_t size)
 {
 	uint8_t *p = key_start(m, k);
 
@@ -92,7 +93,8 @@ key_slice(struct meta *m, struct meta_key *k, char tag, uint64_t id,
 }
 
 void
-key_deleted(struct meta *m, struct meta_key *k, uint64_t ino, uint64_t size)
+meta_key_deleted(struct meta *m, struct meta_key *k, uint64_t ino,
+		 uint64_t size)
 {
 	uint8_t *p = key_start(m, k);
 
@@ -103,8 +105,8 @@ key_deleted(struct meta *m, struct meta_key *k, uint64_t ino, uint64_t size)
 }
 
 void
-key_compacted(struct meta *m, struct meta_key *k, uint64_t time_ns,
-	      uint64_t id, uint32_t size)
+meta_key_compacted(struct meta *m, struct meta_key *k, uint64_t time_ns,
+		   uint64_t id, uint32_t size)
 {
 	uint8_t *p = key_start(m, k);
 
@@ -116,7 +118,7 @@ key_compacted(struct meta *m, struct meta_key *k, uint64_t time_ns,
 }
 
 void
-key_usage(struct meta *m, struct meta_key *k, uint64_t ino)
+meta_key_usage(struct meta *m, struct meta_key *k, uint64_t ino)
 {
 	uint8_t *p = key_start(m, k);
 
@@ -126,16 +128,16 @@ key_usage(struct meta *m, struct meta_key *k, uint64_t ino)
 }
 
 void
-key_link(struct meta *m, struct meta_key *k, uint64_t ino, uint64_t dir)
+meta_key_link(struct meta *m, struct meta_key *k, uint64_t ino, uint64_t dir)
 {
-	key_ino(m, k, ino, 'L');
+	meta_key_ino(m, k, ino, 'L');
 	tl_put_be64(k->b + k->len, dir);
 	k->len += 8;
 }
 
 /* The first key of a one-letter section (D, R, K...). */
 void
-key_tag(struct meta *m, struct meta_key *k, char tag)
+meta_key_tag(struct meta *m, struct meta_key *k, char tag)
 {
 	uint8_t *p = key_start(m, k);
 
@@ -144,7 +146,7 @@ key_tag(struct meta *m, struct meta_key *k, char tag)
 }
 
 void
-key_session(struct meta *m, struct meta_key *k, uint64_t id)
+meta_key_session(struct meta *m, struct meta_key *k, uint64_t id)
 {
 	uint8_t *p = key_start(m, k);
 
@@ -154,7 +156,7 @@ key_session(struct meta *m, struct meta_key *k, uint64_t id)
 }
 
 void
-key_registry(struct meta_key *k, const char *name)
+meta_key_registry(struct meta_key *k, const char *name)
 {
 	size_t n = strlen(name);
 
@@ -169,7 +171,7 @@ key_registry(struct meta_key *k, const char *name)
 #define INODE_VERSION 1
 
 void
-inode_encode(const struct inode *in, uint8_t p[INODE_VLEN])
+meta_inode_encode(const struct inode *in, uint8_t p[INODE_VLEN])
 {
 	const struct meta_attr *a = &in->a;
 
@@ -194,7 +196,7 @@ inode_encode(const struct inode *in, uint8_t p[INODE_VLEN])
 }
 
 int
-inode_decode(const void *v, size_t len, uint64_t ino, struct inode *in)
+meta_inode_decode(const void *v, size_t len, uint64_t ino, struct inode *in)
 {
 	const uint8_t *p = v;
 	struct meta_attr *a = &in->a;
@@ -234,7 +236,7 @@ inode_decode(const void *v, size_t len, uint64_t ino, struct inode *in)
  * days be32, capacity be64, inode limit be64, ctime be64, storage (be16
  * len). */
 size_t
-settings_encode(const struct meta_settings *s, uint8_t *out, size_t cap)
+meta_settings_encode(const struct meta_settings *s, uint8_t *out, size_t cap)
 {
 	size_t nl = strlen(s->name), sl = strlen(s->storage);
 	uint8_t *p = out;
@@ -262,7 +264,7 @@ settings_encode(const struct meta_settings *s, uint8_t *out, size_t cap)
 }
 
 int
-settings_decode(const void *v, size_t len, struct meta_settings *s)
+meta_settings_decode(const void *v, size_t len, struct meta_settings *s)
 {
 	const uint8_t *p = v, *end = p + len;
 	size_t nl, sl;
@@ -294,7 +296,7 @@ settings_decode(const void *v, size_t len, struct meta_settings *s)
 }
 
 void
-slice_encode(const struct meta_slice *s, uint8_t p[SLICE_REC])
+meta_slice_encode(const struct meta_slice *s, uint8_t p[SLICE_REC])
 {
 	tl_put_be64(p, s->id);
 	tl_put_be32(p + 8, s->size);
@@ -304,7 +306,7 @@ slice_encode(const struct meta_slice *s, uint8_t p[SLICE_REC])
 }
 
 void
-slice_decode(const uint8_t p[SLICE_REC], struct meta_slice *s)
+meta_slice_decode(const uint8_t p[SLICE_REC], struct meta_slice *s)
 {
 	s->id = tl_get_be64(p);
 	s->size = tl_get_be32(p + 8);
@@ -316,7 +318,7 @@ slice_decode(const uint8_t p[SLICE_REC], struct meta_slice *s)
 /* ---- transactions -------------------------------------------------------- */
 
 int
-txn_begin(struct meta *m, struct mtxn *t, bool rdonly)
+meta_txn_begin(struct meta *m, struct mtxn *t, bool rdonly)
 {
 	memset(t, 0, sizeof(*t));
 	t->m = m;
@@ -327,25 +329,25 @@ txn_begin(struct meta *m, struct mtxn *t, bool rdonly)
 /* Counters many transactions bump are commutative adds, so concurrent
  * transactions do not conflict on them (kv.h, meta_kv_add). */
 int
-counter_add(struct mtxn *t, const char *name, int64_t d)
+meta_counter_add(struct mtxn *t, const char *name, int64_t d)
 {
 	struct meta_key k;
 
 	if (d == 0)
 		return 0;
-	key_counter(t->m, &k, name);
+	meta_key_counter(t->m, &k, name);
 	return meta_kv_add(t->kv, k.b, k.len, &d, 1);
 }
 
 int
-txn_end(struct mtxn *t, int rc)
+meta_txn_end(struct mtxn *t, int rc)
 {
 	if (rc == 0 && !t->rdonly) {
-		rc = counter_add(t, CNT_USED_BYTES, t->d_bytes);
+		rc = meta_counter_add(t, CNT_USED_BYTES, t->d_bytes);
 		if (rc == 0)
-			rc = counter_add(t, CNT_USED_INODES, t->d_inodes);
+			rc = meta_counter_add(t, CNT_USED_INODES, t->d_inodes);
 		if (rc == 0)
-			rc = counter_add(t, CNT_PENDING, t->d_pending);
+			rc = meta_counter_add(t, CNT_PENDING, t->d_pending);
 	}
 	if (rc == 0)
 		return t->lazy ? meta_kv_commit_lazy(t->kv) :
@@ -355,47 +357,47 @@ txn_end(struct mtxn *t, int rc)
 }
 
 bool
-txn_retry(int rc, int *tries)
+meta_txn_retry(int rc, int *tries)
 {
 	return rc == -EAGAIN && ++*tries < META_TXN_RETRIES;
 }
 
 int
-inode_get(struct mtxn *t, uint64_t ino, struct inode *in)
+meta_inode_get(struct mtxn *t, uint64_t ino, struct inode *in)
 {
 	struct meta_key k;
 	const void *v;
 	size_t vlen;
 	int rc;
 
-	key_ino(t->m, &k, ino, 'I');
+	meta_key_ino(t->m, &k, ino, 'I');
 	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
 	if (rc)
 		return rc;
-	return inode_decode(v, vlen, ino, in);
+	return meta_inode_decode(v, vlen, ino, in);
 }
 
 int
-inode_put(struct mtxn *t, const struct inode *in)
+meta_inode_put(struct mtxn *t, const struct inode *in)
 {
 	struct meta_key k;
 	uint8_t v[INODE_VLEN];
 
-	key_ino(t->m, &k, in->a.ino, 'I');
-	inode_encode(in, v);
+	meta_key_ino(t->m, &k, in->a.ino, 'I');
+	meta_inode_encode(in, v);
 	return meta_kv_put(t->kv, k.b, k.len, v, sizeof(v));
 }
 
 int
-dentry_get(struct mtxn *t, uint64_t dir, const char *name, size_t len,
-	   uint8_t *type, uint64_t *ino, uint64_t *cookie)
+meta_dentry_get(struct mtxn *t, uint64_t dir, const char *name, size_t len,
+		uint8_t *type, uint64_t *ino, uint64_t *cookie)
 {
 	struct meta_key k;
 	const uint8_t *v;
 	size_t vlen;
 	int rc;
 
-	key_dentry(t->m, &k, dir, name, len);
+	meta_key_dentry(t->m, &k, dir, name, len);
 	rc = meta_kv_get(t->kv, k.b, k.len, (const void **)&v, &vlen);
 	if (rc)
 		return rc;
@@ -410,8 +412,8 @@ dentry_get(struct mtxn *t, uint64_t dir, const char *name, size_t len,
 }
 
 int
-dentry_add(struct mtxn *t, struct inode *dir, const char *name, size_t len,
-	   uint8_t type, uint64_t ino)
+meta_dentry_add(struct mtxn *t, struct inode *dir, const char *name, size_t len,
+		uint8_t type, uint64_t ino)
 {
 	uint8_t v[17 + META_NAME_MAX];
 	struct meta_key k;
@@ -424,7 +426,7 @@ dentry_add(struct mtxn *t, struct inode *dir, const char *name, size_t len,
 	v[0] = type;
 	tl_put_be64(v + 1, ino);
 	tl_put_be64(v + 9, cookie);
-	key_dentry(t->m, &k, dir->a.ino, name, len);
+	meta_key_dentry(t->m, &k, dir->a.ino, name, len);
 	rc = meta_kv_put(t->kv, k.b, k.len, v, 17);
 	if (rc)
 		return rc;
@@ -433,22 +435,22 @@ dentry_add(struct mtxn *t, struct inode *dir, const char *name, size_t len,
 	tl_put_be64(v, ino);
 	v[8] = type;
 	memcpy(v + 9, name, len);
-	key_order(t->m, &k, dir->a.ino, cookie);
+	meta_key_order(t->m, &k, dir->a.ino, cookie);
 	return meta_kv_put(t->kv, k.b, k.len, v, 9 + len);
 }
 
 int
-dentry_del(struct mtxn *t, uint64_t dir, const char *name, size_t len,
-	   uint64_t cookie)
+meta_dentry_del(struct mtxn *t, uint64_t dir, const char *name, size_t len,
+		uint64_t cookie)
 {
 	struct meta_key k;
 	int rc;
 
-	key_dentry(t->m, &k, dir, name, len);
+	meta_key_dentry(t->m, &k, dir, name, len);
 	rc = meta_kv_del(t->kv, k.b, k.len);
 	if (rc)
 		return rc;
-	key_order(t->m, &k, dir, cookie);
+	meta_key_order(t->m, &k, dir, cookie);
 	return meta_kv_del(t->kv, k.b, k.len);
 }
 
@@ -460,7 +462,7 @@ counter_read(struct mtxn *t, const char *name, uint64_t *v, bool peek)
 	size_t vlen;
 	int rc;
 
-	key_counter(t->m, &k, name);
+	meta_key_counter(t->m, &k, name);
 	rc = peek ? meta_kv_peek(t->kv, k.b, k.len, &val, &vlen) :
 		    meta_kv_get(t->kv, k.b, k.len, &val, &vlen);
 	if (rc == -ENOENT) {
@@ -476,37 +478,37 @@ counter_read(struct mtxn *t, const char *name, uint64_t *v, bool peek)
 }
 
 int
-counter_get(struct mtxn *t, const char *name, uint64_t *v)
+meta_counter_get(struct mtxn *t, const char *name, uint64_t *v)
 {
 	return counter_read(t, name, v, false);
 }
 
 int
-counter_peek(struct mtxn *t, const char *name, uint64_t *v)
+meta_counter_peek(struct mtxn *t, const char *name, uint64_t *v)
 {
 	return counter_read(t, name, v, true);
 }
 
 int
-counter_set(struct mtxn *t, const char *name, uint64_t v)
+meta_counter_set(struct mtxn *t, const char *name, uint64_t v)
 {
 	struct meta_key k;
 	uint8_t b[8];
 
-	key_counter(t->m, &k, name);
+	meta_key_counter(t->m, &k, name);
 	tl_put_be64(b, v);
 	return meta_kv_put(t->kv, k.b, k.len, b, 8);
 }
 
 int
-usage_get(struct mtxn *t, uint64_t dir, uint64_t *bytes, uint64_t *inodes)
+meta_usage_get(struct mtxn *t, uint64_t dir, uint64_t *bytes, uint64_t *inodes)
 {
 	struct meta_key k;
 	const uint8_t *v;
 	size_t vlen;
 	int rc;
 
-	key_usage(t->m, &k, dir);
+	meta_key_usage(t->m, &k, dir);
 	rc = meta_kv_get(t->kv, k.b, k.len, (const void **)&v, &vlen);
 	*bytes = *inodes = 0;
 	if (rc == -ENOENT)
@@ -521,22 +523,22 @@ usage_get(struct mtxn *t, uint64_t dir, uint64_t *bytes, uint64_t *inodes)
 }
 
 int
-usage_add(struct mtxn *t, uint64_t dir, int64_t bytes, int64_t inodes)
+meta_usage_add(struct mtxn *t, uint64_t dir, int64_t bytes, int64_t inodes)
 {
 	int64_t d[2] = {bytes, inodes};
 	struct meta_key k;
 
 	if (dir == 0 || (bytes == 0 && inodes == 0))
 		return 0; /* 0: parent unknown (see unlink_inode) */
-	key_usage(t->m, &k, dir);
+	meta_key_usage(t->m, &k, dir);
 	return meta_kv_add(t->kv, k.b, k.len, d, 2);
 }
 
 /* ---- link records ---------------------------------------------------------- */
 
 int
-links_add(struct mtxn *t, uint64_t ino, uint64_t dir, int delta,
-	  uint32_t *count)
+meta_links_add(struct mtxn *t, uint64_t ino, uint64_t dir, int delta,
+	       uint32_t *count)
 {
 	struct meta_key k;
 	const void *v;
@@ -549,7 +551,7 @@ links_add(struct mtxn *t, uint64_t ino, uint64_t dir, int delta,
 		*count = 0;
 	if (dir == 0)
 		return 0;
-	key_link(t->m, &k, ino, dir);
+	meta_key_link(t->m, &k, ino, dir);
 	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
 	if (rc == 0 && vlen == 4)
 		n = tl_get_be32(v);
@@ -582,8 +584,8 @@ links_cb(void *arg, const void *key, size_t klen, const void *val,
 }
 
 int
-links_list(struct mtxn *t, uint64_t ino, uint64_t *dirs, size_t max,
-	   size_t *n)
+meta_links_list(struct mtxn *t, uint64_t ino, uint64_t *dirs, size_t max,
+		size_t *n)
 {
 	struct links_scan l = {dirs, max, 0};
 	struct meta_key s, e;
@@ -592,15 +594,15 @@ links_list(struct mtxn *t, uint64_t ino, uint64_t *dirs, size_t max,
 	*n = 0;
 	if (max == 0)
 		return 0;
-	key_ino(t->m, &s, ino, 'L');
-	key_ino(t->m, &e, ino, 'M');
+	meta_key_ino(t->m, &s, ino, 'L');
+	meta_key_ino(t->m, &e, ino, 'M');
 	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, links_cb, &l);
 	*n = l.n;
 	return rc;
 }
 
 int
-links_clear(struct mtxn *t, uint64_t ino)
+meta_links_clear(struct mtxn *t, uint64_t ino)
 {
 	uint64_t dirs[16];
 	struct meta_key k;
@@ -608,9 +610,9 @@ links_clear(struct mtxn *t, uint64_t ino)
 	int rc;
 
 	do {
-		rc = links_list(t, ino, dirs, TL_ARRAY_SIZE(dirs), &n);
+		rc = meta_links_list(t, ino, dirs, TL_ARRAY_SIZE(dirs), &n);
 		for (size_t i = 0; rc == 0 && i < n; i++) {
-			key_link(t->m, &k, ino, dirs[i]);
+			meta_key_link(t->m, &k, ino, dirs[i]);
 			rc = meta_kv_del(t->kv, k.b, k.len);
 		}
 	} while (rc == 0 && n == TL_ARRAY_SIZE(dirs));
@@ -620,7 +622,7 @@ links_clear(struct mtxn *t, uint64_t ino)
 /* ---- small shared helpers ------------------------------------------------ */
 
 bool
-cred_in_group(const struct meta_cred *c, uint32_t gid)
+meta_cred_in_group(const struct meta_cred *c, uint32_t gid)
 {
 	if (c->gid == gid)
 		return true;
@@ -631,7 +633,7 @@ cred_in_group(const struct meta_cred *c, uint32_t gid)
 }
 
 int
-name_check(const char *name, size_t *len, bool creating)
+meta_name_check(const char *name, size_t *len, bool creating)
 {
 	size_t n = strnlen(name, META_NAME_MAX + 1);
 
@@ -656,14 +658,14 @@ meta_pre_attr_of(const struct inode *in, struct meta_pre_attr *w)
 }
 
 int
-capacity_check(struct mtxn *t, int64_t bytes)
+meta_capacity_check(struct mtxn *t, int64_t bytes)
 {
 	uint64_t used;
 	int rc;
 
 	if (bytes <= 0 || t->m->set.capacity == 0)
 		return 0;
-	rc = counter_peek(t, CNT_USED_BYTES, &used);
+	rc = meta_counter_peek(t, CNT_USED_BYTES, &used);
 	if (rc)
 		return rc;
 	used += (uint64_t)t->d_bytes;

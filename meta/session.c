@@ -119,7 +119,7 @@ session_put(struct mtxn *t, const struct meta_session *s)
 	uint8_t v[SESSION_VMAX];
 	struct meta_key k;
 
-	key_session(t->m, &k, s->id);
+	meta_key_session(t->m, &k, s->id);
 	return meta_kv_put(t->kv, k.b, k.len, v, session_encode(s, v));
 }
 
@@ -155,8 +155,8 @@ session_scan(struct mtxn *t, meta_session_cb cb, void *arg)
 	struct meta_key s, e;
 	int rc;
 
-	key_tag(t->m, &s, 'G');
-	key_tag(t->m, &e, 'H');
+	meta_key_tag(t->m, &s, 'G');
+	meta_key_tag(t->m, &e, 'H');
 	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, session_scan_cb,
 			  &sc);
 	return rc ? rc : (sc.rc < 0 ? sc.rc : 0);
@@ -168,11 +168,11 @@ meta_session_list(struct meta *m, meta_session_cb cb, void *arg)
 	struct mtxn t;
 	int rc;
 
-	rc = txn_begin(m, &t, true);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
 	rc = session_scan(&t, cb, arg);
-	return txn_end(&t, rc);
+	return meta_txn_end(&t, rc);
 }
 
 /* At most this many stale sessions are removed at a start. */
@@ -216,22 +216,22 @@ session_create(struct meta *m, struct meta_session *s)
 		s->start_ns = s->heartbeat_ns = tl_now_ns();
 		p.now = s->start_ns;
 		p.n = 0;
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
 		rc = session_scan(&t, purge_cb, &p);
 		for (size_t i = 0; rc == 0 && i < p.n; i++) {
-			key_session(m, &k, p.ids[i]);
+			meta_key_session(m, &k, p.ids[i]);
 			rc = meta_kv_del(t.kv, k.b, k.len);
 		}
 		if (rc == 0)
-			rc = counter_get(&t, CNT_SESSIONS, &n);
+			rc = meta_counter_get(&t, CNT_SESSIONS, &n);
 		if (rc == 0)
-			rc = counter_set(&t, CNT_SESSIONS, n + 1);
+			rc = meta_counter_set(&t, CNT_SESSIONS, n + 1);
 		if (rc == 0)
 			rc = session_put(&t, s);
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
 
@@ -249,11 +249,11 @@ session_renew(struct meta_session_keeper *kp)
 	int rc, tries = 0;
 
 	do {
-		rc = txn_begin(kp->m, &t, false);
+		rc = meta_txn_begin(kp->m, &t, false);
 		if (rc)
 			return rc;
 		t.lazy = true;
-		key_session(kp->m, &k, s->id);
+		meta_key_session(kp->m, &k, s->id);
 		rc = meta_kv_get(t.kv, k.b, k.len, &v, &vlen);
 		if (rc == -ENOENT)
 			tl_warn(META_SUB, "this gateway's session record was "
@@ -263,8 +263,8 @@ session_renew(struct meta_session_keeper *kp)
 			s->seq++;
 			rc = session_put(&t, s);
 		}
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
 
@@ -369,12 +369,12 @@ meta_session_stop(struct meta_session_keeper *kp)
 		pthread_join(kp->thread, NULL);
 	}
 	do {
-		rc = txn_begin(kp->m, &t, false);
+		rc = meta_txn_begin(kp->m, &t, false);
 		if (rc)
 			break;
-		key_session(kp->m, &k, kp->s.id);
-		rc = txn_end(&t, meta_kv_del(t.kv, k.b, k.len));
-	} while (txn_retry(rc, &tries));
+		meta_key_session(kp->m, &k, kp->s.id);
+		rc = meta_txn_end(&t, meta_kv_del(t.kv, k.b, k.len));
+	} while (meta_txn_retry(rc, &tries));
 	if (rc)
 		tl_warn(META_SUB, "cannot remove the gateway session record "
 			"(%s): it expires in %u s", strerror(-rc),
@@ -405,13 +405,13 @@ quiet_cb(void *arg, const struct meta_session *s)
 }
 
 int
-session_quiet(struct mtxn *t, uint64_t epoch)
+meta_session_quiet(struct mtxn *t, uint64_t epoch)
 {
 	struct quiet q = {tl_now_ns(), false};
 	uint64_t now_epoch;
 	int rc;
 
-	rc = counter_get(t, CNT_SESSIONS, &now_epoch);
+	rc = meta_counter_get(t, CNT_SESSIONS, &now_epoch);
 	if (rc == 0)
 		rc = session_scan(t, quiet_cb, &q);
 	if (rc == 0 && (q.live || now_epoch != epoch))
@@ -425,9 +425,9 @@ meta_session_epoch(struct meta *m, uint64_t *epoch)
 	struct mtxn t;
 	int rc;
 
-	rc = txn_begin(m, &t, true);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
-	rc = counter_get(&t, CNT_SESSIONS, epoch);
-	return txn_end(&t, rc);
+	rc = meta_counter_get(&t, CNT_SESSIONS, epoch);
+	return meta_txn_end(&t, rc);
 }

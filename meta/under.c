@@ -49,7 +49,7 @@ struct meta_under {
 };
 
 struct meta_under *
-under_new(void)
+meta_under_new(void)
 {
 	struct meta_under *u = tl_calloc(1, sizeof(*u));
 
@@ -60,7 +60,7 @@ under_new(void)
 }
 
 void
-under_free(struct meta_under *u)
+meta_under_free(struct meta_under *u)
 {
 	if (u == NULL)
 		return;
@@ -123,7 +123,7 @@ dir_under(struct mtxn *t, uint64_t root, uint64_t dir, uint64_t gen)
 			return -EXDEV;
 		if (++depth > UNDER_DEPTH)
 			return -EIO;
-		rc = inode_get(t, cur, &d);
+		rc = meta_inode_get(t, cur, &d);
 		if (rc == -ENOENT)
 			return -EXDEV; /* removed while we look */
 		if (rc)
@@ -147,7 +147,7 @@ links_under(struct mtxn *t, uint64_t root, uint64_t ino, uint64_t gen)
 	size_t n;
 	int rc;
 
-	rc = links_list(t, ino, dirs, UNDER_LINKS, &n);
+	rc = meta_links_list(t, ino, dirs, UNDER_LINKS, &n);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		rc = dir_under(t, root, dirs[i], gen);
 		if (rc == 0)
@@ -175,7 +175,7 @@ dirmoves(struct mtxn *t, uint64_t *gen)
 	}
 	if (hit)
 		return 0;
-	rc = counter_get(t, CNT_DIR_MOVES, gen);
+	rc = meta_counter_get(t, CNT_DIR_MOVES, gen);
 	if (rc == 0 && ver != 0) {
 		pthread_mutex_lock(&u->gen_lock);
 		u->gen_ver = ver;
@@ -211,13 +211,13 @@ meta_getattr_under(struct meta *m, uint64_t root, uint64_t ino,
 	struct mtxn t;
 	int rc;
 
-	rc = txn_begin(m, &t, true);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
-	rc = inode_get(&t, ino, &in);
+	rc = meta_inode_get(&t, ino, &in);
 	if (rc == 0 && ino != root && root != META_ROOT_INO)
 		rc = inode_under(&t, root, &in);
 	if (rc == 0)
 		*out = in.a;
-	return txn_end(&t, rc);
+	return meta_txn_end(&t, rc);
 }

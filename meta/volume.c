@@ -193,7 +193,7 @@ volume_range_delete(struct meta *m, void (*progress)(void *arg,
 	rc = meta_kv_begin(m->kv, false, &t);
 	if (rc)
 		return rc;
-	key_registry(&k, (const char *)m->pfx);
+	meta_key_registry(&k, (const char *)m->pfx);
 	rc = meta_kv_del(t, k.b, k.len);
 	if (rc) {
 		meta_kv_abort(t);
@@ -219,25 +219,25 @@ format_write(struct meta *m, const struct meta_settings *s)
 	size_t n;
 	int rc;
 
-	rc = txn_begin(m, &t, false);
+	rc = meta_txn_begin(m, &t, false);
 	if (rc)
 		return rc;
-	key_registry(&k, s->name);
+	meta_key_registry(&k, s->name);
 	rc = meta_kv_put(t.kv, k.b, k.len, "", 0);
-	n = settings_encode(s, buf, sizeof(buf));
-	key_setting(m, &k);
+	n = meta_settings_encode(s, buf, sizeof(buf));
+	meta_key_setting(m, &k);
 	if (rc == 0)
 		rc = n ? meta_kv_put(t.kv, k.b, k.len, buf, n) : -EINVAL;
 	if (rc == 0)
-		rc = counter_set(&t, CNT_NEXT_INO, META_ROOT_INO + 1);
+		rc = meta_counter_set(&t, CNT_NEXT_INO, META_ROOT_INO + 1);
 	if (rc == 0)
-		rc = counter_set(&t, CNT_NEXT_SLICE, 1);
+		rc = meta_counter_set(&t, CNT_NEXT_SLICE, 1);
 	if (rc == 0)
-		rc = counter_set(&t, CNT_USED_BYTES, 0);
+		rc = meta_counter_set(&t, CNT_USED_BYTES, 0);
 	if (rc == 0)
-		rc = counter_set(&t, CNT_USED_INODES, 1);
+		rc = meta_counter_set(&t, CNT_USED_INODES, 1);
 	if (rc == 0)
-		rc = counter_set(&t, CNT_PENDING, 0);
+		rc = meta_counter_set(&t, CNT_PENDING, 0);
 	memset(&root, 0, sizeof(root));
 	root.a.ino = META_ROOT_INO;
 	root.a.gen = (uint32_t)tl_random_u64() | 1;
@@ -248,8 +248,8 @@ format_write(struct meta *m, const struct meta_settings *s)
 	root.a.parent = META_ROOT_INO;
 	root.next_cookie = 3;
 	if (rc == 0)
-		rc = inode_put(&t, &root);
-	return txn_end(&t, rc);
+		rc = meta_inode_put(&t, &root);
+	return meta_txn_end(&t, rc);
 }
 
 static int
@@ -315,7 +315,7 @@ meta_format(const char *url, const struct meta_format_opts *o, char **err)
 	rc = meta_kv_begin(m.kv, true, &t);
 	if (rc)
 		goto out;
-	key_registry(&k, o->name);
+	meta_key_registry(&k, o->name);
 	rc = meta_kv_get(t, k.b, k.len, &v, &vlen);
 	meta_kv_abort(t);
 	if (rc == 0 && !o->force) {
@@ -418,13 +418,13 @@ open_settings(struct meta *m, const char *volname, char **err)
 	}
 	if (rc == 0) {
 		meta_init_prefix(m, volname);
-		key_setting(m, &k);
+		meta_key_setting(m, &k);
 		rc = meta_kv_get(t, k.b, k.len, &v, &vlen);
 		if (rc == -ENOENT)
 			set_err(err, "no volume '%s' in %s", volname,
 				m->kv->url);
 		else if (rc == 0)
-			rc = settings_decode(v, vlen, &m->set);
+			rc = meta_settings_decode(v, vlen, &m->set);
 		if (rc == -EIO)
 			set_err(err, "volume '%s': unreadable settings%s",
 				volname, "");
@@ -468,7 +468,7 @@ meta_open_flags(const char *url, const char *volname, unsigned flags,
 				       (uint64_t)m->set.trash_days * 86400 :
 				       COMPACT_GRACE_S) * 1000000000ULL;
 	pthread_mutex_init(&m->lock, NULL);
-	m->under = under_new();
+	m->under = meta_under_new();
 	*out = m;
 out:
 	if (rc) {
@@ -487,7 +487,7 @@ meta_close(struct meta *m)
 		return;
 	meta_kv_close(m->kv);
 	pthread_mutex_destroy(&m->lock);
-	under_free(m->under);
+	meta_under_free(m->under);
 	free(m);
 }
 
@@ -510,17 +510,17 @@ meta_usage(struct meta *m, struct meta_usage *u)
 	int rc;
 
 	memset(u, 0, sizeof(*u));
-	rc = txn_begin(m, &t, true);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
-	rc = counter_get(&t, CNT_USED_BYTES, &u->used_bytes);
+	rc = meta_counter_get(&t, CNT_USED_BYTES, &u->used_bytes);
 	if (rc == 0)
-		rc = counter_get(&t, CNT_USED_INODES, &u->used_inodes);
+		rc = meta_counter_get(&t, CNT_USED_INODES, &u->used_inodes);
 	if (rc == 0)
-		rc = counter_get(&t, CNT_PENDING, &u->pending_delete);
+		rc = meta_counter_get(&t, CNT_PENDING, &u->pending_delete);
 	u->capacity = m->set.capacity;
 	u->max_inodes = m->set.max_inodes;
-	return txn_end(&t, rc);
+	return meta_txn_end(&t, rc);
 }
 
 /* Reserve META_BATCH ids of counter name in a transaction of its own, so
@@ -535,14 +535,14 @@ alloc_batch(struct meta *m, const char *name, uint64_t *next, uint64_t *end)
 	int rc, tries = 0;
 
 	do {
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
-		rc = counter_get(&t, name, &v);
+		rc = meta_counter_get(&t, name, &v);
 		if (rc == 0)
-			rc = counter_set(&t, name, v + META_BATCH);
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+			rc = meta_counter_set(&t, name, v + META_BATCH);
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	if (rc == 0) {
 		*next = v;
 		*end = v + META_BATCH;
@@ -566,7 +566,7 @@ alloc_id(struct meta *m, const char *name, uint64_t *next, uint64_t *end,
 }
 
 int
-alloc_ino(struct meta *m, uint64_t *ino)
+meta_alloc_ino(struct meta *m, uint64_t *ino)
 {
 	return alloc_id(m, CNT_NEXT_INO, &m->ino_next, &m->ino_end, ino);
 }

@@ -89,11 +89,11 @@ set_nlink(struct meta *m, uint64_t ino, uint32_t nlink)
 	struct inode in;
 	struct mtxn t;
 
-	CHECK_FATAL(txn_begin(m, &t, false) == 0, "txn");
-	CHECK(inode_get(&t, ino, &in) == 0, "inode get");
+	CHECK_FATAL(meta_txn_begin(m, &t, false) == 0, "txn");
+	CHECK(meta_inode_get(&t, ino, &in) == 0, "inode get");
 	in.a.nlink = nlink;
-	CHECK(inode_put(&t, &in) == 0, "inode put");
-	CHECK(txn_end(&t, 0) == 0, "txn end");
+	CHECK(meta_inode_put(&t, &in) == 0, "inode put");
+	CHECK(meta_txn_end(&t, 0) == 0, "txn end");
 }
 
 static uint64_t
@@ -150,16 +150,16 @@ main(void)
 		uint64_t cookie;
 		struct mtxn t;
 
-		CHECK_FATAL(txn_begin(m, &t, true) == 0, "txn");
-		CHECK(dentry_get(&t, d2, "b", 1, NULL, &ino, &cookie) == 0,
+		CHECK_FATAL(meta_txn_begin(m, &t, true) == 0, "txn");
+		CHECK(meta_dentry_get(&t, d2, "b", 1, NULL, &ino, &cookie) == 0,
 		      "dentry");
-		txn_end(&t, 0);
-		key_order(m, &k, d2, cookie);
+		meta_txn_end(&t, 0);
+		meta_key_order(m, &k, d2, cookie);
 		kv_del(m, &k);
 		expect(m, BIT(META_FSCK_INDEX), "index entry missing");
 		repair(m, 0, "index entry missing");
 		/* and a stale one */
-		key_order(m, &k, d2, 999);
+		meta_key_order(m, &k, d2, 999);
 		kv_put(m, &k, "\0\0\0\0\0\0\0\7\1x", 10);
 		expect(m, BIT(META_FSCK_INDEX), "stale index entry");
 		repair(m, 0, "stale index entry");
@@ -171,7 +171,7 @@ main(void)
 
 		tl_put_be64(dv + 1, 424242);
 		tl_put_be64(dv + 9, 3000);
-		key_dentry(m, &k, d1, "ghost", 5);
+		meta_key_dentry(m, &k, d1, "ghost", 5);
 		kv_put(m, &k, dv, 17);
 		expect(m, BIT(META_FSCK_DANGLING), "dangling entry");
 		repair(m, 0, "dangling entry");
@@ -181,7 +181,7 @@ main(void)
 		dv[0] = META_DIR;
 		tl_put_be64(dv + 1, c);
 		tl_put_be64(dv + 9, 3);
-		key_dentry(m, &k, 1, "c", 1);
+		meta_key_dentry(m, &k, 1, "c", 1);
 		kv_put(m, &k, dv, 17);
 		expect(m, BIT(META_FSCK_TYPE) | BIT(META_FSCK_INDEX),
 		       "entry type differs");
@@ -189,15 +189,15 @@ main(void)
 	}
 
 	/* usage and volume counters */
-	key_usage(m, &k, d1);
+	meta_key_usage(m, &k, d1);
 	memset(v, 0, 16);
 	v[7] = 1;
 	kv_put(m, &k, v, 16);
 	expect(m, BIT(META_FSCK_USAGE), "directory usage");
 	repair(m, 0, "directory usage");
-	key_counter(m, &k, CNT_USED_BYTES);
+	meta_key_counter(m, &k, CNT_USED_BYTES);
 	kv_put(m, &k, "\0\0\0\0\0\0\0\1", 8);
-	key_counter(m, &k, CNT_USED_INODES);
+	meta_key_counter(m, &k, CNT_USED_INODES);
 	kv_put(m, &k, "\0\0\0\0\0\0\1\0", 8);
 	expect(m, BIT(META_FSCK_COUNTERS), "volume counters");
 	repair(m, 0, "volume counters");
@@ -207,11 +207,11 @@ main(void)
 	CHECK_FATAL(meta_read_chunk(m, c, 0, 0, META_CHUNK_SIZE, &sl, &n) ==
 				    0 && n == 1,
 		    "chunk of c");
-	key_slice(m, &k, 'K', sl[0].id, sl[0].size);
+	meta_key_slice(m, &k, 'K', sl[0].id, sl[0].size);
 	kv_put(m, &k, "\0\0\0\0\0\0\0\5", 8);
 	expect(m, BIT(META_FSCK_REFCOUNT), "refcount");
 	repair(m, 0, "refcount");
-	key_slice(m, &k, 'R', sl[0].id, sl[0].size);
+	meta_key_slice(m, &k, 'R', sl[0].id, sl[0].size);
 	kv_put(m, &k, "", 0);
 	expect(m, BIT(META_FSCK_PENDING) | BIT(META_FSCK_COUNTERS),
 	       "live slice queued for deletion");
@@ -222,7 +222,7 @@ main(void)
 	free(sl);
 
 	/* an inode record lost: its entries dangle, its data leaks */
-	key_ino(m, &k, b, 'I');
+	meta_key_ino(m, &k, b, 'I');
 	kv_del(m, &k);
 	expect(m, BIT(META_FSCK_DANGLING) | BIT(META_FSCK_USAGE) | BIT(META_FSCK_COUNTERS) |
 			  BIT(META_FSCK_LEAK),
@@ -234,7 +234,7 @@ main(void)
 		      ino == a, "other entries intact");
 
 	/* an orphan directory: not repairable */
-	key_dentry(m, &k, d1, "d2", 2);
+	meta_key_dentry(m, &k, d1, "d2", 2);
 	kv_del(m, &k);
 	{
 		struct meta_fsck_report r = fsck(m, false);

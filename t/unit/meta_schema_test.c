@@ -123,13 +123,15 @@ test_codecs(void)
 	in.next_cookie = 99;
 	in.has_verf = true;
 	memcpy(in.verf, "12345678", 8);
-	inode_encode(&in, buf);
-	CHECK_EQ(inode_decode(buf, sizeof(buf), 42, &out), 0, "inode decode");
+	meta_inode_encode(&in, buf);
+	CHECK_EQ(meta_inode_decode(buf, sizeof(buf), 42, &out), 0,
+		 "inode decode");
 	CHECK(memcmp(&in.a, &out.a, sizeof(in.a)) == 0 &&
 		      out.next_cookie == 99 && out.has_verf &&
 		      memcmp(out.verf, "12345678", 8) == 0,
 	      "inode round trip");
-	CHECK_EQ(inode_decode(buf, 10, 42, &out), -EIO, "short inode -> EIO");
+	CHECK_EQ(meta_inode_decode(buf, 10, 42, &out), -EIO,
+		 "short inode -> EIO");
 	CHECK(buf[18] == 0x00 && buf[20] == 0x01, "size is big-endian");
 
 	memset(&s, 0, sizeof(s));
@@ -142,14 +144,15 @@ test_codecs(void)
 	s.ctime_ns = 77;
 	s.uuid[0] = 9;
 	s.secret[31] = 8;
-	n = settings_encode(&s, sb, sizeof(sb));
+	n = meta_settings_encode(&s, sb, sizeof(sb));
 	CHECK(n > 0, "settings encode");
-	CHECK_EQ(settings_decode(sb, n, &s2), 0, "settings decode");
+	CHECK_EQ(meta_settings_decode(sb, n, &s2), 0, "settings decode");
 	CHECK(memcmp(&s, &s2, sizeof(s)) == 0, "settings round trip");
-	CHECK_EQ(settings_decode(sb, n - 3, &s2), -EIO, "truncated -> EIO");
+	CHECK_EQ(meta_settings_decode(sb, n - 3, &s2), -EIO,
+		 "truncated -> EIO");
 
-	slice_encode(&sl, rec);
-	slice_decode(rec, &sl2);
+	meta_slice_encode(&sl, rec);
+	meta_slice_decode(rec, &sl2);
 	CHECK(memcmp(&sl, &sl2, sizeof(sl)) == 0, "slice round trip");
 }
 
@@ -162,17 +165,17 @@ test_keys(void)
 	memset(&m, 0, sizeof(m));
 	memcpy(m.pfx, "v", 2);
 	m.pfxlen = 2;
-	key_order(&m, &a, 5, 255);
-	key_order(&m, &b, 5, 256);
+	meta_key_order(&m, &a, 5, 255);
+	meta_key_order(&m, &b, 5, 256);
 	CHECK(memcmp(a.b, b.b, a.len) < 0, "cookies sort numerically");
-	key_ino(&m, &a, 255, 'I');
-	key_ino(&m, &b, 256, 'D');
+	meta_key_ino(&m, &a, 255, 'I');
+	meta_key_ino(&m, &b, 256, 'D');
 	CHECK(memcmp(a.b, b.b, a.len) < 0, "inodes sort numerically");
-	key_ino(&m, &a, 5, 'O');
+	meta_key_ino(&m, &a, 5, 'O');
 	CHECK(a.len == 2 + 1 + 8 + 1 && a.b[0] == 'v' && a.b[1] == 0 &&
 		      a.b[2] == 'A',
 	      "key is volume name, NUL, tag");
-	key_registry(&a, "v");
+	meta_key_registry(&a, "v");
 	CHECK(a.b[0] == 0 && a.b[1] == 'V', "registry outside volumes");
 }
 

@@ -121,10 +121,10 @@ inodes_of(uint64_t d)
 	struct mtxn t;
 	uint64_t b = 0, i = 0;
 
-	CHECK_FATAL(txn_begin(m, &t, true) == 0, "txn");
-	CHECK(usage_get(&t, d, &b, &i) == 0, "usage of %llu",
+	CHECK_FATAL(meta_txn_begin(m, &t, true) == 0, "txn");
+	CHECK(meta_usage_get(&t, d, &b, &i) == 0, "usage of %llu",
 	      (unsigned long long)d);
-	txn_end(&t, 0);
+	meta_txn_end(&t, 0);
 	return i;
 }
 
@@ -266,13 +266,14 @@ test_legacy(void)
 	e = dir(1, "old2");
 	f = file(d, "f");
 	ln(f, e, "f");
-	CHECK_FATAL(txn_begin(m, &t, false) == 0, "txn");
-	CHECK(links_clear(&t, f) == 0, "drop its link records");
-	CHECK(inode_get(&t, f, &in) == 0, "inode");
+	CHECK_FATAL(meta_txn_begin(m, &t, false) == 0, "txn");
+	CHECK(meta_links_clear(&t, f) == 0, "drop its link records");
+	CHECK(meta_inode_get(&t, f, &in) == 0, "inode");
 	in.a.parent = 0;
-	CHECK(inode_put(&t, &in) == 0, "parent 0");
-	CHECK(usage_add(&t, e, 0, -1) == 0, "usage as older volumes kept it");
-	CHECK(txn_end(&t, 0) == 0, "commit");
+	CHECK(meta_inode_put(&t, &in) == 0, "parent 0");
+	CHECK(meta_usage_add(&t, e, 0, -1) == 0,
+	      "usage as older volumes kept it");
+	CHECK(meta_txn_end(&t, 0) == 0, "commit");
 	CHECK_EQ(under(d, f), 0, "a file of unknown parent lies under no "
 		 "export");
 	r = fsck(false);
@@ -287,7 +288,7 @@ test_legacy(void)
 
 	/* A stray record of a file of one link. */
 	f = file(d, "g");
-	key_link(m, &k, f, e);
+	meta_key_link(m, &k, f, e);
 	{
 		struct meta_kv_txn *kt;
 
@@ -340,22 +341,23 @@ test_fsck_moves_dir(void)
 	c = dir(a, "c");
 	CHECK_EQ(under(a, c), 1, "c under fa (cached)");
 	/* Corrupt: c's dentry moves to fb, its parent stays fa. */
-	CHECK_FATAL(txn_begin(m, &t, false) == 0, "txn");
-	CHECK(inode_get(&t, b, &in) == 0, "fb");
-	CHECK(dentry_add(&t, &in, "c", 1, META_DIR, c) == 0, "dentry in fb");
-	CHECK(inode_put(&t, &in) == 0, "put fb");
-	CHECK(txn_end(&t, 0) == 0, "commit");
+	CHECK_FATAL(meta_txn_begin(m, &t, false) == 0, "txn");
+	CHECK(meta_inode_get(&t, b, &in) == 0, "fb");
+	CHECK(meta_dentry_add(&t, &in, "c", 1, META_DIR, c) == 0,
+	      "dentry in fb");
+	CHECK(meta_inode_put(&t, &in) == 0, "put fb");
+	CHECK(meta_txn_end(&t, 0) == 0, "commit");
 	CHECK(meta_unlink(m, &root_cred, a, "c", NULL, NULL) == -EISDIR,
 	      "(c is a directory)");
-	CHECK_FATAL(txn_begin(m, &t, false) == 0, "txn");
+	CHECK_FATAL(meta_txn_begin(m, &t, false) == 0, "txn");
 	{
 		uint64_t ino, cookie;
 
-		CHECK(dentry_get(&t, a, "c", 1, NULL, &ino, &cookie) == 0,
+		CHECK(meta_dentry_get(&t, a, "c", 1, NULL, &ino, &cookie) == 0,
 		      "dentry in fa");
-		CHECK(dentry_del(&t, a, "c", 1, cookie) == 0, "del in fa");
+		CHECK(meta_dentry_del(&t, a, "c", 1, cookie) == 0, "del in fa");
 	}
-	CHECK(txn_end(&t, 0) == 0, "commit");
+	CHECK(meta_txn_end(&t, 0) == 0, "commit");
 	fsck(true);
 	CHECK_EQ(attr(c).parent, b, "fsck gave c its parent fb");
 	CHECK_EQ(under(a, c), 0, "and the cache no longer says c lies under "
