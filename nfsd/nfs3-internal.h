@@ -20,32 +20,33 @@
 /* ---- attributes (nfs3.c) ------------------------------------------------- */
 
 /* meta's file type (enum meta_type) as ftype3, and back (0: none). */
-ftype3 nfs3_ftype(uint8_t type);
-uint8_t nfs3_meta_type(ftype3 type);
+ftype3 nfsd_nfs3_ftype(uint8_t type);
+uint8_t nfsd_nfs3_meta_type(ftype3 type);
 
-void nfs3_time(uint64_t ns, nfstime3 *out);
-uint64_t nfs3_time_ns(const nfstime3 *t);
+void nfsd_nfs3_time(uint64_t ns, nfstime3 *out);
+uint64_t nfsd_nfs3_time_ns(const nfstime3 *t);
 
 /* fattr3 of a (which the caller already overlaid with buffered writes). */
-void nfs3_fattr(const struct nfsd_call *c, const struct meta_attr *a,
-		fattr3 *out);
+void nfsd_nfs3_fattr(const struct nfsd_call *c, const struct meta_attr *a,
+		     fattr3 *out);
 /* Overlay buffered writes of a regular file (a is modified). */
-void nfs3_overlay(const struct nfsd_call *c, struct meta_attr *a);
+void nfsd_nfs3_overlay(const struct nfsd_call *c, struct meta_attr *a);
 /* post_op_attr from a copy of a, overlaid. */
-void nfs3_post_from(const struct nfsd_call *c, const struct meta_attr *a,
-		    post_op_attr *out);
+void nfsd_nfs3_post_from(const struct nfsd_call *c, const struct meta_attr *a,
+			 post_op_attr *out);
 /* post_op_attr of ino, fetched now; no attributes if that fails. */
-void nfs3_post_ino(const struct nfsd_call *c, uint64_t ino, post_op_attr *out);
+void nfsd_nfs3_post_ino(const struct nfsd_call *c, uint64_t ino,
+			post_op_attr *out);
 /* wcc_data: pre (may be NULL: no pre-op attributes), post (may be NULL:
  * fetched from ino). */
-void nfs3_wcc(const struct nfsd_call *c, uint64_t ino,
-	      const struct meta_pre_attr *pre, const struct meta_attr *post,
-	      wcc_data *out);
+void nfsd_nfs3_wcc(const struct nfsd_call *c, uint64_t ino,
+		   const struct meta_pre_attr *pre,
+		   const struct meta_attr *post, wcc_data *out);
 /* The pre-op wcc of an inode's current attributes a. */
-void nfs3_wcc_of(const struct meta_attr *a, struct meta_pre_attr *out);
+void nfsd_nfs3_wcc_of(const struct meta_attr *a, struct meta_pre_attr *out);
 
 /* sattr3 -> struct meta_setattr (valid flags); -EINVAL for a bad time. */
-int nfs3_sattr(const sattr3 *in, struct meta_setattr *out);
+int nfsd_nfs3_sattr(const sattr3 *in, struct meta_setattr *out);
 
 /* ---- names from the wire (nfs3.c) ---------------------------------------- */
 
@@ -59,7 +60,7 @@ enum nfs3_nameop {
 };
 
 /* NFS3_OK if name may be used for op; else the status knfsd answers. */
-nfsstat3 nfs3_check_name(const char *name, enum nfs3_nameop op);
+nfsstat3 nfsd_nfs3_check_name(const char *name, enum nfs3_nameop op);
 
 /* Is ino the root of the call's export (where ".." stays)? */
 static inline bool
@@ -71,7 +72,7 @@ nfs3_is_export_root(const struct nfsd_call *c, uint64_t ino)
 /* ---- handlers (nfs3_data.c, nfs3_dir.c, nfs3_readdir.c) ------------------ */
 
 #define NFS3_HANDLER(name)                                                     \
-	void nfs3_##name(struct nfsd_call *c, void *args, void *res)
+	void nfsd_nfs3_##name(struct nfsd_call *c, void *args, void *res)
 
 NFS3_HANDLER(null);
 NFS3_HANDLER(getattr);
@@ -103,13 +104,13 @@ NFS3_HANDLER(commit);
  * XDR_FREE, so a reply of tens of thousands of entries needs constant
  * stack.  The procedure table uses these.
  */
-bool_t nfs3_xdr_readdir_res(XDR *xdrs, READDIR3res *objp);
+bool_t nfsd_nfs3_xdr_readdir_res(XDR *xdrs, READDIR3res *objp);
 /* WRITE3args decoded without copying the data (nfs3_xdr.c). */
-bool_t nfs3_xdr_write_args_inplace(XDR *xdrs, WRITE3args *objp);
-bool_t nfs3_xdr_readdirplus_res(XDR *xdrs, READDIRPLUS3res *objp);
+bool_t nfsd_nfs3_xdr_write_args_inplace(XDR *xdrs, WRITE3args *objp);
+bool_t nfsd_nfs3_xdr_readdirplus_res(XDR *xdrs, READDIRPLUS3res *objp);
 /* Free a whole entry list (names, handles, entries), iteratively. */
-void nfs3_entry3_free_list(entry3 *e);
-void nfs3_entryplus3_free_list(entryplus3 *e);
+void nfsd_nfs3_entry3_free_list(entry3 *e);
+void nfsd_nfs3_entryplus3_free_list(entryplus3 *e);
 
 /* XDR sizes used to fill a reply exactly up to the client's count. */
 #define NFS3_XDR_PAD(n)	   (((size_t)(n) + 3) & ~(size_t)3)

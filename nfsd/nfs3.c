@@ -93,7 +93,7 @@ static const struct {
 };
 
 ftype3
-nfs3_ftype(uint8_t type)
+nfsd_nfs3_ftype(uint8_t type)
 {
 	for (size_t i = 0; i < TL_ARRAY_SIZE(nfs3_types); i++)
 		if (nfs3_types[i].meta == type)
@@ -102,7 +102,7 @@ nfs3_ftype(uint8_t type)
 }
 
 uint8_t
-nfs3_meta_type(ftype3 type)
+nfsd_nfs3_meta_type(ftype3 type)
 {
 	for (size_t i = 0; i < TL_ARRAY_SIZE(nfs3_types); i++)
 		if (nfs3_types[i].nfs == type)
@@ -111,25 +111,26 @@ nfs3_meta_type(ftype3 type)
 }
 
 void
-nfs3_time(uint64_t ns, nfstime3 *out)
+nfsd_nfs3_time(uint64_t ns, nfstime3 *out)
 {
 	out->seconds = (uint32_t)(ns / 1000000000ULL);
 	out->nseconds = (uint32_t)(ns % 1000000000ULL);
 }
 
 uint64_t
-nfs3_time_ns(const nfstime3 *t)
+nfsd_nfs3_time_ns(const nfstime3 *t)
 {
 	return (uint64_t)t->seconds * 1000000000ULL + t->nseconds;
 }
 
 void
-nfs3_fattr(const struct nfsd_call *c, const struct meta_attr *a, fattr3 *out)
+nfsd_nfs3_fattr(const struct nfsd_call *c, const struct meta_attr *a,
+		fattr3 *out)
 {
 	const uint8_t *uuid = c->ctx->vol->uuid;
 
 	memset(out, 0, sizeof(*out));
-	out->type = nfs3_ftype(a->type);
+	out->type = nfsd_nfs3_ftype(a->type);
 	/* fattr3.mode carries no file type bits, only 07777. */
 	out->mode = a->mode & 07777;
 	out->nlink = a->nlink;
@@ -146,31 +147,31 @@ nfs3_fattr(const struct nfsd_call *c, const struct meta_attr *a, fattr3 *out)
 	 * or export it came through. */
 	out->fsid = tl_get_be64(uuid) ^ tl_get_be64(uuid + 8);
 	out->fileid = a->ino;
-	nfs3_time(a->atime_ns, &out->atime);
-	nfs3_time(a->mtime_ns, &out->mtime);
-	nfs3_time(a->ctime_ns, &out->ctime);
+	nfsd_nfs3_time(a->atime_ns, &out->atime);
+	nfsd_nfs3_time(a->mtime_ns, &out->mtime);
+	nfsd_nfs3_time(a->ctime_ns, &out->ctime);
 }
 
 void
-nfs3_overlay(const struct nfsd_call *c, struct meta_attr *a)
+nfsd_nfs3_overlay(const struct nfsd_call *c, struct meta_attr *a)
 {
 	if (a->type == META_REG && c->ctx->cache != NULL)
 		cache_overlay_attr(c->ctx->cache, a);
 }
 
 void
-nfs3_post_from(const struct nfsd_call *c, const struct meta_attr *a,
-	       post_op_attr *out)
+nfsd_nfs3_post_from(const struct nfsd_call *c, const struct meta_attr *a,
+		    post_op_attr *out)
 {
 	struct meta_attr t = *a;
 
-	nfs3_overlay(c, &t);
+	nfsd_nfs3_overlay(c, &t);
 	out->attributes_follow = TRUE;
-	nfs3_fattr(c, &t, &out->post_op_attr_u.attributes);
+	nfsd_nfs3_fattr(c, &t, &out->post_op_attr_u.attributes);
 }
 
 void
-nfs3_post_ino(const struct nfsd_call *c, uint64_t ino, post_op_attr *out)
+nfsd_nfs3_post_ino(const struct nfsd_call *c, uint64_t ino, post_op_attr *out)
 {
 	struct meta_attr a;
 
@@ -178,11 +179,11 @@ nfs3_post_ino(const struct nfsd_call *c, uint64_t ino, post_op_attr *out)
 		out->attributes_follow = FALSE;
 		return;
 	}
-	nfs3_post_from(c, &a, out);
+	nfsd_nfs3_post_from(c, &a, out);
 }
 
 void
-nfs3_wcc_of(const struct meta_attr *a, struct meta_pre_attr *out)
+nfsd_nfs3_wcc_of(const struct meta_attr *a, struct meta_pre_attr *out)
 {
 	out->size = a->size;
 	out->mtime_ns = a->mtime_ns;
@@ -190,27 +191,28 @@ nfs3_wcc_of(const struct meta_attr *a, struct meta_pre_attr *out)
 }
 
 void
-nfs3_wcc(const struct nfsd_call *c, uint64_t ino, const struct meta_pre_attr *pre,
-	 const struct meta_attr *post, wcc_data *out)
+nfsd_nfs3_wcc(const struct nfsd_call *c, uint64_t ino,
+	      const struct meta_pre_attr *pre, const struct meta_attr *post,
+	      wcc_data *out)
 {
 	if (pre != NULL) {
 		wcc_attr *w = &out->before.pre_op_attr_u.attributes;
 
 		out->before.attributes_follow = TRUE;
 		w->size = pre->size;
-		nfs3_time(pre->mtime_ns, &w->mtime);
-		nfs3_time(pre->ctime_ns, &w->ctime);
+		nfsd_nfs3_time(pre->mtime_ns, &w->mtime);
+		nfsd_nfs3_time(pre->ctime_ns, &w->ctime);
 	} else {
 		out->before.attributes_follow = FALSE;
 	}
 	if (post != NULL)
-		nfs3_post_from(c, post, &out->after);
+		nfsd_nfs3_post_from(c, post, &out->after);
 	else
-		nfs3_post_ino(c, ino, &out->after);
+		nfsd_nfs3_post_ino(c, ino, &out->after);
 }
 
 int
-nfs3_sattr(const sattr3 *in, struct meta_setattr *out)
+nfsd_nfs3_sattr(const sattr3 *in, struct meta_setattr *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (in->mode.set_it) {
@@ -239,7 +241,7 @@ nfs3_sattr(const sattr3 *in, struct meta_setattr *out)
 		if (in->atime.set_atime_u.atime.nseconds >= 1000000000u)
 			return -EINVAL;
 		out->valid |= META_SET_ATIME;
-		out->atime_ns = nfs3_time_ns(&in->atime.set_atime_u.atime);
+		out->atime_ns = nfsd_nfs3_time_ns(&in->atime.set_atime_u.atime);
 		break;
 	default:
 		return -EINVAL;
@@ -254,7 +256,7 @@ nfs3_sattr(const sattr3 *in, struct meta_setattr *out)
 		if (in->mtime.set_mtime_u.mtime.nseconds >= 1000000000u)
 			return -EINVAL;
 		out->valid |= META_SET_MTIME;
-		out->mtime_ns = nfs3_time_ns(&in->mtime.set_mtime_u.mtime);
+		out->mtime_ns = nfsd_nfs3_time_ns(&in->mtime.set_mtime_u.mtime);
 		break;
 	default:
 		return -EINVAL;
@@ -276,7 +278,7 @@ nfs3_sattr(const sattr3 *in, struct meta_setattr *out)
  *    (nfsd_unlink), PERM for RENAME (nfsd_rename).
  */
 nfsstat3
-nfs3_check_name(const char *name, enum nfs3_nameop op)
+nfsd_nfs3_check_name(const char *name, enum nfs3_nameop op)
 {
 	size_t len = name != NULL ? strlen(name) : 0;
 
@@ -313,23 +315,23 @@ nfs3_check_name(const char *name, enum nfs3_nameop op)
 /* ---- NULL, GETATTR, SETATTR, ACCESS -------------------------------------- */
 
 void
-nfs3_null(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_null(struct nfsd_call *c, void *args, void *res)
 {
 }
 
 void
-nfs3_getattr(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_getattr(struct nfsd_call *c, void *args, void *res)
 {
 	GETATTR3res *r = res;
 	struct meta_attr a = c->attr;
 
-	nfs3_overlay(c, &a);
+	nfsd_nfs3_overlay(c, &a);
 	r->status = NFS3_OK;
-	nfs3_fattr(c, &a, &r->GETATTR3res_u.resok.obj_attributes);
+	nfsd_nfs3_fattr(c, &a, &r->GETATTR3res_u.resok.obj_attributes);
 }
 
 void
-nfs3_setattr(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_setattr(struct nfsd_call *c, void *args, void *res)
 {
 	SETATTR3args *a = args;
 	SETATTR3res *r = res;
@@ -338,15 +340,15 @@ nfs3_setattr(struct nfsd_call *c, void *args, void *res)
 	struct meta_attr post, cur = c->attr;
 	int err;
 
-	nfs3_overlay(c, &cur);
-	nfs3_wcc_of(&cur, &pre);
-	err = nfs3_sattr(&a->new_attributes, &s);
+	nfsd_nfs3_overlay(c, &cur);
+	nfsd_nfs3_wcc_of(&cur, &pre);
+	err = nfsd_nfs3_sattr(&a->new_attributes, &s);
 	if (err != 0)
 		goto out;
 	if (a->guard.check) {
 		s.valid |= META_SET_GUARD;
 		s.guard_ctime_ns =
-		    nfs3_time_ns(&a->guard.sattrguard3_u.obj_ctime);
+		    nfsd_nfs3_time_ns(&a->guard.sattrguard3_u.obj_ctime);
 	}
 	/* Buffered writes must land before a size change (or they would
 	 * resurrect truncated bytes), before explicit times (or the flush
@@ -366,8 +368,8 @@ nfs3_setattr(struct nfsd_call *c, void *args, void *res)
 out:
 	r->status = nfsd_errno_to_nfs3(err);
 	/* wcc is the same member in resok and resfail. */
-	nfs3_wcc(c, c->ino, &pre, err == 0 ? &post : NULL,
-		 &r->SETATTR3res_u.resok.obj_wcc);
+	nfsd_nfs3_wcc(c, c->ino, &pre, err == 0 ? &post : NULL,
+		      &r->SETATTR3res_u.resok.obj_wcc);
 }
 
 /*
@@ -378,7 +380,7 @@ out:
  * a read-only export never grants a change.
  */
 void
-nfs3_access(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_access(struct nfsd_call *c, void *args, void *res)
 {
 	ACCESS3args *a = args;
 	ACCESS3res *r = res;
@@ -404,7 +406,7 @@ nfs3_access(struct nfsd_call *c, void *args, void *res)
 				   ACCESS3_DELETE);
 	r->status = NFS3_OK;
 	r->ACCESS3res_u.resok.access = got & want;
-	nfs3_post_from(c, &c->attr, &r->ACCESS3res_u.resok.obj_attributes);
+	nfsd_nfs3_post_from(c, &c->attr, &r->ACCESS3res_u.resok.obj_attributes);
 }
 
 /* ---- FSSTAT, FSINFO, PATHCONF -------------------------------------------- */
@@ -416,7 +418,7 @@ nfs3_access(struct nfsd_call *c, void *args, void *res)
 #define NFS3_UNLIMITED_FILES (1ULL << 32)
 
 void
-nfs3_fsstat(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_fsstat(struct nfsd_call *c, void *args, void *res)
 {
 	FSSTAT3res *r = res;
 	FSSTAT3resok *ok = &r->FSSTAT3res_u.resok;
@@ -426,7 +428,7 @@ nfs3_fsstat(struct nfsd_call *c, void *args, void *res)
 	err = meta_usage(c->ctx->meta, &u);
 	r->status = nfsd_errno_to_nfs3(err);
 	/* obj_attributes is the first member in resok and resfail. */
-	nfs3_post_from(c, &c->attr, &ok->obj_attributes);
+	nfsd_nfs3_post_from(c, &c->attr, &ok->obj_attributes);
 	if (err != 0)
 		return;
 	if (u.capacity != 0) {
@@ -453,13 +455,13 @@ nfs3_fsstat(struct nfsd_call *c, void *args, void *res)
 }
 
 void
-nfs3_fsinfo(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_fsinfo(struct nfsd_call *c, void *args, void *res)
 {
 	FSINFO3res *r = res;
 	FSINFO3resok *ok = &r->FSINFO3res_u.resok;
 
 	r->status = NFS3_OK;
-	nfs3_post_from(c, &c->attr, &ok->obj_attributes);
+	nfsd_nfs3_post_from(c, &c->attr, &ok->obj_attributes);
 	ok->rtmax = NFS3_IOMAX;
 	ok->rtpref = NFS3_IOMAX;
 	ok->rtmult = 4096;
@@ -475,13 +477,13 @@ nfs3_fsinfo(struct nfsd_call *c, void *args, void *res)
 }
 
 void
-nfs3_pathconf(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_pathconf(struct nfsd_call *c, void *args, void *res)
 {
 	PATHCONF3res *r = res;
 	PATHCONF3resok *ok = &r->PATHCONF3res_u.resok;
 
 	r->status = NFS3_OK;
-	nfs3_post_from(c, &c->attr, &ok->obj_attributes);
+	nfsd_nfs3_post_from(c, &c->attr, &ok->obj_attributes);
 	ok->linkmax = NFS3_LINK_MAX;
 	ok->name_max = META_NAME_MAX;
 	ok->no_trunc = TRUE;
@@ -505,7 +507,7 @@ nfs3_xdr_void(XDR *xdrs, void *p)
 		 .args_size = sizeof(argt),                                    \
 		 .xdr_res = (xdrproc_t)(xres),                                 \
 		 .res_size = sizeof(rest),                                     \
-		 .handler = nfs3_##fn,                                         \
+		 .handler = nfsd_nfs3_##fn,                                    \
 		 .flags = (fl)}
 
 #define FH     NFSD_PF_FH
@@ -518,7 +520,7 @@ const struct nfsd_proc nfsd_nfs3_procs[] = {
 		       .args_size = 0,
 		       .xdr_res = (xdrproc_t)nfs3_xdr_void,
 		       .res_size = 0,
-		       .handler = nfs3_null,
+		       .handler = nfsd_nfs3_null,
 		       .flags = 0},
     P(NFSPROC3_GETATTR, "GETATTR", getattr, GETATTR3args, GETATTR3res,
       xdr_GETATTR3res, FH),
@@ -532,11 +534,11 @@ const struct nfsd_proc nfsd_nfs3_procs[] = {
       xdr_READLINK3res, FH),
     P(NFSPROC3_READ, "READ", read, READ3args, READ3res, xdr_READ3res, FH),
     [NFSPROC3_WRITE] = {.name = "WRITE",
-			.xdr_args = (xdrproc_t)nfs3_xdr_write_args_inplace,
+			.xdr_args = (xdrproc_t)nfsd_nfs3_xdr_write_args_inplace,
 			.args_size = sizeof(WRITE3args),
 			.xdr_res = (xdrproc_t)xdr_WRITE3res,
 			.res_size = sizeof(WRITE3res),
-			.handler = nfs3_write,
+			.handler = nfsd_nfs3_write,
 			.flags = MOD},
     P(NFSPROC3_CREATE, "CREATE", create, CREATE3args, CREATE3res,
       xdr_CREATE3res, MODDRC),
@@ -554,9 +556,9 @@ const struct nfsd_proc nfsd_nfs3_procs[] = {
       xdr_RENAME3res, MODDRC),
     P(NFSPROC3_LINK, "LINK", link, LINK3args, LINK3res, xdr_LINK3res, MODDRC),
     P(NFSPROC3_READDIR, "READDIR", readdir, READDIR3args, READDIR3res,
-      nfs3_xdr_readdir_res, FH),
+      nfsd_nfs3_xdr_readdir_res, FH),
     P(NFSPROC3_READDIRPLUS, "READDIRPLUS", readdirplus, READDIRPLUS3args,
-      READDIRPLUS3res, nfs3_xdr_readdirplus_res, FH),
+      READDIRPLUS3res, nfsd_nfs3_xdr_readdirplus_res, FH),
     P(NFSPROC3_FSSTAT, "FSSTAT", fsstat, FSSTAT3args, FSSTAT3res,
       xdr_FSSTAT3res, FH),
     P(NFSPROC3_FSINFO, "FSINFO", fsinfo, FSINFO3args, FSINFO3res,

@@ -21,7 +21,7 @@
 #include "nfsd/nfs3-internal.h"
 
 void
-nfs3_readlink(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_readlink(struct nfsd_call *c, void *args, void *res)
 {
 	READLINK3res *r = res;
 	char *target = NULL;
@@ -34,8 +34,8 @@ nfs3_readlink(struct nfsd_call *c, void *args, void *res)
 	err = meta_readlink(c->ctx->meta, c->ino, &target);
 out:
 	r->status = nfsd_errno_to_nfs3(err);
-	nfs3_post_from(c, &c->attr,
-		       &r->READLINK3res_u.resok.symlink_attributes);
+	nfsd_nfs3_post_from(c, &c->attr,
+			    &r->READLINK3res_u.resok.symlink_attributes);
 	if (err == 0) {
 		/* The result is xdr_freed with free(); hand it over. */
 		r->READLINK3res_u.resok.data = tl_strdup(target);
@@ -70,7 +70,7 @@ nfs3_may_io(const struct nfsd_call *c, bool write)
 }
 
 void
-nfs3_read(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_read(struct nfsd_call *c, void *args, void *res)
 {
 	READ3args *a = args;
 	READ3res *r = res;
@@ -82,7 +82,7 @@ nfs3_read(struct nfsd_call *c, void *args, void *res)
 	bool eof = true;
 	int err;
 
-	nfs3_overlay(c, &attr);
+	nfsd_nfs3_overlay(c, &attr);
 	err = nfs3_check_reg(&attr);
 	if (err != 0)
 		goto out;
@@ -110,7 +110,7 @@ nfs3_read(struct nfsd_call *c, void *args, void *res)
 out:
 	r->status = nfsd_errno_to_nfs3(err);
 	/* file_attributes is the first member of resok and resfail. */
-	nfs3_post_from(c, &attr, &ok->file_attributes);
+	nfsd_nfs3_post_from(c, &attr, &ok->file_attributes);
 	if (err != 0) {
 		free(buf);
 		return;
@@ -127,7 +127,7 @@ out:
 }
 
 void
-nfs3_write(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_write(struct nfsd_call *c, void *args, void *res)
 {
 	WRITE3args *a = args;
 	WRITE3res *r = res;
@@ -138,8 +138,8 @@ nfs3_write(struct nfsd_call *c, void *args, void *res)
 	bool stable = a->stable != UNSTABLE;
 	int err;
 
-	nfs3_overlay(c, &pre);
-	nfs3_wcc_of(&pre, &w);
+	nfsd_nfs3_overlay(c, &pre);
+	nfsd_nfs3_wcc_of(&pre, &w);
 	/* The client's count, but never more than sent or than wtmax. */
 	count = TL_MIN(a->count, a->data.data_len);
 	count = TL_MIN(count, NFS3_IOMAX);
@@ -173,7 +173,7 @@ nfs3_write(struct nfsd_call *c, void *args, void *res)
 out:
 	r->status = nfsd_errno_to_nfs3(err);
 	/* file_wcc is the first member of resok and resfail. */
-	nfs3_wcc(c, c->ino, &w, NULL, &ok->file_wcc);
+	nfsd_nfs3_wcc(c, c->ino, &w, NULL, &ok->file_wcc);
 	if (err != 0)
 		return;
 	ok->count = (count3)count;
@@ -189,7 +189,7 @@ out:
  * it is still writing.
  */
 void
-nfs3_commit(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_commit(struct nfsd_call *c, void *args, void *res)
 {
 	COMMIT3res *r = res;
 	COMMIT3resok *ok = &r->COMMIT3res_u.resok;
@@ -197,13 +197,13 @@ nfs3_commit(struct nfsd_call *c, void *args, void *res)
 	struct meta_pre_attr w;
 	int err;
 
-	nfs3_overlay(c, &pre);
-	nfs3_wcc_of(&pre, &w);
+	nfsd_nfs3_overlay(c, &pre);
+	nfsd_nfs3_wcc_of(&pre, &w);
 	err = nfs3_check_reg(&pre);
 	if (err == 0)
 		err = cache_flush(c->ctx->cache, c->ino);
 	r->status = nfsd_errno_to_nfs3(err);
-	nfs3_wcc(c, c->ino, &w, NULL, &ok->file_wcc);
+	nfsd_nfs3_wcc(c, c->ino, &w, NULL, &ok->file_wcc);
 	if (err == 0)
 		memcpy(ok->verf, c->ctx->write_verf, NFS3_WRITEVERFSIZE);
 }

@@ -3,7 +3,7 @@
  * CREATE, MKDIR, SYMLINK, MKNOD, REMOVE, RMDIR, RENAME, LINK (RFC 1813
  * sections 3.3.3 and 3.3.8-3.3.15).
  *
- * Names are checked first with the rules knfsd applies (nfs3_check_name);
+ * Names are checked first with the rules knfsd applies (nfsd_nfs3_check_name);
  * meta checks permissions inside its transaction.  New objects belong to
  * the caller; sattr3 fields that meta_create does not take (owner, size,
  * times) are applied afterwards with meta_setattr, under meta's rules
@@ -20,8 +20,8 @@ nfs3_dir_wcc_fail(struct nfsd_call *c, wcc_data *out)
 {
 	struct meta_pre_attr pre;
 
-	nfs3_wcc_of(&c->attr, &pre);
-	nfs3_wcc(c, c->ino, &pre, NULL, out);
+	nfsd_nfs3_wcc_of(&c->attr, &pre);
+	nfsd_nfs3_wcc(c, c->ino, &pre, NULL, out);
 }
 
 /* The file's data may be dropped from the cache when ino lost its last
@@ -54,7 +54,7 @@ nfs3_peek(struct nfsd_call *c, uint64_t dir, const char *name)
 /* ---- LOOKUP -------------------------------------------------------------- */
 
 void
-nfs3_lookup(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_lookup(struct nfsd_call *c, void *args, void *res)
 {
 	LOOKUP3args *a = args;
 	LOOKUP3res *r = res;
@@ -64,7 +64,7 @@ nfs3_lookup(struct nfsd_call *c, void *args, void *res)
 	uint64_t ino;
 	int err;
 
-	r->status = nfs3_check_name(name, NFS3_NAME_LOOKUP);
+	r->status = nfsd_nfs3_check_name(name, NFS3_NAME_LOOKUP);
 	if (r->status != NFS3_OK)
 		goto fail;
 	/* A client never climbs out of its export: ".." of the export root
@@ -80,11 +80,12 @@ nfs3_lookup(struct nfsd_call *c, void *args, void *res)
 	if (err != 0)
 		goto fail;
 	nfsd_fh_make(c, ino, attr.gen, &ok->object);
-	nfs3_post_from(c, &attr, &ok->obj_attributes);
-	nfs3_post_from(c, &c->attr, &ok->dir_attributes);
+	nfsd_nfs3_post_from(c, &attr, &ok->obj_attributes);
+	nfsd_nfs3_post_from(c, &c->attr, &ok->dir_attributes);
 	return;
 fail:
-	nfs3_post_from(c, &c->attr, &r->LOOKUP3res_u.resfail.dir_attributes);
+	nfsd_nfs3_post_from(c, &c->attr,
+			    &r->LOOKUP3res_u.resfail.dir_attributes);
 }
 
 /* ---- creating: CREATE, MKDIR, SYMLINK, MKNOD ----------------------------- */
@@ -143,7 +144,7 @@ nfs3_make(struct nfsd_call *c, const char *name, enum nfs3_nameop op,
 	bool existed = false;
 	int err;
 
-	*out->status = nfs3_check_name(name, op);
+	*out->status = nfsd_nfs3_check_name(name, op);
 	if (*out->status != NFS3_OK)
 		goto fail;
 	if (s == NULL)
@@ -159,8 +160,8 @@ nfs3_make(struct nfsd_call *c, const char *name, enum nfs3_nameop op,
 		goto fail;
 	out->obj->handle_follows = TRUE;
 	nfsd_fh_make(c, ino, attr.gen, &out->obj->post_op_fh3_u.handle);
-	nfs3_post_from(c, &attr, out->obj_attributes);
-	nfs3_wcc(c, c->ino, &dpre, &dpost, out->dir_wcc);
+	nfsd_nfs3_post_from(c, &attr, out->obj_attributes);
+	nfsd_nfs3_wcc(c, c->ino, &dpre, &dpost, out->dir_wcc);
 	return;
 fail:
 	nfs3_dir_wcc_fail(c, out->fail_wcc);
@@ -185,14 +186,14 @@ static int
 nfs3_sattr_mode(const sattr3 *in, uint32_t dflt, struct meta_setattr *s,
 		struct meta_new *n)
 {
-	int err = nfs3_sattr(in, s);
+	int err = nfsd_nfs3_sattr(in, s);
 
 	n->mode = (s->valid & META_SET_MODE) ? s->mode : dflt;
 	return err;
 }
 
 void
-nfs3_create(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_create(struct nfsd_call *c, void *args, void *res)
 {
 	CREATE3args *a = args;
 	CREATE3res *r = res;
@@ -228,7 +229,7 @@ nfs3_create(struct nfsd_call *c, void *args, void *res)
 }
 
 void
-nfs3_mkdir(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_mkdir(struct nfsd_call *c, void *args, void *res)
 {
 	MKDIR3args *a = args;
 	MKDIR3res *r = res;
@@ -247,7 +248,7 @@ nfs3_mkdir(struct nfsd_call *c, void *args, void *res)
 }
 
 void
-nfs3_symlink(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_symlink(struct nfsd_call *c, void *args, void *res)
 {
 	SYMLINK3args *a = args;
 	SYMLINK3res *r = res;
@@ -274,13 +275,13 @@ nfs3_symlink(struct nfsd_call *c, void *args, void *res)
 }
 
 void
-nfs3_mknod(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_mknod(struct nfsd_call *c, void *args, void *res)
 {
 	MKNOD3args *a = args;
 	MKNOD3res *r = res;
 	struct nfs3_made out = NFS3_MADE(r, MKNOD3res_u);
 	mknoddata3 *w = &a->what;
-	struct meta_new n = {.type = nfs3_meta_type(w->type),
+	struct meta_new n = {.type = nfsd_nfs3_meta_type(w->type),
 			     .how = META_GUARDED};
 	struct meta_setattr s;
 	int err;
@@ -320,7 +321,7 @@ nfs3_mknod(struct nfsd_call *c, void *args, void *res)
 /* ---- removing: REMOVE, RMDIR --------------------------------------------- */
 
 void
-nfs3_remove(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_remove(struct nfsd_call *c, void *args, void *res)
 {
 	REMOVE3args *a = args;
 	REMOVE3res *r = res;
@@ -330,7 +331,7 @@ nfs3_remove(struct nfsd_call *c, void *args, void *res)
 	uint64_t victim;
 	int err;
 
-	r->status = nfs3_check_name(name, NFS3_NAME_REMOVE);
+	r->status = nfsd_nfs3_check_name(name, NFS3_NAME_REMOVE);
 	if (r->status != NFS3_OK)
 		goto fail;
 	victim = nfs3_peek(c, c->ino, name);
@@ -339,14 +340,14 @@ nfs3_remove(struct nfsd_call *c, void *args, void *res)
 	if (err != 0)
 		goto fail;
 	nfs3_forget_if_gone(c, victim);
-	nfs3_wcc(c, c->ino, &dpre, &dpost, &r->REMOVE3res_u.resok.dir_wcc);
+	nfsd_nfs3_wcc(c, c->ino, &dpre, &dpost, &r->REMOVE3res_u.resok.dir_wcc);
 	return;
 fail:
 	nfs3_dir_wcc_fail(c, &r->REMOVE3res_u.resfail.dir_wcc);
 }
 
 void
-nfs3_rmdir(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_rmdir(struct nfsd_call *c, void *args, void *res)
 {
 	RMDIR3args *a = args;
 	RMDIR3res *r = res;
@@ -355,14 +356,14 @@ nfs3_rmdir(struct nfsd_call *c, void *args, void *res)
 	struct meta_pre_attr dpre;
 	int err;
 
-	r->status = nfs3_check_name(name, NFS3_NAME_REMOVE);
+	r->status = nfsd_nfs3_check_name(name, NFS3_NAME_REMOVE);
 	if (r->status != NFS3_OK)
 		goto fail;
 	err = meta_rmdir(c->ctx->meta, &c->cred, c->ino, name, &dpre, &dpost);
 	r->status = nfsd_errno_to_nfs3(err);
 	if (err != 0)
 		goto fail;
-	nfs3_wcc(c, c->ino, &dpre, &dpost, &r->RMDIR3res_u.resok.dir_wcc);
+	nfsd_nfs3_wcc(c, c->ino, &dpre, &dpost, &r->RMDIR3res_u.resok.dir_wcc);
 	return;
 fail:
 	nfs3_dir_wcc_fail(c, &r->RMDIR3res_u.resfail.dir_wcc);
@@ -371,7 +372,7 @@ fail:
 /* ---- RENAME, LINK -------------------------------------------------------- */
 
 void
-nfs3_rename(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_rename(struct nfsd_call *c, void *args, void *res)
 {
 	RENAME3args *a = args;
 	RENAME3res *r = res;
@@ -383,9 +384,9 @@ nfs3_rename(struct nfsd_call *c, void *args, void *res)
 	bool have_t = false;
 	int err;
 
-	r->status = nfs3_check_name(a->from.name, NFS3_NAME_RENAME);
+	r->status = nfsd_nfs3_check_name(a->from.name, NFS3_NAME_RENAME);
 	if (r->status == NFS3_OK)
-		r->status = nfs3_check_name(a->to.name, NFS3_NAME_RENAME);
+		r->status = nfsd_nfs3_check_name(a->to.name, NFS3_NAME_RENAME);
 	if (r->status != NFS3_OK)
 		goto fail;
 	err = nfsd_fh_resolve(c, &a->to.dir, &tdir, &tattr);
@@ -402,16 +403,16 @@ nfs3_rename(struct nfsd_call *c, void *args, void *res)
 		goto fail_err;
 	r->status = NFS3_OK;
 	nfs3_forget_if_gone(c, victim);
-	nfs3_wcc(c, c->ino, &spre, &spost, &ok->fromdir_wcc);
-	nfs3_wcc(c, tdir, &dpre, &dpost, &ok->todir_wcc);
+	nfsd_nfs3_wcc(c, c->ino, &spre, &spost, &ok->fromdir_wcc);
+	nfsd_nfs3_wcc(c, tdir, &dpre, &dpost, &ok->todir_wcc);
 	return;
 fail_err:
 	r->status = nfsd_errno_to_nfs3(err);
 fail:
 	nfs3_dir_wcc_fail(c, &ok->fromdir_wcc);
 	if (have_t) {
-		nfs3_wcc_of(&tattr, &dpre);
-		nfs3_wcc(c, tdir, &dpre, NULL, &ok->todir_wcc);
+		nfsd_nfs3_wcc_of(&tattr, &dpre);
+		nfsd_nfs3_wcc(c, tdir, &dpre, NULL, &ok->todir_wcc);
 	} else {
 		ok->todir_wcc.before.attributes_follow = FALSE;
 		ok->todir_wcc.after.attributes_follow = FALSE;
@@ -419,7 +420,7 @@ fail:
 }
 
 void
-nfs3_link(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_link(struct nfsd_call *c, void *args, void *res)
 {
 	LINK3args *a = args;
 	LINK3res *r = res;
@@ -431,7 +432,7 @@ nfs3_link(struct nfsd_call *c, void *args, void *res)
 	bool have_d = false;
 	int err;
 
-	r->status = nfs3_check_name(a->link.name, NFS3_NAME_LINK);
+	r->status = nfsd_nfs3_check_name(a->link.name, NFS3_NAME_LINK);
 	if (r->status != NFS3_OK)
 		goto fail;
 	err = nfsd_fh_resolve(c, &a->link.dir, &dir, &dattr);
@@ -445,14 +446,14 @@ nfs3_link(struct nfsd_call *c, void *args, void *res)
 	r->status = nfsd_errno_to_nfs3(err);
 	if (err != 0)
 		goto fail;
-	nfs3_post_from(c, &attr, &ok->file_attributes);
-	nfs3_wcc(c, dir, &dpre, &dpost, &ok->linkdir_wcc);
+	nfsd_nfs3_post_from(c, &attr, &ok->file_attributes);
+	nfsd_nfs3_wcc(c, dir, &dpre, &dpost, &ok->linkdir_wcc);
 	return;
 fail:
-	nfs3_post_from(c, &c->attr, &ok->file_attributes);
+	nfsd_nfs3_post_from(c, &c->attr, &ok->file_attributes);
 	if (have_d) {
-		nfs3_wcc_of(&dattr, &dpre);
-		nfs3_wcc(c, dir, &dpre, NULL, &ok->linkdir_wcc);
+		nfsd_nfs3_wcc_of(&dattr, &dpre);
+		nfsd_nfs3_wcc(c, dir, &dpre, NULL, &ok->linkdir_wcc);
 	} else {
 		ok->linkdir_wcc.before.attributes_follow = FALSE;
 		ok->linkdir_wcc.after.attributes_follow = FALSE;

@@ -78,7 +78,7 @@ nfs3_rd_add(struct nfs3_rd *rd, const char *name, size_t namelen, uint64_t ino,
 	pe->name = tl_strndup(name, namelen);
 	pe->cookie = cookie;
 	if (attr != NULL) {
-		nfs3_post_from(rd->c, attr, &pe->name_attributes);
+		nfsd_nfs3_post_from(rd->c, attr, &pe->name_attributes);
 		pe->name_handle.handle_follows = TRUE;
 		nfsd_fh_make(rd->c, ino, attr->gen,
 			     &pe->name_handle.post_op_fh3_u.handle);
@@ -147,7 +147,7 @@ nfs3_rd_fill(struct nfs3_rd *rd, uint64_t cookie, size_t count, bool *eof)
 }
 
 void
-nfs3_readdir(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_readdir(struct nfsd_call *c, void *args, void *res)
 {
 	READDIR3args *a = args;
 	READDIR3res *r = res;
@@ -160,9 +160,9 @@ nfs3_readdir(struct nfsd_call *c, void *args, void *res)
 	err = nfs3_rd_fill(&rd, a->cookie, a->count, &eof);
 	r->status = nfsd_errno_to_nfs3(err);
 	/* dir_attributes is the first member of resok and resfail. */
-	nfs3_post_from(c, &c->attr, &ok->dir_attributes);
+	nfsd_nfs3_post_from(c, &c->attr, &ok->dir_attributes);
 	if (err != 0) {
-		nfs3_entry3_free_list(rd.head);
+		nfsd_nfs3_entry3_free_list(rd.head);
 		return;
 	}
 	memset(ok->cookieverf, 0, NFS3_COOKIEVERFSIZE);
@@ -171,7 +171,7 @@ nfs3_readdir(struct nfsd_call *c, void *args, void *res)
 }
 
 void
-nfs3_readdirplus(struct nfsd_call *c, void *args, void *res)
+nfsd_nfs3_readdirplus(struct nfsd_call *c, void *args, void *res)
 {
 	READDIRPLUS3args *a = args;
 	READDIRPLUS3res *r = res;
@@ -183,9 +183,9 @@ nfs3_readdirplus(struct nfsd_call *c, void *args, void *res)
 	rd.ptail = &rd.phead;
 	err = nfs3_rd_fill(&rd, a->cookie, a->maxcount, &eof);
 	r->status = nfsd_errno_to_nfs3(err);
-	nfs3_post_from(c, &c->attr, &ok->dir_attributes);
+	nfsd_nfs3_post_from(c, &c->attr, &ok->dir_attributes);
 	if (err != 0) {
-		nfs3_entryplus3_free_list(rd.phead);
+		nfsd_nfs3_entryplus3_free_list(rd.phead);
 		return;
 	}
 	memset(ok->cookieverf, 0, NFS3_COOKIEVERFSIZE);

@@ -15,7 +15,7 @@
 #ifndef NFSD_NFS3_STATUS_H
 #define NFSD_NFS3_STATUS_H
 
-#define NFSD_NFS3_STATUSES(X)                                                    \
+#define NFSD_NFS3_STATUSES(X)                                                  \
 	X(NFS3_OK)                                                             \
 	X(NFS3ERR_PERM)                                                        \
 	X(NFS3ERR_NOENT)                                                       \

@@ -15,7 +15,7 @@
 #include "nfsd/nfs3-internal.h"
 
 void
-nfs3_entry3_free_list(entry3 *e)
+nfsd_nfs3_entry3_free_list(entry3 *e)
 {
 	while (e != NULL) {
 		entry3 *next = e->nextentry;
@@ -27,7 +27,7 @@ nfs3_entry3_free_list(entry3 *e)
 }
 
 void
-nfs3_entryplus3_free_list(entryplus3 *e)
+nfsd_nfs3_entryplus3_free_list(entryplus3 *e)
 {
 	while (e != NULL) {
 		entryplus3 *next = e->nextentry;
@@ -102,18 +102,18 @@ static bool_t
 nfs3_xdr_entry3_list(XDR *xdrs, entry3 **head)
 {
 	NFS3_XDR_LIST(xdrs, head, entry3, nfs3_xdr_entry3_fields,
-		      nfs3_entry3_free_list);
+		      nfsd_nfs3_entry3_free_list);
 }
 
 static bool_t
 nfs3_xdr_entryplus3_list(XDR *xdrs, entryplus3 **head)
 {
 	NFS3_XDR_LIST(xdrs, head, entryplus3, nfs3_xdr_entryplus3_fields,
-		      nfs3_entryplus3_free_list);
+		      nfsd_nfs3_entryplus3_free_list);
 }
 
 bool_t
-nfs3_xdr_readdir_res(XDR *xdrs, READDIR3res *objp)
+nfsd_nfs3_xdr_readdir_res(XDR *xdrs, READDIR3res *objp)
 {
 	READDIR3resok *ok = &objp->READDIR3res_u.resok;
 
@@ -128,7 +128,7 @@ nfs3_xdr_readdir_res(XDR *xdrs, READDIR3res *objp)
 }
 
 bool_t
-nfs3_xdr_readdirplus_res(XDR *xdrs, READDIRPLUS3res *objp)
+nfsd_nfs3_xdr_readdirplus_res(XDR *xdrs, READDIRPLUS3res *objp)
 {
 	READDIRPLUS3resok *ok = &objp->READDIRPLUS3res_u.resok;
 
@@ -150,7 +150,7 @@ nfs3_xdr_readdirplus_res(XDR *xdrs, READDIRPLUS3res *objp)
  * Freeing releases the file handle only.  Only for xdrmem streams.
  */
 bool_t
-nfs3_xdr_write_args_inplace(XDR *xdrs, WRITE3args *objp)
+nfsd_nfs3_xdr_write_args_inplace(XDR *xdrs, WRITE3args *objp)
 {
 	u_int len;
 	char *p;

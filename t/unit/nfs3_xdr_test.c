@@ -104,7 +104,7 @@ test_setattr_args(void)
 	decode((xdrproc_t)xdr_SETATTR3args, &b, buf,
 	       encode((xdrproc_t)xdr_SETATTR3args, &a, buf, sizeof(buf)));
 	CHECK(b.guard.check && b.guard.sattrguard3_u.obj_ctime.seconds == 7);
-	CHECK(nfs3_sattr(&b.new_attributes, &s) == 0);
+	CHECK(nfsd_nfs3_sattr(&b.new_attributes, &s) == 0);
 	CHECK(s.valid == (META_SET_MODE | META_SET_SIZE | META_SET_ATIME_NOW |
 			  META_SET_MTIME));
 	CHECK(s.mode == 0755);
@@ -114,7 +114,7 @@ test_setattr_args(void)
 
 	/* A client time with nseconds out of range is refused. */
 	a.new_attributes.mtime.set_mtime_u.mtime.nseconds = 1000000000u;
-	CHECK(nfs3_sattr(&a.new_attributes, &s) == -EINVAL);
+	CHECK(nfsd_nfs3_sattr(&a.new_attributes, &s) == -EINVAL);
 }
 
 static void
@@ -203,7 +203,8 @@ test_readdir_same_bytes(void)
 	r.status = NFS3_OK;
 	r.READDIR3res_u.resok.reply.entries = make_entries(100);
 	r.READDIR3res_u.resok.reply.eof = TRUE;
-	n1 = encode((xdrproc_t)nfs3_xdr_readdir_res, &r, mine, sizeof(mine));
+	n1 = encode((xdrproc_t)nfsd_nfs3_xdr_readdir_res, &r, mine,
+		    sizeof(mine));
 	n2 = encode((xdrproc_t)xdr_READDIR3res, &r, theirs, sizeof(theirs));
 	CHECK(n1 == n2 && memcmp(mine, theirs, n1) == 0);
 
@@ -217,7 +218,7 @@ test_readdir_same_bytes(void)
 		CHECK(n1 == want);
 	}
 
-	decode((xdrproc_t)nfs3_xdr_readdir_res, &d, mine, n1);
+	decode((xdrproc_t)nfsd_nfs3_xdr_readdir_res, &d, mine, n1);
 	CHECK(d.status == NFS3_OK && d.READDIR3res_u.resok.reply.eof);
 	for (entry3 *e = d.READDIR3res_u.resok.reply.entries; e;
 	     e = e->nextentry, count++) {
@@ -228,8 +229,8 @@ test_readdir_same_bytes(void)
 		CHECK(e->fileid == 100 + count && e->cookie == 3 + count);
 	}
 	CHECK(count == 100);
-	xdr_free((xdrproc_t)nfs3_xdr_readdir_res, (char *)&d);
-	xdr_free((xdrproc_t)nfs3_xdr_readdir_res, (char *)&r);
+	xdr_free((xdrproc_t)nfsd_nfs3_xdr_readdir_res, (char *)&d);
+	xdr_free((xdrproc_t)nfsd_nfs3_xdr_readdir_res, (char *)&r);
 	CHECK(r.READDIR3res_u.resok.reply.entries == NULL);
 }
 
@@ -273,9 +274,9 @@ big_readdirplus(void *arg)
 		tail = &e->nextentry;
 	}
 	r.READDIRPLUS3res_u.resok.reply.eof = TRUE;
-	b->len =
-	    encode((xdrproc_t)nfs3_xdr_readdirplus_res, &r, b->buf, b->size);
-	decode((xdrproc_t)nfs3_xdr_readdirplus_res, &d, b->buf, b->len);
+	b->len = encode((xdrproc_t)nfsd_nfs3_xdr_readdirplus_res, &r, b->buf,
+			b->size);
+	decode((xdrproc_t)nfsd_nfs3_xdr_readdirplus_res, &d, b->buf, b->len);
 	for (entryplus3 *e = d.READDIRPLUS3res_u.resok.reply.entries; e;
 	     e = e->nextentry) {
 		CHECK(e->fileid == b->decoded + 10);
@@ -286,8 +287,8 @@ big_readdirplus(void *arg)
 		      NFSD_FH_SIZE);
 		b->decoded++;
 	}
-	xdr_free((xdrproc_t)nfs3_xdr_readdirplus_res, (char *)&d);
-	xdr_free((xdrproc_t)nfs3_xdr_readdirplus_res, (char *)&r);
+	xdr_free((xdrproc_t)nfsd_nfs3_xdr_readdirplus_res, (char *)&d);
+	xdr_free((xdrproc_t)nfsd_nfs3_xdr_readdirplus_res, (char *)&r);
 	return NULL;
 }
 
@@ -365,24 +366,24 @@ test_names(void)
 
 	memset(longname, 'a', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = '\0';
-	CHECK(nfs3_check_name(longname, NFS3_NAME_LOOKUP) ==
+	CHECK(nfsd_nfs3_check_name(longname, NFS3_NAME_LOOKUP) ==
 	      NFS3ERR_NAMETOOLONG);
 	longname[META_NAME_MAX] = '\0';
-	CHECK(nfs3_check_name(longname, NFS3_NAME_CREATE) == NFS3_OK);
+	CHECK(nfsd_nfs3_check_name(longname, NFS3_NAME_CREATE) == NFS3_OK);
 
-	CHECK(nfs3_check_name("", NFS3_NAME_LOOKUP) == NFS3ERR_ACCES);
-	CHECK(nfs3_check_name("", NFS3_NAME_CREATE) == NFS3ERR_PERM);
-	CHECK(nfs3_check_name("", NFS3_NAME_SYMLINK) == NFS3ERR_NOENT);
-	CHECK(nfs3_check_name("", NFS3_NAME_REMOVE) == NFS3ERR_ACCES);
-	CHECK(nfs3_check_name("", NFS3_NAME_RENAME) == NFS3ERR_PERM);
-	CHECK(nfs3_check_name("a/b", NFS3_NAME_LOOKUP) == NFS3ERR_ACCES);
-	CHECK(nfs3_check_name("a/b", NFS3_NAME_CREATE) == NFS3ERR_ACCES);
-	CHECK(nfs3_check_name("..", NFS3_NAME_LOOKUP) == NFS3_OK);
-	CHECK(nfs3_check_name(".", NFS3_NAME_CREATE) == NFS3ERR_EXIST);
-	CHECK(nfs3_check_name("..", NFS3_NAME_LINK) == NFS3ERR_EXIST);
-	CHECK(nfs3_check_name(".", NFS3_NAME_REMOVE) == NFS3ERR_ACCES);
-	CHECK(nfs3_check_name("..", NFS3_NAME_RENAME) == NFS3ERR_PERM);
-	CHECK(nfs3_check_name("...", NFS3_NAME_CREATE) == NFS3_OK);
+	CHECK(nfsd_nfs3_check_name("", NFS3_NAME_LOOKUP) == NFS3ERR_ACCES);
+	CHECK(nfsd_nfs3_check_name("", NFS3_NAME_CREATE) == NFS3ERR_PERM);
+	CHECK(nfsd_nfs3_check_name("", NFS3_NAME_SYMLINK) == NFS3ERR_NOENT);
+	CHECK(nfsd_nfs3_check_name("", NFS3_NAME_REMOVE) == NFS3ERR_ACCES);
+	CHECK(nfsd_nfs3_check_name("", NFS3_NAME_RENAME) == NFS3ERR_PERM);
+	CHECK(nfsd_nfs3_check_name("a/b", NFS3_NAME_LOOKUP) == NFS3ERR_ACCES);
+	CHECK(nfsd_nfs3_check_name("a/b", NFS3_NAME_CREATE) == NFS3ERR_ACCES);
+	CHECK(nfsd_nfs3_check_name("..", NFS3_NAME_LOOKUP) == NFS3_OK);
+	CHECK(nfsd_nfs3_check_name(".", NFS3_NAME_CREATE) == NFS3ERR_EXIST);
+	CHECK(nfsd_nfs3_check_name("..", NFS3_NAME_LINK) == NFS3ERR_EXIST);
+	CHECK(nfsd_nfs3_check_name(".", NFS3_NAME_REMOVE) == NFS3ERR_ACCES);
+	CHECK(nfsd_nfs3_check_name("..", NFS3_NAME_RENAME) == NFS3ERR_PERM);
+	CHECK(nfsd_nfs3_check_name("...", NFS3_NAME_CREATE) == NFS3_OK);
 }
 
 static void
@@ -405,7 +406,7 @@ test_fattr(void)
 	};
 	fattr3 f;
 
-	nfs3_fattr(&c, &a, &f);
+	nfsd_nfs3_fattr(&c, &a, &f);
 	CHECK(f.type == NF3CHR && f.mode == 04755 && f.fileid == 42);
 	CHECK(f.used == 8192 && f.size == 4097);
 	CHECK(f.rdev.specdata1 == 8 && f.rdev.specdata2 == 1);

@@ -7,7 +7,7 @@
  *   handles short, long, forged, of another volume -> BADHANDLE,
  *   of a deleted file -> STALE;
  *   names empty, with '/', with a NUL, "." and "..", 256 bytes ->
- *   PERM/ACCES/GARBAGE_ARGS/EXIST/NAMETOOLONG (nfs3_check_name);
+ *   PERM/ACCES/GARBAGE_ARGS/EXIST/NAMETOOLONG (nfsd_nfs3_check_name);
  *   a 4 GiB name announced in a small call -> GARBAGE_ARGS, no 4 GiB
  *   allocation;
  *   READ and WRITE counts over 1 MiB -> clipped to rtmax/wtmax;
