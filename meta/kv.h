@@ -186,6 +186,24 @@ enum { META_KV_RAFT_ADD = 1, META_KV_RAFT_REMOVE = 2,
 int meta_kv_raft_change(struct meta_kv *kv, int op, uint64_t id,
 			const char *address, char **msg);
 
+/* This node's figures (a node of this process; -ENOTSUP otherwise). */
+#define META_KV_RAFT_LAT_BUCKETS 12 /* <= 100us * 2^i, the last: more */
+struct meta_kv_raft_stats {
+	uint64_t id, term, leader;
+	int state;               /* 0 unavailable, 1 follower, 2 candidate,
+				    3 leader */
+	bool voter;
+	uint64_t commit, last_index, applied;
+	uint64_t log_bytes;
+	uint64_t leader_changes, elections_won;
+	uint64_t snapshots_sent, snapshots_received;
+	uint64_t commits, conflicts, reads, lease_reads;
+	/* applying committed entries to the replica, per LMDB batch */
+	uint64_t apply_count[META_KV_RAFT_LAT_BUCKETS];
+	uint64_t apply_sum_us, apply_batches;
+};
+int meta_kv_raft_stats(struct meta_kv *kv, struct meta_kv_raft_stats *s);
+
 /* Verify: the leader appends a marker to the log; every node, when it
  * applies the marker, hashes its whole replica (SHA-256 of every key and
  * value in order) as it stands at that index.  One result per node of the

@@ -1209,6 +1209,16 @@ meta_kv_raft_status(struct meta_kv *kv, struct meta_kv_raft_node **nodes,
 }
 
 int
+meta_kv_raft_stats(struct meta_kv *kv, struct meta_kv_raft_stats *s)
+{
+	struct kvr_kv *k = raft_of(kv);
+
+	if (k == NULL || k->node == NULL)
+		return -ENOTSUP;
+	return kvr_node_stats(k->node, s);
+}
+
+int
 meta_kv_raft_verify(struct meta_kv *kv, struct meta_kv_raft_verify **v,
 		    size_t *count)
 {

@@ -72,8 +72,8 @@ struct kvr_call {
 
 /* ---- the node's own status record ---------------------------------------- */
 
-static uint64_t
-dir_bytes(const char *dir)
+uint64_t
+kvr_dir_bytes(const char *dir)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -138,7 +138,7 @@ kvr_admin_self(struct kvr_node *n, struct tl_buf *b)
 				  : raft_last_applied(&n->raft));
 	pthread_mutex_unlock(&n->lock);
 	tl_buf_append_be64(b, n->snap_index);
-	tl_buf_append_be64(b, dir_bytes(n->logdir));
+	tl_buf_append_be64(b, kvr_dir_bytes(n->logdir));
 	tl_buf_append_be64(b, atomic_load(&n->st.snap_sent));
 	tl_buf_append_be64(b, atomic_load(&n->st.snap_recv));
 	put_str8(b, raft_state_name(raft_state(&n->raft)));

@@ -712,7 +712,22 @@ observe(struct kvr_node *n)
 		}
 		pthread_mutex_unlock(&n->lock);
 	}
+	atomic_store(&n->st.term, term);
+	atomic_store(&n->st.state, st);
+	atomic_store(&n->st.commit, raft_commit_index(&n->raft));
+	atomic_store(&n->st.last_index, raft_last_index(&n->raft));
+	atomic_store(&n->st.leader, lid);
+	{
+		const struct raft_configuration *c = &n->raft.configuration;
+		bool v = false;
+
+		for (unsigned i = 0; i < c->n; i++)
+			v |= c->servers[i].id == n->raft.id &&
+			     c->servers[i].role == RAFT_VOTER;
+		atomic_store(&n->st.voter, v);
+	}
 	if (lid != n->leader) {
+		atomic_fetch_add(&n->st.leader_changes, 1);
 		n->leader = lid;
 		snprintf(n->leader_addr, sizeof(n->leader_addr), "%s",
 			 laddr ? laddr : "");
@@ -1444,4 +1459,32 @@ kvr_node_stop(struct kvr_node *n)
 	pthread_join(n->applier, NULL);
 	kvr_verify_stop(n);
 	kvr_node_free(n);
+}
+
+int
+kvr_node_stats(struct kvr_node *n, struct meta_kv_raft_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->id = n->o.id;
+	s->term = atomic_load(&n->st.term);
+	s->leader = atomic_load(&n->st.leader);
+	s->state = (int)atomic_load(&n->st.state);
+	s->voter = atomic_load(&n->st.voter) != 0;
+	s->commit = atomic_load(&n->st.commit);
+	s->last_index = atomic_load(&n->st.last_index);
+	s->applied = kvr_node_applied(n);
+	s->log_bytes = kvr_dir_bytes(n->logdir);
+	s->leader_changes = atomic_load(&n->st.leader_changes);
+	s->elections_won = atomic_load(&n->st.elections);
+	s->snapshots_sent = atomic_load(&n->st.snap_sent);
+	s->snapshots_received = atomic_load(&n->st.snap_recv);
+	s->commits = atomic_load(&n->st.commits);
+	s->conflicts = atomic_load(&n->st.conflicts);
+	s->reads = atomic_load(&n->st.reads);
+	s->lease_reads = atomic_load(&n->st.lease_reads);
+	for (unsigned i = 0; i < META_KV_RAFT_LAT_BUCKETS; i++)
+		s->apply_count[i] = atomic_load(&n->st.lat_bucket[i]);
+	s->apply_sum_us = atomic_load(&n->st.lat_sum_us);
+	s->apply_batches = atomic_load(&n->st.lat_count);
+	return 0;
 }

@@ -86,6 +86,9 @@ struct kvr_verify {
 
 struct kvr_stats {
 	atomic_uint_fast64_t elections, snap_sent, snap_recv, applied_entries;
+	atomic_uint_fast64_t leader_changes;
+	/* what the raft thread last saw, for other threads */
+	atomic_uint_fast64_t term, leader, state, commit, last_index, voter;
 	atomic_uint_fast64_t conflicts, commits, reads, lease_reads;
 	/* apply latency: commit of the entry to LMDB, per batch */
 	atomic_uint_fast64_t lat_bucket[12], lat_sum_us, lat_count;
@@ -205,6 +208,10 @@ int kvr_session_applied(struct meta_kv_txn *t, uint64_t origin,
  * the replica taken with them. */
 int kvr_node_overlay(struct kvr_node *n, struct meta_kv_txn **snap,
 		     struct kvr_wset ***ws, size_t *count);
+
+int kvr_node_stats(struct kvr_node *n, struct meta_kv_raft_stats *s);
+/* Bytes of the regular files of dir. */
+uint64_t kvr_dir_bytes(const char *dir);
 
 /* Commit answers. */
 enum { KVR_ACCEPTED = 0, KVR_CONFLICT = 1, KVR_NOTLEADER = 2,

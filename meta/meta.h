@@ -133,6 +133,9 @@ int meta_open_flags(const char *url, const char *volname, unsigned flags,
 void meta_close(struct meta *m);
 /* Borrowed until meta_close. */
 const struct meta_settings *meta_settings(struct meta *m);
+/* The volume's engine (meta/kv.h), for its own figures (metrics of a
+ * raft:// node).  Borrowed until meta_close. */
+struct meta_kv *meta_engine(struct meta *m);
 
 /* Usage for FSSTAT and `tessera status`. */
 struct meta_usage {

@@ -503,6 +503,12 @@ meta_settings(struct meta *m)
 	return &m->set;
 }
 
+struct meta_kv *
+meta_engine(struct meta *m)
+{
+	return m->kv;
+}
+
 int
 meta_usage(struct meta *m, struct meta_usage *u)
 {

@@ -37,6 +37,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 
+#include "meta/kv.h"
 #include "nfsd/nfs3_status.h"
 #include "nfsd/addr-internal.h"
 #include "nfsd/counters-internal.h"
@@ -388,6 +389,69 @@ render_objstore(struct tl_buf *b, struct os_store *os)
 	}
 }
 
+/* A raft:// node's figures (meta/kv.h, meta_kv_raft_stats). */
+static void
+render_raft(struct tl_buf *b, struct meta *m)
+{
+	struct meta_kv_raft_stats s;
+	uint64_t cum = 0;
+
+	if (meta_kv_raft_stats(meta_engine(m), &s) != 0)
+		return;
+	one(b, "tessera_raft_node_id", "gauge", "This gateway's raft node id.",
+	    s.id);
+	one(b, "tessera_raft_term", "gauge", "The current raft term.", s.term);
+	one(b, "tessera_raft_leader", "gauge",
+	    "The node id of the leader this node knows (0: none).", s.leader);
+	one(b, "tessera_raft_is_leader", "gauge", "1 while this node leads.",
+	    s.state == 3);
+	one(b, "tessera_raft_voter", "gauge",
+	    "1 while this node is a voter of the configuration.", s.voter);
+	one(b, "tessera_raft_commit_index", "gauge",
+	    "The last log index this node knows committed.", s.commit);
+	one(b, "tessera_raft_last_index", "gauge",
+	    "The last index of this node's log.", s.last_index);
+	one(b, "tessera_raft_applied_index", "gauge",
+	    "The last log index applied to this node's replica.", s.applied);
+	one(b, "tessera_raft_log_bytes", "gauge",
+	    "Bytes of this node's raft log files (segments, snapshots).",
+	    s.log_bytes);
+	one(b, "tessera_raft_leader_changes_total", "counter",
+	    "Times the leader this node knows changed.", s.leader_changes);
+	one(b, "tessera_raft_elections_won_total", "counter",
+	    "Times this node became the leader.", s.elections_won);
+	one(b, "tessera_raft_snapshots_sent_total", "counter",
+	    "Replica copies sent to nodes that were new or behind.",
+	    s.snapshots_sent);
+	one(b, "tessera_raft_snapshots_received_total", "counter",
+	    "Replica copies this node restored.", s.snapshots_received);
+	one(b, "tessera_raft_commits_total", "counter",
+	    "Transactions of this gateway committed.", s.commits);
+	one(b, "tessera_raft_conflicts_total", "counter",
+	    "Transactions of this gateway that conflicted (retried).",
+	    s.conflicts);
+	one(b, "tessera_raft_reads_total", "counter",
+	    "Transactions that waited for a read index.", s.reads);
+	one(b, "tessera_raft_lease_reads_total", "counter",
+	    "Of those, answered from the leader's lease without a message.",
+	    s.lease_reads);
+	family(b, "tessera_raft_apply_duration_seconds", "histogram",
+	       "Applying committed entries to the replica, per LMDB batch.");
+	for (unsigned i = 0; i < META_KV_RAFT_LAT_BUCKETS; i++) {
+		cum += s.apply_count[i];
+		if (i + 1 < META_KV_RAFT_LAT_BUCKETS)
+			bprintf(b, "tessera_raft_apply_duration_seconds_bucket"
+				"{le=\"%g\"} %llu\n", 100e-6 * (1u << i),
+				(unsigned long long)cum);
+	}
+	bprintf(b, "tessera_raft_apply_duration_seconds_bucket{le=\"+Inf\"} "
+		"%llu\n", (unsigned long long)cum);
+	bprintf(b, "tessera_raft_apply_duration_seconds_sum %.6f\n",
+		(double)s.apply_sum_us / 1e6);
+	bprintf(b, "tessera_raft_apply_duration_seconds_count %llu\n",
+		(unsigned long long)s.apply_batches);
+}
+
 /* Volume figures; false when the metadata engine does not answer. */
 static bool
 render_volume(struct tl_buf *b, struct meta *m)
@@ -431,8 +495,10 @@ nfsd_metrics_render(const struct nfsd_metrics_src *src, struct tl_buf *out)
 		render_cache(out, src);
 	if (src->os != NULL)
 		render_objstore(out, src->os);
-	if (src->meta != NULL)
+	if (src->meta != NULL) {
 		render_volume(out, src->meta);
+		render_raft(out, src->meta);
+	}
 }
 
 /* ---- the HTTP endpoint ------------------------------------------------- */
