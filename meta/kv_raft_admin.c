@@ -34,6 +34,9 @@
 enum call_op { CALL_STATUS = 1, CALL_CHANGE = 2, CALL_VERIFY = 3 };
 
 #define VERIFY_WAIT_MS (10 * 60 * 1000) /* hashing a big replica */
+/* A node that says nothing for this long (down, cut off) is reported
+ * unreachable instead of holding the verify for VERIFY_WAIT_MS. */
+#define VERIFY_SILENT_NS (15ULL * 1000000000ULL)
 
 /* A node's answer to a verify. */
 struct vres {
@@ -41,7 +44,7 @@ struct vres {
 	uint8_t sha256[32];
 	int rc;
 	bool done;
-	uint64_t asked_ns;
+	uint64_t asked_ns, heard_ns;
 };
 enum change_op { CH_ADD = 1, CH_REMOVE = 2, CH_TRANSFER = 3 };
 
@@ -335,8 +338,10 @@ verify_ask(struct kvr_node *n, struct kvr_call *c)
 	bool all = true;
 
 	if (c->nvr == 0) {
-		for (unsigned i = 0; i < cf->n && c->nvr < 16; i++)
+		for (unsigned i = 0; i < cf->n && c->nvr < 16; i++) {
+			c->vr[c->nvr].heard_ns = now;
 			c->vr[c->nvr++].id = cf->servers[i].id;
+		}
 	}
 	tl_buf_append(&m, (uint8_t[]){M_HASH}, 1);
 	tl_buf_append_be64(&m, c->id);
@@ -350,6 +355,11 @@ verify_ask(struct kvr_node *n, struct kvr_call *c)
 		if (v->id == n->o.id) {
 			verify_local(n, c->marker, v);
 			all &= false;
+			continue;
+		}
+		if (now - v->heard_ns > VERIFY_SILENT_NS) {
+			v->done = true;
+			v->rc = -EHOSTUNREACH;
 			continue;
 		}
 		if (now - v->asked_ns < 100000000ULL)
@@ -811,9 +821,11 @@ kvr_admin_recv(struct kvr_node *n, uint64_t conn, uint8_t type,
 			return -EPROTO;
 		pthread_mutex_lock(&n->adm->lock);
 		c = call_find(n->adm, id);
-		for (unsigned i = 0; c && !c->done && st == 2 && i < c->nvr;
-		     i++)
-			if (c->vr[i].id == node) {
+		for (unsigned i = 0; c && !c->done && i < c->nvr; i++)
+			if (c->vr[i].id == node && !c->vr[i].done) {
+				c->vr[i].heard_ns = tl_mono_ns();
+				if (st != 2)
+					continue;
 				c->vr[i].done = true;
 				c->vr[i].index = index;
 				c->vr[i].keys = keys;
