@@ -7,7 +7,8 @@
 #      unit's command line where systemd is not PID 1), used through
 #      libnfs, purged (t/pkg/package-test.sh);
 #   4. the Linux kernel NFS client in a QEMU VM against a real tesserad,
-#      on a file:// volume and again on radosgw (S3) with writeback on.
+#      on a file:// volume and again on radosgw (S3) with writeback on,
+#      and through HAProxy in front of three raft:// gateways, one killed.
 # Ends with one line "N passed, N failed[, N skipped]"; exit status 0 only
 # when nothing failed.
 #
@@ -206,6 +207,8 @@ if [ "${TESSERA_SKIP_KERNEL:-0}" != 1 ] && [ "$plain_ok" = 1 ]; then
 	tap_run t/kernel/kernel-test.sh kernel
 	step "kernel client in a VM, volume on radosgw (S3), writeback on"
 	tap_run t/kernel/kernel-s3-test.sh kernel-s3
+	step "kernel client through HAProxy, three raft:// gateways, one killed"
+	tap_run t/kernel/kernel-raft-test.sh kernel-raft
 fi
 
 stage_times

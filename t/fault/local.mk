@@ -7,8 +7,13 @@
 #   nospc_test        the object directory on a small tmpfs
 #   metafull_test     the metadata directory on a small tmpfs
 #   objfail_test      an object store that fails: IO/JUKEBOX, no wrong data
+#   raft_fault_test   three tesserad on one raft:// volume: kill, stop and
+#                     cut (network namespaces, when root) gateways under a
+#                     client per gateway, 12 cycles (RAFT_FAULT_CYCLES)
 #
-# `make soak` runs the crash test for 300 cycles (SOAK_CYCLES=N to change).
+# `make soak` runs the crash test for 300 cycles (SOAK_CYCLES=N to change)
+# and the raft fault test for 300 cycles on five nodes then three
+# (RAFT_SOAK_CYCLES=N).
 if HAVE_LIBNFS
 FAULT_CPPFLAGS = $(AM_CPPFLAGS) $(NFS_CFLAGS) \
 	-DTH_BUILDDIR='"$(abs_top_builddir)"'
@@ -39,16 +44,30 @@ t_fault_nospc_test_SOURCES = t/fault/nospc_test.c
 t_fault_nospc_test_CPPFLAGS = $(FAULT_CPPFLAGS)
 t_fault_nospc_test_LDADD = $(FAULT_LDADD)
 
+check_PROGRAMS += t/fault/raft_fault_test
+t_fault_raft_fault_test_SOURCES = t/fault/raft_fault_test.c
+t_fault_raft_fault_test_CPPFLAGS = $(FAULT_CPPFLAGS)
+t_fault_raft_fault_test_LDADD = $(FAULT_LDADD) meta/libmeta.a lib/libtl.a \
+	$(RAFT_LIBS) $(CRYPTO_LIBS) $(LMDB_LIBS)
+
 FAULT_TESTS = t/fault/crash-test.sh t/fault/stress_test \
-	t/fault/objfail_test t/fault/nospc_test t/fault/metafull_test
+	t/fault/objfail_test t/fault/nospc_test t/fault/metafull_test \
+	t/fault/raft_fault_test
 dist_check_SCRIPTS += t/fault/crash-test.sh
 TESTS += $(FAULT_TESTS)
 FAULT_LOGS = t/fault/crash-test.log t/fault/stress_test.log \
-	t/fault/objfail_test.log t/fault/nospc_test.log t/fault/metafull_test.log
+	t/fault/objfail_test.log t/fault/nospc_test.log t/fault/metafull_test.log \
+	t/fault/raft_fault_test.log
 $(FAULT_LOGS): tesserad$(EXEEXT) tessera$(EXEEXT) t/fault/crash_client$(EXEEXT)
 
 SOAK_CYCLES = 300
-soak: tesserad$(EXEEXT) tessera$(EXEEXT) t/fault/crash_client$(EXEEXT)
+RAFT_SOAK_CYCLES = 300
+soak: tesserad$(EXEEXT) tessera$(EXEEXT) t/fault/crash_client$(EXEEXT) \
+		t/fault/raft_fault_test$(EXEEXT)
 	$(srcdir)/t/fault/crash-test.sh --cycles $(SOAK_CYCLES)
+	RAFT_FAULT_NODES=5 RAFT_FAULT_CYCLES=$(RAFT_SOAK_CYCLES) \
+		t/fault/raft_fault_test
+	RAFT_FAULT_NODES=3 RAFT_FAULT_CYCLES=$(RAFT_SOAK_CYCLES) \
+		t/fault/raft_fault_test
 .PHONY: soak
 endif

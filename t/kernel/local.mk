@@ -2,6 +2,9 @@
 # under TCG) and it installs packages, so it is not in TESTS: the top-level
 # test runner calls t/kernel/kernel-test.sh explicitly. setup.sh caches the
 # kernel and initramfs in t/kernel/work/ (gitignored).
-dist_check_SCRIPTS += t/kernel/kernel-test.sh t/kernel/kernel-s3-test.sh
+# kernel-raft-test.sh: the client through HAProxy in front of three raft://
+# gateways, its gateway killed while it writes (guest-raft.sh).
+dist_check_SCRIPTS += t/kernel/kernel-test.sh t/kernel/kernel-s3-test.sh \
+	t/kernel/kernel-raft-test.sh
 EXTRA_DIST += t/kernel/setup.sh t/kernel/run.sh t/kernel/guest-tests.sh \
-	t/kernel/init
+	t/kernel/init t/kernel/guest-raft.sh

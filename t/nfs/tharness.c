@@ -700,14 +700,22 @@ th_drop(struct th_conn *c)
 	rpc_set_autoreconnect(c->rpc, 0);
 }
 
+static unsigned th_stall_ms = TH_STALL_MS;
+
+void
+th_set_stall_ms(unsigned ms)
+{
+	th_stall_ms = ms ? ms : TH_STALL_MS;
+}
+
 int
 th_wait(struct th_conn *c, int *done)
 {
 	uint64_t t0 = th_now_ms();
 
 	while (!*done) {
-		if (th_now_ms() - t0 > TH_STALL_MS) {
-			th_diag("no reply within %d s", TH_STALL_MS / 1000);
+		if (th_now_ms() - t0 > th_stall_ms) {
+			th_diag("no reply within %u s", th_stall_ms / 1000);
 			th_drop(c);
 			return *done ? 0 : -1;
 		}
@@ -784,6 +792,13 @@ int
 th_connect(struct th_conn *c, int port, const char *path, uint32_t uid,
 	   uint32_t gid)
 {
+	return th_connect_host(c, "127.0.0.1", port, path, uid, gid);
+}
+
+int
+th_connect_host(struct th_conn *c, const char *host, int port,
+		const char *path, uint32_t uid, uint32_t gid)
+{
 	struct th_call k = {0};
 	int rc;
 
@@ -794,8 +809,8 @@ th_connect(struct th_conn *c, int port, const char *path, uint32_t uid,
 		return -1;
 	rpc_set_autoreconnect(c->rpc, 0);
 	th_set_cred(c, uid, gid, 0, NULL);
-	rc = rpc_connect_port_async(c->rpc, "127.0.0.1", port, NFS_PROGRAM,
-				    NFS_V3, th_connect_cb, &k);
+	rc = rpc_connect_port_async(c->rpc, host, port, NFS_PROGRAM, NFS_V3,
+				    th_connect_cb, &k);
 	if (rc != 0) {
 		th_diag("rpc_connect_port_async: %s", rpc_get_error(c->rpc));
 		return -1;

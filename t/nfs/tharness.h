@@ -152,7 +152,15 @@ struct th_conn {
  * th_disconnect in every case. */
 int th_connect(struct th_conn *c, int port, const char *path, uint32_t uid,
 	       uint32_t gid);
+/* The same to host (an IPv4 address) instead of 127.0.0.1. */
+int th_connect_host(struct th_conn *c, const char *host, int port,
+		    const char *path, uint32_t uid, uint32_t gid);
 void th_disconnect(struct th_conn *c);
+/* How long a call waits for its reply before it fails (-1) and the
+ * connection is dropped: TH_STALL_MS, or ms (0: back to TH_STALL_MS) for
+ * every connection of the process; a test whose servers stop answering
+ * on purpose shortens it. */
+void th_set_stall_ms(unsigned ms);
 /* Change the AUTH_SYS credentials of later calls. */
 void th_set_cred(struct th_conn *c, uint32_t uid, uint32_t gid,
 		 uint32_t ngroups, const uint32_t *groups);

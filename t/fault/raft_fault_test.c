@@ -1,0 +1,988 @@
+/*
+ * raft_fault_test - three (or five) tesserad on one raft:// volume, a
+ * client per gateway sending creates, synchronous writes, renames and
+ * removes, while the test breaks the group, cycle after cycle:
+ *
+ *   kill-leader     SIGKILL of the leader, restarted afterwards
+ *   kill-follower   SIGKILL of a follower, restarted afterwards
+ *   kill-two        SIGKILL of two of five (five nodes only)
+ *   stop-leader     SIGSTOP of the leader; the others elect another;
+ *                   SIGCONT: it must step down, and what it had not
+ *                   committed vanishes
+ *   cut-follower    a follower's veth link down (network namespaces),
+ *   cut-leader      the leader's; then up again
+ *
+ * Each fault lasts until the clients on the other gateways made
+ * progress (a number of acknowledged operations, not a time).  Then the
+ * group heals and, with the clients paused:
+ *   - every operation a client had acknowledged is there, read through
+ *     another gateway than its own (names, inode numbers, every byte
+ *     written FILE_SYNC); an operation whose answer was lost may or may
+ *     not have happened, but never halfway (a renamed inode is under one
+ *     name, exactly);
+ *   - `tessera raft verify`: every replica hashes the same at one index;
+ *   - `tessera fsck` through every node: clean.
+ *
+ * A client whose gateway fails (no answer, NFS3ERR_JUKEBOX) marks the
+ * operation in flight unknown and goes on through the next gateway: file
+ * handles are valid on every gateway.
+ *
+ * Network namespaces (root, iproute2): each gateway in its own, on a
+ * bridge; names start with "tsr" and a number of this run, and are
+ * removed at exit.  Without them (not root), the cut-* cycles are left
+ * out and the gateways share the loopback address.
+ *
+ * Environment: RAFT_FAULT_CYCLES (default 12: each fault twice),
+ * RAFT_FAULT_NODES (3 or 5), RAFT_FAULT_NETNS=0 (no namespaces),
+ * TH_KEEP=1 (keep the directory), TH_SEED.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/tl.h"
+#include "meta/kv.h"
+#include "t/nfs/tharness.h"
+
+#define MAXN 5
+#define NNAMES 16
+#define FMAX (64 * 1024)
+#define WMAX (8 * 1024)
+#define PROGRESS 100 /* acknowledged operations a fault lasts for */
+
+enum { ABSENT, PRESENT, UNKNOWN };
+
+/* ---- the group ---------------------------------------------------------- */
+
+struct node {
+	pid_t pid;
+	char addr[32];   /* where clients and peers reach it */
+	int nfs_port, raft_port;
+	char conf[256];
+	char dir[256];
+	bool up, stopped, cut;
+};
+
+static struct {
+	char dir[128];
+	char secret[192];
+	int n;
+	bool netns;
+	unsigned id;     /* of this run: names of namespaces and links */
+	struct node nd[MAXN + 1];
+} g;
+
+static char *
+sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static char *
+sh_out(const char *fmt, ...)
+{
+	char cmd[2048], buf[4096];
+	struct tl_buf b = TL_BUF_INIT;
+	va_list ap;
+	FILE *f;
+	size_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	f = popen(cmd, "r");
+	while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+		tl_buf_append(&b, buf, n);
+	if (f)
+		pclose(f);
+	tl_buf_append(&b, "", 1);
+	return (char *)b.data;
+}
+
+static const char *
+tessera_bin(void)
+{
+	static char p[512];
+
+	snprintf(p, sizeof(p), "%s/tessera", th_builddir());
+	return p;
+}
+
+/* The prefix of namespace i's command ("" without namespaces). */
+static const char *
+in_ns(int i)
+{
+	static char buf[MAXN + 1][64];
+
+	if (!g.netns)
+		return "";
+	snprintf(buf[i], sizeof(buf[i]), "ip netns exec tsr%un%d ", g.id, i);
+	return buf[i];
+}
+
+static void
+net_down(void)
+{
+	if (!g.netns)
+		return;
+	for (int i = 1; i <= g.n; i++)
+		sh("ip netns del tsr%un%d 2>/dev/null", g.id, i);
+	sh("ip link del tsr%ub 2>/dev/null", g.id);
+}
+
+static bool
+net_up(void)
+{
+	unsigned sub = 100 + g.id % 150;
+
+	if (sh("ip link add tsr%ub type bridge 2>/dev/null", g.id) != 0)
+		return false;
+	sh("ip addr add 10.213.%u.254/24 dev tsr%ub", sub, g.id);
+	sh("ip link set tsr%ub up", g.id);
+	for (int i = 1; i <= g.n; i++) {
+		if (sh("ip netns add tsr%un%d", g.id, i) != 0 ||
+		    sh("ip link add tsr%ua%d type veth peer name tsr%uc%d",
+		       g.id, i, g.id, i) != 0 ||
+		    sh("ip link set tsr%uc%d netns tsr%un%d", g.id, i, g.id,
+		       i) != 0 ||
+		    sh("ip link set tsr%ua%d master tsr%ub up", g.id, i,
+		       g.id) != 0 ||
+		    sh("ip netns exec tsr%un%d ip addr add 10.213.%u.%d/24 dev "
+		       "tsr%uc%d", g.id, i, sub, i, g.id, i) != 0 ||
+		    sh("ip netns exec tsr%un%d ip link set tsr%uc%d up", g.id,
+		       i, g.id, i) != 0 ||
+		    sh("ip netns exec tsr%un%d ip link set lo up", g.id, i) !=
+			    0)
+			return false;
+		snprintf(g.nd[i].addr, sizeof(g.nd[i].addr), "10.213.%u.%d",
+			 sub, i);
+	}
+	return true;
+}
+
+static void
+cut(int i, bool down)
+{
+	sh("ip link set tsr%ua%d %s", g.id, i, down ? "down" : "up");
+	g.nd[i].cut = down;
+}
+
+static void
+write_conf(int i)
+{
+	struct tl_buf peers = TL_BUF_INIT;
+	FILE *f;
+
+	for (int k = 1; k <= g.n; k++) {
+		char p[64];
+
+		snprintf(p, sizeof(p), "%s%d@%s:%d", k > 1 ? "," : "", k,
+			 g.nd[k].addr, g.nd[k].raft_port);
+		tl_buf_append(&peers, p, strlen(p));
+	}
+	tl_buf_append(&peers, "", 1);
+	snprintf(g.nd[i].conf, sizeof(g.nd[i].conf), "%s/n%d.conf", g.dir, i);
+	snprintf(g.nd[i].dir, sizeof(g.nd[i].dir), "%s/n%d", g.dir, i);
+	f = fopen(g.nd[i].conf, "w");
+	TH_REQUIRE(f != NULL, "write %s", g.nd[i].conf);
+	fprintf(f, "raft_id = %d\nraft_dir = %s\nraft_address = %s:%d\n"
+		"raft_peers = %s\nraft_secret_file = %s\n"
+		"raft_election_timeout = 500ms\nraft_heartbeat = 50ms\n"
+		"raft_timeout = 4s\nraft_snapshot_entries = 256\n"
+		"raft_snapshot_trailing = 64\nlisten = %s:%d\n"
+		"metrics_listen = off\nrpcbind = no\n"
+		"session_timeout = 30s\nexports = %s/exports\n",
+		i, g.nd[i].dir, g.nd[i].addr, g.nd[i].raft_port,
+		(char *)peers.data, g.secret, g.nd[i].addr, g.nd[i].nfs_port,
+		g.dir);
+	fclose(f);
+	tl_buf_free(&peers);
+}
+
+static void
+start_node(int i)
+{
+	char log[300], bin[512];
+	pid_t pid;
+
+	snprintf(log, sizeof(log), "%s/n%d.log", g.dir, i);
+	snprintf(bin, sizeof(bin), "%s/tesserad", th_builddir());
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		if (g.netns) {
+			char ns[32];
+
+			snprintf(ns, sizeof(ns), "tsr%un%d", g.id, i);
+			execlp("ip", "ip", "netns", "exec", ns, bin, "-c",
+			       g.nd[i].conf, "--meta", "raft://", "-f",
+			       (char *)NULL);
+		} else {
+			execl(bin, bin, "-c", g.nd[i].conf, "--meta", "raft://",
+			      "-f", (char *)NULL);
+		}
+		_exit(127);
+	}
+	TH_REQUIRE(pid > 0, "fork");
+	g.nd[i].pid = pid;
+	g.nd[i].up = true;
+	g.nd[i].stopped = false;
+}
+
+static void
+kill_node(int i, int sig)
+{
+	if (g.nd[i].pid <= 0)
+		return;
+	kill(g.nd[i].pid, sig);
+	if (sig == SIGKILL || sig == SIGTERM) {
+		waitpid(g.nd[i].pid, NULL, 0);
+		g.nd[i].pid = 0;
+		g.nd[i].up = false;
+	}
+}
+
+static void
+cleanup(void)
+{
+	for (int i = 1; i <= g.n; i++)
+		if (g.nd[i].pid > 0) {
+			kill(g.nd[i].pid, SIGCONT);
+			kill_node(i, SIGKILL);
+		}
+	net_down();
+	if (g.dir[0] && !getenv("TH_KEEP"))
+		sh("rm -rf '%s'", g.dir);
+	else if (g.dir[0])
+		th_diag("kept %s", g.dir);
+}
+
+/* The status as node i sees it, through its control socket. */
+static bool
+status_of(int i, struct meta_kv_raft_node **nodes, size_t *n)
+{
+	char *url = tl_asprintf("raft://%s", g.nd[i].dir), *err = NULL;
+	struct meta_kv *kv;
+	bool ok = false;
+
+	if (meta_kv_open(url, &kv, &err) == 0) {
+		ok = meta_kv_raft_status(kv, nodes, n) == 0;
+		meta_kv_close(kv);
+	}
+	free(err);
+	free(url);
+	return ok;
+}
+
+/* The leader, as a running, reachable node says (0: none yet), and its
+ * term. */
+static int
+leader_term(uint64_t *term)
+{
+	for (int i = 1; i <= g.n; i++) {
+		struct meta_kv_raft_node *nodes;
+		size_t n;
+		int l = 0;
+
+		if (!g.nd[i].up || g.nd[i].stopped || g.nd[i].cut ||
+		    !status_of(i, &nodes, &n))
+			continue;
+		for (size_t k = 0; k < n; k++)
+			if (strcmp(nodes[k].state, "leader") == 0) {
+				l = (int)nodes[k].id;
+				if (term)
+					*term = nodes[k].term;
+			}
+		free(nodes);
+		if (l && g.nd[l].up && !g.nd[l].stopped && !g.nd[l].cut)
+			return l;
+	}
+	return 0;
+}
+
+static int
+leader(void)
+{
+	return leader_term(NULL);
+}
+
+/* The term node i is in, as it says itself (0: no answer). */
+static uint64_t
+term_of(int i)
+{
+	struct meta_kv_raft_node *nodes;
+	size_t n;
+	uint64_t t = 0;
+
+	if (status_of(i, &nodes, &n)) {
+		if (n > 0 && nodes[0].id == (uint64_t)i)
+			t = nodes[0].term;
+		free(nodes);
+	}
+	return t;
+}
+
+static int
+wait_leader(void)
+{
+	for (int tries = 0; tries < 600; tries++) {
+		int l = leader();
+
+		if (l)
+			return l;
+		usleep(50000);
+	}
+	return 0;
+}
+
+/* ---- the clients --------------------------------------------------------- */
+
+struct cfile {
+	uint64_t fileid;
+	struct th_fh fh;
+	uint64_t size;
+	bool size_known;
+	uint8_t data[FMAX];
+	uint8_t known[FMAX];
+};
+
+struct client {
+	int id;
+	pthread_t thread;
+	struct th_conn cn;
+	int gw;                 /* the gateway it talks to now */
+	struct th_fh dirfh;
+	int state[NNAMES];
+	struct cfile *f[NNAMES];
+	uint64_t rng;
+	uint64_t acked, unknown, switches;
+	bool connected;
+};
+
+static struct client cl[MAXN];
+static int ncl;
+static pthread_mutex_t cl_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cl_cv = PTHREAD_COND_INITIALIZER;
+static bool paused, quit;
+static int npaused;
+static uint64_t total_acked;
+
+static uint32_t
+rnd(struct client *c, uint32_t n)
+{
+	return (uint32_t)(th_rand(&c->rng) % n);
+}
+
+/* Connect to the next gateway that runs (not the one that failed). */
+static void
+client_switch(struct client *c)
+{
+	th_disconnect(&c->cn);
+	c->connected = false;
+	for (int tries = 0; tries < 2 * g.n; tries++) {
+		c->gw = c->gw % g.n + 1;
+		if (!g.nd[c->gw].up || g.nd[c->gw].stopped || g.nd[c->gw].cut)
+			continue;
+		if (th_connect_host(&c->cn, g.nd[c->gw].addr,
+				    g.nd[c->gw].nfs_port, "/", 0, 0) == 0) {
+			c->connected = true;
+			c->switches++;
+			return;
+		}
+		th_disconnect(&c->cn);
+	}
+}
+
+static void
+acked(struct client *c)
+{
+	c->acked++;
+	pthread_mutex_lock(&cl_lock);
+	total_acked++;
+	pthread_cond_broadcast(&cl_cv);
+	pthread_mutex_unlock(&cl_lock);
+}
+
+/* An answer that decides nothing: the operation may or may not have
+ * happened (no answer, or JUKEBOX: the commit's outcome was unknown). */
+static bool
+lost(int st)
+{
+	return st < 0 || st == NFS3ERR_JUKEBOX;
+}
+
+static void
+name_of(int n, char *b)
+{
+	sprintf(b, "f%02d", n);
+}
+
+static void
+one_op(struct client *c)
+{
+	int n = (int)rnd(c, NNAMES), r = (int)rnd(c, 100), st;
+	char name[16], dname[16];
+
+	name_of(n, name);
+	if (c->state[n] == UNKNOWN)
+		return; /* decided at the next check */
+	if (c->state[n] == ABSENT) {
+		struct th_obj o;
+
+		st = th_create(&c->cn, &c->dirfh, name, GUARDED,
+			       (sattr3[]){th_sattr_mode(0644)}, NULL, &o);
+		if (lost(st)) {
+			c->state[n] = UNKNOWN;
+			c->unknown++;
+			client_switch(c);
+			return;
+		}
+		if (st != NFS3_OK || !o.fh_follows || !o.attr_follows) {
+			th_diag("client %d: create %s: %s", c->id, name,
+				th_stat_name(st));
+			c->state[n] = UNKNOWN;
+			return;
+		}
+		c->f[n] = tl_calloc(1, sizeof(*c->f[n]));
+		c->f[n]->fh = o.fh;
+		c->f[n]->fileid = o.attr.fileid;
+		c->f[n]->size_known = true;
+		c->state[n] = PRESENT;
+		acked(c);
+		return;
+	}
+	if (r < 55) { /* a FILE_SYNC write */
+		struct cfile *f = c->f[n];
+		uint64_t off = rnd(c, FMAX - 1);
+		uint32_t len = 1 + rnd(c, WMAX);
+		uint8_t buf[WMAX];
+
+		if (off + len > FMAX)
+			len = (uint32_t)(FMAX - off);
+		th_fill(th_rand(&c->rng), buf, len);
+		st = th_write(&c->cn, &f->fh, off, buf, len, FILE_SYNC, NULL);
+		if (lost(st)) {
+			memset(f->known + off, 0, len);
+			f->size_known = false;
+			c->unknown++;
+			client_switch(c);
+			return;
+		}
+		if (st != NFS3_OK) {
+			th_diag("client %d: write: %s", c->id,
+				th_stat_name(st));
+			return;
+		}
+		memcpy(f->data + off, buf, len);
+		memset(f->known + off, 1, len);
+		if (off + len > f->size)
+			f->size = off + len;
+		acked(c);
+		return;
+	}
+	if (r < 85) { /* rename over another name of this client */
+		int m = (int)rnd(c, NNAMES);
+
+		if (m == n || c->state[m] == UNKNOWN)
+			return;
+		name_of(m, dname);
+		st = th_rename(&c->cn, &c->dirfh, name, &c->dirfh, dname);
+		if (lost(st)) {
+			c->state[n] = c->state[m] = UNKNOWN;
+			c->unknown++;
+			client_switch(c);
+			return;
+		}
+		if (st != NFS3_OK) {
+			th_diag("client %d: rename: %s", c->id,
+				th_stat_name(st));
+			return;
+		}
+		free(c->f[m]);
+		c->f[m] = c->f[n];
+		c->f[n] = NULL;
+		c->state[m] = PRESENT;
+		c->state[n] = ABSENT;
+		acked(c);
+		return;
+	}
+	st = th_remove(&c->cn, &c->dirfh, name);
+	if (lost(st)) {
+		c->state[n] = UNKNOWN;
+		c->unknown++;
+		client_switch(c);
+		return;
+	}
+	if (st != NFS3_OK) {
+		th_diag("client %d: remove: %s", c->id, th_stat_name(st));
+		return;
+	}
+	free(c->f[n]);
+	c->f[n] = NULL;
+	c->state[n] = ABSENT;
+	acked(c);
+}
+
+static void *
+client_main(void *arg)
+{
+	struct client *c = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&cl_lock);
+		while (paused && !quit) {
+			npaused++;
+			pthread_cond_broadcast(&cl_cv);
+			while (paused && !quit)
+				pthread_cond_wait(&cl_cv, &cl_lock);
+			npaused--;
+		}
+		pthread_mutex_unlock(&cl_lock);
+		if (quit)
+			break;
+		if (!c->connected) {
+			client_switch(c);
+			if (!c->connected) {
+				usleep(100000);
+				continue;
+			}
+		}
+		one_op(c);
+	}
+	return NULL;
+}
+
+static void
+pause_clients(bool p)
+{
+	pthread_mutex_lock(&cl_lock);
+	paused = p;
+	pthread_cond_broadcast(&cl_cv);
+	while (p && npaused < ncl)
+		pthread_cond_wait(&cl_cv, &cl_lock);
+	pthread_mutex_unlock(&cl_lock);
+}
+
+/* Wait until the clients acknowledged `more` operations (a count, not a
+ * time: a stall of two minutes fails). */
+static bool
+wait_progress(uint64_t more)
+{
+	uint64_t want;
+	int loops = 0;
+
+	pthread_mutex_lock(&cl_lock);
+	want = total_acked + more;
+	while (total_acked < want && loops++ < 120) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&cl_cv, &cl_lock, &ts);
+	}
+	pthread_mutex_unlock(&cl_lock);
+	return total_acked >= want;
+}
+
+/* ---- checking ---------------------------------------------------------- */
+
+static int64_t
+read_all(struct th_conn *cn, const struct th_fh *fh, uint8_t *buf)
+{
+	uint64_t off = 0;
+
+	for (;;) {
+		uint32_t got = 0;
+		bool eof = false;
+		int st = th_read(cn, fh, off, 32768, buf + off, &got, &eof);
+
+		if (st != NFS3_OK)
+			return -1;
+		off += got;
+		if (eof || got == 0 || off >= FMAX)
+			return (int64_t)off;
+	}
+}
+
+/* Check client c's model through a gateway other than its own, and take
+ * what the server holds for what the model did not know. */
+static void
+check_client(struct client *c, int cycle)
+{
+	struct th_conn cn;
+	uint8_t *buf = tl_malloc(FMAX);
+	int gw = c->gw % g.n + 1, bad = 0, where = 0;
+
+	for (int tries = 0; tries < g.n && !where; tries++, gw = gw % g.n + 1)
+		if (g.nd[gw].up && !g.nd[gw].stopped && !g.nd[gw].cut &&
+		    th_connect_host(&cn, g.nd[gw].addr, g.nd[gw].nfs_port, "/",
+				    0, 0) == 0)
+			where = gw;
+		else
+			th_disconnect(&cn);
+	TH_REQUIRE(where, "cycle %d: a gateway to check client %d through",
+		   cycle, c->id);
+	for (int n = 0; n < NNAMES; n++) {
+		struct th_obj o;
+		char name[16];
+		int st;
+
+		name_of(n, name);
+		st = th_lookup(&cn, &c->dirfh, name, &o);
+		if (c->state[n] == ABSENT && st != NFS3ERR_NOENT) {
+			th_diag("client %d: %s should be absent: %s", c->id,
+				name, th_stat_name(st));
+			bad++;
+		}
+		if (c->state[n] == PRESENT) {
+			struct cfile *f = c->f[n];
+			int64_t sz;
+
+			if (st != NFS3_OK || o.attr.fileid != f->fileid) {
+				th_diag("client %d: %s (inode %llu) lost: %s",
+					c->id, name,
+					(unsigned long long)f->fileid,
+					th_stat_name(st));
+				bad++;
+				continue;
+			}
+			sz = read_all(&cn, &f->fh, buf);
+			for (int64_t i = 0; sz >= 0 && i < (int64_t)f->size; i++)
+				if (f->known[i] &&
+				    (i >= sz || buf[i] != f->data[i])) {
+					th_diag("client %d: %s byte %lld "
+						"differs", c->id, name,
+						(long long)i);
+					bad++;
+					break;
+				}
+		}
+		/* what the server holds is now what the model knows */
+		free(c->f[n]);
+		c->f[n] = NULL;
+		c->state[n] = st == NFS3_OK ? PRESENT : ABSENT;
+		if (st == NFS3_OK) {
+			int64_t sz = read_all(&cn, &o.fh, buf);
+
+			c->f[n] = tl_calloc(1, sizeof(*c->f[n]));
+			c->f[n]->fh = o.fh;
+			c->f[n]->fileid = o.attr.fileid;
+			c->f[n]->size = sz > 0 ? (uint64_t)sz : 0;
+			c->f[n]->size_known = true;
+			memcpy(c->f[n]->data, buf, c->f[n]->size);
+			memset(c->f[n]->known, 1, c->f[n]->size);
+		}
+	}
+	/* no inode under two names: a rename is all or nothing */
+	for (int a = 0; a < NNAMES; a++)
+		for (int b = a + 1; b < NNAMES; b++)
+			if (c->f[a] && c->f[b] &&
+			    c->f[a]->fileid == c->f[b]->fileid) {
+				th_diag("client %d: inode %llu under two names",
+					c->id,
+					(unsigned long long)c->f[a]->fileid);
+				bad++;
+			}
+	TH_CHECK(bad == 0, "cycle %d: client %d's acknowledged operations "
+		 "are all there, through gateway %d (%llu acknowledged, %llu "
+		 "unknown so far)", cycle, c->id, where,
+		 (unsigned long long)c->acked,
+		 (unsigned long long)c->unknown);
+	th_disconnect(&cn);
+	free(buf);
+}
+
+static void
+check_group(int cycle)
+{
+	int rc;
+
+	/* verify waits for every node to hash its replica at one index */
+	rc = sh("%s -c %s raft verify > %s/verify.out 2>&1", tessera_bin(),
+		g.nd[wait_leader()].conf, g.dir);
+	if (rc != 0)
+		sh("sed 's/^/#   /' %s/verify.out", g.dir);
+	TH_CHECK(rc == 0, "cycle %d: tessera raft verify: the replicas are "
+		 "identical", cycle);
+	for (int i = 1; i <= g.n; i++) {
+		rc = sh("%s -c %s fsck raft:// > %s/fsck%d.out 2>&1",
+			tessera_bin(), g.nd[i].conf, g.dir, i);
+		if (rc != 0)
+			sh("tail -20 %s/fsck%d.out | sed 's/^/#   /'", g.dir, i);
+		TH_CHECK(rc == 0, "cycle %d: tessera fsck through node %d: "
+			 "clean", cycle, i);
+	}
+}
+
+/* Every node runs and follows the leader, within a few entries. */
+static bool
+wait_healthy(void)
+{
+	for (int tries = 0; tries < 600; tries++) {
+		struct meta_kv_raft_node *nodes;
+		size_t n;
+		int l = wait_leader();
+		bool ok = false;
+
+		if (l && status_of(l, &nodes, &n)) {
+			uint64_t commit = nodes[0].commit;
+			size_t good = 0;
+
+			for (size_t k = 0; k < n; k++)
+				good += strcmp(nodes[k].role, "voter") == 0 &&
+					nodes[k].applied + 64 >= commit;
+			ok = (int)good == g.n && (int)n == g.n;
+			free(nodes);
+		}
+		if (ok)
+			return true;
+		usleep(100000);
+	}
+	return false;
+}
+
+/* ---- the cycles ---------------------------------------------------------- */
+
+static uint64_t t_start;
+
+enum fault { F_KILL_LEADER, F_KILL_FOLLOWER, F_KILL_TWO, F_STOP_LEADER,
+	     F_CUT_FOLLOWER, F_CUT_LEADER, F_N };
+static const char *const fault_name[] = {"kill-leader", "kill-follower",
+					 "kill-two", "stop-leader",
+					 "cut-follower", "cut-leader"};
+
+static void
+cycle(int k, enum fault f)
+{
+	uint64_t term = 0;
+	int l = 0, o;
+
+	for (int tries = 0; tries < 600 && !l; tries++)
+		if (!(l = leader_term(&term)))
+			usleep(50000);
+
+	TH_REQUIRE(l > 0, "cycle %d: a leader", k);
+	o = l % g.n + 1;
+	th_diag("cycle %d: %s (leader %d), %.1f s", k, fault_name[f], l,
+		(double)(th_now_ms() - t_start) / 1000);
+	switch (f) {
+	case F_KILL_LEADER:
+		kill_node(l, SIGKILL);
+		break;
+	case F_KILL_FOLLOWER:
+		kill_node(o, SIGKILL);
+		break;
+	case F_KILL_TWO:
+		kill_node(l, SIGKILL);
+		kill_node(o, SIGKILL);
+		break;
+	case F_STOP_LEADER:
+		kill_node(l, SIGSTOP);
+		g.nd[l].stopped = true;
+		break;
+	case F_CUT_FOLLOWER:
+		cut(o, true);
+		break;
+	case F_CUT_LEADER:
+		cut(l, true);
+		break;
+	default:
+		break;
+	}
+	TH_CHECK(wait_progress(PROGRESS), "cycle %d: %s: the clients of the "
+		 "other gateways go on", k, fault_name[f]);
+	/* heal */
+	for (int i = 1; i <= g.n; i++) {
+		if (g.nd[i].stopped) {
+			kill(g.nd[i].pid, SIGCONT);
+			g.nd[i].stopped = false;
+		}
+		if (g.nd[i].cut)
+			cut(i, false);
+		if (!g.nd[i].up)
+			start_node(i);
+	}
+	if (f == F_STOP_LEADER) {
+		/* the others elected a leader in a later term: once resumed,
+		 * node l learns of it and no longer leads term `term` (it may
+		 * be elected again later, in a new term) */
+		uint64_t t = 0;
+
+		for (int tries = 0; tries < 100; tries++) {
+			t = term_of(l);
+			if (t > term)
+				break;
+			usleep(100000);
+		}
+		TH_CHECK(t > term, "cycle %d: the stopped leader %d resumed "
+			 "and left term %llu (now in %llu)", k, l,
+			 (unsigned long long)term, (unsigned long long)t);
+	}
+	TH_CHECK(wait_healthy(), "cycle %d: every node back and caught up", k);
+	TH_CHECK(wait_progress(PROGRESS / 2), "cycle %d: the clients go on "
+		 "after the healing", k);
+	pause_clients(true);
+	for (int i = 0; i < ncl; i++)
+		check_client(&cl[i], k);
+	check_group(k);
+	pause_clients(false);
+}
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	exit(1); /* atexit cleans up */
+}
+
+int
+main(void)
+{
+	const char *e;
+	int cycles = 12, rc;
+	char *out;
+
+	e = getenv("RAFT_FAULT_CYCLES");
+	if (e)
+		cycles = atoi(e);
+	e = getenv("RAFT_FAULT_NODES");
+	g.n = e && atoi(e) == 5 ? 5 : 3;
+	g.id = (unsigned)getpid() % 10000;
+	strcpy(g.dir, "/tmp/raft-fault-XXXXXX");
+	TH_REQUIRE(mkdtemp(g.dir) != NULL, "mkdtemp");
+	atexit(cleanup);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	tl_log_set_level(TL_LOG_ERR);
+	th_set_stall_ms(10000); /* a stopped or cut gateway: try another */
+	t_start = th_now_ms();
+	g.netns = getuid() == 0 && !(getenv("RAFT_FAULT_NETNS") &&
+				     strcmp(getenv("RAFT_FAULT_NETNS"), "0") ==
+					     0);
+	if (g.netns && !net_up()) {
+		th_diag("no network namespaces here: gateways on loopback, "
+			"without the cut-* cycles");
+		net_down();
+		g.netns = false;
+	}
+	for (int i = 1; i <= g.n; i++) {
+		if (!g.netns) {
+			snprintf(g.nd[i].addr, sizeof(g.nd[i].addr),
+				 "127.0.0.1");
+			g.nd[i].nfs_port = 24000 + (int)(g.id % 1000) * 10 + i;
+			g.nd[i].raft_port = 25000 + (int)(g.id % 1000) * 10 + i;
+		} else {
+			g.nd[i].nfs_port = 2049;
+			g.nd[i].raft_port = 7070;
+		}
+	}
+	snprintf(g.secret, sizeof(g.secret), "%s/raft.key", g.dir);
+	TH_REQUIRE(sh("%s raft secret %s >/dev/null", tessera_bin(),
+		      g.secret) == 0, "tessera raft secret");
+	sh("echo '/ 127.0.0.1(rw,insecure,no_root_squash) "
+	   "10.213.0.0/16(rw,insecure,no_root_squash)' > %s/exports", g.dir);
+	for (int i = 1; i <= g.n; i++)
+		write_conf(i);
+	sh("mkdir -p %s/obj", g.dir);
+	rc = sh("%s%s -c %s format raft:// file://%s/obj vol > %s/format.out "
+		"2>&1", in_ns(1), tessera_bin(), g.nd[1].conf, g.dir, g.dir);
+	if (rc)
+		sh("sed 's/^/#   /' %s/format.out", g.dir);
+	TH_REQUIRE(rc == 0, "tessera format raft:// founds the group");
+	for (int i = 1; i <= g.n; i++)
+		start_node(i);
+	TH_REQUIRE(wait_leader() == 1, "node 1 leads");
+	for (int i = 2; i <= g.n; i++) {
+		out = sh_out("%s -c %s raft add %d %s:%d 2>&1", tessera_bin(),
+			     g.nd[1].conf, i, g.nd[i].addr, g.nd[i].raft_port);
+		TH_REQUIRE(strstr(out, "done") != NULL, "node %d joins (%s)",
+			   i, out);
+		free(out);
+	}
+	TH_REQUIRE(wait_healthy(), "%d nodes up", g.n);
+
+	/* one client per gateway, each in its own directory */
+	ncl = g.n;
+	for (int i = 0; i < ncl; i++) {
+		struct client *c = &cl[i];
+		struct th_obj o;
+		char d[16];
+
+		c->id = i;
+		c->gw = i + 1;
+		c->rng = (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ULL ^
+			 (getenv("TH_SEED") ? strtoull(getenv("TH_SEED"), 0,
+						       10) : 1);
+		TH_REQUIRE(th_connect_host(&c->cn, g.nd[c->gw].addr,
+					   g.nd[c->gw].nfs_port, "/", 0,
+					   0) == 0,
+			   "client %d connects to gateway %d", i, c->gw);
+		c->connected = true;
+		sprintf(d, "c%d", i);
+		TH_REQUIRE(th_mkdir(&c->cn, &c->cn.root, d, NULL, &o) ==
+				   NFS3_OK && o.fh_follows,
+			   "mkdir %s", d);
+		c->dirfh = o.fh;
+	}
+	for (int i = 0; i < ncl; i++)
+		pthread_create(&cl[i].thread, NULL, client_main, &cl[i]);
+	TH_CHECK(wait_progress(PROGRESS), "the clients run");
+
+	for (int k = 1; k <= cycles; k++) {
+		enum fault f;
+
+		do
+			f = (enum fault)((k - 1) % F_N);
+		while (0);
+		if (f == F_KILL_TWO && g.n < 5)
+			f = F_KILL_LEADER;
+		if ((f == F_CUT_FOLLOWER || f == F_CUT_LEADER) && !g.netns)
+			f = f == F_CUT_LEADER ? F_KILL_LEADER : F_KILL_FOLLOWER;
+		cycle(k, f);
+	}
+	pthread_mutex_lock(&cl_lock);
+	quit = true;
+	pthread_cond_broadcast(&cl_cv);
+	pthread_mutex_unlock(&cl_lock);
+	for (int i = 0; i < ncl; i++) {
+		pthread_join(cl[i].thread, NULL);
+		th_disconnect(&cl[i].cn);
+		th_diag("client %d: %llu acknowledged, %llu unknown, %llu "
+			"gateway switches", i,
+			(unsigned long long)cl[i].acked,
+			(unsigned long long)cl[i].unknown,
+			(unsigned long long)cl[i].switches);
+		for (int n = 0; n < NNAMES; n++)
+			free(cl[i].f[n]);
+	}
+	return th_done();
+}
