@@ -24,6 +24,10 @@
  *                                   at time (ns): released after the grace
  *   <vol>\0U<ino>                   dir usage: bytes be64, inodes be64
  *   <vol>\0G<id be64>               gateway session (session.c)
+ *   <vol>\0N<ino be64><owner id 16> NFS locks of one owner (lock.c)
+ *   <vol>\0M<client id 16>          an NFS lock client (lock.c)
+ *   <vol>\0n<client id><ino><owner id>  index of a client's N records
+ *   <vol>\0m<client id 16>          ranges and shares it holds, be64
  *   \0V<vol>                        registry of volumes (empty value)
  *
  * The registry key starts with NUL, which no volume name does, so it can

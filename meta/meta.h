@@ -561,4 +561,201 @@ int meta_session_start(struct meta *m, const char *addr, const char *version,
 void meta_session_stop(struct meta_session_keeper *k);
 uint64_t meta_session_id(const struct meta_session_keeper *k);
 
+/* ---- NFS locks (lock.c) ---------------------------------------------------
+ *
+ * The byte-range locks and share reservations NFS clients take through
+ * NLM (nfsd/nlm*.c), kept in the volume's metadata: every gateway of the
+ * volume sees the same locks, so a lock taken through one gateway
+ * conflicts with a lock taken through another, and locks outlive a
+ * gateway's restart or failover.  Each call is one transaction (retried
+ * on conflicts like every call of this layer), so two gateways racing
+ * for one range cannot both win.
+ *
+ * An owner is the client (NLM's caller_name), the svid and the owner
+ * handle: ranges of one owner never conflict with each other, a new lock
+ * replaces what the owner held in its range (POSIX: upgrade, downgrade,
+ * split), and ranges of equal kind that touch merge.  Ranges are
+ * [start, end) with end META_LOCK_EOF meaning "to the end of the file,
+ * however long it grows".  Shared ranges conflict with exclusive ones of
+ * other owners; share reservations (SHARE, an owner is client and
+ * handle) conflict when one's access meets the other's deny mode.
+ *
+ * Recovery.  A client has a record saying which gateway session serves
+ * it, its addresses and its NSM state.  When that gateway is gone (a
+ * restart, a failover), another one adopts the client (meta_lock_adopt):
+ * a new recovery epoch begins and the client is in grace until a given
+ * time.  Its ranges from before the epoch are "unreclaimed": they still
+ * conflict (other owners are told to wait, holder.recovering), and a
+ * lock request with reclaim set renews them.  When the grace ends
+ * (meta_lock_recover), or earlier once nothing is left to reclaim, the
+ * unreclaimed ranges are dropped if the client was told to reclaim
+ * (meta_lock_notified), and kept otherwise: a client that could not be
+ * told still believes it holds them.
+ *
+ * Bounds: a request that would make its client hold more than
+ * max_client ranges and shares, or the volume more than max_total, gets
+ * -ENOLCK (the totals are read without taking part in conflict
+ * detection, so concurrent requests on several gateways may pass a
+ * bound by as many as run at once).
+ */
+#define META_LOCK_STR_MAX 1024 /* client name, owner handle: NLM's
+				  LM_MAXSTRLEN and MAXNETOBJ_SZ */
+#define META_LOCK_ADDR_MAX 64  /* an address as text */
+#define META_LOCK_EOF UINT64_MAX
+
+struct meta_lock_owner {
+	const char *client; /* NLM caller_name, client_len bytes */
+	size_t client_len;
+	uint32_t svid;	    /* byte-range locks only */
+	const void *oh;	    /* owner handle, oh_len bytes */
+	size_t oh_len;
+};
+
+/* Where a client was seen, recorded with its locks: for the callbacks
+ * that grant blocked locks and for the notification after a restart. */
+struct meta_lock_where {
+	const char *addr;  /* the client's address, as text */
+	const char *local; /* the gateway's address the client reached */
+	uint64_t session;  /* the gateway session serving the client */
+	int32_t state;	   /* the client's NSM state */
+};
+
+struct meta_lock_req {
+	struct meta_lock_owner owner;
+	uint64_t start, end;   /* byte-range locks: [start, end) */
+	bool exclusive;
+	bool reclaim;	       /* renews an unreclaimed lock (and takes it
+				  like any other request otherwise) */
+	uint32_t mode, access; /* shares: deny mode and access, bits
+				  1 read, 2 write */
+	const struct meta_lock_where *where; /* NULL: record unchanged */
+	uint64_t max_client;		     /* bounds, 0: none */
+	uint64_t max_total;
+};
+
+/* What keeps a request from being granted. */
+struct meta_lock_holder {
+	bool exclusive;
+	bool share;	 /* a share reservation (mode, access) */
+	bool recovering; /* unreclaimed, its client in grace */
+	uint32_t svid;
+	uint64_t start, end;
+	uint32_t mode, access;
+	size_t oh_len;
+	uint8_t oh[META_LOCK_STR_MAX];
+};
+
+struct meta_lock_result {
+	struct meta_lock_holder holder; /* -EBUSY: the first conflict */
+	bool released; /* some range was released or downgraded: others'
+			  blocked requests may now succeed */
+	bool had;      /* the owner held the whole range already, as asked
+			  (a retransmission, or a blocked request that was
+			  granted meanwhile) */
+};
+
+/* Lock r's range of ino for r's owner.  0: granted; -EBUSY: another
+ * owner's range conflicts (res->holder); -ENOLCK: a bound; -EINVAL:
+ * empty range; -EIO etc. */
+int meta_lock(struct meta *m, uint64_t ino, const struct meta_lock_req *r,
+	      struct meta_lock_result *res);
+/* Whether r's range (r->exclusive) could be locked by r's owner: 0 or
+ * -EBUSY with res->holder.  Read-only; where and bounds are ignored. */
+int meta_lock_test(struct meta *m, uint64_t ino,
+		   const struct meta_lock_req *r, struct meta_lock_result *res);
+/* Release [start, end) of what o holds on ino; 0 also when it held
+ * nothing there (res->released says whether it did). */
+int meta_unlock(struct meta *m, uint64_t ino, const struct meta_lock_owner *o,
+		uint64_t start, uint64_t end, struct meta_lock_result *res);
+/* Share reservations: r->mode and r->access (svid ignored).  A new
+ * share of the same owner replaces the old one.  -EBUSY on conflict. */
+int meta_share(struct meta *m, uint64_t ino, const struct meta_lock_req *r,
+	       struct meta_lock_result *res);
+int meta_unshare(struct meta *m, uint64_t ino,
+		 const struct meta_lock_owner *o,
+		 struct meta_lock_result *res);
+
+/* Called for each inode where a client-wide call released something. */
+typedef void (*meta_lock_released_cb)(void *arg, uint64_t ino);
+/* Drop the locks and shares of a client (NLM FREE_ALL, or its NSM
+ * reporting a restart): those taken under an NSM state other than
+ * keep_state, or all of them when keep_state < 0.  In transactions of
+ * a few hundred records; *n (may be NULL) counts the records dropped. */
+int meta_lock_drop(struct meta *m, const char *client, size_t len,
+		   int64_t keep_state, meta_lock_released_cb cb, void *arg,
+		   uint64_t *n);
+
+/* A client as recorded. */
+struct meta_lock_client {
+	char name[META_LOCK_STR_MAX + 1];
+	size_t name_len;
+	char addr[META_LOCK_ADDR_MAX], local[META_LOCK_ADDR_MAX];
+	uint64_t session;
+	int32_t state;
+	uint32_t epoch;		 /* recovery epoch */
+	uint64_t grace_until_ns; /* wall clock; 0: not in grace */
+	bool notified;		 /* told to reclaim in this epoch */
+	uint64_t held;		 /* ranges and shares it holds */
+};
+typedef int (*meta_lock_client_cb)(void *arg, const struct meta_lock_client *c);
+/* Every client record, in no useful order; non-zero from cb stops
+ * (returned when negative).  Read-only. */
+int meta_lock_clients(struct meta *m, meta_lock_client_cb cb, void *arg);
+/* Move client from gateway session from to session to, beginning a new
+ * recovery epoch with grace until grace_until_ns.  -ESTALE when its
+ * record no longer names from (another gateway adopted it, or it moved);
+ * -ENOENT when it holds nothing (its record is removed). */
+int meta_lock_adopt(struct meta *m, const char *client, size_t len,
+		    uint64_t from, uint64_t to, uint64_t grace_until_ns,
+		    uint32_t *epoch);
+/* The client acknowledged being told to reclaim in epoch. */
+int meta_lock_notified(struct meta *m, const char *client, size_t len,
+		       uint32_t epoch);
+/* Settle the grace of client at now_ns: *left receives how many of its
+ * ranges and shares are still unreclaimed; none left, or now_ns past its
+ * grace, ends the grace (dropping the unreclaimed ones if it was
+ * notified, reported through cb; *dropped may be NULL).  A client not in
+ * grace: *left 0, nothing done. */
+int meta_lock_recover(struct meta *m, const char *client, size_t len,
+		      uint64_t now_ns, uint64_t *left, meta_lock_released_cb cb,
+		      void *arg, uint64_t *dropped);
+
+/* Remove the records of clients that hold nothing and are not in
+ * grace; *removed (may be NULL) counts them. */
+int meta_lock_tidy(struct meta *m, uint64_t *removed);
+
+/* The volume's release counter: bumped by every call that released or
+ * downgraded a range, on any gateway.  Gateways with blocked requests
+ * read it to learn that a range may have come free elsewhere. */
+int meta_lock_releases(struct meta *m, uint64_t *n);
+/* Ranges and shares held on the volume, all clients. */
+int meta_lock_total(struct meta *m, uint64_t *n);
+/* A new NSM state for a gateway of the volume that starts: odd, larger
+ * than any handed out before. */
+int meta_lock_nsm_state(struct meta *m, int32_t *state);
+
+struct meta_lock_range {
+	uint64_t start, end;
+	bool exclusive;
+	uint32_t epoch;
+};
+/* One owner's record on an inode, as stored (for listings and tests). */
+struct meta_lock_info {
+	uint64_t ino;
+	bool share;
+	const char *client; /* borrowed for the call, not NUL-terminated */
+	size_t client_len;
+	uint32_t svid;
+	const uint8_t *oh;
+	size_t oh_len;
+	int32_t state;
+	size_t nranges;
+	const struct meta_lock_range *ranges;
+	uint32_t mode, access, epoch; /* shares */
+};
+typedef int (*meta_lock_info_cb)(void *arg, const struct meta_lock_info *l);
+/* Every record on ino (ino 0: on every inode), in inode order. */
+int meta_lock_list(struct meta *m, uint64_t ino, meta_lock_info_cb cb,
+		   void *arg);
+
 #endif /* META_H */

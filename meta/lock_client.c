@@ -1,0 +1,633 @@
+/*
+ * lock_client.c - the NFS locks of a client as a whole (meta.h, "NFS
+ * locks"): dropping them (NLM FREE_ALL, the client's NSM reporting a
+ * restart), recovery after the gateway serving it is gone (adoption, the
+ * end of its grace), the records of idle clients, the volume's counters
+ * and listings.  The records are lock.c's.
+ *
+ * Client-wide calls walk the client's index (n<client id>...) in
+ * transactions of LK_BATCH records, so their size stays bounded
+ * whatever a client holds.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meta/lock-internal.h"
+
+/* ---- client-wide sweeps -------------------------------------------------- */
+
+enum sweep_mode {
+	SW_ALL,		/* drop every record */
+	SW_STATE,	/* drop records of another NSM state */
+	SW_UNRECLAIMED, /* drop ranges and shares of an older epoch */
+	SW_COUNT,	/* count those, change nothing */
+};
+
+struct sweep {
+	struct meta *m;
+	enum sweep_mode mode;
+	uint32_t keep_state;
+	uint32_t epoch;
+	uint64_t n; /* records dropped, or ranges counted */
+	/* the index entries of one batch */
+	uint64_t ino[LK_BATCH];
+	uint8_t oid[LK_BATCH][LOCK_ID];
+	size_t nb;
+	struct meta_key last; /* the last index key taken */
+};
+
+static int
+sweep_scan_cb(void *arg, const void *key, size_t klen, const void *val,
+	      size_t vlen)
+{
+	struct sweep *s = arg;
+	size_t p = s->m->pfxlen + 1 + LOCK_ID;
+	const uint8_t *k = key;
+
+	if (klen != p + 8 + LOCK_ID)
+		return 0;
+	s->ino[s->nb] = tl_get_be64(k + p);
+	memcpy(s->oid[s->nb], k + p + 8, LOCK_ID);
+	s->nb++;
+	memcpy(s->last.b, key, klen);
+	s->last.len = klen;
+	return s->nb == LK_BATCH;
+}
+
+/* Apply the sweep to one record; *changed when it must be stored.
+ * Returns how many ranges or shares it drops (SW_COUNT: counts). */
+static uint64_t
+sweep_rec(const struct sweep *s, struct lrec *x, bool *changed)
+{
+	uint64_t before = lk_rec_count(x), k = 0;
+
+	*changed = false;
+	switch (s->mode) {
+	case SW_ALL:
+		k = before;
+		break;
+	case SW_STATE:
+		k = x->state != s->keep_state ? before : 0;
+		break;
+	case SW_UNRECLAIMED:
+	case SW_COUNT:
+		if (x->kind == KIND_SHARE) {
+			k = x->epoch < s->epoch;
+			break;
+		}
+		for (size_t i = 0; i < x->n; i++)
+			k += x->r[i].epoch < s->epoch;
+		break;
+	}
+	if (k == 0 || s->mode == SW_COUNT)
+		return k;
+	*changed = true;
+	if (s->mode == SW_UNRECLAIMED && x->kind == KIND_RANGES) {
+		size_t j = 0;
+
+		for (size_t i = 0; i < x->n; i++)
+			if (x->r[i].epoch >= s->epoch)
+				x->r[j++] = x->r[i];
+		x->n = j;
+	} else {
+		x->n = 0;
+	}
+	return k;
+}
+
+/* One batch of the sweep of client cid in one transaction; *more when
+ * the index may hold further entries.  released(arg, ino) after the
+ * commit for each inode where something went. */
+static int
+sweep_batch(struct sweep *s, const uint8_t cid[LOCK_ID], bool *more,
+	    meta_lock_released_cb cb, void *arg)
+{
+	bool rdonly = s->mode == SW_COUNT, any = false;
+	uint64_t gone[LK_BATCH], n0 = s->n;
+	struct meta_key start, end, from, k;
+	struct meta_key last0 = s->last;
+	size_t ngone = 0;
+	struct mtxn t;
+	int rc;
+
+	lk_key_client(s->m, &start, 'n', cid, 0, NULL);
+	lk_key_after(&start, &end);
+	from = s->last.len > 0 ? s->last : start;
+	if (s->last.len > 0)
+		from.b[from.len++] = 0; /* just past the last one taken */
+	rc = txn_begin(s->m, &t, rdonly);
+	if (rc)
+		return rc;
+	s->nb = 0;
+	rc = meta_kv_scan(t.kv, from.b, from.len, end.b, end.len,
+			  sweep_scan_cb, s);
+	*more = s->nb == LK_BATCH;
+	for (size_t i = 0; rc == 0 && i < s->nb; i++) {
+		const void *v;
+		size_t vlen;
+		struct lrec x;
+		uint64_t old, d;
+		bool changed;
+
+		lk_key_lock(s->m, &k, s->ino[i], s->oid[i]);
+		rc = meta_kv_get(t.kv, k.b, k.len, &v, &vlen);
+		if (rc == -ENOENT || (rc == 0 && lk_rec_decode(v, vlen, &x))) {
+			/* an index entry of nothing: drop it */
+			lk_key_client(s->m, &k, 'n', cid, s->ino[i], s->oid[i]);
+			rc = rdonly ? 0 : meta_kv_del(t.kv, k.b, k.len);
+			continue;
+		}
+		if (rc)
+			break;
+		old = lk_rec_count(&x);
+		d = sweep_rec(s, &x, &changed);
+		s->n += s->mode == SW_COUNT || s->mode == SW_UNRECLAIMED
+			    ? d
+			    : (d > 0);
+		if (changed) {
+			rc = lk_rec_store(&t, s->ino[i], s->oid[i], cid, &x,
+					  old);
+			any = true;
+			if (ngone == 0 || gone[ngone - 1] != s->ino[i])
+				gone[ngone++] = s->ino[i];
+		}
+		lk_rec_free(&x);
+	}
+	if (rc == 0 && any)
+		rc = counter_add(&t, CNT_NLM_RELEASES, 1);
+	if (rdonly) {
+		meta_kv_abort(t.kv);
+	} else {
+		rc = txn_end(&t, rc);
+	}
+	if (rc) {
+		s->n = n0; /* the batch is done again, or not at all */
+		s->last = last0;
+		return rc;
+	}
+	for (size_t i = 0; cb != NULL && i < ngone; i++)
+		cb(arg, gone[i]);
+	return 0;
+}
+
+static int
+sweep_run(struct sweep *s, const uint8_t cid[LOCK_ID],
+	  meta_lock_released_cb cb, void *arg)
+{
+	bool more = true;
+	int rc = 0, tries = 0;
+
+	s->last.len = 0;
+	while (more) {
+		rc = sweep_batch(s, cid, &more, cb, arg);
+		if (txn_retry(rc, &tries)) {
+			more = true;
+			continue;
+		}
+		if (rc)
+			break;
+		tries = 0;
+	}
+	return rc;
+}
+
+static int
+first_cb(void *arg, const void *key, size_t klen, const void *val,
+	 size_t vlen)
+{
+	*(bool *)arg = true;
+	return 1;
+}
+
+/* Whether client cid holds anything (its index is not empty). */
+static int
+client_holds(struct mtxn *t, const uint8_t cid[LOCK_ID], bool *any)
+{
+	struct meta_key k, e;
+
+	*any = false;
+	lk_key_client(t->m, &k, 'n', cid, 0, NULL);
+	lk_key_after(&k, &e);
+	return meta_kv_scan(t->kv, k.b, k.len, e.b, e.len, first_cb, any);
+}
+
+/* Delete the record and count of client cid if it holds nothing. */
+static int
+client_forget_txn(struct mtxn *t, const uint8_t cid[LOCK_ID], bool *gone)
+{
+	struct meta_key k;
+	bool any;
+	int rc;
+
+	*gone = false;
+	rc = client_holds(t, cid, &any);
+	if (rc || any)
+		return rc;
+	lk_key_client(t->m, &k, 'M', cid, 0, NULL);
+	rc = meta_kv_del(t->kv, k.b, k.len);
+	lk_key_client(t->m, &k, 'm', cid, 0, NULL);
+	if (rc == 0)
+		rc = meta_kv_del(t->kv, k.b, k.len);
+	*gone = rc == 0;
+	return rc;
+}
+
+static int
+client_forget(struct meta *m, const uint8_t cid[LOCK_ID])
+{
+	struct mtxn t;
+	bool gone;
+	int rc, tries = 0;
+
+	do {
+		rc = txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		rc = txn_end(&t, client_forget_txn(&t, cid, &gone));
+	} while (txn_retry(rc, &tries));
+	return rc;
+}
+
+int
+meta_lock_drop(struct meta *m, const char *client, size_t len,
+	       int64_t keep_state, meta_lock_released_cb cb, void *arg,
+	       uint64_t *n)
+{
+	struct sweep *s = tl_calloc(1, sizeof(*s));
+	uint8_t cid[LOCK_ID];
+	int rc;
+
+	if (len > META_LOCK_STR_MAX || (client == NULL && len > 0)) {
+		free(s);
+		return -EINVAL;
+	}
+	lk_client_id(client, len, cid);
+	s->m = m;
+	s->mode = keep_state < 0 ? SW_ALL : SW_STATE;
+	s->keep_state = (uint32_t)keep_state;
+	rc = sweep_run(s, cid, cb, arg);
+	if (rc == 0)
+		rc = client_forget(m, cid);
+	if (n != NULL)
+		*n = s->n;
+	free(s);
+	return rc;
+}
+
+/* ---- clients and recovery ------------------------------------------------ */
+
+#define CLIENT_BATCH 64
+
+struct cscan {
+	struct meta *m;
+	struct meta_lock_client c[CLIENT_BATCH];
+	uint8_t cid[CLIENT_BATCH][LOCK_ID];
+	size_t n, seen;
+	struct meta_key last;
+};
+
+static int
+cscan_cb(void *arg, const void *key, size_t klen, const void *val,
+	 size_t vlen)
+{
+	struct cscan *s = arg;
+	size_t p = s->m->pfxlen + 1;
+
+	if (klen != p + LOCK_ID)
+		return 0;
+	memcpy(s->last.b, key, klen);
+	s->last.len = klen;
+	s->seen++;
+	if (lk_client_decode(val, vlen, &s->c[s->n]) != 0)
+		tl_err(META_SUB, "an unreadable NFS lock client record; "
+		       "skipped");
+	else
+		memcpy(s->cid[s->n++], (const uint8_t *)key + p, LOCK_ID);
+	return s->seen == CLIENT_BATCH;
+}
+
+int
+meta_lock_clients(struct meta *m, meta_lock_client_cb cb, void *arg)
+{
+	struct cscan *s = tl_calloc(1, sizeof(*s));
+	struct meta_key from, end;
+	struct mtxn t;
+	bool more = true;
+	int rc = 0;
+
+	s->m = m;
+	key_tag(m, &from, 'M');
+	key_tag(m, &end, 'N');
+	while (more && rc == 0) {
+		rc = txn_begin(m, &t, true);
+		if (rc)
+			break;
+		s->n = s->seen = 0;
+		rc = meta_kv_scan(t.kv, from.b, from.len, end.b, end.len,
+				  cscan_cb, s);
+		more = s->seen == CLIENT_BATCH;
+		for (size_t i = 0; rc == 0 && i < s->n; i++)
+			rc = lk_peek_count(&t, s->cid[i], &s->c[i].held);
+		meta_kv_abort(t.kv);
+		for (size_t i = 0; rc == 0 && i < s->n; i++) {
+			rc = cb(arg, &s->c[i]);
+			if (rc > 0) {
+				rc = 0;
+				more = false;
+				break;
+			}
+		}
+		from = s->last;
+		from.b[from.len++] = 0;
+	}
+	free(s);
+	return rc;
+}
+
+int
+meta_lock_adopt(struct meta *m, const char *client, size_t len,
+		uint64_t from, uint64_t to, uint64_t grace_until_ns,
+		uint32_t *epoch)
+{
+	struct meta_lock_client c;
+	uint8_t cid[LOCK_ID];
+	struct mtxn t;
+	bool gone;
+	int rc, tries = 0;
+
+	if (len > META_LOCK_STR_MAX)
+		return -EINVAL;
+	lk_client_id(client, len, cid);
+	do {
+		rc = txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		rc = lk_client_get(&t, cid, &c);
+		if (rc == 0 && c.session != from)
+			rc = -ESTALE;
+		if (rc == 0)
+			rc = client_forget_txn(&t, cid, &gone);
+		if (rc == 0 && !gone) {
+			c.epoch++;
+			c.session = to;
+			c.grace_until_ns = grace_until_ns;
+			c.notified = false;
+			rc = lk_client_put(&t, cid, &c);
+		}
+		rc = txn_end(&t, rc);
+	} while (txn_retry(rc, &tries));
+	if (rc == 0 && gone)
+		return -ENOENT;
+	if (rc == 0 && epoch != NULL)
+		*epoch = c.epoch;
+	return rc;
+}
+
+/* Apply fn to client's record in a transaction: fn returns 0 (write
+ * it), 1 (leave it) or an error. */
+static int
+client_update(struct meta *m, const char *client, size_t len,
+	      int (*fn)(struct meta_lock_client *c, void *arg), void *arg)
+{
+	struct meta_lock_client c;
+	uint8_t cid[LOCK_ID];
+	struct mtxn t;
+	int rc, tries = 0;
+
+	if (len > META_LOCK_STR_MAX)
+		return -EINVAL;
+	lk_client_id(client, len, cid);
+	do {
+		rc = txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		rc = lk_client_get(&t, cid, &c);
+		if (rc == 0)
+			rc = fn(&c, arg);
+		if (rc == 0)
+			rc = lk_client_put(&t, cid, &c);
+		rc = txn_end(&t, rc == 1 ? 0 : rc);
+	} while (txn_retry(rc, &tries));
+	return rc;
+}
+
+static int
+set_notified(struct meta_lock_client *c, void *arg)
+{
+	if (c->epoch != *(uint32_t *)arg || c->notified)
+		return 1;
+	c->notified = true;
+	return 0;
+}
+
+int
+meta_lock_notified(struct meta *m, const char *client, size_t len,
+		   uint32_t epoch)
+{
+	return client_update(m, client, len, set_notified, &epoch);
+}
+
+static int
+end_grace(struct meta_lock_client *c, void *arg)
+{
+	if (c->epoch != *(uint32_t *)arg || c->grace_until_ns == 0)
+		return 1;
+	c->grace_until_ns = 0;
+	return 0;
+}
+
+int
+meta_lock_recover(struct meta *m, const char *client, size_t len,
+		  uint64_t now_ns, uint64_t *left, meta_lock_released_cb cb,
+		  void *arg, uint64_t *dropped)
+{
+	struct meta_lock_client c;
+	struct sweep *s;
+	uint8_t cid[LOCK_ID];
+	struct mtxn t;
+	int rc;
+
+	*left = 0;
+	if (dropped != NULL)
+		*dropped = 0;
+	if (len > META_LOCK_STR_MAX)
+		return -EINVAL;
+	lk_client_id(client, len, cid);
+	rc = txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	rc = lk_client_get(&t, cid, &c);
+	meta_kv_abort(t.kv);
+	if (rc == -ENOENT || (rc == 0 && c.grace_until_ns == 0))
+		return 0;
+	if (rc)
+		return rc;
+	s = tl_calloc(1, sizeof(*s));
+	s->m = m;
+	s->mode = SW_COUNT;
+	s->epoch = c.epoch;
+	rc = sweep_run(s, cid, NULL, NULL);
+	*left = s->n;
+	if (rc == 0 && *left > 0 && now_ns >= c.grace_until_ns &&
+	    c.notified) {
+		s->mode = SW_UNRECLAIMED;
+		s->n = 0;
+		rc = sweep_run(s, cid, cb, arg);
+		if (dropped != NULL)
+			*dropped = s->n;
+	}
+	if (rc == 0 && (*left == 0 || now_ns >= c.grace_until_ns))
+		rc = client_update(m, client, len, end_grace, &c.epoch);
+	if (rc == 0)
+		rc = client_forget(m, cid);
+	free(s);
+	return rc;
+}
+
+static int
+tidy_cb(void *arg, const struct meta_lock_client *c)
+{
+	void **a = arg;
+	uint8_t cid[LOCK_ID];
+	int rc;
+
+	if (c->held > 0 || c->grace_until_ns != 0)
+		return 0;
+	lk_client_id(c->name, c->name_len, cid);
+	rc = client_forget(a[0], cid);
+	if (rc == 0)
+		(*(uint64_t *)a[1])++;
+	return rc;
+}
+
+int
+meta_lock_tidy(struct meta *m, uint64_t *removed)
+{
+	uint64_t n = 0;
+	void *a[2] = {m, &n};
+	int rc = meta_lock_clients(m, tidy_cb, a);
+
+	if (removed != NULL)
+		*removed = n;
+	return rc;
+}
+
+/* ---- counters and listings ----------------------------------------------- */
+
+static int
+read_counter(struct meta *m, const char *name, uint64_t *n)
+{
+	struct mtxn t;
+	int rc;
+
+	rc = txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	rc = counter_get(&t, name, n);
+	meta_kv_abort(t.kv);
+	return rc;
+}
+
+int
+meta_lock_releases(struct meta *m, uint64_t *n)
+{
+	return read_counter(m, CNT_NLM_RELEASES, n);
+}
+
+int
+meta_lock_total(struct meta *m, uint64_t *n)
+{
+	return read_counter(m, CNT_NLM_LOCKS, n);
+}
+
+int
+meta_lock_nsm_state(struct meta *m, int32_t *state)
+{
+	struct mtxn t;
+	uint64_t v;
+	int rc, tries = 0;
+
+	do {
+		rc = txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		rc = counter_get(&t, CNT_NSM_STATE, &v);
+		/* odd: up (NSM's convention); wraps before INT32_MAX */
+		v = v == 0 || v >= INT32_MAX - 2 ? 1 : (v | 1) + 2;
+		if (rc == 0)
+			rc = counter_set(&t, CNT_NSM_STATE, v);
+		rc = txn_end(&t, rc);
+	} while (txn_retry(rc, &tries));
+	if (rc == 0)
+		*state = (int32_t)v;
+	return rc;
+}
+
+struct lscan {
+	struct meta *m;
+	meta_lock_info_cb cb;
+	void *arg;
+	int rc;
+};
+
+static int
+lscan_cb(void *arg, const void *key, size_t klen, const void *val,
+	 size_t vlen)
+{
+	struct lscan *s = arg;
+	size_t p = s->m->pfxlen + 1;
+	struct meta_lock_info li;
+	struct lrec x;
+
+	if (klen != p + 8 + LOCK_ID)
+		return 0;
+	if (lk_rec_decode(val, vlen, &x) != 0) {
+		tl_err(META_SUB, "an unreadable NFS lock record; skipped");
+		return 0;
+	}
+	memset(&li, 0, sizeof(li));
+	li.ino = tl_get_be64((const uint8_t *)key + p);
+	li.share = x.kind == KIND_SHARE;
+	li.client = (const char *)x.name;
+	li.client_len = x.name_len;
+	li.svid = x.svid;
+	li.oh = x.oh;
+	li.oh_len = x.oh_len;
+	li.state = (int32_t)x.state;
+	if (li.share) {
+		li.mode = x.mode;
+		li.access = x.access;
+		li.epoch = x.epoch;
+	} else {
+		li.nranges = x.n;
+		li.ranges = x.r;
+	}
+	s->rc = s->cb(s->arg, &li);
+	lk_rec_free(&x);
+	return s->rc != 0;
+}
+
+int
+meta_lock_list(struct meta *m, uint64_t ino, meta_lock_info_cb cb, void *arg)
+{
+	struct lscan s = {m, cb, arg, 0};
+	struct meta_key k, e;
+	struct mtxn t;
+	int rc;
+
+	if (ino != 0) {
+		lk_key_lock(m, &k, ino, NULL);
+	} else {
+		key_tag(m, &k, 'N');
+	}
+	lk_key_after(&k, &e);
+	rc = txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	rc = meta_kv_scan(t.kv, k.b, k.len, e.b, e.len, lscan_cb, &s);
+	meta_kv_abort(t.kv);
+	return rc ? rc : (s.rc < 0 ? s.rc : 0);
+}
