@@ -64,7 +64,7 @@ owner_id(uint8_t kind, const struct meta_lock_owner *o, uint8_t id[LOCK_ID])
 }
 
 void
-lk_client_id(const char *name, size_t len, uint8_t id[LOCK_ID])
+meta_lk_client_id(const char *name, size_t len, uint8_t id[LOCK_ID])
 {
 	uint8_t *b = tl_malloc(len + 7), md[SHA256_DIGEST_LENGTH];
 
@@ -77,10 +77,10 @@ lk_client_id(const char *name, size_t len, uint8_t id[LOCK_ID])
 
 /* N<ino>[<owner id>] */
 void
-lk_key_lock(struct meta *m, struct meta_key *k, uint64_t ino,
-	 const uint8_t *oid)
+meta_lk_key_lock(struct meta *m, struct meta_key *k, uint64_t ino,
+		 const uint8_t *oid)
 {
-	key_tag(m, k, 'N');
+	meta_key_tag(m, k, 'N');
 	tl_put_be64(k->b + k->len, ino);
 	k->len += 8;
 	if (oid != NULL) {
@@ -92,10 +92,10 @@ lk_key_lock(struct meta *m, struct meta_key *k, uint64_t ino,
 /* tag M (client), m (count) or n (index, with ino and owner id when
  * oid is given) followed by the client id. */
 void
-lk_key_client(struct meta *m, struct meta_key *k, char tag,
-	   const uint8_t cid[LOCK_ID], uint64_t ino, const uint8_t *oid)
+meta_lk_key_client(struct meta *m, struct meta_key *k, char tag,
+		   const uint8_t cid[LOCK_ID], uint64_t ino, const uint8_t *oid)
 {
-	key_tag(m, k, tag);
+	meta_key_tag(m, k, tag);
 	memcpy(k->b + k->len, cid, LOCK_ID);
 	k->len += LOCK_ID;
 	if (oid != NULL) {
@@ -109,7 +109,7 @@ lk_key_client(struct meta *m, struct meta_key *k, char tag,
  * 0xff, which holds for every prefix built here: they end in a tag, an
  * inode number below 2^64-1 or a hash; a hash of 0xff is handled). */
 void
-lk_key_after(const struct meta_key *k, struct meta_key *out)
+meta_lk_key_after(const struct meta_key *k, struct meta_key *out)
 {
 	*out = *k;
 	while (out->len > 0 && out->b[out->len - 1] == 0xff)
@@ -121,7 +121,7 @@ lk_key_after(const struct meta_key *k, struct meta_key *out)
 /* ---- records ------------------------------------------------------------- */
 
 void
-lk_rec_free(struct lrec *r)
+meta_lk_rec_free(struct lrec *r)
 {
 	free(r->name);
 	free(r->oh);
@@ -130,7 +130,7 @@ lk_rec_free(struct lrec *r)
 }
 
 int
-lk_rec_decode(const void *val, size_t len, struct lrec *r)
+meta_lk_rec_decode(const void *val, size_t len, struct lrec *r)
 {
 	const uint8_t *p = val, *end = p + len;
 	size_t nl, hl;
@@ -183,7 +183,7 @@ lk_rec_decode(const void *val, size_t len, struct lrec *r)
 	}
 	return 0;
 bad:
-	lk_rec_free(r);
+	meta_lk_rec_free(r);
 	return -EIO;
 }
 
@@ -387,7 +387,7 @@ client_encode(const struct meta_lock_client *c, uint8_t *v)
 #define CLIENT_VMAX (28 + META_LOCK_STR_MAX + 2 * META_LOCK_ADDR_MAX)
 
 int
-lk_client_decode(const void *val, size_t len, struct meta_lock_client *c)
+meta_lk_client_decode(const void *val, size_t len, struct meta_lock_client *c)
 {
 	const uint8_t *p = val, *end = p + len;
 	size_t n;
@@ -424,32 +424,32 @@ lk_client_decode(const void *val, size_t len, struct meta_lock_client *c)
 }
 
 int
-lk_client_get(struct mtxn *t, const uint8_t cid[LOCK_ID],
-	   struct meta_lock_client *c)
+meta_lk_client_get(struct mtxn *t, const uint8_t cid[LOCK_ID],
+		   struct meta_lock_client *c)
 {
 	struct meta_key k;
 	const void *v;
 	size_t vlen;
 	int rc;
 
-	lk_key_client(t->m, &k, 'M', cid, 0, NULL);
+	meta_lk_key_client(t->m, &k, 'M', cid, 0, NULL);
 	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
 	if (rc)
 		return rc;
-	rc = lk_client_decode(v, vlen, c);
+	rc = meta_lk_client_decode(v, vlen, c);
 	if (rc)
 		tl_err(META_SUB, "an unreadable NFS lock client record");
 	return rc;
 }
 
 int
-lk_client_put(struct mtxn *t, const uint8_t cid[LOCK_ID],
-	   const struct meta_lock_client *c)
+meta_lk_client_put(struct mtxn *t, const uint8_t cid[LOCK_ID],
+		   const struct meta_lock_client *c)
 {
 	uint8_t v[CLIENT_VMAX];
 	struct meta_key k;
 
-	lk_key_client(t->m, &k, 'M', cid, 0, NULL);
+	meta_lk_key_client(t->m, &k, 'M', cid, 0, NULL);
 	return meta_kv_put(t->kv, k.b, k.len, v, client_encode(c, v));
 }
 
@@ -461,7 +461,7 @@ client_touch(struct mtxn *t, const uint8_t cid[LOCK_ID],
 	     struct meta_lock_client *c)
 {
 	struct meta_lock_client old;
-	int rc = lk_client_get(t, cid, c);
+	int rc = meta_lk_client_get(t, cid, c);
 
 	if (rc == -ENOENT) {
 		memset(c, 0, sizeof(*c));
@@ -481,7 +481,7 @@ client_touch(struct mtxn *t, const uint8_t cid[LOCK_ID],
 	if (rc == 0 && old.session == c->session && old.state == c->state &&
 	    strcmp(old.addr, c->addr) == 0 && strcmp(old.local, c->local) == 0)
 		return 0;
-	return lk_client_put(t, cid, c);
+	return meta_lk_client_put(t, cid, c);
 }
 
 /* Whether a range of epoch held by client c is unreclaimed. */
@@ -501,24 +501,25 @@ add_count(struct mtxn *t, const uint8_t cid[LOCK_ID], int64_t d)
 
 	if (d == 0)
 		return 0;
-	lk_key_client(t->m, &k, 'm', cid, 0, NULL);
+	meta_lk_key_client(t->m, &k, 'm', cid, 0, NULL);
 	rc = meta_kv_add(t->kv, k.b, k.len, &d, 1);
-	return rc ? rc : counter_add(t, CNT_NLM_LOCKS, d);
+	return rc ? rc : meta_counter_add(t, CNT_NLM_LOCKS, d);
 }
 
 /* Write r (or delete it when it holds nothing), with its index entry and
  * the counts; old: what the stored record counted for (0: none). */
 int
-lk_rec_store(struct mtxn *t, uint64_t ino, const uint8_t oid[LOCK_ID],
-	  const uint8_t cid[LOCK_ID], const struct lrec *r, uint64_t old)
+meta_lk_rec_store(struct mtxn *t, uint64_t ino, const uint8_t oid[LOCK_ID],
+		  const uint8_t cid[LOCK_ID], const struct lrec *r,
+		  uint64_t old)
 {
-	uint64_t now = lk_rec_count(r);
+	uint64_t now = meta_lk_rec_count(r);
 	struct meta_key k, ki;
 	struct tl_buf b = TL_BUF_INIT;
 	int rc;
 
-	lk_key_lock(t->m, &k, ino, oid);
-	lk_key_client(t->m, &ki, 'n', cid, ino, oid);
+	meta_lk_key_lock(t->m, &k, ino, oid);
+	meta_lk_key_client(t->m, &ki, 'n', cid, ino, oid);
 	if (now == 0) {
 		rc = meta_kv_del(t->kv, k.b, k.len);
 		if (rc == 0)
@@ -534,14 +535,14 @@ lk_rec_store(struct mtxn *t, uint64_t ino, const uint8_t oid[LOCK_ID],
 }
 
 int
-lk_peek_count(struct mtxn *t, const uint8_t cid[LOCK_ID], uint64_t *n)
+meta_lk_peek_count(struct mtxn *t, const uint8_t cid[LOCK_ID], uint64_t *n)
 {
 	struct meta_key k;
 	const void *v;
 	size_t vlen;
 	int rc;
 
-	lk_key_client(t->m, &k, 'm', cid, 0, NULL);
+	meta_lk_key_client(t->m, &k, 'm', cid, 0, NULL);
 	rc = meta_kv_peek(t->kv, k.b, k.len, &v, &vlen);
 	*n = 0;
 	if (rc == -ENOENT)
@@ -564,14 +565,14 @@ check_bounds(struct mtxn *t, const uint8_t cid[LOCK_ID],
 	if (d <= 0)
 		return 0;
 	if (r->max_client > 0) {
-		rc = lk_peek_count(t, cid, &n);
+		rc = meta_lk_peek_count(t, cid, &n);
 		if (rc)
 			return rc;
 		if (n + (uint64_t)d > r->max_client)
 			return -ENOLCK;
 	}
 	if (r->max_total > 0) {
-		rc = counter_peek(t, CNT_NLM_LOCKS, &n);
+		rc = meta_counter_peek(t, CNT_NLM_LOCKS, &n);
 		if (rc)
 			return rc;
 		if (n + (uint64_t)d > r->max_total)
@@ -592,11 +593,11 @@ struct conflict {
 
 struct iscan {
 	struct meta *m;
-	const uint8_t *oid;	      /* the requester */
+	const uint8_t *oid; /* the requester */
 	const struct meta_lock_req *req;
-	uint8_t kind;		      /* of the request */
-	bool test_only;		      /* keep not the requester's own */
-	struct lrec own;	      /* the requester's record, if found */
+	uint8_t kind;	 /* of the request */
+	bool test_only;	 /* keep not the requester's own */
+	struct lrec own; /* the requester's record, if found */
 	bool have_own;
 	struct conflict c[LK_CONFLICTS];
 	size_t nc;
@@ -638,7 +639,7 @@ iscan_conflicts(struct iscan *s, const struct lrec *x)
 		c = &s->c[s->nc++];
 		holder_of(x, NULL, &c->h);
 		c->epoch = x->epoch;
-		lk_client_id((const char *)x->name, x->name_len, c->cid);
+		meta_lk_client_id((const char *)x->name, x->name_len, c->cid);
 		return;
 	}
 	for (size_t i = 0; i < x->n && s->nc < LK_CONFLICTS; i++) {
@@ -650,15 +651,14 @@ iscan_conflicts(struct iscan *s, const struct lrec *x)
 		c = &s->c[s->nc++];
 		holder_of(x, g, &c->h);
 		c->epoch = g->epoch;
-		lk_client_id((const char *)x->name, x->name_len, c->cid);
+		meta_lk_client_id((const char *)x->name, x->name_len, c->cid);
 		/* one per owner: the next may be a live holder */
 		break;
 	}
 }
 
 static int
-iscan_cb(void *arg, const void *key, size_t klen, const void *val,
-	 size_t vlen)
+iscan_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct iscan *s = arg;
 	size_t p = s->m->pfxlen + 1 + 8;
@@ -666,13 +666,13 @@ iscan_cb(void *arg, const void *key, size_t klen, const void *val,
 
 	if (klen != p + LOCK_ID)
 		return 0;
-	if (lk_rec_decode(val, vlen, &x) != 0) {
+	if (meta_lk_rec_decode(val, vlen, &x) != 0) {
 		tl_err(META_SUB, "an unreadable NFS lock record; ignored");
 		return 0;
 	}
 	if (memcmp((const uint8_t *)key + p, s->oid, LOCK_ID) == 0) {
 		if (!rec_is(&x, s->kind, &s->req->owner)) {
-			lk_rec_free(&x);
+			meta_lk_rec_free(&x);
 			s->rc = -EIO; /* two owners, one id: never seen */
 			return 1;
 		}
@@ -684,7 +684,7 @@ iscan_cb(void *arg, const void *key, size_t klen, const void *val,
 	} else {
 		iscan_conflicts(s, &x);
 	}
-	lk_rec_free(&x);
+	meta_lk_rec_free(&x);
 	return 0;
 }
 
@@ -695,8 +695,8 @@ iscan_run(struct mtxn *t, uint64_t ino, struct iscan *s)
 	struct meta_key k, e;
 	int rc;
 
-	lk_key_lock(t->m, &k, ino, NULL);
-	lk_key_after(&k, &e);
+	meta_lk_key_lock(t->m, &k, ino, NULL);
+	meta_lk_key_after(&k, &e);
 	rc = meta_kv_scan(t->kv, k.b, k.len, e.b, e.len, iscan_cb, s);
 	return rc ? rc : s->rc;
 }
@@ -708,7 +708,7 @@ iscan_verdict(struct mtxn *t, struct iscan *s, struct meta_lock_result *res)
 {
 	for (size_t i = 0; i < s->nc; i++) {
 		struct meta_lock_client c;
-		int rc = lk_client_get(t, s->c[i].cid, &c);
+		int rc = meta_lk_client_get(t, s->c[i].cid, &c);
 
 		if (rc == -ENOENT ||
 		    (rc == 0 && !unreclaimed(&c, s->c[i].epoch))) {
@@ -741,8 +741,7 @@ lock_txn(struct mtxn *t, uint64_t ino, const struct meta_lock_req *r,
 	 const uint8_t oid[LOCK_ID], const uint8_t cid[LOCK_ID],
 	 struct meta_lock_result *res)
 {
-	struct iscan s = {.m = t->m, .oid = oid, .req = r,
-			  .kind = KIND_RANGES};
+	struct iscan s = {.m = t->m, .oid = oid, .req = r, .kind = KIND_RANGES};
 	struct meta_lock_client c;
 	uint64_t old;
 	bool renew;
@@ -760,23 +759,23 @@ lock_txn(struct mtxn *t, uint64_t ino, const struct meta_lock_req *r,
 			 r->where != NULL ? (uint32_t)r->where->state : 0);
 	else if (r->where != NULL)
 		s.own.state = (uint32_t)r->where->state;
-	old = lk_rec_count(&s.own);
-	res->had = ranges_cover(&s.own, r->start, r->end, r->exclusive,
-				c.epoch, &renew);
+	old = meta_lk_rec_count(&s.own);
+	res->had = ranges_cover(&s.own, r->start, r->end, r->exclusive, c.epoch,
+				&renew);
 	if (res->had && !renew)
 		goto out; /* nothing changes */
-	res->released = ranges_downgrade(&s.own, r->start, r->end,
-					 r->exclusive);
+	res->released =
+	    ranges_downgrade(&s.own, r->start, r->end, r->exclusive);
 	ranges_cut(&s.own, r->start, r->end);
 	ranges_add(&s.own, r->start, r->end, r->exclusive, c.epoch);
 	rc = check_bounds(t, cid, r,
-			  (int64_t)lk_rec_count(&s.own) - (int64_t)old);
+			  (int64_t)meta_lk_rec_count(&s.own) - (int64_t)old);
 	if (rc == 0)
-		rc = lk_rec_store(t, ino, oid, cid, &s.own, old);
+		rc = meta_lk_rec_store(t, ino, oid, cid, &s.own, old);
 	if (rc == 0 && res->released)
-		rc = counter_add(t, CNT_NLM_RELEASES, 1);
+		rc = meta_counter_add(t, CNT_NLM_RELEASES, 1);
 out:
-	lk_rec_free(&s.own);
+	meta_lk_rec_free(&s.own);
 	return rc;
 }
 
@@ -791,14 +790,14 @@ meta_lock(struct meta *m, uint64_t ino, const struct meta_lock_req *r,
 	if (r->start >= r->end || !owner_ok(&r->owner))
 		return -EINVAL;
 	owner_id(KIND_RANGES, &r->owner, oid);
-	lk_client_id(r->owner.client, r->owner.client_len, cid);
+	meta_lk_client_id(r->owner.client, r->owner.client_len, cid);
 	do {
 		memset(res, 0, sizeof(*res));
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
-		rc = txn_end(&t, lock_txn(&t, ino, r, oid, cid, res));
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, lock_txn(&t, ino, r, oid, cid, res));
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
 
@@ -816,7 +815,7 @@ test_run(struct meta *m, uint64_t ino, const struct meta_lock_req *r,
 		return -EINVAL;
 	owner_id(kind, &r->owner, oid);
 	s.oid = oid;
-	rc = txn_begin(m, &t, true);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
 	rc = iscan_run(&t, ino, &s);
@@ -844,13 +843,13 @@ own_get(struct mtxn *t, uint64_t ino, uint8_t kind,
 	size_t vlen;
 	int rc;
 
-	lk_key_lock(t->m, &k, ino, oid);
+	meta_lk_key_lock(t->m, &k, ino, oid);
 	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
 	if (rc)
 		return rc;
-	rc = lk_rec_decode(v, vlen, x);
+	rc = meta_lk_rec_decode(v, vlen, x);
 	if (rc == 0 && !rec_is(x, kind, o)) {
-		lk_rec_free(x);
+		meta_lk_rec_free(x);
 		rc = -EIO;
 	}
 	return rc;
@@ -869,28 +868,29 @@ meta_unlock(struct meta *m, uint64_t ino, const struct meta_lock_owner *o,
 	if (start >= end || !owner_ok(o))
 		return -EINVAL;
 	owner_id(KIND_RANGES, o, oid);
-	lk_client_id(o->client, o->client_len, cid);
+	meta_lk_client_id(o->client, o->client_len, cid);
 	do {
 		memset(res, 0, sizeof(*res));
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
 		rc = own_get(&t, ino, KIND_RANGES, o, oid, &x);
 		if (rc == -ENOENT) {
-			rc = txn_end(&t, 0);
+			rc = meta_txn_end(&t, 0);
 			continue;
 		}
 		if (rc == 0) {
-			old = lk_rec_count(&x);
+			old = meta_lk_rec_count(&x);
 			res->released = ranges_cut(&x, start, end);
 			if (res->released)
-				rc = lk_rec_store(&t, ino, oid, cid, &x, old);
+				rc = meta_lk_rec_store(&t, ino, oid, cid, &x,
+						       old);
 			if (rc == 0 && res->released)
-				rc = counter_add(&t, CNT_NLM_RELEASES, 1);
-			lk_rec_free(&x);
+				rc = meta_counter_add(&t, CNT_NLM_RELEASES, 1);
+			meta_lk_rec_free(&x);
 		}
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
 
@@ -915,7 +915,7 @@ share_txn(struct mtxn *t, uint64_t ino, const struct meta_lock_req *r,
 		goto out;
 	if (!s.have_own)
 		rec_init(&s.own, KIND_SHARE, &r->owner, 0);
-	old = lk_rec_count(&s.own);
+	old = meta_lk_rec_count(&s.own);
 	res->had = s.have_own && s.own.mode == r->mode &&
 		   s.own.access == r->access && s.own.epoch == c.epoch;
 	if (res->had)
@@ -930,11 +930,11 @@ share_txn(struct mtxn *t, uint64_t ino, const struct meta_lock_req *r,
 		s.own.state = (uint32_t)r->where->state;
 	rc = check_bounds(t, cid, r, 1 - (int64_t)old);
 	if (rc == 0)
-		rc = lk_rec_store(t, ino, oid, cid, &s.own, old);
+		rc = meta_lk_rec_store(t, ino, oid, cid, &s.own, old);
 	if (rc == 0 && res->released)
-		rc = counter_add(t, CNT_NLM_RELEASES, 1);
+		rc = meta_counter_add(t, CNT_NLM_RELEASES, 1);
 out:
-	lk_rec_free(&s.own);
+	meta_lk_rec_free(&s.own);
 	return rc;
 }
 
@@ -949,14 +949,14 @@ meta_share(struct meta *m, uint64_t ino, const struct meta_lock_req *r,
 	if (!owner_ok(&r->owner) || r->mode > 3 || r->access > 3)
 		return -EINVAL;
 	owner_id(KIND_SHARE, &r->owner, oid);
-	lk_client_id(r->owner.client, r->owner.client_len, cid);
+	meta_lk_client_id(r->owner.client, r->owner.client_len, cid);
 	do {
 		memset(res, 0, sizeof(*res));
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
-		rc = txn_end(&t, share_txn(&t, ino, r, oid, cid, res));
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, share_txn(&t, ino, r, oid, cid, res));
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
 
@@ -972,27 +972,26 @@ meta_unshare(struct meta *m, uint64_t ino, const struct meta_lock_owner *o,
 	if (!owner_ok(o))
 		return -EINVAL;
 	owner_id(KIND_SHARE, o, oid);
-	lk_client_id(o->client, o->client_len, cid);
+	meta_lk_client_id(o->client, o->client_len, cid);
 	do {
 		memset(res, 0, sizeof(*res));
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
 		rc = own_get(&t, ino, KIND_SHARE, o, oid, &x);
 		if (rc == -ENOENT) {
-			rc = txn_end(&t, 0);
+			rc = meta_txn_end(&t, 0);
 			continue;
 		}
 		if (rc == 0) {
 			res->released = true;
 			x.n = 0;
-			rc = lk_rec_store(&t, ino, oid, cid, &x, 1);
+			rc = meta_lk_rec_store(&t, ino, oid, cid, &x, 1);
 			if (rc == 0)
-				rc = counter_add(&t, CNT_NLM_RELEASES, 1);
-			lk_rec_free(&x);
+				rc = meta_counter_add(&t, CNT_NLM_RELEASES, 1);
+			meta_lk_rec_free(&x);
 		}
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
-

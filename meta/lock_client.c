@@ -62,7 +62,7 @@ sweep_scan_cb(void *arg, const void *key, size_t klen, const void *val,
 static uint64_t
 sweep_rec(const struct sweep *s, struct lrec *x, bool *changed)
 {
-	uint64_t before = lk_rec_count(x), k = 0;
+	uint64_t before = meta_lk_rec_count(x), k = 0;
 
 	*changed = false;
 	switch (s->mode) {
@@ -113,17 +113,17 @@ sweep_batch(struct sweep *s, const uint8_t cid[LOCK_ID], bool *more,
 	struct mtxn t;
 	int rc;
 
-	lk_key_client(s->m, &start, 'n', cid, 0, NULL);
-	lk_key_after(&start, &end);
+	meta_lk_key_client(s->m, &start, 'n', cid, 0, NULL);
+	meta_lk_key_after(&start, &end);
 	from = s->last.len > 0 ? s->last : start;
 	if (s->last.len > 0)
 		from.b[from.len++] = 0; /* just past the last one taken */
-	rc = txn_begin(s->m, &t, rdonly);
+	rc = meta_txn_begin(s->m, &t, rdonly);
 	if (rc)
 		return rc;
 	s->nb = 0;
-	rc = meta_kv_scan(t.kv, from.b, from.len, end.b, end.len,
-			  sweep_scan_cb, s);
+	rc = meta_kv_scan(t.kv, from.b, from.len, end.b, end.len, sweep_scan_cb,
+			  s);
 	*more = s->nb == LK_BATCH;
 	for (size_t i = 0; rc == 0 && i < s->nb; i++) {
 		const void *v;
@@ -132,36 +132,38 @@ sweep_batch(struct sweep *s, const uint8_t cid[LOCK_ID], bool *more,
 		uint64_t old, d;
 		bool changed;
 
-		lk_key_lock(s->m, &k, s->ino[i], s->oid[i]);
+		meta_lk_key_lock(s->m, &k, s->ino[i], s->oid[i]);
 		rc = meta_kv_get(t.kv, k.b, k.len, &v, &vlen);
-		if (rc == -ENOENT || (rc == 0 && lk_rec_decode(v, vlen, &x))) {
+		if (rc == -ENOENT ||
+		    (rc == 0 && meta_lk_rec_decode(v, vlen, &x))) {
 			/* an index entry of nothing: drop it */
-			lk_key_client(s->m, &k, 'n', cid, s->ino[i], s->oid[i]);
+			meta_lk_key_client(s->m, &k, 'n', cid, s->ino[i],
+					   s->oid[i]);
 			rc = rdonly ? 0 : meta_kv_del(t.kv, k.b, k.len);
 			continue;
 		}
 		if (rc)
 			break;
-		old = lk_rec_count(&x);
+		old = meta_lk_rec_count(&x);
 		d = sweep_rec(s, &x, &changed);
 		s->n += s->mode == SW_COUNT || s->mode == SW_UNRECLAIMED
 			    ? d
 			    : (d > 0);
 		if (changed) {
-			rc = lk_rec_store(&t, s->ino[i], s->oid[i], cid, &x,
-					  old);
+			rc = meta_lk_rec_store(&t, s->ino[i], s->oid[i], cid,
+					       &x, old);
 			any = true;
 			if (ngone == 0 || gone[ngone - 1] != s->ino[i])
 				gone[ngone++] = s->ino[i];
 		}
-		lk_rec_free(&x);
+		meta_lk_rec_free(&x);
 	}
 	if (rc == 0 && any)
-		rc = counter_add(&t, CNT_NLM_RELEASES, 1);
+		rc = meta_counter_add(&t, CNT_NLM_RELEASES, 1);
 	if (rdonly) {
 		meta_kv_abort(t.kv);
 	} else {
-		rc = txn_end(&t, rc);
+		rc = meta_txn_end(&t, rc);
 	}
 	if (rc) {
 		s->n = n0; /* the batch is done again, or not at all */
@@ -174,8 +176,8 @@ sweep_batch(struct sweep *s, const uint8_t cid[LOCK_ID], bool *more,
 }
 
 static int
-sweep_run(struct sweep *s, const uint8_t cid[LOCK_ID],
-	  meta_lock_released_cb cb, void *arg)
+sweep_run(struct sweep *s, const uint8_t cid[LOCK_ID], meta_lock_released_cb cb,
+	  void *arg)
 {
 	bool more = true;
 	int rc = 0, tries = 0;
@@ -183,7 +185,7 @@ sweep_run(struct sweep *s, const uint8_t cid[LOCK_ID],
 	s->last.len = 0;
 	while (more) {
 		rc = sweep_batch(s, cid, &more, cb, arg);
-		if (txn_retry(rc, &tries)) {
+		if (meta_txn_retry(rc, &tries)) {
 			more = true;
 			continue;
 		}
@@ -195,8 +197,7 @@ sweep_run(struct sweep *s, const uint8_t cid[LOCK_ID],
 }
 
 static int
-first_cb(void *arg, const void *key, size_t klen, const void *val,
-	 size_t vlen)
+first_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	*(bool *)arg = true;
 	return 1;
@@ -209,8 +210,8 @@ client_holds(struct mtxn *t, const uint8_t cid[LOCK_ID], bool *any)
 	struct meta_key k, e;
 
 	*any = false;
-	lk_key_client(t->m, &k, 'n', cid, 0, NULL);
-	lk_key_after(&k, &e);
+	meta_lk_key_client(t->m, &k, 'n', cid, 0, NULL);
+	meta_lk_key_after(&k, &e);
 	return meta_kv_scan(t->kv, k.b, k.len, e.b, e.len, first_cb, any);
 }
 
@@ -226,9 +227,9 @@ client_forget_txn(struct mtxn *t, const uint8_t cid[LOCK_ID], bool *gone)
 	rc = client_holds(t, cid, &any);
 	if (rc || any)
 		return rc;
-	lk_key_client(t->m, &k, 'M', cid, 0, NULL);
+	meta_lk_key_client(t->m, &k, 'M', cid, 0, NULL);
 	rc = meta_kv_del(t->kv, k.b, k.len);
-	lk_key_client(t->m, &k, 'm', cid, 0, NULL);
+	meta_lk_key_client(t->m, &k, 'm', cid, 0, NULL);
 	if (rc == 0)
 		rc = meta_kv_del(t->kv, k.b, k.len);
 	*gone = rc == 0;
@@ -243,11 +244,11 @@ client_forget(struct meta *m, const uint8_t cid[LOCK_ID])
 	int rc, tries = 0;
 
 	do {
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
-		rc = txn_end(&t, client_forget_txn(&t, cid, &gone));
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, client_forget_txn(&t, cid, &gone));
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
 
@@ -264,7 +265,7 @@ meta_lock_drop(struct meta *m, const char *client, size_t len,
 		free(s);
 		return -EINVAL;
 	}
-	lk_client_id(client, len, cid);
+	meta_lk_client_id(client, len, cid);
 	s->m = m;
 	s->mode = keep_state < 0 ? SW_ALL : SW_STATE;
 	s->keep_state = (uint32_t)keep_state;
@@ -290,8 +291,7 @@ struct cscan {
 };
 
 static int
-cscan_cb(void *arg, const void *key, size_t klen, const void *val,
-	 size_t vlen)
+cscan_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct cscan *s = arg;
 	size_t p = s->m->pfxlen + 1;
@@ -301,9 +301,9 @@ cscan_cb(void *arg, const void *key, size_t klen, const void *val,
 	memcpy(s->last.b, key, klen);
 	s->last.len = klen;
 	s->seen++;
-	if (lk_client_decode(val, vlen, &s->c[s->n]) != 0)
+	if (meta_lk_client_decode(val, vlen, &s->c[s->n]) != 0)
 		tl_err(META_SUB, "an unreadable NFS lock client record; "
-		       "skipped");
+				 "skipped");
 	else
 		memcpy(s->cid[s->n++], (const uint8_t *)key + p, LOCK_ID);
 	return s->seen == CLIENT_BATCH;
@@ -319,10 +319,10 @@ meta_lock_clients(struct meta *m, meta_lock_client_cb cb, void *arg)
 	int rc = 0;
 
 	s->m = m;
-	key_tag(m, &from, 'M');
-	key_tag(m, &end, 'N');
+	meta_key_tag(m, &from, 'M');
+	meta_key_tag(m, &end, 'N');
 	while (more && rc == 0) {
-		rc = txn_begin(m, &t, true);
+		rc = meta_txn_begin(m, &t, true);
 		if (rc)
 			break;
 		s->n = s->seen = 0;
@@ -330,7 +330,7 @@ meta_lock_clients(struct meta *m, meta_lock_client_cb cb, void *arg)
 				  cscan_cb, s);
 		more = s->seen == CLIENT_BATCH;
 		for (size_t i = 0; rc == 0 && i < s->n; i++)
-			rc = lk_peek_count(&t, s->cid[i], &s->c[i].held);
+			rc = meta_lk_peek_count(&t, s->cid[i], &s->c[i].held);
 		meta_kv_abort(t.kv);
 		for (size_t i = 0; rc == 0 && i < s->n; i++) {
 			rc = cb(arg, &s->c[i]);
@@ -348,9 +348,8 @@ meta_lock_clients(struct meta *m, meta_lock_client_cb cb, void *arg)
 }
 
 int
-meta_lock_adopt(struct meta *m, const char *client, size_t len,
-		uint64_t from, uint64_t to, uint64_t grace_until_ns,
-		uint32_t *epoch)
+meta_lock_adopt(struct meta *m, const char *client, size_t len, uint64_t from,
+		uint64_t to, uint64_t grace_until_ns, uint32_t *epoch)
 {
 	struct meta_lock_client c;
 	uint8_t cid[LOCK_ID];
@@ -360,12 +359,12 @@ meta_lock_adopt(struct meta *m, const char *client, size_t len,
 
 	if (len > META_LOCK_STR_MAX)
 		return -EINVAL;
-	lk_client_id(client, len, cid);
+	meta_lk_client_id(client, len, cid);
 	do {
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
-		rc = lk_client_get(&t, cid, &c);
+		rc = meta_lk_client_get(&t, cid, &c);
 		if (rc == 0 && c.session != from)
 			rc = -ESTALE;
 		if (rc == 0)
@@ -375,10 +374,10 @@ meta_lock_adopt(struct meta *m, const char *client, size_t len,
 			c.session = to;
 			c.grace_until_ns = grace_until_ns;
 			c.notified = false;
-			rc = lk_client_put(&t, cid, &c);
+			rc = meta_lk_client_put(&t, cid, &c);
 		}
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	if (rc == 0 && gone)
 		return -ENOENT;
 	if (rc == 0 && epoch != NULL)
@@ -399,18 +398,18 @@ client_update(struct meta *m, const char *client, size_t len,
 
 	if (len > META_LOCK_STR_MAX)
 		return -EINVAL;
-	lk_client_id(client, len, cid);
+	meta_lk_client_id(client, len, cid);
 	do {
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
-		rc = lk_client_get(&t, cid, &c);
+		rc = meta_lk_client_get(&t, cid, &c);
 		if (rc == 0)
 			rc = fn(&c, arg);
 		if (rc == 0)
-			rc = lk_client_put(&t, cid, &c);
-		rc = txn_end(&t, rc == 1 ? 0 : rc);
-	} while (txn_retry(rc, &tries));
+			rc = meta_lk_client_put(&t, cid, &c);
+		rc = meta_txn_end(&t, rc == 1 ? 0 : rc);
+	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
 
@@ -455,11 +454,11 @@ meta_lock_recover(struct meta *m, const char *client, size_t len,
 		*dropped = 0;
 	if (len > META_LOCK_STR_MAX)
 		return -EINVAL;
-	lk_client_id(client, len, cid);
-	rc = txn_begin(m, &t, true);
+	meta_lk_client_id(client, len, cid);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
-	rc = lk_client_get(&t, cid, &c);
+	rc = meta_lk_client_get(&t, cid, &c);
 	meta_kv_abort(t.kv);
 	if (rc == -ENOENT || (rc == 0 && c.grace_until_ns == 0))
 		return 0;
@@ -471,8 +470,7 @@ meta_lock_recover(struct meta *m, const char *client, size_t len,
 	s->epoch = c.epoch;
 	rc = sweep_run(s, cid, NULL, NULL);
 	*left = s->n;
-	if (rc == 0 && *left > 0 && now_ns >= c.grace_until_ns &&
-	    c.notified) {
+	if (rc == 0 && *left > 0 && now_ns >= c.grace_until_ns && c.notified) {
 		s->mode = SW_UNRECLAIMED;
 		s->n = 0;
 		rc = sweep_run(s, cid, cb, arg);
@@ -496,7 +494,7 @@ tidy_cb(void *arg, const struct meta_lock_client *c)
 
 	if (c->held > 0 || c->grace_until_ns != 0)
 		return 0;
-	lk_client_id(c->name, c->name_len, cid);
+	meta_lk_client_id(c->name, c->name_len, cid);
 	rc = client_forget(a[0], cid);
 	if (rc == 0)
 		(*(uint64_t *)a[1])++;
@@ -523,10 +521,10 @@ read_counter(struct meta *m, const char *name, uint64_t *n)
 	struct mtxn t;
 	int rc;
 
-	rc = txn_begin(m, &t, true);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
-	rc = counter_get(&t, name, n);
+	rc = meta_counter_get(&t, name, n);
 	meta_kv_abort(t.kv);
 	return rc;
 }
@@ -551,16 +549,16 @@ meta_lock_nsm_state(struct meta *m, int32_t *state)
 	int rc, tries = 0;
 
 	do {
-		rc = txn_begin(m, &t, false);
+		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
-		rc = counter_get(&t, CNT_NSM_STATE, &v);
+		rc = meta_counter_get(&t, CNT_NSM_STATE, &v);
 		/* odd: up (NSM's convention); wraps before INT32_MAX */
 		v = v == 0 || v >= INT32_MAX - 2 ? 1 : (v | 1) + 2;
 		if (rc == 0)
-			rc = counter_set(&t, CNT_NSM_STATE, v);
-		rc = txn_end(&t, rc);
-	} while (txn_retry(rc, &tries));
+			rc = meta_counter_set(&t, CNT_NSM_STATE, v);
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
 	if (rc == 0)
 		*state = (int32_t)v;
 	return rc;
@@ -574,8 +572,7 @@ struct lscan {
 };
 
 static int
-lscan_cb(void *arg, const void *key, size_t klen, const void *val,
-	 size_t vlen)
+lscan_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct lscan *s = arg;
 	size_t p = s->m->pfxlen + 1;
@@ -584,7 +581,7 @@ lscan_cb(void *arg, const void *key, size_t klen, const void *val,
 
 	if (klen != p + 8 + LOCK_ID)
 		return 0;
-	if (lk_rec_decode(val, vlen, &x) != 0) {
+	if (meta_lk_rec_decode(val, vlen, &x) != 0) {
 		tl_err(META_SUB, "an unreadable NFS lock record; skipped");
 		return 0;
 	}
@@ -606,7 +603,7 @@ lscan_cb(void *arg, const void *key, size_t klen, const void *val,
 		li.ranges = x.r;
 	}
 	s->rc = s->cb(s->arg, &li);
-	lk_rec_free(&x);
+	meta_lk_rec_free(&x);
 	return s->rc != 0;
 }
 
@@ -619,12 +616,12 @@ meta_lock_list(struct meta *m, uint64_t ino, meta_lock_info_cb cb, void *arg)
 	int rc;
 
 	if (ino != 0) {
-		lk_key_lock(m, &k, ino, NULL);
+		meta_lk_key_lock(m, &k, ino, NULL);
 	} else {
-		key_tag(m, &k, 'N');
+		meta_key_tag(m, &k, 'N');
 	}
-	lk_key_after(&k, &e);
-	rc = txn_begin(m, &t, true);
+	meta_lk_key_after(&k, &e);
+	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
 	rc = meta_kv_scan(t.kv, k.b, k.len, e.b, e.len, lscan_cb, &s);

@@ -127,10 +127,11 @@ main(void)
 	CHECK_EQ(meta_lock(m2, 5, &r, &res), -EBUSY,
 		 "gateway 2 refuses a conflicting one at once");
 	CHECK(res.holder.start == 0 && res.holder.end == 100 &&
-		      res.holder.exclusive,
+		  res.holder.exclusive,
 	      "naming the lock held through gateway 1");
-	CHECK_EQ(meta_lock_releases(m2, &rel0), 0, "gateway 2 reads the "
-						    "release counter");
+	CHECK_EQ(meta_lock_releases(m2, &rel0), 0,
+		 "gateway 2 reads the "
+		 "release counter");
 	r = req("host1", 0, 100, true);
 	CHECK_EQ(meta_unlock(m1, 5, &r.owner, 0, 100, &res), 0,
 		 "gateway 1 releases it");
@@ -151,19 +152,18 @@ main(void)
 	CHECK(a.errors == 0 && b.errors == 0, "no errors");
 	CHECK(a.got == ROUNDS && b.got == ROUNDS,
 	      "both gateways' clients got the range %d times", ROUNDS);
-	CHECK_EQ(a.overlaps + b.overlaps, 0,
-		 "never both inside it at once");
+	CHECK_EQ(a.overlaps + b.overlaps, 0, "never both inside it at once");
 
 	/* adoption: only one gateway wins a client of a gone gateway */
 	r = req("orphan", 0, 10, true);
 	r.where = &w; /* served by session 1, which is gone */
 	CHECK_EQ(meta_lock(m1, 6, &r, &res), 0, "a client of session 1");
-	CHECK_EQ(meta_lock_adopt(m2, "orphan", 6, 1, 2, now + 1000000000ull,
-				 &epoch),
-		 0, "gateway 2 adopts it");
-	CHECK_EQ(meta_lock_adopt(m1, "orphan", 6, 1, 3, now + 1000000000ull,
-				 &epoch),
-		 -ESTALE, "gateway 1, a moment later, does not");
+	CHECK_EQ(
+	    meta_lock_adopt(m2, "orphan", 6, 1, 2, now + 1000000000ull, &epoch),
+	    0, "gateway 2 adopts it");
+	CHECK_EQ(
+	    meta_lock_adopt(m1, "orphan", 6, 1, 3, now + 1000000000ull, &epoch),
+	    -ESTALE, "gateway 1, a moment later, does not");
 
 	meta_lock_drop(m1, "orphan", 6, -1, NULL, NULL, NULL);
 	meta_lock_drop(m1, "host2", 5, -1, NULL, NULL, NULL);

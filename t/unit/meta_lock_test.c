@@ -89,8 +89,8 @@ show_cb(void *arg, const struct meta_lock_info *l)
 				 (unsigned long long)l->ranges[i].end);
 		n += (size_t)snprintf(s->out + n, sizeof(s->out) - n,
 				      "%s%llu-%s:%c", n ? " " : "",
-				      (unsigned long long)l->ranges[i].start,
-				      e, l->ranges[i].exclusive ? 'x' : 's');
+				      (unsigned long long)l->ranges[i].start, e,
+				      l->ranges[i].exclusive ? 'x' : 's');
 	}
 	return 0;
 }
@@ -135,13 +135,13 @@ test_conflicts(struct meta *m)
 	CHECK_EQ(lk(m, 10, "hostB", 7, "7@hostB", 50, 60, true, &res), -EBUSY,
 		 "another owner's overlapping exclusive lock is refused");
 	CHECK(res.holder.svid == 1 && res.holder.exclusive &&
-		      res.holder.start == 0 && res.holder.end == 100 &&
-		      res.holder.oh_len == 7 &&
-		      memcmp(res.holder.oh, "1@hostA", 7) == 0 &&
-		      !res.holder.recovering,
+		  res.holder.start == 0 && res.holder.end == 100 &&
+		  res.holder.oh_len == 7 &&
+		  memcmp(res.holder.oh, "1@hostA", 7) == 0 &&
+		  !res.holder.recovering,
 	      "the refusal names the holder: svid, handle, range, kind");
-	CHECK_EQ(lk(m, 10, "hostB", 7, "7@hostB", 99, 101, false, NULL),
-		 -EBUSY, "a shared lock overlapping an exclusive one too");
+	CHECK_EQ(lk(m, 10, "hostB", 7, "7@hostB", 99, 101, false, NULL), -EBUSY,
+		 "a shared lock overlapping an exclusive one too");
 	CHECK_EQ(lk(m, 10, "hostB", 7, "7@hostB", 100, 200, true, NULL), 0,
 		 "the range just past it is free ([start, end) ranges)");
 	CHECK_EQ(lk(m, 11, "hostB", 7, "7@hostB", 0, 100, true, NULL), 0,
@@ -190,8 +190,7 @@ test_split_merge(struct meta *m)
 	CHECK_EQ(lk(m, 20, "h", 1, "o", 0, 100, true, NULL), 0, "[0,100) x");
 	CHECK_EQ(lk(m, 20, "h", 1, "o", 40, 60, false, NULL), 0,
 		 "a shared lock inside it by the same owner");
-	CHECK(strcmp(ranges_of(m, 20, "h", 1),
-		     "0-40:x 40-60:s 60-100:x") == 0,
+	CHECK(strcmp(ranges_of(m, 20, "h", 1), "0-40:x 40-60:s 60-100:x") == 0,
 	      "splits it in three (%s)", ranges_of(m, 20, "h", 1));
 	CHECK_EQ(lk(m, 20, "other", 1, "o", 45, 50, false, NULL), 0,
 		 "another owner may share the downgraded middle");
@@ -201,8 +200,7 @@ test_split_merge(struct meta *m)
 	CHECK_EQ(unlk(m, 20, "h", 1, "o", 50, 70, &rel), 0,
 		 "unlock across two of the pieces");
 	CHECK(rel, "reports a release");
-	CHECK(strcmp(ranges_of(m, 20, "h", 1), "0-40:x 40-50:s 70-100:x") ==
-		      0,
+	CHECK(strcmp(ranges_of(m, 20, "h", 1), "0-40:x 40-50:s 70-100:x") == 0,
 	      "leaves a hole (%s)", ranges_of(m, 20, "h", 1));
 	CHECK_EQ(lk(m, 20, "h", 1, "o", 40, 70, true, NULL), 0,
 		 "upgrade the middle to exclusive");
@@ -231,9 +229,9 @@ test_up_down(struct meta *m)
 
 	CHECK_EQ(lk(m, 30, "a", 1, "a", 0, EOFL, false, NULL), 0,
 		 "a shared lock of the whole file (to EOF)");
-	CHECK_EQ(lk(m, 30, "b", 1, "b", 1ull << 40, (1ull << 40) + 1, false,
-		    NULL),
-		 0, "another shared lock far out");
+	CHECK_EQ(
+	    lk(m, 30, "b", 1, "b", 1ull << 40, (1ull << 40) + 1, false, NULL),
+	    0, "another shared lock far out");
 	CHECK_EQ(lk(m, 30, "a", 1, "a", 0, EOFL, true, &res), -EBUSY,
 		 "the upgrade waits for the other reader");
 	CHECK(res.holder.svid == 1 && res.holder.start == 1ull << 40,
@@ -341,7 +339,7 @@ test_shares(struct meta *m)
 	CHECK_EQ(meta_share(m, 60, &r, &res), -EBUSY,
 		 "a writer is refused (deny write)");
 	CHECK(res.holder.share && res.holder.mode == 2 &&
-		      res.holder.access == 1,
+		  res.holder.access == 1,
 	      "the holder is the first share");
 	r = req("pc3", 0, "s3", 0, 0, false);
 	r.access = 1;
@@ -477,14 +475,15 @@ test_recovery(struct meta *m)
 		 "a client holds three locks through gateway session 111");
 	f = client_of(m, "cl");
 	CHECK(f.found && f.c.session == 111 && f.c.state == 7 &&
-		      strcmp(f.c.addr, "192.0.2.8") == 0 &&
-		      strcmp(f.c.local, "192.0.2.1") == 0 && f.c.held == 3,
+		  strcmp(f.c.addr, "192.0.2.8") == 0 &&
+		  strcmp(f.c.local, "192.0.2.1") == 0 && f.c.held == 3,
 	      "its record: session, state, addresses, 3 held");
 
 	CHECK_EQ(meta_lock_adopt(m, "cl", 2, 999, 222, now + 3600000000000ull,
 				 &epoch),
-		 -ESTALE, "adopting it from a session that does not serve it "
-			  "fails");
+		 -ESTALE,
+		 "adopting it from a session that does not serve it "
+		 "fails");
 	CHECK_EQ(meta_lock_adopt(m, "cl", 2, 111, 222, now + 3600000000000ull,
 				 &epoch),
 		 0, "gateway session 222 adopts it (111 is gone)");
@@ -518,12 +517,12 @@ test_recovery(struct meta *m)
 		 0, "its grace is over");
 	CHECK_EQ(dropped, 2, "what it did not reclaim is dropped");
 	CHECK(strcmp(ranges_of(m, 80, "cl", 1), "0-10:x") == 0 &&
-		      strcmp(ranges_of(m, 81, "cl", 2), "") == 0,
+		  strcmp(ranges_of(m, 81, "cl", 2), "") == 0,
 	      "the reclaimed lock stays");
 	CHECK(rel.n >= 2, "the releases are reported");
 	f = client_of(m, "cl");
 	CHECK(f.found && f.c.grace_until_ns == 0 && f.c.session == 222 &&
-		      f.c.held == 1,
+		  f.c.held == 1,
 	      "out of grace, served by 222, holding one");
 	CHECK_EQ(lk(m, 80, "newcomer", 1, "n", 25, 26, true, NULL), 0,
 		 "the dropped range is free");
@@ -539,7 +538,7 @@ test_recovery(struct meta *m)
 				   &dropped),
 		 0, "its grace ends without it having been told");
 	CHECK(left == 1 && dropped == 0 &&
-		      strcmp(ranges_of(m, 82, "quiet", 1), "0-10:x") == 0,
+		  strcmp(ranges_of(m, 82, "quiet", 1), "0-10:x") == 0,
 	      "its lock is kept (it still believes it holds it)");
 	CHECK_EQ(lk(m, 82, "newcomer", 1, "n", 0, 1, true, &res), -EBUSY,
 		 "and conflicts");
@@ -551,8 +550,8 @@ test_recovery(struct meta *m)
 	r.where = &w;
 	meta_lock(m, 83, &r, &res);
 	unlk(m, 83, "gone", 1, "g", 0, 10, NULL);
-	CHECK_EQ(meta_lock_adopt(m, "gone", 4, 222, 555, now, &epoch),
-		 -ENOENT, "a client holding nothing is not adopted");
+	CHECK_EQ(meta_lock_adopt(m, "gone", 4, 222, 555, now, &epoch), -ENOENT,
+		 "a client holding nothing is not adopted");
 	f = client_of(m, "gone");
 	CHECK(!f.found, "and its record is gone");
 
@@ -574,8 +573,8 @@ test_counters(struct meta *m)
 	CHECK(r1 > r0, "an unlock bumps the release counter");
 	CHECK_EQ(meta_lock_nsm_state(m, &s1), 0, "an NSM state");
 	CHECK_EQ(meta_lock_nsm_state(m, &s2), 0, "another");
-	CHECK(s1 % 2 == 1 && s2 % 2 == 1 && s2 > s1,
-	      "odd and growing (%d, %d)", s1, s2);
+	CHECK(s1 % 2 == 1 && s2 % 2 == 1 && s2 > s1, "odd and growing (%d, %d)",
+	      s1, s2);
 	f = client_of(m, "c");
 	CHECK(f.found && f.c.held == 0, "an idle client's record stays");
 	CHECK_EQ(meta_lock_tidy(m, &removed), 0, "tidy");
@@ -713,14 +712,13 @@ main(void)
 	test_long_names(m);
 	test_two_gateways(&f, m);
 	CHECK_EQ(meta_lock_drop(m, "hostA", 5, -1, NULL, NULL, NULL) |
-			 meta_lock_drop(m, "hostB", 5, -1, NULL, NULL, NULL) |
-			 meta_lock_drop(m, "hostC", 5, -1, NULL, NULL, NULL) |
-			 meta_lock_drop(m, "h", 1, -1, NULL, NULL, NULL) |
-			 meta_lock_drop(m, "other", 5, -1, NULL, NULL, NULL) |
-			 meta_lock_drop(m, "a", 1, -1, NULL, NULL, NULL) |
-			 meta_lock_drop(m, "b", 1, -1, NULL, NULL, NULL) |
-			 meta_lock_drop(m, "someone", 7, -1, NULL, NULL,
-					NULL),
+		     meta_lock_drop(m, "hostB", 5, -1, NULL, NULL, NULL) |
+		     meta_lock_drop(m, "hostC", 5, -1, NULL, NULL, NULL) |
+		     meta_lock_drop(m, "h", 1, -1, NULL, NULL, NULL) |
+		     meta_lock_drop(m, "other", 5, -1, NULL, NULL, NULL) |
+		     meta_lock_drop(m, "a", 1, -1, NULL, NULL, NULL) |
+		     meta_lock_drop(m, "b", 1, -1, NULL, NULL, NULL) |
+		     meta_lock_drop(m, "someone", 7, -1, NULL, NULL, NULL),
 		 0, "drop every client");
 	meta_lock_total(m, &n);
 	CHECK_EQ(n, 0, "the total is back to zero");
