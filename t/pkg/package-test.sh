@@ -98,7 +98,7 @@ bail() {
 # ---- 1. build -------------------------------------------------------------
 mkdir "$W/src"
 tar -C "$S" --exclude=./.git --exclude='./build*' --exclude=./t/logs \
-	--exclude=./t/kernel/work --exclude=./debian/build \
+	--exclude=./t/kernel/work --exclude=./results --exclude=./debian/build \
 	--exclude=./debian/tessera --exclude=./debian/.debhelper -cf - . |
 	tar -C "$W/src" -xf - || bail "cannot copy the source tree"
 if (cd "$W/src" && DEB_BUILD_OPTIONS=nocheck dpkg-buildpackage -us -uc -b) \
@@ -125,7 +125,9 @@ files_now() {
 		\( -path /var/lib/dpkg -o -path /var/lib/apt -o \
 		-path /var/cache/apt -o -path /var/cache/debconf -o \
 		-path /var/cache/man -o -path /var/cache/ldconfig -o \
-		-path /var/log/apt -o -path /var/lib/systemd \) -prune -o \
+		-path /var/log/apt -o -path /var/log/journal -o \
+		-path /var/lib/systemd -o -path /var/lib/PackageKit \) \
+		-prune -o \
 		-print 2>/dev/null | grep -vE \
 		'^/var/log/(dpkg\.log|alternatives\.log|lastlog|faillog)$|^/etc/(passwd|group|shadow|gshadow)-$' |
 		sort
@@ -334,10 +336,22 @@ check "an unprivileged client is refused (exports: secure)" \
 	nfs-ls "$(url "")" >/dev/null 2>&1'
 
 # The shipped logrotate snippet moves the log away (as the user tessera:
-# its directory is tessera's); the reload below makes tesserad reopen it.
+# its directory is tessera's).  Under systemd its postrotate sends the
+# units SIGHUP, and tesserad reopens the file at once; otherwise the
+# reload below does.
 check "logrotate -f /etc/logrotate.d/tessera" \
 	'logrotate -f -s "$W/logrotate.state" /etc/logrotate.d/tessera \
-	>"$W/logrotate.log" 2>&1 && [ -f "$LOG.1" ] && [ ! -e "$LOG" ]'
+	>"$W/logrotate.log" 2>&1 && [ -f "$LOG.1" ]'
+if [ $managed = systemd ]; then
+	while ! grep -q reloaded "$LOG" 2>/dev/null &&
+		[ "$(systemctl is-active "tesserad@$NAME")" = active ]; do
+		sleep 0.2
+	done
+	check "postrotate: SIGHUP to the unit, a new $LOG" \
+		'grep -q reloaded "$LOG"'
+else
+	check "moved away until tesserad reopens it" '[ ! -e "$LOG" ]'
+fi
 if [ $managed = svcrun ]; then
 	# ExecReload, as systemd runs it.
 	reload=$(unit_get ExecReload)
