@@ -13,6 +13,12 @@
  *   ops=A|B        the operations concerned: put get head del list sync
  *                  (default all)
  *   enospc=1       fail with -ENOSPC (a full store) instead of -EIO
+ *   hold=1         each selected operation waits, before it goes on (or
+ *                  fails), until the settings in force no longer hold;
+ *                  while one waits, the file FILE.held exists.  Only
+ *                  with ctl (nothing else could release it).  So a test
+ *                  can stop a READ's GET after the READ planned its
+ *                  blocks, change the file meanwhile, and let it go.
  *   seed=N         reproducible sequence of random failures
  *   ctl=FILE       the settings in force are read from FILE (the same
  *                  options, but ctl, separated by ',' or white space)
@@ -54,6 +60,7 @@ struct fault_conf {
 	uint64_t failures;   /* most failures to inject; UINT64_MAX: all */
 	unsigned ops;        /* bit per enum os_op */
 	bool enospc;
+	bool hold;           /* selected operations wait (ctl only) */
 };
 
 struct fault_store {
@@ -125,7 +132,7 @@ parse_spec(const char *spec, struct fault_conf *c, uint64_t *seed,
 	int rc;
 
 	*c = (struct fault_conf){0, 0, UINT64_MAX, UINT64_MAX,
-				 (1U << OS_OP_COUNT) - 1, false};
+				 (1U << OS_OP_COUNT) - 1, false, false};
 	*have_seed = false;
 	if ((rc = os_params_parse(spec, ',', false, &p, err)) < 0)
 		return rc;
@@ -157,8 +164,15 @@ parse_spec(const char *spec, struct fault_conf *c, uint64_t *seed,
 				&c->fail_after, err)) < 0 ||
 	    (rc = os_params_u64(&p, "failures", 0, UINT64_MAX,
 				&c->failures, err)) < 0 ||
-	    (rc = os_params_bool(&p, "enospc", &c->enospc, err)) < 0)
+	    (rc = os_params_bool(&p, "enospc", &c->enospc, err)) < 0 ||
+	    (rc = os_params_bool(&p, "hold", &c->hold, err)) < 0)
 		goto out;
+	if (c->hold && ctl != NULL && *ctl == NULL) {
+		*err = tl_asprintf("fault: hold=1 needs ctl=FILE, which "
+				   "releases what it holds");
+		rc = -EINVAL;
+		goto out;
+	}
 	if (os_params_get(&p, "seed") != NULL) {
 		*have_seed = true;
 		if ((rc = os_params_u64(&p, "seed", 0, UINT64_MAX, seed, err)) <
@@ -253,18 +267,21 @@ ctl_check(struct fault_store *f)
 }
 
 /* Count the call and decide (f->lock held): 0 to pass it on, or the
- * error to inject; *sleep_ms receives the latency to add. */
+ * error to inject; *sleep_ms receives the latency to add, *hold whether
+ * the call waits for the settings to release it. */
 static int
-decide(struct fault_store *f, enum os_op op, uint64_t *sleep_ms)
+decide(struct fault_store *f, enum os_op op, uint64_t *sleep_ms, bool *hold)
 {
 	int rc = 0;
 
 	if (f->ctl != NULL)
 		ctl_check(f);
 	*sleep_ms = 0;
+	*hold = false;
 	f->st.calls[op]++;
 	if (f->conf.ops & (1U << op)) {
 		*sleep_ms = f->conf.latency_ms;
+		*hold = f->conf.hold && f->ctl != NULL;
 		f->selected++;
 		if ((f->selected > f->conf.fail_after ||
 		     (f->conf.err > 0 && next_rand(f) < f->conf.err)) &&
@@ -288,16 +305,43 @@ sleep_for(uint64_t ms)
 		;
 }
 
+/* hold=1: wait until the ctl file's settings no longer hold, with
+ * FILE.held present meanwhile (created by every waiter, removed by each
+ * as it goes: all waiters are released together). */
+static void
+hold_wait(struct fault_store *f)
+{
+	char *held = tl_asprintf("%s.held", f->ctl);
+	bool hold = true;
+	int fd;
+
+	fd = open(held, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	while (hold) {
+		sleep_for(10);
+		pthread_mutex_lock(&f->lock);
+		ctl_check(f);
+		hold = f->conf.hold;
+		pthread_mutex_unlock(&f->lock);
+	}
+	(void)unlink(held);
+	free(held);
+}
+
 /* Count the call and decide: 0 to pass it on, or the error to inject. */
 static int
 fault_check(struct fault_store *f, enum os_op op)
 {
 	uint64_t sleep_ms;
+	bool hold;
 	int rc;
 
 	pthread_mutex_lock(&f->lock);
-	rc = decide(f, op, &sleep_ms);
+	rc = decide(f, op, &sleep_ms, &hold);
 	pthread_mutex_unlock(&f->lock);
+	if (hold)
+		hold_wait(f);
 	sleep_for(sleep_ms);
 	if (rc < 0)
 		tl_debug("objstore", "%s: injected %s failure", f->w.base.url,
@@ -409,10 +453,16 @@ fault_sync(struct os_store *s)
 {
 	struct fault_store *f = fault_of(s);
 	uint64_t sleep_ms;
+	bool hold;
 	int rc;
 
 	pthread_mutex_lock(&f->lock);
-	rc = decide(f, OS_OP_SYNC, &sleep_ms);
+	rc = decide(f, OS_OP_SYNC, &sleep_ms, &hold);
+	if (hold) {
+		pthread_mutex_unlock(&f->lock);
+		hold_wait(f);
+		pthread_mutex_lock(&f->lock);
+	}
 	if (rc < 0) {
 		f->sync_failed++;
 		for (size_t i = 0; i < f->nkeys; i++)
