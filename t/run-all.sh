@@ -78,6 +78,7 @@ count_automake() {
 	xp=$(sed -n 's/^# XPASS: *\([0-9]*\).*/\1/p' "$out" | tail -1)
 	if [ -z "$p" ]; then
 		echo "no test summary in $out: counting the run as failed"
+		tail -30 "$out"
 		FAIL=$((FAIL + 1))
 		return
 	fi

@@ -204,8 +204,12 @@ write_conf(int i)
 		tl_buf_append(&peers, p, strlen(p));
 	}
 	tl_buf_append(&peers, "", 1);
-	snprintf(g.nd[i].conf, sizeof(g.nd[i].conf), "%s/n%d.conf", g.dir, i);
-	snprintf(g.nd[i].dir, sizeof(g.nd[i].dir), "%s/n%d", g.dir, i);
+	/* g.dir is copied out: the nodes live in the same object g, and
+	 * GCC's -Wrestrict (with ASan) cannot tell the fields apart. */
+	char top[sizeof(g.dir)];
+	memcpy(top, g.dir, sizeof(top));
+	snprintf(g.nd[i].conf, sizeof(g.nd[i].conf), "%s/n%d.conf", top, i);
+	snprintf(g.nd[i].dir, sizeof(g.nd[i].dir), "%s/n%d", top, i);
 	f = fopen(g.nd[i].conf, "w");
 	TH_REQUIRE(f != NULL, "write %s", g.nd[i].conf);
 	fprintf(f, "raft_id = %d\nraft_dir = %s\nraft_address = %s:%d\n"
