@@ -374,8 +374,16 @@ remote_read(struct cache_blocks *st, const char *key, uint32_t off,
 	atomic_fetch_add(&st->fetch_bytes, got);
 	if (r == 0 && got != n)
 		r = -EIO;
+	/* A missing object is -ENOENT: the slice naming it may have been
+	 * released since the read planned (the file removed or truncated
+	 * and the deletion job quick), which the caller tells apart from
+	 * damage by looking at the file again (nfsd/nfs3_data.c). */
+	if (r == -ENOENT) {
+		tl_debug("cache", "read %s: no such object", key);
+		return -ENOENT;
+	}
 	if (r < 0) {
-		/* A missing or short block is damage the client can only
+		/* A short or failed block is damage the client can only
 		 * see as an I/O error; say which. */
 		tl_warn("cache", "read %s: %s", key,
 			r == -EIO ? "short or failed" : strerror(-r));

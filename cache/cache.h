@@ -130,7 +130,11 @@ void cache_forget(struct cache *c, uint64_t ino);
 
 /* Read up to len bytes at off.  size is the file's size as the caller
  * sees it (after cache_overlay_attr); reads stop there and *eof tells
- * whether the end of the file was reached. */
+ * whether the end of the file was reached.  -ENOENT: a block the read
+ * planned with is not in the object store, because the file was removed
+ * or truncated meanwhile and the deletion job deleted it (or, if the
+ * file is unchanged, because it is lost): the caller looks at the file
+ * again and reads again. */
 int cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	       size_t len, void *buf, size_t *got, bool *eof);
 /* cache_read into memory the call provides: *data is a malloc'd buffer

@@ -69,6 +69,58 @@ nfs3_may_io(const struct nfsd_call *c, bool write)
 	return !write && meta_access(&c->attr, &c->cred, META_MAY_EXEC) != 0;
 }
 
+/* Reads that find a block gone before the read answers IO. */
+#define NFS3_READ_TRIES 3
+
+/* One attempt of READ's data: [off, off+count) of the file whose
+ * attributes are attr, into *buf (or lent through *ref). */
+static int
+nfs3_read_once(struct nfsd_call *c, uint64_t off, size_t count,
+	       const struct meta_attr *attr, char **buf, void **ref,
+	       size_t *got, bool *eof)
+{
+	void *data = NULL;
+	int err;
+
+	*buf = NULL;
+	*ref = NULL;
+	*got = 0;
+	*eof = off >= attr->size;
+	if (off >= attr->size || count == 0)
+		return 0;
+	if (c->read_lend) {
+		/* No copy when the bytes are one block in memory. */
+		err = cache_read_ref(c->ctx->cache, c->ino, attr->size, off,
+				     count, c->read_files, &data, ref, got,
+				     eof);
+		*buf = data;
+		return err;
+	}
+	*buf = tl_malloc(count);
+	err = cache_read(c->ctx->cache, c->ino, attr->size, off, count, *buf,
+			 got, eof);
+	if (err != 0) {
+		free(*buf);
+		*buf = NULL;
+	}
+	return err;
+}
+
+/* The file's attributes again, after a read found a block gone:
+ * -ESTALE once the file is removed. */
+static int
+nfs3_reread_attr(struct nfsd_call *c, struct meta_attr *attr)
+{
+	int err = meta_getattr(c->ctx->meta, c->ino, attr);
+
+	if (err == -ENOENT)
+		return -ESTALE;
+	if (err != 0)
+		return err;
+	cache_overlay_attr(c->ctx->cache, attr);
+	return 0;
+}
+
 void
 nfsd_nfs3_read(struct nfsd_call *c, void *args, void *res)
 {
@@ -78,7 +130,7 @@ nfsd_nfs3_read(struct nfsd_call *c, void *args, void *res)
 	struct meta_attr attr = c->attr;
 	size_t count = TL_MIN(a->count, NFS3_IOMAX), got = 0;
 	char *buf = NULL;
-	void *ref = NULL, *data = NULL;
+	void *ref = NULL;
 	bool eof = true;
 	int err;
 
@@ -90,22 +142,27 @@ nfsd_nfs3_read(struct nfsd_call *c, void *args, void *res)
 		err = -EACCES;
 		goto out;
 	}
-	if (a->offset < attr.size && count > 0 && c->read_lend) {
-		/* No copy when the bytes are one block in memory. */
-		err = cache_read_ref(c->ctx->cache, c->ino, attr.size,
-				     a->offset, count, c->read_files, &data,
-				     &ref, &got, &eof);
-		buf = data;
+	for (int tries = 0;; tries++) {
+		err = nfs3_read_once(c, a->offset, count, &attr, &buf, &ref,
+				     &got, &eof);
+		if (err != -ENOENT)
+			break;
+		/* A block the read planned with is not in the store: the
+		 * file was removed or truncated since (the deletion job
+		 * was quick), which is no failure: read what the file is
+		 * now.  A file that stays the same and still misses its
+		 * block has lost it. */
+		err = nfs3_reread_attr(c, &attr);
 		if (err != 0)
-			goto out;
-	} else if (a->offset < attr.size && count > 0) {
-		buf = tl_malloc(count);
-		err = cache_read(c->ctx->cache, c->ino, attr.size, a->offset,
-				 count, buf, &got, &eof);
-		if (err != 0)
-			goto out;
-	} else {
-		eof = a->offset >= attr.size;
+			break;
+		if (tries == NFS3_READ_TRIES) {
+			tl_warn(NFS3_SUBSYS, "inode %llu: a block of [%llu, "
+				"+%zu) is missing from the object store",
+				(unsigned long long)c->ino,
+				(unsigned long long)a->offset, count);
+			err = -EIO;
+			break;
+		}
 	}
 out:
 	r->status = nfsd_errno_to_nfs3(err);

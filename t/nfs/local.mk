@@ -28,6 +28,7 @@ TH_NFS_TESTS = \
 	t/nfs/nfs_metrics_test \
 	t/nfs/nfs_limits_test \
 	t/nfs/nfs_unstable_test \
+	t/nfs/nfs_readrace_test \
 	t/nfs/nfs_bigfile_test \
 	t/nfs/nfs_bigdir_test
 
@@ -37,6 +38,9 @@ TESTS += $(TH_NFS_TESTS)
 TH_NFS_CPPFLAGS = $(AM_CPPFLAGS) $(NFS_CFLAGS)
 TH_NFS_LDADD = t/nfs/libtharness.a $(NFS_LIBS)
 
+t_nfs_nfs_readrace_test_SOURCES = t/nfs/nfs_readrace_test.c
+t_nfs_nfs_readrace_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
+t_nfs_nfs_readrace_test_LDADD = $(TH_NFS_LDADD) -lpthread
 t_nfs_nfs_attr_test_SOURCES = t/nfs/nfs_attr_test.c
 t_nfs_nfs_attr_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_attr_test_LDADD = $(TH_NFS_LDADD)
