@@ -80,7 +80,7 @@ trap 'exit 130' INT TERM
 # --- packages and build --------------------------------------------------
 need=
 for p in nfs-ganesha nfs-ganesha-vfs rpcbind iperf3 gnuplot-nox libnfs-dev \
-	 liblmdb-dev; do
+	 liblmdb-dev strace; do
 	dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
 if [ -n "$need" ]; then
@@ -277,6 +277,49 @@ L() { # label, then nfsload arguments: runs one phase against $srv
 
 }
 
+# Flushes per file: the phase's workload again, on FLUSH_FILES fresh files
+# in a directory of its own, with strace counting the server's calls that
+# wait for the disk (fsync, fdatasync, syncfs, sync, msync; not
+# sync_file_range, which only starts writeback).  A separate pass: strace
+# stops the server at every system call, which would slow the measured
+# phase itself.  The count is the server's, whatever other processes on
+# the machine flush (/proc/diskstats counts the whole device).
+FLUSH_FILES=${FLUSH_FILES:-500}
+FLUSH_CALLS="fsync fdatasync syncfs sync msync"
+flushes() { # label dir n-files nfsload-args...: one R line, flushes_per_file
+	local label=$1 d=$2 n=$3 st sp c; shift 3
+	[ "$FLUSH_FILES" -lt "$n" ] && n=$FLUSH_FILES
+	st=$out/strace.$srv.$label.$r
+	L setup -f "$d" mkdir
+	strace -q -c -f -e "trace=${FLUSH_CALLS// /,},sync_file_range" \
+		-o "$st" -p "$srv_pid" 2>>"$out/strace.err" &
+	sp=$!
+	# strace attaches to the threads one by one: wait until every
+	# thread of the server has it as its tracer.
+	for _ in $(seq 100); do
+		! grep -L "^TracerPid:[[:space:]]*$sp$" \
+			/proc/"$srv_pid"/task/*/status 2>/dev/null |
+			grep -q . && break
+		sleep 0.1
+	done
+	L setup -f "$d" -n "$n" "$@" create
+	kill -INT "$sp" 2>/dev/null
+	wait "$sp" 2>/dev/null
+	c=$(awk -v calls=" $FLUSH_CALLS " '
+		index(calls, " " $NF " ") && $4 ~ /^[0-9]+$/ { t += $4 }
+		END { print t + 0 }' "$st" 2>/dev/null)
+	if [ -s "$st" ]; then
+		echo "R $label $srv flushes_per_file $(awk -v c="$c" -v n="$n" \
+			'BEGIN { printf "%.3f", c / n }')" >>"$raw"
+		say "  $label on $srv: $c flushes for $n files" \
+			"($(awk -v c="$c" -v n="$n" 'BEGIN { printf "%.2f", c / n }')" \
+			"per file; strace -c: $st)"
+	else
+		say "  $label on $srv: no flush count (strace failed, see" \
+			"$out/strace.err)"
+	fi
+}
+
 w_seqwrite() {
 	local r
 	for r in $RUN_REPS; do
@@ -320,6 +363,8 @@ w_smallfiles() {
 			say "$srv smallfiles $n x 4 KiB, $c client(s), rep $r"
 			L "small-create-${c}c" -f "$d" -n "$n" -b 4k -q 8 \
 				-p "$c" create
+			flushes "small-create-${c}c" "$d.flush" "$n" -b 4k \
+				-q 8 -p "$c"
 			L "small-getattr-${c}c" -f "$d" -n "$n" -q 8 \
 				-p "$c" stat
 			L "small-read-${c}c" -f "$d" -n "$n" -b 4k -q 8 \
@@ -373,6 +418,8 @@ w_jfsbench() {
 			L "jfs-smallwrite-${t}t" -f "$d/small" \
 				-n $((JFS_SMALL * t)) -b 128k -q 1 -p "$t" \
 				create
+			flushes "jfs-smallwrite-${t}t" "$d/small.flush" \
+				$((JFS_SMALL * t)) -b 128k -q 1 -p "$t"
 			L "jfs-smallread-${t}t" -f "$d/small" \
 				-n $((JFS_SMALL * t)) -b 128k -q 1 -p "$t" readf
 			L "jfs-stat-${t}t" -f "$d/small" -n $((JFS_SMALL * t)) \
