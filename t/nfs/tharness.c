@@ -425,6 +425,12 @@ th_spawn(struct th_server *s)
 		argv[argc++] = "--exports";
 		argv[argc++] = s->exports_path;
 	}
+	/* Tests run side by side: none takes the default metrics port
+	 * unless it asks for an endpoint. */
+	if (strstr(s->daemon_args, "metrics") == NULL) {
+		argv[argc++] = "--metrics-listen";
+		argv[argc++] = "off";
+	}
 	snprintf(extra, sizeof extra, "%s", s->daemon_args);
 	for (char *save = NULL, *w = strtok_r(extra, " ", &save);
 	     w != NULL && argc < (int)TL_ARRAY_SIZE_TH(argv) - 1;
