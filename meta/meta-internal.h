@@ -2,11 +2,11 @@
  * meta-internal.h - shared pieces of the file-system layer: the open
  * volume, key layout, value codecs and transaction helpers.
  *
- * Key layout (DESIGN.md "Schema"): every key of a volume starts with the
+ * Key layout (doc/DESIGN.md, "Schema"): every key of a volume starts with the
  * volume name and a NUL byte, so volumes share an engine and a volume is
  * one key range.  Integers are big-endian so byte order is numeric order.
  *
- *   <vol>\0setting                  settings (encode_settings)
+ *   <vol>\0setting                  settings (meta_settings_encode)
  *   <vol>\0C<name>                  counter, be64
  *   <vol>\0A<ino>I                  attributes (INODE_VLEN bytes)
  *   <vol>\0A<ino>D<name>            dentry: type u8, ino be64, cookie be64

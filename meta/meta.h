@@ -3,7 +3,7 @@
  *
  * A volume's metadata lives in an ordered transactional key-value engine
  * (meta/kv.h; lmdb:///dir is the embedded default) under the schema of
- * DESIGN.md: attributes, directory entries with readdir cookies, chunk
+ * doc/DESIGN.md: attributes, directory entries with readdir cookies, chunk
  * slice lists, counters, usage.  Every operation here runs in one engine
  * transaction, so it is atomic and durable when it returns 0.
  *
@@ -502,8 +502,8 @@ int meta_set_storage(struct meta *m, const char *url);
 
 /* ---- gateway sessions (session.c) -----------------------------------------
  *
- * A gateway serving a volume records a session under G<id> (DESIGN.md's
- * schema): a random 64-bit id chosen at start, its host, listen address,
+ * A gateway serving a volume records a session under G<id> (doc/DESIGN.md,
+ * "Schema"): a random 64-bit id chosen at start, its host, listen address,
  * pid, version, start time and last heartbeat (wall clock, ns since the
  * epoch), a heartbeat count and the ttl it promises.  A thread renews
  * the heartbeat every ttl/6 with one small transaction (committed

@@ -14,7 +14,7 @@
 
 /* rtmax = wtmax = the largest READ/WRITE/READDIR reply we build. */
 #define NFS3_IOMAX (1u << 20)
-/* Per DESIGN.md meta allows up to 65000 links (-EMLINK past that). */
+/* meta allows up to 65000 links (-EMLINK past that; doc/DESIGN.md). */
 #define NFS3_LINK_MAX 65000
 
 /* ---- attributes (nfs3.c) ------------------------------------------------- */

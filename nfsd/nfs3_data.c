@@ -2,7 +2,7 @@
  * nfs3_data.c - the NFSv3 procedures that move file contents: READLINK,
  * READ, WRITE and COMMIT (RFC 1813 sections 3.3.5-3.3.7 and 3.3.21).
  *
- * Durability (DESIGN.md, "NFS semantics"): an UNSTABLE WRITE is buffered
+ * Durability (doc/DESIGN.md, "NFS semantics"): an UNSTABLE WRITE is buffered
  * by the cache and acknowledged as UNSTABLE; a DATA_SYNC or FILE_SYNC
  * write, like COMMIT, returns only once the file's buffered data is stored
  * in the object store and its slices are committed in metadata (which

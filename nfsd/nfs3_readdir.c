@@ -1,7 +1,7 @@
 /*
  * nfs3_readdir.c - READDIR and READDIRPLUS (RFC 1813 sections 3.3.16-17).
  *
- * Cookies (DESIGN.md, "Readdir"): every entry gets a cookie from a
+ * Cookies (doc/DESIGN.md, "Readdir"): every entry gets a cookie from a
  * per-directory counter when it is linked, "." is cookie 1 and ".." cookie
  * 2 (synthesised here), and a reply resumes with one ordered scan of the
  * entries whose cookie is greater than the client's.  Nothing is kept

@@ -2,7 +2,7 @@
  * fsck.c - `tessera fsck`: check a volume's metadata (meta_fsck) and
  * that every block it refers to is in the object store.
  *
- * meta never includes objstore (DESIGN.md), so the object check is a
+ * meta never includes objstore (doc/DESIGN.md), so the object check is a
  * callback here: for each slice, os_head of each of its blocks.
  */
 #include "config.h"
