@@ -10,3 +10,8 @@ include t/s3/local.mk
 include t/fault/local.mk
 include t/fuzz/local.mk
 include t/pkg/local.mk
+
+# Every global symbol of a module carries its prefix (nm on the built
+# libraries and objects; doc/DESIGN.md, "Conventions").
+TESTS += t/unit/symbols_test.sh
+dist_check_SCRIPTS += t/unit/symbols_test.sh
