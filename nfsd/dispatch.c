@@ -287,6 +287,22 @@ find_proc(struct tl_buf *b, struct nfsd_call *c)
 		n = nfsd_mnt3_nprocs;
 		if (c->vers < 3 && c->proc == MOUNTPROC3_MNT)
 			n = 0;
+	} else if (c->prog == NFSD_PROG_NLM && c->ctx->nlm != NULL) {
+		if (c->vers != 4) { /* NFSv3 clients speak NLM v4 */
+			nfsd_m_rpc_error(NFSD_M_ERR_PROG_MISMATCH);
+			reply_mismatch(b, c->xid, 4, 4);
+			return NULL;
+		}
+		tab = nfsd_nlm4_procs;
+		n = nfsd_nlm4_nprocs;
+	} else if (c->prog == NFSD_PROG_NSM && c->ctx->nlm != NULL) {
+		if (c->vers != 1) {
+			nfsd_m_rpc_error(NFSD_M_ERR_PROG_MISMATCH);
+			reply_mismatch(b, c->xid, 1, 1);
+			return NULL;
+		}
+		tab = nfsd_nsm_procs;
+		n = nfsd_nsm_nprocs;
 	} else {
 		nfsd_m_rpc_error(NFSD_M_ERR_PROG_UNAVAIL);
 		reply_accepted(b, c->xid, PROG_UNAVAIL);
@@ -451,10 +467,16 @@ run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 		goto out;
 	}
 	c->exports = nfsd_exports_get(c->ctx);
-	if (p->flags & NFSD_PF_FH)
+	if (p->flags & NFSD_PF_FH) {
 		st = check_fh(c, p, args);
-	else
+	} else if (p->fh_of != NULL) {
+		nfs_fh3 fh;
+
+		p->fh_of(args, &fh);
+		c->fh_status = check_fh(c, p, &fh); /* the handler answers */
+	} else {
 		squash(c, NULL);
+	}
 	if (st == NFS3_OK && (run = drc_consult(b, c, p, d)) != RUN_DONE) {
 		call_put_exports(c);
 		goto out;
@@ -582,6 +604,14 @@ nfsd_dispatch_tail(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 		   const uint8_t *msg, size_t len, struct tl_buf *reply,
 		   struct nfsd_tail *tail)
 {
+	nfsd_dispatch_from(ctx, peer, NULL, msg, len, reply, tail);
+}
+
+void
+nfsd_dispatch_from(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
+		   const struct sockaddr_storage *local, const uint8_t *msg,
+		   size_t len, struct tl_buf *reply, struct nfsd_tail *tail)
+{
 	struct nfsd_call c;
 	const struct nfsd_proc *p;
 	char cred[MAX_AUTH_BYTES], verf[MAX_AUTH_BYTES];
@@ -600,6 +630,8 @@ nfsd_dispatch_tail(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	memset(&c, 0, sizeof(c));
 	c.ctx = ctx;
 	c.peer = *peer;
+	if (local != NULL)
+		c.local = *local;
 	xdrmem_create(&x, (char *)msg, len, XDR_DECODE);
 	if (!xdr_uint32_t(&x, &c.xid) || !xdr_uint32_t(&x, &mtype) ||
 	    mtype != RPC_CALL || !xdr_uint32_t(&x, &rpcvers)) {

@@ -8,15 +8,17 @@
 noinst_LIBRARIES += nfsd/libnfsd.a
 sbin_PROGRAMS += tesserad
 
-RPCGEN_X = nfsd/nfs3_prot.x nfsd/mount3_prot.x
+RPCGEN_X = nfsd/nfs3_prot.x nfsd/mount3_prot.x nfsd/nlm4_prot.x \
+	nfsd/nsm_prot.x
 EXTRA_DIST += $(RPCGEN_X)
 nfsd_gen = nfsd/nfs3_prot.h nfsd/nfs3_prot_xdr.c nfsd/mount3_prot.h \
-	nfsd/mount3_prot_xdr.c
+	nfsd/mount3_prot_xdr.c nfsd/nlm4_prot.h nfsd/nlm4_prot_xdr.c \
+	nfsd/nsm_prot.h nfsd/nsm_prot_xdr.c
 BUILT_SOURCES += $(nfsd_gen)
 # BUILT_SOURCES only works for `make all/check/install`; `make tesserad`
 # alone needs the generated headers named as prerequisites.
 $(nfsd_libnfsd_a_OBJECTS) $(tesserad_OBJECTS): nfsd/nfs3_prot.h \
-	nfsd/mount3_prot.h
+	nfsd/mount3_prot.h nfsd/nlm4_prot.h nfsd/nsm_prot.h
 CLEANFILES += $(nfsd_gen)
 
 nfsd/%_prot.h: $(srcdir)/nfsd/%_prot.x
@@ -36,7 +38,8 @@ nfsd/%_prot_xdr.c: $(srcdir)/nfsd/%_prot.x $(srcdir)/nfsd/local.mk
 # above), which is part of the same library.
 noinst_LIBRARIES += nfsd/libxdrgen.a
 nfsd_libxdrgen_a_SOURCES = nfsd/xdr-bound.h nfsd/xdr_bound.c
-nodist_nfsd_libxdrgen_a_SOURCES = nfsd/nfs3_prot_xdr.c nfsd/mount3_prot_xdr.c
+nodist_nfsd_libxdrgen_a_SOURCES = nfsd/nfs3_prot_xdr.c nfsd/mount3_prot_xdr.c \
+	nfsd/nlm4_prot_xdr.c nfsd/nsm_prot_xdr.c
 nfsd_libxdrgen_a_CFLAGS = -std=gnu11 $(SAN_CFLAGS) -pthread -w \
 	-include $(srcdir)/nfsd/xdr-bound.h
 
@@ -45,8 +48,11 @@ nfsd_libnfsd_a_SOURCES = nfsd/nfsd.h nfsd/nfsd-internal.h nfsd/rpc-internal.h \
 	nfsd/rpc.c nfsd/dispatch.c nfsd/drc.c nfsd/fh.c nfsd/exports.c nfsd/mount3.c \
 	nfsd/addr-internal.h nfsd/addr.c nfsd/counters-internal.h nfsd/counters.c \
 	nfsd/nfs3_status.h \
-	nfsd/config.c nfsd/metrics-internal.h nfsd/metrics.c
-nodist_nfsd_libnfsd_a_SOURCES = nfsd/nfs3_prot.h nfsd/mount3_prot.h
+	nfsd/config.c nfsd/metrics-internal.h nfsd/metrics.c \
+	nfsd/nlm-internal.h nfsd/nlm4.c nfsd/lockd.c nfsd/callback.c \
+	nfsd/udp.c
+nodist_nfsd_libnfsd_a_SOURCES = nfsd/nfs3_prot.h nfsd/mount3_prot.h \
+	nfsd/nlm4_prot.h nfsd/nsm_prot.h
 
 include nfsd/nfs3.mk
 

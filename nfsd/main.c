@@ -50,8 +50,8 @@ usage(FILE *f)
 
 	fprintf(f,
 		"Usage: tesserad --meta META_URL [options]\n"
-		"Serve a Tessera volume over NFS v3 (and MOUNT v3) on one "
-		"TCP port.\n\n"
+		"Serve a Tessera volume over NFS v3 (with MOUNT v3, NLM v4 "
+		"and NSM) on one port.\n\n"
 		"  -m, --meta URL        metadata engine (lmdb:///dir, or "
 		"raft://\n"
 		"                        with the raft_* options; option "
@@ -480,6 +480,13 @@ on_hup(struct nfsd_server *srv, void *arg)
 	    cfg.max_inflight_per_conn != h->cfg->max_inflight_per_conn ||
 	    cfg.idle_timeout != h->cfg->idle_timeout ||
 	    cfg.rpcbind != h->cfg->rpcbind ||
+	    cfg.locking != h->cfg->locking ||
+	    cfg.lock_grace != h->cfg->lock_grace ||
+	    cfg.lock_poll != h->cfg->lock_poll ||
+	    cfg.max_locks != h->cfg->max_locks ||
+	    cfg.max_locks_per_client != h->cfg->max_locks_per_client ||
+	    cfg.max_lock_waiters != h->cfg->max_lock_waiters ||
+	    cfg.lock_callback_window != h->cfg->lock_callback_window ||
 	    strcmp(cfg.metrics_listen, h->cfg->metrics_listen) != 0)
 		tl_notice("tesserad",
 			  "reload: only exports, log_level and the "
@@ -624,6 +631,13 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 	rc = start_session(cfg, &b, srv);
 	if (rc != 0)
 		goto out;
+	/* before rpcbind sends clients here: reclaims find their grace */
+	rc = nfsd_server_locks_start(srv, meta_session_id(b.session));
+	if (rc != 0) {
+		tl_err("tesserad", "cannot start NFS locking: %s",
+		       strerror(-rc));
+		goto out;
+	}
 	if (cfg->rpcbind)
 		nfsd_server_register(srv);
 	metrics = start_metrics(cfg, &b, srv);
@@ -633,9 +647,10 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 	}
 	at = tl_strndup(cfg->listen, strrchr(cfg->listen, ':') - cfg->listen);
 	started = tl_asprintf("tesserad %s: volume \"%s\" on %s port %u "
-			      "(NFS v3, MOUNT v3)%s",
+			      "(NFS v3, MOUNT v3%s)%s",
 			      PACKAGE_VERSION, meta_settings(b.meta)->name,
 			      at[0] ? at : "0.0.0.0", nfsd_server_port(srv),
+			      cfg->locking ? ", NLM v4, NSM" : "",
 			      a->foreground ? "" : ", daemonized");
 	ready_msg = tl_asprintf("READY=1\nSTATUS=serving volume \"%s\" on "
 				"%s port %u",

@@ -369,7 +369,7 @@ mnt_xdr_void(XDR *x, void *p)
 #define PROC(name, xa, ta, xr, tr, fn)                                         \
 	{                                                                      \
 		name, (xdrproc_t)(xa), sizeof(ta), (xdrproc_t)(xr),            \
-		    sizeof(tr), fn, 0                                          \
+		    sizeof(tr), fn, 0, NULL                                    \
 	}
 
 const struct nfsd_proc nfsd_mnt3_procs[] = {

@@ -24,6 +24,7 @@
  *   dispatch.c drc.c        rpc-internal.h       dispatcher, DRC
  *   counters.c              counters-internal.h  request-path counters
  *   nfs3*.c                 nfs3-internal.h      NFSv3 handlers
+ *   nlm4.c lockd.c callback.c  nlm-internal.h    NLM, NSM, locks
  *   exports.c fh.c mount3.c nfsd-internal.h      this contract
  *   addr.c                  addr-internal.h      socket addresses
  *   xdr_bound.c             xdr-bound.h          bounded XDR decoding
@@ -166,6 +167,7 @@ int nfsd_fh_decode(const struct meta_settings *vol, const void *buf,
 
 struct nfsd_exports_gen; /* a reference-counted nfsd_exports, dispatch.c */
 struct nfsd_drc;         /* duplicate request cache, drc.c */
+struct nfsd_nlm;         /* the lock manager, lockd.c (nlm-internal.h) */
 
 struct nfsd_ctx {
 	struct meta *meta;
@@ -175,6 +177,7 @@ struct nfsd_ctx {
 	uint8_t write_verf[8];         /* random per process start */
 	uint64_t start_ns;
 	struct nfsd_drc *drc;          /* NULL: no duplicate request cache */
+	struct nfsd_nlm *nlm;          /* NULL: NLM and NSM not served */
 };
 
 struct nfsd_call {
@@ -182,6 +185,8 @@ struct nfsd_call {
 	uint32_t xid;
 	uint32_t prog, vers, proc;
 	struct sockaddr_storage peer;
+	struct sockaddr_storage local; /* the address the peer reached;
+					  family 0 when unknown */
 	const struct nfsd_exports *exports; /* held for the whole call */
 	uint32_t flavor;               /* AUTH_NONE / AUTH_SYS */
 	struct meta_cred cred;         /* after the export's squash rules */
@@ -198,11 +203,17 @@ struct nfsd_call {
 	bool read_lend;
 	bool read_files;
 	void *read_ref;
+	/* procedures with fh_of: how their handle fared in the checks
+	 * NFSD_PF_FH procedures get (NFS3_OK: exp, rule, cred, rdonly, ino
+	 * and attr are set); the handler answers a failure itself. */
+	nfsstat3 fh_status;
 };
 
-/* The RPC programs served (version 3 of each). */
+/* The RPC programs served (version 3 of each; NLM 4, NSM 1). */
 #define NFSD_PROG_NFS	100003u
 #define NFSD_PROG_MOUNT 100005u
+#define NFSD_PROG_NLM	100021u
+#define NFSD_PROG_NSM	100024u
 
 /* Procedure table entry. */
 #define NFSD_PF_FH (1u << 0)       /* args begin with a file handle */
@@ -217,12 +228,20 @@ struct nfsd_proc {
 	size_t res_size;
 	void (*handler)(struct nfsd_call *c, void *args, void *res);
 	unsigned flags;
+	/* Arguments that hold a file handle elsewhere than first (NLM):
+	 * fill fh with it (borrowed from args); the dispatcher checks it
+	 * as NFSD_PF_FH's and leaves the verdict in call->fh_status. */
+	void (*fh_of)(const void *args, nfs_fh3 *fh);
 };
 
 extern const struct nfsd_proc nfsd_nfs3_procs[];
 extern const size_t nfsd_nfs3_nprocs;
 extern const struct nfsd_proc nfsd_mnt3_procs[];
 extern const size_t nfsd_mnt3_nprocs;
+extern const struct nfsd_proc nfsd_nlm4_procs[]; /* nlm4.c */
+extern const size_t nfsd_nlm4_nprocs;
+extern const struct nfsd_proc nfsd_nsm_procs[];
+extern const size_t nfsd_nsm_nprocs;
 
 /* The one translation from Tessera's errors (a negative errno, or one
  * of lib/tl.h's own codes, negated) to nfsstat3. */

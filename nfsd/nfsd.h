@@ -3,7 +3,9 @@
  * cycle (used by tesserad's main and by tests that run a server in a
  * thread).
  *
- * One TCP port serves NFS v3 (100003) and MOUNT v3 (100005).  A libevent
+ * One TCP port serves NFS v3 (100003), MOUNT v3 (100005) and, unless
+ * locking is off, NLM v4 (100021) and NSM v1 (100024), which is also
+ * served over UDP on that port (the restart notifications clients send).  A libevent
  * loop owns the listener and every connection; requests run on a pool of
  * worker threads and their replies go back in any order.
  */
@@ -52,6 +54,14 @@ struct nfsd_config {
 	char *log_file;       /* "" = stderr or syslog */
 	char *metrics_listen; /* HTTP "ADDR:PORT"; "" or "off": none */
 	uint64_t session_timeout; /* ms: the gateway session's ttl */
+	/* NFS locks (NLM v4, NSM: nfsd/lockd.c) */
+	bool locking;
+	uint64_t lock_grace;	       /* ms */
+	uint64_t lock_poll;	       /* ms */
+	uint64_t max_locks;
+	uint64_t max_locks_per_client;
+	uint64_t max_lock_waiters;
+	uint64_t lock_callback_window; /* ms */
 	/* raft:// (meta/kv_raft.c) */
 	uint64_t raft_id;
 	char *raft_dir, *raft_address, *raft_listen, *raft_peers;
@@ -95,9 +105,14 @@ int nfsd_server_create(const struct nfsd_config *cfg, struct meta *m,
 		       struct cache *c, struct nfsd_server **out, char **err);
 /* The port actually listened on. */
 unsigned nfsd_server_port(const struct nfsd_server *s);
-/* Register NFS and MOUNT with rpcbind; a warning, not an error, when no
- * rpcbind runs.  Unregistered by nfsd_server_free. */
+/* Register NFS and MOUNT (and NLM, NSM) with rpcbind; a warning, not
+ * an error, when no rpcbind runs.  Unregistered by nfsd_server_free. */
 void nfsd_server_register(struct nfsd_server *s);
+/* Begin serving NFS locks as gateway session (meta_session_id; 0: none):
+ * adopt the clients of gateways that are gone, this one's earlier runs
+ * included, tell them to reclaim, keep the grace period.  Until then
+ * NLM answers NLM4_DENIED_GRACE_PERIOD.  0 when locking is off. */
+int nfsd_server_locks_start(struct nfsd_server *s, uint64_t session);
 /* Serve until nfsd_server_stop; SIGTERM/SIGINT stop, SIGHUP reloads the
  * exports (in the server's control thread, never on the event loop) when
  * handle_signals.  Returns 0 or a negative errno. */

@@ -59,6 +59,13 @@ void nfsd_dispatch_tail(struct nfsd_ctx *ctx,
 			const struct sockaddr_storage *peer, const uint8_t *msg,
 			size_t len, struct tl_buf *reply,
 			struct nfsd_tail *tail);
+/* nfsd_dispatch_tail, knowing the local address the peer reached
+ * (call->local, which NLM records for its callbacks; may be NULL). */
+void nfsd_dispatch_from(struct nfsd_ctx *ctx,
+			const struct sockaddr_storage *peer,
+			const struct sockaddr_storage *local,
+			const uint8_t *msg, size_t len, struct tl_buf *reply,
+			struct nfsd_tail *tail);
 void nfsd_tail_free(struct nfsd_tail *t);
 
 /* True for a call cheap enough to run on the event loop's thread rather

@@ -118,6 +118,7 @@ struct conn {
 	bool paused;	   /* under lock: reading stopped at cap */
 	bool closed;	   /* under lock; set by the loop only */
 	struct sockaddr_storage peer;
+	struct sockaddr_storage local; /* the address it reached */
 	char name[INET6_ADDRSTRLEN + 8];
 	bool out_full;	   /* reading stopped: replies unread (loop) */
 	uint64_t last_ns;  /* under lock: last request read or done */
@@ -645,8 +646,8 @@ worker(void *arg)
 	struct tl_buf reply = TL_BUF_INIT;
 	struct nfsd_tail tail = {.files = true};
 
-	nfsd_dispatch_tail(&c->srv->ctx, &c->peer, j->msg, j->len, &reply,
-			   &tail);
+	nfsd_dispatch_from(&c->srv->ctx, &c->peer, &c->local, j->msg, j->len,
+			   &reply, &tail);
 	free(j->msg);
 	pthread_mutex_lock(&c->lock);
 	if (reply.len > 0 && !c->closed) {
@@ -1160,6 +1161,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	struct nfsd_server *s = arg;
 	struct conn *c;
 	char addr[INET6_ADDRSTRLEN];
+	socklen_t llen;
 	int one = 1;
 
 	c = tl_calloc(1, sizeof(*c));
@@ -1167,6 +1169,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c->refs = 1;
 	pthread_mutex_init(&c->lock, NULL);
 	memcpy(&c->peer, sa, TL_MIN((size_t)salen, sizeof(c->peer)));
+	llen = sizeof(c->local);
+	if (getsockname(fd, (struct sockaddr *)&c->local, &llen) != 0)
+		c->local.ss_family = 0;
 	nfsd_peer_str(&c->peer, addr, sizeof(addr));
 	snprintf(c->name, sizeof(c->name), "%s:%u", addr,
 		 nfsd_peer_port(&c->peer));

@@ -69,6 +69,10 @@ struct nfsd_server {
 	struct event *mem_wake; /* memory released (any thread) */
 	struct event *stall;	/* closes stalled holders while some wait */
 	struct nfsd_limit_log stall_log, conn_log; /* (loop) */
+	/* NSM over UDP on the NFS port (udp.c) */
+	int udp_fd;		/* -1: none */
+	struct event *udp_ev;	/* readable (loop) */
+	uint8_t *udp_buf;
 };
 
 /* ---- rpc.c ---- */
@@ -82,5 +86,12 @@ int nfsd_rpc_listen(struct nfsd_server *s, const char *listen, char **err);
 void nfsd_rpc_close(struct nfsd_server *s);
 /* Free the rest, once no request is in flight (the pool is gone). */
 void nfsd_rpc_free(struct nfsd_server *s);
+
+/* ---- udp.c ---- */
+
+/* Serve NSM over UDP on listen's address and s->port (the TCP
+ * listener's). */
+int nfsd_udp_listen(struct nfsd_server *s, const char *listen, char **err);
+void nfsd_udp_close(struct nfsd_server *s);
 
 #endif /* NFSD_SERVER_INTERNAL_H */

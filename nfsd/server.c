@@ -21,6 +21,7 @@
 #include <rpc/pmap_clnt.h>
 #include <rpc/rpcb_clnt.h>
 
+#include "nfsd/nlm-internal.h"
 #include "nfsd/server-internal.h"
 
 /* ---- exports
@@ -297,6 +298,37 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	pthread_mutex_unlock(&s->ctl_lock);
 }
 
+/* NLM and NSM: the lock manager, and NSM over UDP too. */
+static int
+locks_create(struct nfsd_server *s, const struct nfsd_config *cfg,
+	     char **err)
+{
+	struct nfsd_nlm_opts o = {
+	    .grace_ms = cfg->lock_grace,
+	    .poll_ms = cfg->lock_poll,
+	    .max_locks = cfg->max_locks,
+	    .max_locks_client = cfg->max_locks_per_client,
+	    .max_waiters = cfg->max_lock_waiters,
+	    .cb_window_ms = cfg->lock_callback_window,
+	};
+	int rc = nfsd_nlm_create(s->ctx.meta, &o, &s->ctx.nlm);
+
+	if (rc != 0) {
+		*err = tl_asprintf("cannot start the lock manager: %s",
+				   strerror(-rc));
+		return rc;
+	}
+	return nfsd_udp_listen(s, cfg->listen, err);
+}
+
+int
+nfsd_server_locks_start(struct nfsd_server *s, uint64_t session)
+{
+	if (s->ctx.nlm == NULL)
+		return 0;
+	return nfsd_nlm_start(s->ctx.nlm, session);
+}
+
 int
 nfsd_server_create(const struct nfsd_config *cfg, struct meta *m,
 		   struct cache *c, struct nfsd_server **out, char **err)
@@ -305,6 +337,7 @@ nfsd_server_create(const struct nfsd_config *cfg, struct meta *m,
 	int rc;
 
 	*err = NULL;
+	s->udp_fd = -1;
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
 	s->ctx.meta = m;
@@ -333,6 +366,11 @@ nfsd_server_create(const struct nfsd_config *cfg, struct meta *m,
 	rc = nfsd_rpc_listen(s, cfg->listen, err);
 	if (rc != 0)
 		goto fail;
+	if (cfg->locking && m != NULL) {
+		rc = locks_create(s, cfg, err);
+		if (rc != 0)
+			goto fail;
+	}
 	s->pool = tl_pool_create("nfsd", (unsigned)cfg->workers, 0);
 	rc = ctl_start(s, err);
 	if (rc != 0)
@@ -362,19 +400,26 @@ nfsd_server_port(const struct nfsd_server *s)
 
 static const struct {
 	unsigned long prog, vers;
+	int proto;
+	bool locks; /* only when locking is on */
 } rpc_progs[] = {
-    {NFSD_PROG_NFS, 3},
-    {NFSD_PROG_MOUNT, 1},
-    {NFSD_PROG_MOUNT, 2},
-    {NFSD_PROG_MOUNT, 3},
+    {NFSD_PROG_NFS, 3, IPPROTO_TCP, false},
+    {NFSD_PROG_MOUNT, 1, IPPROTO_TCP, false},
+    {NFSD_PROG_MOUNT, 2, IPPROTO_TCP, false},
+    {NFSD_PROG_MOUNT, 3, IPPROTO_TCP, false},
+    {NFSD_PROG_NLM, 4, IPPROTO_TCP, true},
+    {NFSD_PROG_NSM, 1, IPPROTO_TCP, true},
+    {NFSD_PROG_NSM, 1, IPPROTO_UDP, true},
 };
 
-/* IPv6 clients ask rpcbind for netid tcp6; pmap_set only knows tcp.
- * set false: unset. */
+/* IPv6 clients ask rpcbind for netid tcp6 (udp6); pmap_set only knows
+ * tcp and udp.  set false: unset. */
 static bool
-rpcb_tcp6(unsigned long prog, unsigned long vers, unsigned port, bool set)
+rpcb_v6(unsigned long prog, unsigned long vers, int proto, unsigned port,
+	bool set)
 {
-	struct netconfig *nc = getnetconfigent("tcp6");
+	struct netconfig *nc =
+	    getnetconfigent(proto == IPPROTO_UDP ? "udp6" : "tcp6");
 	struct sockaddr_in6 sa;
 	struct netbuf nb = {sizeof(sa), sizeof(sa), &sa};
 	bool ok;
@@ -391,14 +436,22 @@ rpcb_tcp6(unsigned long prog, unsigned long vers, unsigned port, bool set)
 	return ok;
 }
 
+static bool
+served(const struct nfsd_server *s, size_t i)
+{
+	return !rpc_progs[i].locks || s->ctx.nlm != NULL;
+}
+
 static void
 unregister(struct nfsd_server *s)
 {
 	for (size_t i = 0; i < TL_ARRAY_SIZE(rpc_progs); i++) {
+		if (!served(s, i))
+			continue;
 		pmap_unset(rpc_progs[i].prog, rpc_progs[i].vers);
 		if (s->family == AF_INET6)
-			rpcb_tcp6(rpc_progs[i].prog, rpc_progs[i].vers, 0,
-				  false);
+			rpcb_v6(rpc_progs[i].prog, rpc_progs[i].vers,
+				rpc_progs[i].proto, 0, false);
 	}
 }
 
@@ -409,20 +462,27 @@ nfsd_server_register(struct nfsd_server *s)
 	for (size_t i = 0; i < TL_ARRAY_SIZE(rpc_progs); i++) {
 		unsigned long prog = rpc_progs[i].prog;
 		unsigned long vers = rpc_progs[i].vers;
+		int proto = rpc_progs[i].proto;
 
-		if (!pmap_set(prog, vers, IPPROTO_TCP, (int)s->port) ||
+		if (!served(s, i))
+			continue;
+		if (!pmap_set(prog, vers, proto, (int)s->port) ||
 		    (s->family == AF_INET6 &&
-		     !rpcb_tcp6(prog, vers, s->port, true))) {
+		     !rpcb_v6(prog, vers, proto, s->port, true))) {
 			tl_warn("nfsd",
 				"cannot register with rpcbind (is it "
 				"running?); clients must be given port=%u,"
-				"mountport=%u",
-				s->port, s->port);
+				"mountport=%u%s",
+				s->port, s->port,
+				s->ctx.nlm != NULL ? " and cannot lock "
+						     "(mount with nolock)"
+						   : "");
 			return;
 		}
 		s->registered = true;
 	}
-	tl_info("nfsd", "registered NFS v3 and MOUNT v1-3 with rpcbind");
+	tl_info("nfsd", "registered NFS v3, MOUNT v1-3%s with rpcbind",
+		s->ctx.nlm != NULL ? ", NLM v4 and NSM v1" : "");
 }
 
 void
@@ -464,6 +524,9 @@ nfsd_server_free(struct nfsd_server *s)
 	nfsd_rpc_close(s);
 	if (s->pool != NULL)
 		tl_pool_destroy(s->pool); /* waits for requests in flight */
+	nfsd_udp_close(s);
+	nfsd_nlm_free(s->ctx.nlm); /* locks stay in the metadata */
+	s->ctx.nlm = NULL;
 	nfsd_rpc_free(s);
 	for (size_t i = 0; i < TL_ARRAY_SIZE(s->sig); i++)
 		if (s->sig[i] != NULL)

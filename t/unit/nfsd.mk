@@ -4,7 +4,7 @@
 nfsd_unit_tests = t/unit/nfsd_exports_test t/unit/nfsd_fh_test \
 	t/unit/nfsd_mount_xdr_test t/unit/nfsd_rpc_test t/unit/nfsd_serve_test \
 	t/unit/nfsd_conf_test t/unit/nfsd_drc_test t/unit/nfsd_hostile_test \
-	t/unit/nfsd_stall_test
+	t/unit/nfsd_stall_test t/unit/nfsd_nlm_test
 check_PROGRAMS += $(nfsd_unit_tests)
 TESTS += $(nfsd_unit_tests)
 t_unit_nfsd_exports_test_SOURCES = t/unit/nfsd_exports_test.c
@@ -25,6 +25,9 @@ t_unit_nfsd_hostile_test_SOURCES = t/unit/nfsd_hostile_test.c t/unit/nfsd_test.h
 t_unit_nfsd_hostile_test_LDADD = $(TESSERA_LIBS)
 t_unit_nfsd_stall_test_SOURCES = t/unit/nfsd_stall_test.c t/unit/nfsd_test.h
 t_unit_nfsd_stall_test_LDADD = $(TESSERA_LIBS)
+t_unit_nfsd_nlm_test_SOURCES = t/unit/nfsd_nlm_test.c t/unit/nfsd_test.h \
+	t/unit/nlm_test.h
+t_unit_nfsd_nlm_test_LDADD = $(TESSERA_LIBS)
 # The real tesserad under a service manager the test plays (sd_notify).
 check_PROGRAMS += t/unit/tesserad_notify_test
 TESTS += t/unit/tesserad_notify_test
