@@ -44,5 +44,9 @@ tesserad is running (pid $(cat "$PIDFILE")), volume in $HOME_DIR.
 Mount it from this machine with:
   mkdir -p /mnt/tessera
   mount -t nfs -o vers=3,proto=tcp,port=$PORT,mountport=$PORT,nolock 127.0.0.1:/ /mnt/tessera
+(nolock on this machine only: its rpcbind has room for one lock manager,
+the kernel's.  Other clients, once the exports let them in, mount with
+  mount -t nfs -o vers=3 $(hostname):/ /mnt/tessera
+and get NFS locks.)
 Stop it with: kill \$(cat $PIDFILE)
 MSG
