@@ -230,10 +230,16 @@ rec_init(struct lrec *r, uint8_t kind, const struct meta_lock_owner *o,
 	r->kind = kind;
 	r->svid = kind == KIND_RANGES ? o->svid : 0;
 	r->state = state;
-	r->name = tl_memdup(o->client, o->client_len + 1);
+	/* both are bytes of o->*_len, not strings: copy, then terminate */
+	r->name = tl_malloc(o->client_len + 1);
+	if (o->client_len > 0)
+		memcpy(r->name, o->client, o->client_len);
 	r->name[o->client_len] = '\0';
 	r->name_len = o->client_len;
-	r->oh = tl_memdup(o->oh_len > 0 ? o->oh : "", o->oh_len + 1);
+	r->oh = tl_malloc(o->oh_len + 1);
+	if (o->oh_len > 0)
+		memcpy(r->oh, o->oh, o->oh_len);
+	r->oh[o->oh_len] = '\0';
 	r->oh_len = o->oh_len;
 }
 
