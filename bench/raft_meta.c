@@ -29,7 +29,7 @@
 #include "meta/kv.h"
 #include "meta/meta.h"
 
-static const struct meta_cred root = {0, 0, 0, {0}};
+static const struct meta_cred root = {.uid = 0};
 static char topdir[64];
 static char *secret;
 static int ports[3];

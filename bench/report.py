@@ -10,7 +10,7 @@ import os
 import statistics
 import sys
 
-SERVERS = ["tessera", "tessera-wb", "ganesha"]
+SERVERS = ["tessera", "tessera-wb", "tessera-async", "ganesha"]
 LOWER_BETTER = ("_ms", "us_per_entry", "_MiB", "secs", "_per_file")
 # workload prefix -> (title, metrics shown, in order)
 GROUPS = [

@@ -220,6 +220,7 @@ meta_create(struct meta *m, const struct meta_cred *c, uint64_t dir,
 		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
+		t.lazy = c->async;
 		rc = create_txn(&t, c, dir, name, len, n, newino, ino, attr,
 				existed, dir_pre, dir_post);
 		rc = meta_txn_end(&t, rc);
@@ -380,6 +381,7 @@ meta_unlink(struct meta *m, const struct meta_cred *c, uint64_t dir,
 		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
+		t.lazy = c->async;
 		rc = remove_txn(&t, c, dir, name, len, false, dir_pre,
 				dir_post);
 		rc = meta_txn_end(&t, rc);
@@ -407,6 +409,7 @@ meta_rmdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
 		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
+		t.lazy = c->async;
 		rc = remove_txn(&t, c, dir, name, len, true, dir_pre,
 				dir_post);
 		rc = meta_txn_end(&t, rc);
@@ -506,6 +509,7 @@ meta_link(struct meta *m, const struct meta_cred *c, uint64_t ino,
 		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
+		t.lazy = c->async;
 		rc = link_txn(&t, c, ino, dir, name, len, attr, dir_pre,
 			      dir_post);
 		rc = meta_txn_end(&t, rc);
@@ -710,6 +714,7 @@ meta_rename(struct meta *m, const struct meta_cred *c, uint64_t sdir,
 		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
+		t.lazy = c->async;
 		rc = rename_txn(&t, &r);
 		rc = meta_txn_end(&t, rc);
 	} while (meta_txn_retry(rc, &tries));

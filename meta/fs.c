@@ -308,6 +308,7 @@ meta_setattr(struct meta *m, const struct meta_cred *c, uint64_t ino,
 		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
+		t.lazy = c->async;
 		rc = setattr_txn(&t, c, ino, s, pre, post);
 		rc = meta_txn_end(&t, rc);
 	} while (meta_txn_retry(rc, &tries));

@@ -243,6 +243,15 @@ int meta_kv_lmdb_open(const char *dir, uint64_t mapsize, uint64_t resident,
 		      unsigned flags, struct meta_kv **out, char **err);
 /* How many times the map was unmapped to keep under resident. */
 uint64_t meta_kv_lmdb_map_drops(struct meta_kv *kv);
+/* Durability figures of an lmdb:// engine (-ENOTSUP for another one):
+ * batches: write transactions committed (each syncs its data pages);
+ * syncs: syncs that acknowledged durable commits (one serves every batch
+ * written before it started); lazy: commits that did not wait for one
+ * (meta_kv_commit_lazy: async exports, session renewals, gc). */
+struct meta_kv_lmdb_stats {
+	uint64_t batches, syncs, lazy;
+};
+int meta_kv_lmdb_stats(struct meta_kv *kv, struct meta_kv_lmdb_stats *s);
 /* Flush what lazy commits left in the page cache to disk. */
 int meta_kv_lmdb_sync(struct meta_kv *kv);
 /* Write a consistent, compacted copy of the whole environment (a

@@ -130,6 +130,8 @@ struct lmdb_env {
 	uint64_t pagesize;   /* the system's, for statm */
 	atomic_bool dropping;
 	atomic_uint_fast64_t drops;
+	/* Figures for meta_kv_lmdb_stats (under g.lock, read without it). */
+	atomic_uint_fast64_t n_batches, n_syncs, n_lazy;
 };
 
 /* What this thread read from the map lately. */
@@ -138,6 +140,7 @@ static __thread unsigned map_pages;
 
 static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct lmdb_env *envs;
+static const struct meta_kv_ops lmdb_ops;
 
 struct lmdb_kv {
 	struct meta_kv base;
@@ -298,6 +301,20 @@ uint64_t
 meta_kv_lmdb_map_drops(struct meta_kv *kv)
 {
 	return atomic_load(&((struct lmdb_kv *)kv)->e->drops);
+}
+
+int
+meta_kv_lmdb_stats(struct meta_kv *kv, struct meta_kv_lmdb_stats *s)
+{
+	struct lmdb_env *e;
+
+	if (kv == NULL || kv->ops != &lmdb_ops)
+		return -ENOTSUP;
+	e = ((struct lmdb_kv *)kv)->e;
+	s->batches = atomic_load(&e->n_batches);
+	s->syncs = atomic_load(&e->n_syncs);
+	s->lazy = atomic_load(&e->n_lazy);
+	return 0;
 }
 
 int
@@ -474,6 +491,7 @@ group_sync(struct lmdb_env *e, uint64_t seq)
 		upto = g->written;
 		pthread_mutex_unlock(&g->lock);
 		rc = mdb_env_sync(e->env, 1);
+		atomic_fetch_add(&e->n_syncs, 1);
 		pthread_mutex_lock(&g->lock);
 		g->syncing = false;
 		pthread_cond_broadcast(&g->sync_cv);
@@ -530,8 +548,10 @@ group_close(struct lmdb_env *e, struct lmdb_txn *t)
 	rc = commit_errno(e, rc);
 	/* A batch that changed nothing wrote no meta page (LMDB skips the
 	 * commit): it only waits for the batches before it. */
-	if (rc == 0 && info.me_last_txnid >= id)
+	if (rc == 0 && info.me_last_txnid >= id) {
 		g->written++;
+		atomic_fetch_add(&e->n_batches, 1);
+	}
 	b->crc = rc;
 	b->committed = true;
 	pthread_cond_broadcast(&b->ccond);
@@ -770,8 +790,15 @@ lmdb_commit(struct meta_kv_txn *bt)
 static int
 lmdb_commit_lazy(struct meta_kv_txn *bt)
 {
+	struct lmdb_env *e = ((struct lmdb_kv *)bt->kv)->e;
+	bool rdonly = ((struct lmdb_txn *)bt)->rdonly;
+	int rc;
+
 	((struct lmdb_txn *)bt)->lazy = true;
-	return lmdb_commit(bt);
+	rc = lmdb_commit(bt);
+	if (rc == 0 && !rdonly)
+		atomic_fetch_add(&e->n_lazy, 1);
+	return rc;
 }
 
 static void

@@ -51,6 +51,12 @@ struct meta_cred {
 	uint32_t uid, gid;
 	uint32_t ngroups;
 	uint32_t groups[META_NGROUPS_MAX];
+	/* The caller's operations that change the namespace or attributes
+	 * (create, unlink, rmdir, link, rename, setattr) return once their
+	 * commit is written, without waiting for the disk (the export
+	 * option async; meta_kv_commit_lazy).  A later durable commit, or
+	 * the next sync, makes them durable, in order. */
+	bool async;
 };
 
 struct meta_attr {

@@ -240,6 +240,7 @@ check_fh(struct nfsd_call *c, const struct nfsd_proc *p, void *args)
 	}
 	c->rule = r;
 	squash(c, r);
+	c->cred.async = r->async;
 	c->rdonly = !r->rw;
 	if (c->rdonly && (p->flags & NFSD_PF_MODIFIES))
 		return NFS3ERR_ROFS;

@@ -18,9 +18,11 @@
  * root_squash (default), no_root_squash, all_squash, no_all_squash,
  * anonuid=N, anongid=N (default 65534), secure (default: source port
  * below 1024), insecure, fsid=N (the export id in file handles; default
- * a hash of the path, so handles survive reordering the file).  knfsd's
- * sync, async, subtree_check, no_subtree_check, wdelay and no_wdelay are
- * accepted and ignored.
+ * a hash of the path, so handles survive reordering the file), sync
+ * (default) and async (metadata operations answered before their commit
+ * is on disk: meta_cred.async; tesserad(8) EXPORTS).  knfsd's
+ * subtree_check, no_subtree_check, wdelay and no_wdelay are accepted and
+ * ignored.
  */
 #include "config.h"
 
@@ -125,8 +127,7 @@ parse_opts(struct parse *p, const char *opts, struct nfsd_client_rule *r,
 	   int64_t *fsid)
 {
 	static const char *const ignored[] = {
-	    "sync",   "async",	  "subtree_check", "no_subtree_check",
-	    "wdelay", "no_wdelay"};
+	    "subtree_check", "no_subtree_check", "wdelay", "no_wdelay"};
 	char *copy = tl_strdup(opts), *save = NULL, *o;
 	int rc = 0;
 
@@ -154,6 +155,10 @@ parse_opts(struct parse *p, const char *opts, struct nfsd_client_rule *r,
 			r->secure = true;
 		else if (strcmp(o, "insecure") == 0)
 			r->secure = false;
+		else if (strcmp(o, "sync") == 0)
+			r->async = false;
+		else if (strcmp(o, "async") == 0)
+			r->async = true;
 		else if (strncmp(o, "anonuid=", 8) == 0 &&
 			 tl_parse_u64(o + 8, 0, UINT32_MAX, &v) == 0)
 			r->anonuid = (uint32_t)v;
@@ -481,10 +486,11 @@ nfsd_rule_format(const struct nfsd_client_rule *r, struct tl_buf *out)
 	    [NFSD_SQUASH_NONE] = "no_root_squash",
 	    [NFSD_SQUASH_ALL] = "all_squash",
 	};
-	char *s = tl_asprintf("%s(%s,%s,anonuid=%u,anongid=%u,%s)", r->pattern,
-			      r->rw ? "rw" : "ro", squash[r->squash],
-			      r->anonuid, r->anongid,
-			      r->secure ? "secure" : "insecure");
+	char *s = tl_asprintf("%s(%s,%s,anonuid=%u,anongid=%u,%s,%s)",
+			      r->pattern, r->rw ? "rw" : "ro",
+			      squash[r->squash], r->anonuid, r->anongid,
+			      r->secure ? "secure" : "insecure",
+			      r->async ? "async" : "sync");
 
 	tl_buf_append(out, s, strlen(s));
 	free(s);

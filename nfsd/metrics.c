@@ -452,6 +452,25 @@ render_raft(struct tl_buf *b, struct meta *m)
 		(unsigned long long)s.apply_batches);
 }
 
+/* An lmdb:// engine's commits and syncs (meta/kv.h, meta_kv_lmdb_stats). */
+static void
+render_lmdb(struct tl_buf *b, struct meta *m)
+{
+	struct meta_kv_lmdb_stats s;
+
+	if (meta_kv_lmdb_stats(meta_engine(m), &s) != 0)
+		return;
+	one(b, "tessera_meta_lmdb_batches_total", "counter",
+	    "LMDB write transactions committed, each a batch of operations "
+	    "that syncs its data pages once.", s.batches);
+	one(b, "tessera_meta_lmdb_syncs_total", "counter",
+	    "Syncs of the LMDB file that acknowledged durable commits (one "
+	    "serves every batch written before it).", s.syncs);
+	one(b, "tessera_meta_lmdb_lazy_commits_total", "counter",
+	    "Operations committed without waiting for the disk (exports "
+	    "with async, session renewals, gc).", s.lazy);
+}
+
 /* Volume figures; false when the metadata engine does not answer. */
 static bool
 render_volume(struct tl_buf *b, struct meta *m)
@@ -497,6 +516,7 @@ nfsd_metrics_render(const struct nfsd_metrics_src *src, struct tl_buf *out)
 		render_objstore(out, src->os);
 	if (src->meta != NULL) {
 		render_volume(out, src->meta);
+		render_lmdb(out, src->meta);
 		render_raft(out, src->meta);
 	}
 }

@@ -83,6 +83,7 @@ struct nfsd_client_rule {
 	enum nfsd_squash squash;
 	uint32_t anonuid, anongid;
 	bool secure;
+	bool async;               /* metadata commits not waited for */
 };
 
 struct nfsd_export {
@@ -126,7 +127,8 @@ void nfsd_exports_copy(const struct nfsd_exports *src,
 const struct nfsd_client_rule *
 nfsd_export_match(const struct nfsd_export *exp,
 		  const struct sockaddr_storage *peer);
-/* Append "pattern(rw|ro,squash,anonuid=N,anongid=N,secure|insecure)":
+/* Append "pattern(rw|ro,squash,anonuid=N,anongid=N,secure|insecure,
+ * sync|async)":
  * every option in effect, defaults included (for the log). */
 struct tl_buf;
 void nfsd_rule_format(const struct nfsd_client_rule *r, struct tl_buf *out);

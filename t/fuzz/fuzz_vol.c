@@ -31,7 +31,7 @@ cleanup(void)
 static uint64_t
 mk(uint64_t dir, const char *name, enum meta_type type)
 {
-	struct meta_cred root = {0, 0, 0, {0}};
+	struct meta_cred root = {.uid = 0};
 	struct meta_new n;
 	struct meta_attr a;
 	uint64_t ino = 0;

@@ -4,7 +4,8 @@
  * procedure answers ROFS, reads work), MOUNT of unexported paths and of
  * exports that do not list the client, XDEV between exports; a space
  * before an option list is warned about and every rule's effective
- * options are logged.
+ * options are logged; an async export keeps what it answered across a
+ * SIGKILL of the gateway.
  */
 #include "config.h"
 
@@ -249,8 +250,9 @@ static void
 test_space_before_options(void)
 {
 	static const char rules[] =
-	    " 127.0.0.1(ro,root_squash,anonuid=65534,anongid=65534,secure) "
-	    "*(rw,no_root_squash,anonuid=65534,anongid=65534,insecure)";
+	    " 127.0.0.1(ro,root_squash,anonuid=65534,anongid=65534,secure,"
+	    "sync) "
+	    "*(rw,no_root_squash,anonuid=65534,anongid=65534,insecure,sync)";
 	struct th_conn c;
 	int before = th_server_log_count(&srv, rules), st;
 
@@ -289,6 +291,66 @@ test_space_before_options(void)
 		 "and logged again on SIGHUP");
 }
 
+/*
+ * async: answered before the metadata commit is on disk, but written to
+ * the metadata file before the answer, so a gateway killed with SIGKILL
+ * (not a power loss) keeps every change it answered.
+ */
+static void
+test_async_kill(void)
+{
+	sattr3 m640 = th_sattr_mode(0640), m755 = th_sattr_mode(0755);
+	struct th_conn c;
+	struct th_obj o, d;
+	fattr3 fa;
+	char name[32];
+	int bad = 0;
+
+	TH_REQUIRE(th_server_set_exports(
+			   &srv, "/none 127.0.0.1(rw,insecure,no_root_squash,"
+				 "async)\n") == 0 &&
+			   th_server_restart(&srv, false) == 0,
+		   "restart with /none exported async");
+	TH_REQUIRE(th_server_log_count(&srv, "insecure,async)") > 0,
+		   "the rule is logged with async");
+	TH_REQUIRE(th_connect(&c, srv.port, "/none", 0, 0) == 0,
+		   "MOUNT /none");
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof name, "a%d", i);
+		bad += th_create(&c, &c.root, name, GUARDED, NULL, NULL, &o) !=
+		       NFS3_OK;
+	}
+	bad += th_mkdir(&c, &c.root, "adir", &m755, &d) != NFS3_OK;
+	bad += th_rename(&c, &c.root, "a0", &d.fh, "moved") != NFS3_OK;
+	bad += th_remove(&c, &c.root, "a1") != NFS3_OK;
+	bad += th_lookup(&c, &c.root, "a2", &o) != NFS3_OK ||
+	       th_setattr(&c, &o.fh, &m640, NULL, NULL) != NFS3_OK;
+	TH_CHECK(bad == 0, "CREATE, MKDIR, RENAME, REMOVE, SETATTR answered");
+	th_disconnect(&c);
+	TH_REQUIRE(th_server_restart(&srv, true) == 0,
+		   "tesserad killed (SIGKILL) and started again");
+	TH_REQUIRE(th_connect(&c, srv.port, "/none", 0, 0) == 0,
+		   "MOUNT /none again");
+	bad = 0;
+	for (int i = 2; i < 20; i++) {
+		snprintf(name, sizeof name, "a%d", i);
+		bad += th_lookup(&c, &c.root, name, &o) != NFS3_OK;
+	}
+	TH_CHECK(bad == 0, "every file created is there");
+	TH_CHECK(th_lookup(&c, &c.root, "adir", &d) == NFS3_OK &&
+		     th_lookup(&c, &d.fh, "moved", &o) == NFS3_OK &&
+		     th_lookup(&c, &c.root, "a0", &o) == NFS3ERR_NOENT,
+		 "the directory and the rename are there");
+	TH_CHECK(th_lookup(&c, &c.root, "a1", &o) == NFS3ERR_NOENT,
+		 "the removed file is gone");
+	TH_CHECK(th_lookup(&c, &c.root, "a2", &o) == NFS3_OK &&
+		     th_getattr(&c, &o.fh, &fa) == NFS3_OK &&
+		     (fa.mode & 07777) == 0640,
+		 "the mode set is kept");
+	th_disconnect(&c);
+	TH_CHECK(th_server_fsck(&srv) == 0, "fsck finds the volume clean");
+}
+
 int
 main(void)
 {
@@ -301,5 +363,6 @@ main(void)
 	test_mount_rules();
 	test_rofs();
 	test_space_before_options();
+	test_async_kill();
 	return th_done();
 }

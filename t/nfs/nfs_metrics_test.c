@@ -4,7 +4,10 @@
  * move with real NFS traffic, the duplicate request cache counts a
  * retransmitted CREATE it replays, the writeback alarm rises once a
  * staged block is older than writeback_max_age, a client's reset is
- * counted as such and not as an error, /healthz answers "ok",
+ * counted as such and not as an error, CREATE and REMOVE on an export
+ * with async are committed without waiting for a sync of the metadata
+ * and on the default (sync) export each waits for one, /healthz answers
+ * "ok",
  * and unknown paths and other methods are refused.
  *
  * The daemon listens for HTTP on port 0 and logs the port it got ("metrics
@@ -610,6 +613,77 @@ check_writeback_alarm(void)
 	free(m);
 }
 
+/* ---- the export option async ------------------------------------------ */
+
+#define ASYNC_N 40
+
+static void
+lmdb_figures(double *syncs, double *lazy)
+{
+	char *m = scrape();
+
+	*syncs = sample(m, "tessera_meta_lmdb_syncs_total");
+	*lazy = sample(m, "tessera_meta_lmdb_lazy_commits_total");
+	free(m);
+}
+
+/* ASYNC_N CREATEs then REMOVEs, one at a time; the number that failed. */
+static int
+create_remove(struct th_conn *c, const char *prefix)
+{
+	struct th_obj o;
+	char name[32];
+	int bad = 0;
+
+	for (int i = 0; i < ASYNC_N; i++) {
+		snprintf(name, sizeof name, "%s%d", prefix, i);
+		bad += th_create(c, &c->root, name, GUARDED, NULL, NULL, &o) !=
+		       NFS3_OK;
+	}
+	for (int i = 0; i < ASYNC_N; i++) {
+		snprintf(name, sizeof name, "%s%d", prefix, i);
+		bad += th_remove(c, &c->root, name) != NFS3_OK;
+	}
+	return bad;
+}
+
+/* / is exported sync (the default), /async with async.  One client, one
+ * request in flight: on / every CREATE and REMOVE waits for a sync of its
+ * own (nothing else is in flight to share it), on /async none waits and
+ * each is counted as a lazy commit.  (gc's durable round, once a second
+ * at most, syncs what the lazy commits left: far fewer than 2 x ASYNC_N
+ * in the time these take.) */
+static void
+check_async(void)
+{
+	struct th_conn a;
+	double s0, l0, s1, l1, s2, l2;
+	int bad;
+
+	TH_REQUIRE(th_connect(&a, srv.port, "/async", 0, 0) == 0,
+		   "mounted /async");
+	lmdb_figures(&s0, &l0);
+	TH_REQUIRE(s0 >= 0 && l0 >= 0, "the LMDB figures are exported");
+	bad = create_remove(&cn, "sync");
+	lmdb_figures(&s1, &l1);
+	bad += create_remove(&a, "async");
+	lmdb_figures(&s2, &l2);
+	TH_CHECK(bad == 0, "%d CREATEs and REMOVEs on each export", ASYNC_N);
+	TH_CHECK(s1 - s0 >= 2 * ASYNC_N,
+		 "sync export: each waited for a sync (%g syncs for %d)",
+		 s1 - s0, 2 * ASYNC_N);
+	TH_CHECK(l1 - l0 < ASYNC_N,
+		 "sync export: not committed lazily (%g lazy commits)",
+		 l1 - l0);
+	TH_CHECK(l2 - l1 >= 2 * ASYNC_N,
+		 "async export: each committed lazily (%g for %d)", l2 - l1,
+		 2 * ASYNC_N);
+	TH_CHECK(s2 - s1 < ASYNC_N,
+		 "async export: none waited for a sync (%g syncs for %d)",
+		 s2 - s1, 2 * ASYNC_N);
+	th_disconnect(&a);
+}
+
 int
 main(void)
 {
@@ -626,6 +700,22 @@ main(void)
 		 "-o upload_limit=1K",
 		 srv.dir);
 	th_server_set_args(&srv, args);
+	{
+		struct th_conn c;
+		struct th_obj d;
+		sattr3 sa = th_sattr_mode(0777);
+
+		TH_REQUIRE(th_connect(&c, srv.port, "/", 0, 0) == 0 &&
+			       th_mkdir(&c, &c.root, "async", &sa, &d) ==
+				       NFS3_OK,
+			   "MKDIR /async");
+		th_disconnect(&c);
+	}
+	TH_REQUIRE(th_server_set_exports(
+			   &srv, "/ 127.0.0.1(rw,no_root_squash,insecure)\n"
+				 "/async 127.0.0.1(rw,no_root_squash,insecure,"
+				 "async)\n") == 0,
+		   "exports / and /async (async)");
 	at = log_size();
 	TH_REQUIRE(th_server_restart(&srv, false) == 0,
 		   "tesserad restarted with metrics on port 0");
@@ -664,6 +754,7 @@ main(void)
 	free(m);
 	check_reset();
 	check_writeback_alarm();
+	check_async();
 
 	code = http("GET", "/healthz", &body);
 	TH_CHECK(code == 200 && body != NULL && strcmp(body, "ok\n") == 0,

@@ -18,7 +18,7 @@
 #include "t/unit/os_count.h"
 #include "t/unit/tap.h"
 
-static const struct meta_cred root_cred = {0, 0, 0, {0}};
+static const struct meta_cred root_cred = {.uid = 0};
 
 #define BS (64u << 10)
 

@@ -30,7 +30,7 @@
 #define BS (64u << 10)
 #define CAPACITY (4u << 20)
 
-static const struct meta_cred root_cred = {0, 0, 0, {0}};
+static const struct meta_cred root_cred = {.uid = 0};
 static char dir[64];
 static struct meta *m;
 static struct os_store *os; /* fault(...):file:// */

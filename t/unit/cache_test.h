@@ -94,7 +94,7 @@ static char *t_murl, *t_url;
 static struct meta *t_m;
 static struct os_store *t_fs;
 static struct count_store t_cs;
-static const struct meta_cred t_root = {0, 0, 0, {0}};
+static const struct meta_cred t_root = {.uid = 0};
 
 static inline void
 cs_reset(void)

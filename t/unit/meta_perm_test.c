@@ -13,7 +13,8 @@ static void
 test_access(void)
 {
 	struct meta_attr a;
-	struct meta_cred grp = {3000, 3000, 2, {3000, 1000}};
+	struct meta_cred grp = {
+	    .uid = 3000, .gid = 3000, .ngroups = 2, .groups = {3000, 1000}};
 
 	memset(&a, 0, sizeof(a));
 	a.type = META_REG;
@@ -108,7 +109,8 @@ test_setattr(struct meta *m)
 	uint64_t f = mk(m, &user_cred, 1, "sa", META_REG, 06755, NULL);
 	struct meta_setattr s;
 	struct meta_attr a, b;
-	struct meta_cred multi = {1000, 1000, 2, {1000, 77}};
+	struct meta_cred multi = {
+	    .uid = 1000, .gid = 1000, .ngroups = 2, .groups = {1000, 77}};
 	struct meta_pre_attr pre;
 
 	meta_getattr(m, f, &a);

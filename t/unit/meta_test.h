@@ -24,9 +24,11 @@ struct fixture {
 	char *url;
 };
 
-static const struct meta_cred root_cred = {0, 0, 0, {0}};
-static const struct meta_cred user_cred = {1000, 1000, 1, {1000}};
-static const struct meta_cred other_cred = {2000, 2000, 1, {2000}};
+static const struct meta_cred root_cred = {.uid = 0};
+static const struct meta_cred user_cred = {
+    .uid = 1000, .gid = 1000, .ngroups = 1, .groups = {1000}};
+static const struct meta_cred other_cred = {
+    .uid = 2000, .gid = 2000, .ngroups = 1, .groups = {2000}};
 
 /* TESSERA_TEST_META=raft runs the test on a one-node raft:// group (a
  * node in the test's process, on a free loopback port) instead of LMDB:

@@ -349,7 +349,7 @@ int
 main(void)
 {
 	char exp[] = "/tmp/nfsd_drc_exports.XXXXXX";
-	struct meta_cred rootc = {0, 0, 0, {0}};
+	struct meta_cred rootc = {.uid = 0};
 	struct nfsd_config cfg;
 	struct meta_new n;
 	struct meta_attr a;

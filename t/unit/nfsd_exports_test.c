@@ -54,8 +54,8 @@ test_parse_and_match(void)
 	    "anongid=8) \\\n"
 	    "        fd00::/8(rw)   *(ro)  # the rest\n"
 	    "\n"
-	    "/pub -rw,insecure *  192.168.0.0/16(ro,sync,no_subtree_check) "
-	    "localhost\n"
+	    "/pub -rw,insecure,async *  192.168.0.0/16(ro,sync,"
+	    "no_subtree_check) localhost\n"
 	    "/fixed 127.0.0.1(fsid=42)\n";
 	struct nfsd_exports ex;
 	struct nfsd_export *d, *pub;
@@ -92,10 +92,15 @@ test_parse_and_match(void)
 	      "insecure and no_root_squash");
 	pub = nfsd_export_by_path(&ex, "/pub");
 	CHECK_FATAL(pub != NULL && pub->nrules == 3, "/pub has 3 rules");
-	CHECK(pub->rules[0].rw && !pub->rules[0].secure,
-	      "-opts are the line's defaults");
-	CHECK(!pub->rules[1].rw && !pub->rules[1].secure,
-	      "per-client options override the defaults; sync ignored");
+	CHECK(pub->rules[0].rw && !pub->rules[0].secure &&
+		  pub->rules[0].async,
+	      "-opts are the line's defaults (async among them)");
+	CHECK(!pub->rules[1].rw && !pub->rules[1].secure &&
+		  !pub->rules[1].async,
+	      "per-client options override the defaults (sync)");
+	CHECK(pub->rules[2].async, "async: the line's default");
+	CHECK(!d->rules[0].async && !ex.v[0].rules[0].async,
+	      "sync is the default");
 	CHECK(pub->rules[2].host != NULL, "a host name rule");
 	CHECK(nfsd_export_by_path(&ex, "/fixed")->id == 42, "fsid=42");
 	CHECK(nfsd_export_by_id(&ex, 42) == nfsd_export_by_path(&ex, "/fixed"),

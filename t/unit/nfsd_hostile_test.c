@@ -414,7 +414,7 @@ main(void)
 	char exp[] = "/tmp/nfsd_hostile_exports.XXXXXX";
 	struct nfsd_config cfg;
 	struct meta_usage u0, u1;
-	struct meta_cred rootc = {0, 0, 0, {0}};
+	struct meta_cred rootc = {.uid = 0};
 	struct meta_new n;
 	struct meta_attr a;
 	uint64_t ino;

@@ -243,7 +243,7 @@ setup(const char *dir, struct meta **m, struct os_store **os, struct cache **c,
 {
 	struct meta_format_opts fo;
 	struct cache_opts co = {.buffer_limit = 64 << 20, .upload_threads = 2};
-	struct meta_cred root = {0, 0, 0, {0}};
+	struct meta_cred root = {.uid = 0};
 	char *url = tl_asprintf("lmdb://%s/meta", dir);
 	char *store = tl_asprintf("file://%s/obj", dir);
 	const char *mk[] = {"ro", "sec", "deny"};

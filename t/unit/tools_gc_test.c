@@ -26,7 +26,7 @@
 #define BS (64u << 10)
 #define OLD_S (2 * 3600) /* older than the default grace of 1 h */
 
-static const struct meta_cred root_cred = {0, 0, 0, {0}};
+static const struct meta_cred root_cred = {.uid = 0};
 static char dir[64];
 static char *murl;
 static struct meta *m;

@@ -20,7 +20,7 @@
 
 #define BS (64u << 10)
 
-static const struct meta_cred root_cred = {0, 0, 0, {0}};
+static const struct meta_cred root_cred = {.uid = 0};
 static char dir[64];
 static char *m1, *m2, *s1, *s2, *log_path;
 
