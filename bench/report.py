@@ -19,7 +19,8 @@ GROUPS = [
     ("seqread", "2. Sequential read, 1 MiB requests, 8 in flight",
      ["MBps", "p50_ms", "p99_ms"]),
     ("randrw", "3. Random 4 KiB reads and writes (50/50), 16 in flight",
-     ["ops_s", "p50_ms", "p99_ms", "rssanon_growth_MiB"]),
+     ["ops_s", "p50_ms", "p99_ms", "rssanon_growth_MiB",
+      "rssanon_after_10s_MiB"]),
     ("small", "4. Small files (4 KiB): create+write+COMMIT, GETATTR, read,"
      " remove; 8 in flight per client",
      ["files_s", "p99_ms", "flushes_per_file"]),

@@ -360,6 +360,12 @@ w_randrw() {
 			"${RAND_SECS}s, rep $r"
 		L randrw -f /rand -b 4k -q 16 -n 10000000 -t "$RAND_SECS" \
 			-m "$srv_pid" randrw
+		# memory given back: the server's RssAnon 10 s after the
+		# last write (and its COMMIT)
+		sleep 10
+		echo "R randrw $srv rssanon_after_10s_MiB $(awk \
+			'/^RssAnon:/ { printf "%.1f", $2 / 1024 }' \
+			"/proc/$srv_pid/status")" >>"$raw"
 	done
 }
 w_smallfiles() {
