@@ -225,7 +225,8 @@ meta_inode_drop(struct mtxn *t, const struct inode *in)
 	switch (in->a.type) {
 	case META_DIR:
 		meta_key_usage(t->m, &k, in->a.ino);
-		return meta_kv_del(t->kv, k.b, k.len);
+		rc = meta_kv_del(t->kv, k.b, k.len);
+		return rc ? rc : meta_quota_drop(t, in->a.ino);
 	case META_LNK:
 		meta_key_ino(t->m, &k, in->a.ino, 'S');
 		return meta_kv_del(t->kv, k.b, k.len);
@@ -697,6 +698,10 @@ meta_write_slices(struct meta *m, uint64_t ino,
 		rc = meta_txn_begin(m, &t, false);
 		if (rc)
 			return rc;
+		/* Quotas are enforced when the WRITE arrives
+		 * (meta_quota_write_room): data acknowledged then is
+		 * stored whatever the usage is now. */
+		t.q_nocheck = true;
 		rc = write_txn(&t, ino, w, n, end, mtime_ns, post, records);
 		rc = meta_txn_end(&t, rc);
 	} while (meta_txn_retry(rc, &tries));

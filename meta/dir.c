@@ -619,6 +619,10 @@ rename_apply(struct mtxn *t, const struct rename_args *r, struct inode *sd,
 		/* Its ancestry changed: what meta_getattr_under cached
 		 * about every directory is to be checked again. */
 		rc = meta_counter_add(t, CNT_DIR_MOVES, 1);
+		/* Its tree's usage moves between quotas. */
+		if (rc == 0)
+			rc = meta_quota_move_dir(t, src->a.ino, r->sdir,
+						 r->ddir);
 	} else if (rc == 0 && src->a.nlink > 1 && r->sdir != r->ddir) {
 		rc = meta_links_add(t, src->a.ino, r->sdir, -1, NULL);
 		if (rc == 0)

@@ -23,6 +23,8 @@
  *                                   slice compaction dropped from its chunk
  *                                   at time (ns): released after the grace
  *   <vol>\0U<ino>                   dir usage: bytes be64, inodes be64
+ *   <vol>\0Q<ino be64>L             quota limits: bytes be64, inodes be64
+ *   <vol>\0Q<ino be64>U             quota usage: bytes be64, inodes be64
  *   <vol>\0G<id be64>               gateway session (session.c)
  *   <vol>\0N<ino be64><owner id 16> NFS locks of one owner (lock.c)
  *   <vol>\0M<client id 16>          an NFS lock client (lock.c)
@@ -102,6 +104,12 @@ struct mtxn {
 	bool rdonly;
 	bool lazy;                   /* commit with meta_kv_commit_lazy */
 	int64_t d_bytes, d_inodes, d_pending;
+	/* Quotas (quota.c): 0 not looked at yet, 1 the volume has none,
+	 * 2 it has some; the net charge to each quota touched. */
+	int q_state;
+	bool q_nocheck;              /* charge, never refuse (flushes) */
+	struct meta_quota_delta *qd;
+	size_t nqd, capqd;
 };
 
 /* ---- keys (schema.c) ---- */
@@ -202,6 +210,24 @@ void meta_under_free(struct meta_under *u);
 /* session.c: -EBUSY when a gateway session is live or one started
  * since the session counter read epoch (meta_session_epoch). */
 int meta_session_quiet(struct mtxn *t, uint64_t epoch);
+
+/* quota.c */
+struct meta_quota_delta;
+/* Charge a change of dir's usage (U<dir>) to the quotas of dir and its
+ * ancestors; meta_usage_add calls it. */
+int meta_quota_charge(struct mtxn *t, uint64_t dir, int64_t bytes,
+		      int64_t inodes);
+/* At commit (meta_txn_end): -EDQUOT when a positive net charge passes
+ * a limit (unless q_nocheck), else the usage adds. */
+int meta_quota_commit(struct mtxn *t);
+void meta_quota_txn_free(struct mtxn *t);
+/* Directory ino moves from directory from to directory to: its tree's
+ * usage moves between the quotas above them.  -EXDEV past
+ * META_QUOTA_MOVE_MAX entries. */
+int meta_quota_move_dir(struct mtxn *t, uint64_t ino, uint64_t from,
+			uint64_t to);
+/* Directory ino goes: its quota (if any) with it. */
+int meta_quota_drop(struct mtxn *t, uint64_t ino);
 
 /* dir.c */
 int meta_dir_empty(struct mtxn *t, uint64_t dir);

@@ -11,7 +11,8 @@
  * -EEXIST, -ENOTDIR, -EISDIR, -ENOTEMPTY, -ENAMETOOLONG, -EINVAL, -EACCES
  * (permission bits), -EPERM (ownership rules), -ENOSPC (capacity or inode
  * limit), -EFBIG, -EMLINK, -EIO (engine failure), -TL_ENOTSYNC (SETATTR
- * guard mismatch; lib/tl.h), -EXDEV is never used.
+ * guard mismatch; lib/tl.h), -EDQUOT (a directory quota, see quota.c
+ * below), -EXDEV (only a rename of a big tree across quotas).
  *
  * Permissions are checked here, inside the transaction, against the
  * caller's credentials (already squashed by nfsd), like a local POSIX
@@ -400,6 +401,66 @@ int meta_gc_release(struct meta *m, const struct meta_slice_ref *r, size_t n);
  * them: the volume's trash days, or five minutes without trash.  Tests set
  * 0. */
 void meta_set_compact_grace(struct meta *m, uint64_t ns);
+
+/* ---- directory quotas (quota.c) -------------------------------------------
+ *
+ * A quota limits the bytes and inodes of the tree below a directory (the
+ * directory itself counts in its parent's).  Bytes are the sizes of the
+ * regular files rounded up to 4 KiB, holes included: a sparse file counts
+ * by its size.  A file with several links counts once, in the directory
+ * it was last linked into.  CREATE, MKDIR, SYMLINK, MKNOD, LINK, RENAME
+ * and a SETATTR that grows a file fail with -EDQUOT, changing nothing,
+ * when they would take any quota above them past a limit; a WRITE is
+ * checked when it arrives (meta_quota_write_room).  Usage is kept with
+ * commutative adds at every change, so reading it costs one get.
+ */
+#define META_QUOTA_MOVE_MAX 100000 /* entries a directory rename across
+				      quotas may carry; more: -EXDEV */
+struct meta_quota {
+	uint64_t ino;
+	uint64_t max_bytes, max_inodes;   /* 0: no limit */
+	uint64_t used_bytes, used_inodes; /* as recorded */
+};
+
+/* Set the limits of directory q->ino (q->used_* ignored).  A new quota
+ * counts its tree's usage from the inodes in the same transaction
+ * (progress, may be NULL, every few thousand entries); an existing one
+ * keeps its usage.  *out: the quota as set.  -ENOTDIR, -ENOENT, -EMLINK
+ * (64 quotas nested). */
+int meta_quota_set(struct meta *m, const struct meta_quota *q,
+		   void (*progress)(void *arg, uint64_t entries), void *arg,
+		   struct meta_quota *out);
+/* -ENOENT when ino has no quota. */
+int meta_quota_get(struct meta *m, uint64_t ino, struct meta_quota *q);
+int meta_quota_delete(struct meta *m, uint64_t ino);
+/* Each quota of the volume in inode order; q is borrowed for the call;
+ * non-zero from cb stops (returned when negative). */
+typedef int (*meta_quota_cb)(void *arg, const struct meta_quota *q);
+int meta_quota_list(struct meta *m, meta_quota_cb cb, void *arg);
+
+struct meta_quota_fix {
+	struct meta_quota q;                 /* as recorded before */
+	uint64_t actual_bytes, actual_inodes; /* counted from the inodes */
+	uint64_t entries;                    /* entries looked at */
+	bool drift;                          /* recorded != counted */
+	bool repaired;                       /* and the record rewritten */
+};
+/* Count the usage of ino's tree from its inodes, in one transaction
+ * (a write transaction with repair, which then rewrites a usage that
+ * drifted).  -ENOENT when ino has no quota. */
+int meta_quota_check(struct meta *m, uint64_t ino, bool repair,
+		     void (*progress)(void *arg, uint64_t entries), void *arg,
+		     struct meta_quota_fix *fix);
+/* The absolute path of ino in the volume ("/" for the root) into buf
+ * (len bytes): through its parent pointers, scanning each parent's
+ * entries for its name (for listings, not for hot paths).  A file with
+ * several links gets the one in its parent.  -ENOENT when it has none,
+ * -ENAMETOOLONG when buf is too small. */
+int meta_path(struct meta *m, uint64_t ino, char *buf, size_t len);
+/* Whether a WRITE up to byte end of file ino fits the quotas above it,
+ * against the usage committed so far: 0 or -EDQUOT.  Without quotas on
+ * the volume, one read. */
+int meta_quota_write_room(struct meta *m, uint64_t ino, uint64_t end);
 
 /* ---- consistency check (fsck.c) -------------------------------------------
  *

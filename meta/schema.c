@@ -348,7 +348,10 @@ meta_txn_end(struct mtxn *t, int rc)
 			rc = meta_counter_add(t, CNT_USED_INODES, t->d_inodes);
 		if (rc == 0)
 			rc = meta_counter_add(t, CNT_PENDING, t->d_pending);
+		if (rc == 0)
+			rc = meta_quota_commit(t);
 	}
+	meta_quota_txn_free(t);
 	if (rc == 0)
 		return t->lazy ? meta_kv_commit_lazy(t->kv) :
 				 meta_kv_commit(t->kv);
@@ -528,10 +531,15 @@ meta_usage_add(struct mtxn *t, uint64_t dir, int64_t bytes, int64_t inodes)
 	int64_t d[2] = {bytes, inodes};
 	struct meta_key k;
 
+	int rc;
+
 	if (dir == 0 || (bytes == 0 && inodes == 0))
 		return 0; /* 0: parent unknown (see unlink_inode) */
 	meta_key_usage(t->m, &k, dir);
-	return meta_kv_add(t->kv, k.b, k.len, d, 2);
+	rc = meta_kv_add(t->kv, k.b, k.len, d, 2);
+	if (rc == 0)
+		rc = meta_quota_charge(t, dir, bytes, inodes);
+	return rc;
 }
 
 /* ---- link records ---------------------------------------------------------- */

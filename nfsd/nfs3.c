@@ -417,6 +417,33 @@ nfsd_nfs3_access(struct nfsd_call *c, void *args, void *res)
 #define NFS3_UNLIMITED_BYTES (1ULL << 50)
 #define NFS3_UNLIMITED_FILES (1ULL << 32)
 
+/* An export whose root carries a quota shows the quota as its size and
+ * free space (df on the client shows the tenant's limit); a dimension
+ * the quota leaves unlimited keeps the volume's figures. */
+static void
+nfs3_fsstat_quota(struct nfsd_call *c, FSSTAT3resok *ok)
+{
+	struct meta_quota q;
+
+	if (!c->exp || c->exp->root_ino == 0 ||
+	    meta_quota_get(c->ctx->meta, c->exp->root_ino, &q) != 0)
+		return;
+	if (q.max_bytes != 0) {
+		ok->tbytes = q.max_bytes;
+		ok->fbytes = q.max_bytes > q.used_bytes
+				     ? q.max_bytes - q.used_bytes
+				     : 0;
+		ok->abytes = ok->fbytes;
+	}
+	if (q.max_inodes != 0) {
+		ok->tfiles = q.max_inodes;
+		ok->ffiles = q.max_inodes > q.used_inodes
+				     ? q.max_inodes - q.used_inodes
+				     : 0;
+		ok->afiles = ok->ffiles;
+	}
+}
+
 void
 nfsd_nfs3_fsstat(struct nfsd_call *c, void *args, void *res)
 {
@@ -450,6 +477,7 @@ nfsd_nfs3_fsstat(struct nfsd_call *c, void *args, void *res)
 		ok->ffiles = NFS3_UNLIMITED_FILES;
 	}
 	ok->afiles = ok->ffiles;
+	nfs3_fsstat_quota(c, ok);
 	/* Other gateways change the volume at any time. */
 	ok->invarsec = 0;
 }

@@ -212,6 +212,15 @@ nfsd_nfs3_write(struct nfsd_call *c, void *args, void *res)
 		err = -EFBIG;
 		goto out;
 	}
+	/* Directory quotas: a WRITE that grows the file past what the
+	 * quotas above it allow is refused now, not at COMMIT (the
+	 * committed usage plus this file's growth; meta.h). */
+	if (count > 0 && a->offset + count > pre.size) {
+		err = meta_quota_write_room(c->ctx->meta, c->ino,
+					    a->offset + count);
+		if (err != 0)
+			goto out;
+	}
 	/* Linux's file_remove_privs: a write by anyone but root clears
 	 * the set-id bits first, so no byte lands in a file that still
 	 * runs with its owner's privileges.  The mode is the one fetched

@@ -1,7 +1,7 @@
 # tools: the tessera admin command.
 bin_PROGRAMS += tessera
 tessera_SOURCES = tools/tessera.c tools/tools-internal.h tools/volume.c \
-	tools/destroy.c tools/fsck.c tools/gc.c tools/raft.c
+	tools/destroy.c tools/fsck.c tools/gc.c tools/raft.c tools/quota.c
 tessera_LDADD = $(TESSERA_LIBS)
 
 # tessera gc end to end (runs the built tessera) and os_list_info.

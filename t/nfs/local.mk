@@ -29,6 +29,7 @@ TH_NFS_TESTS = \
 	t/nfs/nfs_limits_test \
 	t/nfs/nfs_unstable_test \
 	t/nfs/nfs_readrace_test \
+	t/nfs/nfs_quota_test \
 	t/nfs/nfs_bigfile_test \
 	t/nfs/nfs_bigdir_test
 
@@ -77,6 +78,9 @@ t_nfs_nfs_unstable_test_LDADD = $(TH_NFS_LDADD)
 t_nfs_nfs_limits_test_SOURCES = t/nfs/nfs_limits_test.c
 t_nfs_nfs_limits_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_limits_test_LDADD = $(TH_NFS_LDADD)
+t_nfs_nfs_quota_test_SOURCES = t/nfs/nfs_quota_test.c
+t_nfs_nfs_quota_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
+t_nfs_nfs_quota_test_LDADD = $(TH_NFS_LDADD)
 t_nfs_nfs_client_test_SOURCES = t/nfs/nfs_client_test.c
 t_nfs_nfs_client_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_client_test_LDADD = $(TH_NFS_LDADD)

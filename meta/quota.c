@@ -1,0 +1,837 @@
+/*
+ * quota.c - directory quotas: limits on the bytes and inodes of a tree.
+ *
+ * A quota'd directory Q has two records:
+ *
+ *   <vol>\0Q<ino be64>L   limits: bytes be64, inodes be64 (0: none)
+ *   <vol>\0Q<ino be64>U   usage of the tree below Q: bytes be64,
+ *                         inodes be64, kept with commutative adds
+ *
+ * and the counter C"quotas" says how many quotas the volume has, so that
+ * a volume without any pays one read per transaction for them.
+ *
+ * What a tree uses is what the U<dir> records of its directories say
+ * (dir.c): every inode counts once, in the directory that is its
+ * `parent` (a file with several links counts where it was last linked),
+ * and a regular file counts its size rounded up to 4 KiB, holes included
+ * (a sparse file counts by its size, not by the slices it has stored:
+ * what a tenant can read back is what it is billed and limited for, and
+ * the figure does not change when compaction or an overwrite changes
+ * what is stored).  The quota'd directory itself is not counted in its
+ * own quota; it counts in its parent's.
+ *
+ * Every change of a U<dir> record (meta_usage_add) is charged to the
+ * quotas of dir and of its ancestors, gathered per transaction; at
+ * commit a transaction whose net charge to some quota is positive and
+ * would take it past a limit fails with -EDQUOT and changes nothing.
+ * Moves inside one quota net out; an operation that frees space is
+ * never refused, even over a limit that was lowered under the usage.
+ * Limits are read as part of the transaction (a change of a limit
+ * conflicts with operations charging it); usage is read with
+ * meta_kv_peek, so that operations in one tree do not conflict with each
+ * other: on a raft:// volume, operations running at once on several
+ * gateways may pass a limit by as many as run at once, as the volume's
+ * capacity check does.  Ancestors are found through the directories'
+ * parent pointers, read with meta_kv_peek too: only a rename of a
+ * directory changes them, and it bumps the dirmoves counter, which
+ * charging reads as part of the transaction.
+ *
+ * A directory renamed from one set of quotas into another takes its
+ * tree's usage along: the tree is summed from its U<dir> records in the
+ * rename's transaction, at most META_QUOTA_MOVE_MAX entries, beyond
+ * which the rename answers -EXDEV (as XFS and ext4 do for renames across
+ * project quotas; mv then copies).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meta/meta-internal.h"
+
+#define CNT_QUOTAS	"quotas"
+#define QUOTA_DEPTH_MAX 100000 /* deeper: a cycle, corrupt metadata */
+#define QUOTA_PROGRESS	4096   /* entries between progress calls */
+
+struct meta_quota_delta {
+	uint64_t ino;
+	uint64_t max_bytes, max_inodes;
+	int64_t bytes, inodes;
+};
+
+static void
+key_quota(struct meta *m, struct meta_key *k, uint64_t ino, char what)
+{
+	meta_key_tag(m, k, 'Q');
+	tl_put_be64(k->b + k->len, ino);
+	k->b[k->len + 8] = (uint8_t)what;
+	k->len += 9;
+}
+
+/* The limits of ino: 0 and *has, or 0 and !*has when it has none. */
+static int
+limits_get(struct mtxn *t, uint64_t ino, bool *has, uint64_t *bytes,
+	   uint64_t *inodes)
+{
+	struct meta_key k;
+	const uint8_t *v;
+	size_t vlen;
+	int rc;
+
+	key_quota(t->m, &k, ino, 'L');
+	rc = meta_kv_get(t->kv, k.b, k.len, (const void **)&v, &vlen);
+	*has = false;
+	*bytes = *inodes = 0;
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	if (vlen != 16)
+		return -EIO;
+	*has = true;
+	*bytes = tl_get_be64(v);
+	*inodes = tl_get_be64(v + 8);
+	return 0;
+}
+
+static int
+used_read(struct mtxn *t, uint64_t ino, bool peek, uint64_t *bytes,
+	  uint64_t *inodes)
+{
+	struct meta_key k;
+	const uint8_t *v;
+	size_t vlen;
+	int rc;
+
+	key_quota(t->m, &k, ino, 'U');
+	rc = peek ? meta_kv_peek(t->kv, k.b, k.len, (const void **)&v, &vlen)
+		  : meta_kv_get(t->kv, k.b, k.len, (const void **)&v, &vlen);
+	*bytes = *inodes = 0;
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	if (vlen != 16)
+		return -EIO;
+	*bytes = tl_get_be64(v);
+	*inodes = tl_get_be64(v + 8);
+	return 0;
+}
+
+static int
+used_put(struct mtxn *t, uint64_t ino, uint64_t bytes, uint64_t inodes)
+{
+	struct meta_key k;
+	uint8_t v[16];
+
+	key_quota(t->m, &k, ino, 'U');
+	if (bytes == 0 && inodes == 0)
+		return meta_kv_del(t->kv, k.b, k.len);
+	tl_put_be64(v, bytes);
+	tl_put_be64(v + 8, inodes);
+	return meta_kv_put(t->kv, k.b, k.len, v, 16);
+}
+
+/* Whether the volume has quotas at all (read once per transaction). */
+static int
+quotas_active(struct mtxn *t, bool *active)
+{
+	uint64_t n = 0, moves;
+	int rc = 0;
+
+	if (t->q_state == 0) {
+		rc = meta_counter_get(t, CNT_QUOTAS, &n);
+		/* Ancestry is read with peeks below; a directory moved
+		 * meanwhile must make this transaction conflict. */
+		if (rc == 0 && n > 0)
+			rc = meta_counter_get(t, CNT_DIR_MOVES, &moves);
+		if (rc)
+			return rc;
+		t->q_state = n > 0 ? 2 : 1;
+	}
+	*active = t->q_state == 2;
+	return 0;
+}
+
+static int
+parent_peek(struct mtxn *t, uint64_t ino, uint64_t *parent)
+{
+	struct meta_key k;
+	struct inode in;
+	const void *v;
+	size_t vlen;
+	int rc;
+
+	meta_key_ino(t->m, &k, ino, 'I');
+	rc = meta_kv_peek(t->kv, k.b, k.len, &v, &vlen);
+	if (rc == 0)
+		rc = meta_inode_decode(v, vlen, ino, &in);
+	if (rc)
+		return rc == -ENOENT ? -EIO : rc;
+	*parent = in.a.parent;
+	return 0;
+}
+
+typedef int (*quota_walk_cb)(struct mtxn *t, void *arg, uint64_t ino,
+			     uint64_t max_bytes, uint64_t max_inodes);
+
+/* cb for dir and each of its ancestors that carries a quota. */
+static int
+quota_walk(struct mtxn *t, uint64_t dir, quota_walk_cb cb, void *arg)
+{
+	uint64_t cur = dir, mb, mi;
+	bool has;
+	int rc, depth = 0;
+
+	while (cur != 0) {
+		if (++depth > QUOTA_DEPTH_MAX)
+			return -EIO;
+		rc = limits_get(t, cur, &has, &mb, &mi);
+		if (rc == 0 && has)
+			rc = cb(t, arg, cur, mb, mi);
+		if (rc || cur == META_ROOT_INO)
+			return rc;
+		rc = parent_peek(t, cur, &cur);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+struct charge {
+	int64_t bytes, inodes;
+};
+
+static int
+charge_cb(struct mtxn *t, void *arg, uint64_t ino, uint64_t mb, uint64_t mi)
+{
+	const struct charge *c = arg;
+	struct meta_quota_delta *d = NULL;
+
+	for (size_t i = 0; i < t->nqd; i++)
+		if (t->qd[i].ino == ino)
+			d = &t->qd[i];
+	if (!d) {
+		if (t->nqd == t->capqd) {
+			t->capqd = t->capqd ? 2 * t->capqd : 8;
+			t->qd = tl_realloc(t->qd, t->capqd * sizeof(*t->qd));
+		}
+		d = &t->qd[t->nqd++];
+		memset(d, 0, sizeof(*d));
+		d->ino = ino;
+	}
+	d->max_bytes = mb;
+	d->max_inodes = mi;
+	d->bytes += c->bytes;
+	d->inodes += c->inodes;
+	return 0;
+}
+
+int
+meta_quota_charge(struct mtxn *t, uint64_t dir, int64_t bytes, int64_t inodes)
+{
+	struct charge c = {bytes, inodes};
+	bool active;
+	int rc;
+
+	if (dir == 0 || (bytes == 0 && inodes == 0))
+		return 0;
+	rc = quotas_active(t, &active);
+	if (rc || !active)
+		return rc;
+	return quota_walk(t, dir, charge_cb, &c);
+}
+
+int
+meta_quota_commit(struct mtxn *t)
+{
+	struct meta_key k;
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < t->nqd; i++) {
+		const struct meta_quota_delta *d = &t->qd[i];
+		uint64_t ub, ui;
+
+		if (t->q_nocheck || (d->bytes <= 0 && d->inodes <= 0))
+			continue;
+		rc = used_read(t, d->ino, true, &ub, &ui);
+		if (rc)
+			break;
+		if (d->bytes > 0 && d->max_bytes &&
+		    ub + (uint64_t)d->bytes > d->max_bytes)
+			rc = -EDQUOT;
+		if (d->inodes > 0 && d->max_inodes &&
+		    ui + (uint64_t)d->inodes > d->max_inodes)
+			rc = -EDQUOT;
+	}
+	for (size_t i = 0; rc == 0 && i < t->nqd; i++) {
+		int64_t v[2] = {t->qd[i].bytes, t->qd[i].inodes};
+
+		if (v[0] == 0 && v[1] == 0)
+			continue;
+		key_quota(t->m, &k, t->qd[i].ino, 'U');
+		rc = meta_kv_add(t->kv, k.b, k.len, v, 2);
+	}
+	return rc;
+}
+
+void
+meta_quota_txn_free(struct mtxn *t)
+{
+	free(t->qd);
+	t->qd = NULL;
+	t->nqd = t->capqd = 0;
+}
+
+/* ---- what a tree uses ------------------------------------------------------
+ */
+
+struct tree {
+	struct mtxn *t;
+	bool from_inodes;     /* count inodes (check) or sum U records */
+	uint64_t max_entries; /* 0: no bound; passed: -EXDEV */
+	uint64_t entries;
+	uint64_t bytes, inodes;
+	uint64_t *queue; /* directories still to list */
+	size_t head, n, cap;
+	uint64_t dir; /* the one being listed */
+	void (*progress)(void *arg, uint64_t entries);
+	void *arg;
+};
+
+static void
+tree_push(struct tree *w, uint64_t ino)
+{
+	if (w->head > 0 && w->n == w->cap) {
+		memmove(w->queue, w->queue + w->head,
+			(w->n - w->head) * sizeof(*w->queue));
+		w->n -= w->head;
+		w->head = 0;
+	}
+	if (w->n == w->cap) {
+		w->cap = w->cap ? 2 * w->cap : 64;
+		w->queue = tl_realloc(w->queue, w->cap * sizeof(*w->queue));
+	}
+	w->queue[w->n++] = ino;
+}
+
+static int
+tree_entry_cb(void *arg, const void *key, size_t klen, const void *val,
+	      size_t vlen)
+{
+	struct tree *w = arg;
+	const uint8_t *v = val;
+	struct inode in;
+	uint64_t ino;
+	int rc;
+
+	(void)key;
+	(void)klen;
+	if (vlen < 10)
+		return -EIO;
+	ino = tl_get_be64(v);
+	w->entries++;
+	if (w->max_entries && w->entries > w->max_entries)
+		return -EXDEV;
+	if (w->progress && w->entries % QUOTA_PROGRESS == 0)
+		w->progress(w->arg, w->entries);
+	if (w->from_inodes) {
+		rc = meta_inode_get(w->t, ino, &in);
+		if (rc)
+			return rc == -ENOENT ? -EIO : rc;
+		if (in.a.parent == w->dir) {
+			w->inodes++;
+			if (in.a.type == META_REG)
+				w->bytes += round4k(in.a.size);
+		}
+	}
+	if (v[8] == META_DIR)
+		tree_push(w, ino);
+	return 0;
+}
+
+/* Sum the usage of the tree below root (root's entries and theirs, down
+ * to the bottom; root itself not counted). */
+static int
+tree_usage(struct tree *w, uint64_t root)
+{
+	struct meta_key s, e;
+	uint64_t b, i;
+	int rc = 0;
+
+	tree_push(w, root);
+	while (rc == 0 && w->head < w->n) {
+		w->dir = w->queue[w->head++];
+		if (!w->from_inodes) {
+			rc = meta_usage_get(w->t, w->dir, &b, &i);
+			w->bytes += b;
+			w->inodes += i;
+		}
+		meta_key_ino(w->t->m, &s, w->dir, 'O');
+		meta_key_ino(w->t->m, &e, w->dir, 'P');
+		if (rc == 0)
+			rc = meta_kv_scan(w->t->kv, s.b, s.len, e.b, e.len,
+					  tree_entry_cb, w);
+	}
+	free(w->queue);
+	w->queue = NULL;
+	return rc;
+}
+
+/* ---- rename of a directory -------------------------------------------------
+ */
+
+struct qlist {
+	uint64_t ino[64];
+	size_t n;
+};
+
+static int
+list_cb(struct mtxn *t, void *arg, uint64_t ino, uint64_t mb, uint64_t mi)
+{
+	struct qlist *l = arg;
+
+	(void)t;
+	(void)mb;
+	(void)mi;
+	if (l->n == TL_ARRAY_SIZE(l->ino))
+		return -EMLINK; /* 64 nested quotas: refused by set */
+	l->ino[l->n++] = ino;
+	return 0;
+}
+
+int
+meta_quota_move_dir(struct mtxn *t, uint64_t ino, uint64_t from, uint64_t to)
+{
+	struct tree w = {.t = t, .max_entries = META_QUOTA_MOVE_MAX};
+	struct qlist a = {.n = 0}, b = {.n = 0};
+	bool active;
+	int rc;
+
+	rc = quotas_active(t, &active);
+	if (rc || !active || from == to)
+		return rc;
+	rc = quota_walk(t, from, list_cb, &a);
+	if (rc == 0)
+		rc = quota_walk(t, to, list_cb, &b);
+	if (rc)
+		return rc;
+	if (a.n == b.n && memcmp(a.ino, b.ino, a.n * sizeof(a.ino[0])) == 0)
+		return 0; /* the same quotas above: nothing moves */
+	rc = tree_usage(&w, ino);
+	if (rc == 0)
+		rc = meta_quota_charge(t, from, -(int64_t)w.bytes,
+				       -(int64_t)w.inodes);
+	if (rc == 0)
+		rc = meta_quota_charge(t, to, (int64_t)w.bytes,
+				       (int64_t)w.inodes);
+	return rc;
+}
+
+int
+meta_quota_drop(struct mtxn *t, uint64_t ino)
+{
+	struct meta_key k;
+	uint64_t mb, mi;
+	bool has, active;
+	int rc;
+
+	rc = quotas_active(t, &active);
+	if (rc || !active)
+		return rc;
+	rc = limits_get(t, ino, &has, &mb, &mi);
+	if (rc || !has)
+		return rc;
+	key_quota(t->m, &k, ino, 'L');
+	rc = meta_kv_del(t->kv, k.b, k.len);
+	key_quota(t->m, &k, ino, 'U');
+	if (rc == 0)
+		rc = meta_kv_del(t->kv, k.b, k.len);
+	if (rc == 0)
+		rc = meta_counter_add(t, CNT_QUOTAS, -1);
+	return rc;
+}
+
+/* ---- the public calls ------------------------------------------------------
+ */
+
+static int
+dir_check(struct mtxn *t, uint64_t ino)
+{
+	struct inode in;
+	int rc;
+
+	rc = meta_inode_get(t, ino, &in);
+	if (rc == 0 && in.a.type != META_DIR)
+		rc = -ENOTDIR;
+	return rc;
+}
+
+/* Quotas nested in quotas: refuse a 64th level. */
+static int
+nesting_check(struct mtxn *t, uint64_t ino)
+{
+	struct qlist l = {.n = 0};
+	int rc;
+
+	rc = quota_walk(t, ino, list_cb, &l);
+	if (rc == 0 && l.n >= TL_ARRAY_SIZE(l.ino) - 1)
+		rc = -EMLINK;
+	return rc;
+}
+
+static int
+set_txn(struct mtxn *t, const struct meta_quota *q,
+	void (*progress)(void *arg, uint64_t entries), void *arg,
+	struct meta_quota *out)
+{
+	struct tree w = {
+	    .t = t, .from_inodes = true, .progress = progress, .arg = arg};
+	struct meta_key k;
+	uint64_t mb, mi;
+	uint8_t v[16];
+	bool has;
+	int rc;
+
+	rc = dir_check(t, q->ino);
+	if (rc == 0)
+		rc = limits_get(t, q->ino, &has, &mb, &mi);
+	if (rc)
+		return rc;
+	*out = *q;
+	if (has) {
+		rc = used_read(t, q->ino, false, &out->used_bytes,
+			       &out->used_inodes);
+	} else {
+		rc = nesting_check(t, q->ino);
+		if (rc == 0)
+			rc = tree_usage(&w, q->ino);
+		if (rc == 0)
+			rc = used_put(t, q->ino, w.bytes, w.inodes);
+		if (rc == 0)
+			rc = meta_counter_add(t, CNT_QUOTAS, 1);
+		out->used_bytes = w.bytes;
+		out->used_inodes = w.inodes;
+	}
+	tl_put_be64(v, q->max_bytes);
+	tl_put_be64(v + 8, q->max_inodes);
+	key_quota(t->m, &k, q->ino, 'L');
+	if (rc == 0)
+		rc = meta_kv_put(t->kv, k.b, k.len, v, 16);
+	return rc;
+}
+
+int
+meta_quota_set(struct meta *m, const struct meta_quota *q,
+	       void (*progress)(void *arg, uint64_t entries), void *arg,
+	       struct meta_quota *out)
+{
+	struct mtxn t;
+	int rc, tries = 0;
+
+	do {
+		rc = meta_txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		rc = set_txn(&t, q, progress, arg, out);
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
+	return rc;
+}
+
+static int
+get_txn(struct mtxn *t, uint64_t ino, struct meta_quota *q)
+{
+	bool has;
+	int rc;
+
+	memset(q, 0, sizeof(*q));
+	q->ino = ino;
+	rc = limits_get(t, ino, &has, &q->max_bytes, &q->max_inodes);
+	if (rc == 0 && !has)
+		rc = -ENOENT;
+	if (rc == 0)
+		rc = used_read(t, ino, false, &q->used_bytes, &q->used_inodes);
+	return rc;
+}
+
+int
+meta_quota_get(struct meta *m, uint64_t ino, struct meta_quota *q)
+{
+	struct mtxn t;
+	bool active;
+	int rc;
+
+	memset(q, 0, sizeof(*q));
+	rc = meta_txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	/* FSSTAT asks for every export: one read on a volume without. */
+	rc = quotas_active(&t, &active);
+	if (rc == 0)
+		rc = active ? get_txn(&t, ino, q) : -ENOENT;
+	return meta_txn_end(&t, rc);
+}
+
+int
+meta_quota_delete(struct meta *m, uint64_t ino)
+{
+	struct mtxn t;
+	uint64_t mb, mi;
+	bool has;
+	int rc, tries = 0;
+
+	do {
+		rc = meta_txn_begin(m, &t, false);
+		if (rc)
+			return rc;
+		rc = limits_get(&t, ino, &has, &mb, &mi);
+		if (rc == 0 && !has)
+			rc = -ENOENT;
+		if (rc == 0)
+			rc = meta_quota_drop(&t, ino);
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
+	return rc;
+}
+
+struct list_ctx {
+	struct meta_quota q;
+	bool have;
+	meta_quota_cb cb;
+	void *arg;
+	size_t pfxlen;
+};
+
+static int
+list_flush(struct list_ctx *l)
+{
+	int rc = 0;
+
+	if (l->have)
+		rc = l->cb(l->arg, &l->q);
+	l->have = false;
+	return rc;
+}
+
+static int
+list_scan_cb(void *arg, const void *key, size_t klen, const void *val,
+	     size_t vlen)
+{
+	struct list_ctx *l = arg;
+	const uint8_t *k = (const uint8_t *)key + l->pfxlen;
+	const uint8_t *v = val;
+	uint64_t ino;
+	int rc = 0;
+
+	if (klen != l->pfxlen + 10 || vlen != 16)
+		return 0;
+	ino = tl_get_be64(k + 1);
+	if (l->have && l->q.ino != ino)
+		rc = list_flush(l);
+	if (rc)
+		return rc;
+	if (k[9] == 'L') {
+		memset(&l->q, 0, sizeof(l->q));
+		l->q.ino = ino;
+		l->q.max_bytes = tl_get_be64(v);
+		l->q.max_inodes = tl_get_be64(v + 8);
+		l->have = true;
+	} else if (k[9] == 'U' && l->have) {
+		l->q.used_bytes = tl_get_be64(v);
+		l->q.used_inodes = tl_get_be64(v + 8);
+	}
+	return 0;
+}
+
+int
+meta_quota_list(struct meta *m, meta_quota_cb cb, void *arg)
+{
+	struct list_ctx l = {.cb = cb, .arg = arg, .pfxlen = m->pfxlen};
+	struct meta_key s, e;
+	struct mtxn t;
+	int rc;
+
+	rc = meta_txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	meta_key_tag(m, &s, 'Q');
+	meta_key_tag(m, &e, 'R');
+	rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, list_scan_cb, &l);
+	if (rc == 0)
+		rc = list_flush(&l);
+	if (rc > 0)
+		rc = 0;
+	return meta_txn_end(&t, rc);
+}
+
+static int
+check_txn(struct mtxn *t, uint64_t ino, bool repair,
+	  void (*progress)(void *arg, uint64_t entries), void *arg,
+	  struct meta_quota_fix *fix)
+{
+	struct tree w = {
+	    .t = t, .from_inodes = true, .progress = progress, .arg = arg};
+	int rc;
+
+	rc = get_txn(t, ino, &fix->q);
+	if (rc == 0)
+		rc = tree_usage(&w, ino);
+	if (rc)
+		return rc;
+	fix->actual_bytes = w.bytes;
+	fix->actual_inodes = w.inodes;
+	fix->entries = w.entries;
+	fix->drift =
+	    w.bytes != fix->q.used_bytes || w.inodes != fix->q.used_inodes;
+	if (fix->drift && repair)
+		rc = used_put(t, ino, w.bytes, w.inodes);
+	return rc;
+}
+
+int
+meta_quota_check(struct meta *m, uint64_t ino, bool repair,
+		 void (*progress)(void *arg, uint64_t entries), void *arg,
+		 struct meta_quota_fix *fix)
+{
+	struct mtxn t;
+	int rc, tries = 0;
+
+	memset(fix, 0, sizeof(*fix));
+	do {
+		rc = meta_txn_begin(m, &t, !repair);
+		if (rc)
+			return rc;
+		rc = check_txn(&t, ino, repair, progress, arg, fix);
+		rc = meta_txn_end(&t, rc);
+	} while (meta_txn_retry(rc, &tries));
+	fix->repaired = rc == 0 && repair && fix->drift;
+	return rc;
+}
+
+struct room {
+	int64_t bytes, inodes;
+};
+
+static int
+room_cb(struct mtxn *t, void *arg, uint64_t ino, uint64_t mb, uint64_t mi)
+{
+	const struct room *r = arg;
+	uint64_t ub, ui;
+	int rc;
+
+	rc = used_read(t, ino, true, &ub, &ui);
+	if (rc)
+		return rc;
+	if (r->bytes > 0 && mb && ub + (uint64_t)r->bytes > mb)
+		return -EDQUOT;
+	if (r->inodes > 0 && mi && ui + (uint64_t)r->inodes > mi)
+		return -EDQUOT;
+	return 0;
+}
+
+int
+meta_quota_write_room(struct meta *m, uint64_t ino, uint64_t end)
+{
+	struct room r = {0, 0};
+	struct inode in;
+	struct mtxn t;
+	bool active;
+	int rc;
+
+	rc = meta_txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	rc = quotas_active(&t, &active);
+	if (rc == 0 && active)
+		rc = meta_inode_get(&t, ino, &in);
+	if (rc == 0 && active && end > in.a.size) {
+		r.bytes = (int64_t)(round4k(end) - round4k(in.a.size));
+		rc = quota_walk(&t, in.a.parent, room_cb, &r);
+	}
+	return meta_txn_end(&t, rc);
+}
+
+/* ---- the path of a directory -----------------------------------------------
+ */
+
+struct name_find {
+	uint64_t ino;
+	size_t off; /* where names start in a dentry key */
+	char name[META_NAME_MAX + 1];
+	bool found;
+};
+
+static int
+name_find_cb(void *arg, const void *key, size_t klen, const void *val,
+	     size_t vlen)
+{
+	struct name_find *f = arg;
+
+	if (vlen < 17 || klen <= f->off ||
+	    tl_get_be64((const uint8_t *)val + 1) != f->ino)
+		return 0;
+	memcpy(f->name, (const uint8_t *)key + f->off, klen - f->off);
+	f->name[klen - f->off] = 0;
+	f->found = true;
+	return 1;
+}
+
+static int
+path_txn(struct mtxn *t, uint64_t ino, char *buf, size_t len)
+{
+	struct meta_key s, e;
+	struct inode in;
+	size_t pos = len - 1;
+	int rc, depth = 0;
+
+	buf[pos] = 0;
+	for (uint64_t cur = ino; cur != META_ROOT_INO;) {
+		struct name_find f = {.ino = cur};
+		size_t n;
+
+		if (++depth > QUOTA_DEPTH_MAX)
+			return -EIO;
+		rc = meta_inode_get(t, cur, &in);
+		if (rc)
+			return rc;
+		if (in.a.parent == 0)
+			return -ENOENT;
+		meta_key_ino(t->m, &s, in.a.parent, 'D');
+		meta_key_ino(t->m, &e, in.a.parent, 'E');
+		f.off = s.len;
+		rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, name_find_cb,
+				  &f);
+		if (rc)
+			return rc;
+		if (!f.found)
+			return -ENOENT;
+		n = strlen(f.name);
+		if (n + 1 > pos)
+			return -ENAMETOOLONG;
+		pos -= n;
+		memcpy(buf + pos, f.name, n);
+		buf[--pos] = '/';
+		cur = in.a.parent;
+	}
+	if (pos == len - 1)
+		buf[--pos] = '/';
+	memmove(buf, buf + pos, len - pos);
+	return 0;
+}
+
+int
+meta_path(struct meta *m, uint64_t ino, char *buf, size_t len)
+{
+	struct mtxn t;
+	int rc;
+
+	if (len < 2)
+		return -ENAMETOOLONG;
+	rc = meta_txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	rc = path_txn(&t, ino, buf, len);
+	return meta_txn_end(&t, rc);
+}
