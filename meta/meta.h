@@ -462,6 +462,35 @@ int meta_path(struct meta *m, uint64_t ino, char *buf, size_t len);
  * the volume, one read. */
 int meta_quota_write_room(struct meta *m, uint64_t ino, uint64_t end);
 
+/* ---- usage and storage of one inode (usage.c) -------------------------- */
+
+/* A directory's own usage record: the inodes whose parent it is and
+ * the 4 KiB-rounded bytes of the regular files among them (not of the
+ * tree below: sum it over the subdirectories, as `tessera summary`
+ * does).  One get.  -ENOTDIR. */
+int meta_dir_usage(struct meta *m, uint64_t dir, uint64_t *bytes,
+		   uint64_t *inodes);
+
+struct meta_subdir {
+	uint64_t ino;
+	uint64_t cookie; /* readdir cookie: resume after it */
+	char name[META_NAME_MAX + 1];
+};
+/* Up to max subdirectories of dir whose cookie is above after, in
+ * cookie order, in one read transaction (a scan of the readdir index,
+ * which carries types: no inode is read); *eof when the directory has
+ * no more.  Memory: out. */
+int meta_subdirs(struct meta *m, uint64_t dir, uint64_t after,
+		 struct meta_subdir *out, size_t max, size_t *n, bool *eof);
+
+/* Each chunk of file ino that has records, in chunk order: its index
+ * and its slice records in write order (borrowed for the call; id 0 is
+ * a hole).  Non-zero from cb stops (returned when negative). */
+typedef int (*meta_chunk_cb)(void *arg, uint32_t chunk,
+			     const struct meta_slice *s, size_t n);
+int meta_file_chunks(struct meta *m, uint64_t ino, meta_chunk_cb cb,
+		     void *arg);
+
 /* ---- consistency check (fsck.c) -------------------------------------------
  *
  * meta_fsck reads the whole volume in one read transaction and checks the

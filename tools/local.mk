@@ -1,7 +1,8 @@
 # tools: the tessera admin command.
 bin_PROGRAMS += tessera
 tessera_SOURCES = tools/tessera.c tools/tools-internal.h tools/volume.c \
-	tools/destroy.c tools/fsck.c tools/gc.c tools/raft.c tools/quota.c
+	tools/destroy.c tools/fsck.c tools/gc.c tools/raft.c tools/quota.c \
+	tools/info.c
 tessera_LDADD = $(TESSERA_LIBS)
 
 # tessera gc end to end (runs the built tessera) and os_list_info.
@@ -24,7 +25,8 @@ t_unit_objstore_listinfo_test_LDADD = objstore/libobjstore.a lib/libtl.a
 # file modes).
 TOOLS_BIN_TESTS = t/unit/tools_readonly_test t/unit/tools_volnames_test \
 	t/unit/tools_session_test t/unit/tools_marker_test \
-	t/unit/tools_destroy_test t/unit/tesserad_start_test
+	t/unit/tools_destroy_test t/unit/tesserad_start_test \
+	t/unit/tools_summary_test
 check_PROGRAMS += $(TOOLS_BIN_TESTS)
 TESTS += $(TOOLS_BIN_TESTS)
 TOOLS_BIN_CPPFLAGS = $(AM_CPPFLAGS) \
@@ -54,6 +56,11 @@ t_unit_tesserad_start_test_SOURCES = t/unit/tesserad_start_test.c \
 	t/unit/tools_test.h t/unit/tap.h
 t_unit_tesserad_start_test_CPPFLAGS = $(TOOLS_BIN_CPPFLAGS)
 t_unit_tesserad_start_test_LDADD = $(TESSERA_LIBS) -lpthread
+t_unit_tools_summary_test_SOURCES = t/unit/tools_summary_test.c \
+	t/unit/tools_test.h t/unit/tap.h
+t_unit_tools_summary_test_CPPFLAGS = $(TOOLS_BIN_CPPFLAGS)
+t_unit_tools_summary_test_LDADD = $(TESSERA_LIBS)
+t/unit/tools_summary_test.log \
 t/unit/tools_readonly_test.log t/unit/tools_volnames_test.log \
 	t/unit/tools_session_test.log t/unit/tools_marker_test.log \
 	t/unit/tools_destroy_test.log t/unit/tesserad_start_test.log: \

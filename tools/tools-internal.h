@@ -38,6 +38,9 @@ int tessera_cmd_gc(int argc, char **argv);
 int tessera_cmd_destroy(int argc, char **argv);
 /* tools/quota.c */
 int tessera_cmd_quota(int argc, char **argv);
+/* tools/info.c */
+int tessera_cmd_info(int argc, char **argv);
+int tessera_cmd_summary(int argc, char **argv);
 /* tools/raft.c: tessera raft, and the META_URL raft:// */
 int tessera_cmd_raft(int argc, char **argv);
 /* tessera.conf (path NULL: the default one if present): the raft_*
