@@ -27,7 +27,7 @@
 #define SIZE	    5000 /* counts 8192 */
 
 static char dir[64], url[160];
-static const struct meta_cred root = {0, 0, 0, {0}};
+static const struct meta_cred root = {.uid = 0};
 
 static uint64_t
 mk(struct meta *m, uint64_t parent, const char *name, uint8_t type)
