@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "nfsd/nfsd-internal.h"
+#include "t/fuzz/fuzz_target.h"
 
 static struct sockaddr_storage peers[4];
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "t/fuzz/fuzz_target.h"
 #include "t/fuzz/fuzz_vol.h"
 
 static struct nfsd_ctx ctx;

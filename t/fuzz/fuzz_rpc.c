@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "t/fuzz/fuzz_target.h"
 #include "t/fuzz/fuzz_vol.h"
 
 #define MAX_RECORD (4u << 20)

@@ -14,6 +14,7 @@
 
 #include "lib/tl.h"
 #include "objstore/s3-internal.h"
+#include "t/fuzz/fuzz_target.h"
 
 static int
 one(void *arg, const char *key, uint64_t size, uint64_t mtime_ns)

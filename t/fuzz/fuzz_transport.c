@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "nfsd/nfsd.h"
+#include "t/fuzz/fuzz_target.h"
 #include "t/fuzz/fuzz_vol.h"
 
 static struct nfsd_server *srv;

@@ -15,6 +15,7 @@
 # stays a test.  t/fuzz/gen_corpus writes the rpc, transport and mount
 # corpora; the exports and s3xml ones are written by hand.
 FUZZ_VOL = t/fuzz/fuzz_vol.c t/fuzz/fuzz_vol.h
+EXTRA_DIST += t/fuzz/fuzz_target.h
 
 EXTRA_PROGRAMS = t/fuzz/fuzz_rpc t/fuzz/fuzz_transport t/fuzz/fuzz_mount \
 	t/fuzz/fuzz_exports t/fuzz/fuzz_s3xml
