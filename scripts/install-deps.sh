@@ -5,12 +5,12 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 BUILD="build-essential autoconf automake libtool pkg-config rpcsvc-proto
  libtirpc-dev libevent-dev liblmdb-dev lmdb-utils libssl-dev
- libcurl4-openssl-dev libzstd-dev rpcbind libuv1-dev"
+ libcurl4-openssl-dev libzstd-dev rpcbind libuv1-dev libnfs-dev"
 # From bookworm-backports (0.22, the maintained line; see below).
 BACKPORTS="libraft-dev"
 # debhelper, lintian, logrotate: t/pkg/package-test.sh builds, checks
 # and runs the Debian package.
-TEST="libnfs-dev libnfs-utils valgrind nfs-common procps iproute2 psmisc
+TEST="libnfs-utils valgrind nfs-common procps iproute2 psmisc
  curl clang libfuzzer-14-dev haproxy debhelper lintian logrotate"
 PKGS=$BUILD
 [ "${1:-}" = --test ] && PKGS="$BUILD $TEST"

@@ -49,6 +49,9 @@ static const struct tessera_cmd commands[] = {
 	{"destroy", "[--yes] [--force] META_URL",
 	 "remove a volume: its objects and its metadata",
 	 tessera_cmd_destroy},
+	{"warmup", "[--bwlimit RATE] NFS_URL [PATH...]",
+	 "fill a gateway's disk cache with the blocks of a tree",
+	 tessera_cmd_warmup},
 	{"raft", "COMMAND [ARGS]",
 	 "the raft group of this gateway: secret, status, add, remove, "
 	 "transfer, verify, convert", tessera_cmd_raft},
