@@ -567,16 +567,21 @@ struct meta_slice_set {
 	size_t n;
 };
 
-/* In one read transaction: into *ref every slice id a chunk record
- * references (live files, files in the trash, removed files whose data
- * is not purged yet) or compaction dropped less than the grace period
- * ago (an L record), into *queued every slice released and waiting for
- * its objects to be deleted (meta_gc_next hands those out).  progress
- * (may be NULL) is called every few thousand chunks.  Memory: 8 bytes
- * per distinct slice.  On error both sets are empty. */
-int meta_scan_slices(struct meta *m, struct meta_slice_set *ref,
-		     struct meta_slice_set *queued,
+/* What metadata says of the volume's slices, each a set of distinct
+ * ids: live (a chunk record of a file that exists names it), removed (a
+ * chunk record of a removed file whose records are not purged yet:
+ * pending deletion), grace (compaction dropped it less than the grace
+ * period ago: an L record), queued (released, its objects wait for the
+ * deletion job: an R record).  A slice may be in several. */
+struct meta_slice_sets {
+	struct meta_slice_set live, removed, grace, queued;
+};
+/* Fill *s in one read transaction; progress (may be NULL) is called
+ * every few thousand chunks.  Memory: 8 bytes per distinct slice and
+ * set, plus the slices of one file.  On error the sets are empty. */
+int meta_scan_slices(struct meta *m, struct meta_slice_sets *s,
 		     void (*progress)(void *arg, uint64_t chunks), void *arg);
+void meta_slice_sets_free(struct meta_slice_sets *s);
 bool meta_slice_set_has(const struct meta_slice_set *s, uint64_t id);
 void meta_slice_set_free(struct meta_slice_set *s);
 

@@ -1,7 +1,8 @@
 /*
  * scan.c - whole-volume scans of slice ids, for `tessera gc`: which slices
- * the metadata references, which wait in the deletion queue, and the
- * slice-id counter.
+ * live files reference, which removed files not purged yet still name,
+ * which compaction dropped within the grace period, which wait in the
+ * deletion queue, and the slice-id counter.
  *
  * The referenced set is a sorted array of distinct ids (8 bytes per
  * slice), built by appending every id of every chunk record and, when the
@@ -58,14 +59,34 @@ set_add(struct meta_slice_set *s, size_t *cap, uint64_t id)
 
 struct scan_ctx {
 	struct meta *m;
-	struct meta_slice_set *ref, *queued;
-	size_t refcap, qcap;
+	struct meta_slice_sets *s;
+	size_t livecap, removedcap, gracecap, qcap;
+	/* The slices of the inode being scanned: its chunk records come
+	 * before its attributes (C < I), so whether it is live is known
+	 * only at its I key or when the next inode begins. */
+	uint64_t ino;
+	bool has_attr;
+	uint64_t *cur;
+	size_t ncur, curcap;
 	uint64_t chunks;
 	void (*progress)(void *arg, uint64_t chunks);
 	void *arg;
 };
 
-/* A<ino>C<chunk>: every non-hole slice id of its records. */
+static void
+inode_flush(struct scan_ctx *c)
+{
+	struct meta_slice_set *set = c->has_attr ? &c->s->live : &c->s->removed;
+	size_t *cap = c->has_attr ? &c->livecap : &c->removedcap;
+
+	for (size_t i = 0; i < c->ncur; i++)
+		set_add(set, cap, c->cur[i]);
+	c->ncur = 0;
+	c->has_attr = false;
+}
+
+/* Every A key: I marks its inode live; A<ino>C<chunk> gives every
+ * non-hole slice id of its records. */
 static int
 chunk_cb(void *arg, const void *key, size_t klen, const void *val,
 	 size_t vlen)
@@ -73,14 +94,30 @@ chunk_cb(void *arg, const void *key, size_t klen, const void *val,
 	struct scan_ctx *c = arg;
 	const uint8_t *k = key, *v = val;
 	size_t p = c->m->pfxlen, i;
+	uint64_t ino;
 
+	if (klen < p + 10)
+		return 0;
+	ino = tl_get_be64(k + p + 1);
+	if (ino != c->ino) {
+		inode_flush(c);
+		c->ino = ino;
+	}
+	if (klen == p + 10 && k[p + 9] == 'I')
+		c->has_attr = true;
 	if (klen != p + 14 || k[p + 9] != 'C')
-		return 0; /* attributes, entries, ... */
+		return 0; /* entries, links, ... */
 	for (i = 0; i + SLICE_REC <= vlen; i += SLICE_REC) {
 		uint64_t id = tl_get_be64(v + i);
 
-		if (id != 0)
-			set_add(c->ref, &c->refcap, id);
+		if (id == 0)
+			continue;
+		if (c->ncur == c->curcap) {
+			c->curcap = c->curcap ? 2 * c->curcap : 64;
+			c->cur = tl_realloc(c->cur,
+					    c->curcap * sizeof(*c->cur));
+		}
+		c->cur[c->ncur++] = id;
 	}
 	if (++c->chunks % SCAN_PROGRESS_EVERY == 0 && c->progress != NULL)
 		c->progress(c->arg, c->chunks);
@@ -110,26 +147,38 @@ idkey_cb(void *arg, const void *key, size_t klen, const void *val,
 	return 0;
 }
 
+void
+meta_slice_sets_free(struct meta_slice_sets *s)
+{
+	meta_slice_set_free(&s->live);
+	meta_slice_set_free(&s->removed);
+	meta_slice_set_free(&s->grace);
+	meta_slice_set_free(&s->queued);
+}
+
 int
-meta_scan_slices(struct meta *m, struct meta_slice_set *ref,
-		 struct meta_slice_set *queued,
+meta_scan_slices(struct meta *m, struct meta_slice_sets *sets,
 		 void (*progress)(void *arg, uint64_t chunks), void *arg)
 {
-	struct scan_ctx c = {m, ref, queued, 0, 0, 0, progress, arg};
-	struct idkeys lkeys = {ref, &c.refcap, m->pfxlen + 21, m->pfxlen + 9};
-	struct idkeys rkeys = {queued, &c.qcap, m->pfxlen + 13, m->pfxlen + 1};
+	struct scan_ctx c = {.m = m, .s = sets, .progress = progress,
+			     .arg = arg};
+	struct idkeys lkeys = {&sets->grace, &c.gracecap, m->pfxlen + 21,
+			       m->pfxlen + 9};
+	struct idkeys rkeys = {&sets->queued, &c.qcap, m->pfxlen + 13,
+			       m->pfxlen + 1};
 	struct meta_key s, e;
 	struct mtxn t;
 	int rc;
 
-	memset(ref, 0, sizeof(*ref));
-	memset(queued, 0, sizeof(*queued));
+	memset(sets, 0, sizeof(*sets));
 	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
 	meta_key_tag(m, &s, 'A');
 	meta_key_tag(m, &e, 'B');
 	rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, chunk_cb, &c);
+	inode_flush(&c);
+	free(c.cur);
 	meta_key_tag(m, &s, 'L');
 	meta_key_tag(m, &e, 'M');
 	if (rc == 0)
@@ -142,12 +191,13 @@ meta_scan_slices(struct meta *m, struct meta_slice_set *ref,
 				  &rkeys);
 	rc = meta_txn_end(&t, rc);
 	if (rc) {
-		meta_slice_set_free(ref);
-		meta_slice_set_free(queued);
+		meta_slice_sets_free(sets);
 		return rc;
 	}
-	set_compact(ref);
-	set_compact(queued);
+	set_compact(&sets->live);
+	set_compact(&sets->removed);
+	set_compact(&sets->grace);
+	set_compact(&sets->queued);
 	return 0;
 }
 

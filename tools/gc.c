@@ -1,6 +1,18 @@
 /*
- * gc.c - `tessera gc`: delete objects of the store that no metadata
- * references (leaked blocks), and drain the pending-deletion queue.
+ * gc.c - `tessera gc`: account for every object of the volume's store,
+ * and with --delete remove the leaked ones.
+ *
+ * Each block object is, by what the metadata says of its slice id (one
+ * snapshot, meta_scan_slices): live (a file that exists names it),
+ * pending deletion (a removed file not purged yet names it, or the
+ * deletion queue owns it: the background job of a gateway deletes
+ * those), in its grace period (compaction dropped it less than the
+ * grace ago: reads in flight may still want it), in flight (its id is
+ * at or above the slice counter, or the object is younger than --grace:
+ * a write not committed yet), or leaked (none of these).  Objects and
+ * bytes are counted per kind, so an operator can tell a leak from a
+ * backlog; the bytes are the objects' sizes in the store (after
+ * compression and encryption).
  *
  * How objects leak: a flush that crashed after uploading blocks but before
  * committing its slice records; a power loss before the file store's
@@ -10,30 +22,27 @@
  * Why deleting is safe with a gateway writing (the order matters):
  *  1. the slice-id counter is read first: an id at or above it was handed
  *     out after we started, so its object is in flight, never a leak;
- *  2. the referenced set (every slice id in a chunk record, plus the ids
- *     the deletion queue owns) is read in one snapshot;
+ *  2. the metadata's slices are read in one snapshot;
  *  3. the store is listed; an object is a candidate only if its id is in
- *     neither set, is below the counter, and the object is older than the
+ *     no set, is below the counter, and the object is older than the
  *     grace period (a flush uploads its blocks, then commits: an
  *     uncommitted object younger than the grace is a write in progress);
  *  4. if there are candidates, the metadata is read again and a candidate
- *     referenced now (committed while we listed) is kept.
+ *     named now (committed while we listed) is kept.
  * What stays unsafe: a flush whose commit comes more than the grace
  * period after its upload.  A gateway stores blocks again, under fresh
  * ids, before committing them when it stored them more than
  * CACHE_RESTORE_NS (10 minutes) earlier (cache/flush.c), so that takes a
  * grace above that plus a stall of a gateway (default 1 hour).
  *
- * The deletion queue (R records: slices released by unlink and truncate)
- * is drained with meta_gc_next / meta_gc_release, exactly as the gateway's
- * background job does (cache/gc.c), so running both is harmless: a
- * slice may have its objects deleted twice.
+ * Only leaks are deleted: what is pending deletion is the gateways'
+ * background job's (cache/gc.c), so a backlog shows here as a figure,
+ * not as work gc does behind the job's back.
  *
- * Leaked objects are deleted by --jobs threads (stores are thread safe);
- * the queue is drained one slice at a time, as the gateway does.
+ * Leaked objects are deleted by --jobs threads (stores are thread safe).
  *
- * Memory: 8 bytes per referenced slice (two sorted id arrays), plus the
- * keys of the leaked objects found.
+ * Memory: 8 bytes per slice and set, plus the keys of the leaked
+ * objects found.
  */
 #include "config.h"
 
@@ -52,33 +61,50 @@
 #include "objstore/objstore.h"
 #include "tools/tools-internal.h"
 
-#define GC_QUEUE_BATCH 256
 #define GC_DEFAULT_GRACE_MS (3600ULL * 1000)
 #define GC_DEFAULT_JOBS 8
 #define GC_MAX_JOBS 64
 
 static const char gc_usage[] =
-	"Usage: tessera gc [--dry-run] [--grace DURATION] [--jobs N]\n"
-	"                  [--no-queue] [--verbose] [--volume NAME] META_URL\n"
+	"Usage: tessera gc [--delete] [--grace DURATION] [--jobs N]\n"
+	"                  [--verbose] [--volume NAME] META_URL\n"
 	"\n"
-	"Delete the objects of the volume at META_URL that no metadata\n"
-	"references (leaked blocks of writes that crashed before their\n"
-	"commit), and the objects of the pending-deletion queue.  Safe while\n"
-	"gateways serve the volume.  Blocks that metadata references but the\n"
-	"store lacks are reported by 'tessera fsck'.\n"
+	"Account for every object of the store of the volume at META_URL:\n"
+	"live, pending deletion (removed files and the deletion queue, the\n"
+	"gateways' background job deletes them), in the grace period after\n"
+	"compaction, in flight (too young to judge), and leaked (no metadata\n"
+	"names them), with objects and bytes for each.  Without --delete it\n"
+	"only reads.  Safe while gateways serve the volume.  Blocks that\n"
+	"metadata references but the store lacks are reported by\n"
+	"'tessera fsck'.\n"
 	"Exit status 0: done; 1: errors (some objects were not deleted).\n"
 	"\n"
 	"Options:\n"
-	"  -n, --dry-run       only report what would be deleted (reads\n"
-	"                      only: creates and changes nothing)\n"
-	"  --grace DURATION    keep unreferenced objects younger than this:\n"
-	"                      they may belong to a write in progress\n"
-	"                      (30s, 10m, 2h, 1d; default 1h)\n"
+	"  --delete            delete the leaked objects (and only them)\n"
+	"  -n, --dry-run       report only (the default)\n"
+	"  --grace DURATION    an unnamed object younger than this is in\n"
+	"                      flight, not leaked (30s, 10m, 2h, 1d;\n"
+	"                      default 1h)\n"
 	"  --jobs N            parallel deletes (1 to 64, default 8)\n"
-	"  --no-queue          do not drain the pending-deletion queue\n"
 	"  -v, --verbose       print the key of each leaked object\n"
 	"  --volume NAME       the volume, when META_URL holds several\n"
 	"  -h, --help          show this help\n";
+
+/* What an object of the store is, by its slice id. */
+enum gc_kind {
+	GC_LIVE,
+	GC_REMOVED, /* pending deletion: a removed file's */
+	GC_QUEUED,  /* pending deletion: the queue's */
+	GC_GRACE,
+	GC_YOUNG,   /* in flight */
+	GC_LEAKED,
+	GC_NKINDS
+};
+
+static const char *const gc_kind_label[GC_NKINDS] = {
+	"live:", "pending, removed files:", "pending, deletion queue:",
+	"grace period:", "in flight:", "leaked:",
+};
 
 struct leak {
 	char *key;
@@ -91,10 +117,10 @@ struct gc {
 	struct meta *m;
 	struct os_store *os;
 	const struct meta_settings *set;
-	struct meta_slice_set ref, queued;
+	struct meta_slice_sets sets;
 	uint64_t counter;  /* slice-id counter at the start */
 	uint64_t cutoff;   /* objects stored after this are too young */
-	bool dry_run, verbose, tty;
+	bool delete, verbose, tty;
 	const char *volume; /* --volume, or NULL */
 	unsigned jobs;     /* parallel deletes */
 	pthread_mutex_t mu; /* counters and stderr, while deletes run */
@@ -102,9 +128,9 @@ struct gc {
 	/* what was found */
 	struct leak *leaks;
 	size_t nleaks, leakcap;
-	uint64_t listed, listed_bytes, referenced, in_queue, young, foreign;
-	uint64_t leaked_bytes, deleted, deleted_bytes, errors;
-	uint64_t q_slices, q_objects;
+	uint64_t listed, listed_bytes, foreign;
+	uint64_t count[GC_NKINDS], bytes[GC_NKINDS];
+	uint64_t deleted, deleted_bytes, errors;
 };
 
 static void
@@ -137,10 +163,29 @@ scan_progress(void *arg, uint64_t chunks)
 		fprintf(stderr, "reading metadata: %" PRIu64 " chunks ", chunks);
 }
 
+/* The kind of an object of slice id with time mtime_ns (0: unknown,
+ * never old enough to be a leak). */
+static enum gc_kind
+classify(const struct gc *g, uint64_t id, uint64_t mtime_ns)
+{
+	if (meta_slice_set_has(&g->sets.live, id))
+		return GC_LIVE;
+	if (meta_slice_set_has(&g->sets.removed, id))
+		return GC_REMOVED;
+	if (meta_slice_set_has(&g->sets.queued, id))
+		return GC_QUEUED;
+	if (meta_slice_set_has(&g->sets.grace, id))
+		return GC_GRACE;
+	if (id >= g->counter || mtime_ns == 0 || mtime_ns > g->cutoff)
+		return GC_YOUNG;
+	return GC_LEAKED;
+}
+
 static int
 list_cb(void *arg, const char *key, const struct os_obj_info *oi)
 {
 	struct gc *g = arg;
+	enum gc_kind kind;
 	struct leak *l;
 	uint32_t idx, len;
 	uint64_t id;
@@ -149,26 +194,18 @@ list_cb(void *arg, const char *key, const struct os_obj_info *oi)
 	g->listed++;
 	g->listed_bytes += oi->size;
 	if (progress_due(g))
-		fprintf(stderr, "listed %" PRIu64 " objects, %zu leaked (%s) ",
-			g->listed, g->nleaks,
-			tl_fmt_size(g->leaked_bytes, h, sizeof(h)));
+		fprintf(stderr, "listed %" PRIu64 " objects, %" PRIu64
+			" leaked (%s) ", g->listed, g->count[GC_LEAKED],
+			tl_fmt_size(g->bytes[GC_LEAKED], h, sizeof(h)));
 	if (cache_block_key_parse(key, g->set->name, &id, &idx, &len) < 0) {
 		g->foreign++;
 		return 0;
 	}
-	if (meta_slice_set_has(&g->ref, id)) {
-		g->referenced++;
+	kind = classify(g, id, oi->mtime_ns);
+	g->count[kind]++;
+	g->bytes[kind] += oi->size;
+	if (kind != GC_LEAKED)
 		return 0;
-	}
-	if (meta_slice_set_has(&g->queued, id)) {
-		g->in_queue++;
-		return 0;
-	}
-	/* mtime 0: the store could not say; never old enough. */
-	if (id >= g->counter || oi->mtime_ns == 0 || oi->mtime_ns > g->cutoff) {
-		g->young++;
-		return 0;
-	}
 	if (g->nleaks == g->leakcap) {
 		g->leakcap = g->leakcap ? g->leakcap * 2 : 256;
 		g->leaks = tl_realloc(g->leaks, g->leakcap * sizeof(*l));
@@ -177,29 +214,30 @@ list_cb(void *arg, const char *key, const struct os_obj_info *oi)
 	l->key = tl_strdup(key);
 	l->size = oi->size;
 	l->id = id;
-	g->leaked_bytes += oi->size;
 	return 0;
 }
 
-/* Step 4: keep the candidates committed while we listed. */
+/* Step 4: the candidates committed while we listed are what they are
+ * now, not leaks. */
 static int
 recheck(struct gc *g)
 {
 	size_t i, n = 0;
 	int rc;
 
-	meta_slice_set_free(&g->ref);
-	meta_slice_set_free(&g->queued);
-	rc = meta_scan_slices(g->m, &g->ref, &g->queued, scan_progress, g);
+	meta_slice_sets_free(&g->sets);
+	rc = meta_scan_slices(g->m, &g->sets, scan_progress, g);
 	if (rc)
 		return rc;
 	for (i = 0; i < g->nleaks; i++) {
 		struct leak *l = &g->leaks[i];
+		enum gc_kind kind = classify(g, l->id, 1);
 
-		if (meta_slice_set_has(&g->ref, l->id) ||
-		    meta_slice_set_has(&g->queued, l->id)) {
-			g->referenced++;
-			g->leaked_bytes -= l->size;
+		if (kind != GC_LEAKED && kind != GC_YOUNG) {
+			g->count[GC_LEAKED]--;
+			g->bytes[GC_LEAKED] -= l->size;
+			g->count[kind]++;
+			g->bytes[kind] += l->size;
 			free(l->key);
 			continue;
 		}
@@ -240,7 +278,7 @@ delete_leaks(struct gc *g)
 {
 	struct tl_pool *pool = NULL;
 
-	if (!g->dry_run && g->nleaks > 0)
+	if (g->delete && g->nleaks > 0)
 		pool = tl_pool_create("gc-del", g->jobs, g->jobs * 2);
 	for (size_t i = 0; i < g->nleaks; i++) {
 		struct leak *l = &g->leaks[i];
@@ -249,7 +287,7 @@ delete_leaks(struct gc *g)
 			pthread_mutex_lock(&g->mu);
 			progress_clear(g);
 			printf("%s %s (%" PRIu64 " bytes)\n",
-			       g->dry_run ? "leaked" : "deleting", l->key,
+			       g->delete ? "deleting" : "leaked", l->key,
 			       l->size);
 			pthread_mutex_unlock(&g->mu);
 		}
@@ -261,113 +299,42 @@ delete_leaks(struct gc *g)
 		tl_pool_destroy(pool);
 }
 
-/* The objects of one released slice; 0 when all are gone. */
-static int
-queue_slice(struct gc *g, const struct meta_slice_ref *r)
-{
-	uint32_t bs = g->set->block_size;
-	uint32_t nb = (uint32_t)(((uint64_t)r->size + bs - 1) / bs);
-	char key[512];
-	int rc;
-
-	for (uint32_t k = 0; k < nb; k++) {
-		cache_block_key(key, sizeof(key), g->set->name, r->id, k,
-				TL_MIN(bs, r->size - k * bs));
-		rc = os_delete(g->os, key);
-		if (rc) {
-			progress_clear(g);
-			fprintf(stderr, "tessera: gc: delete %s: %s\n", key,
-				strerror(-rc));
-			return rc;
-		}
-		g->q_objects++;
-	}
-	return 0;
-}
-
-/* Drain the deletion queue until it is empty or stops shrinking (a
- * gateway may be adding to it; the next run continues). */
-static int
-drain_queue(struct gc *g)
-{
-	struct meta_slice_ref refs[GC_QUEUE_BATCH];
-	uint64_t before = UINT64_MAX;
-	struct meta_usage u;
-	size_t n, done, i;
-	int rc;
-
-	for (;;) {
-		rc = meta_gc_next(g->m, refs, GC_QUEUE_BATCH, &n);
-		if (rc)
-			return rc;
-		if (n == 0) {
-			/* Deleted files are purged a bounded number of keys
-			 * per call: go on while that makes progress. */
-			rc = meta_usage(g->m, &u);
-			if (rc || u.pending_delete == 0 ||
-			    u.pending_delete >= before)
-				return rc;
-			before = u.pending_delete;
-			continue;
-		}
-		for (i = done = 0; i < n; i++)
-			if (queue_slice(g, &refs[i]) == 0)
-				refs[done++] = refs[i];
-			else
-				g->errors++;
-		if (done > 0) {
-			rc = meta_gc_release(g->m, refs, done);
-			if (rc)
-				return rc;
-		}
-		g->q_slices += done;
-		if (progress_due(g))
-			fprintf(stderr, "deletion queue: %" PRIu64 " slices, %"
-				PRIu64 " objects deleted ", g->q_slices,
-				g->q_objects);
-		if (done < n)
-			return 0; /* they would come back at once */
-	}
-}
-
 static void
-print_summary(const struct gc *g, bool queue)
+print_summary(const struct gc *g)
 {
 	char h[32];
 
-	printf("objects listed:     %" PRIu64 " (%s)\n", g->listed,
+	printf("%-26s %" PRIu64 " objects, %" PRIu64 " bytes (%s)\n",
+	       "objects listed:", g->listed, g->listed_bytes,
 	       tl_fmt_size(g->listed_bytes, h, sizeof(h)));
-	printf("referenced:         %" PRIu64 "\n", g->referenced);
-	printf("queued for delete:  %" PRIu64 "%s\n", g->in_queue,
-	       g->in_queue ? " (the deletion queue owns them)" : "");
-	printf("leaked:             %zu (%s)\n", g->nleaks,
-	       tl_fmt_size(g->leaked_bytes, h, sizeof(h)));
-	printf("deleted:            %" PRIu64 " (%s)%s\n", g->deleted,
-	       tl_fmt_size(g->deleted_bytes, h, sizeof(h)),
-	       g->dry_run ? " (dry run)" : "");
-	printf("skipped, too young: %" PRIu64 "\n", g->young);
+	for (int k = 0; k < GC_NKINDS; k++)
+		printf("%-26s %" PRIu64 " objects, %" PRIu64 " bytes (%s)\n",
+		       gc_kind_label[k], g->count[k], g->bytes[k],
+		       tl_fmt_size(g->bytes[k], h, sizeof(h)));
+	if (g->delete)
+		printf("%-26s %" PRIu64 " objects, %" PRIu64 " bytes (%s)\n",
+		       "deleted:", g->deleted, g->deleted_bytes,
+		       tl_fmt_size(g->deleted_bytes, h, sizeof(h)));
 	if (g->foreign)
-		printf("not block names:    %" PRIu64 " (kept)\n", g->foreign);
-	if (queue)
-		printf("deletion queue:     %" PRIu64 " slices, %" PRIu64
-		       " objects deleted\n", g->q_slices, g->q_objects);
-	printf("errors:             %" PRIu64 "\n", g->errors);
+		printf("%-26s %" PRIu64 " (kept)\n", "not block names:",
+		       g->foreign);
+	printf("%-26s %" PRIu64 "\n", "errors:", g->errors);
 }
 
 static int
-parse_args(int argc, char **argv, struct gc *g, uint64_t *grace_ms,
-	   bool *queue)
+parse_args(int argc, char **argv, struct gc *g, uint64_t *grace_ms)
 {
 	static const struct option opts[] = {
 		{"help", no_argument, NULL, 'h'},
 		{"dry-run", no_argument, NULL, 'n'},
+		{"delete", no_argument, NULL, 'd'},
 		{"grace", required_argument, NULL, 'g'},
-		{"no-queue", no_argument, NULL, 'q'},
 		{"jobs", required_argument, NULL, 'j'},
 		{"verbose", no_argument, NULL, 'v'},
 		TESSERA_VOLUME_OPTION,
 		{NULL, 0, NULL, 0},
 	};
+	bool dry_run = false;
 	uint64_t v;
 	int c;
 
@@ -377,7 +344,10 @@ parse_args(int argc, char **argv, struct gc *g, uint64_t *grace_ms,
 			fputs(gc_usage, stdout);
 			return 0;
 		case 'n':
-			g->dry_run = true;
+			dry_run = true;
+			break;
+		case 'd':
+			g->delete = true;
 			break;
 		case 'g':
 			if (tl_parse_duration_ms(optarg, grace_ms) == 0)
@@ -385,9 +355,6 @@ parse_args(int argc, char **argv, struct gc *g, uint64_t *grace_ms,
 			fprintf(stderr, "tessera: bad --grace '%s'\n%s",
 				optarg, gc_usage);
 			return TESSERA_EXIT_USAGE;
-		case 'q':
-			*queue = false;
-			break;
 		case 'j':
 			if (tl_parse_u64(optarg, 1, GC_MAX_JOBS, &v) == 0) {
 				g->jobs = (unsigned)v;
@@ -407,6 +374,11 @@ parse_args(int argc, char **argv, struct gc *g, uint64_t *grace_ms,
 			return TESSERA_EXIT_USAGE;
 		}
 	}
+	if (dry_run && g->delete) {
+		fprintf(stderr, "tessera: gc: --dry-run or --delete, not "
+			"both\n%s", gc_usage);
+		return TESSERA_EXIT_USAGE;
+	}
 	if (argc - optind != 1) {
 		fprintf(stderr, "tessera: gc needs META_URL\n%s", gc_usage);
 		return TESSERA_EXIT_USAGE;
@@ -416,8 +388,8 @@ parse_args(int argc, char **argv, struct gc *g, uint64_t *grace_ms,
 
 /* Objects of the store that this volume does not reference would be
  * deleted as leaks: never in a store that is not provably this
- * volume's.  gc marks a store without a marker as tesserad does (when a
- * referenced block reads back); a dry run only warns. */
+ * volume's.  gc --delete marks a store without a marker as tesserad does
+ * (when a referenced block reads back); a report only warns. */
 static int
 gc_store_check(struct gc *g, const char *url)
 {
@@ -425,7 +397,7 @@ gc_store_check(struct gc *g, const char *url)
 	char *msg = NULL;
 	int rc;
 
-	if (!g->dry_run) {
+	if (g->delete) {
 		rc = cache_store_claim(g->m, g->os, url, &msg);
 		if (rc)
 			fprintf(stderr, "tessera: gc: refused: %s\n", msg);
@@ -447,7 +419,7 @@ gc_store_check(struct gc *g, const char *url)
 		rc = -EEXIST;
 	} else if (c.state == CACHE_STORE_UNMARKED) {
 		fprintf(stderr, "tessera: gc: warning: storage %s has no "
-			"volume marker; gc without --dry-run marks it if a "
+			"volume marker; gc --delete marks it if a "
 			"block of this volume reads back, and refuses "
 			"otherwise\n", g->os->url);
 	}
@@ -461,11 +433,11 @@ gc_open(struct gc *g, const char *url)
 	char *err = NULL;
 	int rc;
 
-	rc = tessera_open("gc", url, g->volume, g->dry_run, &g->m);
+	rc = tessera_open("gc", url, g->volume, !g->delete, &g->m);
 	if (rc)
 		return rc;
 	g->set = meta_settings(g->m);
-	rc = os_open_flags(g->set->storage, g->dry_run ? OS_OPEN_RDONLY : 0,
+	rc = os_open_flags(g->set->storage, g->delete ? 0 : OS_OPEN_RDONLY,
 			   &g->os, &err);
 	if (rc) {
 		fprintf(stderr, "tessera: gc: cannot open storage %s: %s\n",
@@ -477,27 +449,18 @@ gc_open(struct gc *g, const char *url)
 }
 
 static int
-gc_run(struct gc *g, uint64_t grace_ms, bool queue)
+gc_run(struct gc *g, uint64_t grace_ms)
 {
 	char *prefix;
 	int rc;
 
 	printf("gc of volume %s%s, grace %" PRIu64 " s\n", g->set->name,
-	       g->dry_run ? " (dry run: nothing is deleted)" : "",
+	       g->delete ? "" : " (report: nothing is deleted)",
 	       grace_ms / 1000);
-	if (queue && !g->dry_run) {
-		rc = drain_queue(g);
-		if (rc) {
-			fprintf(stderr, "tessera: gc: deletion queue: %s\n",
-				strerror(-rc));
-			return rc;
-		}
-	}
 	rc = meta_slice_counter(g->m, &g->counter);
 	g->cutoff = tl_now_ns() - TL_MIN(grace_ms * 1000000, tl_now_ns());
 	if (rc == 0)
-		rc = meta_scan_slices(g->m, &g->ref, &g->queued, scan_progress,
-				      g);
+		rc = meta_scan_slices(g->m, &g->sets, scan_progress, g);
 	if (rc) {
 		fprintf(stderr, "tessera: gc: metadata: %s\n", strerror(-rc));
 		return rc;
@@ -516,7 +479,7 @@ gc_run(struct gc *g, uint64_t grace_ms, bool queue)
 	}
 	delete_leaks(g);
 	progress_clear(g);
-	print_summary(g, queue && !g->dry_run);
+	print_summary(g);
 	return 0;
 }
 
@@ -525,24 +488,22 @@ tessera_cmd_gc(int argc, char **argv)
 {
 	struct gc g;
 	uint64_t grace_ms = GC_DEFAULT_GRACE_MS;
-	bool queue = true;
 	int rc;
 
 	memset(&g, 0, sizeof(g));
 	g.jobs = GC_DEFAULT_JOBS;
-	rc = parse_args(argc, argv, &g, &grace_ms, &queue);
+	rc = parse_args(argc, argv, &g, &grace_ms);
 	if (rc >= 0)
 		return rc;
 	g.tty = isatty(STDERR_FILENO);
 	pthread_mutex_init(&g.mu, NULL);
 	rc = gc_open(&g, argv[optind]);
 	if (rc == 0)
-		rc = gc_run(&g, grace_ms, queue);
+		rc = gc_run(&g, grace_ms);
 	for (size_t i = 0; i < g.nleaks; i++)
 		free(g.leaks[i].key);
 	free(g.leaks);
-	meta_slice_set_free(&g.ref);
-	meta_slice_set_free(&g.queued);
+	meta_slice_sets_free(&g.sets);
 	if (g.os)
 		os_close(g.os);
 	if (g.m)

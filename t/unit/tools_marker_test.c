@@ -193,7 +193,8 @@ main(void)
 	CHECK(tt_file_says(log_path, "belongs to another volume named \"v\"")
 	      && tt_file_says(log_path, uuid1),
 	      "and says whose the store is");
-	CHECK_EQ(tt_run("gc --grace 0 '%s'", m2), 1, "gc of meta2 on obj1 "
+	CHECK_EQ(tt_run("gc --delete --grace 0 '%s'", m2), 1, "gc of meta2 "
+		 "on obj1 "
 		 "is refused");
 	CHECK(tt_said("belongs to another volume"), "saying why");
 	CHECK_EQ(tt_run("fsck '%s'", m2), 1, "fsck of meta2 on obj1 fails");
@@ -208,7 +209,8 @@ main(void)
 	CHECK(tt_file_says(log_path, "has no volume marker and does not "
 			   "hold this volume's data"), "saying why");
 	CHECK(access(mk, F_OK) != 0, "and obj1 stays unmarked");
-	CHECK_EQ(tt_run("gc --grace 0 '%s'", m2), 1, "gc of meta2's v on "
+	CHECK_EQ(tt_run("gc --delete --grace 0 '%s'", m2), 1, "gc of meta2's "
+		 "v on "
 		 "the unmarked obj1 is refused");
 	CHECK(tt_said("does not hold this volume's data"), "saying why");
 	CHECK_EQ(tt_run("gc --dry-run '%s'", m1), 0, "gc --dry-run of "
@@ -223,7 +225,8 @@ main(void)
 	      "again");
 	free(text);
 	CHECK(unlink(mk) == 0, "remove obj1's marker again");
-	CHECK_EQ(tt_run("gc '%s'", m1), 0, "gc of meta1's v marks the store "
+	CHECK_EQ(tt_run("gc --delete '%s'", m1), 0, "gc --delete of meta1's "
+		 "v marks the store "
 		 "and runs");
 	CHECK(access(mk, F_OK) == 0, "the marker is back");
 	CHECK(reads_back(m1, "first", 3 * BS + 100, 1),
