@@ -10,7 +10,8 @@ import os
 import statistics
 import sys
 
-SERVERS = ["tessera", "tessera-wb", "tessera-async", "ganesha"]
+SERVERS = ["tessera", "tessera-wb", "tessera-async", "tessera-s3",
+           "ganesha"]
 LOWER_BETTER = ("_ms", "us_per_entry", "_MiB", "secs", "_per_file")
 # workload prefix -> (title, metrics shown, in order)
 GROUPS = [
@@ -23,7 +24,7 @@ GROUPS = [
       "rssanon_after_10s_MiB"]),
     ("small", "4. Small files (4 KiB): create+write+COMMIT, GETATTR, read,"
      " remove; 8 in flight per client",
-     ["files_s", "p99_ms", "flushes_per_file"]),
+     ["files_s", "p99_ms", "flushes_per_file", "puts_per_file"]),
     ("meta", "5. Metadata: LOOKUP+GETATTR storm on a warm tree",
      ["files_s", "p50_ms", "p99_ms"]),
     ("readdir", "6. READDIRPLUS of big directories (server restarted first)",
@@ -31,7 +32,7 @@ GROUPS = [
       "rssanon_growth_MiB"]),
     ("jfs", "7. juicefs bench workload (per thread: big file 1 MiB I/O,"
      " 100 x 128 KiB files, stat), synchronous I/O",
-     ["MBps", "files_s", "flushes_per_file"]),
+     ["MBps", "files_s", "flushes_per_file", "puts_per_file"]),
 ]
 MAIN = {"MBps", "ops_s", "files_s", "us_per_entry"}
 

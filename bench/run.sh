@@ -2,8 +2,8 @@
 # bench/run.sh - Tessera against NFS-Ganesha, side by side, in one run.
 #
 # Usage: bench/run.sh [--quick] [--only WORKLOAD[,WORKLOAD...]] [--reps N]
-#                     [--servers tessera,tessera-wb,tessera-async,ganesha]
-#                     [--keep]
+#                     [--servers tessera,tessera-wb,tessera-async,ganesha
+#                                [,tessera-s3]] [--keep]
 # Workloads: seqwrite seqread randrw smallfiles meta readdir jfsbench
 #
 # Installs what it needs (Debian packages), builds Tessera if needed (in
@@ -68,11 +68,28 @@ say() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$out/progress.log"; }
 srv_pid=
 rpcbind_pid=
 iperf_pid=
+# tessera-s3: radosgw (t/s3/radosgw.sh; reused when one answers, else
+# started here and stopped at the end) and a bucket of this run
+export S3_PORT=${S3_PORT:-7480}
+export S3_ACCESS_KEY=${S3_ACCESS_KEY:-TESSERAKEY}
+export S3_SECRET_KEY=${S3_SECRET_KEY:-TESSERASECRET}
+S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+RGW=$src/t/s3/radosgw.sh
+rgw_started=0
+bucket=
+s3curl() { # radosgw wants the payload hash header, which curl signs
+	curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" \
+		--user "$S3_ACCESS_KEY:$S3_SECRET_KEY" -H "x-amz-content-sha256: \
+e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" "$@"
+}
 cleanup() {
 	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null &&
 		wait "$srv_pid" 2>/dev/null
 	[ -n "$iperf_pid" ] && kill "$iperf_pid" 2>/dev/null
 	[ -n "$rpcbind_pid" ] && kill "$rpcbind_pid" 2>/dev/null
+	[ -d "$work/tessera-s3/meta" ] && srv_remove tessera-s3
+	[ -n "$bucket" ] && s3curl -X DELETE "$S3_ENDPOINT/$bucket" >/dev/null
+	[ $rgw_started = 1 ] && "$RGW" stop >/dev/null 2>&1
 	if [ $KEEP = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -81,7 +98,7 @@ trap 'exit 130' INT TERM
 # --- packages and build --------------------------------------------------
 need=
 for p in nfs-ganesha nfs-ganesha-vfs rpcbind iperf3 gnuplot-nox libnfs-dev \
-	 liblmdb-dev strace; do
+	 liblmdb-dev strace curl; do
 	dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
 if [ -n "$need" ]; then
@@ -181,12 +198,15 @@ WB_OK=no
 "$BUILD/tesserad" --help 2>&1 | grep -q '^ *writeback ' && WB_OK=yes
 srv=		# name of the running server
 url=
+mport=		# the running tesserad's metrics port
 srv_start() { # $1 server name; starts it on its existing data
 	local p m log=$out/$1.log
 	free_port; p=$port
+	mport=
 	case $1 in
-	tessera|tessera-wb|tessera-async)
+	tessera|tessera-wb|tessera-async|tessera-s3)
 		local o=()
+		free_port; mport=$port
 		[ "$1" = tessera-wb ] && mkdir -p "$work/$1/cache" &&
 			o=(-o cache_dirs="$work/$1/cache" -o writeback=yes)
 		# the export option async: metadata operations answered
@@ -198,6 +218,7 @@ srv_start() { # $1 server name; starts it on its existing data
 			o=(--exports "$work/$1/exports")
 		"$BUILD/tesserad" --meta "lmdb://$work/$1/meta" \
 			--listen "127.0.0.1:$p" --foreground --no-rpcbind \
+			--metrics-listen "127.0.0.1:$mport" \
 			-L warn "${o[@]}" 2>>"$log" &
 		srv_pid=$!
 		url="nfs://127.0.0.1/?version=3&nfsport=$p&mountport=$p"
@@ -253,9 +274,13 @@ srv_fresh() { # $1 server: empty volume/export, started
 	rm -rf "${work:?}/$1"
 	mkdir -p "$work/$1"
 	case $1 in
-	tessera|tessera-wb|tessera-async)
+	tessera|tessera-wb|tessera-async|tessera-s3)
+		local store="file://$work/$1/obj"
+		# a prefix of its own in the bucket for every fresh volume
+		[ "$1" = tessera-s3 ] && s3_vols=$((s3_vols + 1)) &&
+			store="s3://$bucket/v$s3_vols?endpoint=$S3_ENDPOINT"
 		"$BUILD/tessera" format --trash-days 0 "lmdb://$work/$1/meta" \
-			"file://$work/$1/obj" bench >>"$out/$1.log" 2>&1 ||
+			"$store" bench >>"$out/$1.log" 2>&1 ||
 			{ echo "tessera format failed" >&2; exit 1; }
 		;;
 	ganesha)
@@ -269,6 +294,14 @@ srv_fresh() { # $1 server: empty volume/export, started
 	esac
 	srv_start "$1"
 }
+srv_remove() { # $1 server, stopped: its volume's data removed
+	# objects in the (shared) radosgw go with tessera destroy
+	[ "$1" = tessera-s3 ] && [ -d "$work/$1/meta" ] &&
+		"$BUILD/tessera" destroy --yes "lmdb://$work/$1/meta" \
+			>>"$out/$1.log" 2>&1
+	rm -rf "${work:?}/$1"
+}
+s3_vols=0
 srv_buffer_limit() { # the configured buffer limit, as tesserad reports it
 	"$BUILD/tesserad" --help 2>&1 |
 		awk '/^ *buffer_limit/ {getline; gsub(/[()]/, ""); print $2}'
@@ -328,6 +361,21 @@ flushes() { # label dir n-files nfsload-args...: one R line, flushes_per_file
 	fi
 }
 
+# Objects stored per file: tesserad's tessera_objstore_puts_total before
+# and after the phase (S3 PUTs accepted; files renamed into place by
+# file://).  With writeback the uploads trail the phase: the count is
+# what was stored by its end.
+puts() { # the running tesserad's objects stored so far (empty: unknown)
+	[ -n "$mport" ] || return 0
+	curl -sf "http://127.0.0.1:$mport/metrics" 2>/dev/null |
+		awk '$1 == "tessera_objstore_puts_total" { print $2; exit }'
+}
+puts_per_file() { # label before after n-files: one R line
+	[ -n "$2" ] && [ -n "$3" ] || return 0
+	echo "R $1 $srv puts_per_file $(awk -v a="$2" -v b="$3" -v n="$4" \
+		'BEGIN { printf "%.3f", (b - a) / n }')" >>"$raw"
+}
+
 w_seqwrite() {
 	local r
 	for r in $RUN_REPS; do
@@ -369,14 +417,16 @@ w_randrw() {
 	done
 }
 w_smallfiles() {
-	local r c d n=$SMALL_FILES
+	local r c d p0 n=$SMALL_FILES
 	for r in $RUN_REPS; do
 		for c in 1 4; do
 			d=/small.$c.$r
 			L setup -f "$d" mkdir
 			say "$srv smallfiles $n x 4 KiB, $c client(s), rep $r"
+			p0=$(puts)
 			L "small-create-${c}c" -f "$d" -n "$n" -b 4k -q 8 \
 				-p "$c" create
+			puts_per_file "small-create-${c}c" "$p0" "$(puts)" "$n"
 			flushes "small-create-${c}c" "$d.flush" "$n" -b 4k \
 				-q 8 -p "$c"
 			L "small-getattr-${c}c" -f "$d" -n "$n" -q 8 \
@@ -417,7 +467,7 @@ w_readdir() {
 	done
 }
 w_jfsbench() {
-	local r t d
+	local r t d p0
 	for r in $RUN_REPS; do
 		for t in 1 4; do
 			d=/jfs.$t.$r
@@ -429,9 +479,12 @@ w_jfsbench() {
 				-s "$JFS_BIG" -b 1M -q 1 write
 			L "jfs-bigread-${t}t" -f "$d/big" -P -p "$t" -b 1M \
 				-q 1 read
+			p0=$(puts)
 			L "jfs-smallwrite-${t}t" -f "$d/small" \
 				-n $((JFS_SMALL * t)) -b 128k -q 1 -p "$t" \
 				create
+			puts_per_file "jfs-smallwrite-${t}t" "$p0" "$(puts)" \
+				$((JFS_SMALL * t))
 			flushes "jfs-smallwrite-${t}t" "$d/small.flush" \
 				$((JFS_SMALL * t)) -b 128k -q 1 -p "$t"
 			L "jfs-smallread-${t}t" -f "$d/small" \
@@ -454,6 +507,26 @@ for s in ${SERVERS//,/ }; do
 	if [ "$s" = tessera-wb ] && [ $WB_OK = no ]; then
 		say "tesserad has no writeback option yet: skipping tessera-wb"
 		continue
+	fi
+	if [ "$s" = tessera-s3 ]; then
+		if ! "$RGW" status >/dev/null 2>&1; then
+			say "starting radosgw (t/s3/radosgw.sh)"
+			if "$RGW" start >"$out/radosgw.log" 2>&1; then
+				rgw_started=1
+			else
+				say "no radosgw (see $out/radosgw.log):" \
+					"skipping tessera-s3"
+				continue
+			fi
+		fi
+		bucket=tessera-bench-$$
+		s3curl -X PUT "$S3_ENDPOINT/$bucket" >/dev/null || {
+			say "cannot create bucket $bucket: skipping tessera-s3"
+			bucket=
+			continue
+		}
+		export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY
+		export AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY
 	fi
 	servers+=("$s")
 	if [ "${s#tessera}" != "$s" ]; then
@@ -486,7 +559,7 @@ for r in $(seq "$rounds"); do
 			[ "$w" != readdir ] && want "$w" && "w_$w"
 		done
 		srv_stop
-		rm -rf "${work:?}/$s"
+		srv_remove "$s"
 	done
 done
 if want readdir; then
@@ -495,7 +568,7 @@ if want readdir; then
 		srv_fresh "$s"
 		w_readdir
 		srv_stop
-		rm -rf "${work:?}/$s"
+		srv_remove "$s"
 	done
 fi
 

@@ -368,6 +368,10 @@ render_objstore(struct tl_buf *b, struct os_store *os)
 	struct os_stats st;
 
 	os_stats(os, &st);
+	if (st.have & OS_STATS_PUTS)
+		one(b, "tessera_objstore_puts_total", "counter",
+		    "Objects stored (S3 PUTs accepted, files renamed into "
+		    "place by file://).", st.puts);
 	if (st.have & OS_STATS_TRAFFIC) {
 		one(b, "tessera_objstore_uploaded_bytes_total", "counter",
 		    "Bytes put to the object store.", st.up_bytes);

@@ -547,6 +547,7 @@ file_put(struct os_store *s, const char *key, const void *data, size_t len)
 		unlinkat(fs->dirfd, tmp, 0);
 		return fs_error(fs, "put", key, -r);
 	}
+	atomic_fetch_add(&fs->base.puts, 1);
 	if (defer) {
 		if (!keep)
 			close(fd); /* its data waits for the syncfs */

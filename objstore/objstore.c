@@ -186,8 +186,11 @@ os_stats(struct os_store *s, struct os_stats *out)
 	for (; s != NULL; s = ((struct os_wrap *)s)->inner) {
 		if (s->ops->stats != NULL)
 			s->ops->stats(s, out);
-		if (!os_is_wrapper(s))
+		if (!os_is_wrapper(s)) {
+			out->puts = atomic_load(&s->puts);
+			out->have |= OS_STATS_PUTS;
 			break;
+		}
 	}
 	return 0;
 }

@@ -35,6 +35,7 @@
 #ifndef OBJSTORE_H
 #define OBJSTORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -103,6 +104,10 @@ struct os_store {
 	const struct os_ops *ops;
 	char *url;   /* for messages; never contains credentials */
 	bool rdonly; /* opened OS_OPEN_RDONLY: os_put and os_delete -EROFS */
+	/* Objects stored, counted by the bottom store of a stack (file,
+	 * s3): the PUTs S3 accepted, the objects renamed into place
+	 * (os_stats: puts). */
+	atomic_uint_fast64_t puts;
 };
 
 /* Open a store from a URL ("file:///var/lib/tessera/objects").  On error
@@ -171,8 +176,10 @@ int os_sync_since(struct os_store *s, uint64_t mark);
  * have says which figures some layer keeps (the others are 0). */
 #define OS_STATS_TRAFFIC 1u /* up_bytes, down_bytes, throttled_ns */
 #define OS_STATS_RETRY 2u   /* retries, failures */
+#define OS_STATS_PUTS 4u    /* puts: always kept */
 struct os_stats {
 	unsigned have;
+	uint64_t puts;         /* objects the bottom store stored */
 	uint64_t up_bytes, down_bytes; /* moved through a ratelimit layer */
 	uint64_t throttled_ns; /* time callers slept for its limits */
 	uint64_t retries;      /* extra attempts a retry layer made */

@@ -493,6 +493,8 @@ s3_put(struct os_store *st, const char *key, const void *data, size_t len)
 		r.body = "";
 	rc = req_do(s3_of(st), &r);
 	tl_buf_free(&r.resp);
+	if (rc == 0)
+		atomic_fetch_add(&st->puts, 1);
 	return rc;
 }
 

@@ -738,6 +738,8 @@ main(void)
 	TH_CHECK(bad == 0 && nsamples > 50,
 		 "exposition format well-formed (%d samples)", nsamples);
 	TH_CHECK(sample(m, "tessera_drc_hits_total") == 0, "no DRC hit yet");
+	TH_CHECK(sample(m, "tessera_objstore_puts_total") >= 0,
+		 "objects stored are counted");
 	free(m);
 
 	/* a connection that comes and goes: closed with reason eof */

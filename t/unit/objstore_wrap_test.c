@@ -328,6 +328,16 @@ test_ratelimit(void)
 		CHECK_EQ(os_put(s, "r/a", data, sizeof(data)), 0, "put");
 	CHECK_EQ(os_ratelimit_stats(s, &st), 0, "stats");
 	CHECK_EQ(st.up_bytes, 12 * sizeof(data), "bytes counted");
+	{
+		struct os_stats all;
+
+		CHECK_EQ(os_put(s, "bad//key", data, 1), -EINVAL,
+			 "a bad key is refused");
+		os_stats(s, &all);
+		CHECK((all.have & OS_STATS_PUTS) && all.puts == 12,
+		      "the bottom store counted 12 objects stored, not the "
+		      "refused one (%llu)", (unsigned long long)all.puts);
+	}
 	os_close(s);
 	free(url);
 }
