@@ -1,9 +1,10 @@
 /*
  * meta_dir_test.c - names: create, lookup, readdir cookies, rename, link,
- * unlink and rmdir.
+ * unlink and rmdir; async (lazy) commits.
  */
 #include "config.h"
 
+#include "meta/kv.h"
 #include "t/unit/meta_test.h"
 
 struct listing {
@@ -325,6 +326,61 @@ test_link_unlink(struct meta *m)
 	CHECK(ino > sd, "inode numbers are not reused");
 }
 
+/* meta_cred.async (the export option async): CREATE, SETATTR, RENAME and
+ * REMOVE commit lazily, visible at once and waiting for no sync; the
+ * same operations without it each wait for one.  Counted by
+ * meta_kv_lmdb_stats, which raft:// does not keep (it has no lazy
+ * commit): there only the operations are checked. */
+static void
+test_async(struct meta *m)
+{
+	struct meta_cred ac = root_cred;
+	struct meta_new n = new_of(META_REG, 0644, &root_cred);
+	struct meta_setattr sa = {.valid = META_SET_MODE, .mode = 0600};
+	struct meta_kv_lmdb_stats s0, s1, s2;
+	struct meta_attr a;
+	uint64_t ino;
+	bool lmdb;
+
+	ac.async = true;
+	lmdb = meta_kv_lmdb_stats(meta_engine(m), &s0) == 0;
+	CHECK_EQ(meta_create(m, &root_cred, 1, "sync-a", &n, &ino, NULL, NULL,
+			     NULL, NULL), 0, "create without async");
+	CHECK_EQ(meta_setattr(m, &root_cred, ino, &sa, NULL, NULL), 0,
+		 "setattr without async");
+	CHECK_EQ(meta_unlink(m, &root_cred, 1, "sync-a", NULL, NULL), 0,
+		 "unlink without async");
+	if (lmdb) {
+		CHECK_EQ(meta_kv_lmdb_stats(meta_engine(m), &s1), 0, "stats");
+		CHECK(s1.syncs == s0.syncs + 3 && s1.lazy == s0.lazy,
+		      "without async each waited for a sync of its own (%llu "
+		      "syncs, %llu lazy)",
+		      (unsigned long long)(s1.syncs - s0.syncs),
+		      (unsigned long long)(s1.lazy - s0.lazy));
+	}
+	CHECK_EQ(meta_create(m, &ac, 1, "async-a", &n, &ino, NULL, NULL, NULL,
+			     NULL), 0, "create with async");
+	CHECK_EQ(meta_setattr(m, &ac, ino, &sa, NULL, NULL), 0,
+		 "setattr with async");
+	CHECK_EQ(meta_rename(m, &ac, 1, "async-a", 1, "async-b", NULL, NULL,
+			     NULL, NULL), 0, "rename with async");
+	CHECK(meta_lookup(m, &root_cred, 1, "async-b", &ino, &a) == 0 &&
+		      a.mode == 0600 &&
+		      meta_lookup(m, &root_cred, 1, "async-a", &ino, NULL) ==
+			      -ENOENT,
+	      "visible at once: renamed, mode set");
+	CHECK_EQ(meta_unlink(m, &ac, 1, "async-b", NULL, NULL), 0,
+		 "unlink with async");
+	if (lmdb) {
+		CHECK_EQ(meta_kv_lmdb_stats(meta_engine(m), &s2), 0, "stats");
+		CHECK(s2.lazy == s1.lazy + 4 && s2.syncs == s1.syncs,
+		      "with async the four were lazy and none waited (%llu "
+		      "lazy, %llu syncs)",
+		      (unsigned long long)(s2.lazy - s1.lazy),
+		      (unsigned long long)(s2.syncs - s1.syncs));
+	}
+}
+
 int
 main(void)
 {
@@ -337,6 +393,7 @@ main(void)
 	test_readdir(m);
 	test_rename(m);
 	test_link_unlink(m);
+	test_async(m);
 	meta_close(m);
 	fixture_done(&f);
 	return tap_done();
