@@ -14,15 +14,7 @@
 #include <unistd.h>
 
 #include "nfsd/nfs3-internal.h"
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #cond);                              \
-			exit(1);                                               \
-		}                                                              \
-	} while (0)
+#include "t/unit/tap.h"
 
 #define NFILES 300
 
@@ -38,7 +30,7 @@ call_init(struct nfsd_call *c, uint64_t ino)
 	c->ctx = &ctx;
 	c->exp = &exp_root;
 	c->ino = ino;
-	CHECK(meta_getattr(ctx.meta, ino, &c->attr) == 0);
+	REQUIRE(meta_getattr(ctx.meta, ino, &c->attr) == 0);
 	cache_overlay_attr(ctx.cache, &c->attr);
 }
 
@@ -75,12 +67,12 @@ names(void)
 	a.where.name = "a/b";
 	a.how.mode = GUARDED;
 	run(NFSPROC3_CREATE, 1, &a, &r);
-	CHECK(r.status == NFS3ERR_ACCES);
-	CHECK(r.CREATE3res_u.resfail.dir_wcc.after.attributes_follow);
+	REQUIRE(r.status == NFS3ERR_ACCES);
+	REQUIRE(r.CREATE3res_u.resfail.dir_wcc.after.attributes_follow);
 	release(NFSPROC3_CREATE, &r);
 	a.where.name = "..";
 	run(NFSPROC3_CREATE, 1, &a, &r);
-	CHECK(r.status == NFS3ERR_EXIST);
+	REQUIRE(r.status == NFS3ERR_EXIST);
 	release(NFSPROC3_CREATE, &r);
 }
 
@@ -103,10 +95,10 @@ make_files(void)
 		a.how.createhow3_u.obj_attributes.mode.set_it = TRUE;
 		a.how.createhow3_u.obj_attributes.mode.set_mode3_u.mode = 0640;
 		run(NFSPROC3_CREATE, 1, &a, &r);
-		CHECK(r.status == NFS3_OK);
-		CHECK(r.CREATE3res_u.resok.obj.handle_follows);
-		CHECK(r.CREATE3res_u.resok.obj_attributes.post_op_attr_u
-			  .attributes.mode == 0640);
+		REQUIRE(r.status == NFS3_OK);
+		REQUIRE(r.CREATE3res_u.resok.obj.handle_follows);
+		REQUIRE(r.CREATE3res_u.resok.obj_attributes.post_op_attr_u
+			    .attributes.mode == 0640);
 		release(NFSPROC3_CREATE, &r);
 	}
 }
@@ -125,17 +117,17 @@ full_listing(struct full *f)
 	READDIR3res r;
 
 	run(NFSPROC3_READDIR, 1, &a, &r);
-	CHECK(r.status == NFS3_OK && r.READDIR3res_u.resok.reply.eof);
+	REQUIRE(r.status == NFS3_OK && r.READDIR3res_u.resok.reply.eof);
 	f->n = 0;
 	for (entry3 *e = r.READDIR3res_u.resok.reply.entries; e;
 	     e = e->nextentry) {
-		CHECK(f->n < NFILES + 2);
+		REQUIRE(f->n < NFILES + 2);
 		f->cookie[f->n] = e->cookie;
 		f->namelen[f->n] = strlen(e->name);
 		f->n++;
 	}
-	CHECK(f->n == NFILES + 2);
-	CHECK(f->cookie[0] == 1 && f->cookie[1] == 2);
+	REQUIRE(f->n == NFILES + 2);
+	REQUIRE(f->cookie[0] == 1 && f->cookie[1] == 2);
 	release(NFSPROC3_READDIR, &r);
 }
 
@@ -175,39 +167,39 @@ readdir_pages(const struct full *f, bool plus, uint32_t count)
 			/* Only when the next entry alone does not fit
 			 * (status, dir attributes, verifier, list end, eof
 			 * take 108 bytes). */
-			CHECK(108 + next_size(f, cookie, plus) > count);
+			REQUIRE(108 + next_size(f, cookie, plus) > count);
 			release(proc, &u);
 			return;
 		}
-		CHECK(u.r.status == NFS3_OK);
+		REQUIRE(u.r.status == NFS3_OK);
 		size = xsize(proc, &u);
-		CHECK(size <= count);
+		REQUIRE(size <= count);
 		if (plus) {
 			eof = u.p.READDIRPLUS3res_u.resok.reply.eof;
 			for (entryplus3 *e =
 				 u.p.READDIRPLUS3res_u.resok.reply.entries;
 			     e; e = e->nextentry, n++) {
-				CHECK(e->cookie == f->cookie[seen + n]);
-				CHECK(e->name_attributes.attributes_follow);
-				CHECK(e->name_handle.handle_follows);
+				REQUIRE(e->cookie == f->cookie[seen + n]);
+				REQUIRE(e->name_attributes.attributes_follow);
+				REQUIRE(e->name_handle.handle_follows);
 				cookie = e->cookie;
 			}
 		} else {
 			eof = u.r.READDIR3res_u.resok.reply.eof;
 			for (entry3 *e = u.r.READDIR3res_u.resok.reply.entries;
 			     e; e = e->nextentry, n++) {
-				CHECK(e->cookie == f->cookie[seen + n]);
+				REQUIRE(e->cookie == f->cookie[seen + n]);
 				cookie = e->cookie;
 			}
 		}
-		CHECK(n > 0 || eof);
+		REQUIRE(n > 0 || eof);
 		seen += n;
 		/* Exactly what fits: the next entry would not have. */
 		if (!eof)
-			CHECK(size + next_size(f, cookie, plus) > count);
+			REQUIRE(size + next_size(f, cookie, plus) > count);
 		release(proc, &u);
 	}
-	CHECK(seen == f->n);
+	REQUIRE(seen == f->n);
 	pages_done++;
 }
 
@@ -218,13 +210,13 @@ readdir_edges(void)
 	READDIR3res r;
 
 	run(NFSPROC3_READDIR, 1, &a, &r);
-	CHECK(r.status == NFS3ERR_TOOSMALL);
+	REQUIRE(r.status == NFS3ERR_TOOSMALL);
 	release(NFSPROC3_READDIR, &r);
 	a.cookie = 1ULL << 40;
 	a.count = 4096;
 	run(NFSPROC3_READDIR, 1, &a, &r);
-	CHECK(r.status == NFS3_OK && r.READDIR3res_u.resok.reply.eof);
-	CHECK(r.READDIR3res_u.resok.reply.entries == NULL);
+	REQUIRE(r.status == NFS3_OK && r.READDIR3res_u.resok.reply.eof);
+	REQUIRE(r.READDIR3res_u.resok.reply.entries == NULL);
 	release(NFSPROC3_READDIR, &r);
 }
 
@@ -260,7 +252,7 @@ io(void)
 	SETATTR3args sa = {0};
 	SETATTR3res sr;
 
-	CHECK(ino != 0);
+	REQUIRE(ino != 0);
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (char)(i * 7);
 	w.offset = 10;
@@ -269,52 +261,52 @@ io(void)
 	w.data.data_len = sizeof(data);
 	w.data.data_val = data;
 	run(NFSPROC3_WRITE, ino, &w, &wr);
-	CHECK(wr.status == NFS3_OK);
-	CHECK(wr.WRITE3res_u.resok.count == sizeof(data));
-	CHECK(wr.WRITE3res_u.resok.committed == UNSTABLE);
-	CHECK(wr.WRITE3res_u.resok.file_wcc.after.post_op_attr_u.attributes
-		  .size == 10 + sizeof(data));
+	REQUIRE(wr.status == NFS3_OK);
+	REQUIRE(wr.WRITE3res_u.resok.count == sizeof(data));
+	REQUIRE(wr.WRITE3res_u.resok.committed == UNSTABLE);
+	REQUIRE(wr.WRITE3res_u.resok.file_wcc.after.post_op_attr_u.attributes
+		    .size == 10 + sizeof(data));
 	release(NFSPROC3_WRITE, &wr);
 
 	ra.offset = 10;
 	ra.count = sizeof(back) + 50;
 	run(NFSPROC3_READ, ino, &ra, &rr);
-	CHECK(rr.status == NFS3_OK && rr.READ3res_u.resok.eof);
-	CHECK(rr.READ3res_u.resok.count == sizeof(data));
-	CHECK(memcmp(rr.READ3res_u.resok.data.data_val, data, sizeof(data)) ==
-	      0);
+	REQUIRE(rr.status == NFS3_OK && rr.READ3res_u.resok.eof);
+	REQUIRE(rr.READ3res_u.resok.count == sizeof(data));
+	REQUIRE(memcmp(rr.READ3res_u.resok.data.data_val, data, sizeof(data)) ==
+	        0);
 	release(NFSPROC3_READ, &rr);
 
 	run(NFSPROC3_COMMIT, ino, &ca, &cr);
-	CHECK(cr.status == NFS3_OK);
-	CHECK(memcmp(cr.COMMIT3res_u.resok.verf, ctx.write_verf, 8) == 0);
+	REQUIRE(cr.status == NFS3_OK);
+	REQUIRE(memcmp(cr.COMMIT3res_u.resok.verf, ctx.write_verf, 8) == 0);
 	release(NFSPROC3_COMMIT, &cr);
-	CHECK(cache_buffered(ctx.cache) == 0);
+	REQUIRE(cache_buffered(ctx.cache) == 0);
 
 	/* Truncate to 20 bytes, then read past the end: 0 bytes, eof. */
 	sa.new_attributes.size.set_it = TRUE;
 	sa.new_attributes.size.set_size3_u.size = 20;
 	run(NFSPROC3_SETATTR, ino, &sa, &sr);
-	CHECK(sr.status == NFS3_OK);
-	CHECK(sr.SETATTR3res_u.resok.obj_wcc.after.post_op_attr_u.attributes
-		  .size == 20);
+	REQUIRE(sr.status == NFS3_OK);
+	REQUIRE(sr.SETATTR3res_u.resok.obj_wcc.after.post_op_attr_u.attributes
+		    .size == 20);
 	release(NFSPROC3_SETATTR, &sr);
 	ra.offset = 20;
 	ra.count = 10;
 	run(NFSPROC3_READ, ino, &ra, &rr);
-	CHECK(rr.status == NFS3_OK && rr.READ3res_u.resok.eof &&
-	      rr.READ3res_u.resok.count == 0);
+	REQUIRE(rr.status == NFS3_OK && rr.READ3res_u.resok.eof &&
+	        rr.READ3res_u.resok.count == 0);
 	release(NFSPROC3_READ, &rr);
 
 	/* Writing past the maximum file size is FBIG. */
 	w.offset = META_MAX_FILE_SIZE - 10;
 	run(NFSPROC3_WRITE, ino, &w, &wr);
-	CHECK(wr.status == NFS3ERR_FBIG);
+	REQUIRE(wr.status == NFS3ERR_FBIG);
 	release(NFSPROC3_WRITE, &wr);
 
 	/* READ of a directory is ISDIR. */
 	run(NFSPROC3_READ, 1, &ra, &rr);
-	CHECK(rr.status == NFS3ERR_ISDIR);
+	REQUIRE(rr.status == NFS3ERR_ISDIR);
 	release(NFSPROC3_READ, &rr);
 }
 
@@ -325,16 +317,16 @@ remove_one(void)
 	REMOVE3res r;
 
 	run(NFSPROC3_REMOVE, 1, &a, &r);
-	CHECK(r.status == NFS3_OK);
-	CHECK(r.REMOVE3res_u.resok.dir_wcc.before.attributes_follow);
+	REQUIRE(r.status == NFS3_OK);
+	REQUIRE(r.REMOVE3res_u.resok.dir_wcc.before.attributes_follow);
 	release(NFSPROC3_REMOVE, &r);
-	CHECK(lookup("f2-xx") == 0);
+	REQUIRE(lookup("f2-xx") == 0);
 	run(NFSPROC3_REMOVE, 1, &a, &r);
-	CHECK(r.status == NFS3ERR_NOENT);
+	REQUIRE(r.status == NFS3ERR_NOENT);
 	release(NFSPROC3_REMOVE, &r);
 	a.object.name = ".";
 	run(NFSPROC3_REMOVE, 1, &a, &r);
-	CHECK(r.status == NFS3ERR_ACCES);
+	REQUIRE(r.status == NFS3ERR_ACCES);
 	release(NFSPROC3_REMOVE, &r);
 }
 
@@ -356,17 +348,17 @@ create_modes(void)
 	a.how.mode = EXCLUSIVE;
 	memcpy(a.how.createhow3_u.verf, "12345678", 8);
 	run(NFSPROC3_CREATE, 1, &a, &r);
-	CHECK(r.status == NFS3_OK);
+	REQUIRE(r.status == NFS3_OK);
 	release(NFSPROC3_CREATE, &r);
 	ino = lookup("excl");
 	run(NFSPROC3_CREATE, 1, &a, &r);
-	CHECK(r.status == NFS3_OK);
-	CHECK(r.CREATE3res_u.resok.obj_attributes.post_op_attr_u.attributes
-		  .fileid == ino);
+	REQUIRE(r.status == NFS3_OK);
+	REQUIRE(r.CREATE3res_u.resok.obj_attributes.post_op_attr_u.attributes
+		    .fileid == ino);
 	release(NFSPROC3_CREATE, &r);
 	memcpy(a.how.createhow3_u.verf, "other!!!", 8);
 	run(NFSPROC3_CREATE, 1, &a, &r);
-	CHECK(r.status == NFS3ERR_EXIST);
+	REQUIRE(r.status == NFS3ERR_EXIST);
 	release(NFSPROC3_CREATE, &r);
 
 	/* UNCHECKED with size 0 over a file with buffered writes truncates
@@ -377,7 +369,7 @@ create_modes(void)
 	w.data.data_len = sizeof(data);
 	w.data.data_val = data;
 	run(NFSPROC3_WRITE, ino, &w, &wr);
-	CHECK(wr.status == NFS3_OK);
+	REQUIRE(wr.status == NFS3_OK);
 	release(NFSPROC3_WRITE, &wr);
 	memset(&a, 0, sizeof(a));
 	a.where.name = "excl";
@@ -385,22 +377,22 @@ create_modes(void)
 	a.how.createhow3_u.obj_attributes.size.set_it = TRUE;
 	a.how.createhow3_u.obj_attributes.size.set_size3_u.size = 0;
 	run(NFSPROC3_CREATE, 1, &a, &r);
-	CHECK(r.status == NFS3_OK);
-	CHECK(r.CREATE3res_u.resok.obj_attributes.post_op_attr_u.attributes
-		  .size == 0);
+	REQUIRE(r.status == NFS3_OK);
+	REQUIRE(r.CREATE3res_u.resok.obj_attributes.post_op_attr_u.attributes
+		    .size == 0);
 	ino2 = r.CREATE3res_u.resok.obj_attributes.post_op_attr_u.attributes
 		   .fileid;
-	CHECK(ino2 == ino);
+	REQUIRE(ino2 == ino);
 	release(NFSPROC3_CREATE, &r);
 	run(NFSPROC3_COMMIT, ino, &ca, &cr);
-	CHECK(cr.status == NFS3_OK);
+	REQUIRE(cr.status == NFS3_OK);
 	release(NFSPROC3_COMMIT, &cr);
-	CHECK(meta_getattr(ctx.meta, ino, &attr) == 0 && attr.size == 0);
+	REQUIRE(meta_getattr(ctx.meta, ino, &attr) == 0 && attr.size == 0);
 
 	/* GUARDED over it is EXIST. */
 	a.how.mode = GUARDED;
 	run(NFSPROC3_CREATE, 1, &a, &r);
-	CHECK(r.status == NFS3ERR_EXIST);
+	REQUIRE(r.status == NFS3ERR_EXIST);
 	release(NFSPROC3_CREATE, &r);
 }
 
@@ -415,36 +407,45 @@ main(void)
 	struct full f;
 
 	dir = mkdtemp(tmpl);
-	CHECK(dir != NULL);
+	REQUIRE(dir != NULL);
 	snprintf(murl, sizeof(murl), "lmdb://%s/meta", dir);
 	snprintf(surl, sizeof(surl), "file://%s/obj", dir);
 	fo.storage = surl;
-	CHECK(meta_format(murl, &fo, &err) == 0);
-	CHECK(meta_open(murl, NULL, &ctx.meta, &err) == 0);
-	CHECK(os_open(surl, &os, &err) == 0);
-	CHECK(cache_open(ctx.meta, os, &co, &ctx.cache) == 0);
+	REQUIRE(meta_format(murl, &fo, &err) == 0);
+	REQUIRE(meta_open(murl, NULL, &ctx.meta, &err) == 0);
+	REQUIRE(os_open(surl, &os, &err) == 0);
+	REQUIRE(cache_open(ctx.meta, os, &co, &ctx.cache) == 0);
 	ctx.vol = meta_settings(ctx.meta);
 	memcpy(ctx.write_verf, "verifier", 8);
 
 	names();
+	PASSED("CREATE of \"a/b\" is ACCES, of \"..\" EXIST, with dir wcc");
 	make_files();
 	full_listing(&f);
+	PASSED("READDIR lists %d entries at once, cookies 1 and 2 first",
+	       NFILES + 2);
 	for (uint32_t count = 150; count < 3000; count += 97) {
 		readdir_pages(&f, false, count);
 		readdir_pages(&f, true, count);
 	}
-	CHECK(pages_done > 20);
+	REQUIRE(pages_done > 20);
 	readdir_pages(&f, true, 64 * 1024);
+	PASSED("READDIR and READDIRPLUS pages fill the count exactly and "
+	       "list every entry once");
 	readdir_edges();
+	PASSED("TOOSMALL, and a cookie past the end lists nothing");
 	io();
+	PASSED("WRITE, READ, COMMIT and a truncating SETATTR");
 	remove_one();
+	PASSED("REMOVE: the name goes, again NOENT, \".\" ACCES");
 	create_modes();
+	PASSED("CREATE EXCLUSIVE retransmitted finds its file; UNCHECKED "
+	       "size 0 truncates buffered writes; GUARDED is EXIST");
 
 	cache_close(ctx.cache);
 	os_close(os);
 	meta_close(ctx.meta);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	CHECK(system(cmd) == 0);
-	printf("nfs3_handlers_test: ok\n");
-	return 0;
+	REQUIRE(system(cmd) == 0);
+	return tap_done();
 }

@@ -11,15 +11,7 @@
 #include <string.h>
 
 #include "nfsd/nfs3-internal.h"
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #cond);                              \
-			exit(1);                                               \
-		}                                                              \
-	} while (0)
+#include "t/unit/tap.h"
 
 /* Encode obj with proc into buf, return the length. */
 static size_t
@@ -29,7 +21,7 @@ encode(xdrproc_t proc, void *obj, char *buf, size_t size)
 	size_t n;
 
 	xdrmem_create(&x, buf, (u_int)size, XDR_ENCODE);
-	CHECK(proc(&x, obj));
+	REQUIRE(proc(&x, obj));
 	n = xdr_getpos(&x);
 	xdr_destroy(&x);
 	return n;
@@ -41,8 +33,8 @@ decode(xdrproc_t proc, void *obj, const char *buf, size_t len)
 	XDR x;
 
 	xdrmem_create(&x, (char *)buf, (u_int)len, XDR_DECODE);
-	CHECK(proc(&x, obj));
-	CHECK(xdr_getpos(&x) == len);
+	REQUIRE(proc(&x, obj));
+	REQUIRE(xdr_getpos(&x) == len);
 	xdr_destroy(&x);
 }
 
@@ -68,14 +60,14 @@ test_write_args(void)
 	a.data.data_val = data;
 	n = encode((xdrproc_t)xdr_WRITE3args, &a, buf, sizeof(buf));
 	/* fh (4 + 44) offset 8 count 4 stable 4 data (4 + 1000) */
-	CHECK(n == 48 + 8 + 4 + 4 + 4 + 1000);
+	REQUIRE(n == 48 + 8 + 4 + 4 + 4 + 1000);
 	decode((xdrproc_t)xdr_WRITE3args, &b, buf, n);
-	CHECK(b.file.data.data_len == sizeof(fh));
-	CHECK(memcmp(b.file.data.data_val, fh, sizeof(fh)) == 0);
-	CHECK(b.offset == a.offset && b.count == a.count);
-	CHECK(b.stable == DATA_SYNC);
-	CHECK(b.data.data_len == sizeof(data));
-	CHECK(memcmp(b.data.data_val, data, sizeof(data)) == 0);
+	REQUIRE(b.file.data.data_len == sizeof(fh));
+	REQUIRE(memcmp(b.file.data.data_val, fh, sizeof(fh)) == 0);
+	REQUIRE(b.offset == a.offset && b.count == a.count);
+	REQUIRE(b.stable == DATA_SYNC);
+	REQUIRE(b.data.data_len == sizeof(data));
+	REQUIRE(memcmp(b.data.data_val, data, sizeof(data)) == 0);
 	xdr_free((xdrproc_t)xdr_WRITE3args, (char *)&b);
 }
 
@@ -103,18 +95,18 @@ test_setattr_args(void)
 	a.guard.sattrguard3_u.obj_ctime.seconds = 7;
 	decode((xdrproc_t)xdr_SETATTR3args, &b, buf,
 	       encode((xdrproc_t)xdr_SETATTR3args, &a, buf, sizeof(buf)));
-	CHECK(b.guard.check && b.guard.sattrguard3_u.obj_ctime.seconds == 7);
-	CHECK(nfsd_nfs3_sattr(&b.new_attributes, &s) == 0);
-	CHECK(s.valid == (META_SET_MODE | META_SET_SIZE | META_SET_ATIME_NOW |
-			  META_SET_MTIME));
-	CHECK(s.mode == 0755);
-	CHECK(s.size == 12345);
-	CHECK(s.mtime_ns == 1700000000ULL * 1000000000ULL + 5);
+	REQUIRE(b.guard.check && b.guard.sattrguard3_u.obj_ctime.seconds == 7);
+	REQUIRE(nfsd_nfs3_sattr(&b.new_attributes, &s) == 0);
+	REQUIRE(s.valid == (META_SET_MODE | META_SET_SIZE | META_SET_ATIME_NOW |
+			    META_SET_MTIME));
+	REQUIRE(s.mode == 0755);
+	REQUIRE(s.size == 12345);
+	REQUIRE(s.mtime_ns == 1700000000ULL * 1000000000ULL + 5);
 	xdr_free((xdrproc_t)xdr_SETATTR3args, (char *)&b);
 
 	/* A client time with nseconds out of range is refused. */
 	a.new_attributes.mtime.set_mtime_u.mtime.nseconds = 1000000000u;
-	CHECK(nfsd_nfs3_sattr(&a.new_attributes, &s) == -EINVAL);
+	REQUIRE(nfsd_nfs3_sattr(&a.new_attributes, &s) == -EINVAL);
 }
 
 static void
@@ -133,9 +125,9 @@ test_create_args(void)
 	memcpy(a.how.createhow3_u.verf, "VERIFIER", 8);
 	decode((xdrproc_t)xdr_CREATE3args, &b, buf,
 	       encode((xdrproc_t)xdr_CREATE3args, &a, buf, sizeof(buf)));
-	CHECK(strcmp(b.where.name, "file.txt") == 0);
-	CHECK(b.how.mode == EXCLUSIVE);
-	CHECK(memcmp(b.how.createhow3_u.verf, "VERIFIER", 8) == 0);
+	REQUIRE(strcmp(b.where.name, "file.txt") == 0);
+	REQUIRE(b.how.mode == EXCLUSIVE);
+	REQUIRE(memcmp(b.how.createhow3_u.verf, "VERIFIER", 8) == 0);
 	xdr_free((xdrproc_t)xdr_CREATE3args, (char *)&b);
 }
 
@@ -157,17 +149,17 @@ test_read_res(void)
 	a.READ3res_u.resok.data.data_len = 3;
 	a.READ3res_u.resok.data.data_val = data;
 	n = encode((xdrproc_t)xdr_READ3res, &a, buf, sizeof(buf));
-	CHECK(n == 4 + NFS3_XDR_POST_ATTR + 4 + 4 + 4 + 4);
+	REQUIRE(n == 4 + NFS3_XDR_POST_ATTR + 4 + 4 + 4 + 4);
 	decode((xdrproc_t)xdr_READ3res, &b, buf, n);
-	CHECK(b.status == NFS3_OK && b.READ3res_u.resok.eof);
-	CHECK(b.READ3res_u.resok.data.data_len == 3);
-	CHECK(memcmp(b.READ3res_u.resok.data.data_val, "abc", 3) == 0);
+	REQUIRE(b.status == NFS3_OK && b.READ3res_u.resok.eof);
+	REQUIRE(b.READ3res_u.resok.data.data_len == 3);
+	REQUIRE(memcmp(b.READ3res_u.resok.data.data_val, "abc", 3) == 0);
 	xdr_free((xdrproc_t)xdr_READ3res, (char *)&b);
 
 	/* An error carries only the post-op attributes. */
 	a.status = NFS3ERR_ACCES;
 	a.READ3res_u.resfail.file_attributes.attributes_follow = FALSE;
-	CHECK(encode((xdrproc_t)xdr_READ3res, &a, buf, sizeof(buf)) == 8);
+	REQUIRE(encode((xdrproc_t)xdr_READ3res, &a, buf, sizeof(buf)) == 8);
 }
 
 /* ---- READDIR lists ------------------------------------------------------- */
@@ -206,7 +198,7 @@ test_readdir_same_bytes(void)
 	n1 = encode((xdrproc_t)nfsd_nfs3_xdr_readdir_res, &r, mine,
 		    sizeof(mine));
 	n2 = encode((xdrproc_t)xdr_READDIR3res, &r, theirs, sizeof(theirs));
-	CHECK(n1 == n2 && memcmp(mine, theirs, n1) == 0);
+	REQUIRE(n1 == n2 && memcmp(mine, theirs, n1) == 0);
 
 	/* The size accounting of the handler matches the encoder. */
 	{
@@ -215,23 +207,23 @@ test_readdir_same_bytes(void)
 		for (entry3 *e = r.READDIR3res_u.resok.reply.entries; e;
 		     e = e->nextentry)
 			want += NFS3_XDR_ENTRY(strlen(e->name));
-		CHECK(n1 == want);
+		REQUIRE(n1 == want);
 	}
 
 	decode((xdrproc_t)nfsd_nfs3_xdr_readdir_res, &d, mine, n1);
-	CHECK(d.status == NFS3_OK && d.READDIR3res_u.resok.reply.eof);
+	REQUIRE(d.status == NFS3_OK && d.READDIR3res_u.resok.reply.eof);
 	for (entry3 *e = d.READDIR3res_u.resok.reply.entries; e;
 	     e = e->nextentry, count++) {
 		char name[32];
 
 		snprintf(name, sizeof(name), "file-%zu", count);
-		CHECK(strcmp(e->name, name) == 0);
-		CHECK(e->fileid == 100 + count && e->cookie == 3 + count);
+		REQUIRE(strcmp(e->name, name) == 0);
+		REQUIRE(e->fileid == 100 + count && e->cookie == 3 + count);
 	}
-	CHECK(count == 100);
+	REQUIRE(count == 100);
 	xdr_free((xdrproc_t)nfsd_nfs3_xdr_readdir_res, (char *)&d);
 	xdr_free((xdrproc_t)nfsd_nfs3_xdr_readdir_res, (char *)&r);
-	CHECK(r.READDIR3res_u.resok.reply.entries == NULL);
+	REQUIRE(r.READDIR3res_u.resok.reply.entries == NULL);
 }
 
 #define BIG_N 50000
@@ -279,12 +271,12 @@ big_readdirplus(void *arg)
 	decode((xdrproc_t)nfsd_nfs3_xdr_readdirplus_res, &d, b->buf, b->len);
 	for (entryplus3 *e = d.READDIRPLUS3res_u.resok.reply.entries; e;
 	     e = e->nextentry) {
-		CHECK(e->fileid == b->decoded + 10);
-		CHECK(e->cookie == b->decoded + 3);
-		CHECK(e->name_attributes.attributes_follow);
-		CHECK(e->name_handle.handle_follows);
-		CHECK(e->name_handle.post_op_fh3_u.handle.data.data_len ==
-		      NFSD_FH_SIZE);
+		REQUIRE(e->fileid == b->decoded + 10);
+		REQUIRE(e->cookie == b->decoded + 3);
+		REQUIRE(e->name_attributes.attributes_follow);
+		REQUIRE(e->name_handle.handle_follows);
+		REQUIRE(e->name_handle.post_op_fh3_u.handle.data.data_len ==
+		        NFSD_FH_SIZE);
 		b->decoded++;
 	}
 	xdr_free((xdrproc_t)nfsd_nfs3_xdr_readdirplus_res, (char *)&d);
@@ -301,12 +293,12 @@ test_readdirplus_big(void)
 	size_t per;
 
 	b.buf = tl_malloc(b.size);
-	CHECK(pthread_attr_init(&attr) == 0);
-	CHECK(pthread_attr_setstacksize(&attr, 256 * 1024) == 0);
-	CHECK(pthread_create(&t, &attr, big_readdirplus, &b) == 0);
-	CHECK(pthread_join(t, NULL) == 0);
+	REQUIRE(pthread_attr_init(&attr) == 0);
+	REQUIRE(pthread_attr_setstacksize(&attr, 256 * 1024) == 0);
+	REQUIRE(pthread_create(&t, &attr, big_readdirplus, &b) == 0);
+	REQUIRE(pthread_join(t, NULL) == 0);
 	pthread_attr_destroy(&attr);
-	CHECK(b.decoded == BIG_N);
+	REQUIRE(b.decoded == BIG_N);
 	/* Each entry: 4 + 8 + 4 + pad(name) + 8 + 88 + 4 + 4 + 44. */
 	per = 0;
 	for (size_t i = 0; i < BIG_N; i++) {
@@ -315,7 +307,7 @@ test_readdirplus_big(void)
 		per += NFS3_XDR_ENTRY(snprintf(name, sizeof(name), "n%zu", i)) +
 		       NFS3_XDR_POST_ATTR + 4 + 4 + NFS3_XDR_PAD(NFSD_FH_SIZE);
 	}
-	CHECK(b.len == 4 + 4 + 8 + per + 4 + 4);
+	REQUIRE(b.len == 4 + 4 + 8 + per + 4 + 4);
 	free(b.buf);
 }
 
@@ -356,7 +348,7 @@ test_errno(void)
 	};
 
 	for (size_t i = 0; i < TL_ARRAY_SIZE(t); i++)
-		CHECK(nfsd_errno_to_nfs3(t[i].err) == t[i].st);
+		REQUIRE(nfsd_errno_to_nfs3(t[i].err) == t[i].st);
 }
 
 static void
@@ -366,24 +358,24 @@ test_names(void)
 
 	memset(longname, 'a', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = '\0';
-	CHECK(nfsd_nfs3_check_name(longname, NFS3_NAME_LOOKUP) ==
-	      NFS3ERR_NAMETOOLONG);
+	REQUIRE(nfsd_nfs3_check_name(longname, NFS3_NAME_LOOKUP) ==
+	        NFS3ERR_NAMETOOLONG);
 	longname[META_NAME_MAX] = '\0';
-	CHECK(nfsd_nfs3_check_name(longname, NFS3_NAME_CREATE) == NFS3_OK);
+	REQUIRE(nfsd_nfs3_check_name(longname, NFS3_NAME_CREATE) == NFS3_OK);
 
-	CHECK(nfsd_nfs3_check_name("", NFS3_NAME_LOOKUP) == NFS3ERR_ACCES);
-	CHECK(nfsd_nfs3_check_name("", NFS3_NAME_CREATE) == NFS3ERR_PERM);
-	CHECK(nfsd_nfs3_check_name("", NFS3_NAME_SYMLINK) == NFS3ERR_NOENT);
-	CHECK(nfsd_nfs3_check_name("", NFS3_NAME_REMOVE) == NFS3ERR_ACCES);
-	CHECK(nfsd_nfs3_check_name("", NFS3_NAME_RENAME) == NFS3ERR_PERM);
-	CHECK(nfsd_nfs3_check_name("a/b", NFS3_NAME_LOOKUP) == NFS3ERR_ACCES);
-	CHECK(nfsd_nfs3_check_name("a/b", NFS3_NAME_CREATE) == NFS3ERR_ACCES);
-	CHECK(nfsd_nfs3_check_name("..", NFS3_NAME_LOOKUP) == NFS3_OK);
-	CHECK(nfsd_nfs3_check_name(".", NFS3_NAME_CREATE) == NFS3ERR_EXIST);
-	CHECK(nfsd_nfs3_check_name("..", NFS3_NAME_LINK) == NFS3ERR_EXIST);
-	CHECK(nfsd_nfs3_check_name(".", NFS3_NAME_REMOVE) == NFS3ERR_ACCES);
-	CHECK(nfsd_nfs3_check_name("..", NFS3_NAME_RENAME) == NFS3ERR_PERM);
-	CHECK(nfsd_nfs3_check_name("...", NFS3_NAME_CREATE) == NFS3_OK);
+	REQUIRE(nfsd_nfs3_check_name("", NFS3_NAME_LOOKUP) == NFS3ERR_ACCES);
+	REQUIRE(nfsd_nfs3_check_name("", NFS3_NAME_CREATE) == NFS3ERR_PERM);
+	REQUIRE(nfsd_nfs3_check_name("", NFS3_NAME_SYMLINK) == NFS3ERR_NOENT);
+	REQUIRE(nfsd_nfs3_check_name("", NFS3_NAME_REMOVE) == NFS3ERR_ACCES);
+	REQUIRE(nfsd_nfs3_check_name("", NFS3_NAME_RENAME) == NFS3ERR_PERM);
+	REQUIRE(nfsd_nfs3_check_name("a/b", NFS3_NAME_LOOKUP) == NFS3ERR_ACCES);
+	REQUIRE(nfsd_nfs3_check_name("a/b", NFS3_NAME_CREATE) == NFS3ERR_ACCES);
+	REQUIRE(nfsd_nfs3_check_name("..", NFS3_NAME_LOOKUP) == NFS3_OK);
+	REQUIRE(nfsd_nfs3_check_name(".", NFS3_NAME_CREATE) == NFS3ERR_EXIST);
+	REQUIRE(nfsd_nfs3_check_name("..", NFS3_NAME_LINK) == NFS3ERR_EXIST);
+	REQUIRE(nfsd_nfs3_check_name(".", NFS3_NAME_REMOVE) == NFS3ERR_ACCES);
+	REQUIRE(nfsd_nfs3_check_name("..", NFS3_NAME_RENAME) == NFS3ERR_PERM);
+	REQUIRE(nfsd_nfs3_check_name("...", NFS3_NAME_CREATE) == NFS3_OK);
 }
 
 static void
@@ -407,30 +399,42 @@ test_fattr(void)
 	fattr3 f;
 
 	nfsd_nfs3_fattr(&c, &a, &f);
-	CHECK(f.type == NF3CHR && f.mode == 04755 && f.fileid == 42);
-	CHECK(f.used == 8192 && f.size == 4097);
-	CHECK(f.rdev.specdata1 == 8 && f.rdev.specdata2 == 1);
-	CHECK(f.atime.seconds == 1500000000u && f.atime.nseconds == 123456789u);
-	CHECK(f.fsid != 0);
+	REQUIRE(f.type == NF3CHR && f.mode == 04755 && f.fileid == 42);
+	REQUIRE(f.used == 8192 && f.size == 4097);
+	REQUIRE(f.rdev.specdata1 == 8 && f.rdev.specdata2 == 1);
+	REQUIRE(f.atime.seconds == 1500000000u && f.atime.nseconds == 123456789u);
+	REQUIRE(f.fsid != 0);
 }
 
 int
 main(void)
 {
 	test_write_args();
+	PASSED("WRITE3args round trip");
 	test_setattr_args();
+	PASSED("SETATTR3args round trip");
 	test_create_args();
+	PASSED("CREATE3args round trip");
 	test_read_res();
+	PASSED("READ3res round trip");
 	test_readdir_same_bytes();
+	PASSED("the READDIR entry list loop writes rpcgen's bytes");
 	test_readdirplus_big();
+	PASSED("50,000 READDIRPLUS entries on a 256 KiB stack");
 	test_errno();
+	PASSED("errno -> nfsstat3");
 	test_names();
+	PASSED("name rules");
 	test_fattr();
-	CHECK(nfsd_nfs3_nprocs == 22);
-	CHECK(nfsd_nfs3_procs[NFSPROC3_COMMIT].handler != NULL);
-	CHECK(!(nfsd_nfs3_procs[NFSPROC3_COMMIT].flags & NFSD_PF_MODIFIES));
-	CHECK(nfsd_nfs3_procs[NFSPROC3_WRITE].flags & NFSD_PF_MODIFIES);
-	CHECK(nfsd_nfs3_procs[NFSPROC3_RENAME].flags & NFSD_PF_DRC);
-	printf("nfs3_xdr_test: ok\n");
-	return 0;
+	PASSED("fattr3 from meta attributes");
+	CHECK(nfsd_nfs3_nprocs == 22, "22 NFSv3 procedures");
+	CHECK(nfsd_nfs3_procs[NFSPROC3_COMMIT].handler != NULL &&
+		      !(nfsd_nfs3_procs[NFSPROC3_COMMIT].flags &
+			NFSD_PF_MODIFIES),
+	      "COMMIT has a handler and is not flagged as modifying");
+	CHECK(nfsd_nfs3_procs[NFSPROC3_WRITE].flags & NFSD_PF_MODIFIES,
+	      "WRITE is flagged as modifying");
+	CHECK(nfsd_nfs3_procs[NFSPROC3_RENAME].flags & NFSD_PF_DRC,
+	      "RENAME goes through the duplicate request cache");
+	return tap_done();
 }

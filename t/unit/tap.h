@@ -4,7 +4,9 @@
  * Each check prints "ok N - what" or "not ok N - what (file:line)" and a
  * failing check makes the program exit 1 at the end (tap_done), so one run
  * shows every failure.  CHECK_FATAL stops at once where going on would
- * crash.
+ * crash; REQUIRE is a silent step that stops the program when it fails.
+ * Every C unit test asserts with these (the protocol tests' harness,
+ * t/nfs/tharness.h, prints the same TAP lines).
  */
 #ifndef T_TAP_H
 #define T_TAP_H
@@ -37,6 +39,22 @@ static int tap_n, tap_failed;
 			exit(1);                                             \
 		}                                                            \
 	} while (0)
+
+/* A step that may run thousands of times (every entry of every page of
+ * a listing), or that the rest of the test depends on: silent while it
+ * holds; when it fails, "not ok" with the condition and where, then
+ * "Bail out!" and exit 1.  Follow the REQUIREs that make up one
+ * behaviour with PASSED(what) for its "ok" line. */
+#define REQUIRE(cond)                                                        \
+	do {                                                                 \
+		if (!(cond)) {                                               \
+			printf("not ok %d - %s (%s:%d)\nBail out!\n",       \
+			       ++tap_n, #cond, __FILE__, __LINE__);          \
+			fflush(stdout);                                      \
+			exit(1);                                             \
+		}                                                            \
+	} while (0)
+#define PASSED(...) CHECK(1, __VA_ARGS__)
 
 /* Compare two integers and show both on failure. */
 #define CHECK_EQ(a, b, ...)                                                  \
