@@ -1384,7 +1384,7 @@ nfsd_nlm_meta(struct nfsd_nlm *l)
 }
 
 void
-nfsd_nlm_stats(struct nfsd_nlm *l, struct nfsd_nlm_stats *out)
+nfsd_nlm_stats(struct nfsd_nlm *l, struct nfsd_lock_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&l->mu);

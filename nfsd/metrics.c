@@ -295,6 +295,39 @@ render_drc(struct tl_buf *b, struct nfsd_server *srv)
 }
 
 static void
+render_locks(struct tl_buf *b, struct nfsd_server *srv)
+{
+	struct nfsd_lock_stats l;
+
+	if (!nfsd_server_lock_stats(srv, &l))
+		return;
+	one(b, "tessera_nlm_locks", "gauge",
+	    "NFS lock records (byte ranges of one owner on one file, shares) "
+	    "of the volume, all gateways.",
+	    l.locks);
+	one(b, "tessera_nlm_blocked_requests", "gauge",
+	    "Blocked lock requests this gateway keeps, to be granted by a "
+	    "callback.",
+	    l.waiters);
+	one(b, "tessera_nlm_callbacks_in_flight", "gauge",
+	    "Calls to clients (GRANTED, _RES, SM_NOTIFY) queued or running.",
+	    l.callbacks);
+	one(b, "tessera_nlm_granted_callbacks_total", "counter",
+	    "Blocked locks granted by a GRANTED callback the client accepted.",
+	    l.granted_cb);
+	one(b, "tessera_nlm_callbacks_failed_total", "counter",
+	    "Calls to clients given up (unreachable, or no answer in time).",
+	    l.cb_failed);
+	one(b, "tessera_nlm_clients_adopted_total", "counter",
+	    "Lock clients taken over from gateways that are gone (this "
+	    "gateway's earlier runs included), told to reclaim.",
+	    l.adopted);
+	one(b, "tessera_nlm_grace", "gauge",
+	    "1 while only lock reclaims are granted (after a restart).",
+	    l.grace);
+}
+
+static void
 render_cache(struct tl_buf *b, const struct nfsd_metrics_src *src)
 {
 	struct cache_stats s;
@@ -512,8 +545,10 @@ nfsd_metrics_render(const struct nfsd_metrics_src *src, struct tl_buf *out)
 		    src->start_ns / 1000000000);
 	render_rpc(out);
 	render_conns(out);
-	if (src->srv != NULL)
+	if (src->srv != NULL) {
 		render_drc(out, src->srv);
+		render_locks(out, src->srv);
+	}
 	if (src->cache != NULL)
 		render_cache(out, src);
 	if (src->os != NULL)

@@ -153,6 +153,19 @@ struct nfsd_drc_stats {
 	uint64_t entries, bytes; /* now */
 };
 void nfsd_server_drc_stats(struct nfsd_server *s, struct nfsd_drc_stats *out);
+/* Figures of NFS locking (nfsd/lockd.c). */
+struct nfsd_lock_stats {
+	uint64_t locks;	     /* lock records of the volume, all gateways */
+	uint64_t waiters;    /* blocked requests kept here now */
+	uint64_t callbacks;  /* calls to clients queued or running */
+	uint64_t granted_cb; /* GRANTED callbacks the client accepted */
+	uint64_t cb_failed;  /* callbacks given up (client unreachable) */
+	uint64_t polls;	     /* reads of the volume's release counter */
+	uint64_t adopted;    /* clients adopted from gateways gone */
+	bool grace;	     /* only reclaims are granted */
+};
+/* False when locking is off. */
+bool nfsd_server_lock_stats(struct nfsd_server *s, struct nfsd_lock_stats *out);
 
 /* Close connections, wait for workers, log the DRC counters,
  * unregister, free.  Does not close

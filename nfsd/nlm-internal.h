@@ -31,6 +31,7 @@
 
 #include "lib/tl.h"
 #include "meta/meta.h"
+#include "nfsd/nfsd.h"
 
 /* ---- RPC calls to clients (callback.c) -------------------------------------
  *
@@ -171,16 +172,7 @@ void nfsd_nlm_reply(struct nfsd_nlm *l, const struct sockaddr_storage *peer,
 		    const struct sockaddr_storage *local, uint32_t proc,
 		    struct tl_buf *res);
 
-/* Figures for the metrics and the log. */
-struct nfsd_nlm_stats {
-	uint64_t waiters;	  /* blocked requests now */
-	uint64_t callbacks;	  /* callbacks queued or running */
-	uint64_t granted_cb;	  /* GRANTED callbacks delivered */
-	uint64_t cb_failed;	  /* callbacks given up */
-	uint64_t polls;		  /* release counter reads */
-	uint64_t adopted;	  /* clients adopted from gone gateways */
-	bool grace;
-};
-void nfsd_nlm_stats(struct nfsd_nlm *l, struct nfsd_nlm_stats *out);
+/* Figures for the metrics (nfsd.h; all but locks). */
+void nfsd_nlm_stats(struct nfsd_nlm *l, struct nfsd_lock_stats *out);
 
 #endif /* NFSD_NLM_INTERNAL_H */

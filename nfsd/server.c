@@ -392,6 +392,18 @@ nfsd_server_drc_stats(struct nfsd_server *s, struct nfsd_drc_stats *out)
 		memset(out, 0, sizeof(*out));
 }
 
+bool
+nfsd_server_lock_stats(struct nfsd_server *s, struct nfsd_lock_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (s->ctx.nlm == NULL)
+		return false;
+	nfsd_nlm_stats(s->ctx.nlm, out);
+	if (meta_lock_total(s->ctx.meta, &out->locks) != 0)
+		out->locks = 0;
+	return true;
+}
+
 unsigned
 nfsd_server_port(const struct nfsd_server *s)
 {

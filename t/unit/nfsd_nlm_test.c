@@ -21,6 +21,7 @@
  */
 #include "config.h"
 
+#include "nfsd/metrics-internal.h"
 #include "nfsd/nlm-internal.h"
 #include "nfsd/server-internal.h"
 #include "t/unit/nfsd_test.h"
@@ -141,10 +142,10 @@ test(const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off,
 	return st;
 }
 
-static struct nfsd_nlm_stats
+static struct nfsd_lock_stats
 stats(void)
 {
-	struct nfsd_nlm_stats s;
+	struct nfsd_lock_stats s;
 
 	nfsd_nlm_stats(T.srv->ctx.nlm, &s);
 	return s;
@@ -272,6 +273,19 @@ test_blocked(void)
 	      "from the address the client reached (%s)", C.calls[i].from);
 	CHECK_EQ(test(&D, &file1, 7, 1, false, NULL), NLM4_DENIED,
 		 "B now holds [5,15)");
+	{
+		struct nfsd_metrics_src src = {.srv = T.srv};
+		struct tl_buf m = TL_BUF_INIT;
+
+		nfsd_metrics_render(&src, &m);
+		tl_buf_append(&m, "", 1);
+		CHECK(strstr((char *)m.data, "\ntessera_nlm_locks 1\n") &&
+			      strstr((char *)m.data,
+				     "\ntessera_nlm_blocked_requests 0\n") &&
+			      strstr((char *)m.data, "\ntessera_nlm_grace 0\n"),
+		      "metrics: one lock record, no blocked request, no grace");
+		tl_buf_free(&m);
+	}
 	CHECK_EQ(lock(&B, &file1, 5, 10, true, false, false, 1), NLM4_GRANTED,
 		 "B asking again is told it holds it");
 	CHECK_EQ(unlock(&B, &file1, 0, 0), NLM4_GRANTED, "B unlocks");
