@@ -946,10 +946,17 @@ main(void)
 		c->rng = (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ULL ^
 			 (getenv("TH_SEED") ? strtoull(getenv("TH_SEED"), 0,
 						       10) : 1);
-		TH_REQUIRE(th_connect_host(&c->cn, g.nd[c->gw].addr,
-					   g.nd[c->gw].nfs_port, "/", 0,
-					   0) == 0,
-			   "client %d connects to gateway %d", i, c->gw);
+		/* a node that joined may still be opening its volume */
+		for (int tries = 0;; tries++) {
+			rc = th_connect_host(&c->cn, g.nd[c->gw].addr,
+					     g.nd[c->gw].nfs_port, "/", 0, 0);
+			if (rc == 0 || tries == 300)
+				break;
+			th_disconnect(&c->cn);
+			usleep(100000);
+		}
+		TH_REQUIRE(rc == 0, "client %d connects to gateway %d", i,
+			   c->gw);
 		c->connected = true;
 		sprintf(d, "c%d", i);
 		TH_REQUIRE(th_mkdir(&c->cn, &c->cn.root, d, NULL, &o) ==
