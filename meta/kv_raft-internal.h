@@ -267,6 +267,7 @@ struct kvr_opts {
 	unsigned election_ms, heartbeat_ms;
 	unsigned snapshot_threshold, snapshot_trailing;
 	unsigned timeout_ms;   /* longest wait for a commit or a read */
+	bool follower_leases;  /* followers read without a round trip */
 };
 void kvr_opts_free(struct kvr_opts *o);
 

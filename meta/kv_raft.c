@@ -21,6 +21,7 @@
  *   raft:///DIR?id=N&address=HOST:PORT&peers=ID@HOST:PORT,...&secret=FILE
  *        [&listen=ADDR:PORT][&bootstrap=1][&mapsize=SIZE][&election=MS]
  *        [&heartbeat=MS][&snapshot=N][&trailing=N][&timeout=MS]
+ *        [&leases=0|1]
  *     a node of the group: tesserad builds this URL from tessera.conf
  *     (raft_* options); DIR holds the replica, the Raft log and the
  *     control socket.
@@ -323,6 +324,17 @@ rft_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
 		return rc;
 	}
 	t->index = snapshot_index(t->snap);
+	/* what it shows, every follower lease holder shows */
+	if (k->node) {
+		rc = kvr_node_visible(k->node, t->index,
+				      tl_mono_ns() + (uint64_t)k->node->o
+							     .timeout_ms *
+							 1000000ULL);
+		if (rc) {
+			txn_free(t);
+			return rc;
+		}
+	}
 	/* what the snapshot already holds is no overlay */
 	{
 		size_t j = 0;
@@ -961,6 +973,7 @@ kvr_url_parse(const char *url, struct kvr_opts *o, char **err)
 	o->snapshot_threshold = 4096;
 	o->snapshot_trailing = 4096;
 	o->timeout_ms = 10000;
+	o->follower_leases = true;
 	o->dir = q ? tl_strndup(rest, (size_t)(q - rest)) : tl_strdup(rest);
 	if (o->dir[0] != '/') {
 		*err = tl_asprintf("raft URL needs the node directory: "
@@ -1002,6 +1015,8 @@ kvr_url_parse(const char *url, struct kvr_opts *o, char **err)
 			rc = opt_u(v, 0, 1u << 30, &o->snapshot_trailing);
 		else if (!strcmp(s, "timeout"))
 			rc = opt_u(v, 100, 3600000, &o->timeout_ms);
+		else if (!strcmp(s, "leases"))
+			rc = tl_parse_bool(v, &o->follower_leases);
 		else
 			rc = -EINVAL;
 		if (rc)

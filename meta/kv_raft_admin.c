@@ -436,6 +436,8 @@ transfer_cb(struct raft_transfer *req)
 	char msg[128];
 
 	raft_leader(&q->n->raft, &lid, &laddr);
+	if (lid == q->n->o.id)
+		kvr_lease_grants(q->n, true); /* still here: grant again */
 	snprintf(msg, sizeof(msg), "leader: node %llu",
 		 (unsigned long long)lid);
 	change_reply(q, lid && lid != q->n->o.id ? 0 : -EAGAIN, msg);
@@ -505,6 +507,19 @@ role_of(struct kvr_node *n, uint64_t id)
 	return -1;
 }
 
+static int
+transfer_now(struct kvr_node *n, struct change_req *q)
+{
+	int rc;
+
+	/* no lease reads from here on: another node may lead soon */
+	atomic_store(&n->lease_until, 0);
+	rc = raft_transfer(&n->raft, &q->u.transfer, q->target, transfer_cb);
+	if (rc)
+		kvr_lease_grants(n, true);
+	return rc;
+}
+
 static void
 change_start(struct kvr_node *n, struct change_req *q, const char *addr)
 {
@@ -549,10 +564,21 @@ change_start(struct kvr_node *n, struct change_req *q, const char *addr)
 			change_reply(q, 0, "leader: this node already");
 			return;
 		}
-		/* no lease reads from here on: another node may lead soon */
-		atomic_store(&n->lease_until, 0);
-		rc = raft_transfer(&n->raft, &q->u.transfer, q->target,
-				   transfer_cb);
+		/* The new leader is elected at once: the follower leases
+		 * this one gave must have ended first (kv_raft_lease.c). */
+		if (!kvr_lease_quiet(n)) {
+			q->stage = 40;
+			for (size_t i = 0; i < TL_ARRAY_SIZE(n->adm->waiting);
+			     i++)
+				if (n->adm->waiting[i] == NULL) {
+					n->adm->waiting[i] = q;
+					return;
+				}
+			kvr_lease_grants(n, true);
+			change_reply(q, -EAGAIN, "busy: try again");
+			return;
+		}
+		rc = transfer_now(n, q);
 		break;
 	default:
 		rc = RAFT_INVALID;
@@ -690,8 +716,17 @@ kvr_admin_pump(struct kvr_node *n)
 		if (n->state != RAFT_LEADER) {
 			adm->waiting[i] = NULL;
 			change_reply(q, -EAGAIN,
-				     "leadership lost while the "
-				     "new node caught up: run it again");
+				     q->op == CH_TRANSFER
+					 ? "leadership lost meanwhile"
+					 : "leadership lost while the "
+					   "new node caught up: run it again");
+		} else if (q->op == CH_TRANSFER) {
+			if (kvr_lease_quiet(n)) {
+				adm->waiting[i] = NULL;
+				if (transfer_now(n, q) != 0)
+					change_reply(q, -EIO,
+						     raft_errmsg(&n->raft));
+			}
 		} else if (caught_up(n, q->target)) {
 			adm->waiting[i] = NULL;
 			change_step(q, 0);

@@ -912,6 +912,17 @@ kvr_leader_ready(struct kvr_node *n)
 	return n->ld && n->ld->ready;
 }
 
+uint64_t
+kvr_leader_lease_left(struct kvr_node *n)
+{
+	uint64_t until = atomic_load(&n->lease_until), now = tl_mono_ns();
+
+	if (!n->ld || !n->ld->ready || until <= now ||
+	    raft_transferee(&n->raft) != 0)
+		return 0;
+	return until - now < lease_len(n) ? until - now : lease_len(n);
+}
+
 void
 kvr_leader_end(struct kvr_node *n)
 {
@@ -919,6 +930,7 @@ kvr_leader_end(struct kvr_node *n)
 	struct queued *q;
 
 	atomic_store(&n->lease_until, 0);
+	kvr_lease_leader_end(n);
 	if (ld == NULL)
 		return;
 	n->ld = NULL;

@@ -274,6 +274,13 @@ kvr_node_commit(struct kvr_node *n, const void *rec, size_t len,
 			break;
 	if (p->state == P_DONE) {
 		rc = p->rc;
+		/* every follower lease holder has it before it is answered */
+		if (rc == 0 && n->o.follower_leases) {
+			pthread_mutex_unlock(&n->lock);
+			rc = kvr_node_visible(n, p->result_index,
+					      p->deadline_ns);
+			pthread_mutex_lock(&n->lock);
+		}
 	} else if (p->state == P_WAIT) {
 		rc = -EAGAIN; /* a conflict: never accepted */
 		atomic_fetch_add(&n->st.conflicts, 1);
@@ -456,6 +463,13 @@ kvr_node_read_barrier(struct kvr_node *n)
 	if (lease_read(n, &ri)) {
 		atomic_fetch_add(&n->st.lease_reads, 1);
 		return kvr_node_wait_applied(n, ri, dl);
+	}
+	if (n->o.follower_leases) {
+		atomic_store(&n->read_demand_ns, tl_mono_ns());
+		if (kvr_lease_read(n, &ri)) {
+			atomic_fetch_add(&n->st.lease_reads, 1);
+			return kvr_node_wait_applied(n, ri, dl);
+		}
 	}
 	pthread_mutex_lock(&n->lock);
 	rc = wait_member_locked(n);
@@ -772,6 +786,7 @@ pump(struct kvr_node *n)
 	target = leader_target(n);
 	pump_commits(n, target);
 	pump_reads(n, target);
+	kvr_lease_pump(n);
 	kvr_admin_pump(n);
 }
 
@@ -786,8 +801,10 @@ check_cb(uv_check_t *c)
 {
 	struct kvr_node *n = c->data;
 
-	if (!n->closing && n->state == RAFT_LEADER)
+	if (!n->closing && n->state == RAFT_LEADER) {
 		kvr_leader_flush(n);
+		kvr_lease_leader_turn(n);
+	}
 }
 
 static void
@@ -797,8 +814,10 @@ timer_cb(uv_timer_t *t)
 
 	expire(n);
 	pump(n);
-	if (!n->closing && n->state == RAFT_LEADER)
+	if (!n->closing && n->state == RAFT_LEADER) {
 		kvr_leader_tick(n);
+		kvr_lease_leader_turn(n);
+	}
 }
 
 /* libraft calls this after each step: state, term or leader may have
@@ -889,6 +908,8 @@ kvr_node_batch_done(struct kvr_node *n, int rc, uint64_t last,
 	}
 	pthread_cond_broadcast(&n->applied_cv);
 	pthread_mutex_unlock(&n->lock);
+	if (n->o.follower_leases && rc == 0)
+		kvr_node_kick(n); /* a lease holder tells the leader */
 }
 
 /* The replica was replaced by a copy at index applied: what the copy holds
@@ -1030,6 +1051,12 @@ kvr_node_recv(struct kvr_node *n, uint64_t conn, uint64_t peer,
 			kvr_leader_confirm_ack(n, peer, term, round, ok);
 		break;
 	}
+	case M_LEASE:
+	case M_LEASE_R:
+	case M_APPLIED:
+	case M_RELEASE:
+		kvr_lease_recv(n, conn, peer, type, &r);
+		break;
 	default:
 		if (kvr_admin_recv(n, conn, type, &r) != 0)
 			tl_warn(KVR_SUB,
@@ -1112,6 +1139,7 @@ kvr_node_free(struct kvr_node *n)
 		free(it);
 	}
 	kvr_admin_free(n);
+	kvr_lease_free(n);
 	if (n->replica)
 		meta_kv_close(n->replica);
 	pthread_rwlock_destroy(&n->swap);
@@ -1394,6 +1422,7 @@ kvr_node_start(const struct kvr_opts *o, struct kvr_node **out, char **err)
 	n->aq_tail = &n->aq_head;
 	n->pend_tail = &n->pends;
 	kvr_admin_init(n);
+	kvr_lease_init(n);
 	uv_loop_init(&n->loop);
 	uv_async_init(&n->loop, &n->kick, kick_cb);
 	uv_async_init(&n->loop, &n->stop_async, stop_cb);

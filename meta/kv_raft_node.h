@@ -26,6 +26,7 @@
 
 struct kvr_net;
 struct kvr_leader;
+struct kvr_lease;
 struct kvr_admin;
 struct kvr_ctl;
 
@@ -148,6 +149,14 @@ struct kvr_node {
 	/* the leader's lease: reads need no round trip until then
 	 * (monotonic ns; 0: none).  Written by the raft thread. */
 	atomic_uint_fast64_t lease_until;
+	/* follower leases (kv_raft_lease.c): this follower's lease (mono
+	 * ns, 0 none) and the index to apply before using it; when a read
+	 * barrier last ran; the release index: answers and snapshots wait
+	 * until it reaches their index */
+	atomic_uint_fast64_t flease_until, flease_need, read_demand_ns;
+	atomic_uint_fast64_t flease_term; /* the term it was granted in */
+	uint64_t rel;                /* [lock] */
+	struct kvr_lease *ls;        /* [raft] */
 	bool member;                 /* [lock] in the configuration */
 	uint64_t snap_index;         /* [raft] last snapshot taken/restored */
 	struct kvr_leader *ld;       /* [raft] resolver when leader */
@@ -250,8 +259,32 @@ enum {
 	M_ADMIN = 'A', M_ADMIN_R = 'a',
 	M_VERIFY = 'V', M_VERIFY_R = 'v',
 	M_HASH = 'H', M_HASH_R = 'h',
+	M_LEASE = 'L', M_LEASE_R = 'l',
+	M_APPLIED = 'P', M_RELEASE = 'E',
 };
 int kvr_admin_verify(struct kvr_node *n, struct tl_buf *out);
+
+/* The time left of the leader's lease, in ns (0: none, or not ready). */
+uint64_t kvr_leader_lease_left(struct kvr_node *n);
+
+/* kv_raft_lease.c: follower leases. */
+void kvr_lease_init(struct kvr_node *n);
+void kvr_lease_free(struct kvr_node *n);
+/* Any thread: does this follower hold a lease (need: the index to have
+ * applied first)?  Wait until the release index reaches index. */
+bool kvr_lease_read(struct kvr_node *n, uint64_t *need);
+int kvr_node_visible(struct kvr_node *n, uint64_t index,
+		     uint64_t deadline_ns);
+/* Raft thread: a follower's requests and reports; the leader's release
+ * indexes at the end of each loop turn; messages (0 if handled). */
+void kvr_lease_pump(struct kvr_node *n);
+void kvr_lease_leader_turn(struct kvr_node *n);
+void kvr_lease_leader_end(struct kvr_node *n);
+/* Before a transfer: grant nothing more; true once every lease ended. */
+bool kvr_lease_quiet(struct kvr_node *n);
+void kvr_lease_grants(struct kvr_node *n, bool on);
+int kvr_lease_recv(struct kvr_node *n, uint64_t conn, uint64_t peer,
+		   uint8_t type, struct kvr_rdr *r);
 
 /* kv_raft_net.c (raft thread unless said otherwise) */
 int kvr_net_init(struct kvr_node *n, struct raft_uv_transport **t,

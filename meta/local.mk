@@ -7,5 +7,5 @@ meta_libmeta_a_SOURCES = meta/meta.h meta/kv.h meta/meta-internal.h \
 	meta/kv_raft-internal.h meta/kv_raft_node.h meta/kv_raft.c \
 	meta/kv_raft_wire.c meta/kv_raft_node.c meta/kv_raft_leader.c \
 	meta/kv_raft_net.c meta/kv_raft_snap.c meta/kv_raft_admin.c \
-	meta/kv_raft_apply.c
+	meta/kv_raft_apply.c meta/kv_raft_lease.c
 meta_libmeta_a_CPPFLAGS = $(AM_CPPFLAGS) $(RAFT_CFLAGS)

@@ -142,6 +142,9 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
     {"raft_timeout", TL_CONF_DURATION, "10s", 100, 3600000, false,
      "longest wait for a commit or a read (then NFS3ERR_JUKEBOX)",
      OFF(raft_timeout)},
+    {"raft_follower_leases", TL_CONF_BOOL, "yes", 0, 0, false,
+     "followers read without asking the leader (writes wait for them)",
+     OFF(raft_follower_leases)},
 };
 const size_t nfsd_conf_nopts = TL_ARRAY_SIZE(nfsd_conf_opts);
 
@@ -242,7 +245,7 @@ nfsd_raft_url(const struct nfsd_config *cfg, const char *url, bool node,
 		out = tl_asprintf(
 			"raft://%s?id=%llu&address=%s%s%s&peers=%s&secret=%s&"
 			"election=%llu&heartbeat=%llu&snapshot=%llu&"
-			"trailing=%llu&timeout=%llu%s%s",
+			"trailing=%llu&timeout=%llu&leases=%d%s%s",
 			dir, (unsigned long long)cfg->raft_id,
 			cfg->raft_address,
 			cfg->raft_listen && cfg->raft_listen[0] ? "&listen=" :
@@ -255,6 +258,7 @@ nfsd_raft_url(const struct nfsd_config *cfg, const char *url, bool node,
 			(unsigned long long)cfg->raft_snapshot_entries,
 			(unsigned long long)cfg->raft_snapshot_trailing,
 			(unsigned long long)cfg->raft_timeout,
+			cfg->raft_follower_leases ? 1 : 0,
 			bootstrap ? "&bootstrap=1" : "", vol);
 	}
 	free(dir);

@@ -69,6 +69,7 @@ struct nfsd_config {
 	uint64_t raft_election_timeout, raft_heartbeat; /* ms */
 	uint64_t raft_snapshot_entries, raft_snapshot_trailing;
 	uint64_t raft_timeout; /* ms */
+	bool raft_follower_leases;
 };
 
 extern const struct tl_conf_opt nfsd_conf_opts[];

@@ -7,11 +7,15 @@
  * nothing acknowledged and leave every replica identical; the leader
  * stopped, a new one takes over and writes go on; a stopped node comes
  * back and catches up; two of five stopped, the rest go on; a node with
- * the wrong cluster secret gets nothing.
+ * the wrong cluster secret gets nothing.  Reads are linearizable with
+ * follower leases: a counter written through one node, readers on every
+ * other node (reading their replica under a lease) never see it below a
+ * value already acknowledged.
  */
 #include "config.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "t/unit/raft_test.h"
 
@@ -192,6 +196,118 @@ get_u64(struct meta_kv *kv, const char *k)
 	return x;
 }
 
+/* ---- linearizable reads under follower leases ---------------------------- */
+
+struct lin {
+	struct group *g;
+	int writer;
+	atomic_uint_fast64_t acked;
+	atomic_bool stop;
+	uint64_t reads, stale;
+};
+
+struct lin_reader {
+	struct lin *l;
+	int node;
+};
+
+static void *
+lin_read(void *arg)
+{
+	struct lin_reader *r = arg;
+	struct lin *l = r->l;
+
+	while (!atomic_load(&l->stop)) {
+		uint64_t before = atomic_load(&l->acked);
+		uint64_t v = get_u64(l->g->kv[r->node], "lin");
+
+		__atomic_fetch_add(&l->reads, 1, __ATOMIC_RELAXED);
+		if (v < before)
+			__atomic_fetch_add(&l->stale, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static uint64_t
+lease_reads_of(struct meta_kv *kv)
+{
+	struct meta_kv_raft_stats s;
+
+	return meta_kv_raft_stats(kv, &s) == 0 ? s.lease_reads : 0;
+}
+
+/* A counter incremented through node `writer`; every other node reads it
+ * in a loop: never below what was acknowledged before the read began. */
+static void
+linearizable_reads(struct group *g, int writer, const char *what)
+{
+	struct lin l;
+	struct lin_reader rd[MAXN];
+	pthread_t th[MAXN];
+	uint64_t lease0 = 0, lease1 = 0;
+	int nr = 0, errors = 0;
+
+	memset(&l, 0, sizeof(l));
+	l.g = g;
+	l.writer = writer;
+	atomic_store(&l.acked, get_u64(g->kv[writer], "lin"));
+	for (int i = 1; i <= g->n; i++)
+		if (g->kv[i] && i != writer)
+			lease0 += lease_reads_of(g->kv[i]);
+	for (int i = 1; i <= g->n; i++) {
+		if (!g->kv[i] || i == writer)
+			continue;
+		rd[nr].l = &l;
+		rd[nr].node = i;
+		pthread_create(&th[nr], NULL, lin_read, &rd[nr]);
+		nr++;
+	}
+	for (int k = 0; k < 150; k++) {
+		struct meta_kv_txn *t;
+		const void *v;
+		size_t vlen;
+		uint8_t b[8];
+		uint64_t x = 0;
+		int rc, tries = 0;
+
+		do {
+			rc = meta_kv_begin(g->kv[writer], false, &t);
+			if (rc)
+				break;
+			rc = meta_kv_get(t, "lin", 3, &v, &vlen);
+			x = rc == 0 && vlen == 8 ? tl_get_be64(v) : 0;
+			tl_put_be64(b, x + 1);
+			rc = meta_kv_put(t, "lin", 3, b, 8);
+			if (rc) {
+				meta_kv_abort(t);
+				break;
+			}
+			rc = meta_kv_commit(t);
+		} while (rc == -EAGAIN && ++tries < 50);
+		if (rc == 0)
+			atomic_store(&l.acked, x + 1);
+		else
+			errors++;
+	}
+	atomic_store(&l.stop, true);
+	for (int k = 0; k < nr; k++)
+		pthread_join(th[k], NULL);
+	for (int i = 1; i <= g->n; i++)
+		if (g->kv[i] && i != writer)
+			lease1 += lease_reads_of(g->kv[i]);
+	printf("# %s: %llu reads, %llu of them under a follower lease, "
+	       "counter at %llu\n",
+	       what, (unsigned long long)l.reads,
+	       (unsigned long long)(lease1 - lease0),
+	       (unsigned long long)atomic_load(&l.acked));
+	CHECK_EQ(errors, 0, "%s: every increment commits", what);
+	CHECK(l.stale == 0,
+	      "%s: no read saw less than was acknowledged before it "
+	      "(%llu stale)",
+	      what, (unsigned long long)l.stale);
+	CHECK(lease1 > lease0, "%s: readers used their leases", what);
+}
+
 static void
 concurrent_writers(struct group *g, const char *what)
 {
@@ -293,7 +409,7 @@ run_group(int n)
 			char k[16];
 
 			snprintf(k, sizeof(k), "cto%d", i);
-			if (rt_put(g.kv[i], k, "x") != 0 ||
+			if (rt_put_retry(g.kv[i], k, "x") != 0 ||
 			    rt_get(g.kv[j], k, buf, sizeof(buf)) != 0)
 				ok = false;
 		}
@@ -302,6 +418,13 @@ run_group(int n)
 	}
 	snprintf(what, sizeof(what), "%d nodes", n);
 	concurrent_writers(&g, what);
+	l = leader_of(&g);
+	snprintf(what, sizeof(what), "%d nodes, writes through the leader",
+		 n);
+	linearizable_reads(&g, l, what);
+	snprintf(what, sizeof(what), "%d nodes, writes through a follower",
+		 n);
+	linearizable_reads(&g, l % n + 1, what);
 
 	/* the leader stops: another takes over */
 	l = leader_of(&g);
@@ -311,7 +434,7 @@ run_group(int n)
 	{
 		int other = l % n + 1;
 
-		CHECK(rt_put(g.kv[other], "after-leader", "1") == 0,
+		CHECK(rt_put_retry(g.kv[other], "after-leader", "1") == 0,
 		      "%s: a write goes through node %d", what, other);
 	}
 	CHECK(leader_of(&g) != l && leader_of(&g) > 0, "%s: a new leader",

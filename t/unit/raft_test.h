@@ -130,6 +130,19 @@ rt_put(struct meta_kv *kv, const char *k, const char *v)
 	return meta_kv_commit(t);
 }
 
+/* rt_put as the file-system layer commits: again after -EAGAIN (a
+ * transaction that began before a leader change may get it). */
+static inline int
+rt_put_retry(struct meta_kv *kv, const char *k, const char *v)
+{
+	int rc, tries = 0;
+
+	do
+		rc = rt_put(kv, k, v);
+	while (rc == -EAGAIN && ++tries < 20);
+	return rc;
+}
+
 /* The value of k (read-only transaction) into buf; -ENOENT if none. */
 static inline int
 rt_get(struct meta_kv *kv, const char *k, char *buf, size_t cap)
