@@ -89,7 +89,7 @@ meta_kv_open_flags(const char *url, unsigned flags, struct meta_kv **out,
 		return rc;
 	}
 	if (strncmp(url, "raft://", 7) == 0) {
-		rc = meta_kv_raft_open(url, out, err);
+		rc = meta_kv_raft_open(url, flags, out, err);
 		if (rc == 0)
 			(*out)->url = tl_strdup(url);
 		return rc;

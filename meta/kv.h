@@ -230,8 +230,12 @@ int meta_kv_add_sum(const void *old, size_t oldlen, const int64_t *delta,
 		    unsigned n, uint8_t *out);
 
 /* Engine constructors (used by meta_kv_open; exposed for tests).
- * raft: see kv_raft.c for the URL. */
-int meta_kv_raft_open(const char *url, struct meta_kv **out, char **err);
+ * raft: see kv_raft.c for the URL; flags: META_KV_*.  META_KV_RDONLY is
+ * for a group's directory (client mode): it reaches the running node and
+ * reads its replica, creates nothing, and a write transaction is -EROFS;
+ * a node URL (id=) cannot be opened read-only (-EINVAL): a node writes. */
+int meta_kv_raft_open(const char *url, unsigned flags, struct meta_kv **out,
+		      char **err);
 /*
  * lmdb: dir is a directory path, mapsize 0 = default (64 GiB); resident:
  * file-backed RSS above which the map is unmapped (kv_lmdb.c), 0 = no

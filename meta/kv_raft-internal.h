@@ -245,6 +245,7 @@ struct kvr_kv {
 	int ctl;                 /* client mode: control socket */
 	pthread_mutex_t ctl_lock;
 	struct meta_kv *replica; /* reads (owned by the node in node mode) */
+	bool rdonly;             /* META_KV_RDONLY: no write transaction */
 };
 
 /* Client mode (kv_raft.c). */

@@ -300,6 +300,8 @@ rft_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
 	int rc;
 
 	*out = NULL;
+	if (k->rdonly && !rdonly)
+		return -EROFS;
 	if (k->node)
 		rc = kvr_node_read_barrier(k->node);
 	else
@@ -923,6 +925,19 @@ rft_close(struct meta_kv *kv)
 	free(k);
 }
 
+/* Every replica applies the same log, and writes the applied index in
+ * the LMDB transaction of what it applied (a replica copy holds what
+ * applying up to its index gives): one index, one content.  0 (unknown)
+ * for a replica that applied nothing yet, which may be a converted
+ * volume or an empty one. */
+static uint64_t
+rft_version(struct meta_kv_txn *bt)
+{
+	struct kvr_txn *t = (struct kvr_txn *)bt;
+
+	return t->rdonly ? t->index : 0;
+}
+
 static const struct meta_kv_ops raft_ops = {
     .scheme = "raft",
     .begin = rft_begin,
@@ -936,6 +951,7 @@ static const struct meta_kv_ops raft_ops = {
     .commit_lazy = NULL,
     .abort = rft_abort,
     .close = rft_close,
+    .version = rft_version,
 };
 
 void
@@ -1109,7 +1125,8 @@ node_put(struct kvr_node *n)
 }
 
 int
-meta_kv_raft_open(const char *url, struct meta_kv **out, char **errp)
+meta_kv_raft_open(const char *url, unsigned flags, struct meta_kv **out,
+		  char **errp)
 {
 	struct kvr_kv *k = tl_calloc(1, sizeof(*k));
 	struct kvr_opts o;
@@ -1120,8 +1137,16 @@ meta_kv_raft_open(const char *url, struct meta_kv **out, char **errp)
 	k->ctl = -1;
 	pthread_mutex_init(&k->ctl_lock, NULL);
 	k->base.ops = &raft_ops;
+	k->rdonly = (flags & META_KV_RDONLY) != 0;
 	rc = kvr_url_parse(url, &o, &err);
-	if (rc == 0 && o.id) {
+	if (rc == 0 && o.id && k->rdonly) {
+		err = tl_asprintf("a raft node (id=%llu) cannot be opened "
+				  "read-only: it writes its log; read through "
+				  "the group's directory instead "
+				  "(raft:///DIR)",
+				  (unsigned long long)o.id);
+		rc = -EINVAL;
+	} else if (rc == 0 && o.id) {
 		rc = node_get(&o, &k->node, &err);
 	} else if (rc == 0) {
 		k->ctl = kvr_ctl_connect(o.dir, &err);
@@ -1339,7 +1364,7 @@ meta_kv_raft_convert(const char *lmdb_url, const char *node_url, char **err)
 	}
 	/* the node starts once: it copies, founds the group, elects itself */
 	url = tl_asprintf("%s&convert=%s", node_url, src);
-	rc = meta_kv_raft_open(url, &kv, err);
+	rc = meta_kv_raft_open(url, 0, &kv, err);
 	if (rc == 0) {
 		struct meta_kv_txn *t;
 

@@ -3,8 +3,9 @@
  * the operations of kv.h through the replicated path (read-your-writes,
  * merged scans, adds), a conflict between two transactions reported as
  * -EAGAIN with nothing of the loser applied, commits that survive a
- * restart (the log replayed onto the replica exactly once), and the
- * refusal to start with another node's directory.
+ * restart (the log replayed onto the replica exactly once), the
+ * refusal to start with another node's directory, the version of a
+ * read-only snapshot, and read-only opens (META_KV_RDONLY).
  */
 #include "config.h"
 
@@ -222,6 +223,73 @@ test_overlay(struct meta_kv *kv)
 	meta_kv_abort(t);
 }
 
+/* meta_kv_version: one per applied state, 0 for write transactions. */
+static void
+test_version(struct meta_kv *kv)
+{
+	struct meta_kv_txn *a, *b, *w;
+	uint64_t va, vb, vc;
+
+	CHECK_FATAL(rt_put(kv, "ver", "1") == 0, "put");
+	CHECK_FATAL(meta_kv_begin(kv, true, &a) == 0 &&
+			    meta_kv_begin(kv, true, &b) == 0,
+		    "two read-only transactions");
+	va = meta_kv_version(a);
+	vb = meta_kv_version(b);
+	meta_kv_abort(a);
+	meta_kv_abort(b);
+	CHECK(va != 0 && va == vb,
+	      "two snapshots of one state have one version (%llu, %llu)",
+	      (unsigned long long)va, (unsigned long long)vb);
+	CHECK_FATAL(rt_put(kv, "ver", "2") == 0, "put");
+	CHECK_FATAL(meta_kv_begin(kv, true, &a) == 0, "begin");
+	vc = meta_kv_version(a);
+	meta_kv_abort(a);
+	CHECK(vc > va, "a commit gives a newer version (%llu > %llu)",
+	      (unsigned long long)vc, (unsigned long long)va);
+	CHECK_FATAL(meta_kv_begin(kv, false, &w) == 0, "begin write");
+	CHECK(meta_kv_version(w) == 0, "a write transaction has none");
+	meta_kv_abort(w);
+}
+
+/* META_KV_RDONLY: refused for a node URL; through the group's directory
+ * reads work, writes are -EROFS, a directory without a node -ENOENT. */
+static void
+test_rdonly(struct rt *t, const char *node_url)
+{
+	struct meta_kv *kv;
+	struct meta_kv_txn *tx;
+	char *url, *err = NULL, buf[16];
+	int rc;
+
+	rc = meta_kv_open_flags(node_url, META_KV_RDONLY, &kv, &err);
+	CHECK(rc == -EINVAL && err && strstr(err, "read-only"),
+	      "a node URL is not opened read-only (%s)", err ? err : "");
+	free(err);
+	err = NULL;
+
+	url = tl_asprintf("raft://%s/n1", t->dir);
+	rc = meta_kv_open_flags(url, META_KV_RDONLY, &kv, &err);
+	CHECK_FATAL(rc == 0, "the group's directory opens read-only (%s)",
+		    err ? err : "");
+	CHECK(rt_get(kv, "ver", buf, sizeof(buf)) == 0 && !strcmp(buf, "2"),
+	      "a read-only open reads what the node committed");
+	CHECK(meta_kv_begin(kv, false, &tx) == -EROFS,
+	      "a write transaction is -EROFS");
+	meta_kv_close(kv);
+	free(url);
+
+	url = tl_asprintf("raft://%s/none", t->dir);
+	free(err);
+	err = NULL;
+	rc = meta_kv_open_flags(url, META_KV_RDONLY, &kv, &err);
+	CHECK(rc == -ENOENT, "a directory without a node is -ENOENT (%s)",
+	      err ? err : "");
+	CHECK(access(url + 7, F_OK) != 0, "and nothing is created");
+	free(err);
+	free(url);
+}
+
 int
 main(void)
 {
@@ -238,6 +306,8 @@ main(void)
 	test_ops(kv);
 	test_conflict(kv);
 	test_overlay(kv);
+	test_version(kv);
+	test_rdonly(&t, url);
 	meta_kv_close(kv);
 
 	/* restart: the replica and the log agree, nothing applied twice */
