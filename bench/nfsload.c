@@ -550,7 +550,7 @@ static void
 report(uint64_t *lat, uint64_t nlat, uint64_t bytes, uint64_t errors,
        double secs)
 {
-	double p50 = 0, p99 = 0;
+	double p50 = 0, p99 = 0, max = 0;
 
 	if (nlat > 0) {
 		qsort(lat, nlat, sizeof(*lat), cmp_u64);
@@ -558,6 +558,7 @@ report(uint64_t *lat, uint64_t nlat, uint64_t bytes, uint64_t errors,
 		p99 = (double)lat[(nlat * 99) / 100 < nlat ? (nlat * 99) / 100
 							   : nlat - 1] /
 		      1e6;
+		max = (double)lat[nlat - 1] / 1e6;
 	}
 	printf("# %s on %s: %s, %d proc x %d conn x %d deep: %" PRIu64
 	       " ops in %.3f s (%.0f ops/s)",
@@ -565,8 +566,8 @@ report(uint64_t *lat, uint64_t nlat, uint64_t bytes, uint64_t errors,
 	       cfg.depth, nlat, secs, nlat / secs);
 	if (is_data_op(cfg.op))
 		printf(", %.1f MB/s", bytes / secs / 1e6);
-	printf(", p50 %.3f ms, p99 %.3f ms, %" PRIu64 " errors\n", p50, p99,
-	       errors);
+	printf(", p50 %.3f ms, p99 %.3f ms, max %.3f ms, %" PRIu64
+	       " errors\n", p50, p99, max, errors);
 	result("secs", secs);
 	result("errors", (double)errors);
 	if (cfg.op == OP_READDIR) {
@@ -582,6 +583,7 @@ report(uint64_t *lat, uint64_t nlat, uint64_t bytes, uint64_t errors,
 	}
 	result("p50_ms", p50);
 	result("p99_ms", p99);
+	result("max_ms", max);
 }
 
 static void
