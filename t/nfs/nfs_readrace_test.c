@@ -186,6 +186,7 @@ test_removed(void)
 	pthread_t t;
 	unsigned before;
 
+	th_disconnect(&ca);
 	TH_REQUIRE(th_server_restart(&srv, false) == 0,
 		   "restart (no block in memory)");
 	TH_REQUIRE(th_connect(&ca, srv.port, "/", 0, 0) == 0, "connect A");
