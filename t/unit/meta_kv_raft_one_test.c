@@ -5,7 +5,8 @@
  * -EAGAIN with nothing of the loser applied, commits that survive a
  * restart (the log replayed onto the replica exactly once), the
  * refusal to start with another node's directory, the version of a
- * read-only snapshot, and read-only opens (META_KV_RDONLY).
+ * read-only snapshot, read-only opens (META_KV_RDONLY), and the
+ * conversion of an lmdb:// volume into a group of one node.
  */
 #include "config.h"
 
@@ -290,6 +291,76 @@ test_rdonly(struct rt *t, const char *node_url)
 	free(url);
 }
 
+/* meta_kv_raft_convert: the LMDB volume's keys become the replica of a
+ * new group of one, which commits; the LMDB volume is left as it was. */
+static void
+test_convert(void)
+{
+	struct rt t;
+	struct meta_kv *kv;
+	char *lmdb, *url, *err = NULL, buf[32];
+	int rc;
+
+	rt_init(&t, 1);
+	lmdb = tl_asprintf("lmdb://%s/lmdb", t.dir);
+	rc = meta_kv_open(lmdb, &kv, &err);
+	CHECK_FATAL(rc == 0, "an LMDB volume (%s)", err ? err : "");
+	for (int i = 0; i < 100 && rc == 0; i++) {
+		char k[16], v[16];
+
+		snprintf(k, sizeof(k), "old%03d", i);
+		snprintf(v, sizeof(v), "v%d", i);
+		rc = rt_put(kv, k, v);
+	}
+	CHECK_FATAL(rc == 0, "100 keys in the LMDB volume");
+	meta_kv_close(kv);
+
+	url = rt_url(&t, 1, 1, "bootstrap=1");
+	rc = meta_kv_raft_convert("lmdb:///nonexistent-dir", url, &err);
+	CHECK(rc != 0 && err, "a missing LMDB volume is refused (%s)",
+	      err ? err : "");
+	free(err);
+	err = NULL;
+	rc = meta_kv_raft_convert(lmdb, url, &err);
+	CHECK_FATAL(rc == 0, "the LMDB volume converts (%s)", err ? err : "");
+	rc = meta_kv_raft_convert(lmdb, url, &err);
+	CHECK(rc == -EEXIST, "converting into a node again is refused (%s)",
+	      err ? err : "");
+	free(err);
+	err = NULL;
+
+	rc = meta_kv_open(url, &kv, &err);
+	CHECK_FATAL(rc == 0, "the converted node starts (%s)", err ? err : "");
+	{
+		bool all = true;
+
+		for (int i = 0; i < 100; i++) {
+			char k[16], v[16];
+
+			snprintf(k, sizeof(k), "old%03d", i);
+			snprintf(v, sizeof(v), "v%d", i);
+			all &= rt_get(kv, k, buf, sizeof(buf)) == 0 &&
+			       strcmp(buf, v) == 0;
+		}
+		CHECK(all, "every key of the LMDB volume is in the group");
+	}
+	CHECK(rt_put(kv, "new", "1") == 0 && rt_get(kv, "new", buf,
+						      sizeof(buf)) == 0,
+	      "the group commits");
+	meta_kv_close(kv);
+
+	rc = meta_kv_open(lmdb, &kv, &err);
+	CHECK_FATAL(rc == 0, "the LMDB volume opens (%s)", err ? err : "");
+	CHECK(rt_get(kv, "new", buf, sizeof(buf)) == -ENOENT &&
+		  rt_get(kv, "old000", buf, sizeof(buf)) == 0,
+	      "the LMDB volume is left as it was");
+	meta_kv_close(kv);
+	free(err);
+	free(url);
+	free(lmdb);
+	rt_done(&t);
+}
+
 int
 main(void)
 {
@@ -349,5 +420,6 @@ main(void)
 	free(url);
 	free(err);
 	rt_done(&t);
+	test_convert();
 	return tap_done();
 }
