@@ -154,6 +154,21 @@ quotas_active(struct mtxn *t, bool *active)
 	return 0;
 }
 
+/* A quota comes or goes: a read and a put, not a commutative add, so
+ * that a transaction that read the count before (and charged nothing)
+ * conflicts with this one on every engine and runs again. */
+static int
+quotas_count(struct mtxn *t, int delta)
+{
+	uint64_t n;
+	int rc;
+
+	rc = meta_counter_get(t, CNT_QUOTAS, &n);
+	if (rc == 0)
+		rc = meta_counter_set(t, CNT_QUOTAS, n + (uint64_t)delta);
+	return rc;
+}
+
 static int
 parent_peek(struct mtxn *t, uint64_t ino, uint64_t *parent)
 {
@@ -449,7 +464,7 @@ meta_quota_drop(struct mtxn *t, uint64_t ino)
 	if (rc == 0)
 		rc = meta_kv_del(t->kv, k.b, k.len);
 	if (rc == 0)
-		rc = meta_counter_add(t, CNT_QUOTAS, -1);
+		rc = quotas_count(t, -1);
 	return rc;
 }
 
@@ -510,7 +525,7 @@ set_txn(struct mtxn *t, const struct meta_quota *q,
 		if (rc == 0)
 			rc = used_put(t, q->ino, w.bytes, w.inodes);
 		if (rc == 0)
-			rc = meta_counter_add(t, CNT_QUOTAS, 1);
+			rc = quotas_count(t, 1);
 		out->used_bytes = w.bytes;
 		out->used_inodes = w.inodes;
 	}

@@ -87,6 +87,20 @@ host_exports() {
 	done
 }
 
+# host_quota NAME "PATH BYTES INODES": have kernel-test.sh run `tessera
+# quota set` on the volume; returns once it is done (KTEST_HOST=1 only).
+host_quota() {
+	printf '%s\n' "$2" > "$M/ktest-quota.$1.tmp" &&
+		mv "$M/ktest-quota.$1.tmp" "$M/ktest-quota.$1" || return 1
+	i=0
+	until [ -e "$M/ktest-quota-done.$1" ]; do
+		i=$((i + 1))
+		[ $i -le 120 ] || { echo "the host set no quota ($1)"; return 1; }
+		sleep 0.5
+		echo 2 > /proc/sys/vm/drop_caches
+	done
+}
+
 # ---- metadata ---------------------------------------------------------
 
 t_metadata() {
@@ -356,6 +370,41 @@ t_export_confine() {
 	host_exports confine3 "/ 127.0.0.1(rw,insecure,no_root_squash)"
 	rm -rf $M/kt-tenant $M/kt-archive $M/kt-other $M/ktest-*
 }
+t_quota() {
+	# A tenant's export with a quota of 1 MiB: df shows the limit, and
+	# dd past it fails with "Disk quota exceeded" (NFS3ERR_DQUOT).
+	if [ -z "${KTEST_HOST:-}" ]; then
+		echo "note: no host helper (KTEST_HOST): skipped"
+		return 0
+	fi
+	S=${NFS_SRC%%:*}
+	mkdir -p $M/kt-quota
+	host_exports quota1 "/ 127.0.0.1(rw,insecure,no_root_squash)
+/kt-quota 127.0.0.1(rw,insecure,no_root_squash,fsid=4343)"
+	host_quota q1 "/kt-quota 1048576 100"
+	mkdir -p /mnt/quota
+	mount -t nfs -o "$NFS_MNT_OPTS,nosharecache" "$S:/kt-quota" /mnt/quota
+	df -k /mnt/quota
+	eq "$(df -k /mnt/quota | awk 'NR == 2 { print $2 }')" 1024 \
+		"df's size of the quota'd export (KiB)"
+	eq "$(df -i /mnt/quota | awk 'NR == 2 { print $2 }')" 100 \
+		"df -i's inodes of the quota'd export"
+	dd if=/dev/zero of=/mnt/quota/small bs=64k count=8 conv=fsync
+	if dd if=/dev/zero of=/mnt/quota/big bs=64k count=32 conv=fsync \
+		2> /tmp/dd.err; then
+		echo "dd of 2 MiB past a 1 MiB quota succeeded"
+		return 1
+	fi
+	cat /tmp/dd.err
+	grep -q "Disk quota exceeded" /tmp/dd.err
+	used=$(du -sk /mnt/quota | cut -f1)
+	[ "$used" -le 1024 ] || { echo "$used KiB stored past 1 MiB"; return 1; }
+	rm /mnt/quota/big
+	dd if=/dev/zero of=/mnt/quota/again bs=64k count=4 conv=fsync
+	umount /mnt/quota || umount -l /mnt/quota
+	host_exports quota2 "/ 127.0.0.1(rw,insecure,no_root_squash)"
+	rm -rf $M/kt-quota $M/ktest-*      # the quota goes with kt-quota
+}
 t_truncate() {
 	cd $D; mkdir tr; cd tr
 	printf '0123456789abcdefghij' > f
@@ -504,6 +553,7 @@ check "another user: 0600, 0777 dir, sticky dir" t_other_user
 check "set-id bits: cleared by a user's write, truncate, chgrp" t_setid
 check "a 0744 directory: names listed, nothing reachable" t_noexec_dir
 check "export confinement: moved out, re-pointed fsid: ESTALE" t_export_confine
+check "quota'd export: df shows the limit, dd past it: EDQUOT" t_quota
 check "truncate: shrink, extend reads zeros" t_truncate
 check "mkfifo and mknod" t_special_files
 check "sparse file: size, reads zeros" t_sparse

@@ -146,12 +146,30 @@ echo "# kernel-test: $SERVER (pid $SRV) on 127.0.0.1:$PORT"
 # What the guest asks of the host (guest-tests.sh, host_exports): it
 # writes an exports file as ktest-exports.NAME at the volume's root; this
 # loop installs it, reloads tesserad (SIGHUP) and answers with an empty
-# ktest-reloaded.NAME once the reload is logged.
+# ktest-reloaded.NAME once the reload is logged.  A ktest-quota.NAME
+# holding "PATH BYTES INODES" (host_quota) is run as `tessera quota set`,
+# answered by ktest-quota-done.NAME.
 host_helper() {
 	local q="?version=3&nfsport=$PORT&mountport=$PORT" seen=" " f n before
+	local qpath qbytes qinodes
 	: > "$TMP/empty"
 	while kill -0 "$SRV" 2>/dev/null; do
 		sleep 0.5
+		for f in $(nfs-ls "nfs://127.0.0.1/$q" 2>/dev/null |
+			   awk '{print $NF}' |
+			   grep -E '^ktest-quota\.[a-z0-9-]+$'); do
+			n=quota-${f#ktest-quota.}
+			[[ $seen == *" $n "* ]] && continue
+			read -r qpath qbytes qinodes < <(nfs-cat \
+				"nfs://127.0.0.1//$f$q" 2>/dev/null) || continue
+			"$top_builddir/tessera" quota set "lmdb://$TMP/meta" \
+				"$qpath" --bytes "$qbytes" --inodes "$qinodes" \
+				>> "$TMP/server.log" 2>&1
+			nfs-cp "$TMP/empty" \
+				"nfs://127.0.0.1//ktest-quota-done.${f#ktest-quota.}$q" \
+				>/dev/null 2>&1
+			seen="$seen$n "
+		done
 		for f in $(nfs-ls "nfs://127.0.0.1/$q" 2>/dev/null |
 			   awk '{print $NF}' |
 			   grep -E '^ktest-exports\.[a-z0-9-]+$'); do
