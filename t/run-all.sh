@@ -8,7 +8,8 @@
 #      libnfs, purged (t/pkg/package-test.sh);
 #   4. the Linux kernel NFS client in a QEMU VM against a real tesserad,
 #      on a file:// volume and again on radosgw (S3) with writeback on,
-#      and through HAProxy in front of three raft:// gateways, one killed.
+#      through HAProxy in front of three raft:// gateways, one killed,
+#      and mounted without nolock: fcntl and flock locks through NLM.
 # Ends with one line "N passed, N failed[, N skipped]"; exit status 0 only
 # when nothing failed.
 #
@@ -210,6 +211,8 @@ if [ "${TESSERA_SKIP_KERNEL:-0}" != 1 ] && [ "$plain_ok" = 1 ]; then
 	tap_run t/kernel/kernel-s3-test.sh kernel-s3
 	step "kernel client through HAProxy, three raft:// gateways, one killed"
 	tap_run t/kernel/kernel-raft-test.sh kernel-raft
+	step "kernel client with NFS locks (NLM, NSM): fcntl, flock, reclaim"
+	tap_run t/kernel/kernel-lock-test.sh kernel-lock
 fi
 
 stage_times

@@ -4,7 +4,10 @@
 # kernel and initramfs in t/kernel/work/ (gitignored).
 # kernel-raft-test.sh: the client through HAProxy in front of three raft://
 # gateways, its gateway killed while it writes (guest-raft.sh).
+# kernel-lock-test.sh: mounted without nolock, fcntl and flock locks
+# through NLM (guest-locks.sh, locker.pl), in namespaces of its own.
 dist_check_SCRIPTS += t/kernel/kernel-test.sh t/kernel/kernel-s3-test.sh \
-	t/kernel/kernel-raft-test.sh
+	t/kernel/kernel-raft-test.sh t/kernel/kernel-lock-test.sh
 EXTRA_DIST += t/kernel/setup.sh t/kernel/run.sh t/kernel/guest-tests.sh \
-	t/kernel/init t/kernel/guest-raft.sh
+	t/kernel/init t/kernel/guest-raft.sh t/kernel/guest-locks.sh \
+	t/kernel/locker.pl

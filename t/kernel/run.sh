@@ -10,6 +10,10 @@
 #        TIMEOUT      seconds for the whole VM run (default 540)
 #        LOG          console log (default $KERNEL_WORK/console.log)
 #        NFS_OPTS     extra mount options; GUEST_ENV more KEY=VALUE words
+#        NETDEV       QEMU -netdev of the guest's NIC (default user,id=n0:
+#                     slirp, the host's 127.0.0.1 at 10.0.2.2); with another
+#                     one, NFS_SERVER the server's address as the guest
+#                     reaches it and GUEST_ADDR the guest's (ADDR/PREFIX)
 # Exit: 0 the guest script passed, 1 it failed, 2 the VM did not finish.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -44,7 +48,9 @@ else
 	ACC=(-accel tcg,thread=multi -cpu max)
 fi
 
-APPEND="console=ttyS0 loglevel=4 panic=-1 NFS_SERVER=10.0.2.2"
+NETDEV=${NETDEV:-user,id=n0}
+APPEND="console=ttyS0 loglevel=4 panic=-1 NFS_SERVER=${NFS_SERVER:-10.0.2.2}"
+APPEND+=" GUEST_ADDR=${GUEST_ADDR:-10.0.2.15/24}"
 APPEND+=" NFS_PORT=$NFS_PORT MNT_PORT=$MNT_PORT NFS_EXPORT=$EXPORT"
 APPEND+=" TEST_SCRIPT=$TEST_SCRIPT ${NFS_OPTS:+NFS_OPTS=$NFS_OPTS}"
 # The guest stops itself a little before the host would kill it.
@@ -59,7 +65,7 @@ timeout --foreground -k 5 "$TIMEOUT" qemu-system-x86_64 "${ACC[@]}" \
 	-m 1024 -smp 2 -nodefaults -no-user-config -display none \
 	-no-reboot -serial stdio -monitor none \
 	-kernel "$W/vmlinux" -initrd "$W/initrd.cpio.gz" -append "$APPEND" \
-	-netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
+	-netdev "$NETDEV" -device virtio-net-pci,netdev=n0 \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-fsdev local,id=hr,path=/,security_model=none,readonly=on,multidevs=remap \
 	-device virtio-9p-pci,fsdev=hr,mount_tag=hostroot \
