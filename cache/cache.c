@@ -562,7 +562,7 @@ cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
 	/* From a local store, prefetch only hints (readahead.c). */
 	c->ra = cache_ra_open(c->pl, c->st, c->cp, bs, o->readahead_max,
 			      o->readahead_budget, dl);
-	if (o->gc && (r = cache_gc_start(m, c->st, c->cp, &c->gc)) < 0)
+	if (o->gc && (r = cache_gc_start(m, c->st, c->cp, bs, o, &c->gc)) < 0)
 		goto fail;
 	*out = c;
 	return 0;

@@ -61,6 +61,15 @@ struct cache_opts {
 				    copy one block (unaligned slices) */
 	unsigned upload_threads; /* parallel block uploads */
 	bool gc;                 /* run the background deletion job */
+	/* With a gate, the job runs its rounds only while gate(arg)
+	 * answers true (tesserad: this gateway holds the volume's
+	 * background-job lease); NULL: always. */
+	bool (*bgjob_gate)(void *arg);
+	void *bgjob_arg;
+	/* Pace of the job: objects deleted and metadata transactions per
+	 * second, a second's worth in a burst (0: no limit). */
+	uint64_t gc_delete_rate;
+	uint64_t gc_txn_rate;
 	/* Disk block cache (diskcache.c).  cache_dirs: directories joined
 	 * by ':'; NULL or "" runs without a disk cache (and without
 	 * writeback).  cache_size: bytes of cached blocks, all dirs

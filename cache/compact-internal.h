@@ -42,6 +42,8 @@ void cache_compact_want(struct cache_compactor *cp, uint64_t ino,
 			uint32_t chunk);
 /* Compact the first queued chunk, if any (the background job). */
 void cache_compact_round(struct cache_compactor *cp);
+/* Empty the queue (this gateway does not run the job now). */
+void cache_compact_forget(struct cache_compactor *cp);
 /* Compact one chunk now: as cache_compact (cache.h). */
 int cache_compact_chunk(struct cache_compactor *cp, uint64_t ino,
 			uint32_t chunk);

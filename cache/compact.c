@@ -126,6 +126,14 @@ cache_compact_want(struct cache_compactor *cp, uint64_t ino, uint32_t chunk)
 	pthread_mutex_unlock(&cp->mu);
 }
 
+void
+cache_compact_forget(struct cache_compactor *cp)
+{
+	pthread_mutex_lock(&cp->mu);
+	cp->nq = 0;
+	pthread_mutex_unlock(&cp->mu);
+}
+
 /* Fill block k (blen bytes) of the new slice: the data segments of seg
  * laid end to end. */
 static int

@@ -16,8 +16,12 @@ struct cache_blocks;
 
 /* Start the job's thread; m, st and cp are borrowed until
  * cache_gc_stop.  -EAGAIN when the thread cannot start. */
+struct cache_opts;
+
+/* Start the job (gate, rates: cache_opts). */
 int cache_gc_start(struct meta *m, struct cache_blocks *st,
-		   struct cache_compactor *cp, struct cache_gc **out);
+		   struct cache_compactor *cp, uint32_t block_size,
+		   const struct cache_opts *o, struct cache_gc **out);
 /* Stop the job (after its current round) and free it (NULL: nothing). */
 void cache_gc_stop(struct cache_gc *gc);
 

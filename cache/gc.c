@@ -5,6 +5,16 @@
  * also compacts one queued chunk (compact.c) and hands malloc's free
  * memory back to the kernel.
  *
+ * Only one gateway of a volume runs the job: with a gate (cache_opts
+ * bgjob_gate; tesserad's says whether this gateway holds the volume's
+ * background-job lease, meta.h), a round runs only while it answers
+ * true, and chunks queued for compaction meanwhile are forgotten (the
+ * holder's reads and flushes queue its own).  The rounds are paced:
+ * at most gc_delete_rate objects deleted and gc_txn_rate metadata
+ * transactions per second (0: no limit), with up to a second's worth
+ * in a burst, so that a burst of removes is released at a rate client
+ * traffic does not notice.
+ *
  * Meta hands out the released slices (meta_gc_next: those of removed
  * and truncated files, and those compaction dropped once their grace
  * period is over).  Only slices whose objects are all gone are
@@ -22,6 +32,7 @@
 #include "cache/files-internal.h"
 #include "cache/gc-internal.h"
 #include "cache/blocks-internal.h"
+#include "cache/cache.h"
 #include "lib/tl.h"
 
 #define GC_BATCH 256
@@ -29,15 +40,47 @@
 #define GC_IDLE_MS 1000 /* after a round with nothing to do */
 #define TRIM_NS (1000ULL * 1000000) /* malloc_trim at most this often */
 
+/* A rate: units spaced 1/per_s apart, a second's worth of credit. */
+struct pace {
+	uint64_t per_s; /* 0: no limit */
+	uint64_t next_ns;
+};
+
 struct cache_gc {
 	struct meta *m;
 	struct cache_blocks *st;
 	struct cache_compactor *cp;
+	uint32_t bs;
+	bool (*gate)(void *arg);
+	void *gate_arg;
+	struct pace del, txn;
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
 };
+
+/* Wait until n more units of p fit its rate; false when the job stops
+ * meanwhile. */
+static bool
+gc_pace(struct cache_gc *gc, struct pace *p, uint64_t n)
+{
+	uint64_t now = tl_mono_ns(), burst = 1000000000ULL;
+	bool go;
+
+	if (p->per_s == 0)
+		return true;
+	if (p->next_ns + burst < now)
+		p->next_ns = now - burst;
+	pthread_mutex_lock(&gc->mu);
+	while (!gc->stop && (now = tl_mono_ns()) < p->next_ns)
+		cache_cond_wait_ms(&gc->cv, &gc->mu,
+				   (p->next_ns - now) / 1000000 + 1);
+	go = !gc->stop;
+	pthread_mutex_unlock(&gc->mu);
+	p->next_ns += n * 1000000000ULL / p->per_s;
+	return go;
+}
 
 /* One round: delete what meta released.  Returns the number of slices
  * forgotten, or a negative errno. */
@@ -47,19 +90,28 @@ gc_round(struct cache_gc *gc, struct meta_slice_ref *refs)
 	size_t n = 0, i, done = 0;
 	int r;
 
+	if (!gc_pace(gc, &gc->txn, 1))
+		return 0;
 	r = meta_gc_next(gc->m, refs, GC_BATCH, &n);
 	if (r < 0 || n == 0)
 		return r;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		uint64_t blocks = ((uint64_t)refs[i].size + gc->bs - 1) /
+				  gc->bs;
+
+		if (!gc_pace(gc, &gc->del, blocks ? blocks : 1))
+			break;
 		if (cache_blocks_delete_slice(gc->st, refs[i].id,
 					     refs[i].size) == 0)
 			refs[done++] = refs[i];
+	}
 	if (done > 0) {
+		gc_pace(gc, &gc->txn, 1); /* stopping: release still */
 		r = meta_gc_release(gc->m, refs, done);
 		if (r < 0)
 			return r;
 	}
-	return done < n ? -EIO : (int)done;
+	return done < i ? -EIO : (int)done;
 }
 
 /* Hand the free memory of every malloc arena back to the kernel, once a
@@ -97,10 +149,17 @@ gc_main(void *arg)
 	pthread_mutex_lock(&gc->mu);
 	while (!gc->stop) {
 		pthread_mutex_unlock(&gc->mu);
-		r = gc_round(gc, refs);
-		if (r < 0)
-			tl_debug("cache", "gc round: %s", strerror(-r));
-		cache_compact_round(gc->cp);
+		if (gc->gate != NULL && !gc->gate(gc->gate_arg)) {
+			cache_compact_forget(gc->cp);
+			r = 0; /* another gateway runs the job */
+		} else {
+			r = gc_round(gc, refs);
+			if (r < 0)
+				tl_debug("cache", "gc round: %s",
+					 strerror(-r));
+			if (gc_pace(gc, &gc->txn, 1))
+				cache_compact_round(gc->cp);
+		}
 		trim_memory(&trimmed);
 		pthread_mutex_lock(&gc->mu);
 		/* A round that was not full leaves a short pause, so that a
@@ -119,7 +178,8 @@ gc_main(void *arg)
 
 int
 cache_gc_start(struct meta *m, struct cache_blocks *st,
-	       struct cache_compactor *cp, struct cache_gc **out)
+	       struct cache_compactor *cp, uint32_t block_size,
+	       const struct cache_opts *o, struct cache_gc **out)
 {
 	struct cache_gc *gc = tl_calloc(1, sizeof(*gc));
 
@@ -127,6 +187,11 @@ cache_gc_start(struct meta *m, struct cache_blocks *st,
 	gc->m = m;
 	gc->st = st;
 	gc->cp = cp;
+	gc->bs = block_size;
+	gc->gate = o->bgjob_gate;
+	gc->gate_arg = o->bgjob_arg;
+	gc->del.per_s = o->gc_delete_rate;
+	gc->txn.per_s = o->gc_txn_rate;
 	pthread_mutex_init(&gc->mu, NULL);
 	pthread_cond_init(&gc->cv, NULL);
 	if (pthread_create(&gc->thread, NULL, gc_main, gc) != 0) {

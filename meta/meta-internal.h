@@ -26,6 +26,7 @@
  *   <vol>\0Q<ino be64>L             quota limits: bytes be64, inodes be64
  *   <vol>\0Q<ino be64>U             quota usage: bytes be64, inodes be64
  *   <vol>\0G<id be64>               gateway session (session.c)
+ *   <vol>\0B                       background-job lease (session.c)
  *   <vol>\0N<ino be64><owner id 16> NFS locks of one owner (lock.c)
  *   <vol>\0M<client id 16>          an NFS lock client (lock.c)
  *   <vol>\0n<client id><ino><owner id>  index of a client's N records

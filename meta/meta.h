@@ -619,9 +619,9 @@ int meta_set_storage(struct meta *m, const char *url);
  * that cannot trust clocks can watch seq instead: unchanged for ttl
  * seconds of its own means the gateway stopped renewing.
  *
- * Issue 15's background-job lease and gateway list build on these
- * records: the lease names a session id, and a lease whose holder's
- * session is stale may be taken over.
+ * The background-job lease (below) builds on these records: it names a
+ * session id, and a lease whose holder's session is stale or gone is
+ * taken over.
  */
 #define META_SESSION_STR 64
 #define META_SESSION_TTL_MIN 3     /* seconds */
@@ -661,6 +661,29 @@ int meta_session_start(struct meta *m, const char *addr, const char *version,
 		       uint32_t ttl_s, struct meta_session_keeper **out);
 void meta_session_stop(struct meta_session_keeper *k);
 uint64_t meta_session_id(const struct meta_session_keeper *k);
+
+/* The background-job lease (record B): deletion of released data, trash
+ * expiry, compaction and the slice grace period run on one gateway of a
+ * volume, the one whose session the lease names.  A keeper that wants
+ * it takes it, in a heartbeat's transaction, when no lease is recorded
+ * or its holder's session is gone or stale; it keeps it as long as its
+ * own session lives, and meta_session_stop gives it up.  So a killed
+ * holder is replaced after its session ttl (and at most a heartbeat
+ * period more), a stopped one at the next heartbeat of another. */
+struct meta_lease {
+	uint64_t holder;   /* session id */
+	uint64_t since_ns; /* when it took the lease (wall clock) */
+};
+/* Ask for the lease (or give up wanting it: it is then released at the
+ * keeper's stop, or taken by another when this session goes); a
+ * heartbeat follows at once. */
+void meta_session_want_lease(struct meta_session_keeper *k, bool want);
+/* Whether this gateway may run the background jobs now: it wants the
+ * lease and its last heartbeat that committed, less than half the ttl
+ * ago, found it holding the lease. */
+bool meta_session_lease_held(struct meta_session_keeper *k);
+/* The lease record: 0, or -ENOENT when no gateway holds it. */
+int meta_lease_get(struct meta *m, struct meta_lease *l);
 
 /* ---- NFS locks (lock.c) ---------------------------------------------------
  *

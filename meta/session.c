@@ -14,11 +14,25 @@
  * transaction, so that a command which read the volume and then writes
  * (fsck --repair) can tell whether a gateway started in between, even
  * one that stopped again.
+ *
+ * The background-job lease: key <vol>\0B, value (version 1) u8 version,
+ * be64 holder session id, be64 since_ns (when that holder took it).  A
+ * keeper that wants the lease (meta_session_want_lease) looks at it in
+ * each heartbeat's transaction and takes it when it is free: no record,
+ * or the record names a session that is gone (a clean stop removed both)
+ * or stale (no heartbeat within its ttl: the holder was killed or hangs).
+ * The holder renews nothing but its heartbeat: the lease lives exactly as
+ * long as the holder's session, so the lease time is the session ttl
+ * (session_timeout).  The holder trusts its lease for half the ttl past
+ * its last heartbeat that committed, on its monotonic clock: a holder
+ * that cannot reach the metadata stops its jobs before another gateway
+ * may take them (that one waits a whole ttl on the wall clock).
  */
 #include "config.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +44,8 @@
 #define SESSION_VERSION 1
 #define SESSION_FIXED (1 + 8 + 8 + 8 + 4 + 4)
 #define SESSION_VMAX (SESSION_FIXED + 3 * (1 + META_SESSION_STR))
+#define LEASE_VERSION 1
+#define LEASE_VLEN (1 + 8 + 8)
 
 struct meta_session_keeper {
 	struct meta *m;
@@ -39,7 +55,11 @@ struct meta_session_keeper {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
+	bool kick;             /* renew now (the lease is wanted) */
 	bool failing;          /* the last renewal failed (logged once) */
+	_Atomic bool want_lease;  /* take the background-job lease */
+	_Atomic uint64_t held_until; /* tl_mono_ns() up to which the lease
+					 is ours; 0: not held */
 };
 
 static void
@@ -200,6 +220,96 @@ purge_cb(void *arg, const struct meta_session *s)
 	return 0;
 }
 
+static int
+lease_decode(const void *val, size_t len, struct meta_lease *l)
+{
+	const uint8_t *p = val;
+
+	if (len < LEASE_VLEN || p[0] != LEASE_VERSION)
+		return -EIO;
+	l->holder = tl_get_be64(p + 1);
+	l->since_ns = tl_get_be64(p + 9);
+	return 0;
+}
+
+/* The lease record, or -ENOENT. */
+static int
+lease_read(struct mtxn *t, struct meta_lease *l)
+{
+	struct meta_key k;
+	const void *v;
+	size_t vlen;
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	meta_key_tag(t->m, &k, 'B');
+	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
+	if (rc == 0 && lease_decode(v, vlen, l) < 0) {
+		tl_warn(META_SUB, "an unreadable background-job lease record; "
+			"taken as free");
+		rc = -ENOENT;
+	}
+	return rc;
+}
+
+/* The session of id into *s: 0, or -ENOENT when it has none. */
+static int
+session_get(struct mtxn *t, uint64_t id, struct meta_session *s)
+{
+	struct meta_key k;
+	const void *v;
+	size_t vlen;
+	int rc;
+
+	meta_key_session(t->m, &k, id);
+	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
+	if (rc == 0 && session_decode(id, v, vlen, s) < 0)
+		rc = -ENOENT;
+	return rc;
+}
+
+/* In the heartbeat's transaction: keep or take the lease for s.  *held
+ * says whether s holds it when the transaction commits. */
+static int
+lease_claim(struct mtxn *t, const struct meta_session *s, bool *held)
+{
+	struct meta_lease l;
+	struct meta_session h;
+	struct meta_key k;
+	uint8_t v[LEASE_VLEN];
+	uint64_t now = tl_now_ns();
+	int rc;
+
+	*held = false;
+	rc = lease_read(t, &l);
+	if (rc == 0 && l.holder == s->id) {
+		*held = true;
+		return 0;
+	}
+	if (rc == 0) {
+		rc = session_get(t, l.holder, &h);
+		if (rc == 0 && meta_session_live(&h, now))
+			return 0; /* held by a live gateway */
+		if (rc == 0) {
+			tl_notice(META_SUB, "taking the background jobs over "
+				  "from gateway %s (%s, pid %u): no heartbeat "
+				  "for %llu s", h.host, h.addr, h.pid,
+				  (unsigned long long)((now - h.heartbeat_ns) /
+						       1000000000ULL));
+			rc = -ENOENT; /* taken as free */
+		}
+	}
+	if (rc != -ENOENT)
+		return rc;
+	v[0] = LEASE_VERSION;
+	tl_put_be64(v + 1, s->id);
+	tl_put_be64(v + 9, now);
+	meta_key_tag(t->m, &k, 'B');
+	rc = meta_kv_put(t->kv, k.b, k.len, v, sizeof(v));
+	*held = rc == 0;
+	return rc;
+}
+
 /* Record s (a fresh id), bump CNT_SESSIONS and remove the sessions of
  * gateways that died without removing theirs. */
 static int
@@ -235,6 +345,24 @@ session_create(struct meta *m, struct meta_session *s)
 	return rc;
 }
 
+/* After a heartbeat that committed at or after began: whether the
+ * lease is ours, and until when we trust it. */
+static void
+lease_note(struct meta_session_keeper *kp, bool held, uint64_t began)
+{
+	uint64_t was = atomic_load(&kp->held_until);
+
+	if (held && was == 0)
+		tl_notice(META_SUB, "this gateway holds the background-job "
+			  "lease: it runs deletion, compaction and trash "
+			  "expiry for the volume");
+	else if (!held && was != 0)
+		tl_notice(META_SUB, "this gateway no longer holds the "
+			  "background-job lease");
+	atomic_store(&kp->held_until,
+		     held ? began + (uint64_t)kp->s.ttl_s * 500000000ULL : 0);
+}
+
 /* One heartbeat: a small transaction committed lazily (a heartbeat lost
  * to a crash costs nothing).  A record someone removed (an operator's
  * --force) is written again. */
@@ -246,9 +374,12 @@ session_renew(struct meta_session_keeper *kp)
 	const void *v;
 	size_t vlen;
 	struct mtxn t;
+	bool want = atomic_load(&kp->want_lease), held = false;
+	uint64_t began = tl_mono_ns();
 	int rc, tries = 0;
 
 	do {
+		held = false;
 		rc = meta_txn_begin(kp->m, &t, false);
 		if (rc)
 			return rc;
@@ -263,8 +394,12 @@ session_renew(struct meta_session_keeper *kp)
 			s->seq++;
 			rc = session_put(&t, s);
 		}
+		if (rc == 0 && want)
+			rc = lease_claim(&t, s, &held);
 		rc = meta_txn_end(&t, rc);
 	} while (meta_txn_retry(rc, &tries));
+	if (rc == 0)
+		lease_note(kp, held, began);
 	return rc;
 }
 
@@ -286,11 +421,12 @@ keeper_main(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		while (!kp->stop &&
+		while (!kp->stop && !kp->kick &&
 		       pthread_cond_timedwait(&kp->cv, &kp->mu, &ts) == 0)
 			;
 		if (kp->stop)
 			break;
+		kp->kick = false;
 		pthread_mutex_unlock(&kp->mu);
 		rc = session_renew(kp);
 		if (rc && !kp->failing)
@@ -352,6 +488,54 @@ meta_session_start(struct meta *m, const char *addr, const char *version,
 	return 0;
 }
 
+/* Remove the lease record if it names id: another gateway takes it at
+ * its next heartbeat instead of waiting for a ttl. */
+static int
+lease_drop(struct mtxn *t, uint64_t id)
+{
+	struct meta_lease l;
+	struct meta_key k;
+	int rc;
+
+	rc = lease_read(t, &l);
+	if (rc == -ENOENT || (rc == 0 && l.holder != id))
+		return 0;
+	meta_key_tag(t->m, &k, 'B');
+	return rc ? rc : meta_kv_del(t->kv, k.b, k.len);
+}
+
+void
+meta_session_want_lease(struct meta_session_keeper *kp, bool want)
+{
+	atomic_store(&kp->want_lease, want);
+	pthread_mutex_lock(&kp->mu);
+	kp->kick = true;
+	pthread_cond_signal(&kp->cv);
+	pthread_mutex_unlock(&kp->mu);
+}
+
+bool
+meta_session_lease_held(struct meta_session_keeper *kp)
+{
+	uint64_t until = atomic_load(&kp->held_until);
+
+	return until != 0 && tl_mono_ns() < until &&
+	       atomic_load(&kp->want_lease);
+}
+
+int
+meta_lease_get(struct meta *m, struct meta_lease *l)
+{
+	struct mtxn t;
+	int rc;
+
+	rc = meta_txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	rc = lease_read(&t, l);
+	return meta_txn_end(&t, rc);
+}
+
 void
 meta_session_stop(struct meta_session_keeper *kp)
 {
@@ -373,7 +557,10 @@ meta_session_stop(struct meta_session_keeper *kp)
 		if (rc)
 			break;
 		meta_key_session(kp->m, &k, kp->s.id);
-		rc = meta_txn_end(&t, meta_kv_del(t.kv, k.b, k.len));
+		rc = meta_kv_del(t.kv, k.b, k.len);
+		if (rc == 0)
+			rc = lease_drop(&t, kp->s.id);
+		rc = meta_txn_end(&t, rc);
 	} while (meta_txn_retry(rc, &tries));
 	if (rc)
 		tl_warn(META_SUB, "cannot remove the gateway session record "

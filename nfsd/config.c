@@ -111,6 +111,18 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
     {"lock_callback_window", TL_CONF_DURATION, "60s", 1000, 3600000, false,
      "a client that cannot be called back has this long to take a lock it "
      "waited for", OFF(lock_callback_window)},
+    {"bgjob", TL_CONF_BOOL, "yes", 0, 0, false,
+     "run the volume's background jobs when holding their lease "
+     "(--no-bgjob)", OFF(bgjob)},
+    {"bgjob_only", TL_CONF_BOOL, "no", 0, 0, false,
+     "run only the background jobs, serve no NFS (--bgjob-only)",
+     OFF(bgjob_only)},
+    {"bgjob_delete_rate", TL_CONF_U64, "1000", 0, 1000000, false,
+     "objects the background jobs delete per second (0: no limit)",
+     OFF(bgjob_delete_rate)},
+    {"bgjob_txn_rate", TL_CONF_U64, "100", 0, 1000000, false,
+     "metadata transactions of the background jobs per second (0: no "
+     "limit)", OFF(bgjob_txn_rate)},
     {"raft_id", TL_CONF_U64, "0", 0, 1ULL << 62, false,
      "this gateway's node id in its raft group (raft://); 0: none",
      OFF(raft_id)},

@@ -19,6 +19,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,12 @@ usage(FILE *f)
 		"  -o, --set NAME=VALUE  set any tessera.conf option\n"
 		"  -f, --foreground      do not daemonize; log to stderr\n"
 		"      --no-rpcbind      do not register with rpcbind\n"
+		"      --no-bgjob        never run the volume's background "
+		"jobs\n"
+		"                        (option bgjob)\n"
+		"      --bgjob-only      run only the background jobs, serve "
+		"no NFS\n"
+		"                        (option bgjob_only)\n"
 		"      --metrics-listen A:P  HTTP /metrics and /healthz, "
 		"or off\n"
 		"                        (option metrics_listen)\n"
@@ -103,6 +111,8 @@ parse_args(int argc, char **argv, struct args *a, int *status)
 	    {"set", required_argument, NULL, 'o'},
 	    {"foreground", no_argument, NULL, 'f'},
 	    {"no-rpcbind", no_argument, NULL, 'R'},
+	    {"no-bgjob", no_argument, NULL, 'B'},
+	    {"bgjob-only", no_argument, NULL, 'J'},
 	    {"metrics-listen", required_argument, NULL, 'M'},
 	    {"pidfile", required_argument, NULL, 'p'},
 	    {"log-level", required_argument, NULL, 'L'},
@@ -141,6 +151,12 @@ parse_args(int argc, char **argv, struct args *a, int *status)
 			break;
 		case 'R':
 			add_set(a, "rpcbind", "no");
+			break;
+		case 'B':
+			add_set(a, "bgjob", "no");
+			break;
+		case 'J':
+			add_set(a, "bgjob_only", "yes");
 			break;
 		case 'M':
 			add_set(a, "metrics_listen", optarg);
@@ -261,6 +277,11 @@ load_config(const struct args *a, struct nfsd_config *cfg)
 		}
 		if (rc == 0)
 			rc = check_cache_dirs(cfg->cache_dirs, &err);
+		if (rc == 0 && cfg->bgjob_only && !cfg->bgjob) {
+			err = tl_strdup("bgjob_only with bgjob off (--no-bgjob) "
+					"would run nothing");
+			rc = -EINVAL;
+		}
 		if (rc == 0 && cfg->writeback && cfg->cache_dirs[0] == '\0') {
 			err = tl_strdup("writeback needs cache_dirs (blocks "
 					"are staged there)");
@@ -353,8 +374,20 @@ struct backend {
 	struct meta *meta;
 	struct os_store *os;
 	struct cache *cache;
-	struct meta_session_keeper *session;
+	/* read by the background job's thread (bgjob_gate) */
+	struct meta_session_keeper *_Atomic session;
 };
+
+/* The background jobs (cache/gc.c) run while this gateway holds the
+ * volume's lease (meta.h): none before its session is recorded. */
+static bool
+bgjob_gate(void *arg)
+{
+	struct backend *b = arg;
+	struct meta_session_keeper *k = b->session;
+
+	return k != NULL && meta_session_lease_held(k);
+}
 
 static int
 open_backend(const char *url, const struct nfsd_config *cfg, struct backend *b)
@@ -362,7 +395,11 @@ open_backend(const char *url, const struct nfsd_config *cfg, struct backend *b)
 	struct cache_opts co = {
 	    .buffer_limit = cfg->buffer_limit,
 	    .upload_threads = (unsigned)cfg->upload_threads,
-	    .gc = true,
+	    .gc = cfg->bgjob,
+	    .bgjob_gate = bgjob_gate,
+	    .bgjob_arg = b,
+	    .gc_delete_rate = cfg->bgjob_delete_rate,
+	    .gc_txn_rate = cfg->bgjob_txn_rate,
 	    .cache_dirs = cfg->cache_dirs,
 	    .cache_size = cfg->cache_size,
 	    .cache_free_floor = (unsigned)cfg->cache_free_floor,
@@ -492,7 +529,8 @@ on_hup(struct nfsd_server *srv, void *arg)
 			  "reload: only exports, log_level and the "
 			  "bandwidth limits "
 			  "change on SIGHUP; restart for the others");
-	if (nfsd_server_set_exports(srv, cfg.exports, &err) != 0)
+	if (srv != NULL &&
+	    nfsd_server_set_exports(srv, cfg.exports, &err) != 0)
 		tl_err("tesserad", "reload: %s; keeping the old exports", err);
 	else
 		tl_notice("tesserad", "reloaded");
@@ -540,26 +578,64 @@ start_metrics(const struct nfsd_config *cfg, const struct backend *b,
 
 /* Record this gateway in the volume (meta.h, gateway sessions), so that
  * `tessera status` lists it and fsck --repair and destroy refuse to run
- * beside it. */
+ * beside it, and compete for the background-job lease unless bgjob is
+ * off.  srv NULL: a gateway that serves no NFS (bgjob_only), recorded
+ * with the address "-". */
 static int
 start_session(const struct nfsd_config *cfg, struct backend *b,
 	      const struct nfsd_server *srv)
 {
+	struct meta_session_keeper *k;
 	char *host, *addr;
 	int rc;
 
 	host = tl_strndup(cfg->listen, strrchr(cfg->listen, ':') - cfg->listen);
-	addr = tl_asprintf("%s:%u", host[0] ? host : "0.0.0.0",
-			   nfsd_server_port(srv));
+	addr = srv == NULL ? tl_strdup("-") :
+			     tl_asprintf("%s:%u", host[0] ? host : "0.0.0.0",
+					 nfsd_server_port(srv));
 	rc = meta_session_start(b->meta, addr, PACKAGE_VERSION,
-				(uint32_t)(cfg->session_timeout / 1000),
-				&b->session);
-	if (rc != 0)
+				(uint32_t)(cfg->session_timeout / 1000), &k);
+	if (rc != 0) {
 		tl_err("tesserad", "cannot record the gateway session in the "
 		       "metadata: %s", strerror(-rc));
+	} else {
+		b->session = k;
+		if (cfg->bgjob)
+			meta_session_want_lease(k, true);
+		else
+			tl_notice("tesserad", "bgjob is off: this gateway "
+				  "runs no background job");
+	}
 	free(addr);
 	free(host);
 	return rc;
+}
+
+/* bgjob_only: no NFS server, so no event loop; the signals that stop
+ * or reload the daemon are blocked in every thread (block_signals,
+ * before any starts) and taken here. */
+static void
+block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+static void
+wait_for_stop(const sigset_t *set, struct hup *hup)
+{
+	int sig;
+
+	for (;;) {
+		sig = sigwaitinfo(set, NULL);
+		if (sig == SIGHUP)
+			on_hup(NULL, hup);
+		else if (sig == SIGTERM || sig == SIGINT)
+			return;
+	}
 }
 
 /* The server listens: say so, and where the logs go, on the terminal and
@@ -594,6 +670,46 @@ log_started(const struct args *a, const struct nfsd_config *cfg,
 		detach_stdio(ready, !file && !to_syslog);
 }
 
+/* A gateway that only runs the background jobs (bgjob_only): the
+ * "admin node" of a volume served by gateways with bgjob off. */
+static int
+serve_bgjob_only(const struct args *a, const struct nfsd_config *cfg,
+		 enum tl_log_level level, struct backend *b, struct hup *hup,
+		 const sigset_t *sigs, int ready)
+{
+	struct nfsd_metrics *metrics = NULL;
+	char *started, *ready_msg;
+	int rc;
+
+	rc = start_session(cfg, b, NULL);
+	if (rc != 0)
+		return rc;
+	metrics = start_metrics(cfg, b, NULL);
+	if (a->pidfile != NULL && (rc = write_pidfile(a->pidfile)) != 0) {
+		tl_err("tesserad", "%s: %s", a->pidfile, strerror(-rc));
+		nfsd_metrics_stop(metrics);
+		return rc;
+	}
+	started = tl_asprintf("tesserad %s: volume \"%s\": background jobs "
+			      "only, no NFS (bgjob_only)%s", PACKAGE_VERSION,
+			      meta_settings(b->meta)->name,
+			      a->foreground ? "" : ", daemonized");
+	ready_msg = tl_asprintf("READY=1\nSTATUS=background jobs of volume "
+				"\"%s\"", meta_settings(b->meta)->name);
+	hup->status = ready_msg;
+	log_started(a, cfg, level, started, ready);
+	free(started);
+	notify(ready_msg);
+	wait_for_stop(sigs, hup);
+	notify("STOPPING=1\nSTATUS=stopping the background jobs");
+	tl_notice("tesserad", "stopping the background jobs");
+	nfsd_metrics_stop(metrics);
+	if (a->pidfile != NULL)
+		unlink(a->pidfile);
+	free(ready_msg);
+	return 0;
+}
+
 static int
 serve(const struct args *a, const struct nfsd_config *cfg,
       enum tl_log_level level)
@@ -603,6 +719,7 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 	struct nfsd_metrics *metrics = NULL;
 	char *err = NULL, *at, *ready_msg = NULL, *started, *url = NULL;
 	struct hup hup = {a, cfg, NULL, NULL};
+	sigset_t sigs;
 	int ready = -1, rc;
 
 	if (strncmp(cfg->meta, "raft://", 7) == 0) {
@@ -619,10 +736,17 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 		free(url);
 		return ready;
 	}
+	if (cfg->bgjob_only)
+		block_signals(&sigs);
 	rc = open_backend(url ? url : cfg->meta, cfg, &b);
 	if (rc != 0)
 		goto out;
 	hup.ratelimit = b.os;
+	if (cfg->bgjob_only) {
+		rc = serve_bgjob_only(a, cfg, level, &b, &hup, &sigs, ready);
+		ready = -1;
+		goto out;
+	}
 	rc = nfsd_server_create(cfg, b.meta, b.cache, &srv, &err);
 	if (rc != 0) {
 		tl_err("tesserad", "%s", err);

@@ -62,6 +62,10 @@ struct nfsd_config {
 	uint64_t max_locks_per_client;
 	uint64_t max_lock_waiters;
 	uint64_t lock_callback_window; /* ms */
+	bool bgjob;		  /* may hold the background-job lease */
+	bool bgjob_only;	  /* run the jobs, serve no NFS */
+	uint64_t bgjob_delete_rate; /* objects deleted per second, 0: any */
+	uint64_t bgjob_txn_rate;    /* jobs' metadata transactions per s */
 	/* raft:// (meta/kv_raft.c) */
 	uint64_t raft_id;
 	char *raft_dir, *raft_address, *raft_listen, *raft_peers;

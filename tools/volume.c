@@ -391,16 +391,25 @@ print_status(const struct meta_settings *s, const struct meta_usage *u)
 struct gw_list {
 	uint64_t now;
 	unsigned live, stale;
+	struct meta_lease lease; /* holder 0: none */
+	struct meta_session holder;
+	bool found, holder_live;
 };
 
 static int
 gw_list_cb(void *arg, const struct meta_session *s)
 {
 	struct gw_list *g = arg;
+	bool holds = g->lease.holder != 0 && s->id == g->lease.holder;
 	char d[512];
 
 	tessera_session_describe(s, g->now, d, sizeof(d));
-	printf("  %s\n", d);
+	printf("  %s%s\n", d, holds ? " [bgjob lease]" : "");
+	if (holds) {
+		g->found = true;
+		g->holder = *s;
+		g->holder_live = meta_session_live(s, g->now);
+	}
 	if (meta_session_live(s, g->now))
 		g->live++;
 	else
@@ -408,17 +417,50 @@ gw_list_cb(void *arg, const struct meta_session *s)
 	return 0;
 }
 
-/* The gateway sessions recorded in the volume (meta.h). */
+/* Who runs the background jobs (meta.h, the background-job lease). */
+static void
+print_lease(const struct gw_list *g)
+{
+	time_t t = (time_t)(g->lease.since_ns / 1000000000ULL);
+	char when[64];
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	if (g->lease.holder == 0)
+		printf("bgjob lease:   none (no gateway runs the background "
+		       "jobs: is every gateway started with --no-bgjob?)\n");
+	else if (!g->found)
+		printf("bgjob lease:   gateway session %016" PRIx64 ", gone: "
+		       "another gateway takes the jobs over\n",
+		       g->lease.holder);
+	else
+		printf("bgjob lease:   %s %s, pid %u, since %s%s\n",
+		       g->holder.host, g->holder.addr, g->holder.pid, when,
+		       g->holder_live ? "" : " (stale: another gateway takes "
+					     "the jobs over)");
+}
+
+/* The gateway sessions recorded in the volume (meta.h), and the holder
+ * of the background-job lease. */
 static int
 print_gateways(struct meta *m)
 {
-	struct gw_list g = {tl_now_ns(), 0, 0};
+	struct gw_list g;
 	int rc;
 
+	memset(&g, 0, sizeof(g));
+	g.now = tl_now_ns();
+	rc = meta_lease_get(m, &g.lease);
+	if (rc == -ENOENT)
+		rc = 0;
 	printf("gateways:\n");
-	rc = meta_session_list(m, gw_list_cb, &g);
+	if (rc == 0)
+		rc = meta_session_list(m, gw_list_cb, &g);
 	if (rc == 0 && g.live + g.stale == 0)
 		printf("  none\n");
+	if (rc == 0)
+		print_lease(&g);
 	return rc;
 }
 

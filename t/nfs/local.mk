@@ -31,6 +31,7 @@ TH_NFS_TESTS = \
 	t/nfs/nfs_readrace_test \
 	t/nfs/nfs_quota_test \
 	t/nfs/nfs_warmup_test \
+	t/nfs/nfs_bgjob_test \
 	t/nfs/nfs_bigfile_test \
 	t/nfs/nfs_bigdir_test
 
@@ -47,6 +48,10 @@ t_nfs_nfs_warmup_test_SOURCES = t/nfs/nfs_warmup_test.c
 t_nfs_nfs_warmup_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_warmup_test_LDADD = $(TH_NFS_LDADD)
 EXTRA_t_nfs_nfs_warmup_test_DEPENDENCIES = tessera$(EXEEXT)
+t_nfs_nfs_bgjob_test_SOURCES = t/nfs/nfs_bgjob_test.c
+t_nfs_nfs_bgjob_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
+t_nfs_nfs_bgjob_test_LDADD = $(TH_NFS_LDADD)
+EXTRA_t_nfs_nfs_bgjob_test_DEPENDENCIES = tessera$(EXEEXT)
 t_nfs_nfs_attr_test_SOURCES = t/nfs/nfs_attr_test.c
 t_nfs_nfs_attr_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_attr_test_LDADD = $(TH_NFS_LDADD)

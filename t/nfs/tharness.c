@@ -321,6 +321,14 @@ th_free_port(void)
 	return -1;
 }
 
+/* The daemon's log: tesserad.log, or the name of a joined server's. */
+static void
+th_log_path(const struct th_server *s, char *path, size_t size)
+{
+	snprintf(path, size, "%s/%s", s->dir,
+		 s->logname[0] ? s->logname : "tesserad.log");
+}
+
 /* Whether the server's log has a line containing what. */
 static bool
 th_log_says(const struct th_server *s, const char *what)
@@ -329,7 +337,7 @@ th_log_says(const struct th_server *s, const char *what)
 	bool found = false;
 	FILE *f;
 
-	snprintf(path, sizeof path, "%s/tesserad.log", s->dir);
+	th_log_path(s, path, sizeof path);
 	f = fopen(path, "r");
 	while (f != NULL && !found && fgets(line, sizeof line, f))
 		found = strstr(line, what) != NULL;
@@ -345,7 +353,7 @@ th_server_log_count(const struct th_server *s, const char *what)
 	int n = 0;
 	FILE *f;
 
-	snprintf(path, sizeof path, "%s/tesserad.log", s->dir);
+	th_log_path(s, path, sizeof path);
 	f = fopen(path, "r");
 	while (f != NULL && fgets(line, sizeof line, f))
 		n += strstr(line, what) != NULL;
@@ -361,7 +369,7 @@ th_print_log(const struct th_server *s)
 	FILE *f;
 	int n = 0;
 
-	snprintf(path, sizeof path, "%s/tesserad.log", s->dir);
+	th_log_path(s, path, sizeof path);
 	f = fopen(path, "r");
 	if (!f)
 		return;
@@ -413,12 +421,14 @@ th_spawn(struct th_server *s)
 	snprintf(bin, sizeof bin, "%s/tesserad", th_builddir());
 	snprintf(meta, sizeof meta, "%s", s->meta_url);
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", s->port);
-	snprintf(log, sizeof log, "%s/tesserad.log", s->dir);
+	th_log_path(s, log, sizeof log);
 	argv[argc++] = bin;
 	argv[argc++] = "--meta";
 	argv[argc++] = meta;
-	argv[argc++] = "--listen";
-	argv[argc++] = listen;
+	if (!s->no_nfs) {
+		argv[argc++] = "--listen";
+		argv[argc++] = listen;
+	}
 	argv[argc++] = "--foreground";
 	argv[argc++] = "--no-rpcbind";
 	if (s->exports_path[0]) {
@@ -465,7 +475,8 @@ th_spawn(struct th_server *s)
 			th_print_log(s);
 			return -1;
 		}
-		if (th_port_open(s->port))
+		if (s->no_nfs ? th_log_says(s, "background jobs only") :
+				th_port_open(s->port))
 			return 0;
 		usleep(20000);
 	}
@@ -556,6 +567,43 @@ th_server_start(struct th_server *s, const char *format_args,
 	}
 }
 
+int
+th_server_join(struct th_server *s, const struct th_server *of,
+	       const char *args, bool nfs)
+{
+	int slot = -1, rc;
+
+	memset(s, 0, sizeof *s);
+	for (int i = 0; i < TH_MAX_SERVERS; i++)
+		if (!th_servers[i]) {
+			slot = i;
+			break;
+		}
+	if (slot < 0)
+		return -1;
+	th_servers[slot] = s;
+	s->peer = true;
+	s->no_nfs = !nfs;
+	snprintf(s->dir, sizeof s->dir, "%s", of->dir);
+	snprintf(s->meta_url, sizeof s->meta_url, "%s", of->meta_url);
+	snprintf(s->storage_url, sizeof s->storage_url, "%s",
+		 of->storage_url);
+	snprintf(s->exports_path, sizeof s->exports_path, "%s",
+		 of->exports_path);
+	snprintf(s->logname, sizeof s->logname, "tesserad-%d.log", slot);
+	th_server_set_args(s, args);
+	for (int tries = 0;; tries++) {
+		s->port = th_free_port();
+		if (s->port < 0)
+			return -1;
+		rc = th_spawn(s);
+		if (rc == 0 || !nfs || tries == 2 ||
+		    !th_log_says(s, "in use"))
+			return rc;
+		th_diag("port %d was taken; trying another", s->port);
+	}
+}
+
 void
 th_server_stop(struct th_server *s, bool kill_hard)
 {
@@ -596,7 +644,8 @@ th_server_destroy(struct th_server *s)
 	 * goes: a crash or a closed connection is explained there. */
 	if (th_failures)
 		th_print_log(s);
-	th_rm_rf(s->dir);
+	if (!s->peer)
+		th_rm_rf(s->dir);
 	for (int i = 0; i < TH_MAX_SERVERS; i++)
 		if (th_servers[i] == s)
 			th_servers[i] = NULL;

@@ -89,6 +89,9 @@ struct th_server {
 	char daemon_args[256]; /* extra tesserad options, space-separated
 				  ("-o upload_limit=2M"); set with
 				  th_server_set_args */
+	bool peer;           /* joined another's volume (th_server_join) */
+	bool no_nfs;         /* started with --bgjob-only */
+	char logname[40];    /* its log in dir; "": tesserad.log */
 };
 
 /* Format a volume (format_args: extra `tessera format` options, may be
@@ -97,6 +100,14 @@ struct th_server {
  * diagnostic and the daemon's log printed). */
 int th_server_start(struct th_server *s, const char *format_args,
 		    const char *exports);
+/* Start another tesserad on the volume of of (a second gateway: same
+ * metadata and store, its own port and log, tesserad-N.log in of's
+ * directory), with extra options args (may be NULL).  nfs false: it is
+ * started with --bgjob-only (add that to args) and counts as started
+ * once its log says it runs the background jobs only.  Destroy it before
+ * of, whose directory it shares. */
+int th_server_join(struct th_server *s, const struct th_server *of,
+		   const char *args, bool nfs);
 /* Replace the exports file (text, or NULL for the default) used by the
  * next th_server_restart. */
 int th_server_set_exports(struct th_server *s, const char *exports);

@@ -1,0 +1,232 @@
+/*
+ * nfs_bgjob_test - the background jobs of a volume run on one gateway:
+ * the holder of the lease in the volume's metadata (meta.h, "the
+ * background-job lease"), as `tessera status` reports it.  Gateways on
+ * one LMDB volume (several processes), session_timeout=3s so that a
+ * killed holder goes stale soon:
+ *   1. A and B serve the volume: exactly one holds the lease (A, which
+ *      started first) and a file removed through B has its objects
+ *      deleted (by A's job).
+ *   2. A is killed (SIGKILL): B takes the lease over, and deletes the
+ *      objects of a file removed through it.
+ *   3. C starts with --no-bgjob and B is killed: once B's session is
+ *      stale and C has renewed its own several times since, the lease
+ *      still names B; C never takes it.
+ *   4. D starts with --bgjob-only: it listens for no NFS (its session has
+ *      no address) and takes the lease; a file removed through C has its
+ *      objects deleted (by D).
+ *   5. D stops cleanly (SIGTERM): the lease record goes with its session.
+ * Waits are polls with a generous limit: what is asserted is each change
+ * of state, never how long it took.
+ */
+#include "config.h"
+
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "t/nfs/tharness.h"
+
+#define POLL_LIMIT_MS (300 * 1000)
+
+static struct th_server a, b, c, d;
+
+/* What `tessera status` says of the lease and of one gateway. */
+struct lease_view {
+	int holder_pid;    /* 0: no lease recorded */
+	bool holder_stale; /* the holder's session is stale */
+	bool pid_listed;   /* the gateway asked about is listed */
+	bool pid_stale;    /* ... and stale */
+	char pid_line[1024];
+};
+
+static bool
+read_status(const struct th_server *s, int pid, struct lease_view *v)
+{
+	char cmd[700], line[1024], tag[32];
+	FILE *f;
+
+	memset(v, 0, sizeof(*v));
+	snprintf(cmd, sizeof cmd, "'%s/tessera' status '%s' 2>&1",
+		 th_builddir(), s->meta_url);
+	snprintf(tag, sizeof tag, ", pid %d,", pid);
+	f = popen(cmd, "r");
+	if (f == NULL)
+		return false;
+	while (fgets(line, sizeof line, f) != NULL) {
+		const char *p;
+
+		if (strncmp(line, "bgjob lease:", 12) == 0) {
+			p = strstr(line, ", pid ");
+			if (p != NULL)
+				v->holder_pid = atoi(p + 6);
+			v->holder_stale = strstr(line, "(stale") != NULL;
+		} else if (pid > 0 && strstr(line, tag) != NULL) {
+			v->pid_listed = true;
+			v->pid_stale = strstr(line, ": stale,") != NULL;
+			snprintf(v->pid_line, sizeof v->pid_line, "%s", line);
+		}
+	}
+	return pclose(f) == 0;
+}
+
+/* Poll status until the lease names pid with a live session. */
+static bool
+wait_holder(const struct th_server *s, int pid)
+{
+	struct lease_view v;
+	uint64_t t0 = th_now_ms();
+
+	while (th_now_ms() - t0 < POLL_LIMIT_MS) {
+		if (read_status(s, 0, &v) && v.holder_pid == pid &&
+		    !v.holder_stale)
+			return true;
+		usleep(200 * 1000);
+	}
+	th_diag("the lease names pid %d%s, not %d", v.holder_pid,
+		v.holder_stale ? " (stale)" : "", pid);
+	return false;
+}
+
+static size_t nobjects;
+
+static int
+count_cb(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+	(void)path;
+	(void)st;
+	(void)f;
+	if (type == FTW_F)
+		nobjects++;
+	return 0;
+}
+
+/* Blocks of the volume in the file:// store. */
+static size_t
+objects(const struct th_server *s)
+{
+	char dir[300];
+
+	snprintf(dir, sizeof dir, "%s/obj/tvol/chunks", s->dir);
+	nobjects = 0;
+	nftw(dir, count_cb, 16, FTW_PHYS);
+	return nobjects;
+}
+
+/* Write a 1 MiB file through s (FILE_SYNC: stored at once), check its
+ * blocks reached the store, remove it, and poll until the store holds
+ * no block of the volume: some gateway's job deleted them. */
+static void
+remove_is_deleted(const struct th_server *s, const char *name)
+{
+	static uint8_t buf[1 << 20];
+	struct th_conn cn;
+	struct th_obj o;
+	sattr3 sa = th_sattr_mode(0644);
+	uint64_t t0;
+
+	TH_REQUIRE(th_connect(&cn, s->port, "/", 0, 0) == 0,
+		   "%s: connect to port %d", name, s->port);
+	TH_REQUIRE(th_create(&cn, &cn.root, name, UNCHECKED, &sa, NULL,
+			     &o) == NFS3_OK, "%s: create", name);
+	th_fill(7, buf, sizeof buf);
+	TH_REQUIRE(th_write(&cn, &o.fh, 0, buf, sizeof buf, FILE_SYNC,
+			    NULL) == NFS3_OK, "%s: write 1 MiB", name);
+	TH_CHECK(objects(s) > 0, "%s: its blocks are in the store", name);
+	TH_STAT(th_remove(&cn, &cn.root, name), NFS3_OK, "%s: remove", name);
+	th_disconnect(&cn);
+	t0 = th_now_ms();
+	while (objects(s) > 0 && th_now_ms() - t0 < POLL_LIMIT_MS)
+		usleep(200 * 1000);
+	TH_CHECK(objects(s) == 0, "%s: its blocks were deleted", name);
+}
+
+int
+main(void)
+{
+	const char *opts = "-o session_timeout=3s --metrics-listen off";
+	struct lease_view v;
+	char args[256];
+	uint64_t t0;
+	int bpid, cpid;
+
+	/* 1. A, then B. */
+	TH_REQUIRE(th_server_start(&a, "--block-size 64K", NULL) == 0,
+		   "A starts");
+	th_server_set_args(&a, opts);
+	TH_REQUIRE(th_server_restart(&a, false) == 0,
+		   "A restarts with session_timeout=3s");
+	TH_REQUIRE(wait_holder(&a, a.pid), "A holds the lease");
+	TH_REQUIRE(th_server_join(&b, &a, opts, true) == 0,
+		   "B starts on A's volume");
+	/* it listens a moment before it records its session */
+	t0 = th_now_ms();
+	while (!(read_status(&a, b.pid, &v) && v.pid_listed) &&
+	       th_now_ms() - t0 < POLL_LIMIT_MS)
+		usleep(100 * 1000);
+	TH_REQUIRE(v.pid_listed && !v.pid_stale,
+		   "status lists B's live session");
+	TH_CHECK(v.holder_pid == a.pid, "the lease still names A, not B");
+	remove_is_deleted(&b, "f1");
+	TH_CHECK(read_status(&a, 0, &v) && v.holder_pid == a.pid,
+		 "A holds the lease throughout");
+	TH_CHECK(th_server_log_count(&b, "holds the background-job lease") ==
+			 0, "B never held it");
+
+	/* 2. A killed: B takes over. */
+	th_server_stop(&a, true);
+	TH_CHECK(wait_holder(&a, b.pid), "B took the lease over from the "
+		 "killed A");
+	TH_CHECK(th_server_log_count(&b, "taking the background jobs over") ==
+			 1, "B says it took the jobs over");
+	remove_is_deleted(&b, "f2");
+
+	/* 3. C with --no-bgjob; B killed. */
+	snprintf(args, sizeof args, "%s --no-bgjob", opts);
+	TH_REQUIRE(th_server_join(&c, &a, args, true) == 0,
+		   "C starts with --no-bgjob");
+	bpid = b.pid;
+	cpid = c.pid;
+	th_server_stop(&b, true);
+	t0 = th_now_ms();
+	while (th_now_ms() - t0 < POLL_LIMIT_MS &&
+	       !(read_status(&a, bpid, &v) && v.pid_stale))
+		usleep(200 * 1000);
+	TH_REQUIRE(v.pid_stale, "B's session went stale");
+	/* C renews every 500 ms (ttl/6), and would take a lease it wanted
+	 * at the first renewal that finds B stale: give it several.  (A
+	 * negative check needs a window; nothing here bounds a duration.) */
+	usleep(2000 * 1000);
+	TH_CHECK(read_status(&a, cpid, &v) && v.pid_listed && !v.pid_stale,
+		 "C's session lives");
+	TH_CHECK(v.holder_pid == bpid && v.holder_stale,
+		 "the lease still names the stale B: C (--no-bgjob) did not "
+		 "take it");
+	TH_CHECK(th_server_log_count(&c, "bgjob is off") == 1,
+		 "C says it runs no background job");
+
+	/* 4. D with --bgjob-only. */
+	snprintf(args, sizeof args, "%s --bgjob-only", opts);
+	TH_REQUIRE(th_server_join(&d, &a, args, false) == 0,
+		   "D starts with --bgjob-only");
+	TH_CHECK(wait_holder(&a, d.pid), "D (--bgjob-only) took the lease");
+	TH_CHECK(read_status(&a, d.pid, &v) && strstr(v.pid_line, " -, pid ")
+			 != NULL, "D's session has no NFS address");
+	TH_CHECK(th_server_log_count(&d, "on 127.0.0.1 port") == 0,
+		 "D serves no NFS");
+	remove_is_deleted(&c, "f3");
+
+	/* 5. D stops cleanly: the lease goes with it. */
+	th_server_stop(&d, false);
+	TH_CHECK(read_status(&a, 0, &v) && v.holder_pid == 0,
+		 "a clean stop gives the lease up");
+
+	th_server_destroy(&d);
+	th_server_destroy(&c);
+	th_server_destroy(&b);
+	th_server_destroy(&a);
+	return th_done();
+}
