@@ -154,6 +154,25 @@ struct meta_usage {
 };
 int meta_usage(struct meta *m, struct meta_usage *u);
 
+/* The background jobs' backlog (backlog.c): the queues read whole, in
+ * one read transaction; the cost grows with the backlog, not with the
+ * volume.  "Pending delete" is the one name of the deletion backlog in
+ * `tessera status`, `tessera gc` and the metrics. */
+struct meta_backlog {
+	uint64_t items;       /* the pending-delete counter: files, slices
+				 and slices in grace (meta_usage) */
+	uint64_t files;       /* removed files whose data waits (D) */
+	uint64_t file_bytes;  /* their sizes */
+	uint64_t slices;      /* released slices whose objects wait (R) */
+	uint64_t slice_bytes; /* their stored sizes */
+	uint64_t grace;       /* slices compaction dropped, in their grace
+				 period (L) */
+	uint64_t grace_bytes;
+	uint64_t grace_oldest_ns; /* when the oldest was dropped; 0: none */
+	uint64_t grace_ns;    /* the grace period of this volume */
+};
+int meta_backlog(struct meta *m, struct meta_backlog *b);
+
 /* ---- permission helper (pure) -------------------------------------------- */
 
 #define META_MAY_READ 4

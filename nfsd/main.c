@@ -557,6 +557,7 @@ start_metrics(const struct nfsd_config *cfg, const struct backend *b,
 	    .buffer_limit = cfg->buffer_limit,
 	    .start_ns = tl_now_ns(),
 	    .writeback_max_age_ms = cfg->writeback_max_age,
+	    .session = b->session,
 	};
 	struct nfsd_metrics *m = NULL;
 	const char *l = cfg->metrics_listen;

@@ -31,6 +31,9 @@ struct nfsd_metrics_src {
 	uint64_t buffer_limit;	       /* configured buffer_limit */
 	uint64_t start_ns;	       /* wall clock at startup */
 	uint64_t writeback_max_age_ms; /* alarm threshold */
+	/* this gateway's session: whether it holds the background-job
+	 * lease (NULL: not reported) */
+	struct meta_session_keeper *session;
 };
 
 struct nfsd_metrics;

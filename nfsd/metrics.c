@@ -533,6 +533,65 @@ render_volume(struct tl_buf *b, struct meta *m)
 	return true;
 }
 
+struct holder_find {
+	uint64_t id, now;
+	bool live;
+};
+
+static int
+holder_cb(void *arg, const struct meta_session *s)
+{
+	struct holder_find *h = arg;
+
+	if (s->id == h->id)
+		h->live = meta_session_live(s, h->now);
+	return 0;
+}
+
+/* The background jobs: who runs them, and their backlog (meta.h,
+ * meta_backlog: the figures `tessera status` prints). */
+static void
+render_bgjob(struct tl_buf *b, const struct nfsd_metrics_src *src)
+{
+	struct holder_find h = {0, tl_now_ns(), false};
+	struct meta_backlog bl;
+	struct meta_lease l;
+
+	if (src->session != NULL)
+		one(b, "tessera_bgjob_lease_held", "gauge",
+		    "1 while this gateway holds the background-job lease "
+		    "and runs the jobs.",
+		    meta_session_lease_held(src->session));
+	if (meta_lease_get(src->meta, &l) == 0) {
+		h.id = l.holder;
+		if (meta_session_list(src->meta, holder_cb, &h) != 0)
+			h.live = false;
+	}
+	one(b, "tessera_bgjob_lease_live", "gauge",
+	    "1 when a gateway with a live session holds the volume's "
+	    "background-job lease; 0 (alarm): no gateway runs the jobs.",
+	    h.live);
+	if (meta_backlog(src->meta, &bl) != 0)
+		return;
+	one(b, "tessera_volume_pending_delete_files", "gauge",
+	    "Removed files whose data waits for the deletion job.", bl.files);
+	one(b, "tessera_volume_pending_delete_file_bytes", "gauge",
+	    "Sizes of the removed files waiting for the deletion job.",
+	    bl.file_bytes);
+	one(b, "tessera_volume_pending_delete_slices", "gauge",
+	    "Released slices whose objects wait for the deletion job.",
+	    bl.slices);
+	one(b, "tessera_volume_pending_delete_slice_bytes", "gauge",
+	    "Stored bytes of the released slices waiting for deletion.",
+	    bl.slice_bytes);
+	one(b, "tessera_volume_grace_slices", "gauge",
+	    "Slices compaction dropped, waiting out their grace period.",
+	    bl.grace);
+	one(b, "tessera_volume_grace_bytes", "gauge",
+	    "Stored bytes of the slices in their grace period.",
+	    bl.grace_bytes);
+}
+
 void
 nfsd_metrics_render(const struct nfsd_metrics_src *src, struct tl_buf *out)
 {
@@ -554,7 +613,8 @@ nfsd_metrics_render(const struct nfsd_metrics_src *src, struct tl_buf *out)
 	if (src->os != NULL)
 		render_objstore(out, src->os);
 	if (src->meta != NULL) {
-		render_volume(out, src->meta);
+		if (render_volume(out, src->meta))
+			render_bgjob(out, src);
 		render_lmdb(out, src->meta);
 		render_raft(out, src->meta);
 	}

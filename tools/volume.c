@@ -363,6 +363,27 @@ print_limit(const char *what, uint64_t v, bool bytes)
 		printf("%-14s %" PRIu64 "\n", what, v);
 }
 
+/* The background jobs' backlog (meta_backlog). */
+static void
+print_backlog(const struct meta_backlog *b)
+{
+	uint64_t now = tl_now_ns();
+	char h1[32], h2[32];
+
+	printf("%-15s %" PRIu64 " (%" PRIu64 " files, %s; %" PRIu64
+	       " slices, %s)\n", "pending delete:", b->items, b->files,
+	       tl_fmt_size(b->file_bytes, h1, sizeof(h1)), b->slices,
+	       tl_fmt_size(b->slice_bytes, h2, sizeof(h2)));
+	printf("%-15s %" PRIu64 " slices, %s", "in grace:", b->grace,
+	       tl_fmt_size(b->grace_bytes, h1, sizeof(h1)));
+	if (b->grace > 0)
+		printf(", oldest dropped %" PRIu64 " s ago",
+		       now > b->grace_oldest_ns ?
+			       (now - b->grace_oldest_ns) / UINT64_C(1000000000) : 0);
+	printf(" (released %" PRIu64 " s after compaction dropped them)\n",
+	       b->grace_ns / UINT64_C(1000000000));
+}
+
 static void
 print_status(const struct meta_settings *s, const struct meta_usage *u)
 {
@@ -385,7 +406,6 @@ print_status(const struct meta_settings *s, const struct meta_usage *u)
 	printf("%-14s %" PRIu64 " (%s)\n", "used bytes:", u->used_bytes,
 	       tl_fmt_size(u->used_bytes, h, sizeof(h)));
 	printf("%-14s %" PRIu64 "\n", "used inodes:", u->used_inodes);
-	printf("%-14s %" PRIu64 "\n", "pending gc:", u->pending_delete);
 }
 
 struct gw_list {
@@ -493,6 +513,7 @@ tessera_cmd_status(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct meta_usage u;
+	struct meta_backlog bl;
 	struct meta *m = NULL;
 	const char *cdirs = NULL, *volume = NULL;
 	int c, rc;
@@ -520,6 +541,10 @@ tessera_cmd_status(int argc, char **argv)
 	rc = meta_usage(m, &u);
 	if (rc == 0)
 		print_status(meta_settings(m), &u);
+	if (rc == 0)
+		rc = meta_backlog(m, &bl);
+	if (rc == 0)
+		print_backlog(&bl);
 	if (rc == 0)
 		rc = print_gateways(m);
 	if (rc == 0 && cdirs != NULL)

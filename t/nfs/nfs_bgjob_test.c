@@ -12,9 +12,11 @@
  *   3. C starts with --no-bgjob and B is killed: once B's session is
  *      stale and C has renewed its own several times since, the lease
  *      still names B; C never takes it.
+ *      A file removed through C stays pending delete (status says so,
+ *      its blocks stay in the store).
  *   4. D starts with --bgjob-only: it listens for no NFS (its session has
- *      no address) and takes the lease; a file removed through C has its
- *      objects deleted (by D).
+ *      no address) and takes the lease, and deletes that file's objects:
+ *      status says nothing is pending delete.
  *   5. D stops cleanly (SIGTERM): the lease record goes with its session.
  * Waits are polls with a generous limit: what is asserted is each change
  * of state, never how long it took.
@@ -73,6 +75,28 @@ read_status(const struct th_server *s, int pid, struct lease_view *v)
 	return pclose(f) == 0;
 }
 
+/* Whether `tessera status` prints a line starting with what. */
+static bool
+status_has(const struct th_server *s, const char *what)
+{
+	char cmd[700], line[1024];
+	bool found = false;
+	FILE *f;
+
+	snprintf(cmd, sizeof cmd, "'%s/tessera' status '%s' 2>&1",
+		 th_builddir(), s->meta_url);
+	f = popen(cmd, "r");
+	if (f == NULL)
+		return false;
+	while (fgets(line, sizeof line, f) != NULL) {
+		found |= strncmp(line, what, strlen(what)) == 0;
+		if (strncmp(line, "pending", 7) == 0 && !found)
+			th_diag("status: %s", line);
+	}
+	pclose(f);
+	return found;
+}
+
 /* Poll status until the lease names pid with a live session. */
 static bool
 wait_holder(const struct th_server *s, int pid)
@@ -116,17 +140,15 @@ objects(const struct th_server *s)
 	return nobjects;
 }
 
-/* Write a 1 MiB file through s (FILE_SYNC: stored at once), check its
- * blocks reached the store, remove it, and poll until the store holds
- * no block of the volume: some gateway's job deleted them. */
+/* Write a 1 MiB file through s (FILE_SYNC: stored at once, one slice),
+ * check its blocks reached the store, remove it. */
 static void
-remove_is_deleted(const struct th_server *s, const char *name)
+write_remove(const struct th_server *s, const char *name)
 {
 	static uint8_t buf[1 << 20];
 	struct th_conn cn;
 	struct th_obj o;
 	sattr3 sa = th_sattr_mode(0644);
-	uint64_t t0;
 
 	TH_REQUIRE(th_connect(&cn, s->port, "/", 0, 0) == 0,
 		   "%s: connect to port %d", name, s->port);
@@ -138,7 +160,15 @@ remove_is_deleted(const struct th_server *s, const char *name)
 	TH_CHECK(objects(s) > 0, "%s: its blocks are in the store", name);
 	TH_STAT(th_remove(&cn, &cn.root, name), NFS3_OK, "%s: remove", name);
 	th_disconnect(&cn);
-	t0 = th_now_ms();
+}
+
+/* Poll until the store holds no block of the volume: some gateway's job
+ * deleted them. */
+static void
+wait_deleted(const struct th_server *s, const char *name)
+{
+	uint64_t t0 = th_now_ms();
+
 	while (objects(s) > 0 && th_now_ms() - t0 < POLL_LIMIT_MS)
 		usleep(200 * 1000);
 	TH_CHECK(objects(s) == 0, "%s: its blocks were deleted", name);
@@ -170,7 +200,8 @@ main(void)
 	TH_REQUIRE(v.pid_listed && !v.pid_stale,
 		   "status lists B's live session");
 	TH_CHECK(v.holder_pid == a.pid, "the lease still names A, not B");
-	remove_is_deleted(&b, "f1");
+	write_remove(&b, "f1");
+	wait_deleted(&b, "f1");
 	TH_CHECK(read_status(&a, 0, &v) && v.holder_pid == a.pid,
 		 "A holds the lease throughout");
 	TH_CHECK(th_server_log_count(&b, "holds the background-job lease") ==
@@ -182,7 +213,8 @@ main(void)
 		 "killed A");
 	TH_CHECK(th_server_log_count(&b, "taking the background jobs over") ==
 			 1, "B says it took the jobs over");
-	remove_is_deleted(&b, "f2");
+	write_remove(&b, "f2");
+	wait_deleted(&b, "f2");
 
 	/* 3. C with --no-bgjob; B killed. */
 	snprintf(args, sizeof args, "%s --no-bgjob", opts);
@@ -207,6 +239,13 @@ main(void)
 		 "take it");
 	TH_CHECK(th_server_log_count(&c, "bgjob is off") == 1,
 		 "C says it runs no background job");
+	/* Nobody runs the jobs: what C's remove releases stays queued. */
+	write_remove(&c, "f3");
+	usleep(1500 * 1000);
+	TH_CHECK(objects(&c) > 0, "f3: no job deleted its blocks");
+	TH_CHECK(status_has(&a, "pending delete: 1 (0 files, 0 B; 1 slices, "
+			    "1.0 MiB)"), "status: the released slice is "
+		 "pending delete");
 
 	/* 4. D with --bgjob-only. */
 	snprintf(args, sizeof args, "%s --bgjob-only", opts);
@@ -217,7 +256,9 @@ main(void)
 			 != NULL, "D's session has no NFS address");
 	TH_CHECK(th_server_log_count(&d, "on 127.0.0.1 port") == 0,
 		 "D serves no NFS");
-	remove_is_deleted(&c, "f3");
+	wait_deleted(&c, "f3");
+	TH_CHECK(status_has(&a, "pending delete: 0 (0 files, 0 B; 0 slices, "
+			    "0 B)"), "status: nothing pending delete");
 
 	/* 5. D stops cleanly: the lease goes with it. */
 	th_server_stop(&d, false);
