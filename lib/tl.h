@@ -1,11 +1,16 @@
 /*
  * tl.h - small shared pieces of Tessera: error codes, logging,
- * allocation, time, randomness, big-endian codecs, growable buffers, a
- * thread pool and the configuration-table parser.
+ * allocation (huge-page buffers too), time, randomness, big-endian
+ * codecs, growable buffers, a thread pool, the configuration-table
+ * parser and the service manager's notifications (sd_notify).
  *
- * Only what two or more modules need lives here.  Every function either
- * cannot fail (allocation aborts on out-of-memory, like Redis' zmalloc) or
- * returns 0 / a negative errno.
+ * What lives here is either used by two or more modules, or is the
+ * process's plumbing rather than any module's business (the logger's
+ * settings and sd_notify, which only tesserad's main calls; huge-page
+ * mappings, which only cache/bufpool.c asks for); lib/ includes no
+ * other module.  Every function either cannot fail (allocation aborts
+ * on out-of-memory, like Redis' zmalloc) or returns 0 / a negative
+ * errno.
  */
 #ifndef TL_H
 #define TL_H
