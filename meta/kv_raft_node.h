@@ -137,6 +137,15 @@ struct kvr_node {
 	struct raft raft;
 	struct raft_io io;
 	struct raft_fsm fsm;
+	/* libraft's receive callback, and the InstallSnapshot messages
+	 * held back while this node takes a snapshot (hold_install) */
+	int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb,
+			raft_io_recv_cb);
+	raft_io_recv_cb io_recv;
+#define KVR_HELD 4
+	struct raft_message held[KVR_HELD]; /* [raft] oldest first */
+	char held_addr[KVR_HELD][256];      /* [raft] their senders */
+	unsigned nheld;                     /* [raft] */
 	struct kvr_net *net;
 	bool closing;                /* [raft] */
 	bool raft_inited;
