@@ -146,6 +146,7 @@ struct nfsd_nlm {
 	size_t nlive;
 	/* figures */
 	_Atomic uint64_t st_granted, st_failed, st_polls, st_adopted;
+	_Atomic uint64_t st_gateways; /* other live sessions, last look */
 };
 
 /* ---- small things ----------------------------------------------------------- */
@@ -1109,6 +1110,7 @@ watch_sessions(struct nfsd_nlm *l, bool start)
 	free(l->live);
 	l->live = live;
 	l->nlive = nlive;
+	atomic_store(&l->st_gateways, nlive);
 	free(sl.v);
 	if (!changed)
 		return 0;
@@ -1395,5 +1397,6 @@ nfsd_nlm_stats(struct nfsd_nlm *l, struct nfsd_lock_stats *out)
 	out->cb_failed = atomic_load(&l->st_failed);
 	out->polls = atomic_load(&l->st_polls);
 	out->adopted = atomic_load(&l->st_adopted);
+	out->gateways = atomic_load(&l->st_gateways);
 	out->grace = atomic_load(&l->grace);
 }

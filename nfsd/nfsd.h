@@ -167,6 +167,7 @@ struct nfsd_lock_stats {
 	uint64_t cb_failed;  /* callbacks given up (client unreachable) */
 	uint64_t polls;	     /* reads of the volume's release counter */
 	uint64_t adopted;    /* clients adopted from gateways gone */
+	uint64_t gateways;   /* other live gateway sessions, last seen */
 	bool grace;	     /* only reclaims are granted */
 };
 /* False when locking is off. */

@@ -14,8 +14,10 @@
  * SM_NOTIFY over TCP and UDP (a client's restart drops what it took
  * before), the bounds (NLM4_DENIED_NOLOCKS, blocked requests bounded),
  * bad input (handles, ranges, lengths, garbage, unknown owners and
- * versions) with precise answers while the server keeps serving, and a
- * restart: SM_NOTIFY to the client from the address it knows, the grace
+ * versions) with precise answers while the server keeps serving, a
+ * failover (another gateway of the volume goes away: its client is
+ * adopted, told to reclaim, its lock protected while others are
+ * granted), and a restart: SM_NOTIFY to the client from the address it knows, the grace
  * period (only reclaims), its early end once everything is reclaimed.
  * valgrind: nothing leaked.
  */
@@ -703,6 +705,70 @@ test_flood(void)
 
 /* ---- restarts --------------------------------------------------------------- */
 
+/* Another gateway of the volume goes away while this one serves: this
+ * one adopts that gateway's client, tells it to reclaim, and keeps
+ * granting, protecting only the adopted client's unreclaimed lock. */
+static void
+test_failover(void)
+{
+	const struct nlt_owner F = {"hostF", 66, "66@hostF"};
+	struct meta_session_keeper *other;
+	struct meta_lock_where where = {"127.0.0.1", "127.0.0.1", 0, 3};
+	struct meta_lock_result res;
+	struct meta_lock_req q;
+	uint64_t ino = 0, adopted0 = stats().adopted;
+	int i, n0 = nlt_count(&C, NLT_PROG_NSM, NSMPROC_NOTIFY);
+	struct nfsd_fh h;
+
+	CHECK_FATAL(meta_session_start(T.m, "127.0.0.2:2049", "test", 60,
+				       &other) == 0,
+		    "another gateway of the volume starts");
+	for (i = 0; i < 600 && stats().gateways == 0; i++)
+		usleep(50000); /* the lock manager looks every 5 s */
+	CHECK_FATAL(stats().gateways == 1, "this gateway sees it live");
+	/* a client of the other gateway takes a lock there */
+	CHECK_FATAL(nfsd_fh_decode(T.srv->ctx.vol, file2.data.data_val,
+				   file2.data.data_len, &h) == 0,
+		    "file2's inode");
+	ino = h.ino;
+	memset(&q, 0, sizeof(q));
+	q.owner.client = F.host;
+	q.owner.client_len = strlen(F.host);
+	q.owner.svid = (uint32_t)F.svid;
+	q.owner.oh = F.oh;
+	q.owner.oh_len = strlen(F.oh);
+	q.start = 0;
+	q.end = 100;
+	q.exclusive = true;
+	where.session = meta_session_id(other);
+	q.where = &where;
+	q.max_client = 1000;
+	q.max_total = 1000;
+	CHECK_FATAL(meta_lock(T.m, ino, &q, &res) == 0,
+		    "hostF holds [0,100) of file2 through the other gateway");
+	CHECK_EQ(lock(&D, &file2, 10, 1, true, false, false, 1), NLM4_DENIED,
+		 "which conflicts here");
+	meta_session_stop(other); /* it goes away */
+	i = nlt_wait_call(&C, NLT_PROG_NSM, NSMPROC_NOTIFY, n0);
+	CHECK_FATAL(i >= 0, "this gateway tells hostF to reclaim (SM_NOTIFY)");
+	for (i = 0; i < 600 && stats().adopted == adopted0; i++)
+		usleep(50000); /* counted once all are told */
+	CHECK_EQ(stats().adopted, adopted0 + 1, "having adopted it");
+	CHECK(!stats().grace, "and keeps granting");
+	CHECK_EQ(lock(&D, &file2, 200, 1, true, false, false, 1), NLM4_GRANTED,
+		 "a lock elsewhere is granted");
+	CHECK_EQ(lock(&D, &file2, 10, 1, true, false, false, 1),
+		 NLM4_DENIED_GRACE_PERIOD,
+		 "one that meets hostF's unreclaimed lock: grace period");
+	CHECK_EQ(lock(&F, &file2, 0, 100, true, false, true, 3), NLM4_GRANTED,
+		 "hostF reclaims its lock here");
+	CHECK_EQ(lock(&D, &file2, 10, 1, true, false, false, 1), NLM4_DENIED,
+		 "now it is simply held");
+	CHECK_EQ(unlock(&F, &file2, 0, 0), NLM4_GRANTED, "hostF unlocks");
+	CHECK_EQ(unlock(&D, &file2, 0, 0), NLM4_GRANTED, "D unlocks");
+	CHECK(becomes_free(&A, &file2, 0, 0), "file2 is free");
+}
+
 static struct meta_session_keeper *keeper;
 
 /* Stop the server and start it again on the same port and volume, as
@@ -856,6 +922,7 @@ main(void)
 	test_client_gone();
 	test_bad_input();
 	test_flood();
+	test_failover();
 	test_restart();
 	close(fd);
 	meta_session_stop(keeper);
