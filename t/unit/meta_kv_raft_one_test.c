@@ -5,8 +5,9 @@
  * -EAGAIN with nothing of the loser applied, commits that survive a
  * restart (the log replayed onto the replica exactly once), the
  * refusal to start with another node's directory, the version of a
- * read-only snapshot, read-only opens (META_KV_RDONLY), and the
- * conversion of an lmdb:// volume into a group of one node.
+ * read-only snapshot, read-only opens (META_KV_RDONLY), the
+ * conversion of an lmdb:// volume into a group of one node, and the
+ * refusal to start on the replica of another group.
  */
 #include "config.h"
 
@@ -361,6 +362,48 @@ test_convert(void)
 	rt_done(&t);
 }
 
+/* A node whose replica is another group's refuses to start. */
+static void
+test_other_group(void)
+{
+	struct rt a, b;
+	struct meta_kv *kv;
+	char *ua, *ub, *err = NULL;
+	int rc;
+
+	rt_init(&a, 1);
+	rt_init(&b, 1);
+	ua = rt_url(&a, 1, 1, "bootstrap=1");
+	ub = rt_url(&b, 1, 1, "bootstrap=1");
+	rc = meta_kv_open(ua, &kv, &err);
+	CHECK_FATAL(rc == 0, "group A starts (%s)", err ? err : "");
+	CHECK(rt_put(kv, "k", "a") == 0, "group A commits");
+	meta_kv_close(kv);
+	rc = meta_kv_open(ub, &kv, &err);
+	CHECK_FATAL(rc == 0, "group B starts (%s)", err ? err : "");
+	CHECK(rt_put(kv, "k", "b") == 0, "group B commits");
+	meta_kv_close(kv);
+	{
+		char *cmd = tl_asprintf("cp %s/n1/replica/data.mdb "
+					"%s/n1/replica/data.mdb",
+					b.dir, a.dir);
+
+		CHECK_FATAL(system(cmd) == 0, "B's replica copied over A's");
+		free(cmd);
+	}
+	rc = meta_kv_open(ua, &kv, &err);
+	CHECK(rc == -EXDEV && err && strstr(err, "another group"),
+	      "a node refuses the replica of another group (%s)",
+	      err ? err : "");
+	if (rc == 0)
+		meta_kv_close(kv);
+	free(err);
+	free(ua);
+	free(ub);
+	rt_done(&a);
+	rt_done(&b);
+}
+
 int
 main(void)
 {
@@ -421,5 +464,6 @@ main(void)
 	free(err);
 	rt_done(&t);
 	test_convert();
+	test_other_group();
 	return tap_done();
 }
