@@ -251,9 +251,16 @@ uint64_t meta_kv_lmdb_map_drops(struct meta_kv *kv);
  * batches: write transactions committed (each syncs its data pages);
  * syncs: syncs that acknowledged durable commits (one serves every batch
  * written before it started); lazy: commits that did not wait for one
- * (meta_kv_commit_lazy: async exports, session renewals, gc). */
+ * (meta_kv_commit_lazy: async exports, session renewals, gc).
+ * The map: its size, the pages in use (up to the last page ever
+ * written: the file's high-water mark, free pages inside it included),
+ * the tree's pages by kind, its entries and depth, and the reader slots
+ * (used: the lock table's high-water mark). */
 struct meta_kv_lmdb_stats {
 	uint64_t batches, syncs, lazy;
+	uint64_t map_bytes, page_size, pages_used;
+	uint64_t branch_pages, leaf_pages, overflow_pages, entries, depth;
+	uint64_t readers, max_readers;
 };
 int meta_kv_lmdb_stats(struct meta_kv *kv, struct meta_kv_lmdb_stats *s);
 /* Flush what lazy commits left in the page cache to disk. */

@@ -307,13 +307,32 @@ int
 meta_kv_lmdb_stats(struct meta_kv *kv, struct meta_kv_lmdb_stats *s)
 {
 	struct lmdb_env *e;
+	MDB_envinfo info;
+	MDB_stat st;
+	int rc;
 
+	memset(s, 0, sizeof(*s));
 	if (kv == NULL || kv->ops != &lmdb_ops)
 		return -ENOTSUP;
 	e = ((struct lmdb_kv *)kv)->e;
 	s->batches = atomic_load(&e->n_batches);
 	s->syncs = atomic_load(&e->n_syncs);
 	s->lazy = atomic_load(&e->n_lazy);
+	rc = mdb_env_info(e->env, &info);
+	if (rc == 0)
+		rc = mdb_env_stat(e->env, &st);
+	if (rc != 0)
+		return lmdb_errno(rc);
+	s->map_bytes = info.me_mapsize;
+	s->page_size = st.ms_psize;
+	s->pages_used = (uint64_t)info.me_last_pgno + 1;
+	s->branch_pages = st.ms_branch_pages;
+	s->leaf_pages = st.ms_leaf_pages;
+	s->overflow_pages = st.ms_overflow_pages;
+	s->entries = st.ms_entries;
+	s->depth = st.ms_depth;
+	s->readers = info.me_numreaders;
+	s->max_readers = info.me_maxreaders;
 	return 0;
 }
 

@@ -111,6 +111,7 @@ struct mtxn {
 	bool q_nocheck;              /* charge, never refuse (flushes) */
 	struct meta_quota_delta *qd;
 	size_t nqd, capqd;
+	uint64_t start_ns;           /* tl_mono_ns at begin (meta_txn_stats) */
 };
 
 /* ---- keys (schema.c) ---- */

@@ -144,6 +144,23 @@ const struct meta_settings *meta_settings(struct meta *m);
  * raft:// node).  Borrowed until meta_close. */
 struct meta_kv *meta_engine(struct meta *m);
 
+/* The metadata transactions of this process (meta_txn_begin to its end),
+ * by kind (0: read-only, 1: read-write): how many ended (committed or
+ * not) and how long they took (lat[i]: at most meta_txn_bucket_s[i]
+ * seconds and more than the bucket before; lat[META_TXN_BUCKETS]:
+ * longer).
+ * conflicts: commits that conflicted with another transaction (-EAGAIN,
+ * raft:// only: LMDB serialises writers); retries: attempts made again
+ * after one (a conflict that exhausted its retries is a failure). */
+#define META_TXN_BUCKETS 12
+extern const double meta_txn_bucket_s[META_TXN_BUCKETS];
+struct meta_txn_stats {
+	uint64_t count[2], lat_sum_ns[2];
+	uint64_t lat[2][META_TXN_BUCKETS + 1];
+	uint64_t conflicts, retries;
+};
+void meta_txn_stats(struct meta_txn_stats *out);
+
 /* Usage for FSSTAT and `tessera status`. */
 struct meta_usage {
 	uint64_t used_bytes;   /* sum of 4 KiB-rounded sizes of regular files */

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -323,7 +324,55 @@ meta_txn_begin(struct meta *m, struct mtxn *t, bool rdonly)
 	memset(t, 0, sizeof(*t));
 	t->m = m;
 	t->rdonly = rdonly;
+	t->start_ns = tl_mono_ns();
 	return meta_kv_begin(m->kv, rdonly, &t->kv);
+}
+
+/* ---- transaction figures (meta_txn_stats) ---- */
+
+const double meta_txn_bucket_s[META_TXN_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+    0.01,   0.025,   0.05,   0.1,   0.25,   1,
+};
+
+static struct {
+	_Atomic uint64_t count[2], lat_sum_ns[2];
+	_Atomic uint64_t lat[2][META_TXN_BUCKETS + 1];
+	_Atomic uint64_t conflicts, retries;
+} txn_st;
+
+#define TXN_ADD(field, v) \
+	atomic_fetch_add_explicit(&txn_st.field, (v), memory_order_relaxed)
+#define TXN_GET(field) \
+	atomic_load_explicit(&txn_st.field, memory_order_relaxed)
+
+static int
+txn_count(const struct mtxn *t, int rc)
+{
+	uint64_t ns = tl_mono_ns() - t->start_ns;
+	unsigned k = !t->rdonly, i = 0;
+
+	while (i < META_TXN_BUCKETS && (double)ns > meta_txn_bucket_s[i] * 1e9)
+		i++;
+	TXN_ADD(count[k], 1);
+	TXN_ADD(lat_sum_ns[k], ns);
+	TXN_ADD(lat[k][i], 1);
+	if (rc == -EAGAIN)
+		TXN_ADD(conflicts, 1);
+	return rc;
+}
+
+void
+meta_txn_stats(struct meta_txn_stats *out)
+{
+	for (unsigned k = 0; k < 2; k++) {
+		out->count[k] = TXN_GET(count[k]);
+		out->lat_sum_ns[k] = TXN_GET(lat_sum_ns[k]);
+		for (unsigned i = 0; i <= META_TXN_BUCKETS; i++)
+			out->lat[k][i] = TXN_GET(lat[k][i]);
+	}
+	out->conflicts = TXN_GET(conflicts);
+	out->retries = TXN_GET(retries);
 }
 
 /* Counters many transactions bump are commutative adds, so concurrent
@@ -353,16 +402,19 @@ meta_txn_end(struct mtxn *t, int rc)
 	}
 	meta_quota_txn_free(t);
 	if (rc == 0)
-		return t->lazy ? meta_kv_commit_lazy(t->kv) :
-				 meta_kv_commit(t->kv);
+		return txn_count(t, t->lazy ? meta_kv_commit_lazy(t->kv) :
+					      meta_kv_commit(t->kv));
 	meta_kv_abort(t->kv);
-	return rc;
+	return txn_count(t, rc);
 }
 
 bool
 meta_txn_retry(int rc, int *tries)
 {
-	return rc == -EAGAIN && ++*tries < META_TXN_RETRIES;
+	if (rc != -EAGAIN || ++*tries >= META_TXN_RETRIES)
+		return false;
+	TXN_ADD(retries, 1);
+	return true;
 }
 
 int

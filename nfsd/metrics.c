@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -426,6 +428,143 @@ render_objstore(struct tl_buf *b, struct os_store *os)
 	}
 }
 
+/* A histogram's buckets, _sum and _count; labels "" or "k=\"v\"". */
+static void
+histogram(struct tl_buf *b, const char *name, const char *labels,
+	  const double *le, unsigned nle, const uint64_t *v, uint64_t sum_ns)
+{
+	const char *sep = labels[0] != '\0' ? "," : "";
+	uint64_t cum = 0;
+
+	for (unsigned i = 0; i < nle; i++) {
+		cum += v[i];
+		bprintf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
+			le[i], (unsigned long long)cum);
+	}
+	cum += v[nle];
+	bprintf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+		(unsigned long long)cum);
+	bprintf(b, "%s_sum{%s} %.9f\n", name, labels, (double)sum_ns / 1e9);
+	bprintf(b, "%s_count{%s} %llu\n", name, labels,
+		(unsigned long long)cum);
+}
+
+/* Requests to the object store by operation (objstore.h, os_op_stats). */
+static void
+render_objstore_ops(struct tl_buf *b)
+{
+	struct os_op_stats st[OS_OP_COUNT];
+	char l[32];
+
+	os_op_stats(st);
+	family(b, "tessera_objstore_requests_total", "counter",
+	       "Object-store requests by operation (a retry wrapper's "
+	       "attempts are inside one).");
+	for (unsigned op = 0; op < OS_OP_COUNT; op++)
+		bprintf(b, "tessera_objstore_requests_total{operation=\"%s\"} "
+			"%llu\n", os_op_name(op),
+			(unsigned long long)st[op].calls);
+	family(b, "tessera_objstore_request_errors_total", "counter",
+	       "Object-store requests that failed, by operation (a missing "
+	       "object is an answer, not an error).");
+	for (unsigned op = 0; op < OS_OP_COUNT; op++)
+		bprintf(b, "tessera_objstore_request_errors_total{operation="
+			"\"%s\"} %llu\n", os_op_name(op),
+			(unsigned long long)st[op].errors);
+	family(b, "tessera_objstore_request_duration_seconds", "histogram",
+	       "Object-store request latency by operation.");
+	for (unsigned op = 0; op < OS_OP_COUNT; op++) {
+		snprintf(l, sizeof(l), "operation=\"%s\"", os_op_name(op));
+		histogram(b, "tessera_objstore_request_duration_seconds", l,
+			  os_op_bucket_s, OS_OP_BUCKETS, st[op].lat,
+			  st[op].lat_sum_ns);
+	}
+}
+
+/* Metadata transactions (meta.h, meta_txn_stats) and the LMDB map. */
+static void
+render_meta_engine(struct tl_buf *b, struct meta *m)
+{
+	static const char *const kinds[2] = {"read", "write"};
+	struct meta_txn_stats t;
+	char lab[32];
+
+	meta_txn_stats(&t);
+	family(b, "tessera_metadata_transactions_total", "counter",
+	       "Metadata transactions ended, by kind (read-only or "
+	       "read-write).");
+	for (unsigned k = 0; k < 2; k++)
+		bprintf(b, "tessera_metadata_transactions_total{kind=\"%s\"} "
+			"%llu\n", kinds[k], (unsigned long long)t.count[k]);
+	family(b, "tessera_metadata_transaction_duration_seconds", "histogram",
+	       "Metadata transaction latency, begin to commit or abort.");
+	for (unsigned k = 0; k < 2; k++) {
+		snprintf(lab, sizeof(lab), "kind=\"%s\"", kinds[k]);
+		histogram(b, "tessera_metadata_transaction_duration_seconds",
+			  lab, meta_txn_bucket_s, META_TXN_BUCKETS, t.lat[k],
+			  t.lat_sum_ns[k]);
+	}
+	one(b, "tessera_metadata_transaction_conflicts_total", "counter",
+	    "Commits that conflicted with another transaction (raft://).",
+	    t.conflicts);
+	one(b, "tessera_metadata_transaction_retries_total", "counter",
+	    "Transactions run again after a conflict.", t.retries);
+
+}
+
+/* The process_* series every Prometheus client library exports, read
+ * from getrusage, /proc/self/statm and /proc/self/fd. */
+static void
+render_process(struct tl_buf *b, uint64_t start_ns)
+{
+	struct rusage ru;
+	struct rlimit rl;
+	unsigned long long vm = 0, rss = 0;
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t fds = 0;
+	struct dirent *e;
+	FILE *f;
+	DIR *d;
+
+	if (getrusage(RUSAGE_SELF, &ru) == 0) {
+		family(b, "process_cpu_seconds_total", "counter",
+		       "User and system CPU time spent, seconds.");
+		bprintf(b, "process_cpu_seconds_total %.6f\n",
+			(double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+			    (double)ru.ru_stime.tv_sec +
+			    ru.ru_stime.tv_usec / 1e6);
+	}
+	f = fopen("/proc/self/statm", "re");
+	if (f != NULL) {
+		if (fscanf(f, "%llu %llu", &vm, &rss) == 2 && page > 0) {
+			one(b, "process_virtual_memory_bytes", "gauge",
+			    "Virtual memory size.", vm * (uint64_t)page);
+			one(b, "process_resident_memory_bytes", "gauge",
+			    "Resident memory size.", rss * (uint64_t)page);
+		}
+		fclose(f);
+	}
+	d = opendir("/proc/self/fd");
+	if (d != NULL) {
+		while ((e = readdir(d)) != NULL)
+			if (e->d_name[0] != '.')
+				fds++;
+		closedir(d);
+		one(b, "process_open_fds", "gauge",
+		    "Open file descriptors (this scrape's directory one "
+		    "included).", fds);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		one(b, "process_max_fds", "gauge",
+		    "Limit on open file descriptors.", rl.rlim_cur);
+	if (start_ns != 0) {
+		family(b, "process_start_time_seconds", "gauge",
+		       "Start time of the process, seconds since the epoch.");
+		bprintf(b, "process_start_time_seconds %.3f\n",
+			(double)start_ns / 1e9);
+	}
+}
+
 /* A raft:// node's figures (meta/kv.h, meta_kv_raft_stats). */
 static void
 render_raft(struct tl_buf *b, struct meta *m)
@@ -506,29 +645,71 @@ render_lmdb(struct tl_buf *b, struct meta *m)
 	one(b, "tessera_meta_lmdb_lazy_commits_total", "counter",
 	    "Operations committed without waiting for the disk (exports "
 	    "with async, session renewals, gc).", s.lazy);
+	one(b, "tessera_meta_lmdb_map_size_bytes", "gauge",
+	    "Size of the LMDB map (mapsize): the most the data file may "
+	    "grow to.", s.map_bytes);
+	one(b, "tessera_meta_lmdb_map_used_bytes", "gauge",
+	    "Bytes of the map up to its last page written (free pages "
+	    "inside included).", s.pages_used * s.page_size);
+	one(b, "tessera_meta_lmdb_page_size_bytes", "gauge", "LMDB page size.",
+	    s.page_size);
+	one(b, "tessera_meta_lmdb_pages_used", "gauge",
+	    "Pages up to the last page written.", s.pages_used);
+	family(b, "tessera_meta_lmdb_tree_pages", "gauge",
+	       "Pages of the B+tree by kind (the rest of pages_used is "
+	       "free or the free list).");
+	bprintf(b, "tessera_meta_lmdb_tree_pages{kind=\"branch\"} %llu\n",
+		(unsigned long long)s.branch_pages);
+	bprintf(b, "tessera_meta_lmdb_tree_pages{kind=\"leaf\"} %llu\n",
+		(unsigned long long)s.leaf_pages);
+	bprintf(b, "tessera_meta_lmdb_tree_pages{kind=\"overflow\"} %llu\n",
+		(unsigned long long)s.overflow_pages);
+	one(b, "tessera_meta_lmdb_entries", "gauge", "Keys in the tree.",
+	    s.entries);
+	one(b, "tessera_meta_lmdb_tree_depth", "gauge", "Depth of the B+tree.",
+	    s.depth);
+	one(b, "tessera_meta_lmdb_readers", "gauge",
+	    "Reader slots used (high-water mark of the lock table).",
+	    s.readers);
+	one(b, "tessera_meta_lmdb_max_readers", "gauge", "Reader slots available.",
+	    s.max_readers);
 }
 
-/* Volume figures; false when the metadata engine does not answer. */
+/* A family of one sample labelled with the volume's name. */
+static void
+vol(struct tl_buf *b, const char *volume, const char *name, const char *help,
+    uint64_t v)
+{
+	family(b, name, "gauge", help);
+	bprintf(b, "%s{volume=\"%s\"} %llu\n", name, volume,
+		(unsigned long long)v);
+}
+
+/* Volume figures; false when the metadata engine does not answer.
+ * Volume names are [A-Za-z0-9._-] (meta_format), nothing to escape. */
 static bool
 render_volume(struct tl_buf *b, struct meta *m)
 {
+	const char *name = meta_settings(m)->name;
 	struct meta_usage u;
 	bool up = meta_usage(m, &u) == 0;
 
-	one(b, "tessera_metadata_up", "gauge",
-	    "1 when the metadata engine answered a read transaction.", up);
+	family(b, "tessera_metadata_up", "gauge",
+	       "1 when the metadata engine answered a read transaction.");
+	bprintf(b, "tessera_metadata_up{volume=\"%s\"} %d\n", name, up);
 	if (!up)
 		return false;
-	one(b, "tessera_volume_used_bytes", "gauge",
+	vol(b, name, "tessera_volume_used_bytes",
 	    "Bytes used by regular files (4 KiB-rounded sizes).", u.used_bytes);
-	one(b, "tessera_volume_used_inodes", "gauge", "Inodes in use.",
+	vol(b, name, "tessera_volume_used_inodes", "Inodes in use.",
 	    u.used_inodes);
-	one(b, "tessera_volume_capacity_bytes", "gauge",
+	vol(b, name, "tessera_volume_capacity_bytes",
 	    "Volume capacity (0: unlimited).", u.capacity);
-	one(b, "tessera_volume_max_inodes", "gauge",
+	vol(b, name, "tessera_volume_max_inodes",
 	    "Inode limit (0: unlimited).", u.max_inodes);
-	one(b, "tessera_volume_pending_delete", "gauge",
-	    "Files and slices waiting for background deletion.",
+	vol(b, name, "tessera_volume_pending_delete",
+	    "Files and slices waiting for background deletion (`tessera "
+	    "status`: pending delete).",
 	    u.pending_delete);
 	return true;
 }
@@ -556,6 +737,7 @@ render_bgjob(struct tl_buf *b, const struct nfsd_metrics_src *src)
 	struct holder_find h = {0, tl_now_ns(), false};
 	struct meta_backlog bl;
 	struct meta_lease l;
+	const char *name = meta_settings(src->meta)->name;
 
 	if (src->session != NULL)
 		one(b, "tessera_bgjob_lease_held", "gauge",
@@ -573,21 +755,21 @@ render_bgjob(struct tl_buf *b, const struct nfsd_metrics_src *src)
 	    h.live);
 	if (meta_backlog(src->meta, &bl) != 0)
 		return;
-	one(b, "tessera_volume_pending_delete_files", "gauge",
+	vol(b, name, "tessera_volume_pending_delete_files",
 	    "Removed files whose data waits for the deletion job.", bl.files);
-	one(b, "tessera_volume_pending_delete_file_bytes", "gauge",
+	vol(b, name, "tessera_volume_pending_delete_file_bytes",
 	    "Sizes of the removed files waiting for the deletion job.",
 	    bl.file_bytes);
-	one(b, "tessera_volume_pending_delete_slices", "gauge",
+	vol(b, name, "tessera_volume_pending_delete_slices",
 	    "Released slices whose objects wait for the deletion job.",
 	    bl.slices);
-	one(b, "tessera_volume_pending_delete_slice_bytes", "gauge",
+	vol(b, name, "tessera_volume_pending_delete_slice_bytes",
 	    "Stored bytes of the released slices waiting for deletion.",
 	    bl.slice_bytes);
-	one(b, "tessera_volume_grace_slices", "gauge",
+	vol(b, name, "tessera_volume_grace_slices",
 	    "Slices compaction dropped, waiting out their grace period.",
 	    bl.grace);
-	one(b, "tessera_volume_grace_bytes", "gauge",
+	vol(b, name, "tessera_volume_grace_bytes",
 	    "Stored bytes of the slices in their grace period.",
 	    bl.grace_bytes);
 }
@@ -602,6 +784,7 @@ nfsd_metrics_render(const struct nfsd_metrics_src *src, struct tl_buf *out)
 		one(out, "tessera_start_time_seconds", "gauge",
 		    "When tesserad started, seconds since the epoch.",
 		    src->start_ns / 1000000000);
+	render_process(out, src->start_ns);
 	render_rpc(out);
 	render_conns(out);
 	if (src->srv != NULL) {
@@ -610,11 +793,14 @@ nfsd_metrics_render(const struct nfsd_metrics_src *src, struct tl_buf *out)
 	}
 	if (src->cache != NULL)
 		render_cache(out, src);
-	if (src->os != NULL)
+	if (src->os != NULL) {
 		render_objstore(out, src->os);
+		render_objstore_ops(out);
+	}
 	if (src->meta != NULL) {
 		if (render_volume(out, src->meta))
 			render_bgjob(out, src);
+		render_meta_engine(out, src->meta);
 		render_lmdb(out, src->meta);
 		render_raft(out, src->meta);
 	}

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -418,6 +419,73 @@ os_close(struct os_store *s)
 		s->ops->close(s);
 }
 
+/* ---- per-operation figures (os_op_stats) -------------------------------- */
+
+const double os_op_bucket_s[OS_OP_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25,  0.5,    1,     2.5,  5,     10,   30,
+};
+
+static struct {
+	_Atomic uint64_t calls, errors, lat_sum_ns;
+	_Atomic uint64_t lat[OS_OP_BUCKETS + 1];
+} op_st[OS_OP_COUNT];
+
+static const char *const op_names[OS_OP_COUNT] = {
+    [OS_OP_PUT] = "put",       [OS_OP_GET] = "get",   [OS_OP_HEAD] = "head",
+    [OS_OP_DEL] = "delete",    [OS_OP_LIST] = "list", [OS_OP_SYNC] = "sync",
+};
+
+const char *
+os_op_name(unsigned op)
+{
+	return op < OS_OP_COUNT ? op_names[op] : "other";
+}
+
+/* Count a call of op that began at t0 (tl_mono_ns) and returned rc;
+ * returns rc. */
+static int
+op_done(unsigned op, uint64_t t0, int rc)
+{
+	uint64_t ns = tl_mono_ns() - t0;
+	unsigned i = 0;
+
+	while (i < OS_OP_BUCKETS && (double)ns > os_op_bucket_s[i] * 1e9)
+		i++;
+	atomic_fetch_add_explicit(&op_st[op].calls, 1, memory_order_relaxed);
+	if (rc < 0 && rc != -ENOENT)
+		atomic_fetch_add_explicit(&op_st[op].errors, 1,
+					  memory_order_relaxed);
+	atomic_fetch_add_explicit(&op_st[op].lat_sum_ns, ns,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&op_st[op].lat[i], 1, memory_order_relaxed);
+	return rc;
+}
+
+/* The call expression, counted as one call of op (a statement expression:
+ * the clock is read before the call). */
+#define OP_CALL(op, call)                                                   \
+	({                                                                  \
+		uint64_t t0_ = tl_mono_ns();                                 \
+		op_done(op, t0_, (call));                                   \
+	})
+
+void
+os_op_stats(struct os_op_stats out[OS_OP_COUNT])
+{
+	for (unsigned op = 0; op < OS_OP_COUNT; op++) {
+		out[op].calls = atomic_load_explicit(&op_st[op].calls,
+						     memory_order_relaxed);
+		out[op].errors = atomic_load_explicit(&op_st[op].errors,
+						      memory_order_relaxed);
+		out[op].lat_sum_ns = atomic_load_explicit(
+		    &op_st[op].lat_sum_ns, memory_order_relaxed);
+		for (unsigned i = 0; i <= OS_OP_BUCKETS; i++)
+			out[op].lat[i] = atomic_load_explicit(
+			    &op_st[op].lat[i], memory_order_relaxed);
+	}
+}
+
 int
 os_put(struct os_store *s, const char *key, const void *data, size_t len)
 {
@@ -425,7 +493,8 @@ os_put(struct os_store *s, const char *key, const void *data, size_t len)
 		return -EINVAL;
 	if (s->rdonly)
 		return -EROFS;
-	return s->ops->put(s, key, data, len);
+	return OP_CALL(OS_OP_PUT,
+		       s->ops->put(s, key, data, len));
 }
 
 struct os_store *
@@ -464,7 +533,7 @@ int
 os_sync(struct os_store *s)
 {
 	s = os_syncer(s);
-	return s != NULL ? s->ops->sync(s) : 0;
+	return s != NULL ? OP_CALL(OS_OP_SYNC, s->ops->sync(s)) : 0;
 }
 
 uint64_t
@@ -493,7 +562,8 @@ os_get(struct os_store *s, const char *key, uint64_t off, size_t len,
 	*got = 0;
 	if (!os_key_valid(key))
 		return -EINVAL;
-	return s->ops->get(s, key, off, len, buf, got);
+	return OP_CALL(OS_OP_GET,
+		       s->ops->get(s, key, off, len, buf, got));
 }
 
 int
@@ -505,7 +575,8 @@ os_open_range(struct os_store *s, const char *key, uint64_t off, size_t len,
 		return -EINVAL;
 	if (s->ops->open_range == NULL)
 		return -ENOTSUP;
-	return s->ops->open_range(s, key, off, len, fd);
+	return OP_CALL(OS_OP_GET,
+		       s->ops->open_range(s, key, off, len, fd));
 }
 
 int
@@ -513,7 +584,7 @@ os_head(struct os_store *s, const char *key, uint64_t *size)
 {
 	if (!os_key_valid(key))
 		return -EINVAL;
-	return s->ops->head(s, key, size);
+	return OP_CALL(OS_OP_HEAD, s->ops->head(s, key, size));
 }
 
 int
@@ -523,7 +594,7 @@ os_delete(struct os_store *s, const char *key)
 		return -EINVAL;
 	if (s->rdonly)
 		return -EROFS;
-	return s->ops->del(s, key);
+	return OP_CALL(OS_OP_DEL, s->ops->del(s, key));
 }
 
 int
@@ -532,7 +603,9 @@ os_list(struct os_store *s, const char *prefix, const char *start_after,
 {
 	if (!prefix_valid(prefix))
 		return -EINVAL;
-	return s->ops->list(s, prefix ? prefix : "", start_after, cb, arg);
+	return OP_CALL(OS_OP_LIST,
+		       s->ops->list(s, prefix ? prefix : "", start_after, cb,
+				    arg));
 }
 
 int
@@ -543,8 +616,9 @@ os_list_info(struct os_store *s, const char *prefix, const char *start_after,
 		return -EINVAL;
 	if (s->ops->list_info == NULL)
 		return -ENOTSUP;
-	return s->ops->list_info(s, prefix ? prefix : "", start_after, cb,
-				 arg);
+	return OP_CALL(OS_OP_LIST,
+		       s->ops->list_info(s, prefix ? prefix : "", start_after,
+					 cb, arg));
 }
 /* ---- whole-object reads for the transforming wrappers ------------------ */
 

@@ -187,6 +187,27 @@ struct os_stats {
 };
 /* Fill *out (never fails; returns 0). */
 int os_stats(struct os_store *s, struct os_stats *out);
+/* The calls made to stores of this process through os_put, os_get (and
+ * os_open_range), os_head, os_delete, os_list (and os_list_info) and
+ * os_sync (those that reach a store that syncs), by
+ * operation: one call is one request as its caller sees it (a retry
+ * layer's attempts are inside it; wrappers call the layer below them
+ * directly, so a call is counted once).  errors: calls that returned an
+ * error other than -ENOENT (an object or prefix that is not there is an
+ * answer).  lat[i]: calls that took at most os_op_bucket_s[i] seconds
+ * (and more than the bucket before); lat[OS_OP_BUCKETS]: longer ones. */
+enum os_op { OS_OP_PUT, OS_OP_GET, OS_OP_HEAD, OS_OP_DEL, OS_OP_LIST,
+	     OS_OP_SYNC, OS_OP_COUNT };
+#define OS_OP_BUCKETS 14
+extern const double os_op_bucket_s[OS_OP_BUCKETS];
+struct os_op_stats {
+	uint64_t calls, errors, lat_sum_ns;
+	uint64_t lat[OS_OP_BUCKETS + 1];
+};
+void os_op_stats(struct os_op_stats out[OS_OP_COUNT]);
+/* "put", "get", "head", "delete", "list", "sync". */
+const char *os_op_name(unsigned op);
+
 /* Whether the stack's objects are files on this machine that
  * os_open_range can lend: a file store under nothing but pass-through
  * wrappers (ratelimit, retry), so a range GET costs what it reads. */
@@ -244,10 +265,7 @@ int os_file_direct(struct os_store *s, bool on);
  * included; NULL if none.  Borrowed. */
 struct os_store *os_unwrap(struct os_store *s, const char *scheme);
 
-enum os_op { OS_OP_PUT, OS_OP_GET, OS_OP_HEAD, OS_OP_DEL, OS_OP_LIST,
-	     OS_OP_SYNC, OS_OP_COUNT };
-
-/* Fault injection; spec as in the URL form ("err=0.1,latency=5ms"),
+/* Fault injection (calls and injected are indexed by enum os_op); spec as in the URL form ("err=0.1,latency=5ms"),
  * see objstore/fault.c. */
 int os_fault_wrap(struct os_store *inner, const char *spec,
 		  struct os_store **out, char **err);

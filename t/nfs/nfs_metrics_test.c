@@ -208,7 +208,9 @@ check_format(const char *text, int *nsamples)
 					th_diag("TYPE twice: %s", line);
 					bad++;
 				}
-			if (!known || strncmp(name, "tessera_", 8) != 0 ||
+			if (!known ||
+			    (strncmp(name, "tessera_", 8) != 0 &&
+			     strncmp(name, "process_", 8) != 0) ||
 			    !name_ok(name, nl) ||
 			    (strcmp(type, "counter") == 0) !=
 				(nl > 6 &&
@@ -560,9 +562,84 @@ check_counters(const char *m)
 	TH_CHECK(
 	    sample(m, "tessera_connections_closed_total{reason=\"eof\"}") >= 1,
 	    "a closed connection counted by reason");
-	TH_CHECK(sample(m, "tessera_volume_used_inodes") >= 3,
-		 "volume inodes (%g)", sample(m, "tessera_volume_used_inodes"));
-	TH_CHECK(sample(m, "tessera_metadata_up") == 1, "metadata up");
+	TH_CHECK(sample(m, "tessera_volume_used_inodes{volume=\"tvol\"}") >= 3,
+		 "volume inodes, labelled with the volume (%g)",
+		 sample(m, "tessera_volume_used_inodes{volume=\"tvol\"}"));
+	TH_CHECK(sample(m, "tessera_metadata_up{volume=\"tvol\"}") == 1,
+		 "metadata up");
+	TH_CHECK(sample(m, "tessera_volume_pending_delete{volume=\"tvol\"}") >=
+			 0 &&
+		     sample(m, "tessera_volume_pending_delete_files{volume="
+			       "\"tvol\"}") >= 0,
+		 "the deletion backlog, labelled with the volume");
+	/* the object store by operation: the gateway read the volume
+	 * marker at start */
+	TH_CHECK(sample(m, "tessera_objstore_requests_total{operation="
+			   "\"get\"}") >= 1,
+		 "object-store GETs counted (%g)",
+		 sample(m, "tessera_objstore_requests_total{operation=\"get\"}"));
+	TH_CHECK(sample(m, "tessera_objstore_request_duration_seconds_count{"
+			   "operation=\"get\"}") ==
+		     sample(m, "tessera_objstore_requests_total{operation="
+			       "\"get\"}"),
+		 "a latency sample per GET");
+	for (int i = 0; i < 6; i++) {
+		static const char *const ops[] = {"get", "put",	 "head",
+						  "delete", "list", "sync"};
+		char s[160];
+
+		snprintf(s, sizeof s,
+			 "tessera_objstore_request_errors_total{operation="
+			 "\"%s\"}",
+			 ops[i]);
+		TH_CHECK(sample(m, s) == 0, "no %s errors", ops[i]);
+	}
+	/* metadata transactions and the LMDB map */
+	TH_CHECK(sample(m, "tessera_metadata_transactions_total{kind="
+			   "\"write\"}") >= 3,
+		 "write transactions counted (%g)",
+		 sample(m, "tessera_metadata_transactions_total{kind="
+			   "\"write\"}"));
+	TH_CHECK(sample(m, "tessera_metadata_transaction_duration_seconds_"
+			   "count{kind=\"read\"}") >= 1,
+		 "read transaction latency");
+	TH_CHECK(sample(m, "tessera_metadata_transaction_conflicts_total") ==
+			 0 &&
+		     sample(m, "tessera_metadata_transaction_retries_total") ==
+			 0,
+		 "no conflicts on LMDB (writers are serialised)");
+	TH_CHECK(sample(m, "tessera_meta_lmdb_pages_used") >= 2 &&
+		     sample(m, "tessera_meta_lmdb_map_used_bytes") ==
+			 sample(m, "tessera_meta_lmdb_pages_used") *
+			     sample(m, "tessera_meta_lmdb_page_size_bytes") &&
+		     sample(m, "tessera_meta_lmdb_map_size_bytes") >=
+			 sample(m, "tessera_meta_lmdb_map_used_bytes"),
+		 "LMDB map use (%g of %g bytes)",
+		 sample(m, "tessera_meta_lmdb_map_used_bytes"),
+		 sample(m, "tessera_meta_lmdb_map_size_bytes"));
+	TH_CHECK(sample(m, "tessera_meta_lmdb_tree_pages{kind=\"leaf\"}") >= 1 &&
+		     sample(m, "tessera_meta_lmdb_entries") >= 3,
+		 "LMDB tree pages and entries");
+	/* the process */
+	TH_CHECK(sample(m, "process_resident_memory_bytes") > 1 << 20 &&
+		     sample(m, "process_virtual_memory_bytes") >=
+			 sample(m, "process_resident_memory_bytes"),
+		 "process memory (%g resident)",
+		 sample(m, "process_resident_memory_bytes"));
+	TH_CHECK(sample(m, "process_open_fds") >= 4 &&
+		     sample(m, "process_max_fds") >=
+			 sample(m, "process_open_fds"),
+		 "process file descriptors (%g)",
+		 sample(m, "process_open_fds"));
+	TH_CHECK(sample(m, "process_cpu_seconds_total") > 0,
+		 "process CPU time");
+	TH_CHECK(sample(m, "process_start_time_seconds") ==
+		     sample(m, "tessera_start_time_seconds") ||
+		 (sample(m, "process_start_time_seconds") >=
+		      sample(m, "tessera_start_time_seconds") &&
+		  sample(m, "process_start_time_seconds") <
+		      sample(m, "tessera_start_time_seconds") + 1),
+		 "process start time");
 	TH_CHECK(sample(m, "tessera_rpc_received_bytes_total") > 65536 &&
 		     sample(m, "tessera_rpc_sent_bytes_total") > 0,
 		 "RPC bytes in and out");
