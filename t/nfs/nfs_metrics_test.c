@@ -761,6 +761,62 @@ check_async(void)
 	th_disconnect(&a);
 }
 
+/* Every series the Grafana dashboard queries (contrib/grafana/
+ * tessera.json: the tessera_* and process_* names in it) has a sample in
+ * the scrape m; a histogram's _bucket, _sum and _count are its own
+ * sample lines. */
+static void
+check_dashboard(const char *m)
+{
+	char *json = NULL, name[128];
+	unsigned names = 0, missing = 0;
+	size_t len = 0;
+	FILE *f = fopen(TESSERA_DASHBOARD, "r");
+
+	TH_REQUIRE(f != NULL, "open %s", TESSERA_DASHBOARD);
+	TH_REQUIRE(getdelim(&json, &len, '\0', f) > 0, "read the dashboard");
+	fclose(f);
+	for (const char *p = json; (p = strpbrk(p, "tp")) != NULL;) {
+		size_t n = 0;
+		bool found = false;
+
+		if ((strncmp(p, "tessera_", 8) != 0 &&
+		     strncmp(p, "process_", 8) != 0) ||
+		    (p > json && (isalnum((unsigned char)p[-1]) ||
+				  p[-1] == '_'))) {
+			p++;
+			continue;
+		}
+		while (n + 1 < sizeof name &&
+		       (islower((unsigned char)p[n]) ||
+			isdigit((unsigned char)p[n]) || p[n] == '_'))
+			name[n] = p[n], n++;
+		name[n] = '\0';
+		p += n;
+		names++;
+		for (const char *s = m; s != NULL && *s != '\0';) {
+			if (strncmp(s, name, n) == 0 &&
+			    (s[n] == '{' || s[n] == ' ')) {
+				found = true;
+				break;
+			}
+			s = strchr(s, '\n');
+			if (s != NULL)
+				s++;
+		}
+		if (!found) {
+			th_diag("the dashboard queries %s, which /metrics "
+				"lacks", name);
+			missing++;
+		}
+	}
+	TH_CHECK(names >= 30 && missing == 0,
+		 "every series the dashboard queries is served (%u queried, "
+		 "%u missing)",
+		 names, missing);
+	free(json);
+}
+
 int
 main(void)
 {
@@ -833,6 +889,9 @@ main(void)
 	free(m);
 	check_reset();
 	check_writeback_alarm();
+	m = scrape();
+	check_dashboard(m);
+	free(m);
 	check_async();
 
 	code = http("GET", "/healthz", &body);
