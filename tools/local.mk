@@ -2,9 +2,9 @@
 bin_PROGRAMS += tessera
 tessera_SOURCES = tools/tessera.c tools/tools-internal.h tools/volume.c \
 	tools/destroy.c tools/fsck.c tools/gc.c tools/raft.c tools/quota.c \
-	tools/info.c tools/warmup.c
+	tools/info.c tools/warmup.c tools/top.c
 tessera_CPPFLAGS = $(AM_CPPFLAGS) $(NFS_CFLAGS)
-tessera_LDADD = $(TESSERA_LIBS) $(NFS_LIBS)
+tessera_LDADD = $(TESSERA_LIBS) $(NFS_LIBS) $(CURL_LIBS) -lm
 
 # tessera gc end to end (runs the built tessera) and os_list_info.
 check_PROGRAMS += t/unit/tools_gc_test t/unit/objstore_listinfo_test

@@ -52,6 +52,9 @@ static const struct tessera_cmd commands[] = {
 	{"warmup", "[--bwlimit RATE] NFS_URL [PATH...]",
 	 "fill a gateway's disk cache with the blocks of a tree",
 	 tessera_cmd_warmup},
+	{"top", "[--once] [--interval SECONDS] [ADDR:PORT|URL]",
+	 "what a running gateway does, from its metrics, every second",
+	 tessera_cmd_top},
 	{"raft", "COMMAND [ARGS]",
 	 "the raft group of this gateway: secret, status, add, remove, "
 	 "transfer, verify, convert", tessera_cmd_raft},

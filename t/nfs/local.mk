@@ -83,6 +83,7 @@ t_nfs_nfs_metrics_test_SOURCES = t/nfs/nfs_metrics_test.c
 t_nfs_nfs_metrics_test_CPPFLAGS = $(TH_NFS_CPPFLAGS) \
 	-DTESSERA_DASHBOARD='"$(abs_top_srcdir)/contrib/grafana/tessera.json"' 
 t_nfs_nfs_metrics_test_LDADD = $(TH_NFS_LDADD)
+EXTRA_t_nfs_nfs_metrics_test_DEPENDENCIES = tessera$(EXEEXT)
 t_nfs_nfs_unstable_test_SOURCES = t/nfs/nfs_unstable_test.c
 t_nfs_nfs_unstable_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_unstable_test_LDADD = $(TH_NFS_LDADD)

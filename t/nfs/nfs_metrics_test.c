@@ -817,6 +817,47 @@ check_dashboard(const char *m)
 	free(json);
 }
 
+/* tessera top --once against this gateway: one view, from two scrapes,
+ * with the figures it promises. */
+static void
+check_top(void)
+{
+	char path[400], *out = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	/* th_tessera leaves the output in tool.out */
+	snprintf(path, sizeof path, "%s/tool.out", srv.dir);
+	TH_CHECK(th_tessera(&srv, "top --once --interval 0.2 127.0.0.1:%d",
+			    http_port) == 0,
+		 "tessera top --once");
+	f = fopen(path, "r");
+	TH_REQUIRE(f != NULL && getdelim(&out, &len, '\0', f) > 0,
+		   "read its output");
+	fclose(f);
+	th_diag("tessera top --once:");
+	for (char *l = out, *e; *l != '\0'; l = e + (*e != '\0')) {
+		e = l + strcspn(l, "\n");
+		th_diag("  %.*s", (int)(e - l), l);
+	}
+	TH_CHECK(strstr(out, "volume tvol") != NULL &&
+		     strstr(out, "clients ") != NULL &&
+		     strstr(out, " ops/s") != NULL &&
+		     strstr(out, "cache   hit") != NULL &&
+		     strstr(out, "pending delete 0") != NULL &&
+		     strstr(out, "writeback ") != NULL &&
+		     strstr(out, "PROCEDURE") != NULL &&
+		     strstr(out, "\ngetattr ") != NULL,
+		 "the view shows the volume, clients, operations, cache, "
+		 "backlogs and procedures");
+	free(out);
+	TH_CHECK(th_tessera(&srv, "top --once 127.0.0.1:1 2>/dev/null") >> 8 ==
+		     1,
+		 "top of an endpoint that does not answer: exit 1");
+	TH_CHECK(th_tessera(&srv, "top --interval 0 2>/dev/null") >> 8 == 2,
+		 "top --interval 0: usage error");
+}
+
 int
 main(void)
 {
@@ -892,6 +933,7 @@ main(void)
 	m = scrape();
 	check_dashboard(m);
 	free(m);
+	check_top();
 	check_async();
 
 	code = http("GET", "/healthz", &body);
