@@ -2,7 +2,8 @@
  * gc.c - the background job: the objects of slices that metadata
  * released (files removed or truncated, records compacted away) are
  * deleted from the store, then the slices are forgotten; each round
- * also compacts one queued chunk (compact.c) and hands malloc's free
+ * also releases files of the trash past their retention (meta.h, the
+ * trash), compacts one queued chunk (compact.c) and hands malloc's free
  * memory back to the kernel.
  *
  * Only one gateway of a volume runs the job: with a gate (cache_opts
@@ -114,6 +115,25 @@ gc_round(struct cache_gc *gc, struct meta_slice_ref *refs)
 	return done < i ? -EIO : (int)done;
 }
 
+/* Release what the trash holds past its retention (meta.h, the trash):
+ * one transaction of up to GC_BATCH files a round; their data then
+ * comes through meta_gc_next like any removed file's. */
+static void
+trash_round(struct cache_gc *gc)
+{
+	struct meta_trash_done d = {0, 0};
+	bool more;
+	int r;
+
+	r = meta_trash_expire_due(gc->m, GC_BATCH, &d, &more);
+	if (r < 0)
+		tl_debug("cache", "trash expiry: %s", strerror(-r));
+	else if (d.files > 0)
+		tl_info("cache", "trash: %llu files (%llu bytes) past their "
+			"retention released", (unsigned long long)d.files,
+			(unsigned long long)d.bytes);
+}
+
 /* Hand the free memory of every malloc arena back to the kernel, once a
  * second at most.  glibc keeps what its per-thread arenas freed mapped
  * for reuse; blocks of many sizes churning through many threads (random
@@ -157,6 +177,8 @@ gc_main(void *arg)
 			if (r < 0)
 				tl_debug("cache", "gc round: %s",
 					 strerror(-r));
+			if (gc_pace(gc, &gc->txn, 1))
+				trash_round(gc);
 			if (gc_pace(gc, &gc->txn, 1))
 				cache_compact_round(gc->cp);
 		}

@@ -3,9 +3,10 @@
  * queues themselves (meta.h, meta_backlog): removed files whose keys
  * wait to be purged (D records), released slices whose objects wait to
  * be deleted (R), slices compaction dropped that wait out their grace
- * period (L).  One read transaction, three range scans: the cost grows
- * with the backlog (a million entries read in a fraction of a second),
- * never with the volume.
+ * period (L); and what the trash holds, from the usage records of its
+ * hour directories.  One read transaction, three range scans: the cost
+ * grows with the backlog (a million entries read in a fraction of a
+ * second), never with the volume.
  */
 #include "config.h"
 
@@ -78,6 +79,8 @@ meta_backlog(struct meta *m, struct meta_backlog *b)
 	}
 	if (rc == 0)
 		rc = meta_counter_get(&t, CNT_PENDING, &b->items);
+	if (rc == 0)
+		rc = meta_trash_usage(&t, &b->trash_files, &b->trash_bytes);
 	rc = meta_txn_end(&t, rc);
 	if (rc)
 		memset(b, 0, sizeof(*b));

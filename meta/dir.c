@@ -148,6 +148,8 @@ create_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 	if (dir_post)
 		*dir_post = d.a;
 	rc = dir_writable(&d, c);
+	if (rc == 0)
+		rc = meta_trash_guard(t, &d);
 	if (rc)
 		return rc;
 	if (is_dot(name))
@@ -254,6 +256,17 @@ meta_dir_empty(struct mtxn *t, uint64_t dir)
 
 /* ---- remove -------------------------------------------------------------- */
 
+/* -EPERM when ino, an entry of the root, is the trash directory. */
+static int
+trash_itself(struct mtxn *t, uint64_t ino)
+{
+	uint64_t trash;
+	int rc;
+
+	rc = meta_trash_ino(t, &trash);
+	return rc ? rc : (trash != 0 && ino == trash ? -EPERM : 0);
+}
+
 /* v, not a directory, lost its link in d and keeps v->a.nlink links:
  * count it in the link records, and when its parent holds no other link
  * (or was never known) make a directory that holds one its parent, its
@@ -283,14 +296,16 @@ unlink_keep(struct mtxn *t, struct inode *d, struct inode *v, int64_t bytes)
 	return rc;
 }
 
-/* Take one link of victim away (it was named in d); drop the inode when
- * it was the last.  Directories: d loses a subdirectory link. */
+/* Take one link of victim away (it was named name in d); drop the inode
+ * when it was the last, or move it into the trash when there is one.
+ * Directories: d loses a subdirectory link. */
 static int
 unlink_inode(struct mtxn *t, struct inode *d, struct inode *victim,
-	     uint64_t now)
+	     const char *name, size_t len, uint64_t now)
 {
 	int64_t bytes = victim->a.type == META_REG ?
 				(int64_t)round4k(victim->a.size) : 0;
+	bool trashed = false;
 	int rc = 0;
 
 	if (victim->a.type == META_DIR) {
@@ -300,6 +315,10 @@ unlink_inode(struct mtxn *t, struct inode *d, struct inode *victim,
 		victim->a.nlink--;
 	}
 	if (victim->a.nlink == 0) {
+		rc = meta_trash_put(t, d->a.ino, name, len, victim, now,
+				    &trashed);
+		if (rc || trashed)
+			return rc;
 		if (victim->a.parent)
 			rc = meta_usage_add(t, victim->a.parent, -bytes, -1);
 		if (rc == 0)
@@ -313,6 +332,17 @@ unlink_inode(struct mtxn *t, struct inode *d, struct inode *victim,
 	if (rc == 0)
 		rc = meta_inode_put(t, victim);
 	return rc;
+}
+
+/* A transaction that found the trash or its hour's directory missing
+ * (-ENOSR, meta_trash_put) runs again once they exist. */
+static int
+trash_prepare(struct meta *m, int rc)
+{
+	if (rc != -ENOSR)
+		return rc;
+	rc = meta_trash_prepare(m);
+	return rc ? rc : -EAGAIN;
 }
 
 /* Shared by unlink and rmdir: want_dir selects which one. */
@@ -332,10 +362,15 @@ remove_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 	if (dir_post)
 		*dir_post = d.a;
 	rc = dir_writable(&d, c);
+	if (rc == 0)
+		rc = meta_trash_guard(t, &d);
 	if (rc)
 		return rc;
 	rc = meta_dentry_get(t, dir, name, len, NULL, &cino, &cookie);
 	if (rc)
+		return rc;
+	if (want_dir && dir == META_ROOT_INO &&
+	    (rc = trash_itself(t, cino)) != 0)
 		return rc;
 	rc = meta_inode_get(t, cino, &v);
 	if (rc)
@@ -354,7 +389,7 @@ remove_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 		return rc;
 	rc = meta_dentry_del(t, dir, name, len, cookie);
 	if (rc == 0)
-		rc = unlink_inode(t, &d, &v, now);
+		rc = unlink_inode(t, &d, &v, name, len, now);
 	dir_touch(&d, now);
 	if (rc == 0)
 		rc = meta_inode_put(t, &d);
@@ -384,7 +419,7 @@ meta_unlink(struct meta *m, const struct meta_cred *c, uint64_t dir,
 		t.lazy = c->async;
 		rc = remove_txn(&t, c, dir, name, len, false, dir_pre,
 				dir_post);
-		rc = meta_txn_end(&t, rc);
+		rc = trash_prepare(m, meta_txn_end(&t, rc));
 	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
@@ -458,6 +493,8 @@ link_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 	if (in.a.type == META_DIR)
 		return -EPERM;
 	rc = dir_writable(&d, c);
+	if (rc == 0)
+		rc = meta_trash_guard(t, &d);
 	if (rc)
 		return rc;
 	if (is_dot(name))
@@ -608,7 +645,8 @@ rename_apply(struct mtxn *t, const struct rename_args *r, struct inode *sd,
 	if (rc == 0 && have_dst) {
 		rc = meta_dentry_del(t, r->ddir, r->dname, r->dlen, dcookie);
 		if (rc == 0)
-			rc = unlink_inode(t, dd, dst, now);
+			rc = unlink_inode(t, dd, dst, r->dname, r->dlen,
+					  now);
 	}
 	if (rc == 0)
 		rc = meta_dentry_add(t, dd, r->dname, r->dlen, src->a.type,
@@ -665,6 +703,10 @@ rename_txn(struct mtxn *t, const struct rename_args *r)
 	if (rc == 0)
 		rc = dir_writable(dd, r->c);
 	if (rc == 0)
+		rc = meta_trash_guard(t, &sd);
+	if (rc == 0)
+		rc = meta_trash_guard(t, dd);
+	if (rc == 0)
 		rc = meta_dentry_get(t, r->sdir, r->sname, r->slen, NULL, &sino,
 				     &scookie);
 	if (rc == 0)
@@ -679,6 +721,12 @@ rename_txn(struct mtxn *t, const struct rename_args *r)
 	rc = 0;
 	if (have_dst && dino == sino)
 		goto out; /* the same inode: rename(2) does nothing */
+	if (r->sdir == META_ROOT_INO)
+		rc = trash_itself(t, sino);
+	if (rc == 0 && have_dst && r->ddir == META_ROOT_INO)
+		rc = trash_itself(t, dino);
+	if (rc)
+		goto out;
 	if (have_dst) {
 		rc = meta_inode_get(t, dino, &dst);
 		if (rc)
@@ -720,7 +768,7 @@ meta_rename(struct meta *m, const struct meta_cred *c, uint64_t sdir,
 			return rc;
 		t.lazy = c->async;
 		rc = rename_txn(&t, &r);
-		rc = meta_txn_end(&t, rc);
+		rc = trash_prepare(m, meta_txn_end(&t, rc));
 	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
@@ -732,6 +780,7 @@ struct readdir_ctx {
 	bool plus, stopped;
 	meta_readdir_cb cb;
 	void *arg;
+	uint64_t hide; /* the trash, listing the root for someone not root */
 };
 
 static int
@@ -749,6 +798,8 @@ readdir_cb(void *arg, const void *key, size_t klen, const void *val,
 	if (vlen < 10 || vlen - 9 > META_NAME_MAX)
 		return -EIO;
 	ino = tl_get_be64(v);
+	if (ino == r->hide)
+		return 0;
 	nlen = vlen - 9;
 	memcpy(name, v + 9, nlen);
 	name[nlen] = 0;
@@ -769,7 +820,7 @@ meta_readdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	     uint64_t after, bool plus, meta_readdir_cb cb, void *arg,
 	     bool *eof)
 {
-	struct readdir_ctx r = {NULL, plus, false, cb, arg};
+	struct readdir_ctx r = {NULL, plus, false, cb, arg, 0};
 	struct meta_key s, e;
 	struct inode d;
 	struct mtxn t;
@@ -784,6 +835,8 @@ meta_readdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
 		rc = -ENOTDIR;
 	if (rc == 0 && !meta_access(&d.a, c, META_MAY_READ))
 		rc = -EACCES;
+	if (rc == 0 && dir == META_ROOT_INO && c != NULL && c->uid != 0)
+		rc = meta_trash_ino(&t, &r.hide);
 	if (rc == 0 && after >= d.next_cookie - 1 && after > 2) {
 		/* Past the last cookie ever given: nothing to list (also
 		 * keeps after + 1 from wrapping). */

@@ -76,6 +76,8 @@ lookup_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 		rc = meta_dentry_get(t, dir, name, len, NULL, &cino, NULL);
 		if (rc)
 			return rc;
+		if (meta_trash_hidden(t, c, dir, cino))
+			return -ENOENT; /* the trash is root's */
 	}
 	if (attr) {
 		rc = meta_inode_get(t, cino, &child);

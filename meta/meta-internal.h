@@ -40,6 +40,7 @@
 #define META_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -55,7 +56,7 @@
 #define META_GC_KEYS 512         /* keys purged per meta_gc_next call */
 #define SLICE_REC 24             /* id 8, size 4, off 4, len 4, pos 4 */
 #define COMPACT_TAIL 64          /* records out of order before compaction */
-#define COMPACT_GRACE_S 300      /* L records wait this long (no trash) */
+#define COMPACT_GRACE_S 300      /* L records wait this long */
 #define INODE_VLEN 95
 #define INODE_VLEN_V1 87 /* before the written-bytes field */
 
@@ -69,6 +70,9 @@
 /* Bumped by every change of a directory's parent (a rename to another
  * directory, fsck's repair): what meta_getattr_under's cache keys on. */
 #define CNT_DIR_MOVES "dirmoves"
+/* The trash directory's inode (trash.c); absent until a file is
+ * trashed. */
+#define CNT_TRASH_INO "trashino"
 
 struct meta_under; /* under.c */
 
@@ -81,6 +85,9 @@ struct meta {
 	uint64_t ino_next, ino_end;
 	uint64_t slice_next, slice_end;
 	uint64_t compact_grace_ns;   /* how long L records wait */
+	_Atomic uint64_t trash_ino;  /* the trash directory, 0: not known
+					yet (trash.c) */
+	uint64_t trash_retention_ns; /* tests: instead of trash_days */
 	struct meta_under *under;    /* meta_getattr_under's cache */
 };
 
@@ -233,6 +240,30 @@ int meta_quota_drop(struct mtxn *t, uint64_t ino);
 
 /* dir.c */
 int meta_dir_empty(struct mtxn *t, uint64_t dir);
+
+/* trash.c */
+/* The trash directory's inode (0: none yet). */
+int meta_trash_ino(struct mtxn *t, uint64_t *ino);
+/* -EPERM when d is the trash or one of its hour directories: nothing
+ * may be created, removed, renamed or linked there. */
+int meta_trash_guard(struct mtxn *t, const struct inode *d);
+/* Whether ino, an entry of dir, is the trash and c may not see it (not
+ * root, dir the volume root; c NULL is root). */
+bool meta_trash_hidden(struct mtxn *t, const struct meta_cred *c,
+		       uint64_t dir, uint64_t ino);
+/* v (not a directory) lost its last link, name (len bytes) in directory
+ * from: with a trash, link it into the trash instead (*trashed; v is
+ * written); otherwise *trashed false and nothing done.  -ENOSR: the
+ * trash or the hour's directory is missing; the caller ends the
+ * transaction, calls meta_trash_prepare and runs it again. */
+int meta_trash_put(struct mtxn *t, uint64_t from, const char *name,
+		   size_t len, struct inode *v, uint64_t now, bool *trashed);
+/* Files and bytes (4 KiB-rounded) in the trash, from the usage records
+ * of its hour directories. */
+int meta_trash_usage(struct mtxn *t, uint64_t *files, uint64_t *bytes);
+/* Create the trash and the current hour's directory, in a transaction
+ * of their own, if missing. */
+int meta_trash_prepare(struct meta *m);
 
 /* data.c */
 int meta_data_truncate(struct mtxn *t, uint64_t ino, uint64_t oldsize,

@@ -187,8 +187,75 @@ struct meta_backlog {
 	uint64_t grace_bytes;
 	uint64_t grace_oldest_ns; /* when the oldest was dropped; 0: none */
 	uint64_t grace_ns;    /* the grace period of this volume */
+	uint64_t trash_files; /* files in the trash (usage of its hours) */
+	uint64_t trash_bytes; /* their sizes, 4 KiB-rounded */
 };
 int meta_backlog(struct meta *m, struct meta_backlog *b);
+
+/* ---- the trash (trash.c) ---------------------------------------------------
+ *
+ * With trash_days > 0 (the volume's settings, read at each removal, so
+ * `tessera config --trash-days` applies at once), a non-directory whose
+ * last link goes (REMOVE, a RENAME over it) moves into
+ * /.trash/<hour>/<parent>-<ino>-<name> in the same transaction instead
+ * of being released: hour is the UTC hour of the removal
+ * (YYYY-MM-DD-HH), parent the directory it was removed from, name its
+ * name there (cut to fit 255 bytes), and its ctime the time of removal.
+ * Directories are not trashed (their files are, as they are removed).
+ * The trash is read-only (-EPERM for any create, remove, rename or link
+ * in it, or a rename or removal of /.trash), visible to root only
+ * (lookup and READDIR of the root hide it from everyone else), and what
+ * it holds still counts in the volume's used bytes and inodes.  The
+ * background job releases entries older than trash_days
+ * (meta_trash_expire_due); a file whose inode is in the trash keeps its
+ * handle valid.
+ */
+#define META_TRASH_NAME ".trash"
+
+struct meta_trash_entry {
+	const char *hour;      /* its hour directory, YYYY-MM-DD-HH */
+	const char *name;      /* its name there */
+	uint64_t from;         /* the directory it was removed from */
+	const char *orig_name; /* its name there (NULL: unparsable) */
+	struct meta_attr attr; /* ctime: when it was removed */
+};
+/* Called for each entry, oldest hour first; entry borrowed for the call.
+ * Non-zero stops the listing (returned if negative). */
+typedef int (*meta_trash_cb)(void *arg, const struct meta_trash_entry *e);
+/* Entries removed at or after since_ns (0: all), in one read
+ * transaction. */
+int meta_trash_list(struct meta *m, uint64_t since_ns, meta_trash_cb cb,
+		    void *arg);
+/* Move entry hour/name back: into directory to under to_name, or, for
+ * 0 and NULL, where it was removed from under its old name.  -EEXIST
+ * when that name exists (never overwrites), -ESTALE when the directory
+ * it came from is gone (give another), -ENOENT when there is no such
+ * entry.  *dir (may be NULL) receives the directory it went to. */
+int meta_trash_restore(struct meta *m, const char *hour, const char *name,
+		       uint64_t to, const char *to_name, uint64_t *dir);
+struct meta_trash_done {
+	uint64_t files; /* entries released */
+	uint64_t bytes; /* their sizes */
+};
+/* One transaction: release up to max entries removed before before_ns,
+ * oldest first, and the hour directories left empty whose hour ended
+ * before it; done (may be NULL) accumulates what went, *more says
+ * whether entries are left to look at (call again). */
+int meta_trash_expire(struct meta *m, uint64_t before_ns, size_t max,
+		      struct meta_trash_done *done, bool *more);
+/* meta_trash_expire of what is older than the retention (trash_days,
+ * or the test override); with trash_days 0 everything in the trash. */
+int meta_trash_expire_due(struct meta *m, size_t max,
+			  struct meta_trash_done *done, bool *more);
+/* Tests (test_trash_retention): entries are released this long after
+ * their removal instead of trash_days (0: trash_days).  Does not turn
+ * the trash on. */
+void meta_set_trash_retention(struct meta *m, uint64_t ns);
+/* `tessera config --trash-days`: store the volume's trash_days (applies
+ * to the next removal, on every gateway). */
+int meta_set_trash_days(struct meta *m, uint32_t days);
+/* Name of the hour directory of time ns (buf of at least 32 bytes). */
+void meta_trash_hour_name(uint64_t ns, char *buf, size_t len);
 
 /* ---- permission helper (pure) -------------------------------------------- */
 
@@ -434,7 +501,8 @@ int meta_gc_next(struct meta *m, struct meta_slice_ref *out, size_t max,
 		 size_t *n);
 int meta_gc_release(struct meta *m, const struct meta_slice_ref *r, size_t n);
 /* How long slices dropped by compaction wait before meta_gc_next releases
- * them: the volume's trash days, or five minutes without trash.  Tests set
+ * them: five minutes (reads that planned with the old records finish
+ * within it; the trash has nothing to do with it).  Tests set
  * 0. */
 void meta_set_compact_grace(struct meta *m, uint64_t ns);
 

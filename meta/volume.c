@@ -464,9 +464,7 @@ meta_open_flags(const char *url, const char *volname, unsigned flags,
 	rc = open_settings(m, vol, err);
 	if (rc)
 		goto out;
-	m->compact_grace_ns = (m->set.trash_days ?
-				       (uint64_t)m->set.trash_days * 86400 :
-				       COMPACT_GRACE_S) * 1000000000ULL;
+	m->compact_grace_ns = COMPACT_GRACE_S * 1000000000ULL;
 	pthread_mutex_init(&m->lock, NULL);
 	m->under = meta_under_new();
 	*out = m;

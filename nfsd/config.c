@@ -123,6 +123,9 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
     {"bgjob_txn_rate", TL_CONF_U64, "100", 0, 1000000, false,
      "metadata transactions of the background jobs per second (0: no "
      "limit)", OFF(bgjob_txn_rate)},
+    {"test_trash_retention", TL_CONF_DURATION, "0", 0, 3650ULL * 86400000,
+     false, "for tests: keep removed files this long instead of "
+     "trash_days (0: trash_days)", OFF(test_trash_retention)},
     {"raft_id", TL_CONF_U64, "0", 0, 1ULL << 62, false,
      "this gateway's node id in its raft group (raft://); 0: none",
      OFF(raft_id)},

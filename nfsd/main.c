@@ -425,6 +425,14 @@ open_backend(const char *url, const struct nfsd_config *cfg, struct backend *b)
 		       err ? err : strerror(-rc));
 		goto out;
 	}
+	if (cfg->test_trash_retention != 0) {
+		tl_warn("tesserad", "test_trash_retention: removed files are "
+			"released %llu ms after their removal, not after "
+			"trash_days (an option for tests)",
+			(unsigned long long)cfg->test_trash_retention);
+		meta_set_trash_retention(b->meta,
+					 cfg->test_trash_retention * 1000000ULL);
+	}
 	rc = cache_store_claim(b->meta, b->os, url, &err);
 	if (rc != 0) {
 		tl_err("tesserad", "%s", err);

@@ -772,6 +772,11 @@ render_bgjob(struct tl_buf *b, const struct nfsd_metrics_src *src)
 	vol(b, name, "tessera_volume_grace_bytes",
 	    "Stored bytes of the slices in their grace period.",
 	    bl.grace_bytes);
+	vol(b, name, "tessera_volume_trash_files",
+	    "Removed files kept in the trash.", bl.trash_files);
+	vol(b, name, "tessera_volume_trash_bytes",
+	    "Bytes of the files in the trash (4 KiB-rounded sizes).",
+	    bl.trash_bytes);
 }
 
 void

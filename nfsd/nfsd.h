@@ -66,6 +66,7 @@ struct nfsd_config {
 	bool bgjob_only;	  /* run the jobs, serve no NFS */
 	uint64_t bgjob_delete_rate; /* objects deleted per second, 0: any */
 	uint64_t bgjob_txn_rate;    /* jobs' metadata transactions per s */
+	uint64_t test_trash_retention; /* ms, tests: instead of trash_days */
 	/* raft:// (meta/kv_raft.c) */
 	uint64_t raft_id;
 	char *raft_dir, *raft_address, *raft_listen, *raft_peers;

@@ -36,6 +36,8 @@ int tessera_cmd_config(int argc, char **argv);
 int tessera_cmd_fsck(int argc, char **argv);
 int tessera_cmd_gc(int argc, char **argv);
 int tessera_cmd_destroy(int argc, char **argv);
+/* tools/trash.c */
+int tessera_cmd_trash(int argc, char **argv);
 /* tools/quota.c */
 int tessera_cmd_quota(int argc, char **argv);
 /* tools/info.c */

@@ -238,7 +238,7 @@ tessera_cmd_format(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct meta_format_opts o = {NULL, NULL, 4U << 20, 1, 0, 0, false};
+	struct meta_format_opts o = {NULL, NULL, 4U << 20, 0, 0, 0, false};
 	const char *keyfile = NULL;
 	struct os_store *s = NULL;
 	bool zstd = false, founding = false;
@@ -382,6 +382,8 @@ print_backlog(const struct meta_backlog *b)
 			       (now - b->grace_oldest_ns) / UINT64_C(1000000000) : 0);
 	printf(" (released %" PRIu64 " s after compaction dropped them)\n",
 	       b->grace_ns / UINT64_C(1000000000));
+	printf("%-15s %" PRIu64 " files, %s\n", "trash:", b->trash_files,
+	       tl_fmt_size(b->trash_bytes, h1, sizeof(h1)));
 }
 
 static void
@@ -557,7 +559,12 @@ tessera_cmd_status(int argc, char **argv)
 
 static const char config_usage[] =
 	"Usage: tessera config [--force] [--volume NAME] META_URL\n"
-	"                      --storage STORAGE_URL\n"
+	"                      [--storage STORAGE_URL] [--trash-days N]\n"
+	"\n"
+	"--trash-days N: days removed files stay in the volume's trash\n"
+	"(/.trash, `tessera trash`); 0 releases them at once.  Every gateway\n"
+	"applies it from the next removal; what the trash holds is released\n"
+	"by the background job once older than the new value.\n"
 	"\n"
 	"Change the object store URL recorded in the volume's settings, for\n"
 	"example to add or remove a wrapper (retry, fault, ratelimit) around\n"
@@ -571,10 +578,30 @@ static const char config_usage[] =
 	"Options:\n"
 	"  --storage URL  the new storage URL (see STORAGE URLS in\n"
 	"                 tessera(1)); the data must be the same\n"
+	"  --trash-days N days removed files are kept (0 to 36500)\n"
 	"  --force        switch (and mark the store) even when no\n"
 	"                 referenced block reads back from it\n"
 	"  --volume NAME  the volume, when META_URL holds several\n"
 	"  -h, --help     show this help\n";
+
+/* tessera config --trash-days alone. */
+static int
+config_trash_days(const char *url, const char *volume, uint32_t days)
+{
+	struct meta *m = NULL;
+	int rc;
+
+	if (tessera_open("config", url, volume, false, &m))
+		return 1;
+	rc = meta_set_trash_days(m, days);
+	if (rc)
+		fprintf(stderr, "tessera: config: %s\n", strerror(-rc));
+	else
+		printf("trash days: %" PRIu32 "%s\n", days,
+		       days ? "" : " (removed files are released at once)");
+	meta_close(m);
+	return rc ? 1 : 0;
+}
 
 /* Whether the volume may use store s: 0 yes (the store marked as its
  * own if it was not), or non-zero with the reason printed. */
@@ -641,6 +668,7 @@ tessera_cmd_config(int argc, char **argv)
 	static const struct option opts[] = {
 		{"help", no_argument, NULL, 'h'},
 		{"storage", required_argument, NULL, 's'},
+		{"trash-days", required_argument, NULL, 't'},
 		{"force", no_argument, NULL, TESSERA_OPT_FORCE},
 		TESSERA_VOLUME_OPTION,
 		{NULL, 0, NULL, 0},
@@ -648,7 +676,8 @@ tessera_cmd_config(int argc, char **argv)
 	const char *storage = NULL, *volume = NULL;
 	struct os_store *os = NULL;
 	struct meta *m = NULL;
-	bool force = false;
+	bool force = false, days_set = false;
+	uint64_t days = 0;
 	char *err = NULL;
 	int c, rc;
 
@@ -659,6 +688,14 @@ tessera_cmd_config(int argc, char **argv)
 		}
 		if (c == 's') {
 			storage = optarg;
+			continue;
+		}
+		if (c == 't') {
+			if (tl_parse_u64(optarg, 0, 36500, &days))
+				return tessera_usage_error(config_usage,
+							   "bad --trash-days "
+							   "'%s'", optarg);
+			days_set = true;
 			continue;
 		}
 		if (c == TESSERA_OPT_FORCE) {
@@ -672,11 +709,13 @@ tessera_cmd_config(int argc, char **argv)
 		fputs(config_usage, stderr);
 		return TESSERA_EXIT_USAGE;
 	}
-	if (argc - optind != 1 || !storage) {
+	if (argc - optind != 1 || (!storage && !days_set)) {
 		fprintf(stderr, "tessera: config needs META_URL and "
-			"--storage\n%s", config_usage);
+			"--storage or --trash-days\n%s", config_usage);
 		return TESSERA_EXIT_USAGE;
 	}
+	if (!storage)
+		return config_trash_days(argv[optind], volume, (uint32_t)days);
 	/* Refuse a URL that does not open: the daemon could not start. */
 	rc = os_open(storage, &os, &err);
 	if (rc) {
@@ -697,6 +736,14 @@ tessera_cmd_config(int argc, char **argv)
 				strerror(-rc));
 		else
 			printf("storage: %s\n", storage);
+	}
+	if (rc == 0 && days_set) {
+		rc = meta_set_trash_days(m, (uint32_t)days);
+		if (rc)
+			fprintf(stderr, "tessera: config: %s\n",
+				strerror(-rc));
+		else
+			printf("trash days: %" PRIu64 "\n", days);
 	}
 	os_close(os);
 	meta_close(m);

@@ -1,0 +1,287 @@
+/*
+ * nfs_trash_test - the trash (meta.h, "the trash") through a real
+ * client and tesserad, on a volume formatted with --trash-days 1:
+ *   1. REMOVE of a file moves it into /.trash/HOUR/1-INO-a: root sees
+ *      /.trash in READDIR of the root and reads the file back there,
+ *      byte for byte; uid 1000 sees no .trash and cannot look it up;
+ *      nothing can be created, removed or renamed in the trash, and
+ *      /.trash itself cannot be renamed or removed.  Its blocks stay.
+ *   2. A RENAME over a file moves the replaced file into the trash.
+ *      Directories are not trashed: RMDIR of an empty one leaves nothing.
+ *   3. `tessera trash restore` puts the removed file back under its name
+ *      with its data; a second restore over the name is refused, and
+ *      `tessera trash list` lists what is left.
+ *   4. Expiry: tesserad restarted with test_trash_retention=1s releases
+ *      the trash by its background job; the replaced file's blocks are
+ *      deleted and status shows an empty trash (hour directories go once
+ *      their hour is over).
+ *   5. trash_days 0 (`tessera config --trash-days 0`): a removed file is
+ *      released at once (its blocks deleted, nothing in the trash).
+ * fsck finds the volume clean at the end.  Waits are polls with a
+ * generous limit; nothing asserts a duration.
+ */
+#include "config.h"
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "t/nfs/tharness.h"
+
+#define POLL_LIMIT_MS (300 * 1000)
+#define SIZE (256 * 1024)
+
+static struct th_server srv;
+static size_t nobjects;
+
+static int
+count_cb(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+	(void)path;
+	(void)st;
+	(void)f;
+	nobjects += type == FTW_F;
+	return 0;
+}
+
+/* Blocks of the volume in the file:// store. */
+static size_t
+objects(void)
+{
+	char dir[300];
+
+	snprintf(dir, sizeof dir, "%s/obj/tvol/chunks", srv.dir);
+	nobjects = 0;
+	nftw(dir, count_cb, 16, FTW_PHYS);
+	return nobjects;
+}
+
+static void
+put_file(struct th_conn *c, const char *name, uint64_t seed,
+	 struct th_obj *o)
+{
+	static uint8_t buf[SIZE];
+	sattr3 sa = th_sattr_mode(0644);
+
+	TH_REQUIRE(th_create(c, &c->root, name, UNCHECKED, &sa, NULL, o) ==
+			   NFS3_OK, "create %s", name);
+	th_fill(seed, buf, sizeof buf);
+	TH_REQUIRE(th_write(c, &o->fh, 0, buf, sizeof buf, FILE_SYNC, NULL) ==
+			   NFS3_OK, "write %s", name);
+}
+
+static bool
+same_data(struct th_conn *c, const struct th_fh *fh, uint64_t seed)
+{
+	static uint8_t want[SIZE], got[SIZE];
+	uint32_t n = 0, off = 0;
+	bool eof = false;
+
+	th_fill(seed, want, sizeof want);
+	while (off < SIZE) {
+		if (th_read(c, fh, off, SIZE - off, got + off, &n, &eof) !=
+			    NFS3_OK || n == 0)
+			return false;
+		off += n;
+	}
+	return memcmp(want, got, SIZE) == 0;
+}
+
+/* The names in a directory (one READDIR page is enough here), joined by
+ * spaces into buf. */
+static int
+list_dir(struct th_conn *c, const struct th_fh *dir, char *buf, size_t len)
+{
+	struct th_dirpage p;
+	uint8_t verf[8] = {0};
+	int st;
+
+	buf[0] = '\0';
+	st = th_readdir(c, dir, 0, verf, 32768, &p);
+	if (st != NFS3_OK)
+		return st;
+	for (size_t i = 0; i < p.n; i++) {
+		if (strcmp(p.v[i].name, ".") == 0 ||
+		    strcmp(p.v[i].name, "..") == 0)
+			continue;
+		strncat(buf, p.v[i].name, len - strlen(buf) - 2);
+		strcat(buf, " ");
+	}
+	th_dirpage_free(&p);
+	return NFS3_OK;
+}
+
+/* The only hour directory of the trash, looked up as root. */
+static bool
+hour_dir(struct th_conn *c, struct th_fh *trash, struct th_fh *hour,
+	 char *hname, size_t len)
+{
+	struct th_obj o;
+	char names[4096];
+
+	if (th_lookup(c, &c->root, ".trash", &o) != NFS3_OK)
+		return false;
+	*trash = o.fh;
+	if (list_dir(c, trash, names, sizeof names) != NFS3_OK ||
+	    strchr(names, ' ') == NULL)
+		return false;
+	*strchr(names, ' ') = '\0';
+	if (strlen(names) >= len)
+		return false;
+	memcpy(hname, names, strlen(names) + 1);
+	if (th_lookup(c, trash, hname, &o) != NFS3_OK)
+		return false;
+	*hour = o.fh;
+	return true;
+}
+
+/* Files in the trash as `tessera status` reports them, or -1. */
+static long
+trash_files(void)
+{
+	char cmd[700], line[1024];
+	long n = -1;
+	FILE *f;
+
+	snprintf(cmd, sizeof cmd, "'%s/tessera' status '%s' 2>&1",
+		 th_builddir(), srv.meta_url);
+	f = popen(cmd, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (strncmp(line, "trash:", 6) == 0)
+			n = strtol(line + 6, NULL, 10);
+	pclose(f);
+	return n;
+}
+
+int
+main(void)
+{
+	struct th_conn root, user;
+	struct th_fh trash, hour;
+	struct th_obj a, b, c, o, d;
+	char hname[64], names[4096], ename[128];
+	uint64_t t0;
+	size_t before;
+
+	TH_REQUIRE(th_server_start(&srv, "--block-size 64K --trash-days 1",
+				   NULL) == 0, "tesserad on a volume with "
+		   "trash_days 1");
+	TH_REQUIRE(th_connect(&root, srv.port, "/", 0, 0) == 0, "root "
+		   "connects");
+	TH_REQUIRE(th_connect(&user, srv.port, "/", 1000, 1000) == 0,
+		   "uid 1000 connects");
+
+	/* 1. REMOVE into the trash. */
+	put_file(&root, "a", 1, &a);
+	before = objects();
+	TH_STAT(th_remove(&root, &root.root, "a"), NFS3_OK, "remove a");
+	TH_CHECK(objects() == before, "a's blocks stay in the store");
+	TH_REQUIRE(list_dir(&root, &root.root, names, sizeof names) ==
+			   NFS3_OK && strstr(names, ".trash ") != NULL,
+		   "root lists /.trash (%s)", names);
+	TH_CHECK(list_dir(&user, &user.root, names, sizeof names) ==
+			 NFS3_OK && strstr(names, ".trash") == NULL,
+		 "uid 1000 does not (%s)", names);
+	TH_STAT(th_lookup(&user, &user.root, ".trash", &o), NFS3ERR_NOENT,
+		"uid 1000 cannot look /.trash up");
+	TH_REQUIRE(hour_dir(&root, &trash, &hour, hname, sizeof hname),
+		   "/.trash holds one hour directory (%s)", hname);
+	snprintf(ename, sizeof ename, "1-%llu-a",
+		 (unsigned long long)a.attr.fileid);
+	TH_REQUIRE(th_lookup(&root, &hour, ename, &o) == NFS3_OK,
+		   "the hour directory holds %s", ename);
+	TH_CHECK(same_data(&root, &o.fh, 1), "its data reads back");
+	{
+		sattr3 sa = th_sattr_mode(0644);
+
+		TH_STAT(th_create(&root, &hour, "x", UNCHECKED, &sa, NULL,
+				  &d), NFS3ERR_PERM, "no create in the trash");
+	}
+	TH_STAT(th_remove(&root, &hour, ename), NFS3ERR_PERM,
+		"no remove in the trash");
+	TH_STAT(th_rename(&root, &hour, ename, &root.root, "back"),
+		NFS3ERR_PERM, "no rename out of the trash");
+	TH_STAT(th_rename(&root, &root.root, ".trash", &root.root, "t2"),
+		NFS3ERR_PERM, "no rename of /.trash");
+	TH_STAT(th_rmdir(&root, &trash, hname), NFS3ERR_PERM,
+		"no rmdir in the trash");
+
+	/* 2. RENAME over b; directories are not trashed. */
+	put_file(&root, "b", 2, &b);
+	put_file(&root, "c", 3, &c);
+	TH_STAT(th_rename(&root, &root.root, "c", &root.root, "b"), NFS3_OK,
+		"rename c over b");
+	snprintf(ename, sizeof ename, "1-%llu-b",
+		 (unsigned long long)b.attr.fileid);
+	TH_CHECK(th_lookup(&root, &hour, ename, &o) == NFS3_OK &&
+			 same_data(&root, &o.fh, 2),
+		 "the replaced b is in the trash, data intact");
+	TH_REQUIRE(th_mkdir(&root, &root.root, "dir", NULL, &d) == NFS3_OK,
+		   "mkdir dir");
+	TH_STAT(th_rmdir(&root, &root.root, "dir"), NFS3_OK, "rmdir dir");
+	TH_CHECK(list_dir(&root, &hour, names, sizeof names) == NFS3_OK &&
+			 strstr(names, "-dir") == NULL,
+		 "no directory in the trash (%s)", names);
+
+	/* 3. restore a, refuse to overwrite. */
+	TH_CHECK(th_tessera(&srv, "trash list '%s'", srv.meta_url) == 0,
+		 "tessera trash list");
+	snprintf(ename, sizeof ename, "1-%llu-a",
+		 (unsigned long long)a.attr.fileid);
+	TH_CHECK(th_tessera(&srv, "trash restore '%s' '/.trash/%s/%s'",
+			    srv.meta_url, hname, ename) == 0,
+		 "tessera trash restore a");
+	TH_CHECK(th_lookup(&root, &root.root, "a", &o) == NFS3_OK &&
+			 o.attr.fileid == a.attr.fileid &&
+			 same_data(&root, &o.fh, 1),
+		 "a is back with its inode and data");
+	snprintf(ename, sizeof ename, "1-%llu-b",
+		 (unsigned long long)b.attr.fileid);
+	TH_CHECK(th_tessera(&srv, "trash restore '%s' '%s/%s' 2>/dev/null",
+			    srv.meta_url, hname, ename) != 0,
+		 "restoring b over the existing b is refused");
+	TH_CHECK(th_lookup(&root, &root.root, "b", &o) == NFS3_OK &&
+			 o.attr.fileid == c.attr.fileid,
+		 "b is still the renamed c");
+	TH_CHECK(trash_files() == 1, "status: one file in "
+		 "the trash");
+
+	/* 4. Expiry by the background job. */
+	th_disconnect(&root);
+	th_disconnect(&user);
+	th_server_set_args(&srv, "-o test_trash_retention=1s");
+	TH_REQUIRE(th_server_restart(&srv, false) == 0,
+		   "tesserad restarts with test_trash_retention=1s");
+	TH_REQUIRE(th_connect(&root, srv.port, "/", 0, 0) == 0, "reconnect");
+	before = objects();
+	t0 = th_now_ms();
+	while (trash_files() != 0 &&
+	       th_now_ms() - t0 < POLL_LIMIT_MS)
+		usleep(200 * 1000);
+	TH_CHECK(trash_files() == 0, "the job emptied the "
+		 "trash");
+	while (objects() >= before && th_now_ms() - t0 < POLL_LIMIT_MS)
+		usleep(200 * 1000);
+	TH_CHECK(objects() < before, "the replaced b's blocks were deleted");
+
+	/* 5. trash_days 0: released at once. */
+	TH_CHECK(th_tessera(&srv, "config --trash-days 0 '%s'",
+			    srv.meta_url) == 0, "tessera config --trash-days 0");
+	put_file(&root, "e", 5, &o);
+	before = objects();
+	TH_STAT(th_remove(&root, &root.root, "e"), NFS3_OK, "remove e");
+	t0 = th_now_ms();
+	while (objects() >= before && th_now_ms() - t0 < POLL_LIMIT_MS)
+		usleep(200 * 1000);
+	TH_CHECK(objects() < before, "e's blocks were deleted at once");
+	TH_CHECK(trash_files() == 0, "nothing in the trash");
+
+	th_disconnect(&root);
+	TH_CHECK(th_server_fsck(&srv) == 0, "fsck: clean");
+	th_server_destroy(&srv);
+	return th_done();
+}
