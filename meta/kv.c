@@ -202,6 +202,14 @@ meta_kv_commit_lazy(struct meta_kv_txn *t)
 	return t->kv->ops->commit_lazy(t);
 }
 
+int
+meta_kv_copyfd(struct meta_kv *kv, int fd)
+{
+	if (kv->ops->copyfd == NULL)
+		return -ENOTSUP;
+	return kv->ops->copyfd(kv, fd);
+}
+
 void
 meta_kv_abort(struct meta_kv_txn *t)
 {

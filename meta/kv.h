@@ -69,6 +69,8 @@ struct meta_kv_ops {
 	void (*abort)(struct meta_kv_txn *t);
 	void (*close)(struct meta_kv *kv);
 	uint64_t (*version)(struct meta_kv_txn *t); /* NULL: always 0 */
+	/* NULL: meta_kv_copyfd is -ENOTSUP */
+	int (*copyfd)(struct meta_kv *kv, int fd);
 };
 
 /* Every engine starts with this header. */
@@ -155,6 +157,25 @@ void meta_kv_abort(struct meta_kv_txn *t);
  * sync of its own.  Engines without a cheaper way commit durably.  Frees
  * t, also when it fails. */
 int meta_kv_commit_lazy(struct meta_kv_txn *t);
+
+/* Write a consistent, compacted copy of the whole store, as an LMDB data
+ * file (data.mdb), to fd (a file or a pipe), from one read transaction
+ * that lasts as long as the copy: LMDB's mdb_env_copyfd2 with
+ * MDB_CP_COMPACT.  raft://: of this node's replica, once it has applied
+ * everything the group had committed when the call began (the copy a
+ * Raft snapshot sends to a node that is behind).  -ENOTSUP for engines
+ * that cannot. */
+int meta_kv_copyfd(struct meta_kv *kv, int fd);
+
+/* A snapshot of the whole store that pins nothing of it once made: the
+ * copy of meta_kv_copyfd written to a file in tmpdir (NULL: $TMPDIR, or
+ * /var/tmp), opened read-only as an lmdb engine, and unlinked at once,
+ * so it holds disk space (the store's compacted size) only while open and
+ * leaves nothing behind a crash but a half-written copy during the copy
+ * itself (named tessera-snapshot.*).  *bytes (may be NULL) receives the
+ * copy's size.  *err (may be NULL) says what failed; caller frees. */
+int meta_kv_snapshot(struct meta_kv *kv, const char *tmpdir,
+		     struct meta_kv **out, uint64_t *bytes, char **err);
 
 /* ---- raft:// groups (the raft engine only: -ENOTSUP on the others) ---- */
 

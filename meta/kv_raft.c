@@ -938,6 +938,27 @@ rft_version(struct meta_kv_txn *bt)
 	return t->rdonly ? t->index : 0;
 }
 
+/* The replica as it stands once this node has applied what the group
+ * had committed when the call began: the copy a snapshot sends. */
+static int
+rft_copyfd(struct meta_kv *kv, int fd)
+{
+	struct kvr_kv *k = (struct kvr_kv *)kv;
+	int rc;
+
+	if (k->node == NULL) {
+		rc = ctl_call(k, 'R', NULL, 0, NULL);
+		return rc ? rc : meta_kv_lmdb_copyfd(k->replica, fd);
+	}
+	rc = kvr_node_read_barrier(k->node);
+	if (rc)
+		return rc;
+	kvr_node_hold(k->node); /* no swap of the replica meanwhile */
+	rc = meta_kv_lmdb_copyfd(kvr_node_replica(k->node), fd);
+	kvr_node_release(k->node);
+	return rc;
+}
+
 static const struct meta_kv_ops raft_ops = {
     .scheme = "raft",
     .begin = rft_begin,
@@ -952,6 +973,7 @@ static const struct meta_kv_ops raft_ops = {
     .abort = rft_abort,
     .close = rft_close,
     .version = rft_version,
+    .copyfd = rft_copyfd,
 };
 
 void

@@ -31,6 +31,7 @@
  *   <vol>\0M<client id 16>          an NFS lock client (lock.c)
  *   <vol>\0n<client id><ino><owner id>  index of a client's N records
  *   <vol>\0m<client id 16>          ranges and shares it holds, be64
+ *   <vol>\0b                        the last metadata backup (backup.c)
  *   \0V<vol>                        registry of volumes (empty value)
  *
  * The registry key starts with NUL, which no volume name does, so it can
@@ -219,6 +220,38 @@ void meta_under_free(struct meta_under *u);
 /* session.c: -EBUSY when a gateway session is live or one started
  * since the session counter read epoch (meta_session_epoch). */
 int meta_session_quiet(struct mtxn *t, uint64_t epoch);
+/* The session record G<id>: -ENOENT, -EIO if unreadable. */
+int meta_session_get(struct mtxn *t, uint64_t id, struct meta_session *s);
+/* Decode a G record's value (dump_json.c). */
+int meta_session_decode(uint64_t id, const void *val, size_t len,
+			 struct meta_session *s);
+
+/* dump_json.c: a dump as JSON (meta_dump with json), written to w in
+ * pieces of up to 64 KiB; keys without the volume prefix. */
+struct dump_json;
+struct dump_json *meta_dump_json_new(meta_dump_write_fn w, void *arg,
+				struct meta_dump_stats *st);
+int meta_dump_json_begin(struct dump_json *j, const struct meta_dump_info *in);
+int meta_dump_json_key(struct dump_json *j, const uint8_t *k, size_t kl,
+		  const uint8_t *v, size_t vl);
+int meta_dump_json_end(struct dump_json *j);
+void meta_dump_json_free(struct dump_json *j);
+
+/* backup.c: the B record's value (dump_json.c); -EIO if unreadable. */
+int meta_backup_decode(const void *val, size_t len, struct meta_backup *b);
+
+/* volume.c */
+/* The volume named by url's ?volume= and by volname (may be NULL), which
+ * must agree: *base is the URL without the option, *vol the name or
+ * NULL (both caller-freed). */
+int meta_url_volume(const char *url, const char *volname, char **base,
+	       char **vol, char **err);
+bool meta_volname_ok(const char *s);
+/* Delete every key of [start, end) in transactions of bounded size;
+ * progress (may be NULL) after each with the keys deleted so far. */
+int meta_range_delete(struct meta_kv *kv, const void *start, size_t slen,
+		 const void *end, size_t elen,
+		 void (*progress)(void *arg, uint64_t keys), void *arg);
 
 /* quota.c */
 struct meta_quota_delta;

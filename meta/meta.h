@@ -985,5 +985,145 @@ typedef int (*meta_lock_info_cb)(void *arg, const struct meta_lock_info *l);
 /* Every record on ino (ino 0: on every inode), in inode order. */
 int meta_lock_list(struct meta *m, uint64_t ino, meta_lock_info_cb cb,
 		   void *arg);
+/* ---- metadata dump and load (dump.c, doc/DUMP.md) --------------------------
+ *
+ * A dump is a volume's key range (every key that starts with its name
+ * and a NUL, DESIGN.md's schema) and its registry entry, as one stream of
+ * checksummed records: the format is doc/DUMP.md's, versioned, zstd
+ * compressed or not.  meta_dump reads one consistent snapshot while
+ * gateways go on writing; meta_load writes a volume back key for key.
+ * Memory of all three calls is bounded by the largest record (a value),
+ * whatever the size of the volume.
+ */
+
+/* Where the bytes of a dump go, and where they come from (*got 0: the
+ * end).  0 or a negative errno, which stops the call. */
+typedef int (*meta_dump_write_fn)(void *arg, const void *buf, size_t len);
+typedef int (*meta_dump_read_fn)(void *arg, void *buf, size_t cap,
+				 size_t *got);
+
+struct meta_dump_stats {
+	uint64_t records;      /* records, header and end included */
+	uint64_t keys;         /* key records */
+	uint64_t kv_bytes;     /* bytes of their keys and values */
+	uint64_t stream_bytes; /* bytes written or read (compressed when
+				  the stream is) */
+	uint64_t inodes, dirs, dentries, chunks;
+	uint64_t sessions;     /* G records (load: dropped) */
+	uint64_t snapshot_bytes; /* the engine copy dumped from; 0: none */
+};
+
+/* What a dump says about itself (its header). */
+struct meta_dump_info {
+	char volume[META_VOLNAME_MAX + 1];
+	uint8_t uuid[16];
+	uint64_t created_ns;   /* when the snapshot was taken */
+	uint64_t version;      /* the engine's id of that state, 0 unknown */
+	char engine[16];       /* "lmdb", "raft" */
+	char tessera[32];      /* version of the tessera that wrote it */
+	bool copy;             /* read from a copy, not the live engine */
+	bool zstd;             /* the stream was compressed */
+	unsigned format;       /* format version */
+};
+
+struct meta_dump_opts {
+	bool json;             /* readable JSON instead of the binary form
+				  (only meta_dump; nothing loads it) */
+	int zstd_level;        /* binary: compress at this level (1..19),
+				  0: not compressed */
+	/* Read the live engine in one read transaction instead of a copy
+	 * (meta_kv_snapshot): needs no temporary space, but the read
+	 * transaction lasts as long as the dump, and LMDB's map grows by
+	 * what is written meanwhile. */
+	bool direct;
+	const char *tmpdir;    /* for the copy; NULL: $TMPDIR or /var/tmp */
+	/* Called every few thousand keys (may be NULL). */
+	void (*progress)(void *arg, const struct meta_dump_stats *s);
+	void *arg;
+};
+
+/* Dump m's volume to w.  *st (may be NULL) and *info (may be NULL)
+ * receive what was written.  *err (may be NULL) says what failed; caller
+ * frees. */
+int meta_dump(struct meta *m, const struct meta_dump_opts *o,
+	      meta_dump_write_fn w, void *warg, struct meta_dump_info *info,
+	      struct meta_dump_stats *st, char **err);
+
+/* Read a dump through (plain or zstd) and check every record's checksum,
+ * the key order, the counts and the checksum at the end, without loading
+ * it.  -EBADMSG (*err names the record it failed at and its byte offset
+ * in the uncompressed stream) for a dump that is truncated, corrupt or
+ * not a dump; other errors are read's.  o: only progress is used (may be
+ * NULL). */
+int meta_dump_verify(meta_dump_read_fn r, void *rarg,
+		     const struct meta_dump_opts *o,
+		     struct meta_dump_info *info, struct meta_dump_stats *st,
+		     char **err);
+
+struct meta_load_opts {
+	const char *volume;    /* the dump must be of this volume (NULL:
+				  any; META_URL?volume= says it too) */
+	/* Clear what an interrupted load left (keys of the volume without
+	 * its registry entry) and load; a registered volume is never
+	 * replaced. */
+	bool force;
+	void (*progress)(void *arg, const struct meta_dump_stats *s);
+	void *arg;
+	uint32_t batch_keys;   /* keys per transaction at most (0: 20,000;
+				  a batch also ends at 4 MiB) */
+};
+
+/* Load a dump into the engine at url, which must not hold the volume:
+ * -EEXIST when it is registered there, or when keys of its range are
+ * there without a registry entry (an interrupted load; see force).
+ * Other volumes of the engine are left alone.  Keys are written in
+ * transactions of a few MiB as they are read, and the registry entry,
+ * which makes the volume exist, in the last one, only once the end
+ * record has been checked; a dump found corrupt or truncated (-EBADMSG,
+ * as meta_dump_verify) or any other failure removes again what was
+ * written.  Gateway sessions (G records) are not loaded: the gateways
+ * that ran when the dump was taken do not run on the loaded copy. */
+int meta_load(const char *url, const struct meta_load_opts *o,
+	      meta_dump_read_fn r, void *rarg, struct meta_dump_info *info,
+	      struct meta_dump_stats *st, char **err);
+
+/* ---- the last metadata backup (backup.c) ----------------------------------
+ *
+ * Gateways write scheduled backups (dumps) of the volume into its object
+ * store (nfsd/backup.c); the record <vol>\0b says when the last one was
+ * taken, by whom, and where, and which gateway is writing the next one.
+ * Until issue 15's background-job lease exists, the claim below is what
+ * keeps two gateways of a volume from writing the same backup; with the
+ * lease, its holder claims, and nobody else tries.
+ */
+#define META_BACKUP_ID_MAX 48
+struct meta_backup {
+	uint64_t snap_ns;      /* when the last backup's snapshot was taken
+				  (0: no backup yet) */
+	uint64_t done_ns;      /* when it was complete in the store */
+	uint64_t session;      /* the gateway session that wrote it */
+	uint64_t bytes;        /* its size in the store */
+	uint64_t keys;         /* key records */
+	char id[META_BACKUP_ID_MAX]; /* its name in the store */
+	uint64_t claim_session; /* a backup being written (0: none) */
+	uint64_t claim_ns;     /* since */
+};
+
+/* The record; -ENOENT when no gateway ever claimed a backup. */
+int meta_backup_get(struct meta *m, struct meta_backup *b);
+/* Claim the next backup for session at now_ns: 0 when claimed;
+ * -EALREADY when the last backup's snapshot is younger than interval_ns
+ * (*next_ns, may be NULL, receives when it is due); -EBUSY when another
+ * session that is live claimed it.  A claim of a stale session is taken
+ * over. */
+int meta_backup_claim(struct meta *m, uint64_t session, uint64_t interval_ns,
+		      uint64_t now_ns, uint64_t *next_ns);
+/* Record the backup session wrote (b's snap_ns .. id) and drop its
+ * claim: -ESTALE (nothing written) when another session took the claim
+ * over meanwhile. */
+int meta_backup_done(struct meta *m, uint64_t session,
+		     const struct meta_backup *b);
+/* Drop session's claim (its backup failed); no error if it has none. */
+int meta_backup_unclaim(struct meta *m, uint64_t session);
 
 #endif /* META_H */

@@ -126,6 +126,26 @@ session_decode(uint64_t id, const void *val, size_t len,
 	return 0;
 }
 
+int
+meta_session_get(struct mtxn *t, uint64_t id, struct meta_session *s)
+{
+	struct meta_key k;
+	const void *v;
+	size_t vlen;
+	int rc;
+
+	meta_key_session(t->m, &k, id);
+	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
+	return rc ? rc : session_decode(id, v, vlen, s);
+}
+
+int
+meta_session_decode(uint64_t id, const void *val, size_t len,
+		     struct meta_session *s)
+{
+	return session_decode(id, val, len, s);
+}
+
 bool
 meta_session_live(const struct meta_session *s, uint64_t now_ns)
 {

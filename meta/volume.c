@@ -19,8 +19,8 @@ set_err(char **err, const char *fmt, const char *a, const char *b)
 		*err = tl_asprintf(fmt, a, b);
 }
 
-static bool
-volname_ok(const char *s)
+bool
+meta_volname_ok(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -69,7 +69,7 @@ url_split_volume(const char *url, char **base, char **vol, char **err)
 		q = amp;
 	}
 	tl_buf_append(&b, "", 1);
-	if (rc == 0 && *vol != NULL && !volname_ok(*vol)) {
+	if (rc == 0 && *vol != NULL && !meta_volname_ok(*vol)) {
 		set_err(err, "bad volume name '%s' in %s: use 1 to 63 of "
 			"A-Z a-z 0-9 _ -", *vol, url);
 		rc = -EINVAL;
@@ -85,8 +85,8 @@ url_split_volume(const char *url, char **base, char **vol, char **err)
 }
 
 /* The volume named by the URL and by the caller, which must agree. */
-static int
-url_volume(const char *url, const char *volname, char **base, char **vol,
+int
+meta_url_volume(const char *url, const char *volname, char **base, char **vol,
 	   char **err)
 {
 	int rc = url_split_volume(url, base, vol, err);
@@ -133,10 +133,8 @@ collect_cb(void *arg, const void *key, size_t klen, const void *v,
 	return ++c->n >= c->max;
 }
 
-/* Delete every key of [start, end) in transactions of bounded size;
- * progress (may be NULL) after each with the keys deleted so far. */
-static int
-range_delete(struct meta_kv *kv, const void *start, size_t slen,
+int
+meta_range_delete(struct meta_kv *kv, const void *start, size_t slen,
 	     const void *end, size_t elen,
 	     void (*progress)(void *arg, uint64_t keys), void *arg)
 {
@@ -186,7 +184,7 @@ volume_range_delete(struct meta *m, void (*progress)(void *arg,
 
 	memcpy(end, m->pfx, m->pfxlen);
 	end[m->pfxlen - 1] = 1; /* just past "<name>\0..." */
-	rc = range_delete(m->kv, m->pfx, m->pfxlen, end, m->pfxlen,
+	rc = meta_range_delete(m->kv, m->pfx, m->pfxlen, end, m->pfxlen,
 			  progress, arg);
 	if (rc)
 		return rc;
@@ -258,7 +256,7 @@ format_check(const struct meta_format_opts *o, struct meta_settings *s,
 {
 	uint32_t bs = o->block_size ? o->block_size : DEFAULT_BLOCK_SIZE;
 
-	if (!o->name || !volname_ok(o->name)) {
+	if (!o->name || !meta_volname_ok(o->name)) {
 		set_err(err, "bad volume name '%s': use 1 to 63 of "
 			"A-Z a-z 0-9 _ -%s", o->name ? o->name : "", "");
 		return -EINVAL;
@@ -305,7 +303,7 @@ meta_format(const char *url, const struct meta_format_opts *o, char **err)
 	rc = format_check(o, &m.set, err);
 	if (rc)
 		return rc;
-	rc = url_volume(url, o->name, &base, &vol, err);
+	rc = meta_url_volume(url, o->name, &base, &vol, err);
 	if (rc)
 		return rc;
 	rc = meta_kv_open(base, &m.kv, err);
@@ -412,7 +410,7 @@ open_settings(struct meta *m, const char *volname, char **err)
 		}
 		volname = f.names[0];
 	}
-	if (rc == 0 && !volname_ok(volname)) {
+	if (rc == 0 && !meta_volname_ok(volname)) {
 		set_err(err, "bad volume name '%s'%s", volname, "");
 		rc = -EINVAL;
 	}
@@ -451,7 +449,7 @@ meta_open_flags(const char *url, const char *volname, unsigned flags,
 	if (err)
 		*err = NULL;
 	*out = NULL;
-	rc = url_volume(url, volname, &base, &vol, err);
+	rc = meta_url_volume(url, volname, &base, &vol, err);
 	if (rc) {
 		free(m);
 		return rc;

@@ -5,7 +5,7 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 BUILD="build-essential autoconf automake libtool pkg-config rpcsvc-proto
  libtirpc-dev libevent-dev liblmdb-dev lmdb-utils libssl-dev
- libcurl4-openssl-dev libzstd-dev rpcbind libuv1-dev libnfs-dev"
+ libcurl4-openssl-dev libzstd-dev libdeflate-dev rpcbind libuv1-dev libnfs-dev"
 # From bookworm-backports (0.22, the maintained line; see below).
 BACKPORTS="libraft-dev"
 # debhelper, lintian, logrotate: t/pkg/package-test.sh builds, checks

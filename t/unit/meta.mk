@@ -5,7 +5,7 @@ META_TESTS = t/unit/meta_dir_test t/unit/meta_data_test \
 	t/unit/meta_kv_ops_test t/unit/meta_kv_raft_one_test \
 	t/unit/meta_kv_raft_group_test t/unit/meta_kv_raft_proc_test \
 	t/unit/meta_under_test t/unit/meta_lock_test t/unit/meta_lock_group_test \
-	t/unit/meta_quota_test
+	t/unit/meta_quota_test t/unit/meta_dump_test
 check_PROGRAMS += $(META_TESTS)
 TESTS += $(META_TESTS)
 META_TEST_LIBS = meta/libmeta.a lib/libtl.a $(RAFT_LIBS) $(CRYPTO_LIBS) \
@@ -20,6 +20,7 @@ t_unit_meta_under_test_LDADD = $(META_TEST_LIBS)
 t_unit_meta_quota_test_LDADD = $(META_TEST_LIBS)
 t_unit_meta_lock_test_LDADD = $(META_TEST_LIBS) -lpthread
 t_unit_meta_lock_group_test_LDADD = $(META_TEST_LIBS) -lpthread
+t_unit_meta_dump_test_LDADD = $(META_TEST_LIBS) -lpthread
 t_unit_meta_kv_group_test_LDADD = $(META_TEST_LIBS) -lpthread
 t_unit_meta_kv_resident_test_LDADD = $(META_TEST_LIBS) -lpthread
 t_unit_meta_kv_ops_test_LDADD = $(META_TEST_LIBS)

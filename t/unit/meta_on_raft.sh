@@ -7,7 +7,7 @@ set -u
 : "${top_builddir:=.}"
 rc=0
 for t in meta_dir_test meta_data_test meta_perm_test meta_schema_test \
-	meta_fsck_test meta_lock_test meta_quota_test; do
+	meta_fsck_test meta_lock_test meta_quota_test meta_dump_test; do
 	echo "# $t on raft://"
 	TESSERA_TEST_META=raft "$top_builddir/t/unit/$t" >"$t.raft.out" 2>&1
 	st=$?
