@@ -126,6 +126,14 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
     {"test_trash_retention", TL_CONF_DURATION, "0", 0, 3650ULL * 86400000,
      false, "for tests: keep removed files this long instead of "
      "trash_days (0: trash_days)", OFF(test_trash_retention)},
+    {"backup_interval", TL_CONF_DURATION, "1h", 0, 30ULL * 86400 * 1000,
+     false, "write a metadata backup into the object store this often "
+     "(0: never)", OFF(backup_interval)},
+    {"backup_keep", TL_CONF_U64, "24", 1, 100000, false,
+     "metadata backups kept in the object store", OFF(backup_keep)},
+    {"backup_tmpdir", TL_CONF_STRING, "", 0, 0, false,
+     "where a backup's copy of the metadata engine goes; empty: $TMPDIR "
+     "or /var/tmp", OFF(backup_tmpdir)},
     {"raft_id", TL_CONF_U64, "0", 0, 1ULL << 62, false,
      "this gateway's node id in its raft group (raft://); 0: none",
      OFF(raft_id)},

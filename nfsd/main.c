@@ -376,6 +376,7 @@ struct backend {
 	struct cache *cache;
 	/* read by the background job's thread (bgjob_gate) */
 	struct meta_session_keeper *_Atomic session;
+	struct nfsd_backup_job *backup;
 };
 
 /* The background jobs (cache/gc.c) run while this gateway holds the
@@ -460,6 +461,8 @@ out:
 static void
 close_backend(struct backend *b)
 {
+	/* a backup being written finishes first: it reads meta, writes os */
+	nfsd_backup_stop(b->backup);
 	if (b->cache != NULL)
 		cache_close(b->cache); /* flushes buffered writes */
 	if (b->os != NULL)
@@ -566,6 +569,7 @@ start_metrics(const struct nfsd_config *cfg, const struct backend *b,
 	    .start_ns = tl_now_ns(),
 	    .writeback_max_age_ms = cfg->writeback_max_age,
 	    .session = b->session,
+	    .backup = b->backup,
 	};
 	struct nfsd_metrics *m = NULL;
 	const char *l = cfg->metrics_listen;
@@ -647,6 +651,26 @@ wait_for_stop(const sigset_t *set, struct hup *hup)
 	}
 }
 
+/* Scheduled metadata backups into the volume's store (backup_*
+ * options); with backup_interval 0 only the figures for /metrics. */
+static int
+start_backups(const struct nfsd_config *cfg, struct backend *b)
+{
+	struct nfsd_backup_opts o = {
+	    .interval_ms = cfg->backup_interval,
+	    .keep = (unsigned)cfg->backup_keep,
+	    .tmpdir = cfg->backup_tmpdir,
+	};
+	int rc;
+
+	rc = nfsd_backup_start(b->meta, b->os, meta_session_id(b->session),
+			       &o, &b->backup);
+	if (rc != 0)
+		tl_err("tesserad", "cannot start the metadata backups: %s",
+		       strerror(-rc));
+	return rc;
+}
+
 /* The server listens: say so, and where the logs go, on the terminal and
  * where the logs go from now on; a daemon then moves to syslog (when a
  * syslog daemon listens and no log_file is set) and detaches, keeping
@@ -723,7 +747,7 @@ static int
 serve(const struct args *a, const struct nfsd_config *cfg,
       enum tl_log_level level)
 {
-	struct backend b = {NULL, NULL, NULL, NULL};
+	struct backend b = {NULL, NULL, NULL, NULL, NULL};
 	struct nfsd_server *srv = NULL;
 	struct nfsd_metrics *metrics = NULL;
 	char *err = NULL, *at, *ready_msg = NULL, *started, *url = NULL;
@@ -771,6 +795,9 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 		       strerror(-rc));
 		goto out;
 	}
+	rc = start_backups(cfg, &b);
+	if (rc != 0)
+		goto out;
 	if (cfg->rpcbind)
 		nfsd_server_register(srv);
 	metrics = start_metrics(cfg, &b, srv);

@@ -34,6 +34,7 @@ struct nfsd_metrics_src {
 	/* this gateway's session: whether it holds the background-job
 	 * lease (NULL: not reported) */
 	struct meta_session_keeper *session;
+	struct nfsd_backup_job *backup; /* scheduled metadata backups */
 };
 
 struct nfsd_metrics;

@@ -779,6 +779,41 @@ render_bgjob(struct tl_buf *b, const struct nfsd_metrics_src *src)
 	    bl.trash_bytes);
 }
 
+/* Metadata backups: the age of the volume's newest (whoever wrote it,
+ * from its record in metadata) and what this gateway wrote. */
+static void
+render_backup(struct tl_buf *b, struct meta *m, struct nfsd_backup_job *j)
+{
+	struct nfsd_backup_stats s;
+	struct meta_backup mb;
+	uint64_t now = tl_now_ns();
+
+	if (meta_backup_get(m, &mb) == 0 && mb.snap_ns != 0) {
+		one(b, "tessera_meta_backup_age_seconds", "gauge",
+		    "Age of the snapshot of the volume's newest metadata "
+		    "backup in the object store (absent: none yet).",
+		    now > mb.snap_ns ? (now - mb.snap_ns) / 1000000000 : 0);
+		one(b, "tessera_meta_backup_last_bytes", "gauge",
+		    "Size in the object store of the newest metadata backup.",
+		    mb.bytes);
+	}
+	if (j == NULL)
+		return;
+	nfsd_backup_stats(j, &s);
+	one(b, "tessera_meta_backup_interval_seconds", "gauge",
+	    "backup_interval: how often a metadata backup is due (0: off).",
+	    s.interval_ms / 1000);
+	family(b, "tessera_meta_backups_total", "counter",
+	       "Metadata backups this gateway wrote, by result.");
+	bprintf(b, "tessera_meta_backups_total{result=\"written\"} %llu\n"
+		"tessera_meta_backups_total{result=\"failed\"} %llu\n",
+		(unsigned long long)s.written, (unsigned long long)s.failed);
+	family(b, "tessera_meta_backup_duration_seconds", "gauge",
+	       "How long this gateway's last metadata backup took.");
+	bprintf(b, "tessera_meta_backup_duration_seconds %.3f\n",
+		(double)s.last_ms / 1000);
+}
+
 void
 nfsd_metrics_render(const struct nfsd_metrics_src *src, struct tl_buf *out)
 {
@@ -803,8 +838,10 @@ nfsd_metrics_render(const struct nfsd_metrics_src *src, struct tl_buf *out)
 		render_objstore_ops(out);
 	}
 	if (src->meta != NULL) {
-		if (render_volume(out, src->meta))
+		if (render_volume(out, src->meta)) {
 			render_bgjob(out, src);
+			render_backup(out, src->meta, src->backup);
+		}
 		render_meta_engine(out, src->meta);
 		render_lmdb(out, src->meta);
 		render_raft(out, src->meta);

@@ -67,6 +67,9 @@ struct nfsd_config {
 	uint64_t bgjob_delete_rate; /* objects deleted per second, 0: any */
 	uint64_t bgjob_txn_rate;    /* jobs' metadata transactions per s */
 	uint64_t test_trash_retention; /* ms, tests: instead of trash_days */
+	uint64_t backup_interval; /* ms, 0: no scheduled backups */
+	uint64_t backup_keep;
+	char *backup_tmpdir;      /* "": $TMPDIR or /var/tmp */
 	/* raft:// (meta/kv_raft.c) */
 	uint64_t raft_id;
 	char *raft_dir, *raft_address, *raft_listen, *raft_peers;
@@ -178,5 +181,84 @@ bool nfsd_server_lock_stats(struct nfsd_server *s, struct nfsd_lock_stats *out);
  * unregister, free.  Does not close
  * the meta or cache it borrowed. */
 void nfsd_server_free(struct nfsd_server *s);
+
+/* ---- metadata backups in the object store (backup.c) ----------------------
+ *
+ * A backup is a dump of the volume's metadata (meta_dump, zstd
+ * compressed) stored as objects of the volume's own store, under
+ *   NAME/meta-backup/ID/00000000 ...   the dump, cut in parts
+ *   NAME/meta-backup/ID/index          written last, once every part is
+ *                                      durable: without it the backup
+ *                                      is incomplete
+ * ID is the UTC time of the snapshot, 20261207T133641.123Z, so that
+ * backups sort by age.  They go through the store's wrappers (crypt,
+ * zstd, ratelimit) like blocks do: reading one back needs the volume's
+ * full storage URL.
+ */
+#define NFSD_BACKUP_DIR "meta-backup"
+#define NFSD_BACKUP_PART (8u << 20) /* bytes of one part */
+#define NFSD_BACKUP_ZSTD_LEVEL 1
+
+struct os_store;
+
+struct nfsd_backup_opts {
+	uint64_t interval_ms;  /* 0: no scheduled backups */
+	unsigned keep;         /* complete backups kept */
+	const char *tmpdir;    /* for the snapshot copy (meta_dump_opts) */
+	uint32_t part_size;    /* 0: NFSD_BACKUP_PART (tests cut smaller) */
+};
+
+/* What the store holds of one backup. */
+struct nfsd_backup_entry {
+	char id[META_BACKUP_ID_MAX];
+	bool complete;         /* its index is there */
+	uint64_t parts, bytes; /* stored */
+	uint64_t keys;         /* from the index (complete ones) */
+};
+
+/* Write a backup of m now, whoever's turn it is: *id (META_BACKUP_ID_MAX
+ * bytes) receives its name, *b what meta_backup_done records.  On
+ * failure what was stored of it is deleted; *err says why. */
+int nfsd_backup_write(struct meta *m, struct os_store *os,
+		      const struct nfsd_backup_opts *o, struct meta_backup *b,
+		      struct meta_dump_stats *st, char **err);
+/* The backups of volume in the store, oldest first; caller frees *out. */
+int nfsd_backup_list(struct os_store *os, const char *volume,
+		     struct nfsd_backup_entry **out, size_t *n);
+/* Delete all but the newest keep complete backups, and incomplete ones
+ * older than the newest complete one (abandoned); *deleted (may be NULL)
+ * counts the backups removed. */
+int nfsd_backup_prune(struct os_store *os, const char *volume, unsigned keep,
+		      unsigned *deleted);
+
+/* A backup read back as one stream: nfsd_backup_read is a
+ * meta_dump_read_fn for meta_load and meta_dump_verify.  id NULL: the
+ * newest complete backup (-ENOENT when there is none; *err says so). */
+struct nfsd_backup_reader;
+int nfsd_backup_open(struct os_store *os, const char *volume, const char *id,
+		     struct nfsd_backup_reader **out, char **err);
+const char *nfsd_backup_reader_id(const struct nfsd_backup_reader *r);
+int nfsd_backup_read(void *arg, void *buf, size_t cap, size_t *got);
+void nfsd_backup_close(struct nfsd_backup_reader *r);
+
+/* The gateway's scheduled backups: a thread that writes one every
+ * interval_ms when the volume's last backup is older than that and no
+ * other live gateway session is writing one (meta_backup_claim), then
+ * prunes to keep.  session: this gateway's (meta_session_id).  Until
+ * issue 15's background-job lease exists every gateway of a volume
+ * runs the thread and the claim decides; then only the lease holder
+ * will. */
+struct nfsd_backup_job;
+int nfsd_backup_start(struct meta *m, struct os_store *os, uint64_t session,
+		      const struct nfsd_backup_opts *o,
+		      struct nfsd_backup_job **out);
+/* Stop (waits for a backup being written; NULL is fine). */
+void nfsd_backup_stop(struct nfsd_backup_job *j);
+struct nfsd_backup_stats {
+	uint64_t interval_ms;
+	uint64_t written, failed;   /* by this gateway */
+	uint64_t last_ms;           /* how long the last one took */
+};
+void nfsd_backup_stats(struct nfsd_backup_job *j, struct nfsd_backup_stats *s);
 
 #endif /* NFSD_H */

@@ -47,6 +47,9 @@ int tessera_cmd_summary(int argc, char **argv);
 int tessera_cmd_warmup(int argc, char **argv);
 /* tools/top.c: a terminal view of a gateway's metrics */
 int tessera_cmd_top(int argc, char **argv);
+/* tools/dump.c */
+int tessera_cmd_dump(int argc, char **argv);
+int tessera_cmd_load(int argc, char **argv);
 /* tools/raft.c: tessera raft, and the META_URL raft:// */
 int tessera_cmd_raft(int argc, char **argv);
 /* tessera.conf (path NULL: the default one if present): the raft_*

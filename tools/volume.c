@@ -486,6 +486,41 @@ print_gateways(struct meta *m)
 	return rc;
 }
 
+/* The volume's newest metadata backup, from its record (meta.h). */
+static int
+print_backup(struct meta *m)
+{
+	struct meta_backup b;
+	uint64_t now = tl_now_ns();
+	time_t t;
+	struct tm tm;
+	char when[64], h[32];
+	int rc = meta_backup_get(m, &b);
+
+	if (rc == -ENOENT || (rc == 0 && b.snap_ns == 0)) {
+		printf("%-14s none (tesserad writes one every "
+		       "backup_interval)\n", "last backup:");
+		return 0;
+	}
+	if (rc)
+		return rc;
+	t = (time_t)(b.snap_ns / 1000000000ULL);
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	printf("%-14s %s (%" PRIu64 " s ago), %s, %" PRIu64 " keys, in the "
+	       "store as %s/meta-backup/%s/\n", "last backup:", when,
+	       now > b.snap_ns ? (now - b.snap_ns) / 1000000000 : 0,
+	       tl_fmt_size(b.bytes, h, sizeof(h)), b.keys,
+	       meta_settings(m)->name, b.id);
+	if (b.claim_session != 0)
+		printf("%-14s being written by gateway session %016" PRIx64
+		       " since %" PRIu64 " s\n", "next backup:",
+		       b.claim_session,
+		       now > b.claim_ns ? (now - b.claim_ns) / 1000000000
+					: 0);
+	return 0;
+}
+
 /* Read from the staging directories themselves: works whether or not
  * tesserad runs (and however it died). */
 static void
@@ -547,6 +582,8 @@ tessera_cmd_status(int argc, char **argv)
 		rc = meta_backlog(m, &bl);
 	if (rc == 0)
 		print_backlog(&bl);
+	if (rc == 0)
+		rc = print_backup(m);
 	if (rc == 0)
 		rc = print_gateways(m);
 	if (rc == 0 && cdirs != NULL)
