@@ -1092,9 +1092,9 @@ int meta_load(const char *url, const struct meta_load_opts *o,
  * Gateways write scheduled backups (dumps) of the volume into its object
  * store (nfsd/backup.c); the record <vol>\0b says when the last one was
  * taken, by whom, and where, and which gateway is writing the next one.
- * Until issue 15's background-job lease exists, the claim below is what
- * keeps two gateways of a volume from writing the same backup; with the
- * lease, its holder claims, and nobody else tries.
+ * The holder of the background-job lease writes them; the claim below
+ * keeps two gateways from writing the same backup while the lease
+ * changes hands (an old holder that has not noticed yet).
  */
 #define META_BACKUP_ID_MAX 48
 struct meta_backup {

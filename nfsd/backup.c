@@ -494,13 +494,17 @@ backup_once(struct nfsd_backup_job *j)
 	char *err = NULL, h[32];
 	int rc;
 
+	/* the holder of the background-job lease writes the backups */
+	if (j->o.gate != NULL && !j->o.gate(j->o.gate_arg))
+		return TL_MIN(j->o.interval_ms, POLL_MAX_MS);
 	/* A volume never backed up gets its first backup an interval after
 	 * the gateway started, not at once: starting a gateway (or a test)
 	 * is no reason for a backup. */
 	if (now < j->start_ns + interval_ns &&
 	    (meta_backup_get(j->m, &b) == -ENOENT || b.snap_ns == 0))
 		return (j->start_ns + interval_ns - now) / 1000000 + 1;
-	/* With issue 15's lease: only its holder gets here, and claims. */
+	/* Only the lease holder gets here; the claim keeps two holders
+	 * apart while the lease changes hands. */
 	rc = meta_backup_claim(j->m, j->session, interval_ns, now, &next);
 	if (rc == -EALREADY)
 		return next > now ? (next - now) / 1000000 : 0;

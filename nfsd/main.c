@@ -660,6 +660,8 @@ start_backups(const struct nfsd_config *cfg, struct backend *b)
 	    .interval_ms = cfg->backup_interval,
 	    .keep = (unsigned)cfg->backup_keep,
 	    .tmpdir = cfg->backup_tmpdir,
+	    .gate = bgjob_gate,
+	    .gate_arg = b,
 	};
 	int rc;
 
@@ -715,6 +717,8 @@ serve_bgjob_only(const struct args *a, const struct nfsd_config *cfg,
 	int rc;
 
 	rc = start_session(cfg, b, NULL);
+	if (rc == 0)
+		rc = start_backups(cfg, b);
 	if (rc != 0)
 		return rc;
 	metrics = start_metrics(cfg, b, NULL);

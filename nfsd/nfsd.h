@@ -206,6 +206,10 @@ struct nfsd_backup_opts {
 	unsigned keep;         /* complete backups kept */
 	const char *tmpdir;    /* for the snapshot copy (meta_dump_opts) */
 	uint32_t part_size;    /* 0: NFSD_BACKUP_PART (tests cut smaller) */
+	/* Backups are written only while gate(gate_arg) says so: while
+	 * this gateway holds the background-job lease.  NULL: always. */
+	bool (*gate)(void *arg);
+	void *gate_arg;
 };
 
 /* What the store holds of one backup. */
