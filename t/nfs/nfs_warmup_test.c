@@ -42,18 +42,7 @@ static struct file {
 static void
 faults(const char *spec)
 {
-	char tmp[320];
-	FILE *f;
-
-	if (spec == NULL) {
-		TH_REQUIRE(unlink(ctl) == 0, "store released");
-		return;
-	}
-	snprintf(tmp, sizeof tmp, "%s.tmp", ctl);
-	f = fopen(tmp, "w");
-	TH_REQUIRE(f != NULL && fputs(spec, f) >= 0 && fclose(f) == 0 &&
-		       rename(tmp, ctl) == 0,
-		   "store faults: %s", spec);
+	th_store_faults(ctl, spec);
 }
 
 /* The handle of path (components separated by '/') below the root. */

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -1554,4 +1555,21 @@ bool
 th_fattr_is(const fattr3 *a, ftype3 type)
 {
 	return a->type == type;
+}
+
+void
+th_store_faults(const char *ctl, const char *spec)
+{
+	char tmp[PATH_MAX];
+	FILE *f;
+
+	if (spec == NULL) {
+		TH_REQUIRE(unlink(ctl) == 0, "store faults off");
+		return;
+	}
+	snprintf(tmp, sizeof tmp, "%s.tmp", ctl);
+	f = fopen(tmp, "w");
+	TH_REQUIRE(f != NULL && fputs(spec, f) >= 0 && fclose(f) == 0 &&
+		       rename(tmp, ctl) == 0,
+		   "store faults: %s", spec);
 }

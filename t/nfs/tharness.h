@@ -138,6 +138,10 @@ const char *th_builddir(void);
 /* Run `tessera fsck` on the server's volume, its output shown as
  * diagnostics; returns system()'s status (0: clean). */
 int th_server_fsck(const struct th_server *s);
+/* The fault wrapper's settings (objstore/fault.c, ctl=FILE) from now
+ * on: spec written to ctl atomically; NULL removes the file (no
+ * faults, held operations let go).  Fails the test if it cannot. */
+void th_store_faults(const char *ctl, const char *spec);
 /* Run `tessera ARGS` (printf-formatted; quote as for sh); its output is
  * shown as diagnostics when it fails.  Returns system()'s status. */
 int th_tessera(const struct th_server *s, const char *fmt, ...)
