@@ -534,49 +534,42 @@ xdr_void_arg(XDR *x, void *p)
 	return TRUE;
 }
 
+/* The NFS file handle an NLM request names (an opaque netobj). */
+static void
+fh_of_netobj(const nlm4_netobj *o, nfs_fh3 *fh)
+{
+	fh->data.data_len = o->nlm4_netobj_len;
+	fh->data.data_val = o->nlm4_netobj_val;
+}
+
 static void
 fh_of_test(const void *args, nfs_fh3 *fh)
 {
-	const nlm4_testargs *a = args;
-
-	fh->data.data_len = a->alock.fh.nlm4_netobj_len;
-	fh->data.data_val = a->alock.fh.nlm4_netobj_val;
+	fh_of_netobj(&((const nlm4_testargs *)args)->alock.fh, fh);
 }
 
 static void
 fh_of_lock(const void *args, nfs_fh3 *fh)
 {
-	const nlm4_lockargs *a = args;
-
-	fh->data.data_len = a->alock.fh.nlm4_netobj_len;
-	fh->data.data_val = a->alock.fh.nlm4_netobj_val;
+	fh_of_netobj(&((const nlm4_lockargs *)args)->alock.fh, fh);
 }
 
 static void
 fh_of_cancel(const void *args, nfs_fh3 *fh)
 {
-	const nlm4_cancargs *a = args;
-
-	fh->data.data_len = a->alock.fh.nlm4_netobj_len;
-	fh->data.data_val = a->alock.fh.nlm4_netobj_val;
+	fh_of_netobj(&((const nlm4_cancargs *)args)->alock.fh, fh);
 }
 
 static void
 fh_of_unlock(const void *args, nfs_fh3 *fh)
 {
-	const nlm4_unlockargs *a = args;
-
-	fh->data.data_len = a->alock.fh.nlm4_netobj_len;
-	fh->data.data_val = a->alock.fh.nlm4_netobj_val;
+	fh_of_netobj(&((const nlm4_unlockargs *)args)->alock.fh, fh);
 }
 
 static void
 fh_of_share(const void *args, nfs_fh3 *fh)
 {
-	const nlm4_shareargs *a = args;
-
-	fh->data.data_len = a->share.fh.nlm4_netobj_len;
-	fh->data.data_val = a->share.fh.nlm4_netobj_val;
+	fh_of_netobj(&((const nlm4_shareargs *)args)->share.fh, fh);
 }
 
 #define NP(num, nm, fn, xa, ta, xr, tr, fh)                                    \
