@@ -42,7 +42,7 @@
 
 /* ---- write operations and transaction records ---------------------------- */
 
-enum kvr_op { KVR_PUT = 1, KVR_DEL = 2, KVR_ADD = 3 };
+enum meta_kvr_op { KVR_PUT = 1, KVR_DEL = 2, KVR_ADD = 3 };
 
 /* A read range [start, end] (end inclusive) or [start, end) or [start,
  * +inf) (elen 0 and no KVR_R_END), recorded by gets and scans. */
@@ -66,15 +66,15 @@ enum kvr_op { KVR_PUT = 1, KVR_DEL = 2, KVR_ADD = 3 };
 #define KVR_ENTRY_MAGIC 0x54535245u /* "TSRE" */
 #define KVR_ENTRY_VERSION 1
 #define KVR_ENTRY_HDR 18
-enum kvr_entry_kind { KVR_E_TXNS = 1, KVR_E_VERIFY = 2 };
+enum meta_kvr_entry_kind { KVR_E_TXNS = 1, KVR_E_VERIFY = 2 };
 
-struct kvr_rd {              /* a decoded read range (pointers borrowed) */
+struct meta_kvr_rd { /* a decoded read range (pointers borrowed) */
 	const uint8_t *s, *e;
 	uint16_t slen, elen;
 	uint8_t flags;
 };
 
-struct kvr_wr {              /* a decoded write (pointers borrowed) */
+struct meta_kvr_wr { /* a decoded write (pointers borrowed) */
 	const uint8_t *k, *v;
 	uint16_t klen;
 	uint32_t vlen;
@@ -82,35 +82,35 @@ struct kvr_wr {              /* a decoded write (pointers borrowed) */
 };
 
 /* A cursor over encoded bytes: every get fails once past the end. */
-struct kvr_rdr {
+struct meta_kvr_rdr {
 	const uint8_t *p, *end;
 	bool bad;
 };
 
-void kvr_rdr_init(struct kvr_rdr *r, const void *p, size_t len);
-uint8_t kvr_get8(struct kvr_rdr *r);
-uint16_t kvr_get16(struct kvr_rdr *r);
-uint32_t kvr_get32(struct kvr_rdr *r);
-uint64_t kvr_get64(struct kvr_rdr *r);
-const uint8_t *kvr_getn(struct kvr_rdr *r, size_t n);
-int kvr_get_read(struct kvr_rdr *r, struct kvr_rd *rd);
-int kvr_get_write(struct kvr_rdr *r, struct kvr_wr *w);
-void kvr_put_write(struct tl_buf *b, uint8_t op, const void *k, size_t klen,
-		   const void *v, size_t vlen);
+void meta_kvr_rdr_init(struct meta_kvr_rdr *r, const void *p, size_t len);
+uint8_t meta_kvr_get8(struct meta_kvr_rdr *r);
+uint16_t meta_kvr_get16(struct meta_kvr_rdr *r);
+uint32_t meta_kvr_get32(struct meta_kvr_rdr *r);
+uint64_t meta_kvr_get64(struct meta_kvr_rdr *r);
+const uint8_t *meta_kvr_getn(struct meta_kvr_rdr *r, size_t n);
+int meta_kvr_get_read(struct meta_kvr_rdr *r, struct meta_kvr_rd *rd);
+int meta_kvr_get_write(struct meta_kvr_rdr *r, struct meta_kvr_wr *w);
+void meta_kvr_put_write(struct tl_buf *b, uint8_t op, const void *k,
+			size_t klen, const void *v, size_t vlen);
 
 /* The header of a transaction record. */
-struct kvr_txnhdr {
+struct meta_kvr_txnhdr {
 	uint64_t origin, seq, index;
 	uint32_t ndeps, nreads, nwrites;
 	const uint8_t *deps, *reads, *writes; /* positions in the record */
 	size_t reads_len, writes_len;
 };
-int kvr_txn_parse(const void *p, size_t len, struct kvr_txnhdr *h);
+int meta_kvr_txn_parse(const void *p, size_t len, struct meta_kvr_txnhdr *h);
 
 /* A transaction record shared by its pending commit and the transactions
  * of the same node that read its writes before it is applied (the
  * overlay, kv_raft.c).  Reference counted; writes found by key. */
-struct kvr_wset {
+struct meta_kvr_wset {
 	atomic_uint refs;
 	uint64_t seq;
 	uint32_t nw;
@@ -118,24 +118,24 @@ struct kvr_wset {
 	size_t len;
 	uint8_t rec[];
 };
-struct kvr_wset *kvr_wset_new(const void *rec, size_t len);
-struct kvr_wset *kvr_wset_ref(struct kvr_wset *w);
-void kvr_wset_unref(struct kvr_wset *w);
+struct meta_kvr_wset *meta_kvr_wset_new(const void *rec, size_t len);
+struct meta_kvr_wset *meta_kvr_wset_ref(struct meta_kvr_wset *w);
+void meta_kvr_wset_unref(struct meta_kvr_wset *w);
 /* The write of key in w: 0 and *out, or -ENOENT. */
-int kvr_wset_find(const struct kvr_wset *w, const void *k, size_t klen,
-		  struct kvr_wr *out);
+int meta_kvr_wset_find(const struct meta_kvr_wset *w, const void *k,
+		       size_t klen, struct meta_kvr_wr *out);
 /* Does w write a key in [s, e) (e NULL: no bound)? */
-bool kvr_wset_hits(const struct kvr_wset *w, const void *s, size_t slen,
-		   const void *e, size_t elen);
+bool meta_kvr_wset_hits(const struct meta_kvr_wset *w, const void *s,
+			size_t slen, const void *e, size_t elen);
 
 /* Key order of kv.h: memcmp, a shorter prefix first. */
-int kvr_keycmp(const void *a, size_t alen, const void *b, size_t blen);
+int meta_kvr_keycmp(const void *a, size_t alen, const void *b, size_t blen);
 /* True if key lies in the range. */
-bool kvr_rd_has(const struct kvr_rd *rd, const void *k, size_t klen);
+bool meta_kvr_rd_has(const struct meta_kvr_rd *rd, const void *k, size_t klen);
 
-uint32_t kvr_crc32c(uint32_t crc, const void *p, size_t n);
-void kvr_entry_seal(struct tl_buf *b);          /* fill in the crc */
-int kvr_entry_check(const void *p, size_t len); /* 0 or -EIO */
+uint32_t meta_kvr_crc32c(uint32_t crc, const void *p, size_t n);
+void meta_kvr_entry_seal(struct tl_buf *b);	     /* fill in the crc */
+int meta_kvr_entry_check(const void *p, size_t len); /* 0 or -EIO */
 
 /* ---- authentication and frames (kv_raft_wire.c) -------------------------- */
 
@@ -160,15 +160,16 @@ int kvr_entry_check(const void *p, size_t len); /* 0 or -EIO */
 #define KVR_PROOF_LEN 32
 #define KVR_TAG 16
 
-enum kvr_chan { KVR_CH_RAFT = 1, KVR_CH_RPC = 2, KVR_CH_SNAP = 3 };
-enum kvr_hs_status { KVR_HS_OK = 0, KVR_HS_GROUP = 1, KVR_HS_BUSY = 2 };
+enum meta_kvr_chan { KVR_CH_RAFT = 1, KVR_CH_RPC = 2, KVR_CH_SNAP = 3 };
+enum meta_kvr_hs_status { KVR_HS_OK = 0, KVR_HS_GROUP = 1, KVR_HS_BUSY = 2 };
 
-struct kvr_secret {
+struct meta_kvr_secret {
 	uint8_t k[32];
 };
-int kvr_secret_load(const char *path, struct kvr_secret *s, char **err);
+int meta_kvr_secret_load(const char *path, struct meta_kvr_secret *s,
+			 char **err);
 
-struct kvr_hello {
+struct meta_kvr_hello {
 	uint8_t kind;
 	uint8_t group[16];
 	uint64_t id;
@@ -177,71 +178,77 @@ struct kvr_hello {
 };
 
 /* One direction of a session. */
-struct kvr_aead {
+struct meta_kvr_aead {
 	uint8_t key[32];
 	uint64_t ctr;
 	void *ctx; /* EVP_CIPHER_CTX */
 };
 
-struct kvr_session {
-	struct kvr_aead tx, rx;
+struct meta_kvr_session {
+	struct meta_kvr_aead tx, rx;
 };
 
-void kvr_hello_encode(const struct kvr_hello *h, struct tl_buf *out);
+void meta_kvr_hello_encode(const struct meta_kvr_hello *h, struct tl_buf *out);
 /* 0 and *used, -EAGAIN if more bytes are needed, -EPROTO if bad. */
-int kvr_hello_decode(const uint8_t *p, size_t len, struct kvr_hello *h,
-		     size_t *used);
-void kvr_welcome_encode(const struct kvr_secret *s, const uint8_t *hello,
-			size_t hlen, uint8_t status, const uint8_t group[16],
-			uint64_t id, const uint8_t nonce[32],
-			uint8_t out[KVR_WELCOME_LEN]);
+int meta_kvr_hello_decode(const uint8_t *p, size_t len,
+			  struct meta_kvr_hello *h, size_t *used);
+void meta_kvr_welcome_encode(const struct meta_kvr_secret *s,
+			     const uint8_t *hello, size_t hlen, uint8_t status,
+			     const uint8_t group[16], uint64_t id,
+			     const uint8_t nonce[32],
+			     uint8_t out[KVR_WELCOME_LEN]);
 /* Check the server's MAC: 0 or -EACCES. */
-int kvr_welcome_check(const struct kvr_secret *s, const uint8_t *hello,
-		      size_t hlen, const uint8_t w[KVR_WELCOME_LEN]);
-void kvr_proof_make(const struct kvr_secret *s, const uint8_t *hello,
-		    size_t hlen, const uint8_t w[KVR_WELCOME_LEN],
-		    uint8_t out[KVR_PROOF_LEN]);
-int kvr_proof_check(const struct kvr_secret *s, const uint8_t *hello,
-		    size_t hlen, const uint8_t w[KVR_WELCOME_LEN],
-		    const uint8_t proof[KVR_PROOF_LEN]);
+int meta_kvr_welcome_check(const struct meta_kvr_secret *s,
+			   const uint8_t *hello, size_t hlen,
+			   const uint8_t w[KVR_WELCOME_LEN]);
+void meta_kvr_proof_make(const struct meta_kvr_secret *s, const uint8_t *hello,
+			 size_t hlen, const uint8_t w[KVR_WELCOME_LEN],
+			 uint8_t out[KVR_PROOF_LEN]);
+int meta_kvr_proof_check(const struct meta_kvr_secret *s, const uint8_t *hello,
+			 size_t hlen, const uint8_t w[KVR_WELCOME_LEN],
+			 const uint8_t proof[KVR_PROOF_LEN]);
 /* Derive the session keys; client says which side this end is. */
-void kvr_session_init(struct kvr_session *ss, const struct kvr_secret *s,
-		      const uint8_t cnonce[32], const uint8_t snonce[32],
-		      bool client);
-void kvr_session_free(struct kvr_session *ss);
+void meta_kvr_session_init(struct meta_kvr_session *ss,
+			   const struct meta_kvr_secret *s,
+			   const uint8_t cnonce[32], const uint8_t snonce[32],
+			   bool client);
+void meta_kvr_session_free(struct meta_kvr_session *ss);
 /* Append one sealed frame of plaintext p to out. */
-void kvr_seal(struct kvr_aead *a, const void *p, size_t len,
-	      struct tl_buf *out);
+void meta_kvr_seal(struct meta_kvr_aead *a, const void *p, size_t len,
+		   struct tl_buf *out);
 /* Open the frame at the start of in: 0 and the plaintext appended to out
  * and *used set, -EAGAIN if incomplete, -EBADMSG if forged or corrupt,
  * -EMSGSIZE if too long. */
-int kvr_open(struct kvr_aead *a, const uint8_t *in, size_t len,
-	     struct tl_buf *out, size_t *used);
+int meta_kvr_open(struct meta_kvr_aead *a, const uint8_t *in, size_t len,
+		  struct tl_buf *out, size_t *used);
 
 /* Blocking client side (snapshot fetch, tests): connect to address,
  * handshake, 0 and the socket or a negative errno; *err gets a message. */
-int kvr_dial(const char *address, const struct kvr_secret *s, uint8_t kind,
-	     const uint8_t group[16], uint64_t id, const char *myaddr,
-	     uint8_t peer_group[16], struct kvr_session *ss, char **err);
-int kvr_send_frame(int fd, struct kvr_session *ss, const void *p, size_t n);
+int meta_kvr_dial(const char *address, const struct meta_kvr_secret *s,
+		  uint8_t kind, const uint8_t group[16], uint64_t id,
+		  const char *myaddr, uint8_t peer_group[16],
+		  struct meta_kvr_session *ss, char **err);
+int meta_kvr_send_frame(int fd, struct meta_kvr_session *ss, const void *p,
+			size_t n);
 /* Read one frame into out (reset first). */
-int kvr_recv_frame(int fd, struct kvr_session *ss, struct tl_buf *out);
+int meta_kvr_recv_frame(int fd, struct meta_kvr_session *ss,
+			struct tl_buf *out);
 
 /* ---- the engine's backends ----------------------------------------------- */
 
-struct kvr_node;
-struct kvr_opts;
+struct meta_kvr_node;
+struct meta_kvr_opts;
 
 /* What a transaction learns from a commit. */
-struct kvr_result {
+struct meta_kvr_result {
 	uint64_t index; /* the entry that holds it (0: nothing written) */
 };
 
 /* The engine's handle: a node in this process or a client of the local
  * node through its control socket. */
-struct kvr_kv {
+struct meta_kvr_kv {
 	struct meta_kv base;
-	struct kvr_node *node;   /* node mode */
+	struct meta_kvr_node *node; /* node mode */
 	int ctl;                 /* client mode: control socket */
 	pthread_mutex_t ctl_lock;
 	struct meta_kv *replica; /* reads (owned by the node in node mode) */
@@ -249,13 +256,13 @@ struct kvr_kv {
 };
 
 /* Client mode (kv_raft.c). */
-int kvr_ctl_connect(const char *dir, char **err);
-int kvr_ctl_request(int fd, uint8_t type, const void *p, size_t len,
-		    struct tl_buf *reply);
-int kvr_url_parse(const char *url, struct kvr_opts *o, char **err);
+int meta_kvr_ctl_connect(const char *dir, char **err);
+int meta_kvr_ctl_request(int fd, uint8_t type, const void *p, size_t len,
+			 struct tl_buf *reply);
+int meta_kvr_url_parse(const char *url, struct meta_kvr_opts *o, char **err);
 
 /* Node API (kv_raft_node.c), callable from any thread but the node's. */
-struct kvr_opts {
+struct meta_kvr_opts {
 	char *dir;
 	uint64_t id;           /* 0: client mode */
 	char *address;         /* this node's raft address (host:port) */
@@ -270,22 +277,22 @@ struct kvr_opts {
 	unsigned timeout_ms;   /* longest wait for a commit or a read */
 	bool follower_leases;  /* followers read without a round trip */
 };
-void kvr_opts_free(struct kvr_opts *o);
+void meta_kvr_opts_free(struct meta_kvr_opts *o);
 
-int kvr_node_start(const struct kvr_opts *o, struct kvr_node **out,
-		   char **err);
-void kvr_node_stop(struct kvr_node *n);
-struct meta_kv *kvr_node_replica(struct kvr_node *n);
+int meta_kvr_node_start(const struct meta_kvr_opts *o,
+			struct meta_kvr_node **out, char **err);
+void meta_kvr_node_stop(struct meta_kvr_node *n);
+struct meta_kv *meta_kvr_node_replica(struct meta_kvr_node *n);
 /* Hold the replica against a swap (restore) while a transaction reads. */
-void kvr_node_hold(struct kvr_node *n);
-void kvr_node_release(struct kvr_node *n);
+void meta_kvr_node_hold(struct meta_kvr_node *n);
+void meta_kvr_node_release(struct meta_kvr_node *n);
 /* Wait until this node has applied what the group had committed when the
  * call began (read-index). */
-int kvr_node_read_barrier(struct kvr_node *n);
+int meta_kvr_node_read_barrier(struct meta_kvr_node *n);
 /* Commit a transaction record (its origin/seq already set): 0 once
  * applied here, -EAGAIN on conflict, -ETIMEDOUT, -EIO. */
-int kvr_node_commit(struct kvr_node *n, const void *rec, size_t len,
-		    struct kvr_result *res);
-uint64_t kvr_node_incarnation(struct kvr_node *n);
+int meta_kvr_node_commit(struct meta_kvr_node *n, const void *rec, size_t len,
+			 struct meta_kvr_result *res);
+uint64_t meta_kvr_node_incarnation(struct meta_kvr_node *n);
 
 #endif /* META_KV_RAFT_INTERNAL_H */

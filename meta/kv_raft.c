@@ -3,7 +3,7 @@
  * that Raft keeps identical on every node of a group.
  *
  * A transaction first waits until this node has applied everything the
- * group had committed when it began (read-index, kvr_node_read_barrier:
+ * group had committed when it began (read-index, meta_kvr_node_read_barrier:
  * one round trip to the leader, shared by every transaction that begins
  * meanwhile), then reads an LMDB snapshot of the replica at its applied
  * index i.  It records what it read (each get as a point, each scan as
@@ -156,7 +156,7 @@ wb_cmp(const void *a, const void *b)
 	const struct wb_ent *x = &sort_w->e[*(const uint32_t *)a];
 	const struct wb_ent *y = &sort_w->e[*(const uint32_t *)b];
 
-	return kvr_keycmp(x->k, x->klen, y->k, y->klen);
+	return meta_kvr_keycmp(x->k, x->klen, y->k, y->klen);
 }
 
 static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -187,7 +187,7 @@ wb_lower(const struct wbuf *w, const void *k, size_t klen)
 		size_t mid = (lo + hi) / 2;
 		const struct wb_ent *e = &w->e[w->order[mid]];
 
-		if (kvr_keycmp(e->k, e->klen, k, klen) < 0)
+		if (meta_kvr_keycmp(e->k, e->klen, k, klen) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -207,7 +207,7 @@ wb_free(struct wbuf *w)
 
 /* ---- transactions -------------------------------------------------------- */
 
-struct kvr_txn {
+struct meta_kvr_txn {
 	struct meta_kv_txn base;
 	bool rdonly;
 	bool held;		  /* node mode: holds the replica */
@@ -220,14 +220,14 @@ struct kvr_txn {
 	uint8_t osum[8 * META_KV_ADD_MAX]; /* the same over the overlay */
 	/* the overlay: this node's commits not applied in snap, oldest
 	 * first; the ones this transaction read from are its deps */
-	struct kvr_wset **ov;
+	struct meta_kvr_wset **ov;
 	size_t nov;
 	uint64_t *deps;
 	size_t ndeps, capdeps;
 };
 
 static void
-dep_add(struct kvr_txn *t, uint64_t seq)
+dep_add(struct meta_kvr_txn *t, uint64_t seq)
 {
 	for (size_t i = 0; i < t->ndeps; i++)
 		if (t->deps[i] == seq)
@@ -240,7 +240,7 @@ dep_add(struct kvr_txn *t, uint64_t seq)
 }
 
 static void
-record_read(struct kvr_txn *t, const void *s, size_t slen, const void *e,
+record_read(struct meta_kvr_txn *t, const void *s, size_t slen, const void *e,
 	    size_t elen, uint8_t flags)
 {
 	uint8_t h[3];
@@ -258,18 +258,18 @@ record_read(struct kvr_txn *t, const void *s, size_t slen, const void *e,
 }
 
 static void
-txn_free(struct kvr_txn *t)
+txn_free(struct meta_kvr_txn *t)
 {
-	struct kvr_kv *k = (struct kvr_kv *)t->base.kv;
+	struct meta_kvr_kv *k = (struct meta_kvr_kv *)t->base.kv;
 
 	if (t->snap)
 		meta_kv_abort(t->snap);
 	if (t->held)
-		kvr_node_release(k->node);
+		meta_kvr_node_release(k->node);
 	wb_free(&t->w);
 	tl_buf_free(&t->reads);
 	for (size_t i = 0; i < t->nov; i++)
-		kvr_wset_unref(t->ov[i]);
+		meta_kvr_wset_unref(t->ov[i]);
 	free(t->ov);
 	free(t->deps);
 	free(t);
@@ -289,21 +289,21 @@ snapshot_index(struct meta_kv_txn *snap)
 }
 
 /* Client mode: one request to the node's control socket, one reply. */
-static int ctl_call(struct kvr_kv *k, uint8_t type, const void *p, size_t len,
-		    struct tl_buf *reply);
+static int ctl_call(struct meta_kvr_kv *k, uint8_t type, const void *p,
+		    size_t len, struct tl_buf *reply);
 
 static int
 rft_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
 {
-	struct kvr_kv *k = (struct kvr_kv *)kv;
-	struct kvr_txn *t;
+	struct meta_kvr_kv *k = (struct meta_kvr_kv *)kv;
+	struct meta_kvr_txn *t;
 	int rc;
 
 	*out = NULL;
 	if (k->rdonly && !rdonly)
 		return -EROFS;
 	if (k->node)
-		rc = kvr_node_read_barrier(k->node);
+		rc = meta_kvr_node_read_barrier(k->node);
 	else
 		rc = ctl_call(k, 'R', NULL, 0, NULL);
 	if (rc)
@@ -312,13 +312,13 @@ rft_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
 	t->base.kv = kv;
 	t->rdonly = rdonly;
 	if (k->node) {
-		kvr_node_hold(k->node);
+		meta_kvr_node_hold(k->node);
 		t->held = true;
 	}
 	if (k->node && !rdonly)
-		rc = kvr_node_overlay(k->node, &t->snap, &t->ov, &t->nov);
+		rc = meta_kvr_node_overlay(k->node, &t->snap, &t->ov, &t->nov);
 	else
-		rc = meta_kv_begin(k->node ? kvr_node_replica(k->node)
+		rc = meta_kv_begin(k->node ? meta_kvr_node_replica(k->node)
 					   : k->replica,
 				   true, &t->snap);
 	if (rc) {
@@ -328,10 +328,10 @@ rft_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
 	t->index = snapshot_index(t->snap);
 	/* what it shows, every follower lease holder shows */
 	if (k->node) {
-		rc = kvr_node_visible(k->node, t->index,
-				      tl_mono_ns() + (uint64_t)k->node->o
-							     .timeout_ms *
-							 1000000ULL);
+		rc = meta_kvr_node_visible(k->node, t->index,
+					   tl_mono_ns() +
+					       (uint64_t)k->node->o.timeout_ms *
+						   1000000ULL);
 		if (rc) {
 			txn_free(t);
 			return rc;
@@ -342,10 +342,10 @@ rft_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
 		size_t j = 0;
 
 		for (size_t i = 0; i < t->nov; i++) {
-			if (kvr_session_applied(t->snap,
-						kvr_node_incarnation(k->node),
-						t->ov[i]->seq) != 0)
-				kvr_wset_unref(t->ov[i]);
+			if (meta_kvr_session_applied(
+				t->snap, meta_kvr_node_incarnation(k->node),
+				t->ov[i]->seq) != 0)
+				meta_kvr_wset_unref(t->ov[i]);
 			else
 				t->ov[j++] = t->ov[i];
 		}
@@ -357,7 +357,7 @@ rft_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
 
 /* The value of an add entry over the snapshot's value. */
 static int
-add_value(struct kvr_txn *t, const struct wb_ent *e, const void *base,
+add_value(struct meta_kvr_txn *t, const struct wb_ent *e, const void *base,
 	  size_t blen, bool found, const void **val, size_t *vlen)
 {
 	int64_t d[META_KV_ADD_MAX];
@@ -381,8 +381,8 @@ add_value(struct kvr_txn *t, const struct wb_ent *e, const void *base,
  * the snapshot.  A write transaction that uses an overlay write depends
  * on that commit (unless it only peeks). */
 static int
-base_read(struct kvr_txn *t, const void *key, size_t klen, const void **val,
-	  size_t *vlen, bool peek)
+base_read(struct meta_kvr_txn *t, const void *key, size_t klen,
+	  const void **val, size_t *vlen, bool peek)
 {
 	int64_t acc[META_KV_ADD_MAX];
 	unsigned nacc = 0;
@@ -394,15 +394,15 @@ base_read(struct kvr_txn *t, const void *key, size_t klen, const void **val,
 	/* every overlay commit that writes key goes before this one: the
 	 * leader finds them all after the snapshot, the shadowed ones too */
 	for (i = 0; i < t->nov && !peek; i++) {
-		struct kvr_wr w;
+		struct meta_kvr_wr w;
 
-		if (kvr_wset_find(t->ov[i], key, klen, &w) == 0)
+		if (meta_kvr_wset_find(t->ov[i], key, klen, &w) == 0)
 			dep_add(t, t->ov[i]->seq);
 	}
 	for (i = t->nov; i-- > 0;) {
-		struct kvr_wr w;
+		struct meta_kvr_wr w;
 
-		if (kvr_wset_find(t->ov[i], key, klen, &w) != 0)
+		if (meta_kvr_wset_find(t->ov[i], key, klen, &w) != 0)
 			continue;
 		if (w.op == KVR_ADD) {
 			if (nacc && nacc != w.vlen / 8)
@@ -443,7 +443,7 @@ base_read(struct kvr_txn *t, const void *key, size_t klen, const void **val,
 }
 
 static int
-txn_read(struct kvr_txn *t, const void *key, size_t klen, const void **val,
+txn_read(struct meta_kvr_txn *t, const void *key, size_t klen, const void **val,
 	 size_t *vlen, bool peek)
 {
 	struct wb_ent *e;
@@ -475,18 +475,18 @@ static int
 rft_get(struct meta_kv_txn *bt, const void *key, size_t klen, const void **val,
 	size_t *vlen)
 {
-	return txn_read((struct kvr_txn *)bt, key, klen, val, vlen, false);
+	return txn_read((struct meta_kvr_txn *)bt, key, klen, val, vlen, false);
 }
 
 static int
 rft_peek(struct meta_kv_txn *bt, const void *key, size_t klen, const void **val,
 	 size_t *vlen)
 {
-	return txn_read((struct kvr_txn *)bt, key, klen, val, vlen, true);
+	return txn_read((struct meta_kvr_txn *)bt, key, klen, val, vlen, true);
 }
 
 static int
-write_check(struct kvr_txn *t, size_t klen, size_t vlen)
+write_check(struct meta_kvr_txn *t, size_t klen, size_t vlen)
 {
 	if (t->rdonly)
 		return -EROFS;
@@ -499,7 +499,7 @@ static int
 rft_put(struct meta_kv_txn *bt, const void *key, size_t klen, const void *val,
 	size_t vlen)
 {
-	struct kvr_txn *t = (struct kvr_txn *)bt;
+	struct meta_kvr_txn *t = (struct meta_kvr_txn *)bt;
 	int rc = write_check(t, klen, vlen);
 
 	if (rc == 0)
@@ -510,7 +510,7 @@ rft_put(struct meta_kv_txn *bt, const void *key, size_t klen, const void *val,
 static int
 rft_del(struct meta_kv_txn *bt, const void *key, size_t klen)
 {
-	struct kvr_txn *t = (struct kvr_txn *)bt;
+	struct meta_kvr_txn *t = (struct meta_kvr_txn *)bt;
 	int rc = write_check(t, klen, 0);
 
 	if (rc == 0)
@@ -567,7 +567,7 @@ static int
 rft_add(struct meta_kv_txn *bt, const void *key, size_t klen,
 	const int64_t *delta, unsigned n)
 {
-	struct kvr_txn *t = (struct kvr_txn *)bt;
+	struct meta_kvr_txn *t = (struct meta_kvr_txn *)bt;
 	int rc = write_check(t, klen, 8 * n);
 
 	return rc ? rc : wb_add(&t->w, key, klen, delta, n);
@@ -591,7 +591,7 @@ wb_apply(struct wbuf *w, uint8_t op, const void *k, size_t klen, const void *v,
 
 /* A scan merges the snapshot with the buffered writes in its range. */
 struct merge {
-	struct kvr_txn *t;
+	struct meta_kvr_txn *t;
 	const struct wbuf *w; /* the writes merged with the snapshot */
 	meta_kv_scan_cb cb;
 	void *arg;
@@ -615,7 +615,7 @@ deliver(struct merge *m, const void *k, size_t klen, const void *v, size_t vlen)
 static bool
 before_end(const struct merge *m, const void *k, size_t klen)
 {
-	return m->end == NULL || kvr_keycmp(k, klen, m->end, m->elen) < 0;
+	return m->end == NULL || meta_kvr_keycmp(k, klen, m->end, m->elen) < 0;
 }
 
 /* Deliver a buffered entry standing alone (no snapshot value). */
@@ -648,7 +648,7 @@ merge_cb(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 
 	while (m->pos < w->n) {
 		e = &w->e[w->order[m->pos]];
-		c = kvr_keycmp(e->k, e->klen, k, klen);
+		c = meta_kvr_keycmp(e->k, e->klen, k, klen);
 		if (c > 0)
 			break;
 		m->pos++;
@@ -677,7 +677,7 @@ static int
 rft_scan(struct meta_kv_txn *bt, const void *start, size_t slen,
 	 const void *end, size_t elen, meta_kv_scan_cb cb, void *arg)
 {
-	struct kvr_txn *t = (struct kvr_txn *)bt;
+	struct meta_kvr_txn *t = (struct meta_kvr_txn *)bt;
 	struct merge m = {t, &t->w, cb, arg, end, elen, 0, 0, 0, TL_BUF_INIT};
 	struct wbuf view;
 	const struct wb_ent *e;
@@ -688,19 +688,19 @@ rft_scan(struct meta_kv_txn *bt, const void *start, size_t slen,
 	 * them under its own writes (a view built for it). */
 	memset(&view, 0, sizeof(view));
 	for (size_t i = 0; i < t->nov && rc == 0; i++) {
-		const struct kvr_wset *o = t->ov[i];
+		const struct meta_kvr_wset *o = t->ov[i];
 
-		if (!kvr_wset_hits(o, start, slen, end, elen))
+		if (!meta_kvr_wset_hits(o, start, slen, end, elen))
 			continue;
 		use_view = true;
 		dep_add(t, o->seq);
 		for (uint32_t j = 0; j < o->nw && rc == 0; j++) {
-			struct kvr_rdr r;
-			struct kvr_wr w;
+			struct meta_kvr_rdr r;
+			struct meta_kvr_wr w;
 
-			kvr_rdr_init(&r, o->rec + o->woff[j],
-				     o->len - o->woff[j]);
-			kvr_get_write(&r, &w);
+			meta_kvr_rdr_init(&r, o->rec + o->woff[j],
+					  o->len - o->woff[j]);
+			meta_kvr_get_write(&r, &w);
 			rc = wb_apply(&view, w.op, w.k, w.klen, w.v, w.vlen);
 		}
 	}
@@ -744,7 +744,8 @@ rft_scan(struct meta_kv_txn *bt, const void *start, size_t slen,
 
 /* The record of kv_raft-internal.h. */
 static void
-txn_record(struct kvr_txn *t, uint64_t origin, uint64_t seq, struct tl_buf *b)
+txn_record(struct meta_kvr_txn *t, uint64_t origin, uint64_t seq,
+	   struct tl_buf *b)
 {
 	tl_buf_append_be64(b, origin);
 	tl_buf_append_be64(b, seq);
@@ -759,17 +760,18 @@ txn_record(struct kvr_txn *t, uint64_t origin, uint64_t seq, struct tl_buf *b)
 	for (size_t i = 0; i < t->w.n; i++) {
 		const struct wb_ent *e = &t->w.e[t->w.order[i]];
 
-		kvr_put_write(b, e->op, e->k, e->klen, e->k + e->klen, e->vlen);
+		meta_kvr_put_write(b, e->op, e->k, e->klen, e->k + e->klen,
+				   e->vlen);
 	}
 }
 
 static int
 rft_commit(struct meta_kv_txn *bt)
 {
-	struct kvr_txn *t = (struct kvr_txn *)bt;
-	struct kvr_kv *k = (struct kvr_kv *)bt->kv;
+	struct meta_kvr_txn *t = (struct meta_kvr_txn *)bt;
+	struct meta_kvr_kv *k = (struct meta_kvr_kv *)bt->kv;
 	struct tl_buf rec = TL_BUF_INIT;
-	struct kvr_result res;
+	struct meta_kvr_result res;
 	int rc;
 
 	if (t->rdonly || (t->w.n == 0 && t->nreads == 0)) {
@@ -780,13 +782,13 @@ rft_commit(struct meta_kv_txn *bt)
 	meta_kv_abort(t->snap);
 	t->snap = NULL;
 	if (t->held) {
-		kvr_node_release(k->node);
+		meta_kvr_node_release(k->node);
 		t->held = false;
 	}
 	if (k->node) {
-		txn_record(t, kvr_node_incarnation(k->node),
-			   kvr_node_next_seq(k->node), &rec);
-		rc = kvr_node_commit(k->node, rec.data, rec.len, &res);
+		txn_record(t, meta_kvr_node_incarnation(k->node),
+			   meta_kvr_node_next_seq(k->node), &rec);
+		rc = meta_kvr_node_commit(k->node, rec.data, rec.len, &res);
 	} else {
 		/* the node assigns origin and sequence */
 		txn_record(t, 0, 0, &rec);
@@ -800,7 +802,7 @@ rft_commit(struct meta_kv_txn *bt)
 static void
 rft_abort(struct meta_kv_txn *bt)
 {
-	txn_free((struct kvr_txn *)bt);
+	txn_free((struct meta_kvr_txn *)bt);
 }
 
 /* ---- client mode: the control socket ------------------------------------- */
@@ -826,8 +828,8 @@ ctl_io(int fd, void *p, size_t n, bool wr)
 }
 
 int
-kvr_ctl_request(int fd, uint8_t type, const void *p, size_t len,
-		struct tl_buf *reply)
+meta_kvr_ctl_request(int fd, uint8_t type, const void *p, size_t len,
+		     struct tl_buf *reply)
 {
 	uint8_t h[8];
 	int32_t status;
@@ -868,19 +870,19 @@ kvr_ctl_request(int fd, uint8_t type, const void *p, size_t len,
 }
 
 static int
-ctl_call(struct kvr_kv *k, uint8_t type, const void *p, size_t len,
+ctl_call(struct meta_kvr_kv *k, uint8_t type, const void *p, size_t len,
 	 struct tl_buf *reply)
 {
 	int rc;
 
 	pthread_mutex_lock(&k->ctl_lock);
-	rc = kvr_ctl_request(k->ctl, type, p, len, reply);
+	rc = meta_kvr_ctl_request(k->ctl, type, p, len, reply);
 	pthread_mutex_unlock(&k->ctl_lock);
 	return rc;
 }
 
 int
-kvr_ctl_connect(const char *dir, char **err)
+meta_kvr_ctl_connect(const char *dir, char **err)
 {
 	struct sockaddr_un a;
 	int fd;
@@ -908,12 +910,12 @@ kvr_ctl_connect(const char *dir, char **err)
 
 /* ---- opening ------------------------------------------------------------- */
 
-static void node_put(struct kvr_node *n);
+static void node_put(struct meta_kvr_node *n);
 
 static void
 rft_close(struct meta_kv *kv)
 {
-	struct kvr_kv *k = (struct kvr_kv *)kv;
+	struct meta_kvr_kv *k = (struct meta_kvr_kv *)kv;
 
 	if (k->node)
 		node_put(k->node);
@@ -933,7 +935,7 @@ rft_close(struct meta_kv *kv)
 static uint64_t
 rft_version(struct meta_kv_txn *bt)
 {
-	struct kvr_txn *t = (struct kvr_txn *)bt;
+	struct meta_kvr_txn *t = (struct meta_kvr_txn *)bt;
 
 	return t->rdonly ? t->index : 0;
 }
@@ -943,19 +945,19 @@ rft_version(struct meta_kv_txn *bt)
 static int
 rft_copyfd(struct meta_kv *kv, int fd)
 {
-	struct kvr_kv *k = (struct kvr_kv *)kv;
+	struct meta_kvr_kv *k = (struct meta_kvr_kv *)kv;
 	int rc;
 
 	if (k->node == NULL) {
 		rc = ctl_call(k, 'R', NULL, 0, NULL);
 		return rc ? rc : meta_kv_lmdb_copyfd(k->replica, fd);
 	}
-	rc = kvr_node_read_barrier(k->node);
+	rc = meta_kvr_node_read_barrier(k->node);
 	if (rc)
 		return rc;
-	kvr_node_hold(k->node); /* no swap of the replica meanwhile */
-	rc = meta_kv_lmdb_copyfd(kvr_node_replica(k->node), fd);
-	kvr_node_release(k->node);
+	meta_kvr_node_hold(k->node); /* no swap of the replica meanwhile */
+	rc = meta_kv_lmdb_copyfd(meta_kvr_node_replica(k->node), fd);
+	meta_kvr_node_release(k->node);
 	return rc;
 }
 
@@ -977,7 +979,7 @@ static const struct meta_kv_ops raft_ops = {
 };
 
 void
-kvr_opts_free(struct kvr_opts *o)
+meta_kvr_opts_free(struct meta_kvr_opts *o)
 {
 	free(o->dir);
 	free(o->address);
@@ -1000,7 +1002,7 @@ opt_u(const char *v, uint64_t min, uint64_t max, unsigned *out)
 }
 
 int
-kvr_url_parse(const char *url, struct kvr_opts *o, char **err)
+meta_kvr_url_parse(const char *url, struct meta_kvr_opts *o, char **err)
 {
 	const char *rest = url + strlen("raft://"), *q = strchr(rest, '?');
 	int rc = 0;
@@ -1076,7 +1078,7 @@ kvr_url_parse(const char *url, struct kvr_opts *o, char **err)
 		rc = -EINVAL;
 	}
 	if (rc)
-		kvr_opts_free(o);
+		meta_kvr_opts_free(o);
 	return rc;
 }
 
@@ -1087,7 +1089,7 @@ struct shared_node {
 	struct shared_node *next;
 	char *dir;
 	uint64_t id;
-	struct kvr_node *node;
+	struct meta_kvr_node *node;
 	unsigned refs;
 };
 
@@ -1095,7 +1097,7 @@ static pthread_mutex_t nodes_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shared_node *nodes;
 
 static int
-node_get(const struct kvr_opts *o, struct kvr_node **out, char **err)
+node_get(const struct meta_kvr_opts *o, struct meta_kvr_node **out, char **err)
 {
 	struct shared_node *s;
 	int rc = 0;
@@ -1108,9 +1110,9 @@ node_get(const struct kvr_opts *o, struct kvr_node **out, char **err)
 				   o->dir, (unsigned long long)s->id);
 		rc = -EBUSY;
 	} else if (s == NULL) {
-		struct kvr_node *n;
+		struct meta_kvr_node *n;
 
-		rc = kvr_node_start(o, &n, err);
+		rc = meta_kvr_node_start(o, &n, err);
 		if (rc == 0) {
 			s = tl_calloc(1, sizeof(*s));
 			s->dir = tl_strdup(o->dir);
@@ -1129,7 +1131,7 @@ node_get(const struct kvr_opts *o, struct kvr_node **out, char **err)
 }
 
 static void
-node_put(struct kvr_node *n)
+node_put(struct meta_kvr_node *n)
 {
 	struct shared_node **pp, *s;
 
@@ -1139,7 +1141,7 @@ node_put(struct kvr_node *n)
 	s = *pp;
 	if (s && --s->refs == 0) {
 		*pp = s->next;
-		kvr_node_stop(n);
+		meta_kvr_node_stop(n);
 		free(s->dir);
 		free(s);
 	}
@@ -1150,8 +1152,8 @@ int
 meta_kv_raft_open(const char *url, unsigned flags, struct meta_kv **out,
 		  char **errp)
 {
-	struct kvr_kv *k = tl_calloc(1, sizeof(*k));
-	struct kvr_opts o;
+	struct meta_kvr_kv *k = tl_calloc(1, sizeof(*k));
+	struct meta_kvr_opts o;
 	char *dir, *err = NULL;
 	int rc;
 
@@ -1160,7 +1162,7 @@ meta_kv_raft_open(const char *url, unsigned flags, struct meta_kv **out,
 	pthread_mutex_init(&k->ctl_lock, NULL);
 	k->base.ops = &raft_ops;
 	k->rdonly = (flags & META_KV_RDONLY) != 0;
-	rc = kvr_url_parse(url, &o, &err);
+	rc = meta_kvr_url_parse(url, &o, &err);
 	if (rc == 0 && o.id && k->rdonly) {
 		err = tl_asprintf("a raft node (id=%llu) cannot be opened "
 				  "read-only: it writes its log; read through "
@@ -1171,18 +1173,19 @@ meta_kv_raft_open(const char *url, unsigned flags, struct meta_kv **out,
 	} else if (rc == 0 && o.id) {
 		rc = node_get(&o, &k->node, &err);
 	} else if (rc == 0) {
-		k->ctl = kvr_ctl_connect(o.dir, &err);
+		k->ctl = meta_kvr_ctl_connect(o.dir, &err);
 		rc = k->ctl < 0 ? k->ctl : 0;
 		if (rc == 0) {
 			/* the node writes its replica; a client only reads */
 			dir = tl_asprintf("%s/%s", o.dir, KVR_REPLICA);
-			rc = meta_kv_lmdb_open(dir, o.mapsize, 0, META_KV_RDONLY,
-					       &k->replica, &err);
+			rc =
+			    meta_kv_lmdb_open(dir, o.mapsize, 0, META_KV_RDONLY,
+					      &k->replica, &err);
 			free(dir);
 		}
 	}
 	if (rc == 0 || o.dir)
-		kvr_opts_free(&o);
+		meta_kvr_opts_free(&o);
 	if (rc) {
 		rft_close(&k->base);
 		if (errp)
@@ -1198,17 +1201,17 @@ meta_kv_raft_open(const char *url, unsigned flags, struct meta_kv **out,
 
 /* ---- operating the group ------------------------------------------------- */
 
-static struct kvr_kv *
+static struct meta_kvr_kv *
 raft_of(struct meta_kv *kv)
 {
-	return kv && kv->ops == &raft_ops ? (struct kvr_kv *)kv : NULL;
+	return kv && kv->ops == &raft_ops ? (struct meta_kvr_kv *)kv : NULL;
 }
 
 static void
-get_str8(struct kvr_rdr *r, char *out, size_t cap)
+get_str8(struct meta_kvr_rdr *r, char *out, size_t cap)
 {
-	uint8_t l = kvr_get8(r);
-	const uint8_t *p = kvr_getn(r, l);
+	uint8_t l = meta_kvr_get8(r);
+	const uint8_t *p = meta_kvr_getn(r, l);
 
 	l = p ? (uint8_t)TL_MIN((size_t)l, cap - 1) : 0;
 	if (p)
@@ -1220,9 +1223,9 @@ int
 meta_kv_raft_status(struct meta_kv *kv, struct meta_kv_raft_node **nodes,
 		    size_t *count)
 {
-	struct kvr_kv *k = raft_of(kv);
+	struct meta_kvr_kv *k = raft_of(kv);
 	struct tl_buf out = TL_BUF_INIT;
-	struct kvr_rdr r;
+	struct meta_kvr_rdr r;
 	size_t n = 0, cap = 0;
 	int rc;
 
@@ -1230,9 +1233,9 @@ meta_kv_raft_status(struct meta_kv *kv, struct meta_kv_raft_node **nodes,
 	*count = 0;
 	if (k == NULL)
 		return -ENOTSUP;
-	rc = k->node ? kvr_admin_status(k->node, &out)
+	rc = k->node ? meta_kvr_admin_status(k->node, &out)
 		     : ctl_call(k, 'S', NULL, 0, &out);
-	kvr_rdr_init(&r, out.data, out.len);
+	meta_kvr_rdr_init(&r, out.data, out.len);
 	while (rc == 0 && r.p < r.end) {
 		struct meta_kv_raft_node *x;
 
@@ -1242,16 +1245,16 @@ meta_kv_raft_status(struct meta_kv *kv, struct meta_kv_raft_node **nodes,
 		}
 		x = &(*nodes)[n];
 		memset(x, 0, sizeof(*x));
-		x->id = kvr_get64(&r);
-		x->term = kvr_get64(&r);
-		x->leader = kvr_get64(&r);
-		x->commit = kvr_get64(&r);
-		x->last_index = kvr_get64(&r);
-		x->applied = kvr_get64(&r);
-		x->snapshot = kvr_get64(&r);
-		x->log_bytes = kvr_get64(&r);
-		x->snapshots_sent = kvr_get64(&r);
-		x->snapshots_received = kvr_get64(&r);
+		x->id = meta_kvr_get64(&r);
+		x->term = meta_kvr_get64(&r);
+		x->leader = meta_kvr_get64(&r);
+		x->commit = meta_kvr_get64(&r);
+		x->last_index = meta_kvr_get64(&r);
+		x->applied = meta_kvr_get64(&r);
+		x->snapshot = meta_kvr_get64(&r);
+		x->log_bytes = meta_kvr_get64(&r);
+		x->snapshots_sent = meta_kvr_get64(&r);
+		x->snapshots_received = meta_kvr_get64(&r);
 		get_str8(&r, x->state, sizeof(x->state));
 		get_str8(&r, x->role, sizeof(x->role));
 		get_str8(&r, x->address, sizeof(x->address));
@@ -1273,20 +1276,20 @@ meta_kv_raft_status(struct meta_kv *kv, struct meta_kv_raft_node **nodes,
 int
 meta_kv_raft_stats(struct meta_kv *kv, struct meta_kv_raft_stats *s)
 {
-	struct kvr_kv *k = raft_of(kv);
+	struct meta_kvr_kv *k = raft_of(kv);
 
 	if (k == NULL || k->node == NULL)
 		return -ENOTSUP;
-	return kvr_node_stats(k->node, s);
+	return meta_kvr_node_stats(k->node, s);
 }
 
 int
 meta_kv_raft_verify(struct meta_kv *kv, struct meta_kv_raft_verify **v,
 		    size_t *count)
 {
-	struct kvr_kv *k = raft_of(kv);
+	struct meta_kvr_kv *k = raft_of(kv);
 	struct tl_buf out = TL_BUF_INIT;
-	struct kvr_rdr r;
+	struct meta_kvr_rdr r;
 	size_t n = 0;
 	int rc;
 
@@ -1294,21 +1297,21 @@ meta_kv_raft_verify(struct meta_kv *kv, struct meta_kv_raft_verify **v,
 	*count = 0;
 	if (k == NULL)
 		return -ENOTSUP;
-	rc = k->node ? kvr_admin_verify(k->node, &out)
+	rc = k->node ? meta_kvr_admin_verify(k->node, &out)
 		     : ctl_call(k, 'V', NULL, 0, &out);
 	if (rc == 0 && out.len % 60) /* 8+8+8+4+32 per node */
 		rc = -EIO;
 	if (rc == 0 && out.len) {
 		*v = tl_calloc(out.len / 60, sizeof(**v));
-		kvr_rdr_init(&r, out.data, out.len);
+		meta_kvr_rdr_init(&r, out.data, out.len);
 		while (r.p < r.end) {
 			struct meta_kv_raft_verify *x = &(*v)[n++];
 
-			x->id = kvr_get64(&r);
-			x->index = kvr_get64(&r);
-			x->keys = kvr_get64(&r);
-			x->rc = (int32_t)kvr_get32(&r);
-			memcpy(x->sha256, kvr_getn(&r, 32), 32);
+			x->id = meta_kvr_get64(&r);
+			x->index = meta_kvr_get64(&r);
+			x->keys = meta_kvr_get64(&r);
+			x->rc = (int32_t)meta_kvr_get32(&r);
+			memcpy(x->sha256, meta_kvr_getn(&r, 32), 32);
 		}
 	}
 	tl_buf_free(&out);
@@ -1322,7 +1325,7 @@ int
 meta_kv_raft_change(struct meta_kv *kv, int op, uint64_t id,
 		    const char *address, char **msg)
 {
-	struct kvr_kv *k = raft_of(kv);
+	struct meta_kvr_kv *k = raft_of(kv);
 	struct tl_buf out = TL_BUF_INIT, req = TL_BUF_INIT;
 	size_t alen = address ? strlen(address) : 0;
 	int rc;
@@ -1335,7 +1338,8 @@ meta_kv_raft_change(struct meta_kv *kv, int op, uint64_t id,
 	    (op == META_KV_RAFT_ADD && alen == 0))
 		return -EINVAL;
 	if (k->node) {
-		rc = kvr_admin_change(k->node, (uint8_t)op, id, address, &out);
+		rc = meta_kvr_admin_change(k->node, (uint8_t)op, id, address,
+					   &out);
 	} else {
 		tl_buf_append(&req, (uint8_t[]){(uint8_t)op}, 1);
 		tl_buf_append_be64(&req, id);
@@ -1356,7 +1360,7 @@ meta_kv_raft_convert(const char *lmdb_url, const char *node_url, char **err)
 	const char *dir = lmdb_url + strlen("lmdb://"), *q;
 	char *src, *url, *id;
 	struct meta_kv *kv;
-	struct kvr_opts o;
+	struct meta_kvr_opts o;
 	int rc;
 
 	*err = NULL;
@@ -1366,7 +1370,7 @@ meta_kv_raft_convert(const char *lmdb_url, const char *node_url, char **err)
 	}
 	q = strchr(dir, '?');
 	src = q ? tl_strndup(dir, (size_t)(q - dir)) : tl_strdup(dir);
-	rc = kvr_url_parse(node_url, &o, err);
+	rc = meta_kvr_url_parse(node_url, &o, err);
 	if (rc == 0 && (!o.id || !o.bootstrap)) {
 		*err = tl_asprintf("convert needs a node URL with bootstrap");
 		rc = -EINVAL;
@@ -1379,7 +1383,7 @@ meta_kv_raft_convert(const char *lmdb_url, const char *node_url, char **err)
 		}
 		free(id);
 	}
-	kvr_opts_free(&o);
+	meta_kvr_opts_free(&o);
 	if (rc) {
 		free(src);
 		return rc;

@@ -48,8 +48,8 @@ struct vres {
 };
 enum change_op { CH_ADD = 1, CH_REMOVE = 2, CH_TRANSFER = 3 };
 
-struct kvr_call {
-	struct kvr_call *next;
+struct meta_kvr_call {
+	struct meta_kvr_call *next;
 	uint64_t id;
 	enum call_op op;
 	bool started, done;
@@ -76,7 +76,7 @@ struct kvr_call {
 /* ---- the node's own status record ---------------------------------------- */
 
 uint64_t
-kvr_dir_bytes(const char *dir)
+meta_kvr_dir_bytes(const char *dir)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -97,7 +97,7 @@ kvr_dir_bytes(const char *dir)
 }
 
 static const char *
-role_name(struct kvr_node *n)
+role_name(struct meta_kvr_node *n)
 {
 	const struct raft_configuration *c = &n->raft.configuration;
 
@@ -122,7 +122,7 @@ put_str8(struct tl_buf *b, const char *s)
 }
 
 void
-kvr_admin_self(struct kvr_node *n, struct tl_buf *b)
+meta_kvr_admin_self(struct meta_kvr_node *n, struct tl_buf *b)
 {
 	raft_id lid = 0;
 	const char *laddr;
@@ -141,7 +141,7 @@ kvr_admin_self(struct kvr_node *n, struct tl_buf *b)
 				  : raft_last_applied(&n->raft));
 	pthread_mutex_unlock(&n->lock);
 	tl_buf_append_be64(b, n->snap_index);
-	tl_buf_append_be64(b, kvr_dir_bytes(n->logdir));
+	tl_buf_append_be64(b, meta_kvr_dir_bytes(n->logdir));
 	tl_buf_append_be64(b, atomic_load(&n->st.snap_sent));
 	tl_buf_append_be64(b, atomic_load(&n->st.snap_recv));
 	put_str8(b, raft_state_name(raft_state(&n->raft)));
@@ -153,22 +153,22 @@ kvr_admin_self(struct kvr_node *n, struct tl_buf *b)
 
 struct change_req;
 
-struct kvr_admin {
+struct meta_kvr_admin {
 	pthread_mutex_t lock;
-	struct kvr_call *calls;
+	struct meta_kvr_call *calls;
 	uint64_t next;
 	struct change_req *waiting[16]; /* [raft] standbys catching up */
 };
 
 void
-kvr_admin_init(struct kvr_node *n)
+meta_kvr_admin_init(struct meta_kvr_node *n)
 {
 	n->adm = tl_calloc(1, sizeof(*n->adm));
 	pthread_mutex_init(&n->adm->lock, NULL);
 }
 
 void
-kvr_admin_free(struct kvr_node *n)
+meta_kvr_admin_free(struct meta_kvr_node *n)
 {
 	if (n->adm == NULL)
 		return;
@@ -179,17 +179,17 @@ kvr_admin_free(struct kvr_node *n)
 	n->adm = NULL;
 }
 
-static struct kvr_call *
-call_find(struct kvr_admin *adm, uint64_t id)
+static struct meta_kvr_call *
+call_find(struct meta_kvr_admin *adm, uint64_t id)
 {
-	for (struct kvr_call *c = adm->calls; c; c = c->next)
+	for (struct meta_kvr_call *c = adm->calls; c; c = c->next)
 		if (c->id == id)
 			return c;
 	return NULL;
 }
 
 static void
-call_done(struct kvr_call *c, int rc, const char *msg)
+call_done(struct meta_kvr_call *c, int rc, const char *msg)
 {
 	if (c->done)
 		return;
@@ -204,11 +204,11 @@ call_done(struct kvr_call *c, int rc, const char *msg)
 
 /* Run a call: queue it for the raft thread and wait. */
 static int
-call_run(struct kvr_node *n, struct kvr_call *c, uint64_t wait_ms,
+call_run(struct meta_kvr_node *n, struct meta_kvr_call *c, uint64_t wait_ms,
 	 struct tl_buf *out)
 {
-	struct kvr_admin *adm = n->adm;
-	struct kvr_call **pp;
+	struct meta_kvr_admin *adm = n->adm;
+	struct meta_kvr_call **pp;
 	struct timespec ts;
 	int rc;
 
@@ -224,7 +224,7 @@ call_run(struct kvr_node *n, struct kvr_call *c, uint64_t wait_ms,
 	c->next = adm->calls;
 	adm->calls = c;
 	pthread_mutex_unlock(&adm->lock);
-	kvr_node_kick(n);
+	meta_kvr_node_kick(n);
 	pthread_mutex_lock(&adm->lock);
 	while (!c->done) {
 		/* a little past the deadline: the raft thread ends it */
@@ -251,9 +251,9 @@ call_run(struct kvr_node *n, struct kvr_call *c, uint64_t wait_ms,
 }
 
 int
-kvr_admin_status(struct kvr_node *n, struct tl_buf *out)
+meta_kvr_admin_status(struct meta_kvr_node *n, struct tl_buf *out)
 {
-	struct kvr_call c;
+	struct meta_kvr_call c;
 
 	memset(&c, 0, sizeof(c));
 	c.op = CALL_STATUS;
@@ -261,10 +261,10 @@ kvr_admin_status(struct kvr_node *n, struct tl_buf *out)
 }
 
 int
-kvr_admin_change(struct kvr_node *n, uint8_t op, uint64_t id, const char *addr,
-		 struct tl_buf *msg)
+meta_kvr_admin_change(struct meta_kvr_node *n, uint8_t op, uint64_t id,
+		      const char *addr, struct tl_buf *msg)
 {
-	struct kvr_call c;
+	struct meta_kvr_call c;
 
 	memset(&c, 0, sizeof(c));
 	c.op = CALL_CHANGE;
@@ -275,9 +275,9 @@ kvr_admin_change(struct kvr_node *n, uint8_t op, uint64_t id, const char *addr,
 }
 
 int
-kvr_admin_verify(struct kvr_node *n, struct tl_buf *out)
+meta_kvr_admin_verify(struct meta_kvr_node *n, struct tl_buf *out)
 {
-	struct kvr_call c;
+	struct meta_kvr_call c;
 
 	memset(&c, 0, sizeof(c));
 	c.op = CALL_VERIFY;
@@ -289,7 +289,7 @@ kvr_admin_verify(struct kvr_node *n, struct tl_buf *out)
 
 /* Results: id u64, index u64, keys u64, rc i32, sha256[32] per node. */
 static void
-verify_out(struct kvr_call *c)
+verify_out(struct meta_kvr_call *c)
 {
 	tl_buf_reset(&c->out);
 	for (unsigned i = 0; i < c->nvr; i++) {
@@ -306,13 +306,13 @@ verify_out(struct kvr_call *c)
 
 /* This node's hash of marker: state 0 unknown, 1 hashing, 2 done. */
 static int
-verify_local(struct kvr_node *n, uint64_t marker, struct vres *v)
+verify_local(struct meta_kvr_node *n, uint64_t marker, struct vres *v)
 {
 	int st = 0;
 
 	pthread_mutex_lock(&n->lock);
 	for (size_t i = 0; i < TL_ARRAY_SIZE(n->verify); i++) {
-		struct kvr_verify *s = &n->verify[i];
+		struct meta_kvr_verify *s = &n->verify[i];
 
 		if (s->state == 0 || s->id != marker)
 			continue;
@@ -330,7 +330,7 @@ verify_local(struct kvr_node *n, uint64_t marker, struct vres *v)
 /* Ask every node of the configuration for its hash (again, for those
  * still hashing or that did not answer, every 100 ms). */
 static void
-verify_ask(struct kvr_node *n, struct kvr_call *c)
+verify_ask(struct meta_kvr_node *n, struct meta_kvr_call *c)
 {
 	const struct raft_configuration *cf = &n->raft.configuration;
 	struct tl_buf m = TL_BUF_INIT;
@@ -365,7 +365,7 @@ verify_ask(struct kvr_node *n, struct kvr_call *c)
 		if (now - v->asked_ns < 100000000ULL)
 			continue;
 		v->asked_ns = now;
-		kvr_net_send(n, v->id, NULL, m.data, m.len);
+		meta_kvr_net_send(n, v->id, NULL, m.data, m.len);
 	}
 	tl_buf_free(&m);
 	all = true;
@@ -384,7 +384,7 @@ struct change_req {
 		struct raft_change change;
 		struct raft_transfer transfer;
 	} u;
-	struct kvr_node *n;
+	struct meta_kvr_node *n;
 	uint64_t call;	/* local call, or 0 */
 	uint64_t conn;	/* forwarded: the connection to answer */
 	uint64_t rcall; /* forwarded: the caller's call id */
@@ -398,7 +398,7 @@ static void change_step(struct change_req *q, int status);
 static void
 change_reply(struct change_req *q, int rc, const char *msg)
 {
-	struct kvr_node *n = q->n;
+	struct meta_kvr_node *n = q->n;
 
 	if (q->conn) {
 		struct tl_buf m = TL_BUF_INIT;
@@ -407,10 +407,10 @@ change_reply(struct change_req *q, int rc, const char *msg)
 		tl_buf_append_be64(&m, q->rcall);
 		tl_buf_append_be32(&m, (uint32_t)rc);
 		tl_buf_append(&m, msg, strlen(msg));
-		kvr_net_reply(n, q->conn, m.data, m.len);
+		meta_kvr_net_reply(n, q->conn, m.data, m.len);
 		tl_buf_free(&m);
 	} else {
-		struct kvr_call *c;
+		struct meta_kvr_call *c;
 
 		pthread_mutex_lock(&n->adm->lock);
 		c = call_find(n->adm, q->call);
@@ -437,14 +437,14 @@ transfer_cb(struct raft_transfer *req)
 
 	raft_leader(&q->n->raft, &lid, &laddr);
 	if (lid == q->n->o.id)
-		kvr_lease_grants(q->n, true); /* still here: grant again */
+		meta_kvr_lease_grants(q->n, true); /* still here: grant again */
 	snprintf(msg, sizeof(msg), "leader: node %llu",
 		 (unsigned long long)lid);
 	change_reply(q, lid && lid != q->n->o.id ? 0 : -EAGAIN, msg);
 }
 
 static bool
-caught_up(struct kvr_node *n, uint64_t id)
+caught_up(struct meta_kvr_node *n, uint64_t id)
 {
 	raft_index m = 0;
 
@@ -455,7 +455,7 @@ caught_up(struct kvr_node *n, uint64_t id)
 static void
 change_step(struct change_req *q, int status)
 {
-	struct kvr_node *n = q->n;
+	struct meta_kvr_node *n = q->n;
 	char msg[160];
 	int rc = 0;
 
@@ -497,7 +497,7 @@ change_step(struct change_req *q, int status)
 
 /* The role of id in the configuration, -1 if it is not in it. */
 static int
-role_of(struct kvr_node *n, uint64_t id)
+role_of(struct meta_kvr_node *n, uint64_t id)
 {
 	const struct raft_configuration *c = &n->raft.configuration;
 
@@ -508,7 +508,7 @@ role_of(struct kvr_node *n, uint64_t id)
 }
 
 static int
-transfer_now(struct kvr_node *n, struct change_req *q)
+transfer_now(struct meta_kvr_node *n, struct change_req *q)
 {
 	int rc;
 
@@ -516,12 +516,12 @@ transfer_now(struct kvr_node *n, struct change_req *q)
 	atomic_store(&n->lease_until, 0);
 	rc = raft_transfer(&n->raft, &q->u.transfer, q->target, transfer_cb);
 	if (rc)
-		kvr_lease_grants(n, true);
+		meta_kvr_lease_grants(n, true);
 	return rc;
 }
 
 static void
-change_start(struct kvr_node *n, struct change_req *q, const char *addr)
+change_start(struct meta_kvr_node *n, struct change_req *q, const char *addr)
 {
 	char msg[160];
 	int rc, role = role_of(n, q->target);
@@ -566,7 +566,7 @@ change_start(struct kvr_node *n, struct change_req *q, const char *addr)
 		}
 		/* The new leader is elected at once: the follower leases
 		 * this one gave must have ended first (kv_raft_lease.c). */
-		if (!kvr_lease_quiet(n)) {
+		if (!meta_kvr_lease_quiet(n)) {
 			q->stage = 40;
 			for (size_t i = 0; i < TL_ARRAY_SIZE(n->adm->waiting);
 			     i++)
@@ -574,7 +574,7 @@ change_start(struct kvr_node *n, struct change_req *q, const char *addr)
 					n->adm->waiting[i] = q;
 					return;
 				}
-			kvr_lease_grants(n, true);
+			meta_kvr_lease_grants(n, true);
 			change_reply(q, -EAGAIN, "busy: try again");
 			return;
 		}
@@ -593,19 +593,20 @@ change_start(struct kvr_node *n, struct change_req *q, const char *addr)
 /* ---- the raft thread: running calls -------------------------------------- */
 
 static void
-status_send(struct kvr_node *n, struct kvr_call *c)
+status_send(struct meta_kvr_node *n, struct meta_kvr_call *c)
 {
 	const struct raft_configuration *cf = &n->raft.configuration;
 	struct tl_buf m = TL_BUF_INIT;
 
-	kvr_admin_self(n, &c->out);
+	meta_kvr_admin_self(n, &c->out);
 	tl_buf_append(&m, (uint8_t[]){M_STATUS}, 1);
 	tl_buf_append_be64(&m, c->id);
 	for (unsigned i = 0; i < cf->n; i++) {
 		if (cf->servers[i].id == n->o.id)
 			continue;
-		if (kvr_net_send(n, cf->servers[i].id, cf->servers[i].address,
-				 m.data, m.len) == 0 &&
+		if (meta_kvr_net_send(n, cf->servers[i].id,
+				      cf->servers[i].address, m.data,
+				      m.len) == 0 &&
 		    c->nasked < TL_ARRAY_SIZE(c->asked)) {
 			c->asked[c->nasked++] = cf->servers[i].id;
 			c->expect++;
@@ -617,7 +618,7 @@ status_send(struct kvr_node *n, struct kvr_call *c)
 }
 
 static void
-change_forward(struct kvr_node *n, struct kvr_call *c)
+change_forward(struct meta_kvr_node *n, struct meta_kvr_call *c)
 {
 	struct tl_buf m = TL_BUF_INIT;
 
@@ -628,7 +629,8 @@ change_forward(struct kvr_node *n, struct kvr_call *c)
 	tl_buf_append(&m, (uint8_t[]){c->chop}, 1);
 	tl_buf_append_be64(&m, c->target);
 	put_str8(&m, c->addr);
-	if (kvr_net_send(n, n->leader, n->leader_addr, m.data, m.len) == 0) {
+	if (meta_kvr_net_send(n, n->leader, n->leader_addr, m.data, m.len) ==
+	    0) {
 		c->started = true;
 		c->leader = n->leader;
 	}
@@ -637,13 +639,13 @@ change_forward(struct kvr_node *n, struct kvr_call *c)
 
 /* Called by the raft thread on each kick and tick. */
 void
-kvr_admin_pump(struct kvr_node *n)
+meta_kvr_admin_pump(struct meta_kvr_node *n)
 {
-	struct kvr_admin *adm = n->adm;
+	struct meta_kvr_admin *adm = n->adm;
 	uint64_t now = tl_mono_ns();
 
 	pthread_mutex_lock(&adm->lock);
-	for (struct kvr_call *c = adm->calls; c; c = c->next) {
+	for (struct meta_kvr_call *c = adm->calls; c; c = c->next) {
 		if (c->done)
 			continue;
 		if (now > c->deadline_ns) {
@@ -665,7 +667,8 @@ kvr_admin_pump(struct kvr_node *n)
 			continue;
 		if (c->op == CALL_VERIFY) {
 			if (n->state == RAFT_LEADER) {
-				c->mindex = kvr_leader_marker(n, c->marker);
+				c->mindex =
+				    meta_kvr_leader_marker(n, c->marker);
 				if (c->mindex)
 					verify_ask(n, c);
 			} else if (n->leader) {
@@ -674,8 +677,9 @@ kvr_admin_pump(struct kvr_node *n)
 				tl_buf_append(&m, (uint8_t[]){M_VERIFY}, 1);
 				tl_buf_append_be64(&m, c->id);
 				tl_buf_append_be64(&m, c->marker);
-				if (kvr_net_send(n, n->leader, n->leader_addr,
-						 m.data, m.len) == 0)
+				if (meta_kvr_net_send(n, n->leader,
+						      n->leader_addr, m.data,
+						      m.len) == 0)
 					c->started = true;
 				tl_buf_free(&m);
 			}
@@ -721,7 +725,7 @@ kvr_admin_pump(struct kvr_node *n)
 					 : "leadership lost while the "
 					   "new node caught up: run it again");
 		} else if (q->op == CH_TRANSFER) {
-			if (kvr_lease_quiet(n)) {
+			if (meta_kvr_lease_quiet(n)) {
 				adm->waiting[i] = NULL;
 				if (transfer_now(n, q) != 0)
 					change_reply(q, -EIO,
@@ -736,24 +740,24 @@ kvr_admin_pump(struct kvr_node *n)
 
 /* A forwarded call's peer went away: it may be asked again. */
 void
-kvr_admin_peer_down(struct kvr_node *n, uint64_t peer)
+meta_kvr_admin_peer_down(struct meta_kvr_node *n, uint64_t peer)
 {
 	pthread_mutex_lock(&n->adm->lock);
-	for (struct kvr_call *c = n->adm->calls; c; c = c->next)
+	for (struct meta_kvr_call *c = n->adm->calls; c; c = c->next)
 		if (!c->done && c->op == CALL_CHANGE && c->started &&
 		    c->leader == peer)
 			c->started = false;
 	pthread_mutex_unlock(&n->adm->lock);
 }
 
-/* Messages of this file (kvr_node_recv passes them on): 0 if handled. */
+/* Messages of this file (meta_kvr_node_recv passes them on): 0 if handled. */
 int
-kvr_admin_recv(struct kvr_node *n, uint64_t conn, uint8_t type,
-	       struct kvr_rdr *r)
+meta_kvr_admin_recv(struct meta_kvr_node *n, uint64_t conn, uint8_t type,
+		    struct meta_kvr_rdr *r)
 {
 	struct tl_buf m = TL_BUF_INIT;
-	struct kvr_call *c;
-	uint64_t id = kvr_get64(r);
+	struct meta_kvr_call *c;
+	uint64_t id = meta_kvr_get64(r);
 
 	if (r->bad)
 		return -EPROTO;
@@ -761,8 +765,8 @@ kvr_admin_recv(struct kvr_node *n, uint64_t conn, uint8_t type,
 	case M_STATUS:
 		tl_buf_append(&m, (uint8_t[]){M_STATUS_R}, 1);
 		tl_buf_append_be64(&m, id);
-		kvr_admin_self(n, &m);
-		kvr_net_reply(n, conn, m.data, m.len);
+		meta_kvr_admin_self(n, &m);
+		meta_kvr_net_reply(n, conn, m.data, m.len);
 		break;
 	case M_STATUS_R:
 		pthread_mutex_lock(&n->adm->lock);
@@ -783,10 +787,10 @@ kvr_admin_recv(struct kvr_node *n, uint64_t conn, uint8_t type,
 		q->n = n;
 		q->conn = conn;
 		q->rcall = id;
-		q->op = kvr_get8(r);
-		q->target = kvr_get64(r);
-		alen = kvr_get8(r);
-		a = kvr_getn(r, alen);
+		q->op = meta_kvr_get8(r);
+		q->target = meta_kvr_get64(r);
+		alen = meta_kvr_get8(r);
+		a = meta_kvr_getn(r, alen);
 		if (a)
 			memcpy(addr, a, alen);
 		addr[a ? alen : 0] = '\0';
@@ -798,20 +802,20 @@ kvr_admin_recv(struct kvr_node *n, uint64_t conn, uint8_t type,
 		break;
 	}
 	case M_VERIFY: {
-		uint64_t marker = kvr_get64(r), index = 0;
+		uint64_t marker = meta_kvr_get64(r), index = 0;
 
 		if (r->bad)
 			return -EPROTO;
 		if (n->state == RAFT_LEADER)
-			index = kvr_leader_marker(n, marker);
+			index = meta_kvr_leader_marker(n, marker);
 		tl_buf_append(&m, (uint8_t[]){M_VERIFY_R}, 1);
 		tl_buf_append_be64(&m, id);
 		tl_buf_append_be64(&m, index);
-		kvr_net_reply(n, conn, m.data, m.len);
+		meta_kvr_net_reply(n, conn, m.data, m.len);
 		break;
 	}
 	case M_VERIFY_R: {
-		uint64_t index = kvr_get64(r);
+		uint64_t index = meta_kvr_get64(r);
 
 		pthread_mutex_lock(&n->adm->lock);
 		c = call_find(n->adm, id);
@@ -822,11 +826,11 @@ kvr_admin_recv(struct kvr_node *n, uint64_t conn, uint8_t type,
 				c->started = false; /* not the leader: again */
 		}
 		pthread_mutex_unlock(&n->adm->lock);
-		kvr_node_kick(n);
+		meta_kvr_node_kick(n);
 		break;
 	}
 	case M_HASH: {
-		uint64_t marker = kvr_get64(r);
+		uint64_t marker = meta_kvr_get64(r);
 		struct vres v;
 		int st;
 
@@ -842,15 +846,15 @@ kvr_admin_recv(struct kvr_node *n, uint64_t conn, uint8_t type,
 		tl_buf_append_be64(&m, v.keys);
 		tl_buf_append_be32(&m, (uint32_t)v.rc);
 		tl_buf_append(&m, v.sha256, 32);
-		kvr_net_reply(n, conn, m.data, m.len);
+		meta_kvr_net_reply(n, conn, m.data, m.len);
 		break;
 	}
 	case M_HASH_R: {
-		uint64_t node = kvr_get64(r);
-		uint8_t st = kvr_get8(r);
-		uint64_t index = kvr_get64(r), keys = kvr_get64(r);
-		int32_t vrc = (int32_t)kvr_get32(r);
-		const uint8_t *sha = kvr_getn(r, 32);
+		uint64_t node = meta_kvr_get64(r);
+		uint8_t st = meta_kvr_get8(r);
+		uint64_t index = meta_kvr_get64(r), keys = meta_kvr_get64(r);
+		int32_t vrc = (int32_t)meta_kvr_get32(r);
+		const uint8_t *sha = meta_kvr_getn(r, 32);
 
 		if (r->bad)
 			return -EPROTO;
@@ -868,11 +872,11 @@ kvr_admin_recv(struct kvr_node *n, uint64_t conn, uint8_t type,
 				memcpy(c->vr[i].sha256, sha, 32);
 			}
 		pthread_mutex_unlock(&n->adm->lock);
-		kvr_node_kick(n);
+		meta_kvr_node_kick(n);
 		break;
 	}
 	case M_ADMIN_R: {
-		int32_t rc = (int32_t)kvr_get32(r);
+		int32_t rc = (int32_t)meta_kvr_get32(r);
 
 		pthread_mutex_lock(&n->adm->lock);
 		c = call_find(n->adm, id);
@@ -904,13 +908,13 @@ kvr_admin_recv(struct kvr_node *n, uint64_t conn, uint8_t type,
 
 struct ctl_client {
 	struct ctl_client *next;
-	struct kvr_node *n;
+	struct meta_kvr_node *n;
 	int fd;
 	pthread_t thread;
 	bool done;
 };
 
-struct kvr_ctl {
+struct meta_kvr_ctl {
 	bool running;
 	int fd, stop[2];
 	pthread_t thread;
@@ -950,15 +954,16 @@ ctl_reply(int fd, int status, const void *p, size_t len)
 
 /* One request of a local client. */
 static int
-ctl_handle(struct kvr_node *n, int fd, uint8_t type, uint8_t *p, size_t len)
+ctl_handle(struct meta_kvr_node *n, int fd, uint8_t type, uint8_t *p,
+	   size_t len)
 {
 	struct tl_buf out = TL_BUF_INIT;
-	struct kvr_rdr r;
+	struct meta_kvr_rdr r;
 	int rc;
 
 	switch (type) {
 	case 'R':
-		rc = kvr_node_read_barrier(n);
+		rc = meta_kvr_node_read_barrier(n);
 		break;
 	case 'C':
 		if (len < 24) {
@@ -967,30 +972,30 @@ ctl_handle(struct kvr_node *n, int fd, uint8_t type, uint8_t *p, size_t len)
 		}
 		tl_put_be64(p, n->inc);
 		tl_put_be64(p + 8, atomic_fetch_add(&n->seq, 1) + 1);
-		rc = kvr_node_commit(n, p, len, NULL);
+		rc = meta_kvr_node_commit(n, p, len, NULL);
 		break;
 	case 'S':
-		rc = kvr_admin_status(n, &out);
+		rc = meta_kvr_admin_status(n, &out);
 		break;
 	case 'V':
-		rc = kvr_admin_verify(n, &out);
+		rc = meta_kvr_admin_verify(n, &out);
 		break;
 	case 'A': {
 		uint8_t op, alen;
 		uint64_t id;
 		char addr[256];
 
-		kvr_rdr_init(&r, p, len);
-		op = kvr_get8(&r);
-		id = kvr_get64(&r);
-		alen = kvr_get8(&r);
-		if (kvr_getn(&r, alen) == NULL) {
+		meta_kvr_rdr_init(&r, p, len);
+		op = meta_kvr_get8(&r);
+		id = meta_kvr_get64(&r);
+		alen = meta_kvr_get8(&r);
+		if (meta_kvr_getn(&r, alen) == NULL) {
 			rc = -EINVAL;
 			break;
 		}
 		memcpy(addr, r.p - alen, alen);
 		addr[alen] = '\0';
-		rc = kvr_admin_change(n, op, id, addr, &out);
+		rc = meta_kvr_admin_change(n, op, id, addr, &out);
 		break;
 	}
 	default:
@@ -1031,8 +1036,8 @@ ctl_client_main(void *arg)
 static void *
 ctl_accept_main(void *arg)
 {
-	struct kvr_node *n = arg;
-	struct kvr_ctl *ctl = n->ctl;
+	struct meta_kvr_node *n = arg;
+	struct meta_kvr_ctl *ctl = n->ctl;
 
 	for (;;) {
 		struct pollfd pf[2] = {{ctl->fd, POLLIN, 0},
@@ -1079,9 +1084,9 @@ ctl_accept_main(void *arg)
 }
 
 int
-kvr_ctl_start(struct kvr_node *n, char **err)
+meta_kvr_ctl_start(struct meta_kvr_node *n, char **err)
 {
-	struct kvr_ctl *ctl = tl_calloc(1, sizeof(*ctl));
+	struct meta_kvr_ctl *ctl = tl_calloc(1, sizeof(*ctl));
 	struct sockaddr_un a;
 	int rc = 0;
 
@@ -1115,9 +1120,9 @@ kvr_ctl_start(struct kvr_node *n, char **err)
 }
 
 void
-kvr_ctl_stop(struct kvr_node *n)
+meta_kvr_ctl_stop(struct meta_kvr_node *n)
 {
-	struct kvr_ctl *ctl = n->ctl;
+	struct meta_kvr_ctl *ctl = n->ctl;
 	char *path;
 
 	if (ctl == NULL)

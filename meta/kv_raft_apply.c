@@ -88,7 +88,7 @@ session_mark(struct meta_kv_txn *t, uint64_t origin, uint64_t seq,
 }
 
 int
-kvr_session_applied(struct meta_kv_txn *t, uint64_t origin, uint64_t seq)
+meta_kvr_session_applied(struct meta_kv_txn *t, uint64_t origin, uint64_t seq)
 {
 	uint8_t k[KVR_KEYLEN(KVR_KEY_SESSION) + 8];
 	const uint8_t *v;
@@ -108,14 +108,14 @@ kvr_session_applied(struct meta_kv_txn *t, uint64_t origin, uint64_t seq)
 }
 
 int
-kvr_session_lookup(struct meta_kv *kv, uint64_t origin, uint64_t seq)
+meta_kvr_session_lookup(struct meta_kv *kv, uint64_t origin, uint64_t seq)
 {
 	struct meta_kv_txn *t;
 	int in;
 
 	if (meta_kv_begin(kv, true, &t) != 0)
 		return -1;
-	in = kvr_session_applied(t, origin, seq);
+	in = meta_kvr_session_applied(t, origin, seq);
 	meta_kv_abort(t);
 	return in;
 }
@@ -165,7 +165,7 @@ session_gc(struct meta_kv_txn *t, uint64_t boundary)
 /* ---- entries ------------------------------------------------------------- */
 
 static int
-apply_write(struct meta_kv_txn *t, const struct kvr_wr *w, uint64_t index)
+apply_write(struct meta_kv_txn *t, const struct meta_kvr_wr *w, uint64_t index)
 {
 	int64_t d[META_KV_ADD_MAX];
 	int rc;
@@ -189,30 +189,31 @@ apply_write(struct meta_kv_txn *t, const struct kvr_wr *w, uint64_t index)
 }
 
 struct done_list {
-	struct kvr_done *d;
+	struct meta_kvr_done *d;
 	size_t n, cap;
 };
 
 /* Write one entry's transactions into the open LMDB transaction. */
 static int
-apply_entry(struct kvr_node *n, struct meta_kv_txn *t, const struct aitem *it,
-	    struct done_list *dl)
+apply_entry(struct meta_kvr_node *n, struct meta_kv_txn *t,
+	    const struct aitem *it, struct done_list *dl)
 {
-	struct kvr_rdr r;
-	struct kvr_wr w;
+	struct meta_kvr_rdr r;
+	struct meta_kvr_wr w;
 	uint32_t ntx;
 	int rc = 0;
 
 	if (it->data[5] != KVR_E_TXNS)
 		return 0;
-	kvr_rdr_init(&r, it->data + KVR_ENTRY_HDR, it->len - KVR_ENTRY_HDR);
-	ntx = kvr_get32(&r);
+	meta_kvr_rdr_init(&r, it->data + KVR_ENTRY_HDR,
+			  it->len - KVR_ENTRY_HDR);
+	ntx = meta_kvr_get32(&r);
 	for (uint32_t i = 0; i < ntx && rc == 0; i++) {
-		uint64_t origin = kvr_get64(&r), seq = kvr_get64(&r);
-		uint32_t nw = kvr_get32(&r);
+		uint64_t origin = meta_kvr_get64(&r), seq = meta_kvr_get64(&r);
+		uint32_t nw = meta_kvr_get32(&r);
 
 		for (uint32_t j = 0; j < nw && rc == 0; j++) {
-			rc = kvr_get_write(&r, &w) ? -EIO : 0;
+			rc = meta_kvr_get_write(&r, &w) ? -EIO : 0;
 			if (rc == 0)
 				rc = apply_write(t, &w, it->index);
 		}
@@ -226,14 +227,14 @@ apply_entry(struct kvr_node *n, struct meta_kv_txn *t, const struct aitem *it,
 				dl->d =
 				    tl_realloc(dl->d, dl->cap * sizeof(*dl->d));
 			}
-			dl->d[dl->n++] = (struct kvr_done){seq, it->index};
+			dl->d[dl->n++] = (struct meta_kvr_done){seq, it->index};
 		}
 	}
 	return rc;
 }
 
 static void
-lat_record(struct kvr_node *n, uint64_t us)
+lat_record(struct meta_kvr_node *n, uint64_t us)
 {
 	unsigned b = 0;
 
@@ -249,7 +250,7 @@ lat_record(struct kvr_node *n, uint64_t us)
  * a verify marker if there is one (*marker then says which): the marker
  * is hashed on the state it leaves.  *rest: what is left of list. */
 static int
-apply_batch(struct kvr_node *n, struct aitem *list, uint64_t from,
+apply_batch(struct meta_kvr_node *n, struct aitem *list, uint64_t from,
 	    uint64_t *last, struct done_list *dl, struct aitem **rest,
 	    uint64_t *marker)
 {
@@ -307,8 +308,8 @@ apply_batch(struct kvr_node *n, struct aitem *list, uint64_t from,
 /* ---- verify -------------------------------------------------------------- */
 
 struct hasher {
-	struct kvr_node *n;
-	struct kvr_verify *slot;
+	struct meta_kvr_node *n;
+	struct meta_kvr_verify *slot;
 	struct meta_kv_txn *t;
 };
 
@@ -344,7 +345,7 @@ static void *
 hasher_main(void *arg)
 {
 	struct hasher *hs = arg;
-	struct kvr_node *n = hs->n;
+	struct meta_kvr_node *n = hs->n;
 	struct counter c = {EVP_MD_CTX_new(), 0};
 	uint8_t md[32];
 	unsigned mdlen = 0;
@@ -374,10 +375,10 @@ hasher_main(void *arg)
  * stands now, on a thread of its own (the applier goes on; LMDB keeps
  * the snapshot). */
 static void
-verify_start(struct kvr_node *n, uint64_t id, uint64_t index)
+verify_start(struct meta_kvr_node *n, uint64_t id, uint64_t index)
 {
 	struct hasher *hs = tl_calloc(1, sizeof(*hs));
-	struct kvr_verify *slot;
+	struct meta_kvr_verify *slot;
 	int rc;
 
 	pthread_mutex_lock(&n->lock);
@@ -419,7 +420,7 @@ verify_start(struct kvr_node *n, uint64_t id, uint64_t index)
 
 /* The node stops: wait for the hashes still running. */
 void
-kvr_verify_stop(struct kvr_node *n)
+meta_kvr_verify_stop(struct meta_kvr_node *n)
 {
 	for (size_t i = 0; i < TL_ARRAY_SIZE(n->verify); i++) {
 		bool joinable;
@@ -434,9 +435,9 @@ kvr_verify_stop(struct kvr_node *n)
 }
 
 void *
-kvr_applier_main(void *arg)
+meta_kvr_applier_main(void *arg)
 {
-	struct kvr_node *n = arg;
+	struct meta_kvr_node *n = arg;
 	struct done_list dl = {NULL, 0, 0};
 
 	for (;;) {
@@ -477,8 +478,8 @@ kvr_applier_main(void *arg)
 				       "entries to %s: %s; this node stops "
 				       "serving",
 				       n->repdir, strerror(-rc));
-			kvr_node_batch_done(n, rc, last, dl.d, dl.n,
-					    rest == NULL);
+			meta_kvr_node_batch_done(n, rc, last, dl.d, dl.n,
+						 rest == NULL);
 			if (rc == 0 && marker)
 				verify_start(n, marker, last);
 			if (rc)
@@ -502,7 +503,7 @@ kvr_applier_main(void *arg)
 /* Wait until the applier has applied everything queued (raft thread,
  * before a snapshot or a restore). */
 int
-kvr_node_drain(struct kvr_node *n)
+meta_kvr_node_drain(struct meta_kvr_node *n)
 {
 	int rc;
 

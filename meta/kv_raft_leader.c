@@ -89,7 +89,7 @@ struct rwait {
 	uint64_t conn, peer, id;
 };
 
-struct kvr_leader {
+struct meta_kvr_leader {
 	uint64_t gen;
 	bool ready;
 	uint64_t min_ok;   /* oldest read index the window can check */
@@ -124,13 +124,13 @@ static uint64_t leader_gen;
 
 struct req_apply {
 	struct raft_apply req;
-	struct kvr_node *n;
+	struct meta_kvr_node *n;
 	uint64_t gen;
 };
 
 struct req_barrier {
 	struct raft_barrier req;
-	struct kvr_node *n;
+	struct meta_kvr_node *n;
 	uint64_t gen;
 	bool carrier;
 };
@@ -138,13 +138,13 @@ struct req_barrier {
 /* ---- replies ------------------------------------------------------------- */
 
 static void
-reply_commit(struct kvr_node *n, uint64_t conn, uint64_t origin, uint64_t seq,
-	     int status, uint64_t index)
+reply_commit(struct meta_kvr_node *n, uint64_t conn, uint64_t origin,
+	     uint64_t seq, int status, uint64_t index)
 {
 	struct tl_buf m = TL_BUF_INIT;
 
 	if (conn == 0) {
-		kvr_node_commit_answer(n, seq, status, index, n->raft.id);
+		meta_kvr_node_commit_answer(n, seq, status, index, n->raft.id);
 		return;
 	}
 	tl_buf_append(&m, (uint8_t[]){M_COMMIT_R}, 1);
@@ -152,49 +152,49 @@ reply_commit(struct kvr_node *n, uint64_t conn, uint64_t origin, uint64_t seq,
 	tl_buf_append_be64(&m, seq);
 	tl_buf_append(&m, (uint8_t[]){(uint8_t)status}, 1);
 	tl_buf_append_be64(&m, index);
-	kvr_net_reply(n, conn, m.data, m.len);
+	meta_kvr_net_reply(n, conn, m.data, m.len);
 	tl_buf_free(&m);
 }
 
 static void
-reply_read(struct kvr_node *n, uint64_t conn, uint64_t id, int status,
+reply_read(struct meta_kvr_node *n, uint64_t conn, uint64_t id, int status,
 	   uint64_t ri)
 {
 	struct tl_buf m = TL_BUF_INIT;
 
 	if (conn == 0) {
-		kvr_node_read_answer(n, id,
-				     status == KVR_ACCEPTED ? 0 : -EAGAIN, ri);
+		meta_kvr_node_read_answer(
+		    n, id, status == KVR_ACCEPTED ? 0 : -EAGAIN, ri);
 		return;
 	}
 	tl_buf_append(&m, (uint8_t[]){M_READ_R}, 1);
 	tl_buf_append_be64(&m, id);
 	tl_buf_append(&m, (uint8_t[]){(uint8_t)status}, 1);
 	tl_buf_append_be64(&m, ri);
-	kvr_net_reply(n, conn, m.data, m.len);
+	meta_kvr_net_reply(n, conn, m.data, m.len);
 	tl_buf_free(&m);
 }
 
 static void
-reply_fence_notleader(struct kvr_node *n, uint64_t conn)
+reply_fence_notleader(struct meta_kvr_node *n, uint64_t conn)
 {
 	struct tl_buf m = TL_BUF_INIT;
 
 	if (conn == 0) {
-		kvr_node_fence_answer(n, KVR_NOTLEADER, 0, NULL, 0);
+		meta_kvr_node_fence_answer(n, KVR_NOTLEADER, 0, NULL, 0);
 		return;
 	}
 	tl_buf_append(&m, (uint8_t[]){M_FENCE_R, KVR_NOTLEADER}, 2);
 	tl_buf_append_be64(&m, 0);
 	tl_buf_append_be32(&m, 0);
-	kvr_net_reply(n, conn, m.data, m.len);
+	meta_kvr_net_reply(n, conn, m.data, m.len);
 	tl_buf_free(&m);
 }
 
 /* ---- the window ---------------------------------------------------------- */
 
 static struct witem *
-w_at(struct kvr_leader *ld, size_t i)
+w_at(struct meta_kvr_leader *ld, size_t i)
 {
 	return ld->w[(ld->whead + i) % ld->wcap];
 }
@@ -208,7 +208,7 @@ witem_free(struct witem *it)
 }
 
 static void
-w_push(struct kvr_leader *ld, struct witem *it)
+w_push(struct meta_kvr_leader *ld, struct witem *it)
 {
 	if (ld->wn == ld->wcap) {
 		size_t nc = ld->wcap ? 2 * ld->wcap : 1024;
@@ -227,7 +227,7 @@ w_push(struct kvr_leader *ld, struct witem *it)
 
 /* Drop the oldest proposed items beyond the window's bounds. */
 static void
-w_evict(struct kvr_leader *ld)
+w_evict(struct meta_kvr_leader *ld)
 {
 	while (ld->wn > 0 &&
 	       (ld->wn > WINDOW_ITEMS || ld->wbytes > WINDOW_BYTES)) {
@@ -246,11 +246,11 @@ w_evict(struct kvr_leader *ld)
 
 /* The item's keys from the record's writes (already sorted by key). */
 static struct witem *
-witem_new(const struct kvr_txnhdr *h)
+witem_new(const struct meta_kvr_txnhdr *h)
 {
 	struct witem *it = tl_calloc(1, sizeof(*it));
-	struct kvr_rdr r;
-	struct kvr_wr wr;
+	struct meta_kvr_rdr r;
+	struct meta_kvr_wr wr;
 	size_t off = 0;
 
 	it->origin = h->origin;
@@ -258,9 +258,9 @@ witem_new(const struct kvr_txnhdr *h)
 	it->nkeys = h->nwrites;
 	it->k = tl_malloc((h->nwrites + 1) * sizeof(*it->k));
 	it->keys = tl_malloc(h->writes_len + 1);
-	kvr_rdr_init(&r, h->writes, h->writes_len);
+	meta_kvr_rdr_init(&r, h->writes, h->writes_len);
 	for (uint32_t i = 0; i < h->nwrites; i++) {
-		kvr_get_write(&r, &wr);
+		meta_kvr_get_write(&r, &wr);
 		memcpy(it->keys + off, wr.k, wr.klen);
 		it->k[i].off = (uint32_t)off;
 		it->k[i].len = wr.klen;
@@ -272,25 +272,25 @@ witem_new(const struct kvr_txnhdr *h)
 
 /* Does the item write a key inside rd? */
 static bool
-witem_hits(const struct witem *it, const struct kvr_rd *rd)
+witem_hits(const struct witem *it, const struct meta_kvr_rd *rd)
 {
 	size_t lo = 0, hi = it->nkeys;
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 
-		if (kvr_keycmp(it->keys + it->k[mid].off, it->k[mid].len, rd->s,
-			       rd->slen) < 0)
+		if (meta_kvr_keycmp(it->keys + it->k[mid].off, it->k[mid].len,
+				    rd->s, rd->slen) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return lo < it->nkeys &&
-	       kvr_rd_has(rd, it->keys + it->k[lo].off, it->k[lo].len);
+	       meta_kvr_rd_has(rd, it->keys + it->k[lo].off, it->k[lo].len);
 }
 
 static bool
-is_dep(const struct kvr_txnhdr *h, const struct witem *it)
+is_dep(const struct meta_kvr_txnhdr *h, const struct witem *it)
 {
 	if (it->origin != h->origin)
 		return false;
@@ -303,10 +303,11 @@ is_dep(const struct kvr_txnhdr *h, const struct witem *it)
 /* 0 if the transaction may join the batch, else KVR_CONFLICT with the
  * index its origin should apply before it retries. */
 static int
-resolve(struct kvr_leader *ld, const struct kvr_txnhdr *h, uint64_t *wait)
+resolve(struct meta_kvr_leader *ld, const struct meta_kvr_txnhdr *h,
+	uint64_t *wait)
 {
-	struct kvr_rd rd[64], *rds = rd;
-	struct kvr_rdr r;
+	struct meta_kvr_rd rd[64], *rds = rd;
+	struct meta_kvr_rdr r;
 	uint32_t found = 0;
 	int rc = 0;
 
@@ -316,9 +317,9 @@ resolve(struct kvr_leader *ld, const struct kvr_txnhdr *h, uint64_t *wait)
 	}
 	if (h->nreads > TL_ARRAY_SIZE(rd))
 		rds = tl_malloc(h->nreads * sizeof(*rds));
-	kvr_rdr_init(&r, h->reads, h->reads_len);
+	meta_kvr_rdr_init(&r, h->reads, h->reads_len);
 	for (uint32_t i = 0; i < h->nreads; i++)
-		kvr_get_read(&r, &rds[i]);
+		meta_kvr_get_read(&r, &rds[i]);
 	for (size_t i = ld->wn; i-- > 0 && rc == 0;) {
 		const struct witem *it = w_at(ld, i);
 
@@ -350,7 +351,7 @@ resolve(struct kvr_leader *ld, const struct kvr_txnhdr *h, uint64_t *wait)
 /* ---- the batch ----------------------------------------------------------- */
 
 static uint64_t
-fence_of(struct kvr_leader *ld, uint64_t origin)
+fence_of(struct meta_kvr_leader *ld, uint64_t origin)
 {
 	for (size_t i = 0; i < ld->nfence; i++)
 		if (ld->fence[i].origin == origin)
@@ -359,8 +360,8 @@ fence_of(struct kvr_leader *ld, uint64_t origin)
 }
 
 static void
-queue_req(struct kvr_leader *ld, uint8_t type, uint64_t conn, uint64_t peer,
-	  const void *p, size_t len)
+queue_req(struct meta_kvr_leader *ld, uint8_t type, uint64_t conn,
+	  uint64_t peer, const void *p, size_t len)
 {
 	struct queued *q = tl_malloc(sizeof(*q) + len);
 
@@ -375,16 +376,16 @@ queue_req(struct kvr_leader *ld, uint8_t type, uint64_t conn, uint64_t peer,
 }
 
 void
-kvr_leader_commit(struct kvr_node *n, uint64_t conn, const uint8_t *rec,
-		  size_t len)
+meta_kvr_leader_commit(struct meta_kvr_node *n, uint64_t conn,
+		       const uint8_t *rec, size_t len)
 {
-	struct kvr_leader *ld = n->ld;
-	struct kvr_txnhdr h;
+	struct meta_kvr_leader *ld = n->ld;
+	struct meta_kvr_txnhdr h;
 	struct witem *it;
 	uint64_t wait = 0;
 	int st;
 
-	if (kvr_txn_parse(rec, len, &h) != 0) {
+	if (meta_kvr_txn_parse(rec, len, &h) != 0) {
 		tl_warn(KVR_SUB, "a malformed transaction record: refused");
 		if (len >= 16)
 			reply_commit(n, conn, tl_get_be64(rec),
@@ -426,7 +427,7 @@ kvr_leader_commit(struct kvr_node *n, uint64_t conn, const uint8_t *rec,
 	}
 	ld->br[ld->nbr++] = (struct reply_to){conn, h.origin, h.seq};
 	if (ld->batch.len >= BATCH_BYTES)
-		kvr_leader_flush(n);
+		meta_kvr_leader_flush(n);
 }
 
 static void barrier_cb(struct raft_barrier *req, int status);
@@ -435,8 +436,8 @@ static void
 apply_cb(struct raft_apply *req, int status, void *result)
 {
 	struct req_apply *a = (struct req_apply *)req;
-	struct kvr_node *n = a->n;
-	struct kvr_leader *ld = n->ld;
+	struct meta_kvr_node *n = a->n;
+	struct meta_kvr_leader *ld = n->ld;
 
 	(void)result;
 	if (ld && ld->gen == a->gen) {
@@ -460,9 +461,9 @@ apply_cb(struct raft_apply *req, int status, void *result)
 
 /* Propose the batch as one entry (end of a loop turn, or when big). */
 static void
-propose(struct kvr_node *n, bool force)
+propose(struct meta_kvr_node *n, bool force)
 {
-	struct kvr_leader *ld = n->ld;
+	struct meta_kvr_leader *ld = n->ld;
 	struct raft_buffer buf;
 	struct req_apply *a;
 	uint64_t index;
@@ -485,7 +486,7 @@ propose(struct kvr_node *n, bool force)
 	b[5] = KVR_E_TXNS;
 	tl_put_be64(b + 10, index);
 	tl_put_be32(b + KVR_ENTRY_HDR, ld->bcount);
-	tl_put_be32(b + 6, kvr_crc32c(0, b + 10, ld->batch.len - 10));
+	tl_put_be32(b + 6, meta_kvr_crc32c(0, b + 10, ld->batch.len - 10));
 	buf.base = b;
 	buf.len = ld->batch.len;
 	a = tl_calloc(1, sizeof(*a));
@@ -538,14 +539,14 @@ marker_cb(struct raft_apply *req, int status, void *result)
 }
 
 uint64_t
-kvr_leader_marker(struct kvr_node *n, uint64_t id)
+meta_kvr_leader_marker(struct meta_kvr_node *n, uint64_t id)
 {
 	struct raft_apply *req;
 	struct raft_buffer buf;
 	uint64_t index;
 	uint8_t *b;
 
-	if (!kvr_leader_ready(n))
+	if (!meta_kvr_leader_ready(n))
 		return 0;
 	propose(n, true); /* what was accepted goes before it */
 	index = raft_last_index(&n->raft) + 1;
@@ -557,7 +558,7 @@ kvr_leader_marker(struct kvr_node *n, uint64_t id)
 	b[5] = KVR_E_VERIFY;
 	tl_put_be64(b + 10, index);
 	tl_put_be64(b + KVR_ENTRY_HDR, id);
-	tl_put_be32(b + 6, kvr_crc32c(0, b + 10, 32 - 10));
+	tl_put_be32(b + 6, meta_kvr_crc32c(0, b + 10, 32 - 10));
 	buf.base = b;
 	buf.len = 32;
 	req = tl_calloc(1, sizeof(*req));
@@ -570,16 +571,16 @@ kvr_leader_marker(struct kvr_node *n, uint64_t id)
 }
 
 void
-kvr_leader_flush(struct kvr_node *n)
+meta_kvr_leader_flush(struct meta_kvr_node *n)
 {
 	propose(n, false);
 }
 
 void
-kvr_leader_fence(struct kvr_node *n, uint64_t conn, uint64_t origin,
-		 uint64_t maxseq)
+meta_kvr_leader_fence(struct meta_kvr_node *n, uint64_t conn, uint64_t origin,
+		      uint64_t maxseq)
 {
-	struct kvr_leader *ld = n->ld;
+	struct meta_kvr_leader *ld = n->ld;
 	struct tl_buf list = TL_BUF_INIT, m = TL_BUF_INIT;
 	uint32_t count = 0;
 	size_t i;
@@ -617,14 +618,14 @@ kvr_leader_fence(struct kvr_node *n, uint64_t conn, uint64_t origin,
 		}
 	}
 	if (conn == 0) {
-		kvr_node_fence_answer(n, KVR_ACCEPTED, ld->last_cmd, list.data,
-				      count);
+		meta_kvr_node_fence_answer(n, KVR_ACCEPTED, ld->last_cmd,
+					   list.data, count);
 	} else {
 		tl_buf_append(&m, (uint8_t[]){M_FENCE_R, KVR_ACCEPTED}, 2);
 		tl_buf_append_be64(&m, ld->last_cmd);
 		tl_buf_append_be32(&m, count);
 		tl_buf_append(&m, list.data, list.len);
-		kvr_net_reply(n, conn, m.data, m.len);
+		meta_kvr_net_reply(n, conn, m.data, m.len);
 	}
 	tl_buf_free(&list);
 	tl_buf_free(&m);
@@ -633,7 +634,7 @@ kvr_leader_fence(struct kvr_node *n, uint64_t conn, uint64_t origin,
 /* ---- read index ---------------------------------------------------------- */
 
 static unsigned
-voters(struct kvr_node *n, bool *self_voter)
+voters(struct meta_kvr_node *n, bool *self_voter)
 {
 	const struct raft_configuration *c = &n->raft.configuration;
 	unsigned v = 0;
@@ -649,7 +650,7 @@ voters(struct kvr_node *n, bool *self_voter)
 }
 
 static bool
-is_voter(struct kvr_node *n, uint64_t id)
+is_voter(struct meta_kvr_node *n, uint64_t id)
 {
 	const struct raft_configuration *c = &n->raft.configuration;
 
@@ -671,7 +672,7 @@ rw_add(struct rwait **a, size_t *na, size_t *cap, struct rwait w)
 
 /* The lease a confirmed round gives, in ns (0: none). */
 static uint64_t
-lease_len(const struct kvr_node *n)
+lease_len(const struct meta_kvr_node *n)
 {
 	int64_t ms =
 	    (int64_t)n->o.election_ms * 9 / 10 - 2 * (int64_t)n->o.heartbeat_ms;
@@ -680,7 +681,7 @@ lease_len(const struct kvr_node *n)
 }
 
 static bool
-lease_ok(struct kvr_node *n)
+lease_ok(struct meta_kvr_node *n)
 {
 	uint64_t until = atomic_load(&n->lease_until);
 
@@ -688,9 +689,9 @@ lease_ok(struct kvr_node *n)
 }
 
 static void
-round_done(struct kvr_node *n)
+round_done(struct meta_kvr_node *n)
 {
-	struct kvr_leader *ld = n->ld;
+	struct meta_kvr_leader *ld = n->ld;
 
 	if (lease_len(n) && raft_transferee(&n->raft) == 0 &&
 	    n->state == RAFT_LEADER)
@@ -704,9 +705,9 @@ round_done(struct kvr_node *n)
 }
 
 static void
-round_start(struct kvr_node *n, bool renew)
+round_start(struct meta_kvr_node *n, bool renew)
 {
-	struct kvr_leader *ld = n->ld;
+	struct meta_kvr_leader *ld = n->ld;
 	const struct raft_configuration *c = &n->raft.configuration;
 	struct tl_buf m = TL_BUF_INIT;
 	struct rwait *t;
@@ -740,16 +741,16 @@ round_start(struct kvr_node *n, bool renew)
 	for (unsigned i = 0; i < c->n; i++)
 		if (c->servers[i].role == RAFT_VOTER &&
 		    c->servers[i].id != n->raft.id)
-			kvr_net_send(n, c->servers[i].id, c->servers[i].address,
-				     m.data, m.len);
+			meta_kvr_net_send(n, c->servers[i].id,
+					  c->servers[i].address, m.data, m.len);
 	tl_buf_free(&m);
 }
 
 void
-kvr_leader_read(struct kvr_node *n, uint64_t conn, uint64_t peer, uint64_t id,
-		uint64_t term)
+meta_kvr_leader_read(struct meta_kvr_node *n, uint64_t conn, uint64_t peer,
+		     uint64_t id, uint64_t term)
 {
-	struct kvr_leader *ld = n->ld;
+	struct meta_kvr_leader *ld = n->ld;
 	uint8_t b[16];
 	bool self;
 	unsigned v;
@@ -781,10 +782,10 @@ kvr_leader_read(struct kvr_node *n, uint64_t conn, uint64_t peer, uint64_t id,
 }
 
 void
-kvr_leader_confirm_ack(struct kvr_node *n, uint64_t peer, uint64_t term,
-		       uint64_t round, bool ok)
+meta_kvr_leader_confirm_ack(struct meta_kvr_node *n, uint64_t peer,
+			    uint64_t term, uint64_t round, bool ok)
 {
-	struct kvr_leader *ld = n->ld;
+	struct meta_kvr_leader *ld = n->ld;
 	bool self;
 	unsigned v;
 
@@ -806,9 +807,9 @@ kvr_leader_confirm_ack(struct kvr_node *n, uint64_t peer, uint64_t term,
 /* Every TICK: a round that waits too long (an answer lost with its
  * connection) starts again. */
 void
-kvr_leader_tick(struct kvr_node *n)
+meta_kvr_leader_tick(struct meta_kvr_node *n)
 {
-	struct kvr_leader *ld = n->ld;
+	struct meta_kvr_leader *ld = n->ld;
 	uint64_t until = atomic_load(&n->lease_until), now = tl_mono_ns();
 
 	if (ld && raft_transferee(&n->raft) != 0)
@@ -833,29 +834,33 @@ kvr_leader_tick(struct kvr_node *n)
 /* ---- leadership ---------------------------------------------------------- */
 
 static void
-run_queued(struct kvr_node *n)
+run_queued(struct meta_kvr_node *n)
 {
-	struct kvr_leader *ld = n->ld;
+	struct meta_kvr_leader *ld = n->ld;
 	struct queued *q = ld->q;
 
 	ld->q = NULL;
 	ld->qtail = &ld->q;
 	while (q) {
 		struct queued *next = q->next;
-		struct kvr_rdr r;
+		struct meta_kvr_rdr r;
 
-		kvr_rdr_init(&r, q->data, q->len);
+		meta_kvr_rdr_init(&r, q->data, q->len);
 		if (n->ld == ld) {
 			if (q->type == M_COMMIT) {
-				kvr_leader_commit(n, q->conn, q->data, q->len);
+				meta_kvr_leader_commit(n, q->conn, q->data,
+						       q->len);
 			} else if (q->type == M_FENCE) {
-				uint64_t o = kvr_get64(&r), s = kvr_get64(&r);
+				uint64_t o = meta_kvr_get64(&r),
+					 s = meta_kvr_get64(&r);
 
-				kvr_leader_fence(n, q->conn, o, s);
+				meta_kvr_leader_fence(n, q->conn, o, s);
 			} else {
-				uint64_t id = kvr_get64(&r), t = kvr_get64(&r);
+				uint64_t id = meta_kvr_get64(&r),
+					 t = meta_kvr_get64(&r);
 
-				kvr_leader_read(n, q->conn, q->peer, id, t);
+				meta_kvr_leader_read(n, q->conn, q->peer, id,
+						     t);
 			}
 		}
 		free(q);
@@ -867,8 +872,8 @@ static void
 barrier_cb(struct raft_barrier *req, int status)
 {
 	struct req_barrier *b = (struct req_barrier *)req;
-	struct kvr_node *n = b->n;
-	struct kvr_leader *ld = n->ld;
+	struct meta_kvr_node *n = b->n;
+	struct meta_kvr_leader *ld = n->ld;
 
 	if (ld && ld->gen == b->gen && !n->closing) {
 		if (b->carrier) {
@@ -882,16 +887,16 @@ barrier_cb(struct raft_barrier *req, int status)
 				(unsigned long long)req->index);
 			round_start(n, true); /* the first lease */
 			run_queued(n);
-			kvr_node_kick(n);
+			meta_kvr_node_kick(n);
 		}
 	}
 	free(b);
 }
 
 void
-kvr_leader_begin(struct kvr_node *n)
+meta_kvr_leader_begin(struct meta_kvr_node *n)
 {
-	struct kvr_leader *ld = tl_calloc(1, sizeof(*ld));
+	struct meta_kvr_leader *ld = tl_calloc(1, sizeof(*ld));
 	struct req_barrier *b = tl_calloc(1, sizeof(*b));
 
 	ld->gen = ++leader_gen;
@@ -907,13 +912,13 @@ kvr_leader_begin(struct kvr_node *n)
 }
 
 bool
-kvr_leader_ready(struct kvr_node *n)
+meta_kvr_leader_ready(struct meta_kvr_node *n)
 {
 	return n->ld && n->ld->ready;
 }
 
 uint64_t
-kvr_leader_lease_left(struct kvr_node *n)
+meta_kvr_leader_lease_left(struct meta_kvr_node *n)
 {
 	uint64_t until = atomic_load(&n->lease_until), now = tl_mono_ns();
 
@@ -924,13 +929,13 @@ kvr_leader_lease_left(struct kvr_node *n)
 }
 
 void
-kvr_leader_end(struct kvr_node *n)
+meta_kvr_leader_end(struct meta_kvr_node *n)
 {
-	struct kvr_leader *ld = n->ld;
+	struct meta_kvr_leader *ld = n->ld;
 	struct queued *q;
 
 	atomic_store(&n->lease_until, 0);
-	kvr_lease_leader_end(n);
+	meta_kvr_lease_leader_end(n);
 	if (ld == NULL)
 		return;
 	n->ld = NULL;
@@ -945,10 +950,10 @@ kvr_leader_end(struct kvr_node *n)
 		reply_read(n, ld->rw_next[i].conn, ld->rw_next[i].id,
 			   KVR_NOTLEADER, 0);
 	while ((q = ld->q) != NULL) {
-		struct kvr_rdr r;
+		struct meta_kvr_rdr r;
 
 		ld->q = q->next;
-		kvr_rdr_init(&r, q->data, q->len);
+		meta_kvr_rdr_init(&r, q->data, q->len);
 		if (q->type == M_COMMIT && q->len >= 16)
 			reply_commit(n, q->conn, tl_get_be64(q->data),
 				     tl_get_be64(q->data + 8), KVR_NOTLEADER,
@@ -956,7 +961,8 @@ kvr_leader_end(struct kvr_node *n)
 		else if (q->type == M_FENCE)
 			reply_fence_notleader(n, q->conn);
 		else if (q->type == M_READ)
-			reply_read(n, q->conn, kvr_get64(&r), KVR_NOTLEADER, 0);
+			reply_read(n, q->conn, meta_kvr_get64(&r),
+				   KVR_NOTLEADER, 0);
 		free(q);
 	}
 	for (size_t i = 0; i < ld->wn; i++)

@@ -28,8 +28,8 @@
  * leadership transfer (whose new leader is elected at once) the leader
  * grants nothing more and waits for the leases it gave to end.
  *
- * Everything here runs on the raft thread, except kvr_lease_read and
- * kvr_node_visible (any thread).
+ * Everything here runs on the raft thread, except meta_kvr_lease_read and
+ * meta_kvr_node_visible (any thread).
  */
 #include "config.h"
 
@@ -51,7 +51,7 @@ struct relto {
 	uint64_t id, sent, sent_ns, term;
 };
 
-struct kvr_lease {
+struct meta_kvr_lease {
 	/* follower: requests on their way */
 	struct {
 		uint64_t id, sent_ns, term;
@@ -65,13 +65,13 @@ struct kvr_lease {
 };
 
 void
-kvr_lease_init(struct kvr_node *n)
+meta_kvr_lease_init(struct meta_kvr_node *n)
 {
 	n->ls = tl_calloc(1, sizeof(*n->ls));
 }
 
 void
-kvr_lease_free(struct kvr_node *n)
+meta_kvr_lease_free(struct meta_kvr_node *n)
 {
 	free(n->ls);
 	n->ls = NULL;
@@ -80,7 +80,7 @@ kvr_lease_free(struct kvr_node *n)
 /* ---- any thread ---------------------------------------------------------- */
 
 bool
-kvr_lease_read(struct kvr_node *n, uint64_t *need)
+meta_kvr_lease_read(struct meta_kvr_node *n, uint64_t *need)
 {
 	uint64_t until = atomic_load(&n->flease_until);
 
@@ -96,7 +96,8 @@ kvr_lease_read(struct kvr_node *n, uint64_t *need)
 }
 
 int
-kvr_node_visible(struct kvr_node *n, uint64_t index, uint64_t deadline_ns)
+meta_kvr_node_visible(struct meta_kvr_node *n, uint64_t index,
+		      uint64_t deadline_ns)
 {
 	struct timespec ts;
 	int rc = 0;
@@ -124,7 +125,7 @@ kvr_node_visible(struct kvr_node *n, uint64_t index, uint64_t deadline_ns)
 }
 
 static void
-rel_raise(struct kvr_node *n, uint64_t r)
+rel_raise(struct meta_kvr_node *n, uint64_t r)
 {
 	pthread_mutex_lock(&n->lock);
 	if (r > n->rel) {
@@ -137,7 +138,7 @@ rel_raise(struct kvr_node *n, uint64_t r)
 /* ---- follower ------------------------------------------------------------ */
 
 static bool
-member_role(struct kvr_node *n, uint64_t id, int *role)
+member_role(struct meta_kvr_node *n, uint64_t id, int *role)
 {
 	const struct raft_configuration *c = &n->raft.configuration;
 
@@ -150,9 +151,9 @@ member_role(struct kvr_node *n, uint64_t id, int *role)
 }
 
 void
-kvr_lease_pump(struct kvr_node *n)
+meta_kvr_lease_pump(struct meta_kvr_node *n)
 {
-	struct kvr_lease *ls = n->ls;
+	struct meta_kvr_lease *ls = n->ls;
 	uint64_t now = tl_mono_ns(), applied;
 	struct tl_buf m = TL_BUF_INIT;
 	int role;
@@ -170,8 +171,8 @@ kvr_lease_pump(struct kvr_node *n)
 		tl_buf_append(&m, (uint8_t[]){M_APPLIED}, 1);
 		tl_buf_append_be64(&m, n->term);
 		tl_buf_append_be64(&m, applied);
-		if (kvr_net_send(n, n->leader, n->leader_addr, m.data,
-				 m.len) == 0)
+		if (meta_kvr_net_send(n, n->leader, n->leader_addr, m.data,
+				      m.len) == 0)
 			ls->reported = applied;
 		tl_buf_reset(&m);
 	}
@@ -188,8 +189,8 @@ kvr_lease_pump(struct kvr_node *n)
 		tl_buf_append_be64(&m, n->term);
 		tl_buf_append_be64(&m, ls->req[slot].id);
 		tl_buf_append_be64(&m, applied);
-		if (kvr_net_send(n, n->leader, n->leader_addr, m.data,
-				 m.len) == 0) {
+		if (meta_kvr_net_send(n, n->leader, n->leader_addr, m.data,
+				      m.len) == 0) {
 			ls->last_req_ns = now;
 			ls->reported = applied;
 		}
@@ -199,12 +200,12 @@ out:
 }
 
 static void
-recv_grant(struct kvr_node *n, struct kvr_rdr *r)
+recv_grant(struct meta_kvr_node *n, struct meta_kvr_rdr *r)
 {
-	struct kvr_lease *ls = n->ls;
-	uint64_t id = kvr_get64(r);
-	uint8_t ok = kvr_get8(r);
-	uint64_t left = kvr_get64(r), need = kvr_get64(r);
+	struct meta_kvr_lease *ls = n->ls;
+	uint64_t id = meta_kvr_get64(r);
+	uint8_t ok = meta_kvr_get8(r);
+	uint64_t left = meta_kvr_get64(r), need = meta_kvr_get64(r);
 
 	if (r->bad || !ok || ls == NULL)
 		return;
@@ -231,9 +232,9 @@ recv_grant(struct kvr_node *n, struct kvr_rdr *r)
 }
 
 static void
-recv_release(struct kvr_node *n, uint64_t peer, struct kvr_rdr *r)
+recv_release(struct meta_kvr_node *n, uint64_t peer, struct meta_kvr_rdr *r)
 {
-	uint64_t term = kvr_get64(r), rel = kvr_get64(r);
+	uint64_t term = meta_kvr_get64(r), rel = meta_kvr_get64(r);
 
 	if (r->bad || peer == 0 || peer != n->leader || term != n->term)
 		return;
@@ -243,7 +244,7 @@ recv_release(struct kvr_node *n, uint64_t peer, struct kvr_rdr *r)
 /* ---- leader -------------------------------------------------------------- */
 
 static void
-reply_grant(struct kvr_node *n, uint64_t conn, uint64_t id, bool ok,
+reply_grant(struct meta_kvr_node *n, uint64_t conn, uint64_t id, bool ok,
 	    uint64_t left, uint64_t need)
 {
 	struct tl_buf m = TL_BUF_INIT;
@@ -253,12 +254,12 @@ reply_grant(struct kvr_node *n, uint64_t conn, uint64_t id, bool ok,
 	tl_buf_append(&m, (uint8_t[]){ok}, 1);
 	tl_buf_append_be64(&m, left);
 	tl_buf_append_be64(&m, need);
-	kvr_net_reply(n, conn, m.data, m.len);
+	meta_kvr_net_reply(n, conn, m.data, m.len);
 	tl_buf_free(&m);
 }
 
 static struct holder *
-holder_of(struct kvr_lease *ls, uint64_t id, bool add)
+holder_of(struct meta_kvr_lease *ls, uint64_t id, bool add)
 {
 	for (unsigned i = 0; i < ls->nh; i++)
 		if (ls->h[i].id == id)
@@ -271,18 +272,18 @@ holder_of(struct kvr_lease *ls, uint64_t id, bool add)
 }
 
 static void
-recv_request(struct kvr_node *n, uint64_t conn, uint64_t peer,
-	     struct kvr_rdr *r)
+recv_request(struct meta_kvr_node *n, uint64_t conn, uint64_t peer,
+	     struct meta_kvr_rdr *r)
 {
-	struct kvr_lease *ls = n->ls;
-	uint64_t term = kvr_get64(r), id = kvr_get64(r);
-	uint64_t applied = kvr_get64(r), left, now;
+	struct meta_kvr_lease *ls = n->ls;
+	uint64_t term = meta_kvr_get64(r), id = meta_kvr_get64(r);
+	uint64_t applied = meta_kvr_get64(r), left, now;
 	struct holder *h;
 	int role;
 
 	if (r->bad)
 		return;
-	left = kvr_leader_lease_left(n);
+	left = meta_kvr_leader_lease_left(n);
 	if (!n->o.follower_leases || ls == NULL || ls->nogrant || left == 0 ||
 	    term != n->term || peer == 0 || peer == n->raft.id ||
 	    !member_role(n, peer, &role) || role == RAFT_SPARE ||
@@ -300,9 +301,9 @@ recv_request(struct kvr_node *n, uint64_t conn, uint64_t peer,
 }
 
 static void
-recv_applied(struct kvr_node *n, uint64_t peer, struct kvr_rdr *r)
+recv_applied(struct meta_kvr_node *n, uint64_t peer, struct meta_kvr_rdr *r)
 {
-	uint64_t term = kvr_get64(r), applied = kvr_get64(r);
+	uint64_t term = meta_kvr_get64(r), applied = meta_kvr_get64(r);
 	struct holder *h;
 
 	if (r->bad || n->ls == NULL || term != n->term)
@@ -314,7 +315,7 @@ recv_applied(struct kvr_node *n, uint64_t peer, struct kvr_rdr *r)
 
 /* R(except): the last command every live holder but `except` applied. */
 static uint64_t
-release_for(struct kvr_lease *ls, uint64_t except, uint64_t cmd)
+release_for(struct meta_kvr_lease *ls, uint64_t except, uint64_t cmd)
 {
 	uint64_t r = cmd;
 
@@ -325,15 +326,15 @@ release_for(struct kvr_lease *ls, uint64_t except, uint64_t cmd)
 }
 
 void
-kvr_lease_leader_turn(struct kvr_node *n)
+meta_kvr_lease_leader_turn(struct meta_kvr_node *n)
 {
-	struct kvr_lease *ls = n->ls;
+	struct meta_kvr_lease *ls = n->ls;
 	const struct raft_configuration *c = &n->raft.configuration;
 	uint64_t now = tl_mono_ns(), cmd = n->cmd_seen;
 	struct tl_buf m = TL_BUF_INIT;
 	unsigned j = 0;
 
-	if (!n->o.follower_leases || ls == NULL || !kvr_leader_ready(n))
+	if (!n->o.follower_leases || ls == NULL || !meta_kvr_leader_ready(n))
 		return;
 	/* holders whose lease ended no longer count */
 	for (unsigned i = 0; i < ls->nh; i++)
@@ -365,8 +366,8 @@ kvr_lease_leader_turn(struct kvr_node *n)
 		tl_buf_append(&m, (uint8_t[]){M_RELEASE}, 1);
 		tl_buf_append_be64(&m, n->term);
 		tl_buf_append_be64(&m, rel);
-		if (kvr_net_send(n, id, c->servers[i].address, m.data,
-				 m.len) == 0) {
+		if (meta_kvr_net_send(n, id, c->servers[i].address, m.data,
+				      m.len) == 0) {
 			t->sent = rel;
 			t->sent_ns = now;
 			t->term = n->term;
@@ -376,7 +377,7 @@ kvr_lease_leader_turn(struct kvr_node *n)
 }
 
 void
-kvr_lease_leader_end(struct kvr_node *n)
+meta_kvr_lease_leader_end(struct meta_kvr_node *n)
 {
 	if (n->ls == NULL)
 		return;
@@ -386,7 +387,7 @@ kvr_lease_leader_end(struct kvr_node *n)
 }
 
 bool
-kvr_lease_quiet(struct kvr_node *n)
+meta_kvr_lease_quiet(struct meta_kvr_node *n)
 {
 	uint64_t now = tl_mono_ns();
 
@@ -400,15 +401,15 @@ kvr_lease_quiet(struct kvr_node *n)
 }
 
 void
-kvr_lease_grants(struct kvr_node *n, bool on)
+meta_kvr_lease_grants(struct meta_kvr_node *n, bool on)
 {
 	if (n->ls)
 		n->ls->nogrant = !on;
 }
 
 int
-kvr_lease_recv(struct kvr_node *n, uint64_t conn, uint64_t peer,
-	       uint8_t type, struct kvr_rdr *r)
+meta_kvr_lease_recv(struct meta_kvr_node *n, uint64_t conn, uint64_t peer,
+		    uint8_t type, struct meta_kvr_rdr *r)
 {
 	switch (type) {
 	case M_LEASE:

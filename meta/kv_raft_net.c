@@ -48,7 +48,7 @@ enum cstate {
 
 struct conn {
 	struct conn *next, **pprev;
-	struct kvr_net *net;
+	struct meta_kvr_net *net;
 	uint64_t id;
 	enum cstate state;
 	bool client;
@@ -64,7 +64,7 @@ struct conn {
 	struct tl_buf hello; /* the handshake transcript */
 	uint8_t welcome[KVR_WELCOME_LEN];
 	uint8_t nonce[32]; /* the client's */
-	struct kvr_session ss;
+	struct meta_kvr_session ss;
 	bool ss_ok;
 	struct tl_buf pend; /* rpc messages before the session */
 	size_t wq;	    /* bytes queued on tcp */
@@ -75,8 +75,8 @@ struct conn {
 	raft_uv_connect_cb rcb;
 };
 
-struct kvr_net {
-	struct kvr_node *n;
+struct meta_kvr_net {
+	struct meta_kvr_node *n;
 	struct raft_uv_transport tr;
 	raft_uv_accept_cb accept_cb;
 	uv_tcp_t listener;
@@ -185,7 +185,7 @@ send_frame(struct conn *c, const void *p, size_t len)
 {
 	struct tl_buf b = TL_BUF_INIT;
 
-	kvr_seal(&c->ss.tx, p, len, &b);
+	meta_kvr_seal(&c->ss.tx, p, len, &b);
 	raw_write(c, (uv_stream_t *)&c->tcp, b.data, b.len, false);
 	tl_buf_free(&b);
 }
@@ -199,7 +199,7 @@ conn_free(struct conn *c)
 	tl_buf_free(&c->hello);
 	tl_buf_free(&c->pend);
 	if (c->ss_ok)
-		kvr_session_free(&c->ss);
+		meta_kvr_session_free(&c->ss);
 	free(c->pipe);
 	free(c);
 }
@@ -215,7 +215,7 @@ handle_closed(uv_handle_t *h)
 
 /* A peer we could not reach is not dialled again for a heartbeat. */
 static void
-backoff_set(struct kvr_net *net, uint64_t peer)
+backoff_set(struct meta_kvr_net *net, uint64_t peer)
 {
 	uint64_t until =
 	    tl_mono_ns() + (uint64_t)net->n->o.heartbeat_ms * 1000000ULL;
@@ -234,7 +234,7 @@ backoff_set(struct kvr_net *net, uint64_t peer)
 }
 
 static bool
-backoff_on(struct kvr_net *net, uint64_t peer)
+backoff_on(struct meta_kvr_net *net, uint64_t peer)
 {
 	for (size_t i = 0; i < net->nbackoff; i++)
 		if (net->backoff[i].peer == peer)
@@ -245,7 +245,7 @@ backoff_on(struct kvr_net *net, uint64_t peer)
 static void
 conn_close(struct conn *c, const char *why)
 {
-	struct kvr_net *net = c->net;
+	struct meta_kvr_net *net = c->net;
 	enum cstate was = c->state;
 
 	if (c->state == C_CLOSED)
@@ -271,7 +271,7 @@ conn_close(struct conn *c, const char *why)
 		   net->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
 	}
 	if (c->kind == KVR_CH_RPC && c->client && !net->closing)
-		kvr_node_peer_down(net->n, c->peer);
+		meta_kvr_node_peer_down(net->n, c->peer);
 	if (c->handles && !uv_is_closing((uv_handle_t *)&c->tcp))
 		uv_close((uv_handle_t *)&c->tcp, handle_closed);
 	if (c->gai_active)
@@ -342,7 +342,7 @@ on_frame(struct conn *c, const uint8_t *p, size_t len)
 			uv_read_stop((uv_stream_t *)&c->tcp);
 		break;
 	case KVR_CH_RPC:
-		kvr_node_recv(c->net->n, c->id, c->peer, p, len);
+		meta_kvr_node_recv(c->net->n, c->id, c->peer, p, len);
 		break;
 	default:
 		snap_handover(c, p, len);
@@ -359,8 +359,8 @@ read_frames(struct conn *c)
 
 	while (c->state == C_OPEN) {
 		tl_buf_reset(&plain);
-		rc = kvr_open(&c->ss.rx, c->in.data + off, c->in.len - off,
-			      &plain, &used);
+		rc = meta_kvr_open(&c->ss.rx, c->in.data + off, c->in.len - off,
+				   &plain, &used);
 		if (rc == -EAGAIN)
 			break;
 		if (rc) {
@@ -396,17 +396,17 @@ group_zero(const uint8_t g[16])
 static void
 opened(struct conn *c)
 {
-	struct kvr_net *net = c->net;
+	struct meta_kvr_net *net = c->net;
 	uv_stream_t *rs = NULL;
 
 	c->state = C_OPEN;
 	if (c->kind == KVR_CH_RPC && c->pend.len) {
-		struct kvr_rdr r;
+		struct meta_kvr_rdr r;
 
-		kvr_rdr_init(&r, c->pend.data, c->pend.len);
+		meta_kvr_rdr_init(&r, c->pend.data, c->pend.len);
 		while (!r.bad && r.p < r.end) {
-			uint32_t n = kvr_get32(&r);
-			const uint8_t *m = kvr_getn(&r, n);
+			uint32_t n = meta_kvr_get32(&r);
+			const uint8_t *m = meta_kvr_getn(&r, n);
 
 			if (m)
 				send_frame(c, m, n);
@@ -440,14 +440,14 @@ consume(struct tl_buf *b, size_t n)
 static void
 server_handshake(struct conn *c)
 {
-	struct kvr_node *n = c->net->n;
-	struct kvr_hello h;
+	struct meta_kvr_node *n = c->net->n;
+	struct meta_kvr_hello h;
 	uint8_t sn[32], status = KVR_HS_OK;
 	size_t used;
 	int rc;
 
 	if (c->state == C_HELLO) {
-		rc = kvr_hello_decode(c->in.data, c->in.len, &h, &used);
+		rc = meta_kvr_hello_decode(c->in.data, c->in.len, &h, &used);
 		if (rc == -EAGAIN)
 			return;
 		if (rc) {
@@ -467,8 +467,9 @@ server_handshake(struct conn *c)
 					: memcmp(h.group, n->group, 16) != 0)
 			status = KVR_HS_GROUP;
 		tl_random_bytes(sn, 32);
-		kvr_welcome_encode(&n->secret, c->hello.data, c->hello.len,
-				   status, n->group, n->o.id, sn, c->welcome);
+		meta_kvr_welcome_encode(&n->secret, c->hello.data, c->hello.len,
+					status, n->group, n->o.id, sn,
+					c->welcome);
 		raw_write(c, (uv_stream_t *)&c->tcp, c->welcome,
 			  KVR_WELCOME_LEN, false);
 		if (status != KVR_HS_OK) {
@@ -483,8 +484,8 @@ server_handshake(struct conn *c)
 	}
 	if (c->in.len < KVR_PROOF_LEN)
 		return;
-	if (kvr_proof_check(&n->secret, c->hello.data, c->hello.len, c->welcome,
-			    c->in.data) != 0) {
+	if (meta_kvr_proof_check(&n->secret, c->hello.data, c->hello.len,
+				 c->welcome, c->in.data) != 0) {
 		tl_warn(KVR_SUB,
 			"a peer claiming to be node %llu (%s) failed "
 			"authentication (not the cluster secret): refused",
@@ -493,7 +494,8 @@ server_handshake(struct conn *c)
 		return;
 	}
 	consume(&c->in, KVR_PROOF_LEN);
-	kvr_session_init(&c->ss, &n->secret, c->nonce, c->welcome + 30, false);
+	meta_kvr_session_init(&c->ss, &n->secret, c->nonce, c->welcome + 30,
+			      false);
 	c->ss_ok = true;
 	opened(c);
 	if (c->state == C_OPEN)
@@ -504,15 +506,15 @@ server_handshake(struct conn *c)
 static void
 client_handshake(struct conn *c)
 {
-	struct kvr_node *n = c->net->n;
+	struct meta_kvr_node *n = c->net->n;
 	uint8_t proof[KVR_PROOF_LEN];
 
 	if (c->in.len < KVR_WELCOME_LEN)
 		return;
 	memcpy(c->welcome, c->in.data, KVR_WELCOME_LEN);
 	consume(&c->in, KVR_WELCOME_LEN);
-	if (kvr_welcome_check(&n->secret, c->hello.data, c->hello.len,
-			      c->welcome) != 0) {
+	if (meta_kvr_welcome_check(&n->secret, c->hello.data, c->hello.len,
+				   c->welcome) != 0) {
 		tl_warn(KVR_SUB,
 			"node %llu at %s failed authentication (not "
 			"the cluster secret): disconnected",
@@ -530,10 +532,11 @@ client_handshake(struct conn *c)
 		return;
 	}
 	c->peer = tl_get_be64(c->welcome + 22);
-	kvr_proof_make(&n->secret, c->hello.data, c->hello.len, c->welcome,
-		       proof);
+	meta_kvr_proof_make(&n->secret, c->hello.data, c->hello.len, c->welcome,
+			    proof);
 	raw_write(c, (uv_stream_t *)&c->tcp, proof, sizeof(proof), false);
-	kvr_session_init(&c->ss, &n->secret, c->nonce, c->welcome + 30, true);
+	meta_kvr_session_init(&c->ss, &n->secret, c->nonce, c->welcome + 30,
+			      true);
 	c->ss_ok = true;
 	opened(c);
 	if (c->state == C_OPEN)
@@ -563,7 +566,7 @@ tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 }
 
 static struct conn *
-conn_new(struct kvr_net *net, bool client, uint8_t kind)
+conn_new(struct meta_kvr_net *net, bool client, uint8_t kind)
 {
 	struct conn *c = tl_calloc(1, sizeof(*c));
 
@@ -585,7 +588,7 @@ conn_new(struct kvr_net *net, bool client, uint8_t kind)
 static void
 listen_cb(uv_stream_t *s, int status)
 {
-	struct kvr_net *net = s->data;
+	struct meta_kvr_net *net = s->data;
 	struct conn *c;
 
 	if (status < 0 || net->closing)
@@ -608,8 +611,8 @@ static void
 connect_cb(uv_connect_t *r, int status)
 {
 	struct conn *c = r->data;
-	struct kvr_node *n = c->net->n;
-	struct kvr_hello h;
+	struct meta_kvr_node *n = c->net->n;
+	struct meta_kvr_hello h;
 
 	if (c->state == C_CLOSED)
 		return;
@@ -625,7 +628,7 @@ connect_cb(uv_connect_t *r, int status)
 	tl_random_bytes(h.nonce, 32);
 	memcpy(c->nonce, h.nonce, 32);
 	snprintf(h.addr, sizeof(h.addr), "%s", n->o.address);
-	kvr_hello_encode(&h, &c->hello);
+	meta_kvr_hello_encode(&h, &c->hello);
 	c->state = C_WELCOME;
 	raw_write(c, (uv_stream_t *)&c->tcp, c->hello.data, c->hello.len,
 		  false);
@@ -636,7 +639,7 @@ static void
 gai_cb(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
 {
 	struct conn *c = g->data;
-	struct kvr_net *net = c->net;
+	struct meta_kvr_net *net = c->net;
 	int rc;
 
 	c->gai_active = false;
@@ -686,7 +689,7 @@ split_hostport(const char *a, char *host, size_t hcap, char *port, size_t pcap)
 }
 
 static struct conn *
-dial(struct kvr_net *net, uint8_t kind, uint64_t id, const char *address)
+dial(struct meta_kvr_net *net, uint8_t kind, uint64_t id, const char *address)
 {
 	struct conn *c = conn_new(net, true, kind);
 	char host[256], port[16];
@@ -728,7 +731,7 @@ tr_init(struct raft_uv_transport *t, raft_id id, const char *address)
 static int
 tr_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
 {
-	struct kvr_net *net = t->impl;
+	struct meta_kvr_net *net = t->impl;
 
 	net->accept_cb = cb;
 	return 0;
@@ -738,7 +741,7 @@ static int
 tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
 	   const char *address, raft_uv_connect_cb cb)
 {
-	struct kvr_net *net = t->impl;
+	struct meta_kvr_net *net = t->impl;
 	struct conn *c;
 
 	if (net->closing)
@@ -754,7 +757,7 @@ tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
 static void
 tr_closed(uv_timer_t *timer)
 {
-	struct kvr_net *net = timer->data;
+	struct meta_kvr_net *net = timer->data;
 	raft_uv_transport_close_cb cb = net->close_cb;
 
 	net->close_cb = NULL;
@@ -765,7 +768,7 @@ tr_closed(uv_timer_t *timer)
 static void
 tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 {
-	struct kvr_net *net = t->impl;
+	struct meta_kvr_net *net = t->impl;
 	struct conn *c;
 
 	net->closing = true;
@@ -782,9 +785,9 @@ tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 }
 
 static int
-bind_listener(struct kvr_net *net, char **err)
+bind_listener(struct meta_kvr_net *net, char **err)
 {
-	struct kvr_node *n = net->n;
+	struct meta_kvr_node *n = net->n;
 	const char *a = n->o.listen ? n->o.listen : n->o.address;
 	struct sockaddr_storage ss;
 	char host[256], port[16];
@@ -815,9 +818,10 @@ bind_listener(struct kvr_net *net, char **err)
 }
 
 int
-kvr_net_init(struct kvr_node *n, struct raft_uv_transport **t, char **err)
+meta_kvr_net_init(struct meta_kvr_node *n, struct raft_uv_transport **t,
+		  char **err)
 {
-	struct kvr_net *net = tl_calloc(1, sizeof(*net));
+	struct meta_kvr_net *net = tl_calloc(1, sizeof(*net));
 
 	net->n = n;
 	n->net = net;
@@ -837,10 +841,10 @@ kvr_net_init(struct kvr_node *n, struct raft_uv_transport **t, char **err)
 /* ---- peer messages ------------------------------------------------------- */
 
 int
-kvr_net_send(struct kvr_node *n, uint64_t id, const char *addr, const void *m,
-	     size_t len)
+meta_kvr_net_send(struct meta_kvr_node *n, uint64_t id, const char *addr,
+		  const void *m, size_t len)
 {
-	struct kvr_net *net = n->net;
+	struct meta_kvr_net *net = n->net;
 	struct conn *c;
 
 	if (net == NULL || net->closing || id == 0)
@@ -872,7 +876,8 @@ kvr_net_send(struct kvr_node *n, uint64_t id, const char *addr, const void *m,
 }
 
 void
-kvr_net_reply(struct kvr_node *n, uint64_t conn, const void *m, size_t len)
+meta_kvr_net_reply(struct meta_kvr_node *n, uint64_t conn, const void *m,
+		   size_t len)
 {
 	for (struct conn *c = n->net->conns; c; c = c->next)
 		if (c->id == conn) {
@@ -887,9 +892,9 @@ kvr_net_reply(struct kvr_node *n, uint64_t conn, const void *m, size_t len)
 /* The request of a snapshot connection arrived: the socket goes to a
  * thread of its own, with the session and the request. */
 struct snap_job {
-	struct kvr_node *n;
+	struct meta_kvr_node *n;
 	int fd;
-	struct kvr_session ss;
+	struct meta_kvr_session ss;
 	struct tl_buf req;
 };
 
@@ -899,13 +904,13 @@ snap_thread(void *arg)
 	struct snap_job *j = arg;
 
 	int fd = j->fd;
-	struct kvr_node *n = j->n;
+	struct meta_kvr_node *n = j->n;
 
-	kvr_snap_serve(n, fd, &j->ss, j->req.data, j->req.len);
-	kvr_session_free(&j->ss);
+	meta_kvr_snap_serve(n, fd, &j->ss, j->req.data, j->req.len);
+	meta_kvr_session_free(&j->ss);
 	tl_buf_free(&j->req);
 	free(j);
-	kvr_snap_end(n, fd); /* after this the node may be freed */
+	meta_kvr_snap_end(n, fd); /* after this the node may be freed */
 	close(fd);
 	return NULL;
 }
@@ -925,7 +930,7 @@ snap_handover(struct conn *c, const uint8_t *p, size_t len)
 		return;
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	if (!kvr_snap_begin(c->net->n, fd)) {
+	if (!meta_kvr_snap_begin(c->net->n, fd)) {
 		close(fd);
 		conn_close(c, NULL);
 		return;
@@ -939,9 +944,9 @@ snap_handover(struct conn *c, const uint8_t *p, size_t len)
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &a, snap_thread, j) != 0) {
-		kvr_snap_end(j->n, fd);
+		meta_kvr_snap_end(j->n, fd);
 		close(fd);
-		kvr_session_free(&j->ss);
+		meta_kvr_session_free(&j->ss);
 		tl_buf_free(&j->req);
 		free(j);
 	}
@@ -958,9 +963,9 @@ listener_closed(uv_handle_t *h)
 }
 
 void
-kvr_net_close(struct kvr_node *n)
+meta_kvr_net_close(struct meta_kvr_node *n)
 {
-	struct kvr_net *net = n->net;
+	struct meta_kvr_net *net = n->net;
 
 	if (net == NULL)
 		return;
@@ -978,7 +983,7 @@ kvr_net_close(struct kvr_node *n)
 }
 
 void
-kvr_net_free(struct kvr_node *n)
+meta_kvr_net_free(struct meta_kvr_node *n)
 {
 	free(n->net);
 	n->net = NULL;

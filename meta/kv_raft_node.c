@@ -54,7 +54,7 @@
 /* ---- small helpers ------------------------------------------------------- */
 
 static uint64_t
-deadline(const struct kvr_node *n)
+deadline(const struct meta_kvr_node *n)
 {
 	return tl_mono_ns() + (uint64_t)n->o.timeout_ms * 1000000ULL;
 }
@@ -92,43 +92,43 @@ cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, uint64_t dl)
 }
 
 void
-kvr_node_kick(struct kvr_node *n)
+meta_kvr_node_kick(struct meta_kvr_node *n)
 {
 	uv_async_send(&n->kick);
 }
 
 uint64_t
-kvr_node_next_seq(struct kvr_node *n)
+meta_kvr_node_next_seq(struct meta_kvr_node *n)
 {
 	return atomic_fetch_add(&n->seq, 1) + 1;
 }
 
 uint64_t
-kvr_node_incarnation(struct kvr_node *n)
+meta_kvr_node_incarnation(struct meta_kvr_node *n)
 {
 	return n->inc;
 }
 
 struct meta_kv *
-kvr_node_replica(struct kvr_node *n)
+meta_kvr_node_replica(struct meta_kvr_node *n)
 {
 	return n->replica;
 }
 
 void
-kvr_node_hold(struct kvr_node *n)
+meta_kvr_node_hold(struct meta_kvr_node *n)
 {
 	pthread_rwlock_rdlock(&n->swap);
 }
 
 void
-kvr_node_release(struct kvr_node *n)
+meta_kvr_node_release(struct meta_kvr_node *n)
 {
 	pthread_rwlock_unlock(&n->swap);
 }
 
 uint64_t
-kvr_node_applied(struct kvr_node *n)
+meta_kvr_node_applied(struct meta_kvr_node *n)
 {
 	uint64_t a;
 
@@ -140,7 +140,7 @@ kvr_node_applied(struct kvr_node *n)
 
 /* With n->lock held. */
 static int
-wait_applied_locked(struct kvr_node *n, uint64_t index, uint64_t dl)
+wait_applied_locked(struct meta_kvr_node *n, uint64_t index, uint64_t dl)
 {
 	while (n->applied < index && !n->failed && !n->stopping)
 		if (!cond_wait_until(&n->applied_cv, &n->lock, dl))
@@ -149,7 +149,7 @@ wait_applied_locked(struct kvr_node *n, uint64_t index, uint64_t dl)
 }
 
 int
-kvr_node_wait_applied(struct kvr_node *n, uint64_t index, uint64_t dl)
+meta_kvr_node_wait_applied(struct meta_kvr_node *n, uint64_t index, uint64_t dl)
 {
 	int rc;
 
@@ -163,7 +163,7 @@ kvr_node_wait_applied(struct kvr_node *n, uint64_t index, uint64_t dl)
  * it waits to be added (tessera raft add), without a time limit, and
  * says so ([lock] held). */
 static int
-wait_member_locked(struct kvr_node *n)
+wait_member_locked(struct meta_kvr_node *n)
 {
 	uint64_t next = tl_mono_ns() + 2000000000ULL;
 
@@ -186,7 +186,7 @@ wait_member_locked(struct kvr_node *n)
 /* ---- pending commits ([lock]) -------------------------------------------- */
 
 static struct pend *
-pend_find(struct kvr_node *n, uint64_t seq)
+pend_find(struct meta_kvr_node *n, uint64_t seq)
 {
 	for (struct pend *p = n->pends; p; p = p->next)
 		if (p->seq == seq)
@@ -205,7 +205,7 @@ pend_done(struct pend *p, int rc, uint64_t index)
 
 /* After the applier moved applied (or on failure): decide what waits. */
 static void
-pend_resolve(struct kvr_node *n)
+pend_resolve(struct meta_kvr_node *n)
 {
 	for (struct pend *p = n->pends; p; p = p->next) {
 		if (p->state == P_DONE)
@@ -231,7 +231,7 @@ pend_resolve(struct kvr_node *n)
 }
 
 void
-kvr_node_fail(struct kvr_node *n, int rc)
+meta_kvr_node_fail(struct meta_kvr_node *n, int rc)
 {
 	pthread_mutex_lock(&n->lock);
 	if (!n->failed)
@@ -242,13 +242,13 @@ kvr_node_fail(struct kvr_node *n, int rc)
 }
 
 int
-kvr_node_commit(struct kvr_node *n, const void *rec, size_t len,
-		struct kvr_result *res)
+meta_kvr_node_commit(struct meta_kvr_node *n, const void *rec, size_t len,
+		     struct meta_kvr_result *res)
 {
 	struct pend *p = tl_calloc(1, sizeof(*p)), **pp;
 	int rc;
 
-	p->ws = kvr_wset_new(rec, len);
+	p->ws = meta_kvr_wset_new(rec, len);
 	p->seq = p->ws->seq;
 	p->deadline_ns = deadline(n);
 	p->waiting = true;
@@ -258,7 +258,7 @@ kvr_node_commit(struct kvr_node *n, const void *rec, size_t len,
 	p->deadline_ns = deadline(n);
 	if (rc) {
 		pthread_mutex_unlock(&n->lock);
-		kvr_wset_unref(p->ws);
+		meta_kvr_wset_unref(p->ws);
 		pthread_cond_destroy(&p->cv);
 		free(p);
 		return rc;
@@ -267,7 +267,7 @@ kvr_node_commit(struct kvr_node *n, const void *rec, size_t len,
 	*n->pend_tail = p;
 	n->pend_tail = &p->next;
 	pthread_mutex_unlock(&n->lock);
-	kvr_node_kick(n);
+	meta_kvr_node_kick(n);
 	pthread_mutex_lock(&n->lock);
 	while (p->state != P_DONE)
 		if (!cond_wait_until(&p->cv, &n->lock, p->deadline_ns))
@@ -277,8 +277,8 @@ kvr_node_commit(struct kvr_node *n, const void *rec, size_t len,
 		/* every follower lease holder has it before it is answered */
 		if (rc == 0 && n->o.follower_leases) {
 			pthread_mutex_unlock(&n->lock);
-			rc = kvr_node_visible(n, p->result_index,
-					      p->deadline_ns);
+			rc = meta_kvr_node_visible(n, p->result_index,
+						   p->deadline_ns);
 			pthread_mutex_lock(&n->lock);
 		}
 	} else if (p->state == P_WAIT) {
@@ -299,7 +299,7 @@ kvr_node_commit(struct kvr_node *n, const void *rec, size_t len,
 	if (n->pend_tail == &p->next)
 		n->pend_tail = pp;
 	pthread_mutex_unlock(&n->lock);
-	kvr_wset_unref(p->ws);
+	meta_kvr_wset_unref(p->ws);
 	pthread_cond_destroy(&p->cv);
 	free(p);
 	if (rc == 0)
@@ -308,8 +308,8 @@ kvr_node_commit(struct kvr_node *n, const void *rec, size_t len,
 }
 
 int
-kvr_node_overlay(struct kvr_node *n, struct meta_kv_txn **snap,
-		 struct kvr_wset ***ws, size_t *count)
+meta_kvr_node_overlay(struct meta_kvr_node *n, struct meta_kv_txn **snap,
+		      struct meta_kvr_wset ***ws, size_t *count)
 {
 	size_t k = 0, cap = 0;
 	int rc;
@@ -325,13 +325,13 @@ kvr_node_overlay(struct kvr_node *n, struct meta_kv_txn **snap,
 			cap = cap ? 2 * cap : 8;
 			*ws = tl_realloc(*ws, cap * sizeof(**ws));
 		}
-		(*ws)[k++] = kvr_wset_ref(p->ws);
+		(*ws)[k++] = meta_kvr_wset_ref(p->ws);
 	}
 	rc = meta_kv_begin(n->replica, true, snap);
 	pthread_mutex_unlock(&n->lock);
 	if (rc) {
 		for (size_t i = 0; i < k; i++)
-			kvr_wset_unref((*ws)[i]);
+			meta_kvr_wset_unref((*ws)[i]);
 		free(*ws);
 		*ws = NULL;
 		return rc;
@@ -342,8 +342,8 @@ kvr_node_overlay(struct kvr_node *n, struct meta_kv_txn **snap,
 
 /* An answer to one of this node's commits (raft thread). */
 void
-kvr_node_commit_answer(struct kvr_node *n, uint64_t seq, int status,
-		       uint64_t index, uint64_t peer)
+meta_kvr_node_commit_answer(struct meta_kvr_node *n, uint64_t seq, int status,
+			    uint64_t index, uint64_t peer)
 {
 	struct pend *p;
 
@@ -377,17 +377,17 @@ kvr_node_commit_answer(struct kvr_node *n, uint64_t seq, int status,
 	pend_resolve(n);
 	pthread_mutex_unlock(&n->lock);
 	if (status == KVR_NOTLEADER)
-		kvr_node_kick(n);
+		meta_kvr_node_kick(n);
 }
 
 /* The answer to this node's fence: the sent records up to the fence that
  * the leader accepted (seq, index pairs), and upto, the last command it
  * had proposed. */
 void
-kvr_node_fence_answer(struct kvr_node *n, int status, uint64_t upto,
-		      const uint8_t *list, uint32_t count)
+meta_kvr_node_fence_answer(struct meta_kvr_node *n, int status, uint64_t upto,
+			   const uint8_t *list, uint32_t count)
 {
-	struct kvr_rdr r;
+	struct meta_kvr_rdr r;
 
 	if (status != KVR_ACCEPTED) {
 		n->fence_needed = true; /* try the next leader */
@@ -399,9 +399,9 @@ kvr_node_fence_answer(struct kvr_node *n, int status, uint64_t upto,
 			continue;
 		p->state = P_UNCERTAIN;
 		p->index = upto;
-		kvr_rdr_init(&r, list, 16 * (size_t)count);
+		meta_kvr_rdr_init(&r, list, 16 * (size_t)count);
 		for (uint32_t i = 0; i < count; i++) {
-			uint64_t s = kvr_get64(&r), x = kvr_get64(&r);
+			uint64_t s = meta_kvr_get64(&r), x = meta_kvr_get64(&r);
 
 			if (s == p->seq) {
 				p->state = P_ACCEPTED;
@@ -429,7 +429,7 @@ tick_unref(struct rtick *t)
 
 /* Remove ticket t from the ones in flight ([lock]). */
 static void
-tick_drop(struct kvr_node *n, struct rtick *t)
+tick_drop(struct meta_kvr_node *n, struct rtick *t)
 {
 	for (unsigned i = 0; i < RT_INFLIGHT; i++)
 		if (n->rt_sent[i] == t) {
@@ -440,7 +440,7 @@ tick_drop(struct kvr_node *n, struct rtick *t)
 
 /* The leader's lease: valid until lease_until (monotonic ns). */
 static bool
-lease_read(struct kvr_node *n, uint64_t *ri)
+lease_read(struct meta_kvr_node *n, uint64_t *ri)
 {
 	uint64_t until = atomic_load(&n->lease_until);
 
@@ -452,7 +452,7 @@ lease_read(struct kvr_node *n, uint64_t *ri)
 }
 
 int
-kvr_node_read_barrier(struct kvr_node *n)
+meta_kvr_node_read_barrier(struct meta_kvr_node *n)
 {
 	struct rtick *t;
 	bool kick = false;
@@ -462,13 +462,13 @@ kvr_node_read_barrier(struct kvr_node *n)
 	atomic_fetch_add(&n->st.reads, 1);
 	if (lease_read(n, &ri)) {
 		atomic_fetch_add(&n->st.lease_reads, 1);
-		return kvr_node_wait_applied(n, ri, dl);
+		return meta_kvr_node_wait_applied(n, ri, dl);
 	}
 	if (n->o.follower_leases) {
 		atomic_store(&n->read_demand_ns, tl_mono_ns());
-		if (kvr_lease_read(n, &ri)) {
+		if (meta_kvr_lease_read(n, &ri)) {
 			atomic_fetch_add(&n->st.lease_reads, 1);
-			return kvr_node_wait_applied(n, ri, dl);
+			return meta_kvr_node_wait_applied(n, ri, dl);
 		}
 	}
 	pthread_mutex_lock(&n->lock);
@@ -489,7 +489,7 @@ kvr_node_read_barrier(struct kvr_node *n)
 	t->refs++;
 	pthread_mutex_unlock(&n->lock);
 	if (kick)
-		kvr_node_kick(n);
+		meta_kvr_node_kick(n);
 	pthread_mutex_lock(&n->lock);
 	rc = 0;
 	while (!t->got && !n->failed && !n->stopping)
@@ -513,7 +513,8 @@ kvr_node_read_barrier(struct kvr_node *n)
 
 /* The answer to ticket id (raft thread). */
 void
-kvr_node_read_answer(struct kvr_node *n, uint64_t id, int rc, uint64_t ri)
+meta_kvr_node_read_answer(struct meta_kvr_node *n, uint64_t id, int rc,
+			  uint64_t ri)
 {
 	pthread_mutex_lock(&n->lock);
 	for (unsigned i = 0; i < RT_INFLIGHT; i++) {
@@ -533,7 +534,7 @@ kvr_node_read_answer(struct kvr_node *n, uint64_t id, int rc, uint64_t ri)
 		break;
 	}
 	pthread_mutex_unlock(&n->lock);
-	kvr_node_kick(n);
+	meta_kvr_node_kick(n);
 }
 
 /* ---- the raft thread: sending what callers queued ------------------------ */
@@ -541,21 +542,21 @@ kvr_node_read_answer(struct kvr_node *n, uint64_t id, int rc, uint64_t ri)
 /* Where requests go: 0 if nowhere yet; n->raft.id when this node leads
  * and can take them. */
 static uint64_t
-leader_target(struct kvr_node *n)
+leader_target(struct meta_kvr_node *n)
 {
 	if (n->state == RAFT_LEADER)
-		return kvr_leader_ready(n) ? n->raft.id : 0;
+		return meta_kvr_leader_ready(n) ? n->raft.id : 0;
 	return n->leader;
 }
 
 static int
-send_msg(struct kvr_node *n, uint64_t peer, struct tl_buf *m)
+send_msg(struct meta_kvr_node *n, uint64_t peer, struct tl_buf *m)
 {
-	return kvr_net_send(n, peer, n->leader_addr, m->data, m->len);
+	return meta_kvr_net_send(n, peer, n->leader_addr, m->data, m->len);
 }
 
 static void
-pump_reads(struct kvr_node *n, uint64_t target)
+pump_reads(struct meta_kvr_node *n, uint64_t target)
 {
 	struct tl_buf m = TL_BUF_INIT;
 
@@ -579,7 +580,7 @@ pump_reads(struct kvr_node *n, uint64_t target)
 		id = t->id;
 		pthread_mutex_unlock(&n->lock);
 		if (target == n->raft.id) {
-			kvr_leader_read(n, 0, n->raft.id, id, n->term);
+			meta_kvr_leader_read(n, 0, n->raft.id, id, n->term);
 			continue;
 		}
 		tl_buf_reset(&m);
@@ -597,7 +598,7 @@ pump_reads(struct kvr_node *n, uint64_t target)
 }
 
 static void
-pump_commits(struct kvr_node *n, uint64_t target)
+pump_commits(struct meta_kvr_node *n, uint64_t target)
 {
 	struct tl_buf m = TL_BUF_INIT;
 
@@ -605,7 +606,7 @@ pump_commits(struct kvr_node *n, uint64_t target)
 		return;
 	if (n->fence_needed && target == n->raft.id) {
 		n->fence_needed = false;
-		kvr_leader_fence(n, 0, n->inc, n->fence_upto);
+		meta_kvr_leader_fence(n, 0, n->inc, n->fence_upto);
 	} else if (n->fence_needed) {
 		tl_buf_append(&m, (uint8_t[]){M_FENCE}, 1);
 		tl_buf_append_be64(&m, n->inc);
@@ -636,7 +637,7 @@ pump_commits(struct kvr_node *n, uint64_t target)
 			if (p->seq > n->fence_upto)
 				n->fence_upto = p->seq;
 			pthread_mutex_unlock(&n->lock);
-			kvr_leader_commit(n, 0, rec, len);
+			meta_kvr_leader_commit(n, 0, rec, len);
 			free(rec);
 			continue;
 		}
@@ -660,7 +661,7 @@ pump_commits(struct kvr_node *n, uint64_t target)
 
 /* A connection to peer broke: what went its way may be lost. */
 void
-kvr_node_peer_down(struct kvr_node *n, uint64_t peer)
+meta_kvr_node_peer_down(struct meta_kvr_node *n, uint64_t peer)
 {
 	bool lost = false;
 
@@ -675,21 +676,21 @@ kvr_node_peer_down(struct kvr_node *n, uint64_t peer)
 	pthread_mutex_unlock(&n->lock);
 	if (lost)
 		n->fence_needed = true;
-	kvr_admin_peer_down(n, peer);
-	kvr_node_kick(n);
+	meta_kvr_admin_peer_down(n, peer);
+	meta_kvr_node_kick(n);
 }
 
 /* Leadership moved (or was lost): requests to the old leader may be
  * lost, like on a broken connection. */
 static void
-leader_changed(struct kvr_node *n, uint64_t old)
+leader_changed(struct meta_kvr_node *n, uint64_t old)
 {
 	if (old)
-		kvr_node_peer_down(n, old);
+		meta_kvr_node_peer_down(n, old);
 }
 
 static void
-observe(struct kvr_node *n)
+observe(struct meta_kvr_node *n)
 {
 	unsigned short st = (unsigned short)raft_state(&n->raft);
 	uint64_t term = raft_current_term(&n->raft), old = leader_target(n);
@@ -703,13 +704,13 @@ observe(struct kvr_node *n)
 		tl_notice(KVR_SUB, "node %llu leads the group (term %llu)",
 			  (unsigned long long)n->raft.id,
 			  (unsigned long long)term);
-		kvr_leader_begin(n);
+		meta_kvr_leader_begin(n);
 	} else if (st != RAFT_LEADER && n->state == RAFT_LEADER) {
 		n->state = st;
 		tl_notice(KVR_SUB, "node %llu no longer leads (term %llu)",
 			  (unsigned long long)n->raft.id,
 			  (unsigned long long)term);
-		kvr_leader_end(n);
+		meta_kvr_leader_end(n);
 	}
 	n->state = st;
 	n->term = term;
@@ -754,7 +755,7 @@ observe(struct kvr_node *n)
 }
 
 static void
-expire(struct kvr_node *n)
+expire(struct meta_kvr_node *n)
 {
 	uint64_t now = tl_mono_ns();
 	bool wake = false;
@@ -776,7 +777,7 @@ expire(struct kvr_node *n)
 }
 
 static void
-pump(struct kvr_node *n)
+pump(struct meta_kvr_node *n)
 {
 	uint64_t target;
 
@@ -786,8 +787,8 @@ pump(struct kvr_node *n)
 	target = leader_target(n);
 	pump_commits(n, target);
 	pump_reads(n, target);
-	kvr_lease_pump(n);
-	kvr_admin_pump(n);
+	meta_kvr_lease_pump(n);
+	meta_kvr_admin_pump(n);
 }
 
 static void
@@ -812,10 +813,11 @@ kick_cb(uv_async_t *a)
  * Raft allows messages to be delayed; beyond KVR_HELD, one is dropped
  * (the leader sends it again). */
 
-static struct kvr_node *
+static struct meta_kvr_node *
 io_node(struct raft_io *io)
 {
-	return (struct kvr_node *)((char *)io - offsetof(struct kvr_node, io));
+	return (struct meta_kvr_node *)((char *)io -
+					offsetof(struct meta_kvr_node, io));
 }
 
 static void
@@ -828,7 +830,7 @@ free_install(struct raft_message *m)
 static void
 io_recv_hold(struct raft_io *io, struct raft_message *m)
 {
-	struct kvr_node *n = io_node(io);
+	struct meta_kvr_node *n = io_node(io);
 
 	if (m->type != RAFT_INSTALL_SNAPSHOT ||
 	    (!n->raft.legacy.snapshot_taking && n->nheld == 0)) {
@@ -854,7 +856,7 @@ io_recv_hold(struct raft_io *io, struct raft_message *m)
 
 /* The held messages, once no snapshot of ours is being stored. */
 static void
-release_held(struct kvr_node *n)
+release_held(struct meta_kvr_node *n)
 {
 	unsigned i = 0;
 
@@ -870,7 +872,7 @@ release_held(struct kvr_node *n)
 }
 
 static void
-free_held(struct kvr_node *n)
+free_held(struct meta_kvr_node *n)
 {
 	for (unsigned i = 0; i < n->nheld; i++)
 		free_install(&n->held[i]);
@@ -881,7 +883,7 @@ static int
 io_start_hold(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
 	      raft_io_recv_cb recv)
 {
-	struct kvr_node *n = io_node(io);
+	struct meta_kvr_node *n = io_node(io);
 
 	n->io_recv = recv;
 	return n->io_start(io, msecs, tick, io_recv_hold);
@@ -890,26 +892,26 @@ io_start_hold(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
 static void
 check_cb(uv_check_t *c)
 {
-	struct kvr_node *n = c->data;
+	struct meta_kvr_node *n = c->data;
 
 	if (n->nheld > 0 && !n->closing)
 		release_held(n);
 	if (!n->closing && n->state == RAFT_LEADER) {
-		kvr_leader_flush(n);
-		kvr_lease_leader_turn(n);
+		meta_kvr_leader_flush(n);
+		meta_kvr_lease_leader_turn(n);
 	}
 }
 
 static void
 timer_cb(uv_timer_t *t)
 {
-	struct kvr_node *n = t->data;
+	struct meta_kvr_node *n = t->data;
 
 	expire(n);
 	pump(n);
 	if (!n->closing && n->state == RAFT_LEADER) {
-		kvr_leader_tick(n);
-		kvr_lease_leader_turn(n);
+		meta_kvr_leader_tick(n);
+		meta_kvr_lease_leader_turn(n);
 	}
 }
 
@@ -918,14 +920,14 @@ timer_cb(uv_timer_t *t)
 static void
 step_cb(struct raft *r)
 {
-	struct kvr_node *n = r->data;
+	struct meta_kvr_node *n = r->data;
 	raft_id lid = 0;
 	const char *laddr;
 
 	raft_leader(r, &lid, &laddr);
 	if (raft_state(r) != n->state || lid != n->leader ||
 	    raft_current_term(r) != n->term)
-		kvr_node_kick(n);
+		meta_kvr_node_kick(n);
 }
 
 /* ---- the state machine --------------------------------------------------- */
@@ -933,7 +935,7 @@ step_cb(struct raft *r)
 static int
 fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
-	struct kvr_node *n = fsm->data;
+	struct meta_kvr_node *n = fsm->data;
 	uint64_t index = n->raft.last_applied + 1;
 	const uint8_t *b = buf->base;
 	struct aitem *it;
@@ -947,13 +949,14 @@ fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 		return 0;
 	}
 	pthread_mutex_unlock(&n->lock);
-	if (kvr_entry_check(b, buf->len) != 0 || tl_get_be64(b + 10) != index) {
+	if (meta_kvr_entry_check(b, buf->len) != 0 ||
+	    tl_get_be64(b + 10) != index) {
 		tl_err(KVR_SUB,
 		       "log entry %llu is corrupt (checksum or index "
 		       "mismatch): not applied; this node stops serving "
 		       "(remove %s and let it rejoin the group)",
 		       (unsigned long long)index, n->o.dir);
-		kvr_node_fail(n, -EIO);
+		meta_kvr_node_fail(n, -EIO);
 		return 0;
 	}
 	it = tl_malloc(sizeof(*it) + buf->len);
@@ -973,8 +976,8 @@ fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 /* The applier applied a batch up to last (or failed): publish it and
  * decide the transactions waiting ([lock] not held). */
 void
-kvr_node_batch_done(struct kvr_node *n, int rc, uint64_t last,
-		    const struct kvr_done *ds, size_t nds, bool idle)
+meta_kvr_node_batch_done(struct meta_kvr_node *n, int rc, uint64_t last,
+			 const struct meta_kvr_done *ds, size_t nds, bool idle)
 {
 	pthread_mutex_lock(&n->lock);
 	if (rc) {
@@ -1002,7 +1005,7 @@ kvr_node_batch_done(struct kvr_node *n, int rc, uint64_t last,
 	pthread_cond_broadcast(&n->applied_cv);
 	pthread_mutex_unlock(&n->lock);
 	if (n->o.follower_leases && rc == 0)
-		kvr_node_kick(n); /* a lease holder tells the leader */
+		meta_kvr_node_kick(n); /* a lease holder tells the leader */
 }
 
 /* The replica was replaced by a copy at index applied: what the copy holds
@@ -1010,8 +1013,8 @@ kvr_node_batch_done(struct kvr_node *n, int rc, uint64_t last,
  * copy's session table decides those waiting (lookup says whether seq
  * was applied: 1, 0, or -1 unknown). */
 void
-kvr_node_replaced(struct kvr_node *n, int (*lookup)(void *, uint64_t),
-		  void *arg)
+meta_kvr_node_replaced(struct meta_kvr_node *n, int (*lookup)(void *, uint64_t),
+		       void *arg)
 {
 	pthread_mutex_lock(&n->lock);
 	for (struct pend *p = n->pends; p; p = p->next) {
@@ -1036,47 +1039,47 @@ kvr_node_replaced(struct kvr_node *n, int (*lookup)(void *, uint64_t),
 /* ---- messages from peers ------------------------------------------------- */
 
 static void
-recv_commit_r(struct kvr_node *n, uint64_t peer, struct kvr_rdr *r)
+recv_commit_r(struct meta_kvr_node *n, uint64_t peer, struct meta_kvr_rdr *r)
 {
-	uint64_t origin = kvr_get64(r), seq = kvr_get64(r);
-	uint8_t status = kvr_get8(r);
-	uint64_t index = kvr_get64(r);
+	uint64_t origin = meta_kvr_get64(r), seq = meta_kvr_get64(r);
+	uint8_t status = meta_kvr_get8(r);
+	uint64_t index = meta_kvr_get64(r);
 
 	if (!r->bad && origin == n->inc)
-		kvr_node_commit_answer(n, seq, status, index, peer);
+		meta_kvr_node_commit_answer(n, seq, status, index, peer);
 }
 
 static void
-recv_fence_r(struct kvr_node *n, struct kvr_rdr *r)
+recv_fence_r(struct meta_kvr_node *n, struct meta_kvr_rdr *r)
 {
-	uint8_t status = kvr_get8(r);
-	uint64_t upto = kvr_get64(r);
-	uint32_t count = kvr_get32(r);
-	const uint8_t *list = kvr_getn(r, 16 * (size_t)count);
+	uint8_t status = meta_kvr_get8(r);
+	uint64_t upto = meta_kvr_get64(r);
+	uint32_t count = meta_kvr_get32(r);
+	const uint8_t *list = meta_kvr_getn(r, 16 * (size_t)count);
 
 	if (!r->bad)
-		kvr_node_fence_answer(n, status, upto, list, count);
+		meta_kvr_node_fence_answer(n, status, upto, list, count);
 }
 
 static void
-recv_read_r(struct kvr_node *n, struct kvr_rdr *r)
+recv_read_r(struct meta_kvr_node *n, struct meta_kvr_rdr *r)
 {
-	uint64_t id = kvr_get64(r);
-	uint8_t status = kvr_get8(r);
-	uint64_t ri = kvr_get64(r);
+	uint64_t id = meta_kvr_get64(r);
+	uint8_t status = meta_kvr_get8(r);
+	uint64_t ri = meta_kvr_get64(r);
 
 	if (!r->bad)
-		kvr_node_read_answer(n, id,
-				     status == KVR_ACCEPTED ? 0 : -EAGAIN, ri);
+		meta_kvr_node_read_answer(
+		    n, id, status == KVR_ACCEPTED ? 0 : -EAGAIN, ri);
 }
 
 /* A follower's answer to a confirmation round: yes if it is in the
  * leader's term and follows it. */
 static void
-recv_confirm(struct kvr_node *n, uint64_t conn, uint64_t peer,
-	     struct kvr_rdr *r)
+recv_confirm(struct meta_kvr_node *n, uint64_t conn, uint64_t peer,
+	     struct meta_kvr_rdr *r)
 {
-	uint64_t term = kvr_get64(r), round = kvr_get64(r);
+	uint64_t term = meta_kvr_get64(r), round = meta_kvr_get64(r);
 	struct tl_buf m = TL_BUF_INIT;
 	raft_id lid = 0;
 	const char *laddr;
@@ -1091,43 +1094,44 @@ recv_confirm(struct kvr_node *n, uint64_t conn, uint64_t peer,
 	tl_buf_append_be64(&m, term);
 	tl_buf_append_be64(&m, round);
 	tl_buf_append(&m, (uint8_t[]){ok}, 1);
-	kvr_net_reply(n, conn, m.data, m.len);
+	meta_kvr_net_reply(n, conn, m.data, m.len);
 	tl_buf_free(&m);
 }
 
 void
-kvr_node_recv(struct kvr_node *n, uint64_t conn, uint64_t peer,
-	      const uint8_t *m, size_t len)
+meta_kvr_node_recv(struct meta_kvr_node *n, uint64_t conn, uint64_t peer,
+		   const uint8_t *m, size_t len)
 {
-	struct kvr_rdr r;
+	struct meta_kvr_rdr r;
 	uint8_t type;
 
 	if (n->closing || len == 0)
 		return;
-	kvr_rdr_init(&r, m + 1, len - 1);
+	meta_kvr_rdr_init(&r, m + 1, len - 1);
 	type = m[0];
 	switch (type) {
 	case M_COMMIT:
-		kvr_leader_commit(n, conn, m + 1, len - 1);
+		meta_kvr_leader_commit(n, conn, m + 1, len - 1);
 		break;
 	case M_COMMIT_R:
 		recv_commit_r(n, peer, &r);
 		break;
 	case M_FENCE: {
-		uint64_t origin = kvr_get64(&r), maxseq = kvr_get64(&r);
+		uint64_t origin = meta_kvr_get64(&r),
+			 maxseq = meta_kvr_get64(&r);
 
 		if (!r.bad)
-			kvr_leader_fence(n, conn, origin, maxseq);
+			meta_kvr_leader_fence(n, conn, origin, maxseq);
 		break;
 	}
 	case M_FENCE_R:
 		recv_fence_r(n, &r);
 		break;
 	case M_READ: {
-		uint64_t id = kvr_get64(&r), term = kvr_get64(&r);
+		uint64_t id = meta_kvr_get64(&r), term = meta_kvr_get64(&r);
 
 		if (!r.bad)
-			kvr_leader_read(n, conn, peer, id, term);
+			meta_kvr_leader_read(n, conn, peer, id, term);
 		break;
 	}
 	case M_READ_R:
@@ -1137,21 +1141,21 @@ kvr_node_recv(struct kvr_node *n, uint64_t conn, uint64_t peer,
 		recv_confirm(n, conn, peer, &r);
 		break;
 	case M_CONFIRM_R: {
-		uint64_t term = kvr_get64(&r), round = kvr_get64(&r);
-		uint8_t ok = kvr_get8(&r);
+		uint64_t term = meta_kvr_get64(&r), round = meta_kvr_get64(&r);
+		uint8_t ok = meta_kvr_get8(&r);
 
 		if (!r.bad)
-			kvr_leader_confirm_ack(n, peer, term, round, ok);
+			meta_kvr_leader_confirm_ack(n, peer, term, round, ok);
 		break;
 	}
 	case M_LEASE:
 	case M_LEASE_R:
 	case M_APPLIED:
 	case M_RELEASE:
-		kvr_lease_recv(n, conn, peer, type, &r);
+		meta_kvr_lease_recv(n, conn, peer, type, &r);
 		break;
 	default:
-		if (kvr_admin_recv(n, conn, type, &r) != 0)
+		if (meta_kvr_admin_recv(n, conn, type, &r) != 0)
 			tl_warn(KVR_SUB,
 				"node %llu sent an unknown message "
 				"(type %u): ignored",
@@ -1165,7 +1169,7 @@ kvr_node_recv(struct kvr_node *n, uint64_t conn, uint64_t peer,
 static void *
 raft_main(void *arg)
 {
-	struct kvr_node *n = arg;
+	struct meta_kvr_node *n = arg;
 
 	uv_run(&n->loop, UV_RUN_DEFAULT);
 	return NULL;
@@ -1183,11 +1187,11 @@ handle_closed(uv_handle_t *h)
 static void
 final_close(uv_timer_t *t)
 {
-	struct kvr_node *n = t->data;
+	struct meta_kvr_node *n = t->data;
 
 	free_held(n);
 	raft_uv_close(&n->io);
-	kvr_net_close(n);
+	meta_kvr_net_close(n);
 	uv_close((uv_handle_t *)&n->kick, handle_closed);
 	uv_close((uv_handle_t *)&n->check, handle_closed);
 	uv_close((uv_handle_t *)&n->timer, handle_closed);
@@ -1197,7 +1201,7 @@ final_close(uv_timer_t *t)
 static void
 raft_closed(struct raft *r)
 {
-	struct kvr_node *n = r->data;
+	struct meta_kvr_node *n = r->data;
 
 	uv_timer_stop(&n->timer);
 	uv_timer_start(&n->timer, final_close, 0, 0);
@@ -1206,20 +1210,20 @@ raft_closed(struct raft *r)
 static void
 stop_cb(uv_async_t *a)
 {
-	struct kvr_node *n = a->data;
+	struct meta_kvr_node *n = a->data;
 
 	if (n->closing)
 		return;
 	n->closing = true;
 	if (n->state == RAFT_LEADER)
-		kvr_leader_end(n);
+		meta_kvr_leader_end(n);
 	raft_close(&n->raft, raft_closed);
 }
 
-void kvr_node_free(struct kvr_node *n);
+void meta_kvr_node_free(struct meta_kvr_node *n);
 
 void
-kvr_node_free(struct kvr_node *n)
+meta_kvr_node_free(struct meta_kvr_node *n)
 {
 	if (n->rt_open)
 		tick_unref(n->rt_open);
@@ -1232,8 +1236,8 @@ kvr_node_free(struct kvr_node *n)
 		n->aq_head = it->next;
 		free(it);
 	}
-	kvr_admin_free(n);
-	kvr_lease_free(n);
+	meta_kvr_admin_free(n);
+	meta_kvr_lease_free(n);
 	if (n->replica)
 		meta_kv_close(n->replica);
 	pthread_rwlock_destroy(&n->swap);
@@ -1242,10 +1246,10 @@ kvr_node_free(struct kvr_node *n)
 	pthread_cond_destroy(&n->aq_cv);
 	pthread_cond_destroy(&n->aq_idle);
 	pthread_cond_destroy(&n->snap_cv);
-	kvr_net_free(n);
+	meta_kvr_net_free(n);
 	free(n->repdir);
 	free(n->logdir);
-	kvr_opts_free(&n->o);
+	meta_kvr_opts_free(&n->o);
 	free(n);
 }
 
@@ -1267,7 +1271,7 @@ rm_rf(const char *path)
 
 /* Read the replica's group and applied index. */
 static int
-replica_read(struct kvr_node *n, uint8_t group[16], uint64_t *applied)
+replica_read(struct meta_kvr_node *n, uint8_t group[16], uint64_t *applied)
 {
 	struct meta_kv_txn *t;
 	const void *v;
@@ -1296,13 +1300,13 @@ replica_read(struct kvr_node *n, uint8_t group[16], uint64_t *applied)
 /* The node's identity: made now (bootstrap: a new group of this one node;
  * else a copy of a peer's replica), or read and checked. */
 static int
-node_identity(struct kvr_node *n, bool *bootstrap, bool *fresh, char **err)
+node_identity(struct meta_kvr_node *n, bool *bootstrap, bool *fresh, char **err)
 {
 	uint64_t id;
 	int rc;
 
 	*bootstrap = *fresh = false;
-	rc = kvr_identity_load(n->o.dir, n->group, &id);
+	rc = meta_kvr_identity_load(n->o.dir, n->group, &id);
 	if (rc == 0 && id != n->o.id) {
 		*err = tl_asprintf("%s is the directory of node %llu, not of "
 				   "node %llu",
@@ -1326,13 +1330,14 @@ node_identity(struct kvr_node *n, bool *bootstrap, bool *fresh, char **err)
 	if (n->o.bootstrap) {
 		tl_random_bytes(n->group, 16);
 		rc = n->o.convert
-			 ? kvr_replica_convert(n->repdir, n->group,
-					       n->o.mapsize, n->o.convert, err)
-			 : kvr_replica_create(n->repdir, n->group, n->o.mapsize,
-					      err);
+			 ? meta_kvr_replica_convert(n->repdir, n->group,
+						    n->o.mapsize, n->o.convert,
+						    err)
+			 : meta_kvr_replica_create(n->repdir, n->group,
+						   n->o.mapsize, err);
 		*bootstrap = rc == 0;
 	} else {
-		rc = kvr_replica_fetch(n, 0, n->group, err);
+		rc = meta_kvr_replica_fetch(n, 0, n->group, err);
 	}
 	return rc;
 }
@@ -1354,13 +1359,13 @@ raft_tracer_emit(struct raft_tracer *t, int type, const void *info)
 static struct raft_tracer tracer = {NULL, 2, raft_tracer_emit};
 
 static int
-raft_setup(struct kvr_node *n, bool bootstrap, char **err)
+raft_setup(struct meta_kvr_node *n, bool bootstrap, char **err)
 {
 	struct raft_uv_transport *tr;
 	struct raft_configuration conf;
 	int rc;
 
-	rc = kvr_net_init(n, &tr, err);
+	rc = meta_kvr_net_init(n, &tr, err);
 	if (rc)
 		return rc;
 	rc = raft_uv_init(&n->io, &n->loop, n->logdir, tr);
@@ -1373,8 +1378,8 @@ raft_setup(struct kvr_node *n, bool bootstrap, char **err)
 	n->fsm.version = 1;
 	n->fsm.data = n;
 	n->fsm.apply = fsm_apply;
-	n->fsm.snapshot = kvr_fsm_snapshot;
-	n->fsm.restore = kvr_fsm_restore;
+	n->fsm.snapshot = meta_kvr_fsm_snapshot;
+	n->fsm.restore = meta_kvr_fsm_restore;
 	rc = raft_init(&n->raft, &n->io, &n->fsm, n->o.id, n->o.address);
 	if (rc) {
 		*err = tl_asprintf("raft: %s", raft_errmsg(&n->raft));
@@ -1416,14 +1421,14 @@ raft_setup(struct kvr_node *n, bool bootstrap, char **err)
 }
 
 static int
-node_open(struct kvr_node *n, char **err)
+node_open(struct meta_kvr_node *n, char **err)
 {
 	uint8_t g[16];
 	bool bootstrap, fresh;
 	char *e2 = NULL;
 	int rc;
 
-	rc = kvr_secret_load(n->o.secret, &n->secret, err);
+	rc = meta_kvr_secret_load(n->o.secret, &n->secret, err);
 	if (rc)
 		return rc;
 	/* the directory and its parents (0700: the replica is in it) */
@@ -1468,7 +1473,7 @@ node_open(struct kvr_node *n, char **err)
 	rc = raft_setup(n, bootstrap, err);
 	if (rc == 0 && fresh) {
 		/* the identity is written last: it marks a finished start */
-		rc = kvr_identity_save(n->o.dir, n->group, n->o.id);
+		rc = meta_kvr_identity_save(n->o.dir, n->group, n->o.id);
 		if (rc)
 			*err = tl_asprintf("cannot write %s/%s: %s", n->o.dir,
 					   KVR_IDENTITY, strerror(-rc));
@@ -1477,9 +1482,10 @@ node_open(struct kvr_node *n, char **err)
 }
 
 int
-kvr_node_start(const struct kvr_opts *o, struct kvr_node **out, char **err)
+meta_kvr_node_start(const struct meta_kvr_opts *o, struct meta_kvr_node **out,
+		    char **err)
 {
-	struct kvr_node *n = tl_calloc(1, sizeof(*n));
+	struct meta_kvr_node *n = tl_calloc(1, sizeof(*n));
 	pthread_rwlockattr_t ra;
 	int rc;
 
@@ -1517,8 +1523,8 @@ kvr_node_start(const struct kvr_opts *o, struct kvr_node **out, char **err)
 	pthread_cond_init(&n->snap_cv, NULL);
 	n->aq_tail = &n->aq_head;
 	n->pend_tail = &n->pends;
-	kvr_admin_init(n);
-	kvr_lease_init(n);
+	meta_kvr_admin_init(n);
+	meta_kvr_lease_init(n);
 	uv_loop_init(&n->loop);
 	uv_async_init(&n->loop, &n->kick, kick_cb);
 	uv_async_init(&n->loop, &n->stop_async, stop_cb);
@@ -1529,7 +1535,8 @@ kvr_node_start(const struct kvr_opts *o, struct kvr_node **out, char **err)
 	uv_timer_start(&n->timer, timer_cb, TICK_MS, TICK_MS);
 
 	rc = node_open(n, err);
-	if (rc == 0 && pthread_create(&n->applier, NULL, kvr_applier_main, n))
+	if (rc == 0 &&
+	    pthread_create(&n->applier, NULL, meta_kvr_applier_main, n))
 		rc = -EAGAIN;
 	if (rc) {
 		/* nothing runs yet: close the loop's handles by hand */
@@ -1537,7 +1544,7 @@ kvr_node_start(const struct kvr_opts *o, struct kvr_node **out, char **err)
 		if (n->raft_inited)
 			raft_close(&n->raft, raft_closed);
 		else {
-			kvr_net_close(n);
+			meta_kvr_net_close(n);
 			uv_close((uv_handle_t *)&n->kick, handle_closed);
 			uv_close((uv_handle_t *)&n->check, handle_closed);
 			uv_close((uv_handle_t *)&n->timer, handle_closed);
@@ -1545,13 +1552,13 @@ kvr_node_start(const struct kvr_opts *o, struct kvr_node **out, char **err)
 		}
 		uv_run(&n->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&n->loop);
-		kvr_node_free(n);
+		meta_kvr_node_free(n);
 		return rc;
 	}
 	pthread_create(&n->thread, NULL, raft_main, n);
-	rc = kvr_ctl_start(n, err);
+	rc = meta_kvr_ctl_start(n, err);
 	if (rc) {
-		kvr_node_stop(n);
+		meta_kvr_node_stop(n);
 		return rc;
 	}
 	tl_notice(KVR_SUB,
@@ -1565,7 +1572,7 @@ kvr_node_start(const struct kvr_opts *o, struct kvr_node **out, char **err)
 }
 
 void
-kvr_node_stop(struct kvr_node *n)
+meta_kvr_node_stop(struct meta_kvr_node *n)
 {
 	/* Callers waiting give up first, then the threads stop. */
 	pthread_mutex_lock(&n->lock);
@@ -1576,18 +1583,18 @@ kvr_node_stop(struct kvr_node *n)
 	pthread_cond_broadcast(&n->applied_cv);
 	pthread_cond_broadcast(&n->aq_cv);
 	pthread_mutex_unlock(&n->lock);
-	kvr_ctl_stop(n);
+	meta_kvr_ctl_stop(n);
 	uv_async_send(&n->stop_async);
 	pthread_join(n->thread, NULL);
 	uv_loop_close(&n->loop);
-	kvr_snap_stop(n);
+	meta_kvr_snap_stop(n);
 	pthread_join(n->applier, NULL);
-	kvr_verify_stop(n);
-	kvr_node_free(n);
+	meta_kvr_verify_stop(n);
+	meta_kvr_node_free(n);
 }
 
 int
-kvr_node_stats(struct kvr_node *n, struct meta_kv_raft_stats *s)
+meta_kvr_node_stats(struct meta_kvr_node *n, struct meta_kv_raft_stats *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->id = n->o.id;
@@ -1597,8 +1604,8 @@ kvr_node_stats(struct kvr_node *n, struct meta_kv_raft_stats *s)
 	s->voter = atomic_load(&n->st.voter) != 0;
 	s->commit = atomic_load(&n->st.commit);
 	s->last_index = atomic_load(&n->st.last_index);
-	s->applied = kvr_node_applied(n);
-	s->log_bytes = kvr_dir_bytes(n->logdir);
+	s->applied = meta_kvr_node_applied(n);
+	s->log_bytes = meta_kvr_dir_bytes(n->logdir);
 	s->leader_changes = atomic_load(&n->st.leader_changes);
 	s->elections_won = atomic_load(&n->st.elections);
 	s->snapshots_sent = atomic_load(&n->st.snap_sent);

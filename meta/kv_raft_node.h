@@ -24,11 +24,11 @@
 
 #include "meta/kv_raft-internal.h"
 
-struct kvr_net;
-struct kvr_leader;
-struct kvr_lease;
-struct kvr_admin;
-struct kvr_ctl;
+struct meta_kvr_net;
+struct meta_kvr_leader;
+struct meta_kvr_lease;
+struct meta_kvr_admin;
+struct meta_kvr_ctl;
 
 /* A local transaction waiting for its commit. */
 enum pend_state {
@@ -44,7 +44,7 @@ enum pend_state {
 struct pend {
 	struct pend *next;
 	uint64_t seq;
-	struct kvr_wset *ws;    /* the transaction record (a reference) */
+	struct meta_kvr_wset *ws; /* the transaction record (a reference) */
 	enum pend_state state;
 	uint64_t peer;          /* the leader it went to */
 	uint64_t index;
@@ -76,7 +76,7 @@ struct aitem {
 };
 
 /* A verify marker's hash on this node. */
-struct kvr_verify {
+struct meta_kvr_verify {
 	uint64_t id, index, keys;
 	uint8_t sha256[32];
 	int state;              /* 0 none, 1 hashing, 2 done */
@@ -85,7 +85,7 @@ struct kvr_verify {
 	bool joinable;
 };
 
-struct kvr_stats {
+struct meta_kvr_stats {
 	atomic_uint_fast64_t elections, snap_sent, snap_recv, applied_entries;
 	atomic_uint_fast64_t leader_changes;
 	/* what the raft thread last saw, for other threads */
@@ -95,9 +95,9 @@ struct kvr_stats {
 	atomic_uint_fast64_t lat_bucket[12], lat_sum_us, lat_count;
 };
 
-struct kvr_node {
-	struct kvr_opts o;
-	struct kvr_secret secret;
+struct meta_kvr_node {
+	struct meta_kvr_opts o;
+	struct meta_kvr_secret secret;
 	uint8_t group[16];
 	uint64_t inc;                /* origin id of this process */
 	atomic_uint_fast64_t seq;
@@ -146,7 +146,7 @@ struct kvr_node {
 	struct raft_message held[KVR_HELD]; /* [raft] oldest first */
 	char held_addr[KVR_HELD][256];      /* [raft] their senders */
 	unsigned nheld;                     /* [raft] */
-	struct kvr_net *net;
+	struct meta_kvr_net *net;
 	bool closing;                /* [raft] */
 	bool raft_inited;
 	unsigned short state;        /* [raft] last seen raft state */
@@ -165,71 +165,72 @@ struct kvr_node {
 	atomic_uint_fast64_t flease_until, flease_need, read_demand_ns;
 	atomic_uint_fast64_t flease_term; /* the term it was granted in */
 	uint64_t rel;                /* [lock] */
-	struct kvr_lease *ls;        /* [raft] */
+	struct meta_kvr_lease *ls;   /* [raft] */
 	bool member;                 /* [lock] in the configuration */
 	uint64_t snap_index;         /* [raft] last snapshot taken/restored */
-	struct kvr_leader *ld;       /* [raft] resolver when leader */
+	struct meta_kvr_leader *ld;  /* [raft] resolver when leader */
 	bool fence_needed;           /* [raft] sent txns lost their leader */
 	uint64_t fence_upto;         /* [raft] highest seq sent */
 
-	struct kvr_admin *adm;
-	struct kvr_ctl *ctl;
+	struct meta_kvr_admin *adm;
+	struct meta_kvr_ctl *ctl;
 	bool applier_gone;           /* [lock] */
-	struct kvr_verify verify[4]; /* [lock] the last markers */
+	struct meta_kvr_verify verify[4]; /* [lock] the last markers */
 	unsigned verify_next;        /* [lock] */
 	int snap_fds[8];             /* [lock] sockets of copies being sent */
 	unsigned snap_busy;          /* [lock] */
 	pthread_cond_t snap_cv;      /* snap_busy fell */
 
-	struct kvr_stats st;
+	struct meta_kvr_stats st;
 };
 
 /* kv_raft_node.c */
-void kvr_node_kick(struct kvr_node *n);
-uint64_t kvr_node_next_seq(struct kvr_node *n);
+void meta_kvr_node_kick(struct meta_kvr_node *n);
+uint64_t meta_kvr_node_next_seq(struct meta_kvr_node *n);
 /* Messages from peers (raft thread): conn identifies the connection to
  * answer on, peer the sending node (0: unknown). */
-void kvr_node_recv(struct kvr_node *n, uint64_t conn, uint64_t peer,
-		   const uint8_t *m, size_t len);
-void kvr_node_peer_down(struct kvr_node *n, uint64_t peer);
+void meta_kvr_node_recv(struct meta_kvr_node *n, uint64_t conn, uint64_t peer,
+			const uint8_t *m, size_t len);
+void meta_kvr_node_peer_down(struct meta_kvr_node *n, uint64_t peer);
 /* A read-index or commit answer for this node's own requests. */
-void kvr_node_read_answer(struct kvr_node *n, uint64_t id, int rc,
-			  uint64_t ri);
-void kvr_node_commit_answer(struct kvr_node *n, uint64_t seq, int status,
-			    uint64_t index, uint64_t peer);
-uint64_t kvr_node_applied(struct kvr_node *n);
+void meta_kvr_node_read_answer(struct meta_kvr_node *n, uint64_t id, int rc,
+			       uint64_t ri);
+void meta_kvr_node_commit_answer(struct meta_kvr_node *n, uint64_t seq,
+				 int status, uint64_t index, uint64_t peer);
+uint64_t meta_kvr_node_applied(struct meta_kvr_node *n);
 /* Stop serving for good: every call fails with rc. */
-void kvr_node_fail(struct kvr_node *n, int rc);
+void meta_kvr_node_fail(struct meta_kvr_node *n, int rc);
 /* Wait until the applier applied all it was given (raft thread). */
-int kvr_node_drain(struct kvr_node *n);
-int kvr_node_wait_applied(struct kvr_node *n, uint64_t index,
-			  uint64_t deadline_ns);
+int meta_kvr_node_drain(struct meta_kvr_node *n);
+int meta_kvr_node_wait_applied(struct meta_kvr_node *n, uint64_t index,
+			       uint64_t deadline_ns);
 
 /* The applier (kv_raft_apply.c). */
-struct kvr_done {
+struct meta_kvr_done {
 	uint64_t seq, index;
 };
-void *kvr_applier_main(void *arg);
+void *meta_kvr_applier_main(void *arg);
 /* idle: the applier has nothing more queued from this turn. */
-void kvr_node_batch_done(struct kvr_node *n, int rc, uint64_t last,
-			 const struct kvr_done *ds, size_t nds, bool idle);
-void kvr_verify_stop(struct kvr_node *n);
-void kvr_node_replaced(struct kvr_node *n, int (*lookup)(void *, uint64_t),
-		       void *arg);
+void meta_kvr_node_batch_done(struct meta_kvr_node *n, int rc, uint64_t last,
+			      const struct meta_kvr_done *ds, size_t nds,
+			      bool idle);
+void meta_kvr_verify_stop(struct meta_kvr_node *n);
+void meta_kvr_node_replaced(struct meta_kvr_node *n,
+			    int (*lookup)(void *, uint64_t), void *arg);
 /* Was seq of this process applied in the replica kv?  1, 0, -1 unknown. */
-int kvr_session_lookup(struct meta_kv *kv, uint64_t origin, uint64_t seq);
+int meta_kvr_session_lookup(struct meta_kv *kv, uint64_t origin, uint64_t seq);
 /* The same in the read transaction t. */
-int kvr_session_applied(struct meta_kv_txn *t, uint64_t origin,
-			uint64_t seq);
+int meta_kvr_session_applied(struct meta_kv_txn *t, uint64_t origin,
+			     uint64_t seq);
 /* For a write transaction: the records of this node's commits not yet
  * applied (oldest first; references the caller drops) and a snapshot of
  * the replica taken with them. */
-int kvr_node_overlay(struct kvr_node *n, struct meta_kv_txn **snap,
-		     struct kvr_wset ***ws, size_t *count);
+int meta_kvr_node_overlay(struct meta_kvr_node *n, struct meta_kv_txn **snap,
+			  struct meta_kvr_wset ***ws, size_t *count);
 
-int kvr_node_stats(struct kvr_node *n, struct meta_kv_raft_stats *s);
+int meta_kvr_node_stats(struct meta_kvr_node *n, struct meta_kv_raft_stats *s);
 /* Bytes of the regular files of dir. */
-uint64_t kvr_dir_bytes(const char *dir);
+uint64_t meta_kvr_dir_bytes(const char *dir);
 
 /* Commit answers. */
 enum { KVR_ACCEPTED = 0, KVR_CONFLICT = 1, KVR_NOTLEADER = 2,
@@ -237,26 +238,27 @@ enum { KVR_ACCEPTED = 0, KVR_CONFLICT = 1, KVR_NOTLEADER = 2,
 
 /* kv_raft_leader.c: the resolver, read-index rounds, carrier entries.
  * All on the raft thread. */
-void kvr_leader_begin(struct kvr_node *n);
-void kvr_leader_end(struct kvr_node *n);
-bool kvr_leader_ready(struct kvr_node *n);
+void meta_kvr_leader_begin(struct meta_kvr_node *n);
+void meta_kvr_leader_end(struct meta_kvr_node *n);
+bool meta_kvr_leader_ready(struct meta_kvr_node *n);
 /* A commit from origin (conn 0: this node). */
-void kvr_leader_commit(struct kvr_node *n, uint64_t conn, const uint8_t *rec,
-		       size_t len);
-void kvr_leader_fence(struct kvr_node *n, uint64_t conn, uint64_t origin,
-		      uint64_t maxseq);
+void meta_kvr_leader_commit(struct meta_kvr_node *n, uint64_t conn,
+			    const uint8_t *rec, size_t len);
+void meta_kvr_leader_fence(struct meta_kvr_node *n, uint64_t conn,
+			   uint64_t origin, uint64_t maxseq);
 /* A read-index request (conn 0: this node's ticket id). */
-void kvr_leader_read(struct kvr_node *n, uint64_t conn, uint64_t peer,
-		     uint64_t id, uint64_t term);
-void kvr_leader_confirm_ack(struct kvr_node *n, uint64_t peer, uint64_t term,
-			    uint64_t round, bool ok);
-void kvr_leader_flush(struct kvr_node *n);
+void meta_kvr_leader_read(struct meta_kvr_node *n, uint64_t conn, uint64_t peer,
+			  uint64_t id, uint64_t term);
+void meta_kvr_leader_confirm_ack(struct meta_kvr_node *n, uint64_t peer,
+				 uint64_t term, uint64_t round, bool ok);
+void meta_kvr_leader_flush(struct meta_kvr_node *n);
 /* Append a verify marker: its log index, 0 if not the leader (ready). */
-uint64_t kvr_leader_marker(struct kvr_node *n, uint64_t id);
-void kvr_leader_tick(struct kvr_node *n);
+uint64_t meta_kvr_leader_marker(struct meta_kvr_node *n, uint64_t id);
+void meta_kvr_leader_tick(struct meta_kvr_node *n);
 /* Fence answers to this node's own (conn 0) fence. */
-void kvr_node_fence_answer(struct kvr_node *n, int status, uint64_t upto,
-			   const uint8_t *list, uint32_t count);
+void meta_kvr_node_fence_answer(struct meta_kvr_node *n, int status,
+				uint64_t upto, const uint8_t *list,
+				uint32_t count);
 
 /* Message types between nodes (first byte of a frame). */
 enum {
@@ -271,86 +273,87 @@ enum {
 	M_LEASE = 'L', M_LEASE_R = 'l',
 	M_APPLIED = 'P', M_RELEASE = 'E',
 };
-int kvr_admin_verify(struct kvr_node *n, struct tl_buf *out);
+int meta_kvr_admin_verify(struct meta_kvr_node *n, struct tl_buf *out);
 
 /* The time left of the leader's lease, in ns (0: none, or not ready). */
-uint64_t kvr_leader_lease_left(struct kvr_node *n);
+uint64_t meta_kvr_leader_lease_left(struct meta_kvr_node *n);
 
 /* kv_raft_lease.c: follower leases. */
-void kvr_lease_init(struct kvr_node *n);
-void kvr_lease_free(struct kvr_node *n);
+void meta_kvr_lease_init(struct meta_kvr_node *n);
+void meta_kvr_lease_free(struct meta_kvr_node *n);
 /* Any thread: does this follower hold a lease (need: the index to have
  * applied first)?  Wait until the release index reaches index. */
-bool kvr_lease_read(struct kvr_node *n, uint64_t *need);
-int kvr_node_visible(struct kvr_node *n, uint64_t index,
-		     uint64_t deadline_ns);
+bool meta_kvr_lease_read(struct meta_kvr_node *n, uint64_t *need);
+int meta_kvr_node_visible(struct meta_kvr_node *n, uint64_t index,
+			  uint64_t deadline_ns);
 /* Raft thread: a follower's requests and reports; the leader's release
  * indexes at the end of each loop turn; messages (0 if handled). */
-void kvr_lease_pump(struct kvr_node *n);
-void kvr_lease_leader_turn(struct kvr_node *n);
-void kvr_lease_leader_end(struct kvr_node *n);
+void meta_kvr_lease_pump(struct meta_kvr_node *n);
+void meta_kvr_lease_leader_turn(struct meta_kvr_node *n);
+void meta_kvr_lease_leader_end(struct meta_kvr_node *n);
 /* Before a transfer: grant nothing more; true once every lease ended. */
-bool kvr_lease_quiet(struct kvr_node *n);
-void kvr_lease_grants(struct kvr_node *n, bool on);
-int kvr_lease_recv(struct kvr_node *n, uint64_t conn, uint64_t peer,
-		   uint8_t type, struct kvr_rdr *r);
+bool meta_kvr_lease_quiet(struct meta_kvr_node *n);
+void meta_kvr_lease_grants(struct meta_kvr_node *n, bool on);
+int meta_kvr_lease_recv(struct meta_kvr_node *n, uint64_t conn, uint64_t peer,
+			uint8_t type, struct meta_kvr_rdr *r);
 
 /* kv_raft_net.c (raft thread unless said otherwise) */
-int kvr_net_init(struct kvr_node *n, struct raft_uv_transport **t,
-		 char **err);
+int meta_kvr_net_init(struct meta_kvr_node *n, struct raft_uv_transport **t,
+		      char **err);
 /* Send to peer id at addr, connecting if needed (messages queue while it
- * connects; dropped, with kvr_node_peer_down, if it fails).  -ENOTCONN
+ * connects; dropped, with meta_kvr_node_peer_down, if it fails).  -ENOTCONN
  * if the peer was unreachable a moment ago (nothing sent). */
-int kvr_net_send(struct kvr_node *n, uint64_t id, const char *addr,
-		  const void *m, size_t len);
-void kvr_net_reply(struct kvr_node *n, uint64_t conn, const void *m,
-		   size_t len);
+int meta_kvr_net_send(struct meta_kvr_node *n, uint64_t id, const char *addr,
+		      const void *m, size_t len);
+void meta_kvr_net_reply(struct meta_kvr_node *n, uint64_t conn, const void *m,
+			size_t len);
 /* Close every connection and the listener; cb when done. */
-void kvr_net_close(struct kvr_node *n);
-void kvr_net_free(struct kvr_node *n);
+void meta_kvr_net_close(struct meta_kvr_node *n);
+void meta_kvr_net_free(struct meta_kvr_node *n);
 /* Any thread: start/stop the control socket's threads. */
-int kvr_ctl_start(struct kvr_node *n, char **err);
-void kvr_ctl_stop(struct kvr_node *n);
+int meta_kvr_ctl_start(struct meta_kvr_node *n, char **err);
+void meta_kvr_ctl_stop(struct meta_kvr_node *n);
 
 /* kv_raft_admin.c */
-void kvr_admin_init(struct kvr_node *n);
-void kvr_admin_free(struct kvr_node *n);
-void kvr_admin_pump(struct kvr_node *n);        /* raft thread */
-void kvr_admin_peer_down(struct kvr_node *n, uint64_t peer);
-int kvr_admin_recv(struct kvr_node *n, uint64_t conn, uint8_t type,
-		   struct kvr_rdr *r);
+void meta_kvr_admin_init(struct meta_kvr_node *n);
+void meta_kvr_admin_free(struct meta_kvr_node *n);
+void meta_kvr_admin_pump(struct meta_kvr_node *n); /* raft thread */
+void meta_kvr_admin_peer_down(struct meta_kvr_node *n, uint64_t peer);
+int meta_kvr_admin_recv(struct meta_kvr_node *n, uint64_t conn, uint8_t type,
+			struct meta_kvr_rdr *r);
 /* Any thread but the raft thread: status records of every node that
- * answered (kvr_admin_self's layout), or a membership change. */
-int kvr_admin_status(struct kvr_node *n, struct tl_buf *out);
-int kvr_admin_change(struct kvr_node *n, uint8_t op, uint64_t id,
-		     const char *addr, struct tl_buf *msg);
-void kvr_admin_self(struct kvr_node *n, struct tl_buf *b);
+ * answered (meta_kvr_admin_self's layout), or a membership change. */
+int meta_kvr_admin_status(struct meta_kvr_node *n, struct tl_buf *out);
+int meta_kvr_admin_change(struct meta_kvr_node *n, uint8_t op, uint64_t id,
+			  const char *addr, struct tl_buf *msg);
+void meta_kvr_admin_self(struct meta_kvr_node *n, struct tl_buf *b);
 
 /* kv_raft_snap.c */
 /* A copy to serve on fd: false if too many run (or the node stops). */
-bool kvr_snap_begin(struct kvr_node *n, int fd);
-void kvr_snap_end(struct kvr_node *n, int fd);
-void kvr_snap_stop(struct kvr_node *n);
-int kvr_identity_load(const char *dir, uint8_t group[16], uint64_t *id);
-int kvr_identity_save(const char *dir, const uint8_t group[16],
-		      uint64_t id);
+bool meta_kvr_snap_begin(struct meta_kvr_node *n, int fd);
+void meta_kvr_snap_end(struct meta_kvr_node *n, int fd);
+void meta_kvr_snap_stop(struct meta_kvr_node *n);
+int meta_kvr_identity_load(const char *dir, uint8_t group[16], uint64_t *id);
+int meta_kvr_identity_save(const char *dir, const uint8_t group[16],
+			   uint64_t id);
 /* Create a fresh replica with the group's keys at index 0. */
-int kvr_replica_create(const char *dir, const uint8_t group[16],
-		       uint64_t mapsize, char **err);
+int meta_kvr_replica_create(const char *dir, const uint8_t group[16],
+			    uint64_t mapsize, char **err);
 /* A replica copied from an LMDB volume at src (convert). */
-int kvr_replica_convert(const char *dir, const uint8_t group[16],
-			uint64_t mapsize, const char *src, char **err);
+int meta_kvr_replica_convert(const char *dir, const uint8_t group[16],
+			     uint64_t mapsize, const char *src, char **err);
 /* Fetch a copy of the replica from a peer that has applied at least
  * min_index into dir/replica.new, check it, and swap it in (the replica
  * must be closed). */
-int kvr_replica_fetch(struct kvr_node *n, uint64_t min_index,
-		      uint8_t group_out[16], char **err);
+int meta_kvr_replica_fetch(struct meta_kvr_node *n, uint64_t min_index,
+			   uint8_t group_out[16], char **err);
 /* Serve a copy to a peer (on a thread of its own; the caller closes fd). */
-void kvr_snap_serve(struct kvr_node *n, int fd, struct kvr_session *ss,
-		    const uint8_t *req, size_t len);
+void meta_kvr_snap_serve(struct meta_kvr_node *n, int fd,
+			 struct meta_kvr_session *ss, const uint8_t *req,
+			 size_t len);
 /* libraft's snapshot callbacks (raft thread). */
-int kvr_fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
-		     unsigned *n_bufs);
-int kvr_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf);
+int meta_kvr_fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+			  unsigned *n_bufs);
+int meta_kvr_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf);
 
 #endif /* META_KV_RAFT_NODE_H */

@@ -44,7 +44,7 @@
 /* ---- identity ------------------------------------------------------------ */
 
 int
-kvr_identity_load(const char *dir, uint8_t group[16], uint64_t *id)
+meta_kvr_identity_load(const char *dir, uint8_t group[16], uint64_t *id)
 {
 	char *path = tl_asprintf("%s/%s", dir, KVR_IDENTITY), hex[40];
 	unsigned long long nid;
@@ -85,7 +85,7 @@ fsync_dir(const char *dir)
 }
 
 int
-kvr_identity_save(const char *dir, const uint8_t group[16], uint64_t id)
+meta_kvr_identity_save(const char *dir, const uint8_t group[16], uint64_t id)
 {
 	char *tmp = tl_asprintf("%s/%s.tmp", dir, KVR_IDENTITY);
 	char *path = tl_asprintf("%s/%s", dir, KVR_IDENTITY);
@@ -115,8 +115,8 @@ out:
 }
 
 int
-kvr_replica_create(const char *dir, const uint8_t group[16], uint64_t mapsize,
-		   char **err)
+meta_kvr_replica_create(const char *dir, const uint8_t group[16],
+			uint64_t mapsize, char **err)
 {
 	struct meta_kv *kv;
 	struct meta_kv_txn *t;
@@ -143,8 +143,8 @@ kvr_replica_create(const char *dir, const uint8_t group[16], uint64_t mapsize,
 }
 
 int
-kvr_replica_convert(const char *dir, const uint8_t group[16], uint64_t mapsize,
-		    const char *src, char **err)
+meta_kvr_replica_convert(const char *dir, const uint8_t group[16],
+			 uint64_t mapsize, const char *src, char **err)
 {
 	struct meta_kv *from = NULL;
 	char *path = tl_asprintf("%s/data.mdb", dir);
@@ -174,21 +174,21 @@ kvr_replica_convert(const char *dir, const uint8_t group[16], uint64_t mapsize,
 		return rc;
 	}
 	/* the group's keys, at index 0, beside the volume's */
-	return kvr_replica_create(dir, group, mapsize, err);
+	return meta_kvr_replica_create(dir, group, mapsize, err);
 }
 
 /* ---- libraft's snapshot callbacks ---------------------------------------- */
 
 int
-kvr_fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
-		 unsigned *n_bufs)
+meta_kvr_fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+		      unsigned *n_bufs)
 {
-	struct kvr_node *n = fsm->data;
+	struct meta_kvr_node *n = fsm->data;
 	uint8_t *d;
 	int rc;
 
 	/* Everything libraft applied is in the replica, on disk. */
-	rc = kvr_node_drain(n);
+	rc = meta_kvr_node_drain(n);
 	if (rc == 0)
 		rc = meta_kv_lmdb_sync(n->replica);
 	if (rc) {
@@ -203,16 +203,16 @@ kvr_fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 	tl_put_be32(d, SNAP_MAGIC);
 	d[4] = SNAP_VERSION;
 	memcpy(d + 5, n->group, 16);
-	tl_put_be64(d + 21, kvr_node_applied(n));
+	tl_put_be64(d + 21, meta_kvr_node_applied(n));
 	(*bufs)[0].base = d;
 	(*bufs)[0].len = SNAP_DESC_LEN;
 	*n_bufs = 1;
-	n->snap_index = kvr_node_applied(n);
+	n->snap_index = meta_kvr_node_applied(n);
 	return 0;
 }
 
 static int
-replica_reopen(struct kvr_node *n, char **err)
+replica_reopen(struct meta_kvr_node *n, char **err)
 {
 	struct meta_kv_txn *t;
 	const void *v;
@@ -242,15 +242,15 @@ replica_reopen(struct kvr_node *n, char **err)
 static int
 lookup_own(void *arg, uint64_t seq)
 {
-	struct kvr_node *n = arg;
+	struct meta_kvr_node *n = arg;
 
-	return kvr_session_lookup(n->replica, n->inc, seq);
+	return meta_kvr_session_lookup(n->replica, n->inc, seq);
 }
 
 int
-kvr_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+meta_kvr_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
-	struct kvr_node *n = fsm->data;
+	struct meta_kvr_node *n = fsm->data;
 	const uint8_t *d = buf->base;
 	uint64_t index;
 	uint8_t g[16];
@@ -260,29 +260,29 @@ kvr_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	if (buf->len != SNAP_DESC_LEN || tl_get_be32(d) != SNAP_MAGIC ||
 	    d[4] != SNAP_VERSION) {
 		tl_err(KVR_SUB, "a snapshot that is not Tessera's: refused");
-		kvr_node_fail(n, -EIO);
+		meta_kvr_node_fail(n, -EIO);
 		return 0;
 	}
 	if (memcmp(d + 5, n->group, 16) != 0) {
 		tl_err(KVR_SUB, "a snapshot of another group: refused");
-		kvr_node_fail(n, -EXDEV);
+		meta_kvr_node_fail(n, -EXDEV);
 		return 0;
 	}
 	index = tl_get_be64(d + 21);
 	n->snap_index = index;
-	if (kvr_node_applied(n) >= index)
+	if (meta_kvr_node_applied(n) >= index)
 		return 0; /* the replica already holds it */
 	tl_notice(KVR_SUB,
 		  "the replica (applied %llu) is behind the "
 		  "snapshot at %llu: fetching a copy",
-		  (unsigned long long)kvr_node_applied(n),
+		  (unsigned long long)meta_kvr_node_applied(n),
 		  (unsigned long long)index);
-	rc = kvr_node_drain(n);
+	rc = meta_kvr_node_drain(n);
 	pthread_rwlock_wrlock(&n->swap);
 	if (rc == 0) {
 		meta_kv_close(n->replica);
 		n->replica = NULL;
-		rc = kvr_replica_fetch(n, index, g, &err);
+		rc = meta_kvr_replica_fetch(n, index, g, &err);
 		/* the copy, or the old replica if there is none */
 		{
 			char *e2 = NULL;
@@ -303,10 +303,10 @@ kvr_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 		       "cannot restore the snapshot at %llu: %s; "
 		       "this node stops serving (restart it to try again)",
 		       (unsigned long long)index, err ? err : strerror(-rc));
-		kvr_node_fail(n, -EIO);
+		meta_kvr_node_fail(n, -EIO);
 	} else {
 		atomic_fetch_add(&n->st.snap_recv, 1);
-		kvr_node_replaced(n, lookup_own, n);
+		meta_kvr_node_replaced(n, lookup_own, n);
 	}
 	free(err);
 	return 0;
@@ -321,7 +321,7 @@ struct cand {
 /* Where copies may come from: the leader first, then the peers of the
  * configuration and of the options. */
 static size_t
-candidates(struct kvr_node *n, struct cand *c, size_t max)
+candidates(struct meta_kvr_node *n, struct cand *c, size_t max)
 {
 	size_t k = 0;
 	char *peers, *tok, *save = NULL;
@@ -372,10 +372,10 @@ write_all(int fd, const void *p, size_t n)
 
 /* Receive one copy from addr into dir/data.mdb. */
 static int
-fetch_one(struct kvr_node *n, const char *addr, const char *dir,
+fetch_one(struct meta_kvr_node *n, const char *addr, const char *dir,
 	  uint64_t min_index, uint64_t *bytes, char **err)
 {
-	struct kvr_session ss;
+	struct meta_kvr_session ss;
 	struct tl_buf f = TL_BUF_INIT;
 	uint8_t req[9], pg[16], md[32];
 	unsigned mdlen = 0;
@@ -384,8 +384,8 @@ fetch_one(struct kvr_node *n, const char *addr, const char *dir,
 	int sock, fd = -1, rc;
 
 	*bytes = 0;
-	sock = kvr_dial(addr, &n->secret, KVR_CH_SNAP, n->group, n->o.id,
-			n->o.address, pg, &ss, err);
+	sock = meta_kvr_dial(addr, &n->secret, KVR_CH_SNAP, n->group, n->o.id,
+			     n->o.address, pg, &ss, err);
 	if (sock < 0) {
 		free(path);
 		EVP_MD_CTX_free(h);
@@ -393,9 +393,9 @@ fetch_one(struct kvr_node *n, const char *addr, const char *dir,
 	}
 	req[0] = 'Q';
 	tl_put_be64(req + 1, min_index);
-	rc = kvr_send_frame(sock, &ss, req, sizeof(req));
+	rc = meta_kvr_send_frame(sock, &ss, req, sizeof(req));
 	if (rc == 0)
-		rc = kvr_recv_frame(sock, &ss, &f);
+		rc = meta_kvr_recv_frame(sock, &ss, &f);
 	if (rc == 0 && (f.len < 10 || f.data[0] != 'H'))
 		rc = -EPROTO;
 	if (rc == 0 && f.data[1] != 0) {
@@ -411,7 +411,7 @@ fetch_one(struct kvr_node *n, const char *addr, const char *dir,
 	if (rc == 0)
 		EVP_DigestInit_ex(h, EVP_sha256(), NULL);
 	while (rc == 0) {
-		rc = kvr_recv_frame(sock, &ss, &f);
+		rc = meta_kvr_recv_frame(sock, &ss, &f);
 		if (rc)
 			break;
 		if (f.len >= 1 && f.data[0] == 'D') {
@@ -446,7 +446,7 @@ fetch_one(struct kvr_node *n, const char *addr, const char *dir,
 	if (rc && *err == NULL)
 		*err = tl_asprintf("copy from %s: %s", addr, strerror(-rc));
 	close(sock);
-	kvr_session_free(&ss);
+	meta_kvr_session_free(&ss);
 	tl_buf_free(&f);
 	EVP_MD_CTX_free(h);
 	free(path);
@@ -455,7 +455,7 @@ fetch_one(struct kvr_node *n, const char *addr, const char *dir,
 
 /* Open the received copy and check it is of the group and recent. */
 static int
-check_copy(struct kvr_node *n, const char *dir, uint64_t min_index,
+check_copy(struct meta_kvr_node *n, const char *dir, uint64_t min_index,
 	   uint8_t group[16], char **err)
 {
 	struct meta_kv *kv;
@@ -512,8 +512,8 @@ rm_tree(const char *path)
 }
 
 int
-kvr_replica_fetch(struct kvr_node *n, uint64_t min_index, uint8_t group_out[16],
-		  char **err)
+meta_kvr_replica_fetch(struct meta_kvr_node *n, uint64_t min_index,
+		       uint8_t group_out[16], char **err)
 {
 	char *tmp = tl_asprintf("%s.new", n->repdir);
 	char *old = tl_asprintf("%s.old", n->repdir);
@@ -585,7 +585,7 @@ kvr_replica_fetch(struct kvr_node *n, uint64_t min_index, uint8_t group_out[16],
 /* ---- serving a copy ------------------------------------------------------ */
 
 bool
-kvr_snap_begin(struct kvr_node *n, int fd)
+meta_kvr_snap_begin(struct meta_kvr_node *n, int fd)
 {
 	bool ok;
 
@@ -598,7 +598,7 @@ kvr_snap_begin(struct kvr_node *n, int fd)
 }
 
 void
-kvr_snap_end(struct kvr_node *n, int fd)
+meta_kvr_snap_end(struct meta_kvr_node *n, int fd)
 {
 	pthread_mutex_lock(&n->lock);
 	for (unsigned i = 0; i < n->snap_busy; i++)
@@ -612,7 +612,7 @@ kvr_snap_end(struct kvr_node *n, int fd)
 
 /* The node stops: cut the copies being sent and wait for their threads. */
 void
-kvr_snap_stop(struct kvr_node *n)
+meta_kvr_snap_stop(struct meta_kvr_node *n)
 {
 	pthread_mutex_lock(&n->lock);
 	for (unsigned i = 0; i < n->snap_busy; i++)
@@ -644,8 +644,8 @@ copier_main(void *arg)
 }
 
 void
-kvr_snap_serve(struct kvr_node *n, int fd, struct kvr_session *ss,
-	       const uint8_t *req, size_t len)
+meta_kvr_snap_serve(struct meta_kvr_node *n, int fd,
+		    struct meta_kvr_session *ss, const uint8_t *req, size_t len)
 {
 	uint8_t h[10], e[41], *buf = NULL;
 	uint64_t min, total = 0;
@@ -659,11 +659,11 @@ kvr_snap_serve(struct kvr_node *n, int fd, struct kvr_session *ss,
 	if (len != 9 || req[0] != 'Q')
 		goto out;
 	min = tl_get_be64(req + 1);
-	rc = kvr_node_wait_applied(n, min, tl_mono_ns() + 5000000000ULL);
+	rc = meta_kvr_node_wait_applied(n, min, tl_mono_ns() + 5000000000ULL);
 	h[0] = 'H';
 	h[1] = rc == 0 ? 0 : 1;
-	tl_put_be64(h + 2, kvr_node_applied(n));
-	if (kvr_send_frame(fd, ss, h, sizeof(h)) || rc)
+	tl_put_be64(h + 2, meta_kvr_node_applied(n));
+	if (meta_kvr_send_frame(fd, ss, h, sizeof(h)) || rc)
 		goto out;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		goto out;
@@ -690,7 +690,7 @@ kvr_snap_serve(struct kvr_node *n, int fd, struct kvr_session *ss,
 			break;
 		EVP_DigestUpdate(md, buf + 1, (size_t)r);
 		total += (uint64_t)r;
-		if (kvr_send_frame(fd, ss, buf, (size_t)r + 1) != 0)
+		if (meta_kvr_send_frame(fd, ss, buf, (size_t)r + 1) != 0)
 			break;
 	}
 	close(p[0]);
@@ -700,13 +700,13 @@ kvr_snap_serve(struct kvr_node *n, int fd, struct kvr_session *ss,
 	if (cp.rc) {
 		tl_err(KVR_SUB, "cannot copy the replica: %s",
 		       strerror(-cp.rc));
-		kvr_send_frame(fd, ss, "X", 1);
+		meta_kvr_send_frame(fd, ss, "X", 1);
 		goto out;
 	}
 	EVP_DigestFinal_ex(md, e + 9, &mdlen);
 	e[0] = 'E';
 	tl_put_be64(e + 1, total);
-	if (kvr_send_frame(fd, ss, e, sizeof(e)) == 0) {
+	if (meta_kvr_send_frame(fd, ss, e, sizeof(e)) == 0) {
 		atomic_fetch_add(&n->st.snap_sent, 1);
 		tl_notice(KVR_SUB, "sent a copy of the replica (%llu bytes)",
 			  (unsigned long long)total);

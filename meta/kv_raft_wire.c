@@ -31,7 +31,7 @@
 /* ---- reading encoded bytes ----------------------------------------------- */
 
 void
-kvr_rdr_init(struct kvr_rdr *r, const void *p, size_t len)
+meta_kvr_rdr_init(struct meta_kvr_rdr *r, const void *p, size_t len)
 {
 	r->p = p;
 	r->end = r->p + len;
@@ -39,7 +39,7 @@ kvr_rdr_init(struct kvr_rdr *r, const void *p, size_t len)
 }
 
 const uint8_t *
-kvr_getn(struct kvr_rdr *r, size_t n)
+meta_kvr_getn(struct meta_kvr_rdr *r, size_t n)
 {
 	const uint8_t *p = r->p;
 
@@ -52,56 +52,56 @@ kvr_getn(struct kvr_rdr *r, size_t n)
 }
 
 uint8_t
-kvr_get8(struct kvr_rdr *r)
+meta_kvr_get8(struct meta_kvr_rdr *r)
 {
-	const uint8_t *p = kvr_getn(r, 1);
+	const uint8_t *p = meta_kvr_getn(r, 1);
 
 	return p ? p[0] : 0;
 }
 
 uint16_t
-kvr_get16(struct kvr_rdr *r)
+meta_kvr_get16(struct meta_kvr_rdr *r)
 {
-	const uint8_t *p = kvr_getn(r, 2);
+	const uint8_t *p = meta_kvr_getn(r, 2);
 
 	return p ? tl_get_be16(p) : 0;
 }
 
 uint32_t
-kvr_get32(struct kvr_rdr *r)
+meta_kvr_get32(struct meta_kvr_rdr *r)
 {
-	const uint8_t *p = kvr_getn(r, 4);
+	const uint8_t *p = meta_kvr_getn(r, 4);
 
 	return p ? tl_get_be32(p) : 0;
 }
 
 uint64_t
-kvr_get64(struct kvr_rdr *r)
+meta_kvr_get64(struct meta_kvr_rdr *r)
 {
-	const uint8_t *p = kvr_getn(r, 8);
+	const uint8_t *p = meta_kvr_getn(r, 8);
 
 	return p ? tl_get_be64(p) : 0;
 }
 
 int
-kvr_get_read(struct kvr_rdr *r, struct kvr_rd *rd)
+meta_kvr_get_read(struct meta_kvr_rdr *r, struct meta_kvr_rd *rd)
 {
-	rd->flags = kvr_get8(r);
-	rd->slen = kvr_get16(r);
-	rd->s = kvr_getn(r, rd->slen);
-	rd->elen = kvr_get16(r);
-	rd->e = kvr_getn(r, rd->elen);
+	rd->flags = meta_kvr_get8(r);
+	rd->slen = meta_kvr_get16(r);
+	rd->s = meta_kvr_getn(r, rd->slen);
+	rd->elen = meta_kvr_get16(r);
+	rd->e = meta_kvr_getn(r, rd->elen);
 	return r->bad || rd->flags > (KVR_R_INCL | KVR_R_OPEN) ? -EPROTO : 0;
 }
 
 int
-kvr_get_write(struct kvr_rdr *r, struct kvr_wr *w)
+meta_kvr_get_write(struct meta_kvr_rdr *r, struct meta_kvr_wr *w)
 {
-	w->op = kvr_get8(r);
-	w->klen = kvr_get16(r);
-	w->k = kvr_getn(r, w->klen);
-	w->vlen = kvr_get32(r);
-	w->v = kvr_getn(r, w->vlen);
+	w->op = meta_kvr_get8(r);
+	w->klen = meta_kvr_get16(r);
+	w->k = meta_kvr_getn(r, w->klen);
+	w->vlen = meta_kvr_get32(r);
+	w->v = meta_kvr_getn(r, w->vlen);
 	if (r->bad || w->op < KVR_PUT || w->op > KVR_ADD ||
 	    w->vlen > KVR_VAL_MAX)
 		return -EPROTO;
@@ -112,8 +112,8 @@ kvr_get_write(struct kvr_rdr *r, struct kvr_wr *w)
 }
 
 void
-kvr_put_write(struct tl_buf *b, uint8_t op, const void *k, size_t klen,
-	      const void *v, size_t vlen)
+meta_kvr_put_write(struct tl_buf *b, uint8_t op, const void *k, size_t klen,
+		   const void *v, size_t vlen)
 {
 	uint8_t h[3];
 
@@ -126,38 +126,38 @@ kvr_put_write(struct tl_buf *b, uint8_t op, const void *k, size_t klen,
 }
 
 int
-kvr_txn_parse(const void *p, size_t len, struct kvr_txnhdr *h)
+meta_kvr_txn_parse(const void *p, size_t len, struct meta_kvr_txnhdr *h)
 {
-	struct kvr_rdr r;
-	struct kvr_rd rd;
-	struct kvr_wr w;
+	struct meta_kvr_rdr r;
+	struct meta_kvr_rd rd;
+	struct meta_kvr_wr w;
 	const uint8_t *at;
 
-	kvr_rdr_init(&r, p, len);
-	h->origin = kvr_get64(&r);
-	h->seq = kvr_get64(&r);
-	h->index = kvr_get64(&r);
-	h->ndeps = kvr_get32(&r);
+	meta_kvr_rdr_init(&r, p, len);
+	h->origin = meta_kvr_get64(&r);
+	h->seq = meta_kvr_get64(&r);
+	h->index = meta_kvr_get64(&r);
+	h->ndeps = meta_kvr_get32(&r);
 	if (h->ndeps > len / 8)
 		return -EPROTO;
-	h->deps = kvr_getn(&r, 8 * (size_t)h->ndeps);
-	h->nreads = kvr_get32(&r);
+	h->deps = meta_kvr_getn(&r, 8 * (size_t)h->ndeps);
+	h->nreads = meta_kvr_get32(&r);
 	h->reads = r.p;
 	for (uint32_t i = 0; i < h->nreads && !r.bad; i++)
-		if (kvr_get_read(&r, &rd))
+		if (meta_kvr_get_read(&r, &rd))
 			return -EPROTO;
 	h->reads_len = (size_t)(r.p - h->reads);
-	h->nwrites = kvr_get32(&r);
+	h->nwrites = meta_kvr_get32(&r);
 	h->writes = at = r.p;
 	for (uint32_t i = 0; i < h->nwrites && !r.bad; i++)
-		if (kvr_get_write(&r, &w))
+		if (meta_kvr_get_write(&r, &w))
 			return -EPROTO;
 	h->writes_len = (size_t)(r.p - at);
 	return r.bad || r.p != r.end ? -EPROTO : 0;
 }
 
 int
-kvr_keycmp(const void *a, size_t alen, const void *b, size_t blen)
+meta_kvr_keycmp(const void *a, size_t alen, const void *b, size_t blen)
 {
 	int c = memcmp(a, b, TL_MIN(alen, blen));
 
@@ -167,27 +167,27 @@ kvr_keycmp(const void *a, size_t alen, const void *b, size_t blen)
 }
 
 bool
-kvr_rd_has(const struct kvr_rd *rd, const void *k, size_t klen)
+meta_kvr_rd_has(const struct meta_kvr_rd *rd, const void *k, size_t klen)
 {
 	int c;
 
-	if (kvr_keycmp(k, klen, rd->s, rd->slen) < 0)
+	if (meta_kvr_keycmp(k, klen, rd->s, rd->slen) < 0)
 		return false;
 	if (rd->flags & KVR_R_OPEN)
 		return true;
-	c = kvr_keycmp(k, klen, rd->e, rd->elen);
+	c = meta_kvr_keycmp(k, klen, rd->e, rd->elen);
 	return (rd->flags & KVR_R_INCL) ? c <= 0 : c < 0;
 }
 
 /* ---- write sets ---------------------------------------------------------- */
 
-struct kvr_wset *
-kvr_wset_new(const void *rec, size_t len)
+struct meta_kvr_wset *
+meta_kvr_wset_new(const void *rec, size_t len)
 {
-	struct kvr_wset *w = tl_malloc(sizeof(*w) + len);
-	struct kvr_txnhdr h;
-	struct kvr_rdr r;
-	struct kvr_wr wr;
+	struct meta_kvr_wset *w = tl_malloc(sizeof(*w) + len);
+	struct meta_kvr_txnhdr h;
+	struct meta_kvr_rdr r;
+	struct meta_kvr_wr wr;
 
 	atomic_init(&w->refs, 1);
 	memcpy(w->rec, rec, len);
@@ -195,27 +195,27 @@ kvr_wset_new(const void *rec, size_t len)
 	w->nw = 0;
 	w->woff = NULL;
 	w->seq = len >= 16 ? tl_get_be64(w->rec + 8) : 0;
-	if (kvr_txn_parse(w->rec, len, &h) != 0)
+	if (meta_kvr_txn_parse(w->rec, len, &h) != 0)
 		return w; /* refused by the leader anyway */
 	w->woff = tl_malloc((h.nwrites + 1) * sizeof(*w->woff));
-	kvr_rdr_init(&r, h.writes, h.writes_len);
+	meta_kvr_rdr_init(&r, h.writes, h.writes_len);
 	for (uint32_t i = 0; i < h.nwrites; i++) {
 		w->woff[i] = (uint32_t)(r.p - w->rec);
-		kvr_get_write(&r, &wr);
+		meta_kvr_get_write(&r, &wr);
 	}
 	w->nw = h.nwrites;
 	return w;
 }
 
-struct kvr_wset *
-kvr_wset_ref(struct kvr_wset *w)
+struct meta_kvr_wset *
+meta_kvr_wset_ref(struct meta_kvr_wset *w)
 {
 	atomic_fetch_add(&w->refs, 1);
 	return w;
 }
 
 void
-kvr_wset_unref(struct kvr_wset *w)
+meta_kvr_wset_unref(struct meta_kvr_wset *w)
 {
 	if (w && atomic_fetch_sub(&w->refs, 1) == 1) {
 		free(w->woff);
@@ -224,26 +224,26 @@ kvr_wset_unref(struct kvr_wset *w)
 }
 
 static void
-wset_at(const struct kvr_wset *w, uint32_t i, struct kvr_wr *out)
+wset_at(const struct meta_kvr_wset *w, uint32_t i, struct meta_kvr_wr *out)
 {
-	struct kvr_rdr r;
+	struct meta_kvr_rdr r;
 
-	kvr_rdr_init(&r, w->rec + w->woff[i], w->len - w->woff[i]);
-	kvr_get_write(&r, out);
+	meta_kvr_rdr_init(&r, w->rec + w->woff[i], w->len - w->woff[i]);
+	meta_kvr_get_write(&r, out);
 }
 
 /* First write whose key is >= k. */
 static uint32_t
-wset_lower(const struct kvr_wset *w, const void *k, size_t klen)
+wset_lower(const struct meta_kvr_wset *w, const void *k, size_t klen)
 {
 	uint32_t lo = 0, hi = w->nw;
-	struct kvr_wr wr;
+	struct meta_kvr_wr wr;
 
 	while (lo < hi) {
 		uint32_t mid = (lo + hi) / 2;
 
 		wset_at(w, mid, &wr);
-		if (kvr_keycmp(wr.k, wr.klen, k, klen) < 0)
+		if (meta_kvr_keycmp(wr.k, wr.klen, k, klen) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -252,30 +252,30 @@ wset_lower(const struct kvr_wset *w, const void *k, size_t klen)
 }
 
 int
-kvr_wset_find(const struct kvr_wset *w, const void *k, size_t klen,
-	      struct kvr_wr *out)
+meta_kvr_wset_find(const struct meta_kvr_wset *w, const void *k, size_t klen,
+		   struct meta_kvr_wr *out)
 {
 	uint32_t i = wset_lower(w, k, klen);
 
 	if (i >= w->nw)
 		return -ENOENT;
 	wset_at(w, i, out);
-	return kvr_keycmp(out->k, out->klen, k, klen) == 0 ? 0 : -ENOENT;
+	return meta_kvr_keycmp(out->k, out->klen, k, klen) == 0 ? 0 : -ENOENT;
 }
 
 bool
-kvr_wset_hits(const struct kvr_wset *w, const void *s, size_t slen,
-	      const void *e, size_t elen)
+meta_kvr_wset_hits(const struct meta_kvr_wset *w, const void *s, size_t slen,
+		   const void *e, size_t elen)
 {
 	uint32_t i = wset_lower(w, s, slen);
-	struct kvr_wr wr;
+	struct meta_kvr_wr wr;
 
 	if (i >= w->nw)
 		return false;
 	if (e == NULL)
 		return true;
 	wset_at(w, i, &wr);
-	return kvr_keycmp(wr.k, wr.klen, e, elen) < 0;
+	return meta_kvr_keycmp(wr.k, wr.klen, e, elen) < 0;
 }
 
 /* ---- checksums ----------------------------------------------------------- */
@@ -296,7 +296,7 @@ crc_init(void)
 }
 
 uint32_t
-kvr_crc32c(uint32_t crc, const void *p, size_t n)
+meta_kvr_crc32c(uint32_t crc, const void *p, size_t n)
 {
 	const uint8_t *b = p;
 
@@ -308,19 +308,19 @@ kvr_crc32c(uint32_t crc, const void *p, size_t n)
 }
 
 void
-kvr_entry_seal(struct tl_buf *b)
+meta_kvr_entry_seal(struct tl_buf *b)
 {
-	tl_put_be32(b->data + 6, kvr_crc32c(0, b->data + 10, b->len - 10));
+	tl_put_be32(b->data + 6, meta_kvr_crc32c(0, b->data + 10, b->len - 10));
 }
 
 int
-kvr_entry_check(const void *p, size_t len)
+meta_kvr_entry_check(const void *p, size_t len)
 {
 	const uint8_t *b = p;
 
 	if (len < KVR_ENTRY_HDR || tl_get_be32(b) != KVR_ENTRY_MAGIC ||
 	    b[4] != KVR_ENTRY_VERSION ||
-	    tl_get_be32(b + 6) != kvr_crc32c(0, b + 10, len - 10))
+	    tl_get_be32(b + 6) != meta_kvr_crc32c(0, b + 10, len - 10))
 		return -EIO;
 	return 0;
 }
@@ -328,7 +328,7 @@ kvr_entry_check(const void *p, size_t len)
 /* ---- the cluster secret -------------------------------------------------- */
 
 int
-kvr_secret_load(const char *path, struct kvr_secret *s, char **err)
+meta_kvr_secret_load(const char *path, struct meta_kvr_secret *s, char **err)
 {
 	uint8_t buf[4096];
 	struct stat st;
@@ -366,7 +366,7 @@ kvr_secret_load(const char *path, struct kvr_secret *s, char **err)
 /* ---- handshake ----------------------------------------------------------- */
 
 void
-kvr_hello_encode(const struct kvr_hello *h, struct tl_buf *out)
+meta_kvr_hello_encode(const struct meta_kvr_hello *h, struct tl_buf *out)
 {
 	size_t alen = strnlen(h->addr, sizeof(h->addr) - 1);
 	uint8_t hdr[6];
@@ -383,8 +383,8 @@ kvr_hello_encode(const struct kvr_hello *h, struct tl_buf *out)
 }
 
 int
-kvr_hello_decode(const uint8_t *p, size_t len, struct kvr_hello *h,
-		 size_t *used)
+meta_kvr_hello_decode(const uint8_t *p, size_t len, struct meta_kvr_hello *h,
+		      size_t *used)
 {
 	size_t alen;
 
@@ -410,7 +410,7 @@ kvr_hello_decode(const uint8_t *p, size_t len, struct kvr_hello *h,
 }
 
 static void
-hs_mac(const struct kvr_secret *s, const char *label, const uint8_t *a,
+hs_mac(const struct meta_kvr_secret *s, const char *label, const uint8_t *a,
        size_t alen, const uint8_t *b, size_t blen, uint8_t out[32])
 {
 	OSSL_PARAM params[] = {
@@ -432,10 +432,10 @@ hs_mac(const struct kvr_secret *s, const char *label, const uint8_t *a,
 }
 
 void
-kvr_welcome_encode(const struct kvr_secret *s, const uint8_t *hello,
-		   size_t hlen, uint8_t status, const uint8_t group[16],
-		   uint64_t id, const uint8_t nonce[32],
-		   uint8_t out[KVR_WELCOME_LEN])
+meta_kvr_welcome_encode(const struct meta_kvr_secret *s, const uint8_t *hello,
+			size_t hlen, uint8_t status, const uint8_t group[16],
+			uint64_t id, const uint8_t nonce[32],
+			uint8_t out[KVR_WELCOME_LEN])
 {
 	memcpy(out, KVR_HS_MAGIC, 4);
 	out[4] = KVR_HS_VERSION;
@@ -448,8 +448,8 @@ kvr_welcome_encode(const struct kvr_secret *s, const uint8_t *hello,
 }
 
 int
-kvr_welcome_check(const struct kvr_secret *s, const uint8_t *hello, size_t hlen,
-		  const uint8_t w[KVR_WELCOME_LEN])
+meta_kvr_welcome_check(const struct meta_kvr_secret *s, const uint8_t *hello,
+		       size_t hlen, const uint8_t w[KVR_WELCOME_LEN])
 {
 	uint8_t mac[32];
 
@@ -460,26 +460,27 @@ kvr_welcome_check(const struct kvr_secret *s, const uint8_t *hello, size_t hlen,
 }
 
 void
-kvr_proof_make(const struct kvr_secret *s, const uint8_t *hello, size_t hlen,
-	       const uint8_t w[KVR_WELCOME_LEN], uint8_t out[KVR_PROOF_LEN])
+meta_kvr_proof_make(const struct meta_kvr_secret *s, const uint8_t *hello,
+		    size_t hlen, const uint8_t w[KVR_WELCOME_LEN],
+		    uint8_t out[KVR_PROOF_LEN])
 {
 	hs_mac(s, "client", hello, hlen, w, KVR_WELCOME_LEN, out);
 }
 
 int
-kvr_proof_check(const struct kvr_secret *s, const uint8_t *hello, size_t hlen,
-		const uint8_t w[KVR_WELCOME_LEN],
-		const uint8_t proof[KVR_PROOF_LEN])
+meta_kvr_proof_check(const struct meta_kvr_secret *s, const uint8_t *hello,
+		     size_t hlen, const uint8_t w[KVR_WELCOME_LEN],
+		     const uint8_t proof[KVR_PROOF_LEN])
 {
 	uint8_t mac[32];
 
-	kvr_proof_make(s, hello, hlen, w, mac);
+	meta_kvr_proof_make(s, hello, hlen, w, mac);
 	return CRYPTO_memcmp(mac, proof, 32) ? -EACCES : 0;
 }
 
 static void
-aead_init(struct kvr_aead *a, const struct kvr_secret *s, const char *label,
-	  const uint8_t cn[32], const uint8_t sn[32])
+aead_init(struct meta_kvr_aead *a, const struct meta_kvr_secret *s,
+	  const char *label, const uint8_t cn[32], const uint8_t sn[32])
 {
 	hs_mac(s, label, cn, 32, sn, 32, a->key);
 	a->ctr = 0;
@@ -489,16 +490,16 @@ aead_init(struct kvr_aead *a, const struct kvr_secret *s, const char *label,
 }
 
 void
-kvr_session_init(struct kvr_session *ss, const struct kvr_secret *s,
-		 const uint8_t cnonce[32], const uint8_t snonce[32],
-		 bool client)
+meta_kvr_session_init(struct meta_kvr_session *ss,
+		      const struct meta_kvr_secret *s, const uint8_t cnonce[32],
+		      const uint8_t snonce[32], bool client)
 {
 	aead_init(client ? &ss->tx : &ss->rx, s, "c2s", cnonce, snonce);
 	aead_init(client ? &ss->rx : &ss->tx, s, "s2c", cnonce, snonce);
 }
 
 void
-kvr_session_free(struct kvr_session *ss)
+meta_kvr_session_free(struct meta_kvr_session *ss)
 {
 	EVP_CIPHER_CTX_free(ss->tx.ctx);
 	EVP_CIPHER_CTX_free(ss->rx.ctx);
@@ -506,14 +507,15 @@ kvr_session_free(struct kvr_session *ss)
 }
 
 static void
-aead_iv(struct kvr_aead *a, uint8_t iv[12])
+aead_iv(struct meta_kvr_aead *a, uint8_t iv[12])
 {
 	memset(iv, 0, 4);
 	tl_put_be64(iv + 4, a->ctr++);
 }
 
 void
-kvr_seal(struct kvr_aead *a, const void *p, size_t len, struct tl_buf *out)
+meta_kvr_seal(struct meta_kvr_aead *a, const void *p, size_t len,
+	      struct tl_buf *out)
 {
 	EVP_CIPHER_CTX *c = a->ctx;
 	uint8_t iv[12], *dst;
@@ -534,8 +536,8 @@ kvr_seal(struct kvr_aead *a, const void *p, size_t len, struct tl_buf *out)
 }
 
 int
-kvr_open(struct kvr_aead *a, const uint8_t *in, size_t len, struct tl_buf *out,
-	 size_t *used)
+meta_kvr_open(struct meta_kvr_aead *a, const uint8_t *in, size_t len,
+	      struct tl_buf *out, size_t *used)
 {
 	EVP_CIPHER_CTX *c = a->ctx;
 	uint8_t iv[12], *dst;
@@ -664,13 +666,14 @@ tcp_connect(const char *address, char **err)
 }
 
 int
-kvr_dial(const char *address, const struct kvr_secret *s, uint8_t kind,
-	 const uint8_t group[16], uint64_t id, const char *myaddr,
-	 uint8_t peer_group[16], struct kvr_session *ss, char **err)
+meta_kvr_dial(const char *address, const struct meta_kvr_secret *s,
+	      uint8_t kind, const uint8_t group[16], uint64_t id,
+	      const char *myaddr, uint8_t peer_group[16],
+	      struct meta_kvr_session *ss, char **err)
 {
 	struct tl_buf hello = TL_BUF_INIT;
 	uint8_t w[KVR_WELCOME_LEN], proof[KVR_PROOF_LEN];
-	struct kvr_hello h;
+	struct meta_kvr_hello h;
 	int fd, rc;
 
 	fd = tcp_connect(address, err);
@@ -682,7 +685,7 @@ kvr_dial(const char *address, const struct kvr_secret *s, uint8_t kind,
 	h.id = id;
 	tl_random_bytes(h.nonce, 32);
 	snprintf(h.addr, sizeof(h.addr), "%s", myaddr ? myaddr : "");
-	kvr_hello_encode(&h, &hello);
+	meta_kvr_hello_encode(&h, &hello);
 	rc = write_full(fd, hello.data, hello.len);
 	if (rc == 0)
 		rc = read_full(fd, w, sizeof(w));
@@ -690,7 +693,7 @@ kvr_dial(const char *address, const struct kvr_secret *s, uint8_t kind,
 		*err = tl_asprintf("%s: handshake: %s", address, strerror(-rc));
 		goto fail;
 	}
-	rc = kvr_welcome_check(s, hello.data, hello.len, w);
+	rc = meta_kvr_welcome_check(s, hello.data, hello.len, w);
 	if (rc) {
 		*err = tl_asprintf("%s: authentication failed (not the "
 				   "same cluster secret?)",
@@ -705,7 +708,7 @@ kvr_dial(const char *address, const struct kvr_secret *s, uint8_t kind,
 		rc = w[5] == KVR_HS_GROUP ? -EXDEV : -EBUSY;
 		goto fail;
 	}
-	kvr_proof_make(s, hello.data, hello.len, w, proof);
+	meta_kvr_proof_make(s, hello.data, hello.len, w, proof);
 	rc = write_full(fd, proof, sizeof(proof));
 	if (rc) {
 		*err = tl_asprintf("%s: handshake: %s", address, strerror(-rc));
@@ -713,7 +716,7 @@ kvr_dial(const char *address, const struct kvr_secret *s, uint8_t kind,
 	}
 	if (peer_group)
 		memcpy(peer_group, w + 6, 16);
-	kvr_session_init(ss, s, h.nonce, w + 30, true);
+	meta_kvr_session_init(ss, s, h.nonce, w + 30, true);
 	tl_buf_free(&hello);
 	return fd;
 fail:
@@ -723,19 +726,20 @@ fail:
 }
 
 int
-kvr_send_frame(int fd, struct kvr_session *ss, const void *p, size_t n)
+meta_kvr_send_frame(int fd, struct meta_kvr_session *ss, const void *p,
+		    size_t n)
 {
 	struct tl_buf b = TL_BUF_INIT;
 	int rc;
 
-	kvr_seal(&ss->tx, p, n, &b);
+	meta_kvr_seal(&ss->tx, p, n, &b);
 	rc = write_full(fd, b.data, b.len);
 	tl_buf_free(&b);
 	return rc;
 }
 
 int
-kvr_recv_frame(int fd, struct kvr_session *ss, struct tl_buf *out)
+meta_kvr_recv_frame(int fd, struct meta_kvr_session *ss, struct tl_buf *out)
 {
 	uint8_t hdr[4];
 	uint8_t *in;
@@ -753,7 +757,7 @@ kvr_recv_frame(int fd, struct kvr_session *ss, struct tl_buf *out)
 	memcpy(in, hdr, 4);
 	rc = read_full(fd, in + 4, n + KVR_TAG);
 	if (rc == 0)
-		rc = kvr_open(&ss->rx, in, 4 + n + KVR_TAG, out, &used);
+		rc = meta_kvr_open(&ss->rx, in, 4 + n + KVR_TAG, out, &used);
 	free(in);
 	return rc;
 }

@@ -25,12 +25,9 @@ not_ok() { n=$((n + 1)); echo "not ok $n - $1"; fail=1; }
 # Exceptions, one a line: OBJECT-GLOB SYMBOL-GLOB (the object file's
 # name, which automake may prefix with its target's, as in
 # meta_libmeta_a-kv_raft.o, and the symbols it may define).  Why:
-#   kvr_*  the raft engine (meta/kv_raft*.c) names the functions its
-#          files share kvr_*; to be renamed meta_kvr_* (issue 14);
 #   xdr_*  rpcgen names the XDR routines of nfsd/*_prot.x after the
 #          protocol's types: generated code, compiled into libxdrgen.a.
 exceptions='
-*kv_raft*.o kvr_*
 *_prot_xdr.o xdr_*
 '
 
