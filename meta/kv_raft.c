@@ -1094,7 +1094,7 @@ struct shared_node {
 };
 
 static pthread_mutex_t nodes_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct shared_node *nodes;
+static struct shared_node *shared_nodes;
 
 static int
 node_get(const struct meta_kvr_opts *o, struct meta_kvr_node **out, char **err)
@@ -1103,7 +1103,7 @@ node_get(const struct meta_kvr_opts *o, struct meta_kvr_node **out, char **err)
 	int rc = 0;
 
 	pthread_mutex_lock(&nodes_lock);
-	for (s = nodes; s && strcmp(s->dir, o->dir) != 0; s = s->next)
+	for (s = shared_nodes; s && strcmp(s->dir, o->dir) != 0; s = s->next)
 		;
 	if (s && s->id != o->id) {
 		*err = tl_asprintf("%s runs as node %llu in this process",
@@ -1118,8 +1118,8 @@ node_get(const struct meta_kvr_opts *o, struct meta_kvr_node **out, char **err)
 			s->dir = tl_strdup(o->dir);
 			s->id = o->id;
 			s->node = n;
-			s->next = nodes;
-			nodes = s;
+			s->next = shared_nodes;
+			shared_nodes = s;
 		}
 	}
 	if (rc == 0) {
@@ -1136,7 +1136,7 @@ node_put(struct meta_kvr_node *n)
 	struct shared_node **pp, *s;
 
 	pthread_mutex_lock(&nodes_lock);
-	for (pp = &nodes; *pp && (*pp)->node != n; pp = &(*pp)->next)
+	for (pp = &shared_nodes; *pp && (*pp)->node != n; pp = &(*pp)->next)
 		;
 	s = *pp;
 	if (s && --s->refs == 0) {

@@ -163,17 +163,17 @@ static void
 gen_nfs(void)
 {
 	static char data[] = "hello, fuzzer";
-	sattr3 none, mode;
+	sattr3 none, with_mode;
 
 	memset(&none, 0, sizeof(none));
-	mode = none;
-	mode.mode.set_it = TRUE;
-	mode.mode.set_mode3_u.mode = 0640;
+	with_mode = none;
+	with_mode.mode.set_it = TRUE;
+	with_mode.mode.set_mode3_u.mode = 0640;
 
 	nfs("nfs-00-null", NFSPROC3_NULL, NULL, NULL);
 	NFS("nfs-01-getattr", NFSPROC3_GETATTR, GETATTR3args, {fh(ROOT, 0)});
 	NFS("nfs-02-setattr", NFSPROC3_SETATTR, SETATTR3args,
-	    {fh(F, 0), mode, {0, {{0, 0}}}});
+	    {fh(F, 0), with_mode, {0, {{0, 0}}}});
 	NFS("nfs-03-lookup", NFSPROC3_LOOKUP, LOOKUP3args, {dop(ROOT, "f")});
 	NFS("nfs-04-access", NFSPROC3_ACCESS, ACCESS3args, {fh(F, 0), 0x3f});
 	NFS("nfs-05-readlink", NFSPROC3_READLINK, READLINK3args, {fh(S, 0)});
@@ -190,7 +190,7 @@ gen_nfs(void)
 		memset(&a, 0, sizeof(a));
 		a.where = dop(ROOT, "n");
 		a.how.mode = UNCHECKED;
-		a.how.createhow3_u.obj_attributes = mode;
+		a.how.createhow3_u.obj_attributes = with_mode;
 		nfs("nfs-08-create", NFSPROC3_CREATE, (xdrproc_t)xdr_CREATE3args,
 		    &a);
 		a.how.mode = EXCLUSIVE;
@@ -198,7 +198,7 @@ gen_nfs(void)
 		nfs("nfs-08-create-excl", NFSPROC3_CREATE,
 		    (xdrproc_t)xdr_CREATE3args, &a);
 	}
-	NFS("nfs-09-mkdir", NFSPROC3_MKDIR, MKDIR3args, {dop(ROOT, "nd"), mode});
+	NFS("nfs-09-mkdir", NFSPROC3_MKDIR, MKDIR3args, {dop(ROOT, "nd"), with_mode});
 	NFS("nfs-10-symlink", NFSPROC3_SYMLINK, SYMLINK3args,
 	    {dop(ROOT, "ns"), {none, "f"}});
 	{
@@ -207,7 +207,7 @@ gen_nfs(void)
 		memset(&a, 0, sizeof(a));
 		a.where = dop(D, "fifo");
 		a.what.type = NF3FIFO;
-		a.what.mknoddata3_u.pipe_attributes = mode;
+		a.what.mknoddata3_u.pipe_attributes = with_mode;
 		nfs("nfs-11-mknod", NFSPROC3_MKNOD, (xdrproc_t)xdr_MKNOD3args,
 		    &a);
 	}
