@@ -160,12 +160,15 @@ t_reclaim() {
 echo "# kernel $(uname -r), mount: $(grep " $M " /proc/mounts)"
 rm -rf $D
 mkdir $D || { echo "Bail out! cannot mkdir $D"; exit 1; }
+# The chroot's /tmp becomes a tmpfs (chroot_up): a source tree under
+# the host's /tmp (a CI clone made there) would be hidden in it, so the
+# locker is read first and goes into that tmpfs.
+cp "/host$L" /tmp/klk-locker.pl ||
+	{ echo "Bail out! cannot read /host$L"; exit 1; }
 chroot_up && chroot /host /usr/bin/perl -e 1 ||
 	{ echo "Bail out! cannot chroot into the host root for perl"; exit 1; }
-# The chroot's /tmp is the tmpfs above: a source tree under the host's
-# /tmp (a CI clone there) is hidden in it, so the locker goes along.
-cp "$L" /host/tmp/locker.pl && L=/tmp/locker.pl ||
-	{ echo "Bail out! cannot copy $L into the chroot"; exit 1; }
+cp /tmp/klk-locker.pl /host/tmp/locker.pl && L=/tmp/locker.pl ||
+	{ echo "Bail out! cannot copy the locker into the chroot"; exit 1; }
 
 if [ -n "${KLOCK_ONLY:-}" ]; then   # for debugging: one check
 	check "$KLOCK_ONLY" "$KLOCK_ONLY"
