@@ -7,9 +7,9 @@
  * 1 MiB, 4 requests in flight per connection.
  *
  * An input is written (file-handle placeholders filled first, see
- * fuzz_vol.h) on a new connection from 127.0.0.1 while replies are read
- * and dropped; then the write side is shut and replies are read until
- * the server closes the connection.  A connection that neither takes
+ * fuzz_vol.h) on a new connection from 127.0.0.N (see dial) while
+ * replies are read and dropped; then the write side is shut and
+ * replies are read until the server closes the connection.  A connection that neither takes
  * bytes nor answers for 10 s is a hang: the target aborts.
  */
 #include "config.h"
@@ -56,8 +56,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	cfg.listen = tl_strdup("127.0.0.1:0");
 	free(cfg.exports);
 	cfg.exports = fuzz_vol_file("exports",
-				    "/ 127.0.0.1(rw,insecure,no_root_squash)\n"
-				    "/ro 127.0.0.1(ro,insecure)\n");
+				    "/ 127.0.0.0/24(rw,insecure,no_root_squash)\n"
+				    "/ro 127.0.0.0/24(ro,insecure)\n");
 	cfg.workers = 2;
 	cfg.max_record_size = (1u << 20) + (64u << 10);
 	cfg.request_memory = 1u << 20;
@@ -77,18 +77,49 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/*
+ * This side closes each input's connection first (the write side is
+ * shut to make the server answer and close), so the connection's local
+ * address and port sit in TIME_WAIT for a minute.  From one source
+ * address, a few thousand inputs a second use up the 28,000 ephemeral
+ * ports in seconds and connect() answers EADDRNOTAVAIL (the machine,
+ * not the server: CI stopped on it after 30,683 inputs).  So each
+ * connection comes from the next of 127.0.0.1-127.0.0.254, which the
+ * exports allow alike; a port still missing is waited for briefly.
+ */
 static int
 dial(void)
 {
-	struct sockaddr_in sin;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	static unsigned next_src;
+	struct sockaddr_in sin, src;
+	unsigned waited_ms = 0;
+	int fd, one = 1;
 
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
-		fuzz_die("connect", errno, strerror(errno));
+	memset(&src, 0, sizeof(src));
+	src.sin_family = AF_INET;
+	src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + next_src);
+	next_src = (next_src + 1) % 254;
+	for (;;) {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0)
+			fuzz_die("socket", errno, strerror(errno));
+		/* the port is chosen at connect(), for the whole 4-tuple */
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+			   sizeof(one));
+		if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0)
+			fuzz_die("bind", errno, strerror(errno));
+		if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+			break;
+		if (errno != EADDRNOTAVAIL || waited_ms >= 5000)
+			fuzz_die("connect", errno, strerror(errno));
+		close(fd);
+		usleep(10000);
+		waited_ms += 10;
+	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	return fd;
 }

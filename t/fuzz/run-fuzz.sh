@@ -83,6 +83,8 @@ for t in $TARGETS; do
 			-artifact_prefix="$B/artifacts/$t-" \
 			"$WORK/corpus-$t" >"$B/fuzz-$t.log" 2>&1 || {
 			rc=1
+			# the target's own words first: the tail is the stack
+			grep -E '^(fuzz|fuzz_[a-z]+): ' "$B/fuzz-$t.log" | tail -5
 			tail -25 "$B/fuzz-$t.log"
 			echo "fuzzing $t found a problem: see" \
 				"$B/fuzz-$t.log and $B/artifacts"
