@@ -9,8 +9,9 @@
  * An input is written (file-handle placeholders filled first, see
  * fuzz_vol.h) on a new connection from 127.0.0.N (see dial) while
  * replies are read and dropped; then the write side is shut and
- * replies are read until the server closes the connection.  A connection that neither takes
- * bytes nor answers for 10 s is a hang: the target aborts.
+ * replies are read until the server closes the connection.  A
+ * connection that neither takes bytes nor answers for 10 s is a hang:
+ * the target aborts.
  */
 #include "config.h"
 
