@@ -2,8 +2,8 @@
 # bench/run.sh - Tessera against NFS-Ganesha, side by side, in one run.
 #
 # Usage: bench/run.sh [--quick] [--only WORKLOAD[,WORKLOAD...]] [--reps N]
-#                     [--servers tessera,tessera-wb,tessera-async,ganesha
-#                                [,tessera-s3]] [--keep]
+#                     [--servers tessera,tessera-wb,tessera-async,ganesha,
+#                                ganesha5[,tessera-s3]] [--keep]
 # Workloads: seqwrite seqread randrw smallfiles meta readdir jfsbench
 #
 # Installs what it needs (Debian packages), builds Tessera if needed (in
@@ -11,7 +11,9 @@
 # with iperf3, the disk with O_DIRECT dd), then runs every workload against
 # every server with the same client (bench/nfsload), the same data and the
 # same parameters, REPS times (in rounds: the servers take turns), and prints
-# the medians as tables.  Results go to <repo>/results/<timestamp>/ (results.md,
+# the medians as tables.  ganesha is Debian 12's NFS-Ganesha 4.3; ganesha5
+# is 5.9 from bookworm-backports, unpacked beside the run (see
+# ganesha5_prepare), never installed over 4.3.  Results go to <repo>/results/<timestamp>/ (results.md,
 # raw.txt, chart.png, logs).
 # Benchmarks print figures; they never fail on speed.  See bench/README.
 set -uo pipefail
@@ -20,7 +22,7 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 QUICK=0
 ONLY=
 REPS=
-SERVERS=tessera,tessera-wb,tessera-async,ganesha
+SERVERS=tessera,tessera-wb,tessera-async,ganesha,ganesha5
 KEEP=0
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -223,14 +225,22 @@ srv_start() { # $1 server name; starts it on its existing data
 		srv_pid=$!
 		url="nfs://127.0.0.1/?version=3&nfsport=$p&mountport=$p"
 		;;
-	ganesha)
+	ganesha|ganesha5)
+		local g=$work/$1 bin=ganesha.nfsd libs=
 		free_port; m=$port
 		sed -e "s|@NFS_PORT@|$p|" -e "s|@MNT_PORT@|$m|" \
-		    -e "s|@EXPORT_DIR@|$work/ganesha/export|" \
-		    -e "s|@RECOVERY_DIR@|$work/ganesha/recovery|" \
-		    "$src/bench/ganesha.conf.in" >"$work/ganesha/ganesha.conf"
-		ganesha.nfsd -F -f "$work/ganesha/ganesha.conf" -L "$log" \
-			-p "$work/ganesha/pid" >>"$log" 2>&1 &
+		    -e "s|@EXPORT_DIR@|$g/export|" \
+		    -e "s|@RECOVERY_DIR@|$g/recovery|" \
+		    "$src/bench/ganesha.conf.in" >"$g/ganesha.conf"
+		if [ "$1" = ganesha5 ]; then
+			# its own FSAL and libraries, from the unpacked tree
+			sed -i "s|^NFS_CORE_PARAM {|&\n\tPlugins_Dir = \
+$G5_ROOT/usr/lib/x86_64-linux-gnu/ganesha;|" "$g/ganesha.conf"
+			bin=$G5_ROOT/usr/bin/ganesha.nfsd
+			libs=$G5_ROOT/usr/lib/ganesha:$G5_ROOT/usr/lib/x86_64-linux-gnu
+		fi
+		LD_LIBRARY_PATH=$libs "$bin" -F -f "$g/ganesha.conf" \
+			-L "$log" -p "$g/pid" >>"$log" 2>&1 &
 		srv_pid=$!
 		url="nfs://127.0.0.1/export?version=3&nfsport=$p&mountport=$m"
 		;;
@@ -283,8 +293,8 @@ srv_fresh() { # $1 server: empty volume/export, started
 			"$store" bench >>"$out/$1.log" 2>&1 ||
 			{ echo "tessera format failed" >&2; exit 1; }
 		;;
-	ganesha)
-		mkdir -p "$work/ganesha/export" "$work/ganesha/recovery"
+	ganesha|ganesha5)
+		mkdir -p "$work/$1/export" "$work/$1/recovery"
 		if ! rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
 			rpcbind -f -w >/dev/null 2>&1 &
 			rpcbind_pid=$!
@@ -302,6 +312,45 @@ srv_remove() { # $1 server, stopped: its volume's data removed
 	rm -rf "${work:?}/$1"
 }
 s3_vols=0
+# NFS-Ganesha 5.9 (bookworm-backports) beside Debian's 4.3: its packages
+# (nfs-ganesha, nfs-ganesha-vfs and the libntirpc they need) downloaded
+# once and unpacked into $G5_ROOT, run from there with their own
+# libraries and FSAL.  Sets G5_VERSION; fails when backports cannot give
+# them.
+G5_ROOT=${G5_ROOT:-/var/cache/tessera-bench/ganesha5}
+ganesha5_prepare() {
+	local v dl ntirpc f
+	if [ -x "$G5_ROOT/usr/bin/ganesha.nfsd" ]; then
+		G5_VERSION=$(cat "$G5_ROOT/VERSION" 2>/dev/null)
+		return 0
+	fi
+	v=$(apt-cache madison nfs-ganesha 2>/dev/null |
+		awk -F' *[|] *' '$2 ~ /bpo12/ {print $2; exit}')
+	if [ -z "$v" ]; then
+		echo "deb http://deb.debian.org/debian bookworm-backports main" \
+			>/etc/apt/sources.list.d/tessera-bench-backports.list
+		apt-get update -q >>"$out/apt.log" 2>&1
+		v=$(apt-cache madison nfs-ganesha 2>/dev/null |
+			awk -F' *[|] *' '$2 ~ /bpo12/ {print $2; exit}')
+	fi
+	[ -n "$v" ] || return 1
+	ntirpc=$(apt-cache show "nfs-ganesha=$v" 2>/dev/null |
+		grep -o 'libntirpc[0-9.]*' | head -1)
+	[ -n "$ntirpc" ] || return 1
+	dl=$(mktemp -d /var/tmp/tessera-g5-XXXXXX)
+	chmod 755 "$dl"	# apt downloads as _apt
+	(cd "$dl" && apt-get download -q "nfs-ganesha=$v" \
+		"nfs-ganesha-vfs=$v" "$ntirpc/bookworm-backports") \
+		>>"$out/apt.log" 2>&1 || { rm -rf "$dl"; return 1; }
+	mkdir -p "$G5_ROOT.new"
+	for f in "$dl"/*.deb; do
+		dpkg-deb -x "$f" "$G5_ROOT.new" || { rm -rf "$dl"; return 1; }
+	done
+	rm -rf "$dl"
+	echo "$v" >"$G5_ROOT.new/VERSION"
+	rm -rf "$G5_ROOT" && mv "$G5_ROOT.new" "$G5_ROOT"
+	G5_VERSION=$v
+}
 srv_buffer_limit() { # the configured buffer limit, as tesserad reports it
 	"$BUILD/tesserad" --help 2>&1 |
 		awk '/^ *buffer_limit/ {getline; gsub(/[()]/, ""); print $2}'
@@ -507,6 +556,14 @@ for s in ${SERVERS//,/ }; do
 	if [ "$s" = tessera-wb ] && [ $WB_OK = no ]; then
 		say "tesserad has no writeback option yet: skipping tessera-wb"
 		continue
+	fi
+	if [ "$s" = ganesha5 ]; then
+		if ! ganesha5_prepare; then
+			say "no NFS-Ganesha 5.9 from bookworm-backports (see" \
+				"$out/apt.log): skipping ganesha5"
+			continue
+		fi
+		say "ganesha5: NFS-Ganesha $G5_VERSION unpacked in $G5_ROOT"
 	fi
 	if [ "$s" = tessera-s3 ]; then
 		if ! "$RGW" status >/dev/null 2>&1; then
