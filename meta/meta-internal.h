@@ -294,6 +294,11 @@ int meta_trash_put(struct mtxn *t, uint64_t from, const char *name,
 /* Files and bytes (4 KiB-rounded) in the trash, from the usage records
  * of its hour directories. */
 int meta_trash_usage(struct mtxn *t, uint64_t *files, uint64_t *bytes);
+/* The inodes of the trash's hour directories, ascending (a file is in
+ * the trash when its one link is in one of them): *inos (caller frees)
+ * and *n, both empty when the volume has no trash.  Cost: one entry per
+ * hour the trash holds. */
+int meta_trash_hours(struct mtxn *t, uint64_t **inos, size_t *n);
 /* Create the trash and the current hour's directory, in a transaction
  * of their own, if missing. */
 int meta_trash_prepare(struct meta *m);

@@ -672,13 +672,15 @@ struct meta_slice_set {
 };
 
 /* What metadata says of the volume's slices, each a set of distinct
- * ids: live (a chunk record of a file that exists names it), removed (a
+ * ids: live (a chunk record of a file that exists names it, outside the
+ * trash), trash (a chunk record of a file in the trash names it: it is
+ * kept until the file expires or is purged), removed (a
  * chunk record of a removed file whose records are not purged yet:
  * pending deletion), grace (compaction dropped it less than the grace
  * period ago: an L record), queued (released, its objects wait for the
  * deletion job: an R record).  A slice may be in several. */
 struct meta_slice_sets {
-	struct meta_slice_set live, removed, grace, queued;
+	struct meta_slice_set live, removed, grace, queued, trash;
 };
 /* Fill *s in one read transaction; progress (may be NULL) is called
  * every few thousand chunks.  Memory: 8 bytes per distinct slice and

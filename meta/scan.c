@@ -1,6 +1,8 @@
 /*
  * scan.c - whole-volume scans of slice ids, for `tessera gc`: which slices
- * live files reference, which removed files not purged yet still name,
+ * live files reference, which files in the trash reference (a file
+ * whose one link is in an hour directory of the trash), which removed
+ * files not purged yet still name,
  * which compaction dropped within the grace period, which wait in the
  * deletion queue, and the slice-id counter.
  *
@@ -60,12 +62,15 @@ set_add(struct meta_slice_set *s, size_t *cap, uint64_t id)
 struct scan_ctx {
 	struct meta *m;
 	struct meta_slice_sets *s;
-	size_t livecap, removedcap, gracecap, qcap;
+	size_t livecap, removedcap, gracecap, qcap, trashcap;
+	/* The trash's hour directories, ascending (meta_trash_hours). */
+	const uint64_t *hours;
+	size_t nhours;
 	/* The slices of the inode being scanned: its chunk records come
 	 * before its attributes (C < I), so whether it is live is known
 	 * only at its I key or when the next inode begins. */
 	uint64_t ino;
-	bool has_attr;
+	bool has_attr, in_trash;
 	uint64_t *cur;
 	size_t ncur, curcap;
 	uint64_t chunks;
@@ -76,13 +81,38 @@ struct scan_ctx {
 static void
 inode_flush(struct scan_ctx *c)
 {
-	struct meta_slice_set *set = c->has_attr ? &c->s->live : &c->s->removed;
-	size_t *cap = c->has_attr ? &c->livecap : &c->removedcap;
+	struct meta_slice_set *set = &c->s->removed;
+	size_t *cap = &c->removedcap;
 
+	if (c->in_trash) {
+		set = &c->s->trash;
+		cap = &c->trashcap;
+	} else if (c->has_attr) {
+		set = &c->s->live;
+		cap = &c->livecap;
+	}
 	for (size_t i = 0; i < c->ncur; i++)
 		set_add(set, cap, c->cur[i]);
 	c->ncur = 0;
-	c->has_attr = false;
+	c->has_attr = c->in_trash = false;
+}
+
+static bool
+is_hour(const struct scan_ctx *c, uint64_t dir)
+{
+	size_t lo = 0, hi = c->nhours;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (c->hours[mid] == dir)
+			return true;
+		if (c->hours[mid] < dir)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
 }
 
 /* Every A key: I marks its inode live; A<ino>C<chunk> gives every
@@ -103,8 +133,17 @@ chunk_cb(void *arg, const void *key, size_t klen, const void *val,
 		inode_flush(c);
 		c->ino = ino;
 	}
-	if (klen == p + 10 && k[p + 9] == 'I')
+	if (klen == p + 10 && k[p + 9] == 'I') {
+		struct inode in;
+
 		c->has_attr = true;
+		/* Trashed: one link, in an hour directory of the trash
+		 * (meta_trash_put). */
+		if (c->nhours > 0 && meta_inode_decode(v, vlen, ino, &in) == 0)
+			c->in_trash = in.a.type != META_DIR &&
+				      in.a.nlink == 1 &&
+				      is_hour(c, in.a.parent);
+	}
 	if (klen != p + 14 || k[p + 9] != 'C')
 		return 0; /* entries, links, ... */
 	for (i = 0; i + SLICE_REC <= vlen; i += SLICE_REC) {
@@ -154,6 +193,7 @@ meta_slice_sets_free(struct meta_slice_sets *s)
 	meta_slice_set_free(&s->removed);
 	meta_slice_set_free(&s->grace);
 	meta_slice_set_free(&s->queued);
+	meta_slice_set_free(&s->trash);
 }
 
 int
@@ -167,6 +207,7 @@ meta_scan_slices(struct meta *m, struct meta_slice_sets *sets,
 	struct idkeys rkeys = {&sets->queued, &c.qcap, m->pfxlen + 13,
 			       m->pfxlen + 1};
 	struct meta_key s, e;
+	uint64_t *hours = NULL;
 	struct mtxn t;
 	int rc;
 
@@ -174,11 +215,15 @@ meta_scan_slices(struct meta *m, struct meta_slice_sets *sets,
 	rc = meta_txn_begin(m, &t, true);
 	if (rc)
 		return rc;
+	rc = meta_trash_hours(&t, &hours, &c.nhours);
+	c.hours = hours;
 	meta_key_tag(m, &s, 'A');
 	meta_key_tag(m, &e, 'B');
-	rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, chunk_cb, &c);
+	if (rc == 0)
+		rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, chunk_cb, &c);
 	inode_flush(&c);
 	free(c.cur);
+	free(hours);
 	meta_key_tag(m, &s, 'L');
 	meta_key_tag(m, &e, 'M');
 	if (rc == 0)
@@ -198,6 +243,7 @@ meta_scan_slices(struct meta *m, struct meta_slice_sets *sets,
 	set_compact(&sets->removed);
 	set_compact(&sets->grace);
 	set_compact(&sets->queued);
+	set_compact(&sets->trash);
 	return 0;
 }
 

@@ -762,3 +762,48 @@ meta_trash_usage(struct mtxn *t, uint64_t *files, uint64_t *bytes)
 	tl_buf_free(&hours.b);
 	return rc;
 }
+
+static int
+cmp_ino(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int
+meta_trash_hours(struct mtxn *t, uint64_t **inos, size_t *n)
+{
+	struct dlist hours = {TL_BUF_INIT, 0, 0};
+	char hname[META_NAME_MAX + 1];
+	uint64_t trash, hino, hck = 2;
+	size_t off, cap = 0;
+	int rc;
+
+	*inos = NULL;
+	*n = 0;
+	rc = meta_trash_ino(t, &trash);
+	if (rc || trash == 0)
+		return rc;
+	do {
+		rc = dlist_read(t, trash, hck, 256, &hours);
+		off = 0;
+		while (rc == 0 && dlist_next(&hours, &off, &hino, &hck, hname)) {
+			if (*n == cap) {
+				cap = cap ? 2 * cap : 64;
+				*inos = tl_realloc(*inos, cap * sizeof(**inos));
+			}
+			(*inos)[(*n)++] = hino;
+		}
+	} while (rc == 0 && hours.n == hours.max);
+	tl_buf_free(&hours.b);
+	if (rc) {
+		free(*inos);
+		*inos = NULL;
+		*n = 0;
+		return rc;
+	}
+	if (*n > 1)
+		qsort(*inos, *n, sizeof(**inos), cmp_ino);
+	return 0;
+}

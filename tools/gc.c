@@ -3,8 +3,10 @@
  * and with --delete remove the leaked ones.
  *
  * Each block object is, by what the metadata says of its slice id (one
- * snapshot, meta_scan_slices): live (a file that exists names it),
- * pending deletion (a removed file not purged yet names it, or the
+ * snapshot, meta_scan_slices): live (a file that exists names it), in
+ * the trash (a removed file the trash keeps names it: released when it
+ * expires or is purged, restored with `tessera trash restore`), pending
+ * deletion (a removed file not purged yet names it, or the
  * deletion queue owns it: the background job of a gateway deletes
  * those), in its grace period (compaction dropped it less than the
  * grace ago: reads in flight may still want it), in flight (its id is
@@ -70,13 +72,14 @@ static const char gc_usage[] =
 	"                  [--verbose] [--volume NAME] META_URL\n"
 	"\n"
 	"Account for every object of the store of the volume at META_URL:\n"
-	"live, pending deletion (removed files and the deletion queue, the\n"
-	"gateways' background job deletes them), in the grace period after\n"
-	"compaction, in flight (too young to judge), and leaked (no metadata\n"
-	"names them), with objects and bytes for each.  Without --delete it\n"
-	"only reads.  Safe while gateways serve the volume.  Blocks that\n"
-	"metadata references but the store lacks are reported by\n"
-	"'tessera fsck'.\n"
+	"live, in the trash (removed files the trash keeps), pending deletion\n"
+	"(removed files and the deletion queue, the gateways' background job\n"
+	"deletes them), in the grace period after compaction, in flight (too\n"
+	"young to judge), and leaked (no metadata names them), with objects\n"
+	"and bytes for each.  Without --delete it only reads; --delete\n"
+	"removes the leaked objects and nothing else.  Safe while gateways\n"
+	"serve the volume.  Blocks that metadata references but the store\n"
+	"lacks are reported by 'tessera fsck'.\n"
 	"Exit status 0: done; 1: errors (some objects were not deleted).\n"
 	"\n"
 	"Options:\n"
@@ -93,6 +96,7 @@ static const char gc_usage[] =
 /* What an object of the store is, by its slice id. */
 enum gc_kind {
 	GC_LIVE,
+	GC_TRASH,   /* a file in the trash names it */
 	GC_REMOVED, /* pending deletion: a removed file's */
 	GC_QUEUED,  /* pending deletion: the queue's */
 	GC_GRACE,
@@ -102,7 +106,7 @@ enum gc_kind {
 };
 
 static const char *const gc_kind_label[GC_NKINDS] = {
-	"live:", "pending, removed files:", "pending, deletion queue:",
+	"live:", "in trash:", "pending, removed files:", "pending, deletion queue:",
 	"grace period:", "in flight:", "leaked:",
 };
 
@@ -170,6 +174,8 @@ classify(const struct gc *g, uint64_t id, uint64_t mtime_ns)
 {
 	if (meta_slice_set_has(&g->sets.live, id))
 		return GC_LIVE;
+	if (meta_slice_set_has(&g->sets.trash, id))
+		return GC_TRASH;
 	if (meta_slice_set_has(&g->sets.removed, id))
 		return GC_REMOVED;
 	if (meta_slice_set_has(&g->sets.queued, id))

@@ -218,6 +218,62 @@ removed_big(void)
 		    "unlink big");
 }
 
+/* ---- the trash and the grace period ----------------------------------- */
+
+/* A file removed with the trash on keeps its objects in the trash: gc
+ * counts them "in trash", never leaked, and --delete leaves them; a
+ * slice data compaction dropped waits out its grace: "grace period".
+ * Every object is old, so only the metadata protects them. */
+static void
+test_trash_grace(void)
+{
+	struct meta_slice *old = NULL, nw;
+	struct cache *c;
+	char *args, *out, key[256];
+	uint64_t ino;
+	size_t nold = 0;
+	int before;
+
+	CHECK_FATAL(meta_set_trash_days(m, 7) == 0, "trash on");
+	c = open_cache();
+	write_file(c, "trashed", 2 * BS + 10, 7);
+	ino = write_file(c, "regraced", 4096, 8);
+	cache_close(c);
+	CHECK_FATAL(meta_unlink(m, &root_cred, META_ROOT_INO, "trashed", NULL,
+				NULL) == 0, "remove trashed (into the trash)");
+	meta_read_chunk(m, ino, 0, 0, META_CHUNK_SIZE, &old, &nold);
+	memset(&nw, 0, sizeof(nw));
+	CHECK_FATAL(meta_new_slice_id(m, &nw.id) == 0, "slice id");
+	nw.size = nw.len = 4096;
+	plant(nw.id, 0, 4096, OLD_S, key);
+	CHECK_FATAL(nold == 1 && meta_rewrite_chunk(m, ino, 0, old, nold,
+						    &nw, 1) == 0,
+		    "regraced's chunk rewritten as a fresh slice");
+	free(old);
+	os_list(fs, "", NULL, age_cb, NULL);
+	before = nobjects();
+
+	args = tl_asprintf("gc '%s'", murl);
+	CHECK_EQ(run(args, &out), 0, "report with a trash exits 0");
+	CHECK(figure(out, "in trash:") == 3 &&
+		      figure_bytes(out, "in trash:") == 2 * BS + 10,
+	      "in trash: the removed file's 3 blocks, with their bytes");
+	CHECK(figure(out, "grace period:") == 1 &&
+		      figure_bytes(out, "grace period:") == 4096,
+	      "grace period: the slice compaction dropped");
+	CHECK_EQ(figure(out, "leaked:"), 0, "nothing leaked");
+	free(out);
+	free(args);
+	args = tl_asprintf("gc --delete --grace 0 '%s'", murl);
+	CHECK_EQ(run(args, &out), 0, "gc --delete with a trash exits 0");
+	CHECK(figure(out, "deleted:") == 0 && figure(out, "in trash:") == 3,
+	      "--delete deletes nothing of the trash or the grace");
+	CHECK_EQ(nobjects(), before, "every object kept");
+	free(out);
+	free(args);
+	CHECK_FATAL(meta_set_trash_days(m, 0) == 0, "trash off");
+}
+
 /* ---- gc while the volume is written ------------------------------------ */
 
 #define LIVE_FILES 24
@@ -420,6 +476,7 @@ main(void)
 		 "--dry-run and --delete: usage error");
 	free(out);
 
+	test_trash_grace();
 	test_live();
 	args = tl_asprintf("fsck '%s'", murl);
 	CHECK_EQ(run(args, &out), 0, "fsck clean after gc during writes");
