@@ -120,7 +120,15 @@ struct cache {
 	struct cache_flusher *fl;
 	struct cache_ra *ra;
 	struct cache_gc *gc;
+	_Atomic uint64_t wait_ms; /* store_wait_max (0: no bound) */
 };
+
+/* Flush f, waiting at most store_wait_max (flush.c). */
+static int
+flush_bounded(struct cache *c, struct cfile *f)
+{
+	return cache_file_flush_wait(c->fl, f, atomic_load(&c->wait_ms));
+}
 
 /* ---- writes ------------------------------------------------------------- */
 
@@ -133,11 +141,11 @@ space_reserve(struct cache *c, struct cfile *f, uint64_t len)
 
 	while (!cache_space_take(c->ft, len)) {
 		if (atomic_load(&f->bytes) > 0) {
-			r = cache_file_flush(c->fl, f);
+			r = flush_bounded(c, f);
 			if (r < 0)
 				return r;
 		} else if ((v = cache_file_largest(c->ft)) != NULL) {
-			r = cache_file_flush(c->fl, v);
+			r = flush_bounded(c, v);
 			cache_file_put(c->ft, v);
 			/* Not this writer's failure: wait a little for room
 			 * that flushes in flight may free, then ask the
@@ -183,7 +191,11 @@ cache_write(struct cache *c, uint64_t ino, uint64_t off, const void *buf,
 			cache_space_add(c->ft, (uint64_t)grown - want);
 	}
 	if (stable || full)
-		r = cache_file_flush(c->fl, f);
+		r = flush_bounded(c, f);
+	/* An unstable write is buffered whatever became of the flush
+	 * that makes room: the flush goes on without it. */
+	if (r == -EAGAIN && !stable)
+		r = 0;
 out:
 	cache_file_put(c->ft, f);
 	return r;
@@ -197,9 +209,15 @@ cache_flush(struct cache *c, uint64_t ino)
 
 	if (f == NULL)
 		return 0;
-	r = cache_file_flush(c->fl, f);
+	r = flush_bounded(c, f);
 	cache_file_put(c->ft, f);
 	return r;
+}
+
+void
+cache_set_store_wait(struct cache *c, uint64_t ms)
+{
+	atomic_store(&c->wait_ms, ms);
 }
 
 void
@@ -270,7 +288,7 @@ read_copy(struct cache *c, struct cfile *f, uint64_t ino, uint64_t off,
 		return cache_plan_read(c->pl, p, buf, seq);
 	for (tries = 0;; tries++) {
 		if (f != NULL && tries >= 3) {
-			r = cache_file_flush(c->fl, f);
+			r = flush_bounded(c, f);
 			if (r < 0)
 				break;
 		}
@@ -545,6 +563,7 @@ cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
 	dl = o->download_threads ? o->download_threads : DEFAULT_DOWNLOADS;
 	c = tl_calloc(1, sizeof(*c));
 	c->m = m;
+	atomic_init(&c->wait_ms, o->store_wait_ms);
 	c->bp = cache_bufpool_open(bs);
 	r = cache_blocks_open(os, o, st->name, bs, up, c->bp, &c->st);
 	if (r < 0)

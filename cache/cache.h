@@ -105,6 +105,11 @@ struct cache_opts {
 	 * than this (0: 10 minutes), since `tessera gc` may take them
 	 * for leaks (write.c).  Tests set 1. */
 	uint64_t restore_age_ms;
+	/* store_wait_max: the longest a request waits for a flush (the
+	 * object store not answering) before it gets -EAGAIN, the flush
+	 * going on without it (0: as long as it takes).  Changed while
+	 * running with cache_set_store_wait. */
+	uint64_t store_wait_ms;
 };
 
 /* Borrow m and os for the life of the cache.  Puts to os may become
@@ -123,16 +128,23 @@ void cache_close(struct cache *c);
  * and committed before returning (FILE_SYNC / DATA_SYNC).  Flushes and
  * waits while the buffer limit is exceeded; -EAGAIN when the room could
  * not be made because another file's flush failed (the store fails:
- * retry later).  -EFBIG past META_MAX_FILE_SIZE. */
+ * retry later), or when a flush it needs (its own to make room, or the
+ * stable write's) did not end within store_wait_max (the data stays
+ * buffered: an unstable write is then accepted).  -EFBIG past
+ * META_MAX_FILE_SIZE. */
 int cache_write(struct cache *c, uint64_t ino, uint64_t off, const void *buf,
 		size_t len, bool stable);
 
 /* Make all buffered data of ino durable and committed (COMMIT).  -EIO if
  * the object store failed (a put, or a sync, this flush's or another's:
  * the data stays buffered and a later flush stores it again as needed);
- * -ENOSPC at capacity.  0 only once every byte buffered when it was
- * called is committed. */
+ * -ENOSPC at capacity; -EAGAIN when the flush did not end within
+ * store_wait_max (it goes on: the data is stored and committed once the
+ * store answers, and a later cache_flush answers 0).  0 only once every
+ * byte buffered when it was called is committed. */
 int cache_flush(struct cache *c, uint64_t ino);
+/* store_wait_max from now on (0: no bound). */
+void cache_set_store_wait(struct cache *c, uint64_t ms);
 
 /* Drop buffered data of ino (the file was removed). */
 void cache_forget(struct cache *c, uint64_t ino);

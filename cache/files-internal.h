@@ -43,6 +43,11 @@ struct cfile {
 	bool flushing; /* a flush or drop owns the frozen builders */
 	uint64_t gen;  /* bumped when builders leave (committed,
 			  dropped) */
+	/* flush.c: bounded flushes (cache_file_flush_wait) */
+	uint64_t fq_asked; /* tickets handed out */
+	uint64_t fq_done;  /* tickets a finished flush answered */
+	int fq_err;        /* that flush's result */
+	bool fq_queued;    /* a flush job waits to start */
 };
 
 /* Buffered writes of all files together stay within limit bytes (see

@@ -44,6 +44,13 @@ void cache_flush_upload(struct cache_flusher *fl, struct cfile *f,
  * committed; otherwise it stays buffered for the next flush (see
  * flush.c).  Without f->mu. */
 int cache_file_flush(struct cache_flusher *fl, struct cfile *f);
+/* The same, waiting at most wait_ms (0: as long as it takes): the flush
+ * runs on the flusher's own threads and goes on after the wait ends, so
+ * a store that does not answer holds no caller.  -EAGAIN when the wait
+ * ended first (the data stays buffered; the flush stores and commits
+ * it once the store answers).  Without f->mu. */
+int cache_file_flush_wait(struct cache_flusher *fl, struct cfile *f,
+			  uint64_t wait_ms);
 /* Drop f's buffered data and delete what of it was stored (the file was
  * removed).  Without f->mu. */
 void cache_file_drop(struct cache_flusher *fl, struct cfile *f);

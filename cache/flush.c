@@ -77,6 +77,7 @@ struct cache_flusher {
 	struct cache_compactor *cp;
 	uint32_t bs;
 	struct tl_pool *up;       /* uploads */
+	struct tl_pool *fq;       /* flushes that callers wait for, bounded */
 	uint64_t restore_ns;      /* CACHE_RESTORE_NS or cache_opts' */
 	uint32_t compact_records; /* a commit's trigger for compaction */
 };
@@ -141,6 +142,7 @@ cache_flusher_open(struct meta *m, struct cache_files *ft,
 	fl->cp = cp;
 	fl->bs = block_size;
 	fl->up = tl_pool_create("upload", threads, 0);
+	fl->fq = tl_pool_create("flush", threads, 0);
 	fl->restore_ns = restore_age_ms ? restore_age_ms * 1000000ULL
 					: CACHE_RESTORE_NS;
 	fl->compact_records = compact_records;
@@ -152,6 +154,7 @@ cache_flusher_close(struct cache_flusher *fl)
 {
 	if (fl == NULL)
 		return;
+	tl_pool_destroy(fl->fq); /* its flushes still submit uploads */
 	tl_pool_destroy(fl->up);
 	free(fl);
 }
@@ -917,6 +920,88 @@ unlock:
 	pthread_mutex_unlock(&f->mu);
 	delv_delete(fl, &del);
 	free(w);
+	return r;
+}
+
+/* ---- bounded flushes ---------------------------------------------------- */
+
+/*
+ * store_wait_max: a request that needs a file flushed (COMMIT, a
+ * FILE_SYNC WRITE, a writer making room, SETATTR of the size) waits for
+ * it a bounded time.  The flush itself runs on the flusher's "flush"
+ * pool: when the store does not answer (a PUT retrying for minutes, a
+ * hung connection) the caller's wait ends, it answers -EAGAIN
+ * (NFS3ERR_JUKEBOX: the client retries later) and its worker is free,
+ * while the flush goes on and stores and commits the data once the
+ * store answers; the builders stay buffered (and frozen) meanwhile, as
+ * with any failure (top of this file).
+ *
+ * Tickets: a caller takes the next ticket t after its writes are
+ * buffered; a flush job takes the highest ticket asked when it starts,
+ * before it freezes, so its flush covers every write of tickets up to
+ * it, and its result answers them.  One job per file waits to start at
+ * a time (a later caller joins it); one more may run.  The pool's
+ * threads bound how many flushes hang at once; callers past them wait
+ * their bound in the queue and answer -EAGAIN too.
+ */
+struct fqjob {
+	struct cache_flusher *fl;
+	struct cfile *f; /* referenced */
+};
+
+static void
+flush_job(void *arg)
+{
+	struct fqjob *j = arg;
+	struct cfile *f = j->f;
+	uint64_t t;
+	int r;
+
+	pthread_mutex_lock(&f->mu);
+	f->fq_queued = false;
+	t = f->fq_asked;
+	pthread_mutex_unlock(&f->mu);
+	r = cache_file_flush(j->fl, f);
+	pthread_mutex_lock(&f->mu);
+	if (t > f->fq_done) {
+		f->fq_done = t;
+		f->fq_err = r;
+	}
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	cache_file_put(j->fl->ft, f);
+	free(j);
+}
+
+int
+cache_file_flush_wait(struct cache_flusher *fl, struct cfile *f,
+		      uint64_t wait_ms)
+{
+	uint64_t t, now, end;
+	struct fqjob *j = NULL;
+	int r;
+
+	if (wait_ms == 0)
+		return cache_file_flush(fl, f);
+	pthread_mutex_lock(&f->mu);
+	t = ++f->fq_asked;
+	if (!f->fq_queued) {
+		f->fq_queued = true;
+		j = tl_malloc(sizeof(*j));
+		*j = (struct fqjob){fl, f};
+	}
+	pthread_mutex_unlock(&f->mu);
+	if (j != NULL) {
+		cache_file_get(fl->ft, f->ino, false); /* held by the job */
+		tl_pool_submit(fl->fq, flush_job, j);
+	}
+	end = tl_mono_ns() + wait_ms * 1000000ULL;
+	pthread_mutex_lock(&f->mu);
+	while (f->fq_done < t && (now = tl_mono_ns()) < end)
+		cache_cond_wait_ms(&f->cv, &f->mu,
+				   (end - now + 999999) / 1000000);
+	r = f->fq_done >= t ? f->fq_err : -EAGAIN;
+	pthread_mutex_unlock(&f->mu);
 	return r;
 }
 

@@ -80,6 +80,9 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
     {"download_limit", TL_CONF_SIZE, "0", 0, 1ULL << 40, true,
      "bytes/s downloaded from the object store (0: no limit)",
      OFF(download_limit)},
+    {"store_wait_max", TL_CONF_DURATION, "30s", 0, 86400 * 1000, true,
+     "a request waiting this long for the object store answers JUKEBOX "
+     "(0: waits as long as it takes)", OFF(store_wait_max)},
     {"log_level", TL_CONF_STRING, "notice", 0, 0, true,
      "err, warn, notice, info or debug", OFF(log_level)},
     {"log_file", TL_CONF_STRING, "", 0, 0, false,

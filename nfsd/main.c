@@ -409,6 +409,7 @@ open_backend(const char *url, const struct nfsd_config *cfg, struct backend *b)
 	    .readahead_max = cfg->readahead_max,
 	    .readahead_budget = cfg->readahead_budget,
 	    .download_threads = (unsigned)cfg->download_threads,
+	    .store_wait_ms = cfg->store_wait_max,
 	};
 	char *err = NULL;
 	int rc;
@@ -477,6 +478,7 @@ struct hup {
 	const struct args *args;
 	const struct nfsd_config *cfg; /* as started */
 	struct os_store *ratelimit;    /* the store's bandwidth limits */
+	struct cache *cache;           /* store_wait_max */
 	const char *status;	       /* STATUS=...READY=1 after a reload */
 };
 
@@ -511,6 +513,8 @@ on_hup(struct nfsd_server *srv, void *arg)
 		goto out;
 	}
 	os_ratelimit_set(h->ratelimit, cfg.upload_limit, cfg.download_limit);
+	if (h->cache != NULL)
+		cache_set_store_wait(h->cache, cfg.store_wait_max);
 	if (tl_log_parse_level(cfg.log_level, &level) == 0)
 		tl_log_set_level(level);
 	else
@@ -537,8 +541,8 @@ on_hup(struct nfsd_server *srv, void *arg)
 	    cfg.lock_callback_window != h->cfg->lock_callback_window ||
 	    strcmp(cfg.metrics_listen, h->cfg->metrics_listen) != 0)
 		tl_notice("tesserad",
-			  "reload: only exports, log_level and the "
-			  "bandwidth limits "
+			  "reload: only exports, log_level, the "
+			  "bandwidth limits and store_wait_max "
 			  "change on SIGHUP; restart for the others");
 	if (srv != NULL &&
 	    nfsd_server_set_exports(srv, cfg.exports, &err) != 0)
@@ -755,7 +759,7 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 	struct nfsd_server *srv = NULL;
 	struct nfsd_metrics *metrics = NULL;
 	char *err = NULL, *at, *ready_msg = NULL, *started, *url = NULL;
-	struct hup hup = {a, cfg, NULL, NULL};
+	struct hup hup = {a, cfg, NULL, NULL, NULL};
 	sigset_t sigs;
 	int ready = -1, rc;
 
@@ -779,6 +783,7 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 	if (rc != 0)
 		goto out;
 	hup.ratelimit = b.os;
+	hup.cache = b.cache;
 	if (cfg->bgjob_only) {
 		rc = serve_bgjob_only(a, cfg, level, &b, &hup, &sigs, ready);
 		ready = -1;

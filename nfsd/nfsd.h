@@ -50,6 +50,7 @@ struct nfsd_config {
 	bool file_direct_io;
 	uint64_t upload_limit;   /* bytes/s to the object store, 0: none */
 	uint64_t download_limit; /* bytes/s from it */
+	uint64_t store_wait_max; /* ms a request waits for the store */
 	char *log_level;
 	char *log_file;       /* "" = stderr or syslog */
 	char *metrics_listen; /* HTTP "ADDR:PORT"; "" or "off": none */

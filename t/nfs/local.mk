@@ -29,6 +29,7 @@ TH_NFS_TESTS = \
 	t/nfs/nfs_limits_test \
 	t/nfs/nfs_unstable_test \
 	t/nfs/nfs_readrace_test \
+	t/nfs/nfs_storewait_test \
 	t/nfs/nfs_quota_test \
 	t/nfs/nfs_warmup_test \
 	t/nfs/nfs_bgjob_test \
@@ -46,6 +47,11 @@ TH_NFS_LDADD = t/nfs/libtharness.a $(NFS_LIBS)
 t_nfs_nfs_readrace_test_SOURCES = t/nfs/nfs_readrace_test.c
 t_nfs_nfs_readrace_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_readrace_test_LDADD = $(TH_NFS_LDADD) -lpthread
+t_nfs_nfs_storewait_test_SOURCES = t/nfs/nfs_storewait_test.c
+t_nfs_nfs_storewait_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
+t_nfs_nfs_storewait_test_LDADD = $(TH_NFS_LDADD)
+EXTRA_t_nfs_nfs_storewait_test_DEPENDENCIES = tessera$(EXEEXT) \
+	tesserad$(EXEEXT)
 t_nfs_nfs_warmup_test_SOURCES = t/nfs/nfs_warmup_test.c
 t_nfs_nfs_warmup_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_warmup_test_LDADD = $(TH_NFS_LDADD)
