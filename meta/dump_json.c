@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "meta/lock-internal.h"
 #include "meta/meta-internal.h"
 
 #define JSON_FLUSH (64u << 10)
@@ -378,6 +379,107 @@ r_slice(struct dump_json *j, const char *type, const uint8_t *k, size_t kl,
 	return true;
 }
 
+/* ---- NFS locks (lock.c has the layouts) ---------------------------------- */
+
+static void
+field_hex(struct dump_json *j, const char *field, const uint8_t *p, size_t n)
+{
+	out(j, ", \"%s\": ", field);
+	hex(j, p, n);
+}
+
+/* N<ino><owner id>: one owner's ranges, or its share reservation. */
+static bool
+r_lock(struct dump_json *j, const uint8_t *k, size_t kl, const uint8_t *v,
+       size_t vl)
+{
+	struct lrec r;
+
+	if (kl != 1 + 8 + LOCK_ID || meta_lk_rec_decode(v, vl, &r) != 0)
+		return false;
+	out(j, "\"type\": \"lock\"");
+	u64(j, "ino", tl_get_be64(k + 1));
+	field_hex(j, "owner_id", k + 9, LOCK_ID);
+	out(j, ", \"kind\": \"%s\"",
+	    r.kind == KIND_SHARE ? "share" : "ranges");
+	text(j, "client", r.name, r.name_len);
+	u64(j, "svid", r.svid);
+	field_hex(j, "owner", r.oh, r.oh_len);
+	u64(j, "nsm_state", r.state);
+	if (r.kind == KIND_SHARE) {
+		u64(j, "mode", r.mode);
+		u64(j, "access", r.access);
+		u64(j, "epoch", r.epoch);
+	} else {
+		out(j, ", \"ranges\": [");
+		for (size_t i = 0; i < r.n; i++) {
+			/* end is exclusive; UINT64_MAX: to the end of file */
+			out(j, "%s{\"start\": %llu, \"end\": %llu, "
+			       "\"exclusive\": %s, \"epoch\": %u}",
+			    i ? ", " : "", (unsigned long long)r.r[i].start,
+			    (unsigned long long)r.r[i].end,
+			    r.r[i].exclusive ? "true" : "false",
+			    r.r[i].epoch);
+		}
+		out(j, "]");
+	}
+	meta_lk_rec_free(&r);
+	return true;
+}
+
+/* M<client id>: an NFS lock client. */
+static bool
+r_lock_client(struct dump_json *j, const uint8_t *k, size_t kl,
+	      const uint8_t *v, size_t vl)
+{
+	struct meta_lock_client *c;
+	bool ok = false;
+
+	if (kl != 1 + LOCK_ID)
+		return false;
+	c = tl_malloc(sizeof(*c));
+	if (meta_lk_client_decode(v, vl, c) == 0) {
+		out(j, "\"type\": \"lock_client\"");
+		field_hex(j, "client_id", k + 1, LOCK_ID);
+		text(j, "name", (const uint8_t *)c->name, c->name_len);
+		text(j, "addr", (const uint8_t *)c->addr, strlen(c->addr));
+		text(j, "local_addr", (const uint8_t *)c->local,
+		     strlen(c->local));
+		out(j, ", \"session\": \"%016llx\"",
+		    (unsigned long long)c->session);
+		u64(j, "epoch", c->epoch);
+		out(j, ", \"nsm_state\": %d", c->state);
+		u64(j, "grace_until_ns", c->grace_until_ns);
+		out(j, ", \"notified\": %s", c->notified ? "true" : "false");
+		ok = true;
+	}
+	free(c);
+	return ok;
+}
+
+/* n<client id><ino><owner id>: the index of a client's locks; m<client
+ * id>: how many ranges and shares it holds. */
+static bool
+r_lock_index(struct dump_json *j, const uint8_t *k, size_t kl,
+	     const uint8_t *v, size_t vl)
+{
+	if (k[0] == 'n') {
+		if (kl != 1 + LOCK_ID + 8 + LOCK_ID || vl != 0)
+			return false;
+		out(j, "\"type\": \"lock_index\"");
+		field_hex(j, "client_id", k + 1, LOCK_ID);
+		u64(j, "ino", tl_get_be64(k + 1 + LOCK_ID));
+		field_hex(j, "owner_id", k + 1 + LOCK_ID + 8, LOCK_ID);
+		return true;
+	}
+	if (kl != 1 + LOCK_ID || vl != 8)
+		return false;
+	out(j, "\"type\": \"lock_count\"");
+	field_hex(j, "client_id", k + 1, LOCK_ID);
+	u64(j, "held", tl_get_be64(v));
+	return true;
+}
+
 static bool
 record(struct dump_json *j, const uint8_t *k, size_t kl, const uint8_t *v,
        size_t vl)
@@ -443,6 +545,13 @@ record(struct dump_json *j, const uint8_t *k, size_t kl, const uint8_t *v,
 		return true;
 	case 'b':
 		return kl == 1 && r_backup(j, v, vl);
+	case 'N':
+		return r_lock(j, k, kl, v, vl);
+	case 'M':
+		return r_lock_client(j, k, kl, v, vl);
+	case 'n':
+	case 'm':
+		return r_lock_index(j, k, kl, v, vl);
 	default:
 		return false;
 	}

@@ -15,8 +15,9 @@
  *  - a byte changed in any record, or a dump cut anywhere, is refused by
  *    verify and by load with the number of the record it failed at, and
  *    load leaves nothing of the volume behind;
- *  - the JSON form is valid JSON (python3 -m json.tool) and shows a name
- *    that is not UTF-8 in hex;
+ *  - the JSON form is valid JSON (python3 -m json.tool), shows a name
+ *    that is not UTF-8 in hex, and decodes every record, NFS locks (a
+ *    range, a share, their client, index and count) included;
  *  - the backup record's claim: one gateway at a time, none before the
  *    interval, a stale claim is taken over.
  * TESSERA_TEST_META=raft (t/unit/meta_on_raft.sh) dumps from a one-node
@@ -94,6 +95,28 @@ build(struct meta *m)
 			      NULL) == 0, "hard link");
 	CHECK_FATAL(meta_link(m, &root_cred, f1, sub, "link2", &a, NULL,
 			      NULL) == 0, "second hard link");
+	{
+		/* NFS locks: a range and a share, so a client record, its
+		 * index and its count */
+		struct meta_lock_where w = {"10.0.0.7", "10.0.0.1", 0, 3};
+		struct meta_lock_req r;
+		struct meta_lock_result res;
+
+		memset(&r, 0, sizeof(r));
+		r.owner.client = "client7";
+		r.owner.client_len = 7;
+		r.owner.svid = 42;
+		r.owner.oh = "\x01\x02owner";
+		r.owner.oh_len = 7;
+		r.start = 100;
+		r.end = META_LOCK_EOF;
+		r.exclusive = true;
+		r.where = &w;
+		CHECK_FATAL(meta_lock(m, f1, &r, &res) == 0, "a lock on f1");
+		r.mode = 0;
+		r.access = 1;
+		CHECK_FATAL(meta_share(m, f1, &r, &res) == 0, "a share on f1");
+	}
 	mknode(m, d1, "sym", META_LNK, 0, 0);
 	mknode(m, d1, "tty", META_CHR, 4, 64);
 	mknode(m, d1, "disk", META_BLK, 8, 1);
@@ -518,6 +541,23 @@ check_forms(struct meta *m, const struct meta_dump_stats *st0)
 	      strstr(json, "\"rdev\": [4, 64]") != NULL &&
 	      strstr(json, "\"kind\": \"fifo\"") != NULL,
 	      "JSON decodes chunks, sessions, the backup record, quotas, devices");
+	CHECK(strstr(json, "\"type\": \"lock\"") != NULL &&
+	      strstr(json, "\"kind\": \"ranges\", \"client\": \"client7\", "
+			   "\"svid\": 42, \"owner\": \"01026f776e6572\"") !=
+		      NULL &&
+	      strstr(json, "\"ranges\": [{\"start\": 100, \"end\": "
+			   "18446744073709551615, \"exclusive\": true") !=
+		      NULL &&
+	      strstr(json, "\"kind\": \"share\"") != NULL &&
+	      strstr(json, "\"mode\": 0, \"access\": 1") != NULL &&
+	      strstr(json, "\"type\": \"lock_client\"") != NULL &&
+	      strstr(json, "\"name\": \"client7\", \"addr\": \"10.0.0.7\", "
+			   "\"local_addr\": \"10.0.0.1\"") != NULL &&
+	      strstr(json, "\"type\": \"lock_index\"") != NULL &&
+	      strstr(json, "\"type\": \"lock_count\"") != NULL &&
+	      strstr(json, "\"held\": 2") != NULL,
+	      "JSON decodes the NFS lock records: ranges, share, client, "
+	      "index and count");
 	CHECK(strstr(json, "\"type\": \"other\"") == NULL,
 	      "every record of the volume is decoded");
 	free(json);
