@@ -224,6 +224,11 @@ struct meta_kv_raft_stats {
 	uint64_t apply_sum_us, apply_batches;
 };
 int meta_kv_raft_stats(struct meta_kv *kv, struct meta_kv_raft_stats *s);
+/* The LMDB figures of this node's replica (meta_kv_lmdb_stats: map,
+ * pages, tree; its batches are the applier's); -ENOTSUP but for a node
+ * of this process. */
+struct meta_kv_lmdb_stats;
+int meta_kv_raft_lmdb_stats(struct meta_kv *kv, struct meta_kv_lmdb_stats *s);
 
 /* Verify: the leader appends a marker to the log; every node, when it
  * applies the marker, hashes its whole replica (SHA-256 of every key and

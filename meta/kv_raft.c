@@ -1284,6 +1284,21 @@ meta_kv_raft_stats(struct meta_kv *kv, struct meta_kv_raft_stats *s)
 }
 
 int
+meta_kv_raft_lmdb_stats(struct meta_kv *kv, struct meta_kv_lmdb_stats *s)
+{
+	struct meta_kvr_kv *k = raft_of(kv);
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	if (k == NULL || k->node == NULL)
+		return -ENOTSUP;
+	meta_kvr_node_hold(k->node); /* no swap of the replica meanwhile */
+	rc = meta_kv_lmdb_stats(meta_kvr_node_replica(k->node), s);
+	meta_kvr_node_release(k->node);
+	return rc;
+}
+
+int
 meta_kv_raft_verify(struct meta_kv *kv, struct meta_kv_raft_verify **v,
 		    size_t *count)
 {

@@ -628,13 +628,16 @@ render_raft(struct tl_buf *b, struct meta *m)
 		(unsigned long long)s.apply_batches);
 }
 
-/* An lmdb:// engine's commits and syncs (meta/kv.h, meta_kv_lmdb_stats). */
+/* An lmdb:// engine's commits, syncs and map (meta/kv.h,
+ * meta_kv_lmdb_stats), or a raft:// node's replica's (its batches and
+ * syncs are the applier's). */
 static void
 render_lmdb(struct tl_buf *b, struct meta *m)
 {
 	struct meta_kv_lmdb_stats s;
 
-	if (meta_kv_lmdb_stats(meta_engine(m), &s) != 0)
+	if (meta_kv_lmdb_stats(meta_engine(m), &s) != 0 &&
+	    meta_kv_raft_lmdb_stats(meta_engine(m), &s) != 0)
 		return;
 	one(b, "tessera_meta_lmdb_batches_total", "counter",
 	    "LMDB write transactions committed, each a batch of operations "

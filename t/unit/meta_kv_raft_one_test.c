@@ -6,8 +6,9 @@
  * restart (the log replayed onto the replica exactly once), the
  * refusal to start with another node's directory, the version of a
  * read-only snapshot, read-only opens (META_KV_RDONLY), the
- * conversion of an lmdb:// volume into a group of one node, and the
- * refusal to start on the replica of another group.
+ * conversion of an lmdb:// volume into a group of one node, the
+ * refusal to start on the replica of another group, and the replica's
+ * LMDB figures (map, pages) that /metrics shows.
  */
 #include "config.h"
 
@@ -422,6 +423,24 @@ main(void)
 	test_overlay(kv);
 	test_version(kv);
 	test_rdonly(&t, url);
+	{
+		/* the replica's LMDB figures, as /metrics shows them */
+		struct meta_kv_lmdb_stats ls;
+
+		CHECK(meta_kv_raft_lmdb_stats(kv, &ls) == 0 &&
+			      ls.map_bytes > 0 && ls.page_size > 0 &&
+			      ls.pages_used >= 2 &&
+			      ls.map_bytes >= ls.pages_used * ls.page_size &&
+			      ls.leaf_pages >= 1 && ls.entries >= 4 &&
+			      ls.batches >= 1,
+		      "the replica's LMDB map and pages (%llu of %llu bytes, "
+		      "%llu keys)",
+		      (unsigned long long)(ls.pages_used * ls.page_size),
+		      (unsigned long long)ls.map_bytes,
+		      (unsigned long long)ls.entries);
+		CHECK(meta_kv_lmdb_stats(kv, &ls) == -ENOTSUP,
+		      "meta_kv_lmdb_stats is for lmdb:// only");
+	}
 	meta_kv_close(kv);
 
 	/* restart: the replica and the log agree, nothing applied twice */
