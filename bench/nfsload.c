@@ -120,7 +120,7 @@ struct proc {
 	uint64_t blocks; /* data ops: blocks in the file */
 };
 
-static void
+static void __attribute__((format(printf, 1, 2), noreturn))
 die(const char *fmt, ...)
 {
 	va_list ap;

@@ -107,6 +107,8 @@ char *tl_strndup(const char *s, size_t n);
 void *tl_memdup(const void *p, size_t n);
 /* printf into a freshly allocated string; caller frees. */
 char *tl_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *tl_vasprintf(const char *fmt, va_list ap)
+	__attribute__((format(printf, 1, 0)));
 
 /* ---- time --------------------------------------------------------------- */
 

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,11 +13,16 @@
 #define DEFAULT_BLOCK_SIZE (4U << 20)
 #define RANGE_DELETE_BATCH 10000
 
-static void
-set_err(char **err, const char *fmt, const char *a, const char *b)
+static void __attribute__((format(printf, 2, 3)))
+set_err(char **err, const char *fmt, ...)
 {
-	if (err && !*err)
-		*err = tl_asprintf(fmt, a, b);
+	va_list ap;
+
+	if (err == NULL || *err != NULL)
+		return;
+	va_start(ap, fmt);
+	*err = tl_vasprintf(fmt, ap);
+	va_end(ap);
 }
 
 bool
@@ -258,17 +264,17 @@ format_check(const struct meta_format_opts *o, struct meta_settings *s,
 
 	if (!o->name || !meta_volname_ok(o->name)) {
 		set_err(err, "bad volume name '%s': use 1 to 63 of "
-			"A-Z a-z 0-9 _ -%s", o->name ? o->name : "", "");
+			"A-Z a-z 0-9 _ -", o->name ? o->name : "");
 		return -EINVAL;
 	}
 	if (bs < (64U << 10) || bs > (16U << 20) || (bs & (bs - 1))) {
 		set_err(err, "bad block size: a power of two from 64K "
-			"to 16M%s%s", "", "");
+			"to 16M");
 		return -EINVAL;
 	}
 	if (!o->storage || !o->storage[0] ||
 	    strlen(o->storage) >= sizeof(s->storage)) {
-		set_err(err, "bad storage URL%s%s", "", "");
+		set_err(err, "bad storage URL");
 		return -EINVAL;
 	}
 	memset(s, 0, sizeof(*s));
@@ -404,14 +410,14 @@ open_settings(struct meta *m, const char *volname, char **err)
 			several_err(err, m->kv->url, &f);
 			rc = -EINVAL;
 		} else if (rc == 0 && f.n == 0) {
-			set_err(err, "no volume in %s (run tessera format)%s",
-				m->kv->url, "");
+			set_err(err, "no volume in %s (run tessera format)",
+				m->kv->url);
 			rc = -ENOENT;
 		}
 		volname = f.names[0];
 	}
 	if (rc == 0 && !meta_volname_ok(volname)) {
-		set_err(err, "bad volume name '%s'%s", volname, "");
+		set_err(err, "bad volume name '%s'", volname);
 		rc = -EINVAL;
 	}
 	if (rc == 0) {
@@ -424,8 +430,8 @@ open_settings(struct meta *m, const char *volname, char **err)
 		else if (rc == 0)
 			rc = meta_settings_decode(v, vlen, &m->set);
 		if (rc == -EIO)
-			set_err(err, "volume '%s': unreadable settings%s",
-				volname, "");
+			set_err(err, "volume '%s': unreadable settings",
+				volname);
 	}
 	meta_kv_abort(t);
 	return rc;

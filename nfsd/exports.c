@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,10 +47,15 @@ struct parse {
 	char **err;
 };
 
-static int
-perr(struct parse *p, const char *fmt, const char *arg)
+static int __attribute__((format(printf, 2, 3)))
+perr(struct parse *p, const char *fmt, ...)
 {
-	char *msg = tl_asprintf(fmt, arg);
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	msg = tl_vasprintf(fmt, ap);
+	va_end(ap);
 
 	if (p->err != NULL)
 		*p->err = tl_asprintf("%s:%u: %s", p->fname, p->line, msg);

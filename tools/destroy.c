@@ -361,7 +361,7 @@ tessera_cmd_destroy(int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return tessera_usage_error(destroy_usage,
-					   "destroy needs META_URL%s", "");
+					   "destroy needs META_URL");
 	if (tessera_open("destroy", argv[optind], volume, false, &m))
 		return 1;
 	rc = tessera_no_gateway("destroy", m, force);

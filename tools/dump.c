@@ -491,26 +491,26 @@ tessera_cmd_dump(int argc, char **argv)
 	if (a.verify) {
 		if (a.json || a.direct || a.zstd >= 0 || a.tmpdir)
 			return tessera_usage_error(dump_usage, "--verify "
-				"takes no dump options%s", "");
+				"takes no dump options");
 		if (a.from_backup != NULL && (left != 0 || a.volume == NULL))
 			return tessera_usage_error(dump_usage, "--verify "
 				"--from-backup needs --volume NAME and no "
-				"FILE%s", "");
+				"FILE");
 		if (a.from_backup == NULL && (left > 1 || a.backup))
 			return tessera_usage_error(dump_usage, "--verify "
-				"takes one FILE%s", "");
+				"takes one FILE");
 		a.file = left == 1 ? argv[optind] : NULL;
 		return run_verify(&a);
 	}
 	if (a.from_backup || a.backup)
 		return tessera_usage_error(dump_usage, "--from-backup and "
-			"--backup go with --verify%s", "");
+			"--backup go with --verify");
 	if (a.json && a.zstd >= 0)
 		return tessera_usage_error(dump_usage, "--json is not "
-			"compressed%s", "");
+			"compressed");
 	if (left < 1 || left > 2)
 		return tessera_usage_error(dump_usage, "dump needs META_URL "
-			"[FILE]%s", "");
+			"[FILE]");
 	a.url = argv[optind];
 	a.file = left == 2 ? argv[optind + 1] : NULL;
 	return run_dump(&a);
@@ -601,18 +601,18 @@ tessera_cmd_load(int argc, char **argv)
 	left = argc - optind;
 	if ((list || id) && from == NULL)
 		return tessera_usage_error(load_usage, "--list and --backup go "
-			"with --from-backup%s", "");
+			"with --from-backup");
 	if (from != NULL && o.volume == NULL)
 		return tessera_usage_error(load_usage, "--from-backup needs "
-			"--volume NAME%s", "");
+			"--volume NAME");
 	if (list)
 		return left == 0 ? list_backups(from, o.volume)
 				 : tessera_usage_error(load_usage, "--list "
-					"takes no META_URL%s", "");
+					"takes no META_URL");
 	if (left < 1 || left > (from ? 1 : 2))
 		return tessera_usage_error(load_usage, from ?
-			"load --from-backup needs META_URL%s" :
-			"load needs META_URL [FILE]%s", "");
+			"load --from-backup needs META_URL" :
+			"load needs META_URL [FILE]");
 	url = argv[optind];
 	file = left == 2 ? argv[optind + 1] : NULL;
 	what = is_stdio(file) ? "standard input" : file;

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,11 +147,15 @@ static const char raft_usage[] =
     "                            new group of this one node (copied; the\n"
     "                            lmdb:// directory is left as it was)\n";
 
-static int
-usage_err(const char *msg, const char *arg)
+static int __attribute__((format(printf, 1, 2)))
+usage_err(const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "tessera: raft: ");
-	fprintf(stderr, msg, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "\n%s", raft_usage);
 	return EXIT_USAGE;
 }
@@ -179,7 +184,7 @@ raft_secret(int argc, char **argv)
 	int fd;
 
 	if (argc != 2)
-		return usage_err("secret needs FILE%s", "");
+		return usage_err("secret needs FILE");
 	fd = open(argv[1], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		fprintf(stderr, "tessera: raft secret: %s: %s%s\n", argv[1],
@@ -216,7 +221,7 @@ raft_status(int argc, char **argv)
 	int rc;
 
 	if (argc > 2)
-		return usage_err("status takes one META_URL%s", "");
+		return usage_err("status takes one META_URL");
 	if (open_engine(argc == 2 ? argv[1] : NULL, &kv))
 		return 1;
 	rc = meta_kv_raft_status(kv, &nodes, &n);
@@ -292,7 +297,7 @@ raft_verify(int argc, char **argv)
 	int rc;
 
 	if (argc > 2)
-		return usage_err("verify takes one META_URL%s", "");
+		return usage_err("verify takes one META_URL");
 	if (open_engine(argc == 2 ? argv[1] : NULL, &kv))
 		return 1;
 	printf("verifying: every node hashes its replica at one log "
@@ -336,7 +341,7 @@ raft_convert(int argc, char **argv)
 	int rc;
 
 	if (argc != 2 || strncmp(argv[1], "lmdb:///", 8) != 0)
-		return usage_err("convert needs an lmdb:///DIR volume%s", "");
+		return usage_err("convert needs an lmdb:///DIR volume");
 	url = nfsd_raft_url(&conf, "raft://", true, true, &err);
 	if (url == NULL) {
 		fprintf(stderr, "tessera: raft convert: %s\n", err);
@@ -367,7 +372,7 @@ tessera_cmd_raft(int argc, char **argv)
 	const char *sub;
 
 	if (argc < 2)
-		return usage_err("no command%s", "");
+		return usage_err("no command");
 	sub = argv[1];
 	if (!strcmp(sub, "-h") || !strcmp(sub, "--help") ||
 	    !strcmp(sub, "help")) {

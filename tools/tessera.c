@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,10 +89,14 @@ main_usage(FILE *f)
 }
 
 int
-tessera_usage_error(const char *usage, const char *fmt, const char *arg)
+tessera_usage_error(const char *usage, const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "tessera: ");
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "\n%s", usage);
 	return TESSERA_EXIT_USAGE;
 }

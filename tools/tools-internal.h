@@ -71,9 +71,10 @@ char *tessera_format_url(const char *url, bool *founding);
  * 0 or a negative errno.  m may only be closed afterwards. */
 int tessera_destroy_volume(struct meta *m, bool force, unsigned jobs);
 
-/* Print "tessera: <fmt with arg>" and the usage on stderr; returns
+/* Print "tessera: <fmt formatted>" and the usage on stderr; returns
  * TESSERA_EXIT_USAGE. */
-int tessera_usage_error(const char *usage, const char *fmt, const char *arg);
+int tessera_usage_error(const char *usage, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* Open the volume of url, named by volume (--volume, may be NULL) or by
  * the URL's ?volume=.  rdonly: the command only reads, so nothing may be

@@ -277,8 +277,7 @@ tessera_cmd_trash(int argc, char **argv)
 	} else if (strcmp(sub, "restore") == 0) {
 		if (argc - optind < 2)
 			return tessera_usage_error(trash_usage, "trash restore "
-						   "needs META_URL and a PATH%s",
-						   "");
+						   "needs META_URL and a PATH");
 	} else {
 		return tessera_usage_error(trash_usage,
 					   "unknown trash command '%s'", sub);

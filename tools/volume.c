@@ -298,7 +298,7 @@ tessera_cmd_format(int argc, char **argv)
 	}
 	if (argc - optind != 3)
 		return tessera_usage_error(format_usage, "format needs META_URL, "
-				   "STORAGE_URL and NAME%s", "");
+				   "STORAGE_URL and NAME");
 	o.name = argv[optind + 2];
 	if (!name_ok(o.name))
 		return tessera_usage_error(format_usage, "bad volume name '%s': 1 to "
@@ -572,7 +572,7 @@ tessera_cmd_status(int argc, char **argv)
 		return TESSERA_EXIT_USAGE;
 	}
 	if (argc - optind != 1)
-		return tessera_usage_error(status_usage, "status needs META_URL%s", "");
+		return tessera_usage_error(status_usage, "status needs META_URL");
 	if (tessera_open("status", argv[optind], volume, true, &m))
 		return 1;
 	rc = meta_usage(m, &u);

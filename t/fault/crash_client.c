@@ -82,7 +82,7 @@ static uint64_t n_ops, n_acked;
 			TH_STAT((st), NFS3_OK, __VA_ARGS__); \
 	} while (0)
 
-static void
+static void __attribute__((format(printf, 1, 2)))
 journal(const char *fmt, ...)
 {
 	char line[256];

@@ -11,6 +11,7 @@
  */
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +25,16 @@ static struct th_server srv;
 static struct th_conn cn;
 static char plain_url[300];
 
-static int
-tool(const char *fmt, const char *arg)
+static int __attribute__((format(printf, 1, 2)))
+tool(const char *fmt, ...)
 {
 	char cmd[2000], a[1200];
 	const char *b = getenv("top_builddir");
+	va_list ap;
 
-	snprintf(a, sizeof a, fmt, arg);
+	va_start(ap, fmt);
+	vsnprintf(a, sizeof a, fmt, ap);
+	va_end(ap);
 	snprintf(cmd, sizeof cmd, "%s/tessera %s > %s/tool.out 2>&1 || "
 		 "{ sed 's/^/#   /' %s/tool.out; exit 1; }",
 		 b && *b ? b : TH_BUILDDIR, a, srv.dir, srv.dir);

@@ -75,7 +75,7 @@ main(void)
 	TH_REQUIRE(st == NFS3_OK, "MKDIR huge");
 	dir = o.fh;
 	t0 = th_now_ms();
-	st = th_bulk_create(&cn, &dir, "entry-%08llu", 0, NENTRIES, 64,
+	st = th_bulk_create(&cn, &dir, "entry-", 8, 0, NENTRIES, 64,
 			    &failed);
 	TH_REQUIRE(st == NFS3_OK, "%llu CREATEs (%llu failed, first %s; "
 		   "%llu ms)", (unsigned long long)NENTRIES,

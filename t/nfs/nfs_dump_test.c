@@ -266,7 +266,7 @@ populate(void)
 	st = th_mknod(&cn, &sub, "sock", NF3SOCK, 0600, 0, 0, &o);
 	TH_REQUIRE(st == NFS3_OK, "MKNOD sock (%s)", th_stat_name(st));
 	big = must_mkdir(&cn.root, "big");
-	st = th_bulk_create(&cn, &big, "entry-%05llu", 0, BIG_DIR, 32, NULL);
+	st = th_bulk_create(&cn, &big, "entry-", 5, 0, BIG_DIR, 32, NULL);
 	TH_REQUIRE(st == NFS3_OK, "%d CREATEs (%s)", BIG_DIR,
 		   th_stat_name(st));
 	must_mkdir(&cn.root, "w");

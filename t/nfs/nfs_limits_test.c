@@ -324,7 +324,7 @@ main(void)
 	st = th_mkdir(&cn, &cn.root, "big", NULL, &o);
 	TH_REQUIRE(st == NFS3_OK, "MKDIR big");
 	dir = o.fh;
-	st = th_bulk_create(&cn, &dir, "entry-with-a-longish-name-%06llu", 0,
+	st = th_bulk_create(&cn, &dir, "entry-with-a-longish-name-", 6, 0,
 			    NENTRIES, 32, &failed);
 	TH_REQUIRE(st == NFS3_OK && failed == 0, "%d entries created",
 		   NENTRIES);

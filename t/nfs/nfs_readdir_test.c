@@ -163,7 +163,7 @@ test_small(void)
 	uint8_t verf[8] = {0};
 	int st;
 
-	st = th_bulk_create(&cn, &d, "f%llu", 0, 500, 16, &failed);
+	st = th_bulk_create(&cn, &d, "f", 0, 0, 500, 16, &failed);
 	TH_STAT(st, NFS3_OK, "create 500 files");
 
 	st = th_readdir(&cn, &d, 0, verf, 8192, &p);
@@ -263,7 +263,7 @@ static void
 add_during_listing(void)
 {
 	uint64_t failed;
-	int st = th_bulk_create(&cn, &growdir, "f%llu", 300, 50, 8, &failed);
+	int st = th_bulk_create(&cn, &growdir, "f", 0, 300, 50, 8, &failed);
 
 	TH_STAT(st, NFS3_OK, "create 50 files in the middle of a listing");
 }
@@ -276,7 +276,7 @@ test_growing(void)
 	int st;
 
 	growdir = mkdir_or_die(&cn.root, "grow");
-	st = th_bulk_create(&cn, &growdir, "f%llu", 0, 300, 16, &failed);
+	st = th_bulk_create(&cn, &growdir, "f", 0, 0, 300, 16, &failed);
 	TH_STAT(st, NFS3_OK, "create 300 files");
 	seen_init(&s, 350);
 	st = list_all(&growdir, false, 1024, &s, add_during_listing);
@@ -296,7 +296,7 @@ test_large(void)
 	uint64_t failed, t0 = th_now_ms();
 	int st;
 
-	st = th_bulk_create(&cn, &d, "f%llu", 0, 20000, 64, &failed);
+	st = th_bulk_create(&cn, &d, "f", 0, 0, 20000, 64, &failed);
 	TH_STAT(st, NFS3_OK, "create 20,000 files (%llu failed, %llu ms)",
 		(unsigned long long)failed,
 		(unsigned long long)(th_now_ms() - t0));

@@ -1471,8 +1471,9 @@ th_bulk_cb(struct rpc_context *rpc, int status, void *data, void *priv)
 }
 
 int
-th_bulk_create(struct th_conn *c, const struct th_fh *dir, const char *fmt,
-	       uint64_t first, uint64_t n, int depth, uint64_t *failed)
+th_bulk_create(struct th_conn *c, const struct th_fh *dir, const char *prefix,
+	       int width, uint64_t first, uint64_t n, int depth,
+	       uint64_t *failed)
 {
 	struct th_bulk b = {.last_ms = th_now_ms()};
 	uint64_t i = 0;
@@ -1483,7 +1484,7 @@ th_bulk_create(struct th_conn *c, const struct th_fh *dir, const char *fmt,
 		while (i < n && b.inflight < depth) {
 			memset(&a, 0, sizeof a);
 			a.where.dir = th_fh3(dir);
-			snprintf(name, sizeof name, fmt,
+			snprintf(name, sizeof name, "%s%0*llu", prefix, width,
 				 (unsigned long long)(first + i));
 			a.where.name = name;
 			a.how.mode = GUARDED;

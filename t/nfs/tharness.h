@@ -270,13 +270,14 @@ int th_readdirplus(struct th_conn *c, const struct th_fh *dir,
 		   uint64_t cookie, const uint8_t verf[8], uint32_t dircount,
 		   uint32_t maxcount, struct th_dirpage *out);
 
-/* Create files named printf(fmt, i) for i in [first, first+n) in dir
- * with GUARDED CREATE, up to depth calls in flight.  Returns 0, or the
- * status of the first failed call (-1 for an RPC failure); *failed (may
- * be NULL) receives the number of failed calls. */
+/* Create files named prefix followed by i, zero-padded to width digits
+ * (0: not padded), for i in [first, first+n) in dir with GUARDED CREATE,
+ * up to depth calls in flight.  Returns 0, or the status of the first
+ * failed call (-1 for an RPC failure); *failed (may be NULL) receives
+ * the number of failed calls. */
 int th_bulk_create(struct th_conn *c, const struct th_fh *dir,
-		   const char *fmt, uint64_t first, uint64_t n, int depth,
-		   uint64_t *failed);
+		   const char *prefix, int width, uint64_t first, uint64_t n,
+		   int depth, uint64_t *failed);
 
 /* ---- small utilities ------------------------------------------------------ */
 
