@@ -890,6 +890,7 @@ meta_dump_verify(meta_dump_read_fn r, void *rarg,
 struct loader {
 	struct meta_kv *kv;
 	struct meta_kv_txn *t;
+	bool bulk;                /* meta_kv_lmdb_bulk is on */
 	uint8_t pfx[META_VOLNAME_MAX + 1 + META_KEY_MAX];
 	size_t pfxlen;
 	size_t batch_bytes, batch_keys;
@@ -919,7 +920,10 @@ load_put(struct loader *l, const uint8_t *k, size_t kl, const void *v,
 static int
 load_commit(struct loader *l)
 {
-	int rc = l->t ? meta_kv_commit(l->t) : 0;
+	int rc = 0;
+
+	if (l->t != NULL)
+		rc = l->bulk ? meta_kv_commit_lazy(l->t) : meta_kv_commit(l->t);
 
 	l->t = NULL;
 	if (rc == 0)
@@ -976,6 +980,44 @@ load_check(struct loader *l, const char *url, const char *name, bool force,
 	}
 	return meta_range_delete(l->kv, l->pfx, l->pfxlen, end, l->pfxlen, NULL,
 			    NULL);
+}
+
+/* Whether the engine holds no key at all (not even another volume's):
+ * then the load may go without syncs until its end (bulk_start). */
+static bool
+engine_empty(struct loader *l)
+{
+	struct meta_kv_txn *t;
+	size_t n = 0;
+
+	if (meta_kv_begin(l->kv, true, &t) != 0)
+		return false;
+	if (meta_kv_scan(t, "", 0, NULL, 0, count_one, &n) != 0)
+		n = 1;
+	meta_kv_abort(t);
+	return n == 0;
+}
+
+/* Into an empty LMDB engine, the load's commits do not sync (one sync
+ * at the end, bulk_end, before the registry entry makes the volume
+ * exist) and its keys, which come in order, are appended: nothing but
+ * the load is in the engine, and a load that a crash of the machine
+ * interrupts is run again into a wiped engine (tessera(1)).  Elsewhere
+ * (raft://, an engine with other volumes) every batch is durable. */
+static void
+bulk_start(struct loader *l)
+{
+	if (engine_empty(l) && meta_kv_lmdb_bulk(l->kv, true) == 0)
+		l->bulk = true;
+}
+
+static int
+bulk_end(struct loader *l)
+{
+	if (!l->bulk)
+		return 0;
+	l->bulk = false;
+	return meta_kv_lmdb_bulk(l->kv, false);
 }
 
 /* Undo a load that failed: remove every key of the volume written. */
@@ -1042,6 +1084,8 @@ meta_load(const char *url, const struct meta_load_opts *o,
 	l.pfxlen = strlen(p.info->volume) + 1;
 	memcpy(l.pfx, p.info->volume, l.pfxlen);
 	rc = load_check(&l, base, p.info->volume, o->force, err);
+	if (rc == 0)
+		bulk_start(&l);
 	while (rc == 0) {
 		rc = parse_next(&p);
 		if (rc || p.type == 'E')
@@ -1068,7 +1112,17 @@ meta_load(const char *url, const struct meta_load_opts *o,
 						 base, strerror(-rc)));
 	}
 	if (rc == 0) {
-		/* the registry entry makes the volume exist: last */
+		/* the keys durable (one sync, after a bulk load) */
+		rc = load_commit(&l);
+		if (rc == 0)
+			rc = bulk_end(&l);
+		if (rc)
+			set_err(err, tl_asprintf("cannot write into %s: %s",
+						 base, strerror(-rc)));
+	}
+	if (rc == 0) {
+		/* the registry entry makes the volume exist: last, once
+		 * every other key is durable */
 		meta_key_registry(&reg, p.info->volume);
 		if (l.t == NULL)
 			rc = meta_kv_begin(l.kv, false, &l.t);
@@ -1082,9 +1136,13 @@ meta_load(const char *url, const struct meta_load_opts *o,
 			set_err(err, tl_asprintf("cannot write into %s: %s",
 						 base, strerror(-rc)));
 	}
-	if (rc)
+	if (rc) {
+		if (l.t != NULL)
+			meta_kv_abort(l.t);
+		l.t = NULL;
+		bulk_end(&l);
 		load_undo(&l, err);
-	else if (o->progress)
+	} else if (o->progress)
 		o->progress(o->arg, p.st);
 out:
 	parser_free(&p);

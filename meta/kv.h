@@ -291,6 +291,16 @@ struct meta_kv_lmdb_stats {
 int meta_kv_lmdb_stats(struct meta_kv *kv, struct meta_kv_lmdb_stats *s);
 /* Flush what lazy commits left in the page cache to disk. */
 int meta_kv_lmdb_sync(struct meta_kv *kv);
+/* Bulk loading (meta_load into an engine that holds no key at all):
+ * with on, commits no longer sync (MDB_NOSYNC) and a put whose key sorts
+ * after every key of the tree appends (MDB_APPEND: pages filled whole,
+ * no search); commit the load's transactions with meta_kv_commit_lazy.
+ * Off syncs everything to disk and restores durable commits: 0 only
+ * once the load's keys are durable.  A crash of the machine meanwhile
+ * may leave the engine's file damaged: it is wiped and the load run
+ * again.  -ENOTSUP for another engine (raft://: loads the ordinary
+ * way). */
+int meta_kv_lmdb_bulk(struct meta_kv *kv, bool on);
 /* Write a consistent, compacted copy of the whole environment (a
  * data.mdb file) to fd (a pipe or a file), from one read transaction. */
 int meta_kv_lmdb_copyfd(struct meta_kv *kv, int fd);

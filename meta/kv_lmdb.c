@@ -131,6 +131,7 @@ struct lmdb_env {
 	uint64_t pagesize;   /* the system's, for statm */
 	atomic_bool dropping;
 	atomic_uint_fast64_t drops;
+	atomic_bool bulk;    /* meta_kv_lmdb_bulk: no syncs, appends */
 	/* Figures for meta_kv_lmdb_stats (under g.lock, read without it). */
 	atomic_uint_fast64_t n_batches, n_syncs, n_lazy;
 };
@@ -341,6 +342,28 @@ int
 meta_kv_lmdb_sync(struct meta_kv *kv)
 {
 	return lmdb_errno(mdb_env_sync(((struct lmdb_kv *)kv)->env, 1));
+}
+
+int
+meta_kv_lmdb_bulk(struct meta_kv *kv, bool on)
+{
+	struct lmdb_env *e;
+	int rc;
+
+	if (kv == NULL || kv->ops != &lmdb_ops)
+		return -ENOTSUP;
+	e = ((struct lmdb_kv *)kv)->e;
+	if (on) {
+		rc = mdb_env_set_flags(e->env, MDB_NOSYNC, 1);
+		if (rc == 0)
+			atomic_store(&e->bulk, true);
+		return lmdb_errno(rc);
+	}
+	atomic_store(&e->bulk, false);
+	rc = mdb_env_set_flags(e->env, MDB_NOSYNC, 0);
+	if (rc == 0)
+		rc = mdb_env_sync(e->env, 1);
+	return lmdb_errno(rc);
 }
 
 /* A copy reads every page of the tree through the map, inside LMDB,
@@ -750,7 +773,13 @@ lmdb_put(struct meta_kv_txn *bt, const void *key, size_t klen,
 	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
 	int rc;
 
-	rc = mdb_put(t->txn, l->dbi, &k, &v, 0);
+	/* A bulk load's keys come in order: append while they sort after
+	 * the last key (LMDB checks it), else an ordinary put. */
+	rc = MDB_KEYEXIST;
+	if (atomic_load_explicit(&l->e->bulk, memory_order_relaxed))
+		rc = mdb_put(t->txn, l->dbi, &k, &v, MDB_APPEND);
+	if (rc == MDB_KEYEXIST)
+		rc = mdb_put(t->txn, l->dbi, &k, &v, 0);
 	if (rc && rc != MDB_MAP_FULL && rc != MDB_TXN_FULL)
 		tl_err("meta", "lmdb: put: %s", mdb_strerror(rc));
 	return lmdb_errno(rc);
