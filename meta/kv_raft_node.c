@@ -954,8 +954,8 @@ fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 		tl_err(KVR_SUB,
 		       "log entry %llu is corrupt (checksum or index "
 		       "mismatch): not applied; this node stops serving "
-		       "(remove %s and let it rejoin the group)",
-		       (unsigned long long)index, n->o.dir);
+		       "(replace it: \"Corrupt data\" in tesserad(8))",
+		       (unsigned long long)index);
 		meta_kvr_node_fail(n, -EIO);
 		return 0;
 	}
@@ -1396,6 +1396,11 @@ raft_setup(struct meta_kvr_node *n, bool bootstrap, char **err)
 	raft_set_snapshot_threshold(&n->raft, n->o.snapshot_threshold);
 	raft_set_snapshot_trailing(&n->raft, n->o.snapshot_trailing);
 	raft_uv_set_connect_retry_delay(&n->io, n->o.heartbeat_ms);
+	/* libraft's default renames a corrupt last segment away and starts
+	 * with the log that remains: a node would then forget entries it
+	 * acknowledged (and vote on that shorter log).  A corrupt log must
+	 * stop the node instead. */
+	raft_uv_set_auto_recovery(&n->io, false);
 	if (bootstrap) {
 		raft_configuration_init(&conf);
 		rc = raft_configuration_add(&conf, n->o.id, n->o.address,
@@ -1410,8 +1415,23 @@ raft_setup(struct meta_kvr_node *n, bool bootstrap, char **err)
 		}
 	}
 	rc = raft_start(&n->raft);
+	if (rc == RAFT_CORRUPT) {
+		*err = tl_asprintf("the raft log in %s is corrupt: %s; this "
+				   "node refuses to start (replace it: "
+				   "\"Corrupt data\" in tesserad(8))",
+				   n->logdir, raft_errmsg(&n->raft));
+		return -EIO;
+	}
 	if (rc) {
 		*err = tl_asprintf("raft start: %s", raft_errmsg(&n->raft));
+		return -EIO;
+	}
+	if (n->failed) {
+		/* the restore of its snapshot refused it (logged) */
+		*err = tl_asprintf("the raft snapshot in %s cannot be "
+				   "restored (above): this node refuses to "
+				   "start (replace it: \"Corrupt data\" in "
+				   "tesserad(8))", n->logdir);
 		return -EIO;
 	}
 	/* the loop does not run yet: the configuration is ours to read */

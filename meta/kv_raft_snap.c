@@ -13,6 +13,11 @@
  * are then skipped, the later ones applied as usual.  A new node seeds
  * itself the same way before it starts libraft.
  *
+ * The descriptor (libraft's snapshot data; libraft checksums its own
+ * metadata file but not the data): magic "TSRS" u32, version u8 (2),
+ * group id (16 bytes), applied index u64, CRC-32C u32 of what precedes.
+ * One that fails the check is refused and nothing of it is applied.
+ *
  * Directory of a node:
  *   identity      "tessera-raft 1\ngroup <32 hex>\nnode <id>\n", written
  *                 last when a node is made (bootstrap or seeding)
@@ -36,8 +41,9 @@
 #include "meta/kv_raft_node.h"
 
 #define SNAP_MAGIC     0x54535253u /* "TSRS" */
-#define SNAP_VERSION   1
-#define SNAP_DESC_LEN  (4 + 1 + 16 + 8)
+#define SNAP_VERSION   2
+#define SNAP_DESC_V1   (4 + 1 + 16 + 8)
+#define SNAP_DESC_LEN  (SNAP_DESC_V1 + 4)
 #define SNAP_CHUNK     (1u << 20)
 #define FETCH_PATIENCE 6 /* times the node's timeout */
 
@@ -204,6 +210,7 @@ meta_kvr_fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 	d[4] = SNAP_VERSION;
 	memcpy(d + 5, n->group, 16);
 	tl_put_be64(d + 21, meta_kvr_node_applied(n));
+	tl_put_be32(d + SNAP_DESC_V1, meta_kvr_crc32c(0, d, SNAP_DESC_V1));
 	(*bufs)[0].base = d;
 	(*bufs)[0].len = SNAP_DESC_LEN;
 	*n_bufs = 1;
@@ -251,15 +258,33 @@ int
 meta_kvr_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
 	struct meta_kvr_node *n = fsm->data;
-	const uint8_t *d = buf->base;
+	uint8_t d[SNAP_DESC_LEN];
+	size_t len = buf->len;
 	uint64_t index;
 	uint8_t g[16];
 	char *err = NULL;
 	int rc;
 
-	if (buf->len != SNAP_DESC_LEN || tl_get_be32(d) != SNAP_MAGIC ||
-	    d[4] != SNAP_VERSION) {
-		tl_err(KVR_SUB, "a snapshot that is not Tessera's: refused");
+	/* The buffer is ours once we return 0 (as we always do: a refusal
+	 * fails the node instead). */
+	memcpy(d, buf->base, len < sizeof(d) ? len : sizeof(d));
+	raft_free(buf->base);
+	buf->base = NULL;
+
+	/* Version 1 (before the checksum) is still read: node directories
+	 * written by it hold one. */
+	if (len < SNAP_DESC_V1 || tl_get_be32(d) != SNAP_MAGIC ||
+	    !((d[4] == SNAP_VERSION && len == SNAP_DESC_LEN) ||
+	      (d[4] == 1 && len == SNAP_DESC_V1))) {
+		tl_err(KVR_SUB, "a snapshot that is not Tessera's (%zu bytes): "
+		       "refused, nothing of it applied", len);
+		meta_kvr_node_fail(n, -EIO);
+		return 0;
+	}
+	if (d[4] == SNAP_VERSION &&
+	    tl_get_be32(d + SNAP_DESC_V1) != meta_kvr_crc32c(0, d, SNAP_DESC_V1)) {
+		tl_err(KVR_SUB, "the snapshot is corrupt (checksum mismatch): "
+		       "refused, nothing of it applied");
 		meta_kvr_node_fail(n, -EIO);
 		return 0;
 	}

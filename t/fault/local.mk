@@ -9,7 +9,8 @@
 #   objfail_test      an object store that fails: IO/JUKEBOX, no wrong data
 #   raft_fault_test   three tesserad on one raft:// volume: kill, stop and
 #                     cut (network namespaces, when root) gateways under a
-#                     client per gateway, 12 cycles (RAFT_FAULT_CYCLES)
+#                     client per gateway, 12 cycles (RAFT_FAULT_CYCLES),
+#                     then a corrupt segment and a corrupt snapshot
 #
 # `make soak` runs the crash test for 300 cycles (SOAK_CYCLES=N to change)
 # and the raft fault test for 300 cycles on five nodes then three

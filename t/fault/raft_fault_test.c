@@ -23,6 +23,15 @@
  *   - `tessera raft verify`: every replica hashes the same at one index;
  *   - `tessera fsck` through every node: clean.
  *
+ * Then two cycles of corruption (RAFT_FAULT_CORRUPT=0 leaves them out):
+ * a follower is killed, bytes of its last closed log segment (then, on
+ * another follower, of its newest snapshot) are flipped, and it is
+ * started again: it must refuse to start, saying the log (the snapshot)
+ * is corrupt, while the clients of the other gateways go on.  The
+ * operator's repair ("Corrupt data" in tesserad(8)) follows: `tessera
+ * raft remove`, the node's directory emptied, the node started and
+ * `tessera raft add`-ed; then the same checks as after every cycle.
+ *
  * A client whose gateway fails (no answer, NFS3ERR_JUKEBOX) marks the
  * operation in flight unknown and goes on through the next gateway: file
  * handles are valid on every gateway.
@@ -861,6 +870,180 @@ cycle(int k, enum fault f)
 	pause_clients(false);
 }
 
+/* ---- corruption ---------------------------------------------------------- */
+
+/* Wait for node i's process to end (it must, on its own); its exit
+ * status, or -1 if it still runs after a minute. */
+static int
+wait_exit(int i)
+{
+	for (int tries = 0; tries < 600; tries++) {
+		int st;
+
+		if (waitpid(g.nd[i].pid, &st, WNOHANG) == g.nd[i].pid) {
+			g.nd[i].pid = 0;
+			g.nd[i].up = false;
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		usleep(100000);
+	}
+	return -1;
+}
+
+/* The newest file of node i's log directory whose name matches the
+ * extended regular expression re ("" if none). */
+static char *
+newest(int i, const char *re)
+{
+	char *out = sh_out("ls %s/log | grep -E '%s' | sort -t- -k2,2n -k3,3n "
+			   "| tail -1", g.nd[i].dir, re);
+
+	out[strcspn(out, "\n")] = '\0';
+	return out;
+}
+
+/* Flip len bytes of file at offset (within the file). */
+static bool
+flip(const char *path, long off, int len)
+{
+	FILE *f = fopen(path, "r+");
+	uint8_t b[64];
+	bool ok = false;
+
+	if (f == NULL)
+		return false;
+	if (fseek(f, off, SEEK_SET) == 0 &&
+	    fread(b, 1, (size_t)len, f) == (size_t)len) {
+		for (int k = 0; k < len; k++)
+			b[k] ^= 0x5a;
+		ok = fseek(f, off, SEEK_SET) == 0 &&
+		     fwrite(b, 1, (size_t)len, f) == (size_t)len;
+	}
+	ok = fclose(f) == 0 && ok;
+	return ok;
+}
+
+static long
+file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* The operator's repair of node i ("Corrupt data" in tesserad(8)): out
+ * of the group, its directory emptied, back in as a new node. */
+static void
+replace_node(int k, int i)
+{
+	char *out;
+	int l = wait_leader();
+
+	TH_REQUIRE(l > 0 && l != i, "cycle %d: a leader", k);
+	out = sh_out("%s -c %s raft remove %d 2>&1", tessera_bin(),
+		     g.nd[l].conf, i);
+	TH_CHECK(strstr(out, "done") != NULL, "cycle %d: tessera raft remove "
+		 "%d (%s)", k, i, out);
+	free(out);
+	sh("rm -rf '%s'", g.nd[i].dir);
+	start_node(i);
+	for (int tries = 0; tries < 100; tries++) {
+		out = sh_out("%s -c %s raft add %d %s:%d 2>&1", tessera_bin(),
+			     g.nd[wait_leader()].conf, i, g.nd[i].addr,
+			     g.nd[i].raft_port);
+		if (strstr(out, "done") != NULL)
+			break;
+		free(out);
+		out = NULL;
+		usleep(100000); /* the new node may still be seeding */
+	}
+	TH_CHECK(out != NULL, "cycle %d: tessera raft add %d: the node joins "
+		 "again", k, i);
+	free(out);
+}
+
+enum corruption { C_SEGMENT, C_SNAPSHOT };
+
+static void
+corrupt_cycle(int k, enum corruption c)
+{
+	const char *what = c == C_SEGMENT ? "a closed log segment"
+					  : "the newest snapshot";
+	char path[512], *name, *log;
+	int l = wait_leader(), o, rc;
+	long size;
+
+	TH_REQUIRE(l > 0, "cycle %d: a leader", k);
+	/* a follower, not the one the last cycle replaced (its log is new) */
+	o = (l + (c == C_SEGMENT ? 0 : 1)) % g.n + 1;
+	if (o == l)
+		o = o % g.n + 1;
+	th_diag("cycle %d: corrupt %s of node %d (leader %d), %.1f s", k, what,
+		o, l, (double)(th_now_ms() - t_start) / 1000);
+	if (c == C_SEGMENT) {
+		/* a start closes the open segments (a snapshot may delete
+		 * the closed ones again): one is then loaded whole at the
+		 * next start */
+		kill_node(o, SIGKILL);
+		name = newest(o, "^[0-9]+-[0-9]+$");
+		for (int tries = 0; tries < 10 && !name[0]; tries++) {
+			free(name);
+			start_node(o);
+			TH_CHECK(wait_healthy(), "cycle %d: node %d back", k,
+				 o);
+			kill_node(o, SIGKILL);
+			name = newest(o, "^[0-9]+-[0-9]+$");
+		}
+	} else {
+		/* libraft takes a snapshot every raft_snapshot_entries */
+		name = newest(o, "^snapshot-[0-9-]+$");
+		for (int tries = 0; tries < 20 && !name[0]; tries++) {
+			free(name);
+			wait_progress(PROGRESS);
+			name = newest(o, "^snapshot-[0-9-]+$");
+		}
+	}
+	kill_node(o, SIGKILL);
+	TH_REQUIRE(name[0], "cycle %d: node %d has %s", k, o, what);
+	snprintf(path, sizeof(path), "%s/log/%s", g.nd[o].dir, name);
+	size = file_size(path);
+	/* a segment: 8 bytes in its middle (headers and data are all under
+	 * libraft's checksums); the snapshot: the last byte of its index */
+	TH_REQUIRE(size > (c == C_SEGMENT ? 64 : 16), "cycle %d: %s is %ld "
+		   "bytes", k, path, size);
+	TH_REQUIRE(c == C_SEGMENT ? flip(path, size / 2, 8)
+				  : flip(path, size - 5, 1),
+		   "cycle %d: flip bytes of %s", k, path);
+	free(name);
+	snprintf(path, sizeof(path), "%s/n%d.log", g.dir, o);
+	size = file_size(path);
+	start_node(o);
+	rc = wait_exit(o);
+	TH_CHECK(rc > 0 && rc < 128, "cycle %d: node %d refuses to start on "
+		 "%s (exit status %d)", k, o, what, rc);
+	if (rc == -1)
+		kill_node(o, SIGKILL);
+	/* what it wrote in this start */
+	log = sh_out("tail -c +%ld %s", size + 1, path);
+	TH_CHECK(strstr(log, "refuses to start") != NULL &&
+			 strstr(log, c == C_SEGMENT ? "log" : "snapshot") != NULL,
+		 "cycle %d: and says why", k);
+	if (!strstr(log, "refuses to start"))
+		th_diag("%s", log);
+	free(log);
+	TH_CHECK(wait_progress(PROGRESS), "cycle %d: the clients of the other "
+		 "gateways go on", k);
+	replace_node(k, o);
+	TH_CHECK(wait_healthy(), "cycle %d: every node back and caught up", k);
+	TH_CHECK(wait_progress(PROGRESS / 2), "cycle %d: the clients go on "
+		 "after the repair", k);
+	pause_clients(true);
+	for (int i = 0; i < ncl; i++)
+		check_client(&cl[i], k);
+	check_group(k);
+	pause_clients(false);
+}
+
 static void
 on_signal(int sig)
 {
@@ -979,6 +1162,11 @@ main(void)
 		if ((f == F_CUT_FOLLOWER || f == F_CUT_LEADER) && !g.netns)
 			f = f == F_CUT_LEADER ? F_KILL_LEADER : F_KILL_FOLLOWER;
 		cycle(k, f);
+	}
+	e = getenv("RAFT_FAULT_CORRUPT");
+	if (!e || strcmp(e, "0") != 0) {
+		corrupt_cycle(cycles + 1, C_SEGMENT);
+		corrupt_cycle(cycles + 2, C_SNAPSHOT);
 	}
 	pthread_mutex_lock(&cl_lock);
 	quit = true;
