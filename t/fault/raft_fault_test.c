@@ -386,6 +386,11 @@ struct cfile {
 	bool size_known;
 	uint8_t data[FMAX];
 	uint8_t known[FMAX];
+	/* bytes of a write whose answer was lost: a stalled gateway may
+	 * still carry it out later, after the client went on through
+	 * another one (as any NFS server that stalls would), so they stay
+	 * unknown until the next check, later writes or not */
+	uint8_t pending[FMAX];
 };
 
 struct client {
@@ -505,6 +510,7 @@ one_op(struct client *c)
 		st = th_write(&c->cn, &f->fh, off, buf, len, FILE_SYNC, NULL);
 		if (lost(st)) {
 			memset(f->known + off, 0, len);
+			memset(f->pending + off, 1, len);
 			f->size_known = false;
 			c->unknown++;
 			client_switch(c);
@@ -516,7 +522,8 @@ one_op(struct client *c)
 			return;
 		}
 		memcpy(f->data + off, buf, len);
-		memset(f->known + off, 1, len);
+		for (uint32_t i = 0; i < len; i++)
+			f->known[off + i] = !f->pending[off + i];
 		if (off + len > f->size)
 			f->size = off + len;
 		acked(c);
