@@ -507,7 +507,20 @@ cache_stats(struct cache *c, struct cache_stats *out)
 	cache_blocks_stats(c->st, out);
 	out->prefetches = cache_ra_prefetches(c->ra);
 	out->compacted = cache_compacted(c->cp);
+	out->compact_queued = cache_compact_queued(c->cp);
+	out->bgjob = c->gc != NULL;
+	if (c->gc != NULL)
+		cache_gc_rates(c->gc, &out->bgjob_delete_rate,
+			       &out->bgjob_txn_rate);
 	return 0;
+}
+
+void
+cache_set_bgjob_rates(struct cache *c, uint64_t delete_rate,
+		      uint64_t txn_rate)
+{
+	if (c->gc != NULL)
+		cache_gc_set_rates(c->gc, delete_rate, txn_rate);
 }
 
 int

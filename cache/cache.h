@@ -67,7 +67,8 @@ struct cache_opts {
 	bool (*bgjob_gate)(void *arg);
 	void *bgjob_arg;
 	/* Pace of the job: objects deleted and metadata transactions per
-	 * second, a second's worth in a burst (0: no limit). */
+	 * second, a second's worth in a burst (0: no limit); changed at
+	 * run time by cache_set_bgjob_rates. */
 	uint64_t gc_delete_rate;
 	uint64_t gc_txn_rate;
 	/* Disk block cache (diskcache.c).  cache_dirs: directories joined
@@ -186,6 +187,12 @@ void cache_overlay_attr(struct cache *c, struct meta_attr *a);
  * either way), -ENOENT when the file is gone. */
 int cache_compact(struct cache *c, uint64_t ino, uint32_t chunk);
 
+/* Change the pace of the background job (cache_opts gc_delete_rate,
+ * gc_txn_rate) while it runs: tesserad's SIGHUP.  Nothing without a
+ * job. */
+void cache_set_bgjob_rates(struct cache *c, uint64_t delete_rate,
+			   uint64_t txn_rate);
+
 /* Bytes currently buffered (for metrics and tests). */
 uint64_t cache_buffered(struct cache *c);
 
@@ -208,6 +215,10 @@ struct cache_stats {
 	uint64_t fetches, fetch_bytes; /* GETs issued (whole or range) */
 	uint64_t prefetches;           /* blocks fetched by readahead */
 	uint64_t compacted;            /* chunks rewritten by compaction */
+	uint64_t compact_queued;       /* chunks queued for compaction */
+	/* the background job: whether this cache runs one, its pace now */
+	bool bgjob;
+	uint64_t bgjob_delete_rate, bgjob_txn_rate;
 };
 
 /* Fill *out (never fails; returns 0). */

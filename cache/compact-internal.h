@@ -49,5 +49,7 @@ int cache_compact_chunk(struct cache_compactor *cp, uint64_t ino,
 			uint32_t chunk);
 /* Chunks rewritten since open. */
 uint64_t cache_compacted(struct cache_compactor *cp);
+/* Chunks queued now (at most COMPACT_QUEUE). */
+unsigned cache_compact_queued(struct cache_compactor *cp);
 
 #endif /* CACHE_COMPACT_INTERNAL_H */

@@ -108,6 +108,17 @@ cache_compacted(struct cache_compactor *cp)
 	return atomic_load(&cp->compacted);
 }
 
+unsigned
+cache_compact_queued(struct cache_compactor *cp)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&cp->mu);
+	n = cp->nq;
+	pthread_mutex_unlock(&cp->mu);
+	return n;
+}
+
 void
 cache_compact_want(struct cache_compactor *cp, uint64_t ino, uint32_t chunk)
 {

@@ -22,6 +22,11 @@ struct cache_opts;
 int cache_gc_start(struct meta *m, struct cache_blocks *st,
 		   struct cache_compactor *cp, uint32_t block_size,
 		   const struct cache_opts *o, struct cache_gc **out);
+/* New rates (SIGHUP), applied at once: a wait the old rate set ends. */
+void cache_gc_set_rates(struct cache_gc *gc, uint64_t delete_rate,
+			uint64_t txn_rate);
+void cache_gc_rates(struct cache_gc *gc, uint64_t *delete_rate,
+		    uint64_t *txn_rate);
 /* Stop the job (after its current round) and free it (NULL: nothing). */
 void cache_gc_stop(struct cache_gc *gc);
 

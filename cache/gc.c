@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,9 +42,10 @@
 #define GC_IDLE_MS 1000 /* after a round with nothing to do */
 #define TRIM_NS (1000ULL * 1000000) /* malloc_trim at most this often */
 
-/* A rate: units spaced 1/per_s apart, a second's worth of credit. */
+/* A rate: units spaced 1/per_s apart, a second's worth of credit.
+ * per_s changes at run time (cache_gc_set_rates: SIGHUP). */
 struct pace {
-	uint64_t per_s; /* 0: no limit */
+	_Atomic uint64_t per_s; /* 0: no limit */
 	uint64_t next_ns;
 };
 
@@ -59,6 +61,7 @@ struct cache_gc {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
+	bool repace; /* the rates changed: waits start over (under mu) */
 };
 
 /* Wait until n more units of p fit its rate; false when the job stops
@@ -66,20 +69,29 @@ struct cache_gc {
 static bool
 gc_pace(struct cache_gc *gc, struct pace *p, uint64_t n)
 {
-	uint64_t now = tl_mono_ns(), burst = 1000000000ULL;
+	uint64_t now = tl_mono_ns(), burst = 1000000000ULL, per_s;
 	bool go;
 
-	if (p->per_s == 0)
+	if (atomic_load(&p->per_s) == 0)
 		return true;
 	if (p->next_ns + burst < now)
 		p->next_ns = now - burst;
 	pthread_mutex_lock(&gc->mu);
-	while (!gc->stop && (now = tl_mono_ns()) < p->next_ns)
+	while (!gc->stop && (now = tl_mono_ns()) < p->next_ns) {
+		if (gc->repace) {
+			/* a wait the old rate set is not the new one's */
+			gc->repace = false;
+			p->next_ns = now;
+			break;
+		}
 		cache_cond_wait_ms(&gc->cv, &gc->mu,
 				   (p->next_ns - now) / 1000000 + 1);
+	}
 	go = !gc->stop;
 	pthread_mutex_unlock(&gc->mu);
-	p->next_ns += n * 1000000000ULL / p->per_s;
+	per_s = atomic_load(&p->per_s);
+	if (per_s != 0)
+		p->next_ns += n * 1000000000ULL / per_s;
 	return go;
 }
 
@@ -212,8 +224,8 @@ cache_gc_start(struct meta *m, struct cache_blocks *st,
 	gc->bs = block_size;
 	gc->gate = o->bgjob_gate;
 	gc->gate_arg = o->bgjob_arg;
-	gc->del.per_s = o->gc_delete_rate;
-	gc->txn.per_s = o->gc_txn_rate;
+	atomic_init(&gc->del.per_s, o->gc_delete_rate);
+	atomic_init(&gc->txn.per_s, o->gc_txn_rate);
 	pthread_mutex_init(&gc->mu, NULL);
 	pthread_cond_init(&gc->cv, NULL);
 	if (pthread_create(&gc->thread, NULL, gc_main, gc) != 0) {
@@ -224,6 +236,26 @@ cache_gc_start(struct meta *m, struct cache_blocks *st,
 	}
 	*out = gc;
 	return 0;
+}
+
+void
+cache_gc_set_rates(struct cache_gc *gc, uint64_t delete_rate,
+		   uint64_t txn_rate)
+{
+	pthread_mutex_lock(&gc->mu);
+	atomic_store(&gc->del.per_s, delete_rate);
+	atomic_store(&gc->txn.per_s, txn_rate);
+	gc->repace = true;
+	pthread_cond_broadcast(&gc->cv);
+	pthread_mutex_unlock(&gc->mu);
+}
+
+void
+cache_gc_rates(struct cache_gc *gc, uint64_t *delete_rate,
+	       uint64_t *txn_rate)
+{
+	*delete_rate = atomic_load(&gc->del.per_s);
+	*txn_rate = atomic_load(&gc->txn.per_s);
 }
 
 void

@@ -223,6 +223,8 @@ int meta_session_quiet(struct mtxn *t, uint64_t epoch);
 /* The session record G<id>: -ENOENT, -EIO if unreadable. */
 int meta_session_get(struct mtxn *t, uint64_t id, struct meta_session *s);
 /* Decode a G record's value (dump_json.c). */
+/* The background-job lease record, or -ENOENT (session.c). */
+int meta_lease_read(struct mtxn *t, struct meta_lease *l);
 int meta_session_decode(uint64_t id, const void *val, size_t len,
 			 struct meta_session *s);
 
@@ -299,6 +301,11 @@ int meta_trash_usage(struct mtxn *t, uint64_t *files, uint64_t *bytes);
  * and *n, both empty when the volume has no trash.  Cost: one entry per
  * hour the trash holds. */
 int meta_trash_hours(struct mtxn *t, uint64_t **inos, size_t *n);
+/* Files of the trash past their retention at now, counted by whole
+ * hours (an hour directory whose hour ended before now - retention;
+ * with trash_days 0, every file): what the background job may release
+ * now.  Cost: one usage record per hour the trash holds. */
+int meta_trash_due(struct mtxn *t, uint64_t now, uint64_t *files);
 /* Create the trash and the current hour's directory, in a transaction
  * of their own, if missing. */
 int meta_trash_prepare(struct meta *m);

@@ -791,6 +791,46 @@ bool meta_session_lease_held(struct meta_session_keeper *k);
 /* The lease record: 0, or -ENOENT when no gateway holds it. */
 int meta_lease_get(struct meta *m, struct meta_lease *l);
 
+/* ---- the stall alarm of the background jobs (bgwatch.c) ----------------
+ *
+ * The backlog the jobs can work on now (meta_bgjob_backlog: removed files
+ * not purged, released slices, compacted slices past their grace, trash
+ * files past their retention by whole hours) is sampled by every gateway
+ * once per lease period (its session_timeout) and recorded in the volume
+ * (<vol>\0W), with the time of the last sample at which it was zero or
+ * had shrunk.  The jobs are stalled when the backlog is above zero and
+ * has not shrunk for META_STALL_PERIODS lease periods; the reason is
+ * that no gateway with a live session holds the lease (every gateway
+ * runs with --no-bgjob, or none runs), or that the holder makes no
+ * progress (deletes failing, a job stuck). */
+#define META_STALL_PERIODS 3
+struct meta_bgwatch {
+	uint64_t sample_ns;   /* the last sample (wall clock) */
+	uint64_t backlog;     /* items then */
+	uint64_t progress_ns; /* last sample at which it was 0 or lower */
+	uint64_t period_ns;   /* the lease period of the sampling gateway */
+};
+enum meta_stall_reason {
+	META_STALL_NONE,
+	META_STALL_NO_HOLDER, /* no live gateway holds the lease */
+	META_STALL_HOLDER,    /* the holder does not shrink the backlog */
+};
+struct meta_stall {
+	bool sampled;         /* a sample exists (w is valid) */
+	struct meta_bgwatch w;
+	bool holder_live;     /* a gateway with a live session holds it */
+	uint64_t now_ns;
+	uint64_t flat_ns;     /* how long the backlog has not shrunk */
+	enum meta_stall_reason reason;
+};
+/* Items of the backlog the jobs can work on now (one read transaction). */
+int meta_bgjob_backlog(struct meta *m, uint64_t *items);
+/* Sample the backlog and record it, unless another gateway did less than
+ * half of period_ns ago (tesserad's heartbeat thread, once a period). */
+int meta_bgwatch_sample(struct meta *m, uint64_t period_ns);
+/* The alarm as the record and the lease say now (reads only). */
+int meta_bgjob_stall(struct meta *m, struct meta_stall *st);
+
 /* ---- NFS locks (lock.c) ---------------------------------------------------
  *
  * The byte-range locks and share reservations NFS clients take through

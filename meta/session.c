@@ -272,6 +272,12 @@ lease_read(struct mtxn *t, struct meta_lease *l)
 	return rc;
 }
 
+int
+meta_lease_read(struct mtxn *t, struct meta_lease *l)
+{
+	return lease_read(t, l);
+}
+
 /* The session of id into *s: 0, or -ENOENT when it has none. */
 static int
 session_get(struct mtxn *t, uint64_t id, struct meta_session *s)
@@ -430,6 +436,7 @@ keeper_main(void *arg)
 	/* Six heartbeats per ttl: a stall of a few is no expiry. */
 	uint64_t period_ns = (uint64_t)kp->s.ttl_s * 1000000000ULL / 6;
 	struct timespec ts;
+	unsigned beats = 0;
 	int rc;
 
 	pthread_mutex_lock(&kp->mu);
@@ -458,6 +465,13 @@ keeper_main(void *arg)
 			tl_notice(META_SUB, "gateway session heartbeat "
 				  "works again");
 		kp->failing = rc != 0;
+		/* The stall alarm's sample, once a lease period (bgwatch.c). */
+		if (rc == 0 && beats++ % 6 == 0) {
+			rc = meta_bgwatch_sample(kp->m, 6 * period_ns);
+			if (rc)
+				tl_debug(META_SUB, "backlog sample: %s",
+					 strerror(-rc));
+		}
 		pthread_mutex_lock(&kp->mu);
 	}
 	pthread_mutex_unlock(&kp->mu);

@@ -807,3 +807,36 @@ meta_trash_hours(struct mtxn *t, uint64_t **inos, size_t *n)
 		qsort(*inos, *n, sizeof(**inos), cmp_ino);
 	return 0;
 }
+
+int
+meta_trash_due(struct mtxn *t, uint64_t now, uint64_t *files)
+{
+	struct dlist hours = {TL_BUF_INIT, 0, 0};
+	char hname[META_NAME_MAX + 1];
+	uint64_t trash, hino, hck = 2, keep, b, n, cutoff;
+	size_t off;
+	int rc;
+
+	*files = 0;
+	rc = meta_trash_ino(t, &trash);
+	if (rc || trash == 0)
+		return rc;
+	rc = retention(t, &keep);
+	if (rc)
+		return rc;
+	cutoff = now > keep ? now - keep : 0;
+	do {
+		rc = dlist_read(t, trash, hck, 256, &hours);
+		off = 0;
+		while (rc == 0 && dlist_next(&hours, &off, &hino, &hck, hname)) {
+			uint64_t h0 = hour_start(hname);
+
+			if (keep != 0 && (h0 == 0 || h0 + HOUR_NS > cutoff))
+				continue;
+			rc = meta_usage_get(t, hino, &b, &n);
+			*files += n;
+		}
+	} while (rc == 0 && hours.n == hours.max);
+	tl_buf_free(&hours.b);
+	return rc;
+}

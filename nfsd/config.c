@@ -120,10 +120,10 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
     {"bgjob_only", TL_CONF_BOOL, "no", 0, 0, false,
      "run only the background jobs, serve no NFS (--bgjob-only)",
      OFF(bgjob_only)},
-    {"bgjob_delete_rate", TL_CONF_U64, "1000", 0, 1000000, false,
+    {"bgjob_delete_rate", TL_CONF_U64, "1000", 0, 1000000, true,
      "objects the background jobs delete per second (0: no limit)",
      OFF(bgjob_delete_rate)},
-    {"bgjob_txn_rate", TL_CONF_U64, "100", 0, 1000000, false,
+    {"bgjob_txn_rate", TL_CONF_U64, "100", 0, 1000000, true,
      "metadata transactions of the background jobs per second (0: no "
      "limit)", OFF(bgjob_txn_rate)},
     {"test_trash_retention", TL_CONF_DURATION, "0", 0, 3650ULL * 86400000,

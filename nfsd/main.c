@@ -478,13 +478,14 @@ struct hup {
 	const struct args *args;
 	const struct nfsd_config *cfg; /* as started */
 	struct os_store *ratelimit;    /* the store's bandwidth limits */
-	struct cache *cache;           /* store_wait_max */
+	struct cache *cache;           /* store_wait_max, the jobs' pace */
+	uint64_t delete_rate, txn_rate; /* the pace now */
 	const char *status;	       /* STATUS=...READY=1 after a reload */
 };
 
 /* SIGHUP: read the configuration again; apply the reloadable options
- * (exports, log_level, bandwidth limits), say which others need a
- * restart. */
+ * (exports, log_level, bandwidth limits, the background jobs' pace), say
+ * which others need a restart. */
 static void
 on_hup(struct nfsd_server *srv, void *arg)
 {
@@ -515,6 +516,21 @@ on_hup(struct nfsd_server *srv, void *arg)
 	os_ratelimit_set(h->ratelimit, cfg.upload_limit, cfg.download_limit);
 	if (h->cache != NULL)
 		cache_set_store_wait(h->cache, cfg.store_wait_max);
+	if (cfg.bgjob_delete_rate != h->delete_rate ||
+	    cfg.bgjob_txn_rate != h->txn_rate) {
+		tl_notice("tesserad", "reload: background jobs paced at %llu "
+			  "deletions and %llu transactions per second (were "
+			  "%llu and %llu; 0: no limit)",
+			  (unsigned long long)cfg.bgjob_delete_rate,
+			  (unsigned long long)cfg.bgjob_txn_rate,
+			  (unsigned long long)h->delete_rate,
+			  (unsigned long long)h->txn_rate);
+		h->delete_rate = cfg.bgjob_delete_rate;
+		h->txn_rate = cfg.bgjob_txn_rate;
+		if (h->cache != NULL)
+			cache_set_bgjob_rates(h->cache, h->delete_rate,
+					      h->txn_rate);
+	}
 	if (tl_log_parse_level(cfg.log_level, &level) == 0)
 		tl_log_set_level(level);
 	else
@@ -542,7 +558,8 @@ on_hup(struct nfsd_server *srv, void *arg)
 	    strcmp(cfg.metrics_listen, h->cfg->metrics_listen) != 0)
 		tl_notice("tesserad",
 			  "reload: only exports, log_level, the "
-			  "bandwidth limits and store_wait_max "
+			  "bandwidth limits, store_wait_max and the background "
+			  "jobs' pace "
 			  "change on SIGHUP; restart for the others");
 	if (srv != NULL &&
 	    nfsd_server_set_exports(srv, cfg.exports, &err) != 0)
@@ -759,7 +776,9 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 	struct nfsd_server *srv = NULL;
 	struct nfsd_metrics *metrics = NULL;
 	char *err = NULL, *at, *ready_msg = NULL, *started, *url = NULL;
-	struct hup hup = {a, cfg, NULL, NULL, NULL};
+	struct hup hup = {.args = a, .cfg = cfg,
+			  .delete_rate = cfg->bgjob_delete_rate,
+			  .txn_rate = cfg->bgjob_txn_rate};
 	sigset_t sigs;
 	int ready = -1, rc;
 

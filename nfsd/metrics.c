@@ -371,6 +371,20 @@ render_cache(struct tl_buf *b, const struct nfsd_metrics_src *src)
 	    "Blocks fetched by readahead.", s.prefetches);
 	one(b, "tessera_compacted_chunks_total", "counter",
 	    "Fragmented chunks rewritten as one slice.", s.compacted);
+	one(b, "tessera_compaction_queued_chunks", "gauge",
+	    "Chunks this gateway queued for compaction, waiting for the "
+	    "background job (only the lease holder keeps a queue).",
+	    s.compact_queued);
+	if (s.bgjob) {
+		one(b, "tessera_bgjob_delete_rate", "gauge",
+		    "bgjob_delete_rate in force: objects the background "
+		    "jobs delete per second (0: no limit; SIGHUP changes "
+		    "it).", s.bgjob_delete_rate);
+		one(b, "tessera_bgjob_txn_rate", "gauge",
+		    "bgjob_txn_rate in force: metadata transactions of the "
+		    "background jobs per second (0: no limit).",
+		    s.bgjob_txn_rate);
+	}
 
 	one(b, "tessera_writeback_staged_blocks", "gauge",
 	    "Blocks staged on local disk, waiting for upload.",
@@ -732,6 +746,34 @@ holder_cb(void *arg, const struct meta_session *s)
 	return 0;
 }
 
+/* The stall alarm (meta.h, meta_bgjob_stall): the backlog the jobs can
+ * work on, as last sampled, and whether it has stopped shrinking. */
+static void
+render_stall(struct tl_buf *b, struct meta *m)
+{
+	struct meta_stall st;
+
+	if (meta_bgjob_stall(m, &st) != 0)
+		return;
+	one(b, "tessera_bgjob_backlog_items", "gauge",
+	    "Items the background jobs can work on now (removed files, "
+	    "released slices, compacted slices past their grace, trash "
+	    "files past their retention), at the last sample.",
+	    st.sampled ? st.w.backlog : 0);
+	one(b, "tessera_bgjob_backlog_flat_seconds", "gauge",
+	    "How long that backlog has been above zero without shrinking "
+	    "(0: it is zero or shrinking).", st.flat_ns / 1000000000);
+	family(b, "tessera_bgjob_stalled", "gauge",
+	       "1 (alarm) when the backlog has not shrunk for 3 lease "
+	       "periods (session_timeout), by reason: no_holder (no live "
+	       "gateway holds the background-job lease) or holder (the "
+	       "holder makes no progress).");
+	bprintf(b, "tessera_bgjob_stalled{reason=\"no_holder\"} %d\n"
+		"tessera_bgjob_stalled{reason=\"holder\"} %d\n",
+		st.reason == META_STALL_NO_HOLDER,
+		st.reason == META_STALL_HOLDER);
+}
+
 /* The background jobs: who runs them, and their backlog (meta.h,
  * meta_backlog: the figures `tessera status` prints). */
 static void
@@ -756,6 +798,7 @@ render_bgjob(struct tl_buf *b, const struct nfsd_metrics_src *src)
 	    "1 when a gateway with a live session holds the volume's "
 	    "background-job lease; 0 (alarm): no gateway runs the jobs.",
 	    h.live);
+	render_stall(b, src->meta);
 	if (meta_backlog(src->meta, &bl) != 0)
 		return;
 	vol(b, name, "tessera_volume_pending_delete_files",

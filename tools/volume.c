@@ -486,6 +486,44 @@ print_gateways(struct meta *m)
 	return rc;
 }
 
+/* The stall alarm (meta.h, meta_bgjob_stall). */
+static int
+print_stall(struct meta *m)
+{
+	struct meta_stall st;
+	uint64_t age, flat;
+	int rc = meta_bgjob_stall(m, &st);
+
+	if (rc)
+		return rc;
+	if (!st.sampled) {
+		printf("%-14s none (no gateway has sampled the backlog "
+		       "yet)\n", "bgjob alarm:");
+		return 0;
+	}
+	age = st.now_ns > st.w.sample_ns ?
+		      (st.now_ns - st.w.sample_ns) / 1000000000 : 0;
+	flat = st.flat_ns / 1000000000;
+	if (st.reason == META_STALL_NONE)
+		printf("%-14s none (backlog %" PRIu64 " items%s, sampled %"
+		       PRIu64 " s ago)\n", "bgjob alarm:", st.w.backlog,
+		       st.w.backlog == 0 ? "" :
+		       st.w.progress_ns == st.w.sample_ns ? ", shrinking" :
+							     ", not shrinking",
+		       age);
+	else
+		printf("%-14s STALLED: %s; the backlog of %" PRIu64 " items "
+		       "has not shrunk for %" PRIu64 " s (sampled %" PRIu64
+		       " s ago)\n", "bgjob alarm:",
+		       st.reason == META_STALL_NO_HOLDER ?
+			       "no gateway holds the background-job lease "
+			       "(all run with --no-bgjob, or none runs)" :
+			       "the lease holder makes no progress (failing "
+			       "deletes? its log says)",
+		       st.w.backlog, flat, age);
+	return 0;
+}
+
 /* The volume's newest metadata backup, from its record (meta.h). */
 static int
 print_backup(struct meta *m)
@@ -586,6 +624,8 @@ tessera_cmd_status(int argc, char **argv)
 		rc = print_backup(m);
 	if (rc == 0)
 		rc = print_gateways(m);
+	if (rc == 0)
+		rc = print_stall(m);
 	if (rc == 0 && cdirs != NULL)
 		print_staging(cdirs);
 	if (rc != 0)

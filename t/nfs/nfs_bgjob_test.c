@@ -13,10 +13,17 @@
  *      stale and C has renewed its own several times since, the lease
  *      still names B; C never takes it.
  *      A file removed through C stays pending delete (status says so,
- *      its blocks stay in the store).
+ *      its blocks stay in the store), and the stall alarm goes up once
+ *      that backlog has not shrunk for 3 lease periods: C's metric
+ *      tessera_bgjob_stalled{reason="no_holder"} is 1, status says
+ *      STALLED.
  *   4. D starts with --bgjob-only: it listens for no NFS (its session has
  *      no address) and takes the lease, and deletes that file's objects:
- *      status says nothing is pending delete.
+ *      status says nothing is pending delete, and the alarm clears (C's
+ *      metrics, status).  D's pace comes from its tessera.conf
+ *      (bgjob_delete_rate, bgjob_txn_rate, as its metrics show); the
+ *      file rewritten and SIGHUP: the new pace is in force (metrics,
+ *      log), and a file removed afterwards is deleted.
  *   5. D stops cleanly (SIGTERM): the lease record goes with its session.
  * Waits are polls with a generous limit: what is asserted is each change
  * of state, never how long it took.
@@ -162,6 +169,48 @@ write_remove(const struct th_server *s, const char *name)
 	th_disconnect(&cn);
 }
 
+/* Poll s's metric name until it is want. */
+static bool
+wait_metric(const struct th_server *s, const char *name, double want)
+{
+	uint64_t t0 = th_now_ms();
+	double v = -1;
+
+	while (th_now_ms() - t0 < POLL_LIMIT_MS) {
+		if (th_server_metric(s, name, &v) == 0 && v == want)
+			return true;
+		usleep(200 * 1000);
+	}
+	th_diag("%s is %g, not %g", name, v, want);
+	return false;
+}
+
+/* Poll `tessera status` until it prints a line starting with what. */
+static bool
+wait_status(const struct th_server *s, const char *what)
+{
+	uint64_t t0 = th_now_ms();
+
+	while (th_now_ms() - t0 < POLL_LIMIT_MS) {
+		if (status_has(s, what))
+			return true;
+		usleep(200 * 1000);
+	}
+	return false;
+}
+
+/* D's tessera.conf: its pace. */
+static void
+write_conf(const char *path, int delete_rate, int txn_rate)
+{
+	FILE *f = fopen(path, "w");
+
+	TH_REQUIRE(f != NULL, "write %s", path);
+	fprintf(f, "bgjob_delete_rate = %d\nbgjob_txn_rate = %d\n",
+		delete_rate, txn_rate);
+	fclose(f);
+}
+
 /* Poll until the store holds no block of the volume: some gateway's job
  * deleted them. */
 static void
@@ -179,7 +228,8 @@ main(void)
 {
 	const char *opts = "-o session_timeout=3s --metrics-listen off";
 	struct lease_view v;
-	char args[256];
+	double val = -1;
+	char args[600], conf[300];
 	uint64_t t0;
 	int bpid, cpid;
 
@@ -217,7 +267,8 @@ main(void)
 	wait_deleted(&b, "f2");
 
 	/* 3. C with --no-bgjob; B killed. */
-	snprintf(args, sizeof args, "%s --no-bgjob", opts);
+	snprintf(args, sizeof args, "%s --no-bgjob --metrics-listen "
+		 "127.0.0.1:0", opts);
 	TH_REQUIRE(th_server_join(&c, &a, args, true) == 0,
 		   "C starts with --no-bgjob");
 	bpid = b.pid;
@@ -246,9 +297,19 @@ main(void)
 	TH_CHECK(status_has(&a, "pending delete: 1 (0 files, 0 B; 1 slices, "
 			    "1.0 MiB)"), "status: the released slice is "
 		 "pending delete");
+	TH_CHECK(wait_metric(&c, "tessera_bgjob_stalled{reason=\"no_holder\"}",
+			     1), "C's alarm: the backlog stalled, no holder");
+	TH_CHECK(wait_status(&a, "bgjob alarm:   STALLED: no gateway holds"),
+		 "status: STALLED, no gateway holds the lease");
+	if (th_server_metric(&c, "tessera_bgjob_backlog_items", &val) != 0)
+		val = -1;
+	TH_CHECK(val == 1, "C: a backlog of 1 item (%g)", val);
 
 	/* 4. D with --bgjob-only. */
-	snprintf(args, sizeof args, "%s --bgjob-only", opts);
+	snprintf(conf, sizeof conf, "%s/d.conf", a.dir);
+	write_conf(conf, 7, 50);
+	snprintf(args, sizeof args, "%s --bgjob-only -c %s --metrics-listen "
+		 "127.0.0.1:0", opts, conf);
 	TH_REQUIRE(th_server_join(&d, &a, args, false) == 0,
 		   "D starts with --bgjob-only");
 	TH_CHECK(wait_holder(&a, d.pid), "D (--bgjob-only) took the lease");
@@ -259,6 +320,25 @@ main(void)
 	wait_deleted(&c, "f3");
 	TH_CHECK(status_has(&a, "pending delete: 0 (0 files, 0 B; 0 slices, "
 			    "0 B)"), "status: nothing pending delete");
+	TH_CHECK(wait_metric(&c, "tessera_bgjob_stalled{reason=\"no_holder\"}",
+			     0) &&
+		 wait_metric(&c, "tessera_bgjob_stalled{reason=\"holder\"}",
+			     0), "C's alarm cleared once D ran the jobs");
+	TH_CHECK(wait_status(&a, "bgjob alarm:   none (backlog 0 items"),
+		 "status: no alarm, no backlog");
+	TH_CHECK(wait_metric(&d, "tessera_bgjob_delete_rate", 7) &&
+		 wait_metric(&d, "tessera_bgjob_txn_rate", 50),
+		 "D's pace from its tessera.conf");
+	write_conf(conf, 3, 20);
+	TH_REQUIRE(kill(d.pid, SIGHUP) == 0, "SIGHUP to D");
+	TH_CHECK(wait_metric(&d, "tessera_bgjob_delete_rate", 3) &&
+		 wait_metric(&d, "tessera_bgjob_txn_rate", 20),
+		 "SIGHUP: D's new pace is in force");
+	TH_CHECK(th_server_log_count(&d, "background jobs paced at 3 "
+				     "deletions and 20 transactions") == 1,
+		 "D logs the new pace");
+	write_remove(&c, "f4");
+	wait_deleted(&c, "f4");
 
 	/* 5. D stops cleanly: the lease goes with it. */
 	th_server_stop(&d, false);

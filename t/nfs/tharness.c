@@ -363,6 +363,78 @@ th_server_log_count(const struct th_server *s, const char *what)
 	return n;
 }
 
+/* The port of the last "metrics on" line of s's log; 0: none. */
+static int
+th_metrics_port(const struct th_server *s)
+{
+	static const char tag[] = "metrics on http://127.0.0.1:";
+	char path[400], line[2048];
+	int port = 0;
+	FILE *f;
+
+	th_log_path(s, path, sizeof path);
+	f = fopen(path, "r");
+	while (f != NULL && fgets(line, sizeof line, f)) {
+		char *p = strstr(line, tag);
+
+		if (p != NULL)
+			port = atoi(p + sizeof(tag) - 1);
+	}
+	if (f != NULL)
+		fclose(f);
+	return port;
+}
+
+int
+th_server_metric(const struct th_server *s, const char *name, double *v)
+{
+	struct sockaddr_in sin;
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	char *buf = NULL, *p;
+	size_t len = 0, cap = 0, nl = strlen(name);
+	int fd, port = th_metrics_port(s), rc = -1;
+	ssize_t n;
+
+	if (port <= 0)
+		return -1;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	th_loopback(&sin, port);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0 ||
+	    write(fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1)
+		goto out;
+	for (;;) {
+		if (len + 4097 > cap) {
+			cap = cap ? 2 * cap : 65536;
+			p = realloc(buf, cap);
+			if (p == NULL)
+				goto out;
+			buf = p;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (buf == NULL)
+		goto out;
+	buf[len] = '\0';
+	rc = 1;
+	for (p = buf; p != NULL && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+		if (strncmp(p, name, nl) == 0 && p[nl] == ' ') {
+			*v = strtod(p + nl + 1, NULL);
+			rc = 0;
+			break;
+		}
+out:
+	close(fd);
+	free(buf);
+	return rc;
+}
+
 static void
 th_print_log(const struct th_server *s)
 {

@@ -128,6 +128,11 @@ uint64_t th_server_mem(const struct th_server *s, const char *field);
 /* How many lines of the daemon's log (tesserad.log, all its runs)
  * contain what. */
 int th_server_log_count(const struct th_server *s, const char *what);
+/* The value of metric name (with its labels, as printed: "x{a=\"b\"}")
+ * in s's /metrics (started with --metrics-listen 127.0.0.1:0: the port
+ * is read from its log): 0, 1 when the metric is absent, -1 when the
+ * endpoint does not answer. */
+int th_server_metric(const struct th_server *s, const char *name, double *v);
 /* libnfs URL for the server, path e.g. "/" (static buffer). */
 const char *th_server_url(const struct th_server *s, const char *path);
 /* 127.0.0.1:port into *sin (a struct sockaddr_in). */
