@@ -184,6 +184,13 @@ trash_restore(struct meta *m, const char *to, char **paths, int n)
 			fprintf(stderr, "tessera: trash restore: %s: the "
 				"directory it was removed from is gone "
 				"(restore it with --to DIR)\n", paths[i]);
+		else if (rc == -EDQUOT)
+			fprintf(stderr, "tessera: trash restore: %s: the "
+				"quota of a directory it would go under has "
+				"no room for it: nothing restored (free room, "
+				"raise the quota with tessera quota set, or "
+				"restore it elsewhere with --to DIR)\n",
+				paths[i]);
 		else if (rc == -EINVAL)
 			fprintf(stderr, "tessera: trash restore: %s: not a "
 				"trash entry (HOUR/NAME)\n", paths[i]);

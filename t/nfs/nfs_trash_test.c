@@ -11,6 +11,13 @@
  *   3. `tessera trash restore` puts the removed file back under its name
  *      with its data; a second restore over the name is refused, and
  *      `tessera trash list` lists what is left.
+ *   3b. The trash and a directory quota (/q, 512 KiB): a file removed
+ *      from /q no longer counts in /q's quota, but its bytes stay in
+ *      the volume's used bytes and its blocks in the store; with /q
+ *      full, restoring it there is refused with a message naming the
+ *      quota and changes nothing (it stays in the trash, /q's usage and
+ *      listing are the same); with room made, it is restored and counts
+ *      again.
  *   4. Expiry: tesserad restarted with test_trash_retention=1s releases
  *      the trash by its background job; the replaced file's blocks are
  *      deleted and status shows an empty trash (hour directories go once
@@ -137,6 +144,159 @@ hour_dir(struct th_conn *c, struct th_fh *trash, struct th_fh *hour,
 	return true;
 }
 
+/* `tessera quota get /q`: bytes used, or -1. */
+static long long
+q_used(void)
+{
+	char fn[400], line[256];
+	long long b = -1;
+	FILE *f;
+
+	if (th_tessera(&srv, "quota get '%s' /q", srv.meta_url) != 0)
+		return -1;
+	snprintf(fn, sizeof fn, "%s/tool.out", srv.dir);
+	f = fopen(fn, "r");
+	while (f != NULL && fgets(line, sizeof line, f))
+		if (sscanf(line, "  bytes: %lld", &b) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return b;
+}
+
+/* "used bytes:" of `tessera status`, or -1. */
+static long long
+used_bytes(void)
+{
+	char cmd[700], line[1024];
+	long long n = -1;
+	FILE *f;
+
+	snprintf(cmd, sizeof cmd, "'%s/tessera' status '%s' 2>&1",
+		 th_builddir(), srv.meta_url);
+	f = popen(cmd, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (strncmp(line, "used bytes:", 11) == 0)
+			n = strtoll(line + 11, NULL, 10);
+	pclose(f);
+	return n;
+}
+
+/* A file of SIZE bytes named name in dir. */
+static void
+put_in(struct th_conn *c, const struct th_fh *dir, const char *name,
+       uint64_t seed, struct th_obj *o)
+{
+	static uint8_t buf[SIZE];
+	sattr3 sa = th_sattr_mode(0644);
+
+	TH_REQUIRE(th_create(c, dir, name, UNCHECKED, &sa, NULL, o) ==
+			   NFS3_OK, "create %s", name);
+	th_fill(seed, buf, sizeof buf);
+	TH_REQUIRE(th_write(c, &o->fh, 0, buf, sizeof buf, FILE_SYNC, NULL) ==
+			   NFS3_OK, "write %s", name);
+}
+
+/* Whether the tool's last output (tool.out) holds what. */
+static bool
+tool_said(const char *what)
+{
+	char fn[400], line[1024];
+	bool found = false;
+	FILE *f;
+
+	snprintf(fn, sizeof fn, "%s/tool.out", srv.dir);
+	f = fopen(fn, "r");
+	while (f != NULL && !found && fgets(line, sizeof line, f))
+		found = strstr(line, what) != NULL;
+	if (f != NULL)
+		fclose(f);
+	return found;
+}
+
+/* The hour directory of the trash that holds ename (an hour may have
+ * begun since the first removal): its name into hname, its handle. */
+static bool
+find_entry(struct th_conn *c, const char *ename, char *hname, size_t len,
+	   struct th_fh *hour)
+{
+	struct th_obj t, h, o;
+	char names[4096], *save = NULL;
+
+	if (th_lookup(c, &c->root, ".trash", &t) != NFS3_OK ||
+	    list_dir(c, &t.fh, names, sizeof names) != NFS3_OK)
+		return false;
+	for (char *w = strtok_r(names, " ", &save); w != NULL;
+	     w = strtok_r(NULL, " ", &save))
+		if (th_lookup(c, &t.fh, w, &h) == NFS3_OK &&
+		    th_lookup(c, &h.fh, ename, &o) == NFS3_OK &&
+		    strlen(w) < len) {
+			memcpy(hname, w, strlen(w) + 1);
+			*hour = h.fh;
+			return true;
+		}
+	return false;
+}
+
+/* 3b: the trash never counts in a quota; restore into a full one. */
+static void
+trash_and_quota(struct th_conn *root)
+{
+	struct th_obj q, big, f1, f2, o;
+	char ename[128], names[4096], hname[64];
+	struct th_fh hour;
+	long long used;
+	size_t before;
+
+	TH_REQUIRE(th_mkdir(root, &root->root, "q", NULL, &q) == NFS3_OK,
+		   "mkdir q");
+	TH_REQUIRE(th_tessera(&srv, "quota set '%s' /q --bytes %d",
+			      srv.meta_url, 2 * SIZE) == 0,
+		   "tessera quota set /q --bytes 512K");
+	put_in(root, &q.fh, "big", 11, &big);
+	TH_CHECK(q_used() == SIZE, "/q uses big's 256 KiB");
+	used = used_bytes();
+	before = objects();
+	TH_STAT(th_remove(root, &q.fh, "big"), NFS3_OK, "remove q/big");
+	TH_CHECK(q_used() == 0, "big in the trash: /q uses nothing");
+	TH_CHECK(used_bytes() == used, "the volume's used bytes keep big's "
+		 "(%lld)", used);
+	TH_CHECK(objects() == before, "big's blocks stay in the store");
+
+	put_in(root, &q.fh, "f1", 12, &f1);
+	put_in(root, &q.fh, "f2", 13, &f2);
+	TH_CHECK(q_used() == 2 * SIZE, "/q is full: 512 KiB of 512 KiB");
+	snprintf(ename, sizeof ename, "%llu-%llu-big",
+		 (unsigned long long)q.attr.fileid,
+		 (unsigned long long)big.attr.fileid);
+	TH_REQUIRE(find_entry(root, ename, hname, sizeof hname, &hour),
+		   "big is in the trash (%s)", ename);
+	TH_CHECK(th_tessera(&srv, "trash restore '%s' '%s/%s'", srv.meta_url,
+			    hname, ename) != 0,
+		 "restoring big into the full /q is refused");
+	TH_CHECK(tool_said("quota of a directory it would go under has no "
+			   "room"), "... with a message naming the quota");
+	TH_CHECK(th_lookup(root, &hour, ename, &o) == NFS3_OK &&
+			 same_data(root, &o.fh, 11),
+		 "big is still in the trash, data intact");
+	TH_CHECK(list_dir(root, &q.fh, names, sizeof names) == NFS3_OK &&
+			 strcmp(names, "f1 f2 ") == 0,
+		 "/q holds f1 and f2 only (%s)", names);
+	TH_CHECK(q_used() == 2 * SIZE, "/q's usage did not change");
+
+	TH_STAT(th_remove(root, &q.fh, "f2"), NFS3_OK, "remove q/f2");
+	TH_CHECK(th_tessera(&srv, "trash restore '%s' '%s/%s'", srv.meta_url,
+			    hname, ename) == 0,
+		 "with room made, big is restored into /q");
+	TH_CHECK(th_lookup(root, &q.fh, "big", &o) == NFS3_OK &&
+			 o.attr.fileid == big.attr.fileid &&
+			 same_data(root, &o.fh, 11),
+		 "q/big is back with its inode and data");
+	TH_CHECK(q_used() == 2 * SIZE, "/q counts big again");
+}
+
 /* Files in the trash as `tessera status` reports them, or -1. */
 static long
 trash_files(void)
@@ -249,6 +409,7 @@ main(void)
 		 "b is still the renamed c");
 	TH_CHECK(trash_files() == 1, "status: one file in "
 		 "the trash");
+	trash_and_quota(&root);
 
 	/* 4. Expiry by the background job. */
 	th_disconnect(&root);
