@@ -515,6 +515,12 @@ cache_stats(struct cache *c, struct cache_stats *out)
 	return 0;
 }
 
+unsigned
+cache_compact_queue_len(struct cache *c)
+{
+	return cache_compact_queued(c->cp);
+}
+
 void
 cache_set_bgjob_rates(struct cache *c, uint64_t delete_rate,
 		      uint64_t txn_rate)

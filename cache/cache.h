@@ -193,6 +193,10 @@ int cache_compact(struct cache *c, uint64_t ino, uint32_t chunk);
 void cache_set_bgjob_rates(struct cache *c, uint64_t delete_rate,
 			   uint64_t txn_rate);
 
+/* Chunks queued for compaction now (at most 16; only a gateway running
+ * the job keeps a queue). */
+unsigned cache_compact_queue_len(struct cache *c);
+
 /* Bytes currently buffered (for metrics and tests). */
 uint64_t cache_buffered(struct cache *c);
 

@@ -743,6 +743,7 @@ struct meta_session {
 	char host[META_SESSION_STR];    /* gethostname() */
 	char addr[META_SESSION_STR];    /* NFS listen address, ADDR:PORT */
 	char version[META_SESSION_STR]; /* tesserad's PACKAGE_VERSION */
+	uint32_t compact_queued; /* chunks queued for compaction there */
 };
 
 /* Whether s renewed its heartbeat within its ttl, at now_ns. */
@@ -788,6 +789,12 @@ void meta_session_want_lease(struct meta_session_keeper *k, bool want);
  * lease and its last heartbeat that committed, less than half the ttl
  * ago, found it holding the lease. */
 bool meta_session_lease_held(struct meta_session_keeper *k);
+/* Before each heartbeat, probe(arg, s) fills in what the record carries
+ * of the gateway's jobs (compact_queued); probe must not block.  NULL:
+ * nothing (zero). */
+void meta_session_set_probe(struct meta_session_keeper *k,
+			    void (*probe)(void *arg, struct meta_session *s),
+			    void *arg);
 /* The lease record: 0, or -ENOENT when no gateway holds it. */
 int meta_lease_get(struct meta *m, struct meta_lease *l);
 

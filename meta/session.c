@@ -6,7 +6,8 @@
  * Record: key <vol>\0G<id be64>, value (version 1)
  *   u8 version, be64 start_ns, be64 heartbeat_ns, be64 seq, be32 ttl_s,
  *   be32 pid, then three strings of u8 length + bytes: host, addr,
- *   version.
+ *   version, then be32 compact_queued (chunks the gateway has queued for
+ *   compaction, as of the heartbeat; absent in older records: 0).
  * Fields are only ever appended: a reader ignores bytes past those it
  * knows, so a newer gateway's record still lists.
  *
@@ -43,7 +44,7 @@
 
 #define SESSION_VERSION 1
 #define SESSION_FIXED (1 + 8 + 8 + 8 + 4 + 4)
-#define SESSION_VMAX (SESSION_FIXED + 3 * (1 + META_SESSION_STR))
+#define SESSION_VMAX (SESSION_FIXED + 3 * (1 + META_SESSION_STR) + 4)
 #define LEASE_VERSION 1
 #define LEASE_VLEN (1 + 8 + 8)
 
@@ -60,6 +61,9 @@ struct meta_session_keeper {
 	_Atomic bool want_lease;  /* take the background-job lease */
 	_Atomic uint64_t held_until; /* tl_mono_ns() up to which the lease
 					 is ours; 0: not held */
+	/* what the heartbeat records of the gateway's jobs */
+	void (*probe)(void *arg, struct meta_session *s);
+	void *probe_arg;
 };
 
 static void
@@ -88,6 +92,8 @@ session_encode(const struct meta_session *s, uint8_t *v)
 		memcpy(p, strs[i], n);
 		p += n;
 	}
+	tl_put_be32(p, s->compact_queued);
+	p += 4;
 	return (size_t)(p - v);
 }
 
@@ -123,6 +129,8 @@ session_decode(uint64_t id, const void *val, size_t len,
 		strs[i][n] = '\0';
 		p += n;
 	}
+	if (end - p >= 4)
+		s->compact_queued = tl_get_be32(p);
 	return 0;
 }
 
@@ -272,6 +280,17 @@ lease_read(struct mtxn *t, struct meta_lease *l)
 	return rc;
 }
 
+void
+meta_session_set_probe(struct meta_session_keeper *kp,
+		       void (*probe)(void *arg, struct meta_session *s),
+		       void *arg)
+{
+	pthread_mutex_lock(&kp->mu);
+	kp->probe = probe;
+	kp->probe_arg = arg;
+	pthread_mutex_unlock(&kp->mu);
+}
+
 int
 meta_lease_read(struct mtxn *t, struct meta_lease *l)
 {
@@ -416,6 +435,10 @@ session_renew(struct meta_session_keeper *kp)
 			tl_warn(META_SUB, "this gateway's session record was "
 				"removed; writing it again");
 		if (rc == 0 || rc == -ENOENT) {
+			pthread_mutex_lock(&kp->mu);
+			if (kp->probe != NULL)
+				kp->probe(kp->probe_arg, s);
+			pthread_mutex_unlock(&kp->mu);
 			s->heartbeat_ns = tl_now_ns();
 			s->seq++;
 			rc = session_put(&t, s);

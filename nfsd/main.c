@@ -610,6 +610,16 @@ start_metrics(const struct nfsd_config *cfg, const struct backend *b,
 	return m;
 }
 
+/* What the session record carries of this gateway's jobs. */
+static void
+session_probe(void *arg, struct meta_session *s)
+{
+	struct backend *b = arg;
+
+	s->compact_queued = b->cache != NULL ?
+				    cache_compact_queue_len(b->cache) : 0;
+}
+
 /* Record this gateway in the volume (meta.h, gateway sessions), so that
  * `tessera status` lists it and fsck --repair and destroy refuse to run
  * beside it, and compete for the background-job lease unless bgjob is
@@ -634,6 +644,7 @@ start_session(const struct nfsd_config *cfg, struct backend *b,
 		       "metadata: %s", strerror(-rc));
 	} else {
 		b->session = k;
+		meta_session_set_probe(k, session_probe, b);
 		if (cfg->bgjob)
 			meta_session_want_lease(k, true);
 		else

@@ -461,6 +461,13 @@ print_lease(const struct gw_list *g)
 		       g->holder.host, g->holder.addr, g->holder.pid, when,
 		       g->holder_live ? "" : " (stale: another gateway takes "
 					     "the jobs over)");
+	if (g->found)
+		printf("%-14s %" PRIu32 " chunks queued on the lease holder "
+		       "(at its last heartbeat)\n", "compaction:",
+		       g->holder.compact_queued);
+	else
+		printf("%-14s no queue (no gateway holds the lease)\n",
+		       "compaction:");
 }
 
 /* The gateway sessions recorded in the volume (meta.h), and the holder

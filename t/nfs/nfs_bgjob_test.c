@@ -25,6 +25,13 @@
  *      file rewritten and SIGHUP: the new pace is in force (metrics,
  *      log), and a file removed afterwards is deleted.
  *   5. D stops cleanly (SIGTERM): the lease record goes with its session.
+ *   6. E serves NFS with the jobs on and takes the lease: 4 KiB appends
+ *      FILE_SYNC to one file leave its chunk with 128 records and more,
+ *      which queues it for compaction; while the file is written the job
+ *      leaves it queued (a file written in the last 3 s waits): E's
+ *      tessera_compaction_queued_chunks and status's "compaction:" line
+ *      say 1.  Once the writes stop, the chunk is compacted and both say
+ *      0.
  * Waits are polls with a generous limit: what is asserted is each change
  * of state, never how long it took.
  */
@@ -41,7 +48,7 @@
 
 #define POLL_LIMIT_MS (300 * 1000)
 
-static struct th_server a, b, c, d;
+static struct th_server a, b, c, d, e;
 
 /* What `tessera status` says of the lease and of one gateway. */
 struct lease_view {
@@ -199,6 +206,73 @@ wait_status(const struct th_server *s, const char *what)
 	return false;
 }
 
+/* Whether `tessera status` says the holder has n chunks queued. */
+static bool
+status_queued(const struct th_server *s, unsigned n)
+{
+	char want[80];
+
+	snprintf(want, sizeof want, "compaction:    %u chunks queued", n);
+	return status_has(s, want);
+}
+
+/* 6: the holder s's compaction queue, seen through its metrics and
+ * `tessera status`. */
+static void
+compaction_queue(const struct th_server *s)
+{
+	static uint8_t buf[4096];
+	struct th_conn cn;
+	struct th_obj o;
+	sattr3 sa = th_sattr_mode(0644);
+	bool metric = false, status = false;
+	double v = -1;
+	uint64_t t0;
+	uint32_t i;
+
+	TH_REQUIRE(th_connect(&cn, s->port, "/", 0, 0) == 0, "connect to E");
+	TH_REQUIRE(th_create(&cn, &cn.root, "frag", UNCHECKED, &sa, NULL,
+			     &o) == NFS3_OK, "create frag");
+	th_fill(9, buf, sizeof buf);
+	t0 = th_now_ms();
+	/* Write on until both have been seen: a machine stalled for 3 s
+	 * lets the job compact early, and the next 128 appends queue the
+	 * chunk again. */
+	for (i = 0; !(metric && status) && th_now_ms() - t0 < POLL_LIMIT_MS;
+	     i++) {
+		if (th_write(&cn, &o.fh, (uint64_t)i * sizeof buf, buf,
+			     sizeof buf, FILE_SYNC, NULL) != NFS3_OK) {
+			TH_CHECK(false, "append %u to frag", i);
+			break;
+		}
+		if (i < 128 || i % 8 != 0)
+			continue;
+		if (!metric)
+			metric = th_server_metric(s, "tessera_compaction_"
+						  "queued_chunks", &v) == 0 &&
+				 v == 1;
+		else if (!status)
+			status = status_queued(s, 1);
+	}
+	TH_CHECK(metric, "E's metric: 1 chunk queued for compaction (%u "
+		 "appends)", i);
+	TH_CHECK(status, "status: 1 chunk queued on the lease holder");
+	th_disconnect(&cn);
+	/* the round takes the chunk off the queue, then compacts it */
+	t0 = th_now_ms();
+	while (!(th_server_metric(s, "tessera_compacted_chunks_total", &v) ==
+			 0 && v >= 1) &&
+	       th_now_ms() - t0 < POLL_LIMIT_MS)
+		usleep(200 * 1000);
+	TH_CHECK(v >= 1, "writes stopped: E compacted the chunk");
+	TH_CHECK(wait_metric(s, "tessera_compaction_queued_chunks", 0),
+		 "the queue is empty");
+	t0 = th_now_ms();
+	while (!status_queued(s, 0) && th_now_ms() - t0 < POLL_LIMIT_MS)
+		usleep(200 * 1000);
+	TH_CHECK(status_queued(s, 0), "status: 0 chunks queued");
+}
+
 /* D's tessera.conf: its pace. */
 static void
 write_conf(const char *path, int delete_rate, int txn_rate)
@@ -345,6 +419,13 @@ main(void)
 	TH_CHECK(read_status(&a, 0, &v) && v.holder_pid == 0,
 		 "a clean stop gives the lease up");
 
+	/* 6. E, with NFS and the jobs: its compaction queue. */
+	snprintf(args, sizeof args, "%s --metrics-listen 127.0.0.1:0", opts);
+	TH_REQUIRE(th_server_join(&e, &a, args, true) == 0, "E starts");
+	TH_CHECK(wait_holder(&a, e.pid), "E takes the lease");
+	compaction_queue(&e);
+
+	th_server_destroy(&e);
 	th_server_destroy(&d);
 	th_server_destroy(&c);
 	th_server_destroy(&b);
