@@ -21,17 +21,29 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Room per program; NFS v3 has 22 procedures, MOUNT 6 (calls of
- * others are counted as RPC errors). */
+/* Room per program; NFS v3 has 22 procedures, MOUNT 6, NLM v4 24
+ * (numbers 16 to 19 unused), NSM 7 (of which the gateway serves NULL,
+ * STAT and NOTIFY); calls of others are counted as RPC errors. */
 #define NFSD_M_PROCS	  24
 #define NFSD_M_NFS_PROCS  22
 #define NFSD_M_MNT_PROCS  6
+#define NFSD_M_NLM_PROCS  24
+#define NFSD_M_NSM_PROCS  7
 /* Finite latency buckets; the last slot counts what is above them. */
 #define NFSD_M_BUCKETS 16
 /* nfsstat3 values with a name (plus one slot for any other). */
 #define NFSD_M_NSTATUS 30
+/* nlm4_stats values (0 to 9, NLM4_GRANTED to NLM4_FAILED), counted in
+ * the first status slots of an NLM procedure (others in the last). */
+#define NFSD_M_NLM_NSTATUS 10
 
-enum nfsd_m_prog { NFSD_M_NFS, NFSD_M_MOUNT, NFSD_M_NPROG };
+enum nfsd_m_prog {
+	NFSD_M_NFS,
+	NFSD_M_MOUNT,
+	NFSD_M_NLM,
+	NFSD_M_NSM,
+	NFSD_M_NPROG
+};
 
 /* Calls refused at the RPC level (no procedure ran). */
 enum nfsd_m_rpc_err {
@@ -67,7 +79,8 @@ struct nfsd_m_proc {
 	nfsd_m_counter calls;			/* received, replays too */
 	nfsd_m_counter lat[NFSD_M_BUCKETS + 1]; /* runs, not cumulative */
 	nfsd_m_counter lat_sum_ns;
-	nfsd_m_counter status[NFSD_M_NSTATUS]; /* NFS replies by nfsstat3 */
+	nfsd_m_counter status[NFSD_M_NSTATUS]; /* NFS replies by nfsstat3,
+						  NLM's by nlm4_stats */
 };
 
 struct nfsd_m_counters {
@@ -132,6 +145,9 @@ void nfsd_m_call(uint32_t prog, uint32_t proc);
 void nfsd_m_call_done(uint32_t prog, uint32_t proc, uint64_t ns);
 /* An NFS procedure answered status (an nfsstat3). */
 void nfsd_m_nfs_status(uint32_t proc, uint32_t status);
+/* An NLM procedure answered status (an nlm4_stats; the _MSG forms in
+ * their _RES call). */
+void nfsd_m_nlm_status(uint32_t proc, uint32_t status);
 /* Connections (rpc.c, loop thread). */
 void nfsd_m_conn_opened(void);
 /* why: one of nfsd_m_close_names (anything else counts as "other"). */

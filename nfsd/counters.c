@@ -48,6 +48,10 @@ proc_slot(uint32_t prog, uint32_t proc)
 		return &nfsd_m.proc[NFSD_M_NFS][proc];
 	if (prog == NFSD_PROG_MOUNT && proc < NFSD_M_MNT_PROCS)
 		return &nfsd_m.proc[NFSD_M_MOUNT][proc];
+	if (prog == NFSD_PROG_NLM && proc < NFSD_M_NLM_PROCS)
+		return &nfsd_m.proc[NFSD_M_NLM][proc];
+	if (prog == NFSD_PROG_NSM && proc < NFSD_M_NSM_PROCS)
+		return &nfsd_m.proc[NFSD_M_NSM][proc];
 	return NULL;
 }
 
@@ -85,6 +89,17 @@ nfsd_m_nfs_status(uint32_t proc, uint32_t status)
 	while (i < TL_ARRAY_SIZE(nfs_status) && nfs_status[i] != status)
 		i++;
 	nfsd_m_inc(&p->status[i]); /* i == the "other" slot if unknown */
+}
+
+void
+nfsd_m_nlm_status(uint32_t proc, uint32_t status)
+{
+	struct nfsd_m_proc *p = proc_slot(NFSD_PROG_NLM, proc);
+
+	if (p != NULL)
+		nfsd_m_inc(&p->status[status < NFSD_M_NLM_NSTATUS
+					  ? status
+					  : NFSD_M_NSTATUS - 1]);
 }
 
 void

@@ -489,6 +489,8 @@ run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 	call_put_exports(c);
 	if (c->prog == NFSD_PROG_NFS && c->proc != NFSPROC3_NULL)
 		nfsd_m_nfs_status(c->proc, *(nfsstat3 *)res);
+	else if (c->prog == NFSD_PROG_NLM && c->nlm_status >= 0)
+		nfsd_m_nlm_status(c->proc, (uint32_t)c->nlm_status);
 	if (tl_log_enabled(TL_LOG_DEBUG))
 		tl_debug("nfsd", "xid %08x %s status %d", c->xid, p->name,
 			 (p->flags & NFSD_PF_FH) ? (int)*(nfsstat3 *)res : 0);
@@ -630,6 +632,7 @@ nfsd_dispatch_from(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	tail->ref = NULL;
 	memset(&c, 0, sizeof(c));
 	c.ctx = ctx;
+	c.nlm_status = -1;
 	c.peer = *peer;
 	if (local != NULL)
 		c.local = *local;

@@ -49,7 +49,8 @@
 
 /* ---- names ------------------------------------------------------------- */
 
-static const char *const prog_names[NFSD_M_NPROG] = {"nfs", "mount"};
+static const char *const prog_names[NFSD_M_NPROG] = {"nfs", "mount", "nlm",
+						     "nsm"};
 
 /* Label values, indexed by procedure number (RFC 1813). */
 static const char *const nfs_procs[] = {
@@ -61,9 +62,37 @@ static const char *const nfs_procs[] = {
 static const char *const mnt_procs[] = {
     "null", "mnt", "dump", "umnt", "umntall", "export",
 };
+/* NLM v4 (numbers 16 to 19 unused) and NSM (the gateway serves NULL,
+ * STAT and NOTIFY; calls of the others are RPC errors): NULL names are
+ * left out. */
+static const char *const nlm_procs[] = {
+    "null",	   "test",     "lock",	   "cancel",	 "unlock",
+    "granted",	   "test_msg", "lock_msg", "cancel_msg", "unlock_msg",
+    "granted_msg", "test_res", "lock_res", "cancel_res", "unlock_res",
+    "granted_res", NULL,       NULL,	   NULL,	 NULL,
+    "share",	   "unshare",  "nm_lock",  "free_all",
+};
+static const char *const nsm_procs[] = {
+    "null", "stat", NULL, NULL, NULL, NULL, "notify",
+};
 _Static_assert(TL_ARRAY_SIZE(nfs_procs) == NFSD_M_NFS_PROCS &&
-		   TL_ARRAY_SIZE(mnt_procs) == NFSD_M_MNT_PROCS,
+		   TL_ARRAY_SIZE(mnt_procs) == NFSD_M_MNT_PROCS &&
+		   TL_ARRAY_SIZE(nlm_procs) == NFSD_M_NLM_PROCS &&
+		   TL_ARRAY_SIZE(nsm_procs) == NFSD_M_NSM_PROCS,
 	       "a name for every procedure counters.c counts");
+/* nlm4_stats, by value. */
+static const char *const nlm_status[NFSD_M_NLM_NSTATUS] = {
+    "NLM4_GRANTED",
+    "NLM4_DENIED",
+    "NLM4_DENIED_NOLOCKS",
+    "NLM4_BLOCKED",
+    "NLM4_DENIED_GRACE_PERIOD",
+    "NLM4_DEADLCK",
+    "NLM4_ROFS",
+    "NLM4_STALE_FH",
+    "NLM4_FBIG",
+    "NLM4_FAILED",
+};
 
 /* Status labels, in the order of counters.c's status slots. */
 #define NFS_STATUS(s) #s,
@@ -138,9 +167,16 @@ nonneg(atomic_int_fast64_t *g)
 static const char *
 proc_name(unsigned prog, unsigned proc)
 {
-	if (prog == NFSD_M_NFS)
+	switch (prog) {
+	case NFSD_M_NFS:
 		return proc < TL_ARRAY_SIZE(nfs_procs) ? nfs_procs[proc] : NULL;
-	return proc < TL_ARRAY_SIZE(mnt_procs) ? mnt_procs[proc] : NULL;
+	case NFSD_M_MOUNT:
+		return proc < TL_ARRAY_SIZE(mnt_procs) ? mnt_procs[proc] : NULL;
+	case NFSD_M_NLM:
+		return proc < TL_ARRAY_SIZE(nlm_procs) ? nlm_procs[proc] : NULL;
+	default:
+		return proc < TL_ARRAY_SIZE(nsm_procs) ? nsm_procs[proc] : NULL;
+	}
 }
 
 static void
@@ -152,11 +188,13 @@ render_histogram(struct tl_buf *b)
 	       "Time from decoding a call to its encoded reply, per "
 	       "procedure (calls that ran).");
 	for (unsigned g = 0; g < NFSD_M_NPROG; g++) {
-		for (unsigned i = 0; proc_name(g, i) != NULL; i++) {
+		for (unsigned i = 0; i < NFSD_M_PROCS; i++) {
 			struct nfsd_m_proc *p = &nfsd_m.proc[g][i];
 			uint64_t cum = 0, v[NFSD_M_BUCKETS + 1];
 			const char *pn = proc_name(g, i);
 
+			if (pn == NULL)
+				continue;
 			for (unsigned k = 0; k <= NFSD_M_BUCKETS; k++)
 				cum += v[k] = get(&p->lat[k]);
 			if (cum == 0)
@@ -197,13 +235,15 @@ render_rpc(struct tl_buf *b)
 	       "RPC calls received per program and procedure "
 	       "(retransmissions too).");
 	for (unsigned g = 0; g < NFSD_M_NPROG; g++)
-		for (unsigned i = 0; proc_name(g, i) != NULL; i++)
-			bprintf(
-			    b,
-			    "tessera_rpc_calls_total{program=\"%s\","
-			    "procedure=\"%s\"} %llu\n",
-			    prog_names[g], proc_name(g, i),
-			    (unsigned long long)get(&nfsd_m.proc[g][i].calls));
+		for (unsigned i = 0; i < NFSD_M_PROCS; i++)
+			if (proc_name(g, i) != NULL)
+				bprintf(
+				    b,
+				    "tessera_rpc_calls_total{program=\"%s\","
+				    "procedure=\"%s\"} %llu\n",
+				    prog_names[g], proc_name(g, i),
+				    (unsigned long long)get(
+					&nfsd_m.proc[g][i].calls));
 	render_histogram(b);
 	family(b, "tessera_nfs_replies_total", "counter",
 	       "NFS v3 replies per procedure and nfsstat3 (statuses "
@@ -221,6 +261,24 @@ render_rpc(struct tl_buf *b)
 				k < TL_ARRAY_SIZE(nfs_status)
 				    ? nfs_status[k]
 				    : "other",
+				(unsigned long long)v);
+		}
+	family(b, "tessera_nlm_replies_total", "counter",
+	       "NLM v4 answers per procedure and nlm4_stats (the _MSG "
+	       "forms' in their _RES calls; statuses never sent are left "
+	       "out).");
+	for (unsigned i = 1; i < TL_ARRAY_SIZE(nlm_procs); i++)
+		for (unsigned k = 0; k < NFSD_M_NSTATUS; k++) {
+			uint64_t v = get(&nfsd_m.proc[NFSD_M_NLM][i].status[k]);
+
+			if (v == 0 || nlm_procs[i] == NULL)
+				continue;
+			bprintf(b,
+				"tessera_nlm_replies_total{procedure=\"%s\","
+				"status=\"%s\"} %llu\n",
+				nlm_procs[i],
+				k < NFSD_M_NLM_NSTATUS ? nlm_status[k]
+						       : "other",
 				(unsigned long long)v);
 		}
 	family(b, "tessera_rpc_errors_total", "counter",

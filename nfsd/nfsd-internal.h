@@ -209,6 +209,9 @@ struct nfsd_call {
 	 * NFSD_PF_FH procedures get (NFS3_OK: exp, rule, cred, rdonly, ino
 	 * and attr are set); the handler answers a failure itself. */
 	nfsstat3 fh_status;
+	/* NLM procedures: the nlm4_stats answered (for the metrics; the
+	 * dispatcher starts it at -1, none) */
+	int32_t nlm_status;
 };
 
 /* The RPC programs served (version 3 of each; NLM 4, NSM 1). */

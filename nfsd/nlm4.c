@@ -182,6 +182,7 @@ do_test(struct nfsd_call *c, const nlm4_testargs *a, nlm4_testres *r)
 	}
 out:
 	r->stat.stat = st;
+	c->nlm_status = (int32_t)st;
 }
 
 /* LOCK, and NM_LOCK (monitored false: never blocks, no NSM state). */
@@ -257,6 +258,7 @@ do_lock(struct nfsd_call *c, const nlm4_lockargs *a, nlm4_res *r,
 	}
 out:
 	r->stat.stat = st;
+	c->nlm_status = (int32_t)st;
 }
 
 static void
@@ -275,6 +277,7 @@ do_cancel(struct nfsd_call *c, const nlm4_cancargs *a, nlm4_res *r)
 		0)
 		st = NLM4_DENIED;
 	r->stat.stat = st;
+	c->nlm_status = (int32_t)st;
 }
 
 static void
@@ -302,6 +305,7 @@ do_unlock(struct nfsd_call *c, const nlm4_unlockargs *a, nlm4_res *r)
 		nfsd_nlm_released(c->ctx->nlm, ino);
 out:
 	r->stat.stat = st;
+	c->nlm_status = (int32_t)st;
 }
 
 static void
@@ -348,6 +352,7 @@ nlm_granted(struct nfsd_call *c, void *args, void *res)
 
 	cookie_copy(&r->cookie, &a->cookie);
 	r->stat.stat = NLM4_DENIED;
+	c->nlm_status = NLM4_DENIED;
 }
 
 /* ---- the _MSG forms ------------------------------------------------------------ */
@@ -478,6 +483,7 @@ do_share(struct nfsd_call *c, const nlm4_shareargs *a, nlm4_shareres *r,
 		nfsd_nlm_released(l, ino);
 out:
 	r->stat = st;
+	c->nlm_status = (int32_t)st;
 }
 
 static void

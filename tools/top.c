@@ -205,11 +205,45 @@ ms(double s, char *buf, size_t len)
 	return buf;
 }
 
-static const char *const procs[] = {
-    "getattr", "setattr", "lookup", "access", "readlink", "read",
-    "write", "create", "mkdir", "symlink", "mknod", "remove",
-    "rmdir", "rename", "link", "readdir", "readdirplus", "fsstat",
-    "fsinfo", "pathconf", "commit",
+/* The procedures shown: NFS v3's, then the lock manager's (NLM v4, and
+ * NSM's NOTIFY), labelled with their program. */
+static const struct {
+	const char *prog, *proc, *label;
+} procs[] = {
+    {"nfs", "getattr", "getattr"},
+    {"nfs", "setattr", "setattr"},
+    {"nfs", "lookup", "lookup"},
+    {"nfs", "access", "access"},
+    {"nfs", "readlink", "readlink"},
+    {"nfs", "read", "read"},
+    {"nfs", "write", "write"},
+    {"nfs", "create", "create"},
+    {"nfs", "mkdir", "mkdir"},
+    {"nfs", "symlink", "symlink"},
+    {"nfs", "mknod", "mknod"},
+    {"nfs", "remove", "remove"},
+    {"nfs", "rmdir", "rmdir"},
+    {"nfs", "rename", "rename"},
+    {"nfs", "link", "link"},
+    {"nfs", "readdir", "readdir"},
+    {"nfs", "readdirplus", "readdirplus"},
+    {"nfs", "fsstat", "fsstat"},
+    {"nfs", "fsinfo", "fsinfo"},
+    {"nfs", "pathconf", "pathconf"},
+    {"nfs", "commit", "commit"},
+    {"nlm", "test", "nlm test"},
+    {"nlm", "lock", "nlm lock"},
+    {"nlm", "cancel", "nlm cancel"},
+    {"nlm", "unlock", "nlm unlock"},
+    {"nlm", "test_msg", "nlm test_msg"},
+    {"nlm", "lock_msg", "nlm lock_msg"},
+    {"nlm", "cancel_msg", "nlm cancel_msg"},
+    {"nlm", "unlock_msg", "nlm unlock_msg"},
+    {"nlm", "share", "nlm share"},
+    {"nlm", "unshare", "nlm unshare"},
+    {"nlm", "nm_lock", "nlm nm_lock"},
+    {"nlm", "free_all", "nlm free_all"},
+    {"nsm", "notify", "nsm notify"},
 };
 
 struct row {
@@ -235,7 +269,7 @@ view(FILE *f, const char *where, const struct scrape *a,
 {
 	struct row rows[TL_ARRAY_SIZE(procs)];
 	char h1[32], h2[32], h3[32], w[96];
-	double hits, miss, dh, dm, total = 0, start, up;
+	double hits, miss, dh, dm, total = 0, locks = 0, start, up;
 	const char *vol = "?";
 
 	for (size_t i = 0; i < b->n; i++)
@@ -248,12 +282,15 @@ view(FILE *f, const char *where, const struct scrape *a,
 		where, (int)strcspn(vol, "\""), vol, floor(up / 3600),
 		floor(fmod(up, 3600) / 60), b->t - a->t);
 	for (size_t i = 0; i < TL_ARRAY_SIZE(procs); i++) {
-		snprintf(w, sizeof(w), "program=\"nfs\";procedure=\"%s\"",
-			 procs[i]);
-		rows[i].proc = procs[i];
+		snprintf(w, sizeof(w), "program=\"%s\";procedure=\"%s\"",
+			 procs[i].prog, procs[i].proc);
+		rows[i].proc = procs[i].label;
 		rows[i].ops = rate(a, b, "tessera_rpc_calls_total", w);
 		rows[i].calls = sum(b, "tessera_rpc_calls_total", w);
-		total += rows[i].ops;
+		if (strcmp(procs[i].prog, "nfs") == 0)
+			total += rows[i].ops;
+		else
+			locks += rows[i].ops;
 		{
 			double c = rate(a, b,
 					"tessera_rpc_call_duration_seconds_count",
@@ -265,8 +302,10 @@ view(FILE *f, const char *where, const struct scrape *a,
 			rows[i].lat = c > 0 ? s / c : NAN;
 		}
 	}
-	fprintf(f, "clients %.0f   NFS %.0f ops/s   in %s/s   out %s/s\n",
-		sum(b, "tessera_connections_open", NULL), total,
+	fprintf(f,
+		"clients %.0f   NFS %.0f ops/s   locks %.0f ops/s   in "
+		"%s/s   out %s/s\n",
+		sum(b, "tessera_connections_open", NULL), total, locks,
 		human(rate(a, b, "tessera_rpc_received_bytes_total", NULL), h1,
 		      sizeof(h1)),
 		human(rate(a, b, "tessera_rpc_sent_bytes_total", NULL), h2,
@@ -317,12 +356,12 @@ view(FILE *f, const char *where, const struct scrape *a,
 		sum(b, "tessera_volume_pending_delete", NULL));
 	qsort(rows, TL_ARRAY_SIZE(rows), sizeof(rows[0]), row_cmp);
 	/* the procedures clients use, busiest first */
-	fprintf(f, "\n%-12s %10s %12s %14s\n", "PROCEDURE", "OPS/S",
-		"MEAN LAT", "SINCE START");
+	fprintf(f, "\n%-14s %10s %12s %14s\n", "PROCEDURE", "OPS/S", "MEAN LAT",
+		"SINCE START");
 	for (size_t i = 0; i < TL_ARRAY_SIZE(rows); i++) {
 		if (rows[i].ops <= 0 && !(rows[i].calls > 0))
 			break;
-		fprintf(f, "%-12s %10.1f %12s %14.0f\n", rows[i].proc,
+		fprintf(f, "%-14s %10.1f %12s %14.0f\n", rows[i].proc,
 			rows[i].ops, ms(rows[i].lat, h3, sizeof(h3)),
 			rows[i].calls);
 	}

@@ -440,6 +440,67 @@ retransmitted_create(const char *name)
 	close(fd);
 }
 
+/* ---- NLM and NSM, by hand --------------------------------------------- */
+
+/* NLM v4 LOCK (proc 2) or UNLOCK (4) of the whole file fh by owner svid
+ * of client "metrics-test", exclusive, not blocking; the nlm4_stats
+ * answered, or -1. */
+static int
+nlm_call(int fd, uint32_t proc, const struct th_fh *fh, uint32_t svid)
+{
+	uint8_t args[256], msg[512], *p = args;
+	uint32_t w[9] = {0};
+	size_t len;
+
+	put32(&p, 4);
+	put32(&p, svid); /* cookie */
+	if (proc == 2) {
+		put32(&p, 0); /* block */
+		put32(&p, 1); /* exclusive */
+	}
+	put_opaque(&p, "metrics-test", 12);
+	put_opaque(&p, fh->data, fh->len);
+	put_opaque(&p, &svid, 4); /* owner handle */
+	put32(&p, svid);
+	for (int i = 0; i < 4; i++)
+		put32(&p, 0); /* l_offset, l_len: the whole file */
+	if (proc == 2) {
+		put32(&p, 0); /* reclaim */
+		put32(&p, 1); /* state */
+	}
+	len = rpc_call(msg, 0x4e4c0000 + proc * 16 + svid, 100021, 4, proc,
+		       args, (size_t)(p - args));
+	if (rpc_roundtrip(fd, msg, len, w, 9) != 0 || w[5] != 0 || w[6] != 4 ||
+	    w[7] != svid)
+		return -1;
+	return (int)w[8]; /* after the cookie */
+}
+
+/* Locks through NLM and a status query through NSM: counted by
+ * procedure (and NLM by status) like NFS. */
+static void
+nlm_traffic(const struct th_fh *fh)
+{
+	uint8_t args[64], msg[256], *p = args;
+	uint32_t w[8] = {0};
+	size_t len;
+	int fd = nfs_connect();
+
+	TH_REQUIRE(fd >= 0, "raw connection for NLM");
+	TH_CHECK(nlm_call(fd, 2, fh, 1) == 0, "NLM LOCK by one owner: granted");
+	TH_CHECK(nlm_call(fd, 2, fh, 2) == 1, "NLM LOCK by another: denied");
+	TH_CHECK(nlm_call(fd, 4, fh, 1) == 0, "NLM UNLOCK: granted");
+	put_opaque(&p, "metrics-test", 12);
+	len = rpc_call(msg, 0x4e534d01, 100024, 1, 1, args, (size_t)(p - args));
+	TH_CHECK(rpc_roundtrip(fd, msg, len, w, 8) == 0 && w[5] == 0,
+		 "NSM STAT answered");
+	len = rpc_call(msg, 0x4e4c4c4c, 100021, 4, 2, NULL, 0);
+	w[5] = ~0u;
+	TH_CHECK(rpc_roundtrip(fd, msg, len, w, 8) == 0 && w[5] == 4,
+		 "NLM LOCK without arguments: GARBAGE_ARGS (%u)", w[5]);
+	close(fd);
+}
+
 /* Whether tesserad.log has a line containing both a and b. */
 static bool
 log_has(const char *a, const char *b)
@@ -520,6 +581,7 @@ nfs_traffic(void)
 	st = th_write(&cn, &o.fh, 0, data, sizeof data, FILE_SYNC, NULL);
 	TH_STAT(st, NFS3_OK, "FILE_SYNC WRITE of 64 KiB");
 	retransmitted_create("again");
+	nlm_traffic(&o.fh);
 }
 
 static void
@@ -545,6 +607,30 @@ check_counters(const char *m)
 		     sample(m, "tessera_rpc_call_duration_seconds_count{"
 			       "program=\"nfs\",procedure=\"write\"}"),
 		 "+Inf bucket equals the count");
+	TH_CHECK(sample(m, "tessera_rpc_calls_total{program=\"nlm\","
+			   "procedure=\"lock\"}") == 3 &&
+		     sample(m, "tessera_rpc_calls_total{program=\"nlm\","
+			       "procedure=\"unlock\"}") == 1 &&
+		     sample(m, "tessera_rpc_calls_total{program=\"nsm\","
+			       "procedure=\"stat\"}") == 1,
+		 "NLM and NSM calls counted by procedure (GARBAGE_ARGS "
+		 "too)");
+	TH_CHECK(sample(m, "tessera_nlm_replies_total{procedure=\"lock\","
+			   "status=\"NLM4_GRANTED\"}") == 1 &&
+		     sample(m, "tessera_nlm_replies_total{procedure=\"lock\","
+			       "status=\"NLM4_DENIED\"}") == 1 &&
+		     sample(m, "tessera_nlm_replies_total{procedure="
+			       "\"unlock\",status=\"NLM4_GRANTED\"}") == 1,
+		 "NLM answers counted by procedure and status");
+	TH_CHECK(sample(m, "tessera_rpc_call_duration_seconds_count{program="
+			   "\"nlm\",procedure=\"lock\"}") >= 2 &&
+		     sample(m, "tessera_rpc_call_duration_seconds_count{"
+			       "program=\"nsm\",procedure=\"stat\"}") == 1,
+		 "NLM and NSM latency histograms (calls that ran)");
+	TH_CHECK(sample(m, "tessera_rpc_calls_total{program=\"nsm\","
+			   "procedure=\"notify\"}") == 0 &&
+		     strstr(m, "procedure=\"mon\"") == NULL,
+		 "NSM procedures the gateway does not serve are not listed");
 	TH_CHECK(sample(m, "tessera_drc_hits_total") >= 1,
 		 "duplicate request cache hit counted (%g)",
 		 sample(m, "tessera_drc_hits_total"));
@@ -554,8 +640,8 @@ check_counters(const char *m)
 	    sample(m, "tessera_rpc_errors_total{reason=\"prog_unavail\"}") >= 1,
 	    "PROG_UNAVAIL counted");
 	TH_CHECK(
-	    sample(m, "tessera_rpc_errors_total{reason=\"garbage_args\"}") >= 1,
-	    "GARBAGE_ARGS counted");
+	    sample(m, "tessera_rpc_errors_total{reason=\"garbage_args\"}") >= 2,
+	    "GARBAGE_ARGS counted (NFS's and NLM's)");
 	TH_CHECK(sample(m, "tessera_connections_open") >= 1,
 		 "open connections (%g)",
 		 sample(m, "tessera_connections_open"));
@@ -847,9 +933,11 @@ check_top(void)
 		     strstr(out, "pending delete 0") != NULL &&
 		     strstr(out, "writeback ") != NULL &&
 		     strstr(out, "PROCEDURE") != NULL &&
-		     strstr(out, "\ngetattr ") != NULL,
+		     strstr(out, "\ngetattr ") != NULL &&
+		     strstr(out, "\nnlm lock ") != NULL &&
+		     strstr(out, " locks ") != NULL,
 		 "the view shows the volume, clients, operations, cache, "
-		 "backlogs and procedures");
+		 "backlogs and procedures (NLM's too)");
 	free(out);
 	TH_CHECK(th_tessera(&srv, "top --once 127.0.0.1:1 2>/dev/null") >> 8 ==
 		     1,
