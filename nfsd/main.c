@@ -548,6 +548,7 @@ on_hup(struct nfsd_server *srv, void *arg)
 	    cfg.max_inflight_per_conn != h->cfg->max_inflight_per_conn ||
 	    cfg.idle_timeout != h->cfg->idle_timeout ||
 	    cfg.rpcbind != h->cfg->rpcbind ||
+	    cfg.proxy_protocol != h->cfg->proxy_protocol ||
 	    cfg.locking != h->cfg->locking ||
 	    cfg.lock_grace != h->cfg->lock_grace ||
 	    cfg.lock_poll != h->cfg->lock_poll ||

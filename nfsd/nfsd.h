@@ -39,6 +39,7 @@ struct nfsd_config {
 	uint64_t drc_entries;	 /* duplicate request cache: entries */
 	uint64_t drc_size;	 /* and bytes */
 	bool rpcbind;		 /* register with rpcbind */
+	bool proxy_protocol;	 /* connections begin with a PROXY header */
 	char *cache_dirs;	 /* cache_opts: disk block cache */
 	uint64_t cache_size;
 	uint64_t cache_free_floor; /* percent */

@@ -120,6 +120,11 @@ struct conn {
 	struct sockaddr_storage peer;
 	struct sockaddr_storage local; /* the address it reached */
 	char name[INET6_ADDRSTRLEN + 8];
+	/* proxy_protocol: the PROXY header being read, before any record
+	 * (loop) */
+	bool proxy_wait;
+	unsigned pxy_have;
+	uint8_t pxy[NFSD_PROXY_MAX];
 	bool out_full;	   /* reading stopped: replies unread (loop) */
 	uint64_t last_ns;  /* under lock: last request read or done */
 	struct tl_buf rec; /* record being assembled (loop) */
@@ -784,6 +789,54 @@ frag_end(struct conn *c)
 	return c->frag_last ? submit(c) : GO;
 }
 
+/* n bytes at p of the PROXY header the balancer sends first
+ * (proxy_protocol): *used of them were the header's.  Once it is whole,
+ * the connection's peer and local address are the client's and the
+ * one it reached. */
+static int
+proxy_feed(struct conn *c, const uint8_t *p, size_t n, size_t *used)
+{
+	struct sockaddr_storage src, dst;
+	size_t k = TL_MIN(n, sizeof(c->pxy) - c->pxy_have);
+	unsigned before = c->pxy_have;
+	char was[sizeof(c->name)], addr[INET6_ADDRSTRLEN];
+	bool proxied;
+	int rc;
+
+	memcpy(c->pxy + c->pxy_have, p, k);
+	c->pxy_have += (unsigned)k;
+	rc = nfsd_proxy_parse(c->pxy, c->pxy_have, &proxied, &src, &dst);
+	if (rc < 0) {
+		tl_notice("rpc",
+			  "%s: no valid PROXY header first "
+			  "(proxy_protocol is on)",
+			  c->name);
+		conn_close(c, "bad PROXY header");
+		return CLOSED;
+	}
+	if (rc == 0) {
+		*used = k;
+		return GO;
+	}
+	*used = (size_t)rc - before;
+	c->proxy_wait = false;
+	if (!proxied) {
+		tl_debug("rpc",
+			 "%s: PROXY header proxying nothing (a health "
+			 "check)",
+			 c->name);
+		return GO;
+	}
+	memcpy(was, c->name, sizeof(was));
+	c->peer = src;
+	c->local = dst;
+	nfsd_peer_str(&c->peer, addr, sizeof(addr));
+	snprintf(c->name, sizeof(c->name), "%s:%u", addr,
+		 nfsd_peer_port(&c->peer));
+	tl_debug("rpc", "%s: proxied by %s", c->name, was);
+	return GO;
+}
+
 /* Parse n read bytes at p: marks, bodies, records; *used gets how many
  * were consumed (all of them unless reading must stop). */
 static int
@@ -793,6 +846,11 @@ feed(struct conn *c, const uint8_t *p, size_t n, size_t *used)
 	int st = GO;
 
 	while (i < n && st == GO) {
+		if (c->proxy_wait) {
+			st = proxy_feed(c, p + i, n - i, &k);
+			i += k;
+			continue;
+		}
 		if (!c->in_frag) {
 			k = TL_MIN(4 - c->hdr_have, n - i);
 			memcpy(c->hdr + c->hdr_have, p + i, k);
@@ -847,7 +905,7 @@ conn_read(struct conn *c, bool *drained)
 	if (c->in_frag && (c->frag_left >= DIRECT_MIN || short_mem)) {
 		dst = c->rec.data + c->rec.len;
 		want = c->frag_left;
-	} else if (!c->in_frag && short_mem) {
+	} else if (!c->in_frag && short_mem && !c->proxy_wait) {
 		dst = c->hdr + c->hdr_have;
 		want = 4 - c->hdr_have;
 	}
@@ -1175,6 +1233,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	nfsd_peer_str(&c->peer, addr, sizeof(addr));
 	snprintf(c->name, sizeof(c->name), "%s:%u", addr,
 		 nfsd_peer_port(&c->peer));
+	c->proxy_wait = s->proxy;
 	while (s->nconns >= s->max_conns && s->conns != NULL)
 		conn_make_room(s, c->name);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -1232,6 +1291,7 @@ nfsd_rpc_init(struct nfsd_server *s, const struct nfsd_config *cfg)
 	s->max_inflight = cfg->max_inflight_per_conn;
 	s->max_conns = cfg->max_connections;
 	s->idle_ms = cfg->idle_timeout;
+	s->proxy = cfg->proxy_protocol;
 	s->mem_limit = cfg->request_memory;
 	s->big_limit = s->mem_limit / 4 * BIG_SHARE;
 	s->spill_limit = s->mem_limit / 8;

@@ -54,6 +54,7 @@ struct nfsd_server {
 	pthread_cond_t ctl_cond; /* CLOCK_MONOTONIC */
 	bool ctl_stop, ctl_hup;	 /* under ctl_lock */
 	uint64_t max_record, max_inflight, max_conns, idle_ms;
+	bool proxy;	     /* proxy_protocol: a PROXY header first */
 	struct event *sweep; /* closes idle connections */
 	struct conn *conns_tail; /* least recently active (loop) */
 	uint8_t *stage;		 /* read, being parsed (loop) */

@@ -17,12 +17,17 @@
  * versions) with precise answers while the server keeps serving, a
  * failover (another gateway of the volume goes away: its client is
  * adopted, told to reclaim, its lock protected while others are
- * granted), and a restart: SM_NOTIFY to the client from the address it knows, the grace
- * period (only reclaims), its early end once everything is reclaimed.
+ * granted), and a restart: SM_NOTIFY to the client from the address it knows,
+ * the grace period (only reclaims), its early end once everything is reclaimed.
+ * Behind a load balancer (proxy_protocol, PROXY headers v1 and v2):
+ * the client is who the header names, GRANTED and SM_NOTIFY go to it
+ * from the balancer's address, which SM_NOTIFY names; a connection
+ * without the header is closed.
  * valgrind: nothing leaked.
  */
 #include "config.h"
 
+#include "nfsd/addr-internal.h"
 #include "nfsd/metrics-internal.h"
 #include "nfsd/nlm-internal.h"
 #include "nfsd/server-internal.h"
@@ -875,6 +880,209 @@ test_restart(void)
 	unlock(&A, &file1, 0, 0);
 }
 
+/* ---- behind a load balancer ------------------------------------------------
+ */
+
+/* A connection to the server from 127.0.0.5 (not the client host) that
+ * begins with the PROXY header hdr (len bytes). */
+static int
+dial_proxied(const void *hdr, size_t len)
+{
+	struct sockaddr_in sa;
+	struct timeval tv = {20, 0};
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(0x7f000005);
+	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(s);
+		return -1;
+	}
+	sa.sin_port = htons(T.port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    write(s, hdr, len) != (ssize_t)len) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+/* "PROXY TCP4 127.0.0.1 127.0.0.3 ...": the client host (127.0.0.1,
+ * where the fake one listens) through the balancer's 127.0.0.3. */
+static const char proxy_v1[] = "PROXY TCP4 127.0.0.1 127.0.0.3 40001 2049\r\n";
+static const uint8_t proxy_v2[28] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a,
+				     0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11,
+				     0x00, 0x0c, 127,  0,    0,	   1,	 127,
+				     0,	   0,	 3,    0x9c, 0x42, 0x08, 0x01};
+
+static void
+test_proxy_parse(void)
+{
+	struct sockaddr_storage src, dst;
+	char a[INET6_ADDRSTRLEN];
+	uint8_t v2[40];
+	bool proxied;
+	int rc;
+
+	rc = nfsd_proxy_parse((const uint8_t *)proxy_v1, 20, &proxied, &src,
+			      &dst);
+	CHECK_EQ(rc, 0, "a v1 header cut short: more bytes needed");
+	rc = nfsd_proxy_parse((const uint8_t *)proxy_v1, strlen(proxy_v1),
+			      &proxied, &src, &dst);
+	nfsd_peer_str(&src, a, sizeof(a));
+	CHECK(rc == (int)strlen(proxy_v1) && proxied &&
+		  strcmp(a, "127.0.0.1") == 0 &&
+		  nfsd_peer_port(&src) == 40001 && nfsd_peer_port(&dst) == 2049,
+	      "v1: its length, the client's address and port (%d, %s)", rc, a);
+	rc = nfsd_proxy_parse(
+	    (const uint8_t *)"PROXY TCP6 ::1 2001:db8::3 1 2049\r\nxyz", 38,
+	    &proxied, &src, &dst);
+	nfsd_peer_str(&dst, a, sizeof(a));
+	CHECK(rc == 35 && proxied && src.ss_family == AF_INET6 &&
+		  strcmp(a, "2001:db8::3") == 0,
+	      "v1 over IPv6, bytes after it left (%d, %s)", rc, a);
+	rc = nfsd_proxy_parse((const uint8_t *)"PROXY UNKNOWN\r\n", 15,
+			      &proxied, &src, &dst);
+	CHECK(rc == 15 && !proxied, "v1 UNKNOWN: nothing proxied");
+	{
+		static const char *const bad[] = {
+		    "PROXY TCP4 1.2.3.4 x 1 2\r\n",
+		    "PROXY TCP4 1.2.3.4 1.2.3.5 1 65536\r\n",
+		    "PROXY TCP4 1.2.3.4 1.2.3.5 01 2\r\n",
+		    "PROXY TCP4 1.2.3.4 1.2.3.5 1\r\n",
+		    "PROXY UDP4 1.2.3.4 1.2.3.5 1 2\r\n",
+		};
+
+		for (size_t k = 0; k < TL_ARRAY_SIZE(bad); k++)
+			CHECK_EQ(nfsd_proxy_parse((const uint8_t *)bad[k],
+						  strlen(bad[k]), &proxied,
+						  &src, &dst),
+				 -1, "v1 refused: %.*s",
+				 (int)strlen(bad[k]) - 2, bad[k]);
+	}
+	CHECK_EQ(nfsd_proxy_parse((const uint8_t *)"\x80\0\0\x28", 4, &proxied,
+				  &src, &dst),
+		 -1, "an RPC record mark: refused");
+	memset(v2, 'a', sizeof(v2));
+	memcpy(v2, "PROXY ", 6);
+	CHECK_EQ(nfsd_proxy_parse(v2, sizeof(v2), &proxied, &src, &dst), 0,
+		 "v1 without its end yet: more needed...");
+	{
+		uint8_t longer[120];
+
+		memset(longer, 'a', sizeof(longer));
+		memcpy(longer, "PROXY ", 6);
+		CHECK_EQ(nfsd_proxy_parse(longer, sizeof(longer), &proxied,
+					  &src, &dst),
+			 -1, "...but not past 107 bytes");
+	}
+	CHECK_EQ(nfsd_proxy_parse(proxy_v2, 27, &proxied, &src, &dst), 0,
+		 "v2 cut short: more needed");
+	rc = nfsd_proxy_parse(proxy_v2, sizeof(proxy_v2), &proxied, &src, &dst);
+	nfsd_peer_str(&dst, a, sizeof(a));
+	CHECK(rc == 28 && proxied && strcmp(a, "127.0.0.3") == 0 &&
+		  nfsd_peer_port(&src) == 40002,
+	      "v2 TCP over IPv4 (%d, %s)", rc, a);
+	memcpy(v2, proxy_v2, 16);
+	v2[12] = 0x20; /* LOCAL */
+	v2[13] = 0;
+	v2[15] = 0;
+	rc = nfsd_proxy_parse(v2, 16, &proxied, &src, &dst);
+	CHECK(rc == 16 && !proxied, "v2 LOCAL (a health check): nothing "
+				    "proxied");
+	v2[12] = 0x31;
+	CHECK_EQ(nfsd_proxy_parse(v2, 16, &proxied, &src, &dst), -1,
+		 "v2 of another version: refused");
+	memcpy(v2, proxy_v2, 16);
+	v2[14] = 0xff;
+	CHECK_EQ(nfsd_proxy_parse(v2, 16, &proxied, &src, &dst), -1,
+		 "v2 longer than the gateway takes: refused");
+}
+
+/* proxy_protocol on: the client is who the header names.  Its blocked
+ * lock is granted by a callback to the client host (not to the
+ * balancer's address the connection came from) from the address the
+ * client reached (the balancer's); after a crash and a restart,
+ * SM_NOTIFY goes to it from there too and names the balancer's
+ * address, the one the client monitors. */
+static void
+test_proxied(void)
+{
+	struct meta_session_keeper *old;
+	nsm_stat_chge s;
+	nlm4_testargs g;
+	int i, n0, raw;
+
+	cfg.proxy_protocol = true;
+	cfg.lock_grace = 600000;
+	restart(false, &old);
+	CHECK(grace_ends(), "no grace: nothing was held");
+	close(fd);
+	fd = dial_proxied(proxy_v1, strlen(proxy_v1));
+	CHECK_FATAL(fd >= 0, "connected from 127.0.0.5 with a v1 header");
+	CHECK_EQ(lock(&A, &file1, 0, 10, true, false, false, 1), NLM4_GRANTED,
+		 "A locks [0,10) through the balancer");
+	CHECK_EQ(lock(&B, &file1, 0, 10, true, true, false, 1), NLM4_BLOCKED,
+		 "B's blocking LOCK: BLOCKED");
+	n0 = nlt_count(&C, NLT_PROG_NLM, NLMPROC4_GRANTED);
+	CHECK_EQ(unlock(&A, &file1, 0, 10), NLM4_GRANTED, "A unlocks");
+	i = nlt_wait_call(&C, NLT_PROG_NLM, NLMPROC4_GRANTED, n0);
+	CHECK_FATAL(i >= 0, "GRANTED reaches the client host the header "
+			    "names");
+	memset(&g, 0, sizeof(g));
+	CHECK(nlt_args(&C, i, (xdrproc_t)xdr_nlm4_testargs, &g) &&
+		  g.alock.svid == 22,
+	      "B's GRANTED");
+	xdr_free((xdrproc_t)xdr_nlm4_testargs, (char *)&g);
+	CHECK(strcmp(C.calls[i].from, "127.0.0.3") == 0,
+	      "from the balancer's address, the one the client reached (%s)",
+	      C.calls[i].from);
+	CHECK_EQ(lock(&B, &file1, 0, 10, true, false, false, 1), NLM4_GRANTED,
+		 "B holds it");
+
+	/* the gateway crashes; its successor notifies through the
+	 * balancer's address */
+	n0 = nlt_count(&C, NLT_PROG_NSM, NSMPROC_NOTIFY);
+	restart(true, &old);
+	close(fd);
+	fd = dial_proxied(proxy_v2, sizeof(proxy_v2));
+	CHECK_FATAL(fd >= 0, "connected with a v2 header");
+	i = nlt_wait_call(&C, NLT_PROG_NSM, NSMPROC_NOTIFY, n0);
+	CHECK_FATAL(i >= 0, "SM_NOTIFY reaches the client host");
+	memset(&s, 0, sizeof(s));
+	CHECK(nlt_args(&C, i, (xdrproc_t)xdr_nsm_stat_chge, &s) &&
+		  s.mon_name.mon_name_len == 9 &&
+		  memcmp(s.mon_name.mon_name_val, "127.0.0.3", 9) == 0 &&
+		  strcmp(C.calls[i].from, "127.0.0.3") == 0,
+	      "naming the balancer's address, and sent from it (%s)",
+	      C.calls[i].from);
+	xdr_free((xdrproc_t)xdr_nsm_stat_chge, (char *)&s);
+	CHECK_EQ(lock(&D, &file1, 0, 1, true, false, false, 1),
+		 NLM4_DENIED_GRACE_PERIOD, "grace period");
+	CHECK_EQ(lock(&B, &file1, 0, 10, true, false, true, 1), NLM4_GRANTED,
+		 "B reclaims its lock");
+	CHECK(grace_ends(), "the grace ends: all is reclaimed");
+	CHECK_EQ(lock(&D, &file1, 0, 1, true, false, false, 1), NLM4_DENIED,
+		 "B holds it");
+	CHECK_EQ(unlock(&B, &file1, 0, 0), NLM4_GRANTED, "B unlocks");
+	meta_session_stop(old);
+
+	/* a call without the header first: the connection is closed */
+	raw = fd;
+	fd = tdial(T.port);
+	CHECK_FATAL(fd >= 0, "a connection without a PROXY header");
+	CHECK(lock(&D, &file1, 0, 1, true, false, false, 1) == -1,
+	      "its call is not answered: closed");
+	close(fd);
+	fd = raw;
+	CHECK_EQ(lock(&D, &file1, 0, 1, true, false, false, 1), NLM4_GRANTED,
+		 "the server serves on");
+	unlock(&D, &file1, 0, 0);
+}
+
 int
 main(void)
 {
@@ -924,6 +1132,8 @@ main(void)
 	test_flood();
 	test_failover();
 	test_restart();
+	test_proxy_parse();
+	test_proxied();
 	close(fd);
 	meta_session_stop(keeper);
 	tsrv_stop(&T);
