@@ -213,6 +213,8 @@ if [ "${TESSERA_SKIP_KERNEL:-0}" != 1 ] && [ "$plain_ok" = 1 ]; then
 	tap_run t/kernel/kernel-raft-test.sh kernel-raft
 	step "kernel client with NFS locks (NLM, NSM): fcntl, flock, reclaim"
 	tap_run t/kernel/kernel-lock-test.sh kernel-lock
+	step "kernel client with NFS locks through HAProxy, its gateway killed"
+	tap_run t/kernel/kernel-lock-raft-test.sh kernel-lock-raft
 fi
 
 stage_times

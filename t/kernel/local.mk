@@ -6,8 +6,12 @@
 # gateways, its gateway killed while it writes (guest-raft.sh).
 # kernel-lock-test.sh: mounted without nolock, fcntl and flock locks
 # through NLM (guest-locks.sh, locker.pl), in namespaces of its own.
+# kernel-lock-raft-test.sh: a lock held through HAProxy in front of three
+# raft:// gateways, its gateway killed, reclaimed through another
+# (guest-lock-raft.sh).
 dist_check_SCRIPTS += t/kernel/kernel-test.sh t/kernel/kernel-s3-test.sh \
-	t/kernel/kernel-raft-test.sh t/kernel/kernel-lock-test.sh
+	t/kernel/kernel-raft-test.sh t/kernel/kernel-lock-test.sh \
+	t/kernel/kernel-lock-raft-test.sh
 EXTRA_DIST += t/kernel/setup.sh t/kernel/run.sh t/kernel/guest-tests.sh \
 	t/kernel/init t/kernel/guest-raft.sh t/kernel/guest-locks.sh \
-	t/kernel/locker.pl
+	t/kernel/locker.pl t/kernel/guest-lock-raft.sh
