@@ -35,8 +35,10 @@ check() {
 		echo "#   exit status $rc; the trace's last lines:"
 		tail -n 25 /tmp/check.out | cut -c1-160 | sed 's/^/#   /'
 	fi
+	grep '^note: ' /tmp/check.out | sed 's/^/#   /'
 	echo "#   ($name: $(echo "$t0 $(up)" | awk '{printf "%.1f", $2-$1}')s)"
 }
+note() { echo "note: $* at $(up)"; }
 
 lk() { chroot /host /usr/bin/perl "$L" "$@"; }
 st() { lk "$@"; echo $?; }
@@ -55,12 +57,14 @@ t_hold() {
 	lk hold $C/f w /tmp/klr.held /tmp/klr.go &
 	echo $! > /tmp/klr.holder
 	await $G/klr.held
+	note "held"
 	[ "$(st try $C/f w)" = 1 ]
 	[ "$(st try $C/f r)" = 1 ]
 }
 
 t_failover() {
 	echo KTEST_KILL_NOW > /dev/console
+	note "asked the host to kill the gateway"
 	i=0
 	until [ -e "$M/klr-reclaimed" ] || [ -e "$M/klr-noreclaim" ]; do
 		i=$((i + 1))
@@ -69,12 +73,14 @@ t_failover() {
 		echo 2 > /proc/sys/vm/drop_caches   # forget "not there"
 	done
 	[ -e "$M/klr-reclaimed" ]
+	note "the host saw the lock reclaimed"
 	kill -0 "$(cat /tmp/klr.holder)"    # the holder never lost it
 	[ "$(st try $C/f w)" = 1 ]
 	[ "$(st range $C/f 100 1 r)" = 1 ]
 }
 
 t_release() {
+	note "releasing"
 	touch $G/klr.go
 	i=0
 	while kill -0 "$(cat /tmp/klr.holder)" 2>/dev/null; do
@@ -82,11 +88,14 @@ t_release() {
 		[ $i -le 2400 ] || { echo "the holder did not unlock"; return 1; }
 		sleep 0.1
 	done
+	note "the holder is gone"
 	[ "$(st try $C/f w)" = 0 ]
+	note "taken and released by another process"
 	# and a blocking lock of the whole file at once (nobody holds it)
 	lk hold $C/f w /tmp/klr.again /tmp/klr.again &
 	await $G/klr.again
 	wait $!
+	note "a blocking lock taken"
 }
 
 echo "# kernel $(uname -r), mount: $(grep " $M " /proc/mounts)"

@@ -23,7 +23,7 @@
 # (libnfs, nfs-ls/nfs-cp).
 #
 # Env: top_builddir, KEEP_LOG, KERNEL_WORK, TIMEOUT, ACCEL as
-# kernel-test.sh.  Exit: 0 all checks passed, 1 something failed, 77
+# kernel-test.sh; KEEP_DIR: copy the gateways' and HAProxy's logs there.  Exit: 0 all checks passed, 1 something failed, 77
 # QEMU, the guest tools, haproxy, rpcbind, libnfs-utils or a tap device
 # are not available.
 set -uo pipefail
@@ -76,6 +76,7 @@ stop_pid() {
 cleanup() {
 	[ -n "$RUN" ] && kill -- -"$RUN" 2>/dev/null
 	for p in $KILLER $HAP "${PID[@]}" $RPCB; do stop_pid "$p"; done
+	[ -n "${KEEP_DIR:-}" ] && cp "$TMP"/*.log "$KEEP_DIR"/ 2>/dev/null
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
