@@ -40,6 +40,12 @@ meta_slice_release(struct mtxn *t, uint64_t id, uint32_t size)
 		rc = meta_kv_del(t->kv, k.b, k.len);
 	if (cnt == 2)
 		return rc; /* absent means one reference */
+	if (meta_slice_inline(id)) {
+		/* No object: its bytes go with the last reference. */
+		meta_key_slice(t->m, &k, 'I', id, size);
+		rc = meta_kv_del(t->kv, k.b, k.len);
+		return rc == -ENOENT ? 0 : rc;
+	}
 	meta_key_slice(t->m, &k, 'R', id, size);
 	t->d_pending++;
 	return meta_kv_put(t->kv, k.b, k.len, "", 0);
@@ -682,11 +688,14 @@ write_txn(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
 	return rc;
 }
 
-int
-meta_write_slices(struct meta *m, uint64_t ino,
-		  const struct meta_slice_write *w, size_t n,
-		  uint64_t mtime_ns, struct meta_attr *post, uint32_t *records)
+/* Records and, for an inline slice (data not NULL), its bytes in one
+ * transaction. */
+static int
+write_slices(struct meta *m, uint64_t ino, const struct meta_slice_write *w,
+	     size_t n, uint64_t id, const void *data, uint32_t len,
+	     uint64_t mtime_ns, struct meta_attr *post, uint32_t *records)
 {
+	struct meta_key k;
 	struct mtxn t;
 	uint64_t end;
 	int rc, tries = 0;
@@ -703,9 +712,66 @@ meta_write_slices(struct meta *m, uint64_t ino,
 		 * stored whatever the usage is now. */
 		t.q_nocheck = true;
 		rc = write_txn(&t, ino, w, n, end, mtime_ns, post, records);
+		if (rc == 0 && data != NULL) {
+			meta_key_slice(m, &k, 'I', id, len);
+			rc = meta_kv_put(t.kv, k.b, k.len, data, len);
+		}
 		rc = meta_txn_end(&t, rc);
 	} while (meta_txn_retry(rc, &tries));
 	return rc;
+}
+
+int
+meta_write_slices(struct meta *m, uint64_t ino,
+		  const struct meta_slice_write *w, size_t n,
+		  uint64_t mtime_ns, struct meta_attr *post, uint32_t *records)
+{
+	for (size_t i = 0; i < n; i++)
+		if (meta_slice_inline(w[i].s.id))
+			return -EINVAL; /* its bytes: meta_write_inline */
+	return write_slices(m, ino, w, n, 0, NULL, 0, mtime_ns, post,
+			    records);
+}
+
+int
+meta_write_inline(struct meta *m, uint64_t ino,
+		  const struct meta_slice_write *w, size_t n, uint64_t id,
+		  const void *data, uint32_t len, uint64_t mtime_ns,
+		  struct meta_attr *post, uint32_t *records)
+{
+	if (!meta_slice_inline(id) || len == 0 || len > META_INLINE_MAX ||
+	    data == NULL)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (meta_slice_inline(w[i].s.id) &&
+		    (w[i].s.id != id || w[i].s.size != len))
+			return -EINVAL; /* another inline slice's bytes */
+	return write_slices(m, ino, w, n, id, data, len, mtime_ns, post,
+			    records);
+}
+
+int
+meta_inline_read(struct meta *m, uint64_t id, uint32_t size, uint32_t off,
+		 uint32_t n, void *buf)
+{
+	struct meta_key k;
+	struct mtxn t;
+	const void *v;
+	size_t vlen;
+	int rc;
+
+	if (!meta_slice_inline(id) || (uint64_t)off + n > size)
+		return -EINVAL;
+	rc = meta_txn_begin(m, &t, true);
+	if (rc)
+		return rc;
+	meta_key_slice(m, &k, 'I', id, size);
+	rc = meta_kv_get(t.kv, k.b, k.len, &v, &vlen);
+	if (rc == 0 && vlen != size)
+		rc = -EIO;
+	if (rc == 0)
+		memcpy(buf, (const uint8_t *)v + off, n);
+	return meta_txn_end(&t, rc);
 }
 
 /* ---- garbage collection -------------------------------------------------- */

@@ -35,7 +35,9 @@
 
 #define DUMP_MAGIC "TESSDUMP"
 #define DUMP_MAGIC_LEN 8
-#define DUMP_VERSION 1
+/* 2: the volume may hold inline data (I keys, meta.h): a reader of 1
+ * would load them into a gateway that cannot read them. */
+#define DUMP_VERSION 2
 #define DUMP_RECORD_MAX (64u << 20)
 #define DUMP_HDR 5
 #define DUMP_OUTBUF (256u << 10)

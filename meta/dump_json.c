@@ -500,6 +500,15 @@ record(struct dump_json *j, const uint8_t *k, size_t kl, const uint8_t *v,
 		return r_slice(j, "refcount", k, kl, v, vl);
 	case 'R':
 		return r_slice(j, "released", k, kl, v, vl);
+	case 'I': /* an inline slice's bytes (data.c) */
+		if (kl != 13)
+			return false;
+		out(j, "\"type\": \"inline\"");
+		u64(j, "slice", tl_get_be64(k + 1));
+		u64(j, "size", tl_get_be32(k + 9));
+		out(j, ", \"data_hex\": ");
+		hex(j, v, vl);
+		return true;
 	case 'D':
 		if (kl != 17 || vl != 8)
 			return false;

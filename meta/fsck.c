@@ -55,6 +55,8 @@ struct fslice {
 	uint32_t refs;
 	uint64_t k, owner;
 	bool has_k, released;
+	bool has_inline;           /* an I record: inline bytes */
+	uint64_t inline_len;       /* its length */
 };
 
 struct itab {
@@ -384,6 +386,15 @@ p1_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 			problem(f, META_FSCK_BAD_RECORD, "slice %" PRIu64
 				": refcount of %zu bytes", sl->id, vlen);
 		}
+		break;
+	case 'I':
+		/* An inline slice's bytes (data.c). */
+		if (klen != p + 13)
+			break;
+		sl = stab_get(&f->slices, tl_get_be64(k + p + 1),
+			      tl_get_be32(k + p + 9), true);
+		sl->has_inline = true;
+		sl->inline_len = vlen;
 		break;
 	case 'L':
 		/* Dropped by compaction, released after the grace period:
@@ -810,6 +821,12 @@ check_slices(struct fsck *f)
 				problem(f, META_FSCK_LEAK, "slice %" PRIu64
 					" has a reference count but no chunk "
 					"uses it", s->id);
+			if (s->has_inline)
+				problem(f, META_FSCK_LEAK, "inline slice %"
+					PRIu64 ": %" PRIu64 " bytes that no "
+					"chunk uses",
+					s->id & ~META_SLICE_INLINE,
+					s->inline_len);
 			continue;
 		}
 		f->r->slices++;
@@ -820,6 +837,21 @@ check_slices(struct fsck *f)
 				"chunks", s->id, want, s->refs);
 			s->has_k = s->refs > 1;
 			s->k = UINT64_MAX; /* marks "rewrite" */
+		}
+		if (meta_slice_inline(s->id) || s->has_inline) {
+			/* Its bytes are here, not in the object store. */
+			if (!meta_slice_inline(s->id) || !s->has_inline ||
+			    s->inline_len != s->size)
+				problem(f, META_FSCK_BLOCKS, "inline slice %"
+					PRIu64 " (%u bytes, inode %" PRIu64
+					"): %s", s->id & ~META_SLICE_INLINE,
+					s->size, s->owner,
+					!s->has_inline ? "its bytes are missing"
+					: !meta_slice_inline(s->id) ?
+						"bytes stored for a plain slice"
+						: "stored bytes of the wrong "
+						  "length");
+			continue;
 		}
 		if (f->o->slice_check) {
 			tick(f, "checking objects");

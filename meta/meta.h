@@ -483,6 +483,40 @@ int meta_write_slices(struct meta *m, uint64_t ino,
 		      uint64_t mtime_ns, struct meta_attr *post,
 		      uint32_t *records);
 
+/* ---- inline data ------------------------------------------------------------
+ *
+ * A small file's bytes may live in metadata instead of the object store:
+ * an inline slice is a slice like any other (its records, reference
+ * count, release and compaction are a slice's), whose id carries
+ * META_SLICE_INLINE and whose bytes are the value of one key,
+ * <vol>\0I<id><size>, written in the same transaction as its records and
+ * deleted in the transaction that releases it (no R record: there is no
+ * object to delete).  Its size is at most META_INLINE_MAX. */
+#define META_SLICE_INLINE ((uint64_t)1 << 63)
+#define META_INLINE_MAX (1u << 20)
+
+static inline bool
+meta_slice_inline(uint64_t id)
+{
+	return (id & META_SLICE_INLINE) != 0;
+}
+
+/* meta_write_slices, with the bytes of the inline slice id (META_SLICE_
+ * INLINE set; the records w name it, with size len) stored in the same
+ * transaction: durable together, with no object.  data is borrowed for
+ * the call.  -EINVAL for an id without the flag or len 0 or past
+ * META_INLINE_MAX. */
+int meta_write_inline(struct meta *m, uint64_t ino,
+		      const struct meta_slice_write *w, size_t n,
+		      uint64_t id, const void *data, uint32_t len,
+		      uint64_t mtime_ns, struct meta_attr *post,
+		      uint32_t *records);
+/* Bytes [off, off + n) of inline slice id (of size bytes) into buf:
+ * -ENOENT when it is gone (released since the read planned), -EIO when
+ * the stored value is not size bytes long. */
+int meta_inline_read(struct meta *m, uint64_t id, uint32_t size, uint32_t off,
+		     uint32_t n, void *buf);
+
 /* ---- deletion of data ------------------------------------------------------
  *
  * Removed files (nlink 0) and truncated chunks leave slices whose

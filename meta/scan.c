@@ -332,7 +332,8 @@ sample_cb(void *arg, const void *key, size_t klen, const void *val,
 		struct meta_slice sl;
 
 		meta_slice_decode(v + i, &sl);
-		if (sl.id != 0)
+		/* Inline slices have no object to probe. */
+		if (sl.id != 0 && !meta_slice_inline(sl.id))
 			s->out[s->n++] = (struct meta_slice_ref){sl.id,
 								 sl.size};
 	}

@@ -526,6 +526,71 @@ test_sequential_not_compacted(struct meta *m)
 	CHECK_EQ(u.pending_delete, u0.pending_delete, "nothing dropped");
 }
 
+/* Inline slices (meta.h, "inline data"): written with their bytes,
+ * read, released with them (no R record, nothing for gc). */
+static void
+test_inline(struct meta *m)
+{
+	uint64_t f = mk(m, &root_cred, 1, "in", META_REG, 0644, NULL), id,
+		 id2;
+	struct meta_setattr s = {META_SET_SIZE, 0, 0, 0, 0, 0, 0, 0};
+	struct meta_slice_write w[2];
+	struct meta_slice_ref r[16];
+	uint8_t data[200], got[200];
+	struct meta_attr a;
+	size_t n;
+
+	for (size_t i = 0; i < sizeof data; i++)
+		data[i] = (uint8_t)(i * 7 + 1);
+	CHECK_EQ(meta_new_slice_id(m, &id), 0, "slice id");
+	id |= META_SLICE_INLINE;
+	w[0] = sw(0, id, 200, 0);
+	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, NULL, NULL), -EINVAL,
+		 "an inline slice's records without its bytes -> EINVAL");
+	CHECK_EQ(meta_write_inline(m, f, w, 1, id & ~META_SLICE_INLINE, data,
+				   200, 1, NULL, NULL), -EINVAL,
+		 "bytes of a plain slice id -> EINVAL");
+	CHECK_EQ(meta_write_inline(m, f, w, 1, id, data, 200, 5, &a, NULL), 0,
+		 "records and bytes in one transaction");
+	CHECK_EQ(a.size, 200, "size");
+	CHECK_EQ(meta_inline_read(m, id, 200, 0, 200, got), 0, "read it all");
+	CHECK(memcmp(got, data, 200) == 0, "the bytes read back");
+	CHECK_EQ(meta_inline_read(m, id, 200, 50, 10, got), 0, "read a part");
+	CHECK(memcmp(got, data + 50, 10) == 0, "the part reads back");
+	CHECK_EQ(meta_inline_read(m, id, 200, 195, 10, got), -EINVAL,
+		 "a read past its size -> EINVAL");
+	CHECK_EQ(meta_inline_read(m, id, 199, 0, 10, got), -ENOENT,
+		 "another size: no such slice");
+
+	/* A plain slice over part of it, then truncation to 0: both go,
+	 * gc hands out only the plain one. */
+	CHECK_EQ(meta_new_slice_id(m, &id2), 0, "slice id");
+	w[0] = sw(0, id2, 100, 50);
+	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, NULL, NULL), 0,
+		 "a plain slice over part of it");
+	s.size = 0;
+	CHECK_EQ(meta_setattr(m, &root_cred, f, &s, NULL, &a), 0,
+		 "truncate to 0");
+	CHECK_EQ(meta_inline_read(m, id, 200, 0, 200, got), -ENOENT,
+		 "truncation released the inline bytes");
+	CHECK_EQ(meta_gc_next(m, r, 16, &n), 0, "gc next");
+	CHECK(n == 1 && r[0].id == id2, "gc gets the plain slice only");
+	CHECK_EQ(meta_gc_release(m, r, n), 0, "gc release");
+
+	/* Removal of an inline file releases its bytes at once. */
+	CHECK_EQ(meta_new_slice_id(m, &id), 0, "slice id");
+	id |= META_SLICE_INLINE;
+	w[0] = sw(0, id, 200, 0);
+	CHECK_EQ(meta_write_inline(m, f, w, 1, id, data, 200, 5, NULL, NULL),
+		 0, "written inline again");
+	CHECK_EQ(meta_unlink(m, &root_cred, 1, "in", NULL, NULL), 0,
+		 "remove it");
+	CHECK_EQ(meta_inline_read(m, id, 200, 0, 200, got), -ENOENT,
+		 "its bytes went with it");
+	CHECK_EQ(meta_gc_next(m, r, 16, &n), 0, "gc next");
+	CHECK_EQ(n, 0, "nothing for gc");
+}
+
 int
 main(void)
 {
@@ -542,6 +607,7 @@ main(void)
 	test_counters_exact(m);
 	test_compaction(m);
 	test_sequential_not_compacted(m);
+	test_inline(m);
 	meta_close(m);
 	fixture_done(&f);
 	test_limits();

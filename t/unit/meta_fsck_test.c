@@ -139,6 +139,38 @@ main(void)
 	      "unlink leaves a deletion record");
 	expect(m, 0, "fresh volume");
 
+	/* inline data (meta.h): bytes missing, of the wrong length, or
+	 * named by no record */
+	{
+		struct meta_new nw = new_of(META_REG, 0644, &root_cred);
+		struct meta_slice_write w = {0, {0, 300, 0, 300, 0}};
+		uint8_t buf[300] = {1, 2, 3};
+		uint64_t fi, id;
+
+		CHECK_FATAL(meta_create(m, &root_cred, 1, "in", &nw, &fi, NULL,
+					NULL, NULL, NULL) == 0, "create in");
+		CHECK_FATAL(meta_new_slice_id(m, &id) == 0, "slice id");
+		id |= META_SLICE_INLINE;
+		w.s.id = id;
+		CHECK_FATAL(meta_write_inline(m, fi, &w, 1, id, buf, 300, 1,
+					      NULL, NULL) == 0,
+			    "write an inline file");
+		expect(m, 0, "an inline file");
+		meta_key_slice(m, &k, 'I', id, 300);
+		kv_del(m, &k);
+		expect(m, BIT(META_FSCK_BLOCKS), "inline bytes missing");
+		kv_put(m, &k, buf, 299);
+		expect(m, BIT(META_FSCK_BLOCKS), "inline bytes of the wrong "
+		       "length");
+		kv_put(m, &k, buf, 300);
+		expect(m, 0, "inline bytes back");
+		meta_key_slice(m, &k, 'I', id + 1, 50);
+		kv_put(m, &k, buf, 50);
+		expect(m, BIT(META_FSCK_LEAK), "inline bytes no record names");
+		kv_del(m, &k);
+		expect(m, 0, "stray inline bytes gone");
+	}
+
 	/* nlink */
 	set_nlink(m, a, 7);
 	set_nlink(m, d1, 9);
