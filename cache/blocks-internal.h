@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "meta/meta.h"
 #include "objstore/objstore.h"
 
 struct cache_bufpool;
@@ -41,6 +42,9 @@ int cache_blocks_open(struct os_store *os, const struct cache_opts *o,
 		     const char *volume, uint32_t block_size,
 		     unsigned wb_threads, struct cache_bufpool *bp,
 		     struct cache_blocks **out);
+/* Inline slices (meta.h, META_SLICE_INLINE) are read from m, borrowed
+ * for the store's life: their one block is the slice, in metadata. */
+void cache_blocks_set_meta(struct cache_blocks *st, struct meta *m);
 /* Stop writeback (staged blocks stay for the next start), write the
  * disk-cache fills that wait, free (NULL: nothing). */
 void cache_blocks_close(struct cache_blocks *st);

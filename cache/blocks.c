@@ -74,6 +74,7 @@ struct cache_blocks {
 	struct cache_bufpool *bp; /* borrowed */
 	struct cache_disk *dc;    /* NULL: no disk cache */
 	struct cache_wb *wb;      /* NULL: no writeback */
+	struct meta *m;           /* inline slices' bytes (borrowed) */
 
 	/* blocks in memory and fetches in flight */
 	pthread_mutex_t mu;
@@ -128,6 +129,12 @@ cache_blocks_open(struct os_store *os, const struct cache_opts *o,
 	}
 	*out = st;
 	return 0;
+}
+
+void
+cache_blocks_set_meta(struct cache_blocks *st, struct meta *m)
+{
+	st->m = m;
 }
 
 static void
@@ -205,6 +212,9 @@ cache_blocks_delete_slice(struct cache_blocks *st, uint64_t id, uint32_t size)
 {
 	uint32_t k, nb = (uint32_t)(((uint64_t)size + st->bs - 1) / st->bs);
 	int r;
+
+	if (meta_slice_inline(id))
+		return 0; /* no object: its bytes went with its release */
 
 	for (k = 0; k < nb; k++) {
 		r = cache_blocks_delete(st, id, k, TL_MIN(st->bs,
@@ -392,6 +402,27 @@ remote_read(struct cache_blocks *st, const char *key, uint32_t off,
 	return 0;
 }
 
+/* Bytes of inline slice p->id (one block: the whole slice) from
+ * metadata.  -ENOENT, as for a missing object, when the slice was
+ * released since the read planned. */
+static int
+inline_read(struct cache_blocks *st, const struct cache_piece *p,
+	    uint32_t off, uint32_t n, uint8_t *buf)
+{
+	int r;
+
+	if (st->m == NULL || p->idx != 0)
+		return -EIO;
+	r = meta_inline_read(st->m, p->id, p->blen, off, n, buf);
+	if (r < 0 && r != -ENOENT) {
+		tl_warn("cache", "read of inline slice %llu: %s",
+			(unsigned long long)(p->id & ~META_SLICE_INLINE),
+			strerror(-r));
+		r = -EIO;
+	}
+	return r;
+}
+
 struct bfill {
 	struct cache_blocks *st;
 	struct cache_mblk *b;
@@ -475,8 +506,11 @@ blk_get(struct cache_blocks *st, const struct cache_piece *p, bool prefetch,
 
 	b->data = cache_buf_get(st->bp, p->blen);
 	cache_blocks_key(st, key, sizeof(key), p->id, p->idx, p->blen);
-	r = local_read(st, key, p->blen, 0, p->blen, b->data);
-	if (r == -ENOENT) {
+	if (meta_slice_inline(p->id))
+		r = inline_read(st, p, 0, p->blen, b->data);
+	else
+		r = local_read(st, key, p->blen, 0, p->blen, b->data);
+	if (r == -ENOENT && !meta_slice_inline(p->id)) {
 		r = remote_read(st, key, 0, p->blen, b->data);
 		fetched = r == 0;
 	}
@@ -594,6 +628,8 @@ cache_blocks_read(struct cache_blocks *st, const struct cache_piece *p,
 	}
 	if (mem_peek(st, p, dst))
 		return 0;
+	if (meta_slice_inline(p->id))
+		return inline_read(st, p, p->from, p->n, dst);
 	cache_blocks_key(st, key, sizeof(key), p->id, p->idx, p->blen);
 	r = local_read(st, key, p->blen, p->from, p->n, dst);
 	if (r == -ENOENT)
@@ -608,6 +644,8 @@ cache_blocks_open_range(struct cache_blocks *st, const struct cache_piece *p,
 	char key[256];
 	int r;
 
+	if (meta_slice_inline(p->id))
+		return -EAGAIN; /* no file: the caller copies (inline_read) */
 	cache_blocks_key(st, key, sizeof(key), p->id, p->idx, p->blen);
 	r = os_open_range(st->os, key, p->from, p->n, fd);
 	if (r == 0) {
@@ -625,6 +663,8 @@ cache_blocks_advise(struct cache_blocks *st, const struct cache_piece *p)
 
 	if (fs == NULL)
 		return -ENOTSUP;
+	if (meta_slice_inline(p->id))
+		return 0; /* in metadata, which LMDB maps */
 	cache_blocks_key(st, key, sizeof(key), p->id, p->idx, p->blen);
 	return os_file_advise(fs, key, p->from, p->n);
 }

@@ -587,6 +587,7 @@ cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
 	r = cache_blocks_open(os, o, st->name, bs, up, c->bp, &c->st);
 	if (r < 0)
 		goto fail;
+	cache_blocks_set_meta(c->st, m);
 	c->pl = cache_planner_open(m, c->st, bs, dl);
 	c->ft = cache_files_open(o->buffer_limit ? o->buffer_limit
 						 : DEFAULT_LIMIT);
@@ -596,7 +597,9 @@ cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
 	c->fl = cache_flusher_open(m, c->ft, c->wr, c->st, c->cp, bs, up,
 				   o->restore_age_ms,
 				   o->compact_records ? o->compact_records
-						      : CACHE_COMPACT_RECORDS);
+						      : CACHE_COMPACT_RECORDS,
+				   os_unwrap(os, "crypt") != NULL ? 0
+								  : o->inline_max);
 	/* From a local store, prefetch only hints (readahead.c). */
 	c->ra = cache_ra_open(c->pl, c->st, c->cp, bs, o->readahead_max,
 			      o->readahead_budget, dl);

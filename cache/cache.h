@@ -111,6 +111,14 @@ struct cache_opts {
 	 * going on without it (0: as long as it takes).  Changed while
 	 * running with cache_set_store_wait. */
 	uint64_t store_wait_ms;
+	/* Inline data (flush.c): a flush of a file no longer than this,
+	 * whose buffered bytes all lie below it, stores them in the
+	 * metadata commit instead of an object (meta_write_inline): no
+	 * object, no object sync, no PUT.  0: never.  Capped by the block
+	 * size and META_INLINE_MAX; ignored (0) on a store with an
+	 * encryption wrapper, whose data must not lie in metadata in
+	 * clear. */
+	uint32_t inline_max;
 };
 
 /* Borrow m and os for the life of the cache.  Puts to os may become

@@ -32,7 +32,8 @@ struct cache_flusher *cache_flusher_open(struct meta *m,
 					 uint32_t block_size,
 					 unsigned threads,
 					 uint64_t restore_age_ms,
-					 uint32_t compact_records);
+					 uint32_t compact_records,
+					 uint32_t inline_max);
 /* Wait for the uploads in flight, free. */
 void cache_flusher_close(struct cache_flusher *fl);
 

@@ -70,6 +70,7 @@
 #define PACK_MAX (1u << 20)
 
 struct cache_flusher {
+	uint32_t inline_max;      /* 0: no inline slices */
 	struct meta *m;
 	struct cache_files *ft;
 	struct cache_writer *wr;
@@ -131,9 +132,12 @@ cache_flusher_open(struct meta *m, struct cache_files *ft,
 		   struct cache_writer *wr, struct cache_blocks *st,
 		   struct cache_compactor *cp, uint32_t block_size,
 		   unsigned threads, uint64_t restore_age_ms,
-		   uint32_t compact_records)
+		   uint32_t compact_records, uint32_t inline_max)
 {
 	struct cache_flusher *fl = tl_calloc(1, sizeof(*fl));
+
+	fl->inline_max = TL_MIN(TL_MIN(inline_max, block_size),
+				META_INLINE_MAX);
 
 	fl->m = m;
 	fl->ft = ft;
@@ -876,6 +880,120 @@ commit(struct cache_flusher *fl, struct cfile *f,
 	return r;
 }
 
+/* ---- inline flushes ----------------------------------------------------
+ *
+ * A small file's flush stores its bytes in the metadata commit itself
+ * (meta_write_inline): one transaction, no object, no object or
+ * directory sync, no PUT.  Taken when the frozen builders head..last
+ * have stored nothing yet (no early upload, no run stored by a flush
+ * that failed to commit: those go the way above), all lie in chunk 0
+ * below inline_max, hold at most inline_max bytes, and the file is no
+ * longer than inline_max: so the inline bytes a file shows are at most
+ * inline_max, and a file that grows past it gets plain slices from its
+ * next flush on (its inline slice, partly or wholly overwritten, goes
+ * like any slice: released when no record shows it).  Its records name
+ * one inline slice holding the runs back to back, like a pack.  A
+ * failed commit keeps the builders buffered, as above; nothing was
+ * stored, so nothing is to be stored again or deleted.  -ENOSPC (the
+ * metadata's map or disk is full) sends the same flush the usual way:
+ * the bytes go to an object. */
+
+/* Bytes of the runs of head..last when they fit inline, else 0 (f->mu
+ * held). */
+static uint32_t
+inline_size(struct cache_flusher *fl, struct cfile *f, struct builder *last)
+{
+	struct builder *b;
+	uint64_t total = 0;
+	struct meta_attr a;
+	size_t i;
+
+	if (fl->inline_max == 0)
+		return 0;
+	for (b = f->head; b != last->next; b = b->next) {
+		if (b->chunk != 0 || b->id != 0 || b->nsealed != 0 ||
+		    b->inflight != 0 || b->restore)
+			return 0;
+		for (i = 0; b->runs != NULL && i < b->nruns; i++)
+			if (b->runs[i].pack != NULL || b->runs[i].st[0] != 0)
+				return 0; /* stored by a flush before */
+		for (i = 0; i < b->niv; i++) {
+			if (b->iv[i].e > fl->inline_max)
+				return 0;
+			total += b->iv[i].e - b->iv[i].s;
+		}
+	}
+	if (total == 0 || total > fl->inline_max)
+		return 0;
+	/* The committed size: a file longer than inline_max keeps its
+	 * data in objects. */
+	if (meta_getattr(fl->m, f->ino, &a) == 0 && a.size > fl->inline_max)
+		return 0;
+	return (uint32_t)total;
+}
+
+/* The records of head..last, naming inline slice id of size bytes, and
+ * those bytes into buf (f->mu held). */
+static void
+inline_records(struct cache_flusher *fl, struct cfile *f,
+	       struct builder *last, uint64_t id, uint32_t size,
+	       uint8_t *buf, struct meta_slice_write **out, size_t *nout)
+{
+	struct meta_slice_write *w = NULL;
+	struct builder *b;
+	uint32_t off = 0;
+	size_t n = 0, i;
+
+	for (b = f->head; b != last->next; b = b->next)
+		n += b->niv;
+	w = tl_malloc((n ? n : 1) * sizeof(*w));
+	n = 0;
+	for (b = f->head; b != last->next; b = b->next)
+		for (i = 0; i < b->niv; i++) {
+			uint32_t s = b->iv[i].s, e = b->iv[i].e;
+
+			cache_builder_copy(fl->wr, b, s, e, buf + off);
+			w[n].chunk = 0;
+			w[n].s = (struct meta_slice){id, size, off, e - s, s};
+			off += e - s;
+			n++;
+		}
+	*out = w;
+	*nout = n;
+}
+
+/* Commit head..last inline (f->mu held; released meanwhile).  r as
+ * cache_file_flush's. */
+static int
+flush_inline(struct cache_flusher *fl, struct cfile *f, struct builder *last,
+	     uint32_t size)
+{
+	struct meta_slice_write *w = NULL;
+	uint8_t *buf;
+	uint64_t id, mtime;
+	size_t n = 0;
+	bool gone = false;
+	int r;
+
+	r = meta_new_slice_id(fl->m, &id);
+	if (r < 0)
+		return r;
+	id |= META_SLICE_INLINE;
+	buf = tl_malloc(size);
+	inline_records(fl, f, last, id, size, buf, &w, &n);
+	mtime = f->mtime_ns;
+	pthread_mutex_unlock(&f->mu);
+	r = meta_write_inline(fl->m, f->ino, w, n, id, buf, size, mtime,
+			      NULL, NULL);
+	gone = r == -ENOENT && file_gone(fl, f->ino);
+	pthread_mutex_lock(&f->mu);
+	if (r == 0 || gone)
+		release(fl, f, last, r < 0);
+	free(buf);
+	free(w);
+	return r;
+}
+
 int
 cache_file_flush(struct cache_flusher *fl, struct cfile *f)
 {
@@ -884,6 +1002,7 @@ cache_file_flush(struct cache_flusher *fl, struct cfile *f)
 	struct builder *b, *last;
 	uint64_t mtime, mark = UINT64_MAX;
 	size_t n = 0;
+	uint32_t size;
 	bool unsynced = false, gone = false;
 	int r = 0;
 
@@ -891,6 +1010,13 @@ cache_file_flush(struct cache_flusher *fl, struct cfile *f)
 	last = freeze(f);
 	if (last == NULL)
 		goto unlock;
+	if ((size = inline_size(fl, f, last)) > 0) {
+		r = flush_inline(fl, f, last, size);
+		/* -ENOSPC: the metadata is full (or the volume, which the
+		 * way below finds again): the bytes go to an object. */
+		if (r != -ENOSPC)
+			goto out;
+	}
 	r = store_all(fl, f, last, &del);
 	if (r == 0)
 		r = stored_records(f, last, &w, &n);

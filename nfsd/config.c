@@ -76,6 +76,9 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
      "memory for prefetched and recently read blocks", OFF(readahead_budget)},
     {"download_threads", TL_CONF_U64, "16", 1, 256, false,
      "parallel block fetches from the object store", OFF(download_threads)},
+    {"inline_max", TL_CONF_SIZE, "64K", 0, 1ULL << 20, false,
+     "files up to this size keep their data in the metadata commit "
+     "(0: never)", OFF(inline_max)},
     {"file_direct_io", TL_CONF_BOOL, "no", 0, 0, false,
      "file:// store: write whole blocks with O_DIRECT, not through the "
      "page cache",

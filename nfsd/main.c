@@ -410,6 +410,7 @@ open_backend(const char *url, const struct nfsd_config *cfg, struct backend *b)
 	    .readahead_budget = cfg->readahead_budget,
 	    .download_threads = (unsigned)cfg->download_threads,
 	    .store_wait_ms = cfg->store_wait_max,
+	    .inline_max = (uint32_t)cfg->inline_max,
 	};
 	char *err = NULL;
 	int rc;

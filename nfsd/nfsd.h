@@ -48,6 +48,7 @@ struct nfsd_config {
 	uint64_t readahead_max;
 	uint64_t readahead_budget;
 	uint64_t download_threads;
+	uint64_t inline_max;     /* cache_opts: inline data, 0: none */
 	bool file_direct_io;
 	uint64_t upload_limit;   /* bytes/s to the object store, 0: none */
 	uint64_t download_limit; /* bytes/s from it */

@@ -3,6 +3,8 @@
 # through t/nfs/tharness.c and checks the volume with `tessera fsck`.
 #
 #   crash-test.sh     SIGKILL at random moments, 30 cycles (CRASH_CYCLES)
+#   smallcrash_test   SIGKILL amid many small files' COMMITs (inline
+#                     data and objects), 4 cycles (SMALLCRASH_CYCLES)
 #   stress_test       several libnfs clients on one tree (STRESS_SECONDS)
 #   nospc_test        the object directory on a small tmpfs
 #   metafull_test     the metadata directory on a small tmpfs
@@ -24,6 +26,11 @@ check_PROGRAMS += t/fault/crash_client
 t_fault_crash_client_SOURCES = t/fault/crash_client.c
 t_fault_crash_client_CPPFLAGS = $(FAULT_CPPFLAGS)
 t_fault_crash_client_LDADD = $(FAULT_LDADD)
+
+check_PROGRAMS += t/fault/smallcrash_test
+t_fault_smallcrash_test_SOURCES = t/fault/smallcrash_test.c
+t_fault_smallcrash_test_CPPFLAGS = $(FAULT_CPPFLAGS)
+t_fault_smallcrash_test_LDADD = $(FAULT_LDADD)
 
 check_PROGRAMS += t/fault/stress_test
 t_fault_stress_test_SOURCES = t/fault/stress_test.c
@@ -51,12 +58,14 @@ t_fault_raft_fault_test_CPPFLAGS = $(FAULT_CPPFLAGS)
 t_fault_raft_fault_test_LDADD = $(FAULT_LDADD) meta/libmeta.a lib/libtl.a \
 	$(RAFT_LIBS) $(CRYPTO_LIBS) $(LMDB_LIBS)
 
-FAULT_TESTS = t/fault/crash-test.sh t/fault/stress_test \
+FAULT_TESTS = t/fault/crash-test.sh t/fault/smallcrash_test \
+	t/fault/stress_test \
 	t/fault/objfail_test t/fault/nospc_test t/fault/metafull_test \
 	t/fault/raft_fault_test
 dist_check_SCRIPTS += t/fault/crash-test.sh
 TESTS += $(FAULT_TESTS)
-FAULT_LOGS = t/fault/crash-test.log t/fault/stress_test.log \
+FAULT_LOGS = t/fault/crash-test.log t/fault/smallcrash_test.log \
+	t/fault/stress_test.log \
 	t/fault/objfail_test.log t/fault/nospc_test.log t/fault/metafull_test.log \
 	t/fault/raft_fault_test.log
 $(FAULT_LOGS): tesserad$(EXEEXT) tessera$(EXEEXT) t/fault/crash_client$(EXEEXT)

@@ -34,6 +34,7 @@ TH_NFS_TESTS = \
 	t/nfs/nfs_warmup_test \
 	t/nfs/nfs_bgjob_test \
 	t/nfs/nfs_trash_test \
+	t/nfs/nfs_inline_test \
 	t/nfs/nfs_dump_test \
 	t/nfs/nfs_bigfile_test \
 	t/nfs/nfs_bigdir_test
@@ -60,6 +61,10 @@ t_nfs_nfs_bgjob_test_SOURCES = t/nfs/nfs_bgjob_test.c
 t_nfs_nfs_bgjob_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_bgjob_test_LDADD = $(TH_NFS_LDADD)
 EXTRA_t_nfs_nfs_bgjob_test_DEPENDENCIES = tessera$(EXEEXT)
+t_nfs_nfs_inline_test_SOURCES = t/nfs/nfs_inline_test.c
+t_nfs_nfs_inline_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
+t_nfs_nfs_inline_test_LDADD = $(TH_NFS_LDADD)
+EXTRA_t_nfs_nfs_inline_test_DEPENDENCIES = tessera$(EXEEXT)
 t_nfs_nfs_trash_test_SOURCES = t/nfs/nfs_trash_test.c
 t_nfs_nfs_trash_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_trash_test_LDADD = $(TH_NFS_LDADD)

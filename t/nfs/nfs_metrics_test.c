@@ -959,7 +959,7 @@ main(void)
 	snprintf(args, sizeof args,
 		 "--metrics-listen 127.0.0.1:0 -o cache_dirs=%s/cache "
 		 "-o cache_size=64M -o writeback=yes -o writeback_max_age=1s "
-		 "-o upload_limit=1K",
+		 "-o upload_limit=1K -o inline_max=0",
 		 srv.dir);
 	th_server_set_args(&srv, args);
 	{

@@ -345,7 +345,10 @@ main(void)
 	TH_REQUIRE(th_tessera(&srv, "config %s --storage 'fault(ctl=%s):%s'",
 			      srv.meta_url, ctl, srv.storage_url) == 0,
 		   "storage behind the fault wrapper");
-	th_server_set_args(&srv, "-o buffer_limit=1M");
+	/* inline_max 0: B's small FILE_SYNC write must go through the
+	 * store, whose failures are what is tested (small files' bytes
+	 * in the metadata: nfs_inline_test). */
+	th_server_set_args(&srv, "-o buffer_limit=1M -o inline_max=0");
 	TH_REQUIRE(th_server_restart(&srv, false) == 0, "restart");
 	TH_REQUIRE(th_connect(&ca, srv.port, "/", 0, 0) == 0, "connect A");
 	TH_REQUIRE(th_connect(&cb, srv.port, "/", 0, 0) == 0, "connect B");
