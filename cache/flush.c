@@ -923,7 +923,7 @@ inline_size(struct cache_flusher *fl, struct cfile *f, struct builder *last)
 			total += b->iv[i].e - b->iv[i].s;
 		}
 	}
-	if (total == 0 || total > fl->inline_max)
+	if (total == 0 || total > fl->inline_max || !meta_inline_room(fl->m))
 		return 0;
 	/* The committed size: a file longer than inline_max keeps its
 	 * data in objects. */

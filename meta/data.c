@@ -750,6 +750,16 @@ meta_write_inline(struct meta *m, uint64_t ino,
 			    records);
 }
 
+bool
+meta_inline_room(struct meta *m)
+{
+	struct meta_kv_lmdb_stats s;
+
+	if (meta_kv_lmdb_stats(m->kv, &s) != 0 || s.map_bytes == 0)
+		return true; /* not an LMDB engine of this process */
+	return s.pages_used * s.page_size < s.map_bytes / 2;
+}
+
 int
 meta_inline_read(struct meta *m, uint64_t id, uint32_t size, uint32_t off,
 		 uint32_t n, void *buf)

@@ -511,6 +511,11 @@ int meta_write_inline(struct meta *m, uint64_t ino,
 		      uint64_t id, const void *data, uint32_t len,
 		      uint64_t mtime_ns, struct meta_attr *post,
 		      uint32_t *records);
+/* Whether inline data may still grow the metadata: false once an LMDB
+ * engine's map is half used (pages ever used, free ones included), so
+ * the other half stays for the metadata proper (a full map refuses
+ * every operation).  Other engines: true. */
+bool meta_inline_room(struct meta *m);
 /* Bytes [off, off + n) of inline slice id (of size bytes) into buf:
  * -ENOENT when it is gone (released since the read planned), -EIO when
  * the stored value is not size bytes long. */

@@ -3,7 +3,8 @@
  * tesserad, real LMDB and a file:// store, end to end:
  *
  *  - a volume written through NFS with every kind of inode (a file of
- *    many slices, one across the 64 MiB chunk boundary, hard links, a
+ *    many slices, one across the 64 MiB chunk boundary, a small file
+ *    whose bytes are inline in the metadata, hard links, a
  *    symlink, character and block devices, a fifo, a socket,
  *    directories, a directory of 2,000 entries) is dumped by the tessera
  *    binary while a client keeps writing files (dumps are repeated until
@@ -41,6 +42,7 @@
 #define SLICE (64 * KiB)
 #define SPAN_OFF (CHUNK - 32 * KiB)
 #define WRITER_LEN (128 * KiB)
+#define SMALL_LEN 5000
 #define BACKUP_LINE "metadata backup written"
 
 
@@ -249,6 +251,12 @@ populate(void)
 		multi[off] ^= 0xff;
 		must_write(&f, off, multi + off, 17 * KiB);
 	}
+	/* a small file: its bytes in the metadata (inline_max) */
+	{
+		struct th_fh sm = must_create(&d1, "small");
+
+		must_write(&sm, 0, span, SMALL_LEN);
+	}
 	sp = must_create(&cn.root, "span");
 	must_write(&sp, SPAN_OFF, span, SLICE); /* across the chunk edge */
 	st = th_link(&cn, &f, &sub, "hard1", &lr);
@@ -360,6 +368,9 @@ check_served(unsigned writers, unsigned settled)
 		 reads_back("span", 0, NULL, SPAN_OFF) &&
 		 reads_back("span", SPAN_OFF, span, SLICE),
 		 "a sparse file across the chunk edge reads back every byte");
+	TH_CHECK(walk("d1/small", &fh, &a) == NFS3_OK && a.size == SMALL_LEN &&
+		 reads_back("d1/small", 0, span, SMALL_LEN),
+		 "a small file (its bytes inline) reads back every byte");
 	TH_CHECK(walk("sym", &fh, &a) == NFS3_OK && a.type == NF3LNK &&
 		 th_readlink(&cn, &fh, target, sizeof target) == NFS3_OK &&
 		 strcmp(target, "d1/multi") == 0, "symlink and its target");
@@ -498,6 +509,8 @@ main(void)
 		 "dump --json while the gateway serves");
 	json = slurp(path_in("d1.json"), &len);
 	TH_CHECK(json && strstr(json, "\"type\": \"chunk\""), "JSON of chunks");
+	TH_CHECK(json && strstr(json, "\"type\": \"inline\""),
+		 "JSON of inline bytes");
 	free(json);
 	{
 		char cmd[600];

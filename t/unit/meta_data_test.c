@@ -542,6 +542,8 @@ test_inline(struct meta *m)
 
 	for (size_t i = 0; i < sizeof data; i++)
 		data[i] = (uint8_t)(i * 7 + 1);
+	CHECK(meta_inline_room(m), "a fresh LMDB map has room for inline "
+	      "data");
 	CHECK_EQ(meta_new_slice_id(m, &id), 0, "slice id");
 	id |= META_SLICE_INLINE;
 	w[0] = sw(0, id, 200, 0);
