@@ -6,8 +6,10 @@
 # console and waits for the host's word (the file klr-reclaimed at the
 # volume's root, written through HAProxy once a surviving gateway has
 # adopted this client, told it to reclaim with SM_NOTIFY and seen the
-# lock reclaimed); another process is still refused the lock; the
-# holder releases it, and the other process then gets it.
+# lock reclaimed); another process is still refused the lock; a third
+# waits for it (a blocking lock through a second mount); the holder
+# releases it, the waiter gets it (GRANTED from the surviving gateway),
+# and once it lets go the other process gets it too.
 # The locks are taken by locker.pl through the host's / (chroot), as in
 # guest-locks.sh.  Prints TAP lines; exits 1 if a check failed.
 M=${MNT:-/mnt/nfs}
@@ -79,8 +81,27 @@ t_failover() {
 	[ "$(st range $C/f 100 1 r)" = 1 ]
 }
 
+# The waiter locks through a second mount (nosharecache: another
+# superblock), else the client would queue it behind the holder's lock
+# itself and never ask the server; so the server answers BLOCKED and,
+# once the lock is free, calls the guest back with GRANTED.  The host
+# says when a gateway keeps the blocked request (klr-blocked).
 t_release() {
-	note "releasing"
+	mkdir -p /mnt/nfs2 /host/tmp/nfs2
+	mount -t nfs -o "$NFS_MNT_OPTS,nosharecache" "$NFS_SRC" /mnt/nfs2
+	mount --bind /mnt/nfs2 /host/tmp/nfs2
+	lk hold /tmp/nfs2/klr/f w /tmp/klr.w /tmp/klr.wgo &
+	echo $! > /tmp/klr.waiter
+	echo KTEST_WAITER > /dev/console
+	i=0
+	until [ -e "$M/klr-blocked" ]; do
+		i=$((i + 1))
+		[ $i -le 480 ] || { echo "no word from the host"; return 1; }
+		sleep 0.5
+		echo 2 > /proc/sys/vm/drop_caches
+	done
+	note "the host saw the waiter's request blocked"
+	[ ! -e $G/klr.w ]
 	touch $G/klr.go
 	i=0
 	while kill -0 "$(cat /tmp/klr.holder)" 2>/dev/null; do
@@ -89,13 +110,15 @@ t_release() {
 		sleep 0.1
 	done
 	note "the holder is gone"
+	await $G/klr.w
+	note "the waiting process took the lock"
+	[ "$(st try $C/f r)" = 1 ]
+	touch $G/klr.wgo
+	wait "$(cat /tmp/klr.waiter)"
 	[ "$(st try $C/f w)" = 0 ]
 	note "taken and released by another process"
-	# and a blocking lock of the whole file at once (nobody holds it)
-	lk hold $C/f w /tmp/klr.again /tmp/klr.again &
-	await $G/klr.again
-	wait $!
-	note "a blocking lock taken"
+	umount /host/tmp/nfs2
+	umount /mnt/nfs2
 }
 
 echo "# kernel $(uname -r), mount: $(grep " $M " /proc/mounts)"
@@ -114,7 +137,7 @@ check "a write lock held through HAProxy; another process is refused" \
 	t_hold
 check "its gateway killed: reclaimed through another, still refused" \
 	t_failover
-check "released: the other process takes it" t_release
+check "released: the waiting process gets it, then another" t_release
 rm -rf $D
 echo "1..$n"
 echo "# $((n - nfail)) passed, $nfail failed of $n"

@@ -115,7 +115,7 @@ for i in 1 2 3; do
 	raft_secret_file = $TMP/raft.key
 	listen = ${GW[$i]}:$PORT
 	exports = $TMP/exports
-	metrics_listen = off
+	metrics_listen = 127.0.0.1:919$i
 	proxy_protocol = yes
 	session_timeout = 5s
 	lock_grace = 60s
@@ -187,8 +187,25 @@ echo "# haproxy on $HOSTA:$PORT in front of ${GW[1]} ${GW[2]} ${GW[3]};" \
 
 # The killer: waits for the guest's word on its console, SIGKILLs
 # gateway 1, then waits until gateway 2 or 3 saw the guest reclaim its
-# lock (their logs) and tells the guest so through HAProxy.
+# lock (their logs) and tells the guest so through HAProxy; then, when
+# the guest starts its waiter, until a gateway keeps its blocked request.
 Q="?version=3&nfsport=$PORT&mountport=$PORT"
+# tell WORD: create WORD at the volume's root, through HAProxy
+tell() {
+	: > "$TMP/empty"
+	for _ in $(seq 30); do
+		nfs-cp "$TMP/empty" "nfs://$HOSTA//$1$Q" > "$TMP/nfs-cp.log" \
+			2>&1 && break
+		sleep 1
+	done
+}
+# metric I NAME: its value on gateway I's metrics endpoint
+metric() {
+	exec 3<>/dev/tcp/127.0.0.1/919$1 || return 1
+	printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+	tr -d '\r' <&3 | awk -v n="$2" '$1 == n {print $2}'
+	exec 3<&-
+}
 killer() {
 	local log=$TMP/console.log word=klr-reclaimed
 	for _ in $(seq 6000); do
@@ -206,12 +223,20 @@ killer() {
 	grep -q 'client ktest reclaimed its locks' "$TMP/n2.log" "$TMP/n3.log" ||
 		word=klr-noreclaim
 	echo "[host] $word" >> "$TMP/killer.log"
-	: > "$TMP/empty"
-	for _ in $(seq 30); do
-		nfs-cp "$TMP/empty" "nfs://$HOSTA//$word$Q" > "$TMP/nfs-cp.log" \
-			2>&1 && break
-		sleep 1
+	tell $word
+	# then the guest's waiter: once a gateway keeps its blocked request
+	for _ in $(seq 6000); do
+		grep -aq 'KTEST_WAITER' "$log" 2>/dev/null && break
+		sleep 0.1
 	done
+	for _ in $(seq 2400); do
+		[ "$(metric 2 tessera_nlm_blocked_requests)" = 1 ] ||
+			[ "$(metric 3 tessera_nlm_blocked_requests)" = 1 ] && break
+		sleep 0.1
+	done
+	echo "[host] the waiter's request is blocked at a gateway" \
+		>> "$TMP/killer.log"
+	tell klr-blocked
 }
 killer &
 KILLER=$!
@@ -240,10 +265,22 @@ grep -qE 'client ktest \(10\.77\.0\.2\) of gateway session .* adopted' \
 ok "a surviving gateway adopted the guest (its address through HAProxy)" $?
 grep -q 'client ktest reclaimed its locks' "$TMP/n2.log" "$TMP/n3.log"
 ok "the guest reclaimed its lock there (SM_NOTIFY reached its statd)" $?
+granted=0
 for i in 2 3; do
 	kill -0 "${PID[$i]}" 2>/dev/null
 	ok "gateway $i still serves" $?
+	g=$(metric $i tessera_nlm_granted_callbacks_total)
+	echo "# gateway $i: ${g:-?} GRANTED callbacks accepted by the guest," \
+		"$(metric $i tessera_nlm_callbacks_failed_total) failed"
+	granted=$((granted + ${g:-0}))
 done
+# The waiter's blocked request was kept by a surviving gateway before the
+# holder let go (the host waited for it): its lock came by a GRANTED
+# callback, to the guest's address and from the balancer's, both known
+# only through the PROXY header.  (A refused one would have left the
+# waiter to its own poll, 30 s later.)
+[ "$granted" -ge 1 ]
+ok "the waiter was granted its lock by GRANTED ($granted accepted)" $?
 if [ $nfail != 0 ]; then
 	for i in 1 2 3; do
 		echo "# gateway $i log (last 20 lines):"
