@@ -101,6 +101,24 @@ host_quota() {
 	done
 }
 
+# host_tessera NAME "ARGS": have kernel-test.sh run `tessera ARGS` on the
+# host, META standing for the volume's metadata URL; returns once it ran,
+# its output and "exit N" in /tmp/tessera.NAME (KTEST_HOST=1 only).
+host_tessera() {
+	printf '%s\n' "$2" > "$M/ktest-tessera.$1.tmp" &&
+		mv "$M/ktest-tessera.$1.tmp" "$M/ktest-tessera.$1" || return 1
+	i=0
+	until [ -e "$M/ktest-tessera-done.$1" ]; do
+		i=$((i + 1))
+		[ $i -le 120 ] || { echo "the host ran nothing ($1)"; return 1; }
+		sleep 0.5
+		echo 2 > /proc/sys/vm/drop_caches
+	done
+	cat "$M/ktest-tessera-done.$1" > /tmp/tessera.$1
+	sed 's/^/note: tessera: /' /tmp/tessera.$1
+	grep -qx "exit 0" /tmp/tessera.$1
+}
+
 # ---- metadata ---------------------------------------------------------
 
 t_metadata() {
@@ -405,6 +423,35 @@ t_quota() {
 	host_exports quota2 "/ 127.0.0.1(rw,insecure,no_root_squash)"
 	rm -rf $M/kt-quota $M/ktest-*      # the quota goes with kt-quota
 }
+t_trash() {
+	# The trash (trash_days 1 for this check only): rm as root moves the
+	# file into /.trash/HOUR/DIR-INO-NAME, which root lists and reads
+	# through the mount; uid 1000 sees no .trash in the root's listing;
+	# `tessera trash restore` on the host puts it back, data intact.
+	if [ -z "${KTEST_HOST:-}" ]; then
+		echo "note: no host helper (KTEST_HOST): skipped"
+		return 0
+	fi
+	host_tessera trash1 "config --trash-days 1 META"
+	echo "kept by the trash" > $D/trashme
+	ino=$(stat -c %i $D/trashme)
+	rm $D/trashme
+	cold
+	ls -a $M | grep -qx .trash
+	f=$(ls -d $M/.trash/*/*-$ino-trashme)
+	eq "$(cat "$f")" "kept by the trash" "the removed file, in the trash"
+	fails rm -f "$f"                        # the trash is read-only
+	cold                                    # the user's own READDIR
+	asuser "ls -a /tmp/nfs" > /tmp/user-ls.out
+	grep -qx ktest /tmp/user-ls.out         # the user does list the root
+	fails grep -qx .trash /tmp/user-ls.out
+	host_tessera trash2 "trash restore META ${f#$M}"
+	cold
+	eq "$(cat $D/trashme)" "kept by the trash" "restored by tessera trash restore"
+	eq "$(stat -c %i $D/trashme)" "$ino" "the same inode"
+	host_tessera trash3 "config --trash-days 0 META"
+	rm $D/trashme $M/ktest-*
+}
 t_truncate() {
 	cd $D; mkdir tr; cd tr
 	printf '0123456789abcdefghij' > f
@@ -554,6 +601,7 @@ check "set-id bits: cleared by a user's write, truncate, chgrp" t_setid
 check "a 0744 directory: names listed, nothing reachable" t_noexec_dir
 check "export confinement: moved out, re-pointed fsid: ESTALE" t_export_confine
 check "quota'd export: df shows the limit, dd past it: EDQUOT" t_quota
+check "trash: rm as root, read in /.trash, restore; hidden from a user" t_trash
 check "truncate: shrink, extend reads zeros" t_truncate
 check "mkfifo and mknod" t_special_files
 check "sparse file: size, reads zeros" t_sparse

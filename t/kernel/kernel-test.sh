@@ -148,13 +148,34 @@ echo "# kernel-test: $SERVER (pid $SRV) on 127.0.0.1:$PORT"
 # loop installs it, reloads tesserad (SIGHUP) and answers with an empty
 # ktest-reloaded.NAME once the reload is logged.  A ktest-quota.NAME
 # holding "PATH BYTES INODES" (host_quota) is run as `tessera quota set`,
-# answered by ktest-quota-done.NAME.
+# answered by ktest-quota-done.NAME.  A ktest-tessera.NAME holding the
+# arguments of a `tessera` command, META standing for the volume's
+# metadata URL (host_tessera), is run, answered by ktest-tessera-done.NAME
+# holding its exit status and output.
 host_helper() {
 	local q="?version=3&nfsport=$PORT&mountport=$PORT" seen=" " f n before
-	local qpath qbytes qinodes
+	local qpath qbytes qinodes targs
 	: > "$TMP/empty"
 	while kill -0 "$SRV" 2>/dev/null; do
 		sleep 0.5
+		for f in $(nfs-ls "nfs://127.0.0.1/$q" 2>/dev/null |
+			   awk '{print $NF}' |
+			   grep -E '^ktest-tessera\.[a-z0-9-]+$'); do
+			n=tessera-${f#ktest-tessera.}
+			[[ $seen == *" $n "* ]] && continue
+			targs=$(nfs-cat "nfs://127.0.0.1//$f$q" 2>/dev/null) ||
+				continue
+			targs=${targs//META/lmdb://$TMP/meta}
+			# word splitting of the guest's line is the point here
+			# shellcheck disable=SC2086
+			{ "$top_builddir/tessera" $targs > "$TMP/tessera.out" 2>&1
+			  echo "exit $?" >> "$TMP/tessera.out"; }
+			cat "$TMP/tessera.out" >> "$TMP/server.log"
+			nfs-cp "$TMP/tessera.out" \
+				"nfs://127.0.0.1//ktest-tessera-done.${f#ktest-tessera.}$q" \
+				>/dev/null 2>&1
+			seen="$seen$n "
+		done
 		for f in $(nfs-ls "nfs://127.0.0.1/$q" 2>/dev/null |
 			   awk '{print $NF}' |
 			   grep -E '^ktest-quota\.[a-z0-9-]+$'); do
