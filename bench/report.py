@@ -10,8 +10,8 @@ import os
 import statistics
 import sys
 
-SERVERS = ["tessera", "tessera-wb", "tessera-async", "tessera-s3",
-           "ganesha", "ganesha5"]
+SERVERS = ["tessera", "tessera-noinline", "tessera-wb", "tessera-async",
+           "tessera-s3", "ganesha", "ganesha5"]
 GANESHAS = ("ganesha", "ganesha5")
 LOWER_BETTER = ("_ms", "us_per_entry", "_MiB", "secs", "_per_file")
 # workload prefix -> (title, metrics shown, in order)

@@ -3,7 +3,8 @@
 #
 # Usage: bench/run.sh [--quick] [--only WORKLOAD[,WORKLOAD...]] [--reps N]
 #                     [--servers tessera,tessera-wb,tessera-async,ganesha,
-#                                ganesha5[,tessera-s3]] [--keep]
+#                                ganesha5[,tessera-s3][,tessera-noinline]]
+#                     [--keep]
 # Workloads: seqwrite seqread randrw smallfiles meta readdir jfsbench
 #
 # Installs what it needs (Debian packages), builds Tessera if needed (in
@@ -15,6 +16,7 @@
 # is 5.9 from bookworm-backports, unpacked beside the run (see
 # ganesha5_prepare), never installed over 4.3.  Results go to <repo>/results/<timestamp>/ (results.md,
 # raw.txt, chart.png, logs).
+# TESSERAD_OPTS="-o inline_max=0" adds options to every tesserad started.
 # Benchmarks print figures; they never fail on speed.  See bench/README.
 set -uo pipefail
 
@@ -24,6 +26,7 @@ ONLY=
 REPS=
 SERVERS=tessera,tessera-wb,tessera-async,ganesha,ganesha5
 KEEP=0
+TESSERAD_OPTS=${TESSERAD_OPTS:-}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ;;
@@ -206,7 +209,7 @@ srv_start() { # $1 server name; starts it on its existing data
 	free_port; p=$port
 	mport=
 	case $1 in
-	tessera|tessera-wb|tessera-async|tessera-s3)
+	tessera|tessera-wb|tessera-async|tessera-s3|tessera-noinline)
 		local o=()
 		free_port; mport=$port
 		[ "$1" = tessera-wb ] && mkdir -p "$work/$1/cache" &&
@@ -214,6 +217,9 @@ srv_start() { # $1 server name; starts it on its existing data
 		# the export option async: metadata operations answered
 		# before their commit is flushed (a row of its own, so the
 		# default's figures stay those of full durability)
+		# small files' bytes in objects, as before inline data
+		# (tessera.conf(5) inline_max): the same run's before/after
+		[ "$1" = tessera-noinline ] && o=(-o inline_max=0)
 		[ "$1" = tessera-async ] &&
 			echo "/ 127.0.0.1(rw,no_root_squash,insecure,async)" \
 				>"$work/$1/exports" &&
@@ -221,7 +227,7 @@ srv_start() { # $1 server name; starts it on its existing data
 		"$BUILD/tesserad" --meta "lmdb://$work/$1/meta" \
 			--listen "127.0.0.1:$p" --foreground --no-rpcbind \
 			--metrics-listen "127.0.0.1:$mport" \
-			-L warn "${o[@]}" 2>>"$log" &
+			-L warn "${o[@]}" $TESSERAD_OPTS 2>>"$log" &
 		srv_pid=$!
 		url="nfs://127.0.0.1/?version=3&nfsport=$p&mountport=$p"
 		;;
@@ -284,7 +290,7 @@ srv_fresh() { # $1 server: empty volume/export, started
 	rm -rf "${work:?}/$1"
 	mkdir -p "$work/$1"
 	case $1 in
-	tessera|tessera-wb|tessera-async|tessera-s3)
+	tessera|tessera-wb|tessera-async|tessera-s3|tessera-noinline)
 		local store="file://$work/$1/obj"
 		# a prefix of its own in the bucket for every fresh volume
 		[ "$1" = tessera-s3 ] && s3_vols=$((s3_vols + 1)) &&
