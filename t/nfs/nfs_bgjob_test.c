@@ -32,6 +32,12 @@
  *      tessera_compaction_queued_chunks and status's "compaction:" line
  *      say 1.  Once the writes stop, the chunk is compacted and both say
  *      0.
+ *   7. A holder that makes no progress: E restarted on the store behind
+ *      the fault wrapper, every delete failing; a file removed through
+ *      it is a backlog its job cannot shrink though it holds the lease:
+ *      tessera_bgjob_stalled{reason="holder"} goes to 1 and status says
+ *      the holder makes no progress.  Faults off: the job deletes, the
+ *      alarm clears.
  * Waits are polls with a generous limit: what is asserted is each change
  * of state, never how long it took.
  */
@@ -424,6 +430,27 @@ main(void)
 	TH_REQUIRE(th_server_join(&e, &a, args, true) == 0, "E starts");
 	TH_CHECK(wait_holder(&a, e.pid), "E takes the lease");
 	compaction_queue(&e);
+
+	/* 7. The holder stalls: its deletes fail. */
+	snprintf(conf, sizeof conf, "%s/fault.ctl", a.dir);
+	th_store_faults(conf, "ops=del,err=1");
+	th_server_stop(&c, false);
+	th_server_stop(&e, false);
+	TH_REQUIRE(th_tessera(&a, "config '%s' --storage 'fault(ctl=%s):%s'",
+			      a.meta_url, conf, a.storage_url) == 0,
+		   "the store behind the fault wrapper");
+	TH_REQUIRE(th_server_restart(&e, false) == 0, "E restarts on it");
+	TH_CHECK(wait_holder(&a, e.pid), "E holds the lease again");
+	write_remove(&e, "f5");
+	TH_CHECK(wait_metric(&e, "tessera_bgjob_stalled{reason=\"holder\"}",
+			     1), "E's alarm: the holder makes no progress");
+	TH_CHECK(wait_status(&a, "bgjob alarm:   STALLED: the lease holder "
+			     "makes no progress"), "status says so");
+	th_store_faults(conf, NULL);
+	TH_CHECK(wait_metric(&e, "tessera_bgjob_stalled{reason=\"holder\"}",
+			     0) &&
+		 wait_metric(&e, "tessera_bgjob_backlog_items", 0),
+		 "faults off: the job deletes, the alarm clears");
 
 	th_server_destroy(&e);
 	th_server_destroy(&d);
