@@ -121,6 +121,7 @@ struct cache {
 	struct cache_ra *ra;
 	struct cache_gc *gc;
 	_Atomic uint64_t wait_ms; /* store_wait_max (0: no bound) */
+	struct tl_pool *rdq;      /* reads that callers wait for, bounded */
 };
 
 /* Flush f, waiting at most store_wait_max (flush.c). */
@@ -328,6 +329,20 @@ cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	*eof = off >= size;
 	if (off >= size || len == 0)
 		return 0;
+	if (atomic_load(&c->wait_ms) != 0 && !cache_blocks_local(c->st)) {
+		/* bounded (cache_read_ref): one copy more */
+		void *data, *ref;
+
+		r = cache_read_ref(c, ino, size, off, len, false, &data, &ref,
+				   got, eof);
+		if (r == 0 && *got > 0)
+			memcpy(buf, data, *got);
+		if (ref != NULL)
+			cache_read_done(ref);
+		else
+			free(data);
+		return r;
+	}
 	end = off + TL_MIN(len, size - off);
 	f = cache_file_get(c->ft, ino, false);
 	seq = cache_ra_note(c->ra, ino, size, off, end);
@@ -408,10 +423,10 @@ read_file(struct cache *c, const struct cache_plan *p, uint64_t len,
 	return 1;
 }
 
-int
-cache_read_ref(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
-	       size_t len, bool files, void **data, void **ref, size_t *got,
-	       bool *eof)
+static int
+read_ref_now(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
+	     size_t len, bool files, void **data, void **ref, size_t *got,
+	     bool *eof)
 {
 	struct cache_plan p = {0}, *planned = NULL;
 	bool seq, local = cache_blocks_local(c->st), replan = false;
@@ -464,6 +479,106 @@ cache_read_ref(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	*got = (size_t)(end - off);
 	*eof = end == size;
 	return 0;
+}
+
+/*
+ * store_wait_max for READ: from a store that is not read in place (S3,
+ * or a file store under wrappers that transform or delay), a read runs
+ * on the cache's "readq" pool and the caller waits for it at most
+ * store_wait_max, then answers -EAGAIN (NFS3ERR_JUKEBOX) and its worker
+ * is free; the read goes on and, when it ends, frees what it read
+ * itself (the blocks it fetched stay in memory for the client's retry).
+ * A local store reads in place (page cache, sendfile): it never waits
+ * for a remote store, and pays no hand-off.
+ */
+struct rdq_job {
+	struct cache *c;
+	uint64_t ino, size, off;
+	size_t len;
+	bool files;
+	/* results */
+	void *data, *ref;
+	size_t got;
+	bool eof;
+	int r;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done, abandoned; /* under mu */
+};
+
+static void
+rdq_free(struct rdq_job *j, bool results)
+{
+	if (results && j->ref != NULL)
+		cache_read_done(j->ref);
+	else if (results)
+		free(j->data);
+	pthread_mutex_destroy(&j->mu);
+	pthread_cond_destroy(&j->cv);
+	free(j);
+}
+
+static void
+rdq_fn(void *arg)
+{
+	struct rdq_job *j = arg;
+	bool abandoned;
+
+	j->r = read_ref_now(j->c, j->ino, j->size, j->off, j->len, j->files,
+			    &j->data, &j->ref, &j->got, &j->eof);
+	pthread_mutex_lock(&j->mu);
+	j->done = true;
+	abandoned = j->abandoned;
+	pthread_cond_signal(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	if (abandoned)
+		rdq_free(j, true);
+}
+
+int
+cache_read_ref(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
+	       size_t len, bool files, void **data, void **ref, size_t *got,
+	       bool *eof)
+{
+	uint64_t wait = atomic_load(&c->wait_ms), now, end;
+	struct rdq_job *j;
+	int r;
+
+	if (wait == 0 || cache_blocks_local(c->st) || off >= size || len == 0)
+		return read_ref_now(c, ino, size, off, len, files, data, ref,
+				    got, eof);
+	j = tl_calloc(1, sizeof(*j));
+	j->c = c;
+	j->ino = ino;
+	j->size = size;
+	j->off = off;
+	j->len = len;
+	j->files = files;
+	pthread_mutex_init(&j->mu, NULL);
+	pthread_cond_init(&j->cv, NULL);
+	tl_pool_submit(c->rdq, rdq_fn, j);
+	end = tl_mono_ns() + wait * 1000000ULL;
+	pthread_mutex_lock(&j->mu);
+	while (!j->done && (now = tl_mono_ns()) < end)
+		cache_cond_wait_ms(&j->cv, &j->mu,
+				   (end - now + 999999) / 1000000);
+	if (!j->done) {
+		j->abandoned = true; /* rdq_fn frees it */
+		pthread_mutex_unlock(&j->mu);
+		*data = NULL;
+		*ref = NULL;
+		*got = 0;
+		*eof = false;
+		return -EAGAIN;
+	}
+	pthread_mutex_unlock(&j->mu);
+	*data = j->data;
+	*ref = j->ref;
+	*got = j->got;
+	*eof = j->eof;
+	r = j->r;
+	rdq_free(j, false);
+	return r;
 }
 
 void
@@ -583,6 +698,7 @@ cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
 	c = tl_calloc(1, sizeof(*c));
 	c->m = m;
 	atomic_init(&c->wait_ms, o->store_wait_ms);
+	c->rdq = tl_pool_create("readq", dl, 0);
 	c->bp = cache_bufpool_open(bs);
 	r = cache_blocks_open(os, o, st->name, bs, up, c->bp, &c->st);
 	if (r < 0)
@@ -644,6 +760,8 @@ cache_close(struct cache *c)
 	if (c == NULL)
 		return;
 	cache_gc_stop(c->gc);
+	if (c->rdq != NULL)
+		tl_pool_destroy(c->rdq); /* reads in flight end first */
 	if (c->fl != NULL)
 		flush_all(c);
 	cache_flusher_close(c->fl);

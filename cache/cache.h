@@ -164,7 +164,9 @@ void cache_forget(struct cache *c, uint64_t ino);
  * planned with is not in the object store, because the file was removed
  * or truncated meanwhile and the deletion job deleted it (or, if the
  * file is unchanged, because it is lost): the caller looks at the file
- * again and reads again. */
+ * again and reads again.  -EAGAIN: from a store not read in place, the
+ * read took longer than store_wait_max (a GET that hangs); it goes on
+ * without the caller, whose retry finds its blocks in memory. */
 int cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
 	       size_t len, void *buf, size_t *got, bool *eof);
 /* cache_read into memory the call provides: *data is a malloc'd buffer

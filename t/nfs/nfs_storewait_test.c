@@ -14,6 +14,10 @@
  *     answers OK with the WRITEs' verifier (retried while JUKEBOX, as a
  *     client does), and after a SIGKILL and a restart every byte reads
  *     back from the store;
+ *   - after a restart (no block in memory), with every GET held, READs
+ *     answer JUKEBOX, more of them than workers, and a WRITE after
+ *     them is answered; once the GETs go on, the retried READ answers
+ *     the file's bytes;
  *   - the daemon stops with SIGTERM, losing nothing.
  * Nothing here measures time: the bound only has to end the waits.
  */
@@ -186,6 +190,41 @@ main(void)
 			 got == 1 && x[0] == 'x',
 		 "and the WRITE sent while the store hung too");
 	}
+
+	/* A READ whose GET hangs: a fresh process holds no block. */
+	TH_REQUIRE(th_server_restart(&srv, false) == 0, "restart");
+	th_disconnect(&cn);
+	TH_REQUIRE(th_connect(&cn, srv.port, "/", 0, 0) == 0, "reconnect");
+	th_store_faults(ctl, "hold=1,ops=get");
+	for (n = 0; n < 2 * WORKERS; n++) {
+		static uint8_t buf[BS];
+
+		st = th_read(&cn, &a, (uint64_t)(n % 3) * BS, BS, buf, NULL,
+			     NULL);
+		TH_STAT(st, NFS3ERR_JUKEBOX, "READ %d answers JUKEBOX while "
+			"its GET hangs", n);
+	}
+	TH_CHECK(is_held(), "the GETs are held");
+	st = th_write(&cn, &b, BS, "y", 1, UNSTABLE, NULL);
+	TH_STAT(st, NFS3_OK, "a WRITE after them is answered");
+	th_store_faults(ctl, NULL);
+	{
+		static uint8_t buf[BS];
+		uint32_t got = 0;
+
+		jb = 0;
+		while ((st = th_read(&cn, &a, 0, BS, buf, &got, NULL)) ==
+			       NFS3ERR_JUKEBOX &&
+		       jb < 1000) {
+			jb++;
+			usleep(100000);
+		}
+		TH_STAT(st, NFS3_OK, "the READ retried once the store is "
+			"back answers (%d more JUKEBOX first)", jb);
+		TH_CHECK(got == BS && memcmp(buf, data, BS) == 0,
+			 "with the file's bytes");
+	}
+	TH_CHECK(reads_back(&a, data, SIZE), "a reads back byte for byte");
 	th_disconnect(&cn);
 	th_server_stop(&srv, false);
 	TH_CHECK(th_server_log_count(&srv, "lost at close") == 0,
