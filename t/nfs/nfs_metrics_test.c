@@ -7,7 +7,8 @@
  * counted as such and not as an error, CREATE and REMOVE on an export
  * with async are committed without waiting for a sync of the metadata
  * and on the default (sync) export each waits for one, /healthz answers
- * "ok",
+ * "ok", a gateway of a one-node raft:// group shows its replica's LMDB
+ * map and pages like an lmdb:// one,
  * and unknown paths and other methods are refused.
  *
  * The daemon listens for HTTP on port 0 and logs the port it got ("metrics
@@ -22,12 +23,16 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "t/nfs/tharness.h"
@@ -39,16 +44,15 @@ static int http_port;
 /* ---- HTTP ------------------------------------------------------------- */
 
 /* The port of the last "metrics on" line written after offset from of
- * tesserad.log; 0 if none (yet). */
+ * the log at path; 0 if none (yet). */
 static int
-log_port(long from)
+log_port_of(const char *path, long from)
 {
 	static const char tag[] = "metrics on http://127.0.0.1:";
-	char path[400], line[1024];
+	char line[1024];
 	int port = 0;
 	FILE *f;
 
-	snprintf(path, sizeof path, "%s/tesserad.log", srv.dir);
 	f = fopen(path, "r");
 	if (f == NULL)
 		return 0;
@@ -61,6 +65,16 @@ log_port(long from)
 	}
 	fclose(f);
 	return port;
+}
+
+/* The same in tesserad.log. */
+static int
+log_port(long from)
+{
+	char path[400];
+
+	snprintf(path, sizeof path, "%s/tesserad.log", srv.dir);
+	return log_port_of(path, from);
 }
 
 static long
@@ -946,6 +960,110 @@ check_top(void)
 		 "top --interval 0: usage error");
 }
 
+/* ---- a raft:// gateway ------------------------------------------------- */
+
+/* A loopback TCP port nobody listens on now. */
+static int
+free_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+
+	th_loopback(&sin, 0);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+		port = ntohs(sin.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* A gateway of a one-node raft:// group shows its replica's LMDB map
+ * and pages like an lmdb:// gateway (tessera_meta_lmdb_*). */
+static void
+check_raft(void)
+{
+	char dir[300], conf[400], log[400], *cmd, bin[600];
+	int raft_port = free_port(), nfs_port = free_port(), st;
+	pid_t pid;
+	char *m;
+	FILE *f;
+
+	snprintf(dir, sizeof dir, "%s/raft", srv.dir);
+	snprintf(conf, sizeof conf, "%s/node.conf", dir);
+	snprintf(log, sizeof log, "%s/node.log", dir);
+	TH_REQUIRE(mkdir(dir, 0700) == 0 && raft_port > 0 && nfs_port > 0,
+		   "a directory and ports for a raft node");
+	f = fopen(conf, "w");
+	TH_REQUIRE(f != NULL, "write %s", conf);
+	fprintf(f, "raft_id = 1\nraft_dir = %s/n1\n"
+		"raft_address = 127.0.0.1:%d\nraft_peers = 1@127.0.0.1:%d\n"
+		"raft_secret_file = %s/raft.key\nlisten = 127.0.0.1:%d\n"
+		"metrics_listen = 127.0.0.1:0\nrpcbind = no\n"
+		"locking = no\nlog_file = %s\n",
+		dir, raft_port, raft_port, dir, nfs_port, log);
+	fclose(f);
+	TH_REQUIRE(asprintf(&cmd,
+			    "%s/tessera raft secret %s/raft.key >/dev/null && "
+			    "%s/tessera -c %s format raft:// file://%s/obj "
+			    "rvol >%s/format.out 2>&1 || { sed 's/^/#   /' "
+			    "%s/format.out; exit 1; }",
+			    th_builddir(), dir, th_builddir(), conf, dir, dir,
+			    dir) > 0,
+		   "asprintf");
+	st = system(cmd);
+	free(cmd);
+	TH_REQUIRE(st == 0, "tessera format raft:// founds a group of one "
+		   "node");
+	snprintf(bin, sizeof bin, "%s/tesserad", th_builddir());
+	pid = fork();
+	if (pid == 0) {
+		/* what it says before its log file opens goes there too */
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(bin, bin, "-c", conf, "--meta", "raft://", "-f",
+		      (char *)NULL);
+		_exit(127);
+	}
+	TH_REQUIRE(pid > 0, "fork");
+	http_port = 0;
+	for (uint64_t t0 = th_now_ms(); th_now_ms() - t0 < TH_STALL_MS;
+	     usleep(50000))
+		if ((http_port = log_port_of(log, 0)) > 0 ||
+		    waitpid(pid, &st, WNOHANG) == pid)
+			break;
+	TH_REQUIRE(http_port > 0, "the raft gateway serves its metrics");
+	m = scrape();
+	TH_CHECK(sample(m, "tessera_raft_node_id") == 1,
+		 "it is node 1 of a raft group");
+	TH_CHECK(sample(m, "tessera_meta_lmdb_pages_used") >= 2 &&
+			 sample(m, "tessera_meta_lmdb_map_used_bytes") ==
+				 sample(m, "tessera_meta_lmdb_pages_used") *
+					 sample(m,
+						"tessera_meta_lmdb_page_size_bytes") &&
+			 sample(m, "tessera_meta_lmdb_map_size_bytes") >=
+				 sample(m, "tessera_meta_lmdb_map_used_bytes") &&
+			 sample(m, "tessera_meta_lmdb_entries") >= 3 &&
+			 sample(m, "tessera_meta_lmdb_tree_pages{kind=\"leaf\"}") >=
+				 1,
+		 "its replica's LMDB map and pages (%.0f of %.0f bytes, %.0f "
+		 "keys)",
+		 sample(m, "tessera_meta_lmdb_map_used_bytes"),
+		 sample(m, "tessera_meta_lmdb_map_size_bytes"),
+		 sample(m, "tessera_meta_lmdb_entries"));
+	free(m);
+	kill(pid, SIGTERM);
+	TH_CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+			 WEXITSTATUS(st) == 0,
+		 "the raft gateway stops");
+}
+
 int
 main(void)
 {
@@ -1035,6 +1153,7 @@ main(void)
 	th_disconnect(&cn);
 	/* the throttled upload would hold a clean stop for a minute */
 	th_server_stop(&srv, true);
+	check_raft();
 	th_server_destroy(&srv);
 	return th_done();
 }
