@@ -91,6 +91,36 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
     {"store_wait_max", TL_CONF_DURATION, "30s", 0, 86400 * 1000, true,
      "a request waiting this long for the object store answers JUKEBOX "
      "(0: waits as long as it takes)", OFF(store_wait_max)},
+    {"client_meta_read_rate", TL_CONF_U64, "0", 0, 100000000, true,
+     "metadata reads (GETATTR, LOOKUP, ACCESS, READDIR...) per second of "
+     "one client address (0: no limit)", OFF(client_meta_read_rate)},
+    {"client_meta_read_burst", TL_CONF_U64, "0", 0, 100000000, true,
+     "metadata reads a client may save up (0: one second's worth)",
+     OFF(client_meta_read_burst)},
+    {"client_meta_write_rate", TL_CONF_U64, "0", 0, 100000000, true,
+     "metadata changes (CREATE, REMOVE, RENAME, SETATTR...) per second "
+     "of one client address (0: no limit)", OFF(client_meta_write_rate)},
+    {"client_meta_write_burst", TL_CONF_U64, "0", 0, 100000000, true,
+     "metadata changes a client may save up (0: one second's worth)",
+     OFF(client_meta_write_burst)},
+    {"export_meta_read_rate", TL_CONF_U64, "0", 0, 100000000, true,
+     "metadata reads per second of one export, all clients together "
+     "(0: no limit)", OFF(export_meta_read_rate)},
+    {"export_meta_read_burst", TL_CONF_U64, "0", 0, 100000000, true,
+     "metadata reads an export may save up (0: one second's worth)",
+     OFF(export_meta_read_burst)},
+    {"export_meta_write_rate", TL_CONF_U64, "0", 0, 100000000, true,
+     "metadata changes per second of one export, all clients together "
+     "(0: no limit)", OFF(export_meta_write_rate)},
+    {"export_meta_write_burst", TL_CONF_U64, "0", 0, 100000000, true,
+     "metadata changes an export may save up (0: one second's worth)",
+     OFF(export_meta_write_burst)},
+    {"limit_wait_max", TL_CONF_DURATION, "1s", 0, 60000, true,
+     "longest wait of a call over a metadata rate limit; one that would "
+     "wait longer is answered NFS3ERR_JUKEBOX", OFF(limit_wait_max)},
+    {"limit_clients", TL_CONF_U64, "16384", 16, 1ULL << 22, false,
+     "client addresses whose rate-limit buckets are kept (the least "
+     "recently seen are reused)", OFF(limit_clients)},
     {"log_level", TL_CONF_STRING, "notice", 0, 0, true,
      "err, warn, notice, info or debug", OFF(log_level)},
     {"log_file", TL_CONF_STRING, "", 0, 0, false,
@@ -201,6 +231,22 @@ void
 nfsd_config_free(struct nfsd_config *cfg)
 {
 	tl_conf_free(nfsd_conf_opts, nfsd_conf_nopts, cfg);
+}
+
+void
+nfsd_limit_conf_from(const struct nfsd_config *cfg,
+		     struct nfsd_limit_conf *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->client_rate[NFSD_LIMIT_READ] = cfg->client_meta_read_rate;
+	out->client_burst[NFSD_LIMIT_READ] = cfg->client_meta_read_burst;
+	out->client_rate[NFSD_LIMIT_WRITE] = cfg->client_meta_write_rate;
+	out->client_burst[NFSD_LIMIT_WRITE] = cfg->client_meta_write_burst;
+	out->export_rate[NFSD_LIMIT_READ] = cfg->export_meta_read_rate;
+	out->export_burst[NFSD_LIMIT_READ] = cfg->export_meta_read_burst;
+	out->export_rate[NFSD_LIMIT_WRITE] = cfg->export_meta_write_rate;
+	out->export_burst[NFSD_LIMIT_WRITE] = cfg->export_meta_write_burst;
+	out->wait_max_ms = cfg->limit_wait_max;
 }
 
 int

@@ -687,3 +687,35 @@ done:
 out:
 	xdr_destroy(&x);
 }
+
+void
+nfsd_dispatch_refuse(const uint8_t *msg, size_t len, nfsstat3 st,
+		     struct tl_buf *reply)
+{
+	_Alignas(max_align_t) char rbuf[CALL_BUF];
+	const struct nfsd_proc *p;
+	struct nfsd_call c;
+	uint32_t proc;
+
+	tl_buf_reset(reply);
+	if (len < 24 || tl_get_be32(msg + 12) != NFSD_PROG_NFS ||
+	    tl_get_be32(msg + 16) != 3)
+		return;
+	proc = tl_get_be32(msg + 20);
+	if (proc >= nfsd_nfs3_nprocs || nfsd_nfs3_procs[proc].handler == NULL)
+		return;
+	p = &nfsd_nfs3_procs[proc];
+	if (p->res_size + sizeof(nfsstat3) > sizeof(rbuf))
+		return;
+	memset(&c, 0, sizeof(c));
+	c.xid = tl_get_be32(msg);
+	c.prog = NFSD_PROG_NFS;
+	c.vers = 3;
+	c.proc = proc;
+	memset(rbuf, 0, sizeof(rbuf));
+	*(nfsstat3 *)rbuf = st; /* every NFSv3 result starts so */
+	nfsd_m_call(c.prog, proc);
+	nfsd_m_nfs_status(proc, st);
+	encode_result(reply, &c, p, rbuf);
+	reply_finish(reply);
+}

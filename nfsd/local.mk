@@ -45,7 +45,7 @@ nfsd_libxdrgen_a_CFLAGS = -std=gnu11 $(SAN_CFLAGS) -pthread -w \
 
 nfsd_libnfsd_a_SOURCES = nfsd/nfsd.h nfsd/nfsd-internal.h nfsd/rpc-internal.h \
 	nfsd/server-internal.h nfsd/server.c \
-	nfsd/rpc.c nfsd/dispatch.c nfsd/drc.c nfsd/fh.c nfsd/exports.c nfsd/mount3.c \
+	nfsd/rpc.c nfsd/dispatch.c nfsd/limit.c nfsd/drc.c nfsd/fh.c nfsd/exports.c nfsd/mount3.c \
 	nfsd/addr-internal.h nfsd/addr.c nfsd/counters-internal.h nfsd/counters.c \
 	nfsd/nfs3_status.h \
 	nfsd/config.c nfsd/metrics-internal.h nfsd/metrics.c \

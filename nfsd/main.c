@@ -532,6 +532,12 @@ on_hup(struct nfsd_server *srv, void *arg)
 			cache_set_bgjob_rates(h->cache, h->delete_rate,
 					      h->txn_rate);
 	}
+	if (srv != NULL) {
+		struct nfsd_limit_conf lc;
+
+		nfsd_limit_conf_from(&cfg, &lc);
+		nfsd_server_set_limits(srv, &lc);
+	}
 	if (tl_log_parse_level(cfg.log_level, &level) == 0)
 		tl_log_set_level(level);
 	else
@@ -557,12 +563,13 @@ on_hup(struct nfsd_server *srv, void *arg)
 	    cfg.max_locks_per_client != h->cfg->max_locks_per_client ||
 	    cfg.max_lock_waiters != h->cfg->max_lock_waiters ||
 	    cfg.lock_callback_window != h->cfg->lock_callback_window ||
+	    cfg.limit_clients != h->cfg->limit_clients ||
 	    strcmp(cfg.metrics_listen, h->cfg->metrics_listen) != 0)
 		tl_notice("tesserad",
-			  "reload: only exports, log_level, the "
-			  "bandwidth limits, store_wait_max and the background "
-			  "jobs' pace "
-			  "change on SIGHUP; restart for the others");
+			  "reload: only exports, log_level, the bandwidth "
+			  "limits, store_wait_max, the background jobs' pace "
+			  "and the metadata rate limits change on SIGHUP; "
+			  "restart for the others");
 	if (srv != NULL &&
 	    nfsd_server_set_exports(srv, cfg.exports, &err) != 0)
 		tl_err("tesserad", "reload: %s; keeping the old exports", err);

@@ -387,6 +387,89 @@ render_locks(struct tl_buf *b, struct nfsd_server *srv)
 	    l.grace);
 }
 
+/* A label value: \\, \" and \n escaped (export paths are any bytes). */
+static void
+label_value(struct tl_buf *b, const char *v)
+{
+	for (; *v != '\0'; v++) {
+		if (*v == '\\' || *v == '"')
+			bprintf(b, "\\%c", *v);
+		else if (*v == '\n')
+			bprintf(b, "\\n");
+		else
+			tl_buf_append(b, v, 1);
+	}
+}
+
+static const char *const limit_classes[NFSD_LIMIT_NCLASS] = {"read",
+							     "write"};
+
+struct limit_rows {
+	struct tl_buf delayed, refused;
+};
+
+static void
+limit_row(void *arg, const struct nfsd_limit_stats *st)
+{
+	struct limit_rows *r = arg;
+
+	for (int k = 0; k < NFSD_LIMIT_NCLASS; k++) {
+		bprintf(&r->delayed, "tessera_limit_delayed_total{export=\"");
+		label_value(&r->delayed, st->path);
+		bprintf(&r->delayed, "\",class=\"%s\"} %llu\n",
+			limit_classes[k], (unsigned long long)st->delayed[k]);
+		bprintf(&r->refused, "tessera_limit_refused_total{export=\"");
+		label_value(&r->refused, st->path);
+		bprintf(&r->refused, "\",class=\"%s\"} %llu\n",
+			limit_classes[k], (unsigned long long)st->refused[k]);
+	}
+}
+
+/* The metadata rate limits: what they are, and what they did by export
+ * (the exports that had a limited call since the start). */
+static void
+render_limits(struct tl_buf *b, struct nfsd_server *srv)
+{
+	struct limit_rows r = {TL_BUF_INIT, TL_BUF_INIT};
+	struct nfsd_limit_conf c;
+	uint64_t evicted;
+	size_t clients;
+
+	nfsd_server_get_limits(srv, &c);
+	family(b, "tessera_limit_meta_rate", "gauge",
+	       "Metadata operations per second allowed (0: no limit), per "
+	       "client address or per export, reads or changes.");
+	for (int k = 0; k < NFSD_LIMIT_NCLASS; k++) {
+		bprintf(b, "tessera_limit_meta_rate{scope=\"client\","
+			"class=\"%s\"} %llu\n", limit_classes[k],
+			(unsigned long long)c.client_rate[k]);
+		bprintf(b, "tessera_limit_meta_rate{scope=\"export\","
+			"class=\"%s\"} %llu\n", limit_classes[k],
+			(unsigned long long)c.export_rate[k]);
+	}
+	family(b, "tessera_limit_wait_max_seconds", "gauge",
+	       "limit_wait_max: longest wait for a rate limit, then "
+	       "NFS3ERR_JUKEBOX.");
+	bprintf(b, "tessera_limit_wait_max_seconds %.3f\n",
+		(double)c.wait_max_ms / 1000);
+	nfsd_server_limit_stats(srv, limit_row, &r, &clients, &evicted);
+	family(b, "tessera_limit_delayed_total", "counter",
+	       "Calls made to wait for a metadata rate limit, by export.");
+	tl_buf_append(b, r.delayed.data, r.delayed.len);
+	family(b, "tessera_limit_refused_total", "counter",
+	       "Calls answered NFS3ERR_JUKEBOX by a metadata rate limit, by "
+	       "export.");
+	tl_buf_append(b, r.refused.data, r.refused.len);
+	one(b, "tessera_limit_clients", "gauge",
+	    "Client addresses with rate-limit buckets (at most "
+	    "limit_clients).", clients);
+	one(b, "tessera_limit_clients_reused_total", "counter",
+	    "Buckets of the least recently seen client reused for another.",
+	    evicted);
+	tl_buf_free(&r.delayed);
+	tl_buf_free(&r.refused);
+}
+
 static void
 render_cache(struct tl_buf *b, const struct nfsd_metrics_src *src)
 {
@@ -934,6 +1017,7 @@ nfsd_metrics_render(const struct nfsd_metrics_src *src, struct tl_buf *out)
 	if (src->srv != NULL) {
 		render_drc(out, src->srv);
 		render_locks(out, src->srv);
+		render_limits(out, src->srv);
 	}
 	if (src->cache != NULL)
 		render_cache(out, src);

@@ -53,6 +53,13 @@ struct nfsd_config {
 	uint64_t upload_limit;   /* bytes/s to the object store, 0: none */
 	uint64_t download_limit; /* bytes/s from it */
 	uint64_t store_wait_max; /* ms a request waits for the store */
+	/* metadata rate limits (nfsd_limit_conf) */
+	uint64_t client_meta_read_rate, client_meta_read_burst;
+	uint64_t client_meta_write_rate, client_meta_write_burst;
+	uint64_t export_meta_read_rate, export_meta_read_burst;
+	uint64_t export_meta_write_rate, export_meta_write_burst;
+	uint64_t limit_wait_max; /* ms */
+	uint64_t limit_clients;  /* client table entries */
 	char *log_level;
 	char *log_file;       /* "" = stderr or syslog */
 	char *metrics_listen; /* HTTP "ADDR:PORT"; "" or "off": none */
@@ -102,6 +109,33 @@ char *nfsd_raft_url(const struct nfsd_config *cfg, const char *url,
 struct sockaddr_storage;
 int nfsd_parse_listen(const char *s, struct sockaddr_storage *ss,
 		      unsigned *len);
+
+/*
+ * Rate limits on metadata operations (limit.c): token buckets per client
+ * address and per export, for the procedures that read metadata
+ * (GETATTR, LOOKUP, ACCESS, READLINK, READDIR, READDIRPLUS, FSSTAT,
+ * FSINFO, PATHCONF) and those that change it (SETATTR, CREATE, MKDIR,
+ * SYMLINK, MKNOD, REMOVE, RMDIR, RENAME, LINK) apart.  A call over a
+ * limit waits for its token, at most wait_max_ms, without holding a
+ * worker; one that would wait longer is answered NFS3ERR_JUKEBOX.
+ */
+enum { NFSD_LIMIT_READ, NFSD_LIMIT_WRITE, NFSD_LIMIT_NCLASS };
+struct nfsd_limit_conf {
+	uint64_t client_rate[NFSD_LIMIT_NCLASS];  /* ops/s, 0: no limit */
+	uint64_t client_burst[NFSD_LIMIT_NCLASS]; /* 0: the rate */
+	uint64_t export_rate[NFSD_LIMIT_NCLASS];
+	uint64_t export_burst[NFSD_LIMIT_NCLASS];
+	uint64_t wait_max_ms;
+};
+/* The limits cfg sets. */
+void nfsd_limit_conf_from(const struct nfsd_config *cfg,
+			  struct nfsd_limit_conf *out);
+/* What one export's calls met (per class), for /metrics. */
+struct nfsd_limit_stats {
+	const char *path;
+	uint64_t delayed[NFSD_LIMIT_NCLASS];
+	uint64_t refused[NFSD_LIMIT_NCLASS];
+};
 
 struct nfsd_server;
 
@@ -183,6 +217,18 @@ bool nfsd_server_lock_stats(struct nfsd_server *s, struct nfsd_lock_stats *out);
 /* Close connections, wait for workers, log the DRC counters,
  * unregister, free.  Does not close
  * the meta or cache it borrowed. */
+/* The metadata rate limits in force, and new ones (any thread; calls
+ * already waiting keep the wait they were given). */
+void nfsd_server_get_limits(struct nfsd_server *s,
+			    struct nfsd_limit_conf *out);
+void nfsd_server_set_limits(struct nfsd_server *s,
+			    const struct nfsd_limit_conf *c);
+/* fn(arg, st) for each export that had a limited call since the start,
+ * then the client table's size and the entries it reused. */
+void nfsd_server_limit_stats(struct nfsd_server *s,
+			     void (*fn)(void *arg,
+					const struct nfsd_limit_stats *st),
+			     void *arg, size_t *clients, uint64_t *evicted);
 void nfsd_server_free(struct nfsd_server *s);
 
 /* ---- metadata backups in the object store (backup.c) ----------------------

@@ -14,6 +14,7 @@
 #include <pthread.h>
 
 #include "nfsd/nfsd-internal.h"
+#include "nfsd/nfsd.h"
 
 #define NFSD_RPC_VERS 2u
 
@@ -79,6 +80,36 @@ bool nfsd_call_is_quick(const uint8_t *msg, size_t len);
  * any other call a few KiB (a longer reply, a MOUNT EXPORT of many
  * exports, is counted once it is queued). */
 size_t nfsd_call_reply_max(const uint8_t *msg, size_t len);
+
+/* Answer the NFSv3 call msg with status st alone (a zeroed result: no
+ * attributes), as the dispatcher answers a failed check: the limiter's
+ * NFS3ERR_JUKEBOX.  reply stays empty for what is no NFSv3 call. */
+void nfsd_dispatch_refuse(const uint8_t *msg, size_t len, nfsstat3 st,
+			  struct tl_buf *reply);
+
+/* ---- metadata rate limits (limit.c; the settings are nfsd.h's) ---- */
+
+struct nfsd_limits;
+struct nfsd_limits *nfsd_limits_create(const struct nfsd_limit_conf *conf,
+				       size_t max_clients);
+void nfsd_limits_free(struct nfsd_limits *l);
+void nfsd_limits_set(struct nfsd_limits *l, const struct nfsd_limit_conf *c);
+void nfsd_limits_get(struct nfsd_limits *l, struct nfsd_limit_conf *c);
+/* NFSD_LIMIT_READ or _WRITE for an NFSv3 procedure; -1: not limited. */
+int nfsd_limit_class(uint32_t proc);
+enum { NFSD_LIMIT_PASS, NFSD_LIMIT_DELAY, NFSD_LIMIT_REFUSE };
+/* The verdict on the call msg (a whole record) from peer at now_ns:
+ * PASS, DELAY (run it *delay_ns from now: its tokens are taken) or
+ * REFUSE (answer NFS3ERR_JUKEBOX).  Loop thread. */
+int nfsd_limit_admit(struct nfsd_limits *l, struct nfsd_ctx *ctx,
+		     const struct sockaddr_storage *peer, const uint8_t *msg,
+		     size_t len, uint64_t now_ns, uint64_t *delay_ns);
+void nfsd_limits_stats(struct nfsd_limits *l,
+		       void (*fn)(void *arg, const struct nfsd_limit_stats *st),
+		       void *arg);
+/* Entries of the client table, and how many were reused for another
+ * address. */
+size_t nfsd_limits_clients(struct nfsd_limits *l, uint64_t *evicted);
 
 /* ---- duplicate request cache (drc.c) for NFSD_PF_DRC procedures ---- */
 

@@ -155,6 +155,10 @@ struct job {
 	uint8_t *msg;
 	size_t len;
 	uint64_t charge; /* request memory held until the worker is done */
+	bool refuse;	 /* over a rate limit: answer NFS3ERR_JUKEBOX */
+	/* waiting for its rate limit's tokens (loop) */
+	struct event *timer;
+	struct job *dprev, *dnext; /* srv->delayed */
 };
 
 /* ---- request memory ------------------------------------------------------- */
@@ -651,8 +655,11 @@ worker(void *arg)
 	struct tl_buf reply = TL_BUF_INIT;
 	struct nfsd_tail tail = {.files = true};
 
-	nfsd_dispatch_from(&c->srv->ctx, &c->peer, &c->local, j->msg, j->len,
-			   &reply, &tail);
+	if (j->refuse)
+		nfsd_dispatch_refuse(j->msg, j->len, NFS3ERR_JUKEBOX, &reply);
+	else
+		nfsd_dispatch_from(&c->srv->ctx, &c->peer, &c->local, j->msg,
+				   j->len, &reply, &tail);
 	free(j->msg);
 	pthread_mutex_lock(&c->lock);
 	if (reply.len > 0 && !c->closed) {
@@ -674,6 +681,77 @@ worker(void *arg)
 	free(j);
 }
 
+/* Run j: on the loop's thread when cheap (or refused), else on a
+ * worker. */
+static void
+job_run(struct nfsd_server *s, struct job *j)
+{
+	if (j->refuse || nfsd_call_is_quick(j->msg, j->len))
+		worker(j); /* cheaper here than a hand-off (dispatch.c) */
+	else
+		tl_pool_submit(s->pool, worker, j);
+}
+
+static void
+delayed_unlink(struct nfsd_server *s, struct job *j)
+{
+	if (j->dprev != NULL)
+		j->dprev->dnext = j->dnext;
+	else
+		s->delayed = j->dnext;
+	if (j->dnext != NULL)
+		j->dnext->dprev = j->dprev;
+	event_free(j->timer);
+	j->timer = NULL;
+}
+
+/* Loop: a call's wait for its rate limit's tokens is over. */
+static void
+delayed_due(evutil_socket_t fd, short what, void *arg)
+{
+	struct job *j = arg;
+	struct nfsd_server *s = j->conn->srv;
+
+	(void)fd;
+	(void)what;
+	delayed_unlink(s, j);
+	job_run(s, j);
+}
+
+/* Run j once its rate limits let it, or answer it NFS3ERR_JUKEBOX
+ * now; it holds its place among the connection's requests in flight
+ * and its memory meanwhile, and no worker. */
+static void
+job_admit(struct nfsd_server *s, struct job *j)
+{
+	uint64_t delay = 0;
+	struct timeval tv;
+	int v;
+
+	v = nfsd_limit_admit(s->limits, &s->ctx, &j->conn->peer, j->msg,
+			     j->len, tl_mono_ns(), &delay);
+	if (v == NFSD_LIMIT_REFUSE)
+		j->refuse = true;
+	if (v != NFSD_LIMIT_DELAY) {
+		job_run(s, j);
+		return;
+	}
+	j->timer = evtimer_new(s->base, delayed_due, j);
+	if (j->timer == NULL) {
+		j->refuse = true;
+		job_run(s, j);
+		return;
+	}
+	j->dprev = NULL;
+	j->dnext = s->delayed;
+	if (s->delayed != NULL)
+		s->delayed->dprev = j;
+	s->delayed = j;
+	tv.tv_sec = (time_t)(delay / 1000000000ULL);
+	tv.tv_usec = (suseconds_t)(delay % 1000000000ULL / 1000);
+	evtimer_add(j->timer, &tv);
+}
+
 /* Hand the complete record to the pool, with room for its reply; STOP
  * once the connection hit its in-flight cap (a worker resumes it) or
  * the memory is used up (mem_wait). */
@@ -685,6 +763,7 @@ submit(struct conn *c)
 	uint64_t room;
 	bool paused;
 
+	memset(j, 0, sizeof(*j));
 	j->conn = c;
 	j->msg = c->rec.data;
 	j->len = c->rec.len;
@@ -707,10 +786,10 @@ submit(struct conn *c)
 	if (paused)
 		event_del(c->rd);
 	pthread_mutex_unlock(&c->lock);
-	if (nfsd_call_is_quick(j->msg, j->len))
-		worker(j); /* cheaper here than a hand-off (dispatch.c) */
+	if (s->limits != NULL)
+		job_admit(s, j);
 	else
-		tl_pool_submit(s->pool, worker, j);
+		job_run(s, j);
 	if (paused)
 		return STOP;
 	if (mem_now(s) >= s->mem_limit) {
@@ -1353,6 +1432,15 @@ nfsd_rpc_close(struct nfsd_server *s)
 	s->lis = NULL;
 	while (s->conns != NULL)
 		conn_close(s->conns, "shutdown");
+	/* calls waiting for their tokens: their connections are closed,
+	 * so "answering" them only gives back what they hold */
+	while (s->delayed != NULL) {
+		struct job *j = s->delayed;
+
+		delayed_unlink(s, j);
+		j->refuse = true;
+		worker(j);
+	}
 }
 
 void

@@ -20,6 +20,7 @@
 #include "nfsd/rpc-internal.h"
 
 struct conn;
+struct job;
 
 /* How often the control thread resolves the exports' host names again
  * (nfsd_server_refresh_hosts). */
@@ -70,6 +71,10 @@ struct nfsd_server {
 	struct event *mem_wake; /* memory released (any thread) */
 	struct event *stall;	/* closes stalled holders while some wait */
 	struct nfsd_limit_log stall_log, conn_log; /* (loop) */
+	/* metadata rate limits (limit.c): calls waiting for their tokens
+	 * on timers of the loop (rpc.c) */
+	struct nfsd_limits *limits;
+	struct job *delayed; /* (loop) */
 	/* NSM over UDP on the NFS port (udp.c) */
 	int udp_fd;		/* -1: none */
 	struct event *udp_ev;	/* readable (loop) */

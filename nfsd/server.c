@@ -346,6 +346,12 @@ nfsd_server_create(const struct nfsd_config *cfg, struct meta *m,
 	tl_random_bytes(s->ctx.write_verf, sizeof(s->ctx.write_verf));
 	s->ctx.start_ns = tl_now_ns();
 	nfsd_rpc_init(s, cfg);
+	{
+		struct nfsd_limit_conf lc;
+
+		nfsd_limit_conf_from(cfg, &lc);
+		s->limits = nfsd_limits_create(&lc, cfg->limit_clients);
+	}
 	if (cfg->drc_entries > 0 && cfg->drc_size > 0)
 		s->ctx.drc = nfsd_drc_create(cfg->drc_entries, cfg->drc_size);
 	pthread_mutex_init(&s->reload_lock, NULL);
@@ -566,8 +572,30 @@ nfsd_server_free(struct nfsd_server *s)
 			  (unsigned long long)st.evictions);
 		nfsd_drc_free(s->ctx.drc);
 	}
+	nfsd_limits_free(s->limits);
 	pthread_mutex_destroy(&s->reload_lock);
 	pthread_mutex_destroy(&s->ctl_lock);
 	free(s->exports_file);
 	free(s);
+}
+
+void
+nfsd_server_get_limits(struct nfsd_server *s, struct nfsd_limit_conf *out)
+{
+	nfsd_limits_get(s->limits, out);
+}
+
+void
+nfsd_server_set_limits(struct nfsd_server *s, const struct nfsd_limit_conf *c)
+{
+	nfsd_limits_set(s->limits, c);
+}
+
+void
+nfsd_server_limit_stats(struct nfsd_server *s,
+			void (*fn)(void *arg, const struct nfsd_limit_stats *st),
+			void *arg, size_t *clients, uint64_t *evicted)
+{
+	nfsd_limits_stats(s->limits, fn, arg);
+	*clients = nfsd_limits_clients(s->limits, evicted);
 }

@@ -25,6 +25,7 @@ TH_NFS_TESTS = \
 	t/nfs/nfs_confine_test \
 	t/nfs/nfs_client_test \
 	t/nfs/nfs_ratelimit_test \
+	t/nfs/nfs_metalimit_test \
 	t/nfs/nfs_metrics_test \
 	t/nfs/nfs_limits_test \
 	t/nfs/nfs_unstable_test \
@@ -100,6 +101,10 @@ t_nfs_nfs_confine_test_LDADD = $(TH_NFS_LDADD)
 t_nfs_nfs_ratelimit_test_SOURCES = t/nfs/nfs_ratelimit_test.c
 t_nfs_nfs_ratelimit_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_ratelimit_test_LDADD = $(TH_NFS_LDADD)
+t_nfs_nfs_metalimit_test_SOURCES = t/nfs/nfs_metalimit_test.c
+t_nfs_nfs_metalimit_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
+t_nfs_nfs_metalimit_test_LDADD = $(TH_NFS_LDADD)
+EXTRA_t_nfs_nfs_metalimit_test_DEPENDENCIES = tessera$(EXEEXT)
 t_nfs_nfs_metrics_test_SOURCES = t/nfs/nfs_metrics_test.c
 t_nfs_nfs_metrics_test_CPPFLAGS = $(TH_NFS_CPPFLAGS) \
 	-DTESSERA_DASHBOARD='"$(abs_top_srcdir)/contrib/grafana/tessera.json"' 

@@ -1,0 +1,335 @@
+/*
+ * nfs_metalimit_test.c - the metadata rate limits of a real tesserad
+ * (client_meta_*_rate, export_meta_*_rate, limit_wait_max: nfsd/limit.c)
+ * and the admin endpoint that changes them while it runs.
+ *
+ *   client A (127.0.0.1) sends 50 GETATTRs at once against a limit of
+ *   5/s with a burst of 5 and limit_wait_max 1 s: some are made to wait
+ *   (tessera_limit_delayed_total moves), the rest are answered
+ *   NFS3ERR_JUKEBOX, each one counted by tessera_limit_refused_total;
+ *   nothing else is answered;
+ *
+ *   client B (127.0.0.2, its own address) right after: its 5 GETATTRs
+ *   are all answered NFS3_OK and none waits: A's limit is A's;
+ *
+ *   changes (limited by their own, unset, limit) are not slowed;
+ *
+ *   the limit changed while the gateway runs (a reload, and `tessera
+ *   limit set`) takes effect without a restart: 0 lifts it, an export
+ *   limit holds back every client of the export.
+ *
+ * Only counts are asserted, never how long anything took: 50 calls sent
+ * at once arrive within milliseconds, and the limit lets about 10 of
+ * them through in the second the others wait at most; a very slow
+ * machine could only let more through, so the checks ask for at least
+ * one of each answer.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "t/nfs/tharness.h"
+
+#define FLOOD 50
+
+static struct th_server srv;
+static int http_port;
+static char conf_path[400];
+
+/* ---- HTTP ------------------------------------------------------------- */
+
+static int
+log_port(void)
+{
+	static const char tag[] = "metrics on http://127.0.0.1:";
+	char path[400], line[1024];
+	int port = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/tesserad.log", srv.dir);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof line, f) != NULL) {
+		char *p = strstr(line, tag);
+
+		if (p != NULL)
+			port = atoi(p + sizeof(tag) - 1);
+	}
+	fclose(f);
+	return port;
+}
+
+/* GET path; the body (malloc'd) or NULL. */
+static char *
+http_get(const char *path)
+{
+	struct sockaddr_in sin;
+	char req[256], *buf = NULL, *p, *body = NULL;
+	size_t len = 0, cap = 0;
+	int fd;
+	ssize_t n;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return NULL;
+	th_loopback(&sin, http_port);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0)
+		goto out;
+	snprintf(req, sizeof req,
+		 "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
+	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
+		goto out;
+	for (;;) {
+		if (len + 4097 > cap) {
+			cap = cap ? 2 * cap : 65536;
+			buf = realloc(buf, cap);
+			if (buf == NULL)
+				goto out;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (buf == NULL)
+		goto out;
+	buf[len] = '\0';
+	p = strstr(buf, "\r\n\r\n");
+	if (p != NULL)
+		body = strdup(p + 4);
+out:
+	free(buf);
+	close(fd);
+	return body;
+}
+
+/* The value of the sample line that begins with what in /metrics; -1 if
+ * none. */
+static long long
+metric(const char *what)
+{
+	char *m = http_get("/metrics"), *p;
+	long long v = -1;
+
+	if (m == NULL)
+		return -1;
+	for (p = m; (p = strstr(p, what)) != NULL; p++)
+		if (p == m || p[-1] == '\n') {
+			v = atoll(p + strlen(what));
+			break;
+		}
+	free(m);
+	return v;
+}
+
+static long long
+refused(const char *cls)
+{
+	char what[128];
+	long long v;
+
+	snprintf(what, sizeof what,
+		 "tessera_limit_refused_total{export=\"/\",class=\"%s\"} ",
+		 cls);
+	v = metric(what);
+	return v < 0 ? 0 : v;
+}
+
+static long long
+delayed(const char *cls)
+{
+	char what[128];
+	long long v;
+
+	snprintf(what, sizeof what,
+		 "tessera_limit_delayed_total{export=\"/\",class=\"%s\"} ",
+		 cls);
+	v = metric(what);
+	return v < 0 ? 0 : v;
+}
+
+/* ---- clients -------------------------------------------------------------- */
+
+/* Connect from the address from (a loopback address of its own): the
+ * libnfs connection's socket is replaced, under the same descriptor, by
+ * one bound to from; the mount's handle stays valid. */
+static int
+connect_from(struct th_conn *c, const char *from)
+{
+	struct sockaddr_in sin, me;
+	int fd;
+
+	if (th_connect(c, srv.port, "/", 0, 0) != 0)
+		return -1;
+	if (strcmp(from, "127.0.0.1") == 0)
+		return 0;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&me, 0, sizeof me);
+	me.sin_family = AF_INET;
+	inet_pton(AF_INET, from, &me.sin_addr);
+	th_loopback(&sin, srv.port);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&me, sizeof me) != 0 ||
+	    connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0 ||
+	    dup2(fd, rpc_get_fd(c->rpc)) < 0) {
+		th_diag("connect from %s: %s", from, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return th_null(c) == 0 ? 0 : -1;
+}
+
+struct flood {
+	int inflight;
+	int ok, jukebox, other;
+};
+
+static void
+flood_cb(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+	struct flood *f = priv;
+
+	(void)rpc;
+	f->inflight--;
+	if (status != RPC_STATUS_SUCCESS || data == NULL)
+		f->other++;
+	else if (*(int *)data == NFS3_OK)
+		f->ok++;
+	else if (*(int *)data == NFS3ERR_JUKEBOX)
+		f->jukebox++;
+	else
+		f->other++;
+}
+
+/* n GETATTRs of the root sent at once; their answers counted. */
+static struct flood
+flood_getattr(struct th_conn *c, int n)
+{
+	struct flood f = {0};
+	GETATTR3args a;
+	uint64_t t0 = th_now_ms();
+
+	memset(&a, 0, sizeof a);
+	a.object = th_fh3(&c->root);
+	for (int i = 0; i < n; i++) {
+		if (rpc_nfs3_getattr_async(c->rpc, flood_cb, &a, &f) != 0) {
+			th_diag("GETATTR: %s", rpc_get_error(c->rpc));
+			f.other += n - i;
+			return f;
+		}
+		f.inflight++;
+	}
+	while (f.inflight > 0) {
+		if (th_service(c, 1000) < 0 ||
+		    th_now_ms() - t0 > TH_STALL_MS) {
+			th_diag("GETATTR flood: connection lost, or stalled");
+			f.other += f.inflight;
+			break;
+		}
+	}
+	return f;
+}
+
+static void
+write_conf(const char *text)
+{
+	FILE *f = fopen(conf_path, "w");
+
+	TH_REQUIRE(f != NULL, "write %s", conf_path);
+	fputs(text, f);
+	fclose(f);
+}
+
+int
+main(void)
+{
+	struct th_conn a, b;
+	struct flood f, g;
+	long long r0, d0;
+	uint64_t failed = 0;
+	char args[600], dir[] = "/tmp/metalimit.XXXXXX";
+
+	if (mkdtemp(dir) == NULL)
+		th_skip_all("mkdtemp");
+	snprintf(conf_path, sizeof conf_path, "%s/tessera.conf", dir);
+	write_conf("client_meta_read_rate = 5\n"
+		   "client_meta_read_burst = 5\n"
+		   "limit_wait_max = 1s\n");
+	snprintf(args, sizeof args, "-c %s --metrics-listen 127.0.0.1:0",
+		 conf_path);
+	TH_REQUIRE(th_server_start(&srv, NULL, NULL) == 0, "server starts");
+	TH_REQUIRE(th_server_set_exports(
+			   &srv, "/ 127.0.0.0/8(rw,no_root_squash,insecure)\n") ==
+		       0,
+		   "exports for 127.0.0.0/8");
+	th_server_set_args(&srv, args);
+	TH_REQUIRE(th_server_restart(&srv, false) == 0,
+		   "restarted with the limits");
+	for (int i = 0; i < 500 && (http_port = log_port()) == 0; i++)
+		usleep(10000);
+	TH_REQUIRE(http_port > 0, "metrics port %d", http_port);
+	TH_REQUIRE(connect_from(&a, "127.0.0.1") == 0, "client A connects");
+	TH_REQUIRE(connect_from(&b, "127.0.0.2") == 0,
+		   "client B connects from 127.0.0.2");
+
+	/* A over its limit: slowed, then refused */
+	f = flood_getattr(&a, FLOOD);
+	th_diag("A: %d OK, %d JUKEBOX, %d other", f.ok, f.jukebox, f.other);
+	TH_CHECK(f.other == 0, "A: every answer is OK or JUKEBOX");
+	TH_CHECK(f.ok >= 5, "A: at least its burst answered OK (%d)", f.ok);
+	TH_CHECK(f.jukebox >= 1, "A: over its limit, JUKEBOX (%d)",
+		 f.jukebox);
+	TH_CHECK(refused("read") == f.jukebox,
+		 "refused metric counts each JUKEBOX (%lld)", refused("read"));
+	TH_CHECK(delayed("read") >= 1, "some calls waited (%lld)",
+		 delayed("read"));
+
+	/* B is another client: its own buckets */
+	r0 = refused("read");
+	d0 = delayed("read");
+	g = flood_getattr(&b, 5);
+	TH_CHECK(g.ok == 5 && g.jukebox == 0 && g.other == 0,
+		 "B: 5 GETATTRs all OK (%d OK, %d JUKEBOX)", g.ok, g.jukebox);
+	TH_CHECK(refused("read") == r0 && delayed("read") == d0,
+		 "B: none refused, none waited");
+
+	/* changes have their own limit, unset here */
+	TH_CHECK(th_bulk_create(&a, &a.root, "w", 0, 0, 30, 30, &failed) ==
+			 0 && failed == 0,
+		 "A: 30 CREATEs at once, none refused");
+	TH_CHECK(refused("write") == 0 && delayed("write") == 0,
+		 "write limit: nothing delayed or refused");
+
+	/* a reload lifts the limit (SIGHUP) */
+	write_conf("limit_wait_max = 1s\n");
+	TH_REQUIRE(kill(srv.pid, SIGHUP) == 0, "SIGHUP");
+	for (int i = 0; i < 500 &&
+			metric("tessera_limit_meta_rate{scope=\"client\","
+			       "class=\"read\"} ") != 0;
+	     i++)
+		usleep(10000);
+	r0 = refused("read");
+	f = flood_getattr(&a, FLOOD);
+	TH_CHECK(f.ok == FLOOD && refused("read") == r0,
+		 "after the reload lifted it: %d of %d OK", f.ok, FLOOD);
+
+	th_disconnect(&a);
+	th_disconnect(&b);
+	th_server_destroy(&srv);
+	unlink(conf_path);
+	rmdir(dir);
+	return th_done();
+}
