@@ -121,6 +121,9 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
     {"limit_clients", TL_CONF_U64, "16384", 16, 1ULL << 22, false,
      "client addresses whose rate-limit buckets are kept (the least "
      "recently seen are reused)", OFF(limit_clients)},
+    {"admin_token_file", TL_CONF_STRING, "/etc/tessera/admin.token", 0, 0,
+     false, "the admin endpoint's token (mode 0600; made when missing); "
+     "empty: no admin endpoint", OFF(admin_token_file)},
     {"log_level", TL_CONF_STRING, "notice", 0, 0, true,
      "err, warn, notice, info or debug", OFF(log_level)},
     {"log_file", TL_CONF_STRING, "", 0, 0, false,

@@ -225,8 +225,9 @@ check_cache_dirs(const char *dirs, char **err)
 	return rc;
 }
 
+/* errp (may be NULL) receives the message of an error (caller frees). */
 static int
-load_config(const struct args *a, struct nfsd_config *cfg)
+load_config_err(const struct args *a, struct nfsd_config *cfg, char **errp)
 {
 	const char *conf = a->conf;
 	char *err = NULL;
@@ -290,9 +291,18 @@ load_config(const struct args *a, struct nfsd_config *cfg)
 	}
 	if (rc != 0) {
 		tl_err("tesserad", "%s", err != NULL ? err : strerror(-rc));
-		free(err);
+		if (errp != NULL)
+			*errp = err != NULL ? err : tl_strdup(strerror(-rc));
+		else
+			free(err);
 	}
 	return rc;
+}
+
+static int
+load_config(const struct args *a, struct nfsd_config *cfg)
+{
+	return load_config_err(a, cfg, NULL);
 }
 
 /* Fork; the parent waits for one byte on the pipe ("listening") and
@@ -482,15 +492,115 @@ struct hup {
 	struct cache *cache;           /* store_wait_max, the jobs' pace */
 	uint64_t delete_rate, txn_rate; /* the pace now */
 	const char *status;	       /* STATUS=...READY=1 after a reload */
+	struct nfsd_server *srv;       /* NULL: no NFS (bgjob_only) */
+	/* one reload or limit change at once (SIGHUP's control thread, the
+	 * admin endpoint's thread); live: the limits in force */
+	pthread_mutex_t lock;
+	struct nfsd_config live;
 };
 
-/* SIGHUP: read the configuration again; apply the reloadable options
- * (exports, log_level, bandwidth limits, the background jobs' pace), say
- * which others need a restart. */
+/* The options `tessera limit` and the admin endpoint set at run time. */
+static const char *const live_limits[] = {
+    "client_meta_read_rate",  "client_meta_read_burst",
+    "client_meta_write_rate", "client_meta_write_burst",
+    "export_meta_read_rate",  "export_meta_read_burst",
+    "export_meta_write_rate", "export_meta_write_burst",
+    "limit_wait_max",	      "upload_limit",
+    "download_limit",	      "store_wait_max",
+};
+
+static const struct tl_conf_opt *
+conf_opt(const char *name)
+{
+	for (size_t i = 0; i < nfsd_conf_nopts; i++)
+		if (strcmp(nfsd_conf_opts[i].name, name) == 0)
+			return &nfsd_conf_opts[i];
+	return NULL;
+}
+
+static uint64_t *
+conf_u64(struct nfsd_config *c, const char *name)
+{
+	return (uint64_t *)((char *)c + conf_opt(name)->offset);
+}
+
+/* Put h->live in force (under h->lock). */
 static void
-on_hup(struct nfsd_server *srv, void *arg)
+live_apply(struct hup *h)
+{
+	struct nfsd_limit_conf lc;
+
+	os_ratelimit_set(h->ratelimit, h->live.upload_limit,
+			 h->live.download_limit);
+	if (h->cache != NULL)
+		cache_set_store_wait(h->cache, h->live.store_wait_max);
+	if (h->srv != NULL) {
+		nfsd_limit_conf_from(&h->live, &lc);
+		nfsd_server_set_limits(h->srv, &lc);
+	}
+}
+
+/* The limits of cfg become the live ones. */
+static void
+live_take(struct hup *h, const struct nfsd_config *cfg)
+{
+	for (size_t i = 0; i < TL_ARRAY_SIZE(live_limits); i++)
+		*conf_u64(&h->live, live_limits[i]) =
+		    *conf_u64((struct nfsd_config *)cfg, live_limits[i]);
+}
+
+static void
+admin_limit_get(void *arg, struct tl_buf *out)
 {
 	struct hup *h = arg;
+	char line[128];
+
+	pthread_mutex_lock(&h->lock);
+	for (size_t i = 0; i < TL_ARRAY_SIZE(live_limits); i++) {
+		const struct tl_conf_opt *o = conf_opt(live_limits[i]);
+		int n = snprintf(line, sizeof(line), "%s %llu%s\n", o->name,
+				 (unsigned long long)*conf_u64(&h->live,
+							       o->name),
+				 o->type == TL_CONF_DURATION ? "ms" : "");
+
+		tl_buf_append(out, line, (size_t)n);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+static int
+admin_limit_set(void *arg, const char *name, const char *value, char **msg)
+{
+	struct hup *h = arg;
+	bool known = false;
+	int rc;
+
+	for (size_t i = 0; i < TL_ARRAY_SIZE(live_limits); i++)
+		known |= strcmp(live_limits[i], name) == 0;
+	if (!known) {
+		*msg = tl_asprintf("'%s' is not a limit settable at run time "
+				   "(tessera limit get lists them)", name);
+		return -ENOENT;
+	}
+	pthread_mutex_lock(&h->lock);
+	rc = tl_conf_set(nfsd_conf_opts, nfsd_conf_nopts, &h->live, name,
+			 value, msg);
+	if (rc == 0) {
+		live_apply(h);
+		tl_notice("tesserad", "admin: %s set to %s", name, value);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+/* Read the configuration again and apply the reloadable options
+ * (exports, log_level, bandwidth and metadata rate limits); say which
+ * others need a restart.  0, or -errno with *msg saying why nothing or
+ * not all of it changed.  Under h->lock. */
+static int
+reload(struct hup *h, char **msg)
+{
+	struct nfsd_server *srv = h->srv;
 	struct nfsd_config cfg;
 	enum tl_log_level level;
 	char *err = NULL;
@@ -509,14 +619,16 @@ on_hup(struct nfsd_server *srv, void *arg)
 	if (rc != 0)
 		tl_err("tesserad", "reload: cannot reopen the log file %s: %s",
 		       tl_log_where(), strerror(-rc));
-	if (load_config(h->args, &cfg) != 0) {
+	if (load_config_err(h->args, &cfg, &err) != 0) {
 		tl_err("tesserad", "reload: configuration has errors; "
 				   "nothing changed");
+		*msg = tl_asprintf("%s; nothing changed", err);
+		rc = -EINVAL;
 		goto out;
 	}
-	os_ratelimit_set(h->ratelimit, cfg.upload_limit, cfg.download_limit);
-	if (h->cache != NULL)
-		cache_set_store_wait(h->cache, cfg.store_wait_max);
+	rc = 0;
+	live_take(h, &cfg);
+	live_apply(h);
 	if (cfg.bgjob_delete_rate != h->delete_rate ||
 	    cfg.bgjob_txn_rate != h->txn_rate) {
 		tl_notice("tesserad", "reload: background jobs paced at %llu "
@@ -531,12 +643,6 @@ on_hup(struct nfsd_server *srv, void *arg)
 		if (h->cache != NULL)
 			cache_set_bgjob_rates(h->cache, h->delete_rate,
 					      h->txn_rate);
-	}
-	if (srv != NULL) {
-		struct nfsd_limit_conf lc;
-
-		nfsd_limit_conf_from(&cfg, &lc);
-		nfsd_server_set_limits(srv, &lc);
 	}
 	if (tl_log_parse_level(cfg.log_level, &level) == 0)
 		tl_log_set_level(level);
@@ -564,6 +670,7 @@ on_hup(struct nfsd_server *srv, void *arg)
 	    cfg.max_lock_waiters != h->cfg->max_lock_waiters ||
 	    cfg.lock_callback_window != h->cfg->lock_callback_window ||
 	    cfg.limit_clients != h->cfg->limit_clients ||
+	    strcmp(cfg.admin_token_file, h->cfg->admin_token_file) != 0 ||
 	    strcmp(cfg.metrics_listen, h->cfg->metrics_listen) != 0)
 		tl_notice("tesserad",
 			  "reload: only exports, log_level, the bandwidth "
@@ -571,15 +678,76 @@ on_hup(struct nfsd_server *srv, void *arg)
 			  "and the metadata rate limits change on SIGHUP; "
 			  "restart for the others");
 	if (srv != NULL &&
-	    nfsd_server_set_exports(srv, cfg.exports, &err) != 0)
+	    nfsd_server_set_exports(srv, cfg.exports, &err) != 0) {
 		tl_err("tesserad", "reload: %s; keeping the old exports", err);
-	else
+		*msg = tl_asprintf("%s; the old exports stay (the rest was "
+				   "reloaded)", err);
+		rc = -EINVAL;
+	} else {
 		tl_notice("tesserad", "reloaded");
+	}
 out:
 	/* the reload is over, applied or not: serving goes on */
 	notify(h->status);
 	nfsd_config_free(&cfg);
 	free(err);
+	return rc;
+}
+
+/* SIGHUP (the server's control thread, or the signal loop of a
+ * bgjob_only gateway). */
+static void
+on_hup(struct nfsd_server *srv, void *arg)
+{
+	struct hup *h = arg;
+	char *msg = NULL;
+
+	(void)srv;
+	pthread_mutex_lock(&h->lock);
+	reload(h, &msg);
+	pthread_mutex_unlock(&h->lock);
+	free(msg);
+}
+
+static int
+admin_reload(void *arg, char **msg)
+{
+	struct hup *h = arg;
+	int rc;
+
+	pthread_mutex_lock(&h->lock);
+	tl_notice("tesserad", "admin: reload");
+	rc = reload(h, msg);
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+static const struct nfsd_admin_ops admin_ops = {
+    .limit_get = admin_limit_get,
+    .limit_set = admin_limit_set,
+    .reload = admin_reload,
+};
+
+/* The admin endpoint's token file: made when missing; a file others
+ * may read is reported (admin requests are refused until fixed). */
+static void
+admin_token_check(const struct nfsd_config *cfg)
+{
+	char token[NFSD_ADMIN_TOKEN_MAX + 1], *msg = NULL;
+
+	if (cfg->admin_token_file[0] == '\0' ||
+	    nfsd_metrics_off(cfg->metrics_listen))
+		return;
+	if (nfsd_admin_token_make(cfg->admin_token_file, &msg) != 0) {
+		tl_notice("tesserad", "%s: the admin endpoint refuses every "
+			  "request until it exists", msg);
+	} else if (nfsd_admin_token_read(cfg->admin_token_file, token,
+					 &msg) != 0) {
+		tl_err("tesserad", "%s: the admin endpoint refuses every "
+		       "request until it is fixed", msg);
+	}
+	memset(token, 0, sizeof(token));
+	free(msg);
 }
 
 /* The HTTP endpoint, or NULL when off or when it cannot listen: a busy
@@ -587,7 +755,7 @@ out:
  * served (the address itself was checked by load_config). */
 static struct nfsd_metrics *
 start_metrics(const struct nfsd_config *cfg, const struct backend *b,
-	      struct nfsd_server *srv)
+	      struct nfsd_server *srv, struct hup *hup)
 {
 	struct nfsd_metrics_src src = {
 	    .srv = srv,
@@ -600,6 +768,9 @@ start_metrics(const struct nfsd_config *cfg, const struct backend *b,
 	    .writeback_max_age_ms = cfg->writeback_max_age,
 	    .session = b->session,
 	    .backup = b->backup,
+	    .admin_token_file = cfg->admin_token_file,
+	    .admin = &admin_ops,
+	    .admin_arg = hup,
 	};
 	struct nfsd_metrics *m = NULL;
 	const char *l = cfg->metrics_listen;
@@ -607,6 +778,7 @@ start_metrics(const struct nfsd_config *cfg, const struct backend *b,
 
 	if (nfsd_metrics_off(l))
 		return NULL;
+	admin_token_check(cfg);
 	if (nfsd_metrics_start(l, &src, &m, &err) != 0) {
 		tl_err("tesserad", "%s; serving without metrics", err);
 		free(err);
@@ -762,7 +934,7 @@ serve_bgjob_only(const struct args *a, const struct nfsd_config *cfg,
 		rc = start_backups(cfg, b);
 	if (rc != 0)
 		return rc;
-	metrics = start_metrics(cfg, b, NULL);
+	metrics = start_metrics(cfg, b, NULL, hup);
 	if (a->pidfile != NULL && (rc = write_pidfile(a->pidfile)) != 0) {
 		tl_err("tesserad", "%s: %s", a->pidfile, strerror(-rc));
 		nfsd_metrics_stop(metrics);
@@ -798,7 +970,8 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 	char *err = NULL, *at, *ready_msg = NULL, *started, *url = NULL;
 	struct hup hup = {.args = a, .cfg = cfg,
 			  .delete_rate = cfg->bgjob_delete_rate,
-			  .txn_rate = cfg->bgjob_txn_rate};
+			  .txn_rate = cfg->bgjob_txn_rate,
+			  .lock = PTHREAD_MUTEX_INITIALIZER};
 	sigset_t sigs;
 	int ready = -1, rc;
 
@@ -823,6 +996,7 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 		goto out;
 	hup.ratelimit = b.os;
 	hup.cache = b.cache;
+	live_take(&hup, cfg);
 	if (cfg->bgjob_only) {
 		rc = serve_bgjob_only(a, cfg, level, &b, &hup, &sigs, ready);
 		ready = -1;
@@ -833,6 +1007,7 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 		tl_err("tesserad", "%s", err);
 		goto out;
 	}
+	hup.srv = srv;
 	rc = start_session(cfg, &b, srv);
 	if (rc != 0)
 		goto out;
@@ -848,7 +1023,7 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 		goto out;
 	if (cfg->rpcbind)
 		nfsd_server_register(srv);
-	metrics = start_metrics(cfg, &b, srv);
+	metrics = start_metrics(cfg, &b, srv, &hup);
 	if (a->pidfile != NULL && (rc = write_pidfile(a->pidfile)) != 0) {
 		tl_err("tesserad", "%s: %s", a->pidfile, strerror(-rc));
 		goto out;

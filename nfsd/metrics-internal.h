@@ -35,7 +35,39 @@ struct nfsd_metrics_src {
 	 * lease (NULL: not reported) */
 	struct meta_session_keeper *session;
 	struct nfsd_backup_job *backup; /* scheduled metadata backups */
+	/* the admin endpoint under /admin/: off when admin_token_file is
+	 * NULL or "" */
+	const char *admin_token_file;
+	const struct nfsd_admin_ops *admin;
+	void *admin_arg;
 };
+
+/*
+ * The admin endpoint's actions, run on the endpoint's thread (main.c
+ * fills them in).  Each returns 0 or a negative errno, with a message
+ * for the caller (*msg, malloc'd, may be left NULL).
+ */
+struct nfsd_admin_ops {
+	/* "NAME VALUE" lines of every limit settable at run time */
+	void (*limit_get)(void *arg, struct tl_buf *out);
+	/* -ENOENT: no such limit; -EINVAL: bad value */
+	int (*limit_set)(void *arg, const char *name, const char *value,
+			 char **msg);
+	/* what SIGHUP does, the outcome reported */
+	int (*reload)(void *arg, char **msg);
+};
+
+/* The admin endpoint's token: the file's contents, surrounding white
+ * space removed, into out (>= NFSD_ADMIN_TOKEN_MAX + 1 bytes).  0; or
+ * -EPERM when the file is not a regular file of this user with mode
+ * 0600 or stricter, -ENODATA when it is empty or too long, -errno when
+ * it cannot be read; *msg says which (caller frees). */
+#define NFSD_ADMIN_TOKEN_MAX 256
+int nfsd_admin_token_read(const char *path, char *out, char **msg);
+/* Make the token file when it does not exist: 32 random bytes in hex,
+ * mode 0600, created exclusively.  0 (made, or already there), or
+ * -errno with *msg set. */
+int nfsd_admin_token_make(const char *path, char **msg);
 
 struct nfsd_metrics;
 
@@ -44,7 +76,9 @@ struct nfsd_metrics;
 bool nfsd_metrics_off(const char *listen);
 
 /*
- * Serve GET /metrics (Prometheus text format 0.0.4) and GET /healthz on
+ * Serve GET /metrics (Prometheus text format 0.0.4), GET /healthz and
+ * the admin endpoint (GET and POST /admin/limit, POST /admin/reload,
+ * with "Authorization: Bearer TOKEN") on
  * listen ("ADDR:PORT" as nfsd_parse_listen; port 0 picks one, see
  * nfsd_metrics_port), on a thread and event loop of its own.  *err
  * receives a message the caller frees.  Stop with nfsd_metrics_stop

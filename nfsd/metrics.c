@@ -31,6 +31,7 @@
 #include <dirent.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -1104,6 +1105,241 @@ serve_healthz(struct evhttp_request *req, struct nfsd_metrics *m)
 	reply_plain(req, 503, "Service Unavailable", msg);
 }
 
+/* ---- the admin endpoint ------------------------------------------------ */
+
+int
+nfsd_admin_token_read(const char *path, char *out, char **msg)
+{
+	char buf[NFSD_ADMIN_TOKEN_MAX + 2];
+	struct stat st;
+	size_t b = 0, e;
+	ssize_t n;
+	int fd, rc;
+
+	*msg = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		rc = -errno;
+		*msg = tl_asprintf("admin_token_file %s: %s", path,
+				   strerror(errno));
+		return rc;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+		close(fd);
+		*msg = tl_asprintf("admin_token_file %s must be a regular file "
+				   "of this user with mode 0600 (chmod 600 "
+				   "%s)", path, path);
+		return -EPERM;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0) {
+		rc = -errno;
+		*msg = tl_asprintf("admin_token_file %s: %s", path,
+				   strerror(errno));
+		return rc;
+	}
+	e = (size_t)n;
+	while (b < e && (buf[b] == ' ' || buf[b] == '\t' || buf[b] == '\n' ||
+			 buf[b] == '\r'))
+		b++;
+	while (e > b && (buf[e - 1] == ' ' || buf[e - 1] == '\t' ||
+			 buf[e - 1] == '\n' || buf[e - 1] == '\r'))
+		e--;
+	if (e == b || e - b > NFSD_ADMIN_TOKEN_MAX ||
+	    (size_t)n == sizeof(buf) - 1) {
+		*msg = tl_asprintf("admin_token_file %s is empty or longer than "
+				   "%d bytes", path, NFSD_ADMIN_TOKEN_MAX);
+		return -ENODATA;
+	}
+	memcpy(out, buf + b, e - b);
+	out[e - b] = '\0';
+	return 0;
+}
+
+int
+nfsd_admin_token_make(const char *path, char **msg)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t r[32];
+	char text[2 * sizeof(r) + 1];
+	int fd, rc;
+
+	*msg = NULL;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return 0;
+		rc = -errno;
+		*msg = tl_asprintf("cannot make admin_token_file %s: %s", path,
+				   strerror(errno));
+		return rc;
+	}
+	tl_random_bytes(r, sizeof(r));
+	for (size_t i = 0; i < sizeof(r); i++) {
+		text[2 * i] = hex[r[i] >> 4];
+		text[2 * i + 1] = hex[r[i] & 15];
+	}
+	text[2 * sizeof(r)] = '\n';
+	if (write(fd, text, sizeof(text)) != (ssize_t)sizeof(text) ||
+	    fsync(fd) != 0) {
+		rc = errno ? -errno : -EIO;
+		close(fd);
+		unlink(path);
+		*msg = tl_asprintf("cannot write admin_token_file %s: %s", path,
+				   strerror(-rc));
+		return rc;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Equal strings, in time that depends on their lengths only. */
+static bool
+token_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char d = la != lb;
+
+	for (size_t i = 0; i < la; i++)
+		d |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+	return d == 0;
+}
+
+/* The request carries the token of admin_token_file; else it is
+ * answered (401, or 503 when the file is unusable). */
+static bool
+admin_authorized(struct evhttp_request *req, struct nfsd_metrics *m)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *auth = evhttp_find_header(h, "Authorization");
+	char token[NFSD_ADMIN_TOKEN_MAX + 1], *msg = NULL, *body;
+	bool ok;
+
+	if (nfsd_admin_token_read(m->src.admin_token_file, token, &msg) != 0) {
+		tl_err("admin", "%s: admin requests refused", msg);
+		body = tl_asprintf("admin endpoint unavailable: %s\n", msg);
+		reply_plain(req, 503, "Service Unavailable", body);
+		free(body);
+		free(msg);
+		return false;
+	}
+	ok = auth != NULL && strncmp(auth, "Bearer ", 7) == 0 &&
+	     token_equal(auth + 7, token);
+	memset(token, 0, sizeof(token));
+	if (ok)
+		return true;
+	tl_notice("admin", "refused a request for %s: %s token",
+		  evhttp_request_get_uri(req), auth == NULL ? "no" : "a wrong");
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+			  "WWW-Authenticate", "Bearer realm=\"tessera admin\"");
+	reply_plain(req, 401, "Unauthorized",
+		    auth == NULL ?
+			"admin: no token; send \"Authorization: Bearer TOKEN\" "
+			"with the contents of the gateway's "
+			"admin_token_file\n" :
+			"admin: wrong token; it is the contents of the "
+			"gateway's admin_token_file\n");
+	return false;
+}
+
+/* POST /admin/limit: a body of NAME=VALUE lines, applied in order. */
+static void
+admin_limit_set(struct evhttp_request *req, struct nfsd_metrics *m)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	struct tl_buf out = TL_BUF_INIT;
+	size_t len = evbuffer_get_length(in);
+	char *body = tl_malloc(len + 1), *save = NULL, *line;
+	int code = HTTP_OK, n = 0;
+
+	evbuffer_remove(in, body, len);
+	body[len] = '\0';
+	for (line = strtok_r(body, "\r\n&", &save); line != NULL;
+	     line = strtok_r(NULL, "\r\n&", &save)) {
+		char *eq = strchr(line, '='), *msg = NULL;
+		int rc;
+
+		if (eq == NULL) {
+			bprintf(&out, "'%s': want NAME=VALUE\n", line);
+			code = HTTP_BADREQUEST;
+			break;
+		}
+		*eq = '\0';
+		rc = m->src.admin->limit_set(m->src.admin_arg, line, eq + 1,
+					     &msg);
+		if (rc != 0) {
+			bprintf(&out, "%s\n", msg ? msg : strerror(-rc));
+			free(msg);
+			code = rc == -ENOENT ? HTTP_NOTFOUND : HTTP_BADREQUEST;
+			break;
+		}
+		bprintf(&out, "%s = %s\n", line, eq + 1);
+		free(msg);
+		n++;
+	}
+	if (code == HTTP_OK && n == 0) {
+		bprintf(&out, "no NAME=VALUE in the request\n");
+		code = HTTP_BADREQUEST;
+	}
+	tl_buf_append(&out, "", 1);
+	reply_plain(req, code,
+		    code == HTTP_OK	     ? "OK" :
+		    code == HTTP_NOTFOUND ? "Not Found" :
+					     "Bad Request",
+		    (char *)out.data);
+	tl_buf_free(&out);
+	free(body);
+}
+
+static void
+serve_admin(struct evhttp_request *req, struct nfsd_metrics *m,
+	    const char *path, enum evhttp_cmd_type cmd)
+{
+	bool limit = strcmp(path, "/admin/limit") == 0;
+	bool reload = strcmp(path, "/admin/reload") == 0;
+	struct tl_buf out = TL_BUF_INIT;
+	char *msg = NULL;
+	int rc;
+
+	if (m->src.admin == NULL || m->src.admin_token_file == NULL ||
+	    m->src.admin_token_file[0] == '\0') {
+		reply_plain(req, HTTP_NOTFOUND, "Not Found",
+			    "no admin endpoint: admin_token_file is empty\n");
+		return;
+	}
+	if (!limit && !reload) {
+		reply_plain(req, HTTP_NOTFOUND, "Not Found",
+			    "not found: try /admin/limit or /admin/reload\n");
+		return;
+	}
+	if (!admin_authorized(req, m))
+		return;
+	if (limit && cmd == EVHTTP_REQ_GET) {
+		m->src.admin->limit_get(m->src.admin_arg, &out);
+		reply_text(req, HTTP_OK, "OK", "text/plain; charset=utf-8",
+			   out.data, out.len);
+		tl_buf_free(&out);
+	} else if (cmd != EVHTTP_REQ_POST) {
+		reply_plain(req, HTTP_BADMETHOD, "Method Not Allowed",
+			    limit ? "GET or POST\n" : "only POST\n");
+	} else if (limit) {
+		admin_limit_set(req, m);
+	} else {
+		rc = m->src.admin->reload(m->src.admin_arg, &msg);
+		out.len = 0;
+		bprintf(&out, "%s\n",
+			msg ? msg : rc == 0 ? "reloaded" : strerror(-rc));
+		tl_buf_append(&out, "", 1);
+		reply_plain(req, rc == 0 ? HTTP_OK : HTTP_INTERNAL,
+			    rc == 0 ? "OK" : "Internal Server Error",
+			    (char *)out.data);
+		tl_buf_free(&out);
+		free(msg);
+	}
+}
+
 static void
 http_cb(struct evhttp_request *req, void *arg)
 {
@@ -1114,6 +1350,10 @@ http_cb(struct evhttp_request *req, void *arg)
 
 	if (path == NULL || path[0] == '\0')
 		path = "/";
+	if (strncmp(path, "/admin/", 7) == 0) {
+		serve_admin(req, m, path, cmd);
+		return;
+	}
 	if (strcmp(path, "/metrics") != 0 && strcmp(path, "/healthz") != 0) {
 		reply_plain(req, HTTP_NOTFOUND, "Not Found",
 			    "not found: try /metrics or /healthz\n");

@@ -60,6 +60,7 @@ struct nfsd_config {
 	uint64_t export_meta_write_rate, export_meta_write_burst;
 	uint64_t limit_wait_max; /* ms */
 	uint64_t limit_clients;  /* client table entries */
+	char *admin_token_file;  /* the admin endpoint's token */
 	char *log_level;
 	char *log_file;       /* "" = stderr or syslog */
 	char *metrics_listen; /* HTTP "ADDR:PORT"; "" or "off": none */

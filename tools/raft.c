@@ -58,6 +58,16 @@ tessera_conf_load(const char *path)
 	return rc;
 }
 
+const struct nfsd_config *
+tessera_conf(void)
+{
+	if (!conf_loaded) {
+		nfsd_config_defaults(&conf);
+		conf_loaded = true;
+	}
+	return &conf;
+}
+
 void
 tessera_conf_free(void)
 {

@@ -50,8 +50,13 @@ static const struct tessera_cmd commands[] = {
 	 tessera_cmd_dump},
 	{"load", "[--from-backup STORAGE_URL] META_URL [FILE|-]",
 	 "restore metadata from a dump or a backup", tessera_cmd_load},
-	{"config", "META_URL [--storage STORAGE_URL] [--trash-days N]",
-	 "change the storage URL or the trash days", tessera_cmd_config},
+	{"config", "META_URL [--storage STORAGE_URL] [--trash-days N] | "
+	 "reload [--gateway ADDR]",
+	 "change the storage URL or the trash days; make a running gateway "
+	 "reload", tessera_cmd_config},
+	{"limit", "get [NAME] | set NAME VALUE [--gateway ADDR]",
+	 "show or change a running gateway's rate and bandwidth limits",
+	 tessera_cmd_limit},
 	{"trash", "list|restore|purge [OPTIONS] META_URL [PATH...]",
 	 "the trash: list, restore or release removed files",
 	 tessera_cmd_trash},

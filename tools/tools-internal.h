@@ -56,6 +56,13 @@ int tessera_cmd_raft(int argc, char **argv);
  * options say which node "raft://" is. */
 int tessera_conf_load(const char *path);
 void tessera_conf_free(void);
+/* The tessera.conf loaded (the defaults when none was). */
+struct nfsd_config;
+const struct nfsd_config *tessera_conf(void);
+/* tools/admin.c: a running gateway's admin endpoint */
+int tessera_cmd_limit(int argc, char **argv);
+/* tessera config reload (tessera_cmd_config passes it on) */
+int tessera_cmd_config_reload(int argc, char **argv);
 /* "raft://" alone names this machine's node: a client URL of it
  * (caller frees); other URLs are copied. */
 char *tessera_meta_url(const char *url);

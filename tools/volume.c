@@ -644,6 +644,11 @@ tessera_cmd_status(int argc, char **argv)
 static const char config_usage[] =
 	"Usage: tessera config [--force] [--volume NAME] META_URL\n"
 	"                      [--storage STORAGE_URL] [--trash-days N]\n"
+	"       tessera config reload [--gateway ADDR:PORT] [--token-file "
+	"FILE]\n"
+	"\n"
+	"reload: make a running gateway read tessera.conf and its exports\n"
+	"again, as SIGHUP does (its admin endpoint; tessera limit --help).\n"
 	"\n"
 	"--trash-days N: days removed files stay in the volume's trash\n"
 	"(/.trash, `tessera trash`); 0 releases them at once.  Every gateway\n"
@@ -765,6 +770,9 @@ tessera_cmd_config(int argc, char **argv)
 	char *err = NULL;
 	int c, rc;
 
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "reload") == 0)
+			return tessera_cmd_config_reload(argc, argv);
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(config_usage, stdout);

@@ -14,9 +14,14 @@
  *
  *   changes (limited by their own, unset, limit) are not slowed;
  *
- *   the limit changed while the gateway runs (a reload, and `tessera
- *   limit set`) takes effect without a restart: 0 lifts it, an export
- *   limit holds back every client of the export.
+ *   the limit changed while the gateway runs (SIGHUP, `tessera limit
+ *   set`, `tessera config reload`) takes effect without a restart: 0
+ *   lifts it, an export limit holds back every client of the export;
+ *
+ *   the admin endpoint refuses a request without the token of
+ *   admin_token_file (made by tesserad, mode 0600) or with a wrong one
+ *   (401), an unknown limit and a bad value; a reload of a broken
+ *   tessera.conf fails and changes nothing.
  *
  * Only counts are asserted, never how long anything took: 50 calls sent
  * at once arrive within milliseconds, and the limit lets about 10 of
@@ -43,7 +48,7 @@
 
 static struct th_server srv;
 static int http_port;
-static char conf_path[400];
+static char conf_path[400], token_path[400];
 
 /* ---- HTTP ------------------------------------------------------------- */
 
@@ -69,24 +74,31 @@ log_port(void)
 	return port;
 }
 
-/* GET path; the body (malloc'd) or NULL. */
-static char *
-http_get(const char *path)
+/* One HTTP/1.0 request (auth: an Authorization header's value, or
+ * NULL); the status code (-1: no answer), the body in *body (malloc'd;
+ * body may be NULL). */
+static int
+http(const char *method, const char *path, const char *auth, char **body)
 {
 	struct sockaddr_in sin;
-	char req[256], *buf = NULL, *p, *body = NULL;
+	char req[1024], *buf = NULL, *p;
 	size_t len = 0, cap = 0;
-	int fd;
+	int fd, code = -1;
 	ssize_t n;
 
+	if (body != NULL)
+		*body = NULL;
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0)
-		return NULL;
+		return -1;
 	th_loopback(&sin, http_port);
 	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0)
 		goto out;
 	snprintf(req, sizeof req,
-		 "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
+		 "%s %s HTTP/1.0\r\nHost: localhost\r\n%s%s%s"
+		 "Content-Length: 0\r\n\r\n",
+		 method, path, auth ? "Authorization: " : "", auth ? auth : "",
+		 auth ? "\r\n" : "");
 	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
 		goto out;
 	for (;;) {
@@ -106,12 +118,26 @@ http_get(const char *path)
 	if (buf == NULL)
 		goto out;
 	buf[len] = '\0';
+	if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1)
+		code = -1;
 	p = strstr(buf, "\r\n\r\n");
-	if (p != NULL)
-		body = strdup(p + 4);
+	if (body != NULL && p != NULL)
+		*body = strdup(p + 4);
 out:
 	free(buf);
 	close(fd);
+	return code;
+}
+
+static char *
+http_get(const char *path)
+{
+	char *body = NULL;
+
+	if (http("GET", path, NULL, &body) != 200) {
+		free(body);
+		return NULL;
+	}
 	return body;
 }
 
@@ -249,8 +275,33 @@ write_conf(const char *text)
 	FILE *f = fopen(conf_path, "w");
 
 	TH_REQUIRE(f != NULL, "write %s", conf_path);
-	fputs(text, f);
+	fprintf(f, "admin_token_file = %s\n%s", token_path, text);
 	fclose(f);
+}
+
+/* `tessera ARGS --gateway 127.0.0.1:PORT --token-file TOKEN`: its exit
+ * status; its output in tool_out. */
+static char tool_out[4096];
+
+static int
+tool(const char *args)
+{
+	char path[400];
+	FILE *f;
+	size_t n = 0;
+	int st;
+
+	st = th_tessera(&srv, "%s --gateway 127.0.0.1:%d --token-file %s",
+			args, http_port, token_path);
+	snprintf(path, sizeof path, "%s/tool.out", srv.dir);
+	tool_out[0] = '\0';
+	f = fopen(path, "r");
+	if (f != NULL) {
+		n = fread(tool_out, 1, sizeof tool_out - 1, f);
+		tool_out[n] = '\0';
+		fclose(f);
+	}
+	return st;
 }
 
 int
@@ -265,6 +316,7 @@ main(void)
 	if (mkdtemp(dir) == NULL)
 		th_skip_all("mkdtemp");
 	snprintf(conf_path, sizeof conf_path, "%s/tessera.conf", dir);
+	snprintf(token_path, sizeof token_path, "%s/admin.token", dir);
 	write_conf("client_meta_read_rate = 5\n"
 		   "client_meta_read_burst = 5\n"
 		   "limit_wait_max = 1s\n");
@@ -326,10 +378,95 @@ main(void)
 	TH_CHECK(f.ok == FLOOD && refused("read") == r0,
 		 "after the reload lifted it: %d of %d OK", f.ok, FLOOD);
 
+	/* the admin endpoint: the token of admin_token_file, or nothing */
+	{
+		char *body = NULL, wrong[420];
+		int code;
+		struct stat st;
+		FILE *f0;
+
+		TH_CHECK(stat(token_path, &st) == 0 &&
+				 (st.st_mode & 0777) == 0600,
+			 "tesserad made its admin token file, mode 0600");
+		code = http("GET", "/admin/limit", NULL, &body);
+		TH_CHECK(code == 401 && body && strstr(body, "no token"),
+			 "GET /admin/limit without a token: 401 (%d)", code);
+		free(body);
+		code = http("POST", "/admin/reload", "Bearer nope", &body);
+		TH_CHECK(code == 401 && body && strstr(body, "wrong token"),
+			 "POST /admin/reload with a wrong token: 401 (%d)",
+			 code);
+		free(body);
+		snprintf(wrong, sizeof wrong, "%s.wrong", token_path);
+		f0 = fopen(wrong, "w");
+		TH_REQUIRE(f0 != NULL, "write %s", wrong);
+		fputs("0123456789abcdef\n", f0);
+		fclose(f0);
+		TH_CHECK(th_tessera(&srv, "limit get --gateway 127.0.0.1:%d "
+				    "--token-file %s", http_port, wrong) != 0,
+			 "tessera limit with a wrong token fails");
+		unlink(wrong);
+	}
+
+	/* tessera limit set, at run time; the token file named by
+	 * tessera.conf */
+	TH_CHECK(th_tessera(&srv, "-c %s limit set client_meta_read_rate 5 "
+			    "--gateway 127.0.0.1:%d", conf_path,
+			    http_port) == 0 &&
+			 tool("limit get client_meta_read_rate") == 0 &&
+			 strcmp(tool_out, "5\n") == 0,
+		 "tessera limit set client_meta_read_rate 5, get says 5");
+	r0 = refused("read");
+	f = flood_getattr(&a, FLOOD);
+	TH_CHECK(f.jukebox >= 1 && f.other == 0 &&
+			 refused("read") - r0 == f.jukebox,
+		 "set at run time: A gets JUKEBOX again (%d)", f.jukebox);
+	TH_CHECK(tool("limit set client_meta_read_rate 0") == 0 &&
+			 tool("limit set export_meta_read_rate 5") == 0 &&
+			 tool("limit set export_meta_read_burst 5") == 0,
+		 "tessera limit set: client limit off, export limit 5/s");
+	/* A's flood leaves the export's bucket empty: B's 5 calls, sent
+	 * right after, wait (or are refused) */
+	r0 = refused("read");
+	f = flood_getattr(&a, FLOOD);
+	d0 = delayed("read");
+	g = flood_getattr(&b, 5);
+	th_diag("export limit: A %d OK %d JUKEBOX; B %d OK %d JUKEBOX, "
+		"%lld waited", f.ok, f.jukebox, g.ok, g.jukebox,
+		delayed("read") - d0);
+	TH_CHECK(f.jukebox >= 1 && g.other == 0 &&
+			 g.jukebox + (delayed("read") - d0) >= 1 &&
+			 refused("read") - r0 == f.jukebox + g.jukebox,
+		 "an export limit holds back every client of the export");
+	TH_CHECK(tool("limit set upload_limit 3M") == 0 &&
+			 tool("limit get upload_limit") == 0 &&
+			 strcmp(tool_out, "3145728\n") == 0,
+		 "tessera limit set upload_limit 3M: 3145728");
+	TH_CHECK(tool("limit set no_such_limit 1") != 0 &&
+			 tool("limit set client_meta_read_rate lots") != 0,
+		 "an unknown limit or a bad value is refused");
+
+	/* tessera config reload */
+	write_conf("client_meta_read_rate = 7\n");
+	TH_CHECK(tool("config reload") == 0 &&
+			 tool("limit get client_meta_read_rate") == 0 &&
+			 strcmp(tool_out, "7\n") == 0 &&
+			 tool("limit get export_meta_read_rate") == 0 &&
+			 strcmp(tool_out, "0\n") == 0 &&
+			 tool("limit get upload_limit") == 0 &&
+			 strcmp(tool_out, "0\n") == 0,
+		 "tessera config reload: tessera.conf's limits in force");
+	write_conf("client_meta_read_rate = many\n");
+	TH_CHECK(tool("config reload") != 0 &&
+			 tool("limit get client_meta_read_rate") == 0 &&
+			 strcmp(tool_out, "7\n") == 0,
+		 "a reload of a bad tessera.conf fails and changes nothing");
+
 	th_disconnect(&a);
 	th_disconnect(&b);
 	th_server_destroy(&srv);
 	unlink(conf_path);
+	unlink(token_path);
 	rmdir(dir);
 	return th_done();
 }
