@@ -20,7 +20,9 @@
  * below 1024), insecure, fsid=N (the export id in file handles; default
  * a hash of the path, so handles survive reordering the file), sync
  * (default) and async (metadata operations answered before their commit
- * is on disk: meta_cred.async; tesserad(8) EXPORTS).  knfsd's
+ * is on disk: meta_cred.async; tesserad(8) EXPORTS), meta_read_rate=N
+ * and meta_write_rate=N (metadata operations per second of each client
+ * the rule admits, instead of client_meta_*_rate: limit.c).  knfsd's
  * subtree_check, no_subtree_check, wdelay and no_wdelay are accepted and
  * ignored.
  */
@@ -171,7 +173,15 @@ parse_opts(struct parse *p, const char *opts, struct nfsd_client_rule *r,
 		else if (strncmp(o, "anongid=", 8) == 0 &&
 			 tl_parse_u64(o + 8, 0, UINT32_MAX, &v) == 0)
 			r->anongid = (uint32_t)v;
-		else if (strncmp(o, "fsid=", 5) == 0 &&
+		else if (strncmp(o, "meta_read_rate=", 15) == 0 &&
+			 tl_parse_u64(o + 15, 0, 100000000, &v) == 0) {
+			r->meta_rate[0] = v;
+			r->meta_rate_set[0] = true;
+		} else if (strncmp(o, "meta_write_rate=", 16) == 0 &&
+			   tl_parse_u64(o + 16, 0, 100000000, &v) == 0) {
+			r->meta_rate[1] = v;
+			r->meta_rate_set[1] = true;
+		} else if (strncmp(o, "fsid=", 5) == 0 &&
 			 tl_parse_u64(o + 5, 0, UINT32_MAX, &v) == 0) {
 			if (*fsid >= 0 && *fsid != (int64_t)v) {
 				rc = perr(p, "conflicting fsid=%s", o + 5);
@@ -398,6 +408,10 @@ nfsd_exports_parse(const char *text, const char *fname,
 	tl_buf_free(&line);
 	if (rc != 0)
 		nfsd_exports_free(out);
+	for (size_t i = 0; rc == 0 && i < out->n; i++)
+		for (size_t j = 0; j < out->v[i].nrules; j++)
+			out->meta_rates |= out->v[i].rules[j].meta_rate_set[0] ||
+					   out->v[i].rules[j].meta_rate_set[1];
 	return rc;
 }
 
@@ -408,6 +422,7 @@ nfsd_exports_default(struct nfsd_exports *out)
 	struct nfsd_export *e;
 
 	out->n = 1;
+	out->meta_rates = false;
 	out->v = tl_calloc(1, sizeof(*e));
 	e = &out->v[0];
 	e->path = tl_strdup("/");
@@ -500,6 +515,16 @@ nfsd_rule_format(const struct nfsd_client_rule *r, struct tl_buf *out)
 
 	tl_buf_append(out, s, strlen(s));
 	free(s);
+	/* inside the parentheses, only when set */
+	for (int k = 0; k < 2; k++) {
+		if (!r->meta_rate_set[k])
+			continue;
+		out->len--; /* the ')' */
+		s = tl_asprintf(",meta_%s_rate=%llu)", k ? "write" : "read",
+				(unsigned long long)r->meta_rate[k]);
+		tl_buf_append(out, s, strlen(s));
+		free(s);
+	}
 }
 
 struct nfsd_export *
@@ -684,6 +709,7 @@ void
 nfsd_exports_copy(const struct nfsd_exports *src, struct nfsd_exports *dst)
 {
 	dst->n = src->n;
+	dst->meta_rates = src->meta_rates;
 	dst->v = tl_calloc(src->n > 0 ? src->n : 1, sizeof(*dst->v));
 	for (size_t i = 0; i < src->n; i++) {
 		const struct nfsd_export *s = &src->v[i];

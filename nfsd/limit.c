@@ -329,12 +329,13 @@ nfsd_limit_admit(struct nfsd_limits *l, struct nfsd_ctx *ctx,
 	const struct nfsd_limit_conf *k = &l->conf;
 	const struct nfsd_exports *exports;
 	const struct nfsd_export *exp;
+	const struct nfsd_client_rule *rule;
 	struct export_lim *e = NULL;
 	struct client *c = NULL;
 	const uint8_t *fhp;
 	uint8_t addr[16] = {0};
 	struct nfsd_fh fh;
-	uint64_t wait = 0, w;
+	uint64_t wait = 0, w, crate;
 	uint32_t proc;
 	size_t fhlen;
 	int cls, family, verdict = NFSD_LIMIT_PASS;
@@ -345,24 +346,30 @@ nfsd_limit_admit(struct nfsd_limits *l, struct nfsd_ctx *ctx,
 	cls = nfsd_limit_class(proc);
 	if (cls < 0)
 		return NFSD_LIMIT_PASS;
-	pthread_mutex_lock(&l->lock);
-	if (k->client_rate[cls] == 0 && k->export_rate[cls] == 0)
-		goto out;
-	if (nfsd_fh_decode(ctx->vol, fhp, fhlen, &fh) != 0)
-		goto out;
 	exports = nfsd_exports_get(ctx);
+	pthread_mutex_lock(&l->lock);
+	crate = k->client_rate[cls];
+	if ((crate == 0 && k->export_rate[cls] == 0 && !exports->meta_rates) ||
+	    nfsd_fh_decode(ctx->vol, fhp, fhlen, &fh) != 0) {
+		nfsd_exports_put(exports);
+		goto out;
+	}
 	exp = nfsd_export_by_id(exports, fh.export_id);
-	if (exp != NULL && nfsd_export_match(exp, peer) != NULL)
+	rule = exp != NULL ? nfsd_export_match(exp, peer) : NULL;
+	if (rule != NULL) {
 		e = export_get(l, exp);
+		if (rule->meta_rate_set[cls])
+			crate = rule->meta_rate[cls];
+	}
 	nfsd_exports_put(exports);
 	if (e == NULL)
 		goto out;
 	family = nfsd_peer_addr(peer, true, addr);
-	if (k->client_rate[cls] > 0)
+	if (crate > 0)
 		c = client_get(l, family, addr);
 	if (c != NULL) {
-		w = bucket_wait(&c->b[cls], k->client_rate[cls],
-				k->client_burst[cls], now_ns);
+		w = bucket_wait(&c->b[cls], crate, k->client_burst[cls],
+				now_ns);
 		wait = TL_MAX(wait, w);
 	}
 	if (k->export_rate[cls] > 0) {

@@ -56,7 +56,8 @@
  * address, a CIDR (10.0.0.0/8) ; first match wins.  Options: rw, ro,
  * root_squash (default), no_root_squash, all_squash, anonuid=N, anongid=N,
  * secure (default: source port < 1024), insecure, fsid=N (export id in file
- * handles; default: a hash of the path).
+ * handles; default: a hash of the path), meta_read_rate=N and
+ * meta_write_rate=N (the rule's clients' metadata rate limits).
  */
 
 enum nfsd_squash {
@@ -84,6 +85,11 @@ struct nfsd_client_rule {
 	uint32_t anonuid, anongid;
 	bool secure;
 	bool async;               /* metadata commits not waited for */
+	/* meta_read_rate=N, meta_write_rate=N: the client metadata rate
+	 * limit of the clients this rule admits, instead of tessera.conf's
+	 * (limit.c; index NFSD_LIMIT_READ, _WRITE of nfsd.h) */
+	bool meta_rate_set[2];
+	uint64_t meta_rate[2];
 };
 
 struct nfsd_export {
@@ -97,6 +103,7 @@ struct nfsd_export {
 struct nfsd_exports {
 	struct nfsd_export *v;
 	size_t n;
+	bool meta_rates; /* some rule sets meta_read_rate / meta_write_rate */
 };
 
 /* Parse text (the contents of an exports file); errors name the line.

@@ -715,6 +715,11 @@ delayed_due(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	delayed_unlink(s, j);
+	/* a client gone meanwhile: nothing to run, only to give back */
+	pthread_mutex_lock(&j->conn->lock);
+	if (j->conn->closed)
+		j->refuse = true;
+	pthread_mutex_unlock(&j->conn->lock);
 	job_run(s, j);
 }
 

@@ -18,6 +18,9 @@
  *   set`, `tessera config reload`) takes effect without a restart: 0
  *   lifts it, an export limit holds back every client of the export;
  *
+ *   meta_read_rate=N in an exports rule limits the clients it admits
+ *   alone;
+ *
  *   the admin endpoint refuses a request without the token of
  *   admin_token_file (made by tesserad, mode 0600) or with a wrong one
  *   (401), an unknown limit and a bad value; a reload of a broken
@@ -461,6 +464,27 @@ main(void)
 			 tool("limit get client_meta_read_rate") == 0 &&
 			 strcmp(tool_out, "7\n") == 0,
 		 "a reload of a bad tessera.conf fails and changes nothing");
+
+	/* a rule of the exports sets its clients' limit: B (127.0.0.2)
+	 * 2/s, A (the rest of 127.0.0.0/8) none */
+	write_conf("");
+	TH_REQUIRE(th_server_set_exports(
+			   &srv, "/ 127.0.0.2(rw,no_root_squash,insecure,"
+				 "meta_read_rate=2) "
+				 "127.0.0.0/8(rw,no_root_squash,insecure)\n") ==
+		       0,
+		   "exports: meta_read_rate=2 for 127.0.0.2");
+	TH_CHECK(tool("config reload") == 0, "tessera config reload");
+	r0 = refused("read");
+	f = flood_getattr(&a, FLOOD);
+	g = flood_getattr(&b, FLOOD);
+	th_diag("rule limit: A %d OK %d JUKEBOX; B %d OK %d JUKEBOX", f.ok,
+		f.jukebox, g.ok, g.jukebox);
+	TH_CHECK(f.ok == FLOOD, "A, no limit in its rule: %d of %d OK",
+		 f.ok, FLOOD);
+	TH_CHECK(g.jukebox >= 1 && g.other == 0 &&
+			 refused("read") - r0 == g.jukebox,
+		 "B, meta_read_rate=2 in its rule: JUKEBOX (%d)", g.jukebox);
 
 	th_disconnect(&a);
 	th_disconnect(&b);
