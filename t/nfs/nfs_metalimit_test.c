@@ -445,6 +445,10 @@ main(void)
 			 tool("limit get upload_limit") == 0 &&
 			 strcmp(tool_out, "3145728\n") == 0,
 		 "tessera limit set upload_limit 3M: 3145728");
+	TH_CHECK(tool("limit set store_wait_max 10s") == 0 &&
+			 tool("limit get store_wait_max") == 0 &&
+			 strcmp(tool_out, "10000ms\n") == 0,
+		 "tessera limit set store_wait_max 10s: 10000ms");
 	TH_CHECK(tool("limit set no_such_limit 1") != 0 &&
 			 tool("limit set client_meta_read_rate lots") != 0,
 		 "an unknown limit or a bad value is refused");
