@@ -397,17 +397,29 @@ out:
 }
 
 void
-nfsd_limits_stats(struct nfsd_limits *l,
+nfsd_limits_stats(struct nfsd_limits *l, const struct nfsd_exports *cur,
 		  void (*fn)(void *arg, const struct nfsd_limit_stats *st),
 		  void *arg)
 {
 	struct nfsd_limit_stats st;
+	size_t j;
 
 	pthread_mutex_lock(&l->lock);
 	for (size_t i = 0; i < l->nexp; i++) {
 		st.path = l->exp[i].path;
 		memcpy(st.delayed, l->exp[i].delayed, sizeof(st.delayed));
 		memcpy(st.refused, l->exp[i].refused, sizeof(st.refused));
+		fn(arg, &st);
+	}
+	/* the exports in force that had no limited call yet: zeros */
+	memset(&st, 0, sizeof(st));
+	for (size_t i = 0; cur != NULL && i < cur->n; i++) {
+		for (j = 0; j < l->nexp; j++)
+			if (l->exp[j].id == cur->v[i].id)
+				break;
+		if (j < l->nexp)
+			continue;
+		st.path = cur->v[i].path;
 		fn(arg, &st);
 	}
 	pthread_mutex_unlock(&l->lock);

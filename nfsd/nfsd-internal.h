@@ -21,7 +21,8 @@
  *
  *   main.c metrics.c        metrics-internal.h   the admin endpoint
  *   server.c rpc.c          server-internal.h    life cycle, transport
- *   dispatch.c drc.c        rpc-internal.h       dispatcher, DRC
+ *   dispatch.c limit.c drc.c  rpc-internal.h     dispatcher, rate
+ *                                                limits, DRC
  *   counters.c              counters-internal.h  request-path counters
  *   nfs3*.c                 nfs3-internal.h      NFSv3 handlers
  *   nlm4.c lockd.c callback.c  nlm-internal.h    NLM, NSM, locks

@@ -224,8 +224,9 @@ void nfsd_server_get_limits(struct nfsd_server *s,
 			    struct nfsd_limit_conf *out);
 void nfsd_server_set_limits(struct nfsd_server *s,
 			    const struct nfsd_limit_conf *c);
-/* fn(arg, st) for each export that had a limited call since the start,
- * then the client table's size and the entries it reused. */
+/* fn(arg, st) for each export that had a limited call since the start
+ * and each export in force (zeros), then the client table's size and
+ * the entries it reused. */
 void nfsd_server_limit_stats(struct nfsd_server *s,
 			     void (*fn)(void *arg,
 					const struct nfsd_limit_stats *st),

@@ -4,8 +4,9 @@
  * cache (drc.c), for the transport and the server's life cycle
  * (server-internal.h) above them.
  *
- * Includes nfsd-internal.h (the contract with the handlers) and nothing
- * else of nfsd/ (see the layers there).  Nothing outside nfsd/ and its
+ * Includes nfsd-internal.h (the contract with the handlers) and, for its
+ * types, the public nfsd.h, and nothing else of nfsd/ (see the layers
+ * there).  Nothing outside nfsd/ and its
  * tests includes this file.
  */
 #ifndef NFSD_RPC_INTERNAL_H
@@ -104,7 +105,9 @@ enum { NFSD_LIMIT_PASS, NFSD_LIMIT_DELAY, NFSD_LIMIT_REFUSE };
 int nfsd_limit_admit(struct nfsd_limits *l, struct nfsd_ctx *ctx,
 		     const struct sockaddr_storage *peer, const uint8_t *msg,
 		     size_t len, uint64_t now_ns, uint64_t *delay_ns);
-void nfsd_limits_stats(struct nfsd_limits *l,
+/* fn for every export that had a limited call, then with zeros for
+ * those of cur (may be NULL) that had none. */
+void nfsd_limits_stats(struct nfsd_limits *l, const struct nfsd_exports *cur,
 		       void (*fn)(void *arg, const struct nfsd_limit_stats *st),
 		       void *arg);
 /* Entries of the client table, and how many were reused for another

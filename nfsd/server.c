@@ -596,6 +596,9 @@ nfsd_server_limit_stats(struct nfsd_server *s,
 			void (*fn)(void *arg, const struct nfsd_limit_stats *st),
 			void *arg, size_t *clients, uint64_t *evicted)
 {
-	nfsd_limits_stats(s->limits, fn, arg);
+	const struct nfsd_exports *cur = nfsd_exports_get(&s->ctx);
+
+	nfsd_limits_stats(s->limits, cur, fn, arg);
+	nfsd_exports_put(cur);
 	*clients = nfsd_limits_clients(s->limits, evicted);
 }

@@ -18,6 +18,10 @@
  *   set`, `tessera config reload`) takes effect without a restart: 0
  *   lifts it, an export limit holds back every client of the export;
  *
+ *   40 client addresses against limit_clients 16: the table of client
+ *   buckets keeps 16 entries (tessera_limit_clients), the others reuse
+ *   them;
+ *
  *   meta_read_rate=N in an exports rule limits the clients it admits
  *   alone;
  *
@@ -55,8 +59,10 @@ static char conf_path[400], token_path[400];
 
 /* ---- HTTP ------------------------------------------------------------- */
 
+/* The port of the last "metrics on" line written after offset from of
+ * tesserad.log; 0 if none (yet). */
 static int
-log_port(void)
+log_port(long from)
 {
 	static const char tag[] = "metrics on http://127.0.0.1:";
 	char path[400], line[1024];
@@ -67,6 +73,7 @@ log_port(void)
 	f = fopen(path, "r");
 	if (f == NULL)
 		return 0;
+	fseek(f, from, SEEK_SET);
 	while (fgets(line, sizeof line, f) != NULL) {
 		char *p = strstr(line, tag);
 
@@ -75,6 +82,16 @@ log_port(void)
 	}
 	fclose(f);
 	return port;
+}
+
+static long
+log_size(void)
+{
+	char path[400];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/tesserad.log", srv.dir);
+	return stat(path, &st) == 0 ? (long)st.st_size : 0;
 }
 
 /* One HTTP/1.0 request (auth: an Authorization header's value, or
@@ -313,6 +330,7 @@ main(void)
 	struct th_conn a, b;
 	struct flood f, g;
 	long long r0, d0;
+	long from;
 	uint64_t failed = 0;
 	char args[600], dir[] = "/tmp/metalimit.XXXXXX";
 
@@ -331,9 +349,10 @@ main(void)
 		       0,
 		   "exports for 127.0.0.0/8");
 	th_server_set_args(&srv, args);
+	from = log_size();
 	TH_REQUIRE(th_server_restart(&srv, false) == 0,
 		   "restarted with the limits");
-	for (int i = 0; i < 500 && (http_port = log_port()) == 0; i++)
+	for (int i = 0; i < 500 && (http_port = log_port(from)) == 0; i++)
 		usleep(10000);
 	TH_REQUIRE(http_port > 0, "metrics port %d", http_port);
 	TH_REQUIRE(connect_from(&a, "127.0.0.1") == 0, "client A connects");
@@ -489,6 +508,41 @@ main(void)
 	TH_CHECK(g.jukebox >= 1 && g.other == 0 &&
 			 refused("read") - r0 == g.jukebox,
 		 "B, meta_read_rate=2 in its rule: JUKEBOX (%d)", g.jukebox);
+
+	/* 40 addresses, limit_clients 16: the table stays at 16 */
+	write_conf("client_meta_read_rate = 100\nlimit_clients = 16\n");
+	th_server_set_args(&srv, args);
+	th_disconnect(&a);
+	th_disconnect(&b);
+	from = log_size();
+	TH_REQUIRE(th_server_restart(&srv, false) == 0,
+		   "restarted with limit_clients 16");
+	for (int i = 0; i < 500 && (http_port = log_port(from)) == 0; i++)
+		usleep(10000);
+	TH_REQUIRE(http_port > 0, "metrics port %d", http_port);
+	{
+		int served = 0;
+
+		for (int i = 0; i < 40; i++) {
+			struct th_conn x;
+			char who[32];
+
+			snprintf(who, sizeof who, "127.0.1.%d", i + 1);
+			if (connect_from(&x, who) == 0 &&
+			    th_getattr(&x, &x.root, NULL) == NFS3_OK)
+				served++;
+			th_disconnect(&x);
+		}
+		TH_CHECK(served == 40, "40 client addresses served (%d)",
+			 served);
+	}
+	TH_CHECK(metric("tessera_limit_clients ") == 16 &&
+			 metric("tessera_limit_clients_reused_total ") >= 24,
+		 "client table bounded: %lld entries, %lld reused",
+		 metric("tessera_limit_clients "),
+		 metric("tessera_limit_clients_reused_total "));
+	TH_REQUIRE(connect_from(&a, "127.0.0.1") == 0, "A reconnects");
+	TH_REQUIRE(connect_from(&b, "127.0.0.2") == 0, "B reconnects");
 
 	th_disconnect(&a);
 	th_disconnect(&b);
