@@ -40,6 +40,14 @@
  * one that has held a record it does not finish, or replies it does not
  * read, for STALL_NS is closed ("stalled"), the oldest first.
  *
+ * Metadata rate limits (limit.c): before a record goes to a worker the
+ * loop asks nfsd_limit_admit.  A call over its client's or export's rate
+ * waits on a timer of the loop (struct job on srv->delayed), holding its
+ * place in flight and its memory but no worker, and then runs as any
+ * other; one that would wait past limit_wait_max is answered
+ * NFS3ERR_JUKEBOX by the loop at once (nfsd_dispatch_refuse).  At
+ * shutdown the waiting calls are only released.
+ *
  * Other limits: a record longer than max_record_size closes the
  * connection (a client that sends one is broken or hostile); at
  * max_inflight_per_conn requests in progress the connection stops being
