@@ -559,6 +559,15 @@ tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		else if (c->state == C_OPEN)
 			read_frames(c);
 	} else if (nread < 0) {
+		/* A peer that checked our welcome and left has not the
+		 * cluster secret (a node does this when ours fails its check):
+		 * the refusal is logged on this side too. */
+		if (c->state == C_PROOF && !c->net->closing)
+			tl_warn(KVR_SUB,
+				"a peer claiming to be node %llu (%s) left "
+				"the handshake without proving the cluster "
+				"secret (another secret?): refused",
+				(unsigned long long)c->peer, c->addr);
 		conn_close(c, nread == UV_EOF ? "closed by the peer"
 					      : uv_strerror((int)nread));
 	}

@@ -23,7 +23,11 @@
  *   - `tessera raft verify`: every replica hashes the same at one index;
  *   - `tessera fsck` through every node: clean.
  *
- * Then two cycles of corruption (RAFT_FAULT_CORRUPT=0 leaves them out):
+ * Before the cycles, intruders: garbage sent to a node's raft port, and
+ * a tesserad with another cluster secret asking the group for a replica;
+ * both are refused and logged, and the group goes on.
+ *
+ * After the cycles, two cycles of corruption (RAFT_FAULT_CORRUPT=0 leaves them out):
  * a follower is killed, bytes of its last closed log segment (then, on
  * another follower, of its newest snapshot) are flipped, and it is
  * started again: it must refuse to start, saying the log (the snapshot)
@@ -55,7 +59,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -89,7 +96,7 @@ static struct {
 	int n;
 	bool netns;
 	unsigned id;     /* of this run: names of namespaces and links */
-	struct node nd[MAXN + 1];
+	struct node nd[MAXN + 2]; /* [MAXN + 1]: the intruder */
 } g;
 
 static char *
@@ -200,7 +207,16 @@ cut(int i, bool down)
 }
 
 static void
+write_conf_secret(int i, const char *secret);
+
+static void
 write_conf(int i)
+{
+	write_conf_secret(i, g.secret);
+}
+
+static void
+write_conf_secret(int i, const char *secret)
 {
 	struct tl_buf peers = TL_BUF_INIT;
 	FILE *f;
@@ -229,7 +245,7 @@ write_conf(int i)
 		"metrics_listen = off\nrpcbind = no\n"
 		"session_timeout = 30s\nexports = %s/exports\n",
 		i, g.nd[i].dir, g.nd[i].addr, g.nd[i].raft_port,
-		(char *)peers.data, g.secret, g.nd[i].addr, g.nd[i].nfs_port,
+		(char *)peers.data, secret, g.nd[i].addr, g.nd[i].nfs_port,
 		g.dir);
 	fclose(f);
 	tl_buf_free(&peers);
@@ -877,6 +893,116 @@ cycle(int k, enum fault f)
 	pause_clients(false);
 }
 
+/* ---- peers that are not of the group --------------------------------------- */
+
+static long
+file_size(const char *path);
+
+/* Whether node i wrote what since its log had off bytes. */
+static bool
+log_has(int i, long off, const char *what)
+{
+	char *log = sh_out("tail -c +%ld %s/n%d.log", off + 1, g.dir, i);
+	bool yes = strstr(log, what) != NULL;
+
+	free(log);
+	return yes;
+}
+
+static long
+log_size(int i)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/n%d.log", g.dir, i);
+	return file_size(path) < 0 ? 0 : file_size(path);
+}
+
+/* Garbage sent to node 1's raft port, then a tesserad with another
+ * secret asking the group for a replica: both refused, and logged; the
+ * group goes on. */
+static void
+intruders(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct timeval tv = {.tv_sec = 60};
+	int x = MAXN + 1, fd, st = 0;
+	long off = log_size(1), offs[MAXN + 1];
+	uint8_t junk[512];
+	ssize_t r;
+	bool seen;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sa.sin_port = htons((uint16_t)g.nd[1].raft_port);
+	inet_pton(AF_INET, g.nd[1].addr, &sa.sin_addr);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	TH_REQUIRE(fd >= 0 && connect(fd, (struct sockaddr *)&sa,
+				      sizeof(sa)) == 0,
+		   "connect to node 1's raft port");
+	th_fill(12345, junk, sizeof(junk));
+	junk[0] = 'G'; /* whatever the fill: not a hello */
+	TH_CHECK(write(fd, junk, sizeof(junk)) == (ssize_t)sizeof(junk),
+		 "garbage sent to node 1's raft port");
+	while ((r = read(fd, junk, sizeof(junk))) > 0)
+		;
+	TH_CHECK(r == 0, "node 1 closes the connection");
+	close(fd);
+	seen = false;
+	for (int tries = 0; tries < 300 && !seen; tries++)
+		if (!(seen = log_has(1, off, "is not a Tessera node")))
+			usleep(100000);
+	TH_CHECK(seen, "and logs it");
+
+	/* another secret: node 6, outside the group's namespaces */
+	char bad[300], bin[512], log[300];
+
+	snprintf(bad, sizeof(bad), "%s/other.key", g.dir);
+	TH_REQUIRE(sh("%s raft secret %s >/dev/null", tessera_bin(), bad) ==
+			   0, "tessera raft secret (another one)");
+	/* with namespaces, the bridge's address (the root namespace) */
+	snprintf(g.nd[x].addr, sizeof(g.nd[x].addr), "%s",
+		 g.netns ? g.nd[1].addr : "127.0.0.1");
+	if (g.netns)
+		strcpy(strrchr(g.nd[x].addr, '.'), ".254");
+	/* the free end of this run's block of NFS ports (main) */
+	g.nd[x].nfs_port = 24000 + (int)(g.id % 1000) * 10 + 8;
+	g.nd[x].raft_port = g.nd[x].nfs_port + 1;
+	write_conf_secret(x, bad);
+	for (int i = 1; i <= g.n; i++)
+		offs[i] = log_size(i);
+	snprintf(log, sizeof(log), "%s/n%d.log", g.dir, x);
+	snprintf(bin, sizeof(bin), "%s/tesserad", th_builddir());
+	g.nd[x].pid = fork();
+	if (g.nd[x].pid == 0) {
+		int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (lfd >= 0) {
+			dup2(lfd, 1);
+			dup2(lfd, 2);
+		}
+		execl(bin, bin, "-c", g.nd[x].conf, "--meta", "raft://", "-f",
+		      (char *)NULL);
+		_exit(127);
+	}
+	TH_REQUIRE(g.nd[x].pid > 0, "fork");
+	seen = false;
+	for (int tries = 0; tries < 300 && !seen; tries++) {
+		for (int i = 1; i <= g.n && !seen; i++)
+			seen = log_has(i, offs[i], "without proving the "
+				       "cluster secret");
+		if (!seen)
+			usleep(100000);
+	}
+	TH_CHECK(seen, "a node with another secret is refused by the group, "
+		 "and logged");
+	kill(g.nd[x].pid, SIGKILL);
+	waitpid(g.nd[x].pid, &st, 0);
+	g.nd[x].pid = 0;
+	TH_CHECK(wait_healthy(), "the group is whole");
+	TH_CHECK(wait_progress(PROGRESS / 2), "the clients go on");
+}
+
 /* ---- corruption ---------------------------------------------------------- */
 
 /* Wait for node i's process to end (it must, on its own); its exit
@@ -1157,6 +1283,7 @@ main(void)
 	for (int i = 0; i < ncl; i++)
 		pthread_create(&cl[i].thread, NULL, client_main, &cl[i]);
 	TH_CHECK(wait_progress(PROGRESS), "the clients run");
+	intruders();
 
 	for (int k = 1; k <= cycles; k++) {
 		enum fault f;
