@@ -228,7 +228,9 @@ cache_forget(struct cache *c, uint64_t ino)
 
 	if (f == NULL)
 		return;
-	cache_file_drop(c->fl, f);
+	/* A flush waiting for the store holds the builders: the REMOVE
+	 * does not wait for it longer than store_wait_max. */
+	cache_file_drop_wait(c->fl, f, atomic_load(&c->wait_ms));
 	cache_file_put(c->ft, f);
 }
 

@@ -55,5 +55,12 @@ int cache_file_flush_wait(struct cache_flusher *fl, struct cfile *f,
 /* Drop f's buffered data and delete what of it was stored (the file was
  * removed).  Without f->mu. */
 void cache_file_drop(struct cache_flusher *fl, struct cfile *f);
+/* The same, waiting at most wait_ms (0: as long as it takes): a drop
+ * waits for a flush that has the builders, which may wait for a store
+ * that does not answer; the drop then happens when that flush ends
+ * (the file is gone: its data is dropped, never committed).  Without
+ * f->mu. */
+void cache_file_drop_wait(struct cache_flusher *fl, struct cfile *f,
+			  uint64_t wait_ms);
 
 #endif /* CACHE_FLUSH_INTERNAL_H */

@@ -1131,6 +1131,69 @@ cache_file_flush_wait(struct cache_flusher *fl, struct cfile *f,
 	return r;
 }
 
+/* A drop that its caller waits for at most wait_ms (cache_file_drop_wait):
+ * shared by the caller and the job, freed by the last to leave. */
+struct dropjob {
+	struct cache_flusher *fl;
+	struct cfile *f; /* referenced by the job */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done, left; /* under mu */
+};
+
+static void
+drop_job(void *arg)
+{
+	struct dropjob *j = arg;
+	bool left;
+
+	cache_file_drop(j->fl, j->f);
+	cache_file_put(j->fl->ft, j->f);
+	pthread_mutex_lock(&j->mu);
+	j->done = true;
+	left = j->left;
+	pthread_cond_signal(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	if (left) {
+		pthread_mutex_destroy(&j->mu);
+		pthread_cond_destroy(&j->cv);
+		free(j);
+	}
+}
+
+void
+cache_file_drop_wait(struct cache_flusher *fl, struct cfile *f,
+		     uint64_t wait_ms)
+{
+	struct dropjob *j;
+	uint64_t now, end;
+	bool done;
+
+	if (wait_ms == 0) {
+		cache_file_drop(fl, f);
+		return;
+	}
+	j = tl_calloc(1, sizeof(*j));
+	j->fl = fl;
+	j->f = cache_file_get(fl->ft, f->ino, false); /* held by the job */
+	pthread_mutex_init(&j->mu, NULL);
+	pthread_cond_init(&j->cv, NULL);
+	tl_pool_submit(fl->fq, drop_job, j);
+	end = tl_mono_ns() + wait_ms * 1000000ULL;
+	pthread_mutex_lock(&j->mu);
+	while (!j->done && (now = tl_mono_ns()) < end)
+		cache_cond_wait_ms(&j->cv, &j->mu,
+				   (end - now + 999999) / 1000000);
+	done = j->done;
+	j->left = true;
+	pthread_mutex_unlock(&j->mu);
+	if (done) {
+		pthread_mutex_destroy(&j->mu);
+		pthread_cond_destroy(&j->cv);
+		free(j);
+	}
+}
+
 void
 cache_file_drop(struct cache_flusher *fl, struct cfile *f)
 {

@@ -10,6 +10,8 @@
  *     more of them than there are workers, and a WRITE and a READ
  *     still get answers after them: no worker is held;
  *   - the buffered data reads back byte for byte meanwhile;
+ *   - a file whose COMMIT answered JUKEBOX is removed: the REMOVE
+ *     answers, not held by the flush that waits for the store;
  *   - once the store answers again, the COMMIT the client retries
  *     answers OK with the WRITEs' verifier (retried while JUKEBOX, as a
  *     client does), and after a SIGKILL and a restart every byte reads
@@ -153,6 +155,19 @@ main(void)
 		st = th_commit(&cn, &a, 0, 0, NULL);
 		TH_STAT(st, NFS3ERR_JUKEBOX, "COMMIT %d again answers JUKEBOX",
 			n);
+	}
+	/* A file removed while its flush waits for the store: the REMOVE
+	 * does not wait for the flush either. */
+	{
+		struct th_fh c = create("c");
+
+		st = th_write(&cn, &c, 0, data2, BS, UNSTABLE, NULL);
+		TH_STAT(st, NFS3_OK, "c written UNSTABLE");
+		st = th_commit(&cn, &c, 0, 0, NULL);
+		TH_STAT(st, NFS3ERR_JUKEBOX, "c's COMMIT answers JUKEBOX");
+		st = th_remove(&cn, &cn.root, "c");
+		TH_STAT(st, NFS3_OK, "REMOVE of c answers while its flush "
+			"waits for the store");
 	}
 	/* More waits than workers have ended: the workers are free. */
 	st = th_write(&cn, &a, SIZE, "x", 1, UNSTABLE, NULL);
