@@ -431,7 +431,8 @@ conn_close(struct conn *c, const char *why)
 		tl_debug("rpc", "%s: closed (%s)", c->name, why);
 	else if (strcmp(why, "eof") == 0 || strcmp(why, "reset") == 0 ||
 		 strcmp(why, "idle") == 0 || strcmp(why, "stalled") == 0 ||
-		 strcmp(why, "max_connections") == 0)
+		 strcmp(why, "max_connections") == 0 ||
+		 strcmp(why, "bad PROXY header") == 0)
 		tl_info("rpc", "%s: closed (%s)", c->name, why);
 	else
 		tl_notice("rpc", "%s: connection closed (%s)", c->name, why);
@@ -899,10 +900,14 @@ proxy_feed(struct conn *c, const uint8_t *p, size_t n, size_t *used)
 	c->pxy_have += (unsigned)k;
 	rc = nfsd_proxy_parse(c->pxy, c->pxy_have, &proxied, &src, &dst);
 	if (rc < 0) {
-		tl_notice("rpc",
-			  "%s: no valid PROXY header first "
-			  "(proxy_protocol is on)",
-			  c->name);
+		unsigned skipped;
+
+		if (limit_log(&c->srv->proxy_log, &skipped))
+			tl_notice("rpc",
+				  "%s: no valid PROXY header first "
+				  "(proxy_protocol is on): closed (%u more "
+				  "since the last line)",
+				  c->name, skipped);
 		conn_close(c, "bad PROXY header");
 		return CLOSED;
 	}

@@ -70,7 +70,7 @@ struct nfsd_server {
 	_Atomic unsigned nwaiters;
 	struct event *mem_wake; /* memory released (any thread) */
 	struct event *stall;	/* closes stalled holders while some wait */
-	struct nfsd_limit_log stall_log, conn_log; /* (loop) */
+	struct nfsd_limit_log stall_log, conn_log, proxy_log; /* (loop) */
 	/* metadata rate limits (limit.c): calls waiting for their tokens
 	 * on timers of the loop (rpc.c) */
 	struct nfsd_limits *limits;
