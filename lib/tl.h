@@ -1,8 +1,9 @@
 /*
  * tl.h - small shared pieces of Tessera: error codes, logging,
  * allocation (huge-page buffers too), time, randomness, big-endian
- * codecs, growable buffers, a thread pool, the configuration-table
- * parser and the service manager's notifications (sd_notify).
+ * codecs, growable buffers, an intrusive hash table, a thread pool, the
+ * configuration-table parser and the service manager's notifications
+ * (sd_notify).
  *
  * What lives here is either used by two or more modules, or is the
  * process's plumbing rather than any module's business (the logger's
@@ -24,6 +25,9 @@
 #define TL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define TL_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define TL_MAX(a, b) ((a) > (b) ? (a) : (b))
+/* The struct of type holding member at ptr. */
+#define TL_CONTAINER_OF(ptr, type, member)                                   \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 /* ---- error codes -----------------------------------------------------------
  *
@@ -248,6 +252,61 @@ int tl_conf_load(const struct tl_conf_opt *opts, size_t n, void *dst,
 		 const char *path, char **err);
 /* Free strings the table owns. */
 void tl_conf_free(const struct tl_conf_opt *opts, size_t n, void *dst);
+
+/* ---- intrusive hash table -------------------------------------------------
+ *
+ * The one hash table of the project: a struct to be found embeds a
+ * struct tl_hnode, and the caller hashes the key and compares it (the
+ * table knows only the 64-bit hash, kept in the node so growing never
+ * calls back).  Chained; the bucket array doubles when the table holds
+ * more nodes than buckets, and never shrinks.  No locking: the owner's
+ * lock covers the table and every node in it.  Any hash will do (an
+ * inode number, a counter): buckets are chosen from the high bits of
+ * hash * 2^64/phi.
+ *
+ *	TL_HTAB_FOREACH_HASH(&t, n, h)
+ *		if (TL_CONTAINER_OF(n, struct x, hn)->key == key)
+ *			return ...;
+ */
+
+struct tl_hnode {
+	struct tl_hnode *next;
+	uint64_t hash;
+};
+
+struct tl_htab {
+	struct tl_hnode **b;
+	unsigned shift; /* 64 - log2(buckets) */
+	size_t n;       /* nodes in the table */
+};
+
+/* An empty table sized for about hint nodes (it grows past them).  A
+ * zeroed struct tl_htab is an empty table too, of the smallest size. */
+void tl_htab_init(struct tl_htab *t, size_t hint);
+/* Free the bucket array; the nodes are the caller's (empty it first or
+ * walk it with tl_htab_first/tl_htab_next and free them). */
+void tl_htab_fini(struct tl_htab *t);
+/* Add n under hash; n must not be in a table.  Keys are not checked:
+ * find first when a key may be there already. */
+void tl_htab_add(struct tl_htab *t, struct tl_hnode *n, uint64_t hash);
+/* Take n, which is in t, out of it. */
+void tl_htab_del(struct tl_htab *t, struct tl_hnode *n);
+/* The nodes added under hash, in no order: tl_htab_find gives the first
+ * (NULL: none), tl_htab_find_next the next one with the same hash. */
+struct tl_hnode *tl_htab_find(const struct tl_htab *t, uint64_t hash);
+struct tl_hnode *tl_htab_find_next(const struct tl_hnode *n);
+/* Every node, in no particular order: tl_htab_first, then
+ * tl_htab_next(t, n) until NULL.  The node just returned may be deleted
+ * once its successor was taken; nothing may be added meanwhile. */
+struct tl_hnode *tl_htab_first(const struct tl_htab *t);
+struct tl_hnode *tl_htab_next(const struct tl_htab *t,
+			      const struct tl_hnode *n);
+
+#define TL_HTAB_FOREACH_HASH(t, n, h)                                        \
+	for ((n) = tl_htab_find((t), (h)); (n) != NULL;                      \
+	     (n) = tl_htab_find_next(n))
+#define TL_HTAB_FOREACH(t, n)                                                \
+	for ((n) = tl_htab_first(t); (n) != NULL; (n) = tl_htab_next((t), (n)))
 
 /* ---- service manager notification (sd_notify(3) protocol) --------------- */
 
