@@ -45,15 +45,14 @@ struct drc_ent {
 	int state;
 	uint8_t *reply;
 	size_t len;
-	struct drc_ent *hnext;	     /* hash chain */
+	struct tl_hnode hn;	     /* in the table, by key_hash */
 	struct drc_ent *prev, *next; /* LRU list, most recent first */
 };
 
 struct nfsd_drc {
 	pthread_mutex_t lock;
 	size_t max_entries, max_bytes;
-	size_t nbuckets;
-	struct drc_ent **buckets;
+	struct tl_htab tab;
 	struct drc_ent *head, *tail;
 	struct nfsd_drc_stats st; /* entries and bytes kept current */
 };
@@ -90,12 +89,10 @@ nfsd_drc_make_key(const struct sockaddr_storage *peer, uint32_t xid,
 	k->csum = fnv64(14695981039346656037ULL, body, len);
 }
 
-static size_t
-bucket_of(const struct nfsd_drc *d, const struct nfsd_drc_key *k)
+static uint64_t
+key_hash(const struct nfsd_drc_key *k)
 {
-	uint64_t h = fnv64(k->csum, k, offsetof(struct nfsd_drc_key, csum));
-
-	return (size_t)(h % d->nbuckets);
+	return fnv64(k->csum, k, offsetof(struct nfsd_drc_key, csum));
 }
 
 static bool
@@ -118,9 +115,8 @@ nfsd_drc_create(size_t max_entries, size_t max_bytes)
 	pthread_mutex_init(&d->lock, NULL);
 	d->max_entries = max_entries > 0 ? max_entries : 1;
 	d->max_bytes = max_bytes;
-	/* a load factor of about one; the table itself is bounded too */
-	d->nbuckets = TL_MIN(TL_MAX(d->max_entries, 16), (size_t)1 << 20);
-	d->buckets = tl_calloc(d->nbuckets, sizeof(*d->buckets));
+	/* sized for the entries it may hold, bounded: it grows past that */
+	tl_htab_init(&d->tab, TL_MIN(d->max_entries, (size_t)1 << 20));
 	return d;
 }
 
@@ -154,11 +150,7 @@ lru_push(struct nfsd_drc *d, struct drc_ent *e)
 static void
 ent_drop(struct nfsd_drc *d, struct drc_ent *e)
 {
-	struct drc_ent **pp = &d->buckets[bucket_of(d, &e->key)];
-
-	while (*pp != e)
-		pp = &(*pp)->hnext;
-	*pp = e->hnext;
+	tl_htab_del(&d->tab, &e->hn);
 	lru_unlink(d, e);
 	d->st.entries--;
 	d->st.bytes -= ent_bytes(e);
@@ -169,11 +161,15 @@ ent_drop(struct nfsd_drc *d, struct drc_ent *e)
 static struct drc_ent *
 ent_find(struct nfsd_drc *d, const struct nfsd_drc_key *k)
 {
-	struct drc_ent *e = d->buckets[bucket_of(d, k)];
+	struct tl_hnode *n;
 
-	while (e != NULL && !key_eq(&e->key, k))
-		e = e->hnext;
-	return e;
+	TL_HTAB_FOREACH_HASH(&d->tab, n, key_hash(k)) {
+		struct drc_ent *e = TL_CONTAINER_OF(n, struct drc_ent, hn);
+
+		if (key_eq(&e->key, k))
+			return e;
+	}
+	return NULL;
 }
 
 /* Evict least recently used entries until extra more bytes and one more
@@ -224,12 +220,7 @@ nfsd_drc_begin(struct nfsd_drc *d, const struct nfsd_drc_key *k,
 	e->key = *k;
 	e->when_ns = now;
 	e->state = ENT_RUNNING;
-	{
-		size_t b = bucket_of(d, k);
-
-		e->hnext = d->buckets[b];
-		d->buckets[b] = e;
-	}
+	tl_htab_add(&d->tab, &e->hn, key_hash(k));
 	lru_push(d, e);
 	d->st.entries++;
 	d->st.bytes += ent_bytes(e);
@@ -285,7 +276,7 @@ nfsd_drc_free(struct nfsd_drc *d)
 		return;
 	while (d->head != NULL)
 		ent_drop(d, d->head);
-	free(d->buckets);
+	tl_htab_fini(&d->tab);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
