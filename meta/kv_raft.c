@@ -48,6 +48,7 @@
  * found by a hash of the key, sorted on demand for scans and commit. */
 
 struct wb_ent {
+	struct tl_hnode hn; /* in wbuf.tab, by key_hash */
 	uint8_t op;
 	uint16_t klen;
 	uint32_t vlen;
@@ -57,8 +58,7 @@ struct wb_ent {
 struct wbuf {
 	struct wb_ent *e;
 	size_t n, cap;
-	uint32_t *slot; /* entry index + 1; 0: empty */
-	size_t nslot;
+	struct tl_htab tab;
 	uint32_t *order; /* entries by key, valid when sorted */
 	bool sorted;
 };
@@ -75,65 +75,41 @@ key_hash(const void *k, size_t len)
 }
 
 static struct wb_ent *
-wb_find(struct wbuf *w, const void *k, size_t klen, size_t *slotp)
+wb_find(struct wbuf *w, const void *k, size_t klen)
 {
-	size_t i;
+	struct tl_hnode *n;
 
-	if (w->nslot == 0) {
-		*slotp = 0;
-		return NULL;
-	}
-	for (i = key_hash(k, klen) & (w->nslot - 1);;
-	     i = (i + 1) & (w->nslot - 1)) {
-		struct wb_ent *e;
+	TL_HTAB_FOREACH_HASH(&w->tab, n, key_hash(k, klen)) {
+		struct wb_ent *e = TL_CONTAINER_OF(n, struct wb_ent, hn);
 
-		if (w->slot[i] == 0) {
-			*slotp = i;
-			return NULL;
-		}
-		e = &w->e[w->slot[i] - 1];
-		if (e->klen == klen && memcmp(e->k, k, klen) == 0) {
-			*slotp = i;
+		if (e->klen == klen && memcmp(e->k, k, klen) == 0)
 			return e;
-		}
 	}
-}
-
-static void
-wb_grow(struct wbuf *w)
-{
-	size_t ns = w->nslot ? 2 * w->nslot : 16, s;
-
-	free(w->slot);
-	w->slot = tl_calloc(ns, sizeof(*w->slot));
-	w->nslot = ns;
-	for (size_t i = 0; i < w->n; i++) {
-		wb_find(w, w->e[i].k, w->e[i].klen, &s);
-		w->slot[s] = (uint32_t)i + 1;
-	}
+	return NULL;
 }
 
 /* The entry of key k, created (op 0) if missing. */
 static struct wb_ent *
 wb_get(struct wbuf *w, const void *k, size_t klen)
 {
-	struct wb_ent *e;
-	size_t s;
+	struct wb_ent *e = wb_find(w, k, klen);
 
-	if (2 * (w->n + 1) > w->nslot)
-		wb_grow(w);
-	e = wb_find(w, k, klen, &s);
 	if (e)
 		return e;
 	if (w->n == w->cap) {
 		w->cap = w->cap ? 2 * w->cap : 8;
 		w->e = tl_realloc(w->e, w->cap * sizeof(*w->e));
+		/* the entries moved: index them again (each keeps its hash) */
+		tl_htab_fini(&w->tab);
+		tl_htab_init(&w->tab, w->cap);
+		for (size_t i = 0; i < w->n; i++)
+			tl_htab_add(&w->tab, &w->e[i].hn, w->e[i].hn.hash);
 	}
 	e = &w->e[w->n++];
 	memset(e, 0, sizeof(*e));
 	e->klen = (uint16_t)klen;
 	e->k = tl_memdup(k, klen);
-	w->slot[s] = (uint32_t)w->n;
+	tl_htab_add(&w->tab, &e->hn, key_hash(k, klen));
 	w->sorted = false;
 	return e;
 }
@@ -201,7 +177,7 @@ wb_free(struct wbuf *w)
 	for (size_t i = 0; i < w->n; i++)
 		free(w->e[i].k);
 	free(w->e);
-	free(w->slot);
+	tl_htab_fini(&w->tab);
 	free(w->order);
 }
 
@@ -448,10 +424,10 @@ txn_read(struct meta_kvr_txn *t, const void *key, size_t klen, const void **val,
 {
 	struct wb_ent *e;
 	const void *b = NULL;
-	size_t blen = 0, s;
+	size_t blen = 0;
 	int rc;
 
-	e = wb_find(&t->w, key, klen, &s);
+	e = wb_find(&t->w, key, klen);
 	if (e && e->op == KVR_PUT) {
 		*val = e->k + e->klen;
 		*vlen = e->vlen;
