@@ -55,7 +55,6 @@
 #include "lib/tl.h"
 
 #define WB_DEFAULT_MAX_AGE_MS (3600ULL * 1000)
-#define WB_NBUCKETS 4096
 #define WB_RETRY_MIN_NS (1000ULL * 1000000)
 #define WB_RETRY_MAX_NS (300ULL * 1000000000)
 #define WB_ALARM_EVERY_NS (60ULL * 1000000000)
@@ -63,7 +62,7 @@
 enum { WB_QUEUED, WB_UPLOADING, WB_FAILED };
 
 struct wbent {
-	struct wbent *hnext;
+	struct tl_hnode hn; /* in cache_wb.tab, by cache_key_hash */
 	char *key;
 	uint32_t len;
 	unsigned dir;
@@ -80,8 +79,8 @@ struct cache_wb {
 	struct cache_disk *dc; /* staged blocks move into it */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct wbent **tab;
-	uint64_t n, bytes;
+	struct tl_htab tab; /* staged blocks (tab.n of them) */
+	uint64_t bytes;
 	unsigned ndirs;
 	char **sdir; /* <cache dir>/staging */
 	int *dfd;
@@ -162,20 +161,20 @@ staged_path(struct cache_wb *w, unsigned dir, const char *key)
 
 /* ---- the table ------------------------------------------------------------- */
 
-static size_t
-wslot(const char *key)
+static struct wbent *
+wbent_of(struct tl_hnode *n)
 {
-	return (size_t)(cache_key_hash(key) % WB_NBUCKETS);
+	return n != NULL ? TL_CONTAINER_OF(n, struct wbent, hn) : NULL;
 }
 
 static struct wbent *
 wfind(struct cache_wb *w, const char *key)
 {
-	struct wbent *e;
+	struct tl_hnode *n;
 
-	for (e = w->tab[wslot(key)]; e != NULL; e = e->hnext)
-		if (strcmp(e->key, key) == 0)
-			return e;
+	TL_HTAB_FOREACH_HASH(&w->tab, n, cache_key_hash(key))
+		if (strcmp(wbent_of(n)->key, key) == 0)
+			return wbent_of(n);
 	return NULL;
 }
 
@@ -184,16 +183,13 @@ wadd(struct cache_wb *w, const char *key, uint32_t len, unsigned dir,
      uint64_t staged_ns)
 {
 	struct wbent *e = tl_calloc(1, sizeof(*e));
-	size_t h = wslot(key);
 
 	e->key = tl_strdup(key);
 	e->len = len;
 	e->dir = dir;
 	e->staged_ns = staged_ns;
 	e->state = WB_QUEUED;
-	e->hnext = w->tab[h];
-	w->tab[h] = e;
-	w->n++;
+	tl_htab_add(&w->tab, &e->hn, cache_key_hash(key));
 	w->bytes += len;
 	return e;
 }
@@ -201,12 +197,7 @@ wadd(struct cache_wb *w, const char *key, uint32_t len, unsigned dir,
 static void
 wremove(struct cache_wb *w, struct wbent *e)
 {
-	struct wbent **pp = &w->tab[wslot(e->key)];
-
-	while (*pp != e)
-		pp = &(*pp)->hnext;
-	*pp = e->hnext;
-	w->n--;
+	tl_htab_del(&w->tab, &e->hn);
 	w->bytes -= e->len;
 }
 
@@ -345,24 +336,24 @@ monitor_round(struct cache_wb *w)
 	uint64_t oldest = UINT64_MAX;
 	char **keys = NULL;
 	size_t nk = 0, ck = 0, i;
+	struct tl_hnode *n;
 	struct wbent *e;
 
 	pthread_mutex_lock(&w->mu);
-	for (i = 0; i < WB_NBUCKETS; i++)
-		for (e = w->tab[i]; e != NULL; e = e->hnext) {
-			oldest = TL_MIN(oldest, e->staged_ns);
-			if (wall > e->staged_ns &&
-			    wall - e->staged_ns > w->max_age_ns)
-				overdue++;
-			if (e->state != WB_FAILED || e->retry_at > now)
-				continue;
-			e->state = WB_QUEUED;
-			if (nk == ck) {
-				ck = ck ? ck * 2 : 16;
-				keys = tl_realloc(keys, ck * sizeof(*keys));
-			}
-			keys[nk++] = tl_strdup(e->key);
+	TL_HTAB_FOREACH(&w->tab, n) {
+		e = wbent_of(n);
+		oldest = TL_MIN(oldest, e->staged_ns);
+		if (wall > e->staged_ns && wall - e->staged_ns > w->max_age_ns)
+			overdue++;
+		if (e->state != WB_FAILED || e->retry_at > now)
+			continue;
+		e->state = WB_QUEUED;
+		if (nk == ck) {
+			ck = ck ? ck * 2 : 16;
+			keys = tl_realloc(keys, ck * sizeof(*keys));
 		}
+		keys[nk++] = tl_strdup(e->key);
+	}
 	if (overdue > 0 && (w->last_alarm == 0 ||
 			    now - w->last_alarm >= WB_ALARM_EVERY_NS)) {
 		w->last_alarm = now;
@@ -458,7 +449,7 @@ cache_wb_open(struct os_store *os, bool os_defer, struct cache_disk *dc,
 	      uint64_t max_age_ms, unsigned threads, struct cache_wb **out)
 {
 	struct cache_wb *w;
-	struct wbent *e;
+	struct tl_hnode *n;
 	char **keys;
 	unsigned i;
 	size_t b, nk = 0;
@@ -476,7 +467,6 @@ cache_wb_open(struct os_store *os, bool os_defer, struct cache_disk *dc,
 	pthread_cond_init(&w->cv, NULL);
 	pthread_mutex_init(&w->smu, NULL);
 	atomic_init(&w->sync_fails, 0);
-	w->tab = tl_calloc(WB_NBUCKETS, sizeof(*w->tab));
 	w->max_age_ns = (max_age_ms ? max_age_ms : WB_DEFAULT_MAX_AGE_MS) *
 			1000000ULL;
 	w->ndirs = cache_disk_ndirs(dc);
@@ -489,17 +479,16 @@ cache_wb_open(struct os_store *os, bool os_defer, struct cache_disk *dc,
 			tl_warn("cache", "%s: %s", w->sdir[i], strerror(errno));
 		scan_staging(w->sdir[i], i, true, found_cb, w);
 	}
-	if (w->n > 0)
+	if (w->tab.n > 0)
 		tl_notice("cache", "writeback: %llu staged blocks (%llu bytes) "
 				   "found; uploading them",
-			  (unsigned long long)w->n,
+			  (unsigned long long)w->tab.n,
 			  (unsigned long long)w->bytes);
 	w->pool = tl_pool_create("wb-upload", threads ? threads : 8, 0);
 	/* Uploads start while keys are still submitted: collect first. */
-	keys = tl_calloc(w->n + 1, sizeof(*keys));
-	for (b = 0; b < WB_NBUCKETS; b++)
-		for (e = w->tab[b]; e != NULL; e = e->hnext)
-			keys[nk++] = tl_strdup(e->key);
+	keys = tl_calloc(w->tab.n + 1, sizeof(*keys));
+	TL_HTAB_FOREACH(&w->tab, n)
+		keys[nk++] = tl_strdup(wbent_of(n)->key);
 	for (b = 0; b < nk; b++) {
 		submit(w, keys[b]);
 		free(keys[b]);
@@ -517,9 +506,8 @@ cache_wb_open(struct os_store *os, bool os_defer, struct cache_disk *dc,
 void
 cache_wb_close(struct cache_wb *w)
 {
-	struct wbent *e, *n;
+	struct tl_hnode *n, *next;
 	unsigned i;
-	size_t b;
 
 	if (w == NULL)
 		return;
@@ -530,11 +518,10 @@ cache_wb_close(struct cache_wb *w)
 	if (w->mon)
 		pthread_join(w->mon, NULL);
 	tl_pool_destroy(w->pool);
-	for (b = 0; b < WB_NBUCKETS; b++)
-		for (e = w->tab[b]; e != NULL; e = n) {
-			n = e->hnext;
-			wfree(e);
-		}
+	for (n = tl_htab_first(&w->tab); n != NULL; n = next) {
+		next = tl_htab_next(&w->tab, n);
+		wfree(wbent_of(n));
+	}
 	for (i = 0; i < w->ndirs; i++) {
 		free(w->sdir[i]);
 		if (w->dfd[i] >= 0)
@@ -542,7 +529,7 @@ cache_wb_close(struct cache_wb *w)
 	}
 	free(w->sdir);
 	free(w->dfd);
-	free(w->tab);
+	tl_htab_fini(&w->tab);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->smu);
@@ -669,18 +656,17 @@ cache_wb_stats(struct cache_wb *w, struct cache_stats *s)
 {
 	uint64_t wall = tl_now_ns(), oldest = UINT64_MAX;
 	struct wbent *e;
-	size_t b;
+	struct tl_hnode *n;
 
 	pthread_mutex_lock(&w->mu);
-	s->staged_blocks = w->n;
+	s->staged_blocks = w->tab.n;
 	s->staged_bytes = w->bytes;
-	for (b = 0; b < WB_NBUCKETS; b++)
-		for (e = w->tab[b]; e != NULL; e = e->hnext) {
-			oldest = TL_MIN(oldest, e->staged_ns);
-			if (wall > e->staged_ns &&
-			    wall - e->staged_ns > w->max_age_ns)
-				s->staged_overdue++;
-		}
+	TL_HTAB_FOREACH(&w->tab, n) {
+		e = wbent_of(n);
+		oldest = TL_MIN(oldest, e->staged_ns);
+		if (wall > e->staged_ns && wall - e->staged_ns > w->max_age_ns)
+			s->staged_overdue++;
+	}
 	pthread_mutex_unlock(&w->mu);
 	if (oldest != UINT64_MAX && wall > oldest)
 		s->staged_oldest_s = (wall - oldest) / 1000000000ULL;
