@@ -46,7 +46,6 @@
 #include "cache/writeback-internal.h"
 #include "lib/tl.h"
 
-#define BTAB_SIZE 4096
 /* Blocks a stream read through and let go, remembered so that a
  * prefetch that lost the race with the stream does not fetch them again. */
 #define DROPPED_MAX 32
@@ -55,7 +54,9 @@
  * the one fetch) or ready.  Unreferenced ready blocks sit on an LRU list
  * within the memory budget. */
 struct cache_mblk {
-	struct cache_mblk *hnext, *lprev, *lnext;
+	struct tl_hnode hn;      /* in the table, by bhash(id, idx) */
+	struct cache_mblk *lprev, *lnext;
+	struct cache_mblk *gnext; /* out of the table, on a list to free */
 	uint64_t id;
 	uint32_t idx, len;
 	uint8_t *data;
@@ -79,7 +80,7 @@ struct cache_blocks {
 	/* blocks in memory and fetches in flight */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct cache_mblk **tab;
+	struct tl_htab tab;
 	struct cache_mblk *lru_head, *lru_tail;
 	uint64_t mem_bytes, mem_cap, mem_blocks;
 	struct {
@@ -116,7 +117,6 @@ cache_blocks_open(struct os_store *os, const struct cache_opts *o,
 	st->bp = bp;
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
-	st->tab = tl_calloc(BTAB_SIZE, sizeof(*st->tab));
 	st->mem_cap = o->readahead_budget;
 	r = cache_disk_open(o->cache_dirs, o->cache_size, o->cache_free_floor,
 			    &st->dc);
@@ -147,20 +147,18 @@ mblk_free(struct cache_blocks *st, struct cache_mblk *b)
 void
 cache_blocks_close(struct cache_blocks *st)
 {
-	struct cache_mblk *b, *n;
-	size_t i;
+	struct tl_hnode *n, *next;
 
 	if (st == NULL)
 		return;
 	cache_wb_close(st->wb);
 	/* Before the blocks go: fills in flight hold some of them. */
 	cache_disk_close(st->dc);
-	for (i = 0; i < BTAB_SIZE; i++)
-		for (b = st->tab[i]; b != NULL; b = n) {
-			n = b->hnext;
-			mblk_free(st, b);
-		}
-	free(st->tab);
+	for (n = tl_htab_first(&st->tab); n != NULL; n = next) {
+		next = tl_htab_next(&st->tab, n);
+		mblk_free(st, TL_CONTAINER_OF(n, struct cache_mblk, hn));
+	}
+	tl_htab_fini(&st->tab);
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->cv);
 	free(st);
@@ -246,31 +244,31 @@ cache_blocks_sync(struct cache_blocks *st, uint64_t mark)
 
 /* ---- blocks in memory ------------------------------------------------- */
 
-static size_t
-bslot(uint64_t id, uint32_t idx)
+static uint64_t
+bhash(uint64_t id, uint32_t idx)
 {
-	return (size_t)(((id * 0x9E3779B97F4A7C15ULL) ^ idx) >> 20) % BTAB_SIZE;
+	return (id * 0x9E3779B97F4A7C15ULL) ^ idx;
 }
 
 static struct cache_mblk *
 bfind(struct cache_blocks *st, uint64_t id, uint32_t idx)
 {
-	struct cache_mblk *b;
+	struct tl_hnode *n;
 
-	for (b = st->tab[bslot(id, idx)]; b != NULL; b = b->hnext)
+	TL_HTAB_FOREACH_HASH(&st->tab, n, bhash(id, idx)) {
+		struct cache_mblk *b = TL_CONTAINER_OF(n, struct cache_mblk,
+						       hn);
+
 		if (b->id == id && b->idx == idx)
 			return b;
+	}
 	return NULL;
 }
 
 static void
 bunhash(struct cache_blocks *st, struct cache_mblk *b)
 {
-	struct cache_mblk **pp = &st->tab[bslot(b->id, b->idx)];
-
-	while (*pp != b)
-		pp = &(*pp)->hnext;
-	*pp = b->hnext;
+	tl_htab_del(&st->tab, &b->hn);
 }
 
 static void
@@ -315,7 +313,7 @@ trim(struct cache_blocks *st)
 		bunhash(st, b);
 		st->mem_bytes -= b->len;
 		st->mem_blocks--;
-		b->hnext = gone;
+		b->gnext = gone;
 		gone = b;
 	}
 	return gone;
@@ -327,7 +325,7 @@ free_list(struct cache_blocks *st, struct cache_mblk *b)
 	struct cache_mblk *n;
 
 	for (; b != NULL; b = n) {
-		n = b->hnext;
+		n = b->gnext;
 		mblk_free(st, b);
 	}
 }
@@ -346,7 +344,7 @@ blk_put(struct cache_blocks *st, struct cache_mblk *b)
 		bunhash(st, b);
 		st->mem_bytes -= b->len;
 		st->mem_blocks--;
-		b->hnext = NULL;
+		b->gnext = NULL;
 		gone = b;
 	} else {
 		if (b->refs == 0)
@@ -494,8 +492,7 @@ blk_get(struct cache_blocks *st, const struct cache_piece *p, bool prefetch,
 	b->idx = p->idx;
 	b->len = p->blen;
 	b->refs = 1;
-	b->hnext = st->tab[bslot(p->id, p->idx)];
-	st->tab[bslot(p->id, p->idx)] = b;
+	tl_htab_add(&st->tab, &b->hn, bhash(p->id, p->idx));
 	/* Counted from now, so blocks loading push older ones out and
 	 * memory stays within the budget plus what readers hold. */
 	st->mem_bytes += b->len;
