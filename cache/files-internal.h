@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lib/tl.h"
+
 struct builder;
 struct pack;
 struct cache_files;
@@ -27,7 +29,7 @@ struct cache_files;
  * say so, all but the table's under mu. */
 struct cfile {
 	/* files.c: the table (under the table's lock) */
-	struct cfile *hnext;
+	struct tl_hnode hn; /* in the table, by ino */
 	uint64_t ino;
 	unsigned refs;
 	pthread_mutex_t mu;

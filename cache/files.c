@@ -19,11 +19,9 @@
 #include "cache/files-internal.h"
 #include "lib/tl.h"
 
-#define NBUCKETS 1024
-
 struct cache_files {
 	pthread_mutex_t lock;
-	struct cfile *tab[NBUCKETS];
+	struct tl_htab tab; /* by inode number */
 	uint64_t limit;
 	pthread_mutex_t space_mu;
 	pthread_cond_t space_cv;
@@ -48,35 +46,38 @@ cache_files_close(struct cache_files *ft)
 {
 	if (ft == NULL)
 		return;
+	tl_htab_fini(&ft->tab);
 	pthread_mutex_destroy(&ft->lock);
 	pthread_mutex_destroy(&ft->space_mu);
 	pthread_cond_destroy(&ft->space_cv);
 	free(ft);
 }
 
-static size_t
-bucket(uint64_t ino)
+static struct cfile *
+cfile_of(struct tl_hnode *n)
 {
-	return (size_t)((ino * 0x9E3779B97F4A7C15ULL) >> 40) % NBUCKETS;
+	return n != NULL ? TL_CONTAINER_OF(n, struct cfile, hn) : NULL;
 }
 
 struct cfile *
 cache_file_get(struct cache_files *ft, uint64_t ino, bool create)
 {
-	struct cfile *f;
-	size_t h = bucket(ino);
+	struct tl_hnode *n;
+	struct cfile *f = NULL;
 
 	pthread_mutex_lock(&ft->lock);
-	for (f = ft->tab[h]; f != NULL && f->ino != ino; f = f->hnext)
-		;
+	TL_HTAB_FOREACH_HASH(&ft->tab, n, ino)
+		if (cfile_of(n)->ino == ino) {
+			f = cfile_of(n);
+			break;
+		}
 	if (f == NULL && create) {
 		f = tl_calloc(1, sizeof(*f));
 		f->ino = ino;
 		pthread_mutex_init(&f->mu, NULL);
 		pthread_cond_init(&f->cv, NULL);
 		atomic_init(&f->bytes, 0);
-		f->hnext = ft->tab[h];
-		ft->tab[h] = f;
+		tl_htab_add(&ft->tab, &f->hn, ino);
 	}
 	if (f != NULL)
 		f->refs++;
@@ -87,7 +88,6 @@ cache_file_get(struct cache_files *ft, uint64_t ino, bool create)
 void
 cache_file_put(struct cache_files *ft, struct cfile *f)
 {
-	struct cfile **pp;
 	bool empty;
 
 	pthread_mutex_lock(&ft->lock);
@@ -98,9 +98,7 @@ cache_file_put(struct cache_files *ft, struct cfile *f)
 	pthread_mutex_unlock(&f->mu);
 	if (!empty)
 		goto out;
-	for (pp = &ft->tab[bucket(f->ino)]; *pp != f; pp = &(*pp)->hnext)
-		;
-	*pp = f->hnext;
+	tl_htab_del(&ft->tab, &f->hn);
 	pthread_mutex_destroy(&f->mu);
 	pthread_cond_destroy(&f->cv);
 	free(f);
@@ -111,19 +109,18 @@ out:
 struct cfile *
 cache_file_largest(struct cache_files *ft)
 {
-	struct cfile *f, *best = NULL;
+	struct cfile *best = NULL;
+	struct tl_hnode *n;
 	uint64_t most = 0, v;
-	size_t i;
 
 	pthread_mutex_lock(&ft->lock);
-	for (i = 0; i < NBUCKETS; i++)
-		for (f = ft->tab[i]; f != NULL; f = f->hnext) {
-			v = atomic_load(&f->bytes);
-			if (v > most) {
-				most = v;
-				best = f;
-			}
+	TL_HTAB_FOREACH(&ft->tab, n) {
+		v = atomic_load(&cfile_of(n)->bytes);
+		if (v > most) {
+			most = v;
+			best = cfile_of(n);
 		}
+	}
 	if (best)
 		best->refs++;
 	pthread_mutex_unlock(&ft->lock);
@@ -133,12 +130,10 @@ cache_file_largest(struct cache_files *ft)
 struct cfile *
 cache_file_any(struct cache_files *ft)
 {
-	struct cfile *f = NULL;
-	size_t i;
+	struct cfile *f;
 
 	pthread_mutex_lock(&ft->lock);
-	for (i = 0; i < NBUCKETS && f == NULL; i++)
-		f = ft->tab[i];
+	f = cfile_of(tl_htab_first(&ft->tab));
 	if (f != NULL)
 		f->refs++;
 	pthread_mutex_unlock(&ft->lock);
