@@ -9,7 +9,10 @@
  * damaged fails its checks and is refetched.
  *
  * The in-memory index is a dense array of {hash, file size, last access
- * tick} with a chained hash over it.  It is rebuilt at open by readdir
+ * tick} with a chained hash over it (32-bit links inside the array: 32
+ * bytes an entry, and sampled eviction picks array slots at random;
+ * lib's tl_htab, a node per entry, would double that for a cache of
+ * millions of blocks).  It is rebuilt at open by readdir
  * and fstatat only (nothing is read or checksummed), which takes well
  * under a second for 100,000 blocks.  Eviction is sampled LRU (as Redis
  * does it): of DC_SAMPLE random entries the least recently used goes,
