@@ -86,56 +86,16 @@ chunk_release(struct mtxn *t, const uint8_t *v, size_t vlen)
 	return rc;
 }
 
-/* Collected key/value pairs of a bounded scan. */
-struct kvlist {
-	struct tl_buf b; /* be16 klen, key, be32 vlen, value; repeated */
-	size_t n, max;
-};
-
+/* Delete the keys of l, releasing slices of chunk keys (keys of the
+ * form A<ino>C<chunk>). */
 static int
-kvlist_cb(void *arg, const void *key, size_t klen, const void *val,
-	  size_t vlen)
-{
-	struct kvlist *l = arg;
-	uint8_t h[4];
-
-	tl_put_be16(h, (uint16_t)klen);
-	tl_buf_append(&l->b, h, 2);
-	tl_buf_append(&l->b, key, klen);
-	tl_put_be32(h, (uint32_t)vlen);
-	tl_buf_append(&l->b, h, 4);
-	tl_buf_append(&l->b, val, vlen);
-	return ++l->n >= l->max;
-}
-
-/* Iterate a kvlist: off is the cursor. */
-static bool
-kvlist_next(struct kvlist *l, size_t *off, const uint8_t **k, size_t *klen,
-	    const uint8_t **v, size_t *vlen)
-{
-	const uint8_t *p;
-
-	if (*off >= l->b.len)
-		return false; /* also an empty list, whose data is NULL */
-	p = l->b.data + *off;
-	*klen = tl_get_be16(p);
-	*k = p + 2;
-	*vlen = tl_get_be32(p + 2 + *klen);
-	*v = p + 6 + *klen;
-	*off += 6 + *klen + *vlen;
-	return true;
-}
-
-/* Delete the keys of a kvlist, releasing slices of chunk keys (keys of
- * the form A<ino>C<chunk>). */
-static int
-kvlist_purge(struct mtxn *t, struct kvlist *l)
+kvlist_purge(struct mtxn *t, const struct meta_kvlist *l)
 {
 	const uint8_t *k, *v;
 	size_t klen, vlen, off = 0, p = t->m->pfxlen;
 	int rc = 0;
 
-	while (rc == 0 && kvlist_next(l, &off, &k, &klen, &v, &vlen)) {
+	while (rc == 0 && meta_kvlist_next(l, &off, &k, &klen, &v, &vlen)) {
 		if (klen == p + 14 && k[p] == 'A' && k[p + 9] == 'C')
 			rc = chunk_release(t, v, vlen);
 		if (rc == 0)
@@ -149,7 +109,7 @@ meta_data_truncate(struct mtxn *t, uint64_t ino, uint64_t oldsize,
 		   uint64_t newsize)
 {
 	uint64_t first = (newsize + META_CHUNK_SIZE - 1) / META_CHUNK_SIZE;
-	struct kvlist l = {TL_BUF_INIT, 0, 64};
+	struct meta_kvlist l = META_KVLIST_INIT(64);
 	struct meta_key s, e;
 	int rc;
 
@@ -157,14 +117,11 @@ meta_data_truncate(struct mtxn *t, uint64_t ino, uint64_t oldsize,
 	meta_key_chunk(t->m, &s, ino, (uint32_t)first);
 	meta_key_ino(t->m, &e, ino, 'D');
 	do {
-		l.n = 0;
-		tl_buf_reset(&l.b);
-		rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, kvlist_cb,
-				  &l);
+		rc = meta_kvlist_scan(t->kv, &l, s.b, s.len, e.b, e.len);
 		if (rc == 0)
 			rc = kvlist_purge(t, &l);
-	} while (rc == 0 && l.n == l.max);
-	tl_buf_free(&l.b);
+	} while (rc == 0 && meta_kvlist_full(&l));
+	meta_kvlist_free(&l);
 	if (rc || newsize % META_CHUNK_SIZE == 0)
 		return rc;
 	/* The boundary chunk keeps its data but a hole slice hides what
@@ -202,18 +159,18 @@ meta_data_truncate(struct mtxn *t, uint64_t ino, uint64_t oldsize,
 static int
 purge_small(struct mtxn *t, uint64_t ino)
 {
-	struct kvlist l = {TL_BUF_INIT, 0, PURGE_INLINE_KEYS + 1};
+	struct meta_kvlist l = META_KVLIST_INIT(PURGE_INLINE_KEYS + 1);
 	struct meta_key s, e;
 	int rc;
 
 	meta_key_ino(t->m, &s, ino, 0);
 	meta_key_ino(t->m, &e, ino + 1, 0);
-	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, kvlist_cb, &l);
+	rc = meta_kvlist_scan(t->kv, &l, s.b, s.len, e.b, e.len);
 	if (rc == 0 && l.n > PURGE_INLINE_KEYS)
 		rc = -EFBIG;
 	if (rc == 0)
 		rc = kvlist_purge(t, &l);
-	tl_buf_free(&l.b);
+	meta_kvlist_free(&l);
 	return rc;
 }
 
@@ -790,8 +747,8 @@ meta_inline_read(struct meta *m, uint64_t id, uint32_t size, uint32_t off,
 static int
 gc_purge(struct mtxn *t, size_t *budget)
 {
-	struct kvlist dl = {TL_BUF_INIT, 0, 16};
-	struct kvlist l = {TL_BUF_INIT, 0, 0};
+	struct meta_kvlist dl = META_KVLIST_INIT(16);
+	struct meta_kvlist l = META_KVLIST_INIT(0);
 	struct meta_key s, e;
 	const uint8_t *k, *v;
 	size_t klen, vlen, off = 0, p = t->m->pfxlen;
@@ -799,9 +756,9 @@ gc_purge(struct mtxn *t, size_t *budget)
 
 	meta_key_tag(t->m, &s, 'D');
 	meta_key_tag(t->m, &e, 'E');
-	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, kvlist_cb, &dl);
+	rc = meta_kvlist_scan(t->kv, &dl, s.b, s.len, e.b, e.len);
 	while (rc == 0 && *budget > 0 &&
-	       kvlist_next(&dl, &off, &k, &klen, &v, &vlen)) {
+	       meta_kvlist_next(&dl, &off, &k, &klen, &v, &vlen)) {
 		uint64_t ino;
 
 		if (klen != p + 17)
@@ -809,11 +766,8 @@ gc_purge(struct mtxn *t, size_t *budget)
 		ino = tl_get_be64(k + p + 1);
 		meta_key_ino(t->m, &s, ino, 0);
 		meta_key_ino(t->m, &e, ino + 1, 0);
-		l.n = 0;
 		l.max = *budget;
-		tl_buf_reset(&l.b);
-		rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, kvlist_cb,
-				  &l);
+		rc = meta_kvlist_scan(t->kv, &l, s.b, s.len, e.b, e.len);
 		if (rc == 0)
 			rc = kvlist_purge(t, &l);
 		*budget -= l.n;
@@ -823,8 +777,8 @@ gc_purge(struct mtxn *t, size_t *budget)
 			t->d_pending--;
 		}
 	}
-	tl_buf_free(&l.b);
-	tl_buf_free(&dl.b);
+	meta_kvlist_free(&l);
+	meta_kvlist_free(&dl);
 	return rc;
 }
 
@@ -833,7 +787,7 @@ gc_purge(struct mtxn *t, size_t *budget)
 static int
 gc_compacted(struct mtxn *t, size_t *budget)
 {
-	struct kvlist l = {TL_BUF_INIT, 0, *budget};
+	struct meta_kvlist l = META_KVLIST_INIT(*budget);
 	uint64_t now = tl_now_ns(), grace = t->m->compact_grace_ns;
 	const uint8_t *k, *v;
 	size_t klen, vlen, off = 0, p = t->m->pfxlen;
@@ -844,8 +798,8 @@ gc_compacted(struct mtxn *t, size_t *budget)
 		return 0;
 	meta_key_tag(t->m, &s, 'L');
 	meta_key_compacted(t->m, &e, now > grace ? now - grace : 0, 0, 0);
-	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, kvlist_cb, &l);
-	while (rc == 0 && kvlist_next(&l, &off, &k, &klen, &v, &vlen)) {
+	rc = meta_kvlist_scan(t->kv, &l, s.b, s.len, e.b, e.len);
+	while (rc == 0 && meta_kvlist_next(&l, &off, &k, &klen, &v, &vlen)) {
 		if (klen != p + 21)
 			continue;
 		rc = meta_slice_release(t, tl_get_be64(k + p + 9),
@@ -855,7 +809,7 @@ gc_compacted(struct mtxn *t, size_t *budget)
 		t->d_pending--;
 	}
 	*budget -= l.n;
-	tl_buf_free(&l.b);
+	meta_kvlist_free(&l);
 	return rc;
 }
 

@@ -171,6 +171,32 @@ int meta_txn_end(struct mtxn *t, int rc);
 /* True when rc asks for another attempt (*tries counts them). */
 bool meta_txn_retry(int rc, int *tries);
 
+/* Key/value pairs of a bounded scan, copied so that the caller may
+ * change the range while it walks them (delete them, say).  Start with
+ * META_KVLIST_INIT(max); free with meta_kvlist_free. */
+struct meta_kvlist {
+	struct tl_buf b; /* be16 klen, key, be32 vlen, value; repeated */
+	size_t n, max;   /* pairs held, most a scan collects */
+};
+#define META_KVLIST_INIT(max) {TL_BUF_INIT, 0, (max)}
+/* Replace what l holds with the first l->max pairs of [start, end) in
+ * t (end NULL: no bound).  0 or a negative errno. */
+int meta_kvlist_scan(struct meta_kv_txn *t, struct meta_kvlist *l,
+		     const void *start, size_t slen, const void *end,
+		     size_t elen);
+/* The pair at *off (start at 0), which then moves past it; false at
+ * the end.  k and v point into l, valid until its next scan. */
+bool meta_kvlist_next(const struct meta_kvlist *l, size_t *off,
+		      const uint8_t **k, size_t *klen, const uint8_t **v,
+		      size_t *vlen);
+/* The last scan stopped at l->max: the range may hold more. */
+static inline bool
+meta_kvlist_full(const struct meta_kvlist *l)
+{
+	return l->n >= l->max;
+}
+void meta_kvlist_free(struct meta_kvlist *l);
+
 int meta_inode_get(struct mtxn *t, uint64_t ino, struct inode *in);
 int meta_inode_put(struct mtxn *t, const struct inode *in);
 int meta_dentry_get(struct mtxn *t, uint64_t dir, const char *name, size_t len,

@@ -441,6 +441,56 @@ meta_txn_retry(int rc, int *tries)
 	return true;
 }
 
+/* ---- collected scans ------------------------------------------------------ */
+
+static int
+kvlist_cb(void *arg, const void *key, size_t klen, const void *val,
+	  size_t vlen)
+{
+	struct meta_kvlist *l = arg;
+	uint8_t h[4];
+
+	tl_put_be16(h, (uint16_t)klen);
+	tl_buf_append(&l->b, h, 2);
+	tl_buf_append(&l->b, key, klen);
+	tl_put_be32(h, (uint32_t)vlen);
+	tl_buf_append(&l->b, h, 4);
+	tl_buf_append(&l->b, val, vlen);
+	return ++l->n >= l->max;
+}
+
+int
+meta_kvlist_scan(struct meta_kv_txn *t, struct meta_kvlist *l,
+		 const void *start, size_t slen, const void *end, size_t elen)
+{
+	l->n = 0;
+	tl_buf_reset(&l->b);
+	return meta_kv_scan(t, start, slen, end, elen, kvlist_cb, l);
+}
+
+bool
+meta_kvlist_next(const struct meta_kvlist *l, size_t *off, const uint8_t **k,
+		 size_t *klen, const uint8_t **v, size_t *vlen)
+{
+	const uint8_t *p;
+
+	if (*off >= l->b.len)
+		return false; /* also an empty list, whose data is NULL */
+	p = l->b.data + *off;
+	*klen = tl_get_be16(p);
+	*k = p + 2;
+	*vlen = tl_get_be32(p + 2 + *klen);
+	*v = p + 6 + *klen;
+	*off += 6 + *klen + *vlen;
+	return true;
+}
+
+void
+meta_kvlist_free(struct meta_kvlist *l)
+{
+	tl_buf_free(&l->b);
+}
+
 int
 meta_inode_get(struct mtxn *t, uint64_t ino, struct inode *in)
 {

@@ -121,47 +121,27 @@ meta_init_prefix(struct meta *m, const char *name)
 	m->pfxlen = n + 1;
 }
 
-struct collect {
-	struct tl_buf keys; /* be16 length + bytes, repeated */
-	size_t n, max;
-};
-
-static int
-collect_cb(void *arg, const void *key, size_t klen, const void *v,
-	   size_t vlen)
-{
-	struct collect *c = arg;
-	uint8_t l[2];
-
-	tl_put_be16(l, (uint16_t)klen);
-	tl_buf_append(&c->keys, l, 2);
-	tl_buf_append(&c->keys, key, klen);
-	return ++c->n >= c->max;
-}
-
 int
 meta_range_delete(struct meta_kv *kv, const void *start, size_t slen,
 	     const void *end, size_t elen,
 	     void (*progress)(void *arg, uint64_t keys), void *arg)
 {
-	struct collect c = {TL_BUF_INIT, 0, RANGE_DELETE_BATCH};
+	struct meta_kvlist c = META_KVLIST_INIT(RANGE_DELETE_BATCH);
 	struct meta_kv_txn *t;
+	const uint8_t *k, *v;
+	size_t klen, vlen, off;
 	uint64_t done = 0;
 	int rc;
 
 	do {
-		c.n = 0;
-		tl_buf_reset(&c.keys);
 		rc = meta_kv_begin(kv, false, &t);
 		if (rc)
 			break;
-		rc = meta_kv_scan(t, start, slen, end, elen, collect_cb, &c);
-		for (size_t off = 0; rc == 0 && off < c.keys.len;) {
-			size_t l = tl_get_be16(c.keys.data + off);
-
-			rc = meta_kv_del(t, c.keys.data + off + 2, l);
-			off += 2 + l;
-		}
+		rc = meta_kvlist_scan(t, &c, start, slen, end, elen);
+		off = 0;
+		while (rc == 0 &&
+		       meta_kvlist_next(&c, &off, &k, &klen, &v, &vlen))
+			rc = meta_kv_del(t, k, klen);
 		if (rc) {
 			meta_kv_abort(t);
 			break;
@@ -170,8 +150,8 @@ meta_range_delete(struct meta_kv *kv, const void *start, size_t slen,
 		done += c.n;
 		if (rc == 0 && progress != NULL)
 			progress(arg, done);
-	} while (rc == 0 && c.n == c.max);
-	tl_buf_free(&c.keys);
+	} while (rc == 0 && meta_kvlist_full(&c));
+	meta_kvlist_free(&c);
 	return rc;
 }
 
