@@ -122,92 +122,104 @@ session_is_live(struct mtxn *t, uint64_t id, uint64_t now_ns)
 	return meta_session_get(t, id, &s) == 0 && meta_session_live(&s, now_ns);
 }
 
+/* One of claim, done and unclaim, as one transaction on the record. */
+struct backup_op {
+	uint64_t session;
+	uint64_t interval_ns, now_ns; /* claim */
+	uint64_t *next_ns;            /* claim, may be NULL */
+	const struct meta_backup *nb; /* done */
+};
+
+static int
+claim_txn(struct mtxn *t, void *arg)
+{
+	const struct backup_op *o = arg;
+	struct meta_backup b;
+	int rc;
+
+	rc = record_get(t, &b);
+	if (rc == -ENOENT)
+		rc = 0;
+	/* A snapshot time ahead of our clock by more than an
+	 * interval is a clock that was wrong: do not wait for it. */
+	if (rc == 0 && b.snap_ns != 0 &&
+	    o->now_ns < b.snap_ns + o->interval_ns &&
+	    b.snap_ns < o->now_ns + o->interval_ns) {
+		if (o->next_ns != NULL)
+			*o->next_ns = b.snap_ns + o->interval_ns;
+		return -EALREADY;
+	}
+	if (rc == 0 && b.claim_session != 0 &&
+	    b.claim_session != o->session &&
+	    session_is_live(t, b.claim_session, o->now_ns))
+		return -EBUSY;
+	if (rc == 0) {
+		b.claim_session = o->session;
+		b.claim_ns = o->now_ns;
+		rc = record_put(t, &b);
+	}
+	return rc;
+}
+
 int
 meta_backup_claim(struct meta *m, uint64_t session, uint64_t interval_ns,
 		  uint64_t now_ns, uint64_t *next_ns)
 {
-	struct meta_backup b;
-	struct mtxn t;
-	int rc, tries = 0;
+	struct backup_op o = {.session = session, .interval_ns = interval_ns,
+			      .now_ns = now_ns, .next_ns = next_ns};
 
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = record_get(&t, &b);
-		if (rc == -ENOENT)
-			rc = 0;
-		/* A snapshot time ahead of our clock by more than an
-		 * interval is a clock that was wrong: do not wait for it. */
-		if (rc == 0 && b.snap_ns != 0 &&
-		    now_ns < b.snap_ns + interval_ns &&
-		    b.snap_ns < now_ns + interval_ns) {
-			if (next_ns != NULL)
-				*next_ns = b.snap_ns + interval_ns;
-			rc = -EALREADY;
-		}
-		if (rc == 0 && b.claim_session != 0 &&
-		    b.claim_session != session &&
-		    session_is_live(&t, b.claim_session, now_ns))
-			rc = -EBUSY;
-		if (rc == 0) {
-			b.claim_session = session;
-			b.claim_ns = now_ns;
-			rc = record_put(&t, &b);
-		}
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, claim_txn, &o);
+}
+
+static int
+done_txn(struct mtxn *t, void *arg)
+{
+	const struct backup_op *o = arg;
+	struct meta_backup b;
+	int rc;
+
+	rc = record_get(t, &b);
+	if (rc == -ENOENT || (rc == 0 && b.claim_session != o->session))
+		return -ESTALE;
+	if (rc)
+		return rc;
+	b = *o->nb;
+	b.session = o->session;
+	b.claim_session = 0;
+	b.claim_ns = 0;
+	return record_put(t, &b);
 }
 
 int
 meta_backup_done(struct meta *m, uint64_t session, const struct meta_backup *nb)
 {
-	struct meta_backup b;
-	struct mtxn t;
-	int rc, tries = 0;
+	struct backup_op o = {.session = session, .nb = nb};
 
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = record_get(&t, &b);
-		if (rc == 0 && b.claim_session != session)
-			rc = -ESTALE;
-		if (rc == -ENOENT)
-			rc = -ESTALE;
-		if (rc == 0) {
-			b = *nb;
-			b.session = session;
-			b.claim_session = 0;
-			b.claim_ns = 0;
-			rc = record_put(&t, &b);
-		}
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
+	return meta_txn_run(m, false, done_txn, &o);
+}
+
+static int
+unclaim_txn(struct mtxn *t, void *arg)
+{
+	const struct backup_op *o = arg;
+	struct meta_backup b;
+	int rc;
+
+	rc = record_get(t, &b);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc == 0 && b.claim_session == o->session) {
+		b.claim_session = 0;
+		b.claim_ns = 0;
+		rc = record_put(t, &b);
+	}
 	return rc;
 }
 
 int
 meta_backup_unclaim(struct meta *m, uint64_t session)
 {
-	struct meta_backup b;
-	struct mtxn t;
-	int rc, tries = 0;
+	struct backup_op o = {.session = session};
 
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = record_get(&t, &b);
-		if (rc == 0 && b.claim_session == session) {
-			b.claim_session = 0;
-			b.claim_ns = 0;
-			rc = record_put(&t, &b);
-		}
-		if (rc == -ENOENT)
-			rc = 0;
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, unclaim_txn, &o);
 }

@@ -298,21 +298,29 @@ setattr_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 	return rc;
 }
 
+struct setattr_op {
+	const struct meta_cred *c;
+	uint64_t ino;
+	const struct meta_setattr *s;
+	struct meta_pre_attr *pre;
+	struct meta_attr *post;
+};
+
+static int
+setattr_run(struct mtxn *t, void *arg)
+{
+	const struct setattr_op *o = arg;
+
+	t->lazy = o->c->async;
+	return setattr_txn(t, o->c, o->ino, o->s, o->pre, o->post);
+}
+
 int
 meta_setattr(struct meta *m, const struct meta_cred *c, uint64_t ino,
 	     const struct meta_setattr *s, struct meta_pre_attr *pre,
 	     struct meta_attr *post)
 {
-	struct mtxn t;
-	int rc, tries = 0;
+	struct setattr_op o = {c, ino, s, pre, post};
 
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		t.lazy = c->async;
-		rc = setattr_txn(&t, c, ino, s, pre, post);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, setattr_run, &o);
 }

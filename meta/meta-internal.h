@@ -170,6 +170,12 @@ int meta_txn_begin(struct meta *m, struct mtxn *t, bool rdonly);
 int meta_txn_end(struct mtxn *t, int rc);
 /* True when rc asks for another attempt (*tries counts them). */
 bool meta_txn_retry(int rc, int *tries);
+/* Run fn(t, arg) in a transaction of m (read-only when rdonly), and
+ * again from the start while the engine asks for another attempt
+ * (meta_txn_retry): fn sets anew, on each attempt, whatever it returns
+ * through arg.  fn's result, or the commit's. */
+int meta_txn_run(struct meta *m, bool rdonly,
+		 int (*fn)(struct mtxn *t, void *arg), void *arg);
 
 /* Key/value pairs of a bounded scan, copied so that the caller may
  * change the range while it walks them (delete them, say).  Start with

@@ -496,13 +496,25 @@ nesting_check(struct mtxn *t, uint64_t ino)
 	return rc;
 }
 
+/* The arguments of set, delete and check, for their transactions. */
+struct quota_op {
+	uint64_t ino;
+	const struct meta_quota *q; /* set */
+	struct meta_quota *out;     /* set */
+	bool repair;                /* check */
+	struct meta_quota_fix *fix; /* check */
+	void (*progress)(void *arg, uint64_t entries);
+	void *arg;
+};
+
 static int
-set_txn(struct mtxn *t, const struct meta_quota *q,
-	void (*progress)(void *arg, uint64_t entries), void *arg,
-	struct meta_quota *out)
+set_txn(struct mtxn *t, void *arg)
 {
-	struct tree w = {
-	    .t = t, .from_inodes = true, .progress = progress, .arg = arg};
+	const struct quota_op *o = arg;
+	const struct meta_quota *q = o->q;
+	struct meta_quota *out = o->out;
+	struct tree w = {.t = t, .from_inodes = true,
+			 .progress = o->progress, .arg = o->arg};
 	struct meta_key k;
 	uint64_t mb, mi;
 	uint8_t v[16];
@@ -542,17 +554,10 @@ meta_quota_set(struct meta *m, const struct meta_quota *q,
 	       void (*progress)(void *arg, uint64_t entries), void *arg,
 	       struct meta_quota *out)
 {
-	struct mtxn t;
-	int rc, tries = 0;
+	struct quota_op o = {.ino = q->ino, .q = q, .out = out,
+			     .progress = progress, .arg = arg};
 
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = set_txn(&t, q, progress, arg, out);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, set_txn, &o);
 }
 
 static int
@@ -589,26 +594,28 @@ meta_quota_get(struct meta *m, uint64_t ino, struct meta_quota *q)
 	return meta_txn_end(&t, rc);
 }
 
+static int
+delete_txn(struct mtxn *t, void *arg)
+{
+	const struct quota_op *o = arg;
+	uint64_t mb, mi;
+	bool has;
+	int rc;
+
+	rc = limits_get(t, o->ino, &has, &mb, &mi);
+	if (rc == 0 && !has)
+		rc = -ENOENT;
+	if (rc == 0)
+		rc = meta_quota_drop(t, o->ino);
+	return rc;
+}
+
 int
 meta_quota_delete(struct meta *m, uint64_t ino)
 {
-	struct mtxn t;
-	uint64_t mb, mi;
-	bool has;
-	int rc, tries = 0;
+	struct quota_op o = {.ino = ino};
 
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = limits_get(&t, ino, &has, &mb, &mi);
-		if (rc == 0 && !has)
-			rc = -ENOENT;
-		if (rc == 0)
-			rc = meta_quota_drop(&t, ino);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, delete_txn, &o);
 }
 
 struct list_ctx {
@@ -682,14 +689,16 @@ meta_quota_list(struct meta *m, meta_quota_cb cb, void *arg)
 }
 
 static int
-check_txn(struct mtxn *t, uint64_t ino, bool repair,
-	  void (*progress)(void *arg, uint64_t entries), void *arg,
-	  struct meta_quota_fix *fix)
+check_txn(struct mtxn *t, void *arg)
 {
-	struct tree w = {
-	    .t = t, .from_inodes = true, .progress = progress, .arg = arg};
+	const struct quota_op *o = arg;
+	struct meta_quota_fix *fix = o->fix;
+	struct tree w = {.t = t, .from_inodes = true,
+			 .progress = o->progress, .arg = o->arg};
+	uint64_t ino = o->ino;
 	int rc;
 
+	memset(fix, 0, sizeof(*fix));
 	rc = get_txn(t, ino, &fix->q);
 	if (rc == 0)
 		rc = tree_usage(&w, ino);
@@ -700,7 +709,7 @@ check_txn(struct mtxn *t, uint64_t ino, bool repair,
 	fix->entries = w.entries;
 	fix->drift =
 	    w.bytes != fix->q.used_bytes || w.inodes != fix->q.used_inodes;
-	if (fix->drift && repair)
+	if (fix->drift && o->repair)
 		rc = used_put(t, ino, w.bytes, w.inodes);
 	return rc;
 }
@@ -710,17 +719,12 @@ meta_quota_check(struct meta *m, uint64_t ino, bool repair,
 		 void (*progress)(void *arg, uint64_t entries), void *arg,
 		 struct meta_quota_fix *fix)
 {
-	struct mtxn t;
-	int rc, tries = 0;
+	struct quota_op o = {.ino = ino, .repair = repair, .fix = fix,
+			     .progress = progress, .arg = arg};
+	int rc;
 
 	memset(fix, 0, sizeof(*fix));
-	do {
-		rc = meta_txn_begin(m, &t, !repair);
-		if (rc)
-			return rc;
-		rc = check_txn(&t, ino, repair, progress, arg, fix);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
+	rc = meta_txn_run(m, !repair, check_txn, &o);
 	fix->repaired = rc == 0 && repair && fix->drift;
 	return rc;
 }

@@ -441,6 +441,22 @@ meta_txn_retry(int rc, int *tries)
 	return true;
 }
 
+int
+meta_txn_run(struct meta *m, bool rdonly,
+	     int (*fn)(struct mtxn *t, void *arg), void *arg)
+{
+	struct mtxn t;
+	int rc, tries = 0;
+
+	do {
+		rc = meta_txn_begin(m, &t, rdonly);
+		if (rc)
+			return rc;
+		rc = meta_txn_end(&t, fn(&t, arg));
+	} while (meta_txn_retry(rc, &tries));
+	return rc;
+}
+
 /* ---- collected scans ------------------------------------------------------ */
 
 static int
