@@ -16,4 +16,4 @@ bench_raft_meta_SOURCES = bench/raft_meta.c
 bench_raft_meta_LDADD = meta/libmeta.a lib/libtl.a $(LMDB_LIBS)
 EXTRA_DIST += bench/README bench/run.sh bench/report.py \
 	bench/ganesha.conf.in bench/profile.sh bench/readahead.sh bench/readahead_reader.c \
-	bench/raft.sh
+	bench/raft.sh bench/common.sh

@@ -62,7 +62,7 @@ mkdir -p "$out"
 raw=$out/raw.txt
 : >"$raw"
 work=$(mktemp -d /var/tmp/tessera-raftbench-XXXXXX)
-say() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$out/progress.log"; }
+. "$src/bench/common.sh" # say, bench_build, bench_nfsload, ports
 
 declare -A PID PORT RPORT
 cleanup() {
@@ -79,40 +79,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-BUILD=${BUILD:-$src/build-bench}
-if [ ! -x "$BUILD/tesserad" ] || [ ! -x "$BUILD/tessera" ]; then
-	say "building Tessera in $BUILD"
-	[ -x "$src/scripts/install-deps.sh" ] &&
-		"$src/scripts/install-deps.sh" >"$out/deps.log" 2>&1
-	( cd "$src" && { [ -x configure ] || autoreconf -fi; } &&
-	  mkdir -p "$BUILD" && cd "$BUILD" &&
-	  { [ -f Makefile ] || "$src/configure"; } && make -j2 ) \
-		>"$out/build.log" 2>&1 ||
-		{ echo "build failed, see $out/build.log" >&2; exit 1; }
-fi
+bench_build
 T=$BUILD/tessera
-LOAD=$work/nfsload
-cc -O2 -std=gnu11 -Wall -o "$LOAD" "$src/bench/nfsload.c" -lnfs ||
-	{ echo "cannot build bench/nfsload.c (libnfs-dev)" >&2; exit 1; }
-
-eph_lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
-eph_lo=${eph_lo:-32768}
-port_base=$((eph_lo > 12000 ? eph_lo - 10000 + $$ % 8000 : 2000 + $$ % 8000))
-free_port() {
-	port=$port_base
-	while (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do
-		port=$((port + 1))
-	done
-	port_base=$((port + 1))
-}
-wait_port() { # $1 port, $2 pid
-	for _ in $(seq 600); do
-		(exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
+bench_nfsload
 record() { # PART SERVER: nfsload's R lines relabelled; the others shown
 	while IFS= read -r line; do
 		case $line in
@@ -143,7 +112,7 @@ start_lmdb() {
 		--listen "127.0.0.1:${PORT[lmdb]}" --exports "$work/exports" \
 		-o metrics_listen=off >"$out/lmdb.log" 2>&1 &
 	PID[lmdb]=$!
-	wait_port "${PORT[lmdb]}" "${PID[lmdb]}" ||
+	wait_port "${PORT[lmdb]}" "${PID[lmdb]}" 600 ||
 		{ echo "tesserad (lmdb) did not start" >&2; exit 1; }
 }
 node_start() { # I
@@ -198,11 +167,11 @@ start_group() {
 		benchvol >"$out/format-raft.log" 2>&1 ||
 		{ cat "$out/format-raft.log"; exit 1; }
 	for i in 1 2 3; do node_start $i; done
-	wait_port "${PORT[1]}" "${PID[1]}" || { echo "node 1 did not start" >&2; exit 1; }
+	wait_port "${PORT[1]}" "${PID[1]}" 600 || { echo "node 1 did not start" >&2; exit 1; }
 	for i in 2 3; do
 		"$T" -c "$work/n1.conf" raft add $i "127.0.0.1:${RPORT[$i]}" \
 			>>"$out/add.log" 2>&1 || { cat "$out/add.log"; exit 1; }
-		wait_port "${PORT[$i]}" "${PID[$i]}" ||
+		wait_port "${PORT[$i]}" "${PID[$i]}" 600 ||
 			{ echo "node $i did not start" >&2; exit 1; }
 	done
 }
@@ -275,7 +244,7 @@ if want kill; then
 		fig "kill-$k" raft new_leader_seen_s \
 			"$(echo "$t0 $t1" | awk '{printf "%.3f", $2-$1}')"
 		node_start "$LEAD"
-		wait_port "${PORT[$LEAD]}" "${PID[$LEAD]}"
+		wait_port "${PORT[$LEAD]}" "${PID[$LEAD]}" 600
 		sleep 2
 	done
 fi

@@ -67,7 +67,7 @@ mkdir -p "$out"
 raw=$out/raw.txt
 : >"$raw"
 work=$(mktemp -d /var/tmp/tessera-bench-XXXXXX)
-say() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$out/progress.log"; }
+. "$src/bench/common.sh" # say, bench_build, bench_nfsload, ports
 
 # --- processes we start, stopped by PID whatever happens -----------------
 srv_pid=
@@ -114,44 +114,8 @@ if [ -n "$need" ]; then
 		  apt-get install -y -q $need >>"$out/apt.log" 2>&1; } ||
 		{ echo "apt-get failed, see $out/apt.log" >&2; exit 1; }
 fi
-BUILD=${BUILD:-$src/build-bench}
-if [ ! -x "$BUILD/tesserad" ] || [ ! -x "$BUILD/tessera" ]; then
-	say "building Tessera in $BUILD"
-	[ -x "$src/scripts/install-deps.sh" ] &&
-		"$src/scripts/install-deps.sh" >"$out/deps.log" 2>&1
-	( cd "$src" && { [ -x configure ] || autoreconf -fi; } &&
-	  mkdir -p "$BUILD" && cd "$BUILD" &&
-	  { [ -f Makefile ] || "$src/configure"; } && make -j2 ) \
-		>"$out/build.log" 2>&1 ||
-		{ echo "build failed, see $out/build.log" >&2; exit 1; }
-fi
-# The load generator: built here so it is always the current source.
-LOAD=$work/nfsload
-cc -O2 -std=gnu11 -Wall -o "$LOAD" "$src/bench/nfsload.c" -lnfs ||
-	{ echo "cannot build bench/nfsload.c" >&2; exit 1; }
-
-# Below the ephemeral range: a port the kernel may hand to an outgoing
-# connection (a client's, or the probe below) can be taken between the
-# probe and the server's bind ("Address already in use").
-eph_lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
-eph_lo=${eph_lo:-32768}
-port_base=$((eph_lo > 12000 ? eph_lo - 10000 + $$ % 8000 : 2000 + $$ % 8000))
-free_port() { # sets $port to a TCP port nobody listens on (no subshell:
-	# the next call must not hand out the same one)
-	port=$port_base
-	while (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do
-		port=$((port + 1))
-	done
-	port_base=$((port + 1))
-}
-wait_port() { # $1 port, $2 pid
-	for _ in $(seq 300); do
-		(exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
+bench_build
+bench_nfsload
 record() { # stdin: nfsload output; keeps R lines, shows the human ones
 	while IFS= read -r line; do
 		case $line in
