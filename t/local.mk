@@ -4,6 +4,7 @@ include t/unit/meta.mk
 include t/unit/cache.mk
 include t/unit/nfsd.mk
 include t/unit/lib.mk
+include t/unit/tools.mk
 include t/nfs/local.mk
 include t/kernel/local.mk
 include t/s3/local.mk

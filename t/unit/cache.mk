@@ -72,3 +72,10 @@ t_unit_cache_readahead_test_LDADD = cache/libcache.a meta/libmeta.a \
 # the library) go down the layers drawn at the top of cache/cache.c.
 TESTS += t/unit/cache_layers_test.sh
 dist_check_SCRIPTS += t/unit/cache_layers_test.sh
+
+# os_list_info on the file store.
+check_PROGRAMS += t/unit/objstore_listinfo_test
+TESTS += t/unit/objstore_listinfo_test
+t_unit_objstore_listinfo_test_SOURCES = t/unit/objstore_listinfo_test.c \
+	t/unit/tap.h t/unit/os_count.h
+t_unit_objstore_listinfo_test_LDADD = objstore/libobjstore.a lib/libtl.a

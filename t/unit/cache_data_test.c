@@ -22,78 +22,49 @@ static const struct meta_cred root_cred = {.uid = 0};
 
 #define BS (64u << 10)
 
-/* ---- a fault-injecting store around the file store ---------------------- */
-
-struct fault_store {
-	struct os_store base;
-	struct os_store *inner;
-	atomic_int fail_puts;
-	atomic_int puts;
-	_Atomic uint64_t put_bytes;
-};
-
-static int
-f_put(struct os_store *s, const char *key, const void *d, size_t len)
-{
-	struct fault_store *f = (struct fault_store *)s;
-
-	atomic_fetch_add(&f->puts, 1);
-	atomic_fetch_add(&f->put_bytes, len);
-	if (atomic_load(&f->fail_puts))
-		return -EIO;
-	return os_put(f->inner, key, d, len);
-}
-
-static int
-f_get(struct os_store *s, const char *key, uint64_t off, size_t len,
-      void *buf, size_t *got)
-{
-	return os_get(((struct fault_store *)s)->inner, key, off, len, buf,
-		      got);
-}
-
-static int
-f_head(struct os_store *s, const char *key, uint64_t *size)
-{
-	return os_head(((struct fault_store *)s)->inner, key, size);
-}
-
-static int
-f_del(struct os_store *s, const char *key)
-{
-	return os_delete(((struct fault_store *)s)->inner, key);
-}
-
-static int
-f_list(struct os_store *s, const char *prefix, const char *after,
-       os_list_cb cb, void *arg)
-{
-	return os_list(((struct fault_store *)s)->inner, prefix, after, cb,
-		       arg);
-}
-
-static void
-f_close(struct os_store *s)
-{
-	(void)s;
-}
-
-static const struct os_ops fault_ops = {
-	.scheme = "fault",
-	.put = f_put,
-	.get = f_get,
-	.head = f_head,
-	.del = f_del,
-	.list = f_list,
-	.close = f_close,
-};
-
 /* ---- fixture ------------------------------------------------------------ */
 
 static char dir[64];
 static struct meta *m;
-static struct os_store *fs;
-static struct fault_store fault;
+static struct os_store *store; /* fault: around the file store */
+static struct os_store *fs;    /* the file store inside it */
+
+/* Make every put fail with -EIO (on), or none (off).  A put that fails
+ * never reaches the file store. */
+static void
+fail_puts(bool on)
+{
+	REQUIRE(os_fault_configure(store, on ? "ops=put,err=1" : "err=0",
+				   NULL) == 0);
+}
+
+/* Puts the store was asked for, failed ones included. */
+static uint64_t
+puts_seen(void)
+{
+	struct os_fault_stats st;
+
+	REQUIRE(os_fault_stats(store, &st) == 0);
+	return st.calls[OS_OP_PUT];
+}
+
+static int
+add_size(void *arg, const char *key, uint64_t size)
+{
+	(void)key;
+	*(uint64_t *)arg += size;
+	return 0;
+}
+
+/* Bytes of every object in the file store. */
+static uint64_t
+stored_bytes(void)
+{
+	uint64_t n = 0;
+
+	REQUIRE(os_list(fs, "", NULL, add_size, &n) == 0);
+	return n;
+}
 
 static int
 nobjects(void)
@@ -110,7 +81,7 @@ open_cache_compact(uint64_t limit, bool gc, uint32_t compact_records)
 			       .compact_records = compact_records};
 	struct cache *c = NULL;
 
-	CHECK_FATAL(cache_open(m, &fault.base, &o, &c) == 0, "cache_open");
+	CHECK_FATAL(cache_open(m, store, &o, &c) == 0, "cache_open");
 	return c;
 }
 
@@ -121,7 +92,7 @@ open_cache(uint64_t limit, bool gc)
 		.buffer_limit = limit, .upload_threads = 4, .gc = gc};
 	struct cache *c = NULL;
 
-	CHECK_FATAL(cache_open(m, &fault.base, &o, &c) == 0, "cache_open");
+	CHECK_FATAL(cache_open(m, store, &o, &c) == 0, "cache_open");
 	return c;
 }
 
@@ -435,7 +406,7 @@ test_store_failure(void)
 	uint8_t *data = tl_malloc(n);
 
 	fill(data, n, 0, 7);
-	atomic_store(&fault.fail_puts, 1);
+	fail_puts(true);
 	CHECK_EQ(cache_write(c, ino, 0, data, n / 2, false), 0,
 		 "unstable write is accepted");
 	CHECK_EQ(cache_write(c, ino, n / 2, data + n / 2, n - n / 2, true),
@@ -443,7 +414,7 @@ test_store_failure(void)
 	CHECK_EQ(cache_flush(c, ino), -EIO, "flush fails too");
 	CHECK(cache_buffered(c) >= n, "the data stays buffered");
 	CHECK_EQ(nslices(ino, 0), 0, "nothing committed");
-	atomic_store(&fault.fail_puts, 0);
+	fail_puts(false);
 	CHECK_EQ(cache_flush(c, ino), 0, "a later flush succeeds");
 	CHECK_EQ(cache_buffered(c), 0, "and empties the buffer");
 	CHECK(read_eq(c, ino, 0, n, data), "no data lost");
@@ -508,11 +479,11 @@ test_small_writes(void)
 	CHECK(cache_buffered(c) <= 32 * (4096 + 1024),
 	      "32 scattered 4 KiB writes hold %llu bytes",
 	      (unsigned long long)cache_buffered(c));
-	puts = atomic_load(&fault.puts);
-	bytes = atomic_load(&fault.put_bytes);
+	puts = puts_seen();
+	bytes = stored_bytes();
 	CHECK_EQ(cache_flush(c, ino), 0, "flush");
-	CHECK_EQ(atomic_load(&fault.puts) - puts, 8, "one put per chunk");
-	CHECK_EQ(atomic_load(&fault.put_bytes) - bytes, 32 * 4096,
+	CHECK_EQ(puts_seen() - puts, 8, "one put per chunk");
+	CHECK_EQ(stored_bytes() - bytes, 32 * 4096,
 		 "the puts hold only the bytes written");
 	CHECK_EQ(nslices(ino, 0), 4, "a record per write");
 	for (i = 0; i < 32; i++) {
@@ -554,11 +525,12 @@ test_packed(void)
 	uint64_t ino = new_file("packed"), seed = 7;
 	const size_t n = 2 * (64u << 20) + 8192;
 	uint8_t *model = tl_calloc(1, n), buf[6000];
-	int before = nobjects(), puts, i, round, left;
+	int before = nobjects(), i, round, left;
+	uint64_t puts;
 
 	for (round = 0; round < 3; round++) {
 		if (round == 1)
-			atomic_store(&fault.fail_puts, 1);
+			fail_puts(true);
 		for (i = 0; i < 400; i++) {
 			uint64_t off, len;
 
@@ -574,18 +546,18 @@ test_packed(void)
 		}
 		CHECK(read_eq(c, ino, 0, file_size(c, ino), model),
 		      "round %d: buffered reads", round);
-		puts = atomic_load(&fault.puts);
+		puts = puts_seen();
 		if (round == 1) {
 			CHECK(cache_flush(c, ino) < 0, "flush fails");
-			atomic_store(&fault.fail_puts, 0);
+			fail_puts(false);
 			CHECK(read_eq(c, ino, 0, file_size(c, ino), model),
 			      "the data stays buffered");
-			puts = atomic_load(&fault.puts);
+			puts = puts_seen();
 		}
 		CHECK_EQ(cache_flush(c, ino), 0, "round %d: flush", round);
-		CHECK(atomic_load(&fault.puts) - puts < 100,
-		      "round %d: %d puts for 400 writes", round,
-		      atomic_load(&fault.puts) - puts);
+		CHECK(puts_seen() - puts < 100,
+		      "round %d: %llu puts for 400 writes", round,
+		      (unsigned long long)(puts_seen() - puts));
 		CHECK(read_eq(c, ino, 0, file_size(c, ino), model), "round %d: stored reads",
 		      round);
 	}
@@ -919,7 +891,7 @@ int
 main(void)
 {
 	struct meta_format_opts o = {"vol", NULL, BS, 0, 0, 0, true};
-	char *err = NULL, *url, *murl, *cmd;
+	char *err = NULL, *url, *furl, *murl, *cmd;
 
 	strcpy(dir, "/tmp/cache-test-XXXXXX");
 	CHECK_FATAL(mkdtemp(dir) != NULL, "mkdtemp");
@@ -931,10 +903,11 @@ main(void)
 		    err ? err : "");
 	CHECK_FATAL(meta_open(murl, NULL, &m, &err) == 0, "open (%s)",
 		    err ? err : "");
-	CHECK_FATAL(os_open(url, &fs, &err) == 0, "object store");
-	fault.base.ops = &fault_ops;
-	fault.base.url = url;
-	fault.inner = fs;
+	furl = tl_asprintf("fault:%s", url);
+	CHECK_FATAL(os_open(furl, &store, &err) == 0, "object store (%s)",
+		    err ? err : "");
+	fs = os_unwrap(store, "file");
+	CHECK_FATAL(fs != NULL, "the file store under fault:");
 	CHECK_EQ(meta_settings(m)->block_size, BS, "block size");
 
 	test_out_of_order();
@@ -952,8 +925,9 @@ main(void)
 	test_compact_keeps_big();
 	test_random();
 
-	os_close(fs);
+	os_close(store);
 	meta_close(m);
+	free(furl);
 	free(url);
 	free(murl);
 	cmd = tl_asprintf("rm -rf '%s'", dir);
