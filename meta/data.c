@@ -48,6 +48,7 @@ meta_slice_release(struct mtxn *t, uint64_t id, uint32_t size)
 	}
 	meta_key_slice(t->m, &k, 'R', id, size);
 	t->d_pending++;
+	t->d_pendbytes += size;
 	return meta_kv_put(t->kv, k.b, k.len, "", 0);
 }
 
@@ -196,6 +197,10 @@ meta_inode_drop(struct mtxn *t, const struct inode *in)
 	case META_REG:
 		if (in->a.size == 0)
 			return 0; /* no chunk can exist: meta_data_truncate */
+		rc = meta_size_account(t, in->a.parent,
+				       -(int64_t)in->a.size);
+		if (rc)
+			return rc;
 		rc = purge_small(t, in->a.ino);
 		if (rc != -EFBIG)
 			return rc;
@@ -203,6 +208,7 @@ meta_inode_drop(struct mtxn *t, const struct inode *in)
 		meta_key_deleted(t->m, &k, in->a.ino, in->a.size);
 		tl_put_be64(v, tl_now_ns());
 		t->d_pending++;
+		t->d_pendbytes += (int64_t)in->a.size;
 		return meta_kv_put(t->kv, k.b, k.len, v, 8);
 	default:
 		return 0;
@@ -418,6 +424,33 @@ chunk_compact(struct mtxn *t, uint8_t **buf, size_t *n)
 	return rc;
 }
 
+/* Bytes of the distinct slices of r[0..n) that old[0..nold) does not
+ * name: slices whose objects a commit adds to the store (the volume's
+ * stored bytes; inline slices have no object).  A slice id is never handed out twice, and a flush
+ * names its slices in one commit only. */
+static int64_t
+new_slice_bytes(const struct meta_slice *r, size_t n,
+		const struct meta_slice *old, size_t nold)
+{
+	struct meta_slice_ref *a, *b;
+	size_t na, nb, j = 0;
+	int64_t sum = 0;
+
+	a = slice_set(r, n, &na);
+	b = slice_set(old, nold, &nb);
+	for (size_t i = 0; i < na; i++) {
+		while (j < nb && cmp_ref(&b[j], &a[i]) < 0)
+			j++;
+		if (j < nb && cmp_ref(&b[j], &a[i]) == 0)
+			continue;
+		if (!meta_slice_inline(a[i].id)) /* in metadata, not the store */
+			sum += a[i].size;
+	}
+	free(a);
+	free(b);
+	return sum;
+}
+
 /* Replace a chunk's records, unchanged since they were read as old[0..n),
  * by nw[0..nn) (the same bytes, partly in a fresh slice, partly still in
  * old slices); every old slice nw does not name gets an L record. */
@@ -461,6 +494,7 @@ rewrite_txn(struct mtxn *t, uint64_t ino, uint32_t chunk,
 	rc = release_dropped(t, old, n, nw, nn);
 	if (rc)
 		return rc;
+	t->d_stored += new_slice_bytes(nw, nn, old, n);
 	buf = tl_malloc((nn ? nn : 1) * SLICE_REC);
 	for (size_t i = 0; i < nn; i++)
 		meta_slice_encode(&nw[i], buf + i * SLICE_REC);
@@ -586,6 +620,16 @@ chunk_append(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
 	for (size_t i = 0; i < cnt; i++)
 		meta_slice_encode(&w[i].s, buf + vlen + i * SLICE_REC);
 	n = vlen / SLICE_REC + cnt;
+	{
+		/* The slices this commit adds to the store: those the chunk
+		 * did not name yet (the volume's stored bytes). */
+		struct meta_slice *r = tl_malloc(n * sizeof(*r));
+
+		for (size_t i = 0; i < n; i++)
+			meta_slice_decode(buf + i * SLICE_REC, &r[i]);
+		t->d_stored += new_slice_bytes(r + n - cnt, cnt, r, n - cnt);
+		free(r);
+	}
 	sorted = chunk_sorted(buf, vlen / SLICE_REC);
 	if (n - sorted >= COMPACT_TAIL && n - sorted >= sorted) {
 		/* Room for the extents (at most 2n + 1 records). */
@@ -614,10 +658,14 @@ write_txn(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
 	if (end > in.a.size) {
 		d = (int64_t)round4k(end) - (int64_t)round4k(in.a.size);
 		rc = meta_capacity_check(t, d);
+		if (rc == 0)
+			rc = meta_size_account(t, in.a.parent,
+					       (int64_t)(end - in.a.size));
 		if (rc)
 			return rc;
 		in.a.size = end;
 	}
+
 	for (size_t i = 0, j; rc == 0 && i < n; i = j) {
 		uint32_t nrec = 0;
 
@@ -775,6 +823,7 @@ gc_purge(struct mtxn *t, size_t *budget)
 			/* Nothing of the inode is left. */
 			rc = meta_kv_del(t->kv, k, klen);
 			t->d_pending--;
+			t->d_pendbytes -= (int64_t)tl_get_be64(k + p + 9);
 		}
 	}
 	meta_kvlist_free(&l);
@@ -888,6 +937,9 @@ meta_gc_release(struct meta *m, const struct meta_slice_ref *r, size_t n)
 			if (rc == 0)
 				rc = meta_kv_del(t.kv, k.b, k.len);
 			t.d_pending--;
+			/* its objects are gone from the store */
+			t.d_pendbytes -= r[i].size;
+			t.d_stored -= r[i].size;
 		}
 		rc = meta_txn_end(&t, rc);
 	} while (meta_txn_retry(rc, &tries));

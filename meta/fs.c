@@ -225,6 +225,9 @@ setattr_size(struct mtxn *t, struct inode *in, uint64_t size)
 		rc = meta_data_truncate(t, in->a.ino, in->a.size, size);
 	if (rc == 0)
 		rc = meta_usage_add(t, in->a.parent, d, 0);
+	if (rc == 0)
+		rc = meta_size_account(t, in->a.parent,
+				       (int64_t)size - (int64_t)in->a.size);
 	t->d_bytes += d;
 	in->a.size = size;
 	in->a.written = TL_MIN(in->a.written, round4k(size));

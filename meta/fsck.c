@@ -193,6 +193,10 @@ struct fsck {
 	struct ltab links;
 	bool dir_moved;            /* a directory's parent is repaired */
 	uint64_t c_bytes, c_inodes, c_pending;  /* stored counters */
+	/* the billing counters as stored (c_*) and counted (n_*) */
+	uint64_t c_logical, c_stored, c_trash, c_pendbytes, trash_ino;
+	uint64_t n_logical, n_stored, n_trash, n_pendbytes;
+	bool fix_billing;
 	uint64_t epoch;                         /* CNT_SESSIONS at the check */
 	uint64_t n_deleted, n_released, n_compacted;
 	uint64_t items;
@@ -412,6 +416,7 @@ p1_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 		itab_get(&f->inodes, tl_get_be64(k + p + 1), true)->deleted =
 			true;
 		f->n_deleted++;
+		f->n_pendbytes += tl_get_be64(k + p + 9);
 		break;
 	case 'U':
 		if (klen != p + 9 || vlen != 16)
@@ -431,6 +436,16 @@ p1_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 			f->c_inodes = tl_get_be64(v);
 		else if (IS_CNT(CNT_PENDING))
 			f->c_pending = tl_get_be64(v);
+		else if (IS_CNT(CNT_LOGICAL))
+			f->c_logical = tl_get_be64(v);
+		else if (IS_CNT(CNT_STORED))
+			f->c_stored = tl_get_be64(v);
+		else if (IS_CNT(CNT_TRASH_BYTES))
+			f->c_trash = tl_get_be64(v);
+		else if (IS_CNT(CNT_PENDING_BYTES))
+			f->c_pendbytes = tl_get_be64(v);
+		else if (IS_CNT(CNT_TRASH_INO))
+			f->trash_ino = tl_get_be64(v);
 #undef IS_CNT
 		break;
 	}
@@ -764,6 +779,15 @@ check_usage(struct fsck *f)
 		b = in->type == META_REG ? round4k(in->size) : 0;
 		bytes += b;
 		inodes++;
+		if (in->type == META_REG) {
+			d = f->trash_ino ? itab_get(t, in->parent, false) :
+					   NULL;
+			if (d && d->have && d->parent == f->trash_ino &&
+			    d->ino != f->trash_ino)
+				f->n_trash += in->size;
+			else
+				f->n_logical += in->size;
+		}
 		if (in->ino == META_ROOT_INO || in->parent == 0)
 			continue;
 		d = itab_get(t, in->parent, false);
@@ -799,6 +823,23 @@ check_usage(struct fsck *f)
 	}
 }
 
+/* The billing counters (meta_usage): after check_slices, which counts
+ * the stored bytes. */
+static void
+check_billing(struct fsck *f)
+{
+	if (f->c_logical == f->n_logical && f->c_stored == f->n_stored &&
+	    f->c_trash == f->n_trash && f->c_pendbytes == f->n_pendbytes)
+		return;
+	problem(f, META_FSCK_COUNTERS, "usage counters say %" PRIu64
+		" logical, %" PRIu64 " stored, %" PRIu64 " trash, %" PRIu64
+		" pending bytes; counted %" PRIu64 ", %" PRIu64 ", %" PRIu64
+		", %" PRIu64, f->c_logical, f->c_stored, f->c_trash,
+		f->c_pendbytes, f->n_logical, f->n_stored, f->n_trash,
+		f->n_pendbytes);
+	f->fix_billing = true;
+}
+
 static int
 check_slices(struct fsck *f)
 {
@@ -811,6 +852,10 @@ check_slices(struct fsck *f)
 
 		if (!s->id)
 			continue;
+		if ((s->refs || s->released) && !meta_slice_inline(s->id))
+			f->n_stored += s->size; /* inline ones: no object */
+		if (s->released)
+			f->n_pendbytes += s->size;
 		if (s->refs && s->released) {
 			problem(f, META_FSCK_PENDING, "slice %" PRIu64 " is "
 				"queued for deletion but inode %" PRIu64
@@ -964,7 +1009,9 @@ repair_deleted_cb(void *arg, const void *key, size_t klen, const void *val,
 	if (in && in->have) {
 		act_add(f, true, k, klen, NULL, 0);
 		f->n_deleted--;
+		f->n_pendbytes -= tl_get_be64(k + p + 9);
 		f->c_pending = UINT64_MAX;
+		f->fix_billing = true;
 	}
 	return 0;
 }
@@ -985,7 +1032,9 @@ repair_slices(struct fsck *f, struct mtxn *t)
 			meta_key_slice(f->m, &k, 'R', s->id, s->size);
 			rc = meta_kv_del(t->kv, k.b, k.len);
 			f->n_released--;
+			f->n_pendbytes -= s->size; /* still stored: in use */
 			f->c_pending = UINT64_MAX;
+			f->fix_billing = true;
 		}
 		if (rc == 0 && s->k == UINT64_MAX) {
 			meta_key_slice(f->m, &k, 'K', s->id, s->size);
@@ -1041,6 +1090,16 @@ repair(struct fsck *f)
 					      f->n_deleted + f->n_released +
 						 f->n_compacted);
 	}
+	if (rc == 0 && f->fix_billing) {
+		rc = meta_counter_set(&t, CNT_LOGICAL, f->n_logical);
+		if (rc == 0)
+			rc = meta_counter_set(&t, CNT_STORED, f->n_stored);
+		if (rc == 0)
+			rc = meta_counter_set(&t, CNT_TRASH_BYTES, f->n_trash);
+		if (rc == 0)
+			rc = meta_counter_set(&t, CNT_PENDING_BYTES,
+					      f->n_pendbytes);
+	}
 	return meta_txn_end(&t, rc);
 }
 
@@ -1088,6 +1147,8 @@ meta_fsck(struct meta *m, const struct meta_fsck_opts *o,
 				"missing");
 		check_inodes(&f);
 		rc = check_slices(&f);
+		if (rc == 0)
+			check_billing(&f);
 	}
 	if (rc == 0 && o->repair && r->problems) {
 		static const enum meta_fsck_cat fixable[] = {

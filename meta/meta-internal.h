@@ -76,6 +76,13 @@
 /* The trash directory's inode (trash.c); absent until a file is
  * trashed. */
 #define CNT_TRASH_INO "trashino"
+/* Volume usage for billing (meta.h, struct meta_usage): exact sizes of
+ * files outside and inside the trash, slice bytes in the store, bytes
+ * waiting for the deletion job. */
+#define CNT_LOGICAL "logicalbytes"
+#define CNT_STORED "storedbytes"
+#define CNT_TRASH_BYTES "trashbytes"
+#define CNT_PENDING_BYTES "pendingbytes"
 
 struct meta_under; /* under.c */
 
@@ -115,6 +122,8 @@ struct mtxn {
 	bool rdonly;
 	bool lazy;                   /* commit with meta_kv_commit_lazy */
 	int64_t d_bytes, d_inodes, d_pending;
+	/* the usage counters of billing (CNT_LOGICAL...) */
+	int64_t d_logical, d_stored, d_trash, d_pendbytes;
 	/* Quotas (quota.c): 0 not looked at yet, 1 the volume has none,
 	 * 2 it has some; the net charge to each quota touched. */
 	int q_state;
@@ -343,6 +352,10 @@ int meta_trash_due(struct mtxn *t, uint64_t now, uint64_t *files);
 /* Create the trash and the current hour's directory, in a transaction
  * of their own, if missing. */
 int meta_trash_prepare(struct meta *m);
+/* A regular file whose `parent` is parent changed size by delta bytes:
+ * counted in the trash's bytes when parent is one of the trash's hour
+ * directories, in the logical bytes otherwise. */
+int meta_size_account(struct mtxn *t, uint64_t parent, int64_t delta);
 
 /* data.c */
 int meta_data_truncate(struct mtxn *t, uint64_t ino, uint64_t oldsize,

@@ -168,6 +168,23 @@ struct meta_usage {
 	uint64_t capacity;     /* 0 = unlimited */
 	uint64_t max_inodes;   /* 0 = unlimited */
 	uint64_t pending_delete; /* files and slices waiting for gc */
+	/* Volume usage for reconciling bills (counters kept in the
+	 * transactions that change them; `tessera fsck` recomputes them):
+	 * logical_bytes: sizes of the regular files outside the trash,
+	 *   exact (hard links count once);
+	 * stored_bytes: bytes of every slice whose objects are in the
+	 *   object store (referenced, in their grace period, or released
+	 *   and not deleted yet): uncompressed slice lengths, so before
+	 *   the zstd and crypt wrappers;
+	 * trash_bytes: sizes of the regular files in the trash, exact;
+	 * pending_bytes: released slices waiting for the deletion job
+	 *   (R, by slice length) plus removed files whose keys wait to be
+	 *   purged (D, by size), the same figures as meta_backlog's
+	 *   slice_bytes + file_bytes. */
+	uint64_t logical_bytes;
+	uint64_t stored_bytes;
+	uint64_t trash_bytes;
+	uint64_t pending_bytes;
 };
 int meta_usage(struct meta *m, struct meta_usage *u);
 

@@ -399,6 +399,15 @@ meta_txn_end(struct mtxn *t, int rc)
 		if (rc == 0)
 			rc = meta_counter_add(t, CNT_PENDING, t->d_pending);
 		if (rc == 0)
+			rc = meta_counter_add(t, CNT_LOGICAL, t->d_logical);
+		if (rc == 0)
+			rc = meta_counter_add(t, CNT_STORED, t->d_stored);
+		if (rc == 0)
+			rc = meta_counter_add(t, CNT_TRASH_BYTES, t->d_trash);
+		if (rc == 0)
+			rc = meta_counter_add(t, CNT_PENDING_BYTES,
+					      t->d_pendbytes);
+		if (rc == 0)
 			rc = meta_quota_commit(t);
 	}
 	meta_quota_txn_free(t);

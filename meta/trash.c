@@ -272,6 +272,10 @@ meta_trash_put(struct mtxn *t, uint64_t from, const char *name, size_t len,
 		rc = meta_usage_add(t, v->a.parent, -bytes, -1);
 	if (rc == 0)
 		rc = meta_usage_add(t, hour.a.ino, bytes, 1);
+	if (v->a.type == META_REG) { /* from the logical bytes to the trash's */
+		t->d_logical -= (int64_t)v->a.size;
+		t->d_trash += (int64_t)v->a.size;
+	}
 	if (rc == 0)
 		rc = meta_links_clear(t, v->a.ino);
 	v->a.nlink = 1;
@@ -495,6 +499,10 @@ restore_txn(struct mtxn *t, const char *hour, const char *name,
 		rc = meta_usage_add(t, hd.a.ino, -bytes, -1);
 	if (rc == 0)
 		rc = meta_usage_add(t, to, bytes, 1);
+	if (in.a.type == META_REG) {
+		t->d_trash -= (int64_t)in.a.size;
+		t->d_logical += (int64_t)in.a.size;
+	}
 	in.a.parent = to;
 	in.a.ctime_ns = d.a.mtime_ns = d.a.ctime_ns = tl_now_ns();
 	if (rc == 0)
@@ -839,4 +847,37 @@ meta_trash_due(struct mtxn *t, uint64_t now, uint64_t *files)
 	} while (rc == 0 && hours.n == hours.max);
 	tl_buf_free(&hours.b);
 	return rc;
+}
+
+int
+meta_size_account(struct mtxn *t, uint64_t parent, int64_t delta)
+{
+	struct meta_key k;
+	struct inode d;
+	uint64_t trash;
+	const void *v;
+	size_t vlen;
+	int rc;
+
+	if (delta == 0)
+		return 0;
+	rc = meta_trash_ino(t, &trash);
+	if (rc)
+		return rc;
+	if (trash != 0 && parent != 0 && parent != trash) {
+		/* Only a directory's rename changes its parent, and the
+		 * trash's hours are never renamed: a peek, no conflict. */
+		meta_key_ino(t->m, &k, parent, 'I');
+		rc = meta_kv_peek(t->kv, k.b, k.len, &v, &vlen);
+		if (rc == 0)
+			rc = meta_inode_decode(v, vlen, parent, &d);
+		if (rc == 0 && d.a.parent == trash) {
+			t->d_trash += delta;
+			return 0;
+		}
+		if (rc && rc != -ENOENT)
+			return rc;
+	}
+	t->d_logical += delta;
+	return 0;
 }

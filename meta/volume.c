@@ -506,6 +506,14 @@ meta_usage(struct meta *m, struct meta_usage *u)
 		rc = meta_counter_get(&t, CNT_USED_INODES, &u->used_inodes);
 	if (rc == 0)
 		rc = meta_counter_get(&t, CNT_PENDING, &u->pending_delete);
+	if (rc == 0)
+		rc = meta_counter_get(&t, CNT_LOGICAL, &u->logical_bytes);
+	if (rc == 0)
+		rc = meta_counter_get(&t, CNT_STORED, &u->stored_bytes);
+	if (rc == 0)
+		rc = meta_counter_get(&t, CNT_TRASH_BYTES, &u->trash_bytes);
+	if (rc == 0)
+		rc = meta_counter_get(&t, CNT_PENDING_BYTES, &u->pending_bytes);
 	u->capacity = m->set.capacity;
 	u->max_inodes = m->set.max_inodes;
 	return meta_txn_end(&t, rc);

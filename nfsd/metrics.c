@@ -870,6 +870,22 @@ render_volume(struct tl_buf *b, struct meta *m)
 	    "Files and slices waiting for background deletion (`tessera "
 	    "status`: pending delete).",
 	    u.pending_delete);
+	/* the volume's usage for billing (meta.h, struct meta_usage) */
+	vol(b, name, "tessera_volume_logical_bytes",
+	    "Sizes of the regular files outside the trash (exact).",
+	    u.logical_bytes);
+	vol(b, name, "tessera_volume_stored_bytes",
+	    "Bytes of the slices whose objects are in the object store: "
+	    "referenced, in grace, or waiting for deletion (before "
+	    "compression).",
+	    u.stored_bytes);
+	vol(b, name, "tessera_volume_trash_logical_bytes",
+	    "Sizes of the regular files in the trash (exact).",
+	    u.trash_bytes);
+	vol(b, name, "tessera_volume_pending_delete_bytes",
+	    "Bytes waiting for the deletion job: released slices and "
+	    "removed files not purged yet.",
+	    u.pending_bytes);
 	return true;
 }
 

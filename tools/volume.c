@@ -408,6 +408,19 @@ print_status(const struct meta_settings *s, const struct meta_usage *u)
 	printf("%-14s %" PRIu64 " (%s)\n", "used bytes:", u->used_bytes,
 	       tl_fmt_size(u->used_bytes, h, sizeof(h)));
 	printf("%-14s %" PRIu64 "\n", "used inodes:", u->used_inodes);
+	/* exact figures for billing (meta.h, struct meta_usage) */
+	printf("%-14s %" PRIu64 " (%s; files outside the trash)\n",
+	       "logical bytes:", u->logical_bytes,
+	       tl_fmt_size(u->logical_bytes, h, sizeof(h)));
+	printf("%-14s %" PRIu64 " (%s; slices in the object store)\n",
+	       "stored bytes:", u->stored_bytes,
+	       tl_fmt_size(u->stored_bytes, h, sizeof(h)));
+	printf("%-14s %" PRIu64 " (%s; files in the trash)\n",
+	       "trash bytes:", u->trash_bytes,
+	       tl_fmt_size(u->trash_bytes, h, sizeof(h)));
+	printf("%-14s %" PRIu64 " (%s; waiting for the deletion job)\n",
+	       "pending bytes:", u->pending_bytes,
+	       tl_fmt_size(u->pending_bytes, h, sizeof(h)));
 }
 
 struct gw_list {

@@ -340,9 +340,16 @@ view_matches(const struct meta_slice *s, size_t n, const struct model *md,
 }
 
 static void
+show_problem(void *arg, enum meta_fsck_cat c, const char *msg)
+{
+	(void)arg;
+	(void)c;
+	printf("# fsck: %s\n", msg);
+}
+static void
 fsck_clean(struct meta *m, const char *what)
 {
-	struct meta_fsck_opts o = {0};
+	struct meta_fsck_opts o = {.problem = show_problem};
 	struct meta_fsck_report r;
 
 	CHECK_EQ(meta_fsck(m, &o, &r), 0, "fsck runs (%s)", what);
@@ -593,6 +600,105 @@ test_inline(struct meta *m)
 	CHECK_EQ(n, 0, "nothing for gc");
 }
 
+/* The billing counters (meta_usage: logical, stored, trash and pending
+ * bytes) follow writes, truncation, the trash, expiry and the deletion
+ * job to the byte, and fsck finds them right, and repairs them. */
+static void
+expect_usage(struct meta *m, uint64_t logical, uint64_t stored,
+	     uint64_t trash, uint64_t pending, const char *what)
+{
+	struct meta_usage u;
+	struct meta_fsck_opts o = {0};
+	struct meta_fsck_report r;
+
+	CHECK_EQ(meta_usage(m, &u), 0, "usage");
+	CHECK_EQ(u.logical_bytes, logical, "%s: logical bytes", what);
+	CHECK_EQ(u.stored_bytes, stored, "%s: stored bytes", what);
+	CHECK_EQ(u.trash_bytes, trash, "%s: trash bytes", what);
+	CHECK_EQ(u.pending_bytes, pending, "%s: pending bytes", what);
+	CHECK_EQ(meta_fsck(m, &o, &r), 0, "%s: fsck", what);
+	CHECK_EQ(r.found[META_FSCK_COUNTERS], 0, "%s: fsck counts the same",
+		 what);
+}
+
+static void
+test_billing_counters(void)
+{
+	struct meta_setattr s = {.valid = META_SET_SIZE, .size = 100};
+	struct meta_fsck_opts o = {.repair = true};
+	struct meta_fsck_report rep;
+	struct meta_trash_done done = {0, 0};
+	struct meta_slice_write w[3];
+	struct meta_slice_ref r[8];
+	uint64_t a, b, id1, id2, id3, id4;
+	struct fixture f;
+	struct meta *m;
+	struct mtxn t;
+	size_t n;
+	bool more;
+
+	fixture_init(&f);
+	m = fixture_volume(&f, 0, 0);
+	CHECK_EQ(meta_set_trash_days(m, 1), 0, "trash on");
+	a = mk(m, &root_cred, 1, "a", META_REG, 0644, NULL);
+	b = mk(m, &root_cred, 1, "b", META_REG, 0644, NULL);
+	meta_new_slice_id(m, &id1);
+	meta_new_slice_id(m, &id2);
+	meta_new_slice_id(m, &id3);
+	meta_new_slice_id(m, &id4);
+	w[0] = sw(0, id1, 10000, 0);
+	CHECK_EQ(meta_write_slices(m, a, w, 1, 1, NULL, NULL), 0, "write a");
+	/* a packed slice: two records of one slice count it once */
+	w[0] = (struct meta_slice_write){0, {id2, 8192, 0, 3000, 0}};
+	w[1] = (struct meta_slice_write){0, {id2, 8192, 4096, 4096, 5000}};
+	w[2] = sw(1, id3, 2000, 0);
+	CHECK_EQ(meta_write_slices(m, b, w, 3, 1, NULL, NULL), 0, "write b");
+	expect_usage(m, 10000 + META_CHUNK_SIZE + 2000, 10000 + 8192 + 2000,
+		     0, 0, "written");
+	CHECK_EQ(meta_setattr(m, &root_cred, b, &s, NULL, NULL), 0,
+		 "truncate b to 100");
+	expect_usage(m, 10000 + 100, 20192, 0, 2000, "truncated");
+	CHECK_EQ(meta_unlink(m, &root_cred, 1, "a", NULL, NULL), 0,
+		 "remove a: into the trash");
+	expect_usage(m, 100, 20192, 10000, 2000, "trashed");
+	CHECK_EQ(meta_trash_expire(m, UINT64_MAX, 100, &done, &more), 0,
+		 "expire the trash");
+	CHECK_EQ(done.files, 1, "one file released");
+	expect_usage(m, 100, 20192, 0, 12000, "released");
+	do {
+		CHECK_EQ(meta_gc_next(m, r, 8, &n), 0, "gc next");
+		CHECK_EQ(meta_gc_release(m, r, n), 0, "gc release");
+	} while (n > 0);
+	expect_usage(m, 100, 8192, 0, 0, "deleted");
+	/* a compaction's rewrite adds its fresh slice only */
+	{
+		struct meta_slice old[2] = {{id2, 8192, 0, 3000, 0},
+					    {id2, 8192, 4096, 4096, 5000}};
+		struct meta_slice nw[1] = {{id4, 100, 0, 100, 0}};
+		struct meta_slice *cur;
+		size_t nc;
+
+		CHECK_EQ(meta_read_chunk(m, b, 0, 0, META_CHUNK_SIZE, &cur,
+					 &nc), 0, "read b");
+		CHECK_EQ(nc, 3, "b: two records and a hole");
+		CHECK_EQ(meta_rewrite_chunk(m, b, 0, cur, nc, nw, 1), 0,
+			 "rewrite b's chunk");
+		free(cur);
+		(void)old;
+	}
+	expect_usage(m, 100, 8192 + 100, 0, 0, "compacted");
+	/* drift, repaired */
+	CHECK_EQ(meta_txn_begin(m, &t, false), 0, "txn");
+	CHECK_EQ(meta_counter_set(&t, CNT_LOGICAL, 7), 0, "break logical");
+	CHECK_EQ(meta_counter_set(&t, CNT_STORED, 7), 0, "break stored");
+	CHECK_EQ(meta_txn_end(&t, 0), 0, "commit");
+	CHECK_EQ(meta_fsck(m, &o, &rep), 0, "fsck --repair");
+	CHECK_EQ(rep.found[META_FSCK_COUNTERS], 1, "the drift found");
+	expect_usage(m, 100, 8292, 0, 0, "repaired");
+	meta_close(m);
+	fixture_done(&f);
+}
+
 int
 main(void)
 {
@@ -613,5 +719,6 @@ main(void)
 	meta_close(m);
 	fixture_done(&f);
 	test_limits();
+	test_billing_counters();
 	return tap_done();
 }
