@@ -34,6 +34,9 @@
  *   <vol>\0n<client id><ino><owner id>  index of a client's N records
  *   <vol>\0m<client id 16>          ranges and shares it holds, be64
  *   <vol>\0b                        the last metadata backup (backup.c)
+ *   <vol>\0X<export path>           NFS bytes not billed yet: read be64,
+ *                                   written be64 (billing.c)
+ *   <vol>\0Y                        end of the last billed period be64
  *   \0V<vol>                        registry of volumes (empty value)
  *
  * The registry key starts with NUL, which no volume name does, so it can

@@ -188,6 +188,32 @@ struct meta_usage {
 };
 int meta_usage(struct meta *m, struct meta_usage *u);
 
+/* ---- billing (billing.c) ---------------------------------------------------
+ *
+ * Bytes read and written through NFS, per export (by its path), summed
+ * over every gateway of the volume: each gateway adds its own counts
+ * (meta_io_add, commutative: gateways never conflict), and the gateway
+ * that writes the billing lines takes the sums since the last lines
+ * (meta_billing_take: subtracted in the same transaction that records
+ * the time of the lines, so a period is billed once). */
+#define META_IO_PATH_MAX 1024
+struct meta_io {
+	char path[META_IO_PATH_MAX + 1]; /* the export's path */
+	uint64_t read, written;          /* bytes */
+};
+/* Add v[0..n) (lazily committed: bookkeeping). */
+int meta_io_add(struct meta *m, const struct meta_io *v, size_t n);
+/* What no billing line has counted yet (*out caller-freed), and the
+ * time of the last lines (0: never; may be NULL). */
+int meta_io_list(struct meta *m, struct meta_io **out, size_t *n,
+		 uint64_t *last_ns);
+/* The lines of the period ending at now_ns: *out (caller frees) the
+ * counts since the last lines, taken off the volume's records, and
+ * *last_ns the end of the previous period (0: none), replaced by now_ns.
+ * -EALREADY (nothing changed) when lines at or after now_ns exist. */
+int meta_billing_take(struct meta *m, uint64_t now_ns, struct meta_io **out,
+		      size_t *n, uint64_t *last_ns);
+
 /* The background jobs' backlog (backlog.c): the queues read whole, in
  * one read transaction; the cost grows with the backlog, not with the
  * volume.  "Pending delete" is the one name of the deletion backlog in

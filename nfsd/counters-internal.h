@@ -153,6 +153,23 @@ void nfsd_m_conn_opened(void);
 /* why: one of nfsd_m_close_names (anything else counts as "other"). */
 void nfsd_m_conn_closed(const char *why);
 
+/* Bytes read and written through each export, since the process
+ * started (READ and WRITE replies that answered NFS3_OK: the count of
+ * the reply).  A table of NFSD_M_EXPORTS exports by export id, whose
+ * path is recorded when the id is first seen; further exports are not
+ * counted (logged once).  The billing job (billing.c) reads it. */
+#define NFSD_M_EXPORTS 256
+struct nfsd_m_export {
+	atomic_bool used;      /* id and path are set (release) */
+	uint32_t id;
+	char *path;
+	nfsd_m_counter read, written;
+};
+void nfsd_m_export_io(uint32_t id, const char *path, uint64_t read,
+		      uint64_t written);
+/* The slots in use: *n of them, from slot 0 (they never go away). */
+const struct nfsd_m_export *nfsd_m_exports(size_t *n);
+
 /* Upper bounds of the finite latency buckets, in nanoseconds. */
 extern const uint64_t nfsd_m_bucket_ns[NFSD_M_BUCKETS];
 /* conn_close's reasons, indexed by enum nfsd_m_close. */

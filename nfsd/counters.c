@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include "nfsd/nfs3_status.h"
@@ -119,4 +120,65 @@ nfsd_m_conn_closed(const char *why)
 		i++;
 	nfsd_m_inc(&nfsd_m.conn_closed[i]);
 	atomic_fetch_sub_explicit(&nfsd_m.conn_open, 1, memory_order_relaxed);
+}
+
+/* ---- bytes per export ---------------------------------------------------- */
+
+static struct nfsd_m_export exp_io[NFSD_M_EXPORTS];
+static atomic_size_t exp_n;
+static pthread_mutex_t exp_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct nfsd_m_export *
+exp_find(uint32_t id, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (atomic_load_explicit(&exp_io[i].used,
+					 memory_order_acquire) &&
+		    exp_io[i].id == id)
+			return &exp_io[i];
+	return NULL;
+}
+
+void
+nfsd_m_export_io(uint32_t id, const char *path, uint64_t read,
+		 uint64_t written)
+{
+	size_t n = atomic_load_explicit(&exp_n, memory_order_acquire);
+	struct nfsd_m_export *e = exp_find(id, n);
+
+	if (e == NULL) {
+		pthread_mutex_lock(&exp_lock);
+		n = atomic_load_explicit(&exp_n, memory_order_relaxed);
+		e = exp_find(id, n);
+		if (e == NULL && n < NFSD_M_EXPORTS) {
+			e = &exp_io[n];
+			e->id = id;
+			e->path = tl_strdup(path);
+			atomic_store_explicit(&e->used, true,
+					      memory_order_release);
+			atomic_store_explicit(&exp_n, n + 1,
+					      memory_order_release);
+		} else if (e == NULL && n == NFSD_M_EXPORTS) {
+			tl_warn("nfsd", "more than %d exports: the bytes read "
+				"and written through %s are not counted",
+				NFSD_M_EXPORTS, path);
+			atomic_store_explicit(&exp_n, n + 1,
+					      memory_order_release);
+		}
+		pthread_mutex_unlock(&exp_lock);
+		if (e == NULL)
+			return;
+	}
+	if (read)
+		nfsd_m_add(&e->read, read);
+	if (written)
+		nfsd_m_add(&e->written, written);
+}
+
+const struct nfsd_m_export *
+nfsd_m_exports(size_t *n)
+{
+	*n = TL_MIN(atomic_load_explicit(&exp_n, memory_order_acquire),
+		    (size_t)NFSD_M_EXPORTS);
+	return exp_io;
 }

@@ -486,6 +486,19 @@ run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 		p->handler(c, args, res);
 	else
 		*(nfsstat3 *)res = st; /* every NFSv3 result starts so */
+	if (st == NFS3_OK && c->prog == NFSD_PROG_NFS && c->exp != NULL &&
+	    *(nfsstat3 *)res == NFS3_OK) {
+		/* the bytes of the export, for billing (before the exports
+		 * holding c->exp go) */
+		if (c->proc == NFSPROC3_READ)
+			nfsd_m_export_io(c->exp->id, c->exp->path,
+					 ((READ3res *)res)->READ3res_u.resok
+						 .count, 0);
+		else if (c->proc == NFSPROC3_WRITE)
+			nfsd_m_export_io(c->exp->id, c->exp->path, 0,
+					 ((WRITE3res *)res)->WRITE3res_u.resok
+						 .count);
+	}
 	call_put_exports(c);
 	if (c->prog == NFSD_PROG_NFS && c->proc != NFSPROC3_NULL)
 		nfsd_m_nfs_status(c->proc, *(nfsstat3 *)res);

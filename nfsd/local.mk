@@ -50,7 +50,7 @@ nfsd_libnfsd_a_SOURCES = nfsd/nfsd.h nfsd/nfsd-internal.h nfsd/rpc-internal.h \
 	nfsd/nfs3_status.h \
 	nfsd/config.c nfsd/metrics-internal.h nfsd/metrics.c \
 	nfsd/nlm-internal.h nfsd/nlm4.c nfsd/lockd.c nfsd/callback.c \
-	nfsd/udp.c nfsd/backup.c
+	nfsd/udp.c nfsd/backup.c nfsd/billing.c
 nodist_nfsd_libnfsd_a_SOURCES = nfsd/nfs3_prot.h nfsd/mount3_prot.h \
 	nfsd/nlm4_prot.h nfsd/nsm_prot.h
 

@@ -387,6 +387,7 @@ struct backend {
 	/* read by the background job's thread (bgjob_gate) */
 	struct meta_session_keeper *_Atomic session;
 	struct nfsd_backup_job *backup;
+	struct nfsd_billing *billing;
 };
 
 /* The background jobs (cache/gc.c) run while this gateway holds the
@@ -475,6 +476,7 @@ close_backend(struct backend *b)
 {
 	/* a backup being written finishes first: it reads meta, writes os */
 	nfsd_backup_stop(b->backup);
+	nfsd_billing_stop(b->billing); /* adds its last NFS byte counts */
 	if (b->cache != NULL)
 		cache_close(b->cache); /* flushes buffered writes */
 	if (b->os != NULL)
@@ -771,6 +773,7 @@ start_metrics(const struct nfsd_config *cfg, const struct backend *b,
 	    .admin_token_file = cfg->admin_token_file,
 	    .admin = &admin_ops,
 	    .admin_arg = hup,
+	    .billing = b->billing,
 	};
 	struct nfsd_metrics *m = NULL;
 	const char *l = cfg->metrics_listen;
@@ -886,6 +889,29 @@ start_backups(const struct nfsd_config *cfg, struct backend *b)
 	return rc;
 }
 
+/* The billing figures (billing_* options): every gateway adds its NFS
+ * byte counts to the metadata; the lease holder writes the lines. */
+static int
+start_billing(const struct nfsd_config *cfg, struct backend *b,
+	      struct nfsd_server *srv)
+{
+	struct nfsd_billing_opts o = {
+	    .dir = cfg->billing_dir,
+	    .interval_ms = cfg->billing_interval,
+	    .dirs = cfg->billing_dirs,
+	    .gate = bgjob_gate,
+	    .gate_arg = b,
+	    .srv = srv,
+	};
+	int rc;
+
+	rc = nfsd_billing_start(b->meta, &o, &b->billing);
+	if (rc != 0)
+		tl_err("tesserad", "cannot start the billing figures: %s",
+		       strerror(-rc));
+	return rc;
+}
+
 /* The server listens: say so, and where the logs go, on the terminal and
  * where the logs go from now on; a daemon then moves to syslog (when a
  * syslog daemon listens and no log_file is set) and detaches, keeping
@@ -932,6 +958,8 @@ serve_bgjob_only(const struct args *a, const struct nfsd_config *cfg,
 	rc = start_session(cfg, b, NULL);
 	if (rc == 0)
 		rc = start_backups(cfg, b);
+	if (rc == 0)
+		rc = start_billing(cfg, b, NULL);
 	if (rc != 0)
 		return rc;
 	metrics = start_metrics(cfg, b, NULL, hup);
@@ -964,7 +992,7 @@ static int
 serve(const struct args *a, const struct nfsd_config *cfg,
       enum tl_log_level level)
 {
-	struct backend b = {NULL, NULL, NULL, NULL, NULL};
+	struct backend b = {NULL, NULL, NULL, NULL, NULL, NULL};
 	struct nfsd_server *srv = NULL;
 	struct nfsd_metrics *metrics = NULL;
 	char *err = NULL, *at, *ready_msg = NULL, *started, *url = NULL;
@@ -1019,6 +1047,8 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 		goto out;
 	}
 	rc = start_backups(cfg, &b);
+	if (rc == 0)
+		rc = start_billing(cfg, &b, srv);
 	if (rc != 0)
 		goto out;
 	if (cfg->rpcbind)
@@ -1054,6 +1084,8 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 	tl_notice("tesserad", "stopping: flushing buffered writes");
 out:
 	nfsd_metrics_stop(metrics); /* it reads srv and the backend */
+	nfsd_billing_stop(b.billing); /* it reads srv's exports */
+	b.billing = NULL;
 	nfsd_server_free(srv);
 	close_backend(&b);
 	if (a->pidfile != NULL && srv != NULL)

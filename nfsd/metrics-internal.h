@@ -40,6 +40,7 @@ struct nfsd_metrics_src {
 	const char *admin_token_file;
 	const struct nfsd_admin_ops *admin;
 	void *admin_arg;
+	struct nfsd_billing *billing;   /* billing figures (NULL: none) */
 };
 
 /*

@@ -1046,6 +1046,8 @@ nfsd_metrics_render(const struct nfsd_metrics_src *src, struct tl_buf *out)
 		if (render_volume(out, src->meta)) {
 			render_bgjob(out, src);
 			render_backup(out, src->meta, src->backup);
+			if (src->billing != NULL)
+				nfsd_billing_metrics(src->billing, out);
 		}
 		render_meta_engine(out, src->meta);
 		render_lmdb(out, src->meta);

@@ -20,6 +20,7 @@
  * include or call goes back up:
  *
  *   main.c metrics.c        metrics-internal.h   the admin endpoint
+ *   billing.c               (nfsd.h)             billing lines, figures
  *   server.c rpc.c          server-internal.h    life cycle, transport
  *   dispatch.c limit.c drc.c  rpc-internal.h     dispatcher, rate
  *                                                limits, DRC

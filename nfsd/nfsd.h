@@ -81,6 +81,9 @@ struct nfsd_config {
 	uint64_t backup_interval; /* ms, 0: no scheduled backups */
 	uint64_t backup_keep;
 	char *backup_tmpdir;      /* "": $TMPDIR or /var/tmp */
+	char *billing_dir;        /* billing lines go here; "": none */
+	uint64_t billing_interval; /* ms */
+	char *billing_dirs;       /* ':'-separated volume paths billed */
 	/* raft:// (meta/kv_raft.c) */
 	uint64_t raft_id;
 	char *raft_dir, *raft_address, *raft_listen, *raft_peers;
@@ -215,6 +218,10 @@ struct nfsd_lock_stats {
 /* False when locking is off. */
 bool nfsd_server_lock_stats(struct nfsd_server *s, struct nfsd_lock_stats *out);
 
+/* The paths of the exports in force, as an array of *n strings (caller
+ * frees each and the array). */
+char **nfsd_server_export_paths(struct nfsd_server *s, size_t *n);
+
 /* Close connections, wait for workers, log the DRC counters,
  * unregister, free.  Does not close
  * the meta or cache it borrowed. */
@@ -316,4 +323,38 @@ struct nfsd_backup_stats {
 };
 void nfsd_backup_stats(struct nfsd_backup_job *j, struct nfsd_backup_stats *s);
 
+/* ---- billing figures (billing.c) -------------------------------------------
+ *
+ * Every interval (aligned on multiples of it since the epoch: on the
+ * hour for 1h), the gateway that holds the volume's background-job lease
+ * writes one JSON line for the volume, one per export and one per
+ * directory that carries a quota (directories of billing_dirs get a
+ * quota without limits, so that their usage is kept), to
+ * <dir>/billing-YYYY-MM-DD.jsonl (the UTC day of the line's time), and
+ * keeps the same figures for /metrics.  Every gateway adds the bytes
+ * its clients read and wrote per export to the volume's metadata
+ * (meta_io_add) every flush period, so the lines count all gateways.
+ * The format is tessera(1)'s, BILLING. */
+struct nfsd_billing_opts {
+	const char *dir;         /* NULL or "": no lines written */
+	uint64_t interval_ms;
+	const char *dirs;        /* billing_dirs, ':'-separated; may be NULL */
+	/* Lines are written only while gate(gate_arg) says so (the lease
+	 * holder); NULL: always. */
+	bool (*gate)(void *arg);
+	void *gate_arg;
+	struct nfsd_server *srv; /* its exports; NULL (bgjob_only): none */
+};
+struct nfsd_billing;
+int nfsd_billing_start(struct meta *m, const struct nfsd_billing_opts *o,
+		       struct nfsd_billing **out);
+/* Flush this gateway's counts into metadata and stop (NULL is fine). */
+void nfsd_billing_stop(struct nfsd_billing *b);
+/* Append the figures of the last lines (Prometheus text: tessera_billing_*
+ * gauges) and this gateway's bytes per export to out. */
+void nfsd_billing_metrics(struct nfsd_billing *b, struct tl_buf *out);
+/* The file of the lines of unix time t: "billing-YYYY-MM-DD.jsonl". */
+void nfsd_billing_file_name(uint64_t unix_s, char *buf, size_t len);
+
 #endif /* NFSD_H */
+

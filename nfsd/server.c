@@ -410,6 +410,19 @@ nfsd_server_lock_stats(struct nfsd_server *s, struct nfsd_lock_stats *out)
 	return true;
 }
 
+char **
+nfsd_server_export_paths(struct nfsd_server *s, size_t *n)
+{
+	const struct nfsd_exports *e = nfsd_exports_get(&s->ctx);
+	char **v = tl_calloc(e->n ? e->n : 1, sizeof(*v));
+
+	for (size_t i = 0; i < e->n; i++)
+		v[i] = tl_strdup(e->v[i].path);
+	*n = e->n;
+	nfsd_exports_put(e);
+	return v;
+}
+
 unsigned
 nfsd_server_port(const struct nfsd_server *s)
 {

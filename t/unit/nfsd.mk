@@ -3,7 +3,7 @@
 # cache, malformed and hostile input, nothing slow on the event loop.
 nfsd_unit_tests = t/unit/nfsd_exports_test t/unit/nfsd_fh_test \
 	t/unit/nfsd_mount_xdr_test t/unit/nfsd_rpc_test t/unit/nfsd_serve_test \
-	t/unit/nfsd_conf_test t/unit/nfsd_drc_test t/unit/nfsd_hostile_test \
+	t/unit/nfsd_conf_test t/unit/nfsd_billing_test t/unit/nfsd_drc_test t/unit/nfsd_hostile_test \
 	t/unit/nfsd_stall_test t/unit/nfsd_nlm_test
 check_PROGRAMS += $(nfsd_unit_tests)
 TESTS += $(nfsd_unit_tests)
@@ -17,6 +17,8 @@ t_unit_nfsd_rpc_test_SOURCES = t/unit/nfsd_rpc_test.c
 t_unit_nfsd_rpc_test_LDADD = $(TESSERA_LIBS)
 t_unit_nfsd_conf_test_SOURCES = t/unit/nfsd_conf_test.c
 t_unit_nfsd_conf_test_LDADD = $(TESSERA_LIBS)
+t_unit_nfsd_billing_test_SOURCES = t/unit/nfsd_billing_test.c
+t_unit_nfsd_billing_test_LDADD = $(TESSERA_LIBS)
 t_unit_nfsd_serve_test_SOURCES = t/unit/nfsd_serve_test.c t/unit/nfsd_test.h
 t_unit_nfsd_serve_test_LDADD = $(TESSERA_LIBS)
 t_unit_nfsd_drc_test_SOURCES = t/unit/nfsd_drc_test.c t/unit/nfsd_test.h

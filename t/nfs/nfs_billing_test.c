@@ -1,0 +1,429 @@
+/*
+ * nfs_billing_test.c - the billing lines (tessera(1), BILLING) of a
+ * gateway holding the background-job lease, to the byte: a volume with
+ * a trash, billing_interval 1s, billing_dirs /t; through NFS the test
+ * writes three files of known sizes in /t, reads one, removes one (into
+ * the trash) and truncates one to 0 while the store refuses every
+ * delete (the fault wrapper: the deletion job cannot delete, so the
+ * released bytes stay pending).  A line written after all that must
+ * show every figure exactly: logical, used, stored, trash and pending
+ * bytes and inodes for the volume and the export "/", used bytes and
+ * inodes for /t (which got a quota without limits), and the lines of
+ * every period together the bytes read and written.  The same figures
+ * are gauges on /metrics.  Then the store deletes again, and a later
+ * line shows nothing pending and the stored bytes down by the
+ * truncated file's.  fsck finds the usage counters right.
+ *
+ * The waits are for a line to appear, never for a time to pass.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "t/nfs/tharness.h"
+
+#define A_SIZE 100000u
+#define B_SIZE 50000u
+#define C_SIZE 30000u
+#define R4K(x) (((x) + 4095u) & ~4095u)
+
+static struct th_server srv;
+static struct th_conn cn;
+static char billdir[300], ctl[300];
+static int http_port;
+static uint8_t data[A_SIZE], rbuf[A_SIZE];
+
+/* ---- the lines ------------------------------------------------------------ */
+
+/* The number after "key": in line (-1: null or absent). */
+static long long
+field(const char *line, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof pat, "\"%s\":", key);
+	p = strstr(line, pat);
+	if (p == NULL)
+		return -2;
+	p += strlen(pat);
+	if (strncmp(p, "null", 4) == 0)
+		return -1;
+	return strtoll(p, NULL, 10);
+}
+
+/* The string after "key": (into buf), "" for null. */
+static void
+sfield(const char *line, const char *key, char *buf, size_t len)
+{
+	char pat[64];
+	const char *p, *e;
+
+	buf[0] = '\0';
+	snprintf(pat, sizeof pat, "\"%s\":\"", key);
+	p = strstr(line, pat);
+	if (p == NULL)
+		return;
+	p += strlen(pat);
+	e = strchr(p, '"');
+	if (e && (size_t)(e - p) < len) {
+		memcpy(buf, p, (size_t)(e - p));
+		buf[e - p] = '\0';
+	}
+}
+
+struct lines {
+	char **v;
+	size_t n;
+};
+
+static void
+lines_free(struct lines *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* Every line of every file of billdir, in file-name order. */
+static void
+lines_read(struct lines *l)
+{
+	char cmd[400], line[4096];
+	FILE *ls, *f;
+
+	lines_free(l);
+	snprintf(cmd, sizeof cmd, "ls '%s' 2>/dev/null | sort", billdir);
+	ls = popen(cmd, "r");
+	if (ls == NULL)
+		return;
+	while (fgets(cmd, sizeof cmd, ls) != NULL) {
+		char path[800];
+
+		cmd[strcspn(cmd, "\n")] = '\0';
+		snprintf(path, sizeof path, "%s/%s", billdir, cmd);
+		f = fopen(path, "r");
+		while (f && fgets(line, sizeof line, f) != NULL) {
+			l->v = realloc(l->v, (l->n + 1) * sizeof(*l->v));
+			l->v[l->n++] = strdup(line);
+		}
+		if (f)
+			fclose(f);
+	}
+	pclose(ls);
+}
+
+/* The volume line of a period ending after unix time after; its index
+ * (-1: none yet). */
+static int
+line_after(const struct lines *l, long long after)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		char sc[32];
+
+		sfield(l->v[i], "scope", sc, sizeof sc);
+		if (strcmp(sc, "volume") == 0 && field(l->v[i], "unix") > after)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* Wait for the volume line of a period ending after after; the lines
+ * read are in *l, the index returned. */
+static int
+wait_line(struct lines *l, long long after)
+{
+	int i;
+
+	for (int tries = 0; tries < TH_STALL_MS / 100; tries++) {
+		lines_read(l);
+		if ((i = line_after(l, after)) >= 0)
+			return i;
+		usleep(100000);
+	}
+	return -1;
+}
+
+/* The line of scope and path of the same period as volume line at. */
+static const char *
+line_of(const struct lines *l, int at, const char *scope, const char *path)
+{
+	long long t = field(l->v[at], "unix");
+
+	for (size_t i = 0; i < l->n; i++) {
+		char sc[32], p[256];
+
+		sfield(l->v[i], "scope", sc, sizeof sc);
+		sfield(l->v[i], "path", p, sizeof p);
+		if (field(l->v[i], "unix") == t && strcmp(sc, scope) == 0 &&
+		    strcmp(p, path) == 0)
+			return l->v[i];
+	}
+	return NULL;
+}
+
+/* ---- HTTP ----------------------------------------------------------------- */
+
+/* The port of the last "metrics on" line after offset from of the log. */
+static int
+log_port(long from)
+{
+	static const char tag[] = "metrics on http://127.0.0.1:";
+	char path[400], line[1024];
+	int port = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/tesserad.log", srv.dir);
+	f = fopen(path, "r");
+	if (f)
+		fseek(f, from, SEEK_SET);
+	while (f && fgets(line, sizeof line, f) != NULL) {
+		char *p = strstr(line, tag);
+
+		if (p != NULL)
+			port = atoi(p + sizeof(tag) - 1);
+	}
+	if (f)
+		fclose(f);
+	return port;
+}
+
+static char *
+scrape(void)
+{
+	struct sockaddr_in sin;
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	char *buf = NULL, *p;
+	size_t len = 0, cap = 0;
+	ssize_t n;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	th_loopback(&sin, http_port);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0 ||
+	    write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	for (;;) {
+		if (len + 4097 > cap) {
+			cap = cap ? 2 * cap : 65536;
+			buf = realloc(buf, cap);
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	p = strstr(buf, "\r\n\r\n");
+	p = p ? strdup(p + 4) : NULL;
+	free(buf);
+	return p;
+}
+
+static double
+sample(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+
+	for (const char *s = text; s != NULL && *s != '\0';) {
+		if (strncmp(s, series, n) == 0 && s[n] == ' ')
+			return strtod(s + n + 1, NULL);
+		s = strchr(s, '\n');
+		if (s != NULL)
+			s++;
+	}
+	return -1;
+}
+
+/* ---- NFS ------------------------------------------------------------------ */
+
+static struct th_fh
+mkfile(const struct th_fh *dir, const char *name, uint32_t size)
+{
+	sattr3 sa = th_sattr_mode(0644);
+	struct th_obj o;
+	WRITE3res w;
+
+	TH_REQUIRE(th_create(&cn, dir, name, GUARDED, &sa, NULL, &o) == 0 &&
+		       o.fh_follows, "create %s", name);
+	TH_REQUIRE(th_write(&cn, &o.fh, 0, data, size, FILE_SYNC, &w) == 0 &&
+		       w.WRITE3res_u.resok.count == size,
+		   "write %u bytes to %s", size, name);
+	return o.fh;
+}
+
+static void
+check_line(const char *l, const char *what, long long logical, long long used,
+	   long long stored, long long inodes, long long trash,
+	   long long pending)
+{
+	TH_REQUIRE(l != NULL, "%s: a line", what);
+	TH_CHECK(field(l, "logical_bytes") == logical,
+		 "%s: logical_bytes %lld (%lld)", what, logical,
+		 field(l, "logical_bytes"));
+	TH_CHECK(field(l, "used_bytes") == used, "%s: used_bytes %lld (%lld)",
+		 what, used, field(l, "used_bytes"));
+	TH_CHECK(field(l, "stored_bytes") == stored,
+		 "%s: stored_bytes %lld (%lld)", what, stored,
+		 field(l, "stored_bytes"));
+	TH_CHECK(field(l, "inodes") == inodes, "%s: inodes %lld (%lld)", what,
+		 inodes, field(l, "inodes"));
+	TH_CHECK(field(l, "trash_bytes") == trash,
+		 "%s: trash_bytes %lld (%lld)", what, trash,
+		 field(l, "trash_bytes"));
+	TH_CHECK(field(l, "pending_bytes") == pending,
+		 "%s: pending_bytes %lld (%lld)", what, pending,
+		 field(l, "pending_bytes"));
+}
+
+int
+main(void)
+{
+	struct lines l = {NULL, 0};
+	struct th_fh t, a, c;
+	struct th_obj o;
+	sattr3 sa;
+	long long done, rd = 0, wr = 0, erd = 0, ewr = 0;
+	char args[900], when[32], *m;
+	struct stat st;
+	long logsize;
+	uint32_t got;
+	bool eof;
+	int at;
+	/* format: root, then /t, a, b, c, /.trash and its hour */
+	const long long inodes = 7;
+
+	th_fill(11, data, sizeof data);
+	TH_REQUIRE(th_server_start(&srv, "--block-size 64K --trash-days 1",
+				   NULL) == 0, "start tesserad");
+	snprintf(ctl, sizeof ctl, "%s/fault.ctl", srv.dir);
+	snprintf(billdir, sizeof billdir, "%s/billing", srv.dir);
+	TH_REQUIRE(mkdir(billdir, 0700) == 0, "billing dir");
+	th_server_stop(&srv, false);
+	TH_REQUIRE(th_tessera(&srv, "config %s --storage 'fault(ctl=%s):%s'",
+			      srv.meta_url, ctl, srv.storage_url) == 0,
+		   "storage behind the fault wrapper");
+	/* the deletion job runs, and fails: released bytes stay pending */
+	th_store_faults(ctl, "ops=del err=1");
+	snprintf(args, sizeof args, "-o billing_dir=%s -o billing_interval=1s "
+		 "-o billing_dirs=/t --metrics-listen 127.0.0.1:0", billdir);
+	th_server_set_args(&srv, args);
+	snprintf(args, sizeof args, "%s/tesserad.log", srv.dir);
+	logsize = stat(args, &st) == 0 ? (long)st.st_size : 0;
+	TH_REQUIRE(th_server_restart(&srv, false) == 0, "restart");
+	for (int i = 0; i < TH_STALL_MS / 100 && http_port == 0; i++)
+		if ((http_port = log_port(logsize)) == 0)
+			usleep(100000);
+	TH_REQUIRE(http_port > 0, "the metrics port is logged");
+	TH_REQUIRE(th_connect(&cn, srv.port, "/", 0, 0) == 0, "connect");
+
+	sa = th_sattr_mode(0755);
+	TH_REQUIRE(th_mkdir(&cn, &cn.root, "t", &sa, &o) == 0 && o.fh_follows,
+		   "mkdir /t");
+	t = o.fh;
+	a = mkfile(&t, "a", A_SIZE);
+	(void)mkfile(&t, "b", B_SIZE);
+	c = mkfile(&t, "c", C_SIZE);
+	TH_CHECK(th_read(&cn, &a, 0, A_SIZE, rbuf, &got, &eof) == 0 &&
+		     got == A_SIZE && memcmp(rbuf, data, A_SIZE) == 0, "read a whole");
+	TH_STAT(th_remove(&cn, &t, "b"), 0, "remove b: into the trash");
+	sa = th_sattr_none();
+	sa.size.set_it = 1;
+	sa.size.set_size3_u.size = 0;
+	TH_STAT(th_setattr(&cn, &c, &sa, NULL, NULL), 0, "truncate c to 0");
+	done = (long long)time(NULL);
+
+	at = wait_line(&l, done);
+	TH_REQUIRE(at >= 0, "a line of a period ending after the operations");
+	sfield(l.v[at], "time", when, sizeof when);
+	TH_CHECK(strlen(when) == 20 && when[10] == 'T' && when[19] == 'Z',
+		 "time in RFC 3339 UTC (%s)", when);
+	TH_CHECK(field(l.v[at], "period_seconds") >= 1, "a period (%lld s)",
+		 field(l.v[at], "period_seconds"));
+	check_line(l.v[at], "volume", A_SIZE, R4K(A_SIZE) + R4K(B_SIZE),
+		   A_SIZE + B_SIZE + C_SIZE, inodes, B_SIZE, C_SIZE);
+	check_line(line_of(&l, at, "export", "/"), "export /", A_SIZE,
+		   R4K(A_SIZE) + R4K(B_SIZE), A_SIZE + B_SIZE + C_SIZE,
+		   inodes, B_SIZE, C_SIZE);
+	check_line(line_of(&l, at, "dir", "/t"), "dir /t", -1, R4K(A_SIZE),
+		   -1, 2, -1, -1);
+	TH_CHECK(field(line_of(&l, at, "dir", "/t"), "read_bytes") == -1,
+		 "dir /t: NFS bytes are counted per export, not per directory");
+	/* every period's NFS bytes, up to this one, add up */
+	for (size_t i = 0; i < l.n; i++) {
+		char sc[32], p[256];
+
+		sfield(l.v[i], "scope", sc, sizeof sc);
+		sfield(l.v[i], "path", p, sizeof p);
+		if (field(l.v[i], "unix") > field(l.v[at], "unix"))
+			continue;
+		if (strcmp(sc, "volume") == 0) {
+			rd += field(l.v[i], "read_bytes");
+			wr += field(l.v[i], "written_bytes");
+		} else if (strcmp(sc, "export") == 0 && strcmp(p, "/") == 0) {
+			erd += field(l.v[i], "read_bytes");
+			ewr += field(l.v[i], "written_bytes");
+		}
+	}
+	TH_CHECK(rd == A_SIZE && erd == A_SIZE, "read bytes %lld, export / "
+		 "%lld (%u)", rd, erd, A_SIZE);
+	TH_CHECK(wr == A_SIZE + B_SIZE + C_SIZE && ewr == wr,
+		 "written bytes %lld, export / %lld (%u)", wr, ewr,
+		 A_SIZE + B_SIZE + C_SIZE);
+
+	m = scrape();
+	TH_REQUIRE(m != NULL, "GET /metrics");
+	TH_CHECK(sample(m, "tessera_billing_logical_bytes{volume=\"tvol\"}") ==
+		     A_SIZE, "gauge: logical bytes");
+	TH_CHECK(sample(m, "tessera_billing_trash_bytes{volume=\"tvol\","
+			   "export=\"/\"}") == B_SIZE,
+		 "gauge: trash bytes of export /");
+	TH_CHECK(sample(m, "tessera_billing_pending_bytes{volume=\"tvol\"}") ==
+		     C_SIZE, "gauge: pending bytes");
+	TH_CHECK(sample(m, "tessera_billing_used_bytes{volume=\"tvol\","
+			   "dir=\"/t\"}") == R4K(A_SIZE),
+		 "gauge: used bytes of /t");
+	TH_CHECK(sample(m, "tessera_volume_stored_bytes{volume=\"tvol\"}") ==
+		     A_SIZE + B_SIZE + C_SIZE, "volume gauge: stored bytes");
+	TH_CHECK(sample(m, "tessera_volume_trash_logical_bytes{volume=\"tvol\"}")
+		     == B_SIZE, "volume gauge: trash bytes");
+	TH_CHECK(sample(m, "tessera_export_written_bytes_total{export=\"/\"}") ==
+		     A_SIZE + B_SIZE + C_SIZE, "this gateway's written bytes");
+	free(m);
+
+	/* the store deletes again: nothing pending, c's bytes gone */
+	th_store_faults(ctl, NULL);
+	for (int tries = 0; tries < TH_STALL_MS / 100; tries++) {
+		done = (long long)time(NULL);
+		at = wait_line(&l, done);
+		if (at < 0 || field(l.v[at], "pending_bytes") == 0)
+			break;
+		usleep(100000);
+	}
+	TH_REQUIRE(at >= 0, "a later line");
+	check_line(l.v[at], "volume, deleted", A_SIZE,
+		   R4K(A_SIZE) + R4K(B_SIZE), A_SIZE + B_SIZE, inodes, B_SIZE,
+		   0);
+	lines_free(&l);
+
+	th_disconnect(&cn);
+	th_server_stop(&srv, false);
+	TH_CHECK(th_server_fsck(&srv) == 0, "fsck: the usage counters agree");
+	th_server_destroy(&srv);
+	return th_done();
+}
