@@ -561,6 +561,20 @@ record(struct dump_json *j, const uint8_t *k, size_t kl, const uint8_t *v,
 	case 'n':
 	case 'm':
 		return r_lock_index(j, k, kl, v, vl);
+	case 'X': /* NFS bytes not billed yet (billing.c) */
+		if (kl < 2 || vl != 16)
+			return false;
+		out(j, "\"type\": \"io\"");
+		text(j, "export", k + 1, kl - 1);
+		u64(j, "read", tl_get_be64(v));
+		u64(j, "written", tl_get_be64(v + 8));
+		return true;
+	case 'Y': /* the end of the last billed period (billing.c) */
+		if (kl != 1 || vl != 8)
+			return false;
+		out(j, "\"type\": \"billed\"");
+		u64(j, "time_ns", tl_get_be64(v));
+		return true;
 	default:
 		return false;
 	}
