@@ -175,7 +175,7 @@ struct meta_usage {
 	 * stored_bytes: bytes of every slice whose objects are in the
 	 *   object store (referenced, in their grace period, or released
 	 *   and not deleted yet): uncompressed slice lengths, so before
-	 *   the zstd and crypt wrappers;
+	 *   the zstd and crypt wrappers; inline slices (no object) not counted;
 	 * trash_bytes: sizes of the regular files in the trash, exact;
 	 * pending_bytes: released slices waiting for the deletion job
 	 *   (R, by slice length) plus removed files whose keys wait to be

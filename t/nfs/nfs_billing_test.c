@@ -320,8 +320,11 @@ main(void)
 		   "storage behind the fault wrapper");
 	/* the deletion job runs, and fails: released bytes stay pending */
 	th_store_faults(ctl, "ops=del err=1");
+	/* inline_max 0: every byte goes to the store (inline slices, in
+	 * the metadata, are not stored bytes) */
 	snprintf(args, sizeof args, "-o billing_dir=%s -o billing_interval=1s "
-		 "-o billing_dirs=/t --metrics-listen 127.0.0.1:0", billdir);
+		 "-o billing_dirs=/t -o inline_max=0 "
+		 "--metrics-listen 127.0.0.1:0", billdir);
 	th_server_set_args(&srv, args);
 	snprintf(args, sizeof args, "%s/tesserad.log", srv.dir);
 	logsize = stat(args, &st) == 0 ? (long)st.st_size : 0;
