@@ -909,16 +909,17 @@ holder_cb(void *arg, const struct meta_session *s)
 static void
 render_stall(struct tl_buf *b, struct meta *m)
 {
+	const char *name = meta_settings(m)->name;
 	struct meta_stall st;
 
 	if (meta_bgjob_stall(m, &st) != 0)
 		return;
-	one(b, "tessera_bgjob_backlog_items", "gauge",
+	vol(b, name, "tessera_bgjob_backlog_items",
 	    "Items the background jobs can work on now (removed files, "
 	    "released slices, compacted slices past their grace, trash "
 	    "files past their retention), at the last sample.",
 	    st.sampled ? st.w.backlog : 0);
-	one(b, "tessera_bgjob_backlog_flat_seconds", "gauge",
+	vol(b, name, "tessera_bgjob_backlog_flat_seconds",
 	    "How long that backlog has been above zero without shrinking "
 	    "(0: it is zero or shrinking).", st.flat_ns / 1000000000);
 	family(b, "tessera_bgjob_stalled", "gauge",
@@ -926,9 +927,11 @@ render_stall(struct tl_buf *b, struct meta *m)
 	       "periods (session_timeout), by reason: no_holder (no live "
 	       "gateway holds the background-job lease) or holder (the "
 	       "holder makes no progress).");
-	bprintf(b, "tessera_bgjob_stalled{reason=\"no_holder\"} %d\n"
-		"tessera_bgjob_stalled{reason=\"holder\"} %d\n",
-		st.reason == META_STALL_NO_HOLDER,
+	bprintf(b,
+		"tessera_bgjob_stalled{volume=\"%s\",reason=\"no_holder\"} "
+		"%d\n"
+		"tessera_bgjob_stalled{volume=\"%s\",reason=\"holder\"} %d\n",
+		name, st.reason == META_STALL_NO_HOLDER, name,
 		st.reason == META_STALL_HOLDER);
 }
 
@@ -943,7 +946,7 @@ render_bgjob(struct tl_buf *b, const struct nfsd_metrics_src *src)
 	const char *name = meta_settings(src->meta)->name;
 
 	if (src->session != NULL)
-		one(b, "tessera_bgjob_lease_held", "gauge",
+		vol(b, name, "tessera_bgjob_lease_held",
 		    "1 while this gateway holds the background-job lease "
 		    "and runs the jobs.",
 		    meta_session_lease_held(src->session));
@@ -952,7 +955,7 @@ render_bgjob(struct tl_buf *b, const struct nfsd_metrics_src *src)
 		if (meta_session_list(src->meta, holder_cb, &h) != 0)
 			h.live = false;
 	}
-	one(b, "tessera_bgjob_lease_live", "gauge",
+	vol(b, name, "tessera_bgjob_lease_live",
 	    "1 when a gateway with a live session holds the volume's "
 	    "background-job lease; 0 (alarm): no gateway runs the jobs.",
 	    h.live);

@@ -182,6 +182,11 @@ write_remove(const struct th_server *s, const char *name)
 	th_disconnect(&cn);
 }
 
+/* The stall alarm's series of the test volume (nfsd/metrics.c). */
+#define STALLED(reason)                                                 \
+	"tessera_bgjob_stalled{volume=\"tvol\",reason=\"" reason "\"}"
+#define BACKLOG_ITEMS "tessera_bgjob_backlog_items{volume=\"tvol\"}"
+
 /* Poll s's metric name until it is want. */
 static bool
 wait_metric(const struct th_server *s, const char *name, double want)
@@ -377,11 +382,11 @@ main(void)
 	TH_CHECK(status_has(&a, "pending delete: 1 (0 files, 0 B; 1 slices, "
 			    "1.0 MiB)"), "status: the released slice is "
 		 "pending delete");
-	TH_CHECK(wait_metric(&c, "tessera_bgjob_stalled{reason=\"no_holder\"}",
+	TH_CHECK(wait_metric(&c, STALLED("no_holder"),
 			     1), "C's alarm: the backlog stalled, no holder");
 	TH_CHECK(wait_status(&a, "bgjob alarm:   STALLED: no gateway holds"),
 		 "status: STALLED, no gateway holds the lease");
-	if (th_server_metric(&c, "tessera_bgjob_backlog_items", &val) != 0)
+	if (th_server_metric(&c, BACKLOG_ITEMS, &val) != 0)
 		val = -1;
 	TH_CHECK(val == 1, "C: a backlog of 1 item (%g)", val);
 
@@ -400,9 +405,9 @@ main(void)
 	wait_deleted(&c, "f3");
 	TH_CHECK(status_has(&a, "pending delete: 0 (0 files, 0 B; 0 slices, "
 			    "0 B)"), "status: nothing pending delete");
-	TH_CHECK(wait_metric(&c, "tessera_bgjob_stalled{reason=\"no_holder\"}",
+	TH_CHECK(wait_metric(&c, STALLED("no_holder"),
 			     0) &&
-		 wait_metric(&c, "tessera_bgjob_stalled{reason=\"holder\"}",
+		 wait_metric(&c, STALLED("holder"),
 			     0), "C's alarm cleared once D ran the jobs");
 	TH_CHECK(wait_status(&a, "bgjob alarm:   none (backlog 0 items"),
 		 "status: no alarm, no backlog");
@@ -442,14 +447,14 @@ main(void)
 	TH_REQUIRE(th_server_restart(&e, false) == 0, "E restarts on it");
 	TH_CHECK(wait_holder(&a, e.pid), "E holds the lease again");
 	write_remove(&e, "f5");
-	TH_CHECK(wait_metric(&e, "tessera_bgjob_stalled{reason=\"holder\"}",
+	TH_CHECK(wait_metric(&e, STALLED("holder"),
 			     1), "E's alarm: the holder makes no progress");
 	TH_CHECK(wait_status(&a, "bgjob alarm:   STALLED: the lease holder "
 			     "makes no progress"), "status says so");
 	th_store_faults(conf, NULL);
-	TH_CHECK(wait_metric(&e, "tessera_bgjob_stalled{reason=\"holder\"}",
+	TH_CHECK(wait_metric(&e, STALLED("holder"),
 			     0) &&
-		 wait_metric(&e, "tessera_bgjob_backlog_items", 0),
+		 wait_metric(&e, BACKLOG_ITEMS, 0),
 		 "faults off: the job deletes, the alarm clears");
 
 	th_server_destroy(&e);
