@@ -87,55 +87,12 @@ log_size(void)
 	return stat(path, &st) == 0 ? (long)st.st_size : 0;
 }
 
-/* One HTTP/1.0 request; the status code (-1: no answer) and the body
- * (malloc'd, NUL-terminated) in *body (may be NULL). */
+/* th_http to this test's gateway: the status code (-1: no answer) and
+ * the body (malloc'd, NUL-terminated) in *body (may be NULL). */
 static int
 http(const char *method, const char *path, char **body)
 {
-	struct sockaddr_in sin;
-	char req[256], *buf = NULL, *p;
-	size_t len = 0, cap = 0;
-	int fd, code = -1;
-	ssize_t n;
-
-	if (body != NULL)
-		*body = NULL;
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return -1;
-	th_loopback(&sin, http_port);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0)
-		goto out;
-	snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: localhost\r\n\r\n",
-		 method, path);
-	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
-		goto out;
-	for (;;) {
-		if (len + 4097 > cap) {
-			cap = cap ? 2 * cap : 65536;
-			buf = realloc(buf, cap);
-			if (buf == NULL)
-				goto out;
-		}
-		n = read(fd, buf + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	if (buf == NULL)
-		goto out;
-	buf[len] = '\0';
-	if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1)
-		code = -1;
-	p = strstr(buf, "\r\n\r\n");
-	if (body != NULL && p != NULL)
-		*body = strdup(p + 4);
-out:
-	free(buf);
-	close(fd);
-	return code;
+	return th_http(http_port, method, path, NULL, body);
 }
 
 /* ---- the exposition format -------------------------------------------- */

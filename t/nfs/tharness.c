@@ -386,23 +386,29 @@ th_metrics_port(const struct th_server *s)
 }
 
 int
-th_server_metric(const struct th_server *s, const char *name, double *v)
+th_http(int port, const char *method, const char *path, const char *auth,
+	char **body)
 {
 	struct sockaddr_in sin;
-	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
-	char *buf = NULL, *p;
-	size_t len = 0, cap = 0, nl = strlen(name);
-	int fd, port = th_metrics_port(s), rc = -1;
+	char req[1024], *buf = NULL, *p;
+	size_t len = 0, cap = 0;
+	int fd, code = -1;
 	ssize_t n;
 
-	if (port <= 0)
-		return -1;
+	if (body != NULL)
+		*body = NULL;
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0)
 		return -1;
 	th_loopback(&sin, port);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0 ||
-	    write(fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1)
+	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0)
+		goto out;
+	snprintf(req, sizeof req,
+		 "%s %s HTTP/1.0\r\nHost: localhost\r\n%s%s%s"
+		 "Content-Length: 0\r\n\r\n",
+		 method, path, auth ? "Authorization: " : "", auth ? auth : "",
+		 auth ? "\r\n" : "");
+	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
 		goto out;
 	for (;;) {
 		if (len + 4097 > cap) {
@@ -422,16 +428,36 @@ th_server_metric(const struct th_server *s, const char *name, double *v)
 	if (buf == NULL)
 		goto out;
 	buf[len] = '\0';
-	rc = 1;
-	for (p = buf; p != NULL && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+	if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1)
+		code = -1;
+	p = strstr(buf, "\r\n\r\n");
+	if (body != NULL && p != NULL)
+		*body = strdup(p + 4);
+out:
+	free(buf);
+	close(fd);
+	return code;
+}
+
+int
+th_server_metric(const struct th_server *s, const char *name, double *v)
+{
+	char *body = NULL, *p;
+	size_t nl = strlen(name);
+	int port = th_metrics_port(s), rc = 1;
+
+	if (port <= 0 || th_http(port, "GET", "/metrics", NULL, &body) < 0 ||
+	    body == NULL) {
+		free(body);
+		return -1;
+	}
+	for (p = body; p != NULL && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
 		if (strncmp(p, name, nl) == 0 && p[nl] == ' ') {
 			*v = strtod(p + nl + 1, NULL);
 			rc = 0;
 			break;
 		}
-out:
-	close(fd);
-	free(buf);
+	free(body);
 	return rc;
 }
 

@@ -132,6 +132,11 @@ int th_server_log_count(const struct th_server *s, const char *what);
  * in s's /metrics (started with --metrics-listen 127.0.0.1:0: the port
  * is read from its log): 0, 1 when the metric is absent, -1 when the
  * endpoint does not answer. */
+/* One HTTP/1.0 request to 127.0.0.1:port (auth: an Authorization
+ * header's value, or NULL); the status code (-1: no answer), and the
+ * body (malloc'd, NUL-terminated) in *body when body is not NULL. */
+int th_http(int port, const char *method, const char *path, const char *auth,
+	    char **body);
 int th_server_metric(const struct th_server *s, const char *name, double *v);
 /* libnfs URL for the server, path e.g. "/" (static buffer). */
 const char *th_server_url(const struct th_server *s, const char *path);
