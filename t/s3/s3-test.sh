@@ -110,6 +110,17 @@ nfs_url() { # FILE
 	echo "nfs://127.0.0.1//$1?version=3&nfsport=$port&mountport=$port"
 }
 
+read_back() { # NAME WHEN FILE...: each FILE read back through NFS, unchanged
+	local name=$1 when=$2 f
+	shift 2
+	for f; do
+		rm -f "$W/back"
+		nfs-cp "$(nfs_url "$f")" "$W/back" >/dev/null 2>>"$W/nfs.log" ||
+			fail "$name: nfs-cp $f out$when"
+		cmp -s "$W/$f" "$W/back" || fail "$name: $f differs$when"
+	done
+}
+
 volume() { # NAME FORMAT-OPTIONS...
 	local name=$1 f
 	shift
@@ -122,20 +133,10 @@ volume() { # NAME FORMAT-OPTIONS...
 		nfs-cp "$W/$f" "$(nfs_url "$f")" >/dev/null 2>>"$W/nfs.log" ||
 			fail "$name: nfs-cp $f in"
 	done
-	for f in random.bin text.txt small.txt; do
-		rm -f "$W/back"
-		nfs-cp "$(nfs_url "$f")" "$W/back" >/dev/null 2>>"$W/nfs.log" ||
-			fail "$name: nfs-cp $f out"
-		cmp -s "$W/$f" "$W/back" || fail "$name: $f differs"
-	done
+	read_back "$name" "" random.bin text.txt small.txt
 	stop_daemon
 	start_daemon "$W/meta-$name"
-	for f in random.bin text.txt; do
-		rm -f "$W/back"
-		nfs-cp "$(nfs_url "$f")" "$W/back" >/dev/null 2>>"$W/nfs.log" ||
-			fail "$name: nfs-cp $f out after restart"
-		cmp -s "$W/$f" "$W/back" || fail "$name: $f differs after restart"
-	done
+	read_back "$name" " after restart" random.bin text.txt
 	stop_daemon
 	echo "ok - volume $name: files written and read back through NFS"
 }
