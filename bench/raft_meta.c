@@ -16,44 +16,23 @@
 #include "config.h"
 
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/tl.h"
 #include "meta/kv.h"
 #include "meta/meta.h"
+#include "t/unit/free_port.h"
 
 static const struct meta_cred root = {.uid = 0};
 static char topdir[64];
 static char *secret;
 static int ports[3];
 static unsigned files = 2000, storm_s = 5;
-
-static int
-free_port(void)
-{
-	for (int tries = 0; tries < 200; tries++) {
-		int p = 20000 + (int)(tl_random_u64() % 12000);
-		struct sockaddr_in a;
-		int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
-
-		memset(&a, 0, sizeof(a));
-		a.sin_family = AF_INET;
-		a.sin_port = htons((uint16_t)p);
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-		close(fd);
-		if (ok)
-			return p;
-	}
-	return -1;
-}
 
 static char *
 node_url(const char *cfg, int i, int n, bool boot)
@@ -267,7 +246,7 @@ main(int argc, char **argv)
 	fclose(f);
 	chmod(secret, 0600);
 	for (int i = 0; i < 3; i++)
-		ports[i] = free_port();
+		ports[i] = rt_free_port();
 
 	url = tl_asprintf("lmdb://%s/lmdb", topdir);
 	if (run("lmdb", url, &res[nres]) == 0)
@@ -281,7 +260,7 @@ main(int argc, char **argv)
 
 	/* three nodes: 2 and 3 join node 1; the volume is made through 1 */
 	for (int i = 0; i < 3; i++)
-		ports[i] = free_port();
+		ports[i] = rt_free_port();
 	url = node_url("raft3", 1, 3, true);
 	if (meta_kv_open(url, &others[0], &err) == 0) {
 		for (int i = 2; i <= 3; i++) {

@@ -10,7 +10,8 @@ check_PROGRAMS += $(META_TESTS)
 TESTS += $(META_TESTS)
 META_TEST_LIBS = meta/libmeta.a lib/libtl.a $(RAFT_LIBS) $(CRYPTO_LIBS) \
 	$(LMDB_LIBS)
-EXTRA_DIST += t/unit/meta_test.h t/unit/raft_test.h t/unit/libraft.supp
+EXTRA_DIST += t/unit/meta_test.h t/unit/raft_test.h t/unit/free_port.h \
+	t/unit/libraft.supp
 t_unit_meta_dir_test_LDADD = $(META_TEST_LIBS)
 t_unit_meta_data_test_LDADD = $(META_TEST_LIBS)
 t_unit_meta_perm_test_LDADD = $(META_TEST_LIBS)

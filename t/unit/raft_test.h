@@ -18,6 +18,7 @@
 
 #include "lib/tl.h"
 #include "meta/kv.h"
+#include "t/unit/free_port.h"
 #include "t/unit/tap.h"
 
 struct rt {
@@ -25,28 +26,6 @@ struct rt {
 	char *secret;
 	int port[8];
 };
-
-/* A free TCP port on 127.0.0.1 below the ephemeral range (so that no
- * outgoing connection takes it meanwhile). */
-static int
-rt_free_port(void)
-{
-	for (int tries = 0; tries < 200; tries++) {
-		int p = 20000 + (int)(tl_random_u64() % 12000);
-		struct sockaddr_in a;
-		int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
-
-		memset(&a, 0, sizeof(a));
-		a.sin_family = AF_INET;
-		a.sin_port = htons((uint16_t)p);
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-		close(fd);
-		if (ok)
-			return p;
-	}
-	return -1;
-}
 
 static void
 rt_write_secret(const char *path, const char *text)
