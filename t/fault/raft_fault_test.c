@@ -27,14 +27,21 @@
  * a tesserad with another cluster secret asking the group for a replica;
  * both are refused and logged, and the group goes on.
  *
- * After the cycles, two cycles of corruption (RAFT_FAULT_CORRUPT=0 leaves them out):
- * a follower is killed, bytes of its last closed log segment (then, on
- * another follower, of its newest snapshot) are flipped, and it is
- * started again: it must refuse to start, saying the log (the snapshot)
- * is corrupt, while the clients of the other gateways go on.  The
- * operator's repair ("Corrupt data" in tesserad(8)) follows: `tessera
- * raft remove`, the node's directory emptied, the node started and
- * `tessera raft add`-ed; then the same checks as after every cycle.
+ * After the cycles, three cycles of corruption: a follower is killed,
+ * bytes of its last closed log segment (then, on another follower, of
+ * its newest snapshot) are flipped, and it is started again: it must
+ * refuse to start, saying the log (the snapshot) is corrupt, while the
+ * clients of the other gateways go on.  Then one byte of a committed
+ * entry's body in a closed segment, with libraft's own batch checksum
+ * computed again, so that libraft loads the log and only the entry's
+ * CRC-32C (sealed by the leader) tells: the node must say "log entry N
+ * is corrupt", apply nothing from then on (or stop, if it was still
+ * starting) and answer no NFS request.  Each time the operator's repair
+ * ("Corrupt data" in tesserad(8)) follows: `tessera raft remove`, the
+ * node's directory emptied, the node started and `tessera raft
+ * add`-ed; then the same checks as after every cycle.
+ * RAFT_FAULT_CORRUPT=0 leaves them out; a list (segment,snapshot,entry)
+ * picks some.
  *
  * A client whose gateway fails (no answer, NFS3ERR_JUKEBOX) marks the
  * operation in flight unknown and goes on through the next gateway: file
@@ -806,6 +813,22 @@ wait_healthy(void)
 	return false;
 }
 
+/* After the healing (the repair) of cycle k: every node back, the
+ * clients going on; with them paused, every client's acknowledged
+ * operations there, the replicas identical, fsck clean. */
+static void
+check_healed(int k, const char *what)
+{
+	TH_CHECK(wait_healthy(), "cycle %d: every node back and caught up", k);
+	TH_CHECK(wait_progress(PROGRESS / 2), "cycle %d: the clients go on "
+		 "after the %s", k, what);
+	pause_clients(true);
+	for (int i = 0; i < ncl; i++)
+		check_client(&cl[i], k);
+	check_group(k);
+	pause_clients(false);
+}
+
 /* ---- the cycles ---------------------------------------------------------- */
 
 static uint64_t t_start;
@@ -883,14 +906,7 @@ cycle(int k, enum fault f)
 			 "and left term %llu (now in %llu)", k, l,
 			 (unsigned long long)term, (unsigned long long)t);
 	}
-	TH_CHECK(wait_healthy(), "cycle %d: every node back and caught up", k);
-	TH_CHECK(wait_progress(PROGRESS / 2), "cycle %d: the clients go on "
-		 "after the healing", k);
-	pause_clients(true);
-	for (int i = 0; i < ncl; i++)
-		check_client(&cl[i], k);
-	check_group(k);
-	pause_clients(false);
+	check_healed(k, "healing");
 }
 
 /* ---- peers that are not of the group --------------------------------------- */
@@ -1065,7 +1081,8 @@ file_size(const char *path)
 }
 
 /* The operator's repair of node i ("Corrupt data" in tesserad(8)): out
- * of the group, its directory emptied, back in as a new node. */
+ * of the group, its directory emptied, back in as a new node; then the
+ * checks of every cycle. */
 static void
 replace_node(int k, int i)
 {
@@ -1093,6 +1110,253 @@ replace_node(int k, int i)
 	TH_CHECK(out != NULL, "cycle %d: tessera raft add %d: the node joins "
 		 "again", k, i);
 	free(out);
+	check_healed(k, "repair");
+}
+
+/* libraft's checksum of its log batches (CRC-32, MSB first, polynomial
+ * 0x04c11db7, no inversion: byteCrc32 in its src/byte.c). */
+static uint32_t
+libraft_crc(const uint8_t *p, size_t n)
+{
+	uint32_t crc = 0;
+
+	while (n--) {
+		crc ^= (uint32_t)*p++ << 24;
+		for (int k = 0; k < 8; k++)
+			crc = crc & 0x80000000u ? (crc << 1) ^ 0x04c11db7u
+						: crc << 1;
+	}
+	return crc;
+}
+
+static uint64_t
+le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int k = 7; k >= 0; k--)
+		v = v << 8 | p[k];
+	return v;
+}
+
+static void
+put_le32(uint8_t *p, uint32_t v)
+{
+	for (int k = 0; k < 4; k++)
+		p[k] = (uint8_t)(v >> (8 * k));
+}
+
+/* In node i's closed segment name (libraft 0.22's format: u64 format
+ * version 1, then batches: crc32 of the header, crc32 of the data, the
+ * header: u64 n, n times term u64, type u8, 3 unused, length u32, all
+ * little-endian; then the n payloads, each a multiple of 8 bytes), the
+ * last command entry of Tessera (magic "TSRE") whose index is in (lo,
+ * hi]: one byte of its body flipped, the batch's data checksum computed
+ * again, so that libraft loads the segment and only Tessera's own
+ * checksum can tell.  Its index, or 0 if the segment has none. */
+static uint64_t
+corrupt_entry(int i, const char *name, uint64_t lo, uint64_t hi)
+{
+	char path[512];
+	unsigned long long first, last;
+	uint8_t *b;
+	size_t len;
+	FILE *f;
+	size_t off = 8, hit = 0, hit_batch = 0, hit_data = 0, hit_dlen = 0;
+	uint64_t idx, found = 0;
+
+	if (sscanf(name, "%llu-%llu", &first, &last) != 2)
+		return 0;
+	snprintf(path, sizeof(path), "%s/log/%s", g.nd[i].dir, name);
+	if ((f = fopen(path, "r+")) == NULL)
+		return 0;
+	len = (size_t)file_size(path);
+	b = tl_malloc(len + 1);
+	if (fread(b, 1, len, f) != len || len < 8 || le64(b) != 1)
+		goto out;
+	idx = first;
+	while (off + 16 <= len) {
+		uint64_t n = le64(b + off + 8);
+		size_t hdr = off + 16, data = hdr + 16 * n, p = data;
+
+		if (n == 0 || data > len)
+			break;
+		for (uint64_t e = 0; e < n; e++, idx++) {
+			const uint8_t *h = b + hdr + 16 * e;
+			size_t elen = (size_t)h[12] | (size_t)h[13] << 8 |
+				      (size_t)h[14] << 16 | (size_t)h[15] << 24;
+
+			if (p + elen > len)
+				goto out;
+			if (h[8] == 1 /* RAFT_COMMAND */ && idx > lo &&
+			    idx <= hi && elen > 18 &&
+			    memcmp(b + p, "TSRE", 4) == 0) {
+				found = idx;
+				hit = p + 18; /* the first byte of the body */
+				hit_batch = off;
+				hit_data = data;
+			}
+			p += elen;
+		}
+		if (found && hit_batch == off)
+			hit_dlen = p - data;
+		off = p;
+	}
+	if (found) {
+		b[hit] ^= 0x5a;
+		put_le32(b + hit_batch + 4, libraft_crc(b + hit_data, hit_dlen));
+		if (fseek(f, 0, SEEK_SET) != 0 || fwrite(b, 1, len, f) != len)
+			found = 0;
+	}
+out:
+	if (fclose(f) != 0)
+		found = 0;
+	free(b);
+	return found;
+}
+
+/* The index of node i's newest snapshot (0: none). */
+static uint64_t
+snapshot_index(int i)
+{
+	char *name = newest(i, "^snapshot-[0-9-]+$");
+	unsigned long long term, index = 0;
+
+	if (sscanf(name, "snapshot-%llu-%llu", &term, &index) != 2)
+		index = 0;
+	free(name);
+	return index;
+}
+
+/* The applied index of node i as the leader reports it (-1: unknown). */
+static int64_t
+applied_of(int i, uint64_t *commit)
+{
+	struct meta_kv_raft_node *nodes;
+	size_t n;
+	int64_t a = -1;
+	int l = wait_leader();
+
+	if (l <= 0 || !status_of(l, &nodes, &n))
+		return -1;
+	for (size_t k = 0; k < n; k++)
+		if (nodes[k].id == (uint64_t)i &&
+		    strcmp(nodes[k].state, "unavailable") != 0)
+			a = (int64_t)nodes[k].applied;
+	if (commit && n > 0)
+		*commit = nodes[0].commit;
+	free(nodes);
+	return a;
+}
+
+/* A command entry in a stopped follower's log made corrupt in a way
+ * libraft cannot see (its batch checksum recomputed): the node starts,
+ * finds the entry's own checksum wrong when it comes to apply it,
+ * applies nothing from then on and answers no NFS request; the others
+ * serve.  Then the operator's repair. */
+static void
+corrupt_entry_cycle(int k)
+{
+	int l = wait_leader(), o;
+	uint64_t index = 0, commit = 0;
+	int64_t a0, a1;
+	char what[64], *log, path[300];
+	long size;
+	int st;
+
+	TH_REQUIRE(l > 0, "cycle %d: a leader", k);
+	o = (l + 2) % g.n + 1;
+	if (o == l)
+		o = o % g.n + 1;
+	th_diag("cycle %d: corrupt a log entry of node %d (leader %d), %.1f s",
+		k, o, l, (double)(th_now_ms() - t_start) / 1000);
+	/* the entry must be committed, and above the node's snapshot (so
+	 * that it is applied again from the log at the next start) */
+	for (int tries = 0; tries < 10 && !index; tries++) {
+		char *name;
+
+		/* the clients wait, so that the leader's log does not move
+		 * past the node's (it would send a replica copy instead of
+		 * the entries, and the node would not apply its own) */
+		pause_clients(true);
+		kill_node(o, SIGKILL);
+		applied_of(l, &commit);
+		name = newest(o, "^[0-9]+-[0-9]+$");
+		if (name[0])
+			index = corrupt_entry(o, name, snapshot_index(o),
+					      commit);
+		free(name);
+		if (index)
+			break;
+		/* a start closes the open segments */
+		pause_clients(false);
+		start_node(o);
+		TH_CHECK(wait_healthy(), "cycle %d: node %d back", k, o);
+		wait_progress(PROGRESS / 4);
+	}
+	TH_REQUIRE(index > 0, "cycle %d: a committed command entry of node "
+		   "%d, in a closed segment, above its snapshot: one byte "
+		   "flipped, libraft's checksum recomputed", k, o);
+	th_diag("cycle %d: entry %llu of node %d corrupted (its snapshot at "
+		"%llu, the commit at %llu)", k, (unsigned long long)index, o,
+		(unsigned long long)snapshot_index(o),
+		(unsigned long long)commit);
+	snprintf(path, sizeof(path), "%s/n%d.log", g.dir, o);
+	size = file_size(path);
+	start_node(o);
+	snprintf(what, sizeof(what), "log entry %llu is corrupt",
+		 (unsigned long long)index);
+	log = NULL;
+	for (int tries = 0; tries < 600; tries++) {
+		free(log);
+		log = sh_out("tail -c +%ld %s", size + 1, path);
+		if (strstr(log, what) || waitpid(g.nd[o].pid, NULL, WNOHANG))
+			break;
+		usleep(100000);
+	}
+	pause_clients(false);
+	TH_CHECK(!strstr(log, "refuses to start"), "cycle %d: libraft loaded "
+		 "the segment (its checksums hold)", k);
+	TH_CHECK(strstr(log, what) != NULL && strstr(log, "not applied"),
+		 "cycle %d: node %d refuses to apply entry %llu, and says "
+		 "why", k, o, (unsigned long long)index);
+	if (!strstr(log, what))
+		th_diag("%s", log);
+	free(log);
+	/* it applies nothing more, serves nothing; the others go on.  Found
+	 * while tesserad still starts, the failure ends the process (its
+	 * first reads fail); found later, the node runs on and fails every
+	 * call. */
+	a0 = applied_of(o, NULL);
+	TH_CHECK(wait_progress(PROGRESS), "cycle %d: the clients of the "
+		 "other gateways go on", k);
+	if (waitpid(g.nd[o].pid, &st, WNOHANG) == g.nd[o].pid) {
+		g.nd[o].pid = 0;
+		g.nd[o].up = false;
+		TH_CHECK(!WIFEXITED(st) || WEXITSTATUS(st) != 0,
+			 "cycle %d: node %d stopped (it was starting)", k, o);
+	} else {
+		a1 = applied_of(o, &commit);
+		TH_CHECK(a0 == a1 && a1 >= 0 && (uint64_t)a1 < commit,
+			 "cycle %d: node %d applies nothing from then on "
+			 "(applied %lld, then %lld; the group's commit %llu)",
+			 k, o, (long long)a0, (long long)a1,
+			 (unsigned long long)commit);
+	}
+	{
+		struct th_conn cn = {0};
+		fattr3 at;
+		int rc = th_connect_host(&cn, g.nd[o].addr, g.nd[o].nfs_port,
+					 "/", 0, 0);
+
+		if (rc == 0)
+			rc = th_getattr(&cn, &cn.root, &at);
+		th_disconnect(&cn);
+		TH_CHECK(rc != 0, "cycle %d: node %d answers no NFS request "
+			 "with data (%d)", k, o, rc);
+	}
+	kill_node(o, SIGKILL); /* the operator stops it */
+	replace_node(k, o);
 }
 
 enum corruption { C_SEGMENT, C_SNAPSHOT };
@@ -1167,14 +1431,6 @@ corrupt_cycle(int k, enum corruption c)
 	TH_CHECK(wait_progress(PROGRESS), "cycle %d: the clients of the other "
 		 "gateways go on", k);
 	replace_node(k, o);
-	TH_CHECK(wait_healthy(), "cycle %d: every node back and caught up", k);
-	TH_CHECK(wait_progress(PROGRESS / 2), "cycle %d: the clients go on "
-		 "after the repair", k);
-	pause_clients(true);
-	for (int i = 0; i < ncl; i++)
-		check_client(&cl[i], k);
-	check_group(k);
-	pause_clients(false);
 }
 
 static void
@@ -1298,10 +1554,14 @@ main(void)
 		cycle(k, f);
 	}
 	e = getenv("RAFT_FAULT_CORRUPT");
-	if (!e || strcmp(e, "0") != 0) {
-		corrupt_cycle(cycles + 1, C_SEGMENT);
-		corrupt_cycle(cycles + 2, C_SNAPSHOT);
-	}
+	if (!e || strcmp(e, "1") == 0)
+		e = "segment,snapshot,entry";
+	if (strstr(e, "segment"))
+		corrupt_cycle(++cycles, C_SEGMENT);
+	if (strstr(e, "snapshot"))
+		corrupt_cycle(++cycles, C_SNAPSHOT);
+	if (strstr(e, "entry"))
+		corrupt_entry_cycle(++cycles);
 	pthread_mutex_lock(&cl_lock);
 	quit = true;
 	pthread_cond_broadcast(&cl_cv);
