@@ -23,6 +23,14 @@
  *   - `tessera raft verify`: every replica hashes the same at one index;
  *   - `tessera fsck` through every node: clean.
  *
+ * The group is founded the way an existing volume becomes replicated:
+ * node 1 first serves an lmdb:// volume, files are written through it,
+ * it is stopped, `tessera raft convert` makes the LMDB file the replica
+ * of a group of one, and `tessera raft add` grows it to three (or five)
+ * without a dump; `raft status` shows them all voters, the files read
+ * back through every gateway (and again at the end), `raft verify` and
+ * `fsck` are clean.
+ *
  * Before the cycles, intruders: garbage sent to a node's raft port, and
  * a tesserad with another cluster secret asking the group for a replica;
  * both are refused and logged, and the group goes on.
@@ -258,6 +266,10 @@ write_conf_secret(int i, const char *secret)
 	tl_buf_free(&peers);
 }
 
+/* What node i serves: raft://, or (before the conversion, node 1) the
+ * lmdb:// volume. */
+static const char *node_meta = "raft://";
+
 static void
 start_node(int i)
 {
@@ -280,10 +292,10 @@ start_node(int i)
 
 			snprintf(ns, sizeof(ns), "tsr%un%d", g.id, i);
 			execlp("ip", "ip", "netns", "exec", ns, bin, "-c",
-			       g.nd[i].conf, "--meta", "raft://", "-f",
+			       g.nd[i].conf, "--meta", node_meta, "-f",
 			       (char *)NULL);
 		} else {
-			execl(bin, bin, "-c", g.nd[i].conf, "--meta", "raft://",
+			execl(bin, bin, "-c", g.nd[i].conf, "--meta", node_meta,
 			      "-f", (char *)NULL);
 		}
 		_exit(127);
@@ -1019,6 +1031,116 @@ intruders(void)
 	TH_CHECK(wait_progress(PROGRESS / 2), "the clients go on");
 }
 
+/* ---- a volume that was lmdb:// ------------------------------------------ */
+
+#define NPRE 8 /* files written before the conversion */
+
+static uint32_t
+pre_len(int k)
+{
+	return (uint32_t)(k * 7919 % FMAX) + 1;
+}
+
+/* Connect to gateway i, waiting while it opens its volume. */
+static bool
+connect_gw(struct th_conn *cn, int i)
+{
+	for (int tries = 0; tries < 300; tries++) {
+		if (th_connect_host(cn, g.nd[i].addr, g.nd[i].nfs_port, "/",
+				    0, 0) == 0)
+			return true;
+		th_disconnect(cn);
+		usleep(100000);
+	}
+	return false;
+}
+
+/* Node 1 serves a new lmdb:// volume; files written through NFS
+ * (FILE_SYNC); node 1 stopped; `tessera raft convert`: its replica is
+ * the LMDB file, in a group of one (the other nodes are added by main,
+ * as after a `format raft://`). */
+static void
+lmdb_convert(void)
+{
+	char url[300];
+	struct th_conn cn = {0};
+	struct th_obj d, o;
+	uint8_t *buf = tl_malloc(FMAX);
+	char *out;
+	int rc;
+
+	snprintf(url, sizeof(url), "lmdb://%s/lmdb", g.dir);
+	sh("mkdir -p %s/obj", g.dir);
+	rc = sh("%s format %s file://%s/obj vol > %s/format.out 2>&1",
+		tessera_bin(), url, g.dir, g.dir);
+	if (rc)
+		sh("sed 's/^/#   /' %s/format.out", g.dir);
+	TH_REQUIRE(rc == 0, "tessera format lmdb://");
+	node_meta = url;
+	start_node(1);
+	TH_REQUIRE(connect_gw(&cn, 1), "a client of node 1 (lmdb://)");
+	TH_REQUIRE(th_mkdir(&cn, &cn.root, "pre", NULL, &d) == NFS3_OK &&
+			   d.fh_follows,
+		   "mkdir pre");
+	for (int k = 0; k < NPRE; k++) {
+		char name[16];
+
+		sprintf(name, "p%d", k);
+		th_fill((uint64_t)k + 77, buf, pre_len(k));
+		rc = th_create(&cn, &d.fh, name, GUARDED,
+			       (sattr3[]){th_sattr_mode(0644)}, NULL, &o);
+		if (rc == NFS3_OK)
+			rc = th_write(&cn, &o.fh, 0, buf, pre_len(k),
+				      FILE_SYNC, NULL);
+		TH_REQUIRE(rc == NFS3_OK, "pre/%s: %u bytes written through "
+			   "the lmdb:// gateway", name, pre_len(k));
+	}
+	th_disconnect(&cn);
+	free(buf);
+	kill_node(1, SIGTERM);
+	node_meta = "raft://";
+	out = sh_out("%s%s -c %s raft convert %s 2>&1", in_ns(1),
+		     tessera_bin(), g.nd[1].conf, url);
+	TH_REQUIRE(strstr(out, "done") != NULL, "tessera raft convert %s "
+		   "(%s)", url, out);
+	free(out);
+}
+
+/* The files written before the conversion, read through every gateway. */
+static void
+check_pre(const char *when)
+{
+	uint8_t *buf = tl_malloc(FMAX), *want = tl_malloc(FMAX);
+
+	for (int i = 1; i <= g.n; i++) {
+		struct th_conn cn = {0};
+		struct th_obj d, o;
+		int bad = 0;
+
+		if (!connect_gw(&cn, i)) {
+			TH_CHECK(false, "%s: connect to gateway %d", when, i);
+			continue;
+		}
+		if (th_lookup(&cn, &cn.root, "pre", &d) != NFS3_OK)
+			bad = NPRE;
+		for (int k = 0; k < NPRE && !bad; k++) {
+			char name[16];
+
+			sprintf(name, "p%d", k);
+			th_fill((uint64_t)k + 77, want, pre_len(k));
+			if (th_lookup(&cn, &d.fh, name, &o) != NFS3_OK ||
+			    read_all(&cn, &o.fh, buf) != (int64_t)pre_len(k) ||
+			    memcmp(buf, want, pre_len(k)) != 0)
+				bad++;
+		}
+		TH_CHECK(bad == 0, "%s: the %d files written on lmdb:// read "
+			 "back whole through gateway %d", when, NPRE, i);
+		th_disconnect(&cn);
+	}
+	free(buf);
+	free(want);
+}
+
 /* ---- corruption ---------------------------------------------------------- */
 
 /* Wait for node i's process to end (it must, on its own); its exit
@@ -1488,12 +1610,7 @@ main(void)
 	   "10.213.0.0/16(rw,insecure,no_root_squash)' > %s/exports", g.dir);
 	for (int i = 1; i <= g.n; i++)
 		write_conf(i);
-	sh("mkdir -p %s/obj", g.dir);
-	rc = sh("%s%s -c %s format raft:// file://%s/obj vol > %s/format.out "
-		"2>&1", in_ns(1), tessera_bin(), g.nd[1].conf, g.dir, g.dir);
-	if (rc)
-		sh("sed 's/^/#   /' %s/format.out", g.dir);
-	TH_REQUIRE(rc == 0, "tessera format raft:// founds the group");
+	lmdb_convert();
 	for (int i = 1; i <= g.n; i++)
 		start_node(i);
 	TH_REQUIRE(wait_leader() == 1, "node 1 leads");
@@ -1505,6 +1622,21 @@ main(void)
 		free(out);
 	}
 	TH_REQUIRE(wait_healthy(), "%d nodes up", g.n);
+	out = sh_out("%s -c %s raft status 2>&1", tessera_bin(),
+		     g.nd[1].conf);
+	{
+		int voters = 0;
+
+		for (char *p = out; (p = strstr(p, "voter")); p++)
+			voters++;
+		TH_CHECK(strstr(out, "leader") && voters == g.n,
+			 "tessera raft status: a leader, %d voters", g.n);
+		sh("%s -c %s raft status 2>&1 | sed 's/^/#   /'",
+		   tessera_bin(), g.nd[1].conf);
+	}
+	free(out);
+	check_pre("after the conversion");
+	check_group(0);
 
 	/* one client per gateway, each in its own directory */
 	ncl = g.n;
@@ -1577,5 +1709,6 @@ main(void)
 		for (int n = 0; n < NNAMES; n++)
 			free(cl[i].f[n]);
 	}
+	check_pre("at the end");
 	return th_done();
 }
