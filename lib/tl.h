@@ -183,6 +183,11 @@ void tl_buf_reserve(struct tl_buf *b, size_t extra);
 void tl_buf_append(struct tl_buf *b, const void *p, size_t n);
 void tl_buf_append_be32(struct tl_buf *b, uint32_t v);
 void tl_buf_append_be64(struct tl_buf *b, uint64_t v);
+/* Append printf-formatted text (no terminating NUL counted in len). */
+void tl_buf_printf(struct tl_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void tl_buf_vprintf(struct tl_buf *b, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 void tl_buf_reset(struct tl_buf *b); /* len = 0, keeps memory */
 void tl_buf_free(struct tl_buf *b);
 

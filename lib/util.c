@@ -95,6 +95,32 @@ tl_buf_append_be64(struct tl_buf *b, uint64_t v)
 }
 
 void
+tl_buf_vprintf(struct tl_buf *b, const char *fmt, va_list ap)
+{
+	va_list aq;
+	int n;
+
+	va_copy(aq, ap);
+	n = vsnprintf(NULL, 0, fmt, aq);
+	va_end(aq);
+	if (n <= 0)
+		return;
+	tl_buf_reserve(b, (size_t)n + 1);
+	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+}
+
+void
+tl_buf_printf(struct tl_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	tl_buf_vprintf(b, fmt, ap);
+	va_end(ap);
+}
+
+void
 tl_buf_reset(struct tl_buf *b)
 {
 	b->len = 0;
@@ -110,17 +136,27 @@ tl_buf_free(struct tl_buf *b)
 
 /* ---- parsing ------------------------------------------------------------ */
 
-int
-tl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+/* The decimal number s starts with (a digit first: no sign, no space);
+ * *end is what follows it. */
+static int
+leading_number(const char *s, unsigned long long *v, char **end)
 {
-	char *end;
-
 	if (s == NULL || !isdigit((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
+	*v = strtoull(s, end, 10);
+	return errno == ERANGE ? -ERANGE : 0;
+}
+
+int
+tl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+	int rc = leading_number(s, &v, &end);
+
+	if (rc != 0)
+		return rc;
 	if (*end != '\0')
 		return -EINVAL;
 	if (v < min || v > max)
@@ -136,15 +172,13 @@ tl_parse_size(const char *s, uint64_t *out)
 		char c;
 		unsigned shift;
 	} units[] = {{'k', 10}, {'m', 20}, {'g', 30}, {'t', 40}, {'p', 50}};
+	unsigned long long v;
 	char *end;
 	unsigned shift = 0;
+	int rc = leading_number(s, &v, &end);
 
-	if (s == NULL || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
+	if (rc != 0)
+		return rc;
 	for (size_t i = 0; i < TL_ARRAY_SIZE(units); i++) {
 		if (tolower((unsigned char)*end) == units[i].c) {
 			shift = units[i].shift;
@@ -165,15 +199,13 @@ tl_parse_size(const char *s, uint64_t *out)
 int
 tl_parse_duration_ms(const char *s, uint64_t *out)
 {
-	char *end;
-
-	if (s == NULL || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
+	unsigned long long v;
 	uint64_t mul;
+	char *end;
+	int rc = leading_number(s, &v, &end);
+
+	if (rc != 0)
+		return rc;
 	if (*end == '\0' || strcmp(end, "s") == 0)
 		mul = 1000;
 	else if (strcmp(end, "ms") == 0)

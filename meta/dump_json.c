@@ -69,18 +69,10 @@ static void __attribute__((format(printf, 2, 3)))
 out(struct dump_json *j, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	tl_buf_vprintf(&j->b, fmt, ap);
 	va_end(ap);
-	if (n <= 0)
-		return;
-	tl_buf_reserve(&j->b, (size_t)n + 1);
-	va_start(ap, fmt);
-	vsnprintf((char *)j->b.data + j->b.len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	j->b.len += (size_t)n;
 }
 
 static void

@@ -24,7 +24,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,28 +117,25 @@ static const char *const rpc_err_names[NFSD_M_ERR_COUNT] = {
 
 /* ---- rendering --------------------------------------------------------- */
 
-static void __attribute__((format(printf, 2, 3)))
-bprintf(struct tl_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n <= 0)
-		return;
-	tl_buf_reserve(b, (size_t)n + 1);
-	va_start(ap, fmt);
-	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
 static void
 family(struct tl_buf *b, const char *name, const char *type, const char *help)
 {
-	bprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	tl_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A family of one sample, labelled volume="volume" unless volume is
+ * NULL.  Volume names are [A-Za-z0-9._-] (meta_format), nothing to
+ * escape. */
+static void
+one_in(struct tl_buf *b, const char *name, const char *type,
+       const char *help, const char *volume, uint64_t v)
+{
+	family(b, name, type, help);
+	if (volume == NULL)
+		tl_buf_printf(b, "%s %llu\n", name, (unsigned long long)v);
+	else
+		tl_buf_printf(b, "%s{volume=\"%s\"} %llu\n", name, volume,
+			      (unsigned long long)v);
 }
 
 /* A family of one sample without labels. */
@@ -146,8 +143,83 @@ static void
 one(struct tl_buf *b, const char *name, const char *type, const char *help,
     uint64_t v)
 {
+	one_in(b, name, type, help, NULL, v);
+}
+
+/* The same for a real number, printed with prec decimals. */
+static void
+one_real(struct tl_buf *b, const char *name, const char *type,
+	 const char *help, int prec, double v)
+{
 	family(b, name, type, help);
-	bprintf(b, "%s %llu\n", name, (unsigned long long)v);
+	tl_buf_printf(b, "%s %.*f\n", name, prec, v);
+}
+
+/* A gauge of the volume. */
+static void
+vol(struct tl_buf *b, const char *volume, const char *name, const char *help,
+    uint64_t v)
+{
+	one_in(b, name, "gauge", help, volume, v);
+}
+
+/* A family of n samples told apart by one label, key="vals[i]". */
+static void
+by_label(struct tl_buf *b, const char *name, const char *type,
+	 const char *help, const char *key, const char *const *vals,
+	 const uint64_t *v, unsigned n)
+{
+	family(b, name, type, help);
+	for (unsigned i = 0; i < n; i++)
+		tl_buf_printf(b, "%s{%s=\"%s\"} %llu\n", name, key, vals[i],
+			      (unsigned long long)v[i]);
+}
+
+/* A family of one sample read from a uint64_t member of a figures
+ * struct (at offset off; SERIES_AT checks the member's type). */
+struct series {
+	const char *name, *type, *help;
+	size_t off;
+};
+#define SERIES_AT(type, member)                                                \
+	(offsetof(type, member) +                                              \
+	 0 * sizeof(_Generic(((type *)0)->member, uint64_t: 1)))
+
+/* The families of table t, in order, read from fig. */
+static void
+series(struct tl_buf *b, const struct series *t, size_t n, const void *fig,
+       const char *volume)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v;
+
+		memcpy(&v, (const char *)fig + t[i].off, sizeof(v));
+		one_in(b, t[i].name, t[i].type, t[i].help, volume, v);
+	}
+}
+#define SERIES(b, table, fig, volume)                                          \
+	series(b, table, TL_ARRAY_SIZE(table), fig, volume)
+
+/* A histogram's buckets, _sum and _count; labels "k=\"v\",...". */
+static void
+histogram(struct tl_buf *b, const char *name, const char *labels,
+	  const double *le, unsigned nle, const uint64_t *v, uint64_t sum_ns)
+{
+	uint64_t cum = 0;
+
+	for (unsigned i = 0; i < nle; i++) {
+		cum += v[i];
+		/* %g: "0.0001" ... "0.25", "1", "2.5" */
+		tl_buf_printf(b, "%s_bucket{%s,le=\"%g\"} %llu\n", name,
+			      labels, le[i], (unsigned long long)cum);
+	}
+	cum += v[nle];
+	tl_buf_printf(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels,
+		      (unsigned long long)cum);
+	tl_buf_printf(b, "%s_sum{%s} %.9f\n", name, labels,
+		      (double)sum_ns / 1e9);
+	tl_buf_printf(b, "%s_count{%s} %llu\n", name, labels,
+		      (unsigned long long)cum);
 }
 
 static uint64_t
@@ -184,7 +256,11 @@ static void
 render_histogram(struct tl_buf *b)
 {
 	const char *n = "tessera_rpc_call_duration_seconds";
+	double le[NFSD_M_BUCKETS];
+	char labels[96];
 
+	for (unsigned k = 0; k < NFSD_M_BUCKETS; k++)
+		le[k] = (double)nfsd_m_bucket_ns[k] / 1e9;
 	family(b, n, "histogram",
 	       "Time from decoding a call to its encoded reply, per "
 	       "procedure (calls that ran).");
@@ -200,45 +276,49 @@ render_histogram(struct tl_buf *b)
 				cum += v[k] = get(&p->lat[k]);
 			if (cum == 0)
 				continue; /* never ran: no series */
-			cum = 0;
-			for (unsigned k = 0; k < NFSD_M_BUCKETS; k++) {
-				cum += v[k];
-				/* %g: "0.0001" ... "0.25", "1", "2.5" */
-				bprintf(b,
-					"%s_bucket{program=\"%s\",procedure="
-					"\"%s\",le=\"%g\"} %llu\n",
-					n, prog_names[g], pn,
-					(double)nfsd_m_bucket_ns[k] / 1e9,
-					(unsigned long long)cum);
-			}
-			cum += v[NFSD_M_BUCKETS];
-			bprintf(b,
-				"%s_bucket{program=\"%s\",procedure=\"%s\","
-				"le=\"+Inf\"} %llu\n",
-				n, prog_names[g], pn, (unsigned long long)cum);
-			bprintf(b,
-				"%s_sum{program=\"%s\",procedure=\"%s\"} "
-				"%.9f\n",
-				n, prog_names[g], pn,
-				(double)get(&p->lat_sum_ns) / 1e9);
-			bprintf(b,
-				"%s_count{program=\"%s\",procedure=\"%s\"} "
-				"%llu\n",
-				n, prog_names[g], pn, (unsigned long long)cum);
+			snprintf(labels, sizeof(labels),
+				 "program=\"%s\",procedure=\"%s\"",
+				 prog_names[g], pn);
+			histogram(b, n, labels, le, NFSD_M_BUCKETS, v,
+				  get(&p->lat_sum_ns));
 		}
 	}
+}
+
+/* Replies of program prog per procedure (names procs, NULL: not served)
+ * and status (names status, later slots "other"); statuses never sent
+ * are left out. */
+static void
+render_replies(struct tl_buf *b, const char *name, const char *help,
+	       unsigned prog, const char *const *procs, unsigned nprocs,
+	       const char *const *status, unsigned nstatus)
+{
+	family(b, name, "counter", help);
+	for (unsigned i = 1; i < nprocs; i++)
+		for (unsigned k = 0; k < NFSD_M_NSTATUS; k++) {
+			uint64_t v = get(&nfsd_m.proc[prog][i].status[k]);
+
+			if (v == 0 || procs[i] == NULL)
+				continue;
+			tl_buf_printf(b, "%s{procedure=\"%s\",status=\"%s\"} "
+				      "%llu\n", name, procs[i],
+				      k < nstatus ? status[k] : "other",
+				      (unsigned long long)v);
+		}
 }
 
 static void
 render_rpc(struct tl_buf *b)
 {
+	uint64_t err[NFSD_M_ERR_COUNT];
+
 	family(b, "tessera_rpc_calls_total", "counter",
 	       "RPC calls received per program and procedure "
 	       "(retransmissions too).");
 	for (unsigned g = 0; g < NFSD_M_NPROG; g++)
 		for (unsigned i = 0; i < NFSD_M_PROCS; i++)
 			if (proc_name(g, i) != NULL)
-				bprintf(
+				tl_buf_printf(
 				    b,
 				    "tessera_rpc_calls_total{program=\"%s\","
 				    "procedure=\"%s\"} %llu\n",
@@ -246,54 +326,32 @@ render_rpc(struct tl_buf *b)
 				    (unsigned long long)get(
 					&nfsd_m.proc[g][i].calls));
 	render_histogram(b);
-	family(b, "tessera_nfs_replies_total", "counter",
-	       "NFS v3 replies per procedure and nfsstat3 (statuses "
-	       "never sent are left out).");
-	for (unsigned i = 1; i < TL_ARRAY_SIZE(nfs_procs); i++)
-		for (unsigned k = 0; k < NFSD_M_NSTATUS; k++) {
-			uint64_t v = get(&nfsd_m.proc[NFSD_M_NFS][i].status[k]);
-
-			if (v == 0)
-				continue;
-			bprintf(b,
-				"tessera_nfs_replies_total{procedure=\"%s\","
-				"status=\"%s\"} %llu\n",
-				nfs_procs[i],
-				k < TL_ARRAY_SIZE(nfs_status)
-				    ? nfs_status[k]
-				    : "other",
-				(unsigned long long)v);
-		}
-	family(b, "tessera_nlm_replies_total", "counter",
-	       "NLM v4 answers per procedure and nlm4_stats (the _MSG "
-	       "forms' in their _RES calls; statuses never sent are left "
-	       "out).");
-	for (unsigned i = 1; i < TL_ARRAY_SIZE(nlm_procs); i++)
-		for (unsigned k = 0; k < NFSD_M_NSTATUS; k++) {
-			uint64_t v = get(&nfsd_m.proc[NFSD_M_NLM][i].status[k]);
-
-			if (v == 0 || nlm_procs[i] == NULL)
-				continue;
-			bprintf(b,
-				"tessera_nlm_replies_total{procedure=\"%s\","
-				"status=\"%s\"} %llu\n",
-				nlm_procs[i],
-				k < NFSD_M_NLM_NSTATUS ? nlm_status[k]
-						       : "other",
-				(unsigned long long)v);
-		}
-	family(b, "tessera_rpc_errors_total", "counter",
-	       "Calls refused at the RPC level, by reason (no procedure "
-	       "ran).");
+	render_replies(b, "tessera_nfs_replies_total",
+		       "NFS v3 replies per procedure and nfsstat3 (statuses "
+		       "never sent are left out).",
+		       NFSD_M_NFS, nfs_procs, TL_ARRAY_SIZE(nfs_procs),
+		       nfs_status, TL_ARRAY_SIZE(nfs_status));
+	render_replies(b, "tessera_nlm_replies_total",
+		       "NLM v4 answers per procedure and nlm4_stats (the _MSG "
+		       "forms' in their _RES calls; statuses never sent are "
+		       "left out).",
+		       NFSD_M_NLM, nlm_procs, TL_ARRAY_SIZE(nlm_procs),
+		       nlm_status, NFSD_M_NLM_NSTATUS);
 	for (unsigned i = 0; i < NFSD_M_ERR_COUNT; i++)
-		bprintf(b, "tessera_rpc_errors_total{reason=\"%s\"} %llu\n",
-			rpc_err_names[i],
-			(unsigned long long)get(&nfsd_m.rpc_err[i]));
+		err[i] = get(&nfsd_m.rpc_err[i]);
+	by_label(b, "tessera_rpc_errors_total", "counter",
+		 "Calls refused at the RPC level, by reason (no procedure "
+		 "ran).",
+		 "reason", rpc_err_names, err, NFSD_M_ERR_COUNT);
 }
 
 static void
 render_conns(struct tl_buf *b)
 {
+	char label[NFSD_M_CLOSE_COUNT][32];
+	const char *reason[NFSD_M_CLOSE_COUNT];
+	uint64_t closed[NFSD_M_CLOSE_COUNT];
+
 	one(b, "tessera_connections_open", "gauge",
 	    "Client TCP connections open now.", nonneg(&nfsd_m.conn_open));
 	one(b, "tessera_connections_accepted_total", "counter",
@@ -310,22 +368,45 @@ render_conns(struct tl_buf *b)
 	    "progress with room for their replies, replies not yet sent "
 	    "(request_memory bounds them).",
 	    nonneg(&nfsd_m.mem_bytes));
-	family(b, "tessera_connections_closed_total", "counter",
-	       "Client TCP connections closed, by reason.");
 	for (unsigned i = 0; i < NFSD_M_CLOSE_COUNT; i++) {
-		char label[32];
-
 		/* "record too large" -> record_too_large */
-		snprintf(label, sizeof(label), "%s", nfsd_m_close_names[i]);
-		for (char *p = label; *p; p++)
+		snprintf(label[i], sizeof(label[i]), "%s",
+			 nfsd_m_close_names[i]);
+		for (char *p = label[i]; *p; p++)
 			if (*p == ' ')
 				*p = '_';
-		bprintf(b,
-			"tessera_connections_closed_total{reason=\"%s\"} "
-			"%llu\n",
-			label, (unsigned long long)get(&nfsd_m.conn_closed[i]));
+		reason[i] = label[i];
+		closed[i] = get(&nfsd_m.conn_closed[i]);
 	}
+	by_label(b, "tessera_connections_closed_total", "counter",
+		 "Client TCP connections closed, by reason.", "reason",
+		 reason, closed, NFSD_M_CLOSE_COUNT);
 }
+
+#define DRC(m) SERIES_AT(struct nfsd_drc_stats, m)
+static const struct series drc_series[] = {
+    {"tessera_drc_hits_total", "counter",
+     "Retransmitted non-idempotent calls answered with the saved reply "
+     "(duplicate request cache replays).",
+     DRC(hits)},
+    {"tessera_drc_inprogress_drops_total", "counter",
+     "Retransmits dropped because the first call was still running.",
+     DRC(inprogress)},
+    {"tessera_drc_misses_total", "counter",
+     "Non-idempotent calls run (not found in the cache).", DRC(misses)},
+    {"tessera_drc_evictions_total", "counter",
+     "Entries dropped to stay within drc_entries and drc_size.",
+     DRC(evictions)},
+    {"tessera_drc_expired_total", "counter",
+     "Entries found too old to replay.", DRC(expired)},
+    {"tessera_drc_uncached_total", "counter", "Replies not kept (too big).",
+     DRC(uncached)},
+    {"tessera_drc_entries", "gauge",
+     "Entries in the duplicate request cache.", DRC(entries)},
+    {"tessera_drc_bytes", "gauge",
+     "Memory held by the duplicate request cache.", DRC(bytes)},
+};
+#undef DRC
 
 static void
 render_drc(struct tl_buf *b, struct nfsd_server *srv)
@@ -333,27 +414,34 @@ render_drc(struct tl_buf *b, struct nfsd_server *srv)
 	struct nfsd_drc_stats d;
 
 	nfsd_server_drc_stats(srv, &d);
-	one(b, "tessera_drc_hits_total", "counter",
-	    "Retransmitted non-idempotent calls answered with the saved "
-	    "reply (duplicate request cache replays).",
-	    d.hits);
-	one(b, "tessera_drc_inprogress_drops_total", "counter",
-	    "Retransmits dropped because the first call was still running.",
-	    d.inprogress);
-	one(b, "tessera_drc_misses_total", "counter",
-	    "Non-idempotent calls run (not found in the cache).", d.misses);
-	one(b, "tessera_drc_evictions_total", "counter",
-	    "Entries dropped to stay within drc_entries and drc_size.",
-	    d.evictions);
-	one(b, "tessera_drc_expired_total", "counter",
-	    "Entries found too old to replay.", d.expired);
-	one(b, "tessera_drc_uncached_total", "counter",
-	    "Replies not kept (too big).", d.uncached);
-	one(b, "tessera_drc_entries", "gauge",
-	    "Entries in the duplicate request cache.", d.entries);
-	one(b, "tessera_drc_bytes", "gauge",
-	    "Memory held by the duplicate request cache.", d.bytes);
+	SERIES(b, drc_series, &d, NULL);
 }
+
+#define LCK(m) SERIES_AT(struct nfsd_lock_stats, m)
+static const struct series lock_series[] = {
+    {"tessera_nlm_locks", "gauge",
+     "NFS lock records (byte ranges of one owner on one file, shares) of "
+     "the volume, all gateways.",
+     LCK(locks)},
+    {"tessera_nlm_blocked_requests", "gauge",
+     "Blocked lock requests this gateway keeps, to be granted by a "
+     "callback.",
+     LCK(waiters)},
+    {"tessera_nlm_callbacks_in_flight", "gauge",
+     "Calls to clients (GRANTED, _RES, SM_NOTIFY) queued or running.",
+     LCK(callbacks)},
+    {"tessera_nlm_granted_callbacks_total", "counter",
+     "Blocked locks granted by a GRANTED callback the client accepted.",
+     LCK(granted_cb)},
+    {"tessera_nlm_callbacks_failed_total", "counter",
+     "Calls to clients given up (unreachable, or no answer in time).",
+     LCK(cb_failed)},
+    {"tessera_nlm_clients_adopted_total", "counter",
+     "Lock clients taken over from gateways that are gone (this "
+     "gateway's earlier runs included), told to reclaim.",
+     LCK(adopted)},
+};
+#undef LCK
 
 static void
 render_locks(struct tl_buf *b, struct nfsd_server *srv)
@@ -362,27 +450,7 @@ render_locks(struct tl_buf *b, struct nfsd_server *srv)
 
 	if (!nfsd_server_lock_stats(srv, &l))
 		return;
-	one(b, "tessera_nlm_locks", "gauge",
-	    "NFS lock records (byte ranges of one owner on one file, shares) "
-	    "of the volume, all gateways.",
-	    l.locks);
-	one(b, "tessera_nlm_blocked_requests", "gauge",
-	    "Blocked lock requests this gateway keeps, to be granted by a "
-	    "callback.",
-	    l.waiters);
-	one(b, "tessera_nlm_callbacks_in_flight", "gauge",
-	    "Calls to clients (GRANTED, _RES, SM_NOTIFY) queued or running.",
-	    l.callbacks);
-	one(b, "tessera_nlm_granted_callbacks_total", "counter",
-	    "Blocked locks granted by a GRANTED callback the client accepted.",
-	    l.granted_cb);
-	one(b, "tessera_nlm_callbacks_failed_total", "counter",
-	    "Calls to clients given up (unreachable, or no answer in time).",
-	    l.cb_failed);
-	one(b, "tessera_nlm_clients_adopted_total", "counter",
-	    "Lock clients taken over from gateways that are gone (this "
-	    "gateway's earlier runs included), told to reclaim.",
-	    l.adopted);
+	SERIES(b, lock_series, &l, NULL);
 	one(b, "tessera_nlm_grace", "gauge",
 	    "1 while only lock reclaims are granted (after a restart).",
 	    l.grace);
@@ -394,9 +462,9 @@ label_value(struct tl_buf *b, const char *v)
 {
 	for (; *v != '\0'; v++) {
 		if (*v == '\\' || *v == '"')
-			bprintf(b, "\\%c", *v);
+			tl_buf_printf(b, "\\%c", *v);
 		else if (*v == '\n')
-			bprintf(b, "\\n");
+			tl_buf_printf(b, "\\n");
 		else
 			tl_buf_append(b, v, 1);
 	}
@@ -409,20 +477,26 @@ struct limit_rows {
 	struct tl_buf delayed, refused;
 };
 
+/* name{export="path",class="cls"} v */
+static void
+limit_sample(struct tl_buf *b, const char *name, const char *path,
+	     const char *cls, uint64_t v)
+{
+	tl_buf_printf(b, "%s{export=\"", name);
+	label_value(b, path);
+	tl_buf_printf(b, "\",class=\"%s\"} %llu\n", cls, (unsigned long long)v);
+}
+
 static void
 limit_row(void *arg, const struct nfsd_limit_stats *st)
 {
 	struct limit_rows *r = arg;
 
 	for (int k = 0; k < NFSD_LIMIT_NCLASS; k++) {
-		bprintf(&r->delayed, "tessera_limit_delayed_total{export=\"");
-		label_value(&r->delayed, st->path);
-		bprintf(&r->delayed, "\",class=\"%s\"} %llu\n",
-			limit_classes[k], (unsigned long long)st->delayed[k]);
-		bprintf(&r->refused, "tessera_limit_refused_total{export=\"");
-		label_value(&r->refused, st->path);
-		bprintf(&r->refused, "\",class=\"%s\"} %llu\n",
-			limit_classes[k], (unsigned long long)st->refused[k]);
+		limit_sample(&r->delayed, "tessera_limit_delayed_total",
+			     st->path, limit_classes[k], st->delayed[k]);
+		limit_sample(&r->refused, "tessera_limit_refused_total",
+			     st->path, limit_classes[k], st->refused[k]);
 	}
 }
 
@@ -441,18 +515,17 @@ render_limits(struct tl_buf *b, struct nfsd_server *srv)
 	       "Metadata operations per second allowed (0: no limit), per "
 	       "client address or per export, reads or changes.");
 	for (int k = 0; k < NFSD_LIMIT_NCLASS; k++) {
-		bprintf(b, "tessera_limit_meta_rate{scope=\"client\","
-			"class=\"%s\"} %llu\n", limit_classes[k],
-			(unsigned long long)c.client_rate[k]);
-		bprintf(b, "tessera_limit_meta_rate{scope=\"export\","
-			"class=\"%s\"} %llu\n", limit_classes[k],
-			(unsigned long long)c.export_rate[k]);
+		tl_buf_printf(b, "tessera_limit_meta_rate{scope=\"client\","
+			      "class=\"%s\"} %llu\n", limit_classes[k],
+			      (unsigned long long)c.client_rate[k]);
+		tl_buf_printf(b, "tessera_limit_meta_rate{scope=\"export\","
+			      "class=\"%s\"} %llu\n", limit_classes[k],
+			      (unsigned long long)c.export_rate[k]);
 	}
-	family(b, "tessera_limit_wait_max_seconds", "gauge",
-	       "limit_wait_max: longest wait for a rate limit, then "
-	       "NFS3ERR_JUKEBOX.");
-	bprintf(b, "tessera_limit_wait_max_seconds %.3f\n",
-		(double)c.wait_max_ms / 1000);
+	one_real(b, "tessera_limit_wait_max_seconds", "gauge",
+		 "limit_wait_max: longest wait for a rate limit, then "
+		 "NFS3ERR_JUKEBOX.",
+		 3, (double)c.wait_max_ms / 1000);
 	nfsd_server_limit_stats(srv, limit_row, &r, &clients, &evicted);
 	family(b, "tessera_limit_delayed_total", "counter",
 	       "Calls made to wait for a metadata rate limit, by export.");
@@ -471,85 +544,127 @@ render_limits(struct tl_buf *b, struct nfsd_server *srv)
 	tl_buf_free(&r.refused);
 }
 
+/* What render_cache shows: the cache's figures and, beside them, the
+ * settings they are read against. */
+struct cache_figs {
+	struct cache_stats s;
+	uint64_t limit, buffered, buffer_limit, max_age_s, alarm;
+};
+
+#define CF(m) SERIES_AT(struct cache_figs, m)
+static const struct series cache_series[] = {
+    {"tessera_cache_misses_total", "counter",
+     "Block reads the disk cache could not serve.", CF(s.disk_misses)},
+    {"tessera_cache_evictions_total", "counter",
+     "Blocks evicted from the disk cache.", CF(s.disk_evicted)},
+    {"tessera_cache_damaged_total", "counter",
+     "Cached blocks found corrupt and fetched again.", CF(s.disk_damaged)},
+    {"tessera_cache_used_bytes", "gauge", "Bytes of blocks in the disk cache.",
+     CF(s.disk_bytes)},
+    {"tessera_cache_blocks", "gauge", "Blocks in the disk cache.",
+     CF(s.disk_blocks)},
+    {"tessera_cache_limit_bytes", "gauge",
+     "Configured disk cache size (cache_size; 0: no disk cache).",
+     CF(limit)},
+    {"tessera_cache_memory_bytes", "gauge",
+     "Bytes of prefetched and recently read blocks in memory.",
+     CF(s.mem_bytes)},
+    {"tessera_buffered_write_bytes", "gauge",
+     "Bytes of unstable writes buffered in memory, not yet stored.",
+     CF(buffered)},
+    {"tessera_buffered_write_limit_bytes", "gauge",
+     "buffer_limit: writers flush or wait above it.", CF(buffer_limit)},
+    {"tessera_objstore_fetches_total", "counter",
+     "Block GETs issued to the object store.", CF(s.fetches)},
+    {"tessera_objstore_fetch_bytes_total", "counter",
+     "Bytes fetched by block GETs.", CF(s.fetch_bytes)},
+    {"tessera_readahead_blocks_total", "counter",
+     "Blocks fetched by readahead.", CF(s.prefetches)},
+    {"tessera_compacted_chunks_total", "counter",
+     "Fragmented chunks rewritten as one slice.", CF(s.compacted)},
+    {"tessera_compaction_queued_chunks", "gauge",
+     "Chunks this gateway queued for compaction, waiting for the "
+     "background job (only the lease holder keeps a queue).",
+     CF(s.compact_queued)},
+};
+/* Only where the cache runs the background jobs. */
+static const struct series cache_bgjob_series[] = {
+    {"tessera_bgjob_delete_rate", "gauge",
+     "bgjob_delete_rate in force: objects the background jobs delete per "
+     "second (0: no limit; SIGHUP changes it).",
+     CF(s.bgjob_delete_rate)},
+    {"tessera_bgjob_txn_rate", "gauge",
+     "bgjob_txn_rate in force: metadata transactions of the background "
+     "jobs per second (0: no limit).",
+     CF(s.bgjob_txn_rate)},
+};
+static const struct series writeback_series[] = {
+    {"tessera_writeback_staged_blocks", "gauge",
+     "Blocks staged on local disk, waiting for upload.",
+     CF(s.staged_blocks)},
+    {"tessera_writeback_staged_bytes", "gauge",
+     "Bytes staged on local disk, waiting for upload.", CF(s.staged_bytes)},
+    {"tessera_writeback_oldest_age_seconds", "gauge",
+     "Age of the oldest staged block (0: none).", CF(s.staged_oldest_s)},
+    {"tessera_writeback_overdue_blocks", "gauge",
+     "Staged blocks older than writeback_max_age.", CF(s.staged_overdue)},
+    {"tessera_writeback_max_age_seconds", "gauge",
+     "writeback_max_age: the alarm threshold.", CF(max_age_s)},
+    {"tessera_writeback_alarm", "gauge",
+     "1 while a staged block is older than writeback_max_age.", CF(alarm)},
+    {"tessera_writeback_uploaded_blocks_total", "counter",
+     "Staged blocks uploaded since start.", CF(s.uploaded)},
+    {"tessera_writeback_upload_errors_total", "counter",
+     "Failed background uploads (retried).", CF(s.upload_errors)},
+};
+#undef CF
+
 static void
 render_cache(struct tl_buf *b, const struct nfsd_metrics_src *src)
 {
-	struct cache_stats s;
-	uint64_t age_ms;
+	static const char *const tiers[2] = {"disk", "memory"};
+	struct cache_figs f;
+	uint64_t hits[2];
 
-	cache_stats(src->cache, &s);
-	family(b, "tessera_cache_hits_total", "counter",
-	       "Block reads served from the cache, by tier.");
-	bprintf(b, "tessera_cache_hits_total{tier=\"disk\"} %llu\n",
-		(unsigned long long)s.disk_hits);
-	bprintf(b, "tessera_cache_hits_total{tier=\"memory\"} %llu\n",
-		(unsigned long long)s.mem_hits);
-	one(b, "tessera_cache_misses_total", "counter",
-	    "Block reads the disk cache could not serve.", s.disk_misses);
-	one(b, "tessera_cache_evictions_total", "counter",
-	    "Blocks evicted from the disk cache.", s.disk_evicted);
-	one(b, "tessera_cache_damaged_total", "counter",
-	    "Cached blocks found corrupt and fetched again.", s.disk_damaged);
-	one(b, "tessera_cache_used_bytes", "gauge",
-	    "Bytes of blocks in the disk cache.", s.disk_bytes);
-	one(b, "tessera_cache_blocks", "gauge", "Blocks in the disk cache.",
-	    s.disk_blocks);
-	one(b, "tessera_cache_limit_bytes", "gauge",
-	    "Configured disk cache size (cache_size; 0: no disk cache).",
-	    src->cache_size);
-	one(b, "tessera_cache_memory_bytes", "gauge",
-	    "Bytes of prefetched and recently read blocks in memory.",
-	    s.mem_bytes);
-	one(b, "tessera_buffered_write_bytes", "gauge",
-	    "Bytes of unstable writes buffered in memory, not yet stored.",
-	    cache_buffered(src->cache));
-	one(b, "tessera_buffered_write_limit_bytes", "gauge",
-	    "buffer_limit: writers flush or wait above it.", src->buffer_limit);
-	one(b, "tessera_objstore_fetches_total", "counter",
-	    "Block GETs issued to the object store.", s.fetches);
-	one(b, "tessera_objstore_fetch_bytes_total", "counter",
-	    "Bytes fetched by block GETs.", s.fetch_bytes);
-	one(b, "tessera_readahead_blocks_total", "counter",
-	    "Blocks fetched by readahead.", s.prefetches);
-	one(b, "tessera_compacted_chunks_total", "counter",
-	    "Fragmented chunks rewritten as one slice.", s.compacted);
-	one(b, "tessera_compaction_queued_chunks", "gauge",
-	    "Chunks this gateway queued for compaction, waiting for the "
-	    "background job (only the lease holder keeps a queue).",
-	    s.compact_queued);
-	if (s.bgjob) {
-		one(b, "tessera_bgjob_delete_rate", "gauge",
-		    "bgjob_delete_rate in force: objects the background "
-		    "jobs delete per second (0: no limit; SIGHUP changes "
-		    "it).", s.bgjob_delete_rate);
-		one(b, "tessera_bgjob_txn_rate", "gauge",
-		    "bgjob_txn_rate in force: metadata transactions of the "
-		    "background jobs per second (0: no limit).",
-		    s.bgjob_txn_rate);
-	}
-
-	one(b, "tessera_writeback_staged_blocks", "gauge",
-	    "Blocks staged on local disk, waiting for upload.",
-	    s.staged_blocks);
-	one(b, "tessera_writeback_staged_bytes", "gauge",
-	    "Bytes staged on local disk, waiting for upload.", s.staged_bytes);
-	one(b, "tessera_writeback_oldest_age_seconds", "gauge",
-	    "Age of the oldest staged block (0: none).", s.staged_oldest_s);
-	one(b, "tessera_writeback_overdue_blocks", "gauge",
-	    "Staged blocks older than writeback_max_age.", s.staged_overdue);
-	one(b, "tessera_writeback_max_age_seconds", "gauge",
-	    "writeback_max_age: the alarm threshold.",
-	    src->writeback_max_age_ms / 1000);
-	age_ms = s.staged_oldest_s * 1000;
-	one(b, "tessera_writeback_alarm", "gauge",
-	    "1 while a staged block is older than writeback_max_age.",
-	    s.staged_overdue > 0 ||
-		(s.staged_blocks > 0 && age_ms > src->writeback_max_age_ms));
-	one(b, "tessera_writeback_uploaded_blocks_total", "counter",
-	    "Staged blocks uploaded since start.", s.uploaded);
-	one(b, "tessera_writeback_upload_errors_total", "counter",
-	    "Failed background uploads (retried).", s.upload_errors);
+	cache_stats(src->cache, &f.s);
+	f.limit = src->cache_size;
+	f.buffered = cache_buffered(src->cache);
+	f.buffer_limit = src->buffer_limit;
+	f.max_age_s = src->writeback_max_age_ms / 1000;
+	f.alarm = f.s.staged_overdue > 0 ||
+		  (f.s.staged_blocks > 0 &&
+		   f.s.staged_oldest_s * 1000 > src->writeback_max_age_ms);
+	hits[0] = f.s.disk_hits;
+	hits[1] = f.s.mem_hits;
+	by_label(b, "tessera_cache_hits_total", "counter",
+		 "Block reads served from the cache, by tier.", "tier", tiers,
+		 hits, 2);
+	SERIES(b, cache_series, &f, NULL);
+	if (f.s.bgjob)
+		SERIES(b, cache_bgjob_series, &f, NULL);
+	SERIES(b, writeback_series, &f, NULL);
 }
+
+#define OS(m) SERIES_AT(struct os_stats, m)
+static const struct series os_puts_series[] = {
+    {"tessera_objstore_puts_total", "counter",
+     "Objects stored (S3 PUTs accepted, files renamed into place by "
+     "file://).",
+     OS(puts)},
+};
+static const struct series os_traffic_series[] = {
+    {"tessera_objstore_uploaded_bytes_total", "counter",
+     "Bytes put to the object store.", OS(up_bytes)},
+    {"tessera_objstore_downloaded_bytes_total", "counter",
+     "Bytes got from the object store.", OS(down_bytes)},
+};
+static const struct series os_retry_series[] = {
+    {"tessera_objstore_retries_total", "counter",
+     "Object-store calls retried after an I/O error.", OS(retries)},
+    {"tessera_objstore_failures_total", "counter",
+     "Object-store calls that failed after the last retry.", OS(failures)},
+};
+#undef OS
 
 /* Figures the store's wrapper stack keeps (objstore.h, os_stats): a
  * family appears only when some layer keeps it. */
@@ -560,49 +675,17 @@ render_objstore(struct tl_buf *b, struct os_store *os)
 
 	os_stats(os, &st);
 	if (st.have & OS_STATS_PUTS)
-		one(b, "tessera_objstore_puts_total", "counter",
-		    "Objects stored (S3 PUTs accepted, files renamed into "
-		    "place by file://).", st.puts);
+		SERIES(b, os_puts_series, &st, NULL);
 	if (st.have & OS_STATS_TRAFFIC) {
-		one(b, "tessera_objstore_uploaded_bytes_total", "counter",
-		    "Bytes put to the object store.", st.up_bytes);
-		one(b, "tessera_objstore_downloaded_bytes_total", "counter",
-		    "Bytes got from the object store.", st.down_bytes);
-		family(b, "tessera_objstore_throttled_seconds_total", "counter",
-		       "Time callers waited for upload_limit and "
-		       "download_limit.");
-		bprintf(b, "tessera_objstore_throttled_seconds_total %.6f\n",
-			(double)st.throttled_ns / 1e9);
+		SERIES(b, os_traffic_series, &st, NULL);
+		one_real(b, "tessera_objstore_throttled_seconds_total",
+			 "counter",
+			 "Time callers waited for upload_limit and "
+			 "download_limit.",
+			 6, (double)st.throttled_ns / 1e9);
 	}
-	if (st.have & OS_STATS_RETRY) {
-		one(b, "tessera_objstore_retries_total", "counter",
-		    "Object-store calls retried after an I/O error.",
-		    st.retries);
-		one(b, "tessera_objstore_failures_total", "counter",
-		    "Object-store calls that failed after the last retry.",
-		    st.failures);
-	}
-}
-
-/* A histogram's buckets, _sum and _count; labels "" or "k=\"v\"". */
-static void
-histogram(struct tl_buf *b, const char *name, const char *labels,
-	  const double *le, unsigned nle, const uint64_t *v, uint64_t sum_ns)
-{
-	const char *sep = labels[0] != '\0' ? "," : "";
-	uint64_t cum = 0;
-
-	for (unsigned i = 0; i < nle; i++) {
-		cum += v[i];
-		bprintf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
-			le[i], (unsigned long long)cum);
-	}
-	cum += v[nle];
-	bprintf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
-		(unsigned long long)cum);
-	bprintf(b, "%s_sum{%s} %.9f\n", name, labels, (double)sum_ns / 1e9);
-	bprintf(b, "%s_count{%s} %llu\n", name, labels,
-		(unsigned long long)cum);
+	if (st.have & OS_STATS_RETRY)
+		SERIES(b, os_retry_series, &st, NULL);
 }
 
 /* Requests to the object store by operation (objstore.h, os_op_stats). */
@@ -610,27 +693,28 @@ static void
 render_objstore_ops(struct tl_buf *b)
 {
 	struct os_op_stats st[OS_OP_COUNT];
+	const char *ops[OS_OP_COUNT];
+	uint64_t calls[OS_OP_COUNT], errors[OS_OP_COUNT];
 	char l[32];
 
 	os_op_stats(st);
-	family(b, "tessera_objstore_requests_total", "counter",
-	       "Object-store requests by operation (a retry wrapper's "
-	       "attempts are inside one).");
-	for (unsigned op = 0; op < OS_OP_COUNT; op++)
-		bprintf(b, "tessera_objstore_requests_total{operation=\"%s\"} "
-			"%llu\n", os_op_name(op),
-			(unsigned long long)st[op].calls);
-	family(b, "tessera_objstore_request_errors_total", "counter",
-	       "Object-store requests that failed, by operation (a missing "
-	       "object is an answer, not an error).");
-	for (unsigned op = 0; op < OS_OP_COUNT; op++)
-		bprintf(b, "tessera_objstore_request_errors_total{operation="
-			"\"%s\"} %llu\n", os_op_name(op),
-			(unsigned long long)st[op].errors);
+	for (unsigned op = 0; op < OS_OP_COUNT; op++) {
+		ops[op] = os_op_name(op);
+		calls[op] = st[op].calls;
+		errors[op] = st[op].errors;
+	}
+	by_label(b, "tessera_objstore_requests_total", "counter",
+		 "Object-store requests by operation (a retry wrapper's "
+		 "attempts are inside one).",
+		 "operation", ops, calls, OS_OP_COUNT);
+	by_label(b, "tessera_objstore_request_errors_total", "counter",
+		 "Object-store requests that failed, by operation (a missing "
+		 "object is an answer, not an error).",
+		 "operation", ops, errors, OS_OP_COUNT);
 	family(b, "tessera_objstore_request_duration_seconds", "histogram",
 	       "Object-store request latency by operation.");
 	for (unsigned op = 0; op < OS_OP_COUNT; op++) {
-		snprintf(l, sizeof(l), "operation=\"%s\"", os_op_name(op));
+		snprintf(l, sizeof(l), "operation=\"%s\"", ops[op]);
 		histogram(b, "tessera_objstore_request_duration_seconds", l,
 			  os_op_bucket_s, OS_OP_BUCKETS, st[op].lat,
 			  st[op].lat_sum_ns);
@@ -646,12 +730,10 @@ render_meta_engine(struct tl_buf *b, struct meta *m)
 	char lab[32];
 
 	meta_txn_stats(&t);
-	family(b, "tessera_metadata_transactions_total", "counter",
-	       "Metadata transactions ended, by kind (read-only or "
-	       "read-write).");
-	for (unsigned k = 0; k < 2; k++)
-		bprintf(b, "tessera_metadata_transactions_total{kind=\"%s\"} "
-			"%llu\n", kinds[k], (unsigned long long)t.count[k]);
+	by_label(b, "tessera_metadata_transactions_total", "counter",
+		 "Metadata transactions ended, by kind (read-only or "
+		 "read-write).",
+		 "kind", kinds, t.count, 2);
 	family(b, "tessera_metadata_transaction_duration_seconds", "histogram",
 	       "Metadata transaction latency, begin to commit or abort.");
 	for (unsigned k = 0; k < 2; k++) {
@@ -665,7 +747,6 @@ render_meta_engine(struct tl_buf *b, struct meta *m)
 	    t.conflicts);
 	one(b, "tessera_metadata_transaction_retries_total", "counter",
 	    "Transactions run again after a conflict.", t.retries);
-
 }
 
 /* The process_* series every Prometheus client library exports, read
@@ -682,14 +763,13 @@ render_process(struct tl_buf *b, uint64_t start_ns)
 	FILE *f;
 	DIR *d;
 
-	if (getrusage(RUSAGE_SELF, &ru) == 0) {
-		family(b, "process_cpu_seconds_total", "counter",
-		       "User and system CPU time spent, seconds.");
-		bprintf(b, "process_cpu_seconds_total %.6f\n",
-			(double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-			    (double)ru.ru_stime.tv_sec +
-			    ru.ru_stime.tv_usec / 1e6);
-	}
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		one_real(b, "process_cpu_seconds_total", "counter",
+			 "User and system CPU time spent, seconds.", 6,
+			 (double)ru.ru_utime.tv_sec +
+			     ru.ru_utime.tv_usec / 1e6 +
+			     (double)ru.ru_stime.tv_sec +
+			     ru.ru_stime.tv_usec / 1e6);
 	f = fopen("/proc/self/statm", "re");
 	if (f != NULL) {
 		if (fscanf(f, "%llu %llu", &vm, &rss) == 2 && page > 0) {
@@ -713,76 +793,136 @@ render_process(struct tl_buf *b, uint64_t start_ns)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		one(b, "process_max_fds", "gauge",
 		    "Limit on open file descriptors.", rl.rlim_cur);
-	if (start_ns != 0) {
-		family(b, "process_start_time_seconds", "gauge",
-		       "Start time of the process, seconds since the epoch.");
-		bprintf(b, "process_start_time_seconds %.3f\n",
-			(double)start_ns / 1e9);
-	}
+	if (start_ns != 0)
+		one_real(b, "process_start_time_seconds", "gauge",
+			 "Start time of the process, seconds since the epoch.",
+			 3, (double)start_ns / 1e9);
 }
+
+/* A raft:// node's figures and two read from its state. */
+struct raft_figs {
+	struct meta_kv_raft_stats s;
+	uint64_t is_leader, voter;
+};
+
+#define RF(m) SERIES_AT(struct raft_figs, m)
+static const struct series raft_series[] = {
+    {"tessera_raft_node_id", "gauge", "This gateway's raft node id.",
+     RF(s.id)},
+    {"tessera_raft_term", "gauge", "The current raft term.", RF(s.term)},
+    {"tessera_raft_leader", "gauge",
+     "The node id of the leader this node knows (0: none).", RF(s.leader)},
+    {"tessera_raft_is_leader", "gauge", "1 while this node leads.",
+     RF(is_leader)},
+    {"tessera_raft_voter", "gauge",
+     "1 while this node is a voter of the configuration.", RF(voter)},
+    {"tessera_raft_commit_index", "gauge",
+     "The last log index this node knows committed.", RF(s.commit)},
+    {"tessera_raft_last_index", "gauge", "The last index of this node's log.",
+     RF(s.last_index)},
+    {"tessera_raft_applied_index", "gauge",
+     "The last log index applied to this node's replica.", RF(s.applied)},
+    {"tessera_raft_log_bytes", "gauge",
+     "Bytes of this node's raft log files (segments, snapshots).",
+     RF(s.log_bytes)},
+    {"tessera_raft_leader_changes_total", "counter",
+     "Times the leader this node knows changed.", RF(s.leader_changes)},
+    {"tessera_raft_elections_won_total", "counter",
+     "Times this node became the leader.", RF(s.elections_won)},
+    {"tessera_raft_snapshots_sent_total", "counter",
+     "Replica copies sent to nodes that were new or behind.",
+     RF(s.snapshots_sent)},
+    {"tessera_raft_snapshots_received_total", "counter",
+     "Replica copies this node restored.", RF(s.snapshots_received)},
+    {"tessera_raft_commits_total", "counter",
+     "Transactions of this gateway committed.", RF(s.commits)},
+    {"tessera_raft_conflicts_total", "counter",
+     "Transactions of this gateway that conflicted (retried).",
+     RF(s.conflicts)},
+    {"tessera_raft_reads_total", "counter",
+     "Transactions that waited for a read index.", RF(s.reads)},
+    {"tessera_raft_lease_reads_total", "counter",
+     "Of those, answered from the leader's lease without a message.",
+     RF(s.lease_reads)},
+};
+#undef RF
 
 /* A raft:// node's figures (meta/kv.h, meta_kv_raft_stats). */
 static void
 render_raft(struct tl_buf *b, struct meta *m)
 {
-	struct meta_kv_raft_stats s;
+	struct raft_figs f;
 	uint64_t cum = 0;
 
-	if (meta_kv_raft_stats(meta_engine(m), &s) != 0)
+	if (meta_kv_raft_stats(meta_engine(m), &f.s) != 0)
 		return;
-	one(b, "tessera_raft_node_id", "gauge", "This gateway's raft node id.",
-	    s.id);
-	one(b, "tessera_raft_term", "gauge", "The current raft term.", s.term);
-	one(b, "tessera_raft_leader", "gauge",
-	    "The node id of the leader this node knows (0: none).", s.leader);
-	one(b, "tessera_raft_is_leader", "gauge", "1 while this node leads.",
-	    s.state == 3);
-	one(b, "tessera_raft_voter", "gauge",
-	    "1 while this node is a voter of the configuration.", s.voter);
-	one(b, "tessera_raft_commit_index", "gauge",
-	    "The last log index this node knows committed.", s.commit);
-	one(b, "tessera_raft_last_index", "gauge",
-	    "The last index of this node's log.", s.last_index);
-	one(b, "tessera_raft_applied_index", "gauge",
-	    "The last log index applied to this node's replica.", s.applied);
-	one(b, "tessera_raft_log_bytes", "gauge",
-	    "Bytes of this node's raft log files (segments, snapshots).",
-	    s.log_bytes);
-	one(b, "tessera_raft_leader_changes_total", "counter",
-	    "Times the leader this node knows changed.", s.leader_changes);
-	one(b, "tessera_raft_elections_won_total", "counter",
-	    "Times this node became the leader.", s.elections_won);
-	one(b, "tessera_raft_snapshots_sent_total", "counter",
-	    "Replica copies sent to nodes that were new or behind.",
-	    s.snapshots_sent);
-	one(b, "tessera_raft_snapshots_received_total", "counter",
-	    "Replica copies this node restored.", s.snapshots_received);
-	one(b, "tessera_raft_commits_total", "counter",
-	    "Transactions of this gateway committed.", s.commits);
-	one(b, "tessera_raft_conflicts_total", "counter",
-	    "Transactions of this gateway that conflicted (retried).",
-	    s.conflicts);
-	one(b, "tessera_raft_reads_total", "counter",
-	    "Transactions that waited for a read index.", s.reads);
-	one(b, "tessera_raft_lease_reads_total", "counter",
-	    "Of those, answered from the leader's lease without a message.",
-	    s.lease_reads);
+	f.is_leader = f.s.state == 3;
+	f.voter = f.s.voter;
+	SERIES(b, raft_series, &f, NULL);
+	/* buckets of 100 us doubling, the last one +Inf; the count is the
+	 * applier's batches, the sum in microseconds */
 	family(b, "tessera_raft_apply_duration_seconds", "histogram",
 	       "Applying committed entries to the replica, per LMDB batch.");
 	for (unsigned i = 0; i < META_KV_RAFT_LAT_BUCKETS; i++) {
-		cum += s.apply_count[i];
+		cum += f.s.apply_count[i];
 		if (i + 1 < META_KV_RAFT_LAT_BUCKETS)
-			bprintf(b, "tessera_raft_apply_duration_seconds_bucket"
-				"{le=\"%g\"} %llu\n", 100e-6 * (1u << i),
-				(unsigned long long)cum);
+			tl_buf_printf(b, "tessera_raft_apply_duration_seconds"
+				      "_bucket{le=\"%g\"} %llu\n",
+				      100e-6 * (1u << i),
+				      (unsigned long long)cum);
 	}
-	bprintf(b, "tessera_raft_apply_duration_seconds_bucket{le=\"+Inf\"} "
-		"%llu\n", (unsigned long long)cum);
-	bprintf(b, "tessera_raft_apply_duration_seconds_sum %.6f\n",
-		(double)s.apply_sum_us / 1e6);
-	bprintf(b, "tessera_raft_apply_duration_seconds_count %llu\n",
-		(unsigned long long)s.apply_batches);
+	tl_buf_printf(b, "tessera_raft_apply_duration_seconds_bucket"
+		      "{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+	tl_buf_printf(b, "tessera_raft_apply_duration_seconds_sum %.6f\n",
+		      (double)f.s.apply_sum_us / 1e6);
+	tl_buf_printf(b, "tessera_raft_apply_duration_seconds_count %llu\n",
+		      (unsigned long long)f.s.apply_batches);
 }
+
+/* An LMDB engine's figures and the bytes of the map used. */
+struct lmdb_figs {
+	struct meta_kv_lmdb_stats s;
+	uint64_t map_used;
+};
+
+#define LF(m) SERIES_AT(struct lmdb_figs, m)
+static const struct series lmdb_series[] = {
+    {"tessera_meta_lmdb_batches_total", "counter",
+     "LMDB write transactions committed, each a batch of operations that "
+     "syncs its data pages once.",
+     LF(s.batches)},
+    {"tessera_meta_lmdb_syncs_total", "counter",
+     "Syncs of the LMDB file that acknowledged durable commits (one serves "
+     "every batch written before it).",
+     LF(s.syncs)},
+    {"tessera_meta_lmdb_lazy_commits_total", "counter",
+     "Operations committed without waiting for the disk (exports with "
+     "async, session renewals, gc).",
+     LF(s.lazy)},
+    {"tessera_meta_lmdb_map_size_bytes", "gauge",
+     "Size of the LMDB map (mapsize): the most the data file may grow to.",
+     LF(s.map_bytes)},
+    {"tessera_meta_lmdb_map_used_bytes", "gauge",
+     "Bytes of the map up to its last page written (free pages inside "
+     "included).",
+     LF(map_used)},
+    {"tessera_meta_lmdb_page_size_bytes", "gauge", "LMDB page size.",
+     LF(s.page_size)},
+    {"tessera_meta_lmdb_pages_used", "gauge",
+     "Pages up to the last page written.", LF(s.pages_used)},
+};
+static const struct series lmdb_tree_series[] = {
+    {"tessera_meta_lmdb_entries", "gauge", "Keys in the tree.",
+     LF(s.entries)},
+    {"tessera_meta_lmdb_tree_depth", "gauge", "Depth of the B+tree.",
+     LF(s.depth)},
+    {"tessera_meta_lmdb_readers", "gauge",
+     "Reader slots used (high-water mark of the lock table).",
+     LF(s.readers)},
+    {"tessera_meta_lmdb_max_readers", "gauge", "Reader slots available.",
+     LF(s.max_readers)},
+};
+#undef LF
 
 /* An lmdb:// engine's commits, syncs and map (meta/kv.h,
  * meta_kv_lmdb_stats), or a raft:// node's replica's (its batches and
@@ -790,62 +930,57 @@ render_raft(struct tl_buf *b, struct meta *m)
 static void
 render_lmdb(struct tl_buf *b, struct meta *m)
 {
-	struct meta_kv_lmdb_stats s;
+	static const char *const kinds[3] = {"branch", "leaf", "overflow"};
+	struct lmdb_figs f;
+	uint64_t pages[3];
 
-	if (meta_kv_lmdb_stats(meta_engine(m), &s) != 0 &&
-	    meta_kv_raft_lmdb_stats(meta_engine(m), &s) != 0)
+	if (meta_kv_lmdb_stats(meta_engine(m), &f.s) != 0 &&
+	    meta_kv_raft_lmdb_stats(meta_engine(m), &f.s) != 0)
 		return;
-	one(b, "tessera_meta_lmdb_batches_total", "counter",
-	    "LMDB write transactions committed, each a batch of operations "
-	    "that syncs its data pages once.", s.batches);
-	one(b, "tessera_meta_lmdb_syncs_total", "counter",
-	    "Syncs of the LMDB file that acknowledged durable commits (one "
-	    "serves every batch written before it).", s.syncs);
-	one(b, "tessera_meta_lmdb_lazy_commits_total", "counter",
-	    "Operations committed without waiting for the disk (exports "
-	    "with async, session renewals, gc).", s.lazy);
-	one(b, "tessera_meta_lmdb_map_size_bytes", "gauge",
-	    "Size of the LMDB map (mapsize): the most the data file may "
-	    "grow to.", s.map_bytes);
-	one(b, "tessera_meta_lmdb_map_used_bytes", "gauge",
-	    "Bytes of the map up to its last page written (free pages "
-	    "inside included).", s.pages_used * s.page_size);
-	one(b, "tessera_meta_lmdb_page_size_bytes", "gauge", "LMDB page size.",
-	    s.page_size);
-	one(b, "tessera_meta_lmdb_pages_used", "gauge",
-	    "Pages up to the last page written.", s.pages_used);
-	family(b, "tessera_meta_lmdb_tree_pages", "gauge",
-	       "Pages of the B+tree by kind (the rest of pages_used is "
-	       "free or the free list).");
-	bprintf(b, "tessera_meta_lmdb_tree_pages{kind=\"branch\"} %llu\n",
-		(unsigned long long)s.branch_pages);
-	bprintf(b, "tessera_meta_lmdb_tree_pages{kind=\"leaf\"} %llu\n",
-		(unsigned long long)s.leaf_pages);
-	bprintf(b, "tessera_meta_lmdb_tree_pages{kind=\"overflow\"} %llu\n",
-		(unsigned long long)s.overflow_pages);
-	one(b, "tessera_meta_lmdb_entries", "gauge", "Keys in the tree.",
-	    s.entries);
-	one(b, "tessera_meta_lmdb_tree_depth", "gauge", "Depth of the B+tree.",
-	    s.depth);
-	one(b, "tessera_meta_lmdb_readers", "gauge",
-	    "Reader slots used (high-water mark of the lock table).",
-	    s.readers);
-	one(b, "tessera_meta_lmdb_max_readers", "gauge", "Reader slots available.",
-	    s.max_readers);
+	f.map_used = f.s.pages_used * f.s.page_size;
+	pages[0] = f.s.branch_pages;
+	pages[1] = f.s.leaf_pages;
+	pages[2] = f.s.overflow_pages;
+	SERIES(b, lmdb_series, &f, NULL);
+	by_label(b, "tessera_meta_lmdb_tree_pages", "gauge",
+		 "Pages of the B+tree by kind (the rest of pages_used is free "
+		 "or the free list).",
+		 "kind", kinds, pages, 3);
+	SERIES(b, lmdb_tree_series, &f, NULL);
 }
 
-/* A family of one sample labelled with the volume's name. */
-static void
-vol(struct tl_buf *b, const char *volume, const char *name, const char *help,
-    uint64_t v)
-{
-	family(b, name, "gauge", help);
-	bprintf(b, "%s{volume=\"%s\"} %llu\n", name, volume,
-		(unsigned long long)v);
-}
+#define VU(m) SERIES_AT(struct meta_usage, m)
+static const struct series usage_series[] = {
+    {"tessera_volume_used_bytes", "gauge",
+     "Bytes used by regular files (4 KiB-rounded sizes).", VU(used_bytes)},
+    {"tessera_volume_used_inodes", "gauge", "Inodes in use.",
+     VU(used_inodes)},
+    {"tessera_volume_capacity_bytes", "gauge",
+     "Volume capacity (0: unlimited).", VU(capacity)},
+    {"tessera_volume_max_inodes", "gauge", "Inode limit (0: unlimited).",
+     VU(max_inodes)},
+    {"tessera_volume_pending_delete", "gauge",
+     "Files and slices waiting for background deletion (`tessera status`: "
+     "pending delete).",
+     VU(pending_delete)},
+    /* the volume's usage for billing (meta.h, struct meta_usage) */
+    {"tessera_volume_logical_bytes", "gauge",
+     "Sizes of the regular files outside the trash (exact).",
+     VU(logical_bytes)},
+    {"tessera_volume_stored_bytes", "gauge",
+     "Bytes of the slices whose objects are in the object store: "
+     "referenced, in grace, or waiting for deletion (before compression).",
+     VU(stored_bytes)},
+    {"tessera_volume_trash_logical_bytes", "gauge",
+     "Sizes of the regular files in the trash (exact).", VU(trash_bytes)},
+    {"tessera_volume_pending_delete_bytes", "gauge",
+     "Bytes waiting for the deletion job: released slices and removed "
+     "files not purged yet.",
+     VU(pending_bytes)},
+};
+#undef VU
 
-/* Volume figures; false when the metadata engine does not answer.
- * Volume names are [A-Za-z0-9._-] (meta_format), nothing to escape. */
+/* Volume figures; false when the metadata engine does not answer. */
 static bool
 render_volume(struct tl_buf *b, struct meta *m)
 {
@@ -853,39 +988,11 @@ render_volume(struct tl_buf *b, struct meta *m)
 	struct meta_usage u;
 	bool up = meta_usage(m, &u) == 0;
 
-	family(b, "tessera_metadata_up", "gauge",
-	       "1 when the metadata engine answered a read transaction.");
-	bprintf(b, "tessera_metadata_up{volume=\"%s\"} %d\n", name, up);
+	vol(b, name, "tessera_metadata_up",
+	    "1 when the metadata engine answered a read transaction.", up);
 	if (!up)
 		return false;
-	vol(b, name, "tessera_volume_used_bytes",
-	    "Bytes used by regular files (4 KiB-rounded sizes).", u.used_bytes);
-	vol(b, name, "tessera_volume_used_inodes", "Inodes in use.",
-	    u.used_inodes);
-	vol(b, name, "tessera_volume_capacity_bytes",
-	    "Volume capacity (0: unlimited).", u.capacity);
-	vol(b, name, "tessera_volume_max_inodes",
-	    "Inode limit (0: unlimited).", u.max_inodes);
-	vol(b, name, "tessera_volume_pending_delete",
-	    "Files and slices waiting for background deletion (`tessera "
-	    "status`: pending delete).",
-	    u.pending_delete);
-	/* the volume's usage for billing (meta.h, struct meta_usage) */
-	vol(b, name, "tessera_volume_logical_bytes",
-	    "Sizes of the regular files outside the trash (exact).",
-	    u.logical_bytes);
-	vol(b, name, "tessera_volume_stored_bytes",
-	    "Bytes of the slices whose objects are in the object store: "
-	    "referenced, in grace, or waiting for deletion (before "
-	    "compression).",
-	    u.stored_bytes);
-	vol(b, name, "tessera_volume_trash_logical_bytes",
-	    "Sizes of the regular files in the trash (exact).",
-	    u.trash_bytes);
-	vol(b, name, "tessera_volume_pending_delete_bytes",
-	    "Bytes waiting for the deletion job: released slices and "
-	    "removed files not purged yet.",
-	    u.pending_bytes);
+	SERIES(b, usage_series, &u, name);
 	return true;
 }
 
@@ -927,13 +1034,40 @@ render_stall(struct tl_buf *b, struct meta *m)
 	       "periods (session_timeout), by reason: no_holder (no live "
 	       "gateway holds the background-job lease) or holder (the "
 	       "holder makes no progress).");
-	bprintf(b,
-		"tessera_bgjob_stalled{volume=\"%s\",reason=\"no_holder\"} "
-		"%d\n"
-		"tessera_bgjob_stalled{volume=\"%s\",reason=\"holder\"} %d\n",
-		name, st.reason == META_STALL_NO_HOLDER, name,
-		st.reason == META_STALL_HOLDER);
+	tl_buf_printf(b,
+		      "tessera_bgjob_stalled{volume=\"%s\",reason=\"no_holder\"}"
+		      " %d\n"
+		      "tessera_bgjob_stalled{volume=\"%s\",reason=\"holder\"} "
+		      "%d\n",
+		      name, st.reason == META_STALL_NO_HOLDER, name,
+		      st.reason == META_STALL_HOLDER);
 }
+
+#define BL(m) SERIES_AT(struct meta_backlog, m)
+static const struct series backlog_series[] = {
+    {"tessera_volume_pending_delete_files", "gauge",
+     "Removed files whose data waits for the deletion job.", BL(files)},
+    {"tessera_volume_pending_delete_file_bytes", "gauge",
+     "Sizes of the removed files waiting for the deletion job.",
+     BL(file_bytes)},
+    {"tessera_volume_pending_delete_slices", "gauge",
+     "Released slices whose objects wait for the deletion job.",
+     BL(slices)},
+    {"tessera_volume_pending_delete_slice_bytes", "gauge",
+     "Stored bytes of the released slices waiting for deletion.",
+     BL(slice_bytes)},
+    {"tessera_volume_grace_slices", "gauge",
+     "Slices compaction dropped, waiting out their grace period.",
+     BL(grace)},
+    {"tessera_volume_grace_bytes", "gauge",
+     "Stored bytes of the slices in their grace period.", BL(grace_bytes)},
+    {"tessera_volume_trash_files", "gauge",
+     "Removed files kept in the trash.", BL(trash_files)},
+    {"tessera_volume_trash_bytes", "gauge",
+     "Bytes of the files in the trash (4 KiB-rounded sizes).",
+     BL(trash_bytes)},
+};
+#undef BL
 
 /* The background jobs: who runs them, and their backlog (meta.h,
  * meta_backlog: the figures `tessera status` prints). */
@@ -962,28 +1096,7 @@ render_bgjob(struct tl_buf *b, const struct nfsd_metrics_src *src)
 	render_stall(b, src->meta);
 	if (meta_backlog(src->meta, &bl) != 0)
 		return;
-	vol(b, name, "tessera_volume_pending_delete_files",
-	    "Removed files whose data waits for the deletion job.", bl.files);
-	vol(b, name, "tessera_volume_pending_delete_file_bytes",
-	    "Sizes of the removed files waiting for the deletion job.",
-	    bl.file_bytes);
-	vol(b, name, "tessera_volume_pending_delete_slices",
-	    "Released slices whose objects wait for the deletion job.",
-	    bl.slices);
-	vol(b, name, "tessera_volume_pending_delete_slice_bytes",
-	    "Stored bytes of the released slices waiting for deletion.",
-	    bl.slice_bytes);
-	vol(b, name, "tessera_volume_grace_slices",
-	    "Slices compaction dropped, waiting out their grace period.",
-	    bl.grace);
-	vol(b, name, "tessera_volume_grace_bytes",
-	    "Stored bytes of the slices in their grace period.",
-	    bl.grace_bytes);
-	vol(b, name, "tessera_volume_trash_files",
-	    "Removed files kept in the trash.", bl.trash_files);
-	vol(b, name, "tessera_volume_trash_bytes",
-	    "Bytes of the files in the trash (4 KiB-rounded sizes).",
-	    bl.trash_bytes);
+	SERIES(b, backlog_series, &bl, name);
 }
 
 /* Metadata backups: the age of the volume's newest (whoever wrote it,
@@ -991,9 +1104,10 @@ render_bgjob(struct tl_buf *b, const struct nfsd_metrics_src *src)
 static void
 render_backup(struct tl_buf *b, struct meta *m, struct nfsd_backup_job *j)
 {
+	static const char *const results[2] = {"written", "failed"};
 	struct nfsd_backup_stats s;
 	struct meta_backup mb;
-	uint64_t now = tl_now_ns();
+	uint64_t now = tl_now_ns(), done[2];
 
 	if (meta_backup_get(m, &mb) == 0 && mb.snap_ns != 0) {
 		one(b, "tessera_meta_backup_age_seconds", "gauge",
@@ -1010,15 +1124,14 @@ render_backup(struct tl_buf *b, struct meta *m, struct nfsd_backup_job *j)
 	one(b, "tessera_meta_backup_interval_seconds", "gauge",
 	    "backup_interval: how often a metadata backup is due (0: off).",
 	    s.interval_ms / 1000);
-	family(b, "tessera_meta_backups_total", "counter",
-	       "Metadata backups this gateway wrote, by result.");
-	bprintf(b, "tessera_meta_backups_total{result=\"written\"} %llu\n"
-		"tessera_meta_backups_total{result=\"failed\"} %llu\n",
-		(unsigned long long)s.written, (unsigned long long)s.failed);
-	family(b, "tessera_meta_backup_duration_seconds", "gauge",
-	       "How long this gateway's last metadata backup took.");
-	bprintf(b, "tessera_meta_backup_duration_seconds %.3f\n",
-		(double)s.last_ms / 1000);
+	done[0] = s.written;
+	done[1] = s.failed;
+	by_label(b, "tessera_meta_backups_total", "counter",
+		 "Metadata backups this gateway wrote, by result.", "result",
+		 results, done, 2);
+	one_real(b, "tessera_meta_backup_duration_seconds", "gauge",
+		 "How long this gateway's last metadata backup took.", 3,
+		 (double)s.last_ms / 1000);
 }
 
 void
@@ -1026,7 +1139,8 @@ nfsd_metrics_render(const struct nfsd_metrics_src *src, struct tl_buf *out)
 {
 	family(out, "tessera_build_info", "gauge",
 	       "Always 1; the version is a label.");
-	bprintf(out, "tessera_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
+	tl_buf_printf(out, "tessera_build_info{version=\"%s\"} 1\n",
+		      PACKAGE_VERSION);
 	if (src->start_ns != 0)
 		one(out, "tessera_start_time_seconds", "gauge",
 		    "When tesserad started, seconds since the epoch.",
@@ -1283,7 +1397,7 @@ admin_limit_set(struct evhttp_request *req, struct nfsd_metrics *m)
 		int rc;
 
 		if (eq == NULL) {
-			bprintf(&out, "'%s': want NAME=VALUE\n", line);
+			tl_buf_printf(&out, "'%s': want NAME=VALUE\n", line);
 			code = HTTP_BADREQUEST;
 			break;
 		}
@@ -1291,17 +1405,17 @@ admin_limit_set(struct evhttp_request *req, struct nfsd_metrics *m)
 		rc = m->src.admin->limit_set(m->src.admin_arg, line, eq + 1,
 					     &msg);
 		if (rc != 0) {
-			bprintf(&out, "%s\n", msg ? msg : strerror(-rc));
+			tl_buf_printf(&out, "%s\n", msg ? msg : strerror(-rc));
 			free(msg);
 			code = rc == -ENOENT ? HTTP_NOTFOUND : HTTP_BADREQUEST;
 			break;
 		}
-		bprintf(&out, "%s = %s\n", line, eq + 1);
+		tl_buf_printf(&out, "%s = %s\n", line, eq + 1);
 		free(msg);
 		n++;
 	}
 	if (code == HTTP_OK && n == 0) {
-		bprintf(&out, "no NAME=VALUE in the request\n");
+		tl_buf_printf(&out, "no NAME=VALUE in the request\n");
 		code = HTTP_BADREQUEST;
 	}
 	tl_buf_append(&out, "", 1);
@@ -1350,7 +1464,7 @@ serve_admin(struct evhttp_request *req, struct nfsd_metrics *m,
 	} else {
 		rc = m->src.admin->reload(m->src.admin_arg, &msg);
 		out.len = 0;
-		bprintf(&out, "%s\n",
+		tl_buf_printf(&out, "%s\n",
 			msg ? msg : rc == 0 ? "reloaded" : strerror(-rc));
 		tl_buf_append(&out, "", 1);
 		reply_plain(req, rc == 0 ? HTTP_OK : HTTP_INTERNAL,
