@@ -211,6 +211,29 @@ nfsd_nfs3_wcc(const struct nfsd_call *c, uint64_t ino,
 		nfsd_nfs3_post_ino(c, ino, &out->after);
 }
 
+/* One time of a sattr3 (how, and the client's time t): the server's
+ * time sets the bit now, the client's the bit set and *ns. */
+static int
+sattr_time(time_how how, const nfstime3 *t, uint32_t now, uint32_t set,
+	   uint64_t *ns, uint32_t *valid)
+{
+	switch (how) {
+	case DONT_CHANGE:
+		return 0;
+	case SET_TO_SERVER_TIME:
+		*valid |= now;
+		return 0;
+	case SET_TO_CLIENT_TIME:
+		if (t->nseconds >= 1000000000u)
+			return -EINVAL;
+		*valid |= set;
+		*ns = nfsd_nfs3_time_ns(t);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
 int
 nfsd_nfs3_sattr(const sattr3 *in, struct meta_setattr *out)
 {
@@ -231,36 +254,13 @@ nfsd_nfs3_sattr(const sattr3 *in, struct meta_setattr *out)
 		out->valid |= META_SET_SIZE;
 		out->size = in->size.set_size3_u.size;
 	}
-	switch (in->atime.set_it) {
-	case DONT_CHANGE:
-		break;
-	case SET_TO_SERVER_TIME:
-		out->valid |= META_SET_ATIME_NOW;
-		break;
-	case SET_TO_CLIENT_TIME:
-		if (in->atime.set_atime_u.atime.nseconds >= 1000000000u)
-			return -EINVAL;
-		out->valid |= META_SET_ATIME;
-		out->atime_ns = nfsd_nfs3_time_ns(&in->atime.set_atime_u.atime);
-		break;
-	default:
+	if (sattr_time(in->atime.set_it, &in->atime.set_atime_u.atime,
+		       META_SET_ATIME_NOW, META_SET_ATIME, &out->atime_ns,
+		       &out->valid) != 0 ||
+	    sattr_time(in->mtime.set_it, &in->mtime.set_mtime_u.mtime,
+		       META_SET_MTIME_NOW, META_SET_MTIME, &out->mtime_ns,
+		       &out->valid) != 0)
 		return -EINVAL;
-	}
-	switch (in->mtime.set_it) {
-	case DONT_CHANGE:
-		break;
-	case SET_TO_SERVER_TIME:
-		out->valid |= META_SET_MTIME_NOW;
-		break;
-	case SET_TO_CLIENT_TIME:
-		if (in->mtime.set_mtime_u.mtime.nseconds >= 1000000000u)
-			return -EINVAL;
-		out->valid |= META_SET_MTIME;
-		out->mtime_ns = nfsd_nfs3_time_ns(&in->mtime.set_mtime_u.mtime);
-		break;
-	default:
-		return -EINVAL;
-	}
 	return 0;
 }
 
@@ -417,6 +417,22 @@ nfsd_nfs3_access(struct nfsd_call *c, void *args, void *res)
 #define NFS3_UNLIMITED_BYTES (1ULL << 50)
 #define NFS3_UNLIMITED_FILES (1ULL << 32)
 
+/* Total, free and available of one dimension (bytes or files) with
+ * limit (0: none, then what is used plus unlimited) and used. */
+static void
+nfs3_fsstat_space(uint64_t limit, uint64_t used, uint64_t unlimited,
+		  size3 *total, size3 *unused, size3 *avail)
+{
+	if (limit != 0) {
+		*total = limit;
+		*unused = limit > used ? limit - used : 0;
+	} else {
+		*total = used + unlimited;
+		*unused = unlimited;
+	}
+	*avail = *unused;
+}
+
 /* An export whose root carries a quota shows the quota as its size and
  * free space (df on the client shows the tenant's limit); a dimension
  * the quota leaves unlimited keeps the volume's figures. */
@@ -428,20 +444,12 @@ nfs3_fsstat_quota(struct nfsd_call *c, FSSTAT3resok *ok)
 	if (!c->exp || c->exp->root_ino == 0 ||
 	    meta_quota_get(c->ctx->meta, c->exp->root_ino, &q) != 0)
 		return;
-	if (q.max_bytes != 0) {
-		ok->tbytes = q.max_bytes;
-		ok->fbytes = q.max_bytes > q.used_bytes
-				     ? q.max_bytes - q.used_bytes
-				     : 0;
-		ok->abytes = ok->fbytes;
-	}
-	if (q.max_inodes != 0) {
-		ok->tfiles = q.max_inodes;
-		ok->ffiles = q.max_inodes > q.used_inodes
-				     ? q.max_inodes - q.used_inodes
-				     : 0;
-		ok->afiles = ok->ffiles;
-	}
+	if (q.max_bytes != 0)
+		nfs3_fsstat_space(q.max_bytes, q.used_bytes, 0, &ok->tbytes,
+				  &ok->fbytes, &ok->abytes);
+	if (q.max_inodes != 0)
+		nfs3_fsstat_space(q.max_inodes, q.used_inodes, 0, &ok->tfiles,
+				  &ok->ffiles, &ok->afiles);
 }
 
 void
@@ -458,25 +466,10 @@ nfsd_nfs3_fsstat(struct nfsd_call *c, void *args, void *res)
 	nfsd_nfs3_post_from(c, &c->attr, &ok->obj_attributes);
 	if (err != 0)
 		return;
-	if (u.capacity != 0) {
-		ok->tbytes = u.capacity;
-		ok->fbytes =
-		    u.capacity > u.used_bytes ? u.capacity - u.used_bytes : 0;
-	} else {
-		ok->tbytes = u.used_bytes + NFS3_UNLIMITED_BYTES;
-		ok->fbytes = NFS3_UNLIMITED_BYTES;
-	}
-	ok->abytes = ok->fbytes;
-	if (u.max_inodes != 0) {
-		ok->tfiles = u.max_inodes;
-		ok->ffiles = u.max_inodes > u.used_inodes
-				 ? u.max_inodes - u.used_inodes
-				 : 0;
-	} else {
-		ok->tfiles = u.used_inodes + NFS3_UNLIMITED_FILES;
-		ok->ffiles = NFS3_UNLIMITED_FILES;
-	}
-	ok->afiles = ok->ffiles;
+	nfs3_fsstat_space(u.capacity, u.used_bytes, NFS3_UNLIMITED_BYTES,
+			  &ok->tbytes, &ok->fbytes, &ok->abytes);
+	nfs3_fsstat_space(u.max_inodes, u.used_inodes, NFS3_UNLIMITED_FILES,
+			  &ok->tfiles, &ok->ffiles, &ok->afiles);
 	nfs3_fsstat_quota(c, ok);
 	/* Other gateways change the volume at any time. */
 	ok->invarsec = 0;

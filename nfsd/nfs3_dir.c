@@ -131,20 +131,21 @@ nfs3_after_create(struct nfsd_call *c, uint64_t ino, bool existed,
 }
 
 /* Create name in the call's directory from n (mode already chosen) and
- * the sattr3 s (NULL: none), fill the result. */
+ * the sattr3 s (NULL: none), fill the result; unless the arguments were
+ * found wrong (err, -errno), which is the answer then. */
 static void
-nfs3_make(struct nfsd_call *c, const char *name, enum nfs3_nameop op,
-	  struct meta_new *n, const struct meta_setattr *s,
-	  const struct nfs3_made *out)
+nfs3_make(struct nfsd_call *c, int err, const char *name,
+	  enum nfs3_nameop op, struct meta_new *n,
+	  const struct meta_setattr *s, const struct nfs3_made *out)
 {
 	struct meta_setattr none = {0};
 	struct meta_attr attr, dpost;
 	struct meta_pre_attr dpre;
 	uint64_t ino;
 	bool existed = false;
-	int err;
 
-	*out->status = nfsd_nfs3_check_name(name, op);
+	*out->status = err != 0 ? nfsd_errno_to_nfs3(err)
+				: nfsd_nfs3_check_name(name, op);
 	if (*out->status != NFS3_OK)
 		goto fail;
 	if (s == NULL)
@@ -220,12 +221,7 @@ nfsd_nfs3_create(struct nfsd_call *c, void *args, void *res)
 	default:
 		err = -EINVAL;
 	}
-	if (err != 0) {
-		r->status = nfsd_errno_to_nfs3(err);
-		nfs3_dir_wcc_fail(c, out.fail_wcc);
-		return;
-	}
-	nfs3_make(c, a->where.name, NFS3_NAME_CREATE, &n, &s, &out);
+	nfs3_make(c, err, a->where.name, NFS3_NAME_CREATE, &n, &s, &out);
 }
 
 void
@@ -239,12 +235,7 @@ nfsd_nfs3_mkdir(struct nfsd_call *c, void *args, void *res)
 	int err;
 
 	err = nfs3_sattr_mode(&a->attributes, 0755, &s, &n);
-	if (err != 0) {
-		r->status = nfsd_errno_to_nfs3(err);
-		nfs3_dir_wcc_fail(c, out.fail_wcc);
-		return;
-	}
-	nfs3_make(c, a->where.name, NFS3_NAME_CREATE, &n, &s, &out);
+	nfs3_make(c, err, a->where.name, NFS3_NAME_CREATE, &n, &s, &out);
 }
 
 void
@@ -265,13 +256,8 @@ nfsd_nfs3_symlink(struct nfsd_call *c, void *args, void *res)
 		err = -ENOENT;
 	else if (err == 0 && strlen(target) >= META_PATH_MAX)
 		err = -ENAMETOOLONG;
-	if (err != 0) {
-		r->status = nfsd_errno_to_nfs3(err);
-		nfs3_dir_wcc_fail(c, out.fail_wcc);
-		return;
-	}
 	n.target = target;
-	nfs3_make(c, a->where.name, NFS3_NAME_SYMLINK, &n, &s, &out);
+	nfs3_make(c, err, a->where.name, NFS3_NAME_SYMLINK, &n, &s, &out);
 }
 
 void
@@ -310,40 +296,54 @@ nfsd_nfs3_mknod(struct nfsd_call *c, void *args, void *res)
 		nfs3_dir_wcc_fail(c, out.fail_wcc);
 		return;
 	}
-	if (err != 0) {
-		r->status = nfsd_errno_to_nfs3(err);
-		nfs3_dir_wcc_fail(c, out.fail_wcc);
-		return;
-	}
-	nfs3_make(c, a->where.name, NFS3_NAME_CREATE, &n, &s, &out);
+	nfs3_make(c, err, a->where.name, NFS3_NAME_CREATE, &n, &s, &out);
 }
 
 /* ---- removing: REMOVE, RMDIR --------------------------------------------- */
+
+/* Remove name from the call's directory: a directory (RMDIR) or
+ * anything else (REMOVE, which forgets the file's cached state when that
+ * was its last link); ok and fail are the wcc_data of the result. */
+static nfsstat3
+nfs3_remove_name(struct nfsd_call *c, const char *name, bool dir,
+		 wcc_data *ok, wcc_data *fail)
+{
+	struct meta_attr dpost;
+	struct meta_pre_attr dpre;
+	uint64_t victim = 0;
+	nfsstat3 status;
+	int err;
+
+	status = nfsd_nfs3_check_name(name, NFS3_NAME_REMOVE);
+	if (status != NFS3_OK)
+		goto fail;
+	if (!dir)
+		victim = nfs3_peek(c, c->ino, name);
+	err = dir ? meta_rmdir(c->ctx->meta, &c->cred, c->ino, name, &dpre,
+			       &dpost)
+		  : meta_unlink(c->ctx->meta, &c->cred, c->ino, name, &dpre,
+				&dpost);
+	status = nfsd_errno_to_nfs3(err);
+	if (err != 0)
+		goto fail;
+	if (!dir)
+		nfs3_forget_if_gone(c, victim);
+	nfsd_nfs3_wcc(c, c->ino, &dpre, &dpost, ok);
+	return NFS3_OK;
+fail:
+	nfs3_dir_wcc_fail(c, fail);
+	return status;
+}
 
 void
 nfsd_nfs3_remove(struct nfsd_call *c, void *args, void *res)
 {
 	REMOVE3args *a = args;
 	REMOVE3res *r = res;
-	const char *name = a->object.name;
-	struct meta_attr dpost;
-	struct meta_pre_attr dpre;
-	uint64_t victim;
-	int err;
 
-	r->status = nfsd_nfs3_check_name(name, NFS3_NAME_REMOVE);
-	if (r->status != NFS3_OK)
-		goto fail;
-	victim = nfs3_peek(c, c->ino, name);
-	err = meta_unlink(c->ctx->meta, &c->cred, c->ino, name, &dpre, &dpost);
-	r->status = nfsd_errno_to_nfs3(err);
-	if (err != 0)
-		goto fail;
-	nfs3_forget_if_gone(c, victim);
-	nfsd_nfs3_wcc(c, c->ino, &dpre, &dpost, &r->REMOVE3res_u.resok.dir_wcc);
-	return;
-fail:
-	nfs3_dir_wcc_fail(c, &r->REMOVE3res_u.resfail.dir_wcc);
+	r->status = nfs3_remove_name(c, a->object.name, false,
+				     &r->REMOVE3res_u.resok.dir_wcc,
+				     &r->REMOVE3res_u.resfail.dir_wcc);
 }
 
 void
@@ -351,25 +351,30 @@ nfsd_nfs3_rmdir(struct nfsd_call *c, void *args, void *res)
 {
 	RMDIR3args *a = args;
 	RMDIR3res *r = res;
-	const char *name = a->object.name;
-	struct meta_attr dpost;
-	struct meta_pre_attr dpre;
-	int err;
 
-	r->status = nfsd_nfs3_check_name(name, NFS3_NAME_REMOVE);
-	if (r->status != NFS3_OK)
-		goto fail;
-	err = meta_rmdir(c->ctx->meta, &c->cred, c->ino, name, &dpre, &dpost);
-	r->status = nfsd_errno_to_nfs3(err);
-	if (err != 0)
-		goto fail;
-	nfsd_nfs3_wcc(c, c->ino, &dpre, &dpost, &r->RMDIR3res_u.resok.dir_wcc);
-	return;
-fail:
-	nfs3_dir_wcc_fail(c, &r->RMDIR3res_u.resfail.dir_wcc);
+	r->status = nfs3_remove_name(c, a->object.name, true,
+				     &r->RMDIR3res_u.resok.dir_wcc,
+				     &r->RMDIR3res_u.resfail.dir_wcc);
 }
 
 /* ---- RENAME, LINK -------------------------------------------------------- */
+
+/* The wcc_data of a failed call's second directory: its attributes as
+ * resolved (have: the handle was resolved to dir, attr), else none. */
+static void
+nfs3_other_dir_wcc_fail(struct nfsd_call *c, bool have, uint64_t dir,
+			const struct meta_attr *attr, wcc_data *out)
+{
+	struct meta_pre_attr pre;
+
+	if (have) {
+		nfsd_nfs3_wcc_of(attr, &pre);
+		nfsd_nfs3_wcc(c, dir, &pre, NULL, out);
+	} else {
+		out->before.attributes_follow = FALSE;
+		out->after.attributes_follow = FALSE;
+	}
+}
 
 void
 nfsd_nfs3_rename(struct nfsd_call *c, void *args, void *res)
@@ -410,13 +415,7 @@ fail_err:
 	r->status = nfsd_errno_to_nfs3(err);
 fail:
 	nfs3_dir_wcc_fail(c, &ok->fromdir_wcc);
-	if (have_t) {
-		nfsd_nfs3_wcc_of(&tattr, &dpre);
-		nfsd_nfs3_wcc(c, tdir, &dpre, NULL, &ok->todir_wcc);
-	} else {
-		ok->todir_wcc.before.attributes_follow = FALSE;
-		ok->todir_wcc.after.attributes_follow = FALSE;
-	}
+	nfs3_other_dir_wcc_fail(c, have_t, tdir, &tattr, &ok->todir_wcc);
 }
 
 void
@@ -451,11 +450,5 @@ nfsd_nfs3_link(struct nfsd_call *c, void *args, void *res)
 	return;
 fail:
 	nfsd_nfs3_post_from(c, &c->attr, &ok->file_attributes);
-	if (have_d) {
-		nfsd_nfs3_wcc_of(&dattr, &dpre);
-		nfsd_nfs3_wcc(c, dir, &dpre, NULL, &ok->linkdir_wcc);
-	} else {
-		ok->linkdir_wcc.before.attributes_follow = FALSE;
-		ok->linkdir_wcc.after.attributes_follow = FALSE;
-	}
+	nfs3_other_dir_wcc_fail(c, have_d, dir, &dattr, &ok->linkdir_wcc);
 }
