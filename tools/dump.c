@@ -356,6 +356,66 @@ open_backup(const char *cmd, const char *url, const char *volume,
 	return rc;
 }
 
+/* Where verify and load read a dump: a file, standard input, or a
+ * backup in the object store; what names it in messages. */
+struct dump_source {
+	struct fd_io io;
+	struct os_store *os;
+	struct nfsd_backup_reader *br;
+	meta_dump_read_fn read;
+	void *arg;
+	char *label;
+	const char *what;
+};
+
+/* Open file (NULL or "-": standard input) or, with from, the backup id
+ * (NULL: the newest) of volume in the store at from; the backup is
+ * named with its volume when with_volume.  Prints "tessera CMD: why"
+ * and returns non-zero on failure. */
+static int
+source_open(struct dump_source *src, const char *cmd, const char *file,
+	    const char *from, const char *volume, const char *id,
+	    bool with_volume)
+{
+	memset(src, 0, sizeof(*src));
+	src->io.fd = STDIN_FILENO;
+	src->read = fd_read;
+	src->arg = &src->io;
+	src->what = is_stdio(file) ? "standard input" : file;
+	if (from != NULL) {
+		if (open_backup(cmd, from, volume, id, &src->os, &src->br))
+			return 1;
+		src->read = nfsd_backup_read;
+		src->arg = src->br;
+		src->label = with_volume
+				     ? tl_asprintf("backup %s of volume %s",
+						   nfsd_backup_reader_id(src->br),
+						   volume)
+				     : tl_asprintf("backup %s",
+						   nfsd_backup_reader_id(src->br));
+		src->what = src->label;
+	} else if (!is_stdio(file)) {
+		src->io.fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (src->io.fd < 0) {
+			fprintf(stderr, "tessera: %s: %s: %s\n", cmd, file,
+				strerror(errno));
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void
+source_close(struct dump_source *src)
+{
+	if (src->io.fd > 2)
+		close(src->io.fd);
+	nfsd_backup_close(src->br);
+	if (src->os)
+		os_close(src->os);
+	free(src->label);
+}
+
 static void
 print_info(const char *what, const struct meta_dump_info *in)
 {
@@ -378,51 +438,30 @@ run_verify(const struct dump_args *a)
 	struct meta_dump_opts o = {.progress = on_progress};
 	struct meta_dump_stats st;
 	struct meta_dump_info in;
-	struct nfsd_backup_reader *br = NULL;
-	struct os_store *os = NULL;
-	struct fd_io io = {STDIN_FILENO};
-	const char *what = is_stdio(a->file) ? "standard input" : a->file;
-	char *err = NULL, *label = NULL;
+	struct dump_source src;
+	char *err = NULL;
 	struct ui u;
 	int rc;
 
-	if (a->from_backup != NULL) {
-		if (open_backup("dump", a->from_backup, a->volume, a->backup,
-				&os, &br))
-			return 1;
-		label = tl_asprintf("backup %s of volume %s",
-				    nfsd_backup_reader_id(br), a->volume);
-		what = label;
-	} else if (!is_stdio(a->file)) {
-		io.fd = open(a->file, O_RDONLY | O_CLOEXEC);
-		if (io.fd < 0) {
-			fprintf(stderr, "tessera: dump: %s: %s\n", a->file,
-				strerror(errno));
-			return 1;
-		}
-	}
+	if (source_open(&src, "dump", a->file, a->from_backup, a->volume,
+			a->backup, true))
+		return 1;
 	ui_init(&u, "verifying");
 	o.arg = &u;
-	rc = br ? meta_dump_verify(nfsd_backup_read, br, &o, &in, &st, &err)
-		: meta_dump_verify(fd_read, &io, &o, &in, &st, &err);
+	rc = meta_dump_verify(src.read, src.arg, &o, &in, &st, &err);
 	tessera_progress_clear(&u.pr);
 	if (rc) {
-		fprintf(stderr, "tessera: dump: %s: %s%s\n", what,
+		fprintf(stderr, "tessera: dump: %s: %s%s\n", src.what,
 			err ? err : strerror(-rc),
 			rc == -EBADMSG ? "; the dump is refused" : "");
 	} else {
-		print_info(what, &in);
+		print_info(src.what, &in);
 		printf("verified ");
 		print_counts(stdout, &st);
 		printf(", %" PRIu64 " records, every checksum right, in %.2f "
 		       "s\n", st.records, ui_seconds(&u));
 	}
-	if (io.fd > 2)
-		close(io.fd);
-	nfsd_backup_close(br);
-	if (os)
-		os_close(os);
-	free(label);
+	source_close(&src);
 	free(err);
 	return rc ? 1 : 0;
 }
@@ -562,14 +601,12 @@ tessera_cmd_load(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct meta_load_opts o = {.progress = on_progress};
-	const char *from = NULL, *id = NULL, *url, *file, *what;
-	struct nfsd_backup_reader *br = NULL;
+	const char *from = NULL, *id = NULL, *url, *file;
 	struct meta_dump_stats st;
 	struct meta_dump_info in;
-	struct os_store *os = NULL;
-	struct fd_io io = {STDIN_FILENO};
+	struct dump_source src;
 	bool list = false;
-	char *err = NULL, *label = NULL;
+	char *err = NULL;
 	struct ui u;
 	int c, left, rc;
 
@@ -615,35 +652,22 @@ tessera_cmd_load(int argc, char **argv)
 			"load needs META_URL [FILE]");
 	url = argv[optind];
 	file = left == 2 ? argv[optind + 1] : NULL;
-	what = is_stdio(file) ? "standard input" : file;
-	if (from != NULL) {
-		if (open_backup("load", from, o.volume, id, &os, &br))
-			return 1;
-		label = tl_asprintf("backup %s", nfsd_backup_reader_id(br));
-		what = label;
-	} else if (!is_stdio(file)) {
-		io.fd = open(file, O_RDONLY | O_CLOEXEC);
-		if (io.fd < 0) {
-			fprintf(stderr, "tessera: load: %s: %s\n", file,
-				strerror(errno));
-			return 1;
-		}
-	}
+	if (source_open(&src, "load", file, from, o.volume, id, false))
+		return 1;
 	ui_init(&u, "loading");
 	o.arg = &u;
-	rc = br ? meta_load(url, &o, nfsd_backup_read, br, &in, &st, &err)
-		: meta_load(url, &o, fd_read, &io, &in, &st, &err);
+	rc = meta_load(url, &o, src.read, src.arg, &in, &st, &err);
 	tessera_progress_clear(&u.pr);
 	if (rc == -EBADMSG) {
 		fprintf(stderr, "tessera: load: %s: %s; the dump is refused "
-			"and nothing was loaded\n", what,
+			"and nothing was loaded\n", src.what,
 			err ? err : strerror(-rc));
 	} else if (rc) {
 		fprintf(stderr, "tessera: load: %s\n",
 			err ? err : strerror(-rc));
 	} else {
-		printf("loaded volume %s from %s into %s: ", in.volume, what,
-		       url);
+		printf("loaded volume %s from %s into %s: ", in.volume,
+		       src.what, url);
 		st.keys -= st.sessions; /* not loaded */
 		print_counts(stdout, &st);
 		printf(", in %.2f s\n", ui_seconds(&u));
@@ -651,12 +675,7 @@ tessera_cmd_load(int argc, char **argv)
 			printf("%" PRIu64 " gateway session record(s) of the "
 			       "dump's time not loaded\n", st.sessions);
 	}
-	if (io.fd > 2)
-		close(io.fd);
-	nfsd_backup_close(br);
-	if (os)
-		os_close(os);
-	free(label);
+	source_close(&src);
 	free(err);
 	return rc ? 1 : 0;
 }

@@ -30,7 +30,6 @@
 #include "nfsd/nfsd.h"
 #include "tools/tools-internal.h"
 
-#define EXIT_USAGE   2
 #define DEFAULT_CONF "/etc/tessera/tessera.conf"
 
 static struct nfsd_config conf;
@@ -161,13 +160,12 @@ static int __attribute__((format(printf, 1, 2)))
 usage_err(const char *fmt, ...)
 {
 	va_list ap;
+	int rc;
 
-	fprintf(stderr, "tessera: raft: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	rc = tessera_usage_verror(raft_usage, "raft", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n%s", raft_usage);
-	return EXIT_USAGE;
+	return rc;
 }
 
 static int

@@ -94,16 +94,27 @@ main_usage(FILE *f)
 }
 
 int
+tessera_usage_verror(const char *usage, const char *cmd, const char *fmt,
+		     va_list ap)
+{
+	fprintf(stderr, "tessera: ");
+	if (cmd != NULL)
+		fprintf(stderr, "%s: ", cmd);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n%s", usage);
+	return TESSERA_EXIT_USAGE;
+}
+
+int
 tessera_usage_error(const char *usage, const char *fmt, ...)
 {
 	va_list ap;
+	int rc;
 
-	fprintf(stderr, "tessera: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	rc = tessera_usage_verror(usage, NULL, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n%s", usage);
-	return TESSERA_EXIT_USAGE;
+	return rc;
 }
 
 int

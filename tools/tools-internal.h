@@ -12,6 +12,7 @@
 #define TOOLS_INTERNAL_H
 
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,9 +80,13 @@ char *tessera_format_url(const char *url, bool *founding);
 int tessera_destroy_volume(struct meta *m, bool force, unsigned jobs);
 
 /* Print "tessera: <fmt formatted>" and the usage on stderr; returns
- * TESSERA_EXIT_USAGE. */
+ * TESSERA_EXIT_USAGE.  The v form puts "CMD: " after "tessera: " when
+ * cmd is not NULL (for commands with subcommands). */
 int tessera_usage_error(const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+int tessera_usage_verror(const char *usage, const char *cmd,
+			 const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
 /* Open the volume of url, named by volume (--volume, may be NULL) or by
  * the URL's ?volume=.  rdonly: the command only reads, so nothing may be
