@@ -195,18 +195,41 @@ create_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
 	return 0;
 }
 
+struct create_op {
+	const struct meta_cred *c;
+	uint64_t dir, newino, *ino;
+	const char *name;
+	size_t len;
+	const struct meta_new *n;
+	struct meta_attr *attr;
+	bool *existed;
+	struct meta_pre_attr *dir_pre;
+	struct meta_attr *dir_post;
+};
+
+static int
+create_run(struct mtxn *t, void *arg)
+{
+	const struct create_op *o = arg;
+
+	t->lazy = o->c->async;
+	return create_txn(t, o->c, o->dir, o->name, o->len, o->n, o->newino,
+			  o->ino, o->attr, o->existed, o->dir_pre,
+			  o->dir_post);
+}
+
 int
 meta_create(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	    const char *name, const struct meta_new *n, uint64_t *ino,
 	    struct meta_attr *attr, bool *existed,
 	    struct meta_pre_attr *dir_pre, struct meta_attr *dir_post)
 {
-	struct mtxn t;
-	uint64_t newino;
-	size_t len;
-	int rc, tries = 0;
+	struct create_op o = {.c = c, .dir = dir, .ino = ino, .name = name,
+			      .n = n, .attr = attr, .existed = existed,
+			      .dir_pre = dir_pre, .dir_post = dir_post};
+	int rc;
 
-	rc = meta_name_check(name, &len, true);
+	rc = meta_name_check(name, &o.len, true);
 	if (rc)
 		return rc;
 	if (n->type < META_REG || n->type > META_FIFO)
@@ -215,19 +238,10 @@ meta_create(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	    (!n->target || !n->target[0] ||
 	     strlen(n->target) >= META_PATH_MAX))
 		return n->target && n->target[0] ? -ENAMETOOLONG : -EINVAL;
-	rc = meta_alloc_ino(m, &newino);
+	rc = meta_alloc_ino(m, &o.newino);
 	if (rc)
 		return rc;
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		t.lazy = c->async;
-		rc = create_txn(&t, c, dir, name, len, n, newino, ino, attr,
-				existed, dir_pre, dir_post);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, create_run, &o);
 }
 
 static int
@@ -334,67 +348,66 @@ unlink_inode(struct mtxn *t, struct inode *d, struct inode *victim,
 	return rc;
 }
 
-/* A transaction that found the trash or its hour's directory missing
- * (-ENOSR, meta_trash_put) runs again once they exist. */
-static int
-trash_prepare(struct meta *m, int rc)
-{
-	if (rc != -ENOSR)
-		return rc;
-	rc = meta_trash_prepare(m);
-	return rc ? rc : -EAGAIN;
-}
-
 /* Shared by unlink and rmdir: want_dir selects which one. */
+struct remove_op {
+	const struct meta_cred *c;
+	uint64_t dir;
+	const char *name;
+	size_t len;
+	bool want_dir;
+	struct meta_pre_attr *dir_pre;
+	struct meta_attr *dir_post;
+};
+
 static int
-remove_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
-	   const char *name, size_t len, bool want_dir,
-	   struct meta_pre_attr *dir_pre, struct meta_attr *dir_post)
+remove_txn(struct mtxn *t, void *arg)
 {
+	const struct remove_op *o = arg;
 	struct inode d, v;
 	uint64_t cino, cookie, now = tl_now_ns();
 	int rc;
 
-	rc = meta_inode_get(t, dir, &d);
+	t->lazy = o->c->async;
+	rc = meta_inode_get(t, o->dir, &d);
 	if (rc)
 		return rc;
-	meta_pre_attr_of(&d, dir_pre);
-	if (dir_post)
-		*dir_post = d.a;
-	rc = dir_writable(&d, c);
+	meta_pre_attr_of(&d, o->dir_pre);
+	if (o->dir_post)
+		*o->dir_post = d.a;
+	rc = dir_writable(&d, o->c);
 	if (rc == 0)
 		rc = meta_trash_guard(t, &d);
 	if (rc)
 		return rc;
-	rc = meta_dentry_get(t, dir, name, len, NULL, &cino, &cookie);
+	rc = meta_dentry_get(t, o->dir, o->name, o->len, NULL, &cino, &cookie);
 	if (rc)
 		return rc;
-	if (want_dir && dir == META_ROOT_INO &&
+	if (o->want_dir && o->dir == META_ROOT_INO &&
 	    (rc = trash_itself(t, cino)) != 0)
 		return rc;
 	rc = meta_inode_get(t, cino, &v);
 	if (rc)
 		return rc == -ENOENT ? -EIO : rc;
-	if (want_dir && v.a.type != META_DIR)
+	if (o->want_dir && v.a.type != META_DIR)
 		return -ENOTDIR;
-	if (!want_dir && v.a.type == META_DIR)
+	if (!o->want_dir && v.a.type == META_DIR)
 		return -EISDIR;
-	if (want_dir) {
+	if (o->want_dir) {
 		rc = meta_dir_empty(t, cino);
 		if (rc)
 			return rc;
 	}
-	rc = sticky_check(&d, &v, c);
+	rc = sticky_check(&d, &v, o->c);
 	if (rc)
 		return rc;
-	rc = meta_dentry_del(t, dir, name, len, cookie);
+	rc = meta_dentry_del(t, o->dir, o->name, o->len, cookie);
 	if (rc == 0)
-		rc = unlink_inode(t, &d, &v, name, len, now);
+		rc = unlink_inode(t, &d, &v, o->name, o->len, now);
 	dir_touch(&d, now);
 	if (rc == 0)
 		rc = meta_inode_put(t, &d);
-	if (rc == 0 && dir_post)
-		*dir_post = d.a;
+	if (rc == 0 && o->dir_post)
+		*o->dir_post = d.a;
 	return rc;
 }
 
@@ -403,25 +416,15 @@ meta_unlink(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	    const char *name, struct meta_pre_attr *dir_pre,
 	    struct meta_attr *dir_post)
 {
-	struct mtxn t;
-	size_t len;
-	int rc, tries = 0;
+	struct remove_op o = {c, dir, name, 0, false, dir_pre, dir_post};
+	int rc;
 
-	rc = meta_name_check(name, &len, false);
+	rc = meta_name_check(name, &o.len, false);
 	if (rc)
 		return rc;
 	if (is_dot(name))
 		return -EISDIR;
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		t.lazy = c->async;
-		rc = remove_txn(&t, c, dir, name, len, false, dir_pre,
-				dir_post);
-		rc = trash_prepare(m, meta_txn_end(&t, rc));
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, remove_txn, &o);
 }
 
 int
@@ -429,27 +432,17 @@ meta_rmdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	   const char *name, struct meta_pre_attr *dir_pre,
 	   struct meta_attr *dir_post)
 {
-	struct mtxn t;
-	size_t len;
-	int rc, tries = 0;
+	struct remove_op o = {c, dir, name, 0, true, dir_pre, dir_post};
+	int rc;
 
-	rc = meta_name_check(name, &len, false);
+	rc = meta_name_check(name, &o.len, false);
 	if (rc)
 		return rc;
 	if (strcmp(name, ".") == 0)
 		return -EINVAL;
 	if (strcmp(name, "..") == 0)
 		return -ENOTEMPTY;
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		t.lazy = c->async;
-		rc = remove_txn(&t, c, dir, name, len, true, dir_pre,
-				dir_post);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, remove_txn, &o);
 }
 
 /* ---- link ---------------------------------------------------------------- */
@@ -472,19 +465,32 @@ reparent(struct mtxn *t, struct inode *in, uint64_t dir)
 	return rc;
 }
 
+struct link_op {
+	const struct meta_cred *c;
+	uint64_t ino, dir;
+	const char *name;
+	size_t len;
+	struct meta_attr *attr;
+	struct meta_pre_attr *dir_pre;
+	struct meta_attr *dir_post;
+};
+
 static int
-link_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
-	 uint64_t dir, const char *name, size_t len, struct meta_attr *attr,
-	 struct meta_pre_attr *dir_pre, struct meta_attr *dir_post)
+link_txn(struct mtxn *t, void *arg)
 {
+	const struct link_op *o = arg;
+	const char *name = o->name;
+	uint64_t ino = o->ino, dir = o->dir;
+	struct meta_attr *dir_post = o->dir_post;
 	struct inode d, in;
 	uint64_t cino, now = tl_now_ns();
 	int rc;
 
+	t->lazy = o->c->async;
 	rc = meta_inode_get(t, dir, &d);
 	if (rc)
 		return rc;
-	meta_pre_attr_of(&d, dir_pre);
+	meta_pre_attr_of(&d, o->dir_pre);
 	if (dir_post)
 		*dir_post = d.a;
 	rc = meta_inode_get(t, ino, &in);
@@ -492,21 +498,21 @@ link_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 		return rc;
 	if (in.a.type == META_DIR)
 		return -EPERM;
-	rc = dir_writable(&d, c);
+	rc = dir_writable(&d, o->c);
 	if (rc == 0)
 		rc = meta_trash_guard(t, &d);
 	if (rc)
 		return rc;
 	if (is_dot(name))
 		return -EEXIST;
-	rc = meta_dentry_get(t, dir, name, len, NULL, &cino, NULL);
+	rc = meta_dentry_get(t, dir, name, o->len, NULL, &cino, NULL);
 	if (rc == 0)
 		return -EEXIST;
 	if (rc != -ENOENT)
 		return rc;
 	if (in.a.nlink >= META_LINK_MAX)
 		return -EMLINK;
-	rc = meta_dentry_add(t, &d, name, len, in.a.type, ino);
+	rc = meta_dentry_add(t, &d, name, o->len, in.a.type, ino);
 	/* From two links on, every directory holding some is recorded. */
 	if (rc == 0 && in.a.nlink == 1)
 		rc = meta_links_add(t, ino, in.a.parent, 1, NULL);
@@ -523,8 +529,8 @@ link_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 		rc = meta_inode_put(t, &d);
 	if (rc)
 		return rc;
-	if (attr)
-		*attr = in.a;
+	if (o->attr)
+		*o->attr = in.a;
 	if (dir_post)
 		*dir_post = d.a;
 	return 0;
@@ -535,23 +541,13 @@ meta_link(struct meta *m, const struct meta_cred *c, uint64_t ino,
 	  uint64_t dir, const char *name, struct meta_attr *attr,
 	  struct meta_pre_attr *dir_pre, struct meta_attr *dir_post)
 {
-	struct mtxn t;
-	size_t len;
-	int rc, tries = 0;
+	struct link_op o = {c, ino, dir, name, 0, attr, dir_pre, dir_post};
+	int rc;
 
-	rc = meta_name_check(name, &len, true);
+	rc = meta_name_check(name, &o.len, true);
 	if (rc)
 		return rc;
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		t.lazy = c->async;
-		rc = link_txn(&t, c, ino, dir, name, len, attr, dir_pre,
-			      dir_post);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, link_txn, &o);
 }
 
 /* ---- rename -------------------------------------------------------------- */
@@ -681,13 +677,15 @@ rename_apply(struct mtxn *t, const struct rename_args *r, struct inode *sd,
 }
 
 static int
-rename_txn(struct mtxn *t, const struct rename_args *r)
+rename_txn(struct mtxn *t, void *arg)
 {
+	const struct rename_args *r = arg;
 	struct inode sd, ddbuf, *dd = &sd, src, dst;
 	uint64_t sino, scookie, dino, dcookie = 0;
 	bool have_dst;
 	int rc;
 
+	t->lazy = r->c->async;
 	rc = meta_inode_get(t, r->sdir, &sd);
 	if (rc)
 		return rc;
@@ -752,8 +750,7 @@ meta_rename(struct meta *m, const struct meta_cred *c, uint64_t sdir,
 {
 	struct rename_args r = {c, sdir, ddir, sname, dname, 0, 0,
 				spre, dpre, spost, dpost};
-	struct mtxn t;
-	int rc, tries = 0;
+	int rc;
 
 	rc = meta_name_check(sname, &r.slen, false);
 	if (rc == 0)
@@ -762,15 +759,7 @@ meta_rename(struct meta *m, const struct meta_cred *c, uint64_t sdir,
 		return rc;
 	if (is_dot(sname) || is_dot(dname))
 		return -EINVAL;
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		t.lazy = c->async;
-		rc = rename_txn(&t, &r);
-		rc = trash_prepare(m, meta_txn_end(&t, rc));
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, rename_txn, &r);
 }
 
 /* ---- readdir ------------------------------------------------------------- */

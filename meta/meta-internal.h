@@ -185,7 +185,11 @@ bool meta_txn_retry(int rc, int *tries);
 /* Run fn(t, arg) in a transaction of m (read-only when rdonly), and
  * again from the start while the engine asks for another attempt
  * (meta_txn_retry): fn sets anew, on each attempt, whatever it returns
- * through arg.  fn's result, or the commit's. */
+ * through arg, and sets t->lazy or t->q_nocheck itself when it wants
+ * them.  fn returning -ENOSR (meta_trash_put: the trash or its hour's
+ * directory is missing) has meta_txn_run create them in a transaction
+ * of their own (meta_trash_prepare) and count one more attempt.  fn's
+ * result, or the commit's. */
 int meta_txn_run(struct meta *m, bool rdonly,
 		 int (*fn)(struct mtxn *t, void *arg), void *arg);
 
@@ -335,8 +339,8 @@ bool meta_trash_hidden(struct mtxn *t, const struct meta_cred *c,
 /* v (not a directory) lost its last link, name (len bytes) in directory
  * from: with a trash, link it into the trash instead (*trashed; v is
  * written); otherwise *trashed false and nothing done.  -ENOSR: the
- * trash or the hour's directory is missing; the caller ends the
- * transaction, calls meta_trash_prepare and runs it again. */
+ * trash or the hour's directory is missing; meta_txn_run then ends
+ * the transaction, calls meta_trash_prepare and runs it again. */
 int meta_trash_put(struct mtxn *t, uint64_t from, const char *name,
 		   size_t len, struct inode *v, uint64_t now, bool *trashed);
 /* Files and bytes (4 KiB-rounded) in the trash, from the usage records

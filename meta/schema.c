@@ -462,6 +462,11 @@ meta_txn_run(struct meta *m, bool rdonly,
 		if (rc)
 			return rc;
 		rc = meta_txn_end(&t, fn(&t, arg));
+		if (rc == -ENOSR) { /* meta_trash_put: ready the trash */
+			rc = meta_trash_prepare(m);
+			if (rc == 0)
+				rc = -EAGAIN;
+		}
 	} while (meta_txn_retry(rc, &tries));
 	return rc;
 }
