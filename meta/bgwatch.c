@@ -124,49 +124,53 @@ watch_read(struct mtxn *t, struct meta_bgwatch *w)
 	return 0;
 }
 
-int
-meta_bgwatch_sample(struct meta *m, uint64_t period_ns)
+struct sample_op {
+	uint64_t items, period_ns;
+};
+
+static int
+sample_txn(struct mtxn *t, void *arg)
 {
+	const struct sample_op *o = arg;
+	uint64_t now = tl_now_ns();
 	struct meta_bgwatch w;
 	uint8_t v[WATCH_VLEN];
 	struct meta_key k;
-	uint64_t items, now;
-	struct mtxn t;
-	int rc, tries = 0;
+	int rc;
 
-	rc = meta_bgjob_backlog(m, &items);
+	t->lazy = true; /* a sample lost to a crash costs nothing */
+	rc = watch_read(t, &w);
+	if (rc == 0 && now >= w.sample_ns &&
+	    now - w.sample_ns < o->period_ns / 2)
+		return 0; /* sampled by another */
+	if (rc == 0 || rc == -ENOENT) {
+		bool fresh = rc == -ENOENT || now < w.sample_ns ||
+			     now - w.sample_ns >
+				     META_STALL_PERIODS * o->period_ns;
+
+		if (fresh || o->items == 0 || o->items < w.backlog)
+			w.progress_ns = now;
+		v[0] = WATCH_VERSION;
+		tl_put_be64(v + 1, now);
+		tl_put_be64(v + 9, o->items);
+		tl_put_be64(v + 17, w.progress_ns);
+		tl_put_be64(v + 25, o->period_ns);
+		meta_key_tag(t->m, &k, 'W');
+		rc = meta_kv_put(t->kv, k.b, k.len, v, sizeof(v));
+	}
+	return rc;
+}
+
+int
+meta_bgwatch_sample(struct meta *m, uint64_t period_ns)
+{
+	struct sample_op o = {0, period_ns};
+	int rc;
+
+	rc = meta_bgjob_backlog(m, &o.items);
 	if (rc)
 		return rc;
-	do {
-		now = tl_now_ns();
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		t.lazy = true; /* a sample lost to a crash costs nothing */
-		rc = watch_read(&t, &w);
-		if (rc == 0 && now >= w.sample_ns &&
-		    now - w.sample_ns < period_ns / 2) {
-			rc = meta_txn_end(&t, 0); /* sampled by another */
-			break;
-		}
-		if (rc == 0 || rc == -ENOENT) {
-			bool fresh = rc == -ENOENT || now < w.sample_ns ||
-				     now - w.sample_ns >
-					     META_STALL_PERIODS * period_ns;
-
-			if (fresh || items == 0 || items < w.backlog)
-				w.progress_ns = now;
-			v[0] = WATCH_VERSION;
-			tl_put_be64(v + 1, now);
-			tl_put_be64(v + 9, items);
-			tl_put_be64(v + 17, w.progress_ns);
-			tl_put_be64(v + 25, period_ns);
-			meta_key_tag(m, &k, 'W');
-			rc = meta_kv_put(t.kv, k.b, k.len, v, sizeof(v));
-		}
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, sample_txn, &o);
 }
 
 int

@@ -451,9 +451,6 @@ new_slice_bytes(const struct meta_slice *r, size_t n,
 	return sum;
 }
 
-/* Replace a chunk's records, unchanged since they were read as old[0..n),
- * by nw[0..nn) (the same bytes, partly in a fresh slice, partly still in
- * old slices); every old slice nw does not name gets an L record. */
 /* The inode of a regular file: -EINVAL for any other type. */
 static int
 reg_get(struct mtxn *t, uint64_t ino, struct inode *in)
@@ -465,11 +462,24 @@ reg_get(struct mtxn *t, uint64_t ino, struct inode *in)
 	return rc;
 }
 
+/* Replace a chunk's records, unchanged since they were read as old[0..n),
+ * by nw[0..nn) (the same bytes, partly in a fresh slice, partly still in
+ * old slices); every old slice nw does not name gets an L record. */
+struct rewrite_op {
+	uint64_t ino;
+	uint32_t chunk;
+	const struct meta_slice *old, *nw;
+	size_t n, nn;
+};
+
 static int
-rewrite_txn(struct mtxn *t, uint64_t ino, uint32_t chunk,
-	    const struct meta_slice *old, size_t n,
-	    const struct meta_slice *nw, size_t nn)
+rewrite_txn(struct mtxn *t, void *arg)
 {
+	const struct rewrite_op *o = arg;
+	const struct meta_slice *old = o->old, *nw = o->nw;
+	size_t n = o->n, nn = o->nn;
+	uint64_t ino = o->ino;
+	uint32_t chunk = o->chunk;
 	uint8_t rec[SLICE_REC], *buf;
 	struct meta_key k;
 	struct inode in;
@@ -510,22 +520,14 @@ meta_rewrite_chunk(struct meta *m, uint64_t ino, uint32_t chunk,
 		   const struct meta_slice *old, size_t n,
 		   const struct meta_slice *nw, size_t nn)
 {
-	struct mtxn t;
-	int rc, tries = 0;
+	struct rewrite_op o = {ino, chunk, old, nw, n, nn};
 
 	for (size_t i = 0; i < nn; i++)
 		if (nw[i].id == 0 ||
 		    (uint64_t)nw[i].pos + nw[i].len > META_CHUNK_SIZE ||
 		    (uint64_t)nw[i].off + nw[i].len > nw[i].size)
 			return -EINVAL;
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = rewrite_txn(&t, ino, chunk, old, n, nw, nn);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, rewrite_txn, &o);
 }
 
 /* ---- reading and writing chunks ------------------------------------------ */
@@ -693,6 +695,35 @@ write_txn(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
 	return rc;
 }
 
+struct write_op {
+	uint64_t ino, end, id, mtime_ns;
+	const struct meta_slice_write *w;
+	size_t n;
+	const void *data;
+	uint32_t len, *records;
+	struct meta_attr *post;
+};
+
+static int
+write_run(struct mtxn *t, void *arg)
+{
+	const struct write_op *o = arg;
+	struct meta_key k;
+	int rc;
+
+	/* Quotas are enforced when the WRITE arrives
+	 * (meta_quota_write_room): data acknowledged then is stored
+	 * whatever the usage is now. */
+	t->q_nocheck = true;
+	rc = write_txn(t, o->ino, o->w, o->n, o->end, o->mtime_ns, o->post,
+		       o->records);
+	if (rc == 0 && o->data != NULL) {
+		meta_key_slice(t->m, &k, 'I', o->id, o->len);
+		rc = meta_kv_put(t->kv, k.b, k.len, o->data, o->len);
+	}
+	return rc;
+}
+
 /* Records and, for an inline slice (data not NULL), its bytes in one
  * transaction. */
 static int
@@ -700,30 +731,15 @@ write_slices(struct meta *m, uint64_t ino, const struct meta_slice_write *w,
 	     size_t n, uint64_t id, const void *data, uint32_t len,
 	     uint64_t mtime_ns, struct meta_attr *post, uint32_t *records)
 {
-	struct meta_key k;
-	struct mtxn t;
-	uint64_t end;
-	int rc, tries = 0;
+	struct write_op o = {.ino = ino, .id = id, .mtime_ns = mtime_ns,
+			     .w = w, .n = n, .data = data, .len = len,
+			     .records = records, .post = post};
+	int rc;
 
-	rc = write_check(w, n, &end);
+	rc = write_check(w, n, &o.end);
 	if (rc)
 		return rc;
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		/* Quotas are enforced when the WRITE arrives
-		 * (meta_quota_write_room): data acknowledged then is
-		 * stored whatever the usage is now. */
-		t.q_nocheck = true;
-		rc = write_txn(&t, ino, w, n, end, mtime_ns, post, records);
-		if (rc == 0 && data != NULL) {
-			meta_key_slice(m, &k, 'I', id, len);
-			rc = meta_kv_put(t.kv, k.b, k.len, data, len);
-		}
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, write_run, &o);
 }
 
 int
@@ -881,67 +897,77 @@ released_cb(void *arg, const void *key, size_t klen, const void *val,
 	return ++g->n >= g->max;
 }
 
+static int
+gc_next_txn(struct mtxn *t, void *arg)
+{
+	struct gc_out *g = arg;
+	struct meta_key s, e;
+	size_t budget = META_GC_KEYS;
+	int rc;
+
+	g->n = 0;
+	rc = gc_purge(t, &budget);
+	if (rc == 0)
+		rc = gc_compacted(t, &budget);
+	meta_key_tag(t->m, &s, 'R');
+	meta_key_tag(t->m, &e, 'S');
+	if (rc == 0 && g->max > 0)
+		rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, released_cb,
+				  g);
+	return rc;
+}
+
 int
 meta_gc_next(struct meta *m, struct meta_slice_ref *out, size_t max,
 	     size_t *n)
 {
 	struct gc_out g = {out, max, 0, m->pfxlen};
-	struct meta_key s, e;
-	struct mtxn t;
-	size_t budget;
-	int rc, tries = 0;
+	int rc;
 
-	do {
-		budget = META_GC_KEYS;
-		g.n = 0;
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = gc_purge(&t, &budget);
-		if (rc == 0)
-			rc = gc_compacted(&t, &budget);
-		meta_key_tag(m, &s, 'R');
-		meta_key_tag(m, &e, 'S');
-		if (rc == 0 && max > 0)
-			rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len,
-					  released_cb, &g);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
+	rc = meta_txn_run(m, false, gc_next_txn, &g);
 	*n = rc == 0 ? g.n : 0;
+	return rc;
+}
+
+struct release_op {
+	const struct meta_slice_ref *r;
+	size_t n;
+};
+
+static int
+release_txn(struct mtxn *t, void *arg)
+{
+	const struct release_op *o = arg;
+	const struct meta_slice_ref *r = o->r;
+	struct meta_key k;
+	const void *v;
+	size_t vlen;
+	int rc = 0;
+
+	/* Losing this in a crash only makes gc delete the (already
+	 * deleted, so missing: not an error) objects again. */
+	t->lazy = true;
+	for (size_t i = 0; rc == 0 && i < o->n; i++) {
+		meta_key_slice(t->m, &k, 'R', r[i].id, r[i].size);
+		rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
+		if (rc == -ENOENT) {
+			rc = 0; /* never queued, or already gone */
+			continue;
+		}
+		if (rc == 0)
+			rc = meta_kv_del(t->kv, k.b, k.len);
+		t->d_pending--;
+		/* its objects are gone from the store */
+		t->d_pendbytes -= r[i].size;
+		t->d_stored -= r[i].size;
+	}
 	return rc;
 }
 
 int
 meta_gc_release(struct meta *m, const struct meta_slice_ref *r, size_t n)
 {
-	struct meta_key k;
-	struct mtxn t;
-	const void *v;
-	size_t vlen;
-	int rc, tries = 0;
+	struct release_op o = {r, n};
 
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		/* Losing this in a crash only makes gc delete the (already
-		 * deleted, so missing: not an error) objects again. */
-		t.lazy = true;
-		for (size_t i = 0; rc == 0 && i < n; i++) {
-			meta_key_slice(m, &k, 'R', r[i].id, r[i].size);
-			rc = meta_kv_get(t.kv, k.b, k.len, &v, &vlen);
-			if (rc == -ENOENT) {
-				rc = 0; /* never queued, or already gone */
-				continue;
-			}
-			if (rc == 0)
-				rc = meta_kv_del(t.kv, k.b, k.len);
-			t.d_pending--;
-			/* its objects are gone from the store */
-			t.d_pendbytes -= r[i].size;
-			t.d_stored -= r[i].size;
-		}
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, release_txn, &o);
 }

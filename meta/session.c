@@ -355,39 +355,39 @@ lease_claim(struct mtxn *t, const struct meta_session *s, bool *held)
 	return rc;
 }
 
+static int
+create_txn(struct mtxn *t, void *arg)
+{
+	struct meta_session *s = arg;
+	struct purge p;
+	struct meta_key k;
+	uint64_t n;
+	int rc;
+
+	s->id = tl_random_u64();
+	s->start_ns = s->heartbeat_ns = tl_now_ns();
+	p.now = s->start_ns;
+	p.n = 0;
+	rc = session_scan(t, purge_cb, &p);
+	for (size_t i = 0; rc == 0 && i < p.n; i++) {
+		meta_key_session(t->m, &k, p.ids[i]);
+		rc = meta_kv_del(t->kv, k.b, k.len);
+	}
+	if (rc == 0)
+		rc = meta_counter_get(t, CNT_SESSIONS, &n);
+	if (rc == 0)
+		rc = meta_counter_set(t, CNT_SESSIONS, n + 1);
+	if (rc == 0)
+		rc = session_put(t, s);
+	return rc;
+}
+
 /* Record s (a fresh id), bump CNT_SESSIONS and remove the sessions of
  * gateways that died without removing theirs. */
 static int
 session_create(struct meta *m, struct meta_session *s)
 {
-	struct purge p;
-	struct meta_key k;
-	struct mtxn t;
-	uint64_t n;
-	int rc, tries = 0;
-
-	do {
-		s->id = tl_random_u64();
-		s->start_ns = s->heartbeat_ns = tl_now_ns();
-		p.now = s->start_ns;
-		p.n = 0;
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = session_scan(&t, purge_cb, &p);
-		for (size_t i = 0; rc == 0 && i < p.n; i++) {
-			meta_key_session(m, &k, p.ids[i]);
-			rc = meta_kv_del(t.kv, k.b, k.len);
-		}
-		if (rc == 0)
-			rc = meta_counter_get(&t, CNT_SESSIONS, &n);
-		if (rc == 0)
-			rc = meta_counter_set(&t, CNT_SESSIONS, n + 1);
-		if (rc == 0)
-			rc = session_put(&t, s);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, create_txn, s);
 }
 
 /* After a heartbeat that committed at or after began: whether the
@@ -408,47 +408,56 @@ lease_note(struct meta_session_keeper *kp, bool held, uint64_t began)
 		     held ? began + (uint64_t)kp->s.ttl_s * 500000000ULL : 0);
 }
 
+struct renew_op {
+	struct meta_session_keeper *kp;
+	bool want, held;
+};
+
+static int
+renew_txn(struct mtxn *t, void *arg)
+{
+	struct renew_op *o = arg;
+	struct meta_session_keeper *kp = o->kp;
+	struct meta_session *s = &kp->s;
+	struct meta_key k;
+	const void *v;
+	size_t vlen;
+	int rc;
+
+	o->held = false;
+	t->lazy = true;
+	meta_key_session(t->m, &k, s->id);
+	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
+	if (rc == -ENOENT)
+		tl_warn(META_SUB, "this gateway's session record was "
+			"removed; writing it again");
+	if (rc == 0 || rc == -ENOENT) {
+		pthread_mutex_lock(&kp->mu);
+		if (kp->probe != NULL)
+			kp->probe(kp->probe_arg, s);
+		pthread_mutex_unlock(&kp->mu);
+		s->heartbeat_ns = tl_now_ns();
+		s->seq++;
+		rc = session_put(t, s);
+	}
+	if (rc == 0 && o->want)
+		rc = lease_claim(t, s, &o->held);
+	return rc;
+}
+
 /* One heartbeat: a small transaction committed lazily (a heartbeat lost
  * to a crash costs nothing).  A record someone removed (an operator's
  * --force) is written again. */
 static int
 session_renew(struct meta_session_keeper *kp)
 {
-	struct meta_session *s = &kp->s;
-	struct meta_key k;
-	const void *v;
-	size_t vlen;
-	struct mtxn t;
-	bool want = atomic_load(&kp->want_lease), held = false;
+	struct renew_op o = {kp, atomic_load(&kp->want_lease), false};
 	uint64_t began = tl_mono_ns();
-	int rc, tries = 0;
+	int rc;
 
-	do {
-		held = false;
-		rc = meta_txn_begin(kp->m, &t, false);
-		if (rc)
-			return rc;
-		t.lazy = true;
-		meta_key_session(kp->m, &k, s->id);
-		rc = meta_kv_get(t.kv, k.b, k.len, &v, &vlen);
-		if (rc == -ENOENT)
-			tl_warn(META_SUB, "this gateway's session record was "
-				"removed; writing it again");
-		if (rc == 0 || rc == -ENOENT) {
-			pthread_mutex_lock(&kp->mu);
-			if (kp->probe != NULL)
-				kp->probe(kp->probe_arg, s);
-			pthread_mutex_unlock(&kp->mu);
-			s->heartbeat_ns = tl_now_ns();
-			s->seq++;
-			rc = session_put(&t, s);
-		}
-		if (rc == 0 && want)
-			rc = lease_claim(&t, s, &held);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
+	rc = meta_txn_run(kp->m, false, renew_txn, &o);
 	if (rc == 0)
-		lease_note(kp, held, began);
+		lease_note(kp, o.held, began);
 	return rc;
 }
 
@@ -593,12 +602,24 @@ meta_lease_get(struct meta *m, struct meta_lease *l)
 	return meta_txn_end(&t, rc);
 }
 
+static int
+stop_txn(struct mtxn *t, void *arg)
+{
+	const struct meta_session *s = arg;
+	struct meta_key k;
+	int rc;
+
+	meta_key_session(t->m, &k, s->id);
+	rc = meta_kv_del(t->kv, k.b, k.len);
+	if (rc == 0)
+		rc = lease_drop(t, s->id);
+	return rc;
+}
+
 void
 meta_session_stop(struct meta_session_keeper *kp)
 {
-	struct meta_key k;
-	struct mtxn t;
-	int rc, tries = 0;
+	int rc;
 
 	if (kp == NULL)
 		return;
@@ -609,16 +630,7 @@ meta_session_stop(struct meta_session_keeper *kp)
 		pthread_mutex_unlock(&kp->mu);
 		pthread_join(kp->thread, NULL);
 	}
-	do {
-		rc = meta_txn_begin(kp->m, &t, false);
-		if (rc)
-			break;
-		meta_key_session(kp->m, &k, kp->s.id);
-		rc = meta_kv_del(t.kv, k.b, k.len);
-		if (rc == 0)
-			rc = lease_drop(&t, kp->s.id);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
+	rc = meta_txn_run(kp->m, false, stop_txn, &kp->s);
 	if (rc)
 		tl_warn(META_SUB, "cannot remove the gateway session record "
 			"(%s): it expires in %u s", strerror(-rc),

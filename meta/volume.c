@@ -519,6 +519,23 @@ meta_usage(struct meta *m, struct meta_usage *u)
 	return meta_txn_end(&t, rc);
 }
 
+struct batch_op {
+	const char *name;
+	uint64_t v;
+};
+
+static int
+batch_txn(struct mtxn *t, void *arg)
+{
+	struct batch_op *o = arg;
+	int rc;
+
+	rc = meta_counter_get(t, o->name, &o->v);
+	if (rc == 0)
+		rc = meta_counter_set(t, o->name, o->v + META_BATCH);
+	return rc;
+}
+
 /* Reserve META_BATCH ids of counter name in a transaction of its own, so
  * ids handed out are on disk before anything uses them and never come
  * back after a restart.  Called with m->lock held and no transaction open
@@ -526,22 +543,13 @@ meta_usage(struct meta *m, struct meta_usage *u)
 static int
 alloc_batch(struct meta *m, const char *name, uint64_t *next, uint64_t *end)
 {
-	struct mtxn t;
-	uint64_t v = 0;
-	int rc, tries = 0;
+	struct batch_op o = {name, 0};
+	int rc;
 
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = meta_counter_get(&t, name, &v);
-		if (rc == 0)
-			rc = meta_counter_set(&t, name, v + META_BATCH);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
+	rc = meta_txn_run(m, false, batch_txn, &o);
 	if (rc == 0) {
-		*next = v;
-		*end = v + META_BATCH;
+		*next = o.v;
+		*end = o.v + META_BATCH;
 	}
 	return rc;
 }
