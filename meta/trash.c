@@ -18,8 +18,8 @@
  *
  * The trash directory and the hour directories are created in a
  * transaction of their own (meta_trash_prepare): a removal that finds
- * what it needs missing fails with -ENOSR, and its caller prepares them
- * and runs it again.  So the removal never writes the root or a parent
+ * what it needs missing fails with -ENOSR, and meta_txn_run prepares
+ * them and runs it again.  So the removal never writes the root or a parent
  * it did not read itself, and takes no inode number inside a
  * transaction.
  */
@@ -194,30 +194,32 @@ trash_hour(struct mtxn *t, struct inode *trash, uint64_t now,
 	return rc;
 }
 
+static int
+prepare_txn(struct mtxn *t, void *arg)
+{
+	const uint64_t *ino = arg;
+	uint64_t now = tl_now_ns();
+	struct inode trash, hour;
+	int rc;
+
+	rc = trash_root(t, now, ino[0], &trash);
+	if (rc == 0)
+		rc = trash_hour(t, &trash, now, ino[1], &hour);
+	return rc;
+}
+
 int
 meta_trash_prepare(struct meta *m)
 {
-	uint64_t ino[2], now;
-	struct inode trash, hour;
-	struct mtxn t;
-	int rc, tries = 0;
+	uint64_t ino[2];
+	int rc;
 
 	rc = meta_alloc_ino(m, &ino[0]);
 	if (rc == 0)
 		rc = meta_alloc_ino(m, &ino[1]);
 	if (rc)
 		return rc;
-	do {
-		now = tl_now_ns();
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = trash_root(&t, now, ino[0], &trash);
-		if (rc == 0)
-			rc = trash_hour(&t, &trash, now, ino[1], &hour);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, prepare_txn, ino);
 }
 
 int
@@ -289,60 +291,39 @@ meta_trash_put(struct mtxn *t, uint64_t from, const char *name, size_t len,
 
 /* ---- listing, restoring, releasing ---------------------------------------- */
 
-/* Entries of directory dir (after cookie after) into a list. */
-struct dlist {
-	struct tl_buf b; /* be64 ino, be64 cookie, u8 len, name; repeated */
-	size_t n, max;
-};
-
-static int
-dlist_cb(void *arg, const void *key, size_t klen, const void *val,
-	 size_t vlen)
-{
-	struct dlist *l = arg;
-	uint8_t h[17];
-	size_t nlen;
-
-	if (vlen < 10)
-		return 0;
-	nlen = vlen - 9;
-	memcpy(h, val, 8);
-	memcpy(h + 8, (const uint8_t *)key + klen - 8, 8);
-	h[16] = (uint8_t)nlen;
-	tl_buf_append(&l->b, h, 17);
-	tl_buf_append(&l->b, (const uint8_t *)val + 9, nlen);
-	return ++l->n >= l->max;
-}
-
+/* Up to max entries of directory dir after cookie `after`, in cookie
+ * order: its readdir index records, read back with dlist_next. */
 static int
 dlist_read(struct mtxn *t, uint64_t dir, uint64_t after, size_t max,
-	   struct dlist *l)
+	   struct meta_kvlist *l)
 {
 	struct meta_key s, e;
 
-	l->n = 0;
 	l->max = max;
-	tl_buf_reset(&l->b);
 	meta_key_order(t->m, &s, dir, after + 1);
 	meta_key_ino(t->m, &e, dir, 'P');
-	return meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, dlist_cb, l);
+	return meta_kvlist_scan(t->kv, l, s.b, s.len, e.b, e.len);
 }
 
+/* The next entry of l at *off: inode, cookie and name (META_NAME_MAX + 1
+ * bytes); false at the end. */
 static bool
-dlist_next(struct dlist *l, size_t *off, uint64_t *ino, uint64_t *cookie,
-	   char *name)
+dlist_next(const struct meta_kvlist *l, size_t *off, uint64_t *ino,
+	   uint64_t *cookie, char *name)
 {
-	const uint8_t *p;
+	const uint8_t *k, *v;
+	size_t klen, vlen;
 
-	if (*off >= l->b.len)
-		return false;
-	p = l->b.data + *off;
-	*ino = tl_get_be64(p);
-	*cookie = tl_get_be64(p + 8);
-	memcpy(name, p + 17, p[16]);
-	name[p[16]] = '\0';
-	*off += 17 + p[16];
-	return true;
+	while (meta_kvlist_next(l, off, &k, &klen, &v, &vlen)) {
+		if (vlen < 10 || vlen - 9 > META_NAME_MAX)
+			continue; /* ino 8, type 1, a name */
+		*ino = tl_get_be64(v);
+		*cookie = tl_get_be64(k + klen - 8);
+		memcpy(name, v + 9, vlen - 9);
+		name[vlen - 9] = '\0';
+		return true;
+	}
+	return false;
 }
 
 /* "<parent>-<ino>-<name>": parent, and name's offset. */
@@ -366,7 +347,8 @@ int
 meta_trash_list(struct meta *m, uint64_t since_ns, meta_trash_cb cb,
 		void *arg)
 {
-	struct dlist hours = {TL_BUF_INIT, 0, 0}, ents = {TL_BUF_INIT, 0, 0};
+	struct meta_kvlist hours = META_KVLIST_INIT(0),
+			   ents = META_KVLIST_INIT(0);
 	char hname[META_NAME_MAX + 1], ename[META_NAME_MAX + 1], since[32];
 	uint64_t trash, hino, hck = 2, eino, eck;
 	size_t hoff;
@@ -419,14 +401,14 @@ meta_trash_list(struct meta *m, uint64_t since_ns, meta_trash_cb cb,
 						e.orig_name = on;
 					rc = cb(arg, &e);
 				}
-			} while (rc == 0 && ents.n == ents.max);
+			} while (rc == 0 && meta_kvlist_full(&ents));
 		}
-	} while (rc == 0 && hours.n == hours.max);
+	} while (rc == 0 && meta_kvlist_full(&hours));
 	if (rc > 0)
 		rc = 0;
 out:
-	tl_buf_free(&hours.b);
-	tl_buf_free(&ents.b);
+	meta_kvlist_free(&hours);
+	meta_kvlist_free(&ents);
 	return meta_txn_end(&t, rc);
 }
 
@@ -455,10 +437,17 @@ entry_get(struct mtxn *t, const char *hour, const char *name,
 	return rc;
 }
 
+struct restore_op {
+	const char *hour, *name, *to_name;
+	uint64_t to, dir;
+};
+
 static int
-restore_txn(struct mtxn *t, const char *hour, const char *name,
-	    uint64_t to, const char *to_name, uint64_t *out_dir)
+restore_txn(struct mtxn *t, void *arg)
 {
+	struct restore_op *o = arg;
+	const char *name = o->name, *to_name = o->to_name;
+	uint64_t to = o->to;
 	int64_t bytes;
 	struct inode hd, in, d;
 	uint64_t cookie, from, cino;
@@ -466,7 +455,7 @@ restore_txn(struct mtxn *t, const char *hour, const char *name,
 	size_t len;
 	int rc;
 
-	rc = entry_get(t, hour, name, &hd, &in, &cookie);
+	rc = entry_get(t, o->hour, name, &hd, &in, &cookie);
 	if (rc)
 		return rc;
 	if (!parse_entry(name, &from, &on))
@@ -509,7 +498,7 @@ restore_txn(struct mtxn *t, const char *hour, const char *name,
 		rc = meta_inode_put(t, &in);
 	if (rc == 0)
 		rc = meta_inode_put(t, &d);
-	*out_dir = to;
+	o->dir = to;
 	return rc;
 }
 
@@ -517,19 +506,12 @@ int
 meta_trash_restore(struct meta *m, const char *hour, const char *name,
 		   uint64_t to, const char *to_name, uint64_t *dir)
 {
-	struct mtxn t;
-	uint64_t d = 0;
-	int rc, tries = 0;
+	struct restore_op o = {hour, name, to_name, to, 0};
+	int rc;
 
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = restore_txn(&t, hour, name, to, to_name, &d);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
+	rc = meta_txn_run(m, false, restore_txn, &o);
 	if (rc == 0 && dir)
-		*dir = d;
+		*dir = o.dir;
 	return rc;
 }
 
@@ -601,18 +583,30 @@ hour_start(const char *name)
 /* One transaction: release up to max entries removed before before_ns
  * (their ctime), in hour order, and the hour directories left empty
  * whose hour ended before it.  *more: entries are left to look at. */
+struct expire_op {
+	uint64_t before_ns;
+	size_t max;
+	struct meta_trash_done done;
+	bool *more;
+};
+
 static int
-expire_txn(struct mtxn *t, uint64_t before_ns, size_t max,
-	   struct meta_trash_done *done, bool *more)
+expire_txn(struct mtxn *t, void *arg)
 {
-	struct dlist hours = {TL_BUF_INIT, 0, 0}, ents = {TL_BUF_INIT, 0, 0};
+	struct expire_op *o = arg;
+	uint64_t before_ns = o->before_ns;
+	struct meta_trash_done *done = &o->done;
+	bool *more = o->more;
+	struct meta_kvlist hours = META_KVLIST_INIT(0),
+			   ents = META_KVLIST_INIT(0);
 	char hname[META_NAME_MAX + 1], ename[META_NAME_MAX + 1];
 	uint64_t trashino, hino, hck, eino, eck;
 	struct inode trash, hd;
-	size_t hoff, eoff, left = max;
+	size_t hoff, eoff, left = o->max;
 	bool stop = false;
 	int rc;
 
+	memset(done, 0, sizeof(*done));
 	*more = false;
 	rc = meta_trash_ino(t, &trashino);
 	if (rc || trashino == 0)
@@ -656,10 +650,10 @@ expire_txn(struct mtxn *t, uint64_t before_ns, size_t max,
 		if (rc == 0 && !stop && h0 + HOUR_NS <= before_ns)
 			rc = release_hour(t, &trash, &hd, hname, hck);
 	}
-	if (rc == 0 && !stop && hours.n == hours.max)
+	if (rc == 0 && !stop && meta_kvlist_full(&hours))
 		*more = true;
-	tl_buf_free(&hours.b);
-	tl_buf_free(&ents.b);
+	meta_kvlist_free(&hours);
+	meta_kvlist_free(&ents);
 	return rc;
 }
 
@@ -667,21 +661,14 @@ int
 meta_trash_expire(struct meta *m, uint64_t before_ns, size_t max,
 		  struct meta_trash_done *done, bool *more)
 {
-	struct meta_trash_done d;
-	struct mtxn t;
-	int rc, tries = 0;
+	struct expire_op o = {.before_ns = before_ns, .max = max,
+			      .more = more};
+	int rc;
 
-	do {
-		memset(&d, 0, sizeof(d));
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = expire_txn(&t, before_ns, max, &d, more);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
+	rc = meta_txn_run(m, false, expire_txn, &o);
 	if (rc == 0 && done) {
-		done->files += d.files;
-		done->bytes += d.bytes;
+		done->files += o.done.files;
+		done->bytes += o.done.bytes;
 	}
 	return rc;
 }
@@ -713,61 +700,98 @@ meta_set_trash_retention(struct meta *m, uint64_t ns)
 	m->trash_retention_ns = ns;
 }
 
-int
-meta_set_trash_days(struct meta *m, uint32_t days)
+static int
+days_txn(struct mtxn *t, void *arg)
 {
+	const uint32_t *days = arg;
 	struct meta_settings s;
 	uint8_t v[2048];
 	struct meta_key k;
 	const void *cur;
 	size_t vlen;
-	struct mtxn t;
-	int rc, tries = 0;
+	int rc;
 
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		meta_key_setting(m, &k);
-		rc = meta_kv_get(t.kv, k.b, k.len, &cur, &vlen);
-		if (rc == 0)
-			rc = meta_settings_decode(cur, vlen, &s);
-		if (rc == 0) {
-			s.trash_days = days;
-			vlen = meta_settings_encode(&s, v, sizeof(v));
-			rc = vlen == 0 ? -EINVAL :
-					 meta_kv_put(t.kv, k.b, k.len, v, vlen);
-		}
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
+	meta_key_setting(t->m, &k);
+	rc = meta_kv_get(t->kv, k.b, k.len, &cur, &vlen);
+	if (rc == 0)
+		rc = meta_settings_decode(cur, vlen, &s);
+	if (rc == 0) {
+		s.trash_days = *days;
+		vlen = meta_settings_encode(&s, v, sizeof(v));
+		rc = vlen == 0 ? -EINVAL :
+				 meta_kv_put(t->kv, k.b, k.len, v, vlen);
+	}
+	return rc;
+}
+
+int
+meta_set_trash_days(struct meta *m, uint32_t days)
+{
+	int rc;
+
+	rc = meta_txn_run(m, false, days_txn, &days);
 	if (rc == 0)
 		m->set.trash_days = days;
+	return rc;
+}
+
+/* fn(t, ino, name, arg) for each hour directory of the trash (inode
+ * trash) in cookie order, until one returns non-zero (the result). */
+static int
+hours_walk(struct mtxn *t, uint64_t trash,
+	   int (*fn)(struct mtxn *t, uint64_t hino, const char *hname,
+		     void *arg),
+	   void *arg)
+{
+	struct meta_kvlist hours = META_KVLIST_INIT(0);
+	char hname[META_NAME_MAX + 1];
+	uint64_t hino, hck = 2;
+	size_t off;
+	int rc;
+
+	do {
+		rc = dlist_read(t, trash, hck, 256, &hours);
+		off = 0;
+		while (rc == 0 && dlist_next(&hours, &off, &hino, &hck, hname))
+			rc = fn(t, hino, hname, arg);
+	} while (rc == 0 && meta_kvlist_full(&hours));
+	meta_kvlist_free(&hours);
+	return rc;
+}
+
+struct hours_sum {
+	uint64_t files, bytes;
+	uint64_t keep, cutoff; /* meta_trash_due: hours over by cutoff */
+};
+
+static int
+usage_cb(struct mtxn *t, uint64_t hino, const char *hname, void *arg)
+{
+	struct hours_sum *h = arg;
+	uint64_t b, n;
+	int rc;
+
+	(void)hname;
+	rc = meta_usage_get(t, hino, &b, &n);
+	h->files += n;
+	h->bytes += b;
 	return rc;
 }
 
 int
 meta_trash_usage(struct mtxn *t, uint64_t *files, uint64_t *bytes)
 {
-	struct dlist hours = {TL_BUF_INIT, 0, 0};
-	char hname[META_NAME_MAX + 1];
-	uint64_t trash, hino, hck = 2, b, n;
-	size_t off;
+	struct hours_sum h = {0, 0, 0, 0};
+	uint64_t trash;
 	int rc;
 
 	*files = *bytes = 0;
 	rc = meta_trash_ino(t, &trash);
 	if (rc || trash == 0)
 		return rc;
-	do {
-		rc = dlist_read(t, trash, hck, 256, &hours);
-		off = 0;
-		while (rc == 0 && dlist_next(&hours, &off, &hino, &hck, hname)) {
-			rc = meta_usage_get(t, hino, &b, &n);
-			*files += n;
-			*bytes += b;
-		}
-	} while (rc == 0 && hours.n == hours.max);
-	tl_buf_free(&hours.b);
+	rc = hours_walk(t, trash, usage_cb, &h);
+	*files = h.files;
+	*bytes = h.bytes;
 	return rc;
 }
 
@@ -779,13 +803,31 @@ cmp_ino(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+struct ino_vec {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int
+collect_cb(struct mtxn *t, uint64_t hino, const char *hname, void *arg)
+{
+	struct ino_vec *iv = arg;
+
+	(void)t;
+	(void)hname;
+	if (iv->n == iv->cap) {
+		iv->cap = iv->cap ? 2 * iv->cap : 64;
+		iv->v = tl_realloc(iv->v, iv->cap * sizeof(*iv->v));
+	}
+	iv->v[iv->n++] = hino;
+	return 0;
+}
+
 int
 meta_trash_hours(struct mtxn *t, uint64_t **inos, size_t *n)
 {
-	struct dlist hours = {TL_BUF_INIT, 0, 0};
-	char hname[META_NAME_MAX + 1];
-	uint64_t trash, hino, hck = 2;
-	size_t off, cap = 0;
+	struct ino_vec iv = {NULL, 0, 0};
+	uint64_t trash;
 	int rc;
 
 	*inos = NULL;
@@ -793,59 +835,46 @@ meta_trash_hours(struct mtxn *t, uint64_t **inos, size_t *n)
 	rc = meta_trash_ino(t, &trash);
 	if (rc || trash == 0)
 		return rc;
-	do {
-		rc = dlist_read(t, trash, hck, 256, &hours);
-		off = 0;
-		while (rc == 0 && dlist_next(&hours, &off, &hino, &hck, hname)) {
-			if (*n == cap) {
-				cap = cap ? 2 * cap : 64;
-				*inos = tl_realloc(*inos, cap * sizeof(**inos));
-			}
-			(*inos)[(*n)++] = hino;
-		}
-	} while (rc == 0 && hours.n == hours.max);
-	tl_buf_free(&hours.b);
+	rc = hours_walk(t, trash, collect_cb, &iv);
 	if (rc) {
-		free(*inos);
-		*inos = NULL;
-		*n = 0;
+		free(iv.v);
 		return rc;
 	}
-	if (*n > 1)
-		qsort(*inos, *n, sizeof(**inos), cmp_ino);
+	if (iv.n > 1)
+		qsort(iv.v, iv.n, sizeof(*iv.v), cmp_ino);
+	*inos = iv.v;
+	*n = iv.n;
 	return 0;
+}
+
+static int
+due_cb(struct mtxn *t, uint64_t hino, const char *hname, void *arg)
+{
+	struct hours_sum *h = arg;
+	uint64_t h0 = hour_start(hname);
+
+	if (h->keep != 0 && (h0 == 0 || h0 + HOUR_NS > h->cutoff))
+		return 0;
+	return usage_cb(t, hino, hname, h);
 }
 
 int
 meta_trash_due(struct mtxn *t, uint64_t now, uint64_t *files)
 {
-	struct dlist hours = {TL_BUF_INIT, 0, 0};
-	char hname[META_NAME_MAX + 1];
-	uint64_t trash, hino, hck = 2, keep, b, n, cutoff;
-	size_t off;
+	struct hours_sum h = {0, 0, 0, 0};
+	uint64_t trash;
 	int rc;
 
 	*files = 0;
 	rc = meta_trash_ino(t, &trash);
 	if (rc || trash == 0)
 		return rc;
-	rc = retention(t, &keep);
+	rc = retention(t, &h.keep);
 	if (rc)
 		return rc;
-	cutoff = now > keep ? now - keep : 0;
-	do {
-		rc = dlist_read(t, trash, hck, 256, &hours);
-		off = 0;
-		while (rc == 0 && dlist_next(&hours, &off, &hino, &hck, hname)) {
-			uint64_t h0 = hour_start(hname);
-
-			if (keep != 0 && (h0 == 0 || h0 + HOUR_NS > cutoff))
-				continue;
-			rc = meta_usage_get(t, hino, &b, &n);
-			*files += n;
-		}
-	} while (rc == 0 && hours.n == hours.max);
-	tl_buf_free(&hours.b);
+	h.cutoff = now > h.keep ? now - h.keep : 0;
+	rc = hours_walk(t, trash, due_cb, &h);
+	*files = h.files;
 	return rc;
 }
 
