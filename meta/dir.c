@@ -129,72 +129,6 @@ new_inode(struct inode *in, const struct inode *d, const struct meta_new *n,
 	}
 }
 
-static int
-create_txn(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
-	   const char *name, size_t len, const struct meta_new *n,
-	   uint64_t newino, uint64_t *ino, struct meta_attr *attr,
-	   bool *existed, struct meta_pre_attr *dir_pre,
-	   struct meta_attr *dir_post)
-{
-	struct inode d, in;
-	struct meta_key k;
-	uint64_t cino, now = tl_now_ns();
-	int rc;
-
-	rc = meta_inode_get(t, dir, &d);
-	if (rc)
-		return rc;
-	meta_pre_attr_of(&d, dir_pre);
-	if (dir_post)
-		*dir_post = d.a;
-	rc = dir_writable(&d, c);
-	if (rc == 0)
-		rc = meta_trash_guard(t, &d);
-	if (rc)
-		return rc;
-	if (is_dot(name))
-		return -EEXIST;
-	rc = meta_dentry_get(t, dir, name, len, NULL, &cino, NULL);
-	if (rc == 0)
-		return create_existing(t, n, cino, ino, attr, existed);
-	if (rc != -ENOENT)
-		return rc;
-	if (n->type == META_DIR && d.a.nlink >= META_LINK_MAX)
-		return -EMLINK;
-	rc = inode_limit_check(t);
-	if (rc)
-		return rc;
-	new_inode(&in, &d, n, newino, now);
-	if (n->type != META_DIR && c->uid != 0 && (in.a.mode & S_ISGID) &&
-	    (in.a.mode & S_IXGRP) && !meta_cred_in_group(c, in.a.gid))
-		in.a.mode &= ~(uint32_t)S_ISGID;
-	rc = meta_dentry_add(t, &d, name, len, n->type, newino);
-	if (rc == 0 && n->type == META_LNK) {
-		meta_key_ino(t->m, &k, newino, 'S');
-		rc = meta_kv_put(t->kv, k.b, k.len, n->target, in.a.size);
-	}
-	if (rc == 0)
-		rc = meta_inode_put(t, &in);
-	if (n->type == META_DIR)
-		d.a.nlink++;
-	dir_touch(&d, now);
-	if (rc == 0)
-		rc = meta_inode_put(t, &d);
-	if (rc == 0)
-		rc = meta_usage_add(t, dir, 0, 1);
-	t->d_inodes++;
-	if (rc)
-		return rc;
-	*ino = newino;
-	if (attr)
-		*attr = in.a;
-	if (existed)
-		*existed = false;
-	if (dir_post)
-		*dir_post = d.a;
-	return 0;
-}
-
 struct create_op {
 	const struct meta_cred *c;
 	uint64_t dir, newino, *ino;
@@ -208,14 +142,68 @@ struct create_op {
 };
 
 static int
-create_run(struct mtxn *t, void *arg)
+create_txn(struct mtxn *t, void *arg)
 {
 	const struct create_op *o = arg;
+	const struct meta_new *n = o->n;
+	struct inode d, in;
+	struct meta_key k;
+	uint64_t cino, now = tl_now_ns();
+	int rc;
 
 	t->lazy = o->c->async;
-	return create_txn(t, o->c, o->dir, o->name, o->len, o->n, o->newino,
-			  o->ino, o->attr, o->existed, o->dir_pre,
-			  o->dir_post);
+	rc = meta_inode_get(t, o->dir, &d);
+	if (rc)
+		return rc;
+	meta_pre_attr_of(&d, o->dir_pre);
+	if (o->dir_post)
+		*o->dir_post = d.a;
+	rc = dir_writable(&d, o->c);
+	if (rc == 0)
+		rc = meta_trash_guard(t, &d);
+	if (rc)
+		return rc;
+	if (is_dot(o->name))
+		return -EEXIST;
+	rc = meta_dentry_get(t, o->dir, o->name, o->len, NULL, &cino, NULL);
+	if (rc == 0)
+		return create_existing(t, n, cino, o->ino, o->attr, o->existed);
+	if (rc != -ENOENT)
+		return rc;
+	if (n->type == META_DIR && d.a.nlink >= META_LINK_MAX)
+		return -EMLINK;
+	rc = inode_limit_check(t);
+	if (rc)
+		return rc;
+	new_inode(&in, &d, n, o->newino, now);
+	if (n->type != META_DIR && o->c->uid != 0 && (in.a.mode & S_ISGID) &&
+	    (in.a.mode & S_IXGRP) && !meta_cred_in_group(o->c, in.a.gid))
+		in.a.mode &= ~(uint32_t)S_ISGID;
+	rc = meta_dentry_add(t, &d, o->name, o->len, n->type, o->newino);
+	if (rc == 0 && n->type == META_LNK) {
+		meta_key_ino(t->m, &k, o->newino, 'S');
+		rc = meta_kv_put(t->kv, k.b, k.len, n->target, in.a.size);
+	}
+	if (rc == 0)
+		rc = meta_inode_put(t, &in);
+	if (n->type == META_DIR)
+		d.a.nlink++;
+	dir_touch(&d, now);
+	if (rc == 0)
+		rc = meta_inode_put(t, &d);
+	if (rc == 0)
+		rc = meta_usage_add(t, o->dir, 0, 1);
+	t->d_inodes++;
+	if (rc)
+		return rc;
+	*o->ino = o->newino;
+	if (o->attr)
+		*o->attr = in.a;
+	if (o->existed)
+		*o->existed = false;
+	if (o->dir_post)
+		*o->dir_post = d.a;
+	return 0;
 }
 
 int
@@ -241,7 +229,7 @@ meta_create(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	rc = meta_alloc_ino(m, &o.newino);
 	if (rc)
 		return rc;
-	return meta_txn_run(m, false, create_run, &o);
+	return meta_txn_run(m, false, create_txn, &o);
 }
 
 static int
@@ -411,20 +399,30 @@ remove_txn(struct mtxn *t, void *arg)
 	return rc;
 }
 
-int
-meta_unlink(struct meta *m, const struct meta_cred *c, uint64_t dir,
-	    const char *name, struct meta_pre_attr *dir_pre,
+static int
+remove_name(struct meta *m, const struct meta_cred *c, uint64_t dir,
+	    const char *name, bool want_dir, struct meta_pre_attr *dir_pre,
 	    struct meta_attr *dir_post)
 {
-	struct remove_op o = {c, dir, name, 0, false, dir_pre, dir_post};
+	struct remove_op o = {c, dir, name, 0, want_dir, dir_pre, dir_post};
 	int rc;
 
 	rc = meta_name_check(name, &o.len, false);
 	if (rc)
 		return rc;
-	if (is_dot(name))
+	if (is_dot(name) && !want_dir)
 		return -EISDIR;
+	if (is_dot(name)) /* rmdir: "." is invalid, ".." never empty */
+		return strcmp(name, ".") == 0 ? -EINVAL : -ENOTEMPTY;
 	return meta_txn_run(m, false, remove_txn, &o);
+}
+
+int
+meta_unlink(struct meta *m, const struct meta_cred *c, uint64_t dir,
+	    const char *name, struct meta_pre_attr *dir_pre,
+	    struct meta_attr *dir_post)
+{
+	return remove_name(m, c, dir, name, false, dir_pre, dir_post);
 }
 
 int
@@ -432,17 +430,7 @@ meta_rmdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	   const char *name, struct meta_pre_attr *dir_pre,
 	   struct meta_attr *dir_post)
 {
-	struct remove_op o = {c, dir, name, 0, true, dir_pre, dir_post};
-	int rc;
-
-	rc = meta_name_check(name, &o.len, false);
-	if (rc)
-		return rc;
-	if (strcmp(name, ".") == 0)
-		return -EINVAL;
-	if (strcmp(name, "..") == 0)
-		return -ENOTEMPTY;
-	return meta_txn_run(m, false, remove_txn, &o);
+	return remove_name(m, c, dir, name, true, dir_pre, dir_post);
 }
 
 /* ---- link ---------------------------------------------------------------- */
