@@ -761,25 +761,29 @@ hours_walk(struct mtxn *t, uint64_t trash,
 
 struct hours_sum {
 	uint64_t files, bytes;
-	uint64_t keep, cutoff; /* meta_trash_due: hours over by cutoff */
+	uint64_t keep, cutoff; /* keep 0: all hours, else those over by cutoff */
 };
 
 static int
-usage_cb(struct mtxn *t, uint64_t hino, const char *hname, void *arg)
+sum_cb(struct mtxn *t, uint64_t hino, const char *hname, void *arg)
 {
 	struct hours_sum *h = arg;
-	uint64_t b, n;
+	uint64_t h0 = hour_start(hname), b, n;
 	int rc;
 
-	(void)hname;
+	if (h->keep != 0 && (h0 == 0 || h0 + HOUR_NS > h->cutoff))
+		return 0;
 	rc = meta_usage_get(t, hino, &b, &n);
 	h->files += n;
 	h->bytes += b;
 	return rc;
 }
 
-int
-meta_trash_usage(struct mtxn *t, uint64_t *files, uint64_t *bytes)
+/* Files and bytes in the trash's hours (usage records); with due, only
+ * in those whose hour ended more than the retention before now. */
+static int
+trash_sum(struct mtxn *t, bool due, uint64_t now, uint64_t *files,
+	  uint64_t *bytes)
 {
 	struct hours_sum h = {0, 0, 0, 0};
 	uint64_t trash;
@@ -789,10 +793,22 @@ meta_trash_usage(struct mtxn *t, uint64_t *files, uint64_t *bytes)
 	rc = meta_trash_ino(t, &trash);
 	if (rc || trash == 0)
 		return rc;
-	rc = hours_walk(t, trash, usage_cb, &h);
+	if (due) {
+		rc = retention(t, &h.keep);
+		if (rc)
+			return rc;
+		h.cutoff = now > h.keep ? now - h.keep : 0;
+	}
+	rc = hours_walk(t, trash, sum_cb, &h);
 	*files = h.files;
 	*bytes = h.bytes;
 	return rc;
+}
+
+int
+meta_trash_usage(struct mtxn *t, uint64_t *files, uint64_t *bytes)
+{
+	return trash_sum(t, false, 0, files, bytes);
 }
 
 static int
@@ -847,35 +863,12 @@ meta_trash_hours(struct mtxn *t, uint64_t **inos, size_t *n)
 	return 0;
 }
 
-static int
-due_cb(struct mtxn *t, uint64_t hino, const char *hname, void *arg)
-{
-	struct hours_sum *h = arg;
-	uint64_t h0 = hour_start(hname);
-
-	if (h->keep != 0 && (h0 == 0 || h0 + HOUR_NS > h->cutoff))
-		return 0;
-	return usage_cb(t, hino, hname, h);
-}
-
 int
 meta_trash_due(struct mtxn *t, uint64_t now, uint64_t *files)
 {
-	struct hours_sum h = {0, 0, 0, 0};
-	uint64_t trash;
-	int rc;
+	uint64_t bytes;
 
-	*files = 0;
-	rc = meta_trash_ino(t, &trash);
-	if (rc || trash == 0)
-		return rc;
-	rc = retention(t, &h.keep);
-	if (rc)
-		return rc;
-	h.cutoff = now > h.keep ? now - h.keep : 0;
-	rc = hours_walk(t, trash, due_cb, &h);
-	*files = h.files;
-	return rc;
+	return trash_sum(t, true, now, files, &bytes);
 }
 
 int
