@@ -178,9 +178,6 @@ meta_bgjob_stall(struct meta *m, struct meta_stall *st)
 {
 	struct meta_session h;
 	struct meta_lease l;
-	struct meta_key k;
-	const void *v;
-	size_t vlen;
 	struct mtxn t;
 	int rc;
 
@@ -195,14 +192,10 @@ meta_bgjob_stall(struct meta *m, struct meta_stall *st)
 		rc = 0;
 	if (rc == 0) {
 		rc = meta_lease_read(&t, &l);
-		if (rc == 0) {
-			meta_key_session(m, &k, l.holder);
-			rc = meta_kv_get(t.kv, k.b, k.len, &v, &vlen);
-			if (rc == 0 &&
-			    meta_session_decode(l.holder, v, vlen, &h) == 0)
-				st->holder_live =
-					meta_session_live(&h, st->now_ns);
-		}
+		if (rc == 0)
+			rc = meta_session_get(&t, l.holder, &h);
+		if (rc == 0)
+			st->holder_live = meta_session_live(&h, st->now_ns);
 		if (rc == -ENOENT)
 			rc = 0;
 	}

@@ -270,13 +270,15 @@ void meta_under_free(struct meta_under *u);
 /* session.c: -EBUSY when a gateway session is live or one started
  * since the session counter read epoch (meta_session_epoch). */
 int meta_session_quiet(struct mtxn *t, uint64_t epoch);
-/* The session record G<id>: -ENOENT, -EIO if unreadable. */
+/* The session record G<id>: -ENOENT when there is none or it is not
+ * one this version reads (as good as gone: its gateway is older or
+ * newer, and its lease taken as free). */
 int meta_session_get(struct mtxn *t, uint64_t id, struct meta_session *s);
 /* Decode a G record's value (dump_json.c). */
-/* The background-job lease record, or -ENOENT (session.c). */
-int meta_lease_read(struct mtxn *t, struct meta_lease *l);
 int meta_session_decode(uint64_t id, const void *val, size_t len,
 			 struct meta_session *s);
+/* The background-job lease record, or -ENOENT (session.c). */
+int meta_lease_read(struct mtxn *t, struct meta_lease *l);
 
 /* dump_json.c: a dump as JSON (meta_dump with json), written to w in
  * pieces of up to 64 KiB; keys without the volume prefix. */

@@ -144,7 +144,9 @@ meta_session_get(struct mtxn *t, uint64_t id, struct meta_session *s)
 
 	meta_key_session(t->m, &k, id);
 	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
-	return rc ? rc : session_decode(id, v, vlen, s);
+	if (rc == 0 && session_decode(id, v, vlen, s) < 0)
+		rc = -ENOENT;
+	return rc;
 }
 
 int
@@ -297,22 +299,6 @@ meta_lease_read(struct mtxn *t, struct meta_lease *l)
 	return lease_read(t, l);
 }
 
-/* The session of id into *s: 0, or -ENOENT when it has none. */
-static int
-session_get(struct mtxn *t, uint64_t id, struct meta_session *s)
-{
-	struct meta_key k;
-	const void *v;
-	size_t vlen;
-	int rc;
-
-	meta_key_session(t->m, &k, id);
-	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
-	if (rc == 0 && session_decode(id, v, vlen, s) < 0)
-		rc = -ENOENT;
-	return rc;
-}
-
 /* In the heartbeat's transaction: keep or take the lease for s.  *held
  * says whether s holds it when the transaction commits. */
 static int
@@ -332,7 +318,7 @@ lease_claim(struct mtxn *t, const struct meta_session *s, bool *held)
 		return 0;
 	}
 	if (rc == 0) {
-		rc = session_get(t, l.holder, &h);
+		rc = meta_session_get(t, l.holder, &h);
 		if (rc == 0 && meta_session_live(&h, now))
 			return 0; /* held by a live gateway */
 		if (rc == 0) {
