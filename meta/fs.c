@@ -36,17 +36,7 @@ meta_access(const struct meta_attr *a, const struct meta_cred *c,
 int
 meta_getattr(struct meta *m, uint64_t ino, struct meta_attr *out)
 {
-	struct inode in;
-	struct mtxn t;
-	int rc;
-
-	rc = meta_txn_begin(m, &t, true);
-	if (rc)
-		return rc;
-	rc = meta_inode_get(&t, ino, &in);
-	if (rc == 0)
-		*out = in.a;
-	return meta_txn_end(&t, rc);
+	return meta_getattr_under(m, META_ROOT_INO, ino, out);
 }
 
 static int
