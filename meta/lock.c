@@ -731,7 +731,7 @@ iscan_verdict(struct mtxn *t, struct iscan *s, struct meta_lock_result *res)
 	return -EBUSY;
 }
 
-/* ---- byte-range locks ---------------------------------------------------- */
+/* ---- requests ------------------------------------------------------------ */
 
 static bool
 owner_ok(const struct meta_lock_owner *o)
@@ -742,69 +742,196 @@ owner_ok(const struct meta_lock_owner *o)
 	       (o->oh != NULL || o->oh_len == 0);
 }
 
-static int
-lock_txn(struct mtxn *t, uint64_t ino, const struct meta_lock_req *r,
-	 const uint8_t oid[LOCK_ID], const uint8_t cid[LOCK_ID],
-	 struct meta_lock_result *res)
+/* One request on an owner's record of one inode: a lock or share to
+ * grant (grant_txn) or to release (release_txn), run by meta_txn_run. */
+struct lock_op {
+	uint64_t ino;
+	uint8_t kind;
+	const struct meta_lock_owner *owner;
+	const struct meta_lock_req *req; /* what to grant */
+	uint64_t start, end;		 /* ranges to release */
+	uint8_t oid[LOCK_ID], cid[LOCK_ID];
+	struct meta_lock_result *res;
+};
+
+static void
+op_init(struct lock_op *op, uint8_t kind, uint64_t ino,
+	const struct meta_lock_owner *o, struct meta_lock_result *res)
 {
-	struct iscan s = {.m = t->m, .oid = oid, .req = r, .kind = KIND_RANGES};
+	memset(op, 0, sizeof(*op));
+	op->ino = ino;
+	op->kind = kind;
+	op->owner = o;
+	op->res = res;
+	owner_id(kind, o, op->oid);
+	meta_lk_client_id(o->client, o->client_len, op->cid);
+	memset(res, 0, sizeof(*res));
+}
+
+/* Grant r's range in x, the owner's record, at epoch; false when x
+ * holds it already (res->had) and nothing changes. */
+static bool
+ranges_grant(struct lrec *x, const struct meta_lock_req *r, uint32_t epoch,
+	     struct meta_lock_result *res)
+{
+	bool renew;
+
+	res->had = ranges_cover(x, r->start, r->end, r->exclusive, epoch,
+				&renew);
+	if (res->had && !renew)
+		return false;
+	res->released = ranges_downgrade(x, r->start, r->end, r->exclusive);
+	ranges_cut(x, r->start, r->end);
+	ranges_add(x, r->start, r->end, r->exclusive, epoch);
+	return true;
+}
+
+/* Grant r's share reservation in x (held: x is a stored record); false
+ * when x holds it already. */
+static bool
+share_grant(struct lrec *x, bool held, const struct meta_lock_req *r,
+	    uint32_t epoch, struct meta_lock_result *res)
+{
+	res->had = held && x->mode == r->mode && x->access == r->access &&
+		   x->epoch == epoch;
+	if (res->had)
+		return false;
+	res->released =
+	    held && ((x->mode & ~r->mode) || (x->access & ~r->access));
+	x->mode = r->mode;
+	x->access = r->access;
+	x->epoch = epoch;
+	x->n = 1;
+	return true;
+}
+
+static int
+grant_txn(struct mtxn *t, void *arg)
+{
+	struct lock_op *op = arg;
+	const struct meta_lock_req *r = op->req;
+	struct iscan s = {
+	    .m = t->m, .oid = op->oid, .req = r, .kind = op->kind};
 	struct meta_lock_client c;
 	uint64_t old;
-	bool renew;
+	bool change;
 	int rc;
 
-	rc = client_touch(t, cid, &r->owner, r->where, &c);
+	memset(op->res, 0, sizeof(*op->res));
+	rc = client_touch(t, op->cid, op->owner, r->where, &c);
 	if (rc == 0)
-		rc = iscan_run(t, ino, &s);
+		rc = iscan_run(t, op->ino, &s);
 	if (rc == 0)
-		rc = iscan_verdict(t, &s, res);
+		rc = iscan_verdict(t, &s, op->res);
 	if (rc)
 		goto out;
 	if (!s.have_own)
-		rec_init(&s.own, KIND_RANGES, &r->owner,
-			 r->where != NULL ? (uint32_t)r->where->state : 0);
-	else if (r->where != NULL)
+		rec_init(&s.own, op->kind, op->owner, 0);
+	if (r->where != NULL)
 		s.own.state = (uint32_t)r->where->state;
 	old = meta_lk_rec_count(&s.own);
-	res->had = ranges_cover(&s.own, r->start, r->end, r->exclusive, c.epoch,
-				&renew);
-	if (res->had && !renew)
-		goto out; /* nothing changes */
-	res->released =
-	    ranges_downgrade(&s.own, r->start, r->end, r->exclusive);
-	ranges_cut(&s.own, r->start, r->end);
-	ranges_add(&s.own, r->start, r->end, r->exclusive, c.epoch);
-	rc = check_bounds(t, cid, r,
+	change = op->kind == KIND_RANGES
+		     ? ranges_grant(&s.own, r, c.epoch, op->res)
+		     : share_grant(&s.own, s.have_own, r, c.epoch, op->res);
+	if (!change)
+		goto out;
+	rc = check_bounds(t, op->cid, r,
 			  (int64_t)meta_lk_rec_count(&s.own) - (int64_t)old);
 	if (rc == 0)
-		rc = meta_lk_rec_store(t, ino, oid, cid, &s.own, old);
-	if (rc == 0 && res->released)
+		rc = meta_lk_rec_store(t, op->ino, op->oid, op->cid, &s.own,
+				       old);
+	if (rc == 0 && op->res->released)
 		rc = meta_counter_add(t, CNT_NLM_RELEASES, 1);
 out:
 	meta_lk_rec_free(&s.own);
 	return rc;
 }
 
+/* Get o's record of kind on ino into *x (-ENOENT: none). */
+static int
+own_get(struct mtxn *t, uint64_t ino, uint8_t kind,
+	const struct meta_lock_owner *o, const uint8_t oid[LOCK_ID],
+	struct lrec *x)
+{
+	struct meta_key k;
+	const void *v;
+	size_t vlen;
+	int rc;
+
+	meta_lk_key_lock(t->m, &k, ino, oid);
+	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
+	if (rc)
+		return rc;
+	rc = meta_lk_rec_decode(v, vlen, x);
+	if (rc == 0 && !rec_is(x, kind, o)) {
+		meta_lk_rec_free(x);
+		rc = -EIO;
+	}
+	return rc;
+}
+
+static int
+release_txn(struct mtxn *t, void *arg)
+{
+	struct lock_op *op = arg;
+	struct lrec x;
+	uint64_t old;
+	int rc;
+
+	memset(op->res, 0, sizeof(*op->res));
+	rc = own_get(t, op->ino, op->kind, op->owner, op->oid, &x);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	old = meta_lk_rec_count(&x);
+	if (op->kind == KIND_RANGES) {
+		op->res->released = ranges_cut(&x, op->start, op->end);
+	} else {
+		op->res->released = true;
+		x.n = 0;
+	}
+	if (op->res->released)
+		rc = meta_lk_rec_store(t, op->ino, op->oid, op->cid, &x, old);
+	if (rc == 0 && op->res->released)
+		rc = meta_counter_add(t, CNT_NLM_RELEASES, 1);
+	meta_lk_rec_free(&x);
+	return rc;
+}
+
+static int
+grant(struct meta *m, uint8_t kind, uint64_t ino,
+      const struct meta_lock_req *r, struct meta_lock_result *res)
+{
+	struct lock_op op;
+
+	op_init(&op, kind, ino, &r->owner, res);
+	op.req = r;
+	return meta_txn_run(m, false, grant_txn, &op);
+}
+
+static int
+release(struct meta *m, uint8_t kind, uint64_t ino,
+	const struct meta_lock_owner *o, uint64_t start, uint64_t end,
+	struct meta_lock_result *res)
+{
+	struct lock_op op;
+
+	op_init(&op, kind, ino, o, res);
+	op.start = start;
+	op.end = end;
+	return meta_txn_run(m, false, release_txn, &op);
+}
+
+/* ---- byte-range locks ---------------------------------------------------- */
+
 int
 meta_lock(struct meta *m, uint64_t ino, const struct meta_lock_req *r,
 	  struct meta_lock_result *res)
 {
-	uint8_t oid[LOCK_ID], cid[LOCK_ID];
-	struct mtxn t;
-	int rc, tries = 0;
-
 	if (r->start >= r->end || !owner_ok(&r->owner))
 		return -EINVAL;
-	owner_id(KIND_RANGES, &r->owner, oid);
-	meta_lk_client_id(r->owner.client, r->owner.client_len, cid);
-	do {
-		memset(res, 0, sizeof(*res));
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = meta_txn_end(&t, lock_txn(&t, ino, r, oid, cid, res));
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return grant(m, KIND_RANGES, ino, r, res);
 }
 
 static int
@@ -838,166 +965,31 @@ meta_lock_test(struct meta *m, uint64_t ino, const struct meta_lock_req *r,
 	return test_run(m, ino, r, KIND_RANGES, res);
 }
 
-/* Get o's record of kind on ino into *x (-ENOENT: none). */
-static int
-own_get(struct mtxn *t, uint64_t ino, uint8_t kind,
-	const struct meta_lock_owner *o, const uint8_t oid[LOCK_ID],
-	struct lrec *x)
-{
-	struct meta_key k;
-	const void *v;
-	size_t vlen;
-	int rc;
-
-	meta_lk_key_lock(t->m, &k, ino, oid);
-	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
-	if (rc)
-		return rc;
-	rc = meta_lk_rec_decode(v, vlen, x);
-	if (rc == 0 && !rec_is(x, kind, o)) {
-		meta_lk_rec_free(x);
-		rc = -EIO;
-	}
-	return rc;
-}
-
 int
 meta_unlock(struct meta *m, uint64_t ino, const struct meta_lock_owner *o,
 	    uint64_t start, uint64_t end, struct meta_lock_result *res)
 {
-	uint8_t oid[LOCK_ID], cid[LOCK_ID];
-	struct lrec x;
-	struct mtxn t;
-	uint64_t old;
-	int rc, tries = 0;
-
 	if (start >= end || !owner_ok(o))
 		return -EINVAL;
-	owner_id(KIND_RANGES, o, oid);
-	meta_lk_client_id(o->client, o->client_len, cid);
-	do {
-		memset(res, 0, sizeof(*res));
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = own_get(&t, ino, KIND_RANGES, o, oid, &x);
-		if (rc == -ENOENT) {
-			rc = meta_txn_end(&t, 0);
-			continue;
-		}
-		if (rc == 0) {
-			old = meta_lk_rec_count(&x);
-			res->released = ranges_cut(&x, start, end);
-			if (res->released)
-				rc = meta_lk_rec_store(&t, ino, oid, cid, &x,
-						       old);
-			if (rc == 0 && res->released)
-				rc = meta_counter_add(&t, CNT_NLM_RELEASES, 1);
-			meta_lk_rec_free(&x);
-		}
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return release(m, KIND_RANGES, ino, o, start, end, res);
 }
 
 /* ---- share reservations -------------------------------------------------- */
-
-static int
-share_txn(struct mtxn *t, uint64_t ino, const struct meta_lock_req *r,
-	  const uint8_t oid[LOCK_ID], const uint8_t cid[LOCK_ID],
-	  struct meta_lock_result *res)
-{
-	struct iscan s = {.m = t->m, .oid = oid, .req = r, .kind = KIND_SHARE};
-	struct meta_lock_client c;
-	uint64_t old;
-	int rc;
-
-	rc = client_touch(t, cid, &r->owner, r->where, &c);
-	if (rc == 0)
-		rc = iscan_run(t, ino, &s);
-	if (rc == 0)
-		rc = iscan_verdict(t, &s, res);
-	if (rc)
-		goto out;
-	if (!s.have_own)
-		rec_init(&s.own, KIND_SHARE, &r->owner, 0);
-	old = meta_lk_rec_count(&s.own);
-	res->had = s.have_own && s.own.mode == r->mode &&
-		   s.own.access == r->access && s.own.epoch == c.epoch;
-	if (res->had)
-		goto out;
-	res->released = s.have_own && ((s.own.mode & ~r->mode) ||
-				       (s.own.access & ~r->access));
-	s.own.mode = r->mode;
-	s.own.access = r->access;
-	s.own.epoch = c.epoch;
-	s.own.n = 1;
-	if (r->where != NULL)
-		s.own.state = (uint32_t)r->where->state;
-	rc = check_bounds(t, cid, r, 1 - (int64_t)old);
-	if (rc == 0)
-		rc = meta_lk_rec_store(t, ino, oid, cid, &s.own, old);
-	if (rc == 0 && res->released)
-		rc = meta_counter_add(t, CNT_NLM_RELEASES, 1);
-out:
-	meta_lk_rec_free(&s.own);
-	return rc;
-}
 
 int
 meta_share(struct meta *m, uint64_t ino, const struct meta_lock_req *r,
 	   struct meta_lock_result *res)
 {
-	uint8_t oid[LOCK_ID], cid[LOCK_ID];
-	struct mtxn t;
-	int rc, tries = 0;
-
 	if (!owner_ok(&r->owner) || r->mode > 3 || r->access > 3)
 		return -EINVAL;
-	owner_id(KIND_SHARE, &r->owner, oid);
-	meta_lk_client_id(r->owner.client, r->owner.client_len, cid);
-	do {
-		memset(res, 0, sizeof(*res));
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = meta_txn_end(&t, share_txn(&t, ino, r, oid, cid, res));
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return grant(m, KIND_SHARE, ino, r, res);
 }
 
 int
 meta_unshare(struct meta *m, uint64_t ino, const struct meta_lock_owner *o,
 	     struct meta_lock_result *res)
 {
-	uint8_t oid[LOCK_ID], cid[LOCK_ID];
-	struct lrec x;
-	struct mtxn t;
-	int rc, tries = 0;
-
 	if (!owner_ok(o))
 		return -EINVAL;
-	owner_id(KIND_SHARE, o, oid);
-	meta_lk_client_id(o->client, o->client_len, cid);
-	do {
-		memset(res, 0, sizeof(*res));
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = own_get(&t, ino, KIND_SHARE, o, oid, &x);
-		if (rc == -ENOENT) {
-			rc = meta_txn_end(&t, 0);
-			continue;
-		}
-		if (rc == 0) {
-			res->released = true;
-			x.n = 0;
-			rc = meta_lk_rec_store(&t, ino, oid, cid, &x, 1);
-			if (rc == 0)
-				rc = meta_counter_add(&t, CNT_NLM_RELEASES, 1);
-			meta_lk_rec_free(&x);
-		}
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return release(m, KIND_SHARE, ino, o, 0, META_LOCK_EOF, res);
 }

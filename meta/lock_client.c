@@ -31,12 +31,18 @@ struct sweep {
 	enum sweep_mode mode;
 	uint32_t keep_state;
 	uint32_t epoch;
-	uint64_t n; /* records dropped, or ranges counted */
+	uint8_t cid[LOCK_ID]; /* the client */
+	uint64_t n;	      /* records dropped, or ranges counted */
 	/* the index entries of one batch */
 	uint64_t ino[LK_BATCH];
 	uint8_t oid[LK_BATCH][LOCK_ID];
 	size_t nb;
 	struct meta_key last; /* the last index key taken */
+	/* where the batch started, and the inodes where something went */
+	uint64_t n0;
+	struct meta_key last0;
+	uint64_t gone[LK_BATCH];
+	size_t ngone;
 };
 
 static int
@@ -98,33 +104,27 @@ sweep_rec(const struct sweep *s, struct lrec *x, bool *changed)
 	return k;
 }
 
-/* One batch of the sweep of client cid in one transaction; *more when
- * the index may hold further entries.  released(arg, ino) after the
- * commit for each inode where something went. */
+/* One batch of the sweep (s->cid) in one transaction, from where the
+ * batch started (s->n0, s->last0) on each attempt. */
 static int
-sweep_batch(struct sweep *s, const uint8_t cid[LOCK_ID], bool *more,
-	    meta_lock_released_cb cb, void *arg)
+sweep_txn(struct mtxn *t, void *arg)
 {
+	struct sweep *s = arg;
 	bool rdonly = s->mode == SW_COUNT, any = false;
-	uint64_t gone[LK_BATCH], n0 = s->n;
 	struct meta_key start, end, from, k;
-	struct meta_key last0 = s->last;
-	size_t ngone = 0;
-	struct mtxn t;
 	int rc;
 
-	meta_lk_key_client(s->m, &start, 'n', cid, 0, NULL);
+	s->n = s->n0;
+	s->last = s->last0;
+	s->ngone = 0;
+	meta_lk_key_client(s->m, &start, 'n', s->cid, 0, NULL);
 	meta_lk_key_after(&start, &end);
 	from = s->last.len > 0 ? s->last : start;
 	if (s->last.len > 0)
 		from.b[from.len++] = 0; /* just past the last one taken */
-	rc = meta_txn_begin(s->m, &t, rdonly);
-	if (rc)
-		return rc;
 	s->nb = 0;
-	rc = meta_kv_scan(t.kv, from.b, from.len, end.b, end.len, sweep_scan_cb,
-			  s);
-	*more = s->nb == LK_BATCH;
+	rc = meta_kv_scan(t->kv, from.b, from.len, end.b, end.len,
+			  sweep_scan_cb, s);
 	for (size_t i = 0; rc == 0 && i < s->nb; i++) {
 		const void *v;
 		size_t vlen;
@@ -133,13 +133,13 @@ sweep_batch(struct sweep *s, const uint8_t cid[LOCK_ID], bool *more,
 		bool changed;
 
 		meta_lk_key_lock(s->m, &k, s->ino[i], s->oid[i]);
-		rc = meta_kv_get(t.kv, k.b, k.len, &v, &vlen);
+		rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
 		if (rc == -ENOENT ||
 		    (rc == 0 && meta_lk_rec_decode(v, vlen, &x))) {
 			/* an index entry of nothing: drop it */
-			meta_lk_key_client(s->m, &k, 'n', cid, s->ino[i],
+			meta_lk_key_client(s->m, &k, 'n', s->cid, s->ino[i],
 					   s->oid[i]);
-			rc = rdonly ? 0 : meta_kv_del(t.kv, k.b, k.len);
+			rc = rdonly ? 0 : meta_kv_del(t->kv, k.b, k.len);
 			continue;
 		}
 		if (rc)
@@ -150,49 +150,40 @@ sweep_batch(struct sweep *s, const uint8_t cid[LOCK_ID], bool *more,
 			    ? d
 			    : (d > 0);
 		if (changed) {
-			rc = meta_lk_rec_store(&t, s->ino[i], s->oid[i], cid,
+			rc = meta_lk_rec_store(t, s->ino[i], s->oid[i], s->cid,
 					       &x, old);
 			any = true;
-			if (ngone == 0 || gone[ngone - 1] != s->ino[i])
-				gone[ngone++] = s->ino[i];
+			if (s->ngone == 0 || s->gone[s->ngone - 1] != s->ino[i])
+				s->gone[s->ngone++] = s->ino[i];
 		}
 		meta_lk_rec_free(&x);
 	}
 	if (rc == 0 && any)
-		rc = meta_counter_add(&t, CNT_NLM_RELEASES, 1);
-	if (rdonly) {
-		meta_kv_abort(t.kv);
-	} else {
-		rc = meta_txn_end(&t, rc);
-	}
-	if (rc) {
-		s->n = n0; /* the batch is done again, or not at all */
-		s->last = last0;
-		return rc;
-	}
-	for (size_t i = 0; cb != NULL && i < ngone; i++)
-		cb(arg, gone[i]);
-	return 0;
+		rc = meta_counter_add(t, CNT_NLM_RELEASES, 1);
+	return rc;
 }
 
+/* Sweep client s->cid in batches of LK_BATCH index entries, each in
+ * its own transaction; cb(arg, ino) after each commit for every inode
+ * where something went.  On an error, s->n counts what the batches
+ * committed before it did. */
 static int
-sweep_run(struct sweep *s, const uint8_t cid[LOCK_ID], meta_lock_released_cb cb,
-	  void *arg)
+sweep_run(struct sweep *s, meta_lock_released_cb cb, void *arg)
 {
-	bool more = true;
-	int rc = 0, tries = 0;
+	int rc;
 
 	s->last.len = 0;
-	while (more) {
-		rc = sweep_batch(s, cid, &more, cb, arg);
-		if (meta_txn_retry(rc, &tries)) {
-			more = true;
-			continue;
-		}
-		if (rc)
+	do {
+		s->n0 = s->n;
+		s->last0 = s->last;
+		rc = meta_txn_run(s->m, s->mode == SW_COUNT, sweep_txn, s);
+		if (rc) {
+			s->n = s->n0; /* the batch did nothing */
 			break;
-		tries = 0;
-	}
+		}
+		for (size_t i = 0; cb != NULL && i < s->ngone; i++)
+			cb(arg, s->gone[i]);
+	} while (s->nb == LK_BATCH);
 	return rc;
 }
 
@@ -237,19 +228,20 @@ client_forget_txn(struct mtxn *t, const uint8_t cid[LOCK_ID], bool *gone)
 }
 
 static int
+forget_txn(struct mtxn *t, void *arg)
+{
+	bool gone;
+
+	return client_forget_txn(t, arg, &gone);
+}
+
+static int
 client_forget(struct meta *m, const uint8_t cid[LOCK_ID])
 {
-	struct mtxn t;
-	bool gone;
-	int rc, tries = 0;
+	uint8_t id[LOCK_ID];
 
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = meta_txn_end(&t, client_forget_txn(&t, cid, &gone));
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	memcpy(id, cid, LOCK_ID);
+	return meta_txn_run(m, false, forget_txn, id);
 }
 
 int
@@ -258,20 +250,19 @@ meta_lock_drop(struct meta *m, const char *client, size_t len,
 	       uint64_t *n)
 {
 	struct sweep *s = tl_calloc(1, sizeof(*s));
-	uint8_t cid[LOCK_ID];
 	int rc;
 
 	if (len > META_LOCK_STR_MAX || (client == NULL && len > 0)) {
 		free(s);
 		return -EINVAL;
 	}
-	meta_lk_client_id(client, len, cid);
+	meta_lk_client_id(client, len, s->cid);
 	s->m = m;
 	s->mode = keep_state < 0 ? SW_ALL : SW_STATE;
 	s->keep_state = (uint32_t)keep_state;
-	rc = sweep_run(s, cid, cb, arg);
+	rc = sweep_run(s, cb, arg);
 	if (rc == 0)
-		rc = client_forget(m, cid);
+		rc = client_forget(m, s->cid);
 	if (n != NULL)
 		*n = s->n;
 	free(s);
@@ -347,78 +338,84 @@ meta_lock_clients(struct meta *m, meta_lock_client_cb cb, void *arg)
 	return rc;
 }
 
+/* A change to one client's record, run by meta_txn_run (client_txn):
+ * fn returns 0 (write c), 1 (leave it) or an error. */
+struct client_op {
+	uint8_t cid[LOCK_ID];
+	struct meta_lock_client c;
+	int (*fn)(struct mtxn *t, struct client_op *op);
+	void *arg;
+};
+
+static int
+client_txn(struct mtxn *t, void *arg)
+{
+	struct client_op *op = arg;
+	int rc = meta_lk_client_get(t, op->cid, &op->c);
+
+	if (rc == 0)
+		rc = op->fn(t, op);
+	if (rc == 0)
+		rc = meta_lk_client_put(t, op->cid, &op->c);
+	return rc == 1 ? 0 : rc;
+}
+
+static int
+client_update(struct meta *m, const char *client, size_t len,
+	      struct client_op *op)
+{
+	if (len > META_LOCK_STR_MAX)
+		return -EINVAL;
+	meta_lk_client_id(client, len, op->cid);
+	return meta_txn_run(m, false, client_txn, op);
+}
+
+struct adopt {
+	uint64_t from, to, grace_until_ns;
+	bool gone; /* the client held nothing: its record is deleted */
+};
+
+static int
+adopt(struct mtxn *t, struct client_op *op)
+{
+	struct adopt *a = op->arg;
+	int rc;
+
+	a->gone = false;
+	if (op->c.session != a->from)
+		return -ESTALE;
+	rc = client_forget_txn(t, op->cid, &a->gone);
+	if (rc || a->gone)
+		return rc ? rc : 1;
+	op->c.epoch++;
+	op->c.session = a->to;
+	op->c.grace_until_ns = a->grace_until_ns;
+	op->c.notified = false;
+	return 0;
+}
+
 int
 meta_lock_adopt(struct meta *m, const char *client, size_t len, uint64_t from,
 		uint64_t to, uint64_t grace_until_ns, uint32_t *epoch)
 {
-	struct meta_lock_client c;
-	uint8_t cid[LOCK_ID];
-	struct mtxn t;
-	bool gone;
-	int rc, tries = 0;
+	struct adopt a = {.from = from, .to = to,
+			  .grace_until_ns = grace_until_ns};
+	struct client_op op = {.fn = adopt, .arg = &a};
+	int rc = client_update(m, client, len, &op);
 
-	if (len > META_LOCK_STR_MAX)
-		return -EINVAL;
-	meta_lk_client_id(client, len, cid);
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = meta_lk_client_get(&t, cid, &c);
-		if (rc == 0 && c.session != from)
-			rc = -ESTALE;
-		if (rc == 0)
-			rc = client_forget_txn(&t, cid, &gone);
-		if (rc == 0 && !gone) {
-			c.epoch++;
-			c.session = to;
-			c.grace_until_ns = grace_until_ns;
-			c.notified = false;
-			rc = meta_lk_client_put(&t, cid, &c);
-		}
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	if (rc == 0 && gone)
+	if (rc == 0 && a.gone)
 		return -ENOENT;
 	if (rc == 0 && epoch != NULL)
-		*epoch = c.epoch;
-	return rc;
-}
-
-/* Apply fn to client's record in a transaction: fn returns 0 (write
- * it), 1 (leave it) or an error. */
-static int
-client_update(struct meta *m, const char *client, size_t len,
-	      int (*fn)(struct meta_lock_client *c, void *arg), void *arg)
-{
-	struct meta_lock_client c;
-	uint8_t cid[LOCK_ID];
-	struct mtxn t;
-	int rc, tries = 0;
-
-	if (len > META_LOCK_STR_MAX)
-		return -EINVAL;
-	meta_lk_client_id(client, len, cid);
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = meta_lk_client_get(&t, cid, &c);
-		if (rc == 0)
-			rc = fn(&c, arg);
-		if (rc == 0)
-			rc = meta_lk_client_put(&t, cid, &c);
-		rc = meta_txn_end(&t, rc == 1 ? 0 : rc);
-	} while (meta_txn_retry(rc, &tries));
+		*epoch = op.c.epoch;
 	return rc;
 }
 
 static int
-set_notified(struct meta_lock_client *c, void *arg)
+set_notified(struct mtxn *t, struct client_op *op)
 {
-	if (c->epoch != *(uint32_t *)arg || c->notified)
+	if (op->c.epoch != *(uint32_t *)op->arg || op->c.notified)
 		return 1;
-	c->notified = true;
+	op->c.notified = true;
 	return 0;
 }
 
@@ -426,15 +423,17 @@ int
 meta_lock_notified(struct meta *m, const char *client, size_t len,
 		   uint32_t epoch)
 {
-	return client_update(m, client, len, set_notified, &epoch);
+	struct client_op op = {.fn = set_notified, .arg = &epoch};
+
+	return client_update(m, client, len, &op);
 }
 
 static int
-end_grace(struct meta_lock_client *c, void *arg)
+end_grace(struct mtxn *t, struct client_op *op)
 {
-	if (c->epoch != *(uint32_t *)arg || c->grace_until_ns == 0)
+	if (op->c.epoch != *(uint32_t *)op->arg || op->c.grace_until_ns == 0)
 		return 1;
-	c->grace_until_ns = 0;
+	op->c.grace_until_ns = 0;
 	return 0;
 }
 
@@ -444,6 +443,7 @@ meta_lock_recover(struct meta *m, const char *client, size_t len,
 		  void *arg, uint64_t *dropped)
 {
 	struct meta_lock_client c;
+	struct client_op op = {.fn = end_grace};
 	struct sweep *s;
 	uint8_t cid[LOCK_ID];
 	struct mtxn t;
@@ -466,19 +466,22 @@ meta_lock_recover(struct meta *m, const char *client, size_t len,
 		return rc;
 	s = tl_calloc(1, sizeof(*s));
 	s->m = m;
+	memcpy(s->cid, cid, LOCK_ID);
 	s->mode = SW_COUNT;
 	s->epoch = c.epoch;
-	rc = sweep_run(s, cid, NULL, NULL);
+	rc = sweep_run(s, NULL, NULL);
 	*left = s->n;
 	if (rc == 0 && *left > 0 && now_ns >= c.grace_until_ns && c.notified) {
 		s->mode = SW_UNRECLAIMED;
 		s->n = 0;
-		rc = sweep_run(s, cid, cb, arg);
+		rc = sweep_run(s, cb, arg);
 		if (dropped != NULL)
 			*dropped = s->n;
 	}
-	if (rc == 0 && (*left == 0 || now_ns >= c.grace_until_ns))
-		rc = client_update(m, client, len, end_grace, &c.epoch);
+	if (rc == 0 && (*left == 0 || now_ns >= c.grace_until_ns)) {
+		op.arg = &c.epoch;
+		rc = client_update(m, client, len, &op);
+	}
 	if (rc == 0)
 		rc = client_forget(m, cid);
 	free(s);
@@ -541,24 +544,25 @@ meta_lock_total(struct meta *m, uint64_t *n)
 	return read_counter(m, CNT_NLM_LOCKS, n);
 }
 
+static int
+nsm_state_txn(struct mtxn *t, void *arg)
+{
+	uint64_t *v = arg;
+	int rc = meta_counter_get(t, CNT_NSM_STATE, v);
+
+	if (rc)
+		return rc;
+	/* odd: up (NSM's convention); wraps before INT32_MAX */
+	*v = *v == 0 || *v >= INT32_MAX - 2 ? 1 : (*v | 1) + 2;
+	return meta_counter_set(t, CNT_NSM_STATE, *v);
+}
+
 int
 meta_lock_nsm_state(struct meta *m, int32_t *state)
 {
-	struct mtxn t;
 	uint64_t v;
-	int rc, tries = 0;
+	int rc = meta_txn_run(m, false, nsm_state_txn, &v);
 
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = meta_counter_get(&t, CNT_NSM_STATE, &v);
-		/* odd: up (NSM's convention); wraps before INT32_MAX */
-		v = v == 0 || v >= INT32_MAX - 2 ? 1 : (v | 1) + 2;
-		if (rc == 0)
-			rc = meta_counter_set(&t, CNT_NSM_STATE, v);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
 	if (rc == 0)
 		*state = (int32_t)v;
 	return rc;
