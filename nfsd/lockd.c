@@ -496,16 +496,20 @@ nfsd_nlm_reply(struct nfsd_nlm *l, const struct sockaddr_storage *peer,
 
 /* ---- waiters ------------------------------------------------------------------ */
 
-static void
-where_of(const struct nfsd_nlm *l, const struct waiter *w, char *addr,
-	 char *local, struct meta_lock_where *wh)
+void
+nfsd_nlm_where(const struct nfsd_nlm *l, const struct sockaddr_storage *peer,
+	       const struct sockaddr_storage *local, int32_t state,
+	       struct nfsd_nlm_where *w, struct meta_lock_req *q)
 {
-	nfsd_peer_str(&w->peer, addr, META_LOCK_ADDR_MAX);
-	nfsd_peer_str(&w->local, local, META_LOCK_ADDR_MAX);
-	wh->addr = addr;
-	wh->local = local;
-	wh->session = l->session;
-	wh->state = w->state;
+	nfsd_peer_str(peer, w->addr, sizeof(w->addr));
+	nfsd_peer_str(local, w->local, sizeof(w->local));
+	w->w.addr = w->addr;
+	w->w.local = w->local;
+	w->w.session = l->session;
+	w->w.state = state;
+	q->where = &w->w;
+	q->max_client = l->o.max_locks_client;
+	q->max_total = l->o.max_locks;
 }
 
 int
@@ -579,8 +583,7 @@ nfsd_nlm_wait(struct nfsd_nlm *l, const struct nfsd_nlm_wait *q)
 static void
 try_waiter(struct nfsd_nlm *l, struct waiter *w)
 {
-	char addr[META_LOCK_ADDR_MAX], local[META_LOCK_ADDR_MAX];
-	struct meta_lock_where wh;
+	struct nfsd_nlm_where wh;
 	struct meta_lock_req r;
 	struct meta_lock_result res;
 	int rc;
@@ -590,10 +593,7 @@ try_waiter(struct nfsd_nlm *l, struct waiter *w)
 	r.start = w->start;
 	r.end = w->end;
 	r.exclusive = w->excl;
-	where_of(l, w, addr, local, &wh);
-	r.where = &wh;
-	r.max_client = l->o.max_locks_client;
-	r.max_total = l->o.max_locks;
+	nfsd_nlm_where(l, &w->peer, &w->local, w->state, &wh, &r);
 	rc = meta_lock(l->meta, w->ino, &r, &res);
 	if (rc == 0 && w->cancelled) {
 		/* the client gave up meanwhile: what it got goes back */
@@ -665,17 +665,18 @@ retry_waiters(struct nfsd_nlm *l, const uint64_t *kicks, size_t n, bool all)
 	free(v);
 }
 
-/* Forget waiters nobody asked for again for WAITER_TTL_NS. */
+/* Remove the waiters that drop(w, arg) selects, called under l->mu,
+ * and free them (outside it). */
 static void
-expire_waiters(struct nfsd_nlm *l)
+drop_waiters(struct nfsd_nlm *l, bool (*drop)(struct waiter *w, void *arg),
+	     void *arg)
 {
-	uint64_t now = tl_mono_ns();
 	struct waiter *w, *next, *gone = NULL;
 
 	pthread_mutex_lock(&l->mu);
 	for (w = l->waiters.head; w != NULL; w = next) {
 		next = w->next;
-		if (w->busy || now - w->refreshed_ns < WAITER_TTL_NS)
+		if (!drop(w, arg))
 			continue;
 		list_unlink(&l->waiters, w);
 		w->next = gone;
@@ -687,6 +688,21 @@ expire_waiters(struct nfsd_nlm *l)
 		gone = w->next;
 		waiter_free(w);
 	}
+}
+
+static bool
+expired(struct waiter *w, void *arg)
+{
+	return !w->busy && *(uint64_t *)arg - w->refreshed_ns >= WAITER_TTL_NS;
+}
+
+/* Forget waiters nobody asked for again for WAITER_TTL_NS. */
+static void
+expire_waiters(struct nfsd_nlm *l)
+{
+	uint64_t now = tl_mono_ns();
+
+	drop_waiters(l, expired, &now);
 }
 
 int
@@ -875,6 +891,31 @@ by_addr_cb(void *arg, const struct meta_lock_client *c)
 	return 0;
 }
 
+/* The waiters of the clients an event names (n names; of another NSM
+ * state than state, unless state < 0). */
+struct gone_clients {
+	char **names;
+	size_t *lens, n;
+	int64_t state;
+};
+
+/* A waiter of a gone client: dropped, or, being tried, cancelled (the
+ * try releases what it gets and frees it). */
+static bool
+of_gone_client(struct waiter *w, void *arg)
+{
+	const struct gone_clients *g = arg;
+	bool match = false;
+
+	for (size_t i = 0; i < g->n && !match; i++)
+		match = w->client_len == g->lens[i] &&
+			memcmp(w->client, g->names[i], g->lens[i]) == 0 &&
+			(g->state < 0 || w->state != g->state);
+	if (match && w->busy)
+		w->cancelled = true;
+	return match && !w->busy;
+}
+
 /* FREE_ALL or SM_NOTIFY: drop the client's locks.  A name no record
  * knows (an SM_NOTIFY may carry a fully qualified name where the
  * client's locks say a short one) falls back on the clients recorded at
@@ -886,8 +927,7 @@ ev_gone(struct nfsd_nlm *l, struct ev *e)
 	size_t lens[17];
 	struct by_addr b = {{0}, 0, names + 1, lens + 1, 0};
 	uint64_t dropped = 0, d;
-	struct waiter *w, *next, *gone = NULL;
-	size_t n;
+	struct gone_clients g = {names, lens, 0, e->state};
 
 	name_str(e->name, e->name_len, name, sizeof(name));
 	names[0] = e->name; /* e's */
@@ -903,33 +943,8 @@ ev_gone(struct nfsd_nlm *l, struct ev *e)
 					   e->state, released_cb, l, &d) == 0)
 				dropped += d;
 	}
-	n = 1 + b.n;
-	/* its waiters too */
-	pthread_mutex_lock(&l->mu);
-	for (w = l->waiters.head; w != NULL; w = next) {
-		bool match = false;
-
-		next = w->next;
-		for (size_t i = 0; i < n && !match; i++)
-			match = w->client_len == lens[i] &&
-				memcmp(w->client, names[i], lens[i]) == 0 &&
-				(e->state < 0 || w->state != e->state);
-		if (!match)
-			continue;
-		if (w->busy) {
-			w->cancelled = true;
-			continue;
-		}
-		list_unlink(&l->waiters, w);
-		w->next = gone;
-		gone = w;
-	}
-	pthread_mutex_unlock(&l->mu);
-	while (gone != NULL) {
-		w = gone;
-		gone = w->next;
-		waiter_free(w);
-	}
+	g.n = 1 + b.n;
+	drop_waiters(l, of_gone_client, &g); /* its waiters too */
 	tl_notice("nlm", "client %s %s: %llu of its lock records dropped",
 		  name, e->state < 0 ? "freed all its locks" : "restarted",
 		  (unsigned long long)dropped);
@@ -1361,22 +1376,10 @@ nfsd_nlm_in_grace(struct nfsd_nlm *l)
 	return atomic_load(&l->grace);
 }
 
-uint64_t
-nfsd_nlm_session(struct nfsd_nlm *l)
-{
-	return l->session;
-}
-
 int32_t
 nfsd_nlm_nsm_state(struct nfsd_nlm *l)
 {
 	return l->nsm_state;
-}
-
-const struct nfsd_nlm_opts *
-nfsd_nlm_opts(struct nfsd_nlm *l)
-{
-	return &l->o;
 }
 
 struct meta *

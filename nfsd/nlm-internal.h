@@ -113,9 +113,19 @@ bool nfsd_nlm_ready(struct nfsd_nlm *l);
 /* Only reclaims are granted (this gateway restarted and its clients
  * have not all reclaimed yet, or lock_grace has not passed). */
 bool nfsd_nlm_in_grace(struct nfsd_nlm *l);
-uint64_t nfsd_nlm_session(struct nfsd_nlm *l);
 int32_t nfsd_nlm_nsm_state(struct nfsd_nlm *l);
-const struct nfsd_nlm_opts *nfsd_nlm_opts(struct nfsd_nlm *l);
+/* Where a request that takes a lock or share comes from (the addresses
+ * peer called from and reached, this gateway's session, the client's
+ * NSM state) and the bounds on what a client and the volume hold:
+ * nfsd_nlm_where fills w and q (q->where points into w). */
+struct nfsd_nlm_where {
+	char addr[META_LOCK_ADDR_MAX], local[META_LOCK_ADDR_MAX];
+	struct meta_lock_where w;
+};
+void nfsd_nlm_where(const struct nfsd_nlm *l,
+		    const struct sockaddr_storage *peer,
+		    const struct sockaddr_storage *local, int32_t state,
+		    struct nfsd_nlm_where *w, struct meta_lock_req *q);
 struct meta *nfsd_nlm_meta(struct nfsd_nlm *l);
 
 /* A blocked request, as the LOCK that was answered NLM4_BLOCKED said it

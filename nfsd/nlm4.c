@@ -124,6 +124,15 @@ file_of(struct nfsd_call *c, const nlm4_netobj *fh, bool write,
 	return NLM4_GRANTED;
 }
 
+/* Answer st in *stat, the result's status; the call keeps it for the
+ * metrics. */
+static void
+answer(struct nfsd_call *c, nlm4_stats *stat, nlm4_stats st)
+{
+	*stat = st;
+	c->nlm_status = (int32_t)st;
+}
+
 /* What a metadata error other than a conflict answers. */
 static nlm4_stats
 meta_status(int rc, const char *what)
@@ -150,197 +159,186 @@ holder_of(const struct meta_lock_holder *h, nlm4_holder *out)
 	out->l_len = h->end == META_LOCK_EOF ? 0 : h->end - h->start;
 }
 
+/* What the lock procedures (TEST, LOCK, CANCEL, UNLOCK) take from their
+ * nlm4_lock: the file, and the request (owner, range, exclusive). */
+struct lockcall {
+	uint64_t ino;
+	struct meta_lock_req q;
+};
+
+/* The file and request of k (lock_of), NLM4_GRANTED or what to answer:
+ * write (an exclusive lock), release as file_of; grace: refused in the
+ * grace period. */
+static nlm4_stats
+lock_of(struct nfsd_call *c, const nlm4_lock *k, bool write, bool release,
+	bool grace, struct lockcall *lc)
+{
+	nlm4_stats st;
+
+	memset(lc, 0, sizeof(*lc));
+	lc->q.owner = owner_of(k);
+	lc->q.exclusive = write;
+	st = file_of(c, &k->fh, write, release, &lc->ino);
+	if (st == NLM4_GRANTED)
+		st = range_of(k->l_offset, k->l_len, &lc->q.start, &lc->q.end);
+	if (st == NLM4_GRANTED && grace && nfsd_nlm_in_grace(c->ctx->nlm))
+		st = NLM4_DENIED_GRACE_PERIOD;
+	return st;
+}
+
+/* What a conflict (-EBUSY) answers when no client may wait for it. */
+static nlm4_stats
+conflict_status(const struct meta_lock_result *res, bool reclaim)
+{
+	return res->holder.recovering && !reclaim ? NLM4_DENIED_GRACE_PERIOD
+						  : NLM4_DENIED;
+}
+
 /* ---- the procedures -------------------------------------------------------- */
-
-static void
-do_test(struct nfsd_call *c, const nlm4_testargs *a, nlm4_testres *r)
-{
-	struct meta_lock_result res;
-	struct meta_lock_req q;
-	uint64_t ino = 0;
-	nlm4_stats st;
-	int rc;
-
-	cookie_copy(&r->cookie, &a->cookie);
-	memset(&q, 0, sizeof(q));
-	st = file_of(c, &a->alock.fh, a->exclusive, false, &ino);
-	if (st == NLM4_GRANTED)
-		st = range_of(a->alock.l_offset, a->alock.l_len, &q.start,
-			      &q.end);
-	if (st == NLM4_GRANTED && nfsd_nlm_in_grace(c->ctx->nlm))
-		st = NLM4_DENIED_GRACE_PERIOD;
-	if (st != NLM4_GRANTED)
-		goto out;
-	q.owner = owner_of(&a->alock);
-	q.exclusive = a->exclusive;
-	rc = meta_lock_test(c->ctx->meta, ino, &q, &res);
-	if (rc == -EBUSY) {
-		st = NLM4_DENIED;
-		holder_of(&res.holder, &r->stat.nlm4_testrply_u.holder);
-	} else if (rc != 0) {
-		st = meta_status(rc, "TEST");
-	}
-out:
-	r->stat.stat = st;
-	c->nlm_status = (int32_t)st;
-}
-
-/* LOCK, and NM_LOCK (monitored false: never blocks, no NSM state). */
-static void
-do_lock(struct nfsd_call *c, const nlm4_lockargs *a, nlm4_res *r,
-	bool monitored)
-{
-	struct nfsd_nlm *l = c->ctx->nlm;
-	char addr[META_LOCK_ADDR_MAX], local[META_LOCK_ADDR_MAX];
-	struct meta_lock_where where;
-	struct meta_lock_result res;
-	struct meta_lock_req q;
-	struct nfsd_nlm_wait w;
-	uint64_t ino = 0;
-	nlm4_stats st;
-	int rc;
-
-	cookie_copy(&r->cookie, &a->cookie);
-	memset(&q, 0, sizeof(q));
-	st = file_of(c, &a->alock.fh, a->exclusive, false, &ino);
-	if (st == NLM4_GRANTED)
-		st = range_of(a->alock.l_offset, a->alock.l_len, &q.start,
-			      &q.end);
-	if (st == NLM4_GRANTED && !a->reclaim && nfsd_nlm_in_grace(l))
-		st = NLM4_DENIED_GRACE_PERIOD;
-	if (st != NLM4_GRANTED)
-		goto out;
-	nfsd_peer_str(&c->peer, addr, sizeof(addr));
-	nfsd_peer_str(&c->local, local, sizeof(local));
-	where.addr = addr;
-	where.local = local;
-	where.session = nfsd_nlm_session(l);
-	where.state = monitored ? a->state : 0;
-	q.owner = owner_of(&a->alock);
-	q.exclusive = a->exclusive;
-	q.reclaim = a->reclaim;
-	q.where = &where;
-	q.max_client = nfsd_nlm_opts(l)->max_locks_client;
-	q.max_total = nfsd_nlm_opts(l)->max_locks;
-	rc = meta_lock(c->ctx->meta, ino, &q, &res);
-	if (rc == 0) {
-		nfsd_nlm_holds(l, ino, &q.owner, q.start, q.end);
-		if (res.released) /* a downgrade */
-			nfsd_nlm_released(l, ino);
-	} else if (rc == -EBUSY && res.holder.recovering && !a->reclaim) {
-		st = NLM4_DENIED_GRACE_PERIOD;
-	} else if (rc == -EBUSY && a->block && monitored) {
-		memset(&w, 0, sizeof(w));
-		w.ino = ino;
-		w.client = q.owner.client;
-		w.client_len = q.owner.client_len;
-		w.svid = a->alock.svid;
-		w.oh = q.owner.oh;
-		w.oh_len = q.owner.oh_len;
-		w.l_offset = a->alock.l_offset;
-		w.l_len = a->alock.l_len;
-		w.start = q.start;
-		w.end = q.end;
-		w.exclusive = a->exclusive;
-		w.state = a->state;
-		w.cookie = a->cookie.nlm4_netobj_val;
-		w.cookie_len = a->cookie.nlm4_netobj_len;
-		w.fh = a->alock.fh.nlm4_netobj_val;
-		w.fh_len = a->alock.fh.nlm4_netobj_len;
-		w.peer = c->peer;
-		w.local = c->local;
-		st = nfsd_nlm_wait(l, &w) == 0 ? NLM4_BLOCKED
-						: NLM4_DENIED_NOLOCKS;
-	} else if (rc == -EBUSY) {
-		st = NLM4_DENIED;
-	} else {
-		st = meta_status(rc, "LOCK");
-	}
-out:
-	r->stat.stat = st;
-	c->nlm_status = (int32_t)st;
-}
-
-static void
-do_cancel(struct nfsd_call *c, const nlm4_cancargs *a, nlm4_res *r)
-{
-	struct meta_lock_owner o = owner_of(&a->alock);
-	uint64_t ino = 0, start, end;
-	nlm4_stats st;
-
-	cookie_copy(&r->cookie, &a->cookie);
-	st = file_of(c, &a->alock.fh, false, true, &ino);
-	if (st == NLM4_GRANTED)
-		st = range_of(a->alock.l_offset, a->alock.l_len, &start, &end);
-	if (st == NLM4_GRANTED &&
-	    nfsd_nlm_cancel(c->ctx->nlm, ino, &o, start, end, a->exclusive) !=
-		0)
-		st = NLM4_DENIED;
-	r->stat.stat = st;
-	c->nlm_status = (int32_t)st;
-}
-
-static void
-do_unlock(struct nfsd_call *c, const nlm4_unlockargs *a, nlm4_res *r)
-{
-	struct meta_lock_owner o = owner_of(&a->alock);
-	struct meta_lock_result res;
-	uint64_t ino = 0, start, end;
-	nlm4_stats st;
-	int rc;
-
-	cookie_copy(&r->cookie, &a->cookie);
-	st = file_of(c, &a->alock.fh, false, true, &ino);
-	if (st == NLM4_GRANTED)
-		st = range_of(a->alock.l_offset, a->alock.l_len, &start, &end);
-	if (st != NLM4_GRANTED)
-		goto out;
-	rc = meta_unlock(c->ctx->meta, ino, &o, start, end, &res);
-	if (rc != 0) {
-		st = meta_status(rc, "UNLOCK");
-		goto out;
-	}
-	nfsd_nlm_unlocked(c->ctx->nlm, ino, &o, start, end);
-	if (res.released)
-		nfsd_nlm_released(c->ctx->nlm, ino);
-out:
-	r->stat.stat = st;
-	c->nlm_status = (int32_t)st;
-}
-
-static void
-nlm_null(struct nfsd_call *c, void *args, void *res)
-{
-}
 
 static void
 nlm_test(struct nfsd_call *c, void *args, void *res)
 {
-	do_test(c, args, res);
+	const nlm4_testargs *a = args;
+	nlm4_testres *r = res;
+	struct meta_lock_result mr;
+	struct lockcall lc;
+	nlm4_stats st;
+	int rc;
+
+	cookie_copy(&r->cookie, &a->cookie);
+	st = lock_of(c, &a->alock, a->exclusive, false, true, &lc);
+	if (st != NLM4_GRANTED)
+		goto out;
+	rc = meta_lock_test(c->ctx->meta, lc.ino, &lc.q, &mr);
+	if (rc == -EBUSY) {
+		st = NLM4_DENIED;
+		holder_of(&mr.holder, &r->stat.nlm4_testrply_u.holder);
+	} else if (rc != 0) {
+		st = meta_status(rc, "TEST");
+	}
+out:
+	answer(c, &r->stat.stat, st);
 }
 
+/* Queue a LOCK that conflicts and may block: NLM4_BLOCKED, or
+ * NLM4_DENIED_NOLOCKS when no more may wait. */
+static nlm4_stats
+lock_wait(struct nfsd_call *c, const nlm4_lockargs *a,
+	  const struct lockcall *lc)
+{
+	struct nfsd_nlm_wait w;
+
+	memset(&w, 0, sizeof(w));
+	w.ino = lc->ino;
+	w.client = lc->q.owner.client;
+	w.client_len = lc->q.owner.client_len;
+	w.svid = a->alock.svid;
+	w.oh = lc->q.owner.oh;
+	w.oh_len = lc->q.owner.oh_len;
+	w.l_offset = a->alock.l_offset;
+	w.l_len = a->alock.l_len;
+	w.start = lc->q.start;
+	w.end = lc->q.end;
+	w.exclusive = a->exclusive;
+	w.state = a->state;
+	w.cookie = a->cookie.nlm4_netobj_val;
+	w.cookie_len = a->cookie.nlm4_netobj_len;
+	w.fh = a->alock.fh.nlm4_netobj_val;
+	w.fh_len = a->alock.fh.nlm4_netobj_len;
+	w.peer = c->peer;
+	w.local = c->local;
+	return nfsd_nlm_wait(c->ctx->nlm, &w) == 0 ? NLM4_BLOCKED
+						   : NLM4_DENIED_NOLOCKS;
+}
+
+/* LOCK, LOCK_MSG, and NM_LOCK (not monitored: never blocks, no NSM
+ * state). */
 static void
 nlm_lock(struct nfsd_call *c, void *args, void *res)
 {
-	do_lock(c, args, res, true);
-}
+	const nlm4_lockargs *a = args;
+	nlm4_res *r = res;
+	bool monitored = c->proc != NLMPROC4_NM_LOCK;
+	struct nfsd_nlm *l = c->ctx->nlm;
+	struct meta_lock_result mr;
+	struct nfsd_nlm_where where;
+	struct lockcall lc;
+	nlm4_stats st;
+	int rc;
 
-static void
-nlm_nm_lock(struct nfsd_call *c, void *args, void *res)
-{
-	do_lock(c, args, res, false);
+	cookie_copy(&r->cookie, &a->cookie);
+	st = lock_of(c, &a->alock, a->exclusive, false, !a->reclaim, &lc);
+	if (st != NLM4_GRANTED)
+		goto out;
+	lc.q.reclaim = a->reclaim;
+	nfsd_nlm_where(l, &c->peer, &c->local, monitored ? a->state : 0,
+		       &where, &lc.q);
+	rc = meta_lock(c->ctx->meta, lc.ino, &lc.q, &mr);
+	if (rc == 0) {
+		nfsd_nlm_holds(l, lc.ino, &lc.q.owner, lc.q.start, lc.q.end);
+		if (mr.released) /* a downgrade */
+			nfsd_nlm_released(l, lc.ino);
+	} else if (rc == -EBUSY && a->block && monitored &&
+		   !(mr.holder.recovering && !a->reclaim)) {
+		st = lock_wait(c, a, &lc);
+	} else if (rc == -EBUSY) {
+		st = conflict_status(&mr, a->reclaim);
+	} else {
+		st = meta_status(rc, "LOCK");
+	}
+out:
+	answer(c, &r->stat.stat, st);
 }
 
 static void
 nlm_cancel(struct nfsd_call *c, void *args, void *res)
 {
-	do_cancel(c, args, res);
+	const nlm4_cancargs *a = args;
+	nlm4_res *r = res;
+	struct lockcall lc;
+	nlm4_stats st;
+
+	cookie_copy(&r->cookie, &a->cookie);
+	st = lock_of(c, &a->alock, false, true, false, &lc);
+	if (st == NLM4_GRANTED &&
+	    nfsd_nlm_cancel(c->ctx->nlm, lc.ino, &lc.q.owner, lc.q.start,
+			    lc.q.end, a->exclusive) != 0)
+		st = NLM4_DENIED;
+	answer(c, &r->stat.stat, st);
 }
 
 static void
 nlm_unlock(struct nfsd_call *c, void *args, void *res)
 {
-	do_unlock(c, args, res);
+	const nlm4_unlockargs *a = args;
+	struct meta_lock_result mr;
+	struct lockcall lc;
+	nlm4_res *r = res;
+	nlm4_stats st;
+	int rc;
+
+	cookie_copy(&r->cookie, &a->cookie);
+	st = lock_of(c, &a->alock, false, true, false, &lc);
+	if (st != NLM4_GRANTED)
+		goto out;
+	rc = meta_unlock(c->ctx->meta, lc.ino, &lc.q.owner, lc.q.start,
+			 lc.q.end, &mr);
+	if (rc != 0) {
+		st = meta_status(rc, "UNLOCK");
+		goto out;
+	}
+	nfsd_nlm_unlocked(c->ctx->nlm, lc.ino, &lc.q.owner, lc.q.start,
+			  lc.q.end);
+	if (mr.released)
+		nfsd_nlm_released(c->ctx->nlm, lc.ino);
+out:
+	answer(c, &r->stat.stat, st);
+}
+
+static void
+nlm_null(struct nfsd_call *c, void *args, void *res)
+{
 }
 
 /* GRANTED is for clients; this server blocks on nobody's behalf. */
@@ -351,69 +349,38 @@ nlm_granted(struct nfsd_call *c, void *args, void *res)
 	nlm4_res *r = res;
 
 	cookie_copy(&r->cookie, &a->cookie);
-	r->stat.stat = NLM4_DENIED;
-	c->nlm_status = NLM4_DENIED;
+	answer(c, &r->stat.stat, NLM4_DENIED);
 }
 
 /* ---- the _MSG forms ------------------------------------------------------------ */
 
-/* Send res (of type xres) as the _RES call proc. */
+/* A _MSG procedure (TEST_MSG to UNLOCK_MSG) runs as its synchronous
+ * form, numbered 5 below it, and sends the result as the _RES call
+ * numbered 5 above it (the numbering of NLM v1 to v4). */
+#define NLM_MSG_OFFSET 5
+
 static void
-reply_res(struct nfsd_call *c, uint32_t proc, xdrproc_t xres, void *res)
+nlm_msg(struct nfsd_call *c, void *args, void *unused)
 {
+	const struct nfsd_proc *p = &nfsd_nlm4_procs[c->proc - NLM_MSG_OFFSET];
 	struct tl_buf b = TL_BUF_INIT;
-	size_t n = xdr_sizeof(xres, res);
+	void *r = tl_calloc(1, p->res_size);
+	size_t n;
 	XDR x;
 
+	p->handler(c, args, r);
+	n = xdr_sizeof(p->xdr_res, r);
 	tl_buf_reserve(&b, n);
 	xdrmem_create(&x, (char *)b.data, (u_int)n, XDR_ENCODE);
-	if (xres(&x, res)) {
+	if (p->xdr_res(&x, r)) {
 		b.len = xdr_getpos(&x);
-		nfsd_nlm_reply(c->ctx->nlm, &c->peer, &c->local, proc, &b);
+		nfsd_nlm_reply(c->ctx->nlm, &c->peer, &c->local,
+			       c->proc + NLM_MSG_OFFSET, &b);
 	}
 	xdr_destroy(&x);
 	tl_buf_free(&b);
-	xdr_free(xres, res);
-}
-
-static void
-nlm_test_msg(struct nfsd_call *c, void *args, void *unused)
-{
-	nlm4_testres r;
-
-	memset(&r, 0, sizeof(r));
-	do_test(c, args, &r);
-	reply_res(c, NLMPROC4_TEST_RES, (xdrproc_t)xdr_nlm4_testres, &r);
-}
-
-static void
-nlm_lock_msg(struct nfsd_call *c, void *args, void *unused)
-{
-	nlm4_res r;
-
-	memset(&r, 0, sizeof(r));
-	do_lock(c, args, &r, true);
-	reply_res(c, NLMPROC4_LOCK_RES, (xdrproc_t)xdr_nlm4_res, &r);
-}
-
-static void
-nlm_cancel_msg(struct nfsd_call *c, void *args, void *unused)
-{
-	nlm4_res r;
-
-	memset(&r, 0, sizeof(r));
-	do_cancel(c, args, &r);
-	reply_res(c, NLMPROC4_CANCEL_RES, (xdrproc_t)xdr_nlm4_res, &r);
-}
-
-static void
-nlm_unlock_msg(struct nfsd_call *c, void *args, void *unused)
-{
-	nlm4_res r;
-
-	memset(&r, 0, sizeof(r));
-	do_unlock(c, args, &r);
-	reply_res(c, NLMPROC4_UNLOCK_RES, (xdrproc_t)xdr_nlm4_res, &r);
+	xdr_free(p->xdr_res, r);
+	free(r);
 }
 
 /* GRANTED_MSG and the _RES calls: answers to calls this server does not
@@ -426,15 +393,17 @@ nlm_ignore(struct nfsd_call *c, void *args, void *res)
 
 /* ---- shares and FREE_ALL ---------------------------------------------------------- */
 
+/* SHARE and UNSHARE. */
 static void
-do_share(struct nfsd_call *c, const nlm4_shareargs *a, nlm4_shareres *r,
-	 bool on)
+nlm_share(struct nfsd_call *c, void *args, void *res)
 {
+	const nlm4_shareargs *a = args;
+	nlm4_shareres *r = res;
+	bool on = c->proc == NLMPROC4_SHARE;
 	struct nfsd_nlm *l = c->ctx->nlm;
-	char addr[META_LOCK_ADDR_MAX], local[META_LOCK_ADDR_MAX];
-	struct meta_lock_where where;
-	struct meta_lock_result res;
+	struct meta_lock_result mr;
 	struct meta_lock_req q;
+	struct nfsd_nlm_where where;
 	uint64_t ino = 0;
 	nlm4_stats st;
 	int rc;
@@ -453,49 +422,26 @@ do_share(struct nfsd_call *c, const nlm4_shareargs *a, nlm4_shareres *r,
 	if (st != NLM4_GRANTED)
 		goto out;
 	if (!on) {
-		rc = meta_unshare(c->ctx->meta, ino, &q.owner, &res);
+		rc = meta_unshare(c->ctx->meta, ino, &q.owner, &mr);
 		if (rc != 0)
 			st = meta_status(rc, "UNSHARE");
-		else if (res.released)
+		else if (mr.released)
 			nfsd_nlm_released(l, ino);
 		goto out;
 	}
-	nfsd_peer_str(&c->peer, addr, sizeof(addr));
-	nfsd_peer_str(&c->local, local, sizeof(local));
-	where.addr = addr;
-	where.local = local;
-	where.session = nfsd_nlm_session(l);
-	where.state = 0;
 	q.mode = (uint32_t)a->share.mode & 3;
 	q.access = (uint32_t)a->share.access & 3;
 	q.reclaim = a->reclaim;
-	q.where = &where;
-	q.max_client = nfsd_nlm_opts(l)->max_locks_client;
-	q.max_total = nfsd_nlm_opts(l)->max_locks;
-	rc = meta_share(c->ctx->meta, ino, &q, &res);
+	nfsd_nlm_where(l, &c->peer, &c->local, 0, &where, &q);
+	rc = meta_share(c->ctx->meta, ino, &q, &mr);
 	if (rc == -EBUSY)
-		st = res.holder.recovering && !a->reclaim
-			 ? NLM4_DENIED_GRACE_PERIOD
-			 : NLM4_DENIED;
+		st = conflict_status(&mr, a->reclaim);
 	else if (rc != 0)
 		st = meta_status(rc, "SHARE");
-	else if (res.released)
+	else if (mr.released)
 		nfsd_nlm_released(l, ino);
 out:
-	r->stat = st;
-	c->nlm_status = (int32_t)st;
-}
-
-static void
-nlm_share(struct nfsd_call *c, void *args, void *res)
-{
-	do_share(c, args, res, true);
-}
-
-static void
-nlm_unshare(struct nfsd_call *c, void *args, void *res)
-{
-	do_share(c, args, res, false);
+	answer(c, &r->stat, st);
 }
 
 static void
@@ -548,35 +494,18 @@ fh_of_netobj(const nlm4_netobj *o, nfs_fh3 *fh)
 	fh->data.data_val = o->nlm4_netobj_val;
 }
 
-static void
-fh_of_test(const void *args, nfs_fh3 *fh)
-{
-	fh_of_netobj(&((const nlm4_testargs *)args)->alock.fh, fh);
-}
-
-static void
-fh_of_lock(const void *args, nfs_fh3 *fh)
-{
-	fh_of_netobj(&((const nlm4_lockargs *)args)->alock.fh, fh);
-}
-
-static void
-fh_of_cancel(const void *args, nfs_fh3 *fh)
-{
-	fh_of_netobj(&((const nlm4_cancargs *)args)->alock.fh, fh);
-}
-
-static void
-fh_of_unlock(const void *args, nfs_fh3 *fh)
-{
-	fh_of_netobj(&((const nlm4_unlockargs *)args)->alock.fh, fh);
-}
-
-static void
-fh_of_share(const void *args, nfs_fh3 *fh)
-{
-	fh_of_netobj(&((const nlm4_shareargs *)args)->share.fh, fh);
-}
+/* fh_of for the procedures whose arguments, of type ta, name the file
+ * in field fh. */
+#define FH_OF(name, ta, fh)                                                    \
+	static void name(const void *args, nfs_fh3 *out)                       \
+	{                                                                      \
+		fh_of_netobj(&((const ta *)args)->fh, out);                    \
+	}
+FH_OF(fh_of_test, nlm4_testargs, alock.fh)
+FH_OF(fh_of_lock, nlm4_lockargs, alock.fh)
+FH_OF(fh_of_cancel, nlm4_cancargs, alock.fh)
+FH_OF(fh_of_unlock, nlm4_unlockargs, alock.fh)
+FH_OF(fh_of_share, nlm4_shareargs, share.fh)
 
 #define NP(num, nm, fn, xa, ta, xr, tr, fh)                                    \
 	[num] = {.name = nm,                                                   \
@@ -600,13 +529,13 @@ const struct nfsd_proc nfsd_nlm4_procs[] = {
        nlm4_unlockargs, xdr_nlm4_res, nlm4_res, fh_of_unlock),
     NP(NLMPROC4_GRANTED, "NLM_GRANTED", nlm_granted, xdr_nlm4_testargs,
        nlm4_testargs, xdr_nlm4_res, nlm4_res, NULL),
-    NP(NLMPROC4_TEST_MSG, "NLM_TEST_MSG", nlm_test_msg, xdr_nlm4_testargs,
+    NP(NLMPROC4_TEST_MSG, "NLM_TEST_MSG", nlm_msg, xdr_nlm4_testargs,
        nlm4_testargs, NULL, char, fh_of_test),
-    NP(NLMPROC4_LOCK_MSG, "NLM_LOCK_MSG", nlm_lock_msg, xdr_nlm4_lockargs,
+    NP(NLMPROC4_LOCK_MSG, "NLM_LOCK_MSG", nlm_msg, xdr_nlm4_lockargs,
        nlm4_lockargs, NULL, char, fh_of_lock),
-    NP(NLMPROC4_CANCEL_MSG, "NLM_CANCEL_MSG", nlm_cancel_msg,
+    NP(NLMPROC4_CANCEL_MSG, "NLM_CANCEL_MSG", nlm_msg,
        xdr_nlm4_cancargs, nlm4_cancargs, NULL, char, fh_of_cancel),
-    NP(NLMPROC4_UNLOCK_MSG, "NLM_UNLOCK_MSG", nlm_unlock_msg,
+    NP(NLMPROC4_UNLOCK_MSG, "NLM_UNLOCK_MSG", nlm_msg,
        xdr_nlm4_unlockargs, nlm4_unlockargs, NULL, char, fh_of_unlock),
     NP(NLMPROC4_GRANTED_MSG, "NLM_GRANTED_MSG", nlm_ignore,
        xdr_nlm4_testargs, nlm4_testargs, NULL, char, NULL),
@@ -622,9 +551,9 @@ const struct nfsd_proc nfsd_nlm4_procs[] = {
        nlm4_res, NULL, char, NULL),
     NP(NLMPROC4_SHARE, "NLM_SHARE", nlm_share, xdr_nlm4_shareargs,
        nlm4_shareargs, xdr_nlm4_shareres, nlm4_shareres, fh_of_share),
-    NP(NLMPROC4_UNSHARE, "NLM_UNSHARE", nlm_unshare, xdr_nlm4_shareargs,
+    NP(NLMPROC4_UNSHARE, "NLM_UNSHARE", nlm_share, xdr_nlm4_shareargs,
        nlm4_shareargs, xdr_nlm4_shareres, nlm4_shareres, fh_of_share),
-    NP(NLMPROC4_NM_LOCK, "NLM_NM_LOCK", nlm_nm_lock, xdr_nlm4_lockargs,
+    NP(NLMPROC4_NM_LOCK, "NLM_NM_LOCK", nlm_lock, xdr_nlm4_lockargs,
        nlm4_lockargs, xdr_nlm4_res, nlm4_res, fh_of_lock),
     NP(NLMPROC4_FREE_ALL, "NLM_FREE_ALL", nlm_free_all, xdr_nlm4_notify,
        nlm4_notify, NULL, char, NULL),
