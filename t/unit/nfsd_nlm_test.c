@@ -77,49 +77,49 @@ nlm_res_call(uint32_t proc, xdrproc_t xa, void *a)
 	return st;
 }
 
+/* Call proc with arguments a (of type xa) whose nlm4_lock k is o's
+ * range of fh: the status answered, or -1. */
+static int
+lock_call(uint32_t proc, xdrproc_t xa, void *a, nlm4_lock *k,
+	  const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off,
+	  uint64_t len)
+{
+	nlt_lock_of(k, o, fh->data.data_val, fh->data.data_len, off, len);
+	return nlm_res_call(proc, xa, a);
+}
+
 static int
 lock(const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off,
      uint64_t len, bool excl, bool block, bool reclaim, int32_t state)
 {
-	nlm4_lockargs a;
+	nlm4_lockargs a = {.cookie = {2, "ck"},
+			   .block = block,
+			   .exclusive = excl,
+			   .reclaim = reclaim,
+			   .state = state};
 
-	memset(&a, 0, sizeof(a));
-	a.cookie.nlm4_netobj_val = "ck";
-	a.cookie.nlm4_netobj_len = 2;
-	a.block = block;
-	a.exclusive = excl;
-	a.reclaim = reclaim;
-	a.state = state;
-	nlt_lock_of(&a.alock, o, fh->data.data_val, fh->data.data_len, off,
-		    len);
-	return nlm_res_call(NLMPROC4_LOCK, (xdrproc_t)xdr_nlm4_lockargs, &a);
+	return lock_call(NLMPROC4_LOCK, (xdrproc_t)xdr_nlm4_lockargs, &a,
+			 &a.alock, o, fh, off, len);
 }
 
 static int
 unlock(const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off,
        uint64_t len)
 {
-	nlm4_unlockargs a;
+	nlm4_unlockargs a = {0};
 
-	memset(&a, 0, sizeof(a));
-	nlt_lock_of(&a.alock, o, fh->data.data_val, fh->data.data_len, off,
-		    len);
-	return nlm_res_call(NLMPROC4_UNLOCK, (xdrproc_t)xdr_nlm4_unlockargs,
-			    &a);
+	return lock_call(NLMPROC4_UNLOCK, (xdrproc_t)xdr_nlm4_unlockargs, &a,
+			 &a.alock, o, fh, off, len);
 }
 
 static int
 cancel(const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off,
        uint64_t len, bool excl)
 {
-	nlm4_cancargs a;
+	nlm4_cancargs a = {.block = true, .exclusive = excl};
 
-	memset(&a, 0, sizeof(a));
-	a.block = true;
-	a.exclusive = excl;
-	nlt_lock_of(&a.alock, o, fh->data.data_val, fh->data.data_len, off,
-		    len);
-	return nlm_res_call(NLMPROC4_CANCEL, (xdrproc_t)xdr_nlm4_cancargs, &a);
+	return lock_call(NLMPROC4_CANCEL, (xdrproc_t)xdr_nlm4_cancargs, &a,
+			 &a.alock, o, fh, off, len);
 }
 
 /* TEST: the status; *h the holder when NLM4_DENIED (h may be NULL). */
