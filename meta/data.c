@@ -197,7 +197,7 @@ meta_inode_drop(struct mtxn *t, const struct inode *in)
 	case META_REG:
 		if (in->a.size == 0)
 			return 0; /* no chunk can exist: meta_data_truncate */
-		rc = meta_size_account(t, in->a.parent,
+		rc = meta_size_account(t, in,
 				       -(int64_t)in->a.size);
 		if (rc)
 			return rc;
@@ -661,7 +661,7 @@ write_txn(struct mtxn *t, uint64_t ino, const struct meta_slice_write *w,
 		d = (int64_t)round4k(end) - (int64_t)round4k(in.a.size);
 		rc = meta_capacity_check(t, d);
 		if (rc == 0)
-			rc = meta_size_account(t, in.a.parent,
+			rc = meta_size_account(t, &in,
 					       (int64_t)(end - in.a.size));
 		if (rc)
 			return rc;

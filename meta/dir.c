@@ -291,6 +291,9 @@ unlink_keep(struct mtxn *t, struct inode *d, struct inode *v, int64_t bytes)
 			rc = meta_usage_add(t, v->a.parent, -bytes, -1);
 		if (rc == 0)
 			rc = meta_usage_add(t, other, bytes, 1);
+		if (rc == 0 && v->a.type == META_REG)
+			rc = meta_quota_file_move(t, v->a.parent, other,
+						  v->a.size);
 		v->a.parent = other;
 	}
 	if (rc == 0 && v->a.nlink == 1)
@@ -449,6 +452,8 @@ reparent(struct mtxn *t, struct inode *in, uint64_t dir)
 		rc = meta_usage_add(t, in->a.parent, -b, -1);
 	if (rc == 0)
 		rc = meta_usage_add(t, dir, b, 1);
+	if (rc == 0 && in->a.type == META_REG)
+		rc = meta_quota_file_move(t, in->a.parent, dir, in->a.size);
 	in->a.parent = dir;
 	return rc;
 }

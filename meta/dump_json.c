@@ -526,13 +526,35 @@ record(struct dump_json *j, const uint8_t *k, size_t kl, const uint8_t *v,
 		u64(j, "inodes", tl_get_be64(v + 8));
 		return true;
 	case 'Q': /* directory quotas (quota.c) */
-		if (kl != 10 || vl != 16 || (k[9] != 'L' && k[9] != 'U'))
+		if (kl != 10 || !(vl == 16 || (vl == 17 && k[9] == 'L')))
+			return false;
+		if (k[9] == 'B') {
+			out(j, "\"type\": \"quota_figures\"");
+			u64(j, "dir", tl_get_be64(k + 1));
+			u64(j, "logical_bytes", tl_get_be64(v));
+			u64(j, "trash_bytes", tl_get_be64(v + 8));
+			return true;
+		}
+		if (k[9] != 'L' && k[9] != 'U')
 			return false;
 		out(j, "\"type\": \"%s\"",
 		    k[9] == 'L' ? "quota_limit" : "quota_usage");
 		u64(j, "dir", tl_get_be64(k + 1));
 		u64(j, "bytes", tl_get_be64(v));
 		u64(j, "inodes", tl_get_be64(v + 8));
+		if (vl == 17)
+			u64(j, "figures_kept", v[16] & 1);
+		return true;
+	case 'T': /* quotas a file in the trash was removed from under */
+		if (kl != 9 || vl % 8)
+			return false;
+		out(j, "\"type\": \"trash_origin\"");
+		u64(j, "ino", tl_get_be64(k + 1));
+		out(j, ", \"quotas\": [");
+		for (size_t i = 0; i < vl; i += 8)
+			out(j, "%s%llu", i ? ", " : "",
+			    (unsigned long long)tl_get_be64(v + i));
+		out(j, "]");
 		return true;
 	case 'G':
 		return kl == 9 && r_session(j, k, v, vl);

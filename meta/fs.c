@@ -216,7 +216,7 @@ setattr_size(struct mtxn *t, struct inode *in, uint64_t size)
 	if (rc == 0)
 		rc = meta_usage_add(t, in->a.parent, d, 0);
 	if (rc == 0)
-		rc = meta_size_account(t, in->a.parent,
+		rc = meta_size_account(t, in,
 				       (int64_t)size - (int64_t)in->a.size);
 	t->d_bytes += d;
 	in->a.size = size;

@@ -840,6 +840,41 @@ check_billing(struct fsck *f)
 	f->fix_billing = true;
 }
 
+/* Every quota's usage and billing figures counted again from the
+ * inodes (meta_quota_check: a transaction each, after the volume's
+ * check; with repair, what drifted is rewritten there). */
+static int
+check_quotas(struct fsck *f)
+{
+	struct meta_quota_fix x;
+	uint64_t *v;
+	size_t n;
+	int rc;
+
+	rc = meta_quota_inos(f->m, &v, &n);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		rc = meta_quota_check(f->m, v[i], f->o->repair, NULL, NULL,
+				      &x);
+		if (rc == -ENOENT) {
+			rc = 0; /* deleted meanwhile */
+			continue;
+		}
+		tick(f, "quotas");
+		if (rc || !x.drift)
+			continue;
+		problem(f, META_FSCK_USAGE, "quota of directory %" PRIu64
+			": usage says %" PRIu64 " bytes in %" PRIu64
+			" inodes, %s%" PRIu64 " logical and %" PRIu64
+			" trash bytes; counted %" PRIu64 " in %" PRIu64
+			", %" PRIu64 " and %" PRIu64, v[i], x.q.used_bytes,
+			x.q.used_inodes, x.q.has_figures ? "" : "(not kept) ",
+			x.q.logical_bytes, x.q.trash_bytes, x.actual_bytes,
+			x.actual_inodes, x.actual_logical, x.actual_trash);
+	}
+	free(v);
+	return rc;
+}
+
 static int
 check_slices(struct fsck *f)
 {
@@ -1149,6 +1184,8 @@ meta_fsck(struct meta *m, const struct meta_fsck_opts *o,
 		rc = check_slices(&f);
 		if (rc == 0)
 			check_billing(&f);
+		if (rc == 0)
+			rc = check_quotas(&f);
 	}
 	if (rc == 0 && o->repair && r->problems) {
 		static const enum meta_fsck_cat fixable[] = {

@@ -237,6 +237,12 @@ int meta_counter_set(struct mtxn *t, const char *name, uint64_t v);
 /* Commutative (meta_kv_add): no read, no conflict between transactions. */
 int meta_counter_add(struct mtxn *t, const char *name, int64_t d);
 int meta_usage_add(struct mtxn *t, uint64_t dir, int64_t bytes, int64_t inodes);
+/* meta_kv_scan of every key of the volume whose kind is tag. */
+int meta_tag_scan(struct mtxn *t, char tag, meta_kv_scan_cb cb, void *arg);
+/* A record of two be64 (usage, quota records): zeros when absent, -EIO
+ * when not 16 bytes; read with meta_kv_peek with peek. */
+int meta_pair_get(struct mtxn *t, const struct meta_key *k, bool peek,
+		  uint64_t *a, uint64_t *b);
 int meta_usage_get(struct mtxn *t, uint64_t dir, uint64_t *bytes,
 		   uint64_t *inodes);
 
@@ -313,6 +319,21 @@ struct meta_quota_delta;
  * ancestors; meta_usage_add calls it. */
 int meta_quota_charge(struct mtxn *t, uint64_t dir, int64_t bytes,
 		      int64_t inodes);
+/* The logical bytes of the tree changed by delta below dir (a file's
+ * size outside the trash, a file moving between directories). */
+int meta_quota_logical(struct mtxn *t, uint64_t dir, int64_t delta);
+/* A regular file of size bytes gets directory to as its parent instead
+ * of from (its U<dir> share moves with meta_usage_add). */
+int meta_quota_file_move(struct mtxn *t, uint64_t from, uint64_t to,
+			 uint64_t size);
+/* Regular file v goes into the trash from its parent: its size leaves
+ * the logical bytes of the quotas above and enters their trash bytes,
+ * and they are recorded with it (T<ino>). */
+int meta_quota_trash_put(struct mtxn *t, const struct inode *v);
+/* Charge delta to the trash bytes of the quotas T<ino> names (those
+ * still there); with drop the record goes (restored or released). */
+int meta_quota_trash_charge(struct mtxn *t, uint64_t ino, int64_t delta,
+			    bool drop);
 /* At commit (meta_txn_end): -EDQUOT when a positive net charge passes
  * a limit (unless q_nocheck), else the usage adds. */
 int meta_quota_commit(struct mtxn *t);
@@ -361,10 +382,11 @@ int meta_trash_due(struct mtxn *t, uint64_t now, uint64_t *files);
 /* Create the trash and the current hour's directory, in a transaction
  * of their own, if missing. */
 int meta_trash_prepare(struct meta *m);
-/* A regular file whose `parent` is parent changed size by delta bytes:
- * counted in the trash's bytes when parent is one of the trash's hour
- * directories, in the logical bytes otherwise. */
-int meta_size_account(struct mtxn *t, uint64_t parent, int64_t delta);
+/* Regular file in changed size by delta bytes (in->a.size the size
+ * before): counted in the trash's bytes when its parent is one of the
+ * trash's hour directories, in the logical bytes otherwise, of the
+ * volume and of the quotas charged (quota.c). */
+int meta_size_account(struct mtxn *t, const struct inode *in, int64_t delta);
 
 /* data.c */
 int meta_data_truncate(struct mtxn *t, uint64_t ino, uint64_t oldsize,

@@ -606,6 +606,13 @@ struct meta_quota {
 	uint64_t ino;
 	uint64_t max_bytes, max_inodes;   /* 0: no limit */
 	uint64_t used_bytes, used_inodes; /* as recorded */
+	/* The billing figures of the tree (quota.c): logical bytes (exact
+	 * sizes of the files its usage counts, none in the trash) and trash
+	 * bytes (sizes of the files in the trash removed from under it).
+	 * !has_figures: a quota from before they were kept, both 0 until
+	 * meta_quota_check repairs it. */
+	bool has_figures;
+	uint64_t logical_bytes, trash_bytes;
 };
 
 /* Set the limits of directory q->ino (q->used_* ignored).  A new quota
@@ -623,17 +630,23 @@ int meta_quota_delete(struct meta *m, uint64_t ino);
  * non-zero from cb stops (returned when negative). */
 typedef int (*meta_quota_cb)(void *arg, const struct meta_quota *q);
 int meta_quota_list(struct meta *m, meta_quota_cb cb, void *arg);
+/* The directories that carry a quota, in inode order: *inos (caller
+ * frees; NULL when none), *n. */
+int meta_quota_inos(struct meta *m, uint64_t **inos, size_t *n);
 
 struct meta_quota_fix {
 	struct meta_quota q;                 /* as recorded before */
 	uint64_t actual_bytes, actual_inodes; /* counted from the inodes */
+	uint64_t actual_logical, actual_trash; /* and the T records */
 	uint64_t entries;                    /* entries looked at */
 	bool drift;                          /* recorded != counted */
 	bool repaired;                       /* and the record rewritten */
 };
-/* Count the usage of ino's tree from its inodes, in one transaction
- * (a write transaction with repair, which then rewrites a usage that
- * drifted).  -ENOENT when ino has no quota. */
+/* Count the usage and figures of ino's tree from its inodes (and the
+ * trash's records of where files came from), in one transaction (a
+ * write transaction with repair, which then rewrites what drifted, and
+ * starts keeping the figures of a quota that kept none).  -ENOENT when
+ * ino has no quota. */
 int meta_quota_check(struct meta *m, uint64_t ino, bool repair,
 		     void (*progress)(void *arg, uint64_t entries), void *arg,
 		     struct meta_quota_fix *fix);
@@ -685,7 +698,10 @@ int meta_file_chunks(struct meta *m, uint64_t ino, meta_chunk_cb cb,
  * index, directory usage and volume counters, slice reference counts, the
  * pending-deletion records, and (through opts->slice_check, so meta never
  * knows the object store) that every referenced slice's blocks exist.
- * Memory grows with the number of inodes and slices.
+ * Memory grows with the number of inodes and slices.  Then each quota's
+ * usage and billing figures are counted again (meta_quota_check, a
+ * transaction per quota, repairing with opts->repair: found and
+ * repaired count them under META_FSCK_USAGE).
  *
  * With opts->repair it then fixes, in one write transaction, what follows
  * from the metadata itself without guessing: counters (nlink, parent,

@@ -53,11 +53,21 @@
 #define CNT_QUOTAS	"quotas"
 #define QUOTA_DEPTH_MAX 100000 /* deeper: a cycle, corrupt metadata */
 #define QUOTA_PROGRESS	4096   /* entries between progress calls */
+#define QUOTA_NEST_MAX	64     /* quotas above a directory, at most */
+
+#define L_FIGURES 0x01 /* L flags: the B record is kept */
 
 struct meta_quota_delta {
 	uint64_t ino;
 	uint64_t max_bytes, max_inodes;
-	int64_t bytes, inodes;
+	bool figures;
+	int64_t bytes, inodes, logical, trash;
+};
+
+/* A quota's limits record. */
+struct qlim {
+	uint64_t bytes, inodes; /* 0: no limit */
+	bool figures;           /* B kept */
 };
 
 static void
@@ -69,10 +79,41 @@ key_quota(struct meta *m, struct meta_key *k, uint64_t ino, char what)
 	k->len += 9;
 }
 
+static void
+key_origin(struct meta *m, struct meta_key *k, uint64_t ino)
+{
+	meta_key_tag(m, k, 'T');
+	tl_put_be64(k->b + k->len, ino);
+	k->len += 8;
+}
+
+static bool
+limits_decode(const uint8_t *v, size_t vlen, struct qlim *l)
+{
+	if (vlen != 16 && vlen != 17)
+		return false;
+	l->bytes = tl_get_be64(v);
+	l->inodes = tl_get_be64(v + 8);
+	l->figures = vlen == 17 && (v[16] & L_FIGURES);
+	return true;
+}
+
+static int
+limits_put(struct mtxn *t, uint64_t ino, const struct qlim *l)
+{
+	struct meta_key k;
+	uint8_t v[17];
+
+	tl_put_be64(v, l->bytes);
+	tl_put_be64(v + 8, l->inodes);
+	v[16] = l->figures ? L_FIGURES : 0;
+	key_quota(t->m, &k, ino, 'L');
+	return meta_kv_put(t->kv, k.b, k.len, v, sizeof(v));
+}
+
 /* The limits of ino: 0 and *has, or 0 and !*has when it has none. */
 static int
-limits_get(struct mtxn *t, uint64_t ino, bool *has, uint64_t *bytes,
-	   uint64_t *inodes)
+limits_get(struct mtxn *t, uint64_t ino, bool *has, struct qlim *l)
 {
 	struct meta_key k;
 	const uint8_t *v;
@@ -82,17 +123,25 @@ limits_get(struct mtxn *t, uint64_t ino, bool *has, uint64_t *bytes,
 	key_quota(t->m, &k, ino, 'L');
 	rc = meta_kv_get(t->kv, k.b, k.len, (const void **)&v, &vlen);
 	*has = false;
-	*bytes = *inodes = 0;
+	memset(l, 0, sizeof(*l));
 	if (rc == -ENOENT)
 		return 0;
 	if (rc)
 		return rc;
-	if (vlen != 16)
+	if (!limits_decode(v, vlen, l))
 		return -EIO;
 	*has = true;
-	*bytes = tl_get_be64(v);
-	*inodes = tl_get_be64(v + 8);
 	return 0;
+}
+
+static int
+figures_read(struct mtxn *t, uint64_t ino, uint64_t *logical,
+	     uint64_t *trash)
+{
+	struct meta_key k;
+
+	key_quota(t->m, &k, ino, 'B');
+	return meta_pair_get(t, &k, false, logical, trash);
 }
 
 static int
@@ -100,36 +149,23 @@ used_read(struct mtxn *t, uint64_t ino, bool peek, uint64_t *bytes,
 	  uint64_t *inodes)
 {
 	struct meta_key k;
-	const uint8_t *v;
-	size_t vlen;
-	int rc;
 
 	key_quota(t->m, &k, ino, 'U');
-	rc = peek ? meta_kv_peek(t->kv, k.b, k.len, (const void **)&v, &vlen)
-		  : meta_kv_get(t->kv, k.b, k.len, (const void **)&v, &vlen);
-	*bytes = *inodes = 0;
-	if (rc == -ENOENT)
-		return 0;
-	if (rc)
-		return rc;
-	if (vlen != 16)
-		return -EIO;
-	*bytes = tl_get_be64(v);
-	*inodes = tl_get_be64(v + 8);
-	return 0;
+	return meta_pair_get(t, &k, peek, bytes, inodes);
 }
 
+/* Q<ino><what> := (x, y); zeros delete it. */
 static int
-used_put(struct mtxn *t, uint64_t ino, uint64_t bytes, uint64_t inodes)
+pair_put(struct mtxn *t, uint64_t ino, char what, uint64_t x, uint64_t y)
 {
 	struct meta_key k;
 	uint8_t v[16];
 
-	key_quota(t->m, &k, ino, 'U');
-	if (bytes == 0 && inodes == 0)
+	key_quota(t->m, &k, ino, what);
+	if (x == 0 && y == 0)
 		return meta_kv_del(t->kv, k.b, k.len);
-	tl_put_be64(v, bytes);
-	tl_put_be64(v + 8, inodes);
+	tl_put_be64(v, x);
+	tl_put_be64(v + 8, y);
 	return meta_kv_put(t->kv, k.b, k.len, v, 16);
 }
 
@@ -189,22 +225,23 @@ parent_peek(struct mtxn *t, uint64_t ino, uint64_t *parent)
 }
 
 typedef int (*quota_walk_cb)(struct mtxn *t, void *arg, uint64_t ino,
-			     uint64_t max_bytes, uint64_t max_inodes);
+			     const struct qlim *l);
 
 /* cb for dir and each of its ancestors that carries a quota. */
 static int
 quota_walk(struct mtxn *t, uint64_t dir, quota_walk_cb cb, void *arg)
 {
-	uint64_t cur = dir, mb, mi;
+	uint64_t cur = dir;
+	struct qlim l;
 	bool has;
 	int rc, depth = 0;
 
 	while (cur != 0) {
 		if (++depth > QUOTA_DEPTH_MAX)
 			return -EIO;
-		rc = limits_get(t, cur, &has, &mb, &mi);
+		rc = limits_get(t, cur, &has, &l);
 		if (rc == 0 && has)
-			rc = cb(t, arg, cur, mb, mi);
+			rc = cb(t, arg, cur, &l);
 		if (rc || cur == META_ROOT_INO)
 			return rc;
 		rc = parent_peek(t, cur, &cur);
@@ -215,11 +252,11 @@ quota_walk(struct mtxn *t, uint64_t dir, quota_walk_cb cb, void *arg)
 }
 
 struct charge {
-	int64_t bytes, inodes;
+	int64_t bytes, inodes, logical, trash;
 };
 
 static int
-charge_cb(struct mtxn *t, void *arg, uint64_t ino, uint64_t mb, uint64_t mi)
+charge_cb(struct mtxn *t, void *arg, uint64_t ino, const struct qlim *l)
 {
 	const struct charge *c = arg;
 	struct meta_quota_delta *d = NULL;
@@ -236,26 +273,54 @@ charge_cb(struct mtxn *t, void *arg, uint64_t ino, uint64_t mb, uint64_t mi)
 		memset(d, 0, sizeof(*d));
 		d->ino = ino;
 	}
-	d->max_bytes = mb;
-	d->max_inodes = mi;
+	d->max_bytes = l->bytes;
+	d->max_inodes = l->inodes;
+	d->figures = l->figures;
 	d->bytes += c->bytes;
 	d->inodes += c->inodes;
+	d->logical += c->logical;
+	d->trash += c->trash;
 	return 0;
+}
+
+static int
+charge_walk(struct mtxn *t, uint64_t dir, struct charge *c)
+{
+	bool active;
+	int rc;
+
+	if (dir == 0)
+		return 0;
+	rc = quotas_active(t, &active);
+	if (rc || !active)
+		return rc;
+	return quota_walk(t, dir, charge_cb, c);
 }
 
 int
 meta_quota_charge(struct mtxn *t, uint64_t dir, int64_t bytes, int64_t inodes)
 {
-	struct charge c = {bytes, inodes};
-	bool active;
+	struct charge c = {bytes, inodes, 0, 0};
+
+	return bytes == 0 && inodes == 0 ? 0 : charge_walk(t, dir, &c);
+}
+
+int
+meta_quota_logical(struct mtxn *t, uint64_t dir, int64_t delta)
+{
+	struct charge c = {0, 0, delta, 0};
+
+	return delta == 0 ? 0 : charge_walk(t, dir, &c);
+}
+
+int
+meta_quota_file_move(struct mtxn *t, uint64_t from, uint64_t to,
+		     uint64_t size)
+{
 	int rc;
 
-	if (dir == 0 || (bytes == 0 && inodes == 0))
-		return 0;
-	rc = quotas_active(t, &active);
-	if (rc || !active)
-		return rc;
-	return quota_walk(t, dir, charge_cb, &c);
+	rc = meta_quota_logical(t, from, -(int64_t)size);
+	return rc ? rc : meta_quota_logical(t, to, (int64_t)size);
 }
 
 int
@@ -281,12 +346,18 @@ meta_quota_commit(struct mtxn *t)
 			rc = -EDQUOT;
 	}
 	for (size_t i = 0; rc == 0 && i < t->nqd; i++) {
-		int64_t v[2] = {t->qd[i].bytes, t->qd[i].inodes};
+		const struct meta_quota_delta *d = &t->qd[i];
+		int64_t u[2] = {d->bytes, d->inodes};
+		int64_t f[2] = {d->logical, d->trash};
 
-		if (v[0] == 0 && v[1] == 0)
-			continue;
-		key_quota(t->m, &k, t->qd[i].ino, 'U');
-		rc = meta_kv_add(t->kv, k.b, k.len, v, 2);
+		if (u[0] != 0 || u[1] != 0) {
+			key_quota(t->m, &k, d->ino, 'U');
+			rc = meta_kv_add(t->kv, k.b, k.len, u, 2);
+		}
+		if (rc == 0 && d->figures && (f[0] != 0 || f[1] != 0)) {
+			key_quota(t->m, &k, d->ino, 'B');
+			rc = meta_kv_add(t->kv, k.b, k.len, f, 2);
+		}
 	}
 	return rc;
 }
@@ -299,15 +370,135 @@ meta_quota_txn_free(struct mtxn *t)
 	t->nqd = t->capqd = 0;
 }
 
+/* ---- files in the trash ----------------------------------------------------
+ */
+
+struct origin {
+	uint8_t v[QUOTA_NEST_MAX * 8]; /* the T record */
+	size_t n;
+	struct charge c;
+};
+
+static int
+origin_cb(struct mtxn *t, void *arg, uint64_t ino, const struct qlim *l)
+{
+	struct origin *o = arg;
+
+	if (o->n == QUOTA_NEST_MAX)
+		return -EMLINK; /* refused by set */
+	tl_put_be64(o->v + 8 * o->n++, ino);
+	return charge_cb(t, &o->c, ino, l);
+}
+
+int
+meta_quota_trash_put(struct mtxn *t, const struct inode *v)
+{
+	struct origin o = {.n = 0};
+	struct meta_key k;
+	bool active;
+	int rc;
+
+	if (v->a.type != META_REG || v->a.parent == 0)
+		return 0;
+	rc = quotas_active(t, &active);
+	if (rc || !active)
+		return rc;
+	o.c.logical = -(int64_t)v->a.size;
+	o.c.trash = (int64_t)v->a.size;
+	rc = quota_walk(t, v->a.parent, origin_cb, &o);
+	if (rc || o.n == 0)
+		return rc;
+	key_origin(t->m, &k, v->a.ino);
+	return meta_kv_put(t->kv, k.b, k.len, o.v, 8 * o.n);
+}
+
+int
+meta_quota_trash_charge(struct mtxn *t, uint64_t ino, int64_t delta,
+			bool drop)
+{
+	struct charge c = {0, 0, 0, delta};
+	uint64_t q[QUOTA_NEST_MAX];
+	struct meta_key k;
+	const uint8_t *v;
+	size_t vlen, n;
+	int rc;
+
+	key_origin(t->m, &k, ino);
+	rc = meta_kv_get(t->kv, k.b, k.len, (const void **)&v, &vlen);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	n = vlen / 8;
+	if (vlen % 8 || n > QUOTA_NEST_MAX)
+		return -EIO;
+	for (size_t i = 0; i < n; i++)
+		q[i] = tl_get_be64(v + 8 * i);
+	for (size_t i = 0; rc == 0 && delta != 0 && i < n; i++) {
+		struct qlim l;
+		bool has;
+
+		/* a quota deleted since: nothing to charge */
+		rc = limits_get(t, q[i], &has, &l);
+		if (rc == 0 && has)
+			rc = charge_cb(t, &c, q[i], &l);
+	}
+	if (rc == 0 && drop)
+		rc = meta_kv_del(t->kv, k.b, k.len);
+	return rc;
+}
+
+struct trash_sum {
+	struct mtxn *t;
+	uint64_t ino, bytes;
+};
+
+/* T<file>: the file's size when the record names s->ino. */
+static int
+trash_sum_cb(void *arg, const void *key, size_t klen, const void *val,
+	     size_t vlen)
+{
+	const uint8_t *file = (const uint8_t *)key + klen - 8;
+	struct trash_sum *s = arg;
+	struct inode in;
+	int rc = vlen % 8 ? -EIO : 0;
+
+	for (size_t i = 0; rc == 0 && i < vlen; i += 8) {
+		if (tl_get_be64((const uint8_t *)val + i) != s->ino)
+			continue;
+		rc = meta_inode_get(s->t, tl_get_be64(file), &in);
+		if (rc == -ENOENT)
+			return 0; /* released: its T record goes too */
+		if (rc)
+			return rc;
+		if (in.a.type == META_REG)
+			s->bytes += in.a.size;
+		return 0;
+	}
+	return rc;
+}
+
+/* The trash bytes of quota ino, from the T records. */
+static int
+trash_sum(struct mtxn *t, uint64_t ino, uint64_t *bytes)
+{
+	struct trash_sum s = {t, ino, 0};
+	int rc = meta_tag_scan(t, 'T', trash_sum_cb, &s);
+
+	*bytes = s.bytes;
+	return rc;
+}
+
 /* ---- what a tree uses ------------------------------------------------------
  */
 
 struct tree {
 	struct mtxn *t;
-	bool from_inodes;     /* count inodes (check) or sum U records */
 	uint64_t max_entries; /* 0: no bound; passed: -EXDEV */
 	uint64_t entries;
-	uint64_t bytes, inodes;
+	uint64_t bytes, inodes, logical;
+	uint64_t trash;  /* the trash directory, 0: none */
+	bool dir_trash;  /* the one being listed is a trash hour */
 	uint64_t *queue; /* directories still to list */
 	size_t head, n, cap;
 	uint64_t dir; /* the one being listed */
@@ -351,14 +542,15 @@ tree_entry_cb(void *arg, const void *key, size_t klen, const void *val,
 		return -EXDEV;
 	if (w->progress && w->entries % QUOTA_PROGRESS == 0)
 		w->progress(w->arg, w->entries);
-	if (w->from_inodes) {
-		rc = meta_inode_get(w->t, ino, &in);
-		if (rc)
-			return rc == -ENOENT ? -EIO : rc;
-		if (in.a.parent == w->dir) {
-			w->inodes++;
-			if (in.a.type == META_REG)
-				w->bytes += round4k(in.a.size);
+	rc = meta_inode_get(w->t, ino, &in);
+	if (rc)
+		return rc == -ENOENT ? -EIO : rc;
+	if (in.a.parent == w->dir) {
+		w->inodes++;
+		if (in.a.type == META_REG) {
+			w->bytes += round4k(in.a.size);
+			if (!w->dir_trash)
+				w->logical += in.a.size;
 		}
 	}
 	if (v[8] == META_DIR)
@@ -366,22 +558,24 @@ tree_entry_cb(void *arg, const void *key, size_t klen, const void *val,
 	return 0;
 }
 
-/* Sum the usage of the tree below root (root's entries and theirs, down
- * to the bottom; root itself not counted). */
+/* Count the usage of the tree below root from its inodes (root's entries
+ * and theirs, down to the bottom; root itself not counted). */
 static int
 tree_usage(struct tree *w, uint64_t root)
 {
 	struct meta_key s, e;
-	uint64_t b, i;
-	int rc = 0;
+	struct inode d;
+	int rc;
 
-	tree_push(w, root);
+	rc = meta_trash_ino(w->t, &w->trash);
+	if (rc == 0)
+		tree_push(w, root);
 	while (rc == 0 && w->head < w->n) {
 		w->dir = w->queue[w->head++];
-		if (!w->from_inodes) {
-			rc = meta_usage_get(w->t, w->dir, &b, &i);
-			w->bytes += b;
-			w->inodes += i;
+		w->dir_trash = false;
+		if (w->trash != 0 && w->dir != w->trash) {
+			rc = meta_inode_get(w->t, w->dir, &d);
+			w->dir_trash = rc == 0 && d.a.parent == w->trash;
 		}
 		meta_key_ino(w->t->m, &s, w->dir, 'O');
 		meta_key_ino(w->t->m, &e, w->dir, 'P');
@@ -398,21 +592,20 @@ tree_usage(struct tree *w, uint64_t root)
  */
 
 struct qlist {
-	uint64_t ino[64];
+	uint64_t ino[QUOTA_NEST_MAX];
 	size_t n;
 };
 
 static int
-list_cb(struct mtxn *t, void *arg, uint64_t ino, uint64_t mb, uint64_t mi)
+list_cb(struct mtxn *t, void *arg, uint64_t ino, const struct qlim *l)
 {
-	struct qlist *l = arg;
+	struct qlist *q = arg;
 
 	(void)t;
-	(void)mb;
-	(void)mi;
-	if (l->n == TL_ARRAY_SIZE(l->ino))
+	(void)l;
+	if (q->n == TL_ARRAY_SIZE(q->ino))
 		return -EMLINK; /* 64 nested quotas: refused by set */
-	l->ino[l->n++] = ino;
+	q->ino[q->n++] = ino;
 	return 0;
 }
 
@@ -421,6 +614,7 @@ meta_quota_move_dir(struct mtxn *t, uint64_t ino, uint64_t from, uint64_t to)
 {
 	struct tree w = {.t = t, .max_entries = META_QUOTA_MOVE_MAX};
 	struct qlist a = {.n = 0}, b = {.n = 0};
+	struct charge c;
 	bool active;
 	int rc;
 
@@ -435,12 +629,14 @@ meta_quota_move_dir(struct mtxn *t, uint64_t ino, uint64_t from, uint64_t to)
 	if (a.n == b.n && memcmp(a.ino, b.ino, a.n * sizeof(a.ino[0])) == 0)
 		return 0; /* the same quotas above: nothing moves */
 	rc = tree_usage(&w, ino);
+	c = (struct charge){-(int64_t)w.bytes, -(int64_t)w.inodes,
+			    -(int64_t)w.logical, 0};
 	if (rc == 0)
-		rc = meta_quota_charge(t, from, -(int64_t)w.bytes,
-				       -(int64_t)w.inodes);
+		rc = charge_walk(t, from, &c);
+	c = (struct charge){(int64_t)w.bytes, (int64_t)w.inodes,
+			    (int64_t)w.logical, 0};
 	if (rc == 0)
-		rc = meta_quota_charge(t, to, (int64_t)w.bytes,
-				       (int64_t)w.inodes);
+		rc = charge_walk(t, to, &c);
 	return rc;
 }
 
@@ -448,19 +644,22 @@ int
 meta_quota_drop(struct mtxn *t, uint64_t ino)
 {
 	struct meta_key k;
-	uint64_t mb, mi;
+	struct qlim l;
 	bool has, active;
 	int rc;
 
 	rc = quotas_active(t, &active);
 	if (rc || !active)
 		return rc;
-	rc = limits_get(t, ino, &has, &mb, &mi);
+	rc = limits_get(t, ino, &has, &l);
 	if (rc || !has)
 		return rc;
 	key_quota(t->m, &k, ino, 'L');
 	rc = meta_kv_del(t->kv, k.b, k.len);
 	key_quota(t->m, &k, ino, 'U');
+	if (rc == 0)
+		rc = meta_kv_del(t->kv, k.b, k.len);
+	key_quota(t->m, &k, ino, 'B');
 	if (rc == 0)
 		rc = meta_kv_del(t->kv, k.b, k.len);
 	if (rc == 0)
@@ -496,6 +695,8 @@ nesting_check(struct mtxn *t, uint64_t ino)
 	return rc;
 }
 
+static int get_txn(struct mtxn *t, uint64_t ino, struct meta_quota *q);
+
 /* The arguments of set, delete and check, for their transactions. */
 struct quota_op {
 	uint64_t ino;
@@ -507,45 +708,57 @@ struct quota_op {
 	void *arg;
 };
 
+/* What ino's tree uses, counted from the inodes and the T records. */
+static int
+count_txn(struct mtxn *t, const struct quota_op *o, struct tree *w,
+	  uint64_t *trash)
+{
+	int rc;
+
+	*w = (struct tree){.t = t, .progress = o->progress, .arg = o->arg};
+	rc = tree_usage(w, o->ino);
+	if (rc == 0)
+		rc = trash_sum(t, o->ino, trash);
+	return rc;
+}
+
 static int
 set_txn(struct mtxn *t, void *arg)
 {
 	const struct quota_op *o = arg;
 	const struct meta_quota *q = o->q;
 	struct meta_quota *out = o->out;
-	struct tree w = {.t = t, .from_inodes = true,
-			 .progress = o->progress, .arg = o->arg};
-	struct meta_key k;
-	uint64_t mb, mi;
-	uint8_t v[16];
+	struct qlim l = {q->max_bytes, q->max_inodes, true}, old;
+	struct tree w;
+	uint64_t trash = 0;
 	bool has;
 	int rc;
 
 	rc = dir_check(t, q->ino);
 	if (rc == 0)
-		rc = limits_get(t, q->ino, &has, &mb, &mi);
+		rc = limits_get(t, q->ino, &has, &old);
 	if (rc)
 		return rc;
-	*out = *q;
-	if (has) {
-		rc = used_read(t, q->ino, false, &out->used_bytes,
-			       &out->used_inodes);
-	} else {
-		rc = nesting_check(t, q->ino);
+	if (has) { /* its usage and figures stay as they are */
+		l.figures = old.figures;
+		rc = limits_put(t, q->ino, &l);
 		if (rc == 0)
-			rc = tree_usage(&w, q->ino);
-		if (rc == 0)
-			rc = used_put(t, q->ino, w.bytes, w.inodes);
-		if (rc == 0)
-			rc = quotas_count(t, 1);
-		out->used_bytes = w.bytes;
-		out->used_inodes = w.inodes;
+			rc = get_txn(t, q->ino, out);
+		return rc;
 	}
-	tl_put_be64(v, q->max_bytes);
-	tl_put_be64(v + 8, q->max_inodes);
-	key_quota(t->m, &k, q->ino, 'L');
+	rc = nesting_check(t, q->ino);
 	if (rc == 0)
-		rc = meta_kv_put(t->kv, k.b, k.len, v, 16);
+		rc = count_txn(t, o, &w, &trash);
+	if (rc == 0)
+		rc = pair_put(t, q->ino, 'U', w.bytes, w.inodes);
+	if (rc == 0)
+		rc = pair_put(t, q->ino, 'B', w.logical, trash);
+	if (rc == 0)
+		rc = quotas_count(t, 1);
+	if (rc == 0)
+		rc = limits_put(t, q->ino, &l);
+	if (rc == 0)
+		rc = get_txn(t, q->ino, out);
 	return rc;
 }
 
@@ -563,16 +776,23 @@ meta_quota_set(struct meta *m, const struct meta_quota *q,
 static int
 get_txn(struct mtxn *t, uint64_t ino, struct meta_quota *q)
 {
+	struct qlim l;
 	bool has;
 	int rc;
 
 	memset(q, 0, sizeof(*q));
 	q->ino = ino;
-	rc = limits_get(t, ino, &has, &q->max_bytes, &q->max_inodes);
+	rc = limits_get(t, ino, &has, &l);
 	if (rc == 0 && !has)
 		rc = -ENOENT;
-	if (rc == 0)
-		rc = used_read(t, ino, false, &q->used_bytes, &q->used_inodes);
+	if (rc)
+		return rc;
+	q->max_bytes = l.bytes;
+	q->max_inodes = l.inodes;
+	q->has_figures = l.figures;
+	rc = used_read(t, ino, false, &q->used_bytes, &q->used_inodes);
+	if (rc == 0 && l.figures)
+		rc = figures_read(t, ino, &q->logical_bytes, &q->trash_bytes);
 	return rc;
 }
 
@@ -598,11 +818,11 @@ static int
 delete_txn(struct mtxn *t, void *arg)
 {
 	const struct quota_op *o = arg;
-	uint64_t mb, mi;
+	struct qlim l;
 	bool has;
 	int rc;
 
-	rc = limits_get(t, o->ino, &has, &mb, &mi);
+	rc = limits_get(t, o->ino, &has, &l);
 	if (rc == 0 && !has)
 		rc = -ENOENT;
 	if (rc == 0)
@@ -620,7 +840,8 @@ meta_quota_delete(struct meta *m, uint64_t ino)
 
 struct list_ctx {
 	struct meta_quota q;
-	bool have;
+	bool have;  /* q.ino's records are being read */
+	bool limit; /* and it has an L record */
 	meta_quota_cb cb;
 	void *arg;
 	size_t pfxlen;
@@ -631,9 +852,12 @@ list_flush(struct list_ctx *l)
 {
 	int rc = 0;
 
-	if (l->have)
+	if (l->have && l->limit) {
+		if (!l->q.has_figures)
+			l->q.logical_bytes = l->q.trash_bytes = 0;
 		rc = l->cb(l->arg, &l->q);
-	l->have = false;
+	}
+	l->have = l->limit = false;
 	return rc;
 }
 
@@ -644,25 +868,33 @@ list_scan_cb(void *arg, const void *key, size_t klen, const void *val,
 	struct list_ctx *l = arg;
 	const uint8_t *k = (const uint8_t *)key + l->pfxlen;
 	const uint8_t *v = val;
+	struct qlim lim;
 	uint64_t ino;
 	int rc = 0;
 
-	if (klen != l->pfxlen + 10 || vlen != 16)
+	if (klen != l->pfxlen + 10)
 		return 0;
 	ino = tl_get_be64(k + 1);
 	if (l->have && l->q.ino != ino)
 		rc = list_flush(l);
 	if (rc)
 		return rc;
-	if (k[9] == 'L') {
+	if (!l->have) {
 		memset(&l->q, 0, sizeof(l->q));
 		l->q.ino = ino;
-		l->q.max_bytes = tl_get_be64(v);
-		l->q.max_inodes = tl_get_be64(v + 8);
 		l->have = true;
-	} else if (k[9] == 'U' && l->have) {
+	}
+	if (k[9] == 'L' && limits_decode(v, vlen, &lim)) {
+		l->q.max_bytes = lim.bytes;
+		l->q.max_inodes = lim.inodes;
+		l->q.has_figures = lim.figures;
+		l->limit = true;
+	} else if (k[9] == 'U' && vlen == 16) {
 		l->q.used_bytes = tl_get_be64(v);
 		l->q.used_inodes = tl_get_be64(v + 8);
+	} else if (k[9] == 'B' && vlen == 16) {
+		l->q.logical_bytes = tl_get_be64(v);
+		l->q.trash_bytes = tl_get_be64(v + 8);
 	}
 	return 0;
 }
@@ -688,29 +920,74 @@ meta_quota_list(struct meta *m, meta_quota_cb cb, void *arg)
 	return meta_txn_end(&t, rc);
 }
 
+struct inos {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int
+inos_cb(void *arg, const struct meta_quota *q)
+{
+	struct inos *l = arg;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 16;
+		l->v = tl_realloc(l->v, l->cap * sizeof(*l->v));
+	}
+	l->v[l->n++] = q->ino;
+	return 0;
+}
+
+int
+meta_quota_inos(struct meta *m, uint64_t **inos, size_t *n)
+{
+	struct inos l = {NULL, 0, 0};
+	int rc;
+
+	rc = meta_quota_list(m, inos_cb, &l);
+	if (rc) {
+		free(l.v);
+		l.v = NULL;
+		l.n = 0;
+	}
+	*inos = l.v;
+	*n = l.n;
+	return rc;
+}
+
 static int
 check_txn(struct mtxn *t, void *arg)
 {
 	const struct quota_op *o = arg;
 	struct meta_quota_fix *fix = o->fix;
-	struct tree w = {.t = t, .from_inodes = true,
-			 .progress = o->progress, .arg = o->arg};
-	uint64_t ino = o->ino;
+	struct qlim l;
+	struct tree w;
+	uint64_t trash;
 	int rc;
 
 	memset(fix, 0, sizeof(*fix));
-	rc = get_txn(t, ino, &fix->q);
+	rc = get_txn(t, o->ino, &fix->q);
 	if (rc == 0)
-		rc = tree_usage(&w, ino);
+		rc = count_txn(t, o, &w, &trash);
 	if (rc)
 		return rc;
 	fix->actual_bytes = w.bytes;
 	fix->actual_inodes = w.inodes;
+	fix->actual_logical = w.logical;
+	fix->actual_trash = trash;
 	fix->entries = w.entries;
-	fix->drift =
-	    w.bytes != fix->q.used_bytes || w.inodes != fix->q.used_inodes;
-	if (fix->drift && o->repair)
-		rc = used_put(t, ino, w.bytes, w.inodes);
+	fix->drift = w.bytes != fix->q.used_bytes ||
+		     w.inodes != fix->q.used_inodes || !fix->q.has_figures ||
+		     w.logical != fix->q.logical_bytes ||
+		     trash != fix->q.trash_bytes;
+	if (!fix->drift || !o->repair)
+		return 0;
+	rc = pair_put(t, o->ino, 'U', w.bytes, w.inodes);
+	if (rc == 0)
+		rc = pair_put(t, o->ino, 'B', w.logical, trash);
+	l = (struct qlim){fix->q.max_bytes, fix->q.max_inodes, true};
+	if (rc == 0 && !fix->q.has_figures)
+		rc = limits_put(t, o->ino, &l);
 	return rc;
 }
 
@@ -734,7 +1011,7 @@ struct room {
 };
 
 static int
-room_cb(struct mtxn *t, void *arg, uint64_t ino, uint64_t mb, uint64_t mi)
+room_cb(struct mtxn *t, void *arg, uint64_t ino, const struct qlim *l)
 {
 	const struct room *r = arg;
 	uint64_t ub, ui;
@@ -743,9 +1020,10 @@ room_cb(struct mtxn *t, void *arg, uint64_t ino, uint64_t mb, uint64_t mi)
 	rc = used_read(t, ino, true, &ub, &ui);
 	if (rc)
 		return rc;
-	if (r->bytes > 0 && mb && ub + (uint64_t)r->bytes > mb)
+	if (r->bytes > 0 && l->bytes && ub + (uint64_t)r->bytes > l->bytes)
 		return -EDQUOT;
-	if (r->inodes > 0 && mi && ui + (uint64_t)r->inodes > mi)
+	if (r->inodes > 0 && l->inodes &&
+	    ui + (uint64_t)r->inodes > l->inodes)
 		return -EDQUOT;
 	return 0;
 }

@@ -660,25 +660,45 @@ meta_counter_set(struct mtxn *t, const char *name, uint64_t v)
 }
 
 int
-meta_usage_get(struct mtxn *t, uint64_t dir, uint64_t *bytes, uint64_t *inodes)
+meta_pair_get(struct mtxn *t, const struct meta_key *k, bool peek,
+	      uint64_t *a, uint64_t *b)
 {
-	struct meta_key k;
 	const uint8_t *v;
 	size_t vlen;
 	int rc;
 
-	meta_key_usage(t->m, &k, dir);
-	rc = meta_kv_get(t->kv, k.b, k.len, (const void **)&v, &vlen);
-	*bytes = *inodes = 0;
+	rc = peek ? meta_kv_peek(t->kv, k->b, k->len, (const void **)&v,
+				 &vlen)
+		  : meta_kv_get(t->kv, k->b, k->len, (const void **)&v, &vlen);
+	*a = *b = 0;
 	if (rc == -ENOENT)
 		return 0;
 	if (rc)
 		return rc;
 	if (vlen != 16)
 		return -EIO;
-	*bytes = tl_get_be64(v);
-	*inodes = tl_get_be64(v + 8);
+	*a = tl_get_be64(v);
+	*b = tl_get_be64(v + 8);
 	return 0;
+}
+
+int
+meta_tag_scan(struct mtxn *t, char tag, meta_kv_scan_cb cb, void *arg)
+{
+	struct meta_key s, e;
+
+	meta_key_tag(t->m, &s, tag);
+	meta_key_tag(t->m, &e, (char)(tag + 1));
+	return meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, cb, arg);
+}
+
+int
+meta_usage_get(struct mtxn *t, uint64_t dir, uint64_t *bytes, uint64_t *inodes)
+{
+	struct meta_key k;
+
+	meta_key_usage(t->m, &k, dir);
+	return meta_pair_get(t, &k, false, bytes, inodes);
 }
 
 int

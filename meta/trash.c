@@ -274,6 +274,8 @@ meta_trash_put(struct mtxn *t, uint64_t from, const char *name, size_t len,
 		rc = meta_usage_add(t, v->a.parent, -bytes, -1);
 	if (rc == 0)
 		rc = meta_usage_add(t, hour.a.ino, bytes, 1);
+	if (rc == 0)
+		rc = meta_quota_trash_put(t, v);
 	if (v->a.type == META_REG) { /* from the logical bytes to the trash's */
 		t->d_logical -= (int64_t)v->a.size;
 		t->d_trash += (int64_t)v->a.size;
@@ -488,6 +490,11 @@ restore_txn(struct mtxn *t, void *arg)
 		rc = meta_usage_add(t, hd.a.ino, -bytes, -1);
 	if (rc == 0)
 		rc = meta_usage_add(t, to, bytes, 1);
+	if (rc == 0)
+		rc = meta_quota_trash_charge(t, in.a.ino, -(int64_t)in.a.size,
+					     true);
+	if (rc == 0 && in.a.type == META_REG)
+		rc = meta_quota_logical(t, to, (int64_t)in.a.size);
 	if (in.a.type == META_REG) {
 		t->d_trash -= (int64_t)in.a.size;
 		t->d_logical += (int64_t)in.a.size;
@@ -534,8 +541,10 @@ release_entry(struct mtxn *t, struct inode *hd, uint64_t ino,
 	rc = meta_dentry_del(t, hd->a.ino, name, strlen(name), cookie);
 	if (rc == 0)
 		rc = meta_usage_add(t, hd->a.ino, -bytes, -1);
-	if (rc == 0)
+	if (rc == 0) /* its size leaves the trash bytes there */
 		rc = meta_inode_drop(t, &in);
+	if (rc == 0)
+		rc = meta_quota_trash_charge(t, in.a.ino, 0, true);
 	t->d_inodes--;
 	t->d_bytes -= bytes;
 	done->files++;
@@ -872,8 +881,9 @@ meta_trash_due(struct mtxn *t, uint64_t now, uint64_t *files)
 }
 
 int
-meta_size_account(struct mtxn *t, uint64_t parent, int64_t delta)
+meta_size_account(struct mtxn *t, const struct inode *in, int64_t delta)
 {
+	uint64_t parent = in->a.parent;
 	struct meta_key k;
 	struct inode d;
 	uint64_t trash;
@@ -895,11 +905,12 @@ meta_size_account(struct mtxn *t, uint64_t parent, int64_t delta)
 			rc = meta_inode_decode(v, vlen, parent, &d);
 		if (rc == 0 && d.a.parent == trash) {
 			t->d_trash += delta;
-			return 0;
+			return meta_quota_trash_charge(t, in->a.ino, delta,
+						       false);
 		}
 		if (rc && rc != -ENOENT)
 			return rc;
 	}
 	t->d_logical += delta;
-	return 0;
+	return meta_quota_logical(t, parent, delta);
 }

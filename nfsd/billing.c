@@ -55,14 +55,16 @@ static const struct {
 	const char *json, *help;
 } figs[F_COUNT] = {
     {"logical_bytes", "Sizes of the regular files outside the trash "
-		      "(volume, and exports of the volume root)."},
+		      "(of the tree, for exports and directories)."},
     {"used_bytes", "Sizes of the regular files rounded up to 4 KiB each, "
 		   "as quotas count them."},
     {"stored_bytes", "Bytes of the slices in the object store, before "
-		     "compression."},
+		     "compression (volume)."},
     {"inodes", "Inodes in use."},
-    {"trash_bytes", "Sizes of the regular files in the trash."},
-    {"pending_bytes", "Bytes waiting for the deletion job."},
+    {"trash_bytes", "Sizes of the regular files in the trash (removed "
+		    "from under the directory, for exports and "
+		    "directories)."},
+    {"pending_bytes", "Bytes waiting for the deletion job (volume)."},
     {"read_bytes", "Bytes read through NFS in the period, all gateways."},
     {"written_bytes", "Bytes written through NFS in the period, all "
 		      "gateways."},
@@ -165,6 +167,19 @@ flush(struct nfsd_billing *b)
 
 /* ---- the lines ------------------------------------------------------------ */
 
+/* A quota's figures; stored and pending bytes are the volume's only
+ * (tessera(1), BILLING). */
+static void
+quota_figures(const struct meta_quota *q, struct line *l)
+{
+	l->f[F_USED] = q->used_bytes;
+	l->f[F_INODES] = q->used_inodes;
+	if (q->has_figures) {
+		l->f[F_LOGICAL] = q->logical_bytes;
+		l->f[F_TRASH] = q->trash_bytes;
+	}
+}
+
 /* The usage of the tree below path: its quota's figures, or the
  * volume's for "/".  Nothing when neither is kept. */
 static void
@@ -184,10 +199,8 @@ tree_figures(struct nfsd_billing *b, const char *path,
 		return;
 	}
 	if (meta_resolve(b->m, path, &ino) == 0 &&
-	    meta_quota_get(b->m, ino, &q) == 0) {
-		l->f[F_USED] = q.used_bytes;
-		l->f[F_INODES] = q.used_inodes;
-	}
+	    meta_quota_get(b->m, ino, &q) == 0)
+		quota_figures(&q, l);
 }
 
 /* Directories of billing_dirs without a quota get one without limits. */
@@ -241,8 +254,7 @@ quota_cb(void *arg, const struct meta_quota *q)
 	if (meta_path(d->b->m, q->ino, path, sizeof(path)) != 0)
 		return 0; /* going, or out of reach: no line */
 	l = line_add(d->v, d->n, SC_DIR, path);
-	l->f[F_USED] = q->used_bytes;
-	l->f[F_INODES] = q->used_inodes;
+	quota_figures(q, l);
 	return 0;
 }
 

@@ -81,6 +81,12 @@ print_quota(struct meta *m, const struct meta_quota *q)
 	       "  bytes:  %" PRIu64 " used of %s (%s of %s)\n"
 	       "  inodes: %" PRIu64 " used of %s\n",
 	       path, q->ino, q->used_bytes, lb, hu, hl, q->used_inodes, li);
+	if (q->has_figures)
+		printf("  logical bytes: %" PRIu64 ", trash bytes: %" PRIu64
+		       "\n", q->logical_bytes, q->trash_bytes);
+	else
+		printf("  logical and trash bytes: not kept (a quota from an "
+		       "older version: tessera quota check counts them)\n");
 }
 
 static int
@@ -127,59 +133,53 @@ check_one(struct meta *m, uint64_t ino, bool repair)
 		return rc;
 	}
 	if (!f.drift) {
-		printf("%s: %" PRIu64 " bytes, %" PRIu64 " inodes "
+		printf("%s: %" PRIu64 " bytes, %" PRIu64 " inodes, %" PRIu64
+		       " logical bytes, %" PRIu64 " trash bytes "
 		       "(%" PRIu64 " entries checked): ok\n",
-		       path, f.actual_bytes, f.actual_inodes, f.entries);
+		       path, f.actual_bytes, f.actual_inodes, f.actual_logical,
+		       f.actual_trash, f.entries);
 		return 0;
 	}
-	printf("%s: recorded %" PRIu64 " bytes, %" PRIu64 " inodes; "
-	       "counted %" PRIu64 " bytes, %" PRIu64 " inodes: %s\n",
-	       path, f.q.used_bytes, f.q.used_inodes, f.actual_bytes,
-	       f.actual_inodes, f.repaired ? "repaired" : "not repaired");
+	if (f.q.has_figures)
+		printf("%s: recorded %" PRIu64 " bytes, %" PRIu64 " inodes, %"
+		       PRIu64 " logical, %" PRIu64 " trash; ", path,
+		       f.q.used_bytes, f.q.used_inodes, f.q.logical_bytes,
+		       f.q.trash_bytes);
+	else
+		printf("%s: recorded %" PRIu64 " bytes, %" PRIu64 " inodes, "
+		       "logical and trash bytes not kept; ", path,
+		       f.q.used_bytes, f.q.used_inodes);
+	printf("counted %" PRIu64 " bytes, %" PRIu64 " inodes, %" PRIu64
+	       " logical, %" PRIu64 " trash: %s\n", f.actual_bytes,
+	       f.actual_inodes, f.actual_logical, f.actual_trash,
+	       f.repaired ? "repaired" : "not repaired");
 	return 1;
-}
-
-struct inos {
-	uint64_t *v;
-	size_t n, cap;
-};
-
-static int
-collect_cb(void *arg, const struct meta_quota *q)
-{
-	struct inos *l = arg;
-
-	if (l->n == l->cap) {
-		l->cap = l->cap ? 2 * l->cap : 16;
-		l->v = tl_realloc(l->v, l->cap * sizeof(*l->v));
-	}
-	l->v[l->n++] = q->ino;
-	return 0;
 }
 
 static int
 quota_check_cmd(struct meta *m, const struct quota_args *a, uint64_t ino)
 {
-	struct inos l = {NULL, 0, 0};
+	uint64_t *v = NULL;
+	size_t n = 0;
 	int rc, drift = 0;
 
 	if (a->path) {
 		rc = check_one(m, ino, !a->dry_run);
 		return rc < 0 ? 1 : rc;
 	}
-	rc = meta_quota_list(m, collect_cb, &l);
+	rc = meta_quota_inos(m, &v, &n);
 	if (rc)
 		fprintf(stderr, "tessera: quota check: %s\n", strerror(-rc));
-	for (size_t i = 0; rc == 0 && i < l.n; i++) {
-		rc = check_one(m, l.v[i], !a->dry_run);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		rc = check_one(m, v[i], !a->dry_run);
 		drift += rc == 1;
 		if (rc == 1 || rc == -ENOENT)
 			rc = 0; /* deleted meanwhile: nothing to check */
 	}
 	if (rc == 0)
-		printf("%zu quotas checked, %d drifted%s\n", l.n, drift,
+		printf("%zu quotas checked, %d drifted%s\n", n, drift,
 		       drift && !a->dry_run ? " (repaired)" : "");
-	free(l.v);
+	free(v);
 	return rc ? 1 : drift ? 1 : 0;
 }
 

@@ -1,18 +1,21 @@
 /*
  * nfs_billing_test.c - the billing lines (tessera(1), BILLING) of a
  * gateway holding the background-job lease, to the byte: a volume with
- * a trash, billing_interval 1s, billing_dirs /t; through NFS the test
- * writes three files of known sizes in /t, reads one, removes one (into
- * the trash) and truncates one to 0 while the store refuses every
- * delete (the fault wrapper: the deletion job cannot delete, so the
- * released bytes stay pending).  A line written after all that must
- * show every figure exactly: logical, used, stored, trash and pending
- * bytes and inodes for the volume and the export "/", used bytes and
- * inodes for /t (which got a quota without limits), and the lines of
- * every period together the bytes read and written.  The same figures
- * are gauges on /metrics.  Then the store deletes again, and a later
- * line shows nothing pending and the stored bytes down by the
- * truncated file's.  fsck finds the usage counters right.
+ * a trash, billing_interval 1s, billing_dirs /t, a quota on /q; through
+ * NFS the test writes three files of known sizes in /t, reads one,
+ * removes one (into the trash) and truncates one to 0, and writes two
+ * in /q and removes one, while the store refuses every delete (the
+ * fault wrapper: the deletion job cannot delete, so the released bytes
+ * stay pending).  A line written after all that must show every figure
+ * exactly: logical, used, stored, trash and pending bytes and inodes
+ * for the volume and the export "/"; logical, used and trash bytes and
+ * inodes for /t (which got a quota without limits) and /q, whose stored
+ * and pending bytes and NFS bytes are null (tessera(1), BILLING); and
+ * the lines of every period together the bytes read and written.  The
+ * same figures are gauges on /metrics.  Then the store deletes again,
+ * and a later line shows nothing pending and the stored bytes down by
+ * the truncated file's.  `tessera quota check` and fsck find the
+ * counters right.
  *
  * The waits are for a line to appear, never for a time to pass.
  */
@@ -35,6 +38,8 @@
 #define A_SIZE 100000u
 #define B_SIZE 50000u
 #define C_SIZE 30000u
+#define D_SIZE 20000u
+#define E_SIZE 7000u
 #define R4K(x) (((x) + 4095u) & ~4095u)
 
 static struct th_server srv;
@@ -295,7 +300,7 @@ int
 main(void)
 {
 	struct lines l = {NULL, 0};
-	struct th_fh t, a, c;
+	struct th_fh t, a, c, q;
 	struct th_obj o;
 	sattr3 sa;
 	long long done, rd = 0, wr = 0, erd = 0, ewr = 0;
@@ -305,8 +310,11 @@ main(void)
 	uint32_t got;
 	bool eof;
 	int at;
-	/* format: root, then /t, a, b, c, /.trash and its hour */
-	const long long inodes = 7;
+	/* format: root, then /t, a, b, c, /.trash and its hour, /q, d, e */
+	const long long inodes = 10;
+	const long long stored = A_SIZE + B_SIZE + C_SIZE + D_SIZE + E_SIZE;
+	const long long used = R4K(A_SIZE) + R4K(B_SIZE) + R4K(D_SIZE) +
+			       R4K(E_SIZE);
 
 	th_fill(11, data, sizeof data);
 	TH_REQUIRE(th_server_start(&srv, "--block-size 64K --trash-days 1",
@@ -339,6 +347,20 @@ main(void)
 	TH_REQUIRE(th_mkdir(&cn, &cn.root, "t", &sa, &o) == 0 && o.fh_follows,
 		   "mkdir /t");
 	t = o.fh;
+	sa = th_sattr_mode(0755);
+	TH_REQUIRE(th_mkdir(&cn, &cn.root, "q", &sa, &o) == 0 && o.fh_follows,
+		   "mkdir /q");
+	q = o.fh;
+	TH_REQUIRE(th_tessera(&srv, "quota set %s /q --bytes 1M",
+			      srv.meta_url) == 0, "tessera quota set /q");
+	/* billing_dirs: /t gets its quota when a line is written; what is
+	 * removed from under it before counts in no trash bytes of it */
+	for (done = (long long)time(NULL);;) {
+		TH_REQUIRE((at = wait_line(&l, done)) >= 0, "a line");
+		if (line_of(&l, at, "dir", "/t") != NULL)
+			break;
+		done = field(l.v[at], "unix");
+	}
 	a = mkfile(&t, "a", A_SIZE);
 	(void)mkfile(&t, "b", B_SIZE);
 	c = mkfile(&t, "c", C_SIZE);
@@ -349,6 +371,9 @@ main(void)
 	sa.size.set_it = 1;
 	sa.size.set_size3_u.size = 0;
 	TH_STAT(th_setattr(&cn, &c, &sa, NULL, NULL), 0, "truncate c to 0");
+	(void)mkfile(&q, "d", D_SIZE);
+	(void)mkfile(&q, "e", E_SIZE);
+	TH_STAT(th_remove(&cn, &q, "e"), 0, "remove q/e: into the trash");
 	done = (long long)time(NULL);
 
 	at = wait_line(&l, done);
@@ -358,15 +383,18 @@ main(void)
 		 "time in RFC 3339 UTC (%s)", when);
 	TH_CHECK(field(l.v[at], "period_seconds") >= 1, "a period (%lld s)",
 		 field(l.v[at], "period_seconds"));
-	check_line(l.v[at], "volume", A_SIZE, R4K(A_SIZE) + R4K(B_SIZE),
-		   A_SIZE + B_SIZE + C_SIZE, inodes, B_SIZE, C_SIZE);
-	check_line(line_of(&l, at, "export", "/"), "export /", A_SIZE,
-		   R4K(A_SIZE) + R4K(B_SIZE), A_SIZE + B_SIZE + C_SIZE,
-		   inodes, B_SIZE, C_SIZE);
-	check_line(line_of(&l, at, "dir", "/t"), "dir /t", -1, R4K(A_SIZE),
-		   -1, 2, -1, -1);
-	TH_CHECK(field(line_of(&l, at, "dir", "/t"), "read_bytes") == -1,
-		 "dir /t: NFS bytes are counted per export, not per directory");
+	check_line(l.v[at], "volume", A_SIZE + D_SIZE, used, stored, inodes,
+		   B_SIZE + E_SIZE, C_SIZE);
+	check_line(line_of(&l, at, "export", "/"), "export /", A_SIZE + D_SIZE,
+		   used, stored, inodes, B_SIZE + E_SIZE, C_SIZE);
+	/* the trash's files count in the used bytes of the volume only */
+	check_line(line_of(&l, at, "dir", "/t"), "dir /t", A_SIZE, R4K(A_SIZE),
+		   -1, 2, B_SIZE, -1);
+	check_line(line_of(&l, at, "dir", "/q"), "dir /q", D_SIZE, R4K(D_SIZE),
+		   -1, 1, E_SIZE, -1);
+	TH_CHECK(field(line_of(&l, at, "dir", "/t"), "read_bytes") == -1 &&
+		     field(line_of(&l, at, "dir", "/q"), "written_bytes") == -1,
+		 "dirs: NFS bytes are counted per export, not per directory");
 	/* every period's NFS bytes, up to this one, add up */
 	for (size_t i = 0; i < l.n; i++) {
 		char sc[32], p[256];
@@ -385,28 +413,32 @@ main(void)
 	}
 	TH_CHECK(rd == A_SIZE && erd == A_SIZE, "read bytes %lld, export / "
 		 "%lld (%u)", rd, erd, A_SIZE);
-	TH_CHECK(wr == A_SIZE + B_SIZE + C_SIZE && ewr == wr,
-		 "written bytes %lld, export / %lld (%u)", wr, ewr,
-		 A_SIZE + B_SIZE + C_SIZE);
+	TH_CHECK(wr == stored && ewr == wr,
+		 "written bytes %lld, export / %lld (%lld)", wr, ewr, stored);
 
 	m = scrape();
 	TH_REQUIRE(m != NULL, "GET /metrics");
 	TH_CHECK(sample(m, "tessera_billing_logical_bytes{volume=\"tvol\"}") ==
-		     A_SIZE, "gauge: logical bytes");
+		     A_SIZE + D_SIZE, "gauge: logical bytes");
 	TH_CHECK(sample(m, "tessera_billing_trash_bytes{volume=\"tvol\","
-			   "export=\"/\"}") == B_SIZE,
+			   "export=\"/\"}") == B_SIZE + E_SIZE,
 		 "gauge: trash bytes of export /");
+	TH_CHECK(sample(m, "tessera_billing_trash_bytes{volume=\"tvol\","
+			   "dir=\"/q\"}") == E_SIZE, "gauge: trash bytes of /q");
+	TH_CHECK(sample(m, "tessera_billing_logical_bytes{volume=\"tvol\","
+			   "dir=\"/t\"}") == A_SIZE,
+		 "gauge: logical bytes of /t");
 	TH_CHECK(sample(m, "tessera_billing_pending_bytes{volume=\"tvol\"}") ==
 		     C_SIZE, "gauge: pending bytes");
 	TH_CHECK(sample(m, "tessera_billing_used_bytes{volume=\"tvol\","
 			   "dir=\"/t\"}") == R4K(A_SIZE),
 		 "gauge: used bytes of /t");
 	TH_CHECK(sample(m, "tessera_volume_stored_bytes{volume=\"tvol\"}") ==
-		     A_SIZE + B_SIZE + C_SIZE, "volume gauge: stored bytes");
+		     stored, "volume gauge: stored bytes");
 	TH_CHECK(sample(m, "tessera_volume_trash_logical_bytes{volume=\"tvol\"}")
-		     == B_SIZE, "volume gauge: trash bytes");
+		     == B_SIZE + E_SIZE, "volume gauge: trash bytes");
 	TH_CHECK(sample(m, "tessera_export_written_bytes_total{export=\"/\"}") ==
-		     A_SIZE + B_SIZE + C_SIZE, "this gateway's written bytes");
+		     stored, "this gateway's written bytes");
 	free(m);
 
 	/* the store deletes again: nothing pending, c's bytes gone */
@@ -419,10 +451,13 @@ main(void)
 		usleep(100000);
 	}
 	TH_REQUIRE(at >= 0, "a later line");
-	check_line(l.v[at], "volume, deleted", A_SIZE,
-		   R4K(A_SIZE) + R4K(B_SIZE), A_SIZE + B_SIZE, inodes, B_SIZE,
-		   0);
+	check_line(l.v[at], "volume, deleted", A_SIZE + D_SIZE, used,
+		   stored - C_SIZE, inodes, B_SIZE + E_SIZE, 0);
+	check_line(line_of(&l, at, "dir", "/q"), "dir /q, deleted", D_SIZE,
+		   R4K(D_SIZE), -1, 1, E_SIZE, -1);
 	lines_free(&l);
+	TH_CHECK(th_tessera(&srv, "quota check %s --dry-run", srv.meta_url) ==
+		     0, "tessera quota check: no drift");
 
 	th_disconnect(&cn);
 	th_server_stop(&srv, false);

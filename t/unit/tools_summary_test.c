@@ -133,7 +133,7 @@ main(void)
 {
 	struct meta_format_opts o = {"test", "file:///nonexistent", 0, 0, 0, 0,
 				     false};
-	struct meta_quota q = {0, 1 << 30, 0, 0, 0}, qo;
+	struct meta_quota q = {.max_bytes = 1 << 30}, qo;
 	struct meta *m;
 	uint64_t bytes, inodes;
 	long small, large;
