@@ -7,8 +7,10 @@
  * clients read and wrote through each export since its last flush
  * (counters.c, nfsd_m_exports) to the volume's metadata
  * (meta_io_add), so that the counts of every gateway meet there.  At
- * every multiple of billing_interval (UTC), if this gateway holds the
- * background-job lease and has a billing_dir, it flushes once more,
+ * the first wake after a multiple of billing_interval (UTC), if this
+ * gateway holds the background-job lease and has a billing_dir (or
+ * later, when it takes the lease over after a multiple that got no
+ * lines: bill_due), it flushes once more,
  * takes the counts of the period off the metadata in the transaction
  * that records the period's end (meta_billing_take: a period is billed
  * once, even when the lease moves), reads the usage figures and writes
@@ -88,6 +90,9 @@ struct nfsd_billing {
 	pthread_mutex_t mu; /* stop, and the lines below */
 	pthread_cond_t cv;
 	bool stop;
+	/* the last tick whose lines are known to exist (thread only) */
+	uint64_t done_tick;
+	uint64_t seen_tick; /* the last tick passed at the last wake */
 	/* this gateway's counts already added to metadata (thread only) */
 	uint64_t flushed_read[NFSD_M_EXPORTS], flushed_written[NFSD_M_EXPORTS];
 	/* the last lines, for /metrics */
@@ -352,8 +357,11 @@ write_lines(const char *dir, uint64_t unix_s, const struct tl_buf *text)
 	return rc;
 }
 
-/* The lines of the period ending at tick_ns. */
-static void
+/* The lines of the period ending at tick_ns: 0 when they were written
+ * (or logged when the file could not be), or when another gateway wrote
+ * them (-EALREADY from meta_billing_take); -errno when the figures
+ * could not be read (tried again at the next wake). */
+static int
 bill(struct nfsd_billing *b, uint64_t tick_ns)
 {
 	const char *volume = meta_settings(b->m)->name;
@@ -373,14 +381,14 @@ bill(struct nfsd_billing *b, uint64_t tick_ns)
 	track_dirs(b);
 	rc = meta_billing_take(b->m, tick_ns, &io, &nio, &last);
 	if (rc == -EALREADY)
-		return;
+		return 0;
 	if (rc == 0)
 		rc = meta_usage(b->m, &u);
 	if (rc != 0) {
 		tl_err(BILL_SUB, "no billing lines at %" PRIu64 ": %s", unix_s,
 		       strerror(-rc));
 		free(io);
-		return;
+		return rc;
 	}
 	/* the first lines of a volume cover one interval */
 	period = (last != 0 && last < tick_ns ? tick_ns - last :
@@ -434,30 +442,57 @@ bill(struct nfsd_billing *b, uint64_t tick_ns)
 	free(paths);
 	free(io);
 	tl_buf_free(&text);
+	return 0;
 }
 
-/* The next multiple of the interval after now (ns since the epoch). */
+/* The last multiple of the interval at or before now (ns since the
+ * epoch). */
 static uint64_t
-next_tick(const struct nfsd_billing *b, uint64_t now)
+last_tick(uint64_t iv_ms, uint64_t now)
 {
-	uint64_t iv = b->interval_ms * 1000000ULL;
+	uint64_t iv = iv_ms * 1000000ULL;
 
-	return (now / iv + 1) * iv;
+	return now / iv * iv;
+}
+
+/* At each wake: the lines of the last tick passed, if this gateway
+ * holds the lease and no line of that tick is known to exist.  A
+ * gateway that takes the lease over after a tick nobody billed (the
+ * holder was killed a moment before it) writes that tick's lines late;
+ * meta_billing_take answers -EALREADY when another gateway wrote them. */
+static void
+bill_due(struct nfsd_billing *b, uint64_t now)
+{
+	uint64_t tick = last_tick(b->interval_ms, now), seen = b->seen_tick;
+
+	b->seen_tick = tick;
+	if (tick <= b->done_tick || b->dir == NULL ||
+	    (b->gate != NULL && !b->gate(b->gate_arg)))
+		return;
+	/* the tick had passed at the last wake: not the holder then */
+	if (tick <= seen)
+		tl_notice(BILL_SUB, "the lines of the period ending at unix "
+			  "time %" PRIu64 " are due since then: this gateway "
+			  "writes them late if no other did (it did not hold "
+			  "the background-job lease at that time)",
+			  (uint64_t)(tick / 1000000000ULL));
+	if (bill(b, tick) == 0)
+		b->done_tick = tick;
 }
 
 static void *
 billing_main(void *arg)
 {
 	struct nfsd_billing *b = arg;
-	uint64_t tick = next_tick(b, tl_now_ns());
 	struct timespec ts;
 
 	pthread_mutex_lock(&b->mu);
 	while (!b->stop) {
 		uint64_t now = tl_now_ns(), wait_ms = b->flush_ms;
+		uint64_t tick = last_tick(b->interval_ms, now) +
+				b->interval_ms * 1000000ULL;
 
-		if (tick > now)
-			wait_ms = TL_MIN(wait_ms, (tick - now) / 1000000 + 1);
+		wait_ms = TL_MIN(wait_ms, (tick - now) / 1000000 + 1);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += (time_t)(wait_ms / 1000);
 		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
@@ -471,18 +506,28 @@ billing_main(void *arg)
 		if (b->stop)
 			break;
 		pthread_mutex_unlock(&b->mu);
-		now = tl_now_ns();
-		if (now >= tick) {
-			if (b->dir != NULL && (b->gate == NULL ||
-					       b->gate(b->gate_arg)))
-				bill(b, tick);
-			tick = next_tick(b, now);
-		}
+		bill_due(b, tl_now_ns());
 		flush(b);
 		pthread_mutex_lock(&b->mu);
 	}
 	pthread_mutex_unlock(&b->mu);
 	return NULL;
+}
+
+/* A volume never billed has its first lines at the first tick after
+ * this start, not at the tick before it; otherwise a tick passed while
+ * no gateway held the lease gets its lines at the first wake. */
+static uint64_t
+first_done(struct meta *m, uint64_t iv_ms)
+{
+	struct meta_io *io = NULL;
+	uint64_t last = 0;
+	size_t n;
+
+	if (meta_io_list(m, &io, &n, &last) != 0)
+		last = 0;
+	free(io);
+	return last == 0 ? last_tick(iv_ms, tl_now_ns()) : 0;
 }
 
 int
@@ -504,6 +549,8 @@ nfsd_billing_start(struct meta *m, const struct nfsd_billing_opts *o,
 	b->gate = o->gate;
 	b->gate_arg = o->gate_arg;
 	b->srv = o->srv;
+	b->done_tick = first_done(m, b->interval_ms);
+	b->seen_tick = last_tick(b->interval_ms, tl_now_ns());
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -24,6 +24,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 #include <unistd.h>
 
 #include "t/nfs/tharness.h"
+#include "t/nfs/thbill.h"
 
 #define A_SIZE 100000u
 #define B_SIZE 50000u
@@ -50,105 +52,29 @@ static uint8_t data[A_SIZE], rbuf[A_SIZE];
 
 /* ---- the lines ------------------------------------------------------------ */
 
-/* The number after "key": in line (-1: null or absent). */
-static long long
-field(const char *line, const char *key)
-{
-	char pat[64];
-	const char *p;
-
-	snprintf(pat, sizeof pat, "\"%s\":", key);
-	p = strstr(line, pat);
-	if (p == NULL)
-		return -2;
-	p += strlen(pat);
-	if (strncmp(p, "null", 4) == 0)
-		return -1;
-	return strtoll(p, NULL, 10);
-}
-
-/* The string after "key": (into buf), "" for null. */
 static void
-sfield(const char *line, const char *key, char *buf, size_t len)
+lines_read(struct thb_lines *l)
 {
-	char pat[64];
-	const char *p, *e;
-
-	buf[0] = '\0';
-	snprintf(pat, sizeof pat, "\"%s\":\"", key);
-	p = strstr(line, pat);
-	if (p == NULL)
-		return;
-	p += strlen(pat);
-	e = strchr(p, '"');
-	if (e && (size_t)(e - p) < len) {
-		memcpy(buf, p, (size_t)(e - p));
-		buf[e - p] = '\0';
-	}
-}
-
-struct lines {
-	char **v;
-	size_t n;
-};
-
-static void
-lines_free(struct lines *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
-/* Every line of every file of billdir, in file-name order. */
-static void
-lines_read(struct lines *l)
-{
-	char cmd[400], line[4096];
-	FILE *ls, *f;
-
-	lines_free(l);
-	snprintf(cmd, sizeof cmd, "ls '%s' 2>/dev/null | sort", billdir);
-	ls = popen(cmd, "r");
-	if (ls == NULL)
-		return;
-	while (fgets(cmd, sizeof cmd, ls) != NULL) {
-		char path[800];
-
-		cmd[strcspn(cmd, "\n")] = '\0';
-		snprintf(path, sizeof path, "%s/%s", billdir, cmd);
-		f = fopen(path, "r");
-		while (f && fgets(line, sizeof line, f) != NULL) {
-			l->v = realloc(l->v, (l->n + 1) * sizeof(*l->v));
-			l->v[l->n++] = strdup(line);
-		}
-		if (f)
-			fclose(f);
-	}
-	pclose(ls);
+	thb_lines_free(l);
+	thb_lines_add(l, billdir);
 }
 
 /* The volume line of a period ending after unix time after; its index
  * (-1: none yet). */
 static int
-line_after(const struct lines *l, long long after)
+line_after(const struct thb_lines *l, long long after)
 {
-	for (size_t i = 0; i < l->n; i++) {
-		char sc[32];
-
-		sfield(l->v[i], "scope", sc, sizeof sc);
-		if (strcmp(sc, "volume") == 0 && field(l->v[i], "unix") > after)
+	for (size_t i = 0; i < l->n; i++)
+		if (thb_is(l->v[i], "volume", NULL) &&
+		    thb_field(l->v[i], "unix") > after)
 			return (int)i;
-	}
 	return -1;
 }
 
 /* Wait for the volume line of a period ending after after; the lines
  * read are in *l, the index returned. */
 static int
-wait_line(struct lines *l, long long after)
+wait_line(struct thb_lines *l, long long after)
 {
 	int i;
 
@@ -163,19 +89,14 @@ wait_line(struct lines *l, long long after)
 
 /* The line of scope and path of the same period as volume line at. */
 static const char *
-line_of(const struct lines *l, int at, const char *scope, const char *path)
+line_of(const struct thb_lines *l, int at, const char *scope, const char *path)
 {
-	long long t = field(l->v[at], "unix");
+	long long t = thb_field(l->v[at], "unix");
 
-	for (size_t i = 0; i < l->n; i++) {
-		char sc[32], p[256];
-
-		sfield(l->v[i], "scope", sc, sizeof sc);
-		sfield(l->v[i], "path", p, sizeof p);
-		if (field(l->v[i], "unix") == t && strcmp(sc, scope) == 0 &&
-		    strcmp(p, path) == 0)
+	for (size_t i = 0; i < l->n; i++)
+		if (thb_field(l->v[i], "unix") == t &&
+		    thb_is(l->v[i], scope, path))
 			return l->v[i];
-	}
 	return NULL;
 }
 
@@ -278,32 +199,32 @@ check_line(const char *l, const char *what, long long logical, long long used,
 	   long long pending)
 {
 	TH_REQUIRE(l != NULL, "%s: a line", what);
-	TH_CHECK(field(l, "logical_bytes") == logical,
+	TH_CHECK(thb_field(l, "logical_bytes") == logical,
 		 "%s: logical_bytes %lld (%lld)", what, logical,
-		 field(l, "logical_bytes"));
-	TH_CHECK(field(l, "used_bytes") == used, "%s: used_bytes %lld (%lld)",
-		 what, used, field(l, "used_bytes"));
-	TH_CHECK(field(l, "stored_bytes") == stored,
+		 thb_field(l, "logical_bytes"));
+	TH_CHECK(thb_field(l, "used_bytes") == used, "%s: used_bytes %lld (%lld)",
+		 what, used, thb_field(l, "used_bytes"));
+	TH_CHECK(thb_field(l, "stored_bytes") == stored,
 		 "%s: stored_bytes %lld (%lld)", what, stored,
-		 field(l, "stored_bytes"));
-	TH_CHECK(field(l, "inodes") == inodes, "%s: inodes %lld (%lld)", what,
-		 inodes, field(l, "inodes"));
-	TH_CHECK(field(l, "trash_bytes") == trash,
+		 thb_field(l, "stored_bytes"));
+	TH_CHECK(thb_field(l, "inodes") == inodes, "%s: inodes %lld (%lld)", what,
+		 inodes, thb_field(l, "inodes"));
+	TH_CHECK(thb_field(l, "trash_bytes") == trash,
 		 "%s: trash_bytes %lld (%lld)", what, trash,
-		 field(l, "trash_bytes"));
-	TH_CHECK(field(l, "pending_bytes") == pending,
+		 thb_field(l, "trash_bytes"));
+	TH_CHECK(thb_field(l, "pending_bytes") == pending,
 		 "%s: pending_bytes %lld (%lld)", what, pending,
-		 field(l, "pending_bytes"));
+		 thb_field(l, "pending_bytes"));
 }
 
 int
 main(void)
 {
-	struct lines l = {NULL, 0};
+	struct thb_lines l = {NULL, 0};
 	struct th_fh t, a, c, q;
 	struct th_obj o;
 	sattr3 sa;
-	long long done, rd = 0, wr = 0, erd = 0, ewr = 0;
+	long long done, rd, wr, erd, ewr, upto;
 	char args[900], when[32], *m;
 	struct stat st;
 	long logsize;
@@ -359,7 +280,7 @@ main(void)
 		TH_REQUIRE((at = wait_line(&l, done)) >= 0, "a line");
 		if (line_of(&l, at, "dir", "/t") != NULL)
 			break;
-		done = field(l.v[at], "unix");
+		done = thb_field(l.v[at], "unix");
 	}
 	a = mkfile(&t, "a", A_SIZE);
 	(void)mkfile(&t, "b", B_SIZE);
@@ -378,11 +299,11 @@ main(void)
 
 	at = wait_line(&l, done);
 	TH_REQUIRE(at >= 0, "a line of a period ending after the operations");
-	sfield(l.v[at], "time", when, sizeof when);
+	thb_sfield(l.v[at], "time", when, sizeof when);
 	TH_CHECK(strlen(when) == 20 && when[10] == 'T' && when[19] == 'Z',
 		 "time in RFC 3339 UTC (%s)", when);
-	TH_CHECK(field(l.v[at], "period_seconds") >= 1, "a period (%lld s)",
-		 field(l.v[at], "period_seconds"));
+	TH_CHECK(thb_field(l.v[at], "period_seconds") >= 1, "a period (%lld s)",
+		 thb_field(l.v[at], "period_seconds"));
 	check_line(l.v[at], "volume", A_SIZE + D_SIZE, used, stored, inodes,
 		   B_SIZE + E_SIZE, C_SIZE);
 	check_line(line_of(&l, at, "export", "/"), "export /", A_SIZE + D_SIZE,
@@ -392,25 +313,15 @@ main(void)
 		   -1, 2, B_SIZE, -1);
 	check_line(line_of(&l, at, "dir", "/q"), "dir /q", D_SIZE, R4K(D_SIZE),
 		   -1, 1, E_SIZE, -1);
-	TH_CHECK(field(line_of(&l, at, "dir", "/t"), "read_bytes") == -1 &&
-		     field(line_of(&l, at, "dir", "/q"), "written_bytes") == -1,
+	TH_CHECK(thb_field(line_of(&l, at, "dir", "/t"), "read_bytes") == -1 &&
+		     thb_field(line_of(&l, at, "dir", "/q"), "written_bytes") == -1,
 		 "dirs: NFS bytes are counted per export, not per directory");
 	/* every period's NFS bytes, up to this one, add up */
-	for (size_t i = 0; i < l.n; i++) {
-		char sc[32], p[256];
-
-		sfield(l.v[i], "scope", sc, sizeof sc);
-		sfield(l.v[i], "path", p, sizeof p);
-		if (field(l.v[i], "unix") > field(l.v[at], "unix"))
-			continue;
-		if (strcmp(sc, "volume") == 0) {
-			rd += field(l.v[i], "read_bytes");
-			wr += field(l.v[i], "written_bytes");
-		} else if (strcmp(sc, "export") == 0 && strcmp(p, "/") == 0) {
-			erd += field(l.v[i], "read_bytes");
-			ewr += field(l.v[i], "written_bytes");
-		}
-	}
+	upto = thb_field(l.v[at], "unix");
+	rd = thb_sum(&l, "volume", NULL, "read_bytes", upto);
+	wr = thb_sum(&l, "volume", NULL, "written_bytes", upto);
+	erd = thb_sum(&l, "export", "/", "read_bytes", upto);
+	ewr = thb_sum(&l, "export", "/", "written_bytes", upto);
 	TH_CHECK(rd == A_SIZE && erd == A_SIZE, "read bytes %lld, export / "
 		 "%lld (%u)", rd, erd, A_SIZE);
 	TH_CHECK(wr == stored && ewr == wr,
@@ -446,7 +357,7 @@ main(void)
 	for (int tries = 0; tries < TH_STALL_MS / 100; tries++) {
 		done = (long long)time(NULL);
 		at = wait_line(&l, done);
-		if (at < 0 || field(l.v[at], "pending_bytes") == 0)
+		if (at < 0 || thb_field(l.v[at], "pending_bytes") == 0)
 			break;
 		usleep(100000);
 	}
@@ -455,7 +366,7 @@ main(void)
 		   stored - C_SIZE, inodes, B_SIZE + E_SIZE, 0);
 	check_line(line_of(&l, at, "dir", "/q"), "dir /q, deleted", D_SIZE,
 		   R4K(D_SIZE), -1, 1, E_SIZE, -1);
-	lines_free(&l);
+	thb_lines_free(&l);
 	TH_CHECK(th_tessera(&srv, "quota check %s --dry-run", srv.meta_url) ==
 		     0, "tessera quota check: no drift");
 
