@@ -90,6 +90,10 @@ struct nfsd_billing {
 	pthread_mutex_t mu; /* stop, and the lines below */
 	pthread_cond_t cv;
 	bool stop;
+	/* options of a reload, not yet taken by the thread (under mu) */
+	bool reconf;
+	char *new_dir, *new_dirs;
+	uint64_t new_interval_ms;
 	/* the last tick whose lines are known to exist (thread only) */
 	uint64_t done_tick;
 	uint64_t seen_tick; /* the last tick passed at the last wake */
@@ -480,6 +484,76 @@ bill_due(struct nfsd_billing *b, uint64_t now)
 		b->done_tick = tick;
 }
 
+static char *
+opt_str(const char *s)
+{
+	return s != NULL && s[0] != '\0' ? tl_strdup(s) : NULL;
+}
+
+static bool
+str_differ(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
+static void
+set_interval(struct nfsd_billing *b, uint64_t interval_ms)
+{
+	b->interval_ms = interval_ms ? interval_ms : 3600000;
+	b->flush_ms = TL_MAX(TL_MIN(FLUSH_MAX_MS, b->interval_ms / 4),
+			     FLUSH_MIN_MS);
+}
+
+/* The options of a reload (nfsd_billing_set), in the thread, under
+ * b->mu.  A new interval starts at the next multiple of it: its first
+ * lines reach back to the last ones. */
+static void
+take_options(struct nfsd_billing *b)
+{
+	uint64_t now = tl_now_ns();
+
+	b->reconf = false;
+	if (str_differ(b->dir, b->new_dir))
+		tl_notice(BILL_SUB, "reload: billing lines %s%s%s",
+			  b->new_dir ? "into " : "no longer written "
+					     "(billing_dir is empty)",
+			  b->new_dir ? b->new_dir : "",
+			  b->new_dir ? " (while this gateway holds the "
+				       "background-job lease)" : "");
+	free(b->dir);
+	b->dir = b->new_dir;
+	b->new_dir = NULL;
+	if (str_differ(b->dirs, b->new_dirs))
+		tl_notice(BILL_SUB, "reload: billing_dirs %s",
+			  b->new_dirs ? b->new_dirs : "empty");
+	free(b->dirs);
+	b->dirs = b->new_dirs;
+	b->new_dirs = NULL;
+	if (b->new_interval_ms != b->interval_ms) {
+		tl_notice(BILL_SUB, "reload: billing lines every %" PRIu64
+			  " s (were every %" PRIu64 " s)",
+			  b->new_interval_ms / 1000, b->interval_ms / 1000);
+		set_interval(b, b->new_interval_ms);
+		b->done_tick = TL_MAX(b->done_tick,
+				      last_tick(b->interval_ms, now));
+		b->seen_tick = last_tick(b->interval_ms, now);
+	}
+}
+
+void
+nfsd_billing_set(struct nfsd_billing *b, const struct nfsd_billing_opts *o)
+{
+	pthread_mutex_lock(&b->mu);
+	free(b->new_dir);
+	free(b->new_dirs);
+	b->new_dir = opt_str(o->dir);
+	b->new_dirs = opt_str(o->dirs);
+	b->new_interval_ms = o->interval_ms ? o->interval_ms : 3600000;
+	b->reconf = true;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
 static void *
 billing_main(void *arg)
 {
@@ -500,11 +574,13 @@ billing_main(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		while (!b->stop &&
+		while (!b->stop && !b->reconf &&
 		       pthread_cond_timedwait(&b->cv, &b->mu, &ts) == 0)
 			;
 		if (b->stop)
 			break;
+		if (b->reconf)
+			take_options(b);
 		pthread_mutex_unlock(&b->mu);
 		bill_due(b, tl_now_ns());
 		flush(b);
@@ -539,13 +615,9 @@ nfsd_billing_start(struct meta *m, const struct nfsd_billing_opts *o,
 	int rc;
 
 	b->m = m;
-	if (o->dir != NULL && o->dir[0] != '\0')
-		b->dir = tl_strdup(o->dir);
-	if (o->dirs != NULL && o->dirs[0] != '\0')
-		b->dirs = tl_strdup(o->dirs);
-	b->interval_ms = o->interval_ms ? o->interval_ms : 3600000;
-	b->flush_ms = TL_MAX(TL_MIN(FLUSH_MAX_MS, b->interval_ms / 4),
-			     FLUSH_MIN_MS);
+	b->dir = opt_str(o->dir);
+	b->dirs = opt_str(o->dirs);
+	set_interval(b, o->interval_ms);
 	b->gate = o->gate;
 	b->gate_arg = o->gate_arg;
 	b->srv = o->srv;
@@ -588,6 +660,8 @@ nfsd_billing_stop(struct nfsd_billing *b)
 	lines_free(b->lines, b->nlines);
 	free(b->dir);
 	free(b->dirs);
+	free(b->new_dir);
+	free(b->new_dirs);
 	free(b);
 }
 

@@ -188,13 +188,13 @@ const struct tl_conf_opt nfsd_conf_opts[] = {
      "where a backup's copy of the metadata engine goes; empty: $TMPDIR "
      "or /var/tmp",
      OFF(backup_tmpdir)},
-    {"billing_dir", TL_CONF_STRING, "", 0, 0, false,
+    {"billing_dir", TL_CONF_STRING, "", 0, 0, true,
      "the lease holder appends billing lines to billing-DAY.jsonl here; "
      "empty: none", OFF(billing_dir)},
-    {"billing_interval", TL_CONF_DURATION, "1h", 1000, 86400 * 1000, false,
+    {"billing_interval", TL_CONF_DURATION, "1h", 1000, 86400 * 1000, true,
      "billing lines are written at every multiple of this (UTC)",
      OFF(billing_interval)},
-    {"billing_dirs", TL_CONF_STRING, "", 0, 0, false,
+    {"billing_dirs", TL_CONF_STRING, "", 0, 0, true,
      "volume directories billed besides exports and quotas, "
      "':'-separated", OFF(billing_dirs)},
     {"raft_id", TL_CONF_U64, "0", 0, 1ULL << 62, false,

@@ -495,6 +495,7 @@ struct hup {
 	uint64_t delete_rate, txn_rate; /* the pace now */
 	const char *status;	       /* STATUS=...READY=1 after a reload */
 	struct nfsd_server *srv;       /* NULL: no NFS (bgjob_only) */
+	struct nfsd_billing *billing;  /* the billing_* options */
 	/* one reload or limit change at once (SIGHUP's control thread, the
 	 * admin endpoint's thread); live: the limits in force */
 	pthread_mutex_t lock;
@@ -646,6 +647,15 @@ reload(struct hup *h, char **msg)
 			cache_set_bgjob_rates(h->cache, h->delete_rate,
 					      h->txn_rate);
 	}
+	if (h->billing != NULL) {
+		struct nfsd_billing_opts bo = {
+		    .dir = cfg.billing_dir,
+		    .interval_ms = cfg.billing_interval,
+		    .dirs = cfg.billing_dirs,
+		};
+
+		nfsd_billing_set(h->billing, &bo);
+	}
 	if (tl_log_parse_level(cfg.log_level, &level) == 0)
 		tl_log_set_level(level);
 	else
@@ -676,9 +686,9 @@ reload(struct hup *h, char **msg)
 	    strcmp(cfg.metrics_listen, h->cfg->metrics_listen) != 0)
 		tl_notice("tesserad",
 			  "reload: only exports, log_level, the bandwidth "
-			  "limits, store_wait_max, the background jobs' pace "
-			  "and the metadata rate limits change on SIGHUP; "
-			  "restart for the others");
+			  "limits, store_wait_max, the background jobs' pace, "
+			  "the billing options and the metadata rate limits "
+			  "change on SIGHUP; restart for the others");
 	if (srv != NULL &&
 	    nfsd_server_set_exports(srv, cfg.exports, &err) != 0) {
 		tl_err("tesserad", "reload: %s; keeping the old exports", err);
@@ -962,6 +972,7 @@ serve_bgjob_only(const struct args *a, const struct nfsd_config *cfg,
 		rc = start_billing(cfg, b, NULL);
 	if (rc != 0)
 		return rc;
+	hup->billing = b->billing;
 	metrics = start_metrics(cfg, b, NULL, hup);
 	if (a->pidfile != NULL && (rc = write_pidfile(a->pidfile)) != 0) {
 		tl_err("tesserad", "%s: %s", a->pidfile, strerror(-rc));
@@ -1051,6 +1062,7 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 		rc = start_billing(cfg, &b, srv);
 	if (rc != 0)
 		goto out;
+	hup.billing = b.billing;
 	if (cfg->rpcbind)
 		nfsd_server_register(srv);
 	metrics = start_metrics(cfg, &b, srv, &hup);

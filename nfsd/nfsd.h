@@ -348,6 +348,11 @@ struct nfsd_billing_opts {
 struct nfsd_billing;
 int nfsd_billing_start(struct meta *m, const struct nfsd_billing_opts *o,
 		       struct nfsd_billing **out);
+/* A reload: o's dir, interval_ms and dirs from the next wake of the
+ * thread on (the rest of o is ignored); each change is logged.  A new
+ * interval's first lines are at its next multiple. */
+void nfsd_billing_set(struct nfsd_billing *b,
+		      const struct nfsd_billing_opts *o);
 /* Flush this gateway's counts into metadata and stop (NULL is fine). */
 void nfsd_billing_stop(struct nfsd_billing *b);
 /* Append the figures of the last lines (Prometheus text: tessera_billing_*
