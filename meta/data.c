@@ -823,23 +823,40 @@ gc_purge(struct mtxn *t, size_t *budget)
 	rc = meta_kvlist_scan(t->kv, &dl, s.b, s.len, e.b, e.len);
 	while (rc == 0 && *budget > 0 &&
 	       meta_kvlist_next(&dl, &off, &k, &klen, &v, &vlen)) {
-		uint64_t ino;
+		uint64_t ino, left;
+		int64_t released;
 
 		if (klen != p + 17)
 			continue;
 		ino = tl_get_be64(k + p + 1);
+		left = tl_get_be64(k + p + 9);
 		meta_key_ino(t->m, &s, ino, 0);
 		meta_key_ino(t->m, &e, ino + 1, 0);
 		l.max = *budget;
 		rc = meta_kvlist_scan(t->kv, &l, s.b, s.len, e.b, e.len);
+		released = t->d_pendbytes;
 		if (rc == 0)
 			rc = kvlist_purge(t, &l);
+		released = t->d_pendbytes - released; /* now in R records */
 		*budget -= l.n;
 		if (rc == 0 && l.n < l.max) {
 			/* Nothing of the inode is left. */
 			rc = meta_kv_del(t->kv, k, klen);
 			t->d_pending--;
-			t->d_pendbytes -= (int64_t)tl_get_be64(k + p + 9);
+			t->d_pendbytes -= (int64_t)left;
+		} else if (rc == 0 && released > 0 && left > 0) {
+			/* Purged in part: what its slices released counts
+			 * in R from now on, so the D record counts that
+			 * much less (meta.h, pending_bytes). */
+			uint64_t now_left = left > (uint64_t)released ?
+						    left - (uint64_t)released :
+						    0;
+
+			rc = meta_kv_del(t->kv, k, klen);
+			meta_key_deleted(t->m, &s, ino, now_left);
+			if (rc == 0)
+				rc = meta_kv_put(t->kv, s.b, s.len, v, vlen);
+			t->d_pendbytes -= (int64_t)(left - now_left);
 		}
 	}
 	meta_kvlist_free(&l);

@@ -17,7 +17,8 @@
  *                                   a non-directory with nlink >= 2 lie in
  *                                   dir (be32); none at nlink 1
  *   <vol>\0K<id be64><size be32>    slice refcount be64 (absent = 1)
- *   <vol>\0D<ino be64><size be64>   deleted file awaiting gc: time be64
+ *   <vol>\0D<ino be64><size be64>   deleted file awaiting gc: time be64; size
+ *                                   less what its purge released so far
  *   <vol>\0R<id be64><size be32>    released slice: objects to delete
  *   <vol>\0I<id be64><size be32>    an inline slice's bytes (size of them;
  *                                   id has META_SLICE_INLINE, meta.h)

@@ -179,8 +179,10 @@ struct meta_usage {
 	 * trash_bytes: sizes of the regular files in the trash, exact;
 	 * pending_bytes: released slices waiting for the deletion job
 	 *   (R, by slice length) plus removed files whose keys wait to be
-	 *   purged (D, by size), the same figures as meta_backlog's
-	 *   slice_bytes + file_bytes. */
+	 *   purged (D, by size; a file purged in several steps counts
+	 *   its size less the bytes its purge released so far, never
+	 *   below 0, so no byte counts twice), the same figures as
+	 *   meta_backlog's slice_bytes + file_bytes. */
 	uint64_t logical_bytes;
 	uint64_t stored_bytes;
 	uint64_t trash_bytes;
@@ -222,7 +224,8 @@ struct meta_backlog {
 	uint64_t items;       /* the pending-delete counter: files, slices
 				 and slices in grace (meta_usage) */
 	uint64_t files;       /* removed files whose data waits (D) */
-	uint64_t file_bytes;  /* their sizes */
+	uint64_t file_bytes;  /* their sizes (less what a purge begun
+				 released: meta_usage) */
 	uint64_t slices;      /* released slices whose objects wait (R) */
 	uint64_t slice_bytes; /* their stored sizes */
 	uint64_t grace;       /* slices compaction dropped, in their grace

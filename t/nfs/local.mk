@@ -38,6 +38,7 @@ TH_NFS_TESTS = \
 	t/nfs/nfs_inline_test \
 	t/nfs/nfs_billing_test \
 	t/nfs/nfs_billing_ha_test \
+	t/nfs/nfs_pending_test \
 	t/nfs/nfs_dump_test \
 	t/nfs/nfs_bigfile_test \
 	t/nfs/nfs_bigdir_test
@@ -82,6 +83,10 @@ t_nfs_nfs_billing_ha_test_SOURCES = t/nfs/nfs_billing_ha_test.c \
 t_nfs_nfs_billing_ha_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_billing_ha_test_LDADD = $(TH_NFS_LDADD)
 EXTRA_t_nfs_nfs_billing_ha_test_DEPENDENCIES = tessera$(EXEEXT)
+t_nfs_nfs_pending_test_SOURCES = t/nfs/nfs_pending_test.c
+t_nfs_nfs_pending_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
+t_nfs_nfs_pending_test_LDADD = $(TH_NFS_LDADD)
+EXTRA_t_nfs_nfs_pending_test_DEPENDENCIES = tessera$(EXEEXT)
 t_nfs_nfs_dump_test_SOURCES = t/nfs/nfs_dump_test.c
 t_nfs_nfs_dump_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_dump_test_LDADD = $(TH_NFS_LDADD)
