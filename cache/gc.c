@@ -4,7 +4,9 @@
  * deleted from the store, then the slices are forgotten; each round
  * also releases files of the trash past their retention (meta.h, the
  * trash), compacts one queued chunk (compact.c) and hands malloc's free
- * memory back to the kernel.
+ * memory back to the kernel.  The first round of a holder on a volume
+ * whose usage counters are not marked exact recounts them first
+ * (usage_round).
  *
  * Only one gateway of a volume runs the job: with a gate (cache_opts
  * bgjob_gate; tesserad's says whether this gateway holds the volume's
@@ -62,6 +64,8 @@ struct cache_gc {
 	pthread_cond_t cv;
 	bool stop;
 	bool repace; /* the rates changed: waits start over (under mu) */
+	bool usage_known;   /* the usage counters are marked exact */
+	uint64_t usage_log; /* tl_mono_ns of the last progress line */
 };
 
 /* Wait until n more units of p fit its rate; false when the job stops
@@ -127,6 +131,71 @@ gc_round(struct cache_gc *gc, struct meta_slice_ref *refs)
 	return done < i ? -EIO : (int)done;
 }
 
+#define RECOUNT_LOG_NS (10ULL * 1000000000) /* progress this often */
+
+/* A transaction's worth of pace per call (4096 keys read). */
+static bool
+recount_pace(void *arg, uint64_t keys)
+{
+	struct cache_gc *gc = arg;
+	uint64_t now = tl_mono_ns();
+
+	if (now - gc->usage_log >= RECOUNT_LOG_NS) {
+		gc->usage_log = now;
+		tl_notice("cache", "recounting the usage counters: %llu keys "
+			  "read", (unsigned long long)keys);
+	}
+	return gc_pace(gc, &gc->txn, 1);
+}
+
+/* Once: the usage counters of a volume formatted before they existed
+ * (meta.h, meta_usage_recount), recounted online; tried again at the
+ * next round after an error. */
+static void
+usage_round(struct cache_gc *gc)
+{
+	static const char *const names[META_RECOUNT_N] = {
+	    "logical", "stored", "trash", "pending"};
+	struct meta_recount r;
+	bool valid = false;
+	int rc;
+
+	if (gc->usage_known || meta_usage_marked(gc->m, &valid) != 0)
+		return;
+	if (valid) {
+		gc->usage_known = true;
+		return;
+	}
+	tl_notice("cache", "the volume's usage counters (logical, stored, "
+		  "trash and pending bytes) are not marked exact (a volume "
+		  "formatted before them): recounting them from the "
+		  "metadata, at one bgjob_txn_rate transaction per 4096 "
+		  "keys");
+	gc->usage_log = tl_mono_ns();
+	rc = meta_usage_recount(gc->m, recount_pace, gc, &r);
+	if (rc == -ECANCELED)
+		return; /* stopping */
+	if (rc == -EALREADY) {
+		tl_notice("cache", "the usage counters were recounted by "
+			  "another gateway");
+		gc->usage_known = true;
+		return;
+	}
+	if (rc != 0) {
+		tl_err("cache", "recounting the usage counters: %s (tried "
+		       "again later)", strerror(-rc));
+		return;
+	}
+	for (int i = 0; i < META_RECOUNT_N; i++)
+		tl_notice("cache", "usage counters recounted: %s bytes %llu "
+			  "(the counter said %llu at the snapshot)", names[i],
+			  (unsigned long long)r.now[i],
+			  (unsigned long long)r.was[i]);
+	tl_notice("cache", "usage counters recounted: %llu keys read; they "
+		  "are exact from now on", (unsigned long long)r.keys);
+	gc->usage_known = true;
+}
+
 /* Release what the trash holds past its retention (meta.h, the trash):
  * one transaction of up to GC_BATCH files a round; their data then
  * comes through meta_gc_next like any removed file's. */
@@ -185,6 +254,7 @@ gc_main(void *arg)
 			cache_compact_forget(gc->cp);
 			r = 0; /* another gateway runs the job */
 		} else {
+			usage_round(gc);
 			r = gc_round(gc, refs);
 			if (r < 0)
 				tl_debug("cache", "gc round: %s",

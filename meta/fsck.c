@@ -1134,6 +1134,8 @@ repair(struct fsck *f)
 		if (rc == 0)
 			rc = meta_counter_set(&t, CNT_PENDING_BYTES,
 					      f->n_pendbytes);
+		if (rc == 0)
+			rc = meta_usage_mark(&t);
 	}
 	return meta_txn_end(&t, rc);
 }

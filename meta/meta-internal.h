@@ -87,6 +87,9 @@
 #define CNT_STORED "storedbytes"
 #define CNT_TRASH_BYTES "trashbytes"
 #define CNT_PENDING_BYTES "pendingbytes"
+/* 1: the four above are exact (recount.c); absent: a volume formatted
+ * before them, whose counters count only the changes since. */
+#define CNT_USAGE_VALID "usagevalid"
 
 struct meta_under; /* under.c */
 
@@ -235,6 +238,8 @@ int meta_counter_get(struct mtxn *t, const char *name, uint64_t *v);
  * soft limits on hot counters. */
 int meta_counter_peek(struct mtxn *t, const char *name, uint64_t *v);
 int meta_counter_set(struct mtxn *t, const char *name, uint64_t v);
+/* Mark the usage counters exact (recount.c). */
+int meta_usage_mark(struct mtxn *t);
 /* Commutative (meta_kv_add): no read, no conflict between transactions. */
 int meta_counter_add(struct mtxn *t, const char *name, int64_t d);
 int meta_usage_add(struct mtxn *t, uint64_t dir, int64_t bytes, int64_t inodes);

@@ -190,6 +190,27 @@ struct meta_usage {
 };
 int meta_usage(struct meta *m, struct meta_usage *u);
 
+/* The four byte counters above (logical, stored, trash, pending) of a
+ * volume formatted before they existed count only the changes since;
+ * a marker says they are exact (set at format, by fsck --repair when
+ * it rewrites them, and by meta_usage_recount).  The gateway holding
+ * the background-job lease recounts them once when the marker is
+ * missing (recount.c): one snapshot read, paced through pace(arg, keys
+ * read so far), called at the first key and every 4096 keys (false:
+ * stop, -ECANCELED), then one write transaction that corrects each
+ * counter by what the snapshot showed and sets the marker (-EALREADY,
+ * nothing changed, if another gateway set it first). */
+#define META_RECOUNT_N 4 /* logical, stored, trash, pending bytes */
+struct meta_recount {
+	uint64_t keys;                /* keys read */
+	uint64_t was[META_RECOUNT_N]; /* the counters in the snapshot */
+	uint64_t now[META_RECOUNT_N]; /* the figures counted there */
+};
+typedef bool (*meta_recount_pace)(void *arg, uint64_t keys);
+int meta_usage_marked(struct meta *m, bool *valid);
+int meta_usage_recount(struct meta *m, meta_recount_pace pace, void *arg,
+		       struct meta_recount *out);
+
 /* ---- billing (billing.c) ---------------------------------------------------
  *
  * Bytes read and written through NFS, per export (by its path), summed

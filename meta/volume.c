@@ -222,6 +222,8 @@ format_write(struct meta *m, const struct meta_settings *s)
 		rc = meta_counter_set(&t, CNT_USED_INODES, 1);
 	if (rc == 0)
 		rc = meta_counter_set(&t, CNT_PENDING, 0);
+	if (rc == 0)
+		rc = meta_usage_mark(&t); /* all at 0: exact */
 	memset(&root, 0, sizeof(root));
 	root.a.ino = META_ROOT_INO;
 	root.a.gen = (uint32_t)tl_random_u64() | 1;

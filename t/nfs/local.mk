@@ -39,6 +39,7 @@ TH_NFS_TESTS = \
 	t/nfs/nfs_billing_test \
 	t/nfs/nfs_billing_ha_test \
 	t/nfs/nfs_pending_test \
+	t/nfs/nfs_recount_test \
 	t/nfs/nfs_dump_test \
 	t/nfs/nfs_bigfile_test \
 	t/nfs/nfs_bigdir_test
@@ -87,6 +88,10 @@ t_nfs_nfs_pending_test_SOURCES = t/nfs/nfs_pending_test.c
 t_nfs_nfs_pending_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_pending_test_LDADD = $(TH_NFS_LDADD)
 EXTRA_t_nfs_nfs_pending_test_DEPENDENCIES = tessera$(EXEEXT)
+t_nfs_nfs_recount_test_SOURCES = t/nfs/nfs_recount_test.c
+t_nfs_nfs_recount_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
+t_nfs_nfs_recount_test_LDADD = $(TH_NFS_LDADD)
+EXTRA_t_nfs_nfs_recount_test_DEPENDENCIES = tessera$(EXEEXT)
 t_nfs_nfs_dump_test_SOURCES = t/nfs/nfs_dump_test.c
 t_nfs_nfs_dump_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_dump_test_LDADD = $(TH_NFS_LDADD)
