@@ -52,8 +52,8 @@ meta_slice_release(struct mtxn *t, uint64_t id, uint32_t size)
 	return meta_kv_put(t->kv, k.b, k.len, "", 0);
 }
 
-static int
-cmp_ref(const void *a, const void *b)
+int
+meta_slice_ref_cmp(const void *a, const void *b)
 {
 	const struct meta_slice_ref *x = a, *y = b;
 
@@ -62,27 +62,44 @@ cmp_ref(const void *a, const void *b)
 	return x->size < y->size ? -1 : x->size > y->size;
 }
 
-/* Release every distinct slice a chunk value references (a slice may be
- * recorded more than once in its chunk). */
-static int
-chunk_release(struct mtxn *t, const uint8_t *v, size_t vlen)
+/* Sort v[0..n) and keep one of each: how many are left. */
+static size_t
+refs_distinct(struct meta_slice_ref *v, size_t n)
+{
+	size_t k = 0;
+
+	qsort(v, n, sizeof(*v), meta_slice_ref_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || meta_slice_ref_cmp(&v[k - 1], &v[i]) != 0)
+			v[k++] = v[i];
+	return k;
+}
+
+size_t
+meta_chunk_refs(const uint8_t *v, size_t vlen, struct meta_slice_ref *out)
 {
 	size_t n = vlen / SLICE_REC, u = 0;
-	struct meta_slice_ref *r = tl_calloc(n ? n : 1, sizeof(*r));
 	struct meta_slice s;
-	int rc = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		meta_slice_decode(v + i * SLICE_REC, &s);
-		if (s.id == 0)
-			continue;
-		r[u].id = s.id;
-		r[u++].size = s.size;
+		if (s.id != 0)
+			out[u++] = (struct meta_slice_ref){s.id, s.size};
 	}
-	qsort(r, u, sizeof(*r), cmp_ref);
-	for (size_t i = 0; rc == 0 && i < u; i++)
-		if (i == 0 || cmp_ref(&r[i - 1], &r[i]) != 0)
-			rc = meta_slice_release(t, r[i].id, r[i].size);
+	return refs_distinct(out, u);
+}
+
+/* Release every distinct slice a chunk value references. */
+static int
+chunk_release(struct mtxn *t, const uint8_t *v, size_t vlen)
+{
+	size_t n = vlen / SLICE_REC;
+	struct meta_slice_ref *r = tl_calloc(n ? n : 1, sizeof(*r));
+	int rc = 0;
+
+	n = meta_chunk_refs(v, vlen, r);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = meta_slice_release(t, r[i].id, r[i].size);
 	free(r);
 	return rc;
 }
@@ -359,16 +376,12 @@ static struct meta_slice_ref *
 slice_set(const struct meta_slice *r, size_t n, size_t *nout)
 {
 	struct meta_slice_ref *v = tl_malloc((n ? n : 1) * sizeof(*v));
-	size_t u = 0, k = 0;
+	size_t u = 0;
 
 	for (size_t i = 0; i < n; i++)
 		if (r[i].id != 0)
 			v[u++] = (struct meta_slice_ref){r[i].id, r[i].size};
-	qsort(v, u, sizeof(*v), cmp_ref);
-	for (size_t i = 0; i < u; i++)
-		if (k == 0 || cmp_ref(&v[k - 1], &v[i]) != 0)
-			v[k++] = v[i];
-	*nout = k;
+	*nout = refs_distinct(v, u);
 	return v;
 }
 
@@ -387,9 +400,9 @@ release_dropped(struct mtxn *t, const struct meta_slice *before, size_t nb,
 	b = slice_set(before, nb, &nsb);
 	a = slice_set(after, na, &nsa);
 	for (size_t i = 0; rc == 0 && i < nsb; i++) {
-		while (j < nsa && cmp_ref(&a[j], &b[i]) < 0)
+		while (j < nsa && meta_slice_ref_cmp(&a[j], &b[i]) < 0)
 			j++;
-		if (j < nsa && cmp_ref(&a[j], &b[i]) == 0)
+		if (j < nsa && meta_slice_ref_cmp(&a[j], &b[i]) == 0)
 			continue;
 		meta_key_compacted(t->m, &k, now, b[i].id, b[i].size);
 		rc = meta_kv_put(t->kv, k.b, k.len, "", 0);
@@ -439,9 +452,9 @@ new_slice_bytes(const struct meta_slice *r, size_t n,
 	a = slice_set(r, n, &na);
 	b = slice_set(old, nold, &nb);
 	for (size_t i = 0; i < na; i++) {
-		while (j < nb && cmp_ref(&b[j], &a[i]) < 0)
+		while (j < nb && meta_slice_ref_cmp(&b[j], &a[i]) < 0)
 			j++;
-		if (j < nb && cmp_ref(&b[j], &a[i]) == 0)
+		if (j < nb && meta_slice_ref_cmp(&b[j], &a[i]) == 0)
 			continue;
 		if (!meta_slice_inline(a[i].id)) /* in metadata, not the store */
 			sum += a[i].size;

@@ -238,6 +238,13 @@ int meta_counter_get(struct mtxn *t, const char *name, uint64_t *v);
  * soft limits on hot counters. */
 int meta_counter_peek(struct mtxn *t, const char *name, uint64_t *v);
 int meta_counter_set(struct mtxn *t, const char *name, uint64_t v);
+/* Order of slice references: by id, then size (data.c). */
+int meta_slice_ref_cmp(const void *a, const void *b);
+/* The distinct slices (holes left out) of a chunk value v, sorted, into
+ * out (room for vlen / SLICE_REC); how many (data.c).  A slice may be
+ * recorded more than once in its chunk: it holds one reference. */
+size_t meta_chunk_refs(const uint8_t *v, size_t vlen,
+		       struct meta_slice_ref *out);
 /* Mark the usage counters exact (recount.c). */
 int meta_usage_mark(struct mtxn *t);
 /* Commutative (meta_kv_add): no read, no conflict between transactions. */

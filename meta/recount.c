@@ -31,24 +31,16 @@
 
 #define RECOUNT_STEP 4096 /* keys between two calls of pace */
 
-struct ref {
-	uint64_t id;
-	uint32_t size;
-};
-
 struct recount {
 	struct meta *m;
 	size_t p; /* pfxlen */
 	meta_recount_pace pace;
 	void *arg;
 	uint64_t keys;
-	/* sorted: the trash's hour directories, slices with a K record */
-	uint64_t *hours;
-	size_t nhours, caphours;
-	struct ref *shared;
-	size_t nshared, capshared;
-	struct ref *chunk; /* one chunk value's slices */
-	size_t capchunk;
+	/* sorted: the trash's hour directories (uint64_t), the slices with
+	 * a K record (struct meta_slice_ref) */
+	struct tl_buf hours, shared;
+	struct tl_buf chunk; /* one chunk value's slices */
 	uint64_t logical, stored, trash, pending;
 };
 
@@ -60,22 +52,20 @@ cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int
-cmp_ref(const void *a, const void *b)
-{
-	const struct ref *x = a, *y = b;
-
-	if (x->id != y->id)
-		return x->id < y->id ? -1 : 1;
-	return x->size < y->size ? -1 : x->size > y->size;
-}
-
 static bool
 is_shared(const struct recount *r, uint64_t id, uint32_t size)
 {
-	struct ref k = {id, size};
+	struct meta_slice_ref k = {id, size};
 
-	return bsearch(&k, r->shared, r->nshared, sizeof(k), cmp_ref) != NULL;
+	return bsearch(&k, r->shared.data, r->shared.len / sizeof(k),
+		       sizeof(k), meta_slice_ref_cmp) != NULL;
+}
+
+static bool
+in_trash(const struct recount *r, uint64_t parent)
+{
+	return bsearch(&parent, r->hours.data, r->hours.len / sizeof(parent),
+		       sizeof(parent), cmp_u64) != NULL;
 }
 
 /* At the first key and every RECOUNT_STEP keys: the pace, and whether
@@ -95,123 +85,99 @@ hours_cb(void *arg, const void *key, size_t klen, const void *val,
 {
 	struct recount *r = arg;
 	const uint8_t *v = val;
+	uint64_t ino;
 
 	(void)key;
 	(void)klen;
-	if (vlen < 10 || v[8] != META_DIR)
-		return 0;
-	if (r->nhours == r->caphours) {
-		r->caphours = r->caphours ? 2 * r->caphours : 64;
-		r->hours = tl_realloc(r->hours,
-				      r->caphours * sizeof(*r->hours));
+	if (vlen >= 10 && v[8] == META_DIR) {
+		ino = tl_get_be64(v);
+		tl_buf_append(&r->hours, &ino, sizeof(ino));
 	}
-	r->hours[r->nhours++] = tl_get_be64(v);
 	return 0;
-}
-
-/* K, L, R and D records. */
-static int
-records_cb(void *arg, const void *key, size_t klen, const void *val,
-	   size_t vlen)
-{
-	struct recount *r = arg;
-	const uint8_t *k = (const uint8_t *)key + r->p;
-	uint64_t id;
-	uint32_t size;
-
-	(void)val;
-	(void)vlen;
-	switch (k[0]) {
-	case 'K':
-		if (klen != r->p + 13)
-			break;
-		if (r->nshared == r->capshared) {
-			r->capshared = r->capshared ? 2 * r->capshared : 256;
-			r->shared = tl_realloc(r->shared, r->capshared *
-							      sizeof(*r->shared));
-		}
-		r->shared[r->nshared].id = id = tl_get_be64(k + 1);
-		r->shared[r->nshared++].size = size = tl_get_be32(k + 9);
-		if (!meta_slice_inline(id))
-			r->stored += size;
-		break;
-	case 'L':
-		if (klen != r->p + 21)
-			break;
-		id = tl_get_be64(k + 9);
-		size = tl_get_be32(k + 17);
-		/* K records come first: the set is complete */
-		if (!meta_slice_inline(id) && !is_shared(r, id, size))
-			r->stored += size;
-		break;
-	case 'R':
-		if (klen != r->p + 13)
-			break;
-		size = tl_get_be32(k + 9);
-		r->stored += size;
-		r->pending += size;
-		break;
-	case 'D':
-		if (klen == r->p + 17)
-			r->pending += tl_get_be64(k + 9);
-		break;
-	}
-	return step(r);
 }
 
 /* Distinct slices of a chunk value with an object and no K record. */
 static void
 count_chunk(struct recount *r, const uint8_t *v, size_t vlen)
 {
-	size_t n = vlen / SLICE_REC, u = 0;
-	struct meta_slice s;
+	struct meta_slice_ref *s;
+	size_t n;
 
-	if (n > r->capchunk) {
-		r->capchunk = n;
-		r->chunk = tl_realloc(r->chunk, n * sizeof(*r->chunk));
-	}
-	for (size_t i = 0; i < n; i++) {
-		meta_slice_decode(v + i * SLICE_REC, &s);
-		if (s.id == 0 || meta_slice_inline(s.id))
-			continue;
-		r->chunk[u].id = s.id;
-		r->chunk[u++].size = s.size;
-	}
-	qsort(r->chunk, u, sizeof(*r->chunk), cmp_ref);
-	for (size_t i = 0; i < u; i++)
-		if ((i == 0 || cmp_ref(&r->chunk[i - 1], &r->chunk[i]) != 0) &&
-		    !is_shared(r, r->chunk[i].id, r->chunk[i].size))
-			r->stored += r->chunk[i].size;
+	tl_buf_reset(&r->chunk);
+	tl_buf_reserve(&r->chunk, vlen / SLICE_REC * sizeof(*s) + 1);
+	s = (struct meta_slice_ref *)r->chunk.data;
+	n = meta_chunk_refs(v, vlen, s);
+	for (size_t i = 0; i < n; i++)
+		if (!meta_slice_inline(s[i].id) &&
+		    !is_shared(r, s[i].id, s[i].size))
+			r->stored += s[i].size;
 }
 
-/* The A section: inodes and chunks. */
+/* An inode or chunk of the A section. */
 static int
-inodes_cb(void *arg, const void *key, size_t klen, const void *val,
+count_ino(struct recount *r, const uint8_t *k, size_t klen, const void *val,
 	  size_t vlen)
 {
-	struct recount *r = arg;
-	const uint8_t *k = (const uint8_t *)key + r->p;
 	struct inode in;
 
-	if (klen == r->p + 10 && k[9] == 'I') {
-		uint64_t parent;
-
+	if (klen == 10 && k[9] == 'I') {
 		if (meta_inode_decode(val, vlen, tl_get_be64(k + 1), &in) != 0)
 			return -EIO;
-		parent = in.a.parent;
-		if (in.a.type != META_REG)
-			;
-		else if (bsearch(&parent, r->hours, r->nhours, sizeof(parent),
-				 cmp_u64) != NULL)
+		if (in.a.type == META_REG && in_trash(r, in.a.parent))
 			r->trash += in.a.size;
-		else
+		else if (in.a.type == META_REG)
 			r->logical += in.a.size;
-	} else if (klen == r->p + 14 && k[9] == 'C') {
+	} else if (klen == 14 && k[9] == 'C') {
 		if (vlen % SLICE_REC)
 			return -EIO;
 		count_chunk(r, val, vlen);
 	}
-	return step(r);
+	return 0;
+}
+
+/* The A section, then K, L, R and D records (K before L: in key
+ * order, so the set of shared slices is complete when L needs it). */
+static int
+recount_cb(void *arg, const void *key, size_t klen, const void *val,
+	   size_t vlen)
+{
+	struct recount *r = arg;
+	const uint8_t *k = (const uint8_t *)key + r->p;
+	struct meta_slice_ref s;
+	size_t at;
+	int rc = 0;
+
+	klen -= r->p;
+	switch (k[0]) {
+	case 'A':
+		rc = count_ino(r, k, klen, val, vlen);
+		break;
+	case 'K': /* K<id><size> */
+	case 'L': /* L<time><id><size> */
+		at = k[0] == 'K' ? 1 : 9;
+		if (klen != at + 12)
+			break;
+		s.id = tl_get_be64(k + at);
+		s.size = tl_get_be32(k + at + 8);
+		if (k[0] == 'K')
+			tl_buf_append(&r->shared, &s, sizeof(s));
+		else if (is_shared(r, s.id, s.size))
+			break; /* counted by its K record */
+		if (!meta_slice_inline(s.id))
+			r->stored += s.size;
+		break;
+	case 'R':
+		if (klen != 13)
+			break;
+		r->stored += tl_get_be32(k + 9);
+		r->pending += tl_get_be32(k + 9);
+		break;
+	case 'D':
+		if (klen == 17)
+			r->pending += tl_get_be64(k + 9);
+		break;
+	}
+	return rc ? rc : step(r);
 }
 
 static const char *const recount_names[META_RECOUNT_N] = {
@@ -237,33 +203,34 @@ recount_read(struct recount *r, struct meta_recount *out)
 		meta_key_order(r->m, &b, trash_ino, 3);
 		meta_key_ino(r->m, &e, trash_ino, 'P');
 		rc = meta_kv_scan(t.kv, b.b, b.len, e.b, e.len, hours_cb, r);
-		qsort(r->hours, r->nhours, sizeof(*r->hours), cmp_u64);
+		qsort(r->hours.data, r->hours.len / sizeof(uint64_t),
+		      sizeof(uint64_t), cmp_u64);
 	}
-	/* K before L, R, D: in key order */
 	meta_key_tag(r->m, &b, 'D');
 	meta_key_tag(r->m, &e, 'S');
 	if (rc == 0)
-		rc = meta_kv_scan(t.kv, b.b, b.len, e.b, e.len, records_cb, r);
+		rc = meta_kv_scan(t.kv, b.b, b.len, e.b, e.len, recount_cb, r);
 	meta_key_tag(r->m, &b, 'A');
 	meta_key_tag(r->m, &e, 'B');
 	if (rc == 0)
-		rc = meta_kv_scan(t.kv, b.b, b.len, e.b, e.len, inodes_cb, r);
+		rc = meta_kv_scan(t.kv, b.b, b.len, e.b, e.len, recount_cb, r);
 	return meta_txn_end(&t, rc);
+}
+
+static int
+marked_txn(struct mtxn *t, void *arg)
+{
+	return meta_counter_get(t, CNT_USAGE_VALID, arg);
 }
 
 int
 meta_usage_marked(struct meta *m, bool *valid)
 {
-	struct mtxn t;
 	uint64_t v = 0;
-	int rc;
+	int rc = meta_txn_run(m, true, marked_txn, &v);
 
-	rc = meta_txn_begin(m, &t, true);
-	if (rc)
-		return rc;
-	rc = meta_counter_get(&t, CNT_USAGE_VALID, &v);
 	*valid = v != 0;
-	return meta_txn_end(&t, rc);
+	return rc;
 }
 
 int
@@ -272,14 +239,31 @@ meta_usage_mark(struct mtxn *t)
 	return meta_counter_set(t, CNT_USAGE_VALID, 1);
 }
 
+/* Each counter corrected by what the snapshot showed, and the marker. */
+static int
+correct_txn(struct mtxn *t, void *arg)
+{
+	const struct meta_recount *out = arg;
+	uint64_t marked;
+	int rc;
+
+	rc = meta_counter_get(t, CNT_USAGE_VALID, &marked);
+	if (rc == 0 && marked)
+		rc = -EALREADY; /* another gateway's recount */
+	for (int i = 0; rc == 0 && i < META_RECOUNT_N; i++)
+		rc = meta_counter_add(t, recount_names[i],
+				      (int64_t)(out->now[i] - out->was[i]));
+	return rc ? rc : meta_usage_mark(t);
+}
+
 int
 meta_usage_recount(struct meta *m, meta_recount_pace pace, void *arg,
 		   struct meta_recount *out)
 {
-	struct recount r = {.m = m, .p = m->pfxlen, .pace = pace, .arg = arg};
-	struct mtxn t;
-	uint64_t marked;
-	int rc, tries = 0;
+	struct recount r = {.m = m, .p = m->pfxlen, .pace = pace, .arg = arg,
+			    .hours = TL_BUF_INIT, .shared = TL_BUF_INIT,
+			    .chunk = TL_BUF_INIT};
+	int rc;
 
 	memset(out, 0, sizeof(*out));
 	rc = recount_read(&r, out);
@@ -288,25 +272,8 @@ meta_usage_recount(struct meta *m, meta_recount_pace pace, void *arg,
 	out->now[1] = r.stored;
 	out->now[2] = r.trash;
 	out->now[3] = r.pending;
-	free(r.hours);
-	free(r.shared);
-	free(r.chunk);
-	if (rc)
-		return rc;
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = meta_counter_get(&t, CNT_USAGE_VALID, &marked);
-		if (rc == 0 && marked)
-			rc = -EALREADY; /* another gateway's recount */
-		for (int i = 0; rc == 0 && i < META_RECOUNT_N; i++)
-			rc = meta_counter_add(&t, recount_names[i],
-					      (int64_t)(out->now[i] -
-							out->was[i]));
-		if (rc == 0)
-			rc = meta_usage_mark(&t);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	tl_buf_free(&r.hours);
+	tl_buf_free(&r.shared);
+	tl_buf_free(&r.chunk);
+	return rc ? rc : meta_txn_run(m, false, correct_txn, out);
 }

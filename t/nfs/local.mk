@@ -10,7 +10,8 @@
 #   nfs_bigdir_test   200,000 entries listed with bounded server memory
 if HAVE_LIBNFS
 noinst_LIBRARIES += t/nfs/libtharness.a
-t_nfs_libtharness_a_SOURCES = t/nfs/tharness.c t/nfs/tharness.h
+t_nfs_libtharness_a_SOURCES = t/nfs/tharness.c t/nfs/tharness.h \
+	t/nfs/thbill.c t/nfs/thbill.h
 t_nfs_libtharness_a_CPPFLAGS = $(AM_CPPFLAGS) $(NFS_CFLAGS) \
 	-DTH_BUILDDIR='"$(abs_top_builddir)"'
 
@@ -38,8 +39,7 @@ TH_NFS_TESTS = \
 	t/nfs/nfs_inline_test \
 	t/nfs/nfs_billing_test \
 	t/nfs/nfs_billing_ha_test \
-	t/nfs/nfs_pending_test \
-	t/nfs/nfs_recount_test \
+	t/nfs/nfs_usage_test \
 	t/nfs/nfs_dump_test \
 	t/nfs/nfs_bigfile_test \
 	t/nfs/nfs_bigdir_test
@@ -74,24 +74,18 @@ t_nfs_nfs_trash_test_SOURCES = t/nfs/nfs_trash_test.c
 t_nfs_nfs_trash_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_trash_test_LDADD = $(TH_NFS_LDADD)
 EXTRA_t_nfs_nfs_trash_test_DEPENDENCIES = tessera$(EXEEXT)
-t_nfs_nfs_billing_test_SOURCES = t/nfs/nfs_billing_test.c t/nfs/thbill.c \
-	t/nfs/thbill.h
+t_nfs_nfs_billing_test_SOURCES = t/nfs/nfs_billing_test.c
 t_nfs_nfs_billing_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_billing_test_LDADD = $(TH_NFS_LDADD)
 EXTRA_t_nfs_nfs_billing_test_DEPENDENCIES = tessera$(EXEEXT)
-t_nfs_nfs_billing_ha_test_SOURCES = t/nfs/nfs_billing_ha_test.c \
-	t/nfs/thbill.c t/nfs/thbill.h
+t_nfs_nfs_billing_ha_test_SOURCES = t/nfs/nfs_billing_ha_test.c
 t_nfs_nfs_billing_ha_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_billing_ha_test_LDADD = $(TH_NFS_LDADD)
 EXTRA_t_nfs_nfs_billing_ha_test_DEPENDENCIES = tessera$(EXEEXT)
-t_nfs_nfs_pending_test_SOURCES = t/nfs/nfs_pending_test.c
-t_nfs_nfs_pending_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
-t_nfs_nfs_pending_test_LDADD = $(TH_NFS_LDADD)
-EXTRA_t_nfs_nfs_pending_test_DEPENDENCIES = tessera$(EXEEXT)
-t_nfs_nfs_recount_test_SOURCES = t/nfs/nfs_recount_test.c
-t_nfs_nfs_recount_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
-t_nfs_nfs_recount_test_LDADD = $(TH_NFS_LDADD)
-EXTRA_t_nfs_nfs_recount_test_DEPENDENCIES = tessera$(EXEEXT)
+t_nfs_nfs_usage_test_SOURCES = t/nfs/nfs_usage_test.c
+t_nfs_nfs_usage_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
+t_nfs_nfs_usage_test_LDADD = $(TH_NFS_LDADD)
+EXTRA_t_nfs_nfs_usage_test_DEPENDENCIES = tessera$(EXEEXT)
 t_nfs_nfs_dump_test_SOURCES = t/nfs/nfs_dump_test.c
 t_nfs_nfs_dump_test_CPPFLAGS = $(TH_NFS_CPPFLAGS)
 t_nfs_nfs_dump_test_LDADD = $(TH_NFS_LDADD)

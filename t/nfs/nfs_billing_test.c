@@ -240,15 +240,10 @@ main(void)
 	th_fill(11, data, sizeof data);
 	TH_REQUIRE(th_server_start(&srv, "--block-size 64K --trash-days 1",
 				   NULL) == 0, "start tesserad");
-	snprintf(ctl, sizeof ctl, "%s/fault.ctl", srv.dir);
 	snprintf(billdir, sizeof billdir, "%s/billing", srv.dir);
 	TH_REQUIRE(mkdir(billdir, 0700) == 0, "billing dir");
-	th_server_stop(&srv, false);
-	TH_REQUIRE(th_tessera(&srv, "config %s --storage 'fault(ctl=%s):%s'",
-			      srv.meta_url, ctl, srv.storage_url) == 0,
-		   "storage behind the fault wrapper");
 	/* the deletion job runs, and fails: released bytes stay pending */
-	th_store_faults(ctl, "ops=del err=1");
+	th_server_fault_store(&srv, "ops=del err=1", ctl, sizeof ctl);
 	/* inline_max 0: every byte goes to the store (inline slices, in
 	 * the metadata, are not stored bytes) */
 	snprintf(args, sizeof args, "-o billing_dir=%s -o billing_interval=1s "

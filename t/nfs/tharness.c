@@ -1672,3 +1672,15 @@ th_store_faults(const char *ctl, const char *spec)
 		       rename(tmp, ctl) == 0,
 		   "store faults: %s", spec);
 }
+
+void
+th_server_fault_store(struct th_server *s, const char *spec, char *ctl,
+		      size_t len)
+{
+	snprintf(ctl, len, "%s/fault.ctl", s->dir);
+	th_server_stop(s, false);
+	TH_REQUIRE(th_tessera(s, "config %s --storage 'fault(ctl=%s):%s'",
+			      s->meta_url, ctl, s->storage_url) == 0,
+		   "storage behind the fault wrapper");
+	th_store_faults(ctl, spec);
+}

@@ -152,6 +152,12 @@ int th_server_fsck(const struct th_server *s);
  * on: spec written to ctl atomically; NULL removes the file (no
  * faults, held operations let go).  Fails the test if it cannot. */
 void th_store_faults(const char *ctl, const char *spec);
+/* Stop s and put its volume's store behind the fault wrapper, with its
+ * control file at <s->dir>/fault.ctl (into ctl, len bytes) and spec in
+ * force (th_store_faults; NULL: none); the next th_server_restart
+ * starts on it.  Fails the test if it cannot. */
+void th_server_fault_store(struct th_server *s, const char *spec, char *ctl,
+			   size_t len);
 /* Run `tessera ARGS` (printf-formatted; quote as for sh); its output is
  * shown as diagnostics when it fails.  Returns system()'s status. */
 int th_tessera(const struct th_server *s, const char *fmt, ...)
