@@ -57,14 +57,16 @@ is_shared(const struct recount *r, uint64_t id, uint32_t size)
 {
 	struct meta_slice_ref k = {id, size};
 
-	return bsearch(&k, r->shared.data, r->shared.len / sizeof(k),
+	return r->shared.len > 0 &&
+	       bsearch(&k, r->shared.data, r->shared.len / sizeof(k),
 		       sizeof(k), meta_slice_ref_cmp) != NULL;
 }
 
 static bool
 in_trash(const struct recount *r, uint64_t parent)
 {
-	return bsearch(&parent, r->hours.data, r->hours.len / sizeof(parent),
+	return r->hours.len > 0 &&
+	       bsearch(&parent, r->hours.data, r->hours.len / sizeof(parent),
 		       sizeof(parent), cmp_u64) != NULL;
 }
 
@@ -203,8 +205,9 @@ recount_read(struct recount *r, struct meta_recount *out)
 		meta_key_order(r->m, &b, trash_ino, 3);
 		meta_key_ino(r->m, &e, trash_ino, 'P');
 		rc = meta_kv_scan(t.kv, b.b, b.len, e.b, e.len, hours_cb, r);
-		qsort(r->hours.data, r->hours.len / sizeof(uint64_t),
-		      sizeof(uint64_t), cmp_u64);
+		if (r->hours.len > 0)
+			qsort(r->hours.data, r->hours.len / sizeof(uint64_t),
+			      sizeof(uint64_t), cmp_u64);
 	}
 	meta_key_tag(r->m, &b, 'D');
 	meta_key_tag(r->m, &e, 'S');
