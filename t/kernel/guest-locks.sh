@@ -5,54 +5,12 @@
 # rpc.statd).  The locks are taken by locker.pl (next to this script)
 # through the host's / (chroot), one process per lock owner.  TAP out,
 # exit 1 if any check failed.  See kernel-lock-test.sh.
-M=${MNT:-/mnt/nfs}
+. "/host${TEST_SCRIPT%/*}/guest-common.sh"   # check, lk, st, await...
 D=$M/klock               # the test tree, as the guest sees it
 C=/tmp/nfs/klock         # the same tree, as the chroot sees it
-L=$(dirname "$TEST_SCRIPT")/locker.pl
-n=0
-nfail=0
-up() { cut -d' ' -f1 /proc/uptime; }
 
-check() {
-	name=$1
-	shift
-	n=$((n + 1))
-	echo "# starting $n - $name"
-	t0=$(up)
-	( set -ex; "$@" ) > /tmp/check.out 2>&1
-	rc=$?
-	if [ $rc = 0 ]; then
-		echo "ok $n - $name"
-	else
-		nfail=$((nfail + 1))
-		echo "not ok $n - $name"
-		echo "#   exit status $rc; the trace's last lines:"
-		tail -n 25 /tmp/check.out | cut -c1-160 | sed 's/^/#   /'
-	fi
-	echo "#   ($name: $(echo "$t0 $(up)" | awk '{printf "%.1f", $2-$1}')s)"
-}
-
-lk() { chroot /host /usr/bin/perl "$L" "$@"; }
-# status of a non-blocking attempt: 0 taken, 1 refused, 2 error
-st() { lk "$@"; echo $?; }
-# until FILE (guest path) exists; a stall detector (a lock the server
-# never grants), not a measure of time: 240 s
-await() {
-	i=0
-	until [ -e "$1" ]; do
-		i=$((i + 1))
-		[ $i -le 2400 ] || { echo "no $1 after 240 s"; return 1; }
-		sleep 0.1
-	done
-}
-# marks live on the guest's /tmp (the chroot's /tmp: /host/tmp)
+# marks live on the chroot's /tmp (G, as the guest sees it)
 mk() { echo "/tmp/klk.$1"; }
-G=/host/tmp
-
-chroot_up() {
-	mount -t tmpfs tmp /host/tmp && mkdir -p /host/tmp/nfs /host/tmp/nfs2 &&
-		mount --bind "$M" /host/tmp/nfs
-}
 
 # ---- checks ---------------------------------------------------------------
 
@@ -93,9 +51,7 @@ metric() {
 		awk -v n="$1" '$1 == n {print $2}'
 }
 t_blocked() {
-	mkdir -p /mnt/nfs2
-	mount -t nfs -o "$NFS_MNT_OPTS,nosharecache" "$NFS_SRC" /mnt/nfs2
-	mount --bind /mnt/nfs2 /host/tmp/nfs2
+	mount2
 	g0=$(metric tessera_nlm_granted_callbacks_total)
 	lk hold $C/f3 w "$(mk c1)" "$(mk c1go)" &
 	p=$!
@@ -117,8 +73,7 @@ t_blocked() {
 	touch $G/klk.c2go
 	wait $q
 	[ "$(st try $C/f3 w)" = 0 ]
-	umount /host/tmp/nfs2
-	umount /mnt/nfs2
+	umount2
 	# by the GRANTED callback, not the client's poll (every 30 s)
 	g1=$(metric tessera_nlm_granted_callbacks_total)
 	echo "GRANTED accepted: ${g0:-?} before, ${g1:-?} after"
@@ -139,39 +94,26 @@ t_flock() {
 # Two mounts of the volume (nosharecache: two page caches), a process on
 # each adding 1 to a number in a file under an fcntl lock, 40 times.
 t_counter() {
-	mkdir -p /mnt/nfs2
-	mount -t nfs -o "$NFS_MNT_OPTS,nosharecache" "$NFS_SRC" /mnt/nfs2
-	mount --bind /mnt/nfs2 /host/tmp/nfs2
+	mount2
 	: > $D/counter
 	lk count $C/counter 40 &
 	p=$!
 	lk count /tmp/nfs2/klock/counter 40
 	wait $p
-	umount /host/tmp/nfs2
-	umount /mnt/nfs2
+	umount2
 	echo 3 > /proc/sys/vm/drop_caches
 	[ "$(cat $D/counter)" = 80 ]
 }
 
 # The gateway restarts while a lock is held: the host restarts tesserad
-# (host_restart), which tells this client to reclaim (SM_NOTIFY to its
-# statd); the holder keeps its lock and another process is refused.
-host_restart() {
-	echo x > "$M/klock-restart.tmp" && mv "$M/klock-restart.tmp" "$M/klock-restart"
-	i=0
-	until [ -e "$M/klock-restarted" ]; do
-		i=$((i + 1))
-		[ $i -le 240 ] ||
-			{ echo "the host did not restart"; ls -la "$M"; return 1; }
-		sleep 0.5
-		echo 2 > /proc/sys/vm/drop_caches   # forget "not there"
-	done
-}
+# (kernel-lock-test.sh, kt_do_restart), which tells this client to
+# reclaim (SM_NOTIFY to its statd); the holder keeps its lock and another
+# process is refused.
 t_reclaim() {
 	lk hold $C/f5 w "$(mk e1)" "$(mk e1go)" &
 	p=$!
 	await $G/klk.e1
-	host_restart
+	host_ask restart 1 - 240
 	# refused (after the grace, which ends once the lock is reclaimed):
 	# the holder has it back
 	[ "$(st try $C/f5 w)" = 1 ]
@@ -180,18 +122,8 @@ t_reclaim() {
 	[ "$(st try $C/f5 w)" = 0 ]
 }
 
-echo "# kernel $(uname -r), mount: $(grep " $M " /proc/mounts)"
-rm -rf $D
-mkdir $D || { echo "Bail out! cannot mkdir $D"; exit 1; }
-# The chroot's /tmp becomes a tmpfs (chroot_up): a source tree under
-# the host's /tmp (a CI clone made there) would be hidden in it, so the
-# locker is read first and goes into that tmpfs.
-cp "/host$L" /tmp/klk-locker.pl ||
-	{ echo "Bail out! cannot read /host$L"; exit 1; }
-chroot_up && chroot /host /usr/bin/perl -e 1 ||
-	{ echo "Bail out! cannot chroot into the host root for perl"; exit 1; }
-cp /tmp/klk-locker.pl /host/tmp/locker.pl && L=/tmp/locker.pl ||
-	{ echo "Bail out! cannot copy the locker into the chroot"; exit 1; }
+test_tree $D
+locker_up
 
 if [ -n "${KLOCK_ONLY:-}" ]; then   # for debugging: one check
 	check "$KLOCK_ONLY" "$KLOCK_ONLY"
@@ -209,6 +141,4 @@ unlocks" t_blocked
 	fi
 fi
 rm -rf $D
-echo "1..$n"
-echo "# $((n - nfail)) passed, $nfail failed of $n"
-[ $nfail = 0 ]
+tap_end

@@ -10,29 +10,10 @@
 # WRITE, COMMIT, GETATTR, LOOKUP): a retransmitted RENAME or REMOVE may
 # see its own first execution (tesserad(8), THREE GATEWAYS).
 # Prints TAP lines; exits 1 if a check failed.
-M=${MNT:-/mnt/nfs}
+. "/host${TEST_SCRIPT%/*}/guest-common.sh"   # check, remount
 D=$M/kraft
 NBIG=${KRAFT_FILES:-16}
 NSMALL=${KRAFT_SMALL:-64}
-n=0
-nfail=0
-up() { cut -d' ' -f1 /proc/uptime; }
-check() {
-	name=$1
-	shift
-	n=$((n + 1))
-	t0=$(up)
-	( set -ex; "$@" ) > /tmp/check.out 2>&1
-	if [ $? = 0 ]; then
-		echo "ok $n - $name"
-	else
-		nfail=$((nfail + 1))
-		echo "not ok $n - $name"
-		tail -n 25 /tmp/check.out | cut -c1-160 | sed 's/^/#   /'
-	fi
-	grep '^note: ' /tmp/check.out | sed 's/^/#   /'
-	echo "#   ($name: $(echo "$t0 $(up)" | awk '{printf "%.1f", $2-$1}')s)"
-}
 
 t_write() {
 	mkdir -p $D/small
@@ -63,10 +44,7 @@ t_write() {
 }
 
 t_verify() {
-	cd /
-	umount "$M"
-	echo 3 > /proc/sys/vm/drop_caches
-	mount -t nfs -o "$NFS_MNT_OPTS" "$NFS_SRC" "$M"
+	remount
 	i=1
 	while [ $i -le $NBIG ]; do
 		[ "$(md5sum < $D/f$i)" = "$(md5sum < /tmp/s$i)" ] ||
@@ -91,5 +69,4 @@ check "write $NBIG files of 1 MiB and $NSMALL small ones, fsync each, \
 the gateway killed midway" t_write
 check "every byte read back through a cold cache" t_verify
 dmesg | grep -iE 'nfs: server|not responding|xs_tcp|rpc.*(error|timed out)' | tail -n 10 | sed 's/^/#   dmesg: /'
-echo "1..$n"
-[ $nfail = 0 ]
+tap_end

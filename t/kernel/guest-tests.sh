@@ -7,37 +7,10 @@
 # Debian's tools (fio, GNU coreutils' mv -T and chroot --userspec) come from
 # the host's / (9p, read-only, at /host) through chroot; inside the chroot the
 # mount is /tmp/nfs.
-M=${MNT:-/mnt/nfs}
+. "/host${TEST_SCRIPT%/*}/guest-common.sh"   # check, chroot_up, host_ask...
 D=$M/ktest              # the test tree, as the guest sees it
 C=/tmp/nfs/ktest        # the same tree, as the chroot sees it
 U=1000                  # the unprivileged user
-n=0
-nfail=0
-up() { cut -d' ' -f1 /proc/uptime; }
-
-# check NAME FUNCTION: run FUNCTION in a subshell with set -e (not in an
-# `if`, where set -e would be ignored) and print its TAP line.
-check() {
-	name=$1
-	shift
-	n=$((n + 1))
-	echo "# starting $n - $name"
-	echo "$n - $name" > /tmp/current
-	t0=$(up)
-	# set -x: the trace's tail shows which command failed.
-	( set -ex; "$@" ) > /tmp/check.out 2>&1
-	rc=$?
-	if [ $rc = 0 ]; then
-		echo "ok $n - $name"
-	else
-		nfail=$((nfail + 1))
-		echo "not ok $n - $name"
-		echo "#   exit status $rc; the trace's last lines:"
-		tail -n 25 /tmp/check.out | cut -c1-160 | sed 's/^/#   /'
-	fi
-	grep '^note: ' /tmp/check.out | sed 's/^/#   /'
-	echo "#   ($name: $(echo "$t0 $(up)" | awk '{printf "%.1f", $2-$1}')s)"
-}
 
 # eq GOT WANT WHAT: an assertion that says what differed.
 eq() {
@@ -57,66 +30,13 @@ zeros() { tr -d '\000' | wc -c | tr -d ' '; }   # non-zero bytes on stdin
 inhost() { chroot /host /bin/sh -c "$1"; }
 asuser() { chroot /host /usr/sbin/chroot --userspec=$U:$U / /bin/sh -c "$1"; }
 
-chroot_up() {
-	for d in proc sys dev; do mount --bind /$d /host/$d || return 1; done
-	mount -t tmpfs tmp /host/tmp && mkdir -p /host/tmp/nfs &&
-		mount --bind "$M" /host/tmp/nfs
-}
-remount() {
-	cd /
-	umount /host/tmp/nfs 2>/dev/null || true
-	umount "$M" || return 1
-	echo 3 > /proc/sys/vm/drop_caches
-	mount -t nfs -o "$NFS_MNT_OPTS" "$NFS_SRC" "$M" || return 1
-	grep -q ' /host/tmp ' /proc/mounts && mount --bind "$M" /host/tmp/nfs
-	return 0
-}
-
-# host_exports NAME TEXT: have kernel-test.sh install TEXT as tesserad's
-# exports file and reload it (SIGHUP); returns once it is done. Only with
-# KTEST_HOST=1 (tesserad, and libnfs-utils on the host).
-host_exports() {
-	printf '%s\n' "$2" > "$M/ktest-exports.$1.tmp" &&
-		mv "$M/ktest-exports.$1.tmp" "$M/ktest-exports.$1" || return 1
-	i=0
-	until [ -e "$M/ktest-reloaded.$1" ]; do
-		i=$((i + 1))
-		[ $i -le 120 ] || { echo "the host did not reload ($1)"; return 1; }
-		sleep 0.5
-		echo 2 > /proc/sys/vm/drop_caches   # forget "not there"
-	done
-}
-
-# host_quota NAME "PATH BYTES INODES": have kernel-test.sh run `tessera
-# quota set` on the volume; returns once it is done (KTEST_HOST=1 only).
-host_quota() {
-	printf '%s\n' "$2" > "$M/ktest-quota.$1.tmp" &&
-		mv "$M/ktest-quota.$1.tmp" "$M/ktest-quota.$1" || return 1
-	i=0
-	until [ -e "$M/ktest-quota-done.$1" ]; do
-		i=$((i + 1))
-		[ $i -le 120 ] || { echo "the host set no quota ($1)"; return 1; }
-		sleep 0.5
-		echo 2 > /proc/sys/vm/drop_caches
-	done
-}
-
 # host_tessera NAME "ARGS": have kernel-test.sh run `tessera ARGS` on the
 # host, META standing for the volume's metadata URL; returns once it ran,
-# its output and "exit N" in /tmp/tessera.NAME (KTEST_HOST=1 only).
+# its output and "exit N" in /tmp/answer.NAME (KTEST_HOST=1 only).
 host_tessera() {
-	printf '%s\n' "$2" > "$M/ktest-tessera.$1.tmp" &&
-		mv "$M/ktest-tessera.$1.tmp" "$M/ktest-tessera.$1" || return 1
-	i=0
-	until [ -e "$M/ktest-tessera-done.$1" ]; do
-		i=$((i + 1))
-		[ $i -le 120 ] || { echo "the host ran nothing ($1)"; return 1; }
-		sleep 0.5
-		echo 2 > /proc/sys/vm/drop_caches
-	done
-	cat "$M/ktest-tessera-done.$1" > /tmp/tessera.$1
-	sed 's/^/note: tessera: /' /tmp/tessera.$1
-	grep -qx "exit 0" /tmp/tessera.$1
+	host_ask tessera "$1" "$2" || return 1
+	sed 's/^/note: tessera: /' "/tmp/answer.$1"
+	grep -qx "exit 0" "/tmp/answer.$1"
 }
 
 # ---- metadata ---------------------------------------------------------
@@ -363,7 +283,7 @@ t_export_confine() {
 	mkdir -p $M/kt-tenant/proj/sub $M/kt-archive $M/kt-other
 	echo doc > $M/kt-tenant/proj/sub/doc
 	echo other > $M/kt-other/secret
-	host_exports confine1 "/ 127.0.0.1(rw,insecure,no_root_squash)
+	host_ask exports confine1 "/ 127.0.0.1(rw,insecure,no_root_squash)
 /kt-tenant 127.0.0.1(rw,insecure,no_root_squash,fsid=4242)"
 	mkdir -p /mnt/tenant /mnt/t2
 	mount -t nfs -o "$NFS_MNT_OPTS,nosharecache" "$S:/kt-tenant" /mnt/tenant
@@ -377,7 +297,7 @@ t_export_confine() {
 	mv $M/kt-archive/proj $M/kt-tenant/proj
 	cold
 	eq "$(cat /mnt/tenant/proj/sub/doc)" doc "moved back"
-	host_exports confine2 "/ 127.0.0.1(rw,insecure,no_root_squash)
+	host_ask exports confine2 "/ 127.0.0.1(rw,insecure,no_root_squash)
 /kt-other 127.0.0.1(rw,insecure,no_root_squash,fsid=4242)"
 	cold
 	fails cat /mnt/tenant/proj/sub/doc      # re-pointed: ESTALE
@@ -385,7 +305,7 @@ t_export_confine() {
 	eq "$(cat /mnt/t2/secret)" other "the re-pointed export's directory"
 	umount /mnt/t2
 	umount -l /mnt/tenant
-	host_exports confine3 "/ 127.0.0.1(rw,insecure,no_root_squash)"
+	host_ask exports confine3 "/ 127.0.0.1(rw,insecure,no_root_squash)"
 	rm -rf $M/kt-tenant $M/kt-archive $M/kt-other $M/ktest-*
 }
 t_quota() {
@@ -397,9 +317,9 @@ t_quota() {
 	fi
 	S=${NFS_SRC%%:*}
 	mkdir -p $M/kt-quota
-	host_exports quota1 "/ 127.0.0.1(rw,insecure,no_root_squash)
+	host_ask exports quota1 "/ 127.0.0.1(rw,insecure,no_root_squash)
 /kt-quota 127.0.0.1(rw,insecure,no_root_squash,fsid=4343)"
-	host_quota q1 "/kt-quota 1048576 100"
+	host_ask quota q1 "/kt-quota 1048576 100"
 	mkdir -p /mnt/quota
 	mount -t nfs -o "$NFS_MNT_OPTS,nosharecache" "$S:/kt-quota" /mnt/quota
 	df -k /mnt/quota
@@ -420,7 +340,7 @@ t_quota() {
 	rm /mnt/quota/big
 	dd if=/dev/zero of=/mnt/quota/again bs=64k count=4 conv=fsync
 	umount /mnt/quota || umount -l /mnt/quota
-	host_exports quota2 "/ 127.0.0.1(rw,insecure,no_root_squash)"
+	host_ask exports quota2 "/ 127.0.0.1(rw,insecure,no_root_squash)"
 	rm -rf $M/kt-quota $M/ktest-*      # the quota goes with kt-quota
 }
 t_trash() {
@@ -578,9 +498,7 @@ if [ -n "${KTEST_BUDGET:-}" ]; then
 	wd=$!
 fi
 
-echo "# kernel $(uname -r), mount: $(grep " $M " /proc/mounts)"
-rm -rf $D
-mkdir $D || { echo "Bail out! cannot mkdir $D"; exit 1; }
+test_tree $D
 
 check "metadata: mkdir -p, touch, mv, find, rm -r" t_metadata
 check "data: 64 MiB md5 across umount and drop_caches" t_md5_64m
@@ -616,6 +534,4 @@ check "ls -l of a 10,000-entry directory" t_bigdir
 
 
 [ -n "${wd:-}" ] && kill "$wd" 2>/dev/null
-echo "1..$n"
-echo "# $((n - nfail)) passed, $nfail failed of $n"
-[ $nfail = 0 ]
+tap_end

@@ -9,83 +9,34 @@
 #                    tree holding this script)
 #      SERVER        tessera (default) | ganesha (NFS-Ganesha over a local
 #                    dir: for developing the harness itself)
-#      KEEP_LOG      copy the VM's console log there
+#      KEEP_LOG, KEEP_DIR  (common.sh)
 #      KTEST_STORAGE the volume's storage URL (default: file:// in the
 #                    temporary dir; e.g. s3://bucket?endpoint=... with the
 #                    AWS_* credentials in the environment)
 #      KTEST_WRITEBACK=1  serve with a disk cache and writeback on
 #      KERNEL_WORK, TIMEOUT, ACCEL, TEST_SCRIPT: passed on to run.sh
 # With tesserad and libnfs-utils, a helper loop lets the guest change the
-# exports and reload them (host_helper below; guest-tests.sh host_exports).
+# exports and reload them, set quotas and run tessera (kt_do_* below).
 # Exit: 0 all guest checks passed, 1 something failed, 77 QEMU and the
 # guest tools cannot be installed.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-top_builddir=${top_builddir:-$(cd "$HERE/../.." && pwd)}
+. "$HERE/common.sh"
 SERVER=${SERVER:-tessera}
-# The kernel cache lives next to this script unless that is read-only (a
-# distcheck tree): then in /tmp, still shared between runs.
-if [ -z "${KERNEL_WORK:-}" ] && ! [ -w "$HERE" ]; then
-	export KERNEL_WORK=${TMPDIR:-/tmp}/tessera-kernel-work
-fi
 
-echo "# kernel-test: setup"
-bash "$HERE/setup.sh" >/dev/null
-rc=$?
-[ $rc = 77 ] && { echo "# SKIP: cannot install QEMU and guest tools"; exit 77; }
-[ $rc = 0 ] || { echo "# setup.sh failed ($rc)"; exit 1; }
-
-TMP=$(mktemp -d /tmp/tessera-kernel.XXXXXX)
+kt_setup kernel-test
+kt_tmp kernel
 SRV=
 RPCB=
-RUN=
 HELPER=
-cleanup() {
-	# run.sh has its own process group (setsid): this ends QEMU too.
-	[ -n "$RUN" ] && kill -- -"$RUN" 2>/dev/null
-	for p in $HELPER $SRV $RPCB; do
-		kill "$p" 2>/dev/null
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+kt_procs() { echo $HELPER $SRV $RPCB; }
 
-listening() { ss -ltnH "sport = :$1" 2>/dev/null | grep -q .; }
-free_port() {
-	local p
-	for _ in $(seq 100); do
-		# below the ephemeral range (32768-60999 by default), where an
-		# outgoing connection can take a port between probe and bind
-		p=$((20000 + RANDOM % 12000))
-		listening "$p" || { echo "$p"; return 0; }
-	done
-	return 1
-}
-wait_listen() {   # PORT PID
-	for _ in $(seq 100); do
-		listening "$1" && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.2
-	done
-	return 1
-}
-
-PORT=$(free_port) || { echo "# no free port"; exit 1; }
+PORT=$(kt_free_port) || { echo "# no free port"; exit 1; }
 case $SERVER in
 tessera)
-	for b in tessera tesserad; do
-		[ -x "$top_builddir/$b" ] ||
-			{ echo "# $top_builddir/$b not built"; exit 1; }
-	done
-	"$top_builddir/tessera" format "lmdb://$TMP/meta" \
-		"${KTEST_STORAGE:-file://$TMP/obj}" \
-		kvol > "$TMP/format.log" 2>&1 ||
-		{ echo "# tessera format failed:"; sed 's/^/#   /' "$TMP/format.log"
-		  exit 1; }
+	kt_built
+	kt_tessera format.log format "lmdb://$TMP/meta" \
+		"${KTEST_STORAGE:-file://$TMP/obj}" kvol
 	# / rw for 127.0.0.1, no_root_squash, insecure (the default
 	# exports, written out so that the guest can change them, below):
 	# the guest's traffic arrives from 127.0.0.1 through slirp.
@@ -112,7 +63,7 @@ ganesha)
 		rpcbind -f & RPCB=$!
 		sleep 0.5
 	fi
-	MNT_PORT=$(free_port) || exit 1
+	MNT_PORT=$(kt_free_port) || exit 1
 	mkdir -p "$TMP/export" "$TMP/recov"
 	cat > "$TMP/ganesha.conf" <<-EOF
 	NFS_CORE_PARAM {
@@ -136,102 +87,56 @@ ganesha)
 *)	echo "# unknown SERVER=$SERVER"; exit 1 ;;
 esac
 
-if ! wait_listen "$PORT" "$SRV" || ! wait_listen "$MNT_PORT" "$SRV"; then
-	echo "# $SERVER did not start listening on $PORT:"
-	tail -n 30 "$TMP/server.log" | sed 's/^/#   /'
-	exit 1
-fi
+for p in "$PORT" "$MNT_PORT"; do
+	wait_listen "127.0.0.1:$p" "$SRV" "$SERVER" "$TMP/server.log" || exit 1
+done
 echo "# kernel-test: $SERVER (pid $SRV) on 127.0.0.1:$PORT"
 
-# What the guest asks of the host (guest-tests.sh, host_exports): it
-# writes an exports file as ktest-exports.NAME at the volume's root; this
-# loop installs it, reloads tesserad (SIGHUP) and answers with an empty
-# ktest-reloaded.NAME once the reload is logged.  A ktest-quota.NAME
-# holding "PATH BYTES INODES" (host_quota) is run as `tessera quota set`,
-# answered by ktest-quota-done.NAME.  A ktest-tessera.NAME holding the
+# What the guest asks of the host (guest-common.sh, host_ask; common.sh,
+# kt_serve): an exports file (host_exports in guest-tests.sh), installed
+# and tesserad reloaded (SIGHUP), answered once the reload is logged;
+# "PATH BYTES INODES" (host_quota), run as `tessera quota set`; the
 # arguments of a `tessera` command, META standing for the volume's
-# metadata URL (host_tessera), is run, answered by ktest-tessera-done.NAME
-# holding its exit status and output.
-host_helper() {
-	local q="?version=3&nfsport=$PORT&mountport=$PORT" seen=" " f n before
-	local qpath qbytes qinodes targs
-	: > "$TMP/empty"
-	while kill -0 "$SRV" 2>/dev/null; do
-		sleep 0.5
-		for f in $(nfs-ls "nfs://127.0.0.1/$q" 2>/dev/null |
-			   awk '{print $NF}' |
-			   grep -E '^ktest-tessera\.[a-z0-9-]+$'); do
-			n=tessera-${f#ktest-tessera.}
-			[[ $seen == *" $n "* ]] && continue
-			targs=$(nfs-cat "nfs://127.0.0.1//$f$q" 2>/dev/null) ||
-				continue
-			targs=${targs//META/lmdb://$TMP/meta}
-			# word splitting of the guest's line is the point here
-			# shellcheck disable=SC2086
-			{ "$top_builddir/tessera" $targs > "$TMP/tessera.out" 2>&1
-			  echo "exit $?" >> "$TMP/tessera.out"; }
-			cat "$TMP/tessera.out" >> "$TMP/server.log"
-			nfs-cp "$TMP/tessera.out" \
-				"nfs://127.0.0.1//ktest-tessera-done.${f#ktest-tessera.}$q" \
-				>/dev/null 2>&1
-			seen="$seen$n "
-		done
-		for f in $(nfs-ls "nfs://127.0.0.1/$q" 2>/dev/null |
-			   awk '{print $NF}' |
-			   grep -E '^ktest-quota\.[a-z0-9-]+$'); do
-			n=quota-${f#ktest-quota.}
-			[[ $seen == *" $n "* ]] && continue
-			read -r qpath qbytes qinodes < <(nfs-cat \
-				"nfs://127.0.0.1//$f$q" 2>/dev/null) || continue
-			"$top_builddir/tessera" quota set "lmdb://$TMP/meta" \
-				"$qpath" --bytes "$qbytes" --inodes "$qinodes" \
-				>> "$TMP/server.log" 2>&1
-			nfs-cp "$TMP/empty" \
-				"nfs://127.0.0.1//ktest-quota-done.${f#ktest-quota.}$q" \
-				>/dev/null 2>&1
-			seen="$seen$n "
-		done
-		for f in $(nfs-ls "nfs://127.0.0.1/$q" 2>/dev/null |
-			   awk '{print $NF}' |
-			   grep -E '^ktest-exports\.[a-z0-9-]+$'); do
-			n=${f#ktest-exports.}
-			[[ $seen == *" $n "* ]] && continue
-			nfs-cat "nfs://127.0.0.1//$f$q" > "$TMP/exports.new" \
-				2>/dev/null || continue
-			mv "$TMP/exports.new" "$TMP/exports"
-			before=$(grep -c reload "$TMP/server.log")
-			kill -HUP "$SRV"
-			for _ in $(seq 100); do
-				[ "$(grep -c reload "$TMP/server.log")" -gt \
-				  "$before" ] && break
-				sleep 0.1
-			done
-			nfs-cp "$TMP/empty" "nfs://127.0.0.1//ktest-reloaded.$n$q" \
-				>/dev/null 2>&1
-			seen="$seen$n "
-		done
+# metadata URL (host_tessera), run, answered with its output and exit
+# status.
+kt_do_exports() {
+	local before
+	mv "$TMP/request" "$TMP/exports"
+	before=$(grep -c reload "$TMP/server.log")
+	kill -HUP "$SRV"
+	for _ in $(seq 100); do
+		[ "$(grep -c reload "$TMP/server.log")" -gt "$before" ] && break
+		sleep 0.1
 	done
 }
+kt_do_quota() {
+	local qpath qbytes qinodes
+	read -r qpath qbytes qinodes < "$TMP/request" || return 1
+	"$top_builddir/tessera" quota set "lmdb://$TMP/meta" "$qpath" \
+		--bytes "$qbytes" --inodes "$qinodes" >> "$TMP/server.log" 2>&1
+	return 0
+}
+kt_do_tessera() {
+	local targs
+	targs=$(cat "$TMP/request")
+	targs=${targs//META/lmdb://$TMP/meta}
+	# word splitting of the guest's line is the point here
+	# shellcheck disable=SC2086
+	"$top_builddir/tessera" $targs > "$TMP/answer" 2>&1
+	echo "exit $?" >> "$TMP/answer"
+	cat "$TMP/answer" >> "$TMP/server.log"
+}
 if [[ "${GUEST_ENV:-}" == *KTEST_HOST=1* ]]; then
-	host_helper &
+	while kill -0 "$SRV" 2>/dev/null; do
+		sleep 0.5
+		kt_serve tessera
+		kt_serve quota
+		kt_serve exports
+	done &
 	HELPER=$!
 fi
 
-# In the background and waited for, so a signal reaches the trap at once.
-LOG=$TMP/console.log setsid -w bash "$HERE/run.sh" "$PORT" "$MNT_PORT" \
-	"$EXPORT" &
-RUN=$!
-wait $RUN
-rc=$?
-RUN=
-[ -n "${KEEP_LOG:-}" ] && cp "$TMP/console.log" "$KEEP_LOG"
-if ! kill -0 "$SRV" 2>/dev/null; then
-	echo "# $SERVER died during the test"
-	rc=1
-fi
-if [ $rc != 0 ]; then
-	echo "# server log (last 40 lines):"
-	tail -n 40 "$TMP/server.log" | sed 's/^/#   /'
-	exit 1
-fi
+kt_vm_start "${TEST_SCRIPT:-$HERE/guest-tests.sh}" "$PORT" "$MNT_PORT" "$EXPORT"
+kt_vm_wait
+kt_server_end "$SERVER" "$SRV"
 exit 0
