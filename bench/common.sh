@@ -1,6 +1,28 @@
 # bench/common.sh - what bench/run.sh and bench/raft.sh share.  Sourced
-# once src (the source tree), out (the results directory) and work (a
-# scratch directory) are set.
+# once src (the source tree) is set; the functions below use out (the
+# results directory) and work (a scratch directory), set before they run.
+
+# The options every benchmark takes.
+QUICK=0
+ONLY=
+KEEP=0
+# bench_opt ARGS...: when $1 is --quick, --only PART[,PART...] (or
+# --only=...) or --keep, sets QUICK, ONLY or KEEP, and OPT_WORDS to the
+# number of words it took; returns 1 for anything else.
+bench_opt() {
+	OPT_WORDS=1
+	case $1 in
+	--quick) QUICK=1 ;;
+	--only)
+		[ $# -ge 2 ] || { echo "--only wants a value" >&2; exit 2; }
+		ONLY="${ONLY:+$ONLY,}$2"; OPT_WORDS=2 ;;
+	--only=*) ONLY="${ONLY:+$ONLY,}${1#--only=}" ;;
+	--keep) KEEP=1 ;;
+	*) return 1 ;;
+	esac
+}
+# want PART: PART was asked for (every part, without --only)
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
 say() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$out/progress.log"; }
 

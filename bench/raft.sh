@@ -35,15 +35,11 @@
 set -uo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-QUICK=0
-ONLY=
-KEEP=0
+. "$src/bench/common.sh" # options, want, say, bench_build, bench_nfsload, ports
+. "$src/t/gateways.sh"   # rg_found, rg_start: the raft group
 while [ $# -gt 0 ]; do
+	bench_opt "$@" && { shift "$OPT_WORDS"; continue; }
 	case $1 in
-	--quick) QUICK=1 ;;
-	--only) ONLY="${ONLY:+$ONLY,}$2"; shift ;;
-	--only=*) ONLY="${ONLY:+$ONLY,}${1#--only=}" ;;
-	--keep) KEEP=1 ;;
 	-h|--help) sed -n 2,32p "$0"; exit 0 ;;
 	*) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -58,7 +54,6 @@ else
 	META_SECS=${META_SECS:-20} KILLS=${KILLS:-5}
 	CATCHUP_FILES=${CATCHUP_FILES:-1000000}
 fi
-want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
 stamp=$(date +%Y%m%d-%H%M%S)
 out=$src/results/raft-$stamp
@@ -66,9 +61,8 @@ mkdir -p "$out"
 raw=$out/raw.txt
 : >"$raw"
 work=$(mktemp -d /var/tmp/tessera-raftbench-XXXXXX)
-. "$src/bench/common.sh" # say, bench_build, bench_nfsload, ports
 
-declare -A PID PORT RPORT
+declare -A PID PORT
 cleanup() {
 	local p
 	for p in "${PID[@]}"; do
@@ -120,9 +114,7 @@ start_lmdb() {
 		{ echo "tesserad (lmdb) did not start" >&2; exit 1; }
 }
 node_start() { # I
-	"$BUILD/tesserad" -c "$work/n$1.conf" --meta raft:// -f \
-		>>"$out/n$1.log" 2>&1 &
-	PID[$1]=$!
+	rg_start "$1"
 }
 node_stop() { # I [SIGNAL]
 	kill -"${2:-TERM}" "${PID[$1]}" 2>/dev/null
@@ -147,37 +139,13 @@ leader() { # the leader's id, as the running nodes say
 	return 1
 }
 start_group() {
-	local i peers=
-	"$T" raft secret "$work/raft.key" >/dev/null
+	local i
 	for i in 1 2 3; do
-		free_port; PORT[$i]=$port
-		free_port; RPORT[$i]=$port
-		peers="${peers:+$peers,}$i@127.0.0.1:${RPORT[$i]}"
+		free_port; PORT[$i]=$port; NFS_ADDR[$i]=127.0.0.1:$port
+		free_port; RAFT_ADDR[$i]=127.0.0.1:$port
 	done
-	for i in 1 2 3; do
-		cat >"$work/n$i.conf" <<-EOF
-		raft_id = $i
-		raft_dir = $work/n$i
-		raft_address = 127.0.0.1:${RPORT[$i]}
-		raft_peers = $peers
-		raft_secret_file = $work/raft.key
-		listen = 127.0.0.1:${PORT[$i]}
-		exports = $work/exports
-		metrics_listen = off
-		rpcbind = no
-		EOF
-	done
-	"$T" -c "$work/n1.conf" format raft:// "file://$work/obj-raft" \
-		benchvol >"$out/format-raft.log" 2>&1 ||
-		{ cat "$out/format-raft.log"; exit 1; }
-	for i in 1 2 3; do node_start $i; done
-	wait_port "${PORT[1]}" "${PID[1]}" 600 || { echo "node 1 did not start" >&2; exit 1; }
-	for i in 2 3; do
-		"$T" -c "$work/n1.conf" raft add $i "127.0.0.1:${RPORT[$i]}" \
-			>>"$out/add.log" 2>&1 || { cat "$out/add.log"; exit 1; }
-		wait_port "${PORT[$i]}" "${PID[$i]}" 600 ||
-			{ echo "node $i did not start" >&2; exit 1; }
-	done
+	RG_BIN=$BUILD RG_DIR=$work RG_LOGS=$out
+	rg_found "file://$work/obj-raft" benchvol || exit 1
 }
 follower_of() { # a node other than the leader $1
 	echo $(($1 % 3 + 1))

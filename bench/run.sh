@@ -21,20 +21,15 @@
 set -uo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-QUICK=0
-ONLY=
+. "$src/bench/common.sh" # options, want, say, bench_build, bench_nfsload, ports
 REPS=
 SERVERS=tessera,tessera-wb,tessera-async,ganesha,ganesha5
-KEEP=0
 TESSERAD_OPTS=${TESSERAD_OPTS:-}
 while [ $# -gt 0 ]; do
+	bench_opt "$@" && { shift "$OPT_WORDS"; continue; }
 	case $1 in
-	--quick) QUICK=1 ;;
-	--only) ONLY="${ONLY:+$ONLY,}$2"; shift ;;
-	--only=*) ONLY="${ONLY:+$ONLY,}${1#--only=}" ;;
 	--reps) REPS=$2; shift ;;
 	--servers) SERVERS=$2; shift ;;
-	--keep) KEEP=1 ;;
 	-h|--help) sed -n 2,16p "$0"; exit 0 ;;
 	*) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -55,7 +50,6 @@ else
 fi
 PHASE_TIMEOUT=${PHASE_TIMEOUT:-1800}
 ALL="seqwrite seqread randrw smallfiles meta readdir jfsbench"
-want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 for w in ${ONLY//,/ }; do
 	[[ " $ALL " == *" $w "* ]] ||
 		{ echo "unknown workload $w" >&2; exit 2; }
@@ -67,7 +61,6 @@ mkdir -p "$out"
 raw=$out/raw.txt
 : >"$raw"
 work=$(mktemp -d /var/tmp/tessera-bench-XXXXXX)
-. "$src/bench/common.sh" # say, bench_build, bench_nfsload, ports
 
 # --- processes we start, stopped by PID whatever happens -----------------
 srv_pid=
