@@ -119,6 +119,17 @@ char *tl_vasprintf(const char *fmt, va_list ap)
 uint64_t tl_now_ns(void);   /* CLOCK_REALTIME, nanoseconds since the epoch */
 uint64_t tl_mono_ns(void);  /* CLOCK_MONOTONIC, nanoseconds */
 
+/* ---- whole reads and writes --------------------------------------------- */
+
+/* Read (TL_IO_READ), write (TL_IO_WRITE) or send on a socket without
+ * SIGPIPE (TL_IO_SEND) all n bytes at p, again after EINTR: 0, or
+ * -ECONNRESET when the other end closed before n bytes, or -errno. */
+enum { TL_IO_READ, TL_IO_WRITE, TL_IO_SEND };
+int tl_io_full(int fd, void *p, size_t n, int how);
+/* fsync(2) the directory path (relative to dirfd, or AT_FDCWD): a new
+ * or removed name in it is durable after.  0 or -errno. */
+int tl_fsync_dir_at(int dirfd, const char *path);
+
 /* ---- randomness --------------------------------------------------------- */
 
 /* Fill buf with cryptographically strong random bytes (getrandom(2)). */

@@ -785,24 +785,6 @@ rft_abort(struct meta_kv_txn *bt)
 
 /* Messages: type u8, length u32, payload; the reply: status i32 (a
  * negative errno or 0), length u32, payload. */
-static int
-ctl_io(int fd, void *p, size_t n, bool wr)
-{
-	uint8_t *b = p;
-
-	while (n > 0) {
-		ssize_t r = wr ? send(fd, b, n, MSG_NOSIGNAL) : read(fd, b, n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r == 0 ? -ECONNRESET : -errno;
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 int
 meta_kvr_ctl_request(int fd, uint8_t type, const void *p, size_t len,
 		     struct tl_buf *reply)
@@ -814,11 +796,11 @@ meta_kvr_ctl_request(int fd, uint8_t type, const void *p, size_t len,
 
 	h[0] = type;
 	tl_put_be32(h + 1, (uint32_t)len);
-	rc = ctl_io(fd, h, 5, true);
+	rc = tl_io_full(fd, h, 5, TL_IO_SEND);
 	if (rc == 0 && len)
-		rc = ctl_io(fd, (void *)p, len, true);
+		rc = tl_io_full(fd, (void *)p, len, TL_IO_SEND);
 	if (rc == 0)
-		rc = ctl_io(fd, h, 8, false);
+		rc = tl_io_full(fd, h, 8, TL_IO_READ);
 	if (rc)
 		return rc == -ECONNRESET ? -EIO : rc;
 	status = (int32_t)tl_get_be32(h);
@@ -828,7 +810,7 @@ meta_kvr_ctl_request(int fd, uint8_t type, const void *p, size_t len,
 	if (reply) {
 		tl_buf_reset(reply);
 		tl_buf_reserve(reply, n);
-		rc = ctl_io(fd, reply->data, n, false);
+		rc = tl_io_full(fd, reply->data, n, TL_IO_READ);
 		reply->len = rc ? 0 : n;
 	} else {
 		uint8_t sink[256];
@@ -836,7 +818,7 @@ meta_kvr_ctl_request(int fd, uint8_t type, const void *p, size_t len,
 		for (uint32_t left = n; rc == 0 && left > 0;) {
 			uint32_t c = TL_MIN(left, (uint32_t)sizeof(sink));
 
-			rc = ctl_io(fd, sink, c, false);
+			rc = tl_io_full(fd, sink, c, TL_IO_READ);
 			left -= c;
 		}
 	}
@@ -1195,11 +1177,25 @@ get_str8(struct meta_kvr_rdr *r, char *out, size_t cap)
 	out[l] = '\0';
 }
 
+/* An administrative question with no argument: asked of this process's
+ * node (local), else of the node through its control socket (message
+ * type).  The answer in *out. */
+static int
+admin_ask(struct meta_kv *kv, uint8_t type,
+	  int (*local)(struct meta_kvr_node *, struct tl_buf *),
+	  struct tl_buf *out)
+{
+	struct meta_kvr_kv *k = raft_of(kv);
+
+	if (k == NULL)
+		return -ENOTSUP;
+	return k->node ? local(k->node, out) : ctl_call(k, type, NULL, 0, out);
+}
+
 int
 meta_kv_raft_status(struct meta_kv *kv, struct meta_kv_raft_node **nodes,
 		    size_t *count)
 {
-	struct meta_kvr_kv *k = raft_of(kv);
 	struct tl_buf out = TL_BUF_INIT;
 	struct meta_kvr_rdr r;
 	size_t n = 0, cap = 0;
@@ -1207,10 +1203,7 @@ meta_kv_raft_status(struct meta_kv *kv, struct meta_kv_raft_node **nodes,
 
 	*nodes = NULL;
 	*count = 0;
-	if (k == NULL)
-		return -ENOTSUP;
-	rc = k->node ? meta_kvr_admin_status(k->node, &out)
-		     : ctl_call(k, 'S', NULL, 0, &out);
+	rc = admin_ask(kv, 'S', meta_kvr_admin_status, &out);
 	meta_kvr_rdr_init(&r, out.data, out.len);
 	while (rc == 0 && r.p < r.end) {
 		struct meta_kv_raft_node *x;
@@ -1278,7 +1271,6 @@ int
 meta_kv_raft_verify(struct meta_kv *kv, struct meta_kv_raft_verify **v,
 		    size_t *count)
 {
-	struct meta_kvr_kv *k = raft_of(kv);
 	struct tl_buf out = TL_BUF_INIT;
 	struct meta_kvr_rdr r;
 	size_t n = 0;
@@ -1286,10 +1278,7 @@ meta_kv_raft_verify(struct meta_kv *kv, struct meta_kv_raft_verify **v,
 
 	*v = NULL;
 	*count = 0;
-	if (k == NULL)
-		return -ENOTSUP;
-	rc = k->node ? meta_kvr_admin_verify(k->node, &out)
-		     : ctl_call(k, 'V', NULL, 0, &out);
+	rc = admin_ask(kv, 'V', meta_kvr_admin_verify, &out);
 	if (rc == 0 && out.len % 60) /* 8+8+8+4+32 per node */
 		rc = -EIO;
 	if (rc == 0 && out.len) {

@@ -923,33 +923,15 @@ struct meta_kvr_ctl {
 };
 
 static int
-io_full(int fd, void *p, size_t n, bool wr)
-{
-	uint8_t *b = p;
-
-	while (n > 0) {
-		ssize_t r = wr ? send(fd, b, n, MSG_NOSIGNAL) : read(fd, b, n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-static int
 ctl_reply(int fd, int status, const void *p, size_t len)
 {
 	uint8_t h[8];
 
 	tl_put_be32(h, (uint32_t)status);
 	tl_put_be32(h + 4, (uint32_t)len);
-	if (io_full(fd, h, 8, true))
+	if (tl_io_full(fd, h, 8, TL_IO_SEND))
 		return -1;
-	return len ? io_full(fd, (void *)p, len, true) : 0;
+	return len ? tl_io_full(fd, (void *)p, len, TL_IO_SEND) : 0;
 }
 
 /* One request of a local client. */
@@ -1016,13 +998,13 @@ ctl_client_main(void *arg)
 	for (;;) {
 		uint32_t len;
 
-		if (io_full(cl->fd, h, 5, false))
+		if (tl_io_full(cl->fd, h, 5, TL_IO_READ))
 			break;
 		len = tl_get_be32(h + 1);
 		if (len > KVR_FRAME_MAX)
 			break;
 		p = tl_realloc(p, len + 1);
-		if (len && io_full(cl->fd, p, len, false))
+		if (len && tl_io_full(cl->fd, p, len, TL_IO_READ))
 			break;
 		if (ctl_handle(cl->n, cl->fd, h[0], p, len))
 			break;

@@ -77,19 +77,6 @@ meta_kvr_identity_load(const char *dir, uint8_t group[16], uint64_t *id)
 	return rc;
 }
 
-static int
-fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
 int
 meta_kvr_identity_save(const char *dir, const uint8_t group[16], uint64_t id)
 {
@@ -113,7 +100,7 @@ meta_kvr_identity_save(const char *dir, const uint8_t group[16], uint64_t id)
 	if (rc == 0 && rename(tmp, path) < 0)
 		rc = -errno;
 	if (rc == 0)
-		rc = fsync_dir(dir);
+		rc = tl_fsync_dir_at(AT_FDCWD, dir);
 out:
 	free(tmp);
 	free(path);
@@ -377,24 +364,6 @@ candidates(struct meta_kvr_node *n, struct cand *c, size_t max)
 	return k;
 }
 
-static int
-write_all(int fd, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	while (n > 0) {
-		ssize_t r = write(fd, b, n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 /* Receive one copy from addr into dir/data.mdb. */
 static int
 fetch_one(struct meta_kvr_node *n, const char *addr, const char *dir,
@@ -441,7 +410,8 @@ fetch_one(struct meta_kvr_node *n, const char *addr, const char *dir,
 			break;
 		if (f.len >= 1 && f.data[0] == 'D') {
 			EVP_DigestUpdate(h, f.data + 1, f.len - 1);
-			rc = write_all(fd, f.data + 1, f.len - 1);
+			rc = tl_io_full(fd, f.data + 1, f.len - 1,
+					TL_IO_WRITE);
 			*bytes += f.len - 1;
 			continue;
 		}
@@ -589,7 +559,7 @@ meta_kvr_replica_fetch(struct meta_kvr_node *n, uint64_t min_index,
 		if (rc == 0 && rename(tmp, n->repdir) < 0)
 			rc = -errno;
 		if (rc == 0)
-			rc = fsync_dir(n->o.dir);
+			rc = tl_fsync_dir_at(AT_FDCWD, n->o.dir);
 		rm_tree(old);
 		if (rc)
 			e = tl_asprintf("cannot put the copy in place: %s",

@@ -568,42 +568,6 @@ meta_kvr_open(struct meta_kvr_aead *a, const uint8_t *in, size_t len,
 
 /* ---- blocking client ----------------------------------------------------- */
 
-static int
-read_full(int fd, void *p, size_t n)
-{
-	uint8_t *b = p;
-
-	while (n > 0) {
-		ssize_t r = read(fd, b, n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r == 0 ? -ECONNRESET : -errno;
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-static int
-write_full(int fd, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	while (n > 0) {
-		ssize_t r = send(fd, b, n, MSG_NOSIGNAL);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 /* Split "host:port" (or "[v6]:port"). */
 static int
 split_addr(const char *a, char *host, size_t hcap, char *port, size_t pcap)
@@ -686,9 +650,9 @@ meta_kvr_dial(const char *address, const struct meta_kvr_secret *s,
 	tl_random_bytes(h.nonce, 32);
 	snprintf(h.addr, sizeof(h.addr), "%s", myaddr ? myaddr : "");
 	meta_kvr_hello_encode(&h, &hello);
-	rc = write_full(fd, hello.data, hello.len);
+	rc = tl_io_full(fd, hello.data, hello.len, TL_IO_SEND);
 	if (rc == 0)
-		rc = read_full(fd, w, sizeof(w));
+		rc = tl_io_full(fd, w, sizeof(w), TL_IO_READ);
 	if (rc) {
 		*err = tl_asprintf("%s: handshake: %s", address, strerror(-rc));
 		goto fail;
@@ -709,7 +673,7 @@ meta_kvr_dial(const char *address, const struct meta_kvr_secret *s,
 		goto fail;
 	}
 	meta_kvr_proof_make(s, hello.data, hello.len, w, proof);
-	rc = write_full(fd, proof, sizeof(proof));
+	rc = tl_io_full(fd, proof, sizeof(proof), TL_IO_SEND);
 	if (rc) {
 		*err = tl_asprintf("%s: handshake: %s", address, strerror(-rc));
 		goto fail;
@@ -733,7 +697,7 @@ meta_kvr_send_frame(int fd, struct meta_kvr_session *ss, const void *p,
 	int rc;
 
 	meta_kvr_seal(&ss->tx, p, n, &b);
-	rc = write_full(fd, b.data, b.len);
+	rc = tl_io_full(fd, b.data, b.len, TL_IO_SEND);
 	tl_buf_free(&b);
 	return rc;
 }
@@ -747,7 +711,7 @@ meta_kvr_recv_frame(int fd, struct meta_kvr_session *ss, struct tl_buf *out)
 	int rc;
 
 	tl_buf_reset(out);
-	rc = read_full(fd, hdr, 4);
+	rc = tl_io_full(fd, hdr, 4, TL_IO_READ);
 	if (rc)
 		return rc;
 	n = tl_get_be32(hdr);
@@ -755,7 +719,7 @@ meta_kvr_recv_frame(int fd, struct meta_kvr_session *ss, struct tl_buf *out)
 		return -EMSGSIZE;
 	in = tl_malloc(4 + n + KVR_TAG);
 	memcpy(in, hdr, 4);
-	rc = read_full(fd, in + 4, n + KVR_TAG);
+	rc = tl_io_full(fd, in + 4, n + KVR_TAG, TL_IO_READ);
 	if (rc == 0)
 		rc = meta_kvr_open(&ss->rx, in, 4 + n + KVR_TAG, out, &used);
 	free(in);

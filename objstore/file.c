@@ -168,20 +168,6 @@ fs_key_reserved(const char *key)
 		key[sizeof(TMP_DIR) - 1] == '\0');
 }
 
-static int
-fsync_dir_at(int dirfd, const char *path)
-{
-	int fd, r = 0;
-
-	fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	return r;
-}
-
 /* fsync the directory holding key ("." for a top-level key). */
 static int
 fsync_parent(int dirfd, const char *key)
@@ -191,9 +177,9 @@ fsync_parent(int dirfd, const char *key)
 	int r;
 
 	if (slash == NULL)
-		return fsync_dir_at(dirfd, ".");
+		return tl_fsync_dir_at(dirfd, ".");
 	parent = tl_strndup(key, (size_t)(slash - key));
-	r = fsync_dir_at(dirfd, parent);
+	r = tl_fsync_dir_at(dirfd, parent);
 	free(parent);
 	return r;
 }
@@ -395,7 +381,7 @@ sync_pass(struct file_store *fs)
 	/* Data first: a name made durable must name durable bytes. */
 	r = sync_objects(fs, pv, np);
 	for (i = 0; i < n; i++) {
-		e = fsync_dir_at(fs->dirfd, v[i]);
+		e = tl_fsync_dir_at(fs->dirfd, v[i]);
 		if (e < 0) {
 			if (r == 0)
 				r = fs_error(fs, "fsync dir", v[i], -e);

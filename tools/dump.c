@@ -154,19 +154,8 @@ static int
 fd_write(void *arg, const void *buf, size_t n)
 {
 	struct fd_io *io = arg;
-	const uint8_t *p = buf;
 
-	while (n > 0) {
-		ssize_t w = write(io->fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return tl_io_full(io->fd, (void *)buf, n, TL_IO_WRITE);
 }
 
 static int
@@ -219,15 +208,9 @@ static int
 sync_dir_of(const char *path)
 {
 	char *copy = tl_strdup(path);
-	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
+	int rc = tl_fsync_dir_at(AT_FDCWD, dirname(copy));
 
 	free(copy);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
 	return rc;
 }
 

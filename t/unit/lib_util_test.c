@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/tl.h"
@@ -153,6 +156,55 @@ test_buf(void)
 	tl_buf_free(&b);
 }
 
+/* Whole reads and writes through a pipe and a socket pair, larger than
+ * the pipe's buffer (so they take several calls); the end of the other
+ * side is -ECONNRESET, a closed socket's peer no SIGPIPE. */
+static void
+test_io_full(void)
+{
+	enum { N = 1 << 20 };
+	uint8_t *a = malloc(N), *b = malloc(N);
+	int pfd[2], sv[2], st = 0;
+	pid_t pid;
+
+	for (size_t i = 0; i < N; i++)
+		a[i] = (uint8_t)(i * 31 + 7);
+	CHECK(pipe(pfd) == 0 && socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0,
+	      "a pipe and a socket pair");
+	pid = fork();
+	if (pid == 0) {
+		close(pfd[0]);
+		close(sv[0]);
+		_exit(tl_io_full(pfd[1], a, N, TL_IO_WRITE) == 0 &&
+				      tl_io_full(sv[1], a, N, TL_IO_SEND) == 0
+			      ? 0
+			      : 1);
+	}
+	close(pfd[1]);
+	close(sv[1]);
+	CHECK(tl_io_full(pfd[0], b, N, TL_IO_READ) == 0 &&
+		      memcmp(a, b, N) == 0,
+	      "1 MiB written whole through a pipe, read whole");
+	memset(b, 0, N);
+	CHECK(tl_io_full(sv[0], b, N, TL_IO_READ) == 0 &&
+		      memcmp(a, b, N) == 0,
+	      "1 MiB sent whole through a socket, read whole");
+	waitpid(pid, &st, 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the writer saw no error");
+	CHECK_EQ(tl_io_full(pfd[0], b, 1, TL_IO_READ), -ECONNRESET,
+		 "a read past the writer's end: -ECONNRESET");
+	CHECK_EQ(tl_io_full(sv[0], a, 1, TL_IO_SEND), -EPIPE,
+		 "a send to a closed peer: -EPIPE, no SIGPIPE");
+	close(pfd[0]);
+	close(sv[0]);
+	free(a);
+	free(b);
+	CHECK_EQ(tl_fsync_dir_at(AT_FDCWD, "."), 0,
+		 "tl_fsync_dir_at of a directory");
+	CHECK_EQ(tl_fsync_dir_at(AT_FDCWD, "no-such-dir"), -ENOENT,
+		 "tl_fsync_dir_at of none: -ENOENT");
+}
+
 int
 main(void)
 {
@@ -161,5 +213,6 @@ main(void)
 	test_conf();
 	test_pool();
 	test_buf();
+	test_io_full();
 	return tap_done();
 }
