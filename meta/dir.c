@@ -494,6 +494,8 @@ link_txn(struct mtxn *t, void *arg)
 	rc = dir_writable(&d, o->c);
 	if (rc == 0)
 		rc = meta_trash_guard(t, &d);
+	if (rc == 0) /* a link out would leave it to the trash's expiry */
+		rc = meta_trash_holds(t, &in);
 	if (rc)
 		return rc;
 	if (is_dot(name))

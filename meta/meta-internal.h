@@ -368,6 +368,9 @@ int meta_trash_ino(struct mtxn *t, uint64_t *ino);
 /* -EPERM when d is the trash or one of its hour directories: nothing
  * may be created, removed, renamed or linked there. */
 int meta_trash_guard(struct mtxn *t, const struct inode *d);
+/* -EPERM when non-directory in is in the trash (its parent an hour
+ * directory): it leaves by restore or expiry only, never by a link. */
+int meta_trash_holds(struct mtxn *t, const struct inode *in);
 /* Whether ino, an entry of dir, is the trash and c may not see it (not
  * root, dir the volume root; c NULL is root). */
 bool meta_trash_hidden(struct mtxn *t, const struct meta_cred *c,

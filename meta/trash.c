@@ -880,10 +880,10 @@ meta_trash_due(struct mtxn *t, uint64_t now, uint64_t *files)
 	return trash_sum(t, true, now, files, &bytes);
 }
 
-int
-meta_size_account(struct mtxn *t, const struct inode *in, int64_t delta)
+/* Whether directory parent is one of the trash's hours. */
+static int
+is_hour(struct mtxn *t, uint64_t parent, bool *hour)
 {
-	uint64_t parent = in->a.parent;
 	struct meta_key k;
 	struct inode d;
 	uint64_t trash;
@@ -891,26 +891,45 @@ meta_size_account(struct mtxn *t, const struct inode *in, int64_t delta)
 	size_t vlen;
 	int rc;
 
+	*hour = false;
+	rc = meta_trash_ino(t, &trash);
+	if (rc || trash == 0 || parent == 0 || parent == trash)
+		return rc;
+	/* Only a directory's rename changes its parent, and the trash's
+	 * hours are never renamed: a peek, no conflict. */
+	meta_key_ino(t->m, &k, parent, 'I');
+	rc = meta_kv_peek(t->kv, k.b, k.len, &v, &vlen);
+	if (rc == 0)
+		rc = meta_inode_decode(v, vlen, parent, &d);
+	*hour = rc == 0 && d.a.parent == trash;
+	return rc == -ENOENT ? 0 : rc;
+}
+
+int
+meta_trash_holds(struct mtxn *t, const struct inode *in)
+{
+	bool hour;
+	int rc;
+
+	rc = is_hour(t, in->a.parent, &hour);
+	return rc ? rc : hour ? -EPERM : 0;
+}
+
+int
+meta_size_account(struct mtxn *t, const struct inode *in, int64_t delta)
+{
+	bool hour;
+	int rc;
+
 	if (delta == 0)
 		return 0;
-	rc = meta_trash_ino(t, &trash);
+	rc = is_hour(t, in->a.parent, &hour);
 	if (rc)
 		return rc;
-	if (trash != 0 && parent != 0 && parent != trash) {
-		/* Only a directory's rename changes its parent, and the
-		 * trash's hours are never renamed: a peek, no conflict. */
-		meta_key_ino(t->m, &k, parent, 'I');
-		rc = meta_kv_peek(t->kv, k.b, k.len, &v, &vlen);
-		if (rc == 0)
-			rc = meta_inode_decode(v, vlen, parent, &d);
-		if (rc == 0 && d.a.parent == trash) {
-			t->d_trash += delta;
-			return meta_quota_trash_charge(t, in->a.ino, delta,
-						       false);
-		}
-		if (rc && rc != -ENOENT)
-			return rc;
+	if (hour) {
+		t->d_trash += delta;
+		return meta_quota_trash_charge(t, in->a.ino, delta, false);
 	}
 	t->d_logical += delta;
-	return meta_quota_logical(t, parent, delta);
+	return meta_quota_logical(t, in->a.parent, delta);
 }

@@ -314,6 +314,8 @@ test_figures(void)
 	CHECK_EQ(meta_unlink(m, &root_cred, sub, "f", NULL, NULL), 0,
 		 "remove b/sub/f: into the trash");
 	figures_are(m, b, 123, 4000, "b: f in its trash bytes");
+	CHECK_EQ(meta_link(m, &root_cred, f, a, "out", NULL, NULL, NULL),
+		 -EPERM, "a file in the trash cannot be linked out of it");
 	figures_are(m, META_ROOT_INO, 123, 4000, "root: f in the trash");
 	CHECK_EQ(meta_rename(m, &root_cred, b, "sub", a, "sub", NULL, NULL,
 			     NULL, NULL), 0, "rename b/sub to a/sub");
