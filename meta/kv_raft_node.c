@@ -230,15 +230,33 @@ pend_resolve(struct meta_kvr_node *n)
 	}
 }
 
+/* A replica that cannot apply the log must not stay in the group: with
+ * an applier that no longer moves it would still vote, and could be
+ * elected, and the group would stand still behind it until an operator
+ * removed it.  So the process stops at once (fail-stop, as etcd does on a
+ * corrupt WAL): its peers hold everything it acknowledged, and the clients
+ * of this gateway resend their unstable writes elsewhere (the verifier
+ * changes).  Exit status 3 when restarting cannot help (the replica or
+ * its log is damaged: tesserad(8), "Corrupt data"; the systemd unit does
+ * not restart it), 1 when it may. */
 void
-meta_kvr_node_fail(struct meta_kvr_node *n, int rc)
+meta_kvr_node_fail(struct meta_kvr_node *n, int rc, bool retry)
 {
+	bool running;
+
 	pthread_mutex_lock(&n->lock);
 	if (!n->failed)
 		n->failed = rc;
+	running = n->running;
 	pend_resolve(n);
 	pthread_cond_broadcast(&n->applied_cv);
 	pthread_mutex_unlock(&n->lock);
+	if (!running)
+		return; /* node_start says why it refuses to start */
+	tl_err(KVR_SUB, "this node cannot apply the log (%s): the process "
+	       "stops, so that it neither votes nor leads (exit status %d)",
+	       strerror(-rc), retry ? 1 : 3);
+	_exit(retry ? 1 : 3);
 }
 
 int
@@ -953,10 +971,10 @@ fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 	    tl_get_be64(b + 10) != index) {
 		tl_err(KVR_SUB,
 		       "log entry %llu is corrupt (checksum or index "
-		       "mismatch): not applied; this node stops serving "
+		       "mismatch): not applied; this node stops "
 		       "(replace it: \"Corrupt data\" in tesserad(8))",
 		       (unsigned long long)index);
-		meta_kvr_node_fail(n, -EIO);
+		meta_kvr_node_fail(n, -EIO, false);
 		return 0;
 	}
 	it = tl_malloc(sizeof(*it) + buf->len);
@@ -1437,6 +1455,9 @@ raft_setup(struct meta_kvr_node *n, bool bootstrap, char **err)
 	/* the loop does not run yet: the configuration is ours to read */
 	for (unsigned i = 0; i < n->raft.configuration.n; i++)
 		n->member |= n->raft.configuration.servers[i].id == n->o.id;
+	pthread_mutex_lock(&n->lock);
+	n->running = true;
+	pthread_mutex_unlock(&n->lock);
 	return 0;
 }
 

@@ -167,6 +167,8 @@ struct meta_kvr_node {
 	uint64_t rel;                /* [lock] */
 	struct meta_kvr_lease *ls;   /* [raft] */
 	bool member;                 /* [lock] in the configuration */
+	bool running;                /* [lock] started: a failure now ends
+					the process (meta_kvr_node_fail) */
 	uint64_t snap_index;         /* [raft] last snapshot taken/restored */
 	struct meta_kvr_leader *ld;  /* [raft] resolver when leader */
 	bool fence_needed;           /* [raft] sent txns lost their leader */
@@ -198,8 +200,10 @@ void meta_kvr_node_read_answer(struct meta_kvr_node *n, uint64_t id, int rc,
 void meta_kvr_node_commit_answer(struct meta_kvr_node *n, uint64_t seq,
 				 int status, uint64_t index, uint64_t peer);
 uint64_t meta_kvr_node_applied(struct meta_kvr_node *n);
-/* Stop serving for good: every call fails with rc. */
-void meta_kvr_node_fail(struct meta_kvr_node *n, int rc);
+/* The replica cannot go on: every waiting call fails with rc and, once
+ * the node runs, the process exits (1 if retry: a restart may succeed;
+ * 3 if not); while it starts, its open reports the failure. */
+void meta_kvr_node_fail(struct meta_kvr_node *n, int rc, bool retry);
 /* Wait until the applier applied all it was given (raft thread). */
 int meta_kvr_node_drain(struct meta_kvr_node *n);
 int meta_kvr_node_wait_applied(struct meta_kvr_node *n, uint64_t index,

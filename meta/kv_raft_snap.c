@@ -265,19 +265,19 @@ meta_kvr_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	      (d[4] == 1 && len == SNAP_DESC_V1))) {
 		tl_err(KVR_SUB, "a snapshot that is not Tessera's (%zu bytes): "
 		       "refused, nothing of it applied", len);
-		meta_kvr_node_fail(n, -EIO);
+		meta_kvr_node_fail(n, -EIO, false);
 		return 0;
 	}
 	if (d[4] == SNAP_VERSION &&
 	    tl_get_be32(d + SNAP_DESC_V1) != meta_kvr_crc32c(0, d, SNAP_DESC_V1)) {
 		tl_err(KVR_SUB, "the snapshot is corrupt (checksum mismatch): "
 		       "refused, nothing of it applied");
-		meta_kvr_node_fail(n, -EIO);
+		meta_kvr_node_fail(n, -EIO, false);
 		return 0;
 	}
 	if (memcmp(d + 5, n->group, 16) != 0) {
 		tl_err(KVR_SUB, "a snapshot of another group: refused");
-		meta_kvr_node_fail(n, -EXDEV);
+		meta_kvr_node_fail(n, -EXDEV, false);
 		return 0;
 	}
 	index = tl_get_be64(d + 21);
@@ -313,9 +313,9 @@ meta_kvr_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	if (rc) {
 		tl_err(KVR_SUB,
 		       "cannot restore the snapshot at %llu: %s; "
-		       "this node stops serving (restart it to try again)",
+		       "this node stops (started again, it tries again)",
 		       (unsigned long long)index, err ? err : strerror(-rc));
-		meta_kvr_node_fail(n, -EIO);
+		meta_kvr_node_fail(n, -EIO, true);
 	} else {
 		atomic_fetch_add(&n->st.snap_recv, 1);
 		meta_kvr_node_replaced(n, lookup_own, n);

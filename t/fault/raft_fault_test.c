@@ -43,8 +43,8 @@
  * entry's body in a closed segment, with libraft's own batch checksum
  * computed again, so that libraft loads the log and only the entry's
  * CRC-32C (sealed by the leader) tells: the node must say "log entry N
- * is corrupt", apply nothing from then on (or stop, if it was still
- * starting) and answer no NFS request.  Each time the operator's repair
+ * is corrupt", apply nothing and stop (exit status 3), and answer no
+ * NFS request.  Each time the operator's repair
  * ("Corrupt data" in tesserad(8)) follows: `tessera raft remove`, the
  * node's directory emptied, the node started and `tessera raft
  * add`-ed; then the same checks as after every cycle.
@@ -1445,10 +1445,10 @@ corrupt_entry_cycle(int k)
 	if (!strstr(log, what))
 		th_diag("%s", log);
 	free(log);
-	/* it applies nothing more, serves nothing; the others go on.  Found
-	 * while tesserad still starts, the failure ends the process (its
-	 * first reads fail); found later, the node runs on and fails every
-	 * call. */
+	/* it applies nothing more, serves nothing; the others go on.  The
+	 * process ends (exit status 3, meta_kvr_node_fail), whether found
+	 * while tesserad starts or later; a node still running is checked
+	 * to apply nothing. */
 	a0 = applied_of(o, NULL);
 	TH_CHECK(wait_progress(PROGRESS), "cycle %d: the clients of the "
 		 "other gateways go on", k);
