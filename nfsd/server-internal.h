@@ -4,7 +4,9 @@
  * the server's life cycle (server.c: create, run, signals, exports
  * reloads and the control thread, rpcbind, shutdown).
  *
- * Nothing outside rpc.c and server.c includes this file.
+ * Nothing outside rpc.c and server.c includes this file but the
+ * transport's unit test, which runs the idle sweep by hand
+ * (t/unit/nfsd_rpc_test.c).
  */
 #ifndef NFSD_SERVER_INTERNAL_H
 #define NFSD_SERVER_INTERNAL_H
