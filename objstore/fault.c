@@ -15,10 +15,12 @@
  *   enospc=1       fail with -ENOSPC (a full store) instead of -EIO
  *   hold=1         each selected operation waits, before it goes on (or
  *                  fails), until the settings in force no longer hold;
- *                  while one waits, the file FILE.held exists.  Only
- *                  with ctl (nothing else could release it).  So a test
- *                  can stop a READ's GET after the READ planned its
- *                  blocks, change the file meanwhile, and let it go.
+ *                  while one waits, the file FILE.held exists.  In the
+ *                  URL only with ctl (nothing else could release it);
+ *                  os_fault_configure may set it too, and its next call
+ *                  releases.  So a test can stop a READ's GET after the
+ *                  READ planned its blocks, change the file meanwhile,
+ *                  and let it go; or hold a cache's uploads.
  *   seed=N         reproducible sequence of random failures
  *   ctl=FILE       the settings in force are read from FILE (the same
  *                  options, but ctl, separated by ',' or white space)
@@ -60,7 +62,7 @@ struct fault_conf {
 	uint64_t failures;   /* most failures to inject; UINT64_MAX: all */
 	unsigned ops;        /* bit per enum os_op */
 	bool enospc;
-	bool hold;           /* selected operations wait (ctl only) */
+	bool hold;           /* selected operations wait (ctl or configure) */
 };
 
 struct fault_store {
@@ -281,7 +283,7 @@ decide(struct fault_store *f, enum os_op op, uint64_t *sleep_ms, bool *hold)
 	f->st.calls[op]++;
 	if (f->conf.ops & (1U << op)) {
 		*sleep_ms = f->conf.latency_ms;
-		*hold = f->conf.hold && f->ctl != NULL;
+		*hold = f->conf.hold;
 		f->selected++;
 		if ((f->selected > f->conf.fail_after ||
 		     (f->conf.err > 0 && next_rand(f) < f->conf.err)) &&
@@ -305,27 +307,30 @@ sleep_for(uint64_t ms)
 		;
 }
 
-/* hold=1: wait until the ctl file's settings no longer hold, with
- * FILE.held present meanwhile (created by every waiter, removed by each
- * as it goes: all waiters are released together). */
+/* hold=1: wait until the settings in force (the ctl file's, or
+ * os_fault_configure's) no longer hold, with FILE.held present meanwhile
+ * when there is a ctl file (created by every waiter, removed by each as
+ * it goes: all waiters are released together). */
 static void
 hold_wait(struct fault_store *f)
 {
-	char *held = tl_asprintf("%s.held", f->ctl);
+	char *held = f->ctl ? tl_asprintf("%s.held", f->ctl) : NULL;
 	bool hold = true;
 	int fd;
 
-	fd = open(held, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	if (fd >= 0)
+	if (held != NULL &&
+	    (fd = open(held, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) >= 0)
 		close(fd);
 	while (hold) {
 		sleep_for(10);
 		pthread_mutex_lock(&f->lock);
-		ctl_check(f);
+		if (f->ctl != NULL)
+			ctl_check(f);
 		hold = f->conf.hold;
 		pthread_mutex_unlock(&f->lock);
 	}
-	(void)unlink(held);
+	if (held != NULL)
+		(void)unlink(held);
 	free(held);
 }
 
@@ -387,9 +392,13 @@ fault_get(struct os_store *s, const char *key, uint64_t off, size_t len,
 	int rc = fault_check(f, OS_OP_GET);
 
 	*got = 0;
-	return rc < 0 ? rc
-		      : f->w.inner->ops->get(f->w.inner, key, off, len, buf,
-					     got);
+	if (rc < 0)
+		return rc;
+	rc = f->w.inner->ops->get(f->w.inner, key, off, len, buf, got);
+	pthread_mutex_lock(&f->lock);
+	f->st.get_bytes += *got;
+	pthread_mutex_unlock(&f->lock);
+	return rc;
 }
 
 static int

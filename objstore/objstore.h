@@ -270,11 +270,13 @@ struct os_store *os_unwrap(struct os_store *s, const char *scheme);
 int os_fault_wrap(struct os_store *inner, const char *spec,
 		  struct os_store **out, char **err);
 /* Replace the fault settings of a fault store at run time; counters are
- * kept, fail_after counts from now. */
+ * kept, fail_after counts from now.  hold=1 is allowed here without
+ * ctl: the selected operations wait until a later call lifts it. */
 int os_fault_configure(struct os_store *fault, const char *spec, char **err);
 struct os_fault_stats {
 	uint64_t calls[OS_OP_COUNT];    /* operations seen */
 	uint64_t injected[OS_OP_COUNT]; /* of which failed on purpose */
+	uint64_t get_bytes;             /* bytes the GETs returned */
 };
 int os_fault_stats(struct os_store *fault, struct os_fault_stats *out);
 
