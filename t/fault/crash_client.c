@@ -362,21 +362,8 @@ killer(void *arg)
 static void
 run_fsck(int cycle)
 {
-	char cmd[1200];
-	const char *b = getenv("top_builddir");
-	int st;
-
-	snprintf(cmd, sizeof cmd, "%s/tessera fsck %s > %s/fsck.out 2>&1",
-		 b && *b ? b : TH_BUILDDIR, srv.meta_url, srv.dir);
-	st = system(cmd);
-	if (st != 0) {
-		snprintf(cmd, sizeof cmd, "sed 's/^/#   /' %s/fsck.out",
-			 srv.dir);
-		if (system(cmd) != 0)
-			th_diag("cannot show fsck output");
-	}
-	TH_CHECK(st == 0, "cycle %d: tessera fsck clean after the crash",
-		 cycle);
+	TH_CHECK(th_server_fsck(&srv) == 0,
+		 "cycle %d: tessera fsck clean after the crash", cycle);
 }
 
 static void

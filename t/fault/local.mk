@@ -17,57 +17,19 @@
 # `make soak` runs the crash test for 300 cycles (SOAK_CYCLES=N to change)
 # and the raft fault test for 300 cycles on five nodes then three
 # (RAFT_SOAK_CYCLES=N).
+
+# A test is a name in FAULT_C_TESTS (built and linked like every test
+# program, t/local.mk).
 if HAVE_LIBNFS
-FAULT_CPPFLAGS = $(AM_CPPFLAGS) $(NFS_CFLAGS) \
-	-DTH_BUILDDIR='"$(abs_top_builddir)"'
-FAULT_LDADD = t/nfs/libtharness.a $(NFS_LIBS) -lpthread
-
 check_PROGRAMS += t/fault/crash_client
-t_fault_crash_client_SOURCES = t/fault/crash_client.c
-t_fault_crash_client_CPPFLAGS = $(FAULT_CPPFLAGS)
-t_fault_crash_client_LDADD = $(FAULT_LDADD)
-
-check_PROGRAMS += t/fault/smallcrash_test
-t_fault_smallcrash_test_SOURCES = t/fault/smallcrash_test.c
-t_fault_smallcrash_test_CPPFLAGS = $(FAULT_CPPFLAGS)
-t_fault_smallcrash_test_LDADD = $(FAULT_LDADD)
-
-check_PROGRAMS += t/fault/stress_test
-t_fault_stress_test_SOURCES = t/fault/stress_test.c
-t_fault_stress_test_CPPFLAGS = $(FAULT_CPPFLAGS)
-t_fault_stress_test_LDADD = $(FAULT_LDADD)
-
-check_PROGRAMS += t/fault/objfail_test
-t_fault_objfail_test_SOURCES = t/fault/objfail_test.c
-t_fault_objfail_test_CPPFLAGS = $(FAULT_CPPFLAGS)
-t_fault_objfail_test_LDADD = $(FAULT_LDADD)
-
-check_PROGRAMS += t/fault/metafull_test
-t_fault_metafull_test_SOURCES = t/fault/metafull_test.c
-t_fault_metafull_test_CPPFLAGS = $(FAULT_CPPFLAGS)
-t_fault_metafull_test_LDADD = $(FAULT_LDADD)
-
-check_PROGRAMS += t/fault/nospc_test
-t_fault_nospc_test_SOURCES = t/fault/nospc_test.c
-t_fault_nospc_test_CPPFLAGS = $(FAULT_CPPFLAGS)
-t_fault_nospc_test_LDADD = $(FAULT_LDADD)
-
-check_PROGRAMS += t/fault/raft_fault_test
-t_fault_raft_fault_test_SOURCES = t/fault/raft_fault_test.c
-t_fault_raft_fault_test_CPPFLAGS = $(FAULT_CPPFLAGS)
-t_fault_raft_fault_test_LDADD = $(FAULT_LDADD) meta/libmeta.a lib/libtl.a \
-	$(RAFT_LIBS) $(CRYPTO_LIBS) $(LMDB_LIBS)
-
-FAULT_TESTS = t/fault/crash-test.sh t/fault/smallcrash_test \
-	t/fault/stress_test \
+FAULT_C_TESTS = t/fault/smallcrash_test t/fault/stress_test \
 	t/fault/objfail_test t/fault/nospc_test t/fault/metafull_test \
 	t/fault/raft_fault_test
+check_PROGRAMS += $(FAULT_C_TESTS)
+FAULT_TESTS = t/fault/crash-test.sh $(FAULT_C_TESTS)
 dist_check_SCRIPTS += t/fault/crash-test.sh
 TESTS += $(FAULT_TESTS)
-FAULT_LOGS = t/fault/crash-test.log t/fault/smallcrash_test.log \
-	t/fault/stress_test.log \
-	t/fault/objfail_test.log t/fault/nospc_test.log t/fault/metafull_test.log \
-	t/fault/raft_fault_test.log
+FAULT_LOGS = t/fault/crash-test.log $(FAULT_C_TESTS:=.log)
 $(FAULT_LOGS): tesserad$(EXEEXT) tessera$(EXEEXT) t/fault/crash_client$(EXEEXT)
 
 SOAK_CYCLES = 300

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <unistd.h>
 
 #include "t/nfs/tharness.h"
@@ -22,15 +21,6 @@
 
 static struct th_server srv;
 static struct th_conn cn;
-static char metadir[400];
-static bool mounted;
-
-static void
-unmount(void)
-{
-	if (mounted && umount2(metadir, MNT_DETACH) == 0)
-		mounted = false;
-}
 
 /* Long names make every entry cost a few hundred bytes of metadata. */
 static int
@@ -57,30 +47,13 @@ exists(int i)
 int
 main(void)
 {
-	static uint8_t zeros[FILLER];
-	char cmd[2000], filler[450];
-	const char *b = getenv("top_builddir");
-	int st = NFS3_OK, i, missing = 0, fd;
+	const char *filler;
+	int st = NFS3_OK, i, missing = 0;
 
 	TH_REQUIRE(th_server_start(&srv, NULL, NULL) == 0, "start tesserad");
 	th_server_stop(&srv, false);
-	snprintf(metadir, sizeof metadir, "%s/meta", srv.dir);
-	snprintf(cmd, sizeof cmd, "mv %s %s.orig && mkdir %s", metadir,
-		 metadir, metadir);
-	TH_REQUIRE(system(cmd) == 0, "move the metadata directory aside");
-	if (mount("tmpfs", metadir, "tmpfs", 0, "size=2m") != 0) {
-		th_diag("mount tmpfs: %s", strerror(errno));
-		th_skip_all("cannot mount a tmpfs here");
-	}
-	mounted = true;
-	atexit(unmount);
-	snprintf(cmd, sizeof cmd, "cp -a %s.orig/. %s/", metadir, metadir);
-	TH_REQUIRE(system(cmd) == 0, "metadata directory on a 2 MiB tmpfs");
-	snprintf(filler, sizeof filler, "%s/filler", metadir);
-	fd = open(filler, O_WRONLY | O_CREAT, 0644);
-	TH_REQUIRE(fd >= 0 && write(fd, zeros, FILLER) == FILLER,
-		   "512 KiB filler file");
-	close(fd);
+	/* the metadata directory on a 2 MiB tmpfs, 512 KiB of it filler */
+	filler = th_server_tmpfs(&srv, "meta", 2, FILLER);
 	TH_REQUIRE(th_server_restart(&srv, false) == 0, "restart");
 	TH_REQUIRE(th_connect(&cn, srv.port, "/", 0, 0) == 0, "connect");
 
@@ -103,10 +76,7 @@ main(void)
 	TH_CHECK(exists(i), "the new name is there");
 	th_disconnect(&cn);
 	th_server_stop(&srv, false);
-	snprintf(cmd, sizeof cmd, "%s/tessera fsck %s > %s/fsck.out 2>&1 || "
-		 "{ sed 's/^/#   /' %s/fsck.out; exit 1; }",
-		 b && *b ? b : TH_BUILDDIR, srv.meta_url, srv.dir, srv.dir);
-	TH_CHECK(system(cmd) == 0, "fsck clean");
-	unmount();
+	TH_CHECK(th_server_fsck(&srv) == 0, "fsck clean");
+	th_tmpfs_unmount();
 	return th_done();
 }

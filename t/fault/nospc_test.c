@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <unistd.h>
 
 #include "t/nfs/tharness.h"
@@ -22,15 +21,6 @@
 
 static struct th_server srv;
 static struct th_conn cn;
-static char objdir[400];
-static bool mounted;
-
-static void
-unmount(void)
-{
-	if (mounted && umount2(objdir, MNT_DETACH) == 0)
-		mounted = false;
-}
 
 static int
 write_file(int i, const uint8_t *data)
@@ -74,36 +64,17 @@ int
 main(void)
 {
 	static uint8_t data[MAXF][FSIZE];
-	char cmd[2000], filler[450];
+	const char *filler;
 	bool acked[MAXF] = {false};
-	const char *b = getenv("top_builddir");
-	int st = NFS3_OK, i, nacked = 0, fd;
+	int st = NFS3_OK, i, nacked = 0;
 
 	for (i = 0; i < MAXF; i++)
 		th_fill(500 + (uint64_t)i, data[i], FSIZE);
 	TH_REQUIRE(th_server_start(&srv, NULL, NULL) == 0, "start tesserad");
 	th_server_stop(&srv, false);
-	snprintf(objdir, sizeof objdir, "%s/obj", srv.dir);
-	snprintf(cmd, sizeof cmd, "mv %s %s.orig && mkdir %s", objdir, objdir,
-		 objdir);
-	TH_REQUIRE(system(cmd) == 0, "move the object directory aside");
-	if (mount("tmpfs", objdir, "tmpfs", 0, "size=8m") != 0) {
-		th_diag("mount tmpfs: %s", strerror(errno));
-		th_skip_all("cannot mount a tmpfs here");
-	}
-	mounted = true;
-	atexit(unmount);
-	snprintf(cmd, sizeof cmd, "cp -a %s.orig/. %s/", objdir, objdir);
-	TH_REQUIRE(system(cmd) == 0, "object directory on an 8 MiB tmpfs");
-	/* 2 MiB of something else, removed later to free space. */
-	snprintf(filler, sizeof filler, "%s/filler", objdir);
-	fd = open(filler, O_WRONLY | O_CREAT, 0644);
-	TH_REQUIRE(fd >= 0 && write(fd, data[0], FSIZE) == FSIZE &&
-			   write(fd, data[1], FSIZE) == FSIZE &&
-			   write(fd, data[2], FSIZE) == FSIZE &&
-			   write(fd, data[3], FSIZE) == FSIZE,
-		   "filler file");
-	close(fd);
+	/* the object directory on an 8 MiB tmpfs, with 2 MiB of something
+	 * else, removed later to free space */
+	filler = th_server_tmpfs(&srv, "obj", 8, 4 * FSIZE);
 	TH_REQUIRE(th_server_restart(&srv, false) == 0, "restart");
 	TH_REQUIRE(th_connect(&cn, srv.port, "/", 0, 0) == 0, "connect");
 
@@ -134,10 +105,7 @@ main(void)
 				 "the recovery", j);
 	th_disconnect(&cn);
 	th_server_stop(&srv, false);
-	snprintf(cmd, sizeof cmd, "%s/tessera fsck %s > %s/fsck.out 2>&1 || "
-		 "{ sed 's/^/#   /' %s/fsck.out; exit 1; }",
-		 b && *b ? b : TH_BUILDDIR, srv.meta_url, srv.dir, srv.dir);
-	TH_CHECK(system(cmd) == 0, "fsck clean");
-	unmount();
+	TH_CHECK(th_server_fsck(&srv) == 0, "fsck clean");
+	th_tmpfs_unmount();
 	return th_done();
 }

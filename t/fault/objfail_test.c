@@ -25,22 +25,6 @@ static struct th_server srv;
 static struct th_conn cn;
 static char plain_url[300];
 
-static int __attribute__((format(printf, 1, 2)))
-tool(const char *fmt, ...)
-{
-	char cmd[2000], a[1200];
-	const char *b = getenv("top_builddir");
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(a, sizeof a, fmt, ap);
-	va_end(ap);
-	snprintf(cmd, sizeof cmd, "%s/tessera %s > %s/tool.out 2>&1 || "
-		 "{ sed 's/^/#   /' %s/tool.out; exit 1; }",
-		 b && *b ? b : TH_BUILDDIR, a, srv.dir, srv.dir);
-	return system(cmd);
-}
-
 /* Restart the daemon on another storage URL ("" = the plain one). */
 static void
 restart_on(const char *wrap)
@@ -54,7 +38,7 @@ restart_on(const char *wrap)
 	 * read-back of a block would refuse. */
 	snprintf(arg, sizeof arg, "config --force %s --storage '%s'",
 		 srv.meta_url, url);
-	TH_REQUIRE(tool("%s", arg) == 0, "tessera config --storage %s", url);
+	TH_REQUIRE(th_tessera(&srv, "%s", arg) == 0, "tessera config --storage %s", url);
 	TH_REQUIRE(th_server_restart(&srv, false) == 0, "restart");
 	TH_REQUIRE(th_connect(&cn, srv.port, "/", 0, 0) == 0, "connect");
 }
@@ -203,7 +187,7 @@ main(void)
 		NFS3_OK, "writes succeed again");
 	th_disconnect(&cn);
 	th_server_stop(&srv, false);
-	TH_CHECK(tool("fsck %s", srv.meta_url) == 0,
+	TH_CHECK(th_server_fsck(&srv) == 0,
 		 "fsck: every block the metadata refers to is stored");
 	return th_done();
 }

@@ -278,15 +278,8 @@ start_node(int i)
 
 	snprintf(log, sizeof(log), "%s/n%d.log", g.dir, i);
 	snprintf(bin, sizeof(bin), "%s/tesserad", th_builddir());
-	pid = fork();
+	pid = t_fork_logged(log);
 	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
 		if (g.netns) {
 			char ns[32];
 

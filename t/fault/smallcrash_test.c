@@ -149,26 +149,6 @@ verify(struct th_conn *c, long *bad)
 	return n;
 }
 
-/* The number after `what` in the last `tessera` command's output, or
- * -1. */
-static long
-tool_figure(const char *what)
-{
-	char path[300], line[1024];
-	long n = -1;
-	FILE *f;
-
-	snprintf(path, sizeof path, "%s/tool.out", srv.dir);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof line, f) != NULL)
-		if (strncmp(line, what, strlen(what)) == 0)
-			n = strtol(line + strlen(what), NULL, 10);
-	fclose(f);
-	return n;
-}
-
 int
 main(void)
 {
@@ -235,7 +215,7 @@ main(void)
 	TH_CHECK(th_server_fsck(&srv) == 0, "fsck clean at the end");
 	{
 		int st = th_tessera(&srv, "gc '%s'", srv.meta_url);
-		long leaked = tool_figure("leaked:");
+		long leaked = th_tool_figure(&srv, "leaked:");
 
 		TH_CHECK(st == 0 && leaked == 0, "tessera gc: no object "
 			 "leaked (%ld)", leaked);

@@ -43,7 +43,6 @@
  */
 #include "config.h"
 
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,31 +134,6 @@ wait_holder(const struct th_server *s, int pid)
 	return false;
 }
 
-static size_t nobjects;
-
-static int
-count_cb(const char *path, const struct stat *st, int type, struct FTW *f)
-{
-	(void)path;
-	(void)st;
-	(void)f;
-	if (type == FTW_F)
-		nobjects++;
-	return 0;
-}
-
-/* Blocks of the volume in the file:// store. */
-static size_t
-objects(const struct th_server *s)
-{
-	char dir[300];
-
-	snprintf(dir, sizeof dir, "%s/obj/tvol/chunks", s->dir);
-	nobjects = 0;
-	nftw(dir, count_cb, 16, FTW_PHYS);
-	return nobjects;
-}
-
 /* Write a 1 MiB file through s (FILE_SYNC: stored at once, one slice),
  * check its blocks reached the store, remove it. */
 static void
@@ -177,7 +151,7 @@ write_remove(const struct th_server *s, const char *name)
 	th_fill(7, buf, sizeof buf);
 	TH_REQUIRE(th_write(&cn, &o.fh, 0, buf, sizeof buf, FILE_SYNC,
 			    NULL) == NFS3_OK, "%s: write 1 MiB", name);
-	TH_CHECK(objects(s) > 0, "%s: its blocks are in the store", name);
+	TH_CHECK(th_server_objects(s) > 0, "%s: its blocks are in the store", name);
 	TH_STAT(th_remove(&cn, &cn.root, name), NFS3_OK, "%s: remove", name);
 	th_disconnect(&cn);
 }
@@ -303,9 +277,9 @@ wait_deleted(const struct th_server *s, const char *name)
 {
 	uint64_t t0 = th_now_ms();
 
-	while (objects(s) > 0 && th_now_ms() - t0 < POLL_LIMIT_MS)
+	while (th_server_objects(s) > 0 && th_now_ms() - t0 < POLL_LIMIT_MS)
 		usleep(200 * 1000);
-	TH_CHECK(objects(s) == 0, "%s: its blocks were deleted", name);
+	TH_CHECK(th_server_objects(s) == 0, "%s: its blocks were deleted", name);
 }
 
 int
@@ -378,7 +352,7 @@ main(void)
 	/* Nobody runs the jobs: what C's remove releases stays queued. */
 	write_remove(&c, "f3");
 	usleep(1500 * 1000);
-	TH_CHECK(objects(&c) > 0, "f3: no job deleted its blocks");
+	TH_CHECK(th_server_objects(&c) > 0, "f3: no job deleted its blocks");
 	TH_CHECK(status_has(&a, "pending delete: 1 (0 files, 0 B; 1 slices, "
 			    "1.0 MiB)"), "status: the released slice is "
 		 "pending delete");

@@ -250,9 +250,8 @@ reload_until(const char *path, int want)
 	int st = -1;
 
 	TH_REQUIRE(kill(srv.pid, SIGHUP) == 0, "SIGHUP to tesserad");
-	for (int i = 0; i < 600 && st != want; i++) {
-		if (i > 0)
-			usleep(50000);
+	for (uint64_t t0 = th_now_ms();
+	     st != want && th_now_ms() - t0 < TH_STALL_MS; usleep(50000)) {
 		if (th_connect(&c, srv.port, "/", 0, 0) == 0)
 			st = th_mnt(&c, path, &fh);
 		th_disconnect(&c);

@@ -16,19 +16,6 @@
 static struct th_server srv;
 static struct th_conn cn;
 
-static struct th_fh
-create_or_die(struct th_conn *c, const struct th_fh *dir, const char *name,
-	      uint32_t mode)
-{
-	struct th_obj o;
-	sattr3 sa = th_sattr_mode(mode);
-	int st = th_create(c, dir, name, GUARDED, &sa, NULL, &o);
-
-	TH_REQUIRE(st == NFS3_OK && o.fh_follows, "CREATE %s (%s)", name,
-		   th_stat_name(st));
-	return o.fh;
-}
-
 /* Every handle-taking procedure answers want for handle h. */
 static void
 all_procs(const char *what, const struct th_fh *h, const struct th_fh *dir,
@@ -83,8 +70,8 @@ test_stale(void)
 	st = th_mkdir(&cn, &cn.root, "stale", NULL, &o);
 	TH_REQUIRE(st == NFS3_OK, "MKDIR stale");
 	d = o.fh;
-	create_or_die(&cn, &d, "src", 0644);
-	f = create_or_die(&cn, &d, "gone", 0644);
+	th_create_fh(&cn, &d, "src", (sattr3[]){th_sattr_mode(0644)});
+	f = th_create_fh(&cn, &d, "gone", (sattr3[]){th_sattr_mode(0644)});
 	th_remove(&cn, &d, "gone");
 	all_procs("handle of a removed file", &f, &d, NFS3ERR_STALE);
 	st = th_mkdir(&cn, &d, "subgone", NULL, &o);
@@ -115,8 +102,8 @@ test_badhandle(void)
 	st = th_mkdir(&cn, &cn.root, "bad", NULL, &o);
 	TH_REQUIRE(st == NFS3_OK, "MKDIR bad");
 	d = o.fh;
-	create_or_die(&cn, &d, "src", 0644);
-	f = create_or_die(&cn, &d, "f", 0644);
+	th_create_fh(&cn, &d, "src", (sattr3[]){th_sattr_mode(0644)});
+	f = th_create_fh(&cn, &d, "f", (sattr3[]){th_sattr_mode(0644)});
 	th_diag("file handle length %u", f.len);
 	TH_CHECK(f.len > 0 && f.len <= 64, "handle length within 1..64 "
 		 "(%u)", f.len);
@@ -188,13 +175,13 @@ test_acces(void)
 	st = th_mkdir(&cn, &cn.root, "perm", NULL, &o);
 	TH_REQUIRE(st == NFS3_OK, "MKDIR perm (0755, root)");
 	d = o.fh;
-	priv = create_or_die(&cn, &d, "private", 0600);
-	ro = create_or_die(&cn, &d, "readonly", 0444);
+	priv = th_create_fh(&cn, &d, "private", (sattr3[]){th_sattr_mode(0600)});
+	ro = th_create_fh(&cn, &d, "readonly", (sattr3[]){th_sattr_mode(0444)});
 	th_write(&cn, &priv, 0, "secret", 6, FILE_SYNC, NULL);
 	st = th_mkdir(&cn, &d, "closed", &(sattr3){0}, &o);
 	sa = th_sattr_mode(0700);
 	th_setattr(&cn, &o.fh, &sa, NULL, NULL);
-	create_or_die(&cn, &o.fh, "inside", 0644);
+	th_create_fh(&cn, &o.fh, "inside", (sattr3[]){th_sattr_mode(0644)});
 	own = o.fh;
 
 	th_set_cred(&cn, 1000, 1000, 0, NULL);

@@ -283,10 +283,7 @@ test_space_before_options(void)
 	}
 	th_disconnect(&c);
 	kill(srv.pid, SIGHUP);
-	for (uint64_t t0 = th_now_ms();
-	     th_server_log_count(&srv, rules) < before + 2 &&
-	     th_now_ms() - t0 < 30000;)
-		usleep(20000);
+	T_WAIT(th_server_log_count(&srv, rules) >= before + 2);
 	TH_CHECK(th_server_log_count(&srv, rules) == before + 2,
 		 "and logged again on SIGHUP");
 }

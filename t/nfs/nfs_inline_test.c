@@ -23,7 +23,6 @@
  */
 #include "config.h"
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,30 +35,6 @@
 #define BIG (40 * KiB)
 
 static struct th_server srv;
-static size_t nobjects;
-
-static int
-count_cb(const char *path, const struct stat *st, int type, struct FTW *f)
-{
-	(void)path;
-	(void)st;
-	(void)f;
-	nobjects += type == FTW_F;
-	return 0;
-}
-
-/* Blocks of the volume in the file:// store. */
-static size_t
-objects(const struct th_server *s)
-{
-	char dir[300];
-
-	snprintf(dir, sizeof dir, "%s/obj/tvol/chunks", s->dir);
-	nobjects = 0;
-	nftw(dir, count_cb, 16, FTW_PHYS);
-	return nobjects;
-}
-
 /* Whether the file reads back as want[0..len) and is len bytes long. */
 static bool
 reads_as(struct th_conn *c, const struct th_fh *fh, const uint8_t *want,
@@ -104,26 +79,6 @@ used_bytes(struct th_conn *c)
 	if (th_fsstat(c, &c->root, &fs) != NFS3_OK)
 		return 0;
 	return fs.FSSTAT3res_u.resok.tbytes - fs.FSSTAT3res_u.resok.fbytes;
-}
-
-/* A line of the last `tessera` command's output starting with what:
- * the number after it, or -1. */
-static long
-tool_figure(const char *what)
-{
-	char path[300], line[1024];
-	long n = -1;
-	FILE *f;
-
-	snprintf(path, sizeof path, "%s/tool.out", srv.dir);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof line, f) != NULL)
-		if (strncmp(line, what, strlen(what)) == 0)
-			n = strtol(line + strlen(what), NULL, 10);
-	fclose(f);
-	return n;
 }
 
 static bool
@@ -184,8 +139,8 @@ main(void)
 	u0 = used_bytes(&c);
 	make_file(&c, "a", a, 5000, &fa);
 	u1 = used_bytes(&c);
-	TH_CHECK(objects(&srv) == 0, "a 5,000-byte file committed stores no "
-		 "object (%zu)", objects(&srv));
+	TH_CHECK(th_server_objects(&srv) == 0, "a 5,000-byte file committed stores no "
+		 "object (%zu)", th_server_objects(&srv));
 	TH_CHECK(reads_as(&c, &fa.fh, a, 5000), "its bytes read back");
 	TH_CHECK(u1 - u0 == 8192, "used bytes grow by 8 KiB (%llu)",
 		 (unsigned long long)(u1 - u0));
@@ -201,7 +156,7 @@ main(void)
 	TH_STAT(th_write(&c, &fa.fh, 1000, b, 100, FILE_SYNC, NULL), NFS3_OK,
 		"FILE_SYNC write of 100 bytes at 1,000");
 	memcpy(a + 1000, b, 100);
-	TH_CHECK(objects(&srv) == 0, "still no object");
+	TH_CHECK(th_server_objects(&srv) == 0, "still no object");
 	TH_CHECK(reads_as(&c, &fa.fh, a, 5000), "the new bytes read back over "
 		 "the old");
 
@@ -211,7 +166,7 @@ main(void)
 	TH_STAT(th_write(&c, &fa.fh, 4000, b, BIG - 4000, UNSTABLE, NULL),
 		NFS3_OK, "write up to 40 KiB");
 	TH_STAT(th_commit(&c, &fa.fh, 0, 0, &cr), NFS3_OK, "commit");
-	objs = objects(&srv);
+	objs = th_server_objects(&srv);
 	TH_CHECK(objs > 0, "past inline_max the data goes to objects (%zu)",
 		 objs);
 	TH_CHECK(reads_as(&c, &fa.fh, a, BIG), "every byte reads back, the "
@@ -227,7 +182,7 @@ main(void)
 		NFS3_OK, "write 1,000 bytes at 3,000");
 	memcpy(a + 3000, b, 1000);
 	TH_CHECK(reads_as(&c, &fa.fh, a, 4000), "and reads back");
-	TH_CHECK(objects(&srv) == objs, "that write went inline again");
+	TH_CHECK(th_server_objects(&srv) == objs, "that write went inline again");
 
 	/* 4. truncate to 0, links, rename over, remove */
 	sa.size.set_size3_u.size = 0;
@@ -278,8 +233,8 @@ main(void)
 	TH_CHECK(th_server_fsck(&srv) == 0, "fsck finds the volume clean");
 	TH_CHECK(th_tessera(&srv, "gc --grace 0 '%s'", srv.meta_url) == 0,
 		 "tessera gc runs");
-	TH_CHECK(tool_figure("leaked:") == 0, "gc: no object leaked (%ld)",
-		 tool_figure("leaked:"));
+	TH_CHECK(th_tool_figure(&srv, "leaked:") == 0, "gc: no object leaked (%ld)",
+		 th_tool_figure(&srv, "leaked:"));
 	{
 		char path[300];
 
@@ -311,8 +266,8 @@ main(void)
 		TH_REQUIRE(th_connect(&c, srv.port, "/", 0, 0) == 0,
 			   "connect");
 		make_file(&c, "x", a, 5000, &o);
-		TH_CHECK(objects(&srv) == 1, "a small file's COMMIT stores "
-			 "one (encrypted) object (%zu)", objects(&srv));
+		TH_CHECK(th_server_objects(&srv) == 1, "a small file's COMMIT stores "
+			 "one (encrypted) object (%zu)", th_server_objects(&srv));
 		TH_CHECK(reads_as(&c, &o.fh, a, 5000), "and reads back");
 		th_disconnect(&c);
 		th_server_destroy(&srv);

@@ -306,8 +306,7 @@ main(void)
 	from = log_size();
 	TH_REQUIRE(th_server_restart(&srv, false) == 0,
 		   "restarted with the limits");
-	for (int i = 0; i < 500 && (http_port = log_port(from)) == 0; i++)
-		usleep(10000);
+	T_WAIT((http_port = log_port(from)) > 0);
 	TH_REQUIRE(http_port > 0, "metrics port %d", http_port);
 	TH_REQUIRE(connect_from(&a, "127.0.0.1") == 0, "client A connects");
 	TH_REQUIRE(connect_from(&b, "127.0.0.2") == 0,
@@ -471,8 +470,7 @@ main(void)
 	from = log_size();
 	TH_REQUIRE(th_server_restart(&srv, false) == 0,
 		   "restarted with limit_clients 16");
-	for (int i = 0; i < 500 && (http_port = log_port(from)) == 0; i++)
-		usleep(10000);
+	T_WAIT((http_port = log_port(from)) > 0);
 	TH_REQUIRE(http_port > 0, "metrics port %d", http_port);
 	{
 		int served = 0;

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "t/nfs/tharness.h"
+#include "t/testpaths.h"
 
 static struct th_server srv;
 static struct th_conn cn;
@@ -511,8 +512,8 @@ check_reset(void)
 		 "NULL before the reset");
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 	close(fd);
-	for (uint64_t t0 = th_now_ms(); reset < 1 && th_now_ms() - t0 < 30000;
-	     usleep(20000)) {
+	for (uint64_t t0 = th_now_ms();
+	     reset < 1 && th_now_ms() - t0 < TH_STALL_MS; usleep(20000)) {
 		free(m);
 		m = NULL;
 		if (http("GET", "/metrics", &m) == 200 && m != NULL)
@@ -974,16 +975,9 @@ check_raft(void)
 	TH_REQUIRE(st == 0, "tessera format raft:// founds a group of one "
 		   "node");
 	snprintf(bin, sizeof bin, "%s/tesserad", th_builddir());
-	pid = fork();
+	/* what it says before its log file opens goes there too */
+	pid = t_fork_logged(log);
 	if (pid == 0) {
-		/* what it says before its log file opens goes there too */
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
 		execl(bin, bin, "-c", conf, "--meta", "raft://", "-f",
 		      (char *)NULL);
 		_exit(127);

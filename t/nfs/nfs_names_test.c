@@ -22,28 +22,6 @@ fh_eq(const struct th_fh *a, const struct th_fh *b)
 	return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
 }
 
-static struct th_fh
-mkdir_or_die(const struct th_fh *dir, const char *name)
-{
-	struct th_obj o;
-	int st = th_mkdir(&cn, dir, name, NULL, &o);
-
-	TH_REQUIRE(st == NFS3_OK && o.fh_follows, "MKDIR %s (%s)", name,
-		   th_stat_name(st));
-	return o.fh;
-}
-
-static struct th_fh
-create_or_die(const struct th_fh *dir, const char *name)
-{
-	struct th_obj o;
-	int st = th_create(&cn, dir, name, GUARDED, NULL, NULL, &o);
-
-	TH_REQUIRE(st == NFS3_OK && o.fh_follows, "CREATE %s (%s)", name,
-		   th_stat_name(st));
-	return o.fh;
-}
-
 static uint32_t
 nlink_of(const struct th_fh *fh)
 {
@@ -62,8 +40,8 @@ test_lookup(void)
 	fattr3 ra;
 	int st;
 
-	d = mkdir_or_die(&cn.root, "ld");
-	f = create_or_die(&d, "file");
+	d = th_mkdir_fh(&cn, &cn.root, "ld");
+	f = th_create_fh(&cn, &d, "file", NULL);
 	st = th_lookup(&cn, &d, "file", &o);
 	TH_STAT(st, NFS3_OK, "LOOKUP ld/file");
 	TH_CHECK(fh_eq(&o.fh, &f), "LOOKUP returns the handle CREATE gave");
@@ -111,7 +89,7 @@ test_create(void)
 	char buf[16];
 	int st;
 
-	d = mkdir_or_die(&cn.root, "cd");
+	d = th_mkdir_fh(&cn, &cn.root, "cd");
 
 	sa = th_sattr_mode(0600);
 	st = th_create(&cn, &d, "u", UNCHECKED, &sa, NULL, &o);
@@ -229,7 +207,7 @@ test_mknod(void)
 	struct th_fh d;
 	int st;
 
-	d = mkdir_or_die(&cn.root, "nd");
+	d = th_mkdir_fh(&cn, &cn.root, "nd");
 	st = th_mknod(&cn, &d, "fifo", NF3FIFO, 0644, 0, 0, &o);
 	TH_STAT(st, NFS3_OK, "MKNOD fifo");
 	TH_CHECK(o.attr_follows && o.attr.type == NF3FIFO &&
@@ -283,10 +261,10 @@ test_remove_rmdir(void)
 	fattr3 a, pa;
 	int st;
 
-	d = mkdir_or_die(&cn.root, "rd");
-	f = create_or_die(&d, "f");
-	sub = mkdir_or_die(&d, "sub");
-	create_or_die(&sub, "inner");
+	d = th_mkdir_fh(&cn, &cn.root, "rd");
+	f = th_create_fh(&cn, &d, "f", NULL);
+	sub = th_mkdir_fh(&cn, &d, "sub");
+	th_create_fh(&cn, &sub, "inner", NULL);
 
 	st = th_remove(&cn, &d, "f");
 	TH_STAT(st, NFS3_OK, "REMOVE a file");
@@ -303,7 +281,7 @@ test_remove_rmdir(void)
 
 	st = th_rmdir(&cn, &d, "sub");
 	TH_STAT(st, NFS3ERR_NOTEMPTY, "RMDIR of a non-empty directory");
-	create_or_die(&d, "plain");
+	th_create_fh(&cn, &d, "plain", NULL);
 	st = th_rmdir(&cn, &d, "plain");
 	TH_STAT(st, NFS3ERR_NOTDIR, "RMDIR of a regular file");
 	st = th_rmdir(&cn, &d, "missing");
@@ -332,9 +310,9 @@ test_rename(void)
 	fattr3 at;
 	int st;
 
-	a = mkdir_or_die(&cn.root, "ra");
-	b = mkdir_or_die(&cn.root, "rb");
-	f = create_or_die(&a, "f");
+	a = th_mkdir_fh(&cn, &cn.root, "ra");
+	b = th_mkdir_fh(&cn, &cn.root, "rb");
+	f = th_create_fh(&cn, &a, "f", NULL);
 
 	st = th_rename(&cn, &a, "f", &b, "f2");
 	TH_STAT(st, NFS3_OK, "RENAME across directories");
@@ -344,7 +322,7 @@ test_rename(void)
 	st = th_lookup(&cn, &a, "f", &o);
 	TH_STAT(st, NFS3ERR_NOENT, "the old name is gone");
 
-	g = create_or_die(&b, "g");
+	g = th_create_fh(&cn, &b, "g", NULL);
 	st = th_rename(&cn, &b, "f2", &b, "g");
 	TH_STAT(st, NFS3_OK, "RENAME over an existing file");
 	st = th_lookup(&cn, &b, "g", &o);
@@ -358,8 +336,8 @@ test_rename(void)
 	st = th_lookup(&cn, &b, "g", &o);
 	TH_STAT(st, NFS3_OK, "the file is still there");
 
-	da = mkdir_or_die(&a, "da");
-	db = mkdir_or_die(&a, "db");
+	da = th_mkdir_fh(&cn, &a, "da");
+	db = th_mkdir_fh(&cn, &a, "db");
 	st = th_rename(&cn, &a, "da", &a, "db");
 	TH_STAT(st, NFS3_OK, "RENAME a directory over an empty directory");
 	st = th_getattr(&cn, &db, &at);
@@ -367,19 +345,19 @@ test_rename(void)
 	st = th_lookup(&cn, &a, "db", &o);
 	TH_CHECK(st == NFS3_OK && fh_eq(&o.fh, &da), "db is now da");
 
-	dc = mkdir_or_die(&a, "dc");
-	create_or_die(&dc, "x");
+	dc = th_mkdir_fh(&cn, &a, "dc");
+	th_create_fh(&cn, &dc, "x", NULL);
 	st = th_rename(&cn, &a, "db", &a, "dc");
 	TH_CHECK(st == NFS3ERR_EXIST || st == NFS3ERR_NOTEMPTY,
 		 "RENAME a directory over a non-empty one: EXIST or "
 		 "NOTEMPTY (got %s)", th_stat_name(st));
-	create_or_die(&a, "file");
+	th_create_fh(&cn, &a, "file", NULL);
 	st = th_rename(&cn, &a, "db", &a, "file");
 	TH_STAT(st, NFS3ERR_NOTDIR, "RENAME a directory over a file");
 	st = th_rename(&cn, &a, "file", &a, "dc");
 	TH_STAT(st, NFS3ERR_ISDIR, "RENAME a file over a directory");
 
-	dd = mkdir_or_die(&da, "deeper");
+	dd = th_mkdir_fh(&cn, &da, "deeper");
 	st = th_rename(&cn, &a, "db", &dd, "loop");
 	TH_STAT(st, NFS3ERR_INVAL, "RENAME a directory into its own subtree");
 	st = th_rename(&cn, &a, "db", &da, "self");
@@ -415,9 +393,9 @@ test_link(void)
 	LINK3res lr;
 	int st;
 
-	d = mkdir_or_die(&cn.root, "lk");
-	f = create_or_die(&d, "f");
-	sub = mkdir_or_die(&d, "sub");
+	d = th_mkdir_fh(&cn, &cn.root, "lk");
+	f = th_create_fh(&cn, &d, "f", NULL);
+	sub = th_mkdir_fh(&cn, &d, "sub");
 	TH_CHECK(nlink_of(&f) == 1, "new file nlink 1");
 	st = th_link(&cn, &f, &d, "f2", &lr);
 	TH_STAT(st, NFS3_OK, "LINK f -> f2");

@@ -142,21 +142,10 @@ check_listing(const char *what, const struct th_fh *dir, bool plus,
 	free(s.count);
 }
 
-static struct th_fh
-mkdir_or_die(const struct th_fh *dir, const char *name)
-{
-	struct th_obj o;
-	int st = th_mkdir(&cn, dir, name, NULL, &o);
-
-	TH_REQUIRE(st == NFS3_OK && o.fh_follows, "MKDIR %s (%s)", name,
-		   th_stat_name(st));
-	return o.fh;
-}
-
 static void
 test_small(void)
 {
-	struct th_fh d = mkdir_or_die(&cn.root, "small");
+	struct th_fh d = th_mkdir_fh(&cn, &cn.root, "small");
 	struct th_dirpage p, q;
 	struct th_obj o;
 	uint64_t failed;
@@ -243,7 +232,7 @@ test_small(void)
 
 	/* Empty directory: eof at once, only dots if any. */
 	{
-		struct th_fh e = mkdir_or_die(&cn.root, "empty");
+		struct th_fh e = th_mkdir_fh(&cn, &cn.root, "empty");
 		bool only_dots = true;
 
 		st = th_readdir(&cn, &e, 0, verf, 4096, &p);
@@ -275,7 +264,7 @@ test_growing(void)
 	uint64_t failed, miss, dups;
 	int st;
 
-	growdir = mkdir_or_die(&cn.root, "grow");
+	growdir = th_mkdir_fh(&cn, &cn.root, "grow");
 	st = th_bulk_create(&cn, &growdir, "f", 0, 0, 300, 16, &failed);
 	TH_STAT(st, NFS3_OK, "create 300 files");
 	seen_init(&s, 350);
@@ -292,7 +281,7 @@ test_growing(void)
 static void
 test_large(void)
 {
-	struct th_fh d = mkdir_or_die(&cn.root, "large");
+	struct th_fh d = th_mkdir_fh(&cn, &cn.root, "large");
 	uint64_t failed, t0 = th_now_ms();
 	int st;
 

@@ -73,20 +73,6 @@ objects(void)
 	return count_files(srv.storage_url + strlen("file://"));
 }
 
-/* Wait until cond() holds; false after TH_STALL_MS (a stall). */
-static bool
-wait_for(bool (*cond)(void))
-{
-	uint64_t t0 = th_now_ms();
-
-	while (!cond()) {
-		if (th_now_ms() - t0 > TH_STALL_MS)
-			return false;
-		usleep(20000);
-	}
-	return true;
-}
-
 static bool
 is_held(void)
 {
@@ -122,17 +108,13 @@ reader_main(void *arg)
 static struct th_fh
 make_file(const char *name)
 {
-	struct th_obj o;
+	struct th_fh fh = th_create_fh(&ca, &ca.root, name, NULL);
 
-	TH_REQUIRE(th_create(&ca, &ca.root, name, GUARDED,
-			     (sattr3[]){th_sattr_mode(0644)}, NULL,
-			     &o) == NFS3_OK,
-		   "create %s", name);
 	for (uint32_t off = 0; off < SIZE; off += BS)
-		TH_REQUIRE(th_write(&ca, &o.fh, off, data + off, BS, FILE_SYNC,
+		TH_REQUIRE(th_write(&ca, &fh, off, data + off, BS, FILE_SYNC,
 				    NULL) == NFS3_OK,
 			   "write %s at %u", name, off);
-	return o.fh;
+	return fh;
 }
 
 /* Start a READ of [off, off+len) of fh on A; return once its GET is
@@ -147,7 +129,7 @@ read_held(struct reader *r, pthread_t *t, const struct th_fh *fh,
 	r->len = len;
 	faults("hold=1,ops=get");
 	TH_REQUIRE(pthread_create(t, NULL, reader_main, r) == 0, "reader");
-	TH_REQUIRE(wait_for(is_held), "the READ's GET is held");
+	TH_REQUIRE(T_WAIT(is_held()), "the READ's GET is held");
 }
 
 /* Wait until the deletion job deleted n more objects, then let the held
@@ -159,7 +141,7 @@ release_after_delete(struct reader *r, pthread_t t, unsigned before,
 	bool gone;
 
 	want_objects = before - n;
-	gone = wait_for(objects_gone);
+	gone = T_WAIT(objects_gone());
 	TH_CHECK(gone, "the deletion job deleted the %u blocks (%u objects "
 		 "left of %u)", n, objects(), before);
 	faults(NULL);
@@ -229,12 +211,8 @@ main(void)
 	th_fill(5, data, SIZE);
 	TH_REQUIRE(th_server_start(&srv, "--block-size 64K", NULL) == 0,
 		   "start tesserad");
-	snprintf(ctl, sizeof ctl, "%s/fault.ctl", srv.dir);
+	th_server_fault_store(&srv, NULL, ctl, sizeof ctl);
 	snprintf(held, sizeof held, "%s.held", ctl);
-	th_server_stop(&srv, false);
-	TH_REQUIRE(th_tessera(&srv, "config %s --storage 'fault(ctl=%s):%s'",
-			      srv.meta_url, ctl, srv.storage_url) == 0,
-		   "storage behind the fault wrapper");
 	TH_REQUIRE(th_server_restart(&srv, false) == 0, "restart");
 	TH_REQUIRE(th_connect(&ca, srv.port, "/", 0, 0) == 0, "connect A");
 

@@ -48,32 +48,6 @@ is_held(void)
 	return access(held, F_OK) == 0;
 }
 
-/* Wait until a PUT is held; false after TH_STALL_MS (a stall). */
-static bool
-wait_held(void)
-{
-	uint64_t t0 = th_now_ms();
-
-	while (!is_held()) {
-		if (th_now_ms() - t0 > TH_STALL_MS)
-			return false;
-		usleep(20000);
-	}
-	return true;
-}
-
-static struct th_fh
-create(const char *name)
-{
-	struct th_obj o;
-
-	TH_REQUIRE(th_create(&cn, &cn.root, name, GUARDED,
-			     (sattr3[]){th_sattr_mode(0644)}, NULL,
-			     &o) == NFS3_OK,
-		   "create %s", name);
-	return o.fh;
-}
-
 /* Read [0, len) of fh and compare with want. */
 static bool
 reads_back(const struct th_fh *fh, const uint8_t *want, uint32_t len)
@@ -125,24 +99,20 @@ main(void)
 	th_fill(17, data2, BS);
 	TH_REQUIRE(th_server_start(&srv, "--block-size 64K", NULL) == 0,
 		   "start tesserad");
-	snprintf(ctl, sizeof ctl, "%s/fault.ctl", srv.dir);
+	th_server_fault_store(&srv, NULL, ctl, sizeof ctl);
 	snprintf(held, sizeof held, "%s.held", ctl);
-	th_server_stop(&srv, false);
-	TH_REQUIRE(th_tessera(&srv, "config %s --storage 'fault(ctl=%s):%s'",
-			      srv.meta_url, ctl, srv.storage_url) == 0,
-		   "storage behind the fault wrapper");
 	th_server_set_args(&srv, "-o store_wait_max=1s -o workers=2");
 	TH_REQUIRE(th_server_restart(&srv, false) == 0, "restart");
 	TH_REQUIRE(th_connect(&cn, srv.port, "/", 0, 0) == 0, "connect");
-	a = create("a");
-	b = create("b");
+	a = th_create_fh(&cn, &cn.root, "a", NULL);
+	b = th_create_fh(&cn, &cn.root, "b", NULL);
 
 	/* The store stops answering PUTs. */
 	th_store_faults(ctl, "hold=1,ops=put");
 	st = th_write(&cn, &a, 0, data, SIZE, UNSTABLE, &wr);
 	TH_STAT(st, NFS3_OK, "an UNSTABLE WRITE is buffered while PUTs hang");
 	memcpy(verf, wr.WRITE3res_u.resok.verf, 8);
-	TH_REQUIRE(wait_held(), "the sealed blocks' PUTs are held");
+	TH_REQUIRE(T_WAIT(is_held()), "the sealed blocks' PUTs are held");
 
 	st = th_commit(&cn, &a, 0, 0, NULL);
 	TH_STAT(st, NFS3ERR_JUKEBOX, "COMMIT answers JUKEBOX while the PUTs "
@@ -159,7 +129,7 @@ main(void)
 	/* A file removed while its flush waits for the store: the REMOVE
 	 * does not wait for the flush either. */
 	{
-		struct th_fh c = create("c");
+		struct th_fh c = th_create_fh(&cn, &cn.root, "c", NULL);
 
 		st = th_write(&cn, &c, 0, data2, BS, UNSTABLE, NULL);
 		TH_STAT(st, NFS3_OK, "c written UNSTABLE");

@@ -29,7 +29,6 @@
  */
 #include "config.h"
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,30 +40,6 @@
 #define SIZE (256 * 1024)
 
 static struct th_server srv;
-static size_t nobjects;
-
-static int
-count_cb(const char *path, const struct stat *st, int type, struct FTW *f)
-{
-	(void)path;
-	(void)st;
-	(void)f;
-	nobjects += type == FTW_F;
-	return 0;
-}
-
-/* Blocks of the volume in the file:// store. */
-static size_t
-objects(void)
-{
-	char dir[300];
-
-	snprintf(dir, sizeof dir, "%s/obj/tvol/chunks", srv.dir);
-	nobjects = 0;
-	nftw(dir, count_cb, 16, FTW_PHYS);
-	return nobjects;
-}
-
 static void
 put_file(struct th_conn *c, const char *name, uint64_t seed,
 	 struct th_obj *o)
@@ -258,12 +233,12 @@ trash_and_quota(struct th_conn *root)
 	put_in(root, &q.fh, "big", 11, &big);
 	TH_CHECK(q_used() == SIZE, "/q uses big's 256 KiB");
 	used = used_bytes();
-	before = objects();
+	before = th_server_objects(&srv);
 	TH_STAT(th_remove(root, &q.fh, "big"), NFS3_OK, "remove q/big");
 	TH_CHECK(q_used() == 0, "big in the trash: /q uses nothing");
 	TH_CHECK(used_bytes() == used, "the volume's used bytes keep big's "
 		 "(%lld)", used);
-	TH_CHECK(objects() == before, "big's blocks stay in the store");
+	TH_CHECK(th_server_objects(&srv) == before, "big's blocks stay in the store");
 
 	put_in(root, &q.fh, "f1", 12, &f1);
 	put_in(root, &q.fh, "f2", 13, &f2);
@@ -337,9 +312,9 @@ main(void)
 
 	/* 1. REMOVE into the trash. */
 	put_file(&root, "a", 1, &a);
-	before = objects();
+	before = th_server_objects(&srv);
 	TH_STAT(th_remove(&root, &root.root, "a"), NFS3_OK, "remove a");
-	TH_CHECK(objects() == before, "a's blocks stay in the store");
+	TH_CHECK(th_server_objects(&srv) == before, "a's blocks stay in the store");
 	TH_REQUIRE(list_dir(&root, &root.root, names, sizeof names) ==
 			   NFS3_OK && strstr(names, ".trash ") != NULL,
 		   "root lists /.trash (%s)", names);
@@ -418,27 +393,27 @@ main(void)
 	TH_REQUIRE(th_server_restart(&srv, false) == 0,
 		   "tesserad restarts with test_trash_retention=1s");
 	TH_REQUIRE(th_connect(&root, srv.port, "/", 0, 0) == 0, "reconnect");
-	before = objects();
+	before = th_server_objects(&srv);
 	t0 = th_now_ms();
 	while (trash_files() != 0 &&
 	       th_now_ms() - t0 < POLL_LIMIT_MS)
 		usleep(200 * 1000);
 	TH_CHECK(trash_files() == 0, "the job emptied the "
 		 "trash");
-	while (objects() >= before && th_now_ms() - t0 < POLL_LIMIT_MS)
+	while (th_server_objects(&srv) >= before && th_now_ms() - t0 < POLL_LIMIT_MS)
 		usleep(200 * 1000);
-	TH_CHECK(objects() < before, "the replaced b's blocks were deleted");
+	TH_CHECK(th_server_objects(&srv) < before, "the replaced b's blocks were deleted");
 
 	/* 5. trash_days 0: released at once. */
 	TH_CHECK(th_tessera(&srv, "config --trash-days 0 '%s'",
 			    srv.meta_url) == 0, "tessera config --trash-days 0");
 	put_file(&root, "e", 5, &o);
-	before = objects();
+	before = th_server_objects(&srv);
 	TH_STAT(th_remove(&root, &root.root, "e"), NFS3_OK, "remove e");
 	t0 = th_now_ms();
-	while (objects() >= before && th_now_ms() - t0 < POLL_LIMIT_MS)
+	while (th_server_objects(&srv) >= before && th_now_ms() - t0 < POLL_LIMIT_MS)
 		usleep(200 * 1000);
-	TH_CHECK(objects() < before, "e's blocks were deleted at once");
+	TH_CHECK(th_server_objects(&srv) < before, "e's blocks were deleted at once");
 	TH_CHECK(trash_files() == 0, "nothing in the trash");
 
 	th_disconnect(&root);

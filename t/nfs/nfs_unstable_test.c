@@ -245,9 +245,8 @@ test_early_blocks_lost(const uint8_t *da, const uint8_t *db)
 	TH_STAT(write_unstable(&ca, &fa, da, n, wv), NFS3_OK,
 		"3: A writes 3 blocks and a bit UNSTABLE");
 	/* Its whole blocks are stored in the background: wait for them
-	 * (a minute at most: a stall bound, not a speed limit). */
-	for (int i = 0; i < 6000 && objects() < before + 3; i++)
-		usleep(10000);
+	 * (T_WAIT: a stall bound, not a speed limit). */
+	T_WAIT(objects() >= before + 3);
 	TH_CHECK(objects() == before + 3, "3: A's 3 blocks are stored early");
 	faults("ops=sync,err=1,failures=1");
 	TH_STAT(th_write(&cb, &fb, 0, db, 10000, FILE_SYNC, NULL), NFS3ERR_IO,
@@ -340,11 +339,7 @@ main(void)
 	th_fill(2, db, BIG);
 	TH_REQUIRE(th_server_start(&srv, "--block-size 64K", NULL) == 0,
 		   "start tesserad");
-	snprintf(ctl, sizeof ctl, "%s/fault.ctl", srv.dir);
-	th_server_stop(&srv, false);
-	TH_REQUIRE(th_tessera(&srv, "config %s --storage 'fault(ctl=%s):%s'",
-			      srv.meta_url, ctl, srv.storage_url) == 0,
-		   "storage behind the fault wrapper");
+	th_server_fault_store(&srv, NULL, ctl, sizeof ctl);
 	/* inline_max 0: B's small FILE_SYNC write must go through the
 	 * store, whose failures are what is tested (small files' bytes
 	 * in the metadata: nfs_inline_test). */

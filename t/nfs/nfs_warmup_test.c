@@ -162,11 +162,7 @@ main(void)
 
 	TH_REQUIRE(th_server_start(&srv, "--block-size 64K", NULL) == 0,
 		   "start tesserad");
-	snprintf(ctl, sizeof ctl, "%s/fault.ctl", srv.dir);
-	th_server_stop(&srv, false);
-	TH_REQUIRE(th_tessera(&srv, "config %s --storage 'fault(ctl=%s):%s'",
-			      srv.meta_url, ctl, srv.storage_url) == 0,
-		   "storage behind the fault wrapper");
+	th_server_fault_store(&srv, NULL, ctl, sizeof ctl);
 	snprintf(args, sizeof args, "%s/cache", srv.dir);
 	TH_REQUIRE(mkdir(args, 0700) == 0, "mkdir %s", args);
 	snprintf(args, sizeof args, "-o cache_dirs=%s/cache -o cache_size=64M",

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -157,16 +159,7 @@ th_builddir(void)
 int
 th_server_fsck(const struct th_server *s)
 {
-	char cmd[1200];
-	int st;
-
-	snprintf(cmd, sizeof cmd, "%s/tessera fsck %s > %s/fsck.out 2>&1",
-		 th_builddir(), s->meta_url, s->dir);
-	st = system(cmd);
-	snprintf(cmd, sizeof cmd, "sed 's/^/#   /' %s/fsck.out", s->dir);
-	if (system(cmd) != 0)
-		th_diag("cannot show the fsck output");
-	return st;
+	return th_tessera(s, "fsck %s", s->meta_url);
 }
 
 int
@@ -190,6 +183,115 @@ th_tessera(const struct th_server *s, const char *fmt, ...)
 			th_diag("cannot show its output");
 	}
 	return st;
+}
+
+struct th_fh
+th_mkdir_fh(struct th_conn *c, const struct th_fh *dir, const char *name)
+{
+	struct th_obj o;
+	int st = th_mkdir(c, dir, name, NULL, &o);
+
+	TH_REQUIRE(st == NFS3_OK && o.fh_follows, "MKDIR %s (%s)", name,
+		   th_stat_name(st));
+	return o.fh;
+}
+
+struct th_fh
+th_create_fh(struct th_conn *c, const struct th_fh *dir, const char *name,
+	     const sattr3 *sa)
+{
+	struct th_obj o;
+	int st = th_create(c, dir, name, GUARDED, sa, NULL, &o);
+
+	TH_REQUIRE(st == NFS3_OK && o.fh_follows, "CREATE %s (%s)", name,
+		   th_stat_name(st));
+	return o.fh;
+}
+
+static size_t th_nobjects;
+
+static int
+th_count_cb(const char *path, const struct stat *st, int type,
+	    struct FTW *f)
+{
+	(void)path;
+	(void)st;
+	(void)f;
+	th_nobjects += type == FTW_F;
+	return 0;
+}
+
+size_t
+th_server_objects(const struct th_server *s)
+{
+	char dir[300];
+
+	snprintf(dir, sizeof dir, "%s/obj/tvol/chunks", s->dir);
+	th_nobjects = 0;
+	nftw(dir, th_count_cb, 16, FTW_PHYS);
+	return th_nobjects;
+}
+
+long
+th_tool_figure(const struct th_server *s, const char *what)
+{
+	char path[300], line[1024];
+	long n = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/tool.out", s->dir);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (strncmp(line, what, strlen(what)) == 0)
+			n = strtol(line + strlen(what), NULL, 10);
+	fclose(f);
+	return n;
+}
+
+static char th_tmpfs_dir[400];
+
+void
+th_tmpfs_unmount(void)
+{
+	if (th_tmpfs_dir[0] && umount2(th_tmpfs_dir, MNT_DETACH) == 0)
+		th_tmpfs_dir[0] = '\0';
+}
+
+const char *
+th_server_tmpfs(const struct th_server *s, const char *sub, unsigned mib,
+		size_t filler)
+{
+	static char path[450];
+	static const char zeros[64 << 10];
+	char cmd[1400], opt[32];
+	int fd;
+
+	snprintf(th_tmpfs_dir, sizeof th_tmpfs_dir, "%s/%s", s->dir, sub);
+	snprintf(cmd, sizeof cmd, "mv %s %s.orig && mkdir %s", th_tmpfs_dir,
+		 th_tmpfs_dir, th_tmpfs_dir);
+	TH_REQUIRE(system(cmd) == 0, "move %s aside", sub);
+	snprintf(opt, sizeof opt, "size=%um", mib);
+	if (mount("tmpfs", th_tmpfs_dir, "tmpfs", 0, opt) != 0) {
+		th_diag("mount tmpfs: %s", strerror(errno));
+		th_tmpfs_dir[0] = '\0';
+		th_skip_all("cannot mount a tmpfs here");
+	}
+	atexit(th_tmpfs_unmount);
+	snprintf(cmd, sizeof cmd, "cp -a %s.orig/. %s/", th_tmpfs_dir,
+		 th_tmpfs_dir);
+	TH_REQUIRE(system(cmd) == 0, "%s on a %u MiB tmpfs", sub, mib);
+	snprintf(path, sizeof path, "%s/filler", th_tmpfs_dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	TH_REQUIRE(fd >= 0, "create %s", path);
+	for (size_t left = filler, n; left > 0; left -= n) {
+		n = left < sizeof zeros ? left : sizeof zeros;
+		TH_REQUIRE(write(fd, zeros, n) == (ssize_t)n,
+			   "%zu bytes of filler", filler);
+	}
+	close(fd);
+	return path;
 }
 
 static void
@@ -513,7 +615,7 @@ th_spawn(struct th_server *s)
 {
 	char bin[512], meta[320], listen[64], log[400], extra[256];
 	const char *argv[40];
-	int argc = 0, fd;
+	int argc = 0;
 	pid_t pid;
 	uint64_t t0;
 
@@ -547,25 +649,20 @@ th_spawn(struct th_server *s)
 		argv[argc++] = w;
 	argv[argc] = NULL;
 
-	pid = fork();
+	pid = t_fork_logged(log);
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
 		execv(bin, (char **)argv);
 		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
 		_exit(127);
 	}
 	s->pid = pid;
 	s->started++;
+	/* Until it listens, or dies; only a daemon hung at start-up (no
+	 * port after TH_STALL_MS) is a failure, never a slow start. */
 	t0 = th_now_ms();
-	while (th_now_ms() - t0 < 20000) {
+	while (th_now_ms() - t0 < TH_STALL_MS) {
 		int st;
 
 		if (waitpid(pid, &st, WNOHANG) == pid) {
@@ -579,7 +676,8 @@ th_spawn(struct th_server *s)
 			return 0;
 		usleep(20000);
 	}
-	th_diag("tesserad did not listen on port %d within 20 s", s->port);
+	th_diag("tesserad did not listen on port %d within %d s", s->port,
+		TH_STALL_MS / 1000);
 	th_print_log(s);
 	th_server_stop(s, true);
 	return -1;
@@ -714,9 +812,11 @@ th_server_stop(struct th_server *s, bool kill_hard)
 	kill(s->pid, kill_hard ? SIGKILL : SIGTERM);
 	t0 = th_now_ms();
 	while (waitpid(s->pid, &st, WNOHANG) != s->pid) {
-		if (th_now_ms() - t0 > 10000) {
-			th_diag("tesserad %d ignored SIGTERM for 10 s; "
-				"killing it", (int)s->pid);
+		/* a clean stop may flush for long on a loaded machine:
+		 * only a daemon that hangs is killed */
+		if (th_now_ms() - t0 > TH_STALL_MS) {
+			th_diag("tesserad %d ignored SIGTERM for %d s; "
+				"killing it", (int)s->pid, TH_STALL_MS / 1000);
 			kill(s->pid, SIGKILL);
 			waitpid(s->pid, &st, 0);
 			break;
@@ -996,6 +1096,15 @@ th_fh3(const struct th_fh *fh)
 	return f;
 }
 
+/* The (directory, name) pair of a call. */
+static diropargs3
+th_dirop(const struct th_fh *dir, const char *name)
+{
+	diropargs3 d = {th_fh3(dir), (char *)name};
+
+	return d;
+}
+
 /* libnfs 4.0 decodes READDIR entry lists into its own allocator's memory
  * at 4-byte aligned addresses; reading them is fine on the platforms we
  * run on, and the misalignment is libnfs's, not the server's. */
@@ -1137,8 +1246,7 @@ th_lookup(struct th_conn *c, const struct th_fh *dir, const char *name,
 	struct th_call k = {.copy = th_copy_lookup, .arg = out ? out : &tmp};
 
 	memset(k.arg, 0, sizeof tmp);
-	a.what.dir = th_fh3(dir);
-	a.what.name = (char *)name;
+	a.what = th_dirop(dir, name);
 	return th_finish(c, &k, rpc_nfs3_lookup_async(c->rpc, th_cb, &a, &k));
 }
 
@@ -1292,8 +1400,7 @@ th_create(struct th_conn *c, const struct th_fh *dir, const char *name,
 	CREATE3args a;
 
 	memset(&a, 0, sizeof a);
-	a.where.dir = th_fh3(dir);
-	a.where.name = (char *)name;
+	a.where = th_dirop(dir, name);
 	a.how.mode = how;
 	if (how == EXCLUSIVE)
 		memcpy(a.how.createhow3_u.verf, verf, 8);
@@ -1310,8 +1417,7 @@ th_mkdir(struct th_conn *c, const struct th_fh *dir, const char *name,
 	MKDIR3args a;
 
 	memset(&a, 0, sizeof a);
-	a.where.dir = th_fh3(dir);
-	a.where.name = (char *)name;
+	a.where = th_dirop(dir, name);
 	a.attributes = sa ? *sa : th_sattr_mode(0755);
 	return TH_MADE_CALL(c, rpc_nfs3_mkdir_async, &a, out);
 }
@@ -1323,8 +1429,7 @@ th_symlink(struct th_conn *c, const struct th_fh *dir, const char *name,
 	SYMLINK3args a;
 
 	memset(&a, 0, sizeof a);
-	a.where.dir = th_fh3(dir);
-	a.where.name = (char *)name;
+	a.where = th_dirop(dir, name);
 	a.symlink.symlink_attributes = th_sattr_mode(0777);
 	a.symlink.symlink_data = (char *)target;
 	return TH_MADE_CALL(c, rpc_nfs3_symlink_async, &a, out);
@@ -1338,8 +1443,7 @@ th_mknod(struct th_conn *c, const struct th_fh *dir, const char *name,
 	MKNOD3args a;
 
 	memset(&a, 0, sizeof a);
-	a.where.dir = th_fh3(dir);
-	a.where.name = (char *)name;
+	a.where = th_dirop(dir, name);
 	a.what.type = type;
 	switch (type) {
 	case NF3CHR:
@@ -1362,8 +1466,7 @@ th_remove(struct th_conn *c, const struct th_fh *dir, const char *name)
 	REMOVE3args a;
 	REMOVE3res r;
 
-	a.object.dir = th_fh3(dir);
-	a.object.name = (char *)name;
+	a.object = th_dirop(dir, name);
 	return TH_FLAT_CALL(c, rpc_nfs3_remove_async, &a, &r);
 }
 
@@ -1373,8 +1476,7 @@ th_rmdir(struct th_conn *c, const struct th_fh *dir, const char *name)
 	RMDIR3args a;
 	RMDIR3res r;
 
-	a.object.dir = th_fh3(dir);
-	a.object.name = (char *)name;
+	a.object = th_dirop(dir, name);
 	return TH_FLAT_CALL(c, rpc_nfs3_rmdir_async, &a, &r);
 }
 
@@ -1385,10 +1487,8 @@ th_rename(struct th_conn *c, const struct th_fh *sdir, const char *sname,
 	RENAME3args a;
 	RENAME3res r;
 
-	a.from.dir = th_fh3(sdir);
-	a.from.name = (char *)sname;
-	a.to.dir = th_fh3(ddir);
-	a.to.name = (char *)dname;
+	a.from = th_dirop(sdir, sname);
+	a.to = th_dirop(ddir, dname);
 	return TH_FLAT_CALL(c, rpc_nfs3_rename_async, &a, &r);
 }
 
@@ -1400,8 +1500,7 @@ th_link(struct th_conn *c, const struct th_fh *fh, const struct th_fh *dir,
 	LINK3res tmp;
 
 	a.file = th_fh3(fh);
-	a.link.dir = th_fh3(dir);
-	a.link.name = (char *)name;
+	a.link = th_dirop(dir, name);
 	return TH_FLAT_CALL(c, rpc_nfs3_link_async, &a, out ? out : &tmp);
 }
 
@@ -1682,5 +1781,6 @@ th_server_fault_store(struct th_server *s, const char *spec, char *ctl,
 	TH_REQUIRE(th_tessera(s, "config %s --storage 'fault(ctl=%s):%s'",
 			      s->meta_url, ctl, s->storage_url) == 0,
 		   "storage behind the fault wrapper");
-	th_store_faults(ctl, spec);
+	if (spec != NULL)
+		th_store_faults(ctl, spec);
 }

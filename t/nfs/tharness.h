@@ -41,6 +41,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <unistd.h>
+
+#include "t/unit/tproc.h"
 
 #include <nfsc/libnfs.h>
 #include <nfsc/libnfs-raw.h>
@@ -48,7 +51,7 @@
 #include <nfsc/libnfs-raw-nfs.h>
 
 /* A call (or a bulk run) that gets no reply for this long has stalled. */
-#define TH_STALL_MS 300000
+#define TH_STALL_MS (T_STALL_S * 1000)
 
 /* ---- assertions ----------------------------------------------------------- */
 
@@ -146,8 +149,16 @@ void th_loopback(struct sockaddr_in *sin, int port);
 /* Where tesserad and tessera are (top_builddir, or the configured one). */
 const char *th_builddir(void);
 /* Run `tessera fsck` on the server's volume, its output shown as
- * diagnostics; returns system()'s status (0: clean). */
+ * diagnostics when it fails; returns system()'s status (0: clean). */
 int th_server_fsck(const struct th_server *s);
+/* Move the stopped server's directory sub ("meta", "obj") onto a tmpfs
+ * of mib MiB, with what it holds, plus a file of filler bytes (zeros)
+ * whose removal frees that much space later; returns that file's path
+ * (static).  Skips the whole test (77) where no tmpfs can be mounted
+ * (not root).  Unmounted by th_tmpfs_unmount, or at exit. */
+const char *th_server_tmpfs(const struct th_server *s, const char *sub,
+			    unsigned mib, size_t filler);
+void th_tmpfs_unmount(void);
 /* The fault wrapper's settings (objstore/fault.c, ctl=FILE) from now
  * on: spec written to ctl atomically; NULL removes the file (no
  * faults, held operations let go).  Fails the test if it cannot. */
@@ -162,6 +173,11 @@ void th_server_fault_store(struct th_server *s, const char *spec, char *ctl,
  * shown as diagnostics when it fails.  Returns system()'s status. */
 int th_tessera(const struct th_server *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* The number after what at the start of a line of the last th_tessera's
+ * output (the last such line), or -1. */
+long th_tool_figure(const struct th_server *s, const char *what);
+/* Blocks of the volume in the server's file:// store. */
+size_t th_server_objects(const struct th_server *s);
 
 /* ---- the client ------------------------------------------------------------ */
 
@@ -242,6 +258,12 @@ int th_create(struct th_conn *c, const struct th_fh *dir, const char *name,
 	      struct th_obj *out);
 int th_mkdir(struct th_conn *c, const struct th_fh *dir, const char *name,
 	     const sattr3 *sa, struct th_obj *out);
+/* MKDIR, or CREATE GUARDED, that must succeed with a handle (a
+ * TH_REQUIRE line): the new object's handle. */
+struct th_fh th_mkdir_fh(struct th_conn *c, const struct th_fh *dir,
+			 const char *name);
+struct th_fh th_create_fh(struct th_conn *c, const struct th_fh *dir,
+			  const char *name, const sattr3 *sa);
 int th_symlink(struct th_conn *c, const struct th_fh *dir, const char *name,
 	       const char *target, struct th_obj *out);
 /* type NF3CHR/NF3BLK use major/minor; NF3SOCK/NF3FIFO ignore them. */

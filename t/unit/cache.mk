@@ -1,81 +1,35 @@
-# Unit tests of objstore and cache.
-check_PROGRAMS += t/unit/objstore_file_test
-TESTS += t/unit/objstore_file_test
-t_unit_objstore_file_test_SOURCES = t/unit/objstore_file_test.c t/unit/tap.h
-t_unit_objstore_file_test_LDADD = objstore/libobjstore.a lib/libtl.a
-
-# Block object names: made and parsed back, nothing else parsed.
-check_PROGRAMS += t/unit/cache_blockkey_test
-TESTS += t/unit/cache_blockkey_test
-t_unit_cache_blockkey_test_SOURCES = t/unit/cache_blockkey_test.c \
-	t/unit/tap.h
-t_unit_cache_blockkey_test_LDADD = cache/libcache.a lib/libtl.a
-
-check_PROGRAMS += t/unit/cache_view_test
-TESTS += t/unit/cache_view_test
-t_unit_cache_view_test_SOURCES = t/unit/cache_view_test.c t/unit/tap.h
-t_unit_cache_view_test_LDADD = cache/libcache.a lib/libtl.a
-
-# End to end on a real LMDB volume and a file:// store.
-check_PROGRAMS += t/unit/cache_data_test
-TESTS += t/unit/cache_data_test
-t_unit_cache_data_test_SOURCES = t/unit/cache_data_test.c t/unit/tap.h \
-	t/unit/os_count.h
-t_unit_cache_data_test_LDADD = cache/libcache.a meta/libmeta.a \
-	objstore/libobjstore.a lib/libtl.a $(LMDB_LIBS)
-
-# objstore: SigV4 against AWS's published examples, the wrappers.
-check_PROGRAMS += t/unit/objstore_sigv4_test
-TESTS += t/unit/objstore_sigv4_test
-t_unit_objstore_sigv4_test_SOURCES = t/unit/objstore_sigv4_test.c t/unit/tap.h
-t_unit_objstore_sigv4_test_LDADD = objstore/libobjstore.a lib/libtl.a
-
-# Block cache on disk: restart, damage, eviction, floor, single-flight.
-check_PROGRAMS += t/unit/cache_disk_test
-TESTS += t/unit/cache_disk_test
-t_unit_cache_disk_test_SOURCES = t/unit/cache_disk_test.c \
-	t/unit/cache_test.h t/unit/tap.h
-t_unit_cache_disk_test_LDADD = cache/libcache.a meta/libmeta.a \
-	objstore/libobjstore.a lib/libtl.a $(LMDB_LIBS)
-
-check_PROGRAMS += t/unit/objstore_wrap_test
-TESTS += t/unit/objstore_wrap_test
-t_unit_objstore_wrap_test_SOURCES = t/unit/objstore_wrap_test.c t/unit/tap.h
-t_unit_objstore_wrap_test_LDADD = objstore/libobjstore.a lib/libtl.a
-
-# Writeback: crash with staged blocks, restart uploads them; gc races.
-check_PROGRAMS += t/unit/cache_writeback_test
-TESTS += t/unit/cache_writeback_test
-t_unit_cache_writeback_test_SOURCES = t/unit/cache_writeback_test.c \
-	t/unit/cache_test.h t/unit/tap.h t/unit/os_count.h
-t_unit_cache_writeback_test_LDADD = cache/libcache.a meta/libmeta.a \
-	objstore/libobjstore.a lib/libtl.a $(LMDB_LIBS)
-
-# UNSTABLE data kept until committed: failed syncs (its own and another
-# file's), puts and commits, through the fault wrapper.
-check_PROGRAMS += t/unit/cache_sync_test
-TESTS += t/unit/cache_sync_test
-t_unit_cache_sync_test_SOURCES = t/unit/cache_sync_test.c t/unit/tap.h \
-	t/unit/os_count.h
-t_unit_cache_sync_test_LDADD = cache/libcache.a meta/libmeta.a \
-	objstore/libobjstore.a lib/libtl.a $(LMDB_LIBS)
-
-# Readahead and the read policy, counted at the object store.
-check_PROGRAMS += t/unit/cache_readahead_test
-TESTS += t/unit/cache_readahead_test
-t_unit_cache_readahead_test_SOURCES = t/unit/cache_readahead_test.c \
-	t/unit/cache_test.h t/unit/tap.h
-t_unit_cache_readahead_test_LDADD = cache/libcache.a meta/libmeta.a \
-	objstore/libobjstore.a lib/libtl.a $(LMDB_LIBS)
+# Unit tests of objstore and cache.  A test is a name in the list (built
+# and linked like every test program, t/local.mk):
+#   objstore_file_test      the file:// store
+#   objstore_sigv4_test     SigV4 against AWS's published examples
+#   objstore_wrap_test      the wrappers
+#   objstore_listinfo_test  os_list_info on the file store
+#   cache_blockkey_test     block object names: made and parsed back,
+#                           nothing else parsed
+#   cache_view_test         the block view
+#   cache_data_test         end to end on a real LMDB volume and a
+#                           file:// store
+#   cache_disk_test         block cache on disk: restart, damage,
+#                           eviction, floor, single-flight
+#   cache_writeback_test    writeback: crash with staged blocks, restart
+#                           uploads them; gc races
+#   cache_sync_test         UNSTABLE data kept until committed: failed
+#                           syncs (its own and another file's), puts and
+#                           commits, through the fault wrapper
+#   cache_readahead_test    readahead and the read policy, counted at the
+#                           object store
+CACHE_UNIT_TESTS = t/unit/objstore_file_test t/unit/objstore_sigv4_test \
+	t/unit/objstore_wrap_test t/unit/objstore_listinfo_test \
+	t/unit/cache_blockkey_test t/unit/cache_view_test \
+	t/unit/cache_data_test t/unit/cache_disk_test \
+	t/unit/cache_writeback_test t/unit/cache_sync_test \
+	t/unit/cache_readahead_test
+check_PROGRAMS += $(CACHE_UNIT_TESTS)
+TESTS += $(CACHE_UNIT_TESTS)
+EXTRA_DIST += t/unit/tap.h t/unit/tproc.h t/unit/os_count.h \
+	t/unit/cache_test.h
 
 # cache/ has a top and a bottom: the calls between its files (nm on
 # the library) go down the layers drawn at the top of cache/cache.c.
 TESTS += t/unit/cache_layers_test.sh
 dist_check_SCRIPTS += t/unit/cache_layers_test.sh
-
-# os_list_info on the file store.
-check_PROGRAMS += t/unit/objstore_listinfo_test
-TESTS += t/unit/objstore_listinfo_test
-t_unit_objstore_listinfo_test_SOURCES = t/unit/objstore_listinfo_test.c \
-	t/unit/tap.h t/unit/os_count.h
-t_unit_objstore_listinfo_test_LDADD = objstore/libobjstore.a lib/libtl.a

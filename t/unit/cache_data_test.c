@@ -1,6 +1,6 @@
 /* cache: the data path end to end on a real LMDB volume and a file://
- * store - out-of-order sequential writes make few slices, overwrites,
- * sparse files, offsets past 4 GiB, truncation, the buffer limit, store
+ * t_os - out-of-order sequential writes make few slices, overwrites,
+ * sparse files, offsets past 4 GiB, truncation, the buffer limit, t_os
  * failures retried by a later flush, removed files, the deletion job and
  * a randomized comparison with an in-memory model. */
 #include "config.h"
@@ -15,36 +15,29 @@
 
 #include "cache/cache.h"
 #include "lib/tl.h"
+#include "t/unit/cache_test.h"
 #include "t/unit/os_count.h"
-#include "t/unit/tap.h"
-
-static const struct meta_cred root_cred = {.uid = 0};
 
 #define BS (64u << 10)
 
 /* ---- fixture ------------------------------------------------------------ */
 
-static char dir[64];
-static struct meta *m;
-static struct os_store *store; /* fault: around the file store */
-static struct os_store *fs;    /* the file store inside it */
-
 /* Make every put fail with -EIO (on), or none (off).  A put that fails
- * never reaches the file store. */
+ * never reaches the file t_os. */
 static void
 fail_puts(bool on)
 {
-	REQUIRE(os_fault_configure(store, on ? "ops=put,err=1" : "err=0",
+	REQUIRE(os_fault_configure(t_os, on ? "ops=put,err=1" : "err=0",
 				   NULL) == 0);
 }
 
-/* Puts the store was asked for, failed ones included. */
+/* Puts the t_os was asked for, failed ones included. */
 static uint64_t
 puts_seen(void)
 {
 	struct os_fault_stats st;
 
-	REQUIRE(os_fault_stats(store, &st) == 0);
+	REQUIRE(os_fault_stats(t_os, &st) == 0);
 	return st.calls[OS_OP_PUT];
 }
 
@@ -56,20 +49,20 @@ add_size(void *arg, const char *key, uint64_t size)
 	return 0;
 }
 
-/* Bytes of every object in the file store. */
+/* Bytes of every object in the file t_os. */
 static uint64_t
 stored_bytes(void)
 {
 	uint64_t n = 0;
 
-	REQUIRE(os_list(fs, "", NULL, add_size, &n) == 0);
+	REQUIRE(os_list(t_fs, "", NULL, add_size, &n) == 0);
 	return n;
 }
 
 static int
 nobjects(void)
 {
-	return t_nobjects(fs, "");
+	return t_nobjects(t_fs, "");
 }
 
 static struct cache *
@@ -79,10 +72,7 @@ open_cache_compact(uint64_t limit, bool gc, uint32_t compact_records)
 			       .upload_threads = 4,
 			       .gc = gc,
 			       .compact_records = compact_records};
-	struct cache *c = NULL;
-
-	CHECK_FATAL(cache_open(m, store, &o, &c) == 0, "cache_open");
-	return c;
+	return t_cache(&o);
 }
 
 static struct cache *
@@ -90,24 +80,7 @@ open_cache(uint64_t limit, bool gc)
 {
 	struct cache_opts o = {
 		.buffer_limit = limit, .upload_threads = 4, .gc = gc};
-	struct cache *c = NULL;
-
-	CHECK_FATAL(cache_open(m, store, &o, &c) == 0, "cache_open");
-	return c;
-}
-
-static uint64_t
-new_file(const char *name)
-{
-	struct meta_new n = {.type = META_REG, .mode = 0644};
-	struct meta_attr a;
-	uint64_t ino = 0;
-	bool existed;
-
-	CHECK_FATAL(meta_create(m, &root_cred, META_ROOT_INO, name, &n, &ino,
-				&a, &existed, NULL, NULL) == 0,
-		    "create %s", name);
-	return ino;
+	return t_cache(&o);
 }
 
 static uint64_t
@@ -115,18 +88,9 @@ file_size(struct cache *c, uint64_t ino)
 {
 	struct meta_attr a;
 
-	CHECK_FATAL(meta_getattr(m, ino, &a) == 0, "getattr");
+	CHECK_FATAL(meta_getattr(t_m, ino, &a) == 0, "getattr");
 	cache_overlay_attr(c, &a);
 	return a.size;
-}
-
-static void
-fill(uint8_t *p, size_t n, uint64_t off, unsigned salt)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		p[i] = (uint8_t)((off + i) * 31 + salt + ((off + i) >> 13));
 }
 
 /* Read [off, off+len) and compare with want (NULL: zeros). */
@@ -158,7 +122,7 @@ nslices(uint64_t ino, uint32_t chunk)
 	struct meta_slice *s = NULL;
 	size_t n = 0;
 
-	meta_read_chunk(m, ino, chunk, 0, META_CHUNK_SIZE, &s, &n);
+	meta_read_chunk(t_m, ino, chunk, 0, META_CHUNK_SIZE, &s, &n);
 	free(s);
 	return n;
 }
@@ -180,13 +144,13 @@ static void
 test_out_of_order(void)
 {
 	struct cache *c = open_cache(64u << 20, false);
-	uint64_t ino = new_file("seq");
+	uint64_t ino = t_new_file("seq");
 	const size_t piece = 16u << 10, total = 1u << 20;
 	const uint64_t base = META_CHUNK_SIZE - 256 * 1024;
 	uint8_t *data = tl_malloc(total);
 	size_t order[64], i, np = total / piece;
 
-	fill(data, total, base, 1);
+	t_fill(data, total, base, 1);
 	for (i = 0; i < np; i++)
 		order[i] = i;
 	for (i = 0; i + 1 < np; i += 2) {
@@ -227,13 +191,13 @@ static void
 test_mid_block_stream(void)
 {
 	struct cache *c = open_cache(64u << 20, false);
-	uint64_t ino = new_file("midblock");
+	uint64_t ino = t_new_file("midblock");
 	const size_t piece = BS / 4, np = 24;
 	const uint64_t base = 3 * BS + BS / 3;
 	uint8_t *data = tl_malloc(np * piece);
 	size_t order[24], i;
 
-	fill(data, np * piece, base, 7);
+	t_fill(data, np * piece, base, 7);
 	for (i = 0; i < np; i++)
 		order[i] = i;
 	order[0] = 1, order[1] = 0; /* the second piece first */
@@ -256,14 +220,14 @@ static void
 test_overwrite(void)
 {
 	struct cache *c = open_cache(64u << 20, false);
-	uint64_t ino = new_file("over");
+	uint64_t ino = t_new_file("over");
 	const size_t n = 300000;
 	uint8_t *data = tl_malloc(n), *patch = tl_malloc(5000);
 
-	fill(data, n, 0, 2);
+	t_fill(data, n, 0, 2);
 	CHECK_EQ(cache_write(c, ino, 0, data, n, true), 0, "stable write");
 	CHECK_EQ(cache_buffered(c), 0, "stable write leaves nothing buffered");
-	fill(patch, 5000, 0, 3);
+	t_fill(patch, 5000, 0, 3);
 	CHECK_EQ(cache_write(c, ino, 100000, patch, 1000, false), 0,
 		 "overwrite the middle");
 	memcpy(data + 100000, patch, 1000);
@@ -285,12 +249,12 @@ static void
 test_sparse_and_big(void)
 {
 	struct cache *c = open_cache(64u << 20, false);
-	uint64_t ino = new_file("sparse");
+	uint64_t ino = t_new_file("sparse");
 	const uint64_t far = (5ULL << 30) + 123; /* past 4 GiB */
 	uint8_t a[5000], b[70000];
 
-	fill(a, sizeof(a), 0, 4);
-	fill(b, sizeof(b), far, 5);
+	t_fill(a, sizeof(a), 0, 4);
+	t_fill(b, sizeof(b), far, 5);
 	CHECK_EQ(cache_write(c, ino, 0, a, sizeof(a), false), 0, "write at 0");
 	CHECK_EQ(cache_write(c, ino, 10u << 20, a, sizeof(a), false), 0,
 		 "write at 10 MiB");
@@ -324,18 +288,18 @@ static void
 test_truncate(void)
 {
 	struct cache *c = open_cache(64u << 20, false);
-	uint64_t ino = new_file("trunc");
+	uint64_t ino = t_new_file("trunc");
 	const size_t n = 300000;
 	uint8_t *data = tl_malloc(n);
 	struct meta_setattr sa = {.valid = META_SET_SIZE, .size = 1000};
 
-	fill(data, n, 0, 6);
+	t_fill(data, n, 0, 6);
 	CHECK_EQ(cache_write(c, ino, 0, data, n, false), 0, "write");
 	CHECK_EQ(cache_flush(c, ino), 0, "flush");
-	CHECK_EQ(meta_setattr(m, &root_cred, ino, &sa, NULL, NULL), 0,
+	CHECK_EQ(meta_setattr(t_m, &t_root, ino, &sa, NULL, NULL), 0,
 		 "truncate to 1000");
 	sa.size = n;
-	CHECK_EQ(meta_setattr(m, &root_cred, ino, &sa, NULL, NULL), 0,
+	CHECK_EQ(meta_setattr(t_m, &t_root, ino, &sa, NULL, NULL), 0,
 		 "extend again");
 	CHECK(read_eq(c, ino, 0, 1000, data), "kept bytes");
 	CHECK(read_eq(c, ino, 1000, n - 1000, NULL),
@@ -360,7 +324,7 @@ lim_writer(void *p)
 	uint64_t off;
 
 	for (off = 0; off < (4u << 20); off += a->piece) {
-		fill(buf, a->piece, off, (unsigned)a->ino);
+		t_fill(buf, a->piece, off, (unsigned)a->ino);
 		if (cache_write(a->c, a->ino, off, buf, a->piece, false) != 0)
 			atomic_fetch_add(&a->over, 1000);
 		if (cache_buffered(a->c) > a->limit + a->piece)
@@ -374,8 +338,8 @@ test_buffer_limit(void)
 {
 	const uint64_t limit = 256u << 10;
 	struct cache *c = open_cache(limit, false);
-	struct lim_arg a1 = {c, new_file("lim1"), limit, 16384, 0};
-	struct lim_arg a2 = {c, new_file("lim2"), limit, 16384, 0};
+	struct lim_arg a1 = {c, t_new_file("lim1"), limit, 16384, 0};
+	struct lim_arg a2 = {c, t_new_file("lim2"), limit, 16384, 0};
 	uint8_t *want = tl_malloc(4u << 20);
 	pthread_t t1, t2;
 	uint64_t off;
@@ -388,10 +352,10 @@ test_buffer_limit(void)
 		 "buffered bytes never above limit + one write");
 	CHECK(cache_buffered(c) <= limit, "within the limit at the end");
 	for (off = 0; off < (4u << 20); off += 16384)
-		fill(want + off, 16384, off, (unsigned)a1.ino);
+		t_fill(want + off, 16384, off, (unsigned)a1.ino);
 	CHECK(read_eq(c, a1.ino, 0, 4u << 20, want), "file 1 intact");
 	for (off = 0; off < (4u << 20); off += 16384)
-		fill(want + off, 16384, off, (unsigned)a2.ino);
+		t_fill(want + off, 16384, off, (unsigned)a2.ino);
 	CHECK(read_eq(c, a2.ino, 0, 4u << 20, want), "file 2 intact");
 	free(want);
 	cache_close(c);
@@ -401,11 +365,11 @@ static void
 test_store_failure(void)
 {
 	struct cache *c = open_cache(64u << 20, false);
-	uint64_t ino = new_file("fail");
+	uint64_t ino = t_new_file("fail");
 	const size_t n = 5 * BS + 777;
 	uint8_t *data = tl_malloc(n);
 
-	fill(data, n, 0, 7);
+	t_fill(data, n, 0, 7);
 	fail_puts(true);
 	CHECK_EQ(cache_write(c, ino, 0, data, n / 2, false), 0,
 		 "unstable write is accepted");
@@ -426,25 +390,25 @@ static void
 test_removed_and_gc(void)
 {
 	struct cache *c = open_cache(64u << 20, true);
-	uint64_t ino = new_file("gone");
+	uint64_t ino = t_new_file("gone");
 	uint8_t *data = tl_malloc(3 * BS);
 	int before, i, left;
 
-	fill(data, 3 * BS, 0, 8);
+	t_fill(data, 3 * BS, 0, 8);
 	before = nobjects();
 	CHECK_EQ(cache_write(c, ino, 0, data, 3 * BS, false), 0, "write");
-	CHECK_EQ(meta_unlink(m, &root_cred, META_ROOT_INO, "gone", NULL,
+	CHECK_EQ(meta_unlink(t_m, &t_root, META_ROOT_INO, "gone", NULL,
 			     NULL),
 		 0, "unlink while buffered");
 	CHECK_EQ(cache_flush(c, ino), -ENOENT, "flush of a removed file");
 	CHECK_EQ(cache_buffered(c), 0, "its data is dropped");
 	CHECK_EQ(nobjects(), before, "its uploaded blocks are deleted");
 
-	ino = new_file("gc");
+	ino = t_new_file("gc");
 	CHECK_EQ(cache_write(c, ino, 0, data, 3 * BS, true), 0,
 		 "write and commit");
 	CHECK(nobjects() >= before + 3, "blocks stored");
-	CHECK_EQ(meta_unlink(m, &root_cred, META_ROOT_INO, "gc", NULL, NULL),
+	CHECK_EQ(meta_unlink(t_m, &t_root, META_ROOT_INO, "gc", NULL, NULL),
 		 0, "unlink");
 	/* The job runs every second; give it plenty of rounds. */
 	for (i = 0, left = nobjects(); i < 3000 && left > before; i++) {
@@ -463,13 +427,13 @@ static void
 test_small_writes(void)
 {
 	struct cache *c = open_cache(64u << 20, false);
-	uint64_t ino = new_file("small");
+	uint64_t ino = t_new_file("small");
 	uint8_t buf[4096], want[4096];
 	uint64_t puts, bytes;
 	int i;
 
 	for (i = 0; i < 32; i++) {
-		fill(buf, sizeof(buf), (uint64_t)i * (16u << 20) + BS / 2 + 100,
+		t_fill(buf, sizeof(buf), (uint64_t)i * (16u << 20) + BS / 2 + 100,
 		     5);
 		CHECK_FATAL(cache_write(c, ino, (uint64_t)i * (16u << 20) +
 						       BS / 2 + 100,
@@ -487,7 +451,7 @@ test_small_writes(void)
 		 "the puts hold only the bytes written");
 	CHECK_EQ(nslices(ino, 0), 4, "a record per write");
 	for (i = 0; i < 32; i++) {
-		fill(want, sizeof(want),
+		t_fill(want, sizeof(want),
 		     (uint64_t)i * (16u << 20) + BS / 2 + 100, 5);
 		CHECK(read_eq(c, ino, (uint64_t)i * (16u << 20) + BS / 2 + 100,
 			      sizeof(want), want),
@@ -504,7 +468,7 @@ nids(uint64_t ino, uint32_t chunk)
 	struct meta_slice *s = NULL;
 	size_t n = 0, i, j, d = 0;
 
-	meta_read_chunk(m, ino, chunk, 0, META_CHUNK_SIZE, &s, &n);
+	meta_read_chunk(t_m, ino, chunk, 0, META_CHUNK_SIZE, &s, &n);
 	for (i = 0; i < n; i++) {
 		for (j = 0; j < i && s[j].id != s[i].id; j++)
 			;
@@ -522,7 +486,7 @@ static void
 test_packed(void)
 {
 	struct cache *c = open_cache(64u << 20, true);
-	uint64_t ino = new_file("packed"), seed = 7;
+	uint64_t ino = t_new_file("packed"), seed = 7;
 	const size_t n = 2 * (64u << 20) + 8192;
 	uint8_t *model = tl_calloc(1, n), buf[6000];
 	int before = nobjects(), i, round, left;
@@ -538,7 +502,7 @@ test_packed(void)
 			len = 1 + (seed >> 33) % sizeof(buf);
 			/* Half of them in a 1 MiB window, so they overlap. */
 			off = (seed >> 20) % (i % 2 ? n - len : (1u << 20));
-			fill(buf, len, off, (unsigned)(round * 1000 + i));
+			t_fill(buf, len, off, (unsigned)(round * 1000 + i));
 			CHECK_FATAL(cache_write(c, ino, off, buf, len, false) ==
 					    0,
 				    "write %d.%d", round, i);
@@ -566,8 +530,8 @@ test_packed(void)
 	      nids(ino, 0));
 	/* Reads may have queued the chunks for data compaction: the packs
 	 * it replaced wait for the grace period. */
-	meta_set_compact_grace(m, 0);
-	CHECK_EQ(meta_unlink(m, &root_cred, META_ROOT_INO, "packed", NULL,
+	meta_set_compact_grace(t_m, 0);
+	CHECK_EQ(meta_unlink(t_m, &t_root, META_ROOT_INO, "packed", NULL,
 			     NULL),
 		 0, "unlink");
 	for (i = 0, left = nobjects(); i < 3000 && left > before; i++) {
@@ -575,7 +539,7 @@ test_packed(void)
 		left = nobjects();
 	}
 	CHECK_EQ(left, before, "gc deleted every pack");
-	meta_set_compact_grace(m, 300ULL * 1000000000ULL);
+	meta_set_compact_grace(t_m, 300ULL * 1000000000ULL);
 	free(model);
 	cache_close(c);
 }
@@ -589,7 +553,7 @@ stored(uint64_t id, uint32_t size)
 
 	cache_block_key(key, sizeof(key), "vol", id, 0,
 			size < BS ? size : BS);
-	return os_head(fs, key, &sz) == 0;
+	return os_head(t_fs, key, &sz) == 0;
 }
 
 /* Data compaction: a dense 2 MiB file overwritten by 4 KiB writes at
@@ -604,7 +568,7 @@ test_compact(void)
 {
 	/* Only the read queues the chunk here (flushes would too). */
 	struct cache *c = open_cache_compact(64u << 20, true, UINT32_MAX);
-	uint64_t ino = new_file("compact"), seed = 99;
+	uint64_t ino = t_new_file("compact"), seed = 99;
 	const size_t n = 2u << 20;
 	uint8_t *model = tl_malloc(n), buf[4096];
 	struct meta_slice *old = NULL, *now = NULL;
@@ -614,7 +578,7 @@ test_compact(void)
 	bool ok = true;
 	int round;
 
-	fill(model, n, 0, 5);
+	t_fill(model, n, 0, 5);
 	CHECK_EQ(cache_write(c, ino, 0, model, n, false), 0, "dense write");
 	CHECK_EQ(cache_flush(c, ino), 0, "flush");
 	for (round = 0; round < 8; round++) {
@@ -624,7 +588,7 @@ test_compact(void)
 			seed = seed * 6364136223846793005ull +
 			       1442695040888963407ull;
 			off = 4096 * ((seed >> 33) % (n / 4096));
-			fill(buf, sizeof(buf), off, (unsigned)(round * 100 + i));
+			t_fill(buf, sizeof(buf), off, (unsigned)(round * 100 + i));
 			ok = ok && cache_write(c, ino, off, buf, sizeof(buf),
 					       false) == 0;
 			memcpy(model + off, buf, sizeof(buf));
@@ -642,7 +606,7 @@ test_compact(void)
 		 "compaction backs off while writes are buffered");
 	CHECK_EQ(cache_flush(c, ino), 0, "flush it");
 
-	meta_read_chunk(m, ino, 0, 0, META_CHUNK_SIZE, &old, &nold);
+	meta_read_chunk(t_m, ino, 0, 0, META_CHUNK_SIZE, &old, &nold);
 	CHECK_EQ(cache_write(c, ino, 8192, "y", 1, false), 0, "one more");
 	model[8192] = 'y';
 	CHECK_EQ(cache_flush(c, ino), 0, "flush it");
@@ -650,14 +614,14 @@ test_compact(void)
 	{
 		struct meta_slice w = {old[0].id, old[0].size, 0, 4096, 0};
 
-		CHECK_EQ(meta_rewrite_chunk(m, ino, 0, old, nold, &w, 1),
+		CHECK_EQ(meta_rewrite_chunk(t_m, ino, 0, old, nold, &w, 1),
 			 -EAGAIN, "a rewrite of a stale list is refused");
 	}
 	CHECK_EQ(nslices(ino, 0), recs, "and changes nothing");
 	free(old);
 
 	/* The slices before compaction. */
-	meta_read_chunk(m, ino, 0, 0, META_CHUNK_SIZE, &old, &nold);
+	meta_read_chunk(t_m, ino, 0, 0, META_CHUNK_SIZE, &old, &nold);
 	for (i = 0; i < nold; i++) {
 		for (k = 0; k < nid && ids[k].id != old[i].id; k++)
 			;
@@ -671,7 +635,7 @@ test_compact(void)
 	for (i = 0; i < 3000 && (nslices(ino, 0) != 1 || compactions(c) == 0);
 	     i++)
 		usleep(100000);
-	meta_read_chunk(m, ino, 0, 0, META_CHUNK_SIZE, &now, &nnow);
+	meta_read_chunk(t_m, ino, 0, 0, META_CHUNK_SIZE, &now, &nnow);
 	CHECK(nnow == 1 && now[0].pos == 0 && now[0].len == n &&
 		      now[0].size == n,
 	      "the read queued the chunk; the gc job rewrote it as one "
@@ -684,7 +648,7 @@ test_compact(void)
 	for (ok = true, k = 0; k < nid; k++)
 		ok = ok && stored(ids[k].id, ids[k].size);
 	CHECK(ok, "the %zu old slices stay stored through the grace", nid);
-	meta_set_compact_grace(m, 0);
+	meta_set_compact_grace(t_m, 0);
 	for (i = 0, ok = false; i < 3000 && !ok; i++) {
 		usleep(100000);
 		for (ok = true, k = 0; ok && k < nid; k++)
@@ -694,7 +658,7 @@ test_compact(void)
 	CHECK(nnow == 1 && stored(now[0].id, now[0].size),
 	      "the new slice is stored");
 	CHECK(read_eq(c, ino, 0, n, model), "reads still match");
-	meta_set_compact_grace(m, 300ULL * 1000000000ULL);
+	meta_set_compact_grace(t_m, 300ULL * 1000000000ULL);
 	free(now);
 	free(model);
 	cache_close(c);
@@ -710,13 +674,13 @@ test_compact_appends(void)
 	struct cache *c = open_cache(64u << 20, true);
 	const size_t n = 400, sz = 4096;
 	uint8_t *model = tl_malloc(n * sz);
-	uint64_t ino = new_file("log");
+	uint64_t ino = t_new_file("log");
 	struct cache_stats st;
 	bool ok = true;
 	size_t i, recs;
 
 	for (i = 0; i < n; i++) {
-		fill(model + i * sz, sz, i * sz, 7);
+		t_fill(model + i * sz, sz, i * sz, 7);
 		ok = ok &&
 		     cache_write(c, ino, i * sz, model + i * sz, sz, false) ==
 			     0 &&
@@ -751,14 +715,14 @@ test_compact_keeps_big(void)
 	uint8_t *model = tl_malloc(n), buf[4096];
 	struct meta_slice *s = NULL;
 	size_t ns = 0, i, small = 0;
-	uint64_t big_id = 0, ino = new_file("keepbig");
+	uint64_t big_id = 0, ino = t_new_file("keepbig");
 	uint32_t big_size = 0;
 	bool ok = true, kept = false;
 
-	fill(model, n, 0, 11);
+	t_fill(model, n, 0, 11);
 	CHECK_EQ(cache_write(c, ino, 0, model, n, false), 0, "dense write");
 	CHECK_EQ(cache_flush(c, ino), 0, "flush");
-	meta_read_chunk(m, ino, 0, 0, META_CHUNK_SIZE, &s, &ns);
+	meta_read_chunk(t_m, ino, 0, 0, META_CHUNK_SIZE, &s, &ns);
 	CHECK_FATAL(ns >= 1, "records");
 	big_id = s[0].id;
 	big_size = s[0].size;
@@ -766,7 +730,7 @@ test_compact_keeps_big(void)
 	for (i = 0; i < 40; i++) {
 		uint64_t off = big + i * 2 * 4096; /* every other block */
 
-		fill(buf, sizeof(buf), off, 100 + (unsigned)i);
+		t_fill(buf, sizeof(buf), off, 100 + (unsigned)i);
 		memcpy(model + off, buf, sizeof(buf));
 		ok = ok && cache_write(c, ino, off, buf, sizeof(buf), false) ==
 				   0 &&
@@ -774,7 +738,7 @@ test_compact_keeps_big(void)
 	}
 	CHECK(ok, "40 small overwrites after the first 3 MiB");
 	CHECK_EQ(cache_compact(c, ino, 0), 0, "compaction");
-	meta_read_chunk(m, ino, 0, 0, META_CHUNK_SIZE, &s, &ns);
+	meta_read_chunk(t_m, ino, 0, 0, META_CHUNK_SIZE, &s, &ns);
 	for (i = 0; i < ns; i++) {
 		if (s[i].id != big_id)
 			small++;
@@ -788,12 +752,12 @@ test_compact_keeps_big(void)
 	      "slice; the last 1.7 MiB name the big slice (%zu records)",
 	      ns);
 	CHECK(read_eq(c, ino, 0, n, model), "reads match");
-	meta_set_compact_grace(m, 0);
+	meta_set_compact_grace(t_m, 0);
 	for (i = 0; i < 50; i++)
 		usleep(100000);
 	CHECK(stored(big_id, big_size), "the big slice is not released");
 	CHECK(read_eq(c, ino, 0, n, model), "reads still match");
-	meta_set_compact_grace(m, 300ULL * 1000000000ULL);
+	meta_set_compact_grace(t_m, 300ULL * 1000000000ULL);
 	free(model);
 	cache_close(c);
 }
@@ -805,7 +769,7 @@ truncate_to(struct cache *c, uint64_t ino, uint64_t size)
 	struct meta_setattr sa = {.valid = META_SET_SIZE, .size = size};
 
 	return cache_flush(c, ino) == 0 &&
-	       meta_setattr(m, &root_cred, ino, &sa, NULL, NULL) == 0;
+	       meta_setattr(t_m, &t_root, ino, &sa, NULL, NULL) == 0;
 }
 
 /* Random writes, overwrites, flushes, truncates and reads (of buffered,
@@ -815,7 +779,7 @@ static void
 random_model(unsigned seed, int rounds, const char *name, uint64_t at)
 {
 	struct cache *c = open_cache(1u << 20, false);
-	uint64_t ino = new_file(name);
+	uint64_t ino = t_new_file(name);
 	const size_t span = 3 * BS + 12345;
 	uint8_t *model = tl_calloc(1, span), *buf = tl_malloc(span);
 	uint64_t size = 0;
@@ -836,7 +800,7 @@ random_model(unsigned seed, int rounds, const char *name, uint64_t at)
 			for (p = off; p < off + len; p += k) {
 				size_t n = TL_MIN(k, off + len - p);
 
-				fill(buf, n, p, (unsigned)i);
+				t_fill(buf, n, p, (unsigned)i);
 				if (cache_write(c, ino, at + p, buf, n,
 						false) != 0)
 					bad++;
@@ -850,7 +814,7 @@ random_model(unsigned seed, int rounds, const char *name, uint64_t at)
 				bad++;
 			continue;
 		} else {
-			fill(buf, len, off, (unsigned)i);
+			t_fill(buf, len, off, (unsigned)i);
 			if (cache_write(c, ino, at + off, buf, len,
 					what == 0) != 0)
 				bad++;
@@ -890,25 +854,8 @@ test_random(void)
 int
 main(void)
 {
-	struct meta_format_opts o = {"vol", NULL, BS, 0, 0, 0, true};
-	char *err = NULL, *url, *furl, *murl, *cmd;
-
-	strcpy(dir, "/tmp/cache-test-XXXXXX");
-	CHECK_FATAL(mkdtemp(dir) != NULL, "mkdtemp");
-	/* A small map: valgrind cannot reserve a huge one. */
-	murl = tl_asprintf("lmdb://%s/db?mapsize=256M", dir);
-	url = tl_asprintf("file://%s/objects", dir);
-	o.storage = url;
-	CHECK_FATAL(meta_format(murl, &o, &err) == 0, "format (%s)",
-		    err ? err : "");
-	CHECK_FATAL(meta_open(murl, NULL, &m, &err) == 0, "open (%s)",
-		    err ? err : "");
-	furl = tl_asprintf("fault:%s", url);
-	CHECK_FATAL(os_open(furl, &store, &err) == 0, "object store (%s)",
-		    err ? err : "");
-	fs = os_unwrap(store, "file");
-	CHECK_FATAL(fs != NULL, "the file store under fault:");
-	CHECK_EQ(meta_settings(m)->block_size, BS, "block size");
+	t_start(BS, 0);
+	CHECK_EQ(meta_settings(t_m)->block_size, BS, "block size");
 
 	test_out_of_order();
 	test_mid_block_stream();
@@ -925,14 +872,6 @@ main(void)
 	test_compact_keeps_big();
 	test_random();
 
-	os_close(store);
-	meta_close(m);
-	free(furl);
-	free(url);
-	free(murl);
-	cmd = tl_asprintf("rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# cannot remove %s\n", dir);
-	free(cmd);
+	t_finish();
 	return tap_done();
 }

@@ -26,19 +26,7 @@ open_cache(const char *dirs, uint64_t size, unsigned floor)
 			       .cache_dirs = dirs,
 			       .cache_size = size,
 			       .cache_free_floor = floor};
-	struct cache *c = NULL;
-
-	CHECK_FATAL(cache_open(t_m, &t_cs.base, &o, &c) == 0, "cache_open");
-	return c;
-}
-
-static struct cache_stats
-stats(struct cache *c)
-{
-	struct cache_stats s;
-
-	cache_stats(c, &s);
-	return s;
+	return t_cache(&o);
 }
 
 /* Apply fn to every cached block file; returns how many there are and
@@ -121,22 +109,22 @@ test_cached_and_restart(uint64_t ino, const uint8_t *data)
 	struct cache *c = open_cache(cdir, 0, 0);
 	struct cache_stats s;
 
-	cs_reset();
+	t_count_reset();
 	CHECK(t_read_eq(c, ino, 0, NB * BS, data), "cold read");
-	CHECK_EQ(atomic_load(&t_cs.gets), NB, "one GET per block");
-	CHECK_EQ(stats(c).disk_blocks, NB, "every block cached on disk");
+	CHECK_EQ(t_gets(), NB, "one GET per block");
+	CHECK_EQ(t_stats(c).disk_blocks, NB, "every block cached on disk");
 	CHECK(t_read_eq(c, ino, 0, NB * BS, data), "warm read");
 	CHECK(t_read_eq(c, ino, 1000, 5000, data + 1000), "small warm read");
-	CHECK_EQ(atomic_load(&t_cs.gets), NB, "warm reads need no GET");
+	CHECK_EQ(t_gets(), NB, "warm reads need no GET");
 	cache_close(c);
 
 	c = open_cache(cdir, 0, 0);
-	s = stats(c);
+	s = t_stats(c);
 	CHECK_EQ(s.disk_blocks, NB, "the scan at open finds every block");
 	CHECK(s.disk_bytes > NB * BS, "and counts their bytes");
-	cs_reset();
+	t_count_reset();
 	CHECK(t_read_eq(c, ino, 0, NB * BS, data), "read after restart");
-	CHECK_EQ(atomic_load(&t_cs.gets), 0, "served from disk after restart");
+	CHECK_EQ(t_gets(), 0, "served from disk after restart");
 	cache_close(c);
 }
 
@@ -148,15 +136,15 @@ test_damage(uint64_t ino, const uint8_t *data, void (*fn)(const char *),
 
 	CHECK_EQ(each_file(fn, NULL), NB, "%s: every cache file", what);
 	c = open_cache(cdir, 0, 0);
-	cs_reset();
+	t_count_reset();
 	CHECK(t_read_eq(c, ino, 0, NB * BS, data),
 	      "%s: the read returns the right data", what);
-	CHECK_EQ(atomic_load(&t_cs.gets), NB, "%s: every block refetched",
+	CHECK_EQ(t_gets(), NB, "%s: every block refetched",
 		 what);
-	CHECK_EQ(stats(c).disk_damaged, NB, "%s: counted as damaged", what);
-	cs_reset();
+	CHECK_EQ(t_stats(c).disk_damaged, NB, "%s: counted as damaged", what);
+	t_count_reset();
 	CHECK(t_read_eq(c, ino, 0, NB * BS, data), "%s: read again", what);
-	CHECK_EQ(atomic_load(&t_cs.gets), 0, "%s: the cache was repaired",
+	CHECK_EQ(t_gets(), 0, "%s: the cache was repaired",
 		 what);
 	cache_close(c);
 }
@@ -169,11 +157,11 @@ test_damage_small(uint64_t ino, const uint8_t *data)
 
 	each_file(flip_data, NULL);
 	c = open_cache(cdir, 0, 0);
-	cs_reset();
+	t_count_reset();
 	/* The flipped byte is 100 bytes before the end of each block. */
 	CHECK(t_read_eq(c, ino, BS - 200, 150, data + BS - 200),
 	      "small read over a flipped byte returns the right data");
-	CHECK_EQ(atomic_load(&t_cs.gets), 1, "with one (range) GET");
+	CHECK_EQ(t_gets(), 1, "with one (range) GET");
 	cache_close(c);
 }
 
@@ -198,14 +186,14 @@ test_both_layouts(void)
 	cache_close(c);
 	c = open_cache(dir, 0, 0);
 	CHECK(t_read_eq(c, ino, 0, n, data), "cold read of both layouts");
-	CHECK_EQ(stats(c).disk_blocks, 3, "all three blocks cached");
+	CHECK_EQ(t_stats(c).disk_blocks, 3, "all three blocks cached");
 	cache_close(c);
 	c = open_cache(dir, 0, 0);
-	cs_reset();
+	t_count_reset();
 	CHECK(t_read_eq(c, ino, 0, n, data), "warm read of both layouts");
 	CHECK(t_read_eq(c, ino, 2 * BS + 10, 900, data + 2 * BS + 10),
 	      "small read of the short block");
-	CHECK_EQ(atomic_load(&t_cs.gets), 0, "served from the disk cache");
+	CHECK_EQ(t_gets(), 0, "served from the disk cache");
 	cache_close(c);
 	free(data);
 }
@@ -226,16 +214,16 @@ test_eviction(uint64_t ino, const uint8_t *data)
 		/* Fills are written in the background: let them land, so
 		 * that the next read of the hot block finds it on disk
 		 * (not in memory, held by its fill) and touches it. */
-		(void)stats(c);
+		(void)t_stats(c);
 	}
-	CHECK(stats(c).disk_bytes <= limit, "index within the limit");
-	CHECK(stats(c).disk_evicted > 0, "blocks were evicted");
+	CHECK(t_stats(c).disk_bytes <= limit, "index within the limit");
+	CHECK(t_stats(c).disk_evicted > 0, "blocks were evicted");
 	each_file(NULL, &bytes);
 	CHECK(bytes <= limit, "files on disk within the limit (%llu)",
 	      (unsigned long long)bytes);
-	cs_reset();
+	t_count_reset();
 	CHECK(t_read_eq(c, ino, 0, BS, data), "hot block");
-	CHECK_EQ(atomic_load(&t_cs.gets), 0, "the hot block stayed cached");
+	CHECK_EQ(t_gets(), 0, "the hot block stayed cached");
 	cache_close(c);
 }
 
@@ -249,7 +237,7 @@ test_floor(uint64_t ino, const uint8_t *data)
 	CHECK_FATAL(mkdir(other, 0700) == 0, "mkdir %s", other);
 	c = open_cache(other, 0, 100); /* clamped to 99 % */
 	CHECK(t_read_eq(c, ino, 0, NB * BS, data), "read under the floor");
-	CHECK_EQ(stats(c).disk_blocks, 0, "nothing cached under the floor");
+	CHECK_EQ(t_stats(c).disk_blocks, 0, "nothing cached under the floor");
 	cache_close(c);
 }
 
@@ -282,8 +270,8 @@ test_single_flight(uint64_t ino, const uint8_t *data, const char *dirs)
 	int i, ok = 0;
 
 	pthread_barrier_init(&bar, NULL, N);
-	cs_reset();
-	atomic_store(&t_cs.get_delay_ms, 300);
+	t_count_reset();
+	t_faults("ops=get,latency=300ms");
 	for (i = 0; i < N; i++) {
 		a[i] = (struct sf){c, ino, data, &bar, false};
 		pthread_create(&th[i], NULL, sf_main, &a[i]);
@@ -292,10 +280,10 @@ test_single_flight(uint64_t ino, const uint8_t *data, const char *dirs)
 		pthread_join(th[i], NULL);
 		ok += a[i].ok;
 	}
-	atomic_store(&t_cs.get_delay_ms, 0);
+	t_faults("");
 	CHECK_EQ(ok, N, "%d concurrent readers read the right data (%s)", N,
 		 dirs ? "disk cache" : "no disk cache");
-	CHECK_EQ(atomic_load(&t_cs.gets), 1, "one GET for them all (%s)",
+	CHECK_EQ(t_gets(), 1, "one GET for them all (%s)",
 		 dirs ? "disk cache" : "no disk cache");
 	pthread_barrier_destroy(&bar);
 	cache_close(c);
@@ -307,12 +295,12 @@ test_no_disk_cache(uint64_t ino, const uint8_t *data)
 	struct cache *c = open_cache(NULL, 0, 0);
 	struct cache_stats s;
 
-	cs_reset();
+	t_count_reset();
 	CHECK(t_read_eq(c, ino, 0, NB * BS, data), "read without a cache");
 	CHECK(t_read_eq(c, ino, 0, NB * BS, data), "and again");
-	CHECK_EQ(atomic_load(&t_cs.gets), 2 * NB,
+	CHECK_EQ(t_gets(), 2 * NB,
 		 "without a disk cache (or memory) every read fetches");
-	s = stats(c);
+	s = t_stats(c);
 	CHECK_EQ(s.disk_blocks + s.disk_hits, 0, "no disk cache figures");
 	cache_close(c);
 }
@@ -324,15 +312,12 @@ main(void)
 	struct cache *c;
 	uint64_t ino;
 
-	t_setup(BS);
-	t_open();
+	t_start(BS, 0);
 	snprintf(cdir, sizeof(cdir), "%s/cache", t_dir);
 	CHECK_FATAL(mkdir(cdir, 0700) == 0, "mkdir %s", cdir);
 
 	c = open_cache(NULL, 0, 0);
-	ino = t_new_file("f");
-	t_fill(data, NB * BS, 0, 7);
-	CHECK_EQ(cache_write(c, ino, 0, data, NB * BS, true), 0, "write");
+	ino = t_file_with(c, "f", data, NB * BS, 7);
 	cache_close(c);
 
 	test_cached_and_restart(ino, data);
@@ -348,7 +333,6 @@ main(void)
 	test_no_disk_cache(ino, data);
 
 	free(data);
-	t_close();
-	t_teardown();
+	t_finish();
 	return tap_done();
 }

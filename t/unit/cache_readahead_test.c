@@ -22,31 +22,16 @@ open_ra(uint64_t ra_max, uint64_t budget)
 			       .readahead_max = ra_max,
 			       .readahead_budget = budget,
 			       .download_threads = 4};
-	struct cache *c = NULL;
-
-	CHECK_FATAL(cache_open(t_m, &t_cs.base, &o, &c) == 0, "cache_open");
-	return c;
+	return t_cache(&o);
 }
 
-static struct cache_stats
-stats(struct cache *c)
-{
-	struct cache_stats s;
-
-	cache_stats(c, &s);
-	return s;
-}
-
-/* Wait until the GET count reaches want (up to 2 minutes: a stall
- * detector, not a speed limit). */
+/* Wait until the GET count reaches want (T_WAIT: a stall detector,
+ * not a speed limit). */
 static int
 gets_reach(int want)
 {
-	int i;
-
-	for (i = 0; i < 12000 && atomic_load(&t_cs.gets) < want; i++)
-		usleep(10000);
-	return atomic_load(&t_cs.gets);
+	T_WAIT(t_gets() >= want);
+	return t_gets();
 }
 
 static void
@@ -56,14 +41,14 @@ test_sequential(uint64_t ino, const uint8_t *data)
 	bool ok = true;
 	uint64_t off;
 
-	cs_reset();
+	t_count_reset();
 	for (off = 0; off < NB * BS; off += RS)
 		ok = ok && t_read_eq(c, ino, off, RS, data + off);
 	CHECK(ok, "sequential 16 KiB reads return the data");
 	cache_close(c); /* waits for prefetches */
-	CHECK_EQ(atomic_load(&t_cs.gets), NB,
+	CHECK_EQ(t_gets(), NB,
 		 "%d reads cost one GET per block (%d)", NB * BS / RS, NB);
-	CHECK_EQ(atomic_load(&t_cs.get_bytes), (uint64_t)NB * BS,
+	CHECK_EQ(t_get_bytes(), (uint64_t)NB * BS,
 		 "every GET is a whole block");
 }
 
@@ -73,10 +58,10 @@ test_ahead(uint64_t ino, const uint8_t *data)
 	struct cache *c = open_ra(8 * BS, 4u << 20);
 	uint64_t off;
 
-	cs_reset();
+	t_count_reset();
 	CHECK(t_read_eq(c, ino, 0, RS, data), "first read");
 	usleep(100000);
-	CHECK_EQ(atomic_load(&t_cs.gets), 1, "a stream that has read less "
+	CHECK_EQ(t_gets(), 1, "a stream that has read less "
 		 "than 256 KiB prefetches nothing");
 	for (off = RS; off < 4 * BS; off += RS)
 		t_read_eq(c, ino, off, RS, data + off);
@@ -87,9 +72,9 @@ test_ahead(uint64_t ino, const uint8_t *data)
 	/* Window doubles per sequential read up to 8 blocks: by now the
 	 * prefetch reaches 8 blocks past the read end. */
 	CHECK_EQ(gets_reach(8 + 8), 8 + 8, "the window grew to 8 blocks");
-	CHECK(stats(c).prefetches >= 8, "counted as prefetches");
+	CHECK(t_stats(c).prefetches >= 8, "counted as prefetches");
 	usleep(100000);
-	CHECK_EQ(atomic_load(&t_cs.gets), 8 + 8, "and no further");
+	CHECK_EQ(t_gets(), 8 + 8, "and no further");
 	cache_close(c);
 }
 
@@ -115,13 +100,13 @@ test_random(uint64_t ino, const uint8_t *data)
 	struct cache *c = open_ra(8 * BS, 4u << 20);
 	static const uint64_t blk[] = {17, 3, 29, 9, 22, 5, 13, 26};
 
-	cs_reset();
+	t_count_reset();
 	CHECK(read_blocks(c, ino, data, blk, TL_ARRAY_SIZE(blk), 1000, 777),
 	      "random 16 KiB reads return the data");
 	cache_close(c);
-	CHECK_EQ(atomic_load(&t_cs.gets), TL_ARRAY_SIZE(blk),
+	CHECK_EQ(t_gets(), TL_ARRAY_SIZE(blk),
 		 "one GET per random read");
-	CHECK_EQ(atomic_load(&t_cs.get_bytes),
+	CHECK_EQ(t_get_bytes(),
 		 (uint64_t)TL_ARRAY_SIZE(blk) * RS,
 		 "range GETs of exactly the bytes read, no prefetch");
 }
@@ -135,11 +120,11 @@ test_random_near(uint64_t ino, const uint8_t *data)
 	struct cache *c = open_ra(8 * BS, 4u << 20);
 	static const uint64_t blk[] = {5, 7, 6, 8, 5, 9, 7, 6, 10, 8};
 
-	cs_reset();
+	t_count_reset();
 	CHECK(read_blocks(c, ino, data, blk, TL_ARRAY_SIZE(blk), 4096, 1024),
 	      "random reads near each other return the data");
 	usleep(100000); /* a prefetch queued would have run */
-	CHECK_EQ(stats(c).prefetches, 0, "they prefetch nothing");
+	CHECK_EQ(t_stats(c).prefetches, 0, "they prefetch nothing");
 	cache_close(c);
 }
 
@@ -149,10 +134,10 @@ test_big_read(uint64_t ino, const uint8_t *data)
 {
 	struct cache *c = open_ra(0, 0);
 
-	cs_reset();
+	t_count_reset();
 	CHECK(t_read_eq(c, ino, BS / 2, 6 * BS, data + BS / 2),
 	      "a read over 7 blocks");
-	CHECK_EQ(atomic_load(&t_cs.gets), 7, "one GET per block touched");
+	CHECK_EQ(t_gets(), 7, "one GET per block touched");
 	cache_close(c);
 }
 
@@ -179,15 +164,14 @@ test_local(uint64_t ino, const uint8_t *data)
 	}
 	CHECK(ok, "local: random 4 KiB reads return the data");
 	usleep(50000);
-	CHECK_EQ(stats(c).prefetches, 0, "and hint nothing");
+	CHECK_EQ(t_stats(c).prefetches, 0, "and hint nothing");
 	/* Half the file, then a pause: a hint the stream has already
 	 * passed is skipped, so the stream must not outrun the hint
 	 * threads on a loaded machine before they are counted. */
 	for (off = 0; off < NB * BS / 2; off += RS)
 		ok = ok && t_read_eq(c, ino, off, RS, data + off);
-	for (i = 0; i < 12000 && stats(c).prefetches == 0; i++)
-		usleep(10000);
-	CHECK(stats(c).prefetches > 0, "a local stream hints what comes");
+	T_WAIT(t_stats(c).prefetches > 0);
+	CHECK(t_stats(c).prefetches > 0, "a local stream hints what comes");
 	for (; off < NB * BS; off += RS)
 		ok = ok && t_read_eq(c, ino, off, RS, data + off);
 	CHECK(ok, "local: sequential 16 KiB reads return the data");
@@ -360,12 +344,9 @@ main(void)
 	struct cache *c;
 	uint64_t ino;
 
-	t_setup(BS);
-	t_open();
+	t_start(BS, 0);
 	c = open_ra(0, 0);
-	ino = t_new_file("f");
-	t_fill(data, NB * BS, 0, 5);
-	CHECK_EQ(cache_write(c, ino, 0, data, NB * BS, true), 0, "write");
+	ino = t_file_with(c, "f", data, NB * BS, 5);
 	cache_close(c);
 
 	test_sequential(ino, data);
@@ -378,7 +359,6 @@ main(void)
 	test_lend_file(ino, data);
 
 	free(data);
-	t_close();
-	t_teardown();
+	t_finish();
 	return tap_done();
 }

@@ -24,16 +24,12 @@
 
 #include "cache/cache.h"
 #include "lib/tl.h"
+#include "t/unit/cache_test.h"
 #include "t/unit/os_count.h"
-#include "t/unit/tap.h"
 
 #define BS (64u << 10)
 #define CAPACITY (4u << 20)
 
-static const struct meta_cred root_cred = {.uid = 0};
-static char dir[64];
-static struct meta *m;
-static struct os_store *os; /* fault(...):file:// */
 
 static struct cache *
 open_cache_wb(uint64_t restore_age_ms, const char *cache_dirs)
@@ -43,10 +39,7 @@ open_cache_wb(uint64_t restore_age_ms, const char *cache_dirs)
 			       .restore_age_ms = restore_age_ms,
 			       .cache_dirs = cache_dirs,
 			       .writeback = cache_dirs != NULL};
-	struct cache *c = NULL;
-
-	CHECK_FATAL(cache_open(m, os, &o, &c) == 0, "cache_open");
-	return c;
+	return t_cache(&o);
 }
 
 static struct cache *
@@ -58,28 +51,7 @@ open_cache(uint64_t restore_age_ms)
 static void
 fault(const char *spec)
 {
-	CHECK_FATAL(os_fault_configure(os, spec, NULL) == 0, "fault(%s)", spec);
-}
-
-static uint64_t
-new_file(const char *name)
-{
-	struct meta_new n = {.type = META_REG, .mode = 0644};
-	struct meta_attr a;
-	uint64_t ino = 0;
-	bool existed;
-
-	CHECK_FATAL(meta_create(m, &root_cred, META_ROOT_INO, name, &n, &ino,
-				&a, &existed, NULL, NULL) == 0,
-		    "create %s", name);
-	return ino;
-}
-
-static void
-fill(uint8_t *p, size_t n, unsigned salt)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(i * 31 + salt + (i >> 13));
+	CHECK_FATAL(os_fault_configure(t_os, spec, NULL) == 0, "fault(%s)", spec);
 }
 
 /* The whole file reads as want[0..n). */
@@ -92,7 +64,7 @@ reads_back(struct cache *c, uint64_t ino, const uint8_t *want, size_t n)
 	bool eof, ok;
 	int r;
 
-	CHECK_FATAL(meta_getattr(m, ino, &a) == 0, "getattr");
+	CHECK_FATAL(meta_getattr(t_m, ino, &a) == 0, "getattr");
 	cache_overlay_attr(c, &a);
 	r = cache_read(c, ino, a.size, 0, n + 1, buf, &got, &eof);
 	ok = r == 0 && a.size == n && got == n && memcmp(buf, want, n) == 0;
@@ -109,7 +81,7 @@ nslices(uint64_t ino)
 	struct meta_slice *s = NULL;
 	size_t n = 0;
 
-	meta_read_chunk(m, ino, 0, 0, META_CHUNK_SIZE, &s, &n);
+	meta_read_chunk(t_m, ino, 0, 0, META_CHUNK_SIZE, &s, &n);
 	free(s);
 	return n;
 }
@@ -119,17 +91,17 @@ static bool
 blocks_exist(uint64_t ino)
 {
 	struct meta_slice *s = NULL;
-	const char *vol = meta_settings(m)->name;
+	const char *vol = meta_settings(t_m)->name;
 	size_t n = 0, missing = 0;
 	char key[256];
 	uint64_t size;
 
-	meta_read_chunk(m, ino, 0, 0, META_CHUNK_SIZE, &s, &n);
+	meta_read_chunk(t_m, ino, 0, 0, META_CHUNK_SIZE, &s, &n);
 	for (size_t i = 0; i < n; i++)
 		for (uint32_t k = 0; k * BS < s[i].size; k++) {
 			cache_block_key(key, sizeof(key), vol, s[i].id, k,
 					TL_MIN(BS, s[i].size - k * BS));
-			if (os_head(os, key, &size) != 0) {
+			if (os_head(t_os, key, &size) != 0) {
 				printf("#   missing %s\n", key);
 				missing++;
 			}
@@ -143,27 +115,19 @@ puts_seen(void)
 {
 	struct os_fault_stats st;
 
-	os_fault_stats(os, &st);
+	os_fault_stats(t_os, &st);
 	return st.calls[OS_OP_PUT];
 }
-
-/* Until cond holds, or a minute of 1 ms naps: a stall bound, not a
- * speed limit (background uploads are waited for). */
-#define WAIT_UNTIL(cond)                                                     \
-	do {                                                                 \
-		for (int w_ = 0; !(cond) && w_ < 60000; w_++)                \
-			usleep(1000);                                        \
-	} while (0)
 
 static void
 test_sync_failure(void)
 {
 	struct cache *c = open_cache(0);
-	uint64_t ino = new_file("syncfail");
+	uint64_t ino = t_new_file("syncfail");
 	const size_t n = 5 * BS + 777;
 	uint8_t *data = tl_malloc(n);
 
-	fill(data, n, 1);
+	t_fill(data, n, 0, 1);
 	CHECK_EQ(cache_write(c, ino, 0, data, n, false), 0, "unstable write");
 	fault("ops=sync,err=1,failures=1");
 	CHECK_EQ(cache_flush(c, ino), -EIO, "a failed sync fails the flush");
@@ -186,24 +150,24 @@ static void
 test_other_files_sync(void)
 {
 	struct cache *c = open_cache(0);
-	uint64_t x = new_file("early"), y = new_file("other");
+	uint64_t x = t_new_file("early"), y = t_new_file("other");
 	const size_t nx = 3 * BS + 100, ny = BS / 2;
 	uint8_t *dx = tl_malloc(nx), *dy = tl_malloc(ny);
 	int before;
 
-	fill(dx, nx, 2);
-	fill(dy, ny, 3);
-	before = t_nobjects(os, "");
+	t_fill(dx, nx, 0, 2);
+	t_fill(dy, ny, 0, 3);
+	before = t_nobjects(t_os, "");
 	CHECK_EQ(cache_write(c, x, 0, dx, nx, false), 0, "x: unstable write");
 	/* The objects, not the wrapper's count of puts: a put is counted
 	 * when it starts, and its object exists only once it is done. */
-	WAIT_UNTIL(t_nobjects(os, "") >= before + 3);
-	CHECK_EQ(t_nobjects(os, ""), before + 3,
+	T_WAIT(t_nobjects(t_os, "") >= before + 3);
+	CHECK_EQ(t_nobjects(t_os, ""), before + 3,
 		 "x: its 3 whole blocks are stored early");
 	CHECK_EQ(cache_write(c, y, 0, dy, ny, false), 0, "y: unstable write");
 	fault("ops=sync,err=1,failures=1");
 	CHECK_EQ(cache_flush(c, y), -EIO, "y: its flush's sync fails");
-	CHECK_EQ(t_nobjects(os, ""), before,
+	CHECK_EQ(t_nobjects(t_os, ""), before,
 		 "and the failed sync lost x's stored blocks too");
 	CHECK_EQ(cache_flush(c, x), 0, "x: flush with a healthy sync");
 	CHECK(reads_back(c, x, dx, nx), "x: no byte lost");
@@ -221,11 +185,11 @@ static void
 test_put_failure(void)
 {
 	struct cache *c = open_cache(0);
-	uint64_t ino = new_file("putfail");
+	uint64_t ino = t_new_file("putfail");
 	const size_t n = 2 * BS + 5;
 	uint8_t *data = tl_malloc(n);
 
-	fill(data, n, 4);
+	t_fill(data, n, 0, 4);
 	fault("ops=put,err=1");
 	CHECK_EQ(cache_write(c, ino, 0, data, n, false), 0,
 		 "unstable write (its early uploads fail)");
@@ -247,17 +211,17 @@ static void
 test_commit_failure(void)
 {
 	struct cache *c = open_cache(1);
-	uint64_t filler = new_file("filler"), x = new_file("late"), p;
+	uint64_t filler = t_new_file("filler"), x = t_new_file("late"), p;
 	const size_t nx = 2 * BS + 9;
 	struct meta_usage u;
 	uint8_t *df, *dx = tl_malloc(nx);
 	size_t nf;
 
-	CHECK_FATAL(meta_usage(m, &u) == 0, "usage");
+	CHECK_FATAL(meta_usage(t_m, &u) == 0, "usage");
 	nf = CAPACITY - u.used_bytes - BS; /* x does not fit after it */
 	df = tl_malloc(nf);
-	fill(df, nf, 5);
-	fill(dx, nx, 6);
+	t_fill(df, nf, 0, 5);
+	t_fill(dx, nx, 0, 6);
 	CHECK_EQ(cache_write(c, filler, 0, df, nf, true), 0, "fill the volume");
 	CHECK_EQ(cache_write(c, x, 0, dx, nx, false), 0, "unstable write");
 	p = puts_seen();
@@ -265,7 +229,7 @@ test_commit_failure(void)
 	CHECK(puts_seen() > p, "its blocks were stored");
 	CHECK(cache_buffered(c) >= nx, "the data stays buffered");
 	CHECK_EQ(
-	    meta_unlink(m, &root_cred, META_ROOT_INO, "filler", NULL, NULL), 0,
+	    meta_unlink(t_m, &t_root, META_ROOT_INO, "filler", NULL, NULL), 0,
 	    "make room");
 	usleep(2000); /* older than restore_age_ms (1 ms) */
 	p = puts_seen();
@@ -286,9 +250,9 @@ test_commit_failure(void)
 static void
 test_writeback(void)
 {
-	char *cdir = tl_asprintf("%s/cache", dir);
+	char *cdir = tl_asprintf("%s/cache", t_dir);
 	struct cache *c;
-	uint64_t ino = new_file("staged");
+	uint64_t ino = t_new_file("staged");
 	const size_t n = 3 * BS + 10;
 	uint8_t *data = tl_malloc(n);
 	struct os_fault_stats fs;
@@ -298,8 +262,8 @@ test_writeback(void)
 
 	CHECK_FATAL(mkdir(cdir, 0700) == 0, "mkdir %s", cdir);
 	c = open_cache_wb(0, cdir);
-	fill(data, n, 7);
-	os_fault_stats(os, &fs);
+	t_fill(data, n, 0, 7);
+	os_fault_stats(t_os, &fs);
 	injected = fs.injected[OS_OP_SYNC];
 	CHECK_EQ(cache_write(c, ino, 0, data, n, false), 0, "unstable write");
 	fault("ops=sync,err=1,failures=1");
@@ -312,9 +276,9 @@ test_writeback(void)
 	CHECK_EQ(r, 0, "flush (again if its sync failed)");
 	CHECK(reads_back(c, ino, data, n), "no byte lost");
 	/* Uploads that failed are retried after a second: wait for them. */
-	WAIT_UNTIL(cache_stats(c, &st) == 0 && st.staged_blocks == 0);
+	T_WAIT(cache_stats(c, &st) == 0 && st.staged_blocks == 0);
 	CHECK_EQ(st.staged_blocks, 0, "every staged block was uploaded");
-	os_fault_stats(os, &fs);
+	os_fault_stats(t_os, &fs);
 	CHECK_EQ(fs.injected[OS_OP_SYNC] - injected, 1,
 		 "the sync failure was injected");
 	CHECK(blocks_exist(ino), "every committed block reached the store");
@@ -327,19 +291,7 @@ test_writeback(void)
 int
 main(void)
 {
-	struct meta_format_opts o = {"vol", NULL, BS, 0, CAPACITY, 0, true};
-	char *err = NULL, *url, *murl, *cmd;
-
-	strcpy(dir, "/tmp/cache-sync-XXXXXX");
-	CHECK_FATAL(mkdtemp(dir) != NULL, "mkdtemp");
-	murl = tl_asprintf("lmdb://%s/db?mapsize=256M", dir);
-	url = tl_asprintf("fault(seed=1):file://%s/objects", dir);
-	o.storage = url;
-	CHECK_FATAL(meta_format(murl, &o, &err) == 0, "format (%s)",
-		    err ? err : "");
-	CHECK_FATAL(meta_open(murl, NULL, &m, &err) == 0, "open (%s)",
-		    err ? err : "");
-	CHECK_FATAL(os_open(url, &os, &err) == 0, "object store");
+	t_start(BS, CAPACITY);
 
 	test_sync_failure();
 	test_other_files_sync();
@@ -347,13 +299,6 @@ main(void)
 	test_commit_failure();
 	test_writeback();
 
-	os_close(os);
-	meta_close(m);
-	free(url);
-	free(murl);
-	cmd = tl_asprintf("rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# cannot remove %s\n", dir);
-	free(cmd);
+	t_finish();
 	return tap_done();
 }

@@ -1,8 +1,8 @@
 /*
  * cache_test.h - fixture of the block-cache tests: a real LMDB volume, a
- * file:// store and a wrapper around it that counts GETs and PUTs, can
- * slow GETs down and can hold PUTs forever (an object store that does
- * not take uploads).
+ * file:// store and the product's fault wrapper around it, which counts
+ * GETs and PUTs, can slow GETs down and can hold PUTs forever (an object
+ * store that does not take uploads).
  */
 #ifndef T_CACHE_TEST_H
 #define T_CACHE_TEST_H
@@ -17,98 +17,94 @@
 
 #include "cache/cache.h"
 #include "lib/tl.h"
+#include "objstore/objstore.h"
 #include "t/unit/tap.h"
-
-struct count_store {
-	struct os_store base;
-	struct os_store *inner;
-	atomic_int gets, puts;
-	_Atomic uint64_t get_bytes;
-	atomic_int get_delay_ms;
-	atomic_bool hold_puts;
-};
-
-static int
-cs_put(struct os_store *s, const char *key, const void *d, size_t len)
-{
-	struct count_store *f = (struct count_store *)s;
-
-	while (atomic_load(&f->hold_puts))
-		usleep(10000);
-	atomic_fetch_add(&f->puts, 1);
-	return os_put(f->inner, key, d, len);
-}
-
-static int
-cs_get(struct os_store *s, const char *key, uint64_t off, size_t len,
-       void *buf, size_t *got)
-{
-	struct count_store *f = (struct count_store *)s;
-	int ms = atomic_load(&f->get_delay_ms);
-
-	if (ms > 0)
-		usleep((useconds_t)ms * 1000);
-	atomic_fetch_add(&f->gets, 1);
-	atomic_fetch_add(&f->get_bytes, len);
-	return os_get(f->inner, key, off, len, buf, got);
-}
-
-static int
-cs_head(struct os_store *s, const char *key, uint64_t *size)
-{
-	return os_head(((struct count_store *)s)->inner, key, size);
-}
-
-static int
-cs_del(struct os_store *s, const char *key)
-{
-	return os_delete(((struct count_store *)s)->inner, key);
-}
-
-static int
-cs_list(struct os_store *s, const char *prefix, const char *after,
-	os_list_cb cb, void *arg)
-{
-	return os_list(((struct count_store *)s)->inner, prefix, after, cb,
-		       arg);
-}
-
-static void
-cs_close(struct os_store *s)
-{
-	(void)s;
-}
-
-static const struct os_ops count_ops = {
-	.scheme = "count",
-	.put = cs_put,
-	.get = cs_get,
-	.head = cs_head,
-	.del = cs_del,
-	.list = cs_list,
-	.close = cs_close,
-};
 
 static char t_dir[64];
 static char *t_murl, *t_url;
 static struct meta *t_m;
-static struct os_store *t_fs;
-static struct count_store t_cs;
+static struct os_store *t_os;	/* fault:file://, what the cache uses */
+static struct os_store *t_fs;	/* the file:// store inside (borrowed) */
+static struct os_fault_stats t_base; /* counts at t_count_reset */
 static const struct meta_cred t_root = {.uid = 0};
 
+/* Count GETs and PUTs from here on. */
 static inline void
-cs_reset(void)
+t_count_reset(void)
 {
-	atomic_store(&t_cs.gets, 0);
-	atomic_store(&t_cs.puts, 0);
-	atomic_store(&t_cs.get_bytes, 0);
+	os_fault_stats(t_os, &t_base);
 }
 
-/* Make the temporary dir and format a volume with block size bs. */
-static inline void
-t_setup(uint32_t bs)
+static inline struct os_fault_stats
+t_counts(void)
 {
-	struct meta_format_opts o = {"vol", NULL, bs, 0, 0, 0, true};
+	struct os_fault_stats st;
+
+	os_fault_stats(t_os, &st);
+	return st;
+}
+
+/* GETs, PUTs and bytes got since t_count_reset. */
+static inline int
+t_gets(void)
+{
+	return (int)(t_counts().calls[OS_OP_GET] - t_base.calls[OS_OP_GET]);
+}
+
+static inline int
+t_puts(void)
+{
+	return (int)(t_counts().calls[OS_OP_PUT] - t_base.calls[OS_OP_PUT]);
+}
+
+static inline uint64_t
+t_get_bytes(void)
+{
+	return t_counts().get_bytes - t_base.get_bytes;
+}
+
+/* Set the fault settings of t_os (objstore/fault.c), "" for none. */
+static inline void
+t_faults(const char *spec)
+{
+	char *err = NULL;
+
+	CHECK_FATAL(os_fault_configure(t_os, spec, &err) == 0, "fault %s (%s)",
+		    spec, err ? err : "");
+}
+
+/* An object store that does not take uploads: every PUT waits while on. */
+static inline void
+t_hold_puts(bool on)
+{
+	t_faults(on ? "ops=put,hold=1" : "");
+}
+
+/* A cache with o on the test volume and t_os. */
+static inline struct cache *
+t_cache(const struct cache_opts *o)
+{
+	struct cache *c = NULL;
+
+	CHECK_FATAL(cache_open(t_m, t_os, o, &c) == 0, "cache_open");
+	return c;
+}
+
+static inline struct cache_stats
+t_stats(struct cache *c)
+{
+	struct cache_stats s;
+
+	cache_stats(c, &s);
+	return s;
+}
+
+/* Make the temporary dir and format a volume with block size bs and
+ * capacity bytes (0: unlimited). */
+static inline void
+t_setup(uint32_t bs, uint64_t capacity)
+{
+	struct meta_format_opts o = {"vol", NULL, bs, 0, capacity, 0, true};
 	char *err = NULL;
 
 	strcpy(t_dir, "/tmp/cache-test-XXXXXX");
@@ -129,30 +125,41 @@ t_open(void)
 	CHECK_FATAL(meta_open(t_murl, NULL, &t_m, &err) == 0, "open (%s)",
 		    err ? err : "");
 	CHECK_FATAL(os_open(t_url, &t_fs, &err) == 0, "object store");
-	t_cs.base.ops = &count_ops;
-	t_cs.base.url = t_url;
-	t_cs.inner = t_fs;
+	CHECK_FATAL(os_fault_wrap(t_fs, "seed=1", &t_os, &err) == 0,
+		    "fault wrapper");
 }
 
 static inline void
 t_close(void)
 {
-	os_close(t_fs);
+	os_close(t_os); /* and t_fs inside */
 	meta_close(t_m);
-	t_fs = NULL;
+	t_os = t_fs = NULL;
 	t_m = NULL;
 }
 
 static inline void
 t_teardown(void)
 {
-	char *cmd = tl_asprintf("rm -rf '%s'", t_dir);
-
-	if (system(cmd) != 0)
-		printf("# cannot remove %s\n", t_dir);
-	free(cmd);
+	tap_rm_rf(t_dir);
 	free(t_murl);
 	free(t_url);
+}
+
+/* t_setup and t_open, for a test that does not fork; t_finish undoes
+ * both. */
+static inline void
+t_start(uint32_t bs, uint64_t capacity)
+{
+	t_setup(bs, capacity);
+	t_open();
+}
+
+static inline void
+t_finish(void)
+{
+	t_close();
+	t_teardown();
 }
 
 static inline uint64_t
@@ -188,6 +195,20 @@ t_fill(uint8_t *p, size_t n, uint64_t off, unsigned salt)
 
 	for (i = 0; i < n; i++)
 		p[i] = (uint8_t)((off + i) * 31 + salt + ((off + i) >> 13));
+}
+
+/* Fill data[0..len) (salt), write it to a new file name through c,
+ * flushed; the file's inode. */
+static inline uint64_t
+t_file_with(struct cache *c, const char *name, uint8_t *data, size_t len,
+	    unsigned salt)
+{
+	uint64_t ino = t_new_file(name);
+
+	t_fill(data, len, 0, salt);
+	CHECK_EQ(cache_write(c, ino, 0, data, len, true), 0, "write %s",
+		 name);
+	return ino;
 }
 
 static inline uint64_t

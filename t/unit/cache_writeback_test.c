@@ -29,10 +29,7 @@ open_wb(const char *dirs, bool writeback, bool gc, uint64_t max_age_ms)
 			       .cache_dirs = dirs,
 			       .writeback = writeback,
 			       .writeback_max_age_ms = max_age_ms};
-	struct cache *c = NULL;
-
-	CHECK_FATAL(cache_open(t_m, &t_cs.base, &o, &c) == 0, "cache_open");
-	return c;
+	return t_cache(&o);
 }
 
 static int
@@ -73,7 +70,7 @@ child(int fd, const uint8_t *data)
 	char res[8] = "-----";
 
 	t_open();
-	atomic_store(&t_cs.hold_puts, true);
+	t_hold_puts(true);
 	c = open_wb(cdir, true, false, 0);
 	ino = t_new_file("w");
 	if (cache_write(c, ino, 0, data, LEN, false) == 0 &&
@@ -130,24 +127,24 @@ test_crash(const uint8_t *data)
 	CHECK_EQ(s.staged_blocks, NBLK, "status sees the staged blocks");
 	CHECK_EQ(s.staged_bytes, LEN, "and their bytes");
 
-	cs_reset();
+	t_count_reset();
 	c = open_wb(cdir, true, false, 0);
 	CHECK(drained(c), "the restarted cache uploads every staged block");
 	cache_stats(c, &s);
 	CHECK_EQ(s.uploaded, NBLK, "uploaded count");
 	CHECK_EQ(s.disk_blocks, NBLK, "uploaded blocks moved into the cache");
 	cache_close(c);
-	CHECK_EQ(atomic_load(&t_cs.puts), NBLK, "one PUT per block");
+	CHECK_EQ(t_puts(), NBLK, "one PUT per block");
 	CHECK_EQ(nobjects(), NBLK, "the store holds every block");
 	cache_staging_scan(cdir, 0, &s);
 	CHECK_EQ(s.staged_blocks, 0, "the staging dir is empty");
 
 	c = open_wb(NULL, false, false, 0);
 	ino = t_lookup("w");
-	cs_reset();
+	t_count_reset();
 	CHECK(t_read_eq(c, ino, 0, LEN, data),
 	      "a cache without disk cache or staging reads the data back");
-	CHECK(atomic_load(&t_cs.gets) >= NBLK, "from the object store");
+	CHECK(t_gets() >= NBLK, "from the object store");
 	cache_close(c);
 }
 
@@ -160,7 +157,7 @@ test_removed(const uint8_t *data)
 	uint64_t ino;
 	int before = nobjects(), i;
 
-	atomic_store(&t_cs.hold_puts, true);
+	t_hold_puts(true);
 	c = open_wb(cdir, true, true, 0);
 	ino = t_new_file("gone");
 	CHECK_EQ(cache_write(c, ino, 0, data, LEN, true), 0,
@@ -171,7 +168,7 @@ test_removed(const uint8_t *data)
 	for (i = 0; i < 3000 && staged(c) > 0; i++)
 		usleep(100000);
 	CHECK_EQ(staged(c), 0, "gc cancelled the staged blocks");
-	atomic_store(&t_cs.hold_puts, false);
+	t_hold_puts(false);
 	cache_close(c);
 	CHECK_EQ(nobjects(), before,
 		 "no block of the removed file is left in the store");
@@ -188,14 +185,14 @@ test_alarm(const uint8_t *data)
 	struct cache *c;
 	uint64_t ino;
 
-	atomic_store(&t_cs.hold_puts, true);
+	t_hold_puts(true);
 	c = open_wb(cdir, true, false, 1);
 	ino = t_new_file("old");
 	CHECK_EQ(cache_write(c, ino, 0, data, BS, true), 0, "staged write");
 	usleep(1100000);
 	cache_stats(c, &s);
 	CHECK(s.staged_overdue > 0, "a block staged too long is overdue");
-	atomic_store(&t_cs.hold_puts, false);
+	t_hold_puts(false);
 	CHECK(drained(c), "uploaded once the store takes PUTs");
 	cache_stats(c, &s);
 	CHECK_EQ(s.staged_overdue, 0, "no alarm once uploaded");
@@ -208,7 +205,7 @@ main(void)
 	uint8_t *data = tl_malloc(LEN);
 
 	t_fill(data, LEN, 0, 11);
-	t_setup(BS);
+	t_setup(BS, 0);
 	snprintf(cdir, sizeof(cdir), "%s/cache", t_dir);
 	CHECK_FATAL(mkdir(cdir, 0700) == 0, "mkdir %s", cdir);
 

@@ -33,9 +33,3 @@ t_unit_nfsd_nlm_test_LDADD = $(TESSERA_LIBS)
 # The real tesserad under a service manager the test plays (sd_notify).
 check_PROGRAMS += t/unit/tesserad_notify_test
 TESTS += t/unit/tesserad_notify_test
-t_unit_tesserad_notify_test_SOURCES = t/unit/tesserad_notify_test.c \
-	t/unit/tap.h
-t_unit_tesserad_notify_test_CPPFLAGS = $(AM_CPPFLAGS) \
-	-DTESSERAD_BIN='"$(abs_top_builddir)/tesserad$(EXEEXT)"' \
-	-DTESSERA_BIN='"$(abs_top_builddir)/tessera$(EXEEXT)"'
-t_unit_tesserad_notify_test_LDADD = $(TESSERA_LIBS)

@@ -348,39 +348,18 @@ test_bounds(void)
 int
 main(void)
 {
-	char exp[] = "/tmp/nfsd_drc_exports.XXXXXX";
-	struct meta_cred rootc = {.uid = 0};
-	struct nfsd_config cfg;
-	struct meta_new n;
-	struct meta_attr a;
-	uint64_t ino;
-	bool existed;
 	char *err = NULL;
-	int fd = mkstemp(exp);
+	int fd;
 
-	CHECK_FATAL(fd >= 0, "exports file");
-	dprintf(fd, "/ 127.0.0.1(rw,insecure,no_root_squash)\n"
-		    "/sec 127.0.0.1(rw,no_root_squash)\n");
-	close(fd);
-	nfsd_config_defaults(&cfg);
-	cfg.workers = 4;
-	free(cfg.exports);
-	cfg.exports = tl_strdup(exp);
-	tsrv_start(&T, &cfg);
-	nfsd_config_free(&cfg);
-	memset(&n, 0, sizeof(n));
-	n.type = META_DIR;
-	n.mode = 0777;
-	CHECK_FATAL(meta_create(T.m, &rootc, META_ROOT_INO, "sec", &n, &ino,
-				&a, &existed, NULL, NULL) == 0,
-		    "mkdir /sec");
+	tsrv_start_exports(&T, "/ 127.0.0.1(rw,insecure,no_root_squash)\n"
+			       "/sec 127.0.0.1(rw,no_root_squash)\n");
+	tsrv_make(&T, META_ROOT_INO, "sec", true);
 	CHECK_FATAL(nfsd_server_reload(T.srv, &err) == 0, "reload exports");
 	fd = tdial(T.port);
 	CHECK_FATAL(fd >= 0 && tmnt(fd, "/", &root) == MNT3_OK, "MNT /");
 	close(fd);
 	test_replays();
 	test_replay_source();
-	unlink(exp);
 	test_bounds();
 	tsrv_stop(&T);
 	free(root.data.data_val);

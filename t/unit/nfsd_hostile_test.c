@@ -27,22 +27,6 @@ static nfs_fh3 root, ro, file;
 static int fd;
 
 static int
-getattr(const void *h, size_t len)
-{
-	GETATTR3args a;
-	GETATTR3res r;
-	int st;
-
-	a.object.data.data_len = (u_int)len;
-	a.object.data.data_val = (char *)h;
-	memset(&r, 0, sizeof(r));
-	st = tnfs(fd, 2, NFSPROC3_GETATTR, (xdrproc_t)xdr_GETATTR3args, &a,
-		  (xdrproc_t)xdr_GETATTR3res, &r);
-	xdr_free((xdrproc_t)xdr_GETATTR3res, (char *)&r);
-	return st;
-}
-
-static int
 create(const char *name, nfs_fh3 *out)
 {
 	CREATE3args a;
@@ -89,22 +73,22 @@ test_handles(void)
 	nfs_fh3 gone = {{0, NULL}};
 
 	memcpy(t, root.data.data_val, NFSD_FH_SIZE);
-	CHECK_EQ(getattr(t, 20), NFS3ERR_BADHANDLE, "short handle: BADHANDLE");
+	CHECK_EQ(tgetattr(fd, t, 20), NFS3ERR_BADHANDLE, "short handle: BADHANDLE");
 	memset(t + NFSD_FH_SIZE, 0, sizeof(t) - NFSD_FH_SIZE);
-	CHECK_EQ(getattr(t, 64), NFS3ERR_BADHANDLE, "long handle: BADHANDLE");
+	CHECK_EQ(tgetattr(fd, t, 64), NFS3ERR_BADHANDLE, "long handle: BADHANDLE");
 	t[13 + 7] ^= 0x10; /* another inode, MAC not recomputed */
-	CHECK_EQ(getattr(t, NFSD_FH_SIZE), NFS3ERR_BADHANDLE,
+	CHECK_EQ(tgetattr(fd, t, NFSD_FH_SIZE), NFS3ERR_BADHANDLE,
 		 "forged inode number: BADHANDLE");
 	nfsd_fh_decode(meta_settings(T.m), root.data.data_val,
 		       root.data.data_len, &h);
 	other.uuid[0] ^= 1;
 	other.secret[0] ^= 1;
 	nfsd_fh_encode(&other, &h, t);
-	CHECK_EQ(getattr(t, NFSD_FH_SIZE), NFS3ERR_BADHANDLE,
+	CHECK_EQ(tgetattr(fd, t, NFSD_FH_SIZE), NFS3ERR_BADHANDLE,
 		 "handle of another volume: BADHANDLE");
 	CHECK_EQ(create("gone", &gone), NFS3_OK, "CREATE gone");
 	CHECK_EQ(remove_("gone", NFSPROC3_REMOVE), NFS3_OK, "REMOVE gone");
-	CHECK_EQ(getattr(gone.data.data_val, gone.data.data_len),
+	CHECK_EQ(tgetattr(fd, gone.data.data_val, gone.data.data_len),
 		 NFS3ERR_STALE, "handle of a deleted file: STALE");
 	free(gone.data.data_val);
 }
@@ -404,46 +388,20 @@ test_mount_list(void)
 	      "DUMP lists %ld entries: the list keeps %d", n, NFSD_MOUNTS_MAX);
 	CHECK(strcmp(first, want) == 0, "most recent first (%s)", first);
 	CHECK(!dup, "one entry per client and path");
-	CHECK(getattr(root.data.data_val, root.data.data_len) == NFS3_OK,
+	CHECK(tgetattr(fd, root.data.data_val, root.data.data_len) == NFS3_OK,
 	      "the server still answers");
 }
 
 int
 main(void)
 {
-	char exp[] = "/tmp/nfsd_hostile_exports.XXXXXX";
-	struct nfsd_config cfg;
 	struct meta_usage u0, u1;
-	struct meta_cred rootc = {.uid = 0};
-	struct meta_new n;
-	struct meta_attr a;
-	uint64_t ino;
-	bool existed;
 	char *err = NULL;
-	int efd = mkstemp(exp);
 
-	CHECK_FATAL(efd >= 0, "exports file");
-	dprintf(efd, "/ 127.0.0.1(rw,insecure,no_root_squash) "
-		     "127.0.0.0/8(ro,insecure)\n"
-		     "/ro 127.0.0.0/8(ro,insecure)\n");
-	close(efd);
-	nfsd_config_defaults(&cfg);
-	cfg.workers = 4;
-	free(cfg.exports);
-	cfg.exports = tl_strdup(exp);
-	tsrv_start(&T, &cfg);
-	nfsd_config_free(&cfg);
-	memset(&n, 0, sizeof(n));
-	n.type = META_DIR;
-	n.mode = 0777;
-	CHECK_FATAL(meta_create(T.m, &rootc, META_ROOT_INO, "ro", &n, &ino, &a,
-				&existed, NULL, NULL) == 0,
-		    "mkdir /ro");
-	n.type = META_REG;
-	n.mode = 0666;
-	CHECK_FATAL(meta_create(T.m, &rootc, ino, "g", &n, &ino, &a, &existed,
-				NULL, NULL) == 0,
-		    "create /ro/g");
+	tsrv_start_exports(&T, "/ 127.0.0.1(rw,insecure,no_root_squash) "
+			       "127.0.0.0/8(ro,insecure)\n"
+			       "/ro 127.0.0.0/8(ro,insecure)\n");
+	tsrv_make(&T, tsrv_make(&T, META_ROOT_INO, "ro", true), "g", false);
 	CHECK_FATAL(nfsd_server_reload(T.srv, &err) == 0, "reload exports");
 	fd = tdial(T.port);
 	CHECK_FATAL(tmnt(fd, "/", &root) == MNT3_OK, "MNT /");
@@ -483,6 +441,5 @@ main(void)
 	free(file.data.data_val);
 	free(err);
 	tsrv_stop(&T);
-	unlink(exp);
 	return tap_done();
 }

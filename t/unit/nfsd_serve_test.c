@@ -126,25 +126,6 @@ mnt(const char *path, nfs_fh3 *fh)
 }
 
 static int
-getattr(const void *h, size_t len)
-{
-	GETATTR3args a;
-	GETATTR3res r;
-	int st;
-
-	a.object.data.data_len = (u_int)len;
-	a.object.data.data_val = (char *)h;
-	memset(&r, 0, sizeof(r));
-	if (call(2, NFSD_PROG_NFS, NFSPROC3_GETATTR, true,
-		 (xdrproc_t)xdr_GETATTR3args, &a, (xdrproc_t)xdr_GETATTR3res,
-		 &r) != SUCCESS)
-		return -1;
-	st = r.status;
-	xdr_free((xdrproc_t)xdr_GETATTR3res, (char *)&r);
-	return st;
-}
-
-static int
 create(uint32_t xid, const nfs_fh3 *dir, const char *name, bool authsys)
 {
 	CREATE3args a;
@@ -194,15 +175,15 @@ test_handles(struct meta *m, const nfs_fh3 *root)
 	uint8_t t[NFSD_FH_SIZE];
 	char *err = NULL;
 
-	CHECK_EQ(getattr(root->data.data_val, root->data.data_len), NFS3_OK,
+	CHECK_EQ(tgetattr(fd, root->data.data_val, root->data.data_len), NFS3_OK,
 		 "GETATTR of the root handle");
 	memcpy(t, root->data.data_val, sizeof(t));
 	t[20] ^= 1;
-	CHECK_EQ(getattr(t, sizeof(t)), NFS3ERR_BADHANDLE,
+	CHECK_EQ(tgetattr(fd, t, sizeof(t)), NFS3ERR_BADHANDLE,
 		 "tampered handle: BADHANDLE");
-	CHECK_EQ(getattr(root->data.data_val, 20), NFS3ERR_BADHANDLE,
+	CHECK_EQ(tgetattr(fd, root->data.data_val, 20), NFS3ERR_BADHANDLE,
 		 "truncated handle: BADHANDLE");
-	CHECK_EQ(getattr(t, 0), NFS3ERR_BADHANDLE, "empty handle: BADHANDLE");
+	CHECK_EQ(tgetattr(fd, t, 0), NFS3ERR_BADHANDLE, "empty handle: BADHANDLE");
 
 	/* handles with a valid MAC, made with the volume's secret */
 	nfsd_exports_parse(exports_text, "t", &ex, &err);
@@ -214,25 +195,25 @@ test_handles(struct meta *m, const nfs_fh3 *root)
 	      "MNT / gives the root inode and its generation");
 	h.export_id = 12345;
 	nfsd_fh_encode(vol, &h, t);
-	CHECK_EQ(getattr(t, sizeof(t)), NFS3ERR_STALE,
+	CHECK_EQ(tgetattr(fd, t, sizeof(t)), NFS3ERR_STALE,
 		 "unknown export id: STALE");
 	nfsd_fh_decode(vol, root->data.data_val, root->data.data_len, &h);
 	h.gen ^= 1;
 	nfsd_fh_encode(vol, &h, t);
-	CHECK_EQ(getattr(t, sizeof(t)), NFS3ERR_STALE,
+	CHECK_EQ(tgetattr(fd, t, sizeof(t)), NFS3ERR_STALE,
 		 "wrong generation: STALE");
 	h.gen ^= 1;
 	h.ino = 999999;
 	nfsd_fh_encode(vol, &h, t);
-	CHECK_EQ(getattr(t, sizeof(t)), NFS3ERR_STALE, "no such inode: STALE");
+	CHECK_EQ(tgetattr(fd, t, sizeof(t)), NFS3ERR_STALE, "no such inode: STALE");
 	h.ino = META_ROOT_INO;
 	h.export_id = nfsd_export_by_path(&ex, "/deny")->id;
 	nfsd_fh_encode(vol, &h, t);
-	CHECK_EQ(getattr(t, sizeof(t)), NFS3ERR_ACCES,
+	CHECK_EQ(tgetattr(fd, t, sizeof(t)), NFS3ERR_ACCES,
 		 "export without a rule for this client: ACCES");
 	h.export_id = nfsd_export_by_path(&ex, "/sec")->id;
 	nfsd_fh_encode(vol, &h, t);
-	CHECK_EQ(getattr(t, sizeof(t)), NFS3ERR_PERM,
+	CHECK_EQ(tgetattr(fd, t, sizeof(t)), NFS3ERR_PERM,
 		 "secure export from port >= 1024: PERM");
 	nfsd_exports_free(&ex);
 }

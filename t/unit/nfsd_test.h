@@ -37,6 +37,7 @@ struct tsrv {
 	struct nfsd_server *srv;
 	pthread_t thr;
 	unsigned port;
+	char exports[32]; /* tsrv_start_exports's file, or "" */
 };
 
 static inline void *
@@ -92,10 +93,54 @@ tsrv_start(struct tsrv *t, struct nfsd_config *cfg)
 	free(store);
 }
 
+/* Serve with 4 workers and the exports given as text (in a temporary
+ * file, removed by tsrv_stop). */
+static inline void
+tsrv_start_exports(struct tsrv *t, const char *exports)
+{
+	struct nfsd_config cfg;
+	int fd;
+
+	strcpy(t->exports, "/tmp/tsrv_exports.XXXXXX");
+	fd = mkstemp(t->exports);
+	CHECK_FATAL(fd >= 0, "exports file");
+	CHECK_FATAL(write(fd, exports, strlen(exports)) ==
+			    (ssize_t)strlen(exports),
+		    "exports written");
+	close(fd);
+	nfsd_config_defaults(&cfg);
+	cfg.workers = 4;
+	free(cfg.exports);
+	cfg.exports = tl_strdup(t->exports);
+	tsrv_start(t, &cfg);
+	nfsd_config_free(&cfg);
+}
+
+/* Make a directory (mode 0777) or a file (0666) name in dir of the
+ * served volume; its inode. */
+static inline uint64_t
+tsrv_make(struct tsrv *t, uint64_t dir, const char *name, bool is_dir)
+{
+	static const struct meta_cred root = {.uid = 0};
+	struct meta_new n = {.type = is_dir ? META_DIR : META_REG,
+			     .mode = is_dir ? 0777 : 0666};
+	struct meta_attr a;
+	uint64_t ino = 0;
+	bool existed;
+
+	CHECK_FATAL(meta_create(t->m, &root, dir, name, &n, &ino, &a, &existed,
+				NULL, NULL) == 0,
+		    "create %s", name);
+	return ino;
+}
+
 static inline void
 tsrv_stop(struct tsrv *t)
 {
 	char *cmd;
+
+	if (t->exports[0] != '\0')
+		unlink(t->exports);
 
 	nfsd_server_stop(t->srv);
 	pthread_join(t->thr, NULL);
@@ -306,6 +351,23 @@ tnfs(int fd, uint32_t xid, uint32_t proc, xdrproc_t xargs, void *args,
 	if (st != SUCCESS)
 		return -1;
 	return (int)*(nfsstat3 *)res;
+}
+
+/* GETATTR of the handle h[0..len) (any bytes) on fd: its status or -1. */
+static inline int
+tgetattr(int fd, const void *h, size_t len)
+{
+	GETATTR3args a;
+	GETATTR3res r;
+	int st;
+
+	a.object.data.data_len = (u_int)len;
+	a.object.data.data_val = (char *)h;
+	memset(&r, 0, sizeof(r));
+	st = tnfs(fd, 2, NFSPROC3_GETATTR, (xdrproc_t)xdr_GETATTR3args, &a,
+		  (xdrproc_t)xdr_GETATTR3res, &r);
+	xdr_free((xdrproc_t)xdr_GETATTR3res, (char *)&r);
+	return st;
 }
 
 /* MNT path into fh (data malloc'd); the mount status or -1. */

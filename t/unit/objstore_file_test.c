@@ -24,16 +24,6 @@
 
 static char root[64];
 
-static void
-rm_rf(const char *dir)
-{
-	char *cmd = tl_asprintf("rm -rf '%s'", dir);
-
-	if (system(cmd) != 0)
-		fprintf(stderr, "cleanup of %s failed\n", dir);
-	free(cmd);
-}
-
 static struct os_store *
 open_store(const char *sub)
 {
@@ -455,7 +445,7 @@ test_deferred_sync(void)
 	mark = os_sync_mark(s);
 	CHECK_EQ(os_put(s, "v/chunks/0/7/99_0_4", "abcd", 4), 0, "put");
 	path = tl_asprintf("%s/defer/v/chunks/0/7", root);
-	rm_rf(path);
+	tap_rm_rf(path);
 	CHECK(os_sync(s) < 0, "a directory that cannot be synced fails");
 	CHECK(os_sync_mark(s) != mark, "the failure is counted");
 	CHECK(os_sync(s) < 0, "and stays due");
@@ -649,6 +639,6 @@ main(void)
 	test_deferred_sync();
 	test_deferred_data();
 	test_direct();
-	rm_rf(root);
+	tap_rm_rf(root);
 	return tap_done();
 }

@@ -267,9 +267,6 @@ main(void)
 	test_s3_page();
 	test_s3_live();
 	free(cmd);
-	cmd = tl_asprintf("rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# cannot remove %s\n", dir);
-	free(cmd);
+	tap_rm_rf(dir);
 	return tap_done();
 }

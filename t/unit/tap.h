@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "t/unit/tproc.h"
+
 static int tap_n, tap_failed;
 
 #define CHECK(cond, ...)                                                     \
@@ -64,6 +66,18 @@ static int tap_n, tap_failed;
 		if (tap_a != tap_b)                                          \
 			printf("#   got %lld, expected %lld\n", tap_a, tap_b); \
 	} while (0)
+
+/* Remove the test's temporary directory dir and all in it (a failure
+ * is only a comment). */
+static inline void
+tap_rm_rf(const char *dir)
+{
+	char cmd[4200];
+
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("# cannot remove %s\n", dir);
+}
 
 /* Count n checks as skipped (TAP "# SKIP"), e.g. when not root. */
 #define SKIP(n, why)                                                         \

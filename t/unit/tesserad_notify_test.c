@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "lib/tl.h"
+#include "t/testpaths.h"
 #include "t/unit/tap.h"
 
 /* A hang guard, not a measure: a daemon that never notifies fails the
@@ -319,10 +320,7 @@ main(void)
 	test_abstract(meta);
 	test_no_meta();
 	free(cmd);
-	cmd = tl_asprintf("rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# could not remove %s\n", dir);
-	free(cmd);
+	tap_rm_rf(dir);
 	free(meta);
 	return tap_done();
 }

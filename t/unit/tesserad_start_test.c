@@ -135,8 +135,7 @@ daemon_kill(void)
 {
 	if (daemon_pid > 0) {
 		kill(daemon_pid, SIGTERM);
-		for (int i = 0; i < 1000 && kill(daemon_pid, 0) == 0; i++)
-			usleep(10000);
+		T_WAIT(kill(daemon_pid, 0) != 0);
 		daemon_pid = 0;
 	}
 }
@@ -145,12 +144,7 @@ daemon_kill(void)
 static bool
 eventually_says(const char *path, const char *s)
 {
-	for (int i = 0; i < 600; i++) {
-		if (tt_file_says(path, s))
-			return true;
-		usleep(50000);
-	}
-	return false;
+	return T_WAIT(tt_file_says(path, s));
 }
 
 static void
@@ -340,8 +334,6 @@ test_modes(void)
 int
 main(void)
 {
-	char *cmd;
-
 	strcpy(dir, "/tmp/start-test-XXXXXX");
 	CHECK_FATAL(mkdtemp(dir) != NULL, "mkdtemp");
 	murl = tl_asprintf("lmdb://%s/meta?mapsize=256M", dir);
@@ -358,9 +350,6 @@ main(void)
 	free(tt_out);
 	free(murl);
 	free(log_path);
-	cmd = tl_asprintf("rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# cannot remove %s\n", dir);
-	free(cmd);
+	tap_rm_rf(dir);
 	return tap_done();
 }

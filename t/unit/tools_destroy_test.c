@@ -210,10 +210,7 @@ main(void)
 	test_foreign_and_unmarked();
 
 	free(tt_out);
-	cmd = tl_asprintf("rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# cannot remove %s\n", dir);
-	free(cmd);
+	tap_rm_rf(dir);
 	free(murl);
 	free(surl);
 	free(log_path);

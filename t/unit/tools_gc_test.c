@@ -24,7 +24,7 @@
 #include "cache/cache.h"
 #include "lib/tl.h"
 #include "t/unit/os_count.h"
-#include "t/unit/tap.h"
+#include "t/unit/tools_test.h"
 
 #define BS (64u << 10)
 #define OLD_S (2 * 3600) /* older than the default grace of 1 h */
@@ -137,37 +137,15 @@ plant(uint64_t id, uint32_t idx, uint32_t len, uint64_t age_s, char *out)
 	free(buf);
 }
 
-/* Run `tessera ARGS`; stdout into out (caller frees); exit status.
- * $TESSERA_WRAP (e.g. "valgrind -q --leak-check=full --error-exitcode=9")
- * runs the command under a checker. */
+/* Run `tessera ARGS` (tt_run); its output into out (caller frees);
+ * exit status. */
 static int
 run(const char *args, char **out)
 {
-	const char *wrap = getenv("TESSERA_WRAP");
-	char *cmd = tl_asprintf("%s %s %s 2>&1", wrap ? wrap : "",
-				TESSERA_BIN, args);
-	struct tl_buf b = TL_BUF_INIT;
-	char chunk[4096];
-	size_t n;
-	FILE *p;
-	int st;
+	int st = tt_run("%s", args);
 
-	p = popen(cmd, "r");
-	CHECK_FATAL(p != NULL, "popen %s", cmd);
-	while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0)
-		tl_buf_append(&b, chunk, n);
-	tl_buf_append(&b, "", 1);
-	st = pclose(p);
-	printf("# $ tessera %s\n", args);
-	for (char *l = (char *)b.data, *e; *l; l = e + 1) {
-		e = strchr(l, '\n');
-		if (e == NULL)
-			e = l + strlen(l) - 1;
-		printf("#   %.*s\n", (int)(e - l), l);
-	}
-	free(cmd);
-	*out = (char *)b.data;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	*out = tl_strdup(tt_out);
+	return st;
 }
 
 /* The number after "label" in the summary (objects), or -1. */
@@ -347,7 +325,7 @@ main(void)
 {
 	struct meta_format_opts o = {"vol", NULL, BS, 0, 0, 0, true};
 	char old1[256], old2a[256], old2b[256], young[256], above[256];
-	char *err = NULL, *url, *args, *out, *cmd;
+	char *err = NULL, *url, *args, *out;
 	uint64_t f1, f2, f3, id1, id2, id3, counter = 0;
 	struct cache *c;
 	int before;
@@ -487,9 +465,6 @@ main(void)
 	meta_close(m);
 	free(url);
 	free(murl);
-	cmd = tl_asprintf("rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# cannot remove %s\n", dir);
-	free(cmd);
+	tap_rm_rf(dir);
 	return tap_done();
 }

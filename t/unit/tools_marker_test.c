@@ -273,10 +273,7 @@ main(void)
 	free(uuid2);
 	free(mk);
 	free(tt_out);
-	cmd = tl_asprintf("rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# cannot remove %s\n", dir);
-	free(cmd);
+	tap_rm_rf(dir);
 	free(m1);
 	free(m2);
 	free(s1);

@@ -127,9 +127,6 @@ main(void)
 	free(tt_out);
 	free(murl);
 	free(surl);
-	cmd = tl_asprintf("rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# cannot remove %s\n", dir);
-	free(cmd);
+	tap_rm_rf(dir);
 	return tap_done();
 }

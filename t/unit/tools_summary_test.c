@@ -209,10 +209,7 @@ main(void)
 	CHECK(large - small < 2048,
 	      "summary of 20,100 entries peaks within 2 MiB of one of 4");
 #endif
-	cmd = tl_asprintf("rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# cannot remove %s\n", dir);
-	free(cmd);
+	tap_rm_rf(dir);
 	free(tt_out);
 	return tap_done();
 }

@@ -3,7 +3,7 @@
  * a test: a command's exit status and output, a daemon started in the
  * foreground on a free loopback port with its log in a file, and
  * stopped by SIGTERM or SIGKILL.  TESSERA_BIN and TESSERAD_BIN are the
- * paths of the built binaries (set by the Makefile).
+ * paths of the built binaries (t/testpaths.h, made by configure).
  *
  * The daemon gets PR_SET_PDEATHSIG, so a test that dies leaves no
  * daemon behind.
@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "lib/tl.h"
+#include "t/testpaths.h"
 #include "t/unit/tap.h"
 
 /* A step the test needs but does not check: stop if it fails, say
@@ -44,7 +45,8 @@ static char *tt_out;
 
 /* Run `tessera ARGS` (printf-style, passed to sh -c) with stdin from
  * /dev/null; its exit status (-1 if it died of a signal).  The output is
- * in tt_out and shown as TAP comments. */
+ * in tt_out and shown as TAP comments.  $TESSERA_WRAP (e.g. "valgrind
+ * -q --leak-check=full --error-exitcode=9") runs it under a checker. */
 static int __attribute__((format(printf, 1, 2), unused))
 tt_run(const char *fmt, ...)
 {
@@ -59,7 +61,9 @@ tt_run(const char *fmt, ...)
 	if (vasprintf(&args, fmt, ap) < 0)
 		abort();
 	va_end(ap);
-	cmd = tl_asprintf("%s %s </dev/null 2>&1", TESSERA_BIN, args);
+	cmd = tl_asprintf("%s %s %s </dev/null 2>&1",
+			  getenv("TESSERA_WRAP") ? getenv("TESSERA_WRAP") : "",
+			  TESSERA_BIN, args);
 	p = popen(cmd, "r");
 	if (p == NULL) {
 		printf("Bail out! popen %s\n", cmd);
@@ -134,6 +138,7 @@ tt_daemon_start(struct tt_daemon *d, const char *log, const char *args)
 {
 	char *copy = tl_strdup(args), *save = NULL;
 	const char *argv[48];
+	bool exited = false;
 	int argc = 0, fd;
 
 	memset(d, 0, sizeof(*d));
@@ -153,31 +158,25 @@ tt_daemon_start(struct tt_daemon *d, const char *log, const char *args)
 	if (fd >= 0)
 		close(fd);
 	fflush(stdout);
-	d->pid = fork();
+	d->pid = t_fork_logged(log);
 	if (d->pid < 0) {
 		printf("Bail out! fork: %s\n", strerror(errno));
 		exit(1);
 	}
 	if (d->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
 		execv(TESSERAD_BIN, (char **)argv);
 		_exit(127);
 	}
 	free(copy);
-	for (int i = 0; i < 6000; i++) {
-		if (waitpid(d->pid, &d->status, WNOHANG) == d->pid) {
+	/* until it listens or exits; only a hung start is a failure */
+	if (T_WAIT((exited = waitpid(d->pid, &d->status, WNOHANG) ==
+			     d->pid) ||
+		   tt_file_says(log, " port "))) {
+		if (exited) {
 			d->pid = 0;
 			return -1;
 		}
-		if (tt_file_says(log, " port "))
-			return 0;
-		usleep(10000);
+		return 0;
 	}
 	kill(d->pid, SIGKILL);
 	waitpid(d->pid, &d->status, 0);
