@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -45,8 +46,8 @@ enum { ST_WAIT, ST_PMAP, ST_CALL };
 struct cbcall {
 	struct nfsd_cb *cb;
 	struct nfsd_cb_call c;
-	struct cbcall *next;	     /* a queue */
-	struct cbcall *lprev, *lnext; /* every call the loop holds */
+	STAILQ_ENTRY(cbcall) q;	     /* in, then wq */
+	LIST_ENTRY(cbcall) link;     /* every call the loop holds */
 	int state;
 	unsigned attempt;
 	uint16_t port;
@@ -70,14 +71,14 @@ struct nfsd_cb {
 	struct event_base *base;
 	struct event *wake;
 	pthread_mutex_t mu;
-	struct cbcall *in, *in_tail; /* submitted (under mu) */
+	STAILQ_HEAD(cbq, cbcall) in; /* submitted (under mu) */
 	unsigned total;		     /* queued or running (under mu) */
 	unsigned max;
 	bool stop; /* under mu */
 	/* the loop's */
 	bool closing;		     /* the loop stopped: start nothing */
-	struct cbcall *calls;	     /* every call taken from in */
-	struct cbcall *wq, *wq_tail; /* waiting for a connection slot */
+	LIST_HEAD(, cbcall) calls;   /* every call taken from in */
+	struct cbq wq;		     /* waiting for a connection slot */
 	unsigned active;
 	struct port_ent ports[PORT_CACHE];
 	char host[256];
@@ -186,27 +187,14 @@ conn_close(struct cbcall *k)
 static void
 pump(struct nfsd_cb *cb)
 {
-	while (!cb->closing && cb->active < NFSD_CB_PARALLEL && cb->wq != NULL) {
-		struct cbcall *k = cb->wq;
+	while (!cb->closing && cb->active < NFSD_CB_PARALLEL &&
+	       !STAILQ_EMPTY(&cb->wq)) {
+		struct cbcall *k = STAILQ_FIRST(&cb->wq);
 
-		cb->wq = k->next;
-		if (cb->wq == NULL)
-			cb->wq_tail = NULL;
-		k->next = NULL;
+		STAILQ_REMOVE_HEAD(&cb->wq, q);
 		cb->active++;
 		attempt_start(k);
 	}
-}
-
-static void
-wq_push(struct nfsd_cb *cb, struct cbcall *k)
-{
-	k->next = NULL;
-	if (cb->wq_tail != NULL)
-		cb->wq_tail->next = k;
-	else
-		cb->wq = k;
-	cb->wq_tail = k;
 }
 
 static void
@@ -227,12 +215,7 @@ finish(struct cbcall *k, int rc, const uint8_t *res, size_t len, bool active)
 
 	k->c.done(k->c.arg, rc, res, len);
 	conn_close(k);
-	if (k->lprev != NULL)
-		k->lprev->lnext = k->lnext;
-	else
-		cb->calls = k->lnext;
-	if (k->lnext != NULL)
-		k->lnext->lprev = k->lprev;
+	LIST_REMOVE(k, link);
 	call_free(k);
 	pthread_mutex_lock(&cb->mu);
 	cb->total--;
@@ -248,7 +231,7 @@ retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cbcall *k = arg;
 
-	wq_push(k->cb, k);
+	STAILQ_INSERT_TAIL(&k->cb->wq, k, q);
 	pump(k->cb);
 }
 
@@ -455,25 +438,17 @@ static void
 wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct nfsd_cb *cb = arg;
+	struct cbq taken = STAILQ_HEAD_INITIALIZER(taken);
 	struct cbcall *k;
 	bool stop;
 
 	pthread_mutex_lock(&cb->mu);
-	k = cb->in;
-	cb->in = cb->in_tail = NULL;
+	STAILQ_CONCAT(&taken, &cb->in);
 	stop = cb->stop;
 	pthread_mutex_unlock(&cb->mu);
-	while (k != NULL) {
-		struct cbcall *next = k->next;
-
-		k->lprev = NULL;
-		k->lnext = cb->calls;
-		if (cb->calls != NULL)
-			cb->calls->lprev = k;
-		cb->calls = k;
-		wq_push(cb, k);
-		k = next;
-	}
+	STAILQ_FOREACH(k, &taken, q)
+		LIST_INSERT_HEAD(&cb->calls, k, link);
+	STAILQ_CONCAT(&cb->wq, &taken);
 	if (stop)
 		event_base_loopbreak(cb->base);
 	else
@@ -497,6 +472,9 @@ nfsd_cb_create(unsigned max_calls, struct nfsd_cb **out)
 
 	evthread_use_pthreads();
 	pthread_mutex_init(&cb->mu, NULL);
+	STAILQ_INIT(&cb->in);
+	LIST_INIT(&cb->calls);
+	STAILQ_INIT(&cb->wq);
 	cb->max = max_calls > 0 ? max_calls : 1;
 	if (gethostname(cb->host, sizeof(cb->host) - 1) != 0)
 		strcpy(cb->host, "tesserad");
@@ -542,11 +520,7 @@ nfsd_cb_submit(struct nfsd_cb *cb, struct nfsd_cb_call *call)
 		k->c.backoff_ms = 1000;
 	memset(&call->args, 0, sizeof(call->args));
 	pthread_mutex_lock(&cb->mu);
-	if (cb->in_tail != NULL)
-		cb->in_tail->next = k;
-	else
-		cb->in = k;
-	cb->in_tail = k;
+	STAILQ_INSERT_TAIL(&cb->in, k, q);
 	pthread_mutex_unlock(&cb->mu);
 	event_active(cb->wake, EV_READ, 0);
 	return 0;
@@ -580,8 +554,9 @@ nfsd_cb_free(struct nfsd_cb *cb)
 		cb->closing = true;
 		cb->stop = false; /* wake_cb only collects what came last */
 		wake_cb(-1, 0, cb);
-		while (cb->calls != NULL)
-			finish(cb->calls, -ECANCELED, NULL, 0, false);
+		while (!LIST_EMPTY(&cb->calls))
+			finish(LIST_FIRST(&cb->calls), -ECANCELED, NULL, 0,
+			       false);
 	}
 	if (cb->wake != NULL)
 		event_free(cb->wake);

@@ -29,6 +29,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "nfsd/addr-internal.h"
 #include "nfsd/nfsd.h"
@@ -46,14 +47,14 @@ struct drc_ent {
 	uint8_t *reply;
 	size_t len;
 	struct tl_hnode hn;	     /* in the table, by key_hash */
-	struct drc_ent *prev, *next; /* LRU list, most recent first */
+	TAILQ_ENTRY(drc_ent) lru;    /* most recent first */
 };
 
 struct nfsd_drc {
 	pthread_mutex_t lock;
 	size_t max_entries, max_bytes;
 	struct tl_htab tab;
-	struct drc_ent *head, *tail;
+	TAILQ_HEAD(drc_lru, drc_ent) lru;
 	struct nfsd_drc_stats st; /* entries and bytes kept current */
 };
 
@@ -113,6 +114,7 @@ nfsd_drc_create(size_t max_entries, size_t max_bytes)
 	struct nfsd_drc *d = tl_calloc(1, sizeof(*d));
 
 	pthread_mutex_init(&d->lock, NULL);
+	TAILQ_INIT(&d->lru);
 	d->max_entries = max_entries > 0 ? max_entries : 1;
 	d->max_bytes = max_bytes;
 	/* sized for the entries it may hold, bounded: it grows past that */
@@ -120,38 +122,12 @@ nfsd_drc_create(size_t max_entries, size_t max_bytes)
 	return d;
 }
 
-static void
-lru_unlink(struct nfsd_drc *d, struct drc_ent *e)
-{
-	if (e->prev != NULL)
-		e->prev->next = e->next;
-	else
-		d->head = e->next;
-	if (e->next != NULL)
-		e->next->prev = e->prev;
-	else
-		d->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void
-lru_push(struct nfsd_drc *d, struct drc_ent *e)
-{
-	e->prev = NULL;
-	e->next = d->head;
-	if (d->head != NULL)
-		d->head->prev = e;
-	d->head = e;
-	if (d->tail == NULL)
-		d->tail = e;
-}
-
 /* Unlink e from its chain and the LRU and free it (under lock). */
 static void
 ent_drop(struct nfsd_drc *d, struct drc_ent *e)
 {
 	tl_htab_del(&d->tab, &e->hn);
-	lru_unlink(d, e);
+	TAILQ_REMOVE(&d->lru, e, lru);
 	d->st.entries--;
 	d->st.bytes -= ent_bytes(e);
 	free(e->reply);
@@ -177,9 +153,10 @@ ent_find(struct nfsd_drc *d, const struct nfsd_drc_key *k)
 static void
 make_room(struct nfsd_drc *d, size_t extra)
 {
-	while (d->tail != NULL && (d->st.entries + 1 > d->max_entries ||
-				   d->st.bytes + extra > d->max_bytes)) {
-		ent_drop(d, d->tail);
+	while (!TAILQ_EMPTY(&d->lru) &&
+	       (d->st.entries + 1 > d->max_entries ||
+		d->st.bytes + extra > d->max_bytes)) {
+		ent_drop(d, TAILQ_LAST(&d->lru, drc_lru));
 		d->st.evictions++;
 	}
 }
@@ -195,8 +172,8 @@ nfsd_drc_begin(struct nfsd_drc *d, const struct nfsd_drc_key *k,
 	pthread_mutex_lock(&d->lock);
 	e = ent_find(d, k);
 	if (e != NULL && now - e->when_ns < DRC_TTL_NS) {
-		lru_unlink(d, e);
-		lru_push(d, e);
+		TAILQ_REMOVE(&d->lru, e, lru);
+		TAILQ_INSERT_HEAD(&d->lru, e, lru);
 		if (e->state == ENT_RUNNING) {
 			d->st.inprogress++;
 			rc = NFSD_DRC_RUNNING;
@@ -221,7 +198,7 @@ nfsd_drc_begin(struct nfsd_drc *d, const struct nfsd_drc_key *k,
 	e->when_ns = now;
 	e->state = ENT_RUNNING;
 	tl_htab_add(&d->tab, &e->hn, key_hash(k));
-	lru_push(d, e);
+	TAILQ_INSERT_HEAD(&d->lru, e, lru);
 	d->st.entries++;
 	d->st.bytes += ent_bytes(e);
 out:
@@ -247,14 +224,14 @@ nfsd_drc_end(struct nfsd_drc *d, const struct nfsd_drc_key *k,
 	}
 	/* take e out of the accounting while making room, so it cannot
 	 * evict itself */
-	lru_unlink(d, e);
+	TAILQ_REMOVE(&d->lru, e, lru);
 	d->st.bytes -= ent_bytes(e);
 	d->st.entries--;
 	make_room(d, sizeof(*e) + reply->len);
 	e->reply = tl_memdup(reply->data, reply->len);
 	e->len = reply->len;
 	e->state = ENT_DONE;
-	lru_push(d, e);
+	TAILQ_INSERT_HEAD(&d->lru, e, lru);
 	d->st.entries++;
 	d->st.bytes += ent_bytes(e);
 out:
@@ -274,8 +251,8 @@ nfsd_drc_free(struct nfsd_drc *d)
 {
 	if (d == NULL)
 		return;
-	while (d->head != NULL)
-		ent_drop(d, d->head);
+	while (!TAILQ_EMPTY(&d->lru))
+		ent_drop(d, TAILQ_FIRST(&d->lru));
 	tl_htab_fini(&d->tab);
 	pthread_mutex_destroy(&d->lock);
 	free(d);

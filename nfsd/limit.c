@@ -41,6 +41,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "nfsd/addr-internal.h"
 #include "nfsd/rpc-internal.h"
@@ -56,8 +57,8 @@ struct client {
 	int family;
 	uint8_t addr[16];
 	struct bucket b[NFSD_LIMIT_NCLASS];
-	struct client *hnext;	    /* hash chain */
-	struct client *lprev, *lnext; /* use order, most recent first */
+	struct tl_hnode hn;	  /* in clients, by hash_addr */
+	TAILQ_ENTRY(client) lru;  /* use order, most recent first */
 };
 
 struct export_lim {
@@ -71,10 +72,9 @@ struct nfsd_limits {
 	pthread_mutex_t lock;
 	struct nfsd_limit_conf conf;
 	size_t max_clients;
-	struct client **hash;
-	size_t nhash; /* a power of two */
+	struct tl_htab clients;
 	size_t nclients;
-	struct client *lru_head, *lru_tail;
+	TAILQ_HEAD(client_lru, client) lru;
 	struct export_lim *exp;
 	size_t nexp, capexp;
 	uint64_t evicted;
@@ -88,28 +88,27 @@ nfsd_limits_create(const struct nfsd_limit_conf *conf, size_t max_clients)
 	pthread_mutex_init(&l->lock, NULL);
 	l->conf = *conf;
 	l->max_clients = max_clients > 0 ? max_clients : 1;
-	l->nhash = 64;
-	while (l->nhash < l->max_clients && l->nhash < (1u << 20))
-		l->nhash *= 2;
-	l->hash = tl_calloc(l->nhash, sizeof(*l->hash));
+	/* sized for the clients it may hold, bounded: it grows past that */
+	tl_htab_init(&l->clients, TL_MIN(l->max_clients, (size_t)1 << 20));
+	TAILQ_INIT(&l->lru);
 	return l;
 }
 
 void
 nfsd_limits_free(struct nfsd_limits *l)
 {
-	struct client *c, *n;
+	struct client *c;
 
 	if (l == NULL)
 		return;
-	for (c = l->lru_head; c != NULL; c = n) {
-		n = c->lnext;
+	while ((c = TAILQ_FIRST(&l->lru)) != NULL) {
+		TAILQ_REMOVE(&l->lru, c, lru);
 		free(c);
 	}
 	for (size_t i = 0; i < l->nexp; i++)
 		free(l->exp[i].path);
 	free(l->exp);
-	free(l->hash);
+	tl_htab_fini(&l->clients);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
 }
@@ -188,51 +187,14 @@ bucket_wait(struct bucket *b, uint64_t rate, uint64_t burst, uint64_t now)
 
 /* ---- the tables ------------------------------------------------------- */
 
-static size_t
-hash_addr(int family, const uint8_t addr[16], size_t nhash)
+static uint64_t
+hash_addr(int family, const uint8_t addr[16])
 {
 	uint64_t h = 1469598103934665603ULL ^ (uint64_t)family;
 
 	for (int i = 0; i < 16; i++)
 		h = (h ^ addr[i]) * 1099511628211ULL;
-	return (size_t)(h ^ (h >> 29)) & (nhash - 1);
-}
-
-static void
-lru_unlink(struct nfsd_limits *l, struct client *c)
-{
-	if (c->lprev != NULL)
-		c->lprev->lnext = c->lnext;
-	else
-		l->lru_head = c->lnext;
-	if (c->lnext != NULL)
-		c->lnext->lprev = c->lprev;
-	else
-		l->lru_tail = c->lprev;
-	c->lprev = c->lnext = NULL;
-}
-
-static void
-lru_push(struct nfsd_limits *l, struct client *c)
-{
-	c->lprev = NULL;
-	c->lnext = l->lru_head;
-	if (l->lru_head != NULL)
-		l->lru_head->lprev = c;
-	l->lru_head = c;
-	if (l->lru_tail == NULL)
-		l->lru_tail = c;
-}
-
-static void
-hash_remove(struct nfsd_limits *l, struct client *c)
-{
-	struct client **pp = &l->hash[hash_addr(c->family, c->addr, l->nhash)];
-
-	while (*pp != NULL && *pp != c)
-		pp = &(*pp)->hnext;
-	if (*pp != NULL)
-		*pp = c->hnext;
+	return h ^ (h >> 29);
 }
 
 /* The buckets of the client at family/addr, made (or reused: the least
@@ -240,21 +202,27 @@ hash_remove(struct nfsd_limits *l, struct client *c)
 static struct client *
 client_get(struct nfsd_limits *l, int family, const uint8_t addr[16])
 {
-	size_t h = hash_addr(family, addr, l->nhash);
-	struct client *c;
+	uint64_t h = hash_addr(family, addr);
+	struct client *c = NULL;
+	struct tl_hnode *n;
 
-	for (c = l->hash[h]; c != NULL; c = c->hnext)
-		if (c->family == family && memcmp(c->addr, addr, 16) == 0)
+	TL_HTAB_FOREACH_HASH(&l->clients, n, h) {
+		struct client *x = TL_CONTAINER_OF(n, struct client, hn);
+
+		if (x->family == family && memcmp(x->addr, addr, 16) == 0) {
+			c = x;
 			break;
+		}
+	}
 	if (c != NULL) {
-		lru_unlink(l, c);
-		lru_push(l, c);
+		TAILQ_REMOVE(&l->lru, c, lru);
+		TAILQ_INSERT_HEAD(&l->lru, c, lru);
 		return c;
 	}
 	if (l->nclients >= l->max_clients) {
-		c = l->lru_tail;
-		lru_unlink(l, c);
-		hash_remove(l, c);
+		c = TAILQ_LAST(&l->lru, client_lru);
+		TAILQ_REMOVE(&l->lru, c, lru);
+		tl_htab_del(&l->clients, &c->hn);
 		l->evicted++;
 	} else {
 		c = tl_malloc(sizeof(*c));
@@ -263,9 +231,8 @@ client_get(struct nfsd_limits *l, int family, const uint8_t addr[16])
 	memset(c, 0, sizeof(*c));
 	c->family = family;
 	memcpy(c->addr, addr, 16);
-	c->hnext = l->hash[h];
-	l->hash[h] = c;
-	lru_push(l, c);
+	tl_htab_add(&l->clients, &c->hn, h);
+	TAILQ_INSERT_HEAD(&l->lru, c, lru);
 	return c;
 }
 

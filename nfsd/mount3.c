@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "nfsd/mount3_prot.h"
 #include "nfsd/addr-internal.h"
@@ -33,37 +34,26 @@ struct mount_ent {
 	char host[INET6_ADDRSTRLEN];
 	char *dir;
 	uint64_t when_ns;	     /* last MNT */
-	struct mount_ent *prev, *next; /* most recently mounted first */
+	TAILQ_ENTRY(mount_ent) link; /* most recently mounted first */
 };
 
 static pthread_mutex_t mounts_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct mount_ent *mounts, *mounts_tail; /* under mounts_lock */
+/* under mounts_lock */
+static TAILQ_HEAD(mount_list, mount_ent) mounts =
+    TAILQ_HEAD_INITIALIZER(mounts);
 static size_t nmounts;
 
 static void
 ent_unlink(struct mount_ent *m)
 {
-	if (m->prev != NULL)
-		m->prev->next = m->next;
-	else
-		mounts = m->next;
-	if (m->next != NULL)
-		m->next->prev = m->prev;
-	else
-		mounts_tail = m->prev;
+	TAILQ_REMOVE(&mounts, m, link);
 	nmounts--;
 }
 
 static void
 ent_push(struct mount_ent *m)
 {
-	m->prev = NULL;
-	m->next = mounts;
-	if (mounts != NULL)
-		mounts->prev = m;
-	else
-		mounts_tail = m;
-	mounts = m;
+	TAILQ_INSERT_HEAD(&mounts, m, link);
 	nmounts++;
 }
 
@@ -80,9 +70,11 @@ ent_drop(struct mount_ent *m)
 static void
 mounts_expire(uint64_t now_ns)
 {
-	while (mounts_tail != NULL &&
-	       now_ns - mounts_tail->when_ns >= NFSD_MOUNTS_TTL_NS)
-		ent_drop(mounts_tail);
+	struct mount_ent *m;
+
+	while ((m = TAILQ_LAST(&mounts, mount_list)) != NULL &&
+	       now_ns - m->when_ns >= NFSD_MOUNTS_TTL_NS)
+		ent_drop(m);
 }
 
 void
@@ -92,14 +84,14 @@ nfsd_mounts_add(const char *host, const char *dir, uint64_t now_ns)
 
 	pthread_mutex_lock(&mounts_lock);
 	mounts_expire(now_ns);
-	for (m = mounts; m != NULL; m = m->next)
+	TAILQ_FOREACH(m, &mounts, link)
 		if (strcmp(m->host, host) == 0 && strcmp(m->dir, dir) == 0)
 			break;
 	if (m != NULL) {
 		ent_unlink(m);
 	} else {
 		if (nmounts >= NFSD_MOUNTS_MAX)
-			ent_drop(mounts_tail);
+			ent_drop(TAILQ_LAST(&mounts, mount_list));
 		m = tl_calloc(1, sizeof(*m));
 		snprintf(m->host, sizeof(m->host), "%s", host);
 		m->dir = tl_strdup(dir);
@@ -115,8 +107,8 @@ nfsd_mounts_del(const char *host, const char *dir)
 	struct mount_ent *m, *next;
 
 	pthread_mutex_lock(&mounts_lock);
-	for (m = mounts; m != NULL; m = next) {
-		next = m->next;
+	for (m = TAILQ_FIRST(&mounts); m != NULL; m = next) {
+		next = TAILQ_NEXT(m, link);
 		if (strcmp(m->host, host) == 0 &&
 		    (dir == NULL || strcmp(m->dir, dir) == 0))
 			ent_drop(m);
@@ -140,8 +132,8 @@ void
 nfsd_mnt3_reset(void)
 {
 	pthread_mutex_lock(&mounts_lock);
-	while (mounts != NULL)
-		ent_drop(mounts);
+	while (!TAILQ_EMPTY(&mounts))
+		ent_drop(TAILQ_FIRST(&mounts));
 	pthread_mutex_unlock(&mounts_lock);
 }
 
@@ -312,9 +304,10 @@ mnt_dump(struct nfsd_call *c, void *args, void *res)
 	pthread_mutex_lock(&mounts_lock);
 	mounts_expire(tl_mono_ns());
 	r->v = tl_calloc(nmounts > 0 ? nmounts : 1, sizeof(*r->v));
-	for (m = mounts; m != NULL; m = m->next, i++) {
+	TAILQ_FOREACH(m, &mounts, link) {
 		r->v[i].host = tl_strdup(m->host);
 		r->v[i].dir = tl_strdup(m->dir);
+		i++;
 	}
 	r->n = i;
 	pthread_mutex_unlock(&mounts_lock);

@@ -81,6 +81,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -153,9 +154,9 @@ struct conn {
 	uint64_t out_moved;	    /* under the bufferevent's lock */
 	bool mem_wait;			  /* on srv->waiters */
 	uint64_t need;			  /* waits for mem_used below it */
-	struct conn *wprev, *wnext;	  /* srv->waiters, oldest first */
-	struct conn *prev, *next; /* open connections, most recently
-				     active first (loop) */
+	TAILQ_ENTRY(conn) wait;		  /* srv->waiters, oldest first */
+	TAILQ_ENTRY(conn) link; /* srv->conns, most recently active
+				   first (loop) */
 };
 
 struct job {
@@ -166,7 +167,7 @@ struct job {
 	bool refuse;	 /* over a rate limit: answer NFS3ERR_JUKEBOX */
 	/* waiting for its rate limit's tokens (loop) */
 	struct event *timer;
-	struct job *dprev, *dnext; /* srv->delayed */
+	LIST_ENTRY(job) delayed; /* srv->delayed */
 };
 
 /* ---- request memory ------------------------------------------------------- */
@@ -254,36 +255,6 @@ spill_drop(struct conn *c)
 	c->spill_pos = c->spill_len = 0;
 }
 
-static void
-waiters_unlink(struct conn *c)
-{
-	struct nfsd_server *s = c->srv;
-
-	if (c->wprev != NULL)
-		c->wprev->wnext = c->wnext;
-	else
-		s->waiters = c->wnext;
-	if (c->wnext != NULL)
-		c->wnext->wprev = c->wprev;
-	else
-		s->waiters_tail = c->wprev;
-	c->wprev = c->wnext = NULL;
-}
-
-static void
-waiters_append(struct conn *c)
-{
-	struct nfsd_server *s = c->srv;
-
-	c->wnext = NULL;
-	c->wprev = s->waiters_tail;
-	if (s->waiters_tail != NULL)
-		s->waiters_tail->wnext = c;
-	else
-		s->waiters = c;
-	s->waiters_tail = c;
-}
-
 /* Stop reading c until the total is below need (loop). */
 static void
 mem_wait(struct conn *c, uint64_t need)
@@ -297,7 +268,7 @@ mem_wait(struct conn *c, uint64_t need)
 	if (c->mem_wait)
 		return;
 	c->mem_wait = true;
-	waiters_append(c);
+	TAILQ_INSERT_TAIL(&s->waiters, c, wait);
 	atomic_fetch_add(&s->nwaiters, 1);
 	if (!event_pending(s->stall, EV_TIMEOUT, NULL))
 		event_add(s->stall, &tv);
@@ -312,7 +283,7 @@ mem_unwait(struct conn *c)
 {
 	if (!c->mem_wait)
 		return;
-	waiters_unlink(c);
+	TAILQ_REMOVE(&c->srv->waiters, c, wait);
 	c->mem_wait = false;
 	atomic_fetch_sub(&c->srv->nwaiters, 1);
 }
@@ -349,38 +320,6 @@ conn_unref(struct conn *c)
 	pthread_mutex_destroy(&c->lock);
 	tl_buf_free(&c->rec);
 	free(c);
-}
-
-/* Unlink c from the list of open connections (loop). */
-static void
-conns_unlink(struct conn *c)
-{
-	struct nfsd_server *s = c->srv;
-
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
-	else
-		s->conns_tail = c->prev;
-	c->prev = c->next = NULL;
-}
-
-/* Put c first in the list: it just sent a request (loop). */
-static void
-conns_push(struct conn *c)
-{
-	struct nfsd_server *s = c->srv;
-
-	c->prev = NULL;
-	c->next = s->conns;
-	if (s->conns != NULL)
-		s->conns->prev = c;
-	else
-		s->conns_tail = c;
-	s->conns = c;
 }
 
 /* Give back the request memory c holds, its queued replies included. */
@@ -442,7 +381,7 @@ conn_close(struct conn *c, const char *why)
 	bufferevent_free(bev);
 	event_free(resume);
 	tl_buf_free(&c->rec);
-	conns_unlink(c);
+	TAILQ_REMOVE(&s->conns, c, link);
 	s->nconns--;
 	conn_unref(c);
 }
@@ -702,14 +641,9 @@ job_run(struct nfsd_server *s, struct job *j)
 }
 
 static void
-delayed_unlink(struct nfsd_server *s, struct job *j)
+delayed_unlink(struct job *j)
 {
-	if (j->dprev != NULL)
-		j->dprev->dnext = j->dnext;
-	else
-		s->delayed = j->dnext;
-	if (j->dnext != NULL)
-		j->dnext->dprev = j->dprev;
+	LIST_REMOVE(j, delayed);
 	event_free(j->timer);
 	j->timer = NULL;
 }
@@ -723,7 +657,7 @@ delayed_due(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	delayed_unlink(s, j);
+	delayed_unlink(j);
 	/* a client gone meanwhile: nothing to run, only to give back */
 	pthread_mutex_lock(&j->conn->lock);
 	if (j->conn->closed)
@@ -756,11 +690,7 @@ job_admit(struct nfsd_server *s, struct job *j)
 		job_run(s, j);
 		return;
 	}
-	j->dprev = NULL;
-	j->dnext = s->delayed;
-	if (s->delayed != NULL)
-		s->delayed->dprev = j;
-	s->delayed = j;
+	LIST_INSERT_HEAD(&s->delayed, j, delayed);
 	tv.tv_sec = (time_t)(delay / 1000000000ULL);
 	tv.tv_usec = (suseconds_t)(delay % 1000000000ULL / 1000);
 	evtimer_add(j->timer, &tv);
@@ -788,8 +718,9 @@ submit(struct conn *c)
 	c->rec_charge = 0;
 	c->rec_since = 0;
 	nfsd_m_request_in(j->len);
-	conns_unlink(c); /* the most recently active first */
-	conns_push(c);
+	/* the most recently active first */
+	TAILQ_REMOVE(&c->srv->conns, c, link);
+	TAILQ_INSERT_HEAD(&c->srv->conns, c, link);
 	pthread_mutex_lock(&c->lock);
 	c->refs++;
 	c->inflight++;
@@ -1135,12 +1066,13 @@ mem_wake_cb(evutil_socket_t fd, short what, void *arg)
 	struct nfsd_server *s = arg;
 	unsigned n = atomic_load(&s->nwaiters);
 
-	while (n-- > 0 && s->waiters != NULL && mem_now(s) < s->mem_limit) {
-		struct conn *c = s->waiters;
+	while (n-- > 0 && !TAILQ_EMPTY(&s->waiters) &&
+	       mem_now(s) < s->mem_limit) {
+		struct conn *c = TAILQ_FIRST(&s->waiters);
 
-		waiters_unlink(c);
+		TAILQ_REMOVE(&s->waiters, c, wait);
 		if (mem_now(s) >= c->need) {
-			waiters_append(c);
+			TAILQ_INSERT_TAIL(&s->waiters, c, wait);
 			continue;
 		}
 		c->mem_wait = false;
@@ -1180,16 +1112,16 @@ stall_cb(evutil_socket_t fd, short what, void *arg)
 	struct nfsd_server *s = arg;
 	uint64_t now = tl_mono_ns();
 
-	if (s->waiters == NULL) {
+	if (TAILQ_EMPTY(&s->waiters)) {
 		event_del(s->stall);
 		return;
 	}
-	while (s->waiters != NULL && mem_now(s) >= s->big_limit) {
-		struct conn *v = NULL;
+	while (!TAILQ_EMPTY(&s->waiters) && mem_now(s) >= s->big_limit) {
+		struct conn *c, *v = NULL;
 		uint64_t vsince = 0, held;
 		unsigned skipped;
 
-		for (struct conn *c = s->conns; c != NULL; c = c->next) {
+		TAILQ_FOREACH(c, &s->conns, link) {
 			uint64_t since = conn_stalled_since(c, now);
 
 			if (since != 0 && (v == NULL || since < vsince)) {
@@ -1247,10 +1179,10 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 	uint64_t idle_ns = s->idle_ms * 1000000;
 	struct conn *c, *next;
 
-	for (c = s->conns; c != NULL; c = next) {
+	for (c = TAILQ_FIRST(&s->conns); c != NULL; c = next) {
 		bool idle;
 
-		next = c->next;
+		next = TAILQ_NEXT(c, link);
 		if (!conn_idle(c, idle_ns))
 			continue;
 		/* A call the client sent and the loop has not read yet (a
@@ -1273,7 +1205,9 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 static struct conn *
 conn_longest_idle(struct nfsd_server *s)
 {
-	for (struct conn *c = s->conns_tail; c != NULL; c = c->prev) {
+	struct conn *c;
+
+	TAILQ_FOREACH_REVERSE(c, &s->conns, conn_list, link) {
 		bool busy;
 
 		pthread_mutex_lock(&c->lock);
@@ -1283,7 +1217,7 @@ conn_longest_idle(struct nfsd_server *s)
 		    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 			return c;
 	}
-	return s->conns_tail;
+	return TAILQ_LAST(&s->conns, conn_list);
 }
 
 /* max_connections reached: make room for a new connection. */
@@ -1331,7 +1265,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	snprintf(c->name, sizeof(c->name), "%s:%u", addr,
 		 nfsd_peer_port(&c->peer));
 	c->proxy_wait = s->proxy;
-	while (s->nconns >= s->max_conns && s->conns != NULL)
+	while (s->nconns >= s->max_conns && !TAILQ_EMPTY(&s->conns))
 		conn_make_room(s, c->name);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->bev = bufferevent_socket_new(
@@ -1365,7 +1299,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	bufferevent_set_max_single_write(c->bev, 4u << 20);
 	c->last_ns = tl_mono_ns();
 	event_add(c->rd, NULL);
-	conns_push(c);
+	TAILQ_INSERT_HEAD(&s->conns, c, link);
 	s->nconns++;
 	nfsd_m_conn_opened();
 	tl_debug("rpc", "%s: connected", c->name);
@@ -1448,14 +1382,14 @@ nfsd_rpc_close(struct nfsd_server *s)
 	if (s->lis != NULL)
 		evconnlistener_free(s->lis);
 	s->lis = NULL;
-	while (s->conns != NULL)
-		conn_close(s->conns, "shutdown");
+	while (!TAILQ_EMPTY(&s->conns))
+		conn_close(TAILQ_FIRST(&s->conns), "shutdown");
 	/* calls waiting for their tokens: their connections are closed,
 	 * so "answering" them only gives back what they hold */
-	while (s->delayed != NULL) {
-		struct job *j = s->delayed;
+	while (!LIST_EMPTY(&s->delayed)) {
+		struct job *j = LIST_FIRST(&s->delayed);
 
-		delayed_unlink(s, j);
+		delayed_unlink(j);
 		j->refuse = true;
 		worker(j);
 	}

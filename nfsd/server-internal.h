@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -40,7 +41,7 @@ struct nfsd_server {
 	struct evconnlistener *lis;
 	struct tl_pool *pool;
 	struct event *sig[3];
-	struct conn *conns;
+	TAILQ_HEAD(conn_list, conn) conns;
 	size_t nconns;
 	unsigned port;
 	int family; /* of the listening socket */
@@ -59,7 +60,6 @@ struct nfsd_server {
 	uint64_t max_record, max_inflight, max_conns, idle_ms;
 	bool proxy;	     /* proxy_protocol: a PROXY header first */
 	struct event *sweep; /* closes idle connections */
-	struct conn *conns_tail; /* least recently active (loop) */
 	uint8_t *stage;		 /* read, being parsed (loop) */
 	/* request memory (rpc.c): what clients make the transport hold */
 	_Atomic uint64_t mem_used;
@@ -68,7 +68,7 @@ struct nfsd_server {
 	uint64_t spill_limit; /* read but unparsed, all connections */
 	_Atomic uint64_t spill_used;
 	uint64_t out_conn; /* replies queued on one connection */
-	struct conn *waiters, *waiters_tail; /* wait for memory (loop) */
+	TAILQ_HEAD(, conn) waiters; /* wait for memory (loop) */
 	_Atomic unsigned nwaiters;
 	struct event *mem_wake; /* memory released (any thread) */
 	struct event *stall;	/* closes stalled holders while some wait */
@@ -76,7 +76,7 @@ struct nfsd_server {
 	/* metadata rate limits (limit.c): calls waiting for their tokens
 	 * on timers of the loop (rpc.c) */
 	struct nfsd_limits *limits;
-	struct job *delayed; /* (loop) */
+	LIST_HEAD(, job) delayed; /* (loop) */
 	/* NSM over UDP on the NFS port (udp.c) */
 	int udp_fd;		/* -1: none */
 	struct event *udp_ev;	/* readable (loop) */

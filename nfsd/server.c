@@ -337,6 +337,9 @@ nfsd_server_create(const struct nfsd_config *cfg, struct meta *m,
 	int rc;
 
 	*err = NULL;
+	TAILQ_INIT(&s->conns);
+	TAILQ_INIT(&s->waiters);
+	LIST_INIT(&s->delayed);
 	s->udp_fd = -1;
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
