@@ -303,10 +303,11 @@ nfsd_nfs3_mknod(struct nfsd_call *c, void *args, void *res)
 
 /* Remove name from the call's directory: a directory (RMDIR) or
  * anything else (REMOVE, which forgets the file's cached state when that
- * was its last link); ok and fail are the wcc_data of the result. */
+ * was its last link); wcc is the result's dir_wcc (resok and resfail
+ * both hold just that). */
 static nfsstat3
 nfs3_remove_name(struct nfsd_call *c, const char *name, bool dir,
-		 wcc_data *ok, wcc_data *fail)
+		 wcc_data *wcc)
 {
 	struct meta_attr dpost;
 	struct meta_pre_attr dpre;
@@ -328,33 +329,29 @@ nfs3_remove_name(struct nfsd_call *c, const char *name, bool dir,
 		goto fail;
 	if (!dir)
 		nfs3_forget_if_gone(c, victim);
-	nfsd_nfs3_wcc(c, c->ino, &dpre, &dpost, ok);
+	nfsd_nfs3_wcc(c, c->ino, &dpre, &dpost, wcc);
 	return NFS3_OK;
 fail:
-	nfs3_dir_wcc_fail(c, fail);
+	nfs3_dir_wcc_fail(c, wcc);
 	return status;
 }
 
 void
 nfsd_nfs3_remove(struct nfsd_call *c, void *args, void *res)
 {
-	REMOVE3args *a = args;
 	REMOVE3res *r = res;
 
-	r->status = nfs3_remove_name(c, a->object.name, false,
-				     &r->REMOVE3res_u.resok.dir_wcc,
-				     &r->REMOVE3res_u.resfail.dir_wcc);
+	r->status = nfs3_remove_name(c, ((REMOVE3args *)args)->object.name,
+				     false, &r->REMOVE3res_u.resok.dir_wcc);
 }
 
 void
 nfsd_nfs3_rmdir(struct nfsd_call *c, void *args, void *res)
 {
-	RMDIR3args *a = args;
 	RMDIR3res *r = res;
 
-	r->status = nfs3_remove_name(c, a->object.name, true,
-				     &r->RMDIR3res_u.resok.dir_wcc,
-				     &r->RMDIR3res_u.resfail.dir_wcc);
+	r->status = nfs3_remove_name(c, ((RMDIR3args *)args)->object.name,
+				     true, &r->RMDIR3res_u.resok.dir_wcc);
 }
 
 /* ---- RENAME, LINK -------------------------------------------------------- */
