@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
 
 #define TL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define TL_MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -118,6 +119,8 @@ char *tl_vasprintf(const char *fmt, va_list ap)
 
 uint64_t tl_now_ns(void);   /* CLOCK_REALTIME, nanoseconds since the epoch */
 uint64_t tl_mono_ns(void);  /* CLOCK_MONOTONIC, nanoseconds */
+/* The time of clock clk ms from now, for pthread_cond_timedwait. */
+void tl_deadline_ms(clockid_t clk, uint64_t ms, struct timespec *ts);
 
 /* ---- whole reads and writes --------------------------------------------- */
 

@@ -67,6 +67,18 @@ tl_fsync_dir_at(int dirfd, const char *path)
 }
 
 void
+tl_deadline_ms(clockid_t clk, uint64_t ms, struct timespec *ts)
+{
+	clock_gettime(clk, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+void
 tl_random_bytes(void *buf, size_t n)
 {
 	uint8_t *p = buf;

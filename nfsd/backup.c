@@ -569,13 +569,7 @@ job_main(void *arg)
 	pthread_mutex_lock(&j->mu);
 	while (!j->stop) {
 		wait_ms = TL_MIN(wait_ms, POLL_MAX_MS);
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)(wait_ms / 1000);
-		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		tl_deadline_ms(CLOCK_MONOTONIC, wait_ms, &ts);
 		while (!j->stop &&
 		       pthread_cond_timedwait(&j->cv, &j->mu, &ts) == 0)
 			;

@@ -198,17 +198,6 @@ hup(struct nfsd_server *s)
 	tl_notice("nfsd", "exports reloaded");
 }
 
-static void
-ts_add_ms(struct timespec *ts, uint64_t ms)
-{
-	ts->tv_sec += (time_t)(ms / 1000);
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* The control thread: SIGHUP's reload (which reads files, the metadata
  * and the resolver) and the periodic re-resolution of host names, so
  * neither ever runs on the event loop. */
@@ -218,8 +207,7 @@ ctl_main(void *arg)
 	struct nfsd_server *s = arg;
 	struct timespec next;
 
-	clock_gettime(CLOCK_MONOTONIC, &next);
-	ts_add_ms(&next, NFSD_HOST_REFRESH_MS);
+	tl_deadline_ms(CLOCK_MONOTONIC, NFSD_HOST_REFRESH_MS, &next);
 	pthread_mutex_lock(&s->ctl_lock);
 	for (;;) {
 		bool do_hup;
@@ -237,8 +225,8 @@ ctl_main(void *arg)
 			hup(s);
 		} else {
 			nfsd_server_refresh_hosts(s);
-			clock_gettime(CLOCK_MONOTONIC, &next);
-			ts_add_ms(&next, NFSD_HOST_REFRESH_MS);
+			tl_deadline_ms(CLOCK_MONOTONIC, NFSD_HOST_REFRESH_MS,
+				       &next);
 		}
 		pthread_mutex_lock(&s->ctl_lock);
 	}
