@@ -67,8 +67,7 @@ secs(uint64_t ns)
 static void
 die(const char *what, int rc, const char *err)
 {
-	fprintf(stderr, "dump_meta: %s: %s\n", what,
-		err ? err : strerror(-rc));
+	fprintf(stderr, "dump_meta: %s: %s\n", what, err ? err : strerror(-rc));
 	exit(1);
 }
 
@@ -76,7 +75,7 @@ die(const char *what, int rc, const char *err)
 
 struct builder {
 	struct meta *m;
-	uint64_t from, to;     /* files [from, to) */
+	uint64_t from, to; /* files [from, to) */
 	atomic_uint_fast64_t *done;
 };
 
@@ -113,7 +112,8 @@ dir_of(struct meta *m, uint64_t i)
 	struct meta_new n;
 	int rc;
 
-	snprintf(name, sizeof(name), "d%05llu", (unsigned long long)(i / per_dir));
+	snprintf(name, sizeof(name), "d%05llu",
+		 (unsigned long long)(i / per_dir));
 	rc = meta_lookup(m, &root, META_ROOT_INO, name, &ino, NULL);
 	if (rc == -ENOENT) {
 		memset(&n, 0, sizeof(n));
@@ -157,8 +157,8 @@ builder_main(void *arg)
 static void
 build_volume(const char *url)
 {
-	struct meta_format_opts fo = {"bench", "file:///var/tmp/unused", 0, 0,
-				      0, 0, true};
+	struct meta_format_opts fo = {
+		"bench", "file:///var/tmp/unused", 0, 0, 0, 0, true};
 	atomic_uint_fast64_t done = 0;
 	struct builder b[2];
 	pthread_t th[2];
@@ -189,8 +189,7 @@ build_volume(const char *url)
 			last = tl_mono_ns();
 			printf("# building: %llu of %llu files, %.0f s\n",
 			       (unsigned long long)atomic_load(&done),
-			       (unsigned long long)nfiles,
-			       secs(last - t0));
+			       (unsigned long long)nfiles, secs(last - t0));
 			fflush(stdout);
 		}
 	}
@@ -230,8 +229,8 @@ copy_to_disk(const char *from_url, const char *to_dir)
 /* ---- running tessera ------------------------------------------------------- */
 
 struct run {
-	double s;       /* wall clock */
-	double cpu;     /* user + system */
+	double s;   /* wall clock */
+	double cpu; /* user + system */
 	long rss_kib;
 	int status;
 };
@@ -344,8 +343,8 @@ writer_main(void *arg)
 /* The writer alone for secs_alone (args NULL), or during `tessera
  * args`: data.mdb's growth and the files written. */
 static double
-growth(const char *label, const char *url, const char *data,
-       const char *args, double secs_alone)
+growth(const char *label, const char *url, const char *data, const char *args,
+       double secs_alone)
 {
 	struct writer w;
 	struct meta_new n;
@@ -378,10 +377,9 @@ growth(const char *label, const char *url, const char *data,
 	after = file_size(data);
 	meta_close(w.m);
 	printf("R dump_meta growth-%-15s %7.2f s  %7llu files written  "
-	       "data.mdb +%s\n", label, args ? r.s : secs_alone,
-	       (unsigned long long)w.files,
-	       tl_fmt_size(after > before ? after - before : 0, h,
-			   sizeof(h)));
+	       "data.mdb +%s\n",
+	       label, args ? r.s : secs_alone, (unsigned long long)w.files,
+	       tl_fmt_size(after > before ? after - before : 0, h, sizeof(h)));
 	fflush(stdout);
 	return args ? r.s : secs_alone;
 }
@@ -459,8 +457,8 @@ main(int argc, char **argv)
 	zdump = tl_asprintf("%s/dump.zst", dir);
 	data = tl_asprintf("%s/data.mdb", mdir);
 	printf("# %llu files in directories of %llu, %s; tessera %s; "
-	       "measured in %s\n", (unsigned long long)nfiles,
-	       (unsigned long long)per_dir,
+	       "measured in %s\n",
+	       (unsigned long long)nfiles, (unsigned long long)per_dir,
 	       with_data ? "one 4 KiB slice each" : "empty", tessera, dir);
 	if (!reuse) {
 		build_volume(burl);
@@ -506,7 +504,8 @@ main(int argc, char **argv)
 	       direct_s);
 
 	printf("# map growth while a client creates files (a durable commit "
-	       "each) during a dump read at %.0f MB/s\n", slow_mbs);
+	       "each) during a dump read at %.0f MB/s\n",
+	       slow_mbs);
 	cmd = tl_asprintf("dump --tmpdir %s %s -", dir, url);
 	growth("copy", url, data, cmd, 0);
 	free(cmd);

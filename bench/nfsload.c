@@ -52,8 +52,8 @@ enum op {
 };
 
 static const char *op_names[] = {
-    "write", "read",   "randrw", "create",   "stat",
-    "readf", "remove", "mkdir",	 "statrand", "readdir",
+	"write", "read",   "randrw", "create",   "stat",
+	"readf", "remove", "mkdir",  "statrand", "readdir",
 };
 
 struct cfg {
@@ -65,9 +65,9 @@ struct cfg {
 	uint64_t size; /* file size for data ops */
 	uint32_t bs;
 	int depth, conns, procs;
-	uint64_t nops;	   /* ops in total (data ops: from size/bs) */
+	uint64_t nops;     /* ops in total (data ops: from size/bs) */
 	uint64_t nfiles;   /* file population for statrand */
-	uint32_t ndirs;	   /* files spread over d0..d<ndirs-1> */
+	uint32_t ndirs;    /* files spread over d0..d<ndirs-1> */
 	int per_proc_file; /* data ops: each process its own file */
 	int readpct;
 	pid_t rss_pid;
@@ -75,15 +75,15 @@ struct cfg {
 };
 
 static struct cfg cfg = {
-    .path = "/nfsload",
-    .label = "test",
-    .server = "server",
-    .bs = 1 << 20,
-    .depth = 8,
-    .conns = 1,
-    .procs = 1,
-    .readpct = 50,
-    .rss_pid = 0,
+	.path = "/nfsload",
+	.label = "test",
+	.server = "server",
+	.bs = 1 << 20,
+	.depth = 8,
+	.conns = 1,
+	.procs = 1,
+	.readpct = 50,
+	.rss_pid = 0,
 };
 
 struct res_hdr {
@@ -116,7 +116,7 @@ struct proc {
 	int inflight;
 	uint64_t deadline; /* now_ns() past which nothing new starts */
 	unsigned seed;
-	char file[512];	 /* data ops: the file */
+	char file[512];  /* data ops: the file */
 	uint64_t blocks; /* data ops: blocks in the file */
 };
 
@@ -501,7 +501,7 @@ child(int id, int ready_fd, int go_fd, int res_fd)
 	h.nlat = p.nlat;
 	if (write(res_fd, &h, sizeof(h)) != sizeof(h) ||
 	    write(res_fd, p.lat, p.nlat * sizeof(uint64_t)) !=
-		(ssize_t)(p.nlat * sizeof(uint64_t)))
+		    (ssize_t)(p.nlat * sizeof(uint64_t)))
 		die("result: %s", strerror(errno));
 	for (i = 0; i < cfg.conns; i++) {
 		if (cs[i].fh != NULL)
@@ -566,8 +566,8 @@ report(uint64_t *lat, uint64_t nlat, uint64_t bytes, uint64_t errors,
 	       cfg.depth, nlat, secs, nlat / secs);
 	if (is_data_op(cfg.op))
 		printf(", %.1f MB/s", bytes / secs / 1e6);
-	printf(", p50 %.3f ms, p99 %.3f ms, max %.3f ms, %" PRIu64
-	       " errors\n", p50, p99, max, errors);
+	printf(", p50 %.3f ms, p99 %.3f ms, max %.3f ms, %" PRIu64 " errors\n",
+	       p50, p99, max, errors);
 	result("secs", secs);
 	result("errors", (double)errors);
 	if (cfg.op == OP_READDIR) {
@@ -589,28 +589,36 @@ report(uint64_t *lat, uint64_t nlat, uint64_t bytes, uint64_t errors,
 static void
 usage(void)
 {
-	fprintf(
-	    stderr,
-	    "usage: nfsload [options] OP URL\n"
-	    "  OP: write read randrw create stat readf remove mkdir statrand "
-	    "readdir\n"
-	    "      (mkdir: -f DIR itself, or with -d N its subdirectories "
-	    "d0..)\n"
-	    "  URL: nfs://127.0.0.1/EXPORT?version=3&nfsport=P&mountport=P\n"
-	    "  -f PATH    file or directory from the export root [/nfsload]\n"
-	    "  -s SIZE    file size for write [0]      -b SIZE  request size "
-	    "[1M]\n"
-	    "  -q N       requests in flight per connection [8]\n"
-	    "  -c N       connections per process [1]  -p N    processes [1]\n"
-	    "  -n N       operations (files for file ops, requests for "
-	    "randrw)\n"
-	    "  -N N       file population for statrand\n"
-	    "  -d N       spread files over N subdirectories d0..d<N-1> [0]\n"
-	    "  -r PCT     reads in randrw [50]         -P       file per "
-	    "process\n"
-	    "  -l NAME    workload label               -S NAME  server label\n"
-	    "  -m PID     sample this process's VmRSS/RssAnon (the server)\n"
-	    "  -t SECS    issue nothing new after SECS (randrw, statrand)\n");
+	fprintf(stderr,
+		"usage: nfsload [options] OP URL\n"
+		"  OP: write read randrw create stat readf remove mkdir "
+		"statrand "
+		"readdir\n"
+		"      (mkdir: -f DIR itself, or with -d N its subdirectories "
+		"d0..)\n"
+		"  URL: "
+		"nfs://127.0.0.1/EXPORT?version=3&nfsport=P&mountport=P\n"
+		"  -f PATH    file or directory from the export root "
+		"[/nfsload]\n"
+		"  -s SIZE    file size for write [0]      -b SIZE  request "
+		"size "
+		"[1M]\n"
+		"  -q N       requests in flight per connection [8]\n"
+		"  -c N       connections per process [1]  -p N    processes "
+		"[1]\n"
+		"  -n N       operations (files for file ops, requests for "
+		"randrw)\n"
+		"  -N N       file population for statrand\n"
+		"  -d N       spread files over N subdirectories d0..d<N-1> "
+		"[0]\n"
+		"  -r PCT     reads in randrw [50]         -P       file per "
+		"process\n"
+		"  -l NAME    workload label               -S NAME  server "
+		"label\n"
+		"  -m PID     sample this process's VmRSS/RssAnon (the "
+		"server)\n"
+		"  -t SECS    issue nothing new after SECS (randrw, "
+		"statrand)\n");
 	exit(2);
 }
 

@@ -38,11 +38,11 @@
 #include "cache/blockfile-internal.h"
 #include "lib/tl.h"
 
-#define BF_MAGIC 0x54534231u  /* "TSB1" */
+#define BF_MAGIC  0x54534231u /* "TSB1" */
 #define BF_MAGIC2 0x54534232u /* "TSB2": data 4 KiB aligned */
-#define BF_ALIGN 4096u
-#define BF_HDR 16u
-#define BF_PIECE (64u << 10)
+#define BF_ALIGN  4096u
+#define BF_HDR    16u
+#define BF_PIECE  (64u << 10)
 
 /* ---- CRC32C (Castagnoli) -------------------------------------------------- */
 
@@ -265,8 +265,9 @@ cache_blockfile_write(const char *path, const char *key, const uint8_t *data,
 	free(crc);
 	tl_put_be32(h + 12, cache_crc32c(cache_crc32c(0, h, 12), h + BF_HDR,
 					 hc - BF_HDR));
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-			       (direct ? O_DIRECT : 0),
+	fd = open(tmp,
+		  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+			  (direct ? O_DIRECT : 0),
 		  0600);
 	if (fd < 0 && direct && errno == EINVAL) /* tmpfs, ... */
 		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -342,8 +343,7 @@ cache_blockfile_read(const char *path, const char *key, uint32_t want,
 	len = tl_get_be32(small + 4);
 	magic = tl_get_be32(small);
 	if ((magic != BF_MAGIC && magic != BF_MAGIC2) ||
-	    (want && len != want) ||
-	    (key && tl_get_be16(small + 8) != kl) ||
+	    (want && len != want) || (key && tl_get_be16(small + 8) != kl) ||
 	    (uint64_t)off + n > len)
 		goto out;
 	kl = tl_get_be16(small + 8);
@@ -395,7 +395,8 @@ cache_blockfile_read(const char *path, const char *key, uint32_t want,
 		    tl_get_be32(h + BF_HDR + kl + 4 * i))
 			goto out;
 		if (dst == piece) {
-			uint32_t s = TL_MAX(ps, off), e = TL_MIN(ps + pl, off + n);
+			uint32_t s = TL_MAX(ps, off),
+				 e = TL_MIN(ps + pl, off + n);
 
 			memcpy(buf + (s - off), piece + (s - ps), e - s);
 		}

@@ -75,8 +75,7 @@ cache_block_key_parse(const char *key, const char *volume, uint64_t *id,
 		return -EINVAL;
 	/* Exactly the name cache_block_key makes: the right directories,
 	 * no leading zeros. */
-	cache_block_key(again, sizeof(again), vol, i, (uint32_t)x,
-			(uint32_t)n);
+	cache_block_key(again, sizeof(again), vol, i, (uint32_t)x, (uint32_t)n);
 	if (strcmp(again, key) != 0)
 		return -EINVAL;
 	*id = i;

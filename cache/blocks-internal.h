@@ -39,9 +39,9 @@ struct cache_piece {
  * uploads on wb_threads workers) and the memory budget
  * (readahead_budget). */
 int cache_blocks_open(struct os_store *os, const struct cache_opts *o,
-		     const char *volume, uint32_t block_size,
-		     unsigned wb_threads, struct cache_bufpool *bp,
-		     struct cache_blocks **out);
+		      const char *volume, uint32_t block_size,
+		      unsigned wb_threads, struct cache_bufpool *bp,
+		      struct cache_blocks **out);
 /* Inline slices (meta.h, META_SLICE_INLINE) are read from m, borrowed
  * for the store's life: their one block is the slice, in metadata. */
 void cache_blocks_set_meta(struct cache_blocks *st, struct meta *m);
@@ -55,20 +55,20 @@ bool cache_blocks_local(const struct cache_blocks *st);
 
 /* The object key of a block (for messages). */
 void cache_blocks_key(const struct cache_blocks *st, char *key, size_t n,
-		     uint64_t id, uint32_t idx, uint32_t len);
+		      uint64_t id, uint32_t idx, uint32_t len);
 
 /* ---- writes ----------------------------------------------------------- */
 
 /* Store block idx of slice id: staged with writeback, else put to the
  * object store.  data is borrowed for the call. */
 int cache_blocks_put(struct cache_blocks *st, uint64_t id, uint32_t idx,
-		    const void *data, uint32_t len);
+		     const void *data, uint32_t len);
 /* Delete a block wherever it is (staging, object store). */
 int cache_blocks_delete(struct cache_blocks *st, uint64_t id, uint32_t idx,
-		       uint32_t len);
+			uint32_t len);
 /* Delete every block of a slice of size bytes; 0 when all are gone. */
 int cache_blocks_delete_slice(struct cache_blocks *st, uint64_t id,
-			     uint32_t size);
+			      uint32_t size);
 /* The sync failures so far (os_sync_mark of the store, and failed
  * writeback syncs): taken before blocks are stored, for cache_blocks_sync. */
 uint64_t cache_blocks_mark(struct cache_blocks *st);
@@ -87,18 +87,18 @@ int cache_blocks_sync(struct cache_blocks *st, uint64_t mark);
  * every byte of is freed as soon as nobody holds it, instead of waiting
  * on the LRU list (drop-behind). */
 int cache_blocks_read(struct cache_blocks *st, const struct cache_piece *p,
-		     uint8_t *dst, bool whole, bool seq);
+		      uint8_t *dst, bool whole, bool seq);
 /* Bring p's whole block into memory and reference it (*out): *data is
  * p's first byte there, valid until cache_blocks_unref(*out), which any
  * thread may call. */
 int cache_blocks_ref(struct cache_blocks *st, const struct cache_piece *p,
-		    bool seq, struct cache_mblk **out, const uint8_t **data);
+		     bool seq, struct cache_mblk **out, const uint8_t **data);
 void cache_blocks_unref(struct cache_blocks *st, struct cache_mblk *b);
 /* A local store: *fd (the caller closes it) holds p's bytes at offset
  * p->from, in the page cache (os_open_range; -EAGAIN when they are not
  * all cached). */
 int cache_blocks_open_range(struct cache_blocks *st,
-			   const struct cache_piece *p, int *fd);
+			    const struct cache_piece *p, int *fd);
 /* A local store: ask the kernel to read p's bytes ahead (a hint). */
 int cache_blocks_advise(struct cache_blocks *st, const struct cache_piece *p);
 

@@ -54,22 +54,22 @@
  * the one fetch) or ready.  Unreferenced ready blocks sit on an LRU list
  * within the memory budget. */
 struct cache_mblk {
-	struct tl_hnode hn;      /* in the table, by bhash(id, idx) */
+	struct tl_hnode hn; /* in the table, by bhash(id, idx) */
 	struct cache_mblk *lprev, *lnext;
 	struct cache_mblk *gnext; /* out of the table, on a list to free */
 	uint64_t id;
 	uint32_t idx, len;
 	uint8_t *data;
 	unsigned refs;
-	uint32_t used;   /* bytes sequential readers copied out */
+	uint32_t used; /* bytes sequential readers copied out */
 	bool ready, failed, on_lru;
-	bool drop;       /* read through by a stream: free when unused */
+	bool drop; /* read through by a stream: free when unused */
 };
 
 struct cache_blocks {
 	struct os_store *os;
-	bool os_defer;    /* puts durable only after os_sync */
-	bool os_local;    /* a local store read in place (blocks-internal.h) */
+	bool os_defer; /* puts durable only after os_sync */
+	bool os_local; /* a local store read in place (blocks-internal.h) */
 	uint32_t bs;
 	char volume[META_VOLNAME_MAX + 1];
 	struct cache_bufpool *bp; /* borrowed */
@@ -95,8 +95,8 @@ struct cache_blocks {
 
 int
 cache_blocks_open(struct os_store *os, const struct cache_opts *o,
-		 const char *volume, uint32_t block_size, unsigned wb_threads,
-		 struct cache_bufpool *bp, struct cache_blocks **out)
+		  const char *volume, uint32_t block_size, unsigned wb_threads,
+		  struct cache_bufpool *bp, struct cache_blocks **out)
 {
 	struct cache_blocks *st = tl_calloc(1, sizeof(*st));
 	int r;
@@ -174,14 +174,14 @@ cache_blocks_local(const struct cache_blocks *st)
 
 void
 cache_blocks_key(const struct cache_blocks *st, char *key, size_t n,
-		uint64_t id, uint32_t idx, uint32_t len)
+		 uint64_t id, uint32_t idx, uint32_t len)
 {
 	cache_block_key(key, n, st->volume, id, idx, len);
 }
 
 int
 cache_blocks_put(struct cache_blocks *st, uint64_t id, uint32_t idx,
-		const void *data, uint32_t len)
+		 const void *data, uint32_t len)
 {
 	char key[256];
 
@@ -195,7 +195,7 @@ cache_blocks_put(struct cache_blocks *st, uint64_t id, uint32_t idx,
 
 int
 cache_blocks_delete(struct cache_blocks *st, uint64_t id, uint32_t idx,
-		   uint32_t len)
+		    uint32_t len)
 {
 	char key[256];
 
@@ -215,8 +215,8 @@ cache_blocks_delete_slice(struct cache_blocks *st, uint64_t id, uint32_t size)
 		return 0; /* no object: its bytes went with its release */
 
 	for (k = 0; k < nb; k++) {
-		r = cache_blocks_delete(st, id, k, TL_MIN(st->bs,
-							 size - k * st->bs));
+		r = cache_blocks_delete(st, id, k,
+					TL_MIN(st->bs, size - k * st->bs));
 		if (r < 0)
 			return r;
 	}
@@ -255,9 +255,10 @@ bfind(struct cache_blocks *st, uint64_t id, uint32_t idx)
 {
 	struct tl_hnode *n;
 
-	TL_HTAB_FOREACH_HASH(&st->tab, n, bhash(id, idx)) {
-		struct cache_mblk *b = TL_CONTAINER_OF(n, struct cache_mblk,
-						       hn);
+	TL_HTAB_FOREACH_HASH(&st->tab, n, bhash(id, idx))
+	{
+		struct cache_mblk *b =
+			TL_CONTAINER_OF(n, struct cache_mblk, hn);
 
 		if (b->id == id && b->idx == idx)
 			return b;
@@ -371,8 +372,8 @@ local_read(struct cache_blocks *st, const char *key, uint32_t blen,
 }
 
 static int
-remote_read(struct cache_blocks *st, const char *key, uint32_t off,
-	    uint32_t n, uint8_t *buf)
+remote_read(struct cache_blocks *st, const char *key, uint32_t off, uint32_t n,
+	    uint8_t *buf)
 {
 	size_t got;
 	int r;
@@ -404,8 +405,8 @@ remote_read(struct cache_blocks *st, const char *key, uint32_t off,
  * metadata.  -ENOENT, as for a missing object, when the slice was
  * released since the read planned. */
 static int
-inline_read(struct cache_blocks *st, const struct cache_piece *p,
-	    uint32_t off, uint32_t n, uint8_t *buf)
+inline_read(struct cache_blocks *st, const struct cache_piece *p, uint32_t off,
+	    uint32_t n, uint8_t *buf)
 {
 	int r;
 
@@ -574,7 +575,7 @@ mem_peek(struct cache_blocks *st, const struct cache_piece *p, uint8_t *dst)
 
 int
 cache_blocks_ref(struct cache_blocks *st, const struct cache_piece *p, bool seq,
-		struct cache_mblk **out, const uint8_t **data)
+		 struct cache_mblk **out, const uint8_t **data)
 {
 	int r = blk_get(st, p, false, out);
 
@@ -602,7 +603,7 @@ cache_blocks_unref(struct cache_blocks *st, struct cache_mblk *b)
 
 int
 cache_blocks_read(struct cache_blocks *st, const struct cache_piece *p,
-		 uint8_t *dst, bool whole, bool seq)
+		  uint8_t *dst, bool whole, bool seq)
 {
 	struct cache_mblk *b;
 	const uint8_t *data;
@@ -636,7 +637,7 @@ cache_blocks_read(struct cache_blocks *st, const struct cache_piece *p,
 
 int
 cache_blocks_open_range(struct cache_blocks *st, const struct cache_piece *p,
-		       int *fd)
+			int *fd)
 {
 	char key[256];
 	int r;

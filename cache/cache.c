@@ -105,8 +105,8 @@
 #include "cache/writeback-internal.h"
 #include "lib/tl.h"
 
-#define DEFAULT_LIMIT (256ULL << 20)
-#define DEFAULT_THREADS 8
+#define DEFAULT_LIMIT     (256ULL << 20)
+#define DEFAULT_THREADS   8
 #define DEFAULT_DOWNLOADS 16
 
 struct cache {
@@ -378,8 +378,8 @@ one_piece(const struct cache_plan *p, uint64_t len)
  * is fetched whole anyway, and the reply can point into that block.  1
  * when lent, 0 when not possible. */
 static int
-read_lend(struct cache *c, const struct cache_plan *p, uint64_t len,
-	  bool seq, void **data, void **ref)
+read_lend(struct cache *c, const struct cache_plan *p, uint64_t len, bool seq,
+	  void **data, void **ref)
 {
 	struct cache_ref *cr;
 	struct cache_mblk *b;
@@ -406,8 +406,8 @@ read_lend(struct cache *c, const struct cache_plan *p, uint64_t len,
  * since the plan) *replan sends the copying read to plan again, retry
  * and report. */
 static int
-read_file(struct cache *c, const struct cache_plan *p, uint64_t len,
-	  void **ref, bool *replan)
+read_file(struct cache *c, const struct cache_plan *p, uint64_t len, void **ref,
+	  bool *replan)
 {
 	struct cache_ref *cr;
 	int r, fd;
@@ -639,8 +639,7 @@ cache_compact_queue_len(struct cache *c)
 }
 
 void
-cache_set_bgjob_rates(struct cache *c, uint64_t delete_rate,
-		      uint64_t txn_rate)
+cache_set_bgjob_rates(struct cache *c, uint64_t delete_rate, uint64_t txn_rate)
 {
 	if (c->gc != NULL)
 		cache_gc_set_rates(c->gc, delete_rate, txn_rate);
@@ -710,14 +709,11 @@ cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
 	c->ft = cache_files_open(o->buffer_limit ? o->buffer_limit
 						 : DEFAULT_LIMIT);
 	c->wr = cache_writer_open(m, c->ft, c->st, c->bp, bs);
-	c->cp = cache_compactor_open(m, c->ft, c->pl, c->st, c->bp, bs,
-				     o->gc);
-	c->fl = cache_flusher_open(m, c->ft, c->wr, c->st, c->cp, bs, up,
-				   o->restore_age_ms,
-				   o->compact_records ? o->compact_records
-						      : CACHE_COMPACT_RECORDS,
-				   os_unwrap(os, "crypt") != NULL ? 0
-								  : o->inline_max);
+	c->cp = cache_compactor_open(m, c->ft, c->pl, c->st, c->bp, bs, o->gc);
+	c->fl = cache_flusher_open(
+		m, c->ft, c->wr, c->st, c->cp, bs, up, o->restore_age_ms,
+		o->compact_records ? o->compact_records : CACHE_COMPACT_RECORDS,
+		os_unwrap(os, "crypt") != NULL ? 0 : o->inline_max);
 	/* From a local store, prefetch only hints (readahead.c). */
 	c->ra = cache_ra_open(c->pl, c->st, c->cp, bs, o->readahead_max,
 			      o->readahead_budget, dl);
@@ -747,8 +743,9 @@ flush_all(struct cache *c)
 	while ((f = cache_file_any(c->ft)) != NULL) {
 		r = cache_file_flush(c->fl, f);
 		if (r < 0 && r != -ENOENT)
-			tl_err("cache", "inode %llu: buffered data "
-					"lost at close: %s",
+			tl_err("cache",
+			       "inode %llu: buffered data "
+			       "lost at close: %s",
 			       (unsigned long long)f->ino, strerror(-r));
 		if (r < 0)
 			cache_file_drop(c->fl, f);

@@ -124,8 +124,8 @@ struct cache_opts {
 /* Borrow m and os for the life of the cache.  Puts to os may become
  * durable only at os_sync from now on (os_defer_sync): the cache calls
  * os_sync before committing metadata that names them. */
-int cache_open(struct meta *m, struct os_store *os,
-	       const struct cache_opts *o, struct cache **out);
+int cache_open(struct meta *m, struct os_store *os, const struct cache_opts *o,
+	       struct cache **out);
 /* Flush everything buffered, stop background jobs, free.  What cannot
  * be stored is logged and dropped: the only data dropped while its file
  * exists (the next process answers with another write verifier). */
@@ -176,9 +176,9 @@ int cache_read(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
  * bare file:// store, it is NULL and *ref lends the range of the object
  * file holding the bytes (cache_ref_file).  *data is NULL when *got is
  * 0. */
-int cache_read_ref(struct cache *c, uint64_t ino, uint64_t size,
-		   uint64_t off, size_t len, bool files, void **data,
-		   void **ref, size_t *got, bool *eof);
+int cache_read_ref(struct cache *c, uint64_t ino, uint64_t size, uint64_t off,
+		   size_t len, bool files, void **data, void **ref, size_t *got,
+		   bool *eof);
 /* Release what cache_read_ref lent (NULL: nothing); any thread. */
 void cache_read_done(void *ref);
 /* Whether ref lends a file: the *got bytes are at *off in *fd (borrowed:
@@ -222,7 +222,7 @@ struct cache_stats {
 	/* disk cache */
 	uint64_t disk_blocks, disk_bytes;
 	uint64_t disk_hits, disk_misses;
-	uint64_t disk_damaged;    /* checksum or length errors: refetched */
+	uint64_t disk_damaged; /* checksum or length errors: refetched */
 	uint64_t disk_evicted;
 	/* memory and object store */
 	uint64_t mem_blocks, mem_bytes, mem_hits;
@@ -247,8 +247,8 @@ int cache_staging_scan(const char *cache_dirs, uint64_t max_age_ms,
 
 /* Object key of block idx of slice id (len = that block's length), as
  * in the comment at the top (blockkey.c); buf of at least 256 bytes. */
-void cache_block_key(char *buf, size_t buflen, const char *volume,
-		     uint64_t id, uint32_t idx, uint32_t len);
+void cache_block_key(char *buf, size_t buflen, const char *volume, uint64_t id,
+		     uint32_t idx, uint32_t len);
 /* The slice id, block index and block length of key: 0 when key is
  * exactly what cache_block_key makes for volume (NULL: for any volume),
  * -EINVAL when it is not a block key (of that volume). */
@@ -304,8 +304,7 @@ void cache_store_check_free(struct cache_store_check *c);
  * frees, may be NULL) names the block that read back or failed. */
 int cache_store_probe(struct meta *m, struct os_store *s, char **key);
 /* Write m's volume's marker in s (meta_url: recorded for people). */
-int cache_store_mark(struct meta *m, struct os_store *s,
-		     const char *meta_url);
+int cache_store_mark(struct meta *m, struct os_store *s, const char *meta_url);
 /* Why a store whose marker mk names another volume is refused (caller
  * frees). */
 char *cache_store_foreign_msg(struct meta *m, const struct os_store *s,
@@ -315,7 +314,7 @@ char *cache_store_foreign_msg(struct meta *m, const struct os_store *s,
  * a referenced block reads back, or if it is empty and the volume
  * references none, and refused otherwise.  *err says why (caller
  * frees). */
-int cache_store_claim(struct meta *m, struct os_store *s,
-		      const char *meta_url, char **err);
+int cache_store_claim(struct meta *m, struct os_store *s, const char *meta_url,
+		      char **err);
 
 #endif /* CACHE_H */

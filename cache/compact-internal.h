@@ -29,12 +29,10 @@ struct cache_blocks;
 
 /* Everything but the numbers is borrowed.  Without on (no background
  * job runs rounds) nothing is queued. */
-struct cache_compactor *cache_compactor_open(struct meta *m,
-					     struct cache_files *ft,
-					     struct cache_planner *pl,
-					     struct cache_blocks *st,
-					     struct cache_bufpool *bp,
-					     uint32_t block_size, bool on);
+struct cache_compactor *
+cache_compactor_open(struct meta *m, struct cache_files *ft,
+		     struct cache_planner *pl, struct cache_blocks *st,
+		     struct cache_bufpool *bp, uint32_t block_size, bool on);
 void cache_compactor_close(struct cache_compactor *cp);
 
 /* Queue a chunk (at most 16 wait, each once). */

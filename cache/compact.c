@@ -61,10 +61,10 @@ struct cache_compactor {
 	struct meta *m;
 	struct cache_files *ft;   /* whether a file has buffered writes */
 	struct cache_planner *pl; /* reads of the old extents */
-	struct cache_blocks *st;   /* the new slice's blocks */
+	struct cache_blocks *st;  /* the new slice's blocks */
 	struct cache_bufpool *bp; /* the block being filled */
 	uint32_t bs;
-	bool on;                  /* a job runs rounds: queue chunks */
+	bool on; /* a job runs rounds: queue chunks */
 	pthread_mutex_t mu;
 	struct {
 		uint64_t ino;
@@ -148,8 +148,8 @@ cache_compact_forget(struct cache_compactor *cp)
 /* Fill block k (blen bytes) of the new slice: the data segments of seg
  * laid end to end. */
 static int
-fill_block(struct cache_compactor *cp, const struct cache_seg *seg,
-	   size_t nseg, uint64_t k, uint32_t blen, uint8_t *buf)
+fill_block(struct cache_compactor *cp, const struct cache_seg *seg, size_t nseg,
+	   uint64_t k, uint32_t blen, uint8_t *buf)
 {
 	uint64_t b0 = k * cp->bs, b1 = b0 + blen, so = 0;
 	struct cache_plan plan = {0};
@@ -310,7 +310,8 @@ cache_compact_chunk(struct cache_compactor *cp, uint64_t ino, uint32_t chunk)
 		r = meta_rewrite_chunk(cp->m, ino, chunk, old, nold, nw, nn);
 	if (r == 0) {
 		atomic_fetch_add(&cp->compacted, 1);
-		tl_debug("cache", "inode %llu chunk %u: %zu records, %zu "
+		tl_debug("cache",
+			 "inode %llu chunk %u: %zu records, %zu "
 			 "extents merged into one slice; %zu records now",
 			 (unsigned long long)ino, chunk, nold, nm, nn);
 	}

@@ -39,12 +39,10 @@ int cache_disk_get(struct cache_disk *d, const char *key, uint32_t blen,
  * called there (the caller's completion: it lets the block go).  False
  * (done not called) when too much waits already: the block is not
  * cached. */
-bool cache_disk_fill(struct cache_disk *d, const char *key,
-		     const uint8_t *data, uint32_t len,
-		     void (*done)(void *arg), void *arg);
+bool cache_disk_fill(struct cache_disk *d, const char *key, const uint8_t *data,
+		     uint32_t len, void (*done)(void *arg), void *arg);
 /* Move a block file (a staged block after upload) into the cache. */
-int cache_disk_adopt(struct cache_disk *d, const char *from,
-		     const char *key);
+int cache_disk_adopt(struct cache_disk *d, const char *from, const char *key);
 /* The disk_* fields of *s. */
 void cache_disk_stats(struct cache_disk *d, struct cache_stats *s);
 

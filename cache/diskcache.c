@@ -46,10 +46,10 @@
 #include "cache/diskcache-internal.h"
 #include "lib/tl.h"
 
-#define DC_SUBDIRS 256
-#define DC_SAMPLE 5
+#define DC_SUBDIRS      256
+#define DC_SAMPLE       5
 #define DC_DEFAULT_SIZE (10ULL << 30)
-#define DC_FILL_MAX (64ULL << 20)
+#define DC_FILL_MAX     (64ULL << 20)
 
 /* ---- the index ------------------------------------------------------------ */
 
@@ -246,8 +246,9 @@ below_floor(struct cache_disk *d, uint32_t dir, uint64_t need)
 
 	if (d->floor_pct == 0 || statvfs(d->dirs[dir].path, &sv) < 0)
 		return false;
-	return (unsigned __int128)(sv.f_bavail * sv.f_frsize - TL_MIN(
-			   need, sv.f_bavail * sv.f_frsize)) * 100 <
+	return (unsigned __int128)(sv.f_bavail * sv.f_frsize -
+				   TL_MIN(need, sv.f_bavail * sv.f_frsize)) *
+		       100 <
 	       (unsigned __int128)sv.f_blocks * sv.f_frsize * d->floor_pct;
 }
 
@@ -270,9 +271,10 @@ cache_dir_check(const char *dir)
 	struct stat st;
 
 	if (stat(dir, &st) < 0) {
-		tl_err("cache", "cache directory %s: %s (create it, mode "
-		       "0700, owned by the user tesserad runs as)", dir,
-		       strerror(errno));
+		tl_err("cache",
+		       "cache directory %s: %s (create it, mode "
+		       "0700, owned by the user tesserad runs as)",
+		       dir, strerror(errno));
 		return -ENOENT;
 	}
 	if (!S_ISDIR(st.st_mode)) {
@@ -308,15 +310,14 @@ scan_sub(struct cache_disk *d, uint32_t dir, const char *sub)
 		    !S_ISREG(st.st_mode) || st.st_size > UINT32_MAX)
 			continue;
 		/* Older files first in LRU order: use their mtime. */
-		ix_add(d, h, (uint32_t)st.st_size, dir,
-		       (uint64_t)st.st_mtime);
+		ix_add(d, h, (uint32_t)st.st_size, dir, (uint64_t)st.st_mtime);
 	}
 	closedir(dp);
 }
 
 int
 cache_disk_open(const char *dirs, uint64_t size, unsigned floor_pct,
-	    struct cache_disk **out)
+		struct cache_disk **out)
 {
 	struct cache_disk *d;
 	char *list, *tok, *save = NULL, path[4096];
@@ -337,7 +338,8 @@ cache_disk_open(const char *dirs, uint64_t size, unsigned floor_pct,
 	list = tl_strdup(dirs);
 	for (tok = strtok_r(list, ":", &save); tok;
 	     tok = strtok_r(NULL, ":", &save)) {
-		d->dirs = tl_realloc(d->dirs, (d->ndirs + 1) * sizeof(*d->dirs));
+		d->dirs =
+			tl_realloc(d->dirs, (d->ndirs + 1) * sizeof(*d->dirs));
 		d->dirs[d->ndirs++] = (struct dcdir){tl_strdup(tok), 0};
 	}
 	free(list);
@@ -461,8 +463,9 @@ cache_disk_get(struct cache_disk *d, const char *key, uint32_t blen,
 	}
 	if (r == -EBADMSG) {
 		atomic_fetch_add(&d->damaged, 1);
-		tl_warn("cache", "damaged cache file %s (block %s) "
-				 "deleted; refetching",
+		tl_warn("cache",
+			"damaged cache file %s (block %s) "
+			"deleted; refetching",
 			path, key);
 	}
 	/* Anything but a clean hit is a miss: the file goes (a hash
@@ -581,7 +584,7 @@ fill_stop(struct cache_disk *d)
 
 bool
 cache_disk_fill(struct cache_disk *d, const char *key, const uint8_t *data,
-	    uint32_t len, void (*done)(void *arg), void *arg)
+		uint32_t len, void (*done)(void *arg), void *arg)
 {
 	struct dfill *f;
 	bool ok = false;

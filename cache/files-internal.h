@@ -33,17 +33,17 @@ struct cfile {
 	uint64_t ino;
 	unsigned refs;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;  /* uploads done, flush done */
+	pthread_cond_t cv; /* uploads done, flush done */
 	/* write.c: the slice builders and what they hold */
 	struct builder *head, *tail; /* oldest first */
-	uint64_t mtime_ns; /* time of the last buffered write */
-	uint64_t end;      /* end of the buffered bytes (0: none) */
-	_Atomic uint64_t bytes; /* allocated by the builders (in the
+	uint64_t mtime_ns;           /* time of the last buffered write */
+	uint64_t end;                /* end of the buffered bytes (0: none) */
+	_Atomic uint64_t bytes;      /* allocated by the builders (in the
 				   buffer total); read without mu */
 	/* flush.c */
 	struct pack *packs; /* of frozen builders, freed with them */
-	bool flushing; /* a flush or drop owns the frozen builders */
-	uint64_t gen;  /* bumped when builders leave (committed,
+	bool flushing;      /* a flush or drop owns the frozen builders */
+	uint64_t gen;       /* bumped when builders leave (committed,
 			  dropped) */
 	/* flush.c: bounded flushes (cache_file_flush_wait) */
 	uint64_t fq_asked; /* tickets handed out */
@@ -58,8 +58,7 @@ struct cache_files *cache_files_open(uint64_t limit);
 void cache_files_close(struct cache_files *ft);
 
 /* A counted reference to ino's entry; NULL when absent and !create. */
-struct cfile *cache_file_get(struct cache_files *ft, uint64_t ino,
-			     bool create);
+struct cfile *cache_file_get(struct cache_files *ft, uint64_t ino, bool create);
 /* Drop a reference; an unreferenced entry without builders (and not
  * being flushed) goes. */
 void cache_file_put(struct cache_files *ft, struct cfile *f);
@@ -82,7 +81,6 @@ void cache_space_release(struct cache_files *ft, uint64_t n);
 uint64_t cache_space_used(struct cache_files *ft);
 
 /* pthread_cond_timedwait for ms milliseconds from now. */
-void cache_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu,
-			uint64_t ms);
+void cache_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms);
 
 #endif /* CACHE_FILES_INTERNAL_H */

@@ -67,10 +67,10 @@ cache_file_get(struct cache_files *ft, uint64_t ino, bool create)
 
 	pthread_mutex_lock(&ft->lock);
 	TL_HTAB_FOREACH_HASH(&ft->tab, n, ino)
-		if (cfile_of(n)->ino == ino) {
-			f = cfile_of(n);
-			break;
-		}
+	if (cfile_of(n)->ino == ino) {
+		f = cfile_of(n);
+		break;
+	}
 	if (f == NULL && create) {
 		f = tl_calloc(1, sizeof(*f));
 		f->ino = ino;
@@ -114,7 +114,8 @@ cache_file_largest(struct cache_files *ft)
 	uint64_t most = 0, v;
 
 	pthread_mutex_lock(&ft->lock);
-	TL_HTAB_FOREACH(&ft->tab, n) {
+	TL_HTAB_FOREACH(&ft->tab, n)
+	{
 		v = atomic_load(&cfile_of(n)->bytes);
 		if (v > most) {
 			most = v;

@@ -24,16 +24,12 @@ struct cache_blocks;
  * restore_age_ms: see cache_opts (0: 10 minutes); compact_records: a
  * commit leaving a chunk with this many records queues it for
  * compaction. */
-struct cache_flusher *cache_flusher_open(struct meta *m,
-					 struct cache_files *ft,
-					 struct cache_writer *wr,
-					 struct cache_blocks *st,
-					 struct cache_compactor *cp,
-					 uint32_t block_size,
-					 unsigned threads,
-					 uint64_t restore_age_ms,
-					 uint32_t compact_records,
-					 uint32_t inline_max);
+struct cache_flusher *
+cache_flusher_open(struct meta *m, struct cache_files *ft,
+		   struct cache_writer *wr, struct cache_blocks *st,
+		   struct cache_compactor *cp, uint32_t block_size,
+		   unsigned threads, uint64_t restore_age_ms,
+		   uint32_t compact_records, uint32_t inline_max);
 /* Wait for the uploads in flight, free. */
 void cache_flusher_close(struct cache_flusher *fl);
 

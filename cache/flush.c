@@ -70,7 +70,7 @@
 #define PACK_MAX (1u << 20)
 
 struct cache_flusher {
-	uint32_t inline_max;      /* 0: no inline slices */
+	uint32_t inline_max; /* 0: no inline slices */
 	struct meta *m;
 	struct cache_files *ft;
 	struct cache_writer *wr;
@@ -90,10 +90,10 @@ struct run {
 	uint64_t id;
 	struct pack *pack; /* stored in this pack instead */
 	uint32_t pack_off; /* where its bytes start in the pack */
-	uint32_t base;    /* chunk position of the slice's byte 0 (= s) */
-	uint32_t s, e;    /* chunk positions recorded: [s, e) */
+	uint32_t base;     /* chunk position of the slice's byte 0 (= s) */
+	uint32_t s, e;     /* chunk positions recorded: [s, e) */
 	uint32_t nblocks;
-	uint8_t *st;      /* per block: 0 to upload, 1 in flight, 2 stored */
+	uint8_t *st; /* per block: 0 to upload, 1 in flight, 2 stored */
 };
 
 /* Small runs of one chunk stored back to back as one slice of one
@@ -136,8 +136,8 @@ cache_flusher_open(struct meta *m, struct cache_files *ft,
 {
 	struct cache_flusher *fl = tl_calloc(1, sizeof(*fl));
 
-	fl->inline_max = TL_MIN(TL_MIN(inline_max, block_size),
-				META_INLINE_MAX);
+	fl->inline_max =
+		TL_MIN(TL_MIN(inline_max, block_size), META_INLINE_MAX);
 
 	fl->m = m;
 	fl->ft = ft;
@@ -147,8 +147,8 @@ cache_flusher_open(struct meta *m, struct cache_files *ft,
 	fl->bs = block_size;
 	fl->up = tl_pool_create("upload", threads, 0);
 	fl->fq = tl_pool_create("flush", threads, 0);
-	fl->restore_ns = restore_age_ms ? restore_age_ms * 1000000ULL
-					: CACHE_RESTORE_NS;
+	fl->restore_ns =
+		restore_age_ms ? restore_age_ms * 1000000ULL : CACHE_RESTORE_NS;
 	fl->compact_records = compact_records;
 	return fl;
 }
@@ -187,8 +187,8 @@ upjob_new(struct cache_flusher *fl, struct cfile *f, struct builder *b,
 
 /* Block and bytes of an upload; *tmp is a copy to free after. */
 static void
-job_target(struct upjob *u, uint64_t *id, uint32_t *idx,
-	   const uint8_t **data, uint32_t *len, uint8_t **tmp)
+job_target(struct upjob *u, uint64_t *id, uint32_t *idx, const uint8_t **data,
+	   uint32_t *len, uint8_t **tmp)
 {
 	struct cache_flusher *fl = u->fl;
 	struct builder *b = u->b;
@@ -215,9 +215,8 @@ job_target(struct upjob *u, uint64_t *id, uint32_t *idx,
 		*id = b->id;
 		*idx = u->idx;
 		*len = fl->bs;
-		*data = cache_builder_bytes(fl->wr, b,
-					    b->base + u->idx * fl->bs, fl->bs,
-					    tmp);
+		*data = cache_builder_bytes(
+			fl->wr, b, b->base + u->idx * fl->bs, fl->bs, tmp);
 		return;
 	}
 	from = u->run->base + u->idx * fl->bs;
@@ -228,8 +227,8 @@ job_target(struct upjob *u, uint64_t *id, uint32_t *idx,
 }
 
 static void
-upload_failed(struct cache_flusher *fl, uint64_t id, uint32_t idx,
-	      uint32_t len, int r)
+upload_failed(struct cache_flusher *fl, uint64_t id, uint32_t idx, uint32_t len,
+	      int r)
 {
 	char key[256];
 
@@ -409,10 +408,10 @@ delete_objects(struct cache_flusher *fl, struct builder *b)
 
 		for (k = 0; k < u->nblocks && u->pack == NULL; k++)
 			if (u->st[k] == 2)
-				cache_blocks_delete(fl->st, u->id, k,
-						   TL_MIN(fl->bs,
-							  u->e - u->base -
-								  k * fl->bs));
+				cache_blocks_delete(
+					fl->st, u->id, k,
+					TL_MIN(fl->bs,
+					       u->e - u->base - k * fl->bs));
 	}
 }
 
@@ -553,8 +552,8 @@ packs_free(struct cache_flusher *fl, struct cfile *f, bool del)
 /* Queue every pack and every block of the frozen builders not stored
  * yet. */
 static void
-collect_uploads(struct cache_flusher *fl, struct cfile *f,
-		struct builder *last, struct jobv *jobs)
+collect_uploads(struct cache_flusher *fl, struct cfile *f, struct builder *last,
+		struct jobv *jobs)
 {
 	struct builder *b;
 	struct upjob *u;
@@ -583,9 +582,9 @@ collect_uploads(struct cache_flusher *fl, struct cfile *f,
 				    b->runs[i].pack == NULL) {
 					b->runs[i].st[k] = 1;
 					b->inflight++;
-					jobv_add(jobs, upjob_new(fl, f, b,
-								 &b->runs[i],
-								 k));
+					jobv_add(jobs,
+						 upjob_new(fl, f, b,
+							   &b->runs[i], k));
 				}
 		if (b == last)
 			break;
@@ -597,7 +596,7 @@ struct delv {
 	struct {
 		uint64_t id;
 		uint32_t idx, len;
-	} *v;
+	} * v;
 	size_t n, cap;
 };
 
@@ -619,7 +618,7 @@ delv_delete(struct cache_flusher *fl, struct delv *d)
 {
 	for (size_t i = 0; i < d->n; i++)
 		cache_blocks_delete(fl->st, d->v[i].id, d->v[i].idx,
-				   d->v[i].len);
+				    d->v[i].len);
 	free(d->v);
 	*d = (struct delv){NULL, 0, 0};
 }
@@ -935,9 +934,9 @@ inline_size(struct cache_flusher *fl, struct cfile *f, struct builder *last)
 /* The records of head..last, naming inline slice id of size bytes, and
  * those bytes into buf (f->mu held). */
 static void
-inline_records(struct cache_flusher *fl, struct cfile *f,
-	       struct builder *last, uint64_t id, uint32_t size,
-	       uint8_t *buf, struct meta_slice_write **out, size_t *nout)
+inline_records(struct cache_flusher *fl, struct cfile *f, struct builder *last,
+	       uint64_t id, uint32_t size, uint8_t *buf,
+	       struct meta_slice_write **out, size_t *nout)
 {
 	struct meta_slice_write *w = NULL;
 	struct builder *b;
@@ -983,8 +982,8 @@ flush_inline(struct cache_flusher *fl, struct cfile *f, struct builder *last,
 	inline_records(fl, f, last, id, size, buf, &w, &n);
 	mtime = f->mtime_ns;
 	pthread_mutex_unlock(&f->mu);
-	r = meta_write_inline(fl->m, f->ino, w, n, id, buf, size, mtime,
-			      NULL, NULL);
+	r = meta_write_inline(fl->m, f->ino, w, n, id, buf, size, mtime, NULL,
+			      NULL);
 	gone = r == -ENOENT && file_gone(fl, f->ino);
 	pthread_mutex_lock(&f->mu);
 	if (r == 0 || gone)
@@ -1032,9 +1031,10 @@ cache_file_flush(struct cache_flusher *fl, struct cfile *f)
 	if (unsynced) {
 		/* Some of the blocks may be gone and nothing tells which:
 		 * all are stored again by the next flush. */
-		tl_debug("cache", "inode %llu: sync failed (%s); its blocks "
-			 "will be stored again", (unsigned long long)f->ino,
-			 strerror(-r));
+		tl_debug("cache",
+			 "inode %llu: sync failed (%s); its blocks "
+			 "will be stored again",
+			 (unsigned long long)f->ino, strerror(-r));
 		for (b = f->head; b != last->next; b = b->next)
 			b->restore = true;
 	} else if (r == 0 || gone) {

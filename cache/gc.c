@@ -39,10 +39,10 @@
 #include "cache/cache.h"
 #include "lib/tl.h"
 
-#define GC_BATCH 256
-#define GC_PAUSE_MS 50 /* after a round that was not full */
-#define GC_IDLE_MS 1000 /* after a round with nothing to do */
-#define TRIM_NS (1000ULL * 1000000) /* malloc_trim at most this often */
+#define GC_BATCH    256
+#define GC_PAUSE_MS 50                  /* after a round that was not full */
+#define GC_IDLE_MS  1000                /* after a round with nothing to do */
+#define TRIM_NS     (1000ULL * 1000000) /* malloc_trim at most this often */
 
 /* A rate: units spaced 1/per_s apart, a second's worth of credit.
  * per_s changes at run time (cache_gc_set_rates: SIGHUP). */
@@ -63,7 +63,7 @@ struct cache_gc {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
-	bool repace; /* the rates changed: waits start over (under mu) */
+	bool repace;        /* the rates changed: waits start over (under mu) */
 	bool usage_known;   /* the usage counters are marked exact */
 	uint64_t usage_log; /* tl_mono_ns of the last progress line */
 };
@@ -113,13 +113,13 @@ gc_round(struct cache_gc *gc, struct meta_slice_ref *refs)
 	if (r < 0 || n == 0)
 		return r;
 	for (i = 0; i < n; i++) {
-		uint64_t blocks = ((uint64_t)refs[i].size + gc->bs - 1) /
-				  gc->bs;
+		uint64_t blocks =
+			((uint64_t)refs[i].size + gc->bs - 1) / gc->bs;
 
 		if (!gc_pace(gc, &gc->del, blocks ? blocks : 1))
 			break;
 		if (cache_blocks_delete_slice(gc->st, refs[i].id,
-					     refs[i].size) == 0)
+					      refs[i].size) == 0)
 			refs[done++] = refs[i];
 	}
 	if (done > 0) {
@@ -142,8 +142,10 @@ recount_pace(void *arg, uint64_t keys)
 
 	if (now - gc->usage_log >= RECOUNT_LOG_NS) {
 		gc->usage_log = now;
-		tl_notice("cache", "recounting the usage counters: %llu keys "
-			  "read", (unsigned long long)keys);
+		tl_notice("cache",
+			  "recounting the usage counters: %llu keys "
+			  "read",
+			  (unsigned long long)keys);
 	}
 	return gc_pace(gc, &gc->txn, 1);
 }
@@ -154,8 +156,8 @@ recount_pace(void *arg, uint64_t keys)
 static void
 usage_round(struct cache_gc *gc)
 {
-	static const char *const names[META_RECOUNT_N] = {
-	    "logical", "stored", "trash", "pending"};
+	static const char *const names[META_RECOUNT_N] = {"logical", "stored",
+							  "trash", "pending"};
 	struct meta_recount r;
 	bool valid = false;
 	int rc;
@@ -166,7 +168,8 @@ usage_round(struct cache_gc *gc)
 		gc->usage_known = true;
 		return;
 	}
-	tl_notice("cache", "the volume's usage counters (logical, stored, "
+	tl_notice("cache",
+		  "the volume's usage counters (logical, stored, "
 		  "trash and pending bytes) are not marked exact (a volume "
 		  "formatted before them): recounting them from the "
 		  "metadata, at one bgjob_txn_rate transaction per 4096 "
@@ -177,22 +180,27 @@ usage_round(struct cache_gc *gc)
 		return; /* stopping */
 	if (rc == -EALREADY) {
 		tl_notice("cache", "the usage counters were recounted by "
-			  "another gateway");
+				   "another gateway");
 		gc->usage_known = true;
 		return;
 	}
 	if (rc != 0) {
-		tl_err("cache", "recounting the usage counters: %s (tried "
-		       "again later)", strerror(-rc));
+		tl_err("cache",
+		       "recounting the usage counters: %s (tried "
+		       "again later)",
+		       strerror(-rc));
 		return;
 	}
 	for (int i = 0; i < META_RECOUNT_N; i++)
-		tl_notice("cache", "usage counters recounted: %s bytes %llu "
-			  "(the counter said %llu at the snapshot)", names[i],
-			  (unsigned long long)r.now[i],
+		tl_notice("cache",
+			  "usage counters recounted: %s bytes %llu "
+			  "(the counter said %llu at the snapshot)",
+			  names[i], (unsigned long long)r.now[i],
 			  (unsigned long long)r.was[i]);
-	tl_notice("cache", "usage counters recounted: %llu keys read; they "
-		  "are exact from now on", (unsigned long long)r.keys);
+	tl_notice("cache",
+		  "usage counters recounted: %llu keys read; they "
+		  "are exact from now on",
+		  (unsigned long long)r.keys);
 	gc->usage_known = true;
 }
 
@@ -210,8 +218,10 @@ trash_round(struct cache_gc *gc)
 	if (r < 0)
 		tl_debug("cache", "trash expiry: %s", strerror(-r));
 	else if (d.files > 0)
-		tl_info("cache", "trash: %llu files (%llu bytes) past their "
-			"retention released", (unsigned long long)d.files,
+		tl_info("cache",
+			"trash: %llu files (%llu bytes) past their "
+			"retention released",
+			(unsigned long long)d.files,
 			(unsigned long long)d.bytes);
 }
 
@@ -257,8 +267,7 @@ gc_main(void *arg)
 			usage_round(gc);
 			r = gc_round(gc, refs);
 			if (r < 0)
-				tl_debug("cache", "gc round: %s",
-					 strerror(-r));
+				tl_debug("cache", "gc round: %s", strerror(-r));
 			if (gc_pace(gc, &gc->txn, 1))
 				trash_round(gc);
 			if (gc_pace(gc, &gc->txn, 1))
@@ -309,8 +318,7 @@ cache_gc_start(struct meta *m, struct cache_blocks *st,
 }
 
 void
-cache_gc_set_rates(struct cache_gc *gc, uint64_t delete_rate,
-		   uint64_t txn_rate)
+cache_gc_set_rates(struct cache_gc *gc, uint64_t delete_rate, uint64_t txn_rate)
 {
 	pthread_mutex_lock(&gc->mu);
 	atomic_store(&gc->del.per_s, delete_rate);
@@ -321,8 +329,7 @@ cache_gc_set_rates(struct cache_gc *gc, uint64_t delete_rate,
 }
 
 void
-cache_gc_rates(struct cache_gc *gc, uint64_t *delete_rate,
-	       uint64_t *txn_rate)
+cache_gc_rates(struct cache_gc *gc, uint64_t *delete_rate, uint64_t *txn_rate)
 {
 	*delete_rate = atomic_load(&gc->del.per_s);
 	*txn_rate = atomic_load(&gc->txn.per_s);

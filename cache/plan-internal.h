@@ -38,8 +38,7 @@ struct cache_plan {
  * read. */
 struct cache_planner *cache_planner_open(struct meta *m,
 					 struct cache_blocks *st,
-					 uint32_t block_size,
-					 unsigned threads);
+					 uint32_t block_size, unsigned threads);
 void cache_planner_close(struct cache_planner *pl);
 
 /* Append the pieces of committed bytes [off, end) of ino to *out. */

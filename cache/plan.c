@@ -41,8 +41,8 @@ struct cache_planner {
 };
 
 struct cache_planner *
-cache_planner_open(struct meta *m, struct cache_blocks *st,
-		   uint32_t block_size, unsigned threads)
+cache_planner_open(struct meta *m, struct cache_blocks *st, uint32_t block_size,
+		   unsigned threads)
 {
 	struct cache_planner *pl = tl_calloc(1, sizeof(*pl));
 
@@ -147,13 +147,13 @@ cache_plan_range(struct cache_planner *pl, uint64_t ino, uint64_t off,
 			uint64_t at = base + seg[i].pos - off;
 
 			if (seg[i].id == 0)
-				add_piece(out, (struct cache_piece){
-						       0, 0, 0, 0, seg[i].len,
-						       at});
+				add_piece(out,
+					  (struct cache_piece){0, 0, 0, 0,
+							       seg[i].len, at});
 			else
-				r = cache_plan_slice(pl, seg[i].id,
-						     seg[i].size, seg[i].off,
-						     seg[i].len, at, out);
+				r = cache_plan_slice(pl, seg[i].id, seg[i].size,
+						     seg[i].off, seg[i].len, at,
+						     out);
 		}
 		free(seg);
 		free(s);
@@ -189,11 +189,11 @@ struct rdjob {
 };
 
 static int
-read_one(struct cache_planner *pl, const struct cache_piece *p,
-	 uint8_t *dst, bool seq)
+read_one(struct cache_planner *pl, const struct cache_piece *p, uint8_t *dst,
+	 bool seq)
 {
 	return cache_blocks_read(pl->st, p, dst, cache_plan_whole(pl, p, seq),
-				seq);
+				 seq);
 }
 
 static void

@@ -23,9 +23,8 @@ struct cache_blocks;
  * prefetch.  pl, st and cp are borrowed. */
 struct cache_ra *cache_ra_open(struct cache_planner *pl,
 			       struct cache_blocks *st,
-			       struct cache_compactor *cp,
-			       uint32_t block_size, uint64_t max,
-			       uint64_t budget, unsigned threads);
+			       struct cache_compactor *cp, uint32_t block_size,
+			       uint64_t max, uint64_t budget, unsigned threads);
 /* Wait for the prefetches queued, free (NULL: nothing). */
 void cache_ra_close(struct cache_ra *ra);
 /* Note a read of [off, end) of ino (size bytes); returns whether it is

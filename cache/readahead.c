@@ -48,8 +48,8 @@
 #include "cache/blocks-internal.h"
 #include "lib/tl.h"
 
-#define RA_SLOTS 256
-#define RA_MIN (256u << 10)
+#define RA_SLOTS        256
+#define RA_MIN          (256u << 10)
 #define RA_LOCAL_BLOCKS 4
 
 struct raslot {
@@ -65,7 +65,7 @@ struct cache_ra {
 	struct cache_blocks *st;
 	struct cache_compactor *cp;
 	uint32_t bs;
-	bool local;     /* hints only (cache_blocks_local) */
+	bool local; /* hints only (cache_blocks_local) */
 	pthread_mutex_t mu;
 	struct raslot slot[RA_SLOTS];
 	uint64_t max, budget;

@@ -73,11 +73,11 @@ cache_view_build(const struct meta_slice *s, size_t n, uint32_t from,
 				s[i].id ? (uint32_t)(s[i].off + (lo - a)) : 0,
 				(uint32_t)lo, (uint32_t)(hi - lo));
 			if (un[k].s < lo)
-				next[nnext++] = (struct span){un[k].s,
-							      (uint32_t)lo};
+				next[nnext++] =
+					(struct span){un[k].s, (uint32_t)lo};
 			if (hi < un[k].e)
-				next[nnext++] = (struct span){(uint32_t)hi,
-							      un[k].e};
+				next[nnext++] =
+					(struct span){(uint32_t)hi, un[k].e};
 		}
 		struct span *t = un;
 		un = next;
@@ -85,8 +85,7 @@ cache_view_build(const struct meta_slice *s, size_t n, uint32_t from,
 		nun = nnext;
 	}
 	for (k = 0; k < nun; k++)
-		seg_add(&seg, &nseg, &cap, 0, 0, 0, un[k].s,
-			un[k].e - un[k].s);
+		seg_add(&seg, &nseg, &cap, 0, 0, 0, un[k].s, un[k].e - un[k].s);
 	free(un);
 	free(next);
 	qsort(seg, nseg, sizeof(*seg), seg_cmp);

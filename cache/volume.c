@@ -32,9 +32,9 @@ cache_store_check(struct meta *m, struct os_store *s,
 	memset(c, 0, sizeof(*c));
 	rc = os_marker_read(s, set->name, &c->marker);
 	if (rc == 0) {
-		c->state = memcmp(c->marker.uuid, set->uuid, 16) == 0 ?
-				   CACHE_STORE_OWNED :
-				   CACHE_STORE_FOREIGN;
+		c->state = memcmp(c->marker.uuid, set->uuid, 16) == 0
+				   ? CACHE_STORE_OWNED
+				   : CACHE_STORE_FOREIGN;
 		return 0;
 	}
 	if (rc != -ENOENT)
@@ -129,7 +129,8 @@ cache_store_claim(struct meta *m, struct os_store *s, const char *meta_url,
 	rc = cache_store_check(m, s, &c);
 	if (rc) {
 		*err = tl_asprintf("object store %s: cannot read the volume "
-				   "marker: %s", s->url,
+				   "marker: %s",
+				   s->url,
 				   rc == -EBADMSG ? "not a volume marker"
 						  : strerror(-rc));
 		return rc;
@@ -153,9 +154,9 @@ cache_store_claim(struct meta *m, struct os_store *s, const char *meta_url,
 				"does not hold this volume's data (block %s: "
 				"%s): wrong storage URL?  If it is the right "
 				"store, 'tessera config --storage URL "
-				"--force' marks it as this volume's", s->url,
-				key ? key : "?", rc == -ENOENT ?
-				"missing" : strerror(-rc));
+				"--force' marks it as this volume's",
+				s->url, key ? key : "?",
+				rc == -ENOENT ? "missing" : strerror(-rc));
 			break;
 		}
 		if (rc == 0 || c.state == CACHE_STORE_EMPTY) {
@@ -163,12 +164,14 @@ cache_store_claim(struct meta *m, struct os_store *s, const char *meta_url,
 			if (rc)
 				*err = tl_asprintf("object store %s: cannot "
 						   "write the volume marker: "
-						   "%s", s->url,
-						   strerror(-rc));
+						   "%s",
+						   s->url, strerror(-rc));
 			else
-				tl_notice("cache", "object store %s had no "
+				tl_notice("cache",
+					  "object store %s had no "
 					  "volume marker%s%s%s; marked as "
-					  "volume \"%s\"", s->url,
+					  "volume \"%s\"",
+					  s->url,
 					  key ? " (this volume's block " : "",
 					  key ? key : "",
 					  key ? " read back)" : "",

@@ -72,23 +72,23 @@ struct ival {
 struct builder {
 	struct builder *prev, *next; /* the file's list, oldest first */
 	uint32_t chunk;
-	uint32_t start;   /* chunk position of block 0: block aligned, until
+	uint32_t start; /* chunk position of block 0: block aligned, until
 			   * regrid (write.c) moves it to base */
 	uint32_t nblk;
 	struct bblock *blk;
-	struct ival *iv;  /* written ranges, sorted, merged */
+	struct ival *iv; /* written ranges, sorted, merged */
 	size_t niv, civ;
 	uint64_t id;      /* slice id of the first run, 0 until sealing */
 	uint32_t base;    /* with id: chunk position of that slice's byte 0 */
 	uint32_t nsealed; /* slice blocks 0..nsealed-1 of id are sealed */
 	uint32_t sealed_end; /* base + nsealed * block size; no writes below */
 	uint32_t nst0;
-	uint8_t *st0;     /* per slice block of id: enum blk_state */
-	int64_t bytes;    /* counted in the buffer total */
+	uint8_t *st0;      /* per slice block of id: enum blk_state */
+	int64_t bytes;     /* counted in the buffer total */
 	unsigned inflight; /* uploads of its blocks not reported yet */
 	/* flush.c */
-	bool frozen;      /* taken by a flush: no more writes */
-	int upload_err;   /* first failed upload's error since the last try */
+	bool frozen;    /* taken by a flush: no more writes */
+	int upload_err; /* first failed upload's error since the last try */
 	/* Before the first store since the blocks were last (re)made:
 	 * cache_blocks_mark and the time (cache_builder_mark). */
 	bool marked;
@@ -134,8 +134,8 @@ void cache_file_write(struct cache_writer *wr, struct cfile *f, uint64_t off,
 /* Copy the buffered bytes of [off, end) over buf (which holds the
  * committed view of that range), newest last.  With f->mu held.  (A
  * builder keeps every byte until its slices are committed.) */
-void cache_file_overlay(struct cache_writer *wr, struct cfile *f,
-			uint64_t off, uint64_t end, uint8_t *buf);
+void cache_file_overlay(struct cache_writer *wr, struct cfile *f, uint64_t off,
+			uint64_t end, uint8_t *buf);
 /* End of the buffered data (0 if none) and the last write's time: O(1),
  * kept by the writes and by cache_file_reend. */
 uint64_t cache_file_end(struct cfile *f, uint64_t *mtime_ns);
@@ -146,8 +146,8 @@ void cache_file_reend(struct cfile *f);
 
 /* Copy b's bytes of chunk range [p, q) that it holds into dst (dst[0] is
  * position p); what it does not hold is left alone. */
-void cache_builder_copy(struct cache_writer *wr, struct builder *b,
-			uint32_t p, uint32_t q, uint8_t *dst);
+void cache_builder_copy(struct cache_writer *wr, struct builder *b, uint32_t p,
+			uint32_t q, uint8_t *dst);
 /* The bytes of chunk range [p, p + n), all written: a pointer into the
  * extent holding them all when there is one and it cannot move (the
  * builder is frozen or the block is sealed), else a copy in *tmp (the

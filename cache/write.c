@@ -44,7 +44,7 @@
 struct cache_writer {
 	struct meta *m;           /* slice ids of sealed blocks */
 	struct cache_files *ft;   /* the buffer total */
-	struct cache_blocks *st;   /* sync marks */
+	struct cache_blocks *st;  /* sync marks */
 	struct cache_bufpool *bp; /* whole-block buffers */
 	uint32_t bs;
 };
@@ -142,7 +142,8 @@ static int64_t
 blk_reach(struct cache_writer *wr, struct builder *b, uint32_t i)
 {
 	uint32_t max = (uint32_t)((META_CHUNK_SIZE - b->start + wr->bs - 1) /
-				  wr->bs), n;
+				  wr->bs),
+		 n;
 
 	if (i < b->nblk)
 		return 0;
@@ -197,8 +198,7 @@ builder_release(struct cache_writer *wr, struct cfile *f, struct builder *b,
 
 /* Release the builder's buffers and its share of the buffer total. */
 static void
-builder_drop_data(struct cache_writer *wr, struct cfile *f,
-		  struct builder *b)
+builder_drop_data(struct cache_writer *wr, struct cfile *f, struct builder *b)
 {
 	uint32_t i;
 
@@ -208,8 +208,7 @@ builder_drop_data(struct cache_writer *wr, struct cfile *f,
 }
 
 void
-cache_builder_free(struct cache_writer *wr, struct cfile *f,
-		   struct builder *b)
+cache_builder_free(struct cache_writer *wr, struct cfile *f, struct builder *b)
 {
 	builder_drop_data(wr, f, b);
 	free(b->st0);
@@ -255,8 +254,8 @@ ival_add(struct builder *b, uint32_t s, uint32_t e)
  * continues a block just filled.  Returns the change in allocated
  * bytes. */
 static int64_t
-ext_write(struct cache_writer *wr, struct bblock *k, uint32_t blen,
-	  uint32_t a, uint32_t z, const uint8_t *src, bool stream)
+ext_write(struct cache_writer *wr, struct bblock *k, uint32_t blen, uint32_t a,
+	  uint32_t z, const uint8_t *src, bool stream)
 {
 	int64_t delta = 0;
 	uint32_t i = 0, j, t, lo, hi, ncap;
@@ -353,8 +352,8 @@ cache_builder_copy(struct cache_writer *wr, struct builder *b, uint32_t p,
 			lo = TL_MAX(p, bs0 + e->lo);
 			hi = TL_MIN(q, bs0 + e->hi);
 			if (lo < hi)
-				memcpy(dst + (lo - p), e->d + (lo - bs0 - e->lo),
-				       hi - lo);
+				memcpy(dst + (lo - p),
+				       e->d + (lo - bs0 - e->lo), hi - lo);
 		}
 	}
 }
@@ -477,10 +476,10 @@ copy_in(struct cache_writer *wr, struct builder *b, uint32_t p,
 		delta += blk_reach(wr, b, bi);
 		stream = whole ||
 			 (boff == 0 && bi > 0 &&
-			 (b->start + bi * wr->bs <= b->sealed_end ||
-			  (b->blk[bi - 1].nx > 0 &&
-			   b->blk[bi - 1].x[b->blk[bi - 1].nx - 1].hi ==
-				   wr->bs)));
+			  (b->start + bi * wr->bs <= b->sealed_end ||
+			   (b->blk[bi - 1].nx > 0 &&
+			    b->blk[bi - 1].x[b->blk[bi - 1].nx - 1].hi ==
+				    wr->bs)));
 		delta += ext_write(wr, &b->blk[bi], blen, boff, boff + k, buf,
 				   stream);
 		p += k;
@@ -582,7 +581,8 @@ cache_file_overlay(struct cache_writer *wr, struct cfile *f, uint64_t off,
 		q = TL_MIN(end, base + b->iv[b->niv - 1].e);
 		if (p < q)
 			cache_builder_copy(wr, b, (uint32_t)(p - base),
-				     (uint32_t)(q - base), buf + (p - off));
+					   (uint32_t)(q - base),
+					   buf + (p - off));
 	}
 }
 

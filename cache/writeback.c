@@ -55,9 +55,9 @@
 #include "lib/tl.h"
 
 #define WB_DEFAULT_MAX_AGE_MS (3600ULL * 1000)
-#define WB_RETRY_MIN_NS (1000ULL * 1000000)
-#define WB_RETRY_MAX_NS (300ULL * 1000000000)
-#define WB_ALARM_EVERY_NS (60ULL * 1000000000)
+#define WB_RETRY_MIN_NS       (1000ULL * 1000000)
+#define WB_RETRY_MAX_NS       (300ULL * 1000000000)
+#define WB_ALARM_EVERY_NS     (60ULL * 1000000000)
 
 enum { WB_QUEUED, WB_UPLOADING, WB_FAILED };
 
@@ -173,8 +173,8 @@ wfind(struct cache_wb *w, const char *key)
 	struct tl_hnode *n;
 
 	TL_HTAB_FOREACH_HASH(&w->tab, n, cache_key_hash(key))
-		if (strcmp(wbent_of(n)->key, key) == 0)
-			return wbent_of(n);
+	if (strcmp(wbent_of(n)->key, key) == 0)
+		return wbent_of(n);
 	return NULL;
 }
 
@@ -290,8 +290,9 @@ upload_fn(void *arg)
 		if (!e->cancel)
 			/* The only copy is damaged: nothing can bring it
 			 * back, so say which object is lost. */
-			tl_err("cache", "staged block %s is damaged (%s); "
-					"its data is lost",
+			tl_err("cache",
+			       "staged block %s is damaged (%s); "
+			       "its data is lost",
 			       path, strerror(-r));
 		if (!e->cancel)
 			wremove(w, e);
@@ -340,7 +341,8 @@ monitor_round(struct cache_wb *w)
 	struct wbent *e;
 
 	pthread_mutex_lock(&w->mu);
-	TL_HTAB_FOREACH(&w->tab, n) {
+	TL_HTAB_FOREACH(&w->tab, n)
+	{
 		e = wbent_of(n);
 		oldest = TL_MIN(oldest, e->staged_ns);
 		if (wall > e->staged_ns && wall - e->staged_ns > w->max_age_ns)
@@ -354,12 +356,13 @@ monitor_round(struct cache_wb *w)
 		}
 		keys[nk++] = tl_strdup(e->key);
 	}
-	if (overdue > 0 && (w->last_alarm == 0 ||
-			    now - w->last_alarm >= WB_ALARM_EVERY_NS)) {
+	if (overdue > 0 &&
+	    (w->last_alarm == 0 || now - w->last_alarm >= WB_ALARM_EVERY_NS)) {
 		w->last_alarm = now;
-		tl_warn("cache", "writeback: %llu staged blocks older than "
-				 "%llu ms (oldest %llu s); uploads are failing "
-				 "or too slow",
+		tl_warn("cache",
+			"writeback: %llu staged blocks older than "
+			"%llu ms (oldest %llu s); uploads are failing "
+			"or too slow",
 			(unsigned long long)overdue,
 			(unsigned long long)(w->max_age_ns / 1000000ULL),
 			(unsigned long long)((wall - oldest) / 1000000000ULL));
@@ -394,8 +397,8 @@ monitor_main(void *arg)
 
 /* ---- scanning ------------------------------------------------------------- */
 
-typedef void (*scan_cb)(void *arg, unsigned dir, const char *key,
-			uint32_t len, uint64_t mtime_ns);
+typedef void (*scan_cb)(void *arg, unsigned dir, const char *key, uint32_t len,
+			uint64_t mtime_ns);
 
 /* Call cb for every staged block of dir; temporary files a crash left
  * are removed when remove_tmp. */
@@ -467,28 +470,30 @@ cache_wb_open(struct os_store *os, bool os_defer, struct cache_disk *dc,
 	pthread_cond_init(&w->cv, NULL);
 	pthread_mutex_init(&w->smu, NULL);
 	atomic_init(&w->sync_fails, 0);
-	w->max_age_ns = (max_age_ms ? max_age_ms : WB_DEFAULT_MAX_AGE_MS) *
-			1000000ULL;
+	w->max_age_ns =
+		(max_age_ms ? max_age_ms : WB_DEFAULT_MAX_AGE_MS) * 1000000ULL;
 	w->ndirs = cache_disk_ndirs(dc);
 	w->sdir = tl_calloc(w->ndirs, sizeof(*w->sdir));
 	w->dfd = tl_calloc(w->ndirs, sizeof(*w->dfd));
 	for (i = 0; i < w->ndirs; i++) {
 		w->sdir[i] = tl_asprintf("%s/staging", cache_disk_dir(dc, i));
-		w->dfd[i] = open(w->sdir[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		w->dfd[i] =
+			open(w->sdir[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (w->dfd[i] < 0)
 			tl_warn("cache", "%s: %s", w->sdir[i], strerror(errno));
 		scan_staging(w->sdir[i], i, true, found_cb, w);
 	}
 	if (w->tab.n > 0)
-		tl_notice("cache", "writeback: %llu staged blocks (%llu bytes) "
-				   "found; uploading them",
+		tl_notice("cache",
+			  "writeback: %llu staged blocks (%llu bytes) "
+			  "found; uploading them",
 			  (unsigned long long)w->tab.n,
 			  (unsigned long long)w->bytes);
 	w->pool = tl_pool_create("wb-upload", threads ? threads : 8, 0);
 	/* Uploads start while keys are still submitted: collect first. */
 	keys = tl_calloc(w->tab.n + 1, sizeof(*keys));
 	TL_HTAB_FOREACH(&w->tab, n)
-		keys[nk++] = tl_strdup(wbent_of(n)->key);
+	keys[nk++] = tl_strdup(wbent_of(n)->key);
 	for (b = 0; b < nk; b++) {
 		submit(w, keys[b]);
 		free(keys[b]);
@@ -603,8 +608,8 @@ cache_wb_failures(struct cache_wb *w)
 }
 
 int
-cache_wb_read(struct cache_wb *w, const char *key, uint32_t blen,
-	      uint32_t off, uint32_t n, uint8_t *buf)
+cache_wb_read(struct cache_wb *w, const char *key, uint32_t blen, uint32_t off,
+	      uint32_t n, uint8_t *buf)
 {
 	struct wbent *e;
 	char *path;
@@ -661,7 +666,8 @@ cache_wb_stats(struct cache_wb *w, struct cache_stats *s)
 	pthread_mutex_lock(&w->mu);
 	s->staged_blocks = w->tab.n;
 	s->staged_bytes = w->bytes;
-	TL_HTAB_FOREACH(&w->tab, n) {
+	TL_HTAB_FOREACH(&w->tab, n)
+	{
 		e = wbent_of(n);
 		oldest = TL_MIN(oldest, e->staged_ns);
 		if (wall > e->staged_ns && wall - e->staged_ns > w->max_age_ns)
@@ -704,8 +710,8 @@ cache_wb_scan(const char *cache_dirs, uint64_t max_age_ms,
 	char *list, *tok, *save = NULL, *sdir;
 
 	memset(out, 0, sizeof(*out));
-	a.max_age_ns = (max_age_ms ? max_age_ms : WB_DEFAULT_MAX_AGE_MS) *
-		       1000000ULL;
+	a.max_age_ns =
+		(max_age_ms ? max_age_ms : WB_DEFAULT_MAX_AGE_MS) * 1000000ULL;
 	if (cache_dirs == NULL)
 		return 0;
 	list = tl_strdup(cache_dirs);

@@ -33,18 +33,18 @@
 static enum tl_log_level log_level = TL_LOG_NOTICE;
 static bool log_syslog;
 static int log_fd = STDERR_FILENO; /* stderr, or the log file */
-static char *log_path;              /* the log file, or NULL */
-static bool log_tee;                /* a file's lines to stderr too */
-static bool log_journal;            /* stderr is the journal */
+static char *log_path;             /* the log file, or NULL */
+static bool log_tee;               /* a file's lines to stderr too */
+static bool log_journal;           /* stderr is the journal */
 
 static const char *const level_names[] = {
-	[TL_LOG_ERR] = "err",	    [TL_LOG_WARN] = "warn",
+	[TL_LOG_ERR] = "err",       [TL_LOG_WARN] = "warn",
 	[TL_LOG_NOTICE] = "notice", [TL_LOG_INFO] = "info",
 	[TL_LOG_DEBUG] = "debug",
 };
 
 static const int level_prio[] = {
-	[TL_LOG_ERR] = LOG_ERR,	      [TL_LOG_WARN] = LOG_WARNING,
+	[TL_LOG_ERR] = LOG_ERR,       [TL_LOG_WARN] = LOG_WARNING,
 	[TL_LOG_NOTICE] = LOG_NOTICE, [TL_LOG_INFO] = LOG_INFO,
 	[TL_LOG_DEBUG] = LOG_DEBUG,
 };

@@ -30,9 +30,9 @@ struct pool_job {
 struct pool_worker {
 	struct tl_pool *pool;
 	pthread_t thread;
-	pthread_cond_t wake;       /* job handed over, or stopping */
-	struct pool_job *job;      /* handed over by a submit */
-	struct pool_worker *next;  /* on the idle stack */
+	pthread_cond_t wake;      /* job handed over, or stopping */
+	struct pool_job *job;     /* handed over by a submit */
+	struct pool_worker *next; /* on the idle stack */
 };
 
 struct tl_pool {
@@ -42,7 +42,7 @@ struct tl_pool {
 	unsigned queued;
 	unsigned queue_max;
 	bool stopping;
-	struct pool_worker *idle;  /* stack of waiting workers */
+	struct pool_worker *idle; /* stack of waiting workers */
 	unsigned nthreads;
 	struct pool_worker *workers;
 	char *name;

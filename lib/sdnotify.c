@@ -76,6 +76,6 @@ tl_sd_notify_reloading(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
 		 (unsigned long long)ts.tv_sec * 1000000ULL +
-		     (unsigned long long)ts.tv_nsec / 1000);
+			 (unsigned long long)ts.tv_nsec / 1000);
 	return tl_sd_notify(msg);
 }

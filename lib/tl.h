@@ -24,11 +24,11 @@
 #include <time.h>
 
 #define TL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define TL_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define TL_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define TL_MIN(a, b)     ((a) < (b) ? (a) : (b))
+#define TL_MAX(a, b)     ((a) > (b) ? (a) : (b))
 /* The struct of type holding member at ptr. */
-#define TL_CONTAINER_OF(ptr, type, member)                                   \
-	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define TL_CONTAINER_OF(ptr, type, member)                                     \
+	((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* ---- error codes -----------------------------------------------------------
  *
@@ -86,14 +86,14 @@ void tl_vlog(enum tl_log_level level, const char *subsys, const char *fmt,
  * formatting on the hot path). */
 bool tl_log_enabled(enum tl_log_level level);
 
-#define tl_err(sub, ...) tl_log(TL_LOG_ERR, sub, __VA_ARGS__)
-#define tl_warn(sub, ...) tl_log(TL_LOG_WARN, sub, __VA_ARGS__)
+#define tl_err(sub, ...)    tl_log(TL_LOG_ERR, sub, __VA_ARGS__)
+#define tl_warn(sub, ...)   tl_log(TL_LOG_WARN, sub, __VA_ARGS__)
 #define tl_notice(sub, ...) tl_log(TL_LOG_NOTICE, sub, __VA_ARGS__)
-#define tl_info(sub, ...) tl_log(TL_LOG_INFO, sub, __VA_ARGS__)
-#define tl_debug(sub, ...)                                                   \
-	do {                                                                 \
-		if (tl_log_enabled(TL_LOG_DEBUG))                            \
-			tl_log(TL_LOG_DEBUG, sub, __VA_ARGS__);              \
+#define tl_info(sub, ...)   tl_log(TL_LOG_INFO, sub, __VA_ARGS__)
+#define tl_debug(sub, ...)                                                     \
+	do {                                                                   \
+		if (tl_log_enabled(TL_LOG_DEBUG))                              \
+			tl_log(TL_LOG_DEBUG, sub, __VA_ARGS__);                \
 	} while (0)
 
 /* ---- allocation: never returns NULL, aborts on out-of-memory ------------ */
@@ -117,8 +117,8 @@ char *tl_vasprintf(const char *fmt, va_list ap)
 
 /* ---- time --------------------------------------------------------------- */
 
-uint64_t tl_now_ns(void);   /* CLOCK_REALTIME, nanoseconds since the epoch */
-uint64_t tl_mono_ns(void);  /* CLOCK_MONOTONIC, nanoseconds */
+uint64_t tl_now_ns(void);  /* CLOCK_REALTIME, nanoseconds since the epoch */
+uint64_t tl_mono_ns(void); /* CLOCK_MONOTONIC, nanoseconds */
 /* The time of clock clk ms from now, for pthread_cond_timedwait. */
 void tl_deadline_ms(clockid_t clk, uint64_t ms, struct timespec *ts);
 
@@ -191,7 +191,10 @@ struct tl_buf {
 	size_t cap;
 };
 
-#define TL_BUF_INIT {NULL, 0, 0}
+#define TL_BUF_INIT                                                            \
+	{                                                                      \
+		NULL, 0, 0                                                     \
+	}
 
 void tl_buf_reserve(struct tl_buf *b, size_t extra);
 void tl_buf_append(struct tl_buf *b, const void *p, size_t n);
@@ -321,10 +324,10 @@ struct tl_hnode *tl_htab_first(const struct tl_htab *t);
 struct tl_hnode *tl_htab_next(const struct tl_htab *t,
 			      const struct tl_hnode *n);
 
-#define TL_HTAB_FOREACH_HASH(t, n, h)                                        \
-	for ((n) = tl_htab_find((t), (h)); (n) != NULL;                      \
+#define TL_HTAB_FOREACH_HASH(t, n, h)                                          \
+	for ((n) = tl_htab_find((t), (h)); (n) != NULL;                        \
 	     (n) = tl_htab_find_next(n))
-#define TL_HTAB_FOREACH(t, n)                                                \
+#define TL_HTAB_FOREACH(t, n)                                                  \
 	for ((n) = tl_htab_first(t); (n) != NULL; (n) = tl_htab_next((t), (n)))
 
 /* ---- service manager notification (sd_notify(3) protocol) --------------- */

@@ -38,7 +38,7 @@ tl_io_full(int fd, void *p, size_t n, int how)
 	uint8_t *b = p;
 
 	while (n > 0) {
-		ssize_t r = how == TL_IO_READ	 ? read(fd, b, n)
+		ssize_t r = how == TL_IO_READ    ? read(fd, b, n)
 			    : how == TL_IO_WRITE ? write(fd, b, n)
 						 : send(fd, b, n, MSG_NOSIGNAL);
 

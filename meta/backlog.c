@@ -17,7 +17,7 @@
 
 struct backlog_scan {
 	struct meta_backlog *b;
-	size_t p;   /* prefix length */
+	size_t p; /* prefix length */
 	char tag;
 };
 

@@ -23,7 +23,7 @@
 #include "meta/meta-internal.h"
 
 #define BACKUP_VERSION 1
-#define BACKUP_VMAX (1 + 5 * 8 + 1 + META_BACKUP_ID_MAX + 2 * 8)
+#define BACKUP_VMAX    (1 + 5 * 8 + 1 + META_BACKUP_ID_MAX + 2 * 8)
 
 static size_t
 backup_encode(const struct meta_backup *b, uint8_t *v)
@@ -82,7 +82,7 @@ record_get(struct mtxn *t, struct meta_backup *b)
 	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
 	if (rc == 0 && meta_backup_decode(v, vlen, b) != 0) {
 		tl_warn(META_SUB, "the metadata backup record is unreadable; "
-			"writing a new one");
+				  "writing a new one");
 		rc = -ENOENT;
 	}
 	if (rc == -ENOENT)
@@ -119,7 +119,8 @@ session_is_live(struct mtxn *t, uint64_t id, uint64_t now_ns)
 {
 	struct meta_session s;
 
-	return meta_session_get(t, id, &s) == 0 && meta_session_live(&s, now_ns);
+	return meta_session_get(t, id, &s) == 0 &&
+	       meta_session_live(&s, now_ns);
 }
 
 /* One of claim, done and unclaim, as one transaction on the record. */
@@ -149,8 +150,7 @@ claim_txn(struct mtxn *t, void *arg)
 			*o->next_ns = b.snap_ns + o->interval_ns;
 		return -EALREADY;
 	}
-	if (rc == 0 && b.claim_session != 0 &&
-	    b.claim_session != o->session &&
+	if (rc == 0 && b.claim_session != 0 && b.claim_session != o->session &&
 	    session_is_live(t, b.claim_session, o->now_ns))
 		return -EBUSY;
 	if (rc == 0) {
@@ -165,8 +165,10 @@ int
 meta_backup_claim(struct meta *m, uint64_t session, uint64_t interval_ns,
 		  uint64_t now_ns, uint64_t *next_ns)
 {
-	struct backup_op o = {.session = session, .interval_ns = interval_ns,
-			      .now_ns = now_ns, .next_ns = next_ns};
+	struct backup_op o = {.session = session,
+			      .interval_ns = interval_ns,
+			      .now_ns = now_ns,
+			      .next_ns = next_ns};
 
 	return meta_txn_run(m, false, claim_txn, &o);
 }

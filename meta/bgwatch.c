@@ -32,7 +32,7 @@
 #include "meta/meta-internal.h"
 
 #define WATCH_VERSION 1
-#define WATCH_VLEN (1 + 4 * 8)
+#define WATCH_VLEN    (1 + 4 * 8)
 
 struct count_scan {
 	size_t klen;     /* keys of this length count */
@@ -42,8 +42,7 @@ struct count_scan {
 };
 
 static int
-count_cb(void *arg, const void *key, size_t klen, const void *val,
-	 size_t vlen)
+count_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct count_scan *c = arg;
 
@@ -59,8 +58,7 @@ count_cb(void *arg, const void *key, size_t klen, const void *val,
 }
 
 static int
-count_tag(struct mtxn *t, char tag, size_t klen, uint64_t before,
-	  uint64_t *n)
+count_tag(struct mtxn *t, char tag, size_t klen, uint64_t before, uint64_t *n)
 {
 	struct count_scan c = {t->m->pfxlen + klen, before, t->m->pfxlen, 0};
 	struct meta_key s, e;
@@ -144,9 +142,9 @@ sample_txn(struct mtxn *t, void *arg)
 	    now - w.sample_ns < o->period_ns / 2)
 		return 0; /* sampled by another */
 	if (rc == 0 || rc == -ENOENT) {
-		bool fresh = rc == -ENOENT || now < w.sample_ns ||
-			     now - w.sample_ns >
-				     META_STALL_PERIODS * o->period_ns;
+		bool fresh =
+			rc == -ENOENT || now < w.sample_ns ||
+			now - w.sample_ns > META_STALL_PERIODS * o->period_ns;
 
 		if (fresh || o->items == 0 || o->items < w.backlog)
 			w.progress_ns = now;

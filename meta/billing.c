@@ -139,8 +139,7 @@ io_read(struct mtxn *t, struct meta_io **out, size_t *n, uint64_t *last)
 }
 
 int
-meta_io_list(struct meta *m, struct meta_io **out, size_t *n,
-	     uint64_t *last_ns)
+meta_io_list(struct meta *m, struct meta_io **out, size_t *n, uint64_t *last_ns)
 {
 	struct mtxn t;
 	uint64_t last;

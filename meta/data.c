@@ -214,8 +214,7 @@ meta_inode_drop(struct mtxn *t, const struct inode *in)
 	case META_REG:
 		if (in->a.size == 0)
 			return 0; /* no chunk can exist: meta_data_truncate */
-		rc = meta_size_account(t, in,
-				       -(int64_t)in->a.size);
+		rc = meta_size_account(t, in, -(int64_t)in->a.size);
 		if (rc)
 			return rc;
 		rc = purge_small(t, in->a.ino);
@@ -361,9 +360,8 @@ chunk_visible(const struct meta_slice *r, size_t n, struct meta_slice *out)
 				continue;
 			}
 		}
-		out[nout++] = (struct meta_slice){w->id, w->size,
-						  w->off + (x - w->pos), y - x,
-						  x};
+		out[nout++] = (struct meta_slice){
+			w->id, w->size, w->off + (x - w->pos), y - x, x};
 	}
 	free(ord);
 	free(heap);
@@ -456,7 +454,8 @@ new_slice_bytes(const struct meta_slice *r, size_t n,
 			j++;
 		if (j < nb && meta_slice_ref_cmp(&b[j], &a[i]) == 0)
 			continue;
-		if (!meta_slice_inline(a[i].id)) /* in metadata, not the store */
+		if (!meta_slice_inline(
+			    a[i].id)) /* in metadata, not the store */
 			sum += a[i].size;
 	}
 	free(a);
@@ -522,8 +521,8 @@ rewrite_txn(struct mtxn *t, void *arg)
 	for (size_t i = 0; i < nn; i++)
 		meta_slice_encode(&nw[i], buf + i * SLICE_REC);
 	meta_key_chunk(t->m, &k, ino, chunk);
-	rc = nn ? meta_kv_put(t->kv, k.b, k.len, buf, nn * SLICE_REC) :
-		  meta_kv_del(t->kv, k.b, k.len);
+	rc = nn ? meta_kv_put(t->kv, k.b, k.len, buf, nn * SLICE_REC)
+		: meta_kv_del(t->kv, k.b, k.len);
 	free(buf);
 	return rc;
 }
@@ -744,9 +743,15 @@ write_slices(struct meta *m, uint64_t ino, const struct meta_slice_write *w,
 	     size_t n, uint64_t id, const void *data, uint32_t len,
 	     uint64_t mtime_ns, struct meta_attr *post, uint32_t *records)
 {
-	struct write_op o = {.ino = ino, .id = id, .mtime_ns = mtime_ns,
-			     .w = w, .n = n, .data = data, .len = len,
-			     .records = records, .post = post};
+	struct write_op o = {.ino = ino,
+			     .id = id,
+			     .mtime_ns = mtime_ns,
+			     .w = w,
+			     .n = n,
+			     .data = data,
+			     .len = len,
+			     .records = records,
+			     .post = post};
 	int rc;
 
 	rc = write_check(w, n, &o.end);
@@ -757,14 +762,13 @@ write_slices(struct meta *m, uint64_t ino, const struct meta_slice_write *w,
 
 int
 meta_write_slices(struct meta *m, uint64_t ino,
-		  const struct meta_slice_write *w, size_t n,
-		  uint64_t mtime_ns, struct meta_attr *post, uint32_t *records)
+		  const struct meta_slice_write *w, size_t n, uint64_t mtime_ns,
+		  struct meta_attr *post, uint32_t *records)
 {
 	for (size_t i = 0; i < n; i++)
 		if (meta_slice_inline(w[i].s.id))
 			return -EINVAL; /* its bytes: meta_write_inline */
-	return write_slices(m, ino, w, n, 0, NULL, 0, mtime_ns, post,
-			    records);
+	return write_slices(m, ino, w, n, 0, NULL, 0, mtime_ns, post, records);
 }
 
 int
@@ -861,9 +865,9 @@ gc_purge(struct mtxn *t, size_t *budget)
 			/* Purged in part: what its slices released counts
 			 * in R from now on, so the D record counts that
 			 * much less (meta.h, pending_bytes). */
-			uint64_t now_left = left > (uint64_t)released ?
-						    left - (uint64_t)released :
-						    0;
+			uint64_t now_left = left > (uint64_t)released
+						    ? left - (uint64_t)released
+						    : 0;
 
 			rc = meta_kv_del(t->kv, k, klen);
 			meta_key_deleted(t->m, &s, ino, now_left);
@@ -948,8 +952,7 @@ gc_next_txn(struct mtxn *t, void *arg)
 }
 
 int
-meta_gc_next(struct meta *m, struct meta_slice_ref *out, size_t max,
-	     size_t *n)
+meta_gc_next(struct meta *m, struct meta_slice_ref *out, size_t max, size_t *n)
 {
 	struct gc_out g = {out, max, 0, m->pfxlen};
 	int rc;

@@ -90,8 +90,8 @@ inode_limit_check(struct mtxn *t)
 	rc = meta_counter_peek(t, CNT_USED_INODES, &used);
 	if (rc)
 		return rc;
-	return used + (uint64_t)t->d_inodes + 1 > t->m->set.max_inodes ?
-		       -ENOSPC : 0;
+	return used + (uint64_t)t->d_inodes + 1 > t->m->set.max_inodes ? -ENOSPC
+								       : 0;
 }
 
 static void
@@ -212,9 +212,15 @@ meta_create(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	    struct meta_attr *attr, bool *existed,
 	    struct meta_pre_attr *dir_pre, struct meta_attr *dir_post)
 {
-	struct create_op o = {.c = c, .dir = dir, .ino = ino, .name = name,
-			      .n = n, .attr = attr, .existed = existed,
-			      .dir_pre = dir_pre, .dir_post = dir_post};
+	struct create_op o = {.c = c,
+			      .dir = dir,
+			      .ino = ino,
+			      .name = name,
+			      .n = n,
+			      .attr = attr,
+			      .existed = existed,
+			      .dir_pre = dir_pre,
+			      .dir_post = dir_post};
 	int rc;
 
 	rc = meta_name_check(name, &o.len, true);
@@ -223,8 +229,7 @@ meta_create(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	if (n->type < META_REG || n->type > META_FIFO)
 		return -EINVAL;
 	if (n->type == META_LNK &&
-	    (!n->target || !n->target[0] ||
-	     strlen(n->target) >= META_PATH_MAX))
+	    (!n->target || !n->target[0] || strlen(n->target) >= META_PATH_MAX))
 		return n->target && n->target[0] ? -ENAMETOOLONG : -EINVAL;
 	rc = meta_alloc_ino(m, &o.newino);
 	if (rc)
@@ -282,8 +287,8 @@ unlink_keep(struct mtxn *t, struct inode *d, struct inode *v, int64_t bytes)
 	int rc;
 
 	rc = meta_links_add(t, v->a.ino, d->a.ino, -1, &left);
-	if (rc == 0 && ((v->a.parent == d->a.ino && left == 0) ||
-			v->a.parent == 0)) {
+	if (rc == 0 &&
+	    ((v->a.parent == d->a.ino && left == 0) || v->a.parent == 0)) {
 		rc = meta_links_list(t, v->a.ino, &other, 1, &n);
 		if (n == 0)
 			other = 0; /* an older volume's file: unknown */
@@ -308,8 +313,9 @@ static int
 unlink_inode(struct mtxn *t, struct inode *d, struct inode *victim,
 	     const char *name, size_t len, uint64_t now)
 {
-	int64_t bytes = victim->a.type == META_REG ?
-				(int64_t)round4k(victim->a.size) : 0;
+	int64_t bytes = victim->a.type == META_REG
+				? (int64_t)round4k(victim->a.size)
+				: 0;
 	bool trashed = false;
 	int rc = 0;
 
@@ -532,8 +538,8 @@ link_txn(struct mtxn *t, void *arg)
 }
 
 int
-meta_link(struct meta *m, const struct meta_cred *c, uint64_t ino,
-	  uint64_t dir, const char *name, struct meta_attr *attr,
+meta_link(struct meta *m, const struct meta_cred *c, uint64_t ino, uint64_t dir,
+	  const char *name, struct meta_attr *attr,
 	  struct meta_pre_attr *dir_pre, struct meta_attr *dir_post)
 {
 	struct link_op o = {c, ino, dir, name, 0, attr, dir_pre, dir_post};
@@ -636,8 +642,7 @@ rename_apply(struct mtxn *t, const struct rename_args *r, struct inode *sd,
 	if (rc == 0 && have_dst) {
 		rc = meta_dentry_del(t, r->ddir, r->dname, r->dlen, dcookie);
 		if (rc == 0)
-			rc = unlink_inode(t, dd, dst, r->dname, r->dlen,
-					  now);
+			rc = unlink_inode(t, dd, dst, r->dname, r->dlen, now);
 	}
 	if (rc == 0)
 		rc = meta_dentry_add(t, dd, r->dname, r->dlen, src->a.type,
@@ -743,8 +748,8 @@ meta_rename(struct meta *m, const struct meta_cred *c, uint64_t sdir,
 	    struct meta_pre_attr *spre, struct meta_attr *spost,
 	    struct meta_pre_attr *dpre, struct meta_attr *dpost)
 {
-	struct rename_args r = {c, sdir, ddir, sname, dname, 0, 0,
-				spre, dpre, spost, dpost};
+	struct rename_args r = {c, sdir, ddir, sname, dname, 0,
+				0, spre, dpre, spost, dpost};
 	int rc;
 
 	rc = meta_name_check(sname, &r.slen, false);
@@ -829,8 +834,7 @@ meta_readdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
 		/* Cookies are the index order: resume right after. */
 		meta_key_order(m, &s, dir, after < 2 ? 3 : after + 1);
 		meta_key_ino(m, &e, dir, 'P');
-		rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, readdir_cb,
-				  &r);
+		rc = meta_kv_scan(t.kv, s.b, s.len, e.b, e.len, readdir_cb, &r);
 	}
 	if (rc == 0 && eof)
 		*eof = !r.stopped;

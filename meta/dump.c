@@ -33,19 +33,19 @@
 #include "meta/kv_raft-internal.h"
 #include "meta/meta-internal.h"
 
-#define DUMP_MAGIC "TESSDUMP"
+#define DUMP_MAGIC     "TESSDUMP"
 #define DUMP_MAGIC_LEN 8
 /* 2: the volume may hold inline data (I keys, meta.h): a reader of 1
  * would load them into a gateway that cannot read them. */
-#define DUMP_VERSION 2
-#define DUMP_RECORD_MAX (64u << 20)
-#define DUMP_HDR 5
-#define DUMP_OUTBUF (256u << 10)
-#define DUMP_INBUF (128u << 10)
+#define DUMP_VERSION       2
+#define DUMP_RECORD_MAX    (64u << 20)
+#define DUMP_HDR           5
+#define DUMP_OUTBUF        (256u << 10)
+#define DUMP_INBUF         (128u << 10)
 #define DUMP_PROGRESS_KEYS 4096
-#define DUMP_FLAG_COPY 1
-#define LOAD_BATCH_BYTES (4u << 20)
-#define LOAD_BATCH_KEYS 20000
+#define DUMP_FLAG_COPY     1
+#define LOAD_BATCH_BYTES   (4u << 20)
+#define LOAD_BATCH_KEYS    20000
 
 static const uint8_t zstd_magic[4] = {0x28, 0xb5, 0x2f, 0xfd};
 
@@ -95,14 +95,14 @@ struct dwriter {
 	meta_dump_write_fn w;
 	void *arg;
 	ZSTD_CCtx *z;
-	struct tl_buf buf;        /* bytes not passed on yet */
-	size_t hashed;            /* of buf, in the SHA-256 already */
+	struct tl_buf buf; /* bytes not passed on yet */
+	size_t hashed;     /* of buf, in the SHA-256 already */
 	uint8_t *zout;
 	size_t zcap;
 	EVP_MD_CTX *sha;
-	bool hash;                /* bytes go into the SHA-256 */
+	bool hash; /* bytes go into the SHA-256 */
 	struct meta_dump_stats *st;
-	int rc;                   /* the first error (sticky) */
+	int rc; /* the first error (sticky) */
 };
 
 static int
@@ -214,8 +214,10 @@ dw_record(struct dwriter *d, uint8_t type, const void *a, size_t alen,
 	if (d->rc)
 		return d->rc;
 	if (n > DUMP_RECORD_MAX) {
-		tl_err(META_SUB, "dump: a record of %zu bytes: longer than "
-		       "the format allows", n);
+		tl_err(META_SUB,
+		       "dump: a record of %zu bytes: longer than "
+		       "the format allows",
+		       n);
 		return d->rc = -EFBIG;
 	}
 	tl_buf_reserve(&d->buf, DUMP_HDR + n + 4);
@@ -266,8 +268,7 @@ dw_header(struct dwriter *d, const struct meta_dump_info *in)
 }
 
 static int
-dw_key(struct dwriter *d, const uint8_t *k, size_t kl, const void *v,
-       size_t vl)
+dw_key(struct dwriter *d, const uint8_t *k, size_t kl, const void *v, size_t vl)
 {
 	uint8_t h[2 + META_KEY_MAX];
 
@@ -340,10 +341,11 @@ dump_info(struct meta *m, struct meta_kv_txn *t, bool copy,
 	if (rc == 0)
 		rc = meta_settings_decode(v, vl, &s);
 	if (rc) {
-		set_err(err, tl_asprintf("volume '%s': %s", m->set.name,
-					 rc == -ENOENT ? "gone (destroyed "
-							 "meanwhile?)" :
-							 "unreadable settings"));
+		set_err(err,
+			tl_asprintf("volume '%s': %s", m->set.name,
+				    rc == -ENOENT ? "gone (destroyed "
+						    "meanwhile?)"
+						  : "unreadable settings"));
 		return rc == -ENOENT ? rc : -EIO;
 	}
 	memcpy(in->uuid, s.uuid, 16);
@@ -363,9 +365,9 @@ dump_info(struct meta *m, struct meta_kv_txn *t, bool copy,
 }
 
 int
-meta_dump(struct meta *m, const struct meta_dump_opts *o,
-	  meta_dump_write_fn w, void *warg, struct meta_dump_info *info,
-	  struct meta_dump_stats *stp, char **err)
+meta_dump(struct meta *m, const struct meta_dump_opts *o, meta_dump_write_fn w,
+	  void *warg, struct meta_dump_info *info, struct meta_dump_stats *stp,
+	  char **err)
 {
 	struct meta_dump_stats st0;
 	struct meta_dump_info in0;
@@ -448,14 +450,14 @@ struct dreader {
 	meta_dump_read_fn r;
 	void *arg;
 	ZSTD_DCtx *z;
-	uint8_t *in;              /* what read gave */
+	uint8_t *in; /* what read gave */
 	size_t in_len, in_pos;
 	bool in_eof;
-	uint8_t *out;             /* zstd: what it decompressed */
+	uint8_t *out; /* zstd: what it decompressed */
 	size_t out_len, out_pos;
-	size_t zret;              /* 0: at the end of a zstd frame */
-	const char *zerr;         /* what zstd found wrong */
-	uint64_t offset;          /* bytes of the (uncompressed) stream read */
+	size_t zret;      /* 0: at the end of a zstd frame */
+	const char *zerr; /* what zstd found wrong */
+	uint64_t offset;  /* bytes of the (uncompressed) stream read */
 	struct meta_dump_stats *st;
 };
 
@@ -549,14 +551,14 @@ struct parser {
 	struct meta_dump_info *info;
 	struct meta_dump_stats *st;
 	EVP_MD_CTX *sha;
-	uint64_t recno;           /* records read */
-	uint64_t at;              /* offset of the record being read */
+	uint64_t recno; /* records read */
+	uint64_t at;    /* offset of the record being read */
 	/* records read and not yet in the SHA-256, back to back: one
 	 * digest call per 64 KiB rather than per record */
 	struct tl_buf raw;
-	const uint8_t *body;      /* of the record just read, in raw */
+	const uint8_t *body; /* of the record just read, in raw */
 	size_t blen;
-	struct tl_buf last;       /* the previous key */
+	struct tl_buf last; /* the previous key */
 	bool have_key, have_v, done;
 	/* the record just read */
 	uint8_t type;
@@ -590,8 +592,7 @@ read_failed(struct parser *p, int rc)
 	if (rc == -EBADMSG && p->d.zerr != NULL)
 		return bad(p, "the compressed stream is corrupt (zstd: %s)",
 			   p->d.zerr);
-	set_err(p->err, tl_asprintf("cannot read the dump: %s",
-				    strerror(-rc)));
+	set_err(p->err, tl_asprintf("cannot read the dump: %s", strerror(-rc)));
 	return rc;
 }
 
@@ -636,8 +637,10 @@ parse_header(struct parser *p)
 	ver = tl_get_be16(q);
 	q += 2;
 	if (ver > DUMP_VERSION || ver == 0)
-		return bad(p, "format version %u; this tessera reads version "
-			   "%u", ver, DUMP_VERSION);
+		return bad(p,
+			   "format version %u; this tessera reads version "
+			   "%u",
+			   ver, DUMP_VERSION);
 	in->format = ver;
 	if (!get_str8(&q, end, in->volume, sizeof(in->volume)) ||
 	    !meta_volname_ok(in->volume) || end - q < 16 + 16)
@@ -664,8 +667,7 @@ parse_key(struct parser *p)
 
 	if (p->have_v)
 		return bad(p, "a key after the registry record");
-	if (p->blen < 2 || (kl = tl_get_be16(b)) == 0 ||
-	    kl > p->blen - 2)
+	if (p->blen < 2 || (kl = tl_get_be16(b)) == 0 || kl > p->blen - 2)
 		return bad(p, "bad key length");
 	p->key = b + 2;
 	p->klen = kl;
@@ -693,12 +695,13 @@ parse_end(struct parser *p, const uint8_t sha[32])
 
 	if (!p->have_v)
 		return bad(p, "the end record comes before the registry "
-			   "record");
+			      "record");
 	if (p->blen < 24 + 32)
 		return bad(p, "end record too short");
 	if (tl_get_be64(b) != p->recno || tl_get_be64(b + 8) != p->st->keys ||
 	    tl_get_be64(b + 16) != p->st->kv_bytes)
-		return bad(p, "the end record counts %llu records, %llu keys, "
+		return bad(p,
+			   "the end record counts %llu records, %llu keys, "
 			   "%llu bytes; the dump has %llu, %llu, %llu",
 			   (unsigned long long)tl_get_be64(b),
 			   (unsigned long long)tl_get_be64(b + 8),
@@ -708,7 +711,7 @@ parse_end(struct parser *p, const uint8_t sha[32])
 			   (unsigned long long)p->st->kv_bytes);
 	if (memcmp(b + 24, sha, 32) != 0)
 		return bad(p, "SHA-256 of the dump differs from the one its "
-			   "end record holds");
+			      "end record holds");
 	rc = dr_read(&p->d, &extra, 1, &got);
 	if (rc)
 		return read_failed(p, rc);
@@ -716,7 +719,7 @@ parse_end(struct parser *p, const uint8_t sha[32])
 		return bad(p, "bytes follow the end record");
 	if (p->d.z != NULL && p->d.zret != 0)
 		return bad(p, "the compressed stream does not end with the "
-			   "end record");
+			      "end record");
 	p->done = true;
 	return 0;
 }
@@ -758,8 +761,10 @@ parse_next(struct parser *p)
 	p->type = p->raw.data[at];
 	n = tl_get_be32(p->raw.data + at + 1);
 	if (n > DUMP_RECORD_MAX)
-		return bad(p, "length %u is beyond the format's limit: "
-			   "corrupt", n);
+		return bad(p,
+			   "length %u is beyond the format's limit: "
+			   "corrupt",
+			   n);
 	tl_buf_reserve(&p->raw, DUMP_HDR + (size_t)n + 4);
 	r = p->raw.data + at;
 	rc = dr_read(&p->d, r + DUMP_HDR, (size_t)n + 4, &got);
@@ -769,9 +774,10 @@ parse_next(struct parser *p)
 		return bad(p, "the dump ends inside the record: truncated");
 	crc = crc_of(r, DUMP_HDR + (size_t)n);
 	if (crc != tl_get_be32(r + DUMP_HDR + n))
-		return bad(p, "checksum mismatch (stored %08x, computed %08x): "
-			   "corrupt", tl_get_be32(r + DUMP_HDR + n),
-			   (unsigned)crc);
+		return bad(p,
+			   "checksum mismatch (stored %08x, computed %08x): "
+			   "corrupt",
+			   tl_get_be32(r + DUMP_HDR + n), (unsigned)crc);
 	p->body = r + DUMP_HDR;
 	p->blen = n;
 	if (p->type == 'E') {
@@ -789,9 +795,11 @@ parse_next(struct parser *p)
 	else if (p->type == 'E')
 		rc = parse_end(p, sha);
 	else
-		rc = bad(p, p->type == 'H' || p->type == 'V' ?
-			 "a second '%c' record" :
-			 "unknown record type 0x%02x", p->type);
+		rc = bad(p,
+			 p->type == 'H' || p->type == 'V'
+				 ? "a second '%c' record"
+				 : "unknown record type 0x%02x",
+			 p->type);
 	p->recno++;
 	p->st->records = p->recno;
 	return rc;
@@ -801,8 +809,7 @@ parse_next(struct parser *p)
  * then the header record. */
 static int
 parser_open(struct parser *p, meta_dump_read_fn r, void *arg,
-	    struct meta_dump_info *info, struct meta_dump_stats *st,
-	    char **err)
+	    struct meta_dump_info *info, struct meta_dump_stats *st, char **err)
 {
 	uint8_t m[DUMP_MAGIC_LEN];
 	size_t got;
@@ -847,11 +854,11 @@ parser_open(struct parser *p, meta_dump_read_fn r, void *arg,
 	if (got < sizeof(m) && p->d.z != NULL && p->d.zret != 0)
 		return bad(p, "the compressed stream ends early: truncated");
 	if (got < sizeof(m) || memcmp(m, DUMP_MAGIC, sizeof(m)) != 0) {
-		set_err(err, tl_asprintf("not a Tessera metadata dump (it "
-					 "does not start with %s%s)",
-					 DUMP_MAGIC,
-					 info->zstd ? " once decompressed" :
-						      ""));
+		set_err(err,
+			tl_asprintf("not a Tessera metadata dump (it "
+				    "does not start with %s%s)",
+				    DUMP_MAGIC,
+				    info->zstd ? " once decompressed" : ""));
 		return -EBADMSG;
 	}
 	tl_buf_append(&p->raw, m, sizeof(m));
@@ -892,11 +899,11 @@ meta_dump_verify(meta_dump_read_fn r, void *rarg,
 struct loader {
 	struct meta_kv *kv;
 	struct meta_kv_txn *t;
-	bool bulk;                /* meta_kv_lmdb_bulk is on */
+	bool bulk; /* meta_kv_lmdb_bulk is on */
 	uint8_t pfx[META_VOLNAME_MAX + 1 + META_KEY_MAX];
 	size_t pfxlen;
 	size_t batch_bytes, batch_keys;
-	uint64_t written;         /* keys committed */
+	uint64_t written; /* keys committed */
 };
 
 static int
@@ -964,7 +971,8 @@ load_check(struct loader *l, const char *url, const char *name, bool force,
 		set_err(err, tl_asprintf("%s already holds volume '%s': "
 					 "load restores into an engine "
 					 "without it (tessera destroy removes "
-					 "a volume)", url, name));
+					 "a volume)",
+					 url, name));
 		rc = -EEXIST;
 	} else if (rc == -ENOENT) {
 		rc = meta_kv_scan(t, l->pfx, l->pfxlen, end, l->pfxlen,
@@ -977,11 +985,12 @@ load_check(struct loader *l, const char *url, const char *name, bool force,
 		set_err(err, tl_asprintf("%s holds keys of volume '%s' but no "
 					 "volume of that name: what an "
 					 "interrupted load leaves.  --force "
-					 "clears them and loads", url, name));
+					 "clears them and loads",
+					 url, name));
 		return -EEXIST;
 	}
 	return meta_range_delete(l->kv, l->pfx, l->pfxlen, end, l->pfxlen, NULL,
-			    NULL);
+				 NULL);
 }
 
 /* Whether the engine holds no key at all (not even another volume's):
@@ -1037,12 +1046,12 @@ load_undo(struct loader *l, char **err)
 	memcpy(end, l->pfx, l->pfxlen);
 	end[l->pfxlen - 1] = 1;
 	rc = meta_range_delete(l->kv, l->pfx, l->pfxlen, end, l->pfxlen, NULL,
-			  NULL);
+			       NULL);
 	if (rc && err != NULL && *err != NULL) {
 		char *m = tl_asprintf("%s; and the %llu keys already written "
 				      "could not be removed (%s): load "
-				      "--force clears them", *err,
-				      (unsigned long long)l->written,
+				      "--force clears them",
+				      *err, (unsigned long long)l->written,
 				      strerror(-rc));
 
 		free(*err);
@@ -1051,9 +1060,9 @@ load_undo(struct loader *l, char **err)
 }
 
 int
-meta_load(const char *url, const struct meta_load_opts *o,
-	  meta_dump_read_fn r, void *rarg, struct meta_dump_info *info,
-	  struct meta_dump_stats *stp, char **err)
+meta_load(const char *url, const struct meta_load_opts *o, meta_dump_read_fn r,
+	  void *rarg, struct meta_dump_info *info, struct meta_dump_stats *stp,
+	  char **err)
 {
 	struct meta_dump_stats st0;
 	struct meta_dump_info in0;
@@ -1076,7 +1085,8 @@ meta_load(const char *url, const struct meta_load_opts *o,
 		goto out;
 	if (vol != NULL && strcmp(vol, p.info->volume) != 0) {
 		set_err(err, tl_asprintf("the dump holds volume '%s', not "
-					 "'%s'", p.info->volume, vol));
+					 "'%s'",
+					 p.info->volume, vol));
 		rc = -EINVAL;
 		goto out;
 	}
@@ -1101,10 +1111,10 @@ meta_load(const char *url, const struct meta_load_opts *o,
 		if (p.klen == 9 && p.key[0] == 'G')
 			continue;
 		rc = load_put(&l, p.key, p.klen, p.val, p.vlen);
-		if (rc == 0 && (l.batch_bytes >= LOAD_BATCH_BYTES ||
-				l.batch_keys >= (o->batch_keys ?
-						 o->batch_keys :
-						 LOAD_BATCH_KEYS)))
+		if (rc == 0 &&
+		    (l.batch_bytes >= LOAD_BATCH_BYTES ||
+		     l.batch_keys >=
+			     (o->batch_keys ? o->batch_keys : LOAD_BATCH_KEYS)))
 			rc = load_commit(&l);
 		if (rc == 0 && o->progress &&
 		    p.st->keys % DUMP_PROGRESS_KEYS == 0)

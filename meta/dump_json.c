@@ -124,8 +124,8 @@ utf8_ok(const uint8_t *p, size_t n)
 				return false;
 			cp = cp << 6 | (p[i + k] & 0x3f);
 		}
-		if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 &&
-						 cp <= 0xdfff))) ||
+		if ((len == 3 &&
+		     (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
 		    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
 			return false;
 		i += len;
@@ -166,9 +166,9 @@ static const char *
 kind(uint8_t t)
 {
 	static const char *const names[] = {
-		[META_REG] = "file",	 [META_DIR] = "directory",
-		[META_BLK] = "block",	 [META_CHR] = "char",
-		[META_LNK] = "symlink",	 [META_SOCK] = "socket",
+		[META_REG] = "file",    [META_DIR] = "directory",
+		[META_BLK] = "block",   [META_CHR] = "char",
+		[META_LNK] = "symlink", [META_SOCK] = "socket",
 		[META_FIFO] = "fifo",
 	};
 
@@ -180,8 +180,8 @@ uuid(struct dump_json *j, const uint8_t u[16])
 {
 	out(j, ", \"uuid\": \"");
 	for (int i = 0; i < 16; i++)
-		out(j, "%s%02x", i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "",
-		    u[i]);
+		out(j, "%s%02x",
+		    i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "", u[i]);
 	out(j, "\"");
 }
 
@@ -286,10 +286,11 @@ r_ino(struct dump_json *j, const uint8_t *k, size_t kl, const uint8_t *v,
 			struct meta_slice s;
 
 			meta_slice_decode(v + i * SLICE_REC, &s);
-			out(j, "%s{\"id\": %llu, \"size\": %u, \"off\": %u, "
-			    "\"len\": %u, \"pos\": %u}", i ? ", " : "",
-			    (unsigned long long)s.id, s.size, s.off, s.len,
-			    s.pos);
+			out(j,
+			    "%s{\"id\": %llu, \"size\": %u, \"off\": %u, "
+			    "\"len\": %u, \"pos\": %u}",
+			    i ? ", " : "", (unsigned long long)s.id, s.size,
+			    s.off, s.len, s.pos);
 		}
 		out(j, "]");
 		return true;
@@ -392,8 +393,7 @@ r_lock(struct dump_json *j, const uint8_t *k, size_t kl, const uint8_t *v,
 	out(j, "\"type\": \"lock\"");
 	u64(j, "ino", tl_get_be64(k + 1));
 	field_hex(j, "owner_id", k + 9, LOCK_ID);
-	out(j, ", \"kind\": \"%s\"",
-	    r.kind == KIND_SHARE ? "share" : "ranges");
+	out(j, ", \"kind\": \"%s\"", r.kind == KIND_SHARE ? "share" : "ranges");
 	text(j, "client", r.name, r.name_len);
 	u64(j, "svid", r.svid);
 	field_hex(j, "owner", r.oh, r.oh_len);
@@ -406,12 +406,12 @@ r_lock(struct dump_json *j, const uint8_t *k, size_t kl, const uint8_t *v,
 		out(j, ", \"ranges\": [");
 		for (size_t i = 0; i < r.n; i++) {
 			/* end is exclusive; UINT64_MAX: to the end of file */
-			out(j, "%s{\"start\": %llu, \"end\": %llu, "
-			       "\"exclusive\": %s, \"epoch\": %u}",
+			out(j,
+			    "%s{\"start\": %llu, \"end\": %llu, "
+			    "\"exclusive\": %s, \"epoch\": %u}",
 			    i ? ", " : "", (unsigned long long)r.r[i].start,
 			    (unsigned long long)r.r[i].end,
-			    r.r[i].exclusive ? "true" : "false",
-			    r.r[i].epoch);
+			    r.r[i].exclusive ? "true" : "false", r.r[i].epoch);
 		}
 		out(j, "]");
 	}
@@ -452,8 +452,8 @@ r_lock_client(struct dump_json *j, const uint8_t *k, size_t kl,
 /* n<client id><ino><owner id>: the index of a client's locks; m<client
  * id>: how many ranges and shares it holds. */
 static bool
-r_lock_index(struct dump_json *j, const uint8_t *k, size_t kl,
-	     const uint8_t *v, size_t vl)
+r_lock_index(struct dump_json *j, const uint8_t *k, size_t kl, const uint8_t *v,
+	     size_t vl)
 {
 	if (k[0] == 'n') {
 		if (kl != 1 + LOCK_ID + 8 + LOCK_ID || vl != 0)
@@ -596,7 +596,7 @@ record(struct dump_json *j, const uint8_t *k, size_t kl, const uint8_t *v,
 
 int
 meta_dump_json_key(struct dump_json *j, const uint8_t *k, size_t kl,
-	      const uint8_t *v, size_t vl)
+		   const uint8_t *v, size_t vl)
 {
 	size_t mark;
 
@@ -641,7 +641,8 @@ meta_dump_json_end(struct dump_json *j)
 {
 	const struct meta_dump_stats *s = j->st;
 
-	out(j, "\n],\n\"summary\": {\"keys\": %llu, \"bytes\": %llu, "
+	out(j,
+	    "\n],\n\"summary\": {\"keys\": %llu, \"bytes\": %llu, "
 	    "\"inodes\": %llu, \"directories\": %llu, \"entries\": %llu, "
 	    "\"chunks\": %llu, \"sessions\": %llu}}\n",
 	    (unsigned long long)s->keys, (unsigned long long)s->kv_bytes,

@@ -11,8 +11,7 @@
 #include "meta/meta-internal.h"
 
 unsigned
-meta_access(const struct meta_attr *a, const struct meta_cred *c,
-	    unsigned want)
+meta_access(const struct meta_attr *a, const struct meta_cred *c, unsigned want)
 {
 	unsigned bits;
 
@@ -246,8 +245,9 @@ setattr_txn(struct mtxn *t, const struct meta_cred *c, uint64_t ino,
 	if (rc)
 		return rc;
 	/* A truncation, like a write, by anyone but root (do_truncate). */
-	kill = (s->valid & (META_SET_SIZE | META_SET_KILLPRIV)) ?
-		       meta_kills_privs(a, c) : 0;
+	kill = (s->valid & (META_SET_SIZE | META_SET_KILLPRIV))
+		       ? meta_kills_privs(a, c)
+		       : 0;
 	if (kill) {
 		a->mode &= ~kill;
 		changed = true;

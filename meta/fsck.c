@@ -24,18 +24,18 @@
 
 #include "meta/meta-internal.h"
 
-#define FSCK_MSG_MAX 20        /* messages per category */
-#define FSCK_PROGRESS 4096     /* items between progress calls */
+#define FSCK_MSG_MAX  20   /* messages per category */
+#define FSCK_PROGRESS 4096 /* items between progress calls */
 
 /* ---- hash tables keyed by u64 ------------------------------------------- */
 
 struct fino {
-	uint64_t ino;              /* 0: empty slot */
+	uint64_t ino; /* 0: empty slot */
 	uint64_t size, parent, next_cookie;
-	uint64_t u_bytes, u_inodes;        /* computed usage (directories) */
-	uint64_t s_bytes, s_inodes;        /* stored usage */
-	uint64_t named_in;         /* a directory naming it */
-	uint64_t first_in;         /* the first directory naming it */
+	uint64_t u_bytes, u_inodes; /* computed usage (directories) */
+	uint64_t s_bytes, s_inodes; /* stored usage */
+	uint64_t named_in;          /* a directory naming it */
+	uint64_t first_in;          /* the first directory naming it */
 	uint32_t nlink, links, subdirs;
 	uint8_t type;
 	bool have, deleted, chunks, has_u, parent_ok, dirty;
@@ -43,20 +43,20 @@ struct fino {
 
 /* A link record A<ino>L<dir> as stored, and the links counted. */
 struct flink {
-	uint64_t ino;              /* 0: empty slot */
+	uint64_t ino; /* 0: empty slot */
 	uint64_t dir;
 	uint32_t stored, counted;
 	bool have, bad, fix;
 };
 
 struct fslice {
-	uint64_t id;               /* 0: empty slot */
+	uint64_t id; /* 0: empty slot */
 	uint32_t size;
 	uint32_t refs;
 	uint64_t k, owner;
 	bool has_k, released;
-	bool has_inline;           /* an I record: inline bytes */
-	uint64_t inline_len;       /* its length */
+	bool has_inline;     /* an I record: inline bytes */
+	uint64_t inline_len; /* its length */
 };
 
 struct itab {
@@ -98,7 +98,8 @@ itab_get(struct itab *t, uint64_t ino, bool add)
 	}
 	if (t->cap == 0)
 		return NULL;
-	for (size_t i = hash64(ino) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+	for (size_t i = hash64(ino) & (t->cap - 1);;
+	     i = (i + 1) & (t->cap - 1)) {
 		if (t->v[i].ino == ino)
 			return &t->v[i];
 		if (t->v[i].ino == 0) {
@@ -122,8 +123,8 @@ stab_get(struct stab *t, uint64_t id, uint32_t size, bool add)
 		nt.v = tl_calloc(nt.cap, sizeof(*nt.v));
 		for (size_t i = 0; i < t->cap; i++)
 			if (t->v[i].id)
-				*stab_get(&nt, t->v[i].id, t->v[i].size,
-					  true) = t->v[i];
+				*stab_get(&nt, t->v[i].id, t->v[i].size, true) =
+					t->v[i];
 		free(t->v);
 		*t = nt;
 		h = hash64(id ^ ((uint64_t)size << 40));
@@ -156,7 +157,7 @@ ltab_get(struct ltab *t, uint64_t ino, uint64_t dir)
 		for (size_t i = 0; i < t->cap; i++)
 			if (t->v[i].ino)
 				*ltab_get(&nt, t->v[i].ino, t->v[i].dir) =
-				    t->v[i];
+					t->v[i];
 		free(t->v);
 		*t = nt;
 	}
@@ -191,13 +192,13 @@ struct fsck {
 	struct itab inodes;
 	struct stab slices;
 	struct ltab links;
-	bool dir_moved;            /* a directory's parent is repaired */
-	uint64_t c_bytes, c_inodes, c_pending;  /* stored counters */
+	bool dir_moved; /* a directory's parent is repaired */
+	uint64_t c_bytes, c_inodes, c_pending; /* stored counters */
 	/* the billing counters as stored (c_*) and counted (n_*) */
 	uint64_t c_logical, c_stored, c_trash, c_pendbytes, trash_ino;
 	uint64_t n_logical, n_stored, n_trash, n_pendbytes;
 	bool fix_billing;
-	uint64_t epoch;                         /* CNT_SESSIONS at the check */
+	uint64_t epoch; /* CNT_SESSIONS at the check */
 	uint64_t n_deleted, n_released, n_compacted;
 	uint64_t items;
 	struct action *act;
@@ -207,7 +208,7 @@ struct fsck {
 	uint64_t dir_ino;
 	struct dent *dents;
 	size_t ndents, capdents;
-	uint64_t *ocookies;        /* O keys seen in the directory */
+	uint64_t *ocookies; /* O keys seen in the directory */
 	size_t nocook, capocook;
 	bool dir_index_bad;
 };
@@ -264,8 +265,8 @@ tick(struct fsck *f, const char *phase)
 }
 
 static void
-act_add(struct fsck *f, bool del, const void *k, size_t klen,
-	const void *v, size_t vlen)
+act_add(struct fsck *f, bool del, const void *k, size_t klen, const void *v,
+	size_t vlen)
 {
 	struct action *a;
 
@@ -306,9 +307,10 @@ p1_chunk(struct fsck *f, uint64_t ino, const uint8_t *v, size_t vlen)
 	in->chunks = true;
 	f->r->chunks++;
 	if (vlen % SLICE_REC)
-		problem(f, META_FSCK_BAD_RECORD, "inode %" PRIu64 ": chunk "
-			"record of %zu bytes (not a multiple of %d)", ino,
-			vlen, SLICE_REC);
+		problem(f, META_FSCK_BAD_RECORD,
+			"inode %" PRIu64 ": chunk "
+			"record of %zu bytes (not a multiple of %d)",
+			ino, vlen, SLICE_REC);
 	for (size_t i = 0; i < n; i++)
 		if (tl_get_be64(v + i * SLICE_REC) != 0)
 			memcpy(ids + 12 * u++, v + i * SLICE_REC, 12);
@@ -349,8 +351,10 @@ p1_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 			uint64_t ino = tl_get_be64(k + p + 1);
 
 			if (meta_inode_decode(v, vlen, ino, &node)) {
-				problem(f, META_FSCK_BAD_RECORD, "inode %"
-					PRIu64 ": undecodable attributes", ino);
+				problem(f, META_FSCK_BAD_RECORD,
+					"inode %" PRIu64
+					": undecodable attributes",
+					ino);
 				break;
 			}
 			in = itab_get(&f->inodes, ino, true);
@@ -365,9 +369,9 @@ p1_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 		} else if (k[p + 9] == 'C' && klen == p + 14) {
 			p1_chunk(f, tl_get_be64(k + p + 1), v, vlen);
 		} else if (k[p + 9] == 'L' && klen == p + 18) {
-			struct flink *l = ltab_get(&f->links,
-						   tl_get_be64(k + p + 1),
-						   tl_get_be64(k + p + 10));
+			struct flink *l =
+				ltab_get(&f->links, tl_get_be64(k + p + 1),
+					 tl_get_be64(k + p + 10));
 
 			l->have = true;
 			l->bad = vlen != 4;
@@ -387,8 +391,9 @@ p1_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 			sl->has_k = true;
 			sl->k = tl_get_be64(v);
 		} else {
-			problem(f, META_FSCK_BAD_RECORD, "slice %" PRIu64
-				": refcount of %zu bytes", sl->id, vlen);
+			problem(f, META_FSCK_BAD_RECORD,
+				"slice %" PRIu64 ": refcount of %zu bytes",
+				sl->id, vlen);
 		}
 		break;
 	case 'I':
@@ -429,7 +434,8 @@ p1_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 	case 'C':
 		if (vlen != 8)
 			break;
-#define IS_CNT(n) (klen == p + 1 + strlen(n) && !memcmp(k + p + 1, n, strlen(n)))
+#define IS_CNT(n)                                                              \
+	(klen == p + 1 + strlen(n) && !memcmp(k + p + 1, n, strlen(n)))
 		if (IS_CNT(CNT_USED_BYTES))
 			f->c_bytes = tl_get_be64(v);
 		else if (IS_CNT(CNT_USED_INODES))
@@ -457,9 +463,9 @@ p1_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 static const char *
 type_name(uint8_t t)
 {
-	static const char *const n[] = {"?", "file", "directory",
-					"block device", "char device",
-					"symlink", "socket", "fifo"};
+	static const char *const n[] = {
+		"?",           "file",    "directory", "block device",
+		"char device", "symlink", "socket",    "fifo"};
 
 	return t < 8 ? n[t] : "?";
 }
@@ -525,19 +531,21 @@ dir_finish(struct fsck *f)
 
 		if (d->dangling || d->o_seen)
 			continue;
-		problem(f, META_FSCK_INDEX, "directory %" PRIu64 ": entry "
-			"'%s' is missing from the readdir index", f->dir_ino,
-			d->name);
+		problem(f, META_FSCK_INDEX,
+			"directory %" PRIu64 ": entry "
+			"'%s' is missing from the readdir index",
+			f->dir_ino, d->name);
 		f->dir_index_bad = true;
 	}
 	for (size_t i = 0; i < f->ndents && f->dir; i++)
 		if (!f->dents[i].dangling &&
 		    f->dents[i].cookie >= f->dir->next_cookie) {
-			problem(f, META_FSCK_INDEX, "directory %" PRIu64
+			problem(f, META_FSCK_INDEX,
+				"directory %" PRIu64
 				": entry '%s' has cookie %" PRIu64 " but the "
-				"next cookie is %" PRIu64, f->dir_ino,
-				f->dents[i].name, f->dents[i].cookie,
-				f->dir->next_cookie);
+				"next cookie is %" PRIu64,
+				f->dir_ino, f->dents[i].name,
+				f->dents[i].cookie, f->dir->next_cookie);
 			f->dir->next_cookie = f->dents[i].cookie + 1;
 			f->dir->dirty = true;
 		}
@@ -558,14 +566,14 @@ p2_dentry(struct fsck *f, const uint8_t *k, size_t klen, const uint8_t *v,
 	struct dent *d;
 
 	if (vlen < 17 || nlen == 0 || nlen > META_NAME_MAX) {
-		problem(f, META_FSCK_BAD_RECORD, "directory %" PRIu64
-			": undecodable entry", f->dir_ino);
+		problem(f, META_FSCK_BAD_RECORD,
+			"directory %" PRIu64 ": undecodable entry", f->dir_ino);
 		return;
 	}
 	if (f->ndents == f->capdents) {
 		f->capdents = f->capdents ? f->capdents * 2 : 64;
-		f->dents = tl_realloc(f->dents,
-				      f->capdents * sizeof(*f->dents));
+		f->dents =
+			tl_realloc(f->dents, f->capdents * sizeof(*f->dents));
 	}
 	d = &f->dents[f->ndents++];
 	memset(d, 0, sizeof(*d));
@@ -575,12 +583,14 @@ p2_dentry(struct fsck *f, const uint8_t *k, size_t klen, const uint8_t *v,
 	d->cookie = tl_get_be64(v + 9);
 	f->r->dentries++;
 	if (!f->dir || !f->dir->have || f->dir->type != META_DIR)
-		problem(f, META_FSCK_LEAK, "entry '%s' lies in %" PRIu64
-			", which is not a live directory", d->name,
-			f->dir_ino);
+		problem(f, META_FSCK_LEAK,
+			"entry '%s' lies in %" PRIu64
+			", which is not a live directory",
+			d->name, f->dir_ino);
 	c = itab_get(&f->inodes, d->ino, false);
 	if (!c || !c->have) {
-		problem(f, META_FSCK_DANGLING, "directory %" PRIu64 ": entry "
+		problem(f, META_FSCK_DANGLING,
+			"directory %" PRIu64 ": entry "
 			"'%s' names inode %" PRIu64 ", which does not exist",
 			f->dir_ino, d->name, d->ino);
 		d->dangling = true;
@@ -590,9 +600,10 @@ p2_dentry(struct fsck *f, const uint8_t *k, size_t klen, const uint8_t *v,
 	if (c->type != d->type) {
 		uint8_t nv[17];
 
-		problem(f, META_FSCK_TYPE, "directory %" PRIu64 ": entry '%s' "
-			"says %s but inode %" PRIu64 " is a %s", f->dir_ino,
-			d->name, type_name(d->type), d->ino,
+		problem(f, META_FSCK_TYPE,
+			"directory %" PRIu64 ": entry '%s' "
+			"says %s but inode %" PRIu64 " is a %s",
+			f->dir_ino, d->name, type_name(d->type), d->ino,
 			type_name(c->type));
 		d->type = c->type;
 		memcpy(nv, v, 17);
@@ -629,8 +640,8 @@ p2_order(struct fsck *f, const uint8_t *k, size_t klen, const uint8_t *v,
 	cookie = tl_get_be64(k + p + 10);
 	if (f->nocook == f->capocook) {
 		f->capocook = f->capocook ? f->capocook * 2 : 64;
-		f->ocookies = tl_realloc(f->ocookies,
-					 f->capocook * sizeof(uint64_t));
+		f->ocookies =
+			tl_realloc(f->ocookies, f->capocook * sizeof(uint64_t));
 	}
 	f->ocookies[f->nocook++] = cookie;
 	for (size_t i = 0; i < f->ndents; i++) {
@@ -649,8 +660,10 @@ p2_order(struct fsck *f, const uint8_t *k, size_t klen, const uint8_t *v,
 		d->o_seen = true;
 		return;
 	}
-	problem(f, META_FSCK_INDEX, "directory %" PRIu64 ": readdir index "
-		"entry %" PRIu64 " matches no entry", f->dir_ino, cookie);
+	problem(f, META_FSCK_INDEX,
+		"directory %" PRIu64 ": readdir index "
+		"entry %" PRIu64 " matches no entry",
+		f->dir_ino, cookie);
 	f->dir_index_bad = true;
 }
 
@@ -689,27 +702,32 @@ check_links(struct fsck *f, struct fino *in)
 	if (!in->have)
 		return;
 	if (in->ino != META_ROOT_INO && in->links == 0) {
-		problem(f, META_FSCK_ORPHAN, "inode %" PRIu64 " (%s, %" PRIu64
-			" bytes) is named by no directory", in->ino,
-			type_name(in->type), in->size);
+		problem(f, META_FSCK_ORPHAN,
+			"inode %" PRIu64 " (%s, %" PRIu64
+			" bytes) is named by no directory",
+			in->ino, type_name(in->type), in->size);
 		return; /* nothing certain to repair */
 	}
 	want = in->type == META_DIR ? 2 + in->subdirs : in->links;
-	if (in->type == META_DIR && in->ino != META_ROOT_INO &&
-	    in->links > 1)
-		problem(f, META_FSCK_BAD_RECORD, "directory %" PRIu64 " is named "
-			"by %u entries", in->ino, in->links);
+	if (in->type == META_DIR && in->ino != META_ROOT_INO && in->links > 1)
+		problem(f, META_FSCK_BAD_RECORD,
+			"directory %" PRIu64 " is named "
+			"by %u entries",
+			in->ino, in->links);
 	if (in->nlink != want) {
-		problem(f, META_FSCK_NLINK, "inode %" PRIu64 " (%s) has nlink "
-			"%u, counted %u", in->ino, type_name(in->type),
-			in->nlink, want);
+		problem(f, META_FSCK_NLINK,
+			"inode %" PRIu64 " (%s) has nlink "
+			"%u, counted %u",
+			in->ino, type_name(in->type), in->nlink, want);
 		in->nlink = want;
 		in->dirty = true;
 	}
 	if (in->ino == META_ROOT_INO) {
 		if (in->parent != META_ROOT_INO) {
-			problem(f, META_FSCK_PARENT, "the root's parent is "
-				"%" PRIu64, in->parent);
+			problem(f, META_FSCK_PARENT,
+				"the root's parent is "
+				"%" PRIu64,
+				in->parent);
 			in->parent = META_ROOT_INO;
 			in->dirty = true;
 		}
@@ -720,10 +738,13 @@ check_links(struct fsck *f, struct fino *in)
 	 * the link in the parent went: exports then refuse the file). */
 	if (!in->parent_ok) {
 		if (in->parent == 0)
-			problem(f, META_FSCK_PARENT, "inode %" PRIu64 " has "
-				"no parent directory recorded", in->ino);
+			problem(f, META_FSCK_PARENT,
+				"inode %" PRIu64 " has "
+				"no parent directory recorded",
+				in->ino);
 		else
-			problem(f, META_FSCK_PARENT, "inode %" PRIu64 " has "
+			problem(f, META_FSCK_PARENT,
+				"inode %" PRIu64 " has "
 				"parent %" PRIu64 ", which does not name it",
 				in->ino, in->parent);
 		in->parent = in->named_in;
@@ -748,13 +769,13 @@ check_link_records(struct fsck *f)
 		if (!l->ino)
 			continue;
 		in = itab_get(&f->inodes, l->ino, false);
-		want = in && in->have && in->type != META_DIR &&
-			       in->links >= 2 ?
-			       l->counted :
-			       0;
+		want = in && in->have && in->type != META_DIR && in->links >= 2
+			       ? l->counted
+			       : 0;
 		if (l->have ? !l->bad && l->stored == want : want == 0)
 			continue;
-		problem(f, META_FSCK_NLINK, "inode %" PRIu64 ": the link "
+		problem(f, META_FSCK_NLINK,
+			"inode %" PRIu64 ": the link "
 			"record of directory %" PRIu64 " says %u, counted %u",
 			l->ino, l->dir, l->have ? l->stored : 0, want);
 		l->fix = true;
@@ -780,8 +801,8 @@ check_usage(struct fsck *f)
 		bytes += b;
 		inodes++;
 		if (in->type == META_REG) {
-			d = f->trash_ino ? itab_get(t, in->parent, false) :
-					   NULL;
+			d = f->trash_ino ? itab_get(t, in->parent, false)
+					 : NULL;
 			if (d && d->have && d->parent == f->trash_ino &&
 			    d->ino != f->trash_ino)
 				f->n_trash += in->size;
@@ -803,17 +824,20 @@ check_usage(struct fsck *f)
 			continue;
 		if (in->s_bytes == in->u_bytes && in->s_inodes == in->u_inodes)
 			continue;
-		problem(f, META_FSCK_USAGE, "directory %" PRIu64 ": usage says "
-			"%" PRIu64 " bytes in %" PRIu64 " inodes, counted %"
-			PRIu64 " in %" PRIu64, in->ino, in->s_bytes,
-			in->s_inodes, in->u_bytes, in->u_inodes);
+		problem(f, META_FSCK_USAGE,
+			"directory %" PRIu64 ": usage says "
+			"%" PRIu64 " bytes in %" PRIu64
+			" inodes, counted %" PRIu64 " in %" PRIu64,
+			in->ino, in->s_bytes, in->s_inodes, in->u_bytes,
+			in->u_inodes);
 		in->has_u = true; /* rewritten at repair */
 		in->s_inodes = UINT64_MAX;
 	}
 	if (f->c_bytes != bytes || f->c_inodes != inodes ||
 	    f->c_pending != pending) {
-		problem(f, META_FSCK_COUNTERS, "volume counters say %" PRIu64
-			" bytes, %" PRIu64 " inodes, %" PRIu64 " pending; "
+		problem(f, META_FSCK_COUNTERS,
+			"volume counters say %" PRIu64 " bytes, %" PRIu64
+			" inodes, %" PRIu64 " pending; "
 			"counted %" PRIu64 ", %" PRIu64 ", %" PRIu64,
 			f->c_bytes, f->c_inodes, f->c_pending, bytes, inodes,
 			pending);
@@ -831,12 +855,13 @@ check_billing(struct fsck *f)
 	if (f->c_logical == f->n_logical && f->c_stored == f->n_stored &&
 	    f->c_trash == f->n_trash && f->c_pendbytes == f->n_pendbytes)
 		return;
-	problem(f, META_FSCK_COUNTERS, "usage counters say %" PRIu64
-		" logical, %" PRIu64 " stored, %" PRIu64 " trash, %" PRIu64
+	problem(f, META_FSCK_COUNTERS,
+		"usage counters say %" PRIu64 " logical, %" PRIu64
+		" stored, %" PRIu64 " trash, %" PRIu64
 		" pending bytes; counted %" PRIu64 ", %" PRIu64 ", %" PRIu64
-		", %" PRIu64, f->c_logical, f->c_stored, f->c_trash,
-		f->c_pendbytes, f->n_logical, f->n_stored, f->n_trash,
-		f->n_pendbytes);
+		", %" PRIu64,
+		f->c_logical, f->c_stored, f->c_trash, f->c_pendbytes,
+		f->n_logical, f->n_stored, f->n_trash, f->n_pendbytes);
 	f->fix_billing = true;
 }
 
@@ -853,8 +878,7 @@ check_quotas(struct fsck *f)
 
 	rc = meta_quota_inos(f->m, &v, &n);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		rc = meta_quota_check(f->m, v[i], f->o->repair, NULL, NULL,
-				      &x);
+		rc = meta_quota_check(f->m, v[i], f->o->repair, NULL, NULL, &x);
 		if (rc == -ENOENT) {
 			rc = 0; /* deleted meanwhile */
 			continue;
@@ -862,14 +886,15 @@ check_quotas(struct fsck *f)
 		tick(f, "quotas");
 		if (rc || !x.drift)
 			continue;
-		problem(f, META_FSCK_USAGE, "quota of directory %" PRIu64
-			": usage says %" PRIu64 " bytes in %" PRIu64
-			" inodes, %s%" PRIu64 " logical and %" PRIu64
-			" trash bytes; counted %" PRIu64 " in %" PRIu64
-			", %" PRIu64 " and %" PRIu64, v[i], x.q.used_bytes,
-			x.q.used_inodes, x.q.has_figures ? "" : "(not kept) ",
-			x.q.logical_bytes, x.q.trash_bytes, x.actual_bytes,
-			x.actual_inodes, x.actual_logical, x.actual_trash);
+		problem(f, META_FSCK_USAGE,
+			"quota of directory %" PRIu64 ": usage says %" PRIu64
+			" bytes in %" PRIu64 " inodes, %s%" PRIu64
+			" logical and %" PRIu64 " trash bytes; counted %" PRIu64
+			" in %" PRIu64 ", %" PRIu64 " and %" PRIu64,
+			v[i], x.q.used_bytes, x.q.used_inodes,
+			x.q.has_figures ? "" : "(not kept) ", x.q.logical_bytes,
+			x.q.trash_bytes, x.actual_bytes, x.actual_inodes,
+			x.actual_logical, x.actual_trash);
 	}
 	free(v);
 	return rc;
@@ -892,18 +917,23 @@ check_slices(struct fsck *f)
 		if (s->released)
 			f->n_pendbytes += s->size;
 		if (s->refs && s->released) {
-			problem(f, META_FSCK_PENDING, "slice %" PRIu64 " is "
+			problem(f, META_FSCK_PENDING,
+				"slice %" PRIu64 " is "
 				"queued for deletion but inode %" PRIu64
-				" still uses it", s->id, s->owner);
+				" still uses it",
+				s->id, s->owner);
 		}
 		if (!s->refs) {
 			if (s->has_k && !s->released)
-				problem(f, META_FSCK_LEAK, "slice %" PRIu64
+				problem(f, META_FSCK_LEAK,
+					"slice %" PRIu64
 					" has a reference count but no chunk "
-					"uses it", s->id);
+					"uses it",
+					s->id);
 			if (s->has_inline)
-				problem(f, META_FSCK_LEAK, "inline slice %"
-					PRIu64 ": %" PRIu64 " bytes that no "
+				problem(f, META_FSCK_LEAK,
+					"inline slice %" PRIu64 ": %" PRIu64
+					" bytes that no "
 					"chunk uses",
 					s->id & ~META_SLICE_INLINE,
 					s->inline_len);
@@ -912,9 +942,11 @@ check_slices(struct fsck *f)
 		f->r->slices++;
 		want = s->has_k ? s->k : 1;
 		if (want != s->refs) {
-			problem(f, META_FSCK_REFCOUNT, "slice %" PRIu64 " has "
+			problem(f, META_FSCK_REFCOUNT,
+				"slice %" PRIu64 " has "
 				"reference count %" PRIu64 ", used by %u "
-				"chunks", s->id, want, s->refs);
+				"chunks",
+				s->id, want, s->refs);
 			s->has_k = s->refs > 1;
 			s->k = UINT64_MAX; /* marks "rewrite" */
 		}
@@ -922,13 +954,15 @@ check_slices(struct fsck *f)
 			/* Its bytes are here, not in the object store. */
 			if (!meta_slice_inline(s->id) || !s->has_inline ||
 			    s->inline_len != s->size)
-				problem(f, META_FSCK_BLOCKS, "inline slice %"
-					PRIu64 " (%u bytes, inode %" PRIu64
-					"): %s", s->id & ~META_SLICE_INLINE,
-					s->size, s->owner,
+				problem(f, META_FSCK_BLOCKS,
+					"inline slice %" PRIu64
+					" (%u bytes, inode %" PRIu64 "): %s",
+					s->id & ~META_SLICE_INLINE, s->size,
+					s->owner,
 					!s->has_inline ? "its bytes are missing"
-					: !meta_slice_inline(s->id) ?
-						"bytes stored for a plain slice"
+					: !meta_slice_inline(s->id)
+						? "bytes stored for a plain "
+						  "slice"
 						: "stored bytes of the wrong "
 						  "length");
 			continue;
@@ -937,7 +971,8 @@ check_slices(struct fsck *f)
 			tick(f, "checking objects");
 			rc = f->o->slice_check(f->o->arg, s->id, s->size);
 			if (rc > 0)
-				problem(f, META_FSCK_BLOCKS, "slice %" PRIu64
+				problem(f, META_FSCK_BLOCKS,
+					"slice %" PRIu64
 					" (%u bytes, inode %" PRIu64 "): %d "
 					"block(s) missing or of the wrong size",
 					s->id, s->size, s->owner, rc);
@@ -959,12 +994,16 @@ check_inodes(struct fsck *f)
 			continue;
 		check_links(f, in);
 		if (in->have && in->deleted) {
-			problem(f, META_FSCK_PENDING, "inode %" PRIu64 " is "
-				"live but queued for deletion", in->ino);
+			problem(f, META_FSCK_PENDING,
+				"inode %" PRIu64 " is "
+				"live but queued for deletion",
+				in->ino);
 		}
 		if (!in->have && in->chunks && !in->deleted)
-			problem(f, META_FSCK_LEAK, "inode %" PRIu64 " does not "
-				"exist but its data is still recorded", in->ino);
+			problem(f, META_FSCK_LEAK,
+				"inode %" PRIu64 " does not "
+				"exist but its data is still recorded",
+				in->ino);
 	}
 	check_link_records(f);
 	check_usage(f);
@@ -989,8 +1028,8 @@ repair_inodes(struct fsck *f, struct mtxn *t)
 			rc = meta_inode_get(t, in->ino, &node);
 			node.a.nlink = in->nlink;
 			node.a.parent = in->parent;
-			node.next_cookie = TL_MAX(node.next_cookie,
-						  in->next_cookie);
+			node.next_cookie =
+				TL_MAX(node.next_cookie, in->next_cookie);
 			if (rc == 0)
 				rc = meta_inode_put(t, &node);
 		}
@@ -998,9 +1037,9 @@ repair_inodes(struct fsck *f, struct mtxn *t)
 			meta_key_usage(f->m, &k, in->ino);
 			tl_put_be64(v, in->u_bytes);
 			tl_put_be64(v + 8, in->u_inodes);
-			rc = in->u_inodes || in->u_bytes ?
-				     meta_kv_put(t->kv, k.b, k.len, v, 16) :
-				     meta_kv_del(t->kv, k.b, k.len);
+			rc = in->u_inodes || in->u_bytes
+				     ? meta_kv_put(t->kv, k.b, k.len, v, 16)
+				     : meta_kv_del(t->kv, k.b, k.len);
 		}
 	}
 	return rc;
@@ -1020,8 +1059,8 @@ repair_links(struct fsck *f, struct mtxn *t)
 			continue;
 		meta_key_link(f->m, &k, l->ino, l->dir);
 		tl_put_be32(v, l->counted);
-		rc = l->counted ? meta_kv_put(t->kv, k.b, k.len, v, 4) :
-				  meta_kv_del(t->kv, k.b, k.len);
+		rc = l->counted ? meta_kv_put(t->kv, k.b, k.len, v, 4)
+				: meta_kv_del(t->kv, k.b, k.len);
 	}
 	return rc;
 }
@@ -1074,9 +1113,8 @@ repair_slices(struct fsck *f, struct mtxn *t)
 		if (rc == 0 && s->k == UINT64_MAX) {
 			meta_key_slice(f->m, &k, 'K', s->id, s->size);
 			tl_put_be64(v, s->refs);
-			rc = s->refs > 1 ?
-				     meta_kv_put(t->kv, k.b, k.len, v, 8) :
-				     meta_kv_del(t->kv, k.b, k.len);
+			rc = s->refs > 1 ? meta_kv_put(t->kv, k.b, k.len, v, 8)
+					 : meta_kv_del(t->kv, k.b, k.len);
 		}
 	}
 	return rc;
@@ -1103,9 +1141,9 @@ repair(struct fsck *f)
 	for (size_t i = 0; rc == 0 && i < f->nact; i++) {
 		struct action *a = &f->act[i];
 
-		rc = a->del ? meta_kv_del(t.kv, a->kv, a->klen) :
-			      meta_kv_put(t.kv, a->kv, a->klen,
-					  a->kv + a->klen, a->vlen);
+		rc = a->del ? meta_kv_del(t.kv, a->kv, a->klen)
+			    : meta_kv_put(t.kv, a->kv, a->klen, a->kv + a->klen,
+					  a->vlen);
 	}
 	if (rc == 0)
 		rc = repair_inodes(f, &t);
@@ -1123,7 +1161,7 @@ repair(struct fsck *f)
 		if (rc == 0)
 			rc = meta_counter_set(&t, CNT_PENDING,
 					      f->n_deleted + f->n_released +
-						 f->n_compacted);
+						      f->n_compacted);
 	}
 	if (rc == 0 && f->fix_billing) {
 		rc = meta_counter_set(&t, CNT_LOGICAL, f->n_logical);
@@ -1149,8 +1187,8 @@ scan_volume(struct fsck *f, struct mtxn *t, meta_kv_scan_cb cb)
 
 	memcpy(end, f->m->pfx, f->m->pfxlen);
 	end[f->m->pfxlen - 1] = 1; /* just past "<name>\0..." */
-	return meta_kv_scan(t->kv, f->m->pfx, f->m->pfxlen, end,
-			    f->m->pfxlen, cb, f);
+	return meta_kv_scan(t->kv, f->m->pfx, f->m->pfxlen, end, f->m->pfxlen,
+			    cb, f);
 }
 
 int
@@ -1180,7 +1218,8 @@ meta_fsck(struct meta *m, const struct meta_fsck_opts *o,
 		struct fino *root = itab_get(&f.inodes, META_ROOT_INO, false);
 
 		if (!root || !root->have || root->type != META_DIR)
-			problem(&f, META_FSCK_ORPHAN, "the root directory is "
+			problem(&f, META_FSCK_ORPHAN,
+				"the root directory is "
 				"missing");
 		check_inodes(&f);
 		rc = check_slices(&f);
@@ -1191,8 +1230,9 @@ meta_fsck(struct meta *m, const struct meta_fsck_opts *o,
 	}
 	if (rc == 0 && o->repair && r->problems) {
 		static const enum meta_fsck_cat fixable[] = {
-			META_FSCK_DANGLING, META_FSCK_TYPE, META_FSCK_NLINK,
-			META_FSCK_PARENT, META_FSCK_INDEX, META_FSCK_USAGE,
+			META_FSCK_DANGLING, META_FSCK_TYPE,
+			META_FSCK_NLINK,    META_FSCK_PARENT,
+			META_FSCK_INDEX,    META_FSCK_USAGE,
 			META_FSCK_COUNTERS, META_FSCK_REFCOUNT,
 			META_FSCK_PENDING};
 

@@ -81,8 +81,7 @@ meta_kv_open_flags(const char *url, unsigned flags, struct meta_kv **out,
 		rc = lmdb_url(url + 7, &dir, &mapsize, &resident, err);
 		if (rc)
 			return rc;
-		rc = meta_kv_lmdb_open(dir, mapsize, resident, flags, out,
-				       err);
+		rc = meta_kv_lmdb_open(dir, mapsize, resident, flags, out, err);
 		free(dir);
 		if (rc == 0)
 			(*out)->url = tl_strdup(url);
@@ -157,7 +156,8 @@ meta_kv_add_sum(const void *old, size_t oldlen, const int64_t *delta,
 	if (old && oldlen != 8 * (size_t)n)
 		return -EIO;
 	for (unsigned i = 0; i < n; i++) {
-		uint64_t v = old ? tl_get_be64((const uint8_t *)old + 8 * i) : 0;
+		uint64_t v =
+			old ? tl_get_be64((const uint8_t *)old + 8 * i) : 0;
 
 		v += (uint64_t)delta[i];
 		tl_put_be64(out + 8 * i, v);

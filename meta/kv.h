@@ -49,8 +49,7 @@ typedef int (*meta_kv_scan_cb)(void *arg, const void *key, size_t klen,
 /* Operations table: every engine fills one in. */
 struct meta_kv_ops {
 	const char *scheme;
-	int (*begin)(struct meta_kv *kv, bool rdonly,
-		     struct meta_kv_txn **out);
+	int (*begin)(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out);
 	int (*get)(struct meta_kv_txn *t, const void *key, size_t klen,
 		   const void **val, size_t *vlen);
 	int (*put)(struct meta_kv_txn *t, const void *key, size_t klen,
@@ -89,7 +88,8 @@ struct meta_kv_txn {
 int meta_kv_open(const char *url, struct meta_kv **out, char **err);
 
 /* Flags of meta_kv_open_flags. */
-#define META_KV_RDONLY 0x1u /* create nothing, write nothing: a missing
+#define META_KV_RDONLY                                                         \
+	0x1u /* create nothing, write nothing: a missing
 			       environment is -ENOENT, a write transaction
 			       -EROFS (LMDB: MDB_RDONLY) */
 /* meta_kv_open with flags (meta_kv_open is flags 0). */
@@ -182,14 +182,14 @@ int meta_kv_snapshot(struct meta_kv *kv, const char *tmpdir,
 /* One node as it describes itself. */
 struct meta_kv_raft_node {
 	uint64_t id;
-	char state[16];        /* leader, follower, candidate, unavailable */
-	char role[16];         /* voter, standby, spare, none */
+	char state[16]; /* leader, follower, candidate, unavailable */
+	char role[16];  /* voter, standby, spare, none */
 	char address[256];
 	uint64_t term, leader;
 	uint64_t commit, last_index; /* its log: committed, last entry */
-	uint64_t applied;      /* applied to its replica */
-	uint64_t snapshot;     /* index of its last snapshot */
-	uint64_t log_bytes;    /* size of its log files */
+	uint64_t applied;            /* applied to its replica */
+	uint64_t snapshot;           /* index of its last snapshot */
+	uint64_t log_bytes;          /* size of its log files */
 	uint64_t snapshots_sent, snapshots_received; /* replica copies */
 };
 
@@ -202,8 +202,11 @@ int meta_kv_raft_status(struct meta_kv *kv, struct meta_kv_raft_node **nodes,
  * running node (a standby until it caught up, then a voter), remove one,
  * or transfer leadership (id 0: to the most up-to-date voter).  *msg (may
  * be NULL) receives what the leader said; caller frees. */
-enum { META_KV_RAFT_ADD = 1, META_KV_RAFT_REMOVE = 2,
-       META_KV_RAFT_TRANSFER = 3 };
+enum {
+	META_KV_RAFT_ADD = 1,
+	META_KV_RAFT_REMOVE = 2,
+	META_KV_RAFT_TRANSFER = 3
+};
 int meta_kv_raft_change(struct meta_kv *kv, int op, uint64_t id,
 			const char *address, char **msg);
 
@@ -211,7 +214,7 @@ int meta_kv_raft_change(struct meta_kv *kv, int op, uint64_t id,
 #define META_KV_RAFT_LAT_BUCKETS 12 /* <= 100us * 2^i, the last: more */
 struct meta_kv_raft_stats {
 	uint64_t id, term, leader;
-	int state;               /* 0 unavailable, 1 follower, 2 candidate,
+	int state; /* 0 unavailable, 1 follower, 2 candidate,
 				    3 leader */
 	bool voter;
 	uint64_t commit, last_index, applied;
@@ -235,10 +238,10 @@ int meta_kv_raft_lmdb_stats(struct meta_kv *kv, struct meta_kv_lmdb_stats *s);
  * value in order) as it stands at that index.  One result per node of the
  * configuration (this one first); *v is the caller's to free. */
 struct meta_kv_raft_verify {
-	uint64_t id, index;    /* node, and the marker's log index */
+	uint64_t id, index; /* node, and the marker's log index */
 	uint8_t sha256[32];
 	uint64_t keys;
-	int rc;                /* 0, or why the node did not answer */
+	int rc; /* 0, or why the node did not answer */
 };
 int meta_kv_raft_verify(struct meta_kv *kv, struct meta_kv_raft_verify **v,
 			size_t *count);

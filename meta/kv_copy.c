@@ -70,7 +70,8 @@ meta_kv_snapshot(struct meta_kv *kv, const char *tmpdir, struct meta_kv **out,
 	if (mkdtemp(dir) == NULL) {
 		rc = -errno;
 		e = tl_asprintf("cannot make a directory for the snapshot in "
-				"%s: %s", base, strerror(errno));
+				"%s: %s",
+				base, strerror(errno));
 		free(dir);
 		goto out;
 	}
@@ -89,14 +90,16 @@ meta_kv_snapshot(struct meta_kv *kv, const char *tmpdir, struct meta_kv **out,
 		e = tl_asprintf("cannot copy the metadata engine to %s: %s%s",
 				base, strerror(-rc),
 				rc == -ENOSPC ? " (the copy needs the store's "
-						"compacted size)" : "");
+						"compacted size)"
+					      : "");
 		goto out_dir;
 	}
 	if (bytes != NULL)
 		*bytes = (uint64_t)st.st_size;
 	/* a map of the file's size: nothing is added to a read-only copy
 	 * (and valgrind cannot reserve the 64 GiB default) */
-	rc = meta_kv_lmdb_open(dir, ((uint64_t)st.st_size | ((1u << 20) - 1)) + 1,
+	rc = meta_kv_lmdb_open(dir,
+			       ((uint64_t)st.st_size | ((1u << 20) - 1)) + 1,
 			       META_KV_LMDB_RESIDENT, META_KV_RDONLY, out, &e);
 out_dir:
 	/* open or not, nothing stays on disk under a name */

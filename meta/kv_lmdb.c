@@ -74,8 +74,8 @@
 #include "meta/kv.h"
 
 #define LMDB_DEFAULT_MAPSIZE (64ULL << 30)
-#define LMDB_MAX_READERS 1024
-#define GROUP_MAX 256 /* children per batch */
+#define LMDB_MAX_READERS     1024
+#define GROUP_MAX            256 /* children per batch */
 /* Distinct pages a thread reads between two looks at the RSS (a fault
  * maps more than the page: the kernel's fault-around, 64 KiB, or a large
  * folio of the page cache). */
@@ -85,31 +85,31 @@
 
 /* One batch of write transactions committed together. */
 struct lmdb_batch {
-	unsigned refs;          /* members waiting + the leader */
-	bool committed;         /* committed in LMDB (visible) */
-	bool done;              /* and durable, or failed */
-	bool durable;           /* a member waits for the sync, not only lazy */
-	int crc;                /* result of the LMDB commit */
-	int rc;                 /* result of commit and sync */
-	pthread_cond_t cond;    /* done became true */
-	pthread_cond_t ccond;   /* committed became true (lazy members) */
+	unsigned refs;        /* members waiting + the leader */
+	bool committed;       /* committed in LMDB (visible) */
+	bool done;            /* and durable, or failed */
+	bool durable;         /* a member waits for the sync, not only lazy */
+	int crc;              /* result of the LMDB commit */
+	int rc;               /* result of commit and sync */
+	pthread_cond_t cond;  /* done became true */
+	pthread_cond_t ccond; /* committed became true (lazy members) */
 };
 
 struct lmdb_group {
 	pthread_mutex_t lock;
-	pthread_cond_t turn;     /* a caller may join or lead: one woken */
-	pthread_cond_t lead_cv;  /* the leader: a member finished / left */
-	MDB_txn *parent;         /* the open batch, NULL if none */
+	pthread_cond_t turn;    /* a caller may join or lead: one woken */
+	pthread_cond_t lead_cv; /* the leader: a member finished / left */
+	MDB_txn *parent;        /* the open batch, NULL if none */
 	struct lmdb_batch *batch;
-	bool opening;            /* a leader is beginning a batch */
-	bool busy;               /* the leader or a member is running */
-	unsigned members;        /* transactions merged into the batch */
-	unsigned queued;         /* callers waiting to join or lead */
+	bool opening;     /* a leader is beginning a batch */
+	bool busy;        /* the leader or a member is running */
+	unsigned members; /* transactions merged into the batch */
+	unsigned queued;  /* callers waiting to join or lead */
 	/* Durability of committed batches (see group_sync). */
-	pthread_cond_t sync_cv;  /* a sync pass ended */
-	uint64_t written;        /* batches committed (meta page written) */
-	uint64_t synced;         /* of those, known to be on disk */
-	bool syncing;            /* a sync pass runs */
+	pthread_cond_t sync_cv; /* a sync pass ended */
+	uint64_t written;       /* batches committed (meta page written) */
+	uint64_t synced;        /* of those, known to be on disk */
+	bool syncing;           /* a sync pass runs */
 };
 
 /* LMDB forbids opening one environment twice in a process (closing one
@@ -117,21 +117,21 @@ struct lmdb_group {
  * share one environment, reference counted. */
 struct lmdb_env {
 	struct lmdb_env *next;
-	char *path;          /* realpath of the directory */
+	char *path; /* realpath of the directory */
 	MDB_env *env;
 	MDB_dbi dbi;
 	unsigned refs;
-	bool rdonly;         /* opened MDB_RDONLY: no write transactions */
+	bool rdonly; /* opened MDB_RDONLY: no write transactions */
 	struct lmdb_group g;
 	/* Resident map (see the top of this file). */
-	uint64_t resident;   /* bytes of file-backed RSS; 0: no limit */
-	int statm;           /* /proc/self/statm, -1 if unreadable */
-	char *map;           /* the map's address */
+	uint64_t resident; /* bytes of file-backed RSS; 0: no limit */
+	int statm;         /* /proc/self/statm, -1 if unreadable */
+	char *map;         /* the map's address */
 	size_t mapsize, psize;
-	uint64_t pagesize;   /* the system's, for statm */
+	uint64_t pagesize; /* the system's, for statm */
 	atomic_bool dropping;
 	atomic_uint_fast64_t drops;
-	atomic_bool bulk;    /* meta_kv_lmdb_bulk: no syncs, appends */
+	atomic_bool bulk; /* meta_kv_lmdb_bulk: no syncs, appends */
 	/* Figures for meta_kv_lmdb_stats (under g.lock, read without it). */
 	atomic_uint_fast64_t n_batches, n_syncs, n_lazy;
 };
@@ -149,7 +149,7 @@ struct lmdb_kv {
 	struct lmdb_env *e;
 	MDB_env *env;
 	MDB_dbi dbi;
-	bool rdonly;         /* this handle was opened META_KV_RDONLY */
+	bool rdonly; /* this handle was opened META_KV_RDONLY */
 };
 
 struct lmdb_txn {
@@ -276,8 +276,8 @@ map_check(struct lmdb_env *e)
 	if (mdb_env_info(e->env, &info) == 0) {
 		size_t used = ((size_t)info.me_last_pgno + 1) * e->psize;
 
-		if (madvise(e->map, TL_MIN(used, e->mapsize),
-			    MADV_DONTNEED) == 0)
+		if (madvise(e->map, TL_MIN(used, e->mapsize), MADV_DONTNEED) ==
+		    0)
 			atomic_fetch_add(&e->drops, 1);
 	}
 	atomic_store(&e->dropping, false);
@@ -747,8 +747,8 @@ lmdb_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
 }
 
 static int
-lmdb_get(struct meta_kv_txn *bt, const void *key, size_t klen,
-	 const void **val, size_t *vlen)
+lmdb_get(struct meta_kv_txn *bt, const void *key, size_t klen, const void **val,
+	 size_t *vlen)
 {
 	struct lmdb_txn *t = (struct lmdb_txn *)bt;
 	struct lmdb_kv *l = (struct lmdb_kv *)bt->kv;
@@ -765,8 +765,8 @@ lmdb_get(struct meta_kv_txn *bt, const void *key, size_t klen,
 }
 
 static int
-lmdb_put(struct meta_kv_txn *bt, const void *key, size_t klen,
-	 const void *val, size_t vlen)
+lmdb_put(struct meta_kv_txn *bt, const void *key, size_t klen, const void *val,
+	 size_t vlen)
 {
 	struct lmdb_txn *t = (struct lmdb_txn *)bt;
 	struct lmdb_kv *l = (struct lmdb_kv *)bt->kv;
@@ -999,11 +999,13 @@ env_create(const char *dir, uint64_t mapsize, uint64_t resident, bool rdonly,
 		e->pagesize = (uint64_t)sysconf(_SC_PAGESIZE);
 		e->statm = -1;
 		if (resident && map_find(dir, &e->map, &e->mapsize) == 0)
-			e->statm = open("/proc/self/statm",
-					O_RDONLY | O_CLOEXEC);
+			e->statm =
+				open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
 		else if (resident)
-			tl_warn("meta", "lmdb: %s/data.mdb not found in "
-				"/proc/self/maps: resident= not applied", dir);
+			tl_warn("meta",
+				"lmdb: %s/data.mdb not found in "
+				"/proc/self/maps: resident= not applied",
+				dir);
 		e->resident = e->statm >= 0 ? resident : 0;
 		return 0;
 	}
@@ -1039,10 +1041,10 @@ meta_kv_lmdb_open(const char *dir, uint64_t mapsize, uint64_t resident,
 	if (rc) {
 		if (err)
 			*err = rdonly ? tl_asprintf("no LMDB environment at "
-						    "%s: %s", dir,
-						    strerror(-rc))
-				      : tl_asprintf("cannot create %s: %s",
-						    dir, strerror(-rc));
+						    "%s: %s",
+						    dir, strerror(-rc))
+				      : tl_asprintf("cannot create %s: %s", dir,
+						    strerror(-rc));
 		free(l);
 		return rc;
 	}
@@ -1051,7 +1053,8 @@ meta_kv_lmdb_open(const char *dir, uint64_t mapsize, uint64_t resident,
 		rc = -errno;
 		if (err)
 			*err = tl_asprintf("no LMDB environment at %s (%s: "
-					   "%s)", dir, data, strerror(errno));
+					   "%s)",
+					   dir, data, strerror(errno));
 		free(data);
 		free(l);
 		return rc;
@@ -1064,7 +1067,8 @@ meta_kv_lmdb_open(const char *dir, uint64_t mapsize, uint64_t resident,
 		/* LMDB allows one environment per file in a process. */
 		if (err)
 			*err = tl_asprintf("LMDB at %s is already open "
-					   "read-only in this process", dir);
+					   "read-only in this process",
+					   dir);
 		rc = -EBUSY;
 	} else if (!e) {
 		e = tl_calloc(1, sizeof(*e));

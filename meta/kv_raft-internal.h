@@ -25,19 +25,19 @@
 /* Keys the engine keeps in every replica, outside any volume (volume
  * keys start with a name, the registry with "\0V"). */
 #define KVR_KEY_APPLIED "\0Rapplied" /* be64: last log index applied */
-#define KVR_KEY_GROUP "\0Rgroup"     /* 16 bytes: the group's id */
+#define KVR_KEY_GROUP   "\0Rgroup"   /* 16 bytes: the group's id */
 #define KVR_KEY_SESSION "\0Rs"       /* + origin u64: kv_raft_apply.c */
-#define KVR_KEYLEN(k) (sizeof(k) - 1)
+#define KVR_KEYLEN(k)   (sizeof(k) - 1)
 
 /* Files of a node directory. */
 #define KVR_IDENTITY "identity"
-#define KVR_REPLICA "replica"
-#define KVR_LOG "log"
-#define KVR_CONTROL "control.sock"
+#define KVR_REPLICA  "replica"
+#define KVR_LOG      "log"
+#define KVR_CONTROL  "control.sock"
 
-#define KVR_KEY_MAX 4096           /* longest key a transaction may write */
-#define KVR_VAL_MAX (16u << 20)    /* longest value */
-#define KVR_FRAME_MAX (64u << 20)  /* longest message */
+#define KVR_KEY_MAX    4096        /* longest key a transaction may write */
+#define KVR_VAL_MAX    (16u << 20) /* longest value */
+#define KVR_FRAME_MAX  (64u << 20) /* longest message */
 #define KVR_SECRET_MIN 32          /* bytes of a cluster secret file */
 
 /* ---- write operations and transaction records ---------------------------- */
@@ -63,9 +63,9 @@ enum meta_kvr_op { KVR_PUT = 1, KVR_DEL = 2, KVR_ADD = 3 };
  *              writes ...
  *   kind VERIFY: a marker: id u64.
  */
-#define KVR_ENTRY_MAGIC 0x54535245u /* "TSRE" */
+#define KVR_ENTRY_MAGIC   0x54535245u /* "TSRE" */
 #define KVR_ENTRY_VERSION 1
-#define KVR_ENTRY_HDR 18
+#define KVR_ENTRY_HDR     18
 enum meta_kvr_entry_kind { KVR_E_TXNS = 1, KVR_E_VERIFY = 2 };
 
 struct meta_kvr_rd { /* a decoded read range (pointers borrowed) */
@@ -114,7 +114,7 @@ struct meta_kvr_wset {
 	atomic_uint refs;
 	uint64_t seq;
 	uint32_t nw;
-	uint32_t *woff;   /* offset of each write in rec, in key order */
+	uint32_t *woff; /* offset of each write in rec, in key order */
 	size_t len;
 	uint8_t rec[];
 };
@@ -134,7 +134,7 @@ int meta_kvr_keycmp(const void *a, size_t alen, const void *b, size_t blen);
 bool meta_kvr_rd_has(const struct meta_kvr_rd *rd, const void *k, size_t klen);
 
 uint32_t meta_kvr_crc32c(uint32_t crc, const void *p, size_t n);
-void meta_kvr_entry_seal(struct tl_buf *b);	     /* fill in the crc */
+void meta_kvr_entry_seal(struct tl_buf *b);          /* fill in the crc */
 int meta_kvr_entry_check(const void *p, size_t len); /* 0 or -EIO */
 
 /* ---- authentication and frames (kv_raft_wire.c) -------------------------- */
@@ -153,12 +153,12 @@ int meta_kvr_entry_check(const void *p, size_t len); /* 0 or -EIO */
  * A wrong secret fails the MAC: the connection is closed and logged.  A
  * node of another group is refused the same way (status).
  */
-#define KVR_HS_MAGIC "TSRP"
-#define KVR_HS_VERSION 1
-#define KVR_HELLO_MIN (4 + 1 + 1 + 16 + 8 + 32 + 2)
+#define KVR_HS_MAGIC    "TSRP"
+#define KVR_HS_VERSION  1
+#define KVR_HELLO_MIN   (4 + 1 + 1 + 16 + 8 + 32 + 2)
 #define KVR_WELCOME_LEN (4 + 1 + 1 + 16 + 8 + 32 + 32)
-#define KVR_PROOF_LEN 32
-#define KVR_TAG 16
+#define KVR_PROOF_LEN   32
+#define KVR_TAG         16
 
 enum meta_kvr_chan { KVR_CH_RAFT = 1, KVR_CH_RPC = 2, KVR_CH_SNAP = 3 };
 enum meta_kvr_hs_status { KVR_HS_OK = 0, KVR_HS_GROUP = 1, KVR_HS_BUSY = 2 };
@@ -249,7 +249,7 @@ struct meta_kvr_result {
 struct meta_kvr_kv {
 	struct meta_kv base;
 	struct meta_kvr_node *node; /* node mode */
-	int ctl;                 /* client mode: control socket */
+	int ctl;                    /* client mode: control socket */
 	pthread_mutex_t ctl_lock;
 	struct meta_kv *replica; /* reads (owned by the node in node mode) */
 	bool rdonly;             /* META_KV_RDONLY: no write transaction */
@@ -264,18 +264,18 @@ int meta_kvr_url_parse(const char *url, struct meta_kvr_opts *o, char **err);
 /* Node API (kv_raft_node.c), callable from any thread but the node's. */
 struct meta_kvr_opts {
 	char *dir;
-	uint64_t id;           /* 0: client mode */
-	char *address;         /* this node's raft address (host:port) */
-	char *listen;          /* bind address; NULL: address */
-	char *peers;           /* "ID@HOST:PORT,..." initial members */
-	char *secret;          /* cluster secret file */
-	bool bootstrap;        /* create the group (format, convert) */
-	char *convert;         /* bootstrap from this LMDB directory */
+	uint64_t id;    /* 0: client mode */
+	char *address;  /* this node's raft address (host:port) */
+	char *listen;   /* bind address; NULL: address */
+	char *peers;    /* "ID@HOST:PORT,..." initial members */
+	char *secret;   /* cluster secret file */
+	bool bootstrap; /* create the group (format, convert) */
+	char *convert;  /* bootstrap from this LMDB directory */
 	uint64_t mapsize;
 	unsigned election_ms, heartbeat_ms;
 	unsigned snapshot_threshold, snapshot_trailing;
-	unsigned timeout_ms;   /* longest wait for a commit or a read */
-	bool follower_leases;  /* followers read without a round trip */
+	unsigned timeout_ms;  /* longest wait for a commit or a read */
+	bool follower_leases; /* followers read without a round trip */
 };
 void meta_kvr_opts_free(struct meta_kvr_opts *o);
 

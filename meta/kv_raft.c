@@ -79,7 +79,8 @@ wb_find(struct wbuf *w, const void *k, size_t klen)
 {
 	struct tl_hnode *n;
 
-	TL_HTAB_FOREACH_HASH(&w->tab, n, key_hash(k, klen)) {
+	TL_HTAB_FOREACH_HASH(&w->tab, n, key_hash(k, klen))
+	{
 		struct wb_ent *e = TL_CONTAINER_OF(n, struct wb_ent, hn);
 
 		if (e->klen == klen && memcmp(e->k, k, klen) == 0)
@@ -186,9 +187,9 @@ wb_free(struct wbuf *w)
 struct meta_kvr_txn {
 	struct meta_kv_txn base;
 	bool rdonly;
-	bool held;		  /* node mode: holds the replica */
+	bool held;                /* node mode: holds the replica */
 	struct meta_kv_txn *snap; /* LMDB read transaction */
-	uint64_t index;		  /* applied index of the snapshot */
+	uint64_t index;           /* applied index of the snapshot */
 	struct wbuf w;
 	struct tl_buf reads;
 	uint32_t nreads;
@@ -304,10 +305,10 @@ rft_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
 	t->index = snapshot_index(t->snap);
 	/* what it shows, every follower lease holder shows */
 	if (k->node) {
-		rc = meta_kvr_node_visible(k->node, t->index,
-					   tl_mono_ns() +
-					       (uint64_t)k->node->o.timeout_ms *
-						   1000000ULL);
+		rc = meta_kvr_node_visible(
+			k->node, t->index,
+			tl_mono_ns() +
+				(uint64_t)k->node->o.timeout_ms * 1000000ULL);
 		if (rc) {
 			txn_free(t);
 			return rc;
@@ -319,8 +320,8 @@ rft_begin(struct meta_kv *kv, bool rdonly, struct meta_kv_txn **out)
 
 		for (size_t i = 0; i < t->nov; i++) {
 			if (meta_kvr_session_applied(
-				t->snap, meta_kvr_node_incarnation(k->node),
-				t->ov[i]->seq) != 0)
+				    t->snap, meta_kvr_node_incarnation(k->node),
+				    t->ov[i]->seq) != 0)
 				meta_kvr_wset_unref(t->ov[i]);
 			else
 				t->ov[j++] = t->ov[i];
@@ -920,20 +921,20 @@ rft_copyfd(struct meta_kv *kv, int fd)
 }
 
 static const struct meta_kv_ops raft_ops = {
-    .scheme = "raft",
-    .begin = rft_begin,
-    .get = rft_get,
-    .put = rft_put,
-    .del = rft_del,
-    .add = rft_add,
-    .peek = rft_peek,
-    .scan = rft_scan,
-    .commit = rft_commit,
-    .commit_lazy = NULL,
-    .abort = rft_abort,
-    .close = rft_close,
-    .version = rft_version,
-    .copyfd = rft_copyfd,
+	.scheme = "raft",
+	.begin = rft_begin,
+	.get = rft_get,
+	.put = rft_put,
+	.del = rft_del,
+	.add = rft_add,
+	.peek = rft_peek,
+	.scan = rft_scan,
+	.commit = rft_commit,
+	.commit_lazy = NULL,
+	.abort = rft_abort,
+	.close = rft_close,
+	.version = rft_version,
+	.copyfd = rft_copyfd,
 };
 
 void
@@ -1136,9 +1137,9 @@ meta_kv_raft_open(const char *url, unsigned flags, struct meta_kv **out,
 		if (rc == 0) {
 			/* the node writes its replica; a client only reads */
 			dir = tl_asprintf("%s/%s", o.dir, KVR_REPLICA);
-			rc =
-			    meta_kv_lmdb_open(dir, o.mapsize, 0, META_KV_RDONLY,
-					      &k->replica, &err);
+			rc = meta_kv_lmdb_open(dir, o.mapsize, 0,
+					       META_KV_RDONLY, &k->replica,
+					       &err);
 			free(dir);
 		}
 	}

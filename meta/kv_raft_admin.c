@@ -29,7 +29,7 @@
 
 #define STATUS_WAIT_MS 1000
 #define CHANGE_WAIT_MS (30 * 60 * 1000) /* a standby may copy for long */
-#define CATCHUP_LAG    64		/* entries behind: caught up */
+#define CATCHUP_LAG    64               /* entries behind: caught up */
 
 enum call_op { CALL_STATUS = 1, CALL_CHANGE = 2, CALL_VERIFY = 3 };
 
@@ -59,7 +59,7 @@ struct meta_kvr_call {
 	uint8_t chop;
 	uint64_t target;
 	char addr[256];
-	int stage;	 /* add: 0 add, 1 standby, 2 catching up */
+	int stage;       /* add: 0 add, 1 standby, 2 catching up */
 	uint64_t leader; /* forwarded to */
 	/* result: status records, or a message */
 	struct tl_buf out;
@@ -103,7 +103,7 @@ role_name(struct meta_kvr_node *n)
 
 	for (unsigned i = 0; i < c->n; i++)
 		if (c->servers[i].id == n->o.id)
-			return c->servers[i].role == RAFT_VOTER	    ? "voter"
+			return c->servers[i].role == RAFT_VOTER     ? "voter"
 			       : c->servers[i].role == RAFT_STANDBY ? "standby"
 								    : "spare";
 	return "none";
@@ -137,8 +137,8 @@ meta_kvr_admin_self(struct meta_kvr_node *n, struct tl_buf *b)
 	 * barriers between commands change nothing) */
 	pthread_mutex_lock(&n->lock);
 	tl_buf_append_be64(b, n->aq_head || n->aq_busy
-				  ? n->applied
-				  : raft_last_applied(&n->raft));
+				      ? n->applied
+				      : raft_last_applied(&n->raft));
 	pthread_mutex_unlock(&n->lock);
 	tl_buf_append_be64(b, n->snap_index);
 	tl_buf_append_be64(b, meta_kvr_dir_bytes(n->logdir));
@@ -385,8 +385,8 @@ struct change_req {
 		struct raft_transfer transfer;
 	} u;
 	struct meta_kvr_node *n;
-	uint64_t call;	/* local call, or 0 */
-	uint64_t conn;	/* forwarded: the connection to answer */
+	uint64_t call;  /* local call, or 0 */
+	uint64_t conn;  /* forwarded: the connection to answer */
 	uint64_t rcall; /* forwarded: the caller's call id */
 	uint8_t op;
 	uint64_t target;
@@ -668,7 +668,7 @@ meta_kvr_admin_pump(struct meta_kvr_node *n)
 		if (c->op == CALL_VERIFY) {
 			if (n->state == RAFT_LEADER) {
 				c->mindex =
-				    meta_kvr_leader_marker(n, c->marker);
+					meta_kvr_leader_marker(n, c->marker);
 				if (c->mindex)
 					verify_ask(n, c);
 			} else if (n->leader) {
@@ -719,11 +719,12 @@ meta_kvr_admin_pump(struct meta_kvr_node *n)
 			continue;
 		if (n->state != RAFT_LEADER) {
 			adm->waiting[i] = NULL;
-			change_reply(q, -EAGAIN,
-				     q->op == CH_TRANSFER
-					 ? "leadership lost meanwhile"
-					 : "leadership lost while the "
-					   "new node caught up: run it again");
+			change_reply(
+				q, -EAGAIN,
+				q->op == CH_TRANSFER
+					? "leadership lost meanwhile"
+					: "leadership lost while the "
+					  "new node caught up: run it again");
 		} else if (q->op == CH_TRANSFER) {
 			if (meta_kvr_lease_quiet(n)) {
 				adm->waiting[i] = NULL;
@@ -882,8 +883,8 @@ meta_kvr_admin_recv(struct meta_kvr_node *n, uint64_t conn, uint8_t type,
 		c = call_find(n->adm, id);
 		if (c && !r->bad) {
 			char msg[256];
-			size_t l =
-			    TL_MIN((size_t)(r->end - r->p), sizeof(msg) - 1);
+			size_t l = TL_MIN((size_t)(r->end - r->p),
+					  sizeof(msg) - 1);
 
 			memcpy(msg, r->p, l);
 			msg[l] = '\0';

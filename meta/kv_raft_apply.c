@@ -59,8 +59,9 @@ session_mark(struct meta_kv_txn *t, uint64_t origin, uint64_t seq,
 	    olen == SESSION_VLEN)
 		memcpy(v, old, SESSION_VLEN);
 	else
-		tl_put_be64(
-		    v + 8, seq > SESSION_BITS / 2 ? seq - SESSION_BITS / 2 : 0);
+		tl_put_be64(v + 8, seq > SESSION_BITS / 2
+					   ? seq - SESSION_BITS / 2
+					   : 0);
 	base = tl_get_be64(v + 8);
 	if (seq < base)
 		return 0; /* older than the window: nobody can wait for it */
@@ -77,7 +78,8 @@ session_mark(struct meta_kv_txn *t, uint64_t origin, uint64_t seq,
 			for (uint64_t i = shift; i < SESSION_BITS; i++)
 				if (b[i / 8] & (1u << (i % 8)))
 					tmp[(i - shift) / 8] |=
-					    (uint8_t)(1u << ((i - shift) % 8));
+						(uint8_t)(1u
+							  << ((i - shift) % 8));
 			memcpy(b, tmp, sizeof(tmp));
 		}
 		tl_put_be64(v + 8, base);
@@ -224,8 +226,8 @@ apply_entry(struct meta_kvr_node *n, struct meta_kv_txn *t,
 		if (rc == 0 && origin == n->inc) {
 			if (dl->n == dl->cap) {
 				dl->cap = dl->cap ? 2 * dl->cap : 64;
-				dl->d =
-				    tl_realloc(dl->d, dl->cap * sizeof(*dl->d));
+				dl->d = tl_realloc(dl->d,
+						   dl->cap * sizeof(*dl->d));
 			}
 			dl->d[dl->n++] = (struct meta_kvr_done){seq, it->index};
 		}

@@ -164,7 +164,7 @@ reply_read(struct meta_kvr_node *n, uint64_t conn, uint64_t id, int status,
 
 	if (conn == 0) {
 		meta_kvr_node_read_answer(
-		    n, id, status == KVR_ACCEPTED ? 0 : -EAGAIN, ri);
+			n, id, status == KVR_ACCEPTED ? 0 : -EAGAIN, ri);
 		return;
 	}
 	tl_buf_append(&m, (uint8_t[]){M_READ_R}, 1);
@@ -331,8 +331,8 @@ resolve(struct meta_kvr_leader *ld, const struct meta_kvr_txnhdr *h,
 		}
 		for (uint32_t j = 0; j < h->nreads; j++)
 			if (witem_hits(it, &rds[j])) {
-				*wait =
-				    it->index ? it->index : ld->last_cmd + 1;
+				*wait = it->index ? it->index
+						  : ld->last_cmd + 1;
 				rc = KVR_CONFLICT;
 				break;
 			}
@@ -674,8 +674,8 @@ rw_add(struct rwait **a, size_t *na, size_t *cap, struct rwait w)
 static uint64_t
 lease_len(const struct meta_kvr_node *n)
 {
-	int64_t ms =
-	    (int64_t)n->o.election_ms * 9 / 10 - 2 * (int64_t)n->o.heartbeat_ms;
+	int64_t ms = (int64_t)n->o.election_ms * 9 / 10 -
+		     2 * (int64_t)n->o.heartbeat_ms;
 
 	return ms > 0 ? (uint64_t)ms * 1000000ULL : 0;
 }
@@ -821,7 +821,7 @@ meta_kvr_leader_tick(struct meta_kvr_node *n)
 		round_start(n, true);
 	if (!ld || !ld->round_busy ||
 	    tl_mono_ns() - ld->round_start_ns <
-		(uint64_t)n->o.heartbeat_ms * 2000000ULL)
+		    (uint64_t)n->o.heartbeat_ms * 2000000ULL)
 		return;
 	/* put the round's requests back in front and start again */
 	for (size_t i = 0; i < ld->ncur; i++)

@@ -40,8 +40,8 @@
 #include "meta/kv_raft_node.h"
 
 #define MAX_HOLDERS 16
-#define DEMAND_NS 1000000000ULL  /* asks while it read within this */
-#define RESEND_NS 500000000ULL   /* a release index again, if unchanged */
+#define DEMAND_NS   1000000000ULL /* asks while it read within this */
+#define RESEND_NS   500000000ULL  /* a release index again, if unchanged */
 
 struct holder {
 	uint64_t id, expires_ns, applied;
@@ -61,7 +61,7 @@ struct meta_kvr_lease {
 	struct holder h[MAX_HOLDERS];
 	unsigned nh;
 	struct relto rt[MAX_HOLDERS];
-	bool nogrant;   /* a transfer waits for the leases to end */
+	bool nogrant; /* a transfer waits for the leases to end */
 };
 
 void
@@ -118,7 +118,8 @@ meta_kvr_node_visible(struct meta_kvr_node *n, uint64_t index,
 		rc = n->failed ? n->failed : -ESHUTDOWN;
 	pthread_mutex_unlock(&n->lock);
 	if (rc == -ETIMEDOUT)
-		tl_warn(KVR_SUB, "index %llu is not released after %u ms "
+		tl_warn(KVR_SUB,
+			"index %llu is not released after %u ms "
 			"(a follower lease holder is slow or gone)",
 			(unsigned long long)index, n->o.timeout_ms);
 	return rc;

@@ -67,10 +67,10 @@ struct conn {
 	struct meta_kvr_session ss;
 	bool ss_ok;
 	struct tl_buf pend; /* rpc messages before the session */
-	size_t wq;	    /* bytes queued on tcp */
+	size_t wq;          /* bytes queued on tcp */
 	/* raft relay */
 	uv_pipe_t *pipe; /* our end */
-	size_t pq;	 /* bytes queued on the pipe */
+	size_t pq;       /* bytes queued on the pipe */
 	struct raft_uv_connect *rreq;
 	raft_uv_connect_cb rcb;
 };
@@ -218,7 +218,7 @@ static void
 backoff_set(struct meta_kvr_net *net, uint64_t peer)
 {
 	uint64_t until =
-	    tl_mono_ns() + (uint64_t)net->n->o.heartbeat_ms * 1000000ULL;
+		tl_mono_ns() + (uint64_t)net->n->o.heartbeat_ms * 1000000ULL;
 	size_t i;
 
 	for (i = 0; i < net->nbackoff && net->backoff[i].peer != peer; i++)
@@ -807,9 +807,9 @@ bind_listener(struct meta_kvr_net *net, char **err)
 		return -EINVAL;
 	}
 	rc = strchr(host, ':')
-		 ? uv_ip6_addr(host, atoi(port), (struct sockaddr_in6 *)&ss)
-		 : uv_ip4_addr(host[0] ? host : "0.0.0.0", atoi(port),
-			       (struct sockaddr_in *)&ss);
+		     ? uv_ip6_addr(host, atoi(port), (struct sockaddr_in6 *)&ss)
+		     : uv_ip4_addr(host[0] ? host : "0.0.0.0", atoi(port),
+				   (struct sockaddr_in *)&ss);
 	if (rc == 0) {
 		uv_tcp_init(&n->loop, &net->listener);
 		net->listener.data = net;

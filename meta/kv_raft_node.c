@@ -253,7 +253,8 @@ meta_kvr_node_fail(struct meta_kvr_node *n, int rc, bool retry)
 	pthread_mutex_unlock(&n->lock);
 	if (!running)
 		return; /* node_start says why it refuses to start */
-	tl_err(KVR_SUB, "this node cannot apply the log (%s): the process "
+	tl_err(KVR_SUB,
+	       "this node cannot apply the log (%s): the process "
 	       "stops, so that it neither votes nor leads (exit status %d)",
 	       strerror(-rc), retry ? 1 : 3);
 	_exit(retry ? 1 : 3);
@@ -861,9 +862,10 @@ io_recv_hold(struct raft_io *io, struct raft_message *m)
 		free_install(m);
 		return;
 	}
-	tl_notice(KVR_SUB, "InstallSnapshot at %llu held until this node's "
-			  "snapshot is stored",
-		 (unsigned long long)m->install_snapshot.last_index);
+	tl_notice(KVR_SUB,
+		  "InstallSnapshot at %llu held until this node's "
+		  "snapshot is stored",
+		  (unsigned long long)m->install_snapshot.last_index);
 	/* the sender's address lives with its connection: keep a copy */
 	snprintf(n->held_addr[n->nheld], sizeof(n->held_addr[0]), "%s",
 		 m->server_address ? m->server_address : "");
@@ -1088,7 +1090,7 @@ recv_read_r(struct meta_kvr_node *n, struct meta_kvr_rdr *r)
 
 	if (!r->bad)
 		meta_kvr_node_read_answer(
-		    n, id, status == KVR_ACCEPTED ? 0 : -EAGAIN, ri);
+			n, id, status == KVR_ACCEPTED ? 0 : -EAGAIN, ri);
 }
 
 /* A follower's answer to a confirmation round: yes if it is in the
@@ -1299,8 +1301,8 @@ replica_read(struct meta_kvr_node *n, uint8_t group[16], uint64_t *applied)
 	rc = meta_kv_begin(n->replica, true, &t);
 	if (rc)
 		return rc;
-	rc =
-	    meta_kv_get(t, KVR_KEY_GROUP, KVR_KEYLEN(KVR_KEY_GROUP), &v, &vlen);
+	rc = meta_kv_get(t, KVR_KEY_GROUP, KVR_KEYLEN(KVR_KEY_GROUP), &v,
+			 &vlen);
 	if (rc == 0 && vlen == 16)
 		memcpy(group, v, 16);
 	else if (rc == 0)
@@ -1348,11 +1350,11 @@ node_identity(struct meta_kvr_node *n, bool *bootstrap, bool *fresh, char **err)
 	if (n->o.bootstrap) {
 		tl_random_bytes(n->group, 16);
 		rc = n->o.convert
-			 ? meta_kvr_replica_convert(n->repdir, n->group,
-						    n->o.mapsize, n->o.convert,
-						    err)
-			 : meta_kvr_replica_create(n->repdir, n->group,
-						   n->o.mapsize, err);
+			     ? meta_kvr_replica_convert(n->repdir, n->group,
+							n->o.mapsize,
+							n->o.convert, err)
+			     : meta_kvr_replica_create(n->repdir, n->group,
+						       n->o.mapsize, err);
 		*bootstrap = rc == 0;
 	} else {
 		rc = meta_kvr_replica_fetch(n, 0, n->group, err);
@@ -1449,7 +1451,8 @@ raft_setup(struct meta_kvr_node *n, bool bootstrap, char **err)
 		*err = tl_asprintf("the raft snapshot in %s cannot be "
 				   "restored (above): this node refuses to "
 				   "start (replace it: \"Corrupt data\" in "
-				   "tesserad(8))", n->logdir);
+				   "tesserad(8))",
+				   n->logdir);
 		return -EIO;
 	}
 	/* the loop does not run yet: the configuration is ours to read */
@@ -1554,7 +1557,7 @@ meta_kvr_node_start(const struct meta_kvr_opts *o, struct meta_kvr_node **out,
 	while (n->inc == 0);
 	pthread_rwlockattr_init(&ra);
 	pthread_rwlockattr_setkind_np(
-	    &ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&n->swap, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&n->lock, NULL);

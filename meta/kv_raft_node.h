@@ -32,12 +32,12 @@ struct meta_kvr_ctl;
 
 /* A local transaction waiting for its commit. */
 enum pend_state {
-	P_QUEUED = 0,   /* not sent yet (no leader known) */
-	P_SENT,         /* sent to the leader, no answer yet */
-	P_ACCEPTED,     /* in the entry at index: applied there or lost */
-	P_UNCERTAIN,    /* sent, answer lost: decided once applied reaches
+	P_QUEUED = 0, /* not sent yet (no leader known) */
+	P_SENT,       /* sent to the leader, no answer yet */
+	P_ACCEPTED,   /* in the entry at index: applied there or lost */
+	P_UNCERTAIN,  /* sent, answer lost: decided once applied reaches
 			   index (a fence made sure it cannot join later) */
-	P_WAIT,         /* conflict: -EAGAIN once applied reaches index */
+	P_WAIT,       /* conflict: -EAGAIN once applied reaches index */
 	P_DONE,
 };
 
@@ -46,24 +46,24 @@ struct pend {
 	uint64_t seq;
 	struct meta_kvr_wset *ws; /* the transaction record (a reference) */
 	enum pend_state state;
-	uint64_t peer;          /* the leader it went to */
+	uint64_t peer; /* the leader it went to */
 	uint64_t index;
 	uint64_t deadline_ns;
-	int rc;                 /* result once P_DONE */
+	int rc; /* result once P_DONE */
 	uint64_t result_index;
 	pthread_cond_t cv;
-	bool waiting;           /* a caller waits for it */
+	bool waiting; /* a caller waits for it */
 };
 
 /* A read-index request shared by the transactions that began together. */
 struct rtick {
 	uint64_t id;
-	bool sent;              /* [lock] on its way */
-	bool got;               /* [lock] ri known */
+	bool sent; /* [lock] on its way */
+	bool got;  /* [lock] ri known */
 	int rc;
 	uint64_t ri;
 	unsigned refs;
-	uint64_t peer;          /* [raft] the leader asked */
+	uint64_t peer; /* [raft] the leader asked */
 	uint64_t deadline_ns;
 };
 
@@ -79,7 +79,7 @@ struct aitem {
 struct meta_kvr_verify {
 	uint64_t id, index, keys;
 	uint8_t sha256[32];
-	int state;              /* 0 none, 1 hashing, 2 done */
+	int state; /* 0 none, 1 hashing, 2 done */
 	int rc;
 	pthread_t thread;
 	bool joinable;
@@ -99,7 +99,7 @@ struct meta_kvr_node {
 	struct meta_kvr_opts o;
 	struct meta_kvr_secret secret;
 	uint8_t group[16];
-	uint64_t inc;                /* origin id of this process */
+	uint64_t inc; /* origin id of this process */
 	atomic_uint_fast64_t seq;
 	char *repdir, *logdir;
 
@@ -108,32 +108,32 @@ struct meta_kvr_node {
 	pthread_rwlock_t swap;
 
 	pthread_mutex_t lock;
-	pthread_cond_t applied_cv;   /* applied moved, or a tick answered */
-	uint64_t applied;            /* [lock] replica's applied index */
-	int failed;                  /* [lock] fatal: every call fails */
-	bool stopping;               /* [lock] */
-	struct pend *pends;          /* [lock] oldest first */
-	struct pend **pend_tail;     /* [lock] */
-	struct rtick *rt_open;       /* [lock] gathering transactions */
+	pthread_cond_t applied_cv; /* applied moved, or a tick answered */
+	uint64_t applied;          /* [lock] replica's applied index */
+	int failed;                /* [lock] fatal: every call fails */
+	bool stopping;             /* [lock] */
+	struct pend *pends;        /* [lock] oldest first */
+	struct pend **pend_tail;   /* [lock] */
+	struct rtick *rt_open;     /* [lock] gathering transactions */
 #define RT_INFLIGHT 4
 	struct rtick *rt_sent[RT_INFLIGHT]; /* [lock] being answered */
-	uint64_t rt_next;            /* [lock] */
+	uint64_t rt_next;                   /* [lock] */
 
 	/* the applier */
 	pthread_t applier;
-	pthread_cond_t aq_cv;        /* work queued, or stopping */
-	pthread_cond_t aq_idle;      /* the queue drained */
+	pthread_cond_t aq_cv;   /* work queued, or stopping */
+	pthread_cond_t aq_idle; /* the queue drained */
 	struct aitem *aq_head, **aq_tail;
-	bool aq_busy;                /* [lock] a batch is being applied */
-	uint64_t aq_last;            /* [lock] last index queued */
+	bool aq_busy;     /* [lock] a batch is being applied */
+	uint64_t aq_last; /* [lock] last index queued */
 
 	/* the raft thread */
 	pthread_t thread;
 	uv_loop_t loop;
-	uv_async_t kick;             /* something for the raft thread */
+	uv_async_t kick; /* something for the raft thread */
 	uv_async_t stop_async;
-	uv_check_t check;            /* end of a loop turn: flush the batch */
-	uv_timer_t timer;            /* deadlines, retries */
+	uv_check_t check; /* end of a loop turn: flush the batch */
+	uv_timer_t timer; /* deadlines, retries */
 	struct raft raft;
 	struct raft_io io;
 	struct raft_fsm fsm;
@@ -147,12 +147,12 @@ struct meta_kvr_node {
 	char held_addr[KVR_HELD][256];      /* [raft] their senders */
 	unsigned nheld;                     /* [raft] */
 	struct meta_kvr_net *net;
-	bool closing;                /* [raft] */
+	bool closing; /* [raft] */
 	bool raft_inited;
-	unsigned short state;        /* [raft] last seen raft state */
-	uint64_t term, leader;       /* [raft] last seen */
-	char leader_addr[256];       /* [raft] */
-	uint64_t cmd_seen;           /* [raft] last command index applied
+	unsigned short state;             /* [raft] last seen raft state */
+	uint64_t term, leader;            /* [raft] last seen */
+	char leader_addr[256];            /* [raft] */
+	uint64_t cmd_seen;                /* [raft] last command index applied
 					 by libraft (queued to the applier) */
 	atomic_uint_fast64_t cmd_applied; /* the same, for other threads */
 	/* the leader's lease: reads need no round trip until then
@@ -164,24 +164,24 @@ struct meta_kvr_node {
 	 * until it reaches their index */
 	atomic_uint_fast64_t flease_until, flease_need, read_demand_ns;
 	atomic_uint_fast64_t flease_term; /* the term it was granted in */
-	uint64_t rel;                /* [lock] */
-	struct meta_kvr_lease *ls;   /* [raft] */
-	bool member;                 /* [lock] in the configuration */
-	bool running;                /* [lock] started: a failure now ends
+	uint64_t rel;                     /* [lock] */
+	struct meta_kvr_lease *ls;        /* [raft] */
+	bool member;                      /* [lock] in the configuration */
+	bool running;                     /* [lock] started: a failure now ends
 					the process (meta_kvr_node_fail) */
-	uint64_t snap_index;         /* [raft] last snapshot taken/restored */
-	struct meta_kvr_leader *ld;  /* [raft] resolver when leader */
-	bool fence_needed;           /* [raft] sent txns lost their leader */
-	uint64_t fence_upto;         /* [raft] highest seq sent */
+	uint64_t snap_index;        /* [raft] last snapshot taken/restored */
+	struct meta_kvr_leader *ld; /* [raft] resolver when leader */
+	bool fence_needed;          /* [raft] sent txns lost their leader */
+	uint64_t fence_upto;        /* [raft] highest seq sent */
 
 	struct meta_kvr_admin *adm;
 	struct meta_kvr_ctl *ctl;
-	bool applier_gone;           /* [lock] */
+	bool applier_gone;                /* [lock] */
 	struct meta_kvr_verify verify[4]; /* [lock] the last markers */
-	unsigned verify_next;        /* [lock] */
-	int snap_fds[8];             /* [lock] sockets of copies being sent */
-	unsigned snap_busy;          /* [lock] */
-	pthread_cond_t snap_cv;      /* snap_busy fell */
+	unsigned verify_next;             /* [lock] */
+	int snap_fds[8];        /* [lock] sockets of copies being sent */
+	unsigned snap_busy;     /* [lock] */
+	pthread_cond_t snap_cv; /* snap_busy fell */
 
 	struct meta_kvr_stats st;
 };
@@ -237,8 +237,13 @@ int meta_kvr_node_stats(struct meta_kvr_node *n, struct meta_kv_raft_stats *s);
 uint64_t meta_kvr_dir_bytes(const char *dir);
 
 /* Commit answers. */
-enum { KVR_ACCEPTED = 0, KVR_CONFLICT = 1, KVR_NOTLEADER = 2,
-       KVR_FENCED = 3, KVR_FAILED = 4 };
+enum {
+	KVR_ACCEPTED = 0,
+	KVR_CONFLICT = 1,
+	KVR_NOTLEADER = 2,
+	KVR_FENCED = 3,
+	KVR_FAILED = 4
+};
 
 /* kv_raft_leader.c: the resolver, read-index rounds, carrier entries.
  * All on the raft thread. */
@@ -266,16 +271,26 @@ void meta_kvr_node_fence_answer(struct meta_kvr_node *n, int status,
 
 /* Message types between nodes (first byte of a frame). */
 enum {
-	M_COMMIT = 'C', M_COMMIT_R = 'c',
-	M_FENCE = 'F', M_FENCE_R = 'f',
-	M_READ = 'R', M_READ_R = 'r',
-	M_CONFIRM = 'K', M_CONFIRM_R = 'k',
-	M_STATUS = 'S', M_STATUS_R = 's',
-	M_ADMIN = 'A', M_ADMIN_R = 'a',
-	M_VERIFY = 'V', M_VERIFY_R = 'v',
-	M_HASH = 'H', M_HASH_R = 'h',
-	M_LEASE = 'L', M_LEASE_R = 'l',
-	M_APPLIED = 'P', M_RELEASE = 'E',
+	M_COMMIT = 'C',
+	M_COMMIT_R = 'c',
+	M_FENCE = 'F',
+	M_FENCE_R = 'f',
+	M_READ = 'R',
+	M_READ_R = 'r',
+	M_CONFIRM = 'K',
+	M_CONFIRM_R = 'k',
+	M_STATUS = 'S',
+	M_STATUS_R = 's',
+	M_ADMIN = 'A',
+	M_ADMIN_R = 'a',
+	M_VERIFY = 'V',
+	M_VERIFY_R = 'v',
+	M_HASH = 'H',
+	M_HASH_R = 'h',
+	M_LEASE = 'L',
+	M_LEASE_R = 'l',
+	M_APPLIED = 'P',
+	M_RELEASE = 'E',
 };
 int meta_kvr_admin_verify(struct meta_kvr_node *n, struct tl_buf *out);
 

@@ -263,15 +263,18 @@ meta_kvr_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	if (len < SNAP_DESC_V1 || tl_get_be32(d) != SNAP_MAGIC ||
 	    !((d[4] == SNAP_VERSION && len == SNAP_DESC_LEN) ||
 	      (d[4] == 1 && len == SNAP_DESC_V1))) {
-		tl_err(KVR_SUB, "a snapshot that is not Tessera's (%zu bytes): "
-		       "refused, nothing of it applied", len);
+		tl_err(KVR_SUB,
+		       "a snapshot that is not Tessera's (%zu bytes): "
+		       "refused, nothing of it applied",
+		       len);
 		meta_kvr_node_fail(n, -EIO, false);
 		return 0;
 	}
 	if (d[4] == SNAP_VERSION &&
-	    tl_get_be32(d + SNAP_DESC_V1) != meta_kvr_crc32c(0, d, SNAP_DESC_V1)) {
+	    tl_get_be32(d + SNAP_DESC_V1) !=
+		    meta_kvr_crc32c(0, d, SNAP_DESC_V1)) {
 		tl_err(KVR_SUB, "the snapshot is corrupt (checksum mismatch): "
-		       "refused, nothing of it applied");
+				"refused, nothing of it applied");
 		meta_kvr_node_fail(n, -EIO, false);
 		return 0;
 	}
@@ -344,7 +347,7 @@ candidates(struct meta_kvr_node *n, struct cand *c, size_t max)
 		for (unsigned i = 0; i < n->raft.configuration.n && k < max;
 		     i++) {
 			const struct raft_server *s =
-			    &n->raft.configuration.servers[i];
+				&n->raft.configuration.servers[i];
 
 			if (s->id != n->o.id)
 				snprintf(c[k++].addr, sizeof(c->addr), "%s",
@@ -410,8 +413,7 @@ fetch_one(struct meta_kvr_node *n, const char *addr, const char *dir,
 			break;
 		if (f.len >= 1 && f.data[0] == 'D') {
 			EVP_DigestUpdate(h, f.data + 1, f.len - 1);
-			rc = tl_io_full(fd, f.data + 1, f.len - 1,
-					TL_IO_WRITE);
+			rc = tl_io_full(fd, f.data + 1, f.len - 1, TL_IO_WRITE);
 			*bytes += f.len - 1;
 			continue;
 		}
@@ -427,8 +429,8 @@ fetch_one(struct meta_kvr_node *n, const char *addr, const char *dir,
 			break;
 		}
 		if (f.len >= 1 && f.data[0] == 'X') {
-			*err =
-			    tl_asprintf("%s could not copy its replica", addr);
+			*err = tl_asprintf("%s could not copy its replica",
+					   addr);
 			rc = -EIO;
 			break;
 		}
@@ -532,8 +534,8 @@ meta_kvr_replica_fetch(struct meta_kvr_node *n, uint64_t min_index,
 				e = tl_asprintf("cannot create %s", tmp);
 				break;
 			}
-			rc =
-			    fetch_one(n, c[i].addr, tmp, min_index, &bytes, &e);
+			rc = fetch_one(n, c[i].addr, tmp, min_index, &bytes,
+				       &e);
 			if (rc == 0)
 				rc = check_copy(n, tmp, min_index, group_out,
 						&e);

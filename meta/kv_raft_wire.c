@@ -414,9 +414,9 @@ hs_mac(const struct meta_kvr_secret *s, const char *label, const uint8_t *a,
        size_t alen, const uint8_t *b, size_t blen, uint8_t out[32])
 {
 	OSSL_PARAM params[] = {
-	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-					     (char *)"SHA256", 0),
-	    OSSL_PARAM_construct_end(),
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+						 (char *)"SHA256", 0),
+		OSSL_PARAM_construct_end(),
 	};
 	EVP_MAC *mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
 	EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;

@@ -11,20 +11,20 @@
 
 #include "meta/meta-internal.h"
 
-#define LOCK_VERSION	1
-#define CLIENT_VERSION	1
-#define KIND_RANGES	1
-#define KIND_SHARE	2
-#define RANGE_REC	21 /* start 8, end 8, exclusive 1, epoch 4 */
+#define LOCK_VERSION    1
+#define CLIENT_VERSION  1
+#define KIND_RANGES     1
+#define KIND_SHARE      2
+#define RANGE_REC       21 /* start 8, end 8, exclusive 1, epoch 4 */
 #define CLIENT_NOTIFIED 0x1
-#define LK_BATCH	256 /* records per transaction of client-wide calls */
-#define LK_CONFLICTS	4   /* conflicting records classified per request */
+#define LK_BATCH        256 /* records per transaction of client-wide calls */
+#define LK_CONFLICTS    4   /* conflicting records classified per request */
 
 #define LOCK_ID 16 /* bytes of an owner or client id */
 
-#define CNT_NLM_LOCKS	 "nlmlocks"
+#define CNT_NLM_LOCKS    "nlmlocks"
 #define CNT_NLM_RELEASES "nlmreleases"
-#define CNT_NSM_STATE	 "nsmstate"
+#define CNT_NSM_STATE    "nsmstate"
 
 /* A decoded N record; owns its memory (meta_lk_rec_free). */
 struct lrec {
@@ -34,7 +34,7 @@ struct lrec {
 	uint8_t *name, *oh;
 	size_t name_len, oh_len;
 	struct meta_lock_range *r;    /* kind ranges */
-	size_t n;		      /* ranges; a share: 1, or 0 (none) */
+	size_t n;                     /* ranges; a share: 1, or 0 (none) */
 	uint32_t mode, access, epoch; /* kind share */
 };
 

@@ -601,8 +601,8 @@ struct iscan {
 	struct meta *m;
 	const uint8_t *oid; /* the requester */
 	const struct meta_lock_req *req;
-	uint8_t kind;	 /* of the request */
-	bool test_only;	 /* keep not the requester's own */
+	uint8_t kind;    /* of the request */
+	bool test_only;  /* keep not the requester's own */
 	struct lrec own; /* the requester's record, if found */
 	bool have_own;
 	struct conflict c[LK_CONFLICTS];
@@ -749,7 +749,7 @@ struct lock_op {
 	uint8_t kind;
 	const struct meta_lock_owner *owner;
 	const struct meta_lock_req *req; /* what to grant */
-	uint64_t start, end;		 /* ranges to release */
+	uint64_t start, end;             /* ranges to release */
 	uint8_t oid[LOCK_ID], cid[LOCK_ID];
 	struct meta_lock_result *res;
 };
@@ -776,8 +776,8 @@ ranges_grant(struct lrec *x, const struct meta_lock_req *r, uint32_t epoch,
 {
 	bool renew;
 
-	res->had = ranges_cover(x, r->start, r->end, r->exclusive, epoch,
-				&renew);
+	res->had =
+		ranges_cover(x, r->start, r->end, r->exclusive, epoch, &renew);
 	if (res->had && !renew)
 		return false;
 	res->released = ranges_downgrade(x, r->start, r->end, r->exclusive);
@@ -797,7 +797,7 @@ share_grant(struct lrec *x, bool held, const struct meta_lock_req *r,
 	if (res->had)
 		return false;
 	res->released =
-	    held && ((x->mode & ~r->mode) || (x->access & ~r->access));
+		held && ((x->mode & ~r->mode) || (x->access & ~r->access));
 	x->mode = r->mode;
 	x->access = r->access;
 	x->epoch = epoch;
@@ -811,7 +811,7 @@ grant_txn(struct mtxn *t, void *arg)
 	struct lock_op *op = arg;
 	const struct meta_lock_req *r = op->req;
 	struct iscan s = {
-	    .m = t->m, .oid = op->oid, .req = r, .kind = op->kind};
+		.m = t->m, .oid = op->oid, .req = r, .kind = op->kind};
 	struct meta_lock_client c;
 	uint64_t old;
 	bool change;
@@ -831,8 +831,8 @@ grant_txn(struct mtxn *t, void *arg)
 		s.own.state = (uint32_t)r->where->state;
 	old = meta_lk_rec_count(&s.own);
 	change = op->kind == KIND_RANGES
-		     ? ranges_grant(&s.own, r, c.epoch, op->res)
-		     : share_grant(&s.own, s.have_own, r, c.epoch, op->res);
+			 ? ranges_grant(&s.own, r, c.epoch, op->res)
+			 : share_grant(&s.own, s.have_own, r, c.epoch, op->res);
 	if (!change)
 		goto out;
 	rc = check_bounds(t, op->cid, r,
@@ -900,8 +900,8 @@ release_txn(struct mtxn *t, void *arg)
 }
 
 static int
-grant(struct meta *m, uint8_t kind, uint64_t ino,
-      const struct meta_lock_req *r, struct meta_lock_result *res)
+grant(struct meta *m, uint8_t kind, uint64_t ino, const struct meta_lock_req *r,
+      struct meta_lock_result *res)
 {
 	struct lock_op op;
 

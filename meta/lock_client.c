@@ -20,10 +20,10 @@
 /* ---- client-wide sweeps -------------------------------------------------- */
 
 enum sweep_mode {
-	SW_ALL,		/* drop every record */
-	SW_STATE,	/* drop records of another NSM state */
+	SW_ALL,         /* drop every record */
+	SW_STATE,       /* drop records of another NSM state */
 	SW_UNRECLAIMED, /* drop ranges and shares of an older epoch */
-	SW_COUNT,	/* count those, change nothing */
+	SW_COUNT,       /* count those, change nothing */
 };
 
 struct sweep {
@@ -32,7 +32,7 @@ struct sweep {
 	uint32_t keep_state;
 	uint32_t epoch;
 	uint8_t cid[LOCK_ID]; /* the client */
-	uint64_t n;	      /* records dropped, or ranges counted */
+	uint64_t n;           /* records dropped, or ranges counted */
 	/* the index entries of one batch */
 	uint64_t ino[LK_BATCH];
 	uint8_t oid[LK_BATCH][LOCK_ID];
@@ -147,8 +147,8 @@ sweep_txn(struct mtxn *t, void *arg)
 		old = meta_lk_rec_count(&x);
 		d = sweep_rec(s, &x, &changed);
 		s->n += s->mode == SW_COUNT || s->mode == SW_UNRECLAIMED
-			    ? d
-			    : (d > 0);
+				? d
+				: (d > 0);
 		if (changed) {
 			rc = meta_lk_rec_store(t, s->ino[i], s->oid[i], s->cid,
 					       &x, old);
@@ -398,8 +398,8 @@ int
 meta_lock_adopt(struct meta *m, const char *client, size_t len, uint64_t from,
 		uint64_t to, uint64_t grace_until_ns, uint32_t *epoch)
 {
-	struct adopt a = {.from = from, .to = to,
-			  .grace_until_ns = grace_until_ns};
+	struct adopt a = {
+		.from = from, .to = to, .grace_until_ns = grace_until_ns};
 	struct client_op op = {.fn = adopt, .arg = &a};
 	int rc = client_update(m, client, len, &op);
 

@@ -55,25 +55,25 @@
 #include "meta/kv.h"
 #include "meta/meta.h"
 
-#define META_SUB "meta"
-#define META_KEY_MAX (META_VOLNAME_MAX + 2 + 1 + 8 + 1 + META_NAME_MAX + 16)
+#define META_SUB         "meta"
+#define META_KEY_MAX     (META_VOLNAME_MAX + 2 + 1 + 8 + 1 + META_NAME_MAX + 16)
 #define META_TXN_RETRIES 16
-#define META_BATCH 1024          /* ids reserved per counter transaction */
-#define META_LINK_MAX 65000
-#define META_GC_KEYS 512         /* keys purged per meta_gc_next call */
-#define SLICE_REC 24             /* id 8, size 4, off 4, len 4, pos 4 */
-#define COMPACT_TAIL 64          /* records out of order before compaction */
-#define COMPACT_GRACE_S 300      /* L records wait this long */
-#define INODE_VLEN 95
-#define INODE_VLEN_V1 87 /* before the written-bytes field */
+#define META_BATCH       1024 /* ids reserved per counter transaction */
+#define META_LINK_MAX    65000
+#define META_GC_KEYS     512 /* keys purged per meta_gc_next call */
+#define SLICE_REC        24  /* id 8, size 4, off 4, len 4, pos 4 */
+#define COMPACT_TAIL     64  /* records out of order before compaction */
+#define COMPACT_GRACE_S  300 /* L records wait this long */
+#define INODE_VLEN       95
+#define INODE_VLEN_V1    87 /* before the written-bytes field */
 
 /* Counters. */
-#define CNT_NEXT_INO "nextinode"
-#define CNT_NEXT_SLICE "nextslice"
-#define CNT_USED_BYTES "usedbytes"
+#define CNT_NEXT_INO    "nextinode"
+#define CNT_NEXT_SLICE  "nextslice"
+#define CNT_USED_BYTES  "usedbytes"
 #define CNT_USED_INODES "usedinodes"
-#define CNT_PENDING "pendingdelete"
-#define CNT_SESSIONS "sessions"   /* gateway sessions ever started */
+#define CNT_PENDING     "pendingdelete"
+#define CNT_SESSIONS    "sessions" /* gateway sessions ever started */
 /* Bumped by every change of a directory's parent (a rename to another
  * directory, fsck's repair): what meta_getattr_under's cache keys on. */
 #define CNT_DIR_MOVES "dirmoves"
@@ -83,9 +83,9 @@
 /* Volume usage for billing (meta.h, struct meta_usage): exact sizes of
  * files outside and inside the trash, slice bytes in the store, bytes
  * waiting for the deletion job. */
-#define CNT_LOGICAL "logicalbytes"
-#define CNT_STORED "storedbytes"
-#define CNT_TRASH_BYTES "trashbytes"
+#define CNT_LOGICAL       "logicalbytes"
+#define CNT_STORED        "storedbytes"
+#define CNT_TRASH_BYTES   "trashbytes"
 #define CNT_PENDING_BYTES "pendingbytes"
 /* 1: the four above are exact (recount.c); absent: a volume formatted
  * before them, whose counters count only the changes since. */
@@ -97,8 +97,8 @@ struct meta {
 	struct meta_kv *kv;
 	struct meta_settings set;
 	uint8_t pfx[META_VOLNAME_MAX + 1];
-	size_t pfxlen;               /* name + NUL */
-	pthread_mutex_t lock;        /* the id batches below */
+	size_t pfxlen;        /* name + NUL */
+	pthread_mutex_t lock; /* the id batches below */
 	uint64_t ino_next, ino_end;
 	uint64_t slice_next, slice_end;
 	uint64_t compact_grace_ns;   /* how long L records wait */
@@ -116,8 +116,8 @@ struct meta_key {
 /* An inode as stored: public attributes plus what only meta needs. */
 struct inode {
 	struct meta_attr a;
-	uint64_t next_cookie;        /* directories: next entry cookie */
-	bool has_verf;               /* EXCLUSIVE create verifier stored */
+	uint64_t next_cookie; /* directories: next entry cookie */
+	bool has_verf;        /* EXCLUSIVE create verifier stored */
 	uint8_t verf[8];
 };
 
@@ -127,17 +127,17 @@ struct mtxn {
 	struct meta *m;
 	struct meta_kv_txn *kv;
 	bool rdonly;
-	bool lazy;                   /* commit with meta_kv_commit_lazy */
+	bool lazy; /* commit with meta_kv_commit_lazy */
 	int64_t d_bytes, d_inodes, d_pending;
 	/* the usage counters of billing (CNT_LOGICAL...) */
 	int64_t d_logical, d_stored, d_trash, d_pendbytes;
 	/* Quotas (quota.c): 0 not looked at yet, 1 the volume has none,
 	 * 2 it has some; the net charge to each quota touched. */
 	int q_state;
-	bool q_nocheck;              /* charge, never refuse (flushes) */
+	bool q_nocheck; /* charge, never refuse (flushes) */
 	struct meta_quota_delta *qd;
 	size_t nqd, capqd;
-	uint64_t start_ns;           /* tl_mono_ns at begin (meta_txn_stats) */
+	uint64_t start_ns; /* tl_mono_ns at begin (meta_txn_stats) */
 };
 
 /* ---- keys (schema.c) ---- */
@@ -204,7 +204,10 @@ struct meta_kvlist {
 	struct tl_buf b; /* be16 klen, key, be32 vlen, value; repeated */
 	size_t n, max;   /* pairs held, most a scan collects */
 };
-#define META_KVLIST_INIT(max) {TL_BUF_INIT, 0, (max)}
+#define META_KVLIST_INIT(max)                                                  \
+	{                                                                      \
+		TL_BUF_INIT, 0, (max)                                          \
+	}
 /* Replace what l holds with the first l->max pairs of [start, end) in
  * t (end NULL: no bound).  0 or a negative errno. */
 int meta_kvlist_scan(struct meta_kv_txn *t, struct meta_kvlist *l,
@@ -295,7 +298,7 @@ int meta_session_quiet(struct mtxn *t, uint64_t epoch);
 int meta_session_get(struct mtxn *t, uint64_t id, struct meta_session *s);
 /* Decode a G record's value (dump_json.c). */
 int meta_session_decode(uint64_t id, const void *val, size_t len,
-			 struct meta_session *s);
+			struct meta_session *s);
 /* The background-job lease record, or -ENOENT (session.c). */
 int meta_lease_read(struct mtxn *t, struct meta_lease *l);
 
@@ -303,10 +306,10 @@ int meta_lease_read(struct mtxn *t, struct meta_lease *l);
  * pieces of up to 64 KiB; keys without the volume prefix. */
 struct dump_json;
 struct dump_json *meta_dump_json_new(meta_dump_write_fn w, void *arg,
-				struct meta_dump_stats *st);
+				     struct meta_dump_stats *st);
 int meta_dump_json_begin(struct dump_json *j, const struct meta_dump_info *in);
 int meta_dump_json_key(struct dump_json *j, const uint8_t *k, size_t kl,
-		  const uint8_t *v, size_t vl);
+		       const uint8_t *v, size_t vl);
 int meta_dump_json_end(struct dump_json *j);
 void meta_dump_json_free(struct dump_json *j);
 
@@ -318,13 +321,13 @@ int meta_backup_decode(const void *val, size_t len, struct meta_backup *b);
  * must agree: *base is the URL without the option, *vol the name or
  * NULL (both caller-freed). */
 int meta_url_volume(const char *url, const char *volname, char **base,
-	       char **vol, char **err);
+		    char **vol, char **err);
 bool meta_volname_ok(const char *s);
 /* Delete every key of [start, end) in transactions of bounded size;
  * progress (may be NULL) after each with the keys deleted so far. */
 int meta_range_delete(struct meta_kv *kv, const void *start, size_t slen,
-		 const void *end, size_t elen,
-		 void (*progress)(void *arg, uint64_t keys), void *arg);
+		      const void *end, size_t elen,
+		      void (*progress)(void *arg, uint64_t keys), void *arg);
 
 /* quota.c */
 struct meta_quota_delta;
@@ -373,15 +376,15 @@ int meta_trash_guard(struct mtxn *t, const struct inode *d);
 int meta_trash_holds(struct mtxn *t, const struct inode *in);
 /* Whether ino, an entry of dir, is the trash and c may not see it (not
  * root, dir the volume root; c NULL is root). */
-bool meta_trash_hidden(struct mtxn *t, const struct meta_cred *c,
-		       uint64_t dir, uint64_t ino);
+bool meta_trash_hidden(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
+		       uint64_t ino);
 /* v (not a directory) lost its last link, name (len bytes) in directory
  * from: with a trash, link it into the trash instead (*trashed; v is
  * written); otherwise *trashed false and nothing done.  -ENOSR: the
  * trash or the hour's directory is missing; meta_txn_run then ends
  * the transaction, calls meta_trash_prepare and runs it again. */
-int meta_trash_put(struct mtxn *t, uint64_t from, const char *name,
-		   size_t len, struct inode *v, uint64_t now, bool *trashed);
+int meta_trash_put(struct mtxn *t, uint64_t from, const char *name, size_t len,
+		   struct inode *v, uint64_t now, bool *trashed);
 /* Files and bytes (4 KiB-rounded) in the trash, from the usage records
  * of its hour directories. */
 int meta_trash_usage(struct mtxn *t, uint64_t *files, uint64_t *bytes);

@@ -28,13 +28,13 @@
 
 #include "lib/tl.h"
 
-#define META_ROOT_INO 1ULL
-#define META_CHUNK_SIZE (64ULL << 20)      /* 64 MiB chunks */
-#define META_NAME_MAX 255
-#define META_PATH_MAX 4096
-#define META_MAX_FILE_SIZE (1ULL << 50)    /* 1 PiB: larger offsets -EFBIG */
-#define META_NGROUPS_MAX 16
-#define META_VOLNAME_MAX 63
+#define META_ROOT_INO      1ULL
+#define META_CHUNK_SIZE    (64ULL << 20) /* 64 MiB chunks */
+#define META_NAME_MAX      255
+#define META_PATH_MAX      4096
+#define META_MAX_FILE_SIZE (1ULL << 50) /* 1 PiB: larger offsets -EFBIG */
+#define META_NGROUPS_MAX   16
+#define META_VOLNAME_MAX   63
 
 /* File types.  The numbers are stored in inode records, directory
  * entries and the readdir index: part of the schema, never renumbered. */
@@ -62,18 +62,18 @@ struct meta_cred {
 
 struct meta_attr {
 	uint64_t ino;
-	uint32_t gen;        /* generation, random at creation */
-	uint8_t type;        /* enum meta_type */
-	uint32_t mode;       /* permission bits and suid/sgid/sticky (07777) */
+	uint32_t gen;  /* generation, random at creation */
+	uint8_t type;  /* enum meta_type */
+	uint32_t mode; /* permission bits and suid/sgid/sticky (07777) */
 	uint32_t nlink;
 	uint32_t uid, gid;
-	uint64_t size;       /* bytes; for symlinks the target length */
-	uint64_t written;    /* regular files: bytes of data stored, at most
+	uint64_t size;    /* bytes; for symlinks the target length */
+	uint64_t written; /* regular files: bytes of data stored, at most
 				size rounded up to 4 KiB (holes are not
 				stored): the figure behind st_blocks / du */
 	uint32_t rdev_major, rdev_minor;
 	uint64_t atime_ns, mtime_ns, ctime_ns;
-	uint64_t parent;     /* directory: its parent; others: last linked dir */
+	uint64_t parent; /* directory: its parent; others: last linked dir */
 };
 
 /* What an operation found before it changed an inode: its size and
@@ -86,13 +86,13 @@ struct meta_pre_attr {
 struct meta_settings {
 	char name[META_VOLNAME_MAX + 1];
 	uint8_t uuid[16];
-	uint8_t secret[32];     /* per-volume MAC key for file handles */
-	uint32_t block_size;    /* bytes, power of two, 64 KiB .. 16 MiB */
+	uint8_t secret[32];  /* per-volume MAC key for file handles */
+	uint32_t block_size; /* bytes, power of two, 64 KiB .. 16 MiB */
 	uint32_t trash_days;
-	uint64_t capacity;      /* bytes, 0 = unlimited */
-	uint64_t max_inodes;    /* 0 = unlimited */
-	uint64_t ctime_ns;      /* when formatted */
-	char storage[1024];     /* object store URL */
+	uint64_t capacity;   /* bytes, 0 = unlimited */
+	uint64_t max_inodes; /* 0 = unlimited */
+	uint64_t ctime_ns;   /* when formatted */
+	char storage[1024];  /* object store URL */
 };
 
 struct meta_format_opts {
@@ -102,7 +102,7 @@ struct meta_format_opts {
 	uint32_t trash_days;
 	uint64_t capacity;
 	uint64_t max_inodes;
-	bool force;            /* replace an existing volume of that name */
+	bool force; /* replace an existing volume of that name */
 };
 
 struct meta;
@@ -112,8 +112,7 @@ struct meta;
  * deletes its metadata first; its objects are the caller's business).
  * err (may be NULL) receives a message; caller frees.  A "volume=NAME"
  * option in url (below) must name o->name. */
-int meta_format(const char *url, const struct meta_format_opts *o,
-		char **err);
+int meta_format(const char *url, const struct meta_format_opts *o, char **err);
 
 /* Open the volume at url.  The volume is named by volname or by a
  * "volume=NAME" option of the URL ("lmdb:///d?volume=v", combined with
@@ -132,7 +131,8 @@ int meta_destroy(struct meta *m, void (*progress)(void *arg, uint64_t keys),
 		 void *arg);
 
 /* Flags of meta_open_flags. */
-#define META_OPEN_RDONLY 0x1u /* create and write nothing (read-only
+#define META_OPEN_RDONLY                                                       \
+	0x1u /* create and write nothing (read-only
 				 commands): a missing engine is -ENOENT,
 				 any write -EROFS */
 int meta_open_flags(const char *url, const char *volname, unsigned flags,
@@ -163,10 +163,10 @@ void meta_txn_stats(struct meta_txn_stats *out);
 
 /* Usage for FSSTAT and `tessera status`. */
 struct meta_usage {
-	uint64_t used_bytes;   /* sum of 4 KiB-rounded sizes of regular files */
+	uint64_t used_bytes; /* sum of 4 KiB-rounded sizes of regular files */
 	uint64_t used_inodes;
-	uint64_t capacity;     /* 0 = unlimited */
-	uint64_t max_inodes;   /* 0 = unlimited */
+	uint64_t capacity;       /* 0 = unlimited */
+	uint64_t max_inodes;     /* 0 = unlimited */
 	uint64_t pending_delete; /* files and slices waiting for gc */
 	/* Volume usage for reconciling bills (counters kept in the
 	 * transactions that change them; `tessera fsck` recomputes them):
@@ -253,9 +253,9 @@ struct meta_backlog {
 				 period (L) */
 	uint64_t grace_bytes;
 	uint64_t grace_oldest_ns; /* when the oldest was dropped; 0: none */
-	uint64_t grace_ns;    /* the grace period of this volume */
-	uint64_t trash_files; /* files in the trash (usage of its hours) */
-	uint64_t trash_bytes; /* their sizes, 4 KiB-rounded */
+	uint64_t grace_ns;        /* the grace period of this volume */
+	uint64_t trash_files;     /* files in the trash (usage of its hours) */
+	uint64_t trash_bytes;     /* their sizes, 4 KiB-rounded */
 };
 int meta_backlog(struct meta *m, struct meta_backlog *b);
 
@@ -326,9 +326,9 @@ void meta_trash_hour_name(uint64_t ns, char *buf, size_t len);
 
 /* ---- permission helper (pure) -------------------------------------------- */
 
-#define META_MAY_READ 4
+#define META_MAY_READ  4
 #define META_MAY_WRITE 2
-#define META_MAY_EXEC 1
+#define META_MAY_EXEC  1
 /* Returns the subset of want (META_MAY_*) that cred may do on attr. */
 unsigned meta_access(const struct meta_attr *a, const struct meta_cred *c,
 		     unsigned want);
@@ -358,17 +358,18 @@ int meta_lookup(struct meta *m, const struct meta_cred *c, uint64_t dir,
 /* Resolve an absolute path in the volume ("/", "/a/b") as root. */
 int meta_resolve(struct meta *m, const char *path, uint64_t *ino);
 
-int meta_readlink(struct meta *m, uint64_t ino, char **target); /* caller frees */
+int meta_readlink(struct meta *m, uint64_t ino,
+		  char **target); /* caller frees */
 
-#define META_SET_MODE (1u << 0)
-#define META_SET_UID (1u << 1)
-#define META_SET_GID (1u << 2)
-#define META_SET_SIZE (1u << 3)
-#define META_SET_ATIME (1u << 4)     /* to atime_ns */
+#define META_SET_MODE      (1u << 0)
+#define META_SET_UID       (1u << 1)
+#define META_SET_GID       (1u << 2)
+#define META_SET_SIZE      (1u << 3)
+#define META_SET_ATIME     (1u << 4) /* to atime_ns */
 #define META_SET_ATIME_NOW (1u << 5)
-#define META_SET_MTIME (1u << 6)
+#define META_SET_MTIME     (1u << 6)
 #define META_SET_MTIME_NOW (1u << 7)
-#define META_SET_GUARD (1u << 8)     /* fail -TL_ENOTSYNC unless ctime matches */
+#define META_SET_GUARD     (1u << 8) /* fail -TL_ENOTSYNC unless ctime matches */
 /* What a WRITE by the caller does to the mode (Linux file_remove_privs):
  * see meta_kills_privs.  Needs what a write needs, ownership or write
  * permission; changes nothing (not even ctime) when there is nothing to
@@ -428,14 +429,14 @@ enum meta_create_how {
 };
 
 struct meta_new {
-	uint8_t type;           /* enum meta_type */
-	uint32_t mode;          /* 07777 bits (no umask applied here) */
-	uint32_t uid, gid;      /* owner; gid is replaced by the directory's
+	uint8_t type;      /* enum meta_type */
+	uint32_t mode;     /* 07777 bits (no umask applied here) */
+	uint32_t uid, gid; /* owner; gid is replaced by the directory's
 				   when the directory has S_ISGID */
 	uint32_t rdev_major, rdev_minor;
-	const char *target;     /* META_LNK: the symlink target */
+	const char *target; /* META_LNK: the symlink target */
 	enum meta_create_how how;
-	uint8_t verf[8];        /* META_EXCLUSIVE */
+	uint8_t verf[8]; /* META_EXCLUSIVE */
 };
 
 /* Create name in dir.  On success *ino and *attr describe the new (or, for
@@ -513,9 +514,8 @@ struct meta_slice {
  * keeps a bounded list.  Slices no record names any more are released
  * after a grace period (meta_set_compact_grace), so reads that planned
  * with the old list still find their objects. */
-int meta_read_chunk(struct meta *m, uint64_t ino, uint32_t chunk,
-		    uint32_t from, uint32_t to, struct meta_slice **out,
-		    size_t *n);
+int meta_read_chunk(struct meta *m, uint64_t ino, uint32_t chunk, uint32_t from,
+		    uint32_t to, struct meta_slice **out, size_t *n);
 
 /* Data compaction: replace the records of a chunk, read (whole, with
  * meta_read_chunk) as old[0..n), by nw[0..nn), records showing the same
@@ -560,7 +560,7 @@ int meta_write_slices(struct meta *m, uint64_t ino,
  * deleted in the transaction that releases it (no R record: there is no
  * object to delete).  Its size is at most META_INLINE_MAX. */
 #define META_SLICE_INLINE ((uint64_t)1 << 63)
-#define META_INLINE_MAX (1u << 20)
+#define META_INLINE_MAX   (1u << 20)
 
 static inline bool
 meta_slice_inline(uint64_t id)
@@ -574,10 +574,9 @@ meta_slice_inline(uint64_t id)
  * the call.  -EINVAL for an id without the flag or len 0 or past
  * META_INLINE_MAX. */
 int meta_write_inline(struct meta *m, uint64_t ino,
-		      const struct meta_slice_write *w, size_t n,
-		      uint64_t id, const void *data, uint32_t len,
-		      uint64_t mtime_ns, struct meta_attr *post,
-		      uint32_t *records);
+		      const struct meta_slice_write *w, size_t n, uint64_t id,
+		      const void *data, uint32_t len, uint64_t mtime_ns,
+		      struct meta_attr *post, uint32_t *records);
 /* Whether inline data may still grow the metadata: false once an LMDB
  * engine's map is half used (pages ever used, free ones included), so
  * the other half stays for the metadata proper (a full map refuses
@@ -624,7 +623,8 @@ void meta_set_compact_grace(struct meta *m, uint64_t ns);
  * checked when it arrives (meta_quota_write_room).  Usage is kept with
  * commutative adds at every change, so reading it costs one get.
  */
-#define META_QUOTA_MOVE_MAX 100000 /* entries a directory rename across
+#define META_QUOTA_MOVE_MAX                                                    \
+	100000 /* entries a directory rename across
 				      quotas may carry; more: -EXDEV */
 struct meta_quota {
 	uint64_t ino;
@@ -659,12 +659,12 @@ int meta_quota_list(struct meta *m, meta_quota_cb cb, void *arg);
 int meta_quota_inos(struct meta *m, uint64_t **inos, size_t *n);
 
 struct meta_quota_fix {
-	struct meta_quota q;                 /* as recorded before */
-	uint64_t actual_bytes, actual_inodes; /* counted from the inodes */
+	struct meta_quota q;                   /* as recorded before */
+	uint64_t actual_bytes, actual_inodes;  /* counted from the inodes */
 	uint64_t actual_logical, actual_trash; /* and the T records */
-	uint64_t entries;                    /* entries looked at */
-	bool drift;                          /* recorded != counted */
-	bool repaired;                       /* and the record rewritten */
+	uint64_t entries;                      /* entries looked at */
+	bool drift;                            /* recorded != counted */
+	bool repaired;                         /* and the record rewritten */
 };
 /* Count the usage and figures of ino's tree from its inodes (and the
  * trash's records of where files came from), in one transaction (a
@@ -711,8 +711,7 @@ int meta_subdirs(struct meta *m, uint64_t dir, uint64_t after,
  * a hole).  Non-zero from cb stops (returned when negative). */
 typedef int (*meta_chunk_cb)(void *arg, uint32_t chunk,
 			     const struct meta_slice *s, size_t n);
-int meta_file_chunks(struct meta *m, uint64_t ino, meta_chunk_cb cb,
-		     void *arg);
+int meta_file_chunks(struct meta *m, uint64_t ino, meta_chunk_cb cb, void *arg);
 
 /* ---- consistency check (fsck.c) -------------------------------------------
  *
@@ -736,19 +735,19 @@ int meta_file_chunks(struct meta *m, uint64_t ino, meta_chunk_cb cb,
  * gateways_ok).
  */
 enum meta_fsck_cat {
-	META_FSCK_BAD_RECORD,   /* undecodable key or value */
-	META_FSCK_DANGLING,     /* dentry naming a missing inode */
-	META_FSCK_TYPE,         /* dentry type differs from the inode's */
-	META_FSCK_NLINK,        /* nlink differs from the dentries counted */
-	META_FSCK_ORPHAN,       /* inode no dentry names (not the root) */
-	META_FSCK_PARENT,       /* parent pointer names no directory of it */
-	META_FSCK_INDEX,        /* readdir index O<cookie> vs dentries */
-	META_FSCK_USAGE,        /* directory usage U<dir> */
-	META_FSCK_COUNTERS,     /* volume used bytes / inodes / pending */
-	META_FSCK_REFCOUNT,     /* K<slice> vs references in chunks */
-	META_FSCK_PENDING,      /* deletion records of live data */
-	META_FSCK_LEAK,         /* data of no inode, slices of nothing */
-	META_FSCK_BLOCKS,       /* blocks missing or of the wrong size */
+	META_FSCK_BAD_RECORD, /* undecodable key or value */
+	META_FSCK_DANGLING,   /* dentry naming a missing inode */
+	META_FSCK_TYPE,       /* dentry type differs from the inode's */
+	META_FSCK_NLINK,      /* nlink differs from the dentries counted */
+	META_FSCK_ORPHAN,     /* inode no dentry names (not the root) */
+	META_FSCK_PARENT,     /* parent pointer names no directory of it */
+	META_FSCK_INDEX,      /* readdir index O<cookie> vs dentries */
+	META_FSCK_USAGE,      /* directory usage U<dir> */
+	META_FSCK_COUNTERS,   /* volume used bytes / inodes / pending */
+	META_FSCK_REFCOUNT,   /* K<slice> vs references in chunks */
+	META_FSCK_PENDING,    /* deletion records of live data */
+	META_FSCK_LEAK,       /* data of no inode, slices of nothing */
+	META_FSCK_BLOCKS,     /* blocks missing or of the wrong size */
 	META_FSCK_NCAT
 };
 
@@ -818,8 +817,8 @@ void meta_slice_set_free(struct meta_slice_set *s);
  * and tesserad read back to tell that an object store holds this
  * volume's data.  *n 0: the first million inodes reference no slice.
  * Cost: two seeks per inode looked at. */
-int meta_sample_slices(struct meta *m, struct meta_slice_ref *out,
-		       size_t max, size_t *n);
+int meta_sample_slices(struct meta *m, struct meta_slice_ref *out, size_t max,
+		       size_t *n);
 
 /* The slice-id counter: every id handed out so far (by any gateway,
  * batches included) is below *next. */
@@ -851,21 +850,21 @@ int meta_set_storage(struct meta *m, const char *url);
  * session id, and a lease whose holder's session is stale or gone is
  * taken over.
  */
-#define META_SESSION_STR 64
-#define META_SESSION_TTL_MIN 3     /* seconds */
+#define META_SESSION_STR         64
+#define META_SESSION_TTL_MIN     3 /* seconds */
 #define META_SESSION_TTL_DEFAULT 60
 
 struct meta_session {
 	uint64_t id;
-	uint64_t start_ns;       /* when the gateway started serving */
-	uint64_t heartbeat_ns;   /* last renewal */
-	uint64_t seq;            /* renewals so far */
-	uint32_t ttl_s;          /* stale when the heartbeat is older */
+	uint64_t start_ns;     /* when the gateway started serving */
+	uint64_t heartbeat_ns; /* last renewal */
+	uint64_t seq;          /* renewals so far */
+	uint32_t ttl_s;        /* stale when the heartbeat is older */
 	uint32_t pid;
 	char host[META_SESSION_STR];    /* gethostname() */
 	char addr[META_SESSION_STR];    /* NFS listen address, ADDR:PORT */
 	char version[META_SESSION_STR]; /* tesserad's PACKAGE_VERSION */
-	uint32_t compact_queued; /* chunks queued for compaction there */
+	uint32_t compact_queued;        /* chunks queued for compaction there */
 };
 
 /* Whether s renewed its heartbeat within its ttl, at now_ns. */
@@ -945,11 +944,11 @@ enum meta_stall_reason {
 	META_STALL_HOLDER,    /* the holder does not shrink the backlog */
 };
 struct meta_stall {
-	bool sampled;         /* a sample exists (w is valid) */
+	bool sampled; /* a sample exists (w is valid) */
 	struct meta_bgwatch w;
-	bool holder_live;     /* a gateway with a live session holds it */
+	bool holder_live; /* a gateway with a live session holds it */
 	uint64_t now_ns;
-	uint64_t flat_ns;     /* how long the backlog has not shrunk */
+	uint64_t flat_ns; /* how long the backlog has not shrunk */
 	enum meta_stall_reason reason;
 };
 /* Items of the backlog the jobs can work on now (one read transaction). */
@@ -997,16 +996,17 @@ int meta_bgjob_stall(struct meta *m, struct meta_stall *st);
  * detection, so concurrent requests on several gateways may pass a
  * bound by as many as run at once).
  */
-#define META_LOCK_STR_MAX 1024 /* client name, owner handle: NLM's
+#define META_LOCK_STR_MAX                                                      \
+	1024                  /* client name, owner handle: NLM's
 				  LM_MAXSTRLEN and MAXNETOBJ_SZ */
-#define META_LOCK_ADDR_MAX 64  /* an address as text */
-#define META_LOCK_EOF UINT64_MAX
+#define META_LOCK_ADDR_MAX 64 /* an address as text */
+#define META_LOCK_EOF      UINT64_MAX
 
 struct meta_lock_owner {
 	const char *client; /* NLM caller_name, client_len bytes */
 	size_t client_len;
-	uint32_t svid;	    /* byte-range locks only */
-	const void *oh;	    /* owner handle, oh_len bytes */
+	uint32_t svid;  /* byte-range locks only */
+	const void *oh; /* owner handle, oh_len bytes */
 	size_t oh_len;
 };
 
@@ -1016,26 +1016,26 @@ struct meta_lock_where {
 	const char *addr;  /* the client's address, as text */
 	const char *local; /* the gateway's address the client reached */
 	uint64_t session;  /* the gateway session serving the client */
-	int32_t state;	   /* the client's NSM state */
+	int32_t state;     /* the client's NSM state */
 };
 
 struct meta_lock_req {
 	struct meta_lock_owner owner;
-	uint64_t start, end;   /* byte-range locks: [start, end) */
+	uint64_t start, end; /* byte-range locks: [start, end) */
 	bool exclusive;
-	bool reclaim;	       /* renews an unreclaimed lock (and takes it
+	bool reclaim;          /* renews an unreclaimed lock (and takes it
 				  like any other request otherwise) */
 	uint32_t mode, access; /* shares: deny mode and access, bits
 				  1 read, 2 write */
 	const struct meta_lock_where *where; /* NULL: record unchanged */
-	uint64_t max_client;		     /* bounds, 0: none */
+	uint64_t max_client;                 /* bounds, 0: none */
 	uint64_t max_total;
 };
 
 /* What keeps a request from being granted. */
 struct meta_lock_holder {
 	bool exclusive;
-	bool share;	 /* a share reservation (mode, access) */
+	bool share;      /* a share reservation (mode, access) */
 	bool recovering; /* unreclaimed, its client in grace */
 	uint32_t svid;
 	uint64_t start, end;
@@ -1060,8 +1060,8 @@ int meta_lock(struct meta *m, uint64_t ino, const struct meta_lock_req *r,
 	      struct meta_lock_result *res);
 /* Whether r's range (r->exclusive) could be locked by r's owner: 0 or
  * -EBUSY with res->holder.  Read-only; where and bounds are ignored. */
-int meta_lock_test(struct meta *m, uint64_t ino,
-		   const struct meta_lock_req *r, struct meta_lock_result *res);
+int meta_lock_test(struct meta *m, uint64_t ino, const struct meta_lock_req *r,
+		   struct meta_lock_result *res);
 /* Release [start, end) of what o holds on ino; 0 also when it held
  * nothing there (res->released says whether it did). */
 int meta_unlock(struct meta *m, uint64_t ino, const struct meta_lock_owner *o,
@@ -1070,8 +1070,7 @@ int meta_unlock(struct meta *m, uint64_t ino, const struct meta_lock_owner *o,
  * share of the same owner replaces the old one.  -EBUSY on conflict. */
 int meta_share(struct meta *m, uint64_t ino, const struct meta_lock_req *r,
 	       struct meta_lock_result *res);
-int meta_unshare(struct meta *m, uint64_t ino,
-		 const struct meta_lock_owner *o,
+int meta_unshare(struct meta *m, uint64_t ino, const struct meta_lock_owner *o,
 		 struct meta_lock_result *res);
 
 /* Called for each inode where a client-wide call released something. */
@@ -1091,10 +1090,10 @@ struct meta_lock_client {
 	char addr[META_LOCK_ADDR_MAX], local[META_LOCK_ADDR_MAX];
 	uint64_t session;
 	int32_t state;
-	uint32_t epoch;		 /* recovery epoch */
+	uint32_t epoch;          /* recovery epoch */
 	uint64_t grace_until_ns; /* wall clock; 0: not in grace */
-	bool notified;		 /* told to reclaim in this epoch */
-	uint64_t held;		 /* ranges and shares it holds */
+	bool notified;           /* told to reclaim in this epoch */
+	uint64_t held;           /* ranges and shares it holds */
 };
 typedef int (*meta_lock_client_cb)(void *arg, const struct meta_lock_client *c);
 /* Every client record, in no useful order; non-zero from cb stops
@@ -1170,8 +1169,7 @@ int meta_lock_list(struct meta *m, uint64_t ino, meta_lock_info_cb cb,
 /* Where the bytes of a dump go, and where they come from (*got 0: the
  * end).  0 or a negative errno, which stops the call. */
 typedef int (*meta_dump_write_fn)(void *arg, const void *buf, size_t len);
-typedef int (*meta_dump_read_fn)(void *arg, void *buf, size_t cap,
-				 size_t *got);
+typedef int (*meta_dump_read_fn)(void *arg, void *buf, size_t cap, size_t *got);
 
 struct meta_dump_stats {
 	uint64_t records;      /* records, header and end included */
@@ -1180,7 +1178,7 @@ struct meta_dump_stats {
 	uint64_t stream_bytes; /* bytes written or read (compressed when
 				  the stream is) */
 	uint64_t inodes, dirs, dentries, chunks;
-	uint64_t sessions;     /* G records (load: dropped) */
+	uint64_t sessions;       /* G records (load: dropped) */
 	uint64_t snapshot_bytes; /* the engine copy dumped from; 0: none */
 };
 
@@ -1188,26 +1186,26 @@ struct meta_dump_stats {
 struct meta_dump_info {
 	char volume[META_VOLNAME_MAX + 1];
 	uint8_t uuid[16];
-	uint64_t created_ns;   /* when the snapshot was taken */
-	uint64_t version;      /* the engine's id of that state, 0 unknown */
-	char engine[16];       /* "lmdb", "raft" */
-	char tessera[32];      /* version of the tessera that wrote it */
-	bool copy;             /* read from a copy, not the live engine */
-	bool zstd;             /* the stream was compressed */
-	unsigned format;       /* format version */
+	uint64_t created_ns; /* when the snapshot was taken */
+	uint64_t version;    /* the engine's id of that state, 0 unknown */
+	char engine[16];     /* "lmdb", "raft" */
+	char tessera[32];    /* version of the tessera that wrote it */
+	bool copy;           /* read from a copy, not the live engine */
+	bool zstd;           /* the stream was compressed */
+	unsigned format;     /* format version */
 };
 
 struct meta_dump_opts {
-	bool json;             /* readable JSON instead of the binary form
+	bool json;      /* readable JSON instead of the binary form
 				  (only meta_dump; nothing loads it) */
-	int zstd_level;        /* binary: compress at this level (1..19),
+	int zstd_level; /* binary: compress at this level (1..19),
 				  0: not compressed */
 	/* Read the live engine in one read transaction instead of a copy
 	 * (meta_kv_snapshot): needs no temporary space, but the read
 	 * transaction lasts as long as the dump, and LMDB's map grows by
 	 * what is written meanwhile. */
 	bool direct;
-	const char *tmpdir;    /* for the copy; NULL: $TMPDIR or /var/tmp */
+	const char *tmpdir; /* for the copy; NULL: $TMPDIR or /var/tmp */
 	/* Called every few thousand keys (may be NULL). */
 	void (*progress)(void *arg, const struct meta_dump_stats *s);
 	void *arg;
@@ -1232,7 +1230,7 @@ int meta_dump_verify(meta_dump_read_fn r, void *rarg,
 		     char **err);
 
 struct meta_load_opts {
-	const char *volume;    /* the dump must be of this volume (NULL:
+	const char *volume; /* the dump must be of this volume (NULL:
 				  any; META_URL?volume= says it too) */
 	/* Clear what an interrupted load left (keys of the volume without
 	 * its registry entry) and load; a registered volume is never
@@ -1240,7 +1238,7 @@ struct meta_load_opts {
 	bool force;
 	void (*progress)(void *arg, const struct meta_dump_stats *s);
 	void *arg;
-	uint32_t batch_keys;   /* keys per transaction at most (0: 20,000;
+	uint32_t batch_keys; /* keys per transaction at most (0: 20,000;
 				  a batch also ends at 4 MiB) */
 };
 
@@ -1269,15 +1267,15 @@ int meta_load(const char *url, const struct meta_load_opts *o,
  */
 #define META_BACKUP_ID_MAX 48
 struct meta_backup {
-	uint64_t snap_ns;      /* when the last backup's snapshot was taken
+	uint64_t snap_ns; /* when the last backup's snapshot was taken
 				  (0: no backup yet) */
-	uint64_t done_ns;      /* when it was complete in the store */
-	uint64_t session;      /* the gateway session that wrote it */
-	uint64_t bytes;        /* its size in the store */
-	uint64_t keys;         /* key records */
+	uint64_t done_ns; /* when it was complete in the store */
+	uint64_t session; /* the gateway session that wrote it */
+	uint64_t bytes;   /* its size in the store */
+	uint64_t keys;    /* key records */
 	char id[META_BACKUP_ID_MAX]; /* its name in the store */
-	uint64_t claim_session; /* a backup being written (0: none) */
-	uint64_t claim_ns;     /* since */
+	uint64_t claim_session;      /* a backup being written (0: none) */
+	uint64_t claim_ns;           /* since */
 };
 
 /* The record; -ENOENT when no gateway ever claimed a backup. */

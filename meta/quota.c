@@ -50,10 +50,10 @@
 
 #include "meta/meta-internal.h"
 
-#define CNT_QUOTAS	"quotas"
+#define CNT_QUOTAS      "quotas"
 #define QUOTA_DEPTH_MAX 100000 /* deeper: a cycle, corrupt metadata */
-#define QUOTA_PROGRESS	4096   /* entries between progress calls */
-#define QUOTA_NEST_MAX	64     /* quotas above a directory, at most */
+#define QUOTA_PROGRESS  4096   /* entries between progress calls */
+#define QUOTA_NEST_MAX  64     /* quotas above a directory, at most */
 
 #define L_FIGURES 0x01 /* L flags: the B record is kept */
 
@@ -135,8 +135,7 @@ limits_get(struct mtxn *t, uint64_t ino, bool *has, struct qlim *l)
 }
 
 static int
-figures_read(struct mtxn *t, uint64_t ino, uint64_t *logical,
-	     uint64_t *trash)
+figures_read(struct mtxn *t, uint64_t ino, uint64_t *logical, uint64_t *trash)
 {
 	struct meta_key k;
 
@@ -314,8 +313,7 @@ meta_quota_logical(struct mtxn *t, uint64_t dir, int64_t delta)
 }
 
 int
-meta_quota_file_move(struct mtxn *t, uint64_t from, uint64_t to,
-		     uint64_t size)
+meta_quota_file_move(struct mtxn *t, uint64_t from, uint64_t to, uint64_t size)
 {
 	int rc;
 
@@ -413,8 +411,7 @@ meta_quota_trash_put(struct mtxn *t, const struct inode *v)
 }
 
 int
-meta_quota_trash_charge(struct mtxn *t, uint64_t ino, int64_t delta,
-			bool drop)
+meta_quota_trash_charge(struct mtxn *t, uint64_t ino, int64_t delta, bool drop)
 {
 	struct charge c = {0, 0, 0, delta};
 	uint64_t q[QUOTA_NEST_MAX];
@@ -767,8 +764,11 @@ meta_quota_set(struct meta *m, const struct meta_quota *q,
 	       void (*progress)(void *arg, uint64_t entries), void *arg,
 	       struct meta_quota *out)
 {
-	struct quota_op o = {.ino = q->ino, .q = q, .out = out,
-			     .progress = progress, .arg = arg};
+	struct quota_op o = {.ino = q->ino,
+			     .q = q,
+			     .out = out,
+			     .progress = progress,
+			     .arg = arg};
 
 	return meta_txn_run(m, false, set_txn, &o);
 }
@@ -996,8 +996,11 @@ meta_quota_check(struct meta *m, uint64_t ino, bool repair,
 		 void (*progress)(void *arg, uint64_t entries), void *arg,
 		 struct meta_quota_fix *fix)
 {
-	struct quota_op o = {.ino = ino, .repair = repair, .fix = fix,
-			     .progress = progress, .arg = arg};
+	struct quota_op o = {.ino = ino,
+			     .repair = repair,
+			     .fix = fix,
+			     .progress = progress,
+			     .arg = arg};
 	int rc;
 
 	memset(fix, 0, sizeof(*fix));
@@ -1022,8 +1025,7 @@ room_cb(struct mtxn *t, void *arg, uint64_t ino, const struct qlim *l)
 		return rc;
 	if (r->bytes > 0 && l->bytes && ub + (uint64_t)r->bytes > l->bytes)
 		return -EDQUOT;
-	if (r->inodes > 0 && l->inodes &&
-	    ui + (uint64_t)r->inodes > l->inodes)
+	if (r->inodes > 0 && l->inodes && ui + (uint64_t)r->inodes > l->inodes)
 		return -EDQUOT;
 	return 0;
 }

@@ -58,8 +58,8 @@ is_shared(const struct recount *r, uint64_t id, uint32_t size)
 	struct meta_slice_ref k = {id, size};
 
 	return r->shared.len > 0 &&
-	       bsearch(&k, r->shared.data, r->shared.len / sizeof(k),
-		       sizeof(k), meta_slice_ref_cmp) != NULL;
+	       bsearch(&k, r->shared.data, r->shared.len / sizeof(k), sizeof(k),
+		       meta_slice_ref_cmp) != NULL;
 }
 
 static bool
@@ -82,8 +82,7 @@ step(struct recount *r)
 }
 
 static int
-hours_cb(void *arg, const void *key, size_t klen, const void *val,
-	 size_t vlen)
+hours_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct recount *r = arg;
 	const uint8_t *v = val;
@@ -183,7 +182,7 @@ recount_cb(void *arg, const void *key, size_t klen, const void *val,
 }
 
 static const char *const recount_names[META_RECOUNT_N] = {
-    CNT_LOGICAL, CNT_STORED, CNT_TRASH_BYTES, CNT_PENDING_BYTES};
+	CNT_LOGICAL, CNT_STORED, CNT_TRASH_BYTES, CNT_PENDING_BYTES};
 
 /* The figures and the counters, in one snapshot. */
 static int
@@ -263,8 +262,12 @@ int
 meta_usage_recount(struct meta *m, meta_recount_pace pace, void *arg,
 		   struct meta_recount *out)
 {
-	struct recount r = {.m = m, .p = m->pfxlen, .pace = pace, .arg = arg,
-			    .hours = TL_BUF_INIT, .shared = TL_BUF_INIT,
+	struct recount r = {.m = m,
+			    .p = m->pfxlen,
+			    .pace = pace,
+			    .arg = arg,
+			    .hours = TL_BUF_INIT,
+			    .shared = TL_BUF_INIT,
 			    .chunk = TL_BUF_INIT};
 	int rc;
 

@@ -118,8 +118,7 @@ is_hour(const struct scan_ctx *c, uint64_t dir)
 /* Every A key: I marks its inode live; A<ino>C<chunk> gives every
  * non-hole slice id of its records. */
 static int
-chunk_cb(void *arg, const void *key, size_t klen, const void *val,
-	 size_t vlen)
+chunk_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct scan_ctx *c = arg;
 	const uint8_t *k = key, *v = val;
@@ -153,8 +152,8 @@ chunk_cb(void *arg, const void *key, size_t klen, const void *val,
 			continue;
 		if (c->ncur == c->curcap) {
 			c->curcap = c->curcap ? 2 * c->curcap : 64;
-			c->cur = tl_realloc(c->cur,
-					    c->curcap * sizeof(*c->cur));
+			c->cur =
+				tl_realloc(c->cur, c->curcap * sizeof(*c->cur));
 		}
 		c->cur[c->ncur++] = id;
 	}
@@ -173,8 +172,7 @@ struct idkeys {
 };
 
 static int
-idkey_cb(void *arg, const void *key, size_t klen, const void *val,
-	 size_t vlen)
+idkey_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct idkeys *s = arg;
 
@@ -200,8 +198,8 @@ int
 meta_scan_slices(struct meta *m, struct meta_slice_sets *sets,
 		 void (*progress)(void *arg, uint64_t chunks), void *arg)
 {
-	struct scan_ctx c = {.m = m, .s = sets, .progress = progress,
-			     .arg = arg};
+	struct scan_ctx c = {
+		.m = m, .s = sets, .progress = progress, .arg = arg};
 	struct idkeys lkeys = {&sets->grace, &c.gracecap, m->pfxlen + 21,
 			       m->pfxlen + 9};
 	struct idkeys rkeys = {&sets->queued, &c.qcap, m->pfxlen + 13,
@@ -319,8 +317,7 @@ struct sample {
 };
 
 static int
-sample_cb(void *arg, const void *key, size_t klen, const void *val,
-	  size_t vlen)
+sample_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct sample *s = arg;
 	const uint8_t *v = val;
@@ -334,8 +331,8 @@ sample_cb(void *arg, const void *key, size_t klen, const void *val,
 		meta_slice_decode(v + i, &sl);
 		/* Inline slices have no object to probe. */
 		if (sl.id != 0 && !meta_slice_inline(sl.id))
-			s->out[s->n++] = (struct meta_slice_ref){sl.id,
-								 sl.size};
+			s->out[s->n++] =
+				(struct meta_slice_ref){sl.id, sl.size};
 	}
 	return s->n == s->max;
 }

@@ -332,8 +332,8 @@ meta_txn_begin(struct meta *m, struct mtxn *t, bool rdonly)
 /* ---- transaction figures (meta_txn_stats) ---- */
 
 const double meta_txn_bucket_s[META_TXN_BUCKETS] = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-    0.01,   0.025,   0.05,   0.1,   0.25,   1,
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+	0.01,   0.025,   0.05,   0.1,   0.25,   1,
 };
 
 static struct {
@@ -342,10 +342,9 @@ static struct {
 	_Atomic uint64_t conflicts, retries;
 } txn_st;
 
-#define TXN_ADD(field, v) \
+#define TXN_ADD(field, v)                                                      \
 	atomic_fetch_add_explicit(&txn_st.field, (v), memory_order_relaxed)
-#define TXN_GET(field) \
-	atomic_load_explicit(&txn_st.field, memory_order_relaxed)
+#define TXN_GET(field) atomic_load_explicit(&txn_st.field, memory_order_relaxed)
 
 static int
 txn_count(const struct mtxn *t, int rc)
@@ -412,8 +411,8 @@ meta_txn_end(struct mtxn *t, int rc)
 	}
 	meta_quota_txn_free(t);
 	if (rc == 0)
-		return txn_count(t, t->lazy ? meta_kv_commit_lazy(t->kv) :
-					      meta_kv_commit(t->kv));
+		return txn_count(t, t->lazy ? meta_kv_commit_lazy(t->kv)
+					    : meta_kv_commit(t->kv));
 	meta_kv_abort(t->kv);
 	return txn_count(t, rc);
 }
@@ -451,8 +450,8 @@ meta_txn_retry(int rc, int *tries)
 }
 
 int
-meta_txn_run(struct meta *m, bool rdonly,
-	     int (*fn)(struct mtxn *t, void *arg), void *arg)
+meta_txn_run(struct meta *m, bool rdonly, int (*fn)(struct mtxn *t, void *arg),
+	     void *arg)
 {
 	struct mtxn t;
 	int rc, tries = 0;
@@ -474,8 +473,7 @@ meta_txn_run(struct meta *m, bool rdonly,
 /* ---- collected scans ------------------------------------------------------ */
 
 static int
-kvlist_cb(void *arg, const void *key, size_t klen, const void *val,
-	  size_t vlen)
+kvlist_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct meta_kvlist *l = arg;
 	uint8_t h[4];
@@ -622,8 +620,8 @@ counter_read(struct mtxn *t, const char *name, uint64_t *v, bool peek)
 	int rc;
 
 	meta_key_counter(t->m, &k, name);
-	rc = peek ? meta_kv_peek(t->kv, k.b, k.len, &val, &vlen) :
-		    meta_kv_get(t->kv, k.b, k.len, &val, &vlen);
+	rc = peek ? meta_kv_peek(t->kv, k.b, k.len, &val, &vlen)
+		  : meta_kv_get(t->kv, k.b, k.len, &val, &vlen);
 	if (rc == -ENOENT) {
 		*v = 0;
 		return 0;
@@ -660,15 +658,14 @@ meta_counter_set(struct mtxn *t, const char *name, uint64_t v)
 }
 
 int
-meta_pair_get(struct mtxn *t, const struct meta_key *k, bool peek,
-	      uint64_t *a, uint64_t *b)
+meta_pair_get(struct mtxn *t, const struct meta_key *k, bool peek, uint64_t *a,
+	      uint64_t *b)
 {
 	const uint8_t *v;
 	size_t vlen;
 	int rc;
 
-	rc = peek ? meta_kv_peek(t->kv, k->b, k->len, (const void **)&v,
-				 &vlen)
+	rc = peek ? meta_kv_peek(t->kv, k->b, k->len, (const void **)&v, &vlen)
 		  : meta_kv_get(t->kv, k->b, k->len, (const void **)&v, &vlen);
 	*a = *b = 0;
 	if (rc == -ENOENT)
@@ -756,8 +753,7 @@ struct links_scan {
 };
 
 static int
-links_cb(void *arg, const void *key, size_t klen, const void *val,
-	 size_t vlen)
+links_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct links_scan *l = arg;
 

@@ -43,22 +43,22 @@
 #include "meta/meta-internal.h"
 
 #define SESSION_VERSION 1
-#define SESSION_FIXED (1 + 8 + 8 + 8 + 4 + 4)
-#define SESSION_VMAX (SESSION_FIXED + 3 * (1 + META_SESSION_STR) + 4)
-#define LEASE_VERSION 1
-#define LEASE_VLEN (1 + 8 + 8)
+#define SESSION_FIXED   (1 + 8 + 8 + 8 + 4 + 4)
+#define SESSION_VMAX    (SESSION_FIXED + 3 * (1 + META_SESSION_STR) + 4)
+#define LEASE_VERSION   1
+#define LEASE_VLEN      (1 + 8 + 8)
 
 struct meta_session_keeper {
 	struct meta *m;
 	struct meta_session s; /* as last written */
 	pthread_t thread;
-	bool running;          /* thread started */
+	bool running; /* thread started */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
-	bool kick;             /* renew now (the lease is wanted) */
-	bool failing;          /* the last renewal failed (logged once) */
-	_Atomic bool want_lease;  /* take the background-job lease */
+	bool kick;                   /* renew now (the lease is wanted) */
+	bool failing;                /* the last renewal failed (logged once) */
+	_Atomic bool want_lease;     /* take the background-job lease */
 	_Atomic uint64_t held_until; /* tl_mono_ns() up to which the lease
 					 is ours; 0: not held */
 	/* what the heartbeat records of the gateway's jobs */
@@ -98,8 +98,7 @@ session_encode(const struct meta_session *s, uint8_t *v)
 }
 
 static int
-session_decode(uint64_t id, const void *val, size_t len,
-	       struct meta_session *s)
+session_decode(uint64_t id, const void *val, size_t len, struct meta_session *s)
 {
 	const uint8_t *p = val, *end = p + len;
 	char *strs[3];
@@ -151,7 +150,7 @@ meta_session_get(struct mtxn *t, uint64_t id, struct meta_session *s)
 
 int
 meta_session_decode(uint64_t id, const void *val, size_t len,
-		     struct meta_session *s)
+		    struct meta_session *s)
 {
 	return session_decode(id, val, len, s);
 }
@@ -188,10 +187,10 @@ session_scan_cb(void *arg, const void *key, size_t klen, const void *val,
 	const uint8_t *k = key;
 
 	/* <vol>\0G<id>: the id is the last 8 bytes. */
-	if (klen < 9 || session_decode(tl_get_be64(k + klen - 8), val, vlen,
-				       &s) < 0) {
+	if (klen < 9 ||
+	    session_decode(tl_get_be64(k + klen - 8), val, vlen, &s) < 0) {
 		tl_warn(META_SUB, "an unreadable gateway session record; "
-			"skipped");
+				  "skipped");
 		return 0;
 	}
 	sc->rc = sc->cb(sc->arg, &s);
@@ -207,8 +206,7 @@ session_scan(struct mtxn *t, meta_session_cb cb, void *arg)
 
 	meta_key_tag(t->m, &s, 'G');
 	meta_key_tag(t->m, &e, 'H');
-	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, session_scan_cb,
-			  &sc);
+	rc = meta_kv_scan(t->kv, s.b, s.len, e.b, e.len, session_scan_cb, &sc);
 	return rc ? rc : (sc.rc < 0 ? sc.rc : 0);
 }
 
@@ -240,10 +238,11 @@ purge_cb(void *arg, const struct meta_session *s)
 
 	if (meta_session_live(s, p->now) || p->n == PURGE_MAX)
 		return 0;
-	tl_notice(META_SUB, "removing the stale session of gateway %s (%s, "
+	tl_notice(META_SUB,
+		  "removing the stale session of gateway %s (%s, "
 		  "pid %u, version %s): no heartbeat for %llu s, it was "
-		  "stopped without a clean shutdown", s->host, s->addr,
-		  s->pid, s->version,
+		  "stopped without a clean shutdown",
+		  s->host, s->addr, s->pid, s->version,
 		  (unsigned long long)((p->now - s->heartbeat_ns) /
 				       1000000000ULL));
 	p->ids[p->n++] = s->id;
@@ -276,7 +275,7 @@ lease_read(struct mtxn *t, struct meta_lease *l)
 	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
 	if (rc == 0 && lease_decode(v, vlen, l) < 0) {
 		tl_warn(META_SUB, "an unreadable background-job lease record; "
-			"taken as free");
+				  "taken as free");
 		rc = -ENOENT;
 	}
 	return rc;
@@ -322,9 +321,11 @@ lease_claim(struct mtxn *t, const struct meta_session *s, bool *held)
 		if (rc == 0 && meta_session_live(&h, now))
 			return 0; /* held by a live gateway */
 		if (rc == 0) {
-			tl_notice(META_SUB, "taking the background jobs over "
+			tl_notice(META_SUB,
+				  "taking the background jobs over "
 				  "from gateway %s (%s, pid %u): no heartbeat "
-				  "for %llu s", h.host, h.addr, h.pid,
+				  "for %llu s",
+				  h.host, h.addr, h.pid,
 				  (unsigned long long)((now - h.heartbeat_ns) /
 						       1000000000ULL));
 			rc = -ENOENT; /* taken as free */
@@ -384,12 +385,13 @@ lease_note(struct meta_session_keeper *kp, bool held, uint64_t began)
 	uint64_t was = atomic_load(&kp->held_until);
 
 	if (held && was == 0)
-		tl_notice(META_SUB, "this gateway holds the background-job "
+		tl_notice(META_SUB,
+			  "this gateway holds the background-job "
 			  "lease: it runs deletion, compaction and trash "
 			  "expiry for the volume");
 	else if (!held && was != 0)
 		tl_notice(META_SUB, "this gateway no longer holds the "
-			  "background-job lease");
+				    "background-job lease");
 	atomic_store(&kp->held_until,
 		     held ? began + (uint64_t)kp->s.ttl_s * 500000000ULL : 0);
 }
@@ -416,7 +418,7 @@ renew_txn(struct mtxn *t, void *arg)
 	rc = meta_kv_get(t->kv, k.b, k.len, &v, &vlen);
 	if (rc == -ENOENT)
 		tl_warn(META_SUB, "this gateway's session record was "
-			"removed; writing it again");
+				  "removed; writing it again");
 	if (rc == 0 || rc == -ENOENT) {
 		pthread_mutex_lock(&kp->mu);
 		if (kp->probe != NULL)
@@ -475,13 +477,15 @@ keeper_main(void *arg)
 		pthread_mutex_unlock(&kp->mu);
 		rc = session_renew(kp);
 		if (rc && !kp->failing)
-			tl_warn(META_SUB, "gateway session heartbeat: %s; "
+			tl_warn(META_SUB,
+				"gateway session heartbeat: %s; "
 				"retrying (past %u s without one, fsck "
 				"--repair and destroy stop seeing this "
-				"gateway)", strerror(-rc), kp->s.ttl_s);
+				"gateway)",
+				strerror(-rc), kp->s.ttl_s);
 		else if (rc == 0 && kp->failing)
 			tl_notice(META_SUB, "gateway session heartbeat "
-				  "works again");
+					    "works again");
 		kp->failing = rc != 0;
 		/* The stall alarm's sample, once a lease period (bgwatch.c). */
 		if (rc == 0 && beats++ % 6 == 0) {
@@ -533,7 +537,8 @@ meta_session_start(struct meta *m, const char *addr, const char *version,
 		return rc;
 	}
 	kp->running = true;
-	tl_info(META_SUB, "gateway session %016llx recorded (heartbeat "
+	tl_info(META_SUB,
+		"gateway session %016llx recorded (heartbeat "
 		"every %u ms, expires after %u s)",
 		(unsigned long long)kp->s.id, ttl_s * 1000 / 6, ttl_s);
 	*out = kp;
@@ -618,9 +623,10 @@ meta_session_stop(struct meta_session_keeper *kp)
 	}
 	rc = meta_txn_run(kp->m, false, stop_txn, &kp->s);
 	if (rc)
-		tl_warn(META_SUB, "cannot remove the gateway session record "
-			"(%s): it expires in %u s", strerror(-rc),
-			kp->s.ttl_s);
+		tl_warn(META_SUB,
+			"cannot remove the gateway session record "
+			"(%s): it expires in %u s",
+			strerror(-rc), kp->s.ttl_s);
 	pthread_cond_destroy(&kp->cv);
 	pthread_mutex_destroy(&kp->mu);
 	free(kp);

@@ -36,7 +36,7 @@
 #include "meta/meta-internal.h"
 
 #define TRASH_MODE 0555
-#define HOUR_NS (3600ULL * 1000000000ULL)
+#define HOUR_NS    (3600ULL * 1000000000ULL)
 
 int
 meta_trash_ino(struct mtxn *t, uint64_t *ino)
@@ -172,8 +172,8 @@ meta_trash_hour_name(uint64_t ns, char *buf, size_t len)
 /* The hour directory of now, created as newino if missing (newino 0:
  * -ENOSR instead). */
 static int
-trash_hour(struct mtxn *t, struct inode *trash, uint64_t now,
-	   uint64_t newino, struct inode *out)
+trash_hour(struct mtxn *t, struct inode *trash, uint64_t now, uint64_t newino,
+	   struct inode *out)
 {
 	char name[32];
 	uint64_t ino;
@@ -246,9 +246,11 @@ meta_trash_put(struct mtxn *t, uint64_t from, const char *name, size_t len,
 				     strlen(META_TRASH_NAME), NULL, &cino,
 				     NULL);
 		if (rc == 0) {
-			tl_warn(META_SUB, "the volume root holds a /%s that "
+			tl_warn(META_SUB,
+				"the volume root holds a /%s that "
 				"is not the trash: removed files are released "
-				"at once", META_TRASH_NAME);
+				"at once",
+				META_TRASH_NAME);
 			return 0;
 		}
 		return rc == -ENOENT ? -ENOSR : rc; /* meta_trash_prepare */
@@ -259,8 +261,8 @@ meta_trash_put(struct mtxn *t, uint64_t from, const char *name, size_t len,
 		rc = trash_hour(t, &trash, now, 0, &hour);
 	if (rc)
 		return rc;
-	n = snprintf(tname, sizeof(tname), "%" PRIu64 "-%" PRIu64 "-",
-		     from, v->a.ino);
+	n = snprintf(tname, sizeof(tname), "%" PRIu64 "-%" PRIu64 "-", from,
+		     v->a.ino);
 	if ((size_t)n + len > META_NAME_MAX)
 		len = META_NAME_MAX - (size_t)n;
 	memcpy(tname + n, name, len);
@@ -346,8 +348,7 @@ parse_entry(const char *s, uint64_t *parent, const char **name)
 }
 
 int
-meta_trash_list(struct meta *m, uint64_t since_ns, meta_trash_cb cb,
-		void *arg)
+meta_trash_list(struct meta *m, uint64_t since_ns, meta_trash_cb cb, void *arg)
 {
 	struct meta_kvlist hours = META_KVLIST_INIT(0),
 			   ents = META_KVLIST_INIT(0);
@@ -378,9 +379,9 @@ meta_trash_list(struct meta *m, uint64_t since_ns, meta_trash_cb cb,
 				size_t eoff = 0;
 
 				rc = dlist_read(&t, hino, eck, 256, &ents);
-				while (rc == 0 && dlist_next(&ents, &eoff,
-							      &eino, &eck,
-							      ename)) {
+				while (rc == 0 &&
+				       dlist_next(&ents, &eoff, &eino, &eck,
+						  ename)) {
 					struct meta_trash_entry e;
 					struct inode in;
 					const char *on;
@@ -417,8 +418,8 @@ out:
 /* The entry hour/name of the trash: its inode, dentry cookie and hour
  * directory. */
 static int
-entry_get(struct mtxn *t, const char *hour, const char *name,
-	  struct inode *hd, struct inode *in, uint64_t *cookie)
+entry_get(struct mtxn *t, const char *hour, const char *name, struct inode *hd,
+	  struct inode *in, uint64_t *cookie)
 {
 	uint64_t trash, hino, ino;
 	int rc;
@@ -524,8 +525,8 @@ meta_trash_restore(struct meta *m, const char *hour, const char *name,
 
 /* Release entry (ino, cookie, name) of hour directory hd. */
 static int
-release_entry(struct mtxn *t, struct inode *hd, uint64_t ino,
-	      uint64_t cookie, const char *name, struct meta_trash_done *done)
+release_entry(struct mtxn *t, struct inode *hd, uint64_t ino, uint64_t cookie,
+	      const char *name, struct meta_trash_done *done)
 {
 	struct inode in;
 	int64_t bytes;
@@ -637,8 +638,8 @@ expire_txn(struct mtxn *t, void *arg)
 			break;
 		rc = dlist_read(t, hino, 2, left + 1, &ents);
 		eoff = 0;
-		while (rc == 0 && dlist_next(&ents, &eoff, &eino, &eck,
-					     ename)) {
+		while (rc == 0 &&
+		       dlist_next(&ents, &eoff, &eino, &eck, ename)) {
 			struct inode in;
 
 			if (left == 0) {
@@ -670,8 +671,7 @@ int
 meta_trash_expire(struct meta *m, uint64_t before_ns, size_t max,
 		  struct meta_trash_done *done, bool *more)
 {
-	struct expire_op o = {.before_ns = before_ns, .max = max,
-			      .more = more};
+	struct expire_op o = {.before_ns = before_ns, .max = max, .more = more};
 	int rc;
 
 	rc = meta_txn_run(m, false, expire_txn, &o);
@@ -683,8 +683,8 @@ meta_trash_expire(struct meta *m, uint64_t before_ns, size_t max,
 }
 
 int
-meta_trash_expire_due(struct meta *m, size_t max,
-		      struct meta_trash_done *done, bool *more)
+meta_trash_expire_due(struct meta *m, size_t max, struct meta_trash_done *done,
+		      bool *more)
 {
 	uint64_t keep, now = tl_now_ns();
 	struct mtxn t;
@@ -727,8 +727,8 @@ days_txn(struct mtxn *t, void *arg)
 	if (rc == 0) {
 		s.trash_days = *days;
 		vlen = meta_settings_encode(&s, v, sizeof(v));
-		rc = vlen == 0 ? -EINVAL :
-				 meta_kv_put(t->kv, k.b, k.len, v, vlen);
+		rc = vlen == 0 ? -EINVAL
+			       : meta_kv_put(t->kv, k.b, k.len, v, vlen);
 	}
 	return rc;
 }
@@ -770,7 +770,8 @@ hours_walk(struct mtxn *t, uint64_t trash,
 
 struct hours_sum {
 	uint64_t files, bytes;
-	uint64_t keep, cutoff; /* keep 0: all hours, else those over by cutoff */
+	uint64_t keep,
+		cutoff; /* keep 0: all hours, else those over by cutoff */
 };
 
 static int

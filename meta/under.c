@@ -31,9 +31,9 @@
 
 #define UNDER_SLOTS 8192 /* cached (root, dir, generation); power of two */
 #define UNDER_LOCKS 64
-#define UNDER_PATH 64	 /* directories of one walk that are cached */
+#define UNDER_PATH  64     /* directories of one walk that are cached */
 #define UNDER_DEPTH 100000 /* deeper is a cycle: corrupt metadata */
-#define UNDER_LINKS 256	 /* link records tried for a file */
+#define UNDER_LINKS 256    /* link records tried for a file */
 
 struct under_slot {
 	uint64_t root, dir, gen;
@@ -94,8 +94,7 @@ under_cached(struct meta_under *u, uint64_t root, uint64_t dir, uint64_t gen)
 }
 
 static void
-under_remember(struct meta_under *u, uint64_t root, uint64_t dir,
-	       uint64_t gen)
+under_remember(struct meta_under *u, uint64_t root, uint64_t dir, uint64_t gen)
 {
 	size_t i = under_hash(root, dir);
 	pthread_mutex_t *l = &u->lock[i % UNDER_LOCKS];
@@ -196,8 +195,7 @@ inode_under(struct mtxn *t, uint64_t root, const struct inode *in)
 		return rc;
 	if (in->a.type == META_DIR)
 		return dir_under(t, root, in->a.ino, gen);
-	rc = in->a.parent != 0 ? dir_under(t, root, in->a.parent, gen)
-			       : -EXDEV;
+	rc = in->a.parent != 0 ? dir_under(t, root, in->a.parent, gen) : -EXDEV;
 	if (rc == -EXDEV && in->a.nlink > 1)
 		rc = links_under(t, root, in->a.ino, gen);
 	return rc;

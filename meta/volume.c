@@ -76,8 +76,10 @@ url_split_volume(const char *url, char **base, char **vol, char **err)
 	}
 	tl_buf_append(&b, "", 1);
 	if (rc == 0 && *vol != NULL && !meta_volname_ok(*vol)) {
-		set_err(err, "bad volume name '%s' in %s: use 1 to 63 of "
-			"A-Z a-z 0-9 _ -", *vol, url);
+		set_err(err,
+			"bad volume name '%s' in %s: use 1 to 63 of "
+			"A-Z a-z 0-9 _ -",
+			*vol, url);
 		rc = -EINVAL;
 	}
 	if (rc) {
@@ -93,15 +95,17 @@ url_split_volume(const char *url, char **base, char **vol, char **err)
 /* The volume named by the URL and by the caller, which must agree. */
 int
 meta_url_volume(const char *url, const char *volname, char **base, char **vol,
-	   char **err)
+		char **err)
 {
 	int rc = url_split_volume(url, base, vol, err);
 
 	if (rc)
 		return rc;
 	if (volname != NULL && *vol != NULL && strcmp(volname, *vol) != 0) {
-		set_err(err, "volume '%s' named in the URL and '%s' given: "
-			"name one", *vol, volname);
+		set_err(err,
+			"volume '%s' named in the URL and '%s' given: "
+			"name one",
+			*vol, volname);
 		free(*vol);
 		free(*base);
 		return -EINVAL;
@@ -123,8 +127,8 @@ meta_init_prefix(struct meta *m, const char *name)
 
 int
 meta_range_delete(struct meta_kv *kv, const void *start, size_t slen,
-	     const void *end, size_t elen,
-	     void (*progress)(void *arg, uint64_t keys), void *arg)
+		  const void *end, size_t elen,
+		  void (*progress)(void *arg, uint64_t keys), void *arg)
 {
 	struct meta_kvlist c = META_KVLIST_INIT(RANGE_DELETE_BATCH);
 	struct meta_kv_txn *t;
@@ -159,8 +163,7 @@ meta_range_delete(struct meta_kv *kv, const void *start, size_t slen,
  * "<name>\1", then its registry entry (last, so that an interrupted
  * delete can be run again). */
 static int
-volume_range_delete(struct meta *m, void (*progress)(void *arg,
-						     uint64_t keys),
+volume_range_delete(struct meta *m, void (*progress)(void *arg, uint64_t keys),
 		    void *arg)
 {
 	uint8_t end[META_VOLNAME_MAX + 1];
@@ -171,7 +174,7 @@ volume_range_delete(struct meta *m, void (*progress)(void *arg,
 	memcpy(end, m->pfx, m->pfxlen);
 	end[m->pfxlen - 1] = 1; /* just past "<name>\0..." */
 	rc = meta_range_delete(m->kv, m->pfx, m->pfxlen, end, m->pfxlen,
-			  progress, arg);
+			       progress, arg);
 	if (rc)
 		return rc;
 	rc = meta_kv_begin(m->kv, false, &t);
@@ -245,13 +248,15 @@ format_check(const struct meta_format_opts *o, struct meta_settings *s,
 	uint32_t bs = o->block_size ? o->block_size : DEFAULT_BLOCK_SIZE;
 
 	if (!o->name || !meta_volname_ok(o->name)) {
-		set_err(err, "bad volume name '%s': use 1 to 63 of "
-			"A-Z a-z 0-9 _ -", o->name ? o->name : "");
+		set_err(err,
+			"bad volume name '%s': use 1 to 63 of "
+			"A-Z a-z 0-9 _ -",
+			o->name ? o->name : "");
 		return -EINVAL;
 	}
 	if (bs < (64U << 10) || bs > (16U << 20) || (bs & (bs - 1))) {
 		set_err(err, "bad block size: a power of two from 64K "
-			"to 16M");
+			     "to 16M");
 		return -EINVAL;
 	}
 	if (!o->storage || !o->storage[0] ||
@@ -305,7 +310,8 @@ meta_format(const char *url, const struct meta_format_opts *o, char **err)
 	rc = meta_kv_get(t, k.b, k.len, &v, &vlen);
 	meta_kv_abort(t);
 	if (rc == 0 && !o->force) {
-		set_err(err, "volume '%s' already exists in %s "
+		set_err(err,
+			"volume '%s' already exists in %s "
 			"(use --force to replace it and lose its data)",
 			o->name, base);
 		rc = -EEXIST;
@@ -336,8 +342,7 @@ struct find_vol {
 };
 
 static int
-find_vol_cb(void *arg, const void *key, size_t klen, const void *v,
-	    size_t vlen)
+find_vol_cb(void *arg, const void *key, size_t klen, const void *v, size_t vlen)
 {
 	struct find_vol *f = arg;
 
@@ -367,8 +372,8 @@ several_err(char **err, const char *url, const struct find_vol *f)
 		tl_buf_append(&b, ", ...", 5);
 	tl_buf_append(&b, "", 1);
 	*err = tl_asprintf("%s holds %d volumes (%s): name one with "
-			   "--volume NAME or %s?volume=NAME", url, f->n,
-			   (char *)b.data, url);
+			   "--volume NAME or %s?volume=NAME",
+			   url, f->n, (char *)b.data, url);
 	tl_buf_free(&b);
 }
 
@@ -420,8 +425,7 @@ open_settings(struct meta *m, const char *volname, char **err)
 }
 
 int
-meta_open(const char *url, const char *volname, struct meta **out,
-	  char **err)
+meta_open(const char *url, const char *volname, struct meta **out, char **err)
 {
 	return meta_open_flags(url, volname, 0, out, err);
 }
@@ -442,8 +446,8 @@ meta_open_flags(const char *url, const char *volname, unsigned flags,
 		free(m);
 		return rc;
 	}
-	rc = meta_kv_open_flags(base, flags & META_OPEN_RDONLY ?
-					      META_KV_RDONLY : 0,
+	rc = meta_kv_open_flags(base,
+				flags & META_OPEN_RDONLY ? META_KV_RDONLY : 0,
 				&m->kv, err);
 	if (rc)
 		goto out;

@@ -44,7 +44,7 @@ nfsd_peer_addr(const struct sockaddr_storage *peer, bool unmap,
 	}
 	if (peer->ss_family == AF_INET6) {
 		const struct in6_addr *a =
-		    &((const struct sockaddr_in6 *)peer)->sin6_addr;
+			&((const struct sockaddr_in6 *)peer)->sin6_addr;
 
 		if (unmap && IN6_IS_ADDR_V4MAPPED(a)) {
 			memcpy(addr, a->s6_addr + 12, 4);

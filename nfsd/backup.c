@@ -40,11 +40,11 @@
 #include "nfsd/nfsd.h"
 #include "objstore/objstore.h"
 
-#define BACKUP_SUB "backup"
-#define INDEX_NAME "index"
-#define INDEX_MAX 4096
+#define BACKUP_SUB   "backup"
+#define INDEX_NAME   "index"
+#define INDEX_MAX    4096
 #define RETRY_MAX_MS (5ULL * 60 * 1000) /* after a failure */
-#define POLL_MAX_MS (60ULL * 1000)      /* look again at least this often */
+#define POLL_MAX_MS  (60ULL * 1000)     /* look again at least this often */
 
 static char *
 backup_prefix(const char *volume, const char *id)
@@ -202,8 +202,9 @@ nfsd_backup_write(struct meta *m, struct os_store *os,
 	if (rc == 0)
 		rc = os_sync_since(os, mark);
 	if (rc) {
-		*err = e ? e : tl_asprintf("cannot store backup %s%s: %s",
-					   p.prefix, "", strerror(-rc));
+		*err = e ? e
+			 : tl_asprintf("cannot store backup %s%s: %s", p.prefix,
+				       "", strerror(-rc));
 		e = NULL;
 		delete_prefix(os, p.prefix);
 	} else {
@@ -221,7 +222,7 @@ nfsd_backup_write(struct meta *m, struct os_store *os,
 /* ---- listing and pruning ------------------------------------------------- */
 
 struct lister {
-	size_t plen;                    /* of "NAME/meta-backup/" */
+	size_t plen; /* of "NAME/meta-backup/" */
 	struct nfsd_backup_entry *v;
 	size_t n, cap;
 };
@@ -325,10 +326,10 @@ struct nfsd_backup_reader {
 	char *prefix;
 	char id[META_BACKUP_ID_MAX];
 	uint64_t parts, part_size, bytes;
-	uint64_t next;             /* the next part to fetch */
+	uint64_t next; /* the next part to fetch */
 	uint8_t *buf;
 	size_t len, pos;
-	uint64_t done;             /* bytes handed out */
+	uint64_t done; /* bytes handed out */
 };
 
 static int
@@ -363,10 +364,10 @@ read_index(struct nfsd_backup_reader *r, char **err)
 			seen |= 4;
 		}
 	}
-	if (seen != 7 ||
-	    r->part_size == 0 || r->part_size > (256u << 20)) {
+	if (seen != 7 || r->part_size == 0 || r->part_size > (256u << 20)) {
 		*err = tl_asprintf("backup %s: its index is not one this "
-				   "tessera reads", r->id);
+				   "tessera reads",
+				   r->id);
 		return -EBADMSG;
 	}
 	return 0;
@@ -386,8 +387,8 @@ nfsd_backup_open(struct os_store *os, const char *volume, const char *id,
 	rc = nfsd_backup_list(os, volume, &v, &n);
 	if (rc) {
 		*err = tl_asprintf("cannot list the backups of volume '%s' "
-				   "in %s: %s", volume, os->url,
-				   strerror(-rc));
+				   "in %s: %s",
+				   volume, os->url, strerror(-rc));
 		return rc;
 	}
 	for (i = n; i-- > 0;)
@@ -395,10 +396,11 @@ nfsd_backup_open(struct os_store *os, const char *volume, const char *id,
 			break;
 	if (i == SIZE_MAX || !v[i].complete) {
 		*err = id == NULL ? tl_asprintf("no complete backup of volume "
-						"'%s' in %s", volume, os->url)
+						"'%s' in %s",
+						volume, os->url)
 		       : i == SIZE_MAX ? tl_asprintf("no backup %s of volume "
-						     "'%s' in %s", id, volume,
-						     os->url)
+						     "'%s' in %s",
+						     id, volume, os->url)
 				       : tl_asprintf("backup %s of volume '%s' "
 						     "is incomplete (no index)",
 						     id, volume);
@@ -441,9 +443,10 @@ nfsd_backup_read(void *arg, void *buf, size_t cap, size_t *got)
 		rc = os_get(r->os, key, 0, r->part_size, r->buf, &r->len);
 		free(key);
 		if (rc == -ENOENT)
-			tl_err(BACKUP_SUB, "backup %s: part %" PRIu64 " of %"
-			       PRIu64 " is missing", r->id, r->next,
-			       r->parts);
+			tl_err(BACKUP_SUB,
+			       "backup %s: part %" PRIu64 " of %" PRIu64
+			       " is missing",
+			       r->id, r->next, r->parts);
 		if (rc)
 			return rc == -ENOENT ? -EIO : rc;
 		r->next++;
@@ -522,8 +525,8 @@ backup_once(struct nfsd_backup_job *j)
 	if (rc == 0) {
 		rc = meta_backup_done(j->m, j->session, &b);
 		if (rc == -ESTALE) {
-			char *prefix = backup_prefix(meta_settings(j->m)->name,
-						     b.id);
+			char *prefix =
+				backup_prefix(meta_settings(j->m)->name, b.id);
 
 			err = tl_strdup("another gateway took the backup over "
 					"meanwhile; this one is deleted");
@@ -553,9 +556,11 @@ backup_once(struct nfsd_backup_job *j)
 	if (rc)
 		tl_warn(BACKUP_SUB, "cannot delete old backups: %s",
 			strerror(-rc));
-	tl_notice(BACKUP_SUB, "metadata backup written: %s, %" PRIu64 " keys, "
-		  "%s in %" PRIu64 " ms; %u old one(s) deleted", b.id, b.keys,
-		  tl_fmt_size(b.bytes, h, sizeof(h)), j->last_ms, pruned);
+	tl_notice(BACKUP_SUB,
+		  "metadata backup written: %s, %" PRIu64 " keys, "
+		  "%s in %" PRIu64 " ms; %u old one(s) deleted",
+		  b.id, b.keys, tl_fmt_size(b.bytes, h, sizeof(h)), j->last_ms,
+		  pruned);
 	return j->o.interval_ms;
 }
 
@@ -585,7 +590,8 @@ job_main(void *arg)
 
 int
 nfsd_backup_start(struct meta *m, struct os_store *os, uint64_t session,
-		  const struct nfsd_backup_opts *o, struct nfsd_backup_job **out)
+		  const struct nfsd_backup_opts *o,
+		  struct nfsd_backup_job **out)
 {
 	struct nfsd_backup_job *j = tl_calloc(1, sizeof(*j));
 	pthread_condattr_t ca;

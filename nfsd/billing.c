@@ -40,7 +40,7 @@
 #include "nfsd/counters-internal.h"
 #include "nfsd/nfsd.h"
 
-#define BILL_SUB "billing"
+#define BILL_SUB     "billing"
 #define FLUSH_MAX_MS 10000
 #define FLUSH_MIN_MS 250
 
@@ -50,26 +50,33 @@ static const char *const scope_names[] = {"volume", "export", "dir"};
 /* The figures of a line; NONE: not kept for this scope (null). */
 #define NONE UINT64_MAX
 enum fig {
-	F_LOGICAL, F_USED, F_STORED, F_INODES, F_TRASH, F_PENDING, F_READ,
-	F_WRITTEN, F_COUNT
+	F_LOGICAL,
+	F_USED,
+	F_STORED,
+	F_INODES,
+	F_TRASH,
+	F_PENDING,
+	F_READ,
+	F_WRITTEN,
+	F_COUNT
 };
 static const struct {
 	const char *json, *help;
 } figs[F_COUNT] = {
-    {"logical_bytes", "Sizes of the regular files outside the trash "
-		      "(of the tree, for exports and directories)."},
-    {"used_bytes", "Sizes of the regular files rounded up to 4 KiB each, "
-		   "as quotas count them."},
-    {"stored_bytes", "Bytes of the slices in the object store, before "
-		     "compression (volume)."},
-    {"inodes", "Inodes in use."},
-    {"trash_bytes", "Sizes of the regular files in the trash (removed "
-		    "from under the directory, for exports and "
-		    "directories)."},
-    {"pending_bytes", "Bytes waiting for the deletion job (volume)."},
-    {"read_bytes", "Bytes read through NFS in the period, all gateways."},
-    {"written_bytes", "Bytes written through NFS in the period, all "
-		      "gateways."},
+	{"logical_bytes", "Sizes of the regular files outside the trash "
+			  "(of the tree, for exports and directories)."},
+	{"used_bytes", "Sizes of the regular files rounded up to 4 KiB each, "
+		       "as quotas count them."},
+	{"stored_bytes", "Bytes of the slices in the object store, before "
+			 "compression (volume)."},
+	{"inodes", "Inodes in use."},
+	{"trash_bytes", "Sizes of the regular files in the trash (removed "
+			"from under the directory, for exports and "
+			"directories)."},
+	{"pending_bytes", "Bytes waiting for the deletion job (volume)."},
+	{"read_bytes", "Bytes read through NFS in the period, all gateways."},
+	{"written_bytes", "Bytes written through NFS in the period, all "
+			  "gateways."},
 };
 
 struct line {
@@ -167,7 +174,8 @@ flush(struct nfsd_billing *b)
 		memcpy(b->flushed_read, rd, n * sizeof(rd[0]));
 		memcpy(b->flushed_written, wr, n * sizeof(wr[0]));
 	} else {
-		tl_warn(BILL_SUB, "cannot add this gateway's NFS byte counts "
+		tl_warn(BILL_SUB,
+			"cannot add this gateway's NFS byte counts "
 			"to the metadata (kept for the next try): %s",
 			strerror(-rc));
 	}
@@ -235,14 +243,16 @@ track_dirs(struct nfsd_billing *b)
 			q.ino = ino;
 			rc = meta_quota_set(b->m, &q, NULL, NULL, &out);
 			if (rc == 0)
-				tl_notice(BILL_SUB, "billing_dirs: %s gets a "
+				tl_notice(BILL_SUB,
+					  "billing_dirs: %s gets a "
 					  "quota without limits, so that its "
-					  "usage is kept", p);
+					  "usage is kept",
+					  p);
 		}
 		if (rc != 0)
 			tl_warn(BILL_SUB, "billing_dirs: %s: %s", p,
-				rc == -ENOENT ? "no such directory" :
-						strerror(-rc));
+				rc == -ENOENT ? "no such directory"
+					      : strerror(-rc));
 	}
 	free(list);
 }
@@ -305,13 +315,14 @@ json_line(struct tl_buf *o, const char *volume, uint64_t unix_s,
 
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	snprintf(buf, sizeof(buf), "{\"time\":\"%s\",\"unix\":%" PRIu64
-		 ",\"period_seconds\":%" PRIu64 ",\"volume\":", when, unix_s,
-		 period);
+	snprintf(buf, sizeof(buf),
+		 "{\"time\":\"%s\",\"unix\":%" PRIu64
+		 ",\"period_seconds\":%" PRIu64 ",\"volume\":",
+		 when, unix_s, period);
 	tl_buf_append(o, buf, strlen(buf));
 	json_str(o, volume);
-	snprintf(buf, sizeof(buf), ",\"scope\":\"%s\",\"path\":",
-		 scope_names[l->scope]);
+	snprintf(buf, sizeof(buf),
+		 ",\"scope\":\"%s\",\"path\":", scope_names[l->scope]);
 	tl_buf_append(o, buf, strlen(buf));
 	if (l->path)
 		json_str(o, l->path);
@@ -319,7 +330,8 @@ json_line(struct tl_buf *o, const char *volume, uint64_t unix_s,
 		tl_buf_append(o, "null", 4);
 	for (int i = 0; i < F_COUNT; i++) {
 		if (l->f[i] == NONE)
-			snprintf(buf, sizeof(buf), ",\"%s\":null", figs[i].json);
+			snprintf(buf, sizeof(buf), ",\"%s\":null",
+				 figs[i].json);
 		else
 			snprintf(buf, sizeof(buf), ",\"%s\":%" PRIu64,
 				 figs[i].json, l->f[i]);
@@ -395,8 +407,8 @@ bill(struct nfsd_billing *b, uint64_t tick_ns)
 		return rc;
 	}
 	/* the first lines of a volume cover one interval */
-	period = (last != 0 && last < tick_ns ? tick_ns - last :
-						b->interval_ms * 1000000ULL) /
+	period = (last != 0 && last < tick_ns ? tick_ns - last
+					      : b->interval_ms * 1000000ULL) /
 		 1000000000ULL;
 	vl = line_add(&v, &n, SC_VOLUME, NULL);
 	tree_figures(b, "/", &u, vl);
@@ -475,7 +487,8 @@ bill_due(struct nfsd_billing *b, uint64_t now)
 		return;
 	/* the tick had passed at the last wake: not the holder then */
 	if (tick <= seen)
-		tl_notice(BILL_SUB, "the lines of the period ending at unix "
+		tl_notice(BILL_SUB,
+			  "the lines of the period ending at unix "
 			  "time %" PRIu64 " are due since then: this gateway "
 			  "writes them late if no other did (it did not hold "
 			  "the background-job lease at that time)",
@@ -500,8 +513,8 @@ static void
 set_interval(struct nfsd_billing *b, uint64_t interval_ms)
 {
 	b->interval_ms = interval_ms ? interval_ms : 3600000;
-	b->flush_ms = TL_MAX(TL_MIN(FLUSH_MAX_MS, b->interval_ms / 4),
-			     FLUSH_MIN_MS);
+	b->flush_ms =
+		TL_MAX(TL_MIN(FLUSH_MAX_MS, b->interval_ms / 4), FLUSH_MIN_MS);
 }
 
 /* The options of a reload (nfsd_billing_set), in the thread, under
@@ -515,11 +528,13 @@ take_options(struct nfsd_billing *b)
 	b->reconf = false;
 	if (str_differ(b->dir, b->new_dir))
 		tl_notice(BILL_SUB, "reload: billing lines %s%s%s",
-			  b->new_dir ? "into " : "no longer written "
-					     "(billing_dir is empty)",
+			  b->new_dir ? "into "
+				     : "no longer written "
+				       "(billing_dir is empty)",
 			  b->new_dir ? b->new_dir : "",
 			  b->new_dir ? " (while this gateway holds the "
-				       "background-job lease)" : "");
+				       "background-job lease)"
+				     : "");
 	free(b->dir);
 	b->dir = b->new_dir;
 	b->new_dir = NULL;
@@ -530,12 +545,13 @@ take_options(struct nfsd_billing *b)
 	b->dirs = b->new_dirs;
 	b->new_dirs = NULL;
 	if (b->new_interval_ms != b->interval_ms) {
-		tl_notice(BILL_SUB, "reload: billing lines every %" PRIu64
+		tl_notice(BILL_SUB,
+			  "reload: billing lines every %" PRIu64
 			  " s (were every %" PRIu64 " s)",
 			  b->new_interval_ms / 1000, b->interval_ms / 1000);
 		set_interval(b, b->new_interval_ms);
-		b->done_tick = TL_MAX(b->done_tick,
-				      last_tick(b->interval_ms, now));
+		b->done_tick =
+			TL_MAX(b->done_tick, last_tick(b->interval_ms, now));
 		b->seen_tick = last_tick(b->interval_ms, now);
 	}
 }
@@ -635,9 +651,11 @@ nfsd_billing_start(struct meta *m, const struct nfsd_billing_opts *o,
 		return rc;
 	}
 	if (b->dir != NULL)
-		tl_notice(BILL_SUB, "billing lines every %" PRIu64 " s into "
+		tl_notice(BILL_SUB,
+			  "billing lines every %" PRIu64 " s into "
 			  "%s (while this gateway holds the background-job "
-			  "lease)", b->interval_ms / 1000, b->dir);
+			  "lease)",
+			  b->interval_ms / 1000, b->dir);
 	*out = b;
 	return 0;
 }
@@ -696,14 +714,15 @@ nfsd_billing_metrics(struct nfsd_billing *b, struct tl_buf *o)
 
 	if (n > 0) {
 		static const char *const nm[2] = {
-		    "tessera_export_read_bytes_total",
-		    "tessera_export_written_bytes_total"};
+			"tessera_export_read_bytes_total",
+			"tessera_export_written_bytes_total"};
 
 		for (int k = 0; k < 2; k++) {
-			snprintf(buf, sizeof(buf), "# HELP %s Bytes %s "
+			snprintf(buf, sizeof(buf),
+				 "# HELP %s Bytes %s "
 				 "through NFS by this gateway, per export.\n"
-				 "# TYPE %s counter\n", nm[k],
-				 k ? "written" : "read", nm[k]);
+				 "# TYPE %s counter\n",
+				 nm[k], k ? "written" : "read", nm[k]);
 			text(o, buf);
 			for (size_t i = 0; i < n; i++) {
 				text(o, nm[k]);
@@ -711,8 +730,8 @@ nfsd_billing_metrics(struct nfsd_billing *b, struct tl_buf *o)
 				label_str(o, e[i].path);
 				snprintf(buf, sizeof(buf), "\"} %" PRIu64 "\n",
 					 atomic_load_explicit(
-					     k ? &e[i].written : &e[i].read,
-					     memory_order_relaxed));
+						 k ? &e[i].written : &e[i].read,
+						 memory_order_relaxed));
 				text(o, buf);
 			}
 		}
@@ -722,30 +741,33 @@ nfsd_billing_metrics(struct nfsd_billing *b, struct tl_buf *o)
 		pthread_mutex_unlock(&b->mu);
 		return;
 	}
-	snprintf(buf, sizeof(buf), "# HELP tessera_billing_time_seconds End "
+	snprintf(buf, sizeof(buf),
+		 "# HELP tessera_billing_time_seconds End "
 		 "of the period of the last billing lines (unix time).\n"
 		 "# TYPE tessera_billing_time_seconds gauge\n"
 		 "tessera_billing_time_seconds{volume=\"%s\"} %" PRIu64 "\n",
 		 volume, b->lines_unix);
 	text(o, buf);
 	for (int f = 0; f < F_COUNT; f++) {
-		snprintf(buf, sizeof(buf), "# HELP tessera_billing_%s ", figs[f].json);
+		snprintf(buf, sizeof(buf), "# HELP tessera_billing_%s ",
+			 figs[f].json);
 		text(o, buf);
 		text(o, figs[f].help);
-		snprintf(buf, sizeof(buf), "\n# TYPE tessera_billing_%s gauge\n",
-			 figs[f].json);
+		snprintf(buf, sizeof(buf),
+			 "\n# TYPE tessera_billing_%s gauge\n", figs[f].json);
 		text(o, buf);
 		for (size_t i = 0; i < b->nlines; i++) {
 			const struct line *l = &b->lines[i];
 
 			if (l->f[f] == NONE)
 				continue;
-			snprintf(buf, sizeof(buf), "tessera_billing_%s{volume=\"%s\"",
+			snprintf(buf, sizeof(buf),
+				 "tessera_billing_%s{volume=\"%s\"",
 				 figs[f].json, volume);
 			text(o, buf);
 			if (l->scope != SC_VOLUME) {
-				text(o, l->scope == SC_EXPORT ? ",export=\"" :
-								",dir=\"");
+				text(o, l->scope == SC_EXPORT ? ",export=\""
+							      : ",dir=\"");
 				label_str(o, l->path);
 				text(o, "\"");
 			}

@@ -34,20 +34,20 @@
 #include "nfsd/addr-internal.h"
 #include "nfsd/nlm-internal.h"
 
-#define CB_REPLY_MAX  (64u << 10)
-#define PMAP_PROG     100000u
-#define PMAP_VERS     2u
-#define PMAP_GETPORT  3u
-#define PORT_CACHE    64
-#define PORT_TTL_NS   (60ull * 1000000000)
+#define CB_REPLY_MAX (64u << 10)
+#define PMAP_PROG    100000u
+#define PMAP_VERS    2u
+#define PMAP_GETPORT 3u
+#define PORT_CACHE   64
+#define PORT_TTL_NS  (60ull * 1000000000)
 
 enum { ST_WAIT, ST_PMAP, ST_CALL };
 
 struct cbcall {
 	struct nfsd_cb *cb;
 	struct nfsd_cb_call c;
-	STAILQ_ENTRY(cbcall) q;	     /* in, then wq */
-	LIST_ENTRY(cbcall) link;     /* every call the loop holds */
+	STAILQ_ENTRY(cbcall) q;  /* in, then wq */
+	LIST_ENTRY(cbcall) link; /* every call the loop holds */
 	int state;
 	unsigned attempt;
 	uint16_t port;
@@ -72,13 +72,13 @@ struct nfsd_cb {
 	struct event *wake;
 	pthread_mutex_t mu;
 	STAILQ_HEAD(cbq, cbcall) in; /* submitted (under mu) */
-	unsigned total;		     /* queued or running (under mu) */
+	unsigned total;              /* queued or running (under mu) */
 	unsigned max;
 	bool stop; /* under mu */
 	/* the loop's */
-	bool closing;		     /* the loop stopped: start nothing */
-	LIST_HEAD(, cbcall) calls;   /* every call taken from in */
-	struct cbq wq;		     /* waiting for a connection slot */
+	bool closing;              /* the loop stopped: start nothing */
+	LIST_HEAD(, cbcall) calls; /* every call taken from in */
+	struct cbq wq;             /* waiting for a connection slot */
 	unsigned active;
 	struct port_ent ports[PORT_CACHE];
 	char host[256];
@@ -276,8 +276,8 @@ send_request(struct cbcall *k)
 		tl_put_be32(a + 12, 0);
 		call_encode(k, PMAP_PROG, PMAP_VERS, PMAP_GETPORT, a, 16, &b);
 	} else {
-		call_encode(k, k->c.prog, k->c.vers, k->c.proc,
-			    k->c.args.data, k->c.args.len, &b);
+		call_encode(k, k->c.prog, k->c.vers, k->c.proc, k->c.args.data,
+			    k->c.args.len, &b);
 	}
 	bufferevent_write(k->bev, b.data, b.len);
 	tl_buf_free(&b);
@@ -368,9 +368,8 @@ static void
 open_conn(struct cbcall *k, uint16_t port)
 {
 	struct sockaddr_storage to = k->c.to;
-	socklen_t len = to.ss_family == AF_INET6
-			    ? sizeof(struct sockaddr_in6)
-			    : sizeof(struct sockaddr_in);
+	socklen_t len = to.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						 : sizeof(struct sockaddr_in);
 	struct timeval tv = {(time_t)(k->c.timeout_ms / 1000),
 			     (suseconds_t)(k->c.timeout_ms % 1000) * 1000};
 	int fd;
@@ -394,7 +393,8 @@ open_conn(struct cbcall *k, uint16_t port)
 			((struct sockaddr_in *)&from)->sin_port = 0;
 		/* no longer ours (a moved address): the route's choice */
 		if (bind(fd, (struct sockaddr *)&from, len) != 0)
-			tl_debug("nlm", "callback: cannot send from the "
+			tl_debug("nlm",
+				 "callback: cannot send from the "
 				 "address the client used: %s",
 				 strerror(errno));
 	}
@@ -428,8 +428,8 @@ attempt_start(struct cbcall *k)
 		return;
 	}
 	k->state = ST_PMAP;
-	open_conn(k, k->c.rpcbind_port != 0 ? k->c.rpcbind_port
-					    : NFSD_CB_RPCBIND);
+	open_conn(k,
+		  k->c.rpcbind_port != 0 ? k->c.rpcbind_port : NFSD_CB_RPCBIND);
 }
 
 /* ---- the thread ------------------------------------------------------------------- */
@@ -447,7 +447,7 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 	stop = cb->stop;
 	pthread_mutex_unlock(&cb->mu);
 	STAILQ_FOREACH(k, &taken, q)
-		LIST_INSERT_HEAD(&cb->calls, k, link);
+	LIST_INSERT_HEAD(&cb->calls, k, link);
 	STAILQ_CONCAT(&cb->wq, &taken);
 	if (stop)
 		event_base_loopbreak(cb->base);

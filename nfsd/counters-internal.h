@@ -24,11 +24,11 @@
 /* Room per program; NFS v3 has 22 procedures, MOUNT 6, NLM v4 24
  * (numbers 16 to 19 unused), NSM 7 (of which the gateway serves NULL,
  * STAT and NOTIFY); calls of others are counted as RPC errors. */
-#define NFSD_M_PROCS	  24
-#define NFSD_M_NFS_PROCS  22
-#define NFSD_M_MNT_PROCS  6
-#define NFSD_M_NLM_PROCS  24
-#define NFSD_M_NSM_PROCS  7
+#define NFSD_M_PROCS     24
+#define NFSD_M_NFS_PROCS 22
+#define NFSD_M_MNT_PROCS 6
+#define NFSD_M_NLM_PROCS 24
+#define NFSD_M_NSM_PROCS 7
 /* Finite latency buckets; the last slot counts what is above them. */
 #define NFSD_M_BUCKETS 16
 /* nfsstat3 values with a name (plus one slot for any other). */
@@ -47,9 +47,9 @@ enum nfsd_m_prog {
 
 /* Calls refused at the RPC level (no procedure ran). */
 enum nfsd_m_rpc_err {
-	NFSD_M_ERR_MALFORMED,	 /* not a call / truncated: no reply */
+	NFSD_M_ERR_MALFORMED,    /* not a call / truncated: no reply */
 	NFSD_M_ERR_RPC_MISMATCH, /* RPC version */
-	NFSD_M_ERR_AUTH,	 /* AUTH_BADCRED */
+	NFSD_M_ERR_AUTH,         /* AUTH_BADCRED */
 	NFSD_M_ERR_PROG_UNAVAIL,
 	NFSD_M_ERR_PROG_MISMATCH,
 	NFSD_M_ERR_PROC_UNAVAIL,
@@ -76,7 +76,7 @@ enum nfsd_m_close {
 typedef atomic_uint_fast64_t nfsd_m_counter;
 
 struct nfsd_m_proc {
-	nfsd_m_counter calls;			/* received, replays too */
+	nfsd_m_counter calls;                   /* received, replays too */
 	nfsd_m_counter lat[NFSD_M_BUCKETS + 1]; /* runs, not cumulative */
 	nfsd_m_counter lat_sum_ns;
 	nfsd_m_counter status[NFSD_M_NSTATUS]; /* NFS replies by nfsstat3,
@@ -90,8 +90,8 @@ struct nfsd_m_counters {
 	nfsd_m_counter conn_closed[NFSD_M_CLOSE_COUNT];
 	atomic_int_fast64_t conn_open;
 	nfsd_m_counter rx_bytes, tx_bytes; /* RPC records in, replies out */
-	atomic_int_fast64_t req_open; /* requests read, not answered */
-	atomic_int_fast64_t mem_bytes; /* request memory held (rpc.c) */
+	atomic_int_fast64_t req_open;      /* requests read, not answered */
+	atomic_int_fast64_t mem_bytes;     /* request memory held (rpc.c) */
 };
 
 extern struct nfsd_m_counters nfsd_m;
@@ -160,7 +160,7 @@ void nfsd_m_conn_closed(const char *why);
  * counted (logged once).  The billing job (billing.c) reads it. */
 #define NFSD_M_EXPORTS 256
 struct nfsd_m_export {
-	atomic_bool used;      /* id and path are set (release) */
+	atomic_bool used; /* id and path are set (release) */
 	uint32_t id;
 	char *path;
 	nfsd_m_counter read, written;
@@ -176,4 +176,3 @@ extern const uint64_t nfsd_m_bucket_ns[NFSD_M_BUCKETS];
 extern const char *const nfsd_m_close_names[NFSD_M_CLOSE_COUNT];
 
 #endif /* NFSD_COUNTERS_INTERNAL_H */
-

@@ -17,21 +17,21 @@ struct nfsd_m_counters nfsd_m;
 
 /* 100 us to 10 s. */
 const uint64_t nfsd_m_bucket_ns[NFSD_M_BUCKETS] = {
-    100000,	250000,	    500000,	1000000,     2500000,	5000000,
-    10000000,	25000000,   50000000,	100000000,   250000000, 500000000,
-    1000000000, 2500000000, 5000000000, 10000000000,
+	100000,     250000,     500000,     1000000,     2500000,   5000000,
+	10000000,   25000000,   50000000,   100000000,   250000000, 500000000,
+	1000000000, 2500000000, 5000000000, 10000000000,
 };
 
 const char *const nfsd_m_close_names[NFSD_M_CLOSE_COUNT] = {
-    [NFSD_M_CLOSE_EOF] = "eof",
-    [NFSD_M_CLOSE_RESET] = "reset",
-    [NFSD_M_CLOSE_ERROR] = "error",
-    [NFSD_M_CLOSE_IDLE] = "idle",
-    [NFSD_M_CLOSE_STALLED] = "stalled",
-    [NFSD_M_CLOSE_MAXCONN] = "max_connections",
-    [NFSD_M_CLOSE_TOO_LARGE] = "record too large",
-    [NFSD_M_CLOSE_SHUTDOWN] = "shutdown",
-    [NFSD_M_CLOSE_OTHER] = "other",
+	[NFSD_M_CLOSE_EOF] = "eof",
+	[NFSD_M_CLOSE_RESET] = "reset",
+	[NFSD_M_CLOSE_ERROR] = "error",
+	[NFSD_M_CLOSE_IDLE] = "idle",
+	[NFSD_M_CLOSE_STALLED] = "stalled",
+	[NFSD_M_CLOSE_MAXCONN] = "max_connections",
+	[NFSD_M_CLOSE_TOO_LARGE] = "record too large",
+	[NFSD_M_CLOSE_SHUTDOWN] = "shutdown",
+	[NFSD_M_CLOSE_OTHER] = "other",
 };
 
 /* The status slots, in the order of the list metrics.c names them by. */
@@ -99,8 +99,8 @@ nfsd_m_nlm_status(uint32_t proc, uint32_t status)
 
 	if (p != NULL)
 		nfsd_m_inc(&p->status[status < NFSD_M_NLM_NSTATUS
-					  ? status
-					  : NFSD_M_NSTATUS - 1]);
+					      ? status
+					      : NFSD_M_NSTATUS - 1]);
 }
 
 void
@@ -140,8 +140,7 @@ exp_find(uint32_t id, size_t n)
 }
 
 void
-nfsd_m_export_io(uint32_t id, const char *path, uint64_t read,
-		 uint64_t written)
+nfsd_m_export_io(uint32_t id, const char *path, uint64_t read, uint64_t written)
 {
 	size_t n = atomic_load_explicit(&exp_n, memory_order_acquire);
 	struct nfsd_m_export *e = exp_find(id, n);
@@ -159,7 +158,8 @@ nfsd_m_export_io(uint32_t id, const char *path, uint64_t read,
 			atomic_store_explicit(&exp_n, n + 1,
 					      memory_order_release);
 		} else if (e == NULL && n == NFSD_M_EXPORTS) {
-			tl_warn("nfsd", "more than %d exports: the bytes read "
+			tl_warn("nfsd",
+				"more than %d exports: the bytes read "
 				"and written through %s are not counted",
 				NFSD_M_EXPORTS, path);
 			atomic_store_explicit(&exp_n, n + 1,

@@ -39,11 +39,11 @@
 #include "nfsd/rpc-internal.h"
 #include "nfsd/xdr-bound.h"
 
-#define RPC_CALL	 0
-#define RPC_REPLY	 1
-#define MAX_AUTH_BYTES	 400
+#define RPC_CALL         0
+#define RPC_REPLY        1
+#define MAX_AUTH_BYTES   400
 #define MAX_MACHINE_NAME 255
-#define ANON_ID		 65534
+#define ANON_ID          65534
 
 /* ---- the exports generation ----------------------------------------------- */
 
@@ -344,7 +344,7 @@ encode_result(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 	      void *res)
 {
 	xdrproc_t xres =
-	    p->xdr_res != NULL ? p->xdr_res : (xdrproc_t)xdr_nothing;
+		p->xdr_res != NULL ? p->xdr_res : (xdrproc_t)xdr_nothing;
 
 	reply_accepted(b, c->xid, SUCCESS);
 	if (encode_into(b, xres, res, REPLY_GUESS) ||
@@ -412,8 +412,8 @@ drc_consult(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 {
 	if (!(p->flags & NFSD_PF_DRC) || c->ctx->drc == NULL)
 		return RUN_DONE;
-	nfsd_drc_make_key(&c->peer, c->xid, c->prog, c->vers, c->proc,
-			  d->body, d->len, &d->key);
+	nfsd_drc_make_key(&c->peer, c->xid, c->prog, c->vers, c->proc, d->body,
+			  d->len, &d->key);
 	switch (nfsd_drc_begin(c->ctx->drc, &d->key, b)) {
 	case NFSD_DRC_RUNNING:
 		tl_buf_reset(b);
@@ -441,9 +441,9 @@ run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 	 XDR *x, u_int msglen, struct nfsd_tail *tail, struct drc_use *d)
 {
 	xdrproc_t xargs =
-	    p->xdr_args != NULL ? p->xdr_args : (xdrproc_t)xdr_nothing;
+		p->xdr_args != NULL ? p->xdr_args : (xdrproc_t)xdr_nothing;
 	xdrproc_t xres =
-	    p->xdr_res != NULL ? p->xdr_res : (xdrproc_t)xdr_nothing;
+		p->xdr_res != NULL ? p->xdr_res : (xdrproc_t)xdr_nothing;
 	_Alignas(max_align_t) char abuf[CALL_BUF], rbuf[CALL_BUF];
 	size_t asize = p->args_size + 1;
 	size_t rsize = p->res_size + sizeof(nfsstat3);
@@ -491,13 +491,13 @@ run_proc(struct tl_buf *b, struct nfsd_call *c, const struct nfsd_proc *p,
 		/* the bytes of the export, for billing (before the exports
 		 * holding c->exp go) */
 		if (c->proc == NFSPROC3_READ)
-			nfsd_m_export_io(c->exp->id, c->exp->path,
-					 ((READ3res *)res)->READ3res_u.resok
-						 .count, 0);
+			nfsd_m_export_io(
+				c->exp->id, c->exp->path,
+				((READ3res *)res)->READ3res_u.resok.count, 0);
 		else if (c->proc == NFSPROC3_WRITE)
-			nfsd_m_export_io(c->exp->id, c->exp->path, 0,
-					 ((WRITE3res *)res)->WRITE3res_u.resok
-						 .count);
+			nfsd_m_export_io(
+				c->exp->id, c->exp->path, 0,
+				((WRITE3res *)res)->WRITE3res_u.resok.count);
 	}
 	call_put_exports(c);
 	if (c->prog == NFSD_PROG_NFS && c->proc != NFSPROC3_NULL)
@@ -690,8 +690,9 @@ nfsd_dispatch_from(struct nfsd_ctx *ctx, const struct sockaddr_storage *peer,
 	reply_finish(reply);
 	if (tail->data != NULL || tail->ref != NULL)
 		tl_put_be32(reply->data,
-			    0x80000000u | (uint32_t)(reply->len - 4 + tail->len +
-						     (4 - tail->len % 4) % 4));
+			    0x80000000u |
+				    (uint32_t)(reply->len - 4 + tail->len +
+					       (4 - tail->len % 4) % 4));
 	if (d.drc != NULL)
 		nfsd_drc_end(d.drc, &d.key, reply);
 	goto out;

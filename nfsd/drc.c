@@ -46,8 +46,8 @@ struct drc_ent {
 	int state;
 	uint8_t *reply;
 	size_t len;
-	struct tl_hnode hn;	     /* in the table, by key_hash */
-	TAILQ_ENTRY(drc_ent) lru;    /* most recent first */
+	struct tl_hnode hn;       /* in the table, by key_hash */
+	TAILQ_ENTRY(drc_ent) lru; /* most recent first */
 };
 
 struct nfsd_drc {
@@ -72,8 +72,8 @@ fnv64(uint64_t h, const void *p, size_t n)
 
 void
 nfsd_drc_make_key(const struct sockaddr_storage *peer, uint32_t xid,
-		  uint32_t prog, uint32_t vers, uint32_t proc,
-		  const void *body, size_t len, struct nfsd_drc_key *k)
+		  uint32_t prog, uint32_t vers, uint32_t proc, const void *body,
+		  size_t len, struct nfsd_drc_key *k)
 {
 	memset(k, 0, sizeof(*k));
 	k->family = peer->ss_family;
@@ -139,7 +139,8 @@ ent_find(struct nfsd_drc *d, const struct nfsd_drc_key *k)
 {
 	struct tl_hnode *n;
 
-	TL_HTAB_FOREACH_HASH(&d->tab, n, key_hash(k)) {
+	TL_HTAB_FOREACH_HASH(&d->tab, n, key_hash(k))
+	{
 		struct drc_ent *e = TL_CONTAINER_OF(n, struct drc_ent, hn);
 
 		if (key_eq(&e->key, k))
@@ -153,9 +154,8 @@ ent_find(struct nfsd_drc *d, const struct nfsd_drc_key *k)
 static void
 make_room(struct nfsd_drc *d, size_t extra)
 {
-	while (!TAILQ_EMPTY(&d->lru) &&
-	       (d->st.entries + 1 > d->max_entries ||
-		d->st.bytes + extra > d->max_bytes)) {
+	while (!TAILQ_EMPTY(&d->lru) && (d->st.entries + 1 > d->max_entries ||
+					 d->st.bytes + extra > d->max_bytes)) {
 		ent_drop(d, TAILQ_LAST(&d->lru, drc_lru));
 		d->st.evictions++;
 	}

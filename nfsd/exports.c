@@ -135,7 +135,7 @@ parse_opts(struct parse *p, const char *opts, struct nfsd_client_rule *r,
 	   int64_t *fsid)
 {
 	static const char *const ignored[] = {
-	    "subtree_check", "no_subtree_check", "wdelay", "no_wdelay"};
+		"subtree_check", "no_subtree_check", "wdelay", "no_wdelay"};
 	char *copy = tl_strdup(opts), *save = NULL, *o;
 	int rc = 0;
 
@@ -182,7 +182,7 @@ parse_opts(struct parse *p, const char *opts, struct nfsd_client_rule *r,
 			r->meta_rate[1] = v;
 			r->meta_rate_set[1] = true;
 		} else if (strncmp(o, "fsid=", 5) == 0 &&
-			 tl_parse_u64(o + 5, 0, UINT32_MAX, &v) == 0) {
+			   tl_parse_u64(o + 5, 0, UINT32_MAX, &v) == 0) {
 			if (*fsid >= 0 && *fsid != (int64_t)v) {
 				rc = perr(p, "conflicting fsid=%s", o + 5);
 				goto out;
@@ -410,8 +410,9 @@ nfsd_exports_parse(const char *text, const char *fname,
 		nfsd_exports_free(out);
 	for (size_t i = 0; rc == 0 && i < out->n; i++)
 		for (size_t j = 0; j < out->v[i].nrules; j++)
-			out->meta_rates |= out->v[i].rules[j].meta_rate_set[0] ||
-					   out->v[i].rules[j].meta_rate_set[1];
+			out->meta_rates |=
+				out->v[i].rules[j].meta_rate_set[0] ||
+				out->v[i].rules[j].meta_rate_set[1];
 	return rc;
 }
 
@@ -472,7 +473,7 @@ host_has(const struct nfsd_client_rule *r, int fam, const uint8_t *addr)
 	for (size_t i = 0; i < r->naddrs; i++)
 		if (r->addrs[i].family == fam &&
 		    memcmp(r->addrs[i].addr, addr, fam == AF_INET ? 4 : 16) ==
-			0)
+			    0)
 			return true;
 	return false;
 }
@@ -503,15 +504,14 @@ void
 nfsd_rule_format(const struct nfsd_client_rule *r, struct tl_buf *out)
 {
 	static const char *const squash[] = {
-	    [NFSD_SQUASH_ROOT] = "root_squash",
-	    [NFSD_SQUASH_NONE] = "no_root_squash",
-	    [NFSD_SQUASH_ALL] = "all_squash",
+		[NFSD_SQUASH_ROOT] = "root_squash",
+		[NFSD_SQUASH_NONE] = "no_root_squash",
+		[NFSD_SQUASH_ALL] = "all_squash",
 	};
-	char *s = tl_asprintf("%s(%s,%s,anonuid=%u,anongid=%u,%s,%s)",
-			      r->pattern, r->rw ? "rw" : "ro",
-			      squash[r->squash], r->anonuid, r->anongid,
-			      r->secure ? "secure" : "insecure",
-			      r->async ? "async" : "sync");
+	char *s = tl_asprintf(
+		"%s(%s,%s,anonuid=%u,anongid=%u,%s,%s)", r->pattern,
+		r->rw ? "rw" : "ro", squash[r->squash], r->anonuid, r->anongid,
+		r->secure ? "secure" : "insecure", r->async ? "async" : "sync");
 
 	tl_buf_append(out, s, strlen(s));
 	free(s);
@@ -606,7 +606,7 @@ static const struct nfsd_client_rule *
 prev_rule(const struct nfsd_exports *prev, const char *path, const char *host)
 {
 	const struct nfsd_export *x =
-	    prev != NULL ? nfsd_export_by_path(prev, path) : NULL;
+		prev != NULL ? nfsd_export_by_path(prev, path) : NULL;
 
 	for (size_t i = 0; x != NULL && i < x->nrules; i++)
 		if (x->rules[i].host != NULL &&
@@ -725,11 +725,13 @@ nfsd_exports_copy(const struct nfsd_exports *src, struct nfsd_exports *dst)
 
 			*dr = *sr;
 			dr->pattern = tl_strdup(sr->pattern);
-			dr->host = sr->host != NULL ? tl_strdup(sr->host) : NULL;
-			dr->addrs = sr->naddrs > 0
+			dr->host =
+				sr->host != NULL ? tl_strdup(sr->host) : NULL;
+			dr->addrs =
+				sr->naddrs > 0
 					? tl_memdup(sr->addrs,
 						    sr->naddrs *
-							sizeof(*sr->addrs))
+							    sizeof(*sr->addrs))
 					: NULL;
 		}
 	}

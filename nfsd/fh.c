@@ -25,7 +25,7 @@
 #include "nfsd/nfsd-internal.h"
 
 #define FH_BODY 25 /* bytes covered by the MAC */
-#define FH_MAC	(NFSD_FH_SIZE - FH_BODY)
+#define FH_MAC  (NFSD_FH_SIZE - FH_BODY)
 
 /*
  * Every call checks or makes handles, so the MAC is on the hot path: the
@@ -35,9 +35,9 @@
  * the volume's secret instead (rekeyed when the secret differs); a
  * reinit then only copies the keyed state.
  */
-#define FH_KEY	     sizeof(((struct meta_settings *)0)->secret)
-#define FH_MEMO	     1024 /* MACs remembered (a power of two) */
-#define FH_MEMO_LOCK 32	  /* locks over the slots */
+#define FH_KEY       sizeof(((struct meta_settings *)0)->secret)
+#define FH_MEMO      1024 /* MACs remembered (a power of two) */
+#define FH_MEMO_LOCK 32   /* locks over the slots */
 
 struct fh_mac_ctx {
 	EVP_MAC_CTX *ctx;

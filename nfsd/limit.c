@@ -57,8 +57,8 @@ struct client {
 	int family;
 	uint8_t addr[16];
 	struct bucket b[NFSD_LIMIT_NCLASS];
-	struct tl_hnode hn;	  /* in clients, by hash_addr */
-	TAILQ_ENTRY(client) lru;  /* use order, most recent first */
+	struct tl_hnode hn;      /* in clients, by hash_addr */
+	TAILQ_ENTRY(client) lru; /* use order, most recent first */
 };
 
 struct export_lim {
@@ -206,7 +206,8 @@ client_get(struct nfsd_limits *l, int family, const uint8_t addr[16])
 	struct client *c = NULL;
 	struct tl_hnode *n;
 
-	TL_HTAB_FOREACH_HASH(&l->clients, n, h) {
+	TL_HTAB_FOREACH_HASH(&l->clients, n, h)
+	{
 		struct client *x = TL_CONTAINER_OF(n, struct client, hn);
 
 		if (x->family == family && memcmp(x->addr, addr, 16) == 0) {
@@ -259,8 +260,8 @@ export_get(struct nfsd_limits *l, const struct nfsd_export *exp)
 /* The procedure and the first file handle of an NFSv3 call; false if
  * msg is no such call (the dispatcher answers it). */
 static bool
-peek_call(const uint8_t *msg, size_t len, uint32_t *proc,
-	  const uint8_t **fh, size_t *fhlen)
+peek_call(const uint8_t *msg, size_t len, uint32_t *proc, const uint8_t **fh,
+	  size_t *fhlen)
 {
 	uint64_t off = 24, n;
 

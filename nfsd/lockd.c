@@ -53,12 +53,12 @@
 #include "nfsd/nlm4_prot.h"
 #include "nfsd/nsm_prot.h"
 
-#define WAITER_TTL_NS	 (600ull * 1000000000)
-#define WATCH_MS	 5000	   /* sessions looked at this often */
-#define TIDY_MS		 600000	   /* idle client records removed */
-#define GRACE_RESEND_MS	 5000	   /* a client in its own grace */
-#define GRACE_RESENDS	 24
-#define KICKS_MAX	 64	   /* inodes to retry; more: all */
+#define WAITER_TTL_NS   (600ull * 1000000000)
+#define WATCH_MS        5000   /* sessions looked at this often */
+#define TIDY_MS         600000 /* idle client records removed */
+#define GRACE_RESEND_MS 5000   /* a client in its own grace */
+#define GRACE_RESENDS   24
+#define KICKS_MAX       64 /* inodes to retry; more: all */
 
 /* A blocked request; later a granted one whose callback is in flight. */
 struct waiter {
@@ -79,13 +79,13 @@ struct waiter {
 	size_t fh_len;
 	struct sockaddr_storage peer, local;
 	uint64_t refreshed_ns;
-	bool busy;	 /* being tried by the thread (waiters) */
-	bool cancelled;	 /* CANCEL while busy: release what it gets */
-	bool satisfied;	 /* the owner holds it already: no callback */
-	bool confirmed;	 /* grant: the client asked again, was told */
-	bool unlocked;	 /* grant: the client unlocked it meanwhile */
-	unsigned resends;	/* grant: answers NLM4_DENIED_GRACE_PERIOD */
-	uint64_t resend_ns;	/* grant: send again then (0: in flight) */
+	bool busy;          /* being tried by the thread (waiters) */
+	bool cancelled;     /* CANCEL while busy: release what it gets */
+	bool satisfied;     /* the owner holds it already: no callback */
+	bool confirmed;     /* grant: the client asked again, was told */
+	bool unlocked;      /* grant: the client unlocked it meanwhile */
+	unsigned resends;   /* grant: answers NLM4_DENIED_GRACE_PERIOD */
+	uint64_t resend_ns; /* grant: send again then (0: in flight) */
 };
 
 struct list {
@@ -99,13 +99,13 @@ enum ev_kind { EV_GRANTED, EV_NOTIFIED, EV_GONE };
 struct ev {
 	struct ev *next;
 	enum ev_kind kind;
-	struct waiter *w;   /* EV_GRANTED */
-	int rc;		    /* of the call */
-	int32_t status;	    /* its NLM status, rc 0 */
-	char *name;	    /* EV_NOTIFIED, EV_GONE */
+	struct waiter *w; /* EV_GRANTED */
+	int rc;           /* of the call */
+	int32_t status;   /* its NLM status, rc 0 */
+	char *name;       /* EV_NOTIFIED, EV_GONE */
 	size_t name_len;
-	uint32_t epoch;	    /* EV_NOTIFIED */
-	int64_t state;	    /* EV_GONE */
+	uint32_t epoch; /* EV_NOTIFIED */
+	int64_t state;  /* EV_GONE */
 	struct sockaddr_storage from;
 };
 
@@ -203,8 +203,8 @@ owner_is(const struct waiter *w, const struct meta_lock_owner *o)
 static struct meta_lock_owner
 owner_of(const struct waiter *w)
 {
-	struct meta_lock_owner o = {w->client, w->client_len,
-				    (uint32_t)w->svid, w->oh, w->oh_len};
+	struct meta_lock_owner o = {w->client, w->client_len, (uint32_t)w->svid,
+				    w->oh, w->oh_len};
 
 	return o;
 }
@@ -393,9 +393,10 @@ notify_done(void *arg, int rc, const uint8_t *res, size_t len)
 	struct ev *e;
 
 	if (rc != 0) {
-		tl_notice("nlm", "cannot tell client %s to reclaim its "
-			  "locks (SM_NOTIFY: %s); they are kept", a->who,
-			  strerror(-rc));
+		tl_notice("nlm",
+			  "cannot tell client %s to reclaim its "
+			  "locks (SM_NOTIFY: %s); they are kept",
+			  a->who, strerror(-rc));
 		atomic_fetch_add(&a->l->st_failed, 1);
 		free(a->name);
 		free(a);
@@ -428,8 +429,10 @@ send_notify(struct nfsd_nlm *l, const struct meta_lock_client *c,
 	snprintf(a->who, sizeof(a->who), "%s (%s)", name, c->addr);
 	memset(&k, 0, sizeof(k));
 	if (!addr_parse(c->addr, &k.to)) {
-		tl_notice("nlm", "client %s has no address to be told to "
-			  "reclaim its locks; they are kept", a->who);
+		tl_notice("nlm",
+			  "client %s has no address to be told to "
+			  "reclaim its locks; they are kept",
+			  a->who);
 		free(a);
 		return;
 	}
@@ -455,8 +458,10 @@ send_notify(struct nfsd_nlm *l, const struct meta_lock_client *c,
 	k.done = notify_done;
 	k.arg = a;
 	if (nfsd_cb_submit(l->cb, &k) != 0) {
-		tl_notice("nlm", "callback queue full: client %s not told to "
-			  "reclaim its locks; they are kept", a->who);
+		tl_notice("nlm",
+			  "callback queue full: client %s not told to "
+			  "reclaim its locks; they are kept",
+			  a->who);
 		free(a->name);
 		free(a);
 	}
@@ -518,8 +523,8 @@ nfsd_nlm_wait(struct nfsd_nlm *l, const struct nfsd_nlm_wait *q)
 	struct waiter *w;
 	size_t mine = 0;
 	uint64_t cap = TL_MAX(l->o.max_waiters / 4, 1);
-	struct meta_lock_owner o = {q->client, q->client_len,
-				    (uint32_t)q->svid, q->oh, q->oh_len};
+	struct meta_lock_owner o = {q->client, q->client_len, (uint32_t)q->svid,
+				    q->oh, q->oh_len};
 
 	pthread_mutex_lock(&l->mu);
 	for (w = l->waiters.head; w != NULL; w = w->next) {
@@ -598,8 +603,8 @@ try_waiter(struct nfsd_nlm *l, struct waiter *w)
 	if (rc == 0 && w->cancelled) {
 		/* the client gave up meanwhile: what it got goes back */
 		if (!res.had) {
-			meta_unlock(l->meta, w->ino, &r.owner, w->start,
-				    w->end, &res);
+			meta_unlock(l->meta, w->ino, &r.owner, w->start, w->end,
+				    &res);
 			released_cb(l, w->ino);
 		}
 	}
@@ -627,8 +632,8 @@ try_waiter(struct nfsd_nlm *l, struct waiter *w)
 		list_unlink(&l->grants, w);
 		pthread_mutex_unlock(&l->mu);
 		if (!res.had)
-			meta_unlock(l->meta, w->ino, &r.owner, w->start,
-				    w->end, &res);
+			meta_unlock(l->meta, w->ino, &r.owner, w->start, w->end,
+				    &res);
 		pthread_mutex_lock(&l->mu);
 		list_push(&l->waiters, w);
 		pthread_mutex_unlock(&l->mu);
@@ -742,8 +747,7 @@ nfsd_nlm_cancel(struct nfsd_nlm *l, uint64_t ino,
 	pthread_mutex_unlock(&l->mu);
 	if (!release)
 		return -ENOENT;
-	if (meta_unlock(l->meta, ino, o, start, end, &res) == 0 &&
-	    res.released)
+	if (meta_unlock(l->meta, ino, o, start, end, &res) == 0 && res.released)
 		nfsd_nlm_released(l, ino);
 	return 0;
 }
@@ -776,8 +780,7 @@ nfsd_nlm_holds(struct nfsd_nlm *l, uint64_t ino,
 
 void
 nfsd_nlm_unlocked(struct nfsd_nlm *l, uint64_t ino,
-		  const struct meta_lock_owner *o, uint64_t start,
-		  uint64_t end)
+		  const struct meta_lock_owner *o, uint64_t start, uint64_t end)
 {
 	pthread_mutex_lock(&l->mu);
 	for (struct waiter *w = l->grants.head; w != NULL; w = w->next)
@@ -835,19 +838,20 @@ ev_granted(struct nfsd_nlm *l, struct ev *e)
 		return;
 	}
 	list_unlink(&l->grants, w);
-	release = !(e->rc == 0 && e->status == NLM4_GRANTED) &&
-		  !w->confirmed && !w->unlocked;
+	release = !(e->rc == 0 && e->status == NLM4_GRANTED) && !w->confirmed &&
+		  !w->unlocked;
 	pthread_mutex_unlock(&l->mu);
 	if (e->rc == 0 && e->status == NLM4_GRANTED) {
 		atomic_fetch_add(&l->st_granted, 1);
 		tl_debug("nlm", "client %s took its blocked lock", name);
 	} else if (release) {
 		atomic_fetch_add(&l->st_failed, e->rc != 0);
-		tl_info("nlm", "client %s did not take the lock it waited for "
-			"(%s); released", name,
-			e->rc != 0 ? strerror(-e->rc) : "it answered no");
+		tl_info("nlm",
+			"client %s did not take the lock it waited for "
+			"(%s); released",
+			name, e->rc != 0 ? strerror(-e->rc) : "it answered no");
 		if (meta_unlock(l->meta, w->ino, &o, w->start, w->end, &res) ==
-			0 &&
+			    0 &&
 		    res.released)
 			released_cb(l, w->ino);
 	}
@@ -882,8 +886,8 @@ by_addr_cb(void *arg, const struct meta_lock_client *c)
 	struct sockaddr_storage ss;
 	uint8_t a[16];
 
-	if (!addr_parse(c->addr, &ss) || nfsd_peer_addr(&ss, true, a) !=
-						 b->fam ||
+	if (!addr_parse(c->addr, &ss) ||
+	    nfsd_peer_addr(&ss, true, a) != b->fam ||
 	    memcmp(a, b->a, b->fam == AF_INET ? 4 : 16) != 0 || b->n >= 16)
 		return 0;
 	b->names[b->n] = tl_memdup(c->name, c->name_len + 1);
@@ -932,8 +936,8 @@ ev_gone(struct nfsd_nlm *l, struct ev *e)
 	name_str(e->name, e->name_len, name, sizeof(name));
 	names[0] = e->name; /* e's */
 	lens[0] = e->name_len;
-	if (meta_lock_drop(l->meta, e->name, e->name_len, e->state,
-			   released_cb, l, &dropped) == 0 &&
+	if (meta_lock_drop(l->meta, e->name, e->name_len, e->state, released_cb,
+			   l, &dropped) == 0 &&
 	    dropped == 0 && e->state >= 0) {
 		b.fam = nfsd_peer_addr(&e->from, true, b.a);
 		if (b.fam != 0)
@@ -945,8 +949,8 @@ ev_gone(struct nfsd_nlm *l, struct ev *e)
 	}
 	g.n = 1 + b.n;
 	drop_waiters(l, of_gone_client, &g); /* its waiters too */
-	tl_notice("nlm", "client %s %s: %llu of its lock records dropped",
-		  name, e->state < 0 ? "freed all its locks" : "restarted",
+	tl_notice("nlm", "client %s %s: %llu of its lock records dropped", name,
+		  e->state < 0 ? "freed all its locks" : "restarted",
 		  (unsigned long long)dropped);
 	for (size_t i = 0; i < b.n; i++)
 		free(b.names[i]);
@@ -978,8 +982,7 @@ run_events(struct nfsd_nlm *l, struct ev *e)
 /* ---- grace and adoption --------------------------------------------------------- */
 
 static void
-graced_add(struct nfsd_nlm *l, const struct meta_lock_client *c,
-	   uint64_t until)
+graced_add(struct nfsd_nlm *l, const struct meta_lock_client *c, uint64_t until)
 {
 	struct graced *g;
 
@@ -1010,7 +1013,8 @@ settle_grace(struct nfsd_nlm *l)
 				tl_info("nlm", "client %s reclaimed its locks",
 					name);
 			else
-				tl_notice("nlm", "client %s: grace over, %llu "
+				tl_notice("nlm",
+					  "client %s: grace over, %llu "
 					  "locks not reclaimed, %llu dropped",
 					  name, (unsigned long long)left,
 					  (unsigned long long)dropped);
@@ -1023,7 +1027,7 @@ settle_grace(struct nfsd_nlm *l)
 	if (k == 0 && atomic_load(&l->grace)) {
 		atomic_store(&l->grace, false);
 		tl_notice("nlm", "grace period over: granting every lock "
-			  "request");
+				 "request");
 	}
 }
 
@@ -1143,7 +1147,8 @@ watch_sessions(struct nfsd_nlm *l, bool start)
 				    l->session, until, &epoch) != 0)
 			continue;
 		name_str(c->name, c->name_len, name, sizeof(name));
-		tl_notice("nlm", "client %s (%s) of gateway session %016llx, "
+		tl_notice("nlm",
+			  "client %s (%s) of gateway session %016llx, "
 			  "which is gone, adopted: %llu locks to reclaim",
 			  name, c->addr, (unsigned long long)c->session,
 			  (unsigned long long)c->held);
@@ -1285,8 +1290,7 @@ nfsd_nlm_create(struct meta *m, const struct nfsd_nlm_opts *o,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&l->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	rc = nfsd_cb_create((unsigned)TL_MIN(l->o.max_waiters + 4096,
-					     1u << 20),
+	rc = nfsd_cb_create((unsigned)TL_MIN(l->o.max_waiters + 4096, 1u << 20),
 			    &l->cb);
 	if (rc != 0) {
 		nfsd_nlm_free(l);
@@ -1311,18 +1315,18 @@ nfsd_nlm_start(struct nfsd_nlm *l, uint64_t session)
 	adopted = watch_sessions(l, true);
 	if (adopted > 0 && l->o.grace_ms > 0) {
 		atomic_store(&l->grace, true);
-		tl_notice("nlm", "grace period: %zu clients to reclaim their "
+		tl_notice("nlm",
+			  "grace period: %zu clients to reclaim their "
 			  "locks within %llu s; only reclaims are granted "
-			  "until then", adopted,
-			  (unsigned long long)(l->o.grace_ms / 1000));
+			  "until then",
+			  adopted, (unsigned long long)(l->o.grace_ms / 1000));
 	}
 	rc = pthread_create(&l->thr, NULL, lockd_main, l);
 	if (rc != 0)
 		return -rc;
 	l->thr_started = true;
 	atomic_store(&l->ready, true);
-	tl_info("nlm", "NFS locking (NLM v4, NSM): NSM state %d",
-		l->nsm_state);
+	tl_info("nlm", "NFS locking (NLM v4, NSM): NSM state %d", l->nsm_state);
 	return 0;
 }
 

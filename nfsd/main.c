@@ -58,7 +58,8 @@ usage(FILE *f)
 		"raft://\n"
 		"                        with the raft_* options; option "
 		"meta)\n"
-		"      --volume NAME     the volume to serve when the metadata\n"
+		"      --volume NAME     the volume to serve when the "
+		"metadata\n"
 		"                        holds several (option volume)\n"
 		"  -l, --listen A:P      listen address (option listen)\n"
 		"  -e, --exports FILE    exports file (option exports)\n"
@@ -103,23 +104,23 @@ static int
 parse_args(int argc, char **argv, struct args *a, int *status)
 {
 	static const struct option lo[] = {
-	    {"meta", required_argument, NULL, 'm'},
-	    {"volume", required_argument, NULL, 'N'},
-	    {"listen", required_argument, NULL, 'l'},
-	    {"exports", required_argument, NULL, 'e'},
-	    {"config", required_argument, NULL, 'c'},
-	    {"set", required_argument, NULL, 'o'},
-	    {"foreground", no_argument, NULL, 'f'},
-	    {"no-rpcbind", no_argument, NULL, 'R'},
-	    {"no-bgjob", no_argument, NULL, 'B'},
-	    {"bgjob-only", no_argument, NULL, 'J'},
-	    {"metrics-listen", required_argument, NULL, 'M'},
-	    {"pidfile", required_argument, NULL, 'p'},
-	    {"log-level", required_argument, NULL, 'L'},
-	    {"log-file", required_argument, NULL, 'F'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {NULL, 0, NULL, 0},
+		{"meta", required_argument, NULL, 'm'},
+		{"volume", required_argument, NULL, 'N'},
+		{"listen", required_argument, NULL, 'l'},
+		{"exports", required_argument, NULL, 'e'},
+		{"config", required_argument, NULL, 'c'},
+		{"set", required_argument, NULL, 'o'},
+		{"foreground", no_argument, NULL, 'f'},
+		{"no-rpcbind", no_argument, NULL, 'R'},
+		{"no-bgjob", no_argument, NULL, 'B'},
+		{"bgjob-only", no_argument, NULL, 'J'},
+		{"metrics-listen", required_argument, NULL, 'M'},
+		{"pidfile", required_argument, NULL, 'p'},
+		{"log-level", required_argument, NULL, 'L'},
+		{"log-file", required_argument, NULL, 'F'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
 	};
 	int ch;
 
@@ -207,17 +208,19 @@ check_cache_dirs(const char *dirs, char **err)
 	     d = strtok_r(NULL, ":", &save)) {
 		if (d[0] != '/') {
 			*err = tl_asprintf("cache_dirs: \"%s\" is not an "
-					   "absolute path", d);
+					   "absolute path",
+					   d);
 			rc = -EINVAL;
 		} else if (stat(d, &st) < 0) {
 			*err = tl_asprintf("cache_dirs: %s: %s (create it, "
 					   "mode 0700, owned by the user "
-					   "tesserad runs as)", d,
-					   strerror(errno));
+					   "tesserad runs as)",
+					   d, strerror(errno));
 			rc = -ENOENT;
 		} else if (!S_ISDIR(st.st_mode)) {
 			*err = tl_asprintf("cache_dirs: %s is not a "
-					   "directory", d);
+					   "directory",
+					   d);
 			rc = -ENOTDIR;
 		}
 	}
@@ -279,8 +282,9 @@ load_config_err(const struct args *a, struct nfsd_config *cfg, char **errp)
 		if (rc == 0)
 			rc = check_cache_dirs(cfg->cache_dirs, &err);
 		if (rc == 0 && cfg->bgjob_only && !cfg->bgjob) {
-			err = tl_strdup("bgjob_only with bgjob off (--no-bgjob) "
-					"would run nothing");
+			err = tl_strdup(
+				"bgjob_only with bgjob off (--no-bgjob) "
+				"would run nothing");
 			rc = -EINVAL;
 		}
 		if (rc == 0 && cfg->writeback && cfg->cache_dirs[0] == '\0') {
@@ -405,23 +409,23 @@ static int
 open_backend(const char *url, const struct nfsd_config *cfg, struct backend *b)
 {
 	struct cache_opts co = {
-	    .buffer_limit = cfg->buffer_limit,
-	    .upload_threads = (unsigned)cfg->upload_threads,
-	    .gc = cfg->bgjob,
-	    .bgjob_gate = bgjob_gate,
-	    .bgjob_arg = b,
-	    .gc_delete_rate = cfg->bgjob_delete_rate,
-	    .gc_txn_rate = cfg->bgjob_txn_rate,
-	    .cache_dirs = cfg->cache_dirs,
-	    .cache_size = cfg->cache_size,
-	    .cache_free_floor = (unsigned)cfg->cache_free_floor,
-	    .writeback = cfg->writeback,
-	    .writeback_max_age_ms = cfg->writeback_max_age,
-	    .readahead_max = cfg->readahead_max,
-	    .readahead_budget = cfg->readahead_budget,
-	    .download_threads = (unsigned)cfg->download_threads,
-	    .store_wait_ms = cfg->store_wait_max,
-	    .inline_max = (uint32_t)cfg->inline_max,
+		.buffer_limit = cfg->buffer_limit,
+		.upload_threads = (unsigned)cfg->upload_threads,
+		.gc = cfg->bgjob,
+		.bgjob_gate = bgjob_gate,
+		.bgjob_arg = b,
+		.gc_delete_rate = cfg->bgjob_delete_rate,
+		.gc_txn_rate = cfg->bgjob_txn_rate,
+		.cache_dirs = cfg->cache_dirs,
+		.cache_size = cfg->cache_size,
+		.cache_free_floor = (unsigned)cfg->cache_free_floor,
+		.writeback = cfg->writeback,
+		.writeback_max_age_ms = cfg->writeback_max_age,
+		.readahead_max = cfg->readahead_max,
+		.readahead_budget = cfg->readahead_budget,
+		.download_threads = (unsigned)cfg->download_threads,
+		.store_wait_ms = cfg->store_wait_max,
+		.inline_max = (uint32_t)cfg->inline_max,
 	};
 	char *err = NULL;
 	int rc;
@@ -440,12 +444,13 @@ open_backend(const char *url, const struct nfsd_config *cfg, struct backend *b)
 		goto out;
 	}
 	if (cfg->test_trash_retention != 0) {
-		tl_warn("tesserad", "test_trash_retention: removed files are "
+		tl_warn("tesserad",
+			"test_trash_retention: removed files are "
 			"released %llu ms after their removal, not after "
 			"trash_days (an option for tests)",
 			(unsigned long long)cfg->test_trash_retention);
-		meta_set_trash_retention(b->meta,
-					 cfg->test_trash_retention * 1000000ULL);
+		meta_set_trash_retention(b->meta, cfg->test_trash_retention *
+							  1000000ULL);
 	}
 	rc = cache_store_claim(b->meta, b->os, url, &err);
 	if (rc != 0) {
@@ -454,8 +459,10 @@ open_backend(const char *url, const struct nfsd_config *cfg, struct backend *b)
 	}
 	if (cfg->file_direct_io &&
 	    os_file_direct(os_unwrap(b->os, "file"), true) < 0)
-		tl_warn("tesserad", "file_direct_io: %s is not a file:// "
-			"store; ignored", meta_settings(b->meta)->storage);
+		tl_warn("tesserad",
+			"file_direct_io: %s is not a file:// "
+			"store; ignored",
+			meta_settings(b->meta)->storage);
 	/* Always wrapped, so that SIGHUP can set or lift the limits. */
 	rc = os_ratelimit_wrap(b->os, cfg->upload_limit, cfg->download_limit,
 			       &b->os);
@@ -489,13 +496,13 @@ close_backend(struct backend *b)
 
 struct hup {
 	const struct args *args;
-	const struct nfsd_config *cfg; /* as started */
-	struct os_store *ratelimit;    /* the store's bandwidth limits */
-	struct cache *cache;           /* store_wait_max, the jobs' pace */
+	const struct nfsd_config *cfg;  /* as started */
+	struct os_store *ratelimit;     /* the store's bandwidth limits */
+	struct cache *cache;            /* store_wait_max, the jobs' pace */
 	uint64_t delete_rate, txn_rate; /* the pace now */
-	const char *status;	       /* STATUS=...READY=1 after a reload */
-	struct nfsd_server *srv;       /* NULL: no NFS (bgjob_only) */
-	struct nfsd_billing *billing;  /* the billing_* options */
+	const char *status;             /* STATUS=...READY=1 after a reload */
+	struct nfsd_server *srv;        /* NULL: no NFS (bgjob_only) */
+	struct nfsd_billing *billing;   /* the billing_* options */
 	/* one reload or limit change at once (SIGHUP's control thread, the
 	 * admin endpoint's thread); live: the limits in force */
 	pthread_mutex_t lock;
@@ -504,12 +511,12 @@ struct hup {
 
 /* The options `tessera limit` and the admin endpoint set at run time. */
 static const char *const live_limits[] = {
-    "client_meta_read_rate",  "client_meta_read_burst",
-    "client_meta_write_rate", "client_meta_write_burst",
-    "export_meta_read_rate",  "export_meta_read_burst",
-    "export_meta_write_rate", "export_meta_write_burst",
-    "limit_wait_max",	      "upload_limit",
-    "download_limit",	      "store_wait_max",
+	"client_meta_read_rate",  "client_meta_read_burst",
+	"client_meta_write_rate", "client_meta_write_burst",
+	"export_meta_read_rate",  "export_meta_read_burst",
+	"export_meta_write_rate", "export_meta_write_burst",
+	"limit_wait_max",         "upload_limit",
+	"download_limit",         "store_wait_max",
 };
 
 static const struct tl_conf_opt *
@@ -549,7 +556,7 @@ live_take(struct hup *h, const struct nfsd_config *cfg)
 {
 	for (size_t i = 0; i < TL_ARRAY_SIZE(live_limits); i++)
 		*conf_u64(&h->live, live_limits[i]) =
-		    *conf_u64((struct nfsd_config *)cfg, live_limits[i]);
+			*conf_u64((struct nfsd_config *)cfg, live_limits[i]);
 }
 
 static void
@@ -561,10 +568,10 @@ admin_limit_get(void *arg, struct tl_buf *out)
 	pthread_mutex_lock(&h->lock);
 	for (size_t i = 0; i < TL_ARRAY_SIZE(live_limits); i++) {
 		const struct tl_conf_opt *o = conf_opt(live_limits[i]);
-		int n = snprintf(line, sizeof(line), "%s %llu%s\n", o->name,
-				 (unsigned long long)*conf_u64(&h->live,
-							       o->name),
-				 o->type == TL_CONF_DURATION ? "ms" : "");
+		int n = snprintf(
+			line, sizeof(line), "%s %llu%s\n", o->name,
+			(unsigned long long)*conf_u64(&h->live, o->name),
+			o->type == TL_CONF_DURATION ? "ms" : "");
 
 		tl_buf_append(out, line, (size_t)n);
 	}
@@ -582,12 +589,13 @@ admin_limit_set(void *arg, const char *name, const char *value, char **msg)
 		known |= strcmp(live_limits[i], name) == 0;
 	if (!known) {
 		*msg = tl_asprintf("'%s' is not a limit settable at run time "
-				   "(tessera limit get lists them)", name);
+				   "(tessera limit get lists them)",
+				   name);
 		return -ENOENT;
 	}
 	pthread_mutex_lock(&h->lock);
-	rc = tl_conf_set(nfsd_conf_opts, nfsd_conf_nopts, &h->live, name,
-			 value, msg);
+	rc = tl_conf_set(nfsd_conf_opts, nfsd_conf_nopts, &h->live, name, value,
+			 msg);
 	if (rc == 0) {
 		live_apply(h);
 		tl_notice("tesserad", "admin: %s set to %s", name, value);
@@ -634,7 +642,8 @@ reload(struct hup *h, char **msg)
 	live_apply(h);
 	if (cfg.bgjob_delete_rate != h->delete_rate ||
 	    cfg.bgjob_txn_rate != h->txn_rate) {
-		tl_notice("tesserad", "reload: background jobs paced at %llu "
+		tl_notice("tesserad",
+			  "reload: background jobs paced at %llu "
 			  "deletions and %llu transactions per second (were "
 			  "%llu and %llu; 0: no limit)",
 			  (unsigned long long)cfg.bgjob_delete_rate,
@@ -649,9 +658,9 @@ reload(struct hup *h, char **msg)
 	}
 	if (h->billing != NULL) {
 		struct nfsd_billing_opts bo = {
-		    .dir = cfg.billing_dir,
-		    .interval_ms = cfg.billing_interval,
-		    .dirs = cfg.billing_dirs,
+			.dir = cfg.billing_dir,
+			.interval_ms = cfg.billing_interval,
+			.dirs = cfg.billing_dirs,
 		};
 
 		nfsd_billing_set(h->billing, &bo);
@@ -693,7 +702,8 @@ reload(struct hup *h, char **msg)
 	    nfsd_server_set_exports(srv, cfg.exports, &err) != 0) {
 		tl_err("tesserad", "reload: %s; keeping the old exports", err);
 		*msg = tl_asprintf("%s; the old exports stay (the rest was "
-				   "reloaded)", err);
+				   "reloaded)",
+				   err);
 		rc = -EINVAL;
 	} else {
 		tl_notice("tesserad", "reloaded");
@@ -735,9 +745,9 @@ admin_reload(void *arg, char **msg)
 }
 
 static const struct nfsd_admin_ops admin_ops = {
-    .limit_get = admin_limit_get,
-    .limit_set = admin_limit_set,
-    .reload = admin_reload,
+	.limit_get = admin_limit_get,
+	.limit_set = admin_limit_set,
+	.reload = admin_reload,
 };
 
 /* The admin endpoint's token file: made when missing; a file others
@@ -751,12 +761,16 @@ admin_token_check(const struct nfsd_config *cfg)
 	    nfsd_metrics_off(cfg->metrics_listen))
 		return;
 	if (nfsd_admin_token_make(cfg->admin_token_file, &msg) != 0) {
-		tl_notice("tesserad", "%s: the admin endpoint refuses every "
-			  "request until it exists", msg);
-	} else if (nfsd_admin_token_read(cfg->admin_token_file, token,
-					 &msg) != 0) {
-		tl_err("tesserad", "%s: the admin endpoint refuses every "
-		       "request until it is fixed", msg);
+		tl_notice("tesserad",
+			  "%s: the admin endpoint refuses every "
+			  "request until it exists",
+			  msg);
+	} else if (nfsd_admin_token_read(cfg->admin_token_file, token, &msg) !=
+		   0) {
+		tl_err("tesserad",
+		       "%s: the admin endpoint refuses every "
+		       "request until it is fixed",
+		       msg);
 	}
 	memset(token, 0, sizeof(token));
 	free(msg);
@@ -770,20 +784,20 @@ start_metrics(const struct nfsd_config *cfg, const struct backend *b,
 	      struct nfsd_server *srv, struct hup *hup)
 {
 	struct nfsd_metrics_src src = {
-	    .srv = srv,
-	    .meta = b->meta,
-	    .cache = b->cache,
-	    .os = b->os,
-	    .cache_size = cfg->cache_dirs[0] != '\0' ? cfg->cache_size : 0,
-	    .buffer_limit = cfg->buffer_limit,
-	    .start_ns = tl_now_ns(),
-	    .writeback_max_age_ms = cfg->writeback_max_age,
-	    .session = b->session,
-	    .backup = b->backup,
-	    .admin_token_file = cfg->admin_token_file,
-	    .admin = &admin_ops,
-	    .admin_arg = hup,
-	    .billing = b->billing,
+		.srv = srv,
+		.meta = b->meta,
+		.cache = b->cache,
+		.os = b->os,
+		.cache_size = cfg->cache_dirs[0] != '\0' ? cfg->cache_size : 0,
+		.buffer_limit = cfg->buffer_limit,
+		.start_ns = tl_now_ns(),
+		.writeback_max_age_ms = cfg->writeback_max_age,
+		.session = b->session,
+		.backup = b->backup,
+		.admin_token_file = cfg->admin_token_file,
+		.admin = &admin_ops,
+		.admin_arg = hup,
+		.billing = b->billing,
 	};
 	struct nfsd_metrics *m = NULL;
 	const char *l = cfg->metrics_listen;
@@ -810,8 +824,8 @@ session_probe(void *arg, struct meta_session *s)
 {
 	struct backend *b = arg;
 
-	s->compact_queued = b->cache != NULL ?
-				    cache_compact_queue_len(b->cache) : 0;
+	s->compact_queued =
+		b->cache != NULL ? cache_compact_queue_len(b->cache) : 0;
 }
 
 /* Record this gateway in the volume (meta.h, gateway sessions), so that
@@ -828,14 +842,16 @@ start_session(const struct nfsd_config *cfg, struct backend *b,
 	int rc;
 
 	host = tl_strndup(cfg->listen, strrchr(cfg->listen, ':') - cfg->listen);
-	addr = srv == NULL ? tl_strdup("-") :
-			     tl_asprintf("%s:%u", host[0] ? host : "0.0.0.0",
+	addr = srv == NULL ? tl_strdup("-")
+			   : tl_asprintf("%s:%u", host[0] ? host : "0.0.0.0",
 					 nfsd_server_port(srv));
 	rc = meta_session_start(b->meta, addr, PACKAGE_VERSION,
 				(uint32_t)(cfg->session_timeout / 1000), &k);
 	if (rc != 0) {
-		tl_err("tesserad", "cannot record the gateway session in the "
-		       "metadata: %s", strerror(-rc));
+		tl_err("tesserad",
+		       "cannot record the gateway session in the "
+		       "metadata: %s",
+		       strerror(-rc));
 	} else {
 		b->session = k;
 		meta_session_set_probe(k, session_probe, b);
@@ -843,7 +859,7 @@ start_session(const struct nfsd_config *cfg, struct backend *b,
 			meta_session_want_lease(k, true);
 		else
 			tl_notice("tesserad", "bgjob is off: this gateway "
-				  "runs no background job");
+					      "runs no background job");
 	}
 	free(addr);
 	free(host);
@@ -883,16 +899,16 @@ static int
 start_backups(const struct nfsd_config *cfg, struct backend *b)
 {
 	struct nfsd_backup_opts o = {
-	    .interval_ms = cfg->backup_interval,
-	    .keep = (unsigned)cfg->backup_keep,
-	    .tmpdir = cfg->backup_tmpdir,
-	    .gate = bgjob_gate,
-	    .gate_arg = b,
+		.interval_ms = cfg->backup_interval,
+		.keep = (unsigned)cfg->backup_keep,
+		.tmpdir = cfg->backup_tmpdir,
+		.gate = bgjob_gate,
+		.gate_arg = b,
 	};
 	int rc;
 
-	rc = nfsd_backup_start(b->meta, b->os, meta_session_id(b->session),
-			       &o, &b->backup);
+	rc = nfsd_backup_start(b->meta, b->os, meta_session_id(b->session), &o,
+			       &b->backup);
 	if (rc != 0)
 		tl_err("tesserad", "cannot start the metadata backups: %s",
 		       strerror(-rc));
@@ -906,12 +922,12 @@ start_billing(const struct nfsd_config *cfg, struct backend *b,
 	      struct nfsd_server *srv)
 {
 	struct nfsd_billing_opts o = {
-	    .dir = cfg->billing_dir,
-	    .interval_ms = cfg->billing_interval,
-	    .dirs = cfg->billing_dirs,
-	    .gate = bgjob_gate,
-	    .gate_arg = b,
-	    .srv = srv,
+		.dir = cfg->billing_dir,
+		.interval_ms = cfg->billing_interval,
+		.dirs = cfg->billing_dirs,
+		.gate = bgjob_gate,
+		.gate_arg = b,
+		.srv = srv,
 	};
 	int rc;
 
@@ -980,11 +996,12 @@ serve_bgjob_only(const struct args *a, const struct nfsd_config *cfg,
 		return rc;
 	}
 	started = tl_asprintf("tesserad %s: volume \"%s\": background jobs "
-			      "only, no NFS (bgjob_only)%s", PACKAGE_VERSION,
-			      meta_settings(b->meta)->name,
+			      "only, no NFS (bgjob_only)%s",
+			      PACKAGE_VERSION, meta_settings(b->meta)->name,
 			      a->foreground ? "" : ", daemonized");
 	ready_msg = tl_asprintf("READY=1\nSTATUS=background jobs of volume "
-				"\"%s\"", meta_settings(b->meta)->name);
+				"\"%s\"",
+				meta_settings(b->meta)->name);
 	hup->status = ready_msg;
 	log_started(a, cfg, level, started, ready);
 	free(started);
@@ -1007,7 +1024,8 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 	struct nfsd_server *srv = NULL;
 	struct nfsd_metrics *metrics = NULL;
 	char *err = NULL, *at, *ready_msg = NULL, *started, *url = NULL;
-	struct hup hup = {.args = a, .cfg = cfg,
+	struct hup hup = {.args = a,
+			  .cfg = cfg,
 			  .delete_rate = cfg->bgjob_delete_rate,
 			  .txn_rate = cfg->bgjob_txn_rate,
 			  .lock = PTHREAD_MUTEX_INITIALIZER};
@@ -1095,7 +1113,7 @@ serve(const struct args *a, const struct nfsd_config *cfg,
 	notify("STOPPING=1\nSTATUS=stopping: flushing buffered writes");
 	tl_notice("tesserad", "stopping: flushing buffered writes");
 out:
-	nfsd_metrics_stop(metrics); /* it reads srv and the backend */
+	nfsd_metrics_stop(metrics);   /* it reads srv and the backend */
 	nfsd_billing_stop(b.billing); /* it reads srv's exports */
 	b.billing = NULL;
 	nfsd_server_free(srv);

@@ -24,12 +24,12 @@
  * any pointer may be NULL (the figures are then left out). */
 struct nfsd_metrics_src {
 	struct nfsd_server *srv;       /* connections, DRC */
-	struct meta *meta;	       /* volume usage, /healthz */
-	struct cache *cache;	       /* cache and writeback */
-	struct os_store *os;	       /* the store stack (wrappers) */
-	uint64_t cache_size;	       /* configured limit, 0: no cache */
-	uint64_t buffer_limit;	       /* configured buffer_limit */
-	uint64_t start_ns;	       /* wall clock at startup */
+	struct meta *meta;             /* volume usage, /healthz */
+	struct cache *cache;           /* cache and writeback */
+	struct os_store *os;           /* the store stack (wrappers) */
+	uint64_t cache_size;           /* configured limit, 0: no cache */
+	uint64_t buffer_limit;         /* configured buffer_limit */
+	uint64_t start_ns;             /* wall clock at startup */
 	uint64_t writeback_max_age_ms; /* alarm threshold */
 	/* this gateway's session: whether it holds the background-job
 	 * lease (NULL: not reported) */
@@ -40,7 +40,7 @@ struct nfsd_metrics_src {
 	const char *admin_token_file;
 	const struct nfsd_admin_ops *admin;
 	void *admin_arg;
-	struct nfsd_billing *billing;   /* billing figures (NULL: none) */
+	struct nfsd_billing *billing; /* billing figures (NULL: none) */
 };
 
 /*

@@ -55,44 +55,44 @@ static const char *const prog_names[NFSD_M_NPROG] = {"nfs", "mount", "nlm",
 
 /* Label values, indexed by procedure number (RFC 1813). */
 static const char *const nfs_procs[] = {
-    "null",   "getattr", "setattr",  "lookup", "access",  "readlink",
-    "read",   "write",	 "create",   "mkdir",  "symlink", "mknod",
-    "remove", "rmdir",	 "rename",   "link",   "readdir", "readdirplus",
-    "fsstat", "fsinfo",	 "pathconf", "commit",
+	"null",   "getattr", "setattr",  "lookup", "access",  "readlink",
+	"read",   "write",   "create",   "mkdir",  "symlink", "mknod",
+	"remove", "rmdir",   "rename",   "link",   "readdir", "readdirplus",
+	"fsstat", "fsinfo",  "pathconf", "commit",
 };
 static const char *const mnt_procs[] = {
-    "null", "mnt", "dump", "umnt", "umntall", "export",
+	"null", "mnt", "dump", "umnt", "umntall", "export",
 };
 /* NLM v4 (numbers 16 to 19 unused) and NSM (the gateway serves NULL,
  * STAT and NOTIFY; calls of the others are RPC errors): NULL names are
  * left out. */
 static const char *const nlm_procs[] = {
-    "null",	   "test",     "lock",	   "cancel",	 "unlock",
-    "granted",	   "test_msg", "lock_msg", "cancel_msg", "unlock_msg",
-    "granted_msg", "test_res", "lock_res", "cancel_res", "unlock_res",
-    "granted_res", NULL,       NULL,	   NULL,	 NULL,
-    "share",	   "unshare",  "nm_lock",  "free_all",
+	"null",        "test",     "lock",     "cancel",     "unlock",
+	"granted",     "test_msg", "lock_msg", "cancel_msg", "unlock_msg",
+	"granted_msg", "test_res", "lock_res", "cancel_res", "unlock_res",
+	"granted_res", NULL,       NULL,       NULL,         NULL,
+	"share",       "unshare",  "nm_lock",  "free_all",
 };
 static const char *const nsm_procs[] = {
-    "null", "stat", NULL, NULL, NULL, NULL, "notify",
+	"null", "stat", NULL, NULL, NULL, NULL, "notify",
 };
 _Static_assert(TL_ARRAY_SIZE(nfs_procs) == NFSD_M_NFS_PROCS &&
-		   TL_ARRAY_SIZE(mnt_procs) == NFSD_M_MNT_PROCS &&
-		   TL_ARRAY_SIZE(nlm_procs) == NFSD_M_NLM_PROCS &&
-		   TL_ARRAY_SIZE(nsm_procs) == NFSD_M_NSM_PROCS,
+		       TL_ARRAY_SIZE(mnt_procs) == NFSD_M_MNT_PROCS &&
+		       TL_ARRAY_SIZE(nlm_procs) == NFSD_M_NLM_PROCS &&
+		       TL_ARRAY_SIZE(nsm_procs) == NFSD_M_NSM_PROCS,
 	       "a name for every procedure counters.c counts");
 /* nlm4_stats, by value. */
 static const char *const nlm_status[NFSD_M_NLM_NSTATUS] = {
-    "NLM4_GRANTED",
-    "NLM4_DENIED",
-    "NLM4_DENIED_NOLOCKS",
-    "NLM4_BLOCKED",
-    "NLM4_DENIED_GRACE_PERIOD",
-    "NLM4_DEADLCK",
-    "NLM4_ROFS",
-    "NLM4_STALE_FH",
-    "NLM4_FBIG",
-    "NLM4_FAILED",
+	"NLM4_GRANTED",
+	"NLM4_DENIED",
+	"NLM4_DENIED_NOLOCKS",
+	"NLM4_BLOCKED",
+	"NLM4_DENIED_GRACE_PERIOD",
+	"NLM4_DEADLCK",
+	"NLM4_ROFS",
+	"NLM4_STALE_FH",
+	"NLM4_FBIG",
+	"NLM4_FAILED",
 };
 
 /* Status labels, in the order of counters.c's status slots. */
@@ -104,31 +104,31 @@ _Static_assert(TL_ARRAY_SIZE(nfs_status) == NFSD_M_NSTATUS - 1,
 	       "NFSD_M_NSTATUS is the nfsstat3 list plus one");
 
 static const char *const rpc_err_names[NFSD_M_ERR_COUNT] = {
-    [NFSD_M_ERR_MALFORMED] = "malformed",
-    [NFSD_M_ERR_RPC_MISMATCH] = "rpc_mismatch",
-    [NFSD_M_ERR_AUTH] = "auth_badcred",
-    [NFSD_M_ERR_PROG_UNAVAIL] = "prog_unavail",
-    [NFSD_M_ERR_PROG_MISMATCH] = "prog_mismatch",
-    [NFSD_M_ERR_PROC_UNAVAIL] = "proc_unavail",
-    [NFSD_M_ERR_GARBAGE_ARGS] = "garbage_args",
-    [NFSD_M_ERR_SYSTEM] = "system_err",
+	[NFSD_M_ERR_MALFORMED] = "malformed",
+	[NFSD_M_ERR_RPC_MISMATCH] = "rpc_mismatch",
+	[NFSD_M_ERR_AUTH] = "auth_badcred",
+	[NFSD_M_ERR_PROG_UNAVAIL] = "prog_unavail",
+	[NFSD_M_ERR_PROG_MISMATCH] = "prog_mismatch",
+	[NFSD_M_ERR_PROC_UNAVAIL] = "proc_unavail",
+	[NFSD_M_ERR_GARBAGE_ARGS] = "garbage_args",
+	[NFSD_M_ERR_SYSTEM] = "system_err",
 };
-
 
 /* ---- rendering --------------------------------------------------------- */
 
 static void
 family(struct tl_buf *b, const char *name, const char *type, const char *help)
 {
-	tl_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	tl_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+		      type);
 }
 
 /* A family of one sample, labelled volume="volume" unless volume is
  * NULL.  Volume names are [A-Za-z0-9._-] (meta_format), nothing to
  * escape. */
 static void
-one_in(struct tl_buf *b, const char *name, const char *type,
-       const char *help, const char *volume, uint64_t v)
+one_in(struct tl_buf *b, const char *name, const char *type, const char *help,
+       const char *volume, uint64_t v)
 {
 	family(b, name, type, help);
 	if (volume == NULL)
@@ -148,8 +148,8 @@ one(struct tl_buf *b, const char *name, const char *type, const char *help,
 
 /* The same for a real number, printed with prec decimals. */
 static void
-one_real(struct tl_buf *b, const char *name, const char *type,
-	 const char *help, int prec, double v)
+one_real(struct tl_buf *b, const char *name, const char *type, const char *help,
+	 int prec, double v)
 {
 	family(b, name, type, help);
 	tl_buf_printf(b, "%s %.*f\n", name, prec, v);
@@ -165,9 +165,9 @@ vol(struct tl_buf *b, const char *volume, const char *name, const char *help,
 
 /* A family of n samples told apart by one label, key="vals[i]". */
 static void
-by_label(struct tl_buf *b, const char *name, const char *type,
-	 const char *help, const char *key, const char *const *vals,
-	 const uint64_t *v, unsigned n)
+by_label(struct tl_buf *b, const char *name, const char *type, const char *help,
+	 const char *key, const char *const *vals, const uint64_t *v,
+	 unsigned n)
 {
 	family(b, name, type, help);
 	for (unsigned i = 0; i < n; i++)
@@ -183,7 +183,7 @@ struct series {
 };
 #define SERIES_AT(type, member)                                                \
 	(offsetof(type, member) +                                              \
-	 0 * sizeof(_Generic(((type *)0)->member, uint64_t: 1)))
+	 0 * sizeof(_Generic(((type *)0)->member, uint64_t : 1)))
 
 /* The families of table t, in order, read from fig. */
 static void
@@ -210,8 +210,8 @@ histogram(struct tl_buf *b, const char *name, const char *labels,
 	for (unsigned i = 0; i < nle; i++) {
 		cum += v[i];
 		/* %g: "0.0001" ... "0.25", "1", "2.5" */
-		tl_buf_printf(b, "%s_bucket{%s,le=\"%g\"} %llu\n", name,
-			      labels, le[i], (unsigned long long)cum);
+		tl_buf_printf(b, "%s_bucket{%s,le=\"%g\"} %llu\n", name, labels,
+			      le[i], (unsigned long long)cum);
 	}
 	cum += v[nle];
 	tl_buf_printf(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels,
@@ -300,8 +300,10 @@ render_replies(struct tl_buf *b, const char *name, const char *help,
 
 			if (v == 0 || procs[i] == NULL)
 				continue;
-			tl_buf_printf(b, "%s{procedure=\"%s\",status=\"%s\"} "
-				      "%llu\n", name, procs[i],
+			tl_buf_printf(b,
+				      "%s{procedure=\"%s\",status=\"%s\"} "
+				      "%llu\n",
+				      name, procs[i],
 				      k < nstatus ? status[k] : "other",
 				      (unsigned long long)v);
 		}
@@ -319,12 +321,13 @@ render_rpc(struct tl_buf *b)
 		for (unsigned i = 0; i < NFSD_M_PROCS; i++)
 			if (proc_name(g, i) != NULL)
 				tl_buf_printf(
-				    b,
-				    "tessera_rpc_calls_total{program=\"%s\","
-				    "procedure=\"%s\"} %llu\n",
-				    prog_names[g], proc_name(g, i),
-				    (unsigned long long)get(
-					&nfsd_m.proc[g][i].calls));
+					b,
+					"tessera_rpc_calls_total{program=\"%"
+					"s\","
+					"procedure=\"%s\"} %llu\n",
+					prog_names[g], proc_name(g, i),
+					(unsigned long long)get(
+						&nfsd_m.proc[g][i].calls));
 	render_histogram(b);
 	render_replies(b, "tessera_nfs_replies_total",
 		       "NFS v3 replies per procedure and nfsstat3 (statuses "
@@ -379,32 +382,32 @@ render_conns(struct tl_buf *b)
 		closed[i] = get(&nfsd_m.conn_closed[i]);
 	}
 	by_label(b, "tessera_connections_closed_total", "counter",
-		 "Client TCP connections closed, by reason.", "reason",
-		 reason, closed, NFSD_M_CLOSE_COUNT);
+		 "Client TCP connections closed, by reason.", "reason", reason,
+		 closed, NFSD_M_CLOSE_COUNT);
 }
 
 #define DRC(m) SERIES_AT(struct nfsd_drc_stats, m)
 static const struct series drc_series[] = {
-    {"tessera_drc_hits_total", "counter",
-     "Retransmitted non-idempotent calls answered with the saved reply "
-     "(duplicate request cache replays).",
-     DRC(hits)},
-    {"tessera_drc_inprogress_drops_total", "counter",
-     "Retransmits dropped because the first call was still running.",
-     DRC(inprogress)},
-    {"tessera_drc_misses_total", "counter",
-     "Non-idempotent calls run (not found in the cache).", DRC(misses)},
-    {"tessera_drc_evictions_total", "counter",
-     "Entries dropped to stay within drc_entries and drc_size.",
-     DRC(evictions)},
-    {"tessera_drc_expired_total", "counter",
-     "Entries found too old to replay.", DRC(expired)},
-    {"tessera_drc_uncached_total", "counter", "Replies not kept (too big).",
-     DRC(uncached)},
-    {"tessera_drc_entries", "gauge",
-     "Entries in the duplicate request cache.", DRC(entries)},
-    {"tessera_drc_bytes", "gauge",
-     "Memory held by the duplicate request cache.", DRC(bytes)},
+	{"tessera_drc_hits_total", "counter",
+	 "Retransmitted non-idempotent calls answered with the saved reply "
+	 "(duplicate request cache replays).",
+	 DRC(hits)},
+	{"tessera_drc_inprogress_drops_total", "counter",
+	 "Retransmits dropped because the first call was still running.",
+	 DRC(inprogress)},
+	{"tessera_drc_misses_total", "counter",
+	 "Non-idempotent calls run (not found in the cache).", DRC(misses)},
+	{"tessera_drc_evictions_total", "counter",
+	 "Entries dropped to stay within drc_entries and drc_size.",
+	 DRC(evictions)},
+	{"tessera_drc_expired_total", "counter",
+	 "Entries found too old to replay.", DRC(expired)},
+	{"tessera_drc_uncached_total", "counter", "Replies not kept (too big).",
+	 DRC(uncached)},
+	{"tessera_drc_entries", "gauge",
+	 "Entries in the duplicate request cache.", DRC(entries)},
+	{"tessera_drc_bytes", "gauge",
+	 "Memory held by the duplicate request cache.", DRC(bytes)},
 };
 #undef DRC
 
@@ -419,27 +422,27 @@ render_drc(struct tl_buf *b, struct nfsd_server *srv)
 
 #define LCK(m) SERIES_AT(struct nfsd_lock_stats, m)
 static const struct series lock_series[] = {
-    {"tessera_nlm_locks", "gauge",
-     "NFS lock records (byte ranges of one owner on one file, shares) of "
-     "the volume, all gateways.",
-     LCK(locks)},
-    {"tessera_nlm_blocked_requests", "gauge",
-     "Blocked lock requests this gateway keeps, to be granted by a "
-     "callback.",
-     LCK(waiters)},
-    {"tessera_nlm_callbacks_in_flight", "gauge",
-     "Calls to clients (GRANTED, _RES, SM_NOTIFY) queued or running.",
-     LCK(callbacks)},
-    {"tessera_nlm_granted_callbacks_total", "counter",
-     "Blocked locks granted by a GRANTED callback the client accepted.",
-     LCK(granted_cb)},
-    {"tessera_nlm_callbacks_failed_total", "counter",
-     "Calls to clients given up (unreachable, or no answer in time).",
-     LCK(cb_failed)},
-    {"tessera_nlm_clients_adopted_total", "counter",
-     "Lock clients taken over from gateways that are gone (this "
-     "gateway's earlier runs included), told to reclaim.",
-     LCK(adopted)},
+	{"tessera_nlm_locks", "gauge",
+	 "NFS lock records (byte ranges of one owner on one file, shares) of "
+	 "the volume, all gateways.",
+	 LCK(locks)},
+	{"tessera_nlm_blocked_requests", "gauge",
+	 "Blocked lock requests this gateway keeps, to be granted by a "
+	 "callback.",
+	 LCK(waiters)},
+	{"tessera_nlm_callbacks_in_flight", "gauge",
+	 "Calls to clients (GRANTED, _RES, SM_NOTIFY) queued or running.",
+	 LCK(callbacks)},
+	{"tessera_nlm_granted_callbacks_total", "counter",
+	 "Blocked locks granted by a GRANTED callback the client accepted.",
+	 LCK(granted_cb)},
+	{"tessera_nlm_callbacks_failed_total", "counter",
+	 "Calls to clients given up (unreachable, or no answer in time).",
+	 LCK(cb_failed)},
+	{"tessera_nlm_clients_adopted_total", "counter",
+	 "Lock clients taken over from gateways that are gone (this "
+	 "gateway's earlier runs included), told to reclaim.",
+	 LCK(adopted)},
 };
 #undef LCK
 
@@ -470,8 +473,7 @@ label_value(struct tl_buf *b, const char *v)
 	}
 }
 
-static const char *const limit_classes[NFSD_LIMIT_NCLASS] = {"read",
-							     "write"};
+static const char *const limit_classes[NFSD_LIMIT_NCLASS] = {"read", "write"};
 
 struct limit_rows {
 	struct tl_buf delayed, refused;
@@ -515,11 +517,15 @@ render_limits(struct tl_buf *b, struct nfsd_server *srv)
 	       "Metadata operations per second allowed (0: no limit), per "
 	       "client address or per export, reads or changes.");
 	for (int k = 0; k < NFSD_LIMIT_NCLASS; k++) {
-		tl_buf_printf(b, "tessera_limit_meta_rate{scope=\"client\","
-			      "class=\"%s\"} %llu\n", limit_classes[k],
+		tl_buf_printf(b,
+			      "tessera_limit_meta_rate{scope=\"client\","
+			      "class=\"%s\"} %llu\n",
+			      limit_classes[k],
 			      (unsigned long long)c.client_rate[k]);
-		tl_buf_printf(b, "tessera_limit_meta_rate{scope=\"export\","
-			      "class=\"%s\"} %llu\n", limit_classes[k],
+		tl_buf_printf(b,
+			      "tessera_limit_meta_rate{scope=\"export\","
+			      "class=\"%s\"} %llu\n",
+			      limit_classes[k],
 			      (unsigned long long)c.export_rate[k]);
 	}
 	one_real(b, "tessera_limit_wait_max_seconds", "gauge",
@@ -536,7 +542,8 @@ render_limits(struct tl_buf *b, struct nfsd_server *srv)
 	tl_buf_append(b, r.refused.data, r.refused.len);
 	one(b, "tessera_limit_clients", "gauge",
 	    "Client addresses with rate-limit buckets (at most "
-	    "limit_clients).", clients);
+	    "limit_clients).",
+	    clients);
 	one(b, "tessera_limit_clients_reused_total", "counter",
 	    "Buckets of the least recently seen client reused for another.",
 	    evicted);
@@ -553,69 +560,69 @@ struct cache_figs {
 
 #define CF(m) SERIES_AT(struct cache_figs, m)
 static const struct series cache_series[] = {
-    {"tessera_cache_misses_total", "counter",
-     "Block reads the disk cache could not serve.", CF(s.disk_misses)},
-    {"tessera_cache_evictions_total", "counter",
-     "Blocks evicted from the disk cache.", CF(s.disk_evicted)},
-    {"tessera_cache_damaged_total", "counter",
-     "Cached blocks found corrupt and fetched again.", CF(s.disk_damaged)},
-    {"tessera_cache_used_bytes", "gauge", "Bytes of blocks in the disk cache.",
-     CF(s.disk_bytes)},
-    {"tessera_cache_blocks", "gauge", "Blocks in the disk cache.",
-     CF(s.disk_blocks)},
-    {"tessera_cache_limit_bytes", "gauge",
-     "Configured disk cache size (cache_size; 0: no disk cache).",
-     CF(limit)},
-    {"tessera_cache_memory_bytes", "gauge",
-     "Bytes of prefetched and recently read blocks in memory.",
-     CF(s.mem_bytes)},
-    {"tessera_buffered_write_bytes", "gauge",
-     "Bytes of unstable writes buffered in memory, not yet stored.",
-     CF(buffered)},
-    {"tessera_buffered_write_limit_bytes", "gauge",
-     "buffer_limit: writers flush or wait above it.", CF(buffer_limit)},
-    {"tessera_objstore_fetches_total", "counter",
-     "Block GETs issued to the object store.", CF(s.fetches)},
-    {"tessera_objstore_fetch_bytes_total", "counter",
-     "Bytes fetched by block GETs.", CF(s.fetch_bytes)},
-    {"tessera_readahead_blocks_total", "counter",
-     "Blocks fetched by readahead.", CF(s.prefetches)},
-    {"tessera_compacted_chunks_total", "counter",
-     "Fragmented chunks rewritten as one slice.", CF(s.compacted)},
-    {"tessera_compaction_queued_chunks", "gauge",
-     "Chunks this gateway queued for compaction, waiting for the "
-     "background job (only the lease holder keeps a queue).",
-     CF(s.compact_queued)},
+	{"tessera_cache_misses_total", "counter",
+	 "Block reads the disk cache could not serve.", CF(s.disk_misses)},
+	{"tessera_cache_evictions_total", "counter",
+	 "Blocks evicted from the disk cache.", CF(s.disk_evicted)},
+	{"tessera_cache_damaged_total", "counter",
+	 "Cached blocks found corrupt and fetched again.", CF(s.disk_damaged)},
+	{"tessera_cache_used_bytes", "gauge",
+	 "Bytes of blocks in the disk cache.", CF(s.disk_bytes)},
+	{"tessera_cache_blocks", "gauge", "Blocks in the disk cache.",
+	 CF(s.disk_blocks)},
+	{"tessera_cache_limit_bytes", "gauge",
+	 "Configured disk cache size (cache_size; 0: no disk cache).",
+	 CF(limit)},
+	{"tessera_cache_memory_bytes", "gauge",
+	 "Bytes of prefetched and recently read blocks in memory.",
+	 CF(s.mem_bytes)},
+	{"tessera_buffered_write_bytes", "gauge",
+	 "Bytes of unstable writes buffered in memory, not yet stored.",
+	 CF(buffered)},
+	{"tessera_buffered_write_limit_bytes", "gauge",
+	 "buffer_limit: writers flush or wait above it.", CF(buffer_limit)},
+	{"tessera_objstore_fetches_total", "counter",
+	 "Block GETs issued to the object store.", CF(s.fetches)},
+	{"tessera_objstore_fetch_bytes_total", "counter",
+	 "Bytes fetched by block GETs.", CF(s.fetch_bytes)},
+	{"tessera_readahead_blocks_total", "counter",
+	 "Blocks fetched by readahead.", CF(s.prefetches)},
+	{"tessera_compacted_chunks_total", "counter",
+	 "Fragmented chunks rewritten as one slice.", CF(s.compacted)},
+	{"tessera_compaction_queued_chunks", "gauge",
+	 "Chunks this gateway queued for compaction, waiting for the "
+	 "background job (only the lease holder keeps a queue).",
+	 CF(s.compact_queued)},
 };
 /* Only where the cache runs the background jobs. */
 static const struct series cache_bgjob_series[] = {
-    {"tessera_bgjob_delete_rate", "gauge",
-     "bgjob_delete_rate in force: objects the background jobs delete per "
-     "second (0: no limit; SIGHUP changes it).",
-     CF(s.bgjob_delete_rate)},
-    {"tessera_bgjob_txn_rate", "gauge",
-     "bgjob_txn_rate in force: metadata transactions of the background "
-     "jobs per second (0: no limit).",
-     CF(s.bgjob_txn_rate)},
+	{"tessera_bgjob_delete_rate", "gauge",
+	 "bgjob_delete_rate in force: objects the background jobs delete per "
+	 "second (0: no limit; SIGHUP changes it).",
+	 CF(s.bgjob_delete_rate)},
+	{"tessera_bgjob_txn_rate", "gauge",
+	 "bgjob_txn_rate in force: metadata transactions of the background "
+	 "jobs per second (0: no limit).",
+	 CF(s.bgjob_txn_rate)},
 };
 static const struct series writeback_series[] = {
-    {"tessera_writeback_staged_blocks", "gauge",
-     "Blocks staged on local disk, waiting for upload.",
-     CF(s.staged_blocks)},
-    {"tessera_writeback_staged_bytes", "gauge",
-     "Bytes staged on local disk, waiting for upload.", CF(s.staged_bytes)},
-    {"tessera_writeback_oldest_age_seconds", "gauge",
-     "Age of the oldest staged block (0: none).", CF(s.staged_oldest_s)},
-    {"tessera_writeback_overdue_blocks", "gauge",
-     "Staged blocks older than writeback_max_age.", CF(s.staged_overdue)},
-    {"tessera_writeback_max_age_seconds", "gauge",
-     "writeback_max_age: the alarm threshold.", CF(max_age_s)},
-    {"tessera_writeback_alarm", "gauge",
-     "1 while a staged block is older than writeback_max_age.", CF(alarm)},
-    {"tessera_writeback_uploaded_blocks_total", "counter",
-     "Staged blocks uploaded since start.", CF(s.uploaded)},
-    {"tessera_writeback_upload_errors_total", "counter",
-     "Failed background uploads (retried).", CF(s.upload_errors)},
+	{"tessera_writeback_staged_blocks", "gauge",
+	 "Blocks staged on local disk, waiting for upload.",
+	 CF(s.staged_blocks)},
+	{"tessera_writeback_staged_bytes", "gauge",
+	 "Bytes staged on local disk, waiting for upload.", CF(s.staged_bytes)},
+	{"tessera_writeback_oldest_age_seconds", "gauge",
+	 "Age of the oldest staged block (0: none).", CF(s.staged_oldest_s)},
+	{"tessera_writeback_overdue_blocks", "gauge",
+	 "Staged blocks older than writeback_max_age.", CF(s.staged_overdue)},
+	{"tessera_writeback_max_age_seconds", "gauge",
+	 "writeback_max_age: the alarm threshold.", CF(max_age_s)},
+	{"tessera_writeback_alarm", "gauge",
+	 "1 while a staged block is older than writeback_max_age.", CF(alarm)},
+	{"tessera_writeback_uploaded_blocks_total", "counter",
+	 "Staged blocks uploaded since start.", CF(s.uploaded)},
+	{"tessera_writeback_upload_errors_total", "counter",
+	 "Failed background uploads (retried).", CF(s.upload_errors)},
 };
 #undef CF
 
@@ -647,22 +654,22 @@ render_cache(struct tl_buf *b, const struct nfsd_metrics_src *src)
 
 #define OS(m) SERIES_AT(struct os_stats, m)
 static const struct series os_puts_series[] = {
-    {"tessera_objstore_puts_total", "counter",
-     "Objects stored (S3 PUTs accepted, files renamed into place by "
-     "file://).",
-     OS(puts)},
+	{"tessera_objstore_puts_total", "counter",
+	 "Objects stored (S3 PUTs accepted, files renamed into place by "
+	 "file://).",
+	 OS(puts)},
 };
 static const struct series os_traffic_series[] = {
-    {"tessera_objstore_uploaded_bytes_total", "counter",
-     "Bytes put to the object store.", OS(up_bytes)},
-    {"tessera_objstore_downloaded_bytes_total", "counter",
-     "Bytes got from the object store.", OS(down_bytes)},
+	{"tessera_objstore_uploaded_bytes_total", "counter",
+	 "Bytes put to the object store.", OS(up_bytes)},
+	{"tessera_objstore_downloaded_bytes_total", "counter",
+	 "Bytes got from the object store.", OS(down_bytes)},
 };
 static const struct series os_retry_series[] = {
-    {"tessera_objstore_retries_total", "counter",
-     "Object-store calls retried after an I/O error.", OS(retries)},
-    {"tessera_objstore_failures_total", "counter",
-     "Object-store calls that failed after the last retry.", OS(failures)},
+	{"tessera_objstore_retries_total", "counter",
+	 "Object-store calls retried after an I/O error.", OS(retries)},
+	{"tessera_objstore_failures_total", "counter",
+	 "Object-store calls that failed after the last retry.", OS(failures)},
 };
 #undef OS
 
@@ -767,9 +774,9 @@ render_process(struct tl_buf *b, uint64_t start_ns)
 		one_real(b, "process_cpu_seconds_total", "counter",
 			 "User and system CPU time spent, seconds.", 6,
 			 (double)ru.ru_utime.tv_sec +
-			     ru.ru_utime.tv_usec / 1e6 +
-			     (double)ru.ru_stime.tv_sec +
-			     ru.ru_stime.tv_usec / 1e6);
+				 ru.ru_utime.tv_usec / 1e6 +
+				 (double)ru.ru_stime.tv_sec +
+				 ru.ru_stime.tv_usec / 1e6);
 	f = fopen("/proc/self/statm", "re");
 	if (f != NULL) {
 		if (fscanf(f, "%llu %llu", &vm, &rss) == 2 && page > 0) {
@@ -788,7 +795,8 @@ render_process(struct tl_buf *b, uint64_t start_ns)
 		closedir(d);
 		one(b, "process_open_fds", "gauge",
 		    "Open file descriptors (this scrape's directory one "
-		    "included).", fds);
+		    "included).",
+		    fds);
 	}
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		one(b, "process_max_fds", "gauge",
@@ -807,43 +815,43 @@ struct raft_figs {
 
 #define RF(m) SERIES_AT(struct raft_figs, m)
 static const struct series raft_series[] = {
-    {"tessera_raft_node_id", "gauge", "This gateway's raft node id.",
-     RF(s.id)},
-    {"tessera_raft_term", "gauge", "The current raft term.", RF(s.term)},
-    {"tessera_raft_leader", "gauge",
-     "The node id of the leader this node knows (0: none).", RF(s.leader)},
-    {"tessera_raft_is_leader", "gauge", "1 while this node leads.",
-     RF(is_leader)},
-    {"tessera_raft_voter", "gauge",
-     "1 while this node is a voter of the configuration.", RF(voter)},
-    {"tessera_raft_commit_index", "gauge",
-     "The last log index this node knows committed.", RF(s.commit)},
-    {"tessera_raft_last_index", "gauge", "The last index of this node's log.",
-     RF(s.last_index)},
-    {"tessera_raft_applied_index", "gauge",
-     "The last log index applied to this node's replica.", RF(s.applied)},
-    {"tessera_raft_log_bytes", "gauge",
-     "Bytes of this node's raft log files (segments, snapshots).",
-     RF(s.log_bytes)},
-    {"tessera_raft_leader_changes_total", "counter",
-     "Times the leader this node knows changed.", RF(s.leader_changes)},
-    {"tessera_raft_elections_won_total", "counter",
-     "Times this node became the leader.", RF(s.elections_won)},
-    {"tessera_raft_snapshots_sent_total", "counter",
-     "Replica copies sent to nodes that were new or behind.",
-     RF(s.snapshots_sent)},
-    {"tessera_raft_snapshots_received_total", "counter",
-     "Replica copies this node restored.", RF(s.snapshots_received)},
-    {"tessera_raft_commits_total", "counter",
-     "Transactions of this gateway committed.", RF(s.commits)},
-    {"tessera_raft_conflicts_total", "counter",
-     "Transactions of this gateway that conflicted (retried).",
-     RF(s.conflicts)},
-    {"tessera_raft_reads_total", "counter",
-     "Transactions that waited for a read index.", RF(s.reads)},
-    {"tessera_raft_lease_reads_total", "counter",
-     "Of those, answered from the leader's lease without a message.",
-     RF(s.lease_reads)},
+	{"tessera_raft_node_id", "gauge", "This gateway's raft node id.",
+	 RF(s.id)},
+	{"tessera_raft_term", "gauge", "The current raft term.", RF(s.term)},
+	{"tessera_raft_leader", "gauge",
+	 "The node id of the leader this node knows (0: none).", RF(s.leader)},
+	{"tessera_raft_is_leader", "gauge", "1 while this node leads.",
+	 RF(is_leader)},
+	{"tessera_raft_voter", "gauge",
+	 "1 while this node is a voter of the configuration.", RF(voter)},
+	{"tessera_raft_commit_index", "gauge",
+	 "The last log index this node knows committed.", RF(s.commit)},
+	{"tessera_raft_last_index", "gauge",
+	 "The last index of this node's log.", RF(s.last_index)},
+	{"tessera_raft_applied_index", "gauge",
+	 "The last log index applied to this node's replica.", RF(s.applied)},
+	{"tessera_raft_log_bytes", "gauge",
+	 "Bytes of this node's raft log files (segments, snapshots).",
+	 RF(s.log_bytes)},
+	{"tessera_raft_leader_changes_total", "counter",
+	 "Times the leader this node knows changed.", RF(s.leader_changes)},
+	{"tessera_raft_elections_won_total", "counter",
+	 "Times this node became the leader.", RF(s.elections_won)},
+	{"tessera_raft_snapshots_sent_total", "counter",
+	 "Replica copies sent to nodes that were new or behind.",
+	 RF(s.snapshots_sent)},
+	{"tessera_raft_snapshots_received_total", "counter",
+	 "Replica copies this node restored.", RF(s.snapshots_received)},
+	{"tessera_raft_commits_total", "counter",
+	 "Transactions of this gateway committed.", RF(s.commits)},
+	{"tessera_raft_conflicts_total", "counter",
+	 "Transactions of this gateway that conflicted (retried).",
+	 RF(s.conflicts)},
+	{"tessera_raft_reads_total", "counter",
+	 "Transactions that waited for a read index.", RF(s.reads)},
+	{"tessera_raft_lease_reads_total", "counter",
+	 "Of those, answered from the leader's lease without a message.",
+	 RF(s.lease_reads)},
 };
 #undef RF
 
@@ -866,13 +874,16 @@ render_raft(struct tl_buf *b, struct meta *m)
 	for (unsigned i = 0; i < META_KV_RAFT_LAT_BUCKETS; i++) {
 		cum += f.s.apply_count[i];
 		if (i + 1 < META_KV_RAFT_LAT_BUCKETS)
-			tl_buf_printf(b, "tessera_raft_apply_duration_seconds"
+			tl_buf_printf(b,
+				      "tessera_raft_apply_duration_seconds"
 				      "_bucket{le=\"%g\"} %llu\n",
 				      100e-6 * (1u << i),
 				      (unsigned long long)cum);
 	}
-	tl_buf_printf(b, "tessera_raft_apply_duration_seconds_bucket"
-		      "{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+	tl_buf_printf(b,
+		      "tessera_raft_apply_duration_seconds_bucket"
+		      "{le=\"+Inf\"} %llu\n",
+		      (unsigned long long)cum);
 	tl_buf_printf(b, "tessera_raft_apply_duration_seconds_sum %.6f\n",
 		      (double)f.s.apply_sum_us / 1e6);
 	tl_buf_printf(b, "tessera_raft_apply_duration_seconds_count %llu\n",
@@ -887,40 +898,40 @@ struct lmdb_figs {
 
 #define LF(m) SERIES_AT(struct lmdb_figs, m)
 static const struct series lmdb_series[] = {
-    {"tessera_meta_lmdb_batches_total", "counter",
-     "LMDB write transactions committed, each a batch of operations that "
-     "syncs its data pages once.",
-     LF(s.batches)},
-    {"tessera_meta_lmdb_syncs_total", "counter",
-     "Syncs of the LMDB file that acknowledged durable commits (one serves "
-     "every batch written before it).",
-     LF(s.syncs)},
-    {"tessera_meta_lmdb_lazy_commits_total", "counter",
-     "Operations committed without waiting for the disk (exports with "
-     "async, session renewals, gc).",
-     LF(s.lazy)},
-    {"tessera_meta_lmdb_map_size_bytes", "gauge",
-     "Size of the LMDB map (mapsize): the most the data file may grow to.",
-     LF(s.map_bytes)},
-    {"tessera_meta_lmdb_map_used_bytes", "gauge",
-     "Bytes of the map up to its last page written (free pages inside "
-     "included).",
-     LF(map_used)},
-    {"tessera_meta_lmdb_page_size_bytes", "gauge", "LMDB page size.",
-     LF(s.page_size)},
-    {"tessera_meta_lmdb_pages_used", "gauge",
-     "Pages up to the last page written.", LF(s.pages_used)},
+	{"tessera_meta_lmdb_batches_total", "counter",
+	 "LMDB write transactions committed, each a batch of operations that "
+	 "syncs its data pages once.",
+	 LF(s.batches)},
+	{"tessera_meta_lmdb_syncs_total", "counter",
+	 "Syncs of the LMDB file that acknowledged durable commits (one serves "
+	 "every batch written before it).",
+	 LF(s.syncs)},
+	{"tessera_meta_lmdb_lazy_commits_total", "counter",
+	 "Operations committed without waiting for the disk (exports with "
+	 "async, session renewals, gc).",
+	 LF(s.lazy)},
+	{"tessera_meta_lmdb_map_size_bytes", "gauge",
+	 "Size of the LMDB map (mapsize): the most the data file may grow to.",
+	 LF(s.map_bytes)},
+	{"tessera_meta_lmdb_map_used_bytes", "gauge",
+	 "Bytes of the map up to its last page written (free pages inside "
+	 "included).",
+	 LF(map_used)},
+	{"tessera_meta_lmdb_page_size_bytes", "gauge", "LMDB page size.",
+	 LF(s.page_size)},
+	{"tessera_meta_lmdb_pages_used", "gauge",
+	 "Pages up to the last page written.", LF(s.pages_used)},
 };
 static const struct series lmdb_tree_series[] = {
-    {"tessera_meta_lmdb_entries", "gauge", "Keys in the tree.",
-     LF(s.entries)},
-    {"tessera_meta_lmdb_tree_depth", "gauge", "Depth of the B+tree.",
-     LF(s.depth)},
-    {"tessera_meta_lmdb_readers", "gauge",
-     "Reader slots used (high-water mark of the lock table).",
-     LF(s.readers)},
-    {"tessera_meta_lmdb_max_readers", "gauge", "Reader slots available.",
-     LF(s.max_readers)},
+	{"tessera_meta_lmdb_entries", "gauge", "Keys in the tree.",
+	 LF(s.entries)},
+	{"tessera_meta_lmdb_tree_depth", "gauge", "Depth of the B+tree.",
+	 LF(s.depth)},
+	{"tessera_meta_lmdb_readers", "gauge",
+	 "Reader slots used (high-water mark of the lock table).",
+	 LF(s.readers)},
+	{"tessera_meta_lmdb_max_readers", "gauge", "Reader slots available.",
+	 LF(s.max_readers)},
 };
 #undef LF
 
@@ -951,32 +962,32 @@ render_lmdb(struct tl_buf *b, struct meta *m)
 
 #define VU(m) SERIES_AT(struct meta_usage, m)
 static const struct series usage_series[] = {
-    {"tessera_volume_used_bytes", "gauge",
-     "Bytes used by regular files (4 KiB-rounded sizes).", VU(used_bytes)},
-    {"tessera_volume_used_inodes", "gauge", "Inodes in use.",
-     VU(used_inodes)},
-    {"tessera_volume_capacity_bytes", "gauge",
-     "Volume capacity (0: unlimited).", VU(capacity)},
-    {"tessera_volume_max_inodes", "gauge", "Inode limit (0: unlimited).",
-     VU(max_inodes)},
-    {"tessera_volume_pending_delete", "gauge",
-     "Files and slices waiting for background deletion (`tessera status`: "
-     "pending delete).",
-     VU(pending_delete)},
-    /* the volume's usage for billing (meta.h, struct meta_usage) */
-    {"tessera_volume_logical_bytes", "gauge",
-     "Sizes of the regular files outside the trash (exact).",
-     VU(logical_bytes)},
-    {"tessera_volume_stored_bytes", "gauge",
-     "Bytes of the slices whose objects are in the object store: "
-     "referenced, in grace, or waiting for deletion (before compression).",
-     VU(stored_bytes)},
-    {"tessera_volume_trash_logical_bytes", "gauge",
-     "Sizes of the regular files in the trash (exact).", VU(trash_bytes)},
-    {"tessera_volume_pending_delete_bytes", "gauge",
-     "Bytes waiting for the deletion job: released slices and removed "
-     "files not purged yet.",
-     VU(pending_bytes)},
+	{"tessera_volume_used_bytes", "gauge",
+	 "Bytes used by regular files (4 KiB-rounded sizes).", VU(used_bytes)},
+	{"tessera_volume_used_inodes", "gauge", "Inodes in use.",
+	 VU(used_inodes)},
+	{"tessera_volume_capacity_bytes", "gauge",
+	 "Volume capacity (0: unlimited).", VU(capacity)},
+	{"tessera_volume_max_inodes", "gauge", "Inode limit (0: unlimited).",
+	 VU(max_inodes)},
+	{"tessera_volume_pending_delete", "gauge",
+	 "Files and slices waiting for background deletion (`tessera status`: "
+	 "pending delete).",
+	 VU(pending_delete)},
+	/* the volume's usage for billing (meta.h, struct meta_usage) */
+	{"tessera_volume_logical_bytes", "gauge",
+	 "Sizes of the regular files outside the trash (exact).",
+	 VU(logical_bytes)},
+	{"tessera_volume_stored_bytes", "gauge",
+	 "Bytes of the slices whose objects are in the object store: "
+	 "referenced, in grace, or waiting for deletion (before compression).",
+	 VU(stored_bytes)},
+	{"tessera_volume_trash_logical_bytes", "gauge",
+	 "Sizes of the regular files in the trash (exact).", VU(trash_bytes)},
+	{"tessera_volume_pending_delete_bytes", "gauge",
+	 "Bytes waiting for the deletion job: released slices and removed "
+	 "files not purged yet.",
+	 VU(pending_bytes)},
 };
 #undef VU
 
@@ -1028,44 +1039,46 @@ render_stall(struct tl_buf *b, struct meta *m)
 	    st.sampled ? st.w.backlog : 0);
 	vol(b, name, "tessera_bgjob_backlog_flat_seconds",
 	    "How long that backlog has been above zero without shrinking "
-	    "(0: it is zero or shrinking).", st.flat_ns / 1000000000);
+	    "(0: it is zero or shrinking).",
+	    st.flat_ns / 1000000000);
 	family(b, "tessera_bgjob_stalled", "gauge",
 	       "1 (alarm) when the backlog has not shrunk for 3 lease "
 	       "periods (session_timeout), by reason: no_holder (no live "
 	       "gateway holds the background-job lease) or holder (the "
 	       "holder makes no progress).");
-	tl_buf_printf(b,
-		      "tessera_bgjob_stalled{volume=\"%s\",reason=\"no_holder\"}"
-		      " %d\n"
-		      "tessera_bgjob_stalled{volume=\"%s\",reason=\"holder\"} "
-		      "%d\n",
-		      name, st.reason == META_STALL_NO_HOLDER, name,
-		      st.reason == META_STALL_HOLDER);
+	tl_buf_printf(
+		b,
+		"tessera_bgjob_stalled{volume=\"%s\",reason=\"no_holder\"}"
+		" %d\n"
+		"tessera_bgjob_stalled{volume=\"%s\",reason=\"holder\"} "
+		"%d\n",
+		name, st.reason == META_STALL_NO_HOLDER, name,
+		st.reason == META_STALL_HOLDER);
 }
 
 #define BL(m) SERIES_AT(struct meta_backlog, m)
 static const struct series backlog_series[] = {
-    {"tessera_volume_pending_delete_files", "gauge",
-     "Removed files whose data waits for the deletion job.", BL(files)},
-    {"tessera_volume_pending_delete_file_bytes", "gauge",
-     "Sizes of the removed files waiting for the deletion job.",
-     BL(file_bytes)},
-    {"tessera_volume_pending_delete_slices", "gauge",
-     "Released slices whose objects wait for the deletion job.",
-     BL(slices)},
-    {"tessera_volume_pending_delete_slice_bytes", "gauge",
-     "Stored bytes of the released slices waiting for deletion.",
-     BL(slice_bytes)},
-    {"tessera_volume_grace_slices", "gauge",
-     "Slices compaction dropped, waiting out their grace period.",
-     BL(grace)},
-    {"tessera_volume_grace_bytes", "gauge",
-     "Stored bytes of the slices in their grace period.", BL(grace_bytes)},
-    {"tessera_volume_trash_files", "gauge",
-     "Removed files kept in the trash.", BL(trash_files)},
-    {"tessera_volume_trash_bytes", "gauge",
-     "Bytes of the files in the trash (4 KiB-rounded sizes).",
-     BL(trash_bytes)},
+	{"tessera_volume_pending_delete_files", "gauge",
+	 "Removed files whose data waits for the deletion job.", BL(files)},
+	{"tessera_volume_pending_delete_file_bytes", "gauge",
+	 "Sizes of the removed files waiting for the deletion job.",
+	 BL(file_bytes)},
+	{"tessera_volume_pending_delete_slices", "gauge",
+	 "Released slices whose objects wait for the deletion job.",
+	 BL(slices)},
+	{"tessera_volume_pending_delete_slice_bytes", "gauge",
+	 "Stored bytes of the released slices waiting for deletion.",
+	 BL(slice_bytes)},
+	{"tessera_volume_grace_slices", "gauge",
+	 "Slices compaction dropped, waiting out their grace period.",
+	 BL(grace)},
+	{"tessera_volume_grace_bytes", "gauge",
+	 "Stored bytes of the slices in their grace period.", BL(grace_bytes)},
+	{"tessera_volume_trash_files", "gauge",
+	 "Removed files kept in the trash.", BL(trash_files)},
+	{"tessera_volume_trash_bytes", "gauge",
+	 "Bytes of the files in the trash (4 KiB-rounded sizes).",
+	 BL(trash_bytes)},
 };
 #undef BL
 
@@ -1264,7 +1277,8 @@ nfsd_admin_token_read(const char *path, char *out, char **msg)
 		close(fd);
 		*msg = tl_asprintf("admin_token_file %s must be a regular file "
 				   "of this user with mode 0600 (chmod 600 "
-				   "%s)", path, path);
+				   "%s)",
+				   path, path);
 		return -EPERM;
 	}
 	n = read(fd, buf, sizeof(buf) - 1);
@@ -1284,8 +1298,10 @@ nfsd_admin_token_read(const char *path, char *out, char **msg)
 		e--;
 	if (e == b || e - b > NFSD_ADMIN_TOKEN_MAX ||
 	    (size_t)n == sizeof(buf) - 1) {
-		*msg = tl_asprintf("admin_token_file %s is empty or longer than "
-				   "%d bytes", path, NFSD_ADMIN_TOKEN_MAX);
+		*msg = tl_asprintf(
+			"admin_token_file %s is empty or longer than "
+			"%d bytes",
+			path, NFSD_ADMIN_TOKEN_MAX);
 		return -ENODATA;
 	}
 	memcpy(out, buf + b, e - b);
@@ -1370,12 +1386,13 @@ admin_authorized(struct evhttp_request *req, struct nfsd_metrics *m)
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 			  "WWW-Authenticate", "Bearer realm=\"tessera admin\"");
 	reply_plain(req, 401, "Unauthorized",
-		    auth == NULL ?
-			"admin: no token; send \"Authorization: Bearer TOKEN\" "
-			"with the contents of the gateway's "
-			"admin_token_file\n" :
-			"admin: wrong token; it is the contents of the "
-			"gateway's admin_token_file\n");
+		    auth == NULL
+			    ? "admin: no token; send \"Authorization: Bearer "
+			      "TOKEN\" "
+			      "with the contents of the gateway's "
+			      "admin_token_file\n"
+			    : "admin: wrong token; it is the contents of the "
+			      "gateway's admin_token_file\n");
 	return false;
 }
 
@@ -1420,9 +1437,9 @@ admin_limit_set(struct evhttp_request *req, struct nfsd_metrics *m)
 	}
 	tl_buf_append(&out, "", 1);
 	reply_plain(req, code,
-		    code == HTTP_OK	     ? "OK" :
-		    code == HTTP_NOTFOUND ? "Not Found" :
-					     "Bad Request",
+		    code == HTTP_OK         ? "OK"
+		    : code == HTTP_NOTFOUND ? "Not Found"
+					    : "Bad Request",
 		    (char *)out.data);
 	tl_buf_free(&out);
 	free(body);
@@ -1465,7 +1482,9 @@ serve_admin(struct evhttp_request *req, struct nfsd_metrics *m,
 		rc = m->src.admin->reload(m->src.admin_arg, &msg);
 		out.len = 0;
 		tl_buf_printf(&out, "%s\n",
-			msg ? msg : rc == 0 ? "reloaded" : strerror(-rc));
+			      msg       ? msg
+			      : rc == 0 ? "reloaded"
+					: strerror(-rc));
 		tl_buf_append(&out, "", 1);
 		reply_plain(req, rc == 0 ? HTTP_OK : HTTP_INTERNAL,
 			    rc == 0 ? "OK" : "Internal Server Error",
@@ -1579,10 +1598,10 @@ nfsd_metrics_start(const char *listen_s, const struct nfsd_metrics_src *src,
 	/* every method reaches http_cb, which answers 405 (evhttp would
 	 * answer 501 to the ones outside its default set) */
 	evhttp_set_allowed_methods(
-	    m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-			 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-			 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-			 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+		m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+				 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+				 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+				 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_timeout(m->http, 30);
 	evhttp_set_max_headers_size(m->http, 16384);
 	evhttp_set_max_body_size(m->http, 65536);

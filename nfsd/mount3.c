@@ -33,14 +33,14 @@
 struct mount_ent {
 	char host[INET6_ADDRSTRLEN];
 	char *dir;
-	uint64_t when_ns;	     /* last MNT */
+	uint64_t when_ns;            /* last MNT */
 	TAILQ_ENTRY(mount_ent) link; /* most recently mounted first */
 };
 
 static pthread_mutex_t mounts_lock = PTHREAD_MUTEX_INITIALIZER;
 /* under mounts_lock */
-static TAILQ_HEAD(mount_list, mount_ent) mounts =
-    TAILQ_HEAD_INITIALIZER(mounts);
+static TAILQ_HEAD(mount_list,
+		  mount_ent) mounts = TAILQ_HEAD_INITIALIZER(mounts);
 static size_t nmounts;
 
 static void
@@ -85,8 +85,8 @@ nfsd_mounts_add(const char *host, const char *dir, uint64_t now_ns)
 	pthread_mutex_lock(&mounts_lock);
 	mounts_expire(now_ns);
 	TAILQ_FOREACH(m, &mounts, link)
-		if (strcmp(m->host, host) == 0 && strcmp(m->dir, dir) == 0)
-			break;
+	if (strcmp(m->host, host) == 0 && strcmp(m->dir, dir) == 0)
+		break;
 	if (m != NULL) {
 		ent_unlink(m);
 	} else {
@@ -144,7 +144,7 @@ struct mnt_dump_res {
 	size_t n;
 	struct {
 		char *host, *dir;
-	} *v;
+	} * v;
 };
 
 /* EXPORT: every export with its client patterns. */
@@ -154,7 +154,7 @@ struct mnt_export_res {
 		char *dir;
 		size_t ngroups;
 		char **groups;
-	} *v;
+	} * v;
 };
 
 /* A list item: TRUE and the item follow, or FALSE ends the list. */
@@ -210,8 +210,7 @@ nfsd_xdr_mount_exports(XDR *x, struct mnt_export_res *r)
 	if (x->x_op != XDR_ENCODE)
 		return FALSE;
 	for (size_t i = 0; i < r->n; i++) {
-		if (!more(x, TRUE) ||
-		    !xdr_string(x, &r->v[i].dir, MNTPATHLEN))
+		if (!more(x, TRUE) || !xdr_string(x, &r->v[i].dir, MNTPATHLEN))
 			return FALSE;
 		for (size_t j = 0; j < r->v[i].ngroups; j++)
 			if (!more(x, TRUE) ||
@@ -304,7 +303,8 @@ mnt_dump(struct nfsd_call *c, void *args, void *res)
 	pthread_mutex_lock(&mounts_lock);
 	mounts_expire(tl_mono_ns());
 	r->v = tl_calloc(nmounts > 0 ? nmounts : 1, sizeof(*r->v));
-	TAILQ_FOREACH(m, &mounts, link) {
+	TAILQ_FOREACH(m, &mounts, link)
+	{
 		r->v[i].host = tl_strdup(m->host);
 		r->v[i].dir = tl_strdup(m->dir);
 		i++;
@@ -362,19 +362,19 @@ mnt_xdr_void(XDR *x, void *p)
 #define PROC(name, xa, ta, xr, tr, fn)                                         \
 	{                                                                      \
 		name, (xdrproc_t)(xa), sizeof(ta), (xdrproc_t)(xr),            \
-		    sizeof(tr), fn, 0, NULL                                    \
+			sizeof(tr), fn, 0, NULL                                \
 	}
 
 const struct nfsd_proc nfsd_mnt3_procs[] = {
-    PROC("MNT_NULL", mnt_xdr_void, char, mnt_xdr_void, char, mnt_null),
-    PROC("MNT", xdr_mnt3_dirpath_args, struct mnt3_dirpath_args, xdr_mountres3,
-	 mountres3, mnt_mnt),
-    PROC("DUMP", mnt_xdr_void, char, nfsd_xdr_mount_dump,
-	 struct mnt_dump_res, mnt_dump),
-    PROC("UMNT", xdr_mnt3_dirpath_args, struct mnt3_dirpath_args, mnt_xdr_void,
-	 char, mnt_umnt),
-    PROC("UMNTALL", mnt_xdr_void, char, mnt_xdr_void, char, mnt_umntall),
-    PROC("EXPORT", mnt_xdr_void, char, nfsd_xdr_mount_exports,
-	 struct mnt_export_res, mnt_export),
+	PROC("MNT_NULL", mnt_xdr_void, char, mnt_xdr_void, char, mnt_null),
+	PROC("MNT", xdr_mnt3_dirpath_args, struct mnt3_dirpath_args,
+	     xdr_mountres3, mountres3, mnt_mnt),
+	PROC("DUMP", mnt_xdr_void, char, nfsd_xdr_mount_dump,
+	     struct mnt_dump_res, mnt_dump),
+	PROC("UMNT", xdr_mnt3_dirpath_args, struct mnt3_dirpath_args,
+	     mnt_xdr_void, char, mnt_umnt),
+	PROC("UMNTALL", mnt_xdr_void, char, mnt_xdr_void, char, mnt_umntall),
+	PROC("EXPORT", mnt_xdr_void, char, nfsd_xdr_mount_exports,
+	     struct mnt_export_res, mnt_export),
 };
 const size_t nfsd_mnt3_nprocs = TL_ARRAY_SIZE(nfsd_mnt3_procs);

@@ -113,8 +113,8 @@ void nfsd_nfs3_entry3_free_list(entry3 *e);
 void nfsd_nfs3_entryplus3_free_list(entryplus3 *e);
 
 /* XDR sizes used to fill a reply exactly up to the client's count. */
-#define NFS3_XDR_PAD(n)	   (((size_t)(n) + 3) & ~(size_t)3)
-#define NFS3_XDR_FATTR	   84			/* fattr3 */
+#define NFS3_XDR_PAD(n)    (((size_t)(n) + 3) & ~(size_t)3)
+#define NFS3_XDR_FATTR     84                   /* fattr3 */
 #define NFS3_XDR_POST_ATTR (4 + NFS3_XDR_FATTR) /* post_op_attr, present */
 /* entry3 with its value_follows word. */
 #define NFS3_XDR_ENTRY(namelen) (4 + 8 + 4 + NFS3_XDR_PAD(namelen) + 8)

@@ -87,9 +87,9 @@ static const struct {
 	uint8_t meta;
 	ftype3 nfs;
 } nfs3_types[] = {
-    {META_REG, NF3REG},	  {META_DIR, NF3DIR},	{META_BLK, NF3BLK},
-    {META_CHR, NF3CHR},	  {META_LNK, NF3LNK},	{META_SOCK, NF3SOCK},
-    {META_FIFO, NF3FIFO},
+	{META_REG, NF3REG},   {META_DIR, NF3DIR}, {META_BLK, NF3BLK},
+	{META_CHR, NF3CHR},   {META_LNK, NF3LNK}, {META_SOCK, NF3SOCK},
+	{META_FIFO, NF3FIFO},
 };
 
 ftype3
@@ -139,8 +139,8 @@ nfsd_nfs3_fattr(const struct nfsd_call *c, const struct meta_attr *a,
 	out->size = a->size;
 	/* Regular files: the data actually stored, so holes of sparse files
 	 * cost nothing (du); others: their size in 4 KiB units. */
-	out->used = a->type == META_REG ? a->written
-					: (a->size + 4095) & ~4095ULL;
+	out->used =
+		a->type == META_REG ? a->written : (a->size + 4095) & ~4095ULL;
 	out->rdev.specdata1 = a->rdev_major;
 	out->rdev.specdata2 = a->rdev_minor;
 	/* One volume is one file system to the client, whichever gateway
@@ -348,7 +348,7 @@ nfsd_nfs3_setattr(struct nfsd_call *c, void *args, void *res)
 	if (a->guard.check) {
 		s.valid |= META_SET_GUARD;
 		s.guard_ctime_ns =
-		    nfsd_nfs3_time_ns(&a->guard.sattrguard3_u.obj_ctime);
+			nfsd_nfs3_time_ns(&a->guard.sattrguard3_u.obj_ctime);
 	}
 	/* Buffered writes must land before a size change (or they would
 	 * resurrect truncated bytes), before explicit times (or the flush
@@ -494,7 +494,7 @@ nfsd_nfs3_fsinfo(struct nfsd_call *c, void *args, void *res)
 	ok->time_delta.seconds = 0;
 	ok->time_delta.nseconds = 1;
 	ok->properties =
-	    FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS | FSF3_CANSETTIME;
+		FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS | FSF3_CANSETTIME;
 }
 
 void
@@ -536,60 +536,62 @@ nfs3_xdr_void(XDR *xdrs, void *p)
 #define MODDRC (NFSD_PF_FH | NFSD_PF_MODIFIES | NFSD_PF_DRC)
 
 const struct nfsd_proc nfsd_nfs3_procs[] = {
-    [NFSPROC3_NULL] = {.name = "NULL",
-		       .xdr_args = (xdrproc_t)nfs3_xdr_void,
-		       .args_size = 0,
-		       .xdr_res = (xdrproc_t)nfs3_xdr_void,
-		       .res_size = 0,
-		       .handler = nfsd_nfs3_null,
-		       .flags = 0},
-    P(NFSPROC3_GETATTR, "GETATTR", getattr, GETATTR3args, GETATTR3res,
-      xdr_GETATTR3res, FH),
-    P(NFSPROC3_SETATTR, "SETATTR", setattr, SETATTR3args, SETATTR3res,
-      xdr_SETATTR3res, MODDRC),
-    P(NFSPROC3_LOOKUP, "LOOKUP", lookup, LOOKUP3args, LOOKUP3res,
-      xdr_LOOKUP3res, FH),
-    P(NFSPROC3_ACCESS, "ACCESS", access, ACCESS3args, ACCESS3res,
-      xdr_ACCESS3res, FH),
-    P(NFSPROC3_READLINK, "READLINK", readlink, READLINK3args, READLINK3res,
-      xdr_READLINK3res, FH),
-    P(NFSPROC3_READ, "READ", read, READ3args, READ3res, xdr_READ3res, FH),
-    [NFSPROC3_WRITE] = {.name = "WRITE",
-			.xdr_args = (xdrproc_t)nfsd_nfs3_xdr_write_args_inplace,
-			.args_size = sizeof(WRITE3args),
-			.xdr_res = (xdrproc_t)xdr_WRITE3res,
-			.res_size = sizeof(WRITE3res),
-			.handler = nfsd_nfs3_write,
-			.flags = MOD},
-    P(NFSPROC3_CREATE, "CREATE", create, CREATE3args, CREATE3res,
-      xdr_CREATE3res, MODDRC),
-    P(NFSPROC3_MKDIR, "MKDIR", mkdir, MKDIR3args, MKDIR3res, xdr_MKDIR3res,
-      MODDRC),
-    P(NFSPROC3_SYMLINK, "SYMLINK", symlink, SYMLINK3args, SYMLINK3res,
-      xdr_SYMLINK3res, MODDRC),
-    P(NFSPROC3_MKNOD, "MKNOD", mknod, MKNOD3args, MKNOD3res, xdr_MKNOD3res,
-      MODDRC),
-    P(NFSPROC3_REMOVE, "REMOVE", remove, REMOVE3args, REMOVE3res,
-      xdr_REMOVE3res, MODDRC),
-    P(NFSPROC3_RMDIR, "RMDIR", rmdir, RMDIR3args, RMDIR3res, xdr_RMDIR3res,
-      MODDRC),
-    P(NFSPROC3_RENAME, "RENAME", rename, RENAME3args, RENAME3res,
-      xdr_RENAME3res, MODDRC),
-    P(NFSPROC3_LINK, "LINK", link, LINK3args, LINK3res, xdr_LINK3res, MODDRC),
-    P(NFSPROC3_READDIR, "READDIR", readdir, READDIR3args, READDIR3res,
-      nfsd_nfs3_xdr_readdir_res, FH),
-    P(NFSPROC3_READDIRPLUS, "READDIRPLUS", readdirplus, READDIRPLUS3args,
-      READDIRPLUS3res, nfsd_nfs3_xdr_readdirplus_res, FH),
-    P(NFSPROC3_FSSTAT, "FSSTAT", fsstat, FSSTAT3args, FSSTAT3res,
-      xdr_FSSTAT3res, FH),
-    P(NFSPROC3_FSINFO, "FSINFO", fsinfo, FSINFO3args, FSINFO3res,
-      xdr_FSINFO3res, FH),
-    P(NFSPROC3_PATHCONF, "PATHCONF", pathconf, PATHCONF3args, PATHCONF3res,
-      xdr_PATHCONF3res, FH),
-    /* COMMIT changes nothing a read-only export protects: it only makes
+	[NFSPROC3_NULL] = {.name = "NULL",
+			   .xdr_args = (xdrproc_t)nfs3_xdr_void,
+			   .args_size = 0,
+			   .xdr_res = (xdrproc_t)nfs3_xdr_void,
+			   .res_size = 0,
+			   .handler = nfsd_nfs3_null,
+			   .flags = 0},
+	P(NFSPROC3_GETATTR, "GETATTR", getattr, GETATTR3args, GETATTR3res,
+	  xdr_GETATTR3res, FH),
+	P(NFSPROC3_SETATTR, "SETATTR", setattr, SETATTR3args, SETATTR3res,
+	  xdr_SETATTR3res, MODDRC),
+	P(NFSPROC3_LOOKUP, "LOOKUP", lookup, LOOKUP3args, LOOKUP3res,
+	  xdr_LOOKUP3res, FH),
+	P(NFSPROC3_ACCESS, "ACCESS", access, ACCESS3args, ACCESS3res,
+	  xdr_ACCESS3res, FH),
+	P(NFSPROC3_READLINK, "READLINK", readlink, READLINK3args, READLINK3res,
+	  xdr_READLINK3res, FH),
+	P(NFSPROC3_READ, "READ", read, READ3args, READ3res, xdr_READ3res, FH),
+	[NFSPROC3_WRITE] = {.name = "WRITE",
+			    .xdr_args =
+				    (xdrproc_t)nfsd_nfs3_xdr_write_args_inplace,
+			    .args_size = sizeof(WRITE3args),
+			    .xdr_res = (xdrproc_t)xdr_WRITE3res,
+			    .res_size = sizeof(WRITE3res),
+			    .handler = nfsd_nfs3_write,
+			    .flags = MOD},
+	P(NFSPROC3_CREATE, "CREATE", create, CREATE3args, CREATE3res,
+	  xdr_CREATE3res, MODDRC),
+	P(NFSPROC3_MKDIR, "MKDIR", mkdir, MKDIR3args, MKDIR3res, xdr_MKDIR3res,
+	  MODDRC),
+	P(NFSPROC3_SYMLINK, "SYMLINK", symlink, SYMLINK3args, SYMLINK3res,
+	  xdr_SYMLINK3res, MODDRC),
+	P(NFSPROC3_MKNOD, "MKNOD", mknod, MKNOD3args, MKNOD3res, xdr_MKNOD3res,
+	  MODDRC),
+	P(NFSPROC3_REMOVE, "REMOVE", remove, REMOVE3args, REMOVE3res,
+	  xdr_REMOVE3res, MODDRC),
+	P(NFSPROC3_RMDIR, "RMDIR", rmdir, RMDIR3args, RMDIR3res, xdr_RMDIR3res,
+	  MODDRC),
+	P(NFSPROC3_RENAME, "RENAME", rename, RENAME3args, RENAME3res,
+	  xdr_RENAME3res, MODDRC),
+	P(NFSPROC3_LINK, "LINK", link, LINK3args, LINK3res, xdr_LINK3res,
+	  MODDRC),
+	P(NFSPROC3_READDIR, "READDIR", readdir, READDIR3args, READDIR3res,
+	  nfsd_nfs3_xdr_readdir_res, FH),
+	P(NFSPROC3_READDIRPLUS, "READDIRPLUS", readdirplus, READDIRPLUS3args,
+	  READDIRPLUS3res, nfsd_nfs3_xdr_readdirplus_res, FH),
+	P(NFSPROC3_FSSTAT, "FSSTAT", fsstat, FSSTAT3args, FSSTAT3res,
+	  xdr_FSSTAT3res, FH),
+	P(NFSPROC3_FSINFO, "FSINFO", fsinfo, FSINFO3args, FSINFO3res,
+	  xdr_FSINFO3res, FH),
+	P(NFSPROC3_PATHCONF, "PATHCONF", pathconf, PATHCONF3args, PATHCONF3res,
+	  xdr_PATHCONF3res, FH),
+	/* COMMIT changes nothing a read-only export protects: it only makes
      * earlier WRITEs durable, so it is not NFSD_PF_MODIFIES. */
-    P(NFSPROC3_COMMIT, "COMMIT", commit, COMMIT3args, COMMIT3res,
-      xdr_COMMIT3res, FH),
+	P(NFSPROC3_COMMIT, "COMMIT", commit, COMMIT3args, COMMIT3res,
+	  xdr_COMMIT3res, FH),
 };
 
 const size_t nfsd_nfs3_nprocs = TL_ARRAY_SIZE(nfsd_nfs3_procs);

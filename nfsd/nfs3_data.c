@@ -156,7 +156,8 @@ nfsd_nfs3_read(struct nfsd_call *c, void *args, void *res)
 		if (err != 0)
 			break;
 		if (tries == NFS3_READ_TRIES) {
-			tl_warn(NFS3_SUBSYS, "inode %llu: a block of [%llu, "
+			tl_warn(NFS3_SUBSYS,
+				"inode %llu: a block of [%llu, "
 				"+%zu) is missing from the object store",
 				(unsigned long long)c->ino,
 				(unsigned long long)a->offset, count);

@@ -134,9 +134,9 @@ nfs3_after_create(struct nfsd_call *c, uint64_t ino, bool existed,
  * the sattr3 s (NULL: none), fill the result; unless the arguments were
  * found wrong (err, -errno), which is the answer then. */
 static void
-nfs3_make(struct nfsd_call *c, int err, const char *name,
-	  enum nfs3_nameop op, struct meta_new *n,
-	  const struct meta_setattr *s, const struct nfs3_made *out)
+nfs3_make(struct nfsd_call *c, int err, const char *name, enum nfs3_nameop op,
+	  struct meta_new *n, const struct meta_setattr *s,
+	  const struct nfs3_made *out)
 {
 	struct meta_setattr none = {0};
 	struct meta_attr attr, dpost;
@@ -206,8 +206,8 @@ nfsd_nfs3_create(struct nfsd_call *c, void *args, void *res)
 	switch (a->how.mode) {
 	case UNCHECKED:
 	case GUARDED:
-		n.how =
-		    a->how.mode == UNCHECKED ? META_UNCHECKED : META_GUARDED;
+		n.how = a->how.mode == UNCHECKED ? META_UNCHECKED
+						 : META_GUARDED;
 		err = nfs3_sattr_mode(&a->how.createhow3_u.obj_attributes, 0644,
 				      &s, &n);
 		break;
@@ -306,8 +306,7 @@ nfsd_nfs3_mknod(struct nfsd_call *c, void *args, void *res)
  * was its last link); wcc is the result's dir_wcc (resok and resfail
  * both hold just that). */
 static nfsstat3
-nfs3_remove_name(struct nfsd_call *c, const char *name, bool dir,
-		 wcc_data *wcc)
+nfs3_remove_name(struct nfsd_call *c, const char *name, bool dir, wcc_data *wcc)
 {
 	struct meta_attr dpost;
 	struct meta_pre_attr dpre;
@@ -350,8 +349,8 @@ nfsd_nfs3_rmdir(struct nfsd_call *c, void *args, void *res)
 {
 	RMDIR3res *r = res;
 
-	r->status = nfs3_remove_name(c, ((RMDIR3args *)args)->object.name,
-				     true, &r->RMDIR3res_u.resok.dir_wcc);
+	r->status = nfs3_remove_name(c, ((RMDIR3args *)args)->object.name, true,
+				     &r->RMDIR3res_u.resok.dir_wcc);
 }
 
 /* ---- RENAME, LINK -------------------------------------------------------- */

@@ -40,7 +40,7 @@
 struct nfs3_rd {
 	struct nfsd_call *c;
 	bool plus;
-	bool attrs; /* READDIRPLUS entries carry handles and attributes */
+	bool attrs;  /* READDIRPLUS entries carry handles and attributes */
 	size_t left; /* bytes of count / maxcount still free */
 	size_t n;    /* entries so far */
 	entry3 *head, **tail;
@@ -132,8 +132,8 @@ nfs3_rd_fill(struct nfs3_rd *rd, uint64_t cookie, size_t count, bool *eof)
 	if (count < NFS3_XDR_RD_FIXED)
 		return -TL_ETOOSMALL;
 	rd->left = count - NFS3_XDR_RD_FIXED;
-	rd->attrs = rd->plus &&
-		    meta_access(&c->attr, &c->cred, META_MAY_EXEC) != 0;
+	rd->attrs =
+		rd->plus && meta_access(&c->attr, &c->cred, META_MAY_EXEC) != 0;
 	if (nfs3_rd_dots(rd, cookie) == 0) {
 		int err = meta_readdir(c->ctx->meta, &c->cred, c->ino,
 				       TL_MAX(cookie, 2), rd->attrs, nfs3_rd_cb,

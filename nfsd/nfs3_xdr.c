@@ -136,7 +136,7 @@ nfsd_nfs3_xdr_readdirplus_res(XDR *xdrs, READDIRPLUS3res *objp)
 		return FALSE;
 	if (objp->status != NFS3_OK)
 		return xdr_READDIRPLUS3resfail(
-		    xdrs, &objp->READDIRPLUS3res_u.resfail);
+			xdrs, &objp->READDIRPLUS3res_u.resfail);
 	return xdr_post_op_attr(xdrs, &ok->dir_attributes) &&
 	       xdr_cookieverf3(xdrs, ok->cookieverf) &&
 	       nfs3_xdr_entryplus3_list(xdrs, &ok->reply.entries) &&

@@ -70,23 +70,23 @@ enum nfsd_squash {
 
 /* An address of a host-name rule (IPv4-mapped IPv6 stored as IPv4). */
 struct nfsd_addr {
-	int family;               /* AF_INET or AF_INET6 */
-	uint8_t addr[16];         /* 4 or 16 bytes, the rest zero */
+	int family;       /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* 4 or 16 bytes, the rest zero */
 };
 
 struct nfsd_client_rule {
-	char *pattern;            /* as written, for messages and EXPORT */
-	int family;               /* AF_INET / AF_INET6, 0 for "*" or host */
-	uint8_t addr[16];         /* network address */
-	unsigned prefix;          /* CIDR prefix length */
-	char *host;               /* host name, or NULL */
-	struct nfsd_addr *addrs;  /* its addresses at the last resolution */
-	size_t naddrs;            /* (nfsd_exports_resolve_hosts) */
+	char *pattern;           /* as written, for messages and EXPORT */
+	int family;              /* AF_INET / AF_INET6, 0 for "*" or host */
+	uint8_t addr[16];        /* network address */
+	unsigned prefix;         /* CIDR prefix length */
+	char *host;              /* host name, or NULL */
+	struct nfsd_addr *addrs; /* its addresses at the last resolution */
+	size_t naddrs;           /* (nfsd_exports_resolve_hosts) */
 	bool rw;
 	enum nfsd_squash squash;
 	uint32_t anonuid, anongid;
 	bool secure;
-	bool async;               /* metadata commits not waited for */
+	bool async; /* metadata commits not waited for */
 	/* meta_read_rate=N, meta_write_rate=N: the client metadata rate
 	 * limit of the clients this rule admits, instead of tessera.conf's
 	 * (limit.c; index NFSD_LIMIT_READ, _WRITE of nfsd.h) */
@@ -95,9 +95,9 @@ struct nfsd_client_rule {
 };
 
 struct nfsd_export {
-	uint32_t id;              /* export id in file handles */
-	char *path;               /* absolute path inside the volume */
-	uint64_t root_ino;        /* resolved when the server starts */
+	uint32_t id;       /* export id in file handles */
+	char *path;        /* absolute path inside the volume */
+	uint64_t root_ino; /* resolved when the server starts */
 	struct nfsd_client_rule *rules;
 	size_t nrules;
 };
@@ -159,7 +159,7 @@ struct nfsd_export *nfsd_export_by_path(const struct nfsd_exports *e,
  * a byte makes the MAC fail.
  */
 #define NFSD_FH_VERSION 1
-#define NFSD_FH_SIZE 41
+#define NFSD_FH_SIZE    41
 
 struct nfsd_fh {
 	uint32_t export_id;
@@ -171,8 +171,8 @@ void nfsd_fh_encode(const struct meta_settings *vol, const struct nfsd_fh *fh,
 		    uint8_t out[NFSD_FH_SIZE]);
 /* -EBADMSG for a handle that is too short or long, of another version,
  * volume, or whose MAC fails (-> NFS3ERR_BADHANDLE). */
-int nfsd_fh_decode(const struct meta_settings *vol, const void *buf,
-		   size_t len, struct nfsd_fh *out);
+int nfsd_fh_decode(const struct meta_settings *vol, const void *buf, size_t len,
+		   struct nfsd_fh *out);
 
 /* ---- the server and a call -------------------------------------------------- */
 
@@ -185,10 +185,10 @@ struct nfsd_ctx {
 	struct cache *cache;
 	const struct meta_settings *vol;
 	struct nfsd_exports_gen *exports; /* in force: nfsd_exports_get */
-	uint8_t write_verf[8];         /* random per process start */
+	uint8_t write_verf[8];            /* random per process start */
 	uint64_t start_ns;
-	struct nfsd_drc *drc;          /* NULL: no duplicate request cache */
-	struct nfsd_nlm *nlm;          /* NULL: NLM and NSM not served */
+	struct nfsd_drc *drc; /* NULL: no duplicate request cache */
+	struct nfsd_nlm *nlm; /* NULL: NLM and NSM not served */
 };
 
 struct nfsd_call {
@@ -196,17 +196,17 @@ struct nfsd_call {
 	uint32_t xid;
 	uint32_t prog, vers, proc;
 	struct sockaddr_storage peer;
-	struct sockaddr_storage local; /* the address the peer reached;
+	struct sockaddr_storage local;      /* the address the peer reached;
 					  family 0 when unknown */
 	const struct nfsd_exports *exports; /* held for the whole call */
-	uint32_t flavor;               /* AUTH_NONE / AUTH_SYS */
+	uint32_t flavor;                    /* AUTH_NONE / AUTH_SYS */
 	struct meta_cred cred;         /* after the export's squash rules */
 	const struct nfsd_export *exp; /* set for NFSD_PF_FH procedures;
 					  points into exports */
 	const struct nfsd_client_rule *rule;
-	bool rdonly;                   /* export is read-only for this client */
-	uint64_t ino;                  /* inode of the first file handle */
-	struct meta_attr attr;         /* its attributes, fetched at dispatch */
+	bool rdonly;           /* export is read-only for this client */
+	uint64_t ino;          /* inode of the first file handle */
+	struct meta_attr attr; /* its attributes, fetched at dispatch */
 	/* READ may answer with bytes of a cache block (cache_read_ref):
 	 * set by the dispatcher, which hands them on as the reply's tail;
 	 * read_ref is what the handler borrowed.  read_files: or with a
@@ -224,15 +224,15 @@ struct nfsd_call {
 };
 
 /* The RPC programs served (version 3 of each; NLM 4, NSM 1). */
-#define NFSD_PROG_NFS	100003u
+#define NFSD_PROG_NFS   100003u
 #define NFSD_PROG_MOUNT 100005u
-#define NFSD_PROG_NLM	100021u
-#define NFSD_PROG_NSM	100024u
+#define NFSD_PROG_NLM   100021u
+#define NFSD_PROG_NSM   100024u
 
 /* Procedure table entry. */
-#define NFSD_PF_FH (1u << 0)       /* args begin with a file handle */
+#define NFSD_PF_FH       (1u << 0) /* args begin with a file handle */
 #define NFSD_PF_MODIFIES (1u << 1) /* refused with ROFS on ro exports */
-#define NFSD_PF_DRC (1u << 2)      /* non-idempotent: duplicate cache */
+#define NFSD_PF_DRC      (1u << 2) /* non-idempotent: duplicate cache */
 
 struct nfsd_proc {
 	const char *name;
@@ -274,8 +274,7 @@ int nfsd_fh_resolve(struct nfsd_call *c, const nfs_fh3 *fh, uint64_t *ino,
 /* The attributes of ino as a handle of it in the call's export would
  * get them: 0, or -ESTALE when it is gone or lies outside the export
  * (what ".." answers are checked with). */
-int nfsd_fh_inside(struct nfsd_call *c, uint64_t ino,
-		   struct meta_attr *attr);
+int nfsd_fh_inside(struct nfsd_call *c, uint64_t ino, struct meta_attr *attr);
 /* Attributes of ino when its generation is gen and it lies inside exp,
  * cache overlay applied; -ESTALE if the inode is gone, was reused or
  * lies outside the export (the dispatcher's check of the first
@@ -289,7 +288,7 @@ int nfsd_fh_getattr(struct nfsd_ctx *ctx, const struct nfsd_export *exp,
  * dropped by UMNT/UMNTALL, forgotten NFSD_MOUNTS_TTL_NS after the last
  * MNT; beyond NFSD_MOUNTS_MAX entries the least recently mounted goes.
  * now_ns: tl_mono_ns() (tests pass other times). */
-#define NFSD_MOUNTS_MAX	   4096
+#define NFSD_MOUNTS_MAX    4096
 #define NFSD_MOUNTS_TTL_NS (7ULL * 86400 * 1000000000)
 void nfsd_mounts_add(const char *host, const char *dir, uint64_t now_ns);
 /* Remove host's entry for dir (all of host's when dir is NULL). */

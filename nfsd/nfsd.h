@@ -23,24 +23,24 @@
 /* tessera.conf settings of the server; see nfsd_conf_opts (config.c) for
  * the defaults, bounds and help text, and tessera.conf(5). */
 struct nfsd_config {
-	char *meta;		  /* metadata URL, "" = from --meta only */
-	char *volume;		  /* the volume of the metadata URL, "" = its
+	char *meta;               /* metadata URL, "" = from --meta only */
+	char *volume;             /* the volume of the metadata URL, "" = its
 				     only one */
-	char *listen;		  /* "ADDR:PORT", "[v6]:PORT" */
-	char *exports;		  /* exports file, NULL/"" = default */
-	uint64_t workers;	  /* worker threads */
-	uint64_t buffer_limit;	  /* cache_opts.buffer_limit */
+	char *listen;             /* "ADDR:PORT", "[v6]:PORT" */
+	char *exports;            /* exports file, NULL/"" = default */
+	uint64_t workers;         /* worker threads */
+	uint64_t buffer_limit;    /* cache_opts.buffer_limit */
 	uint64_t upload_threads;  /* cache_opts.upload_threads */
 	uint64_t max_record_size; /* bytes of one RPC record */
 	uint64_t max_connections;
 	uint64_t max_inflight_per_conn;
 	uint64_t request_memory; /* bytes of unanswered requests */
-	uint64_t idle_timeout;	 /* ms, 0 = never */
-	uint64_t drc_entries;	 /* duplicate request cache: entries */
-	uint64_t drc_size;	 /* and bytes */
-	bool rpcbind;		 /* register with rpcbind */
-	bool proxy_protocol;	 /* connections begin with a PROXY header */
-	char *cache_dirs;	 /* cache_opts: disk block cache */
+	uint64_t idle_timeout;   /* ms, 0 = never */
+	uint64_t drc_entries;    /* duplicate request cache: entries */
+	uint64_t drc_size;       /* and bytes */
+	bool rpcbind;            /* register with rpcbind */
+	bool proxy_protocol;     /* connections begin with a PROXY header */
+	char *cache_dirs;        /* cache_opts: disk block cache */
 	uint64_t cache_size;
 	uint64_t cache_free_floor; /* percent */
 	bool writeback;
@@ -48,7 +48,7 @@ struct nfsd_config {
 	uint64_t readahead_max;
 	uint64_t readahead_budget;
 	uint64_t download_threads;
-	uint64_t inline_max;     /* cache_opts: inline data, 0: none */
+	uint64_t inline_max; /* cache_opts: inline data, 0: none */
 	bool file_direct_io;
 	uint64_t upload_limit;   /* bytes/s to the object store, 0: none */
 	uint64_t download_limit; /* bytes/s from it */
@@ -62,28 +62,28 @@ struct nfsd_config {
 	uint64_t limit_clients;  /* client table entries */
 	char *admin_token_file;  /* the admin endpoint's token */
 	char *log_level;
-	char *log_file;       /* "" = stderr or syslog */
-	char *metrics_listen; /* HTTP "ADDR:PORT"; "" or "off": none */
+	char *log_file;           /* "" = stderr or syslog */
+	char *metrics_listen;     /* HTTP "ADDR:PORT"; "" or "off": none */
 	uint64_t session_timeout; /* ms: the gateway session's ttl */
 	/* NFS locks (NLM v4, NSM: nfsd/lockd.c) */
 	bool locking;
-	uint64_t lock_grace;	       /* ms */
-	uint64_t lock_poll;	       /* ms */
+	uint64_t lock_grace; /* ms */
+	uint64_t lock_poll;  /* ms */
 	uint64_t max_locks;
 	uint64_t max_locks_per_client;
 	uint64_t max_lock_waiters;
 	uint64_t lock_callback_window; /* ms */
-	bool bgjob;		  /* may hold the background-job lease */
-	bool bgjob_only;	  /* run the jobs, serve no NFS */
-	uint64_t bgjob_delete_rate; /* objects deleted per second, 0: any */
-	uint64_t bgjob_txn_rate;    /* jobs' metadata transactions per s */
+	bool bgjob;                    /* may hold the background-job lease */
+	bool bgjob_only;               /* run the jobs, serve no NFS */
+	uint64_t bgjob_delete_rate;    /* objects deleted per second, 0: any */
+	uint64_t bgjob_txn_rate;       /* jobs' metadata transactions per s */
 	uint64_t test_trash_retention; /* ms, tests: instead of trash_days */
-	uint64_t backup_interval; /* ms, 0: no scheduled backups */
+	uint64_t backup_interval;      /* ms, 0: no scheduled backups */
 	uint64_t backup_keep;
-	char *backup_tmpdir;      /* "": $TMPDIR or /var/tmp */
-	char *billing_dir;        /* billing lines go here; "": none */
+	char *backup_tmpdir;       /* "": $TMPDIR or /var/tmp */
+	char *billing_dir;         /* billing lines go here; "": none */
 	uint64_t billing_interval; /* ms */
-	char *billing_dirs;       /* ':'-separated volume paths billed */
+	char *billing_dirs;        /* ':'-separated volume paths billed */
 	/* raft:// (meta/kv_raft.c) */
 	uint64_t raft_id;
 	char *raft_dir, *raft_address, *raft_listen, *raft_peers;
@@ -106,8 +106,8 @@ void nfsd_config_free(struct nfsd_config *cfg);
  * the node itself (tesserad), else a client of the node running here (the
  * tessera command); bootstrap founds a new group of this one node.
  * Caller frees; NULL and *err (caller frees) if the options are lacking. */
-char *nfsd_raft_url(const struct nfsd_config *cfg, const char *url,
-		    bool node, bool bootstrap, char **err);
+char *nfsd_raft_url(const struct nfsd_config *cfg, const char *url, bool node,
+		    bool bootstrap, char **err);
 
 /* Split "ADDR:PORT" / "[ADDR]:PORT" / ":PORT" into a socket address. */
 struct sockaddr_storage;
@@ -194,26 +194,26 @@ void nfsd_server_on_hup(struct nfsd_server *s,
 /* Counters of the duplicate request cache (retransmitted
  * non-idempotent calls answered from it, and its occupancy). */
 struct nfsd_drc_stats {
-	uint64_t hits;	     /* retransmits answered with the saved reply */
-	uint64_t inprogress; /* retransmits dropped: first still running */
-	uint64_t misses;     /* calls run (not in the cache) */
-	uint64_t evictions;  /* entries dropped to stay within the limits */
-	uint64_t expired;    /* entries found too old to replay */
-	uint64_t uncached;   /* replies not kept (too big, none) */
+	uint64_t hits;           /* retransmits answered with the saved reply */
+	uint64_t inprogress;     /* retransmits dropped: first still running */
+	uint64_t misses;         /* calls run (not in the cache) */
+	uint64_t evictions;      /* entries dropped to stay within the limits */
+	uint64_t expired;        /* entries found too old to replay */
+	uint64_t uncached;       /* replies not kept (too big, none) */
 	uint64_t entries, bytes; /* now */
 };
 void nfsd_server_drc_stats(struct nfsd_server *s, struct nfsd_drc_stats *out);
 /* Figures of NFS locking (nfsd/lockd.c). */
 struct nfsd_lock_stats {
-	uint64_t locks;	     /* lock records of the volume, all gateways */
+	uint64_t locks;      /* lock records of the volume, all gateways */
 	uint64_t waiters;    /* blocked requests kept here now */
 	uint64_t callbacks;  /* calls to clients queued or running */
 	uint64_t granted_cb; /* GRANTED callbacks the client accepted */
 	uint64_t cb_failed;  /* callbacks given up (client unreachable) */
-	uint64_t polls;	     /* reads of the volume's release counter */
+	uint64_t polls;      /* reads of the volume's release counter */
 	uint64_t adopted;    /* clients adopted from gateways gone */
 	uint64_t gateways;   /* other live gateway sessions, last seen */
-	bool grace;	     /* only reclaims are granted */
+	bool grace;          /* only reclaims are granted */
 };
 /* False when locking is off. */
 bool nfsd_server_lock_stats(struct nfsd_server *s, struct nfsd_lock_stats *out);
@@ -227,8 +227,7 @@ char **nfsd_server_export_paths(struct nfsd_server *s, size_t *n);
  * the meta or cache it borrowed. */
 /* The metadata rate limits in force, and new ones (any thread; calls
  * already waiting keep the wait they were given). */
-void nfsd_server_get_limits(struct nfsd_server *s,
-			    struct nfsd_limit_conf *out);
+void nfsd_server_get_limits(struct nfsd_server *s, struct nfsd_limit_conf *out);
 void nfsd_server_set_limits(struct nfsd_server *s,
 			    const struct nfsd_limit_conf *c);
 /* fn(arg, st) for each export that had a limited call since the start
@@ -253,17 +252,17 @@ void nfsd_server_free(struct nfsd_server *s);
  * zstd, ratelimit) like blocks do: reading one back needs the volume's
  * full storage URL.
  */
-#define NFSD_BACKUP_DIR "meta-backup"
-#define NFSD_BACKUP_PART (8u << 20) /* bytes of one part */
+#define NFSD_BACKUP_DIR        "meta-backup"
+#define NFSD_BACKUP_PART       (8u << 20) /* bytes of one part */
 #define NFSD_BACKUP_ZSTD_LEVEL 1
 
 struct os_store;
 
 struct nfsd_backup_opts {
-	uint64_t interval_ms;  /* 0: no scheduled backups */
-	unsigned keep;         /* complete backups kept */
-	const char *tmpdir;    /* for the snapshot copy (meta_dump_opts) */
-	uint32_t part_size;    /* 0: NFSD_BACKUP_PART (tests cut smaller) */
+	uint64_t interval_ms; /* 0: no scheduled backups */
+	unsigned keep;        /* complete backups kept */
+	const char *tmpdir;   /* for the snapshot copy (meta_dump_opts) */
+	uint32_t part_size;   /* 0: NFSD_BACKUP_PART (tests cut smaller) */
 	/* Backups are written only while gate(gate_arg) says so: while
 	 * this gateway holds the background-job lease.  NULL: always. */
 	bool (*gate)(void *arg);
@@ -318,8 +317,8 @@ int nfsd_backup_start(struct meta *m, struct os_store *os, uint64_t session,
 void nfsd_backup_stop(struct nfsd_backup_job *j);
 struct nfsd_backup_stats {
 	uint64_t interval_ms;
-	uint64_t written, failed;   /* by this gateway */
-	uint64_t last_ms;           /* how long the last one took */
+	uint64_t written, failed; /* by this gateway */
+	uint64_t last_ms;         /* how long the last one took */
 };
 void nfsd_backup_stats(struct nfsd_backup_job *j, struct nfsd_backup_stats *s);
 
@@ -336,9 +335,9 @@ void nfsd_backup_stats(struct nfsd_backup_job *j, struct nfsd_backup_stats *s);
  * (meta_io_add) every flush period, so the lines count all gateways.
  * The format is tessera(1)'s, BILLING. */
 struct nfsd_billing_opts {
-	const char *dir;         /* NULL or "": no lines written */
+	const char *dir; /* NULL or "": no lines written */
 	uint64_t interval_ms;
-	const char *dirs;        /* billing_dirs, ':'-separated; may be NULL */
+	const char *dirs; /* billing_dirs, ':'-separated; may be NULL */
 	/* Lines are written only while gate(gate_arg) says so (the lease
 	 * holder); NULL: always. */
 	bool (*gate)(void *arg);
@@ -362,4 +361,3 @@ void nfsd_billing_metrics(struct nfsd_billing *b, struct tl_buf *out);
 void nfsd_billing_file_name(uint64_t unix_s, char *buf, size_t len);
 
 #endif /* NFSD_H */
-

@@ -46,7 +46,7 @@
  * holds one call's memory until its tries are spent.
  */
 #define NFSD_CB_PARALLEL    32
-#define NFSD_CB_RPCBIND	    111
+#define NFSD_CB_RPCBIND     111
 #define NFSD_CB_BACKOFF_MAX 16000 /* ms between two attempts */
 
 struct nfsd_cb;
@@ -54,10 +54,10 @@ struct nfsd_cb;
 struct nfsd_cb_call {
 	struct sockaddr_storage to;   /* the client (its port is ignored) */
 	struct sockaddr_storage from; /* send from; family 0: any */
-	uint16_t rpcbind_port;	      /* 0: NFSD_CB_RPCBIND */
+	uint16_t rpcbind_port;        /* 0: NFSD_CB_RPCBIND */
 	uint32_t prog, vers, proc;
-	struct tl_buf args; /* XDR of the arguments; the call owns it */
-	unsigned tries;	     /* attempts, at least 1 */
+	struct tl_buf args;  /* XDR of the arguments; the call owns it */
+	unsigned tries;      /* attempts, at least 1 */
 	unsigned timeout_ms; /* per step of an attempt (0: 5 s) */
 	unsigned backoff_ms; /* before the second attempt, doubling
 				(0: 1 s) */
@@ -86,12 +86,12 @@ void nfsd_cb_free(struct nfsd_cb *cb);
 /* ---- the lock manager (lockd.c) -------------------------------------------- */
 
 struct nfsd_nlm_opts {
-	uint64_t grace_ms;	   /* lock_grace */
-	uint64_t poll_ms;	   /* lock_poll */
-	uint64_t max_locks;	   /* all clients; 0: none */
+	uint64_t grace_ms;         /* lock_grace */
+	uint64_t poll_ms;          /* lock_poll */
+	uint64_t max_locks;        /* all clients; 0: none */
 	uint64_t max_locks_client; /* one client */
-	uint64_t max_waiters;	   /* blocked requests held in memory */
-	uint64_t cb_window_ms;	   /* lock_callback_window */
+	uint64_t max_waiters;      /* blocked requests held in memory */
+	uint64_t cb_window_ms;     /* lock_callback_window */
 };
 
 struct nfsd_nlm;
@@ -138,7 +138,7 @@ struct nfsd_nlm_wait {
 	const void *oh;
 	size_t oh_len;
 	uint64_t l_offset, l_len; /* as sent */
-	uint64_t start, end;	  /* the range */
+	uint64_t start, end;      /* the range */
 	bool exclusive;
 	int32_t state;
 	const void *cookie;

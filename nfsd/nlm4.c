@@ -51,17 +51,18 @@ cookie_copy(nlm4_netobj *dst, const nlm4_netobj *src)
 {
 	dst->nlm4_netobj_len = src->nlm4_netobj_len;
 	dst->nlm4_netobj_val =
-	    src->nlm4_netobj_len > 0
-		? tl_memdup(src->nlm4_netobj_val, src->nlm4_netobj_len)
-		: NULL;
+		src->nlm4_netobj_len > 0
+			? tl_memdup(src->nlm4_netobj_val, src->nlm4_netobj_len)
+			: NULL;
 }
 
 static struct meta_lock_owner
 owner_of(const nlm4_lock *k)
 {
-	struct meta_lock_owner o = {
-	    k->caller_name.caller_name_val, k->caller_name.caller_name_len,
-	    (uint32_t)k->svid, k->oh.nlm4_netobj_val, k->oh.nlm4_netobj_len};
+	struct meta_lock_owner o = {k->caller_name.caller_name_val,
+				    k->caller_name.caller_name_len,
+				    (uint32_t)k->svid, k->oh.nlm4_netobj_val,
+				    k->oh.nlm4_netobj_len};
 
 	return o;
 }
@@ -84,8 +85,8 @@ range_of(uint64_t off, uint64_t len, uint64_t *start, uint64_t *end)
 /* The file of the call: NLM4_GRANTED and *ino, or what to answer.
  * release: UNLOCK or CANCEL, allowed on a removed file. */
 static nlm4_stats
-file_of(struct nfsd_call *c, const nlm4_netobj *fh, bool write,
-	bool release, uint64_t *ino)
+file_of(struct nfsd_call *c, const nlm4_netobj *fh, bool write, bool release,
+	uint64_t *ino)
 {
 	struct nfsd_fh h;
 
@@ -153,8 +154,8 @@ holder_of(const struct meta_lock_holder *h, nlm4_holder *out)
 	out->exclusive = h->exclusive;
 	out->svid = (int)h->svid;
 	out->oh.nlm4_netobj_len = (u_int)h->oh_len;
-	out->oh.nlm4_netobj_val = h->oh_len > 0 ? tl_memdup(h->oh, h->oh_len)
-						: NULL;
+	out->oh.nlm4_netobj_val =
+		h->oh_len > 0 ? tl_memdup(h->oh, h->oh_len) : NULL;
 	out->l_offset = h->start;
 	out->l_len = h->end == META_LOCK_EOF ? 0 : h->end - h->start;
 }
@@ -272,8 +273,8 @@ nlm_lock(struct nfsd_call *c, void *args, void *res)
 	if (st != NLM4_GRANTED)
 		goto out;
 	lc.q.reclaim = a->reclaim;
-	nfsd_nlm_where(l, &c->peer, &c->local, monitored ? a->state : 0,
-		       &where, &lc.q);
+	nfsd_nlm_where(l, &c->peer, &c->local, monitored ? a->state : 0, &where,
+		       &lc.q);
 	rc = meta_lock(c->ctx->meta, lc.ino, &lc.q, &mr);
 	if (rc == 0) {
 		nfsd_nlm_holds(l, lc.ino, &lc.q.owner, lc.q.start, lc.q.end);
@@ -415,8 +416,8 @@ nlm_share(struct nfsd_call *c, void *args, void *res)
 	q.owner.client_len = a->share.caller_name.caller_name_len;
 	q.owner.oh = a->share.oh.nlm4_netobj_val;
 	q.owner.oh_len = a->share.oh.nlm4_netobj_len;
-	st = file_of(c, &a->share.fh, on && (a->share.access & NLM4_FSA_W),
-		     !on, &ino);
+	st = file_of(c, &a->share.fh, on && (a->share.access & NLM4_FSA_W), !on,
+		     &ino);
 	if (st == NLM4_GRANTED && on && !a->reclaim && nfsd_nlm_in_grace(l))
 		st = NLM4_DENIED_GRACE_PERIOD;
 	if (st != NLM4_GRANTED)
@@ -462,9 +463,8 @@ nsm_stat_proc(struct nfsd_call *c, void *args, void *res)
 	nsm_stat_res *r = res;
 
 	r->res_stat = NSM_STAT_FAIL; /* monitors nobody on request */
-	r->state = nfsd_nlm_ready(c->ctx->nlm)
-		       ? nfsd_nlm_nsm_state(c->ctx->nlm)
-		       : 0;
+	r->state = nfsd_nlm_ready(c->ctx->nlm) ? nfsd_nlm_nsm_state(c->ctx->nlm)
+					       : 0;
 }
 
 static void
@@ -517,55 +517,55 @@ FH_OF(fh_of_share, nlm4_shareargs, share.fh)
 		 .fh_of = fh}
 
 const struct nfsd_proc nfsd_nlm4_procs[] = {
-    NP(NLMPROC4_NULL, "NLM_NULL", nlm_null, xdr_void_arg, char, NULL, char,
-       NULL),
-    NP(NLMPROC4_TEST, "NLM_TEST", nlm_test, xdr_nlm4_testargs,
-       nlm4_testargs, xdr_nlm4_testres, nlm4_testres, fh_of_test),
-    NP(NLMPROC4_LOCK, "NLM_LOCK", nlm_lock, xdr_nlm4_lockargs,
-       nlm4_lockargs, xdr_nlm4_res, nlm4_res, fh_of_lock),
-    NP(NLMPROC4_CANCEL, "NLM_CANCEL", nlm_cancel, xdr_nlm4_cancargs,
-       nlm4_cancargs, xdr_nlm4_res, nlm4_res, fh_of_cancel),
-    NP(NLMPROC4_UNLOCK, "NLM_UNLOCK", nlm_unlock, xdr_nlm4_unlockargs,
-       nlm4_unlockargs, xdr_nlm4_res, nlm4_res, fh_of_unlock),
-    NP(NLMPROC4_GRANTED, "NLM_GRANTED", nlm_granted, xdr_nlm4_testargs,
-       nlm4_testargs, xdr_nlm4_res, nlm4_res, NULL),
-    NP(NLMPROC4_TEST_MSG, "NLM_TEST_MSG", nlm_msg, xdr_nlm4_testargs,
-       nlm4_testargs, NULL, char, fh_of_test),
-    NP(NLMPROC4_LOCK_MSG, "NLM_LOCK_MSG", nlm_msg, xdr_nlm4_lockargs,
-       nlm4_lockargs, NULL, char, fh_of_lock),
-    NP(NLMPROC4_CANCEL_MSG, "NLM_CANCEL_MSG", nlm_msg,
-       xdr_nlm4_cancargs, nlm4_cancargs, NULL, char, fh_of_cancel),
-    NP(NLMPROC4_UNLOCK_MSG, "NLM_UNLOCK_MSG", nlm_msg,
-       xdr_nlm4_unlockargs, nlm4_unlockargs, NULL, char, fh_of_unlock),
-    NP(NLMPROC4_GRANTED_MSG, "NLM_GRANTED_MSG", nlm_ignore,
-       xdr_nlm4_testargs, nlm4_testargs, NULL, char, NULL),
-    NP(NLMPROC4_TEST_RES, "NLM_TEST_RES", nlm_ignore, xdr_nlm4_testres,
-       nlm4_testres, NULL, char, NULL),
-    NP(NLMPROC4_LOCK_RES, "NLM_LOCK_RES", nlm_ignore, xdr_nlm4_res,
-       nlm4_res, NULL, char, NULL),
-    NP(NLMPROC4_CANCEL_RES, "NLM_CANCEL_RES", nlm_ignore, xdr_nlm4_res,
-       nlm4_res, NULL, char, NULL),
-    NP(NLMPROC4_UNLOCK_RES, "NLM_UNLOCK_RES", nlm_ignore, xdr_nlm4_res,
-       nlm4_res, NULL, char, NULL),
-    NP(NLMPROC4_GRANTED_RES, "NLM_GRANTED_RES", nlm_ignore, xdr_nlm4_res,
-       nlm4_res, NULL, char, NULL),
-    NP(NLMPROC4_SHARE, "NLM_SHARE", nlm_share, xdr_nlm4_shareargs,
-       nlm4_shareargs, xdr_nlm4_shareres, nlm4_shareres, fh_of_share),
-    NP(NLMPROC4_UNSHARE, "NLM_UNSHARE", nlm_share, xdr_nlm4_shareargs,
-       nlm4_shareargs, xdr_nlm4_shareres, nlm4_shareres, fh_of_share),
-    NP(NLMPROC4_NM_LOCK, "NLM_NM_LOCK", nlm_lock, xdr_nlm4_lockargs,
-       nlm4_lockargs, xdr_nlm4_res, nlm4_res, fh_of_lock),
-    NP(NLMPROC4_FREE_ALL, "NLM_FREE_ALL", nlm_free_all, xdr_nlm4_notify,
-       nlm4_notify, NULL, char, NULL),
+	NP(NLMPROC4_NULL, "NLM_NULL", nlm_null, xdr_void_arg, char, NULL, char,
+	   NULL),
+	NP(NLMPROC4_TEST, "NLM_TEST", nlm_test, xdr_nlm4_testargs,
+	   nlm4_testargs, xdr_nlm4_testres, nlm4_testres, fh_of_test),
+	NP(NLMPROC4_LOCK, "NLM_LOCK", nlm_lock, xdr_nlm4_lockargs,
+	   nlm4_lockargs, xdr_nlm4_res, nlm4_res, fh_of_lock),
+	NP(NLMPROC4_CANCEL, "NLM_CANCEL", nlm_cancel, xdr_nlm4_cancargs,
+	   nlm4_cancargs, xdr_nlm4_res, nlm4_res, fh_of_cancel),
+	NP(NLMPROC4_UNLOCK, "NLM_UNLOCK", nlm_unlock, xdr_nlm4_unlockargs,
+	   nlm4_unlockargs, xdr_nlm4_res, nlm4_res, fh_of_unlock),
+	NP(NLMPROC4_GRANTED, "NLM_GRANTED", nlm_granted, xdr_nlm4_testargs,
+	   nlm4_testargs, xdr_nlm4_res, nlm4_res, NULL),
+	NP(NLMPROC4_TEST_MSG, "NLM_TEST_MSG", nlm_msg, xdr_nlm4_testargs,
+	   nlm4_testargs, NULL, char, fh_of_test),
+	NP(NLMPROC4_LOCK_MSG, "NLM_LOCK_MSG", nlm_msg, xdr_nlm4_lockargs,
+	   nlm4_lockargs, NULL, char, fh_of_lock),
+	NP(NLMPROC4_CANCEL_MSG, "NLM_CANCEL_MSG", nlm_msg, xdr_nlm4_cancargs,
+	   nlm4_cancargs, NULL, char, fh_of_cancel),
+	NP(NLMPROC4_UNLOCK_MSG, "NLM_UNLOCK_MSG", nlm_msg, xdr_nlm4_unlockargs,
+	   nlm4_unlockargs, NULL, char, fh_of_unlock),
+	NP(NLMPROC4_GRANTED_MSG, "NLM_GRANTED_MSG", nlm_ignore,
+	   xdr_nlm4_testargs, nlm4_testargs, NULL, char, NULL),
+	NP(NLMPROC4_TEST_RES, "NLM_TEST_RES", nlm_ignore, xdr_nlm4_testres,
+	   nlm4_testres, NULL, char, NULL),
+	NP(NLMPROC4_LOCK_RES, "NLM_LOCK_RES", nlm_ignore, xdr_nlm4_res,
+	   nlm4_res, NULL, char, NULL),
+	NP(NLMPROC4_CANCEL_RES, "NLM_CANCEL_RES", nlm_ignore, xdr_nlm4_res,
+	   nlm4_res, NULL, char, NULL),
+	NP(NLMPROC4_UNLOCK_RES, "NLM_UNLOCK_RES", nlm_ignore, xdr_nlm4_res,
+	   nlm4_res, NULL, char, NULL),
+	NP(NLMPROC4_GRANTED_RES, "NLM_GRANTED_RES", nlm_ignore, xdr_nlm4_res,
+	   nlm4_res, NULL, char, NULL),
+	NP(NLMPROC4_SHARE, "NLM_SHARE", nlm_share, xdr_nlm4_shareargs,
+	   nlm4_shareargs, xdr_nlm4_shareres, nlm4_shareres, fh_of_share),
+	NP(NLMPROC4_UNSHARE, "NLM_UNSHARE", nlm_share, xdr_nlm4_shareargs,
+	   nlm4_shareargs, xdr_nlm4_shareres, nlm4_shareres, fh_of_share),
+	NP(NLMPROC4_NM_LOCK, "NLM_NM_LOCK", nlm_lock, xdr_nlm4_lockargs,
+	   nlm4_lockargs, xdr_nlm4_res, nlm4_res, fh_of_lock),
+	NP(NLMPROC4_FREE_ALL, "NLM_FREE_ALL", nlm_free_all, xdr_nlm4_notify,
+	   nlm4_notify, NULL, char, NULL),
 };
 const size_t nfsd_nlm4_nprocs = TL_ARRAY_SIZE(nfsd_nlm4_procs);
 
 const struct nfsd_proc nfsd_nsm_procs[] = {
-    NP(NSMPROC_NULL, "NSM_NULL", nlm_null, xdr_void_arg, char, NULL, char,
-       NULL),
-    NP(NSMPROC_STAT, "NSM_STAT", nsm_stat_proc, xdr_nsm_name, nsm_name,
-       xdr_nsm_stat_res, nsm_stat_res, NULL),
-    NP(NSMPROC_NOTIFY, "NSM_NOTIFY", nsm_notify, xdr_nsm_stat_chge,
-       nsm_stat_chge, NULL, char, NULL),
+	NP(NSMPROC_NULL, "NSM_NULL", nlm_null, xdr_void_arg, char, NULL, char,
+	   NULL),
+	NP(NSMPROC_STAT, "NSM_STAT", nsm_stat_proc, xdr_nsm_name, nsm_name,
+	   xdr_nsm_stat_res, nsm_stat_res, NULL),
+	NP(NSMPROC_NOTIFY, "NSM_NOTIFY", nsm_notify, xdr_nsm_stat_chge,
+	   nsm_stat_chge, NULL, char, NULL),
 };
 const size_t nfsd_nsm_nprocs = TL_ARRAY_SIZE(nfsd_nsm_procs);

@@ -106,9 +106,9 @@
 #define BIG_SHARE  3
 /* memory held this long by a client that moved less than PROGRESS
  * bytes of its record or of its replies meanwhile is stalled */
-#define STALL_NS	 (2ull * 1000000000)
-#define PROGRESS	 (64u << 10)
-#define STALL_CHECK_MS	 500
+#define STALL_NS       (2ull * 1000000000)
+#define PROGRESS       (64u << 10)
+#define STALL_CHECK_MS 500
 /* at most one line per kind of limit reached this often */
 #define LIMIT_LOG_NS (10ull * 1000000000)
 
@@ -118,14 +118,14 @@ enum { GO, STOP, CLOSED };
 struct conn {
 	struct nfsd_server *srv;
 	struct bufferevent *bev; /* output only; NULL once closed */
-	struct event *rd;	 /* readable socket (loop) */
+	struct event *rd;        /* readable socket (loop) */
 	evutil_socket_t fd;
-	struct event *resume;	 /* wakes the loop when below the cap */
+	struct event *resume; /* wakes the loop when below the cap */
 	pthread_mutex_t lock;
-	unsigned refs;	   /* under lock */
+	unsigned refs;     /* under lock */
 	unsigned inflight; /* under lock */
-	bool paused;	   /* under lock: reading stopped at cap */
-	bool closed;	   /* under lock; set by the loop only */
+	bool paused;       /* under lock: reading stopped at cap */
+	bool closed;       /* under lock; set by the loop only */
 	struct sockaddr_storage peer;
 	struct sockaddr_storage local; /* the address it reached */
 	char name[INET6_ADDRSTRLEN + 8];
@@ -134,28 +134,29 @@ struct conn {
 	bool proxy_wait;
 	unsigned pxy_have;
 	uint8_t pxy[NFSD_PROXY_MAX];
-	bool out_full;	   /* reading stopped: replies unread (loop) */
+	bool out_full;     /* reading stopped: replies unread (loop) */
 	uint64_t last_ns;  /* under lock: last request read or done */
 	struct tl_buf rec; /* record being assembled (loop) */
-	uint8_t hdr[4];	   /* fragment mark being read (loop) */
+	uint8_t hdr[4];    /* fragment mark being read (loop) */
 	unsigned hdr_have; /* 4 and !in_frag: waits for admission */
-	bool in_frag;	   /* admitted, frag_left body bytes due */
+	bool in_frag;      /* admitted, frag_left body bytes due */
 	bool frag_last;
 	uint32_t frag_left;
 	/* request memory (loop, but the out_ fields) */
 	uint64_t rec_charge; /* admitted bytes of the record */
 	uint64_t rec_since;  /* record started, or last PROGRESS bytes */
 	uint64_t rec_moved;  /* bytes received since rec_since */
-	uint8_t *spill;	     /* read, not parsed when reading stopped */
+	uint8_t *spill;      /* read, not parsed when reading stopped */
 	size_t spill_pos, spill_len;
 	struct evbuffer_cb_entry *out_cb; /* counts the queued replies */
-	_Atomic uint64_t out_since; /* output not empty since, or since it
+	_Atomic uint64_t out_since;       /* output not empty since, or since it
 				       last sent PROGRESS bytes; 0 */
-	uint64_t out_moved;	    /* under the bufferevent's lock */
-	bool mem_wait;			  /* on srv->waiters */
-	uint64_t need;			  /* waits for mem_used below it */
-	TAILQ_ENTRY(conn) wait;		  /* srv->waiters, oldest first */
-	TAILQ_ENTRY(conn) link; /* srv->conns, most recently active
+	uint64_t out_moved;               /* under the bufferevent's lock */
+	bool mem_wait;                    /* on srv->waiters */
+	uint64_t need;                    /* waits for mem_used below it */
+	TAILQ_ENTRY(conn) wait;           /* srv->waiters, oldest first */
+	TAILQ_ENTRY(conn)
+	link; /* srv->conns, most recently active
 				   first (loop) */
 };
 
@@ -164,7 +165,7 @@ struct job {
 	uint8_t *msg;
 	size_t len;
 	uint64_t charge; /* request memory held until the worker is done */
-	bool refuse;	 /* over a rate limit: answer NFS3ERR_JUKEBOX */
+	bool refuse;     /* over a rate limit: answer NFS3ERR_JUKEBOX */
 	/* waiting for its rate limit's tokens (loop) */
 	struct event *timer;
 	LIST_ENTRY(job) delayed; /* srv->delayed */
@@ -419,8 +420,7 @@ release_lent(const void *data, size_t len, void *arg)
 
 /* A file segment the output holds, once sent (or dropped). */
 static void
-release_segment(struct evbuffer_file_segment const *seg, int flags,
-		void *arg)
+release_segment(struct evbuffer_file_segment const *seg, int flags, void *arg)
 {
 	(void)seg;
 	(void)flags;
@@ -432,8 +432,8 @@ release_segment(struct evbuffer_file_segment const *seg, int flags,
  * output releases the lend), else read now.  False if neither worked:
  * the reply cannot be completed. */
 static bool
-queue_file(struct evbuffer *out, struct nfsd_tail *tail, int fd,
-	   uint64_t off, size_t len)
+queue_file(struct evbuffer *out, struct nfsd_tail *tail, int fd, uint64_t off,
+	   size_t len)
 {
 	struct evbuffer_file_segment *seg;
 	uint8_t *buf;
@@ -446,7 +446,7 @@ queue_file(struct evbuffer *out, struct nfsd_tail *tail, int fd,
 
 		if (ok) {
 			evbuffer_file_segment_add_cleanup_cb(
-			    seg, release_segment, tail->ref);
+				seg, release_segment, tail->ref);
 			tail->ref = NULL; /* the output releases it */
 		}
 		evbuffer_file_segment_free(seg);
@@ -455,15 +455,14 @@ queue_file(struct evbuffer *out, struct nfsd_tail *tail, int fd,
 	}
 	buf = tl_malloc(len);
 	while (got < len) {
-		ssize_t n = pread(fd, buf + got, len - got,
-				  (off_t)(off + got));
+		ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
 
 		if (n <= 0 && !(n < 0 && errno == EINTR))
 			break;
 		got += n > 0 ? (size_t)n : 0;
 	}
-	if (got < len || evbuffer_add_reference(out, buf, len, free_reply,
-						 buf) != 0) {
+	if (got < len ||
+	    evbuffer_add_reference(out, buf, len, free_reply, buf) != 0) {
 		free(buf);
 		return false;
 	}
@@ -526,7 +525,7 @@ conn_send(struct conn *c, struct tl_buf *head, struct nfsd_tail *tail)
 	if (evbuffer_get_length(out) == 0) {
 		ssize_t n = sendmsg(c->fd, &mh,
 				    MSG_DONTWAIT | MSG_NOSIGNAL |
-					(file ? MSG_MORE : 0));
+					    (file ? MSG_MORE : 0));
 
 		/* an error is the loop's to see (read or write fails) */
 		sent = n > 0 ? (size_t)n : 0;
@@ -535,8 +534,8 @@ conn_send(struct conn *c, struct tl_buf *head, struct nfsd_tail *tail)
 			if (n < 0) {
 				/* a client gone away is routine */
 				tl_log(errno == EPIPE || errno == ECONNRESET
-					   ? TL_LOG_INFO
-					   : TL_LOG_WARN,
+					       ? TL_LOG_INFO
+					       : TL_LOG_WARN,
 				       "nfsd",
 				       "%s: sending READ data from a file: "
 				       "%s; closing the connection",
@@ -571,9 +570,9 @@ conn_send(struct conn *c, struct tl_buf *head, struct nfsd_tail *tail)
 		sent -= tail->len;
 	} else if (tail->data != NULL && sent < tail->len) {
 		if (evbuffer_add_reference(
-			out, (char *)tail->data + sent, tail->len - sent,
-			tail->ref != NULL ? release_lent : free_reply,
-			tail->ref != NULL ? tail->ref : tail->data) == 0) {
+			    out, (char *)tail->data + sent, tail->len - sent,
+			    tail->ref != NULL ? release_lent : free_reply,
+			    tail->ref != NULL ? tail->ref : tail->data) == 0) {
 			tail->data = NULL;
 			tail->ref = NULL;
 		}
@@ -583,8 +582,7 @@ conn_send(struct conn *c, struct tl_buf *head, struct nfsd_tail *tail)
 	}
 	off = sent;
 	if (file && off == 0 && pad > 0 && evbuffer_get_length(out) == 0) {
-		ssize_t n = send(c->fd, zero, pad,
-				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n = send(c->fd, zero, pad, MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		off = n > 0 ? (size_t)n : 0;
 	}
@@ -676,8 +674,8 @@ job_admit(struct nfsd_server *s, struct job *j)
 	struct timeval tv;
 	int v;
 
-	v = nfsd_limit_admit(s->limits, &s->ctx, &j->conn->peer, j->msg,
-			     j->len, tl_mono_ns(), &delay);
+	v = nfsd_limit_admit(s->limits, &s->ctx, &j->conn->peer, j->msg, j->len,
+			     tl_mono_ns(), &delay);
 	if (v == NFSD_LIMIT_REFUSE)
 		j->refuse = true;
 	if (v != NFSD_LIMIT_DELAY) {
@@ -1099,8 +1097,7 @@ conn_stalled_since(struct conn *c, uint64_t now)
 		since = c->rec_since;
 	if (out != 0 && (since == 0 || out < since))
 		since = out;
-	return since != 0 && now > since && now - since >= STALL_NS ? since
-								   : 0;
+	return since != 0 && now > since && now - since >= STALL_NS ? since : 0;
 }
 
 /* Timer (loop) while connections wait for memory: close those that
@@ -1121,7 +1118,8 @@ stall_cb(evutil_socket_t fd, short what, void *arg)
 		uint64_t vsince = 0, held;
 		unsigned skipped;
 
-		TAILQ_FOREACH(c, &s->conns, link) {
+		TAILQ_FOREACH(c, &s->conns, link)
+		{
 			uint64_t since = conn_stalled_since(c, now);
 
 			if (since != 0 && (v == NULL || since < vsince)) {
@@ -1134,17 +1132,17 @@ stall_cb(evutil_socket_t fd, short what, void *arg)
 		held = v->rec_charge +
 		       evbuffer_get_length(bufferevent_get_output(v->bev));
 		if (limit_log(&s->stall_log, &skipped))
-			tl_notice("rpc",
-				  "request_memory (%llu bytes) used up: "
-				  "closing %s, which held %llu bytes for %llu "
-				  "ms without finishing its record or reading "
-				  "its replies (%u such closes not logged "
-				  "before)",
-				  (unsigned long long)s->mem_limit, v->name,
-				  (unsigned long long)held,
-				  (unsigned long long)((now - vsince) /
-						       1000000),
-				  skipped);
+			tl_notice(
+				"rpc",
+				"request_memory (%llu bytes) used up: "
+				"closing %s, which held %llu bytes for %llu "
+				"ms without finishing its record or reading "
+				"its replies (%u such closes not logged "
+				"before)",
+				(unsigned long long)s->mem_limit, v->name,
+				(unsigned long long)held,
+				(unsigned long long)((now - vsince) / 1000000),
+				skipped);
 		conn_close(v, "stalled");
 	}
 }
@@ -1207,7 +1205,8 @@ conn_longest_idle(struct nfsd_server *s)
 {
 	struct conn *c;
 
-	TAILQ_FOREACH_REVERSE(c, &s->conns, conn_list, link) {
+	TAILQ_FOREACH_REVERSE(c, &s->conns, conn_list, link)
+	{
 		bool busy;
 
 		pthread_mutex_lock(&c->lock);
@@ -1269,9 +1268,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		conn_make_room(s, c->name);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->bev = bufferevent_socket_new(
-	    s->base, fd,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE |
-		BEV_OPT_DEFER_CALLBACKS | BEV_OPT_UNLOCK_CALLBACKS);
+		s->base, fd,
+		BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE |
+			BEV_OPT_DEFER_CALLBACKS | BEV_OPT_UNLOCK_CALLBACKS);
 	c->resume = event_new(s->base, -1, 0, conn_resume_cb, c);
 	c->rd = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
 	c->fd = fd;
@@ -1349,14 +1348,15 @@ nfsd_rpc_listen(struct nfsd_server *s, const char *listen, char **err)
 		*err = tl_strdup("cannot create the transport's events");
 		return -ENOMEM;
 	}
-	s->lis = evconnlistener_new_bind(
-	    s->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-	    256, (struct sockaddr *)&ss, len);
+	s->lis = evconnlistener_new_bind(s->base, accept_cb, s,
+					 LEV_OPT_CLOSE_ON_FREE |
+						 LEV_OPT_REUSEABLE,
+					 256, (struct sockaddr *)&ss, len);
 	if (s->lis == NULL) {
 		int e = errno;
 
-		*err =
-		    tl_asprintf("cannot listen on %s: %s", listen, strerror(e));
+		*err = tl_asprintf("cannot listen on %s: %s", listen,
+				   strerror(e));
 		return e != 0 ? -e : -EADDRINUSE;
 	}
 	evconnlistener_set_error_cb(s->lis, accept_error_cb);
@@ -1399,8 +1399,9 @@ void
 nfsd_rpc_free(struct nfsd_server *s)
 {
 	if (mem_now(s) != 0)
-		tl_err("rpc", "request memory: %llu bytes still counted at "
-			      "shutdown",
+		tl_err("rpc",
+		       "request memory: %llu bytes still counted at "
+		       "shutdown",
 		       (unsigned long long)mem_now(s));
 	if (s->sweep != NULL)
 		event_free(s->sweep);

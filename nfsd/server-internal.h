@@ -56,30 +56,30 @@ struct nfsd_server {
 	bool ctl_started;
 	pthread_mutex_t ctl_lock;
 	pthread_cond_t ctl_cond; /* CLOCK_MONOTONIC */
-	bool ctl_stop, ctl_hup;	 /* under ctl_lock */
+	bool ctl_stop, ctl_hup;  /* under ctl_lock */
 	uint64_t max_record, max_inflight, max_conns, idle_ms;
-	bool proxy;	     /* proxy_protocol: a PROXY header first */
+	bool proxy;          /* proxy_protocol: a PROXY header first */
 	struct event *sweep; /* closes idle connections */
-	uint8_t *stage;		 /* read, being parsed (loop) */
+	uint8_t *stage;      /* read, being parsed (loop) */
 	/* request memory (rpc.c): what clients make the transport hold */
 	_Atomic uint64_t mem_used;
-	uint64_t mem_limit; /* request_memory */
-	uint64_t big_limit; /* fragments over SMALL_FRAG wait beyond it */
+	uint64_t mem_limit;   /* request_memory */
+	uint64_t big_limit;   /* fragments over SMALL_FRAG wait beyond it */
 	uint64_t spill_limit; /* read but unparsed, all connections */
 	_Atomic uint64_t spill_used;
-	uint64_t out_conn; /* replies queued on one connection */
+	uint64_t out_conn;          /* replies queued on one connection */
 	TAILQ_HEAD(, conn) waiters; /* wait for memory (loop) */
 	_Atomic unsigned nwaiters;
 	struct event *mem_wake; /* memory released (any thread) */
-	struct event *stall;	/* closes stalled holders while some wait */
+	struct event *stall;    /* closes stalled holders while some wait */
 	struct nfsd_limit_log stall_log, conn_log, proxy_log; /* (loop) */
 	/* metadata rate limits (limit.c): calls waiting for their tokens
 	 * on timers of the loop (rpc.c) */
 	struct nfsd_limits *limits;
 	LIST_HEAD(, job) delayed; /* (loop) */
 	/* NSM over UDP on the NFS port (udp.c) */
-	int udp_fd;		/* -1: none */
-	struct event *udp_ev;	/* readable (loop) */
+	int udp_fd;           /* -1: none */
+	struct event *udp_ev; /* readable (loop) */
 	uint8_t *udp_buf;
 };
 

@@ -69,8 +69,8 @@ load_exports(struct nfsd_server *s, struct nfsd_exports *out, char **err)
 	} else {
 		rc = read_text(s->exports_file, &text, err);
 		if (rc == 0)
-			rc =
-			    nfsd_exports_parse(text, s->exports_file, out, err);
+			rc = nfsd_exports_parse(text, s->exports_file, out,
+						err);
 		free(text);
 		if (rc != 0)
 			return rc;
@@ -138,7 +138,7 @@ nfsd_server_set_exports(struct nfsd_server *s, const char *file, char **err)
 	pthread_mutex_lock(&s->reload_lock);
 	old = s->exports_file;
 	s->exports_file =
-	    file != NULL && file[0] != '\0' ? tl_strdup(file) : NULL;
+		file != NULL && file[0] != '\0' ? tl_strdup(file) : NULL;
 	rc = reload_locked(s, err);
 	if (rc != 0) {
 		free(s->exports_file);
@@ -288,16 +288,15 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 
 /* NLM and NSM: the lock manager, and NSM over UDP too. */
 static int
-locks_create(struct nfsd_server *s, const struct nfsd_config *cfg,
-	     char **err)
+locks_create(struct nfsd_server *s, const struct nfsd_config *cfg, char **err)
 {
 	struct nfsd_nlm_opts o = {
-	    .grace_ms = cfg->lock_grace,
-	    .poll_ms = cfg->lock_poll,
-	    .max_locks = cfg->max_locks,
-	    .max_locks_client = cfg->max_locks_per_client,
-	    .max_waiters = cfg->max_lock_waiters,
-	    .cb_window_ms = cfg->lock_callback_window,
+		.grace_ms = cfg->lock_grace,
+		.poll_ms = cfg->lock_poll,
+		.max_locks = cfg->max_locks,
+		.max_locks_client = cfg->max_locks_per_client,
+		.max_waiters = cfg->max_lock_waiters,
+		.cb_window_ms = cfg->lock_callback_window,
 	};
 	int rc = nfsd_nlm_create(s->ctx.meta, &o, &s->ctx.nlm);
 
@@ -425,13 +424,13 @@ static const struct {
 	int proto;
 	bool locks; /* only when locking is on */
 } rpc_progs[] = {
-    {NFSD_PROG_NFS, 3, IPPROTO_TCP, false},
-    {NFSD_PROG_MOUNT, 1, IPPROTO_TCP, false},
-    {NFSD_PROG_MOUNT, 2, IPPROTO_TCP, false},
-    {NFSD_PROG_MOUNT, 3, IPPROTO_TCP, false},
-    {NFSD_PROG_NLM, 4, IPPROTO_TCP, true},
-    {NFSD_PROG_NSM, 1, IPPROTO_TCP, true},
-    {NFSD_PROG_NSM, 1, IPPROTO_UDP, true},
+	{NFSD_PROG_NFS, 3, IPPROTO_TCP, false},
+	{NFSD_PROG_MOUNT, 1, IPPROTO_TCP, false},
+	{NFSD_PROG_MOUNT, 2, IPPROTO_TCP, false},
+	{NFSD_PROG_MOUNT, 3, IPPROTO_TCP, false},
+	{NFSD_PROG_NLM, 4, IPPROTO_TCP, true},
+	{NFSD_PROG_NSM, 1, IPPROTO_TCP, true},
+	{NFSD_PROG_NSM, 1, IPPROTO_UDP, true},
 };
 
 /* IPv6 clients ask rpcbind for netid tcp6 (udp6); pmap_set only knows
@@ -441,7 +440,7 @@ rpcb_v6(unsigned long prog, unsigned long vers, int proto, unsigned port,
 	bool set)
 {
 	struct netconfig *nc =
-	    getnetconfigent(proto == IPPROTO_UDP ? "udp6" : "tcp6");
+		getnetconfigent(proto == IPPROTO_UDP ? "udp6" : "tcp6");
 	struct sockaddr_in6 sa;
 	struct netbuf nb = {sizeof(sa), sizeof(sa), &sa};
 	bool ok;
@@ -597,7 +596,8 @@ nfsd_server_set_limits(struct nfsd_server *s, const struct nfsd_limit_conf *c)
 
 void
 nfsd_server_limit_stats(struct nfsd_server *s,
-			void (*fn)(void *arg, const struct nfsd_limit_stats *st),
+			void (*fn)(void *arg,
+				   const struct nfsd_limit_stats *st),
 			void *arg, size_t *clients, uint64_t *evicted)
 {
 	const struct nfsd_exports *cur = nfsd_exports_get(&s->ctx);

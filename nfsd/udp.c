@@ -72,8 +72,7 @@ nfsd_udp_listen(struct nfsd_server *s, const char *listen, char **err)
 		((struct sockaddr_in6 *)&ss)->sin6_port = htons(s->port);
 	else
 		((struct sockaddr_in *)&ss)->sin_port = htons(s->port);
-	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		    0);
+	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    bind(fd, (struct sockaddr *)&ss, len) != 0) {

@@ -51,5 +51,6 @@ nfsd_xdr_name(XDR *xdrs, char **objp)
 bool_t
 nfsd_xdr_bytes(XDR *xdrs, char **objp, u_int *len, u_int maxsize)
 {
-	return xdr_bytes(xdrs, objp, len, maxsize < bound() ? maxsize : bound());
+	return xdr_bytes(xdrs, objp, len,
+			 maxsize < bound() ? maxsize : bound());
 }

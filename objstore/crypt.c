@@ -42,10 +42,10 @@
 #include "objstore/objstore-internal.h"
 #include "objstore/objstore.h"
 
-#define CHDR 96
+#define CHDR   96
 #define KEYLEN OS_CRYPT_KEY_LEN
-#define NONCE 12
-#define TAG 16
+#define NONCE  12
+#define TAG    16
 
 struct crypt_store {
 	struct os_wrap w;
@@ -75,9 +75,9 @@ gcm(bool enc, const uint8_t *key, const uint8_t *nonce, const uint8_t *aad1,
 			       enc ? 1 : 0);
 	ok = ok && EVP_CipherUpdate(ctx, NULL, &l, aad1, (int)aad1_len);
 	if (aad2 != NULL)
-		ok = ok && EVP_CipherUpdate(ctx, NULL, &l,
-					    (const uint8_t *)aad2,
-					    (int)strlen(aad2));
+		ok = ok &&
+		     EVP_CipherUpdate(ctx, NULL, &l, (const uint8_t *)aad2,
+				      (int)strlen(aad2));
 	while (ok && done < n) {
 		step = TL_MIN(n - done, (size_t)1 << 30);
 		ok = EVP_CipherUpdate(ctx, out + done, &l, in + done,
@@ -107,8 +107,8 @@ c_put(struct os_store *s, const char *key, const void *data, size_t len)
 	rc = gcm(true, c->key, out + 8, out, 8, NULL, dk, KEYLEN, out + 20,
 		 out + 52);
 	if (rc == 0)
-		rc = gcm(true, dk, out + 68, out, 8, key, data, len,
-			 out + CHDR, out + 80);
+		rc = gcm(true, dk, out + 68, out, 8, key, data, len, out + CHDR,
+			 out + 80);
 	explicit_bzero(dk, sizeof(dk));
 	if (rc < 0) {
 		tl_err("objstore", "%s: cannot encrypt %s", s->url, key);
@@ -128,8 +128,8 @@ c_bad(struct crypt_store *c, const char *key, const char *why)
 }
 
 static int
-c_get(struct os_store *s, const char *key, uint64_t off, size_t len,
-      void *buf, size_t *got)
+c_get(struct os_store *s, const char *key, uint64_t off, size_t len, void *buf,
+      size_t *got)
 {
 	struct crypt_store *c = c_of(s);
 	uint8_t *raw = NULL, *plain = NULL, dk[KEYLEN];
@@ -150,7 +150,8 @@ c_get(struct os_store *s, const char *key, uint64_t off, size_t len,
 	}
 	if (gcm(false, c->key, raw + 8, raw, 8, NULL, raw + 20, KEYLEN, dk,
 		raw + 52) < 0) {
-		rc = c_bad(c, key, "cannot unwrap its data key: wrong volume "
+		rc = c_bad(c, key,
+			   "cannot unwrap its data key: wrong volume "
 			   "key, or the object was tampered with");
 		goto out;
 	}
@@ -160,7 +161,8 @@ c_get(struct os_store *s, const char *key, uint64_t off, size_t len,
 		 raw + 80);
 	explicit_bzero(dk, sizeof(dk));
 	if (rc < 0) {
-		rc = c_bad(c, key, "authentication failed: the object is "
+		rc = c_bad(c, key,
+			   "authentication failed: the object is "
 			   "corrupt or was tampered with");
 		goto out;
 	}
@@ -223,8 +225,8 @@ c_list(struct os_store *s, const char *prefix, const char *start_after,
 	struct crypt_store *c = c_of(s);
 	struct list_ctx l = {cb, arg, NULL};
 
-	return c->w.inner->ops->list(c->w.inner, prefix, start_after,
-				     list_one, &l);
+	return c->w.inner->ops->list(c->w.inner, prefix, start_after, list_one,
+				     &l);
 }
 
 static int
@@ -284,8 +286,7 @@ crypt_new(struct os_store *inner, const uint8_t *key, const char *url,
 }
 
 int
-os_crypt_wrap(struct os_store *inner, const uint8_t *key,
-	      struct os_store **out)
+os_crypt_wrap(struct os_store *inner, const uint8_t *key, struct os_store **out)
 {
 	char *url = tl_asprintf("crypt:%s", inner->url);
 	int rc = crypt_new(inner, key, url, out);
@@ -322,12 +323,14 @@ os_crypt_load_key(const char *path, uint8_t *key, char **err)
 		return rc;
 	}
 	if (fstat(fd, &st) == 0 && (st.st_mode & 0077) != 0)
-		tl_warn("objstore", "key file %s is readable by other users "
-			"(chmod 600 it)", path);
+		tl_warn("objstore",
+			"key file %s is readable by other users "
+			"(chmod 600 it)",
+			path);
 	n = read(fd, buf, sizeof(buf));
 	close(fd);
-	while (n > KEYLEN && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
-			      buf[n - 1] == ' '))
+	while (n > KEYLEN &&
+	       (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
 		n--;
 	if (n == KEYLEN) {
 		memcpy(key, buf, KEYLEN);
@@ -355,8 +358,8 @@ os_crypt_load_key(const char *path, uint8_t *key, char **err)
 }
 
 int
-os_crypt_open(struct os_store *inner, const char *params,
-	      struct os_store **out, char **err)
+os_crypt_open(struct os_store *inner, const char *params, struct os_store **out,
+	      char **err)
 {
 	uint8_t key[KEYLEN];
 	struct os_params p;

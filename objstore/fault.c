@@ -62,7 +62,7 @@ struct fault_conf {
 	uint64_t failures;   /* most failures to inject; UINT64_MAX: all */
 	unsigned ops;        /* bit per enum os_op */
 	bool enospc;
-	bool hold;           /* selected operations wait (ctl or configure) */
+	bool hold; /* selected operations wait (ctl or configure) */
 };
 
 struct fault_store {
@@ -70,14 +70,14 @@ struct fault_store {
 	pthread_mutex_t lock; /* guards everything below */
 	struct fault_conf conf;
 	struct fault_conf url_conf; /* the URL's, in force without ctl */
-	uint64_t selected; /* selected operations since configured */
-	uint64_t injected; /* failures injected since configured */
+	uint64_t selected;          /* selected operations since configured */
+	uint64_t injected;          /* failures injected since configured */
 	uint64_t rng;
 	struct os_fault_stats st;
-	char *ctl;        /* ctl=FILE, or NULL */
-	char *ctl_text;   /* FILE as last read; NULL: absent */
-	bool deferred;    /* the inner store defers syncs */
-	char **keys;      /* puts since the last sync, when deferred */
+	char *ctl;      /* ctl=FILE, or NULL */
+	char *ctl_text; /* FILE as last read; NULL: absent */
+	bool deferred;  /* the inner store defers syncs */
+	char **keys;    /* puts since the last sync, when deferred */
 	size_t nkeys, ckeys;
 	uint64_t sync_failed; /* injected sync failures (os_sync_mark) */
 };
@@ -85,8 +85,8 @@ struct fault_store {
 /* Longest control file read (the rest is ignored). */
 #define CTL_MAX 512
 
-static const char *const op_names[OS_OP_COUNT] = {"put", "get", "head",
-						   "del", "list", "sync"};
+static const char *const op_names[OS_OP_COUNT] = {"put", "get",  "head",
+						  "del", "list", "sync"};
 
 static struct fault_store *
 fault_of(struct os_store *s)
@@ -133,8 +133,9 @@ parse_spec(const char *spec, struct fault_conf *c, uint64_t *seed,
 	char *end;
 	int rc;
 
-	*c = (struct fault_conf){0, 0, UINT64_MAX, UINT64_MAX,
-				 (1U << OS_OP_COUNT) - 1, false, false};
+	*c = (struct fault_conf){
+		0,     0,    UINT64_MAX, UINT64_MAX, (1U << OS_OP_COUNT) - 1,
+		false, false};
 	*have_seed = false;
 	if ((rc = os_params_parse(spec, ',', false, &p, err)) < 0)
 		return rc;
@@ -162,10 +163,10 @@ parse_spec(const char *spec, struct fault_conf *c, uint64_t *seed,
 	v = os_params_get(&p, "ops");
 	if ((v != NULL && (rc = parse_ops(v, &c->ops, err)) < 0) ||
 	    (rc = os_params_ms(&p, "latency", &c->latency_ms, err)) < 0 ||
-	    (rc = os_params_u64(&p, "fail_after", 0, UINT64_MAX,
-				&c->fail_after, err)) < 0 ||
-	    (rc = os_params_u64(&p, "failures", 0, UINT64_MAX,
-				&c->failures, err)) < 0 ||
+	    (rc = os_params_u64(&p, "fail_after", 0, UINT64_MAX, &c->fail_after,
+				err)) < 0 ||
+	    (rc = os_params_u64(&p, "failures", 0, UINT64_MAX, &c->failures,
+				err)) < 0 ||
 	    (rc = os_params_bool(&p, "enospc", &c->enospc, err)) < 0 ||
 	    (rc = os_params_bool(&p, "hold", &c->hold, err)) < 0)
 		goto out;
@@ -243,8 +244,8 @@ ctl_check(struct fault_store *f)
 		close(fd);
 	}
 	if (n < 0) {
-		tl_warn("objstore", "fault: %s: %s; settings unchanged",
-			f->ctl, strerror(errno));
+		tl_warn("objstore", "fault: %s: %s; settings unchanged", f->ctl,
+			strerror(errno));
 		return;
 	}
 	buf[n] = '\0';
@@ -258,8 +259,8 @@ ctl_check(struct fault_store *f)
 	while (n > 0 && buf[n - 1] == ',')
 		buf[--n] = '\0';
 	if (parse_spec(buf, &c, &seed, &have_seed, NULL, &err) < 0) {
-		tl_warn("objstore", "fault: %s: %s; settings unchanged",
-			f->ctl, err);
+		tl_warn("objstore", "fault: %s: %s; settings unchanged", f->ctl,
+			err);
 		free(err);
 		return;
 	}
@@ -432,8 +433,8 @@ fault_list(struct os_store *s, const char *prefix, const char *start_after,
 }
 
 static int
-fault_list_info(struct os_store *s, const char *prefix,
-		const char *start_after, os_list_info_cb cb, void *arg)
+fault_list_info(struct os_store *s, const char *prefix, const char *start_after,
+		os_list_info_cb cb, void *arg)
 {
 	struct fault_store *f = fault_of(s);
 	int rc = fault_check(f, OS_OP_LIST);
@@ -476,8 +477,10 @@ fault_sync(struct os_store *s)
 		f->sync_failed++;
 		for (size_t i = 0; i < f->nkeys; i++)
 			f->w.inner->ops->del(f->w.inner, f->keys[i]);
-		tl_debug("objstore", "%s: injected sync failure: %zu puts "
-			 "lost", f->w.base.url, f->nkeys);
+		tl_debug("objstore",
+			 "%s: injected sync failure: %zu puts "
+			 "lost",
+			 f->w.base.url, f->nkeys);
 	}
 	keys_clear(f);
 	pthread_mutex_unlock(&f->lock);
@@ -527,8 +530,8 @@ static const struct os_ops fault_ops = {
 };
 
 int
-os_fault_open(struct os_store *inner, const char *params,
-	      struct os_store **out, char **err)
+os_fault_open(struct os_store *inner, const char *params, struct os_store **out,
+	      char **err)
 {
 	struct fault_store *f;
 	struct fault_conf c;

@@ -75,8 +75,8 @@
 /* Objects are file data of any mode (a 0600 NFS file's bytes among
  * them): only the gateway's user may read them. */
 #define STORE_FILE_MODE 0600
-#define STORE_DIR_MODE 0700
-#define TMP_MAX_AGE_S 3600
+#define STORE_DIR_MODE  0700
+#define TMP_MAX_AGE_S   3600
 /* Objects waiting for os_sync that keep their descriptor: four 64 MiB
  * flushes' worth of 4 MiB blocks, few enough beside the connections
  * under the usual 1024 descriptors.  (A put beyond them used to
@@ -101,7 +101,7 @@
  * written, so reading it back goes to the disk (a buffered write leaves
  * it cached, as a local file system does).  Off by default. */
 #define DIO_ALIGN 4096
-#define DIO_MIN (256u << 10)
+#define DIO_MIN   (256u << 10)
 
 struct pend {
 	int fd;    /* the object, written, renamed, not yet synced; -1:
@@ -124,12 +124,12 @@ struct file_store {
 	pthread_cond_t scv;       /* a sync pass finished */
 	char **dirty;             /* directories renamed into, not synced */
 	size_t ndirty, cdirty;
-	struct pend *pend;        /* objects put, data not synced */
+	struct pend *pend; /* objects put, data not synced */
 	size_t npend, cpend;
-	size_t nreserved;         /* puts that will add to pend */
-	uint64_t started, done;   /* sync passes begun, finished */
-	bool busy;                /* a pass is running */
-	int last_err;             /* of the last finished pass */
+	size_t nreserved;       /* puts that will add to pend */
+	uint64_t started, done; /* sync passes begun, finished */
+	bool busy;              /* a pass is running */
+	int last_err;           /* of the last finished pass */
 	/* Passes that failed (os_sync_mark): counted before the pass is
 	 * marked done, so a sync that returns after it sees the count. */
 	atomic_uint_fast64_t failures;
@@ -223,8 +223,8 @@ write_all(int fd, const void *data, size_t len, bool direct)
 	ssize_t n;
 
 	while (len > 0) {
-		n = write(fd, p, direct || len < WRITE_PIECE ? len
-							     : WRITE_PIECE);
+		n = write(fd, p,
+			  direct || len < WRITE_PIECE ? len : WRITE_PIECE);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -249,8 +249,8 @@ add_dirty(struct file_store *fs, const char *dir, size_t n)
 			goto out;
 	if (fs->ndirty == fs->cdirty) {
 		fs->cdirty = fs->cdirty ? fs->cdirty * 2 : 8;
-		fs->dirty = tl_realloc(fs->dirty,
-				       fs->cdirty * sizeof(*fs->dirty));
+		fs->dirty =
+			tl_realloc(fs->dirty, fs->cdirty * sizeof(*fs->dirty));
 	}
 	fs->dirty[fs->ndirty++] = tl_strndup(dir, n);
 out:
@@ -462,14 +462,14 @@ rename_in(struct file_store *fs, const char *tmp, const char *key)
  * the buffer allows and the file system takes it (else buffered); *fd
  * receives the open file, *direct whether the page cache was bypassed. */
 static int
-write_tmp(struct file_store *fs, const char *tmp, const void *data,
-	  size_t len, int *fd, bool *direct)
+write_tmp(struct file_store *fs, const char *tmp, const void *data, size_t len,
+	  int *fd, bool *direct)
 {
 	int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, r;
 
-	*direct = atomic_load(&fs->direct) &&
-		  !atomic_load(&fs->no_direct) && len >= DIO_MIN &&
-		  len % DIO_ALIGN == 0 && (uintptr_t)data % DIO_ALIGN == 0;
+	*direct = atomic_load(&fs->direct) && !atomic_load(&fs->no_direct) &&
+		  len >= DIO_MIN && len % DIO_ALIGN == 0 &&
+		  (uintptr_t)data % DIO_ALIGN == 0;
 	*fd = openat(fs->dirfd, tmp, flags | (*direct ? O_DIRECT : 0),
 		     STORE_FILE_MODE);
 	if (*fd < 0 && *direct && errno == EINVAL) {
@@ -517,8 +517,7 @@ file_put(struct os_store *s, const char *key, const void *data, size_t len)
 		 * block map wait for the sync.)  Small ones are left to the
 		 * barrier, which writes them in one batch. */
 		if (!direct && len >= SFR_MIN)
-			(void)sync_file_range(fd, 0, 0,
-					      SYNC_FILE_RANGE_WRITE);
+			(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	} else if (fdatasync(fd) < 0) {
 		/* A new file: fdatasync also writes the size needed to
 		 * read it. */
@@ -655,8 +654,7 @@ out:
  * readahead across objects (nor much within one): ask for the coming
  * range now, without waiting (the kernel queues the disk reads). */
 int
-os_file_advise(struct os_store *s, const char *key, uint64_t off,
-	       uint64_t len)
+os_file_advise(struct os_store *s, const char *key, uint64_t off, uint64_t len)
 {
 	struct file_store *fs = fs_of(s);
 	int fd, r;
@@ -747,7 +745,8 @@ lent_wanted(const struct lister *l, const struct lent *e)
 			return false;
 		/* The whole subtree sorts before start_after unless
 		 * start_after itself lies inside it. */
-		if (l->start_after != NULL && strcmp(e->key, l->start_after) < 0 &&
+		if (l->start_after != NULL &&
+		    strcmp(e->key, l->start_after) < 0 &&
 		    strncmp(l->start_after, e->key, n) != 0)
 			return false;
 		return true;
@@ -797,8 +796,8 @@ read_dir(struct lister *l, int fd, const char *path, struct lent **out,
 			cap = cap ? cap * 2 : 64;
 			v = tl_realloc(v, cap * sizeof(*v));
 		}
-		v[n].key = tl_asprintf("%s%s%s", path, de->d_name,
-				       dir ? "/" : "");
+		v[n].key =
+			tl_asprintf("%s%s%s", path, de->d_name, dir ? "/" : "");
 		v[n].dir = dir;
 		n++;
 	}
@@ -886,8 +885,8 @@ static int
 file_list(struct os_store *s, const char *prefix, const char *start_after,
 	  os_list_cb cb, void *arg)
 {
-	struct lister l = {fs_of(s), prefix, strlen(prefix), start_after,
-			   cb, arg, NULL};
+	struct lister l = {fs_of(s), prefix, strlen(prefix), start_after, cb,
+			   arg,      NULL};
 
 	return list_start(&l);
 }
@@ -895,11 +894,11 @@ file_list(struct os_store *s, const char *prefix, const char *start_after,
 /* The mtime is the last write of the temporary file a put renames into
  * place: about when the object was stored. */
 static int
-file_list_info(struct os_store *s, const char *prefix,
-	       const char *start_after, os_list_info_cb cb, void *arg)
+file_list_info(struct os_store *s, const char *prefix, const char *start_after,
+	       os_list_info_cb cb, void *arg)
 {
-	struct lister l = {fs_of(s), prefix, strlen(prefix), start_after,
-			   NULL, arg, cb};
+	struct lister l = {fs_of(s), prefix, strlen(prefix), start_after, NULL,
+			   arg,      cb};
 
 	return list_start(&l);
 }
@@ -981,14 +980,16 @@ private_root(int fd, const char *dir)
 	if (fstat(fd, &st) < 0 || (st.st_mode & 077) == 0)
 		return;
 	if (fchmod(fd, st.st_mode & 0700) == 0)
-		tl_notice("objstore", "file store %s: mode %03o -> %03o (its "
-			  "objects are file data of any mode)", dir,
-			  (unsigned)(st.st_mode & 0777),
+		tl_notice("objstore",
+			  "file store %s: mode %03o -> %03o (its "
+			  "objects are file data of any mode)",
+			  dir, (unsigned)(st.st_mode & 0777),
 			  (unsigned)(st.st_mode & 0700));
 	else
-		tl_warn("objstore", "file store %s is readable by other users "
-			"(mode %03o) and cannot be changed: %s", dir,
-			(unsigned)(st.st_mode & 0777), strerror(errno));
+		tl_warn("objstore",
+			"file store %s is readable by other users "
+			"(mode %03o) and cannot be changed: %s",
+			dir, (unsigned)(st.st_mode & 0777), strerror(errno));
 }
 
 static int

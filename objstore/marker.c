@@ -77,8 +77,8 @@ os_marker_write(struct os_store *s, const struct os_marker *mk)
 
 	os_uuid_format(mk->uuid, uuid);
 	text = tl_asprintf("tessera-volume 1\nname %s\nuuid %s\ncreated %s\n"
-			   "metadata %s\n", mk->name, uuid, mk->created,
-			   mk->meta);
+			   "metadata %s\n",
+			   mk->name, uuid, mk->created, mk->meta);
 	rc = os_put(os_bottom(s), key, text, strlen(text));
 	free(text);
 	free(key);
@@ -150,8 +150,7 @@ os_marker_init(struct os_marker *mk, const char *name, const uint8_t uuid[16],
 	snprintf(mk->name, sizeof(mk->name), "%s", name);
 	memcpy(mk->uuid, uuid, 16);
 	gmtime_r(&t, &tm);
-	strftime(mk->created, sizeof(mk->created), "%Y-%m-%dT%H:%M:%SZ",
-		 &tm);
+	strftime(mk->created, sizeof(mk->created), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(mk->meta, sizeof(mk->meta), "%s", meta ? meta : "");
 }
 

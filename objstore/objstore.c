@@ -72,14 +72,14 @@ struct wrapper {
 };
 
 static const struct wrapper wrappers[] = {
-	{"fault", os_fault_open},	  {"retry", os_retry_open},
+	{"fault", os_fault_open},         {"retry", os_retry_open},
 	{"ratelimit", os_ratelimit_open}, {"zstd", os_zstd_open},
 	{"crypt", os_crypt_open},
 };
 
 static int
-open_url(const char *url, unsigned flags, unsigned depth,
-	 struct os_store **out, char **err)
+open_url(const char *url, unsigned flags, unsigned depth, struct os_store **out,
+	 char **err)
 {
 	const struct wrapper *w;
 	const char *p, *close;
@@ -262,8 +262,7 @@ pct_decode(const char *s, size_t n)
 	for (i = 0; i < n; i++) {
 		if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
 		    hexval(s[i + 2]) >= 0) {
-			*o++ = (char)(hexval(s[i + 1]) * 16 +
-				      hexval(s[i + 2]));
+			*o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
 			i += 2;
 		} else {
 			*o++ = s[i];
@@ -328,8 +327,8 @@ os_params_get(struct os_params *p, const char *name)
 }
 
 int
-os_params_u64(struct os_params *p, const char *name, uint64_t min,
-	      uint64_t max, uint64_t *out, char **err)
+os_params_u64(struct os_params *p, const char *name, uint64_t min, uint64_t max,
+	      uint64_t *out, char **err)
 {
 	const char *v = os_params_get(p, name);
 
@@ -346,8 +345,7 @@ os_params_u64(struct os_params *p, const char *name, uint64_t min,
 }
 
 int
-os_params_bool(struct os_params *p, const char *name, bool *out,
-	       char **err)
+os_params_bool(struct os_params *p, const char *name, bool *out, char **err)
 {
 	const char *v = os_params_get(p, name);
 
@@ -365,8 +363,7 @@ os_params_bool(struct os_params *p, const char *name, bool *out,
 }
 
 int
-os_params_ms(struct os_params *p, const char *name, uint64_t *out,
-	     char **err)
+os_params_ms(struct os_params *p, const char *name, uint64_t *out, char **err)
 {
 	const char *v = os_params_get(p, name);
 
@@ -382,8 +379,7 @@ os_params_ms(struct os_params *p, const char *name, uint64_t *out,
 }
 
 int
-os_params_check_used(const struct os_params *p, const char *what,
-		     char **err)
+os_params_check_used(const struct os_params *p, const char *what, char **err)
 {
 	size_t i;
 
@@ -422,8 +418,8 @@ os_close(struct os_store *s)
 /* ---- per-operation figures (os_op_stats) -------------------------------- */
 
 const double os_op_bucket_s[OS_OP_BUCKETS] = {
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-    0.25,  0.5,    1,     2.5,  5,     10,   30,
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+	0.25,  0.5,    1,     2.5,  5,     10,   30,
 };
 
 static struct {
@@ -432,8 +428,8 @@ static struct {
 } op_st[OS_OP_COUNT];
 
 static const char *const op_names[OS_OP_COUNT] = {
-    [OS_OP_PUT] = "put",       [OS_OP_GET] = "get",   [OS_OP_HEAD] = "head",
-    [OS_OP_DEL] = "delete",    [OS_OP_LIST] = "list", [OS_OP_SYNC] = "sync",
+	[OS_OP_PUT] = "put",    [OS_OP_GET] = "get",   [OS_OP_HEAD] = "head",
+	[OS_OP_DEL] = "delete", [OS_OP_LIST] = "list", [OS_OP_SYNC] = "sync",
 };
 
 const char *
@@ -464,10 +460,10 @@ op_done(unsigned op, uint64_t t0, int rc)
 
 /* The call expression, counted as one call of op (a statement expression:
  * the clock is read before the call). */
-#define OP_CALL(op, call)                                                   \
-	({                                                                  \
-		uint64_t t0_ = tl_mono_ns();                                 \
-		op_done(op, t0_, (call));                                   \
+#define OP_CALL(op, call)                                                      \
+	({                                                                     \
+		uint64_t t0_ = tl_mono_ns();                                   \
+		op_done(op, t0_, (call));                                      \
 	})
 
 void
@@ -478,11 +474,11 @@ os_op_stats(struct os_op_stats out[OS_OP_COUNT])
 						     memory_order_relaxed);
 		out[op].errors = atomic_load_explicit(&op_st[op].errors,
 						      memory_order_relaxed);
-		out[op].lat_sum_ns = atomic_load_explicit(
-		    &op_st[op].lat_sum_ns, memory_order_relaxed);
+		out[op].lat_sum_ns = atomic_load_explicit(&op_st[op].lat_sum_ns,
+							  memory_order_relaxed);
 		for (unsigned i = 0; i <= OS_OP_BUCKETS; i++)
 			out[op].lat[i] = atomic_load_explicit(
-			    &op_st[op].lat[i], memory_order_relaxed);
+				&op_st[op].lat[i], memory_order_relaxed);
 	}
 }
 
@@ -493,8 +489,7 @@ os_put(struct os_store *s, const char *key, const void *data, size_t len)
 		return -EINVAL;
 	if (s->rdonly)
 		return -EROFS;
-	return OP_CALL(OS_OP_PUT,
-		       s->ops->put(s, key, data, len));
+	return OP_CALL(OS_OP_PUT, s->ops->put(s, key, data, len));
 }
 
 struct os_store *
@@ -556,14 +551,13 @@ os_sync_since(struct os_store *s, uint64_t mark)
 }
 
 int
-os_get(struct os_store *s, const char *key, uint64_t off, size_t len,
-       void *buf, size_t *got)
+os_get(struct os_store *s, const char *key, uint64_t off, size_t len, void *buf,
+       size_t *got)
 {
 	*got = 0;
 	if (!os_key_valid(key))
 		return -EINVAL;
-	return OP_CALL(OS_OP_GET,
-		       s->ops->get(s, key, off, len, buf, got));
+	return OP_CALL(OS_OP_GET, s->ops->get(s, key, off, len, buf, got));
 }
 
 int
@@ -575,8 +569,7 @@ os_open_range(struct os_store *s, const char *key, uint64_t off, size_t len,
 		return -EINVAL;
 	if (s->ops->open_range == NULL)
 		return -ENOTSUP;
-	return OP_CALL(OS_OP_GET,
-		       s->ops->open_range(s, key, off, len, fd));
+	return OP_CALL(OS_OP_GET, s->ops->open_range(s, key, off, len, fd));
 }
 
 int
@@ -603,9 +596,8 @@ os_list(struct os_store *s, const char *prefix, const char *start_after,
 {
 	if (!prefix_valid(prefix))
 		return -EINVAL;
-	return OP_CALL(OS_OP_LIST,
-		       s->ops->list(s, prefix ? prefix : "", start_after, cb,
-				    arg));
+	return OP_CALL(OS_OP_LIST, s->ops->list(s, prefix ? prefix : "",
+						start_after, cb, arg));
 }
 
 int
@@ -616,15 +608,14 @@ os_list_info(struct os_store *s, const char *prefix, const char *start_after,
 		return -EINVAL;
 	if (s->ops->list_info == NULL)
 		return -ENOTSUP;
-	return OP_CALL(OS_OP_LIST,
-		       s->ops->list_info(s, prefix ? prefix : "", start_after,
-					 cb, arg));
+	return OP_CALL(OS_OP_LIST, s->ops->list_info(s, prefix ? prefix : "",
+						     start_after, cb, arg));
 }
 /* ---- whole-object reads for the transforming wrappers ------------------ */
 
 int
-os_get_whole(struct os_store *s, const char *key, size_t hint,
-	     uint8_t **data, size_t *len)
+os_get_whole(struct os_store *s, const char *key, size_t hint, uint8_t **data,
+	     size_t *len)
 {
 	size_t cap = hint + 1, got = 0;
 	uint8_t *buf = NULL;
@@ -648,9 +639,10 @@ os_get_whole(struct os_store *s, const char *key, size_t hint,
 		if (rc < 0)
 			goto fail;
 		if (size >= OS_OBJECT_MAX) {
-			tl_err("objstore", "%s: object %s is too large "
-			       "(%llu bytes)", s->url, key,
-			       (unsigned long long)size);
+			tl_err("objstore",
+			       "%s: object %s is too large "
+			       "(%llu bytes)",
+			       s->url, key, (unsigned long long)size);
 			rc = -EIO;
 			goto fail;
 		}

@@ -114,7 +114,8 @@ struct os_store {
  * *err (if non-NULL) receives a message the caller frees. */
 int os_open(const char *url, struct os_store **out, char **err);
 /* Flags of os_open_flags. */
-#define OS_OPEN_RDONLY 0x1u /* for commands that only read: nothing is
+#define OS_OPEN_RDONLY                                                         \
+	0x1u /* for commands that only read: nothing is
 			       created (a missing file:// directory is
 			       -ENOENT, create_bucket is ignored) and
 			       os_put and os_delete answer -EROFS */
@@ -138,8 +139,8 @@ int os_head(struct os_store *s, const char *key, uint64_t *size);
  * store and the pass-through wrappers have it), -EAGAIN when some of
  * the bytes are not cached (read them with os_get instead), -ENOENT,
  * -EIO when the object is shorter. */
-int os_open_range(struct os_store *s, const char *key, uint64_t off,
-		  size_t len, int *fd);
+int os_open_range(struct os_store *s, const char *key, uint64_t off, size_t len,
+		  int *fd);
 int os_delete(struct os_store *s, const char *key);
 int os_list(struct os_store *s, const char *prefix, const char *start_after,
 	    os_list_cb cb, void *arg);
@@ -175,15 +176,15 @@ int os_sync_since(struct os_store *s, uint64_t mark);
  * metrics): each figure from the outermost layer that keeps it, and
  * have says which figures some layer keeps (the others are 0). */
 #define OS_STATS_TRAFFIC 1u /* up_bytes, down_bytes, throttled_ns */
-#define OS_STATS_RETRY 2u   /* retries, failures */
-#define OS_STATS_PUTS 4u    /* puts: always kept */
+#define OS_STATS_RETRY   2u /* retries, failures */
+#define OS_STATS_PUTS    4u /* puts: always kept */
 struct os_stats {
 	unsigned have;
-	uint64_t puts;         /* objects the bottom store stored */
+	uint64_t puts;                 /* objects the bottom store stored */
 	uint64_t up_bytes, down_bytes; /* moved through a ratelimit layer */
-	uint64_t throttled_ns; /* time callers slept for its limits */
-	uint64_t retries;      /* extra attempts a retry layer made */
-	uint64_t failures;     /* calls failed after its last attempt */
+	uint64_t throttled_ns;         /* time callers slept for its limits */
+	uint64_t retries;              /* extra attempts a retry layer made */
+	uint64_t failures;             /* calls failed after its last attempt */
 };
 /* Fill *out (never fails; returns 0). */
 int os_stats(struct os_store *s, struct os_stats *out);
@@ -196,8 +197,15 @@ int os_stats(struct os_store *s, struct os_stats *out);
  * error other than -ENOENT (an object or prefix that is not there is an
  * answer).  lat[i]: calls that took at most os_op_bucket_s[i] seconds
  * (and more than the bucket before); lat[OS_OP_BUCKETS]: longer ones. */
-enum os_op { OS_OP_PUT, OS_OP_GET, OS_OP_HEAD, OS_OP_DEL, OS_OP_LIST,
-	     OS_OP_SYNC, OS_OP_COUNT };
+enum os_op {
+	OS_OP_PUT,
+	OS_OP_GET,
+	OS_OP_HEAD,
+	OS_OP_DEL,
+	OS_OP_LIST,
+	OS_OP_SYNC,
+	OS_OP_COUNT
+};
 #define OS_OP_BUCKETS 14
 extern const double os_op_bucket_s[OS_OP_BUCKETS];
 struct os_op_stats {
@@ -226,16 +234,15 @@ bool os_local(struct os_store *s);
 struct os_marker {
 	char name[64];
 	uint8_t uuid[16];
-	char created[32];   /* "2026-12-07T13:36:41Z" */
-	char meta[1024];    /* the metadata URL given at format: for people */
+	char created[32]; /* "2026-12-07T13:36:41Z" */
+	char meta[1024];  /* the metadata URL given at format: for people */
 };
 void os_marker_init(struct os_marker *mk, const char *name,
 		    const uint8_t uuid[16], uint64_t ctime_ns,
 		    const char *meta);
 /* -ENOENT: no marker for name; -EBADMSG: an object there that is not a
  * marker; other errors of the store. */
-int os_marker_read(struct os_store *s, const char *name,
-		   struct os_marker *mk);
+int os_marker_read(struct os_store *s, const char *name, struct os_marker *mk);
 int os_marker_write(struct os_store *s, const struct os_marker *mk);
 int os_marker_delete(struct os_store *s, const char *name);
 /* Whether the store holds objects of volume name besides its marker

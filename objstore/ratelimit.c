@@ -81,8 +81,8 @@ rl_put(struct os_store *s, const char *key, const void *data, size_t len)
 }
 
 static int
-rl_get(struct os_store *s, const char *key, uint64_t off, size_t len,
-       void *buf, size_t *got)
+rl_get(struct os_store *s, const char *key, uint64_t off, size_t len, void *buf,
+       size_t *got)
 {
 	struct rl_store *r = rl_of(s);
 	int rc = r->w.inner->ops->get(r->w.inner, key, off, len, buf, got);

@@ -38,23 +38,24 @@ retry_of(struct os_store *s)
 }
 
 /* Run OP until it succeeds, fails for good, or the attempts run out. */
-#define RETRY(rs, what, key, op)                                             \
-	do {                                                                 \
-		unsigned n_;                                                 \
-		for (n_ = 0;; n_++) {                                        \
-			rc = (op);                                           \
-			if (rc != -EIO)                                      \
-				break;                                       \
-			if (n_ + 1 >= (rs)->attempts) {                      \
-				atomic_fetch_add(&(rs)->failures, 1);        \
-				tl_warn("objstore", "%s: %s %s: failed %u "  \
-					"times, giving up", (rs)->w.base.url, \
-					what, key, n_ + 1);                   \
-				break;                                       \
-			}                                                    \
-			atomic_fetch_add(&(rs)->retries, 1);                 \
-			os_backoff_sleep(n_, (rs)->base_ms, (rs)->cap_ms);   \
-		}                                                            \
+#define RETRY(rs, what, key, op)                                               \
+	do {                                                                   \
+		unsigned n_;                                                   \
+		for (n_ = 0;; n_++) {                                          \
+			rc = (op);                                             \
+			if (rc != -EIO)                                        \
+				break;                                         \
+			if (n_ + 1 >= (rs)->attempts) {                        \
+				atomic_fetch_add(&(rs)->failures, 1);          \
+				tl_warn("objstore",                            \
+					"%s: %s %s: failed %u "                \
+					"times, giving up",                    \
+					(rs)->w.base.url, what, key, n_ + 1);  \
+				break;                                         \
+			}                                                      \
+			atomic_fetch_add(&(rs)->retries, 1);                   \
+			os_backoff_sleep(n_, (rs)->base_ms, (rs)->cap_ms);     \
+		}                                                              \
 	} while (0)
 
 static int
@@ -131,8 +132,8 @@ list_info_one(void *arg, const char *key, const struct os_obj_info *info)
 
 /* The listing of l (os_list or os_list_info), retried as said above. */
 static int
-retry_list_ctx(struct os_store *s, const char *prefix,
-	       const char *start_after, struct list_ctx *l)
+retry_list_ctx(struct os_store *s, const char *prefix, const char *start_after,
+	       struct list_ctx *l)
 {
 	struct retry_store *r = retry_of(s);
 	struct os_store *in = r->w.inner;
@@ -150,8 +151,10 @@ retry_list_ctx(struct os_store *s, const char *prefix,
 			break;
 		if (n + 1 >= r->attempts) {
 			atomic_fetch_add(&r->failures, 1);
-			tl_warn("objstore", "%s: list %s: failed %u times, "
-				"giving up", r->w.base.url, prefix, n + 1);
+			tl_warn("objstore",
+				"%s: list %s: failed %u times, "
+				"giving up",
+				r->w.base.url, prefix, n + 1);
 			break;
 		}
 		atomic_fetch_add(&r->retries, 1);
@@ -170,8 +173,8 @@ retry_list(struct os_store *s, const char *prefix, const char *start_after,
 }
 
 static int
-retry_list_info(struct os_store *s, const char *prefix,
-		const char *start_after, os_list_info_cb cb, void *arg)
+retry_list_info(struct os_store *s, const char *prefix, const char *start_after,
+		os_list_info_cb cb, void *arg)
 {
 	struct list_ctx l = {NULL, arg, false, cb};
 
@@ -180,8 +183,8 @@ retry_list_info(struct os_store *s, const char *prefix,
 
 /* Not retried: a failure sends the caller to os_get, which is. */
 static int
-retry_open_range(struct os_store *s, const char *key, uint64_t off,
-		 size_t len, int *fd)
+retry_open_range(struct os_store *s, const char *key, uint64_t off, size_t len,
+		 int *fd)
 {
 	return os_open_range(retry_of(s)->w.inner, key, off, len, fd);
 }
@@ -234,16 +237,15 @@ os_retry_wrap(struct os_store *inner, unsigned attempts, uint64_t base_ms,
 	r->cap_ms = cap_ms ? cap_ms : 10000;
 	r->w.base.url = tl_asprintf("retry(attempts=%u,base=%llums,cap=%llums)"
 				    ":%s",
-				    r->attempts,
-				    (unsigned long long)r->base_ms,
+				    r->attempts, (unsigned long long)r->base_ms,
 				    (unsigned long long)r->cap_ms, inner->url);
 	*out = &r->w.base;
 	return 0;
 }
 
 int
-os_retry_open(struct os_store *inner, const char *params,
-	      struct os_store **out, char **err)
+os_retry_open(struct os_store *inner, const char *params, struct os_store **out,
+	      char **err)
 {
 	uint64_t attempts = 0, base = 0, cap = 0;
 	struct os_params p;
@@ -251,8 +253,7 @@ os_retry_open(struct os_store *inner, const char *params,
 
 	if ((rc = os_params_parse(params, ',', false, &p, err)) < 0)
 		return rc;
-	if ((rc = os_params_u64(&p, "attempts", 1, 1000, &attempts, err)) <
-		    0 ||
+	if ((rc = os_params_u64(&p, "attempts", 1, 1000, &attempts, err)) < 0 ||
 	    (rc = os_params_ms(&p, "base", &base, err)) < 0 ||
 	    (rc = os_params_ms(&p, "cap", &cap, err)) < 0 ||
 	    (rc = os_params_check_used(&p, "retry", err)) < 0)

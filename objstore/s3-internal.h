@@ -11,7 +11,7 @@
 
 #include "lib/tl.h"
 
-#define S3_EMPTY_SHA256                                                      \
+#define S3_EMPTY_SHA256                                                        \
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 /* A header or query parameter. */
@@ -21,15 +21,15 @@ struct os_s3_kv {
 };
 
 struct os_s3_sign_in {
-	const char *method;       /* "GET" */
-	const char *path;         /* canonical URI: already URI-encoded */
-	const char *query;        /* canonical query (os_s3_query) or "" */
+	const char *method;          /* "GET" */
+	const char *path;            /* canonical URI: already URI-encoded */
+	const char *query;           /* canonical query (os_s3_query) or "" */
 	const struct os_s3_kv *hdrs; /* every header to sign, host included */
 	size_t nhdrs;
 	const char *payload_hash; /* lower-case hex, or "UNSIGNED-PAYLOAD" */
 	const char *amz_date;     /* "20130524T000000Z" */
 	const char *region;
-	const char *service;      /* "s3" */
+	const char *service; /* "s3" */
 	const char *access_key;
 	const char *secret_key;
 };

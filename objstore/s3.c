@@ -64,7 +64,7 @@ struct s3_store {
 	char *endpoint; /* "http://host:port": scheme and authority */
 	char *host;     /* Host header */
 	char *bucket;
-	char *prefix;   /* "" or ends with '/' */
+	char *prefix; /* "" or ends with '/' */
 	char *region;
 	bool https, path_style, insecure, unsigned_payload;
 	char *access_key, *secret_key, *session_token;
@@ -81,20 +81,20 @@ struct s3_store {
 /* One request and its response. */
 struct s3_req {
 	const char *method;
-	const char *key;     /* object key below the prefix; NULL: bucket */
-	const char *query;   /* canonical query, "" for none */
-	const void *body;    /* PUT payload */
+	const char *key;   /* object key below the prefix; NULL: bucket */
+	const char *query; /* canonical query, "" for none */
+	const void *body;  /* PUT payload */
 	size_t body_len, body_pos;
 	uint64_t range_off; /* GET: bytes [off, off+len) when range_len */
 	size_t range_len;
-	uint8_t *sink;       /* GET: data goes here, at most range_len */
+	uint8_t *sink; /* GET: data goes here, at most range_len */
 	size_t sink_len;
-	uint64_t skip;       /* bytes to drop (200 to a Range request) */
+	uint64_t skip; /* bytes to drop (200 to a Range request) */
 	bool in_body;
 	long status;
 	uint64_t content_length;
 	bool have_length;
-	struct tl_buf resp;  /* error bodies, list replies */
+	struct tl_buf resp; /* error bodies, list replies */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -292,9 +292,10 @@ req_sign(struct s3_store *s, struct s3_req *r, const char *path)
 	if (s->session_token != NULL)
 		h[n++] = (struct os_s3_kv){"x-amz-security-token",
 					   s->session_token};
-	in = (struct os_s3_sign_in){r->method, path, r->query, h, n, hash, date,
-				    s->region, "s3", s->access_key,
-				    s->secret_key};
+	in = (struct os_s3_sign_in){
+		r->method, path,          r->query,     h,
+		n,         hash,          date,         s->region,
+		"s3",      s->access_key, s->secret_key};
 	auth = os_s3_sign(&in);
 	for (i = 0; i < n; i++) {
 		line = tl_asprintf("%s: %s", h[i].name, h[i].value);
@@ -421,8 +422,8 @@ req_once(struct s3_store *s, struct s3_req *r, bool *retry, bool last)
 	CURLcode c;
 	int rc;
 
-	url = tl_asprintf("%s%s%s%s", s->endpoint, path,
-			  r->query[0] ? "?" : "", r->query);
+	url = tl_asprintf("%s%s%s%s", s->endpoint, path, r->query[0] ? "?" : "",
+			  r->query);
 	curl_easy_reset(h);
 	req_setup(s, h, r, url, hdrs);
 	r->status = 0;
@@ -485,8 +486,8 @@ req_do(struct s3_store *s, struct s3_req *r)
 static int
 s3_put(struct os_store *st, const char *key, const void *data, size_t len)
 {
-	struct s3_req r = {.method = "PUT", .key = key, .body = data,
-			   .body_len = len};
+	struct s3_req r = {
+		.method = "PUT", .key = key, .body = data, .body_len = len};
 	int rc;
 
 	if (data == NULL)
@@ -518,8 +519,11 @@ static int
 s3_get(struct os_store *st, const char *key, uint64_t off, size_t len,
        void *buf, size_t *got)
 {
-	struct s3_req r = {.method = "GET", .key = key, .range_off = off,
-			   .range_len = len, .sink = buf};
+	struct s3_req r = {.method = "GET",
+			   .key = key,
+			   .range_off = off,
+			   .range_len = len,
+			   .sink = buf};
 	uint64_t size = 0;
 	int rc;
 
@@ -556,7 +560,7 @@ struct list_ctx {
 	struct s3_store *s;
 	os_list_cb cb;
 	void *arg;
-	char *last; /* full key of the last entry, for the next page */
+	char *last;          /* full key of the last entry, for the next page */
 	os_list_info_cb icb; /* s3_list_info's, instead of cb */
 };
 
@@ -590,8 +594,7 @@ list_pages(struct s3_store *s, const char *prefix, const char *start_after,
 
 	if (start_after != NULL)
 		after = tl_asprintf("%s%s", s->prefix, start_after);
-	snprintf(page, sizeof(page), "%llu",
-		 (unsigned long long)s->list_page);
+	snprintf(page, sizeof(page), "%llu", (unsigned long long)s->list_page);
 	do {
 		struct s3_req r = {.method = "GET"};
 
@@ -601,7 +604,7 @@ list_pages(struct s3_store *s, const char *prefix, const char *start_after,
 		kv[n++] = (struct os_s3_kv){"prefix", full};
 		if (token != NULL)
 			kv[n++] =
-			    (struct os_s3_kv){"continuation-token", token};
+				(struct os_s3_kv){"continuation-token", token};
 		else if (after != NULL)
 			kv[n++] = (struct os_s3_kv){"start-after", after};
 		q = os_s3_query(kv, n);
@@ -615,8 +618,10 @@ list_pages(struct s3_store *s, const char *prefix, const char *start_after,
 						   &truncated, &next);
 			token = next;
 			if (rc == -EIO)
-				tl_err("objstore", "%s: unreadable "
-				       "ListObjectsV2 reply", s->base.url);
+				tl_err("objstore",
+				       "%s: unreadable "
+				       "ListObjectsV2 reply",
+				       s->base.url);
 		}
 		free(q);
 		tl_buf_free(&r.resp);
@@ -639,8 +644,8 @@ s3_list(struct os_store *st, const char *prefix, const char *start_after,
 }
 
 static int
-s3_list_info(struct os_store *st, const char *prefix,
-	     const char *start_after, os_list_info_cb cb, void *arg)
+s3_list_info(struct os_store *st, const char *prefix, const char *start_after,
+	     os_list_info_cb cb, void *arg)
 {
 	struct list_ctx l = {s3_of(st), NULL, arg, NULL, cb};
 
@@ -720,8 +725,10 @@ load_credentials(struct s3_store *s, const char *path, char **err)
 		return rc;
 	}
 	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 0077) != 0)
-		tl_warn("objstore", "credentials file %s is readable by "
-			"other users (chmod 600 it)", path);
+		tl_warn("objstore",
+			"credentials file %s is readable by "
+			"other users (chmod 600 it)",
+			path);
 	while (fgets(line, sizeof(line), f) != NULL) {
 		p = trim(line);
 		if (*p == '\0' || *p == '#' || *p == '[')
@@ -827,9 +834,13 @@ bad:
 static int
 parse_options(struct s3_store *s, struct os_params *p, char **err)
 {
-	static const char *const forbidden[] = {
-		"access_key", "secret_key", "secret", "aws_access_key_id",
-		"aws_secret_access_key", "session_token", "password"};
+	static const char *const forbidden[] = {"access_key",
+						"secret_key",
+						"secret",
+						"aws_access_key_id",
+						"aws_secret_access_key",
+						"session_token",
+						"password"};
 	const char *ep, *style, *creds;
 	bool path_style = false;
 	size_t i;
@@ -844,8 +855,9 @@ parse_options(struct s3_store *s, struct os_params *p, char **err)
 					   forbidden[i]);
 			return -EINVAL;
 		}
-	s->region = tl_strdup(os_params_get(p, "region") ?
-			      os_params_get(p, "region") : "us-east-1");
+	s->region = tl_strdup(os_params_get(p, "region")
+				      ? os_params_get(p, "region")
+				      : "us-east-1");
 	s->max_requests = 32;
 	s->attempts = 8;
 	s->base_ms = 100;
@@ -862,8 +874,8 @@ parse_options(struct s3_store *s, struct os_params *p, char **err)
 	    (rc = os_params_ms(p, "retry_base", &s->base_ms, err)) < 0 ||
 	    (rc = os_params_ms(p, "retry_cap", &s->cap_ms, err)) < 0 ||
 	    (rc = os_params_ms(p, "timeout", &s->timeout_ms, err)) < 0 ||
-	    (rc = os_params_u64(p, "list_page", 1, 1000, &s->list_page,
-				err)) < 0)
+	    (rc = os_params_u64(p, "list_page", 1, 1000, &s->list_page, err)) <
+		    0)
 		return rc;
 	ep = os_params_get(p, "endpoint");
 	if (ep != NULL) {
@@ -942,8 +954,7 @@ create_bucket(struct s3_store *s)
 }
 
 int
-os_s3_open(const char *url, unsigned flags, struct os_store **out,
-	   char **err)
+os_s3_open(const char *url, unsigned flags, struct os_store **out, char **err)
 {
 	struct s3_store *s = tl_calloc(1, sizeof(*s));
 	struct os_params p = {NULL, 0};
@@ -963,8 +974,7 @@ os_s3_open(const char *url, unsigned flags, struct os_store **out,
 	blen = strcspn(rest, "/?");
 	s->bucket = tl_strndup(rest, blen);
 	s->prefix = tl_strndup(rest + blen + (rest[blen] == '/'),
-			       (size_t)(q - rest) - blen -
-				       (rest[blen] == '/'));
+			       (size_t)(q - rest) - blen - (rest[blen] == '/'));
 	if (blen == 0 || blen > 63) {
 		*err = tl_asprintf("s3: bad bucket name in '%s'", url);
 		rc = -EINVAL;
@@ -984,11 +994,14 @@ os_s3_open(const char *url, unsigned flags, struct os_store **out,
 	apply_style(s);
 	s->idle = tl_calloc(s->max_requests, sizeof(*s->idle));
 	if (s->insecure)
-		tl_warn("objstore", "%s: HTTPS certificate verification is "
-			"off (insecure=1)", url);
+		tl_warn("objstore",
+			"%s: HTTPS certificate verification is "
+			"off (insecure=1)",
+			url);
 	if (mk && !(flags & OS_OPEN_RDONLY) && (rc = create_bucket(s)) < 0) {
 		*err = tl_asprintf("s3: cannot create bucket %s (%s; see the "
-				   "log)", s->bucket, strerror(-rc));
+				   "log)",
+				   s->bucket, strerror(-rc));
 		goto fail;
 	}
 	os_params_free(&p);

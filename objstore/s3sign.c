@@ -262,8 +262,11 @@ xml_unescape(const char *s, size_t n)
 	static const struct {
 		const char *name;
 		char c;
-	} ent[] = {{"amp", '&'}, {"lt", '<'}, {"gt", '>'},
-		   {"quot", '"'}, {"apos", '\''}};
+	} ent[] = {{"amp", '&'},
+		   {"lt", '<'},
+		   {"gt", '>'},
+		   {"quot", '"'},
+		   {"apos", '\''}};
 	struct tl_buf b = TL_BUF_INIT;
 	const char *end = s + n, *semi;
 	unsigned long c;
@@ -389,8 +392,7 @@ os_s3_parse_time(const char *s, uint64_t *ns)
 	if (strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' ||
 	    !digits(s + 5, 2, &mo) || s[7] != '-' || !digits(s + 8, 2, &d) ||
 	    s[10] != 'T' || !digits(s + 11, 2, &h) || s[13] != ':' ||
-	    !digits(s + 14, 2, &mi) || s[16] != ':' ||
-	    !digits(s + 17, 2, &sec))
+	    !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &sec))
 		return -EINVAL;
 	s += 19;
 	if (*s == '.') {
@@ -443,8 +445,8 @@ os_s3_parse_list_info(const char *xml, size_t len,
 	while ((after = xml_find(p, (size_t)(end - p), "Contents", &c,
 				 &clen)) != NULL) {
 		p = after;
-		if (xml_find(c, clen, "Size", &t, &tlen) == NULL ||
-		    tlen == 0 || tlen >= sizeof(num))
+		if (xml_find(c, clen, "Size", &t, &tlen) == NULL || tlen == 0 ||
+		    tlen >= sizeof(num))
 			return -EIO;
 		memcpy(num, t, tlen);
 		num[tlen] = '\0';

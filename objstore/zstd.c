@@ -29,7 +29,7 @@
 #include "objstore/objstore-internal.h"
 #include "objstore/objstore.h"
 
-#define ZHDR 16
+#define ZHDR     16
 #define FLAG_RAW 1
 
 struct zstd_store {
@@ -89,8 +89,8 @@ z_header(struct zstd_store *z, const char *key, const uint8_t *p, size_t n,
 }
 
 static int
-z_get(struct os_store *s, const char *key, uint64_t off, size_t len,
-      void *buf, size_t *got)
+z_get(struct os_store *s, const char *key, uint64_t off, size_t len, void *buf,
+      size_t *got)
 {
 	struct zstd_store *z = z_of(s);
 	uint8_t *raw = NULL, *plain = NULL;
@@ -115,8 +115,9 @@ z_get(struct os_store *s, const char *key, uint64_t off, size_t len,
 		plain = tl_malloc(orig ? orig : 1);
 		dn = ZSTD_decompress(plain, orig, raw + ZHDR, n - ZHDR);
 		if (ZSTD_isError(dn) || dn != orig) {
-			rc = z_bad(z, key, ZSTD_isError(dn) ?
-				   ZSTD_getErrorName(dn) : "wrong length");
+			rc = z_bad(z, key,
+				   ZSTD_isError(dn) ? ZSTD_getErrorName(dn)
+						    : "wrong length");
 			goto out;
 		}
 		data = plain;
@@ -211,8 +212,8 @@ os_zstd_wrap(struct os_store *inner, int level, struct os_store **out)
 }
 
 int
-os_zstd_open(struct os_store *inner, const char *params,
-	     struct os_store **out, char **err)
+os_zstd_open(struct os_store *inner, const char *params, struct os_store **out,
+	     char **err)
 {
 	uint64_t level = 3;
 	struct os_params p;

@@ -9,9 +9,10 @@ BUILD="build-essential autoconf automake libtool pkg-config rpcsvc-proto
 # From bookworm-backports (0.22, the maintained line; see below).
 BACKPORTS="libraft-dev"
 # debhelper, lintian, logrotate: t/pkg/package-test.sh builds, checks
-# and runs the Debian package.
+# and runs the Debian package; clang-format (14): t/unit/format_test.sh.
 TEST="libnfs-utils valgrind nfs-common procps iproute2 psmisc
- curl clang libfuzzer-14-dev haproxy debhelper lintian logrotate"
+ curl clang libfuzzer-14-dev haproxy debhelper lintian logrotate
+ clang-format"
 PKGS=$BUILD
 [ "${1:-}" = --test ] && PKGS="$BUILD $TEST"
 SUDO=

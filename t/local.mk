@@ -27,3 +27,8 @@ include t/pkg/local.mk
 # libraries and objects; doc/DESIGN.md, "Conventions").
 TESTS += t/unit/symbols_test.sh
 dist_check_SCRIPTS += t/unit/symbols_test.sh
+
+# Every .c and .h file is as .clang-format says (clang-format 14;
+# skipped without it).
+TESTS += t/unit/format_test.sh
+dist_check_SCRIPTS += t/unit/format_test.sh

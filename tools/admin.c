@@ -27,28 +27,31 @@
 #include "tools/tools-internal.h"
 
 static const char limit_usage[] =
-    "Usage: tessera limit get [NAME] [OPTIONS]\n"
-    "       tessera limit set NAME VALUE [OPTIONS]\n"
-    "\n"
-    "Show or change the limits of a running gateway without a restart\n"
-    "(until its next reload or restart, which read tessera.conf again):\n"
-    "client_meta_read_rate, client_meta_write_rate, export_meta_read_rate,\n"
-    "export_meta_write_rate (operations/s) and their _burst,\n"
-    "limit_wait_max, store_wait_max, upload_limit, download_limit\n"
-    "(bytes/s); 0: no limit.\n"
-    "\n"
-    "  --gateway ADDR:PORT|URL  the gateway's metrics_listen (default: from\n"
-    "                           tessera.conf, else 127.0.0.1:9049)\n"
-    "  --token-file FILE        its admin_token_file (default: from\n"
-    "                           tessera.conf, else /etc/tessera/admin.token)\n"
-    "  -h, --help               this text\n";
+	"Usage: tessera limit get [NAME] [OPTIONS]\n"
+	"       tessera limit set NAME VALUE [OPTIONS]\n"
+	"\n"
+	"Show or change the limits of a running gateway without a restart\n"
+	"(until its next reload or restart, which read tessera.conf again):\n"
+	"client_meta_read_rate, client_meta_write_rate, "
+	"export_meta_read_rate,\n"
+	"export_meta_write_rate (operations/s) and their _burst,\n"
+	"limit_wait_max, store_wait_max, upload_limit, download_limit\n"
+	"(bytes/s); 0: no limit.\n"
+	"\n"
+	"  --gateway ADDR:PORT|URL  the gateway's metrics_listen (default: "
+	"from\n"
+	"                           tessera.conf, else 127.0.0.1:9049)\n"
+	"  --token-file FILE        its admin_token_file (default: from\n"
+	"                           tessera.conf, else "
+	"/etc/tessera/admin.token)\n"
+	"  -h, --help               this text\n";
 
 static const char reload_usage[] =
-    "Usage: tessera config reload [--gateway ADDR:PORT|URL] "
-    "[--token-file FILE]\n"
-    "\n"
-    "Make a running gateway read tessera.conf and its exports again, as\n"
-    "SIGHUP does, and say how it went.\n";
+	"Usage: tessera config reload [--gateway ADDR:PORT|URL] "
+	"[--token-file FILE]\n"
+	"\n"
+	"Make a running gateway read tessera.conf and its exports again, as\n"
+	"SIGHUP does, and say how it went.\n";
 
 enum { OPT_GATEWAY = 256, OPT_TOKEN };
 
@@ -78,7 +81,8 @@ read_token(const char *file)
 		fprintf(stderr, "tessera: admin token %s: %s%s\n", file,
 			strerror(errno),
 			errno == EACCES ? " (run as the gateway's user or "
-					  "root)" : "");
+					  "root)"
+					: "");
 		return NULL;
 	}
 	n = read(fd, buf, sizeof(buf) - 1);
@@ -99,8 +103,8 @@ read_token(const char *file)
 /* method "GET" or "POST" (body) to path of the gateway; the reply's
  * body printed (to stdout on success, stderr otherwise).  0, or 1. */
 static int
-admin_call(const struct admin_target *t, const char *method,
-	   const char *path, const char *body, struct tl_buf *reply)
+admin_call(const struct admin_target *t, const char *method, const char *path,
+	   const char *body, struct tl_buf *reply)
 {
 	const struct nfsd_config *conf = tessera_conf();
 	const char *gw = t->gateway, *tf = t->token_file;
@@ -119,13 +123,12 @@ admin_call(const struct admin_target *t, const char *method,
 		gw = conf->metrics_listen;
 		if (strcmp(gw, "off") == 0 || gw[0] == '\0') {
 			fprintf(stderr, "tessera: metrics_listen is off in "
-				"tessera.conf: no admin endpoint; give "
-				"--gateway\n");
+					"tessera.conf: no admin endpoint; give "
+					"--gateway\n");
 			return 1;
 		}
 		/* a gateway listening on every address answers here */
-		if (strncmp(gw, "0.0.0.0:", 8) == 0 ||
-		    strncmp(gw, ":", 1) == 0)
+		if (strncmp(gw, "0.0.0.0:", 8) == 0 || strncmp(gw, ":", 1) == 0)
 			gw = host = tl_asprintf("127.0.0.1:%s",
 						strrchr(gw, ':') + 1);
 		else if (strncmp(gw, "[::]:", 5) == 0)
@@ -163,9 +166,10 @@ admin_call(const struct admin_target *t, const char *method,
 	}
 	rc = curl_easy_perform(c);
 	if (rc != CURLE_OK) {
-		fprintf(stderr, "tessera: %s: %s (is a gateway running with "
-			"metrics_listen there?)\n", url,
-			curl_easy_strerror(rc));
+		fprintf(stderr,
+			"tessera: %s: %s (is a gateway running with "
+			"metrics_listen there?)\n",
+			url, curl_easy_strerror(rc));
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
@@ -180,7 +184,8 @@ admin_call(const struct admin_target *t, const char *method,
 		fprintf(stderr, "tessera: %s: HTTP %ld: %s", url, code,
 			(char *)out.data);
 		if (code == 401)
-			fprintf(stderr, "tessera: the token is the contents of "
+			fprintf(stderr,
+				"tessera: the token is the contents of "
 				"the gateway's admin_token_file (here: %s)\n",
 				tf);
 	}
@@ -269,9 +274,11 @@ tessera_cmd_limit(int argc, char **argv)
 					break;
 				}
 			if (rc != 0)
-				fprintf(stderr, "tessera: limit: no limit "
+				fprintf(stderr,
+					"tessera: limit: no limit "
 					"named '%s' (tessera limit get lists "
-					"them)\n", name);
+					"them)\n",
+					name);
 		}
 		tl_buf_free(&reply);
 		return rc;
@@ -285,14 +292,12 @@ tessera_cmd_limit(int argc, char **argv)
 			return tessera_usage_error(limit_usage,
 						   "bad NAME or VALUE '%s'",
 						   argv[optind + 1]);
-		body = tl_asprintf("%s=%s", argv[optind + 1],
-				   argv[optind + 2]);
+		body = tl_asprintf("%s=%s", argv[optind + 1], argv[optind + 2]);
 		rc = admin_call(&t, "POST", "/admin/limit", body, NULL);
 		free(body);
 		return rc;
 	}
-	return tessera_usage_error(limit_usage, "unknown subcommand '%s'",
-				   sub);
+	return tessera_usage_error(limit_usage, "unknown subcommand '%s'", sub);
 }
 
 int

@@ -31,9 +31,9 @@
 #include "objstore/objstore.h"
 #include "tools/tools-internal.h"
 
-#define DESTROY_PAGE 4096
+#define DESTROY_PAGE         4096
 #define DESTROY_DEFAULT_JOBS 8
-#define DESTROY_MAX_JOBS 64
+#define DESTROY_MAX_JOBS     64
 
 static const char destroy_usage[] =
 	"Usage: tessera destroy [--yes] [--force] [--jobs N] [--volume NAME]\n"
@@ -56,7 +56,7 @@ static const char destroy_usage[] =
 	"  -h, --help     show this help\n";
 
 struct destroy {
-	struct os_store *os;   /* the bottom store: deletes need no wrapper */
+	struct os_store *os; /* the bottom store: deletes need no wrapper */
 	const char *name;
 	unsigned jobs;
 	struct tessera_progress pr;
@@ -94,8 +94,8 @@ del_job(void *arg)
 	if (tessera_progress_due(&d->pr)) {
 		char h[32];
 
-		fprintf(stderr, "deleted %" PRIu64 " objects (%s) ",
-			d->deleted, tl_fmt_size(d->bytes, h, sizeof(h)));
+		fprintf(stderr, "deleted %" PRIu64 " objects (%s) ", d->deleted,
+			tl_fmt_size(d->bytes, h, sizeof(h)));
 	}
 	pthread_mutex_unlock(&d->mu);
 }
@@ -178,9 +178,10 @@ store_is_ours(struct meta *m, struct os_store *s, bool force)
 
 	rc = cache_store_check(m, s, &c);
 	if (rc) {
-		fprintf(stderr, "tessera: destroy: %s: object store %s: "
-			"cannot read the volume marker: %s\n", what, s->url,
-			strerror(-rc));
+		fprintf(stderr,
+			"tessera: destroy: %s: object store %s: "
+			"cannot read the volume marker: %s\n",
+			what, s->url, strerror(-rc));
 		return 0;
 	}
 	switch (c.state) {
@@ -199,14 +200,15 @@ store_is_ours(struct meta *m, struct os_store *s, bool force)
 			yes = 1;
 			break;
 		}
-		fprintf(stderr, "tessera: destroy: %s: object store %s has "
+		fprintf(stderr,
+			"tessera: destroy: %s: object store %s has "
 			"no volume marker and objects under %s/ (%s) that "
-			"cannot be shown to be this volume's (%s%s%s)\n", what,
-			s->url, meta_settings(m)->name, c.first,
+			"cannot be shown to be this volume's (%s%s%s)\n",
+			what, s->url, meta_settings(m)->name, c.first,
 			rc == 1 ? "it references no block" : "block ",
 			rc == 1 ? "" : key,
-			rc == 1 ? "" : (rc == -ENOENT ? " missing" :
-							 " unreadable"));
+			rc == 1 ? ""
+				: (rc == -ENOENT ? " missing" : " unreadable"));
 		break;
 	}
 	free(key);
@@ -238,15 +240,18 @@ tessera_destroy_volume(struct meta *m, bool force, unsigned jobs)
 	pthread_mutex_init(&d.mu, NULL);
 	rc = os_open(set->storage, &s, &err);
 	if (rc)
-		fprintf(stderr, "tessera: destroy: %s: cannot open storage "
-			"%s: %s\n", force ? "warning" : "refused",
-			set->storage, err ? err : strerror(-rc));
+		fprintf(stderr,
+			"tessera: destroy: %s: cannot open storage "
+			"%s: %s\n",
+			force ? "warning" : "refused", set->storage,
+			err ? err : strerror(-rc));
 	else
 		objects = store_is_ours(m, s, force) == 1;
 	free(err);
 	rc = 0;
 	if (!objects && !force) {
-		fprintf(stderr, "tessera: destroy: nothing was removed; "
+		fprintf(stderr,
+			"tessera: destroy: nothing was removed; "
 			"--force removes the metadata only and leaves the "
 			"store as it is\n");
 		rc = -EPERM;
@@ -258,7 +263,8 @@ tessera_destroy_volume(struct meta *m, bool force, unsigned jobs)
 		d.jobs = jobs;
 		rc = delete_objects(&d);
 		if (rc) {
-			fprintf(stderr, "tessera: destroy: %s: %s; the "
+			fprintf(stderr,
+				"tessera: destroy: %s: %s; the "
 				"metadata is kept: run destroy again\n",
 				s->url, strerror(-rc));
 			goto out;
@@ -267,18 +273,21 @@ tessera_destroy_volume(struct meta *m, bool force, unsigned jobs)
 	rc = meta_destroy(m, meta_progress, &d.pr);
 	tessera_progress_clear(&d.pr);
 	if (rc) {
-		fprintf(stderr, "tessera: destroy: metadata: %s; run destroy "
-			"again\n", strerror(-rc));
+		fprintf(stderr,
+			"tessera: destroy: metadata: %s; run destroy "
+			"again\n",
+			strerror(-rc));
 		goto out;
 	}
 	if (objects)
 		printf("destroyed volume %s: %" PRIu64 " objects (%s) deleted "
-		       "from %s, metadata removed\n", name, d.deleted,
-		       tl_fmt_size(d.bytes, h, sizeof(h)), s->url);
+		       "from %s, metadata removed\n",
+		       name, d.deleted, tl_fmt_size(d.bytes, h, sizeof(h)),
+		       s->url);
 	else
 		printf("destroyed volume %s: metadata removed; the object "
-		       "store %s was left as it is\n", name,
-		       s ? s->url : "(not opened)");
+		       "store %s was left as it is\n",
+		       name, s ? s->url : "(not opened)");
 out:
 	if (s)
 		os_close(s);
@@ -294,8 +303,10 @@ confirmed(const struct meta_settings *set, const struct meta_usage *u)
 	char line[128], h[32];
 
 	if (!isatty(STDIN_FILENO)) {
-		fprintf(stderr, "tessera: destroy: not on a terminal: add "
-			"--yes to destroy volume %s\n", set->name);
+		fprintf(stderr,
+			"tessera: destroy: not on a terminal: add "
+			"--yes to destroy volume %s\n",
+			set->name);
 		return false;
 	}
 	printf("This deletes volume %s for good: %" PRIu64 " inodes, %s of "
@@ -307,8 +318,10 @@ confirmed(const struct meta_settings *set, const struct meta_usage *u)
 		return false;
 	line[strcspn(line, "\n")] = '\0';
 	if (strcmp(line, set->name) != 0) {
-		fprintf(stderr, "tessera: destroy: \"%s\" is not the volume's "
-			"name; nothing was removed\n", line);
+		fprintf(stderr,
+			"tessera: destroy: \"%s\" is not the volume's "
+			"name; nothing was removed\n",
+			line);
 		return false;
 	}
 	return true;

@@ -28,7 +28,7 @@
 #include "tools/tools-internal.h"
 
 #define DUMP_ZSTD_DEFAULT 1
-#define IO_CHUNK (256u << 10)
+#define IO_CHUNK          (256u << 10)
 
 static const char dump_usage[] =
 	"Usage: tessera dump [--json] [--zstd[=LEVEL]] [--direct]\n"
@@ -96,8 +96,16 @@ static const char load_usage[] =
 	"  --volume NAME   the dump must be of this volume\n"
 	"  -h, --help      show this help\n";
 
-enum { OPT_JSON = 0x200, OPT_ZSTD, OPT_DIRECT, OPT_TMPDIR, OPT_VERIFY,
-       OPT_FROM_BACKUP, OPT_BACKUP, OPT_LIST };
+enum {
+	OPT_JSON = 0x200,
+	OPT_ZSTD,
+	OPT_DIRECT,
+	OPT_TMPDIR,
+	OPT_VERIFY,
+	OPT_FROM_BACKUP,
+	OPT_BACKUP,
+	OPT_LIST
+};
 
 struct ui {
 	struct tessera_progress pr;
@@ -112,8 +120,10 @@ on_progress(void *arg, const struct meta_dump_stats *s)
 	char h[32];
 
 	if (tessera_progress_due(&u->pr)) {
-		fprintf(stderr, "%s: %" PRIu64 " keys (%" PRIu64 " inodes), %s "
-			"  ", u->verb, s->keys, s->inodes,
+		fprintf(stderr,
+			"%s: %" PRIu64 " keys (%" PRIu64 " inodes), %s "
+			"  ",
+			u->verb, s->keys, s->inodes,
 			tl_fmt_size(s->kv_bytes, h, sizeof(h)));
 		fflush(stderr);
 	}
@@ -138,7 +148,8 @@ print_counts(FILE *f, const struct meta_dump_stats *s)
 {
 	char h[32];
 
-	fprintf(f, "%" PRIu64 " keys (%" PRIu64 " inodes, %" PRIu64
+	fprintf(f,
+		"%" PRIu64 " keys (%" PRIu64 " inodes, %" PRIu64
 		" directories, %" PRIu64 " entries, %" PRIu64 " chunks), %s",
 		s->keys, s->inodes, s->dirs, s->dentries, s->chunks,
 		tl_fmt_size(s->kv_bytes, h, sizeof(h)));
@@ -218,7 +229,7 @@ sync_dir_of(const char *path)
 
 struct dump_args {
 	bool json, direct, verify;
-	int zstd;                  /* -1: not given */
+	int zstd; /* -1: not given */
 	const char *tmpdir, *volume, *from_backup, *backup;
 	const char *url, *file;
 };
@@ -235,14 +246,18 @@ dump_summary(FILE *f, const struct dump_args *a,
 	print_counts(f, s);
 	fprintf(f, "; %s written%s in %.2f s\n",
 		tl_fmt_size(s->stream_bytes, h, sizeof(h)),
-		a->json ? " as JSON" : in->zstd ? " (zstd)" : "", secs);
+		a->json    ? " as JSON"
+		: in->zstd ? " (zstd)"
+			   : "",
+		secs);
 	if (s->snapshot_bytes)
-		fprintf(f, "read from a copy of the metadata engine (%s, "
+		fprintf(f,
+			"read from a copy of the metadata engine (%s, "
 			"removed)\n",
 			tl_fmt_size(s->snapshot_bytes, h, sizeof(h)));
 	else
 		fprintf(f, "read from the live engine in one read "
-			"transaction\n");
+			   "transaction\n");
 }
 
 static int
@@ -264,7 +279,8 @@ run_dump(const struct dump_args *a)
 	int rc;
 
 	if (!a->json && is_stdio(a->file) && isatty(STDOUT_FILENO)) {
-		fprintf(stderr, "tessera: dump: the binary dump is not for a "
+		fprintf(stderr,
+			"tessera: dump: the binary dump is not for a "
 			"terminal: give FILE, redirect it, or use --json\n");
 		return TESSERA_EXIT_USAGE;
 	}
@@ -276,8 +292,10 @@ run_dump(const struct dump_args *a)
 	if (!is_stdio(a->file)) {
 		io.fd = open_beside(a->file, &tmp);
 		if (io.fd < 0) {
-			fprintf(stderr, "tessera: dump: cannot create a file "
-				"beside %s: %s\n", a->file, strerror(-io.fd));
+			fprintf(stderr,
+				"tessera: dump: cannot create a file "
+				"beside %s: %s\n",
+				a->file, strerror(-io.fd));
 			meta_close(m);
 			return 1;
 		}
@@ -315,8 +333,7 @@ run_dump(const struct dump_args *a)
  * the caller closes. */
 static int
 open_backup(const char *cmd, const char *url, const char *volume,
-	    const char *id, struct os_store **os,
-	    struct nfsd_backup_reader **r)
+	    const char *id, struct os_store **os, struct nfsd_backup_reader **r)
 {
 	char *err = NULL;
 	int rc;
@@ -370,12 +387,13 @@ source_open(struct dump_source *src, const char *cmd, const char *file,
 			return 1;
 		src->read = nfsd_backup_read;
 		src->arg = src->br;
-		src->label = with_volume
-				     ? tl_asprintf("backup %s of volume %s",
-						   nfsd_backup_reader_id(src->br),
-						   volume)
-				     : tl_asprintf("backup %s",
-						   nfsd_backup_reader_id(src->br));
+		src->label =
+			with_volume
+				? tl_asprintf("backup %s of volume %s",
+					      nfsd_backup_reader_id(src->br),
+					      volume)
+				: tl_asprintf("backup %s",
+					      nfsd_backup_reader_id(src->br));
 		src->what = src->label;
 	} else if (!is_stdio(file)) {
 		src->io.fd = open(file, O_RDONLY | O_CLOEXEC);
@@ -410,9 +428,9 @@ print_info(const char *what, const struct meta_dump_info *in)
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
 	os_uuid_format(in->uuid, u);
 	printf("%s: a dump of volume %s (uuid %s), snapshot of %s, from %s "
-	       "%s by tessera %s, format %u%s\n", what, in->volume, u, when,
-	       in->copy ? "a copy of" : "the live", in->engine, in->tessera,
-	       in->format, in->zstd ? ", zstd" : "");
+	       "%s by tessera %s, format %u%s\n",
+	       what, in->volume, u, when, in->copy ? "a copy of" : "the live",
+	       in->engine, in->tessera, in->format, in->zstd ? ", zstd" : "");
 }
 
 static int
@@ -442,7 +460,8 @@ run_verify(const struct dump_args *a)
 		printf("verified ");
 		print_counts(stdout, &st);
 		printf(", %" PRIu64 " records, every checksum right, in %.2f "
-		       "s\n", st.records, ui_seconds(&u));
+		       "s\n",
+		       st.records, ui_seconds(&u));
 	}
 	source_close(&src);
 	free(err);
@@ -482,8 +501,10 @@ tessera_cmd_dump(int argc, char **argv)
 			level = DUMP_ZSTD_DEFAULT;
 			if (optarg && tl_parse_u64(optarg, 1, 19, &level) != 0)
 				return tessera_usage_error(
-					dump_usage, "--zstd=%s: a level from "
-					"1 to 19", optarg);
+					dump_usage,
+					"--zstd=%s: a level from "
+					"1 to 19",
+					optarg);
 			a.zstd = (int)level;
 			break;
 		case OPT_DIRECT:
@@ -512,27 +533,32 @@ tessera_cmd_dump(int argc, char **argv)
 	left = argc - optind;
 	if (a.verify) {
 		if (a.json || a.direct || a.zstd >= 0 || a.tmpdir)
-			return tessera_usage_error(dump_usage, "--verify "
-				"takes no dump options");
+			return tessera_usage_error(dump_usage,
+						   "--verify "
+						   "takes no dump options");
 		if (a.from_backup != NULL && (left != 0 || a.volume == NULL))
-			return tessera_usage_error(dump_usage, "--verify "
+			return tessera_usage_error(
+				dump_usage,
+				"--verify "
 				"--from-backup needs --volume NAME and no "
 				"FILE");
 		if (a.from_backup == NULL && (left > 1 || a.backup))
-			return tessera_usage_error(dump_usage, "--verify "
-				"takes one FILE");
+			return tessera_usage_error(dump_usage,
+						   "--verify "
+						   "takes one FILE");
 		a.file = left == 1 ? argv[optind] : NULL;
 		return run_verify(&a);
 	}
 	if (a.from_backup || a.backup)
-		return tessera_usage_error(dump_usage, "--from-backup and "
-			"--backup go with --verify");
+		return tessera_usage_error(dump_usage,
+					   "--from-backup and "
+					   "--backup go with --verify");
 	if (a.json && a.zstd >= 0)
 		return tessera_usage_error(dump_usage, "--json is not "
-			"compressed");
+						       "compressed");
 	if (left < 1 || left > 2)
 		return tessera_usage_error(dump_usage, "dump needs META_URL "
-			"[FILE]");
+						       "[FILE]");
 	a.url = argv[optind];
 	a.file = left == 2 ? argv[optind + 1] : NULL;
 	return run_dump(&a);
@@ -558,8 +584,10 @@ list_backups(const char *url, const char *volume)
 	}
 	rc = nfsd_backup_list(os, volume, &v, &n);
 	if (rc)
-		fprintf(stderr, "tessera: load: cannot list %s/%s/ in %s: "
-			"%s\n", volume, NFSD_BACKUP_DIR, url, strerror(-rc));
+		fprintf(stderr,
+			"tessera: load: cannot list %s/%s/ in %s: "
+			"%s\n",
+			volume, NFSD_BACKUP_DIR, url, strerror(-rc));
 	for (size_t i = 0; i < n; i++)
 		printf("%s  %s  %" PRIu64 " part(s)%s\n", v[i].id,
 		       tl_fmt_size(v[i].bytes, h, sizeof(h)), v[i].parts,
@@ -621,18 +649,19 @@ tessera_cmd_load(int argc, char **argv)
 	left = argc - optind;
 	if ((list || id) && from == NULL)
 		return tessera_usage_error(load_usage, "--list and --backup go "
-			"with --from-backup");
+						       "with --from-backup");
 	if (from != NULL && o.volume == NULL)
 		return tessera_usage_error(load_usage, "--from-backup needs "
-			"--volume NAME");
+						       "--volume NAME");
 	if (list)
 		return left == 0 ? list_backups(from, o.volume)
-				 : tessera_usage_error(load_usage, "--list "
-					"takes no META_URL");
+				 : tessera_usage_error(load_usage,
+						       "--list "
+						       "takes no META_URL");
 	if (left < 1 || left > (from ? 1 : 2))
-		return tessera_usage_error(load_usage, from ?
-			"load --from-backup needs META_URL" :
-			"load needs META_URL [FILE]");
+		return tessera_usage_error(
+			load_usage, from ? "load --from-backup needs META_URL"
+					 : "load needs META_URL [FILE]");
 	url = argv[optind];
 	file = left == 2 ? argv[optind + 1] : NULL;
 	if (source_open(&src, "load", file, from, o.volume, id, false))
@@ -642,9 +671,10 @@ tessera_cmd_load(int argc, char **argv)
 	rc = meta_load(url, &o, src.read, src.arg, &in, &st, &err);
 	tessera_progress_clear(&u.pr);
 	if (rc == -EBADMSG) {
-		fprintf(stderr, "tessera: load: %s: %s; the dump is refused "
-			"and nothing was loaded\n", src.what,
-			err ? err : strerror(-rc));
+		fprintf(stderr,
+			"tessera: load: %s: %s; the dump is refused "
+			"and nothing was loaded\n",
+			src.what, err ? err : strerror(-rc));
 	} else if (rc) {
 		fprintf(stderr, "tessera: load: %s\n",
 			err ? err : strerror(-rc));
@@ -656,7 +686,8 @@ tessera_cmd_load(int argc, char **argv)
 		printf(", in %.2f s\n", ui_seconds(&u));
 		if (st.sessions)
 			printf("%" PRIu64 " gateway session record(s) of the "
-			       "dump's time not loaded\n", st.sessions);
+			       "dump's time not loaded\n",
+			       st.sessions);
 	}
 	source_close(&src);
 	free(err);

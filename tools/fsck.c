@@ -21,7 +21,6 @@
 #include "objstore/objstore.h"
 #include "tools/tools-internal.h"
 
-
 static const char fsck_usage[] =
 	"Usage: tessera fsck [--repair [--force]] [--no-objects]\n"
 	"                    [--volume NAME] META_URL\n"
@@ -116,8 +115,8 @@ static void
 print_summary(const struct meta_fsck_report *r, bool repair, bool objects,
 	      uint64_t blocks)
 {
-	printf("checked %" PRIu64 " inodes (%" PRIu64 " directories), %"
-	       PRIu64 " entries, %" PRIu64 " chunks, %" PRIu64 " slices",
+	printf("checked %" PRIu64 " inodes (%" PRIu64 " directories), %" PRIu64
+	       " entries, %" PRIu64 " chunks, %" PRIu64 " slices",
 	       r->inodes, r->dirs, r->dentries, r->chunks, r->slices);
 	if (objects)
 		printf(", %" PRIu64 " blocks", blocks);
@@ -128,8 +127,8 @@ print_summary(const struct meta_fsck_report *r, bool repair, bool objects,
 		printf("  %" PRIu64 " %s", r->found[c],
 		       meta_fsck_cat_name((enum meta_fsck_cat)c));
 		if (repair)
-			printf(r->repaired[c] ? ": repaired" :
-						": not repairable, left as is");
+			printf(r->repaired[c] ? ": repaired"
+					      : ": not repairable, left as is");
 		printf("\n");
 	}
 	if (r->problems == 0)
@@ -157,7 +156,8 @@ store_note(struct meta *m, struct os_store *s)
 		foreign = true;
 	} else if (c.state != CACHE_STORE_OWNED) {
 		printf("  storage %s has no volume marker (tesserad or "
-		       "'tessera config --storage' writes it)\n", s->url);
+		       "'tessera config --storage' writes it)\n",
+		       s->url);
 	}
 	cache_store_check_free(&c);
 	return foreign;
@@ -175,8 +175,8 @@ tessera_cmd_fsck(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct fsck_ui u = {NULL, NULL, 0, false, 0, 0};
-	struct meta_fsck_opts o = {false, NULL, on_problem, on_progress, &u,
-				   false};
+	struct meta_fsck_opts o = {false,       NULL, on_problem,
+				   on_progress, &u,   false};
 	struct meta_fsck_report r;
 	const struct meta_settings *s;
 	struct meta *m = NULL;
@@ -209,8 +209,7 @@ tessera_cmd_fsck(int argc, char **argv)
 		return TESSERA_EXIT_USAGE;
 	}
 	if (argc - optind != 1) {
-		fprintf(stderr, "tessera: fsck needs META_URL\n%s",
-			fsck_usage);
+		fprintf(stderr, "tessera: fsck needs META_URL\n%s", fsck_usage);
 		return TESSERA_EXIT_USAGE;
 	}
 	if (tessera_open("fsck", argv[optind], volume, !o.repair, &m))
@@ -226,9 +225,10 @@ tessera_cmd_fsck(int argc, char **argv)
 	if (objects) {
 		rc = os_open_flags(s->storage, OS_OPEN_RDONLY, &u.os, &err);
 		if (rc) {
-			fprintf(stderr, "tessera: fsck: cannot open storage "
-				"%s: %s\n", s->storage,
-				err ? err : strerror(-rc));
+			fprintf(stderr,
+				"tessera: fsck: cannot open storage "
+				"%s: %s\n",
+				s->storage, err ? err : strerror(-rc));
 			free(err);
 			meta_close(m);
 			return 1;
@@ -242,7 +242,8 @@ tessera_cmd_fsck(int argc, char **argv)
 	rc = meta_fsck(m, &o, &r);
 	clear_progress(&u);
 	if (rc == -EBUSY)
-		fprintf(stderr, "tessera: fsck: a gateway started serving the "
+		fprintf(stderr,
+			"tessera: fsck: a gateway started serving the "
 			"volume during the check: nothing was repaired\n");
 	else if (rc)
 		fprintf(stderr, "tessera: fsck: %s\n", strerror(-rc));

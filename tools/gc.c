@@ -64,8 +64,8 @@
 #include "tools/tools-internal.h"
 
 #define GC_DEFAULT_GRACE_MS (3600ULL * 1000)
-#define GC_DEFAULT_JOBS 8
-#define GC_MAX_JOBS 64
+#define GC_DEFAULT_JOBS     8
+#define GC_MAX_JOBS         64
 
 static const char gc_usage[] =
 	"Usage: tessera gc [--delete] [--grace DURATION] [--jobs N]\n"
@@ -100,21 +100,26 @@ enum gc_kind {
 	GC_REMOVED, /* pending deletion: a removed file's */
 	GC_QUEUED,  /* pending deletion: the queue's */
 	GC_GRACE,
-	GC_YOUNG,   /* in flight */
+	GC_YOUNG, /* in flight */
 	GC_LEAKED,
 	GC_NKINDS
 };
 
 static const char *const gc_kind_label[GC_NKINDS] = {
-	"live:", "in trash:", "pending, removed files:", "pending, deletion queue:",
-	"grace period:", "in flight:", "leaked:",
+	"live:",
+	"in trash:",
+	"pending, removed files:",
+	"pending, deletion queue:",
+	"grace period:",
+	"in flight:",
+	"leaked:",
 };
 
 struct leak {
 	char *key;
 	uint64_t size;
 	uint64_t id;
-	struct gc *g;  /* for the delete job */
+	struct gc *g; /* for the delete job */
 };
 
 struct gc {
@@ -122,11 +127,11 @@ struct gc {
 	struct os_store *os;
 	const struct meta_settings *set;
 	struct meta_slice_sets sets;
-	uint64_t counter;  /* slice-id counter at the start */
-	uint64_t cutoff;   /* objects stored after this are too young */
+	uint64_t counter; /* slice-id counter at the start */
+	uint64_t cutoff;  /* objects stored after this are too young */
 	bool delete, verbose, tty;
 	const char *volume; /* --volume, or NULL */
-	unsigned jobs;     /* parallel deletes */
+	unsigned jobs;      /* parallel deletes */
 	pthread_mutex_t mu; /* counters and stderr, while deletes run */
 	uint64_t last_ms;
 	/* what was found */
@@ -164,7 +169,8 @@ static void
 scan_progress(void *arg, uint64_t chunks)
 {
 	if (progress_due(arg))
-		fprintf(stderr, "reading metadata: %" PRIu64 " chunks ", chunks);
+		fprintf(stderr, "reading metadata: %" PRIu64 " chunks ",
+			chunks);
 }
 
 /* The kind of an object of slice id with time mtime_ns (0: unknown,
@@ -200,8 +206,9 @@ list_cb(void *arg, const char *key, const struct os_obj_info *oi)
 	g->listed++;
 	g->listed_bytes += oi->size;
 	if (progress_due(g))
-		fprintf(stderr, "listed %" PRIu64 " objects, %" PRIu64
-			" leaked (%s) ", g->listed, g->count[GC_LEAKED],
+		fprintf(stderr,
+			"listed %" PRIu64 " objects, %" PRIu64 " leaked (%s) ",
+			g->listed, g->count[GC_LEAKED],
 			tl_fmt_size(g->bytes[GC_LEAKED], h, sizeof(h)));
 	if (cache_block_key_parse(key, g->set->name, &id, &idx, &len) < 0) {
 		g->foreign++;
@@ -271,8 +278,10 @@ delete_job(void *arg)
 		g->deleted++;
 		g->deleted_bytes += l->size;
 		if (progress_due(g))
-			fprintf(stderr, "deleted %" PRIu64 " of %zu leaked "
-				"objects ", g->deleted, g->nleaks);
+			fprintf(stderr,
+				"deleted %" PRIu64 " of %zu leaked "
+				"objects ",
+				g->deleted, g->nleaks);
 	}
 	pthread_mutex_unlock(&g->mu);
 }
@@ -284,7 +293,7 @@ delete_leaks(struct gc *g)
 {
 	struct tl_pool *pool = NULL;
 
-	if (g->delete && g->nleaks > 0)
+	if (g->delete &&g->nleaks > 0)
 		pool = tl_pool_create("gc-del", g->jobs, g->jobs * 2);
 	for (size_t i = 0; i < g->nleaks; i++) {
 		struct leak *l = &g->leaks[i];
@@ -322,8 +331,8 @@ print_summary(const struct gc *g)
 		       "deleted:", g->deleted, g->deleted_bytes,
 		       tl_fmt_size(g->deleted_bytes, h, sizeof(h)));
 	if (g->foreign)
-		printf("%-26s %" PRIu64 " (kept)\n", "not block names:",
-		       g->foreign);
+		printf("%-26s %" PRIu64 " (kept)\n",
+		       "not block names:", g->foreign);
 	printf("%-26s %" PRIu64 "\n", "errors:", g->errors);
 }
 
@@ -358,8 +367,8 @@ parse_args(int argc, char **argv, struct gc *g, uint64_t *grace_ms)
 		case 'g':
 			if (tl_parse_duration_ms(optarg, grace_ms) == 0)
 				break;
-			fprintf(stderr, "tessera: bad --grace '%s'\n%s",
-				optarg, gc_usage);
+			fprintf(stderr, "tessera: bad --grace '%s'\n%s", optarg,
+				gc_usage);
 			return TESSERA_EXIT_USAGE;
 		case 'j':
 			if (tl_parse_u64(optarg, 1, GC_MAX_JOBS, &v) == 0) {
@@ -381,8 +390,10 @@ parse_args(int argc, char **argv, struct gc *g, uint64_t *grace_ms)
 		}
 	}
 	if (dry_run && g->delete) {
-		fprintf(stderr, "tessera: gc: --dry-run or --delete, not "
-			"both\n%s", gc_usage);
+		fprintf(stderr,
+			"tessera: gc: --dry-run or --delete, not "
+			"both\n%s",
+			gc_usage);
 		return TESSERA_EXIT_USAGE;
 	}
 	if (argc - optind != 1) {
@@ -412,10 +423,11 @@ gc_store_check(struct gc *g, const char *url)
 	}
 	rc = cache_store_check(g->m, g->os, &c);
 	if (rc) {
-		fprintf(stderr, "tessera: gc: storage %s: cannot read the "
-			"volume marker: %s\n", g->os->url,
-			rc == -EBADMSG ? "not a volume marker" :
-					 strerror(-rc));
+		fprintf(stderr,
+			"tessera: gc: storage %s: cannot read the "
+			"volume marker: %s\n",
+			g->os->url,
+			rc == -EBADMSG ? "not a volume marker" : strerror(-rc));
 		return rc;
 	}
 	if (c.state == CACHE_STORE_FOREIGN) {
@@ -424,10 +436,12 @@ gc_store_check(struct gc *g, const char *url)
 		free(msg);
 		rc = -EEXIST;
 	} else if (c.state == CACHE_STORE_UNMARKED) {
-		fprintf(stderr, "tessera: gc: warning: storage %s has no "
+		fprintf(stderr,
+			"tessera: gc: warning: storage %s has no "
 			"volume marker; gc --delete marks it if a "
 			"block of this volume reads back, and refuses "
-			"otherwise\n", g->os->url);
+			"otherwise\n",
+			g->os->url);
 	}
 	cache_store_check_free(&c);
 	return rc;
@@ -480,7 +494,8 @@ gc_run(struct gc *g, uint64_t grace_ms)
 		progress_clear(g);
 		fprintf(stderr, "tessera: gc: %s%s\n", strerror(-rc),
 			rc == -ENOTSUP ? " (the store cannot list objects "
-					 "with their times)" : "");
+					 "with their times)"
+				       : "");
 		return rc;
 	}
 	delete_leaks(g);

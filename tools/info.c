@@ -20,33 +20,33 @@
 #include "tools/tools-internal.h"
 
 static const char info_usage[] =
-    "Usage: tessera info [--volume NAME] META_URL PATH\n"
-    "\n"
-    "Show one inode of the volume: PATH is absolute in the volume.\n"
-    "Attributes; for a regular file its chunks and slice records; for a\n"
-    "directory the usage of its own entries and its quota, if any; for\n"
-    "a symlink its target.\n"
-    "\n"
-    "Options:\n"
-    "  --volume NAME  the volume, when META_URL holds several\n"
-    "  -h, --help     show this help\n";
+	"Usage: tessera info [--volume NAME] META_URL PATH\n"
+	"\n"
+	"Show one inode of the volume: PATH is absolute in the volume.\n"
+	"Attributes; for a regular file its chunks and slice records; for a\n"
+	"directory the usage of its own entries and its quota, if any; for\n"
+	"a symlink its target.\n"
+	"\n"
+	"Options:\n"
+	"  --volume NAME  the volume, when META_URL holds several\n"
+	"  -h, --help     show this help\n";
 
 static const char summary_usage[] =
-    "Usage: tessera summary [--depth N] [--volume NAME] META_URL PATH\n"
-    "\n"
-    "The usage of the tree below PATH (a directory, absolute in the\n"
-    "volume): for each directory down to depth N (default 0: PATH\n"
-    "only), after the directories below it as du(1) does, one line:\n"
-    "bytes (file sizes rounded up to 4 KiB), inodes below it,\n"
-    "directories below it, path.  Then a total.  Memory grows with the\n"
-    "depth of the tree, not with its size; the figures are summed from\n"
-    "each directory's usage record, not from a snapshot (changes made\n"
-    "meanwhile may show in part).\n"
-    "\n"
-    "Options:\n"
-    "  --depth N      print directories down to N levels below PATH\n"
-    "  --volume NAME  the volume, when META_URL holds several\n"
-    "  -h, --help     show this help\n";
+	"Usage: tessera summary [--depth N] [--volume NAME] META_URL PATH\n"
+	"\n"
+	"The usage of the tree below PATH (a directory, absolute in the\n"
+	"volume): for each directory down to depth N (default 0: PATH\n"
+	"only), after the directories below it as du(1) does, one line:\n"
+	"bytes (file sizes rounded up to 4 KiB), inodes below it,\n"
+	"directories below it, path.  Then a total.  Memory grows with the\n"
+	"depth of the tree, not with its size; the figures are summed from\n"
+	"each directory's usage record, not from a snapshot (changes made\n"
+	"meanwhile may show in part).\n"
+	"\n"
+	"Options:\n"
+	"  --depth N      print directories down to N levels below PATH\n"
+	"  --volume NAME  the volume, when META_URL holds several\n"
+	"  -h, --help     show this help\n";
 
 static const char *
 type_name(uint8_t t)
@@ -198,9 +198,9 @@ int
 tessera_cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    TESSERA_VOLUME_OPTION,
-	    {NULL, 0, NULL, 0},
+		{"help", no_argument, NULL, 'h'},
+		TESSERA_VOLUME_OPTION,
+		{NULL, 0, NULL, 0},
 	};
 	const char *volume = NULL;
 	struct meta *m;
@@ -356,10 +356,10 @@ int
 tessera_cmd_summary(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"depth", required_argument, NULL, 'd'},
-	    TESSERA_VOLUME_OPTION,
-	    {NULL, 0, NULL, 0},
+		{"help", no_argument, NULL, 'h'},
+		{"depth", required_argument, NULL, 'd'},
+		TESSERA_VOLUME_OPTION,
+		{NULL, 0, NULL, 0},
 	};
 	struct summary s;
 	const char *volume = NULL, *path;
@@ -375,8 +375,9 @@ tessera_cmd_summary(int argc, char **argv)
 			return 0;
 		case 'd':
 			if (tl_parse_u64(optarg, 0, UINT64_MAX, &s.depth))
-				return tessera_usage_error(
-				    summary_usage, "bad --depth '%s'", optarg);
+				return tessera_usage_error(summary_usage,
+							   "bad --depth '%s'",
+							   optarg);
 			break;
 		case TESSERA_OPT_VOLUME:
 			volume = optarg;

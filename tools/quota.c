@@ -17,35 +17,35 @@
 #include "tools/tools-internal.h"
 
 static const char quota_usage[] =
-    "Usage: tessera quota set [--bytes N] [--inodes N] META_URL PATH\n"
-    "       tessera quota get META_URL PATH\n"
-    "       tessera quota list META_URL\n"
-    "       tessera quota check [--dry-run] META_URL [PATH]\n"
-    "       tessera quota delete META_URL PATH\n"
-    "\n"
-    "Directory quotas: the bytes and inodes of the tree below PATH (a\n"
-    "directory of the volume, absolute).  Bytes are file sizes rounded\n"
-    "up to 4 KiB, holes included (a sparse file counts by its size); an\n"
-    "inode counts once, in the directory it was last linked into.  An\n"
-    "NFS operation that would pass a limit of any quota above it fails\n"
-    "with NFS3ERR_DQUOT (\"Disk quota exceeded\") and changes nothing.\n"
-    "\n"
-    "  set     create a quota (counting the tree's usage) or change its\n"
-    "          limits; a limit not given stays as it was (none for a new\n"
-    "          quota); 0 removes a limit\n"
-    "  get     limits and usage of one quota\n"
-    "  list    every quota of the volume\n"
-    "  check   count the usage of one quota's tree (or every quota's)\n"
-    "          from the inodes and repair the recorded usage if it\n"
-    "          drifted (--dry-run: only report); exit 1 on drift\n"
-    "  delete  remove a quota\n"
-    "\n"
-    "Options:\n"
-    "  --bytes N      byte limit, K/M/G/T suffixes (powers of 1024)\n"
-    "  --inodes N     inode limit\n"
-    "  --dry-run      check only: repair nothing\n"
-    "  --volume NAME  the volume, when META_URL holds several\n"
-    "  -h, --help     show this help\n";
+	"Usage: tessera quota set [--bytes N] [--inodes N] META_URL PATH\n"
+	"       tessera quota get META_URL PATH\n"
+	"       tessera quota list META_URL\n"
+	"       tessera quota check [--dry-run] META_URL [PATH]\n"
+	"       tessera quota delete META_URL PATH\n"
+	"\n"
+	"Directory quotas: the bytes and inodes of the tree below PATH (a\n"
+	"directory of the volume, absolute).  Bytes are file sizes rounded\n"
+	"up to 4 KiB, holes included (a sparse file counts by its size); an\n"
+	"inode counts once, in the directory it was last linked into.  An\n"
+	"NFS operation that would pass a limit of any quota above it fails\n"
+	"with NFS3ERR_DQUOT (\"Disk quota exceeded\") and changes nothing.\n"
+	"\n"
+	"  set     create a quota (counting the tree's usage) or change its\n"
+	"          limits; a limit not given stays as it was (none for a new\n"
+	"          quota); 0 removes a limit\n"
+	"  get     limits and usage of one quota\n"
+	"  list    every quota of the volume\n"
+	"  check   count the usage of one quota's tree (or every quota's)\n"
+	"          from the inodes and repair the recorded usage if it\n"
+	"          drifted (--dry-run: only report); exit 1 on drift\n"
+	"  delete  remove a quota\n"
+	"\n"
+	"Options:\n"
+	"  --bytes N      byte limit, K/M/G/T suffixes (powers of 1024)\n"
+	"  --inodes N     inode limit\n"
+	"  --dry-run      check only: repair nothing\n"
+	"  --volume NAME  the volume, when META_URL holds several\n"
+	"  -h, --help     show this help\n";
 
 struct quota_args {
 	const char *volume;
@@ -83,7 +83,8 @@ print_quota(struct meta *m, const struct meta_quota *q)
 	       path, q->ino, q->used_bytes, lb, hu, hl, q->used_inodes, li);
 	if (q->has_figures)
 		printf("  logical bytes: %" PRIu64 ", trash bytes: %" PRIu64
-		       "\n", q->logical_bytes, q->trash_bytes);
+		       "\n",
+		       q->logical_bytes, q->trash_bytes);
 	else
 		printf("  logical and trash bytes: not kept (a quota from an "
 		       "older version: tessera quota check counts them)\n");
@@ -141,18 +142,18 @@ check_one(struct meta *m, uint64_t ino, bool repair)
 		return 0;
 	}
 	if (f.q.has_figures)
-		printf("%s: recorded %" PRIu64 " bytes, %" PRIu64 " inodes, %"
-		       PRIu64 " logical, %" PRIu64 " trash; ", path,
-		       f.q.used_bytes, f.q.used_inodes, f.q.logical_bytes,
+		printf("%s: recorded %" PRIu64 " bytes, %" PRIu64
+		       " inodes, %" PRIu64 " logical, %" PRIu64 " trash; ",
+		       path, f.q.used_bytes, f.q.used_inodes, f.q.logical_bytes,
 		       f.q.trash_bytes);
 	else
 		printf("%s: recorded %" PRIu64 " bytes, %" PRIu64 " inodes, "
-		       "logical and trash bytes not kept; ", path,
-		       f.q.used_bytes, f.q.used_inodes);
+		       "logical and trash bytes not kept; ",
+		       path, f.q.used_bytes, f.q.used_inodes);
 	printf("counted %" PRIu64 " bytes, %" PRIu64 " inodes, %" PRIu64
-	       " logical, %" PRIu64 " trash: %s\n", f.actual_bytes,
-	       f.actual_inodes, f.actual_logical, f.actual_trash,
-	       f.repaired ? "repaired" : "not repaired");
+	       " logical, %" PRIu64 " trash: %s\n",
+	       f.actual_bytes, f.actual_inodes, f.actual_logical,
+	       f.actual_trash, f.repaired ? "repaired" : "not repaired");
 	return 1;
 }
 
@@ -257,12 +258,12 @@ int
 tessera_cmd_quota(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"bytes", required_argument, NULL, 'b'},
-	    {"inodes", required_argument, NULL, 'i'},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    TESSERA_VOLUME_OPTION,
-	    {NULL, 0, NULL, 0},
+		{"help", no_argument, NULL, 'h'},
+		{"bytes", required_argument, NULL, 'b'},
+		{"inodes", required_argument, NULL, 'i'},
+		{"dry-run", no_argument, NULL, 'n'},
+		TESSERA_VOLUME_OPTION,
+		{NULL, 0, NULL, 0},
 	};
 	static const char *const verbs[] = {"set", "get", "list", "check",
 					    "delete"};
@@ -279,14 +280,16 @@ tessera_cmd_quota(int argc, char **argv)
 			return 0;
 		case 'b':
 			if (tl_parse_size(optarg, &a.bytes))
-				return tessera_usage_error(
-				    quota_usage, "bad --bytes '%s'", optarg);
+				return tessera_usage_error(quota_usage,
+							   "bad --bytes '%s'",
+							   optarg);
 			a.set_bytes = true;
 			break;
 		case 'i':
 			if (tl_parse_u64(optarg, 0, UINT64_MAX, &a.inodes))
-				return tessera_usage_error(
-				    quota_usage, "bad --inodes '%s'", optarg);
+				return tessera_usage_error(quota_usage,
+							   "bad --inodes '%s'",
+							   optarg);
 			a.set_inodes = true;
 			break;
 		case 'n':

@@ -82,7 +82,8 @@ tessera_meta_url(const char *url)
 {
 	char *err = NULL, *u;
 
-	if (strncmp(url, "raft://", 7) != 0 || (url[7] != '\0' && url[7] != '?'))
+	if (strncmp(url, "raft://", 7) != 0 ||
+	    (url[7] != '\0' && url[7] != '?'))
 		return tl_strdup(url);
 	u = nfsd_raft_url(&conf, url, false, false, &err);
 	if (u == NULL) {
@@ -135,29 +136,28 @@ tessera_format_url(const char *url, bool *founding)
 /* ---- tessera raft -------------------------------------------------------- */
 
 static const char raft_usage[] =
-    "Usage: tessera [-c FILE] raft COMMAND [ARGS]\n"
-    "\n"
-    "Operate the raft group this gateway belongs to (tessera.conf:\n"
-    "raft_* options; META_URL defaults to raft://, this node).\n"
-    "\n"
-    "Commands:\n"
-    "  secret FILE               write a new cluster secret (32 random\n"
-    "                            bytes, mode 0600) for raft_secret_file\n"
-    "  status [META_URL]         every node: role, state, term, commit\n"
-    "                            and applied index, lag, log size\n"
-    "  add ID HOST:PORT          add a running node (a standby until it\n"
-    "                            caught up, then a voter)\n"
-    "  remove ID                 remove a node from the group\n"
-    "  transfer [ID]             hand leadership to node ID (default:\n"
-    "                            the most up-to-date voter)\n"
-    "  verify [META_URL]         check that every replica holds the same\n"
-    "                            content at the same log index\n"
-    "  convert LMDB_URL          make an lmdb:// volume the replica of a\n"
-    "                            new group of this one node (copied; the\n"
-    "                            lmdb:// directory is left as it was)\n";
+	"Usage: tessera [-c FILE] raft COMMAND [ARGS]\n"
+	"\n"
+	"Operate the raft group this gateway belongs to (tessera.conf:\n"
+	"raft_* options; META_URL defaults to raft://, this node).\n"
+	"\n"
+	"Commands:\n"
+	"  secret FILE               write a new cluster secret (32 random\n"
+	"                            bytes, mode 0600) for raft_secret_file\n"
+	"  status [META_URL]         every node: role, state, term, commit\n"
+	"                            and applied index, lag, log size\n"
+	"  add ID HOST:PORT          add a running node (a standby until it\n"
+	"                            caught up, then a voter)\n"
+	"  remove ID                 remove a node from the group\n"
+	"  transfer [ID]             hand leadership to node ID (default:\n"
+	"                            the most up-to-date voter)\n"
+	"  verify [META_URL]         check that every replica holds the same\n"
+	"                            content at the same log index\n"
+	"  convert LMDB_URL          make an lmdb:// volume the replica of a\n"
+	"                            new group of this one node (copied; the\n"
+	"                            lmdb:// directory is left as it was)\n";
 
-static int __attribute__((format(printf, 1, 2)))
-usage_err(const char *fmt, ...)
+static int __attribute__((format(printf, 1, 2))) usage_err(const char *fmt, ...)
 {
 	va_list ap;
 	int rc;
@@ -327,8 +327,8 @@ raft_verify(int argc, char **argv)
 		for (int k = 0; k < 8; k++)
 			printf("%02x", v[i].sha256[k]);
 		printf("... %" PRIu64 " keys\n", v[i].keys);
-		same +=
-		    memcmp(v[i].sha256, v[0].sha256, 32) == 0 && v[0].rc == 0;
+		same += memcmp(v[i].sha256, v[0].sha256, 32) == 0 &&
+			v[0].rc == 0;
 	}
 	if (n > 0 && same == n) {
 		printf("all %zu replicas are identical\n", n);

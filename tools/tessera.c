@@ -50,10 +50,12 @@ static const struct tessera_cmd commands[] = {
 	 tessera_cmd_dump},
 	{"load", "[--from-backup STORAGE_URL] META_URL [FILE|-]",
 	 "restore metadata from a dump or a backup", tessera_cmd_load},
-	{"config", "META_URL [--storage STORAGE_URL] [--trash-days N] | "
+	{"config",
+	 "META_URL [--storage STORAGE_URL] [--trash-days N] | "
 	 "reload [--gateway ADDR]",
 	 "change the storage URL or the trash days; make a running gateway "
-	 "reload", tessera_cmd_config},
+	 "reload",
+	 tessera_cmd_config},
 	{"limit", "get [NAME] | set NAME VALUE [--gateway ADDR]",
 	 "show or change a running gateway's rate and bandwidth limits",
 	 tessera_cmd_limit},
@@ -61,8 +63,7 @@ static const struct tessera_cmd commands[] = {
 	 "the trash: list, restore or release removed files",
 	 tessera_cmd_trash},
 	{"destroy", "[--yes] [--force] META_URL",
-	 "remove a volume: its objects and its metadata",
-	 tessera_cmd_destroy},
+	 "remove a volume: its objects and its metadata", tessera_cmd_destroy},
 	{"warmup", "[--bwlimit RATE] NFS_URL [PATH...]",
 	 "fill a gateway's disk cache with the blocks of a tree",
 	 tessera_cmd_warmup},
@@ -71,7 +72,8 @@ static const struct tessera_cmd commands[] = {
 	 tessera_cmd_top},
 	{"raft", "COMMAND [ARGS]",
 	 "the raft group of this gateway: secret, status, add, remove, "
-	 "transfer, verify, convert", tessera_cmd_raft},
+	 "transfer, verify, convert",
+	 tessera_cmd_raft},
 };
 
 static void
@@ -82,7 +84,8 @@ main_usage(FILE *f)
 	      "  -c, --config FILE  tessera.conf, for the META_URL raft://\n"
 	      "                     (default /etc/tessera/tessera.conf when\n"
 	      "                     present)\n\n"
-	      "Commands:\n", f);
+	      "Commands:\n",
+	      f);
 	for (size_t i = 0; i < TL_ARRAY_SIZE(commands); i++)
 		fprintf(f, "  %s %s\n      %s\n", commands[i].name,
 			commands[i].args, commands[i].summary);
@@ -118,8 +121,8 @@ tessera_usage_error(const char *usage, const char *fmt, ...)
 }
 
 int
-tessera_open(const char *cmd, const char *url, const char *volume,
-	     bool rdonly, struct meta **m)
+tessera_open(const char *cmd, const char *url, const char *volume, bool rdonly,
+	     struct meta **m)
 {
 	char *err = NULL;
 	int rc;
@@ -139,22 +142,26 @@ tessera_session_describe(const struct meta_session *s, uint64_t now_ns,
 			 char *buf, size_t len)
 {
 	time_t t = (time_t)(s->start_ns / 1000000000ULL);
-	uint64_t ago = now_ns > s->heartbeat_ns ?
-			       (now_ns - s->heartbeat_ns) / 1000000000ULL : 0;
+	uint64_t ago = now_ns > s->heartbeat_ns
+			       ? (now_ns - s->heartbeat_ns) / 1000000000ULL
+			       : 0;
 	char when[32];
 	struct tm tm;
 
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
 	if (meta_session_live(s, now_ns))
-		snprintf(buf, len, "%s %s, pid %u, version %s, started %s, "
-			 "heartbeat %" PRIu64 " s ago", s->host, s->addr,
-			 s->pid, s->version, when, ago);
+		snprintf(buf, len,
+			 "%s %s, pid %u, version %s, started %s, "
+			 "heartbeat %" PRIu64 " s ago",
+			 s->host, s->addr, s->pid, s->version, when, ago);
 	else
-		snprintf(buf, len, "%s %s, pid %u, version %s, started %s: "
+		snprintf(buf, len,
+			 "%s %s, pid %u, version %s, started %s: "
 			 "stale, no heartbeat for %" PRIu64 " s (its ttl: %u "
-			 "s); the gateway was killed or is stuck", s->host,
-			 s->addr, s->pid, s->version, when, ago, s->ttl_s);
+			 "s); the gateway was killed or is stuck",
+			 s->host, s->addr, s->pid, s->version, when, ago,
+			 s->ttl_s);
 }
 
 struct gw_check {
@@ -172,8 +179,10 @@ gw_check_cb(void *arg, const struct meta_session *s)
 
 	tessera_session_describe(s, g->now, d, sizeof(d));
 	if (!meta_session_live(s, g->now)) {
-		fprintf(stderr, "tessera: %s: ignoring a stale gateway "
-			"session: %s\n", g->cmd, d);
+		fprintf(stderr,
+			"tessera: %s: ignoring a stale gateway "
+			"session: %s\n",
+			g->cmd, d);
 		return 0;
 	}
 	g->live++;
@@ -190,22 +199,28 @@ tessera_no_gateway(const char *cmd, struct meta *m, bool force)
 
 	rc = meta_session_list(m, gw_check_cb, &g);
 	if (rc) {
-		fprintf(stderr, "tessera: %s: cannot read the gateway "
-			"sessions: %s\n", cmd, strerror(-rc));
+		fprintf(stderr,
+			"tessera: %s: cannot read the gateway "
+			"sessions: %s\n",
+			cmd, strerror(-rc));
 		return rc;
 	}
 	if (g.live == 0)
 		return 0;
 	if (force) {
-		fprintf(stderr, "tessera: %s: --force: going on although %u "
+		fprintf(stderr,
+			"tessera: %s: --force: going on although %u "
 			"gateway(s) serve the volume; what they write "
-			"meanwhile may be lost or undone\n", cmd, g.live);
+			"meanwhile may be lost or undone\n",
+			cmd, g.live);
 		return 0;
 	}
-	fprintf(stderr, "tessera: %s: stop the gateway(s) first.  The "
+	fprintf(stderr,
+		"tessera: %s: stop the gateway(s) first.  The "
 		"session of a gateway that was killed expires once its "
 		"heartbeat is older than its ttl (session_timeout, 60 s by "
-		"default); --force runs anyway\n", cmd);
+		"default); --force runs anyway\n",
+		cmd);
 	return -EBUSY;
 }
 
@@ -250,8 +265,8 @@ main(int argc, char **argv)
 	char *mapped = NULL;
 	int rc = -1;
 
-	if (argc >= 3 && (strcmp(argv[1], "-c") == 0 ||
-			  strcmp(argv[1], "--config") == 0)) {
+	if (argc >= 3 &&
+	    (strcmp(argv[1], "-c") == 0 || strcmp(argv[1], "--config") == 0)) {
 		conf = argv[2];
 		argv[2] = argv[0];
 		argc -= 2;

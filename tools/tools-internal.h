@@ -25,8 +25,10 @@ struct meta_session;
 /* getopt_long entry of --volume NAME, accepted by every command that
  * opens a volume; the value comes back as TESSERA_OPT_VOLUME. */
 #define TESSERA_OPT_VOLUME 0x100
-#define TESSERA_VOLUME_OPTION \
-	{"volume", required_argument, NULL, TESSERA_OPT_VOLUME}
+#define TESSERA_VOLUME_OPTION                                                  \
+	{                                                                      \
+		"volume", required_argument, NULL, TESSERA_OPT_VOLUME          \
+	}
 /* --force of the commands that take it. */
 #define TESSERA_OPT_FORCE 0x101
 
@@ -84,9 +86,8 @@ int tessera_destroy_volume(struct meta *m, bool force, unsigned jobs);
  * cmd is not NULL (for commands with subcommands). */
 int tessera_usage_error(const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-int tessera_usage_verror(const char *usage, const char *cmd,
-			 const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
+int tessera_usage_verror(const char *usage, const char *cmd, const char *fmt,
+			 va_list ap) __attribute__((format(printf, 3, 0)));
 
 /* Open the volume of url, named by volume (--volume, may be NULL) or by
  * the URL's ?volume=.  rdonly: the command only reads, so nothing may be

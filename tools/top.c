@@ -27,16 +27,16 @@
 #include "tools/tools-internal.h"
 
 static const char top_usage[] =
-    "Usage: tessera top [--once] [--interval SECONDS] [ADDR:PORT|URL]\n"
-    "\n"
-    "Show what a running gateway does, from its metrics endpoint\n"
-    "(metrics_listen; default 127.0.0.1:9049), refreshed every interval.\n"
-    "\n"
-    "  --once             print one view (two scrapes an interval apart)\n"
-    "                     and exit; also what happens when standard\n"
-    "                     output is not a terminal\n"
-    "  --interval SECONDS time between views (default 1, 0.1 to 3600)\n"
-    "  -h, --help         this text\n";
+	"Usage: tessera top [--once] [--interval SECONDS] [ADDR:PORT|URL]\n"
+	"\n"
+	"Show what a running gateway does, from its metrics endpoint\n"
+	"(metrics_listen; default 127.0.0.1:9049), refreshed every interval.\n"
+	"\n"
+	"  --once             print one view (two scrapes an interval apart)\n"
+	"                     and exit; also what happens when standard\n"
+	"                     output is not a terminal\n"
+	"  --interval SECONDS time between views (default 1, 0.1 to 3600)\n"
+	"  -h, --help         this text\n";
 
 /* One scrape: every sample line, split. */
 struct sample {
@@ -96,8 +96,8 @@ parse(struct scrape *sc, char *text)
 		}
 		s.name = tl_strdup(line);
 		if (sc->n == sc->cap)
-			sc->s = tl_realloc(sc->s,
-					   sizeof(*sc->s) *
+			sc->s = tl_realloc(
+				sc->s, sizeof(*sc->s) *
 					       (sc->cap = sc->cap ? 2 * sc->cap
 								  : 512));
 		sc->s[sc->n++] = s;
@@ -210,40 +210,40 @@ ms(double s, char *buf, size_t len)
 static const struct {
 	const char *prog, *proc, *label;
 } procs[] = {
-    {"nfs", "getattr", "getattr"},
-    {"nfs", "setattr", "setattr"},
-    {"nfs", "lookup", "lookup"},
-    {"nfs", "access", "access"},
-    {"nfs", "readlink", "readlink"},
-    {"nfs", "read", "read"},
-    {"nfs", "write", "write"},
-    {"nfs", "create", "create"},
-    {"nfs", "mkdir", "mkdir"},
-    {"nfs", "symlink", "symlink"},
-    {"nfs", "mknod", "mknod"},
-    {"nfs", "remove", "remove"},
-    {"nfs", "rmdir", "rmdir"},
-    {"nfs", "rename", "rename"},
-    {"nfs", "link", "link"},
-    {"nfs", "readdir", "readdir"},
-    {"nfs", "readdirplus", "readdirplus"},
-    {"nfs", "fsstat", "fsstat"},
-    {"nfs", "fsinfo", "fsinfo"},
-    {"nfs", "pathconf", "pathconf"},
-    {"nfs", "commit", "commit"},
-    {"nlm", "test", "nlm test"},
-    {"nlm", "lock", "nlm lock"},
-    {"nlm", "cancel", "nlm cancel"},
-    {"nlm", "unlock", "nlm unlock"},
-    {"nlm", "test_msg", "nlm test_msg"},
-    {"nlm", "lock_msg", "nlm lock_msg"},
-    {"nlm", "cancel_msg", "nlm cancel_msg"},
-    {"nlm", "unlock_msg", "nlm unlock_msg"},
-    {"nlm", "share", "nlm share"},
-    {"nlm", "unshare", "nlm unshare"},
-    {"nlm", "nm_lock", "nlm nm_lock"},
-    {"nlm", "free_all", "nlm free_all"},
-    {"nsm", "notify", "nsm notify"},
+	{"nfs", "getattr", "getattr"},
+	{"nfs", "setattr", "setattr"},
+	{"nfs", "lookup", "lookup"},
+	{"nfs", "access", "access"},
+	{"nfs", "readlink", "readlink"},
+	{"nfs", "read", "read"},
+	{"nfs", "write", "write"},
+	{"nfs", "create", "create"},
+	{"nfs", "mkdir", "mkdir"},
+	{"nfs", "symlink", "symlink"},
+	{"nfs", "mknod", "mknod"},
+	{"nfs", "remove", "remove"},
+	{"nfs", "rmdir", "rmdir"},
+	{"nfs", "rename", "rename"},
+	{"nfs", "link", "link"},
+	{"nfs", "readdir", "readdir"},
+	{"nfs", "readdirplus", "readdirplus"},
+	{"nfs", "fsstat", "fsstat"},
+	{"nfs", "fsinfo", "fsinfo"},
+	{"nfs", "pathconf", "pathconf"},
+	{"nfs", "commit", "commit"},
+	{"nlm", "test", "nlm test"},
+	{"nlm", "lock", "nlm lock"},
+	{"nlm", "cancel", "nlm cancel"},
+	{"nlm", "unlock", "nlm unlock"},
+	{"nlm", "test_msg", "nlm test_msg"},
+	{"nlm", "lock_msg", "nlm lock_msg"},
+	{"nlm", "cancel_msg", "nlm cancel_msg"},
+	{"nlm", "unlock_msg", "nlm unlock_msg"},
+	{"nlm", "share", "nlm share"},
+	{"nlm", "unshare", "nlm unshare"},
+	{"nlm", "nm_lock", "nlm nm_lock"},
+	{"nlm", "free_all", "nlm free_all"},
+	{"nsm", "notify", "nsm notify"},
 };
 
 struct row {
@@ -264,8 +264,7 @@ row_cmp(const void *a, const void *b)
 }
 
 static void
-view(FILE *f, const char *where, const struct scrape *a,
-     const struct scrape *b)
+view(FILE *f, const char *where, const struct scrape *a, const struct scrape *b)
 {
 	struct row rows[TL_ARRAY_SIZE(procs)];
 	char h1[32], h2[32], h3[32], w[96];
@@ -278,7 +277,8 @@ view(FILE *f, const char *where, const struct scrape *a,
 			vol = b->s[i].labels + 8;
 	start = sum(b, "tessera_start_time_seconds", NULL);
 	up = isnan(start) ? 0 : (double)time(NULL) - start;
-	fprintf(f, "tessera top  %s  volume %.*s  up %.0fh%02.0fm  every %.1f s\n",
+	fprintf(f,
+		"tessera top  %s  volume %.*s  up %.0fh%02.0fm  every %.1f s\n",
 		where, (int)strcspn(vol, "\""), vol, floor(up / 3600),
 		floor(fmod(up, 3600) / 60), b->t - a->t);
 	for (size_t i = 0; i < TL_ARRAY_SIZE(procs); i++) {
@@ -292,9 +292,9 @@ view(FILE *f, const char *where, const struct scrape *a,
 		else
 			locks += rows[i].ops;
 		{
-			double c = rate(a, b,
-					"tessera_rpc_call_duration_seconds_count",
-					w);
+			double c = rate(
+				a, b, "tessera_rpc_call_duration_seconds_count",
+				w);
 			double s = rate(a, b,
 					"tessera_rpc_call_duration_seconds_sum",
 					w);
@@ -321,11 +321,11 @@ view(FILE *f, const char *where, const struct scrape *a,
 	if (!isnan(hits) && !isnan(miss) && hits + miss > 0)
 		fprintf(f, " (%.1f%% since start)", 100 * hits / (hits + miss));
 	fprintf(f, "   disk %s of %s\n",
-		human(sum(b, "tessera_cache_used_bytes", NULL), h1,
-		      sizeof(h1)),
+		human(sum(b, "tessera_cache_used_bytes", NULL), h1, sizeof(h1)),
 		human(sum(b, "tessera_cache_limit_bytes", NULL), h2,
 		      sizeof(h2)));
-	fprintf(f, "store   get %.0f/s  put %.0f/s  delete %.0f/s  list "
+	fprintf(f,
+		"store   get %.0f/s  put %.0f/s  delete %.0f/s  list "
 		"%.0f/s  errors %.0f/s   fetched %s/s\n",
 		rate(a, b, "tessera_objstore_requests_total",
 		     "operation=\"get\""),
@@ -345,7 +345,8 @@ view(FILE *f, const char *where, const struct scrape *a,
 		     "kind=\"write\""),
 		rate(a, b, "tessera_metadata_transaction_conflicts_total",
 		     NULL));
-	fprintf(f, "backlog writeback %s staged (oldest %.0f s)%s   "
+	fprintf(f,
+		"backlog writeback %s staged (oldest %.0f s)%s   "
 		"buffered %s   pending delete %.0f\n",
 		human(sum(b, "tessera_writeback_staged_bytes", NULL), h1,
 		      sizeof(h1)),
@@ -381,10 +382,10 @@ int
 tessera_cmd_top(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"once", no_argument, NULL, 'o'},
-	    {"interval", required_argument, NULL, 'i'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+		{"once", no_argument, NULL, 'o'},
+		{"interval", required_argument, NULL, 'i'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	struct scrape a = {0}, b = {0};
 	const char *where = "127.0.0.1:9049";
@@ -407,9 +408,8 @@ tessera_cmd_top(int argc, char **argv)
 			if (end != optarg && *end == '\0' && interval >= 0.1 &&
 			    interval <= 3600)
 				break;
-			return tessera_usage_error(top_usage,
-						   "bad --interval '%s'",
-						   optarg);
+			return tessera_usage_error(
+				top_usage, "bad --interval '%s'", optarg);
 		default:
 			fputs(top_usage, stderr);
 			return TESSERA_EXIT_USAGE;

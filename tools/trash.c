@@ -26,7 +26,8 @@ static const char trash_usage[] =
 	"META_URL\n"
 	"\n"
 	"With trash_days > 0 (tessera format --trash-days, tessera config\n"
-	"--trash-days), a removed file moves into /.trash/HOUR/PARENT-INO-NAME\n"
+	"--trash-days), a removed file moves into "
+	"/.trash/HOUR/PARENT-INO-NAME\n"
 	"of the volume, HOUR its UTC hour of removal (YYYY-MM-DD-HH), and\n"
 	"the background job releases it trash_days later.\n"
 	"\n"
@@ -97,9 +98,9 @@ list_cb(void *arg, const struct meta_trash_entry *e)
 
 	fmt_time(e->attr.ctime_ns, when, sizeof(when));
 	printf("%s/%s  %s  removed %s UTC  from directory %" PRIu64
-	       " as \"%s\"\n", e->hour, e->name,
-	       tl_fmt_size(e->attr.size, sz, sizeof(sz)), when, e->from,
-	       e->orig_name ? e->orig_name : "?");
+	       " as \"%s\"\n",
+	       e->hour, e->name, tl_fmt_size(e->attr.size, sz, sizeof(sz)),
+	       when, e->from, e->orig_name ? e->orig_name : "?");
 	l->n++;
 	l->bytes += e->attr.type == META_REG ? e->attr.size : 0;
 	return 0;
@@ -128,11 +129,11 @@ split_path(const char *p, char *hour, size_t hlen, const char **name)
 {
 	const char *slash;
 
-	if (strncmp(p, "/" META_TRASH_NAME "/", strlen(META_TRASH_NAME) + 2)
-	    == 0)
+	if (strncmp(p, "/" META_TRASH_NAME "/", strlen(META_TRASH_NAME) + 2) ==
+	    0)
 		p += strlen(META_TRASH_NAME) + 2;
-	else if (strncmp(p, META_TRASH_NAME "/", strlen(META_TRASH_NAME) + 1)
-		 == 0)
+	else if (strncmp(p, META_TRASH_NAME "/", strlen(META_TRASH_NAME) + 1) ==
+		 0)
 		p += strlen(META_TRASH_NAME) + 1;
 	slash = strchr(p, '/');
 	if (slash == NULL || slash == p || slash[1] == '\0' ||
@@ -176,24 +177,30 @@ trash_restore(struct meta *m, const char *to, char **paths, int n)
 		tessera_progress_clear(&pr);
 		bad++;
 		if (rc == -EEXIST)
-			fprintf(stderr, "tessera: trash restore: %s: the name "
+			fprintf(stderr,
+				"tessera: trash restore: %s: the name "
 				"exists where it would go: not overwritten "
 				"(restore it elsewhere with --to DIR)\n",
 				paths[i]);
 		else if (rc == -ESTALE)
-			fprintf(stderr, "tessera: trash restore: %s: the "
+			fprintf(stderr,
+				"tessera: trash restore: %s: the "
 				"directory it was removed from is gone "
-				"(restore it with --to DIR)\n", paths[i]);
+				"(restore it with --to DIR)\n",
+				paths[i]);
 		else if (rc == -EDQUOT)
-			fprintf(stderr, "tessera: trash restore: %s: the "
+			fprintf(stderr,
+				"tessera: trash restore: %s: the "
 				"quota of a directory it would go under has "
 				"no room for it: nothing restored (free room, "
 				"raise the quota with tessera quota set, or "
 				"restore it elsewhere with --to DIR)\n",
 				paths[i]);
 		else if (rc == -EINVAL)
-			fprintf(stderr, "tessera: trash restore: %s: not a "
-				"trash entry (HOUR/NAME)\n", paths[i]);
+			fprintf(stderr,
+				"tessera: trash restore: %s: not a "
+				"trash entry (HOUR/NAME)\n",
+				paths[i]);
 		else
 			fprintf(stderr, "tessera: trash restore: %s: %s\n",
 				paths[i], strerror(-rc));
@@ -221,8 +228,8 @@ trash_purge(struct meta *m, uint64_t before)
 	}
 	tessera_progress_clear(&pr);
 	printf("purged %" PRIu64 " files, %s (their data is deleted by the "
-	       "background job)\n", d.files,
-	       tl_fmt_size(d.bytes, sz, sizeof(sz)));
+	       "background job)\n",
+	       d.files, tl_fmt_size(d.bytes, sz, sizeof(sz)));
 	if (rc)
 		fprintf(stderr, "tessera: trash purge: %s\n", strerror(-rc));
 	return rc ? 1 : 0;
@@ -240,7 +247,7 @@ tessera_cmd_trash(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *sub, *volume = NULL, *to = NULL, *since = NULL,
-		   *before = NULL;
+			 *before = NULL;
 	uint64_t since_ns = 0, before_ns = UINT64_MAX;
 	struct meta *m = NULL;
 	int c, rc;
@@ -278,12 +285,12 @@ tessera_cmd_trash(int argc, char **argv)
 					   before);
 	if (strcmp(sub, "list") == 0 || strcmp(sub, "purge") == 0) {
 		if (argc - optind != 1)
-			return tessera_usage_error(trash_usage,
-						   "trash %s needs META_URL",
-						   sub);
+			return tessera_usage_error(
+				trash_usage, "trash %s needs META_URL", sub);
 	} else if (strcmp(sub, "restore") == 0) {
 		if (argc - optind < 2)
-			return tessera_usage_error(trash_usage, "trash restore "
+			return tessera_usage_error(trash_usage,
+						   "trash restore "
 						   "needs META_URL and a PATH");
 	} else {
 		return tessera_usage_error(trash_usage,
@@ -295,8 +302,7 @@ tessera_cmd_trash(int argc, char **argv)
 	if (strcmp(sub, "list") == 0)
 		rc = trash_list(m, since_ns);
 	else if (strcmp(sub, "restore") == 0)
-		rc = trash_restore(m, to, argv + optind + 1,
-				   argc - optind - 1);
+		rc = trash_restore(m, to, argv + optind + 1, argc - optind - 1);
 	else
 		rc = trash_purge(m, before_ns);
 	meta_close(m);

@@ -94,7 +94,8 @@ storage_check(const char *url, const char *name, struct os_store **out)
 		fprintf(stderr, "tessera: storage %s is not writable: %s%s\n",
 			url, strerror(-rc),
 			rc == -EACCES ? " (the store refused the credentials; "
-					"see the message above)" : "");
+					"see the message above)"
+				      : "");
 	free(key);
 	if (rc)
 		os_close(s);
@@ -115,30 +116,35 @@ storage_free(struct os_store *s, const char *url, const char *name)
 	rc = os_marker_read(s, name, &mk);
 	if (rc == 0) {
 		os_uuid_format(mk.uuid, uuid);
-		fprintf(stderr, "tessera: format: storage %s already holds "
+		fprintf(stderr,
+			"tessera: format: storage %s already holds "
 			"volume \"%s\" (uuid %s, formatted %s with metadata "
 			"%s).  Two volumes of one name in one store overwrite "
 			"each other's data: use another store or prefix, or "
 			"another name, or remove that volume first (tessera "
-			"destroy with its metadata URL)\n", url, mk.name, uuid,
-			mk.created, mk.meta[0] ? mk.meta : "?");
+			"destroy with its metadata URL)\n",
+			url, mk.name, uuid, mk.created,
+			mk.meta[0] ? mk.meta : "?");
 		return -EEXIST;
 	}
 	if (rc == -EBADMSG) {
-		fprintf(stderr, "tessera: format: storage %s: %s/"
-			OS_MARKER_FILE " exists but is not a volume marker\n",
+		fprintf(stderr,
+			"tessera: format: storage %s: %s/" OS_MARKER_FILE
+			" exists but is not a volume marker\n",
 			url, name);
 		return rc;
 	}
 	if (rc == -ENOENT)
 		rc = os_volume_objects(s, name, &first);
 	if (rc == 1) {
-		fprintf(stderr, "tessera: format: storage %s already holds "
+		fprintf(stderr,
+			"tessera: format: storage %s already holds "
 			"objects of a volume named \"%s\" (%s, no volume "
 			"marker: formatted before markers existed?).  Use "
 			"another store or prefix, or another name, or remove "
 			"that volume first (tessera destroy with its metadata "
-			"URL)\n", url, name, first);
+			"URL)\n",
+			url, name, first);
 		free(first);
 		return -EEXIST;
 	}
@@ -185,9 +191,11 @@ mark_store(const char *meta_url, const char *name, struct os_store *s)
 		return rc;
 	rc = cache_store_mark(m, s, meta_url);
 	if (rc)
-		fprintf(stderr, "tessera: format: cannot write the volume "
+		fprintf(stderr,
+			"tessera: format: cannot write the volume "
 			"marker in %s: %s (tesserad writes it when it "
-			"starts)\n", s->url, strerror(-rc));
+			"starts)\n",
+			s->url, strerror(-rc));
 	meta_close(m);
 	return rc;
 }
@@ -210,8 +218,9 @@ storage_url(const char *url, bool zstd, const char *keyfile, char **out)
 		abs = realpath(keyfile, NULL);
 		if (rc || abs == NULL || strpbrk(abs, "(),") != NULL) {
 			fprintf(stderr, "tessera: %s\n",
-				err ? err : "the key file path may not "
-					    "contain '(', ')' or ','");
+				err ? err
+				    : "the key file path may not "
+				      "contain '(', ')' or ','");
 			free(err);
 			free(abs);
 			return -EINVAL;
@@ -251,38 +260,43 @@ tessera_cmd_format(int argc, char **argv)
 		case 'b':
 			if (tl_parse_size(optarg, &v) || v < (64 << 10) ||
 			    v > (16 << 20) || (v & (v - 1)))
-				return tessera_usage_error(format_usage,
-						   "bad --block-size '%s': a "
-						   "power of two from 64K to "
-						   "16M", optarg);
+				return tessera_usage_error(
+					format_usage,
+					"bad --block-size '%s': a "
+					"power of two from 64K to "
+					"16M",
+					optarg);
 			o.block_size = (uint32_t)v;
 			break;
 		case 't':
 			if (tl_parse_u64(optarg, 0, 36500, &v))
-				return tessera_usage_error(format_usage,
-						   "bad --trash-days '%s'",
-						   optarg);
+				return tessera_usage_error(
+					format_usage, "bad --trash-days '%s'",
+					optarg);
 			o.trash_days = (uint32_t)v;
 			break;
 		case 'c':
 			if (tl_parse_size(optarg, &o.capacity))
-				return tessera_usage_error(format_usage,
-						   "bad --capacity '%s'",
-						   optarg);
+				return tessera_usage_error(
+					format_usage, "bad --capacity '%s'",
+					optarg);
 			break;
 		case 'i':
 			if (tl_parse_u64(optarg, 0, UINT64_MAX, &o.max_inodes))
 				return tessera_usage_error(format_usage,
-						   "bad --inodes '%s'", optarg);
+							   "bad --inodes '%s'",
+							   optarg);
 			break;
 		case 'f':
 			o.force = true;
 			break;
 		case 'z':
 			if (strcmp(optarg, "zstd") != 0)
-				return tessera_usage_error(format_usage,
-						   "bad --compress '%s': only "
-						   "zstd", optarg);
+				return tessera_usage_error(
+					format_usage,
+					"bad --compress '%s': only "
+					"zstd",
+					optarg);
 			zstd = true;
 			break;
 		case 'k':
@@ -297,12 +311,15 @@ tessera_cmd_format(int argc, char **argv)
 		}
 	}
 	if (argc - optind != 3)
-		return tessera_usage_error(format_usage, "format needs META_URL, "
-				   "STORAGE_URL and NAME");
+		return tessera_usage_error(format_usage,
+					   "format needs META_URL, "
+					   "STORAGE_URL and NAME");
 	o.name = argv[optind + 2];
 	if (!name_ok(o.name))
-		return tessera_usage_error(format_usage, "bad volume name '%s': 1 to "
-				   "63 of A-Z a-z 0-9 _ -", o.name);
+		return tessera_usage_error(format_usage,
+					   "bad volume name '%s': 1 to "
+					   "63 of A-Z a-z 0-9 _ -",
+					   o.name);
 	/* raft://: the node of tessera.conf; an empty raft_dir founds a
 	 * group of this one node (the node runs in this command) */
 	url = tessera_format_url(argv[optind], &founding);
@@ -371,15 +388,17 @@ print_backlog(const struct meta_backlog *b)
 	char h1[32], h2[32];
 
 	printf("%-15s %" PRIu64 " (%" PRIu64 " files, %s; %" PRIu64
-	       " slices, %s)\n", "pending delete:", b->items, b->files,
+	       " slices, %s)\n",
+	       "pending delete:", b->items, b->files,
 	       tl_fmt_size(b->file_bytes, h1, sizeof(h1)), b->slices,
 	       tl_fmt_size(b->slice_bytes, h2, sizeof(h2)));
 	printf("%-15s %" PRIu64 " slices, %s", "in grace:", b->grace,
 	       tl_fmt_size(b->grace_bytes, h1, sizeof(h1)));
 	if (b->grace > 0)
 		printf(", oldest dropped %" PRIu64 " s ago",
-		       now > b->grace_oldest_ns ?
-			       (now - b->grace_oldest_ns) / UINT64_C(1000000000) : 0);
+		       now > b->grace_oldest_ns ? (now - b->grace_oldest_ns) /
+							  UINT64_C(1000000000)
+						: 0);
 	printf(" (released %" PRIu64 " s after compaction dropped them)\n",
 	       b->grace_ns / UINT64_C(1000000000));
 	printf("%-15s %" PRIu64 " files, %s\n", "trash:", b->trash_files,
@@ -472,12 +491,13 @@ print_lease(const struct gw_list *g)
 	else
 		printf("bgjob lease:   %s %s, pid %u, since %s%s\n",
 		       g->holder.host, g->holder.addr, g->holder.pid, when,
-		       g->holder_live ? "" : " (stale: another gateway takes "
-					     "the jobs over)");
+		       g->holder_live ? ""
+				      : " (stale: another gateway takes "
+					"the jobs over)");
 	if (g->found)
 		printf("%-14s %" PRIu32 " chunks queued on the lease holder "
-		       "(at its last heartbeat)\n", "compaction:",
-		       g->holder.compact_queued);
+		       "(at its last heartbeat)\n",
+		       "compaction:", g->holder.compact_queued);
 	else
 		printf("%-14s no queue (no gateway holds the lease)\n",
 		       "compaction:");
@@ -518,28 +538,32 @@ print_stall(struct meta *m)
 		return rc;
 	if (!st.sampled) {
 		printf("%-14s none (no gateway has sampled the backlog "
-		       "yet)\n", "bgjob alarm:");
+		       "yet)\n",
+		       "bgjob alarm:");
 		return 0;
 	}
-	age = st.now_ns > st.w.sample_ns ?
-		      (st.now_ns - st.w.sample_ns) / 1000000000 : 0;
+	age = st.now_ns > st.w.sample_ns
+		      ? (st.now_ns - st.w.sample_ns) / 1000000000
+		      : 0;
 	flat = st.flat_ns / 1000000000;
 	if (st.reason == META_STALL_NONE)
-		printf("%-14s none (backlog %" PRIu64 " items%s, sampled %"
-		       PRIu64 " s ago)\n", "bgjob alarm:", st.w.backlog,
-		       st.w.backlog == 0 ? "" :
-		       st.w.progress_ns == st.w.sample_ns ? ", shrinking" :
-							     ", not shrinking",
+		printf("%-14s none (backlog %" PRIu64
+		       " items%s, sampled %" PRIu64 " s ago)\n",
+		       "bgjob alarm:", st.w.backlog,
+		       st.w.backlog == 0                    ? ""
+		       : st.w.progress_ns == st.w.sample_ns ? ", shrinking"
+							    : ", not shrinking",
 		       age);
 	else
 		printf("%-14s STALLED: %s; the backlog of %" PRIu64 " items "
 		       "has not shrunk for %" PRIu64 " s (sampled %" PRIu64
-		       " s ago)\n", "bgjob alarm:",
-		       st.reason == META_STALL_NO_HOLDER ?
-			       "no gateway holds the background-job lease "
-			       "(all run with --no-bgjob, or none runs)" :
-			       "the lease holder makes no progress (failing "
-			       "deletes? its log says)",
+		       " s ago)\n",
+		       "bgjob alarm:",
+		       st.reason == META_STALL_NO_HOLDER
+			       ? "no gateway holds the background-job lease "
+				 "(all run with --no-bgjob, or none runs)"
+			       : "the lease holder makes no progress (failing "
+				 "deletes? its log says)",
 		       st.w.backlog, flat, age);
 	return 0;
 }
@@ -557,7 +581,8 @@ print_backup(struct meta *m)
 
 	if (rc == -ENOENT || (rc == 0 && b.snap_ns == 0)) {
 		printf("%-14s none (tesserad writes one every "
-		       "backup_interval)\n", "last backup:");
+		       "backup_interval)\n",
+		       "last backup:");
 		return 0;
 	}
 	if (rc)
@@ -566,16 +591,16 @@ print_backup(struct meta *m)
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
 	printf("%-14s %s (%" PRIu64 " s ago), %s, %" PRIu64 " keys, in the "
-	       "store as %s/meta-backup/%s/\n", "last backup:", when,
+	       "store as %s/meta-backup/%s/\n",
+	       "last backup:", when,
 	       now > b.snap_ns ? (now - b.snap_ns) / 1000000000 : 0,
 	       tl_fmt_size(b.bytes, h, sizeof(h)), b.keys,
 	       meta_settings(m)->name, b.id);
 	if (b.claim_session != 0)
 		printf("%-14s being written by gateway session %016" PRIx64
-		       " since %" PRIu64 " s\n", "next backup:",
-		       b.claim_session,
-		       now > b.claim_ns ? (now - b.claim_ns) / 1000000000
-					: 0);
+		       " since %" PRIu64 " s\n",
+		       "next backup:", b.claim_session,
+		       now > b.claim_ns ? (now - b.claim_ns) / 1000000000 : 0);
 	return 0;
 }
 
@@ -630,7 +655,8 @@ tessera_cmd_status(int argc, char **argv)
 		return TESSERA_EXIT_USAGE;
 	}
 	if (argc - optind != 1)
-		return tessera_usage_error(status_usage, "status needs META_URL");
+		return tessera_usage_error(status_usage,
+					   "status needs META_URL");
 	if (tessera_open("status", argv[optind], volume, true, &m))
 		return 1;
 	rc = meta_usage(m, &u);
@@ -717,10 +743,11 @@ config_check(struct meta *m, struct os_store *s, const char *meta_url,
 
 	rc = cache_store_check(m, s, &c);
 	if (rc) {
-		fprintf(stderr, "tessera: config: storage %s: cannot read "
-			"the volume marker: %s\n", s->url,
-			rc == -EBADMSG ? "not a volume marker" :
-					 strerror(-rc));
+		fprintf(stderr,
+			"tessera: config: storage %s: cannot read "
+			"the volume marker: %s\n",
+			s->url,
+			rc == -EBADMSG ? "not a volume marker" : strerror(-rc));
 		return rc;
 	}
 	if (c.state == CACHE_STORE_FOREIGN) {
@@ -734,30 +761,32 @@ config_check(struct meta *m, struct os_store *s, const char *meta_url,
 	if (probe == 0) {
 		printf("block %s read back from %s\n", key, s->url);
 	} else if (probe == 1 && c.state == CACHE_STORE_UNMARKED) {
-		fprintf(stderr, "tessera: config: %s: storage %s has no "
+		fprintf(stderr,
+			"tessera: config: %s: storage %s has no "
 			"volume marker and holds objects of a volume named "
 			"\"%s\" (%s), while this volume references none\n",
 			force ? "warning" : "refused", s->url,
 			meta_settings(m)->name, c.first);
 		rc = force ? 0 : -EEXIST;
 	} else if (probe < 0) {
-		fprintf(stderr, "tessera: config: %s: block %s does not read "
+		fprintf(stderr,
+			"tessera: config: %s: block %s does not read "
 			"back from %s: %s (the wrong store, or wrong "
 			"wrappers: key file, compression)\n",
-			force ? "warning" : "refused", key ? key : "?",
-			s->url, probe == -ENOENT ? "missing" :
-						   strerror(-probe));
+			force ? "warning" : "refused", key ? key : "?", s->url,
+			probe == -ENOENT ? "missing" : strerror(-probe));
 		rc = force ? 0 : probe;
 	}
 	if (rc) /* refused, without --force */
 		fprintf(stderr, "tessera: config: nothing changed; --force "
-			"switches anyway\n");
+				"switches anyway\n");
 	else if (c.state != CACHE_STORE_OWNED) {
 		rc = cache_store_mark(m, s, meta_url);
 		if (rc)
-			fprintf(stderr, "tessera: config: cannot write the "
-				"volume marker in %s: %s\n", s->url,
-				strerror(-rc));
+			fprintf(stderr,
+				"tessera: config: cannot write the "
+				"volume marker in %s: %s\n",
+				s->url, strerror(-rc));
 	}
 	free(key);
 	cache_store_check_free(&c);
@@ -799,7 +828,8 @@ tessera_cmd_config(int argc, char **argv)
 			if (tl_parse_u64(optarg, 0, 36500, &days))
 				return tessera_usage_error(config_usage,
 							   "bad --trash-days "
-							   "'%s'", optarg);
+							   "'%s'",
+							   optarg);
 			days_set = true;
 			continue;
 		}
@@ -815,8 +845,10 @@ tessera_cmd_config(int argc, char **argv)
 		return TESSERA_EXIT_USAGE;
 	}
 	if (argc - optind != 1 || (!storage && !days_set)) {
-		fprintf(stderr, "tessera: config needs META_URL and "
-			"--storage or --trash-days\n%s", config_usage);
+		fprintf(stderr,
+			"tessera: config needs META_URL and "
+			"--storage or --trash-days\n%s",
+			config_usage);
 		return TESSERA_EXIT_USAGE;
 	}
 	if (!storage)
@@ -824,8 +856,10 @@ tessera_cmd_config(int argc, char **argv)
 	/* Refuse a URL that does not open: the daemon could not start. */
 	rc = os_open(storage, &os, &err);
 	if (rc) {
-		fprintf(stderr, "tessera: config: cannot open storage %s: "
-			"%s\n", storage, err ? err : strerror(-rc));
+		fprintf(stderr,
+			"tessera: config: cannot open storage %s: "
+			"%s\n",
+			storage, err ? err : strerror(-rc));
 		free(err);
 		return 1;
 	}
@@ -837,16 +871,14 @@ tessera_cmd_config(int argc, char **argv)
 	if (rc == 0) {
 		rc = meta_set_storage(m, storage);
 		if (rc)
-			fprintf(stderr, "tessera: config: %s\n",
-				strerror(-rc));
+			fprintf(stderr, "tessera: config: %s\n", strerror(-rc));
 		else
 			printf("storage: %s\n", storage);
 	}
 	if (rc == 0 && days_set) {
 		rc = meta_set_trash_days(m, (uint32_t)days);
 		if (rc)
-			fprintf(stderr, "tessera: config: %s\n",
-				strerror(-rc));
+			fprintf(stderr, "tessera: config: %s\n", strerror(-rc));
 		else
 			printf("trash days: %" PRIu64 "\n", days);
 	}

@@ -51,22 +51,24 @@ __lsan_default_suppressions(void)
 #endif
 
 static const char warmup_usage[] =
-    "Usage: tessera warmup [--bwlimit RATE] NFS_URL [PATH...]\n"
-    "\n"
-    "Read every regular file under PATH (default: the whole export) through\n"
-    "the gateway NFS_URL names, so that its disk cache holds their blocks.\n"
-    "\n"
-    "  NFS_URL            nfs://HOST[:PORT]/EXPORT[?nfsport=N&mountport=N\n"
-    "                     &uid=N&gid=N] (libnfs's URL form)\n"
-    "  PATH               a file or directory inside the export\n"
-    "  --bwlimit RATE     read at most RATE bytes a second (\"50M\")\n"
-    "  -h, --help         this text\n";
+	"Usage: tessera warmup [--bwlimit RATE] NFS_URL [PATH...]\n"
+	"\n"
+	"Read every regular file under PATH (default: the whole export) "
+	"through\n"
+	"the gateway NFS_URL names, so that its disk cache holds their "
+	"blocks.\n"
+	"\n"
+	"  NFS_URL            nfs://HOST[:PORT]/EXPORT[?nfsport=N&mountport=N\n"
+	"                     &uid=N&gid=N] (libnfs's URL form)\n"
+	"  PATH               a file or directory inside the export\n"
+	"  --bwlimit RATE     read at most RATE bytes a second (\"50M\")\n"
+	"  -h, --help         this text\n";
 
 struct warm {
 	struct nfs_context *nfs;
 	uint8_t *buf;
-	uint64_t chunk;   /* bytes per READ */
-	uint64_t limit;   /* bytes a second, 0: no limit */
+	uint64_t chunk; /* bytes per READ */
+	uint64_t limit; /* bytes a second, 0: no limit */
 	uint64_t start_ns;
 	uint64_t files, bytes, dirs, errors, links_skipped;
 	void *seen; /* tsearch tree of inode numbers with nlink > 1 */
@@ -220,8 +222,9 @@ warm_tree(struct warm *w, const char *root)
 				continue;
 			if (e->type == NF3DIR) {
 				if (n == cap)
-					stack = tl_realloc(
-					    stack, sizeof(*stack) * (cap *= 2));
+					stack = tl_realloc(stack,
+							   sizeof(*stack) *
+								   (cap *= 2));
 				stack[n++] = join(dir, e->name);
 				continue;
 			}
@@ -242,9 +245,9 @@ int
 tessera_cmd_warmup(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"bwlimit", required_argument, NULL, 'b'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+		{"bwlimit", required_argument, NULL, 'b'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	struct warm w = {0};
 	struct nfs_url *url = NULL;
@@ -257,20 +260,17 @@ tessera_cmd_warmup(int argc, char **argv)
 			fputs(warmup_usage, stdout);
 			return 0;
 		case 'b':
-			if (tl_parse_size(optarg, &w.limit) == 0 &&
-			    w.limit > 0)
+			if (tl_parse_size(optarg, &w.limit) == 0 && w.limit > 0)
 				break;
-			return tessera_usage_error(warmup_usage,
-						   "bad --bwlimit '%s'",
-						   optarg);
+			return tessera_usage_error(
+				warmup_usage, "bad --bwlimit '%s'", optarg);
 		default:
 			fputs(warmup_usage, stderr);
 			return TESSERA_EXIT_USAGE;
 		}
 	}
 	if (optind >= argc)
-		return tessera_usage_error(warmup_usage, "%s",
-					   "no NFS_URL");
+		return tessera_usage_error(warmup_usage, "%s", "no NFS_URL");
 	if (strncmp(argv[optind], "nfs://", 6) != 0)
 		return tessera_usage_error(warmup_usage,
 					   "'%s' is not an nfs:// URL",
@@ -278,7 +278,7 @@ tessera_cmd_warmup(int argc, char **argv)
 	w.nfs = nfs_init_context();
 	if (w.nfs == NULL) {
 		fprintf(stderr, "tessera: warmup: cannot make an NFS "
-			"context\n");
+				"context\n");
 		return 1;
 	}
 	url = nfs_parse_url_dir(w.nfs, argv[optind]);

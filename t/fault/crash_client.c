@@ -40,11 +40,11 @@
 
 #include "t/nfs/tharness.h"
 
-#define NDIRS 3
-#define NNAMES 12
-#define NSUB 3
-#define FMAX (128 * 1024)    /* file size bound */
-#define WMAX (16 * 1024)     /* write size bound */
+#define NDIRS    3
+#define NNAMES   12
+#define NSUB     3
+#define FMAX     (128 * 1024) /* file size bound */
+#define WMAX     (16 * 1024)  /* write size bound */
 #define MAXFILES 1024
 
 enum { ABSENT, PRESENT, UNKNOWN };
@@ -54,15 +54,15 @@ struct file {
 	uint64_t fileid;
 	struct th_fh fh;
 	uint64_t size;
-	bool size_known;       /* no unstable write pending */
-	uint8_t data[FMAX];    /* what a read returns now */
-	uint8_t known[FMAX];   /* 1: survives a crash */
-	bool pending;          /* unstable writes since the last COMMIT */
+	bool size_known;     /* no unstable write pending */
+	uint8_t data[FMAX];  /* what a read returns now */
+	uint8_t known[FMAX]; /* 1: survives a crash */
+	bool pending;        /* unstable writes since the last COMMIT */
 };
 
 struct slot {
 	int state;
-	int file;              /* PRESENT: index in files[] */
+	int file; /* PRESENT: index in files[] */
 };
 
 static struct th_server srv;
@@ -76,14 +76,13 @@ static int journal_fd = -1;
 static uint64_t n_ops, n_acked;
 
 /* Operation results are printed only when wrong (hundreds per cycle). */
-#define OP_STAT(st, ...) \
-	do { \
-		if ((st) != NFS3_OK) \
-			TH_STAT((st), NFS3_OK, __VA_ARGS__); \
+#define OP_STAT(st, ...)                                                       \
+	do {                                                                   \
+		if ((st) != NFS3_OK)                                           \
+			TH_STAT((st), NFS3_OK, __VA_ARGS__);                   \
 	} while (0)
 
-static void __attribute__((format(printf, 1, 2)))
-journal(const char *fmt, ...)
+static void __attribute__((format(printf, 1, 2))) journal(const char *fmt, ...)
 {
 	char line[256];
 	va_list ap;
@@ -269,8 +268,7 @@ op_name(int d, int n)
 			s->state = t->state = UNKNOWN;
 			return false;
 		}
-		OP_STAT(st, "rename d%d/%s d%d/%s", d, name, dd,
-			dname);
+		OP_STAT(st, "rename d%d/%s d%d/%s", d, name, dd, dname);
 		*t = *s;
 		s->state = ABSENT;
 		journal("rename d%d/%s d%d/%s", d, name, dd, dname);
@@ -453,8 +451,8 @@ verify_names(int cycle)
 				th_diag("cycle %d: d%d/%s is %s, expected %s",
 					cycle, d, name,
 					st == NFS3_OK ? "there" : "missing",
-					s->state == PRESENT ? "there" :
-							      "missing");
+					s->state == PRESENT ? "there"
+							    : "missing");
 				ok = false;
 			}
 		}
@@ -506,8 +504,9 @@ verify_data(int cycle)
 			if (f->known[b] && (b < (uint64_t)size || f->data[b]) &&
 			    got != f->data[b]) {
 				th_diag("cycle %d: file %d byte %llu is %u, "
-					"acknowledged %u", cycle, i,
-					(unsigned long long)b, got, f->data[b]);
+					"acknowledged %u",
+					cycle, i, (unsigned long long)b, got,
+					f->data[b]);
 				ok = false;
 				break;
 			}
@@ -540,7 +539,8 @@ test_verifier(void)
 	th_fill(7, data, sizeof data);
 	TH_REQUIRE(th_create(&cn, &cn.root, "verf", UNCHECKED,
 			     (sattr3[]){th_sattr_mode(0644)}, NULL,
-			     &o) == NFS3_OK, "create verf");
+			     &o) == NFS3_OK,
+		   "create verf");
 	TH_STAT(th_write(&cn, &o.fh, 0, data, sizeof data, UNSTABLE, &w),
 		NFS3_OK, "UNSTABLE write before the crash");
 	memcpy(v1, w.WRITE3res_u.resok.verf, 8);
@@ -554,7 +554,8 @@ test_verifier(void)
 		NFS3_OK, "resent UNSTABLE write");
 	TH_STAT(th_commit(&cn, &o.fh, 0, 0, &c), NFS3_OK, "COMMIT again");
 	TH_CHECK(memcmp(c.COMMIT3res_u.resok.verf, w.WRITE3res_u.resok.verf,
-			8) == 0, "verifier stable within one run");
+			8) == 0,
+		 "verifier stable within one run");
 	TH_REQUIRE(th_server_restart(&srv, true) == 0, "restart (SIGKILL)");
 	connect_all();
 	size = read_all(&o.fh, buf);
@@ -631,9 +632,11 @@ main(int argc, char **argv)
 			break;
 		}
 	}
-	TH_CHECK(bad == 0, "%d crash cycles: every acknowledged byte and "
-		 "name survived (%llu operations, %llu acknowledged)", cycles,
-		 (unsigned long long)n_ops, (unsigned long long)n_acked);
+	TH_CHECK(bad == 0,
+		 "%d crash cycles: every acknowledged byte and "
+		 "name survived (%llu operations, %llu acknowledged)",
+		 cycles, (unsigned long long)n_ops,
+		 (unsigned long long)n_acked);
 	test_verifier();
 	th_disconnect(&cn);
 	th_server_stop(&srv, true);

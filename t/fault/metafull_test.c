@@ -16,7 +16,7 @@
 
 #include "t/nfs/tharness.h"
 
-#define MAXN 200000
+#define MAXN   200000
 #define FILLER (512 * 1024)
 
 static struct th_server srv;
@@ -62,13 +62,17 @@ main(void)
 		if (st != NFS3_OK)
 			break;
 	}
-	TH_STAT(st, NFS3ERR_NOSPC, "the full metadata directory refuses "
-		"CREATE number %d", i + 1);
+	TH_STAT(st, NFS3ERR_NOSPC,
+		"the full metadata directory refuses "
+		"CREATE number %d",
+		i + 1);
 	TH_CHECK(th_null(&cn) == NFS3_OK, "the daemon still answers");
 	for (int j = 0; j < i; j++)
 		missing += !exists(j);
-	TH_CHECK(missing == 0, "all %d acknowledged creates are there "
-		 "(%d missing)", i, missing);
+	TH_CHECK(missing == 0,
+		 "all %d acknowledged creates are there "
+		 "(%d missing)",
+		 i, missing);
 
 	TH_REQUIRE(unlink(filler) == 0, "remove the filler (frees 512 KiB)");
 	st = create(i);

@@ -17,7 +17,7 @@
 #include "t/nfs/tharness.h"
 
 #define FSIZE (512 * 1024)
-#define MAXF 64
+#define MAXF  64
 
 static struct th_server srv;
 static struct th_conn cn;
@@ -53,7 +53,8 @@ read_back(int i, const uint8_t *want)
 		bool eof;
 
 		if (th_read(&cn, &o.fh, off, 65536, buf + off, &got, &eof) !=
-			    NFS3_OK || got == 0)
+			    NFS3_OK ||
+		    got == 0)
 			return false;
 		off += got;
 	}
@@ -85,14 +86,17 @@ main(void)
 		acked[i] = true;
 		nacked++;
 	}
-	TH_CHECK(st == NFS3ERR_NOSPC, "the full store "
-		 "refuses the write after %d files of %d KiB: %s", nacked,
-		 FSIZE / 1024, th_stat_name(st));
+	TH_CHECK(st == NFS3ERR_NOSPC,
+		 "the full store "
+		 "refuses the write after %d files of %d KiB: %s",
+		 nacked, FSIZE / 1024, th_stat_name(st));
 	TH_CHECK(th_null(&cn) == NFS3_OK, "the daemon still answers");
 	for (int j = 0; j < MAXF; j++)
 		if (acked[j])
-			TH_CHECK(read_back(j, data[j]), "f%d (acknowledged) "
-				 "reads back on the full store", j);
+			TH_CHECK(read_back(j, data[j]),
+				 "f%d (acknowledged) "
+				 "reads back on the full store",
+				 j);
 
 	TH_REQUIRE(unlink(filler) == 0, "remove the filler (frees 2 MiB)");
 	st = write_file(i, data[i]);
@@ -101,8 +105,10 @@ main(void)
 		acked[i] = true;
 	for (int j = 0; j < MAXF; j++)
 		if (acked[j])
-			TH_CHECK(read_back(j, data[j]), "f%d reads back after "
-				 "the recovery", j);
+			TH_CHECK(read_back(j, data[j]),
+				 "f%d reads back after "
+				 "the recovery",
+				 j);
 	th_disconnect(&cn);
 	th_server_stop(&srv, false);
 	TH_CHECK(th_server_fsck(&srv) == 0, "fsck clean");

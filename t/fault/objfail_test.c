@@ -18,7 +18,7 @@
 
 #include "t/nfs/tharness.h"
 
-#define FSIZE (256 * 1024)
+#define FSIZE  (256 * 1024)
 #define NFILES 12
 
 static struct th_server srv;
@@ -38,7 +38,8 @@ restart_on(const char *wrap)
 	 * read-back of a block would refuse. */
 	snprintf(arg, sizeof arg, "config --force %s --storage '%s'",
 		 srv.meta_url, url);
-	TH_REQUIRE(th_tessera(&srv, "%s", arg) == 0, "tessera config --storage %s", url);
+	TH_REQUIRE(th_tessera(&srv, "%s", arg) == 0,
+		   "tessera config --storage %s", url);
 	TH_REQUIRE(th_server_restart(&srv, false) == 0, "restart");
 	TH_REQUIRE(th_connect(&cn, srv.port, "/", 0, 0) == 0, "connect");
 }
@@ -101,7 +102,8 @@ main(void)
 	TH_REQUIRE(th_connect(&cn, srv.port, "/", 0, 0) == 0, "connect");
 	TH_REQUIRE(th_create(&cn, &cn.root, "f0", GUARDED,
 			     (sattr3[]){th_sattr_mode(0644)}, NULL,
-			     &o) == NFS3_OK, "create f0");
+			     &o) == NFS3_OK,
+		   "create f0");
 	TH_STAT(th_write(&cn, &o.fh, 0, data[0], FSIZE, FILE_SYNC, NULL),
 		NFS3_OK, "f0 written FILE_SYNC on a healthy store");
 	acked[0] = true;
@@ -110,30 +112,34 @@ main(void)
 	restart_on("fault(err=1,ops=put):");
 	TH_REQUIRE(th_create(&cn, &cn.root, "f1", GUARDED,
 			     (sattr3[]){th_sattr_mode(0644)}, NULL,
-			     &o) == NFS3_OK, "create f1 (metadata only)");
+			     &o) == NFS3_OK,
+		   "create f1 (metadata only)");
 	st = th_write(&cn, &o.fh, 0, data[1], FSIZE, FILE_SYNC, NULL);
 	TH_CHECK(is_failure(st), "FILE_SYNC write while puts fail: %s",
 		 th_stat_name(st));
 	st = th_write(&cn, &o.fh, 0, data[1], 65536, UNSTABLE, NULL);
 	if (st == NFS3_OK) {
 		st = th_commit(&cn, &o.fh, 0, 0, &cr);
-		TH_CHECK(is_failure(st), "COMMIT of an UNSTABLE write while "
-			 "puts fail: %s", th_stat_name(st));
+		TH_CHECK(is_failure(st),
+			 "COMMIT of an UNSTABLE write while "
+			 "puts fail: %s",
+			 th_stat_name(st));
 	} else {
 		TH_CHECK(is_failure(st), "UNSTABLE write while puts fail: %s",
 			 th_stat_name(st));
 	}
 	TH_STAT(lookup("f0", &fh), NFS3_OK, "lookup f0");
 	st = read_check(&fh, data[0], &wrong);
-	TH_CHECK(st == NFS3_OK && !wrong, "f0 still reads back right "
-		 "(gets work): %s", th_stat_name(st));
+	TH_CHECK(st == NFS3_OK && !wrong,
+		 "f0 still reads back right "
+		 "(gets work): %s",
+		 th_stat_name(st));
 
 	/* Every get fails: reads fail, they never invent data. */
 	restart_on("fault(err=1,ops=get):");
 	TH_STAT(lookup("f0", &fh), NFS3_OK, "lookup f0");
 	st = read_check(&fh, data[0], &wrong);
-	TH_CHECK(is_failure(st), "READ while gets fail: %s",
-		 th_stat_name(st));
+	TH_CHECK(is_failure(st), "READ while gets fail: %s", th_stat_name(st));
 
 	/* Random failures behind retries: some calls fail, none lies. */
 	restart_on("retry(attempts=2,base=5ms,cap=20ms):"
@@ -164,11 +170,12 @@ main(void)
 		else if (is_failure(st))
 			rfail++;
 		TH_CHECK(st == NFS3_OK ? !wrong : is_failure(st),
-			 "%s under random faults: %s%s", name,
-			 th_stat_name(st), wrong ? " with WRONG data" : "");
+			 "%s under random faults: %s%s", name, th_stat_name(st),
+			 wrong ? " with WRONG data" : "");
 	}
 	th_diag("random faults: %d writes acknowledged, %d refused; %d "
-		"reads right, %d refused", nok, nfail, rok, rfail);
+		"reads right, %d refused",
+		nok, nfail, rok, rfail);
 
 	/* Healthy again: everything acknowledged is there. */
 	restart_on("");
@@ -178,13 +185,15 @@ main(void)
 			continue;
 		TH_STAT(lookup(name, &fh), NFS3_OK, "lookup %s", name);
 		st = read_check(&fh, data[i], &wrong);
-		TH_CHECK(st == NFS3_OK && !wrong, "acknowledged %s reads back "
-			 "once the store is healthy", name);
+		TH_CHECK(st == NFS3_OK && !wrong,
+			 "acknowledged %s reads back "
+			 "once the store is healthy",
+			 name);
 	}
 	snprintf(name, sizeof name, "f1");
 	TH_STAT(lookup(name, &fh), NFS3_OK, "lookup f1");
-	TH_STAT(th_write(&cn, &fh, 0, data[1], FSIZE, FILE_SYNC, NULL),
-		NFS3_OK, "writes succeed again");
+	TH_STAT(th_write(&cn, &fh, 0, data[1], FSIZE, FILE_SYNC, NULL), NFS3_OK,
+		"writes succeed again");
 	th_disconnect(&cn);
 	th_server_stop(&srv, false);
 	TH_CHECK(th_server_fsck(&srv) == 0,

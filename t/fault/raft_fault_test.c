@@ -86,10 +86,10 @@
 #include "meta/kv.h"
 #include "t/nfs/tharness.h"
 
-#define MAXN 5
-#define NNAMES 16
-#define FMAX (64 * 1024)
-#define WMAX (8 * 1024)
+#define MAXN     5
+#define NNAMES   16
+#define FMAX     (64 * 1024)
+#define WMAX     (8 * 1024)
 #define PROGRESS 100 /* acknowledged operations a fault lasts for */
 
 enum { ABSENT, PRESENT, UNKNOWN };
@@ -98,7 +98,7 @@ enum { ABSENT, PRESENT, UNKNOWN };
 
 struct node {
 	pid_t pid;
-	char addr[32];   /* where clients and peers reach it */
+	char addr[32]; /* where clients and peers reach it */
 	int nfs_port, raft_port;
 	char conf[256];
 	char dir[256];
@@ -110,15 +110,13 @@ static struct {
 	char secret[192];
 	int n;
 	bool netns;
-	unsigned id;     /* of this run: names of namespaces and links */
+	unsigned id; /* of this run: names of namespaces and links */
 	struct node nd[MAXN + 2]; /* [MAXN + 1]: the intruder */
 } g;
 
-static char *
-sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static int
-sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
 sh(const char *fmt, ...)
@@ -202,7 +200,8 @@ net_up(void)
 		    sh("ip link set tsr%ua%d master tsr%ub up", g.id, i,
 		       g.id) != 0 ||
 		    sh("ip netns exec tsr%un%d ip addr add 10.213.%u.%d/24 dev "
-		       "tsr%uc%d", g.id, i, sub, i, g.id, i) != 0 ||
+		       "tsr%uc%d",
+		       g.id, i, sub, i, g.id, i) != 0 ||
 		    sh("ip netns exec tsr%un%d ip link set tsr%uc%d up", g.id,
 		       i, g.id, i) != 0 ||
 		    sh("ip netns exec tsr%un%d ip link set lo up", g.id, i) !=
@@ -221,8 +220,7 @@ cut(int i, bool down)
 	g.nd[i].cut = down;
 }
 
-static void
-write_conf_secret(int i, const char *secret);
+static void write_conf_secret(int i, const char *secret);
 
 static void
 write_conf(int i)
@@ -252,7 +250,8 @@ write_conf_secret(int i, const char *secret)
 	snprintf(g.nd[i].dir, sizeof(g.nd[i].dir), "%s/n%d", top, i);
 	f = fopen(g.nd[i].conf, "w");
 	TH_REQUIRE(f != NULL, "write %s", g.nd[i].conf);
-	fprintf(f, "raft_id = %d\nraft_dir = %s\nraft_address = %s:%d\n"
+	fprintf(f,
+		"raft_id = %d\nraft_dir = %s\nraft_address = %s:%d\n"
 		"raft_peers = %s\nraft_secret_file = %s\n"
 		"raft_election_timeout = 500ms\nraft_heartbeat = 50ms\n"
 		"raft_timeout = 4s\nraft_snapshot_entries = 256\n"
@@ -425,7 +424,7 @@ struct client {
 	int id;
 	pthread_t thread;
 	struct th_conn cn;
-	int gw;                 /* the gateway it talks to now */
+	int gw; /* the gateway it talks to now */
 	struct th_fh dirfh;
 	int state[NNAMES];
 	struct cfile *f[NNAMES];
@@ -724,12 +723,13 @@ check_client(struct client *c, int cycle)
 				continue;
 			}
 			sz = read_all(&cn, &f->fh, buf);
-			for (int64_t i = 0; sz >= 0 && i < (int64_t)f->size; i++)
+			for (int64_t i = 0; sz >= 0 && i < (int64_t)f->size;
+			     i++)
 				if (f->known[i] &&
 				    (i >= sz || buf[i] != f->data[i])) {
 					th_diag("client %d: %s byte %lld "
-						"differs", c->id, name,
-						(long long)i);
+						"differs",
+						c->id, name, (long long)i);
 					bad++;
 					break;
 				}
@@ -760,10 +760,11 @@ check_client(struct client *c, int cycle)
 					(unsigned long long)c->f[a]->fileid);
 				bad++;
 			}
-	TH_CHECK(bad == 0, "cycle %d: client %d's acknowledged operations "
+	TH_CHECK(bad == 0,
+		 "cycle %d: client %d's acknowledged operations "
 		 "are all there, through gateway %d (%llu acknowledged, %llu "
-		 "unknown so far)", cycle, c->id, where,
-		 (unsigned long long)c->acked,
+		 "unknown so far)",
+		 cycle, c->id, where, (unsigned long long)c->acked,
 		 (unsigned long long)c->unknown);
 	th_disconnect(&cn);
 	free(buf);
@@ -779,15 +780,20 @@ check_group(int cycle)
 		g.nd[wait_leader()].conf, g.dir);
 	if (rc != 0)
 		sh("sed 's/^/#   /' %s/verify.out", g.dir);
-	TH_CHECK(rc == 0, "cycle %d: tessera raft verify: the replicas are "
-		 "identical", cycle);
+	TH_CHECK(rc == 0,
+		 "cycle %d: tessera raft verify: the replicas are "
+		 "identical",
+		 cycle);
 	for (int i = 1; i <= g.n; i++) {
 		rc = sh("%s -c %s fsck raft:// > %s/fsck%d.out 2>&1",
 			tessera_bin(), g.nd[i].conf, g.dir, i);
 		if (rc != 0)
-			sh("tail -20 %s/fsck%d.out | sed 's/^/#   /'", g.dir, i);
-		TH_CHECK(rc == 0, "cycle %d: tessera fsck through node %d: "
-			 "clean", cycle, i);
+			sh("tail -20 %s/fsck%d.out | sed 's/^/#   /'", g.dir,
+			   i);
+		TH_CHECK(rc == 0,
+			 "cycle %d: tessera fsck through node %d: "
+			 "clean",
+			 cycle, i);
 	}
 }
 
@@ -825,8 +831,10 @@ static void
 check_healed(int k, const char *what)
 {
 	TH_CHECK(wait_healthy(), "cycle %d: every node back and caught up", k);
-	TH_CHECK(wait_progress(PROGRESS / 2), "cycle %d: the clients go on "
-		 "after the %s", k, what);
+	TH_CHECK(wait_progress(PROGRESS / 2),
+		 "cycle %d: the clients go on "
+		 "after the %s",
+		 k, what);
 	pause_clients(true);
 	for (int i = 0; i < ncl; i++)
 		check_client(&cl[i], k);
@@ -838,10 +846,17 @@ check_healed(int k, const char *what)
 
 static uint64_t t_start;
 
-enum fault { F_KILL_LEADER, F_KILL_FOLLOWER, F_KILL_TWO, F_STOP_LEADER,
-	     F_CUT_FOLLOWER, F_CUT_LEADER, F_N };
-static const char *const fault_name[] = {"kill-leader", "kill-follower",
-					 "kill-two", "stop-leader",
+enum fault {
+	F_KILL_LEADER,
+	F_KILL_FOLLOWER,
+	F_KILL_TWO,
+	F_STOP_LEADER,
+	F_CUT_FOLLOWER,
+	F_CUT_LEADER,
+	F_N
+};
+static const char *const fault_name[] = {"kill-leader",  "kill-follower",
+					 "kill-two",     "stop-leader",
 					 "cut-follower", "cut-leader"};
 
 static void
@@ -882,8 +897,10 @@ cycle(int k, enum fault f)
 	default:
 		break;
 	}
-	TH_CHECK(wait_progress(PROGRESS), "cycle %d: %s: the clients of the "
-		 "other gateways go on", k, fault_name[f]);
+	TH_CHECK(wait_progress(PROGRESS),
+		 "cycle %d: %s: the clients of the "
+		 "other gateways go on",
+		 k, fault_name[f]);
 	/* heal */
 	for (int i = 1; i <= g.n; i++) {
 		if (g.nd[i].stopped) {
@@ -907,17 +924,17 @@ cycle(int k, enum fault f)
 				break;
 			usleep(100000);
 		}
-		TH_CHECK(t > term, "cycle %d: the stopped leader %d resumed "
-			 "and left term %llu (now in %llu)", k, l,
-			 (unsigned long long)term, (unsigned long long)t);
+		TH_CHECK(t > term,
+			 "cycle %d: the stopped leader %d resumed "
+			 "and left term %llu (now in %llu)",
+			 k, l, (unsigned long long)term, (unsigned long long)t);
 	}
 	check_healed(k, "healing");
 }
 
 /* ---- peers that are not of the group --------------------------------------- */
 
-static long
-file_size(const char *path);
+static long file_size(const char *path);
 
 /* Whether node i wrote what since its log had off bytes. */
 static bool
@@ -957,8 +974,8 @@ intruders(void)
 	sa.sin_port = htons((uint16_t)g.nd[1].raft_port);
 	inet_pton(AF_INET, g.nd[1].addr, &sa.sin_addr);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	TH_REQUIRE(fd >= 0 && connect(fd, (struct sockaddr *)&sa,
-				      sizeof(sa)) == 0,
+	TH_REQUIRE(fd >= 0 &&
+			   connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
 		   "connect to node 1's raft port");
 	th_fill(12345, junk, sizeof(junk));
 	junk[0] = 'G'; /* whatever the fill: not a hello */
@@ -978,8 +995,8 @@ intruders(void)
 	char bad[300], bin[512], log[300];
 
 	snprintf(bad, sizeof(bad), "%s/other.key", g.dir);
-	TH_REQUIRE(sh("%s raft secret %s >/dev/null", tessera_bin(), bad) ==
-			   0, "tessera raft secret (another one)");
+	TH_REQUIRE(sh("%s raft secret %s >/dev/null", tessera_bin(), bad) == 0,
+		   "tessera raft secret (another one)");
 	/* with namespaces, the bridge's address (the root namespace) */
 	snprintf(g.nd[x].addr, sizeof(g.nd[x].addr), "%s",
 		 g.netns ? g.nd[1].addr : "127.0.0.1");
@@ -1010,13 +1027,14 @@ intruders(void)
 	seen = false;
 	for (int tries = 0; tries < 300 && !seen; tries++) {
 		for (int i = 1; i <= g.n && !seen; i++)
-			seen = log_has(i, offs[i], "without proving the "
+			seen = log_has(i, offs[i],
+				       "without proving the "
 				       "cluster secret");
 		if (!seen)
 			usleep(100000);
 	}
 	TH_CHECK(seen, "a node with another secret is refused by the group, "
-		 "and logged");
+		       "and logged");
 	kill(g.nd[x].pid, SIGKILL);
 	waitpid(g.nd[x].pid, &st, 0);
 	g.nd[x].pid = 0;
@@ -1039,8 +1057,8 @@ static bool
 connect_gw(struct th_conn *cn, int i)
 {
 	for (int tries = 0; tries < 300; tries++) {
-		if (th_connect_host(cn, g.nd[i].addr, g.nd[i].nfs_port, "/",
-				    0, 0) == 0)
+		if (th_connect_host(cn, g.nd[i].addr, g.nd[i].nfs_port, "/", 0,
+				    0) == 0)
 			return true;
 		th_disconnect(cn);
 		usleep(100000);
@@ -1083,19 +1101,23 @@ lmdb_convert(void)
 		rc = th_create(&cn, &d.fh, name, GUARDED,
 			       (sattr3[]){th_sattr_mode(0644)}, NULL, &o);
 		if (rc == NFS3_OK)
-			rc = th_write(&cn, &o.fh, 0, buf, pre_len(k),
-				      FILE_SYNC, NULL);
-		TH_REQUIRE(rc == NFS3_OK, "pre/%s: %u bytes written through "
-			   "the lmdb:// gateway", name, pre_len(k));
+			rc = th_write(&cn, &o.fh, 0, buf, pre_len(k), FILE_SYNC,
+				      NULL);
+		TH_REQUIRE(rc == NFS3_OK,
+			   "pre/%s: %u bytes written through "
+			   "the lmdb:// gateway",
+			   name, pre_len(k));
 	}
 	th_disconnect(&cn);
 	free(buf);
 	kill_node(1, SIGTERM);
 	node_meta = "raft://";
-	out = sh_out("%s%s -c %s raft convert %s 2>&1", in_ns(1),
-		     tessera_bin(), g.nd[1].conf, url);
-	TH_REQUIRE(strstr(out, "done") != NULL, "tessera raft convert %s "
-		   "(%s)", url, out);
+	out = sh_out("%s%s -c %s raft convert %s 2>&1", in_ns(1), tessera_bin(),
+		     g.nd[1].conf, url);
+	TH_REQUIRE(strstr(out, "done") != NULL,
+		   "tessera raft convert %s "
+		   "(%s)",
+		   url, out);
 	free(out);
 }
 
@@ -1126,8 +1148,10 @@ check_pre(const char *when)
 			    memcmp(buf, want, pre_len(k)) != 0)
 				bad++;
 		}
-		TH_CHECK(bad == 0, "%s: the %d files written on lmdb:// read "
-			 "back whole through gateway %d", when, NPRE, i);
+		TH_CHECK(bad == 0,
+			 "%s: the %d files written on lmdb:// read "
+			 "back whole through gateway %d",
+			 when, NPRE, i);
 		th_disconnect(&cn);
 	}
 	free(buf);
@@ -1147,7 +1171,8 @@ wait_exit(int i)
 		if (waitpid(g.nd[i].pid, &st, WNOHANG) == g.nd[i].pid) {
 			g.nd[i].pid = 0;
 			g.nd[i].up = false;
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			return WIFEXITED(st) ? WEXITSTATUS(st)
+					     : 128 + WTERMSIG(st);
 		}
 		usleep(100000);
 	}
@@ -1160,7 +1185,8 @@ static char *
 newest(int i, const char *re)
 {
 	char *out = sh_out("ls %s/log | grep -E '%s' | sort -t- -k2,2n -k3,3n "
-			   "| tail -1", g.nd[i].dir, re);
+			   "| tail -1",
+			   g.nd[i].dir, re);
 
 	out[strcspn(out, "\n")] = '\0';
 	return out;
@@ -1207,8 +1233,10 @@ replace_node(int k, int i)
 	TH_REQUIRE(l > 0 && l != i, "cycle %d: a leader", k);
 	out = sh_out("%s -c %s raft remove %d 2>&1", tessera_bin(),
 		     g.nd[l].conf, i);
-	TH_CHECK(strstr(out, "done") != NULL, "cycle %d: tessera raft remove "
-		 "%d (%s)", k, i, out);
+	TH_CHECK(strstr(out, "done") != NULL,
+		 "cycle %d: tessera raft remove "
+		 "%d (%s)",
+		 k, i, out);
 	free(out);
 	sh("rm -rf '%s'", g.nd[i].dir);
 	start_node(i);
@@ -1222,8 +1250,10 @@ replace_node(int k, int i)
 		out = NULL;
 		usleep(100000); /* the new node may still be seeding */
 	}
-	TH_CHECK(out != NULL, "cycle %d: tessera raft add %d: the node joins "
-		 "again", k, i);
+	TH_CHECK(out != NULL,
+		 "cycle %d: tessera raft add %d: the node joins "
+		 "again",
+		 k, i);
 	free(out);
 	check_healed(k, "repair");
 }
@@ -1319,7 +1349,8 @@ corrupt_entry(int i, const char *name, uint64_t lo, uint64_t hi)
 	}
 	if (found) {
 		b[hit] ^= 0x5a;
-		put_le32(b + hit_batch + 4, libraft_crc(b + hit_data, hit_dlen));
+		put_le32(b + hit_batch + 4,
+			 libraft_crc(b + hit_data, hit_dlen));
 		if (fseek(f, 0, SEEK_SET) != 0 || fwrite(b, 1, len, f) != len)
 			found = 0;
 	}
@@ -1413,11 +1444,14 @@ corrupt_entry_cycle(int k)
 		start_node(o);
 		TH_CHECK(wait_healthy(), "cycle %d: node %d back", k, o);
 	}
-	TH_REQUIRE(index > 0, "cycle %d: a committed command entry of node "
+	TH_REQUIRE(index > 0,
+		   "cycle %d: a committed command entry of node "
 		   "%d, in a closed segment, above its snapshot: one byte "
-		   "flipped, libraft's checksum recomputed", k, o);
+		   "flipped, libraft's checksum recomputed",
+		   k, o);
 	th_diag("cycle %d: entry %llu of node %d corrupted (its snapshot at "
-		"%llu, the commit at %llu)", k, (unsigned long long)index, o,
+		"%llu, the commit at %llu)",
+		k, (unsigned long long)index, o,
 		(unsigned long long)snapshot_index(o),
 		(unsigned long long)commit);
 	snprintf(path, sizeof(path), "%s/n%d.log", g.dir, o);
@@ -1434,11 +1468,14 @@ corrupt_entry_cycle(int k)
 		usleep(100000);
 	}
 	pause_clients(false);
-	TH_CHECK(!strstr(log, "refuses to start"), "cycle %d: libraft loaded "
-		 "the segment (its checksums hold)", k);
+	TH_CHECK(!strstr(log, "refuses to start"),
+		 "cycle %d: libraft loaded "
+		 "the segment (its checksums hold)",
+		 k);
 	TH_CHECK(strstr(log, what) != NULL && strstr(log, "not applied"),
 		 "cycle %d: node %d refuses to apply entry %llu, and says "
-		 "why", k, o, (unsigned long long)index);
+		 "why",
+		 k, o, (unsigned long long)index);
 	if (!strstr(log, what))
 		th_diag("%s", log);
 	free(log);
@@ -1447,8 +1484,10 @@ corrupt_entry_cycle(int k)
 	 * while tesserad starts or later; a node still running is checked
 	 * to apply nothing. */
 	a0 = applied_of(o, NULL);
-	TH_CHECK(wait_progress(PROGRESS), "cycle %d: the clients of the "
-		 "other gateways go on", k);
+	TH_CHECK(wait_progress(PROGRESS),
+		 "cycle %d: the clients of the "
+		 "other gateways go on",
+		 k);
 	if (waitpid(g.nd[o].pid, &st, WNOHANG) == g.nd[o].pid) {
 		g.nd[o].pid = 0;
 		g.nd[o].up = false;
@@ -1471,8 +1510,10 @@ corrupt_entry_cycle(int k)
 		if (rc == 0)
 			rc = th_getattr(&cn, &cn.root, &at);
 		th_disconnect(&cn);
-		TH_CHECK(rc != 0, "cycle %d: node %d answers no NFS request "
-			 "with data (%d)", k, o, rc);
+		TH_CHECK(rc != 0,
+			 "cycle %d: node %d answers no NFS request "
+			 "with data (%d)",
+			 k, o, rc);
 	}
 	kill_node(o, SIGKILL); /* the operator stops it */
 	replace_node(k, o);
@@ -1483,8 +1524,8 @@ enum corruption { C_SEGMENT, C_SNAPSHOT };
 static void
 corrupt_cycle(int k, enum corruption c)
 {
-	const char *what = c == C_SEGMENT ? "a closed log segment"
-					  : "the newest snapshot";
+	const char *what =
+		c == C_SEGMENT ? "a closed log segment" : "the newest snapshot";
 	char path[512], *name, *log;
 	int l = wait_leader(), o, rc;
 	long size;
@@ -1525,8 +1566,10 @@ corrupt_cycle(int k, enum corruption c)
 	size = file_size(path);
 	/* a segment: 8 bytes in its middle (headers and data are all under
 	 * libraft's checksums); the snapshot: the last byte of its index */
-	TH_REQUIRE(size > (c == C_SEGMENT ? 64 : 16), "cycle %d: %s is %ld "
-		   "bytes", k, path, size);
+	TH_REQUIRE(size > (c == C_SEGMENT ? 64 : 16),
+		   "cycle %d: %s is %ld "
+		   "bytes",
+		   k, path, size);
 	TH_REQUIRE(c == C_SEGMENT ? flip(path, size / 2, 8)
 				  : flip(path, size - 5, 1),
 		   "cycle %d: flip bytes of %s", k, path);
@@ -1535,20 +1578,25 @@ corrupt_cycle(int k, enum corruption c)
 	size = file_size(path);
 	start_node(o);
 	rc = wait_exit(o);
-	TH_CHECK(rc > 0 && rc < 128, "cycle %d: node %d refuses to start on "
-		 "%s (exit status %d)", k, o, what, rc);
+	TH_CHECK(rc > 0 && rc < 128,
+		 "cycle %d: node %d refuses to start on "
+		 "%s (exit status %d)",
+		 k, o, what, rc);
 	if (rc == -1)
 		kill_node(o, SIGKILL);
 	/* what it wrote in this start */
 	log = sh_out("tail -c +%ld %s", size + 1, path);
 	TH_CHECK(strstr(log, "refuses to start") != NULL &&
-			 strstr(log, c == C_SEGMENT ? "log" : "snapshot") != NULL,
+			 strstr(log, c == C_SEGMENT ? "log" : "snapshot") !=
+				 NULL,
 		 "cycle %d: and says why", k);
 	if (!strstr(log, "refuses to start"))
 		th_diag("%s", log);
 	free(log);
-	TH_CHECK(wait_progress(PROGRESS), "cycle %d: the clients of the other "
-		 "gateways go on", k);
+	TH_CHECK(wait_progress(PROGRESS),
+		 "cycle %d: the clients of the other "
+		 "gateways go on",
+		 k);
 	replace_node(k, o);
 }
 
@@ -1580,9 +1628,9 @@ main(void)
 	tl_log_set_level(TL_LOG_ERR);
 	th_set_stall_ms(10000); /* a stopped or cut gateway: try another */
 	t_start = th_now_ms();
-	g.netns = getuid() == 0 && !(getenv("RAFT_FAULT_NETNS") &&
-				     strcmp(getenv("RAFT_FAULT_NETNS"), "0") ==
-					     0);
+	g.netns = getuid() == 0 &&
+		  !(getenv("RAFT_FAULT_NETNS") &&
+		    strcmp(getenv("RAFT_FAULT_NETNS"), "0") == 0);
 	if (g.netns && !net_up()) {
 		th_diag("no network namespaces here: gateways on loopback, "
 			"without the cut-* cycles");
@@ -1602,9 +1650,11 @@ main(void)
 	}
 	snprintf(g.secret, sizeof(g.secret), "%s/raft.key", g.dir);
 	TH_REQUIRE(sh("%s raft secret %s >/dev/null", tessera_bin(),
-		      g.secret) == 0, "tessera raft secret");
+		      g.secret) == 0,
+		   "tessera raft secret");
 	sh("echo '/ 127.0.0.1(rw,insecure,no_root_squash) "
-	   "10.213.0.0/16(rw,insecure,no_root_squash)' > %s/exports", g.dir);
+	   "10.213.0.0/16(rw,insecure,no_root_squash)' > %s/exports",
+	   g.dir);
 	for (int i = 1; i <= g.n; i++)
 		write_conf(i);
 	lmdb_convert();
@@ -1614,13 +1664,12 @@ main(void)
 	for (int i = 2; i <= g.n; i++) {
 		out = sh_out("%s -c %s raft add %d %s:%d 2>&1", tessera_bin(),
 			     g.nd[1].conf, i, g.nd[i].addr, g.nd[i].raft_port);
-		TH_REQUIRE(strstr(out, "done") != NULL, "node %d joins (%s)",
-			   i, out);
+		TH_REQUIRE(strstr(out, "done") != NULL, "node %d joins (%s)", i,
+			   out);
 		free(out);
 	}
 	TH_REQUIRE(wait_healthy(), "%d nodes up", g.n);
-	out = sh_out("%s -c %s raft status 2>&1", tessera_bin(),
-		     g.nd[1].conf);
+	out = sh_out("%s -c %s raft status 2>&1", tessera_bin(), g.nd[1].conf);
 	{
 		int voters = 0;
 
@@ -1628,8 +1677,8 @@ main(void)
 			voters++;
 		TH_CHECK(strstr(out, "leader") && voters == g.n,
 			 "tessera raft status: a leader, %d voters", g.n);
-		sh("%s -c %s raft status 2>&1 | sed 's/^/#   /'",
-		   tessera_bin(), g.nd[1].conf);
+		sh("%s -c %s raft status 2>&1 | sed 's/^/#   /'", tessera_bin(),
+		   g.nd[1].conf);
 	}
 	free(out);
 	check_pre("after the conversion");
@@ -1645,8 +1694,8 @@ main(void)
 		c->id = i;
 		c->gw = i + 1;
 		c->rng = (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ULL ^
-			 (getenv("TH_SEED") ? strtoull(getenv("TH_SEED"), 0,
-						       10) : 1);
+			 (getenv("TH_SEED") ? strtoull(getenv("TH_SEED"), 0, 10)
+					    : 1);
 		/* a node that joined may still be opening its volume */
 		for (int tries = 0;; tries++) {
 			rc = th_connect_host(&c->cn, g.nd[c->gw].addr,
@@ -1661,7 +1710,8 @@ main(void)
 		c->connected = true;
 		sprintf(d, "c%d", i);
 		TH_REQUIRE(th_mkdir(&c->cn, &c->cn.root, d, NULL, &o) ==
-				   NFS3_OK && o.fh_follows,
+					   NFS3_OK &&
+				   o.fh_follows,
 			   "mkdir %s", d);
 		c->dirfh = o.fh;
 	}
@@ -1699,8 +1749,8 @@ main(void)
 		pthread_join(cl[i].thread, NULL);
 		th_disconnect(&cl[i].cn);
 		th_diag("client %d: %llu acknowledged, %llu unknown, %llu "
-			"gateway switches", i,
-			(unsigned long long)cl[i].acked,
+			"gateway switches",
+			i, (unsigned long long)cl[i].acked,
 			(unsigned long long)cl[i].unknown,
 			(unsigned long long)cl[i].switches);
 		for (int n = 0; n < NNAMES; n++)

@@ -32,8 +32,8 @@
 #include "t/nfs/tharness.h"
 
 #define CLIENTS 4
-#define FMAX (96 * 1024)
-#define PIECE (32 * 1024)
+#define FMAX    (96 * 1024)
+#define PIECE   (32 * 1024)
 
 static struct th_server srv;
 static char ackpath[300];
@@ -90,13 +90,13 @@ client(int cycle, int w, uint64_t seed)
 			break;
 		for (off = 0; off < size; off += PIECE)
 			if (th_write(&c, &o.fh, off, buf + off,
-				     (size - off < PIECE ? size - off : PIECE), UNSTABLE,
-				     NULL) != NFS3_OK)
+				     (size - off < PIECE ? size - off : PIECE),
+				     UNSTABLE, NULL) != NFS3_OK)
 				goto out;
 		if (th_commit(&c, &o.fh, 0, 0, &cr) != NFS3_OK)
 			break;
-		n = snprintf(line, sizeof line, "%d %d %d %u\n", cycle, w,
-			     seq, size);
+		n = snprintf(line, sizeof line, "%d %d %d %u\n", cycle, w, seq,
+			     size);
 		if (write(fd, line, (size_t)n) != n)
 			_exit(1);
 	}
@@ -134,14 +134,16 @@ verify(struct th_conn *c, long *bad)
 		     th_getattr(c, &o.fh, &a) == NFS3_OK && a.size == size;
 		while (ok && off < size) {
 			ok = th_read(c, &o.fh, off, size - off, got + off,
-				     &got_n, &eof) == NFS3_OK && got_n > 0;
+				     &got_n, &eof) == NFS3_OK &&
+			     got_n > 0;
 			off += got_n;
 		}
 		if (!ok || memcmp(want, got, size) != 0) {
 			if (*bad < 10)
 				th_diag("%s/%s (%u bytes, acknowledged): %s",
 					dname, name, size,
-					ok ? "wrong bytes" : "missing or short");
+					ok ? "wrong bytes"
+					   : "missing or short");
 			++*bad;
 		}
 	}
@@ -196,17 +198,19 @@ main(void)
 		for (int w = 0; w < CLIENTS; w++)
 			waitpid(kids[w], NULL, 0);
 		th_server_stop(&srv, true);
-		TH_CHECK(th_server_fsck(&srv) == 0, "cycle %d (killed after "
-			 "%u ms): fsck clean", cy, ms);
+		TH_CHECK(th_server_fsck(&srv) == 0,
+			 "cycle %d (killed after "
+			 "%u ms): fsck clean",
+			 cy, ms);
 		TH_REQUIRE(th_server_restart(&srv, true) == 0,
 			   "cycle %d: restart", cy);
-		TH_REQUIRE(th_connect(&c, srv.port, "/", 0, 0) == 0,
-			   "connect");
+		TH_REQUIRE(th_connect(&c, srv.port, "/", 0, 0) == 0, "connect");
 		n = verify(&c, &bad);
 		th_disconnect(&c);
-		TH_CHECK(n > total && bad == 0, "cycle %d: all %ld "
-			 "acknowledged files intact (%ld new, %ld bad)", cy, n,
-			 n - total, bad);
+		TH_CHECK(n > total && bad == 0,
+			 "cycle %d: all %ld "
+			 "acknowledged files intact (%ld new, %ld bad)",
+			 cy, n, n - total, bad);
 		if (bad)
 			break;
 		total = n;
@@ -217,8 +221,10 @@ main(void)
 		int st = th_tessera(&srv, "gc '%s'", srv.meta_url);
 		long leaked = th_tool_figure(&srv, "leaked:");
 
-		TH_CHECK(st == 0 && leaked == 0, "tessera gc: no object "
-			 "leaked (%ld)", leaked);
+		TH_CHECK(st == 0 && leaked == 0,
+			 "tessera gc: no object "
+			 "leaked (%ld)",
+			 leaked);
 	}
 	th_server_destroy(&srv);
 	return th_done();

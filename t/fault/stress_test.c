@@ -18,8 +18,8 @@
 
 #include "t/nfs/tharness.h"
 
-#define NDIRS 4
-#define NNAMES 16
+#define NDIRS      4
+#define NNAMES     16
 #define MAXCLIENTS 16
 
 static struct th_server srv;
@@ -83,8 +83,10 @@ one_op(struct client *k)
 	if (r < 15) {
 		sattr3 sa = th_sattr_mode(0644);
 
-		result(k, th_create(&k->c, &k->dirs[d], name, GUARDED, &sa,
-				    NULL, &o), "create");
+		result(k,
+		       th_create(&k->c, &k->dirs[d], name, GUARDED, &sa, NULL,
+				 &o),
+		       "create");
 	} else if (r < 22) {
 		result(k, th_mkdir(&k->c, &k->dirs[d], name, NULL, &o),
 		       "mkdir");
@@ -93,8 +95,9 @@ one_op(struct client *k)
 	} else if (r < 38) {
 		result(k, th_rmdir(&k->c, &k->dirs[d], name), "rmdir");
 	} else if (r < 48) {
-		result(k, th_rename(&k->c, &k->dirs[d], name, &k->dirs[d2],
-				    name2), "rename");
+		result(k,
+		       th_rename(&k->c, &k->dirs[d], name, &k->dirs[d2], name2),
+		       "rename");
 	} else if (r < 90) {
 		/* Operations on an object found by name. */
 		st = th_lookup(&k->c, &k->dirs[d], name, &o);
@@ -114,16 +117,18 @@ one_op(struct client *k)
 		len = 1 + (uint32_t)(th_rand(&k->rng) % sizeof(buf));
 		th_fill(th_rand(&k->rng), buf, len);
 		if (r < 60) {
-			result(k, th_write(&k->c, &o.fh,
-					   th_rand(&k->rng) % 200000, buf,
-					   len, r < 54 ? UNSTABLE : FILE_SYNC,
-					   NULL), "write");
+			result(k,
+			       th_write(&k->c, &o.fh, th_rand(&k->rng) % 200000,
+					buf, len, r < 54 ? UNSTABLE : FILE_SYNC,
+					NULL),
+			       "write");
 		} else if (r < 66) {
 			result(k, th_commit(&k->c, &o.fh, 0, 0, NULL),
 			       "commit");
 		} else if (r < 76) {
-			result(k, th_read(&k->c, &o.fh, 0, len, buf, &got,
-					  &eof), "read");
+			result(k,
+			       th_read(&k->c, &o.fh, 0, len, buf, &got, &eof),
+			       "read");
 		} else if (r < 82) {
 			sattr3 sa = th_sattr_none();
 
@@ -132,8 +137,9 @@ one_op(struct client *k)
 			result(k, th_setattr(&k->c, &o.fh, &sa, NULL, NULL),
 			       "truncate");
 		} else {
-			result(k, th_link(&k->c, &o.fh, &k->dirs[d2], name2,
-					  NULL), "link");
+			result(k,
+			       th_link(&k->c, &o.fh, &k->dirs[d2], name2, NULL),
+			       "link");
 		}
 	} else {
 		struct th_dirpage p;
@@ -183,8 +189,8 @@ main(void)
 {
 	const char *e = getenv("STRESS_SECONDS");
 	unsigned secs = e ? (unsigned)atoi(e) : 20;
-	int nclients = getenv("STRESS_CLIENTS") ?
-			       atoi(getenv("STRESS_CLIENTS")) : 6;
+	int nclients =
+		getenv("STRESS_CLIENTS") ? atoi(getenv("STRESS_CLIENTS")) : 6;
 	struct client *ks;
 	pthread_t t[MAXCLIENTS];
 	struct th_conn c;
@@ -193,8 +199,8 @@ main(void)
 
 	if (nclients < 1 || nclients > MAXCLIENTS)
 		nclients = 6;
-	seed = getenv("TH_SEED") ? strtoull(getenv("TH_SEED"), NULL, 0) :
-				   (uint64_t)time(NULL);
+	seed = getenv("TH_SEED") ? strtoull(getenv("TH_SEED"), NULL, 0)
+				 : (uint64_t)time(NULL);
 	printf("# seed %llu, %d clients, %u s\n", (unsigned long long)seed,
 	       nclients, secs);
 	TH_REQUIRE(th_server_start(&srv, NULL, NULL) == 0, "start tesserad");
@@ -213,7 +219,8 @@ main(void)
 	}
 	for (int i = 0; i < nclients; i++)
 		pthread_join(t[i], NULL);
-	TH_CHECK(n_bad == 0, "%llu operations by %d clients, %llu lost "
+	TH_CHECK(n_bad == 0,
+		 "%llu operations by %d clients, %llu lost "
 		 "races (expected errors), %llu unexpected errors",
 		 (unsigned long long)n_ops, nclients,
 		 (unsigned long long)n_races, (unsigned long long)n_bad);
@@ -223,7 +230,8 @@ main(void)
 	/* Stop the daemon (cleanly) so buffered data is flushed and the
 	 * check sees a quiet volume. */
 	th_server_stop(&srv, false);
-	TH_CHECK(th_server_fsck(&srv) == 0, "tessera fsck clean after the storm");
+	TH_CHECK(th_server_fsck(&srv) == 0,
+		 "tessera fsck clean after the storm");
 	free(ks);
 	return th_done();
 }

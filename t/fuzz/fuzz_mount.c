@@ -26,8 +26,7 @@ fill_list(void)
 {
 	char host[32];
 
-	for (unsigned i = 0; nfsd_mounts_count(tl_mono_ns()) <
-			     NFSD_MOUNTS_MAX;
+	for (unsigned i = 0; nfsd_mounts_count(tl_mono_ns()) < NFSD_MOUNTS_MAX;
 	     i++) {
 		snprintf(host, sizeof(host), "10.%u.%u.%u", i >> 16,
 			 (i >> 8) & 255, i & 255);

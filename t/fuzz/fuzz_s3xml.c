@@ -34,8 +34,8 @@ plain(void *arg, const char *key, uint64_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const tags[] = {"Code", "Message", "UploadId",
-					   "Key", "ETag"};
+	static const char *const tags[] = {"Code", "Message", "UploadId", "Key",
+					   "ETag"};
 	char *xml = tl_malloc(size > 0 ? size : 1), *next = NULL, *z;
 	size_t n = 0;
 	bool truncated;

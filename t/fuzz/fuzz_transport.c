@@ -56,9 +56,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	free(cfg.listen);
 	cfg.listen = tl_strdup("127.0.0.1:0");
 	free(cfg.exports);
-	cfg.exports = fuzz_vol_file("exports",
-				    "/ 127.0.0.0/24(rw,insecure,no_root_squash)\n"
-				    "/ro 127.0.0.0/24(ro,insecure)\n");
+	cfg.exports = fuzz_vol_file(
+		"exports", "/ 127.0.0.0/24(rw,insecure,no_root_squash)\n"
+			   "/ro 127.0.0.0/24(ro,insecure)\n");
 	cfg.workers = 2;
 	cfg.max_record_size = (1u << 20) + (64u << 10);
 	cfg.request_memory = 1u << 20;
@@ -153,8 +153,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
 			n = recv(fd, junk, sizeof(junk), 0);
-			if (n == 0 || (n < 0 && errno != EAGAIN &&
-				       errno != EINTR))
+			if (n == 0 ||
+			    (n < 0 && errno != EAGAIN && errno != EINTR))
 				break; /* closed: after EOF, or refused */
 		}
 		if (off < size && (p.revents & POLLOUT)) {

@@ -103,8 +103,8 @@ encode(struct tl_buf *b, uint32_t prog, uint32_t vers, uint32_t proc,
        xdrproc_t xargs, void *args)
 {
 	static uint32_t xid = 1;
-	uint32_t w[] = {xid++, 0, 2, prog, vers, proc, AUTH_SYS,
-			24, 1, 1, 'f' << 24, 0, 0, 0, AUTH_NONE, 0};
+	uint32_t w[] = {xid++, 0, 2,         prog, vers, proc, AUTH_SYS,  24,
+			1,     1, 'f' << 24, 0,    0,    0,    AUTH_NONE, 0};
 	size_t size = xargs != NULL ? xdr_sizeof(xargs, args) : 0;
 	XDR x;
 
@@ -153,10 +153,10 @@ dop(int dir, const char *name)
 	return d;
 }
 
-#define NFS(name, proc, type, ...)                                      \
-	do {                                                             \
-		type a_ = __VA_ARGS__;                                   \
-		nfs(name, proc, (xdrproc_t)xdr_##type, &a_);             \
+#define NFS(name, proc, type, ...)                                             \
+	do {                                                                   \
+		type a_ = __VA_ARGS__;                                         \
+		nfs(name, proc, (xdrproc_t)xdr_##type, &a_);                   \
 	} while (0)
 
 static void
@@ -191,14 +191,15 @@ gen_nfs(void)
 		a.where = dop(ROOT, "n");
 		a.how.mode = UNCHECKED;
 		a.how.createhow3_u.obj_attributes = with_mode;
-		nfs("nfs-08-create", NFSPROC3_CREATE, (xdrproc_t)xdr_CREATE3args,
-		    &a);
+		nfs("nfs-08-create", NFSPROC3_CREATE,
+		    (xdrproc_t)xdr_CREATE3args, &a);
 		a.how.mode = EXCLUSIVE;
 		memcpy(a.how.createhow3_u.verf, "verifier", 8);
 		nfs("nfs-08-create-excl", NFSPROC3_CREATE,
 		    (xdrproc_t)xdr_CREATE3args, &a);
 	}
-	NFS("nfs-09-mkdir", NFSPROC3_MKDIR, MKDIR3args, {dop(ROOT, "nd"), with_mode});
+	NFS("nfs-09-mkdir", NFSPROC3_MKDIR, MKDIR3args,
+	    {dop(ROOT, "nd"), with_mode});
 	NFS("nfs-10-symlink", NFSPROC3_SYMLINK, SYMLINK3args,
 	    {dop(ROOT, "ns"), {none, "f"}});
 	{
@@ -270,8 +271,8 @@ gen_transport(void)
 	static char data[65536];
 	struct tl_buf b = TL_BUF_INIT, m = TL_BUF_INIT;
 	GETATTR3args ga = {fh(ROOT, 0)};
-	WRITE3args wa = {fh(F, 0), 0, sizeof(data), UNSTABLE,
-			 {sizeof(data), data}};
+	WRITE3args wa = {
+		fh(F, 0), 0, sizeof(data), UNSTABLE, {sizeof(data), data}};
 	READDIRPLUS3args ra = {fh(ROOT, 0), 0, {0}, 1024, 65536};
 	size_t half;
 
@@ -298,8 +299,8 @@ gen_transport(void)
 	/* a 64 KiB WRITE, then COMMIT */
 	tl_buf_reset(&b);
 	memset(data, 'x', sizeof(data));
-	encode(&m, NFSD_PROG_NFS, 3, NFSPROC3_WRITE,
-	       (xdrproc_t)xdr_WRITE3args, &wa);
+	encode(&m, NFSD_PROG_NFS, 3, NFSPROC3_WRITE, (xdrproc_t)xdr_WRITE3args,
+	       &wa);
 	frame(&b, 0, &m);
 	{
 		COMMIT3args ca = {fh(F, 0), 0, 0};
@@ -343,8 +344,7 @@ gen_mount_sequences(void)
 
 	for (uint16_t sel = 1; sel <= 40; sel++) {
 		encode(&m, NFSD_PROG_MOUNT, 3, MOUNTPROC3_MNT,
-		       (xdrproc_t)xdr_mnt3_dirpath_args,
-		       sel % 2 ? &root : &ro);
+		       (xdrproc_t)xdr_mnt3_dirpath_args, sel % 2 ? &root : &ro);
 		frame(&b, sel % 8 == 0 ? (uint16_t)(0x8000 | sel) : sel, &m);
 	}
 	encode(&m, NFSD_PROG_MOUNT, 3, MOUNTPROC3_DUMP, NULL, NULL);
@@ -366,13 +366,13 @@ gen_mount_sequences(void)
 int
 main(int argc, char **argv)
 {
-	if (argc != 3 || (strcmp(argv[1], "rpc") != 0 &&
-			  strcmp(argv[1], "transport") != 0 &&
-			  strcmp(argv[1], "mount") != 0)) {
+	if (argc != 3 ||
+	    (strcmp(argv[1], "rpc") != 0 && strcmp(argv[1], "transport") != 0 &&
+	     strcmp(argv[1], "mount") != 0)) {
 		fprintf(stderr, "usage: gen_corpus rpc|transport|mount DIR\n");
 		return 2;
 	}
-	mode = strcmp(argv[1], "rpc") == 0	   ? RPC
+	mode = strcmp(argv[1], "rpc") == 0         ? RPC
 	       : strcmp(argv[1], "transport") == 0 ? TRANSPORT
 						   : MOUNT;
 	outdir = argv[2];

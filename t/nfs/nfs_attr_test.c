@@ -49,15 +49,16 @@ test_getattr(void)
 	TH_CHECK(f.attr_follows, "CREATE returns post-op attributes");
 	st = th_getattr(&cn, &f.fh, &a);
 	TH_STAT(st, NFS3_OK, "GETATTR of a new file");
-	TH_CHECK(a.type == NF3REG && (a.mode & 07777) == 0640 &&
-			 a.size == 0 && a.nlink == 1,
+	TH_CHECK(a.type == NF3REG && (a.mode & 07777) == 0640 && a.size == 0 &&
+			 a.nlink == 1,
 		 "new file: REG 0640 size 0 nlink 1 (got type %d 0%o size "
 		 "%llu nlink %u)",
-		 a.type, a.mode & 07777, (unsigned long long)a.size,
-		 a.nlink);
+		 a.type, a.mode & 07777, (unsigned long long)a.size, a.nlink);
 	TH_CHECK(a.fileid == f.attr.fileid, "fileid stable between calls");
-	TH_CHECK(a.uid == 0, "file created as uid 0 on a no_root_squash "
-			     "export is owned by 0 (got %u)", a.uid);
+	TH_CHECK(a.uid == 0,
+		 "file created as uid 0 on a no_root_squash "
+		 "export is owned by 0 (got %u)",
+		 a.uid);
 }
 
 static void
@@ -80,7 +81,8 @@ test_setattr(void)
 	TH_STAT(st, NFS3_OK, "SETATTR mode 04711");
 	TH_CHECK(r.SETATTR3res_u.resok.obj_wcc.after.attributes_follow &&
 			 (r.SETATTR3res_u.resok.obj_wcc.after.post_op_attr_u
-				  .attributes.mode & 07777) == 04711,
+				  .attributes.mode &
+			  07777) == 04711,
 		 "SETATTR post-op attributes show mode 04711");
 	th_getattr(&cn, &f.fh, &a);
 	TH_CHECK((a.mode & 07777) == 04711, "GETATTR mode 04711 (got 0%o)",
@@ -94,8 +96,10 @@ test_setattr(void)
 	st = th_setattr(&cn, &f.fh, &sa, NULL, NULL);
 	TH_STAT(st, NFS3_OK, "SETATTR uid 1234 gid 5678 as root");
 	th_getattr(&cn, &f.fh, &a);
-	TH_CHECK(a.uid == 1234 && a.gid == 5678, "owner now 1234:5678 "
-		 "(got %u:%u)", a.uid, a.gid);
+	TH_CHECK(a.uid == 1234 && a.gid == 5678,
+		 "owner now 1234:5678 "
+		 "(got %u:%u)",
+		 a.uid, a.gid);
 
 	/* A non-owner may not chown. */
 	th_set_cred(&cn, 4321, 4321, 0, NULL);
@@ -120,23 +124,25 @@ test_setattr(void)
 	st = th_setattr(&cn, &f.fh, &sa, NULL, NULL);
 	TH_STAT(st, NFS3_OK, "SETATTR atime/mtime to client time");
 	th_getattr(&cn, &f.fh, &a);
-	TH_CHECK(a.atime.seconds == 1000000000 &&
-			 a.atime.nseconds == 123456789,
+	TH_CHECK(a.atime.seconds == 1000000000 && a.atime.nseconds == 123456789,
 		 "atime set exactly (got %u.%09u)", a.atime.seconds,
 		 a.atime.nseconds);
-	TH_CHECK(a.mtime.seconds == 1100000000 &&
-			 a.mtime.nseconds == 987654321,
+	TH_CHECK(a.mtime.seconds == 1100000000 && a.mtime.nseconds == 987654321,
 		 "mtime set exactly (got %u.%09u)", a.mtime.seconds,
 		 a.mtime.nseconds);
-	TH_CHECK(a.ctime.seconds > 1500000000, "ctime is the server's "
-		 "clock, not the client's (got %u)", a.ctime.seconds);
+	TH_CHECK(a.ctime.seconds > 1500000000,
+		 "ctime is the server's "
+		 "clock, not the client's (got %u)",
+		 a.ctime.seconds);
 	sa = th_sattr_none();
 	sa.mtime.set_it = SET_TO_SERVER_TIME;
 	st = th_setattr(&cn, &f.fh, &sa, NULL, NULL);
 	TH_STAT(st, NFS3_OK, "SETATTR mtime to server time");
 	th_getattr(&cn, &f.fh, &b);
-	TH_CHECK(b.mtime.seconds > 1500000000, "mtime moved to the server "
-		 "clock (got %u)", b.mtime.seconds);
+	TH_CHECK(b.mtime.seconds > 1500000000,
+		 "mtime moved to the server "
+		 "clock (got %u)",
+		 b.mtime.seconds);
 
 	/* Guard: a ctime that does not match -> NOT_SYNC, nothing changed. */
 	th_getattr(&cn, &f.fh, &a);
@@ -177,7 +183,8 @@ test_setattr(void)
 	memset(zero + 100, 0, sizeof zero - 100);
 	TH_CHECK(got == 8192 && memcmp(buf, zero, 8192) == 0,
 		 "first 100 bytes kept, bytes 100..8191 read as zeros "
-		 "(got %u bytes)", got);
+		 "(got %u bytes)",
+		 got);
 	TH_CHECK(eof, "READ to the end sets eof");
 	sa.size.set_size3_u.size = 0;
 	st = th_setattr(&cn, &f.fh, &sa, NULL, NULL);
@@ -198,8 +205,7 @@ test_access(void)
 	struct th_obj f, d;
 	uint32_t g;
 	const uint32_t all = ACCESS3_READ | ACCESS3_LOOKUP | ACCESS3_MODIFY |
-			     ACCESS3_EXTEND | ACCESS3_DELETE |
-			     ACCESS3_EXECUTE;
+			     ACCESS3_EXTEND | ACCESS3_DELETE | ACCESS3_EXECUTE;
 	uint32_t groups[1] = {600};
 	sattr3 sa;
 	int st;
@@ -217,36 +223,37 @@ test_access(void)
 	TH_CHECK((g & (ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND)) ==
 			 (ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND),
 		 "root may read and write a 0640 file (granted 0x%x)", g);
-	TH_CHECK(!(g & ACCESS3_EXECUTE), "root may not execute a file "
-		 "without x bits (granted 0x%x)", g);
+	TH_CHECK(!(g & ACCESS3_EXECUTE),
+		 "root may not execute a file "
+		 "without x bits (granted 0x%x)",
+		 g);
 
 	th_set_cred(&cn, 500, 999, 0, NULL);
 	st = th_access(&cn, &f.fh, all, &g);
 	TH_STAT(st, NFS3_OK, "ACCESS as the owner");
 	TH_CHECK((g & (ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND)) ==
-			 (ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND) &&
+				 (ACCESS3_READ | ACCESS3_MODIFY |
+				  ACCESS3_EXTEND) &&
 			 !(g & ACCESS3_EXECUTE),
 		 "owner gets rw- (granted 0x%x)", g);
 
 	th_set_cred(&cn, 501, 600, 0, NULL);
 	st = th_access(&cn, &f.fh, all, &g);
 	TH_CHECK(st == NFS3_OK && (g & ACCESS3_READ) &&
-			 !(g & (ACCESS3_MODIFY | ACCESS3_EXTEND |
-				ACCESS3_EXECUTE)),
+			 !(g &
+			   (ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_EXECUTE)),
 		 "group member (primary gid) gets r-- (granted 0x%x)", g);
 
 	th_set_cred(&cn, 502, 1, 1, groups);
 	st = th_access(&cn, &f.fh, all, &g);
 	TH_CHECK(st == NFS3_OK && (g & ACCESS3_READ) &&
 			 !(g & (ACCESS3_MODIFY | ACCESS3_EXTEND)),
-		 "group member (supplementary gid) gets r-- (granted 0x%x)",
-		 g);
+		 "group member (supplementary gid) gets r-- (granted 0x%x)", g);
 
 	th_set_cred(&cn, 503, 503, 0, NULL);
 	st = th_access(&cn, &f.fh, all, &g);
-	TH_CHECK(st == NFS3_OK &&
-			 !(g & (ACCESS3_READ | ACCESS3_MODIFY |
-				ACCESS3_EXTEND | ACCESS3_EXECUTE)),
+	TH_CHECK(st == NFS3_OK && !(g & (ACCESS3_READ | ACCESS3_MODIFY |
+					 ACCESS3_EXTEND | ACCESS3_EXECUTE)),
 		 "other uid gets --- on 0640 (granted 0x%x)", g);
 	st = th_access(&cn, &f.fh, ACCESS3_READ, &g);
 	TH_CHECK(st == NFS3_OK && !(g & ~ACCESS3_READ),
@@ -258,20 +265,17 @@ test_access(void)
 	TH_REQUIRE(st == NFS3_OK, "MKDIR accdir");
 	th_set_cred(&cn, 503, 503, 0, NULL);
 	st = th_access(&cn, &d.fh, all, &g);
-	TH_CHECK(st == NFS3_OK && (g & ACCESS3_LOOKUP) &&
-			 (g & ACCESS3_READ) &&
-			 !(g & (ACCESS3_MODIFY | ACCESS3_EXTEND |
-				ACCESS3_DELETE)),
+	TH_CHECK(st == NFS3_OK && (g & ACCESS3_LOOKUP) && (g & ACCESS3_READ) &&
+			 !(g &
+			   (ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_DELETE)),
 		 "other uid on a 0755 directory: read+lookup only (0x%x)", g);
 	th_set_cred(&cn, 0, 0, 0, NULL);
 	st = th_access(&cn, &d.fh, all, &g);
-	TH_CHECK(st == NFS3_OK &&
-			 (g & (ACCESS3_LOOKUP | ACCESS3_MODIFY |
-			       ACCESS3_EXTEND | ACCESS3_DELETE)) ==
-				 (ACCESS3_LOOKUP | ACCESS3_MODIFY |
-				  ACCESS3_EXTEND | ACCESS3_DELETE),
-		 "root on a directory: lookup+modify+extend+delete (0x%x)",
-		 g);
+	TH_CHECK(st == NFS3_OK && (g & (ACCESS3_LOOKUP | ACCESS3_MODIFY |
+					ACCESS3_EXTEND | ACCESS3_DELETE)) ==
+					  (ACCESS3_LOOKUP | ACCESS3_MODIFY |
+					   ACCESS3_EXTEND | ACCESS3_DELETE),
+		 "root on a directory: lookup+modify+extend+delete (0x%x)", g);
 }
 
 static void
@@ -294,8 +298,7 @@ test_fs(void)
 		 "abytes <= fbytes <= tbytes (%llu %llu)",
 		 (unsigned long long)fs.FSSTAT3res_u.resok.abytes,
 		 (unsigned long long)fs.FSSTAT3res_u.resok.fbytes);
-	TH_CHECK(fs.FSSTAT3res_u.resok.afiles <=
-			 fs.FSSTAT3res_u.resok.ffiles &&
+	TH_CHECK(fs.FSSTAT3res_u.resok.afiles <= fs.FSSTAT3res_u.resok.ffiles &&
 			 fs.FSSTAT3res_u.resok.ffiles <=
 				 fs.FSSTAT3res_u.resok.tfiles,
 		 "afiles <= ffiles <= tfiles");
@@ -319,11 +322,11 @@ test_fs(void)
 		 (unsigned long long)fi.FSINFO3res_u.resok.maxfilesize);
 	TH_CHECK((fi.FSINFO3res_u.resok.properties &
 		  (FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS |
-		   FSF3_CANSETTIME)) ==
-			 (FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS |
-			  FSF3_CANSETTIME),
+		   FSF3_CANSETTIME)) == (FSF3_LINK | FSF3_SYMLINK |
+					 FSF3_HOMOGENEOUS | FSF3_CANSETTIME),
 		 "FSINFO properties LINK|SYMLINK|HOMOGENEOUS|CANSETTIME "
-		 "(0x%x)", fi.FSINFO3res_u.resok.properties);
+		 "(0x%x)",
+		 fi.FSINFO3res_u.resok.properties);
 
 	st = th_pathconf(&cn, &cn.root, &pc);
 	TH_STAT(st, NFS3_OK, "PATHCONF");
@@ -349,8 +352,7 @@ main(void)
 
 	snprintf(args, sizeof args, "--capacity %llu",
 		 (unsigned long long)CAPACITY);
-	TH_REQUIRE(th_server_start(&srv, args, NULL) == 0,
-		   "tesserad started");
+	TH_REQUIRE(th_server_start(&srv, args, NULL) == 0, "tesserad started");
 	TH_REQUIRE(th_connect(&cn, srv.port, "/", 0, 0) == 0,
 		   "MOUNT / as root");
 	test_getattr();

@@ -146,18 +146,21 @@ write_remove(const struct th_server *s, const char *name)
 
 	TH_REQUIRE(th_connect(&cn, s->port, "/", 0, 0) == 0,
 		   "%s: connect to port %d", name, s->port);
-	TH_REQUIRE(th_create(&cn, &cn.root, name, UNCHECKED, &sa, NULL,
-			     &o) == NFS3_OK, "%s: create", name);
+	TH_REQUIRE(th_create(&cn, &cn.root, name, UNCHECKED, &sa, NULL, &o) ==
+			   NFS3_OK,
+		   "%s: create", name);
 	th_fill(7, buf, sizeof buf);
-	TH_REQUIRE(th_write(&cn, &o.fh, 0, buf, sizeof buf, FILE_SYNC,
-			    NULL) == NFS3_OK, "%s: write 1 MiB", name);
-	TH_CHECK(th_server_objects(s) > 0, "%s: its blocks are in the store", name);
+	TH_REQUIRE(th_write(&cn, &o.fh, 0, buf, sizeof buf, FILE_SYNC, NULL) ==
+			   NFS3_OK,
+		   "%s: write 1 MiB", name);
+	TH_CHECK(th_server_objects(s) > 0, "%s: its blocks are in the store",
+		 name);
 	TH_STAT(th_remove(&cn, &cn.root, name), NFS3_OK, "%s: remove", name);
 	th_disconnect(&cn);
 }
 
 /* The stall alarm's series of the test volume (nfsd/metrics.c). */
-#define STALLED(reason)                                                 \
+#define STALLED(reason)                                                        \
 	"tessera_bgjob_stalled{volume=\"tvol\",reason=\"" reason "\"}"
 #define BACKLOG_ITEMS "tessera_bgjob_backlog_items{volume=\"tvol\"}"
 
@@ -216,8 +219,9 @@ compaction_queue(const struct th_server *s)
 	uint32_t i;
 
 	TH_REQUIRE(th_connect(&cn, s->port, "/", 0, 0) == 0, "connect to E");
-	TH_REQUIRE(th_create(&cn, &cn.root, "frag", UNCHECKED, &sa, NULL,
-			     &o) == NFS3_OK, "create frag");
+	TH_REQUIRE(th_create(&cn, &cn.root, "frag", UNCHECKED, &sa, NULL, &o) ==
+			   NFS3_OK,
+		   "create frag");
 	th_fill(9, buf, sizeof buf);
 	t0 = th_now_ms();
 	/* Write on until both have been seen: a machine stalled for 3 s
@@ -233,20 +237,25 @@ compaction_queue(const struct th_server *s)
 		if (i < 128 || i % 8 != 0)
 			continue;
 		if (!metric)
-			metric = th_server_metric(s, "tessera_compaction_"
-						  "queued_chunks", &v) == 0 &&
+			metric = th_server_metric(s,
+						  "tessera_compaction_"
+						  "queued_chunks",
+						  &v) == 0 &&
 				 v == 1;
 		else if (!status)
 			status = status_queued(s, 1);
 	}
-	TH_CHECK(metric, "E's metric: 1 chunk queued for compaction (%u "
-		 "appends)", i);
+	TH_CHECK(metric,
+		 "E's metric: 1 chunk queued for compaction (%u "
+		 "appends)",
+		 i);
 	TH_CHECK(status, "status: 1 chunk queued on the lease holder");
 	th_disconnect(&cn);
 	/* the round takes the chunk off the queue, then compacts it */
 	t0 = th_now_ms();
 	while (!(th_server_metric(s, "tessera_compacted_chunks_total", &v) ==
-			 0 && v >= 1) &&
+			 0 &&
+		 v >= 1) &&
 	       th_now_ms() - t0 < POLL_LIMIT_MS)
 		usleep(200 * 1000);
 	TH_CHECK(v >= 1, "writes stopped: E compacted the chunk");
@@ -265,8 +274,8 @@ write_conf(const char *path, int delete_rate, int txn_rate)
 	FILE *f = fopen(path, "w");
 
 	TH_REQUIRE(f != NULL, "write %s", path);
-	fprintf(f, "bgjob_delete_rate = %d\nbgjob_txn_rate = %d\n",
-		delete_rate, txn_rate);
+	fprintf(f, "bgjob_delete_rate = %d\nbgjob_txn_rate = %d\n", delete_rate,
+		txn_rate);
 	fclose(f);
 }
 
@@ -279,7 +288,8 @@ wait_deleted(const struct th_server *s, const char *name)
 
 	while (th_server_objects(s) > 0 && th_now_ms() - t0 < POLL_LIMIT_MS)
 		usleep(200 * 1000);
-	TH_CHECK(th_server_objects(s) == 0, "%s: its blocks were deleted", name);
+	TH_CHECK(th_server_objects(s) == 0, "%s: its blocks were deleted",
+		 name);
 }
 
 int
@@ -313,21 +323,24 @@ main(void)
 	wait_deleted(&b, "f1");
 	TH_CHECK(read_status(&a, 0, &v) && v.holder_pid == a.pid,
 		 "A holds the lease throughout");
-	TH_CHECK(th_server_log_count(&b, "holds the background-job lease") ==
-			 0, "B never held it");
+	TH_CHECK(th_server_log_count(&b, "holds the background-job lease") == 0,
+		 "B never held it");
 
 	/* 2. A killed: B takes over. */
 	th_server_stop(&a, true);
 	TH_CHECK(wait_holder(&a, b.pid), "B took the lease over from the "
-		 "killed A");
+					 "killed A");
 	TH_CHECK(th_server_log_count(&b, "taking the background jobs over") ==
-			 1, "B says it took the jobs over");
+			 1,
+		 "B says it took the jobs over");
 	write_remove(&b, "f2");
 	wait_deleted(&b, "f2");
 
 	/* 3. C with --no-bgjob; B killed. */
-	snprintf(args, sizeof args, "%s --no-bgjob --metrics-listen "
-		 "127.0.0.1:0", opts);
+	snprintf(args, sizeof args,
+		 "%s --no-bgjob --metrics-listen "
+		 "127.0.0.1:0",
+		 opts);
 	TH_REQUIRE(th_server_join(&c, &a, args, true) == 0,
 		   "C starts with --no-bgjob");
 	bpid = b.pid;
@@ -354,10 +367,11 @@ main(void)
 	usleep(1500 * 1000);
 	TH_CHECK(th_server_objects(&c) > 0, "f3: no job deleted its blocks");
 	TH_CHECK(status_has(&a, "pending delete: 1 (0 files, 0 B; 1 slices, "
-			    "1.0 MiB)"), "status: the released slice is "
+				"1.0 MiB)"),
+		 "status: the released slice is "
 		 "pending delete");
-	TH_CHECK(wait_metric(&c, STALLED("no_holder"),
-			     1), "C's alarm: the backlog stalled, no holder");
+	TH_CHECK(wait_metric(&c, STALLED("no_holder"), 1),
+		 "C's alarm: the backlog stalled, no holder");
 	TH_CHECK(wait_status(&a, "bgjob alarm:   STALLED: no gateway holds"),
 		 "status: STALLED, no gateway holds the lease");
 	if (th_server_metric(&c, BACKLOG_ITEMS, &val) != 0)
@@ -367,34 +381,37 @@ main(void)
 	/* 4. D with --bgjob-only. */
 	snprintf(conf, sizeof conf, "%s/d.conf", a.dir);
 	write_conf(conf, 7, 50);
-	snprintf(args, sizeof args, "%s --bgjob-only -c %s --metrics-listen "
-		 "127.0.0.1:0", opts, conf);
+	snprintf(args, sizeof args,
+		 "%s --bgjob-only -c %s --metrics-listen "
+		 "127.0.0.1:0",
+		 opts, conf);
 	TH_REQUIRE(th_server_join(&d, &a, args, false) == 0,
 		   "D starts with --bgjob-only");
 	TH_CHECK(wait_holder(&a, d.pid), "D (--bgjob-only) took the lease");
-	TH_CHECK(read_status(&a, d.pid, &v) && strstr(v.pid_line, " -, pid ")
-			 != NULL, "D's session has no NFS address");
+	TH_CHECK(read_status(&a, d.pid, &v) &&
+			 strstr(v.pid_line, " -, pid ") != NULL,
+		 "D's session has no NFS address");
 	TH_CHECK(th_server_log_count(&d, "on 127.0.0.1 port") == 0,
 		 "D serves no NFS");
 	wait_deleted(&c, "f3");
 	TH_CHECK(status_has(&a, "pending delete: 0 (0 files, 0 B; 0 slices, "
-			    "0 B)"), "status: nothing pending delete");
-	TH_CHECK(wait_metric(&c, STALLED("no_holder"),
-			     0) &&
-		 wait_metric(&c, STALLED("holder"),
-			     0), "C's alarm cleared once D ran the jobs");
+				"0 B)"),
+		 "status: nothing pending delete");
+	TH_CHECK(wait_metric(&c, STALLED("no_holder"), 0) &&
+			 wait_metric(&c, STALLED("holder"), 0),
+		 "C's alarm cleared once D ran the jobs");
 	TH_CHECK(wait_status(&a, "bgjob alarm:   none (backlog 0 items"),
 		 "status: no alarm, no backlog");
 	TH_CHECK(wait_metric(&d, "tessera_bgjob_delete_rate", 7) &&
-		 wait_metric(&d, "tessera_bgjob_txn_rate", 50),
+			 wait_metric(&d, "tessera_bgjob_txn_rate", 50),
 		 "D's pace from its tessera.conf");
 	write_conf(conf, 3, 20);
 	TH_REQUIRE(kill(d.pid, SIGHUP) == 0, "SIGHUP to D");
 	TH_CHECK(wait_metric(&d, "tessera_bgjob_delete_rate", 3) &&
-		 wait_metric(&d, "tessera_bgjob_txn_rate", 20),
+			 wait_metric(&d, "tessera_bgjob_txn_rate", 20),
 		 "SIGHUP: D's new pace is in force");
 	TH_CHECK(th_server_log_count(&d, "background jobs paced at 3 "
-				     "deletions and 20 transactions") == 1,
+					 "deletions and 20 transactions") == 1,
 		 "D logs the new pace");
 	write_remove(&c, "f4");
 	wait_deleted(&c, "f4");
@@ -421,14 +438,14 @@ main(void)
 	TH_REQUIRE(th_server_restart(&e, false) == 0, "E restarts on it");
 	TH_CHECK(wait_holder(&a, e.pid), "E holds the lease again");
 	write_remove(&e, "f5");
-	TH_CHECK(wait_metric(&e, STALLED("holder"),
-			     1), "E's alarm: the holder makes no progress");
+	TH_CHECK(wait_metric(&e, STALLED("holder"), 1),
+		 "E's alarm: the holder makes no progress");
 	TH_CHECK(wait_status(&a, "bgjob alarm:   STALLED: the lease holder "
-			     "makes no progress"), "status says so");
+				 "makes no progress"),
+		 "status says so");
 	th_store_faults(conf, NULL);
-	TH_CHECK(wait_metric(&e, STALLED("holder"),
-			     0) &&
-		 wait_metric(&e, BACKLOG_ITEMS, 0),
+	TH_CHECK(wait_metric(&e, STALLED("holder"), 0) &&
+			 wait_metric(&e, BACKLOG_ITEMS, 0),
 		 "faults off: the job deletes, the alarm clears");
 
 	th_server_destroy(&e);

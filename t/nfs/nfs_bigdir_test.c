@@ -75,12 +75,12 @@ main(void)
 	TH_REQUIRE(st == NFS3_OK, "MKDIR huge");
 	dir = o.fh;
 	t0 = th_now_ms();
-	st = th_bulk_create(&cn, &dir, "entry-", 8, 0, NENTRIES, 64,
-			    &failed);
-	TH_REQUIRE(st == NFS3_OK, "%llu CREATEs (%llu failed, first %s; "
-		   "%llu ms)", (unsigned long long)NENTRIES,
-		   (unsigned long long)failed, th_stat_name(st),
-		   (unsigned long long)(th_now_ms() - t0));
+	st = th_bulk_create(&cn, &dir, "entry-", 8, 0, NENTRIES, 64, &failed);
+	TH_REQUIRE(st == NFS3_OK,
+		   "%llu CREATEs (%llu failed, first %s; "
+		   "%llu ms)",
+		   (unsigned long long)NENTRIES, (unsigned long long)failed,
+		   th_stat_name(st), (unsigned long long)(th_now_ms() - t0));
 
 	mem_sample(&anon);
 	mem_sample(&all);
@@ -126,9 +126,10 @@ main(void)
 	}
 	mem_sample(&anon);
 	mem_sample(&all);
-	TH_STAT(st, NFS3_OK, "READDIRPLUS of %llu entries (%llu pages, "
-		"%llu ms)", (unsigned long long)NENTRIES,
-		(unsigned long long)pages,
+	TH_STAT(st, NFS3_OK,
+		"READDIRPLUS of %llu entries (%llu pages, "
+		"%llu ms)",
+		(unsigned long long)NENTRIES, (unsigned long long)pages,
 		(unsigned long long)(th_now_ms() - t0));
 	for (uint64_t i = 0; i < NENTRIES; i++)
 		missing += !seen[i];
@@ -151,7 +152,8 @@ main(void)
 	 * so the daemon's RssAnon says nothing about its own use: the bound
 	 * is asserted by the plain build. */
 	th_diag("sanitizer build: memory bounds not asserted (grew %lld "
-		"KiB)", (long long)(anon.peak - rss0) / 1024);
+		"KiB)",
+		(long long)(anon.peak - rss0) / 1024);
 #else
 	TH_CHECK(anon.peak <= rss0 + LIMIT,
 		 "server anonymous memory grew by at most 64 MiB during the "

@@ -17,9 +17,9 @@
 
 #include "t/nfs/tharness.h"
 
-#define MiB (1024ULL * 1024)
-#define FILE_SIZE (1024 * MiB)
-#define DEPTH 8
+#define MiB         (1024ULL * 1024)
+#define FILE_SIZE   (1024 * MiB)
+#define DEPTH       8
 #define NOVERWRITES 1000
 
 static struct th_server srv;
@@ -31,7 +31,7 @@ struct io {
 	int inflight;
 	uint64_t failed;
 	int first_err;
-	uint64_t first_bad;   /* first mismatching offset + 1, 0 = none */
+	uint64_t first_bad; /* first mismatching offset + 1, 0 = none */
 	uint64_t bytes;
 	uint64_t short_reads;
 };
@@ -77,8 +77,8 @@ read_cb(struct rpc_context *rpc, int status, void *data, void *priv)
 
 	r->io->inflight--;
 	if (status != RPC_STATUS_SUCCESS || res->status != NFS3_OK) {
-		io_fail(r->io, status != RPC_STATUS_SUCCESS ? -1
-							  : (int)res->status);
+		io_fail(r->io,
+			status != RPC_STATUS_SUCCESS ? -1 : (int)res->status);
 		goto out;
 	}
 	n = res->READ3res_u.resok.data.data_len;
@@ -177,8 +177,9 @@ write_all(uint64_t seed)
 	for (int i = 0; i < NOVERWRITES && rc == 0; i++) {
 		uint64_t len = 1 + th_rand(&st) % (256 * 1024);
 		uint64_t o = th_rand(&st) % (FILE_SIZE - len);
-		stable_how how = i % 10 == 0 ? FILE_SYNC
-			       : i % 10 == 1 ? DATA_SYNC : UNSTABLE;
+		stable_how how = i % 10 == 0   ? FILE_SYNC
+				 : i % 10 == 1 ? DATA_SYNC
+					       : UNSTABLE;
 
 		rc = drain(&io, 0);
 		th_fill(seed * 7 + 0x5eed0000 + i, expect + o, len);
@@ -191,8 +192,7 @@ write_all(uint64_t seed)
 		 "%llu pieces + %d overwrites written (%llu failed, first "
 		 "%s; %llu MB in %llu ms)",
 		 (unsigned long long)npieces, NOVERWRITES,
-		 (unsigned long long)io.failed,
-		 th_stat_name(io.first_err),
+		 (unsigned long long)io.failed, th_stat_name(io.first_err),
 		 (unsigned long long)(io.bytes / 1000000),
 		 (unsigned long long)(th_now_ms() - t0));
 	free(pieces);
@@ -231,13 +231,14 @@ read_all(const char *when, unsigned depth)
 		rc = drain(&io, 0);
 	TH_CHECK(rc == 0 && io.failed == 0 && io.short_reads == 0,
 		 "%s: 1 GiB read (%llu failed, first %s, %llu short; %llu "
-		 "ms)", when, (unsigned long long)io.failed,
-		 th_stat_name(io.first_err),
-		 (unsigned long long)io.short_reads,
+		 "ms)",
+		 when, (unsigned long long)io.failed,
+		 th_stat_name(io.first_err), (unsigned long long)io.short_reads,
 		 (unsigned long long)(th_now_ms() - t0));
 	TH_CHECK(io.first_bad == 0 && io.bytes == FILE_SIZE,
 		 "%s: every byte matches (first difference at %lld, %llu "
-		 "bytes compared)", when, (long long)io.first_bad - 1,
+		 "bytes compared)",
+		 when, (long long)io.first_bad - 1,
 		 (unsigned long long)io.bytes);
 }
 

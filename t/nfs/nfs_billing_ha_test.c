@@ -34,8 +34,8 @@
 #include "t/nfs/tharness.h"
 #include "t/nfs/thbill.h"
 
-#define SZ_A 70000u  /* written through A */
-#define SZ_B 50000u  /* written through B, then read through B */
+#define SZ_A  70000u /* written through A */
+#define SZ_B  50000u /* written through B, then read through B */
 #define SZ_B2 30000u /* written through B after A is killed */
 
 static struct th_server a, b;
@@ -58,8 +58,10 @@ write_conf(const char *dir, const char *interval, const char *dirs)
 	FILE *f = fopen(conf, "w");
 
 	TH_REQUIRE(f != NULL, "write %s", conf);
-	fprintf(f, "billing_dir = %s\nbilling_interval = %s\n"
-		"billing_dirs = %s\n", dir, interval, dirs);
+	fprintf(f,
+		"billing_dir = %s\nbilling_interval = %s\n"
+		"billing_dirs = %s\n",
+		dir, interval, dirs);
 	fclose(f);
 }
 
@@ -105,8 +107,9 @@ wait_billed(long long rd, long long wr)
 			thb_sum(&l, "volume", NULL, "written_bytes",
 				LLONG_MAX));
 	TH_CHECK(thb_sum(&l, "export", "/", "read_bytes", LLONG_MAX) == rd &&
-		 thb_sum(&l, "export", "/", "written_bytes", LLONG_MAX) ==
-			 wr, "export /: the same bytes");
+			 thb_sum(&l, "export", "/", "written_bytes",
+				 LLONG_MAX) == wr,
+		 "export /: the same bytes");
 	thb_lines_free(&l);
 	return ok;
 }
@@ -121,7 +124,9 @@ write_file(const struct th_server *s, const char *name, uint32_t size)
 
 	TH_REQUIRE(th_connect(&cn, s->port, "/", 0, 0) == 0, "connect");
 	TH_REQUIRE(th_create(&cn, &cn.root, name, GUARDED, &sa, NULL, &o) ==
-			   0 && o.fh_follows, "create %s", name);
+				   0 &&
+			   o.fh_follows,
+		   "create %s", name);
 	TH_REQUIRE(th_write(&cn, &o.fh, 0, data, size, FILE_SYNC, &w) == 0 &&
 			   w.WRITE3res_u.resok.count == size,
 		   "write %u bytes to %s", size, name);
@@ -174,7 +179,8 @@ check_periods(void)
 		t = realloc(t, (n + 1) * sizeof(*t));
 		p = realloc(p, (n + 1) * sizeof(*p));
 		/* insertion by time */
-		for (j = n; j > 0 && t[j - 1] > thb_field(l.v[i], "unix"); j--) {
+		for (j = n; j > 0 && t[j - 1] > thb_field(l.v[i], "unix");
+		     j--) {
 			t[j] = t[j - 1];
 			p[j] = p[j - 1];
 		}
@@ -189,13 +195,15 @@ check_periods(void)
 			dup++;
 		} else if (t[i] - p[i] != t[i - 1]) {
 			th_diag("the period ending at %lld (%lld s) does not "
-				"follow the one ending at %lld", t[i], p[i],
-				t[i - 1]);
+				"follow the one ending at %lld",
+				t[i], p[i], t[i - 1]);
 			gaps++;
 		}
 	}
-	TH_CHECK(n >= 2 && dup == 0, "%zu volume lines, no period billed "
-		 "twice", n);
+	TH_CHECK(n >= 2 && dup == 0,
+		 "%zu volume lines, no period billed "
+		 "twice",
+		 n);
 	TH_CHECK(gaps == 0, "the periods follow one another, no gap");
 	free(t);
 	free(p);
@@ -218,18 +226,24 @@ main(void)
 	snprintf(dir_c, sizeof dir_c, "%s/bill-c", a.dir);
 	snprintf(conf, sizeof conf, "%s/b.conf", a.dir);
 	TH_REQUIRE(mkdir(dir_a, 0700) == 0 && mkdir(dir_b, 0700) == 0 &&
-			   mkdir(dir_c, 0700) == 0, "billing dirs");
-	snprintf(args, sizeof args, "-o session_timeout=3s --metrics-listen "
-		 "off -o billing_interval=1s -o billing_dir=%s", dir_a);
+			   mkdir(dir_c, 0700) == 0,
+		   "billing dirs");
+	snprintf(args, sizeof args,
+		 "-o session_timeout=3s --metrics-listen "
+		 "off -o billing_interval=1s -o billing_dir=%s",
+		 dir_a);
 	th_server_set_args(&a, args);
 	TH_REQUIRE(th_server_restart(&a, false) == 0, "A restarts, billing");
-	for (int i = 0; i < TH_STALL_MS / 100 &&
-			volume_lines(&l, dir_a, &last_a) == 0; i++)
+	for (int i = 0;
+	     i < TH_STALL_MS / 100 && volume_lines(&l, dir_a, &last_a) == 0;
+	     i++)
 		usleep(100000);
 	TH_REQUIRE(last_a > 0, "A holds the lease: it writes lines");
 	write_conf(dir_b, "1s", "");
-	snprintf(args, sizeof args, "-o session_timeout=3s --metrics-listen "
-		 "off -c %s", conf);
+	snprintf(args, sizeof args,
+		 "-o session_timeout=3s --metrics-listen "
+		 "off -c %s",
+		 conf);
 	TH_REQUIRE(th_server_join(&b, &a, args, true) == 0,
 		   "B starts on A's volume");
 
@@ -237,8 +251,10 @@ main(void)
 	write_file(&a, "fa", SZ_A);
 	write_file(&b, "fb", SZ_B);
 	read_file(&b, "fb", SZ_B);
-	TH_CHECK(wait_billed(SZ_B, SZ_A + SZ_B), "1: each byte billed once "
-		 "(read %u, written %u)", SZ_B, SZ_A + SZ_B);
+	TH_CHECK(wait_billed(SZ_B, SZ_A + SZ_B),
+		 "1: each byte billed once "
+		 "(read %u, written %u)",
+		 SZ_B, SZ_A + SZ_B);
 	TH_CHECK(volume_lines(&l, dir_b, &last_b) == 0,
 		 "B holds no lease: it writes no line");
 
@@ -252,15 +268,20 @@ main(void)
 	th_server_stop(&a, true);
 	na = volume_lines(&l, dir_a, &last_a);
 	write_file(&b, "fb2", SZ_B2);
-	TH_CHECK(wait_billed(SZ_B, SZ_A + SZ_B + SZ_B2), "2: after the kill, "
-		 "each byte billed once (written %u)", SZ_A + SZ_B + SZ_B2);
+	TH_CHECK(wait_billed(SZ_B, SZ_A + SZ_B + SZ_B2),
+		 "2: after the kill, "
+		 "each byte billed once (written %u)",
+		 SZ_A + SZ_B + SZ_B2);
 	TH_CHECK(th_server_log_count(&b, "taking the background jobs over") ==
-			 1, "B took the lease over");
+			 1,
+		 "B took the lease over");
 	/* whether a tick passed between B's last wake without the lease
 	 * and its first with it depends on timing: said, not checked */
 	th_diag("B wrote the lines of a tick passed while the lease moved "
-		"late: %s", th_server_log_count(&b, "writes them late") > 0 ?
-		"yes" : "no (it took the lease just before a tick)");
+		"late: %s",
+		th_server_log_count(&b, "writes them late") > 0
+			? "yes"
+			: "no (it took the lease just before a tick)");
 	TH_CHECK(volume_lines(&l, dir_a, &seen) == na && seen == last_a,
 		 "no line from A after its death");
 	TH_CHECK(volume_lines(&l, dir_b, &last_b) > 0 && last_b > last_a,
@@ -271,16 +292,19 @@ main(void)
 	mkdir_d(&b);
 	write_conf(dir_c, "2s", "/d");
 	TH_REQUIRE(kill(b.pid, SIGHUP) == 0, "SIGHUP to B");
-	for (int i = 0; i < TH_STALL_MS / 100 &&
-			volume_lines(&l, dir_c, &seen) == 0; i++)
+	for (int i = 0;
+	     i < TH_STALL_MS / 100 && volume_lines(&l, dir_c, &seen) == 0; i++)
 		usleep(100000);
-	TH_CHECK(seen > 0 && seen % 2 == 0, "3: B's lines go to the new "
-		 "billing_dir, at a multiple of 2 s (%lld)", seen);
+	TH_CHECK(seen > 0 && seen % 2 == 0,
+		 "3: B's lines go to the new "
+		 "billing_dir, at a multiple of 2 s (%lld)",
+		 seen);
 	TH_CHECK(th_server_log_count(&b, "reload: billing lines into") == 1 &&
 			 th_server_log_count(&b, "reload: billing lines every "
-					     "2 s (were every 1 s)") == 1 &&
+						 "2 s (were every 1 s)") == 1 &&
 			 th_server_log_count(&b, "reload: billing_dirs /d") ==
-				 1, "B logs the three changes");
+				 1,
+		 "B logs the three changes");
 	volume_lines(&l, dir_c, &seen);
 	na = 0;
 	for (size_t i = 0; i < l.n; i++)
@@ -288,11 +312,12 @@ main(void)
 		      thb_field(l.v[i], "inodes") == 0;
 	TH_CHECK(na >= 1, "a line for /d, of billing_dirs (empty)");
 	volume_lines(&l, dir_b, &last_b);
-	for (int i = 0; i < TH_STALL_MS / 100 &&
-			volume_lines(&l, dir_c, &last_c) < 2; i++)
+	for (int i = 0;
+	     i < TH_STALL_MS / 100 && volume_lines(&l, dir_c, &last_c) < 2; i++)
 		usleep(100000);
 	TH_CHECK(volume_lines(&l, dir_b, &seen) > 0 && seen == last_b &&
-			 last_c > last_b, "no more lines in the old directory");
+			 last_c > last_b,
+		 "no more lines in the old directory");
 	check_periods();
 	thb_lines_free(&l);
 

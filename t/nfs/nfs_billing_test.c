@@ -186,9 +186,10 @@ mkfile(const struct th_fh *dir, const char *name, uint32_t size)
 	WRITE3res w;
 
 	TH_REQUIRE(th_create(&cn, dir, name, GUARDED, &sa, NULL, &o) == 0 &&
-		       o.fh_follows, "create %s", name);
+			   o.fh_follows,
+		   "create %s", name);
 	TH_REQUIRE(th_write(&cn, &o.fh, 0, data, size, FILE_SYNC, &w) == 0 &&
-		       w.WRITE3res_u.resok.count == size,
+			   w.WRITE3res_u.resok.count == size,
 		   "write %u bytes to %s", size, name);
 	return o.fh;
 }
@@ -202,13 +203,14 @@ check_line(const char *l, const char *what, long long logical, long long used,
 	TH_CHECK(thb_field(l, "logical_bytes") == logical,
 		 "%s: logical_bytes %lld (%lld)", what, logical,
 		 thb_field(l, "logical_bytes"));
-	TH_CHECK(thb_field(l, "used_bytes") == used, "%s: used_bytes %lld (%lld)",
-		 what, used, thb_field(l, "used_bytes"));
+	TH_CHECK(thb_field(l, "used_bytes") == used,
+		 "%s: used_bytes %lld (%lld)", what, used,
+		 thb_field(l, "used_bytes"));
 	TH_CHECK(thb_field(l, "stored_bytes") == stored,
 		 "%s: stored_bytes %lld (%lld)", what, stored,
 		 thb_field(l, "stored_bytes"));
-	TH_CHECK(thb_field(l, "inodes") == inodes, "%s: inodes %lld (%lld)", what,
-		 inodes, thb_field(l, "inodes"));
+	TH_CHECK(thb_field(l, "inodes") == inodes, "%s: inodes %lld (%lld)",
+		 what, inodes, thb_field(l, "inodes"));
 	TH_CHECK(thb_field(l, "trash_bytes") == trash,
 		 "%s: trash_bytes %lld (%lld)", what, trash,
 		 thb_field(l, "trash_bytes"));
@@ -234,21 +236,24 @@ main(void)
 	/* format: root, then /t, a, b, c, /.trash and its hour, /q, d, e */
 	const long long inodes = 10;
 	const long long stored = A_SIZE + B_SIZE + C_SIZE + D_SIZE + E_SIZE;
-	const long long used = R4K(A_SIZE) + R4K(B_SIZE) + R4K(D_SIZE) +
-			       R4K(E_SIZE);
+	const long long used =
+		R4K(A_SIZE) + R4K(B_SIZE) + R4K(D_SIZE) + R4K(E_SIZE);
 
 	th_fill(11, data, sizeof data);
 	TH_REQUIRE(th_server_start(&srv, "--block-size 64K --trash-days 1",
-				   NULL) == 0, "start tesserad");
+				   NULL) == 0,
+		   "start tesserad");
 	snprintf(billdir, sizeof billdir, "%s/billing", srv.dir);
 	TH_REQUIRE(mkdir(billdir, 0700) == 0, "billing dir");
 	/* the deletion job runs, and fails: released bytes stay pending */
 	th_server_fault_store(&srv, "ops=del err=1", ctl, sizeof ctl);
 	/* inline_max 0: every byte goes to the store (inline slices, in
 	 * the metadata, are not stored bytes) */
-	snprintf(args, sizeof args, "-o billing_dir=%s -o billing_interval=1s "
+	snprintf(args, sizeof args,
+		 "-o billing_dir=%s -o billing_interval=1s "
 		 "-o billing_dirs=/t -o inline_max=0 "
-		 "--metrics-listen 127.0.0.1:0", billdir);
+		 "--metrics-listen 127.0.0.1:0",
+		 billdir);
 	th_server_set_args(&srv, args);
 	snprintf(args, sizeof args, "%s/tesserad.log", srv.dir);
 	logsize = stat(args, &st) == 0 ? (long)st.st_size : 0;
@@ -268,7 +273,8 @@ main(void)
 		   "mkdir /q");
 	q = o.fh;
 	TH_REQUIRE(th_tessera(&srv, "quota set %s /q --bytes 1M",
-			      srv.meta_url) == 0, "tessera quota set /q");
+			      srv.meta_url) == 0,
+		   "tessera quota set /q");
 	/* billing_dirs: /t gets its quota when a line is written; what is
 	 * removed from under it before counts in no trash bytes of it */
 	for (done = (long long)time(NULL);;) {
@@ -281,7 +287,8 @@ main(void)
 	(void)mkfile(&t, "b", B_SIZE);
 	c = mkfile(&t, "c", C_SIZE);
 	TH_CHECK(th_read(&cn, &a, 0, A_SIZE, rbuf, &got, &eof) == 0 &&
-		     got == A_SIZE && memcmp(rbuf, data, A_SIZE) == 0, "read a whole");
+			 got == A_SIZE && memcmp(rbuf, data, A_SIZE) == 0,
+		 "read a whole");
 	TH_STAT(th_remove(&cn, &t, "b"), 0, "remove b: into the trash");
 	sa = th_sattr_none();
 	sa.size.set_it = 1;
@@ -309,7 +316,8 @@ main(void)
 	check_line(line_of(&l, at, "dir", "/q"), "dir /q", D_SIZE, R4K(D_SIZE),
 		   -1, 1, E_SIZE, -1);
 	TH_CHECK(thb_field(line_of(&l, at, "dir", "/t"), "read_bytes") == -1 &&
-		     thb_field(line_of(&l, at, "dir", "/q"), "written_bytes") == -1,
+			 thb_field(line_of(&l, at, "dir", "/q"),
+				   "written_bytes") == -1,
 		 "dirs: NFS bytes are counted per export, not per directory");
 	/* every period's NFS bytes, up to this one, add up */
 	upto = thb_field(l.v[at], "unix");
@@ -317,34 +325,45 @@ main(void)
 	wr = thb_sum(&l, "volume", NULL, "written_bytes", upto);
 	erd = thb_sum(&l, "export", "/", "read_bytes", upto);
 	ewr = thb_sum(&l, "export", "/", "written_bytes", upto);
-	TH_CHECK(rd == A_SIZE && erd == A_SIZE, "read bytes %lld, export / "
-		 "%lld (%u)", rd, erd, A_SIZE);
+	TH_CHECK(rd == A_SIZE && erd == A_SIZE,
+		 "read bytes %lld, export / "
+		 "%lld (%u)",
+		 rd, erd, A_SIZE);
 	TH_CHECK(wr == stored && ewr == wr,
 		 "written bytes %lld, export / %lld (%lld)", wr, ewr, stored);
 
 	m = scrape();
 	TH_REQUIRE(m != NULL, "GET /metrics");
 	TH_CHECK(sample(m, "tessera_billing_logical_bytes{volume=\"tvol\"}") ==
-		     A_SIZE + D_SIZE, "gauge: logical bytes");
+			 A_SIZE + D_SIZE,
+		 "gauge: logical bytes");
 	TH_CHECK(sample(m, "tessera_billing_trash_bytes{volume=\"tvol\","
 			   "export=\"/\"}") == B_SIZE + E_SIZE,
 		 "gauge: trash bytes of export /");
 	TH_CHECK(sample(m, "tessera_billing_trash_bytes{volume=\"tvol\","
-			   "dir=\"/q\"}") == E_SIZE, "gauge: trash bytes of /q");
+			   "dir=\"/q\"}") == E_SIZE,
+		 "gauge: trash bytes of /q");
 	TH_CHECK(sample(m, "tessera_billing_logical_bytes{volume=\"tvol\","
 			   "dir=\"/t\"}") == A_SIZE,
 		 "gauge: logical bytes of /t");
 	TH_CHECK(sample(m, "tessera_billing_pending_bytes{volume=\"tvol\"}") ==
-		     C_SIZE, "gauge: pending bytes");
+			 C_SIZE,
+		 "gauge: pending bytes");
 	TH_CHECK(sample(m, "tessera_billing_used_bytes{volume=\"tvol\","
 			   "dir=\"/t\"}") == R4K(A_SIZE),
 		 "gauge: used bytes of /t");
 	TH_CHECK(sample(m, "tessera_volume_stored_bytes{volume=\"tvol\"}") ==
-		     stored, "volume gauge: stored bytes");
-	TH_CHECK(sample(m, "tessera_volume_trash_logical_bytes{volume=\"tvol\"}")
-		     == B_SIZE + E_SIZE, "volume gauge: trash bytes");
-	TH_CHECK(sample(m, "tessera_export_written_bytes_total{export=\"/\"}") ==
-		     stored, "this gateway's written bytes");
+			 stored,
+		 "volume gauge: stored bytes");
+	TH_CHECK(
+		sample(m,
+		       "tessera_volume_trash_logical_bytes{volume=\"tvol\"}") ==
+			B_SIZE + E_SIZE,
+		"volume gauge: trash bytes");
+	TH_CHECK(
+		sample(m, "tessera_export_written_bytes_total{export=\"/\"}") ==
+			stored,
+		"this gateway's written bytes");
 	free(m);
 
 	/* the store deletes again: nothing pending, c's bytes gone */
@@ -363,7 +382,8 @@ main(void)
 		   R4K(D_SIZE), -1, 1, E_SIZE, -1);
 	thb_lines_free(&l);
 	TH_CHECK(th_tessera(&srv, "quota check %s --dry-run", srv.meta_url) ==
-		     0, "tessera quota check: no drift");
+			 0,
+		 "tessera quota check: no drift");
 
 	th_disconnect(&cn);
 	th_server_stop(&srv, false);

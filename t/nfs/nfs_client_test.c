@@ -72,8 +72,10 @@ test_sync_api(void)
 			found++;
 	}
 	nfs_closedir(nfs, dir);
-	TH_CHECK(n == 2 && found == 2, "directory lists g (3 MiB) and l "
-		 "(%d entries besides dots)", n);
+	TH_CHECK(n == 2 && found == 2,
+		 "directory lists g (3 MiB) and l "
+		 "(%d entries besides dots)",
+		 n);
 	rc = nfs_statvfs(nfs, "/", &sv);
 	TH_CHECK(rc == 0 && sv.f_bsize > 0, "nfs_statvfs");
 	TH_CHECK(nfs_unlink(nfs, "/d/g") == 0 && nfs_unlink(nfs, "/d/l") == 0,

@@ -133,15 +133,15 @@ test_moved_out(void)
 
 	st = th_lookup(&ten, &proj, "..", &o);
 	TH_CHECK(st == NFS3_OK && same(&o.fh, &ten.root),
-		 "LOOKUP .. of proj is the export root (%s)",
-		 th_stat_name(st));
-	TH_CHECK(!climb_reaches_b(&ten, &sub), "before the move, climbing .. "
+		 "LOOKUP .. of proj is the export root (%s)", th_stat_name(st));
+	TH_CHECK(!climb_reaches_b(&ten, &sub),
+		 "before the move, climbing .. "
 		 "from proj/sub reaches no other tenant");
 
 	/* The operator archives proj: out of the tenant's export. */
 	st = th_rename(&op, &ta, "proj", &archive, "proj");
 	TH_REQUIRE(st == NFS3_OK, "operator: RENAME /tenants/a/proj to "
-		   "/archive/proj");
+				  "/archive/proj");
 	TH_STAT(th_getattr(&ten, &proj, &a), NFS3ERR_STALE,
 		"GETATTR of the moved directory");
 	TH_STAT(th_getattr(&ten, &sub, &a), NFS3ERR_STALE,
@@ -150,8 +150,8 @@ test_moved_out(void)
 		"GETATTR of a file inside it");
 	TH_STAT(th_read(&ten, &doc, 0, sizeof buf, buf, &got, NULL),
 		NFS3ERR_STALE, "READ of that file");
-	TH_STAT(th_write(&ten, &doc, 0, "x", 1, FILE_SYNC, NULL),
-		NFS3ERR_STALE, "WRITE of that file");
+	TH_STAT(th_write(&ten, &doc, 0, "x", 1, FILE_SYNC, NULL), NFS3ERR_STALE,
+		"WRITE of that file");
 	TH_STAT(th_lookup(&ten, &proj, "..", &o), NFS3ERR_STALE,
 		"LOOKUP .. of the moved directory");
 	TH_STAT(th_lookup(&ten, &sub, "doc", &o), NFS3ERR_STALE,
@@ -165,22 +165,25 @@ test_moved_out(void)
 		NFS3ERR_STALE, "RENAME into it (second handle)");
 	TH_STAT(th_link(&ten, &loose, &proj, "loose", NULL), NFS3ERR_STALE,
 		"LINK into it (second handle)");
-	TH_CHECK(!climb_reaches_b(&ten, &sub), "climbing .. from the moved "
+	TH_CHECK(!climb_reaches_b(&ten, &sub),
+		 "climbing .. from the moved "
 		 "proj/sub reaches no other tenant's file");
 	TH_STAT(th_getattr(&ten, &root_file, &a), NFS3_OK,
 		"a file still inside is served");
 	TH_STAT(th_getattr(&ten, &ten.root, &a), NFS3_OK,
 		"the export root is served");
 	st = th_lookup(&op, &archive, "proj", &o);
-	TH_CHECK(st == NFS3_OK, "the operator's export reaches the archived "
-		 "directory (%s)", th_stat_name(st));
+	TH_CHECK(st == NFS3_OK,
+		 "the operator's export reaches the archived "
+		 "directory (%s)",
+		 th_stat_name(st));
 
 	/* Back in: the same handles work again. */
 	st = th_rename(&op, &archive, "proj", &ta, "proj");
 	TH_REQUIRE(st == NFS3_OK, "operator: RENAME it back");
 	st = th_read(&ten, &doc, 0, sizeof buf, buf, &got, NULL);
-	TH_CHECK(st == NFS3_OK && got == 14 && memcmp(buf, "tenant a's doc",
-						      14) == 0,
+	TH_CHECK(st == NFS3_OK && got == 14 &&
+			 memcmp(buf, "tenant a's doc", 14) == 0,
 		 "moved back: the old handle of doc reads it (%s)",
 		 th_stat_name(st));
 
@@ -211,13 +214,14 @@ test_links(void)
 	secret = lookup(&op, &tb, "secret");
 	st = th_link(&op, &secret, &ta, "shared", NULL);
 	TH_REQUIRE(st == NFS3_OK, "operator: LINK /tenants/b/secret as "
-		   "/tenants/a/shared");
+				  "/tenants/a/shared");
 	st = th_link(&op, &secret, &archive, "secret-copy", NULL);
 	TH_REQUIRE(st == NFS3_OK, "operator: LINK it into /archive too (its "
-		   "last linked directory is outside a)");
+				  "last linked directory is outside a)");
 	shared = lookup(&ten, &ten.root, "shared");
 	st = th_read(&ten, &shared, 0, sizeof buf, buf, &got, NULL);
-	TH_CHECK(st == NFS3_OK && got == 17, "a file linked inside and "
+	TH_CHECK(st == NFS3_OK && got == 17,
+		 "a file linked inside and "
 		 "outside the export is read through its handle (%s)",
 		 th_stat_name(st));
 	st = th_remove(&op, &ta, "shared");
@@ -234,8 +238,10 @@ test_links(void)
 	mine = lookup(&ten, &ten.root, "b");
 	TH_CHECK(same(&mine, &first), "b has a's handle");
 	st = th_read(&ten, &first, 0, sizeof buf, buf, &got, NULL);
-	TH_CHECK(st == NFS3_OK && got == 10, "ln a b; rm a: the handle still "
-		 "reads (%s)", th_stat_name(st));
+	TH_CHECK(st == NFS3_OK && got == 10,
+		 "ln a b; rm a: the handle still "
+		 "reads (%s)",
+		 th_stat_name(st));
 	th_disconnect(&ten);
 	th_disconnect(&op);
 }
@@ -268,11 +274,11 @@ test_repointed(void)
 	fattr3 a;
 	int st;
 
-	TH_REQUIRE(th_server_set_exports(
-			   &srv, "/          127.0.0.1(rw,insecure,"
-				 "no_root_squash)\n"
-				 "/tenants/a 127.0.0.1(rw,insecure,"
-				 "no_root_squash,fsid=77)\n") == 0 &&
+	TH_REQUIRE(th_server_set_exports(&srv,
+					 "/          127.0.0.1(rw,insecure,"
+					 "no_root_squash)\n"
+					 "/tenants/a 127.0.0.1(rw,insecure,"
+					 "no_root_squash,fsid=77)\n") == 0 &&
 			   th_server_restart(&srv, false) == 0,
 		   "restart: /tenants/a with fsid=77");
 	TH_REQUIRE(th_connect(&ten, srv.port, "/tenants/a", 0, 0) == 0,
@@ -308,7 +314,8 @@ test_repointed(void)
 	TH_REQUIRE(reload_until("/tenants", MNT3_OK),
 		   "SIGHUP: /tenants is exported with fsid=77");
 	st = th_getattr(&ten, &f, &a);
-	TH_STAT(st, NFS3_OK, "re-pointed to /tenants: the file lies inside "
+	TH_STAT(st, NFS3_OK,
+		"re-pointed to /tenants: the file lies inside "
 		"and its handle works");
 	TH_STAT(th_getattr(&ten, &broot, &a), NFS3_OK,
 		"so does b's root, now a directory of the export");
@@ -318,8 +325,7 @@ test_repointed(void)
 int
 main(void)
 {
-	TH_REQUIRE(th_server_start(&srv, NULL, NULL) == 0,
-		   "tesserad started");
+	TH_REQUIRE(th_server_start(&srv, NULL, NULL) == 0, "tesserad started");
 	setup();
 	TH_REQUIRE(th_server_set_exports(&srv, exports_a) == 0 &&
 			   th_server_restart(&srv, false) == 0,

@@ -35,17 +35,16 @@
 
 #include "t/nfs/tharness.h"
 
-#define KiB 1024u
-#define MiB (1024u * 1024u)
-#define CHUNK (64ull * MiB)
-#define BIG_DIR 2000
-#define MULTI_LEN (1 * MiB)
-#define SLICE (64 * KiB)
-#define SPAN_OFF (CHUNK - 32 * KiB)
-#define WRITER_LEN (128 * KiB)
-#define SMALL_LEN 5000
+#define KiB         1024u
+#define MiB         (1024u * 1024u)
+#define CHUNK       (64ull * MiB)
+#define BIG_DIR     2000
+#define MULTI_LEN   (1 * MiB)
+#define SLICE       (64 * KiB)
+#define SPAN_OFF    (CHUNK - 32 * KiB)
+#define WRITER_LEN  (128 * KiB)
+#define SMALL_LEN   5000
 #define BACKUP_LINE "metadata backup written"
-
 
 static struct th_server srv;
 static struct th_conn cn;
@@ -54,10 +53,10 @@ static uint8_t multi[MULTI_LEN], span[SLICE], wbuf[WRITER_LEN];
 /* ---- helpers ----------------------------------------------------------------- */
 
 /* A step the test needs but does not check: silent unless it fails. */
-#define MUST(cond, ...)                                                      \
-	do {                                                                 \
-		if (!(cond))                                                 \
-			TH_REQUIRE(false, __VA_ARGS__);                      \
+#define MUST(cond, ...)                                                        \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			TH_REQUIRE(false, __VA_ARGS__);                        \
 	} while (0)
 
 static struct th_fh
@@ -67,7 +66,7 @@ must_create(const struct th_fh *dir, const char *name)
 	int st = th_create(&cn, dir, name, GUARDED, NULL, NULL, &o);
 
 	MUST(st == NFS3_OK && o.fh_follows, "CREATE %s (%s)", name,
-		   th_stat_name(st));
+	     th_stat_name(st));
 	return o.fh;
 }
 
@@ -79,7 +78,7 @@ must_mkdir(const struct th_fh *dir, const char *name)
 	int st = th_mkdir(&cn, dir, name, &sa, &o);
 
 	MUST(st == NFS3_OK && o.fh_follows, "MKDIR %s (%s)", name,
-		   th_stat_name(st));
+	     th_stat_name(st));
 	return o.fh;
 }
 
@@ -89,7 +88,7 @@ must_write(const struct th_fh *fh, uint64_t off, const void *p, uint32_t n)
 	int st = th_write(&cn, fh, off, p, n, FILE_SYNC, NULL);
 
 	MUST(st == NFS3_OK, "WRITE %u bytes at %llu (%s)", n,
-		   (unsigned long long)off, th_stat_name(st));
+	     (unsigned long long)off, th_stat_name(st));
 }
 
 /* Look a path up from the root, one name at a time. */
@@ -182,8 +181,7 @@ slurp(const char *path, size_t *len)
 /* The key records of a binary dump, in order, skipping the keys whose
  * first byte is in skip: a buffer of (be32 body length, body)... */
 static char *
-key_records(const char *path, const char *skip, size_t *out_len,
-	    size_t *nkeys)
+key_records(const char *path, const char *skip, size_t *out_len, size_t *nkeys)
 {
 	size_t len, p = 8, o = 0;
 	char *d = slurp(path, &len), *out;
@@ -196,8 +194,8 @@ key_records(const char *path, const char *skip, size_t *out_len,
 	out = malloc(len);
 	while (p + 5 <= len) {
 		const uint8_t *r = (const uint8_t *)d + p;
-		uint32_t n = (uint32_t)r[1] << 24 | r[2] << 16 | r[3] << 8 |
-			     r[4];
+		uint32_t n =
+			(uint32_t)r[1] << 24 | r[2] << 16 | r[3] << 8 | r[4];
 
 		if (r[0] == 'K' && n >= 3 && strchr(skip, r[7]) == NULL) {
 			memcpy(out + o, r + 1, 4 + n);
@@ -276,8 +274,7 @@ populate(void)
 	TH_REQUIRE(st == NFS3_OK, "MKNOD sock (%s)", th_stat_name(st));
 	big = must_mkdir(&cn.root, "big");
 	st = th_bulk_create(&cn, &big, "entry-", 5, 0, BIG_DIR, 32, NULL);
-	TH_REQUIRE(st == NFS3_OK, "%d CREATEs (%s)", BIG_DIR,
-		   th_stat_name(st));
+	TH_REQUIRE(st == NFS3_OK, "%d CREATEs (%s)", BIG_DIR, th_stat_name(st));
 	must_mkdir(&cn.root, "w");
 }
 
@@ -288,8 +285,10 @@ dump_start(const char *meta, const char *file)
 	char cmd[1200];
 	pid_t pid;
 
-	snprintf(cmd, sizeof cmd, "exec '%s/tessera' dump '%s' '%s' "
-		 ">'%s' 2>&1", th_builddir(), meta, file, path_in("dump.out"));
+	snprintf(cmd, sizeof cmd,
+		 "exec '%s/tessera' dump '%s' '%s' "
+		 ">'%s' 2>&1",
+		 th_builddir(), meta, file, path_in("dump.out"));
 	pid = fork();
 	if (pid == 0) {
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
@@ -316,8 +315,8 @@ dump_while_writing(const char *file, unsigned *settled)
 	TH_REQUIRE(walk("w", &w, NULL) == NFS3_OK, "LOOKUP w");
 	th_fill(3, wbuf, sizeof wbuf);
 	/* until writes overlapped dumps, and a scheduled backup too */
-	for (int round = 0; round < 400 &&
-			    (during < 5 || round < 2 ||
+	for (int round = 0;
+	     round < 400 && (during < 5 || round < 2 ||
 			     th_server_log_count(&srv, BACKUP_LINE) == 0);
 	     round++) {
 		pid_t pid;
@@ -338,8 +337,7 @@ dump_while_writing(const char *file, unsigned *settled)
 			during++;
 		}
 		MUST(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-			   "tessera dump while a client writes (round %d)",
-			   round);
+		     "tessera dump while a client writes (round %d)", round);
 	}
 	TH_CHECK(during >= 5, "%u files written while a dump ran, %u in all",
 		 during, files);
@@ -361,30 +359,33 @@ check_served(unsigned writers, unsigned settled)
 	TH_CHECK(reads_back("d1/multi", 0, multi, MULTI_LEN),
 		 "a file of many slices reads back every byte");
 	TH_CHECK(walk("d1/sub/hard1", &fh, &a) == NFS3_OK && a.nlink == 3 &&
-		 a.size == MULTI_LEN && reads_back("hard2", 0, multi,
-						   MULTI_LEN),
+			 a.size == MULTI_LEN &&
+			 reads_back("hard2", 0, multi, MULTI_LEN),
 		 "hard links: nlink 3, same data");
 	TH_CHECK(walk("span", &fh, &a) == NFS3_OK &&
-		 a.size == SPAN_OFF + SLICE &&
-		 reads_back("span", 0, NULL, SPAN_OFF) &&
-		 reads_back("span", SPAN_OFF, span, SLICE),
+			 a.size == SPAN_OFF + SLICE &&
+			 reads_back("span", 0, NULL, SPAN_OFF) &&
+			 reads_back("span", SPAN_OFF, span, SLICE),
 		 "a sparse file across the chunk edge reads back every byte");
 	TH_CHECK(walk("d1/small", &fh, &a) == NFS3_OK && a.size == SMALL_LEN &&
-		 reads_back("d1/small", 0, span, SMALL_LEN),
+			 reads_back("d1/small", 0, span, SMALL_LEN),
 		 "a small file (its bytes inline) reads back every byte");
 	TH_CHECK(walk("sym", &fh, &a) == NFS3_OK && a.type == NF3LNK &&
-		 th_readlink(&cn, &fh, target, sizeof target) == NFS3_OK &&
-		 strcmp(target, "d1/multi") == 0, "symlink and its target");
+			 th_readlink(&cn, &fh, target, sizeof target) ==
+				 NFS3_OK &&
+			 strcmp(target, "d1/multi") == 0,
+		 "symlink and its target");
 	TH_CHECK(walk("d1/chr", &fh, &a) == NFS3_OK && a.type == NF3CHR &&
-		 a.rdev.specdata1 == 4 && a.rdev.specdata2 == 64 &&
-		 (a.mode & 07777) == 0620, "character device 4:64");
+			 a.rdev.specdata1 == 4 && a.rdev.specdata2 == 64 &&
+			 (a.mode & 07777) == 0620,
+		 "character device 4:64");
 	TH_CHECK(walk("d1/blk", &fh, &a) == NFS3_OK && a.type == NF3BLK &&
-		 a.rdev.specdata1 == 8 && a.rdev.specdata2 == 1,
+			 a.rdev.specdata1 == 8 && a.rdev.specdata2 == 1,
 		 "block device 8:1");
 	TH_CHECK(walk("d1/sub/fifo", &fh, &a) == NFS3_OK && a.type == NF3FIFO,
 		 "fifo");
-	TH_CHECK(walk("d1/sub/sock", &fh, &a) == NFS3_OK &&
-		 a.type == NF3SOCK, "socket");
+	TH_CHECK(walk("d1/sub/sock", &fh, &a) == NFS3_OK && a.type == NF3SOCK,
+		 "socket");
 	TH_REQUIRE(walk("big", &big, &a) == NFS3_OK && a.type == NF3DIR,
 		   "LOOKUP big");
 	while (!eof) {
@@ -400,8 +401,10 @@ check_served(unsigned writers, unsigned settled)
 		eof = pg.eof;
 		th_dirpage_free(&pg);
 	}
-	TH_CHECK(eof && entries == BIG_DIR, "a directory of %llu entries "
-		 "lists whole", (unsigned long long)entries);
+	TH_CHECK(eof && entries == BIG_DIR,
+		 "a directory of %llu entries "
+		 "lists whole",
+		 (unsigned long long)entries);
 	/* files written before the dump: whole; while it ran: absent,
 	 * empty, or whole (each was one WRITE), never anything else */
 	for (unsigned i = 0; i < writers; i++) {
@@ -413,18 +416,19 @@ check_served(unsigned writers, unsigned settled)
 			th_diag("%s is missing", name);
 			break;
 		}
-		if (a.size != WRITER_LEN || !reads_back(name, 0, wbuf,
-							WRITER_LEN)) {
+		if (a.size != WRITER_LEN ||
+		    !reads_back(name, 0, wbuf, WRITER_LEN)) {
 			th_diag("%s: %llu bytes, not whole", name,
 				(unsigned long long)a.size);
 			break;
 		}
 		whole++;
 	}
-	TH_CHECK(whole >= settled && settled > 0, "the %u files written "
+	TH_CHECK(whole >= settled && settled > 0,
+		 "the %u files written "
 		 "before the dump and %u of the %u written while it ran are in "
-		 "the loaded volume, each whole", settled, whole - settled,
-		 writers - settled);
+		 "the loaded volume, each whole",
+		 settled, whole - settled, writers - settled);
 }
 
 /* ---- scheduled backups ----------------------------------------------------- */
@@ -495,7 +499,7 @@ main(void)
 		th_bail();
 	/* backups every second, two kept, metrics on a port of its own */
 	th_server_set_args(&srv, "-o backup_interval=1s -o backup_keep=2 "
-			   "--metrics-listen 127.0.0.1:0");
+				 "--metrics-listen 127.0.0.1:0");
 	TH_REQUIRE(th_server_restart(&srv, false) == 0, "restart with backups");
 	TH_REQUIRE(th_connect(&cn, srv.port, "/", 0, 0) == 0, "mount");
 	populate();
@@ -503,8 +507,8 @@ main(void)
 	writers = dump_while_writing(path_in("d1.bin"), &settled);
 	backups = th_server_log_count(&srv, BACKUP_LINE);
 
-	TH_CHECK(th_tessera(&srv, "dump --verify '%s'", path_in("d1.bin")) ==
-		 0, "dump --verify accepts the dump");
+	TH_CHECK(th_tessera(&srv, "dump --verify '%s'", path_in("d1.bin")) == 0,
+		 "dump --verify accepts the dump");
 	TH_CHECK(th_tessera(&srv, "dump --json '%s' '%s'", srv.meta_url,
 			    path_in("d1.json")) == 0,
 		 "dump --json while the gateway serves");
@@ -516,8 +520,10 @@ main(void)
 	{
 		char cmd[600];
 
-		snprintf(cmd, sizeof cmd, "python3 -m json.tool '%s' "
-			 ">/dev/null", path_in("d1.json"));
+		snprintf(cmd, sizeof cmd,
+			 "python3 -m json.tool '%s' "
+			 ">/dev/null",
+			 path_in("d1.json"));
 		TH_CHECK(system(cmd) == 0, "python3 -m json.tool accepts it");
 	}
 
@@ -530,12 +536,15 @@ main(void)
 		free(meta2);
 		meta2 = strdup(url);
 	}
-	TH_CHECK(th_tessera(&srv, "load '%s' '%s'", meta2, path_in("d1.bin"))
-		 == 0, "tessera load into an empty engine");
-	TH_CHECK(th_tessera(&srv, "load '%s' '%s'", meta2, path_in("d1.bin"))
-		 != 0, "a second load into it is refused");
-	TH_CHECK(th_tessera(&srv, "dump '%s' '%s'", meta2, path_in("d2.bin"))
-		 == 0, "dump of the loaded volume");
+	TH_CHECK(th_tessera(&srv, "load '%s' '%s'", meta2, path_in("d1.bin")) ==
+			 0,
+		 "tessera load into an empty engine");
+	TH_CHECK(th_tessera(&srv, "load '%s' '%s'", meta2, path_in("d1.bin")) !=
+			 0,
+		 "a second load into it is refused");
+	TH_CHECK(th_tessera(&srv, "dump '%s' '%s'", meta2, path_in("d2.bin")) ==
+			 0,
+		 "dump of the loaded volume");
 	TH_CHECK(same_key_records(path_in("d1.bin"), path_in("d2.bin"), "G"),
 		 "the loaded volume is identical key for key (sessions aside)");
 	TH_CHECK(th_tessera(&srv, "fsck '%s'", meta2) == 0,
@@ -549,15 +558,18 @@ main(void)
 		usleep(200000);
 	}
 	TH_CHECK(th_server_log_count(&srv, BACKUP_LINE) >= backups + 2 &&
-		 backups >= 1, "the gateway wrote backups while clients "
-		 "wrote (%d) and after", backups);
+			 backups >= 1,
+		 "the gateway wrote backups while clients "
+		 "wrote (%d) and after",
+		 backups);
 	TH_CHECK(metrics_say("tessera_meta_backup_age_seconds "),
 		 "the newest backup's age is a metric");
 	TH_CHECK(metrics_say("tessera_meta_backups_total{result=\"written\"}"),
 		 "and the backups written");
 	TH_CHECK(th_tessera(&srv, "status '%s'", srv.meta_url) == 0 &&
-		 (json = slurp(path_in("tool.out"), &len)) != NULL &&
-		 strstr(json, "last backup:") && strstr(json, "meta-backup/"),
+			 (json = slurp(path_in("tool.out"), &len)) != NULL &&
+			 strstr(json, "last backup:") &&
+			 strstr(json, "meta-backup/"),
 		 "tessera status names the last backup");
 	free(json);
 
@@ -566,8 +578,10 @@ main(void)
 	th_server_stop(&srv, false);
 	TH_CHECK(count_backups(&incomplete) == 2 && !incomplete,
 		 "the store holds the two newest backups, complete");
-	TH_CHECK(th_tessera(&srv, "dump --verify --from-backup '%s' --volume "
-			    "tvol", srv.storage_url) == 0,
+	TH_CHECK(th_tessera(&srv,
+			    "dump --verify --from-backup '%s' --volume "
+			    "tvol",
+			    srv.storage_url) == 0,
 		 "the newest backup verifies");
 	meta3 = strdup(meta2);
 	meta3[strlen(meta3) - 1] = '3';
@@ -576,14 +590,14 @@ main(void)
 		 "tessera load --from-backup");
 	TH_CHECK(th_tessera(&srv, "fsck '%s'", meta3) == 0,
 		 "the restored volume is fsck clean");
-	TH_CHECK(th_tessera(&srv, "dump '%s' '%s'", meta1, path_in("d1b.bin"))
-			 == 0 &&
-		 th_tessera(&srv, "dump '%s' '%s'", meta3, path_in("d3.bin"))
-			 == 0 &&
-		 /* X: the NFS bytes the gateway counted, added to the
+	TH_CHECK(th_tessera(&srv, "dump '%s' '%s'", meta1,
+			    path_in("d1b.bin")) == 0 &&
+			 th_tessera(&srv, "dump '%s' '%s'", meta3,
+				    path_in("d3.bin")) == 0 &&
+			 /* X: the NFS bytes the gateway counted, added to the
 		  * volume as it stopped, after the last backup */
-		 same_key_records(path_in("d1b.bin"), path_in("d3.bin"),
-				  "GBbX"),
+			 same_key_records(path_in("d1b.bin"), path_in("d3.bin"),
+					  "GBbX"),
 		 "the restored volume is the volume as it was, key for key "
 		 "(sessions, the background-job lease, the backup record and "
 		 "the NFS byte counts aside)");

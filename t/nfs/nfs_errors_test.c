@@ -29,14 +29,12 @@ all_procs(const char *what, const struct th_fh *h, const struct th_fh *dir,
 	sattr3 sa = th_sattr_mode(0600);
 
 	TH_STAT(th_getattr(&cn, h, &a), want, "GETATTR, %s", what);
-	TH_STAT(th_setattr(&cn, h, &sa, NULL, NULL), want, "SETATTR, %s",
-		what);
-	TH_STAT(th_access(&cn, h, ACCESS3_READ, &g), want, "ACCESS, %s",
-		what);
+	TH_STAT(th_setattr(&cn, h, &sa, NULL, NULL), want, "SETATTR, %s", what);
+	TH_STAT(th_access(&cn, h, ACCESS3_READ, &g), want, "ACCESS, %s", what);
 	TH_STAT(th_read(&cn, h, 0, 16, buf, NULL, NULL), want, "READ, %s",
 		what);
-	TH_STAT(th_write(&cn, h, 0, "x", 1, FILE_SYNC, NULL), want,
-		"WRITE, %s", what);
+	TH_STAT(th_write(&cn, h, 0, "x", 1, FILE_SYNC, NULL), want, "WRITE, %s",
+		what);
 	TH_STAT(th_commit(&cn, h, 0, 0, NULL), want, "COMMIT, %s", what);
 	TH_STAT(th_lookup(&cn, h, "x", &o), want, "LOOKUP in dir, %s", what);
 	TH_STAT(th_create(&cn, h, "x", GUARDED, NULL, NULL, &o), want,
@@ -52,12 +50,10 @@ all_procs(const char *what, const struct th_fh *h, const struct th_fh *dir,
 	th_dirpage_free(&p);
 	TH_STAT(th_rename(&cn, dir, "src", h, "x"), want,
 		"RENAME to a dir with %s", what);
-	TH_STAT(th_link(&cn, h, dir, "lnk", NULL), want,
-		"LINK of %s", what);
-	TH_STAT(th_fsstat(&cn, h, &(FSSTAT3res){0}), want, "FSSTAT, %s",
+	TH_STAT(th_link(&cn, h, dir, "lnk", NULL), want, "LINK of %s", what);
+	TH_STAT(th_fsstat(&cn, h, &(FSSTAT3res){0}), want, "FSSTAT, %s", what);
+	TH_STAT(th_pathconf(&cn, h, &(PATHCONF3res){0}), want, "PATHCONF, %s",
 		what);
-	TH_STAT(th_pathconf(&cn, h, &(PATHCONF3res){0}), want,
-		"PATHCONF, %s", what);
 }
 
 static void
@@ -105,8 +101,10 @@ test_badhandle(void)
 	th_create_fh(&cn, &d, "src", (sattr3[]){th_sattr_mode(0644)});
 	f = th_create_fh(&cn, &d, "f", (sattr3[]){th_sattr_mode(0644)});
 	th_diag("file handle length %u", f.len);
-	TH_CHECK(f.len > 0 && f.len <= 64, "handle length within 1..64 "
-		 "(%u)", f.len);
+	TH_CHECK(f.len > 0 && f.len <= 64,
+		 "handle length within 1..64 "
+		 "(%u)",
+		 f.len);
 
 	/* Flip each byte in turn: every one must be detected. */
 	{
@@ -124,7 +122,8 @@ test_badhandle(void)
 				first_fail = i;
 			}
 		}
-		TH_CHECK(bad_ok == f.len, "GETATTR with one bit flipped, each "
+		TH_CHECK(bad_ok == f.len,
+			 "GETATTR with one bit flipped, each "
 			 "of %u positions: BADHANDLE/STALE for %u (first miss "
 			 "at byte %u: %s)",
 			 f.len, bad_ok, first_fail,
@@ -146,8 +145,8 @@ test_badhandle(void)
 	bad.len = f.len + 4 <= 64 ? f.len + 4 : 64;
 	memset(bad.data + f.len, 0, bad.len - f.len);
 	if (bad.len != f.len)
-		TH_STAT(th_getattr(&cn, &bad, &(fattr3){0}),
-			NFS3ERR_BADHANDLE, "GETATTR with 4 bytes appended");
+		TH_STAT(th_getattr(&cn, &bad, &(fattr3){0}), NFS3ERR_BADHANDLE,
+			"GETATTR with 4 bytes appended");
 	memset(&bad, 0x5a, sizeof bad);
 	bad.len = f.len;
 	TH_STAT(th_getattr(&cn, &bad, &(fattr3){0}), NFS3ERR_BADHANDLE,
@@ -175,7 +174,8 @@ test_acces(void)
 	st = th_mkdir(&cn, &cn.root, "perm", NULL, &o);
 	TH_REQUIRE(st == NFS3_OK, "MKDIR perm (0755, root)");
 	d = o.fh;
-	priv = th_create_fh(&cn, &d, "private", (sattr3[]){th_sattr_mode(0600)});
+	priv = th_create_fh(&cn, &d, "private",
+			    (sattr3[]){th_sattr_mode(0600)});
 	ro = th_create_fh(&cn, &d, "readonly", (sattr3[]){th_sattr_mode(0444)});
 	th_write(&cn, &priv, 0, "secret", 6, FILE_SYNC, NULL);
 	st = th_mkdir(&cn, &d, "closed", &(sattr3){0}, &o);
@@ -187,10 +187,10 @@ test_acces(void)
 	th_set_cred(&cn, 1000, 1000, 0, NULL);
 	TH_STAT(th_read(&cn, &priv, 0, 6, buf, NULL, NULL), NFS3ERR_ACCES,
 		"READ of a 0600 root file as uid 1000");
-	TH_STAT(th_write(&cn, &priv, 0, "x", 1, FILE_SYNC, NULL),
-		NFS3ERR_ACCES, "WRITE to a 0600 root file as uid 1000");
-	TH_STAT(th_write(&cn, &ro, 0, "x", 1, FILE_SYNC, NULL),
-		NFS3ERR_ACCES, "WRITE to a 0444 file as uid 1000");
+	TH_STAT(th_write(&cn, &priv, 0, "x", 1, FILE_SYNC, NULL), NFS3ERR_ACCES,
+		"WRITE to a 0600 root file as uid 1000");
+	TH_STAT(th_write(&cn, &ro, 0, "x", 1, FILE_SYNC, NULL), NFS3ERR_ACCES,
+		"WRITE to a 0444 file as uid 1000");
 	TH_STAT(th_create(&cn, &d, "mine", GUARDED, NULL, NULL, &o),
 		NFS3ERR_ACCES, "CREATE in a 0755 root directory as uid 1000");
 	TH_STAT(th_mkdir(&cn, &d, "mydir", NULL, &o), NFS3ERR_ACCES,
@@ -225,7 +225,8 @@ test_acces(void)
 	st = th_remove(&cn, &d, "u1000");
 	TH_CHECK(st == NFS3ERR_PERM || st == NFS3ERR_ACCES,
 		 "REMOVE of another user's file in a sticky directory: PERM "
-		 "or ACCES (got %s)", th_stat_name(st));
+		 "or ACCES (got %s)",
+		 th_stat_name(st));
 	th_set_cred(&cn, 1000, 1000, 0, NULL);
 	TH_STAT(th_remove(&cn, &d, "u1000"), NFS3_OK,
 		"REMOVE of one's own file in a sticky directory");
@@ -254,8 +255,7 @@ test_nospc(void)
 			break;
 		made++;
 	}
-	TH_STAT(st, NFS3ERR_NOSPC, "CREATE past --inodes 10 (after %d)",
-		made);
+	TH_STAT(st, NFS3ERR_NOSPC, "CREATE past --inodes 10 (after %d)", made);
 	TH_CHECK(made >= 8 && made <= 10, "8..10 files fit (%d)", made);
 	TH_STAT(th_mkdir(&c2, &c2.root, "d", NULL, &o), NFS3ERR_NOSPC,
 		"MKDIR past the inode limit");
@@ -292,8 +292,10 @@ test_nospc(void)
 			break;
 		made++;
 	}
-	TH_STAT(last, NFS3ERR_NOSPC, "FILE_SYNC WRITE past the capacity "
-		"(after %d MiB)", made);
+	TH_STAT(last, NFS3ERR_NOSPC,
+		"FILE_SYNC WRITE past the capacity "
+		"(after %d MiB)",
+		made);
 	TH_CHECK(made >= 3 && made <= 4, "3..4 MiB fit (%d)", made);
 	{
 		FSSTAT3res fs;

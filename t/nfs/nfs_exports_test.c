@@ -48,8 +48,8 @@ setup(void)
 		if (i == 0) {
 			sattr3 m = th_sattr_mode(0600);
 
-			st = th_create(&c, &d.fh, "rootonly", GUARDED, &m,
-				       NULL, &o);
+			st = th_create(&c, &d.fh, "rootonly", GUARDED, &m, NULL,
+				       &o);
 			TH_REQUIRE(st == NFS3_OK, "CREATE /sq/rootonly 0600");
 			sq_private = o.fh;
 		}
@@ -83,7 +83,8 @@ create_as(const char *path, uint32_t uid, uint32_t gid, uint32_t want_uid,
 	if (st == NFS3_OK)
 		TH_CHECK(o.attr_follows && o.attr.uid == want_uid,
 			 "directory created in %s by uid %u is owned by %u "
-			 "(got %u)", path, uid, want_uid, o.attr.uid);
+			 "(got %u)",
+			 path, uid, want_uid, o.attr.uid);
 	th_rmdir(&c, &c.root, "dir-by-x");
 	th_disconnect(&c);
 }
@@ -112,7 +113,8 @@ test_squash(void)
 
 		/* The handle from the "/" export went stale with it. */
 		st = th_getattr(&c, &sq_private, &(fattr3){0});
-		TH_STAT(st, NFS3ERR_STALE, "a handle of an export that is no "
+		TH_STAT(st, NFS3ERR_STALE,
+			"a handle of an export that is no "
 			"longer exported");
 		st = th_lookup(&c, &c.root, "rootonly", &o);
 		TH_STAT(st, NFS3_OK, "LOOKUP /sq/rootonly as squashed root");
@@ -124,7 +126,8 @@ test_squash(void)
 	sa.uid.set_it = 1;
 	sa.uid.set_uid3_u.uid = 65534;
 	st = th_setattr(&c, &c.root, &sa, NULL, NULL);
-	TH_STAT(st, NFS3ERR_PERM, "squashed root chowns the root-owned "
+	TH_STAT(st, NFS3ERR_PERM,
+		"squashed root chowns the root-owned "
 		"export root to 65534");
 	{
 		struct th_obj o;
@@ -146,7 +149,8 @@ test_mount_rules(void)
 	st = th_connect(&c, srv.port, "/other", 0, 0);
 	TH_CHECK(st == MNT3ERR_ACCES || st == MNT3ERR_PERM,
 		 "MOUNT of an export that does not list 127.0.0.1 is "
-		 "refused (got %d)", st);
+		 "refused (got %d)",
+		 st);
 	th_disconnect(&c);
 	st = th_connect(&c, srv.port, "/nonexistent", 0, 0);
 	TH_CHECK(st == MNT3ERR_NOENT || st == MNT3ERR_ACCES,
@@ -155,7 +159,8 @@ test_mount_rules(void)
 	st = th_connect(&c, srv.port, "/", 0, 0);
 	TH_CHECK(st == MNT3ERR_NOENT || st == MNT3ERR_ACCES,
 		 "MOUNT / is refused when only subdirectories are exported "
-		 "(got %d)", st);
+		 "(got %d)",
+		 st);
 	th_disconnect(&c);
 
 	/* Crossing exports. */
@@ -199,8 +204,9 @@ test_rofs(void)
 	th_create(&w, &dir.fh, "victim", GUARDED, NULL, NULL, &o);
 	th_disconnect(&w);
 
-	TH_REQUIRE(th_server_set_exports(&srv, "/ 127.0.0.1(ro,insecure)\n")
-			   == 0 && th_server_restart(&srv, false) == 0,
+	TH_REQUIRE(th_server_set_exports(&srv, "/ 127.0.0.1(ro,insecure)\n") ==
+				   0 &&
+			   th_server_restart(&srv, false) == 0,
 		   "restart with '/ 127.0.0.1(ro,insecure)'");
 	TH_REQUIRE(th_connect(&c, srv.port, "/", 0, 0) == 0, "MOUNT / ro");
 	TH_STAT(th_getattr(&c, &f.fh, &(fattr3){0}), NFS3_OK,
@@ -210,8 +216,8 @@ test_rofs(void)
 		 "READ on a ro export (%s)", th_stat_name(st));
 	TH_STAT(th_lookup(&c, &c.root, "rofile", &o), NFS3_OK,
 		"LOOKUP on a ro export");
-	st = th_access(&c, &f.fh, ACCESS3_READ | ACCESS3_MODIFY |
-			   ACCESS3_EXTEND, &g);
+	st = th_access(&c, &f.fh,
+		       ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND, &g);
 	TH_CHECK(st == NFS3_OK && !(g & (ACCESS3_MODIFY | ACCESS3_EXTEND)),
 		 "ACCESS on a ro export grants no MODIFY/EXTEND (0x%x)", g);
 
@@ -250,24 +256,27 @@ static void
 test_space_before_options(void)
 {
 	static const char rules[] =
-	    " 127.0.0.1(ro,root_squash,anonuid=65534,anongid=65534,secure,"
-	    "sync) "
-	    "*(rw,no_root_squash,anonuid=65534,anongid=65534,insecure,sync)";
+		" 127.0.0.1(ro,root_squash,anonuid=65534,anongid=65534,secure,"
+		"sync) "
+		"*(rw,no_root_squash,anonuid=65534,anongid=65534,insecure,"
+		"sync)";
 	struct th_conn c;
 	int before = th_server_log_count(&srv, rules), st;
 
-	TH_REQUIRE(th_server_set_exports(
-		       &srv, "/sq 127.0.0.1 (rw,insecure,no_root_squash)\n") ==
-			   0 &&
-		       th_server_restart(&srv, false) == 0,
-		   "restart with '/sq 127.0.0.1 (rw,insecure,no_root_squash)'");
+	TH_REQUIRE(
+		th_server_set_exports(
+			&srv, "/sq 127.0.0.1 (rw,insecure,no_root_squash)\n") ==
+				0 &&
+			th_server_restart(&srv, false) == 0,
+		"restart with '/sq 127.0.0.1 (rw,insecure,no_root_squash)'");
 	TH_CHECK(th_server_log_count(&srv, "warn exports: ") > 0 &&
-		     th_server_log_count(&srv, "no client before "
-					       "\"(rw,insecure,no_root_squash)"
-					       "\"") > 0,
+			 th_server_log_count(&srv,
+					     "no client before "
+					     "\"(rw,insecure,no_root_squash)"
+					     "\"") > 0,
 		 "a warning names the option list without a client");
 	TH_CHECK(th_server_log_count(&srv, "export /sq (fsid=") > 0 &&
-		     th_server_log_count(&srv, rules) == before + 1,
+			 th_server_log_count(&srv, rules) == before + 1,
 		 "the effective options of both rules are logged");
 	/* 127.0.0.1 matches first, with the defaults: ro and secure
 	 * (libnfs binds a privileged port when run as root) */
@@ -310,8 +319,7 @@ test_async_kill(void)
 		   "restart with /none exported async");
 	TH_REQUIRE(th_server_log_count(&srv, "insecure,async)") > 0,
 		   "the rule is logged with async");
-	TH_REQUIRE(th_connect(&c, srv.port, "/none", 0, 0) == 0,
-		   "MOUNT /none");
+	TH_REQUIRE(th_connect(&c, srv.port, "/none", 0, 0) == 0, "MOUNT /none");
 	for (int i = 0; i < 20; i++) {
 		snprintf(name, sizeof name, "a%d", i);
 		bad += th_create(&c, &c.root, name, GUARDED, NULL, NULL, &o) !=
@@ -335,14 +343,14 @@ test_async_kill(void)
 	}
 	TH_CHECK(bad == 0, "every file created is there");
 	TH_CHECK(th_lookup(&c, &c.root, "adir", &d) == NFS3_OK &&
-		     th_lookup(&c, &d.fh, "moved", &o) == NFS3_OK &&
-		     th_lookup(&c, &c.root, "a0", &o) == NFS3ERR_NOENT,
+			 th_lookup(&c, &d.fh, "moved", &o) == NFS3_OK &&
+			 th_lookup(&c, &c.root, "a0", &o) == NFS3ERR_NOENT,
 		 "the directory and the rename are there");
 	TH_CHECK(th_lookup(&c, &c.root, "a1", &o) == NFS3ERR_NOENT,
 		 "the removed file is gone");
 	TH_CHECK(th_lookup(&c, &c.root, "a2", &o) == NFS3_OK &&
-		     th_getattr(&c, &o.fh, &fa) == NFS3_OK &&
-		     (fa.mode & 07777) == 0640,
+			 th_getattr(&c, &o.fh, &fa) == NFS3_OK &&
+			 (fa.mode & 07777) == 0640,
 		 "the mode set is kept");
 	th_disconnect(&c);
 	TH_CHECK(th_server_fsck(&srv) == 0, "fsck finds the volume clean");

@@ -30,9 +30,9 @@
 
 #include "t/nfs/tharness.h"
 
-#define KiB 1024u
+#define KiB        1024u
 #define INLINE_MAX (16 * KiB)
-#define BIG (40 * KiB)
+#define BIG        (40 * KiB)
 
 static struct th_server srv;
 /* Whether the file reads back as want[0..len) and is len bytes long. */
@@ -49,7 +49,8 @@ reads_as(struct th_conn *c, const struct th_fh *fh, const uint8_t *want,
 		return false;
 	while (off < len) {
 		if (th_read(c, fh, off, len - off, got + off, &n, &eof) !=
-			    NFS3_OK || n == 0)
+			    NFS3_OK ||
+		    n == 0)
 			return false;
 		off += n;
 	}
@@ -57,16 +58,17 @@ reads_as(struct th_conn *c, const struct th_fh *fh, const uint8_t *want,
 }
 
 static void
-make_file(struct th_conn *c, const char *name, const uint8_t *buf,
-	  uint32_t len, struct th_obj *o)
+make_file(struct th_conn *c, const char *name, const uint8_t *buf, uint32_t len,
+	  struct th_obj *o)
 {
 	sattr3 sa = th_sattr_mode(0644);
 	COMMIT3res cr;
 
 	TH_REQUIRE(th_create(c, &c->root, name, UNCHECKED, &sa, NULL, o) ==
-			   NFS3_OK, "create %s", name);
-	TH_REQUIRE(th_write(c, &o->fh, 0, buf, len, UNSTABLE, NULL) ==
-			   NFS3_OK, "write %s", name);
+			   NFS3_OK,
+		   "create %s", name);
+	TH_REQUIRE(th_write(c, &o->fh, 0, buf, len, UNSTABLE, NULL) == NFS3_OK,
+		   "write %s", name);
 	TH_REQUIRE(th_commit(c, &o->fh, 0, 0, &cr) == NFS3_OK, "commit %s",
 		   name);
 }
@@ -128,10 +130,11 @@ main(void)
 	COMMIT3res cr;
 
 	TH_REQUIRE(th_server_start(&srv, "--block-size 64K --trash-days 1",
-				   NULL) == 0, "tesserad");
+				   NULL) == 0,
+		   "tesserad");
 	th_server_set_args(&srv, "-o inline_max=16K");
 	TH_REQUIRE(th_server_restart(&srv, false) == 0, "restarted with "
-		   "inline_max 16K");
+							"inline_max 16K");
 	TH_REQUIRE(th_connect(&c, srv.port, "/", 0, 0) == 0, "connect");
 
 	/* 1. create, write, commit: no object */
@@ -139,17 +142,19 @@ main(void)
 	u0 = used_bytes(&c);
 	make_file(&c, "a", a, 5000, &fa);
 	u1 = used_bytes(&c);
-	TH_CHECK(th_server_objects(&srv) == 0, "a 5,000-byte file committed stores no "
-		 "object (%zu)", th_server_objects(&srv));
+	TH_CHECK(th_server_objects(&srv) == 0,
+		 "a 5,000-byte file committed stores no "
+		 "object (%zu)",
+		 th_server_objects(&srv));
 	TH_CHECK(reads_as(&c, &fa.fh, a, 5000), "its bytes read back");
 	TH_CHECK(u1 - u0 == 8192, "used bytes grow by 8 KiB (%llu)",
 		 (unsigned long long)(u1 - u0));
 	th_disconnect(&c);
 	TH_REQUIRE(th_server_restart(&srv, true) == 0, "tesserad SIGKILLed "
-		   "and restarted");
+						       "and restarted");
 	TH_REQUIRE(th_connect(&c, srv.port, "/", 0, 0) == 0, "reconnect");
 	TH_CHECK(reads_as(&c, &fa.fh, a, 5000), "the committed inline file "
-		 "survives SIGKILL");
+						"survives SIGKILL");
 
 	/* 2. a write into it, FILE_SYNC */
 	th_fill(2, b, sizeof b);
@@ -158,7 +163,7 @@ main(void)
 	memcpy(a + 1000, b, 100);
 	TH_CHECK(th_server_objects(&srv) == 0, "still no object");
 	TH_CHECK(reads_as(&c, &fa.fh, a, 5000), "the new bytes read back over "
-		 "the old");
+						"the old");
 
 	/* 3. grow past inline_max, then shrink back */
 	th_fill(3, b, sizeof b);
@@ -170,7 +175,7 @@ main(void)
 	TH_CHECK(objs > 0, "past inline_max the data goes to objects (%zu)",
 		 objs);
 	TH_CHECK(reads_as(&c, &fa.fh, a, BIG), "every byte reads back, the "
-		 "first 4,000 still inline");
+					       "first 4,000 still inline");
 	sa = th_sattr_none();
 	sa.size.set_it = TRUE;
 	sa.size.set_size3_u.size = 3000;
@@ -178,11 +183,12 @@ main(void)
 		"SETATTR size 3,000");
 	TH_CHECK(reads_as(&c, &fa.fh, a, 3000), "shrunk: reads back");
 	th_fill(4, b, sizeof b);
-	TH_STAT(th_write(&c, &fa.fh, 3000, b, 1000, FILE_SYNC, NULL),
-		NFS3_OK, "write 1,000 bytes at 3,000");
+	TH_STAT(th_write(&c, &fa.fh, 3000, b, 1000, FILE_SYNC, NULL), NFS3_OK,
+		"write 1,000 bytes at 3,000");
 	memcpy(a + 3000, b, 1000);
 	TH_CHECK(reads_as(&c, &fa.fh, a, 4000), "and reads back");
-	TH_CHECK(th_server_objects(&srv) == objs, "that write went inline again");
+	TH_CHECK(th_server_objects(&srv) == objs,
+		 "that write went inline again");
 
 	/* 4. truncate to 0, links, rename over, remove */
 	sa.size.set_size3_u.size = 0;
@@ -192,7 +198,7 @@ main(void)
 	TH_STAT(th_write(&c, &fa.fh, 0, a, 700, FILE_SYNC, NULL), NFS3_OK,
 		"rewrite 700 bytes");
 	TH_CHECK(reads_as(&c, &fa.fh, a, 700), "truncated and rewritten: "
-		 "reads back");
+					       "reads back");
 
 	th_fill(6, b, sizeof b);
 	make_file(&c, "b", b, 9000, &fb);
@@ -214,16 +220,17 @@ main(void)
 	TH_STAT(th_remove(&c, &c.root, "e"), NFS3_OK, "REMOVE e (trash on)");
 	snprintf(ename, sizeof ename, "1-%llu-e",
 		 (unsigned long long)fe.attr.fileid);
-	TH_REQUIRE(trashed(&c, ename, &tfh), "e is in the trash as %s",
-		   ename);
+	TH_REQUIRE(trashed(&c, ename, &tfh), "e is in the trash as %s", ename);
 	TH_CHECK(reads_as(&c, &tfh, d, 3333), "and reads back there");
 
-	TH_CHECK(th_tessera(&srv, "config --trash-days 0 '%s'",
-			    srv.meta_url) == 0, "trash_days 0");
+	TH_CHECK(th_tessera(&srv, "config --trash-days 0 '%s'", srv.meta_url) ==
+			 0,
+		 "trash_days 0");
 	th_disconnect(&c);
 	TH_REQUIRE(th_server_restart(&srv, false) == 0, "tesserad restarted");
 	TH_REQUIRE(th_connect(&c, srv.port, "/", 0, 0) == 0, "reconnect");
-	TH_STAT(th_remove(&c, &c.root, "b2"), NFS3_OK, "REMOVE b2 (trash "
+	TH_STAT(th_remove(&c, &c.root, "b2"), NFS3_OK,
+		"REMOVE b2 (trash "
 		"off): released at once");
 	TH_STAT(th_lookup(&c, &c.root, "b2", &o), NFS3ERR_NOENT, "b2 is gone");
 
@@ -233,14 +240,14 @@ main(void)
 	TH_CHECK(th_server_fsck(&srv) == 0, "fsck finds the volume clean");
 	TH_CHECK(th_tessera(&srv, "gc --grace 0 '%s'", srv.meta_url) == 0,
 		 "tessera gc runs");
-	TH_CHECK(th_tool_figure(&srv, "leaked:") == 0, "gc: no object leaked (%ld)",
-		 th_tool_figure(&srv, "leaked:"));
+	TH_CHECK(th_tool_figure(&srv, "leaked:") == 0,
+		 "gc: no object leaked (%ld)", th_tool_figure(&srv, "leaked:"));
 	{
 		char path[300];
 
 		snprintf(path, sizeof path, "%s/dump.json", srv.dir);
-		TH_CHECK(th_tessera(&srv, "dump --json '%s' '%s'",
-				    srv.meta_url, path) == 0 &&
+		TH_CHECK(th_tessera(&srv, "dump --json '%s' '%s'", srv.meta_url,
+				    path) == 0 &&
 				 file_has(path, "\"type\": \"inline\""),
 			 "the JSON dump shows inline records");
 	}
@@ -253,7 +260,8 @@ main(void)
 		memset(&srv, 0, sizeof srv);
 		snprintf(cmd, sizeof cmd,
 			 "umask 077; head -c 32 /dev/urandom > "
-			 "/tmp/tessera-inline-key.%d", (int)getpid());
+			 "/tmp/tessera-inline-key.%d",
+			 (int)getpid());
 		TH_REQUIRE(system(cmd) == 0, "a key file");
 		snprintf(fmt, sizeof fmt,
 			 "--encrypt-key-file /tmp/tessera-inline-key.%d",
@@ -261,13 +269,15 @@ main(void)
 		TH_REQUIRE(th_server_start(&srv, fmt, NULL) == 0,
 			   "tesserad on an encrypted volume");
 		th_server_set_args(&srv, "-o inline_max=16K");
-		TH_REQUIRE(th_server_restart(&srv, false) == 0, "restarted "
+		TH_REQUIRE(th_server_restart(&srv, false) == 0,
+			   "restarted "
 			   "with inline_max 16K");
-		TH_REQUIRE(th_connect(&c, srv.port, "/", 0, 0) == 0,
-			   "connect");
+		TH_REQUIRE(th_connect(&c, srv.port, "/", 0, 0) == 0, "connect");
 		make_file(&c, "x", a, 5000, &o);
-		TH_CHECK(th_server_objects(&srv) == 1, "a small file's COMMIT stores "
-			 "one (encrypted) object (%zu)", th_server_objects(&srv));
+		TH_CHECK(th_server_objects(&srv) == 1,
+			 "a small file's COMMIT stores "
+			 "one (encrypted) object (%zu)",
+			 th_server_objects(&srv));
 		TH_CHECK(reads_as(&c, &o.fh, a, 5000), "and reads back");
 		th_disconnect(&c);
 		th_server_destroy(&srv);

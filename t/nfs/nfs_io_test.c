@@ -15,7 +15,7 @@
 
 #include "t/nfs/tharness.h"
 
-#define MiB (1024ULL * 1024)
+#define MiB   (1024ULL * 1024)
 #define CHUNK (64 * MiB)
 
 static struct th_server srv;
@@ -92,8 +92,8 @@ test_eof(void)
 		 th_stat_name(st), got, eof);
 	st = th_read(&cn, &f, 100, 10, buf, &got, &eof);
 	TH_CHECK(st == NFS3_OK && got == 0 && eof,
-		 "READ at the end: 0 bytes, eof (%s %u %d)",
-		 th_stat_name(st), got, eof);
+		 "READ at the end: 0 bytes, eof (%s %u %d)", th_stat_name(st),
+		 got, eof);
 	st = th_read(&cn, &f, 1000000, 10, buf, &got, &eof);
 	TH_CHECK(st == NFS3_OK && got == 0 && eof,
 		 "READ far beyond the end: 0 bytes, eof");
@@ -120,16 +120,14 @@ test_stability(uint8_t verf_out[8])
 	st = th_write(&cn, &f, 0, data, 65536, UNSTABLE, &w[0]);
 	TH_STAT(st, NFS3_OK, "WRITE UNSTABLE");
 	TH_CHECK(w[0].WRITE3res_u.resok.count == 65536,
-		 "UNSTABLE count 65536 (got %u)",
-		 w[0].WRITE3res_u.resok.count);
+		 "UNSTABLE count 65536 (got %u)", w[0].WRITE3res_u.resok.count);
 	st = th_write(&cn, &f, 65536, data + 65536, 65536, DATA_SYNC, &w[1]);
 	TH_STAT(st, NFS3_OK, "WRITE DATA_SYNC");
 	TH_CHECK(w[1].WRITE3res_u.resok.committed == DATA_SYNC ||
 			 w[1].WRITE3res_u.resok.committed == FILE_SYNC,
 		 "DATA_SYNC write committed at least DATA_SYNC (got %d)",
 		 w[1].WRITE3res_u.resok.committed);
-	st = th_write(&cn, &f, 131072, data + 131072, 65536, FILE_SYNC,
-		      &w[2]);
+	st = th_write(&cn, &f, 131072, data + 131072, 65536, FILE_SYNC, &w[2]);
 	TH_STAT(st, NFS3_OK, "WRITE FILE_SYNC");
 	TH_CHECK(w[2].WRITE3res_u.resok.committed == FILE_SYNC,
 		 "FILE_SYNC write committed FILE_SYNC (got %d)",
@@ -149,18 +147,16 @@ test_stability(uint8_t verf_out[8])
 		 (unsigned long long)a.size);
 	st = th_commit(&cn, &f, 0, 0, &c);
 	TH_STAT(st, NFS3_OK, "COMMIT whole file");
-	TH_CHECK(memcmp(c.COMMIT3res_u.resok.verf,
-			w[0].WRITE3res_u.resok.verf, 8) == 0,
+	TH_CHECK(memcmp(c.COMMIT3res_u.resok.verf, w[0].WRITE3res_u.resok.verf,
+			8) == 0,
 		 "COMMIT verifier equals the WRITE verifier");
 	TH_CHECK(read_equals(&f, 0, data, sizeof data),
 		 "data of the three writes reads back");
 	st = th_commit(&cn, &f, 4096, 4096, &c);
 	TH_STAT(st, NFS3_OK, "COMMIT of a range");
 	st = th_commit(&cn, &cn.root, 0, 0, &c);
-	TH_CHECK(st == NFS3ERR_ISDIR || st == NFS3ERR_INVAL ||
-			 st == NFS3_OK,
-		 "COMMIT of a directory does not crash (%s)",
-		 th_stat_name(st));
+	TH_CHECK(st == NFS3ERR_ISDIR || st == NFS3ERR_INVAL || st == NFS3_OK,
+		 "COMMIT of a directory does not crash (%s)", th_stat_name(st));
 	memcpy(verf_out, w[0].WRITE3res_u.resok.verf, 8);
 
 	/* Overwrite in the middle: later writes win. */
@@ -268,14 +264,13 @@ test_sparse(void)
 		 (unsigned long long)a.size);
 	/* Not asserted: the volume accounts space by file size (meta.h,
 	 * meta_usage), so `used` of a sparse file may equal its size. */
-	th_diag("sparse file: size %llu, used %llu",
-		(unsigned long long)a.size, (unsigned long long)a.used);
+	th_diag("sparse file: size %llu, used %llu", (unsigned long long)a.size,
+		(unsigned long long)a.used);
 	st = th_read(&cn, &f, 0, sizeof buf, buf, &got, &eof);
 	TH_CHECK(st == NFS3_OK && got == sizeof buf && !eof &&
 			 memcmp(buf, zero, sizeof buf) == 0,
 		 "start of the sparse file reads zeros");
-	st = th_read(&cn, &f, (4ULL << 30) - 4096, sizeof buf, buf, &got,
-		     &eof);
+	st = th_read(&cn, &f, (4ULL << 30) - 4096, sizeof buf, buf, &got, &eof);
 	TH_CHECK(st == NFS3_OK && got == sizeof buf &&
 			 memcmp(buf, zero, sizeof buf) == 0,
 		 "across 4 GiB reads zeros (32-bit offset boundary)");
@@ -341,9 +336,9 @@ test_overwrite(void)
 	TH_REQUIRE(th_server_restart(&srv, true) == 0,
 		   "tesserad restarted after SIGKILL");
 	reconnect();
-	TH_CHECK(read_equals(&f, 0, model, len),
-		 "and so after SIGKILL");
-	TH_CHECK(th_server_fsck(&srv) == 0, "tessera fsck clean after the overwrites");
+	TH_CHECK(read_equals(&f, 0, model, len), "and so after SIGKILL");
+	TH_CHECK(th_server_fsck(&srv) == 0,
+		 "tessera fsck clean after the overwrites");
 	free(model);
 }
 
@@ -358,8 +353,7 @@ test_restart(const uint8_t verf0[8])
 	TH_REQUIRE(data != NULL, "malloc");
 	th_fill(77, data, 4 * MiB);
 	for (int i = 0; i < 4; i++)
-		th_write(&cn, &f, i * MiB, data + i * MiB, MiB, UNSTABLE,
-			 NULL);
+		th_write(&cn, &f, i * MiB, data + i * MiB, MiB, UNSTABLE, NULL);
 	st = th_commit(&cn, &f, 0, 0, NULL);
 	TH_STAT(st, NFS3_OK, "COMMIT 4 MiB of unstable writes");
 	TH_REQUIRE(th_server_restart(&srv, false) == 0,

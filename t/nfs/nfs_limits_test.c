@@ -33,12 +33,12 @@
 
 #include "t/nfs/tharness.h"
 
-#define MEM_LIMIT  (16ull << 20)
-#define BOUND	   (3 * MEM_LIMIT) /* growth allowed: 48 MiB */
-#define NPARTIAL   200
-#define NPIPE	   16
-#define NENTRIES   1000
-#define MAX_CONNS  32
+#define MEM_LIMIT (16ull << 20)
+#define BOUND     (3 * MEM_LIMIT) /* growth allowed: 48 MiB */
+#define NPARTIAL  200
+#define NPIPE     16
+#define NENTRIES  1000
+#define MAX_CONNS 32
 
 static struct th_server srv;
 static struct th_conn cn;
@@ -267,8 +267,8 @@ held_connections(void)
 		pf.fd = fds[i];
 		pf.events = POLLIN;
 		if (fds[i] >= 0 && push(fds[i], msg, len) == len &&
-		    poll(&pf, 1, 20000) == 1 && recv(fds[i], reply, sizeof reply,
-						     0) > 0)
+		    poll(&pf, 1, 20000) == 1 &&
+		    recv(fds[i], reply, sizeof reply, 0) > 0)
 			alive++;
 	}
 	TH_CHECK(alive == MAX_CONNS,

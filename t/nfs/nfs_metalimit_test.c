@@ -233,8 +233,7 @@ flood_getattr(struct th_conn *c, int n)
 		f.inflight++;
 	}
 	while (f.inflight > 0) {
-		if (th_service(c, 1000) < 0 ||
-		    th_now_ms() - t0 > TH_STALL_MS) {
+		if (th_service(c, 1000) < 0 || th_now_ms() - t0 > TH_STALL_MS) {
 			th_diag("GETATTR flood: connection lost, or stalled");
 			f.other += f.inflight;
 			break;
@@ -265,8 +264,8 @@ tool(const char *args)
 	size_t n = 0;
 	int st;
 
-	st = th_tessera(&srv, "%s --gateway 127.0.0.1:%d --token-file %s",
-			args, http_port, token_path);
+	st = th_tessera(&srv, "%s --gateway 127.0.0.1:%d --token-file %s", args,
+			http_port, token_path);
 	snprintf(path, sizeof path, "%s/tool.out", srv.dir);
 	tool_out[0] = '\0';
 	f = fopen(path, "r");
@@ -299,8 +298,8 @@ main(void)
 		 conf_path);
 	TH_REQUIRE(th_server_start(&srv, NULL, NULL) == 0, "server starts");
 	TH_REQUIRE(th_server_set_exports(
-			   &srv, "/ 127.0.0.0/8(rw,no_root_squash,insecure)\n") ==
-		       0,
+			   &srv,
+			   "/ 127.0.0.0/8(rw,no_root_squash,insecure)\n") == 0,
 		   "exports for 127.0.0.0/8");
 	th_server_set_args(&srv, args);
 	from = log_size();
@@ -317,8 +316,7 @@ main(void)
 	th_diag("A: %d OK, %d JUKEBOX, %d other", f.ok, f.jukebox, f.other);
 	TH_CHECK(f.other == 0, "A: every answer is OK or JUKEBOX");
 	TH_CHECK(f.ok >= 5, "A: at least its burst answered OK (%d)", f.ok);
-	TH_CHECK(f.jukebox >= 1, "A: over its limit, JUKEBOX (%d)",
-		 f.jukebox);
+	TH_CHECK(f.jukebox >= 1, "A: over its limit, JUKEBOX (%d)", f.jukebox);
 	TH_CHECK(refused("read") == f.jukebox,
 		 "refused metric counts each JUKEBOX (%lld)", refused("read"));
 	TH_CHECK(delayed("read") >= 1, "some calls waited (%lld)",
@@ -334,8 +332,8 @@ main(void)
 		 "B: none refused, none waited");
 
 	/* changes have their own limit, unset here */
-	TH_CHECK(th_bulk_create(&a, &a.root, "w", 0, 0, 30, 30, &failed) ==
-			 0 && failed == 0,
+	TH_CHECK(th_bulk_create(&a, &a.root, "w", 0, 0, 30, 30, &failed) == 0 &&
+			 failed == 0,
 		 "A: 30 CREATEs at once, none refused");
 	TH_CHECK(refused("write") == 0 && delayed("write") == 0,
 		 "write limit: nothing delayed or refused");
@@ -343,8 +341,8 @@ main(void)
 	/* a reload lifts the limit (SIGHUP) */
 	write_conf("limit_wait_max = 1s\n");
 	TH_REQUIRE(kill(srv.pid, SIGHUP) == 0, "SIGHUP");
-	for (int i = 0; i < 500 &&
-			metric("tessera_limit_meta_rate{scope=\"client\","
+	for (int i = 0;
+	     i < 500 && metric("tessera_limit_meta_rate{scope=\"client\","
 			       "class=\"read\"} ") != 0;
 	     i++)
 		usleep(10000);
@@ -377,17 +375,20 @@ main(void)
 		TH_REQUIRE(f0 != NULL, "write %s", wrong);
 		fputs("0123456789abcdef\n", f0);
 		fclose(f0);
-		TH_CHECK(th_tessera(&srv, "limit get --gateway 127.0.0.1:%d "
-				    "--token-file %s", http_port, wrong) != 0,
+		TH_CHECK(th_tessera(&srv,
+				    "limit get --gateway 127.0.0.1:%d "
+				    "--token-file %s",
+				    http_port, wrong) != 0,
 			 "tessera limit with a wrong token fails");
 		unlink(wrong);
 	}
 
 	/* tessera limit set, at run time; the token file named by
 	 * tessera.conf */
-	TH_CHECK(th_tessera(&srv, "-c %s limit set client_meta_read_rate 5 "
-			    "--gateway 127.0.0.1:%d", conf_path,
-			    http_port) == 0 &&
+	TH_CHECK(th_tessera(&srv,
+			    "-c %s limit set client_meta_read_rate 5 "
+			    "--gateway 127.0.0.1:%d",
+			    conf_path, http_port) == 0 &&
 			 tool("limit get client_meta_read_rate") == 0 &&
 			 strcmp(tool_out, "5\n") == 0,
 		 "tessera limit set client_meta_read_rate 5, get says 5");
@@ -407,8 +408,8 @@ main(void)
 	d0 = delayed("read");
 	g = flood_getattr(&b, 5);
 	th_diag("export limit: A %d OK %d JUKEBOX; B %d OK %d JUKEBOX, "
-		"%lld waited", f.ok, f.jukebox, g.ok, g.jukebox,
-		delayed("read") - d0);
+		"%lld waited",
+		f.ok, f.jukebox, g.ok, g.jukebox, delayed("read") - d0);
 	TH_CHECK(f.jukebox >= 1 && g.other == 0 &&
 			 g.jukebox + (delayed("read") - d0) >= 1 &&
 			 refused("read") - r0 == f.jukebox + g.jukebox,
@@ -445,10 +446,10 @@ main(void)
 	 * 2/s, A (the rest of 127.0.0.0/8) none */
 	write_conf("");
 	TH_REQUIRE(th_server_set_exports(
-			   &srv, "/ 127.0.0.2(rw,no_root_squash,insecure,"
-				 "meta_read_rate=2) "
-				 "127.0.0.0/8(rw,no_root_squash,insecure)\n") ==
-		       0,
+			   &srv,
+			   "/ 127.0.0.2(rw,no_root_squash,insecure,"
+			   "meta_read_rate=2) "
+			   "127.0.0.0/8(rw,no_root_squash,insecure)\n") == 0,
 		   "exports: meta_read_rate=2 for 127.0.0.2");
 	TH_CHECK(tool("config reload") == 0, "tessera config reload");
 	r0 = refused("read");
@@ -456,8 +457,8 @@ main(void)
 	g = flood_getattr(&b, FLOOD);
 	th_diag("rule limit: A %d OK %d JUKEBOX; B %d OK %d JUKEBOX", f.ok,
 		f.jukebox, g.ok, g.jukebox);
-	TH_CHECK(f.ok == FLOOD, "A, no limit in its rule: %d of %d OK",
-		 f.ok, FLOOD);
+	TH_CHECK(f.ok == FLOOD, "A, no limit in its rule: %d of %d OK", f.ok,
+		 FLOOD);
 	TH_CHECK(g.jukebox >= 1 && g.other == 0 &&
 			 refused("read") - r0 == g.jukebox,
 		 "B, meta_read_rate=2 in its rule: JUKEBOX (%d)", g.jukebox);

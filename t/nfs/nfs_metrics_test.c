@@ -185,8 +185,8 @@ check_format(const char *text, int *nsamples)
 			     strncmp(name, "process_", 8) != 0) ||
 			    !name_ok(name, nl) ||
 			    (strcmp(type, "counter") == 0) !=
-				(nl > 6 &&
-				 strcmp(name + nl - 6, "_total") == 0)) {
+				    (nl > 6 &&
+				     strcmp(name + nl - 6, "_total") == 0)) {
 				th_diag("bad TYPE line: %s", line);
 				bad++;
 			}
@@ -508,7 +508,7 @@ check_reset(void)
 	TH_REQUIRE(fd >= 0, "connect for a reset");
 	TH_CHECK(rpc_roundtrip(fd, msg, rpc_call(msg, 9, 100003, 3, 0, NULL, 0),
 			       w, 8) == 0 &&
-		     w[5] == 0,
+			 w[5] == 0,
 		 "NULL before the reset");
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 	close(fd);
@@ -525,7 +525,7 @@ check_reset(void)
 					"reason=\"error\"}") == 0,
 		 "and not as an error");
 	TH_CHECK(!log_has(" notice ", "reset by peer") &&
-		     !log_has(" warn ", "reset by peer"),
+			 !log_has(" warn ", "reset by peer"),
 		 "a client's reset is not logged at notice or above");
 	free(m);
 }
@@ -576,73 +576,78 @@ check_counters(const char *m)
 		 "WRITE latency histogram");
 	TH_CHECK(sample(m, "tessera_rpc_call_duration_seconds_bucket{program="
 			   "\"nfs\",procedure=\"write\",le=\"+Inf\"}") ==
-		     sample(m, "tessera_rpc_call_duration_seconds_count{"
-			       "program=\"nfs\",procedure=\"write\"}"),
+			 sample(m, "tessera_rpc_call_duration_seconds_count{"
+				   "program=\"nfs\",procedure=\"write\"}"),
 		 "+Inf bucket equals the count");
 	TH_CHECK(sample(m, "tessera_rpc_calls_total{program=\"nlm\","
 			   "procedure=\"lock\"}") == 3 &&
-		     sample(m, "tessera_rpc_calls_total{program=\"nlm\","
-			       "procedure=\"unlock\"}") == 1 &&
-		     sample(m, "tessera_rpc_calls_total{program=\"nsm\","
-			       "procedure=\"stat\"}") == 1,
+			 sample(m, "tessera_rpc_calls_total{program=\"nlm\","
+				   "procedure=\"unlock\"}") == 1 &&
+			 sample(m, "tessera_rpc_calls_total{program=\"nsm\","
+				   "procedure=\"stat\"}") == 1,
 		 "NLM and NSM calls counted by procedure (GARBAGE_ARGS "
 		 "too)");
 	TH_CHECK(sample(m, "tessera_nlm_replies_total{procedure=\"lock\","
 			   "status=\"NLM4_GRANTED\"}") == 1 &&
-		     sample(m, "tessera_nlm_replies_total{procedure=\"lock\","
-			       "status=\"NLM4_DENIED\"}") == 1 &&
-		     sample(m, "tessera_nlm_replies_total{procedure="
-			       "\"unlock\",status=\"NLM4_GRANTED\"}") == 1,
+			 sample(m,
+				"tessera_nlm_replies_total{procedure=\"lock\","
+				"status=\"NLM4_DENIED\"}") == 1 &&
+			 sample(m, "tessera_nlm_replies_total{procedure="
+				   "\"unlock\",status=\"NLM4_GRANTED\"}") == 1,
 		 "NLM answers counted by procedure and status");
 	TH_CHECK(sample(m, "tessera_rpc_call_duration_seconds_count{program="
 			   "\"nlm\",procedure=\"lock\"}") >= 2 &&
-		     sample(m, "tessera_rpc_call_duration_seconds_count{"
-			       "program=\"nsm\",procedure=\"stat\"}") == 1,
+			 sample(m, "tessera_rpc_call_duration_seconds_count{"
+				   "program=\"nsm\",procedure=\"stat\"}") == 1,
 		 "NLM and NSM latency histograms (calls that ran)");
 	TH_CHECK(sample(m, "tessera_rpc_calls_total{program=\"nsm\","
 			   "procedure=\"notify\"}") == 0 &&
-		     strstr(m, "procedure=\"mon\"") == NULL,
+			 strstr(m, "procedure=\"mon\"") == NULL,
 		 "NSM procedures the gateway does not serve are not listed");
 	TH_CHECK(sample(m, "tessera_drc_hits_total") >= 1,
 		 "duplicate request cache hit counted (%g)",
 		 sample(m, "tessera_drc_hits_total"));
 	TH_CHECK(sample(m, "tessera_drc_entries") >= 1, "DRC entries");
 	TH_CHECK(sample(m, "tessera_drc_bytes") > 0, "DRC bytes");
-	TH_CHECK(
-	    sample(m, "tessera_rpc_errors_total{reason=\"prog_unavail\"}") >= 1,
-	    "PROG_UNAVAIL counted");
-	TH_CHECK(
-	    sample(m, "tessera_rpc_errors_total{reason=\"garbage_args\"}") >= 2,
-	    "GARBAGE_ARGS counted (NFS's and NLM's)");
+	TH_CHECK(sample(m,
+			"tessera_rpc_errors_total{reason=\"prog_unavail\"}") >=
+			 1,
+		 "PROG_UNAVAIL counted");
+	TH_CHECK(sample(m,
+			"tessera_rpc_errors_total{reason=\"garbage_args\"}") >=
+			 2,
+		 "GARBAGE_ARGS counted (NFS's and NLM's)");
 	TH_CHECK(sample(m, "tessera_connections_open") >= 1,
 		 "open connections (%g)",
 		 sample(m, "tessera_connections_open"));
 	TH_CHECK(
-	    sample(m, "tessera_connections_closed_total{reason=\"eof\"}") >= 1,
-	    "a closed connection counted by reason");
+		sample(m, "tessera_connections_closed_total{reason=\"eof\"}") >=
+			1,
+		"a closed connection counted by reason");
 	TH_CHECK(sample(m, "tessera_volume_used_inodes{volume=\"tvol\"}") >= 3,
 		 "volume inodes, labelled with the volume (%g)",
 		 sample(m, "tessera_volume_used_inodes{volume=\"tvol\"}"));
 	TH_CHECK(sample(m, "tessera_metadata_up{volume=\"tvol\"}") == 1,
 		 "metadata up");
 	TH_CHECK(sample(m, "tessera_volume_pending_delete{volume=\"tvol\"}") >=
-			 0 &&
-		     sample(m, "tessera_volume_pending_delete_files{volume="
-			       "\"tvol\"}") >= 0,
+				 0 &&
+			 sample(m, "tessera_volume_pending_delete_files{volume="
+				   "\"tvol\"}") >= 0,
 		 "the deletion backlog, labelled with the volume");
 	/* the object store by operation: the gateway read the volume
 	 * marker at start */
 	TH_CHECK(sample(m, "tessera_objstore_requests_total{operation="
 			   "\"get\"}") >= 1,
 		 "object-store GETs counted (%g)",
-		 sample(m, "tessera_objstore_requests_total{operation=\"get\"}"));
+		 sample(m,
+			"tessera_objstore_requests_total{operation=\"get\"}"));
 	TH_CHECK(sample(m, "tessera_objstore_request_duration_seconds_count{"
 			   "operation=\"get\"}") ==
-		     sample(m, "tessera_objstore_requests_total{operation="
-			       "\"get\"}"),
+			 sample(m, "tessera_objstore_requests_total{operation="
+				   "\"get\"}"),
 		 "a latency sample per GET");
 	for (int i = 0; i < 6; i++) {
-		static const char *const ops[] = {"get", "put",	 "head",
+		static const char *const ops[] = {"get",    "put",  "head",
 						  "delete", "list", "sync"};
 		char s[160];
 
@@ -662,44 +667,47 @@ check_counters(const char *m)
 			   "count{kind=\"read\"}") >= 1,
 		 "read transaction latency");
 	TH_CHECK(sample(m, "tessera_metadata_transaction_conflicts_total") ==
-			 0 &&
-		     sample(m, "tessera_metadata_transaction_retries_total") ==
-			 0,
+				 0 &&
+			 sample(m,
+				"tessera_metadata_transaction_retries_total") ==
+				 0,
 		 "no conflicts on LMDB (writers are serialised)");
 	TH_CHECK(sample(m, "tessera_meta_lmdb_pages_used") >= 2 &&
-		     sample(m, "tessera_meta_lmdb_map_used_bytes") ==
-			 sample(m, "tessera_meta_lmdb_pages_used") *
-			     sample(m, "tessera_meta_lmdb_page_size_bytes") &&
-		     sample(m, "tessera_meta_lmdb_map_size_bytes") >=
-			 sample(m, "tessera_meta_lmdb_map_used_bytes"),
+			 sample(m, "tessera_meta_lmdb_map_used_bytes") ==
+				 sample(m, "tessera_meta_lmdb_pages_used") *
+					 sample(m, "tessera_meta_lmdb_page_"
+						   "size_bytes") &&
+			 sample(m, "tessera_meta_lmdb_map_size_bytes") >=
+				 sample(m, "tessera_meta_lmdb_map_used_bytes"),
 		 "LMDB map use (%g of %g bytes)",
 		 sample(m, "tessera_meta_lmdb_map_used_bytes"),
 		 sample(m, "tessera_meta_lmdb_map_size_bytes"));
-	TH_CHECK(sample(m, "tessera_meta_lmdb_tree_pages{kind=\"leaf\"}") >= 1 &&
-		     sample(m, "tessera_meta_lmdb_entries") >= 3,
+	TH_CHECK(sample(m, "tessera_meta_lmdb_tree_pages{kind=\"leaf\"}") >=
+				 1 &&
+			 sample(m, "tessera_meta_lmdb_entries") >= 3,
 		 "LMDB tree pages and entries");
 	/* the process */
 	TH_CHECK(sample(m, "process_resident_memory_bytes") > 1 << 20 &&
-		     sample(m, "process_virtual_memory_bytes") >=
-			 sample(m, "process_resident_memory_bytes"),
+			 sample(m, "process_virtual_memory_bytes") >=
+				 sample(m, "process_resident_memory_bytes"),
 		 "process memory (%g resident)",
 		 sample(m, "process_resident_memory_bytes"));
 	TH_CHECK(sample(m, "process_open_fds") >= 4 &&
-		     sample(m, "process_max_fds") >=
-			 sample(m, "process_open_fds"),
+			 sample(m, "process_max_fds") >=
+				 sample(m, "process_open_fds"),
 		 "process file descriptors (%g)",
 		 sample(m, "process_open_fds"));
 	TH_CHECK(sample(m, "process_cpu_seconds_total") > 0,
 		 "process CPU time");
 	TH_CHECK(sample(m, "process_start_time_seconds") ==
-		     sample(m, "tessera_start_time_seconds") ||
-		 (sample(m, "process_start_time_seconds") >=
-		      sample(m, "tessera_start_time_seconds") &&
-		  sample(m, "process_start_time_seconds") <
-		      sample(m, "tessera_start_time_seconds") + 1),
+				 sample(m, "tessera_start_time_seconds") ||
+			 (sample(m, "process_start_time_seconds") >=
+				  sample(m, "tessera_start_time_seconds") &&
+			  sample(m, "process_start_time_seconds") <
+				  sample(m, "tessera_start_time_seconds") + 1),
 		 "process start time");
 	TH_CHECK(sample(m, "tessera_rpc_received_bytes_total") > 65536 &&
-		     sample(m, "tessera_rpc_sent_bytes_total") > 0,
+			 sample(m, "tessera_rpc_sent_bytes_total") > 0,
 		 "RPC bytes in and out");
 	TH_CHECK(sample(m, "tessera_rpc_requests_in_progress") >= 0,
 		 "requests in progress");
@@ -840,8 +848,8 @@ check_dashboard(const char *m)
 
 		if ((strncmp(p, "tessera_", 8) != 0 &&
 		     strncmp(p, "process_", 8) != 0) ||
-		    (p > json && (isalnum((unsigned char)p[-1]) ||
-				  p[-1] == '_'))) {
+		    (p > json &&
+		     (isalnum((unsigned char)p[-1]) || p[-1] == '_'))) {
 			p++;
 			continue;
 		}
@@ -864,7 +872,8 @@ check_dashboard(const char *m)
 		}
 		if (!found) {
 			th_diag("the dashboard queries %s, which /metrics "
-				"lacks", name);
+				"lacks",
+				name);
 			missing++;
 		}
 	}
@@ -899,20 +908,20 @@ check_top(void)
 		th_diag("  %.*s", (int)(e - l), l);
 	}
 	TH_CHECK(strstr(out, "volume tvol") != NULL &&
-		     strstr(out, "clients ") != NULL &&
-		     strstr(out, " ops/s") != NULL &&
-		     strstr(out, "cache   hit") != NULL &&
-		     strstr(out, "pending delete 0") != NULL &&
-		     strstr(out, "writeback ") != NULL &&
-		     strstr(out, "PROCEDURE") != NULL &&
-		     strstr(out, "\ngetattr ") != NULL &&
-		     strstr(out, "\nnlm lock ") != NULL &&
-		     strstr(out, " locks ") != NULL,
+			 strstr(out, "clients ") != NULL &&
+			 strstr(out, " ops/s") != NULL &&
+			 strstr(out, "cache   hit") != NULL &&
+			 strstr(out, "pending delete 0") != NULL &&
+			 strstr(out, "writeback ") != NULL &&
+			 strstr(out, "PROCEDURE") != NULL &&
+			 strstr(out, "\ngetattr ") != NULL &&
+			 strstr(out, "\nnlm lock ") != NULL &&
+			 strstr(out, " locks ") != NULL,
 		 "the view shows the volume, clients, operations, cache, "
 		 "backlogs and procedures (NLM's too)");
 	free(out);
 	TH_CHECK(th_tessera(&srv, "top --once 127.0.0.1:1 2>/dev/null") >> 8 ==
-		     1,
+			 1,
 		 "top of an endpoint that does not answer: exit 1");
 	TH_CHECK(th_tessera(&srv, "top --interval 0 2>/dev/null") >> 8 == 2,
 		 "top --interval 0: usage error");
@@ -955,7 +964,8 @@ check_raft(void)
 		   "a directory and ports for a raft node");
 	f = fopen(conf, "w");
 	TH_REQUIRE(f != NULL, "write %s", conf);
-	fprintf(f, "raft_id = 1\nraft_dir = %s/n1\n"
+	fprintf(f,
+		"raft_id = 1\nraft_dir = %s/n1\n"
 		"raft_address = 127.0.0.1:%d\nraft_peers = 1@127.0.0.1:%d\n"
 		"raft_secret_file = %s/raft.key\nlisten = 127.0.0.1:%d\n"
 		"metrics_listen = 127.0.0.1:0\nrpcbind = no\n"
@@ -973,7 +983,7 @@ check_raft(void)
 	st = system(cmd);
 	free(cmd);
 	TH_REQUIRE(st == 0, "tessera format raft:// founds a group of one "
-		   "node");
+			    "node");
 	snprintf(bin, sizeof bin, "%s/tesserad", th_builddir());
 	/* what it says before its log file opens goes there too */
 	pid = t_fork_logged(log);
@@ -993,21 +1003,23 @@ check_raft(void)
 	m = scrape();
 	TH_CHECK(sample(m, "tessera_raft_node_id") == 1,
 		 "it is node 1 of a raft group");
-	TH_CHECK(sample(m, "tessera_meta_lmdb_pages_used") >= 2 &&
-			 sample(m, "tessera_meta_lmdb_map_used_bytes") ==
-				 sample(m, "tessera_meta_lmdb_pages_used") *
-					 sample(m,
-						"tessera_meta_lmdb_page_size_bytes") &&
-			 sample(m, "tessera_meta_lmdb_map_size_bytes") >=
-				 sample(m, "tessera_meta_lmdb_map_used_bytes") &&
-			 sample(m, "tessera_meta_lmdb_entries") >= 3 &&
-			 sample(m, "tessera_meta_lmdb_tree_pages{kind=\"leaf\"}") >=
-				 1,
-		 "its replica's LMDB map and pages (%.0f of %.0f bytes, %.0f "
-		 "keys)",
-		 sample(m, "tessera_meta_lmdb_map_used_bytes"),
-		 sample(m, "tessera_meta_lmdb_map_size_bytes"),
-		 sample(m, "tessera_meta_lmdb_entries"));
+	TH_CHECK(
+		sample(m, "tessera_meta_lmdb_pages_used") >= 2 &&
+			sample(m, "tessera_meta_lmdb_map_used_bytes") ==
+				sample(m, "tessera_meta_lmdb_pages_used") *
+					sample(m, "tessera_meta_lmdb_page_size_"
+						  "bytes") &&
+			sample(m, "tessera_meta_lmdb_map_size_bytes") >=
+				sample(m, "tessera_meta_lmdb_map_used_bytes") &&
+			sample(m, "tessera_meta_lmdb_entries") >= 3 &&
+			sample(m,
+			       "tessera_meta_lmdb_tree_pages{kind=\"leaf\"}") >=
+				1,
+		"its replica's LMDB map and pages (%.0f of %.0f bytes, %.0f "
+		"keys)",
+		sample(m, "tessera_meta_lmdb_map_used_bytes"),
+		sample(m, "tessera_meta_lmdb_map_size_bytes"),
+		sample(m, "tessera_meta_lmdb_entries"));
 	free(m);
 	kill(pid, SIGTERM);
 	TH_CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
@@ -1037,8 +1049,8 @@ main(void)
 		sattr3 sa = th_sattr_mode(0777);
 
 		TH_REQUIRE(th_connect(&c, srv.port, "/", 0, 0) == 0 &&
-			       th_mkdir(&c, &c.root, "async", &sa, &d) ==
-				       NFS3_OK,
+				   th_mkdir(&c, &c.root, "async", &sa, &d) ==
+					   NFS3_OK,
 			   "MKDIR /async");
 		th_disconnect(&c);
 	}

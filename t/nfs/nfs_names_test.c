@@ -56,16 +56,17 @@ test_lookup(void)
 	st = th_lookup(&cn, &f, "x", &o);
 	TH_STAT(st, NFS3ERR_NOTDIR, "LOOKUP in a regular file");
 	st = th_lookup(&cn, &d, ".", &o);
-	TH_CHECK(st == NFS3_OK && fh_eq(&o.fh, &d), "LOOKUP . is the "
-		 "directory itself (%s)", th_stat_name(st));
+	TH_CHECK(st == NFS3_OK && fh_eq(&o.fh, &d),
+		 "LOOKUP . is the "
+		 "directory itself (%s)",
+		 th_stat_name(st));
 	st = th_lookup(&cn, &d, "..", &o);
 	TH_CHECK(st == NFS3_OK && fh_eq(&o.fh, &cn.root),
 		 "LOOKUP .. of a subdirectory is the root (%s)",
 		 th_stat_name(st));
 	st = th_lookup(&cn, &cn.root, "..", &o);
 	th_getattr(&cn, &cn.root, &ra);
-	TH_CHECK(st == NFS3_OK && o.attr_follows &&
-			 o.attr.fileid == ra.fileid,
+	TH_CHECK(st == NFS3_OK && o.attr_follows && o.attr.fileid == ra.fileid,
 		 "LOOKUP .. at the export root stays at the root (%s, "
 		 "fileid %llu vs %llu)",
 		 th_stat_name(st), (unsigned long long)o.attr.fileid,
@@ -97,7 +98,8 @@ test_create(void)
 	TH_CHECK(o.fh_follows && o.attr_follows &&
 			 (o.attr.mode & 07777) == 0600,
 		 "CREATE returns handle and attributes with mode 0600");
-	TH_CHECK(o.dir_wcc.after.attributes_follow, "CREATE returns the "
+	TH_CHECK(o.dir_wcc.after.attributes_follow,
+		 "CREATE returns the "
 		 "directory's post-op attributes");
 	th_write(&cn, &o.fh, 0, "hello", 5, FILE_SYNC, NULL);
 	sa = th_sattr_mode(0644);
@@ -106,14 +108,17 @@ test_create(void)
 	TH_CHECK(o2.fh_follows && fh_eq(&o.fh, &o2.fh),
 		 "UNCHECKED on an existing file returns the same file");
 	th_getattr(&cn, &o.fh, &a);
-	TH_CHECK(a.size == 5, "UNCHECKED without size keeps the data "
-		 "(size %llu)", (unsigned long long)a.size);
+	TH_CHECK(a.size == 5,
+		 "UNCHECKED without size keeps the data "
+		 "(size %llu)",
+		 (unsigned long long)a.size);
 	sa = th_sattr_none();
 	sa.size.set_it = 1;
 	sa.size.set_size3_u.size = 0;
 	st = th_create(&cn, &d, "u", UNCHECKED, &sa, NULL, &o2);
 	th_getattr(&cn, &o.fh, &a);
-	TH_CHECK(st == NFS3_OK && a.size == 0, "UNCHECKED with size 0 "
+	TH_CHECK(st == NFS3_OK && a.size == 0,
+		 "UNCHECKED with size 0 "
 		 "truncates the existing file (%s, size %llu)",
 		 th_stat_name(st), (unsigned long long)a.size);
 
@@ -146,7 +151,8 @@ test_create(void)
 	TH_CHECK(st == NFS3_OK && got == 3 && memcmp(buf, "abc", 3) == 0,
 		 "READ it back");
 	st = th_create(&cn, &d, "g", EXCLUSIVE, NULL, v1, &o2);
-	TH_STAT(st, NFS3ERR_EXIST, "CREATE EXCLUSIVE over a file created "
+	TH_STAT(st, NFS3ERR_EXIST,
+		"CREATE EXCLUSIVE over a file created "
 		"GUARDED");
 
 	st = th_create(&cn, &o.fh, "y", GUARDED, NULL, NULL, &o2);
@@ -168,11 +174,13 @@ test_mkdir_symlink(void)
 	d = o.fh;
 	TH_CHECK(o.attr_follows && o.attr.type == NF3DIR &&
 			 (o.attr.mode & 07777) == 0755 && o.attr.nlink == 2,
-		 "new directory: DIR 0755 nlink 2 (got %d 0%o %u)",
-		 o.attr.type, o.attr.mode & 07777, o.attr.nlink);
+		 "new directory: DIR 0755 nlink 2 (got %d 0%o %u)", o.attr.type,
+		 o.attr.mode & 07777, o.attr.nlink);
 	th_getattr(&cn, &cn.root, &a);
-	TH_CHECK(a.nlink == pa.nlink + 1, "parent nlink +1 after MKDIR "
-		 "(%u -> %u)", pa.nlink, a.nlink);
+	TH_CHECK(a.nlink == pa.nlink + 1,
+		 "parent nlink +1 after MKDIR "
+		 "(%u -> %u)",
+		 pa.nlink, a.nlink);
 	st = th_mkdir(&cn, &cn.root, "md", NULL, &o2);
 	TH_STAT(st, NFS3ERR_EXIST, "MKDIR over an existing directory");
 
@@ -184,8 +192,10 @@ test_mkdir_symlink(void)
 		 (unsigned long long)o.attr.size);
 	st = th_readlink(&cn, &o.fh, buf, sizeof buf);
 	TH_STAT(st, NFS3_OK, "READLINK");
-	TH_CHECK(strcmp(buf, "../some/where") == 0, "READLINK returns the "
-		 "target (got '%s')", buf);
+	TH_CHECK(strcmp(buf, "../some/where") == 0,
+		 "READLINK returns the "
+		 "target (got '%s')",
+		 buf);
 	st = th_readlink(&cn, &d, buf, sizeof buf);
 	TH_STAT(st, NFS3ERR_INVAL, "READLINK of a directory");
 	st = th_symlink(&cn, &d, "sl", "x", &o2);
@@ -296,8 +306,10 @@ test_remove_rmdir(void)
 	st = th_rmdir(&cn, &d, "sub");
 	TH_STAT(st, NFS3_OK, "RMDIR of the now empty directory");
 	th_getattr(&cn, &d, &a);
-	TH_CHECK(a.nlink == pa.nlink - 1, "parent nlink -1 after RMDIR "
-		 "(%u -> %u)", pa.nlink, a.nlink);
+	TH_CHECK(a.nlink == pa.nlink - 1,
+		 "parent nlink -1 after RMDIR "
+		 "(%u -> %u)",
+		 pa.nlink, a.nlink);
 	st = th_getattr(&cn, &sub, &a);
 	TH_STAT(st, NFS3ERR_STALE, "GETATTR of the removed directory");
 }
@@ -327,7 +339,7 @@ test_rename(void)
 	TH_STAT(st, NFS3_OK, "RENAME over an existing file");
 	st = th_lookup(&cn, &b, "g", &o);
 	TH_CHECK(st == NFS3_OK && fh_eq(&o.fh, &f), "g is now the renamed "
-		 "file");
+						    "file");
 	st = th_getattr(&cn, &g, &at);
 	TH_STAT(st, NFS3ERR_STALE, "the replaced file's handle is stale");
 
@@ -350,7 +362,8 @@ test_rename(void)
 	st = th_rename(&cn, &a, "db", &a, "dc");
 	TH_CHECK(st == NFS3ERR_EXIST || st == NFS3ERR_NOTEMPTY,
 		 "RENAME a directory over a non-empty one: EXIST or "
-		 "NOTEMPTY (got %s)", th_stat_name(st));
+		 "NOTEMPTY (got %s)",
+		 th_stat_name(st));
 	th_create_fh(&cn, &a, "file", NULL);
 	st = th_rename(&cn, &a, "db", &a, "file");
 	TH_STAT(st, NFS3ERR_NOTDIR, "RENAME a directory over a file");
@@ -408,7 +421,7 @@ test_link(void)
 	TH_CHECK(nlink_of(&f) == 3, "nlink 3 (got %u)", nlink_of(&f));
 	st = th_lookup(&cn, &sub, "f3", &o);
 	TH_CHECK(st == NFS3_OK && fh_eq(&o.fh, &f), "the link resolves to "
-		 "the same handle");
+						    "the same handle");
 	st = th_link(&cn, &f, &d, "f2", NULL);
 	TH_STAT(st, NFS3ERR_EXIST, "LINK over an existing name");
 	st = th_link(&cn, &sub, &d, "dirlink", NULL);
@@ -427,7 +440,8 @@ test_link(void)
 		fattr3 a;
 
 		st = th_getattr(&cn, &f, &a);
-		TH_STAT(st, NFS3ERR_STALE, "handle is stale after the last "
+		TH_STAT(st, NFS3ERR_STALE,
+			"handle is stale after the last "
 			"link is removed");
 	}
 }
@@ -458,8 +472,7 @@ test_names(void)
 	st = th_create(&cn, &cn.root, "a/b", GUARDED, NULL, NULL, &o);
 	TH_CHECK(st == NFS3ERR_INVAL || st == NFS3ERR_ACCES ||
 			 st == NFS3ERR_NOENT,
-		 "CREATE of a name with '/' is refused (%s)",
-		 th_stat_name(st));
+		 "CREATE of a name with '/' is refused (%s)", th_stat_name(st));
 	st = th_create(&cn, &cn.root, "..", GUARDED, NULL, NULL, &o);
 	TH_CHECK(st == NFS3ERR_EXIST || st == NFS3ERR_INVAL ||
 			 st == NFS3ERR_ISDIR,

@@ -80,8 +80,7 @@ check_mode(const struct th_fh *fh, uint32_t want, const char *what)
 }
 
 static void
-write_as(const struct th_fh *fh, uint32_t uid, stable_how how,
-	 const char *what)
+write_as(const struct th_fh *fh, uint32_t uid, stable_how how, const char *what)
 {
 	int st;
 
@@ -98,16 +97,19 @@ test_write_clears_setid(void)
 	int st;
 
 	f = make_file("suid-unstable", 04777, 0, 0);
-	write_as(&f, USER, UNSTABLE, "UNSTABLE WRITE by uid 1000 to a root "
+	write_as(&f, USER, UNSTABLE,
+		 "UNSTABLE WRITE by uid 1000 to a root "
 		 "04777 file");
-	check_mode(&f, 0777, "set-user-ID cleared by another user's "
+	check_mode(&f, 0777,
+		   "set-user-ID cleared by another user's "
 		   "UNSTABLE WRITE");
 	as_root();
 	TH_STAT(th_commit(&cn, &f, 0, 0, NULL), NFS3_OK, "COMMIT");
 	check_mode(&f, 0777, "and still clear after COMMIT");
 
 	f = make_file("suid-sync", 04775, 0, USER);
-	write_as(&f, USER, FILE_SYNC, "FILE_SYNC WRITE by a group member to a "
+	write_as(&f, USER, FILE_SYNC,
+		 "FILE_SYNC WRITE by a group member to a "
 		 "root 04775 file");
 	check_mode(&f, 0775, "set-user-ID cleared by a FILE_SYNC WRITE");
 
@@ -117,11 +119,13 @@ test_write_clears_setid(void)
 
 	f = make_file("sgid-nogx", 02767, 0, 0);
 	write_as(&f, USER, UNSTABLE, "WRITE by uid 1000 to a root 02767 file");
-	check_mode(&f, 02767, "set-group-ID without group-execute (a locking "
+	check_mode(&f, 02767,
+		   "set-group-ID without group-execute (a locking "
 		   "mark) is kept");
 
 	f = make_file("own-suid", 04755, USER, USER);
-	write_as(&f, USER, UNSTABLE, "WRITE by the (non-root) owner of its "
+	write_as(&f, USER, UNSTABLE,
+		 "WRITE by the (non-root) owner of its "
 		 "04755 file");
 	check_mode(&f, 0755, "the owner's own write clears it too (Linux)");
 
@@ -149,7 +153,8 @@ test_write_clears_setid(void)
 	sa.size.set_it = 1;
 	sa.size.set_size3_u.size = 0;
 	st = th_setattr(&cn, &f, &sa, NULL, NULL);
-	TH_STAT(st, NFS3_OK, "SETATTR size 0 by uid 1000 of a root 06777 "
+	TH_STAT(st, NFS3_OK,
+		"SETATTR size 0 by uid 1000 of a root 06777 "
 		"file");
 	check_mode(&f, 0777, "truncation by another user clears them");
 	f = make_file("suid-extend", 04777, 0, 0);
@@ -220,12 +225,14 @@ test_ownership_rules(void)
 	sa.gid.set_it = 1;
 	sa.gid.set_gid3_u.gid = 5678;
 	st = th_setattr(&cn, &f, &sa, NULL, NULL);
-	TH_STAT(st, NFS3ERR_PERM, "SETATTR gid = current gid by a non-owner "
+	TH_STAT(st, NFS3ERR_PERM,
+		"SETATTR gid = current gid by a non-owner "
 		"in that group");
 	sa.uid.set_it = 1;
 	sa.uid.set_uid3_u.uid = 1234;
 	st = th_setattr(&cn, &f, &sa, NULL, NULL);
-	TH_STAT(st, NFS3ERR_PERM, "SETATTR uid and gid unchanged by a "
+	TH_STAT(st, NFS3ERR_PERM,
+		"SETATTR uid and gid unchanged by a "
 		"non-owner");
 	as_root();
 	th_getattr(&cn, &f, &a);
@@ -249,19 +256,23 @@ test_ownership_rules(void)
 	TH_STAT(st, NFS3_OK, "SETATTR gid = current gid by the owner");
 	as_user(1234, 1234);
 	st = th_setattr(&cn, &f, &sa, NULL, NULL);
-	TH_STAT(st, NFS3_OK, "... also when it is not one of the owner's "
+	TH_STAT(st, NFS3_OK,
+		"... also when it is not one of the owner's "
 		"groups");
 	sa.gid.set_gid3_u.gid = 999;
 	st = th_setattr(&cn, &f, &sa, NULL, NULL);
-	TH_STAT(st, NFS3ERR_PERM, "SETATTR gid to a group the owner is not "
+	TH_STAT(st, NFS3ERR_PERM,
+		"SETATTR gid to a group the owner is not "
 		"in");
 	sa.gid.set_gid3_u.gid = 1234;
 	st = th_setattr(&cn, &f, &sa, NULL, NULL);
 	TH_STAT(st, NFS3_OK, "SETATTR gid to the owner's primary group");
 	as_root();
 	th_getattr(&cn, &f, &a);
-	TH_CHECK(a.uid == 1234 && a.gid == 1234, "owner now 1234:1234 (got "
-		 "%u:%u)", a.uid, a.gid);
+	TH_CHECK(a.uid == 1234 && a.gid == 1234,
+		 "owner now 1234:1234 (got "
+		 "%u:%u)",
+		 a.uid, a.gid);
 	sa.uid.set_it = 1;
 	sa.uid.set_uid3_u.uid = 42;
 	st = th_setattr(&cn, &f, &sa, NULL, NULL);
@@ -318,7 +329,8 @@ test_readdirplus_search(void)
 
 	as_user(USER, USER);
 	st = th_lookup(&cn, &d.fh, "f", &o);
-	TH_STAT(st, NFS3ERR_ACCES, "LOOKUP in a 0744 root directory by uid "
+	TH_STAT(st, NFS3ERR_ACCES,
+		"LOOKUP in a 0744 root directory by uid "
 		"1000");
 	st = plus_as(&d.fh, USER, &n, &fh, &at, &named);
 	TH_STAT(st, NFS3_OK, "READDIRPLUS of it by uid 1000 (may read)");
@@ -326,36 +338,42 @@ test_readdirplus_search(void)
 		 n);
 	TH_CHECK(fh == 0, "no handle without search permission (%zu given)",
 		 fh);
-	TH_CHECK(at == 0, "no attributes without search permission (%zu "
-		 "given)", at);
+	TH_CHECK(at == 0,
+		 "no attributes without search permission (%zu "
+		 "given)",
+		 at);
 	as_user(USER, USER);
 	st = th_readdir(&cn, &d.fh, 0, NULL, 4096, &p);
-	TH_CHECK(st == NFS3_OK && p.n == 3, "READDIR of it by uid 1000 lists "
-		 "3 names (%s, %zu)", th_stat_name(st), p.n);
+	TH_CHECK(st == NFS3_OK && p.n == 3,
+		 "READDIR of it by uid 1000 lists "
+		 "3 names (%s, %zu)",
+		 th_stat_name(st), p.n);
 	th_dirpage_free(&p);
 
 	st = plus_as(&d.fh, 0, &n, &fh, &at, &named);
 	TH_CHECK(st == NFS3_OK && n == 3 && fh == 3 && at == 3,
 		 "root (who may search) gets every handle and attribute "
-		 "(%s: %zu/%zu/%zu)", th_stat_name(st), n, fh, at);
+		 "(%s: %zu/%zu/%zu)",
+		 th_stat_name(st), n, fh, at);
 	sa = th_sattr_mode(0755);
 	th_setattr(&cn, &d.fh, &sa, NULL, NULL);
 	st = plus_as(&d.fh, USER, &n, &fh, &at, &named);
 	TH_CHECK(st == NFS3_OK && n == 3 && fh == 3 && at == 3,
 		 "uid 1000 gets them once the directory is 0755 (%s: "
-		 "%zu/%zu/%zu)", th_stat_name(st), n, fh, at);
+		 "%zu/%zu/%zu)",
+		 th_stat_name(st), n, fh, at);
 	sa = th_sattr_mode(0711);
 	th_setattr(&cn, &d.fh, &sa, NULL, NULL);
 	st = plus_as(&d.fh, USER, &n, &fh, &at, &named);
-	TH_STAT(st, NFS3ERR_ACCES, "READDIRPLUS of a 0711 directory by uid "
+	TH_STAT(st, NFS3ERR_ACCES,
+		"READDIRPLUS of a 0711 directory by uid "
 		"1000 (may not read)");
 }
 
 int
 main(void)
 {
-	TH_REQUIRE(th_server_start(&srv, NULL, NULL) == 0,
-		   "tesserad started");
+	TH_REQUIRE(th_server_start(&srv, NULL, NULL) == 0, "tesserad started");
 	TH_REQUIRE(th_connect(&cn, srv.port, "/", 0, 0) == 0,
 		   "MOUNT / as root");
 	test_write_clears_setid();

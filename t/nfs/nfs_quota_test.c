@@ -24,7 +24,7 @@
 
 #include "t/nfs/tharness.h"
 
-#define QBYTES	65536
+#define QBYTES  65536
 #define QINODES 8
 
 static struct th_server srv;
@@ -136,14 +136,14 @@ fsstat_is(struct th_conn *c, const char *what, uint64_t tbytes, uint64_t fbytes,
 	int st = th_fsstat(c, &c->root, &r);
 
 	TH_CHECK(
-	    st == NFS3_OK && ok->tbytes == tbytes && ok->fbytes == fbytes &&
-		ok->abytes == fbytes && ok->tfiles == tfiles &&
-		ok->ffiles == ffiles && ok->afiles == ffiles,
-	    "FSSTAT %s: %" PRIu64 "/%" PRIu64 " bytes, %" PRIu64 "/%" PRIu64
-	    " files (got %s %llu/%llu, %llu/%llu)",
-	    what, fbytes, tbytes, ffiles, tfiles, th_stat_name(st),
-	    (unsigned long long)ok->fbytes, (unsigned long long)ok->tbytes,
-	    (unsigned long long)ok->ffiles, (unsigned long long)ok->tfiles);
+		st == NFS3_OK && ok->tbytes == tbytes && ok->fbytes == fbytes &&
+			ok->abytes == fbytes && ok->tfiles == tfiles &&
+			ok->ffiles == ffiles && ok->afiles == ffiles,
+		"FSSTAT %s: %" PRIu64 "/%" PRIu64 " bytes, %" PRIu64 "/%" PRIu64
+		" files (got %s %llu/%llu, %llu/%llu)",
+		what, fbytes, tbytes, ffiles, tfiles, th_stat_name(st),
+		(unsigned long long)ok->fbytes, (unsigned long long)ok->tbytes,
+		(unsigned long long)ok->ffiles, (unsigned long long)ok->tfiles);
 }
 
 static void
@@ -160,7 +160,7 @@ setup(void)
 					       "no_root_squash)\n"
 					       "/q 127.0.0.1(rw,insecure,"
 					       "no_root_squash)\n") == 0 &&
-		       th_server_restart(&srv, false) == 0,
+			   th_server_restart(&srv, false) == 0,
 		   "restart exporting / and /q");
 	TH_REQUIRE(th_tessera(&srv,
 			      "quota set %s /q --bytes 64K "

@@ -17,7 +17,7 @@
 
 #include "t/nfs/tharness.h"
 
-#define MiB (1024ULL * 1024)
+#define MiB  (1024ULL * 1024)
 #define SIZE (4 * MiB)
 
 static struct th_server srv;
@@ -87,9 +87,9 @@ main(void)
 	TH_REQUIRE(th_connect(&cn, srv.port, "/", 0, 0) == 0, "MOUNT /");
 
 	ms = write_file("limited", data, &fh);
-	th_diag("4 MiB stored in %llu ms at 2 MiB/s",
-		(unsigned long long)ms);
-	TH_CHECK(ms >= 1500, "uploads are held to upload_limit "
+	th_diag("4 MiB stored in %llu ms at 2 MiB/s", (unsigned long long)ms);
+	TH_CHECK(ms >= 1500,
+		 "uploads are held to upload_limit "
 		 "(4 MiB took %llu ms, at least 1500 expected)",
 		 (unsigned long long)ms);
 
@@ -107,7 +107,8 @@ main(void)
 	TH_CHECK(reads_back(&fh, data), "limited data reads back");
 	ms = th_now_ms() - t0;
 	th_diag("4 MiB read in %llu ms at 2 MiB/s", (unsigned long long)ms);
-	TH_CHECK(ms >= 1500, "downloads are held to download_limit "
+	TH_CHECK(ms >= 1500,
+		 "downloads are held to download_limit "
 		 "(took %llu ms, at least 1500 expected)",
 		 (unsigned long long)ms);
 
@@ -123,7 +124,7 @@ main(void)
 	th_diag("4 MiB stored in %llu ms without a limit",
 		(unsigned long long)ms);
 	TH_CHECK(th_null(&cn) == NFS3_OK, "the gateway still answers after "
-		 "SIGHUP");
+					  "SIGHUP");
 	TH_CHECK(reads_back(&fh, data), "unlimited data reads back");
 
 	th_disconnect(&cn);

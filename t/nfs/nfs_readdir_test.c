@@ -20,11 +20,11 @@ static struct th_conn cn;
 struct seen {
 	uint64_t n;
 	uint8_t *count;
-	uint64_t other;      /* names outside the expected set */
-	uint64_t dots;       /* "." and ".." */
+	uint64_t other; /* names outside the expected set */
+	uint64_t dots;  /* "." and ".." */
 	uint64_t pages;
 	bool cookie_order_ok;
-	bool plus_ok;        /* READDIRPLUS: attributes and handle present */
+	bool plus_ok; /* READDIRPLUS: attributes and handle present */
 };
 
 static void
@@ -52,16 +52,16 @@ seen_add(struct seen *s, const struct th_dirent *e, bool plus)
 			s->count[i]++;
 	} else
 		s->other++;
-	if (plus && (!e->attr_follows || !e->fh_follows ||
-		     e->attr.fileid != e->fileid))
+	if (plus &&
+	    (!e->attr_follows || !e->fh_follows || e->attr.fileid != e->fileid))
 		s->plus_ok = false;
 }
 
 /* List dir completely starting at cookie 0.  Returns the final status.
  * between (may be NULL) is called after the first page. */
 static int
-list_all(const struct th_fh *dir, bool plus, uint32_t count,
-	 struct seen *s, void (*between)(void))
+list_all(const struct th_fh *dir, bool plus, uint32_t count, struct seen *s,
+	 void (*between)(void))
 {
 	struct th_dirpage p;
 	uint64_t cookie = 0, last = 0;
@@ -137,8 +137,10 @@ check_listing(const char *what, const struct th_fh *dir, bool plus,
 		 (unsigned long long)s.pages);
 	TH_CHECK(s.cookie_order_ok, "%s: cookies increase", what);
 	if (plus)
-		TH_CHECK(s.plus_ok, "%s: every entry has attributes and a "
-			 "handle, fileids agree", what);
+		TH_CHECK(s.plus_ok,
+			 "%s: every entry has attributes and a "
+			 "handle, fileids agree",
+			 what);
 	free(s.count);
 }
 
@@ -199,8 +201,7 @@ test_small(void)
 			st = th_lookup(&cn, &d, p.v[i].name, &o);
 			ok = st == NFS3_OK && p.v[i].fh_follows &&
 			     o.fh.len == p.v[i].fh.len &&
-			     memcmp(o.fh.data, p.v[i].fh.data, o.fh.len) ==
-				     0 &&
+			     memcmp(o.fh.data, p.v[i].fh.data, o.fh.len) == 0 &&
 			     o.attr.fileid == p.v[i].attr.fileid &&
 			     p.v[i].attr.type == NF3REG &&
 			     (p.v[i].attr.mode & 07777) == 0644;

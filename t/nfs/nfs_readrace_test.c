@@ -25,7 +25,7 @@
 
 #include "t/nfs/tharness.h"
 
-#define BS (64 * 1024)
+#define BS   (64 * 1024)
 #define SIZE (4 * BS)
 
 static struct th_server srv;
@@ -120,8 +120,8 @@ make_file(const char *name)
 /* Start a READ of [off, off+len) of fh on A; return once its GET is
  * held by the store. */
 static void
-read_held(struct reader *r, pthread_t *t, const struct th_fh *fh,
-	  uint64_t off, uint32_t len)
+read_held(struct reader *r, pthread_t *t, const struct th_fh *fh, uint64_t off,
+	  uint32_t len)
 {
 	memset(r, 0, sizeof *r);
 	r->fh = *fh;
@@ -135,15 +135,16 @@ read_held(struct reader *r, pthread_t *t, const struct th_fh *fh,
 /* Wait until the deletion job deleted n more objects, then let the held
  * GET go and wait for the READ's answer. */
 static void
-release_after_delete(struct reader *r, pthread_t t, unsigned before,
-		     unsigned n)
+release_after_delete(struct reader *r, pthread_t t, unsigned before, unsigned n)
 {
 	bool gone;
 
 	want_objects = before - n;
 	gone = T_WAIT(objects_gone());
-	TH_CHECK(gone, "the deletion job deleted the %u blocks (%u objects "
-		 "left of %u)", n, objects(), before);
+	TH_CHECK(gone,
+		 "the deletion job deleted the %u blocks (%u objects "
+		 "left of %u)",
+		 n, objects(), before);
 	faults(NULL);
 	pthread_join(t, NULL);
 	(void)r;
@@ -167,11 +168,11 @@ test_removed(void)
 	TH_REQUIRE(th_remove(&cb, &cb.root, "removed") == NFS3_OK,
 		   "B removes the file while A's READ fetches");
 	release_after_delete(&r, t, before, SIZE / BS);
-	TH_CHECK(r.st == NFS3ERR_STALE ||
-			 (r.st == NFS3_OK && r.got == BS &&
-			  memcmp(r.buf, data + BS, BS) == 0),
+	TH_CHECK(r.st == NFS3ERR_STALE || (r.st == NFS3_OK && r.got == BS &&
+					   memcmp(r.buf, data + BS, BS) == 0),
 		 "the READ answers STALE (or the bytes), not an I/O error "
-		 "(%s)", th_stat_name(r.st));
+		 "(%s)",
+		 th_stat_name(r.st));
 }
 
 static void
@@ -196,10 +197,9 @@ test_truncated(void)
 	TH_REQUIRE(th_setattr(&cb, &fh, &sa, NULL, NULL) == NFS3_OK,
 		   "B truncates the file to 0 while A's READ fetches");
 	release_after_delete(&r, t, before, SIZE / BS);
-	TH_CHECK(r.st == NFS3_OK &&
-			 ((r.got == 0 && r.eof) ||
-			  (r.got == BS &&
-			   memcmp(r.buf, data + 2 * BS, BS) == 0)),
+	TH_CHECK(r.st == NFS3_OK && ((r.got == 0 && r.eof) ||
+				     (r.got == BS &&
+				      memcmp(r.buf, data + 2 * BS, BS) == 0)),
 		 "the READ answers the end of file (or the old bytes), not "
 		 "an I/O error (%s, %u bytes%s)",
 		 th_stat_name(r.st), r.got, r.eof ? ", eof" : "");

@@ -33,8 +33,8 @@
 
 #include "t/nfs/tharness.h"
 
-#define BS (64 * 1024)
-#define SIZE (3 * BS + 1000) /* three sealed blocks and a tail */
+#define BS      (64 * 1024)
+#define SIZE    (3 * BS + 1000) /* three sealed blocks and a tail */
 #define WORKERS 2
 
 static struct th_server srv;
@@ -57,8 +57,8 @@ reads_back(const struct th_fh *fh, const uint8_t *want, uint32_t len)
 	bool eof = false;
 
 	while (off < len) {
-		if (th_read(&cn, fh, off, len - off < BS ? len - off : BS, buf + off,
-			    &got, &eof) != NFS3_OK ||
+		if (th_read(&cn, fh, off, len - off < BS ? len - off : BS,
+			    buf + off, &got, &eof) != NFS3_OK ||
 		    got == 0)
 			return false;
 		off += got;
@@ -115,13 +115,16 @@ main(void)
 	TH_REQUIRE(T_WAIT(is_held()), "the sealed blocks' PUTs are held");
 
 	st = th_commit(&cn, &a, 0, 0, NULL);
-	TH_STAT(st, NFS3ERR_JUKEBOX, "COMMIT answers JUKEBOX while the PUTs "
+	TH_STAT(st, NFS3ERR_JUKEBOX,
+		"COMMIT answers JUKEBOX while the PUTs "
 		"hang");
 	TH_CHECK(is_held(), "the PUTs are still held");
 	for (n = 0; n < 2 * WORKERS; n++) {
 		st = th_write(&cn, &b, 0, data2, BS, FILE_SYNC, NULL);
-		TH_STAT(st, NFS3ERR_JUKEBOX, "FILE_SYNC WRITE %d answers "
-			"JUKEBOX", n);
+		TH_STAT(st, NFS3ERR_JUKEBOX,
+			"FILE_SYNC WRITE %d answers "
+			"JUKEBOX",
+			n);
 		st = th_commit(&cn, &a, 0, 0, NULL);
 		TH_STAT(st, NFS3ERR_JUKEBOX, "COMMIT %d again answers JUKEBOX",
 			n);
@@ -136,7 +139,8 @@ main(void)
 		st = th_commit(&cn, &c, 0, 0, NULL);
 		TH_STAT(st, NFS3ERR_JUKEBOX, "c's COMMIT answers JUKEBOX");
 		st = th_remove(&cn, &cn.root, "c");
-		TH_STAT(st, NFS3_OK, "REMOVE of c answers while its flush "
+		TH_STAT(st, NFS3_OK,
+			"REMOVE of c answers while its flush "
 			"waits for the store");
 	}
 	/* More waits than workers have ended: the workers are free. */
@@ -151,8 +155,10 @@ main(void)
 	/* The store answers again. */
 	th_store_faults(ctl, NULL);
 	st = commit_retried(&a, cverf, &jb);
-	TH_STAT(st, NFS3_OK, "a retried COMMIT of a answers OK once the "
-		"store is back (%d more JUKEBOX first)", jb);
+	TH_STAT(st, NFS3_OK,
+		"a retried COMMIT of a answers OK once the "
+		"store is back (%d more JUKEBOX first)",
+		jb);
 	TH_CHECK(memcmp(cverf, verf, 8) == 0,
 		 "with the verifier of the WRITEs: nothing to resend");
 	st = commit_retried(&b, cverf, &jb);
@@ -163,17 +169,16 @@ main(void)
 	th_disconnect(&cn);
 	TH_REQUIRE(th_connect(&cn, srv.port, "/", 0, 0) == 0, "reconnect");
 	TH_CHECK(reads_back(&a, data, SIZE), "a reads back byte for byte "
-		 "from the store after the crash");
+					     "from the store after the crash");
 	TH_CHECK(reads_back(&b, data2, BS), "b reads back byte for byte");
 	{
 		static uint8_t x[1];
 		uint32_t got = 0;
 		bool eof = false;
 
-		TH_CHECK(th_read(&cn, &a, SIZE, 1, x, &got, &eof) ==
-				 NFS3_OK &&
-			 got == 1 && x[0] == 'x',
-		 "and the WRITE sent while the store hung too");
+		TH_CHECK(th_read(&cn, &a, SIZE, 1, x, &got, &eof) == NFS3_OK &&
+				 got == 1 && x[0] == 'x',
+			 "and the WRITE sent while the store hung too");
 	}
 
 	/* A READ whose GET hangs: a fresh process holds no block. */
@@ -186,8 +191,10 @@ main(void)
 
 		st = th_read(&cn, &a, (uint64_t)(n % 3) * BS, BS, buf, NULL,
 			     NULL);
-		TH_STAT(st, NFS3ERR_JUKEBOX, "READ %d answers JUKEBOX while "
-			"its GET hangs", n);
+		TH_STAT(st, NFS3ERR_JUKEBOX,
+			"READ %d answers JUKEBOX while "
+			"its GET hangs",
+			n);
 	}
 	TH_CHECK(is_held(), "the GETs are held");
 	st = th_write(&cn, &b, BS, "y", 1, UNSTABLE, NULL);
@@ -204,8 +211,10 @@ main(void)
 			jb++;
 			usleep(100000);
 		}
-		TH_STAT(st, NFS3_OK, "the READ retried once the store is "
-			"back answers (%d more JUKEBOX first)", jb);
+		TH_STAT(st, NFS3_OK,
+			"the READ retried once the store is "
+			"back answers (%d more JUKEBOX first)",
+			jb);
 		TH_CHECK(got == BS && memcmp(buf, data, BS) == 0,
 			 "with the file's bytes");
 	}

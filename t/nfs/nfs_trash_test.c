@@ -37,21 +37,22 @@
 #include "t/nfs/tharness.h"
 
 #define POLL_LIMIT_MS (300 * 1000)
-#define SIZE (256 * 1024)
+#define SIZE          (256 * 1024)
 
 static struct th_server srv;
 static void
-put_file(struct th_conn *c, const char *name, uint64_t seed,
-	 struct th_obj *o)
+put_file(struct th_conn *c, const char *name, uint64_t seed, struct th_obj *o)
 {
 	static uint8_t buf[SIZE];
 	sattr3 sa = th_sattr_mode(0644);
 
 	TH_REQUIRE(th_create(c, &c->root, name, UNCHECKED, &sa, NULL, o) ==
-			   NFS3_OK, "create %s", name);
+			   NFS3_OK,
+		   "create %s", name);
 	th_fill(seed, buf, sizeof buf);
 	TH_REQUIRE(th_write(c, &o->fh, 0, buf, sizeof buf, FILE_SYNC, NULL) ==
-			   NFS3_OK, "write %s", name);
+			   NFS3_OK,
+		   "write %s", name);
 }
 
 static bool
@@ -64,7 +65,8 @@ same_data(struct th_conn *c, const struct th_fh *fh, uint64_t seed)
 	th_fill(seed, want, sizeof want);
 	while (off < SIZE) {
 		if (th_read(c, fh, off, SIZE - off, got + off, &n, &eof) !=
-			    NFS3_OK || n == 0)
+			    NFS3_OK ||
+		    n == 0)
 			return false;
 		off += n;
 	}
@@ -167,11 +169,12 @@ put_in(struct th_conn *c, const struct th_fh *dir, const char *name,
 	static uint8_t buf[SIZE];
 	sattr3 sa = th_sattr_mode(0644);
 
-	TH_REQUIRE(th_create(c, dir, name, UNCHECKED, &sa, NULL, o) ==
-			   NFS3_OK, "create %s", name);
+	TH_REQUIRE(th_create(c, dir, name, UNCHECKED, &sa, NULL, o) == NFS3_OK,
+		   "create %s", name);
 	th_fill(seed, buf, sizeof buf);
 	TH_REQUIRE(th_write(c, &o->fh, 0, buf, sizeof buf, FILE_SYNC, NULL) ==
-			   NFS3_OK, "write %s", name);
+			   NFS3_OK,
+		   "write %s", name);
 }
 
 /* Whether the tool's last output (tool.out) holds what. */
@@ -236,9 +239,12 @@ trash_and_quota(struct th_conn *root)
 	before = th_server_objects(&srv);
 	TH_STAT(th_remove(root, &q.fh, "big"), NFS3_OK, "remove q/big");
 	TH_CHECK(q_used() == 0, "big in the trash: /q uses nothing");
-	TH_CHECK(used_bytes() == used, "the volume's used bytes keep big's "
-		 "(%lld)", used);
-	TH_CHECK(th_server_objects(&srv) == before, "big's blocks stay in the store");
+	TH_CHECK(used_bytes() == used,
+		 "the volume's used bytes keep big's "
+		 "(%lld)",
+		 used);
+	TH_CHECK(th_server_objects(&srv) == before,
+		 "big's blocks stay in the store");
 
 	put_in(root, &q.fh, "f1", 12, &f1);
 	put_in(root, &q.fh, "f2", 13, &f2);
@@ -252,7 +258,8 @@ trash_and_quota(struct th_conn *root)
 			    hname, ename) != 0,
 		 "restoring big into the full /q is refused");
 	TH_CHECK(tool_said("quota of a directory it would go under has no "
-			   "room"), "... with a message naming the quota");
+			   "room"),
+		 "... with a message naming the quota");
 	TH_CHECK(th_lookup(root, &hour, ename, &o) == NFS3_OK &&
 			 same_data(root, &o.fh, 11),
 		 "big is still in the trash, data intact");
@@ -303,10 +310,11 @@ main(void)
 	size_t before;
 
 	TH_REQUIRE(th_server_start(&srv, "--block-size 64K --trash-days 1",
-				   NULL) == 0, "tesserad on a volume with "
+				   NULL) == 0,
+		   "tesserad on a volume with "
 		   "trash_days 1");
 	TH_REQUIRE(th_connect(&root, srv.port, "/", 0, 0) == 0, "root "
-		   "connects");
+								"connects");
 	TH_REQUIRE(th_connect(&user, srv.port, "/", 1000, 1000) == 0,
 		   "uid 1000 connects");
 
@@ -314,12 +322,14 @@ main(void)
 	put_file(&root, "a", 1, &a);
 	before = th_server_objects(&srv);
 	TH_STAT(th_remove(&root, &root.root, "a"), NFS3_OK, "remove a");
-	TH_CHECK(th_server_objects(&srv) == before, "a's blocks stay in the store");
+	TH_CHECK(th_server_objects(&srv) == before,
+		 "a's blocks stay in the store");
 	TH_REQUIRE(list_dir(&root, &root.root, names, sizeof names) ==
-			   NFS3_OK && strstr(names, ".trash ") != NULL,
+				   NFS3_OK &&
+			   strstr(names, ".trash ") != NULL,
 		   "root lists /.trash (%s)", names);
-	TH_CHECK(list_dir(&user, &user.root, names, sizeof names) ==
-			 NFS3_OK && strstr(names, ".trash") == NULL,
+	TH_CHECK(list_dir(&user, &user.root, names, sizeof names) == NFS3_OK &&
+			 strstr(names, ".trash") == NULL,
 		 "uid 1000 does not (%s)", names);
 	TH_STAT(th_lookup(&user, &user.root, ".trash", &o), NFS3ERR_NOENT,
 		"uid 1000 cannot look /.trash up");
@@ -333,8 +343,8 @@ main(void)
 	{
 		sattr3 sa = th_sattr_mode(0644);
 
-		TH_STAT(th_create(&root, &hour, "x", UNCHECKED, &sa, NULL,
-				  &d), NFS3ERR_PERM, "no create in the trash");
+		TH_STAT(th_create(&root, &hour, "x", UNCHECKED, &sa, NULL, &d),
+			NFS3ERR_PERM, "no create in the trash");
 	}
 	TH_STAT(th_remove(&root, &hour, ename), NFS3ERR_PERM,
 		"no remove in the trash");
@@ -383,7 +393,7 @@ main(void)
 			 o.attr.fileid == c.attr.fileid,
 		 "b is still the renamed c");
 	TH_CHECK(trash_files() == 1, "status: one file in "
-		 "the trash");
+				     "the trash");
 	trash_and_quota(&root);
 
 	/* 4. Expiry by the background job. */
@@ -395,25 +405,29 @@ main(void)
 	TH_REQUIRE(th_connect(&root, srv.port, "/", 0, 0) == 0, "reconnect");
 	before = th_server_objects(&srv);
 	t0 = th_now_ms();
-	while (trash_files() != 0 &&
-	       th_now_ms() - t0 < POLL_LIMIT_MS)
+	while (trash_files() != 0 && th_now_ms() - t0 < POLL_LIMIT_MS)
 		usleep(200 * 1000);
 	TH_CHECK(trash_files() == 0, "the job emptied the "
-		 "trash");
-	while (th_server_objects(&srv) >= before && th_now_ms() - t0 < POLL_LIMIT_MS)
+				     "trash");
+	while (th_server_objects(&srv) >= before &&
+	       th_now_ms() - t0 < POLL_LIMIT_MS)
 		usleep(200 * 1000);
-	TH_CHECK(th_server_objects(&srv) < before, "the replaced b's blocks were deleted");
+	TH_CHECK(th_server_objects(&srv) < before,
+		 "the replaced b's blocks were deleted");
 
 	/* 5. trash_days 0: released at once. */
-	TH_CHECK(th_tessera(&srv, "config --trash-days 0 '%s'",
-			    srv.meta_url) == 0, "tessera config --trash-days 0");
+	TH_CHECK(th_tessera(&srv, "config --trash-days 0 '%s'", srv.meta_url) ==
+			 0,
+		 "tessera config --trash-days 0");
 	put_file(&root, "e", 5, &o);
 	before = th_server_objects(&srv);
 	TH_STAT(th_remove(&root, &root.root, "e"), NFS3_OK, "remove e");
 	t0 = th_now_ms();
-	while (th_server_objects(&srv) >= before && th_now_ms() - t0 < POLL_LIMIT_MS)
+	while (th_server_objects(&srv) >= before &&
+	       th_now_ms() - t0 < POLL_LIMIT_MS)
 		usleep(200 * 1000);
-	TH_CHECK(th_server_objects(&srv) < before, "e's blocks were deleted at once");
+	TH_CHECK(th_server_objects(&srv) < before,
+		 "e's blocks were deleted at once");
 	TH_CHECK(trash_files() == 0, "nothing in the trash");
 
 	th_disconnect(&root);

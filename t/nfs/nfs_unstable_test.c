@@ -38,7 +38,7 @@
 /* WRITE size and block size; BIG is half of buffer_limit, so A's and
  * B's BIG writes do not fit together. */
 #define PIECE (64 * 1024)
-#define BIG (512 * 1024)
+#define BIG   (512 * 1024)
 
 static struct th_server srv;
 static struct th_conn ca, cb;

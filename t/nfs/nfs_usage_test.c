@@ -35,18 +35,18 @@
 
 #include "t/nfs/tharness.h"
 
-#define NCHUNKS 600u
-#define CHUNK (64ULL << 20)
+#define NCHUNKS       600u
+#define CHUNK         (64ULL << 20)
 #define PENDING_BYTES "tessera_volume_pending_delete_bytes{volume=\"tvol\"}"
-#define A_SIZE 100000u
-#define B_SIZE 50000u
-#define DONE "they are exact from now on"
+#define A_SIZE        100000u
+#define B_SIZE        50000u
+#define DONE          "they are exact from now on"
 /* counter names in hex */
 #define LOGICAL "6c6f676963616c6279746573"
-#define STORED "73746f7265646279746573"
-#define TRASH "74726173686279746573"
+#define STORED  "73746f7265646279746573"
+#define TRASH   "74726173686279746573"
 #define PENDING "70656e64696e676279746573"
-#define VALID "757361676576616c6964"
+#define VALID   "757361676576616c6964"
 
 static uint8_t data[A_SIZE];
 
@@ -57,7 +57,9 @@ mkfile(struct th_conn *cn, const char *name, uint32_t size)
 	struct th_obj o;
 
 	TH_REQUIRE(th_create(cn, &cn->root, name, GUARDED, &sa, NULL, &o) ==
-			   0 && o.fh_follows, "create %s", name);
+				   0 &&
+			   o.fh_follows,
+		   "create %s", name);
 	TH_REQUIRE(th_write(cn, &o.fh, 0, data, size, FILE_SYNC, NULL) == 0,
 		   "write %u bytes to %s", size, name);
 }
@@ -92,11 +94,13 @@ pending(void)
 		   "1: start tesserad");
 	th_server_fault_store(&s, "ops=del err=1", ctl, sizeof ctl);
 	th_server_set_args(&s, "-o inline_max=0 -o bgjob_txn_rate=5 "
-			   "--metrics-listen 127.0.0.1:0");
+			       "--metrics-listen 127.0.0.1:0");
 	TH_REQUIRE(th_server_restart(&s, false) == 0, "restart");
 	TH_REQUIRE(th_connect(&cn, s.port, "/", 0, 0) == 0, "connect");
-	TH_REQUIRE(th_create(&cn, &cn.root, "sparse", GUARDED, &sa, NULL,
-			     &o) == 0 && o.fh_follows, "create sparse");
+	TH_REQUIRE(th_create(&cn, &cn.root, "sparse", GUARDED, &sa, NULL, &o) ==
+				   0 &&
+			   o.fh_follows,
+		   "create sparse");
 	for (unsigned i = 0; i < NCHUNKS; i++)
 		if (th_write(&cn, &o.fh, i * CHUNK, &byte, 1, FILE_SYNC,
 			     NULL) != 0) {
@@ -120,10 +124,14 @@ pending(void)
 	}
 	th_diag("%zu samples, %zu of them while the file was being purged",
 		samples, mid);
-	TH_CHECK(bad == 0, "pending bytes only ever 0, %llu or %u (%zu "
-		 "samples otherwise, up to %.0f)", size, NCHUNKS, bad, worst);
-	TH_CHECK(v == NCHUNKS, "the purge over: the %u bytes of its slices "
-		 "are pending (%g)", NCHUNKS, v);
+	TH_CHECK(bad == 0,
+		 "pending bytes only ever 0, %llu or %u (%zu "
+		 "samples otherwise, up to %.0f)",
+		 size, NCHUNKS, bad, worst);
+	TH_CHECK(v == NCHUNKS,
+		 "the purge over: the %u bytes of its slices "
+		 "are pending (%g)",
+		 NCHUNKS, v);
 	th_disconnect(&cn);
 	th_server_stop(&s, false);
 	TH_CHECK(th_server_fsck(&s) == 0, "fsck: the counters agree");
@@ -140,7 +148,8 @@ recount(void)
 
 	th_fill(3, data, sizeof data);
 	TH_REQUIRE(th_server_start(&s, "--block-size 64K --trash-days 1",
-				   NULL) == 0, "2: start tesserad");
+				   NULL) == 0,
+		   "2: start tesserad");
 	th_server_set_args(&s, "-o inline_max=0 --metrics-listen 127.0.0.1:0");
 	TH_REQUIRE(th_server_restart(&s, false) == 0, "restart");
 	TH_REQUIRE(th_connect(&cn, s.port, "/", 0, 0) == 0, "connect");
@@ -162,25 +171,27 @@ recount(void)
 		 "/^HEADER=END/ { print; body = 1; next } "
 		 "!body || /^DATA=END/ { print; next } "
 		 "n++ %% 2 == 0 { key = $0; next } "
-		 "key !~ /^ 74766f6c0043(%s|%s|%s|%s|%s)$/ { print key; print }' "
+		 "key !~ /^ 74766f6c0043(%s|%s|%s|%s|%s)$/ { print key; print "
+		 "}' "
 		 "meta.txt > kept.txt; "
 		 "grep -q '^ 74766f6c0043%s$' meta.txt; "
 		 "! grep -q '^ 74766f6c0043\\(%s\\|%s\\)$' kept.txt; "
 		 "rm -rf meta2; mkdir meta2; mdb_load -f kept.txt meta2; "
-		 "rm -rf meta; mv meta2 meta", s.dir, LOGICAL, STORED, TRASH,
-		 PENDING, VALID, VALID, LOGICAL, VALID);
+		 "rm -rf meta; mv meta2 meta",
+		 s.dir, LOGICAL, STORED, TRASH, PENDING, VALID, VALID, LOGICAL,
+		 VALID);
 	TH_REQUIRE(system(cmd) == 0, "the counter records deleted (a "
-		   "counter at 0 has none)");
+				     "counter at 0 has none)");
 
 	TH_REQUIRE(th_server_restart(&s, false) == 0, "start again");
-	for (int i = 0; i < TH_STALL_MS / 100 &&
-			th_server_log_count(&s, DONE) == 0; i++)
+	for (int i = 0;
+	     i < TH_STALL_MS / 100 && th_server_log_count(&s, DONE) == 0; i++)
 		usleep(100000);
 	TH_CHECK(th_server_log_count(&s, "are not marked exact") == 1,
 		 "the gateway says it recounts");
 	TH_REQUIRE(th_server_log_count(&s, DONE) == 1, "it recounted");
 	TH_CHECK(th_server_log_count(&s, "recounted: logical bytes 100000 "
-				     "(the counter said 0") == 1,
+					 "(the counter said 0") == 1,
 		 "it logs the figures");
 	gauge(&s, "logical_bytes", A_SIZE);
 	gauge(&s, "stored_bytes", A_SIZE + B_SIZE);

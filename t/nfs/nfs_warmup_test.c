@@ -31,10 +31,10 @@ static struct file {
 	uint32_t size;
 	uint8_t *data;
 } files[] = {
-    {"", "top", 70 * 1024, NULL},
-    {"sub", "big", 5 * BS + 123, NULL},
-    {"sub", "small", 10 * 1024, NULL},
-    {"sub/deeper", "leaf", BS, NULL},
+	{"", "top", 70 * 1024, NULL},
+	{"sub", "big", 5 * BS + 123, NULL},
+	{"sub", "small", 10 * 1024, NULL},
+	{"sub/deeper", "leaf", BS, NULL},
 };
 #define NFILES (sizeof(files) / sizeof(files[0]))
 
@@ -105,12 +105,11 @@ make_tree(void)
 	TH_REQUIRE(th_mnt(&cn, "/", &root) == 0, "MNT /");
 	TH_REQUIRE(th_mkdir(&cn, &root, "sub", &dsa, &o) == NFS3_OK, "mkdir");
 	sub = o.fh;
-	TH_REQUIRE(th_mkdir(&cn, &sub, "deeper", &dsa, &o) == NFS3_OK,
-		   "mkdir");
+	TH_REQUIRE(th_mkdir(&cn, &sub, "deeper", &dsa, &o) == NFS3_OK, "mkdir");
 	deeper = o.fh;
 	for (size_t i = 0; i < NFILES; i++) {
 		struct file *f = &files[i];
-		const struct th_fh *dir = f->dir[0] == '\0' ? &root
+		const struct th_fh *dir = f->dir[0] == '\0'     ? &root
 					  : strchr(f->dir, '/') ? &deeper
 								: &sub;
 		sattr3 sa = th_sattr_mode(0644);
@@ -132,7 +131,7 @@ make_tree(void)
 			   "commit %s", f->name);
 		if (strcmp(f->name, "big") == 0)
 			TH_REQUIRE(th_link(&cn, &fh, &root, "biglink", &lr) ==
-				       NFS3_OK,
+					   NFS3_OK,
 				   "hard link to big");
 	}
 }
@@ -146,8 +145,9 @@ cold_restart(bool empty_disk_cache)
 	th_disconnect(&cn);
 	th_server_stop(&srv, false);
 	if (empty_disk_cache) {
-		snprintf(cmd, sizeof cmd, "rm -rf '%s/cache' && mkdir '%s/cache'",
-			 srv.dir, srv.dir);
+		snprintf(cmd, sizeof cmd,
+			 "rm -rf '%s/cache' && mkdir '%s/cache'", srv.dir,
+			 srv.dir);
 		TH_REQUIRE(system(cmd) == 0, "disk cache emptied");
 	}
 	TH_REQUIRE(th_server_restart(&srv, false) == 0, "tesserad started");
@@ -187,16 +187,20 @@ main(void)
 	TH_CHECK(th_tessera(&srv, "warmup /mnt/x 2>/dev/null") >> 8 == 2,
 		 "warmup of a path that is no nfs:// URL: usage error");
 	TH_CHECK(th_tessera(&srv, "warmup --bwlimit x '%s' 2>/dev/null",
-			    th_server_url(&srv, "/")) >> 8 == 2,
+			    th_server_url(&srv, "/")) >>
+				 8 ==
+			 2,
 		 "bad --bwlimit: usage error");
 	TH_CHECK(th_tessera(&srv, "warmup '%s' /nothing-here 2>/dev/null",
-			    th_server_url(&srv, "/")) >> 8 == 1,
+			    th_server_url(&srv, "/")) >>
+				 8 ==
+			 1,
 		 "a path that does not exist: an error");
 
 	/* a sub-tree with a bandwidth limit, then everything */
 	snprintf(url, sizeof url, "%s", th_server_url(&srv, "/"));
 	TH_CHECK(th_tessera(&srv, "warmup --bwlimit 4M '%s' sub/deeper", url) ==
-		     0,
+			 0,
 		 "warmup of sub/deeper with --bwlimit");
 	TH_CHECK(th_tessera(&srv, "warmup '%s'", url) == 0,
 		 "warmup of the whole export");

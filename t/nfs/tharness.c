@@ -70,10 +70,7 @@ th_result(bool ok, const char *file, int line, const char *fmt, ...)
 static const struct {
 	int st;
 	const char *name;
-} th_stat_names[] = {
-	{-1, "RPC-FAILURE"},
-	NFSD_NFS3_STATUSES(TH_STAT_NAME)
-};
+} th_stat_names[] = {{-1, "RPC-FAILURE"}, NFSD_NFS3_STATUSES(TH_STAT_NAME)};
 #undef TH_STAT_NAME
 
 const char *
@@ -90,8 +87,8 @@ th_stat_name(int st)
 }
 
 void
-th_stat_result(int got, int want, const char *file, int line,
-	       const char *fmt, ...)
+th_stat_result(int got, int want, const char *file, int line, const char *fmt,
+	       ...)
 {
 	char what[512];
 	va_list ap;
@@ -211,8 +208,7 @@ th_create_fh(struct th_conn *c, const struct th_fh *dir, const char *name,
 static size_t th_nobjects;
 
 static int
-th_count_cb(const char *path, const struct stat *st, int type,
-	    struct FTW *f)
+th_count_cb(const char *path, const struct stat *st, int type, struct FTW *f)
 {
 	(void)path;
 	(void)st;
@@ -606,8 +602,7 @@ th_port_open(int port)
 void
 th_server_set_args(struct th_server *s, const char *args)
 {
-	snprintf(s->daemon_args, sizeof s->daemon_args, "%s",
-		 args ? args : "");
+	snprintf(s->daemon_args, sizeof s->daemon_args, "%s", args ? args : "");
 }
 
 static int
@@ -671,8 +666,8 @@ th_spawn(struct th_server *s)
 			th_print_log(s);
 			return -1;
 		}
-		if (s->no_nfs ? th_log_says(s, "background jobs only") :
-				th_port_open(s->port))
+		if (s->no_nfs ? th_log_says(s, "background jobs only")
+			      : th_port_open(s->port))
 			return 0;
 		usleep(20000);
 	}
@@ -692,8 +687,7 @@ th_server_set_exports(struct th_server *s, const char *exports)
 		s->exports_path[0] = 0;
 		return 0;
 	}
-	snprintf(s->exports_path, sizeof s->exports_path, "%s/exports",
-		 s->dir);
+	snprintf(s->exports_path, sizeof s->exports_path, "%s/exports", s->dir);
 	f = fopen(s->exports_path, "w");
 	if (!f)
 		return -1;
@@ -783,8 +777,7 @@ th_server_join(struct th_server *s, const struct th_server *of,
 	s->no_nfs = !nfs;
 	snprintf(s->dir, sizeof s->dir, "%s", of->dir);
 	snprintf(s->meta_url, sizeof s->meta_url, "%s", of->meta_url);
-	snprintf(s->storage_url, sizeof s->storage_url, "%s",
-		 of->storage_url);
+	snprintf(s->storage_url, sizeof s->storage_url, "%s", of->storage_url);
 	snprintf(s->exports_path, sizeof s->exports_path, "%s",
 		 of->exports_path);
 	snprintf(s->logname, sizeof s->logname, "tesserad-%d.log", slot);
@@ -794,8 +787,7 @@ th_server_join(struct th_server *s, const struct th_server *of,
 		if (s->port < 0)
 			return -1;
 		rc = th_spawn(s);
-		if (rc == 0 || !nfs || tries == 2 ||
-		    !th_log_says(s, "in use"))
+		if (rc == 0 || !nfs || tries == 2 || !th_log_says(s, "in use"))
 			return rc;
 		th_diag("port %d was taken; trying another", s->port);
 	}
@@ -816,7 +808,8 @@ th_server_stop(struct th_server *s, bool kill_hard)
 		 * only a daemon that hangs is killed */
 		if (th_now_ms() - t0 > TH_STALL_MS) {
 			th_diag("tesserad %d ignored SIGTERM for %d s; "
-				"killing it", (int)s->pid, TH_STALL_MS / 1000);
+				"killing it",
+				(int)s->pid, TH_STALL_MS / 1000);
 			kill(s->pid, SIGKILL);
 			waitpid(s->pid, &st, 0);
 			break;
@@ -877,8 +870,8 @@ th_server_url(const struct th_server *s, const char *path)
 	static char buf[512];
 
 	snprintf(buf, sizeof buf,
-		 "nfs://127.0.0.1%s?version=3&nfsport=%d&mountport=%d",
-		 path, s->port, s->port);
+		 "nfs://127.0.0.1%s?version=3&nfsport=%d&mountport=%d", path,
+		 s->port, s->port);
 	return buf;
 }
 
@@ -1027,8 +1020,7 @@ th_mnt(struct th_conn *c, const char *path, struct th_fh *fh)
 
 	memset(fh, 0, sizeof *fh);
 	return th_finish(c, &k,
-			 rpc_mount3_mnt_async(c->rpc, th_cb, (char *)path,
-					      &k));
+			 rpc_mount3_mnt_async(c->rpc, th_cb, (char *)path, &k));
 }
 
 void
@@ -1037,9 +1029,9 @@ th_set_cred(struct th_conn *c, uint32_t uid, uint32_t gid, uint32_t ngroups,
 {
 	c->uid = uid;
 	c->gid = gid;
-	rpc_set_auth(c->rpc, libnfs_authunix_create("tharness", uid, gid,
-						    ngroups,
-						    (uint32_t *)groups));
+	rpc_set_auth(c->rpc,
+		     libnfs_authunix_create("tharness", uid, gid, ngroups,
+					    (uint32_t *)groups));
 }
 
 int
@@ -1050,8 +1042,8 @@ th_connect(struct th_conn *c, int port, const char *path, uint32_t uid,
 }
 
 int
-th_connect_host(struct th_conn *c, const char *host, int port,
-		const char *path, uint32_t uid, uint32_t gid)
+th_connect_host(struct th_conn *c, const char *host, int port, const char *path,
+		uint32_t uid, uint32_t gid)
 {
 	struct th_call k = {0};
 	int rc;
@@ -1155,11 +1147,11 @@ th_copy_flat(void *res, void *arg)
 		memcpy(f->dst, res, f->size);
 }
 
-#define TH_FLAT_CALL(c, fn, args, out)                                   \
-	({                                                               \
-		struct th_flat fl_ = {(out), sizeof *(out)};             \
-		struct th_call k_ = {.copy = th_copy_flat, .arg = &fl_}; \
-		th_finish((c), &k_, fn((c)->rpc, th_cb, (args), &k_));   \
+#define TH_FLAT_CALL(c, fn, args, out)                                         \
+	({                                                                     \
+		struct th_flat fl_ = {(out), sizeof *(out)};                   \
+		struct th_call k_ = {.copy = th_copy_flat, .arg = &fl_};       \
+		th_finish((c), &k_, fn((c)->rpc, th_cb, (args), &k_));         \
 	})
 
 int
@@ -1285,8 +1277,7 @@ th_copy_readlink(void *res, void *arg)
 }
 
 int
-th_readlink(struct th_conn *c, const struct th_fh *fh, char *buf,
-	    size_t bufsz)
+th_readlink(struct th_conn *c, const struct th_fh *fh, char *buf, size_t bufsz)
 {
 	READLINK3args a = {.symlink = th_fh3(fh)};
 	struct th_strbuf b = {buf, bufsz};
@@ -1294,8 +1285,7 @@ th_readlink(struct th_conn *c, const struct th_fh *fh, char *buf,
 
 	if (buf && bufsz)
 		buf[0] = 0;
-	return th_finish(c, &k,
-			 rpc_nfs3_readlink_async(c->rpc, th_cb, &a, &k));
+	return th_finish(c, &k, rpc_nfs3_readlink_async(c->rpc, th_cb, &a, &k));
 }
 
 struct th_readout {
@@ -1329,8 +1319,8 @@ th_copy_read(void *res, void *arg)
 }
 
 int
-th_read(struct th_conn *c, const struct th_fh *fh, uint64_t off,
-	uint32_t count, void *buf, uint32_t *got, bool *eof)
+th_read(struct th_conn *c, const struct th_fh *fh, uint64_t off, uint32_t count,
+	void *buf, uint32_t *got, bool *eof)
 {
 	READ3args a = {.file = th_fh3(fh), .offset = off, .count = count};
 	struct th_readout o = {buf, count, 0, false};
@@ -1383,13 +1373,13 @@ _Static_assert(sizeof(CREATE3resok) == sizeof(MKDIR3resok) &&
 		       sizeof(CREATE3resok) == sizeof(MKNOD3resok),
 	       "CREATE/MKDIR/SYMLINK/MKNOD results share a layout");
 
-#define TH_MADE_CALL(c, fn, args, out)                                    \
-	({                                                                \
-		struct th_obj tmp_;                                       \
-		struct th_call k_ = {.copy = th_copy_made,                \
-				     .arg = (out) ? (out) : &tmp_};        \
-		memset(k_.arg, 0, sizeof tmp_);                           \
-		th_finish((c), &k_, fn((c)->rpc, th_cb, (args), &k_));    \
+#define TH_MADE_CALL(c, fn, args, out)                                         \
+	({                                                                     \
+		struct th_obj tmp_;                                            \
+		struct th_call k_ = {.copy = th_copy_made,                     \
+				     .arg = (out) ? (out) : &tmp_};            \
+		memset(k_.arg, 0, sizeof tmp_);                                \
+		th_finish((c), &k_, fn((c)->rpc, th_cb, (args), &k_));         \
 	})
 
 int
@@ -1405,8 +1395,8 @@ th_create(struct th_conn *c, const struct th_fh *dir, const char *name,
 	if (how == EXCLUSIVE)
 		memcpy(a.how.createhow3_u.verf, verf, 8);
 	else
-		a.how.createhow3_u.obj_attributes = sa ? *sa
-						       : th_sattr_mode(0644);
+		a.how.createhow3_u.obj_attributes =
+			sa ? *sa : th_sattr_mode(0644);
 	return TH_MADE_CALL(c, rpc_nfs3_create_async, &a, out);
 }
 
@@ -1600,7 +1590,8 @@ th_copy_readdirplus(void *res, void *arg)
 			d->attr = e->name_attributes.post_op_attr_u.attributes;
 		d->fh_follows = e->name_handle.handle_follows;
 		if (d->fh_follows)
-			th_fh_from(&d->fh, &e->name_handle.post_op_fh3_u.handle);
+			th_fh_from(&d->fh,
+				   &e->name_handle.post_op_fh3_u.handle);
 	}
 }
 
@@ -1618,8 +1609,7 @@ th_readdir(struct th_conn *c, const struct th_fh *dir, uint64_t cookie,
 	if (verf)
 		memcpy(a.cookieverf, verf, 8);
 	a.count = count;
-	return th_finish(c, &k,
-			 rpc_nfs3_readdir_async(c->rpc, th_cb, &a, &k));
+	return th_finish(c, &k, rpc_nfs3_readdir_async(c->rpc, th_cb, &a, &k));
 }
 
 int
@@ -1685,11 +1675,10 @@ th_bulk_create(struct th_conn *c, const struct th_fh *dir, const char *prefix,
 				 (unsigned long long)(first + i));
 			a.where.name = name;
 			a.how.mode = GUARDED;
-			a.how.createhow3_u.obj_attributes =
-				th_sattr_mode(0644);
+			a.how.createhow3_u.obj_attributes = th_sattr_mode(0644);
 			/* libnfs encodes the arguments right here. */
-			if (rpc_nfs3_create_async(c->rpc, th_bulk_cb, &a,
-						  &b) != 0) {
+			if (rpc_nfs3_create_async(c->rpc, th_bulk_cb, &a, &b) !=
+			    0) {
 				th_diag("bulk CREATE: %s",
 					rpc_get_error(c->rpc));
 				return -1;
@@ -1701,7 +1690,8 @@ th_bulk_create(struct th_conn *c, const struct th_fh *dir, const char *prefix,
 		if (th_service(c, 1000) < 0 ||
 		    th_now_ms() - b.last_ms > TH_STALL_MS) {
 			th_diag("bulk CREATE: connection lost, or no reply "
-				"for %d s", TH_STALL_MS / 1000);
+				"for %d s",
+				TH_STALL_MS / 1000);
 			return -1;
 		}
 	}
@@ -1768,7 +1758,7 @@ th_store_faults(const char *ctl, const char *spec)
 	snprintf(tmp, sizeof tmp, "%s.tmp", ctl);
 	f = fopen(tmp, "w");
 	TH_REQUIRE(f != NULL && fputs(spec, f) >= 0 && fclose(f) == 0 &&
-		       rename(tmp, ctl) == 0,
+			   rename(tmp, ctl) == 0,
 		   "store faults: %s", spec);
 }
 

@@ -58,18 +58,17 @@
 extern int th_failures;
 void th_result(bool ok, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-#define TH_CHECK(cond, ...) \
-	th_result((cond), __FILE__, __LINE__, __VA_ARGS__)
-#define TH_REQUIRE(cond, ...) \
-	do { \
-		bool th_ok_ = (cond); \
-		th_result(th_ok_, __FILE__, __LINE__, __VA_ARGS__); \
-		if (!th_ok_) \
-			th_bail(); \
+#define TH_CHECK(cond, ...) th_result((cond), __FILE__, __LINE__, __VA_ARGS__)
+#define TH_REQUIRE(cond, ...)                                                  \
+	do {                                                                   \
+		bool th_ok_ = (cond);                                          \
+		th_result(th_ok_, __FILE__, __LINE__, __VA_ARGS__);            \
+		if (!th_ok_)                                                   \
+			th_bail();                                             \
 	} while (0)
 /* Check an nfsstat3 (or -1) against the expected one, printing both
  * by name on mismatch. */
-#define TH_STAT(got, want, ...) \
+#define TH_STAT(got, want, ...)                                                \
 	th_stat_result((got), (want), __FILE__, __LINE__, __VA_ARGS__)
 void th_stat_result(int got, int want, const char *file, int line,
 		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -82,19 +81,19 @@ int th_done(void);
 /* ---- the server ----------------------------------------------------------- */
 
 struct th_server {
-	char dir[160];       /* temporary directory: meta/, obj/, logs */
+	char dir[160]; /* temporary directory: meta/, obj/, logs */
 	char meta_url[300];
 	char storage_url[300];
 	char exports_path[300]; /* "" when the default exports are used */
 	int port;
 	pid_t pid;
-	int started;         /* restarts count too */
+	int started;           /* restarts count too */
 	char daemon_args[256]; /* extra tesserad options, space-separated
 				  ("-o upload_limit=2M"); set with
 				  th_server_set_args */
-	bool peer;           /* joined another's volume (th_server_join) */
-	bool no_nfs;         /* started with --bgjob-only */
-	char logname[40];    /* its log in dir; "": tesserad.log */
+	bool peer;             /* joined another's volume (th_server_join) */
+	bool no_nfs;           /* started with --bgjob-only */
+	char logname[40];      /* its log in dir; "": tesserad.log */
 };
 
 /* Format a volume (format_args: extra `tessera format` options, may be
@@ -189,7 +188,7 @@ struct th_fh {
 
 struct th_conn {
 	struct rpc_context *rpc;
-	struct th_fh root;       /* handle of the mounted export */
+	struct th_fh root; /* handle of the mounted export */
 	int port;
 	uint32_t uid, gid;
 };
@@ -229,8 +228,8 @@ struct th_obj {
 	struct th_fh fh;
 	bool attr_follows;
 	fattr3 attr;
-	wcc_data dir_wcc;              /* CREATE/MKDIR/SYMLINK/MKNOD */
-	post_op_attr dir_attributes;   /* LOOKUP */
+	wcc_data dir_wcc;            /* CREATE/MKDIR/SYMLINK/MKNOD */
+	post_op_attr dir_attributes; /* LOOKUP */
 };
 
 /* sattr3 helpers: start with th_sattr_none() and set fields. */
@@ -251,8 +250,7 @@ int th_readlink(struct th_conn *c, const struct th_fh *fh, char *buf,
 int th_read(struct th_conn *c, const struct th_fh *fh, uint64_t off,
 	    uint32_t count, void *buf, uint32_t *got, bool *eof);
 int th_write(struct th_conn *c, const struct th_fh *fh, uint64_t off,
-	     const void *buf, uint32_t count, stable_how how,
-	     WRITE3res *out);
+	     const void *buf, uint32_t count, stable_how how, WRITE3res *out);
 int th_create(struct th_conn *c, const struct th_fh *dir, const char *name,
 	      createmode3 how, const sattr3 *sa, const uint8_t verf[8],
 	      struct th_obj *out);
@@ -274,21 +272,20 @@ int th_remove(struct th_conn *c, const struct th_fh *dir, const char *name);
 int th_rmdir(struct th_conn *c, const struct th_fh *dir, const char *name);
 int th_rename(struct th_conn *c, const struct th_fh *sdir, const char *sname,
 	      const struct th_fh *ddir, const char *dname);
-int th_link(struct th_conn *c, const struct th_fh *fh,
-	    const struct th_fh *dir, const char *name, LINK3res *out);
+int th_link(struct th_conn *c, const struct th_fh *fh, const struct th_fh *dir,
+	    const char *name, LINK3res *out);
 int th_fsstat(struct th_conn *c, const struct th_fh *fh, FSSTAT3res *out);
 int th_fsinfo(struct th_conn *c, const struct th_fh *fh, FSINFO3res *out);
-int th_pathconf(struct th_conn *c, const struct th_fh *fh,
-		PATHCONF3res *out);
+int th_pathconf(struct th_conn *c, const struct th_fh *fh, PATHCONF3res *out);
 int th_commit(struct th_conn *c, const struct th_fh *fh, uint64_t off,
 	      uint32_t count, COMMIT3res *out);
 
 /* One READDIR / READDIRPLUS reply, entries copied. */
 struct th_dirent {
 	uint64_t fileid;
-	char *name;              /* owned by the th_dirpage */
+	char *name; /* owned by the th_dirpage */
 	uint64_t cookie;
-	bool attr_follows;       /* READDIRPLUS */
+	bool attr_follows; /* READDIRPLUS */
 	fattr3 attr;
 	bool fh_follows;
 	struct th_fh fh;
@@ -304,9 +301,9 @@ void th_dirpage_free(struct th_dirpage *p);
  * maxcount). */
 int th_readdir(struct th_conn *c, const struct th_fh *dir, uint64_t cookie,
 	       const uint8_t verf[8], uint32_t count, struct th_dirpage *out);
-int th_readdirplus(struct th_conn *c, const struct th_fh *dir,
-		   uint64_t cookie, const uint8_t verf[8], uint32_t dircount,
-		   uint32_t maxcount, struct th_dirpage *out);
+int th_readdirplus(struct th_conn *c, const struct th_fh *dir, uint64_t cookie,
+		   const uint8_t verf[8], uint32_t dircount, uint32_t maxcount,
+		   struct th_dirpage *out);
 
 /* Create files named prefix followed by i, zero-padded to width digits
  * (0: not padded), for i in [first, first+n) in dir with GUARDED CREATE,

@@ -115,16 +115,14 @@ test_basic(struct os_store *s)
 		 "get past the end -> ERANGE");
 	CHECK(os_head(s, "k/one", &size) == 0 && size == 11, "head size");
 	CHECK_EQ(os_head(s, "k/none", &size), -ENOENT, "head missing");
-	CHECK_EQ(os_get(s, "k/none", 0, 1, out, &got), -ENOENT,
-		 "get missing");
+	CHECK_EQ(os_get(s, "k/none", 0, 1, out, &got), -ENOENT, "get missing");
 	CHECK_EQ(os_put(s, "k/empty", "", 0), 0, "put empty");
 	CHECK(os_get(s, "k/empty", 0, 10, out, &got) == 0 && got == 0,
 	      "get empty");
 	CHECK(os_head(s, "k/empty", &size) == 0 && size == 0, "head empty");
 
 	CHECK_EQ(os_put(s, odd, "odd", 3), 0, "put odd key");
-	CHECK(os_get(s, odd, 0, 3, out, &got) == 0 && got == 3,
-	      "get odd key");
+	CHECK(os_get(s, odd, 0, 3, out, &got) == 0 && got == 3, "get odd key");
 
 	for (i = 0; i < (5u << 20); i++)
 		big[i] = (uint8_t)(i * 7 + i / 4096);
@@ -193,8 +191,7 @@ test_list(struct os_store *s)
 	CHECK(l.n == 45 && l.ordered && strcmp(l.last, "many/044") == 0,
 	      "45 keys in order across pages (%d)", l.n);
 	l = (struct listed){0, "", true, false};
-	CHECK_EQ(os_list(s, "many/", "many/039", collect, &l), 0,
-		 "list after");
+	CHECK_EQ(os_list(s, "many/", "many/039", collect, &l), 0, "list after");
 	CHECK_EQ(l.n, 5, "start_after");
 	CHECK_EQ(os_list(s, "many/", NULL, stop_at_5, &n), 42,
 		 "callback stops the listing");
@@ -260,14 +257,15 @@ test_refusals(void)
 	      "credentials in the URL refused: %s", err ? err : "");
 	free(err);
 	err = NULL;
-	CHECK(os_open("s3://b?endpoint=http://x&credentials=/nonexistent",
-		      &s, &err) < 0 &&
+	CHECK(os_open("s3://b?endpoint=http://x&credentials=/nonexistent", &s,
+		      &err) < 0 &&
 		      err && strstr(err, "/nonexistent"),
 	      "missing credentials file named: %s", err ? err : "");
 	free(err);
 	err = NULL;
 	url = tl_asprintf("s3://b?endpoint=http://x&credentials=%s&"
-			  "unsigned_payload=1", creds);
+			  "unsigned_payload=1",
+			  creds);
 	CHECK_EQ(os_open(url, &s, &err), -EINVAL,
 		 "UNSIGNED-PAYLOAD refused over http");
 	free(err);

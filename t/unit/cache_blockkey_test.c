@@ -32,12 +32,12 @@ main(void)
 	static const char *const bad[] = {
 		"",
 		"vol",
-		"/chunks/0/0/7_0_4096",        /* no volume */
-		"vol/chunks/0/0/7_0_4096x",    /* trailing bytes */
-		"vol/chunks/0/0/07_0_4096",    /* leading zero */
-		"vol/chunks/0/1/7_0_4096",     /* wrong directory */
-		"vol/chunks/1/0/7_0_4096",     /* wrong directory */
-		"vol/chunks/0/0/7_0",          /* no length */
+		"/chunks/0/0/7_0_4096",          /* no volume */
+		"vol/chunks/0/0/7_0_4096x",      /* trailing bytes */
+		"vol/chunks/0/0/07_0_4096",      /* leading zero */
+		"vol/chunks/0/1/7_0_4096",       /* wrong directory */
+		"vol/chunks/1/0/7_0_4096",       /* wrong directory */
+		"vol/chunks/0/0/7_0",            /* no length */
 		"vol/chunks/0/0/7_0_4294967296", /* length past 32 bits */
 		"vol/chunks/0/0/7_-1_4096",
 		"vol/blocks/0/0/7_0_4096",

@@ -397,8 +397,7 @@ test_removed_and_gc(void)
 	t_fill(data, 3 * BS, 0, 8);
 	before = nobjects();
 	CHECK_EQ(cache_write(c, ino, 0, data, 3 * BS, false), 0, "write");
-	CHECK_EQ(meta_unlink(t_m, &t_root, META_ROOT_INO, "gone", NULL,
-			     NULL),
+	CHECK_EQ(meta_unlink(t_m, &t_root, META_ROOT_INO, "gone", NULL, NULL),
 		 0, "unlink while buffered");
 	CHECK_EQ(cache_flush(c, ino), -ENOENT, "flush of a removed file");
 	CHECK_EQ(cache_buffered(c), 0, "its data is dropped");
@@ -408,8 +407,8 @@ test_removed_and_gc(void)
 	CHECK_EQ(cache_write(c, ino, 0, data, 3 * BS, true), 0,
 		 "write and commit");
 	CHECK(nobjects() >= before + 3, "blocks stored");
-	CHECK_EQ(meta_unlink(t_m, &t_root, META_ROOT_INO, "gc", NULL, NULL),
-		 0, "unlink");
+	CHECK_EQ(meta_unlink(t_m, &t_root, META_ROOT_INO, "gc", NULL, NULL), 0,
+		 "unlink");
 	/* The job runs every second; give it plenty of rounds. */
 	for (i = 0, left = nobjects(); i < 3000 && left > before; i++) {
 		usleep(100000);
@@ -433,12 +432,13 @@ test_small_writes(void)
 	int i;
 
 	for (i = 0; i < 32; i++) {
-		t_fill(buf, sizeof(buf), (uint64_t)i * (16u << 20) + BS / 2 + 100,
-		     5);
-		CHECK_FATAL(cache_write(c, ino, (uint64_t)i * (16u << 20) +
-						       BS / 2 + 100,
-					buf, sizeof(buf), false) == 0,
-			    "write %d", i);
+		t_fill(buf, sizeof(buf),
+		       (uint64_t)i * (16u << 20) + BS / 2 + 100, 5);
+		CHECK_FATAL(
+			cache_write(c, ino,
+				    (uint64_t)i * (16u << 20) + BS / 2 + 100,
+				    buf, sizeof(buf), false) == 0,
+			"write %d", i);
 	}
 	CHECK(cache_buffered(c) <= 32 * (4096 + 1024),
 	      "32 scattered 4 KiB writes hold %llu bytes",
@@ -452,7 +452,7 @@ test_small_writes(void)
 	CHECK_EQ(nslices(ino, 0), 4, "a record per write");
 	for (i = 0; i < 32; i++) {
 		t_fill(want, sizeof(want),
-		     (uint64_t)i * (16u << 20) + BS / 2 + 100, 5);
+		       (uint64_t)i * (16u << 20) + BS / 2 + 100, 5);
 		CHECK(read_eq(c, ino, (uint64_t)i * (16u << 20) + BS / 2 + 100,
 			      sizeof(want), want),
 		      "read back %d", i);
@@ -498,7 +498,8 @@ test_packed(void)
 		for (i = 0; i < 400; i++) {
 			uint64_t off, len;
 
-			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			seed = seed * 6364136223846793005ull +
+			       1442695040888963407ull;
 			len = 1 + (seed >> 33) % sizeof(buf);
 			/* Half of them in a 1 MiB window, so they overlap. */
 			off = (seed >> 20) % (i % 2 ? n - len : (1u << 20));
@@ -522,8 +523,8 @@ test_packed(void)
 		CHECK(puts_seen() - puts < 100,
 		      "round %d: %llu puts for 400 writes", round,
 		      (unsigned long long)(puts_seen() - puts));
-		CHECK(read_eq(c, ino, 0, file_size(c, ino), model), "round %d: stored reads",
-		      round);
+		CHECK(read_eq(c, ino, 0, file_size(c, ino), model),
+		      "round %d: stored reads", round);
 	}
 	CHECK(nslices(ino, 0) > 10 * nids(ino, 0),
 	      "chunk 0: %zu records name %zu slices", nslices(ino, 0),
@@ -531,8 +532,7 @@ test_packed(void)
 	/* Reads may have queued the chunks for data compaction: the packs
 	 * it replaced wait for the grace period. */
 	meta_set_compact_grace(t_m, 0);
-	CHECK_EQ(meta_unlink(t_m, &t_root, META_ROOT_INO, "packed", NULL,
-			     NULL),
+	CHECK_EQ(meta_unlink(t_m, &t_root, META_ROOT_INO, "packed", NULL, NULL),
 		 0, "unlink");
 	for (i = 0, left = nobjects(); i < 3000 && left > before; i++) {
 		usleep(100000);
@@ -551,8 +551,7 @@ stored(uint64_t id, uint32_t size)
 	char key[256];
 	uint64_t sz;
 
-	cache_block_key(key, sizeof(key), "vol", id, 0,
-			size < BS ? size : BS);
+	cache_block_key(key, sizeof(key), "vol", id, 0, size < BS ? size : BS);
 	return os_head(t_fs, key, &sz) == 0;
 }
 
@@ -588,7 +587,8 @@ test_compact(void)
 			seed = seed * 6364136223846793005ull +
 			       1442695040888963407ull;
 			off = 4096 * ((seed >> 33) % (n / 4096));
-			t_fill(buf, sizeof(buf), off, (unsigned)(round * 100 + i));
+			t_fill(buf, sizeof(buf), off,
+			       (unsigned)(round * 100 + i));
 			ok = ok && cache_write(c, ino, off, buf, sizeof(buf),
 					       false) == 0;
 			memcpy(model + off, buf, sizeof(buf));
@@ -626,8 +626,8 @@ test_compact(void)
 		for (k = 0; k < nid && ids[k].id != old[i].id; k++)
 			;
 		if (k == nid && nid < 600)
-			ids[nid++] = (struct meta_slice_ref){old[i].id,
-							     old[i].size};
+			ids[nid++] =
+				(struct meta_slice_ref){old[i].id, old[i].size};
 	}
 	free(old);
 
@@ -639,7 +639,8 @@ test_compact(void)
 	CHECK(nnow == 1 && now[0].pos == 0 && now[0].len == n &&
 		      now[0].size == n,
 	      "the read queued the chunk; the gc job rewrote it as one "
-	      "slice, one record (%zu)", nnow);
+	      "slice, one record (%zu)",
+	      nnow);
 	cache_stats(c, &st);
 	CHECK(st.compacted >= 1, "counted (%llu)",
 	      (unsigned long long)st.compacted);
@@ -732,8 +733,8 @@ test_compact_keeps_big(void)
 
 		t_fill(buf, sizeof(buf), off, 100 + (unsigned)i);
 		memcpy(model + off, buf, sizeof(buf));
-		ok = ok && cache_write(c, ino, off, buf, sizeof(buf), false) ==
-				   0 &&
+		ok = ok &&
+		     cache_write(c, ino, off, buf, sizeof(buf), false) == 0 &&
 		     cache_flush(c, ino) == 0;
 	}
 	CHECK(ok, "40 small overwrites after the first 3 MiB");
@@ -788,7 +789,7 @@ random_model(unsigned seed, int rounds, const char *name, uint64_t at)
 	for (i = 0; i < rounds; i++) {
 		size_t off = (size_t)rand_r(&seed) % span;
 		size_t len = 1 + (size_t)rand_r(&seed) %
-				     (rand_r(&seed) % 4 ? 4096 : BS + 100);
+					 (rand_r(&seed) % 4 ? 4096 : BS + 100);
 		int what = rand_r(&seed) % 20;
 
 		if (len > span - off)
@@ -833,8 +834,10 @@ random_model(unsigned seed, int rounds, const char *name, uint64_t at)
 				bad++;
 		}
 	}
-	CHECK_EQ(bad, 0, "%s: %d random writes, flushes, truncates and reads "
-			 "agree", name, rounds);
+	CHECK_EQ(bad, 0,
+		 "%s: %d random writes, flushes, truncates and reads "
+		 "agree",
+		 name, rounds);
 	CHECK_EQ(file_size(c, ino), at + size, "%s: size", name);
 	CHECK(read_eq(c, ino, at, size, model), "%s: final content", name);
 	CHECK(cache_buffered(c) <= (1u << 20), "%s: within the limit", name);

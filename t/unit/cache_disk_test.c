@@ -139,13 +139,11 @@ test_damage(uint64_t ino, const uint8_t *data, void (*fn)(const char *),
 	t_count_reset();
 	CHECK(t_read_eq(c, ino, 0, NB * BS, data),
 	      "%s: the read returns the right data", what);
-	CHECK_EQ(t_gets(), NB, "%s: every block refetched",
-		 what);
+	CHECK_EQ(t_gets(), NB, "%s: every block refetched", what);
 	CHECK_EQ(t_stats(c).disk_damaged, NB, "%s: counted as damaged", what);
 	t_count_reset();
 	CHECK(t_read_eq(c, ino, 0, NB * BS, data), "%s: read again", what);
-	CHECK_EQ(t_gets(), 0, "%s: the cache was repaired",
-		 what);
+	CHECK_EQ(t_gets(), 0, "%s: the cache was repaired", what);
 	cache_close(c);
 }
 

@@ -46,8 +46,8 @@ test_sequential(uint64_t ino, const uint8_t *data)
 		ok = ok && t_read_eq(c, ino, off, RS, data + off);
 	CHECK(ok, "sequential 16 KiB reads return the data");
 	cache_close(c); /* waits for prefetches */
-	CHECK_EQ(t_gets(), NB,
-		 "%d reads cost one GET per block (%d)", NB * BS / RS, NB);
+	CHECK_EQ(t_gets(), NB, "%d reads cost one GET per block (%d)",
+		 NB * BS / RS, NB);
 	CHECK_EQ(t_get_bytes(), (uint64_t)NB * BS,
 		 "every GET is a whole block");
 }
@@ -61,11 +61,13 @@ test_ahead(uint64_t ino, const uint8_t *data)
 	t_count_reset();
 	CHECK(t_read_eq(c, ino, 0, RS, data), "first read");
 	usleep(100000);
-	CHECK_EQ(t_gets(), 1, "a stream that has read less "
+	CHECK_EQ(t_gets(), 1,
+		 "a stream that has read less "
 		 "than 256 KiB prefetches nothing");
 	for (off = RS; off < 4 * BS; off += RS)
 		t_read_eq(c, ino, off, RS, data + off);
-	CHECK_EQ(gets_reach(4 + 1), 4 + 1, "at 256 KiB (4 blocks read) it "
+	CHECK_EQ(gets_reach(4 + 1), 4 + 1,
+		 "at 256 KiB (4 blocks read) it "
 		 "prefetches one block");
 	for (off = 4 * BS; off < 8 * BS; off += RS)
 		t_read_eq(c, ino, off, RS, data + off);
@@ -104,10 +106,8 @@ test_random(uint64_t ino, const uint8_t *data)
 	CHECK(read_blocks(c, ino, data, blk, TL_ARRAY_SIZE(blk), 1000, 777),
 	      "random 16 KiB reads return the data");
 	cache_close(c);
-	CHECK_EQ(t_gets(), TL_ARRAY_SIZE(blk),
-		 "one GET per random read");
-	CHECK_EQ(t_get_bytes(),
-		 (uint64_t)TL_ARRAY_SIZE(blk) * RS,
+	CHECK_EQ(t_gets(), TL_ARRAY_SIZE(blk), "one GET per random read");
+	CHECK_EQ(t_get_bytes(), (uint64_t)TL_ARRAY_SIZE(blk) * RS,
 		 "range GETs of exactly the bytes read, no prefetch");
 }
 
@@ -192,13 +192,14 @@ test_lend(uint64_t ino, uint8_t *data)
 	bool eof;
 
 	off = 3 * BS + 100;
-	CHECK_EQ(cache_read_ref(c, ino, size, off, BS, false, &d, &ref, &got, &eof),
+	CHECK_EQ(cache_read_ref(c, ino, size, off, BS, false, &d, &ref, &got,
+				&eof),
 		 0, "read over two blocks");
 	CHECK(ref == NULL && got == BS && memcmp(d, data + off, BS) == 0,
 	      "is copied, and right");
 	free(d);
-	CHECK_EQ(cache_read_ref(c, ino, size, off, BS - 100, false, &d, &ref, &got,
-				&eof),
+	CHECK_EQ(cache_read_ref(c, ino, size, off, BS - 100, false, &d, &ref,
+				&got, &eof),
 		 0, "read of most of one block");
 	CHECK(ref != NULL && got == BS - 100 &&
 		      memcmp(d, data + off, BS - 100) == 0,
@@ -221,8 +222,8 @@ test_lend(uint64_t ino, uint8_t *data)
 	CHECK(ref == NULL && memcmp(d, data + 5 * BS, BS) == 0,
 	      "is copied (two slices), with the new bytes");
 	free(d);
-	CHECK_EQ(cache_read_ref(c, ino, size, size - 10, 100, false, &d, &ref, &got,
-				&eof),
+	CHECK_EQ(cache_read_ref(c, ino, size, size - 10, 100, false, &d, &ref,
+				&got, &eof),
 		 0, "read at the end");
 	CHECK(got == 10 && eof && memcmp(d, data + size - 10, 10) == 0,
 	      "stops at the size");
@@ -280,8 +281,7 @@ test_lend_file(uint64_t ino, uint8_t *data)
 	CHECK(d == NULL && ref != NULL && got == BS - 10 &&
 		      cache_ref_file(ref, &fd, &foff) && foff == 10,
 	      "lends the object file: no bytes, the offset in the object");
-	CHECK(fd >= 0 &&
-		      pread(fd, buf, got, (off_t)foff) == (ssize_t)got &&
+	CHECK(fd >= 0 && pread(fd, buf, got, (off_t)foff) == (ssize_t)got &&
 		      memcmp(buf, data + 7 * BS + 10, got) == 0,
 	      "whose bytes there are the file's");
 	/* Out of the page cache (the blocks were synced: clean pages go).
@@ -313,11 +313,12 @@ test_lend_file(uint64_t ino, uint8_t *data)
 	CHECK_EQ(cache_read_ref(c, ino, size, 7 * BS + 10, BS, true, &d, &ref,
 				&got, &eof),
 		 0, "read over two blocks");
-	CHECK(ref == NULL && d != NULL && memcmp(d, data + 7 * BS + 10, BS) == 0,
+	CHECK(ref == NULL && d != NULL &&
+		      memcmp(d, data + 7 * BS + 10, BS) == 0,
 	      "is copied, and right");
 	free(d);
-	CHECK_EQ(cache_read_ref(c, ino, size, 7 * BS, BS, false, &d, &ref,
-				&got, &eof),
+	CHECK_EQ(cache_read_ref(c, ino, size, 7 * BS, BS, false, &d, &ref, &got,
+				&eof),
 		 0, "read by a caller that cannot send a file");
 	CHECK(ref == NULL && d != NULL && memcmp(d, data + 7 * BS, BS) == 0,
 	      "is copied");
@@ -326,8 +327,8 @@ test_lend_file(uint64_t ino, uint8_t *data)
 	CHECK_EQ(cache_write(c, ino, 7 * BS + 10, w, sizeof(w), false), 0,
 		 "a buffered write");
 	memcpy(data + 7 * BS + 10, w, sizeof(w));
-	CHECK_EQ(cache_read_ref(c, ino, size, 7 * BS, BS, true, &d, &ref,
-				&got, &eof),
+	CHECK_EQ(cache_read_ref(c, ino, size, 7 * BS, BS, true, &d, &ref, &got,
+				&eof),
 		 0, "read of a block with buffered bytes");
 	CHECK(ref == NULL && d != NULL && memcmp(d, data + 7 * BS, BS) == 0,
 	      "is copied, with the buffered bytes");

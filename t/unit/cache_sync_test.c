@@ -27,9 +27,8 @@
 #include "t/unit/cache_test.h"
 #include "t/unit/os_count.h"
 
-#define BS (64u << 10)
+#define BS       (64u << 10)
 #define CAPACITY (4u << 20)
-
 
 static struct cache *
 open_cache_wb(uint64_t restore_age_ms, const char *cache_dirs)
@@ -51,7 +50,8 @@ open_cache(uint64_t restore_age_ms)
 static void
 fault(const char *spec)
 {
-	CHECK_FATAL(os_fault_configure(t_os, spec, NULL) == 0, "fault(%s)", spec);
+	CHECK_FATAL(os_fault_configure(t_os, spec, NULL) == 0, "fault(%s)",
+		    spec);
 }
 
 /* The whole file reads as want[0..n). */
@@ -228,9 +228,8 @@ test_commit_failure(void)
 	CHECK_EQ(cache_flush(c, x), -ENOSPC, "flush: the volume is full");
 	CHECK(puts_seen() > p, "its blocks were stored");
 	CHECK(cache_buffered(c) >= nx, "the data stays buffered");
-	CHECK_EQ(
-	    meta_unlink(t_m, &t_root, META_ROOT_INO, "filler", NULL, NULL), 0,
-	    "make room");
+	CHECK_EQ(meta_unlink(t_m, &t_root, META_ROOT_INO, "filler", NULL, NULL),
+		 0, "make room");
 	usleep(2000); /* older than restore_age_ms (1 ms) */
 	p = puts_seen();
 	CHECK_EQ(cache_flush(c, x), 0, "flush again");

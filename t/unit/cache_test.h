@@ -23,8 +23,8 @@
 static char t_dir[64];
 static char *t_murl, *t_url;
 static struct meta *t_m;
-static struct os_store *t_os;	/* fault:file://, what the cache uses */
-static struct os_store *t_fs;	/* the file:// store inside (borrowed) */
+static struct os_store *t_os;        /* fault:file://, what the cache uses */
+static struct os_store *t_fs;        /* the file:// store inside (borrowed) */
 static struct os_fault_stats t_base; /* counts at t_count_reset */
 static const struct meta_cred t_root = {.uid = 0};
 
@@ -170,8 +170,8 @@ t_new_file(const char *name)
 	uint64_t ino = 0;
 	bool existed;
 
-	CHECK_FATAL(meta_create(t_m, &t_root, META_ROOT_INO, name, &n, &ino,
-				&a, &existed, NULL, NULL) == 0,
+	CHECK_FATAL(meta_create(t_m, &t_root, META_ROOT_INO, name, &n, &ino, &a,
+				&existed, NULL, NULL) == 0,
 		    "create %s", name);
 	return ino;
 }
@@ -182,8 +182,8 @@ t_lookup(const char *name)
 	struct meta_attr a;
 	uint64_t ino = 0;
 
-	CHECK_FATAL(meta_lookup(t_m, &t_root, META_ROOT_INO, name, &ino,
-				&a) == 0,
+	CHECK_FATAL(meta_lookup(t_m, &t_root, META_ROOT_INO, name, &ino, &a) ==
+			    0,
 		    "lookup %s", name);
 	return ino;
 }
@@ -206,8 +206,7 @@ t_file_with(struct cache *c, const char *name, uint8_t *data, size_t len,
 	uint64_t ino = t_new_file(name);
 
 	t_fill(data, len, 0, salt);
-	CHECK_EQ(cache_write(c, ino, 0, data, len, true), 0, "write %s",
-		 name);
+	CHECK_EQ(cache_write(c, ino, 0, data, len, true), 0, "write %s", name);
 	return ino;
 }
 

@@ -102,9 +102,8 @@ test_basic(void)
 	CHECK(view_ok(hole, 3, 290, 310), "range across the hole's start");
 	CHECK(cache_view_build(hole, 3, 0, 1000, &seg, &n) == 0 && n == 5 &&
 		      seg[1].id == 0 && seg[1].pos == 300 &&
-		      seg[1].len == 300 && seg[2].id == 4 &&
-		      seg[3].id == 0 && seg[3].len == 190 &&
-		      seg[4].id == 1 && seg[4].off == 800,
+		      seg[1].len == 300 && seg[2].id == 4 && seg[3].id == 0 &&
+		      seg[3].len == 190 && seg[4].id == 1 && seg[4].off == 800,
 	      "old data, hole, new slice, hole, old data again");
 	free(seg);
 }
@@ -127,9 +126,9 @@ test_random(void)
 
 			if (len > CH - pos)
 				len = CH - pos;
-			s[i] = (struct meta_slice){
-				rand_r(&seed) % 8 ? i + 1 : 0, off + len, off,
-				len, pos};
+			s[i] = (struct meta_slice){rand_r(&seed) % 8 ? i + 1
+								     : 0,
+						   off + len, off, len, pos};
 		}
 		uint32_t a = (uint32_t)rand_r(&seed) % CH;
 		uint32_t b = a + (uint32_t)rand_r(&seed) % (CH - a + 1);

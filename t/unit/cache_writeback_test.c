@@ -14,8 +14,8 @@
 #include "t/unit/cache_test.h"
 #include "t/unit/os_count.h"
 
-#define BS (64u << 10)
-#define LEN (5 * BS + 1000) /* 6 blocks, the last one short */
+#define BS   (64u << 10)
+#define LEN  (5 * BS + 1000) /* 6 blocks, the last one short */
 #define NBLK 6
 
 static char cdir[128];

@@ -21,7 +21,8 @@ find(struct tl_htab *t, uint64_t key, uint64_t hash)
 {
 	struct tl_hnode *n;
 
-	TL_HTAB_FOREACH_HASH(t, n, hash) {
+	TL_HTAB_FOREACH_HASH(t, n, hash)
+	{
 		struct item *it = TL_CONTAINER_OF(n, struct item, hn);
 
 		if (it->key == key)
@@ -54,8 +55,8 @@ test_add_find_grow(void)
 	for (i = 0; i < N; i++)
 		gone += find(&t, i, i) == NULL;
 	CHECK_EQ(gone, N / 2, "deleted nodes are gone");
-	CHECK(find(&t, 1, 1) == &it[1] && find(&t, N - 1, N - 1) ==
-	      &it[N - 1], "the others stay");
+	CHECK(find(&t, 1, 1) == &it[1] && find(&t, N - 1, N - 1) == &it[N - 1],
+	      "the others stay");
 	CHECK_EQ(t.n, N / 2, "the count follows deletions");
 	tl_htab_fini(&t);
 	free(it);
@@ -80,7 +81,7 @@ test_collisions(void)
 		ok += find(&t, i, i % 2 ? 7 : 0x7000000000000007ULL) == &it[i];
 	CHECK_EQ(ok, 64, "keys sharing a hash are told apart by the caller");
 	TL_HTAB_FOREACH_HASH(&t, n, 7)
-		same += n->hash == 7;
+	same += n->hash == 7;
 	CHECK_EQ(same, 32, "a hash's walk yields exactly its 32 nodes");
 	CHECK(find(&t, 1, 0x7000000000000007ULL) == NULL,
 	      "a key is not found under another hash");
@@ -105,7 +106,8 @@ test_walk(void)
 		it->key = i;
 		tl_htab_add(&t, &it->hn, tl_random_u64());
 	}
-	TL_HTAB_FOREACH(&t, n) {
+	TL_HTAB_FOREACH(&t, n)
+	{
 		it = TL_CONTAINER_OF(n, struct item, hn);
 		twice += it->seen;
 		it->seen = true;

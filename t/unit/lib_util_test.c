@@ -182,12 +182,10 @@ test_io_full(void)
 	}
 	close(pfd[1]);
 	close(sv[1]);
-	CHECK(tl_io_full(pfd[0], b, N, TL_IO_READ) == 0 &&
-		      memcmp(a, b, N) == 0,
+	CHECK(tl_io_full(pfd[0], b, N, TL_IO_READ) == 0 && memcmp(a, b, N) == 0,
 	      "1 MiB written whole through a pipe, read whole");
 	memset(b, 0, N);
-	CHECK(tl_io_full(sv[0], b, N, TL_IO_READ) == 0 &&
-		      memcmp(a, b, N) == 0,
+	CHECK(tl_io_full(sv[0], b, N, TL_IO_READ) == 0 && memcmp(a, b, N) == 0,
 	      "1 MiB sent whole through a socket, read whole");
 	waitpid(pid, &st, 0);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the writer saw no error");

@@ -62,8 +62,7 @@ test_write_read(struct meta *m)
 	w[0] = sw(0, id1, 10, META_CHUNK_SIZE - 5);
 	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, NULL, NULL), -EINVAL,
 		 "slice past the chunk end -> EINVAL");
-	w[0] = sw((uint32_t)(META_MAX_FILE_SIZE / META_CHUNK_SIZE), id1, 10,
-		  0);
+	w[0] = sw((uint32_t)(META_MAX_FILE_SIZE / META_CHUNK_SIZE), id1, 10, 0);
 	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, NULL, NULL), -EFBIG,
 		 "past the largest file -> EFBIG");
 	w[0] = sw(0, id1, 10, 0);
@@ -184,8 +183,7 @@ test_unlink_big_gc(struct meta *m)
 	}
 	CHECK_EQ(meta_write_slices(m, f, w, 20, 1, NULL, NULL), 0,
 		 "write 20 chunks");
-	CHECK_EQ(meta_unlink(m, &root_cred, 1, "big", NULL, NULL), 0,
-		 "unlink");
+	CHECK_EQ(meta_unlink(m, &root_cred, 1, "big", NULL, NULL), 0, "unlink");
 	meta_usage(m, &u);
 	CHECK_EQ(u.pending_delete, u0.pending_delete + 1,
 		 "the big file waits for gc");
@@ -220,9 +218,11 @@ test_limits(void)
 	CHECK_EQ(rc, -ENOSPC, "inode limit -> ENOSPC");
 	meta_new_slice_id(m, &id);
 	w = sw(0, id, 512 * 1024, 0);
-	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL, NULL), 0, "half capacity");
+	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL, NULL), 0,
+		 "half capacity");
 	w = sw(0, id + 1, 512 * 1024, 512 * 1024);
-	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL, NULL), 0, "full capacity");
+	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL, NULL), 0,
+		 "full capacity");
 	w = sw(0, id + 2, 1, 1024 * 1024);
 	CHECK_EQ(meta_write_slices(m, a, &w, 1, 1, NULL, NULL), -ENOSPC,
 		 "write past capacity -> ENOSPC");
@@ -264,8 +264,9 @@ test_counters_exact(struct meta *m)
 	meta_setattr(m, &root_cred, f, &s, NULL, NULL);
 	meta_usage(m, &u);
 	CHECK_EQ(u.used_bytes - u0.used_bytes, 4096, "shrunk to 4 KiB");
-	CHECK_EQ(meta_rename(m, &root_cred, d, "f", 1, "cntf", NULL, NULL,
-			     NULL, NULL), 0, "move file out");
+	CHECK_EQ(meta_rename(m, &root_cred, d, "f", 1, "cntf", NULL, NULL, NULL,
+			     NULL),
+		 0, "move file out");
 	meta_unlink(m, &root_cred, 1, "cntf", NULL, NULL);
 	meta_rmdir(m, &root_cred, 1, "cnt", NULL, NULL);
 	meta_usage(m, &u);
@@ -285,13 +286,15 @@ test_written(struct meta *m)
 
 	CHECK_EQ(meta_new_slice_id(m, &id), 0, "slice id");
 	w[0] = sw(0, id, 1, 10u << 20);
-	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, &a, NULL), 0, "1 byte at 10 MiB");
+	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, &a, NULL), 0,
+		 "1 byte at 10 MiB");
 	CHECK_EQ(a.size, (10u << 20) + 1, "size covers the hole");
 	CHECK_EQ(a.written, 4096, "the hole is not counted as stored");
 	for (int i = 0; i < 3; i++) {
 		CHECK_EQ(meta_new_slice_id(m, &id), 0, "slice id");
 		w[0] = sw(0, id, 8192, 0);
-		CHECK_EQ(meta_write_slices(m, f, w, 1, 1, &a, NULL), 0, "overwrite");
+		CHECK_EQ(meta_write_slices(m, f, w, 1, 1, &a, NULL), 0,
+			 "overwrite");
 	}
 	CHECK_EQ(a.written, 4096 + 8192 * 3, "overwrites add up");
 	sa.size = 6000;
@@ -416,8 +419,9 @@ test_compaction(struct meta *m)
 			uint32_t keep = 1 + (uint32_t)(lcg(&x) % (CB - 1));
 
 			sa.size = (uint64_t)keep * 4096;
-			CHECK_EQ(meta_setattr(m, &root_cred, f, &sa, NULL,
-					      NULL), 0, "truncate");
+			CHECK_EQ(
+				meta_setattr(m, &root_cred, f, &sa, NULL, NULL),
+				0, "truncate");
 			for (uint32_t b = keep; b < CB; b++)
 				md.id[b] = 0;
 		}
@@ -487,8 +491,10 @@ test_compaction(struct meta *m)
 		ok = ok && (bool)seen[i] != shown;
 	}
 	free(s);
-	CHECK(ok, "after the grace every slice not shown was released "
-	      "(%zu), no shown one", total);
+	CHECK(ok,
+	      "after the grace every slice not shown was released "
+	      "(%zu), no shown one",
+	      total);
 	meta_usage(m, &u);
 	CHECK_EQ(u.pending_delete, u0.pending_delete, "nothing pending");
 	fsck_clean(m, "after the grace");
@@ -538,8 +544,7 @@ test_sequential_not_compacted(struct meta *m)
 static void
 test_inline(struct meta *m)
 {
-	uint64_t f = mk(m, &root_cred, 1, "in", META_REG, 0644, NULL), id,
-		 id2;
+	uint64_t f = mk(m, &root_cred, 1, "in", META_REG, 0644, NULL), id, id2;
 	struct meta_setattr s = {META_SET_SIZE, 0, 0, 0, 0, 0, 0, 0};
 	struct meta_slice_write w[2];
 	struct meta_slice_ref r[16];
@@ -550,15 +555,15 @@ test_inline(struct meta *m)
 	for (size_t i = 0; i < sizeof data; i++)
 		data[i] = (uint8_t)(i * 7 + 1);
 	CHECK(meta_inline_room(m), "a fresh LMDB map has room for inline "
-	      "data");
+				   "data");
 	CHECK_EQ(meta_new_slice_id(m, &id), 0, "slice id");
 	id |= META_SLICE_INLINE;
 	w[0] = sw(0, id, 200, 0);
 	CHECK_EQ(meta_write_slices(m, f, w, 1, 1, NULL, NULL), -EINVAL,
 		 "an inline slice's records without its bytes -> EINVAL");
 	CHECK_EQ(meta_write_inline(m, f, w, 1, id & ~META_SLICE_INLINE, data,
-				   200, 1, NULL, NULL), -EINVAL,
-		 "bytes of a plain slice id -> EINVAL");
+				   200, 1, NULL, NULL),
+		 -EINVAL, "bytes of a plain slice id -> EINVAL");
 	CHECK_EQ(meta_write_inline(m, f, w, 1, id, data, 200, 5, &a, NULL), 0,
 		 "records and bytes in one transaction");
 	CHECK_EQ(a.size, 200, "size");
@@ -590,8 +595,8 @@ test_inline(struct meta *m)
 	CHECK_EQ(meta_new_slice_id(m, &id), 0, "slice id");
 	id |= META_SLICE_INLINE;
 	w[0] = sw(0, id, 200, 0);
-	CHECK_EQ(meta_write_inline(m, f, w, 1, id, data, 200, 5, NULL, NULL),
-		 0, "written inline again");
+	CHECK_EQ(meta_write_inline(m, f, w, 1, id, data, 200, 5, NULL, NULL), 0,
+		 "written inline again");
 	CHECK_EQ(meta_unlink(m, &root_cred, 1, "in", NULL, NULL), 0,
 		 "remove it");
 	CHECK_EQ(meta_inline_read(m, id, 200, 0, 200, got), -ENOENT,
@@ -604,8 +609,8 @@ test_inline(struct meta *m)
  * bytes) follow writes, truncation, the trash, expiry and the deletion
  * job to the byte, and fsck finds them right, and repairs them. */
 static void
-expect_usage(struct meta *m, uint64_t logical, uint64_t stored,
-	     uint64_t trash, uint64_t pending, const char *what)
+expect_usage(struct meta *m, uint64_t logical, uint64_t stored, uint64_t trash,
+	     uint64_t pending, const char *what)
 {
 	struct meta_usage u;
 	struct meta_fsck_opts o = {0};
@@ -653,8 +658,8 @@ test_billing_counters(void)
 	w[1] = (struct meta_slice_write){0, {id2, 8192, 4096, 4096, 5000}};
 	w[2] = sw(1, id3, 2000, 0);
 	CHECK_EQ(meta_write_slices(m, b, w, 3, 1, NULL, NULL), 0, "write b");
-	expect_usage(m, 10000 + META_CHUNK_SIZE + 2000, 10000 + 8192 + 2000,
-		     0, 0, "written");
+	expect_usage(m, 10000 + META_CHUNK_SIZE + 2000, 10000 + 8192 + 2000, 0,
+		     0, "written");
 	CHECK_EQ(meta_setattr(m, &root_cred, b, &s, NULL, NULL), 0,
 		 "truncate b to 100");
 	expect_usage(m, 10000 + 100, 20192, 0, 2000, "truncated");
@@ -678,8 +683,9 @@ test_billing_counters(void)
 		struct meta_slice *cur;
 		size_t nc;
 
-		CHECK_EQ(meta_read_chunk(m, b, 0, 0, META_CHUNK_SIZE, &cur,
-					 &nc), 0, "read b");
+		CHECK_EQ(
+			meta_read_chunk(m, b, 0, 0, META_CHUNK_SIZE, &cur, &nc),
+			0, "read b");
 		CHECK_EQ(nc, 3, "b: two records and a hole");
 		CHECK_EQ(meta_rewrite_chunk(m, b, 0, cur, nc, nw, 1), 0,
 			 "rewrite b's chunk");

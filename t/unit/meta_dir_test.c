@@ -58,8 +58,8 @@ test_create_lookup(struct meta *m)
 	rc = meta_create(m, &root_cred, 1, "file", &n, &f, &a, &existed, NULL,
 			 NULL);
 	CHECK_EQ(rc, 0, "create file");
-	CHECK(!existed && a.type == META_REG && a.nlink == 1 &&
-		      a.uid == 1000 && a.parent == 1 && a.gen != 0,
+	CHECK(!existed && a.type == META_REG && a.nlink == 1 && a.uid == 1000 &&
+		      a.parent == 1 && a.gen != 0,
 	      "new file attributes");
 	CHECK(f > META_ROOT_INO, "inode number above root");
 	CHECK_EQ(meta_lookup(m, &user_cred, 1, "file", &ino, &a), 0,
@@ -89,12 +89,12 @@ test_create_lookup(struct meta *m)
 	rc = meta_create(m, &root_cred, 1, "excl", &n, &ino, NULL, &existed,
 			 NULL, NULL);
 	CHECK(rc == 0 && !existed, "EXCLUSIVE create");
-	rc = meta_create(m, &root_cred, 1, "excl", &n, &d, NULL, &existed,
-			 NULL, NULL);
+	rc = meta_create(m, &root_cred, 1, "excl", &n, &d, NULL, &existed, NULL,
+			 NULL);
 	CHECK(rc == 0 && existed && d == ino, "EXCLUSIVE retransmit succeeds");
 	memcpy(n.verf, "otherver", 8);
-	rc = meta_create(m, &root_cred, 1, "excl", &n, &d, NULL, &existed,
-			 NULL, NULL);
+	rc = meta_create(m, &root_cred, 1, "excl", &n, &d, NULL, &existed, NULL,
+			 NULL);
 	CHECK_EQ(rc, -EEXIST, "EXCLUSIVE with another verifier -> EEXIST");
 
 	mk(m, &root_cred, 1, "", META_REG, 0644, &rc);
@@ -197,8 +197,7 @@ test_readdir(struct meta *m)
 
 		memset(&p, 0, sizeof(p));
 		(void)a;
-		rc = meta_readdir(m, &root_cred, d, 0, true, list_cb, &p,
-				  &eof);
+		rc = meta_readdir(m, &root_cred, d, 0, true, list_cb, &p, &eof);
 		CHECK(rc == 0 && p.n == 10, "readdirplus");
 	}
 	rc = meta_readdir(m, &root_cred, 1, 0, false, list_cb, &l, NULL);
@@ -221,28 +220,36 @@ test_rename(struct meta *m)
 
 	CHECK(a && b && sub && deep && f && g, "rename fixture");
 	CHECK_EQ(meta_rename(m, &root_cred, a, "f", a, "f", NULL, NULL, NULL,
-			     NULL), 0, "rename to itself is a no-op");
+			     NULL),
+		 0, "rename to itself is a no-op");
 	CHECK_EQ(meta_lookup(m, &root_cred, a, "f", &ino, NULL), 0,
 		 "still there");
-	CHECK_EQ(meta_rename(m, &root_cred, a, "nope", b, "x", NULL, NULL,
-			     NULL, NULL), -ENOENT, "missing source -> ENOENT");
+	CHECK_EQ(meta_rename(m, &root_cred, a, "nope", b, "x", NULL, NULL, NULL,
+			     NULL),
+		 -ENOENT, "missing source -> ENOENT");
 	CHECK_EQ(meta_rename(m, &root_cred, a, "sub", deep, "x", NULL, NULL,
-			     NULL, NULL), -EINVAL,
-		 "into own subtree -> EINVAL");
+			     NULL, NULL),
+		 -EINVAL, "into own subtree -> EINVAL");
 	CHECK_EQ(meta_rename(m, &root_cred, a, "sub", sub, "x", NULL, NULL,
-			     NULL, NULL), -EINVAL, "into itself -> EINVAL");
-	CHECK_EQ(meta_rename(m, &root_cred, a, "sub", a, "f", NULL, NULL,
-			     NULL, NULL), -ENOTDIR, "dir over file -> ENOTDIR");
-	CHECK_EQ(meta_rename(m, &root_cred, a, "f", a, "sub", NULL, NULL,
-			     NULL, NULL), -EISDIR, "file over dir -> EISDIR");
-	CHECK_EQ(meta_rename(m, &root_cred, 1, "rb", 1, "ra", NULL, NULL,
-			     NULL, NULL), -ENOTEMPTY, "over non-empty dir");
+			     NULL, NULL),
+		 -EINVAL, "into itself -> EINVAL");
+	CHECK_EQ(meta_rename(m, &root_cred, a, "sub", a, "f", NULL, NULL, NULL,
+			     NULL),
+		 -ENOTDIR, "dir over file -> ENOTDIR");
+	CHECK_EQ(meta_rename(m, &root_cred, a, "f", a, "sub", NULL, NULL, NULL,
+			     NULL),
+		 -EISDIR, "file over dir -> EISDIR");
+	CHECK_EQ(meta_rename(m, &root_cred, 1, "rb", 1, "ra", NULL, NULL, NULL,
+			     NULL),
+		 -ENOTEMPTY, "over non-empty dir");
 	CHECK_EQ(meta_rename(m, &root_cred, a, ".", b, "x", NULL, NULL, NULL,
-			     NULL), -EINVAL, "rename . -> EINVAL");
+			     NULL),
+		 -EINVAL, "rename . -> EINVAL");
 
 	/* file over file: the target goes */
 	CHECK_EQ(meta_rename(m, &root_cred, a, "f", a, "g", NULL, NULL, NULL,
-			     NULL), 0, "file over file");
+			     NULL),
+		 0, "file over file");
 	CHECK_EQ(meta_lookup(m, &root_cred, a, "g", &ino, NULL), 0, "g");
 	CHECK_EQ(ino, f, "g is now f's inode");
 	CHECK_EQ(meta_getattr(m, g, &at), -ENOENT, "old g is gone");
@@ -251,7 +258,8 @@ test_rename(struct meta *m)
 
 	/* directory across parents: nlink and parent follow */
 	CHECK_EQ(meta_rename(m, &root_cred, a, "sub", b, "moved", NULL, NULL,
-			     NULL, NULL), 0, "move dir to another parent");
+			     NULL, NULL),
+		 0, "move dir to another parent");
 	meta_getattr(m, a, &at);
 	CHECK_EQ(at.nlink, 2, "source parent lost a subdir link");
 	meta_getattr(m, b, &at);
@@ -266,7 +274,8 @@ test_rename(struct meta *m)
 	meta_getattr(m, a, &at);
 	CHECK_EQ(at.nlink, 3, "a has one subdir");
 	CHECK_EQ(meta_rename(m, &root_cred, b, "moved", a, "empty", NULL, NULL,
-			     NULL, NULL), 0, "dir over empty dir");
+			     NULL, NULL),
+		 0, "dir over empty dir");
 	meta_getattr(m, a, &at);
 	CHECK_EQ(at.nlink, 3, "a still has one subdir");
 	meta_getattr(m, b, &at);
@@ -294,7 +303,8 @@ test_link_unlink(struct meta *m)
 	CHECK_EQ(meta_link(m, &root_cred, sd, d, "sd2", NULL, NULL, NULL),
 		 -EPERM, "link a directory -> EPERM");
 	CHECK_EQ(meta_rename(m, &root_cred, d, "f", d, "f2", NULL, NULL, NULL,
-			     NULL), 0, "rename onto a hard link of itself");
+			     NULL),
+		 0, "rename onto a hard link of itself");
 	CHECK_EQ(meta_lookup(m, &root_cred, d, "f", &ino, NULL), 0,
 		 "same inode rename does nothing");
 	CHECK_EQ(meta_unlink(m, &root_cred, d, "f", NULL, NULL), 0, "unlink");
@@ -345,7 +355,8 @@ test_async(struct meta *m)
 	ac.async = true;
 	lmdb = meta_kv_lmdb_stats(meta_engine(m), &s0) == 0;
 	CHECK_EQ(meta_create(m, &root_cred, 1, "sync-a", &n, &ino, NULL, NULL,
-			     NULL, NULL), 0, "create without async");
+			     NULL, NULL),
+		 0, "create without async");
 	CHECK_EQ(meta_setattr(m, &root_cred, ino, &sa, NULL, NULL), 0,
 		 "setattr without async");
 	CHECK_EQ(meta_unlink(m, &root_cred, 1, "sync-a", NULL, NULL), 0,
@@ -359,11 +370,13 @@ test_async(struct meta *m)
 		      (unsigned long long)(s1.lazy - s0.lazy));
 	}
 	CHECK_EQ(meta_create(m, &ac, 1, "async-a", &n, &ino, NULL, NULL, NULL,
-			     NULL), 0, "create with async");
+			     NULL),
+		 0, "create with async");
 	CHECK_EQ(meta_setattr(m, &ac, ino, &sa, NULL, NULL), 0,
 		 "setattr with async");
 	CHECK_EQ(meta_rename(m, &ac, 1, "async-a", 1, "async-b", NULL, NULL,
-			     NULL, NULL), 0, "rename with async");
+			     NULL, NULL),
+		 0, "rename with async");
 	CHECK(meta_lookup(m, &root_cred, 1, "async-b", &ino, &a) == 0 &&
 		      a.mode == 0600 &&
 		      meta_lookup(m, &root_cred, 1, "async-a", &ino, NULL) ==

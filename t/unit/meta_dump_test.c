@@ -91,10 +91,12 @@ build(struct meta *m)
 	sub = mknode(m, d1, "sub", META_DIR, 0, 0);
 	f1 = mknode(m, META_ROOT_INO, "f1", META_REG, 0, 0);
 	write_slices(m, f1, 48, 3 << 20); /* 48 slices, chunks 0 to 2 */
-	CHECK_FATAL(meta_link(m, &root_cred, f1, d1, "link1", &a, NULL,
-			      NULL) == 0, "hard link");
-	CHECK_FATAL(meta_link(m, &root_cred, f1, sub, "link2", &a, NULL,
-			      NULL) == 0, "second hard link");
+	CHECK_FATAL(meta_link(m, &root_cred, f1, d1, "link1", &a, NULL, NULL) ==
+			    0,
+		    "hard link");
+	CHECK_FATAL(
+		meta_link(m, &root_cred, f1, sub, "link2", &a, NULL, NULL) == 0,
+		"second hard link");
 	{
 		/* NFS locks: a range and a share, so a client record, its
 		 * index and its count */
@@ -219,9 +221,9 @@ keys_of(const char *url, bool skip_sessions, struct keys *ks)
 		    err ? err : "");
 	CHECK_FATAL(meta_kv_begin(kv, true, &t) == 0, "read transaction");
 	CHECK_FATAL(meta_kv_scan(t, "test\0", 5, "test\1", 5, keys_cb, ks) ==
-			    0 &&
-		    meta_kv_scan(t, "\0Vtest", 6, "\0Vtest\0", 7, keys_cb,
-				 ks) == 0,
+				    0 &&
+			    meta_kv_scan(t, "\0Vtest", 6, "\0Vtest\0", 7,
+					 keys_cb, ks) == 0,
 		    "scan %s", url);
 	meta_kv_abort(t);
 	meta_kv_close(kv);
@@ -295,8 +297,8 @@ static void
 check_round_trip(struct meta *m, const struct tl_buf *dump,
 		 const struct meta_dump_stats *st)
 {
-	struct meta_format_opts other = {"other", "file:///tmp/other", 0, 0,
-					 0, 0, false};
+	struct meta_format_opts other = {
+		"other", "file:///tmp/other", 0, 0, 0, 0, false};
 	struct meta_load_opts lo = {NULL, false, NULL, NULL, 0};
 	struct meta_dump_stats ls;
 	struct meta_dump_info in;
@@ -306,7 +308,8 @@ check_round_trip(struct meta *m, const struct tl_buf *dump,
 	int rc;
 
 	(void)m;
-	CHECK_FATAL(meta_format(url, &other, &err) == 0, "another volume "
+	CHECK_FATAL(meta_format(url, &other, &err) == 0,
+		    "another volume "
 		    "in the target engine");
 	rc = meta_load(url, &lo, mem_read, &r, &in, &ls, &err);
 	CHECK(rc == 0, "load into an engine holding another volume (%s)",
@@ -319,8 +322,10 @@ check_round_trip(struct meta *m, const struct tl_buf *dump,
 	keys_of(fx.url, true, &a);
 	keys_of(url, false, &b);
 	CHECK(a.n > BIG_DIR * 2, "the volume has %zu keys", a.n);
-	CHECK(same_keys(&a, &b), "loaded volume identical key for key (%zu "
-	      "and %zu keys)", a.n, b.n);
+	CHECK(same_keys(&a, &b),
+	      "loaded volume identical key for key (%zu "
+	      "and %zu keys)",
+	      a.n, b.n);
 	CHECK(fsck_clean(url), "loaded volume is fsck clean");
 	tl_buf_free(&a.b);
 	tl_buf_free(&b.b);
@@ -356,10 +361,11 @@ check_leftovers(const struct tl_buf *dump)
 
 	/* what an interrupted load leaves: keys, no registry entry */
 	CHECK_FATAL(meta_kv_open(url, &kv, NULL) == 0 &&
-		    meta_kv_begin(kv, false, &t) == 0 &&
-		    meta_kv_put(t, "test\0Cnextinode", 15, "\0\0\0\0\0\0\0\2",
-				8) == 0 &&
-		    meta_kv_commit(t) == 0, "a key of the volume, unregistered");
+			    meta_kv_begin(kv, false, &t) == 0 &&
+			    meta_kv_put(t, "test\0Cnextinode", 15,
+					"\0\0\0\0\0\0\0\2", 8) == 0 &&
+			    meta_kv_commit(t) == 0,
+		    "a key of the volume, unregistered");
 	meta_kv_close(kv);
 	rc = meta_load(url, &lo, mem_read, &r, NULL, NULL, &err);
 	CHECK(rc == -EEXIST && err && strstr(err, "--force"),
@@ -402,7 +408,7 @@ check_refused(const struct tl_buf *dump, size_t at, bool cut, size_t want,
 	snprintf(rec, sizeof(rec), "record %zu ", want);
 	rc = meta_dump_verify(mem_read, &r, NULL, NULL, NULL, &err);
 	CHECK(rc == -EBADMSG && err &&
-	      (want == 0 || strncmp(err, rec, strlen(rec)) == 0),
+		      (want == 0 || strncmp(err, rec, strlen(rec)) == 0),
 	      "verify refuses %s: %s", label, err ? err : "accepted");
 	free(err);
 	err = NULL;
@@ -425,15 +431,17 @@ check_damage(const struct tl_buf *dump)
 
 	CHECK_FATAL(n > 100 && n < TL_ARRAY_SIZE(off), "%zu records", n);
 	for (size_t i = 0; i < TL_ARRAY_SIZE(picks); i++) {
-		size_t k = picks[i], len = (k + 1 < n ? off[k + 1] :
-							dump->len) - off[k];
+		size_t k = picks[i],
+		       len = (k + 1 < n ? off[k + 1] : dump->len) - off[k];
 
 		/* the body's middle, and the checksum's last byte */
 		snprintf(label, sizeof(label), "a byte changed in record %zu",
 			 k + 1);
 		check_refused(dump, off[k] + len / 2, false, k + 1, label);
-		snprintf(label, sizeof(label), "a checksum changed in record "
-			 "%zu", k + 1);
+		snprintf(label, sizeof(label),
+			 "a checksum changed in record "
+			 "%zu",
+			 k + 1);
 		check_refused(dump, off[k] + len - 1, false, k + 1, label);
 		snprintf(label, sizeof(label), "a dump cut inside record %zu",
 			 k + 1);
@@ -449,7 +457,8 @@ check_damage(const struct tl_buf *dump)
 
 		tl_buf_append(&r.b, "x", 1);
 		CHECK(meta_dump_verify(mem_read, &r, NULL, NULL, NULL, &err) ==
-			      -EBADMSG && err && strstr(err, "follow"),
+				      -EBADMSG &&
+			      err && strstr(err, "follow"),
 		      "bytes after the end record are refused (%s)",
 		      err ? err : "accepted");
 		free(err);
@@ -486,7 +495,8 @@ check_forms(struct meta *m, const struct meta_dump_stats *st0)
 
 	/* the live engine, one read transaction */
 	CHECK(dump_to(m, &o, &d, &st) == 0 && st.keys == st0->keys &&
-	      st.snapshot_bytes == 0, "dump of the live engine (--direct)");
+		      st.snapshot_bytes == 0,
+	      "dump of the live engine (--direct)");
 	tl_buf_free(&d);
 
 	/* zstd */
@@ -497,7 +507,8 @@ check_forms(struct meta *m, const struct meta_dump_stats *st0)
 		struct mem r = mem_of(&d, d.len, SIZE_MAX);
 
 		CHECK(meta_dump_verify(mem_read, &r, NULL, &in, NULL, &err) ==
-			      0 && in.zstd,
+				      0 &&
+			      in.zstd,
 		      "zstd dump verifies (%s)", err ? err : "");
 		free(err);
 		err = NULL;
@@ -516,7 +527,8 @@ check_forms(struct meta *m, const struct meta_dump_stats *st0)
 		tl_buf_free(&r.b);
 	}
 	check_refused(&d, d.len / 2, true, 0, "a zstd dump cut in half");
-	check_refused(&d, d.len / 2, false, 0, "a zstd dump with a byte "
+	check_refused(&d, d.len / 2, false, 0,
+		      "a zstd dump with a byte "
 		      "changed");
 	tl_buf_free(&d);
 
@@ -526,36 +538,40 @@ check_forms(struct meta *m, const struct meta_dump_stats *st0)
 	CHECK(dump_to(m, &o, &d, &st) == 0, "JSON dump");
 	path = tl_asprintf("%s/dump.json", fx.dir);
 	f = fopen(path, "w");
-	CHECK_FATAL(f && fwrite(d.data, 1, d.len, f) == d.len &&
-		    fclose(f) == 0, "write %s", path);
+	CHECK_FATAL(f && fwrite(d.data, 1, d.len, f) == d.len && fclose(f) == 0,
+		    "write %s", path);
 	cmd = tl_asprintf("python3 -m json.tool '%s' >/dev/null", path);
 	CHECK(system(cmd) == 0, "python3 -m json.tool accepts the JSON dump");
 	json = tl_strndup((char *)d.data, d.len);
-	CHECK(strstr(json, "\"name_hex\": \"636166e9")  != NULL,
+	CHECK(strstr(json, "\"name_hex\": \"636166e9") != NULL,
 	      "a name that is not UTF-8 is shown in hex");
 	CHECK(strstr(json, "\"type\": \"chunk\"") != NULL &&
-	      strstr(json, "\"type\": \"session\"") != NULL &&
-	      strstr(json, "\"type\": \"backup\"") != NULL &&
-	      strstr(json, "\"type\": \"quota_limit\"") != NULL &&
-	      strstr(json, "\"type\": \"quota_usage\"") != NULL &&
-	      strstr(json, "\"rdev\": [4, 64]") != NULL &&
-	      strstr(json, "\"kind\": \"fifo\"") != NULL,
-	      "JSON decodes chunks, sessions, the backup record, quotas, devices");
+		      strstr(json, "\"type\": \"session\"") != NULL &&
+		      strstr(json, "\"type\": \"backup\"") != NULL &&
+		      strstr(json, "\"type\": \"quota_limit\"") != NULL &&
+		      strstr(json, "\"type\": \"quota_usage\"") != NULL &&
+		      strstr(json, "\"rdev\": [4, 64]") != NULL &&
+		      strstr(json, "\"kind\": \"fifo\"") != NULL,
+	      "JSON decodes chunks, sessions, the backup record, quotas, "
+	      "devices");
 	CHECK(strstr(json, "\"type\": \"lock\"") != NULL &&
-	      strstr(json, "\"kind\": \"ranges\", \"client\": \"client7\", "
-			   "\"svid\": 42, \"owner\": \"01026f776e6572\"") !=
-		      NULL &&
-	      strstr(json, "\"ranges\": [{\"start\": 100, \"end\": "
-			   "18446744073709551615, \"exclusive\": true") !=
-		      NULL &&
-	      strstr(json, "\"kind\": \"share\"") != NULL &&
-	      strstr(json, "\"mode\": 0, \"access\": 1") != NULL &&
-	      strstr(json, "\"type\": \"lock_client\"") != NULL &&
-	      strstr(json, "\"name\": \"client7\", \"addr\": \"10.0.0.7\", "
-			   "\"local_addr\": \"10.0.0.1\"") != NULL &&
-	      strstr(json, "\"type\": \"lock_index\"") != NULL &&
-	      strstr(json, "\"type\": \"lock_count\"") != NULL &&
-	      strstr(json, "\"held\": 2") != NULL,
+		      strstr(json,
+			     "\"kind\": \"ranges\", \"client\": \"client7\", "
+			     "\"svid\": 42, \"owner\": \"01026f776e6572\"") !=
+			      NULL &&
+		      strstr(json,
+			     "\"ranges\": [{\"start\": 100, \"end\": "
+			     "18446744073709551615, \"exclusive\": true") !=
+			      NULL &&
+		      strstr(json, "\"kind\": \"share\"") != NULL &&
+		      strstr(json, "\"mode\": 0, \"access\": 1") != NULL &&
+		      strstr(json, "\"type\": \"lock_client\"") != NULL &&
+		      strstr(json,
+			     "\"name\": \"client7\", \"addr\": \"10.0.0.7\", "
+			     "\"local_addr\": \"10.0.0.1\"") != NULL &&
+		      strstr(json, "\"type\": \"lock_index\"") != NULL &&
+		      strstr(json, "\"type\": \"lock_count\"") != NULL &&
+		      strstr(json, "\"held\": 2") != NULL,
 	      "JSON decodes the NFS lock records: ranges, share, client, "
 	      "index and count");
 	CHECK(strstr(json, "\"type\": \"other\"") == NULL,
@@ -586,17 +602,18 @@ check_claims(struct meta *m, uint64_t live)
 	      "a gateway without the claim cannot record a backup");
 	CHECK(meta_backup_done(m, live, &b) == 0, "the claimant records it");
 	CHECK(meta_backup_get(m, &got) == 0 && got.snap_ns == now &&
-	      got.session == live && got.claim_session == 0 &&
-	      strcmp(got.id, b.id) == 0, "the record says what was written");
-	CHECK(meta_backup_claim(m, dead, h, now + h / 2, &next) ==
-		      -EALREADY && next == now + h,
+		      got.session == live && got.claim_session == 0 &&
+		      strcmp(got.id, b.id) == 0,
+	      "the record says what was written");
+	CHECK(meta_backup_claim(m, dead, h, now + h / 2, &next) == -EALREADY &&
+		      next == now + h,
 	      "no backup is due before the interval");
 	CHECK(meta_backup_claim(m, dead, h, now + h, NULL) == 0,
 	      "one is due after it");
 	CHECK(meta_backup_claim(m, live, h, now + h, NULL) == 0,
 	      "the claim of a session without a live record is taken over");
 	CHECK(meta_backup_unclaim(m, live) == 0 &&
-	      meta_backup_get(m, &got) == 0 && got.claim_session == 0,
+		      meta_backup_get(m, &got) == 0 && got.claim_session == 0,
 	      "a failed backup drops its claim");
 	/* leave a claim in the dump */
 	CHECK(meta_backup_claim(m, live, h, now + h, NULL) == 0, "claim");
@@ -616,8 +633,9 @@ main(void)
 	fixture_init(&fx);
 	m = fixture_volume(&fx, 0, 0);
 	build(m);
-	CHECK_FATAL(meta_session_start(m, "127.0.0.1:2049", "test", 60,
-				       &gw) == 0, "a gateway session");
+	CHECK_FATAL(meta_session_start(m, "127.0.0.1:2049", "test", 60, &gw) ==
+			    0,
+		    "a gateway session");
 	check_claims(m, meta_session_id(gw));
 	CHECK(fsck_clean(fx.url), "the volume is fsck clean");
 
@@ -626,17 +644,19 @@ main(void)
 	CHECK(st.snapshot_bytes > 0, "read from a copy of %llu bytes",
 	      (unsigned long long)st.snapshot_bytes);
 	CHECK(st.inodes == BIG_DIR + 11 && st.dirs == 4 &&
-	      st.dentries == BIG_DIR + 12 && st.chunks == 3 &&
-	      st.sessions == 1, "counts: %llu inodes, %llu dirs, %llu entries, "
-	      "%llu chunks", (unsigned long long)st.inodes,
-	      (unsigned long long)st.dirs, (unsigned long long)st.dentries,
-	      (unsigned long long)st.chunks);
+		      st.dentries == BIG_DIR + 12 && st.chunks == 3 &&
+		      st.sessions == 1,
+	      "counts: %llu inodes, %llu dirs, %llu entries, "
+	      "%llu chunks",
+	      (unsigned long long)st.inodes, (unsigned long long)st.dirs,
+	      (unsigned long long)st.dentries, (unsigned long long)st.chunks);
 	{
 		struct mem r = mem_of(&d, d.len, SIZE_MAX);
 		struct meta_dump_stats vs;
 
 		CHECK(meta_dump_verify(mem_read, &r, NULL, &in, &vs, &err) ==
-			      0 && vs.keys == st.keys && !in.zstd && in.copy,
+				      0 &&
+			      vs.keys == st.keys && !in.zstd && in.copy,
 		      "the dump verifies (%s)", err ? err : "");
 		free(err);
 		tl_buf_free(&r.b);

@@ -31,8 +31,8 @@ static struct meta_fsck_report
 fsck(struct meta *m, bool repair)
 {
 	uint64_t checked = 0;
-	struct meta_fsck_opts o = {repair, slice_check, on_problem, NULL,
-				   &checked, false};
+	struct meta_fsck_opts o = {repair, slice_check, on_problem,
+				   NULL,   &checked,    false};
 	struct meta_fsck_report r;
 
 	CHECK_EQ(meta_fsck(m, &o, &r), 0, "fsck%s runs",
@@ -47,8 +47,8 @@ expect(struct meta *m, unsigned mask, const char *what)
 	struct meta_fsck_report r = fsck(m, false);
 
 	for (int c = 0; c < META_FSCK_NCAT; c++)
-		CHECK((r.found[c] != 0) == !!(mask & (1u << c)),
-		      "%s: %s %s", what, meta_fsck_cat_name(c),
+		CHECK((r.found[c] != 0) == !!(mask & (1u << c)), "%s: %s %s",
+		      what, meta_fsck_cat_name(c),
 		      mask & (1u << c) ? "found" : "clean");
 }
 
@@ -103,8 +103,9 @@ mkfile(struct meta *m, uint64_t dir, const char *name, uint32_t bytes)
 	struct meta_slice_write w = {0, {0, bytes, 0, bytes, 0}};
 	uint64_t ino;
 
-	CHECK_FATAL(meta_create(m, &root_cred, dir, name, &n, &ino, NULL,
-				NULL, NULL, NULL) == 0, "create %s", name);
+	CHECK_FATAL(meta_create(m, &root_cred, dir, name, &n, &ino, NULL, NULL,
+				NULL, NULL) == 0,
+		    "create %s", name);
 	CHECK_FATAL(meta_new_slice_id(m, &w.s.id) == 0, "slice id");
 	CHECK_FATAL(meta_write_slices(m, ino, &w, 1, 1, NULL, NULL) == 0,
 		    "write %s", name);
@@ -132,8 +133,8 @@ main(void)
 	a = mkfile(m, d1, "a", 10000);
 	b = mkfile(m, d2, "b", 5000);
 	c = mkfile(m, 1, "c", 70000);
-	CHECK(meta_link(m, &root_cred, a, d2, "a-link", NULL, NULL, NULL) ==
-		      0, "link");
+	CHECK(meta_link(m, &root_cred, a, d2, "a-link", NULL, NULL, NULL) == 0,
+	      "link");
 	ino = mkfile(m, 1, "gone", 4096);
 	CHECK(meta_unlink(m, &root_cred, 1, "gone", NULL, NULL) == 0,
 	      "unlink leaves a deletion record");
@@ -148,7 +149,8 @@ main(void)
 		uint64_t fi, id;
 
 		CHECK_FATAL(meta_create(m, &root_cred, 1, "in", &nw, &fi, NULL,
-					NULL, NULL, NULL) == 0, "create in");
+					NULL, NULL, NULL) == 0,
+			    "create in");
 		CHECK_FATAL(meta_new_slice_id(m, &id) == 0, "slice id");
 		id |= META_SLICE_INLINE;
 		w.s.id = id;
@@ -160,7 +162,8 @@ main(void)
 		kv_del(m, &k);
 		expect(m, BIT(META_FSCK_BLOCKS), "inline bytes missing");
 		kv_put(m, &k, buf, 299);
-		expect(m, BIT(META_FSCK_BLOCKS), "inline bytes of the wrong "
+		expect(m, BIT(META_FSCK_BLOCKS),
+		       "inline bytes of the wrong "
 		       "length");
 		kv_put(m, &k, buf, 300);
 		expect(m, 0, "inline bytes back");
@@ -208,7 +211,8 @@ main(void)
 		expect(m, BIT(META_FSCK_DANGLING), "dangling entry");
 		repair(m, 0, "dangling entry");
 		CHECK(meta_lookup(m, &root_cred, d1, "ghost", &ino, NULL) ==
-			      -ENOENT, "ghost entry removed");
+			      -ENOENT,
+		      "ghost entry removed");
 
 		dv[0] = META_DIR;
 		tl_put_be64(dv + 1, c);
@@ -237,7 +241,8 @@ main(void)
 	/* slices: wrong refcount, a live slice queued for deletion, a
 	 * missing block */
 	CHECK_FATAL(meta_read_chunk(m, c, 0, 0, META_CHUNK_SIZE, &sl, &n) ==
-				    0 && n == 1,
+				    0 &&
+			    n == 1,
 		    "chunk of c");
 	meta_key_slice(m, &k, 'K', sl[0].id, sl[0].size);
 	kv_put(m, &k, "\0\0\0\0\0\0\0\5", 8);
@@ -256,14 +261,16 @@ main(void)
 	/* an inode record lost: its entries dangle, its data leaks */
 	meta_key_ino(m, &k, b, 'I');
 	kv_del(m, &k);
-	expect(m, BIT(META_FSCK_DANGLING) | BIT(META_FSCK_USAGE) | BIT(META_FSCK_COUNTERS) |
-			  BIT(META_FSCK_LEAK),
+	expect(m,
+	       BIT(META_FSCK_DANGLING) | BIT(META_FSCK_USAGE) |
+		       BIT(META_FSCK_COUNTERS) | BIT(META_FSCK_LEAK),
 	       "inode record lost");
 	repair(m, BIT(META_FSCK_LEAK), "inode record lost (leak stays)");
 	CHECK(meta_lookup(m, &root_cred, d2, "b", &ino, NULL) == -ENOENT,
 	      "entry of the lost inode removed");
 	CHECK(meta_lookup(m, &root_cred, d2, "a-link", &ino, NULL) == 0 &&
-		      ino == a, "other entries intact");
+		      ino == a,
+	      "other entries intact");
 
 	/* an orphan directory: not repairable */
 	meta_key_dentry(m, &k, d1, "d2", 2);

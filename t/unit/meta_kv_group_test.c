@@ -19,7 +19,7 @@
 #include "t/unit/tap.h"
 
 #define THREADS 8
-#define TXNS 200
+#define TXNS    200
 
 struct worker {
 	struct meta_kv *kv;
@@ -78,8 +78,7 @@ worker_run(void *arg)
 }
 
 static int
-count_cb(void *arg, const void *key, size_t klen, const void *val,
-	 size_t vlen)
+count_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	(*(unsigned *)arg)++;
 	return 0;
@@ -116,7 +115,8 @@ main(void)
 		 "every transaction not aborted committed");
 	CHECK_FATAL(meta_kv_begin(kv, true, &t) == 0, "read transaction");
 	CHECK(meta_kv_scan(t, "t", 1, "u", 1, count_cb, &keys) == 0, "scan");
-	CHECK_EQ(keys, 2 * committed, "both keys of each commit, none of "
+	CHECK_EQ(keys, 2 * committed,
+		 "both keys of each commit, none of "
 		 "an abort");
 	for (unsigned i = 0; i < THREADS; i++)
 		for (unsigned j = 0; j < TXNS; j++) {

@@ -19,7 +19,7 @@
 
 #include "t/unit/raft_test.h"
 
-#define MAXN	     5
+#define MAXN         5
 #define WRITERS_TXNS 60
 
 struct group {
@@ -347,7 +347,7 @@ concurrent_writers(struct group *g, const char *what)
 		for (int j = 0; j < w[k].acked; j++) {
 			char key[32], buf[8];
 			int other =
-			    (k + 1) % nw; /* read through another node */
+				(k + 1) % nw; /* read through another node */
 
 			snprintf(key, sizeof(key), "w%d-%03d", w[k].id,
 				 w[k].acked_keys[j]);
@@ -419,11 +419,9 @@ run_group(int n)
 	snprintf(what, sizeof(what), "%d nodes", n);
 	concurrent_writers(&g, what);
 	l = leader_of(&g);
-	snprintf(what, sizeof(what), "%d nodes, writes through the leader",
-		 n);
+	snprintf(what, sizeof(what), "%d nodes, writes through the leader", n);
 	linearizable_reads(&g, l, what);
-	snprintf(what, sizeof(what), "%d nodes, writes through a follower",
-		 n);
+	snprintf(what, sizeof(what), "%d nodes, writes through a follower", n);
 	linearizable_reads(&g, l % n + 1, what);
 
 	/* the leader stops: another takes over */
@@ -455,7 +453,7 @@ run_group(int n)
 			 b);
 		concurrent_writers(&g, what);
 		CHECK(start_node(&g, a, false) == 0 &&
-			  start_node(&g, b, false) == 0,
+			      start_node(&g, b, false) == 0,
 		      "both restart");
 		CHECK(replicas_identical(&g),
 		      "%s and back: replicas "

@@ -57,12 +57,12 @@ test_ops(struct meta_kv *kv)
 	CHECK(meta_kv_del(t, "c", 1) == 0, "delete c");
 	CHECK(meta_kv_add(t, "u", 1, d, 2) == 0, "add to u");
 	CHECK(meta_kv_get(t, "b", 1, &v, &vlen) == 0 && vlen == 1 &&
-		  !memcmp(v, "2", 1),
+		      !memcmp(v, "2", 1),
 	      "the transaction reads its own put");
 	CHECK(meta_kv_get(t, "c", 1, &v, &vlen) == -ENOENT,
 	      "and its own delete");
 	CHECK(meta_kv_get(t, "u", 1, &v, &vlen) == 0 && vlen == 16 &&
-		  tl_get_be64(v) == 7,
+		      tl_get_be64(v) == 7,
 	      "and its own add");
 	memset(&c, 0, sizeof(c));
 	CHECK(meta_kv_scan(t, "", 0, NULL, 0, collect_cb, &c) == 0, "scan");
@@ -73,8 +73,8 @@ test_ops(struct meta_kv *kv)
 		while (i < c.n && c.keys[i][0] == 0)
 			i++;
 		CHECK(c.n - i == 3 && !strcmp(c.keys[i], "a") &&
-			  !strcmp(c.keys[i + 1], "b") &&
-			  !strcmp(c.keys[i + 2], "u"),
+			      !strcmp(c.keys[i + 1], "b") &&
+			      !strcmp(c.keys[i + 2], "u"),
 		      "a scan merges the replica with the buffered writes");
 	}
 	CHECK(meta_kv_commit(t) == 0, "commit");
@@ -84,7 +84,8 @@ test_ops(struct meta_kv *kv)
 	CHECK(meta_kv_commit(t) == 0, "commit");
 	CHECK_FATAL(meta_kv_begin(kv, true, &t) == 0, "begin read-only");
 	CHECK(meta_kv_get(t, "u", 1, &v, &vlen) == 0 && vlen == 16 &&
-		  tl_get_be64(v) == 14 && tl_get_be64((uint8_t *)v + 8) == 2,
+		      tl_get_be64(v) == 14 &&
+		      tl_get_be64((uint8_t *)v + 8) == 2,
 	      "adds of two transactions sum up");
 	CHECK(meta_kv_get(t, "c", 1, &v, &vlen) == -ENOENT, "c deleted");
 	CHECK(meta_kv_put(t, "x", 1, "x", 1) == -EROFS,
@@ -140,7 +141,7 @@ test_conflict(struct meta_kv *kv)
 
 		memset(&c, 0, sizeof(c));
 		CHECK(meta_kv_scan(t1, "s1", 2, "s9", 2, collect_cb, &c) == 0 &&
-			  c.n == 2,
+			      c.n == 2,
 		      "t1 scans [s1, s9)");
 	}
 	CHECK(rt_put(kv, "s5", "1") == 0, "another transaction puts s5");
@@ -153,7 +154,7 @@ test_conflict(struct meta_kv *kv)
  * is in flight reads that commit's writes (the overlay) and goes after
  * it, so no increment is lost and few conflict. */
 #define RMW_THREADS 6
-#define RMW_EACH 40
+#define RMW_EACH    40
 
 struct rmw {
 	struct meta_kv *kv;
@@ -346,15 +347,15 @@ test_convert(void)
 		}
 		CHECK(all, "every key of the LMDB volume is in the group");
 	}
-	CHECK(rt_put(kv, "new", "1") == 0 && rt_get(kv, "new", buf,
-						      sizeof(buf)) == 0,
+	CHECK(rt_put(kv, "new", "1") == 0 &&
+		      rt_get(kv, "new", buf, sizeof(buf)) == 0,
 	      "the group commits");
 	meta_kv_close(kv);
 
 	rc = meta_kv_open(lmdb, &kv, &err);
 	CHECK_FATAL(rc == 0, "the LMDB volume opens (%s)", err ? err : "");
 	CHECK(rt_get(kv, "new", buf, sizeof(buf)) == -ENOENT &&
-		  rt_get(kv, "old000", buf, sizeof(buf)) == 0,
+		      rt_get(kv, "old000", buf, sizeof(buf)) == 0,
 	      "the LMDB volume is left as it was");
 	meta_kv_close(kv);
 	free(err);
@@ -457,7 +458,7 @@ main(void)
 
 		CHECK_FATAL(meta_kv_begin(kv, true, &tx) == 0, "begin");
 		CHECK(meta_kv_get(tx, "u", 1, &v, &vlen) == 0 &&
-			  tl_get_be64(v) == 16,
+			      tl_get_be64(v) == 16,
 		      "adds were applied exactly once across the restart");
 		meta_kv_abort(tx);
 	}

@@ -396,10 +396,10 @@ main(int argc, char **argv)
 			}
 			meta_kv_close(c);
 			if (i > 1)
-				same &=
-				    ta[i].dump.len == ta[1].dump.len &&
-				    !memcmp(ta[i].dump.data, ta[1].dump.data,
-					    ta[1].dump.len);
+				same &= ta[i].dump.len == ta[1].dump.len &&
+					!memcmp(ta[i].dump.data,
+						ta[1].dump.data,
+						ta[1].dump.len);
 		}
 		CHECK(same, "the replicas are identical");
 		for (int i = 1; i <= N; i++)

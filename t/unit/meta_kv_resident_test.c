@@ -22,12 +22,12 @@
 #include "meta/kv.h"
 #include "t/unit/tap.h"
 
-#define KEYS 300000u /* 120-byte values: ~55 MiB of leaf pages */
-#define VLEN 120
-#define PER_TXN 20000u
-#define LIMIT_ABOVE (8u << 20)   /* the limit, above the RSS at the start */
-#define SLACK (8u << 20)         /* overshoot between two looks */
-#define READERS 2
+#define KEYS        300000u /* 120-byte values: ~55 MiB of leaf pages */
+#define VLEN        120
+#define PER_TXN     20000u
+#define LIMIT_ABOVE (8u << 20) /* the limit, above the RSS at the start */
+#define SLACK       (8u << 20) /* overshoot between two looks */
+#define READERS     2
 
 /* File-backed resident bytes of this process (statm's third field). */
 static uint64_t
@@ -63,8 +63,7 @@ struct scan {
 };
 
 static int
-scan_cb(void *arg, const void *key, size_t klen, const void *val,
-	size_t vlen)
+scan_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct scan *s = arg;
 	unsigned char want[VLEN];
@@ -152,8 +151,8 @@ test_url(const char *dir)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err = NULL;
 		url = tl_asprintf("lmdb://%s/u?%s", dir, bad[i]);
-		CHECK_EQ(meta_kv_open(url, &kv, &err), -EINVAL,
-			 "%s refused", bad[i]);
+		CHECK_EQ(meta_kv_open(url, &kv, &err), -EINVAL, "%s refused",
+			 bad[i]);
 		CHECK(err != NULL && strstr(err, "bad lmdb URL option"),
 		      "with a message (%s)", err ? err : "none");
 		free(err);
@@ -216,14 +215,16 @@ main(void)
 	CHECK_EQ(n, KEYS, "the walk saw every key");
 	CHECK_EQ(bad, 0, "every value read right");
 	printf("# file RSS: start %llu KiB, limit %llu KiB, peak %llu KiB, "
-	       "map dropped %llu times\n", (unsigned long long)(base >> 10),
+	       "map dropped %llu times\n",
+	       (unsigned long long)(base >> 10),
 	       (unsigned long long)(limit >> 10),
 	       (unsigned long long)(peak >> 10),
 	       (unsigned long long)meta_kv_lmdb_map_drops(kv));
 	CHECK(meta_kv_lmdb_map_drops(kv) > 0, "the map was unmapped");
-	CHECK(peak <= limit + SLACK, "peak file RSS %llu KiB within the "
-	      "limit + %u MiB", (unsigned long long)(peak >> 10),
-	      SLACK >> 20);
+	CHECK(peak <= limit + SLACK,
+	      "peak file RSS %llu KiB within the "
+	      "limit + %u MiB",
+	      (unsigned long long)(peak >> 10), SLACK >> 20);
 
 	/* Random readers while the walk unmaps under them: right bytes. */
 	drops = meta_kv_lmdb_map_drops(kv);
@@ -236,14 +237,15 @@ main(void)
 		pthread_join(th[i], NULL);
 		rbad += rd[i].bad;
 	}
-	CHECK_EQ(n, KEYS, "with %d readers: the walk saw every key",
+	CHECK_EQ(n, KEYS, "with %d readers: the walk saw every key", READERS);
+	CHECK_EQ(bad, 0,
+		 "with %d readers: every value read right by the "
+		 "walk",
 		 READERS);
-	CHECK_EQ(bad, 0, "with %d readers: every value read right by the "
-		 "walk", READERS);
 	CHECK_EQ(rbad, 0, "every value read right by %d concurrent readers",
 		 READERS);
 	CHECK(meta_kv_lmdb_map_drops(kv) > drops, "the map was unmapped "
-	      "under them");
+						  "under them");
 	meta_kv_close(kv);
 
 	/* Without: the whole set stays mapped, which the measure sees. */
@@ -254,10 +256,13 @@ main(void)
 	free(url);
 	peak = scan_all(kv, &n, &bad);
 	CHECK_EQ(bad, 0, "every value read right");
-	CHECK_EQ(meta_kv_lmdb_map_drops(kv), 0, "resident=0: never "
+	CHECK_EQ(meta_kv_lmdb_map_drops(kv), 0,
+		 "resident=0: never "
 		 "unmapped");
-	CHECK(peak >= base + (32u << 20), "resident=0: the map stays "
-	      "(file RSS %llu -> %llu KiB)", (unsigned long long)(base >> 10),
+	CHECK(peak >= base + (32u << 20),
+	      "resident=0: the map stays "
+	      "(file RSS %llu -> %llu KiB)",
+	      (unsigned long long)(base >> 10),
 	      (unsigned long long)(peak >> 10));
 	meta_kv_close(kv);
 

@@ -127,7 +127,7 @@ main(void)
 	CHECK_EQ(meta_lock(m2, 5, &r, &res), -EBUSY,
 		 "gateway 2 refuses a conflicting one at once");
 	CHECK(res.holder.start == 0 && res.holder.end == 100 &&
-		  res.holder.exclusive,
+		      res.holder.exclusive,
 	      "naming the lock held through gateway 1");
 	CHECK_EQ(meta_lock_releases(m2, &rel0), 0,
 		 "gateway 2 reads the "
@@ -158,12 +158,12 @@ main(void)
 	r = req("orphan", 0, 10, true);
 	r.where = &w; /* served by session 1, which is gone */
 	CHECK_EQ(meta_lock(m1, 6, &r, &res), 0, "a client of session 1");
-	CHECK_EQ(
-	    meta_lock_adopt(m2, "orphan", 6, 1, 2, now + 1000000000ull, &epoch),
-	    0, "gateway 2 adopts it");
-	CHECK_EQ(
-	    meta_lock_adopt(m1, "orphan", 6, 1, 3, now + 1000000000ull, &epoch),
-	    -ESTALE, "gateway 1, a moment later, does not");
+	CHECK_EQ(meta_lock_adopt(m2, "orphan", 6, 1, 2, now + 1000000000ull,
+				 &epoch),
+		 0, "gateway 2 adopts it");
+	CHECK_EQ(meta_lock_adopt(m1, "orphan", 6, 1, 3, now + 1000000000ull,
+				 &epoch),
+		 -ESTALE, "gateway 1, a moment later, does not");
 
 	meta_lock_drop(m1, "orphan", 6, -1, NULL, NULL, NULL);
 	meta_lock_drop(m1, "host2", 5, -1, NULL, NULL, NULL);

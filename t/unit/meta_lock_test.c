@@ -135,10 +135,10 @@ test_conflicts(struct meta *m)
 	CHECK_EQ(lk(m, 10, "hostB", 7, "7@hostB", 50, 60, true, &res), -EBUSY,
 		 "another owner's overlapping exclusive lock is refused");
 	CHECK(res.holder.svid == 1 && res.holder.exclusive &&
-		  res.holder.start == 0 && res.holder.end == 100 &&
-		  res.holder.oh_len == 7 &&
-		  memcmp(res.holder.oh, "1@hostA", 7) == 0 &&
-		  !res.holder.recovering,
+		      res.holder.start == 0 && res.holder.end == 100 &&
+		      res.holder.oh_len == 7 &&
+		      memcmp(res.holder.oh, "1@hostA", 7) == 0 &&
+		      !res.holder.recovering,
 	      "the refusal names the holder: svid, handle, range, kind");
 	CHECK_EQ(lk(m, 10, "hostB", 7, "7@hostB", 99, 101, false, NULL), -EBUSY,
 		 "a shared lock overlapping an exclusive one too");
@@ -229,9 +229,9 @@ test_up_down(struct meta *m)
 
 	CHECK_EQ(lk(m, 30, "a", 1, "a", 0, EOFL, false, NULL), 0,
 		 "a shared lock of the whole file (to EOF)");
-	CHECK_EQ(
-	    lk(m, 30, "b", 1, "b", 1ull << 40, (1ull << 40) + 1, false, NULL),
-	    0, "another shared lock far out");
+	CHECK_EQ(lk(m, 30, "b", 1, "b", 1ull << 40, (1ull << 40) + 1, false,
+		    NULL),
+		 0, "another shared lock far out");
 	CHECK_EQ(lk(m, 30, "a", 1, "a", 0, EOFL, true, &res), -EBUSY,
 		 "the upgrade waits for the other reader");
 	CHECK(res.holder.svid == 1 && res.holder.start == 1ull << 40,
@@ -339,7 +339,7 @@ test_shares(struct meta *m)
 	CHECK_EQ(meta_share(m, 60, &r, &res), -EBUSY,
 		 "a writer is refused (deny write)");
 	CHECK(res.holder.share && res.holder.mode == 2 &&
-		  res.holder.access == 1,
+		      res.holder.access == 1,
 	      "the holder is the first share");
 	r = req("pc3", 0, "s3", 0, 0, false);
 	r.access = 1;
@@ -475,8 +475,8 @@ test_recovery(struct meta *m)
 		 "a client holds three locks through gateway session 111");
 	f = client_of(m, "cl");
 	CHECK(f.found && f.c.session == 111 && f.c.state == 7 &&
-		  strcmp(f.c.addr, "192.0.2.8") == 0 &&
-		  strcmp(f.c.local, "192.0.2.1") == 0 && f.c.held == 3,
+		      strcmp(f.c.addr, "192.0.2.8") == 0 &&
+		      strcmp(f.c.local, "192.0.2.1") == 0 && f.c.held == 3,
 	      "its record: session, state, addresses, 3 held");
 
 	CHECK_EQ(meta_lock_adopt(m, "cl", 2, 999, 222, now + 3600000000000ull,
@@ -517,12 +517,12 @@ test_recovery(struct meta *m)
 		 0, "its grace is over");
 	CHECK_EQ(dropped, 2, "what it did not reclaim is dropped");
 	CHECK(strcmp(ranges_of(m, 80, "cl", 1), "0-10:x") == 0 &&
-		  strcmp(ranges_of(m, 81, "cl", 2), "") == 0,
+		      strcmp(ranges_of(m, 81, "cl", 2), "") == 0,
 	      "the reclaimed lock stays");
 	CHECK(rel.n >= 2, "the releases are reported");
 	f = client_of(m, "cl");
 	CHECK(f.found && f.c.grace_until_ns == 0 && f.c.session == 222 &&
-		  f.c.held == 1,
+		      f.c.held == 1,
 	      "out of grace, served by 222, holding one");
 	CHECK_EQ(lk(m, 80, "newcomer", 1, "n", 25, 26, true, NULL), 0,
 		 "the dropped range is free");
@@ -538,7 +538,7 @@ test_recovery(struct meta *m)
 				   &dropped),
 		 0, "its grace ends without it having been told");
 	CHECK(left == 1 && dropped == 0 &&
-		  strcmp(ranges_of(m, 82, "quiet", 1), "0-10:x") == 0,
+		      strcmp(ranges_of(m, 82, "quiet", 1), "0-10:x") == 0,
 	      "its lock is kept (it still believes it holds it)");
 	CHECK_EQ(lk(m, 82, "newcomer", 1, "n", 0, 1, true, &res), -EBUSY,
 		 "and conflicts");
@@ -712,13 +712,13 @@ main(void)
 	test_long_names(m);
 	test_two_gateways(&f, m);
 	CHECK_EQ(meta_lock_drop(m, "hostA", 5, -1, NULL, NULL, NULL) |
-		     meta_lock_drop(m, "hostB", 5, -1, NULL, NULL, NULL) |
-		     meta_lock_drop(m, "hostC", 5, -1, NULL, NULL, NULL) |
-		     meta_lock_drop(m, "h", 1, -1, NULL, NULL, NULL) |
-		     meta_lock_drop(m, "other", 5, -1, NULL, NULL, NULL) |
-		     meta_lock_drop(m, "a", 1, -1, NULL, NULL, NULL) |
-		     meta_lock_drop(m, "b", 1, -1, NULL, NULL, NULL) |
-		     meta_lock_drop(m, "someone", 7, -1, NULL, NULL, NULL),
+			 meta_lock_drop(m, "hostB", 5, -1, NULL, NULL, NULL) |
+			 meta_lock_drop(m, "hostC", 5, -1, NULL, NULL, NULL) |
+			 meta_lock_drop(m, "h", 1, -1, NULL, NULL, NULL) |
+			 meta_lock_drop(m, "other", 5, -1, NULL, NULL, NULL) |
+			 meta_lock_drop(m, "a", 1, -1, NULL, NULL, NULL) |
+			 meta_lock_drop(m, "b", 1, -1, NULL, NULL, NULL) |
+			 meta_lock_drop(m, "someone", 7, -1, NULL, NULL, NULL),
 		 0, "drop every client");
 	meta_lock_total(m, &n);
 	CHECK_EQ(n, 0, "the total is back to zero");

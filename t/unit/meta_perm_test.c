@@ -14,7 +14,7 @@ test_access(void)
 {
 	struct meta_attr a;
 	struct meta_cred grp = {
-	    .uid = 3000, .gid = 3000, .ngroups = 2, .groups = {3000, 1000}};
+		.uid = 3000, .gid = 3000, .ngroups = 2, .groups = {3000, 1000}};
 
 	memset(&a, 0, sizeof(a));
 	a.type = META_REG;
@@ -53,9 +53,10 @@ test_dir_perms(struct meta *m)
 	CHECK_EQ(meta_unlink(m, &user_cred, d, "x", NULL, NULL), -EACCES,
 		 "unlink without write permission -> EACCES");
 	CHECK_EQ(meta_rename(m, &user_cred, d, "x", 1, "y", NULL, NULL, NULL,
-			     NULL), -EACCES, "rename out -> EACCES");
-	CHECK_EQ(meta_link(m, &user_cred, f, d, "z", NULL, NULL, NULL),
-		 -EACCES, "link into it -> EACCES");
+			     NULL),
+		 -EACCES, "rename out -> EACCES");
+	CHECK_EQ(meta_link(m, &user_cred, f, d, "z", NULL, NULL, NULL), -EACCES,
+		 "link into it -> EACCES");
 
 	/* sticky /tmp-like directory */
 	d = mk(m, &root_cred, 1, "tmp", META_DIR, 01777, NULL);
@@ -63,12 +64,13 @@ test_dir_perms(struct meta *m)
 	CHECK_EQ(rc, 0, "user creates in sticky dir");
 	CHECK_EQ(meta_unlink(m, &other_cred, d, "mine", NULL, NULL), -EPERM,
 		 "other cannot remove in sticky dir -> EPERM");
-	CHECK_EQ(meta_rename(m, &other_cred, d, "mine", d, "theirs", NULL,
-			     NULL, NULL, NULL), -EPERM,
-		 "other cannot rename in sticky dir -> EPERM");
+	CHECK_EQ(meta_rename(m, &other_cred, d, "mine", d, "theirs", NULL, NULL,
+			     NULL, NULL),
+		 -EPERM, "other cannot rename in sticky dir -> EPERM");
 	mk(m, &other_cred, d, "theirs", META_REG, 0644, NULL);
-	CHECK_EQ(meta_rename(m, &user_cred, d, "mine", d, "theirs", NULL,
-			     NULL, NULL, NULL), -EPERM,
+	CHECK_EQ(meta_rename(m, &user_cred, d, "mine", d, "theirs", NULL, NULL,
+			     NULL, NULL),
+		 -EPERM,
 		 "cannot replace another's file in sticky dir -> EPERM");
 	CHECK_EQ(meta_unlink(m, &user_cred, d, "mine", NULL, NULL), 0,
 		 "owner removes own file");
@@ -99,8 +101,8 @@ test_dir_perms(struct meta *m)
 	mk(m, &root_cred, d, "rootdir", META_DIR, 0755, NULL);
 	ino = mk(m, &user_cred, 1, "udir", META_DIR, 0777, NULL);
 	CHECK_EQ(meta_rename(m, &user_cred, d, "rootdir", ino, "x", NULL, NULL,
-			     NULL, NULL), -EACCES,
-		 "moving another's dir to a new parent -> EACCES");
+			     NULL, NULL),
+		 -EACCES, "moving another's dir to a new parent -> EACCES");
 }
 
 static void
@@ -110,7 +112,7 @@ test_setattr(struct meta *m)
 	struct meta_setattr s;
 	struct meta_attr a, b;
 	struct meta_cred multi = {
-	    .uid = 1000, .gid = 1000, .ngroups = 2, .groups = {1000, 77}};
+		.uid = 1000, .gid = 1000, .ngroups = 2, .groups = {1000, 77}};
 	struct meta_pre_attr pre;
 
 	meta_getattr(m, f, &a);
@@ -182,8 +184,7 @@ main(void)
 	m = fixture_volume(&f, 0, 0);
 	{
 		/* Users create at the top level below. */
-		struct meta_setattr s = {META_SET_MODE, 0777, 0, 0, 0, 0, 0,
-					 0};
+		struct meta_setattr s = {META_SET_MODE, 0777, 0, 0, 0, 0, 0, 0};
 
 		CHECK_EQ(meta_setattr(m, &root_cred, 1, &s, NULL, NULL), 0,
 			 "chmod 777 /");

@@ -49,8 +49,10 @@ used_is(struct meta *m, uint64_t dir, uint64_t bytes, uint64_t inodes,
 static void
 set(struct meta *m, uint64_t dir, uint64_t bytes, uint64_t inodes)
 {
-	struct meta_quota q = {.ino = dir, .max_bytes = bytes,
-			      .max_inodes = inodes}, out;
+	struct meta_quota q = {.ino = dir,
+			       .max_bytes = bytes,
+			       .max_inodes = inodes},
+			  out;
 
 	CHECK_FATAL(meta_quota_set(m, &q, NULL, NULL, &out) == 0,
 		    "quota set on %llu", (unsigned long long)dir);
@@ -119,20 +121,20 @@ test_move_between(struct meta *m)
 	set(m, n, 0, 0); /* a quota without limits inside the tree */
 	used_is(m, a, 8192, 4, "qa: d, n, f, g");
 	used_is(m, n, 8192, 1, "n: f");
-	CHECK_EQ(
-	    meta_rename(m, &root_cred, a, "d", b, "d", NULL, NULL, NULL, NULL),
-	    0, "rename qa/d to qb/d");
+	CHECK_EQ(meta_rename(m, &root_cred, a, "d", b, "d", NULL, NULL, NULL,
+			     NULL),
+		 0, "rename qa/d to qb/d");
 	used_is(m, a, 0, 0, "qa after the move");
 	used_is(m, b, 8192, 4, "qb after the move");
 	used_is(m, n, 8192, 1, "the quota inside moved along unchanged");
 	set(m, b, 4096, 100);
-	CHECK_EQ(
-	    meta_rename(m, &root_cred, b, "d", a, "d", NULL, NULL, NULL, NULL),
-	    0, "moving out of a quota over its limit");
+	CHECK_EQ(meta_rename(m, &root_cred, b, "d", a, "d", NULL, NULL, NULL,
+			     NULL),
+		 0, "moving out of a quota over its limit");
 	set(m, b, 4096, 100);
-	CHECK_EQ(
-	    meta_rename(m, &root_cred, a, "d", b, "d", NULL, NULL, NULL, NULL),
-	    -EDQUOT, "moving into it again: too big");
+	CHECK_EQ(meta_rename(m, &root_cred, a, "d", b, "d", NULL, NULL, NULL,
+			     NULL),
+		 -EDQUOT, "moving into it again: too big");
 	CHECK(meta_lookup(m, &root_cred, a, "d", &x, &at) == 0,
 	      "the refused move left d where it was");
 	used_is(m, a, 8192, 4, "qa unchanged");
@@ -190,7 +192,7 @@ test_drift(struct meta *m)
 	CHECK_EQ(meta_quota_check(m, d, false, NULL, NULL, &fix), 0,
 		 "check without repair");
 	CHECK(fix.drift && !fix.repaired && fix.actual_bytes == 0 &&
-		  fix.actual_inodes == 1 && fix.q.used_bytes == 12345,
+		      fix.actual_inodes == 1 && fix.q.used_bytes == 12345,
 	      "finds the drift (counted 0 bytes, 1 inode)");
 	used_is(m, d, 12345, 0, "not repaired");
 	CHECK_EQ(meta_quota_check(m, d, true, NULL, NULL, &fix), 0,
@@ -221,7 +223,7 @@ figures_are(struct meta *m, uint64_t dir, uint64_t logical, uint64_t trash,
 	CHECK_EQ(meta_quota_check(m, dir, false, NULL, NULL, &fix), 0,
 		 "%s: check", what);
 	CHECK(!fix.drift && fix.actual_logical == logical &&
-		  fix.actual_trash == trash,
+		      fix.actual_trash == trash,
 	      "%s: check counts the same (%llu, %llu)", what,
 	      (unsigned long long)fix.actual_logical,
 	      (unsigned long long)fix.actual_trash);
@@ -230,8 +232,8 @@ figures_are(struct meta *m, uint64_t dir, uint64_t logical, uint64_t trash,
 /* An operation's result, then the logical bytes of quotas a and b (no
  * trash bytes). */
 static void
-step(struct meta *m, int rc, uint64_t a, uint64_t la, uint64_t b,
-     uint64_t lb, const char *what)
+step(struct meta *m, int rc, uint64_t a, uint64_t la, uint64_t b, uint64_t lb,
+     const char *what)
 {
 	CHECK_EQ(rc, 0, "%s", what);
 	figures_are(m, a, la, 0, what);
@@ -297,16 +299,19 @@ test_figures(void)
 	CHECK_EQ(grow(m, f, 4000), 0, "f truncated to 4000");
 	figures_are(m, a, 4123, 0, "sizes");
 	/* a file renamed across quotas, hard links, a tree renamed */
-	step(m, meta_rename(m, &root_cred, a, "g", b, "g", NULL, NULL, NULL,
-			    NULL), a, 4000, b, 123, "rename a/g to b/g");
-	step(m, meta_link(m, &root_cred, f, a, "f2", NULL, NULL, NULL), a,
-	     4000, b, 123, "link sub/f as a/f2: a link counts once");
-	step(m, meta_link(m, &root_cred, f, b, "f3", NULL, NULL, NULL), a, 0,
-	     b, 4123, "link it as b/f3: it counts where last linked");
+	step(m,
+	     meta_rename(m, &root_cred, a, "g", b, "g", NULL, NULL, NULL, NULL),
+	     a, 4000, b, 123, "rename a/g to b/g");
+	step(m, meta_link(m, &root_cred, f, a, "f2", NULL, NULL, NULL), a, 4000,
+	     b, 123, "link sub/f as a/f2: a link counts once");
+	step(m, meta_link(m, &root_cred, f, b, "f3", NULL, NULL, NULL), a, 0, b,
+	     4123, "link it as b/f3: it counts where last linked");
 	step(m, meta_unlink(m, &root_cred, b, "f3", NULL, NULL), a, 4000, b,
 	     123, "unlink b/f3: back to a");
-	step(m, meta_rename(m, &root_cred, a, "sub", b, "sub", NULL, NULL,
-			    NULL, NULL), a, 4000, b, 123,
+	step(m,
+	     meta_rename(m, &root_cred, a, "sub", b, "sub", NULL, NULL, NULL,
+			 NULL),
+	     a, 4000, b, 123,
 	     "rename a/sub to b/sub: f counts by its link a/f2");
 	step(m, meta_unlink(m, &root_cred, a, "f2", NULL, NULL), a, 0, b, 4123,
 	     "unlink a/f2: f's parent is b/sub again");
@@ -318,7 +323,8 @@ test_figures(void)
 		 -EPERM, "a file in the trash cannot be linked out of it");
 	figures_are(m, META_ROOT_INO, 123, 4000, "root: f in the trash");
 	CHECK_EQ(meta_rename(m, &root_cred, b, "sub", a, "sub", NULL, NULL,
-			     NULL, NULL), 0, "rename b/sub to a/sub");
+			     NULL, NULL),
+		 0, "rename b/sub to a/sub");
 	figures_are(m, b, 123, 4000, "b keeps what was removed under it");
 	figures_are(m, a, 0, 0, "a: nothing");
 	CHECK_EQ(meta_trash_list(m, 0, first_cb, &fe), 0, "trash list");
@@ -341,7 +347,8 @@ test_figures(void)
 	figures_are(m, b, 0, 0, "b: released");
 	figures_are(m, META_ROOT_INO, 4000, 0, "root: released");
 	CHECK(meta_lookup(m, &root_cred, sub, "f", &x, &at) == 0 &&
-		  at.size == 4000, "f is still there");
+		      at.size == 4000,
+	      "f is still there");
 	/* A quota from before the figures: its L record of 16 bytes. */
 	kl = quota_key(key, a, 'L');
 	CHECK_FATAL(meta_kv_begin(meta_engine(m), false, &kt) == 0, "begin");
@@ -369,7 +376,8 @@ test_figures(void)
 	CHECK_EQ(meta_quota_check(m, a, true, NULL, NULL, &fix), 0,
 		 "check --repair");
 	CHECK(fix.drift && fix.repaired && fix.q.logical_bytes == 4507 &&
-		  fix.q.trash_bytes == 3, "repaired (it read 4507 and 3)");
+		      fix.q.trash_bytes == 3,
+	      "repaired (it read 4507 and 3)");
 	figures_are(m, a, 4500, 0, "a right again");
 	meta_close(m);
 	fixture_done(&fx);

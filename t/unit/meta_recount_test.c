@@ -18,17 +18,16 @@
 #include "meta/meta-internal.h"
 #include "t/unit/meta_test.h"
 
-static const char *const counters[] = {CNT_LOGICAL, CNT_STORED,
-				       CNT_TRASH_BYTES, CNT_PENDING_BYTES,
-				       CNT_USAGE_VALID};
+static const char *const counters[] = {CNT_LOGICAL, CNT_STORED, CNT_TRASH_BYTES,
+				       CNT_PENDING_BYTES, CNT_USAGE_VALID};
 
 /* A file of one slice per chunk in chunks [0, nchunks), bytes each. */
 static uint64_t
 mkfile(struct meta *m, const char *name, uint32_t nchunks, uint32_t bytes)
 {
 	int rc;
-	uint64_t ino = mk(m, &root_cred, META_ROOT_INO, name, META_REG, 0644,
-			  &rc);
+	uint64_t ino =
+		mk(m, &root_cred, META_ROOT_INO, name, META_REG, 0644, &rc);
 
 	CHECK_FATAL(rc == 0, "create %s", name);
 	for (uint32_t c = 0; c < nchunks; c++) {
@@ -36,7 +35,8 @@ mkfile(struct meta *m, const char *name, uint32_t nchunks, uint32_t bytes)
 
 		CHECK_FATAL(meta_new_slice_id(m, &w.s.id) == 0, "slice id");
 		CHECK_FATAL(meta_write_slices(m, ino, &w, 1, 1, NULL, NULL) ==
-				    0, "write %s", name);
+				    0,
+			    "write %s", name);
 	}
 	return ino;
 }
@@ -70,8 +70,8 @@ no_check(void *arg, uint64_t id, uint32_t size)
 static bool
 counters_exact(struct meta *m)
 {
-	struct meta_fsck_opts o = {false, no_check, on_problem, NULL, NULL,
-				   false};
+	struct meta_fsck_opts o = {false, no_check, on_problem,
+				   NULL,  NULL,     false};
 	struct meta_fsck_report r;
 
 	CHECK_FATAL(meta_fsck(m, &o, &r) == 0, "fsck runs");
@@ -102,8 +102,9 @@ pace(void *arg, uint64_t keys)
 	if (d->calls++ == 0 && !d->stop) {
 		CHECK(keys == 0, "paced from the first key");
 		mkfile(d->m, "during", 1, 7000);
-		CHECK(meta_unlink(d->m, &root_cred, META_ROOT_INO, "live",
-				  NULL, NULL) == 0, "remove live: trashed");
+		CHECK(meta_unlink(d->m, &root_cred, META_ROOT_INO, "live", NULL,
+				  NULL) == 0,
+		      "remove live: trashed");
 	}
 	return !d->stop;
 }
@@ -128,7 +129,8 @@ main(void)
 	mkfile(m, "live", 1, 1000);
 	mkfile(m, "trashed", 1, 3000);
 	CHECK(meta_unlink(m, &root_cred, META_ROOT_INO, "trashed", NULL,
-			  NULL) == 0, "remove trashed: into the trash");
+			  NULL) == 0,
+	      "remove trashed: into the trash");
 	ino = mkfile(m, "cut", 3, 500);
 	truncate_to(m, ino, 0); /* three slices released: pending */
 	ino = mkfile(m, "over", 1, 4000);
@@ -138,15 +140,16 @@ main(void)
 
 		CHECK(meta_new_slice_id(m, &w.s.id) == 0 &&
 			      meta_write_slices(m, ino, &w, 1, 1, NULL, NULL) ==
-				      0, "overwrite the head of over");
+				      0,
+		      "overwrite the head of over");
 	}
 	CHECK(meta_set_trash_days(m, 0) == 0, "trash_days 0");
 	mkfile(m, "big", 40, 100);
-	CHECK(meta_unlink(m, &root_cred, META_ROOT_INO, "big", NULL, NULL) ==
-		      0, "remove big: a D record, purged later");
+	CHECK(meta_unlink(m, &root_cred, META_ROOT_INO, "big", NULL, NULL) == 0,
+	      "remove big: a D record, purged later");
 	CHECK(meta_set_trash_days(m, 1) == 0, "trash_days 1 again");
 	CHECK(counters_exact(m), "fsck: the counters kept as it went are "
-	      "exact");
+				 "exact");
 
 	CHECK_FATAL(meta_kv_begin(m->kv, false, &t) == 0, "kv begin");
 	for (size_t i = 0; i < TL_ARRAY_SIZE(counters); i++) {
@@ -186,7 +189,7 @@ main(void)
 	      (unsigned long long)r.now[3]);
 	CHECK(marked(m), "the marker is set");
 	CHECK(counters_exact(m), "fsck: the counters are exact, the changes "
-	      "made during the recount included");
+				 "made during the recount included");
 	CHECK(meta_usage(m, &u) == 0 && u.logical_bytes == 4000 + 2000 + 7000 &&
 		      u.trash_bytes == 3000 + 1000,
 	      "logical %llu, trash %llu", (unsigned long long)u.logical_bytes,

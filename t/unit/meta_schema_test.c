@@ -17,8 +17,7 @@ struct seen {
 };
 
 static int
-seen_cb(void *arg, const void *key, size_t klen, const void *val,
-	size_t vlen)
+seen_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct seen *s = arg;
 
@@ -182,8 +181,7 @@ test_keys(void)
 static void
 test_volumes(struct fixture *f)
 {
-	struct meta_format_opts o = {"one", "file:///tmp/o", 0, 0, 0, 0,
-				     false};
+	struct meta_format_opts o = {"one", "file:///tmp/o", 0, 0, 0, 0, false};
 	struct meta *m;
 	char *err = NULL;
 
@@ -220,7 +218,8 @@ test_volumes(struct fixture *f)
 		uint64_t ino;
 
 		CHECK_EQ(meta_lookup(m, &root_cred, 1, "only-in-two", &ino,
-				     NULL), -ENOENT, "volumes are separate");
+				     NULL),
+			 -ENOENT, "volumes are separate");
 	}
 	meta_close(m);
 	o.force = true;
@@ -307,7 +306,8 @@ test_threads(struct fixture *f)
 	}
 	CHECK_EQ(failed, 0, "800 creates from 4 threads");
 	meta_close(m2);
-	CHECK_EQ(meta_usage(m, &u), 0, "first handle works after the second "
+	CHECK_EQ(meta_usage(m, &u), 0,
+		 "first handle works after the second "
 		 "closed");
 	CHECK_EQ(u.used_inodes - u0.used_inodes, 804, "inode count exact");
 	meta_close(m);

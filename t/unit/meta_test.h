@@ -26,9 +26,9 @@ struct fixture {
 
 static const struct meta_cred root_cred = {.uid = 0};
 static const struct meta_cred user_cred = {
-    .uid = 1000, .gid = 1000, .ngroups = 1, .groups = {1000}};
+	.uid = 1000, .gid = 1000, .ngroups = 1, .groups = {1000}};
 static const struct meta_cred other_cred = {
-    .uid = 2000, .gid = 2000, .ngroups = 1, .groups = {2000}};
+	.uid = 2000, .gid = 2000, .ngroups = 1, .groups = {2000}};
 
 /* TESSERA_TEST_META=raft runs the test on a one-node raft:// group (a
  * node in the test's process, on a free loopback port) instead of LMDB:
@@ -55,8 +55,8 @@ fixture_init(struct fixture *f)
 
 			memset(&a, 0, sizeof(a));
 			a.sin_family = AF_INET;
-			a.sin_port = htons((uint16_t)(20000 +
-						      tl_random_u64() % 12000));
+			a.sin_port = htons(
+				(uint16_t)(20000 + tl_random_u64() % 12000));
 			a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 			if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
 				port = ntohs(a.sin_port);
@@ -64,8 +64,8 @@ fixture_init(struct fixture *f)
 		}
 		f->url = tl_asprintf("raft://%s/node?id=1&address=127.0.0.1:%d&"
 				     "peers=1@127.0.0.1:%d&secret=%s&"
-				     "bootstrap=1&mapsize=256M", f->dir, port,
-				     port, secret);
+				     "bootstrap=1&mapsize=256M",
+				     f->dir, port, port, secret);
 		free(secret);
 		return;
 	}
@@ -77,8 +77,9 @@ fixture_init(struct fixture *f)
 static struct meta *
 fixture_volume(struct fixture *f, uint64_t capacity, uint64_t max_inodes)
 {
-	struct meta_format_opts o = {"test", "file:///tmp/objects", 0, 0,
-				     capacity, max_inodes, true};
+	struct meta_format_opts o = {
+		"test", "file:///tmp/objects", 0, 0, capacity, max_inodes,
+		true};
 	struct meta *m = NULL;
 	char *err = NULL;
 	int rc;

@@ -35,8 +35,7 @@ on_problem(void *arg, enum meta_fsck_cat c, const char *msg)
 static struct meta_fsck_report
 fsck(bool repair)
 {
-	struct meta_fsck_opts o = {repair, NULL, on_problem, NULL, NULL,
-				   false};
+	struct meta_fsck_opts o = {repair, NULL, on_problem, NULL, NULL, false};
 	struct meta_fsck_report r;
 
 	CHECK_EQ(meta_fsck(m, &o, &r), 0, "fsck%s runs",
@@ -187,7 +186,8 @@ test_links(void)
 	ln(f, in, "b");
 	rm(in, "a");
 	at = attr(f);
-	CHECK(at.parent == in && at.nlink == 1, "ln a b; rm a: parent is "
+	CHECK(at.parent == in && at.nlink == 1,
+	      "ln a b; rm a: parent is "
 	      "still the directory (%llu, nlink %u)",
 	      (unsigned long long)at.parent, at.nlink);
 	CHECK_EQ(under(in, f), 1, "and the file lies under it");
@@ -198,7 +198,8 @@ test_links(void)
 	h = file(in, "h");
 	ln(h, out, "h");
 	CHECK_EQ(attr(h).parent, out, "parent: the last linked directory");
-	CHECK_EQ(under(in, h), 1, "a file linked inside and outside lies "
+	CHECK_EQ(under(in, h), 1,
+		 "a file linked inside and outside lies "
 		 "under the inside directory");
 	CHECK_EQ(under(out, h), 1, "and under the outside one");
 	CHECK_EQ(under(other, h), 0, "not under a third one");
@@ -212,7 +213,8 @@ test_links(void)
 	h = file(in, "h2");
 	ln(h, out, "h2");
 	rm(out, "h2");
-	CHECK_EQ(attr(h).parent, in, "the parent's link removed: the other "
+	CHECK_EQ(attr(h).parent, in,
+		 "the parent's link removed: the other "
 		 "directory holding one is the parent");
 	CHECK_EQ(under(in, h), 1, "and it lies under it");
 	CHECK_EQ(inodes_of(out), 0, "out counts nothing");
@@ -226,7 +228,8 @@ test_links(void)
 	CHECK_EQ(attr(x).nlink, 4, "nlink 4");
 	clean("with a file of 4 links in 3 directories");
 	rm(other, "x4");
-	CHECK_EQ(attr(x).parent, in, "x4 (the parent's) removed: in or out "
+	CHECK_EQ(attr(x).parent, in,
+		 "x4 (the parent's) removed: in or out "
 		 "became the parent (in, the lower inode)");
 	mv(in, "x", other, "x");
 	CHECK_EQ(under(other, x), 1, "renamed into other: under other");
@@ -234,9 +237,10 @@ test_links(void)
 	rm(in, "x2");
 	rm(out, "x3");
 	at = attr(x);
-	CHECK(at.nlink == 1 && at.parent == other, "one link left, in "
-	      "other: nlink %u parent %llu", at.nlink,
-	      (unsigned long long)at.parent);
+	CHECK(at.nlink == 1 && at.parent == other,
+	      "one link left, in "
+	      "other: nlink %u parent %llu",
+	      at.nlink, (unsigned long long)at.parent);
 	CHECK_EQ(under(in, x), 0, "no longer under in");
 	clean("back to one link");
 
@@ -246,8 +250,10 @@ test_links(void)
 	(void)file(out, "z");
 	mv(out, "z", out, "y");
 	at = attr(x);
-	CHECK(at.nlink == 1 && at.parent == in, "overwritten in out: nlink %u "
-	      "parent %llu", at.nlink, (unsigned long long)at.parent);
+	CHECK(at.nlink == 1 && at.parent == in,
+	      "overwritten in out: nlink %u "
+	      "parent %llu",
+	      at.nlink, (unsigned long long)at.parent);
 	clean("after an overwriting rename");
 }
 
@@ -274,12 +280,14 @@ test_legacy(void)
 	CHECK(meta_usage_add(&t, e, 0, -1) == 0,
 	      "usage as older volumes kept it");
 	CHECK(meta_txn_end(&t, 0) == 0, "commit");
-	CHECK_EQ(under(d, f), 0, "a file of unknown parent lies under no "
+	CHECK_EQ(under(d, f), 0,
+		 "a file of unknown parent lies under no "
 		 "export");
 	r = fsck(false);
 	CHECK(r.found[META_FSCK_PARENT] == 1 && r.found[META_FSCK_NLINK] == 2,
 	      "fsck: the unknown parent and the 2 missing link records (%llu, "
-	      "%llu)", (unsigned long long)r.found[META_FSCK_PARENT],
+	      "%llu)",
+	      (unsigned long long)r.found[META_FSCK_PARENT],
 	      (unsigned long long)r.found[META_FSCK_NLINK]);
 	fsck(true);
 	clean("after repair");
@@ -312,16 +320,18 @@ test_other_gateway(const char *url)
 	uint64_t r, s, x, f;
 	char *err = NULL;
 
-	CHECK_FATAL(meta_open(url, "test", &m2, &err) == 0, "second handle "
-		    "(%s)", err ? err : "");
+	CHECK_FATAL(meta_open(url, "test", &m2, &err) == 0,
+		    "second handle "
+		    "(%s)",
+		    err ? err : "");
 	free(err);
 	r = dir(1, "g-root");
 	s = dir(r, "g-sub");
 	x = dir(1, "g-out");
 	f = file(s, "g-file");
 	CHECK_EQ(under(r, f), 1, "g-sub/g-file lies under g-root (cached)");
-	CHECK_EQ(meta_rename(m2, &root_cred, r, "g-sub", x, "g-sub", NULL,
-			     NULL, NULL, NULL),
+	CHECK_EQ(meta_rename(m2, &root_cred, r, "g-sub", x, "g-sub", NULL, NULL,
+			     NULL, NULL),
 		 0, "the other handle moves g-sub out");
 	CHECK_EQ(under(r, f), 0, "this handle sees g-file outside at once");
 	CHECK_EQ(under(r, s), 0, "and g-sub");
@@ -360,7 +370,8 @@ test_fsck_moves_dir(void)
 	CHECK(meta_txn_end(&t, 0) == 0, "commit");
 	fsck(true);
 	CHECK_EQ(attr(c).parent, b, "fsck gave c its parent fb");
-	CHECK_EQ(under(a, c), 0, "and the cache no longer says c lies under "
+	CHECK_EQ(under(a, c), 0,
+		 "and the cache no longer says c lies under "
 		 "fa");
 	CHECK_EQ(under(b, c), 1, "it lies under fb");
 }

@@ -87,9 +87,9 @@ make_files(void)
 
 		/* Names of every length modulo 4 and some long ones. */
 		snprintf(
-		    name, sizeof(name), "f%d-%.*s", i, i % 97,
-		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+			name, sizeof(name), "f%d-%.*s", i, i % 97,
+			"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
 		a.where.name = name;
 		a.how.mode = GUARDED;
 		a.how.createhow3_u.obj_attributes.mode.set_it = TRUE;
@@ -98,7 +98,7 @@ make_files(void)
 		REQUIRE(r.status == NFS3_OK);
 		REQUIRE(r.CREATE3res_u.resok.obj.handle_follows);
 		REQUIRE(r.CREATE3res_u.resok.obj_attributes.post_op_attr_u
-			    .attributes.mode == 0640);
+				.attributes.mode == 0640);
 		release(NFSPROC3_CREATE, &r);
 	}
 }
@@ -139,7 +139,7 @@ next_size(const struct full *f, uint64_t cookie, bool plus)
 			continue;
 		return NFS3_XDR_ENTRY(f->namelen[i]) +
 		       (plus ? NFS3_XDR_POST_ATTR + 8 +
-				   NFS3_XDR_PAD(NFSD_FH_SIZE)
+					NFS3_XDR_PAD(NFSD_FH_SIZE)
 			     : 0);
 	}
 	return 0;
@@ -177,7 +177,7 @@ readdir_pages(const struct full *f, bool plus, uint32_t count)
 		if (plus) {
 			eof = u.p.READDIRPLUS3res_u.resok.reply.eof;
 			for (entryplus3 *e =
-				 u.p.READDIRPLUS3res_u.resok.reply.entries;
+				     u.p.READDIRPLUS3res_u.resok.reply.entries;
 			     e; e = e->nextentry, n++) {
 				REQUIRE(e->cookie == f->cookie[seen + n]);
 				REQUIRE(e->name_attributes.attributes_follow);
@@ -233,7 +233,7 @@ lookup(const char *name)
 		return 0;
 	}
 	ino = r.LOOKUP3res_u.resok.obj_attributes.post_op_attr_u.attributes
-		  .fileid;
+		      .fileid;
 	release(NFSPROC3_LOOKUP, &r);
 	return ino;
 }
@@ -265,7 +265,7 @@ io(void)
 	REQUIRE(wr.WRITE3res_u.resok.count == sizeof(data));
 	REQUIRE(wr.WRITE3res_u.resok.committed == UNSTABLE);
 	REQUIRE(wr.WRITE3res_u.resok.file_wcc.after.post_op_attr_u.attributes
-		    .size == 10 + sizeof(data));
+			.size == 10 + sizeof(data));
 	release(NFSPROC3_WRITE, &wr);
 
 	ra.offset = 10;
@@ -274,7 +274,7 @@ io(void)
 	REQUIRE(rr.status == NFS3_OK && rr.READ3res_u.resok.eof);
 	REQUIRE(rr.READ3res_u.resok.count == sizeof(data));
 	REQUIRE(memcmp(rr.READ3res_u.resok.data.data_val, data, sizeof(data)) ==
-	        0);
+		0);
 	release(NFSPROC3_READ, &rr);
 
 	run(NFSPROC3_COMMIT, ino, &ca, &cr);
@@ -289,13 +289,13 @@ io(void)
 	run(NFSPROC3_SETATTR, ino, &sa, &sr);
 	REQUIRE(sr.status == NFS3_OK);
 	REQUIRE(sr.SETATTR3res_u.resok.obj_wcc.after.post_op_attr_u.attributes
-		    .size == 20);
+			.size == 20);
 	release(NFSPROC3_SETATTR, &sr);
 	ra.offset = 20;
 	ra.count = 10;
 	run(NFSPROC3_READ, ino, &ra, &rr);
 	REQUIRE(rr.status == NFS3_OK && rr.READ3res_u.resok.eof &&
-	        rr.READ3res_u.resok.count == 0);
+		rr.READ3res_u.resok.count == 0);
 	release(NFSPROC3_READ, &rr);
 
 	/* Writing past the maximum file size is FBIG. */
@@ -354,7 +354,7 @@ create_modes(void)
 	run(NFSPROC3_CREATE, 1, &a, &r);
 	REQUIRE(r.status == NFS3_OK);
 	REQUIRE(r.CREATE3res_u.resok.obj_attributes.post_op_attr_u.attributes
-		    .fileid == ino);
+			.fileid == ino);
 	release(NFSPROC3_CREATE, &r);
 	memcpy(a.how.createhow3_u.verf, "other!!!", 8);
 	run(NFSPROC3_CREATE, 1, &a, &r);
@@ -379,9 +379,9 @@ create_modes(void)
 	run(NFSPROC3_CREATE, 1, &a, &r);
 	REQUIRE(r.status == NFS3_OK);
 	REQUIRE(r.CREATE3res_u.resok.obj_attributes.post_op_attr_u.attributes
-		    .size == 0);
+			.size == 0);
 	ino2 = r.CREATE3res_u.resok.obj_attributes.post_op_attr_u.attributes
-		   .fileid;
+		       .fileid;
 	REQUIRE(ino2 == ino);
 	release(NFSPROC3_CREATE, &r);
 	run(NFSPROC3_COMMIT, ino, &ca, &cr);

@@ -261,7 +261,7 @@ big_readdirplus(void *arg)
 		e->name_handle.handle_follows = TRUE;
 		e->name_handle.post_op_fh3_u.handle.data.data_len = sizeof(fh);
 		e->name_handle.post_op_fh3_u.handle.data.data_val =
-		    tl_memdup(fh, sizeof(fh));
+			tl_memdup(fh, sizeof(fh));
 		*tail = e;
 		tail = &e->nextentry;
 	}
@@ -276,7 +276,7 @@ big_readdirplus(void *arg)
 		REQUIRE(e->name_attributes.attributes_follow);
 		REQUIRE(e->name_handle.handle_follows);
 		REQUIRE(e->name_handle.post_op_fh3_u.handle.data.data_len ==
-		        NFSD_FH_SIZE);
+			NFSD_FH_SIZE);
 		b->decoded++;
 	}
 	xdr_free((xdrproc_t)nfsd_nfs3_xdr_readdirplus_res, (char *)&d);
@@ -320,31 +320,31 @@ test_errno(void)
 		int err;
 		nfsstat3 st;
 	} t[] = {
-	    {0, NFS3_OK},
-	    {-EPERM, NFS3ERR_PERM},
-	    {-ENOENT, NFS3ERR_NOENT},
-	    {-EIO, NFS3ERR_IO},
-	    {-EACCES, NFS3ERR_ACCES},
-	    {-EEXIST, NFS3ERR_EXIST},
-	    {-EXDEV, NFS3ERR_XDEV},
-	    {-ENOTDIR, NFS3ERR_NOTDIR},
-	    {-EISDIR, NFS3ERR_ISDIR},
-	    {-EINVAL, NFS3ERR_INVAL},
-	    {-EFBIG, NFS3ERR_FBIG},
-	    {-ENOSPC, NFS3ERR_NOSPC},
-	    {-EROFS, NFS3ERR_ROFS},
-	    {-EMLINK, NFS3ERR_MLINK},
-	    {-ENAMETOOLONG, NFS3ERR_NAMETOOLONG},
-	    {-ENOTEMPTY, NFS3ERR_NOTEMPTY},
-	    {-EDQUOT, NFS3ERR_DQUOT},
-	    {-ESTALE, NFS3ERR_STALE},
-	    {-EBADMSG, NFS3ERR_BADHANDLE},
-	    {-TL_ENOTSYNC, NFS3ERR_NOT_SYNC},
-	    {-ENOTSUP, NFS3ERR_NOTSUPP},
-	    {-EAGAIN, NFS3ERR_JUKEBOX},
-	    {-EBUSY, NFS3ERR_JUKEBOX},
-	    {-ENOMEM, NFS3ERR_IO},
-	    {-12345, NFS3ERR_IO},
+		{0, NFS3_OK},
+		{-EPERM, NFS3ERR_PERM},
+		{-ENOENT, NFS3ERR_NOENT},
+		{-EIO, NFS3ERR_IO},
+		{-EACCES, NFS3ERR_ACCES},
+		{-EEXIST, NFS3ERR_EXIST},
+		{-EXDEV, NFS3ERR_XDEV},
+		{-ENOTDIR, NFS3ERR_NOTDIR},
+		{-EISDIR, NFS3ERR_ISDIR},
+		{-EINVAL, NFS3ERR_INVAL},
+		{-EFBIG, NFS3ERR_FBIG},
+		{-ENOSPC, NFS3ERR_NOSPC},
+		{-EROFS, NFS3ERR_ROFS},
+		{-EMLINK, NFS3ERR_MLINK},
+		{-ENAMETOOLONG, NFS3ERR_NAMETOOLONG},
+		{-ENOTEMPTY, NFS3ERR_NOTEMPTY},
+		{-EDQUOT, NFS3ERR_DQUOT},
+		{-ESTALE, NFS3ERR_STALE},
+		{-EBADMSG, NFS3ERR_BADHANDLE},
+		{-TL_ENOTSYNC, NFS3ERR_NOT_SYNC},
+		{-ENOTSUP, NFS3ERR_NOTSUPP},
+		{-EAGAIN, NFS3ERR_JUKEBOX},
+		{-EBUSY, NFS3ERR_JUKEBOX},
+		{-ENOMEM, NFS3ERR_IO},
+		{-12345, NFS3ERR_IO},
 	};
 
 	for (size_t i = 0; i < TL_ARRAY_SIZE(t); i++)
@@ -359,7 +359,7 @@ test_names(void)
 	memset(longname, 'a', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = '\0';
 	REQUIRE(nfsd_nfs3_check_name(longname, NFS3_NAME_LOOKUP) ==
-	        NFS3ERR_NAMETOOLONG);
+		NFS3ERR_NAMETOOLONG);
 	longname[META_NAME_MAX] = '\0';
 	REQUIRE(nfsd_nfs3_check_name(longname, NFS3_NAME_CREATE) == NFS3_OK);
 
@@ -385,16 +385,16 @@ test_fattr(void)
 	struct nfsd_ctx ctx = {.vol = &vol};
 	struct nfsd_call c = {.ctx = &ctx};
 	struct meta_attr a = {
-	    .ino = 42,
-	    .type = META_CHR,
-	    .mode = 04755,
-	    .nlink = 1,
-	    .uid = 10,
-	    .gid = 20,
-	    .size = 4097,
-	    .rdev_major = 8,
-	    .rdev_minor = 1,
-	    .atime_ns = 1500000000123456789ULL,
+		.ino = 42,
+		.type = META_CHR,
+		.mode = 04755,
+		.nlink = 1,
+		.uid = 10,
+		.gid = 20,
+		.size = 4097,
+		.rdev_major = 8,
+		.rdev_minor = 1,
+		.atime_ns = 1500000000123456789ULL,
 	};
 	fattr3 f;
 
@@ -402,7 +402,8 @@ test_fattr(void)
 	REQUIRE(f.type == NF3CHR && f.mode == 04755 && f.fileid == 42);
 	REQUIRE(f.used == 8192 && f.size == 4097);
 	REQUIRE(f.rdev.specdata1 == 8 && f.rdev.specdata2 == 1);
-	REQUIRE(f.atime.seconds == 1500000000u && f.atime.nseconds == 123456789u);
+	REQUIRE(f.atime.seconds == 1500000000u &&
+		f.atime.nseconds == 123456789u);
 	REQUIRE(f.fsid != 0);
 }
 

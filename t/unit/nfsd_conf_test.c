@@ -36,8 +36,8 @@ main(void)
 
 	nfsd_config_defaults(&cfg);
 	CHECK(cfg.workers == 32 && cfg.buffer_limit == 256ULL << 20 &&
-		  cfg.max_record_size > (1u << 20) + 4096 && cfg.rpcbind &&
-		  strcmp(cfg.listen, "0.0.0.0:2049") == 0,
+		      cfg.max_record_size > (1u << 20) + 4096 && cfg.rpcbind &&
+		      strcmp(cfg.listen, "0.0.0.0:2049") == 0,
 	      "defaults");
 	nfsd_config_free(&cfg);
 	if (src == NULL || bld == NULL) {
@@ -57,14 +57,14 @@ main(void)
 	for (size_t i = 0; i < nfsd_conf_nopts; i++) {
 		const struct tl_conf_opt *o = &nfsd_conf_opts[i];
 		char *item = tl_asprintf(".B %s\n", o->name);
-		char *def =
-		    tl_asprintf("Default: %s.", o->def[0] ? o->def : "empty");
+		char *def = tl_asprintf("Default: %s.",
+					o->def[0] ? o->def : "empty");
 		char *at = strstr(man, item);
 		char *next = at ? strstr(at + 1, ".TP") : NULL;
 
 		CHECK(at != NULL, "%s documented in tessera.conf(5)", o->name);
 		CHECK(at != NULL && strstr(at, def) != NULL &&
-			  (next == NULL || strstr(at, def) < next),
+			      (next == NULL || strstr(at, def) < next),
 		      "%s: man page states \"%s\"", o->name, def);
 		CHECK(strstr(help, o->name) != NULL, "%s in --help", o->name);
 		free(item);

@@ -40,7 +40,7 @@ lost_reply(const char *what, uint32_t xid, uint32_t proc, xdrproc_t xargs,
 	a = tcall(fd, &call, &r2, xres, res);
 	tclose_reset(fd);
 	CHECK(a == SUCCESS && r1.len == r2.len &&
-		  memcmp(r1.data, r2.data, r1.len) == 0,
+		      memcmp(r1.data, r2.data, r1.len) == 0,
 	      "%s: resent on a new connection, the same reply comes back",
 	      what);
 	st = a == SUCCESS ? (int)*(nfsstat3 *)res : -1;
@@ -90,15 +90,16 @@ test_replays(void)
 			    (xdrproc_t)xdr_CREATE3res, &cr),
 		 NFS3_OK, "CREATE replayed, not EXIST");
 	if (cr.status == NFS3_OK && cr.CREATE3res_u.resok.obj.handle_follows) {
-		tfh_copy(&file, &cr.CREATE3res_u.resok.obj.post_op_fh3_u.handle);
+		tfh_copy(&file,
+			 &cr.CREATE3res_u.resok.obj.post_op_fh3_u.handle);
 		ctime = cr.CREATE3res_u.resok.obj_attributes.post_op_attr_u
-			    .attributes.ctime;
+				.attributes.ctime;
 	}
 	xdr_free((xdrproc_t)xdr_CREATE3res, (char *)&cr);
 	CHECK_FATAL(file.data.data_len > 0, "CREATE gave a handle");
 	memset(&cr, 0, sizeof(cr));
-	CHECK_EQ(tnfs(fd, 101, NFSPROC3_CREATE, (xdrproc_t)xdr_CREATE3args,
-		      &ca, (xdrproc_t)xdr_CREATE3res, &cr),
+	CHECK_EQ(tnfs(fd, 101, NFSPROC3_CREATE, (xdrproc_t)xdr_CREATE3args, &ca,
+		      (xdrproc_t)xdr_CREATE3res, &cr),
 		 NFS3ERR_EXIST, "the same CREATE with a new xid runs: EXIST");
 	xdr_free((xdrproc_t)xdr_CREATE3res, (char *)&cr);
 
@@ -184,8 +185,8 @@ test_replays(void)
 	/* same xid, other arguments: a different call, it runs */
 	dirop(&xa.object, &root, "nothing-here");
 	memset(&xr, 0, sizeof(xr));
-	CHECK_EQ(tnfs(fd, 160, NFSPROC3_REMOVE, (xdrproc_t)xdr_REMOVE3args,
-		      &xa, (xdrproc_t)xdr_REMOVE3res, &xr),
+	CHECK_EQ(tnfs(fd, 160, NFSPROC3_REMOVE, (xdrproc_t)xdr_REMOVE3args, &xa,
+		      (xdrproc_t)xdr_REMOVE3res, &xr),
 		 NFS3ERR_NOENT, "same xid, other name: not replayed");
 	xdr_free((xdrproc_t)xdr_REMOVE3res, (char *)&xr);
 
@@ -237,23 +238,23 @@ test_replay_source(void)
 		SKIP(4, "cannot bind a privileged port (not root)");
 		return;
 	}
-	CHECK_FATAL(tmnt(fd, "/sec", &sec) == MNT3_OK,
-		    "MNT /sec from port %u", p1);
+	CHECK_FATAL(tmnt(fd, "/sec", &sec) == MNT3_OK, "MNT /sec from port %u",
+		    p1);
 	memset(&ca, 0, sizeof(ca));
 	ca.how.mode = GUARDED;
 	dirop(&ca.where, &sec, "only-once");
 	tcall_encode(&call, 700, NFSD_PROG_NFS, 3, NFSPROC3_CREATE,
 		     (xdrproc_t)xdr_CREATE3args, &ca);
 	CHECK(tcall(fd, &call, &r1, NULL, NULL) == SUCCESS && r1.len >= 28 &&
-		  tl_get_be32(r1.data + 24) == NFS3_OK,
+		      tl_get_be32(r1.data + 24) == NFS3_OK,
 	      "CREATE on the secure export from port %u", p1);
 	tclose_reset(fd);
 
 	fd = tdial(T.port);
 	memset(&cr, 0, sizeof(cr));
 	CHECK(tcall(fd, &call, &r2, (xdrproc_t)xdr_CREATE3res, &cr) ==
-		      SUCCESS &&
-		  cr.status == NFS3ERR_PERM,
+			      SUCCESS &&
+		      cr.status == NFS3ERR_PERM,
 	      "the same call from unprivileged port %u: PERM, not the saved "
 	      "reply (%d)",
 	      tlocal_port(fd), (int)cr.status);
@@ -267,18 +268,18 @@ test_replay_source(void)
 	}
 	memset(&cr, 0, sizeof(cr));
 	CHECK(fd2 >= 0 &&
-		  tcall(fd2, &call, &r2, (xdrproc_t)xdr_CREATE3res, &cr) ==
-		      SUCCESS &&
-		  cr.status == NFS3ERR_EXIST,
-	      "from another privileged port (%u) it runs again: EXIST (%d)",
-	      p2, (int)cr.status);
+		      tcall(fd2, &call, &r2, (xdrproc_t)xdr_CREATE3res, &cr) ==
+			      SUCCESS &&
+		      cr.status == NFS3ERR_EXIST,
+	      "from another privileged port (%u) it runs again: EXIST (%d)", p2,
+	      (int)cr.status);
 	xdr_free((xdrproc_t)xdr_CREATE3res, (char *)&cr);
 	if (fd2 >= 0)
 		tclose_reset(fd2);
 
 	fd = tdial_from(T.port, p1);
 	CHECK(fd >= 0 && tcall(fd, &call, &r2, NULL, NULL) == SUCCESS &&
-		  r1.len == r2.len && memcmp(r1.data, r2.data, r1.len) == 0,
+		      r1.len == r2.len && memcmp(r1.data, r2.data, r1.len) == 0,
 	      "from port %u again: the saved reply", p1);
 	if (fd >= 0)
 		tclose_reset(fd);
@@ -332,14 +333,14 @@ test_bounds(void)
 	      (unsigned long long)st.evictions);
 	dirop(&ca.where, &root, "f0");
 	memset(&cr, 0, sizeof(cr));
-	CHECK_EQ(tnfs(fd, 500, NFSPROC3_CREATE, (xdrproc_t)xdr_CREATE3args,
-		      &ca, (xdrproc_t)xdr_CREATE3res, &cr),
+	CHECK_EQ(tnfs(fd, 500, NFSPROC3_CREATE, (xdrproc_t)xdr_CREATE3args, &ca,
+		      (xdrproc_t)xdr_CREATE3res, &cr),
 		 NFS3ERR_EXIST, "an evicted call runs again");
 	xdr_free((xdrproc_t)xdr_CREATE3res, (char *)&cr);
 	dirop(&ca.where, &root, "f19");
 	memset(&cr, 0, sizeof(cr));
-	CHECK_EQ(tnfs(fd, 519, NFSPROC3_CREATE, (xdrproc_t)xdr_CREATE3args,
-		      &ca, (xdrproc_t)xdr_CREATE3res, &cr),
+	CHECK_EQ(tnfs(fd, 519, NFSPROC3_CREATE, (xdrproc_t)xdr_CREATE3args, &ca,
+		      (xdrproc_t)xdr_CREATE3res, &cr),
 		 NFS3_OK, "the most recent one is still replayed");
 	xdr_free((xdrproc_t)xdr_CREATE3res, (char *)&cr);
 	close(fd);

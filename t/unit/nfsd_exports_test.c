@@ -48,15 +48,15 @@ static void
 test_parse_and_match(void)
 {
 	static const char text[] =
-	    "# tenants\n"
-	    "/       127.0.0.1(rw,no_root_squash,insecure)\n"
-	    "/data// 10.1.2.3(rw) 10.0.0.0/8(ro,all_squash,anonuid=7,"
-	    "anongid=8) \\\n"
-	    "        fd00::/8(rw)   *(ro)  # the rest\n"
-	    "\n"
-	    "/pub -rw,insecure,async *  192.168.0.0/16(ro,sync,"
-	    "no_subtree_check) localhost\n"
-	    "/fixed 127.0.0.1(fsid=42)\n";
+		"# tenants\n"
+		"/       127.0.0.1(rw,no_root_squash,insecure)\n"
+		"/data// 10.1.2.3(rw) 10.0.0.0/8(ro,all_squash,anonuid=7,"
+		"anongid=8) \\\n"
+		"        fd00::/8(rw)   *(ro)  # the rest\n"
+		"\n"
+		"/pub -rw,insecure,async *  192.168.0.0/16(ro,sync,"
+		"no_subtree_check) localhost\n"
+		"/fixed 127.0.0.1(fsid=42)\n";
 	struct nfsd_exports ex;
 	struct nfsd_export *d, *pub;
 	const struct nfsd_client_rule *r;
@@ -82,21 +82,20 @@ test_parse_and_match(void)
 	CHECK(strcmp(match(d, "192.0.2.1"), "*") == 0, "* matches the rest");
 	r = &d->rules[1];
 	CHECK(!r->rw && r->squash == NFSD_SQUASH_ALL && r->anonuid == 7 &&
-		  r->anongid == 8 && r->secure,
+		      r->anongid == 8 && r->secure,
 	      "ro, all_squash, anonuid/anongid, secure by default");
 	r = &d->rules[0];
 	CHECK(r->rw && r->squash == NFSD_SQUASH_ROOT,
 	      "root_squash is the default");
 	CHECK(!ex.v[0].rules[0].secure &&
-		  ex.v[0].rules[0].squash == NFSD_SQUASH_NONE,
+		      ex.v[0].rules[0].squash == NFSD_SQUASH_NONE,
 	      "insecure and no_root_squash");
 	pub = nfsd_export_by_path(&ex, "/pub");
 	CHECK_FATAL(pub != NULL && pub->nrules == 3, "/pub has 3 rules");
-	CHECK(pub->rules[0].rw && !pub->rules[0].secure &&
-		  pub->rules[0].async,
+	CHECK(pub->rules[0].rw && !pub->rules[0].secure && pub->rules[0].async,
 	      "-opts are the line's defaults (async among them)");
 	CHECK(!pub->rules[1].rw && !pub->rules[1].secure &&
-		  !pub->rules[1].async,
+		      !pub->rules[1].async,
 	      "per-client options override the defaults (sync)");
 	CHECK(pub->rules[2].async, "async: the line's default");
 	CHECK(!d->rules[0].async && !ex.v[0].rules[0].async,
@@ -122,7 +121,7 @@ test_ids_stable(void)
 	nfsd_exports_parse("/x *\n/y *\n", "f", &a, &err);
 	nfsd_exports_parse("/y 10.0.0.1\n/x 10.0.0.2(rw)\n", "f", &b, &err);
 	CHECK(nfsd_export_by_path(&a, "/x")->id ==
-		  nfsd_export_by_path(&b, "/x")->id,
+		      nfsd_export_by_path(&b, "/x")->id,
 	      "an export's default id depends on its path only");
 	nfsd_exports_free(&a);
 	nfsd_exports_free(&b);
@@ -169,12 +168,12 @@ test_default(void)
 	e = &ex.v[0];
 	CHECK(strcmp(e->path, "/") == 0, "default export is /");
 	CHECK(strcmp(match(e, "127.0.0.1"), "127.0.0.1") == 0 &&
-		  strcmp(match(e, "::1"), "::1") == 0,
+		      strcmp(match(e, "::1"), "::1") == 0,
 	      "loopback allowed");
 	CHECK(strcmp(match(e, "10.0.0.1"), "(none)") == 0,
 	      "nothing else allowed");
 	CHECK(e->rules[0].rw && !e->rules[0].secure &&
-		  e->rules[0].squash == NFSD_SQUASH_NONE,
+		      e->rules[0].squash == NFSD_SQUASH_NONE,
 	      "rw, insecure, no_root_squash");
 	nfsd_exports_free(&ex);
 }

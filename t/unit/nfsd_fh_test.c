@@ -36,13 +36,13 @@ main(void)
 	CHECK(fh[0] == NFSD_FH_VERSION, "version byte first");
 	CHECK(memcmp(fh + 1, vol.uuid, 8) == 0, "volume id at 1");
 	CHECK(tl_get_be32(fh + 9) == in.export_id &&
-		  tl_get_be64(fh + 13) == in.ino &&
-		  tl_get_be32(fh + 21) == in.gen,
+		      tl_get_be64(fh + 13) == in.ino &&
+		      tl_get_be32(fh + 21) == in.gen,
 	      "export, inode, generation big-endian at 9, 13, 21");
 	memset(&out, 0, sizeof(out));
 	CHECK(nfsd_fh_decode(&vol, fh, sizeof(fh), &out) == 0 &&
-		  out.export_id == in.export_id && out.ino == in.ino &&
-		  out.gen == in.gen,
+		      out.export_id == in.export_id && out.ino == in.ino &&
+		      out.gen == in.gen,
 	      "round trip");
 	CHECK(NFSD_FH_SIZE <= 64, "fits NFS3_FHSIZE");
 

@@ -73,9 +73,11 @@ test_handles(void)
 	nfs_fh3 gone = {{0, NULL}};
 
 	memcpy(t, root.data.data_val, NFSD_FH_SIZE);
-	CHECK_EQ(tgetattr(fd, t, 20), NFS3ERR_BADHANDLE, "short handle: BADHANDLE");
+	CHECK_EQ(tgetattr(fd, t, 20), NFS3ERR_BADHANDLE,
+		 "short handle: BADHANDLE");
 	memset(t + NFSD_FH_SIZE, 0, sizeof(t) - NFSD_FH_SIZE);
-	CHECK_EQ(tgetattr(fd, t, 64), NFS3ERR_BADHANDLE, "long handle: BADHANDLE");
+	CHECK_EQ(tgetattr(fd, t, 64), NFS3ERR_BADHANDLE,
+		 "long handle: BADHANDLE");
 	t[13 + 7] ^= 0x10; /* another inode, MAC not recomputed */
 	CHECK_EQ(tgetattr(fd, t, NFSD_FH_SIZE), NFS3ERR_BADHANDLE,
 		 "forged inode number: BADHANDLE");
@@ -151,8 +153,7 @@ test_names(void)
 		 "CREATE of a 256-byte name: NAMETOOLONG");
 	CHECK_EQ(remove_("", NFSPROC3_REMOVE), NFS3ERR_ACCES,
 		 "REMOVE \"\": ACCES");
-	CHECK_EQ(remove_(".", NFSPROC3_RMDIR), NFS3ERR_ACCES,
-		 "RMDIR .: ACCES");
+	CHECK_EQ(remove_(".", NFSPROC3_RMDIR), NFS3ERR_ACCES, "RMDIR .: ACCES");
 	CHECK_EQ(remove_("..", NFSPROC3_REMOVE), NFS3ERR_ACCES,
 		 "REMOVE ..: ACCES");
 	CHECK_EQ(create_nul(), GARBAGE_ARGS, "a name with a NUL: GARBAGE_ARGS");
@@ -311,7 +312,7 @@ static long
 dump(char *first, size_t len, bool *dup)
 {
 	struct tl_buf b = TL_BUF_INIT, r = TL_BUF_INIT;
-	char (*seen)[64] = calloc(NFSD_MOUNTS_MAX + 1, 64);
+	char(*seen)[64] = calloc(NFSD_MOUNTS_MAX + 1, 64);
 	bool_t follows = FALSE;
 	long n = -1;
 	XDR x;
@@ -384,8 +385,8 @@ test_mount_list(void)
 	n = dump(first, sizeof(first), &dup);
 	snprintf(want, sizeof(want), "127.%u.%u.%u:/ro", 1 + (N - 1) / 65536,
 		 (N - 1) / 256 % 256, (N - 1) % 256);
-	CHECK(n == NFSD_MOUNTS_MAX,
-	      "DUMP lists %ld entries: the list keeps %d", n, NFSD_MOUNTS_MAX);
+	CHECK(n == NFSD_MOUNTS_MAX, "DUMP lists %ld entries: the list keeps %d",
+	      n, NFSD_MOUNTS_MAX);
 	CHECK(strcmp(first, want) == 0, "most recent first (%s)", first);
 	CHECK(!dup, "one entry per client and path");
 	CHECK(tgetattr(fd, root.data.data_val, root.data.data_len) == NFS3_OK,

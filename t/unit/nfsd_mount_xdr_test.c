@@ -35,11 +35,11 @@ test_mount_list(void)
 		snprintf(host, sizeof(host), "10.1.%u.%u", i / 256, i % 256);
 		nfsd_mounts_add(host, "/", t0 + i);
 	}
-	CHECK_EQ(nfsd_mounts_count(t0 + NFSD_MOUNTS_MAX + 10),
-		 NFSD_MOUNTS_MAX, "at most NFSD_MOUNTS_MAX entries");
+	CHECK_EQ(nfsd_mounts_count(t0 + NFSD_MOUNTS_MAX + 10), NFSD_MOUNTS_MAX,
+		 "at most NFSD_MOUNTS_MAX entries");
 	nfsd_mounts_del("10.1.0.9", "/");
-	CHECK_EQ(nfsd_mounts_count(t0 + NFSD_MOUNTS_MAX + 10),
-		 NFSD_MOUNTS_MAX, "the oldest were the ones dropped");
+	CHECK_EQ(nfsd_mounts_count(t0 + NFSD_MOUNTS_MAX + 10), NFSD_MOUNTS_MAX,
+		 "the oldest were the ones dropped");
 	nfsd_mounts_del("10.1.0.10", NULL);
 	CHECK_EQ(nfsd_mounts_count(t0 + NFSD_MOUNTS_MAX + 10),
 		 NFSD_MOUNTS_MAX - 1, "UMNTALL removes a client's entries");
@@ -72,16 +72,17 @@ main(void)
 	n = xdr_getpos(&x);
 	CHECK_EQ(n, 4 + 4 + 44 + 4 + 4, "status, fh len, 41+3 pad, flavors");
 	CHECK(tl_get_be32((uint8_t *)buf) == 0 &&
-		  tl_get_be32((uint8_t *)buf + 4) == 41 && buf[8 + 41] == 0 &&
-		  tl_get_be32((uint8_t *)buf + 52) == 1 &&
-		  tl_get_be32((uint8_t *)buf + 56) == AUTH_SYS,
+		      tl_get_be32((uint8_t *)buf + 4) == 41 &&
+		      buf[8 + 41] == 0 &&
+		      tl_get_be32((uint8_t *)buf + 52) == 1 &&
+		      tl_get_be32((uint8_t *)buf + 56) == AUTH_SYS,
 	      "wire layout");
 	xdr_destroy(&x);
 	memset(&out, 0, sizeof(out));
 	xdrmem_create(&x, buf, n, XDR_DECODE);
 	CHECK(xdr_mountres3(&x, &out) && out.fhs_status == MNT3_OK &&
-		  memcmp(out.mountres3_u.mountinfo.fhandle.mnt3_fhandle_val, fh,
-			 sizeof(fh)) == 0,
+		      memcmp(out.mountres3_u.mountinfo.fhandle.mnt3_fhandle_val,
+			     fh, sizeof(fh)) == 0,
 	      "mountres3 round trip");
 	xdr_free((xdrproc_t)xdr_mountres3, (char *)&out);
 	xdr_destroy(&x);
@@ -102,10 +103,10 @@ main(void)
 	memset(&ex2, 0, sizeof(ex2));
 	xdrmem_create(&x, buf, n, XDR_DECODE);
 	CHECK(xdr_mnt3_export_res(&x, &ex2) && ex2.list &&
-		  strcmp(ex2.list->ex_dir, "/data") == 0 &&
-		  strcmp(ex2.list->ex_groups->gr_next->gr_name, "10.0.0.0/8") ==
-		      0 &&
-		  ex2.list->ex_next == NULL,
+		      strcmp(ex2.list->ex_dir, "/data") == 0 &&
+		      strcmp(ex2.list->ex_groups->gr_next->gr_name,
+			     "10.0.0.0/8") == 0 &&
+		      ex2.list->ex_next == NULL,
 	      "export list round trip");
 	xdr_free((xdrproc_t)xdr_mnt3_export_res, (char *)&ex2);
 	xdr_destroy(&x);
@@ -117,8 +118,8 @@ main(void)
 	memset(&du2, 0, sizeof(du2));
 	xdrmem_create(&x, buf, n, XDR_DECODE);
 	CHECK(xdr_mnt3_dump_res(&x, &du2) && du2.list &&
-		  strcmp(du2.list->ml_hostname, "10.0.0.5") == 0 &&
-		  strcmp(du2.list->ml_directory, "/data") == 0,
+		      strcmp(du2.list->ml_hostname, "10.0.0.5") == 0 &&
+		      strcmp(du2.list->ml_directory, "/data") == 0,
 	      "mount list round trip");
 	xdr_free((xdrproc_t)xdr_mnt3_dump_res, (char *)&du2);
 	xdr_destroy(&x);

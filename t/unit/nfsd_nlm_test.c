@@ -89,8 +89,8 @@ lock_call(uint32_t proc, xdrproc_t xa, void *a, nlm4_lock *k,
 }
 
 static int
-lock(const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off,
-     uint64_t len, bool excl, bool block, bool reclaim, int32_t state)
+lock(const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off, uint64_t len,
+     bool excl, bool block, bool reclaim, int32_t state)
 {
 	nlm4_lockargs a = {.cookie = {2, "ck"},
 			   .block = block,
@@ -103,8 +103,7 @@ lock(const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off,
 }
 
 static int
-unlock(const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off,
-       uint64_t len)
+unlock(const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off, uint64_t len)
 {
 	nlm4_unlockargs a = {0};
 
@@ -113,8 +112,8 @@ unlock(const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off,
 }
 
 static int
-cancel(const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off,
-       uint64_t len, bool excl)
+cancel(const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off, uint64_t len,
+       bool excl)
 {
 	nlm4_cancargs a = {.block = true, .exclusive = excl};
 
@@ -124,8 +123,8 @@ cancel(const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off,
 
 /* TEST: the status; *h the holder when NLM4_DENIED (h may be NULL). */
 static int
-test(const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off,
-     uint64_t len, bool excl, nlm4_holder *h)
+test(const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off, uint64_t len,
+     bool excl, nlm4_holder *h)
 {
 	nlm4_testargs a;
 	nlm4_testres r;
@@ -136,9 +135,8 @@ test(const struct nlt_owner *o, const nfs_fh3 *fh, uint64_t off,
 	a.exclusive = excl;
 	nlt_lock_of(&a.alock, o, fh->data.data_val, fh->data.data_len, off,
 		    len);
-	if (call(NLT_PROG_NLM, 4, NLMPROC4_TEST,
-		 (xdrproc_t)xdr_nlm4_testargs, &a,
-		 (xdrproc_t)xdr_nlm4_testres, &r) == SUCCESS) {
+	if (call(NLT_PROG_NLM, 4, NLMPROC4_TEST, (xdrproc_t)xdr_nlm4_testargs,
+		 &a, (xdrproc_t)xdr_nlm4_testres, &r) == SUCCESS) {
 		st = (int)r.stat.stat;
 		if (st == NLM4_DENIED && h != NULL) {
 			*h = r.stat.nlm4_testrply_u.holder;
@@ -217,27 +215,26 @@ test_basics(void)
 
 	CHECK_EQ(test(&A, &file1, 0, 100, true, NULL), NLM4_GRANTED,
 		 "TEST of a free range");
-	CHECK_EQ(lock(&A, &file1, 0, 100, true, false, false, 1),
-		 NLM4_GRANTED, "LOCK exclusive [0,100)");
-	CHECK_EQ(lock(&A, &file1, 0, 100, true, false, false, 1),
-		 NLM4_GRANTED, "the same LOCK again (a retransmission)");
+	CHECK_EQ(lock(&A, &file1, 0, 100, true, false, false, 1), NLM4_GRANTED,
+		 "LOCK exclusive [0,100)");
+	CHECK_EQ(lock(&A, &file1, 0, 100, true, false, false, 1), NLM4_GRANTED,
+		 "the same LOCK again (a retransmission)");
 	memset(&h, 0, sizeof(h));
 	CHECK_EQ(test(&B, &file1, 50, 1, false, &h), NLM4_DENIED,
 		 "TEST by another owner: denied");
-	CHECK(h.exclusive && h.svid == 11 && h.l_offset == 0 &&
-		      h.l_len == 100,
+	CHECK(h.exclusive && h.svid == 11 && h.l_offset == 0 && h.l_len == 100,
 	      "naming the holder (svid %d, %llu+%llu)", h.svid,
 	      (unsigned long long)h.l_offset, (unsigned long long)h.l_len);
 	CHECK_EQ(lock(&B, &file1, 99, 0, false, false, false, 1), NLM4_DENIED,
 		 "a non-blocking shared LOCK to EOF over it: denied");
-	CHECK_EQ(lock(&B, &file1, 100, 0, true, false, false, 1),
-		 NLM4_GRANTED, "from its end to EOF: granted");
+	CHECK_EQ(lock(&B, &file1, 100, 0, true, false, false, 1), NLM4_GRANTED,
+		 "from its end to EOF: granted");
 	CHECK_EQ(test(&A, &file1, 1ull << 62, 1, false, &h), NLM4_DENIED,
 		 "the lock to EOF covers 2^62");
 	CHECK(h.l_offset == 100 && h.l_len == 0,
 	      "TEST reports a lock to EOF with l_len 0");
-	CHECK_EQ(lock(&B2, &file1, 100, 1, true, false, false, 1),
-		 NLM4_DENIED, "same host, another svid: another owner");
+	CHECK_EQ(lock(&B2, &file1, 100, 1, true, false, false, 1), NLM4_DENIED,
+		 "same host, another svid: another owner");
 	CHECK_EQ(unlock(&B, &file1, 0, 0), NLM4_GRANTED, "UNLOCK all of B");
 	CHECK_EQ(unlock(&B, &file1, 0, 0), NLM4_GRANTED,
 		 "UNLOCK of nothing held: granted");
@@ -347,7 +344,7 @@ test_callback_failures(void)
 		 "B blocks again, its host now silent");
 	unlock(&A, &file1, 0, 0);
 	CHECK(nlt_wait_call(&C, NLT_PROG_NLM, NLMPROC4_GRANTED, before + 1) >=
-		  0,
+		      0,
 	      "GRANTED sent, never answered");
 	CHECK_EQ(call(NLT_PROG_NLM, 4, NLMPROC4_NULL, NULL, NULL, NULL, NULL),
 		 SUCCESS, "the server keeps serving meanwhile");
@@ -435,8 +432,7 @@ test_msg(void)
 			      (xdrproc_t)xdr_nlm4_unlockargs, &u, NULL, NULL),
 			 SUCCESS, "UNLOCK_MSG");
 	}
-	CHECK(nlt_wait_call(&C, NLT_PROG_NLM, NLMPROC4_UNLOCK_RES, before) >=
-		  0,
+	CHECK(nlt_wait_call(&C, NLT_PROG_NLM, NLMPROC4_UNLOCK_RES, before) >= 0,
 	      "answered by UNLOCK_RES");
 	{
 		nlm4_res rr;
@@ -479,8 +475,8 @@ test_shares(void)
 	st = call(NLT_PROG_NLM, 4, NLMPROC4_SHARE,
 		  (xdrproc_t)xdr_nlm4_shareargs, &a,
 		  (xdrproc_t)xdr_nlm4_shareres, &r);
-	CHECK(st == SUCCESS && r.stat == NLM4_DENIED,
-	      "a writer is denied (%d)", (int)r.stat);
+	CHECK(st == SUCCESS && r.stat == NLM4_DENIED, "a writer is denied (%d)",
+	      (int)r.stat);
 	xdr_free((xdrproc_t)xdr_nlm4_shareres, (char *)&r);
 	a.share.oh.nlm4_netobj_val = "pc-1";
 	st = call(NLT_PROG_NLM, 4, NLMPROC4_UNSHARE,
@@ -564,11 +560,9 @@ test_client_gone(void)
 	      "hostB's lock of state 7 is dropped (found by address)");
 	/* other programs over UDP are not answered */
 	tcall_encode(&b, ++xid, NFSD_PROG_NFS, 3, 0, NULL, NULL);
-	sendto(u, b.data + 4, b.len - 4, 0, (struct sockaddr *)&sa,
-	       sizeof(sa));
+	sendto(u, b.data + 4, b.len - 4, 0, (struct sockaddr *)&sa, sizeof(sa));
 	tcall_encode(&b, ++xid, NLT_PROG_NSM, 1, NSMPROC_NULL, NULL, NULL);
-	sendto(u, b.data + 4, b.len - 4, 0, (struct sockaddr *)&sa,
-	       sizeof(sa));
+	sendto(u, b.data + 4, b.len - 4, 0, (struct sockaddr *)&sa, sizeof(sa));
 	{
 		uint8_t rep[256];
 		ssize_t got = recv(u, rep, sizeof(rep), 0);
@@ -615,7 +609,7 @@ test_bad_input(void)
 	{
 		uint8_t raw[1200];
 		uint32_t w[] = {0, ++xid, 0, 2, NLT_PROG_NLM, 4, NLMPROC4_LOCK,
-				0, 0, 0, 0, 1025};
+				0, 0,     0, 0, 1025};
 
 		memset(raw, 0, sizeof(raw));
 		for (size_t i = 0; i < TL_ARRAY_SIZE(w); i++)
@@ -679,8 +673,7 @@ test_flood(void)
 	lock(&A, &file1, 0, 0, true, false, false, 1);
 	for (int i = 0; i < 20; i++) {
 		struct nlt_owner o = {"flood", 100 + i, "g"};
-		int st = lock(&o, &file1, (uint64_t)i, 1, true, true, false,
-			      1);
+		int st = lock(&o, &file1, (uint64_t)i, 1, true, true, false, 1);
 
 		blocked += st == NLM4_BLOCKED;
 		refused += st == NLM4_DENIED_NOLOCKS;
@@ -806,7 +799,7 @@ restart(bool crash, struct meta_session_keeper **old)
 	free(addr);
 	CHECK_FATAL(rc == 0, "a new gateway session");
 	CHECK_FATAL(nfsd_server_locks_start(T.srv, meta_session_id(keeper)) ==
-			0,
+			    0,
 		    "NFS locking starts");
 	fd = tdial(T.port);
 	CHECK_FATAL(fd >= 0, "reconnected");
@@ -833,8 +826,8 @@ test_restart(void)
 
 	CHECK_EQ(lock(&A, &file1, 0, 10, true, false, false, 1), NLM4_GRANTED,
 		 "A holds [0,10)");
-	CHECK_EQ(lock(&B, &file1, 20, 10, false, false, false, 1),
-		 NLM4_GRANTED, "B holds [20,30) shared");
+	CHECK_EQ(lock(&B, &file1, 20, 10, false, false, false, 1), NLM4_GRANTED,
+		 "B holds [20,30) shared");
 	restart(true, &old);
 	i = nlt_wait_call(&C, NLT_PROG_NSM, NSMPROC_NOTIFY, n0);
 	CHECK_FATAL(i >= 0, "after a crash and a restart, SM_NOTIFY reaches "
@@ -859,8 +852,7 @@ test_restart(void)
 	CHECK(grace_ends(), "the grace ends (B did not reclaim in time)");
 	CHECK_EQ(lock(&D, &file1, 0, 1, true, false, false, 1), NLM4_DENIED,
 		 "A's reclaimed lock is held");
-	CHECK_EQ(lock(&D, &file1, 20, 10, true, false, false, 1),
-		 NLM4_GRANTED,
+	CHECK_EQ(lock(&D, &file1, 20, 10, true, false, false, 1), NLM4_GRANTED,
 		 "B's lock, not reclaimed after it was told, is gone");
 	unlock(&D, &file1, 0, 0);
 	meta_session_stop(old);
@@ -915,8 +907,8 @@ dial_proxied(const void *hdr, size_t len)
 static const char proxy_v1[] = "PROXY TCP4 127.0.0.1 127.0.0.3 40001 2049\r\n";
 static const uint8_t proxy_v2[28] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a,
 				     0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11,
-				     0x00, 0x0c, 127,  0,    0,	   1,	 127,
-				     0,	   0,	 3,    0x9c, 0x42, 0x08, 0x01};
+				     0x00, 0x0c, 127,  0,    0,    1,    127,
+				     0,    0,    3,    0x9c, 0x42, 0x08, 0x01};
 
 static void
 test_proxy_parse(void)
@@ -934,26 +926,27 @@ test_proxy_parse(void)
 			      &proxied, &src, &dst);
 	nfsd_peer_str(&src, a, sizeof(a));
 	CHECK(rc == (int)strlen(proxy_v1) && proxied &&
-		  strcmp(a, "127.0.0.1") == 0 &&
-		  nfsd_peer_port(&src) == 40001 && nfsd_peer_port(&dst) == 2049,
+		      strcmp(a, "127.0.0.1") == 0 &&
+		      nfsd_peer_port(&src) == 40001 &&
+		      nfsd_peer_port(&dst) == 2049,
 	      "v1: its length, the client's address and port (%d, %s)", rc, a);
 	rc = nfsd_proxy_parse(
-	    (const uint8_t *)"PROXY TCP6 ::1 2001:db8::3 1 2049\r\nxyz", 38,
-	    &proxied, &src, &dst);
+		(const uint8_t *)"PROXY TCP6 ::1 2001:db8::3 1 2049\r\nxyz", 38,
+		&proxied, &src, &dst);
 	nfsd_peer_str(&dst, a, sizeof(a));
 	CHECK(rc == 35 && proxied && src.ss_family == AF_INET6 &&
-		  strcmp(a, "2001:db8::3") == 0,
+		      strcmp(a, "2001:db8::3") == 0,
 	      "v1 over IPv6, bytes after it left (%d, %s)", rc, a);
 	rc = nfsd_proxy_parse((const uint8_t *)"PROXY UNKNOWN\r\n", 15,
 			      &proxied, &src, &dst);
 	CHECK(rc == 15 && !proxied, "v1 UNKNOWN: nothing proxied");
 	{
 		static const char *const bad[] = {
-		    "PROXY TCP4 1.2.3.4 x 1 2\r\n",
-		    "PROXY TCP4 1.2.3.4 1.2.3.5 1 65536\r\n",
-		    "PROXY TCP4 1.2.3.4 1.2.3.5 01 2\r\n",
-		    "PROXY TCP4 1.2.3.4 1.2.3.5 1\r\n",
-		    "PROXY UDP4 1.2.3.4 1.2.3.5 1 2\r\n",
+			"PROXY TCP4 1.2.3.4 x 1 2\r\n",
+			"PROXY TCP4 1.2.3.4 1.2.3.5 1 65536\r\n",
+			"PROXY TCP4 1.2.3.4 1.2.3.5 01 2\r\n",
+			"PROXY TCP4 1.2.3.4 1.2.3.5 1\r\n",
+			"PROXY UDP4 1.2.3.4 1.2.3.5 1 2\r\n",
 		};
 
 		for (size_t k = 0; k < TL_ARRAY_SIZE(bad); k++)
@@ -984,7 +977,7 @@ test_proxy_parse(void)
 	rc = nfsd_proxy_parse(proxy_v2, sizeof(proxy_v2), &proxied, &src, &dst);
 	nfsd_peer_str(&dst, a, sizeof(a));
 	CHECK(rc == 28 && proxied && strcmp(a, "127.0.0.3") == 0 &&
-		  nfsd_peer_port(&src) == 40002,
+		      nfsd_peer_port(&src) == 40002,
 	      "v2 TCP over IPv4 (%d, %s)", rc, a);
 	memcpy(v2, proxy_v2, 16);
 	v2[12] = 0x20; /* LOCAL */
@@ -1034,7 +1027,7 @@ test_proxied(void)
 			    "names");
 	memset(&g, 0, sizeof(g));
 	CHECK(nlt_args(&C, i, (xdrproc_t)xdr_nlm4_testargs, &g) &&
-		  g.alock.svid == 22,
+		      g.alock.svid == 22,
 	      "B's GRANTED");
 	xdr_free((xdrproc_t)xdr_nlm4_testargs, (char *)&g);
 	CHECK(strcmp(C.calls[i].from, "127.0.0.3") == 0,
@@ -1054,9 +1047,9 @@ test_proxied(void)
 	CHECK_FATAL(i >= 0, "SM_NOTIFY reaches the client host");
 	memset(&s, 0, sizeof(s));
 	CHECK(nlt_args(&C, i, (xdrproc_t)xdr_nsm_stat_chge, &s) &&
-		  s.mon_name.mon_name_len == 9 &&
-		  memcmp(s.mon_name.mon_name_val, "127.0.0.3", 9) == 0 &&
-		  strcmp(C.calls[i].from, "127.0.0.3") == 0,
+		      s.mon_name.mon_name_len == 9 &&
+		      memcmp(s.mon_name.mon_name_val, "127.0.0.3", 9) == 0 &&
+		      strcmp(C.calls[i].from, "127.0.0.3") == 0,
 	      "naming the balancer's address, and sent from it (%s)",
 	      C.calls[i].from);
 	xdr_free((xdrproc_t)xdr_nsm_stat_chge, (char *)&s);
@@ -1106,12 +1099,12 @@ main(void)
 		    "a gateway session");
 	free(addr);
 	CHECK_FATAL(nfsd_server_locks_start(T.srv, meta_session_id(keeper)) ==
-			0,
+			    0,
 		    "NFS locking starts");
 	fd = tdial(T.port);
 	CHECK_FATAL(fd >= 0, "connected");
 	CHECK_FATAL(create("f1", &file1) == NFS3_OK &&
-			create("f2", &file2) == NFS3_OK,
+			    create("f2", &file2) == NFS3_OK,
 		    "two files");
 	{
 		nfs_fh3 root;

@@ -205,22 +205,22 @@ test_errors(int fd)
 
 	rpc(fd, &r, 1, 2, NFSD_PROG_NFS, 3, 0, NULL, 0);
 	CHECK(r.len == 24 && word(&r, 0) == 1 && word(&r, 1) == 1 &&
-		  word(&r, 2) == MSG_ACCEPTED && word(&r, 3) == AUTH_NONE &&
-		  word(&r, 4) == 0 && word(&r, 5) == SUCCESS,
+		      word(&r, 2) == MSG_ACCEPTED && word(&r, 3) == AUTH_NONE &&
+		      word(&r, 4) == 0 && word(&r, 5) == SUCCESS,
 	      "NFS NULL: accepted, AUTH_NONE verifier, SUCCESS, no body");
 	rpc(fd, &r, 2, 3, NFSD_PROG_NFS, 3, 0, NULL, 0);
 	CHECK(word(&r, 2) == MSG_DENIED && word(&r, 3) == RPC_MISMATCH &&
-		  word(&r, 4) == 2 && word(&r, 5) == 2,
+		      word(&r, 4) == 2 && word(&r, 5) == 2,
 	      "RPC version 3: RPC_MISMATCH 2..2");
 	rpc(fd, &r, 3, 2, 100099, 1, 0, NULL, 0);
 	CHECK(word(&r, 5) == PROG_UNAVAIL, "unknown program: PROG_UNAVAIL");
 	rpc(fd, &r, 4, 2, NFSD_PROG_NFS, 2, 0, NULL, 0);
 	CHECK(word(&r, 5) == PROG_MISMATCH && word(&r, 6) == 3 &&
-		  word(&r, 7) == 3,
+		      word(&r, 7) == 3,
 	      "NFS v2: PROG_MISMATCH 3..3");
 	rpc(fd, &r, 5, 2, NFSD_PROG_MOUNT, 4, 0, NULL, 0);
 	CHECK(word(&r, 5) == PROG_MISMATCH && word(&r, 6) == 1 &&
-		  word(&r, 7) == 3,
+		      word(&r, 7) == 3,
 	      "MOUNT v4: PROG_MISMATCH 1..3");
 	rpc(fd, &r, 6, 2, NFSD_PROG_NFS, 3, 99, NULL, 0);
 	CHECK(word(&r, 5) == PROC_UNAVAIL, "NFS proc 99: PROC_UNAVAIL");
@@ -238,7 +238,7 @@ test_errors(int fd)
 	send_record(fd, &m);
 	recv_record(fd, &r);
 	CHECK(word(&r, 2) == MSG_DENIED && word(&r, 3) == AUTH_ERROR &&
-		  word(&r, 4) == AUTH_BADCRED,
+		      word(&r, 4) == AUTH_BADCRED,
 	      "RPCSEC_GSS: AUTH_ERROR AUTH_BADCRED");
 	/* AUTH_SYS: stamp, machine "h", uid, gid, groups */
 	for (int ng = 16; ng <= 17; ng++) {
@@ -256,11 +256,11 @@ test_errors(int fd)
 		recv_record(fd, &r);
 		if (ng == 16)
 			CHECK(word(&r, 2) == MSG_ACCEPTED &&
-				  word(&r, 5) == SUCCESS,
+				      word(&r, 5) == SUCCESS,
 			      "AUTH_SYS with 16 groups accepted");
 		else
 			CHECK(word(&r, 3) == AUTH_ERROR &&
-				  word(&r, 4) == AUTH_BADCRED,
+				      word(&r, 4) == AUTH_BADCRED,
 			      "AUTH_SYS with 17 groups: AUTH_BADCRED");
 	}
 	tl_buf_free(&r);
@@ -283,12 +283,12 @@ test_mount_lists(int fd)
 	xdrmem_create(&x, (char *)r.data + 24, r.len - 24, XDR_DECODE);
 	ok = xdr_mnt3_export_res(&x, &ex);
 	CHECK(ok && ex.list != NULL && strcmp(ex.list->ex_dir, "/") == 0 &&
-		  ex.list->ex_next == NULL,
+		      ex.list->ex_next == NULL,
 	      "EXPORT lists the default export /");
 	CHECK(ok && ex.list && ex.list->ex_groups &&
-		  strcmp(ex.list->ex_groups->gr_name, "127.0.0.1") == 0 &&
-		  ex.list->ex_groups->gr_next &&
-		  strcmp(ex.list->ex_groups->gr_next->gr_name, "::1") == 0,
+		      strcmp(ex.list->ex_groups->gr_name, "127.0.0.1") == 0 &&
+		      ex.list->ex_groups->gr_next &&
+		      strcmp(ex.list->ex_groups->gr_next->gr_name, "::1") == 0,
 	      "with its client patterns");
 	xdr_free((xdrproc_t)xdr_mnt3_export_res, (char *)&ex);
 	xdr_destroy(&x);
@@ -297,7 +297,7 @@ test_mount_lists(int fd)
 	memset(&du, 0, sizeof(du));
 	xdrmem_create(&x, (char *)r.data + 24, r.len - 24, XDR_DECODE);
 	CHECK(word(&r, 5) == SUCCESS && xdr_mnt3_dump_res(&x, &du) &&
-		  du.list == NULL,
+		      du.list == NULL,
 	      "DUMP: nothing mounted");
 	xdr_free((xdrproc_t)xdr_mnt3_dump_res, (char *)&du);
 	xdr_destroy(&x);
@@ -541,7 +541,8 @@ test_busy_not_idle(void)
 	}
 	CHECK(lost == 0 && calls == N * BUSY_CALLS,
 	      "busy connections are not closed as idle (%u calls, %u "
-	      "connections lost, %u sweeps)", calls, lost, sweeps);
+	      "connections lost, %u sweeps)",
+	      calls, lost, sweeps);
 	stop(s, t);
 }
 

@@ -29,11 +29,11 @@ static struct nfsd_server *srv;
 static int fd;
 
 static const char exports_text[] =
-    "/     127.0.0.1(rw,insecure,no_root_squash)\n"
-    "/ro   127.0.0.1(ro,insecure)\n"
-    "/sec  127.0.0.1(rw)\n"
-    "/deny 10.0.0.0/8(rw,insecure)\n"
-    "/gone *(rw,insecure)\n";
+	"/     127.0.0.1(rw,insecure,no_root_squash)\n"
+	"/ro   127.0.0.1(ro,insecure)\n"
+	"/sec  127.0.0.1(rw)\n"
+	"/deny 10.0.0.0/8(rw,insecure)\n"
+	"/gone *(rw,insecure)\n";
 
 static void *
 serve(void *arg)
@@ -118,7 +118,7 @@ mnt(const char *path, nfs_fh3 *fh)
 		fh->data.data_val = tl_memdup(ok->fhandle.mnt3_fhandle_val,
 					      ok->fhandle.mnt3_fhandle_len);
 		CHECK(ok->auth_flavors.auth_flavors_len == 1 &&
-			  ok->auth_flavors.auth_flavors_val[0] == AUTH_SYS,
+			      ok->auth_flavors.auth_flavors_val[0] == AUTH_SYS,
 		      "MNT %s offers AUTH_SYS", path);
 	}
 	xdr_free((xdrproc_t)xdr_mountres3, (char *)&r);
@@ -175,15 +175,16 @@ test_handles(struct meta *m, const nfs_fh3 *root)
 	uint8_t t[NFSD_FH_SIZE];
 	char *err = NULL;
 
-	CHECK_EQ(tgetattr(fd, root->data.data_val, root->data.data_len), NFS3_OK,
-		 "GETATTR of the root handle");
+	CHECK_EQ(tgetattr(fd, root->data.data_val, root->data.data_len),
+		 NFS3_OK, "GETATTR of the root handle");
 	memcpy(t, root->data.data_val, sizeof(t));
 	t[20] ^= 1;
 	CHECK_EQ(tgetattr(fd, t, sizeof(t)), NFS3ERR_BADHANDLE,
 		 "tampered handle: BADHANDLE");
 	CHECK_EQ(tgetattr(fd, root->data.data_val, 20), NFS3ERR_BADHANDLE,
 		 "truncated handle: BADHANDLE");
-	CHECK_EQ(tgetattr(fd, t, 0), NFS3ERR_BADHANDLE, "empty handle: BADHANDLE");
+	CHECK_EQ(tgetattr(fd, t, 0), NFS3ERR_BADHANDLE,
+		 "empty handle: BADHANDLE");
 
 	/* handles with a valid MAC, made with the volume's secret */
 	nfsd_exports_parse(exports_text, "t", &ex, &err);
@@ -191,7 +192,7 @@ test_handles(struct meta *m, const nfs_fh3 *root)
 				   root->data.data_len, &h) == 0,
 		    "the MNT handle decodes");
 	CHECK(meta_getattr(m, h.ino, &a) == 0 && h.ino == META_ROOT_INO &&
-		  h.gen == a.gen,
+		      h.gen == a.gen,
 	      "MNT / gives the root inode and its generation");
 	h.export_id = 12345;
 	nfsd_fh_encode(vol, &h, t);
@@ -205,7 +206,8 @@ test_handles(struct meta *m, const nfs_fh3 *root)
 	h.gen ^= 1;
 	h.ino = 999999;
 	nfsd_fh_encode(vol, &h, t);
-	CHECK_EQ(tgetattr(fd, t, sizeof(t)), NFS3ERR_STALE, "no such inode: STALE");
+	CHECK_EQ(tgetattr(fd, t, sizeof(t)), NFS3ERR_STALE,
+		 "no such inode: STALE");
 	h.ino = META_ROOT_INO;
 	h.export_id = nfsd_export_by_path(&ex, "/deny")->id;
 	nfsd_fh_encode(vol, &h, t);

@@ -103,11 +103,11 @@ static struct {
 	int fd;
 	pthread_t thr;
 	pthread_mutex_t lock;
-	int mode;	   /* under lock */
-	uint32_t addr;	   /* DNS_ADDR: the IPv4 answer, network order */
-	unsigned queries;  /* received */
+	int mode;         /* under lock */
+	uint32_t addr;    /* DNS_ADDR: the IPv4 answer, network order */
+	unsigned queries; /* received */
 	bool stop;
-	unsigned nheld;	   /* queries kept unanswered (DNS_HOLD) */
+	unsigned nheld; /* queries kept unanswered (DNS_HOLD) */
 	uint8_t held[DNS_HELD][512];
 	size_t held_len[DNS_HELD];
 	struct sockaddr_in held_from[DNS_HELD];
@@ -132,12 +132,12 @@ dns_answer(const uint8_t *q, size_t len, const struct sockaddr_in *from)
 	off += 5; /* the root label, type, class */
 	memcpy(r, q, off);
 	r[2] = 0x80 | (q[2] & 0x79); /* a response; opcode and RD kept */
-	r[3] = 0x80;		     /* recursion available, NOERROR */
+	r[3] = 0x80;                 /* recursion available, NOERROR */
 	memset(r + 4, 0, 8);
 	r[5] = 1; /* one question */
 	if (dns.mode == DNS_ADDR && qtype == 1) {
-		static const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1,
-					     0,	   0,	 0, 60, 0, 4};
+		static const uint8_t rr[] = {0xc0, 0x0c, 0, 1,  0, 1,
+					     0,    0,    0, 60, 0, 4};
 
 		r[7] = 1; /* one answer */
 		memcpy(r + off, rr, sizeof(rr));
@@ -146,8 +146,7 @@ dns_answer(const uint8_t *q, size_t len, const struct sockaddr_in *from)
 	} else if (dns.mode != DNS_ADDR) {
 		r[3] |= 3; /* NXDOMAIN */
 	}
-	sendto(dns.fd, r, off, 0, (const struct sockaddr *)from,
-	       sizeof(*from));
+	sendto(dns.fd, r, off, 0, (const struct sockaddr *)from, sizeof(*from));
 }
 
 static void *
@@ -250,8 +249,7 @@ dns_setup(void)
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons(53);
 	inet_pton(AF_INET, "127.3.3.3", &sa.sin_addr);
-	if (dns.fd < 0 ||
-	    bind(dns.fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+	if (dns.fd < 0 || bind(dns.fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
 		return false;
 	pthread_create(&dns.thr, NULL, dns_main, NULL);
 	dns.on = true;
@@ -466,10 +464,9 @@ test_reload_during_slow_io(void)
 		rr.status = NFS3ERR_IO;
 	}
 	CHECK(rr.status == NFS3_OK &&
-		  rr.READ3res_u.resok.data.data_len == LEN &&
-		  memcmp(rr.READ3res_u.resok.data.data_val, data, LEN) == 0,
-	      "then the READ is answered with the data (%d)",
-	      (int)rr.status);
+		      rr.READ3res_u.resok.data.data_len == LEN &&
+		      memcmp(rr.READ3res_u.resok.data.data_val, data, LEN) == 0,
+	      "then the READ is answered with the data (%d)", (int)rr.status);
 	xdr_free((xdrproc_t)xdr_READ3res, (char *)&rr);
 	close(a);
 	close(bfd);

@@ -265,9 +265,9 @@ static inline void
 tcall_encode(struct tl_buf *b, uint32_t xid, uint32_t prog, uint32_t vers,
 	     uint32_t proc, xdrproc_t xargs, void *args)
 {
-	uint32_t w[] = {0,	   xid, 0, 2, prog, vers,	proc,
-			AUTH_SYS, 24,  1, 1, 't' << 24, 0, 0, 0,
-			AUTH_NONE, 0};
+	uint32_t w[] = {0,    xid,      0,  2,         prog, vers,
+			proc, AUTH_SYS, 24, 1,         1,    't' << 24,
+			0,    0,        0,  AUTH_NONE, 0};
 	XDR x;
 	size_t size = xargs != NULL ? xdr_sizeof(xargs, args) : 0;
 
@@ -389,8 +389,8 @@ tmnt(int fd, const char *path, nfs_fh3 *fh)
 
 			fh->data.data_len = ok->fhandle.mnt3_fhandle_len;
 			fh->data.data_val =
-			    tl_memdup(ok->fhandle.mnt3_fhandle_val,
-				      ok->fhandle.mnt3_fhandle_len);
+				tl_memdup(ok->fhandle.mnt3_fhandle_val,
+					  ok->fhandle.mnt3_fhandle_len);
 		}
 	}
 	xdr_free((xdrproc_t)xdr_mountres3, (char *)&r);

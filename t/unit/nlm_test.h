@@ -75,8 +75,8 @@ struct nlt_call {
 	char from[INET6_ADDRSTRLEN]; /* who called */
 };
 
-#define NLT_CALLS  256
-#define NLT_CONNS  64
+#define NLT_CALLS 256
+#define NLT_CONNS 64
 
 struct nlt_client {
 	int lfd[2]; /* rpcbind (111), the lock manager and monitor */
@@ -88,9 +88,9 @@ struct nlt_client {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	/* under mu: what to answer */
-	bool silent;		 /* accept calls, answer none */
-	bool no_program;	 /* rpcbind: nothing registered */
-	int32_t granted_status;	 /* the answer to GRANTED */
+	bool silent;            /* accept calls, answer none */
+	bool no_program;        /* rpcbind: nothing registered */
+	int32_t granted_status; /* the answer to GRANTED */
 	/* under mu: what came */
 	struct nlt_call calls[NLT_CALLS];
 	int ncalls;
@@ -169,8 +169,8 @@ nlt_handle(struct nlt_client *t, int fd, const uint8_t *rec, size_t len)
 		t->pmap_calls++;
 		tl_put_be32(port, !t->no_program && (want == NLT_PROG_NLM ||
 						     want == NLT_PROG_NSM)
-				      ? t->port
-				      : 0);
+					  ? t->port
+					  : 0);
 		pthread_mutex_unlock(&t->mu);
 		nlt_reply(fd, xid, port, 4);
 		return;
@@ -234,7 +234,8 @@ nlt_main(void *arg)
 		for (int i = 0; i < NLT_CONNS; i++)
 			if (t->conns[i] >= 0) {
 				map[n - 3] = i;
-				p[n++] = (struct pollfd){t->conns[i], POLLIN, 0};
+				p[n++] =
+					(struct pollfd){t->conns[i], POLLIN, 0};
 			}
 		if (poll(p, (nfds_t)n, -1) < 0)
 			continue;

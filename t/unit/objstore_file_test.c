@@ -69,8 +69,7 @@ test_put_get(void)
 	CHECK_EQ(os_get(s, "v/nope", 0, 1, buf, &got), -ENOENT, "get missing");
 	CHECK_EQ(os_get(s, "v/chunks", 0, 1, buf, &got), -ENOENT,
 		 "a directory is not an object");
-	CHECK_EQ(os_put(s, "v/chunks/0/0/1_0_10", "abc", 3), 0,
-		 "put replaces");
+	CHECK_EQ(os_put(s, "v/chunks/0/0/1_0_10", "abc", 3), 0, "put replaces");
 	CHECK_EQ(os_get(s, "v/chunks/0/0/1_0_10", 0, 64, buf, &got), 0,
 		 "get replaced");
 	CHECK(got == 3 && memcmp(buf, "abc", 3) == 0, "new content");
@@ -131,9 +130,9 @@ test_open_range(void)
 static void
 test_bad_keys(void)
 {
-	static const char *bad[] = {"",      "/abs",  "a/../b", "..",
-				    "a/..",  "a//b",  "a/",     "./a",
-				    ".",     "a/./b", ".tmp/x", ".tmp"};
+	static const char *bad[] = {"",     "/abs",  "a/../b", "..",
+				    "a/..", "a//b",  "a/",     "./a",
+				    ".",    "a/./b", ".tmp/x", ".tmp"};
 	struct os_store *s = open_store("bad");
 	uint64_t size;
 	size_t i, got;
@@ -142,9 +141,10 @@ test_bad_keys(void)
 	for (i = 0; i < TL_ARRAY_SIZE(bad); i++) {
 		CHECK_EQ(os_put(s, bad[i], "x", 1), -EINVAL, "put '%s' refused",
 			 bad[i]);
-		CHECK(os_get(s, bad[i], 0, 1, buf, &got) < 0, "get '%s' refused",
+		CHECK(os_get(s, bad[i], 0, 1, buf, &got) < 0,
+		      "get '%s' refused", bad[i]);
+		CHECK(os_head(s, bad[i], &size) < 0, "head '%s' refused",
 		      bad[i]);
-		CHECK(os_head(s, bad[i], &size) < 0, "head '%s' refused", bad[i]);
 		CHECK_EQ(os_delete(s, bad[i]), -EINVAL, "delete '%s' refused",
 			 bad[i]);
 	}
@@ -205,11 +205,16 @@ static void
 test_list(void)
 {
 	static const char *keys[] = {
-		"v/chunks/0/0/1_0_10", "v/chunks/0/0/10_0_5",
-		"v/chunks/0/0/2_0_3",  "v/chunks/0/1/1000_0_1",
-		"v.x",                 "v/a",
-		"w",                   "v/chunks/0/0/1_1_7",
-		"v-y/z",               "v0",
+		"v/chunks/0/0/1_0_10",
+		"v/chunks/0/0/10_0_5",
+		"v/chunks/0/0/2_0_3",
+		"v/chunks/0/1/1000_0_1",
+		"v.x",
+		"v/a",
+		"w",
+		"v/chunks/0/0/1_1_7",
+		"v-y/z",
+		"v0",
 	};
 	const char *sorted[TL_ARRAY_SIZE(keys)];
 	struct os_store *s = open_store("list");
@@ -306,8 +311,7 @@ test_atomic_put(void)
 	}
 	p.stop = 1;
 	pthread_join(th, NULL);
-	CHECK_EQ(p.bad, 0, "no reader saw a partial object (%d reads)",
-		 p.seen);
+	CHECK_EQ(p.bad, 0, "no reader saw a partial object (%d reads)", p.seen);
 	free(data);
 	os_close(p.s);
 }
@@ -369,7 +373,8 @@ test_enospc(void)
 
 		mkdir(dir, 0755);
 		if (unshare(CLONE_NEWNS) != 0 ||
-		    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
+		    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) !=
+			    0 ||
 		    mount("tmpfs", dir, "tmpfs", 0, "size=1m") != 0)
 			_exit(77);
 		if (os_open(url, &s, NULL) != 0)
@@ -517,8 +522,7 @@ test_deferred_data(void)
 	fds = count_fds();
 	CHECK_EQ(os_defer_sync(s), 0, "defer");
 	CHECK_EQ(os_put(s, "d/aligned", al, len), 0, "put aligned 1 MiB");
-	CHECK_EQ(os_put(s, "d/unaligned", al + 1, len - 1), 0,
-		 "put unaligned");
+	CHECK_EQ(os_put(s, "d/unaligned", al + 1, len - 1), 0, "put unaligned");
 	for (k = 0; k < 300; k++) {
 		snprintf(key, sizeof(key), "d/small/%d", k);
 		bad += os_put(s, key, key, strlen(key)) != 0;
@@ -560,8 +564,8 @@ resident_pages(const char *sub, const char *key, size_t len)
 
 	if (fd >= 0)
 		p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-	CHECK_FATAL(p != MAP_FAILED && mincore(p, len, vec) == 0,
-		    "mincore %s", path);
+	CHECK_FATAL(p != MAP_FAILED && mincore(p, len, vec) == 0, "mincore %s",
+		    path);
 	for (i = 0; i < n; i++)
 		res += vec[i] & 1;
 	munmap(p, len);

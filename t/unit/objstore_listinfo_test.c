@@ -69,7 +69,7 @@ test_stack(const char *wrappers, bool plaintext_sizes)
 		 "%s: list_info", wrappers);
 	CHECK_EQ(sn.n, 2, "%s: two objects under the prefix", wrappers);
 	CHECK(strcmp(sn.keys[0], "v/chunks/0/0/1_0_5") == 0 &&
-	      strcmp(sn.keys[1], "v/chunks/0/0/2_0_3") == 0,
+		      strcmp(sn.keys[1], "v/chunks/0/0/2_0_3") == 0,
 	      "%s: keys in order", wrappers);
 	CHECK_EQ(sn.info[0].mtime_ns, 1000000000ULL * 1000000000ULL + 500,
 		 "%s: mtime of the file", wrappers);
@@ -80,7 +80,8 @@ test_stack(const char *wrappers, bool plaintext_sizes)
 		      "%s: plaintext sizes", wrappers);
 	sn.n = 0;
 	CHECK_EQ(os_list_info(s, "v/chunks/", "v/chunks/0/0/1_0_5", seen_cb,
-			      &sn), 0, "list_info after a key");
+			      &sn),
+		 0, "list_info after a key");
 	CHECK(sn.n == 1 && strcmp(sn.keys[0], "v/chunks/0/0/2_0_3") == 0,
 	      "%s: start_after honoured", wrappers);
 	CHECK_EQ(t_os_count(s, "v/", &n), 0, "os_list");
@@ -95,8 +96,7 @@ test_stack(const char *wrappers, bool plaintext_sizes)
 static void
 test_fault_and_retry(void)
 {
-	char *url = tl_asprintf("fault(err=1,ops=list):file://%s/objects",
-				dir);
+	char *url = tl_asprintf("fault(err=1,ops=list):file://%s/objects", dir);
 	struct os_retry_stats rs;
 	struct os_store *s = NULL;
 	struct seen sn = {0};
@@ -108,7 +108,8 @@ test_fault_and_retry(void)
 	os_close(s);
 	free(url);
 	url = tl_asprintf("retry(attempts=3,base=1ms,cap=1ms):fault(err=1,"
-			  "ops=list):file://%s/objects", dir);
+			  "ops=list):file://%s/objects",
+			  dir);
 	CHECK_FATAL(os_open(url, &s, &err) == 0, "open retry:fault");
 	CHECK_EQ(os_list_info(s, "", NULL, seen_cb, &sn), -EIO,
 		 "retry gives up on list_info");
@@ -124,15 +125,16 @@ test_s3_time(void)
 	uint64_t ns = 0;
 
 	CHECK(os_s3_parse_time("2009-10-12T17:50:30.000Z", &ns) == 0 &&
-	      ns == 1255369830ULL * 1000000000ULL,
+		      ns == 1255369830ULL * 1000000000ULL,
 	      "S3 LastModified with milliseconds");
 	CHECK(os_s3_parse_time("1970-01-01T00:00:00Z", &ns) == 0 && ns == 0,
 	      "the epoch");
 	CHECK(os_s3_parse_time("2024-02-29T23:59:59.123456789Z", &ns) == 0 &&
-	      ns == 1709251199ULL * 1000000000ULL + 123456789,
+		      ns == 1709251199ULL * 1000000000ULL + 123456789,
 	      "leap day, nanoseconds");
 	CHECK(os_s3_parse_time("2024-03-01T02:00:00+02:00", &ns) == 0 &&
-	      ns == 1709251200ULL * 1000000000ULL, "offset");
+		      ns == 1709251200ULL * 1000000000ULL,
+	      "offset");
 	CHECK(os_s3_parse_time("2024-03-01 00:00:00Z", &ns) == -EINVAL,
 	      "no T: refused");
 	CHECK(os_s3_parse_time("2024-13-01T00:00:00Z", &ns) == -EINVAL,
@@ -211,19 +213,21 @@ test_s3_live(void)
 		return;
 	}
 	url = tl_asprintf("s3://tessera-li%d?endpoint=%s&create_bucket=1&"
-			  "list_page=2", (int)getpid(), ep);
+			  "list_page=2",
+			  (int)getpid(), ep);
 	CHECK_FATAL(os_open(url, &s, &err) == 0, "open %s (%s)", url,
 		    err ? err : "");
 	CHECK(os_put(s, "v/chunks/0/0/1_0_5", "hello", 5) == 0 &&
-	      os_put(s, "v/chunks/0/0/2_0_3", "abc", 3) == 0 &&
-	      os_put(s, "v/chunks/0/0/3_0_1", "z", 1) == 0, "s3 puts");
+		      os_put(s, "v/chunks/0/0/2_0_3", "abc", 3) == 0 &&
+		      os_put(s, "v/chunks/0/0/3_0_1", "z", 1) == 0,
+	      "s3 puts");
 	CHECK_EQ(os_list_info(s, "v/chunks/", NULL, seen_cb, &sn), 0,
 		 "s3 list_info over 2 pages");
 	CHECK_EQ(sn.n, 3, "s3: three objects");
 	CHECK(sn.info[0].size == 5 && sn.info[2].size == 1, "s3: sizes");
 	for (int i = 0; i < 3; i++)
 		CHECK(sn.info[i].mtime_ns + slack > now &&
-		      sn.info[i].mtime_ns < now + slack,
+			      sn.info[i].mtime_ns < now + slack,
 		      "s3: LastModified of %s is about now", sn.keys[i]);
 	os_delete(s, "v/chunks/0/0/1_0_5");
 	os_delete(s, "v/chunks/0/0/2_0_3");
@@ -245,7 +249,8 @@ main(void)
 
 		CHECK_FATAL(f != NULL, "key file");
 		fputs("000102030405060708090a0b0c0d0e0f"
-		      "101112131415161718191a1b1c1d1e1f\n", f);
+		      "101112131415161718191a1b1c1d1e1f\n",
+		      f);
 		fclose(f);
 		chmod(cmd, 0600);
 	}

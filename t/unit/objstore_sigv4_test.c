@@ -15,12 +15,12 @@
 #include "t/unit/tap.h"
 
 /* aws-sig-v4-test-suite credentials and time */
-#define SUITE_AK "AKIDEXAMPLE"
-#define SUITE_SK "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+#define SUITE_AK   "AKIDEXAMPLE"
+#define SUITE_SK   "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 #define SUITE_DATE "20150830T123600Z"
 /* S3 documentation examples */
-#define S3_AK "AKIAIOSFODNN7EXAMPLE"
-#define S3_SK "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+#define S3_AK   "AKIAIOSFODNN7EXAMPLE"
+#define S3_SK   "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 #define S3_DATE "20130524T000000Z"
 #define S3_HOST "examplebucket.s3.amazonaws.com"
 
@@ -39,9 +39,10 @@ suite_case(const char *what, const char *path, const struct os_s3_kv *q,
 	struct os_s3_kv h[] = {{"Host", "example.amazonaws.com"},
 			       {"X-Amz-Date", SUITE_DATE}};
 	char *query = os_s3_query(q, nq), *auth, *sig;
-	struct os_s3_sign_in in = {"GET", path, query, h, 2, S3_EMPTY_SHA256,
+	struct os_s3_sign_in in = {"GET",      path,        query,
+				   h,          2,           S3_EMPTY_SHA256,
 				   SUITE_DATE, "us-east-1", "service",
-				   SUITE_AK, SUITE_SK};
+				   SUITE_AK,   SUITE_SK};
 
 	auth = os_s3_sign(&in);
 	sig = sig_of(auth);
@@ -59,9 +60,10 @@ test_suite(void)
 	struct os_s3_kv order[] = {{"Param2", "value2"}, {"Param1", "value1"}};
 	struct os_s3_kv h[] = {{"Host", "example.amazonaws.com"},
 			       {"X-Amz-Date", SUITE_DATE}};
-	struct os_s3_sign_in in = {"GET", "/", "", h, 2, S3_EMPTY_SHA256,
+	struct os_s3_sign_in in = {"GET",      "/",         "",
+				   h,          2,           S3_EMPTY_SHA256,
 				   SUITE_DATE, "us-east-1", "service",
-				   SUITE_AK, SUITE_SK};
+				   SUITE_AK,   SUITE_SK};
 	struct tl_buf b = TL_BUF_INIT;
 	char *auth;
 
@@ -105,8 +107,9 @@ s3_case(const char *what, const char *method, const char *path,
 	h[n++] = (struct os_s3_kv){"x-amz-content-sha256", payload_hash};
 	for (i = 0; i < nextra; i++)
 		h[n++] = extra[i];
-	in = (struct os_s3_sign_in){method, path, query, h, n, payload_hash,
-				    S3_DATE, "us-east-1", "s3", S3_AK, S3_SK};
+	in = (struct os_s3_sign_in){method, path,         query,   h,
+				    n,      payload_hash, S3_DATE, "us-east-1",
+				    "s3",   S3_AK,        S3_SK};
 	auth = os_s3_sign(&in);
 	sig = sig_of(auth);
 	CHECK(strcmp(sig, want) == 0, "S3 example %s: signature", what);
@@ -141,8 +144,7 @@ test_s3_examples(void)
 	tl_buf_append(&b, "", 1);
 	CHECK(strcmp((char *)b.data, "/test%24file.text") == 0,
 	      "'$' in a key is encoded");
-	s3_case("PUT object", "PUT", (char *)b.data, NULL, 0, put, 2,
-		body_hash,
+	s3_case("PUT object", "PUT", (char *)b.data, NULL, 0, put, 2, body_hash,
 		"98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ec"
 		"e108bd");
 	tl_buf_free(&b);
@@ -164,8 +166,7 @@ test_s3_examples(void)
 					 {"a", "x y"}};
 
 		q = os_s3_query(odd, 2);
-		CHECK(strcmp(q, "a=x%20y&continuation-token=a%2Bb%2Fc%3D") ==
-				 0,
+		CHECK(strcmp(q, "a=x%20y&continuation-token=a%2Bb%2Fc%3D") == 0,
 		      "query values encoded: %s", q);
 		free(q);
 	}

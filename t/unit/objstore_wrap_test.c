@@ -244,10 +244,8 @@ test_fault(void)
 
 	CHECK_EQ(os_fault_configure(s, "err=1,enospc=1", &err), 0,
 		 "reconfigure");
-	CHECK_EQ(os_head(s, "f/a", &(uint64_t){0}), -ENOSPC,
-		 "enospc injected");
-	CHECK_EQ(os_fault_configure(s, "err=0.5,seed=42", &err), 0,
-		 "err=0.5");
+	CHECK_EQ(os_head(s, "f/a", &(uint64_t){0}), -ENOSPC, "enospc injected");
+	CHECK_EQ(os_fault_configure(s, "err=0.5,seed=42", &err), 0, "err=0.5");
 	for (i = 0, fails = 0; i < 1000; i++)
 		fails += os_get(s, "f/a", 0, 1, buf, &got) < 0;
 	CHECK(fails > 350 && fails < 650, "about half fail (%d/1000)", fails);
@@ -292,7 +290,8 @@ test_fault(void)
 	free(err);
 	err = NULL;
 	url = tl_asprintf("retry(attempts=3,base=1ms):fault(err=1,"
-			  "ops=get):file://%s", dir);
+			  "ops=get):file://%s",
+			  dir);
 	CHECK_FATAL(os_open(url, &s, &err) == 0, "stack from a URL");
 	CHECK(os_unwrap(s, "fault") && os_unwrap(s, "file") &&
 		      !os_unwrap(s, "zstd"),
@@ -336,7 +335,8 @@ test_ratelimit(void)
 		os_stats(s, &all);
 		CHECK((all.have & OS_STATS_PUTS) && all.puts == 12,
 		      "the bottom store counted 12 objects stored, not the "
-		      "refused one (%llu)", (unsigned long long)all.puts);
+		      "refused one (%llu)",
+		      (unsigned long long)all.puts);
 	}
 	os_close(s);
 	free(url);

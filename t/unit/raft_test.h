@@ -62,8 +62,8 @@ rt_url(struct rt *t, int i, int nodes, const char *extra)
 	for (int k = 1; k <= nodes; k++) {
 		char p[64];
 
-		snprintf(p, sizeof(p), "%s%d@127.0.0.1:%d", k > 1 ? "," : "",
-			 k, t->port[k - 1]);
+		snprintf(p, sizeof(p), "%s%d@127.0.0.1:%d", k > 1 ? "," : "", k,
+			 t->port[k - 1]);
 		tl_buf_append(&peers, p, strlen(p));
 	}
 	tl_buf_append(&peers, "", 1);

@@ -18,28 +18,28 @@
 
 static int tap_n, tap_failed;
 
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		int tap_ok = !!(cond);                                       \
-		tap_n++;                                                     \
-		if (!tap_ok)                                                 \
-			tap_failed++;                                        \
-		printf("%sok %d - ", tap_ok ? "" : "not ", tap_n);           \
-		printf(__VA_ARGS__);                                         \
-		if (!tap_ok)                                                 \
-			printf(" (%s:%d: %s)", __FILE__, __LINE__, #cond);   \
-		printf("\n");                                                \
-		fflush(stdout);                                              \
+#define CHECK(cond, ...)                                                       \
+	do {                                                                   \
+		int tap_ok = !!(cond);                                         \
+		tap_n++;                                                       \
+		if (!tap_ok)                                                   \
+			tap_failed++;                                          \
+		printf("%sok %d - ", tap_ok ? "" : "not ", tap_n);             \
+		printf(__VA_ARGS__);                                           \
+		if (!tap_ok)                                                   \
+			printf(" (%s:%d: %s)", __FILE__, __LINE__, #cond);     \
+		printf("\n");                                                  \
+		fflush(stdout);                                                \
 	} while (0)
 
-#define CHECK_FATAL(cond, ...)                                               \
-	do {                                                                 \
-		int tap_before = tap_failed;                                 \
-		CHECK(cond, __VA_ARGS__);                                    \
-		if (tap_failed != tap_before) {                              \
-			printf("Bail out!\n");                               \
-			exit(1);                                             \
-		}                                                            \
+#define CHECK_FATAL(cond, ...)                                                 \
+	do {                                                                   \
+		int tap_before = tap_failed;                                   \
+		CHECK(cond, __VA_ARGS__);                                      \
+		if (tap_failed != tap_before) {                                \
+			printf("Bail out!\n");                                 \
+			exit(1);                                               \
+		}                                                              \
 	} while (0)
 
 /* A step that may run thousands of times (every entry of every page of
@@ -47,23 +47,23 @@ static int tap_n, tap_failed;
  * holds; when it fails, "not ok" with the condition and where, then
  * "Bail out!" and exit 1.  Follow the REQUIREs that make up one
  * behaviour with PASSED(what) for its "ok" line. */
-#define REQUIRE(cond)                                                        \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			printf("not ok %d - %s (%s:%d)\nBail out!\n",       \
-			       ++tap_n, #cond, __FILE__, __LINE__);          \
-			fflush(stdout);                                      \
-			exit(1);                                             \
-		}                                                            \
+#define REQUIRE(cond)                                                          \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			printf("not ok %d - %s (%s:%d)\nBail out!\n", ++tap_n, \
+			       #cond, __FILE__, __LINE__);                     \
+			fflush(stdout);                                        \
+			exit(1);                                               \
+		}                                                              \
 	} while (0)
 #define PASSED(...) CHECK(1, __VA_ARGS__)
 
 /* Compare two integers and show both on failure. */
-#define CHECK_EQ(a, b, ...)                                                  \
-	do {                                                                 \
-		long long tap_a = (long long)(a), tap_b = (long long)(b);    \
-		CHECK(tap_a == tap_b, __VA_ARGS__);                          \
-		if (tap_a != tap_b)                                          \
+#define CHECK_EQ(a, b, ...)                                                    \
+	do {                                                                   \
+		long long tap_a = (long long)(a), tap_b = (long long)(b);      \
+		CHECK(tap_a == tap_b, __VA_ARGS__);                            \
+		if (tap_a != tap_b)                                            \
 			printf("#   got %lld, expected %lld\n", tap_a, tap_b); \
 	} while (0)
 
@@ -80,11 +80,11 @@ tap_rm_rf(const char *dir)
 }
 
 /* Count n checks as skipped (TAP "# SKIP"), e.g. when not root. */
-#define SKIP(n, why)                                                         \
-	do {                                                                 \
-		for (int tap_i = 0; tap_i < (n); tap_i++)                    \
-			printf("ok %d # SKIP %s\n", ++tap_n, (why));          \
-		fflush(stdout);                                              \
+#define SKIP(n, why)                                                           \
+	do {                                                                   \
+		for (int tap_i = 0; tap_i < (n); tap_i++)                      \
+			printf("ok %d # SKIP %s\n", ++tap_n, (why));           \
+		fflush(stdout);                                                \
 	} while (0)
 
 static inline int

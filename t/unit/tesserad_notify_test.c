@@ -208,7 +208,7 @@ test_lifecycle(const char *meta)
 
 	kill(pid, SIGHUP);
 	CHECK(mgr_recv(&m, pid, msg, sizeof(msg), &from) &&
-		  has(msg, "RELOADING=1") && has(msg, "MONOTONIC_USEC="),
+		      has(msg, "RELOADING=1") && has(msg, "MONOTONIC_USEC="),
 	      "SIGHUP: RELOADING=1 with MONOTONIC_USEC");
 	CHECK(mgr_recv(&m, pid, msg, sizeof(msg), &from) && has(msg, "READY=1"),
 	      "then READY=1 once reloaded");
@@ -216,7 +216,7 @@ test_lifecycle(const char *meta)
 	write_conf(conf, "meta = x\nno_such_option = 1\n");
 	kill(pid, SIGHUP);
 	CHECK(mgr_recv(&m, pid, msg, sizeof(msg), &from) &&
-		  has(msg, "RELOADING=1"),
+		      has(msg, "RELOADING=1"),
 	      "a reload of a broken configuration: RELOADING=1");
 	CHECK(mgr_recv(&m, pid, msg, sizeof(msg), &from) && has(msg, "READY=1"),
 	      "then READY=1: it serves on with the old settings");
@@ -224,10 +224,10 @@ test_lifecycle(const char *meta)
 
 	kill(pid, SIGTERM);
 	CHECK(mgr_recv(&m, pid, msg, sizeof(msg), &from) &&
-		  has(msg, "STOPPING=1"),
+		      has(msg, "STOPPING=1"),
 	      "SIGTERM: STOPPING=1");
 	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
-		  WEXITSTATUS(st) == 0,
+		      WEXITSTATUS(st) == 0,
 	      "then exits 0");
 	close(m.fd);
 	unlink(m.addr);
@@ -238,10 +238,10 @@ test_lifecycle(const char *meta)
 static void
 test_abstract(const char *meta)
 {
-	const char *args[] = {"--meta",	      meta,
+	const char *args[] = {"--meta",       meta,
 			      "--listen",     "127.0.0.1:0",
 			      "--no-rpcbind", "--metrics-listen",
-			      "off",	      NULL};
+			      "off",          NULL};
 	char msg[4096], *log = tl_asprintf("%s/log", dir), buf[8192] = "";
 	struct mgr m;
 	pid_t pid, from;
@@ -253,14 +253,14 @@ test_abstract(const char *meta)
 	pid = start(m.addr, args);
 	journal = false;
 	CHECK(mgr_recv(&m, pid, msg, sizeof(msg), &from) &&
-		  has(msg, "READY=1") && from == pid,
+		      has(msg, "READY=1") && from == pid,
 	      "abstract socket %s: READY=1 from the started process", m.addr);
 	kill(pid, SIGTERM);
 	CHECK(mgr_recv(&m, pid, msg, sizeof(msg), &from) &&
-		  has(msg, "STOPPING=1"),
+		      has(msg, "STOPPING=1"),
 	      "and STOPPING=1");
 	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
-		  WEXITSTATUS(st) == 0,
+		      WEXITSTATUS(st) == 0,
 	      "exit 0");
 	close(m.fd);
 	f = fopen(log, "r");
@@ -269,8 +269,8 @@ test_abstract(const char *meta)
 		fclose(f);
 	}
 	CHECK(strncmp(buf, "<5>", 3) == 0 &&
-		  strstr(buf, "\n<5>tesserad: tesserad " PACKAGE_VERSION
-			      ": volume \"notifyvol\"") != NULL,
+		      strstr(buf, "\n<5>tesserad: tesserad " PACKAGE_VERSION
+				  ": volume \"notifyvol\"") != NULL,
 	      "stderr is the journal: lines begin <5>, the notice priority");
 	CHECK(strstr(buf, "Z notice ") == NULL,
 	      "and carry no timestamp or level name of their own");
@@ -290,7 +290,7 @@ test_no_meta(void)
 	write_conf(conf, "# nothing\n");
 	pid = start("@tessera-notify-unused", args);
 	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
-		  WEXITSTATUS(st) == 2,
+		      WEXITSTATUS(st) == 2,
 	      "no metadata URL: exit 2");
 	f = fopen(log, "r");
 	if (f != NULL) {

@@ -114,8 +114,8 @@ daemon_run(const char *args, const char *errfile)
 {
 	char *cmd = tl_asprintf("%s --no-rpcbind --listen 127.0.0.1:0 "
 				"--metrics-listen off --pidfile %s/pid %s "
-				"</dev/null >/dev/null 2>'%s'", TESSERAD_BIN,
-				dir, args, errfile);
+				"</dev/null >/dev/null 2>'%s'",
+				TESSERAD_BIN, dir, args, errfile);
 	char *pidf = path_of("pid"), *pid;
 	int rc = system(cmd);
 
@@ -150,7 +150,8 @@ eventually_says(const char *path, const char *s)
 static void
 test_log_file(void)
 {
-	char *lf = path_of("tesserad.log"), *rotated = path_of("tesserad.log.1");
+	char *lf = path_of("tesserad.log"),
+	     *rotated = path_of("tesserad.log.1");
 	char *errf = path_of("daemon.err"), *conf = path_of("tessera.conf");
 	char *args;
 	FILE *f;
@@ -159,14 +160,15 @@ test_log_file(void)
 	CHECK_EQ(daemon_run(args, errf), 0, "daemon with --log-file starts");
 	free(args);
 	CHECK(tt_file_says(lf, "volume \"v\" on 127.0.0.1 port") &&
-	      tt_file_says(lf, "logs go to " ), "the log file has the start "
+		      tt_file_says(lf, "logs go to "),
+	      "the log file has the start "
 	      "and where logs go");
 	CHECK(tt_file_says(errf, "logs go to ") && tt_file_says(errf, lf),
 	      "the terminal is told where logs go");
 	CHECK(rename(lf, rotated) == 0, "logrotate moves the file");
 	kill(daemon_pid, SIGHUP);
 	CHECK(eventually_says(lf, "reloaded"), "after SIGHUP, lines go to "
-	      "a new file of that name");
+					       "a new file of that name");
 	CHECK(!tt_file_says(rotated, "reloaded"), "not to the moved one");
 	CHECK_EQ(mode_of(lf) & 077, 040, "the log file is 0640");
 	daemon_kill();
@@ -181,15 +183,15 @@ test_log_file(void)
 	fclose(f);
 	args = tl_asprintf("--meta %s --volume nosuch -c %s", murl, conf);
 	CHECK(daemon_run(args, errf) != 0, "a daemon that cannot open its "
-	      "volume fails");
+					   "volume fails");
 	CHECK(tt_file_says(errf, "no volume 'nosuch'"), "saying why on the "
-	      "terminal");
+							"terminal");
 	CHECK(tt_file_says(lf, "no volume 'nosuch'"), "and in the log file");
 	free(args);
 	args = tl_asprintf("--meta %s --log-file %s/no/such/dir/log", murl,
 			   dir);
-	CHECK(daemon_run(args, errf) != 0 &&
-	      tt_file_says(errf, "log file") && tt_file_says(errf, "No such"),
+	CHECK(daemon_run(args, errf) != 0 && tt_file_says(errf, "log file") &&
+		      tt_file_says(errf, "No such"),
 	      "an unwritable log file stops tesserad at once, saying why");
 	free(args);
 	free(lf);
@@ -234,9 +236,9 @@ test_no_syslog(void)
 		return;
 	}
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "a daemon without a "
-	      "syslog socket starts");
+						     "syslog socket starts");
 	CHECK(tt_file_says(errf, "no syslog socket"), "saying its logs go "
-	      "to stderr");
+						      "to stderr");
 	CHECK(tt_file_says(errf, "reloaded") && tt_file_says(errf, "stopping"),
 	      "and lines logged after it detached reach stderr");
 	free(errf);
@@ -248,7 +250,8 @@ bad_modes(const char *root, int *nfiles)
 {
 	char *cmd = tl_asprintf("find '%s' -mindepth 1 \\( -type d ! -perm "
 				"0700 \\) -o \\( -type f ! -perm 0600 \\) | "
-				"wc -l; find '%s' -type f | wc -l", root, root);
+				"wc -l; find '%s' -type f | wc -l",
+				root, root);
 	FILE *p = popen(cmd, "r");
 	int bad = -1;
 
@@ -264,7 +267,8 @@ static void
 test_modes(void)
 {
 	struct cache_opts co = {.buffer_limit = 16u << 20,
-				.upload_threads = 2, .gc = false,
+				.upload_threads = 2,
+				.gc = false,
 				.writeback = true};
 	struct meta_new n = {.type = META_REG, .mode = 0600};
 	char *store = path_of("obj2"), *cdir = path_of("cache"), *m2;
@@ -294,10 +298,13 @@ test_modes(void)
 	TT_MUST(os_open(surl, &os, &err) == 0, "store");
 	TT_MUST(cache_open(m, os, &co, &c) == 0, "cache_open");
 	TT_MUST(meta_create(m, &root_cred, META_ROOT_INO, "secret", &n, &ino,
-			    &a, &existed, NULL, NULL) == 0, "create");
+			    &a, &existed, NULL, NULL) == 0,
+		"create");
 	TT_MUST(cache_write(c, ino, 0, buf, 3 * BS, true) == 0, "write");
-	CHECK_EQ(bad_modes(cdir, &nf), 0, "staged blocks 0600 in 0700 "
-		 "directories (%d files)", nf);
+	CHECK_EQ(bad_modes(cdir, &nf), 0,
+		 "staged blocks 0600 in 0700 "
+		 "directories (%d files)",
+		 nf);
 	cache_close(c);
 	/* Read back: the blocks land in the disk cache and stay. */
 	co.writeback = false;
@@ -315,13 +322,18 @@ test_modes(void)
 	cache_close(c);
 	os_close(os);
 	meta_close(m);
-	CHECK_EQ(bad_modes(cdir, &nf), 0, "cached blocks 0600 in 0700 "
-		 "directories (%d files)", nf);
+	CHECK_EQ(bad_modes(cdir, &nf), 0,
+		 "cached blocks 0600 in 0700 "
+		 "directories (%d files)",
+		 nf);
 	CHECK(nf >= 3, "(the 3 blocks were cached)");
-	CHECK_EQ(bad_modes(store, &nf), 0, "the store: objects 0600, "
-		 "directories 0700 (%d files)", nf);
+	CHECK_EQ(bad_modes(store, &nf), 0,
+		 "the store: objects 0600, "
+		 "directories 0700 (%d files)",
+		 nf);
 	CHECK(nf >= 4, "(3 blocks and the marker)");
-	CHECK_EQ(mode_of(cdir) & 0777, 0755, "the cache dir itself is the "
+	CHECK_EQ(mode_of(cdir) & 0777, 0755,
+		 "the cache dir itself is the "
 		 "operator's");
 	free(buf);
 	free(store);

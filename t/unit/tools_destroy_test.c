@@ -30,8 +30,8 @@ static void
 open_vol(const char *url, const char *vol, struct meta **m,
 	 struct os_store **os, struct cache **c)
 {
-	struct cache_opts co = {.buffer_limit = 16u << 20,
-				.upload_threads = 2, .gc = false};
+	struct cache_opts co = {
+		.buffer_limit = 16u << 20, .upload_threads = 2, .gc = false};
 	char *err = NULL;
 
 	TT_MUST(meta_open(url, vol, m, &err) == 0, "open %s", vol);
@@ -62,10 +62,12 @@ write_file(const char *url, const char *vol, size_t len, unsigned salt)
 
 	open_vol(url, vol, &m, &os, &c);
 	TT_MUST(meta_create(m, &root_cred, META_ROOT_INO, "f", &n, &ino, &a,
-			    &existed, NULL, NULL) == 0, "create");
+			    &existed, NULL, NULL) == 0,
+		"create");
 	fill(buf, len, salt);
 	TT_MUST(cache_write(c, ino, 0, buf, len, false) == 0 &&
-		cache_flush(c, ino) == 0, "write");
+			cache_flush(c, ino) == 0,
+		"write");
 	close_vol(m, os, c);
 	free(buf);
 }
@@ -84,8 +86,8 @@ reads_back(const char *url, const char *vol, size_t len, unsigned salt)
 	open_vol(url, vol, &m, &os, &c);
 	fill(want, len, salt);
 	ok = meta_resolve(m, "/f", &ino) == 0 &&
-	     cache_read(c, ino, len, 0, len, got, &n, &eof) == 0 &&
-	     n == len && memcmp(want, got, len) == 0;
+	     cache_read(c, ino, len, 0, len, got, &n, &eof) == 0 && n == len &&
+	     memcmp(want, got, len) == 0;
 	close_vol(m, os, c);
 	free(want);
 	free(got);
@@ -97,7 +99,8 @@ static int
 nfiles(const char *sub)
 {
 	char *cmd = tl_asprintf("find '%s/obj/%s' -type f 2>/dev/null | "
-				"wc -l", dir, sub);
+				"wc -l",
+				dir, sub);
 	FILE *p = popen(cmd, "r");
 	int n = -1;
 
@@ -118,8 +121,9 @@ test_foreign_and_unmarked(void)
 	int before;
 
 	/* meta2's w recorded with the store whose w/ is meta's w. */
-	CHECK_EQ(tt_run("format '%s' 'file://%s/obj2' w --block-size 64K",
-			m2, dir), 0, "format w in meta2 on obj2");
+	CHECK_EQ(tt_run("format '%s' 'file://%s/obj2' w --block-size 64K", m2,
+			dir),
+		 0, "format w in meta2 on obj2");
 	TT_MUST(meta_open(m2, NULL, &m, &err) == 0, "open meta2");
 	TT_MUST(meta_set_storage(m, surl) == 0, "point it at obj");
 	meta_close(m);
@@ -130,7 +134,8 @@ test_foreign_and_unmarked(void)
 	CHECK_EQ(tt_run("destroy --yes --force '%s'", m2), 0,
 		 "with --force it removes the metadata");
 	CHECK(tt_said("was left as it is"), "and says the store was left");
-	CHECK_EQ(nfiles("w"), before, "the other volume's objects are all "
+	CHECK_EQ(nfiles("w"), before,
+		 "the other volume's objects are all "
 		 "there");
 	CHECK_EQ(tt_run("status '%s'", m2), 1, "meta2 holds no volume");
 	CHECK(reads_back(murl, "w", 2 * BS + 5, 2), "w still reads back");
@@ -156,10 +161,12 @@ main(void)
 	murl = tl_asprintf("lmdb://%s/meta?mapsize=256M", dir);
 	surl = tl_asprintf("file://%s/obj", dir);
 	log_path = tl_asprintf("%s/tesserad.log", dir);
-	CHECK_FATAL(tt_run("format '%s' '%s' v --block-size 64K", murl,
-			   surl) == 0, "format v");
-	CHECK_FATAL(tt_run("format '%s' '%s' w --block-size 64K", murl,
-			   surl) == 0, "format w in the same engine and store");
+	CHECK_FATAL(tt_run("format '%s' '%s' v --block-size 64K", murl, surl) ==
+			    0,
+		    "format v");
+	CHECK_FATAL(tt_run("format '%s' '%s' w --block-size 64K", murl, surl) ==
+			    0,
+		    "format w in the same engine and store");
 	write_file(murl, "v", 3 * BS + 1, 1);
 	write_file(murl, "w", 2 * BS + 5, 2);
 	CHECK_EQ(nfiles("v"), 5, "v: 4 blocks and a marker");
@@ -170,10 +177,10 @@ main(void)
 	CHECK_EQ(tt_run("destroy --yes '%s'", murl), 1,
 		 "destroy naming no volume of two is refused");
 	cmd = tl_asprintf("printf 'x\\n' | script -qec \"%s destroy --volume "
-			  "v '%s'\" /dev/null >/dev/null 2>&1", TESSERA_BIN,
-			  murl);
+			  "v '%s'\" /dev/null >/dev/null 2>&1",
+			  TESSERA_BIN, murl);
 	CHECK(system(cmd) != 0, "on a terminal, a wrong name answered: "
-	      "refused");
+				"refused");
 	free(cmd);
 	CHECK(reads_back(murl, "v", 3 * BS + 1, 1), "v is intact");
 
@@ -187,22 +194,24 @@ main(void)
 	CHECK(reads_back(murl, "v", 3 * BS + 1, 1), "v is intact");
 
 	cmd = tl_asprintf("printf 'v\\n' | script -qec \"%s destroy --volume "
-			  "v '%s'\" /dev/null >'%s/out' 2>&1", TESSERA_BIN,
-			  murl, dir);
+			  "v '%s'\" /dev/null >'%s/out' 2>&1",
+			  TESSERA_BIN, murl, dir);
 	CHECK(system(cmd) == 0, "on a terminal, the name typed back: "
-	      "destroyed");
+				"destroyed");
 	free(cmd);
 	cmd = tl_asprintf("%s/out", dir);
 	CHECK(tt_file_says(cmd, "Type the volume's name") &&
-	      tt_file_says(cmd, "destroyed volume v: 4 objects"),
+		      tt_file_says(cmd, "destroyed volume v: 4 objects"),
 	      "it asked, then said what it deleted");
 	free(cmd);
 	CHECK_EQ(nfiles("v"), 0, "no object of v is left, marker included");
-	CHECK_EQ(tt_run("status --volume v '%s'", murl), 1, "v's metadata "
+	CHECK_EQ(tt_run("status --volume v '%s'", murl), 1,
+		 "v's metadata "
 		 "is gone");
 	CHECK_EQ(nfiles("w"), 4, "w's 3 blocks and marker are there");
 	CHECK(reads_back(murl, "w", 2 * BS + 5, 2), "w reads back");
-	CHECK_EQ(tt_run("status '%s'", murl), 0, "w is now the engine's "
+	CHECK_EQ(tt_run("status '%s'", murl), 0,
+		 "w is now the engine's "
 		 "only volume: no name needed");
 	CHECK(tt_said("name:          w"), "status shows w");
 	CHECK_EQ(tt_run("fsck '%s'", murl), 0, "w is clean");

@@ -26,7 +26,7 @@
 #include "t/unit/os_count.h"
 #include "t/unit/tools_test.h"
 
-#define BS (64u << 10)
+#define BS    (64u << 10)
 #define OLD_S (2 * 3600) /* older than the default grace of 1 h */
 
 static const struct meta_cred root_cred = {.uid = 0};
@@ -45,8 +45,8 @@ fill(uint8_t *p, size_t n, unsigned salt)
 static struct cache *
 open_cache(void)
 {
-	struct cache_opts o = {.buffer_limit = 64u << 20,
-			       .upload_threads = 2, .gc = false};
+	struct cache_opts o = {
+		.buffer_limit = 64u << 20, .upload_threads = 2, .gc = false};
 	struct cache *c = NULL;
 
 	CHECK_FATAL(cache_open(m, fs, &o, &c) == 0, "cache_open");
@@ -188,8 +188,8 @@ removed_big(void)
 		w[i].s.size = w[i].s.len = 4096;
 		plant(w[i].s.id, 0, 4096, OLD_S, key);
 	}
-	CHECK_FATAL(meta_write_slices(m, ino, w, 17, tl_now_ns(), NULL,
-				      NULL) == 0,
+	CHECK_FATAL(meta_write_slices(m, ino, w, 17, tl_now_ns(), NULL, NULL) ==
+			    0,
 		    "17 chunks");
 	CHECK_FATAL(meta_unlink(m, &root_cred, META_ROOT_INO, "big", NULL,
 				NULL) == 0,
@@ -218,14 +218,15 @@ test_trash_grace(void)
 	ino = write_file(c, "regraced", 4096, 8);
 	cache_close(c);
 	CHECK_FATAL(meta_unlink(m, &root_cred, META_ROOT_INO, "trashed", NULL,
-				NULL) == 0, "remove trashed (into the trash)");
+				NULL) == 0,
+		    "remove trashed (into the trash)");
 	meta_read_chunk(m, ino, 0, 0, META_CHUNK_SIZE, &old, &nold);
 	memset(&nw, 0, sizeof(nw));
 	CHECK_FATAL(meta_new_slice_id(m, &nw.id) == 0, "slice id");
 	nw.size = nw.len = 4096;
 	plant(nw.id, 0, 4096, OLD_S, key);
-	CHECK_FATAL(nold == 1 && meta_rewrite_chunk(m, ino, 0, old, nold,
-						    &nw, 1) == 0,
+	CHECK_FATAL(nold == 1 && meta_rewrite_chunk(m, ino, 0, old, nold, &nw,
+						    1) == 0,
 		    "regraced's chunk rewritten as a fresh slice");
 	free(old);
 	os_list(fs, "", NULL, age_cb, NULL);
@@ -270,10 +271,11 @@ live_writer(void *arg)
 	for (int i = 0; i < LIVE_FILES; i++) {
 		snprintf(name, sizeof(name), "live%d", i);
 		ino = write_file(c, name, (size_t)(i % 5 + 1) * BS + 100u * i,
-			   100 + i);
+				 100 + i);
 		if (i % 3 == 2) {
 			CHECK(meta_unlink(m, &root_cred, META_ROOT_INO, name,
-					  NULL, NULL) == 0, "unlink %s", name);
+					  NULL, NULL) == 0,
+			      "unlink %s", name);
 			cache_forget(c, ino);
 		}
 	}
@@ -284,8 +286,8 @@ live_writer(void *arg)
 static void
 test_live(void)
 {
-	struct cache_opts o = {.buffer_limit = 64u << 20,
-			       .upload_threads = 2, .gc = true};
+	struct cache_opts o = {
+		.buffer_limit = 64u << 20, .upload_threads = 2, .gc = true};
 	char leak[256], name[32], *args, *out;
 	struct cache *c = NULL;
 	pthread_t th;
@@ -313,8 +315,10 @@ test_live(void)
 		if (i % 3 == 2)
 			continue;
 		CHECK(meta_resolve(m, name, &ino) == 0 &&
-		      read_back(c, ino, (size_t)(i % 5 + 1) * BS + 100u * i,
-				100 + i), "%s reads back after gc", name);
+			      read_back(c, ino,
+					(size_t)(i % 5 + 1) * BS + 100u * i,
+					100 + i),
+		      "%s reads back after gc", name);
 	}
 	cache_close(c);
 	free(args);
@@ -348,15 +352,17 @@ main(void)
 	f2 = write_file(c, "small", 5000, 2);
 	f3 = write_file(c, "doomed", 3 * BS, 3);
 	(void)f3;
-	CHECK(meta_unlink(m, &root_cred, META_ROOT_INO, "doomed", NULL,
-			  NULL) == 0, "unlink doomed");
+	CHECK(meta_unlink(m, &root_cred, META_ROOT_INO, "doomed", NULL, NULL) ==
+		      0,
+	      "unlink doomed");
 	cache_close(c);
 	removed_big();
 
 	/* Leaks: ids handed out (below the counter) but never committed. */
 	CHECK_FATAL(meta_new_slice_id(m, &id1) == 0 &&
-		    meta_new_slice_id(m, &id2) == 0 &&
-		    meta_new_slice_id(m, &id3) == 0, "slice ids");
+			    meta_new_slice_id(m, &id2) == 0 &&
+			    meta_new_slice_id(m, &id3) == 0,
+		    "slice ids");
 	CHECK(meta_slice_counter(m, &counter) == 0 && id3 < counter,
 	      "slice counter %llu above the ids handed out",
 	      (unsigned long long)counter);
@@ -379,8 +385,7 @@ main(void)
 		      figure_bytes(out, "live:") == 5 * BS + 1234 + 5000,
 	      "live: multi's 6 blocks and small's, with their bytes");
 	CHECK(figure(out, "pending, removed files:") == 17 &&
-		      figure_bytes(out, "pending, removed files:") ==
-			      17 * 4096,
+		      figure_bytes(out, "pending, removed files:") == 17 * 4096,
 	      "pending: the removed 17-chunk file not purged yet");
 	CHECK(figure(out, "pending, deletion queue:") == 3 &&
 		      figure_bytes(out, "pending, deletion queue:") == 3 * BS,

@@ -35,8 +35,8 @@ fill(uint8_t *p, size_t n, unsigned salt)
 static void
 write_file(const char *murl, const char *name, size_t len, unsigned salt)
 {
-	struct cache_opts co = {.buffer_limit = 16u << 20,
-				.upload_threads = 2, .gc = false};
+	struct cache_opts co = {
+		.buffer_limit = 16u << 20, .upload_threads = 2, .gc = false};
 	struct meta_new n = {.type = META_REG, .mode = 0644};
 	uint8_t *buf = tl_malloc(len);
 	struct os_store *os = NULL;
@@ -52,10 +52,12 @@ write_file(const char *murl, const char *name, size_t len, unsigned salt)
 		"open store");
 	TT_MUST(cache_open(m, os, &co, &c) == 0, "cache_open");
 	TT_MUST(meta_create(m, &root_cred, META_ROOT_INO, name, &n, &ino, &a,
-			    &existed, NULL, NULL) == 0, "create %s", name);
+			    &existed, NULL, NULL) == 0,
+		"create %s", name);
 	fill(buf, len, salt);
 	TT_MUST(cache_write(c, ino, 0, buf, len, false) == 0 &&
-		cache_flush(c, ino) == 0, "write %s", name);
+			cache_flush(c, ino) == 0,
+		"write %s", name);
 	cache_close(c);
 	os_close(os);
 	meta_close(m);
@@ -66,8 +68,8 @@ write_file(const char *murl, const char *name, size_t len, unsigned salt)
 static bool
 reads_back(const char *murl, const char *name, size_t len, unsigned salt)
 {
-	struct cache_opts co = {.buffer_limit = 16u << 20,
-				.upload_threads = 2, .gc = false};
+	struct cache_opts co = {
+		.buffer_limit = 16u << 20, .upload_threads = 2, .gc = false};
 	uint8_t *want = tl_malloc(len), *got = tl_malloc(len);
 	struct os_store *os = NULL;
 	struct cache *c = NULL;
@@ -83,8 +85,8 @@ reads_back(const char *murl, const char *name, size_t len, unsigned salt)
 	TT_MUST(cache_open(m, os, &co, &c) == 0, "cache_open");
 	fill(want, len, salt);
 	ok = meta_resolve(m, path, &ino) == 0 &&
-	     cache_read(c, ino, len, 0, len, got, &n, &eof) == 0 &&
-	     n == len && memcmp(want, got, len) == 0;
+	     cache_read(c, ino, len, 0, len, got, &n, &eof) == 0 && n == len &&
+	     memcmp(want, got, len) == 0;
 	cache_close(c);
 	os_close(os);
 	meta_close(m);
@@ -159,7 +161,7 @@ main(void)
 	text = tt_slurp(mk);
 	uuid1 = status_uuid(m1);
 	CHECK(strstr(text, "tessera-volume 1\nname v\nuuid ") == text &&
-	      strstr(text, uuid1) != NULL && strstr(text, m1) != NULL,
+		      strstr(text, uuid1) != NULL && strstr(text, m1) != NULL,
 	      "format wrote the marker: name, uuid %s, metadata URL", uuid1);
 	free(text);
 	write_file(m1, "first", 3 * BS + 100, 1);
@@ -190,10 +192,11 @@ main(void)
 	/* As if formatted before markers: meta2 recorded with obj1. */
 	set_storage(m2, s1);
 	CHECK(!starts(m2), "tesserad refuses to serve meta2's v from obj1");
-	CHECK(tt_file_says(log_path, "belongs to another volume named \"v\"")
-	      && tt_file_says(log_path, uuid1),
+	CHECK(tt_file_says(log_path, "belongs to another volume named \"v\"") &&
+		      tt_file_says(log_path, uuid1),
 	      "and says whose the store is");
-	CHECK_EQ(tt_run("gc --delete --grace 0 '%s'", m2), 1, "gc of meta2 "
+	CHECK_EQ(tt_run("gc --delete --grace 0 '%s'", m2), 1,
+		 "gc of meta2 "
 		 "on obj1 "
 		 "is refused");
 	CHECK(tt_said("belongs to another volume"), "saying why");
@@ -205,15 +208,18 @@ main(void)
 	/* No marker (formatted before markers existed). */
 	CHECK(unlink(mk) == 0, "remove obj1's marker");
 	CHECK(!starts(m2), "meta2's v (none of whose blocks is in obj1) is "
-	      "refused an unmarked obj1");
+			   "refused an unmarked obj1");
 	CHECK(tt_file_says(log_path, "has no volume marker and does not "
-			   "hold this volume's data"), "saying why");
+				     "hold this volume's data"),
+	      "saying why");
 	CHECK(access(mk, F_OK) != 0, "and obj1 stays unmarked");
-	CHECK_EQ(tt_run("gc --delete --grace 0 '%s'", m2), 1, "gc of meta2's "
+	CHECK_EQ(tt_run("gc --delete --grace 0 '%s'", m2), 1,
+		 "gc of meta2's "
 		 "v on "
 		 "the unmarked obj1 is refused");
 	CHECK(tt_said("does not hold this volume's data"), "saying why");
-	CHECK_EQ(tt_run("gc --dry-run '%s'", m1), 0, "gc --dry-run of "
+	CHECK_EQ(tt_run("gc --dry-run '%s'", m1), 0,
+		 "gc --dry-run of "
 		 "meta1's v runs");
 	CHECK(tt_said("no volume marker") && access(mk, F_OK) != 0,
 	      "warning of the missing marker, writing none");
@@ -222,10 +228,11 @@ main(void)
 	      "saying it marks the store");
 	text = tt_slurp(mk);
 	CHECK(strstr(text, uuid1) != NULL, "obj1's marker names v of meta1 "
-	      "again");
+					   "again");
 	free(text);
 	CHECK(unlink(mk) == 0, "remove obj1's marker again");
-	CHECK_EQ(tt_run("gc --delete '%s'", m1), 0, "gc --delete of meta1's "
+	CHECK_EQ(tt_run("gc --delete '%s'", m1), 0,
+		 "gc --delete of meta1's "
 		 "v marks the store "
 		 "and runs");
 	CHECK(access(mk, F_OK) == 0, "the marker is back");
@@ -239,7 +246,9 @@ main(void)
 	TT_MUST(system(text) == 0, "key file");
 	free(text);
 	CHECK_EQ(tt_run("config '%s' --storage 'crypt(key_file=%s):%s'", m2,
-			cmd, s2), 1, "config through a wrong crypt key is "
+			cmd, s2),
+		 1,
+		 "config through a wrong crypt key is "
 		 "refused");
 	CHECK(tt_said("does not read back"), "the block did not read back");
 	CHECK_EQ(tt_run("config '%s' --storage 'retry:%s'", m2, s2), 0,

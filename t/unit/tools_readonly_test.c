@@ -59,8 +59,10 @@ mistyped(const char *cmd, const char *rel)
 	CHECK(tt_said("no LMDB environment at"),
 	      "%s says there is no LMDB environment there", cmd);
 	after = tree();
-	CHECK(strcmp(before, after) == 0, "%s of lmdb://.../%s created "
-	      "nothing", cmd, rel);
+	CHECK(strcmp(before, after) == 0,
+	      "%s of lmdb://.../%s created "
+	      "nothing",
+	      cmd, rel);
 	free(before);
 	free(after);
 }
@@ -70,8 +72,7 @@ clean_volume(const char *cmd, const char *murl)
 {
 	char *before = tree(), *after;
 
-	CHECK_EQ(tt_run("%s '%s'", cmd, murl), 0, "%s of the volume runs",
-		 cmd);
+	CHECK_EQ(tt_run("%s '%s'", cmd, murl), 0, "%s of the volume runs", cmd);
 	after = tree();
 	CHECK(strcmp(before, after) == 0,
 	      "%s changed no file or directory of the volume", cmd);
@@ -92,7 +93,8 @@ main(void)
 	murl = tl_asprintf("lmdb://%s/meta?mapsize=256M", dir);
 	surl = tl_asprintf("file://%s/obj", dir);
 	CHECK_FATAL(tt_run("format '%s' '%s' vol --block-size 64K", murl,
-			   surl) == 0, "format");
+			   surl) == 0,
+		    "format");
 
 	mistyped("status", "typo/meta");
 	CHECK(!exists("typo"), "status made no directory for the typo");
@@ -117,7 +119,8 @@ main(void)
 	CHECK_FATAL(meta_set_storage(m, cmd) == 0, "storage -> moved");
 	meta_close(m);
 	free(cmd);
-	CHECK_EQ(tt_run("fsck '%s'", murl), 1, "fsck of a missing store "
+	CHECK_EQ(tt_run("fsck '%s'", murl), 1,
+		 "fsck of a missing store "
 		 "fails");
 	CHECK(tt_said("cannot open storage"), "and says why");
 	CHECK_EQ(tt_run("gc --dry-run '%s'", murl), 1,

@@ -23,14 +23,16 @@ break_counter(void)
 	static const char key[] = "vol\0Cusedinodes";
 	struct meta_kv_txn *t;
 	struct meta_kv *kv;
-	char *url = tl_asprintf("lmdb://%s/meta?mapsize=256M", dir), *err = NULL;
+	char *url = tl_asprintf("lmdb://%s/meta?mapsize=256M", dir),
+	     *err = NULL;
 	uint8_t v[8];
 
 	TT_MUST(meta_kv_open(url, &kv, &err) == 0, "kv open");
 	tl_put_be64(v, 999);
 	TT_MUST(meta_kv_begin(kv, false, &t) == 0 &&
-		meta_kv_put(t, key, sizeof(key) - 1, v, 8) == 0 &&
-		meta_kv_commit(t) == 0, "used inodes set to 999");
+			meta_kv_put(t, key, sizeof(key) - 1, v, 8) == 0 &&
+			meta_kv_commit(t) == 0,
+		"used inodes set to 999");
 	meta_kv_close(kv);
 	free(url);
 }
@@ -85,8 +87,7 @@ start(struct tt_daemon *d)
 {
 	char *args = tl_asprintf("--meta %s -o session_timeout=3s", murl);
 
-	CHECK_FATAL(tt_daemon_start(d, log_path, args) == 0,
-		    "tesserad starts");
+	CHECK_FATAL(tt_daemon_start(d, log_path, args) == 0, "tesserad starts");
 	free(args);
 }
 
@@ -103,9 +104,10 @@ test_heartbeat(void)
 			break;
 		usleep(100000);
 	}
-	CHECK(b.seq > a.seq && b.id == a.id, "the gateway renews its "
-	      "heartbeat (seq %llu -> %llu)", (unsigned long long)a.seq,
-	      (unsigned long long)b.seq);
+	CHECK(b.seq > a.seq && b.id == a.id,
+	      "the gateway renews its "
+	      "heartbeat (seq %llu -> %llu)",
+	      (unsigned long long)a.seq, (unsigned long long)b.seq);
 }
 
 /* A gateway that starts (and even stops again) after fsck read the
@@ -133,25 +135,27 @@ race_problem(void *arg, enum meta_fsck_cat c, const char *msg)
 static void
 test_race(void)
 {
-	struct meta_fsck_opts o = {true, NULL, race_problem, NULL, NULL,
-				   false};
+	struct meta_fsck_opts o = {true, NULL, race_problem, NULL, NULL, false};
 	struct meta_session_keeper *k = NULL;
 	struct meta_fsck_report r;
 	char *err = NULL;
 
 	break_counter();
 	CHECK_FATAL(meta_open(murl, NULL, &race_m, &err) == 0, "open");
-	CHECK_EQ(meta_fsck(race_m, &o, &r), -EBUSY, "repair after a "
+	CHECK_EQ(meta_fsck(race_m, &o, &r), -EBUSY,
+		 "repair after a "
 		 "gateway started during the check: -EBUSY");
 	CHECK(race_done, "(the session was started during the check)");
 	CHECK_EQ(used_inodes(), 999, "nothing was repaired");
 	CHECK(meta_session_start(race_m, "127.0.0.1:1", "test", 3, &k) == 0,
 	      "a session starts");
 	o.problem = NULL;
-	CHECK_EQ(meta_fsck(race_m, &o, &r), -EBUSY, "repair beside a live "
+	CHECK_EQ(meta_fsck(race_m, &o, &r), -EBUSY,
+		 "repair beside a live "
 		 "session: -EBUSY");
 	o.gateways_ok = true;
-	CHECK_EQ(meta_fsck(race_m, &o, &r), 0, "with gateways_ok it "
+	CHECK_EQ(meta_fsck(race_m, &o, &r), 0,
+		 "with gateways_ok it "
 		 "repairs");
 	meta_session_stop(k);
 	meta_close(race_m);
@@ -169,11 +173,11 @@ main(void)
 	CHECK_FATAL(mkdtemp(dir) != NULL, "mkdtemp");
 	murl = tl_asprintf("lmdb://%s/meta?mapsize=256M", dir);
 	log_path = tl_asprintf("%s/tesserad.log", dir);
-	CHECK_FATAL(tt_run("format '%s' 'file://%s/obj' vol", murl, dir) ==
-		    0, "format");
+	CHECK_FATAL(tt_run("format '%s' 'file://%s/obj' vol", murl, dir) == 0,
+		    "format");
 	CHECK_EQ(tt_run("status '%s'", murl), 0, "status");
 	CHECK(tt_said("gateways:\n  none"), "no gateway listed before one "
-	      "starts");
+					    "starts");
 
 	start(&d);
 	pid = tl_asprintf("pid %d, version %s", (int)d.pid, PACKAGE_VERSION);
@@ -184,12 +188,14 @@ main(void)
 	test_heartbeat();
 
 	break_counter();
-	CHECK_EQ(tt_run("fsck --repair '%s'", murl), 1, "fsck --repair "
+	CHECK_EQ(tt_run("fsck --repair '%s'", murl), 1,
+		 "fsck --repair "
 		 "beside a live gateway fails");
 	CHECK(tt_said("a gateway serves the volume") && tt_said("--force"),
 	      "it names the gateway and --force");
 	CHECK_EQ(used_inodes(), 999, "and repaired nothing");
-	CHECK_EQ(tt_run("fsck '%s'", murl), 1, "fsck without --repair "
+	CHECK_EQ(tt_run("fsck '%s'", murl), 1,
+		 "fsck without --repair "
 		 "runs beside it (and finds the problem)");
 	CHECK(!tt_said("refused"), "without refusing");
 	CHECK_EQ(tt_run("fsck --repair --force '%s'", murl), 1,
@@ -215,7 +221,8 @@ main(void)
 	CHECK_EQ(tt_run("fsck --repair '%s'", murl), 1,
 		 "fsck --repair runs past a stale session");
 	CHECK(tt_said("ignoring a stale gateway session") &&
-	      !tt_said("refused"), "saying it ignores the stale session");
+		      !tt_said("refused"),
+	      "saying it ignores the stale session");
 	CHECK_EQ(used_inodes(), 1, "and repairs");
 
 	start(&d);

@@ -21,10 +21,10 @@
 #include "meta/meta.h"
 #include "t/unit/tools_test.h"
 
-#define NDIRS	    100
-#define NFILES	    200
-#define SIZED_EVERY 50	 /* one file in 50 gets a size */
-#define SIZE	    5000 /* counts 8192 */
+#define NDIRS       100
+#define NFILES      200
+#define SIZED_EVERY 50   /* one file in 50 gets a size */
+#define SIZE        5000 /* counts 8192 */
 
 static char dir[64], url[160];
 static const struct meta_cred root = {.uid = 0};
@@ -77,7 +77,7 @@ peak_kib(const char *args)
 {
 	struct rusage ru;
 	char *cmd =
-	    tl_asprintf("exec %s %s >/dev/null 2>&1", TESSERA_BIN, args);
+		tl_asprintf("exec %s %s >/dev/null 2>&1", TESSERA_BIN, args);
 	pid_t pid = fork();
 	int st;
 
@@ -97,8 +97,8 @@ build(struct meta *m, uint64_t *bytes, uint64_t *inodes)
 {
 	uint64_t s = mk(m, META_ROOT_INO, "small", META_DIR), big, f;
 	struct meta_slice_write w[2] = {
-	    {0, {7, 4096, 0, 4096, 0}},
-	    {1, {9, 1000, 10, 990, 100}},
+		{0, {7, 4096, 0, 4096, 0}},
+		{1, {9, 1000, 10, 990, 100}},
 	};
 	char name[32];
 
@@ -154,22 +154,22 @@ main(void)
 	CHECK_EQ(tt_run("info '%s' /small/data", url), 0, "info of a file");
 	/* Slice 9 ends at 100 + 990 in chunk 1; written: 4 KiB each. */
 	CHECK(tt_said("size:      67109954 (") &&
-		  tt_said("data:      8192 bytes written"),
+		      tt_said("data:      8192 bytes written"),
 	      "its size and the bytes its slices hold");
 	CHECK(tt_said("chunk 0 (bytes 0-): 1 records") &&
-		  tt_said("pos 0 len 4096: slice 7 (size 4096) from "
-			  "offset 0") &&
-		  tt_said("chunk 1 (bytes 67108864-): 1 records") &&
-		  tt_said("pos 100 len 990: slice 9 (size 1000) from "
-			  "offset 10") &&
-		  tt_said("2 chunks, 2 slice records (0 holes)"),
+		      tt_said("pos 0 len 4096: slice 7 (size 4096) from "
+			      "offset 0") &&
+		      tt_said("chunk 1 (bytes 67108864-): 1 records") &&
+		      tt_said("pos 100 len 990: slice 9 (size 1000) from "
+			      "offset 10") &&
+		      tt_said("2 chunks, 2 slice records (0 holes)"),
 	      "its chunks and slice records");
 	/* a: 4096; data: 64 MiB + 4096; b and link: none. */
 	CHECK_EQ(tt_run("info '%s' /small", url), 0, "info of a directory");
 	CHECK(tt_said("type:      directory") &&
-		  tt_said("usage:     4 inodes, 67117056 bytes") &&
-		  tt_said("quota:     bytes 67117056 used of 1073741824, "
-			  "inodes 4 used of unlimited"),
+		      tt_said("usage:     4 inodes, 67117056 bytes") &&
+		      tt_said("quota:     bytes 67117056 used of 1073741824, "
+			      "inodes 4 used of unlimited"),
 	      "its usage and quota");
 	CHECK_EQ(tt_run("info '%s' /small/link", url), 0, "info of a link");
 	CHECK(tt_said("target:    somewhere/else"), "its target");

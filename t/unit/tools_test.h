@@ -30,14 +30,14 @@
 
 /* A step the test needs but does not check: stop if it fails, say
  * nothing if it works. */
-#define TT_MUST(cond, ...)                                                   \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			printf("Bail out! ");                                \
-			printf(__VA_ARGS__);                                 \
-			printf(" (%s:%d)\n", __FILE__, __LINE__);            \
-			exit(1);                                             \
-		}                                                            \
+#define TT_MUST(cond, ...)                                                     \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			printf("Bail out! ");                                  \
+			printf(__VA_ARGS__);                                   \
+			printf(" (%s:%d)\n", __FILE__, __LINE__);              \
+			exit(1);                                               \
+		}                                                              \
 	} while (0)
 
 /* Output of the last tt_run (stdout and stderr together). */
@@ -88,14 +88,12 @@ tt_run(const char *fmt, ...)
 }
 
 /* Whether the last tt_run said s. */
-static bool __attribute__((unused))
-tt_said(const char *s)
+static bool __attribute__((unused)) tt_said(const char *s)
 {
 	return tt_out != NULL && strstr(tt_out, s) != NULL;
 }
 
-static char *__attribute__((unused))
-tt_slurp(const char *path)
+static char *__attribute__((unused)) tt_slurp(const char *path)
 {
 	struct tl_buf b = TL_BUF_INIT;
 	char chunk[4096];
@@ -124,7 +122,7 @@ tt_file_says(const char *path, const char *s)
 /* A tesserad run in the foreground. */
 struct tt_daemon {
 	pid_t pid;
-	int status;   /* wait status once it exited */
+	int status; /* wait status once it exited */
 	char log[256];
 };
 
@@ -169,8 +167,7 @@ tt_daemon_start(struct tt_daemon *d, const char *log, const char *args)
 	}
 	free(copy);
 	/* until it listens or exits; only a hung start is a failure */
-	if (T_WAIT((exited = waitpid(d->pid, &d->status, WNOHANG) ==
-			     d->pid) ||
+	if (T_WAIT((exited = waitpid(d->pid, &d->status, WNOHANG) == d->pid) ||
 		   tt_file_says(log, " port "))) {
 		if (exited) {
 			d->pid = 0;
@@ -185,8 +182,7 @@ tt_daemon_start(struct tt_daemon *d, const char *log, const char *args)
 }
 
 /* Send sig and wait for the daemon to exit; its wait status. */
-static int __attribute__((unused))
-tt_daemon_stop(struct tt_daemon *d, int sig)
+static int __attribute__((unused)) tt_daemon_stop(struct tt_daemon *d, int sig)
 {
 	if (d->pid <= 0)
 		return d->status;
@@ -197,8 +193,7 @@ tt_daemon_stop(struct tt_daemon *d, int sig)
 }
 
 /* Show a daemon's log as TAP comments. */
-static void __attribute__((unused))
-tt_show_log(const char *path)
+static void __attribute__((unused)) tt_show_log(const char *path)
 {
 	char *t = tt_slurp(path);
 

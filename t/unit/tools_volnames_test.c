@@ -32,8 +32,7 @@ serves(const char *args, const char *want)
 	char *line = tl_asprintf("volume \"%s\" on", want);
 
 	unlink(log);
-	CHECK(tt_daemon_start(&d, log, args) == 0, "tesserad %s starts",
-	      args);
+	CHECK(tt_daemon_start(&d, log, args) == 0, "tesserad %s starts", args);
 	CHECK(tt_file_says(log, line), "tesserad %s serves volume %s", args,
 	      want);
 	if (!tt_file_says(log, line))
@@ -53,11 +52,11 @@ test_tesserad(void)
 	FILE *f;
 
 	args = tl_asprintf("--meta %s", murl);
-	CHECK(tt_daemon_start(&d, log, args) == -1 &&
-	      WIFEXITED(d.status) && WEXITSTATUS(d.status) != 0,
+	CHECK(tt_daemon_start(&d, log, args) == -1 && WIFEXITED(d.status) &&
+		      WEXITSTATUS(d.status) != 0,
 	      "tesserad naming no volume exits");
 	CHECK(tt_file_says(log, "holds 2 volumes (alpha, beta)") &&
-	      tt_file_says(log, "--volume NAME"),
+		      tt_file_says(log, "--volume NAME"),
 	      "and says which volumes there are and how to name one");
 	free(args);
 
@@ -96,13 +95,17 @@ main(void)
 	strcpy(dir, "/tmp/volnames-test-XXXXXX");
 	CHECK_FATAL(mkdtemp(dir) != NULL, "mkdtemp");
 	murl = tl_asprintf("lmdb://%s/meta", dir);
-	CHECK_FATAL(tt_run("format '%s' 'file://%s/obj-a' alpha", murl,
-			   dir) == 0, "format alpha");
+	CHECK_FATAL(tt_run("format '%s' 'file://%s/obj-a' alpha", murl, dir) ==
+			    0,
+		    "format alpha");
 	CHECK_FATAL(tt_run("format '%s' 'file://%s/obj-b' beta "
-			   "--capacity 1G", murl, dir) == 0, "format beta");
+			   "--capacity 1G",
+			   murl, dir) == 0,
+		    "format beta");
 
 	/* Naming none: the names and how to name one. */
-	CHECK_EQ(tt_run("status '%s'", murl), 1, "status naming no volume "
+	CHECK_EQ(tt_run("status '%s'", murl), 1,
+		 "status naming no volume "
 		 "fails");
 	CHECK(tt_said("holds 2 volumes (alpha, beta)"),
 	      "and lists the volumes");
@@ -130,7 +133,9 @@ main(void)
 	CHECK_EQ(tt_run("status '%s?volume=a/b'", murl), 1,
 		 "a bad name in the URL: an error");
 	CHECK_EQ(tt_run("format '%s?volume=gamma' 'file://%s/obj-c' delta",
-			murl, dir), 1, "format with two different names "
+			murl, dir),
+		 1,
+		 "format with two different names "
 		 "fails");
 	CHECK_EQ(tt_run("fsck '%s'", murl), 1, "fsck naming none fails");
 	CHECK(tt_said("--volume NAME"), "fsck says how to name one");
@@ -151,8 +156,9 @@ main(void)
 	CHECK(tt_said("gc of volume alpha"), "collects alpha");
 
 	CHECK_EQ(tt_run("config --volume beta '%s' --storage "
-			"'retry:file://%s/obj-b'", murl, dir), 0,
-		 "config --volume beta");
+			"'retry:file://%s/obj-b'",
+			murl, dir),
+		 0, "config --volume beta");
 	cmd = tl_asprintf("--volume beta '%s'", murl);
 	status_names(cmd, "beta");
 	CHECK(tt_said("retry:file://"), "beta's storage changed");

@@ -34,14 +34,14 @@ t_now_ms(void)
 
 /* Poll cond every 10 ms until it holds; evaluates to whether it did
  * (false after T_STALL_S: a stall). */
-#define T_WAIT(cond)                                                         \
-	({                                                                   \
-		uint64_t t_wait_t0_ = t_now_ms();                            \
-		bool t_wait_ok_;                                             \
-		while (!(t_wait_ok_ = (cond)) &&                             \
-		       t_now_ms() - t_wait_t0_ < T_STALL_S * 1000ull)        \
-			usleep(10000);                                       \
-		t_wait_ok_;                                                  \
+#define T_WAIT(cond)                                                           \
+	({                                                                     \
+		uint64_t t_wait_t0_ = t_now_ms();                              \
+		bool t_wait_ok_;                                               \
+		while (!(t_wait_ok_ = (cond)) &&                               \
+		       t_now_ms() - t_wait_t0_ < T_STALL_S * 1000ull)          \
+			usleep(10000);                                         \
+		t_wait_ok_;                                                    \
 	})
 
 /* fork() for a child that runs a daemon: in the child, stdout and
