@@ -287,22 +287,7 @@ test_partial_records(void)
 static int
 dial_as(unsigned a, unsigned b, unsigned c)
 {
-	struct sockaddr_in sa;
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(127u << 24 | a << 16 | b << 8 | c);
-	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-		goto fail;
-	sa.sin_port = htons(T.port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-		goto fail;
-	return s;
-fail:
-	close(s);
-	return -1;
+	return tdial_from_addr(T.port, 127u << 24 | a << 16 | b << 8 | c, 0);
 }
 
 /* DUMP on fd, decoded item by item (no recursion): the number of

@@ -272,24 +272,7 @@ dns_stop(void)
 static int
 dial_other(void)
 {
-	struct sockaddr_in sa;
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-	struct timeval tv = {20, 0};
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	inet_pton(AF_INET, "127.0.0.2", &sa.sin_addr);
-	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-		goto fail;
-	sa.sin_port = htons(T.port);
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-		goto fail;
-	return s;
-fail:
-	close(s);
-	return -1;
+	return tdial_from_addr(T.port, INADDR_LOOPBACK + 1, 0);
 }
 
 /*

@@ -173,10 +173,11 @@ tdial(unsigned port)
 	return s;
 }
 
-/* Connect from 127.0.0.1:local (a privileged port needs root); -1 with
- * errno if that port cannot be bound or the connection fails. */
+/* Connect to 127.0.0.1:port from src:local (src in host order, any
+ * address of 127/8; local 0 for any port, a privileged one needs root);
+ * -1 with errno if the address cannot be bound or the connection fails. */
 static inline int
-tdial_from(unsigned port, unsigned local)
+tdial_from_addr(unsigned port, uint32_t src, unsigned local)
 {
 	struct sockaddr_in sa;
 	struct timeval tv = {20, 0};
@@ -185,18 +186,27 @@ tdial_from(unsigned port, unsigned local)
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons(local);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_addr.s_addr = htonl(src);
 	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) != 0)
 		goto fail;
 	sa.sin_port = htons(port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0)
 		goto fail;
 	return s;
 fail:
 	close(s);
 	return -1;
+}
+
+/* Connect from 127.0.0.1:local (a privileged port needs root); -1 with
+ * errno if that port cannot be bound or the connection fails. */
+static inline int
+tdial_from(unsigned port, unsigned local)
+{
+	return tdial_from_addr(port, INADDR_LOOPBACK, local);
 }
 
 /* Connect from a port of our choosing below the ephemeral range (so no
