@@ -709,10 +709,8 @@ int
 main(void)
 {
 	struct fixture f;
-	struct meta *m;
+	struct meta *m = fixture_open(&f);
 
-	fixture_init(&f);
-	m = fixture_volume(&f, 0, 0);
 	test_write_read(m);
 	test_written(m);
 	test_truncate(m);

@@ -398,10 +398,8 @@ int
 main(void)
 {
 	struct fixture f;
-	struct meta *m;
+	struct meta *m = fixture_open(&f);
 
-	fixture_init(&f);
-	m = fixture_volume(&f, 0, 0);
 	test_create_lookup(m);
 	test_readdir(m);
 	test_rename(m);

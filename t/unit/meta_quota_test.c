@@ -387,10 +387,8 @@ int
 main(void)
 {
 	struct fixture f;
-	struct meta *m;
+	struct meta *m = fixture_open(&f);
 
-	fixture_init(&f);
-	m = fixture_volume(&f, 0, 0);
 	test_limits(m);
 	test_move_between(m);
 	test_drift(m);

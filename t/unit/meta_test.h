@@ -93,6 +93,14 @@ fixture_volume(struct fixture *f, uint64_t capacity, uint64_t max_inodes)
 	return m;
 }
 
+/* fixture_init, and volume "test" without limits, opened. */
+static inline struct meta *
+fixture_open(struct fixture *f)
+{
+	fixture_init(f);
+	return fixture_volume(f, 0, 0);
+}
+
 static void
 fixture_done(struct fixture *f)
 {
