@@ -32,25 +32,33 @@ sig_of(const char *auth)
 	return tl_strdup(p ? p + 10 : "");
 }
 
+/* Sign in and check the signature is want; the test is named kind what. */
+static void
+check_sig(const struct os_s3_sign_in *in, const char *want, const char *kind,
+	  const char *what)
+{
+	char *auth = os_s3_sign(in), *sig = sig_of(auth);
+
+	CHECK(strcmp(sig, want) == 0, "%s%s: signature", kind, what);
+	if (strcmp(sig, want) != 0)
+		printf("#   got %s\n", auth);
+	free(sig);
+	free(auth);
+}
+
 static void
 suite_case(const char *what, const char *path, const struct os_s3_kv *q,
 	   size_t nq, const char *want)
 {
 	struct os_s3_kv h[] = {{"Host", "example.amazonaws.com"},
 			       {"X-Amz-Date", SUITE_DATE}};
-	char *query = os_s3_query(q, nq), *auth, *sig;
+	char *query = os_s3_query(q, nq);
 	struct os_s3_sign_in in = {"GET",      path,        query,
 				   h,          2,           S3_EMPTY_SHA256,
 				   SUITE_DATE, "us-east-1", "service",
 				   SUITE_AK,   SUITE_SK};
 
-	auth = os_s3_sign(&in);
-	sig = sig_of(auth);
-	CHECK(strcmp(sig, want) == 0, "%s: signature", what);
-	if (strcmp(sig, want) != 0)
-		printf("#   got %s\n", auth);
-	free(sig);
-	free(auth);
+	check_sig(&in, want, "", what);
 	free(query);
 }
 
@@ -98,7 +106,7 @@ s3_case(const char *what, const char *method, const char *path,
 	size_t nextra, const char *payload_hash, const char *want)
 {
 	struct os_s3_kv h[8];
-	char *query = os_s3_query(q, nq), *auth, *sig;
+	char *query = os_s3_query(q, nq);
 	size_t n = 0, i;
 	struct os_s3_sign_in in;
 
@@ -110,13 +118,7 @@ s3_case(const char *what, const char *method, const char *path,
 	in = (struct os_s3_sign_in){method, path,         query,   h,
 				    n,      payload_hash, S3_DATE, "us-east-1",
 				    "s3",   S3_AK,        S3_SK};
-	auth = os_s3_sign(&in);
-	sig = sig_of(auth);
-	CHECK(strcmp(sig, want) == 0, "S3 example %s: signature", what);
-	if (strcmp(sig, want) != 0)
-		printf("#   got %s\n", auth);
-	free(sig);
-	free(auth);
+	check_sig(&in, want, "S3 example ", what);
 	free(query);
 }
 
