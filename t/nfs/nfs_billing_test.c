@@ -102,30 +102,6 @@ line_of(const struct thb_lines *l, int at, const char *scope, const char *path)
 
 /* ---- HTTP ----------------------------------------------------------------- */
 
-/* The port of the last "metrics on" line after offset from of the log. */
-static int
-log_port(long from)
-{
-	static const char tag[] = "metrics on http://127.0.0.1:";
-	char path[400], line[1024];
-	int port = 0;
-	FILE *f;
-
-	snprintf(path, sizeof path, "%s/tesserad.log", srv.dir);
-	f = fopen(path, "r");
-	if (f)
-		fseek(f, from, SEEK_SET);
-	while (f && fgets(line, sizeof line, f) != NULL) {
-		char *p = strstr(line, tag);
-
-		if (p != NULL)
-			port = atoi(p + sizeof(tag) - 1);
-	}
-	if (f)
-		fclose(f);
-	return port;
-}
-
 static char *
 scrape(void)
 {
@@ -159,21 +135,6 @@ scrape(void)
 	p = p ? strdup(p + 4) : NULL;
 	free(buf);
 	return p;
-}
-
-static double
-sample(const char *text, const char *series)
-{
-	size_t n = strlen(series);
-
-	for (const char *s = text; s != NULL && *s != '\0';) {
-		if (strncmp(s, series, n) == 0 && s[n] == ' ')
-			return strtod(s + n + 1, NULL);
-		s = strchr(s, '\n');
-		if (s != NULL)
-			s++;
-	}
-	return -1;
 }
 
 /* ---- NFS ------------------------------------------------------------------ */
@@ -228,7 +189,6 @@ main(void)
 	sattr3 sa;
 	long long done, rd, wr, erd, ewr, upto;
 	char args[900], when[32], *m;
-	struct stat st;
 	long logsize;
 	uint32_t got;
 	bool eof;
@@ -255,11 +215,10 @@ main(void)
 		 "--metrics-listen 127.0.0.1:0",
 		 billdir);
 	th_server_set_args(&srv, args);
-	snprintf(args, sizeof args, "%s/tesserad.log", srv.dir);
-	logsize = stat(args, &st) == 0 ? (long)st.st_size : 0;
+	logsize = th_server_log_size(&srv);
 	TH_REQUIRE(th_server_restart(&srv, false) == 0, "restart");
 	for (int i = 0; i < TH_STALL_MS / 100 && http_port == 0; i++)
-		if ((http_port = log_port(logsize)) == 0)
+		if ((http_port = th_server_metrics_port(&srv, logsize)) == 0)
 			usleep(100000);
 	TH_REQUIRE(http_port > 0, "the metrics port is logged");
 	TH_REQUIRE(th_connect(&cn, srv.port, "/", 0, 0) == 0, "connect");
@@ -334,34 +293,35 @@ main(void)
 
 	m = scrape();
 	TH_REQUIRE(m != NULL, "GET /metrics");
-	TH_CHECK(sample(m, "tessera_billing_logical_bytes{volume=\"tvol\"}") ==
+	TH_CHECK(th_sample(m,
+			   "tessera_billing_logical_bytes{volume=\"tvol\"}") ==
 			 A_SIZE + D_SIZE,
 		 "gauge: logical bytes");
-	TH_CHECK(sample(m, "tessera_billing_trash_bytes{volume=\"tvol\","
-			   "export=\"/\"}") == B_SIZE + E_SIZE,
+	TH_CHECK(th_sample(m, "tessera_billing_trash_bytes{volume=\"tvol\","
+			      "export=\"/\"}") == B_SIZE + E_SIZE,
 		 "gauge: trash bytes of export /");
-	TH_CHECK(sample(m, "tessera_billing_trash_bytes{volume=\"tvol\","
-			   "dir=\"/q\"}") == E_SIZE,
+	TH_CHECK(th_sample(m, "tessera_billing_trash_bytes{volume=\"tvol\","
+			      "dir=\"/q\"}") == E_SIZE,
 		 "gauge: trash bytes of /q");
-	TH_CHECK(sample(m, "tessera_billing_logical_bytes{volume=\"tvol\","
-			   "dir=\"/t\"}") == A_SIZE,
+	TH_CHECK(th_sample(m, "tessera_billing_logical_bytes{volume=\"tvol\","
+			      "dir=\"/t\"}") == A_SIZE,
 		 "gauge: logical bytes of /t");
-	TH_CHECK(sample(m, "tessera_billing_pending_bytes{volume=\"tvol\"}") ==
+	TH_CHECK(th_sample(m,
+			   "tessera_billing_pending_bytes{volume=\"tvol\"}") ==
 			 C_SIZE,
 		 "gauge: pending bytes");
-	TH_CHECK(sample(m, "tessera_billing_used_bytes{volume=\"tvol\","
-			   "dir=\"/t\"}") == R4K(A_SIZE),
+	TH_CHECK(th_sample(m, "tessera_billing_used_bytes{volume=\"tvol\","
+			      "dir=\"/t\"}") == R4K(A_SIZE),
 		 "gauge: used bytes of /t");
-	TH_CHECK(sample(m, "tessera_volume_stored_bytes{volume=\"tvol\"}") ==
+	TH_CHECK(th_sample(m, "tessera_volume_stored_bytes{volume=\"tvol\"}") ==
 			 stored,
 		 "volume gauge: stored bytes");
+	TH_CHECK(th_sample(m, "tessera_volume_trash_logical_bytes{volume="
+			      "\"tvol\"}") == B_SIZE + E_SIZE,
+		 "volume gauge: trash bytes");
 	TH_CHECK(
-		sample(m,
-		       "tessera_volume_trash_logical_bytes{volume=\"tvol\"}") ==
-			B_SIZE + E_SIZE,
-		"volume gauge: trash bytes");
-	TH_CHECK(
-		sample(m, "tessera_export_written_bytes_total{export=\"/\"}") ==
+		th_sample(m,
+			  "tessera_export_written_bytes_total{export=\"/\"}") ==
 			stored,
 		"this gateway's written bytes");
 	free(m);

@@ -59,41 +59,6 @@ static char conf_path[400], token_path[400];
 
 /* ---- HTTP ------------------------------------------------------------- */
 
-/* The port of the last "metrics on" line written after offset from of
- * tesserad.log; 0 if none (yet). */
-static int
-log_port(long from)
-{
-	static const char tag[] = "metrics on http://127.0.0.1:";
-	char path[400], line[1024];
-	int port = 0;
-	FILE *f;
-
-	snprintf(path, sizeof path, "%s/tesserad.log", srv.dir);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return 0;
-	fseek(f, from, SEEK_SET);
-	while (fgets(line, sizeof line, f) != NULL) {
-		char *p = strstr(line, tag);
-
-		if (p != NULL)
-			port = atoi(p + sizeof(tag) - 1);
-	}
-	fclose(f);
-	return port;
-}
-
-static long
-log_size(void)
-{
-	char path[400];
-	struct stat st;
-
-	snprintf(path, sizeof path, "%s/tesserad.log", srv.dir);
-	return stat(path, &st) == 0 ? (long)st.st_size : 0;
-}
-
 /* th_http to this test's gateway (auth: an Authorization header's
  * value, or NULL): the status code (-1: no answer), the body in *body
  * (malloc'd; body may be NULL). */
@@ -302,10 +267,10 @@ main(void)
 			   "/ 127.0.0.0/8(rw,no_root_squash,insecure)\n") == 0,
 		   "exports for 127.0.0.0/8");
 	th_server_set_args(&srv, args);
-	from = log_size();
+	from = th_server_log_size(&srv);
 	TH_REQUIRE(th_server_restart(&srv, false) == 0,
 		   "restarted with the limits");
-	T_WAIT((http_port = log_port(from)) > 0);
+	T_WAIT((http_port = th_server_metrics_port(&srv, from)) > 0);
 	TH_REQUIRE(http_port > 0, "metrics port %d", http_port);
 	TH_REQUIRE(connect_from(&a, "127.0.0.1") == 0, "client A connects");
 	TH_REQUIRE(connect_from(&b, "127.0.0.2") == 0,
@@ -468,10 +433,10 @@ main(void)
 	th_server_set_args(&srv, args);
 	th_disconnect(&a);
 	th_disconnect(&b);
-	from = log_size();
+	from = th_server_log_size(&srv);
 	TH_REQUIRE(th_server_restart(&srv, false) == 0,
 		   "restarted with limit_clients 16");
-	T_WAIT((http_port = log_port(from)) > 0);
+	T_WAIT((http_port = th_server_metrics_port(&srv, from)) > 0);
 	TH_REQUIRE(http_port > 0, "metrics port %d", http_port);
 	{
 		int served = 0;

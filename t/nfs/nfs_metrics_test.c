@@ -44,50 +44,6 @@ static int http_port;
 
 /* ---- HTTP ------------------------------------------------------------- */
 
-/* The port of the last "metrics on" line written after offset from of
- * the log at path; 0 if none (yet). */
-static int
-log_port_of(const char *path, long from)
-{
-	static const char tag[] = "metrics on http://127.0.0.1:";
-	char line[1024];
-	int port = 0;
-	FILE *f;
-
-	f = fopen(path, "r");
-	if (f == NULL)
-		return 0;
-	fseek(f, from, SEEK_SET);
-	while (fgets(line, sizeof line, f) != NULL) {
-		char *p = strstr(line, tag);
-
-		if (p != NULL)
-			port = atoi(p + sizeof(tag) - 1);
-	}
-	fclose(f);
-	return port;
-}
-
-/* The same in tesserad.log. */
-static int
-log_port(long from)
-{
-	char path[400];
-
-	snprintf(path, sizeof path, "%s/tesserad.log", srv.dir);
-	return log_port_of(path, from);
-}
-
-static long
-log_size(void)
-{
-	char path[400];
-	struct stat st;
-
-	snprintf(path, sizeof path, "%s/tesserad.log", srv.dir);
-	return stat(path, &st) == 0 ? (long)st.st_size : 0;
-}
-
 /* th_http to this test's gateway: the status code (-1: no answer) and
  * the body (malloc'd, NUL-terminated) in *body (may be NULL). */
 static int
@@ -248,23 +204,6 @@ check_format(const char *text, int *nsamples)
 		(*nsamples)++;
 	}
 	return bad;
-}
-
-/* The value of the sample whose name and labels are exactly series
- * ("tessera_drc_hits_total", "x{a=\"b\"}"); -1 if absent. */
-static double
-sample(const char *text, const char *series)
-{
-	size_t n = strlen(series);
-
-	for (const char *s = text; s != NULL && *s != '\0';) {
-		if (strncmp(s, series, n) == 0 && s[n] == ' ')
-			return strtod(s + n + 1, NULL);
-		s = strchr(s, '\n');
-		if (s != NULL)
-			s++;
-	}
-	return -1;
 }
 
 static char *
@@ -517,12 +456,12 @@ check_reset(void)
 		free(m);
 		m = NULL;
 		if (http("GET", "/metrics", &m) == 200 && m != NULL)
-			reset = sample(m, "tessera_connections_closed_total{"
-					  "reason=\"reset\"}");
+			reset = th_sample(m, "tessera_connections_closed_total{"
+					     "reason=\"reset\"}");
 	}
 	TH_CHECK(reset >= 1, "a reset connection counted as reset (%g)", reset);
-	TH_CHECK(m != NULL && sample(m, "tessera_connections_closed_total{"
-					"reason=\"error\"}") == 0,
+	TH_CHECK(m != NULL && th_sample(m, "tessera_connections_closed_total{"
+					   "reason=\"error\"}") == 0,
 		 "and not as an error");
 	TH_CHECK(!log_has(" notice ", "reset by peer") &&
 			 !log_has(" warn ", "reset by peer"),
@@ -559,91 +498,103 @@ nfs_traffic(void)
 static void
 check_counters(const char *m)
 {
-	TH_CHECK(sample(m, "tessera_rpc_calls_total{program=\"nfs\","
-			   "procedure=\"getattr\"}") >= 1,
+	TH_CHECK(th_sample(m, "tessera_rpc_calls_total{program=\"nfs\","
+			      "procedure=\"getattr\"}") >= 1,
 		 "GETATTR calls counted");
-	TH_CHECK(sample(m, "tessera_rpc_calls_total{program=\"mount\","
-			   "procedure=\"mnt\"}") >= 1,
+	TH_CHECK(th_sample(m, "tessera_rpc_calls_total{program=\"mount\","
+			      "procedure=\"mnt\"}") >= 1,
 		 "MNT calls counted");
-	TH_CHECK(sample(m, "tessera_rpc_calls_total{program=\"nfs\","
-			   "procedure=\"create\"}") >= 3,
+	TH_CHECK(th_sample(m, "tessera_rpc_calls_total{program=\"nfs\","
+			      "procedure=\"create\"}") >= 3,
 		 "CREATE calls counted, the retransmission too");
-	TH_CHECK(sample(m, "tessera_nfs_replies_total{procedure=\"lookup\","
-			   "status=\"NFS3ERR_NOENT\"}") >= 1,
+	TH_CHECK(th_sample(m, "tessera_nfs_replies_total{procedure=\"lookup\","
+			      "status=\"NFS3ERR_NOENT\"}") >= 1,
 		 "LOOKUP's NOENT counted by status");
-	TH_CHECK(sample(m, "tessera_rpc_call_duration_seconds_count{program="
-			   "\"nfs\",procedure=\"write\"}") >= 1,
+	TH_CHECK(th_sample(m, "tessera_rpc_call_duration_seconds_count{program="
+			      "\"nfs\",procedure=\"write\"}") >= 1,
 		 "WRITE latency histogram");
-	TH_CHECK(sample(m, "tessera_rpc_call_duration_seconds_bucket{program="
+	TH_CHECK(th_sample(m,
+			   "tessera_rpc_call_duration_seconds_bucket{program="
 			   "\"nfs\",procedure=\"write\",le=\"+Inf\"}") ==
-			 sample(m, "tessera_rpc_call_duration_seconds_count{"
-				   "program=\"nfs\",procedure=\"write\"}"),
+			 th_sample(m, "tessera_rpc_call_duration_seconds_count{"
+				      "program=\"nfs\",procedure=\"write\"}"),
 		 "+Inf bucket equals the count");
-	TH_CHECK(sample(m, "tessera_rpc_calls_total{program=\"nlm\","
-			   "procedure=\"lock\"}") == 3 &&
-			 sample(m, "tessera_rpc_calls_total{program=\"nlm\","
-				   "procedure=\"unlock\"}") == 1 &&
-			 sample(m, "tessera_rpc_calls_total{program=\"nsm\","
-				   "procedure=\"stat\"}") == 1,
+	TH_CHECK(th_sample(m, "tessera_rpc_calls_total{program=\"nlm\","
+			      "procedure=\"lock\"}") == 3 &&
+			 th_sample(m, "tessera_rpc_calls_total{program=\"nlm\","
+				      "procedure=\"unlock\"}") == 1 &&
+			 th_sample(m, "tessera_rpc_calls_total{program=\"nsm\","
+				      "procedure=\"stat\"}") == 1,
 		 "NLM and NSM calls counted by procedure (GARBAGE_ARGS "
 		 "too)");
-	TH_CHECK(sample(m, "tessera_nlm_replies_total{procedure=\"lock\","
-			   "status=\"NLM4_GRANTED\"}") == 1 &&
-			 sample(m,
-				"tessera_nlm_replies_total{procedure=\"lock\","
-				"status=\"NLM4_DENIED\"}") == 1 &&
-			 sample(m, "tessera_nlm_replies_total{procedure="
+	TH_CHECK(th_sample(m, "tessera_nlm_replies_total{procedure=\"lock\","
+			      "status=\"NLM4_GRANTED\"}") == 1 &&
+			 th_sample(
+				 m,
+				 "tessera_nlm_replies_total{procedure=\"lock\","
+				 "status=\"NLM4_DENIED\"}") == 1 &&
+			 th_sample(m,
+				   "tessera_nlm_replies_total{procedure="
 				   "\"unlock\",status=\"NLM4_GRANTED\"}") == 1,
 		 "NLM answers counted by procedure and status");
-	TH_CHECK(sample(m, "tessera_rpc_call_duration_seconds_count{program="
-			   "\"nlm\",procedure=\"lock\"}") >= 2 &&
-			 sample(m, "tessera_rpc_call_duration_seconds_count{"
+	TH_CHECK(th_sample(m, "tessera_rpc_call_duration_seconds_count{program="
+			      "\"nlm\",procedure=\"lock\"}") >= 2 &&
+			 th_sample(m,
+				   "tessera_rpc_call_duration_seconds_count{"
 				   "program=\"nsm\",procedure=\"stat\"}") == 1,
 		 "NLM and NSM latency histograms (calls that ran)");
-	TH_CHECK(sample(m, "tessera_rpc_calls_total{program=\"nsm\","
-			   "procedure=\"notify\"}") == 0 &&
+	TH_CHECK(th_sample(m, "tessera_rpc_calls_total{program=\"nsm\","
+			      "procedure=\"notify\"}") == 0 &&
 			 strstr(m, "procedure=\"mon\"") == NULL,
 		 "NSM procedures the gateway does not serve are not listed");
-	TH_CHECK(sample(m, "tessera_drc_hits_total") >= 1,
+	TH_CHECK(th_sample(m, "tessera_drc_hits_total") >= 1,
 		 "duplicate request cache hit counted (%g)",
-		 sample(m, "tessera_drc_hits_total"));
-	TH_CHECK(sample(m, "tessera_drc_entries") >= 1, "DRC entries");
-	TH_CHECK(sample(m, "tessera_drc_bytes") > 0, "DRC bytes");
-	TH_CHECK(sample(m,
-			"tessera_rpc_errors_total{reason=\"prog_unavail\"}") >=
+		 th_sample(m, "tessera_drc_hits_total"));
+	TH_CHECK(th_sample(m, "tessera_drc_entries") >= 1, "DRC entries");
+	TH_CHECK(th_sample(m, "tessera_drc_bytes") > 0, "DRC bytes");
+	TH_CHECK(th_sample(
+			 m,
+			 "tessera_rpc_errors_total{reason=\"prog_unavail\"}") >=
 			 1,
 		 "PROG_UNAVAIL counted");
-	TH_CHECK(sample(m,
-			"tessera_rpc_errors_total{reason=\"garbage_args\"}") >=
+	TH_CHECK(th_sample(
+			 m,
+			 "tessera_rpc_errors_total{reason=\"garbage_args\"}") >=
 			 2,
 		 "GARBAGE_ARGS counted (NFS's and NLM's)");
-	TH_CHECK(sample(m, "tessera_connections_open") >= 1,
+	TH_CHECK(th_sample(m, "tessera_connections_open") >= 1,
 		 "open connections (%g)",
-		 sample(m, "tessera_connections_open"));
+		 th_sample(m, "tessera_connections_open"));
 	TH_CHECK(
-		sample(m, "tessera_connections_closed_total{reason=\"eof\"}") >=
+		th_sample(m,
+			  "tessera_connections_closed_total{reason=\"eof\"}") >=
 			1,
 		"a closed connection counted by reason");
-	TH_CHECK(sample(m, "tessera_volume_used_inodes{volume=\"tvol\"}") >= 3,
+	TH_CHECK(th_sample(m, "tessera_volume_used_inodes{volume=\"tvol\"}") >=
+			 3,
 		 "volume inodes, labelled with the volume (%g)",
-		 sample(m, "tessera_volume_used_inodes{volume=\"tvol\"}"));
-	TH_CHECK(sample(m, "tessera_metadata_up{volume=\"tvol\"}") == 1,
+		 th_sample(m, "tessera_volume_used_inodes{volume=\"tvol\"}"));
+	TH_CHECK(th_sample(m, "tessera_metadata_up{volume=\"tvol\"}") == 1,
 		 "metadata up");
-	TH_CHECK(sample(m, "tessera_volume_pending_delete{volume=\"tvol\"}") >=
+	TH_CHECK(th_sample(m,
+			   "tessera_volume_pending_delete{volume=\"tvol\"}") >=
 				 0 &&
-			 sample(m, "tessera_volume_pending_delete_files{volume="
+			 th_sample(m,
+				   "tessera_volume_pending_delete_files{volume="
 				   "\"tvol\"}") >= 0,
 		 "the deletion backlog, labelled with the volume");
 	/* the object store by operation: the gateway read the volume
 	 * marker at start */
-	TH_CHECK(sample(m, "tessera_objstore_requests_total{operation="
-			   "\"get\"}") >= 1,
+	TH_CHECK(th_sample(m, "tessera_objstore_requests_total{operation="
+			      "\"get\"}") >= 1,
 		 "object-store GETs counted (%g)",
-		 sample(m,
-			"tessera_objstore_requests_total{operation=\"get\"}"));
-	TH_CHECK(sample(m, "tessera_objstore_request_duration_seconds_count{"
-			   "operation=\"get\"}") ==
-			 sample(m, "tessera_objstore_requests_total{operation="
+		 th_sample(
+			 m,
+			 "tessera_objstore_requests_total{operation=\"get\"}"));
+	TH_CHECK(th_sample(m, "tessera_objstore_request_duration_seconds_count{"
+			      "operation=\"get\"}") ==
+			 th_sample(m,
+				   "tessera_objstore_requests_total{operation="
 				   "\"get\"}"),
 		 "a latency sample per GET");
 	for (int i = 0; i < 6; i++) {
@@ -655,69 +606,74 @@ check_counters(const char *m)
 			 "tessera_objstore_request_errors_total{operation="
 			 "\"%s\"}",
 			 ops[i]);
-		TH_CHECK(sample(m, s) == 0, "no %s errors", ops[i]);
+		TH_CHECK(th_sample(m, s) == 0, "no %s errors", ops[i]);
 	}
 	/* metadata transactions and the LMDB map */
-	TH_CHECK(sample(m, "tessera_metadata_transactions_total{kind="
-			   "\"write\"}") >= 3,
+	TH_CHECK(th_sample(m, "tessera_metadata_transactions_total{kind="
+			      "\"write\"}") >= 3,
 		 "write transactions counted (%g)",
-		 sample(m, "tessera_metadata_transactions_total{kind="
-			   "\"write\"}"));
-	TH_CHECK(sample(m, "tessera_metadata_transaction_duration_seconds_"
-			   "count{kind=\"read\"}") >= 1,
+		 th_sample(m, "tessera_metadata_transactions_total{kind="
+			      "\"write\"}"));
+	TH_CHECK(th_sample(m, "tessera_metadata_transaction_duration_seconds_"
+			      "count{kind=\"read\"}") >= 1,
 		 "read transaction latency");
-	TH_CHECK(sample(m, "tessera_metadata_transaction_conflicts_total") ==
-				 0 &&
-			 sample(m,
+	TH_CHECK(
+		th_sample(m, "tessera_metadata_transaction_conflicts_total") ==
+				0 &&
+			th_sample(
+				m,
 				"tessera_metadata_transaction_retries_total") ==
-				 0,
-		 "no conflicts on LMDB (writers are serialised)");
-	TH_CHECK(sample(m, "tessera_meta_lmdb_pages_used") >= 2 &&
-			 sample(m, "tessera_meta_lmdb_map_used_bytes") ==
-				 sample(m, "tessera_meta_lmdb_pages_used") *
-					 sample(m, "tessera_meta_lmdb_page_"
-						   "size_bytes") &&
-			 sample(m, "tessera_meta_lmdb_map_size_bytes") >=
-				 sample(m, "tessera_meta_lmdb_map_used_bytes"),
+				0,
+		"no conflicts on LMDB (writers are serialised)");
+	TH_CHECK(th_sample(m, "tessera_meta_lmdb_pages_used") >= 2 &&
+			 th_sample(m, "tessera_meta_lmdb_map_used_bytes") ==
+				 th_sample(m, "tessera_meta_lmdb_pages_used") *
+					 th_sample(m, "tessera_meta_lmdb_page_"
+						      "size_bytes") &&
+			 th_sample(m, "tessera_meta_lmdb_map_size_bytes") >=
+				 th_sample(m,
+					   "tessera_meta_lmdb_map_used_bytes"),
 		 "LMDB map use (%g of %g bytes)",
-		 sample(m, "tessera_meta_lmdb_map_used_bytes"),
-		 sample(m, "tessera_meta_lmdb_map_size_bytes"));
-	TH_CHECK(sample(m, "tessera_meta_lmdb_tree_pages{kind=\"leaf\"}") >=
+		 th_sample(m, "tessera_meta_lmdb_map_used_bytes"),
+		 th_sample(m, "tessera_meta_lmdb_map_size_bytes"));
+	TH_CHECK(th_sample(m, "tessera_meta_lmdb_tree_pages{kind=\"leaf\"}") >=
 				 1 &&
-			 sample(m, "tessera_meta_lmdb_entries") >= 3,
+			 th_sample(m, "tessera_meta_lmdb_entries") >= 3,
 		 "LMDB tree pages and entries");
 	/* the process */
-	TH_CHECK(sample(m, "process_resident_memory_bytes") > 1 << 20 &&
-			 sample(m, "process_virtual_memory_bytes") >=
-				 sample(m, "process_resident_memory_bytes"),
+	TH_CHECK(th_sample(m, "process_resident_memory_bytes") > 1 << 20 &&
+			 th_sample(m, "process_virtual_memory_bytes") >=
+				 th_sample(m, "process_resident_memory_bytes"),
 		 "process memory (%g resident)",
-		 sample(m, "process_resident_memory_bytes"));
-	TH_CHECK(sample(m, "process_open_fds") >= 4 &&
-			 sample(m, "process_max_fds") >=
-				 sample(m, "process_open_fds"),
+		 th_sample(m, "process_resident_memory_bytes"));
+	TH_CHECK(th_sample(m, "process_open_fds") >= 4 &&
+			 th_sample(m, "process_max_fds") >=
+				 th_sample(m, "process_open_fds"),
 		 "process file descriptors (%g)",
-		 sample(m, "process_open_fds"));
-	TH_CHECK(sample(m, "process_cpu_seconds_total") > 0,
+		 th_sample(m, "process_open_fds"));
+	TH_CHECK(th_sample(m, "process_cpu_seconds_total") > 0,
 		 "process CPU time");
-	TH_CHECK(sample(m, "process_start_time_seconds") ==
-				 sample(m, "tessera_start_time_seconds") ||
-			 (sample(m, "process_start_time_seconds") >=
-				  sample(m, "tessera_start_time_seconds") &&
-			  sample(m, "process_start_time_seconds") <
-				  sample(m, "tessera_start_time_seconds") + 1),
+	TH_CHECK(th_sample(m, "process_start_time_seconds") ==
+				 th_sample(m, "tessera_start_time_seconds") ||
+			 (th_sample(m, "process_start_time_seconds") >=
+				  th_sample(m, "tessera_start_time_seconds") &&
+			  th_sample(m, "process_start_time_seconds") <
+				  th_sample(m, "tessera_start_time_seconds") +
+					  1),
 		 "process start time");
-	TH_CHECK(sample(m, "tessera_rpc_received_bytes_total") > 65536 &&
-			 sample(m, "tessera_rpc_sent_bytes_total") > 0,
+	TH_CHECK(th_sample(m, "tessera_rpc_received_bytes_total") > 65536 &&
+			 th_sample(m, "tessera_rpc_sent_bytes_total") > 0,
 		 "RPC bytes in and out");
-	TH_CHECK(sample(m, "tessera_rpc_requests_in_progress") >= 0,
+	TH_CHECK(th_sample(m, "tessera_rpc_requests_in_progress") >= 0,
 		 "requests in progress");
-	TH_CHECK(sample(m, "tessera_start_time_seconds") > 1.5e9, "start time");
-	TH_CHECK(sample(m, "tessera_cache_limit_bytes") == 64 << 20,
+	TH_CHECK(th_sample(m, "tessera_start_time_seconds") > 1.5e9,
+		 "start time");
+	TH_CHECK(th_sample(m, "tessera_cache_limit_bytes") == 64 << 20,
 		 "cache limit is cache_size");
-	TH_CHECK(sample(m, "tessera_buffered_write_bytes") >= 0,
+	TH_CHECK(th_sample(m, "tessera_buffered_write_bytes") >= 0,
 		 "buffered write bytes");
-	TH_CHECK(sample(m, "tessera_build_info{version=\"" PACKAGE_VERSION
-			   "\"}") == 1,
+	TH_CHECK(th_sample(m, "tessera_build_info{version=\"" PACKAGE_VERSION
+			      "\"}") == 1,
 		 "build info");
 }
 
@@ -732,26 +688,26 @@ check_writeback_alarm(void)
 	for (;;) {
 		free(m);
 		if (http("GET", "/metrics", &m) != 200 || m == NULL ||
-		    sample(m, "tessera_writeback_alarm") == 1 ||
+		    th_sample(m, "tessera_writeback_alarm") == 1 ||
 		    th_now_ms() - t0 > TH_STALL_MS)
 			break;
 		usleep(200000);
 	}
 	TH_REQUIRE(m != NULL, "GET /metrics while polling");
-	TH_CHECK(sample(m, "tessera_writeback_alarm") == 1,
+	TH_CHECK(th_sample(m, "tessera_writeback_alarm") == 1,
 		 "writeback alarm raised past writeback_max_age");
-	TH_CHECK(sample(m, "tessera_writeback_staged_blocks") >= 1,
+	TH_CHECK(th_sample(m, "tessera_writeback_staged_blocks") >= 1,
 		 "staged blocks (%g)",
-		 sample(m, "tessera_writeback_staged_blocks"));
-	TH_CHECK(sample(m, "tessera_writeback_staged_bytes") >= 65536,
+		 th_sample(m, "tessera_writeback_staged_blocks"));
+	TH_CHECK(th_sample(m, "tessera_writeback_staged_bytes") >= 65536,
 		 "staged bytes (%g)",
-		 sample(m, "tessera_writeback_staged_bytes"));
-	TH_CHECK(sample(m, "tessera_writeback_oldest_age_seconds") >= 1,
+		 th_sample(m, "tessera_writeback_staged_bytes"));
+	TH_CHECK(th_sample(m, "tessera_writeback_oldest_age_seconds") >= 1,
 		 "oldest staged age (%g s)",
-		 sample(m, "tessera_writeback_oldest_age_seconds"));
-	TH_CHECK(sample(m, "tessera_writeback_max_age_seconds") == 1,
+		 th_sample(m, "tessera_writeback_oldest_age_seconds"));
+	TH_CHECK(th_sample(m, "tessera_writeback_max_age_seconds") == 1,
 		 "max age exported");
-	TH_CHECK(sample(m, "tessera_objstore_throttled_seconds_total") > 0,
+	TH_CHECK(th_sample(m, "tessera_objstore_throttled_seconds_total") > 0,
 		 "upload throttling counted");
 	free(m);
 }
@@ -765,8 +721,8 @@ lmdb_figures(double *syncs, double *lazy)
 {
 	char *m = scrape();
 
-	*syncs = sample(m, "tessera_meta_lmdb_syncs_total");
-	*lazy = sample(m, "tessera_meta_lmdb_lazy_commits_total");
+	*syncs = th_sample(m, "tessera_meta_lmdb_syncs_total");
+	*lazy = th_sample(m, "tessera_meta_lmdb_lazy_commits_total");
 	free(m);
 }
 
@@ -996,30 +952,31 @@ check_raft(void)
 	http_port = 0;
 	for (uint64_t t0 = th_now_ms(); th_now_ms() - t0 < TH_STALL_MS;
 	     usleep(50000))
-		if ((http_port = log_port_of(log, 0)) > 0 ||
+		if ((http_port = th_log_metrics_port(log, 0)) > 0 ||
 		    waitpid(pid, &st, WNOHANG) == pid)
 			break;
 	TH_REQUIRE(http_port > 0, "the raft gateway serves its metrics");
 	m = scrape();
-	TH_CHECK(sample(m, "tessera_raft_node_id") == 1,
+	TH_CHECK(th_sample(m, "tessera_raft_node_id") == 1,
 		 "it is node 1 of a raft group");
 	TH_CHECK(
-		sample(m, "tessera_meta_lmdb_pages_used") >= 2 &&
-			sample(m, "tessera_meta_lmdb_map_used_bytes") ==
-				sample(m, "tessera_meta_lmdb_pages_used") *
-					sample(m, "tessera_meta_lmdb_page_size_"
+		th_sample(m, "tessera_meta_lmdb_pages_used") >= 2 &&
+			th_sample(m, "tessera_meta_lmdb_map_used_bytes") ==
+				th_sample(m, "tessera_meta_lmdb_pages_used") *
+					th_sample(m,
+						  "tessera_meta_lmdb_page_size_"
 						  "bytes") &&
-			sample(m, "tessera_meta_lmdb_map_size_bytes") >=
-				sample(m, "tessera_meta_lmdb_map_used_bytes") &&
-			sample(m, "tessera_meta_lmdb_entries") >= 3 &&
-			sample(m,
-			       "tessera_meta_lmdb_tree_pages{kind=\"leaf\"}") >=
-				1,
+			th_sample(m, "tessera_meta_lmdb_map_size_bytes") >=
+				th_sample(m,
+					  "tessera_meta_lmdb_map_used_bytes") &&
+			th_sample(m, "tessera_meta_lmdb_entries") >= 3 &&
+			th_sample(m, "tessera_meta_lmdb_tree_pages{kind="
+				     "\"leaf\"}") >= 1,
 		"its replica's LMDB map and pages (%.0f of %.0f bytes, %.0f "
 		"keys)",
-		sample(m, "tessera_meta_lmdb_map_used_bytes"),
-		sample(m, "tessera_meta_lmdb_map_size_bytes"),
-		sample(m, "tessera_meta_lmdb_entries"));
+		th_sample(m, "tessera_meta_lmdb_map_used_bytes"),
+		th_sample(m, "tessera_meta_lmdb_map_size_bytes"),
+		th_sample(m, "tessera_meta_lmdb_entries"));
 	free(m);
 	kill(pid, SIGTERM);
 	TH_CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
@@ -1059,12 +1016,12 @@ main(void)
 				 "/async 127.0.0.1(rw,no_root_squash,insecure,"
 				 "async)\n") == 0,
 		   "exports / and /async (async)");
-	at = log_size();
+	at = th_server_log_size(&srv);
 	TH_REQUIRE(th_server_restart(&srv, false) == 0,
 		   "tesserad restarted with metrics on port 0");
 	for (uint64_t t0 = th_now_ms(); th_now_ms() - t0 < TH_STALL_MS;
 	     usleep(50000))
-		if ((http_port = log_port(at)) > 0)
+		if ((http_port = th_server_metrics_port(&srv, at)) > 0)
 			break;
 	TH_REQUIRE(http_port > 0, "the metrics port is logged");
 
@@ -1080,8 +1037,8 @@ main(void)
 	bad = check_format(m, &nsamples);
 	TH_CHECK(bad == 0 && nsamples > 50,
 		 "exposition format well-formed (%d samples)", nsamples);
-	TH_CHECK(sample(m, "tessera_drc_hits_total") == 0, "no DRC hit yet");
-	TH_CHECK(sample(m, "tessera_objstore_puts_total") >= 0,
+	TH_CHECK(th_sample(m, "tessera_drc_hits_total") == 0, "no DRC hit yet");
+	TH_CHECK(th_sample(m, "tessera_objstore_puts_total") >= 0,
 		 "objects stored are counted");
 	free(m);
 

@@ -461,26 +461,70 @@ th_server_log_count(const struct th_server *s, const char *what)
 	return n;
 }
 
-/* The port of the last "metrics on" line of s's log; 0: none. */
-static int
-th_metrics_port(const struct th_server *s)
+int
+th_log_metrics_port(const char *path, long from)
 {
 	static const char tag[] = "metrics on http://127.0.0.1:";
-	char path[400], line[2048];
+	char line[2048];
 	int port = 0;
 	FILE *f;
 
-	th_log_path(s, path, sizeof path);
 	f = fopen(path, "r");
-	while (f != NULL && fgets(line, sizeof line, f)) {
+	if (f == NULL)
+		return 0;
+	fseek(f, from, SEEK_SET);
+	while (fgets(line, sizeof line, f)) {
 		char *p = strstr(line, tag);
 
 		if (p != NULL)
 			port = atoi(p + sizeof(tag) - 1);
 	}
-	if (f != NULL)
-		fclose(f);
+	fclose(f);
 	return port;
+}
+
+int
+th_server_metrics_port(const struct th_server *s, long from)
+{
+	char path[400];
+
+	th_log_path(s, path, sizeof path);
+	return th_log_metrics_port(path, from);
+}
+
+long
+th_server_log_size(const struct th_server *s)
+{
+	char path[400];
+	struct stat st;
+
+	th_log_path(s, path, sizeof path);
+	return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* The sample line of series in a /metrics text, at its value; NULL if
+ * absent. */
+static const char *
+th_sample_at(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+
+	for (const char *s = text; s != NULL && *s != '\0';) {
+		if (strncmp(s, series, n) == 0 && s[n] == ' ')
+			return s + n + 1;
+		s = strchr(s, '\n');
+		if (s != NULL)
+			s++;
+	}
+	return NULL;
+}
+
+double
+th_sample(const char *text, const char *series)
+{
+	const char *v = th_sample_at(text, series);
+
+	return v != NULL ? strtod(v, NULL) : -1;
 }
 
 int
@@ -540,21 +584,20 @@ out:
 int
 th_server_metric(const struct th_server *s, const char *name, double *v)
 {
-	char *body = NULL, *p;
-	size_t nl = strlen(name);
-	int port = th_metrics_port(s), rc = 1;
+	char *body = NULL;
+	const char *at;
+	int port = th_server_metrics_port(s, 0), rc = 1;
 
 	if (port <= 0 || th_http(port, "GET", "/metrics", NULL, &body) < 0 ||
 	    body == NULL) {
 		free(body);
 		return -1;
 	}
-	for (p = body; p != NULL && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
-		if (strncmp(p, name, nl) == 0 && p[nl] == ' ') {
-			*v = strtod(p + nl + 1, NULL);
-			rc = 0;
-			break;
-		}
+	at = th_sample_at(body, name);
+	if (at != NULL) {
+		*v = strtod(at, NULL);
+		rc = 0;
+	}
 	free(body);
 	return rc;
 }

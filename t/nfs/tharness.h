@@ -130,6 +130,16 @@ uint64_t th_server_mem(const struct th_server *s, const char *field);
 /* How many lines of the daemon's log (tesserad.log, all its runs)
  * contain what. */
 int th_server_log_count(const struct th_server *s, const char *what);
+/* The size of the daemon's log now: an offset for the next two. */
+long th_server_log_size(const struct th_server *s);
+/* The port of the last "metrics on" line after offset from in the log
+ * at path (of s's log for the second); 0 if none (yet). */
+int th_log_metrics_port(const char *path, long from);
+int th_server_metrics_port(const struct th_server *s, long from);
+/* The value of the sample whose name and labels are exactly series
+ * ("tessera_drc_hits_total", "x{a=\"b\"}") in a /metrics text; -1 if
+ * absent. */
+double th_sample(const char *text, const char *series);
 /* The value of metric name (with its labels, as printed: "x{a=\"b\"}")
  * in s's /metrics (started with --metrics-listen 127.0.0.1:0: the port
  * is read from its log): 0, 1 when the metric is absent, -1 when the
