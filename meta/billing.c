@@ -49,32 +49,39 @@ key_io(struct meta *m, struct meta_key *k, const char *path)
 	k->len += n;
 }
 
+struct io_add_op {
+	const struct meta_io *v;
+	size_t n;
+};
+
+static int
+add_txn(struct mtxn *t, void *arg)
+{
+	const struct io_add_op *o = arg;
+	struct meta_key k;
+	int rc = 0;
+
+	/* Lost in a crash: those bytes go unbilled, as would the counts in
+	 * the gateway's memory. */
+	t->lazy = true;
+	for (size_t i = 0; rc == 0 && i < o->n; i++) {
+		int64_t d[2] = {(int64_t)o->v[i].read,
+				(int64_t)o->v[i].written};
+
+		if (d[0] == 0 && d[1] == 0)
+			continue;
+		key_io(t->m, &k, o->v[i].path);
+		rc = meta_kv_add(t->kv, k.b, k.len, d, 2);
+	}
+	return rc;
+}
+
 int
 meta_io_add(struct meta *m, const struct meta_io *v, size_t n)
 {
-	struct meta_key k;
-	struct mtxn t;
-	int rc, tries = 0;
+	struct io_add_op o = {v, n};
 
-	do {
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		/* Lost in a crash: those bytes go unbilled, as would the
-		 * counts in the gateway's memory. */
-		t.lazy = true;
-		for (size_t i = 0; rc == 0 && i < n; i++) {
-			int64_t d[2] = {(int64_t)v[i].read,
-					(int64_t)v[i].written};
-
-			if (d[0] == 0 && d[1] == 0)
-				continue;
-			key_io(m, &k, v[i].path);
-			rc = meta_kv_add(t.kv, k.b, k.len, d, 2);
-		}
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
-	return rc;
+	return meta_txn_run(m, false, add_txn, &o);
 }
 
 struct io_scan {
@@ -154,40 +161,49 @@ meta_io_list(struct meta *m, struct meta_io **out, size_t *n, uint64_t *last_ns)
 	return meta_txn_end(&t, rc);
 }
 
+struct take_op {
+	uint64_t now_ns;
+	struct meta_io **out;
+	size_t *n;
+	uint64_t *last_ns;
+};
+
+static int
+take_txn(struct mtxn *t, void *arg)
+{
+	const struct take_op *o = arg;
+	struct meta_key k;
+	uint8_t b[8];
+	int rc;
+
+	free(*o->out); /* a previous attempt's */
+	rc = io_read(t, o->out, o->n, o->last_ns);
+	if (rc == 0 && *o->last_ns >= o->now_ns)
+		rc = -EALREADY; /* billed already, by us or another */
+	for (size_t i = 0; rc == 0 && i < *o->n; i++) {
+		int64_t d[2] = {-(int64_t)(*o->out)[i].read,
+				-(int64_t)(*o->out)[i].written};
+
+		key_io(t->m, &k, (*o->out)[i].path);
+		rc = meta_kv_add(t->kv, k.b, k.len, d, 2);
+	}
+	meta_key_tag(t->m, &k, 'Y');
+	tl_put_be64(b, o->now_ns);
+	if (rc == 0)
+		rc = meta_kv_put(t->kv, k.b, k.len, b, 8);
+	return rc;
+}
+
 int
 meta_billing_take(struct meta *m, uint64_t now_ns, struct meta_io **out,
 		  size_t *n, uint64_t *last_ns)
 {
-	struct meta_key k;
-	struct mtxn t;
-	uint8_t b[8];
-	int rc, tries = 0;
+	struct take_op o = {now_ns, out, n, last_ns};
+	int rc;
 
 	*out = NULL;
 	*n = 0;
-	do {
-		free(*out);
-		*out = NULL;
-		*n = 0;
-		rc = meta_txn_begin(m, &t, false);
-		if (rc)
-			return rc;
-		rc = io_read(&t, out, n, last_ns);
-		if (rc == 0 && *last_ns >= now_ns)
-			rc = -EALREADY; /* billed already, by us or another */
-		for (size_t i = 0; rc == 0 && i < *n; i++) {
-			int64_t d[2] = {-(int64_t)(*out)[i].read,
-					-(int64_t)(*out)[i].written};
-
-			key_io(m, &k, (*out)[i].path);
-			rc = meta_kv_add(t.kv, k.b, k.len, d, 2);
-		}
-		meta_key_tag(m, &k, 'Y');
-		tl_put_be64(b, now_ns);
-		if (rc == 0)
-			rc = meta_kv_put(t.kv, k.b, k.len, b, 8);
-		rc = meta_txn_end(&t, rc);
-	} while (meta_txn_retry(rc, &tries));
+	rc = meta_txn_run(m, false, take_txn, &o);
 	if (rc) {
 		free(*out);
 		*out = NULL;
