@@ -29,6 +29,13 @@ open_cache(const char *dirs, uint64_t size, unsigned floor)
 	return t_cache(&o);
 }
 
+/* The cache that writes the test file: no disk cache. */
+static struct cache *
+open_nodisk(void)
+{
+	return open_cache(NULL, 0, 0);
+}
+
 /* Apply fn to every cached block file; returns how many there are and
  * adds their sizes to *bytes. */
 static int
@@ -306,17 +313,11 @@ test_no_disk_cache(uint64_t ino, const uint8_t *data)
 int
 main(void)
 {
-	uint8_t *data = tl_malloc(NB * BS);
-	struct cache *c;
-	uint64_t ino;
+	uint8_t *data;
+	uint64_t ino = t_start_file(BS, NB * BS, 7, open_nodisk, &data);
 
-	t_start(BS, 0);
 	snprintf(cdir, sizeof(cdir), "%s/cache", t_dir);
 	CHECK_FATAL(mkdir(cdir, 0700) == 0, "mkdir %s", cdir);
-
-	c = open_cache(NULL, 0, 0);
-	ino = t_file_with(c, "f", data, NB * BS, 7);
-	cache_close(c);
 
 	test_cached_and_restart(ino, data);
 	test_damage(ino, data, flip_data, "bit flip in the data");

@@ -25,6 +25,13 @@ open_ra(uint64_t ra_max, uint64_t budget)
 	return t_cache(&o);
 }
 
+/* The cache that writes the test file: no read-ahead. */
+static struct cache *
+open_nora(void)
+{
+	return open_ra(0, 0);
+}
+
 /* Wait until the GET count reaches want (T_WAIT: a stall detector,
  * not a speed limit). */
 static int
@@ -341,14 +348,8 @@ test_lend_file(uint64_t ino, uint8_t *data)
 int
 main(void)
 {
-	uint8_t *data = tl_malloc(NB * BS);
-	struct cache *c;
-	uint64_t ino;
-
-	t_start(BS, 0);
-	c = open_ra(0, 0);
-	ino = t_file_with(c, "f", data, NB * BS, 5);
-	cache_close(c);
+	uint8_t *data;
+	uint64_t ino = t_start_file(BS, NB * BS, 5, open_nora, &data);
 
 	test_sequential(ino, data);
 	test_ahead(ino, data);

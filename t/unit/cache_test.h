@@ -210,6 +210,24 @@ t_file_with(struct cache *c, const char *name, uint8_t *data, size_t len,
 	return ino;
 }
 
+/* t_start(bs, 0), then file "f" of len bytes (salt) written through the
+ * cache open() gives, closed again so that its blocks are in the object
+ * store; *data (tl_malloc'd) receives its bytes.  The file's inode. */
+static inline uint64_t
+t_start_file(uint32_t bs, size_t len, unsigned salt,
+	     struct cache *(*open)(void), uint8_t **data)
+{
+	struct cache *c;
+	uint64_t ino;
+
+	t_start(bs, 0);
+	*data = tl_malloc(len);
+	c = open();
+	ino = t_file_with(c, "f", *data, len, salt);
+	cache_close(c);
+	return ino;
+}
+
 static inline uint64_t
 t_size(struct cache *c, uint64_t ino)
 {
