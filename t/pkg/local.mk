@@ -3,7 +3,7 @@
 # t/run-all.sh calls t/pkg/package-test.sh; make check builds svcrun,
 # the service manager's part it plays where systemd is not PID 1.
 check_PROGRAMS += t/pkg/svcrun
-t_pkg_svcrun_SOURCES = t/pkg/svcrun.c
+t_pkg_svcrun_SOURCES = t/pkg/svcrun.c t/notify_recv.h
 t_pkg_svcrun_LDADD = # none of the project's libraries (t/local.mk's LDADD)
 dist_check_SCRIPTS += t/pkg/package-test.sh
 # What the package is built from travels in the release tarball too.

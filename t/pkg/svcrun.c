@@ -29,40 +29,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "t/notify_recv.h"
+
 static FILE *events;
 
 /* Read one datagram, if any, and write its lines down. */
 static void
 take(int fd, pid_t main_pid)
 {
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(struct ucred))];
-	} ctl;
 	char buf[4096];
-	struct iovec iov = {buf, sizeof(buf) - 1};
-	struct msghdr mh = {0};
-	pid_t from = -1;
-	ssize_t n;
+	pid_t from;
 
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = ctl.b;
-	mh.msg_controllen = sizeof(ctl.b);
-	n = recvmsg(fd, &mh, MSG_DONTWAIT);
-	if (n < 0)
+	if (notify_recv(fd, buf, sizeof(buf), MSG_DONTWAIT, &from) < 0)
 		return;
-	buf[n] = '\0';
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
-	     c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level == SOL_SOCKET &&
-		    c->cmsg_type == SCM_CREDENTIALS) {
-			struct ucred uc;
-
-			memcpy(&uc, CMSG_DATA(c), sizeof(uc));
-			from = uc.pid;
-		}
-	}
 	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l != NULL;
 	     l = strtok_r(NULL, "\n", &save)) {
 		if (from == main_pid)

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "lib/tl.h"
+#include "t/notify_recv.h"
 #include "t/testpaths.h"
 #include "t/unit/tap.h"
 
@@ -76,15 +77,8 @@ mgr_open(struct mgr *m, bool abstract)
 static bool
 mgr_recv(struct mgr *m, pid_t daemon, char *buf, size_t size, pid_t *pid)
 {
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(struct ucred))];
-	} ctl;
-	struct iovec iov = {buf, size - 1};
-	struct msghdr mh = {0};
 	struct pollfd p = {m->fd, POLLIN, 0};
 	int waited = 0, st;
-	ssize_t n;
 
 	while (poll(&p, 1, 200) == 0) {
 		if (waitpid(daemon, &st, WNOHANG) == daemon) {
@@ -96,25 +90,8 @@ mgr_recv(struct mgr *m, pid_t daemon, char *buf, size_t size, pid_t *pid)
 		if ((waited += 200) >= GUARD_MS)
 			return false;
 	}
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = ctl.b;
-	mh.msg_controllen = sizeof(ctl.b);
-	n = recvmsg(m->fd, &mh, 0);
-	if (n < 0)
+	if (notify_recv(m->fd, buf, size, 0, pid) < 0)
 		return false;
-	buf[n] = '\0';
-	*pid = -1;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
-	     c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level == SOL_SOCKET &&
-		    c->cmsg_type == SCM_CREDENTIALS) {
-			struct ucred uc;
-
-			memcpy(&uc, CMSG_DATA(c), sizeof(uc));
-			*pid = uc.pid;
-		}
-	}
 	printf("# notified: ");
 	for (const char *c = buf; *c != '\0'; c++)
 		fputs(*c == '\n' ? " | " : (char[]){*c, '\0'}, stdout);
