@@ -40,14 +40,16 @@
 #define SIZE          (256 * 1024)
 
 static struct th_server srv;
+
+/* A file of SIZE bytes named name in dir. */
 static void
-put_file(struct th_conn *c, const char *name, uint64_t seed, struct th_obj *o)
+put_in(struct th_conn *c, const struct th_fh *dir, const char *name,
+       uint64_t seed, struct th_obj *o)
 {
 	static uint8_t buf[SIZE];
 	sattr3 sa = th_sattr_mode(0644);
 
-	TH_REQUIRE(th_create(c, &c->root, name, UNCHECKED, &sa, NULL, o) ==
-			   NFS3_OK,
+	TH_REQUIRE(th_create(c, dir, name, UNCHECKED, &sa, NULL, o) == NFS3_OK,
 		   "create %s", name);
 	th_fill(seed, buf, sizeof buf);
 	TH_REQUIRE(th_write(c, &o->fh, 0, buf, sizeof buf, FILE_SYNC, NULL) ==
@@ -141,40 +143,14 @@ q_used(void)
 	return b;
 }
 
-/* "used bytes:" of `tessera status`, or -1. */
-static long long
-used_bytes(void)
+/* The figure after what ("used bytes:", "trash:") in `tessera status`,
+ * or -1. */
+static long
+status_figure(const char *what)
 {
-	char cmd[700], line[1024];
-	long long n = -1;
-	FILE *f;
-
-	snprintf(cmd, sizeof cmd, "'%s/tessera' status '%s' 2>&1",
-		 th_builddir(), srv.meta_url);
-	f = popen(cmd, "r");
-	if (f == NULL)
+	if (th_tessera(&srv, "status '%s'", srv.meta_url) != 0)
 		return -1;
-	while (fgets(line, sizeof line, f) != NULL)
-		if (strncmp(line, "used bytes:", 11) == 0)
-			n = strtoll(line + 11, NULL, 10);
-	pclose(f);
-	return n;
-}
-
-/* A file of SIZE bytes named name in dir. */
-static void
-put_in(struct th_conn *c, const struct th_fh *dir, const char *name,
-       uint64_t seed, struct th_obj *o)
-{
-	static uint8_t buf[SIZE];
-	sattr3 sa = th_sattr_mode(0644);
-
-	TH_REQUIRE(th_create(c, dir, name, UNCHECKED, &sa, NULL, o) == NFS3_OK,
-		   "create %s", name);
-	th_fill(seed, buf, sizeof buf);
-	TH_REQUIRE(th_write(c, &o->fh, 0, buf, sizeof buf, FILE_SYNC, NULL) ==
-			   NFS3_OK,
-		   "write %s", name);
+	return th_tool_figure(&srv, what);
 }
 
 /* Whether the tool's last output (tool.out) holds what. */
@@ -235,11 +211,11 @@ trash_and_quota(struct th_conn *root)
 		   "tessera quota set /q --bytes 512K");
 	put_in(root, &q.fh, "big", 11, &big);
 	TH_CHECK(q_used() == SIZE, "/q uses big's 256 KiB");
-	used = used_bytes();
+	used = status_figure("used bytes:");
 	before = th_server_objects(&srv);
 	TH_STAT(th_remove(root, &q.fh, "big"), NFS3_OK, "remove q/big");
 	TH_CHECK(q_used() == 0, "big in the trash: /q uses nothing");
-	TH_CHECK(used_bytes() == used,
+	TH_CHECK(status_figure("used bytes:") == used,
 		 "the volume's used bytes keep big's "
 		 "(%lld)",
 		 used);
@@ -279,26 +255,6 @@ trash_and_quota(struct th_conn *root)
 	TH_CHECK(q_used() == 2 * SIZE, "/q counts big again");
 }
 
-/* Files in the trash as `tessera status` reports them, or -1. */
-static long
-trash_files(void)
-{
-	char cmd[700], line[1024];
-	long n = -1;
-	FILE *f;
-
-	snprintf(cmd, sizeof cmd, "'%s/tessera' status '%s' 2>&1",
-		 th_builddir(), srv.meta_url);
-	f = popen(cmd, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof line, f) != NULL)
-		if (strncmp(line, "trash:", 6) == 0)
-			n = strtol(line + 6, NULL, 10);
-	pclose(f);
-	return n;
-}
-
 int
 main(void)
 {
@@ -319,7 +275,7 @@ main(void)
 		   "uid 1000 connects");
 
 	/* 1. REMOVE into the trash. */
-	put_file(&root, "a", 1, &a);
+	put_in(&root, &root.root, "a", 1, &a);
 	before = th_server_objects(&srv);
 	TH_STAT(th_remove(&root, &root.root, "a"), NFS3_OK, "remove a");
 	TH_CHECK(th_server_objects(&srv) == before,
@@ -356,8 +312,8 @@ main(void)
 		"no rmdir in the trash");
 
 	/* 2. RENAME over b; directories are not trashed. */
-	put_file(&root, "b", 2, &b);
-	put_file(&root, "c", 3, &c);
+	put_in(&root, &root.root, "b", 2, &b);
+	put_in(&root, &root.root, "c", 3, &c);
 	TH_STAT(th_rename(&root, &root.root, "c", &root.root, "b"), NFS3_OK,
 		"rename c over b");
 	snprintf(ename, sizeof ename, "1-%llu-b",
@@ -392,8 +348,8 @@ main(void)
 	TH_CHECK(th_lookup(&root, &root.root, "b", &o) == NFS3_OK &&
 			 o.attr.fileid == c.attr.fileid,
 		 "b is still the renamed c");
-	TH_CHECK(trash_files() == 1, "status: one file in "
-				     "the trash");
+	TH_CHECK(status_figure("trash:") == 1, "status: one file in "
+					       "the trash");
 	trash_and_quota(&root);
 
 	/* 4. Expiry by the background job. */
@@ -405,10 +361,10 @@ main(void)
 	TH_REQUIRE(th_connect(&root, srv.port, "/", 0, 0) == 0, "reconnect");
 	before = th_server_objects(&srv);
 	t0 = th_now_ms();
-	while (trash_files() != 0 && th_now_ms() - t0 < POLL_LIMIT_MS)
+	while (status_figure("trash:") != 0 && th_now_ms() - t0 < POLL_LIMIT_MS)
 		usleep(200 * 1000);
-	TH_CHECK(trash_files() == 0, "the job emptied the "
-				     "trash");
+	TH_CHECK(status_figure("trash:") == 0, "the job emptied the "
+					       "trash");
 	while (th_server_objects(&srv) >= before &&
 	       th_now_ms() - t0 < POLL_LIMIT_MS)
 		usleep(200 * 1000);
@@ -419,7 +375,7 @@ main(void)
 	TH_CHECK(th_tessera(&srv, "config --trash-days 0 '%s'", srv.meta_url) ==
 			 0,
 		 "tessera config --trash-days 0");
-	put_file(&root, "e", 5, &o);
+	put_in(&root, &root.root, "e", 5, &o);
 	before = th_server_objects(&srv);
 	TH_STAT(th_remove(&root, &root.root, "e"), NFS3_OK, "remove e");
 	t0 = th_now_ms();
@@ -428,7 +384,7 @@ main(void)
 		usleep(200 * 1000);
 	TH_CHECK(th_server_objects(&srv) < before,
 		 "e's blocks were deleted at once");
-	TH_CHECK(trash_files() == 0, "nothing in the trash");
+	TH_CHECK(status_figure("trash:") == 0, "nothing in the trash");
 
 	th_disconnect(&root);
 	TH_CHECK(th_server_fsck(&srv) == 0, "fsck: clean");
