@@ -86,6 +86,15 @@ setup(void)
 	th_disconnect(&op);
 }
 
+/* MOUNT "/" as the operator (op) and "/tenants/a" as tenant a (ten). */
+static void
+mount_both(struct th_conn *ten)
+{
+	TH_REQUIRE(th_connect(&op, srv.port, "/", 0, 0) == 0, "MOUNT /");
+	TH_REQUIRE(th_connect(ten, srv.port, "/tenants/a", 0, 0) == 0,
+		   "MOUNT /tenants/a");
+}
+
 /* From dir, LOOKUP ".." up to depth times, then look for what a climb to
  * the volume would find: true if any step reached another tenant's
  * file. */
@@ -122,9 +131,7 @@ test_moved_out(void)
 	uint32_t got;
 	int st;
 
-	TH_REQUIRE(th_connect(&op, srv.port, "/", 0, 0) == 0, "MOUNT /");
-	TH_REQUIRE(th_connect(&ten, srv.port, "/tenants/a", 0, 0) == 0,
-		   "MOUNT /tenants/a");
+	mount_both(&ten);
 	proj = mkdir_in(&ten, &ten.root, "proj");
 	sub = mkdir_in(&ten, &proj, "sub");
 	doc = file_in(&ten, &sub, "doc", "tenant a's doc");
@@ -206,9 +213,7 @@ test_links(void)
 	uint32_t got;
 	int st;
 
-	TH_REQUIRE(th_connect(&op, srv.port, "/", 0, 0) == 0, "MOUNT /");
-	TH_REQUIRE(th_connect(&ten, srv.port, "/tenants/a", 0, 0) == 0,
-		   "MOUNT /tenants/a");
+	mount_both(&ten);
 
 	/* The operator links b's file into a: it lies inside too. */
 	secret = lookup(&op, &tb, "secret");
