@@ -1430,11 +1430,8 @@ th_create(struct th_conn *c, const struct th_fh *dir, const char *name,
 	  createmode3 how, const sattr3 *sa, const uint8_t verf[8],
 	  struct th_obj *out)
 {
-	CREATE3args a;
+	CREATE3args a = {.where = th_dirop(dir, name), .how.mode = how};
 
-	memset(&a, 0, sizeof a);
-	a.where = th_dirop(dir, name);
-	a.how.mode = how;
 	if (how == EXCLUSIVE)
 		memcpy(a.how.createhow3_u.verf, verf, 8);
 	else
@@ -1447,11 +1444,9 @@ int
 th_mkdir(struct th_conn *c, const struct th_fh *dir, const char *name,
 	 const sattr3 *sa, struct th_obj *out)
 {
-	MKDIR3args a;
+	MKDIR3args a = {.where = th_dirop(dir, name),
+			.attributes = sa ? *sa : th_sattr_mode(0755)};
 
-	memset(&a, 0, sizeof a);
-	a.where = th_dirop(dir, name);
-	a.attributes = sa ? *sa : th_sattr_mode(0755);
 	return TH_MADE_CALL(c, rpc_nfs3_mkdir_async, &a, out);
 }
 
@@ -1459,12 +1454,10 @@ int
 th_symlink(struct th_conn *c, const struct th_fh *dir, const char *name,
 	   const char *target, struct th_obj *out)
 {
-	SYMLINK3args a;
+	SYMLINK3args a = {.where = th_dirop(dir, name),
+			  .symlink.symlink_attributes = th_sattr_mode(0777),
+			  .symlink.symlink_data = (char *)target};
 
-	memset(&a, 0, sizeof a);
-	a.where = th_dirop(dir, name);
-	a.symlink.symlink_attributes = th_sattr_mode(0777);
-	a.symlink.symlink_data = (char *)target;
 	return TH_MADE_CALL(c, rpc_nfs3_symlink_async, &a, out);
 }
 
@@ -1473,11 +1466,8 @@ th_mknod(struct th_conn *c, const struct th_fh *dir, const char *name,
 	 ftype3 type, uint32_t mode, uint32_t major, uint32_t minor,
 	 struct th_obj *out)
 {
-	MKNOD3args a;
+	MKNOD3args a = {.where = th_dirop(dir, name), .what.type = type};
 
-	memset(&a, 0, sizeof a);
-	a.where = th_dirop(dir, name);
-	a.what.type = type;
 	switch (type) {
 	case NF3CHR:
 	case NF3BLK:
@@ -1496,20 +1486,18 @@ th_mknod(struct th_conn *c, const struct th_fh *dir, const char *name,
 int
 th_remove(struct th_conn *c, const struct th_fh *dir, const char *name)
 {
-	REMOVE3args a;
+	REMOVE3args a = {.object = th_dirop(dir, name)};
 	REMOVE3res r;
 
-	a.object = th_dirop(dir, name);
 	return TH_FLAT_CALL(c, rpc_nfs3_remove_async, &a, &r);
 }
 
 int
 th_rmdir(struct th_conn *c, const struct th_fh *dir, const char *name)
 {
-	RMDIR3args a;
+	RMDIR3args a = {.object = th_dirop(dir, name)};
 	RMDIR3res r;
 
-	a.object = th_dirop(dir, name);
 	return TH_FLAT_CALL(c, rpc_nfs3_rmdir_async, &a, &r);
 }
 
@@ -1517,11 +1505,10 @@ int
 th_rename(struct th_conn *c, const struct th_fh *sdir, const char *sname,
 	  const struct th_fh *ddir, const char *dname)
 {
-	RENAME3args a;
+	RENAME3args a = {.from = th_dirop(sdir, sname),
+			 .to = th_dirop(ddir, dname)};
 	RENAME3res r;
 
-	a.from = th_dirop(sdir, sname);
-	a.to = th_dirop(ddir, dname);
 	return TH_FLAT_CALL(c, rpc_nfs3_rename_async, &a, &r);
 }
 
@@ -1529,11 +1516,9 @@ int
 th_link(struct th_conn *c, const struct th_fh *fh, const struct th_fh *dir,
 	const char *name, LINK3res *out)
 {
-	LINK3args a;
+	LINK3args a = {.file = th_fh3(fh), .link = th_dirop(dir, name)};
 	LINK3res tmp;
 
-	a.file = th_fh3(fh);
-	a.link = th_dirop(dir, name);
 	return TH_FLAT_CALL(c, rpc_nfs3_link_async, &a, out ? out : &tmp);
 }
 
@@ -1642,16 +1627,12 @@ int
 th_readdir(struct th_conn *c, const struct th_fh *dir, uint64_t cookie,
 	   const uint8_t verf[8], uint32_t count, struct th_dirpage *out)
 {
-	READDIR3args a;
+	READDIR3args a = {.dir = th_fh3(dir), .cookie = cookie, .count = count};
 	struct th_call k = {.copy = th_copy_readdir, .arg = out};
 
 	memset(out, 0, sizeof *out);
-	memset(&a, 0, sizeof a);
-	a.dir = th_fh3(dir);
-	a.cookie = cookie;
 	if (verf)
 		memcpy(a.cookieverf, verf, 8);
-	a.count = count;
 	return th_finish(c, &k, rpc_nfs3_readdir_async(c->rpc, th_cb, &a, &k));
 }
 
@@ -1660,17 +1641,15 @@ th_readdirplus(struct th_conn *c, const struct th_fh *dir, uint64_t cookie,
 	       const uint8_t verf[8], uint32_t dircount, uint32_t maxcount,
 	       struct th_dirpage *out)
 {
-	READDIRPLUS3args a;
+	READDIRPLUS3args a = {.dir = th_fh3(dir),
+			      .cookie = cookie,
+			      .dircount = dircount,
+			      .maxcount = maxcount};
 	struct th_call k = {.copy = th_copy_readdirplus, .arg = out};
 
 	memset(out, 0, sizeof *out);
-	memset(&a, 0, sizeof a);
-	a.dir = th_fh3(dir);
-	a.cookie = cookie;
 	if (verf)
 		memcpy(a.cookieverf, verf, 8);
-	a.dircount = dircount;
-	a.maxcount = maxcount;
 	return th_finish(c, &k,
 			 rpc_nfs3_readdirplus_async(c->rpc, th_cb, &a, &k));
 }
