@@ -32,6 +32,44 @@ dir_writable(const struct inode *d, const struct meta_cred *c)
 	return 0;
 }
 
+/* Read dir, which a transaction of c's is to change, into d: its
+ * attributes before the change into pre and, until the change sets them
+ * anew, into post (when asked). */
+static int
+dir_read(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
+	 struct inode *d, struct meta_pre_attr *pre, struct meta_attr *post)
+{
+	int rc;
+
+	t->lazy = c->async;
+	rc = meta_inode_get(t, dir, d);
+	if (rc)
+		return rc;
+	meta_pre_attr_of(d, pre);
+	if (post)
+		*post = d->a;
+	return 0;
+}
+
+/* dir_writable, and neither the trash nor a directory in it. */
+static int
+dir_changeable(struct mtxn *t, const struct inode *d, const struct meta_cred *c)
+{
+	int rc = dir_writable(d, c);
+
+	return rc ? rc : meta_trash_guard(t, d);
+}
+
+/* dir_read, then dir_changeable. */
+static int
+dir_open(struct mtxn *t, const struct meta_cred *c, uint64_t dir,
+	 struct inode *d, struct meta_pre_attr *pre, struct meta_attr *post)
+{
+	int rc = dir_read(t, c, dir, d, pre, post);
+
+	return rc ? rc : dir_changeable(t, d, c);
+}
+
 /* Sticky directories: only the owner of the entry or of the directory
  * (or root) may remove or rename it. */
 static int
@@ -151,16 +189,7 @@ create_txn(struct mtxn *t, void *arg)
 	uint64_t cino, now = tl_now_ns();
 	int rc;
 
-	t->lazy = o->c->async;
-	rc = meta_inode_get(t, o->dir, &d);
-	if (rc)
-		return rc;
-	meta_pre_attr_of(&d, o->dir_pre);
-	if (o->dir_post)
-		*o->dir_post = d.a;
-	rc = dir_writable(&d, o->c);
-	if (rc == 0)
-		rc = meta_trash_guard(t, &d);
+	rc = dir_open(t, o->c, o->dir, &d, o->dir_pre, o->dir_post);
 	if (rc)
 		return rc;
 	if (is_dot(o->name))
@@ -364,16 +393,7 @@ remove_txn(struct mtxn *t, void *arg)
 	uint64_t cino, cookie, now = tl_now_ns();
 	int rc;
 
-	t->lazy = o->c->async;
-	rc = meta_inode_get(t, o->dir, &d);
-	if (rc)
-		return rc;
-	meta_pre_attr_of(&d, o->dir_pre);
-	if (o->dir_post)
-		*o->dir_post = d.a;
-	rc = dir_writable(&d, o->c);
-	if (rc == 0)
-		rc = meta_trash_guard(t, &d);
+	rc = dir_open(t, o->c, o->dir, &d, o->dir_pre, o->dir_post);
 	if (rc)
 		return rc;
 	rc = meta_dentry_get(t, o->dir, o->name, o->len, NULL, &cino, &cookie);
@@ -485,21 +505,15 @@ link_txn(struct mtxn *t, void *arg)
 	uint64_t cino, now = tl_now_ns();
 	int rc;
 
-	t->lazy = o->c->async;
-	rc = meta_inode_get(t, dir, &d);
+	rc = dir_read(t, o->c, dir, &d, o->dir_pre, dir_post);
 	if (rc)
 		return rc;
-	meta_pre_attr_of(&d, o->dir_pre);
-	if (dir_post)
-		*dir_post = d.a;
 	rc = meta_inode_get(t, ino, &in);
 	if (rc)
 		return rc;
 	if (in.a.type == META_DIR)
 		return -EPERM;
-	rc = dir_writable(&d, o->c);
-	if (rc == 0)
-		rc = meta_trash_guard(t, &d);
+	rc = dir_changeable(t, &d, o->c);
 	if (rc == 0) /* a link out would leave it to the trash's expiry */
 		rc = meta_trash_holds(t, &in);
 	if (rc)
