@@ -557,12 +557,9 @@ meta_read_chunk(struct meta *m, uint64_t ino, uint32_t chunk, uint32_t from,
 
 	*out = NULL;
 	*n = 0;
-	rc = meta_txn_begin(m, &t, true);
+	rc = meta_txn_begin_inode(m, &t, ino, &in);
 	if (rc)
 		return rc;
-	rc = meta_inode_get(&t, ino, &in);
-	if (rc)
-		goto out;
 	meta_key_chunk(m, &k, ino, chunk);
 	rc = meta_kv_get(t.kv, k.b, k.len, (const void **)&v, &vlen);
 	if (rc == -ENOENT) {

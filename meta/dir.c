@@ -829,12 +829,11 @@ meta_readdir(struct meta *m, const struct meta_cred *c, uint64_t dir,
 	struct mtxn t;
 	int rc;
 
-	rc = meta_txn_begin(m, &t, true);
+	rc = meta_txn_begin_inode(m, &t, dir, &d);
 	if (rc)
 		return rc;
 	r.t = &t;
-	rc = meta_inode_get(&t, dir, &d);
-	if (rc == 0 && d.a.type != META_DIR)
+	if (d.a.type != META_DIR)
 		rc = -ENOTDIR;
 	if (rc == 0 && !meta_access(&d.a, c, META_MAY_READ))
 		rc = -EACCES;

@@ -137,11 +137,10 @@ meta_readlink(struct meta *m, uint64_t ino, char **target)
 	size_t vlen;
 	int rc;
 
-	rc = meta_txn_begin(m, &t, true);
+	rc = meta_txn_begin_inode(m, &t, ino, &in);
 	if (rc)
 		return rc;
-	rc = meta_inode_get(&t, ino, &in);
-	if (rc == 0 && in.a.type != META_LNK)
+	if (in.a.type != META_LNK)
 		rc = -EINVAL;
 	if (rc == 0) {
 		meta_key_ino(m, &k, ino, 'S');

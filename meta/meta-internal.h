@@ -196,6 +196,10 @@ bool meta_txn_retry(int rc, int *tries);
  * result, or the commit's. */
 int meta_txn_run(struct meta *m, bool rdonly,
 		 int (*fn)(struct mtxn *t, void *arg), void *arg);
+/* Begin a read-only transaction of m in t and read ino's inode in it
+ * into in.  On failure t is ended already. */
+int meta_txn_begin_inode(struct meta *m, struct mtxn *t, uint64_t ino,
+			 struct inode *in);
 
 /* Key/value pairs of a bounded scan, copied so that the caller may
  * change the range while it walks them (delete them, say).  Start with

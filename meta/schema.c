@@ -470,6 +470,18 @@ meta_txn_run(struct meta *m, bool rdonly, int (*fn)(struct mtxn *t, void *arg),
 	return rc;
 }
 
+int
+meta_txn_begin_inode(struct meta *m, struct mtxn *t, uint64_t ino,
+		     struct inode *in)
+{
+	int rc = meta_txn_begin(m, t, true);
+
+	if (rc)
+		return rc;
+	rc = meta_inode_get(t, ino, in);
+	return rc ? meta_txn_end(t, rc) : 0;
+}
+
 /* ---- collected scans ------------------------------------------------------ */
 
 static int

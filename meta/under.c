@@ -209,11 +209,10 @@ meta_getattr_under(struct meta *m, uint64_t root, uint64_t ino,
 	struct mtxn t;
 	int rc;
 
-	rc = meta_txn_begin(m, &t, true);
+	rc = meta_txn_begin_inode(m, &t, ino, &in);
 	if (rc)
 		return rc;
-	rc = meta_inode_get(&t, ino, &in);
-	if (rc == 0 && ino != root && root != META_ROOT_INO)
+	if (ino != root && root != META_ROOT_INO)
 		rc = inode_under(&t, root, &in);
 	if (rc == 0)
 		*out = in.a;

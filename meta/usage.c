@@ -21,11 +21,10 @@ meta_dir_usage(struct meta *m, uint64_t dir, uint64_t *bytes, uint64_t *inodes)
 	int rc;
 
 	*bytes = *inodes = 0;
-	rc = meta_txn_begin(m, &t, true);
+	rc = meta_txn_begin_inode(m, &t, dir, &in);
 	if (rc)
 		return rc;
-	rc = meta_inode_get(&t, dir, &in);
-	if (rc == 0 && in.a.type != META_DIR)
+	if (in.a.type != META_DIR)
 		rc = -ENOTDIR;
 	if (rc == 0)
 		rc = meta_usage_get(&t, dir, bytes, inodes);
