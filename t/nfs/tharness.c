@@ -1256,20 +1256,17 @@ static void
 th_copy_lookup(void *res, void *arg)
 {
 	LOOKUP3res *r = res;
+	LOOKUP3resok *ok = &r->LOOKUP3res_u.resok;
 	struct th_obj *o = arg;
+	post_op_fh3 fh = {.handle_follows = 1};
 
-	if (r->status != NFS3_OK) {
+	if (r->status == NFS3_OK) {
+		fh.post_op_fh3_u.handle = ok->object;
+		th_copy_obj_post(o, &fh, &ok->obj_attributes);
+		o->dir_attributes = ok->dir_attributes;
+	} else {
 		o->dir_attributes = r->LOOKUP3res_u.resfail.dir_attributes;
-		return;
 	}
-	o->fh_follows = true;
-	th_fh_from(&o->fh, &r->LOOKUP3res_u.resok.object);
-	o->attr_follows =
-		r->LOOKUP3res_u.resok.obj_attributes.attributes_follow;
-	if (o->attr_follows)
-		o->attr = r->LOOKUP3res_u.resok.obj_attributes.post_op_attr_u
-				  .attributes;
-	o->dir_attributes = r->LOOKUP3res_u.resok.dir_attributes;
 }
 
 int
