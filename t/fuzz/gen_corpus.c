@@ -240,25 +240,33 @@ gen_mount(void)
 	mnt("mnt-05-export-v1", 1, MOUNTPROC3_EXPORT, NULL);
 }
 
+/* Append to b a GETATTR of the root as a record in two fragments, then
+ * a NULL record; m is scratch. */
+static void
+getattr_split_null(struct tl_buf *b, struct tl_buf *m)
+{
+	GETATTR3args ga = {fh(ROOT, 0)};
+	size_t half;
+
+	encode(m, NFSD_PROG_NFS, 3, NFSPROC3_GETATTR,
+	       (xdrproc_t)xdr_GETATTR3args, &ga);
+	half = m->len / 2;
+	tl_buf_append_be32(b, (uint32_t)half);
+	tl_buf_append(b, m->data, half);
+	tl_buf_append_be32(b, 0x80000000u | (uint32_t)(m->len - half));
+	tl_buf_append(b, m->data + half, m->len - half);
+	encode(m, NFSD_PROG_NFS, 3, NFSPROC3_NULL, NULL, NULL);
+	frame(b, 0, m);
+}
+
 /* "RM:" and two records: GETATTR in two fragments, then NULL. */
 static void
 gen_stream(void)
 {
 	struct tl_buf b = TL_BUF_INIT, m = TL_BUF_INIT;
-	GETATTR3args ga = {fh(ROOT, 0)};
-	size_t half;
 
 	tl_buf_append(&b, "RM:", 3);
-	encode(&m, NFSD_PROG_NFS, 3, NFSPROC3_GETATTR,
-	       (xdrproc_t)xdr_GETATTR3args, &ga);
-	half = m.len / 2;
-	tl_buf_append_be32(&b, (uint32_t)half);
-	tl_buf_append(&b, m.data, half);
-	tl_buf_append_be32(&b, 0x80000000u | (uint32_t)(m.len - half));
-	tl_buf_append(&b, m.data + half, m.len - half);
-	encode(&m, NFSD_PROG_NFS, 3, NFSPROC3_NULL, NULL, NULL);
-	tl_buf_append_be32(&b, 0x80000000u | (uint32_t)m.len);
-	tl_buf_append(&b, m.data, m.len);
+	getattr_split_null(&b, &m);
 	write_file("stream-getattr-null", &b);
 	tl_buf_free(&b);
 	tl_buf_free(&m);
@@ -270,22 +278,11 @@ gen_transport(void)
 {
 	static char data[65536];
 	struct tl_buf b = TL_BUF_INIT, m = TL_BUF_INIT;
-	GETATTR3args ga = {fh(ROOT, 0)};
 	WRITE3args wa = {
 		fh(F, 0), 0, sizeof(data), UNSTABLE, {sizeof(data), data}};
 	READDIRPLUS3args ra = {fh(ROOT, 0), 0, {0}, 1024, 65536};
-	size_t half;
 
-	/* GETATTR in two fragments, then NULL */
-	encode(&m, NFSD_PROG_NFS, 3, NFSPROC3_GETATTR,
-	       (xdrproc_t)xdr_GETATTR3args, &ga);
-	half = m.len / 2;
-	tl_buf_append_be32(&b, (uint32_t)half);
-	tl_buf_append(&b, m.data, half);
-	tl_buf_append_be32(&b, 0x80000000u | (uint32_t)(m.len - half));
-	tl_buf_append(&b, m.data + half, m.len - half);
-	encode(&m, NFSD_PROG_NFS, 3, NFSPROC3_NULL, NULL, NULL);
-	frame(&b, 0, &m);
+	getattr_split_null(&b, &m);
 	write_file("stream-fragments", &b);
 
 	/* ten READDIRPLUS calls pipelined */
