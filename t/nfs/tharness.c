@@ -739,21 +739,46 @@ th_server_set_exports(struct th_server *s, const char *exports)
 	return 0;
 }
 
+/* A free place in th_servers, or -1. */
+static int
+th_free_slot(void)
+{
+	for (int i = 0; i < TH_MAX_SERVERS; i++)
+		if (!th_servers[i])
+			return i;
+	return -1;
+}
+
+/* Spawn s on a free port.  Another test may take the port between the
+ * check and the bind: then, if retry, another port (three tries). */
+static int
+th_spawn_on_free_port(struct th_server *s, bool retry)
+{
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		s->port = th_free_port();
+		if (s->port < 0)
+			return -1;
+		rc = th_spawn(s);
+		if (rc == 0 || !retry || tries == 2 ||
+		    !th_log_says(s, "in use"))
+			return rc;
+		th_diag("port %d was taken; trying another", s->port);
+	}
+}
+
 int
 th_server_start(struct th_server *s, const char *format_args,
 		const char *exports)
 {
 	const char *tmp = getenv("TMPDIR");
 	char cmd[2048], tmpl[128];
-	int rc, slot = -1;
+	int rc, slot;
 
 	th_install_hooks();
 	memset(s, 0, sizeof *s);
-	for (int i = 0; i < TH_MAX_SERVERS; i++)
-		if (!th_servers[i]) {
-			slot = i;
-			break;
-		}
+	slot = th_free_slot();
 	if (slot < 0)
 		return -1;
 	if (!tmp || strlen(tmp) > 100)
@@ -788,31 +813,17 @@ th_server_start(struct th_server *s, const char *format_args,
 	}
 	if (th_server_set_exports(s, exports) < 0)
 		return -1;
-	/* Another test may take the port between the check and the bind:
-	 * then another port. */
-	for (int tries = 0;; tries++) {
-		s->port = th_free_port();
-		if (s->port < 0)
-			return -1;
-		rc = th_spawn(s);
-		if (rc == 0 || tries == 2 || !th_log_says(s, "in use"))
-			return rc;
-		th_diag("port %d was taken; trying another", s->port);
-	}
+	return th_spawn_on_free_port(s, true);
 }
 
 int
 th_server_join(struct th_server *s, const struct th_server *of,
 	       const char *args, bool nfs)
 {
-	int slot = -1, rc;
+	int slot;
 
 	memset(s, 0, sizeof *s);
-	for (int i = 0; i < TH_MAX_SERVERS; i++)
-		if (!th_servers[i]) {
-			slot = i;
-			break;
-		}
+	slot = th_free_slot();
 	if (slot < 0)
 		return -1;
 	th_servers[slot] = s;
@@ -825,15 +836,7 @@ th_server_join(struct th_server *s, const struct th_server *of,
 		 of->exports_path);
 	snprintf(s->logname, sizeof s->logname, "tesserad-%d.log", slot);
 	th_server_set_args(s, args);
-	for (int tries = 0;; tries++) {
-		s->port = th_free_port();
-		if (s->port < 0)
-			return -1;
-		rc = th_spawn(s);
-		if (rc == 0 || !nfs || tries == 2 || !th_log_says(s, "in use"))
-			return rc;
-		th_diag("port %d was taken; trying another", s->port);
-	}
+	return th_spawn_on_free_port(s, nfs);
 }
 
 void
