@@ -32,6 +32,7 @@
 #include "t/fuzz/fuzz_vol.h"
 
 static struct nfsd_server *srv;
+static pthread_t srv_thread;
 static unsigned port;
 
 static void *
@@ -41,11 +42,23 @@ serve(void *arg)
 	return NULL;
 }
 
+/* At exit, before OpenSSL's and the volume's own exit handlers (atexit
+ * runs them in reverse): the server stops and its workers end.  A worker
+ * still running the last input's request (the client stops reading once
+ * the server closes) met OpenSSL torn down under it and crashed the
+ * replay now and then on a loaded machine. */
+static void
+stop_server(void)
+{
+	nfsd_server_stop(srv);
+	pthread_join(srv_thread, NULL);
+	nfsd_server_free(srv);
+}
+
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct nfsd_config cfg;
-	pthread_t thr;
 	char *err = NULL;
 	int rc;
 
@@ -72,8 +85,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (rc != 0)
 		fuzz_die("server", rc, err);
 	port = nfsd_server_port(srv);
-	pthread_create(&thr, NULL, serve, srv);
-	pthread_detach(thr);
+	pthread_create(&srv_thread, NULL, serve, srv);
+	atexit(stop_server);
 	nfsd_config_free(&cfg);
 	return 0;
 }
